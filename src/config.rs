@@ -1,0 +1,192 @@
+//! The TOML configuration, read once in `C_Initialize`.
+//!
+//! Where it comes from, first match wins: the path given in `C_Initialize`'s `pReserved`,
+//! the `KMSHSM_CONF` environment variable, `$XDG_CONFIG_HOME/kmshsm/kmshsm.toml` (or
+//! `~/.config/...`) if that file exists, and otherwise built-in defaults. A file that was
+//! named but cannot be read or parsed is an error, never silently replaced by defaults.
+//! This module only reads and validates; it must not create directories or open tokens.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Log verbosity, as named in the configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Off,
+    Error,
+    #[default]
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// Argon2id cost for the keys derived from PINs. New PINs use these values; each stored
+/// PIN keeps the parameters it was set with, so changing them never locks a token out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KdfConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for KdfConfig {
+    /// OWASP's Argon2id baseline: m = 19 MiB, t = 2, p = 1 (about 30 ms here).
+    fn default() -> Self {
+        KdfConfig {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the token databases live; created with mode 0700 if missing.
+    pub token_dir: PathBuf,
+    pub log_level: LogLevel,
+    /// A file to append log lines to; standard error when absent.
+    pub log_file: Option<PathBuf>,
+    /// Consecutive wrong PINs before the PIN locks; 0 never locks.
+    pub max_pin_failures: u32,
+    pub kdf: KdfConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            token_dir: default_token_dir(),
+            log_level: LogLevel::default(),
+            log_file: None,
+            max_pin_failures: 10,
+            kdf: KdfConfig::default(),
+        }
+    }
+}
+
+fn home_subdir(xdg_var: &str, fallback: &str) -> Option<PathBuf> {
+    match std::env::var_os(xdg_var) {
+        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+        _ => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(fallback)),
+    }
+}
+
+fn default_token_dir() -> PathBuf {
+    home_subdir("XDG_DATA_HOME", ".local/share")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("kmshsm/tokens")
+}
+
+impl Config {
+    /// Finds and reads the configuration. `explicit` is the path from `pReserved`.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        if let Some(path) = explicit {
+            return Config::from_file(path);
+        }
+        if let Some(path) = std::env::var_os("KMSHSM_CONF").filter(|p| !p.is_empty()) {
+            return Config::from_file(Path::new(&path));
+        }
+        if let Some(dir) = home_subdir("XDG_CONFIG_HOME", ".config") {
+            let path = dir.join("kmshsm/kmshsm.toml");
+            if path.is_file() {
+                return Config::from_file(&path);
+            }
+        }
+        Ok(Config::default())
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        Config::parse(&text).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.token_dir.as_os_str().is_empty() {
+            return Err(Error::Config("token_dir is empty".into()));
+        }
+        let k = &self.kdf;
+        // argon2's own bounds: p in 1..2^24, t >= 1, m >= 8p.
+        if k.parallelism == 0 || k.parallelism > 0x00ff_ffff {
+            return Err(Error::Config("kdf.parallelism must be between 1 and 2^24-1".into()));
+        }
+        if k.iterations == 0 {
+            return Err(Error::Config("kdf.iterations must be at least 1".into()));
+        }
+        if u64::from(k.memory_kib) < 8 * u64::from(k.parallelism) {
+            return Err(Error::Config("kdf.memory_kib must be at least 8 x parallelism".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.max_pin_failures, 10);
+        assert_eq!(c.kdf, KdfConfig::default());
+        assert!(c.token_dir.ends_with("kmshsm/tokens"));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = Config::parse(
+            "token_dir = \"/t\"\nlog_level = \"debug\"\nlog_file = \"/l\"\n\
+             max_pin_failures = 3\n[kdf]\nmemory_kib = 64\niterations = 1\nparallelism = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.token_dir, PathBuf::from("/t"));
+        assert_eq!(c.log_level, LogLevel::Debug);
+        assert_eq!(c.log_file, Some(PathBuf::from("/l")));
+        assert_eq!(c.max_pin_failures, 3);
+        assert_eq!(c.kdf.parallelism, 2);
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_name() {
+        let e = Config::parse("token_dri = \"/t\"").unwrap_err().to_string();
+        assert!(e.contains("token_dri"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        assert!(Config::parse("max_pin_failures = \"ten\"").is_err());
+    }
+
+    #[test]
+    fn broken_toml_is_refused() {
+        assert!(Config::parse("token_dir = ").is_err());
+    }
+
+    #[test]
+    fn impossible_kdf_cost_is_refused() {
+        assert!(Config::parse("[kdf]\niterations = 0").is_err());
+        assert!(Config::parse("[kdf]\nmemory_kib = 4\nparallelism = 1").is_err());
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let e = Config::from_file(Path::new("/nonexistent/kmshsm.toml")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/kmshsm.toml"));
+    }
+}

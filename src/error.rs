@@ -1,0 +1,134 @@
+//! The crate's one error type.
+//!
+//! Everything below the C boundary returns `Result<T, Error>`. Only `ffi::rv` turns an
+//! `Error` into a `CK_RV`, in one table. This module must not know about `CK_RV`.
+
+/// Failures of the store layer. Kept apart so the store knows nothing of PKCS#11.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be read or written (I/O, locking, corruption).
+    #[error("token database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A file-system operation on the token directory failed.
+    #[error("token directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// A record did not decode: wrong version, truncated, or tampered with.
+    #[error("malformed record: {0}")]
+    Malformed(&'static str),
+    /// The database was written by a newer kmshsm.
+    #[error("unsupported schema version {0}")]
+    SchemaVersion(i64),
+    /// Sealed data did not authenticate under the token master key.
+    #[error("sealed data failed to authenticate")]
+    Unseal,
+}
+
+/// Every failure the module can report. Variants name what went wrong for the caller;
+/// `ffi::rv` maps each to exactly one `CK_RV`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // --- the library and its arguments
+    #[error("the library is not initialised")]
+    NotInitialized,
+    #[error("the library is already initialised")]
+    AlreadyInitialized,
+    #[error("bad arguments: {0}")]
+    ArgumentsBad(&'static str),
+    #[error("the locking callbacks supplied cannot be used")]
+    CantLock,
+    #[error("function not supported")]
+    FunctionNotSupported,
+    #[error("functions do not run in parallel")]
+    FunctionNotParallel,
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("a previous call panicked; the library must be re-initialised")]
+    Poisoned,
+
+    // --- slots, tokens, PINs, login
+    #[error("no such slot")]
+    SlotIdInvalid,
+    #[error("the token is not initialised")]
+    TokenNotRecognized,
+    #[error("sessions are open on the token")]
+    SessionExists,
+    #[error("a read-only session exists")]
+    SessionReadOnlyExists,
+    #[error("the SO is logged in, so a read-only session cannot be opened")]
+    SessionReadWriteSoExists,
+    #[error("PIN incorrect")]
+    PinIncorrect,
+    #[error("PIN locked after too many failures")]
+    PinLocked,
+    #[error("PIN length out of range")]
+    PinLenRange,
+    #[error("PIN contains invalid characters")]
+    PinInvalid,
+    #[error("user not logged in")]
+    UserNotLoggedIn,
+    #[error("user already logged in")]
+    UserAlreadyLoggedIn,
+    #[error("another user is already logged in")]
+    UserAnotherAlreadyLoggedIn,
+    #[error("user PIN not initialised")]
+    UserPinNotInitialized,
+    #[error("invalid user type")]
+    UserTypeInvalid,
+
+    // --- sessions and operations
+    #[error("invalid session handle")]
+    SessionHandleInvalid,
+    #[error("parallel sessions are not supported")]
+    SessionParallelNotSupported,
+    #[error("the session is read-only")]
+    SessionReadOnly,
+    #[error("an operation of this kind is already active")]
+    OperationActive,
+    #[error("no operation of this kind is active")]
+    OperationNotInitialized,
+
+    // --- objects and attributes
+    #[error("invalid object handle")]
+    ObjectHandleInvalid,
+    #[error("attribute type invalid")]
+    AttributeTypeInvalid,
+    #[error("attribute value invalid")]
+    AttributeValueInvalid,
+    #[error("attribute is read-only")]
+    AttributeReadOnly,
+    #[error("attribute is sensitive")]
+    AttributeSensitive,
+    #[error("template incomplete")]
+    TemplateIncomplete,
+    #[error("template inconsistent")]
+    TemplateInconsistent,
+    #[error("action prohibited by the object's attributes")]
+    ActionProhibited,
+    #[error("output buffer too small")]
+    BufferTooSmall,
+
+    // --- mechanisms and randomness
+    #[error("mechanism invalid")]
+    MechanismInvalid,
+    #[error("seeding the random generator is not supported")]
+    RandomSeedNotSupported,
+    #[error("the random generator failed")]
+    RandomFailed,
+
+    // --- below the PKCS#11 layer
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A broken invariant inside the module: always a bug, never caller-caused.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Store(StoreError::Database(e))
+    }
+}

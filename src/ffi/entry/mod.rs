@@ -1,0 +1,29 @@
+//! One Rust function per implemented C function, grouped as the specification's chapters
+//! (§5.4 general, §5.5 slot and token, §5.6 session, §5.7 object, §5.15 random).
+//! Each decodes its arguments through `raw`, calls the semantic layer, and encodes the
+//! result; none holds policy. Deviations from the specification are listed per function.
+
+pub mod general;
+pub mod object;
+pub mod random;
+pub mod session;
+pub mod slot_token;
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::provider::{self, Provider};
+use crate::session::Session;
+
+/// Every function the module does not implement yet.
+pub fn unsupported() -> Result<()> {
+    provider::get()?;
+    Err(Error::FunctionNotSupported)
+}
+
+/// The initialised provider and the session behind `handle`.
+fn session(handle: cryptoki_sys::CK_SESSION_HANDLE) -> Result<(Arc<Provider>, Arc<Session>)> {
+    let p = provider::get()?;
+    let s = p.session(handle as u64)?;
+    Ok((p, s))
+}

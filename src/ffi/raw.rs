@@ -1,0 +1,330 @@
+//! All raw-pointer work of the crate: the one module allowed `unsafe`.
+//!
+//! Every function here turns a caller's pointer and length into a safe Rust value, or a
+//! Rust value into the caller's buffer, following PKCS#11 3.0 §5.2:
+//! - input `(NULL, 0)` is empty, `(NULL, n > 0)` is `CKR_ARGUMENTS_BAD`;
+//! - output buffers follow the length-query rule: a NULL buffer returns the needed size
+//!   with `CKR_OK`, a short one returns the size with `CKR_BUFFER_TOO_SMALL`;
+//! - structures are read and written unaligned, since callers owe us no alignment.
+//!
+//! Soundness rests on the caller honouring the PKCS#11 contract (pointers valid for the
+//! lengths they state); nothing else here trusts the caller. Lengths are capped so that
+//! a lying length cannot make the module allocate without bound.
+
+use std::ffi::{c_void, CStr};
+use std::path::PathBuf;
+use std::ptr;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::object::attr::{RawAttribute, RawValue};
+use crate::object::Read;
+
+/// Largest input buffer accepted, so a lying length cannot exhaust memory.
+pub const MAX_INPUT_LEN: usize = 1 << 30;
+/// Largest template accepted.
+pub const MAX_TEMPLATE_LEN: usize = 4096;
+/// Longest configuration path accepted through `pReserved`.
+const MAX_PATH_LEN: usize = 4096;
+
+fn len_of(n: CK_ULONG) -> Result<usize> {
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_INPUT_LEN)
+        .ok_or(Error::ArgumentsBad("length too large"))
+}
+
+/// The `n` bytes at `ptr`.
+pub fn in_bytes<'a>(ptr: *const u8, n: CK_ULONG) -> Result<&'a [u8]> {
+    let n = len_of(n)?;
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::ArgumentsBad("NULL buffer with non-zero length"));
+    }
+    // SAFETY: the caller promises `ptr` is valid for `n` bytes (PKCS#11 §5.2).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
+/// Exactly `N` bytes at `ptr` (for fixed fields such as the 32-byte token label).
+pub fn in_array<const N: usize>(ptr: *const u8) -> Result<[u8; N]> {
+    if ptr.is_null() {
+        return Err(Error::ArgumentsBad("NULL fixed-size buffer"));
+    }
+    // SAFETY: the caller promises N readable bytes; read_unaligned needs no alignment.
+    Ok(unsafe { ptr::read_unaligned(ptr.cast::<[u8; N]>()) })
+}
+
+/// A copy of the structure at `ptr`, or `None` for NULL.
+pub fn read_struct<T: Copy>(ptr: *const T) -> Option<T> {
+    if ptr.is_null() {
+        None
+    } else {
+        // SAFETY: non-NULL pointer the caller promises points to a T.
+        Some(unsafe { ptr::read_unaligned(ptr) })
+    }
+}
+
+/// Writes `value` to the caller's `*ptr`; NULL is `CKR_ARGUMENTS_BAD`.
+pub fn write<T>(ptr: *mut T, value: T) -> Result<()> {
+    if ptr.is_null() {
+        return Err(Error::ArgumentsBad("NULL output pointer"));
+    }
+    // SAFETY: non-NULL pointer the caller promises is writable for a T.
+    unsafe { ptr::write_unaligned(ptr, value) };
+    Ok(())
+}
+
+/// Copies `items` into the caller's array under the length-query rule.
+/// `count` is in and out: capacity on entry, needed or written count on exit.
+pub fn out_array<T: Copy>(buf: *mut T, count: *mut CK_ULONG, items: &[T]) -> Result<()> {
+    let capacity = read_struct(count).ok_or(Error::ArgumentsBad("NULL length pointer"))?;
+    let needed = items.len() as CK_ULONG;
+    write(count, needed)?;
+    if buf.is_null() {
+        return Ok(());
+    }
+    if capacity < needed {
+        return Err(Error::BufferTooSmall);
+    }
+    // SAFETY: the caller promised `capacity` >= `needed` writable elements at `buf`;
+    // copying as bytes needs no alignment of `buf`.
+    unsafe {
+        ptr::copy_nonoverlapping(
+            items.as_ptr().cast::<u8>(),
+            buf.cast::<u8>(),
+            std::mem::size_of_val(items),
+        )
+    };
+    Ok(())
+}
+
+/// Copies `text` into a fixed blank-padded field (CK_INFO and friends).
+pub fn padded<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [b' '; N];
+    let bytes = text.as_bytes();
+    let n = bytes.len().min(N);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
+}
+
+fn nested_types(ty: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(ty, CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE)
+}
+
+fn template_slice<'a>(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<&'a [CK_ATTRIBUTE]> {
+    let n = usize::try_from(count)
+        .ok()
+        .filter(|n| *n <= MAX_TEMPLATE_LEN)
+        .ok_or(Error::ArgumentsBad("template too long"))?;
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Error::ArgumentsBad("NULL template with non-zero count"));
+    }
+    // SAFETY: the caller promises `count` CK_ATTRIBUTEs at `ptr`. CK_ATTRIBUTE's
+    // alignment is that of a pointer, which C callers' arrays always have.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+}
+
+fn read_attributes(ptr: *const CK_ATTRIBUTE, count: CK_ULONG, depth: u8) -> Result<Vec<RawAttribute>> {
+    let mut out = Vec::new();
+    for a in template_slice(ptr, count)? {
+        let value = if nested_types(a.type_) && depth == 0 {
+            let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
+            if a.ulValueLen % size != 0 {
+                return Err(Error::AttributeValueInvalid);
+            }
+            RawValue::Nested(read_attributes(
+                a.pValue.cast::<CK_ATTRIBUTE>(),
+                a.ulValueLen / size,
+                1,
+            )?)
+        } else {
+            if a.pValue.is_null() && a.ulValueLen != 0 {
+                return Err(Error::AttributeValueInvalid);
+            }
+            RawValue::Bytes(Zeroizing::new(in_bytes(a.pValue.cast::<u8>(), a.ulValueLen)?.to_vec()))
+        };
+        out.push(RawAttribute {
+            ty: a.type_ as u64,
+            value,
+        });
+    }
+    Ok(out)
+}
+
+/// A caller's template (for create, copy, set, find, generate): types and copied values.
+pub fn read_template(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<RawAttribute>> {
+    read_attributes(ptr, count, 0)
+}
+
+/// How one attribute of `C_GetAttributeValue` turned out (§5.7, the five cases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filled {
+    Ok,
+    Sensitive,
+    Absent,
+    TooSmall,
+}
+
+/// Fills the value at `p`/`len` with `bytes`: NULL asks for the length.
+fn fill_value(a: &mut CK_ATTRIBUTE, bytes: &[u8]) -> Filled {
+    let needed = bytes.len() as CK_ULONG;
+    if a.pValue.is_null() {
+        a.ulValueLen = needed;
+        return Filled::Ok;
+    }
+    if a.ulValueLen < needed {
+        a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+        return Filled::TooSmall;
+    }
+    // SAFETY: the caller promised ulValueLen (>= needed) writable bytes at pValue.
+    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), a.pValue.cast::<u8>(), bytes.len()) };
+    a.ulValueLen = needed;
+    Filled::Ok
+}
+
+/// The template of `C_GetAttributeValue`, filled in place.
+pub struct OutTemplate<'a> {
+    attrs: &'a mut [CK_ATTRIBUTE],
+}
+
+impl<'a> OutTemplate<'a> {
+    pub fn new(ptr: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<OutTemplate<'a>> {
+        let slice = template_slice(ptr, count)?;
+        // SAFETY: same memory as `slice`, which the caller lends us mutably for the call.
+        let attrs = unsafe { std::slice::from_raw_parts_mut(slice.as_ptr().cast_mut(), slice.len()) };
+        Ok(OutTemplate { attrs })
+    }
+
+    pub fn types(&self) -> Vec<u64> {
+        self.attrs.iter().map(|a| a.type_ as u64).collect()
+    }
+
+    /// Records one attribute's outcome in the caller's template.
+    pub fn fill(&mut self, i: usize, read: &Read) -> Filled {
+        let Some(a) = self.attrs.get_mut(i) else {
+            return Filled::Absent;
+        };
+        match read {
+            Read::Value(bytes) => fill_value(a, bytes),
+            Read::Sensitive => {
+                a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                Filled::Sensitive
+            }
+            Read::Absent => {
+                a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                Filled::Absent
+            }
+            Read::Template(list) => {
+                let size = std::mem::size_of::<CK_ATTRIBUTE>();
+                let needed = (list.len() * size) as CK_ULONG;
+                if a.pValue.is_null() {
+                    a.ulValueLen = needed;
+                    return Filled::Ok;
+                }
+                if a.ulValueLen < needed {
+                    a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                    return Filled::TooSmall;
+                }
+                let inner_ptr = a.pValue.cast::<CK_ATTRIBUTE>();
+                let mut worst = Filled::Ok;
+                for (j, (ty, bytes)) in list.iter().enumerate() {
+                    // SAFETY: the caller supplied room for `list.len()` CK_ATTRIBUTEs.
+                    let inner = unsafe { &mut *inner_ptr.add(j) };
+                    inner.type_ = *ty as CK_ATTRIBUTE_TYPE;
+                    if fill_value(inner, bytes) == Filled::TooSmall {
+                        worst = Filled::TooSmall;
+                    }
+                }
+                a.ulValueLen = needed;
+                worst
+            }
+        }
+    }
+}
+
+/// The `C_Initialize` arguments, checked for the all-or-none rule of the callbacks.
+pub struct InitArgs {
+    pub flags: CK_FLAGS,
+    pub callbacks: bool,
+    pub config_path: Option<PathBuf>,
+}
+
+pub fn read_init_args(ptr: *const c_void) -> Result<InitArgs> {
+    let Some(args) = read_struct(ptr.cast::<CK_C_INITIALIZE_ARGS>()) else {
+        return Ok(InitArgs {
+            flags: 0,
+            callbacks: false,
+            config_path: None,
+        });
+    };
+    let given = [
+        args.CreateMutex.is_some(),
+        args.DestroyMutex.is_some(),
+        args.LockMutex.is_some(),
+        args.UnlockMutex.is_some(),
+    ];
+    let callbacks = given.iter().all(|g| *g);
+    if !callbacks && given.iter().any(|g| *g) {
+        return Err(Error::ArgumentsBad("mutex callbacks must be all given or none"));
+    }
+    Ok(InitArgs {
+        flags: args.flags,
+        callbacks,
+        config_path: c_path(args.pReserved.cast::<u8>())?,
+    })
+}
+
+/// A NUL-terminated path (at most 4 KiB), or `None` for NULL.
+fn c_path(ptr: *const u8) -> Result<Option<PathBuf>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    let mut len = 0;
+    // SAFETY: the caller promises a NUL-terminated string; we stop at the NUL or the cap.
+    while len < MAX_PATH_LEN && unsafe { *ptr.add(len) } != 0 {
+        len += 1;
+    }
+    if len == MAX_PATH_LEN {
+        return Err(Error::ArgumentsBad("pReserved is not a NUL-terminated path"));
+    }
+    // SAFETY: `len + 1` bytes were just read, the last being NUL.
+    let cstr = unsafe { CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(ptr, len + 1)) };
+    use std::os::unix::ffi::OsStrExt;
+    Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(cstr.to_bytes()))))
+}
+
+/// A NUL-terminated interface name for `C_GetInterface`.
+pub fn c_name<'a>(ptr: *const u8) -> Result<Option<&'a [u8]>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller promises a NUL-terminated string.
+    Ok(Some(unsafe { CStr::from_ptr(ptr.cast()) }.to_bytes()))
+}
+
+/// A static that holds raw pointers to other statics (the interface table).
+pub struct Shared<T>(pub T);
+
+// SAFETY: the wrapped values are immutable statics whose pointers point at other
+// immutable statics; sharing them between threads reads only.
+unsafe impl<T> Sync for Shared<T> {}
+
+/// Lends the caller's `n`-byte output buffer to `f` (for `C_GenerateRandom`).
+pub fn fill_bytes(ptr: *mut u8, n: CK_ULONG, f: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<()> {
+    let n = len_of(n)?;
+    if n == 0 {
+        return Ok(());
+    }
+    if ptr.is_null() {
+        return Err(Error::ArgumentsBad("NULL buffer with non-zero length"));
+    }
+    // SAFETY: the caller promises `n` writable bytes at `ptr`.
+    f(unsafe { std::slice::from_raw_parts_mut(ptr, n) })
+}

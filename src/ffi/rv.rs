@@ -1,0 +1,117 @@
+//! The one table from `Error` to `CK_RV`. Each row has a test in `tests` below.
+//!
+//! `CKR_GENERAL_ERROR` is reserved for bugs (internal invariants, caught panics); nothing
+//! a caller can cause maps to it. Store failures map to `CKR_DEVICE_ERROR` (the token's
+//! storage failed) or `CKR_DEVICE_MEMORY` (disk full).
+
+use cryptoki_sys::*;
+
+use crate::error::{Error, StoreError};
+
+pub fn of(e: &Error) -> CK_RV {
+    match e {
+        Error::NotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
+        Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,
+        Error::ArgumentsBad(_) => CKR_ARGUMENTS_BAD,
+        Error::CantLock => CKR_CANT_LOCK,
+        Error::FunctionNotSupported => CKR_FUNCTION_NOT_SUPPORTED,
+        Error::FunctionNotParallel => CKR_FUNCTION_NOT_PARALLEL,
+        Error::Config(_) => CKR_FUNCTION_FAILED,
+        Error::Poisoned => CKR_GENERAL_ERROR,
+        Error::SlotIdInvalid => CKR_SLOT_ID_INVALID,
+        Error::TokenNotRecognized => CKR_TOKEN_NOT_RECOGNIZED,
+        Error::SessionExists => CKR_SESSION_EXISTS,
+        Error::SessionReadOnlyExists => CKR_SESSION_READ_ONLY_EXISTS,
+        Error::SessionReadWriteSoExists => CKR_SESSION_READ_WRITE_SO_EXISTS,
+        Error::PinIncorrect => CKR_PIN_INCORRECT,
+        Error::PinLocked => CKR_PIN_LOCKED,
+        Error::PinLenRange => CKR_PIN_LEN_RANGE,
+        Error::PinInvalid => CKR_PIN_INVALID,
+        Error::UserNotLoggedIn => CKR_USER_NOT_LOGGED_IN,
+        Error::UserAlreadyLoggedIn => CKR_USER_ALREADY_LOGGED_IN,
+        Error::UserAnotherAlreadyLoggedIn => CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+        Error::UserPinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
+        Error::UserTypeInvalid => CKR_USER_TYPE_INVALID,
+        Error::SessionHandleInvalid => CKR_SESSION_HANDLE_INVALID,
+        Error::SessionParallelNotSupported => CKR_SESSION_PARALLEL_NOT_SUPPORTED,
+        Error::SessionReadOnly => CKR_SESSION_READ_ONLY,
+        Error::OperationActive => CKR_OPERATION_ACTIVE,
+        Error::OperationNotInitialized => CKR_OPERATION_NOT_INITIALIZED,
+        Error::ObjectHandleInvalid => CKR_OBJECT_HANDLE_INVALID,
+        Error::AttributeTypeInvalid => CKR_ATTRIBUTE_TYPE_INVALID,
+        Error::AttributeValueInvalid => CKR_ATTRIBUTE_VALUE_INVALID,
+        Error::AttributeReadOnly => CKR_ATTRIBUTE_READ_ONLY,
+        Error::AttributeSensitive => CKR_ATTRIBUTE_SENSITIVE,
+        Error::TemplateIncomplete => CKR_TEMPLATE_INCOMPLETE,
+        Error::TemplateInconsistent => CKR_TEMPLATE_INCONSISTENT,
+        Error::ActionProhibited => CKR_ACTION_PROHIBITED,
+        Error::BufferTooSmall => CKR_BUFFER_TOO_SMALL,
+        Error::MechanismInvalid => CKR_MECHANISM_INVALID,
+        Error::RandomSeedNotSupported => CKR_RANDOM_SEED_NOT_SUPPORTED,
+        Error::RandomFailed => CKR_DEVICE_ERROR,
+        Error::Store(StoreError::Io(io)) if io.raw_os_error() == Some(28) => CKR_DEVICE_MEMORY,
+        Error::Store(StoreError::Database(rusqlite::Error::SqliteFailure(f, _)))
+            if f.code == rusqlite::ErrorCode::DiskFull =>
+        {
+            CKR_DEVICE_MEMORY
+        }
+        Error::Store(_) => CKR_DEVICE_ERROR,
+        Error::Internal(_) => CKR_GENERAL_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_maps_to_its_code() {
+        let rows: Vec<(Error, CK_RV)> = vec![
+            (Error::NotInitialized, CKR_CRYPTOKI_NOT_INITIALIZED),
+            (Error::AlreadyInitialized, CKR_CRYPTOKI_ALREADY_INITIALIZED),
+            (Error::ArgumentsBad("x"), CKR_ARGUMENTS_BAD),
+            (Error::CantLock, CKR_CANT_LOCK),
+            (Error::FunctionNotSupported, CKR_FUNCTION_NOT_SUPPORTED),
+            (Error::FunctionNotParallel, CKR_FUNCTION_NOT_PARALLEL),
+            (Error::Config("x".into()), CKR_FUNCTION_FAILED),
+            (Error::Poisoned, CKR_GENERAL_ERROR),
+            (Error::SlotIdInvalid, CKR_SLOT_ID_INVALID),
+            (Error::TokenNotRecognized, CKR_TOKEN_NOT_RECOGNIZED),
+            (Error::SessionExists, CKR_SESSION_EXISTS),
+            (Error::SessionReadOnlyExists, CKR_SESSION_READ_ONLY_EXISTS),
+            (Error::SessionReadWriteSoExists, CKR_SESSION_READ_WRITE_SO_EXISTS),
+            (Error::PinIncorrect, CKR_PIN_INCORRECT),
+            (Error::PinLocked, CKR_PIN_LOCKED),
+            (Error::PinLenRange, CKR_PIN_LEN_RANGE),
+            (Error::PinInvalid, CKR_PIN_INVALID),
+            (Error::UserNotLoggedIn, CKR_USER_NOT_LOGGED_IN),
+            (Error::UserAlreadyLoggedIn, CKR_USER_ALREADY_LOGGED_IN),
+            (Error::UserAnotherAlreadyLoggedIn, CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+            (Error::UserPinNotInitialized, CKR_USER_PIN_NOT_INITIALIZED),
+            (Error::UserTypeInvalid, CKR_USER_TYPE_INVALID),
+            (Error::SessionHandleInvalid, CKR_SESSION_HANDLE_INVALID),
+            (Error::SessionParallelNotSupported, CKR_SESSION_PARALLEL_NOT_SUPPORTED),
+            (Error::SessionReadOnly, CKR_SESSION_READ_ONLY),
+            (Error::OperationActive, CKR_OPERATION_ACTIVE),
+            (Error::OperationNotInitialized, CKR_OPERATION_NOT_INITIALIZED),
+            (Error::ObjectHandleInvalid, CKR_OBJECT_HANDLE_INVALID),
+            (Error::AttributeTypeInvalid, CKR_ATTRIBUTE_TYPE_INVALID),
+            (Error::AttributeValueInvalid, CKR_ATTRIBUTE_VALUE_INVALID),
+            (Error::AttributeReadOnly, CKR_ATTRIBUTE_READ_ONLY),
+            (Error::AttributeSensitive, CKR_ATTRIBUTE_SENSITIVE),
+            (Error::TemplateIncomplete, CKR_TEMPLATE_INCOMPLETE),
+            (Error::TemplateInconsistent, CKR_TEMPLATE_INCONSISTENT),
+            (Error::ActionProhibited, CKR_ACTION_PROHIBITED),
+            (Error::BufferTooSmall, CKR_BUFFER_TOO_SMALL),
+            (Error::MechanismInvalid, CKR_MECHANISM_INVALID),
+            (Error::RandomSeedNotSupported, CKR_RANDOM_SEED_NOT_SUPPORTED),
+            (Error::RandomFailed, CKR_DEVICE_ERROR),
+            (StoreError::Unseal.into(), CKR_DEVICE_ERROR),
+            (StoreError::Io(std::io::Error::from_raw_os_error(28)).into(), CKR_DEVICE_MEMORY),
+            (Error::Internal("x"), CKR_GENERAL_ERROR),
+        ];
+        for (e, code) in rows {
+            assert_eq!(of(&e), code, "{e:?}");
+        }
+    }
+}

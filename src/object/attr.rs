@@ -1,0 +1,295 @@
+//! Attribute values: their typed form, their parsing from caller bytes, and the stored
+//! record encoding.
+//!
+//! The stored encoding is fixed-width little-endian, independent of the host's
+//! `CK_ULONG`, so a token file means the same on every machine. This module must not
+//! decide which attributes an object may have; that is `policy`'s job.
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result, StoreError};
+use crate::object::policy::{self, Kind};
+
+pub type AttrType = u64;
+
+/// An attribute's value as the caller sent it: bytes, or (for the template-valued
+/// attributes such as `CKA_UNWRAP_TEMPLATE`) a nested list.
+#[derive(Debug, Clone)]
+pub enum RawValue {
+    Bytes(Zeroizing<Vec<u8>>),
+    Nested(Vec<RawAttribute>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RawAttribute {
+    pub ty: AttrType,
+    pub value: RawValue,
+}
+
+/// A typed attribute value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Bool(bool),
+    Ulong(u64),
+    Bytes(Vec<u8>),
+    Mechanisms(Vec<u64>),
+    Template(Vec<(AttrType, Value)>),
+}
+
+/// Byte values may carry secrets on their way between the caller, the sealing layer and
+/// zeroizing storage; wiping every one on drop means no such copy outlives its use.
+impl Drop for Value {
+    fn drop(&mut self) {
+        if let Value::Bytes(b) = self {
+            zeroize::Zeroize::zeroize(b);
+        }
+    }
+}
+
+impl Value {
+    /// Parses a caller-supplied value for attribute `ty`. Wrong sizes give
+    /// `AttributeValueInvalid`; unknown attribute types give `AttributeTypeInvalid`.
+    pub fn parse(ty: AttrType, raw: &RawValue) -> Result<Value> {
+        let kind = policy::kind(ty).ok_or(Error::AttributeTypeInvalid)?;
+        match (kind, raw) {
+            (Kind::Template, RawValue::Nested(list)) => {
+                let mut out = Vec::with_capacity(list.len());
+                for a in list {
+                    if policy::kind(a.ty) == Some(Kind::Template) {
+                        return Err(Error::AttributeValueInvalid);
+                    }
+                    out.push((a.ty, Value::parse(a.ty, &a.value)?));
+                }
+                Ok(Value::Template(out))
+            }
+            (Kind::Template, RawValue::Bytes(_)) | (_, RawValue::Nested(_)) => {
+                Err(Error::AttributeValueInvalid)
+            }
+            (Kind::Bool, RawValue::Bytes(b)) => match b.as_slice() {
+                [v] => Ok(Value::Bool(*v != 0)),
+                _ => Err(Error::AttributeValueInvalid),
+            },
+            (Kind::Ulong, RawValue::Bytes(b)) => ulong_from_native(b).map(Value::Ulong),
+            (Kind::Mechanisms, RawValue::Bytes(b)) => {
+                if b.len() % ULONG_LEN != 0 {
+                    return Err(Error::AttributeValueInvalid);
+                }
+                b.chunks(ULONG_LEN)
+                    .map(ulong_from_native)
+                    .collect::<Result<Vec<_>>>()
+                    .map(Value::Mechanisms)
+            }
+            (Kind::Date, RawValue::Bytes(b)) => {
+                if b.is_empty() || (b.len() == 8 && b.iter().all(u8::is_ascii_digit)) {
+                    Ok(Value::Bytes(b.to_vec()))
+                } else {
+                    Err(Error::AttributeValueInvalid)
+                }
+            }
+            (Kind::Bytes, RawValue::Bytes(b)) => Ok(Value::Bytes(b.to_vec())),
+        }
+    }
+
+    /// The value as `C_GetAttributeValue` returns it (host `CK_ULONG` width and order).
+    /// Template values are returned by the FFI layer, which owns nested pointers.
+    pub fn to_native(&self) -> Vec<u8> {
+        match self {
+            Value::Bool(b) => vec![u8::from(*b)],
+            Value::Ulong(v) => ulong_to_native(*v),
+            Value::Bytes(b) => b.clone(),
+            Value::Mechanisms(list) => list.iter().flat_map(|m| ulong_to_native(*m)).collect(),
+            Value::Template(_) => Vec::new(),
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_ulong(&self) -> Option<u64> {
+        match self {
+            Value::Ulong(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+const ULONG_LEN: usize = std::mem::size_of::<cryptoki_sys::CK_ULONG>();
+
+fn ulong_from_native(b: &[u8]) -> Result<u64> {
+    let arr: [u8; ULONG_LEN] = b.try_into().map_err(|_| Error::AttributeValueInvalid)?;
+    Ok(cryptoki_sys::CK_ULONG::from_ne_bytes(arr) as u64)
+}
+
+fn ulong_to_native(v: u64) -> Vec<u8> {
+    (v as cryptoki_sys::CK_ULONG).to_ne_bytes().to_vec()
+}
+
+// ---- stored encoding: [FORMAT] then entries of (type u64, tag u8, len u32, payload).
+
+const FORMAT: u8 = 1;
+const TAG_BOOL: u8 = 0;
+const TAG_ULONG: u8 = 1;
+const TAG_BYTES: u8 = 2;
+const TAG_MECHS: u8 = 3;
+const TAG_TEMPLATE: u8 = 4;
+
+/// Encodes attributes for the store.
+pub fn encode<'a>(attrs: impl IntoIterator<Item = (AttrType, &'a Value)>) -> Vec<u8> {
+    let mut out = vec![FORMAT];
+    encode_into(&mut out, attrs);
+    out
+}
+
+fn encode_into<'a>(out: &mut Vec<u8>, attrs: impl IntoIterator<Item = (AttrType, &'a Value)>) {
+    for (ty, value) in attrs {
+        encode_one(out, ty, value);
+    }
+}
+
+fn encode_one(out: &mut Vec<u8>, ty: AttrType, value: &Value) {
+    {
+        out.extend_from_slice(&ty.to_le_bytes());
+        let (tag, payload) = match value {
+            Value::Bool(b) => (TAG_BOOL, vec![u8::from(*b)]),
+            Value::Ulong(v) => (TAG_ULONG, v.to_le_bytes().to_vec()),
+            Value::Bytes(b) => (TAG_BYTES, b.clone()),
+            Value::Mechanisms(list) => (TAG_MECHS, list.iter().flat_map(|m| m.to_le_bytes()).collect()),
+            Value::Template(list) => {
+                let mut inner = Vec::new();
+                for (t, v) in list {
+                    encode_one(&mut inner, *t, v);
+                }
+                (TAG_TEMPLATE, inner)
+            }
+        };
+        out.push(tag);
+        // Attribute values are far below 4 GiB; the FFI layer caps input sizes.
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&payload);
+    }
+}
+
+/// Decodes what `encode` produced; anything else is `StoreError::Malformed`.
+pub fn decode(bytes: &[u8]) -> Result<Vec<(AttrType, Value)>> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => decode_entries(rest, 0),
+        _ => Err(malformed()),
+    }
+}
+
+fn malformed() -> Error {
+    StoreError::Malformed("attribute record").into()
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+    if input.len() < n {
+        return Err(malformed());
+    }
+    let (head, tail) = input.split_at(n);
+    *input = tail;
+    Ok(head)
+}
+
+fn u64_le(b: &[u8]) -> Result<u64> {
+    Ok(u64::from_le_bytes(b.try_into().map_err(|_| malformed())?))
+}
+
+fn decode_entries(mut input: &[u8], depth: u8) -> Result<Vec<(AttrType, Value)>> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let ty = u64_le(take(&mut input, 8)?)?;
+        let tag = take(&mut input, 1)?[0];
+        let len_bytes: [u8; 4] = take(&mut input, 4)?.try_into().map_err(|_| malformed())?;
+        let payload = take(&mut input, u32::from_le_bytes(len_bytes) as usize)?;
+        let value = match tag {
+            TAG_BOOL if payload.len() == 1 => Value::Bool(payload[0] != 0),
+            TAG_ULONG => Value::Ulong(u64_le(payload)?),
+            TAG_BYTES => Value::Bytes(payload.to_vec()),
+            TAG_MECHS if payload.len() % 8 == 0 => Value::Mechanisms(
+                payload.chunks(8).map(u64_le).collect::<Result<Vec<_>>>()?,
+            ),
+            TAG_TEMPLATE if depth == 0 => Value::Template(decode_entries(payload, 1)?),
+            _ => return Err(malformed()),
+        };
+        out.push((ty, value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cryptoki_sys::*;
+
+    fn raw(b: &[u8]) -> RawValue {
+        RawValue::Bytes(Zeroizing::new(b.to_vec()))
+    }
+
+    #[test]
+    fn record_encoding_round_trips_every_kind() {
+        let attrs = vec![
+            (CKA_TOKEN as u64, Value::Bool(true)),
+            (CKA_CLASS as u64, Value::Ulong(3)),
+            (CKA_LABEL as u64, Value::Bytes(b"x".to_vec())),
+            (CKA_ALLOWED_MECHANISMS as u64, Value::Mechanisms(vec![1, 2])),
+            (
+                CKA_UNWRAP_TEMPLATE as u64,
+                Value::Template(vec![(CKA_SENSITIVE as u64, Value::Bool(true))]),
+            ),
+        ];
+        let bytes = encode(attrs.iter().map(|(t, v)| (*t, v)));
+        assert_eq!(decode(&bytes).unwrap(), attrs);
+    }
+
+    #[test]
+    fn truncated_or_unknown_records_are_refused() {
+        let bytes = encode([(CKA_LABEL as u64, &Value::Bytes(b"abc".to_vec()))]);
+        for cut in 2..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(decode(&[2]).is_err());
+        assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn bool_of_wrong_length_is_invalid() {
+        assert!(matches!(
+            Value::parse(CKA_TOKEN as u64, &raw(&[1, 0])),
+            Err(Error::AttributeValueInvalid)
+        ));
+        assert_eq!(Value::parse(CKA_TOKEN as u64, &raw(&[1])).unwrap(), Value::Bool(true));
+    }
+
+    #[test]
+    fn ulong_must_be_native_width() {
+        assert!(Value::parse(CKA_CLASS as u64, &raw(&[1, 0, 0, 0])).is_err());
+        let v = (CKO_DATA as CK_ULONG).to_ne_bytes();
+        assert_eq!(Value::parse(CKA_CLASS as u64, &raw(&v)).unwrap(), Value::Ulong(0));
+    }
+
+    #[test]
+    fn dates_are_empty_or_eight_digits() {
+        assert!(Value::parse(CKA_START_DATE as u64, &raw(b"20261122")).is_ok());
+        assert!(Value::parse(CKA_START_DATE as u64, &raw(b"")).is_ok());
+        assert!(Value::parse(CKA_START_DATE as u64, &raw(b"2026-11-2")).is_err());
+    }
+
+    #[test]
+    fn unknown_attribute_type_is_type_invalid() {
+        assert!(matches!(
+            Value::parse(0x7fff_0000, &raw(b"")),
+            Err(Error::AttributeTypeInvalid)
+        ));
+    }
+}

@@ -1,0 +1,299 @@
+//! PKCS#11 objects: their attributes, their secrets, and how they become store records.
+//!
+//! An `Object` is immutable once built; a change builds a new one (copy-on-write behind
+//! an `Arc`). Secret attributes live apart from the others, either open (session objects,
+//! in zeroizing buffers) or sealed (token objects, as read from the store). This module
+//! must not decide visibility or login rules; the token does.
+
+pub mod attr;
+pub mod policy;
+pub mod table;
+pub mod template;
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result, StoreError};
+use crate::store::seal::MasterKey;
+use crate::store::{ObjectRecord, ObjectUid};
+use attr::{AttrType, Value};
+
+/// An object's secret attributes.
+#[derive(Clone)]
+pub enum Secrets {
+    /// In memory, for objects that never reach the store.
+    Open(BTreeMap<AttrType, Zeroizing<Vec<u8>>>),
+    /// As stored: the encoded secret attributes under the token master key.
+    Sealed(Vec<u8>),
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secrets::Open(m) => write!(f, "Open({:?})", m.keys().collect::<Vec<_>>()),
+            Secrets::Sealed(_) => f.write_str("Sealed(..)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub uid: ObjectUid,
+    pub class: CK_OBJECT_CLASS,
+    pub key_type: Option<CK_KEY_TYPE>,
+    attrs: BTreeMap<AttrType, Value>,
+    secrets: Secrets,
+    /// Attribute types present among the secrets, known without unsealing.
+    secret_types: Vec<AttrType>,
+}
+
+/// The outcome of reading one attribute for `C_GetAttributeValue`.
+#[derive(Debug)]
+pub enum Read {
+    Value(Zeroizing<Vec<u8>>),
+    /// A nested template (`CKA_UNWRAP_TEMPLATE` and kin).
+    Template(Vec<(AttrType, Vec<u8>)>),
+    Sensitive,
+    Absent,
+}
+
+fn aad(token_serial: &str, uid: &ObjectUid) -> Vec<u8> {
+    let mut aad = b"kmshsm/object/v1/".to_vec();
+    aad.extend_from_slice(token_serial.as_bytes());
+    aad.push(b'/');
+    aad.extend_from_slice(uid);
+    aad
+}
+
+impl Object {
+    /// Builds an object from validated attributes; `secrets` are those that `policy`
+    /// says are sealed at rest.
+    pub fn new(
+        uid: ObjectUid,
+        attrs: BTreeMap<AttrType, Value>,
+        secrets: BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
+    ) -> Result<Object> {
+        let secret_types = secrets.keys().copied().collect();
+        Object::from_parts(uid, attrs, Secrets::Open(secrets), secret_types)
+    }
+
+    /// All attributes, secrets opened, as a template would give them: for copies and
+    /// changes that rebuild the object.
+    pub fn all_values(
+        &self,
+        serial: &str,
+        master: Option<&MasterKey>,
+    ) -> Result<(BTreeMap<AttrType, Value>, BTreeMap<AttrType, Zeroizing<Vec<u8>>>)> {
+        let secrets = if self.secret_types.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.open_secrets(serial, master)?
+        };
+        Ok((self.attrs.clone(), secrets))
+    }
+
+    fn from_parts(
+        uid: ObjectUid,
+        attrs: BTreeMap<AttrType, Value>,
+        secrets: Secrets,
+        secret_types: Vec<AttrType>,
+    ) -> Result<Object> {
+        let class = attrs
+            .get(&(CKA_CLASS as AttrType))
+            .and_then(Value::as_ulong)
+            .ok_or(Error::TemplateIncomplete)? as CK_OBJECT_CLASS;
+        let key_type = attrs
+            .get(&(CKA_KEY_TYPE as AttrType))
+            .and_then(Value::as_ulong)
+            .map(|k| k as CK_KEY_TYPE);
+        Ok(Object {
+            uid,
+            class,
+            key_type,
+            attrs,
+            secrets,
+            secret_types,
+        })
+    }
+
+    pub fn bool_attr(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<bool> {
+        self.attrs.get(&(ty as AttrType)).and_then(Value::as_bool)
+    }
+
+    pub fn value(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&Value> {
+        self.attrs.get(&(ty as AttrType))
+    }
+
+    pub fn attrs(&self) -> &BTreeMap<AttrType, Value> {
+        &self.attrs
+    }
+
+    /// An estimate of the object's size in the store, for `C_GetObjectSize`.
+    pub fn stored_size(&self) -> usize {
+        let plain: usize = self
+            .attrs
+            .values()
+            .map(|v| 13 + v.to_native().len())
+            .sum();
+        let sealed = match &self.secrets {
+            Secrets::Sealed(b) => b.len(),
+            Secrets::Open(m) => m.values().map(|v| 13 + v.len() + 28).sum(),
+        };
+        plain + sealed
+    }
+
+    pub fn is_token(&self) -> bool {
+        self.bool_attr(CKA_TOKEN).unwrap_or(false)
+    }
+
+    pub fn is_private(&self) -> bool {
+        self.bool_attr(CKA_PRIVATE).unwrap_or(true)
+    }
+
+    /// Sensitive or unextractable: key secrets may not leave in plaintext.
+    pub fn guards_secrets(&self) -> bool {
+        self.bool_attr(CKA_SENSITIVE).unwrap_or(false)
+            || !self.bool_attr(CKA_EXTRACTABLE).unwrap_or(true)
+    }
+
+    pub fn has(&self, ty: AttrType) -> bool {
+        self.attrs.contains_key(&ty) || self.secret_types.contains(&ty)
+    }
+
+    /// Whether reading any secret of this object needs the token master key.
+    pub fn is_sealed(&self) -> bool {
+        matches!(self.secrets, Secrets::Sealed(_))
+    }
+
+    /// The secret attributes in the open; `master` is needed for sealed objects.
+    pub fn open_secrets(
+        &self,
+        serial: &str,
+        master: Option<&MasterKey>,
+    ) -> Result<BTreeMap<AttrType, Zeroizing<Vec<u8>>>> {
+        match &self.secrets {
+            Secrets::Open(map) => Ok(map.clone()),
+            Secrets::Sealed(blob) => {
+                let master = master.ok_or(Error::UserNotLoggedIn)?;
+                let plain = master.open(&aad(serial, &self.uid), blob)?;
+                let mut map = BTreeMap::new();
+                for (ty, mut v) in attr::decode(&plain)? {
+                    match &mut v {
+                        Value::Bytes(b) => {
+                            map.insert(ty, Zeroizing::new(std::mem::take(b)));
+                        }
+                        _ => return Err(StoreError::Malformed("secret attribute kind").into()),
+                    }
+                }
+                Ok(map)
+            }
+        }
+    }
+
+    /// Reads one attribute for the caller, applying the sensitivity rule of §4.1.
+    pub fn read(&self, ty: AttrType, serial: &str, master: Option<&MasterKey>) -> Result<Read> {
+        if let Some(v) = self.attrs.get(&ty) {
+            return Ok(match v {
+                Value::Template(list) => {
+                    Read::Template(list.iter().map(|(t, v)| (*t, v.to_native())).collect())
+                }
+                other => Read::Value(Zeroizing::new(other.to_native())),
+            });
+        }
+        if !self.secret_types.contains(&ty) {
+            return Ok(Read::Absent);
+        }
+        if policy::is_key_secret(self.class, ty) && self.guards_secrets() {
+            return Ok(Read::Sensitive);
+        }
+        let mut secrets = self.open_secrets(serial, master)?;
+        Ok(secrets.remove(&ty).map(Read::Value).unwrap_or(Read::Absent))
+    }
+
+    /// Whether the object matches a search template, comparing native encodings.
+    /// Secret attributes match only where the caller could read them.
+    pub fn matches(
+        &self,
+        template: &[(AttrType, Value)],
+        serial: &str,
+        master: Option<&MasterKey>,
+    ) -> bool {
+        template.iter().all(|(ty, want)| match self.attrs.get(ty) {
+            Some(have) => have == want,
+            None => match (want, self.read(*ty, serial, master)) {
+                (Value::Bytes(w), Ok(Read::Value(have))) => {
+                    subtle::ConstantTimeEq::ct_eq(w.as_slice(), have.as_slice()).into()
+                }
+                _ => false,
+            },
+        })
+    }
+
+    /// The store record of a token object, sealing its secrets under `master`.
+    pub fn to_record(&self, serial: &str, master: Option<&MasterKey>) -> Result<ObjectRecord> {
+        let marker = Value::Mechanisms(self.secret_types.clone());
+        let plain = attr::encode(
+            self.attrs
+                .iter()
+                .map(|(t, v)| (*t, v))
+                .chain(std::iter::once((SECRET_TYPES_MARKER, &marker))),
+        );
+        let sealed = match &self.secrets {
+            Secrets::Sealed(blob) => Some(blob.clone()),
+            Secrets::Open(map) if map.is_empty() => None,
+            Secrets::Open(map) => {
+                let master = master.ok_or(Error::UserNotLoggedIn)?;
+                let values: Vec<(AttrType, Value)> = map
+                    .iter()
+                    .map(|(t, v)| (*t, Value::Bytes(v.to_vec())))
+                    .collect();
+                // `Value` wipes its bytes on drop, so `values` leaves no copy behind.
+                let encoded = Zeroizing::new(attr::encode(values.iter().map(|(t, v)| (*t, v))));
+                Some(master.seal(&aad(serial, &self.uid), &encoded)?)
+            }
+        };
+        Ok(ObjectRecord {
+            uid: self.uid,
+            plain,
+            sealed,
+        })
+    }
+
+    /// Rebuilds a token object from its store record, secrets still sealed.
+    pub fn from_record(rec: &ObjectRecord) -> Result<Object> {
+        let mut attrs = BTreeMap::new();
+        let mut secret_types = Vec::new();
+        for (ty, v) in attr::decode(&rec.plain)? {
+            if ty == SECRET_TYPES_MARKER {
+                if let Value::Mechanisms(types) = &v {
+                    secret_types = types.clone();
+                }
+                continue;
+            }
+            attrs.insert(ty, v);
+        }
+        let secrets = match &rec.sealed {
+            Some(blob) => Secrets::Sealed(blob.clone()),
+            None => Secrets::Open(BTreeMap::new()),
+        };
+        Object::from_parts(rec.uid, attrs, secrets, secret_types)
+            .map_err(|_| StoreError::Malformed("object record without class").into())
+    }
+}
+
+/// A pseudo-attribute in the plain record listing which attributes are sealed, so that
+/// `C_GetAttributeValue` can tell "sensitive" from "absent" without the master key.
+/// It lies in the vendor range reserved by `include/kmshsm.h` for internal use.
+const SECRET_TYPES_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_SECRET_TYPES as AttrType;
+
+pub fn new_uid() -> Result<ObjectUid> {
+    let mut uid = [0u8; 16];
+    crate::store::seal::random_fill(&mut uid)?;
+    Ok(uid)
+}
+
+pub fn unique_id_of(uid: &ObjectUid) -> Vec<u8> {
+    uid.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes()
+}

@@ -1,0 +1,313 @@
+//! The attribute policy table: for every attribute the module knows, its value kind,
+//! which object classes carry it, whether it is secret, and how it may change.
+//!
+//! One place answers "may this attribute be here, be read, be set?" (PKCS#11 3.0 §4 and
+//! the per-mechanism key attribute tables). This module holds rules only; it must not
+//! touch objects, sessions or the store.
+
+use cryptoki_sys::*;
+
+use super::attr::{AttrType, Value};
+
+/// How an attribute's value is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Ulong,
+    Bytes,
+    Date,
+    Mechanisms,
+    Template,
+}
+
+/// How an attribute may change once the object exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutability {
+    /// Set by the module only; a template naming it gets `CKR_ATTRIBUTE_READ_ONLY`.
+    ModuleOnly,
+    /// Given at creation (or defaulted), read-only afterwards.
+    Fixed,
+    /// `C_SetAttributeValue` may change it freely.
+    Free,
+    /// May change from false to true only (`CKA_SENSITIVE`, `CKA_WRAP_WITH_TRUSTED`).
+    OnlyToTrue,
+    /// May change from true to false only (`CKA_EXTRACTABLE`, `CKA_COPYABLE`, ...).
+    OnlyToFalse,
+}
+
+const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
+    x as AttrType
+}
+
+/// The encoding of `ty`, or `None` for attributes the module does not know.
+pub fn kind(ty: AttrType) -> Option<Kind> {
+    use Kind::*;
+    Some(match ty as CK_ATTRIBUTE_TYPE {
+        CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE | CKA_TRUSTED
+        | CKA_SENSITIVE | CKA_ENCRYPT | CKA_DECRYPT | CKA_WRAP | CKA_UNWRAP | CKA_SIGN
+        | CKA_SIGN_RECOVER | CKA_VERIFY | CKA_VERIFY_RECOVER | CKA_DERIVE | CKA_EXTRACTABLE
+        | CKA_LOCAL | CKA_NEVER_EXTRACTABLE | CKA_ALWAYS_SENSITIVE | CKA_WRAP_WITH_TRUSTED
+        | CKA_ALWAYS_AUTHENTICATE => Bool,
+        CKA_CLASS | CKA_KEY_TYPE | CKA_CERTIFICATE_TYPE | CKA_CERTIFICATE_CATEGORY
+        | CKA_JAVA_MIDP_SECURITY_DOMAIN | CKA_NAME_HASH_ALGORITHM | CKA_VALUE_LEN
+        | CKA_MODULUS_BITS | CKA_KEY_GEN_MECHANISM => Ulong,
+        CKA_START_DATE | CKA_END_DATE => Date,
+        CKA_ALLOWED_MECHANISMS => Mechanisms,
+        CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE => Template,
+        CKA_LABEL | CKA_APPLICATION | CKA_VALUE | CKA_OBJECT_ID | CKA_ISSUER
+        | CKA_SERIAL_NUMBER | CKA_SUBJECT | CKA_ID | CKA_CHECK_VALUE | CKA_URL
+        | CKA_HASH_OF_SUBJECT_PUBLIC_KEY | CKA_HASH_OF_ISSUER_PUBLIC_KEY | CKA_UNIQUE_ID
+        | CKA_PUBLIC_KEY_INFO | CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_PRIVATE_EXPONENT
+        | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT
+        | CKA_EC_PARAMS | CKA_EC_POINT => Bytes,
+        _ => return None,
+    })
+}
+
+const COMMON: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_CLASS, CKA_TOKEN, CKA_PRIVATE, CKA_MODIFIABLE, CKA_COPYABLE, CKA_DESTROYABLE,
+    CKA_LABEL, CKA_UNIQUE_ID,
+];
+const DATA: &[CK_ATTRIBUTE_TYPE] = &[CKA_APPLICATION, CKA_OBJECT_ID, CKA_VALUE];
+const CERTIFICATE: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_CERTIFICATE_TYPE, CKA_TRUSTED, CKA_CERTIFICATE_CATEGORY, CKA_CHECK_VALUE,
+    CKA_START_DATE, CKA_END_DATE, CKA_PUBLIC_KEY_INFO, CKA_SUBJECT, CKA_ID, CKA_ISSUER,
+    CKA_SERIAL_NUMBER, CKA_VALUE, CKA_URL, CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
+    CKA_HASH_OF_ISSUER_PUBLIC_KEY, CKA_JAVA_MIDP_SECURITY_DOMAIN, CKA_NAME_HASH_ALGORITHM,
+];
+const KEY: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_KEY_TYPE, CKA_ID, CKA_START_DATE, CKA_END_DATE, CKA_DERIVE, CKA_LOCAL,
+    CKA_KEY_GEN_MECHANISM, CKA_ALLOWED_MECHANISMS,
+];
+const PUBLIC_KEY: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_SUBJECT, CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP, CKA_TRUSTED,
+    CKA_WRAP_TEMPLATE, CKA_PUBLIC_KEY_INFO,
+];
+const PRIVATE_KEY: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_SUBJECT, CKA_SENSITIVE, CKA_DECRYPT, CKA_SIGN, CKA_SIGN_RECOVER, CKA_UNWRAP,
+    CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_WRAP_WITH_TRUSTED,
+    CKA_UNWRAP_TEMPLATE, CKA_ALWAYS_AUTHENTICATE, CKA_PUBLIC_KEY_INFO, CKA_DERIVE_TEMPLATE,
+];
+const SECRET_KEY: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_SENSITIVE, CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP,
+    CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_CHECK_VALUE,
+    CKA_WRAP_WITH_TRUSTED, CKA_TRUSTED, CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE,
+    CKA_DERIVE_TEMPLATE, CKA_VALUE, CKA_VALUE_LEN,
+];
+const RSA_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_MODULUS, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT];
+const RSA_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT, CKA_PRIME_1, CKA_PRIME_2,
+    CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT,
+];
+const EC_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_EC_POINT];
+const EC_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE];
+
+/// Key types the object layer accepts, by class.
+pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
+    match class {
+        CKO_SECRET_KEY => matches!(
+            key_type,
+            CKK_AES | CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC
+                | CKK_SHA384_HMAC | CKK_SHA512_HMAC
+        ),
+        CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => matches!(key_type, CKK_RSA | CKK_EC),
+        _ => false,
+    }
+}
+
+/// Whether objects of `class` (and `key_type`, for keys) carry attribute `ty`.
+pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrType) -> bool {
+    let ty = ty as CK_ATTRIBUTE_TYPE;
+    if COMMON.contains(&ty) {
+        return true;
+    }
+    let in_all = |lists: &[&[CK_ATTRIBUTE_TYPE]]| lists.iter().any(|l| l.contains(&ty));
+    match (class, key_type) {
+        (CKO_DATA, _) => in_all(&[DATA]),
+        (CKO_CERTIFICATE, _) => in_all(&[CERTIFICATE]),
+        (CKO_SECRET_KEY, _) => in_all(&[KEY, SECRET_KEY]),
+        (CKO_PUBLIC_KEY, Some(CKK_RSA)) => in_all(&[KEY, PUBLIC_KEY, RSA_PUBLIC]),
+        (CKO_PUBLIC_KEY, Some(CKK_EC)) => in_all(&[KEY, PUBLIC_KEY, EC_PUBLIC]),
+        (CKO_PRIVATE_KEY, Some(CKK_RSA)) => in_all(&[KEY, PRIVATE_KEY, RSA_PRIVATE]),
+        (CKO_PRIVATE_KEY, Some(CKK_EC)) => in_all(&[KEY, PRIVATE_KEY, EC_PRIVATE]),
+        _ => false,
+    }
+}
+
+/// Attributes a template must give for an object of this class and key type.
+pub fn required(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> &'static [CK_ATTRIBUTE_TYPE] {
+    match (class, key_type) {
+        (CKO_CERTIFICATE, _) => &[CKA_CERTIFICATE_TYPE],
+        (CKO_SECRET_KEY, _) => &[CKA_KEY_TYPE, CKA_VALUE],
+        (CKO_PUBLIC_KEY, Some(CKK_RSA)) => &[CKA_KEY_TYPE, CKA_MODULUS, CKA_PUBLIC_EXPONENT],
+        (CKO_PUBLIC_KEY, Some(CKK_EC)) => &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_EC_POINT],
+        (CKO_PRIVATE_KEY, Some(CKK_RSA)) => &[CKA_KEY_TYPE, CKA_MODULUS, CKA_PRIVATE_EXPONENT],
+        (CKO_PRIVATE_KEY, Some(CKK_EC)) => &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_VALUE],
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, _) => &[CKA_KEY_TYPE],
+        _ => &[],
+    }
+}
+
+/// X.509 certificates also need a subject and a value (PKCS#11 3.0 §4.6.3).
+pub const X509_REQUIRED: &[CK_ATTRIBUTE_TYPE] = &[CKA_SUBJECT, CKA_VALUE];
+
+/// Whether the attribute holds secret material: sealed at rest, and unreadable when the
+/// key is sensitive or unextractable. `CKA_VALUE` of a private data object or certificate
+/// is sealed too (see `sealed_at_rest`) but readable by its logged-in owner.
+pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
+    let ty = ty as CK_ATTRIBUTE_TYPE;
+    match class {
+        CKO_SECRET_KEY => ty == CKA_VALUE,
+        CKO_PRIVATE_KEY => matches!(
+            ty,
+            CKA_VALUE | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1
+                | CKA_EXPONENT_2 | CKA_COEFFICIENT
+        ),
+        _ => false,
+    }
+}
+
+/// Whether the attribute is kept sealed under the token master key on disk.
+pub fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bool {
+    is_key_secret(class, ty) || (private && ty == t(CKA_VALUE))
+}
+
+/// How `ty` may change on an existing object of `class`.
+pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
+    use Mutability::*;
+    match ty as CK_ATTRIBUTE_TYPE {
+        CKA_LOCAL | CKA_ALWAYS_SENSITIVE | CKA_NEVER_EXTRACTABLE | CKA_KEY_GEN_MECHANISM
+        | CKA_UNIQUE_ID => ModuleOnly,
+        CKA_LABEL | CKA_ID | CKA_START_DATE | CKA_END_DATE | CKA_DERIVE | CKA_ENCRYPT
+        | CKA_DECRYPT | CKA_SIGN | CKA_VERIFY | CKA_SIGN_RECOVER | CKA_VERIFY_RECOVER
+        | CKA_WRAP | CKA_UNWRAP | CKA_SUBJECT | CKA_APPLICATION | CKA_OBJECT_ID
+        | CKA_ISSUER | CKA_SERIAL_NUMBER => Free,
+        CKA_VALUE if class == CKO_DATA => Free,
+        CKA_SENSITIVE | CKA_WRAP_WITH_TRUSTED => OnlyToTrue,
+        CKA_EXTRACTABLE | CKA_COPYABLE | CKA_DESTROYABLE => OnlyToFalse,
+        _ => Fixed,
+    }
+}
+
+/// Defaults filled in when a template leaves an attribute out.
+pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(AttrType, Value)> {
+    let b = |ty: CK_ATTRIBUTE_TYPE, v: bool| (t(ty), Value::Bool(v));
+    let bytes = |ty: CK_ATTRIBUTE_TYPE| (t(ty), Value::Bytes(Vec::new()));
+    let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY);
+    let mut out = vec![
+        b(CKA_TOKEN, false),
+        b(CKA_PRIVATE, is_key),
+        b(CKA_MODIFIABLE, true),
+        b(CKA_COPYABLE, true),
+        b(CKA_DESTROYABLE, true),
+        bytes(CKA_LABEL),
+    ];
+    let key_common = |out: &mut Vec<(AttrType, Value)>| {
+        out.extend([
+            bytes(CKA_ID),
+            bytes(CKA_START_DATE),
+            bytes(CKA_END_DATE),
+            b(CKA_DERIVE, false),
+            (t(CKA_ALLOWED_MECHANISMS), Value::Mechanisms(Vec::new())),
+        ]);
+    };
+    match class {
+        CKO_DATA => out.extend([bytes(CKA_APPLICATION), bytes(CKA_OBJECT_ID), bytes(CKA_VALUE)]),
+        CKO_CERTIFICATE => out.extend([
+            b(CKA_TRUSTED, false),
+            (t(CKA_CERTIFICATE_CATEGORY), Value::Ulong(0)),
+            bytes(CKA_START_DATE),
+            bytes(CKA_END_DATE),
+            bytes(CKA_ID),
+            bytes(CKA_ISSUER),
+            bytes(CKA_SERIAL_NUMBER),
+            bytes(CKA_URL),
+            bytes(CKA_HASH_OF_SUBJECT_PUBLIC_KEY),
+            bytes(CKA_HASH_OF_ISSUER_PUBLIC_KEY),
+            (t(CKA_JAVA_MIDP_SECURITY_DOMAIN), Value::Ulong(0)),
+        ]),
+        CKO_SECRET_KEY => {
+            key_common(&mut out);
+            out.extend([
+                b(CKA_SENSITIVE, false),
+                b(CKA_ENCRYPT, true),
+                b(CKA_DECRYPT, true),
+                b(CKA_SIGN, true),
+                b(CKA_VERIFY, true),
+                b(CKA_WRAP, true),
+                b(CKA_UNWRAP, true),
+                b(CKA_EXTRACTABLE, true),
+                b(CKA_WRAP_WITH_TRUSTED, false),
+                b(CKA_TRUSTED, false),
+            ]);
+        }
+        CKO_PUBLIC_KEY => {
+            key_common(&mut out);
+            out.extend([
+                bytes(CKA_SUBJECT),
+                b(CKA_ENCRYPT, true),
+                b(CKA_VERIFY, true),
+                b(CKA_VERIFY_RECOVER, key_type == Some(CKK_RSA)),
+                b(CKA_WRAP, true),
+                b(CKA_TRUSTED, false),
+            ]);
+        }
+        CKO_PRIVATE_KEY => {
+            key_common(&mut out);
+            out.extend([
+                bytes(CKA_SUBJECT),
+                b(CKA_SENSITIVE, false),
+                b(CKA_DECRYPT, true),
+                b(CKA_SIGN, true),
+                b(CKA_SIGN_RECOVER, key_type == Some(CKK_RSA)),
+                b(CKA_UNWRAP, true),
+                b(CKA_EXTRACTABLE, true),
+                b(CKA_WRAP_WITH_TRUSTED, false),
+                b(CKA_ALWAYS_AUTHENTICATE, false),
+            ]);
+        }
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_carried_attribute_has_a_kind() {
+        for list in [
+            COMMON, DATA, CERTIFICATE, KEY, PUBLIC_KEY, PRIVATE_KEY, SECRET_KEY, RSA_PUBLIC,
+            RSA_PRIVATE, EC_PUBLIC, EC_PRIVATE,
+        ] {
+            for ty in list {
+                assert!(kind(*ty as AttrType).is_some(), "attribute {ty:#x} has no kind");
+            }
+        }
+    }
+
+    #[test]
+    fn every_default_is_carried_by_its_class() {
+        for (class, kt) in [
+            (CKO_DATA, None),
+            (CKO_CERTIFICATE, None),
+            (CKO_SECRET_KEY, Some(CKK_AES)),
+            (CKO_PUBLIC_KEY, Some(CKK_RSA)),
+            (CKO_PRIVATE_KEY, Some(CKK_EC)),
+        ] {
+            for (ty, _) in defaults(class, kt) {
+                assert!(carries(class, kt, ty), "class {class} default {ty:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn key_secrets_are_sealed_but_public_values_are_not() {
+        assert!(sealed_at_rest(CKO_SECRET_KEY, false, t(CKA_VALUE)));
+        assert!(sealed_at_rest(CKO_PRIVATE_KEY, false, t(CKA_PRIME_1)));
+        assert!(!sealed_at_rest(CKO_PRIVATE_KEY, true, t(CKA_MODULUS)));
+        assert!(sealed_at_rest(CKO_DATA, true, t(CKA_VALUE)));
+        assert!(!sealed_at_rest(CKO_DATA, false, t(CKA_VALUE)));
+    }
+}

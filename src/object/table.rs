@@ -1,0 +1,180 @@
+//! The objects of one token as this process sees them, by handle.
+//!
+//! Token objects mirror the store (applied from `Snapshot`s, never ahead of it); session
+//! objects live only here. Handles are allocated from a process-wide counter and never
+//! reused, so a stale handle or one from another token is simply not found.
+//! This module must not do I/O or check logins; the token does both.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::store::{ObjectUid, Snapshot};
+
+use super::Object;
+
+pub type ObjectHandle = u64;
+pub type SessionHandle = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Token,
+    Session(SessionHandle),
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub object: Arc<Object>,
+    pub owner: Owner,
+}
+
+/// Process-wide source of object handles.
+#[derive(Debug)]
+pub struct HandleSource(AtomicU64);
+
+impl Default for HandleSource {
+    fn default() -> Self {
+        HandleSource(AtomicU64::new(1))
+    }
+}
+
+impl HandleSource {
+    pub fn next(&self) -> ObjectHandle {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ObjectTable {
+    entries: HashMap<ObjectHandle, Entry>,
+    token_handles: HashMap<ObjectUid, ObjectHandle>,
+    /// The store sequence and epoch this table reflects.
+    seq: u64,
+    epoch: u64,
+}
+
+impl ObjectTable {
+    pub fn seq(&self) -> (u64, u64) {
+        (self.seq, self.epoch)
+    }
+
+    /// Brings token objects up to `snap`. Older snapshots than the table are ignored, so
+    /// concurrent readers can apply in any order.
+    pub fn apply(&mut self, snap: &Snapshot, handles: &HandleSource) -> Result<()> {
+        if !snap.complete && snap.epoch == self.epoch && snap.seq <= self.seq {
+            return Ok(());
+        }
+        if snap.complete {
+            let live: std::collections::HashSet<&ObjectUid> =
+                snap.objects.iter().map(|r| &r.uid).collect();
+            let gone: Vec<ObjectUid> = self
+                .token_handles
+                .keys()
+                .filter(|uid| !live.contains(uid))
+                .copied()
+                .collect();
+            for uid in gone {
+                self.remove_token_object(&uid);
+            }
+        }
+        for uid in &snap.removed {
+            self.remove_token_object(uid);
+        }
+        for rec in &snap.objects {
+            let object = Arc::new(Object::from_record(rec)?);
+            let handle = *self
+                .token_handles
+                .entry(rec.uid)
+                .or_insert_with(|| handles.next());
+            self.entries.insert(
+                handle,
+                Entry {
+                    object,
+                    owner: Owner::Token,
+                },
+            );
+        }
+        self.seq = snap.seq;
+        self.epoch = snap.epoch;
+        Ok(())
+    }
+
+    fn remove_token_object(&mut self, uid: &ObjectUid) {
+        if let Some(handle) = self.token_handles.remove(uid) {
+            self.entries.remove(&handle);
+        }
+    }
+
+    pub fn get(&self, handle: ObjectHandle) -> Option<&Entry> {
+        self.entries.get(&handle)
+    }
+
+    pub fn token_handle(&self, uid: &ObjectUid) -> Option<ObjectHandle> {
+        self.token_handles.get(uid).copied()
+    }
+
+    pub fn insert_session_object(&mut self, object: Object, session: SessionHandle, handles: &HandleSource) -> ObjectHandle {
+        let handle = handles.next();
+        self.entries.insert(
+            handle,
+            Entry {
+                object: Arc::new(object),
+                owner: Owner::Session(session),
+            },
+        );
+        handle
+    }
+
+    /// Replaces a session object in place (same handle).
+    pub fn replace_session_object(&mut self, handle: ObjectHandle, object: Object) {
+        if let Some(entry) = self.entries.get_mut(&handle) {
+            entry.object = Arc::new(object);
+        }
+    }
+
+    pub fn remove_session_object(&mut self, handle: ObjectHandle) {
+        self.entries.remove(&handle);
+    }
+
+    /// Drops the objects of one session, or of every session when `session` is `None`.
+    pub fn remove_session_objects(&mut self, session: Option<SessionHandle>) {
+        self.entries.retain(|_, e| match (e.owner, session) {
+            (Owner::Token, _) => true,
+            (Owner::Session(_), None) => false,
+            (Owner::Session(s), Some(w)) => s != w,
+        });
+    }
+
+    /// At logout (§5.6 C_Logout): private session objects are destroyed and handles to
+    /// private token objects become invalid; those objects get fresh handles.
+    pub fn forget_private(&mut self, handles: &HandleSource) {
+        self.entries
+            .retain(|_, e| !(matches!(e.owner, Owner::Session(_)) && e.object.is_private()));
+        let private_token: Vec<(ObjectUid, ObjectHandle)> = self
+            .token_handles
+            .iter()
+            .filter(|(_, h)| self.entries.get(h).is_some_and(|e| e.object.is_private()))
+            .map(|(u, h)| (*u, *h))
+            .collect();
+        for (uid, old) in private_token {
+            if let Some(entry) = self.entries.remove(&old) {
+                let new = handles.next();
+                self.entries.insert(new, entry);
+                self.token_handles.insert(uid, new);
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (ObjectHandle, &Entry)> {
+        self.entries.iter().map(|(h, e)| (*h, e))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

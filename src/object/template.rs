@@ -1,0 +1,404 @@
+//! Template rules: building a new object from a caller's template (`C_CreateObject`),
+//! changing one (`C_SetAttributeValue`) and copying one (`C_CopyObject`), with the return
+//! codes of PKCS#11 3.0 §5.7 and §4.1. This module checks templates against `policy`;
+//! it must not decide who may see or store the result.
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::attr::{AttrType, RawAttribute, Value};
+use super::policy::{self, Mutability};
+use super::{new_uid, unique_id_of, Object};
+use crate::error::{Error, Result};
+
+const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
+    x as AttrType
+}
+
+/// Parses a template; the same attribute twice with different values is inconsistent.
+pub fn parse(template: &[RawAttribute]) -> Result<BTreeMap<AttrType, Value>> {
+    let mut out = BTreeMap::new();
+    for raw in template {
+        let value = Value::parse(raw.ty, &raw.value)?;
+        if let Some(previous) = out.insert(raw.ty, value) {
+            if out.get(&raw.ty) != Some(&previous) {
+                return Err(Error::TemplateInconsistent);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a search template: unknown attribute types match nothing rather than fail.
+pub fn parse_search(template: &[RawAttribute]) -> Result<Option<Vec<(AttrType, Value)>>> {
+    let mut out = Vec::with_capacity(template.len());
+    for raw in template {
+        match Value::parse(raw.ty, &raw.value) {
+            Ok(v) => out.push((raw.ty, v)),
+            Err(Error::AttributeTypeInvalid) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(out))
+}
+
+fn ulong_of(attrs: &BTreeMap<AttrType, Value>, ty: CK_ATTRIBUTE_TYPE) -> Result<Option<u64>> {
+    match attrs.get(&t(ty)) {
+        None => Ok(None),
+        Some(v) => v.as_ulong().map(Some).ok_or(Error::AttributeValueInvalid),
+    }
+}
+
+fn bytes_of(attrs: &BTreeMap<AttrType, Value>, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+    attrs.get(&t(ty)).and_then(Value::as_bytes)
+}
+
+/// Bit length of a big-endian unsigned integer.
+fn bit_len(be: &[u8]) -> u64 {
+    match be.iter().position(|b| *b != 0) {
+        None => 0,
+        Some(i) => (be.len() - i) as u64 * 8 - u64::from(be[i].leading_zeros()),
+    }
+}
+
+/// Checks class-specific values and fills the attributes derived from them.
+fn check_values(
+    class: CK_OBJECT_CLASS,
+    key_type: Option<CK_KEY_TYPE>,
+    attrs: &mut BTreeMap<AttrType, Value>,
+) -> Result<()> {
+    match (class, key_type) {
+        (CKO_SECRET_KEY, Some(kt)) => {
+            let len = bytes_of(attrs, CKA_VALUE).map_or(0, <[u8]>::len) as u64;
+            let ok = match kt {
+                CKK_AES => matches!(len, 16 | 24 | 32),
+                _ => len > 0,
+            };
+            if !ok {
+                return Err(Error::AttributeValueInvalid);
+            }
+            match ulong_of(attrs, CKA_VALUE_LEN)? {
+                Some(given) if given != len => return Err(Error::TemplateInconsistent),
+                _ => {}
+            }
+            attrs.insert(t(CKA_VALUE_LEN), Value::Ulong(len));
+        }
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_RSA)) => {
+            let bits = bit_len(bytes_of(attrs, CKA_MODULUS).unwrap_or(&[]));
+            if bits == 0 || bit_len(bytes_of(attrs, CKA_PUBLIC_EXPONENT).unwrap_or(&[1])) == 0 {
+                return Err(Error::AttributeValueInvalid);
+            }
+            if class == CKO_PUBLIC_KEY {
+                match ulong_of(attrs, CKA_MODULUS_BITS)? {
+                    Some(given) if given != bits => return Err(Error::TemplateInconsistent),
+                    _ => {}
+                }
+                attrs.insert(t(CKA_MODULUS_BITS), Value::Ulong(bits));
+            }
+        }
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC)) => {
+            let params_ok = bytes_of(attrs, CKA_EC_PARAMS).is_some_and(|p| p.len() >= 2);
+            let point_ok = class == CKO_PRIVATE_KEY
+                || bytes_of(attrs, CKA_EC_POINT).is_some_and(|p| !p.is_empty());
+            let value_ok = class == CKO_PUBLIC_KEY
+                || bytes_of(attrs, CKA_VALUE).is_some_and(|v| !v.is_empty());
+            if !(params_ok && point_ok && value_ok) {
+                return Err(Error::AttributeValueInvalid);
+            }
+        }
+        (CKO_CERTIFICATE, _) => {
+            if ulong_of(attrs, CKA_CERTIFICATE_TYPE)? != Some(CKC_X_509 as u64) {
+                return Err(Error::AttributeValueInvalid);
+            }
+            if policy::X509_REQUIRED.iter().any(|ty| !attrs.contains_key(&t(*ty))) {
+                return Err(Error::TemplateIncomplete);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What kind of call is creating the object; it decides the provenance attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// `C_CreateObject`: the caller supplied the values.
+    Supplied,
+}
+
+/// Builds a new object from a `C_CreateObject` template.
+pub fn build(template: &[RawAttribute], provenance: Provenance) -> Result<Object> {
+    let mut given = parse(template)?;
+    let class = ulong_of(&given, CKA_CLASS)?.ok_or(Error::TemplateIncomplete)? as CK_OBJECT_CLASS;
+    if !matches!(
+        class,
+        CKO_DATA | CKO_CERTIFICATE | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY
+    ) {
+        return Err(Error::AttributeValueInvalid);
+    }
+    let is_key = matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY);
+    let key_type = match ulong_of(&given, CKA_KEY_TYPE)? {
+        Some(kt) if is_key => {
+            if !policy::key_type_supported(class, kt as CK_KEY_TYPE) {
+                return Err(Error::AttributeValueInvalid);
+            }
+            Some(kt as CK_KEY_TYPE)
+        }
+        Some(_) => return Err(Error::AttributeTypeInvalid),
+        None if is_key => return Err(Error::TemplateIncomplete),
+        None => None,
+    };
+    for ty in given.keys() {
+        if !policy::carries(class, key_type, *ty) {
+            return Err(Error::AttributeTypeInvalid);
+        }
+        if policy::mutability(class, *ty) == Mutability::ModuleOnly {
+            return Err(Error::AttributeReadOnly);
+        }
+    }
+    if policy::required(class, key_type)
+        .iter()
+        .any(|ty| !given.contains_key(&t(*ty)))
+    {
+        return Err(Error::TemplateIncomplete);
+    }
+    check_values(class, key_type, &mut given)?;
+
+    let mut attrs = BTreeMap::new();
+    for (ty, v) in policy::defaults(class, key_type) {
+        attrs.insert(ty, v);
+    }
+    attrs.extend(given);
+    let uid = new_uid()?;
+    attrs.insert(t(CKA_UNIQUE_ID), Value::Bytes(unique_id_of(&uid)));
+    if is_key {
+        let Provenance::Supplied = provenance;
+        attrs.insert(t(CKA_LOCAL), Value::Bool(false));
+        attrs.insert(
+            t(CKA_KEY_GEN_MECHANISM),
+            Value::Ulong(CK_UNAVAILABLE_INFORMATION as u64),
+        );
+        if class != CKO_PUBLIC_KEY {
+            // Supplied material was once outside the token: never "always sensitive".
+            attrs.insert(t(CKA_ALWAYS_SENSITIVE), Value::Bool(false));
+            attrs.insert(t(CKA_NEVER_EXTRACTABLE), Value::Bool(false));
+        }
+    }
+    assemble(uid, class, attrs)
+}
+
+/// Splits attributes into plain and sealed ones and makes the object.
+fn assemble(
+    uid: crate::store::ObjectUid,
+    class: CK_OBJECT_CLASS,
+    mut attrs: BTreeMap<AttrType, Value>,
+) -> Result<Object> {
+    let private = attrs
+        .get(&t(CKA_PRIVATE))
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let secret_types: Vec<AttrType> = attrs
+        .keys()
+        .copied()
+        .filter(|ty| policy::sealed_at_rest(class, private, *ty))
+        .collect();
+    let mut secrets = BTreeMap::new();
+    for ty in secret_types {
+        if let Some(Value::Bytes(b)) = attrs.get_mut(&ty) {
+            secrets.insert(ty, Zeroizing::new(std::mem::take(b)));
+        }
+        attrs.remove(&ty);
+    }
+    Object::new(uid, attrs, secrets)
+}
+
+fn check_change(class: CK_OBJECT_CLASS, ty: AttrType, old: Option<&Value>, new: &Value) -> Result<()> {
+    let allowed = match policy::mutability(class, ty) {
+        Mutability::ModuleOnly | Mutability::Fixed => false,
+        Mutability::Free => true,
+        Mutability::OnlyToTrue => new.as_bool() == Some(true) || old == Some(new),
+        Mutability::OnlyToFalse => new.as_bool() == Some(false) || old == Some(new),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::AttributeReadOnly)
+    }
+}
+
+/// The object after `C_SetAttributeValue` with `template`. `all` holds the object's
+/// current attributes and opened secrets.
+pub fn apply(
+    object: &Object,
+    all: (BTreeMap<AttrType, Value>, BTreeMap<AttrType, Zeroizing<Vec<u8>>>),
+    template: &[RawAttribute],
+) -> Result<Object> {
+    if object.bool_attr(CKA_MODIFIABLE) == Some(false) {
+        return Err(Error::ActionProhibited);
+    }
+    let changes = parse(template)?;
+    let (mut attrs, secrets) = all;
+    for (ty, new) in &changes {
+        if !policy::carries(object.class, object.key_type, *ty) {
+            return Err(Error::AttributeTypeInvalid);
+        }
+        let old = attrs.get(ty);
+        check_change(object.class, *ty, old, new)?;
+    }
+    attrs.extend(secrets.into_iter().map(|(t, v)| (t, Value::Bytes(v.to_vec()))));
+    attrs.extend(changes);
+    assemble(object.uid, object.class, attrs)
+}
+
+/// The new object made by `C_CopyObject` with `template`.
+pub fn copy(
+    object: &Object,
+    all: (BTreeMap<AttrType, Value>, BTreeMap<AttrType, Zeroizing<Vec<u8>>>),
+    template: &[RawAttribute],
+) -> Result<Object> {
+    if object.bool_attr(CKA_COPYABLE) == Some(false) {
+        return Err(Error::ActionProhibited);
+    }
+    let changes = parse(template)?;
+    let (mut attrs, secrets) = all;
+    for (ty, new) in &changes {
+        if !policy::carries(object.class, object.key_type, *ty) {
+            return Err(Error::AttributeTypeInvalid);
+        }
+        // §5.7 C_CopyObject: the storage attributes may change in the copy, the rest
+        // as C_SetAttributeValue allows.
+        let storage = matches!(*ty as CK_ATTRIBUTE_TYPE, CKA_TOKEN | CKA_PRIVATE);
+        let narrowing = *ty == t(CKA_MODIFIABLE) && new.as_bool() == Some(false);
+        if !(storage || narrowing) {
+            check_change(object.class, *ty, attrs.get(ty), new)?;
+        }
+    }
+    attrs.extend(secrets.into_iter().map(|(t, v)| (t, Value::Bytes(v.to_vec()))));
+    attrs.extend(changes);
+    let uid = new_uid()?;
+    attrs.insert(t(CKA_UNIQUE_ID), Value::Bytes(unique_id_of(&uid)));
+    assemble(uid, object.class, attrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::attr::RawValue;
+    use super::*;
+
+    fn ulong(ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> RawAttribute {
+        RawAttribute {
+            ty: t(ty),
+            value: RawValue::Bytes(Zeroizing::new(v.to_ne_bytes().to_vec())),
+        }
+    }
+    fn bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> RawAttribute {
+        RawAttribute {
+            ty: t(ty),
+            value: RawValue::Bytes(Zeroizing::new(v.to_vec())),
+        }
+    }
+    fn boolean(ty: CK_ATTRIBUTE_TYPE, v: bool) -> RawAttribute {
+        bytes(ty, &[u8::from(v)])
+    }
+    fn aes(len: usize) -> Vec<RawAttribute> {
+        vec![
+            ulong(CKA_CLASS, CKO_SECRET_KEY),
+            ulong(CKA_KEY_TYPE, CKK_AES),
+            bytes(CKA_VALUE, &vec![7; len]),
+        ]
+    }
+
+    #[test]
+    fn aes_key_gets_defaults_and_sealed_value() {
+        let o = build(&aes(32), Provenance::Supplied).unwrap();
+        assert_eq!(o.class, CKO_SECRET_KEY);
+        assert_eq!(o.bool_attr(CKA_PRIVATE), Some(true));
+        assert_eq!(o.bool_attr(CKA_LOCAL), Some(false));
+        assert_eq!(o.value(CKA_VALUE_LEN), Some(&Value::Ulong(32)));
+        assert!(o.value(CKA_VALUE).is_none(), "value is held apart as a secret");
+        assert!(o.has(t(CKA_VALUE)));
+    }
+
+    #[test]
+    fn aes_key_of_fifteen_bytes_is_invalid() {
+        assert!(matches!(build(&aes(15), Provenance::Supplied), Err(Error::AttributeValueInvalid)));
+    }
+
+    #[test]
+    fn missing_class_or_key_type_is_incomplete() {
+        assert!(matches!(build(&[], Provenance::Supplied), Err(Error::TemplateIncomplete)));
+        let t2 = vec![ulong(CKA_CLASS, CKO_SECRET_KEY), bytes(CKA_VALUE, &[1; 16])];
+        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::TemplateIncomplete)));
+    }
+
+    #[test]
+    fn conflicting_duplicate_is_inconsistent() {
+        let mut t2 = aes(16);
+        t2.push(ulong(CKA_CLASS, CKO_DATA));
+        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::TemplateInconsistent)));
+    }
+
+    #[test]
+    fn value_len_disagreeing_with_value_is_inconsistent() {
+        let mut t2 = aes(16);
+        t2.push(ulong(CKA_VALUE_LEN, 32));
+        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::TemplateInconsistent)));
+    }
+
+    #[test]
+    fn module_only_attribute_in_template_is_read_only() {
+        let mut t2 = aes(16);
+        t2.push(boolean(CKA_LOCAL, true));
+        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::AttributeReadOnly)));
+    }
+
+    #[test]
+    fn attribute_foreign_to_the_class_is_type_invalid() {
+        let t2 = vec![ulong(CKA_CLASS, CKO_DATA), bytes(CKA_MODULUS, &[1])];
+        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::AttributeTypeInvalid)));
+    }
+
+    #[test]
+    fn sensitive_goes_only_to_true_and_extractable_only_to_false() {
+        let o = build(&aes(16), Provenance::Supplied).unwrap();
+        let all = || o.all_values("s", None).unwrap();
+        assert!(apply(&o, all(), &[boolean(CKA_SENSITIVE, true)]).is_ok());
+        assert!(apply(&o, all(), &[boolean(CKA_EXTRACTABLE, false)]).is_ok());
+        let s = apply(&o, all(), &[boolean(CKA_SENSITIVE, true)]).unwrap();
+        let all_s = s.all_values("s", None).unwrap();
+        assert!(matches!(apply(&s, all_s, &[boolean(CKA_SENSITIVE, false)]), Err(Error::AttributeReadOnly)));
+        assert!(matches!(apply(&o, all(), &[ulong(CKA_CLASS, CKO_DATA)]), Err(Error::AttributeReadOnly)));
+    }
+
+    #[test]
+    fn unmodifiable_object_refuses_changes() {
+        let mut t2 = aes(16);
+        t2.push(boolean(CKA_MODIFIABLE, false));
+        let o = build(&t2, Provenance::Supplied).unwrap();
+        let all = o.all_values("s", None).unwrap();
+        assert!(matches!(apply(&o, all, &[bytes(CKA_LABEL, b"x")]), Err(Error::ActionProhibited)));
+    }
+
+    #[test]
+    fn copy_gets_a_new_unique_id_and_may_change_token() {
+        let o = build(&aes(16), Provenance::Supplied).unwrap();
+        let c = copy(&o, o.all_values("s", None).unwrap(), &[boolean(CKA_TOKEN, true)]).unwrap();
+        assert_ne!(c.uid, o.uid);
+        assert_ne!(c.value(CKA_UNIQUE_ID), o.value(CKA_UNIQUE_ID));
+        assert!(c.is_token());
+    }
+
+    #[test]
+    fn rsa_public_key_gets_modulus_bits() {
+        let t2 = vec![
+            ulong(CKA_CLASS, CKO_PUBLIC_KEY),
+            ulong(CKA_KEY_TYPE, CKK_RSA),
+            bytes(CKA_MODULUS, &[0x00, 0x80, 0, 0]),
+            bytes(CKA_PUBLIC_EXPONENT, &[1, 0, 1]),
+        ];
+        let o = build(&t2, Provenance::Supplied).unwrap();
+        assert_eq!(o.value(CKA_MODULUS_BITS), Some(&Value::Ulong(24)));
+    }
+}

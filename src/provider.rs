@@ -1,0 +1,284 @@
+//! Process-wide state: initialised or not, the slot table, and the session table.
+//!
+//! Lock order for the whole crate (docs/architecture.md): `STATE` (only `C_Initialize`
+//! and `C_Finalize` write it) → `slots` → `sessions` → a token's locks (`sessions` →
+//! `login` → `view` → `objects`) → a store's connection. Entry points resolve handles to
+//! `Arc`s, drop the table locks, then work. This module must not see raw pointers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::object::table::{HandleSource, SessionHandle};
+use crate::session::Session;
+use crate::store::seal::random_fill;
+use crate::token::{Token, LABEL_LEN};
+
+static STATE: RwLock<Option<Arc<Provider>>> = RwLock::new(None);
+
+/// What `C_Initialize` was told, decoded.
+#[derive(Debug, Default)]
+pub struct InitOptions {
+    pub config_path: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+enum SlotState {
+    /// No token yet; `serial` is the one `C_InitToken` will give it.
+    Free,
+    /// `C_InitToken` is running on this slot.
+    Initializing,
+    Token(Arc<Token>),
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: u64,
+    serial: String,
+    state: SlotState,
+}
+
+/// A slot as entry points see it.
+#[derive(Debug, Clone)]
+pub struct SlotView {
+    pub id: u64,
+    pub serial: String,
+    pub token: Option<Arc<Token>>,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub config: Arc<Config>,
+    handles: Arc<HandleSource>,
+    slots: RwLock<Vec<Slot>>,
+    sessions: RwLock<HashMap<SessionHandle, Arc<Session>>>,
+    next_session: AtomicU64,
+}
+
+pub fn initialize(options: InitOptions) -> Result<()> {
+    let mut state = STATE.write();
+    if state.is_some() {
+        return Err(Error::AlreadyInitialized);
+    }
+    crate::logging::install_default();
+    let config = Config::load(options.config_path.as_deref()).inspect_err(|e| {
+        log::error!("C_Initialize: {e}");
+    })?;
+    crate::logging::configure(&config)?;
+    let provider = Provider::new(config)?;
+    *state = Some(Arc::new(provider));
+    Ok(())
+}
+
+pub fn finalize() -> Result<()> {
+    let provider = STATE.write().take().ok_or(Error::NotInitialized)?;
+    provider.sessions.write().clear();
+    Ok(())
+}
+
+/// The initialised provider, or `NotInitialized`.
+pub fn get() -> Result<Arc<Provider>> {
+    STATE.read().clone().ok_or(Error::NotInitialized)
+}
+
+fn create_token_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::Config(format!("cannot create token directory {}: {e}", dir.display())))
+}
+
+impl Provider {
+    fn new(config: Config) -> Result<Provider> {
+        create_token_dir(&config.token_dir)?;
+        let provider = Provider {
+            config: Arc::new(config),
+            handles: Arc::new(HandleSource::default()),
+            slots: RwLock::new(Vec::new()),
+            sessions: RwLock::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+        };
+        provider.rescan()?;
+        Ok(provider)
+    }
+
+    /// Opens tokens that appeared in the token directory and keeps exactly one free slot.
+    pub fn rescan(&self) -> Result<()> {
+        let dir = &self.config.token_dir;
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            Error::Config(format!("cannot read token directory {}: {e}", dir.display()))
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "db"))
+            .collect();
+        paths.sort();
+        let known: Vec<String> = self.slots.read().iter().map(|s| s.serial.clone()).collect();
+        let mut opened = Vec::new();
+        for path in paths {
+            let serial = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if known.iter().any(|k| k == serial) {
+                continue;
+            }
+            match Token::open(&path, Arc::clone(&self.config), Arc::clone(&self.handles)) {
+                Ok(token) => opened.push(token),
+                // One unreadable token must not hide the others.
+                Err(e) => log::warn!("skipping token file {}: {e}", path.display()),
+            }
+        }
+        let mut slots = self.slots.write();
+        for token in opened {
+            if slots.iter().any(|s| s.id == token.slot_id || s.serial == token.serial) {
+                log::warn!("token {} duplicates a slot id or serial; skipped", token.serial);
+                continue;
+            }
+            let at = slots.iter().position(|s| !matches!(s.state, SlotState::Token(_)));
+            let slot = Slot {
+                id: token.slot_id,
+                serial: token.serial.clone(),
+                state: SlotState::Token(Arc::new(token)),
+            };
+            match at {
+                Some(i) => slots.insert(i, slot),
+                None => slots.push(slot),
+            }
+        }
+        if !slots.iter().any(|s| !matches!(s.state, SlotState::Token(_))) {
+            let slot = free_slot(&slots)?;
+            slots.push(slot);
+        }
+        Ok(())
+    }
+
+    pub fn slot_ids(&self) -> Vec<u64> {
+        self.slots.read().iter().map(|s| s.id).collect()
+    }
+
+    pub fn slot(&self, id: u64) -> Result<SlotView> {
+        let slots = self.slots.read();
+        let slot = slots.iter().find(|s| s.id == id).ok_or(Error::SlotIdInvalid)?;
+        Ok(SlotView {
+            id: slot.id,
+            serial: slot.serial.clone(),
+            token: match &slot.state {
+                SlotState::Token(t) => Some(Arc::clone(t)),
+                _ => None,
+            },
+        })
+    }
+
+    /// `C_InitToken`: initialises the free slot's token, or re-initialises a token.
+    pub fn init_token(&self, id: u64, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
+        let serial = {
+            let mut slots = self.slots.write();
+            let slot = slots.iter_mut().find(|s| s.id == id).ok_or(Error::SlotIdInvalid)?;
+            match &slot.state {
+                SlotState::Token(token) => {
+                    let token = Arc::clone(token);
+                    drop(slots);
+                    return token.reinitialize(so_pin, label);
+                }
+                SlotState::Initializing => return Err(Error::SessionExists),
+                SlotState::Free => {}
+            }
+            slot.state = SlotState::Initializing;
+            slot.serial.clone()
+        };
+        let made = Token::create(
+            &self.config.token_dir,
+            id,
+            &serial,
+            label,
+            so_pin,
+            Arc::clone(&self.config),
+            Arc::clone(&self.handles),
+        );
+        let mut slots = self.slots.write();
+        let slot = slots
+            .iter_mut()
+            .find(|s| s.id == id)
+            .ok_or(Error::Internal("slot vanished during C_InitToken"))?;
+        match made {
+            Ok(token) => {
+                slot.state = SlotState::Token(Arc::new(token));
+                Ok(())
+            }
+            Err(e) => {
+                slot.state = SlotState::Free;
+                Err(e)
+            }
+        }
+    }
+
+    pub fn open_session(&self, slot_id: u64, rw: bool) -> Result<SessionHandle> {
+        let token = self.slot(slot_id)?.token.ok_or(Error::TokenNotRecognized)?;
+        let handle = self.next_session.fetch_add(1, Ordering::Relaxed);
+        token.add_session(handle, rw)?;
+        let session = Arc::new(Session::new(handle, slot_id, token, rw));
+        self.sessions.write().insert(handle, session);
+        Ok(handle)
+    }
+
+    pub fn session(&self, handle: SessionHandle) -> Result<Arc<Session>> {
+        self.sessions
+            .read()
+            .get(&handle)
+            .cloned()
+            .ok_or(Error::SessionHandleInvalid)
+    }
+
+    pub fn close_session(&self, handle: SessionHandle) -> Result<()> {
+        let session = self
+            .sessions
+            .write()
+            .remove(&handle)
+            .ok_or(Error::SessionHandleInvalid)?;
+        session.token.remove_session(handle);
+        Ok(())
+    }
+
+    pub fn close_all_sessions(&self, slot_id: u64) -> Result<()> {
+        self.slot(slot_id)?;
+        let closed: Vec<Arc<Session>> = {
+            let mut sessions = self.sessions.write();
+            let handles: Vec<SessionHandle> = sessions
+                .values()
+                .filter(|s| s.slot_id == slot_id)
+                .map(|s| s.handle)
+                .collect();
+            handles.iter().filter_map(|h| sessions.remove(h)).collect()
+        };
+        for session in closed {
+            session.token.remove_session(session.handle);
+        }
+        Ok(())
+    }
+}
+
+/// A new free slot with a fresh serial; its ID derives from the serial (as SoftHSMv2's
+/// do) and is persisted when the token is initialised, so it survives restarts.
+fn free_slot(slots: &[Slot]) -> Result<Slot> {
+    loop {
+        let mut raw = [0u8; 8];
+        random_fill(&mut raw)?;
+        let serial: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let id = u64::from(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) & 0x7fff_ffff);
+        if !slots.iter().any(|s| s.id == id) {
+            return Ok(Slot {
+                id,
+                serial,
+                state: SlotState::Free,
+            });
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! One session: which token, read-only or read/write, and its active operations (for
+//! now the object search cursor).
+//!
+//! A session holds no login state of its own (login is per application and token, §5.6);
+//! its state is derived from the token's. This module must not touch the store.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::object::attr::RawAttribute;
+use crate::object::table::{ObjectHandle, SessionHandle};
+use crate::token::{Caller, LoggedIn, Token};
+
+#[derive(Debug)]
+struct FindCursor {
+    handles: Vec<ObjectHandle>,
+    next: usize,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub handle: SessionHandle,
+    pub slot_id: u64,
+    pub token: Arc<Token>,
+    pub rw: bool,
+    find: Mutex<Option<FindCursor>>,
+}
+
+impl Session {
+    pub fn new(handle: SessionHandle, slot_id: u64, token: Arc<Token>, rw: bool) -> Session {
+        Session {
+            handle,
+            slot_id,
+            token,
+            rw,
+            find: Mutex::new(None),
+        }
+    }
+
+    pub fn caller(&self) -> Caller {
+        Caller {
+            session: self.handle,
+            rw: self.rw,
+        }
+    }
+
+    /// The session state of §5.6 (Table 8), from the token's login and this session's mode.
+    pub fn state(&self) -> CK_STATE {
+        match (self.token.logged_in(), self.rw) {
+            (LoggedIn::Nobody, false) => CKS_RO_PUBLIC_SESSION,
+            (LoggedIn::Nobody, true) => CKS_RW_PUBLIC_SESSION,
+            (LoggedIn::User, false) => CKS_RO_USER_FUNCTIONS,
+            (LoggedIn::User, true) => CKS_RW_USER_FUNCTIONS,
+            // An SO is never logged in alongside a read-only session.
+            (LoggedIn::So, _) => CKS_RW_SO_FUNCTIONS,
+        }
+    }
+
+    pub fn find_init(&self, template: &[RawAttribute]) -> Result<()> {
+        let mut find = self.find.lock();
+        if find.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let handles = self.token.find(template)?;
+        *find = Some(FindCursor { handles, next: 0 });
+        Ok(())
+    }
+
+    pub fn find_next(&self, max: usize) -> Result<Vec<ObjectHandle>> {
+        let mut find = self.find.lock();
+        let cursor = find.as_mut().ok_or(Error::OperationNotInitialized)?;
+        let end = cursor.handles.len().min(cursor.next.saturating_add(max));
+        let out = cursor.handles[cursor.next..end].to_vec();
+        cursor.next = end;
+        Ok(out)
+    }
+
+    pub fn find_final(&self) -> Result<()> {
+        self.find
+            .lock()
+            .take()
+            .map(|_| ())
+            .ok_or(Error::OperationNotInitialized)
+    }
+}

@@ -1,0 +1,178 @@
+//! An in-memory store with the same contract as SQLite, for unit tests of the layers
+//! above. Handles made with `share` behave like separate processes on one token.
+//! It must never be used for a real token: nothing survives the process.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{Change, ObjectRecord, ObjectUid, PinRecord, PinRole, Snapshot, Store, StoreResult};
+use crate::error::StoreError;
+
+#[derive(Debug, Default)]
+struct Shared {
+    version: u64,
+    seq: u64,
+    epoch: u64,
+    meta: BTreeMap<String, Vec<u8>>,
+    pins: BTreeMap<PinRole, PinRecord>,
+    objects: BTreeMap<ObjectUid, (u64, ObjectRecord)>,
+    removed: BTreeMap<ObjectUid, u64>,
+}
+
+#[derive(Debug)]
+pub struct MemoryStore {
+    shared: Arc<Mutex<Shared>>,
+    seen: Mutex<u64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore {
+            shared: Arc::new(Mutex::new(Shared {
+                epoch: 1,
+                ..Shared::default()
+            })),
+            seen: Mutex::new(0),
+        }
+    }
+
+    /// A second handle on the same records, as another process would have.
+    pub fn share(&self) -> MemoryStore {
+        MemoryStore {
+            shared: Arc::clone(&self.shared),
+            seen: Mutex::new(0),
+        }
+    }
+
+    /// Bumps the shared version; the caller's own handle stays current only if it was.
+    fn bump(&self, shared: &mut Shared) {
+        let mut seen = self.seen.lock();
+        let was_current = *seen == shared.version;
+        shared.version += 1;
+        if was_current {
+            *seen = shared.version;
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn changed_elsewhere(&self) -> StoreResult<bool> {
+        Ok(*self.seen.lock() != self.shared.lock().version)
+    }
+
+    fn read(&self, since: u64, epoch: u64) -> StoreResult<Snapshot> {
+        let shared = self.shared.lock();
+        *self.seen.lock() = shared.version;
+        let complete = epoch != shared.epoch;
+        let from = if complete { 0 } else { since };
+        Ok(Snapshot {
+            seq: shared.seq,
+            epoch: shared.epoch,
+            complete,
+            meta: shared.meta.clone(),
+            pins: shared.pins.clone(),
+            objects: shared
+                .objects
+                .values()
+                .filter(|(s, _)| complete || *s > from)
+                .map(|(_, r)| r.clone())
+                .collect(),
+            removed: if complete {
+                Vec::new()
+            } else {
+                shared
+                    .removed
+                    .iter()
+                    .filter(|(_, s)| **s > from)
+                    .map(|(u, _)| *u)
+                    .collect()
+            },
+        })
+    }
+
+    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
+        let mut shared = self.shared.lock();
+        shared.seq += 1;
+        let seq = shared.seq;
+        for change in changes {
+            match change {
+                Change::PutMeta(k, v) => {
+                    shared.meta.insert(k, v);
+                }
+                Change::PutPin(role, pin) => {
+                    shared.pins.insert(role, pin);
+                }
+                Change::RemovePin(role) => {
+                    shared.pins.remove(&role);
+                }
+                Change::PutObject(rec) => {
+                    shared.removed.remove(&rec.uid);
+                    shared.objects.insert(rec.uid, (seq, rec));
+                }
+                Change::RemoveObject(uid) => {
+                    shared.objects.remove(&uid);
+                    shared.removed.insert(uid, seq);
+                }
+                Change::Wipe => {
+                    shared.objects.clear();
+                    shared.removed.clear();
+                    shared.pins.clear();
+                    shared.epoch += 1;
+                }
+            }
+        }
+        self.bump(&mut shared);
+        Ok(())
+    }
+
+    fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32> {
+        let mut shared = self.shared.lock();
+        let failures = {
+            let pin = shared
+                .pins
+                .get_mut(&role)
+                .ok_or(StoreError::Malformed("no PIN record for that role"))?;
+            pin.failures += 1;
+            pin.failures
+        };
+        self.bump(&mut shared);
+        Ok(failures)
+    }
+
+    fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()> {
+        let mut shared = self.shared.lock();
+        let changed = match shared.pins.get_mut(&role) {
+            Some(pin) if pin.failures != 0 => {
+                pin.failures = 0;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.bump(&mut shared);
+        }
+        Ok(())
+    }
+
+    fn check_integrity(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_store_meets_the_store_contract() {
+        let first = super::MemoryStore::new();
+        let second = first.share();
+        crate::store::contract::run(&first, &second);
+    }
+}

@@ -1,0 +1,339 @@
+//! The embedded default store: one SQLite database per token.
+//!
+//! WAL journal, `synchronous=FULL`, a busy timeout, `BEGIN IMMEDIATE` for every write, and
+//! a schema version in `PRAGMA user_version`. Files are created 0600 before SQLite opens
+//! them (SQLite gives the -wal and -shm files the same mode). Other processes' commits are
+//! noticed through `PRAGMA data_version`. This module must not interpret record contents.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Change, ObjectRecord, ObjectUid, PinRecord, PinRole, Snapshot, Store, StoreResult};
+use crate::error::StoreError;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE state   (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, epoch INTEGER NOT NULL);
+CREATE TABLE meta    (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE pins    (role INTEGER PRIMARY KEY, kdf BLOB NOT NULL, wrapped_key BLOB NOT NULL,
+                      failures INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE objects (uid BLOB PRIMARY KEY, seq INTEGER NOT NULL, plain BLOB NOT NULL, sealed BLOB);
+CREATE INDEX objects_by_seq ON objects (seq);
+CREATE TABLE removed (uid BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE INDEX removed_by_seq ON removed (seq);
+INSERT INTO state (id, seq, epoch) VALUES (1, 0, 1);
+";
+
+struct Conn {
+    db: Connection,
+    /// `PRAGMA data_version` when this handle last looked.
+    data_version: i64,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Conn>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+fn configure(db: &Connection) -> StoreResult<()> {
+    db.busy_timeout(Duration::from_secs(30))?;
+    // journal_mode answers with a row, so it is read rather than executed.
+    let mode: String = db.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Malformed("the database refused WAL mode"));
+    }
+    db.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    Ok(())
+}
+
+fn data_version(db: &Connection) -> StoreResult<i64> {
+    Ok(db.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
+
+fn uid_of(bytes: Vec<u8>) -> StoreResult<ObjectUid> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Malformed("object uid is not 16 bytes"))
+}
+
+impl SqliteStore {
+    /// Creates a new token database at `path` (which must not exist) holding `initial`.
+    pub fn create(path: &Path, initial: Vec<Change>) -> StoreResult<SqliteStore> {
+        // O_EXCL: two processes initialising the same serial cannot both succeed.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        let result = (|| {
+            let db = Connection::open(path)?;
+            configure(&db)?;
+            db.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))?;
+            let store = SqliteStore::wrap(path, db)?;
+            store.commit(initial)?;
+            Ok(store)
+        })();
+        if result.is_err() {
+            // Leave no half-made token behind for the slot scan to trip over.
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(p));
+            }
+        }
+        result
+    }
+
+    /// Opens an existing token database.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        if !path.is_file() {
+            return Err(StoreError::Io(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            )));
+        }
+        let db = Connection::open(path)?;
+        configure(&db)?;
+        let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion(version));
+        }
+        SqliteStore::wrap(path, db)
+    }
+
+    fn wrap(path: &Path, db: Connection) -> StoreResult<SqliteStore> {
+        let data_version = data_version(&db)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(Conn { db, data_version }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
+    Ok((
+        row.get(0)?,
+        PinRecord {
+            kdf: row.get(1)?,
+            wrapped_key: row.get(2)?,
+            failures: row.get(3)?,
+        },
+    ))
+}
+
+impl Store for SqliteStore {
+    fn changed_elsewhere(&self) -> StoreResult<bool> {
+        let conn = self.conn.lock();
+        Ok(data_version(&conn.db)? != conn.data_version)
+    }
+
+    fn read(&self, since: u64, epoch: u64) -> StoreResult<Snapshot> {
+        let mut conn = self.conn.lock();
+        // Taken before the read: a commit racing with it then shows up as a change next
+        // time, rather than being missed.
+        let version_before = data_version(&conn.db)?;
+        let tx = conn.db.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let (seq, store_epoch): (i64, i64) =
+            tx.query_row("SELECT seq, epoch FROM state WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let mut snap = Snapshot {
+            seq: seq as u64,
+            epoch: store_epoch as u64,
+            complete: epoch != store_epoch as u64,
+            ..Snapshot::default()
+        };
+        let from: i64 = if snap.complete { -1 } else { since as i64 };
+        {
+            let mut q = tx.prepare_cached("SELECT name, value FROM meta")?;
+            for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+                let (k, v) = row?;
+                snap.meta.insert(k, v);
+            }
+            let mut q = tx.prepare_cached("SELECT role, kdf, wrapped_key, failures FROM pins")?;
+            for row in q.query_map([], read_pin)? {
+                let (role, pin) = row?;
+                let role = PinRole::from_code(role)
+                    .ok_or(StoreError::Malformed("unknown PIN role"))?;
+                snap.pins.insert(role, pin);
+            }
+            let mut q =
+                tx.prepare_cached("SELECT uid, plain, sealed FROM objects WHERE seq > ?1")?;
+            for row in q.query_map([from], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?))
+            })? {
+                let (uid, plain, sealed) = row?;
+                snap.objects.push(ObjectRecord {
+                    uid: uid_of(uid)?,
+                    plain,
+                    sealed,
+                });
+            }
+            if !snap.complete {
+                let mut q = tx.prepare_cached("SELECT uid FROM removed WHERE seq > ?1")?;
+                for row in q.query_map([from], |r| r.get::<_, Vec<u8>>(0))? {
+                    snap.removed.push(uid_of(row?)?);
+                }
+            }
+        }
+        tx.commit()?;
+        conn.data_version = version_before;
+        Ok(snap)
+    }
+
+    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq: i64 = tx.query_row("UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq", [], |r| r.get(0))?;
+        for change in changes {
+            match change {
+                Change::PutMeta(name, value) => {
+                    tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
+                        .execute(params![name, value])?;
+                }
+                Change::PutPin(role, pin) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
+                }
+                Change::RemovePin(role) => {
+                    tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
+                        .execute([role.code()])?;
+                }
+                Change::PutObject(rec) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO objects (uid, seq, plain, sealed) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![&rec.uid[..], seq, rec.plain, rec.sealed])?;
+                    tx.prepare_cached("DELETE FROM removed WHERE uid = ?1")?
+                        .execute([&rec.uid[..]])?;
+                }
+                Change::RemoveObject(uid) => {
+                    tx.prepare_cached("DELETE FROM objects WHERE uid = ?1")?
+                        .execute([&uid[..]])?;
+                    tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
+                        .execute(params![&uid[..], seq])?;
+                }
+                Change::Wipe => {
+                    tx.execute_batch(
+                        "DELETE FROM objects; DELETE FROM removed; DELETE FROM pins;
+                         UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32> {
+        let mut conn = self.conn.lock();
+        let tx = conn.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let failures: Option<u32> = tx
+            .query_row(
+                "UPDATE pins SET failures = failures + 1 WHERE role = ?1 RETURNING failures",
+                [role.code()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.commit()?;
+        failures.ok_or(StoreError::Malformed("no PIN record for that role"))
+    }
+
+    fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()> {
+        let conn = self.conn.lock();
+        conn.db
+            .prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
+            .execute([role.code()])?;
+        Ok(())
+    }
+
+    fn check_integrity(&self) -> StoreResult<()> {
+        let conn = self.conn.lock();
+        let verdict: String = conn.db.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Malformed("SQLite integrity check failed"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn fresh() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::create(&dir.path().join("t.db"), vec![]).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn sqlite_store_meets_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let first = SqliteStore::create(&path, vec![]).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        crate::store::contract::run(&first, &second);
+    }
+
+    #[test]
+    fn database_file_is_created_owner_only() {
+        let (dir, store) = fresh();
+        store.commit(vec![Change::PutMeta("x".into(), vec![1])]).unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn creating_over_an_existing_file_is_refused() {
+        let (dir, _store) = fresh();
+        assert!(SqliteStore::create(&dir.path().join("t.db"), vec![]).is_err());
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let (dir, store) = fresh();
+        store.conn.lock().db.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(store);
+        assert!(matches!(
+            SqliteStore::open(&dir.path().join("t.db")),
+            Err(StoreError::SchemaVersion(99))
+        ));
+    }
+
+    #[test]
+    fn journal_is_wal_and_integrity_check_passes() {
+        let (_dir, store) = fresh();
+        let mode: String = store
+            .conn
+            .lock()
+            .db
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store.check_integrity().unwrap();
+    }
+}

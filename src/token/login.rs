@@ -1,0 +1,189 @@
+//! PINs and login: `C_Login`, `C_Logout`, `C_InitPIN`, `C_SetPIN` and the SO PIN check of
+//! `C_InitToken`, with failure counting and lockout shared by every process on the token.
+//!
+//! A PIN is right when the master key it wraps authenticates; there is no separate PIN
+//! hash. The slow derivation runs with no token lock held. This module must never log
+//! or keep a PIN.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::store::seal::{self, MasterKey, PinKdf};
+use crate::store::{Change, PinRole};
+
+use super::{check_pin_len, master_aad, Token};
+
+/// Who this application is logged in as on a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoggedIn {
+    #[default]
+    Nobody,
+    User,
+    So,
+}
+
+/// The user types of `C_Login`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKind {
+    So,
+    User,
+    ContextSpecific,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Login {
+    pub(super) who: LoggedIn,
+    pub(super) master: Option<Arc<MasterKey>>,
+}
+
+impl Login {
+    pub(super) fn clear(&mut self) {
+        self.who = LoggedIn::Nobody;
+        self.master = None;
+    }
+}
+
+impl Token {
+    /// Checks `pin` against the stored record of `role`, counting a failure or clearing
+    /// the count, and returns the master key it unwraps.
+    pub(super) fn verify_pin(&self, role: PinRole, pin: &[u8]) -> Result<MasterKey> {
+        let record = self
+            .view
+            .read()
+            .pins
+            .get(&role)
+            .cloned()
+            .ok_or(match role {
+                PinRole::User => Error::UserPinNotInitialized,
+                PinRole::So => Error::TokenNotRecognized,
+            })?;
+        let max = self.config.max_pin_failures;
+        if max > 0 && record.failures >= max {
+            return Err(Error::PinLocked);
+        }
+        let kdf = PinKdf::decode(&record.kdf)?;
+        match seal::unwrap_master_key(&record.wrapped_key, &kdf, pin, &master_aad(&self.serial, role)) {
+            Ok(master) => {
+                if record.failures > 0 {
+                    self.store.reset_pin_failures(role)?;
+                    self.sync()?;
+                }
+                Ok(master)
+            }
+            Err(Error::PinIncorrect) => {
+                // The attempt that reaches the limit still answers "incorrect" (§5.6);
+                // the next one answers "locked".
+                self.store.count_pin_failure(role)?;
+                self.sync()?;
+                Err(Error::PinIncorrect)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    pub fn login(&self, kind: UserKind, pin: &[u8]) -> Result<()> {
+        let role = match kind {
+            UserKind::So => PinRole::So,
+            UserKind::User => PinRole::User,
+            UserKind::ContextSpecific => {
+                // No mechanism asks for re-authentication yet (CKA_ALWAYS_AUTHENTICATE
+                // keys cannot be used), so there is never an operation awaiting it.
+                return Err(match self.logged_in() {
+                    LoggedIn::User => Error::OperationNotInitialized,
+                    _ => Error::UserNotLoggedIn,
+                });
+            }
+        };
+        self.check_can_login(role)?;
+        self.refresh()?;
+        let master = self.verify_pin(role, pin)?;
+        // Re-check under the locks: another thread may have logged in meanwhile.
+        let sessions = self.sessions.lock();
+        self.check_can_login_locked(role, &sessions)?;
+        let mut login = self.login.lock();
+        login.who = match role {
+            PinRole::So => LoggedIn::So,
+            PinRole::User => LoggedIn::User,
+        };
+        login.master = Some(Arc::new(master));
+        Ok(())
+    }
+
+    fn check_can_login(&self, role: PinRole) -> Result<()> {
+        let sessions = self.sessions.lock();
+        self.check_can_login_locked(role, &sessions)
+    }
+
+    fn check_can_login_locked(
+        &self,
+        role: PinRole,
+        sessions: &std::collections::BTreeMap<u64, bool>,
+    ) -> Result<()> {
+        let who = self.login.lock().who;
+        match (role, who) {
+            (PinRole::So, LoggedIn::So) | (PinRole::User, LoggedIn::User) => {
+                Err(Error::UserAlreadyLoggedIn)
+            }
+            (_, LoggedIn::So) | (_, LoggedIn::User) => Err(Error::UserAnotherAlreadyLoggedIn),
+            (PinRole::So, LoggedIn::Nobody) if sessions.values().any(|rw| !rw) => {
+                Err(Error::SessionReadOnlyExists)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn logout(&self) -> Result<()> {
+        let mut login = self.login.lock();
+        if login.who == LoggedIn::Nobody {
+            return Err(Error::UserNotLoggedIn);
+        }
+        self.logout_locked(&mut login);
+        Ok(())
+    }
+
+    pub(super) fn logout_locked(&self, login: &mut Login) {
+        if login.who != LoggedIn::Nobody {
+            login.clear();
+            self.objects.write().forget_private(&self.handles);
+        }
+    }
+
+    /// The master key, when this application is logged in.
+    pub(super) fn master(&self) -> Option<Arc<MasterKey>> {
+        self.login.lock().master.clone()
+    }
+
+    /// `C_InitPIN`: the SO sets (or resets, unlocking) the user PIN.
+    pub fn init_pin(&self, session_rw: bool, pin: &[u8]) -> Result<()> {
+        let master = {
+            let login = self.login.lock();
+            match (login.who, &login.master) {
+                (super::LoggedIn::So, Some(m)) => Arc::clone(m),
+                _ => return Err(Error::UserNotLoggedIn),
+            }
+        };
+        if !session_rw {
+            return Err(Error::SessionReadOnly);
+        }
+        check_pin_len(pin)?;
+        let record = Token::pin_record(&master, &self.serial, PinRole::User, pin, &self.config)?;
+        self.commit(vec![Change::PutPin(PinRole::User, record)])
+    }
+
+    /// `C_SetPIN`: changes the SO PIN when the SO is logged in, the user PIN otherwise.
+    /// Only the 32-byte master key is rewrapped; no object is re-encrypted.
+    pub fn set_pin(&self, session_rw: bool, old: &[u8], new: &[u8]) -> Result<()> {
+        if !session_rw {
+            return Err(Error::SessionReadOnly);
+        }
+        let role = match self.logged_in() {
+            LoggedIn::So => PinRole::So,
+            _ => PinRole::User,
+        };
+        check_pin_len(new)?;
+        self.refresh()?;
+        let master = self.verify_pin(role, old)?;
+        let record = Token::pin_record(&master, &self.serial, role, new, &self.config)?;
+        self.commit(vec![Change::PutPin(role, record)])
+    }
+}

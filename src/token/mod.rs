@@ -1,0 +1,304 @@
+//! One token: its store, its cached view of the store, this process's login state, and
+//! its objects.
+//!
+//! Lock order inside a token (see docs/architecture.md): `sessions` → `login` → `view`
+//! → `objects`; the store's own lock is innermost. No token lock is held across a store
+//! commit or a PIN derivation: a change is committed first and then published by
+//! re-reading the store (persist, then publish). This module must not see raw pointers
+//! or `CK_RV`s.
+
+mod login;
+mod objects;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::Config;
+use crate::error::{Error, Result, StoreError};
+use crate::object::table::{HandleSource, ObjectTable, SessionHandle};
+use crate::store::seal::{self, MasterKey, PinKdf};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Change, PinRecord, PinRole, Snapshot, Store};
+
+pub use login::{LoggedIn, UserKind};
+pub use objects::Caller;
+
+pub const LABEL_LEN: usize = 32;
+pub const MIN_PIN_LEN: usize = 4;
+pub const MAX_PIN_LEN: usize = 255;
+
+const META_SERIAL: &str = "serial";
+const META_SLOT_ID: &str = "slot_id";
+const META_LABEL: &str = "label";
+
+/// What `C_GetTokenInfo` reports, before it is put into C structures.
+#[derive(Debug, Clone)]
+pub struct TokenStatus {
+    pub label: [u8; LABEL_LEN],
+    pub serial: String,
+    pub user_pin_initialized: bool,
+    pub user_failures: Option<u32>,
+    pub so_failures: u32,
+    pub max_failures: u32,
+    pub session_count: usize,
+    pub rw_session_count: usize,
+}
+
+/// The store's metadata and PIN records as last read.
+#[derive(Debug)]
+struct View {
+    label: [u8; LABEL_LEN],
+    pins: BTreeMap<PinRole, PinRecord>,
+}
+
+pub struct Token {
+    pub slot_id: u64,
+    pub serial: String,
+    path: PathBuf,
+    store: Box<dyn Store>,
+    config: Arc<Config>,
+    handles: Arc<HandleSource>,
+    /// Sessions open on this token in this process: handle → read/write.
+    sessions: Mutex<BTreeMap<SessionHandle, bool>>,
+    login: Mutex<login::Login>,
+    view: RwLock<View>,
+    objects: RwLock<ObjectTable>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("slot_id", &self.slot_id)
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
+}
+
+fn master_aad(serial: &str, role: PinRole) -> Vec<u8> {
+    let who = match role {
+        PinRole::So => "so",
+        PinRole::User => "user",
+    };
+    format!("kmshsm/master/v1/{serial}/{who}").into_bytes()
+}
+
+pub fn check_pin_len(pin: &[u8]) -> Result<()> {
+    if (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) {
+        Ok(())
+    } else {
+        Err(Error::PinLenRange)
+    }
+}
+
+/// The database file of the token with `serial` in `dir`.
+pub fn db_path(dir: &Path, serial: &str) -> PathBuf {
+    dir.join(format!("{serial}.db"))
+}
+
+impl Token {
+    /// Opens an initialised token from its database file.
+    pub fn open(path: &Path, config: Arc<Config>, handles: Arc<HandleSource>) -> Result<Token> {
+        let store = SqliteStore::open(path)?;
+        let snap = store.read(0, 0)?;
+        let text = |k: &str| {
+            snap.meta
+                .get(k)
+                .and_then(|v| String::from_utf8(v.clone()).ok())
+                .ok_or(StoreError::Malformed("token metadata"))
+        };
+        let serial = text(META_SERIAL)?;
+        let slot_id = text(META_SLOT_ID)?
+            .parse::<u64>()
+            .map_err(|_| StoreError::Malformed("slot id"))?;
+        Token::assemble(path, slot_id, serial, Box::new(store), &snap, config, handles)
+    }
+
+    /// Initialises a new token on a free slot: a fresh master key wrapped under the SO PIN.
+    pub fn create(
+        dir: &Path,
+        slot_id: u64,
+        serial: &str,
+        label: [u8; LABEL_LEN],
+        so_pin: &[u8],
+        config: Arc<Config>,
+        handles: Arc<HandleSource>,
+    ) -> Result<Token> {
+        check_pin_len(so_pin)?;
+        let master = MasterKey::generate()?;
+        let so = Token::pin_record(&master, serial, PinRole::So, so_pin, &config)?;
+        let path = db_path(dir, serial);
+        let store = SqliteStore::create(
+            &path,
+            vec![
+                Change::PutMeta(META_SERIAL.into(), serial.as_bytes().to_vec()),
+                Change::PutMeta(META_SLOT_ID.into(), slot_id.to_string().into_bytes()),
+                Change::PutMeta(META_LABEL.into(), label.to_vec()),
+                Change::PutPin(PinRole::So, so),
+            ],
+        )?;
+        let snap = store.read(0, 0)?;
+        Token::assemble(&path, slot_id, serial.to_string(), Box::new(store), &snap, config, handles)
+    }
+
+    fn assemble(
+        path: &Path,
+        slot_id: u64,
+        serial: String,
+        store: Box<dyn Store>,
+        snap: &Snapshot,
+        config: Arc<Config>,
+        handles: Arc<HandleSource>,
+    ) -> Result<Token> {
+        let mut objects = ObjectTable::default();
+        objects.apply(snap, &handles)?;
+        Ok(Token {
+            slot_id,
+            serial,
+            path: path.to_path_buf(),
+            store,
+            config,
+            handles,
+            sessions: Mutex::new(BTreeMap::new()),
+            login: Mutex::new(login::Login::default()),
+            view: RwLock::new(View::from_snapshot(snap)),
+            objects: RwLock::new(objects),
+        })
+    }
+
+    fn pin_record(
+        master: &MasterKey,
+        serial: &str,
+        role: PinRole,
+        pin: &[u8],
+        config: &Config,
+    ) -> Result<PinRecord> {
+        let kdf = PinKdf::fresh(&config.kdf)?;
+        let wrapped_key = seal::wrap_master_key(master, &kdf, pin, &master_aad(serial, role))?;
+        Ok(PinRecord {
+            kdf: kdf.encode(),
+            wrapped_key,
+            failures: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Picks up what other processes committed, if anything.
+    pub fn refresh(&self) -> Result<()> {
+        if self.store.changed_elsewhere()? {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the store and publishes it. Called after every own commit.
+    fn sync(&self) -> Result<()> {
+        let (seq, epoch) = self.objects.read().seq();
+        let snap = self.store.read(seq, epoch)?;
+        if snap.epoch != epoch && epoch != 0 {
+            // Re-initialised elsewhere: the master key changed and every handle is void.
+            self.login.lock().clear();
+            self.objects.write().remove_session_objects(None);
+        }
+        *self.view.write() = View::from_snapshot(&snap);
+        self.objects.write().apply(&snap, &self.handles)
+    }
+
+    /// Commits `changes` and publishes the result.
+    fn commit(&self, changes: Vec<Change>) -> Result<()> {
+        self.store.commit(changes)?;
+        self.sync()
+    }
+
+    pub fn status(&self) -> Result<TokenStatus> {
+        self.refresh()?;
+        let (session_count, rw_session_count) = {
+            let sessions = self.sessions.lock();
+            (sessions.len(), sessions.values().filter(|rw| **rw).count())
+        };
+        let view = self.view.read();
+        Ok(TokenStatus {
+            label: view.label,
+            serial: self.serial.clone(),
+            user_pin_initialized: view.pins.contains_key(&PinRole::User),
+            user_failures: view.pins.get(&PinRole::User).map(|p| p.failures),
+            so_failures: view.pins.get(&PinRole::So).map_or(0, |p| p.failures),
+            max_failures: self.config.max_pin_failures,
+            session_count,
+            rw_session_count,
+        })
+    }
+
+    /// `C_InitToken` on an initialised token: the SO PIN must match; everything is wiped
+    /// and a new master key is made.
+    pub fn reinitialize(&self, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
+        check_pin_len(so_pin)?;
+        if !self.sessions.lock().is_empty() {
+            return Err(Error::SessionExists);
+        }
+        self.refresh()?;
+        self.verify_pin(PinRole::So, so_pin)?;
+        let master = MasterKey::generate()?;
+        let so = Token::pin_record(&master, &self.serial, PinRole::So, so_pin, &self.config)?;
+        self.commit(vec![
+            Change::Wipe,
+            Change::PutMeta(META_LABEL.into(), label.to_vec()),
+            Change::PutPin(PinRole::So, so),
+        ])?;
+        self.login.lock().clear();
+        self.objects.write().remove_session_objects(None);
+        Ok(())
+    }
+
+    pub fn check_integrity(&self) -> Result<()> {
+        Ok(self.store.check_integrity()?)
+    }
+
+    // ---- sessions bookkeeping, driven by the provider
+
+    /// Registers a new session. Refuses a read-only one while the SO is logged in.
+    pub fn add_session(&self, handle: SessionHandle, rw: bool) -> Result<()> {
+        let mut sessions = self.sessions.lock();
+        if !rw && self.login.lock().who == LoggedIn::So {
+            return Err(Error::SessionReadWriteSoExists);
+        }
+        sessions.insert(handle, rw);
+        Ok(())
+    }
+
+    /// Forgets a session and its objects; the last one closed logs the token out.
+    pub fn remove_session(&self, handle: SessionHandle) {
+        let mut sessions = self.sessions.lock();
+        sessions.remove(&handle);
+        let mut objects = self.objects.write();
+        objects.remove_session_objects(Some(handle));
+        if sessions.is_empty() {
+            // §5.6: closing the application's last session logs it out.
+            drop(objects);
+            self.logout_locked(&mut self.login.lock());
+        }
+    }
+
+    pub fn logged_in(&self) -> LoggedIn {
+        self.login.lock().who
+    }
+}
+
+impl View {
+    fn from_snapshot(snap: &Snapshot) -> View {
+        let mut label = [b' '; LABEL_LEN];
+        if let Some(l) = snap.meta.get(META_LABEL) {
+            let n = l.len().min(LABEL_LEN);
+            label[..n].copy_from_slice(&l[..n]);
+        }
+        View {
+            label,
+            pins: snap.pins.clone(),
+        }
+    }
+}

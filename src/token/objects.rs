@@ -1,0 +1,183 @@
+//! Object operations on a token: create, copy, destroy, read and change attributes, and
+//! search, with the visibility and write rules of PKCS#11 3.0 §4.4 and §6.7.
+//!
+//! Private objects are visible only to a logged-in user; token objects change only in
+//! read/write sessions; secrets reach the store sealed. This module must not parse
+//! templates itself (`object::template` does) nor touch raw pointers.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+
+use crate::error::{Error, Result};
+use crate::object::attr::{AttrType, RawAttribute};
+use crate::object::table::{Entry, ObjectHandle, Owner, SessionHandle};
+use crate::object::template::{self, Provenance};
+use crate::object::{Object, Read};
+use crate::store::Change;
+
+use super::{LoggedIn, Token};
+
+/// The calling session, as the token needs to know it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub session: SessionHandle,
+    pub rw: bool,
+}
+
+impl Token {
+    fn visible(&self, entry: &Entry, who: LoggedIn) -> bool {
+        !entry.object.is_private() || who == LoggedIn::User
+    }
+
+    /// Looks up an object the caller may see.
+    fn entry(&self, handle: ObjectHandle) -> Result<Entry> {
+        self.refresh()?;
+        let who = self.logged_in();
+        let objects = self.objects.read();
+        match objects.get(handle) {
+            Some(e) if self.visible(e, who) => Ok(e.clone()),
+            _ => Err(Error::ObjectHandleInvalid),
+        }
+    }
+
+    /// The write rules for a new or changed object.
+    fn check_writable(&self, caller: Caller, object: &Object) -> Result<()> {
+        if object.is_token() && !caller.rw {
+            return Err(Error::SessionReadOnly);
+        }
+        let who = self.logged_in();
+        if object.is_private() && who != LoggedIn::User {
+            return Err(Error::UserNotLoggedIn);
+        }
+        // §4.4: only the SO may mark an object trusted.
+        if object.bool_attr(CKA_TRUSTED) == Some(true) && who != LoggedIn::So {
+            return Err(Error::AttributeReadOnly);
+        }
+        Ok(())
+    }
+
+    /// Stores a new object (token objects: commit, then publish) and returns its handle.
+    fn insert(&self, caller: Caller, object: Object) -> Result<ObjectHandle> {
+        self.check_writable(caller, &object)?;
+        if object.is_token() {
+            let uid = object.uid;
+            let record = object.to_record(&self.serial, self.master().as_deref())?;
+            self.commit(vec![Change::PutObject(record)])?;
+            self.objects
+                .read()
+                .token_handle(&uid)
+                .ok_or(Error::Internal("committed object missing after sync"))
+        } else {
+            Ok(self
+                .objects
+                .write()
+                .insert_session_object(object, caller.session, &self.handles))
+        }
+    }
+
+    pub fn create_object(&self, caller: Caller, template: &[RawAttribute]) -> Result<ObjectHandle> {
+        let object = template::build(template, Provenance::Supplied)?;
+        self.insert(caller, object)
+    }
+
+    pub fn copy_object(
+        &self,
+        caller: Caller,
+        handle: ObjectHandle,
+        template: &[RawAttribute],
+    ) -> Result<ObjectHandle> {
+        let entry = self.entry(handle)?;
+        let all = entry.object.all_values(&self.serial, self.master().as_deref())?;
+        let copy = template::copy(&entry.object, all, template)?;
+        self.insert(caller, copy)
+    }
+
+    pub fn destroy_object(&self, caller: Caller, handle: ObjectHandle) -> Result<()> {
+        let entry = self.entry(handle)?;
+        if entry.object.is_token() && !caller.rw {
+            return Err(Error::SessionReadOnly);
+        }
+        if entry.object.bool_attr(CKA_DESTROYABLE) == Some(false) {
+            return Err(Error::ActionProhibited);
+        }
+        match entry.owner {
+            Owner::Token => self.commit(vec![Change::RemoveObject(entry.object.uid)]),
+            Owner::Session(_) => {
+                self.objects.write().remove_session_object(handle);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn set_attributes(
+        &self,
+        caller: Caller,
+        handle: ObjectHandle,
+        template: &[RawAttribute],
+    ) -> Result<()> {
+        let entry = self.entry(handle)?;
+        if entry.object.is_token() && !caller.rw {
+            return Err(Error::SessionReadOnly);
+        }
+        let master = self.master();
+        let all = entry.object.all_values(&self.serial, master.as_deref())?;
+        let changed = template::apply(&entry.object, all, template)?;
+        self.check_writable(caller, &changed)?;
+        match entry.owner {
+            Owner::Token => {
+                let record = changed.to_record(&self.serial, master.as_deref())?;
+                self.commit(vec![Change::PutObject(record)])
+            }
+            Owner::Session(_) => {
+                self.objects.write().replace_session_object(handle, changed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads the requested attributes; each is a value, sensitive, or absent.
+    pub fn attributes(&self, handle: ObjectHandle, types: &[AttrType]) -> Result<Vec<Read>> {
+        let entry = self.entry(handle)?;
+        let master = self.master();
+        types
+            .iter()
+            .map(|ty| {
+                if crate::object::policy::kind(*ty).is_none() {
+                    return Ok(Read::Absent);
+                }
+                entry.object.read(*ty, &self.serial, master.as_deref())
+            })
+            .collect()
+    }
+
+    /// `C_GetObjectSize`: the size of the object's stored record.
+    pub fn object_size(&self, handle: ObjectHandle) -> Result<usize> {
+        let entry = self.entry(handle)?;
+        Ok(entry.object.stored_size())
+    }
+
+    /// The handles of every visible object matching `template`, in handle order.
+    pub fn find(&self, template: &[RawAttribute]) -> Result<Vec<ObjectHandle>> {
+        let Some(wanted) = template::parse_search(template)? else {
+            return Ok(Vec::new());
+        };
+        self.refresh()?;
+        let who = self.logged_in();
+        let master = self.master();
+        let objects = self.objects.read();
+        let mut found: Vec<ObjectHandle> = objects
+            .iter()
+            .filter(|(_, e)| self.visible(e, who))
+            .filter(|(_, e)| e.object.matches(&wanted, &self.serial, master.as_deref()))
+            .map(|(h, _)| h)
+            .collect();
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    /// The object behind a handle, for the mechanism layer.
+    pub fn object(&self, handle: ObjectHandle) -> Result<Arc<Object>> {
+        Ok(self.entry(handle)?.object)
+    }
+}
