@@ -14,7 +14,10 @@ fn term(t: &str, known: &BTreeMap<String, u64>) -> Result<u64, String> {
         return Ok(*v);
     }
     let digits = t.trim_end_matches(['U', 'L', 'u', 'l']);
-    let parsed = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+    let parsed = match digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => digits.parse::<u64>(),
     };
@@ -31,9 +34,7 @@ fn eval(expr: &str, known: &BTreeMap<String, u64>) -> Result<u64, String> {
     for or_part in e.split('|') {
         let mut sum = 0u64;
         for plus_part in or_part.split('+') {
-            sum = sum
-                .checked_add(term(plus_part, known)?)
-                .ok_or("overflow")?;
+            sum = sum.checked_add(term(plus_part, known)?).ok_or("overflow")?;
         }
         total |= sum;
     }
@@ -55,10 +56,14 @@ fn main() {
         if name == "KMSHSM_H" {
             continue;
         }
-        let value = eval(expr, &known)
-            .unwrap_or_else(|e| panic!("{header}:{}: {name}: {e}", n + 1));
+        let value =
+            eval(expr, &known).unwrap_or_else(|e| panic!("{header}:{}: {name}: {e}", n + 1));
         known.insert(name.to_string(), value);
-        writeln!(out, "#[allow(dead_code)]\npub const {name}: u64 = {value:#x};").unwrap();
+        writeln!(
+            out,
+            "#[allow(dead_code)]\npub const {name}: u64 = {value:#x};"
+        )
+        .unwrap();
     }
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("vendor.rs");
     std::fs::write(dest, out).unwrap();

@@ -124,13 +124,17 @@ impl Config {
         let k = &self.kdf;
         // argon2's own bounds: p in 1..2^24, t >= 1, m >= 8p.
         if k.parallelism == 0 || k.parallelism > 0x00ff_ffff {
-            return Err(Error::Config("kdf.parallelism must be between 1 and 2^24-1".into()));
+            return Err(Error::Config(
+                "kdf.parallelism must be between 1 and 2^24-1".into(),
+            ));
         }
         if k.iterations == 0 {
             return Err(Error::Config("kdf.iterations must be at least 1".into()));
         }
         if u64::from(k.memory_kib) < 8 * u64::from(k.parallelism) {
-            return Err(Error::Config("kdf.memory_kib must be at least 8 x parallelism".into()));
+            return Err(Error::Config(
+                "kdf.memory_kib must be at least 8 x parallelism".into(),
+            ));
         }
         Ok(())
     }

@@ -75,7 +75,9 @@ pub fn configure(config: &Config) -> Result<()> {
                 .append(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| Error::Config(format!("cannot open log file {}: {e}", path.display())))?,
+                .map_err(|e| {
+                    Error::Config(format!("cannot open log file {}: {e}", path.display()))
+                })?,
         ),
         None => None,
     };

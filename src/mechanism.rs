@@ -14,5 +14,8 @@ pub fn list() -> Vec<CK_MECHANISM_TYPE> {
 }
 
 pub fn info(mechanism: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_INFO> {
-    REGISTRY.iter().find(|(m, _)| *m == mechanism).map(|(_, i)| *i)
+    REGISTRY
+        .iter()
+        .find(|(m, _)| *m == mechanism)
+        .map(|(_, i)| *i)
 }

@@ -95,7 +95,12 @@ fn create_token_dir(dir: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| Error::Config(format!("cannot create token directory {}: {e}", dir.display())))
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot create token directory {}: {e}",
+                dir.display()
+            ))
+        })
 }
 
 impl Provider {
@@ -116,7 +121,10 @@ impl Provider {
     pub fn rescan(&self) -> Result<()> {
         let dir = &self.config.token_dir;
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            Error::Config(format!("cannot read token directory {}: {e}", dir.display()))
+            Error::Config(format!(
+                "cannot read token directory {}: {e}",
+                dir.display()
+            ))
         })?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -126,7 +134,10 @@ impl Provider {
         let known: Vec<String> = self.slots.read().iter().map(|s| s.serial.clone()).collect();
         let mut opened = Vec::new();
         for path in paths {
-            let serial = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let serial = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             if known.iter().any(|k| k == serial) {
                 continue;
             }
@@ -138,11 +149,19 @@ impl Provider {
         }
         let mut slots = self.slots.write();
         for token in opened {
-            if slots.iter().any(|s| s.id == token.slot_id || s.serial == token.serial) {
-                log::warn!("token {} duplicates a slot id or serial; skipped", token.serial);
+            if slots
+                .iter()
+                .any(|s| s.id == token.slot_id || s.serial == token.serial)
+            {
+                log::warn!(
+                    "token {} duplicates a slot id or serial; skipped",
+                    token.serial
+                );
                 continue;
             }
-            let at = slots.iter().position(|s| !matches!(s.state, SlotState::Token(_)));
+            let at = slots
+                .iter()
+                .position(|s| !matches!(s.state, SlotState::Token(_)));
             let slot = Slot {
                 id: token.slot_id,
                 serial: token.serial.clone(),
@@ -153,7 +172,10 @@ impl Provider {
                 None => slots.push(slot),
             }
         }
-        if !slots.iter().any(|s| !matches!(s.state, SlotState::Token(_))) {
+        if !slots
+            .iter()
+            .any(|s| !matches!(s.state, SlotState::Token(_)))
+        {
             let slot = free_slot(&slots)?;
             slots.push(slot);
         }
@@ -166,7 +188,10 @@ impl Provider {
 
     pub fn slot(&self, id: u64) -> Result<SlotView> {
         let slots = self.slots.read();
-        let slot = slots.iter().find(|s| s.id == id).ok_or(Error::SlotIdInvalid)?;
+        let slot = slots
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(Error::SlotIdInvalid)?;
         Ok(SlotView {
             id: slot.id,
             serial: slot.serial.clone(),
@@ -181,7 +206,10 @@ impl Provider {
     pub fn init_token(&self, id: u64, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
         let serial = {
             let mut slots = self.slots.write();
-            let slot = slots.iter_mut().find(|s| s.id == id).ok_or(Error::SlotIdInvalid)?;
+            let slot = slots
+                .iter_mut()
+                .find(|s| s.id == id)
+                .ok_or(Error::SlotIdInvalid)?;
             match &slot.state {
                 SlotState::Token(token) => {
                     let token = Arc::clone(token);

@@ -8,6 +8,9 @@ mod tests {
     #[test]
     fn constants_come_from_the_header() {
         assert_eq!(super::KMSHSM_VENDOR_TAG, 0x4B4D_0000);
-        assert_eq!(super::KMSHSM_INTERNAL_SECRET_TYPES, 0x8000_0000 | 0x4B4D_0F00);
+        assert_eq!(
+            super::KMSHSM_INTERNAL_SECRET_TYPES,
+            0x8000_0000 | 0x4B4D_0F00
+        );
     }
 }

@@ -8,7 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cryptoki_sys::{CK_RV, CKR_OK};
+use cryptoki_sys::{CKR_OK, CK_RV};
 
 use super::rv;
 use crate::error::{Error, Result};
@@ -39,7 +39,9 @@ pub fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
         }
         Err(_) => {
             POISONED.store(true, Ordering::SeqCst);
-            log::error!("{name} panicked; the module answers CKR_GENERAL_ERROR until re-initialised");
+            log::error!(
+                "{name} panicked; the module answers CKR_GENERAL_ERROR until re-initialised"
+            );
             rv::of(&Error::Poisoned)
         }
     }
@@ -52,7 +54,10 @@ mod tests {
 
     #[test]
     fn errors_become_their_return_code() {
-        assert_eq!(run("C_Test", || Err(Error::PinIncorrect)), CKR_PIN_INCORRECT);
+        assert_eq!(
+            run("C_Test", || Err(Error::PinIncorrect)),
+            CKR_PIN_INCORRECT
+        );
         assert_eq!(run("C_Test", || Ok(())), CKR_OK);
     }
 
@@ -61,7 +66,11 @@ mod tests {
         assert_eq!(run("C_Test", || panic!("boom")), CKR_GENERAL_ERROR);
         assert!(poisoned());
         assert_eq!(run("C_Test", || Ok(())), CKR_GENERAL_ERROR);
-        assert_eq!(run("C_Finalize", || Ok(())), CKR_OK, "restart stays possible");
+        assert_eq!(
+            run("C_Finalize", || Ok(())),
+            CKR_OK,
+            "restart stays possible"
+        );
         clear_poison();
         assert_eq!(run("C_Test", || Ok(())), CKR_OK);
     }

@@ -112,7 +112,10 @@ pub fn padded<const N: usize>(text: &str) -> [u8; N] {
 }
 
 fn nested_types(ty: CK_ATTRIBUTE_TYPE) -> bool {
-    matches!(ty, CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE)
+    matches!(
+        ty,
+        CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE
+    )
 }
 
 fn template_slice<'a>(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<&'a [CK_ATTRIBUTE]> {
@@ -131,7 +134,11 @@ fn template_slice<'a>(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<&'a [
     Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
 }
 
-fn read_attributes(ptr: *const CK_ATTRIBUTE, count: CK_ULONG, depth: u8) -> Result<Vec<RawAttribute>> {
+fn read_attributes(
+    ptr: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+    depth: u8,
+) -> Result<Vec<RawAttribute>> {
     let mut out = Vec::new();
     for a in template_slice(ptr, count)? {
         let value = if nested_types(a.type_) && depth == 0 {
@@ -148,7 +155,9 @@ fn read_attributes(ptr: *const CK_ATTRIBUTE, count: CK_ULONG, depth: u8) -> Resu
             if a.pValue.is_null() && a.ulValueLen != 0 {
                 return Err(Error::AttributeValueInvalid);
             }
-            RawValue::Bytes(Zeroizing::new(in_bytes(a.pValue.cast::<u8>(), a.ulValueLen)?.to_vec()))
+            RawValue::Bytes(Zeroizing::new(
+                in_bytes(a.pValue.cast::<u8>(), a.ulValueLen)?.to_vec(),
+            ))
         };
         out.push(RawAttribute {
             ty: a.type_ as u64,
@@ -198,7 +207,8 @@ impl<'a> OutTemplate<'a> {
     pub fn new(ptr: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<OutTemplate<'a>> {
         let slice = template_slice(ptr, count)?;
         // SAFETY: same memory as `slice`, which the caller lends us mutably for the call.
-        let attrs = unsafe { std::slice::from_raw_parts_mut(slice.as_ptr().cast_mut(), slice.len()) };
+        let attrs =
+            unsafe { std::slice::from_raw_parts_mut(slice.as_ptr().cast_mut(), slice.len()) };
         Ok(OutTemplate { attrs })
     }
 
@@ -272,7 +282,9 @@ pub fn read_init_args(ptr: *const c_void) -> Result<InitArgs> {
     ];
     let callbacks = given.iter().all(|g| *g);
     if !callbacks && given.iter().any(|g| *g) {
-        return Err(Error::ArgumentsBad("mutex callbacks must be all given or none"));
+        return Err(Error::ArgumentsBad(
+            "mutex callbacks must be all given or none",
+        ));
     }
     Ok(InitArgs {
         flags: args.flags,
@@ -292,12 +304,17 @@ fn c_path(ptr: *const u8) -> Result<Option<PathBuf>> {
         len += 1;
     }
     if len == MAX_PATH_LEN {
-        return Err(Error::ArgumentsBad("pReserved is not a NUL-terminated path"));
+        return Err(Error::ArgumentsBad(
+            "pReserved is not a NUL-terminated path",
+        ));
     }
     // SAFETY: `len + 1` bytes were just read, the last being NUL.
-    let cstr = unsafe { CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(ptr, len + 1)) };
+    let cstr =
+        unsafe { CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(ptr, len + 1)) };
     use std::os::unix::ffi::OsStrExt;
-    Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(cstr.to_bytes()))))
+    Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(
+        cstr.to_bytes(),
+    ))))
 }
 
 /// A NUL-terminated interface name for `C_GetInterface`.
@@ -317,7 +334,11 @@ pub struct Shared<T>(pub T);
 unsafe impl<T> Sync for Shared<T> {}
 
 /// Lends the caller's `n`-byte output buffer to `f` (for `C_GenerateRandom`).
-pub fn fill_bytes(ptr: *mut u8, n: CK_ULONG, f: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<()> {
+pub fn fill_bytes(
+    ptr: *mut u8,
+    n: CK_ULONG,
+    f: impl FnOnce(&mut [u8]) -> Result<()>,
+) -> Result<()> {
     let n = len_of(n)?;
     if n == 0 {
         return Ok(());

@@ -164,7 +164,10 @@ fn encode_one(out: &mut Vec<u8>, ty: AttrType, value: &Value) {
             Value::Bool(b) => (TAG_BOOL, vec![u8::from(*b)]),
             Value::Ulong(v) => (TAG_ULONG, v.to_le_bytes().to_vec()),
             Value::Bytes(b) => (TAG_BYTES, b.clone()),
-            Value::Mechanisms(list) => (TAG_MECHS, list.iter().flat_map(|m| m.to_le_bytes()).collect()),
+            Value::Mechanisms(list) => (
+                TAG_MECHS,
+                list.iter().flat_map(|m| m.to_le_bytes()).collect(),
+            ),
             Value::Template(list) => {
                 let mut inner = Vec::new();
                 for (t, v) in list {
@@ -216,9 +219,9 @@ fn decode_entries(mut input: &[u8], depth: u8) -> Result<Vec<(AttrType, Value)>>
             TAG_BOOL if payload.len() == 1 => Value::Bool(payload[0] != 0),
             TAG_ULONG => Value::Ulong(u64_le(payload)?),
             TAG_BYTES => Value::Bytes(payload.to_vec()),
-            TAG_MECHS if payload.len() % 8 == 0 => Value::Mechanisms(
-                payload.chunks(8).map(u64_le).collect::<Result<Vec<_>>>()?,
-            ),
+            TAG_MECHS if payload.len() % 8 == 0 => {
+                Value::Mechanisms(payload.chunks(8).map(u64_le).collect::<Result<Vec<_>>>()?)
+            }
             TAG_TEMPLATE if depth == 0 => Value::Template(decode_entries(payload, 1)?),
             _ => return Err(malformed()),
         };
@@ -268,14 +271,20 @@ mod tests {
             Value::parse(CKA_TOKEN as u64, &raw(&[1, 0])),
             Err(Error::AttributeValueInvalid)
         ));
-        assert_eq!(Value::parse(CKA_TOKEN as u64, &raw(&[1])).unwrap(), Value::Bool(true));
+        assert_eq!(
+            Value::parse(CKA_TOKEN as u64, &raw(&[1])).unwrap(),
+            Value::Bool(true)
+        );
     }
 
     #[test]
     fn ulong_must_be_native_width() {
         assert!(Value::parse(CKA_CLASS as u64, &raw(&[1, 0, 0, 0])).is_err());
         let v = (CKO_DATA as CK_ULONG).to_ne_bytes();
-        assert_eq!(Value::parse(CKA_CLASS as u64, &raw(&v)).unwrap(), Value::Ulong(0));
+        assert_eq!(
+            Value::parse(CKA_CLASS as u64, &raw(&v)).unwrap(),
+            Value::Ulong(0)
+        );
     }
 
     #[test]

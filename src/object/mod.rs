@@ -20,6 +20,12 @@ use crate::store::seal::MasterKey;
 use crate::store::{ObjectRecord, ObjectUid};
 use attr::{AttrType, Value};
 
+/// An object's attributes with its secrets opened: (plain, secret).
+pub type Values = (
+    BTreeMap<AttrType, Value>,
+    BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
+);
+
 /// An object's secret attributes.
 #[derive(Clone)]
 pub enum Secrets {
@@ -81,11 +87,7 @@ impl Object {
 
     /// All attributes, secrets opened, as a template would give them: for copies and
     /// changes that rebuild the object.
-    pub fn all_values(
-        &self,
-        serial: &str,
-        master: Option<&MasterKey>,
-    ) -> Result<(BTreeMap<AttrType, Value>, BTreeMap<AttrType, Zeroizing<Vec<u8>>>)> {
+    pub fn all_values(&self, serial: &str, master: Option<&MasterKey>) -> Result<Values> {
         let secrets = if self.secret_types.is_empty() {
             BTreeMap::new()
         } else {
@@ -132,11 +134,7 @@ impl Object {
 
     /// An estimate of the object's size in the store, for `C_GetObjectSize`.
     pub fn stored_size(&self) -> usize {
-        let plain: usize = self
-            .attrs
-            .values()
-            .map(|v| 13 + v.to_native().len())
-            .sum();
+        let plain: usize = self.attrs.values().map(|v| 13 + v.to_native().len()).sum();
         let sealed = match &self.secrets {
             Secrets::Sealed(b) => b.len(),
             Secrets::Open(m) => m.values().map(|v| 13 + v.len() + 28).sum(),
@@ -295,5 +293,8 @@ pub fn new_uid() -> Result<ObjectUid> {
 }
 
 pub fn unique_id_of(uid: &ObjectUid) -> Vec<u8> {
-    uid.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes()
+    uid.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into_bytes()
 }

@@ -43,61 +43,164 @@ const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
 pub fn kind(ty: AttrType) -> Option<Kind> {
     use Kind::*;
     Some(match ty as CK_ATTRIBUTE_TYPE {
-        CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE | CKA_TRUSTED
-        | CKA_SENSITIVE | CKA_ENCRYPT | CKA_DECRYPT | CKA_WRAP | CKA_UNWRAP | CKA_SIGN
-        | CKA_SIGN_RECOVER | CKA_VERIFY | CKA_VERIFY_RECOVER | CKA_DERIVE | CKA_EXTRACTABLE
-        | CKA_LOCAL | CKA_NEVER_EXTRACTABLE | CKA_ALWAYS_SENSITIVE | CKA_WRAP_WITH_TRUSTED
+        CKA_TOKEN
+        | CKA_PRIVATE
+        | CKA_MODIFIABLE
+        | CKA_COPYABLE
+        | CKA_DESTROYABLE
+        | CKA_TRUSTED
+        | CKA_SENSITIVE
+        | CKA_ENCRYPT
+        | CKA_DECRYPT
+        | CKA_WRAP
+        | CKA_UNWRAP
+        | CKA_SIGN
+        | CKA_SIGN_RECOVER
+        | CKA_VERIFY
+        | CKA_VERIFY_RECOVER
+        | CKA_DERIVE
+        | CKA_EXTRACTABLE
+        | CKA_LOCAL
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_WRAP_WITH_TRUSTED
         | CKA_ALWAYS_AUTHENTICATE => Bool,
-        CKA_CLASS | CKA_KEY_TYPE | CKA_CERTIFICATE_TYPE | CKA_CERTIFICATE_CATEGORY
-        | CKA_JAVA_MIDP_SECURITY_DOMAIN | CKA_NAME_HASH_ALGORITHM | CKA_VALUE_LEN
-        | CKA_MODULUS_BITS | CKA_KEY_GEN_MECHANISM => Ulong,
+        CKA_CLASS
+        | CKA_KEY_TYPE
+        | CKA_CERTIFICATE_TYPE
+        | CKA_CERTIFICATE_CATEGORY
+        | CKA_JAVA_MIDP_SECURITY_DOMAIN
+        | CKA_NAME_HASH_ALGORITHM
+        | CKA_VALUE_LEN
+        | CKA_MODULUS_BITS
+        | CKA_KEY_GEN_MECHANISM => Ulong,
         CKA_START_DATE | CKA_END_DATE => Date,
         CKA_ALLOWED_MECHANISMS => Mechanisms,
         CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE => Template,
-        CKA_LABEL | CKA_APPLICATION | CKA_VALUE | CKA_OBJECT_ID | CKA_ISSUER
-        | CKA_SERIAL_NUMBER | CKA_SUBJECT | CKA_ID | CKA_CHECK_VALUE | CKA_URL
-        | CKA_HASH_OF_SUBJECT_PUBLIC_KEY | CKA_HASH_OF_ISSUER_PUBLIC_KEY | CKA_UNIQUE_ID
-        | CKA_PUBLIC_KEY_INFO | CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_PRIVATE_EXPONENT
-        | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT
-        | CKA_EC_PARAMS | CKA_EC_POINT => Bytes,
+        CKA_LABEL
+        | CKA_APPLICATION
+        | CKA_VALUE
+        | CKA_OBJECT_ID
+        | CKA_ISSUER
+        | CKA_SERIAL_NUMBER
+        | CKA_SUBJECT
+        | CKA_ID
+        | CKA_CHECK_VALUE
+        | CKA_URL
+        | CKA_HASH_OF_SUBJECT_PUBLIC_KEY
+        | CKA_HASH_OF_ISSUER_PUBLIC_KEY
+        | CKA_UNIQUE_ID
+        | CKA_PUBLIC_KEY_INFO
+        | CKA_MODULUS
+        | CKA_PUBLIC_EXPONENT
+        | CKA_PRIVATE_EXPONENT
+        | CKA_PRIME_1
+        | CKA_PRIME_2
+        | CKA_EXPONENT_1
+        | CKA_EXPONENT_2
+        | CKA_COEFFICIENT
+        | CKA_EC_PARAMS
+        | CKA_EC_POINT => Bytes,
         _ => return None,
     })
 }
 
 const COMMON: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_CLASS, CKA_TOKEN, CKA_PRIVATE, CKA_MODIFIABLE, CKA_COPYABLE, CKA_DESTROYABLE,
-    CKA_LABEL, CKA_UNIQUE_ID,
+    CKA_CLASS,
+    CKA_TOKEN,
+    CKA_PRIVATE,
+    CKA_MODIFIABLE,
+    CKA_COPYABLE,
+    CKA_DESTROYABLE,
+    CKA_LABEL,
+    CKA_UNIQUE_ID,
 ];
 const DATA: &[CK_ATTRIBUTE_TYPE] = &[CKA_APPLICATION, CKA_OBJECT_ID, CKA_VALUE];
 const CERTIFICATE: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_CERTIFICATE_TYPE, CKA_TRUSTED, CKA_CERTIFICATE_CATEGORY, CKA_CHECK_VALUE,
-    CKA_START_DATE, CKA_END_DATE, CKA_PUBLIC_KEY_INFO, CKA_SUBJECT, CKA_ID, CKA_ISSUER,
-    CKA_SERIAL_NUMBER, CKA_VALUE, CKA_URL, CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
-    CKA_HASH_OF_ISSUER_PUBLIC_KEY, CKA_JAVA_MIDP_SECURITY_DOMAIN, CKA_NAME_HASH_ALGORITHM,
+    CKA_CERTIFICATE_TYPE,
+    CKA_TRUSTED,
+    CKA_CERTIFICATE_CATEGORY,
+    CKA_CHECK_VALUE,
+    CKA_START_DATE,
+    CKA_END_DATE,
+    CKA_PUBLIC_KEY_INFO,
+    CKA_SUBJECT,
+    CKA_ID,
+    CKA_ISSUER,
+    CKA_SERIAL_NUMBER,
+    CKA_VALUE,
+    CKA_URL,
+    CKA_HASH_OF_SUBJECT_PUBLIC_KEY,
+    CKA_HASH_OF_ISSUER_PUBLIC_KEY,
+    CKA_JAVA_MIDP_SECURITY_DOMAIN,
+    CKA_NAME_HASH_ALGORITHM,
 ];
 const KEY: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_KEY_TYPE, CKA_ID, CKA_START_DATE, CKA_END_DATE, CKA_DERIVE, CKA_LOCAL,
-    CKA_KEY_GEN_MECHANISM, CKA_ALLOWED_MECHANISMS,
+    CKA_KEY_TYPE,
+    CKA_ID,
+    CKA_START_DATE,
+    CKA_END_DATE,
+    CKA_DERIVE,
+    CKA_LOCAL,
+    CKA_KEY_GEN_MECHANISM,
+    CKA_ALLOWED_MECHANISMS,
 ];
 const PUBLIC_KEY: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_SUBJECT, CKA_ENCRYPT, CKA_VERIFY, CKA_VERIFY_RECOVER, CKA_WRAP, CKA_TRUSTED,
-    CKA_WRAP_TEMPLATE, CKA_PUBLIC_KEY_INFO,
+    CKA_SUBJECT,
+    CKA_ENCRYPT,
+    CKA_VERIFY,
+    CKA_VERIFY_RECOVER,
+    CKA_WRAP,
+    CKA_TRUSTED,
+    CKA_WRAP_TEMPLATE,
+    CKA_PUBLIC_KEY_INFO,
 ];
 const PRIVATE_KEY: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_SUBJECT, CKA_SENSITIVE, CKA_DECRYPT, CKA_SIGN, CKA_SIGN_RECOVER, CKA_UNWRAP,
-    CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_WRAP_WITH_TRUSTED,
-    CKA_UNWRAP_TEMPLATE, CKA_ALWAYS_AUTHENTICATE, CKA_PUBLIC_KEY_INFO, CKA_DERIVE_TEMPLATE,
+    CKA_SUBJECT,
+    CKA_SENSITIVE,
+    CKA_DECRYPT,
+    CKA_SIGN,
+    CKA_SIGN_RECOVER,
+    CKA_UNWRAP,
+    CKA_EXTRACTABLE,
+    CKA_ALWAYS_SENSITIVE,
+    CKA_NEVER_EXTRACTABLE,
+    CKA_WRAP_WITH_TRUSTED,
+    CKA_UNWRAP_TEMPLATE,
+    CKA_ALWAYS_AUTHENTICATE,
+    CKA_PUBLIC_KEY_INFO,
+    CKA_DERIVE_TEMPLATE,
 ];
 const SECRET_KEY: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_SENSITIVE, CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP,
-    CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_CHECK_VALUE,
-    CKA_WRAP_WITH_TRUSTED, CKA_TRUSTED, CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE,
-    CKA_DERIVE_TEMPLATE, CKA_VALUE, CKA_VALUE_LEN,
+    CKA_SENSITIVE,
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_EXTRACTABLE,
+    CKA_ALWAYS_SENSITIVE,
+    CKA_NEVER_EXTRACTABLE,
+    CKA_CHECK_VALUE,
+    CKA_WRAP_WITH_TRUSTED,
+    CKA_TRUSTED,
+    CKA_WRAP_TEMPLATE,
+    CKA_UNWRAP_TEMPLATE,
+    CKA_DERIVE_TEMPLATE,
+    CKA_VALUE,
+    CKA_VALUE_LEN,
 ];
 const RSA_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_MODULUS, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT];
 const RSA_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT, CKA_PRIME_1, CKA_PRIME_2,
-    CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT,
+    CKA_MODULUS,
+    CKA_PUBLIC_EXPONENT,
+    CKA_PRIVATE_EXPONENT,
+    CKA_PRIME_1,
+    CKA_PRIME_2,
+    CKA_EXPONENT_1,
+    CKA_EXPONENT_2,
+    CKA_COEFFICIENT,
 ];
 const EC_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_EC_POINT];
 const EC_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE];
@@ -107,8 +210,13 @@ pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool
     match class {
         CKO_SECRET_KEY => matches!(
             key_type,
-            CKK_AES | CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC
-                | CKK_SHA384_HMAC | CKK_SHA512_HMAC
+            CKK_AES
+                | CKK_GENERIC_SECRET
+                | CKK_SHA_1_HMAC
+                | CKK_SHA224_HMAC
+                | CKK_SHA256_HMAC
+                | CKK_SHA384_HMAC
+                | CKK_SHA512_HMAC
         ),
         CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => matches!(key_type, CKK_RSA | CKK_EC),
         _ => false,
@@ -135,7 +243,10 @@ pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrTy
 }
 
 /// Attributes a template must give for an object of this class and key type.
-pub fn required(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> &'static [CK_ATTRIBUTE_TYPE] {
+pub fn required(
+    class: CK_OBJECT_CLASS,
+    key_type: Option<CK_KEY_TYPE>,
+) -> &'static [CK_ATTRIBUTE_TYPE] {
     match (class, key_type) {
         (CKO_CERTIFICATE, _) => &[CKA_CERTIFICATE_TYPE],
         (CKO_SECRET_KEY, _) => &[CKA_KEY_TYPE, CKA_VALUE],
@@ -160,8 +271,13 @@ pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
         CKO_SECRET_KEY => ty == CKA_VALUE,
         CKO_PRIVATE_KEY => matches!(
             ty,
-            CKA_VALUE | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1
-                | CKA_EXPONENT_2 | CKA_COEFFICIENT
+            CKA_VALUE
+                | CKA_PRIVATE_EXPONENT
+                | CKA_PRIME_1
+                | CKA_PRIME_2
+                | CKA_EXPONENT_1
+                | CKA_EXPONENT_2
+                | CKA_COEFFICIENT
         ),
         _ => false,
     }
@@ -176,12 +292,15 @@ pub fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bo
 pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
     use Mutability::*;
     match ty as CK_ATTRIBUTE_TYPE {
-        CKA_LOCAL | CKA_ALWAYS_SENSITIVE | CKA_NEVER_EXTRACTABLE | CKA_KEY_GEN_MECHANISM
+        CKA_LOCAL
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_KEY_GEN_MECHANISM
         | CKA_UNIQUE_ID => ModuleOnly,
         CKA_LABEL | CKA_ID | CKA_START_DATE | CKA_END_DATE | CKA_DERIVE | CKA_ENCRYPT
         | CKA_DECRYPT | CKA_SIGN | CKA_VERIFY | CKA_SIGN_RECOVER | CKA_VERIFY_RECOVER
-        | CKA_WRAP | CKA_UNWRAP | CKA_SUBJECT | CKA_APPLICATION | CKA_OBJECT_ID
-        | CKA_ISSUER | CKA_SERIAL_NUMBER => Free,
+        | CKA_WRAP | CKA_UNWRAP | CKA_SUBJECT | CKA_APPLICATION | CKA_OBJECT_ID | CKA_ISSUER
+        | CKA_SERIAL_NUMBER => Free,
         CKA_VALUE if class == CKO_DATA => Free,
         CKA_SENSITIVE | CKA_WRAP_WITH_TRUSTED => OnlyToTrue,
         CKA_EXTRACTABLE | CKA_COPYABLE | CKA_DESTROYABLE => OnlyToFalse,
@@ -212,7 +331,11 @@ pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(A
         ]);
     };
     match class {
-        CKO_DATA => out.extend([bytes(CKA_APPLICATION), bytes(CKA_OBJECT_ID), bytes(CKA_VALUE)]),
+        CKO_DATA => out.extend([
+            bytes(CKA_APPLICATION),
+            bytes(CKA_OBJECT_ID),
+            bytes(CKA_VALUE),
+        ]),
         CKO_CERTIFICATE => out.extend([
             b(CKA_TRUSTED, false),
             (t(CKA_CERTIFICATE_CATEGORY), Value::Ulong(0)),
@@ -278,11 +401,23 @@ mod tests {
     #[test]
     fn every_carried_attribute_has_a_kind() {
         for list in [
-            COMMON, DATA, CERTIFICATE, KEY, PUBLIC_KEY, PRIVATE_KEY, SECRET_KEY, RSA_PUBLIC,
-            RSA_PRIVATE, EC_PUBLIC, EC_PRIVATE,
+            COMMON,
+            DATA,
+            CERTIFICATE,
+            KEY,
+            PUBLIC_KEY,
+            PRIVATE_KEY,
+            SECRET_KEY,
+            RSA_PUBLIC,
+            RSA_PRIVATE,
+            EC_PUBLIC,
+            EC_PRIVATE,
         ] {
             for ty in list {
-                assert!(kind(*ty as AttrType).is_some(), "attribute {ty:#x} has no kind");
+                assert!(
+                    kind(*ty as AttrType).is_some(),
+                    "attribute {ty:#x} has no kind"
+                );
             }
         }
     }

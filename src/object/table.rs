@@ -114,7 +114,12 @@ impl ObjectTable {
         self.token_handles.get(uid).copied()
     }
 
-    pub fn insert_session_object(&mut self, object: Object, session: SessionHandle, handles: &HandleSource) -> ObjectHandle {
+    pub fn insert_session_object(
+        &mut self,
+        object: Object,
+        session: SessionHandle,
+        handles: &HandleSource,
+    ) -> ObjectHandle {
         let handle = handles.next();
         self.entries.insert(
             handle,

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use super::attr::{AttrType, RawAttribute, Value};
 use super::policy::{self, Mutability};
-use super::{new_uid, unique_id_of, Object};
+use super::{new_uid, unique_id_of, Object, Values};
 use crate::error::{Error, Result};
 
 const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
@@ -112,7 +112,10 @@ fn check_values(
             if ulong_of(attrs, CKA_CERTIFICATE_TYPE)? != Some(CKC_X_509 as u64) {
                 return Err(Error::AttributeValueInvalid);
             }
-            if policy::X509_REQUIRED.iter().any(|ty| !attrs.contains_key(&t(*ty))) {
+            if policy::X509_REQUIRED
+                .iter()
+                .any(|ty| !attrs.contains_key(&t(*ty)))
+            {
                 return Err(Error::TemplateIncomplete);
             }
         }
@@ -214,7 +217,12 @@ fn assemble(
     Object::new(uid, attrs, secrets)
 }
 
-fn check_change(class: CK_OBJECT_CLASS, ty: AttrType, old: Option<&Value>, new: &Value) -> Result<()> {
+fn check_change(
+    class: CK_OBJECT_CLASS,
+    ty: AttrType,
+    old: Option<&Value>,
+    new: &Value,
+) -> Result<()> {
     let allowed = match policy::mutability(class, ty) {
         Mutability::ModuleOnly | Mutability::Fixed => false,
         Mutability::Free => true,
@@ -230,11 +238,7 @@ fn check_change(class: CK_OBJECT_CLASS, ty: AttrType, old: Option<&Value>, new: 
 
 /// The object after `C_SetAttributeValue` with `template`. `all` holds the object's
 /// current attributes and opened secrets.
-pub fn apply(
-    object: &Object,
-    all: (BTreeMap<AttrType, Value>, BTreeMap<AttrType, Zeroizing<Vec<u8>>>),
-    template: &[RawAttribute],
-) -> Result<Object> {
+pub fn apply(object: &Object, all: Values, template: &[RawAttribute]) -> Result<Object> {
     if object.bool_attr(CKA_MODIFIABLE) == Some(false) {
         return Err(Error::ActionProhibited);
     }
@@ -247,17 +251,17 @@ pub fn apply(
         let old = attrs.get(ty);
         check_change(object.class, *ty, old, new)?;
     }
-    attrs.extend(secrets.into_iter().map(|(t, v)| (t, Value::Bytes(v.to_vec()))));
+    attrs.extend(
+        secrets
+            .into_iter()
+            .map(|(t, v)| (t, Value::Bytes(v.to_vec()))),
+    );
     attrs.extend(changes);
     assemble(object.uid, object.class, attrs)
 }
 
 /// The new object made by `C_CopyObject` with `template`.
-pub fn copy(
-    object: &Object,
-    all: (BTreeMap<AttrType, Value>, BTreeMap<AttrType, Zeroizing<Vec<u8>>>),
-    template: &[RawAttribute],
-) -> Result<Object> {
+pub fn copy(object: &Object, all: Values, template: &[RawAttribute]) -> Result<Object> {
     if object.bool_attr(CKA_COPYABLE) == Some(false) {
         return Err(Error::ActionProhibited);
     }
@@ -275,7 +279,11 @@ pub fn copy(
             check_change(object.class, *ty, attrs.get(ty), new)?;
         }
     }
-    attrs.extend(secrets.into_iter().map(|(t, v)| (t, Value::Bytes(v.to_vec()))));
+    attrs.extend(
+        secrets
+            .into_iter()
+            .map(|(t, v)| (t, Value::Bytes(v.to_vec()))),
+    );
     attrs.extend(changes);
     let uid = new_uid()?;
     attrs.insert(t(CKA_UNIQUE_ID), Value::Bytes(unique_id_of(&uid)));
@@ -317,47 +325,71 @@ mod tests {
         assert_eq!(o.bool_attr(CKA_PRIVATE), Some(true));
         assert_eq!(o.bool_attr(CKA_LOCAL), Some(false));
         assert_eq!(o.value(CKA_VALUE_LEN), Some(&Value::Ulong(32)));
-        assert!(o.value(CKA_VALUE).is_none(), "value is held apart as a secret");
+        assert!(
+            o.value(CKA_VALUE).is_none(),
+            "value is held apart as a secret"
+        );
         assert!(o.has(t(CKA_VALUE)));
     }
 
     #[test]
     fn aes_key_of_fifteen_bytes_is_invalid() {
-        assert!(matches!(build(&aes(15), Provenance::Supplied), Err(Error::AttributeValueInvalid)));
+        assert!(matches!(
+            build(&aes(15), Provenance::Supplied),
+            Err(Error::AttributeValueInvalid)
+        ));
     }
 
     #[test]
     fn missing_class_or_key_type_is_incomplete() {
-        assert!(matches!(build(&[], Provenance::Supplied), Err(Error::TemplateIncomplete)));
+        assert!(matches!(
+            build(&[], Provenance::Supplied),
+            Err(Error::TemplateIncomplete)
+        ));
         let t2 = vec![ulong(CKA_CLASS, CKO_SECRET_KEY), bytes(CKA_VALUE, &[1; 16])];
-        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::TemplateIncomplete)));
+        assert!(matches!(
+            build(&t2, Provenance::Supplied),
+            Err(Error::TemplateIncomplete)
+        ));
     }
 
     #[test]
     fn conflicting_duplicate_is_inconsistent() {
         let mut t2 = aes(16);
         t2.push(ulong(CKA_CLASS, CKO_DATA));
-        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::TemplateInconsistent)));
+        assert!(matches!(
+            build(&t2, Provenance::Supplied),
+            Err(Error::TemplateInconsistent)
+        ));
     }
 
     #[test]
     fn value_len_disagreeing_with_value_is_inconsistent() {
         let mut t2 = aes(16);
         t2.push(ulong(CKA_VALUE_LEN, 32));
-        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::TemplateInconsistent)));
+        assert!(matches!(
+            build(&t2, Provenance::Supplied),
+            Err(Error::TemplateInconsistent)
+        ));
     }
 
     #[test]
     fn module_only_attribute_in_template_is_read_only() {
         let mut t2 = aes(16);
         t2.push(boolean(CKA_LOCAL, true));
-        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::AttributeReadOnly)));
+        assert!(matches!(
+            build(&t2, Provenance::Supplied),
+            Err(Error::AttributeReadOnly)
+        ));
     }
 
     #[test]
     fn attribute_foreign_to_the_class_is_type_invalid() {
         let t2 = vec![ulong(CKA_CLASS, CKO_DATA), bytes(CKA_MODULUS, &[1])];
-        assert!(matches!(build(&t2, Provenance::Supplied), Err(Error::AttributeTypeInvalid)));
+        assert!(matches!(
+            build(&t2, Provenance::Supplied),
+            Err(Error::AttributeTypeInvalid)
+        ));
     }
 
     #[test]
@@ -368,8 +400,14 @@ mod tests {
         assert!(apply(&o, all(), &[boolean(CKA_EXTRACTABLE, false)]).is_ok());
         let s = apply(&o, all(), &[boolean(CKA_SENSITIVE, true)]).unwrap();
         let all_s = s.all_values("s", None).unwrap();
-        assert!(matches!(apply(&s, all_s, &[boolean(CKA_SENSITIVE, false)]), Err(Error::AttributeReadOnly)));
-        assert!(matches!(apply(&o, all(), &[ulong(CKA_CLASS, CKO_DATA)]), Err(Error::AttributeReadOnly)));
+        assert!(matches!(
+            apply(&s, all_s, &[boolean(CKA_SENSITIVE, false)]),
+            Err(Error::AttributeReadOnly)
+        ));
+        assert!(matches!(
+            apply(&o, all(), &[ulong(CKA_CLASS, CKO_DATA)]),
+            Err(Error::AttributeReadOnly)
+        ));
     }
 
     #[test]
@@ -378,13 +416,21 @@ mod tests {
         t2.push(boolean(CKA_MODIFIABLE, false));
         let o = build(&t2, Provenance::Supplied).unwrap();
         let all = o.all_values("s", None).unwrap();
-        assert!(matches!(apply(&o, all, &[bytes(CKA_LABEL, b"x")]), Err(Error::ActionProhibited)));
+        assert!(matches!(
+            apply(&o, all, &[bytes(CKA_LABEL, b"x")]),
+            Err(Error::ActionProhibited)
+        ));
     }
 
     #[test]
     fn copy_gets_a_new_unique_id_and_may_change_token() {
         let o = build(&aes(16), Provenance::Supplied).unwrap();
-        let c = copy(&o, o.all_values("s", None).unwrap(), &[boolean(CKA_TOKEN, true)]).unwrap();
+        let c = copy(
+            &o,
+            o.all_values("s", None).unwrap(),
+            &[boolean(CKA_TOKEN, true)],
+        )
+        .unwrap();
         assert_ne!(c.uid, o.uid);
         assert_ne!(c.value(CKA_UNIQUE_ID), o.value(CKA_UNIQUE_ID));
         assert!(c.is_token());

@@ -36,7 +36,10 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
             Change::PutObject(object(2, true)),
         ])
         .unwrap();
-    assert!(!first.changed_elsewhere().unwrap(), "own commits are not 'elsewhere'");
+    assert!(
+        !first.changed_elsewhere().unwrap(),
+        "own commits are not 'elsewhere'"
+    );
     assert!(second.changed_elsewhere().unwrap());
     let s = second.read(seen_second.seq, seen_second.epoch).unwrap();
     assert!(!s.complete);
@@ -51,7 +54,10 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
     let mut updated = object(1, false);
     updated.plain = vec![9];
     second
-        .commit(vec![Change::PutObject(updated.clone()), Change::RemoveObject([2; 16])])
+        .commit(vec![
+            Change::PutObject(updated.clone()),
+            Change::RemoveObject([2; 16]),
+        ])
         .unwrap();
     let after = first.read(1, epoch).unwrap();
     assert_eq!(after.objects, vec![updated.clone()]);
@@ -67,7 +73,10 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
     // PIN failures count atomically across handles and reset.
     assert_eq!(first.count_pin_failure(PinRole::So).unwrap(), 1);
     assert_eq!(second.count_pin_failure(PinRole::So).unwrap(), 2);
-    assert!(first.count_pin_failure(PinRole::User).is_err(), "no user PIN yet");
+    assert!(
+        first.count_pin_failure(PinRole::User).is_err(),
+        "no user PIN yet"
+    );
     first.reset_pin_failures(PinRole::So).unwrap();
     assert_eq!(second.read(0, 0).unwrap().pins[&PinRole::So].failures, 0);
 

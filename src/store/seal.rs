@@ -164,7 +164,8 @@ impl PinKdf {
             Some(KEY_LEN),
         )
         .map_err(|_| Error::from(StoreError::Malformed("PIN KDF parameters")))?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         argon
             .hash_password_into(pin, &self.salt, &mut key[..])
@@ -174,13 +175,23 @@ impl PinKdf {
 }
 
 /// Wraps `master` under the key derived from `pin`, binding the result to `aad`.
-pub fn wrap_master_key(master: &MasterKey, kdf: &PinKdf, pin: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+pub fn wrap_master_key(
+    master: &MasterKey,
+    kdf: &PinKdf,
+    pin: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>> {
     let kek = kdf.derive(pin)?;
     seal_with(&kek, aad, &master.0[..])
 }
 
 /// Unwraps the master key with `pin`. A wrong PIN gives `Error::PinIncorrect`.
-pub fn unwrap_master_key(wrapped: &[u8], kdf: &PinKdf, pin: &[u8], aad: &[u8]) -> Result<MasterKey> {
+pub fn unwrap_master_key(
+    wrapped: &[u8],
+    kdf: &PinKdf,
+    pin: &[u8],
+    aad: &[u8],
+) -> Result<MasterKey> {
     let kek = kdf.derive(pin)?;
     let key = open_with(&kek, aad, wrapped).map_err(|e| match e {
         Error::Store(StoreError::Unseal) => Error::PinIncorrect,
@@ -207,7 +218,10 @@ mod tests {
     fn sealed_data_opens_only_with_the_same_associated_data() {
         let mk = MasterKey::generate().unwrap();
         let blob = mk.seal(b"token-a/obj-1", b"secret value").unwrap();
-        assert_eq!(&mk.open(b"token-a/obj-1", &blob).unwrap()[..], b"secret value");
+        assert_eq!(
+            &mk.open(b"token-a/obj-1", &blob).unwrap()[..],
+            b"secret value"
+        );
         assert!(mk.open(b"token-a/obj-2", &blob).is_err());
         assert!(!blob.windows(12).any(|w| w == b"secret value"));
     }
@@ -227,7 +241,6 @@ mod tests {
         let kdf = PinKdf::fresh(&CHEAP).unwrap();
         let wrapped = wrap_master_key(&mk, &kdf, b"1234", b"so").unwrap();
         let back = unwrap_master_key(&wrapped, &kdf, b"1234", b"so").unwrap();
-        assert_eq!(back.seal(b"", b"").is_ok(), true);
         assert_eq!(*back.0, *mk.0);
         assert!(matches!(
             unwrap_master_key(&wrapped, &kdf, b"1235", b"so"),

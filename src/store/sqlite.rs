@@ -43,7 +43,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -149,7 +151,9 @@ impl Store for SqliteStore {
         // Taken before the read: a commit racing with it then shows up as a change next
         // time, rather than being missed.
         let version_before = data_version(&conn.db)?;
-        let tx = conn.db.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
         let (seq, store_epoch): (i64, i64) =
             tx.query_row("SELECT seq, epoch FROM state WHERE id = 1", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -170,8 +174,8 @@ impl Store for SqliteStore {
             let mut q = tx.prepare_cached("SELECT role, kdf, wrapped_key, failures FROM pins")?;
             for row in q.query_map([], read_pin)? {
                 let (role, pin) = row?;
-                let role = PinRole::from_code(role)
-                    .ok_or(StoreError::Malformed("unknown PIN role"))?;
+                let role =
+                    PinRole::from_code(role).ok_or(StoreError::Malformed("unknown PIN role"))?;
                 snap.pins.insert(role, pin);
             }
             let mut q =
@@ -200,8 +204,14 @@ impl Store for SqliteStore {
 
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
         let mut conn = self.conn.lock();
-        let tx = conn.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq: i64 = tx.query_row("UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq", [], |r| r.get(0))?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq: i64 = tx.query_row(
+            "UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+            [],
+            |r| r.get(0),
+        )?;
         for change in changes {
             match change {
                 Change::PutMeta(name, value) => {
@@ -246,7 +256,9 @@ impl Store for SqliteStore {
 
     fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32> {
         let mut conn = self.conn.lock();
-        let tx = conn.db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let failures: Option<u32> = tx
             .query_row(
                 "UPDATE pins SET failures = failures + 1 WHERE role = ?1 RETURNING failures",
@@ -268,7 +280,9 @@ impl Store for SqliteStore {
 
     fn check_integrity(&self) -> StoreResult<()> {
         let conn = self.conn.lock();
-        let verdict: String = conn.db.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let verdict: String = conn
+            .db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         if verdict == "ok" {
             Ok(())
         } else {
@@ -300,7 +314,9 @@ mod tests {
     #[test]
     fn database_file_is_created_owner_only() {
         let (dir, store) = fresh();
-        store.commit(vec![Change::PutMeta("x".into(), vec![1])]).unwrap();
+        store
+            .commit(vec![Change::PutMeta("x".into(), vec![1])])
+            .unwrap();
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
@@ -316,7 +332,12 @@ mod tests {
     #[test]
     fn newer_schema_is_refused() {
         let (dir, store) = fresh();
-        store.conn.lock().db.execute_batch("PRAGMA user_version = 99").unwrap();
+        store
+            .conn
+            .lock()
+            .db
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
         drop(store);
         assert!(matches!(
             SqliteStore::open(&dir.path().join("t.db")),

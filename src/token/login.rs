@@ -62,7 +62,12 @@ impl Token {
             return Err(Error::PinLocked);
         }
         let kdf = PinKdf::decode(&record.kdf)?;
-        match seal::unwrap_master_key(&record.wrapped_key, &kdf, pin, &master_aad(&self.serial, role)) {
+        match seal::unwrap_master_key(
+            &record.wrapped_key,
+            &kdf,
+            pin,
+            &master_aad(&self.serial, role),
+        ) {
             Ok(master) => {
                 if record.failures > 0 {
                     self.store.reset_pin_failures(role)?;

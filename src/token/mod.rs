@@ -113,7 +113,15 @@ impl Token {
         let slot_id = text(META_SLOT_ID)?
             .parse::<u64>()
             .map_err(|_| StoreError::Malformed("slot id"))?;
-        Token::assemble(path, slot_id, serial, Box::new(store), &snap, config, handles)
+        Token::assemble(
+            path,
+            slot_id,
+            serial,
+            Box::new(store),
+            &snap,
+            config,
+            handles,
+        )
     }
 
     /// Initialises a new token on a free slot: a fresh master key wrapped under the SO PIN.
@@ -140,7 +148,15 @@ impl Token {
             ],
         )?;
         let snap = store.read(0, 0)?;
-        Token::assemble(&path, slot_id, serial.to_string(), Box::new(store), &snap, config, handles)
+        Token::assemble(
+            &path,
+            slot_id,
+            serial.to_string(),
+            Box::new(store),
+            &snap,
+            config,
+            handles,
+        )
     }
 
     fn assemble(

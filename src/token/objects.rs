@@ -88,7 +88,9 @@ impl Token {
         template: &[RawAttribute],
     ) -> Result<ObjectHandle> {
         let entry = self.entry(handle)?;
-        let all = entry.object.all_values(&self.serial, self.master().as_deref())?;
+        let all = entry
+            .object
+            .all_values(&self.serial, self.master().as_deref())?;
         let copy = template::copy(&entry.object, all, template)?;
         self.insert(caller, copy)
     }

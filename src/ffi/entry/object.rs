@@ -8,7 +8,12 @@ use super::session::lookup;
 use crate::error::{Error, Result};
 use crate::ffi::raw::{self, Filled};
 
-pub fn create(h: CK_SESSION_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_ULONG, out: *mut CK_OBJECT_HANDLE) -> Result<()> {
+pub fn create(
+    h: CK_SESSION_HANDLE,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    out: *mut CK_OBJECT_HANDLE,
+) -> Result<()> {
     let (_, s) = lookup(h)?;
     if out.is_null() {
         return Err(Error::ArgumentsBad("NULL phObject"));
@@ -18,7 +23,13 @@ pub fn create(h: CK_SESSION_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_ULONG
     raw::write(out, handle as CK_OBJECT_HANDLE)
 }
 
-pub fn copy(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_ULONG, out: *mut CK_OBJECT_HANDLE) -> Result<()> {
+pub fn copy(
+    h: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    out: *mut CK_OBJECT_HANDLE,
+) -> Result<()> {
     let (_, s) = lookup(h)?;
     if out.is_null() {
         return Err(Error::ArgumentsBad("NULL phNewObject"));
@@ -44,7 +55,12 @@ pub fn size(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, out: *mut CK_ULONG) 
 
 /// §5.7 C_GetAttributeValue: every attribute is processed; the call's return code is
 /// the most serious of the per-attribute outcomes.
-pub fn get_attributes(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<()> {
+pub fn get_attributes(
+    h: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<()> {
     let (_, s) = lookup(h)?;
     let mut out = raw::OutTemplate::new(template, count)?;
     let reads = s.token.attributes(object as u64, &out.types())?;
@@ -68,7 +84,12 @@ pub fn get_attributes(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: 
     }
 }
 
-pub fn set_attributes(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<()> {
+pub fn set_attributes(
+    h: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<()> {
     let (_, s) = lookup(h)?;
     let template = raw::read_template(template, count)?;
     s.token.set_attributes(s.caller(), object as u64, &template)
@@ -80,7 +101,12 @@ pub fn find_init(h: CK_SESSION_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_UL
     s.find_init(&template)
 }
 
-pub fn find(h: CK_SESSION_HANDLE, out: *mut CK_OBJECT_HANDLE, max: CK_ULONG, count: *mut CK_ULONG) -> Result<()> {
+pub fn find(
+    h: CK_SESSION_HANDLE,
+    out: *mut CK_OBJECT_HANDLE,
+    max: CK_ULONG,
+    count: *mut CK_ULONG,
+) -> Result<()> {
     let (_, s) = lookup(h)?;
     if count.is_null() || (out.is_null() && max > 0) {
         return Err(Error::ArgumentsBad("NULL output of C_FindObjects"));

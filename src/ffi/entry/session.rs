@@ -18,7 +18,13 @@ pub(super) fn lookup(h: CK_SESSION_HANDLE) -> Result<(Arc<Provider>, Arc<Session
     super::session(h)
 }
 
-pub fn open(slot: CK_SLOT_ID, flags: CK_FLAGS, _app: *mut c_void, _notify: CK_NOTIFY, out: *mut CK_SESSION_HANDLE) -> Result<()> {
+pub fn open(
+    slot: CK_SLOT_ID,
+    flags: CK_FLAGS,
+    _app: *mut c_void,
+    _notify: CK_NOTIFY,
+    out: *mut CK_SESSION_HANDLE,
+) -> Result<()> {
     let p = provider::get()?;
     if out.is_null() {
         return Err(Error::ArgumentsBad("NULL phSession"));

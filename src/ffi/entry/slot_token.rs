@@ -43,7 +43,13 @@ pub fn slot_info(slot: CK_SLOT_ID, out: *mut CK_SLOT_INFO) -> Result<()> {
     )
 }
 
-fn pin_flags(failures: u32, max: u32, low: CK_FLAGS, final_try: CK_FLAGS, locked: CK_FLAGS) -> CK_FLAGS {
+fn pin_flags(
+    failures: u32,
+    max: u32,
+    low: CK_FLAGS,
+    final_try: CK_FLAGS,
+    locked: CK_FLAGS,
+) -> CK_FLAGS {
     if max > 0 && failures >= max {
         locked
     } else if max > 0 && failures + 1 == max {
@@ -104,31 +110,50 @@ pub fn token_info(slot: CK_SLOT_ID, out: *mut CK_TOKEN_INFO) -> Result<()> {
     raw::write(out, info)
 }
 
-pub fn mechanism_list(slot: CK_SLOT_ID, list: *mut CK_MECHANISM_TYPE, count: *mut CK_ULONG) -> Result<()> {
+pub fn mechanism_list(
+    slot: CK_SLOT_ID,
+    list: *mut CK_MECHANISM_TYPE,
+    count: *mut CK_ULONG,
+) -> Result<()> {
     provider::get()?.slot(slot as u64)?;
     let mechanisms: Vec<CK_MECHANISM_TYPE> = crate::mechanism::list();
     raw::out_array(list, count, &mechanisms)
 }
 
-pub fn mechanism_info(slot: CK_SLOT_ID, mechanism: CK_MECHANISM_TYPE, out: *mut CK_MECHANISM_INFO) -> Result<()> {
+pub fn mechanism_info(
+    slot: CK_SLOT_ID,
+    mechanism: CK_MECHANISM_TYPE,
+    out: *mut CK_MECHANISM_INFO,
+) -> Result<()> {
     provider::get()?.slot(slot as u64)?;
     let info = crate::mechanism::info(mechanism).ok_or(Error::MechanismInvalid)?;
     raw::write(out, info)
 }
 
-pub fn wait_for_slot_event(_flags: CK_FLAGS, _slot: *mut CK_SLOT_ID, _reserved: *mut std::ffi::c_void) -> Result<()> {
+pub fn wait_for_slot_event(
+    _flags: CK_FLAGS,
+    _slot: *mut CK_SLOT_ID,
+    _reserved: *mut std::ffi::c_void,
+) -> Result<()> {
     provider::get()?;
     Err(Error::FunctionNotSupported)
 }
 
 fn pin<'a>(ptr: *const CK_UTF8CHAR, len: CK_ULONG) -> Result<&'a [u8]> {
     if ptr.is_null() {
-        return Err(Error::ArgumentsBad("NULL PIN (no protected authentication path)"));
+        return Err(Error::ArgumentsBad(
+            "NULL PIN (no protected authentication path)",
+        ));
     }
     raw::in_bytes(ptr, len)
 }
 
-pub fn init_token(slot: CK_SLOT_ID, so_pin: *mut CK_UTF8CHAR, len: CK_ULONG, label: *mut CK_UTF8CHAR) -> Result<()> {
+pub fn init_token(
+    slot: CK_SLOT_ID,
+    so_pin: *mut CK_UTF8CHAR,
+    len: CK_ULONG,
+    label: *mut CK_UTF8CHAR,
+) -> Result<()> {
     let p = provider::get()?;
     let so_pin = pin(so_pin, len)?;
     let label: [u8; LABEL_LEN] = raw::in_array(label)?;
@@ -140,12 +165,24 @@ pub fn init_pin(h: CK_SESSION_HANDLE, new: *mut CK_UTF8CHAR, len: CK_ULONG) -> R
     s.token.init_pin(s.rw, pin(new, len)?)
 }
 
-pub fn set_pin(h: CK_SESSION_HANDLE, old: *mut CK_UTF8CHAR, old_len: CK_ULONG, new: *mut CK_UTF8CHAR, new_len: CK_ULONG) -> Result<()> {
+pub fn set_pin(
+    h: CK_SESSION_HANDLE,
+    old: *mut CK_UTF8CHAR,
+    old_len: CK_ULONG,
+    new: *mut CK_UTF8CHAR,
+    new_len: CK_ULONG,
+) -> Result<()> {
     let (_, s) = super::session(h)?;
-    s.token.set_pin(s.rw, pin(old, old_len)?, pin(new, new_len)?)
+    s.token
+        .set_pin(s.rw, pin(old, old_len)?, pin(new, new_len)?)
 }
 
-pub fn login(h: CK_SESSION_HANDLE, user: CK_USER_TYPE, p: *mut CK_UTF8CHAR, len: CK_ULONG) -> Result<()> {
+pub fn login(
+    h: CK_SESSION_HANDLE,
+    user: CK_USER_TYPE,
+    p: *mut CK_UTF8CHAR,
+    len: CK_ULONG,
+) -> Result<()> {
     let (_, s) = super::session(h)?;
     let kind = match user {
         CKU_SO => UserKind::So,
@@ -160,4 +197,3 @@ pub fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
     let (_, s) = super::session(h)?;
     s.token.logout()
 }
-
