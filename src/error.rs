@@ -109,9 +109,49 @@ pub enum Error {
     #[error("output buffer too small")]
     BufferTooSmall,
 
-    // --- mechanisms and randomness
+    // --- mechanisms, keys and data
     #[error("mechanism invalid")]
     MechanismInvalid,
+    #[error("mechanism parameter invalid")]
+    MechanismParamInvalid,
+    #[error("key handle invalid")]
+    KeyHandleInvalid,
+    #[error("key size out of range")]
+    KeySizeRange,
+    #[error("key type inconsistent with the mechanism")]
+    KeyTypeInconsistent,
+    #[error("key function not permitted")]
+    KeyFunctionNotPermitted,
+    #[error("key not wrappable")]
+    KeyNotWrappable,
+    #[error("key unextractable")]
+    KeyUnextractable,
+    #[error("data invalid")]
+    DataInvalid,
+    #[error("data length out of range")]
+    DataLenRange,
+    #[error("encrypted data invalid")]
+    EncryptedDataInvalid,
+    #[error("encrypted data length out of range")]
+    EncryptedDataLenRange,
+    #[error("signature invalid")]
+    SignatureInvalid,
+    #[error("signature length out of range")]
+    SignatureLenRange,
+    #[error("wrapped key invalid")]
+    WrappedKeyInvalid,
+    #[error("wrapped key length out of range")]
+    WrappedKeyLenRange,
+    #[error("wrapping key handle invalid")]
+    WrappingKeyHandleInvalid,
+    #[error("unwrapping key handle invalid")]
+    UnwrappingKeyHandleInvalid,
+    #[error("wrapping key type inconsistent")]
+    WrappingKeyTypeInconsistent,
+    #[error("unwrapping key type inconsistent")]
+    UnwrappingKeyTypeInconsistent,
+    #[error("curve not supported")]
+    CurveNotSupported,
     #[error("seeding the random generator is not supported")]
     RandomSeedNotSupported,
     #[error("the random generator failed")]

@@ -12,6 +12,7 @@
 #![allow(clippy::unnecessary_cast)]
 
 pub mod config;
+pub mod crypto;
 pub mod error;
 mod ffi;
 pub mod kms;
