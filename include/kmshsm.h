@@ -36,4 +36,33 @@
  */
 #define KMSHSM_INTERNAL_SECRET_TYPES (CKA_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0F00UL)
 
+/*
+ * Key types. SM2 keys carry CKA_EC_PARAMS (the DER OID 1.2.156.10197.1.301) and
+ * CKA_EC_POINT / CKA_VALUE like EC keys; SM4 keys carry a 16-byte CKA_VALUE.
+ */
+#define CKK_KMSHSM_SM2 (CKK_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0001UL)
+#define CKK_KMSHSM_SM4 (CKK_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0002UL)
+
+/*
+ * Mechanisms for the Chinese algorithms (GB/T 32905 SM3, GB/T 32907 SM4,
+ * GB/T 32918 SM2).
+ *
+ * CKM_KMSHSM_SM2_SM3: SM2 signature over Z_A || message with SM3; the optional
+ *   parameter is the signer's distinguishing identifier (default "1234567812345678").
+ *   Signatures are r || s, 32 bytes each.
+ * CKM_KMSHSM_SM2_ENCRYPT: SM2 public-key encryption, ciphertext C1 || C3 || C2 with
+ *   C1 an uncompressed point. Also the SM2PKE wrapping algorithm of C_UnwrapKey.
+ * CKM_KMSHSM_SM4_CBC / _CBC_PAD: parameter is the 16-byte IV.
+ * CKM_KMSHSM_SM4_GCM: parameter is a CK_GCM_PARAMS.
+ */
+#define CKM_KMSHSM_SM2_KEY_PAIR_GEN (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0001UL)
+#define CKM_KMSHSM_SM2_SM3          (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0002UL)
+#define CKM_KMSHSM_SM2_ENCRYPT      (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0003UL)
+#define CKM_KMSHSM_SM3              (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0004UL)
+#define CKM_KMSHSM_SM4_KEY_GEN      (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0005UL)
+#define CKM_KMSHSM_SM4_ECB          (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0006UL)
+#define CKM_KMSHSM_SM4_CBC          (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0007UL)
+#define CKM_KMSHSM_SM4_CBC_PAD      (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0008UL)
+#define CKM_KMSHSM_SM4_GCM          (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0009UL)
+
 #endif /* KMSHSM_H */

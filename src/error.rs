@@ -152,6 +152,8 @@ pub enum Error {
     UnwrappingKeyTypeInconsistent,
     #[error("curve not supported")]
     CurveNotSupported,
+    #[error("key cannot be digested")]
+    KeyIndigestible,
     #[error("seeding the random generator is not supported")]
     RandomSeedNotSupported,
     #[error("the random generator failed")]

@@ -19,6 +19,7 @@ pub mod kms;
 mod logging;
 pub mod mechanism;
 pub mod object;
+pub mod operation;
 pub mod provider;
 pub mod session;
 pub mod store;

@@ -5,3 +5,10 @@
 //! nothing of sessions, objects or PKCS#11 structures, so the mechanism layer can be
 //! tested against published vectors through them and through the C ABI alike.
 //! Secrets they return are zeroizing; they never log.
+pub mod aes;
+pub mod der;
+pub mod ec;
+pub mod hash;
+pub mod pkcs8;
+pub mod rsa;
+pub mod sm;

@@ -19,7 +19,7 @@ use std::ptr::addr_of;
 
 use cryptoki_sys::*;
 
-use entry::{general, object, random, session, slot_token, unsupported};
+use entry::{crypto, general, keys, object, random, session, slot_token, unsupported};
 use raw::Shared;
 
 macro_rules! entry_fn {
@@ -92,40 +92,40 @@ function_tables! {
         C_FindObjectsInit(a1: CK_SESSION_HANDLE, a2: *mut CK_ATTRIBUTE, a3: CK_ULONG) { object::find_init(a1, a2, a3) }
         C_FindObjects(a1: CK_SESSION_HANDLE, a2: *mut CK_OBJECT_HANDLE, a3: CK_ULONG, a4: *mut CK_ULONG) { object::find(a1, a2, a3, a4) }
         C_FindObjectsFinal(a1: CK_SESSION_HANDLE) { object::find_final(a1) }
-        C_EncryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) { unsupported() }
-        C_Encrypt(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_EncryptUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_EncryptFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_DecryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) { unsupported() }
-        C_Decrypt(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_DecryptUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_DecryptFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_DigestInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM) { unsupported() }
-        C_Digest(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_DigestUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) { unsupported() }
-        C_DigestKey(_: CK_SESSION_HANDLE, _: CK_OBJECT_HANDLE) { unsupported() }
-        C_DigestFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_SignInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) { unsupported() }
-        C_Sign(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_SignUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) { unsupported() }
-        C_SignFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
+        C_EncryptInit(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: CK_OBJECT_HANDLE) { crypto::encrypt_init(a1, a2, a3) }
+        C_Encrypt(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG, a4: *mut CK_BYTE, a5: *mut CK_ULONG) { crypto::encrypt(a1, a2, a3, a4, a5) }
+        C_EncryptUpdate(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG, a4: *mut CK_BYTE, a5: *mut CK_ULONG) { crypto::encrypt_update(a1, a2, a3, a4, a5) }
+        C_EncryptFinal(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: *mut CK_ULONG) { crypto::encrypt_final(a1, a2, a3) }
+        C_DecryptInit(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: CK_OBJECT_HANDLE) { crypto::decrypt_init(a1, a2, a3) }
+        C_Decrypt(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG, a4: *mut CK_BYTE, a5: *mut CK_ULONG) { crypto::decrypt(a1, a2, a3, a4, a5) }
+        C_DecryptUpdate(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG, a4: *mut CK_BYTE, a5: *mut CK_ULONG) { crypto::decrypt_update(a1, a2, a3, a4, a5) }
+        C_DecryptFinal(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: *mut CK_ULONG) { crypto::decrypt_final(a1, a2, a3) }
+        C_DigestInit(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM) { crypto::digest_init(a1, a2) }
+        C_Digest(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG, a4: *mut CK_BYTE, a5: *mut CK_ULONG) { crypto::digest(a1, a2, a3, a4, a5) }
+        C_DigestUpdate(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG) { crypto::digest_update(a1, a2, a3) }
+        C_DigestKey(a1: CK_SESSION_HANDLE, a2: CK_OBJECT_HANDLE) { crypto::digest_key(a1, a2) }
+        C_DigestFinal(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: *mut CK_ULONG) { crypto::digest_final(a1, a2, a3) }
+        C_SignInit(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: CK_OBJECT_HANDLE) { crypto::sign_init(a1, a2, a3) }
+        C_Sign(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG, a4: *mut CK_BYTE, a5: *mut CK_ULONG) { crypto::sign(a1, a2, a3, a4, a5) }
+        C_SignUpdate(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG) { crypto::sign_update(a1, a2, a3) }
+        C_SignFinal(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: *mut CK_ULONG) { crypto::sign_final(a1, a2, a3) }
         C_SignRecoverInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) { unsupported() }
         C_SignRecover(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_VerifyInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) { unsupported() }
-        C_Verify(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) { unsupported() }
-        C_VerifyUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) { unsupported() }
-        C_VerifyFinal(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG) { unsupported() }
+        C_VerifyInit(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: CK_OBJECT_HANDLE) { crypto::verify_init(a1, a2, a3) }
+        C_Verify(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG, a4: *mut CK_BYTE, a5: CK_ULONG) { crypto::verify(a1, a2, a3, a4, a5) }
+        C_VerifyUpdate(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG) { crypto::verify_update(a1, a2, a3) }
+        C_VerifyFinal(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG) { crypto::verify_final(a1, a2, a3) }
         C_VerifyRecoverInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) { unsupported() }
         C_VerifyRecover(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
         C_DigestEncryptUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
         C_DecryptDigestUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
         C_SignEncryptUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
         C_DecryptVerifyUpdate(_: CK_SESSION_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_GenerateKey(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: *mut CK_ATTRIBUTE, _: CK_ULONG, _: *mut CK_OBJECT_HANDLE) { unsupported() }
-        C_GenerateKeyPair(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: *mut CK_ATTRIBUTE, _: CK_ULONG, _: *mut CK_ATTRIBUTE, _: CK_ULONG, _: *mut CK_OBJECT_HANDLE, _: *mut CK_OBJECT_HANDLE) { unsupported() }
-        C_WrapKey(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE, _: CK_OBJECT_HANDLE, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_UnwrapKey(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_ATTRIBUTE, _: CK_ULONG, _: *mut CK_OBJECT_HANDLE) { unsupported() }
-        C_DeriveKey(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE, _: *mut CK_ATTRIBUTE, _: CK_ULONG, _: *mut CK_OBJECT_HANDLE) { unsupported() }
+        C_GenerateKey(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: *mut CK_ATTRIBUTE, a4: CK_ULONG, a5: *mut CK_OBJECT_HANDLE) { keys::generate_key(a1, a2, a3, a4, a5) }
+        C_GenerateKeyPair(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: *mut CK_ATTRIBUTE, a4: CK_ULONG, a5: *mut CK_ATTRIBUTE, a6: CK_ULONG, a7: *mut CK_OBJECT_HANDLE, a8: *mut CK_OBJECT_HANDLE) { keys::generate_key_pair(a1, a2, a3, a4, a5, a6, a7, a8) }
+        C_WrapKey(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: CK_OBJECT_HANDLE, a4: CK_OBJECT_HANDLE, a5: *mut CK_BYTE, a6: *mut CK_ULONG) { keys::wrap_key(a1, a2, a3, a4, a5, a6) }
+        C_UnwrapKey(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: CK_OBJECT_HANDLE, a4: *mut CK_BYTE, a5: CK_ULONG, a6: *mut CK_ATTRIBUTE, a7: CK_ULONG, a8: *mut CK_OBJECT_HANDLE) { keys::unwrap_key(a1, a2, a3, a4, a5, a6, a7, a8) }
+        C_DeriveKey(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: CK_OBJECT_HANDLE, a4: *mut CK_ATTRIBUTE, a5: CK_ULONG, a6: *mut CK_OBJECT_HANDLE) { keys::derive_key(a1, a2, a3, a4, a5, a6) }
         C_SeedRandom(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG) { random::seed(a1, a2, a3) }
         C_GenerateRandom(a1: CK_SESSION_HANDLE, a2: *mut CK_BYTE, a3: CK_ULONG) { random::generate(a1, a2, a3) }
         C_GetFunctionStatus(a1: CK_SESSION_HANDLE) { session::function_status(a1) }

@@ -19,6 +19,10 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::mechanism::params::{
+    self, Ecdh1Params, GcmParams, Layout, OaepParams, Param, PssParams,
+};
+use crate::mechanism::MechanismArg;
 use crate::object::attr::{RawAttribute, RawValue};
 use crate::object::Read;
 
@@ -348,4 +352,128 @@ pub fn fill_bytes(
     }
     // SAFETY: the caller promises `n` writable bytes at `ptr`.
     f(unsafe { std::slice::from_raw_parts_mut(ptr, n) })
+}
+
+/// A structure-valued mechanism parameter: exactly `size_of::<T>()` bytes, read unaligned.
+fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) -> Result<T> {
+    if ptr.is_null() || usize::try_from(len).ok() != Some(std::mem::size_of::<T>()) {
+        return Err(Error::MechanismParamInvalid);
+    }
+    read_struct(ptr.cast::<T>()).ok_or(Error::MechanismParamInvalid)
+}
+
+/// Bytes inside a mechanism parameter; any pointer problem is a parameter problem.
+fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
+    in_bytes(ptr.cast::<u8>(), len)
+        .map(<[u8]>::to_vec)
+        .map_err(|_| Error::MechanismParamInvalid)
+}
+
+fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
+    Ok(OaepParams {
+        hash: p.hashAlg,
+        mgf: p.mgf,
+        source: p.source,
+        label: param_bytes(p.pSourceData, p.ulSourceDataLen)?,
+    })
+}
+
+/// The caller's `CK_MECHANISM`, its parameter decoded by the layout the mechanism takes
+/// (`mechanism::params::layout`). Unknown mechanisms are `CKR_MECHANISM_INVALID`; a
+/// parameter of the wrong size or with bad pointers is `CKR_MECHANISM_PARAM_INVALID`.
+pub fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
+    let m = read_struct(ptr).ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
+    let layout = params::layout(m.mechanism).ok_or(Error::MechanismInvalid)?;
+    let (p, len) = (m.pParameter.cast_const(), m.ulParameterLen);
+    let param = match layout {
+        Layout::None if len == 0 => Param::None,
+        Layout::None => return Err(Error::MechanismParamInvalid),
+        Layout::OptionalBytes if len == 0 => Param::None,
+        Layout::Bytes | Layout::OptionalBytes => Param::Bytes(param_bytes(p, len)?),
+        Layout::Gcm => {
+            let g: CK_GCM_PARAMS = param_struct(p, len)?;
+            Param::Gcm(GcmParams {
+                iv: param_bytes(g.pIv.cast(), g.ulIvLen)?,
+                aad: param_bytes(g.pAAD.cast(), g.ulAADLen)?,
+                tag_bits: g.ulTagBits as u64,
+            })
+        }
+        Layout::Ctr => {
+            let c: CK_AES_CTR_PARAMS = param_struct(p, len)?;
+            Param::Ctr {
+                counter_bits: c.ulCounterBits as u64,
+                block: c.cb,
+            }
+        }
+        Layout::Oaep => Param::Oaep(oaep(param_struct(p, len)?)?),
+        Layout::Pss => {
+            let s: CK_RSA_PKCS_PSS_PARAMS = param_struct(p, len)?;
+            Param::Pss(PssParams {
+                hash: s.hashAlg,
+                mgf: s.mgf,
+                salt_len: s.sLen as u64,
+            })
+        }
+        Layout::Ecdh1 => {
+            let e: CK_ECDH1_DERIVE_PARAMS = param_struct(p, len)?;
+            Param::Ecdh1(Ecdh1Params {
+                kdf: e.kdf,
+                shared_data: param_bytes(e.pSharedData.cast(), e.ulSharedDataLen)?,
+                public_data: param_bytes(e.pPublicData.cast(), e.ulPublicDataLen)?,
+            })
+        }
+        Layout::RsaAesKeyWrap => {
+            let w: CK_RSA_AES_KEY_WRAP_PARAMS = param_struct(p, len)?;
+            let inner =
+                read_struct(w.pOAEPParams.cast_const()).ok_or(Error::MechanismParamInvalid)?;
+            Param::RsaAesKeyWrap {
+                aes_key_bits: w.ulAESKeyBits as u64,
+                oaep: oaep(inner)?,
+            }
+        }
+    };
+    Ok(MechanismArg {
+        kind: m.mechanism,
+        param,
+    })
+}
+
+/// The caller's output buffer for a cryptographic result, under the length-query rule.
+/// `capacity` is `None` for a NULL buffer (a length query).
+pub struct OutBuf {
+    buf: *mut u8,
+    len: *mut CK_ULONG,
+    pub capacity: Option<usize>,
+}
+
+impl OutBuf {
+    pub fn new(buf: *mut u8, len: *mut CK_ULONG) -> Result<OutBuf> {
+        let given = read_struct(len).ok_or(Error::ArgumentsBad("NULL length pointer"))?;
+        let capacity = if buf.is_null() {
+            None
+        } else {
+            Some(usize::try_from(given).unwrap_or(usize::MAX))
+        };
+        Ok(OutBuf { buf, len, capacity })
+    }
+
+    /// Writes what a step produced, and turns a short buffer into `BUFFER_TOO_SMALL`.
+    pub fn put(&self, out: crate::operation::Output) -> Result<()> {
+        use crate::operation::Output;
+        match out {
+            Output::Len(n) => write(self.len, n as CK_ULONG),
+            Output::TooSmall(n) => {
+                write(self.len, n as CK_ULONG)?;
+                Err(Error::BufferTooSmall)
+            }
+            Output::Data(bytes) => {
+                if !bytes.is_empty() {
+                    // SAFETY: `produce` only returns data that fits `capacity`, which is
+                    // what the caller said `buf` holds.
+                    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.buf, bytes.len()) };
+                }
+                write(self.len, bytes.len() as CK_ULONG)
+            }
+        }
+    }
 }

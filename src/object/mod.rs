@@ -6,11 +6,13 @@
 //! must not decide visibility or login rules; the token does.
 
 pub mod attr;
+pub mod key;
 pub mod policy;
 pub mod table;
 pub mod template;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -19,6 +21,7 @@ use crate::error::{Error, Result, StoreError};
 use crate::store::seal::MasterKey;
 use crate::store::{ObjectRecord, ObjectUid};
 use attr::{AttrType, Value};
+use key::Key;
 
 /// An object's attributes with its secrets opened: (plain, secret).
 pub type Values = (
@@ -44,7 +47,7 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Object {
     pub uid: ObjectUid,
     pub class: CK_OBJECT_CLASS,
@@ -53,6 +56,23 @@ pub struct Object {
     secrets: Secrets,
     /// Attribute types present among the secrets, known without unsealing.
     secret_types: Vec<AttrType>,
+    /// The parsed key, built on first use. Dropped with the object, and never copied:
+    /// a clone starts without it, so logging out can shed every parsed secret.
+    key: OnceLock<Arc<Key>>,
+}
+
+impl Clone for Object {
+    fn clone(&self) -> Object {
+        Object {
+            uid: self.uid,
+            class: self.class,
+            key_type: self.key_type,
+            attrs: self.attrs.clone(),
+            secrets: self.secrets.clone(),
+            secret_types: self.secret_types.clone(),
+            key: OnceLock::new(),
+        }
+    }
 }
 
 /// The outcome of reading one attribute for `C_GetAttributeValue`.
@@ -117,6 +137,7 @@ impl Object {
             attrs,
             secrets,
             secret_types,
+            key: OnceLock::new(),
         })
     }
 
@@ -130,6 +151,17 @@ impl Object {
 
     pub fn attrs(&self) -> &BTreeMap<AttrType, Value> {
         &self.attrs
+    }
+
+    /// The object's key in usable form, parsed once. `master` opens sealed secrets.
+    pub fn key(&self, serial: &str, master: Option<&MasterKey>) -> Result<Arc<Key>> {
+        if let Some(k) = self.key.get() {
+            return Ok(Arc::clone(k));
+        }
+        let secrets = self.open_secrets(serial, master)?;
+        let key = Arc::new(Key::from_object(self, &secrets)?);
+        // A concurrent first use may have won; either parse is the same key.
+        Ok(Arc::clone(self.key.get_or_init(|| key)))
     }
 
     /// An estimate of the object's size in the store, for `C_GetObjectSize`.

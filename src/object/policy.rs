@@ -8,6 +8,7 @@
 use cryptoki_sys::*;
 
 use super::attr::{AttrType, Value};
+use super::key::{CKK_SM2, CKK_SM4};
 
 /// How an attribute's value is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +205,8 @@ const RSA_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[
 ];
 const EC_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_EC_POINT];
 const EC_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE];
+/// SM2 private keys also keep their public point: the signature's Z_A needs it.
+const SM2_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT];
 
 /// Key types the object layer accepts, by class.
 pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
@@ -217,8 +220,9 @@ pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool
                 | CKK_SHA256_HMAC
                 | CKK_SHA384_HMAC
                 | CKK_SHA512_HMAC
+                | CKK_SM4
         ),
-        CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => matches!(key_type, CKK_RSA | CKK_EC),
+        CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => matches!(key_type, CKK_RSA | CKK_EC | CKK_SM2),
         _ => false,
     }
 }
@@ -235,9 +239,10 @@ pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrTy
         (CKO_CERTIFICATE, _) => in_all(&[CERTIFICATE]),
         (CKO_SECRET_KEY, _) => in_all(&[KEY, SECRET_KEY]),
         (CKO_PUBLIC_KEY, Some(CKK_RSA)) => in_all(&[KEY, PUBLIC_KEY, RSA_PUBLIC]),
-        (CKO_PUBLIC_KEY, Some(CKK_EC)) => in_all(&[KEY, PUBLIC_KEY, EC_PUBLIC]),
+        (CKO_PUBLIC_KEY, Some(CKK_EC | CKK_SM2)) => in_all(&[KEY, PUBLIC_KEY, EC_PUBLIC]),
         (CKO_PRIVATE_KEY, Some(CKK_RSA)) => in_all(&[KEY, PRIVATE_KEY, RSA_PRIVATE]),
         (CKO_PRIVATE_KEY, Some(CKK_EC)) => in_all(&[KEY, PRIVATE_KEY, EC_PRIVATE]),
+        (CKO_PRIVATE_KEY, Some(CKK_SM2)) => in_all(&[KEY, PRIVATE_KEY, SM2_PRIVATE]),
         _ => false,
     }
 }
@@ -251,9 +256,9 @@ pub fn required(
         (CKO_CERTIFICATE, _) => &[CKA_CERTIFICATE_TYPE],
         (CKO_SECRET_KEY, _) => &[CKA_KEY_TYPE, CKA_VALUE],
         (CKO_PUBLIC_KEY, Some(CKK_RSA)) => &[CKA_KEY_TYPE, CKA_MODULUS, CKA_PUBLIC_EXPONENT],
-        (CKO_PUBLIC_KEY, Some(CKK_EC)) => &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_EC_POINT],
+        (CKO_PUBLIC_KEY, Some(CKK_EC | CKK_SM2)) => &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_EC_POINT],
         (CKO_PRIVATE_KEY, Some(CKK_RSA)) => &[CKA_KEY_TYPE, CKA_MODULUS, CKA_PRIVATE_EXPONENT],
-        (CKO_PRIVATE_KEY, Some(CKK_EC)) => &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_VALUE],
+        (CKO_PRIVATE_KEY, Some(CKK_EC | CKK_SM2)) => &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_VALUE],
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, _) => &[CKA_KEY_TYPE],
         _ => &[],
     }

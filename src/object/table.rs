@@ -171,6 +171,13 @@ impl ObjectTable {
         }
     }
 
+    /// Drops every parsed key (at logout): each entry gets a copy without its cache.
+    pub fn shed_keys(&mut self) {
+        for entry in self.entries.values_mut() {
+            entry.object = Arc::new(Object::clone(&entry.object));
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (ObjectHandle, &Entry)> {
         self.entries.iter().map(|(h, e)| (*h, e))
     }

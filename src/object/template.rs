@@ -9,6 +9,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::attr::{AttrType, RawAttribute, Value};
+use super::key::{CKK_SM2, CKK_SM4};
 use super::policy::{self, Mutability};
 use super::{new_uid, unique_id_of, Object, Values};
 use crate::error::{Error, Result};
@@ -74,6 +75,7 @@ fn check_values(
             let len = bytes_of(attrs, CKA_VALUE).map_or(0, <[u8]>::len) as u64;
             let ok = match kt {
                 CKK_AES => matches!(len, 16 | 24 | 32),
+                CKK_SM4 => len == 16,
                 _ => len > 0,
             };
             if !ok {
@@ -98,7 +100,7 @@ fn check_values(
                 attrs.insert(t(CKA_MODULUS_BITS), Value::Ulong(bits));
             }
         }
-        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC)) => {
+        (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC | CKK_SM2)) => {
             let params_ok = bytes_of(attrs, CKA_EC_PARAMS).is_some_and(|p| p.len() >= 2);
             let point_ok = class == CKO_PRIVATE_KEY
                 || bytes_of(attrs, CKA_EC_POINT).is_some_and(|p| !p.is_empty());
@@ -124,17 +126,60 @@ fn check_values(
     Ok(())
 }
 
-/// What kind of call is creating the object; it decides the provenance attributes.
+/// What kind of call is creating the object; it decides the provenance attributes
+/// (`CKA_LOCAL`, `CKA_KEY_GEN_MECHANISM`, `CKA_ALWAYS_SENSITIVE`,
+/// `CKA_NEVER_EXTRACTABLE`, PKCS#11 3.0 §4.7-4.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provenance {
     /// `C_CreateObject`: the caller supplied the values.
     Supplied,
+    /// `C_GenerateKey` / `C_GenerateKeyPair` with this mechanism.
+    Generated(CK_MECHANISM_TYPE),
+    /// `C_UnwrapKey`: the material came from outside, encrypted.
+    Unwrapped,
+    /// `C_DeriveKey` from a base key with these provenance flags.
+    Derived {
+        always_sensitive: bool,
+        never_extractable: bool,
+    },
 }
 
 /// Builds a new object from a `C_CreateObject` template.
 pub fn build(template: &[RawAttribute], provenance: Provenance) -> Result<Object> {
-    let mut given = parse(template)?;
+    let given = parse(template)?;
     let class = ulong_of(&given, CKA_CLASS)?.ok_or(Error::TemplateIncomplete)? as CK_OBJECT_CLASS;
+    build_from(class, given, provenance)
+}
+
+/// Builds a key made by the module: `class` and `key_type` are fixed by the mechanism,
+/// `module` holds the values the module computed (key material and derived values). A
+/// template that names one of those with another value is inconsistent.
+pub fn build_key(
+    class: CK_OBJECT_CLASS,
+    key_type: CK_KEY_TYPE,
+    template: &[RawAttribute],
+    module: Vec<(AttrType, Value)>,
+    provenance: Provenance,
+) -> Result<Object> {
+    let mut given = parse(template)?;
+    let fixed = [
+        (t(CKA_CLASS), Value::Ulong(class as u64)),
+        (t(CKA_KEY_TYPE), Value::Ulong(key_type as u64)),
+    ];
+    for (ty, value) in fixed.into_iter().chain(module) {
+        if given.get(&ty).is_some_and(|v| *v != value) {
+            return Err(Error::TemplateInconsistent);
+        }
+        given.insert(ty, value);
+    }
+    build_from(class, given, provenance)
+}
+
+fn build_from(
+    class: CK_OBJECT_CLASS,
+    mut given: BTreeMap<AttrType, Value>,
+    provenance: Provenance,
+) -> Result<Object> {
     if !matches!(
         class,
         CKO_DATA | CKO_CERTIFICATE | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY
@@ -177,16 +222,31 @@ pub fn build(template: &[RawAttribute], provenance: Provenance) -> Result<Object
     let uid = new_uid()?;
     attrs.insert(t(CKA_UNIQUE_ID), Value::Bytes(unique_id_of(&uid)));
     if is_key {
-        let Provenance::Supplied = provenance;
-        attrs.insert(t(CKA_LOCAL), Value::Bool(false));
-        attrs.insert(
-            t(CKA_KEY_GEN_MECHANISM),
-            Value::Ulong(CK_UNAVAILABLE_INFORMATION as u64),
-        );
+        let flag = |attrs: &BTreeMap<AttrType, Value>, ty| {
+            attrs.get(&t(ty)).and_then(Value::as_bool).unwrap_or(false)
+        };
+        let sensitive = flag(&attrs, CKA_SENSITIVE);
+        let extractable = flag(&attrs, CKA_EXTRACTABLE);
+        let (local, mechanism, always_sensitive, never_extractable) = match provenance {
+            Provenance::Supplied | Provenance::Unwrapped => {
+                (false, CK_UNAVAILABLE_INFORMATION as u64, false, false)
+            }
+            Provenance::Generated(m) => (true, m as u64, sensitive, !extractable),
+            Provenance::Derived {
+                always_sensitive,
+                never_extractable,
+            } => (
+                false,
+                CK_UNAVAILABLE_INFORMATION as u64,
+                always_sensitive && sensitive,
+                never_extractable && !extractable,
+            ),
+        };
+        attrs.insert(t(CKA_LOCAL), Value::Bool(local));
+        attrs.insert(t(CKA_KEY_GEN_MECHANISM), Value::Ulong(mechanism));
         if class != CKO_PUBLIC_KEY {
-            // Supplied material was once outside the token: never "always sensitive".
-            attrs.insert(t(CKA_ALWAYS_SENSITIVE), Value::Bool(false));
-            attrs.insert(t(CKA_NEVER_EXTRACTABLE), Value::Bool(false));
+            attrs.insert(t(CKA_ALWAYS_SENSITIVE), Value::Bool(always_sensitive));
+            attrs.insert(t(CKA_NEVER_EXTRACTABLE), Value::Bool(never_extractable));
         }
     }
     assemble(uid, class, attrs)

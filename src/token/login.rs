@@ -149,7 +149,9 @@ impl Token {
     pub(super) fn logout_locked(&self, login: &mut Login) {
         if login.who != LoggedIn::Nobody {
             login.clear();
-            self.objects.write().forget_private(&self.handles);
+            let mut objects = self.objects.write();
+            objects.forget_private(&self.handles);
+            objects.shed_keys();
         }
     }
 

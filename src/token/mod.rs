@@ -7,6 +7,7 @@
 //! re-reading the store (persist, then publish). This module must not see raw pointers
 //! or `CK_RV`s.
 
+pub mod keys;
 mod login;
 mod objects;
 

@@ -31,7 +31,7 @@ impl Token {
     }
 
     /// Looks up an object the caller may see.
-    fn entry(&self, handle: ObjectHandle) -> Result<Entry> {
+    pub(super) fn entry(&self, handle: ObjectHandle) -> Result<Entry> {
         self.refresh()?;
         let who = self.logged_in();
         let objects = self.objects.read();
@@ -58,22 +58,47 @@ impl Token {
     }
 
     /// Stores a new object (token objects: commit, then publish) and returns its handle.
-    fn insert(&self, caller: Caller, object: Object) -> Result<ObjectHandle> {
-        self.check_writable(caller, &object)?;
-        if object.is_token() {
-            let uid = object.uid;
-            let record = object.to_record(&self.serial, self.master().as_deref())?;
-            self.commit(vec![Change::PutObject(record)])?;
-            self.objects
-                .read()
-                .token_handle(&uid)
-                .ok_or(Error::Internal("committed object missing after sync"))
-        } else {
-            Ok(self
-                .objects
-                .write()
-                .insert_session_object(object, caller.session, &self.handles))
+    pub(super) fn insert(&self, caller: Caller, object: Object) -> Result<ObjectHandle> {
+        let handles = self.insert_all(caller, vec![object])?;
+        handles
+            .into_iter()
+            .next()
+            .ok_or(Error::Internal("insert returned no handle"))
+    }
+
+    /// Stores several new objects at once: the token objects among them in one store
+    /// transaction, so a key pair is never half-written.
+    pub(super) fn insert_all(
+        &self,
+        caller: Caller,
+        objects: Vec<Object>,
+    ) -> Result<Vec<ObjectHandle>> {
+        for object in &objects {
+            self.check_writable(caller, object)?;
         }
+        let master = self.master();
+        let mut changes = Vec::new();
+        for object in objects.iter().filter(|o| o.is_token()) {
+            changes.push(Change::PutObject(
+                object.to_record(&self.serial, master.as_deref())?,
+            ));
+        }
+        if !changes.is_empty() {
+            self.commit(changes)?;
+        }
+        let mut table = self.objects.write();
+        objects
+            .into_iter()
+            .map(|object| {
+                if object.is_token() {
+                    table
+                        .token_handle(&object.uid)
+                        .ok_or(Error::Internal("committed object missing after sync"))
+                } else {
+                    Ok(table.insert_session_object(object, caller.session, &self.handles))
+                }
+            })
+            .collect()
     }
 
     pub fn create_object(&self, caller: Caller, template: &[RawAttribute]) -> Result<ObjectHandle> {

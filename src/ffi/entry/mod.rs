@@ -3,7 +3,9 @@
 //! Each decodes its arguments through `raw`, calls the semantic layer, and encodes the
 //! result; none holds policy. Deviations from the specification are listed per function.
 
+pub mod crypto;
 pub mod general;
+pub mod keys;
 pub mod object;
 pub mod random;
 pub mod session;

@@ -126,7 +126,7 @@ pub fn mechanism_info(
     out: *mut CK_MECHANISM_INFO,
 ) -> Result<()> {
     provider::get()?.slot(slot as u64)?;
-    let info = crate::mechanism::info(mechanism).ok_or(Error::MechanismInvalid)?;
+    let info = crate::mechanism::info_of(mechanism).ok_or(Error::MechanismInvalid)?;
     raw::write(out, info)
 }
 

@@ -1,5 +1,5 @@
-//! One session: which token, read-only or read/write, and its active operations (for
-//! now the object search cursor).
+//! One session: which token, read-only or read/write, and its active operations (the
+//! object search cursor here; the cryptographic operations in `crypto`).
 //!
 //! A session holds no login state of its own (login is per application and token, §5.6);
 //! its state is derived from the token's. This module must not touch the store.
@@ -14,6 +14,9 @@ use crate::object::attr::RawAttribute;
 use crate::object::table::{ObjectHandle, SessionHandle};
 use crate::token::{Caller, LoggedIn, Token};
 
+pub mod crypto;
+pub use crypto::Ops;
+
 #[derive(Debug)]
 struct FindCursor {
     handles: Vec<ObjectHandle>,
@@ -27,6 +30,7 @@ pub struct Session {
     pub token: Arc<Token>,
     pub rw: bool,
     find: Mutex<Option<FindCursor>>,
+    ops: Mutex<Ops>,
 }
 
 impl Session {
@@ -37,6 +41,7 @@ impl Session {
             token,
             rw,
             find: Mutex::new(None),
+            ops: Mutex::new(Ops::default()),
         }
     }
 

@@ -1,0 +1,208 @@
+//! AES-GCM (`CKM_AES_GCM`), one-shot, after NIST SP 800-38D.
+//!
+//! Accepted parameters:
+//! - IV: any non-empty length. PKCS#11 bounds `ulIvLen` (1..=256 bytes in 2.40, up to
+//!   2^32 - 1 in 3.x); that bound is the mechanism layer's to apply. 12 bytes is the
+//!   recommended length and the fast one.
+//! - Tag: 128, 120, 112, 104 or 96 bits, and 64 or 32 bits, the lengths SP 800-38D
+//!   §5.2.1.2 permits (the last two only for its Appendix C uses). Anything else, which
+//!   PKCS#11's `ulTagBits` range 0..=128 would allow, is `MechanismParamInvalid`.
+//! - Data: at most 2^32 - 2 blocks (SP 800-38D §5.2.1.1).
+//!
+//! A 12-byte IV with a 128-bit tag goes to aws-lc-rs's AEAD. Other parameters, which that
+//! API cannot take, go through [`Gcm`] here: GHASH from RustCrypto's `ghash`, the block
+//! cipher and counter mode from aws-lc-rs.
+
+use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::cipher::{EncryptingKey, EncryptionContext};
+use aws_lc_rs::iv::FixedLength;
+use ghash::universal_hash::UniversalHash;
+use ghash::GHash;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::{ecb_encrypting_key, encrypt_block, unbound_key, BLOCK_LEN};
+use crate::error::{Error, Result};
+
+/// SP 800-38D §5.2.1.1: plaintext of at most 2^39 - 256 bits.
+const MAX_DATA_LEN: u64 = ((1 << 32) - 2) * BLOCK_LEN as u64;
+
+/// GCM encryption: returns the ciphertext followed by the tag of `tag_bits / 8` bytes.
+pub fn gcm_encrypt(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    data: &[u8],
+    tag_bits: usize,
+) -> Result<Vec<u8>> {
+    let tag_len = check_params(key, iv, tag_bits)?;
+    if data.len() as u64 > MAX_DATA_LEN {
+        return Err(Error::DataLenRange);
+    }
+    let mut out = Vec::with_capacity(data.len() + tag_len);
+    out.extend_from_slice(data);
+    if let Some(aead_key) = aws_lc_aead_key(key, iv, tag_len)? {
+        let tag = aead_key
+            .seal_in_place_separate_tag(nonce(iv)?, Aad::from(aad), &mut out)
+            .map_err(|_| Error::Internal("AES-GCM seal failed"))?;
+        out.extend_from_slice(tag.as_ref());
+    } else {
+        let gcm = Gcm::new(key, iv)?;
+        gcm.ctr(&mut out)?;
+        let tag = gcm.tag(aad, &out)?;
+        out.extend_from_slice(&tag[..tag_len]);
+    }
+    Ok(out)
+}
+
+/// GCM decryption of ciphertext followed by its tag. A tag that does not verify is
+/// `EncryptedDataInvalid`, and no plaintext is returned.
+pub fn gcm_decrypt(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    data_and_tag: &[u8],
+    tag_bits: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let tag_len = check_params(key, iv, tag_bits)?;
+    let data_len = data_and_tag
+        .len()
+        .checked_sub(tag_len)
+        .ok_or(Error::EncryptedDataLenRange)?;
+    if data_len as u64 > MAX_DATA_LEN {
+        return Err(Error::EncryptedDataLenRange);
+    }
+    let (data, tag) = data_and_tag.split_at(data_len);
+    let mut out = Zeroizing::new(data.to_vec());
+    if let Some(aead_key) = aws_lc_aead_key(key, iv, tag_len)? {
+        aead_key
+            .open_in_place_separate_tag(nonce(iv)?, Aad::from(aad), tag, &mut out)
+            .map_err(|_| Error::EncryptedDataInvalid)?;
+    } else {
+        let gcm = Gcm::new(key, iv)?;
+        let expected = gcm.tag(aad, data)?;
+        if !bool::from(expected[..tag_len].ct_eq(tag)) {
+            return Err(Error::EncryptedDataInvalid);
+        }
+        gcm.ctr(&mut out)?;
+    }
+    Ok(out)
+}
+
+/// Checks key, IV and tag length; returns the tag length in bytes.
+fn check_params(key: &[u8], iv: &[u8], tag_bits: usize) -> Result<usize> {
+    super::cipher_algorithm(key)?;
+    if iv.is_empty() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    match tag_bits {
+        32 | 64 | 96 | 104 | 112 | 120 | 128 => Ok(tag_bits / 8),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+/// aws-lc-rs's AEAD key when the parameters are ones it takes (12-byte IV, full tag).
+fn aws_lc_aead_key(key: &[u8], iv: &[u8], tag_len: usize) -> Result<Option<LessSafeKey>> {
+    if iv.len() != aead::NONCE_LEN || tag_len != BLOCK_LEN {
+        return Ok(None);
+    }
+    let algorithm = match key.len() {
+        16 => &aead::AES_128_GCM,
+        24 => &aead::AES_192_GCM,
+        32 => &aead::AES_256_GCM,
+        _ => return Err(Error::KeySizeRange),
+    };
+    let key = UnboundKey::new(algorithm, key)
+        .map_err(|_| Error::Internal("aws-lc-rs refused an AES-GCM key"))?;
+    Ok(Some(LessSafeKey::new(key)))
+}
+
+fn nonce(iv: &[u8]) -> Result<Nonce> {
+    Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::Internal("GCM nonce length"))
+}
+
+/// GCM for the parameters aws-lc-rs's AEAD does not take, step by step as SP 800-38D
+/// §7.1 (encryption) and §7.2 (decryption) define it.
+pub(super) struct Gcm {
+    ecb: EncryptingKey,
+    ctr: EncryptingKey,
+    /// The hash subkey H = E(K, 0^128).
+    h: Zeroizing<[u8; BLOCK_LEN]>,
+    /// The pre-counter block J0.
+    j0: [u8; BLOCK_LEN],
+}
+
+impl Gcm {
+    pub(super) fn new(key: &[u8], iv: &[u8]) -> Result<Gcm> {
+        let ecb = ecb_encrypting_key(key)?;
+        let mut h = Zeroizing::new([0u8; BLOCK_LEN]);
+        encrypt_block(&ecb, &mut h)?;
+        let mut j0 = [0u8; BLOCK_LEN];
+        if iv.len() == 12 {
+            // J0 = IV || 0^31 || 1
+            j0[..12].copy_from_slice(iv);
+            j0[15] = 1;
+        } else {
+            // J0 = GHASH(IV || 0^(s+64) || [len(IV)]_64)
+            let mut ghash = GHash::new(&ghash::Key::from(*h));
+            ghash.update_padded(iv);
+            ghash.update(&[length_block(0, iv.len())]);
+            j0 = ghash.finalize().into();
+        }
+        let ctr = EncryptingKey::ctr(unbound_key(key)?)
+            .map_err(|_| Error::Internal("aws-lc-rs refused an AES-CTR key"))?;
+        Ok(Gcm { ecb, ctr, h, j0 })
+    }
+
+    /// GCTR(inc32(J0), data) in place: counter mode whose counter is the low 32 bits of
+    /// the block, wrapping modulo 2^32 (§6.2). aws-lc-rs's CTR carries into all 128 bits,
+    /// so the data is split where the low 32 bits would wrap and the counter restarted.
+    pub(super) fn ctr(&self, data: &mut [u8]) -> Result<()> {
+        let mut counter = self.j0;
+        let low = u32::from_be_bytes([counter[12], counter[13], counter[14], counter[15]]);
+        let low = low.wrapping_add(1);
+        counter[12..].copy_from_slice(&low.to_be_bytes());
+        let before_wrap = (1u64 << 32) - u64::from(low);
+        let split = usize::try_from(before_wrap.saturating_mul(BLOCK_LEN as u64))
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let (first, rest) = data.split_at_mut(split);
+        self.ctr_from(counter, first)?;
+        counter[12..].copy_from_slice(&[0; 4]);
+        self.ctr_from(counter, rest)
+    }
+
+    fn ctr_from(&self, counter: [u8; BLOCK_LEN], data: &mut [u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.ctr
+            .less_safe_encrypt(data, EncryptionContext::Iv128(FixedLength::from(counter)))
+            .map(|_| ())
+            .map_err(|_| Error::Internal("AES-CTR failed"))
+    }
+
+    /// The full 16-byte tag: E(K, J0) xor GHASH(A || 0^v || C || 0^u || [len(A)]_64 ||
+    /// [len(C)]_64).
+    pub(super) fn tag(&self, aad: &[u8], ciphertext: &[u8]) -> Result<[u8; BLOCK_LEN]> {
+        let mut ghash = GHash::new(&ghash::Key::from(*self.h));
+        ghash.update_padded(aad);
+        ghash.update_padded(ciphertext);
+        ghash.update(&[length_block(aad.len(), ciphertext.len())]);
+        let s: [u8; BLOCK_LEN] = ghash.finalize().into();
+        let mut tag = self.j0;
+        encrypt_block(&self.ecb, &mut tag)?;
+        for (t, s) in tag.iter_mut().zip(s) {
+            *t ^= s;
+        }
+        Ok(tag)
+    }
+}
+
+/// [len(a)]_64 || [len(b)]_64, lengths in bits.
+fn length_block(a_len: usize, b_len: usize) -> ghash::Block {
+    let mut block = [0u8; BLOCK_LEN];
+    block[..8].copy_from_slice(&(a_len as u64 * 8).to_be_bytes());
+    block[8..].copy_from_slice(&(b_len as u64 * 8).to_be_bytes());
+    ghash::Block::from(block)
+}

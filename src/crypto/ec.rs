@@ -1,0 +1,321 @@
+//! ECDSA and ECDH on P-256, P-384, P-521 and secp256k1 (aws-lc-rs; ECDH on secp256k1
+//! through RustCrypto `k256`, which aws-lc-rs lacks), key generation, and the curve
+//! OIDs and point encodings PKCS#11 uses. SM2 lives in `sm`.
+//!
+//! Signatures are the fixed-width r || s of PKCS#11. Signing takes a message hash of
+//! any length, brought to the curve's digest length the way ECDSA defines it (leftmost
+//! bits; shorter values are the same integer left-padded). No PKCS#11 here.
+
+use aws_lc_rs::digest::{self, Digest};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
+use zeroize::Zeroizing;
+
+use super::der;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+    P521,
+    Secp256k1,
+}
+
+impl Curve {
+    pub const ALL: [Curve; 4] = [Curve::P256, Curve::P384, Curve::P521, Curve::Secp256k1];
+
+    /// The curve named by a DER OID element (`CKA_EC_PARAMS`).
+    pub fn from_oid(params: &[u8]) -> Result<Curve> {
+        Curve::ALL
+            .into_iter()
+            .find(|c| c.oid() == params)
+            .ok_or(Error::CurveNotSupported)
+    }
+
+    pub fn oid(self) -> &'static [u8] {
+        match self {
+            Curve::P256 => der::OID_P256,
+            Curve::P384 => der::OID_P384,
+            Curve::P521 => der::OID_P521,
+            Curve::Secp256k1 => der::OID_SECP256K1,
+        }
+    }
+
+    /// Bytes of a field element (and of the private scalar).
+    pub fn field_len(self) -> usize {
+        match self {
+            Curve::P256 | Curve::Secp256k1 => 32,
+            Curve::P384 => 48,
+            Curve::P521 => 66,
+        }
+    }
+
+    pub fn bits(self) -> usize {
+        match self {
+            Curve::P256 | Curve::Secp256k1 => 256,
+            Curve::P384 => 384,
+            Curve::P521 => 521,
+        }
+    }
+
+    fn signing(self) -> &'static signature::EcdsaSigningAlgorithm {
+        match self {
+            Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+            Curve::Secp256k1 => &signature::ECDSA_P256K1_SHA256_FIXED_SIGNING,
+        }
+    }
+
+    fn verification(self) -> &'static signature::EcdsaVerificationAlgorithm {
+        match self {
+            Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
+            Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED,
+            Curve::Secp256k1 => &signature::ECDSA_P256K1_SHA256_FIXED,
+        }
+    }
+
+    fn digest_alg(self) -> &'static digest::Algorithm {
+        match self {
+            Curve::P256 | Curve::Secp256k1 => &digest::SHA256,
+            Curve::P384 => &digest::SHA384,
+            Curve::P521 => &digest::SHA512,
+        }
+    }
+
+    /// The hash brought to the length aws-lc expects for this curve, as ECDSA reads it.
+    fn digest_of(self, hash: &[u8]) -> Result<Digest> {
+        let alg = self.digest_alg();
+        let len = alg.output_len();
+        let value = if hash.len() >= len {
+            // Leftmost bits. P-521's order has 521 bits: more than 64 bytes of input
+            // would need a bit shift that aws-lc's digest form cannot express.
+            if self == Curve::P521 && hash.len() > len {
+                return Err(Error::DataLenRange);
+            }
+            hash[..len].to_vec()
+        } else {
+            let mut v = vec![0u8; len - hash.len()];
+            v.extend_from_slice(hash);
+            v
+        };
+        Digest::import_less_safe(&value, alg).map_err(|_| Error::Internal("digest import"))
+    }
+}
+
+/// The SEC1 ECPrivateKey DER of scalar `d` on `curve` (RFC 5915), without public key.
+pub fn sec1_der(curve: Curve, d: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let len = curve.field_len();
+    let start = d.iter().position(|b| *b != 0).unwrap_or(d.len());
+    let d = &d[start..];
+    if d.is_empty() || d.len() > len {
+        return Err(Error::AttributeValueInvalid);
+    }
+    let mut scalar = Zeroizing::new(vec![0u8; len - d.len()]);
+    scalar.extend_from_slice(d);
+    Ok(Zeroizing::new(der::sequence(&[
+        &der::uint(&[1]),
+        &der::tlv(der::OCTET_STRING, &scalar),
+        &der::tlv(0xa0, curve.oid()),
+    ])))
+}
+
+/// Reads `d` from a SEC1 ECPrivateKey (as found inside PKCS#8).
+pub fn scalar_from_sec1(input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let mut outer = der::Reader::new(input, || Error::WrappedKeyInvalid);
+    let mut seq = outer.nested(der::SEQUENCE)?;
+    outer.finish()?;
+    if seq.small_uint()? != 1 {
+        return Err(Error::WrappedKeyInvalid);
+    }
+    Ok(Zeroizing::new(seq.read(der::OCTET_STRING)?.to_vec()))
+}
+
+/// An EC private key ready for signing and key agreement.
+#[derive(Debug)]
+pub struct EcPrivateKey {
+    curve: Curve,
+    pair: EcdsaKeyPair,
+    scalar: Zeroizing<Vec<u8>>,
+}
+
+impl EcPrivateKey {
+    /// The key with scalar `d` (big-endian) on `curve`; checks 0 < d < n.
+    pub fn new(curve: Curve, d: &[u8]) -> Result<EcPrivateKey> {
+        let der = sec1_der(curve, d)?;
+        let pair = EcdsaKeyPair::from_private_key_der(curve.signing(), &der)
+            .map_err(|_| Error::AttributeValueInvalid)?;
+        let mut scalar = Zeroizing::new(vec![0u8; curve.field_len()]);
+        let start = d.iter().position(|b| *b != 0).unwrap_or(d.len());
+        let off = curve.field_len() - (d.len() - start);
+        scalar[off..].copy_from_slice(&d[start..]);
+        Ok(EcPrivateKey {
+            curve,
+            pair,
+            scalar,
+        })
+    }
+
+    /// A new random key: (scalar, uncompressed public point).
+    pub fn generate(curve: Curve) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
+        use aws_lc_rs::encoding::AsBigEndian;
+        let pair = EcdsaKeyPair::generate(curve.signing())
+            .map_err(|_| Error::Internal("EC key generation"))?;
+        let d = pair
+            .private_key()
+            .as_be_bytes()
+            .map_err(|_| Error::Internal("EC key encoding"))?;
+        Ok((
+            Zeroizing::new(d.as_ref().to_vec()),
+            pair.public_key().as_ref().to_vec(),
+        ))
+    }
+
+    pub fn curve(&self) -> Curve {
+        self.curve
+    }
+
+    /// The uncompressed public point `04 || x || y`.
+    pub fn public_point(&self) -> Vec<u8> {
+        self.pair.public_key().as_ref().to_vec()
+    }
+
+    /// ECDSA over a message hash; r || s.
+    pub fn sign_hash(&self, hash: &[u8]) -> Result<Vec<u8>> {
+        let digest = self.curve.digest_of(hash)?;
+        let sig = self
+            .pair
+            .sign_digest(&digest)
+            .map_err(|_| Error::Internal("ECDSA signing"))?;
+        Ok(sig.as_ref().to_vec())
+    }
+
+    /// The ECDH shared secret (the x coordinate) with `peer`, an uncompressed point.
+    pub fn agree(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        use aws_lc_rs::agreement;
+        let alg = match self.curve {
+            Curve::P256 => &agreement::ECDH_P256,
+            Curve::P384 => &agreement::ECDH_P384,
+            Curve::P521 => &agreement::ECDH_P521,
+            Curve::Secp256k1 => return self.agree_secp256k1(peer),
+        };
+        let private = agreement::PrivateKey::from_private_key(alg, &self.scalar)
+            .map_err(|_| Error::Internal("ECDH private key"))?;
+        agreement::agree(
+            &private,
+            agreement::UnparsedPublicKey::new(alg, peer),
+            Error::MechanismParamInvalid,
+            |secret| Ok(Zeroizing::new(secret.to_vec())),
+        )
+    }
+
+    fn agree_secp256k1(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let secret = k256::SecretKey::from_slice(&self.scalar)
+            .map_err(|_| Error::Internal("secp256k1 scalar"))?;
+        let public =
+            k256::PublicKey::from_sec1_bytes(peer).map_err(|_| Error::MechanismParamInvalid)?;
+        let shared = k256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine());
+        Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
+    }
+}
+
+/// Verifies an r || s ECDSA signature over a message hash.
+pub fn verify_hash(curve: Curve, point: &[u8], hash: &[u8], sig: &[u8]) -> Result<()> {
+    if sig.len() != 2 * curve.field_len() {
+        return Err(Error::SignatureLenRange);
+    }
+    let digest = curve.digest_of(hash)?;
+    signature::UnparsedPublicKey::new(curve.verification(), point)
+        .verify_digest(&digest, sig)
+        .map_err(|_| Error::SignatureInvalid)
+}
+
+/// Checks an uncompressed point lies on `curve`.
+pub fn check_point(curve: Curve, point: &[u8]) -> Result<()> {
+    let ok = point.len() == 1 + 2 * curve.field_len()
+        && point.first() == Some(&4)
+        && match curve {
+            Curve::Secp256k1 => k256::PublicKey::from_sec1_bytes(point).is_ok(),
+            _ => {
+                // Parsing validates that the point is on the curve.
+                signature::UnparsedPublicKey::new(curve.verification(), point)
+                    .parse()
+                    .is_ok()
+            }
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::AttributeValueInvalid)
+    }
+}
+
+/// `CKA_EC_POINT` is a DER OCTET STRING holding the point; some callers send it bare.
+pub fn point_from_attribute(value: &[u8]) -> Vec<u8> {
+    let mut r = der::Reader::new(value, || Error::AttributeValueInvalid);
+    match r.read(der::OCTET_STRING) {
+        Ok(inner) if r.is_empty() && inner.first() == Some(&4) => inner.to_vec(),
+        _ => value.to_vec(),
+    }
+}
+
+pub fn point_to_attribute(point: &[u8]) -> Vec<u8> {
+    der::tlv(der::OCTET_STRING, point)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_curve_generates_signs_and_verifies() {
+        for curve in Curve::ALL {
+            let (d, point) = EcPrivateKey::generate(curve).unwrap();
+            let key = EcPrivateKey::new(curve, &d).unwrap();
+            assert_eq!(key.public_point(), point);
+            check_point(curve, &point).unwrap();
+            for hash_len in [20, 32, 48, 64] {
+                if curve == Curve::P521 && hash_len > 64 {
+                    continue;
+                }
+                let hash = vec![0x5a; hash_len];
+                let sig = key.sign_hash(&hash).unwrap();
+                assert_eq!(sig.len(), 2 * curve.field_len());
+                verify_hash(curve, &point, &hash, &sig).unwrap();
+                let mut bad = sig.clone();
+                bad[3] ^= 1;
+                assert!(verify_hash(curve, &point, &hash, &bad).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn ecdh_agrees_on_every_curve() {
+        for curve in Curve::ALL {
+            let (da, pa) = EcPrivateKey::generate(curve).unwrap();
+            let (db, pb) = EcPrivateKey::generate(curve).unwrap();
+            let a = EcPrivateKey::new(curve, &da).unwrap().agree(&pb).unwrap();
+            let b = EcPrivateKey::new(curve, &db).unwrap().agree(&pa).unwrap();
+            assert_eq!(a, b);
+            assert_eq!(a.len(), curve.field_len());
+        }
+    }
+
+    #[test]
+    fn ec_point_attribute_is_an_octet_string() {
+        let p = vec![4u8; 65];
+        assert_eq!(point_from_attribute(&point_to_attribute(&p)), p);
+        assert_eq!(point_from_attribute(&p), p);
+    }
+
+    #[test]
+    fn scalar_out_of_range_is_refused() {
+        assert!(EcPrivateKey::new(Curve::P256, &[0u8; 32]).is_err());
+        assert!(EcPrivateKey::new(Curve::P256, &[0xffu8; 32]).is_err());
+        assert!(matches!(
+            Curve::from_oid(b"\x06\x01\x00"),
+            Err(Error::CurveNotSupported)
+        ));
+    }
+}

@@ -1,0 +1,368 @@
+//! RSA keys and operations: PKCS#1 v1.5 and PSS signatures with any SHA hash, PKCS#1
+//! v1.5 and OAEP encryption, key generation, and the RSAPrivateKey encoding.
+//!
+//! aws-lc does generation and the constant-time modular exponentiation (`raw`); the
+//! paddings are ours (`padding`), so every hash and label PKCS#11 allows works.
+//! This module must not know about PKCS#11.
+
+mod padding;
+#[allow(unsafe_code)] // the raw RSA primitive; see raw.rs
+mod raw;
+
+use aws_lc_rs::encoding::AsDer;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::der::{self, Reader};
+use super::hash::HashAlg;
+use super::pkcs8::{self, KeyAlgorithm};
+use crate::error::{Error, Result};
+use raw::RawRsa;
+
+/// The integers of an RSA private key, big-endian without leading zeros.
+#[derive(Clone, Default)]
+pub struct RsaComponents {
+    pub n: Vec<u8>,
+    pub e: Vec<u8>,
+    pub d: Zeroizing<Vec<u8>>,
+    pub p: Zeroizing<Vec<u8>>,
+    pub q: Zeroizing<Vec<u8>>,
+    pub dp: Zeroizing<Vec<u8>>,
+    pub dq: Zeroizing<Vec<u8>>,
+    pub qinv: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RsaComponents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RsaComponents({} bits)", bit_len(&self.n))
+    }
+}
+
+/// Bit length of a big-endian unsigned integer.
+pub fn bit_len(be: &[u8]) -> usize {
+    match be.iter().position(|b| *b != 0) {
+        None => 0,
+        Some(i) => (be.len() - i) * 8 - be[i].leading_zeros() as usize,
+    }
+}
+
+fn strip(be: &[u8]) -> &[u8] {
+    let start = be.iter().position(|b| *b != 0).unwrap_or(be.len());
+    &be[start..]
+}
+
+impl RsaComponents {
+    /// The DER RSAPrivateKey (PKCS#1 §A.1.2).
+    pub fn to_pkcs1_der(&self) -> Zeroizing<Vec<u8>> {
+        let parts: Vec<Zeroizing<Vec<u8>>> = [
+            &[0u8][..],
+            &self.n,
+            &self.e,
+            &self.d,
+            &self.p,
+            &self.q,
+            &self.dp,
+            &self.dq,
+            &self.qinv,
+        ]
+        .iter()
+        .map(|v| Zeroizing::new(der::uint(v)))
+        .collect();
+        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        Zeroizing::new(der::sequence(&refs))
+    }
+
+    /// Decodes a DER RSAPrivateKey (two-prime only).
+    pub fn from_pkcs1_der(input: &[u8]) -> Result<RsaComponents> {
+        let mut outer = Reader::new(input, || Error::WrappedKeyInvalid);
+        let mut seq = outer.nested(der::SEQUENCE)?;
+        outer.finish()?;
+        if seq.small_uint()? != 0 {
+            return Err(Error::WrappedKeyInvalid);
+        }
+        let mut next = || seq.uint().map(|v| v.to_vec());
+        let c = RsaComponents {
+            n: next()?,
+            e: next()?,
+            d: Zeroizing::new(next()?),
+            p: Zeroizing::new(next()?),
+            q: Zeroizing::new(next()?),
+            dp: Zeroizing::new(next()?),
+            dq: Zeroizing::new(next()?),
+            qinv: Zeroizing::new(next()?),
+        };
+        seq.finish()?;
+        Ok(c)
+    }
+
+    /// The PKCS#8 PrivateKeyInfo, for `C_WrapKey`.
+    pub fn to_pkcs8(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(pkcs8::encode_private_key_info(
+            &KeyAlgorithm::Rsa,
+            &self.to_pkcs1_der(),
+        ))
+    }
+
+    /// A new key pair of `bits` (2048, 3072 or 4096) with public exponent 65537.
+    pub fn generate(bits: usize) -> Result<RsaComponents> {
+        use aws_lc_rs::rsa::{KeyPair, KeySize};
+        let size = match bits {
+            2048 => KeySize::Rsa2048,
+            3072 => KeySize::Rsa3072,
+            4096 => KeySize::Rsa4096,
+            _ => return Err(Error::KeySizeRange),
+        };
+        let pair = KeyPair::generate(size).map_err(|_| Error::Internal("RSA key generation"))?;
+        let doc = pair
+            .as_der()
+            .map_err(|_| Error::Internal("RSA key encoding"))?;
+        let info = pkcs8::decode_private_key_info(doc.as_ref())
+            .map_err(|_| Error::Internal("aws-lc PKCS#8 output"))?;
+        RsaComponents::from_pkcs1_der(info.private_key)
+    }
+
+    /// The DER RSAPublicKey.
+    pub fn public_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+        der::sequence(&[&der::uint(n), &der::uint(e)])
+    }
+}
+
+/// An RSA private key ready for use.
+#[derive(Debug)]
+pub struct RsaPrivateKey {
+    raw: RawRsa,
+    bits: usize,
+    /// The key-derivation key of implicit rejection: SHA-256 of the private exponent.
+    kdk: Zeroizing<Vec<u8>>,
+}
+
+/// An RSA public key ready for use.
+#[derive(Debug)]
+pub struct RsaPublicKey {
+    raw: RawRsa,
+    bits: usize,
+}
+
+impl RsaPrivateKey {
+    pub fn new(c: &RsaComponents) -> Result<RsaPrivateKey> {
+        let raw = RawRsa::private_from_pkcs1(&c.to_pkcs1_der())?;
+        Ok(RsaPrivateKey {
+            raw,
+            bits: bit_len(&c.n),
+            kdk: Zeroizing::new(HashAlg::Sha256.digest(strip(&c.d))),
+        })
+    }
+
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    pub fn size(&self) -> usize {
+        self.raw.size()
+    }
+
+    fn left_pad(&self, em: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; self.size().saturating_sub(em.len())];
+        out.extend_from_slice(em);
+        out
+    }
+
+    /// PKCS#1 v1.5 signature over a DER DigestInfo (or any short string, for TLS).
+    pub fn sign_pkcs1(&self, digest_info: &[u8]) -> Result<Vec<u8>> {
+        let em = padding::emsa_pkcs1_v15(digest_info, self.size())?;
+        Ok(self.raw.private_op(&em, Error::DataLenRange)?.to_vec())
+    }
+
+    /// PSS signature over a message hash.
+    pub fn sign_pss(&self, m_hash: &[u8], hash: HashAlg, salt_len: usize) -> Result<Vec<u8>> {
+        let em = padding::emsa_pss_encode(m_hash, self.bits, hash, salt_len)?;
+        Ok(self
+            .raw
+            .private_op(&self.left_pad(&em), Error::DataLenRange)?
+            .to_vec())
+    }
+
+    fn decrypt_raw(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if ciphertext.len() != self.size() {
+            return Err(Error::EncryptedDataLenRange);
+        }
+        self.raw.private_op(ciphertext, Error::EncryptedDataInvalid)
+    }
+
+    pub fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        padding::eme_pkcs1_v15_decode(&self.decrypt_raw(ciphertext)?)
+    }
+
+    /// PKCS#1 v1.5 decryption of a wrapped key of `expected_len` bytes with implicit
+    /// rejection: bad padding gives a useless key, never a distinct error.
+    pub fn unwrap_pkcs1(
+        &self,
+        ciphertext: &[u8],
+        expected_len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        if ciphertext.len() != self.size() {
+            return Err(Error::WrappedKeyLenRange);
+        }
+        // A ciphertext not below the modulus is public knowledge, not a padding oracle.
+        let em = self.raw.private_op(ciphertext, Error::WrappedKeyInvalid)?;
+        Ok(padding::eme_pkcs1_v15_decode_implicit(
+            &em,
+            &self.kdk,
+            ciphertext,
+            expected_len,
+        ))
+    }
+
+    pub fn decrypt_oaep(
+        &self,
+        ciphertext: &[u8],
+        hash: HashAlg,
+        label: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        padding::eme_oaep_decode(&self.decrypt_raw(ciphertext)?, label, hash)
+    }
+}
+
+impl RsaPublicKey {
+    pub fn new(n: &[u8], e: &[u8]) -> Result<RsaPublicKey> {
+        let raw = RawRsa::public_from_pkcs1(&RsaComponents::public_der(n, e))?;
+        Ok(RsaPublicKey {
+            raw,
+            bits: bit_len(n),
+        })
+    }
+
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    pub fn size(&self) -> usize {
+        self.raw.size()
+    }
+
+    fn open_signature(&self, signature: &[u8]) -> Result<Vec<u8>> {
+        if signature.len() != self.size() {
+            return Err(Error::SignatureLenRange);
+        }
+        self.raw.public_op(signature, Error::SignatureInvalid)
+    }
+
+    pub fn verify_pkcs1(&self, digest_info: &[u8], signature: &[u8]) -> Result<()> {
+        let em = self.open_signature(signature)?;
+        let expected = padding::emsa_pkcs1_v15(digest_info, self.size())?;
+        if bool::from(em.ct_eq(&expected)) {
+            Ok(())
+        } else {
+            Err(Error::SignatureInvalid)
+        }
+    }
+
+    pub fn verify_pss(
+        &self,
+        m_hash: &[u8],
+        signature: &[u8],
+        hash: HashAlg,
+        salt_len: usize,
+    ) -> Result<()> {
+        let em = self.open_signature(signature)?;
+        if padding::emsa_pss_verify(m_hash, &em, self.bits, hash, salt_len) {
+            Ok(())
+        } else {
+            Err(Error::SignatureInvalid)
+        }
+    }
+
+    pub fn encrypt_pkcs1(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let em = padding::eme_pkcs1_v15_encode(message, self.size())?;
+        self.raw.public_op(&em, Error::DataLenRange)
+    }
+
+    pub fn encrypt_oaep(&self, message: &[u8], hash: HashAlg, label: &[u8]) -> Result<Vec<u8>> {
+        let em = padding::eme_oaep_encode(message, label, hash, self.size())?;
+        self.raw.public_op(&em, Error::DataLenRange)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    fn key() -> &'static RsaComponents {
+        static KEY: OnceLock<RsaComponents> = OnceLock::new();
+        KEY.get_or_init(|| RsaComponents::generate(2048).unwrap())
+    }
+
+    #[test]
+    fn generated_key_has_the_requested_size_and_round_trips_der() {
+        let c = key();
+        assert_eq!(bit_len(&c.n), 2048);
+        assert_eq!(c.e, vec![1, 0, 1]);
+        let back = RsaComponents::from_pkcs1_der(&c.to_pkcs1_der()).unwrap();
+        assert_eq!(back.n, c.n);
+        assert_eq!(*back.qinv, *c.qinv);
+    }
+
+    #[test]
+    fn every_hash_signs_and_verifies_with_pkcs1_and_pss() {
+        let c = key();
+        let private = RsaPrivateKey::new(c).unwrap();
+        let public = RsaPublicKey::new(&c.n, &c.e).unwrap();
+        for h in HashAlg::ALL {
+            let m = h.digest(b"data");
+            let di = [h.digest_info_prefix(), &m].concat();
+            let sig = private.sign_pkcs1(&di).unwrap();
+            public.verify_pkcs1(&di, &sig).unwrap();
+            let pss = private.sign_pss(&m, h, h.output_len()).unwrap();
+            public.verify_pss(&m, &pss, h, h.output_len()).unwrap();
+            let mut bad = sig.clone();
+            bad[10] ^= 1;
+            assert!(matches!(
+                public.verify_pkcs1(&di, &bad),
+                Err(Error::SignatureInvalid)
+            ));
+        }
+    }
+
+    #[test]
+    fn aws_lc_verifies_our_pkcs1_sha256_signature() {
+        use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+        let c = key();
+        let private = RsaPrivateKey::new(c).unwrap();
+        let m = HashAlg::Sha256.digest(b"interop");
+        let sig = private
+            .sign_pkcs1(&[HashAlg::Sha256.digest_info_prefix(), &m].concat())
+            .unwrap();
+        let public = RsaComponents::public_der(&c.n, &c.e);
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public)
+            .verify(b"interop", &sig)
+            .unwrap();
+    }
+
+    #[test]
+    fn encryption_round_trips_and_wrong_length_ciphertext_is_refused() {
+        let c = key();
+        let private = RsaPrivateKey::new(c).unwrap();
+        let public = RsaPublicKey::new(&c.n, &c.e).unwrap();
+        let ct = public.encrypt_pkcs1(b"hello").unwrap();
+        assert_eq!(&private.decrypt_pkcs1(&ct).unwrap()[..], b"hello");
+        let ct = public
+            .encrypt_oaep(b"hello", HashAlg::Sha256, b"l")
+            .unwrap();
+        assert_eq!(
+            &private.decrypt_oaep(&ct, HashAlg::Sha256, b"l").unwrap()[..],
+            b"hello"
+        );
+        assert!(matches!(
+            private.decrypt_pkcs1(&ct[1..]),
+            Err(Error::EncryptedDataLenRange)
+        ));
+    }
+
+    #[test]
+    fn inconsistent_components_are_refused() {
+        let mut c = key().clone();
+        c.p = Zeroizing::new(vec![7; 128]);
+        assert!(RsaPrivateKey::new(&c).is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! §5.14 key management: `C_GenerateKey`, `C_GenerateKeyPair`, `C_WrapKey`,
+//! `C_UnwrapKey`, `C_DeriveKey`.
+//!
+//! Deviations: `C_WrapKey` answers a length query by wrapping (and discarding the
+//! result), so the length is exact.
+
+use cryptoki_sys::*;
+
+use super::session::lookup;
+use crate::error::{Error, Result};
+use crate::ffi::raw::{self, OutBuf};
+use crate::operation::Output;
+
+pub fn generate_key(
+    h: CK_SESSION_HANDLE,
+    m: *mut CK_MECHANISM,
+    t: *mut CK_ATTRIBUTE,
+    n: CK_ULONG,
+    out: *mut CK_OBJECT_HANDLE,
+) -> Result<()> {
+    let (_, s) = lookup(h)?;
+    if out.is_null() {
+        return Err(Error::ArgumentsBad("NULL phKey"));
+    }
+    let mech = raw::read_mechanism(m)?;
+    let template = raw::read_template(t, n)?;
+    let handle = s.token.generate_key(s.caller(), &mech, &template)?;
+    raw::write(out, handle as CK_OBJECT_HANDLE)
+}
+
+#[allow(clippy::too_many_arguments)] // the C signature
+pub fn generate_key_pair(
+    h: CK_SESSION_HANDLE,
+    m: *mut CK_MECHANISM,
+    pt: *mut CK_ATTRIBUTE,
+    pn: CK_ULONG,
+    qt: *mut CK_ATTRIBUTE,
+    qn: CK_ULONG,
+    public_out: *mut CK_OBJECT_HANDLE,
+    private_out: *mut CK_OBJECT_HANDLE,
+) -> Result<()> {
+    let (_, s) = lookup(h)?;
+    if public_out.is_null() || private_out.is_null() {
+        return Err(Error::ArgumentsBad("NULL key handle output"));
+    }
+    let mech = raw::read_mechanism(m)?;
+    let public = raw::read_template(pt, pn)?;
+    let private = raw::read_template(qt, qn)?;
+    let (p, q) = s
+        .token
+        .generate_key_pair(s.caller(), &mech, &public, &private)?;
+    raw::write(public_out, p as CK_OBJECT_HANDLE)?;
+    raw::write(private_out, q as CK_OBJECT_HANDLE)
+}
+
+pub fn wrap_key(
+    h: CK_SESSION_HANDLE,
+    m: *mut CK_MECHANISM,
+    wrapping: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    out: *mut CK_BYTE,
+    out_len: *mut CK_ULONG,
+) -> Result<()> {
+    let (_, s) = lookup(h)?;
+    let mech = raw::read_mechanism(m)?;
+    let out = OutBuf::new(out, out_len)?;
+    let wrapped = zeroize::Zeroizing::new(s.token.wrap_key(&mech, wrapping as u64, key as u64)?);
+    let result = match out.capacity {
+        None => Output::Len(wrapped.len()),
+        Some(c) if c < wrapped.len() => Output::TooSmall(wrapped.len()),
+        Some(_) => Output::Data(wrapped),
+    };
+    out.put(result)
+}
+
+#[allow(clippy::too_many_arguments)] // the C signature
+pub fn unwrap_key(
+    h: CK_SESSION_HANDLE,
+    m: *mut CK_MECHANISM,
+    unwrapping: CK_OBJECT_HANDLE,
+    wrapped: *mut CK_BYTE,
+    wrapped_len: CK_ULONG,
+    t: *mut CK_ATTRIBUTE,
+    n: CK_ULONG,
+    out: *mut CK_OBJECT_HANDLE,
+) -> Result<()> {
+    let (_, s) = lookup(h)?;
+    if out.is_null() {
+        return Err(Error::ArgumentsBad("NULL phKey"));
+    }
+    let mech = raw::read_mechanism(m)?;
+    let wrapped = raw::in_bytes(wrapped, wrapped_len)?;
+    let template = raw::read_template(t, n)?;
+    let handle = s
+        .token
+        .unwrap_key(s.caller(), &mech, unwrapping as u64, wrapped, &template)?;
+    raw::write(out, handle as CK_OBJECT_HANDLE)
+}
+
+pub fn derive_key(
+    h: CK_SESSION_HANDLE,
+    m: *mut CK_MECHANISM,
+    base: CK_OBJECT_HANDLE,
+    t: *mut CK_ATTRIBUTE,
+    n: CK_ULONG,
+    out: *mut CK_OBJECT_HANDLE,
+) -> Result<()> {
+    let (_, s) = lookup(h)?;
+    if out.is_null() {
+        return Err(Error::ArgumentsBad("NULL phKey"));
+    }
+    let mech = raw::read_mechanism(m)?;
+    let template = raw::read_template(t, n)?;
+    let handle = s
+        .token
+        .derive_key(s.caller(), &mech, base as u64, &template)?;
+    raw::write(out, handle as CK_OBJECT_HANDLE)
+}

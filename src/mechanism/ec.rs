@@ -1,0 +1,252 @@
+//! EC mechanisms on P-256, P-384, P-521 and secp256k1: `CKM_EC_KEY_PAIR_GEN`,
+//! `CKM_ECDSA` (over a caller-supplied hash), `CKM_ECDSA_SHA1` ... `CKM_ECDSA_SHA512`,
+//! and `CKM_ECDH1_DERIVE` (raw or with the ANSI X9.63 KDF of §6.3.14). Key sizes in bits.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::rsa::{hash_then_sign, hash_then_verify};
+use super::{info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
+use crate::crypto::ec::{self, Curve, EcPrivateKey};
+use crate::crypto::hash::HashAlg;
+use crate::error::{Error, Result};
+use crate::object::attr::Value;
+use crate::object::key::{Key, Material};
+use crate::operation::{Signer, Verifier};
+
+const MIN_BITS: u64 = 256;
+const MAX_BITS: u64 = 521;
+const RAW_HASH_MAX: usize = 1 << 10;
+
+#[derive(Debug)]
+pub struct KeyPairGen;
+#[derive(Debug)]
+pub struct Ecdsa;
+#[derive(Debug)]
+pub struct HashEcdsa(CK_MECHANISM_TYPE, HashAlg);
+#[derive(Debug)]
+pub struct Ecdh1;
+
+pub static MECHANISMS: &[&dyn Mechanism] = &[
+    &KeyPairGen,
+    &Ecdsa,
+    &HashEcdsa(CKM_ECDSA_SHA1, HashAlg::Sha1),
+    &HashEcdsa(CKM_ECDSA_SHA224, HashAlg::Sha224),
+    &HashEcdsa(CKM_ECDSA_SHA256, HashAlg::Sha256),
+    &HashEcdsa(CKM_ECDSA_SHA384, HashAlg::Sha384),
+    &HashEcdsa(CKM_ECDSA_SHA512, HashAlg::Sha512),
+    &Ecdh1,
+];
+
+fn private(key: &Key) -> Result<&EcPrivateKey> {
+    match &key.material {
+        Material::EcPrivate(k) => Ok(k),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+fn public(key: &Key) -> Result<(Curve, &[u8])> {
+    match &key.material {
+        Material::EcPublic { curve, point } => Ok((*curve, point)),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+impl Mechanism for KeyPairGen {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_EC_KEY_PAIR_GEN
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(
+            MIN_BITS,
+            MAX_BITS,
+            CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
+        )
+    }
+    fn generate_key_pair(
+        &self,
+        param: &Param,
+        req: &KeyRequest,
+    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+        no_param(param)?;
+        let params = req.ec_params.as_deref().ok_or(Error::TemplateIncomplete)?;
+        let curve = Curve::from_oid(params)?;
+        let (d, point) = EcPrivateKey::generate(curve)?;
+        let params = Value::Bytes(curve.oid().to_vec());
+        let public = vec![
+            (CKA_EC_PARAMS as u64, params.clone()),
+            (
+                CKA_EC_POINT as u64,
+                Value::Bytes(ec::point_to_attribute(&point)),
+            ),
+        ];
+        let private = vec![
+            (CKA_EC_PARAMS as u64, params),
+            (CKA_VALUE as u64, Value::Bytes(d.to_vec())),
+        ];
+        Ok((CKK_EC, (public, private)))
+    }
+}
+
+/// Raw ECDSA: the caller's input is the hash.
+struct RawEcdsa {
+    input: Vec<u8>,
+    key: Arc<Key>,
+    len: usize,
+}
+
+impl RawEcdsa {
+    fn push(&mut self, data: &[u8]) -> Result<()> {
+        if self.input.len() + data.len() > RAW_HASH_MAX {
+            return Err(Error::DataLenRange);
+        }
+        self.input.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+impl Signer for RawEcdsa {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.push(data)
+    }
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        private(&self.key)?.sign_hash(&self.input)
+    }
+    fn signature_len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Verifier for RawEcdsa {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.push(data)
+    }
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        let (curve, point) = public(&self.key)?;
+        ec::verify_hash(curve, point, &self.input, signature)
+    }
+}
+
+impl Mechanism for Ecdsa {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_ECDSA
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(
+            MIN_BITS,
+            MAX_BITS,
+            CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
+        )
+    }
+    fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        no_param(param)?;
+        let len = 2 * private(key)?.curve().field_len();
+        Ok(Box::new(RawEcdsa {
+            input: Vec::new(),
+            key: Arc::clone(key),
+            len,
+        }))
+    }
+    fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        no_param(param)?;
+        let (curve, _) = public(key)?;
+        Ok(Box::new(RawEcdsa {
+            input: Vec::new(),
+            key: Arc::clone(key),
+            len: 2 * curve.field_len(),
+        }))
+    }
+}
+
+impl Mechanism for HashEcdsa {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        self.0
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(
+            MIN_BITS,
+            MAX_BITS,
+            CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
+        )
+    }
+    fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        no_param(param)?;
+        let len = 2 * private(key)?.curve().field_len();
+        let key = Arc::clone(key);
+        Ok(hash_then_sign(self.1, len, move |h| {
+            private(&key)?.sign_hash(&h)
+        }))
+    }
+    fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        no_param(param)?;
+        public(key)?;
+        let key = Arc::clone(key);
+        Ok(hash_then_verify(self.1, move |h, sig| {
+            let (curve, point) = public(&key)?;
+            ec::verify_hash(curve, point, &h, sig)
+        }))
+    }
+}
+
+/// ANSI X9.63 KDF: `H(Z || counter || shared_info)` blocks, counter from 1.
+fn x963_kdf(hash: HashAlg, z: &[u8], shared_info: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(len + hash.output_len()));
+    let mut counter: u32 = 1;
+    while out.len() < len {
+        let mut ctx = hash.context();
+        ctx.update(z);
+        ctx.update(&counter.to_be_bytes());
+        ctx.update(shared_info);
+        out.extend_from_slice(&ctx.finish());
+        counter = counter.wrapping_add(1);
+    }
+    out.truncate(len);
+    out
+}
+
+impl Mechanism for Ecdh1 {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_ECDH1_DERIVE
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(
+            MIN_BITS,
+            MAX_BITS,
+            CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
+        )
+    }
+    fn derive(&self, param: &Param, base: &Key, len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
+        let Param::Ecdh1(p) = param else {
+            return Err(Error::MechanismParamInvalid);
+        };
+        let key = private(base)?;
+        // The peer's point may come bare or as a DER OCTET STRING (§6.3.14 allows both).
+        let peer = ec::point_from_attribute(&p.public_data);
+        let z = key.agree(&peer)?;
+        let kdf_hash = match p.kdf {
+            CKD_NULL => {
+                if !p.shared_data.is_empty() {
+                    return Err(Error::MechanismParamInvalid);
+                }
+                None
+            }
+            CKD_SHA1_KDF => Some(HashAlg::Sha1),
+            CKD_SHA224_KDF => Some(HashAlg::Sha224),
+            CKD_SHA256_KDF => Some(HashAlg::Sha256),
+            CKD_SHA384_KDF => Some(HashAlg::Sha384),
+            CKD_SHA512_KDF => Some(HashAlg::Sha512),
+            _ => return Err(Error::MechanismParamInvalid),
+        };
+        match (kdf_hash, len) {
+            (None, None) => Ok(z),
+            (None, Some(n)) if n <= z.len() => {
+                // Without a KDF the leftmost bytes are used (§6.3.14, truncation).
+                Ok(Zeroizing::new(z[..n].to_vec()))
+            }
+            (None, Some(_)) => Err(Error::TemplateInconsistent),
+            (Some(h), n) => Ok(x963_kdf(h, &z, &p.shared_data, n.unwrap_or(z.len()))),
+        }
+    }
+}

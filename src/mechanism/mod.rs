@@ -1,0 +1,152 @@
+//! Cryptographic mechanisms: one trait, one registry, one file per family.
+//!
+//! A `Mechanism` turns a decoded parameter and a usable `Key` into an operation
+//! (`operation::Cipher`, `Signer`, `Verifier`, `Digester`) or into key material
+//! (generation, wrapping, unwrapping, derivation). Adding a mechanism is adding a value
+//! to a family's list. Mechanisms get keys only from the token, which has already
+//! checked the key's class, usage flags and `CKA_ALLOWED_MECHANISMS`; they check what is
+//! theirs: parameters, key type and size. This module must not touch sessions or the store.
+
+pub mod digest;
+mod ec;
+mod hmac;
+pub mod params;
+pub mod registry;
+mod rsa;
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::object::attr::{AttrType, Value};
+use crate::object::key::Key;
+use crate::operation::{Cipher, Digester, Signer, Verifier};
+pub use params::{Mechanism as MechanismArg, Param};
+
+/// What a key is being used for; each maps to the usage attribute that must be true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    Encrypt,
+    Decrypt,
+    Sign,
+    Verify,
+    Wrap,
+    Unwrap,
+    Derive,
+    Digest,
+}
+
+impl Usage {
+    pub fn attribute(self) -> Option<CK_ATTRIBUTE_TYPE> {
+        Some(match self {
+            Usage::Encrypt => CKA_ENCRYPT,
+            Usage::Decrypt => CKA_DECRYPT,
+            Usage::Sign => CKA_SIGN,
+            Usage::Verify => CKA_VERIFY,
+            Usage::Wrap => CKA_WRAP,
+            Usage::Unwrap => CKA_UNWRAP,
+            Usage::Derive => CKA_DERIVE,
+            Usage::Digest => return None,
+        })
+    }
+}
+
+/// Key material a generation produced: attributes the module sets on the new object.
+pub type Generated = Vec<(AttrType, Value)>;
+
+/// What a key generation is asked for, read from the caller's templates.
+#[derive(Debug, Default, Clone)]
+pub struct KeyRequest {
+    pub value_len: Option<u64>,
+    pub modulus_bits: Option<u64>,
+    pub public_exponent: Option<Vec<u8>>,
+    pub ec_params: Option<Vec<u8>>,
+}
+
+/// The result of a key-pair generation: (public attributes, private attributes).
+pub type GeneratedPair = (Generated, Generated);
+
+pub trait Mechanism: Send + Sync {
+    fn kind(&self) -> CK_MECHANISM_TYPE;
+    fn info(&self) -> CK_MECHANISM_INFO;
+
+    fn encrypt(&self, _param: &Param, _key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        Err(Error::MechanismInvalid)
+    }
+    fn decrypt(&self, _param: &Param, _key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        Err(Error::MechanismInvalid)
+    }
+    fn sign(&self, _param: &Param, _key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        Err(Error::MechanismInvalid)
+    }
+    fn verify(&self, _param: &Param, _key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        Err(Error::MechanismInvalid)
+    }
+    fn digest(&self, _param: &Param) -> Result<Box<dyn Digester>> {
+        Err(Error::MechanismInvalid)
+    }
+    /// `C_GenerateKey`: the class and key type made, and the module-set attributes.
+    fn generate_key(&self, _param: &Param, _req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+        Err(Error::MechanismInvalid)
+    }
+    /// `C_GenerateKeyPair`: the key type made, and (public, private) attributes.
+    fn generate_key_pair(
+        &self,
+        _param: &Param,
+        _req: &KeyRequest,
+    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+        Err(Error::MechanismInvalid)
+    }
+    /// `C_WrapKey`: encrypts the encoded key `material` under `wrapping`.
+    fn wrap(&self, _param: &Param, _wrapping: &Key, _material: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::MechanismInvalid)
+    }
+    /// `C_UnwrapKey`: recovers encoded key material. `expected_len` is the length the
+    /// unwrap template implies (a secret key of known size), for implicit rejection.
+    fn unwrap(
+        &self,
+        _param: &Param,
+        _unwrapping: &Key,
+        _wrapped: &[u8],
+        _expected_len: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::MechanismInvalid)
+    }
+    /// `C_DeriveKey`: the derived secret, `len` bytes when the template says so.
+    fn derive(
+        &self,
+        _param: &Param,
+        _base: &Key,
+        _len: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::MechanismInvalid)
+    }
+}
+
+/// A `CK_MECHANISM_INFO` with key sizes in the unit the mechanism uses (bits for RSA and
+/// EC, bytes for symmetric keys, as PKCS#11 3.0 §4 prescribes per mechanism).
+pub const fn info(min: u64, max: u64, flags: CK_FLAGS) -> CK_MECHANISM_INFO {
+    CK_MECHANISM_INFO {
+        ulMinKeySize: min as CK_ULONG,
+        ulMaxKeySize: max as CK_ULONG,
+        flags,
+    }
+}
+
+/// The parameter must be absent.
+pub fn no_param(param: &Param) -> Result<()> {
+    match param {
+        Param::None => Ok(()),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+pub fn list() -> Vec<CK_MECHANISM_TYPE> {
+    registry::all().map(|m| m.kind()).collect()
+}
+
+pub fn info_of(kind: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_INFO> {
+    registry::find(kind).map(|m| m.info())
+}

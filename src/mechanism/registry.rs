@@ -1,0 +1,53 @@
+//! The one list of mechanisms, gathered from each family.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use cryptoki_sys::CK_MECHANISM_TYPE;
+
+use super::Mechanism;
+
+/// Every mechanism, and an index from mechanism type to position.
+type Registry = (
+    Vec<&'static dyn Mechanism>,
+    HashMap<CK_MECHANISM_TYPE, usize>,
+);
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let all: Vec<&'static dyn Mechanism> = [
+        super::digest::MECHANISMS,
+        super::hmac::MECHANISMS,
+        super::rsa::MECHANISMS,
+        super::ec::MECHANISMS,
+    ]
+    .concat();
+    let index = all.iter().enumerate().map(|(i, m)| (m.kind(), i)).collect();
+    (all, index)
+});
+
+pub fn all() -> impl Iterator<Item = &'static dyn Mechanism> {
+    REGISTRY.0.iter().copied()
+}
+
+pub fn find(kind: CK_MECHANISM_TYPE) -> Option<&'static dyn Mechanism> {
+    REGISTRY.1.get(&kind).map(|i| REGISTRY.0[*i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mechanism_is_listed_once_with_a_parameter_layout() {
+        let mut seen = std::collections::HashSet::new();
+        for m in all() {
+            assert!(seen.insert(m.kind()), "{:#x} listed twice", m.kind());
+            assert!(
+                super::super::params::layout(m.kind()).is_some(),
+                "{:#x} has no layout",
+                m.kind()
+            );
+            assert_ne!(m.info().flags, 0, "{:#x} claims no function", m.kind());
+        }
+    }
+}

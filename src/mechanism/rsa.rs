@@ -1,0 +1,555 @@
+//! RSA mechanisms: `CKM_RSA_PKCS_KEY_PAIR_GEN`, `CKM_RSA_PKCS` (sign, verify, encrypt,
+//! decrypt, wrap, unwrap), `CKM_RSA_PKCS_OAEP` (any SHA hash, labels), `CKM_RSA_PKCS_PSS`
+//! and the hash-and-sign `CKM_SHA*_RSA_PKCS` / `CKM_SHA*_RSA_PKCS_PSS`.
+//!
+//! Unwrapping with `CKM_RSA_PKCS` uses implicit rejection when the unwrap template fixes
+//! the key length: a bad padding gives a useless key, not a distinct error (PKCS#1 v1.5
+//! padding oracles). Key sizes are in bits.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::digest::hash_of;
+use super::params::{OaepParams, PssParams};
+use super::{info, no_param, Generated, GeneratedPair, KeyRequest, Mechanism, Param};
+use crate::crypto::hash::{HashAlg, HashContext};
+use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
+use crate::error::{Error, Result};
+use crate::object::attr::Value;
+use crate::object::key::{Key, Material};
+use crate::operation::{Cipher, Signer, Verifier};
+
+const MIN_BITS: u64 = 2048;
+const MAX_BITS: u64 = 4096;
+/// Hash-then-sign inputs are unbounded; single-part raw inputs are at most one block,
+/// so buffering is capped to stop a caller from growing memory through C_SignUpdate.
+const MAX_RAW_INPUT: usize = 1 << 16;
+
+#[derive(Debug)]
+pub struct KeyPairGen;
+#[derive(Debug)]
+pub struct Pkcs;
+#[derive(Debug)]
+pub struct Oaep;
+#[derive(Debug)]
+pub struct Pss;
+#[derive(Debug)]
+pub struct HashPkcs(CK_MECHANISM_TYPE, HashAlg);
+#[derive(Debug)]
+pub struct HashPss(CK_MECHANISM_TYPE, HashAlg);
+
+pub static MECHANISMS: &[&dyn Mechanism] = &[
+    &KeyPairGen,
+    &Pkcs,
+    &Oaep,
+    &Pss,
+    &HashPkcs(CKM_SHA1_RSA_PKCS, HashAlg::Sha1),
+    &HashPkcs(CKM_SHA224_RSA_PKCS, HashAlg::Sha224),
+    &HashPkcs(CKM_SHA256_RSA_PKCS, HashAlg::Sha256),
+    &HashPkcs(CKM_SHA384_RSA_PKCS, HashAlg::Sha384),
+    &HashPkcs(CKM_SHA512_RSA_PKCS, HashAlg::Sha512),
+    &HashPss(CKM_SHA1_RSA_PKCS_PSS, HashAlg::Sha1),
+    &HashPss(CKM_SHA224_RSA_PKCS_PSS, HashAlg::Sha224),
+    &HashPss(CKM_SHA256_RSA_PKCS_PSS, HashAlg::Sha256),
+    &HashPss(CKM_SHA384_RSA_PKCS_PSS, HashAlg::Sha384),
+    &HashPss(CKM_SHA512_RSA_PKCS_PSS, HashAlg::Sha512),
+];
+
+fn private(key: &Key) -> Result<&RsaPrivateKey> {
+    match &key.material {
+        Material::RsaPrivate(k) => Ok(k),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+fn public(key: &Key) -> Result<&RsaPublicKey> {
+    match &key.material {
+        Material::RsaPublic(k) => Ok(k),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+/// The MGF1 constant that goes with `hash`.
+fn mgf_of(hash: HashAlg) -> CK_RSA_PKCS_MGF_TYPE {
+    match hash {
+        HashAlg::Sha1 => CKG_MGF1_SHA1,
+        HashAlg::Sha224 => CKG_MGF1_SHA224,
+        HashAlg::Sha256 => CKG_MGF1_SHA256,
+        HashAlg::Sha384 => CKG_MGF1_SHA384,
+        HashAlg::Sha512 => CKG_MGF1_SHA512,
+    }
+}
+
+/// Checks OAEP parameters: a SHA hash with the MGF1 of the same hash (the module's
+/// paddings use one hash for both), and a label only with `CKZ_DATA_SPECIFIED`.
+pub fn oaep_params(param: &Param) -> Result<(HashAlg, Vec<u8>)> {
+    let Param::Oaep(p) = param else {
+        return Err(Error::MechanismParamInvalid);
+    };
+    check_oaep(p)
+}
+
+pub fn check_oaep(p: &OaepParams) -> Result<(HashAlg, Vec<u8>)> {
+    let hash = hash_of(p.hash).ok_or(Error::MechanismParamInvalid)?;
+    if p.mgf != mgf_of(hash) {
+        return Err(Error::MechanismParamInvalid);
+    }
+    match p.source {
+        CKZ_DATA_SPECIFIED => Ok((hash, p.label.clone())),
+        0 if p.label.is_empty() => Ok((hash, Vec::new())),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+fn pss_params(param: &Param, mechanism_hash: Option<HashAlg>) -> Result<(HashAlg, usize)> {
+    let Param::Pss(PssParams {
+        hash,
+        mgf,
+        salt_len,
+    }) = param
+    else {
+        return Err(Error::MechanismParamInvalid);
+    };
+    let hash = hash_of(*hash).ok_or(Error::MechanismParamInvalid)?;
+    if *mgf != mgf_of(hash) || mechanism_hash.is_some_and(|h| h != hash) {
+        return Err(Error::MechanismParamInvalid);
+    }
+    let salt_len = usize::try_from(*salt_len).map_err(|_| Error::MechanismParamInvalid)?;
+    Ok((hash, salt_len))
+}
+
+impl Mechanism for KeyPairGen {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_RSA_PKCS_KEY_PAIR_GEN
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(MIN_BITS, MAX_BITS, CKF_GENERATE_KEY_PAIR)
+    }
+    fn generate_key_pair(
+        &self,
+        param: &Param,
+        req: &KeyRequest,
+    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+        no_param(param)?;
+        let bits = req.modulus_bits.ok_or(Error::TemplateIncomplete)?;
+        if let Some(e) = &req.public_exponent {
+            let start = e.iter().position(|b| *b != 0).unwrap_or(e.len());
+            if e[start..] != [1, 0, 1] {
+                // aws-lc generates with e = 65537 only.
+                return Err(Error::AttributeValueInvalid);
+            }
+        }
+        let c = RsaComponents::generate(usize::try_from(bits).map_err(|_| Error::KeySizeRange)?)?;
+        let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (ty as u64, Value::Bytes(v.to_vec()));
+        let public: Generated = vec![
+            bytes(CKA_MODULUS, &c.n),
+            bytes(CKA_PUBLIC_EXPONENT, &c.e),
+            (CKA_MODULUS_BITS as u64, Value::Ulong(bits)),
+        ];
+        let private: Generated = vec![
+            bytes(CKA_MODULUS, &c.n),
+            bytes(CKA_PUBLIC_EXPONENT, &c.e),
+            bytes(CKA_PRIVATE_EXPONENT, &c.d),
+            bytes(CKA_PRIME_1, &c.p),
+            bytes(CKA_PRIME_2, &c.q),
+            bytes(CKA_EXPONENT_1, &c.dp),
+            bytes(CKA_EXPONENT_2, &c.dq),
+            bytes(CKA_COEFFICIENT, &c.qinv),
+        ];
+        Ok((CKK_RSA, (public, private)))
+    }
+}
+
+/// A buffered single-block operation: input is collected and processed at the end.
+struct OneBlock<F> {
+    input: Zeroizing<Vec<u8>>,
+    bound: usize,
+    run: F,
+}
+
+impl<F> OneBlock<F> {
+    fn push(&mut self, data: &[u8]) -> Result<()> {
+        if self.input.len() + data.len() > MAX_RAW_INPUT {
+            return Err(Error::DataLenRange);
+        }
+        self.input.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+impl<F> Cipher for OneBlock<F>
+where
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send,
+{
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.push(input)?;
+        Ok(Zeroizing::new(Vec::new()))
+    }
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        let input = std::mem::take(&mut *self.input);
+        let out = (self.run)(&input);
+        drop(Zeroizing::new(input));
+        out
+    }
+    fn update_bound(&self, _input_len: usize) -> usize {
+        0
+    }
+    fn finish_bound(&self) -> usize {
+        self.bound
+    }
+}
+
+impl<F> Signer for OneBlock<F>
+where
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send,
+{
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.push(data)
+    }
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        Ok(Cipher::finish(self)?.to_vec())
+    }
+    fn signature_len(&self) -> usize {
+        self.bound
+    }
+}
+
+/// A buffered verification of one block.
+struct VerifyBlock<F> {
+    input: Vec<u8>,
+    run: F,
+}
+
+impl<F> Verifier for VerifyBlock<F>
+where
+    F: FnMut(&[u8], &[u8]) -> Result<()> + Send,
+{
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        if self.input.len() + data.len() > MAX_RAW_INPUT {
+            return Err(Error::DataLenRange);
+        }
+        self.input.extend_from_slice(data);
+        Ok(())
+    }
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        (self.run)(&self.input, signature)
+    }
+}
+
+fn boxed_cipher<F>(bound: usize, run: F) -> Box<dyn Cipher>
+where
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
+{
+    Box::new(OneBlock {
+        input: Zeroizing::new(Vec::new()),
+        bound,
+        run,
+    })
+}
+
+fn boxed_signer<F>(bound: usize, run: F) -> Box<dyn Signer>
+where
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
+{
+    Box::new(OneBlock {
+        input: Zeroizing::new(Vec::new()),
+        bound,
+        run,
+    })
+}
+
+fn boxed_verifier<F>(run: F) -> Box<dyn Verifier>
+where
+    F: FnMut(&[u8], &[u8]) -> Result<()> + Send + 'static,
+{
+    Box::new(VerifyBlock {
+        input: Vec::new(),
+        run,
+    })
+}
+
+impl Mechanism for Pkcs {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_RSA_PKCS
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(
+            MIN_BITS,
+            MAX_BITS,
+            CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+        )
+    }
+    fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        no_param(param)?;
+        let size = private(key)?.size();
+        let key = Arc::clone(key);
+        Ok(boxed_signer(size, move |data| {
+            Ok(Zeroizing::new(private(&key)?.sign_pkcs1(data)?))
+        }))
+    }
+    fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        no_param(param)?;
+        public(key)?;
+        let key = Arc::clone(key);
+        Ok(boxed_verifier(move |data, sig| {
+            public(&key)?.verify_pkcs1(data, sig)
+        }))
+    }
+    fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        no_param(param)?;
+        let size = public(key)?.size();
+        let key = Arc::clone(key);
+        Ok(boxed_cipher(size, move |data| {
+            Ok(Zeroizing::new(public(&key)?.encrypt_pkcs1(data)?))
+        }))
+    }
+    fn decrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        no_param(param)?;
+        let size = private(key)?.size();
+        let key = Arc::clone(key);
+        Ok(boxed_cipher(size, move |data| {
+            private(&key)?.decrypt_pkcs1(data)
+        }))
+    }
+    fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
+        no_param(param)?;
+        public(wrapping)?
+            .encrypt_pkcs1(material)
+            .map_err(|e| match e {
+                Error::DataLenRange => Error::KeySizeRange,
+                e => e,
+            })
+    }
+    fn unwrap(
+        &self,
+        param: &Param,
+        unwrapping: &Key,
+        wrapped: &[u8],
+        expected_len: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        no_param(param)?;
+        let key = private(unwrapping)?;
+        match expected_len {
+            Some(len) => key.unwrap_pkcs1(wrapped, len),
+            // Without a known length there is nothing to substitute; the padding
+            // check still runs in constant time, and every failure reads the same.
+            None => key.decrypt_pkcs1(wrapped).map_err(|e| match e {
+                Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
+                _ => Error::WrappedKeyInvalid,
+            }),
+        }
+    }
+}
+
+impl Mechanism for Oaep {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_RSA_PKCS_OAEP
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(
+            MIN_BITS,
+            MAX_BITS,
+            CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+        )
+    }
+    fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        let (hash, label) = oaep_params(param)?;
+        let size = public(key)?.size();
+        let key = Arc::clone(key);
+        Ok(boxed_cipher(size, move |data| {
+            Ok(Zeroizing::new(
+                public(&key)?.encrypt_oaep(data, hash, &label)?,
+            ))
+        }))
+    }
+    fn decrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        let (hash, label) = oaep_params(param)?;
+        let size = private(key)?.size();
+        let key = Arc::clone(key);
+        Ok(boxed_cipher(size, move |data| {
+            private(&key)?.decrypt_oaep(data, hash, &label)
+        }))
+    }
+    fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
+        let (hash, label) = oaep_params(param)?;
+        public(wrapping)?
+            .encrypt_oaep(material, hash, &label)
+            .map_err(|e| match e {
+                Error::DataLenRange => Error::KeySizeRange,
+                e => e,
+            })
+    }
+    fn unwrap(
+        &self,
+        param: &Param,
+        unwrapping: &Key,
+        wrapped: &[u8],
+        _len: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let (hash, label) = oaep_params(param)?;
+        private(unwrapping)?
+            .decrypt_oaep(wrapped, hash, &label)
+            .map_err(|e| match e {
+                Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
+                _ => Error::WrappedKeyInvalid,
+            })
+    }
+}
+
+impl Mechanism for Pss {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_RSA_PKCS_PSS
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(MIN_BITS, MAX_BITS, CKF_SIGN | CKF_VERIFY)
+    }
+    fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        let (hash, salt) = pss_params(param, None)?;
+        let size = private(key)?.size();
+        let key = Arc::clone(key);
+        Ok(boxed_signer(size, move |m_hash| {
+            Ok(Zeroizing::new(private(&key)?.sign_pss(m_hash, hash, salt)?))
+        }))
+    }
+    fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        let (hash, salt) = pss_params(param, None)?;
+        public(key)?;
+        let key = Arc::clone(key);
+        Ok(boxed_verifier(move |m_hash, sig| {
+            if m_hash.len() != hash.output_len() {
+                return Err(Error::DataLenRange);
+            }
+            public(&key)?.verify_pss(m_hash, sig, hash, salt)
+        }))
+    }
+}
+
+/// Hash-then-sign: the hash runs over every update, the key acts once at the end.
+struct HashThen<F> {
+    ctx: Option<HashContext>,
+    len: usize,
+    run: F,
+}
+
+impl<F> Signer for HashThen<F>
+where
+    F: FnMut(Vec<u8>) -> Result<Vec<u8>> + Send,
+{
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.ctx
+            .as_mut()
+            .ok_or(Error::OperationNotInitialized)?
+            .update(data);
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        let hash = self
+            .ctx
+            .take()
+            .ok_or(Error::OperationNotInitialized)?
+            .finish();
+        (self.run)(hash)
+    }
+    fn signature_len(&self) -> usize {
+        self.len
+    }
+}
+
+struct HashThenVerify<F> {
+    ctx: Option<HashContext>,
+    run: F,
+}
+
+impl<F> Verifier for HashThenVerify<F>
+where
+    F: FnMut(Vec<u8>, &[u8]) -> Result<()> + Send,
+{
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.ctx
+            .as_mut()
+            .ok_or(Error::OperationNotInitialized)?
+            .update(data);
+        Ok(())
+    }
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        let hash = self
+            .ctx
+            .take()
+            .ok_or(Error::OperationNotInitialized)?
+            .finish();
+        (self.run)(hash, signature)
+    }
+}
+
+pub fn hash_then_sign<F>(hash: HashAlg, len: usize, run: F) -> Box<dyn Signer>
+where
+    F: FnMut(Vec<u8>) -> Result<Vec<u8>> + Send + 'static,
+{
+    Box::new(HashThen {
+        ctx: Some(hash.context()),
+        len,
+        run,
+    })
+}
+
+pub fn hash_then_verify<F>(hash: HashAlg, run: F) -> Box<dyn Verifier>
+where
+    F: FnMut(Vec<u8>, &[u8]) -> Result<()> + Send + 'static,
+{
+    Box::new(HashThenVerify {
+        ctx: Some(hash.context()),
+        run,
+    })
+}
+
+impl Mechanism for HashPkcs {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        self.0
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(MIN_BITS, MAX_BITS, CKF_SIGN | CKF_VERIFY)
+    }
+    fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        no_param(param)?;
+        let size = private(key)?.size();
+        let (hash, key) = (self.1, Arc::clone(key));
+        Ok(hash_then_sign(hash, size, move |h| {
+            private(&key)?.sign_pkcs1(&[hash.digest_info_prefix(), &h].concat())
+        }))
+    }
+    fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        no_param(param)?;
+        public(key)?;
+        let (hash, key) = (self.1, Arc::clone(key));
+        Ok(hash_then_verify(hash, move |h, sig| {
+            public(&key)?.verify_pkcs1(&[hash.digest_info_prefix(), &h].concat(), sig)
+        }))
+    }
+}
+
+impl Mechanism for HashPss {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        self.0
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(MIN_BITS, MAX_BITS, CKF_SIGN | CKF_VERIFY)
+    }
+    fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        let (hash, salt) = pss_params(param, Some(self.1))?;
+        let size = private(key)?.size();
+        let key = Arc::clone(key);
+        Ok(hash_then_sign(hash, size, move |h| {
+            private(&key)?.sign_pss(&h, hash, salt)
+        }))
+    }
+    fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        let (hash, salt) = pss_params(param, Some(self.1))?;
+        public(key)?;
+        let key = Arc::clone(key);
+        Ok(hash_then_verify(hash, move |h, sig| {
+            public(&key)?.verify_pss(&h, sig, hash, salt)
+        }))
+    }
+}

@@ -1,0 +1,123 @@
+//! A key object's material in usable form, built once per object version and cached.
+//!
+//! `Key::from_object` turns attributes (and opened secrets) into parsed crypto keys:
+//! RSA components into an aws-lc key, EC scalars and points into checked keys. Parsing
+//! an RSA key costs more than signing with it, so the result is cached in the object
+//! (which is immutable; a change makes a new object). This module must not check usage
+//! rights; the token does before handing a key out.
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::attr::AttrType;
+use super::Object;
+use crate::crypto::ec::{self, Curve, EcPrivateKey};
+use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
+use crate::error::{Error, Result};
+use crate::vendor;
+
+pub const CKK_SM2: CK_KEY_TYPE = vendor::CKK_KMSHSM_SM2 as CK_KEY_TYPE;
+pub const CKK_SM4: CK_KEY_TYPE = vendor::CKK_KMSHSM_SM4 as CK_KEY_TYPE;
+
+#[derive(Debug)]
+pub enum Material {
+    Secret(Zeroizing<Vec<u8>>),
+    RsaPrivate(RsaPrivateKey),
+    RsaPublic(RsaPublicKey),
+    EcPrivate(EcPrivateKey),
+    EcPublic {
+        curve: Curve,
+        point: Vec<u8>,
+    },
+    Sm2Private {
+        d: Zeroizing<Vec<u8>>,
+        point: Vec<u8>,
+    },
+    Sm2Public {
+        point: Vec<u8>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Key {
+    pub class: CK_OBJECT_CLASS,
+    pub key_type: CK_KEY_TYPE,
+    pub material: Material,
+}
+
+fn plain(object: &Object, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+    object.value(ty).and_then(|v| v.as_bytes())
+}
+
+fn secret(secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>, ty: CK_ATTRIBUTE_TYPE) -> &[u8] {
+    secrets.get(&(ty as AttrType)).map_or(&[], |v| v.as_slice())
+}
+
+impl Key {
+    /// Builds the key of `object`; `secrets` are its opened secret attributes.
+    pub fn from_object(
+        object: &Object,
+        secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
+    ) -> Result<Key> {
+        let key_type = object.key_type.ok_or(Error::KeyHandleInvalid)?;
+        let broken = || Error::KeyTypeInconsistent;
+        let material = match (object.class, key_type) {
+            (CKO_SECRET_KEY, _) => {
+                Material::Secret(Zeroizing::new(secret(secrets, CKA_VALUE).to_vec()))
+            }
+            (CKO_PRIVATE_KEY, CKK_RSA) => {
+                let c = RsaComponents {
+                    n: plain(object, CKA_MODULUS).unwrap_or(&[]).to_vec(),
+                    e: plain(object, CKA_PUBLIC_EXPONENT).unwrap_or(&[]).to_vec(),
+                    d: Zeroizing::new(secret(secrets, CKA_PRIVATE_EXPONENT).to_vec()),
+                    p: Zeroizing::new(secret(secrets, CKA_PRIME_1).to_vec()),
+                    q: Zeroizing::new(secret(secrets, CKA_PRIME_2).to_vec()),
+                    dp: Zeroizing::new(secret(secrets, CKA_EXPONENT_1).to_vec()),
+                    dq: Zeroizing::new(secret(secrets, CKA_EXPONENT_2).to_vec()),
+                    qinv: Zeroizing::new(secret(secrets, CKA_COEFFICIENT).to_vec()),
+                };
+                Material::RsaPrivate(RsaPrivateKey::new(&c).map_err(|_| broken())?)
+            }
+            (CKO_PUBLIC_KEY, CKK_RSA) => Material::RsaPublic(
+                RsaPublicKey::new(
+                    plain(object, CKA_MODULUS).unwrap_or(&[]),
+                    plain(object, CKA_PUBLIC_EXPONENT).unwrap_or(&[]),
+                )
+                .map_err(|_| broken())?,
+            ),
+            (CKO_PRIVATE_KEY, CKK_EC) => {
+                let curve = Curve::from_oid(plain(object, CKA_EC_PARAMS).unwrap_or(&[]))?;
+                Material::EcPrivate(
+                    EcPrivateKey::new(curve, secret(secrets, CKA_VALUE)).map_err(|_| broken())?,
+                )
+            }
+            (CKO_PUBLIC_KEY, CKK_EC) => {
+                let curve = Curve::from_oid(plain(object, CKA_EC_PARAMS).unwrap_or(&[]))?;
+                let point = ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[]));
+                Material::EcPublic { curve, point }
+            }
+            (CKO_PRIVATE_KEY, CKK_SM2) => Material::Sm2Private {
+                d: Zeroizing::new(secret(secrets, CKA_VALUE).to_vec()),
+                point: ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[])),
+            },
+            (CKO_PUBLIC_KEY, CKK_SM2) => Material::Sm2Public {
+                point: ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[])),
+            },
+            _ => return Err(broken()),
+        };
+        Ok(Key {
+            class: object.class,
+            key_type,
+            material,
+        })
+    }
+
+    pub fn secret(&self) -> Result<&[u8]> {
+        match &self.material {
+            Material::Secret(v) => Ok(v),
+            _ => Err(Error::KeyTypeInconsistent),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Active cryptographic operations of a session, and the one place where the
+//! length-query convention of PKCS#11 3.0 §5.2 is applied to their output.
+//!
+//! An output-producing step runs at most once per input: when the caller's buffer is
+//! too small, the output is kept (zeroizing) and handed out by the next call, so a
+//! retry never re-runs a decryption or advances a stream twice. An error other than
+//! `CKR_BUFFER_TOO_SMALL` ends the operation (§5.2). This module must not know about
+//! pointers; `ffi::raw` writes what it returns.
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// What an output-producing call gives back to the C boundary.
+#[derive(Debug)]
+pub enum Output {
+    /// The output, to be copied out.
+    Data(Zeroizing<Vec<u8>>),
+    /// A length query (NULL buffer): this many bytes suffice.
+    Len(usize),
+    /// The buffer was too small; this many bytes are needed.
+    TooSmall(usize),
+}
+
+/// Single- and multi-part encryption or decryption.
+pub trait Cipher: Send {
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>>;
+    /// An upper bound on `update`'s output for `input_len` more bytes.
+    fn update_bound(&self, input_len: usize) -> usize;
+    /// An upper bound on `finish`'s output.
+    fn finish_bound(&self) -> usize;
+    /// Single-part; mechanisms that only work in one part override this.
+    fn one_shot(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let mut out = self.update(input)?;
+        out.extend_from_slice(&self.finish()?);
+        Ok(out)
+    }
+    fn one_shot_bound(&self, input_len: usize) -> usize {
+        self.update_bound(input_len) + self.finish_bound()
+    }
+}
+
+/// Signing (and MACs).
+pub trait Signer: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    fn finish(&mut self) -> Result<Vec<u8>>;
+    /// The exact signature length.
+    fn signature_len(&self) -> usize;
+    fn one_shot(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        self.update(data)?;
+        self.finish()
+    }
+}
+
+/// Verification (and MAC checks).
+pub trait Verifier: Send {
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    fn finish(&mut self, signature: &[u8]) -> Result<()>;
+    fn one_shot(&mut self, data: &[u8], signature: &[u8]) -> Result<()> {
+        self.update(data)?;
+        self.finish(signature)
+    }
+}
+
+/// Message digests.
+pub trait Digester: Send {
+    fn update(&mut self, data: &[u8]);
+    fn finish(&mut self) -> Vec<u8>;
+    /// The digest length in bytes.
+    fn output_len(&self) -> usize;
+}
+
+/// An operation and the output of its last step, if the caller's buffer was too small.
+pub struct Active<T: ?Sized> {
+    pending: Option<Zeroizing<Vec<u8>>>,
+    /// True once a multi-part call was made: single-part calls are then refused.
+    pub multi_part: bool,
+    pub op: Box<T>,
+}
+
+impl<T: ?Sized> std::fmt::Debug for Active<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Active")
+            .field("pending", &self.pending.as_ref().map(|p| p.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: ?Sized> Active<T> {
+    pub fn new(op: Box<T>) -> Active<T> {
+        Active {
+            pending: None,
+            multi_part: false,
+            op,
+        }
+    }
+}
+
+/// Starts an operation in `slot`, refusing while one of its kind is active.
+pub fn start<T: ?Sized>(slot: &mut Option<Active<T>>, op: Box<T>) -> Result<()> {
+    if slot.is_some() {
+        return Err(Error::OperationActive);
+    }
+    *slot = Some(Active::new(op));
+    Ok(())
+}
+
+/// Runs one output-producing step of the operation in `slot` under §5.2.
+///
+/// `capacity` is `None` for a length query. `bound` gives the length to report for a
+/// query. `last` says whether the step ends the operation when it succeeds.
+pub fn produce<T: ?Sized>(
+    slot: &mut Option<Active<T>>,
+    capacity: Option<usize>,
+    last: bool,
+    bound: impl FnOnce(&T) -> usize,
+    step: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
+) -> Result<Output> {
+    let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    let Some(capacity) = capacity else {
+        let len = match &active.pending {
+            Some(p) => p.len(),
+            None => bound(&active.op),
+        };
+        return Ok(Output::Len(len));
+    };
+    let out = match active.pending.take() {
+        Some(p) => p,
+        None => match step(&mut active.op) {
+            Ok(out) => out,
+            Err(e) => {
+                *slot = None;
+                return Err(e);
+            }
+        },
+    };
+    if out.len() > capacity {
+        let needed = out.len();
+        active.pending = Some(out);
+        return Ok(Output::TooSmall(needed));
+    }
+    if last {
+        *slot = None;
+    }
+    Ok(Output::Data(out))
+}
+
+/// Runs a step that produces no output (updates, verification); an error ends the
+/// operation, and so does success when `last`.
+pub fn consume<T: ?Sized, R>(
+    slot: &mut Option<Active<T>>,
+    last: bool,
+    step: impl FnOnce(&mut Active<T>) -> Result<R>,
+) -> Result<R> {
+    let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    let result = step(active);
+    if result.is_err() || last {
+        *slot = None;
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Doubler;
+    impl Cipher for Doubler {
+        fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+            Ok(Zeroizing::new([input, input].concat()))
+        }
+        fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+            Ok(Zeroizing::new(Vec::new()))
+        }
+        fn update_bound(&self, n: usize) -> usize {
+            2 * n
+        }
+        fn finish_bound(&self) -> usize {
+            0
+        }
+    }
+
+    fn run(
+        slot: &mut Option<Active<dyn Cipher>>,
+        cap: Option<usize>,
+        input: &[u8],
+    ) -> Result<Output> {
+        produce(
+            slot,
+            cap,
+            true,
+            |op| op.one_shot_bound(input.len()),
+            |op| op.one_shot(input),
+        )
+    }
+
+    #[test]
+    fn length_query_keeps_the_operation() {
+        let mut slot: Option<Active<dyn Cipher>> = None;
+        start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
+        assert!(matches!(run(&mut slot, None, b"ab"), Ok(Output::Len(4))));
+        assert!(slot.is_some());
+        assert!(matches!(run(&mut slot, Some(4), b"ab"), Ok(Output::Data(d)) if &d[..] == b"abab"));
+        assert!(slot.is_none(), "a successful last step ends the operation");
+    }
+
+    #[test]
+    fn short_buffer_keeps_the_output_for_the_retry() {
+        let mut slot: Option<Active<dyn Cipher>> = None;
+        start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
+        assert!(matches!(
+            run(&mut slot, Some(1), b"xy"),
+            Ok(Output::TooSmall(4))
+        ));
+        // The retry returns the kept output even if the caller passes other input.
+        assert!(matches!(run(&mut slot, Some(8), b"zz"), Ok(Output::Data(d)) if &d[..] == b"xyxy"));
+    }
+
+    #[test]
+    fn starting_twice_is_operation_active_and_none_is_not_initialized() {
+        let mut slot: Option<Active<dyn Cipher>> = None;
+        assert!(matches!(
+            run(&mut slot, Some(1), b""),
+            Err(Error::OperationNotInitialized)
+        ));
+        start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
+        assert!(matches!(
+            start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>),
+            Err(Error::OperationActive)
+        ));
+    }
+
+    #[test]
+    fn an_error_ends_the_operation() {
+        let mut slot: Option<Active<dyn Cipher>> = None;
+        start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
+        let r = produce(
+            &mut slot,
+            Some(10),
+            false,
+            |_| 0,
+            |_| Err(Error::DataLenRange),
+        );
+        assert!(matches!(r, Err(Error::DataLenRange)));
+        assert!(slot.is_none());
+    }
+}

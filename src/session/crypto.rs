@@ -1,0 +1,263 @@
+//! A session's cryptographic operations: one active encryption, decryption, digest,
+//! signature and verification at a time (§5.8-5.13), each started with a mechanism and
+//! a key the token has checked, and stepped under the rules of `operation`.
+//!
+//! The operation lock is held while a step runs: one session is one thread of work
+//! (§2.6, sessions are not meant to be shared by concurrent calls). Other sessions are
+//! never blocked by it. This module must not touch raw pointers.
+
+use zeroize::Zeroizing;
+
+use super::Session;
+use crate::error::{Error, Result};
+use crate::mechanism::{MechanismArg, Usage};
+use crate::object::table::ObjectHandle;
+use crate::operation::{self, Active, Cipher, Digester, Output, Signer, Verifier};
+use crate::token::keys::mechanism;
+
+#[derive(Debug, Default)]
+pub struct Ops {
+    encrypt: Option<Active<dyn Cipher>>,
+    decrypt: Option<Active<dyn Cipher>>,
+    digest: Option<Active<dyn Digester>>,
+    sign: Option<Active<dyn Signer>>,
+    verify: Option<Active<dyn Verifier>>,
+}
+
+/// Which of the two cipher slots.
+#[derive(Debug, Clone, Copy)]
+pub enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
+impl Ops {
+    fn cipher(&mut self, dir: Direction) -> &mut Option<Active<dyn Cipher>> {
+        match dir {
+            Direction::Encrypt => &mut self.encrypt,
+            Direction::Decrypt => &mut self.decrypt,
+        }
+    }
+}
+
+fn no_mixing<T: ?Sized>(slot: &Option<Active<T>>) -> Result<()> {
+    match slot {
+        Some(a) if a.multi_part => Err(Error::OperationActive),
+        _ => Ok(()),
+    }
+}
+
+impl Session {
+    fn key_checked(
+        &self,
+        mech: &MechanismArg,
+        key: ObjectHandle,
+        usage: Usage,
+    ) -> Result<std::sync::Arc<crate::object::key::Key>> {
+        self.token.key_for(key, usage, mech.kind)
+    }
+
+    // ---- encryption and decryption
+
+    pub fn cipher_init(
+        &self,
+        dir: Direction,
+        mech: &MechanismArg,
+        key: ObjectHandle,
+    ) -> Result<()> {
+        let mut ops = self.ops.lock();
+        if ops.cipher(dir).is_some() {
+            return Err(Error::OperationActive);
+        }
+        let m = mechanism(mech.kind)?;
+        let op = match dir {
+            Direction::Encrypt => {
+                m.encrypt(&mech.param, &self.key_checked(mech, key, Usage::Encrypt)?)?
+            }
+            Direction::Decrypt => {
+                m.decrypt(&mech.param, &self.key_checked(mech, key, Usage::Decrypt)?)?
+            }
+        };
+        operation::start(ops.cipher(dir), op)
+    }
+
+    pub fn cipher_once(
+        &self,
+        dir: Direction,
+        input: &[u8],
+        capacity: Option<usize>,
+    ) -> Result<Output> {
+        let mut ops = self.ops.lock();
+        let slot = ops.cipher(dir);
+        no_mixing(slot)?;
+        operation::produce(
+            slot,
+            capacity,
+            true,
+            |op| op.one_shot_bound(input.len()),
+            |op| op.one_shot(input),
+        )
+    }
+
+    pub fn cipher_update(
+        &self,
+        dir: Direction,
+        input: &[u8],
+        capacity: Option<usize>,
+    ) -> Result<Output> {
+        let mut ops = self.ops.lock();
+        let slot = ops.cipher(dir);
+        if let Some(a) = slot.as_mut() {
+            a.multi_part = true;
+        }
+        operation::produce(
+            slot,
+            capacity,
+            false,
+            |op| op.update_bound(input.len()),
+            |op| op.update(input),
+        )
+    }
+
+    pub fn cipher_final(&self, dir: Direction, capacity: Option<usize>) -> Result<Output> {
+        let mut ops = self.ops.lock();
+        operation::produce(
+            ops.cipher(dir),
+            capacity,
+            true,
+            |op| op.finish_bound(),
+            |op| op.finish(),
+        )
+    }
+
+    // ---- digests
+
+    pub fn digest_init(&self, mech: &MechanismArg) -> Result<()> {
+        let mut ops = self.ops.lock();
+        if ops.digest.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let op = mechanism(mech.kind)?.digest(&mech.param)?;
+        operation::start(&mut ops.digest, op)
+    }
+
+    pub fn digest_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
+        let mut ops = self.ops.lock();
+        no_mixing(&ops.digest)?;
+        operation::produce(
+            &mut ops.digest,
+            capacity,
+            true,
+            |op| op.output_len(),
+            |op| {
+                op.update(data);
+                Ok(Zeroizing::new(op.finish()))
+            },
+        )
+    }
+
+    pub fn digest_update(&self, data: &[u8]) -> Result<()> {
+        let mut ops = self.ops.lock();
+        operation::consume(&mut ops.digest, false, |a| {
+            a.multi_part = true;
+            a.op.update(data);
+            Ok(())
+        })
+    }
+
+    pub fn digest_key(&self, key: ObjectHandle) -> Result<()> {
+        let mut ops = self.ops.lock();
+        if ops.digest.is_none() {
+            return Err(Error::OperationNotInitialized);
+        }
+        let value = self.token.digestible_value(key);
+        operation::consume(&mut ops.digest, false, |a| {
+            a.multi_part = true;
+            a.op.update(&value?);
+            Ok(())
+        })
+    }
+
+    pub fn digest_final(&self, capacity: Option<usize>) -> Result<Output> {
+        let mut ops = self.ops.lock();
+        operation::produce(
+            &mut ops.digest,
+            capacity,
+            true,
+            |op| op.output_len(),
+            |op| Ok(Zeroizing::new(op.finish())),
+        )
+    }
+
+    // ---- signatures and MACs
+
+    pub fn sign_init(&self, mech: &MechanismArg, key: ObjectHandle) -> Result<()> {
+        let mut ops = self.ops.lock();
+        if ops.sign.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let op =
+            mechanism(mech.kind)?.sign(&mech.param, &self.key_checked(mech, key, Usage::Sign)?)?;
+        operation::start(&mut ops.sign, op)
+    }
+
+    pub fn sign_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
+        let mut ops = self.ops.lock();
+        no_mixing(&ops.sign)?;
+        operation::produce(
+            &mut ops.sign,
+            capacity,
+            true,
+            |op| op.signature_len(),
+            |op| Ok(Zeroizing::new(op.one_shot(data)?)),
+        )
+    }
+
+    pub fn sign_update(&self, data: &[u8]) -> Result<()> {
+        let mut ops = self.ops.lock();
+        operation::consume(&mut ops.sign, false, |a| {
+            a.multi_part = true;
+            a.op.update(data)
+        })
+    }
+
+    pub fn sign_final(&self, capacity: Option<usize>) -> Result<Output> {
+        let mut ops = self.ops.lock();
+        operation::produce(
+            &mut ops.sign,
+            capacity,
+            true,
+            |op| op.signature_len(),
+            |op| Ok(Zeroizing::new(op.finish()?)),
+        )
+    }
+
+    pub fn verify_init(&self, mech: &MechanismArg, key: ObjectHandle) -> Result<()> {
+        let mut ops = self.ops.lock();
+        if ops.verify.is_some() {
+            return Err(Error::OperationActive);
+        }
+        let op = mechanism(mech.kind)?
+            .verify(&mech.param, &self.key_checked(mech, key, Usage::Verify)?)?;
+        operation::start(&mut ops.verify, op)
+    }
+
+    pub fn verify_once(&self, data: &[u8], signature: &[u8]) -> Result<()> {
+        let mut ops = self.ops.lock();
+        no_mixing(&ops.verify)?;
+        operation::consume(&mut ops.verify, true, |a| a.op.one_shot(data, signature))
+    }
+
+    pub fn verify_update(&self, data: &[u8]) -> Result<()> {
+        let mut ops = self.ops.lock();
+        operation::consume(&mut ops.verify, false, |a| {
+            a.multi_part = true;
+            a.op.update(data)
+        })
+    }
+
+    pub fn verify_final(&self, signature: &[u8]) -> Result<()> {
+        let mut ops = self.ops.lock();
+        operation::consume(&mut ops.verify, true, |a| a.op.finish(signature))
+    }
+}

@@ -1,0 +1,380 @@
+//! Keys at work: handing a usable key to a mechanism after the usage checks, and the
+//! key-making functions `C_GenerateKey`, `C_GenerateKeyPair`, `C_WrapKey`,
+//! `C_UnwrapKey` and `C_DeriveKey`, with the wrapping rules of PKCS#11 3.0 §4.9 and
+//! §5.14 (`CKA_EXTRACTABLE`, `CKA_WRAP_WITH_TRUSTED`, wrap and unwrap templates).
+//! This module must not do cryptography itself; mechanisms do.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::objects::Caller;
+use super::Token;
+use crate::crypto::ec::{self, Curve};
+use crate::crypto::pkcs8::{self, KeyAlgorithm};
+use crate::crypto::rsa::RsaComponents;
+use crate::error::{Error, Result};
+use crate::mechanism::{registry, KeyRequest, Mechanism, MechanismArg, Usage};
+use crate::object::attr::{AttrType, RawAttribute, Value};
+use crate::object::key::Key;
+use crate::object::table::ObjectHandle;
+use crate::object::template::{self, Provenance};
+use crate::object::Object;
+
+const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
+    x as AttrType
+}
+
+pub fn mechanism(kind: CK_MECHANISM_TYPE) -> Result<&'static dyn Mechanism> {
+    registry::find(kind).ok_or(Error::MechanismInvalid)
+}
+
+fn key_request(template: &[RawAttribute]) -> Result<KeyRequest> {
+    let attrs = template::parse(template)?;
+    let ulong = |ty| attrs.get(&t(ty)).and_then(Value::as_ulong);
+    let bytes = |ty| {
+        attrs
+            .get(&t(ty))
+            .and_then(Value::as_bytes)
+            .map(<[u8]>::to_vec)
+    };
+    Ok(KeyRequest {
+        value_len: ulong(CKA_VALUE_LEN),
+        modulus_bits: ulong(CKA_MODULUS_BITS),
+        public_exponent: bytes(CKA_PUBLIC_EXPONENT),
+        ec_params: bytes(CKA_EC_PARAMS),
+    })
+}
+
+/// The template without the attributes a key-pair generation consumed.
+fn without(template: &[RawAttribute], consumed: &[CK_ATTRIBUTE_TYPE]) -> Vec<RawAttribute> {
+    template
+        .iter()
+        .filter(|a| !consumed.iter().any(|c| t(*c) == a.ty))
+        .cloned()
+        .collect()
+}
+
+impl Token {
+    /// The key behind `handle`, if it may be used for `usage` with `mechanism`.
+    pub fn key_for(
+        &self,
+        handle: ObjectHandle,
+        usage: Usage,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<Arc<Key>> {
+        let object = self
+            .entry(handle)
+            .map_err(|_| Error::KeyHandleInvalid)?
+            .object;
+        self.usable_key(&object, usage, mechanism)
+    }
+
+    fn usable_key(
+        &self,
+        object: &Object,
+        usage: Usage,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<Arc<Key>> {
+        if !matches!(
+            object.class,
+            CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY
+        ) {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        if let Some(attr) = usage.attribute() {
+            if object.bool_attr(attr) != Some(true) {
+                return Err(Error::KeyFunctionNotPermitted);
+            }
+        }
+        if let Some(Value::Mechanisms(allowed)) = object.value(CKA_ALLOWED_MECHANISMS) {
+            if !allowed.is_empty() && !allowed.contains(&(mechanism as u64)) {
+                return Err(Error::MechanismInvalid);
+            }
+        }
+        object.key(&self.serial, self.master().as_deref())
+    }
+
+    pub fn generate_key(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        template: &[RawAttribute],
+    ) -> Result<ObjectHandle> {
+        let m = mechanism(mech.kind)?;
+        let (key_type, values) = m.generate_key(&mech.param, &key_request(template)?)?;
+        let object = template::build_key(
+            CKO_SECRET_KEY,
+            key_type,
+            template,
+            values,
+            Provenance::Generated(mech.kind),
+        )?;
+        self.insert(caller, object)
+    }
+
+    pub fn generate_key_pair(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        public_template: &[RawAttribute],
+        private_template: &[RawAttribute],
+    ) -> Result<(ObjectHandle, ObjectHandle)> {
+        let m = mechanism(mech.kind)?;
+        let (key_type, (public, private)) =
+            m.generate_key_pair(&mech.param, &key_request(public_template)?)?;
+        let provenance = Provenance::Generated(mech.kind);
+        let public_template = without(public_template, &[CKA_PUBLIC_EXPONENT]);
+        let public = template::build_key(
+            CKO_PUBLIC_KEY,
+            key_type,
+            &public_template,
+            public,
+            provenance,
+        )?;
+        let private = template::build_key(
+            CKO_PRIVATE_KEY,
+            key_type,
+            private_template,
+            private,
+            provenance,
+        )?;
+        let handles = self.insert_all(caller, vec![public, private])?;
+        match handles[..] {
+            [p, q] => Ok((p, q)),
+            _ => Err(Error::Internal("key pair insert")),
+        }
+    }
+
+    /// The encoded material `C_WrapKey` encrypts: a secret key's value, or a private
+    /// key as PKCS#8.
+    fn wrappable_material(&self, object: &Object) -> Result<Zeroizing<Vec<u8>>> {
+        let secrets = object.open_secrets(&self.serial, self.master().as_deref())?;
+        let get =
+            |ty: CK_ATTRIBUTE_TYPE| secrets.get(&t(ty)).map(|v| v.to_vec()).unwrap_or_default();
+        let plain = |ty: CK_ATTRIBUTE_TYPE| {
+            object
+                .value(ty)
+                .and_then(Value::as_bytes)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default()
+        };
+        match (object.class, object.key_type) {
+            (CKO_SECRET_KEY, _) => Ok(Zeroizing::new(get(CKA_VALUE))),
+            (CKO_PRIVATE_KEY, Some(CKK_RSA)) => {
+                let c = RsaComponents {
+                    n: plain(CKA_MODULUS),
+                    e: plain(CKA_PUBLIC_EXPONENT),
+                    d: Zeroizing::new(get(CKA_PRIVATE_EXPONENT)),
+                    p: Zeroizing::new(get(CKA_PRIME_1)),
+                    q: Zeroizing::new(get(CKA_PRIME_2)),
+                    dp: Zeroizing::new(get(CKA_EXPONENT_1)),
+                    dq: Zeroizing::new(get(CKA_EXPONENT_2)),
+                    qinv: Zeroizing::new(get(CKA_COEFFICIENT)),
+                };
+                Ok(c.to_pkcs8())
+            }
+            (CKO_PRIVATE_KEY, Some(CKK_EC)) => {
+                let curve = Curve::from_oid(&plain(CKA_EC_PARAMS))?;
+                let sec1 = ec::sec1_der(curve, &get(CKA_VALUE))?;
+                let alg = KeyAlgorithm::Ec {
+                    curve_oid: curve.oid().to_vec(),
+                };
+                Ok(Zeroizing::new(pkcs8::encode_private_key_info(&alg, &sec1)))
+            }
+            _ => Err(Error::KeyNotWrappable),
+        }
+    }
+
+    pub fn wrap_key(
+        &self,
+        mech: &MechanismArg,
+        wrapping: ObjectHandle,
+        key: ObjectHandle,
+    ) -> Result<Vec<u8>> {
+        let m = mechanism(mech.kind)?;
+        let wrapping_object = self
+            .entry(wrapping)
+            .map_err(|_| Error::WrappingKeyHandleInvalid)?
+            .object;
+        let wrapping_key = self
+            .usable_key(&wrapping_object, Usage::Wrap, mech.kind)
+            .map_err(|e| match e {
+                Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
+                e => e,
+            })?;
+        let target = self.entry(key).map_err(|_| Error::KeyHandleInvalid)?.object;
+        if !matches!(target.class, CKO_SECRET_KEY | CKO_PRIVATE_KEY) {
+            return Err(Error::KeyNotWrappable);
+        }
+        if target.bool_attr(CKA_EXTRACTABLE) != Some(true) {
+            return Err(Error::KeyUnextractable);
+        }
+        if target.bool_attr(CKA_WRAP_WITH_TRUSTED) == Some(true)
+            && wrapping_object.bool_attr(CKA_TRUSTED) != Some(true)
+        {
+            return Err(Error::KeyNotWrappable);
+        }
+        if let Some(Value::Template(required)) = wrapping_object.value(CKA_WRAP_TEMPLATE) {
+            if !required
+                .iter()
+                .all(|(ty, v)| target.value(*ty as CK_ATTRIBUTE_TYPE) == Some(v))
+            {
+                return Err(Error::KeyNotWrappable);
+            }
+        }
+        let material = self.wrappable_material(&target)?;
+        m.wrap(&mech.param, &wrapping_key, &material)
+    }
+
+    pub fn unwrap_key(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        unwrapping: ObjectHandle,
+        wrapped: &[u8],
+        template: &[RawAttribute],
+    ) -> Result<ObjectHandle> {
+        let m = mechanism(mech.kind)?;
+        let unwrapping_object = self
+            .entry(unwrapping)
+            .map_err(|_| Error::UnwrappingKeyHandleInvalid)?
+            .object;
+        let key = self
+            .usable_key(&unwrapping_object, Usage::Unwrap, mech.kind)
+            .map_err(|e| match e {
+                Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
+                e => e,
+            })?;
+        let mut template = template.to_vec();
+        if let Some(Value::Template(forced)) = unwrapping_object.value(CKA_UNWRAP_TEMPLATE) {
+            // §4.9: the unwrap template's attributes are added; a clash is inconsistent.
+            let given = template::parse(&template)?;
+            for (ty, v) in forced {
+                match given.get(ty) {
+                    Some(existing) if existing != v => return Err(Error::TemplateInconsistent),
+                    Some(_) => {}
+                    None => template.push(crate::object::attr::RawAttribute {
+                        ty: *ty,
+                        value: crate::object::attr::RawValue::Bytes(Zeroizing::new(v.to_native())),
+                    }),
+                }
+            }
+        }
+        let given = template::parse(&template)?;
+        let class = given
+            .get(&t(CKA_CLASS))
+            .and_then(Value::as_ulong)
+            .map(|c| c as CK_OBJECT_CLASS)
+            .ok_or(Error::TemplateIncomplete)?;
+        let key_type = given
+            .get(&t(CKA_KEY_TYPE))
+            .and_then(Value::as_ulong)
+            .map(|k| k as CK_KEY_TYPE);
+        let expected_len = match (class, key_type) {
+            (CKO_SECRET_KEY, Some(crate::object::key::CKK_SM4)) => Some(16),
+            (CKO_SECRET_KEY, _) => given
+                .get(&t(CKA_VALUE_LEN))
+                .and_then(Value::as_ulong)
+                .map(|l| l as usize),
+            _ => None,
+        };
+        let material = m.unwrap(&mech.param, &key, wrapped, expected_len)?;
+        let (key_type, values) = match class {
+            CKO_SECRET_KEY => (
+                key_type.ok_or(Error::TemplateIncomplete)?,
+                vec![(t(CKA_VALUE), Value::Bytes(material.to_vec()))],
+            ),
+            CKO_PRIVATE_KEY => private_key_values(&material)?,
+            _ => return Err(Error::TemplateInconsistent),
+        };
+        let object =
+            template::build_key(class, key_type, &template, values, Provenance::Unwrapped)?;
+        self.insert(caller, object)
+    }
+
+    pub fn derive_key(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        base: ObjectHandle,
+        template: &[RawAttribute],
+    ) -> Result<ObjectHandle> {
+        let m = mechanism(mech.kind)?;
+        let base_object = self
+            .entry(base)
+            .map_err(|_| Error::KeyHandleInvalid)?
+            .object;
+        let key = self.usable_key(&base_object, Usage::Derive, mech.kind)?;
+        let given = template::parse(template)?;
+        let key_type = given
+            .get(&t(CKA_KEY_TYPE))
+            .and_then(Value::as_ulong)
+            .map(|k| k as CK_KEY_TYPE)
+            .ok_or(Error::TemplateIncomplete)?;
+        let len = given
+            .get(&t(CKA_VALUE_LEN))
+            .and_then(Value::as_ulong)
+            .map(|l| l as usize);
+        let secret = m.derive(&mech.param, &key, len)?;
+        let provenance = Provenance::Derived {
+            always_sensitive: base_object.bool_attr(CKA_ALWAYS_SENSITIVE).unwrap_or(false),
+            never_extractable: base_object
+                .bool_attr(CKA_NEVER_EXTRACTABLE)
+                .unwrap_or(false),
+        };
+        let values = vec![(t(CKA_VALUE), Value::Bytes(secret.to_vec()))];
+        let object = template::build_key(CKO_SECRET_KEY, key_type, template, values, provenance)?;
+        self.insert(caller, object)
+    }
+
+    /// The value `C_DigestKey` feeds to a digest: secret keys that are not sensitive.
+    pub fn digestible_value(&self, handle: ObjectHandle) -> Result<Zeroizing<Vec<u8>>> {
+        let object = self
+            .entry(handle)
+            .map_err(|_| Error::KeyHandleInvalid)?
+            .object;
+        if object.class != CKO_SECRET_KEY || object.guards_secrets() {
+            return Err(Error::KeyIndigestible);
+        }
+        let mut secrets = object.open_secrets(&self.serial, self.master().as_deref())?;
+        secrets.remove(&t(CKA_VALUE)).ok_or(Error::KeyIndigestible)
+    }
+}
+
+/// The attributes of a private key received as PKCS#8 (RSA or EC).
+fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>)> {
+    let info = pkcs8::decode_private_key_info(der)?;
+    let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (t(ty), Value::Bytes(v.to_vec()));
+    match info.algorithm {
+        KeyAlgorithm::Rsa => {
+            let c = RsaComponents::from_pkcs1_der(info.private_key)?;
+            // Check the components fit together before they become an object.
+            crate::crypto::rsa::RsaPrivateKey::new(&c).map_err(|_| Error::WrappedKeyInvalid)?;
+            Ok((
+                CKK_RSA,
+                vec![
+                    bytes(CKA_MODULUS, &c.n),
+                    bytes(CKA_PUBLIC_EXPONENT, &c.e),
+                    bytes(CKA_PRIVATE_EXPONENT, &c.d),
+                    bytes(CKA_PRIME_1, &c.p),
+                    bytes(CKA_PRIME_2, &c.q),
+                    bytes(CKA_EXPONENT_1, &c.dp),
+                    bytes(CKA_EXPONENT_2, &c.dq),
+                    bytes(CKA_COEFFICIENT, &c.qinv),
+                ],
+            ))
+        }
+        KeyAlgorithm::Ec { curve_oid } => {
+            let curve = Curve::from_oid(&curve_oid).map_err(|_| Error::WrappedKeyInvalid)?;
+            let d = ec::scalar_from_sec1(info.private_key)?;
+            crate::crypto::ec::EcPrivateKey::new(curve, &d)
+                .map_err(|_| Error::WrappedKeyInvalid)?;
+            Ok((
+                CKK_EC,
+                vec![bytes(CKA_EC_PARAMS, curve.oid()), bytes(CKA_VALUE, &d)],
+            ))
+        }
+    }
+}
