@@ -7,12 +7,16 @@
 //! checked the key's class, usage flags and `CKA_ALLOWED_MECHANISMS`; they check what is
 //! theirs: parameters, key type and size. This module must not touch sessions or the store.
 
+mod aes;
+mod buffered;
 pub mod digest;
 mod ec;
 mod hmac;
 pub mod params;
 pub mod registry;
 mod rsa;
+pub mod sm;
+mod wrap;
 
 use std::sync::Arc;
 

@@ -16,9 +16,12 @@ type Registry = (
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     let all: Vec<&'static dyn Mechanism> = [
         super::digest::MECHANISMS,
+        super::aes::MECHANISMS,
         super::hmac::MECHANISMS,
         super::rsa::MECHANISMS,
         super::ec::MECHANISMS,
+        super::sm::MECHANISMS,
+        super::wrap::MECHANISMS,
     ]
     .concat();
     let index = all.iter().enumerate().map(|(i, m)| (m.kind(), i)).collect();

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use super::digest::hash_of;
 use super::params::{OaepParams, PssParams};
-use super::{info, no_param, Generated, GeneratedPair, KeyRequest, Mechanism, Param};
+use super::{buffered, info, no_param, Generated, GeneratedPair, KeyRequest, Mechanism, Param};
 use crate::crypto::hash::{HashAlg, HashContext};
 use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
 use crate::error::{Error, Result};
@@ -23,9 +23,6 @@ use crate::operation::{Cipher, Signer, Verifier};
 
 const MIN_BITS: u64 = 2048;
 const MAX_BITS: u64 = 4096;
-/// Hash-then-sign inputs are unbounded; single-part raw inputs are at most one block,
-/// so buffering is capped to stop a caller from growing memory through C_SignUpdate.
-const MAX_RAW_INPUT: usize = 1 << 16;
 
 #[derive(Debug)]
 pub struct KeyPairGen;
@@ -162,112 +159,16 @@ impl Mechanism for KeyPairGen {
     }
 }
 
-/// A buffered single-block operation: input is collected and processed at the end.
-struct OneBlock<F> {
-    input: Zeroizing<Vec<u8>>,
-    bound: usize,
-    run: F,
-}
-
-impl<F> OneBlock<F> {
-    fn push(&mut self, data: &[u8]) -> Result<()> {
-        if self.input.len() + data.len() > MAX_RAW_INPUT {
-            return Err(Error::DataLenRange);
-        }
-        self.input.extend_from_slice(data);
-        Ok(())
-    }
-}
-
-impl<F> Cipher for OneBlock<F>
-where
-    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send,
-{
-    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.push(input)?;
-        Ok(Zeroizing::new(Vec::new()))
-    }
-    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        let input = std::mem::take(&mut *self.input);
-        let out = (self.run)(&input);
-        drop(Zeroizing::new(input));
-        out
-    }
-    fn update_bound(&self, _input_len: usize) -> usize {
-        0
-    }
-    fn finish_bound(&self) -> usize {
-        self.bound
-    }
-}
-
-impl<F> Signer for OneBlock<F>
-where
-    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send,
-{
-    fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.push(data)
-    }
-    fn finish(&mut self) -> Result<Vec<u8>> {
-        Ok(Cipher::finish(self)?.to_vec())
-    }
-    fn signature_len(&self) -> usize {
-        self.bound
-    }
-}
-
-/// A buffered verification of one block.
-struct VerifyBlock<F> {
-    input: Vec<u8>,
-    run: F,
-}
-
-impl<F> Verifier for VerifyBlock<F>
-where
-    F: FnMut(&[u8], &[u8]) -> Result<()> + Send,
-{
-    fn update(&mut self, data: &[u8]) -> Result<()> {
-        if self.input.len() + data.len() > MAX_RAW_INPUT {
-            return Err(Error::DataLenRange);
-        }
-        self.input.extend_from_slice(data);
-        Ok(())
-    }
-    fn finish(&mut self, signature: &[u8]) -> Result<()> {
-        (self.run)(&self.input, signature)
-    }
-}
-
 fn boxed_cipher<F>(bound: usize, run: F) -> Box<dyn Cipher>
 where
     F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
 {
-    Box::new(OneBlock {
-        input: Zeroizing::new(Vec::new()),
-        bound,
+    buffered::cipher(
+        buffered::ONE_BLOCK_CAP,
+        Error::DataLenRange,
+        move |_| bound,
         run,
-    })
-}
-
-fn boxed_signer<F>(bound: usize, run: F) -> Box<dyn Signer>
-where
-    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
-{
-    Box::new(OneBlock {
-        input: Zeroizing::new(Vec::new()),
-        bound,
-        run,
-    })
-}
-
-fn boxed_verifier<F>(run: F) -> Box<dyn Verifier>
-where
-    F: FnMut(&[u8], &[u8]) -> Result<()> + Send + 'static,
-{
-    Box::new(VerifyBlock {
-        input: Vec::new(),
-        run,
-    })
+    )
 }
 
 impl Mechanism for Pkcs {
@@ -285,7 +186,7 @@ impl Mechanism for Pkcs {
         no_param(param)?;
         let size = private(key)?.size();
         let key = Arc::clone(key);
-        Ok(boxed_signer(size, move |data| {
+        Ok(buffered::signer(size, move |data| {
             Ok(Zeroizing::new(private(&key)?.sign_pkcs1(data)?))
         }))
     }
@@ -293,7 +194,7 @@ impl Mechanism for Pkcs {
         no_param(param)?;
         public(key)?;
         let key = Arc::clone(key);
-        Ok(boxed_verifier(move |data, sig| {
+        Ok(buffered::verifier(move |data, sig| {
             public(&key)?.verify_pkcs1(data, sig)
         }))
     }
@@ -409,7 +310,7 @@ impl Mechanism for Pss {
         let (hash, salt) = pss_params(param, None)?;
         let size = private(key)?.size();
         let key = Arc::clone(key);
-        Ok(boxed_signer(size, move |m_hash| {
+        Ok(buffered::signer(size, move |m_hash| {
             Ok(Zeroizing::new(private(&key)?.sign_pss(m_hash, hash, salt)?))
         }))
     }
@@ -417,7 +318,7 @@ impl Mechanism for Pss {
         let (hash, salt) = pss_params(param, None)?;
         public(key)?;
         let key = Arc::clone(key);
-        Ok(boxed_verifier(move |m_hash, sig| {
+        Ok(buffered::verifier(move |m_hash, sig| {
             if m_hash.len() != hash.output_len() {
                 return Err(Error::DataLenRange);
             }

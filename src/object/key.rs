@@ -15,6 +15,7 @@ use super::attr::AttrType;
 use super::Object;
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
 use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
+use crate::crypto::sm;
 use crate::error::{Error, Result};
 use crate::vendor;
 
@@ -98,10 +99,15 @@ impl Key {
                 let point = ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[]));
                 Material::EcPublic { curve, point }
             }
-            (CKO_PRIVATE_KEY, CKK_SM2) => Material::Sm2Private {
-                d: Zeroizing::new(secret(secrets, CKA_VALUE).to_vec()),
-                point: ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[])),
-            },
+            (CKO_PRIVATE_KEY, CKK_SM2) => {
+                let d = Zeroizing::new(secret(secrets, CKA_VALUE).to_vec());
+                // The point the signature's Z_A needs is derived from d, never trusted
+                // from an attribute that could disagree with it.
+                let point = sm::sm2_public_from_private(&d)
+                    .map_err(|_| broken())?
+                    .to_vec();
+                Material::Sm2Private { d, point }
+            }
             (CKO_PUBLIC_KEY, CKK_SM2) => Material::Sm2Public {
                 point: ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[])),
             },

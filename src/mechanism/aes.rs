@@ -1,0 +1,380 @@
+//! AES mechanisms (128, 192 and 256-bit keys; sizes in bytes): `CKM_AES_KEY_GEN`,
+//! `CKM_AES_ECB`, `CKM_AES_CBC`, `CKM_AES_CBC_PAD`, `CKM_AES_CTR`, `CKM_AES_GCM`,
+//! `CKM_AES_CMAC`, and the key wraps `CKM_AES_KEY_WRAP` (RFC 3394) and RFC 5649 under both
+//! numbers in use, `CKM_AES_KEY_WRAP_PAD` and `CKM_AES_KEY_WRAP_KWP` (DESIGN.md §7).
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::{buffered, info, no_param, Generated, KeyRequest, Mechanism, Param};
+use crate::crypto::aes::{self, AesStream, Cmac, Direction};
+use crate::error::{Error, Result};
+use crate::object::attr::Value;
+use crate::object::key::Key;
+use crate::operation::{Cipher, Signer, Verifier};
+
+/// PKCS#11 bounds the GCM IV at 256 bytes (CK_GCM_PARAMS, §2.13.3).
+const MAX_GCM_IV: usize = 256;
+/// RFC 3394's default IV and RFC 5649's alternative IV prefix.
+const KW_DEFAULT_IV: [u8; 8] = [0xa6; 8];
+const KWP_DEFAULT_IV: [u8; 4] = [0xa6, 0x59, 0x59, 0xa6];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Ecb,
+    Cbc,
+    CbcPad,
+    Ctr,
+}
+
+#[derive(Debug)]
+pub struct KeyGen;
+#[derive(Debug)]
+pub struct Block(CK_MECHANISM_TYPE, Mode);
+#[derive(Debug)]
+pub struct Gcm;
+#[derive(Debug)]
+pub struct CmacMech;
+#[derive(Debug)]
+pub struct KeyWrap;
+#[derive(Debug)]
+pub struct KeyWrapPad(CK_MECHANISM_TYPE);
+
+pub static MECHANISMS: &[&dyn Mechanism] = &[
+    &KeyGen,
+    &Block(CKM_AES_ECB, Mode::Ecb),
+    &Block(CKM_AES_CBC, Mode::Cbc),
+    &Block(CKM_AES_CBC_PAD, Mode::CbcPad),
+    &Block(CKM_AES_CTR, Mode::Ctr),
+    &Gcm,
+    &CmacMech,
+    &KeyWrap,
+    &KeyWrapPad(CKM_AES_KEY_WRAP_PAD),
+    &KeyWrapPad(CKM_AES_KEY_WRAP_KWP),
+];
+
+/// The AES key's bytes, checked for type and size.
+pub fn aes_key(key: &Key) -> Result<&[u8]> {
+    if key.key_type != CKK_AES {
+        return Err(Error::KeyTypeInconsistent);
+    }
+    let value = key.secret()?;
+    if !matches!(value.len(), 16 | 24 | 32) {
+        return Err(Error::KeySizeRange);
+    }
+    Ok(value)
+}
+
+impl Mechanism for KeyGen {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_AES_KEY_GEN
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(16, 32, CKF_GENERATE)
+    }
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+        no_param(param)?;
+        let len = req.value_len.ok_or(Error::TemplateIncomplete)?;
+        if !matches!(len, 16 | 24 | 32) {
+            return Err(Error::KeySizeRange);
+        }
+        let value = aes::generate_key(len as usize)?;
+        Ok((
+            CKK_AES,
+            vec![(CKA_VALUE as u64, Value::Bytes(value.to_vec()))],
+        ))
+    }
+}
+
+/// A streaming mode under `AesStream`; the stream is consumed by `finish`.
+struct Stream(Option<AesStream>);
+
+impl Cipher for Stream {
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.0
+            .as_mut()
+            .ok_or(Error::OperationNotInitialized)?
+            .update(input)
+    }
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        self.0
+            .take()
+            .ok_or(Error::OperationNotInitialized)?
+            .finish()
+    }
+    fn update_bound(&self, input_len: usize) -> usize {
+        self.0.as_ref().map_or(0, |s| s.update_len_bound(input_len))
+    }
+    fn finish_bound(&self) -> usize {
+        self.0.as_ref().map_or(0, AesStream::finish_len_bound)
+    }
+    fn one_shot_bound(&self, input_len: usize) -> usize {
+        self.0.as_ref().map_or(0, |s| s.total_len_bound(input_len))
+    }
+}
+
+impl Block {
+    fn stream(&self, param: &Param, key: &Key, dir: Direction) -> Result<AesStream> {
+        let key = aes_key(key)?;
+        match (self.1, param) {
+            (Mode::Ecb, Param::None) => AesStream::ecb(key, dir),
+            (Mode::Cbc | Mode::CbcPad, Param::Bytes(iv)) if iv.len() == 16 => {
+                AesStream::cbc(key, iv, dir, self.1 == Mode::CbcPad)
+            }
+            (
+                Mode::Ctr,
+                Param::Ctr {
+                    counter_bits,
+                    block,
+                },
+            ) => {
+                let bits =
+                    usize::try_from(*counter_bits).map_err(|_| Error::MechanismParamInvalid)?;
+                AesStream::ctr(key, block, bits, dir)
+            }
+            _ => Err(Error::MechanismParamInvalid),
+        }
+    }
+
+    fn one_shot(
+        &self,
+        param: &Param,
+        key: &Key,
+        dir: Direction,
+        input: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let mut s = self.stream(param, key, dir)?;
+        let mut out = s.update(input)?;
+        out.extend_from_slice(&s.finish()?);
+        Ok(out)
+    }
+}
+
+impl Mechanism for Block {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        self.0
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        let wrap = if matches!(self.1, Mode::Ecb | Mode::CbcPad) {
+            CKF_WRAP | CKF_UNWRAP
+        } else {
+            0
+        };
+        info(16, 32, CKF_ENCRYPT | CKF_DECRYPT | wrap)
+    }
+    fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        Ok(Box::new(Stream(Some(self.stream(
+            param,
+            key,
+            Direction::Encrypt,
+        )?))))
+    }
+    fn decrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        Ok(Box::new(Stream(Some(self.stream(
+            param,
+            key,
+            Direction::Decrypt,
+        )?))))
+    }
+    fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
+        if !matches!(self.1, Mode::Ecb | Mode::CbcPad) {
+            return Err(Error::MechanismInvalid);
+        }
+        if self.1 == Mode::Ecb && material.len() % 16 != 0 {
+            return Err(Error::KeySizeRange);
+        }
+        Ok(self
+            .one_shot(param, wrapping, Direction::Encrypt, material)?
+            .to_vec())
+    }
+    fn unwrap(
+        &self,
+        param: &Param,
+        unwrapping: &Key,
+        wrapped: &[u8],
+        _len: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        if !matches!(self.1, Mode::Ecb | Mode::CbcPad) {
+            return Err(Error::MechanismInvalid);
+        }
+        self.one_shot(param, unwrapping, Direction::Decrypt, wrapped)
+            .map_err(|e| match e {
+                Error::EncryptedDataLenRange | Error::DataLenRange => Error::WrappedKeyLenRange,
+                Error::EncryptedDataInvalid => Error::WrappedKeyInvalid,
+                e => e,
+            })
+    }
+}
+
+/// GCM parameters as the primitive wants them.
+fn gcm_params(param: &Param) -> Result<(Vec<u8>, Vec<u8>, usize)> {
+    let Param::Gcm(p) = param else {
+        return Err(Error::MechanismParamInvalid);
+    };
+    if p.iv.is_empty() || p.iv.len() > MAX_GCM_IV {
+        return Err(Error::MechanismParamInvalid);
+    }
+    let tag_bits = usize::try_from(p.tag_bits).map_err(|_| Error::MechanismParamInvalid)?;
+    Ok((p.iv.clone(), p.aad.clone(), tag_bits))
+}
+
+impl Mechanism for Gcm {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_AES_GCM
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(16, 32, CKF_ENCRYPT | CKF_DECRYPT)
+    }
+    fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        let (iv, aad, tag_bits) = gcm_params(param)?;
+        // Validate IV and tag length now rather than at the end (§5.8: the init fails).
+        aes::gcm_encrypt(aes_key(key)?, &iv, &aad, &[], tag_bits)?;
+        let key = Arc::clone(key);
+        Ok(buffered::cipher(
+            buffered::BULK_CAP,
+            Error::DataLenRange,
+            move |n| n + tag_bits / 8,
+            move |data| {
+                Ok(Zeroizing::new(aes::gcm_encrypt(
+                    aes_key(&key)?,
+                    &iv,
+                    &aad,
+                    data,
+                    tag_bits,
+                )?))
+            },
+        ))
+    }
+    fn decrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        let (iv, aad, tag_bits) = gcm_params(param)?;
+        aes::gcm_encrypt(aes_key(key)?, &iv, &aad, &[], tag_bits)?;
+        let key = Arc::clone(key);
+        Ok(buffered::cipher(
+            buffered::BULK_CAP,
+            Error::EncryptedDataLenRange,
+            |n| n,
+            move |data| aes::gcm_decrypt(aes_key(&key)?, &iv, &aad, data, tag_bits),
+        ))
+    }
+}
+
+struct CmacOp(Option<Cmac>);
+
+impl Signer for CmacOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.0
+            .as_mut()
+            .ok_or(Error::OperationNotInitialized)?
+            .update(data)
+    }
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        Ok(self
+            .0
+            .take()
+            .ok_or(Error::OperationNotInitialized)?
+            .finalize()?
+            .to_vec())
+    }
+    fn signature_len(&self) -> usize {
+        aes::BLOCK_LEN
+    }
+}
+
+impl Verifier for CmacOp {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        Signer::update(self, data)
+    }
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        if signature.len() != aes::BLOCK_LEN {
+            return Err(Error::SignatureLenRange);
+        }
+        self.0
+            .take()
+            .ok_or(Error::OperationNotInitialized)?
+            .verify(signature)
+    }
+}
+
+impl Mechanism for CmacMech {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_AES_CMAC
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(16, 32, CKF_SIGN | CKF_VERIFY)
+    }
+    fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        no_param(param)?;
+        Ok(Box::new(CmacOp(Some(Cmac::new(aes_key(key)?)?))))
+    }
+    fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        no_param(param)?;
+        Ok(Box::new(CmacOp(Some(Cmac::new(aes_key(key)?)?))))
+    }
+}
+
+/// Accepts only the default IV of the wrap algorithm, given or implied.
+fn default_iv(param: &Param, iv: &[u8]) -> Result<()> {
+    match param {
+        Param::None => Ok(()),
+        Param::Bytes(given) if given == iv => Ok(()),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+fn unwrap_errors(e: Error) -> Error {
+    match e {
+        Error::DataLenRange | Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
+        e => e,
+    }
+}
+
+impl Mechanism for KeyWrap {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_AES_KEY_WRAP
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(16, 32, CKF_WRAP | CKF_UNWRAP)
+    }
+    fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
+        default_iv(param, &KW_DEFAULT_IV)?;
+        aes::key_wrap(aes_key(wrapping)?, material).map_err(|e| match e {
+            Error::DataLenRange => Error::KeySizeRange,
+            e => e,
+        })
+    }
+    fn unwrap(
+        &self,
+        param: &Param,
+        unwrapping: &Key,
+        wrapped: &[u8],
+        _len: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        default_iv(param, &KW_DEFAULT_IV)?;
+        aes::key_unwrap(aes_key(unwrapping)?, wrapped).map_err(unwrap_errors)
+    }
+}
+
+impl Mechanism for KeyWrapPad {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        self.0
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(16, 32, CKF_WRAP | CKF_UNWRAP)
+    }
+    fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
+        default_iv(param, &KWP_DEFAULT_IV)?;
+        aes::key_wrap_pad(aes_key(wrapping)?, material)
+    }
+    fn unwrap(
+        &self,
+        param: &Param,
+        unwrapping: &Key,
+        wrapped: &[u8],
+        _len: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        default_iv(param, &KWP_DEFAULT_IV)?;
+        aes::key_unwrap_pad(aes_key(unwrapping)?, wrapped).map_err(unwrap_errors)
+    }
+}

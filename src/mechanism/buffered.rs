@@ -1,0 +1,134 @@
+//! Operations whose primitive works on the whole input at once (RSA, raw ECDSA, GCM,
+//! SM2, SM4): multi-part calls collect the input, and the last call runs the primitive.
+//! The collected input is zeroized, and capped so that a caller cannot grow memory
+//! without bound through `C_*Update`.
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::operation::{Cipher, Signer, Verifier};
+
+/// Input cap for one-block primitives (RSA, raw ECDSA): far above any valid input.
+pub const ONE_BLOCK_CAP: usize = 1 << 16;
+/// Input cap for buffered bulk ciphers (GCM, SM4): 256 MiB.
+pub const BULK_CAP: usize = 1 << 28;
+
+struct Buffered<B, F> {
+    input: Zeroizing<Vec<u8>>,
+    cap: usize,
+    bound: B,
+    run: F,
+    too_long: Error,
+}
+
+impl<B, F> Buffered<B, F> {
+    fn push(&mut self, data: &[u8]) -> Result<()> {
+        if self.input.len().saturating_add(data.len()) > self.cap {
+            return Err(std::mem::replace(&mut self.too_long, Error::DataLenRange));
+        }
+        self.input.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+impl<B, F> Cipher for Buffered<B, F>
+where
+    B: Fn(usize) -> usize + Send,
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send,
+{
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.push(input)?;
+        Ok(Zeroizing::new(Vec::new()))
+    }
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        let input = Zeroizing::new(std::mem::take(&mut *self.input));
+        (self.run)(&input)
+    }
+    fn update_bound(&self, _input_len: usize) -> usize {
+        0
+    }
+    fn finish_bound(&self) -> usize {
+        (self.bound)(self.input.len())
+    }
+    fn one_shot_bound(&self, input_len: usize) -> usize {
+        (self.bound)(self.input.len() + input_len)
+    }
+}
+
+impl<B, F> Signer for Buffered<B, F>
+where
+    B: Fn(usize) -> usize + Send,
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send,
+{
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.push(data)
+    }
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        Ok(Cipher::finish(self)?.to_vec())
+    }
+    fn signature_len(&self) -> usize {
+        (self.bound)(0)
+    }
+}
+
+/// A cipher that processes its whole input at the end. `bound(n)` bounds the output
+/// for `n` input bytes; `too_long` is the error for input beyond `cap`.
+pub fn cipher<B, F>(cap: usize, too_long: Error, bound: B, run: F) -> Box<dyn Cipher>
+where
+    B: Fn(usize) -> usize + Send + 'static,
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
+{
+    Box::new(Buffered {
+        input: Zeroizing::new(Vec::new()),
+        cap,
+        bound,
+        run,
+        too_long,
+    })
+}
+
+/// A signer over the whole input; the signature is `len` bytes.
+pub fn signer<F>(len: usize, run: F) -> Box<dyn Signer>
+where
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
+{
+    Box::new(Buffered {
+        input: Zeroizing::new(Vec::new()),
+        cap: ONE_BLOCK_CAP,
+        bound: move |_| len,
+        run,
+        too_long: Error::DataLenRange,
+    })
+}
+
+struct BufferedVerify<F> {
+    input: Vec<u8>,
+    run: F,
+}
+
+impl<F> Verifier for BufferedVerify<F>
+where
+    F: FnMut(&[u8], &[u8]) -> Result<()> + Send,
+{
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        if self.input.len().saturating_add(data.len()) > ONE_BLOCK_CAP {
+            return Err(Error::DataLenRange);
+        }
+        self.input.extend_from_slice(data);
+        Ok(())
+    }
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        (self.run)(&self.input, signature)
+    }
+}
+
+/// A verifier over the whole input.
+pub fn verifier<F>(run: F) -> Box<dyn Verifier>
+where
+    F: FnMut(&[u8], &[u8]) -> Result<()> + Send + 'static,
+{
+    Box::new(BufferedVerify {
+        input: Vec::new(),
+        run,
+    })
+}
