@@ -1,4 +1,5 @@
-//! Derives the Rust vendor constants from `include/kmshsm.h`, the single source of truth.
+//! Derives the Rust vendor constants from `include/kmshsm.h`, the single source of truth,
+//! and sets the module's link flags.
 //!
 //! Reads every `#define NAME EXPR` where EXPR is a hex or decimal literal (with an
 //! optional `UL` suffix), a name defined earlier, or such terms joined by `|` and `+`,
@@ -42,6 +43,10 @@ fn eval(expr: &str, known: &BTreeMap<String, u64>) -> Result<u64, String> {
 }
 
 fn main() {
+    // The module must stay mapped after dlclose: aws-lc registers thread-exit
+    // destructors (pthread keys) that would otherwise jump into unmapped code when a
+    // host thread exits after unloading the module. OpenSSL pins itself the same way.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
     let header = "include/kmshsm.h";
     println!("cargo:rerun-if-changed={header}");
     let text = std::fs::read_to_string(header).expect("include/kmshsm.h is readable");

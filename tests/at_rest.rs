@@ -37,13 +37,19 @@ fn assert_no_secret_in_token_dir(env: &TestEnv, when: &str) {
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
         for (name, secret) in secrets() {
-            assert!(!contains(&bytes, &secret), "{when}: {name} in plaintext in {}", file.display());
+            assert!(
+                !contains(&bytes, &secret),
+                "{when}: {name} in plaintext in {}",
+                file.display()
+            );
         }
     }
 }
 
 fn create_secrets(session: &cryptoki::session::Session) {
-    session.create_object(&aes_template("canary key", KEY_CANARY, true)).unwrap();
+    session
+        .create_object(&aes_template("canary key", KEY_CANARY, true))
+        .unwrap();
     session
         .create_object(&[
             Attribute::Class(ObjectClass::DATA),
@@ -87,8 +93,12 @@ fn no_plaintext_secret_in_the_token_directory() {
     let (ctx, slot, session) = ready_token(&env);
     create_secrets(&session);
     // Change the user PIN too, so the new PIN's handling is covered.
-    session.set_pin(&pin(USER_PIN), &pin("user-pin-2222")).unwrap();
-    session.set_pin(&pin("user-pin-2222"), &pin(USER_PIN)).unwrap();
+    session
+        .set_pin(&pin(USER_PIN), &pin("user-pin-2222"))
+        .unwrap();
+    session
+        .set_pin(&pin("user-pin-2222"), &pin(USER_PIN))
+        .unwrap();
     assert_eq!(find_by_label(&session, "canary key").len(), 1);
     assert_no_secret_in_token_dir(&env, "while running");
     drop(session);
@@ -99,20 +109,33 @@ fn no_plaintext_secret_in_the_token_directory() {
 
 #[test]
 fn no_secret_in_the_log_even_at_trace_level() {
-    let env = TestEnv::with_options(Options { log_level: "trace", ..Options::default() });
+    let env = TestEnv::with_options(Options {
+        log_level: "trace",
+        ..Options::default()
+    });
     let (ctx, _slot, session) = ready_token(&env);
     create_secrets(&session);
     let key = find_by_label(&session, "canary key")[0];
-    assert_eq!(attribute_bytes(&session, key, cryptoki::object::AttributeType::Value), KEY_CANARY);
+    assert_eq!(
+        attribute_bytes(&session, key, cryptoki::object::AttributeType::Value),
+        KEY_CANARY
+    );
     session.logout().unwrap();
     let _ = session.login(UserType::User, Some(&pin("wrong-user-pin")));
     drop(session);
     ctx.finalize().unwrap();
     let log = std::fs::read(&env.log_path).unwrap_or_default();
-    assert!(!log.is_empty() || is_softhsm(), "nothing was logged at trace level");
+    assert!(
+        !log.is_empty() || is_softhsm(),
+        "nothing was logged at trace level"
+    );
     let mut secrets = secrets();
     secrets.push(("wrong PIN attempt", b"wrong-user-pin".to_vec()));
     for (name, secret) in secrets {
-        assert!(!contains(&log, &secret), "{name} appears in the log {}", env.log_path.display());
+        assert!(
+            !contains(&log, &secret),
+            "{name} appears in the log {}",
+            env.log_path.display()
+        );
     }
 }

@@ -25,7 +25,10 @@ const CHILD_ENTRY: &str = "child_process_entry_point";
 fn child_process_entry_point() {
     let Some(role) = child_role() else { return };
     assert_eq!(role, "writer");
-    let round: u32 = std::env::var("KMSHSM_CRASH_ROUND").unwrap().parse().unwrap();
+    let round: u32 = std::env::var("KMSHSM_CRASH_ROUND")
+        .unwrap()
+        .parse()
+        .unwrap();
     let ctx = load_module();
     initialize(&ctx).unwrap();
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
@@ -59,7 +62,11 @@ fn rounds() -> u32 {
     if let Ok(n) = std::env::var("KMSHSM_CRASH_ROUNDS") {
         return n.parse().expect("KMSHSM_CRASH_ROUNDS");
     }
-    if std::env::var_os("CI").is_some() { 10 } else { 20 }
+    if std::env::var_os("CI").is_some() {
+        10
+    } else {
+        20
+    }
 }
 
 fn integrity_check(db: &std::path::Path) {
@@ -95,7 +102,7 @@ fn run_and_kill(round: u32, rng: &mut Rng) -> Vec<String> {
         let mut labels = Vec::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(label) = line.strip_prefix(CHILD_LINE_PREFIX) {
+            if let Some(label) = child_line(&line) {
                 if labels.is_empty() {
                     let _ = first_tx.send(());
                 }
@@ -113,7 +120,10 @@ fn run_and_kill(round: u32, rng: &mut Rng) -> Vec<String> {
     std::thread::sleep(Duration::from_millis(rng.next() % 300));
     child.kill().expect("SIGKILL the writer"); // Child::kill is SIGKILL on Unix
     let status = child.wait().unwrap();
-    assert!(!status.success(), "round {round}: the writer finished before it was killed");
+    assert!(
+        !status.success(),
+        "round {round}: the writer finished before it was killed"
+    );
     reader.join().unwrap()
 }
 
@@ -127,7 +137,13 @@ fn sigkill_during_object_creation_loses_nothing_committed() {
 
     let seed = std::env::var("KMSHSM_CRASH_SEED")
         .map(|s| s.parse().expect("KMSHSM_CRASH_SEED"))
-        .unwrap_or_else(|_| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+        .unwrap_or_else(|_| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     println!("crash-safety seed {seed}");
     let mut rng = Rng(seed);
     let mut printed: Vec<String> = Vec::new();
@@ -142,7 +158,8 @@ fn sigkill_during_object_creation_loses_nothing_committed() {
 
         // (a) the library initialises and the user logs in; (c) nothing printed is lost.
         let ctx = load_module();
-        initialize(&ctx).unwrap_or_else(|e| panic!("round {round}: C_Initialize: {e} (seed {seed})"));
+        initialize(&ctx)
+            .unwrap_or_else(|e| panic!("round {round}: C_Initialize: {e} (seed {seed})"));
         let slot = slot_of_token(&ctx, TOKEN_LABEL);
         let session = user_session(&ctx, slot);
         let present: HashSet<String> = session
@@ -150,8 +167,12 @@ fn sigkill_during_object_creation_loses_nothing_committed() {
             .unwrap()
             .into_iter()
             .map(|h| {
-                String::from_utf8(attribute_bytes(&session, h, cryptoki::object::AttributeType::Label))
-                    .unwrap()
+                String::from_utf8(attribute_bytes(
+                    &session,
+                    h,
+                    cryptoki::object::AttributeType::Label,
+                ))
+                .unwrap()
             })
             .collect();
         let missing: Vec<&String> = printed.iter().filter(|l| !present.contains(*l)).collect();
@@ -164,5 +185,10 @@ fn sigkill_during_object_creation_loses_nothing_committed() {
         drop(session);
         ctx.finalize().unwrap();
     }
-    println!("{} objects over {} rounds in {:?}", printed.len(), rounds(), begun.elapsed());
+    println!(
+        "{} objects over {} rounds in {:?}",
+        printed.len(),
+        rounds(),
+        begun.elapsed()
+    );
 }

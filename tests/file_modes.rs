@@ -41,8 +41,12 @@ fn populate() -> (cryptoki::context::Pkcs11, cryptoki::session::Session) {
     initialize(&ctx).unwrap();
     let slot = init_token(&ctx);
     let session = user_session(&ctx, slot);
-    session.create_object(&aes_template("k", &[1; 32], true)).unwrap();
-    session.create_object(&data_template("d", b"x", true)).unwrap();
+    session
+        .create_object(&aes_template("k", &[1; 32], true))
+        .unwrap();
+    session
+        .create_object(&data_template("d", b"x", true))
+        .unwrap();
     (ctx, session)
 }
 
@@ -66,7 +70,10 @@ fn child_process_entry_point() {
 #[test]
 fn token_directory_is_0700_and_its_files_0600() {
     let env = TestEnv::new();
-    assert!(!env.token_dir.exists() || is_softhsm(), "the helper must not pre-create it");
+    assert!(
+        !env.token_dir.exists() || is_softhsm(),
+        "the helper must not pre-create it"
+    );
     let (ctx, session) = populate();
     let running = modes(&env.token_dir);
     assert!(
@@ -103,7 +110,11 @@ fn modes_hold_under_a_permissive_umask() {
     );
     let lines = child_lines(&stdout);
     let of = |prefix: &str| -> Vec<String> {
-        lines.iter().filter_map(|l| l.strip_prefix(prefix)).map(str::to_owned).collect()
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(str::to_owned)
+            .collect()
     };
     assert_private_modes(&of("running "), "umask 000, while running");
     assert_private_modes(&of("finalized "), "umask 000, after C_Finalize");

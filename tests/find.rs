@@ -23,9 +23,21 @@ fn populate(session: &Session) -> Vec<(String, ObjectHandle)> {
     };
     add("data-1", data_template("data-1", b"1", true), None);
     add("data-2", data_template("data-2", b"2", false), None);
-    add("key-1", aes_template("key-1", &[1; 16], true), Some(b"id-a"));
-    add("key-2", aes_template("key-2", &[2; 32], false), Some(b"id-c"));
-    add("key-3", aes_template("key-3", &[3; 24], true), Some(b"id-a"));
+    add(
+        "key-1",
+        aes_template("key-1", &[1; 16], true),
+        Some(b"id-a"),
+    );
+    add(
+        "key-2",
+        aes_template("key-2", &[2; 32], false),
+        Some(b"id-c"),
+    );
+    add(
+        "key-3",
+        aes_template("key-3", &[3; 24], true),
+        Some(b"id-a"),
+    );
     out
 }
 
@@ -35,7 +47,13 @@ fn sorted(mut handles: Vec<ObjectHandle>) -> Vec<ObjectHandle> {
 }
 
 fn handles_of(objects: &[(String, ObjectHandle)], labels: &[&str]) -> Vec<ObjectHandle> {
-    sorted(objects.iter().filter(|(l, _)| labels.contains(&l.as_str())).map(|(_, h)| *h).collect())
+    sorted(
+        objects
+            .iter()
+            .filter(|(l, _)| labels.contains(&l.as_str()))
+            .map(|(_, h)| *h)
+            .collect(),
+    )
 }
 
 #[test]
@@ -44,19 +62,37 @@ fn find_by_class_label_and_id() {
     let (_ctx, _slot, session) = ready_token(&env);
     let objects = populate(&session);
     let find = |template: &[Attribute]| sorted(session.find_objects(template).unwrap());
-    assert_eq!(find(&[Attribute::Class(ObjectClass::DATA)]), handles_of(&objects, &["data-1", "data-2"]));
-    assert_eq!(find(&[Attribute::Class(ObjectClass::SECRET_KEY)]), handles_of(&objects, &["key-1", "key-2", "key-3"]));
-    assert_eq!(find(&[Attribute::Label(b"key-2".to_vec())]), handles_of(&objects, &["key-2"]));
-    assert_eq!(find(&[Attribute::Id(b"id-a".to_vec())]), handles_of(&objects, &["key-1", "key-3"]));
+    assert_eq!(
+        find(&[Attribute::Class(ObjectClass::DATA)]),
+        handles_of(&objects, &["data-1", "data-2"])
+    );
+    assert_eq!(
+        find(&[Attribute::Class(ObjectClass::SECRET_KEY)]),
+        handles_of(&objects, &["key-1", "key-2", "key-3"])
+    );
+    assert_eq!(
+        find(&[Attribute::Label(b"key-2".to_vec())]),
+        handles_of(&objects, &["key-2"])
+    );
+    assert_eq!(
+        find(&[Attribute::Id(b"id-a".to_vec())]),
+        handles_of(&objects, &["key-1", "key-3"])
+    );
     assert_eq!(
         find(&[Attribute::Id(b"id-a".to_vec()), Attribute::Token(false)]),
         Vec::<ObjectHandle>::new()
     );
     assert_eq!(
-        find(&[Attribute::Id(b"id-a".to_vec()), Attribute::Label(b"key-3".to_vec())]),
+        find(&[
+            Attribute::Id(b"id-a".to_vec()),
+            Attribute::Label(b"key-3".to_vec())
+        ]),
         handles_of(&objects, &["key-3"])
     );
-    assert_eq!(find(&[Attribute::Token(false)]), handles_of(&objects, &["data-2", "key-2"]));
+    assert_eq!(
+        find(&[Attribute::Token(false)]),
+        handles_of(&objects, &["data-2", "key-2"])
+    );
     assert!(find(&[Attribute::Label(b"no such label".to_vec())]).is_empty());
     assert!(find(&[Attribute::Class(ObjectClass::CERTIFICATE)]).is_empty());
     // A label is matched exactly, not as a prefix.
@@ -83,22 +119,37 @@ fn private_objects_are_invisible_without_login() {
             .find_objects(&[])
             .unwrap()
             .into_iter()
-            .map(|h| String::from_utf8(attribute_bytes(s, h, cryptoki::object::AttributeType::Label)).unwrap())
+            .map(|h| {
+                String::from_utf8(attribute_bytes(
+                    s,
+                    h,
+                    cryptoki::object::AttributeType::Label,
+                ))
+                .unwrap()
+            })
             .collect();
         labels.sort();
         labels
     };
     assert_eq!(labels(&session), vec!["data-1", "data-2"]);
-    assert!(session.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)]).unwrap().is_empty());
+    assert!(session
+        .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
+        .unwrap()
+        .is_empty());
     let other = ctx.open_ro_session(slot).unwrap();
     assert_eq!(labels(&other), vec!["data-1", "data-2"]);
     session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
-    assert_eq!(labels(&session), vec!["data-1", "data-2", "key-1", "key-2", "key-3"]);
+    // C_Logout destroyed the private session object key-2 (§5.6 C_Logout).
+    assert_eq!(labels(&session), vec!["data-1", "data-2", "key-1", "key-3"]);
     // Private token objects are not readable by handle while logged out either.
     let key = find_by_label(&session, "key-1")[0];
     session.logout().unwrap();
     let got = rv(session.get_attributes(key, &[cryptoki::object::AttributeType::Label]));
-    assert_eq!(got, RvError::ObjectHandleInvalid, "a private object's handle while logged out");
+    assert_eq!(
+        got,
+        RvError::ObjectHandleInvalid,
+        "a private object's handle while logged out"
+    );
 }
 
 #[test]
@@ -117,7 +168,10 @@ fn results_come_in_chunks_until_exhausted() {
         }
         found.extend(chunk);
     }
-    assert!(raw.find_objects(session.handle(), 10).unwrap().is_empty(), "exhausted search stays empty");
+    assert!(
+        raw.find_objects(session.handle(), 10).unwrap().is_empty(),
+        "exhausted search stays empty"
+    );
     raw.find_objects_final(session.handle()).unwrap();
     found.sort();
     let mut expected: Vec<CK_OBJECT_HANDLE> = objects.iter().map(|(_, h)| h.handle()).collect();
@@ -131,8 +185,12 @@ fn second_find_init_while_one_is_active_is_refused() {
     let (_ctx, _slot, session) = ready_token(&env);
     populate(&session);
     let raw = Raw::load();
-    raw.find_objects_init(session.handle(), &[RawAttr::ulong(CKA_CLASS, CKO_DATA)]).unwrap();
-    assert_eq!(raw.find_objects_init(session.handle(), &[]), Err(RvError::OperationActive));
+    raw.find_objects_init(session.handle(), &[RawAttr::ulong(CKA_CLASS, CKO_DATA)])
+        .unwrap();
+    assert_eq!(
+        raw.find_objects_init(session.handle(), &[]),
+        Err(RvError::OperationActive)
+    );
     assert_rv!(session.find_objects(&[]), RvError::OperationActive);
     // The first search is unharmed.
     assert_eq!(raw.find_objects(session.handle(), 10).unwrap().len(), 2);
@@ -148,7 +206,13 @@ fn searches_in_different_sessions_are_independent() {
     let other = ctx.open_ro_session(slot).unwrap();
     let raw = Raw::load();
     raw.find_objects_init(session.handle(), &[]).unwrap();
-    assert_eq!(other.find_objects(&[Attribute::Class(ObjectClass::DATA)]).unwrap().len(), 2);
+    assert_eq!(
+        other
+            .find_objects(&[Attribute::Class(ObjectClass::DATA)])
+            .unwrap()
+            .len(),
+        2
+    );
     raw.find_objects_final(session.handle()).unwrap();
 }
 
@@ -157,11 +221,20 @@ fn find_objects_without_init_is_refused() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let raw = Raw::load();
-    assert_eq!(raw.find_objects(session.handle(), 10), Err(RvError::OperationNotInitialized));
-    assert_eq!(raw.find_objects_final(session.handle()), Err(RvError::OperationNotInitialized));
+    assert_eq!(
+        raw.find_objects(session.handle(), 10),
+        Err(RvError::OperationNotInitialized)
+    );
+    assert_eq!(
+        raw.find_objects_final(session.handle()),
+        Err(RvError::OperationNotInitialized)
+    );
     raw.find_objects_init(session.handle(), &[]).unwrap();
     raw.find_objects_final(session.handle()).unwrap();
-    assert_eq!(raw.find_objects(session.handle(), 10), Err(RvError::OperationNotInitialized));
+    assert_eq!(
+        raw.find_objects(session.handle(), 10),
+        Err(RvError::OperationNotInitialized)
+    );
 }
 
 #[test]
@@ -172,9 +245,35 @@ fn objects_created_during_a_search_do_not_break_it() {
     let raw = Raw::load();
     raw.find_objects_init(session.handle(), &[]).unwrap();
     let first = raw.find_objects(session.handle(), 1).unwrap();
-    session.create_object(&data_template("late", b"x", false)).unwrap();
+    session
+        .create_object(&data_template("late", b"x", false))
+        .unwrap();
     let rest = raw.find_objects(session.handle(), 100).unwrap();
     raw.find_objects_final(session.handle()).unwrap();
     let total = first.len() + rest.len();
-    assert!((5..=6).contains(&total), "a search over 5 objects returned {total}");
+    assert!(
+        (5..=6).contains(&total),
+        "a search over 5 objects returned {total}"
+    );
+}
+
+#[test]
+fn logout_destroys_private_session_objects() {
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let observer = ctx.open_ro_session(slot).unwrap();
+    let private = session
+        .create_object(&aes_template("private-session", &[1; 16], false))
+        .unwrap();
+    let public = session
+        .create_object(&data_template("public-session", b"x", false))
+        .unwrap();
+    observer.logout().unwrap();
+    session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    assert!(find_by_label(&session, "private-session").is_empty());
+    assert_rv!(
+        session.get_attributes(private, &[cryptoki::object::AttributeType::Label]),
+        RvError::ObjectHandleInvalid
+    );
+    assert_eq!(find_by_label(&session, "public-session"), vec![public]);
 }

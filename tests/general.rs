@@ -40,9 +40,9 @@ fn initialize_in_child() -> (String, String) {
         .expect("spawn child");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let verdict = child_lines(&stdout)
-        .pop()
-        .unwrap_or_else(|| panic!("child printed no verdict\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    let verdict = child_lines(&stdout).pop().unwrap_or_else(|| {
+        panic!("child printed no verdict\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    });
     (verdict, stderr)
 }
 
@@ -56,8 +56,14 @@ fn library_info_is_reported() {
         "cryptoki version {}",
         info.cryptoki_version()
     );
-    assert!(!info.manufacturer_id().trim().is_empty(), "empty manufacturerID");
-    assert!(!info.library_description().trim().is_empty(), "empty libraryDescription");
+    assert!(
+        !info.manufacturer_id().trim().is_empty(),
+        "empty manufacturerID"
+    );
+    assert!(
+        !info.library_description().trim().is_empty(),
+        "empty libraryDescription"
+    );
     ctx.finalize().unwrap();
 }
 
@@ -71,10 +77,16 @@ fn calls_before_initialize_report_not_initialized() {
     assert_rv!(ctx.get_slot_info(slot), RvError::CryptokiNotInitialized);
     assert_rv!(ctx.get_token_info(slot), RvError::CryptokiNotInitialized);
     assert_rv!(ctx.open_rw_session(slot), RvError::CryptokiNotInitialized);
-    assert_rv!(ctx.get_mechanism_list(slot), RvError::CryptokiNotInitialized);
+    assert_rv!(
+        ctx.get_mechanism_list(slot),
+        RvError::CryptokiNotInitialized
+    );
     let raw = Raw::load();
     assert_eq!(raw.session_state(1), Err(RvError::CryptokiNotInitialized));
-    assert_eq!(raw.close_all_sessions(0), Err(RvError::CryptokiNotInitialized));
+    assert_eq!(
+        raw.close_all_sessions(0),
+        Err(RvError::CryptokiNotInitialized)
+    );
     assert_rv!(ctx.finalize(), RvError::CryptokiNotInitialized);
 }
 
@@ -85,7 +97,10 @@ fn second_initialize_reports_already_initialized() {
     assert_rv!(initialize(&ctx), RvError::CryptokiAlreadyInitialized);
     // With NULL arguments too, and the first initialisation is unharmed.
     let raw = Raw::load();
-    assert_eq!(raw.initialize_null(), Err(RvError::CryptokiAlreadyInitialized));
+    assert_eq!(
+        raw.initialize_null(),
+        Err(RvError::CryptokiAlreadyInitialized)
+    );
     assert!(!ctx.get_all_slots().unwrap().is_empty());
     ctx.finalize().unwrap();
 }
@@ -105,14 +120,21 @@ fn initialize_and_finalize_repeat_in_one_process() {
     let env = TestEnv::new();
     for round in 0..3 {
         let ctx = env.load();
-        let slot = if round == 0 { init_token(&ctx) } else { slot_of_token(&ctx, TOKEN_LABEL) };
+        let slot = if round == 0 {
+            init_token(&ctx)
+        } else {
+            slot_of_token(&ctx, TOKEN_LABEL)
+        };
         let session = user_session(&ctx, slot);
         session
             .create_object(&data_template(&format!("round-{round}"), b"v", true))
             .unwrap();
         // Every earlier round's token object is still there.
         for earlier in 0..=round {
-            assert_eq!(find_by_label(&session, &format!("round-{earlier}")).len(), 1);
+            assert_eq!(
+                find_by_label(&session, &format!("round-{earlier}")).len(),
+                1
+            );
         }
         drop(session);
         ctx.finalize().unwrap();
@@ -131,9 +153,14 @@ fn finalize_invalidates_sessions() {
     ctx.finalize().unwrap();
     let ctx = env.load();
     let raw = Raw::load();
-    assert_eq!(raw.session_state(handle), Err(RvError::SessionHandleInvalid));
+    assert_eq!(
+        raw.session_state(handle),
+        Err(RvError::SessionHandleInvalid)
+    );
     // Login state does not survive finalisation either.
-    let session = ctx.open_ro_session(slot_of_token(&ctx, TOKEN_LABEL)).unwrap();
+    let session = ctx
+        .open_ro_session(slot_of_token(&ctx, TOKEN_LABEL))
+        .unwrap();
     assert_eq!(
         session.get_session_info().unwrap().session_state(),
         cryptoki::session::SessionState::RoPublic
@@ -168,7 +195,9 @@ fn generate_random_of_zero_length_is_fine() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     // A zero-length buffer (non-NULL pointer)...
-    session.generate_random_slice(&mut []).expect("zero-length C_GenerateRandom");
+    session
+        .generate_random_slice(&mut [])
+        .expect("zero-length C_GenerateRandom");
     // ...and (NULL, 0), which is an empty buffer too (STYLE.md: ffi/raw.rs). SoftHSMv2 answers
     // CKR_ARGUMENTS_BAD here.
     let raw = Raw::load();
@@ -180,7 +209,10 @@ fn generate_random_needs_a_valid_session() {
     let env = TestEnv::new();
     let (_ctx, _slot, _session) = ready_token(&env);
     let raw = Raw::load();
-    assert_eq!(raw.generate_random(0x7777_0000, 8), Err(RvError::SessionHandleInvalid));
+    assert_eq!(
+        raw.generate_random(0x7777_0000, 8),
+        Err(RvError::SessionHandleInvalid)
+    );
 }
 
 #[test]
@@ -214,8 +246,13 @@ fn attribute_types_are_usable_after_initialize() {
     // Smoke check that the function list is complete enough for an object round trip.
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let object = session.create_object(&data_template("smoke", b"value", false)).unwrap();
-    assert_eq!(attribute_bytes(&session, object, AttributeType::Value), b"value");
+    let object = session
+        .create_object(&data_template("smoke", b"value", false))
+        .unwrap();
+    assert_eq!(
+        attribute_bytes(&session, object, AttributeType::Value),
+        b"value"
+    );
 }
 
 // ---- configuration (kmshsm only: SoftHSMv2 ignores KMSHSM_CONF) -------------------------
@@ -241,7 +278,10 @@ fn unknown_config_key_makes_initialize_fail_with_a_message() {
     ));
     let (verdict, stderr) = initialize_in_child();
     assert_eq!(verdict, "FunctionFailed", "stderr:\n{stderr}");
-    assert!(stderr.contains("token_dri_typo"), "the log line does not name the key:\n{stderr}");
+    assert!(
+        stderr.contains("token_dri_typo"),
+        "the log line does not name the key:\n{stderr}"
+    );
 }
 
 #[test]
@@ -253,7 +293,10 @@ fn wrongly_typed_config_value_makes_initialize_fail_with_a_message() {
     ));
     let (verdict, stderr) = initialize_in_child();
     assert_eq!(verdict, "FunctionFailed", "stderr:\n{stderr}");
-    assert!(stderr.contains("max_pin_failures"), "the log line does not name the key:\n{stderr}");
+    assert!(
+        stderr.contains("max_pin_failures"),
+        "the log line does not name the key:\n{stderr}"
+    );
 }
 
 #[test]
@@ -279,5 +322,30 @@ fn initialize_succeeds_after_a_failed_attempt_once_the_config_is_fixed() {
     assert_rv!(ctx.get_all_slots(), RvError::CryptokiNotInitialized);
     env.write_config(&good);
     initialize(&ctx).expect("C_Initialize with a good configuration");
+    assert!(!ctx.get_all_slots().unwrap().is_empty());
+}
+
+#[test]
+fn unloading_the_module_and_then_ending_the_thread_does_not_crash() {
+    // Hosts dlclose a module after C_Finalize and keep running threads. A thread-specific-data
+    // destructor left behind by the unloaded library would then run unmapped code when the
+    // thread ends (SIGSEGV). Linking the cdylib with `-z nodelete` is one cure.
+    let env = TestEnv::new();
+    let worker = std::thread::spawn(move || {
+        let ctx = env.load();
+        let slot = init_token(&ctx);
+        let session = user_session(&ctx, slot);
+        session.generate_random_vec(16).unwrap();
+        session
+            .create_object(&aes_template("k", &[1; 16], false))
+            .unwrap();
+        drop(session);
+        ctx.finalize().unwrap(); // drops the last handle: the library is dlclose'd
+        env
+    });
+    let env = worker
+        .join()
+        .expect("the thread that used the module ended cleanly");
+    let ctx = env.load();
     assert!(!ctx.get_all_slots().unwrap().is_empty());
 }

@@ -18,7 +18,11 @@ fn state(session: &cryptoki::session::Session) -> SessionState {
 /// (count low, final try, locked) as C_GetTokenInfo reports them.
 fn pin_flags(ctx: &Pkcs11, slot: Slot) -> (bool, bool, bool) {
     let info = ctx.get_token_info(slot).unwrap();
-    (info.user_pin_count_low(), info.user_pin_final_try(), info.user_pin_locked())
+    (
+        info.user_pin_count_low(),
+        info.user_pin_final_try(),
+        info.user_pin_locked(),
+    )
 }
 
 #[test]
@@ -53,9 +57,15 @@ fn init_pin_needs_an_so_session() {
     let ctx = env.load();
     let slot = init_token(&ctx);
     let session = ctx.open_rw_session(slot).unwrap();
-    assert_rv!(session.init_pin(&pin("new-user-pin")), RvError::UserNotLoggedIn);
+    assert_rv!(
+        session.init_pin(&pin("new-user-pin")),
+        RvError::UserNotLoggedIn
+    );
     session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
-    assert_rv!(session.init_pin(&pin("new-user-pin")), RvError::UserNotLoggedIn);
+    assert_rv!(
+        session.init_pin(&pin("new-user-pin")),
+        RvError::UserNotLoggedIn
+    );
 }
 
 #[test]
@@ -66,20 +76,32 @@ fn init_pin_checks_the_pin_length() {
     let session = ctx.open_rw_session(slot).unwrap();
     session.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
     assert_rv!(session.init_pin(&pin("123")), RvError::PinLenRange);
-    assert_rv!(session.init_pin(&pin(&"u".repeat(256))), RvError::PinLenRange);
+    assert_rv!(
+        session.init_pin(&pin(&"u".repeat(256))),
+        RvError::PinLenRange
+    );
     session.init_pin(&pin(&"u".repeat(255))).unwrap();
     session.logout().unwrap();
-    session.login(UserType::User, Some(&pin(&"u".repeat(255)))).unwrap();
+    session
+        .login(UserType::User, Some(&pin(&"u".repeat(255))))
+        .unwrap();
 }
 
 #[test]
 fn set_pin_changes_the_user_pin() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    session.set_pin(&pin(USER_PIN), &pin("changed-user-pin")).unwrap();
+    session
+        .set_pin(&pin(USER_PIN), &pin("changed-user-pin"))
+        .unwrap();
     session.logout().unwrap();
-    assert_rv!(session.login(UserType::User, Some(&pin(USER_PIN))), RvError::PinIncorrect);
-    session.login(UserType::User, Some(&pin("changed-user-pin"))).unwrap();
+    assert_rv!(
+        session.login(UserType::User, Some(&pin(USER_PIN))),
+        RvError::PinIncorrect
+    );
+    session
+        .login(UserType::User, Some(&pin("changed-user-pin")))
+        .unwrap();
 }
 
 #[test]
@@ -88,18 +110,28 @@ fn set_pin_without_login_changes_the_user_pin() {
     let ctx = env.load();
     let slot = init_token(&ctx);
     let session = ctx.open_rw_session(slot).unwrap();
-    session.set_pin(&pin(USER_PIN), &pin("changed-user-pin")).unwrap();
-    session.login(UserType::User, Some(&pin("changed-user-pin"))).unwrap();
+    session
+        .set_pin(&pin(USER_PIN), &pin("changed-user-pin"))
+        .unwrap();
+    session
+        .login(UserType::User, Some(&pin("changed-user-pin")))
+        .unwrap();
 }
 
 #[test]
 fn set_pin_keeps_private_objects_readable() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let key = session.create_object(&aes_template("k", &[0x42; 16], true)).unwrap();
-    session.set_pin(&pin(USER_PIN), &pin("changed-user-pin")).unwrap();
+    let key = session
+        .create_object(&aes_template("k", &[0x42; 16], true))
+        .unwrap();
+    session
+        .set_pin(&pin(USER_PIN), &pin("changed-user-pin"))
+        .unwrap();
     session.logout().unwrap();
-    session.login(UserType::User, Some(&pin("changed-user-pin"))).unwrap();
+    session
+        .login(UserType::User, Some(&pin("changed-user-pin")))
+        .unwrap();
     let found = find_by_label(&session, "k");
     assert_eq!(found.len(), 1);
     let _ = key;
@@ -114,7 +146,10 @@ fn set_pin_keeps_private_objects_readable() {
 fn set_pin_with_a_wrong_old_pin_is_refused() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    assert_rv!(session.set_pin(&pin("wrong-old-pin"), &pin("new-user-pin")), RvError::PinIncorrect);
+    assert_rv!(
+        session.set_pin(&pin("wrong-old-pin"), &pin("new-user-pin")),
+        RvError::PinIncorrect
+    );
     session.logout().unwrap();
     session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
 }
@@ -123,8 +158,14 @@ fn set_pin_with_a_wrong_old_pin_is_refused() {
 fn set_pin_checks_the_new_pin_length() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    assert_rv!(session.set_pin(&pin(USER_PIN), &pin("abc")), RvError::PinLenRange);
-    assert_rv!(session.set_pin(&pin(USER_PIN), &pin(&"x".repeat(256))), RvError::PinLenRange);
+    assert_rv!(
+        session.set_pin(&pin(USER_PIN), &pin("abc")),
+        RvError::PinLenRange
+    );
+    assert_rv!(
+        session.set_pin(&pin(USER_PIN), &pin(&"x".repeat(256))),
+        RvError::PinLenRange
+    );
 }
 
 #[test]
@@ -134,7 +175,10 @@ fn set_pin_in_a_read_only_session_is_refused() {
     let slot = init_token(&ctx);
     let session = ctx.open_ro_session(slot).unwrap();
     session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
-    assert_rv!(session.set_pin(&pin(USER_PIN), &pin("new-user-pin")), RvError::SessionReadOnly);
+    assert_rv!(
+        session.set_pin(&pin(USER_PIN), &pin("new-user-pin")),
+        RvError::SessionReadOnly
+    );
 }
 
 #[test]
@@ -147,10 +191,18 @@ fn so_set_pin_changes_the_so_pin() {
         session.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
         session.set_pin(&pin(SO_PIN), &pin("new-so-pin")).unwrap();
         session.logout().unwrap();
-        assert_rv!(session.login(UserType::So, Some(&pin(SO_PIN))), RvError::PinIncorrect);
-        session.login(UserType::So, Some(&pin("new-so-pin"))).unwrap();
+        assert_rv!(
+            session.login(UserType::So, Some(&pin(SO_PIN))),
+            RvError::PinIncorrect
+        );
+        session
+            .login(UserType::So, Some(&pin("new-so-pin")))
+            .unwrap();
     }
-    assert_rv!(ctx.init_token(slot, &pin(SO_PIN), "again"), RvError::PinIncorrect);
+    assert_rv!(
+        ctx.init_token(slot, &pin(SO_PIN), "again"),
+        RvError::PinIncorrect
+    );
     ctx.init_token(slot, &pin("new-so-pin"), "again").unwrap();
 }
 
@@ -160,7 +212,10 @@ fn wrong_user_pin_is_refused() {
     let ctx = env.load();
     let slot = init_token(&ctx);
     let session = ctx.open_rw_session(slot).unwrap();
-    assert_rv!(session.login(UserType::User, Some(&pin("wrong-pin"))), RvError::PinIncorrect);
+    assert_rv!(
+        session.login(UserType::User, Some(&pin("wrong-pin"))),
+        RvError::PinIncorrect
+    );
     assert_eq!(state(&session), SessionState::RwPublic);
 }
 
@@ -170,7 +225,10 @@ fn wrong_so_pin_is_refused() {
     let ctx = env.load();
     let slot = init_token(&ctx);
     let session = ctx.open_rw_session(slot).unwrap();
-    assert_rv!(session.login(UserType::So, Some(&pin("wrong-pin"))), RvError::PinIncorrect);
+    assert_rv!(
+        session.login(UserType::So, Some(&pin("wrong-pin"))),
+        RvError::PinIncorrect
+    );
     assert_eq!(state(&session), SessionState::RwPublic);
 }
 
@@ -182,9 +240,15 @@ fn second_login_as_the_same_user_is_refused() {
     let first = ctx.open_rw_session(slot).unwrap();
     let second = ctx.open_rw_session(slot).unwrap();
     first.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
-    assert_rv!(first.login(UserType::User, Some(&pin(USER_PIN))), RvError::UserAlreadyLoggedIn);
+    assert_rv!(
+        first.login(UserType::User, Some(&pin(USER_PIN))),
+        RvError::UserAlreadyLoggedIn
+    );
     // Login state belongs to the token, so the other session is logged in too.
-    assert_rv!(second.login(UserType::User, Some(&pin(USER_PIN))), RvError::UserAlreadyLoggedIn);
+    assert_rv!(
+        second.login(UserType::User, Some(&pin(USER_PIN))),
+        RvError::UserAlreadyLoggedIn
+    );
 }
 
 #[test]
@@ -238,18 +302,35 @@ fn logout_applies_to_every_session_of_the_token() {
 
 #[test]
 fn user_pin_locks_after_the_configured_number_of_failures() {
-    assert_eq!(MAX_PIN_FAILURES, 3, "this test walks through exactly three failures");
+    assert_eq!(
+        MAX_PIN_FAILURES, 3,
+        "this test walks through exactly three failures"
+    );
     let env = TestEnv::new();
     let ctx = env.load();
     let slot = init_token(&ctx);
     let session = ctx.open_rw_session(slot).unwrap();
     assert_eq!(pin_flags(&ctx, slot), (false, false, false));
 
-    assert_rv!(session.login(UserType::User, Some(&pin("wrong-1"))), RvError::PinIncorrect);
-    assert_eq!(pin_flags(&ctx, slot), (true, false, false), "after one failure: COUNT_LOW");
+    assert_rv!(
+        session.login(UserType::User, Some(&pin("wrong-1"))),
+        RvError::PinIncorrect
+    );
+    assert_eq!(
+        pin_flags(&ctx, slot),
+        (true, false, false),
+        "after one failure: COUNT_LOW"
+    );
 
-    assert_rv!(session.login(UserType::User, Some(&pin("wrong-2"))), RvError::PinIncorrect);
-    assert_eq!(pin_flags(&ctx, slot), (true, true, false), "after two failures: FINAL_TRY");
+    assert_rv!(
+        session.login(UserType::User, Some(&pin("wrong-2"))),
+        RvError::PinIncorrect
+    );
+    assert_eq!(
+        pin_flags(&ctx, slot),
+        (true, true, false),
+        "after two failures: FINAL_TRY"
+    );
 
     let third = rv(session.login(UserType::User, Some(&pin("wrong-3"))));
     assert!(
@@ -259,10 +340,16 @@ fn user_pin_locks_after_the_configured_number_of_failures() {
     let (_, _, locked) = pin_flags(&ctx, slot);
     assert!(locked, "after three failures: LOCKED");
 
-    assert_rv!(session.login(UserType::User, Some(&pin(USER_PIN))), RvError::PinLocked);
+    assert_rv!(
+        session.login(UserType::User, Some(&pin(USER_PIN))),
+        RvError::PinLocked
+    );
     assert_eq!(state(&session), SessionState::RwPublic);
     // C_SetPIN with the right old PIN does not bypass the lock either.
-    assert_rv!(session.set_pin(&pin(USER_PIN), &pin("bypass-attempt")), RvError::PinLocked);
+    assert_rv!(
+        session.set_pin(&pin(USER_PIN), &pin("bypass-attempt")),
+        RvError::PinLocked
+    );
 }
 
 #[test]
@@ -273,11 +360,21 @@ fn successful_login_resets_the_failure_count() {
     let session = ctx.open_rw_session(slot).unwrap();
     for round in 0..3 {
         for _ in 0..MAX_PIN_FAILURES - 1 {
-            assert_rv!(session.login(UserType::User, Some(&pin("wrong"))), RvError::PinIncorrect);
+            assert_rv!(
+                session.login(UserType::User, Some(&pin("wrong"))),
+                RvError::PinIncorrect
+            );
         }
-        assert!(pin_flags(&ctx, slot).1, "round {round}: FINAL_TRY after max-1 failures");
+        assert!(
+            pin_flags(&ctx, slot).1,
+            "round {round}: FINAL_TRY after max-1 failures"
+        );
         session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
-        assert_eq!(pin_flags(&ctx, slot), (false, false, false), "round {round}: flags cleared");
+        assert_eq!(
+            pin_flags(&ctx, slot),
+            (false, false, false),
+            "round {round}: flags cleared"
+        );
         session.logout().unwrap();
     }
 }
@@ -296,7 +393,9 @@ fn so_init_pin_unlocks_a_locked_user_pin() {
     session.init_pin(&pin("fresh-user-pin")).unwrap();
     session.logout().unwrap();
     assert_eq!(pin_flags(&ctx, slot), (false, false, false));
-    session.login(UserType::User, Some(&pin("fresh-user-pin"))).unwrap();
+    session
+        .login(UserType::User, Some(&pin("fresh-user-pin")))
+        .unwrap();
 }
 
 #[test]
@@ -314,12 +413,18 @@ fn failures_of_the_so_do_not_count_against_the_user() {
 
 #[test]
 fn lockout_is_off_when_max_pin_failures_is_zero() {
-    let env = TestEnv::with_options(Options { max_pin_failures: 0, ..Options::default() });
+    let env = TestEnv::with_options(Options {
+        max_pin_failures: 0,
+        ..Options::default()
+    });
     let ctx = env.load();
     let slot = init_token(&ctx);
     let session = ctx.open_rw_session(slot).unwrap();
     for _ in 0..10 {
-        assert_rv!(session.login(UserType::User, Some(&pin("wrong"))), RvError::PinIncorrect);
+        assert_rv!(
+            session.login(UserType::User, Some(&pin("wrong"))),
+            RvError::PinIncorrect
+        );
     }
     assert!(!pin_flags(&ctx, slot).2, "locked although lockout is off");
     session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
@@ -327,15 +432,24 @@ fn lockout_is_off_when_max_pin_failures_is_zero() {
 
 #[test]
 fn lockout_threshold_follows_the_configuration() {
-    let env = TestEnv::with_options(Options { max_pin_failures: 5, ..Options::default() });
+    let env = TestEnv::with_options(Options {
+        max_pin_failures: 5,
+        ..Options::default()
+    });
     let ctx = env.load();
     let slot = init_token(&ctx);
     let session = ctx.open_rw_session(slot).unwrap();
     for _ in 0..4 {
-        assert_rv!(session.login(UserType::User, Some(&pin("wrong"))), RvError::PinIncorrect);
+        assert_rv!(
+            session.login(UserType::User, Some(&pin("wrong"))),
+            RvError::PinIncorrect
+        );
     }
     assert_eq!(pin_flags(&ctx, slot), (true, true, false));
     let _ = session.login(UserType::User, Some(&pin("wrong")));
     assert!(pin_flags(&ctx, slot).2);
-    assert_rv!(session.login(UserType::User, Some(&pin(USER_PIN))), RvError::PinLocked);
+    assert_rv!(
+        session.login(UserType::User, Some(&pin(USER_PIN))),
+        RvError::PinLocked
+    );
 }

@@ -13,8 +13,19 @@ use cryptoki_sys::*;
 
 const UNDEFINED_ATTRIBUTE: CK_ATTRIBUTE_TYPE = 0x0000_7A7A;
 
-fn aes_with(session: &cryptoki::session::Session, extra: &[Attribute]) -> cryptoki::object::ObjectHandle {
-    let mut template = aes_template("key", &[0x11; 32], false);
+fn aes_with(
+    session: &cryptoki::session::Session,
+    extra: &[Attribute],
+) -> cryptoki::object::ObjectHandle {
+    // Conflicting duplicates are CKR_TEMPLATE_INCONSISTENT (§4.1), so `extra` replaces.
+    let mut template: Vec<Attribute> = aes_template("key", &[0x11; 32], false)
+        .into_iter()
+        .filter(|a| {
+            !extra
+                .iter()
+                .any(|e| e.attribute_type() == a.attribute_type())
+        })
+        .collect();
     template.extend_from_slice(extra);
     session.create_object(&template).unwrap()
 }
@@ -24,18 +35,32 @@ fn value_of_a_sensitive_key_is_not_revealed() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let key = aes_with(&session, &[Attribute::Sensitive(true)]);
-    let info = session.get_attribute_info(key, &[AttributeType::Value, AttributeType::Label]).unwrap();
+    let info = session
+        .get_attribute_info(key, &[AttributeType::Value, AttributeType::Label])
+        .unwrap();
     assert!(matches!(info[0], AttributeInfo::Sensitive), "{:?}", info[0]);
-    assert!(matches!(info[1], AttributeInfo::Available(3)), "{:?}", info[1]);
+    assert!(
+        matches!(info[1], AttributeInfo::Available(3)),
+        "{:?}",
+        info[1]
+    );
     // The whole template: CKR_ATTRIBUTE_SENSITIVE, the value's length unavailable, others filled.
     let raw = Raw::load();
-    let (result, values) = raw.get_attributes(session.handle(), key.handle(), &[CKA_LABEL, CKA_VALUE, CKA_CLASS], 64);
+    let (result, values) = raw.get_attributes(
+        session.handle(),
+        key.handle(),
+        &[CKA_LABEL, CKA_VALUE, CKA_CLASS],
+        64,
+    );
     assert_eq!(result, Err(RvError::AttributeSensitive));
     assert_eq!(values[0], (3, b"key".to_vec()));
     assert_eq!(values[1].0, CK_UNAVAILABLE_INFORMATION);
     assert_eq!(values[2], (8, CKO_SECRET_KEY.to_ne_bytes().to_vec()));
     // Its length is still public.
-    assert_eq!(attribute_bytes(&session, key, AttributeType::ValueLen), (32 as CK_ULONG).to_ne_bytes());
+    assert_eq!(
+        attribute_bytes(&session, key, AttributeType::ValueLen),
+        (32 as CK_ULONG).to_ne_bytes()
+    );
 }
 
 #[test]
@@ -43,7 +68,9 @@ fn value_of_a_non_extractable_key_is_not_revealed() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let key = aes_with(&session, &[Attribute::Extractable(false)]);
-    let info = session.get_attribute_info(key, &[AttributeType::Value]).unwrap();
+    let info = session
+        .get_attribute_info(key, &[AttributeType::Value])
+        .unwrap();
     assert!(matches!(info[0], AttributeInfo::Sensitive), "{:?}", info[0]);
 }
 
@@ -60,7 +87,9 @@ fn private_key_components_of_a_sensitive_key_are_not_revealed() {
             Attribute::Value(hex(common::material::EC_PRIVATE_VALUE)),
         ])
         .unwrap();
-    let info = session.get_attribute_info(key, &[AttributeType::Value, AttributeType::EcParams]).unwrap();
+    let info = session
+        .get_attribute_info(key, &[AttributeType::Value, AttributeType::EcParams])
+        .unwrap();
     assert!(matches!(info[0], AttributeInfo::Sensitive), "{:?}", info[0]);
     assert!(matches!(info[1], AttributeInfo::Available(10)));
 }
@@ -69,23 +98,50 @@ fn private_key_components_of_a_sensitive_key_are_not_revealed() {
 fn attributes_an_object_lacks_are_type_invalid_and_the_others_are_filled() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let data = session.create_object(&data_template("data", b"payload", false)).unwrap();
-    let info = session
-        .get_attribute_info(data, &[AttributeType::Modulus, AttributeType::KeyType, AttributeType::Value])
+    let data = session
+        .create_object(&data_template("data", b"payload", false))
         .unwrap();
-    assert!(matches!(info[0], AttributeInfo::TypeInvalid), "{:?}", info[0]);
-    assert!(matches!(info[1], AttributeInfo::TypeInvalid), "{:?}", info[1]);
-    assert!(matches!(info[2], AttributeInfo::Available(7)), "{:?}", info[2]);
+    let info = session
+        .get_attribute_info(
+            data,
+            &[
+                AttributeType::Modulus,
+                AttributeType::KeyType,
+                AttributeType::Value,
+            ],
+        )
+        .unwrap();
+    assert!(
+        matches!(info[0], AttributeInfo::TypeInvalid),
+        "{:?}",
+        info[0]
+    );
+    assert!(
+        matches!(info[1], AttributeInfo::TypeInvalid),
+        "{:?}",
+        info[1]
+    );
+    assert!(
+        matches!(info[2], AttributeInfo::Available(7)),
+        "{:?}",
+        info[2]
+    );
     let raw = Raw::load();
-    let (result, values) =
-        raw.get_attributes(session.handle(), data.handle(), &[CKA_LABEL, CKA_MODULUS, CKA_VALUE, UNDEFINED_ATTRIBUTE], 64);
+    let (result, values) = raw.get_attributes(
+        session.handle(),
+        data.handle(),
+        &[CKA_LABEL, CKA_MODULUS, CKA_VALUE, UNDEFINED_ATTRIBUTE],
+        64,
+    );
     assert_eq!(result, Err(RvError::AttributeTypeInvalid));
     assert_eq!(values[0], (4, b"data".to_vec()));
     assert_eq!(values[1].0, CK_UNAVAILABLE_INFORMATION);
     assert_eq!(values[2], (7, b"payload".to_vec()));
     assert_eq!(values[3].0, CK_UNAVAILABLE_INFORMATION);
     // cryptoki's get_attributes surfaces only the available ones.
-    let got = session.get_attributes(data, &[AttributeType::Label, AttributeType::Modulus]).unwrap();
+    let got = session
+        .get_attributes(data, &[AttributeType::Label, AttributeType::Modulus])
+        .unwrap();
     assert_eq!(got, vec![Attribute::Label(b"data".to_vec())]);
 }
 
@@ -93,15 +149,23 @@ fn attributes_an_object_lacks_are_type_invalid_and_the_others_are_filled() {
 fn length_queries_and_short_buffers_follow_the_specification() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let data = session.create_object(&data_template("a longer label", b"0123456789", false)).unwrap();
+    let data = session
+        .create_object(&data_template("a longer label", b"0123456789", false))
+        .unwrap();
     let raw = Raw::load();
     // pValue NULL: lengths only.
-    let (result, values) = raw.get_attributes(session.handle(), data.handle(), &[CKA_LABEL, CKA_VALUE], 0);
+    let (result, values) =
+        raw.get_attributes(session.handle(), data.handle(), &[CKA_LABEL, CKA_VALUE], 0);
     assert_eq!(result, Ok(()));
     assert_eq!(values[0].0, 14);
     assert_eq!(values[1].0, 10);
     // A 4-byte buffer: too small for both; each length becomes unavailable.
-    let (result, values) = raw.get_attributes(session.handle(), data.handle(), &[CKA_LABEL, CKA_VALUE, CKA_TOKEN], 4);
+    let (result, values) = raw.get_attributes(
+        session.handle(),
+        data.handle(),
+        &[CKA_LABEL, CKA_VALUE, CKA_TOKEN],
+        4,
+    );
     assert_eq!(result, Err(RvError::BufferTooSmall));
     assert_eq!(values[0].0, CK_UNAVAILABLE_INFORMATION);
     assert_eq!(values[1].0, CK_UNAVAILABLE_INFORMATION);
@@ -113,18 +177,38 @@ fn label_is_modifiable() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     for token in [false, true] {
-        let object = session.create_object(&data_template("before", b"x", token)).unwrap();
-        session.update_attributes(object, &[Attribute::Label(b"after".to_vec())]).unwrap();
-        assert_eq!(attribute_bytes(&session, object, AttributeType::Label), b"after");
+        let object = session
+            .create_object(&data_template("before", b"x", token))
+            .unwrap();
+        session
+            .update_attributes(object, &[Attribute::Label(b"after".to_vec())])
+            .unwrap();
+        assert_eq!(
+            attribute_bytes(&session, object, AttributeType::Label),
+            b"after"
+        );
         session.destroy_object(object).unwrap();
     }
     let key = aes_with(&session, &[Attribute::Token(true)]);
     session
-        .update_attributes(key, &[Attribute::Label(b"renamed".to_vec()), Attribute::Id(b"k1".to_vec())])
+        .update_attributes(
+            key,
+            &[
+                Attribute::Label(b"renamed".to_vec()),
+                Attribute::Id(b"k1".to_vec()),
+            ],
+        )
         .unwrap();
-    assert_eq!(attribute_bytes(&session, key, AttributeType::Label), b"renamed");
+    assert_eq!(
+        attribute_bytes(&session, key, AttributeType::Label),
+        b"renamed"
+    );
     assert_eq!(attribute_bytes(&session, key, AttributeType::Id), b"k1");
-    assert_eq!(attribute_bytes(&session, key, AttributeType::Value), vec![0x11; 32], "value intact");
+    assert_eq!(
+        attribute_bytes(&session, key, AttributeType::Value),
+        vec![0x11; 32],
+        "value intact"
+    );
 }
 
 #[test]
@@ -142,10 +226,19 @@ fn read_only_attributes_cannot_be_set() {
     ];
     for attempt in attempts {
         let ty = attempt.attribute_type();
-        assert_rv!(session.update_attributes(key, &[attempt]), RvError::AttributeReadOnly, "setting {ty:?}");
+        assert_rv!(
+            session.update_attributes(key, &[attempt]),
+            RvError::AttributeReadOnly,
+            "setting {ty:?}"
+        );
     }
-    assert_eq!(attribute_bytes(&session, key, AttributeType::Value), vec![0x11; 32]);
-    let data = session.create_object(&data_template("d", b"x", false)).unwrap();
+    assert_eq!(
+        attribute_bytes(&session, key, AttributeType::Value),
+        vec![0x11; 32]
+    );
+    let data = session
+        .create_object(&data_template("d", b"x", false))
+        .unwrap();
     assert_rv!(
         session.update_attributes(data, &[Attribute::Class(ObjectClass::SECRET_KEY)]),
         RvError::AttributeReadOnly
@@ -156,7 +249,9 @@ fn read_only_attributes_cannot_be_set() {
 fn undefined_attribute_cannot_be_set() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let data = session.create_object(&data_template("d", b"x", false)).unwrap();
+    let data = session
+        .create_object(&data_template("d", b"x", false))
+        .unwrap();
     let undefined = AttributeType::VendorDefined(UNDEFINED_ATTRIBUTE);
     assert_rv!(
         session.update_attributes(data, &[Attribute::VendorDefined((undefined, vec![1]))]),
@@ -169,14 +264,30 @@ fn sensitive_goes_from_false_to_true_only() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let key = aes_with(&session, &[Attribute::Sensitive(false)]);
-    session.update_attributes(key, &[Attribute::Sensitive(true)]).unwrap();
+    session
+        .update_attributes(key, &[Attribute::Sensitive(true)])
+        .unwrap();
     assert!(attribute_bool(&session, key, AttributeType::Sensitive));
-    assert!(matches!(session.get_attribute_info(key, &[AttributeType::Value]).unwrap()[0], AttributeInfo::Sensitive), "{:?}", session.get_attribute_info(key, &[AttributeType::Value]).unwrap()[0]);
+    assert!(
+        matches!(
+            session
+                .get_attribute_info(key, &[AttributeType::Value])
+                .unwrap()[0],
+            AttributeInfo::Sensitive
+        ),
+        "{:?}",
+        session
+            .get_attribute_info(key, &[AttributeType::Value])
+            .unwrap()[0]
+    );
     assert!(
         !attribute_bool(&session, key, AttributeType::AlwaysSensitive),
         "a key that was once readable is not ALWAYS_SENSITIVE"
     );
-    assert_rv!(session.update_attributes(key, &[Attribute::Sensitive(false)]), RvError::AttributeReadOnly);
+    assert_rv!(
+        session.update_attributes(key, &[Attribute::Sensitive(false)]),
+        RvError::AttributeReadOnly
+    );
     assert!(attribute_bool(&session, key, AttributeType::Sensitive));
 }
 
@@ -185,10 +296,19 @@ fn extractable_goes_from_true_to_false_only() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let key = aes_with(&session, &[Attribute::Extractable(true)]);
-    session.update_attributes(key, &[Attribute::Extractable(false)]).unwrap();
+    session
+        .update_attributes(key, &[Attribute::Extractable(false)])
+        .unwrap();
     assert!(!attribute_bool(&session, key, AttributeType::Extractable));
-    assert!(!attribute_bool(&session, key, AttributeType::NeverExtractable));
-    assert_rv!(session.update_attributes(key, &[Attribute::Extractable(true)]), RvError::AttributeReadOnly);
+    assert!(!attribute_bool(
+        &session,
+        key,
+        AttributeType::NeverExtractable
+    ));
+    assert_rv!(
+        session.update_attributes(key, &[Attribute::Extractable(true)]),
+        RvError::AttributeReadOnly
+    );
     assert!(!attribute_bool(&session, key, AttributeType::Extractable));
 }
 
@@ -198,7 +318,13 @@ fn a_failed_update_changes_nothing() {
     let (_ctx, _slot, session) = ready_token(&env);
     let key = aes_with(&session, &[Attribute::Token(true)]);
     assert_rv!(
-        session.update_attributes(key, &[Attribute::Label(b"new".to_vec()), Attribute::Class(ObjectClass::DATA)]),
+        session.update_attributes(
+            key,
+            &[
+                Attribute::Label(b"new".to_vec()),
+                Attribute::Class(ObjectClass::DATA)
+            ]
+        ),
         RvError::AttributeReadOnly
     );
     assert_eq!(attribute_bytes(&session, key, AttributeType::Label), b"key");
@@ -215,7 +341,10 @@ fn unmodifiable_objects_refuse_updates() {
         session.update_attributes(object, &[Attribute::Label(b"thawed".to_vec())]),
         RvError::ActionProhibited
     );
-    assert_eq!(attribute_bytes(&session, object, AttributeType::Label), b"frozen");
+    assert_eq!(
+        attribute_bytes(&session, object, AttributeType::Label),
+        b"frozen"
+    );
 }
 
 #[test]
@@ -223,6 +352,10 @@ fn boolean_of_the_wrong_length_cannot_be_set() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let key = aes_with(&session, &[]);
-    let raw_value = Attribute::VendorDefined((AttributeType::VendorDefined(CKA_SENSITIVE), vec![1, 0]));
-    assert_rv!(session.update_attributes(key, &[raw_value]), RvError::AttributeValueInvalid);
+    let raw_value =
+        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_SENSITIVE), vec![1, 0]));
+    assert_rv!(
+        session.update_attributes(key, &[raw_value]),
+        RvError::AttributeValueInvalid
+    );
 }

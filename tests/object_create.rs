@@ -92,7 +92,10 @@ fn certificate_template(label: &str) -> Vec<Attribute> {
 
 /// `template` without the attributes of type `ty`.
 fn without(template: Vec<Attribute>, ty: AttributeType) -> Vec<Attribute> {
-    template.into_iter().filter(|a| a.attribute_type() != ty).collect()
+    template
+        .into_iter()
+        .filter(|a| a.attribute_type() != ty)
+        .collect()
 }
 
 fn assert_value(session: &Session, object: ObjectHandle, ty: AttributeType, expected: &[u8]) {
@@ -107,13 +110,33 @@ fn aes_keys_of_16_24_and_32_bytes_are_created() {
         let value: Vec<u8> = (0..len as u8).collect();
         for token in [false, true] {
             let label = format!("aes-{len}-{token}");
-            let key = session.create_object(&aes_template(&label, &value, token)).unwrap();
+            let key = session
+                .create_object(&aes_template(&label, &value, token))
+                .unwrap();
             assert_value(&session, key, AttributeType::Value, &value);
-            assert_value(&session, key, AttributeType::ValueLen, &(len as CK_ULONG).to_ne_bytes());
-            assert_value(&session, key, AttributeType::Class, &CKO_SECRET_KEY.to_ne_bytes());
-            assert_value(&session, key, AttributeType::KeyType, &CKK_AES.to_ne_bytes());
+            assert_value(
+                &session,
+                key,
+                AttributeType::ValueLen,
+                &(len as CK_ULONG).to_ne_bytes(),
+            );
+            assert_value(
+                &session,
+                key,
+                AttributeType::Class,
+                &CKO_SECRET_KEY.to_ne_bytes(),
+            );
+            assert_value(
+                &session,
+                key,
+                AttributeType::KeyType,
+                &CKK_AES.to_ne_bytes(),
+            );
             assert_eq!(attribute_bool(&session, key, AttributeType::Token), token);
-            assert!(!attribute_bool(&session, key, AttributeType::Local), "imported key is not local");
+            assert!(
+                !attribute_bool(&session, key, AttributeType::Local),
+                "imported key is not local"
+            );
         }
     }
 }
@@ -149,7 +172,12 @@ fn generic_secret_keys_are_created() {
         ])
         .unwrap();
     assert_value(&session, key, AttributeType::Value, &value);
-    assert_value(&session, key, AttributeType::KeyType, &CKK_GENERIC_SECRET.to_ne_bytes());
+    assert_value(
+        &session,
+        key,
+        AttributeType::KeyType,
+        &CKK_GENERIC_SECRET.to_ne_bytes(),
+    );
 }
 
 #[test]
@@ -159,14 +187,34 @@ fn rsa_key_pair_is_created_from_its_components() {
     let private = session.create_object(&rsa_private_template("rsa")).unwrap();
     let public = session.create_object(&rsa_public_template("rsa")).unwrap();
     assert_value(&session, private, AttributeType::Modulus, &hex(RSA_MODULUS));
-    assert_value(&session, private, AttributeType::PublicExponent, &hex(RSA_PUBLIC_EXPONENT));
+    assert_value(
+        &session,
+        private,
+        AttributeType::PublicExponent,
+        &hex(RSA_PUBLIC_EXPONENT),
+    );
     assert_value(&session, public, AttributeType::Modulus, &hex(RSA_MODULUS));
-    assert_value(&session, public, AttributeType::ModulusBits, &(2048 as CK_ULONG).to_ne_bytes());
+    assert_value(
+        &session,
+        public,
+        AttributeType::ModulusBits,
+        &(2048 as CK_ULONG).to_ne_bytes(),
+    );
     assert_value(&session, private, AttributeType::Id, b"rsa-1");
     // Not sensitive (the default of the contract), so the components read back.
-    assert_value(&session, private, AttributeType::PrivateExponent, &hex(RSA_PRIVATE_EXPONENT));
+    assert_value(
+        &session,
+        private,
+        AttributeType::PrivateExponent,
+        &hex(RSA_PRIVATE_EXPONENT),
+    );
     assert_value(&session, private, AttributeType::Prime1, &hex(RSA_PRIME1));
-    assert_value(&session, private, AttributeType::Coefficient, &hex(RSA_COEFFICIENT));
+    assert_value(
+        &session,
+        private,
+        AttributeType::Coefficient,
+        &hex(RSA_COEFFICIENT),
+    );
 }
 
 #[test]
@@ -174,11 +222,17 @@ fn rsa_private_key_without_modulus_is_incomplete() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     assert_rv!(
-        session.create_object(&without(rsa_private_template("rsa"), AttributeType::Modulus)),
+        session.create_object(&without(
+            rsa_private_template("rsa"),
+            AttributeType::Modulus
+        )),
         RvError::TemplateIncomplete
     );
     assert_rv!(
-        session.create_object(&without(rsa_public_template("rsa"), AttributeType::PublicExponent)),
+        session.create_object(&without(
+            rsa_public_template("rsa"),
+            AttributeType::PublicExponent
+        )),
         RvError::TemplateIncomplete
     );
 }
@@ -189,10 +243,25 @@ fn ec_key_pair_is_created() {
     let (_ctx, _slot, session) = ready_token(&env);
     let private = session.create_object(&ec_private_template("ec")).unwrap();
     let public = session.create_object(&ec_public_template("ec")).unwrap();
-    assert_value(&session, private, AttributeType::EcParams, &hex(EC_PARAMS_P256));
-    assert_value(&session, private, AttributeType::Value, &hex(EC_PRIVATE_VALUE));
+    assert_value(
+        &session,
+        private,
+        AttributeType::EcParams,
+        &hex(EC_PARAMS_P256),
+    );
+    assert_value(
+        &session,
+        private,
+        AttributeType::Value,
+        &hex(EC_PRIVATE_VALUE),
+    );
     assert_value(&session, public, AttributeType::EcPoint, &hex(EC_POINT_DER));
-    assert_value(&session, public, AttributeType::KeyType, &CKK_EC.to_ne_bytes());
+    assert_value(
+        &session,
+        public,
+        AttributeType::KeyType,
+        &CKK_EC.to_ne_bytes(),
+    );
 }
 
 #[test]
@@ -217,12 +286,26 @@ fn ec_keys_without_params_or_point_are_incomplete() {
 fn data_objects_are_created() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let object = session.create_object(&data_template("data", b"payload", true)).unwrap();
-    assert_value(&session, object, AttributeType::Application, b"kmshsm tests");
+    let object = session
+        .create_object(&data_template("data", b"payload", true))
+        .unwrap();
+    assert_value(
+        &session,
+        object,
+        AttributeType::Application,
+        b"kmshsm tests",
+    );
     assert_value(&session, object, AttributeType::Value, b"payload");
-    assert_value(&session, object, AttributeType::Class, &CKO_DATA.to_ne_bytes());
+    assert_value(
+        &session,
+        object,
+        AttributeType::Class,
+        &CKO_DATA.to_ne_bytes(),
+    );
     // A data object needs nothing but its class.
-    let bare = session.create_object(&[Attribute::Class(ObjectClass::DATA)]).unwrap();
+    let bare = session
+        .create_object(&[Attribute::Class(ObjectClass::DATA)])
+        .unwrap();
     assert!(!attribute_bool(&session, bare, AttributeType::Token));
 }
 
@@ -230,10 +313,22 @@ fn data_objects_are_created() {
 fn certificates_are_created() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let cert = session.create_object(&certificate_template("cert")).unwrap();
+    let cert = session
+        .create_object(&certificate_template("cert"))
+        .unwrap();
     assert_value(&session, cert, AttributeType::Value, &hex(CERT_DER));
-    assert_value(&session, cert, AttributeType::Subject, &hex(CERT_SUBJECT_DER));
-    assert_value(&session, cert, AttributeType::CertificateType, &CKC_X_509.to_ne_bytes());
+    assert_value(
+        &session,
+        cert,
+        AttributeType::Subject,
+        &hex(CERT_SUBJECT_DER),
+    );
+    assert_value(
+        &session,
+        cert,
+        AttributeType::CertificateType,
+        &CKC_X_509.to_ne_bytes(),
+    );
 }
 
 #[test]
@@ -241,7 +336,10 @@ fn certificates_without_type_or_subject_are_incomplete() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     assert_rv!(
-        session.create_object(&without(certificate_template("c"), AttributeType::CertificateType)),
+        session.create_object(&without(
+            certificate_template("c"),
+            AttributeType::CertificateType
+        )),
         RvError::TemplateIncomplete
     );
     assert_rv!(
@@ -255,11 +353,17 @@ fn secret_key_without_key_type_is_incomplete() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     assert_rv!(
-        session.create_object(&without(aes_template("k", &[1; 16], false), AttributeType::KeyType)),
+        session.create_object(&without(
+            aes_template("k", &[1; 16], false),
+            AttributeType::KeyType
+        )),
         RvError::TemplateIncomplete
     );
     assert_rv!(
-        session.create_object(&without(aes_template("k", &[1; 16], false), AttributeType::Value)),
+        session.create_object(&without(
+            aes_template("k", &[1; 16], false),
+            AttributeType::Value
+        )),
         RvError::TemplateIncomplete
     );
 }
@@ -269,7 +373,10 @@ fn template_without_class_is_incomplete() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     assert_rv!(
-        session.create_object(&without(aes_template("k", &[1; 16], false), AttributeType::Class)),
+        session.create_object(&without(
+            aes_template("k", &[1; 16], false),
+            AttributeType::Class
+        )),
         RvError::TemplateIncomplete
     );
     assert_rv!(
@@ -284,7 +391,10 @@ fn class_given_twice_with_different_values_is_inconsistent() {
     let (_ctx, _slot, session) = ready_token(&env);
     let mut template = data_template("twice", b"x", false);
     template.push(Attribute::Class(ObjectClass::CERTIFICATE));
-    assert_rv!(session.create_object(&template), RvError::TemplateInconsistent);
+    assert_rv!(
+        session.create_object(&template),
+        RvError::TemplateInconsistent
+    );
 }
 
 #[test]
@@ -293,7 +403,10 @@ fn aes_value_len_not_matching_the_value_is_inconsistent() {
     let (_ctx, _slot, session) = ready_token(&env);
     let mut template = aes_template("k", &[1; 16], false);
     template.push(Attribute::ValueLen(32.into()));
-    assert_rv!(session.create_object(&template), RvError::TemplateInconsistent);
+    assert_rv!(
+        session.create_object(&template),
+        RvError::TemplateInconsistent
+    );
 }
 
 #[test]
@@ -305,7 +418,10 @@ fn key_type_not_matching_the_class_is_inconsistent() {
     template.push(Attribute::KeyType(KeyType::AES));
     let got = rv(session.create_object(&template));
     assert!(
-        matches!(got, RvError::TemplateInconsistent | RvError::AttributeTypeInvalid),
+        matches!(
+            got,
+            RvError::TemplateInconsistent | RvError::AttributeTypeInvalid
+        ),
         "certificate with CKA_KEY_TYPE: {got:?}"
     );
     // ...and a secret key is not RSA.
@@ -313,7 +429,10 @@ fn key_type_not_matching_the_class_is_inconsistent() {
     template.push(Attribute::KeyType(KeyType::RSA));
     let got = rv(session.create_object(&template));
     assert!(
-        matches!(got, RvError::TemplateInconsistent | RvError::AttributeValueInvalid),
+        matches!(
+            got,
+            RvError::TemplateInconsistent | RvError::AttributeValueInvalid
+        ),
         "secret key of type RSA: {got:?}"
     );
 }
@@ -332,13 +451,25 @@ fn boolean_of_the_wrong_length_is_an_invalid_value() {
                 RawAttr::new(CKA_LABEL, b"bad bool"),
             ],
         );
-        assert_eq!(result, Err(RvError::AttributeValueInvalid), "CKA_TOKEN of {} bytes", bad.len());
+        assert_eq!(
+            result,
+            Err(RvError::AttributeValueInvalid),
+            "CKA_TOKEN of {} bytes",
+            bad.len()
+        );
     }
     let result = raw.create_object(
         session.handle(),
-        &[RawAttr::new(CKA_CLASS, &[0u8; 3]), RawAttr::new(CKA_LABEL, b"bad class")],
+        &[
+            RawAttr::new(CKA_CLASS, &[0u8; 3]),
+            RawAttr::new(CKA_LABEL, b"bad class"),
+        ],
     );
-    assert_eq!(result, Err(RvError::AttributeValueInvalid), "CKA_CLASS of 3 bytes");
+    assert_eq!(
+        result,
+        Err(RvError::AttributeValueInvalid),
+        "CKA_CLASS of 3 bytes"
+    );
 }
 
 #[test]
@@ -348,7 +479,10 @@ fn undefined_attribute_type_is_refused() {
     let raw = Raw::load();
     let result = raw.create_object(
         session.handle(),
-        &[RawAttr::ulong(CKA_CLASS, CKO_DATA), RawAttr::new(UNDEFINED_ATTRIBUTE, b"?")],
+        &[
+            RawAttr::ulong(CKA_CLASS, CKO_DATA),
+            RawAttr::new(UNDEFINED_ATTRIBUTE, b"?"),
+        ],
     );
     assert_eq!(result, Err(RvError::AttributeTypeInvalid));
 }
@@ -367,7 +501,11 @@ fn token_only_attributes_in_a_create_template_are_read_only() {
         let mut template = aes_template("k", &[1; 16], false);
         let ty = extra.attribute_type();
         template.push(extra);
-        assert_rv!(session.create_object(&template), RvError::AttributeReadOnly, "{ty:?} in a create template");
+        assert_rv!(
+            session.create_object(&template),
+            RvError::AttributeReadOnly,
+            "{ty:?} in a create template"
+        );
     }
 }
 
@@ -382,17 +520,49 @@ fn defaults_follow_the_contract() {
             Attribute::Value(vec![3; 16]),
         ])
         .unwrap();
-    assert!(!attribute_bool(&session, minimal_secret, AttributeType::Token), "CKA_TOKEN default");
-    assert!(attribute_bool(&session, minimal_secret, AttributeType::Private), "secret key CKA_PRIVATE");
-    assert!(!attribute_bool(&session, minimal_secret, AttributeType::Sensitive), "CKA_SENSITIVE");
+    assert!(
+        !attribute_bool(&session, minimal_secret, AttributeType::Token),
+        "CKA_TOKEN default"
+    );
+    assert!(
+        attribute_bool(&session, minimal_secret, AttributeType::Private),
+        "secret key CKA_PRIVATE"
+    );
+    assert!(
+        !attribute_bool(&session, minimal_secret, AttributeType::Sensitive),
+        "CKA_SENSITIVE"
+    );
     // SoftHSMv2's default, which the contract follows: not extractable.
-    assert!(!attribute_bool(&session, minimal_secret, AttributeType::Extractable), "CKA_EXTRACTABLE");
-    assert!(attribute_bool(&session, minimal_secret, AttributeType::Modifiable), "CKA_MODIFIABLE");
-    assert!(attribute_bool(&session, minimal_secret, AttributeType::Copyable), "CKA_COPYABLE");
-    assert!(attribute_bool(&session, minimal_secret, AttributeType::Destroyable), "CKA_DESTROYABLE");
-    assert!(!attribute_bool(&session, minimal_secret, AttributeType::Local), "CKA_LOCAL");
-    assert!(!attribute_bool(&session, minimal_secret, AttributeType::AlwaysSensitive));
-    assert!(!attribute_bool(&session, minimal_secret, AttributeType::NeverExtractable));
+    assert!(
+        !attribute_bool(&session, minimal_secret, AttributeType::Extractable),
+        "CKA_EXTRACTABLE"
+    );
+    assert!(
+        attribute_bool(&session, minimal_secret, AttributeType::Modifiable),
+        "CKA_MODIFIABLE"
+    );
+    assert!(
+        attribute_bool(&session, minimal_secret, AttributeType::Copyable),
+        "CKA_COPYABLE"
+    );
+    assert!(
+        attribute_bool(&session, minimal_secret, AttributeType::Destroyable),
+        "CKA_DESTROYABLE"
+    );
+    assert!(
+        !attribute_bool(&session, minimal_secret, AttributeType::Local),
+        "CKA_LOCAL"
+    );
+    assert!(!attribute_bool(
+        &session,
+        minimal_secret,
+        AttributeType::AlwaysSensitive
+    ));
+    assert!(!attribute_bool(
+        &session,
+        minimal_secret,
+        AttributeType::NeverExtractable
+    ));
 
     let private = session
         .create_object(&without(
@@ -400,15 +570,35 @@ fn defaults_follow_the_contract() {
             AttributeType::Extractable,
         ))
         .unwrap();
-    assert!(attribute_bool(&session, private, AttributeType::Private), "private key CKA_PRIVATE");
-    assert!(!attribute_bool(&session, private, AttributeType::Sensitive), "private key CKA_SENSITIVE");
-    assert!(!attribute_bool(&session, private, AttributeType::Extractable), "private key CKA_EXTRACTABLE");
+    assert!(
+        attribute_bool(&session, private, AttributeType::Private),
+        "private key CKA_PRIVATE"
+    );
+    assert!(
+        !attribute_bool(&session, private, AttributeType::Sensitive),
+        "private key CKA_SENSITIVE"
+    );
+    assert!(
+        !attribute_bool(&session, private, AttributeType::Extractable),
+        "private key CKA_EXTRACTABLE"
+    );
     let public = session.create_object(&rsa_public_template("rsa")).unwrap();
-    assert!(!attribute_bool(&session, public, AttributeType::Private), "public key CKA_PRIVATE");
-    let data = session.create_object(&[Attribute::Class(ObjectClass::DATA)]).unwrap();
-    assert!(!attribute_bool(&session, data, AttributeType::Private), "data CKA_PRIVATE");
+    assert!(
+        !attribute_bool(&session, public, AttributeType::Private),
+        "public key CKA_PRIVATE"
+    );
+    let data = session
+        .create_object(&[Attribute::Class(ObjectClass::DATA)])
+        .unwrap();
+    assert!(
+        !attribute_bool(&session, data, AttributeType::Private),
+        "data CKA_PRIVATE"
+    );
     let cert = session.create_object(&certificate_template("c")).unwrap();
-    assert!(!attribute_bool(&session, cert, AttributeType::Private), "certificate CKA_PRIVATE");
+    assert!(
+        !attribute_bool(&session, cert, AttributeType::Private),
+        "certificate CKA_PRIVATE"
+    );
 }
 
 #[test]
@@ -420,15 +610,23 @@ fn private_objects_cannot_be_created_without_login() {
     let mut private_data = data_template("private", b"x", false);
     private_data.push(Attribute::Private(true));
     private_data.retain(|a| *a != Attribute::Private(false));
-    assert_rv!(session.create_object(&private_data), RvError::UserNotLoggedIn);
+    assert_rv!(
+        session.create_object(&private_data),
+        RvError::UserNotLoggedIn
+    );
     // Secret keys are private by default.
     assert_rv!(
         session.create_object(&aes_template("k", &[1; 16], false)),
         RvError::UserNotLoggedIn
     );
-    assert_rv!(session.create_object(&rsa_private_template("rsa")), RvError::UserNotLoggedIn);
+    assert_rv!(
+        session.create_object(&rsa_private_template("rsa")),
+        RvError::UserNotLoggedIn
+    );
     // Public objects are fine.
-    session.create_object(&data_template("public", b"x", true)).unwrap();
+    session
+        .create_object(&data_template("public", b"x", true))
+        .unwrap();
     session.create_object(&rsa_public_template("rsa")).unwrap();
     session.create_object(&certificate_template("c")).unwrap();
 }
@@ -443,16 +641,24 @@ fn token_objects_carrying_a_secret_need_login_even_when_public() {
     let session = ctx.open_rw_session(slot).unwrap();
     let mut public_secret = aes_template("public-secret", &[5; 32], true);
     public_secret.push(Attribute::Private(false));
-    assert_rv!(session.create_object(&public_secret), RvError::UserNotLoggedIn);
+    assert_rv!(
+        session.create_object(&public_secret),
+        RvError::UserNotLoggedIn
+    );
 }
 
 #[test]
 fn copy_object_duplicates_with_changes() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let original = session.create_object(&aes_template("original", &[9; 32], false)).unwrap();
+    let original = session
+        .create_object(&aes_template("original", &[9; 32], false))
+        .unwrap();
     let copy = session
-        .copy_object(original, &[Attribute::Label(b"copy".to_vec()), Attribute::Token(true)])
+        .copy_object(
+            original,
+            &[Attribute::Label(b"copy".to_vec()), Attribute::Token(true)],
+        )
         .unwrap();
     assert_ne!(copy, original);
     assert_value(&session, copy, AttributeType::Value, &[9; 32]);
@@ -465,16 +671,27 @@ fn copy_object_duplicates_with_changes() {
         "a copy gets its own CKA_UNIQUE_ID"
     );
     // Sensitivity may only increase while copying.
-    let sensitive = session.copy_object(original, &[Attribute::Sensitive(true)]).unwrap();
-    assert!(attribute_bool(&session, sensitive, AttributeType::Sensitive));
-    assert_rv!(session.copy_object(sensitive, &[Attribute::Sensitive(false)]), RvError::AttributeReadOnly);
+    let sensitive = session
+        .copy_object(original, &[Attribute::Sensitive(true)])
+        .unwrap();
+    assert!(attribute_bool(
+        &session,
+        sensitive,
+        AttributeType::Sensitive
+    ));
+    assert_rv!(
+        session.copy_object(sensitive, &[Attribute::Sensitive(false)]),
+        RvError::AttributeReadOnly
+    );
 }
 
 #[test]
 fn copy_object_refuses_what_cannot_change() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let original = session.create_object(&data_template("d", b"x", false)).unwrap();
+    let original = session
+        .create_object(&data_template("d", b"x", false))
+        .unwrap();
     assert_rv!(
         session.copy_object(original, &[Attribute::Class(ObjectClass::CERTIFICATE)]),
         RvError::AttributeReadOnly
@@ -482,9 +699,15 @@ fn copy_object_refuses_what_cannot_change() {
     let mut uncopyable = data_template("uncopyable", b"x", false);
     uncopyable.push(Attribute::Copyable(false));
     let uncopyable = session.create_object(&uncopyable).unwrap();
-    assert_rv!(session.copy_object(uncopyable, &[]), RvError::ActionProhibited);
+    assert_rv!(
+        session.copy_object(uncopyable, &[]),
+        RvError::ActionProhibited
+    );
     let raw = Raw::load();
-    assert_eq!(raw.object_size(session.handle(), 0x7777_0001), Err(RvError::ObjectHandleInvalid));
+    assert_eq!(
+        raw.object_size(session.handle(), 0x7777_0001),
+        Err(RvError::ObjectHandleInvalid)
+    );
     assert_rv!(
         session.copy_object(unsafe { ObjectHandle::new_from_raw(0x7777_0001) }, &[]),
         RvError::ObjectHandleInvalid
@@ -495,11 +718,18 @@ fn copy_object_refuses_what_cannot_change() {
 fn destroyed_objects_are_gone() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let token = session.create_object(&aes_template("t", &[1; 16], true)).unwrap();
-    let ephemeral = session.create_object(&data_template("s", b"x", false)).unwrap();
+    let token = session
+        .create_object(&aes_template("t", &[1; 16], true))
+        .unwrap();
+    let ephemeral = session
+        .create_object(&data_template("s", b"x", false))
+        .unwrap();
     for object in [token, ephemeral] {
         session.destroy_object(object).unwrap();
-        assert_rv!(session.get_attributes(object, &[AttributeType::Label]), RvError::ObjectHandleInvalid);
+        assert_rv!(
+            session.get_attributes(object, &[AttributeType::Label]),
+            RvError::ObjectHandleInvalid
+        );
         assert_rv!(session.destroy_object(object), RvError::ObjectHandleInvalid);
     }
     assert!(find_by_label(&session, "t").is_empty());
@@ -522,8 +752,12 @@ fn object_size_answers() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let raw = Raw::load();
-    let object = session.create_object(&data_template("sized", &[0u8; 1000], true)).unwrap();
-    let size = raw.object_size(session.handle(), object.handle()).expect("C_GetObjectSize");
+    let object = session
+        .create_object(&data_template("sized", &[0u8; 1000], true))
+        .unwrap();
+    let size = raw
+        .object_size(session.handle(), object.handle())
+        .expect("C_GetObjectSize");
     assert!(
         size == CK_UNAVAILABLE_INFORMATION || size >= 1000,
         "object with a 1000-byte value reports size {size}"
@@ -535,9 +769,15 @@ fn every_object_has_a_unique_read_only_unique_id() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let objects = [
-        session.create_object(&aes_template("a", &[1; 16], true)).unwrap(),
-        session.create_object(&aes_template("b", &[1; 16], false)).unwrap(),
-        session.create_object(&data_template("c", b"x", true)).unwrap(),
+        session
+            .create_object(&aes_template("a", &[1; 16], true))
+            .unwrap(),
+        session
+            .create_object(&aes_template("b", &[1; 16], false))
+            .unwrap(),
+        session
+            .create_object(&data_template("c", b"x", true))
+            .unwrap(),
         session.create_object(&rsa_public_template("d")).unwrap(),
         session.create_object(&ec_private_template("e")).unwrap(),
         session.create_object(&certificate_template("f")).unwrap(),
@@ -554,6 +794,8 @@ fn every_object_has_a_unique_read_only_unique_id() {
         session.update_attributes(objects[0], &[Attribute::UniqueId(b"new".to_vec())]),
         RvError::AttributeReadOnly
     );
-    let info = session.get_attribute_info(objects[2], &[AttributeType::UniqueId]).unwrap();
+    let info = session
+        .get_attribute_info(objects[2], &[AttributeType::UniqueId])
+        .unwrap();
     assert!(matches!(info[0], AttributeInfo::Available(n) if n > 0));
 }

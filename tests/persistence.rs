@@ -6,7 +6,9 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use common::material::*;
 use common::raw::Raw;
@@ -70,7 +72,8 @@ fn dump(session: &Session) -> Vec<String> {
     for object in session.find_objects(&[]).unwrap() {
         let mut line = String::new();
         for (ty, name) in DUMPED {
-            let (result, lengths) = raw.get_attributes(session.handle(), object.handle(), &[*ty], 0);
+            let (result, lengths) =
+                raw.get_attributes(session.handle(), object.handle(), &[*ty], 0);
             match result {
                 Ok(()) => {
                     let len = lengths[0].0 as usize;
@@ -87,7 +90,8 @@ fn dump(session: &Session) -> Vec<String> {
                 Err(e) => panic!("{name}: {e:?}"),
             }
         }
-        let label = String::from_utf8(attribute_bytes(session, object, AttributeType::Label)).unwrap();
+        let label =
+            String::from_utf8(attribute_bytes(session, object, AttributeType::Label)).unwrap();
         lines.push(format!("{label}:{line}"));
     }
     lines.sort();
@@ -124,7 +128,9 @@ fn child_process_entry_point() {
                         tell_parent(&format!("found {} {}", found.len(), values.join(",")));
                     }
                     "create" => {
-                        session.create_object(&data_template(label, b"from B", true)).unwrap();
+                        session
+                            .create_object(&data_template(label, b"from B", true))
+                            .unwrap();
                         tell_parent("created");
                     }
                     "quit" => break,
@@ -218,11 +224,19 @@ fn create_every_kind_of_object(session: &Session) {
         session.create_object(&template).unwrap();
     }
     // A change after creation persists too.
-    let renamed = session.create_object(&aes_template("to-be-renamed", &[1; 16], true)).unwrap();
-    session.update_attributes(renamed, &[Attribute::Label(b"renamed".to_vec())]).unwrap();
-    session.update_attributes(renamed, &[Attribute::Sensitive(true)]).unwrap();
+    let renamed = session
+        .create_object(&aes_template("to-be-renamed", &[1; 16], true))
+        .unwrap();
+    session
+        .update_attributes(renamed, &[Attribute::Label(b"renamed".to_vec())])
+        .unwrap();
+    session
+        .update_attributes(renamed, &[Attribute::Sensitive(true)])
+        .unwrap();
     // And so does a destruction.
-    let doomed = session.create_object(&data_template("destroyed", b"x", true)).unwrap();
+    let doomed = session
+        .create_object(&data_template("destroyed", b"x", true))
+        .unwrap();
     session.destroy_object(doomed).unwrap();
 }
 
@@ -232,12 +246,22 @@ fn token_objects_survive_a_restart_with_every_attribute() {
     let (ctx, _slot, session) = ready_token(&env);
     create_every_kind_of_object(&session);
     let before = dump(&session);
-    assert_eq!(before.len(), 10, "objects before restart:\n{}", before.join("\n"));
-    session.create_object(&data_template("session-only", b"x", false)).unwrap();
+    assert_eq!(
+        before.len(),
+        10,
+        "objects before restart:\n{}",
+        before.join("\n")
+    );
+    session
+        .create_object(&data_template("session-only", b"x", false))
+        .unwrap();
     drop(session);
     ctx.finalize().unwrap();
 
-    let output = child_command(CHILD_ENTRY, "dump").stdin(Stdio::null()).output().unwrap();
+    let output = child_command(CHILD_ENTRY, "dump")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -245,13 +269,16 @@ fn token_objects_survive_a_restart_with_every_attribute() {
         String::from_utf8_lossy(&output.stderr)
     );
     let after = child_lines(&stdout);
-    assert_eq!(after, before, "objects differ after a restart in a new process");
+    assert_eq!(
+        after, before,
+        "objects differ after a restart in a new process"
+    );
 }
 
 struct Watcher {
     child: Child,
     stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    replies: mpsc::Receiver<String>,
 }
 
 impl Watcher {
@@ -263,21 +290,30 @@ impl Watcher {
             .unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut watcher = Watcher { child, stdin, stdout };
+        let (tx, replies) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                if let Some(reply) = child_line(&line) {
+                    if tx.send(reply.to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut watcher = Watcher {
+            child,
+            stdin,
+            replies,
+        };
         assert_eq!(watcher.reply(), "ready");
         watcher
     }
 
     fn reply(&mut self) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.stdout.read_line(&mut line).unwrap();
-            assert!(n > 0, "the watcher process exited early");
-            if let Some(reply) = line.trim_end().strip_prefix(CHILD_LINE_PREFIX) {
-                return reply.to_owned();
-            }
-        }
+        self.replies
+            .recv_timeout(Duration::from_secs(60))
+            .expect("no answer from the watcher process within 60 s (exited or hung)")
     }
 
     fn ask(&mut self, command: &str) -> String {
@@ -288,9 +324,17 @@ impl Watcher {
 
     fn quit(mut self) {
         writeln!(self.stdin, "quit").unwrap();
-        drop(self.stdin);
+        self.stdin.flush().unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "watcher exited with {status}");
+    }
+}
+
+impl Drop for Watcher {
+    /// A failing test must not leave the watcher running (it would hold the runner's pipes).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -303,28 +347,48 @@ fn a_second_process_sees_changes_made_while_both_run() {
     let mut b = Watcher::start();
     let session = user_session(&ctx, slot);
 
-    session.create_object(&data_template("from-a", b"hello", true)).unwrap();
-    assert_eq!(b.ask("find from-a"), format!("found 1 {}", to_hex(b"hello")));
+    session
+        .create_object(&data_template("from-a", b"hello", true))
+        .unwrap();
+    assert_eq!(
+        b.ask("find from-a"),
+        format!("found 1 {}", to_hex(b"hello"))
+    );
 
-    let key = session.create_object(&aes_template("secret-from-a", &[0x5A; 32], true)).unwrap();
-    assert_eq!(b.ask("find secret-from-a"), format!("found 1 {}", to_hex(&[0x5A; 32])));
+    let key = session
+        .create_object(&aes_template("secret-from-a", &[0x5A; 32], true))
+        .unwrap();
+    assert_eq!(
+        b.ask("find secret-from-a"),
+        format!("found 1 {}", to_hex(&[0x5A; 32]))
+    );
 
-    session.update_attributes(key, &[Attribute::Label(b"renamed-by-a".to_vec())]).unwrap();
-    assert_eq!(b.ask("find renamed-by-a"), format!("found 1 {}", to_hex(&[0x5A; 32])));
-    assert_eq!(b.ask("find secret-from-a"), "found 0 ");
+    session
+        .update_attributes(key, &[Attribute::Label(b"renamed-by-a".to_vec())])
+        .unwrap();
+    assert_eq!(
+        b.ask("find renamed-by-a"),
+        format!("found 1 {}", to_hex(&[0x5A; 32]))
+    );
+    assert_eq!(b.ask("find secret-from-a"), "found 0");
 
     let object = find_by_label(&session, "from-a")[0];
     session.destroy_object(object).unwrap();
-    assert_eq!(b.ask("find from-a"), "found 0 ");
+    assert_eq!(b.ask("find from-a"), "found 0");
 
     // And the other way round: A sees what B creates.
     assert_eq!(b.ask("create from-b"), "created");
     let found = find_by_label(&session, "from-b");
     assert_eq!(found.len(), 1, "A does not see B's object");
-    assert_eq!(attribute_bytes(&session, found[0], AttributeType::Value), b"from B");
+    assert_eq!(
+        attribute_bytes(&session, found[0], AttributeType::Value),
+        b"from B"
+    );
 
     // Session objects stay private to their process.
-    session.create_object(&data_template("a-session-object", b"x", false)).unwrap();
-    assert_eq!(b.ask("find a-session-object"), "found 0 ");
+    session
+        .create_object(&data_template("a-session-object", b"x", false))
+        .unwrap();
+    assert_eq!(b.ask("find a-session-object"), "found 0");
     b.quit();
 }

@@ -21,7 +21,11 @@ struct Run {
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "success: {}\n--- stdout\n{}--- stderr\n{}", self.ok, self.stdout, self.stderr)
+        write!(
+            f,
+            "success: {}\n--- stdout\n{}--- stderr\n{}",
+            self.ok, self.stdout, self.stderr
+        )
     }
 }
 
@@ -50,13 +54,35 @@ fn tool_ok(args: &[&str]) -> Run {
 
 /// Initialises the token and the user PIN with pkcs11-tool itself.
 fn init_with_tool() {
-    let run = tool_ok(&["--slot-index", "0", "--init-token", "--so-pin", SO_PIN, "--label", LABEL]);
-    assert!(run.stdout.contains("Token successfully initialized"), "{run}");
     let run = tool_ok(&[
-        "--token-label", LABEL, "--init-pin", "--login", "--login-type", "so", "--so-pin", SO_PIN,
-        "--pin", USER_PIN,
+        "--slot-index",
+        "0",
+        "--init-token",
+        "--so-pin",
+        SO_PIN,
+        "--label",
+        LABEL,
     ]);
-    assert!(run.stdout.contains("User PIN successfully initialized"), "{run}");
+    assert!(
+        run.stdout.contains("Token successfully initialized"),
+        "{run}"
+    );
+    let run = tool_ok(&[
+        "--token-label",
+        LABEL,
+        "--init-pin",
+        "--login",
+        "--login-type",
+        "so",
+        "--so-pin",
+        SO_PIN,
+        "--pin",
+        USER_PIN,
+    ]);
+    assert!(
+        run.stdout.contains("User PIN successfully initialized"),
+        "{run}"
+    );
 }
 
 #[test]
@@ -66,8 +92,16 @@ fn show_info_reports_the_library() {
     assert!(run.stdout.contains("Cryptoki version"), "{run}");
     // The manufacturer printed is the one C_GetInfo gives this process.
     let ctx = env.load();
-    let manufacturer = ctx.get_library_info().unwrap().manufacturer_id().trim().to_owned();
-    assert!(run.stdout.contains(&manufacturer), "manufacturer {manufacturer:?} missing:\n{run}");
+    let manufacturer = ctx
+        .get_library_info()
+        .unwrap()
+        .manufacturer_id()
+        .trim()
+        .to_owned();
+    assert!(
+        run.stdout.contains(&manufacturer),
+        "manufacturer {manufacturer:?} missing:\n{run}"
+    );
 }
 
 #[test]
@@ -78,11 +112,18 @@ fn list_slots_shows_the_free_slot_then_the_initialised_token() {
     assert!(run.stdout.contains("token state:   uninitialized"), "{run}");
     init_with_tool();
     let run = tool_ok(&["--list-slots"]);
-    assert!(run.stdout.contains(&format!("token label        : {LABEL}")), "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("token label        : {LABEL}")),
+        "{run}"
+    );
     assert!(run.stdout.contains("token initialized"), "{run}");
     assert!(run.stdout.contains("PIN initialized"), "{run}");
     assert!(run.stdout.contains("pin min/max        : 4/255"), "{run}");
-    assert!(run.stdout.contains("token state:   uninitialized"), "no new free slot:\n{run}");
+    assert!(
+        run.stdout.contains("token state:   uninitialized"),
+        "no new free slot:\n{run}"
+    );
 }
 
 #[test]
@@ -100,9 +141,23 @@ fn init_token_and_init_pin_give_a_usable_token() {
 fn login_with_the_right_pin_lists_objects_and_a_wrong_pin_fails() {
     let _env = TestEnv::new();
     init_with_tool();
-    let run = tool_ok(&["--token-label", LABEL, "--login", "--pin", USER_PIN, "--list-objects"]);
+    let run = tool_ok(&[
+        "--token-label",
+        LABEL,
+        "--login",
+        "--pin",
+        USER_PIN,
+        "--list-objects",
+    ]);
     assert!(!run.stderr.contains("error"), "{run}");
-    let run = tool(&["--token-label", LABEL, "--login", "--pin", "wrong-pin", "--list-objects"]);
+    let run = tool(&[
+        "--token-label",
+        LABEL,
+        "--login",
+        "--pin",
+        "wrong-pin",
+        "--list-objects",
+    ]);
     assert!(!run.ok, "a wrong PIN was accepted:\n{run}");
     assert!(run.stderr.contains("CKR_PIN_INCORRECT"), "{run}");
 }
@@ -118,8 +173,14 @@ fn write_list_and_delete_a_data_object() {
 
     let mut args = login.to_vec();
     args.extend([
-        "--write-object", file.to_str().unwrap(), "--type", "data", "--label", "tool-data",
-        "--application-label", "tool-app",
+        "--write-object",
+        file.to_str().unwrap(),
+        "--type",
+        "data",
+        "--label",
+        "tool-data",
+        "--application-label",
+        "tool-app",
     ]);
     let run = tool_ok(&args);
     assert!(run.stdout.contains("Created Data Object"), "{run}");
@@ -136,11 +197,20 @@ fn write_list_and_delete_a_data_object() {
         let slot = slot_of_token(&ctx, LABEL);
         let session = ctx.open_ro_session(slot).unwrap();
         let found = session
-            .find_objects(&[Attribute::Class(ObjectClass::DATA), Attribute::Label(b"tool-data".to_vec())])
+            .find_objects(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Label(b"tool-data".to_vec()),
+            ])
             .unwrap();
         assert_eq!(found.len(), 1);
-        assert_eq!(attribute_bytes(&session, found[0], AttributeType::Value), payload);
-        assert_eq!(attribute_bytes(&session, found[0], AttributeType::Application), b"tool-app");
+        assert_eq!(
+            attribute_bytes(&session, found[0], AttributeType::Value),
+            payload
+        );
+        assert_eq!(
+            attribute_bytes(&session, found[0], AttributeType::Application),
+            b"tool-app"
+        );
         assert!(attribute_bool(&session, found[0], AttributeType::Token));
         drop(session);
         ctx.finalize().unwrap();
@@ -153,7 +223,10 @@ fn write_list_and_delete_a_data_object() {
     let mut args = login.to_vec();
     args.push("--list-objects");
     let run = tool_ok(&args);
-    assert!(!run.stdout.contains("tool-data"), "the object survived --delete-object:\n{run}");
+    assert!(
+        !run.stdout.contains("tool-data"),
+        "the object survived --delete-object:\n{run}"
+    );
 
     let ctx = env.load();
     let session = ctx.open_ro_session(slot_of_token(&ctx, LABEL)).unwrap();
@@ -167,11 +240,31 @@ fn private_data_object_is_listed_only_after_login() {
     let file = env.dir.path().join("secret.bin");
     std::fs::write(&file, b"private payload").unwrap();
     tool_ok(&[
-        "--token-label", LABEL, "--login", "--pin", USER_PIN, "--write-object", file.to_str().unwrap(),
-        "--type", "data", "--label", "private-data", "--private",
+        "--token-label",
+        LABEL,
+        "--login",
+        "--pin",
+        USER_PIN,
+        "--write-object",
+        file.to_str().unwrap(),
+        "--type",
+        "data",
+        "--label",
+        "private-data",
+        "--private",
     ]);
     let run = tool_ok(&["--token-label", LABEL, "--list-objects"]);
-    assert!(!run.stdout.contains("private-data"), "listed without login:\n{run}");
-    let run = tool_ok(&["--token-label", LABEL, "--login", "--pin", USER_PIN, "--list-objects"]);
+    assert!(
+        !run.stdout.contains("private-data"),
+        "listed without login:\n{run}"
+    );
+    let run = tool_ok(&[
+        "--token-label",
+        LABEL,
+        "--login",
+        "--pin",
+        USER_PIN,
+        "--list-objects",
+    ]);
     assert!(run.stdout.contains("private-data"), "{run}");
 }

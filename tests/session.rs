@@ -70,8 +70,14 @@ fn session_without_the_serial_flag_is_refused() {
     let ctx = env.load();
     let slot = init_token(&ctx);
     let raw = Raw::load();
-    assert_eq!(raw.open_session(slot.id(), 0), Err(RvError::SessionParallelNotSupported));
-    assert_eq!(raw.open_session(slot.id(), CKF_RW_SESSION), Err(RvError::SessionParallelNotSupported));
+    assert_eq!(
+        raw.open_session(slot.id(), 0),
+        Err(RvError::SessionParallelNotSupported)
+    );
+    assert_eq!(
+        raw.open_session(slot.id(), CKF_RW_SESSION),
+        Err(RvError::SessionParallelNotSupported)
+    );
     let handle = raw.open_session(slot.id(), CKF_SERIAL_SESSION).unwrap();
     assert_eq!(raw.session_state(handle), Ok(CKS_RO_PUBLIC_SESSION));
 }
@@ -84,7 +90,8 @@ fn read_only_session_while_the_so_is_logged_in_is_refused() {
     let rw = ctx.open_rw_session(slot).unwrap();
     rw.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
     assert_rv!(ctx.open_ro_session(slot), RvError::SessionReadWriteSoExists);
-    ctx.open_rw_session(slot).expect("R/W sessions are still allowed");
+    ctx.open_rw_session(slot)
+        .expect("R/W sessions are still allowed");
 }
 
 #[test]
@@ -94,7 +101,10 @@ fn so_login_with_a_read_only_session_open_is_refused() {
     let slot = init_token(&ctx);
     let _ro = ctx.open_ro_session(slot).unwrap();
     let rw = ctx.open_rw_session(slot).unwrap();
-    assert_rv!(rw.login(UserType::So, Some(&pin(SO_PIN))), RvError::SessionReadOnlyExists);
+    assert_rv!(
+        rw.login(UserType::So, Some(&pin(SO_PIN))),
+        RvError::SessionReadOnlyExists
+    );
     assert_eq!(state(&rw), SessionState::RwPublic);
 }
 
@@ -107,8 +117,14 @@ fn closed_session_handle_becomes_invalid() {
     let handle = session.handle();
     session.close().unwrap();
     let raw = Raw::load();
-    assert_eq!(raw.session_state(handle), Err(RvError::SessionHandleInvalid));
-    assert_eq!(raw.close_session(handle), Err(RvError::SessionHandleInvalid));
+    assert_eq!(
+        raw.session_state(handle),
+        Err(RvError::SessionHandleInvalid)
+    );
+    assert_eq!(
+        raw.close_session(handle),
+        Err(RvError::SessionHandleInvalid)
+    );
 }
 
 #[test]
@@ -117,17 +133,38 @@ fn bogus_session_handles_are_refused_everywhere() {
     let ctx = env.load();
     let _slot = init_token(&ctx);
     let raw = Raw::load();
-    assert_eq!(raw.session_state(BOGUS_SESSION), Err(RvError::SessionHandleInvalid));
-    assert_eq!(raw.session_state(CK_INVALID_HANDLE), Err(RvError::SessionHandleInvalid));
-    assert_eq!(raw.close_session(BOGUS_SESSION), Err(RvError::SessionHandleInvalid));
+    assert_eq!(
+        raw.session_state(BOGUS_SESSION),
+        Err(RvError::SessionHandleInvalid)
+    );
+    assert_eq!(
+        raw.session_state(CK_INVALID_HANDLE),
+        Err(RvError::SessionHandleInvalid)
+    );
+    assert_eq!(
+        raw.close_session(BOGUS_SESSION),
+        Err(RvError::SessionHandleInvalid)
+    );
     assert_eq!(
         raw.create_object(BOGUS_SESSION, &[RawAttr::ulong(CKA_CLASS, CKO_DATA)]),
         Err(RvError::SessionHandleInvalid)
     );
-    assert_eq!(raw.find_objects_init(BOGUS_SESSION, &[]), Err(RvError::SessionHandleInvalid));
-    assert_eq!(raw.find_objects(BOGUS_SESSION, 4), Err(RvError::SessionHandleInvalid));
-    assert_eq!(raw.find_objects_final(BOGUS_SESSION), Err(RvError::SessionHandleInvalid));
-    assert_eq!(raw.object_size(BOGUS_SESSION, 1), Err(RvError::SessionHandleInvalid));
+    assert_eq!(
+        raw.find_objects_init(BOGUS_SESSION, &[]),
+        Err(RvError::SessionHandleInvalid)
+    );
+    assert_eq!(
+        raw.find_objects(BOGUS_SESSION, 4),
+        Err(RvError::SessionHandleInvalid)
+    );
+    assert_eq!(
+        raw.find_objects_final(BOGUS_SESSION),
+        Err(RvError::SessionHandleInvalid)
+    );
+    assert_eq!(
+        raw.object_size(BOGUS_SESSION, 1),
+        Err(RvError::SessionHandleInvalid)
+    );
     let (result, _) = raw.get_attributes(BOGUS_SESSION, 1, &[CKA_LABEL], 16);
     assert_eq!(result, Err(RvError::SessionHandleInvalid));
 }
@@ -146,13 +183,24 @@ fn close_all_sessions_closes_every_session_of_the_slot_and_logs_out() {
     raw.close_all_sessions(slot.id()).unwrap();
     assert_rv!(a.get_session_info(), RvError::SessionHandleInvalid);
     assert_rv!(b.get_session_info(), RvError::SessionHandleInvalid);
-    assert_eq!(state(&elsewhere), SessionState::RwPublic, "another slot's session survives");
+    assert_eq!(
+        state(&elsewhere),
+        SessionState::RwPublic,
+        "another slot's session survives"
+    );
     let fresh = ctx.open_ro_session(slot).unwrap();
-    assert_eq!(state(&fresh), SessionState::RoPublic, "closing all sessions logs out");
+    assert_eq!(
+        state(&fresh),
+        SessionState::RoPublic,
+        "closing all sessions logs out"
+    );
     // Closing all sessions of a slot that has none is fine.
     drop(fresh);
     raw.close_all_sessions(slot.id()).unwrap();
-    assert_eq!(raw.close_all_sessions(0x7ead_beef), Err(RvError::SlotIdInvalid));
+    assert_eq!(
+        raw.close_all_sessions(0x7ead_beef),
+        Err(RvError::SlotIdInvalid)
+    );
     std::mem::forget(a);
     std::mem::forget(b);
 }
@@ -188,7 +236,8 @@ fn writes_in_a_read_only_session_are_refused() {
     let slot = init_token(&ctx);
     {
         let rw = user_session(&ctx, slot);
-        rw.create_object(&data_template("token-data", b"x", true)).unwrap();
+        rw.create_object(&data_template("token-data", b"x", true))
+            .unwrap();
     }
     let ro = ctx.open_ro_session(slot).unwrap();
     let token_object = find_by_label(&ro, "token-data")[0];
@@ -205,10 +254,16 @@ fn writes_in_a_read_only_session_are_refused() {
         ro.copy_object(token_object, &[Attribute::Label(b"copy".to_vec())]),
         RvError::SessionReadOnly
     );
-    assert_rv!(ro.set_pin(&pin(USER_PIN), &pin("new-user-pin")), RvError::SessionReadOnly);
+    assert_rv!(
+        ro.set_pin(&pin(USER_PIN), &pin("new-user-pin")),
+        RvError::SessionReadOnly
+    );
     // Session objects are allowed in a read-only session (§4.1, table 6)...
-    let session_object = ro.create_object(&data_template("session-data", b"y", false)).unwrap();
-    ro.update_attributes(session_object, &[Attribute::Label(b"renamed".to_vec())]).unwrap();
+    let session_object = ro
+        .create_object(&data_template("session-data", b"y", false))
+        .unwrap();
+    ro.update_attributes(session_object, &[Attribute::Label(b"renamed".to_vec())])
+        .unwrap();
     // ...but copying one into a token object is a token write.
     assert_rv!(
         ro.copy_object(session_object, &[Attribute::Token(true)]),
@@ -229,7 +284,9 @@ fn sessions_of_one_application_see_each_others_session_objects() {
     let slot = init_token(&ctx);
     let a = ctx.open_rw_session(slot).unwrap();
     let b = ctx.open_ro_session(slot).unwrap();
-    let object = a.create_object(&data_template("shared", b"x", false)).unwrap();
+    let object = a
+        .create_object(&data_template("shared", b"x", false))
+        .unwrap();
     assert_eq!(find_by_label(&b, "shared"), vec![object]);
 }
 
@@ -240,8 +297,12 @@ fn session_objects_vanish_when_their_session_closes() {
     let slot = init_token(&ctx);
     let observer = ctx.open_ro_session(slot).unwrap();
     let owner = ctx.open_rw_session(slot).unwrap();
-    let session_object = owner.create_object(&data_template("ephemeral", b"x", false)).unwrap();
-    let token_object = owner.create_object(&data_template("durable", b"x", true)).unwrap();
+    let session_object = owner
+        .create_object(&data_template("ephemeral", b"x", false))
+        .unwrap();
+    let token_object = owner
+        .create_object(&data_template("durable", b"x", true))
+        .unwrap();
     owner.close().unwrap();
     assert!(find_by_label(&observer, "ephemeral").is_empty());
     assert_rv!(
@@ -258,8 +319,12 @@ fn token_objects_outlive_all_sessions() {
     let slot = init_token(&ctx);
     {
         let session = user_session(&ctx, slot);
-        session.create_object(&data_template("public", b"x", true)).unwrap();
-        session.create_object(&aes_template("private", &[1; 16], true)).unwrap();
+        session
+            .create_object(&data_template("public", b"x", true))
+            .unwrap();
+        session
+            .create_object(&aes_template("private", &[1; 16], true))
+            .unwrap();
     }
     let session = user_session(&ctx, slot);
     assert_eq!(find_by_label(&session, "public").len(), 1);
@@ -271,7 +336,9 @@ fn many_sessions_can_be_open_at_once() {
     let env = TestEnv::new();
     let ctx = env.load();
     let slot = init_token(&ctx);
-    let sessions: Vec<Session> = (0..64).map(|_| ctx.open_ro_session(slot).unwrap()).collect();
+    let sessions: Vec<Session> = (0..64)
+        .map(|_| ctx.open_ro_session(slot).unwrap())
+        .collect();
     let mut handles: Vec<_> = sessions.iter().map(Session::handle).collect();
     handles.sort();
     handles.dedup();

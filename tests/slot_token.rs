@@ -84,7 +84,10 @@ fn token_info_of_an_initialised_token() {
     let serial = info.serial_number();
     if !is_softhsm() {
         assert!(
-            serial.len() == 16 && serial.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+            serial.len() == 16
+                && serial
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
             "serial {serial:?} is not 16 lower-case hex digits"
         );
         assert!(
@@ -103,7 +106,11 @@ fn init_token_keeps_the_slot_id_and_a_new_free_slot_appears() {
     let initialised = ctx.get_slots_with_initialized_token().unwrap();
     assert_eq!(initialised, vec![slot], "the token keeps its slot ID");
     let all = ctx.get_slots_with_token().unwrap();
-    assert_eq!(all.len(), 2, "one initialised token plus one free slot: {all:?}");
+    assert_eq!(
+        all.len(),
+        2,
+        "one initialised token plus one free slot: {all:?}"
+    );
     let free = free_slot(&ctx);
     assert_ne!(free, slot);
     assert!(ctx.get_slot_info(free).unwrap().token_present());
@@ -125,10 +132,17 @@ fn slot_ids_survive_a_restart() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(output.status.success(), "child failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let mut lines = child_lines(&String::from_utf8_lossy(&output.stdout));
     lines.sort();
-    let mut expected = vec![format!("{} first", first.id()), format!("{} second", second.id())];
+    let mut expected = vec![
+        format!("{} first", first.id()),
+        format!("{} second", second.id()),
+    ];
     expected.sort();
     assert_eq!(lines, expected, "slot IDs after a restart in a new process");
 }
@@ -156,17 +170,28 @@ fn reinit_with_the_same_so_pin_wipes_objects_and_user_pin() {
     let serial = ctx.get_token_info(slot).unwrap().serial_number().to_owned();
     {
         let session = user_session(&ctx, slot);
-        session.create_object(&data_template("public", b"x", true)).unwrap();
-        session.create_object(&aes_template("secret", &[7u8; 32], true)).unwrap();
+        session
+            .create_object(&data_template("public", b"x", true))
+            .unwrap();
+        session
+            .create_object(&aes_template("secret", &[7u8; 32], true))
+            .unwrap();
     }
-    ctx.init_token(slot, &pin(SO_PIN), "after").expect("re-init with the same SO PIN");
+    ctx.init_token(slot, &pin(SO_PIN), "after")
+        .expect("re-init with the same SO PIN");
     let info = ctx.get_token_info(slot).unwrap();
     assert_eq!(info.label(), "after");
     assert!(info.token_initialized());
-    assert!(!info.user_pin_initialized(), "re-init leaves the user PIN uninitialised");
+    assert!(
+        !info.user_pin_initialized(),
+        "re-init leaves the user PIN uninitialised"
+    );
     assert_eq!(info.serial_number(), serial, "the token keeps its serial");
     let session = ctx.open_rw_session(slot).unwrap();
-    assert!(session.find_objects(&[]).unwrap().is_empty(), "objects survived re-init");
+    assert!(
+        session.find_objects(&[]).unwrap().is_empty(),
+        "objects survived re-init"
+    );
     assert_rv!(
         session.login(UserType::User, Some(&pin(USER_PIN))),
         RvError::UserPinNotInitialized
@@ -175,7 +200,10 @@ fn reinit_with_the_same_so_pin_wipes_objects_and_user_pin() {
     session.init_pin(&pin(USER_PIN)).unwrap();
     session.logout().unwrap();
     session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
-    assert!(session.find_objects(&[]).unwrap().is_empty(), "private objects survived re-init");
+    assert!(
+        session.find_objects(&[]).unwrap().is_empty(),
+        "private objects survived re-init"
+    );
 }
 
 #[test]
@@ -185,12 +213,21 @@ fn reinit_with_a_wrong_so_pin_is_refused() {
     let slot = init_token(&ctx);
     {
         let session = user_session(&ctx, slot);
-        session.create_object(&data_template("kept", b"x", true)).unwrap();
+        session
+            .create_object(&data_template("kept", b"x", true))
+            .unwrap();
     }
-    assert_rv!(ctx.init_token(slot, &pin("not-the-so-pin"), "hijack"), RvError::PinIncorrect);
+    assert_rv!(
+        ctx.init_token(slot, &pin("not-the-so-pin"), "hijack"),
+        RvError::PinIncorrect
+    );
     assert_eq!(ctx.get_token_info(slot).unwrap().label(), TOKEN_LABEL);
     let session = ctx.open_ro_session(slot).unwrap();
-    assert_eq!(find_by_label(&session, "kept").len(), 1, "a refused re-init wiped objects");
+    assert_eq!(
+        find_by_label(&session, "kept").len(),
+        1,
+        "a refused re-init wiped objects"
+    );
 }
 
 #[test]
@@ -199,7 +236,10 @@ fn init_token_with_an_open_session_is_refused() {
     let ctx = env.load();
     let slot = init_token(&ctx);
     let session = ctx.open_ro_session(slot).unwrap();
-    assert_rv!(ctx.init_token(slot, &pin(SO_PIN), "again"), RvError::SessionExists);
+    assert_rv!(
+        ctx.init_token(slot, &pin(SO_PIN), "again"),
+        RvError::SessionExists
+    );
     drop(session);
     ctx.init_token(slot, &pin(SO_PIN), "again").unwrap();
 }
@@ -209,12 +249,19 @@ fn init_token_checks_the_so_pin_length() {
     let env = TestEnv::new();
     let ctx = env.load();
     let slot = free_slot(&ctx);
-    assert_rv!(ctx.init_token(slot, &pin("abc"), "short"), RvError::PinLenRange);
-    assert_rv!(ctx.init_token(slot, &pin(&"p".repeat(256)), "long"), RvError::PinLenRange);
+    assert_rv!(
+        ctx.init_token(slot, &pin("abc"), "short"),
+        RvError::PinLenRange
+    );
+    assert_rv!(
+        ctx.init_token(slot, &pin(&"p".repeat(256)), "long"),
+        RvError::PinLenRange
+    );
     assert!(!ctx.get_token_info(slot).unwrap().token_initialized());
     ctx.init_token(slot, &pin("abcd"), "shortest").unwrap();
     let second = free_slot(&ctx);
-    ctx.init_token(second, &pin(&"p".repeat(255)), "longest").unwrap();
+    ctx.init_token(second, &pin(&"p".repeat(255)), "longest")
+        .unwrap();
 }
 
 #[test]
@@ -223,7 +270,10 @@ fn invalid_slot_ids_are_refused() {
     let ctx = env.load();
     assert_rv!(ctx.get_slot_info(bogus_slot()), RvError::SlotIdInvalid);
     assert_rv!(ctx.get_token_info(bogus_slot()), RvError::SlotIdInvalid);
-    assert_rv!(ctx.init_token(bogus_slot(), &pin(SO_PIN), "x"), RvError::SlotIdInvalid);
+    assert_rv!(
+        ctx.init_token(bogus_slot(), &pin(SO_PIN), "x"),
+        RvError::SlotIdInvalid
+    );
     assert_rv!(ctx.get_mechanism_list(bogus_slot()), RvError::SlotIdInvalid);
     assert_rv!(ctx.open_rw_session(bogus_slot()), RvError::SlotIdInvalid);
 }
@@ -235,7 +285,9 @@ fn mechanism_list_and_info_answer() {
     let slot = init_token(&ctx);
     let mechanisms = ctx.get_mechanism_list(slot).expect("C_GetMechanismList");
     for mechanism in &mechanisms {
-        let info = ctx.get_mechanism_info(slot, *mechanism).expect("C_GetMechanismInfo");
+        let info = ctx
+            .get_mechanism_info(slot, *mechanism)
+            .expect("C_GetMechanismInfo");
         assert!(
             info.min_key_size() <= info.max_key_size(),
             "{mechanism}: key sizes {}..{}",
@@ -244,7 +296,8 @@ fn mechanism_list_and_info_answer() {
         );
     }
     // The free slot answers too.
-    ctx.get_mechanism_list(free_slot(&ctx)).expect("C_GetMechanismList on the free slot");
+    ctx.get_mechanism_list(free_slot(&ctx))
+        .expect("C_GetMechanismList on the free slot");
 }
 
 #[test]
@@ -265,8 +318,13 @@ fn objects_of_one_token_are_invisible_in_another() {
     let second = init_token_labelled(&ctx, "second");
     {
         let session = user_session(&ctx, first);
-        session.create_object(&data_template("only-in-first", b"x", true)).unwrap();
+        session
+            .create_object(&data_template("only-in-first", b"x", true))
+            .unwrap();
     }
     let session = user_session(&ctx, second);
-    assert!(session.find_objects(&[Attribute::Class(ObjectClass::DATA)]).unwrap().is_empty());
+    assert!(session
+        .find_objects(&[Attribute::Class(ObjectClass::DATA)])
+        .unwrap()
+        .is_empty());
 }

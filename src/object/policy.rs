@@ -364,7 +364,7 @@ pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(A
                 b(CKA_VERIFY, true),
                 b(CKA_WRAP, true),
                 b(CKA_UNWRAP, true),
-                b(CKA_EXTRACTABLE, true),
+                b(CKA_EXTRACTABLE, false),
                 b(CKA_WRAP_WITH_TRUSTED, false),
                 b(CKA_TRUSTED, false),
             ]);
@@ -389,7 +389,7 @@ pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(A
                 b(CKA_SIGN, true),
                 b(CKA_SIGN_RECOVER, key_type == Some(CKK_RSA)),
                 b(CKA_UNWRAP, true),
-                b(CKA_EXTRACTABLE, true),
+                b(CKA_EXTRACTABLE, false),
                 b(CKA_WRAP_WITH_TRUSTED, false),
                 b(CKA_ALWAYS_AUTHENTICATE, false),
             ]);

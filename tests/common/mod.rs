@@ -84,7 +84,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_pin_failures: MAX_PIN_FAILURES, log_level: "warn", create_token_dir: false }
+        Options {
+            max_pin_failures: MAX_PIN_FAILURES,
+            log_level: "warn",
+            create_token_dir: false,
+        }
     }
 }
 
@@ -105,11 +109,19 @@ impl TestEnv {
 
     /// A fresh environment with the given configuration knobs, already activated.
     pub fn with_options(options: Options) -> Self {
-        let dir = tempfile::Builder::new().prefix("kmshsm-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("kmshsm-test-")
+            .tempdir()
+            .expect("tempdir");
         let token_dir = dir.path().join("tokens");
         let conf_path = dir.path().join("kmshsm.toml");
         let log_path = dir.path().join("kmshsm.log");
-        let env = TestEnv { dir, token_dir, conf_path, log_path };
+        let env = TestEnv {
+            dir,
+            token_dir,
+            conf_path,
+            log_path,
+        };
         env.write_config(&format!(
             "token_dir = {token_dir:?}\n\
              log_level = {level:?}\n\
@@ -178,7 +190,11 @@ impl TestEnv {
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "db"))
             .collect();
-        assert_eq!(dbs.len(), 1, "expected exactly one .db file in the token directory: {dbs:?}");
+        assert_eq!(
+            dbs.len(),
+            1,
+            "expected exactly one .db file in the token directory: {dbs:?}"
+        );
         dbs.into_iter().next().unwrap()
     }
 }
@@ -252,9 +268,12 @@ pub fn free_slot(ctx: &Pkcs11) -> Slot {
 /// Initialises the free token with [`SO_PIN`] and the given label, and sets [`USER_PIN`].
 pub fn init_token_labelled(ctx: &Pkcs11, label: &str) -> Slot {
     let slot = free_slot(ctx);
-    ctx.init_token(slot, &pin(SO_PIN), label).expect("C_InitToken");
+    ctx.init_token(slot, &pin(SO_PIN), label)
+        .expect("C_InitToken");
     let session = ctx.open_rw_session(slot).expect("C_OpenSession");
-    session.login(UserType::So, Some(&pin(SO_PIN))).expect("C_Login(SO)");
+    session
+        .login(UserType::So, Some(&pin(SO_PIN)))
+        .expect("C_Login(SO)");
     session.init_pin(&pin(USER_PIN)).expect("C_InitPIN");
     session.logout().expect("C_Logout");
     session.close().expect("C_CloseSession");
@@ -278,7 +297,9 @@ pub fn slot_of_token(ctx: &Pkcs11, label: &str) -> Slot {
 /// A read-write session logged in as the normal user.
 pub fn user_session(ctx: &Pkcs11, slot: Slot) -> Session {
     let session = ctx.open_rw_session(slot).expect("C_OpenSession");
-    session.login(UserType::User, Some(&pin(USER_PIN))).expect("C_Login(USER)");
+    session
+        .login(UserType::User, Some(&pin(USER_PIN)))
+        .expect("C_Login(USER)");
     session
 }
 
@@ -331,18 +352,21 @@ pub fn data_template(label: &str, value: &[u8], token: bool) -> Vec<Attribute> {
 
 /// Handles of the objects visible in `session` whose CKA_LABEL is `label`.
 pub fn find_by_label(session: &Session, label: &str) -> Vec<ObjectHandle> {
-    session.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]).expect("C_FindObjects")
+    session
+        .find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
+        .expect("C_FindObjects")
 }
 
 /// One attribute's value as raw bytes (panics if unavailable).
 pub fn attribute_bytes(session: &Session, object: ObjectHandle, ty: AttributeType) -> Vec<u8> {
-    let mut values = session.get_attributes(object, &[ty]).expect("C_GetAttributeValue");
+    let mut values = session
+        .get_attributes(object, &[ty])
+        .expect("C_GetAttributeValue");
     assert_eq!(values.len(), 1, "attribute {ty:?} unavailable");
     let value = values.remove(0);
     let raw: cryptoki_sys::CK_ATTRIBUTE = (&value).into();
     // SAFETY: `raw` points into `value`, which lives until the end of this function.
-    unsafe { std::slice::from_raw_parts(raw.pValue as *const u8, raw.ulValueLen as usize) }
-        .to_vec()
+    unsafe { std::slice::from_raw_parts(raw.pValue as *const u8, raw.ulValueLen as usize) }.to_vec()
 }
 
 /// One CK_BBOOL attribute.
@@ -379,11 +403,19 @@ pub fn tell_parent(line: &str) {
     out.flush().unwrap();
 }
 
+/// The protocol payload of one output line of a child, if it carries one. The prefix may
+/// follow other text: with one test thread libtest prints "test <name> ... " and the test's
+/// own first output line continues that line.
+pub fn child_line(line: &str) -> Option<&str> {
+    line.find(CHILD_LINE_PREFIX)
+        .map(|at| line[at + CHILD_LINE_PREFIX.len()..].trim_end())
+}
+
 /// The protocol lines in a child's output, prefix removed.
 pub fn child_lines(output: &str) -> Vec<String> {
     output
         .lines()
-        .filter_map(|l| l.strip_prefix(CHILD_LINE_PREFIX))
+        .filter_map(child_line)
         .map(str::to_owned)
         .collect()
 }
@@ -391,7 +423,9 @@ pub fn child_lines(output: &str) -> Vec<String> {
 /// Runs an external tool, failing the test with an installation hint if it is missing.
 pub fn require_tool(tool: &str, apt_package: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|dir| dir.join(tool)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
     });
     found.unwrap_or_else(|| {
         panic!(

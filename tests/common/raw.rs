@@ -9,6 +9,9 @@
 use cryptoki::error::{Rv, RvError};
 use cryptoki_sys::*;
 
+/// The return code of C_GetAttributeValue and, per attribute, (reported length, bytes).
+pub type AttributeReply = (Result<(), RvError>, Vec<(CK_ULONG, Vec<u8>)>);
+
 /// A template attribute owned by the test: type and exact value bytes.
 pub struct RawAttr {
     pub ty: CK_ATTRIBUTE_TYPE,
@@ -17,13 +20,22 @@ pub struct RawAttr {
 
 impl RawAttr {
     pub fn new(ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Self {
-        RawAttr { ty, value: value.to_vec() }
+        RawAttr {
+            ty,
+            value: value.to_vec(),
+        }
     }
     pub fn ulong(ty: CK_ATTRIBUTE_TYPE, value: CK_ULONG) -> Self {
-        RawAttr { ty, value: value.to_ne_bytes().to_vec() }
+        RawAttr {
+            ty,
+            value: value.to_ne_bytes().to_vec(),
+        }
     }
     pub fn bool(ty: CK_ATTRIBUTE_TYPE, value: bool) -> Self {
-        RawAttr { ty, value: vec![value as u8] }
+        RawAttr {
+            ty,
+            value: vec![value as u8],
+        }
     }
 }
 
@@ -52,7 +64,10 @@ impl Raw {
         assert!(!list.is_null(), "C_GetFunctionList returned NULL");
         // SAFETY: the module keeps its function list alive while loaded; we copy it.
         let list = unsafe { *list };
-        Raw { _library: library, list }
+        Raw {
+            _library: library,
+            list,
+        }
     }
 
     pub fn initialize_null(&self) -> Result<(), RvError> {
@@ -60,7 +75,11 @@ impl Raw {
         result(unsafe { self.list.C_Initialize.unwrap()(std::ptr::null_mut()) })
     }
 
-    pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE, RvError> {
+    pub fn open_session(
+        &self,
+        slot: CK_SLOT_ID,
+        flags: CK_FLAGS,
+    ) -> Result<CK_SESSION_HANDLE, RvError> {
         let mut handle: CK_SESSION_HANDLE = 0;
         // SAFETY: no notification callback; one output handle.
         result(unsafe {
@@ -131,14 +150,18 @@ impl Raw {
         object: CK_OBJECT_HANDLE,
         types: &[CK_ATTRIBUTE_TYPE],
         capacity: usize,
-    ) -> (Result<(), RvError>, Vec<(CK_ULONG, Vec<u8>)>) {
+    ) -> AttributeReply {
         let mut buffers: Vec<Vec<u8>> = types.iter().map(|_| vec![0u8; capacity]).collect();
         let mut attrs: Vec<CK_ATTRIBUTE> = types
             .iter()
             .zip(buffers.iter_mut())
             .map(|(ty, buf)| CK_ATTRIBUTE {
                 type_: *ty,
-                pValue: if capacity == 0 { std::ptr::null_mut() } else { buf.as_mut_ptr() as *mut _ },
+                pValue: if capacity == 0 {
+                    std::ptr::null_mut()
+                } else {
+                    buf.as_mut_ptr() as *mut _
+                },
                 ulValueLen: capacity as CK_ULONG,
             })
             .collect();
@@ -179,9 +202,15 @@ impl Raw {
                 ulValueLen: a.value.len() as CK_ULONG,
             })
             .collect();
-        let ptr = if attrs.is_empty() { std::ptr::null_mut() } else { attrs.as_mut_ptr() };
+        let ptr = if attrs.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            attrs.as_mut_ptr()
+        };
         // SAFETY: template alive for the call; (NULL, 0) is the empty template.
-        result(unsafe { self.list.C_FindObjectsInit.unwrap()(session, ptr, attrs.len() as CK_ULONG) })
+        result(unsafe {
+            self.list.C_FindObjectsInit.unwrap()(session, ptr, attrs.len() as CK_ULONG)
+        })
     }
 
     pub fn find_objects(
@@ -212,13 +241,25 @@ impl Raw {
     pub fn seed_random(&self, session: CK_SESSION_HANDLE, seed: &[u8]) -> Result<(), RvError> {
         // SAFETY: input buffer alive for the call.
         result(unsafe {
-            self.list.C_SeedRandom.unwrap()(session, seed.as_ptr() as *mut _, seed.len() as CK_ULONG)
+            self.list.C_SeedRandom.unwrap()(
+                session,
+                seed.as_ptr() as *mut _,
+                seed.len() as CK_ULONG,
+            )
         })
     }
 
-    pub fn generate_random(&self, session: CK_SESSION_HANDLE, len: usize) -> Result<Vec<u8>, RvError> {
+    pub fn generate_random(
+        &self,
+        session: CK_SESSION_HANDLE,
+        len: usize,
+    ) -> Result<Vec<u8>, RvError> {
         let mut buf = vec![0u8; len];
-        let ptr = if len == 0 { std::ptr::null_mut() } else { buf.as_mut_ptr() };
+        let ptr = if len == 0 {
+            std::ptr::null_mut()
+        } else {
+            buf.as_mut_ptr()
+        };
         // SAFETY: `buf` has `len` writable bytes; (NULL, 0) asks for nothing.
         result(unsafe { self.list.C_GenerateRandom.unwrap()(session, ptr, len as CK_ULONG) })?;
         Ok(buf)
