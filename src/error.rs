@@ -159,6 +159,10 @@ pub enum Error {
     #[error("the random generator failed")]
     RandomFailed,
 
+    // --- the KMS key model
+    #[error(transparent)]
+    Kms(#[from] crate::kms::KmsError),
+
     // --- below the PKCS#11 layer
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::object::table::{HandleSource, SessionHandle};
 use crate::session::Session;
 use crate::store::seal::random_fill;
-use crate::token::{Token, LABEL_LEN};
+use crate::token::{Shared, Token, LABEL_LEN};
 
 static STATE: RwLock<Option<Arc<Provider>>> = RwLock::new(None);
 
@@ -54,7 +54,7 @@ pub struct SlotView {
 #[derive(Debug)]
 pub struct Provider {
     pub config: Arc<Config>,
-    handles: Arc<HandleSource>,
+    shared: Arc<Shared>,
     slots: RwLock<Vec<Slot>>,
     sessions: RwLock<HashMap<SessionHandle, Arc<Session>>>,
     next_session: AtomicU64,
@@ -106,9 +106,14 @@ fn create_token_dir(dir: &Path) -> Result<()> {
 impl Provider {
     fn new(config: Config) -> Result<Provider> {
         create_token_dir(&config.token_dir)?;
+        let config = Arc::new(config);
         let provider = Provider {
-            config: Arc::new(config),
-            handles: Arc::new(HandleSource::default()),
+            shared: Arc::new(Shared {
+                config: Arc::clone(&config),
+                handles: HandleSource::default(),
+                clock: crate::kms::clock::module_clock(),
+            }),
+            config,
             slots: RwLock::new(Vec::new()),
             sessions: RwLock::new(HashMap::new()),
             next_session: AtomicU64::new(1),
@@ -141,7 +146,7 @@ impl Provider {
             if known.iter().any(|k| k == serial) {
                 continue;
             }
-            match Token::open(&path, Arc::clone(&self.config), Arc::clone(&self.handles)) {
+            match Token::open(&path, Arc::clone(&self.shared)) {
                 Ok(token) => opened.push(token),
                 // One unreadable token must not hide the others.
                 Err(e) => log::warn!("skipping token file {}: {e}", path.display()),
@@ -228,8 +233,7 @@ impl Provider {
             &serial,
             label,
             so_pin,
-            Arc::clone(&self.config),
-            Arc::clone(&self.handles),
+            Arc::clone(&self.shared),
         );
         let mut slots = self.slots.write();
         let slot = slots

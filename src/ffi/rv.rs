@@ -7,6 +7,8 @@
 use cryptoki_sys::*;
 
 use crate::error::{Error, StoreError};
+use crate::kms::KmsError;
+use crate::vendor as v;
 
 pub fn of(e: &Error) -> CK_RV {
     match e {
@@ -77,7 +79,27 @@ pub fn of(e: &Error) -> CK_RV {
             CKR_DEVICE_MEMORY
         }
         Error::Store(_) => CKR_DEVICE_ERROR,
+        Error::Kms(k) => kms(k),
         Error::Internal(_) => CKR_GENERAL_ERROR,
+    }
+}
+
+const fn vendor(code: u64) -> CK_RV {
+    code as CK_RV
+}
+
+/// The KMS errors of the kms-docs: a standard code where one says exactly the same,
+/// a vendor code from `include/kmshsm.h` where a standard one would mislead
+/// (docs/errors.md).
+fn kms(e: &KmsError) -> CK_RV {
+    match e {
+        KmsError::InvalidKeyMaterial => vendor(v::CKR_KMSHSM_INVALID_KEY_MATERIAL),
+        KmsError::InvalidImportToken => vendor(v::CKR_KMSHSM_INVALID_IMPORT_TOKEN),
+        KmsError::ExpiredImportToken => vendor(v::CKR_KMSHSM_EXPIRED_IMPORT_TOKEN),
+        KmsError::UnsupportedOrigin => vendor(v::CKR_KMSHSM_UNSUPPORTED_ORIGIN),
+        KmsError::InvalidParameter(_) => CKR_ATTRIBUTE_VALUE_INVALID,
+        KmsError::NotFound => vendor(v::CKR_KMSHSM_KEY_NOT_FOUND),
+        KmsError::IncorrectKeyState(_) => vendor(v::CKR_KMSHSM_INCORRECT_KEY_STATE),
     }
 }
 
@@ -181,6 +203,31 @@ mod tests {
                 CKR_DEVICE_MEMORY,
             ),
             (Error::Internal("x"), CKR_GENERAL_ERROR),
+            (
+                KmsError::InvalidKeyMaterial.into(),
+                0x8000_0000 | 0x4B4D_0001,
+            ),
+            (
+                KmsError::InvalidImportToken.into(),
+                0x8000_0000 | 0x4B4D_0002,
+            ),
+            (
+                KmsError::ExpiredImportToken.into(),
+                0x8000_0000 | 0x4B4D_0003,
+            ),
+            (
+                KmsError::UnsupportedOrigin.into(),
+                0x8000_0000 | 0x4B4D_0004,
+            ),
+            (KmsError::NotFound.into(), 0x8000_0000 | 0x4B4D_0005),
+            (
+                KmsError::IncorrectKeyState("Disabled").into(),
+                0x8000_0000 | 0x4B4D_0006,
+            ),
+            (
+                KmsError::InvalidParameter("x").into(),
+                CKR_ATTRIBUTE_VALUE_INVALID,
+            ),
         ];
         for (e, code) in rows {
             assert_eq!(of(&e), code, "{e:?}");

@@ -48,6 +48,36 @@ impl Clock for FixedClock {
     }
 }
 
+/// The clock the module runs on: the system clock. In debug builds only, it is shifted
+/// by `KMSHSM_TEST_CLOCK_OFFSET` seconds (read at every call) so the integration tests
+/// can move time without sleeping; release builds contain no such hook.
+pub fn module_clock() -> Arc<dyn Clock> {
+    #[cfg(debug_assertions)]
+    {
+        Arc::new(TestOffsetClock)
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        Arc::new(SystemClock)
+    }
+}
+
+/// The system clock plus the offset in `KMSHSM_TEST_CLOCK_OFFSET` (debug builds only).
+#[cfg(debug_assertions)]
+#[derive(Debug)]
+struct TestOffsetClock;
+
+#[cfg(debug_assertions)]
+impl Clock for TestOffsetClock {
+    fn now(&self) -> UnixSeconds {
+        let offset = std::env::var("KMSHSM_TEST_CLOCK_OFFSET")
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        SystemClock.now().saturating_add(offset)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

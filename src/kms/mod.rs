@@ -1,6 +1,15 @@
 //! The KMS key model: no `CK_*` type may appear below this line.
 //!
-//! For now it holds the injected clock; the key model (KeyId, KeySpec, Origin, KeyState,
-//! import parameters) lands here with the BYOK work.
+//! `key` names what a key is (KeyId, KeySpec, usage, Origin, KeyState), `lifecycle` is
+//! the one transition function, `material` the same-material rule, `import` the import
+//! parameters and tokens, `clock` the injected time. The PKCS#11 layer (`token::kms`)
+//! maps these onto objects and vendor attributes.
 
 pub mod clock;
+pub mod error;
+pub mod import;
+pub mod key;
+pub mod lifecycle;
+pub mod material;
+
+pub use error::KmsError;

@@ -11,6 +11,7 @@ mod aes;
 mod buffered;
 pub mod digest;
 mod ec;
+pub mod envelope;
 mod hmac;
 pub mod params;
 pub mod registry;

@@ -22,6 +22,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         super::ec::MECHANISMS,
         super::sm::MECHANISMS,
         super::wrap::MECHANISMS,
+        super::envelope::MECHANISMS,
     ]
     .concat();
     let index = all.iter().enumerate().map(|(i, m)| (m.kind(), i)).collect();

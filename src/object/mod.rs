@@ -164,6 +164,32 @@ impl Object {
         Ok(Arc::clone(self.key.get_or_init(|| key)))
     }
 
+    /// The object with plain attributes added or replaced, secrets untouched (state
+    /// changes of the KMS lifecycle, which need no master key).
+    pub fn with_plain(&self, values: Vec<(AttrType, Value)>) -> Object {
+        let mut copy = self.clone();
+        copy.attrs.extend(values);
+        copy
+    }
+
+    /// The object with its secret attributes removed and plain ones added (key
+    /// material deleted or expired): nothing secret is left to seal or unseal.
+    pub fn wiped(&self, values: Vec<(AttrType, Value)>) -> Object {
+        let mut copy = self.clone();
+        copy.attrs.extend(values);
+        copy.secrets = Secrets::Open(BTreeMap::new());
+        copy.secret_types.clear();
+        copy
+    }
+
+    pub fn ulong(&self, ty: AttrType) -> Option<u64> {
+        self.attrs.get(&ty).and_then(Value::as_ulong)
+    }
+
+    pub fn bytes(&self, ty: AttrType) -> Option<&[u8]> {
+        self.attrs.get(&ty).and_then(Value::as_bytes)
+    }
+
     /// An estimate of the object's size in the store, for `C_GetObjectSize`.
     pub fn stored_size(&self) -> usize {
         let plain: usize = self.attrs.values().map(|v| 13 + v.to_native().len()).sum();

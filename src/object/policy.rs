@@ -9,6 +9,7 @@ use cryptoki_sys::*;
 
 use super::attr::{AttrType, Value};
 use super::key::{CKK_SM2, CKK_SM4};
+use crate::vendor;
 
 /// How an attribute's value is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +41,50 @@ const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
     x as AttrType
 }
 
+// The vendor attributes of the KMS key model (include/kmshsm.h).
+pub const KEY_ID: AttrType = vendor::CKA_KMSHSM_KEY_ID as AttrType;
+pub const ORIGIN: AttrType = vendor::CKA_KMSHSM_ORIGIN as AttrType;
+pub const KEY_STATE: AttrType = vendor::CKA_KMSHSM_KEY_STATE as AttrType;
+pub const KEY_SPEC: AttrType = vendor::CKA_KMSHSM_KEY_SPEC as AttrType;
+pub const KEY_USAGE: AttrType = vendor::CKA_KMSHSM_KEY_USAGE as AttrType;
+pub const MATERIAL_EXPIRY: AttrType = vendor::CKA_KMSHSM_MATERIAL_EXPIRY as AttrType;
+pub const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET as AttrType;
+pub const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM as AttrType;
+pub const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN as AttrType;
+pub const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY as AttrType;
+/// Internal (never answered): the keyed fingerprint of the bound material.
+pub const MATERIAL_FINGERPRINT: AttrType = vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT as AttrType;
+
+const KMS_KEY: &[AttrType] = &[
+    KEY_ID,
+    ORIGIN,
+    KEY_STATE,
+    KEY_SPEC,
+    KEY_USAGE,
+    MATERIAL_EXPIRY,
+];
+const KMS_WRAPPING: &[AttrType] = &[
+    IMPORT_TARGET,
+    WRAPPING_ALGORITHM,
+    IMPORT_TOKEN,
+    TOKEN_EXPIRY,
+];
+
+fn vendor_kind(ty: AttrType) -> Option<Kind> {
+    match ty {
+        KEY_ID | IMPORT_TARGET | IMPORT_TOKEN => Some(Kind::Bytes),
+        ORIGIN | KEY_STATE | KEY_SPEC | KEY_USAGE | MATERIAL_EXPIRY | WRAPPING_ALGORITHM
+        | TOKEN_EXPIRY => Some(Kind::Ulong),
+        _ => None,
+    }
+}
+
 /// The encoding of `ty`, or `None` for attributes the module does not know.
 pub fn kind(ty: AttrType) -> Option<Kind> {
     use Kind::*;
+    if let Some(k) = vendor_kind(ty) {
+        return Some(k);
+    }
     Some(match ty as CK_ATTRIBUTE_TYPE {
         CKA_TOKEN
         | CKA_PRIVATE
@@ -229,6 +271,13 @@ pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool
 
 /// Whether objects of `class` (and `key_type`, for keys) carry attribute `ty`.
 pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrType) -> bool {
+    let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
+    if KMS_KEY.contains(&ty) {
+        return is_key;
+    }
+    if KMS_WRAPPING.contains(&ty) {
+        return matches!(class, CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
+    }
     let ty = ty as CK_ATTRIBUTE_TYPE;
     if COMMON.contains(&ty) {
         return true;
@@ -296,6 +345,14 @@ pub fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bo
 /// How `ty` may change on an existing object of `class`.
 pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
     use Mutability::*;
+    match ty {
+        // The key state changes only through the KMS lifecycle (token::kms), which
+        // handles it before these rules; everything else the module sets itself.
+        KEY_ID | KEY_STATE | MATERIAL_EXPIRY | IMPORT_TOKEN | TOKEN_EXPIRY
+        | MATERIAL_FINGERPRINT => return ModuleOnly,
+        ORIGIN | KEY_SPEC | KEY_USAGE | IMPORT_TARGET | WRAPPING_ALGORITHM => return Fixed,
+        _ => {}
+    }
     match ty as CK_ATTRIBUTE_TYPE {
         CKA_LOCAL
         | CKA_ALWAYS_SENSITIVE

@@ -52,6 +52,9 @@ pub struct ObjectTable {
     /// The store sequence and epoch this table reflects.
     seq: u64,
     epoch: u64,
+    /// No material expiry or import-token expiry falls before this time (unix
+    /// seconds); the token sweeps only once it has passed. 0: unknown, sweep.
+    next_deadline: i64,
 }
 
 impl ObjectTable {
@@ -81,6 +84,8 @@ impl ObjectTable {
         for uid in &snap.removed {
             self.remove_token_object(uid);
         }
+        // Another process may have set expiries: let the next sweep look again.
+        self.next_deadline = 0;
         for rec in &snap.objects {
             let object = Arc::new(Object::from_record(rec)?);
             let handle = *self
@@ -169,6 +174,24 @@ impl ObjectTable {
                 self.token_handles.insert(uid, new);
             }
         }
+    }
+
+    pub fn next_deadline(&self) -> i64 {
+        self.next_deadline
+    }
+
+    pub fn set_next_deadline(&mut self, at: i64) {
+        self.next_deadline = at;
+    }
+
+    /// Records a deadline that may come before the known next one.
+    pub fn note_deadline(&mut self, at: i64) {
+        self.next_deadline = self.next_deadline.min(at);
+    }
+
+    /// Removes a session object by its uid (the sweep's purge of session wrapping keys).
+    pub fn remove_by_uid(&mut self, uid: &ObjectUid) {
+        self.entries.retain(|_, e| e.object.uid != *uid);
     }
 
     /// Drops every parsed key (at logout): each entry gets a copy without its cache.

@@ -142,13 +142,20 @@ pub enum Provenance {
         always_sensitive: bool,
         never_extractable: bool,
     },
+    /// `C_CreateObject` of an EXTERNAL KMS key without material: it waits for an
+    /// import (PendingImport), so no key value is required yet.
+    Pending,
 }
 
 /// Builds a new object from a `C_CreateObject` template.
-pub fn build(template: &[RawAttribute], provenance: Provenance) -> Result<Object> {
+pub fn build(
+    template: &[RawAttribute],
+    provenance: Provenance,
+    module: Vec<(AttrType, Value)>,
+) -> Result<Object> {
     let given = parse(template)?;
     let class = ulong_of(&given, CKA_CLASS)?.ok_or(Error::TemplateIncomplete)? as CK_OBJECT_CLASS;
-    build_from(class, given, provenance)
+    build_from(class, given, module, provenance)
 }
 
 /// Builds a key made by the module: `class` and `key_type` are fixed by the mechanism,
@@ -161,25 +168,33 @@ pub fn build_key(
     module: Vec<(AttrType, Value)>,
     provenance: Provenance,
 ) -> Result<Object> {
-    let mut given = parse(template)?;
-    let fixed = [
-        (t(CKA_CLASS), Value::Ulong(class as u64)),
-        (t(CKA_KEY_TYPE), Value::Ulong(key_type as u64)),
-    ];
-    for (ty, value) in fixed.into_iter().chain(module) {
+    let given = parse(template)?;
+    let mut module = module;
+    module.push((t(CKA_CLASS), Value::Ulong(class as u64)));
+    module.push((t(CKA_KEY_TYPE), Value::Ulong(key_type as u64)));
+    build_from(class, given, module, provenance)
+}
+
+/// Builds an object from the caller's attributes (`given`, checked against what a
+/// caller may set) and the module's (`module`, trusted; a caller value that differs
+/// from one of them is inconsistent).
+fn build_from(
+    class: CK_OBJECT_CLASS,
+    mut given: BTreeMap<AttrType, Value>,
+    module: Vec<(AttrType, Value)>,
+    provenance: Provenance,
+) -> Result<Object> {
+    for ty in given.keys() {
+        if policy::mutability(class, *ty) == Mutability::ModuleOnly {
+            return Err(Error::AttributeReadOnly);
+        }
+    }
+    for (ty, value) in module {
         if given.get(&ty).is_some_and(|v| *v != value) {
             return Err(Error::TemplateInconsistent);
         }
         given.insert(ty, value);
     }
-    build_from(class, given, provenance)
-}
-
-fn build_from(
-    class: CK_OBJECT_CLASS,
-    mut given: BTreeMap<AttrType, Value>,
-    provenance: Provenance,
-) -> Result<Object> {
     if !matches!(
         class,
         CKO_DATA | CKO_CERTIFICATE | CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY
@@ -202,17 +217,18 @@ fn build_from(
         if !policy::carries(class, key_type, *ty) {
             return Err(Error::AttributeTypeInvalid);
         }
-        if policy::mutability(class, *ty) == Mutability::ModuleOnly {
-            return Err(Error::AttributeReadOnly);
-        }
     }
-    if policy::required(class, key_type)
-        .iter()
-        .any(|ty| !given.contains_key(&t(*ty)))
-    {
+    if provenance != Provenance::Pending {
+        if policy::required(class, key_type)
+            .iter()
+            .any(|ty| !given.contains_key(&t(*ty)))
+        {
+            return Err(Error::TemplateIncomplete);
+        }
+        check_values(class, key_type, &mut given)?;
+    } else if !given.contains_key(&t(CKA_KEY_TYPE)) {
         return Err(Error::TemplateIncomplete);
     }
-    check_values(class, key_type, &mut given)?;
 
     let mut attrs = BTreeMap::new();
     for (ty, v) in policy::defaults(class, key_type) {
@@ -228,7 +244,7 @@ fn build_from(
         let sensitive = flag(&attrs, CKA_SENSITIVE);
         let extractable = flag(&attrs, CKA_EXTRACTABLE);
         let (local, mechanism, always_sensitive, never_extractable) = match provenance {
-            Provenance::Supplied | Provenance::Unwrapped => {
+            Provenance::Supplied | Provenance::Unwrapped | Provenance::Pending => {
                 (false, CK_UNAVAILABLE_INFORMATION as u64, false, false)
             }
             Provenance::Generated(m) => (true, m as u64, sensitive, !extractable),
@@ -250,6 +266,19 @@ fn build_from(
         }
     }
     assemble(uid, class, attrs)
+}
+
+/// The object with `values` added or replaced (the module's own changes: vendor
+/// attributes, imported or wiped material). `all` holds its current attributes.
+pub fn merge(object: &Object, all: Values, values: Vec<(AttrType, Value)>) -> Result<Object> {
+    let (mut attrs, secrets) = all;
+    attrs.extend(
+        secrets
+            .into_iter()
+            .map(|(t, v)| (t, Value::Bytes(v.to_vec()))),
+    );
+    attrs.extend(values);
+    assemble(object.uid, object.class, attrs)
 }
 
 /// Splits attributes into plain and sealed ones and makes the object.
@@ -380,7 +409,7 @@ mod tests {
 
     #[test]
     fn aes_key_gets_defaults_and_sealed_value() {
-        let o = build(&aes(32), Provenance::Supplied).unwrap();
+        let o = build(&aes(32), Provenance::Supplied, vec![]).unwrap();
         assert_eq!(o.class, CKO_SECRET_KEY);
         assert_eq!(o.bool_attr(CKA_PRIVATE), Some(true));
         assert_eq!(o.bool_attr(CKA_LOCAL), Some(false));
@@ -395,7 +424,7 @@ mod tests {
     #[test]
     fn aes_key_of_fifteen_bytes_is_invalid() {
         assert!(matches!(
-            build(&aes(15), Provenance::Supplied),
+            build(&aes(15), Provenance::Supplied, vec![]),
             Err(Error::AttributeValueInvalid)
         ));
     }
@@ -403,12 +432,12 @@ mod tests {
     #[test]
     fn missing_class_or_key_type_is_incomplete() {
         assert!(matches!(
-            build(&[], Provenance::Supplied),
+            build(&[], Provenance::Supplied, vec![]),
             Err(Error::TemplateIncomplete)
         ));
         let t2 = vec![ulong(CKA_CLASS, CKO_SECRET_KEY), bytes(CKA_VALUE, &[1; 16])];
         assert!(matches!(
-            build(&t2, Provenance::Supplied),
+            build(&t2, Provenance::Supplied, vec![]),
             Err(Error::TemplateIncomplete)
         ));
     }
@@ -418,7 +447,7 @@ mod tests {
         let mut t2 = aes(16);
         t2.push(ulong(CKA_CLASS, CKO_DATA));
         assert!(matches!(
-            build(&t2, Provenance::Supplied),
+            build(&t2, Provenance::Supplied, vec![]),
             Err(Error::TemplateInconsistent)
         ));
     }
@@ -428,7 +457,7 @@ mod tests {
         let mut t2 = aes(16);
         t2.push(ulong(CKA_VALUE_LEN, 32));
         assert!(matches!(
-            build(&t2, Provenance::Supplied),
+            build(&t2, Provenance::Supplied, vec![]),
             Err(Error::TemplateInconsistent)
         ));
     }
@@ -438,7 +467,7 @@ mod tests {
         let mut t2 = aes(16);
         t2.push(boolean(CKA_LOCAL, true));
         assert!(matches!(
-            build(&t2, Provenance::Supplied),
+            build(&t2, Provenance::Supplied, vec![]),
             Err(Error::AttributeReadOnly)
         ));
     }
@@ -447,14 +476,14 @@ mod tests {
     fn attribute_foreign_to_the_class_is_type_invalid() {
         let t2 = vec![ulong(CKA_CLASS, CKO_DATA), bytes(CKA_MODULUS, &[1])];
         assert!(matches!(
-            build(&t2, Provenance::Supplied),
+            build(&t2, Provenance::Supplied, vec![]),
             Err(Error::AttributeTypeInvalid)
         ));
     }
 
     #[test]
     fn sensitive_goes_only_to_true_and_extractable_only_to_false() {
-        let o = build(&aes(16), Provenance::Supplied).unwrap();
+        let o = build(&aes(16), Provenance::Supplied, vec![]).unwrap();
         let all = || o.all_values("s", None).unwrap();
         assert!(apply(&o, all(), &[boolean(CKA_SENSITIVE, true)]).is_ok());
         assert!(apply(&o, all(), &[boolean(CKA_EXTRACTABLE, false)]).is_ok());
@@ -474,7 +503,7 @@ mod tests {
     fn unmodifiable_object_refuses_changes() {
         let mut t2 = aes(16);
         t2.push(boolean(CKA_MODIFIABLE, false));
-        let o = build(&t2, Provenance::Supplied).unwrap();
+        let o = build(&t2, Provenance::Supplied, vec![]).unwrap();
         let all = o.all_values("s", None).unwrap();
         assert!(matches!(
             apply(&o, all, &[bytes(CKA_LABEL, b"x")]),
@@ -484,7 +513,7 @@ mod tests {
 
     #[test]
     fn copy_gets_a_new_unique_id_and_may_change_token() {
-        let o = build(&aes(16), Provenance::Supplied).unwrap();
+        let o = build(&aes(16), Provenance::Supplied, vec![]).unwrap();
         let c = copy(
             &o,
             o.all_values("s", None).unwrap(),
@@ -504,7 +533,7 @@ mod tests {
             bytes(CKA_MODULUS, &[0x00, 0x80, 0, 0]),
             bytes(CKA_PUBLIC_EXPONENT, &[1, 0, 1]),
         ];
-        let o = build(&t2, Provenance::Supplied).unwrap();
+        let o = build(&t2, Provenance::Supplied, vec![]).unwrap();
         assert_eq!(o.value(CKA_MODULUS_BITS), Some(&Value::Ulong(24)));
     }
 }

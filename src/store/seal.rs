@@ -93,6 +93,15 @@ impl MasterKey {
         open_with(&self.0, aad, sealed)
     }
 
+    /// A 256-bit subkey for one purpose (HMAC-SHA-256 of `label` under the master key).
+    pub fn derive(&self, label: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0[..]);
+        let tag = aws_lc_rs::hmac::sign(&key, label);
+        let mut out = Zeroizing::new([0u8; KEY_LEN]);
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     pub fn clone_key(&self) -> MasterKey {
         MasterKey(Zeroizing::new(*self.0))
     }

@@ -15,9 +15,11 @@ use crate::crypto::ec::{self, Curve};
 use crate::crypto::pkcs8::{self, KeyAlgorithm};
 use crate::crypto::rsa::RsaComponents;
 use crate::error::{Error, Result};
+use crate::kms::key::Origin;
 use crate::mechanism::{registry, KeyRequest, Mechanism, MechanismArg, Usage};
 use crate::object::attr::{AttrType, RawAttribute, Value};
 use crate::object::key::Key;
+use crate::object::policy::IMPORT_TARGET;
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
@@ -71,7 +73,7 @@ impl Token {
         self.usable_key(&object, usage, mechanism)
     }
 
-    fn usable_key(
+    pub(super) fn usable_key(
         &self,
         object: &Object,
         usage: Usage,
@@ -93,6 +95,7 @@ impl Token {
                 return Err(Error::MechanismInvalid);
             }
         }
+        self.check_kms_use(object, usage)?;
         object.key(&self.serial, self.master().as_deref())
     }
 
@@ -111,7 +114,13 @@ impl Token {
             values,
             Provenance::Generated(mech.kind),
         )?;
-        self.insert(caller, object)
+        let mut objects = self.with_kms_identity(vec![object], Origin::Kms, None)?;
+        self.insert(
+            caller,
+            objects
+                .pop()
+                .ok_or(Error::Internal("identity lost the key"))?,
+        )
     }
 
     pub fn generate_key_pair(
@@ -121,6 +130,14 @@ impl Token {
         public_template: &[RawAttribute],
         private_template: &[RawAttribute],
     ) -> Result<(ObjectHandle, ObjectHandle)> {
+        if template::parse(private_template)?.contains_key(&IMPORT_TARGET) {
+            return self.generate_import_parameters(
+                caller,
+                mech,
+                public_template,
+                private_template,
+            );
+        }
         let m = mechanism(mech.kind)?;
         let (key_type, (public, private)) =
             m.generate_key_pair(&mech.param, &key_request(public_template)?)?;
@@ -140,7 +157,8 @@ impl Token {
             private,
             provenance,
         )?;
-        let handles = self.insert_all(caller, vec![public, private])?;
+        let pair = self.with_kms_identity(vec![public, private], Origin::Kms, None)?;
+        let handles = self.insert_all(caller, pair)?;
         match handles[..] {
             [p, q] => Ok((p, q)),
             _ => Err(Error::Internal("key pair insert")),
@@ -241,6 +259,9 @@ impl Token {
             .entry(unwrapping)
             .map_err(|_| Error::UnwrappingKeyHandleInvalid)?
             .object;
+        if unwrapping_object.has(IMPORT_TARGET) {
+            return self.import_material(caller, mech, &unwrapping_object, wrapped, template);
+        }
         let key = self
             .usable_key(&unwrapping_object, Usage::Unwrap, mech.kind)
             .map_err(|e| match e {
@@ -291,7 +312,14 @@ impl Token {
         };
         let object =
             template::build_key(class, key_type, &template, values, Provenance::Unwrapped)?;
-        self.insert(caller, object)
+        // A plain unwrap brings material from outside: a new EXTERNAL key.
+        let mut objects = self.with_kms_identity(vec![object], Origin::External, None)?;
+        self.insert(
+            caller,
+            objects
+                .pop()
+                .ok_or(Error::Internal("identity lost the key"))?,
+        )
     }
 
     pub fn derive_key(
@@ -326,7 +354,13 @@ impl Token {
         };
         let values = vec![(t(CKA_VALUE), Value::Bytes(secret.to_vec()))];
         let object = template::build_key(CKO_SECRET_KEY, key_type, template, values, provenance)?;
-        self.insert(caller, object)
+        let mut objects = self.with_kms_identity(vec![object], Origin::Kms, None)?;
+        self.insert(
+            caller,
+            objects
+                .pop()
+                .ok_or(Error::Internal("identity lost the key"))?,
+        )
     }
 
     /// The value `C_DigestKey` feeds to a digest: secret keys that are not sensitive.

@@ -57,7 +57,7 @@ impl Token {
                 PinRole::User => Error::UserPinNotInitialized,
                 PinRole::So => Error::TokenNotRecognized,
             })?;
-        let max = self.config.max_pin_failures;
+        let max = self.shared.config.max_pin_failures;
         if max > 0 && record.failures >= max {
             return Err(Error::PinLocked);
         }
@@ -150,7 +150,7 @@ impl Token {
         if login.who != LoggedIn::Nobody {
             login.clear();
             let mut objects = self.objects.write();
-            objects.forget_private(&self.handles);
+            objects.forget_private(&self.shared.handles);
             objects.shed_keys();
         }
     }
@@ -173,7 +173,13 @@ impl Token {
             return Err(Error::SessionReadOnly);
         }
         check_pin_len(pin)?;
-        let record = Token::pin_record(&master, &self.serial, PinRole::User, pin, &self.config)?;
+        let record = Token::pin_record(
+            &master,
+            &self.serial,
+            PinRole::User,
+            pin,
+            &self.shared.config,
+        )?;
         self.commit(vec![Change::PutPin(PinRole::User, record)])
     }
 
@@ -190,7 +196,7 @@ impl Token {
         check_pin_len(new)?;
         self.refresh()?;
         let master = self.verify_pin(role, old)?;
-        let record = Token::pin_record(&master, &self.serial, role, new, &self.config)?;
+        let record = Token::pin_record(&master, &self.serial, role, new, &self.shared.config)?;
         self.commit(vec![Change::PutPin(role, record)])
     }
 }

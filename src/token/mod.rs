@@ -8,6 +8,7 @@
 //! or `CK_RV`s.
 
 pub mod keys;
+mod kms;
 mod login;
 mod objects;
 
@@ -19,6 +20,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
 use crate::error::{Error, Result, StoreError};
+use crate::kms::clock::Clock;
 use crate::object::table::{HandleSource, ObjectTable, SessionHandle};
 use crate::store::seal::{self, MasterKey, PinKdf};
 use crate::store::sqlite::SqliteStore;
@@ -48,6 +50,14 @@ pub struct TokenStatus {
     pub rw_session_count: usize,
 }
 
+/// What every token of the process shares: configuration, handle source, clock.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub handles: HandleSource,
+    pub clock: Arc<dyn Clock>,
+}
+
 /// The store's metadata and PIN records as last read.
 #[derive(Debug)]
 struct View {
@@ -60,8 +70,7 @@ pub struct Token {
     pub serial: String,
     path: PathBuf,
     store: Box<dyn Store>,
-    config: Arc<Config>,
-    handles: Arc<HandleSource>,
+    shared: Arc<Shared>,
     /// Sessions open on this token in this process: handle → read/write.
     sessions: Mutex<BTreeMap<SessionHandle, bool>>,
     login: Mutex<login::Login>,
@@ -101,7 +110,7 @@ pub fn db_path(dir: &Path, serial: &str) -> PathBuf {
 
 impl Token {
     /// Opens an initialised token from its database file.
-    pub fn open(path: &Path, config: Arc<Config>, handles: Arc<HandleSource>) -> Result<Token> {
+    pub fn open(path: &Path, shared: Arc<Shared>) -> Result<Token> {
         let store = SqliteStore::open(path)?;
         let snap = store.read(0, 0)?;
         let text = |k: &str| {
@@ -114,15 +123,7 @@ impl Token {
         let slot_id = text(META_SLOT_ID)?
             .parse::<u64>()
             .map_err(|_| StoreError::Malformed("slot id"))?;
-        Token::assemble(
-            path,
-            slot_id,
-            serial,
-            Box::new(store),
-            &snap,
-            config,
-            handles,
-        )
+        Token::assemble(path, slot_id, serial, Box::new(store), &snap, shared)
     }
 
     /// Initialises a new token on a free slot: a fresh master key wrapped under the SO PIN.
@@ -132,12 +133,11 @@ impl Token {
         serial: &str,
         label: [u8; LABEL_LEN],
         so_pin: &[u8],
-        config: Arc<Config>,
-        handles: Arc<HandleSource>,
+        shared: Arc<Shared>,
     ) -> Result<Token> {
         check_pin_len(so_pin)?;
         let master = MasterKey::generate()?;
-        let so = Token::pin_record(&master, serial, PinRole::So, so_pin, &config)?;
+        let so = Token::pin_record(&master, serial, PinRole::So, so_pin, &shared.config)?;
         let path = db_path(dir, serial);
         let store = SqliteStore::create(
             &path,
@@ -155,8 +155,7 @@ impl Token {
             serial.to_string(),
             Box::new(store),
             &snap,
-            config,
-            handles,
+            shared,
         )
     }
 
@@ -166,18 +165,16 @@ impl Token {
         serial: String,
         store: Box<dyn Store>,
         snap: &Snapshot,
-        config: Arc<Config>,
-        handles: Arc<HandleSource>,
+        shared: Arc<Shared>,
     ) -> Result<Token> {
         let mut objects = ObjectTable::default();
-        objects.apply(snap, &handles)?;
+        objects.apply(snap, &shared.handles)?;
         Ok(Token {
             slot_id,
             serial,
             path: path.to_path_buf(),
             store,
-            config,
-            handles,
+            shared,
             sessions: Mutex::new(BTreeMap::new()),
             login: Mutex::new(login::Login::default()),
             view: RwLock::new(View::from_snapshot(snap)),
@@ -223,7 +220,7 @@ impl Token {
             self.objects.write().remove_session_objects(None);
         }
         *self.view.write() = View::from_snapshot(&snap);
-        self.objects.write().apply(&snap, &self.handles)
+        self.objects.write().apply(&snap, &self.shared.handles)
     }
 
     /// Commits `changes` and publishes the result.
@@ -245,7 +242,7 @@ impl Token {
             user_pin_initialized: view.pins.contains_key(&PinRole::User),
             user_failures: view.pins.get(&PinRole::User).map(|p| p.failures),
             so_failures: view.pins.get(&PinRole::So).map_or(0, |p| p.failures),
-            max_failures: self.config.max_pin_failures,
+            max_failures: self.shared.config.max_pin_failures,
             session_count,
             rw_session_count,
         })
@@ -261,7 +258,13 @@ impl Token {
         self.refresh()?;
         self.verify_pin(PinRole::So, so_pin)?;
         let master = MasterKey::generate()?;
-        let so = Token::pin_record(&master, &self.serial, PinRole::So, so_pin, &self.config)?;
+        let so = Token::pin_record(
+            &master,
+            &self.serial,
+            PinRole::So,
+            so_pin,
+            &self.shared.config,
+        )?;
         self.commit(vec![
             Change::Wipe,
             Change::PutMeta(META_LABEL.into(), label.to_vec()),

@@ -11,8 +11,9 @@ use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
 use crate::object::attr::{AttrType, RawAttribute};
+use crate::object::policy::KEY_STATE;
 use crate::object::table::{Entry, ObjectHandle, Owner, SessionHandle};
-use crate::object::template::{self, Provenance};
+use crate::object::template;
 use crate::object::{Object, Read};
 use crate::store::Change;
 
@@ -95,14 +96,14 @@ impl Token {
                         .token_handle(&object.uid)
                         .ok_or(Error::Internal("committed object missing after sync"))
                 } else {
-                    Ok(table.insert_session_object(object, caller.session, &self.handles))
+                    Ok(table.insert_session_object(object, caller.session, &self.shared.handles))
                 }
             })
             .collect()
     }
 
     pub fn create_object(&self, caller: Caller, template: &[RawAttribute]) -> Result<ObjectHandle> {
-        let object = template::build(template, Provenance::Supplied)?;
+        let object = self.build_created(template)?;
         self.insert(caller, object)
     }
 
@@ -146,6 +147,15 @@ impl Token {
         let entry = self.entry(handle)?;
         if entry.object.is_token() && !caller.rw {
             return Err(Error::SessionReadOnly);
+        }
+        let parsed = template::parse(template)?;
+        if let Some(state) = parsed.get(&KEY_STATE) {
+            // The KMS lifecycle moves the key state, alone (docs/key-model.md).
+            if parsed.len() != 1 {
+                return Err(Error::TemplateInconsistent);
+            }
+            let wanted = state.as_ulong().ok_or(Error::AttributeValueInvalid)?;
+            return self.change_state(caller, &entry.object, wanted);
         }
         let master = self.master();
         let all = entry.object.all_values(&self.serial, master.as_deref())?;

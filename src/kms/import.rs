@@ -1,0 +1,286 @@
+//! Import parameters and import tokens (GetParametersForImport / ImportKeyMaterial).
+//!
+//! An import token is an authenticated blob naming the target KeyId, the wrapping key
+//! (its object uid), the wrapping algorithm and the expiry, 24 hours after issue:
+//! `"KMT1" || key id (36) || wrapping key uid (16) || algorithm (1) || expiry (8, BE) ||
+//! nonce (16) || HMAC-SHA-256 tag (32)`, the tag under a key derived from the token
+//! master key. A fresh nonce makes every token different. This module must not know
+//! about PKCS#11.
+
+use aws_lc_rs::hmac;
+use subtle::ConstantTimeEq;
+
+use super::clock::UnixSeconds;
+use super::error::KmsError;
+use super::key::{KeyId, KeySpec};
+use crate::store::seal::random_fill;
+use crate::vendor;
+
+/// How long import parameters stay valid (kms-docs: 24 hours).
+pub const TOKEN_LIFETIME: i64 = 24 * 60 * 60;
+
+const MAGIC: &[u8; 4] = b"KMT1";
+const BODY_LEN: usize = 4 + 36 + 16 + 1 + 8 + 16;
+const TOKEN_LEN: usize = BODY_LEN + 32;
+
+/// The wrapping algorithms of the kms-docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WrappingAlgorithm {
+    RsaesPkcs1V15,
+    RsaesOaepSha1,
+    RsaesOaepSha256,
+    RsaAesKeyWrapSha1,
+    RsaAesKeyWrapSha256,
+    RsaesOaepSha256Aes256EcbPkcs7Pad,
+    Sm2Pke,
+    Sm2PkeSm4Ecb,
+}
+
+/// The wrapping key specs of the kms-docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrappingKeySpec {
+    Rsa2048,
+    EcSm2,
+}
+
+impl WrappingKeySpec {
+    pub fn name(self) -> &'static str {
+        match self {
+            WrappingKeySpec::Rsa2048 => "RSA_2048",
+            WrappingKeySpec::EcSm2 => "EC_SM2",
+        }
+    }
+    pub fn from_name(name: &str) -> Option<WrappingKeySpec> {
+        [WrappingKeySpec::Rsa2048, WrappingKeySpec::EcSm2]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
+impl WrappingAlgorithm {
+    pub const ALL: [WrappingAlgorithm; 8] = [
+        WrappingAlgorithm::RsaesPkcs1V15,
+        WrappingAlgorithm::RsaesOaepSha1,
+        WrappingAlgorithm::RsaesOaepSha256,
+        WrappingAlgorithm::RsaAesKeyWrapSha1,
+        WrappingAlgorithm::RsaAesKeyWrapSha256,
+        WrappingAlgorithm::RsaesOaepSha256Aes256EcbPkcs7Pad,
+        WrappingAlgorithm::Sm2Pke,
+        WrappingAlgorithm::Sm2PkeSm4Ecb,
+    ];
+
+    pub fn code(self) -> u64 {
+        match self {
+            WrappingAlgorithm::RsaesPkcs1V15 => vendor::KMSHSM_WRAP_RSAES_PKCS1_V1_5,
+            WrappingAlgorithm::RsaesOaepSha1 => vendor::KMSHSM_WRAP_RSAES_OAEP_SHA_1,
+            WrappingAlgorithm::RsaesOaepSha256 => vendor::KMSHSM_WRAP_RSAES_OAEP_SHA_256,
+            WrappingAlgorithm::RsaAesKeyWrapSha1 => vendor::KMSHSM_WRAP_RSA_AES_KEY_WRAP_SHA_1,
+            WrappingAlgorithm::RsaAesKeyWrapSha256 => vendor::KMSHSM_WRAP_RSA_AES_KEY_WRAP_SHA_256,
+            WrappingAlgorithm::RsaesOaepSha256Aes256EcbPkcs7Pad => {
+                vendor::KMSHSM_WRAP_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD
+            }
+            WrappingAlgorithm::Sm2Pke => vendor::KMSHSM_WRAP_SM2PKE,
+            WrappingAlgorithm::Sm2PkeSm4Ecb => vendor::KMSHSM_WRAP_SM2PKE_SM4_ECB,
+        }
+    }
+
+    pub fn from_code(code: u64) -> Option<WrappingAlgorithm> {
+        Self::ALL.into_iter().find(|a| a.code() == code)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            WrappingAlgorithm::RsaesPkcs1V15 => "RSAES_PKCS1_V1_5",
+            WrappingAlgorithm::RsaesOaepSha1 => "RSAES_OAEP_SHA_1",
+            WrappingAlgorithm::RsaesOaepSha256 => "RSAES_OAEP_SHA_256",
+            WrappingAlgorithm::RsaAesKeyWrapSha1 => "RSA_AES_KEY_WRAP_SHA_1",
+            WrappingAlgorithm::RsaAesKeyWrapSha256 => "RSA_AES_KEY_WRAP_SHA_256",
+            WrappingAlgorithm::RsaesOaepSha256Aes256EcbPkcs7Pad => {
+                "RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD"
+            }
+            WrappingAlgorithm::Sm2Pke => "SM2PKE",
+            WrappingAlgorithm::Sm2PkeSm4Ecb => "SM2PKE_SM4_ECB",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<WrappingAlgorithm> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// The wrapping key the algorithm needs.
+    pub fn wrapping_key_spec(self) -> WrappingKeySpec {
+        match self {
+            WrappingAlgorithm::Sm2Pke | WrappingAlgorithm::Sm2PkeSm4Ecb => WrappingKeySpec::EcSm2,
+            _ => WrappingKeySpec::Rsa2048,
+        }
+    }
+
+    /// Whether material of `target` can be imported with this algorithm: symmetric
+    /// material is encrypted directly; private keys go in an envelope (kms-docs 004).
+    pub fn accepts(self, target: KeySpec) -> bool {
+        use WrappingAlgorithm::*;
+        match target {
+            KeySpec::Aes256 | KeySpec::Sm4 => matches!(
+                self,
+                RsaesPkcs1V15
+                    | RsaesOaepSha1
+                    | RsaesOaepSha256
+                    | RsaAesKeyWrapSha1
+                    | RsaAesKeyWrapSha256
+                    | Sm2Pke
+            ),
+            KeySpec::EcSm2 => self == Sm2PkeSm4Ecb,
+            _ => matches!(
+                self,
+                RsaesOaepSha256Aes256EcbPkcs7Pad | RsaAesKeyWrapSha1 | RsaAesKeyWrapSha256
+            ),
+        }
+    }
+}
+
+/// What an import token vouches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportToken {
+    pub key_id: KeyId,
+    pub wrapping_key: [u8; 16],
+    pub algorithm: WrappingAlgorithm,
+    pub expires_at: UnixSeconds,
+}
+
+impl ImportToken {
+    /// Issues a token valid for 24 hours from `now`.
+    pub fn issue(
+        key_id: KeyId,
+        wrapping_key: [u8; 16],
+        algorithm: WrappingAlgorithm,
+        now: UnixSeconds,
+    ) -> ImportToken {
+        ImportToken {
+            key_id,
+            wrapping_key,
+            algorithm,
+            expires_at: now.saturating_add(TOKEN_LIFETIME),
+        }
+    }
+
+    /// The authenticated encoding, with a fresh nonce.
+    pub fn seal(&self, mac_key: &[u8; 32]) -> crate::error::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(TOKEN_LEN);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(self.key_id.as_str().as_bytes());
+        out.extend_from_slice(&self.wrapping_key);
+        out.push(self.algorithm.code() as u8);
+        out.extend_from_slice(&self.expires_at.to_be_bytes());
+        let mut nonce = [0u8; 16];
+        random_fill(&mut nonce)?;
+        out.extend_from_slice(&nonce);
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, mac_key), &out);
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Checks a token's tag and expiry at `now`.
+    pub fn open(
+        bytes: &[u8],
+        mac_key: &[u8; 32],
+        now: UnixSeconds,
+    ) -> Result<ImportToken, KmsError> {
+        if bytes.len() != TOKEN_LEN || &bytes[..4] != MAGIC {
+            return Err(KmsError::InvalidImportToken);
+        }
+        let (body, tag) = bytes.split_at(BODY_LEN);
+        let expected = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, mac_key), body);
+        if !bool::from(expected.as_ref().ct_eq(tag)) {
+            return Err(KmsError::InvalidImportToken);
+        }
+        let key_id = KeyId::from_bytes(&body[4..40]).map_err(|_| KmsError::InvalidImportToken)?;
+        let mut wrapping_key = [0u8; 16];
+        wrapping_key.copy_from_slice(&body[40..56]);
+        let algorithm = WrappingAlgorithm::from_code(u64::from(body[56]))
+            .ok_or(KmsError::InvalidImportToken)?;
+        let mut expiry = [0u8; 8];
+        expiry.copy_from_slice(&body[57..65]);
+        let token = ImportToken {
+            key_id,
+            wrapping_key,
+            algorithm,
+            expires_at: i64::from_be_bytes(expiry),
+        };
+        if now >= token.expires_at {
+            return Err(KmsError::ExpiredImportToken);
+        }
+        Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(now: i64) -> ImportToken {
+        ImportToken::issue(
+            KeyId::generate(),
+            [9; 16],
+            WrappingAlgorithm::RsaesOaepSha256,
+            now,
+        )
+    }
+
+    #[test]
+    fn a_token_opens_with_its_key_until_it_expires() {
+        let t = token(1_000);
+        let bytes = t.seal(&[1; 32]).unwrap();
+        assert_eq!(ImportToken::open(&bytes, &[1; 32], 1_000).unwrap(), t);
+        assert_eq!(
+            ImportToken::open(&bytes, &[1; 32], 1_000 + TOKEN_LIFETIME - 1).unwrap(),
+            t
+        );
+        assert_eq!(
+            ImportToken::open(&bytes, &[1; 32], 1_000 + TOKEN_LIFETIME),
+            Err(KmsError::ExpiredImportToken)
+        );
+    }
+
+    #[test]
+    fn a_token_under_another_key_or_altered_is_invalid() {
+        let bytes = token(0).seal(&[1; 32]).unwrap();
+        assert_eq!(
+            ImportToken::open(&bytes, &[2; 32], 0),
+            Err(KmsError::InvalidImportToken)
+        );
+        for i in [0, 10, 45, 60, 70, bytes.len() - 1] {
+            let mut b = bytes.clone();
+            b[i] ^= 1;
+            assert_eq!(
+                ImportToken::open(&b, &[1; 32], 0),
+                Err(KmsError::InvalidImportToken),
+                "byte {i}"
+            );
+        }
+        assert_eq!(
+            ImportToken::open(&bytes[1..], &[1; 32], 0),
+            Err(KmsError::InvalidImportToken)
+        );
+    }
+
+    #[test]
+    fn every_token_is_different() {
+        let t = token(0);
+        assert_ne!(t.seal(&[1; 32]).unwrap(), t.seal(&[1; 32]).unwrap());
+    }
+
+    #[test]
+    fn algorithms_accept_the_targets_of_the_kms_docs() {
+        use WrappingAlgorithm::*;
+        assert!(RsaesPkcs1V15.accepts(KeySpec::Aes256));
+        assert!(!RsaesPkcs1V15.accepts(KeySpec::Rsa2048));
+        assert!(RsaesOaepSha256Aes256EcbPkcs7Pad.accepts(KeySpec::EcP256K));
+        assert!(Sm2PkeSm4Ecb.accepts(KeySpec::EcSm2));
+        assert!(!Sm2PkeSm4Ecb.accepts(KeySpec::EcP256));
+        assert!(Sm2Pke.accepts(KeySpec::Sm4));
+        for a in WrappingAlgorithm::ALL {
+            assert_eq!(WrappingAlgorithm::from_code(a.code()), Some(a));
+            assert_eq!(WrappingAlgorithm::from_name(a.name()), Some(a));
+        }
+    }
+}

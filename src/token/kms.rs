@@ -1,0 +1,584 @@
+//! The KMS key model on PKCS#11 objects (DESIGN.md §2, docs/key-model.md): key identity
+//! and state as vendor attributes, the state checks every cryptographic use passes,
+//! state changes through `C_SetAttributeValue`, import parameters through
+//! `C_GenerateKeyPair`, imports through `C_UnwrapKey`, and the sweep that wipes expired
+//! material and purges expired import parameters.
+//!
+//! Every rule comes from `kms` (transitions, tokens, the same-material rule); this
+//! module maps them onto objects and commits each change in one store transaction.
+//! It must not do cryptography beyond asking mechanisms and `crypto` for it.
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::objects::Caller;
+use super::Token;
+use crate::crypto::der;
+use crate::crypto::ec::{self, Curve, EcPrivateKey};
+use crate::crypto::pkcs8::{self, KeyAlgorithm, PrivateKeyInfo};
+use crate::crypto::rsa::{bit_len, RsaComponents};
+use crate::crypto::sm;
+use crate::error::{Error, Result};
+use crate::kms::import::{ImportToken, WrappingAlgorithm, WrappingKeySpec};
+use crate::kms::key::{KeyId, KeySpec, KeyState, KeyUsage, Origin};
+use crate::kms::lifecycle::{self, Event};
+use crate::kms::material::{self, Canonical};
+use crate::kms::KmsError;
+use crate::mechanism::{sm as sm_mech, MechanismArg, Param, Usage};
+use crate::object::attr::{AttrType, RawAttribute, Value};
+use crate::object::key::{CKK_SM2, CKK_SM4};
+use crate::object::policy::{
+    IMPORT_TARGET, IMPORT_TOKEN, KEY_ID, KEY_SPEC, KEY_STATE, KEY_USAGE, MATERIAL_EXPIRY,
+    MATERIAL_FINGERPRINT, ORIGIN, TOKEN_EXPIRY, WRAPPING_ALGORITHM,
+};
+use crate::object::table::{ObjectHandle, Owner};
+use crate::object::template::{self, Provenance};
+use crate::object::Object;
+use crate::store::Change;
+use crate::vendor;
+
+const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
+    x as AttrType
+}
+
+fn ulong(v: u64) -> Value {
+    Value::Ulong(v)
+}
+
+/// The mechanism `C_UnwrapKey` must use for a wrapping algorithm.
+pub fn mechanism_of(alg: WrappingAlgorithm) -> CK_MECHANISM_TYPE {
+    use WrappingAlgorithm::*;
+    match alg {
+        RsaesPkcs1V15 => CKM_RSA_PKCS,
+        RsaesOaepSha1 | RsaesOaepSha256 => CKM_RSA_PKCS_OAEP,
+        RsaAesKeyWrapSha1 | RsaAesKeyWrapSha256 => CKM_RSA_AES_KEY_WRAP,
+        RsaesOaepSha256Aes256EcbPkcs7Pad => {
+            vendor::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD as CK_MECHANISM_TYPE
+        }
+        Sm2Pke => sm_mech::CKM_SM2_ENCRYPT,
+        Sm2PkeSm4Ecb => vendor::CKM_KMSHSM_SM2PKE_SM4_ECB as CK_MECHANISM_TYPE,
+    }
+}
+
+/// The hash an OAEP-based algorithm must name in its parameters.
+fn oaep_hash_of(alg: WrappingAlgorithm) -> Option<CK_MECHANISM_TYPE> {
+    use WrappingAlgorithm::*;
+    match alg {
+        RsaesOaepSha1 | RsaAesKeyWrapSha1 => Some(CKM_SHA_1),
+        RsaesOaepSha256 | RsaAesKeyWrapSha256 => Some(CKM_SHA256),
+        _ => None,
+    }
+}
+
+/// The KeySpec an object's key type and size amount to, if any.
+pub fn spec_of(object: &Object) -> Option<KeySpec> {
+    match (object.class, object.key_type?) {
+        (CKO_SECRET_KEY, CKK_AES) if object.ulong(t(CKA_VALUE_LEN)) == Some(32) => {
+            Some(KeySpec::Aes256)
+        }
+        (CKO_SECRET_KEY, CKK_SM4) => Some(KeySpec::Sm4),
+        (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY, CKK_RSA) => match bit_len(object.bytes(t(CKA_MODULUS))?)
+        {
+            2048 => Some(KeySpec::Rsa2048),
+            3072 => Some(KeySpec::Rsa3072),
+            4096 => Some(KeySpec::Rsa4096),
+            _ => None,
+        },
+        (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY, CKK_EC) => {
+            match Curve::from_oid(object.bytes(t(CKA_EC_PARAMS))?).ok()? {
+                Curve::P256 => Some(KeySpec::EcP256),
+                Curve::Secp256k1 => Some(KeySpec::EcP256K),
+                _ => None,
+            }
+        }
+        (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY, CKK_SM2) => Some(KeySpec::EcSm2),
+        _ => None,
+    }
+}
+
+/// Whether a key type can hold material of `spec`.
+fn spec_fits(spec: KeySpec, class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
+    let symmetric = class == CKO_SECRET_KEY;
+    match spec {
+        KeySpec::Aes256 => symmetric && key_type == CKK_AES,
+        KeySpec::Sm4 => symmetric && key_type == CKK_SM4,
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => !symmetric && key_type == CKK_RSA,
+        KeySpec::EcP256 | KeySpec::EcP256K => !symmetric && key_type == CKK_EC,
+        KeySpec::EcSm2 => !symmetric && key_type == CKK_SM2,
+    }
+}
+
+/// One object of a KMS key: its handle, owner and current version.
+type KeyObject = (ObjectHandle, Owner, std::sync::Arc<Object>);
+
+fn kms(e: KmsError) -> Error {
+    Error::Kms(e)
+}
+
+fn state_of(object: &Object) -> Option<KeyState> {
+    object.ulong(KEY_STATE).and_then(KeyState::from_code)
+}
+
+fn origin_of(object: &Object) -> Option<Origin> {
+    object.ulong(ORIGIN).and_then(Origin::from_code)
+}
+
+fn has_material(class: CK_OBJECT_CLASS, given: &BTreeMap<AttrType, Value>) -> bool {
+    match class {
+        CKO_SECRET_KEY => given.contains_key(&t(CKA_VALUE)),
+        CKO_PRIVATE_KEY => {
+            given.contains_key(&t(CKA_VALUE)) || given.contains_key(&t(CKA_PRIVATE_EXPONENT))
+        }
+        _ => true,
+    }
+}
+
+/// The canonical material of a key object whose secrets are `secrets`.
+fn canonical_of(
+    object: &Object,
+    secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
+) -> Option<(KeySpec, Vec<u8>, Option<Vec<u8>>)> {
+    let spec = spec_of(object)?;
+    let secret = |ty| secrets.get(&t(ty)).map(|v| v.to_vec());
+    match (object.class, object.key_type?) {
+        (CKO_SECRET_KEY, _) => Some((spec, secret(CKA_VALUE)?, None)),
+        (_, CKK_RSA) => Some((
+            spec,
+            object.bytes(t(CKA_MODULUS))?.to_vec(),
+            Some(object.bytes(t(CKA_PUBLIC_EXPONENT))?.to_vec()),
+        )),
+        (CKO_PUBLIC_KEY, _) => Some((
+            spec,
+            ec::point_from_attribute(object.bytes(t(CKA_EC_POINT))?),
+            None,
+        )),
+        (CKO_PRIVATE_KEY, CKK_EC) => {
+            let curve = Curve::from_oid(object.bytes(t(CKA_EC_PARAMS))?).ok()?;
+            let point = EcPrivateKey::new(curve, &secret(CKA_VALUE)?)
+                .ok()?
+                .public_point();
+            Some((spec, point, None))
+        }
+        (CKO_PRIVATE_KEY, CKK_SM2) => Some((
+            spec,
+            sm::sm2_public_from_private(&secret(CKA_VALUE)?)
+                .ok()?
+                .to_vec(),
+            None,
+        )),
+        _ => None,
+    }
+}
+
+impl Token {
+    pub(super) fn now(&self) -> i64 {
+        self.shared.clock.now()
+    }
+
+    /// The subkeys of the KMS model, derived from the master key (needs a login).
+    fn kms_secret(&self, label: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+        Ok(self.master().ok_or(Error::UserNotLoggedIn)?.derive(label))
+    }
+
+    fn fingerprint(
+        &self,
+        spec: KeySpec,
+        primary: &[u8],
+        exponent: Option<&[u8]>,
+    ) -> Result<[u8; 32]> {
+        let key = self.kms_secret(b"kmshsm kms material fingerprint")?;
+        let canonical = match (spec.rsa_bits(), spec.symmetric_len(), exponent) {
+            (Some(_), _, Some(e)) => Canonical::Rsa { n: primary, e },
+            (_, Some(_), _) => Canonical::Symmetric(primary),
+            _ => Canonical::Point(primary),
+        };
+        Ok(material::fingerprint(&key, spec, canonical))
+    }
+
+    /// Gives new key objects (one key: a secret key, or a key pair) their KMS identity:
+    /// a fresh KeyId, the origin, the state, the spec when the key has one, and for
+    /// EXTERNAL material its fingerprint (when the master key is at hand).
+    pub(super) fn with_kms_identity(
+        &self,
+        objects: Vec<Object>,
+        origin: Origin,
+        usage: Option<KeyUsage>,
+    ) -> Result<Vec<Object>> {
+        let id = KeyId::generate();
+        let spec = objects.iter().find_map(spec_of);
+        let mut bound = None;
+        if origin == Origin::External && self.master().is_some() {
+            for o in objects.iter().filter(|o| o.class != CKO_PUBLIC_KEY) {
+                let (_, secrets) = o.all_values(&self.serial, self.master().as_deref())?;
+                if let Some((spec, primary, e)) = canonical_of(o, &secrets) {
+                    bound = Some(self.fingerprint(spec, &primary, e.as_deref())?);
+                }
+            }
+        }
+        objects
+            .into_iter()
+            .map(|o| {
+                let mut values = vec![
+                    (KEY_ID, Value::Bytes(id.as_str().as_bytes().to_vec())),
+                    (ORIGIN, ulong(origin.code())),
+                    (KEY_STATE, ulong(KeyState::Enabled.code())),
+                    (MATERIAL_EXPIRY, ulong(0)),
+                ];
+                if let Some(s) = spec {
+                    values.push((KEY_SPEC, ulong(s.code())));
+                }
+                if let Some(u) = usage {
+                    values.push((KEY_USAGE, ulong(u.code())));
+                }
+                if let Some(fp) = bound {
+                    values.push((MATERIAL_FINGERPRINT, Value::Bytes(fp.to_vec())));
+                }
+                Ok(o.with_plain(values))
+            })
+            .collect()
+    }
+
+    /// `C_CreateObject`: a key with origin EXTERNAL and no material becomes a
+    /// PendingImport KMS key; a key with material is imported plaintext (EXTERNAL,
+    /// Enabled); anything else is an ordinary object.
+    pub(super) fn build_created(&self, template: &[RawAttribute]) -> Result<Object> {
+        let given = template::parse(template)?;
+        let class = given
+            .get(&t(CKA_CLASS))
+            .and_then(Value::as_ulong)
+            .map(|c| c as CK_OBJECT_CLASS);
+        let is_owner_key = matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY));
+        let origin = match given.get(&ORIGIN).and_then(Value::as_ulong) {
+            None => None,
+            Some(code) => Some(Origin::from_code(code).ok_or(Error::AttributeValueInvalid)?),
+        };
+        if origin == Some(Origin::Kms) {
+            // Material handed in by a caller is by definition not made by the module.
+            return Err(Error::TemplateInconsistent);
+        }
+        let usage = match given.get(&KEY_USAGE).and_then(Value::as_ulong) {
+            None => None,
+            Some(code) => Some(KeyUsage::from_code(code).ok_or(Error::AttributeValueInvalid)?),
+        };
+        let Some(class) = class.filter(|_| is_owner_key) else {
+            return template::build(template, Provenance::Supplied, vec![]);
+        };
+        if origin == Some(Origin::External) && !has_material(class, &given) {
+            return self.build_pending(class, &given, template, usage);
+        }
+        let object = template::build(template, Provenance::Supplied, vec![])?;
+        if let (Some(spec), Some(s)) = (
+            given.get(&KEY_SPEC).and_then(Value::as_ulong),
+            spec_of(&object),
+        ) {
+            if spec != s.code() {
+                return Err(Error::TemplateInconsistent);
+            }
+        }
+        let mut objects = self.with_kms_identity(vec![object], Origin::External, usage)?;
+        objects
+            .pop()
+            .ok_or(Error::Internal("identity lost the object"))
+    }
+
+    fn build_pending(
+        &self,
+        class: CK_OBJECT_CLASS,
+        given: &BTreeMap<AttrType, Value>,
+        template: &[RawAttribute],
+        usage: Option<KeyUsage>,
+    ) -> Result<Object> {
+        let spec = given
+            .get(&KEY_SPEC)
+            .and_then(Value::as_ulong)
+            .ok_or(Error::TemplateIncomplete)?;
+        let spec = KeySpec::from_code(spec).ok_or(Error::AttributeValueInvalid)?;
+        let key_type = given
+            .get(&t(CKA_KEY_TYPE))
+            .and_then(Value::as_ulong)
+            .ok_or(Error::TemplateIncomplete)? as CK_KEY_TYPE;
+        if !spec_fits(spec, class, key_type) || usage.is_some_and(|u| !spec.allows(u)) {
+            return Err(Error::TemplateInconsistent);
+        }
+        let id = KeyId::generate();
+        let mut module = vec![
+            (KEY_ID, Value::Bytes(id.as_str().as_bytes().to_vec())),
+            (KEY_STATE, ulong(KeyState::PendingImport.code())),
+            (MATERIAL_EXPIRY, ulong(0)),
+        ];
+        if let Some(len) = spec.symmetric_len() {
+            module.push((t(CKA_VALUE_LEN), ulong(len as u64)));
+        }
+        match spec {
+            KeySpec::EcP256 => {
+                module.push((t(CKA_EC_PARAMS), Value::Bytes(Curve::P256.oid().to_vec())))
+            }
+            KeySpec::EcP256K => module.push((
+                t(CKA_EC_PARAMS),
+                Value::Bytes(Curve::Secp256k1.oid().to_vec()),
+            )),
+            KeySpec::EcSm2 => module.push((t(CKA_EC_PARAMS), Value::Bytes(der::OID_SM2.to_vec()))),
+            _ => {}
+        }
+        if usage.is_none()
+            && !matches!(
+                spec,
+                KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::EcSm2
+            )
+        {
+            let implied = if spec.symmetric_len().is_some() {
+                KeyUsage::EncryptDecrypt
+            } else {
+                KeyUsage::SignVerify
+            };
+            module.push((KEY_USAGE, ulong(implied.code())));
+        }
+        template::build(template, Provenance::Pending, module)
+    }
+
+    /// The KMS checks of a cryptographic use: the key is Enabled, its material has not
+    /// expired, and its KMS usage allows `usage`.
+    pub(super) fn check_kms_use(&self, object: &Object, usage: Usage) -> Result<()> {
+        if let Some(state) = state_of(object) {
+            lifecycle::usable(state).map_err(kms)?;
+        }
+        let expiry = object.ulong(MATERIAL_EXPIRY).unwrap_or(0);
+        if expiry != 0 && self.now() >= expiry as i64 {
+            self.sweep()?;
+            return Err(kms(KmsError::IncorrectKeyState(
+                KeyState::PendingImport.name(),
+            )));
+        }
+        if let Some(kms_usage) = object.ulong(KEY_USAGE).and_then(KeyUsage::from_code) {
+            let allowed = match usage {
+                Usage::Sign | Usage::Verify => kms_usage == KeyUsage::SignVerify,
+                Usage::Encrypt | Usage::Decrypt | Usage::Wrap | Usage::Unwrap => {
+                    kms_usage == KeyUsage::EncryptDecrypt
+                }
+                Usage::Derive | Usage::Digest => true,
+            };
+            if !allowed {
+                return Err(Error::KeyFunctionNotPermitted);
+            }
+        }
+        Ok(())
+    }
+
+    /// The objects of one KMS key (a secret key, or a private and public key).
+    fn key_objects(&self, id: &[u8]) -> Vec<KeyObject> {
+        let objects = self.objects.read();
+        objects
+            .iter()
+            .filter(|(_, e)| e.object.bytes(KEY_ID) == Some(id) && !e.object.has(IMPORT_TARGET))
+            .map(|(h, e)| (h, e.owner, std::sync::Arc::clone(&e.object)))
+            .collect()
+    }
+
+    /// Publishes changed objects: token ones in one store transaction, session ones in
+    /// the table.
+    fn publish(
+        &self,
+        changed: Vec<(ObjectHandle, Owner, Object)>,
+        removed: Vec<Object>,
+    ) -> Result<()> {
+        let master = self.master();
+        let mut changes = Vec::new();
+        for (_, owner, object) in &changed {
+            if *owner == Owner::Token {
+                changes.push(Change::PutObject(
+                    object.to_record(&self.serial, master.as_deref())?,
+                ));
+            }
+        }
+        changes.extend(removed.iter().map(|o| Change::RemoveObject(o.uid)));
+        if !changes.is_empty() {
+            self.commit(changes)?;
+        }
+        let mut table = self.objects.write();
+        for (handle, owner, object) in changed {
+            if let Owner::Session(_) = owner {
+                table.replace_session_object(handle, object);
+            }
+        }
+        Ok(())
+    }
+
+    /// `C_SetAttributeValue` of `CKA_KMSHSM_KEY_STATE`: Enable/DisableKey,
+    /// DeleteKeyMaterial (PendingImport) and ScheduleKeyDeletion (PendingDeletion),
+    /// applied to every object of the key at once.
+    pub(super) fn change_state(&self, caller: Caller, object: &Object, wanted: u64) -> Result<()> {
+        let wanted = KeyState::from_code(wanted).ok_or(Error::AttributeValueInvalid)?;
+        let (Some(origin), Some(state), Some(id)) =
+            (origin_of(object), state_of(object), object.bytes(KEY_ID))
+        else {
+            return Err(Error::AttributeTypeInvalid);
+        };
+        let event = match (state, wanted) {
+            (KeyState::PendingDeletion, KeyState::Disabled) => Event::CancelDeletion,
+            (_, KeyState::Enabled) => Event::Enable,
+            (_, KeyState::Disabled) => Event::Disable,
+            (_, KeyState::PendingImport) => Event::DeleteMaterial,
+            (_, KeyState::PendingDeletion) => Event::ScheduleDeletion,
+        };
+        let next = lifecycle::transition(origin, state, event).map_err(kms)?;
+        let siblings = self.key_objects(id);
+        if siblings.iter().any(|(_, owner, _)| *owner == Owner::Token) && !caller.rw {
+            return Err(Error::SessionReadOnly);
+        }
+        let changed = siblings
+            .into_iter()
+            .map(|(h, owner, o)| {
+                let values = vec![(KEY_STATE, ulong(next.code()))];
+                let updated = if event == Event::DeleteMaterial && o.class != CKO_PUBLIC_KEY {
+                    o.wiped(values)
+                } else {
+                    o.with_plain(values)
+                };
+                (h, owner, updated)
+            })
+            .collect();
+        self.publish(changed, Vec::new())
+    }
+
+    /// Wipes material whose expiry has passed (the key returns to PendingImport) and
+    /// removes import wrapping keys whose token has expired. Cheap when nothing is due.
+    pub(super) fn sweep(&self) -> Result<()> {
+        let now = self.now();
+        if now < self.objects.read().next_deadline() {
+            return Ok(());
+        }
+        let (mut changed, mut removed) = (Vec::new(), Vec::new());
+        let mut next = i64::MAX;
+        for (h, e) in self.objects.read().iter() {
+            let o = &e.object;
+            if let Some(expiry) = o.ulong(TOKEN_EXPIRY) {
+                if now >= expiry as i64 {
+                    removed.push(Object::clone(o));
+                    continue;
+                }
+                next = next.min(expiry as i64);
+            }
+            let expiry = o.ulong(MATERIAL_EXPIRY).unwrap_or(0) as i64;
+            let live = matches!(state_of(o), Some(KeyState::Enabled | KeyState::Disabled));
+            if expiry != 0 && live {
+                if now >= expiry {
+                    let state = vec![(KEY_STATE, ulong(KeyState::PendingImport.code()))];
+                    let wiped = if o.class == CKO_PUBLIC_KEY {
+                        o.with_plain(state)
+                    } else {
+                        o.wiped(state)
+                    };
+                    changed.push((h, e.owner, wiped));
+                } else {
+                    next = next.min(expiry);
+                }
+            }
+        }
+        // Session objects are dropped from the table directly; token ones through the store.
+        let (token_removed, session_removed): (Vec<_>, Vec<_>) =
+            removed.into_iter().partition(|o| o.is_token());
+        self.publish(changed, token_removed)?;
+        let mut table = self.objects.write();
+        for o in session_removed {
+            table.remove_by_uid(&o.uid);
+        }
+        table.set_next_deadline(next);
+        Ok(())
+    }
+}
+
+/// What an import hands to the key: the values of each of its objects, and the
+/// canonical material for the fingerprint.
+struct Imported {
+    primary: Vec<(AttrType, Value)>,
+    public: Vec<(AttrType, Value)>,
+    canonical: (Vec<u8>, Option<Vec<u8>>),
+}
+
+fn bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> (AttrType, Value) {
+    (t(ty), Value::Bytes(v.to_vec()))
+}
+
+/// Checks imported material against the key spec and turns it into attributes.
+fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Imported, KmsError> {
+    let bad = |_| KmsError::InvalidKeyMaterial;
+    if let Some(len) = spec.symmetric_len() {
+        if material.len() != len {
+            return Err(KmsError::InvalidKeyMaterial);
+        }
+        return Ok(Imported {
+            primary: vec![bytes(CKA_VALUE, material)],
+            public: Vec::new(),
+            canonical: (material.to_vec(), None),
+        });
+    }
+    if spec == KeySpec::EcSm2 {
+        // SM2PKE_SM4_ECB carries the raw 32-byte scalar (kms-docs 004).
+        let point =
+            sm::sm2_public_from_private(material).map_err(|_| KmsError::InvalidKeyMaterial)?;
+        let point_attr = ec::point_to_attribute(&point);
+        return Ok(Imported {
+            primary: vec![bytes(CKA_VALUE, material), bytes(CKA_EC_POINT, &point_attr)],
+            public: vec![
+                bytes(CKA_EC_POINT, &point_attr),
+                bytes(CKA_EC_PARAMS, der::OID_SM2),
+            ],
+            canonical: (point.to_vec(), None),
+        });
+    }
+    let info: PrivateKeyInfo<'_> = pkcs8::decode_private_key_info(material).map_err(bad)?;
+    match (info.algorithm, spec.rsa_bits()) {
+        (KeyAlgorithm::Rsa, Some(bits)) => {
+            let c = RsaComponents::from_pkcs1_der(info.private_key).map_err(bad)?;
+            if bit_len(&c.n) != bits {
+                return Err(KmsError::InvalidKeyMaterial);
+            }
+            crate::crypto::rsa::RsaPrivateKey::new(&c).map_err(bad)?;
+            Ok(Imported {
+                primary: vec![
+                    bytes(CKA_MODULUS, &c.n),
+                    bytes(CKA_PUBLIC_EXPONENT, &c.e),
+                    bytes(CKA_PRIVATE_EXPONENT, &c.d),
+                    bytes(CKA_PRIME_1, &c.p),
+                    bytes(CKA_PRIME_2, &c.q),
+                    bytes(CKA_EXPONENT_1, &c.dp),
+                    bytes(CKA_EXPONENT_2, &c.dq),
+                    bytes(CKA_COEFFICIENT, &c.qinv),
+                ],
+                public: vec![
+                    bytes(CKA_MODULUS, &c.n),
+                    bytes(CKA_PUBLIC_EXPONENT, &c.e),
+                    (t(CKA_MODULUS_BITS), ulong(bits as u64)),
+                ],
+                canonical: (c.n.clone(), Some(c.e.clone())),
+            })
+        }
+        (KeyAlgorithm::Ec { curve_oid }, None) => {
+            let curve = Curve::from_oid(&curve_oid).map_err(bad)?;
+            let wanted = match spec {
+                KeySpec::EcP256 => Curve::P256,
+                KeySpec::EcP256K => Curve::Secp256k1,
+                _ => return Err(KmsError::InvalidKeyMaterial),
+            };
+            if curve != wanted {
+                return Err(KmsError::InvalidKeyMaterial);
+            }
+            let d = ec::scalar_from_sec1(info.private_key).map_err(bad)?;
+            let point = EcPrivateKey::new(curve, &d).map_err(bad)?.public_point();
+            Ok(Imported {
+                primary: vec![bytes(CKA_VALUE, &d), bytes(CKA_EC_PARAMS, curve.oid())],
+                public: vec![
+                    bytes(CKA_EC_PARAMS, curve.oid()),
+                    bytes(CKA_EC_POINT, &ec::point_to_attribute(&point)),
+                ],
+                canonical: (point, None),
+            })
+        }
+        _ => Err(KmsError::InvalidKeyMaterial),
+    }
+}
+
+#[path = "kms_import.rs"]
+mod import;

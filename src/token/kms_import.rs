@@ -1,0 +1,345 @@
+//! GetParametersForImport and ImportKeyMaterial on PKCS#11 (kms-docs 000-004).
+//!
+//! Import parameters are a wrapping key pair made by `C_GenerateKeyPair` whose private
+//! template names the target (`CKA_KMSHSM_IMPORT_TARGET`) and the wrapping algorithm:
+//! token objects, the private half unwrap-only, sensitive, never extractable and pinned
+//! to the algorithm's mechanism, both halves carrying a fresh import token and its
+//! expiry. The import is `C_UnwrapKey` with that private key and a template carrying the
+//! token (and optionally `CKA_KMSHSM_MATERIAL_EXPIRY`); it returns the target's handle.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+
+use super::*;
+use crate::crypto::pkcs8::encode_spki;
+use crate::mechanism::{GeneratedPair, KeyRequest};
+use crate::token::keys::mechanism as find_mechanism;
+
+impl Token {
+    /// The live KMS key named `id`: (handle, owner, object) of its private or secret
+    /// object, and its public object if any.
+    fn target(&self, id: &KeyId) -> Result<(Vec<KeyObject>, Arc<Object>)> {
+        let objects = self.key_objects(id.as_str().as_bytes());
+        let main = objects
+            .iter()
+            .find(|(_, _, o)| o.class != CKO_PUBLIC_KEY)
+            .map(|(_, _, o)| Arc::clone(o))
+            .ok_or(kms(KmsError::NotFound))?;
+        if origin_of(&main) != Some(Origin::External) {
+            return Err(kms(KmsError::UnsupportedOrigin));
+        }
+        if state_of(&main) == Some(KeyState::PendingDeletion) {
+            return Err(kms(KmsError::IncorrectKeyState(
+                KeyState::PendingDeletion.name(),
+            )));
+        }
+        Ok((objects, main))
+    }
+
+    /// GetParametersForImport: a wrapping key pair bound to the target in the private
+    /// template. Called by `generate_key_pair` when `CKA_KMSHSM_IMPORT_TARGET` is given.
+    pub(in crate::token) fn generate_import_parameters(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        public_template: &[RawAttribute],
+        private_template: &[RawAttribute],
+    ) -> Result<(ObjectHandle, ObjectHandle)> {
+        self.sweep()?;
+        let given = template::parse(private_template)?;
+        let target = KeyId::from_bytes(
+            given
+                .get(&IMPORT_TARGET)
+                .and_then(Value::as_bytes)
+                .unwrap_or(&[]),
+        )
+        .map_err(kms)?;
+        let alg = given
+            .get(&WRAPPING_ALGORITHM)
+            .and_then(Value::as_ulong)
+            .ok_or(Error::TemplateIncomplete)?;
+        let alg = WrappingAlgorithm::from_code(alg).ok_or(Error::AttributeValueInvalid)?;
+        let (_, main) = self.target(&target)?;
+        let spec = main
+            .ulong(KEY_SPEC)
+            .and_then(KeySpec::from_code)
+            .ok_or(kms(KmsError::NotFound))?;
+        if !alg.accepts(spec) {
+            return Err(kms(KmsError::InvalidParameter(
+                "the wrapping algorithm does not fit the key spec",
+            )));
+        }
+        let (mechanism_ok, key_type) = match alg.wrapping_key_spec() {
+            WrappingKeySpec::Rsa2048 => (mech.kind == CKM_RSA_PKCS_KEY_PAIR_GEN, CKK_RSA),
+            WrappingKeySpec::EcSm2 => (mech.kind == sm_mech::CKM_SM2_KEY_PAIR_GEN, CKK_SM2),
+        };
+        if !mechanism_ok {
+            return Err(kms(KmsError::InvalidParameter(
+                "the wrapping key spec does not fit the algorithm",
+            )));
+        }
+        let request = KeyRequest {
+            modulus_bits: Some(2048),
+            ..KeyRequest::default()
+        };
+        if template::parse(public_template)?
+            .get(&t(CKA_MODULUS_BITS))
+            .and_then(Value::as_ulong)
+            .is_some_and(|b| b != 2048)
+        {
+            return Err(kms(KmsError::InvalidParameter(
+                "wrapping keys are RSA_2048",
+            )));
+        }
+        let (_, (public, private)): (CK_KEY_TYPE, GeneratedPair) =
+            find_mechanism(mech.kind)?.generate_key_pair(&mech.param, &request)?;
+        let spki = match key_type {
+            CKK_RSA => {
+                let get = |vals: &[(AttrType, Value)], ty| {
+                    vals.iter()
+                        .find(|(a, _)| *a == t(ty))
+                        .and_then(|(_, v)| v.as_bytes())
+                        .map(<[u8]>::to_vec)
+                };
+                let (n, e) = (
+                    get(&public, CKA_MODULUS).unwrap_or_default(),
+                    get(&public, CKA_PUBLIC_EXPONENT).unwrap_or_default(),
+                );
+                encode_spki(&KeyAlgorithm::Rsa, &RsaComponents::public_der(&n, &e))
+            }
+            _ => {
+                let point = public
+                    .iter()
+                    .find(|(a, _)| *a == t(CKA_EC_POINT))
+                    .and_then(|(_, v)| v.as_bytes())
+                    .map(ec::point_from_attribute)
+                    .unwrap_or_default();
+                encode_spki(
+                    &KeyAlgorithm::Ec {
+                        curve_oid: der::OID_SM2.to_vec(),
+                    },
+                    &point,
+                )
+            }
+        };
+        let b = |ty, v| (t(ty), Value::Bool(v));
+        let shared = vec![
+            b(CKA_TOKEN, true),
+            (t(CKA_PUBLIC_KEY_INFO), Value::Bytes(spki)),
+            (WRAPPING_ALGORITHM, ulong(alg.code())),
+            (
+                IMPORT_TARGET,
+                Value::Bytes(target.as_str().as_bytes().to_vec()),
+            ),
+        ];
+        let mut private_values = private;
+        private_values.extend(shared.iter().cloned());
+        private_values.extend([
+            b(CKA_PRIVATE, true),
+            b(CKA_SENSITIVE, true),
+            b(CKA_EXTRACTABLE, false),
+            b(CKA_UNWRAP, true),
+            b(CKA_DECRYPT, false),
+            b(CKA_SIGN, false),
+            b(CKA_DERIVE, false),
+            (
+                t(CKA_ALLOWED_MECHANISMS),
+                Value::Mechanisms(vec![mechanism_of(alg) as u64]),
+            ),
+        ]);
+        let mut public_values = public;
+        public_values.extend(shared);
+        public_values.extend([b(CKA_PRIVATE, false), b(CKA_VERIFY, false)]);
+        let provenance = Provenance::Generated(mech.kind);
+        let public_template: Vec<RawAttribute> = public_template
+            .iter()
+            .filter(|a| a.ty != t(CKA_PUBLIC_EXPONENT) && a.ty != t(CKA_MODULUS_BITS))
+            .cloned()
+            .collect();
+        let public = template::build_key(
+            CKO_PUBLIC_KEY,
+            key_type,
+            &public_template,
+            public_values,
+            provenance,
+        )?;
+        let private = template::build_key(
+            CKO_PRIVATE_KEY,
+            key_type,
+            private_template,
+            private_values,
+            provenance,
+        )?;
+        // The token names the private half: only it can complete the import.
+        let token = ImportToken::issue(target, private.uid, alg, self.now());
+        let mac_key = self.kms_secret(b"kmshsm kms import token")?;
+        let sealed = token.seal(&mac_key)?;
+        let stamp = vec![
+            (IMPORT_TOKEN, Value::Bytes(sealed)),
+            (TOKEN_EXPIRY, ulong(token.expires_at as u64)),
+        ];
+        let (public, private) = (public.with_plain(stamp.clone()), private.with_plain(stamp));
+        let handles = self.insert_all(caller, vec![public, private])?;
+        self.objects.write().note_deadline(token.expires_at);
+        match handles[..] {
+            [p, q] => Ok((p, q)),
+            _ => Err(Error::Internal("import parameter insert")),
+        }
+    }
+
+    /// ImportKeyMaterial: `C_UnwrapKey` with an import wrapping key.
+    pub(in crate::token) fn import_material(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        wrapping: &Object,
+        wrapped: &[u8],
+        template: &[RawAttribute],
+    ) -> Result<ObjectHandle> {
+        let given = template::parse(template)?;
+        let token_bytes = given
+            .get(&IMPORT_TOKEN)
+            .and_then(Value::as_bytes)
+            .ok_or(Error::TemplateIncomplete)?;
+        let now = self.now();
+        let mac_key = self.kms_secret(b"kmshsm kms import token")?;
+        let token = ImportToken::open(token_bytes, &mac_key, now).map_err(kms)?;
+        // The token goes with its own wrapping key and its own target only.
+        let target_of_key = wrapping.bytes(IMPORT_TARGET).unwrap_or(&[]);
+        if token.wrapping_key != wrapping.uid || token.key_id.as_str().as_bytes() != target_of_key {
+            return Err(kms(KmsError::InvalidImportToken));
+        }
+        if let Some(named) = given.get(&KEY_ID).and_then(Value::as_bytes) {
+            if named != target_of_key {
+                return Err(kms(KmsError::InvalidImportToken));
+            }
+        }
+        if mech.kind != mechanism_of(token.algorithm) {
+            return Err(Error::MechanismInvalid);
+        }
+        if let Some(hash) = oaep_hash_of(token.algorithm) {
+            let named = match &mech.param {
+                Param::Oaep(p) => p.hash,
+                Param::RsaAesKeyWrap { oaep, .. } => oaep.hash,
+                _ => return Err(Error::MechanismParamInvalid),
+            };
+            if named != hash {
+                return Err(Error::MechanismParamInvalid);
+            }
+        }
+        let expiry = given
+            .get(&MATERIAL_EXPIRY)
+            .and_then(Value::as_ulong)
+            .unwrap_or(0);
+        if expiry != 0 && (expiry as i64) <= now {
+            return Err(kms(KmsError::InvalidParameter(
+                "KeyMaterialExpireUnix is in the past",
+            )));
+        }
+        let (objects, main) = self.target(&token.key_id)?;
+        let spec = main
+            .ulong(KEY_SPEC)
+            .and_then(KeySpec::from_code)
+            .ok_or(kms(KmsError::NotFound))?;
+        let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
+        let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
+        let next = lifecycle::transition(origin, state, Event::ImportMaterial).map_err(kms)?;
+
+        let key = self.usable_key(wrapping, Usage::Unwrap, mech.kind)?;
+        let m = find_mechanism(mech.kind)?;
+        let material = m
+            .unwrap(&mech.param, &key, wrapped, spec.symmetric_len())
+            .map_err(|e| match e {
+                Error::WrappedKeyInvalid
+                | Error::WrappedKeyLenRange
+                | Error::EncryptedDataInvalid => kms(KmsError::InvalidKeyMaterial),
+                e => e,
+            })?;
+        let imported = imported_values(spec, &material).map_err(kms)?;
+        let (primary, exponent) = &imported.canonical;
+        let fingerprint = self.fingerprint(spec, primary, exponent.as_deref())?;
+        material::check_same(main.bytes(MATERIAL_FINGERPRINT), &fingerprint).map_err(kms)?;
+
+        let common = vec![
+            (KEY_STATE, ulong(next.code())),
+            (MATERIAL_EXPIRY, ulong(expiry)),
+            (MATERIAL_FINGERPRINT, Value::Bytes(fingerprint.to_vec())),
+        ];
+        let master = self.master();
+        let mut changed = Vec::new();
+        let mut main_handle = None;
+        let mut has_public = false;
+        for (h, owner, o) in &objects {
+            let mut values = common.clone();
+            if o.class == CKO_PUBLIC_KEY {
+                has_public = true;
+                values.extend(imported.public.iter().cloned());
+                changed.push((*h, *owner, o.with_plain(values)));
+            } else {
+                values.extend(imported.primary.iter().cloned());
+                let all = o.all_values(&self.serial, master.as_deref())?;
+                changed.push((*h, *owner, template::merge(o, all, values)?));
+                main_handle = Some(*h);
+            }
+        }
+        let main_handle = main_handle.ok_or(kms(KmsError::NotFound))?;
+        let mut new_public = None;
+        if main.class == CKO_PRIVATE_KEY && !has_public {
+            new_public = Some(self.public_half(&main, &imported, common)?);
+        }
+        // One transaction for the key's objects and its new public half.
+        let owner = objects
+            .iter()
+            .find(|(h, _, _)| *h == main_handle)
+            .map(|(_, o, _)| *o);
+        if let (Some(public), Some(Owner::Token)) = (&new_public, owner) {
+            let mut changes = vec![Change::PutObject(
+                public.to_record(&self.serial, master.as_deref())?,
+            )];
+            for (_, owner, o) in &changed {
+                if *owner == Owner::Token {
+                    changes.push(Change::PutObject(
+                        o.to_record(&self.serial, master.as_deref())?,
+                    ));
+                }
+            }
+            self.commit(changes)?;
+        } else {
+            self.publish(changed, Vec::new())?;
+            if let Some(public) = new_public {
+                self.insert(caller, public)?;
+            }
+        }
+        if expiry != 0 {
+            self.objects.write().note_deadline(expiry as i64);
+        }
+        Ok(main_handle)
+    }
+
+    /// The public object of an asymmetric key imported for the first time.
+    fn public_half(
+        &self,
+        private: &Object,
+        imported: &Imported,
+        common: Vec<(AttrType, Value)>,
+    ) -> Result<Object> {
+        let key_type = private
+            .key_type
+            .ok_or(Error::Internal("key without type"))?;
+        let mut values = common;
+        values.extend(imported.public.iter().cloned());
+        for ty in [KEY_ID, ORIGIN, KEY_SPEC, KEY_USAGE] {
+            if let Some(v) = private.value(ty as CK_ATTRIBUTE_TYPE) {
+                values.push((ty, v.clone()));
+            }
+        }
+        for ty in [CKA_LABEL, CKA_ID, CKA_TOKEN] {
+            if let Some(v) = private.value(ty) {
+                values.push((t(ty), v.clone()));
+            }
+        }
+        values.push((t(CKA_PRIVATE), Value::Bool(false)));
+        template::build_key(CKO_PUBLIC_KEY, key_type, &[], values, Provenance::Unwrapped)
+    }
+}
