@@ -9,6 +9,9 @@
 //! Wrapping the material is the user's side of the flow; here it uses the crate's own
 //! RSA-OAEP code (`kmshsm::crypto`), standing in for `openssl pkeyutl`.
 
+// CK_RV is u64 here and u32 on other targets, so the casts stay.
+#![allow(clippy::unnecessary_cast)]
+
 use std::path::PathBuf;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
