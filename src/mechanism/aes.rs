@@ -15,8 +15,6 @@ use crate::object::attr::Value;
 use crate::object::key::Key;
 use crate::operation::{Cipher, Signer, Verifier};
 
-/// PKCS#11 bounds the GCM IV at 256 bytes (CK_GCM_PARAMS, §2.13.3).
-const MAX_GCM_IV: usize = 256;
 /// RFC 3394's default IV and RFC 5649's alternative IV prefix.
 const KW_DEFAULT_IV: [u8; 8] = [0xa6; 8];
 const KWP_DEFAULT_IV: [u8; 4] = [0xa6, 0x59, 0x59, 0xa6];
@@ -213,7 +211,8 @@ fn gcm_params(param: &Param) -> Result<(Vec<u8>, Vec<u8>, usize)> {
     let Param::Gcm(p) = param else {
         return Err(Error::MechanismParamInvalid);
     };
-    if p.iv.is_empty() || p.iv.len() > MAX_GCM_IV {
+    // PKCS#11 allows IVs of 1 to 2^32-1 bytes; the C boundary caps every input.
+    if p.iv.is_empty() {
         return Err(Error::MechanismParamInvalid);
     }
     let tag_bits = usize::try_from(p.tag_bits).map_err(|_| Error::MechanismParamInvalid)?;

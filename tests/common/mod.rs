@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod material;
+pub mod mech;
 pub mod raw;
 
 use std::io::Write;

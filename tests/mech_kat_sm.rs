@@ -1,0 +1,157 @@
+//! Known-answer tests of the vendor SM mechanisms through the PKCS#11 interface.
+//!
+//! Sources: GB/T 32907-2016 Appendix A example 1 (SM4 single block); OpenSSL's
+//! evpciph_sm4.txt two-block CBC vector; RFC 8998 Appendix A.1 (SM4-GCM); OpenSSL's
+//! evppkey_sm2.txt key `SM2_key1` and its published ciphertext of "The floofy bunnies hop at
+//! midnight" (GM/T 0009 DER, rearranged here as C1 || C3 || C2, the module's layout).
+//!
+//! The signatures published with `SM2_key1` are over pre-computed digests e = SM3(Z_A || M)
+//! whose message M is not published; CKM_KMSHSM_SM2_SM3 hashes Z_A || M itself and the module
+//! has no raw-digest SM2 mechanism, so those vectors cannot pass through C_Verify. SM2
+//! signatures are checked here by sign-then-verify with the published key, and against
+//! signatures made by the `openssl` command line in tests/mech_openssl_interop.rs.
+
+mod common;
+
+use common::mech::*;
+use common::*;
+use cryptoki::error::RvError;
+use cryptoki::object::AttributeType;
+
+const SM4_KEY: &str = "0123456789abcdeffedcba9876543210";
+const SM2_D: &str = "d09156733017bdad809fd9bbd8c693f60230593169b6f94aaf1c8ee138cc99b5";
+const SM2_POINT: &str = "04393a2ad9e27e43acaaab85a19d3b85591e14406157175addd37bf77ff0caf9ed\
+                         37fcf3a8b4f55c038523261fca6636afe6a7afa2a1482a606f5cb3a18b2e2a1e";
+const SM2_DER_CT: &str = "30818a0220466be2ef5c11782ec77864a0055417f407a5afc11d653c6bce\
+    69e417bb1d05b6022062b572e21ff0ddf5c726bd3f9ff2eae56e6294713a607e9b9525628965f62cc80420\
+    3c1b5713b5db2728eb7bf775e44f4689fc32668bdc564f52ea45b09e8df2a5f40422084a9d0cc2997092b7\
+    d3c404fce95956eb604d732b2307a8e5b8900ed6608ca5b197";
+const SM2_PLAIN: &[u8] = b"The floofy bunnies hop at midnight";
+
+#[test]
+fn sm4_ecb_matches_the_gb_t_32907_single_block_example() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let key = sm4_key(&session, &hex(SM4_KEY));
+    let mech = vendor_mech(CKM_SM4_ECB);
+    let ct = session
+        .encrypt(&mech, key, &hex(SM4_KEY))
+        .expect("C_Encrypt(SM4_ECB)");
+    assert_eq!(to_hex(&ct), "681edf34d206965e86b3e94f536e4246");
+    let pt = session
+        .decrypt(&mech, key, &ct)
+        .expect("C_Decrypt(SM4_ECB)");
+    assert_eq!(to_hex(&pt), SM4_KEY);
+}
+
+#[test]
+fn sm4_cbc_matches_the_openssl_two_block_vector_and_cbc_pad_adds_one_block() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let key = sm4_key(&session, &hex(SM4_KEY));
+    let iv: [u8; 16] = hex(SM4_KEY).try_into().unwrap();
+    let plain = hex(&SM4_KEY.repeat(2));
+    let expected = "2677f46b09c122cc975533105bd4a22af6125f7275ce552c3a2bbcf533de8a3b";
+    let cbc = vendor_mech_bytes(CKM_SM4_CBC, &iv);
+    let ct = session
+        .encrypt(&cbc, key, &plain)
+        .expect("C_Encrypt(SM4_CBC)");
+    assert_eq!(to_hex(&ct), expected);
+    assert_eq!(session.decrypt(&cbc, key, &ct).unwrap(), plain);
+    let pad = vendor_mech_bytes(CKM_SM4_CBC_PAD, &iv);
+    let ct = session
+        .encrypt(&pad, key, &plain)
+        .expect("C_Encrypt(SM4_CBC_PAD)");
+    assert_eq!(ct.len(), 48);
+    assert_eq!(to_hex(&ct[..32]), expected);
+    assert_eq!(session.decrypt(&pad, key, &ct).unwrap(), plain);
+}
+
+#[test]
+fn sm4_gcm_matches_rfc_8998_appendix_a1() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let key = sm4_key(&session, &hex(SM4_KEY)).handle();
+    let iv = hex("00001234567800000000abcd");
+    let aad = hex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+    let plain = hex(
+        "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbccccccccccccccccdddddddddddddddd\
+         eeeeeeeeeeeeeeeeffffffffffffffffeeeeeeeeeeeeeeeeaaaaaaaaaaaaaaaa",
+    );
+    let expected = "17f399f08c67d5ee19d0dc9969c4bb7d5fd46fd3756489069157b282bb200735\
+                    d82710ca5c22f0ccfa7cbf93d496ac15a56834cbcf98c397b4024a2691233b8d\
+                    83de3541e4c2b58177e065a9bf7b62ec";
+    let m = RawMech::gcm(CKM_SM4_GCM, &iv, &aad, 128);
+    let s = session.handle();
+    let ct = ck.encrypt(s, &m, key, &plain).expect("C_Encrypt(SM4_GCM)");
+    assert_eq!(to_hex(&ct), expected);
+    assert_eq!(
+        ck.decrypt(s, &m, key, &ct).expect("C_Decrypt(SM4_GCM)"),
+        plain
+    );
+    let mut bad = ct.clone();
+    bad[0] ^= 1;
+    assert_eq!(
+        ck.decrypt(s, &m, key, &bad),
+        Err(RvError::EncryptedDataInvalid)
+    );
+}
+
+#[test]
+fn sm2_decrypts_the_openssl_published_ciphertext_given_as_c1_c3_c2() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let private = ec_private(&session, sm2_type(), OID_SM2, &hex(SM2_D));
+    // 30 81 8a | 02 20 x | 02 20 y | 04 20 C3 | 04 22 C2: fields at fixed offsets.
+    let der = hex(SM2_DER_CT);
+    let (x, y, c3, c2) = (&der[5..37], &der[39..71], &der[73..105], &der[107..]);
+    let c1c3c2 = [&[0x04][..], x, y, c3, c2].concat();
+    let mech = vendor_mech(CKM_SM2_ENCRYPT);
+    let pt = session
+        .decrypt(&mech, private, &c1c3c2)
+        .expect("C_Decrypt(SM2_ENCRYPT)");
+    assert_eq!(pt, SM2_PLAIN);
+    // C3 authenticates: a flipped bit in C2 is refused.
+    let mut bad = c1c3c2.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    assert!(session.decrypt(&mech, private, &bad).is_err());
+}
+
+#[test]
+fn sm2_with_the_published_key_signs_verifiably_and_encrypts_for_its_private_half() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let private = ec_private(&session, sm2_type(), OID_SM2, &hex(SM2_D));
+    let public = ec_public(&session, sm2_type(), OID_SM2, &hex(SM2_POINT));
+    let mech = vendor_mech(CKM_SM2_SM3);
+    let msg = b"message digest";
+    let sig = session.sign(&mech, private, msg).expect("C_Sign(SM2_SM3)");
+    assert_eq!(sig.len(), 64, "SM2 signatures are r || s");
+    session
+        .verify(&mech, public, msg, &sig)
+        .expect("C_Verify(SM2_SM3)");
+    assert_rv!(
+        session.verify(&mech, public, b"message digesT", &sig),
+        RvError::SignatureInvalid
+    );
+    // The identifier is part of Z_A: another one does not verify.
+    let other = vendor_mech_bytes(CKM_SM2_SM3, b"ALICE123@YAHOO.COM");
+    assert_rv!(
+        session.verify(&other, public, msg, &sig),
+        RvError::SignatureInvalid
+    );
+    let sig = session.sign(&other, private, msg).unwrap();
+    session.verify(&other, public, msg, &sig).unwrap();
+    // Encrypt to the published point, decrypt with the published scalar.
+    let enc = vendor_mech(CKM_SM2_ENCRYPT);
+    let ct = session
+        .encrypt(&enc, public, SM2_PLAIN)
+        .expect("C_Encrypt(SM2)");
+    assert_eq!(ct.len(), SM2_PLAIN.len() + 97, "C1 (65) || C3 (32) || C2");
+    assert_eq!(ct[0], 0x04);
+    assert_eq!(session.decrypt(&enc, private, &ct).unwrap(), SM2_PLAIN);
+    // The private key object exposes the public point it derived.
+    let got = attribute_bytes(&session, public, AttributeType::EcPoint);
+    assert_eq!(point_of(&got), hex(SM2_POINT));
+}
