@@ -130,6 +130,26 @@ impl RawMech {
             ..Self::none(CKM_RSA_PKCS_OAEP)
         }
     }
+    /// CKM_RSA_AES_KEY_WRAP with a nested OAEP parameter (empty label).
+    pub fn rsa_aes_key_wrap(aes_bits: CK_ULONG, hash: CK_MECHANISM_TYPE, mgf: CK_ULONG) -> Self {
+        let oaep = CK_RSA_PKCS_OAEP_PARAMS {
+            hashAlg: hash,
+            mgf,
+            source: CKZ_DATA_SPECIFIED,
+            pSourceData: std::ptr::null_mut(),
+            ulSourceDataLen: 0,
+        };
+        let keep = vec![struct_bytes(&oaep)];
+        let p = CK_RSA_AES_KEY_WRAP_PARAMS {
+            ulAESKeyBits: aes_bits,
+            pOAEPParams: ptr_of(&keep[0]) as *mut CK_RSA_PKCS_OAEP_PARAMS,
+        };
+        RawMech {
+            param: Some(struct_bytes(&p)),
+            keep,
+            ..Self::none(CKM_RSA_AES_KEY_WRAP)
+        }
+    }
     pub fn pss(ty: CK_MECHANISM_TYPE, hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, salt: usize) -> Self {
         let p = CK_RSA_PKCS_PSS_PARAMS {
             hashAlg: hash,
