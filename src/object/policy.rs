@@ -52,6 +52,7 @@ pub const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET as AttrType
 pub const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM as AttrType;
 pub const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN as AttrType;
 pub const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY as AttrType;
+pub const DESCRIPTION: AttrType = vendor::CKA_KMSHSM_DESCRIPTION as AttrType;
 /// Internal (never answered): the keyed fingerprint of the bound material.
 pub const MATERIAL_FINGERPRINT: AttrType = vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT as AttrType;
 
@@ -62,6 +63,7 @@ const KMS_KEY: &[AttrType] = &[
     KEY_SPEC,
     KEY_USAGE,
     MATERIAL_EXPIRY,
+    DESCRIPTION,
 ];
 const KMS_WRAPPING: &[AttrType] = &[
     IMPORT_TARGET,
@@ -72,7 +74,7 @@ const KMS_WRAPPING: &[AttrType] = &[
 
 fn vendor_kind(ty: AttrType) -> Option<Kind> {
     match ty {
-        KEY_ID | IMPORT_TARGET | IMPORT_TOKEN => Some(Kind::Bytes),
+        KEY_ID | IMPORT_TARGET | IMPORT_TOKEN | DESCRIPTION => Some(Kind::Bytes),
         ORIGIN | KEY_STATE | KEY_SPEC | KEY_USAGE | MATERIAL_EXPIRY | WRAPPING_ALGORITHM
         | TOKEN_EXPIRY => Some(Kind::Ulong),
         _ => None,
@@ -351,6 +353,7 @@ pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
         KEY_ID | KEY_STATE | MATERIAL_EXPIRY | IMPORT_TOKEN | TOKEN_EXPIRY
         | MATERIAL_FINGERPRINT => return ModuleOnly,
         ORIGIN | KEY_SPEC | KEY_USAGE | IMPORT_TARGET | WRAPPING_ALGORITHM => return Fixed,
+        DESCRIPTION => return Free,
         _ => {}
     }
     match ty as CK_ATTRIBUTE_TYPE {

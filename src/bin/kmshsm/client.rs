@@ -1,0 +1,536 @@
+//! The command line's view of a token: one logged-in read/write session, and the KMS
+//! operations of the kms-docs expressed with the library's PKCS#11 semantics (the same
+//! calls the C ABI makes, without the ABI).
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use kmshsm::error::{Error, Result};
+use kmshsm::kms::import::WrappingAlgorithm;
+use kmshsm::kms::key::{KeySpec, KeyState, KeyUsage, Origin};
+use kmshsm::mechanism::params::{GcmParams, OaepParams, PssParams};
+use kmshsm::mechanism::{sm as sm_mech, MechanismArg, Param};
+use kmshsm::object::key::{CKK_SM2, CKK_SM4};
+use kmshsm::object::table::ObjectHandle;
+use kmshsm::operation::Output;
+use kmshsm::provider::{self, InitOptions, Provider};
+use kmshsm::session::crypto::Direction;
+use kmshsm::session::Session;
+use kmshsm::token::UserKind;
+use kmshsm::vendor as v;
+
+use crate::attrs::{boolean, bytes, ulong, ulong_of, value_of};
+
+/// How to find the token.
+pub enum TokenChoice {
+    Label(String),
+    Slot(u64),
+    /// The only initialised token.
+    Only,
+}
+
+pub struct Client {
+    _provider: Arc<Provider>,
+    pub session: Arc<Session>,
+}
+
+/// What DescribeKey shows.
+pub struct KeyMetadata {
+    pub key_id: String,
+    pub key_spec: Option<KeySpec>,
+    pub key_usage: Option<KeyUsage>,
+    pub origin: Option<Origin>,
+    pub state: Option<KeyState>,
+    pub alias: String,
+    pub description: String,
+    pub material_expiry: u64,
+}
+
+fn pkcs11_label(label: &[u8; 32]) -> String {
+    String::from_utf8_lossy(label).trim_end().to_string()
+}
+
+impl Client {
+    pub fn open(choice: TokenChoice, pin: &[u8]) -> Result<Client> {
+        provider::initialize(InitOptions::default())?;
+        let p = provider::get()?;
+        p.rescan()?;
+        let mut slots = Vec::new();
+        for id in p.slot_ids() {
+            let view = p.slot(id)?;
+            if let Some(token) = view.token {
+                let label = pkcs11_label(&token.status()?.label);
+                slots.push((id, label));
+            }
+        }
+        let slot = match choice {
+            TokenChoice::Slot(s) => slots.iter().find(|(id, _)| *id == s).map(|(id, _)| *id),
+            TokenChoice::Label(l) => slots
+                .iter()
+                .find(|(_, label)| *label == l)
+                .map(|(id, _)| *id),
+            TokenChoice::Only if slots.len() == 1 => Some(slots[0].0),
+            TokenChoice::Only => None,
+        }
+        .ok_or(Error::SlotIdInvalid)?;
+        let handle = p.open_session(slot, true)?;
+        let session = p.session(handle)?;
+        session.token.login(UserKind::User, pin)?;
+        Ok(Client {
+            _provider: p,
+            session,
+        })
+    }
+
+    fn caller(&self) -> kmshsm::token::Caller {
+        self.session.caller()
+    }
+
+    /// The handles of the key `key_id`: (private or secret, public).
+    pub fn key(&self, key_id: &str) -> Result<(ObjectHandle, Option<ObjectHandle>)> {
+        let found = self
+            .session
+            .token
+            .find(&[bytes(v::CKA_KMSHSM_KEY_ID, key_id.as_bytes())])?;
+        let mut main = None;
+        let mut public = None;
+        for h in found {
+            let class = self.ulong(h, CKA_CLASS as u64)?;
+            if self.bytes(h, v::CKA_KMSHSM_IMPORT_TARGET)?.is_some() {
+                continue;
+            }
+            match class.map(|c| c as CK_OBJECT_CLASS) {
+                Some(CKO_PUBLIC_KEY) => public = Some(h),
+                Some(_) => main = Some(h),
+                None => {}
+            }
+        }
+        match (main, public) {
+            (Some(m), p) => Ok((m, p)),
+            (None, Some(p)) => Ok((p, Some(p))),
+            (None, None) => Err(Error::Kms(kmshsm::kms::KmsError::NotFound)),
+        }
+    }
+
+    pub fn bytes(&self, h: ObjectHandle, ty: u64) -> Result<Option<Vec<u8>>> {
+        let reads = self.session.token.attributes(h, &[ty])?;
+        Ok(reads.first().and_then(value_of).map(<[u8]>::to_vec))
+    }
+
+    pub fn ulong(&self, h: ObjectHandle, ty: u64) -> Result<Option<u64>> {
+        let reads = self.session.token.attributes(h, &[ty])?;
+        Ok(reads.first().and_then(ulong_of))
+    }
+
+    pub fn describe(&self, h: ObjectHandle) -> Result<KeyMetadata> {
+        let text = |b: Option<Vec<u8>>| {
+            b.map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        Ok(KeyMetadata {
+            key_id: text(self.bytes(h, v::CKA_KMSHSM_KEY_ID)?),
+            key_spec: self
+                .ulong(h, v::CKA_KMSHSM_KEY_SPEC)?
+                .and_then(KeySpec::from_code),
+            key_usage: self
+                .ulong(h, v::CKA_KMSHSM_KEY_USAGE)?
+                .and_then(KeyUsage::from_code),
+            origin: self
+                .ulong(h, v::CKA_KMSHSM_ORIGIN)?
+                .and_then(Origin::from_code),
+            state: self
+                .ulong(h, v::CKA_KMSHSM_KEY_STATE)?
+                .and_then(KeyState::from_code),
+            alias: text(self.bytes(h, CKA_LABEL as u64)?),
+            description: text(self.bytes(h, v::CKA_KMSHSM_DESCRIPTION)?),
+            material_expiry: self.ulong(h, v::CKA_KMSHSM_MATERIAL_EXPIRY)?.unwrap_or(0),
+        })
+    }
+
+    /// Every KMS key (its private or secret object), not import wrapping keys.
+    pub fn list(&self) -> Result<Vec<KeyMetadata>> {
+        let mut out = Vec::new();
+        for h in self.session.token.find(&[])? {
+            let class = self
+                .ulong(h, CKA_CLASS as u64)?
+                .map(|c| c as CK_OBJECT_CLASS);
+            if !matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
+                continue;
+            }
+            if self.bytes(h, v::CKA_KMSHSM_IMPORT_TARGET)?.is_some()
+                || self.bytes(h, v::CKA_KMSHSM_KEY_ID)?.is_none()
+            {
+                continue;
+            }
+            out.push(self.describe(h)?);
+        }
+        Ok(out)
+    }
+
+    /// CreateKey. KMS keys are generated; EXTERNAL keys wait for their material.
+    pub fn create_key(
+        &self,
+        spec: KeySpec,
+        usage: KeyUsage,
+        origin: Origin,
+        alias: &str,
+        description: &str,
+    ) -> Result<ObjectHandle> {
+        if !spec.allows(usage) {
+            return Err(Error::Kms(kmshsm::kms::KmsError::InvalidParameter(
+                "the key usage does not fit the key spec",
+            )));
+        }
+        let sign = usage == KeyUsage::SignVerify;
+        let mut common = vec![
+            boolean(CKA_TOKEN as u64, true),
+            boolean(CKA_PRIVATE as u64, true),
+            bytes(CKA_LABEL as u64, alias.as_bytes()),
+            bytes(v::CKA_KMSHSM_DESCRIPTION, description.as_bytes()),
+            ulong(v::CKA_KMSHSM_KEY_USAGE, usage.code()),
+        ];
+        let (key_type, class) = match spec {
+            KeySpec::Aes256 => (CKK_AES, CKO_SECRET_KEY),
+            KeySpec::Sm4 => (CKK_SM4, CKO_SECRET_KEY),
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => (CKK_RSA, CKO_PRIVATE_KEY),
+            KeySpec::EcP256 | KeySpec::EcP256K => (CKK_EC, CKO_PRIVATE_KEY),
+            KeySpec::EcSm2 => (CKK_SM2, CKO_PRIVATE_KEY),
+        };
+        if class == CKO_SECRET_KEY {
+            common.extend([
+                boolean(CKA_ENCRYPT as u64, true),
+                boolean(CKA_DECRYPT as u64, true),
+            ]);
+        } else {
+            common.extend([
+                boolean(CKA_SIGN as u64, sign),
+                boolean(CKA_DECRYPT as u64, !sign),
+            ]);
+        }
+        let token = &self.session.token;
+        if origin == Origin::External {
+            let mut t = vec![
+                ulong(CKA_CLASS as u64, class as u64),
+                ulong(CKA_KEY_TYPE as u64, key_type as u64),
+                ulong(v::CKA_KMSHSM_ORIGIN, Origin::External.code()),
+                ulong(v::CKA_KMSHSM_KEY_SPEC, spec.code()),
+            ];
+            t.extend(common);
+            return token.create_object(self.caller(), &t);
+        }
+        let mech = |kind| MechanismArg {
+            kind,
+            param: Param::None,
+        };
+        match spec {
+            KeySpec::Aes256 => {
+                let mut t = vec![ulong(CKA_VALUE_LEN as u64, 32)];
+                t.extend(common);
+                token.generate_key(self.caller(), &mech(CKM_AES_KEY_GEN), &t)
+            }
+            KeySpec::Sm4 => {
+                token.generate_key(self.caller(), &mech(sm_mech::CKM_SM4_KEY_GEN), &common)
+            }
+            _ => {
+                let (m, public) = match spec {
+                    KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => (
+                        CKM_RSA_PKCS_KEY_PAIR_GEN,
+                        vec![ulong(
+                            CKA_MODULUS_BITS as u64,
+                            spec.rsa_bits().unwrap_or(2048) as u64,
+                        )],
+                    ),
+                    KeySpec::EcSm2 => (sm_mech::CKM_SM2_KEY_PAIR_GEN, vec![]),
+                    _ => {
+                        let curve = if spec == KeySpec::EcP256 {
+                            kmshsm::crypto::ec::Curve::P256
+                        } else {
+                            kmshsm::crypto::ec::Curve::Secp256k1
+                        };
+                        (
+                            CKM_EC_KEY_PAIR_GEN,
+                            vec![bytes(CKA_EC_PARAMS as u64, curve.oid())],
+                        )
+                    }
+                };
+                let mut public = public;
+                public.extend([
+                    boolean(CKA_TOKEN as u64, true),
+                    bytes(CKA_LABEL as u64, alias.as_bytes()),
+                    boolean(CKA_VERIFY as u64, sign),
+                    boolean(CKA_ENCRYPT as u64, !sign),
+                ]);
+                let (_, private) =
+                    token.generate_key_pair(self.caller(), &mech(m), &public, &common)?;
+                Ok(private)
+            }
+        }
+    }
+
+    /// GetParametersForImport: (public key DER, import token, token expiry).
+    pub fn parameters_for_import(
+        &self,
+        key_id: &str,
+        alg: WrappingAlgorithm,
+    ) -> Result<(Vec<u8>, Vec<u8>, u64)> {
+        let mech = match alg.wrapping_key_spec() {
+            kmshsm::kms::import::WrappingKeySpec::Rsa2048 => CKM_RSA_PKCS_KEY_PAIR_GEN,
+            kmshsm::kms::import::WrappingKeySpec::EcSm2 => sm_mech::CKM_SM2_KEY_PAIR_GEN,
+        };
+        let private_template = [
+            bytes(v::CKA_KMSHSM_IMPORT_TARGET, key_id.as_bytes()),
+            ulong(v::CKA_KMSHSM_WRAPPING_ALGORITHM, alg.code()),
+        ];
+        let (public, private) = self.session.token.generate_key_pair(
+            self.caller(),
+            &MechanismArg {
+                kind: mech,
+                param: Param::None,
+            },
+            &[],
+            &private_template,
+        )?;
+        let spki = self
+            .bytes(public, CKA_PUBLIC_KEY_INFO as u64)?
+            .unwrap_or_default();
+        let token = self
+            .bytes(private, v::CKA_KMSHSM_IMPORT_TOKEN)?
+            .unwrap_or_default();
+        let expiry = self
+            .ulong(private, v::CKA_KMSHSM_TOKEN_EXPIRY)?
+            .unwrap_or(0);
+        Ok((spki, token, expiry))
+    }
+
+    /// ImportKeyMaterial: finds the wrapping key the token belongs to and unwraps.
+    pub fn import(&self, key_id: &str, material: &[u8], token: &[u8], expiry: u64) -> Result<()> {
+        let wrapping = self.session.token.find(&[
+            bytes(v::CKA_KMSHSM_IMPORT_TOKEN, token),
+            ulong(CKA_CLASS as u64, CKO_PRIVATE_KEY as u64),
+        ])?;
+        let wrapping = *wrapping
+            .first()
+            .ok_or(Error::Kms(kmshsm::kms::KmsError::InvalidImportToken))?;
+        let alg = self
+            .ulong(wrapping, v::CKA_KMSHSM_WRAPPING_ALGORITHM)?
+            .and_then(WrappingAlgorithm::from_code)
+            .ok_or(Error::Kms(kmshsm::kms::KmsError::InvalidImportToken))?;
+        let mech = unwrap_mechanism(alg);
+        let template = [
+            bytes(v::CKA_KMSHSM_IMPORT_TOKEN, token),
+            bytes(v::CKA_KMSHSM_KEY_ID, key_id.as_bytes()),
+            ulong(v::CKA_KMSHSM_MATERIAL_EXPIRY, expiry),
+        ];
+        self.session
+            .token
+            .unwrap_key(self.caller(), &mech, wrapping, material, &template)?;
+        Ok(())
+    }
+
+    /// Enable/DisableKey, DeleteKeyMaterial, ScheduleKeyDeletion.
+    pub fn set_state(&self, key_id: &str, state: KeyState) -> Result<()> {
+        let (main, _) = self.key(key_id)?;
+        self.session.token.set_attributes(
+            self.caller(),
+            main,
+            &[ulong(v::CKA_KMSHSM_KEY_STATE, state.code())],
+        )
+    }
+
+    fn run_cipher(
+        &self,
+        dir: Direction,
+        mech: &MechanismArg,
+        key: ObjectHandle,
+        input: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.session.cipher_init(dir, mech, key)?;
+        match self.session.cipher_once(dir, input, Some(usize::MAX))? {
+            Output::Data(d) => Ok(d.to_vec()),
+            _ => Err(Error::Internal("cipher produced no data")),
+        }
+    }
+
+    /// Encrypt: symmetric keys use GCM (blob = 12-byte IV || ciphertext || tag);
+    /// RSA and SM2 keys their public-key encryption.
+    pub fn encrypt(&self, key_id: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let (main, public) = self.key(key_id)?;
+        let spec = self
+            .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
+            .and_then(KeySpec::from_code);
+        match spec {
+            Some(KeySpec::Aes256 | KeySpec::Sm4) => {
+                let mut iv = vec![0u8; 12];
+                kmshsm::store::seal::random_fill(&mut iv)?;
+                let kind = if spec == Some(KeySpec::Aes256) {
+                    CKM_AES_GCM
+                } else {
+                    sm_mech::CKM_SM4_GCM
+                };
+                let mech = MechanismArg {
+                    kind,
+                    param: Param::Gcm(GcmParams {
+                        iv: iv.clone(),
+                        aad: vec![],
+                        tag_bits: 128,
+                    }),
+                };
+                let mut out = iv;
+                out.extend(self.run_cipher(Direction::Encrypt, &mech, main, plaintext)?);
+                Ok(out)
+            }
+            _ => {
+                let public = public.ok_or(Error::KeyTypeInconsistent)?;
+                self.run_cipher(Direction::Encrypt, &public_cipher(spec), public, plaintext)
+            }
+        }
+    }
+
+    pub fn decrypt(&self, key_id: &str, blob: &[u8]) -> Result<Vec<u8>> {
+        let (main, _) = self.key(key_id)?;
+        let spec = self
+            .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
+            .and_then(KeySpec::from_code);
+        match spec {
+            Some(KeySpec::Aes256 | KeySpec::Sm4) => {
+                if blob.len() < 12 {
+                    return Err(Error::EncryptedDataLenRange);
+                }
+                let (iv, body) = blob.split_at(12);
+                let kind = if spec == Some(KeySpec::Aes256) {
+                    CKM_AES_GCM
+                } else {
+                    sm_mech::CKM_SM4_GCM
+                };
+                let mech = MechanismArg {
+                    kind,
+                    param: Param::Gcm(GcmParams {
+                        iv: iv.to_vec(),
+                        aad: vec![],
+                        tag_bits: 128,
+                    }),
+                };
+                self.run_cipher(Direction::Decrypt, &mech, main, body)
+            }
+            _ => self.run_cipher(Direction::Decrypt, &public_cipher(spec), main, blob),
+        }
+    }
+
+    /// AsymmetricSign over a message (the mechanism hashes it).
+    pub fn sign(&self, key_id: &str, algorithm: &str, message: &[u8]) -> Result<Vec<u8>> {
+        let (main, _) = self.key(key_id)?;
+        self.session.sign_init(&sign_mechanism(algorithm)?, main)?;
+        match self.session.sign_once(message, Some(usize::MAX))? {
+            Output::Data(d) => Ok(d.to_vec()),
+            _ => Err(Error::Internal("sign produced no data")),
+        }
+    }
+
+    pub fn verify(
+        &self,
+        key_id: &str,
+        algorithm: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool> {
+        let (_, public) = self.key(key_id)?;
+        let public = public.ok_or(Error::KeyTypeInconsistent)?;
+        self.session
+            .verify_init(&sign_mechanism(algorithm)?, public)?;
+        match self.session.verify_once(message, signature) {
+            Ok(()) => Ok(true),
+            Err(Error::SignatureInvalid | Error::SignatureLenRange) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn public_cipher(spec: Option<KeySpec>) -> MechanismArg {
+    match spec {
+        Some(KeySpec::EcSm2) => MechanismArg {
+            kind: sm_mech::CKM_SM2_ENCRYPT,
+            param: Param::None,
+        },
+        _ => MechanismArg {
+            kind: CKM_RSA_PKCS_OAEP,
+            param: Param::Oaep(oaep(CKM_SHA256)),
+        },
+    }
+}
+
+fn oaep(hash: CK_MECHANISM_TYPE) -> OaepParams {
+    let mgf = if hash == CKM_SHA_1 {
+        CKG_MGF1_SHA1
+    } else {
+        CKG_MGF1_SHA256
+    };
+    OaepParams {
+        hash,
+        mgf,
+        source: CKZ_DATA_SPECIFIED,
+        label: Vec::new(),
+    }
+}
+
+/// The `C_UnwrapKey` mechanism of a wrapping algorithm (docs/key-model.md).
+pub fn unwrap_mechanism(alg: WrappingAlgorithm) -> MechanismArg {
+    use WrappingAlgorithm::*;
+    let (kind, param) = match alg {
+        RsaesPkcs1V15 => (CKM_RSA_PKCS, Param::None),
+        RsaesOaepSha1 => (CKM_RSA_PKCS_OAEP, Param::Oaep(oaep(CKM_SHA_1))),
+        RsaesOaepSha256 => (CKM_RSA_PKCS_OAEP, Param::Oaep(oaep(CKM_SHA256))),
+        RsaAesKeyWrapSha1 => (
+            CKM_RSA_AES_KEY_WRAP,
+            Param::RsaAesKeyWrap {
+                aes_key_bits: 256,
+                oaep: oaep(CKM_SHA_1),
+            },
+        ),
+        RsaAesKeyWrapSha256 => (
+            CKM_RSA_AES_KEY_WRAP,
+            Param::RsaAesKeyWrap {
+                aes_key_bits: 256,
+                oaep: oaep(CKM_SHA256),
+            },
+        ),
+        RsaesOaepSha256Aes256EcbPkcs7Pad => (
+            v::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD as CK_MECHANISM_TYPE,
+            Param::None,
+        ),
+        Sm2Pke => (sm_mech::CKM_SM2_ENCRYPT, Param::None),
+        Sm2PkeSm4Ecb => (
+            v::CKM_KMSHSM_SM2PKE_SM4_ECB as CK_MECHANISM_TYPE,
+            Param::None,
+        ),
+    };
+    MechanismArg { kind, param }
+}
+
+/// The signing algorithms of the kms-docs (AsymmetricSign).
+fn sign_mechanism(algorithm: &str) -> Result<MechanismArg> {
+    let pss = |hash, mgf| {
+        Param::Pss(PssParams {
+            hash,
+            mgf,
+            salt_len: 32,
+        })
+    };
+    let (kind, param) = match algorithm {
+        "RSA_PKCS1_SHA_256" => (CKM_SHA256_RSA_PKCS, Param::None),
+        "RSA_PSS_SHA_256" => (CKM_SHA256_RSA_PKCS_PSS, pss(CKM_SHA256, CKG_MGF1_SHA256)),
+        "ECDSA_SHA_256" => (CKM_ECDSA_SHA256, Param::None),
+        "SM2DSA" => (sm_mech::CKM_SM2_SM3, Param::None),
+        _ => {
+            return Err(Error::Kms(kmshsm::kms::KmsError::InvalidParameter(
+                "unknown signing algorithm",
+            )))
+        }
+    };
+    Ok(MechanismArg { kind, param })
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = provider::finalize();
+    }
+}

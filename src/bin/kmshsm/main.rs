@@ -1,0 +1,433 @@
+//! `kmshsm`: the KMS API of the kms-docs on the command line, over the same token store
+//! and core as the PKCS#11 module. Output is JSON with the documents' field names;
+//! errors carry their error codes, a message, and a non-zero exit.
+
+// CK_ULONG is u64 on this target but u32 on others; the casts are needed there.
+#![allow(clippy::unnecessary_cast)]
+
+mod attrs;
+mod client;
+mod time;
+mod wrap;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use kmshsm::error::Error;
+use kmshsm::kms::import::WrappingAlgorithm;
+use kmshsm::kms::key::{KeySpec, KeyState, KeyUsage, Origin};
+use serde_json::{json, Value};
+
+use client::{Client, KeyMetadata, TokenChoice};
+
+#[derive(Parser)]
+#[command(
+    name = "kmshsm",
+    version,
+    about = "The KMS API (CreateKey, GetParametersForImport, ImportKeyMaterial, ...) over kmshsm tokens"
+)]
+struct Cli {
+    /// The token's label.
+    #[arg(long, global = true)]
+    token_label: Option<String>,
+    /// The token's slot ID.
+    #[arg(long, global = true)]
+    slot: Option<u64>,
+    /// The user PIN (else $KMSHSM_PIN, else a prompt that does not echo).
+    #[arg(long, global = true)]
+    pin: Option<String>,
+    /// A configuration file (else $KMSHSM_CONF, else the default).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// CreateKey.
+    CreateKey {
+        #[arg(long, default_value = "AES_256")]
+        key_spec: String,
+        #[arg(long, default_value = "ENCRYPT/DECRYPT")]
+        key_usage: String,
+        /// KMS (Aliyun_KMS is accepted too) or EXTERNAL.
+        #[arg(long, default_value = "KMS")]
+        origin: String,
+        #[arg(long, default_value = "")]
+        alias: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// DescribeKey.
+    DescribeKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    /// ListKeys.
+    ListKeys,
+    /// GetParametersForImport.
+    GetParametersForImport {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        wrapping_algorithm: String,
+        #[arg(long, default_value = "RSA_2048")]
+        wrapping_key_spec: String,
+    },
+    /// ImportKeyMaterial.
+    ImportKeyMaterial {
+        #[arg(long)]
+        key_id: String,
+        /// Base64.
+        #[arg(long)]
+        encrypted_key_material: String,
+        /// Base64.
+        #[arg(long)]
+        import_token: String,
+        #[arg(long, default_value_t = 0)]
+        key_material_expire_unix: u64,
+    },
+    /// DeleteKeyMaterial.
+    DeleteKeyMaterial {
+        #[arg(long)]
+        key_id: String,
+    },
+    /// EnableKey.
+    EnableKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    /// DisableKey.
+    DisableKey {
+        #[arg(long)]
+        key_id: String,
+    },
+    /// ScheduleKeyDeletion.
+    ScheduleKeyDeletion {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long, default_value_t = 30)]
+        pending_window_in_days: u32,
+    },
+    /// Encrypt (base64 plaintext).
+    Encrypt {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        plaintext: String,
+    },
+    /// Decrypt (base64 CiphertextBlob).
+    Decrypt {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        ciphertext_blob: String,
+    },
+    /// AsymmetricSign of a base64 message: RSA_PKCS1_SHA_256, RSA_PSS_SHA_256, ECDSA_SHA_256, SM2DSA.
+    Sign {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        algorithm: String,
+        #[arg(long)]
+        message: String,
+    },
+    /// AsymmetricVerify.
+    Verify {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        algorithm: String,
+        #[arg(long)]
+        message: String,
+        #[arg(long)]
+        value: String,
+    },
+    /// Builds EncryptedKeyMaterial locally (no token needed).
+    WrapKeyMaterial {
+        /// The wrapping public key: base64 DER SubjectPublicKeyInfo (GetParametersForImport's PublicKey).
+        #[arg(long)]
+        public_key: String,
+        #[arg(long)]
+        wrapping_algorithm: String,
+        /// The material: raw key bytes, PKCS#8 DER, or (EC_SM2) the 32-byte scalar.
+        #[arg(long)]
+        key_material_file: PathBuf,
+    },
+}
+
+/// A command-line failure with its kms-docs error code.
+struct Failure {
+    code: &'static str,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let code = match &e {
+            Error::Kms(k) => k.code(),
+            Error::PinIncorrect
+            | Error::PinLocked
+            | Error::UserNotLoggedIn
+            | Error::UserPinNotInitialized => "Forbidden.PinIncorrect",
+            Error::SlotIdInvalid | Error::TokenNotRecognized => "Forbidden.TokenNotFound",
+            Error::KeyHandleInvalid | Error::ObjectHandleInvalid => "Forbidden.KeyNotFound",
+            Error::EncryptedDataInvalid | Error::EncryptedDataLenRange => "InvalidCiphertext",
+            Error::Config(_) => "InvalidConfiguration",
+            Error::Store(_) | Error::Internal(_) | Error::Poisoned | Error::RandomFailed => {
+                "InternalFailure"
+            }
+            _ => "InvalidParameter",
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure {
+        code: "InvalidParameter",
+        message: message.into(),
+    }
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn b64(text: &str, what: &str) -> Result<Vec<u8>, Failure> {
+    B64.decode(text.trim())
+        .map_err(|_| invalid(format!("{what} is not valid base64")))
+}
+
+fn metadata(m: &KeyMetadata) -> Value {
+    json!({
+        "KeyId": m.key_id,
+        "KeySpec": m.key_spec.map(|s| s.name()),
+        "KeyUsage": m.key_usage.map(|u| u.name()),
+        "Origin": m.origin.map(|o| match o { Origin::Kms => "Aliyun_KMS", Origin::External => "EXTERNAL" }),
+        "KeyState": m.state.map(|s| s.name()),
+        "Alias": m.alias,
+        "Description": m.description,
+        "MaterialExpireTime": if m.material_expiry == 0 { Value::Null } else { json!(time::iso8601(m.material_expiry as i64)) },
+    })
+}
+
+fn pin(cli: &Cli) -> Result<String, Failure> {
+    if let Some(p) = &cli.pin {
+        return Ok(p.clone());
+    }
+    if let Ok(p) = std::env::var("KMSHSM_PIN") {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(invalid(
+            "no PIN: pass --pin, set KMSHSM_PIN, or run on a terminal to be asked",
+        ));
+    }
+    rpassword::prompt_password("User PIN: ")
+        .map_err(|e| invalid(format!("cannot read the PIN: {e}")))
+}
+
+/// Progress for slow steps, on a terminal only (never part of the JSON output).
+fn progress(what: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("{what} ...");
+    }
+}
+
+fn parse<T>(value: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Result<T, Failure> {
+    f(value).ok_or_else(|| invalid(format!("unknown {what} {value:?}")))
+}
+
+fn open(cli: &Cli) -> Result<Client, Failure> {
+    if let Some(path) = &cli.config {
+        // The library reads the configuration from this variable in C_Initialize.
+        std::env::set_var("KMSHSM_CONF", path);
+    }
+    let choice = match (&cli.token_label, cli.slot) {
+        (Some(l), _) => TokenChoice::Label(l.clone()),
+        (None, Some(s)) => TokenChoice::Slot(s),
+        (None, None) => TokenChoice::Only,
+    };
+    let pin = pin(cli)?;
+    Client::open(choice, pin.as_bytes()).map_err(|e| match e {
+        Error::SlotIdInvalid => Failure {
+            code: "Forbidden.TokenNotFound",
+            message: "no such token (name it with --token-label or --slot when there are several)"
+                .into(),
+        },
+        e => e.into(),
+    })
+}
+
+fn run(cli: &Cli) -> Result<Value, Failure> {
+    if let Command::WrapKeyMaterial {
+        public_key,
+        wrapping_algorithm,
+        key_material_file,
+    } = &cli.command
+    {
+        let alg = parse(
+            wrapping_algorithm,
+            "wrapping algorithm",
+            WrappingAlgorithm::from_name,
+        )?;
+        let material = std::fs::read(key_material_file)
+            .map_err(|e| invalid(format!("cannot read {}: {e}", key_material_file.display())))?;
+        let wrapped = wrap::wrap(&b64(public_key, "PublicKey")?, alg, &material)?;
+        return Ok(json!({ "EncryptedKeyMaterial": B64.encode(wrapped) }));
+    }
+    let client = open(cli)?;
+    let id = request_id();
+    let out = match &cli.command {
+        Command::CreateKey {
+            key_spec,
+            key_usage,
+            origin,
+            alias,
+            description,
+        } => {
+            let spec = parse(key_spec, "key spec", KeySpec::from_name)?;
+            let usage = parse(key_usage, "key usage", KeyUsage::from_name)?;
+            let origin = match origin.as_str() {
+                "KMS" | "Aliyun_KMS" => Origin::Kms,
+                "EXTERNAL" => Origin::External,
+                other => return Err(invalid(format!("unknown origin {other:?}"))),
+            };
+            if spec.rsa_bits().is_some_and(|b| b >= 3072) && origin == Origin::Kms {
+                progress(&format!("generating a {spec} key"));
+            }
+            let h = client.create_key(spec, usage, origin, alias, description)?;
+            json!({ "KeyMetadata": metadata(&client.describe(h)?), "RequestId": id })
+        }
+        Command::DescribeKey { key_id } => {
+            let (h, _) = client.key(key_id)?;
+            json!({ "KeyMetadata": metadata(&client.describe(h)?), "RequestId": id })
+        }
+        Command::ListKeys => {
+            let keys: Vec<Value> = client
+                .list()?
+                .iter()
+                .map(|m| json!({ "KeyId": m.key_id, "KeyArn": m.key_id }))
+                .collect();
+            json!({ "Keys": { "Key": keys }, "TotalCount": keys.len(), "RequestId": id })
+        }
+        Command::GetParametersForImport {
+            key_id,
+            wrapping_algorithm,
+            wrapping_key_spec,
+        } => {
+            let alg = parse(
+                wrapping_algorithm,
+                "wrapping algorithm",
+                WrappingAlgorithm::from_name,
+            )?;
+            if alg.wrapping_key_spec().name() != wrapping_key_spec {
+                return Err(invalid(format!(
+                    "{wrapping_algorithm} needs WrappingKeySpec {}",
+                    alg.wrapping_key_spec().name()
+                )));
+            }
+            progress("generating the wrapping key");
+            let (public, token, expiry) = client.parameters_for_import(key_id, alg)?;
+            json!({
+                "KeyId": key_id,
+                "ImportToken": B64.encode(token),
+                "PublicKey": B64.encode(public),
+                "TokenExpireTime": time::iso8601(expiry as i64),
+                "RequestId": id,
+            })
+        }
+        Command::ImportKeyMaterial {
+            key_id,
+            encrypted_key_material,
+            import_token,
+            key_material_expire_unix,
+        } => {
+            let material = b64(encrypted_key_material, "EncryptedKeyMaterial")?;
+            let token = b64(import_token, "ImportToken")?;
+            client.import(key_id, &material, &token, *key_material_expire_unix)?;
+            json!({ "RequestId": id })
+        }
+        Command::DeleteKeyMaterial { key_id } => {
+            client.set_state(key_id, KeyState::PendingImport)?;
+            json!({ "RequestId": id })
+        }
+        Command::EnableKey { key_id } => {
+            client.set_state(key_id, KeyState::Enabled)?;
+            json!({ "RequestId": id })
+        }
+        Command::DisableKey { key_id } => {
+            client.set_state(key_id, KeyState::Disabled)?;
+            json!({ "RequestId": id })
+        }
+        Command::ScheduleKeyDeletion {
+            key_id,
+            pending_window_in_days,
+        } => {
+            if !(7..=366).contains(pending_window_in_days) {
+                return Err(invalid("PendingWindowInDays must be between 7 and 366"));
+            }
+            client.set_state(key_id, KeyState::PendingDeletion)?;
+            json!({ "RequestId": id })
+        }
+        Command::Encrypt { key_id, plaintext } => {
+            let blob = client.encrypt(key_id, &b64(plaintext, "Plaintext")?)?;
+            json!({ "KeyId": key_id, "CiphertextBlob": B64.encode(blob), "RequestId": id })
+        }
+        Command::Decrypt {
+            key_id,
+            ciphertext_blob,
+        } => {
+            let plain = client.decrypt(key_id, &b64(ciphertext_blob, "CiphertextBlob")?)?;
+            json!({ "KeyId": key_id, "Plaintext": B64.encode(plain), "RequestId": id })
+        }
+        Command::Sign {
+            key_id,
+            algorithm,
+            message,
+        } => {
+            let sig = client.sign(key_id, algorithm, &b64(message, "Message")?)?;
+            json!({ "KeyId": key_id, "Value": B64.encode(sig), "RequestId": id })
+        }
+        Command::Verify {
+            key_id,
+            algorithm,
+            message,
+            value,
+        } => {
+            let ok = client.verify(
+                key_id,
+                algorithm,
+                &b64(message, "Message")?,
+                &b64(value, "Value")?,
+            )?;
+            json!({ "KeyId": key_id, "Value": ok, "RequestId": id })
+        }
+        Command::WrapKeyMaterial { .. } => return Err(invalid("unreachable")),
+    };
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(out) => {
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            let out = json!({ "Code": f.code, "Message": f.message, "RequestId": request_id() });
+            eprintln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            ExitCode::FAILURE
+        }
+    }
+}
