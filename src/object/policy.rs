@@ -64,6 +64,9 @@ const KMS_KEY: &[AttrType] = &[
     KEY_USAGE,
     MATERIAL_EXPIRY,
     DESCRIPTION,
+    // Internal: callers can neither read nor write it (it has no kind), but the
+    // module's own values may carry it onto every object of a key.
+    MATERIAL_FINGERPRINT,
 ];
 const KMS_WRAPPING: &[AttrType] = &[
     IMPORT_TARGET,

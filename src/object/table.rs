@@ -45,6 +45,19 @@ impl HandleSource {
     }
 }
 
+/// When something about `object` expires: its import token, or its live material.
+fn deadline_of(object: &Object) -> Option<i64> {
+    use super::policy::{KEY_STATE, MATERIAL_EXPIRY, TOKEN_EXPIRY};
+    if let Some(at) = object.ulong(TOKEN_EXPIRY) {
+        return Some(at as i64);
+    }
+    let expiry = object.ulong(MATERIAL_EXPIRY).filter(|e| *e != 0)?;
+    let state = object.ulong(KEY_STATE)?;
+    let live = state == crate::vendor::KMSHSM_STATE_ENABLED
+        || state == crate::vendor::KMSHSM_STATE_DISABLED;
+    live.then_some(expiry as i64)
+}
+
 #[derive(Debug, Default)]
 pub struct ObjectTable {
     entries: HashMap<ObjectHandle, Entry>,
@@ -53,7 +66,8 @@ pub struct ObjectTable {
     seq: u64,
     epoch: u64,
     /// No material expiry or import-token expiry falls before this time (unix
-    /// seconds); the token sweeps only once it has passed. 0: unknown, sweep.
+    /// seconds); the token sweeps only once it has passed. 0 (a new table): unknown,
+    /// so the first sweep scans and sets it.
     next_deadline: i64,
 }
 
@@ -84,10 +98,12 @@ impl ObjectTable {
         for uid in &snap.removed {
             self.remove_token_object(uid);
         }
-        // Another process may have set expiries: let the next sweep look again.
-        self.next_deadline = 0;
         for rec in &snap.objects {
             let object = Arc::new(Object::from_record(rec)?);
+            // Expiries set here or by another process bring the next sweep forward.
+            if let Some(at) = deadline_of(&object) {
+                self.note_deadline(at);
+            }
             let handle = *self
                 .token_handles
                 .entry(rec.uid)

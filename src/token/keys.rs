@@ -255,10 +255,14 @@ impl Token {
         template: &[RawAttribute],
     ) -> Result<ObjectHandle> {
         let m = mechanism(mech.kind)?;
-        let unwrapping_object = self
-            .entry(unwrapping)
-            .map_err(|_| Error::UnwrappingKeyHandleInvalid)?
-            .object;
+        let unwrapping_object = match self.entry(unwrapping) {
+            Ok(entry) => entry.object,
+            // Expired import parameters are purged; an import naming an expired token
+            // still hears that its token expired (kms-docs ExpiredImportToken).
+            Err(_) => {
+                return Err(self.expired_token_or(template, Error::UnwrappingKeyHandleInvalid))
+            }
+        };
         if unwrapping_object.has(IMPORT_TARGET) {
             return self.import_material(caller, mech, &unwrapping_object, wrapped, template);
         }

@@ -269,11 +269,9 @@ impl Token {
             return self.build_pending(class, &given, template, usage);
         }
         let object = template::build(template, Provenance::Supplied, vec![])?;
-        if let (Some(spec), Some(s)) = (
-            given.get(&KEY_SPEC).and_then(Value::as_ulong),
-            spec_of(&object),
-        ) {
-            if spec != s.code() {
+        // A spec named in the template must be the one the material amounts to.
+        if let Some(spec) = given.get(&KEY_SPEC).and_then(Value::as_ulong) {
+            if spec_of(&object).map(KeySpec::code) != Some(spec) {
                 return Err(Error::TemplateInconsistent);
             }
         }

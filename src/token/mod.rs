@@ -202,12 +202,13 @@ impl Token {
         &self.path
     }
 
-    /// Picks up what other processes committed, if anything.
+    /// Picks up what other processes committed, if anything, and applies what time
+    /// has made due (expired material, expired import parameters).
     pub fn refresh(&self) -> Result<()> {
         if self.store.changed_elsewhere()? {
             self.sync()?;
         }
-        Ok(())
+        self.sweep()
     }
 
     /// Re-reads the store and publishes it. Called after every own commit.

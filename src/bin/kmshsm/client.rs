@@ -416,6 +416,39 @@ impl Client {
         }
     }
 
+    /// GetPublicKey: the key's public half as DER SubjectPublicKeyInfo.
+    pub fn public_key_der(&self, key_id: &str) -> Result<Vec<u8>> {
+        use kmshsm::crypto::pkcs8::{encode_spki, KeyAlgorithm};
+        let (_, public) = self.key(key_id)?;
+        let public = public.ok_or(Error::KeyTypeInconsistent)?;
+        let get = |ty: CK_ATTRIBUTE_TYPE| -> Result<Vec<u8>> {
+            self.bytes(public, ty as u64)?
+                .ok_or(Error::KeyTypeInconsistent)
+        };
+        match self
+            .ulong(public, CKA_KEY_TYPE as u64)?
+            .map(|k| k as CK_KEY_TYPE)
+        {
+            Some(CKK_RSA) => {
+                let der = kmshsm::crypto::rsa::RsaComponents::public_der(
+                    &get(CKA_MODULUS)?,
+                    &get(CKA_PUBLIC_EXPONENT)?,
+                );
+                Ok(encode_spki(&KeyAlgorithm::Rsa, &der))
+            }
+            Some(_) => {
+                let point = kmshsm::crypto::ec::point_from_attribute(&get(CKA_EC_POINT)?);
+                Ok(encode_spki(
+                    &KeyAlgorithm::Ec {
+                        curve_oid: get(CKA_EC_PARAMS)?,
+                    },
+                    &point,
+                ))
+            }
+            None => Err(Error::KeyTypeInconsistent),
+        }
+    }
+
     /// AsymmetricSign over a message (the mechanism hashes it).
     pub fn sign(&self, key_id: &str, algorithm: &str, message: &[u8]) -> Result<Vec<u8>> {
         let (main, _) = self.key(key_id)?;

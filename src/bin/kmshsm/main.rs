@@ -114,6 +114,11 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         pending_window_in_days: u32,
     },
+    /// GetPublicKey (PEM).
+    GetPublicKey {
+        #[arg(long)]
+        key_id: String,
+    },
     /// Encrypt (base64 plaintext).
     Encrypt {
         #[arg(long)]
@@ -378,6 +383,20 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             }
             client.set_state(key_id, KeyState::PendingDeletion)?;
             json!({ "RequestId": id })
+        }
+        Command::GetPublicKey { key_id } => {
+            let der = client.public_key_der(key_id)?;
+            let body: Vec<String> = B64
+                .encode(der)
+                .as_bytes()
+                .chunks(64)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            let pem = format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+                body.join("\n")
+            );
+            json!({ "KeyId": key_id, "PublicKey": pem, "RequestId": id })
         }
         Command::Encrypt { key_id, plaintext } => {
             let blob = client.encrypt(key_id, &b64(plaintext, "Plaintext")?)?;

@@ -200,6 +200,18 @@ impl RsaPrivateKey {
         ciphertext: &[u8],
         expected_len: usize,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(self.unwrap_pkcs1_flagged(ciphertext, expected_len)?.0)
+    }
+
+    /// `unwrap_pkcs1`, also telling (as a constant-time flag) whether the block was a
+    /// real key of that length. The KMS import uses the flag at the very end, after the
+    /// same work as for any other material, so that a bad block is refused exactly like
+    /// wrong material and never bound to a key.
+    pub fn unwrap_pkcs1_flagged(
+        &self,
+        ciphertext: &[u8],
+        expected_len: usize,
+    ) -> Result<(Zeroizing<Vec<u8>>, subtle::Choice)> {
         if ciphertext.len() != self.size() {
             return Err(Error::WrappedKeyLenRange);
         }

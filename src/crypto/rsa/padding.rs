@@ -85,7 +85,7 @@ pub fn eme_pkcs1_v15_decode_implicit(
     kdk: &[u8],
     ciphertext: &[u8],
     expected_len: usize,
-) -> Zeroizing<Vec<u8>> {
+) -> (Zeroizing<Vec<u8>>, Choice) {
     let (mut valid, start) = scan_pkcs1_v15(em);
     let k = em.len();
     valid &= ((k.saturating_sub(start)) as u64).ct_eq(&(expected_len as u64));
@@ -111,7 +111,7 @@ pub fn eme_pkcs1_v15_decode_implicit(
         let real = em.get(offset + i).copied().unwrap_or(0);
         *o = u8::conditional_select(&synthetic[i], &real, valid);
     }
-    out
+    (out, valid)
 }
 
 /// EME-OAEP encoding (§7.1.1) of `message` for a `k`-byte modulus.
@@ -279,19 +279,20 @@ mod tests {
     fn implicit_rejection_returns_the_real_key_or_a_stable_synthetic_one() {
         let key = [0x42u8; 32];
         let em = eme_pkcs1_v15_encode(&key, 256).unwrap();
-        assert_eq!(
-            &eme_pkcs1_v15_decode_implicit(&em, b"kdk", b"ct", 32)[..],
-            &key
-        );
+        let (good, valid) = eme_pkcs1_v15_decode_implicit(&em, b"kdk", b"ct", 32);
+        assert_eq!(&good[..], &key);
+        assert!(bool::from(valid));
         let mut bad = em.clone();
         bad[0] = 1;
-        let a = eme_pkcs1_v15_decode_implicit(&bad, b"kdk", b"ct", 32);
-        let b = eme_pkcs1_v15_decode_implicit(&bad, b"kdk", b"ct", 32);
+        let (a, valid) = eme_pkcs1_v15_decode_implicit(&bad, b"kdk", b"ct", 32);
+        assert!(!bool::from(valid));
+        let (b, _) = eme_pkcs1_v15_decode_implicit(&bad, b"kdk", b"ct", 32);
         assert_eq!(a, b, "deterministic for the same ciphertext");
         assert_ne!(&a[..], &key);
         // A good block with the wrong length is rejected the same way.
-        let c = eme_pkcs1_v15_decode_implicit(&em, b"kdk", b"ct", 16);
+        let (c, valid) = eme_pkcs1_v15_decode_implicit(&em, b"kdk", b"ct", 16);
         assert_ne!(&c[..], &key[..16]);
+        assert!(!bool::from(valid));
     }
 
     #[test]
