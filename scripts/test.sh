@@ -5,16 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt=()
-command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
-[ -e /usr/lib/softhsm/libsofthsm2.so ] || need_apt+=(softhsm2)
-command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing: ${need_apt[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q "${need_apt[@]}"
-fi
+# pkcs11-tool, SoftHSMv2, sqlite3 and the real clients the tests drive (libp11 engine,
+# p11tool, Java, ssh-keygen, python-pkcs11).
+./scripts/install-test-deps.sh
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
@@ -22,5 +15,5 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 # The integration tests load target/debug/libkmshsm.so, the cdylib, as clients do.
-cargo build --lib
+cargo build --lib --bins
 cargo nextest run --no-fail-fast "$@"

@@ -426,3 +426,23 @@ fn the_module_set_identity_attributes_cannot_be_given_or_changed() {
         "changing the origin gave {got:?}"
     );
 }
+
+#[test]
+fn a_copied_key_gets_its_own_key_id_and_its_own_state() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let key = session
+        .generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(32.into())])
+        .unwrap();
+    let copy = session.copy_object(key, &[]).unwrap();
+    let (a, b) = (key_id(&session, key), key_id(&session, copy));
+    assert!(is_key_id(&b), "{b}");
+    assert_ne!(a, b, "a copy is another key");
+    set_state(&session, copy, STATE_DISABLED).unwrap();
+    assert_eq!(state(&session, copy), STATE_DISABLED);
+    assert_eq!(
+        state(&session, key),
+        STATE_ENABLED,
+        "the original is untouched"
+    );
+}

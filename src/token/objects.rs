@@ -11,7 +11,7 @@ use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
 use crate::object::attr::{AttrType, RawAttribute};
-use crate::object::policy::KEY_STATE;
+use crate::object::policy::{KEY_ID, KEY_STATE};
 use crate::object::table::{Entry, ObjectHandle, Owner, SessionHandle};
 use crate::object::template;
 use crate::object::{Object, Read};
@@ -117,7 +117,16 @@ impl Token {
         let all = entry
             .object
             .all_values(&self.serial, self.master().as_deref())?;
-        let copy = template::copy(&entry.object, all, template)?;
+        let mut copy = template::copy(&entry.object, all, template)?;
+        if copy.has(KEY_ID) {
+            // A copy is another key with the same material: it gets its own KeyId, so
+            // state changes of one never reach the other.
+            let id = crate::kms::key::KeyId::generate();
+            copy = copy.with_plain(vec![(
+                KEY_ID,
+                crate::object::attr::Value::Bytes(id.as_str().as_bytes().to_vec()),
+            )]);
+        }
         self.insert(caller, copy)
     }
 

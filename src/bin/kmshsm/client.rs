@@ -182,9 +182,15 @@ impl Client {
             )));
         }
         let sign = usage == KeyUsage::SignVerify;
+        // Clients such as OpenSSL's libp11 pair a private key with its public key by
+        // CKA_ID; 16 random bytes name the pair.
+        let mut id = [0u8; 16];
+        kmshsm::store::seal::random_fill(&mut id)?;
         let mut common = vec![
             boolean(CKA_TOKEN as u64, true),
             boolean(CKA_PRIVATE as u64, true),
+            boolean(CKA_SENSITIVE as u64, true),
+            bytes(CKA_ID as u64, &id),
             bytes(CKA_LABEL as u64, alias.as_bytes()),
             bytes(v::CKA_KMSHSM_DESCRIPTION, description.as_bytes()),
             ulong(v::CKA_KMSHSM_KEY_USAGE, usage.code()),
@@ -256,6 +262,7 @@ impl Client {
                 let mut public = public;
                 public.extend([
                     boolean(CKA_TOKEN as u64, true),
+                    bytes(CKA_ID as u64, &id),
                     bytes(CKA_LABEL as u64, alias.as_bytes()),
                     boolean(CKA_VERIFY as u64, sign),
                     boolean(CKA_ENCRYPT as u64, !sign),
