@@ -5,13 +5,16 @@
 //! reused, so a stale handle or one from another token is simply not found.
 //! This module must not do I/O or check logins; the token does both.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+
+use cryptoki_sys::{CKA_ID, CKA_LABEL};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::Result;
 use crate::store::{ObjectUid, Snapshot};
 
+use super::attr::{AttrType, Value};
 use super::Object;
 
 pub type ObjectHandle = u64;
@@ -58,9 +61,20 @@ fn deadline_of(object: &Object) -> Option<i64> {
     live.then_some(expiry as i64)
 }
 
+/// Attributes searches usually name, indexed so that `C_FindObjects` on a token with
+/// many objects does not look at all of them.
+const INDEXED: [AttrType; 4] = [
+    CKA_LABEL as AttrType,
+    CKA_ID as AttrType,
+    super::policy::KEY_ID,
+    super::policy::IMPORT_TOKEN,
+];
+
 #[derive(Debug, Default)]
 pub struct ObjectTable {
     entries: HashMap<ObjectHandle, Entry>,
+    /// (attribute, value) → the handles of the objects with that value.
+    index: HashMap<(AttrType, Vec<u8>), BTreeSet<ObjectHandle>>,
     token_handles: HashMap<ObjectUid, ObjectHandle>,
     /// The store sequence and epoch this table reflects.
     seq: u64,
@@ -72,6 +86,65 @@ pub struct ObjectTable {
 }
 
 impl ObjectTable {
+    /// Every entry change goes through `put` and `take`, which keep the index true.
+    fn put(&mut self, handle: ObjectHandle, entry: Entry) {
+        self.take(handle);
+        for ty in INDEXED {
+            if let Some(v) = entry.object.bytes(ty) {
+                self.index
+                    .entry((ty, v.to_vec()))
+                    .or_default()
+                    .insert(handle);
+            }
+        }
+        self.entries.insert(handle, entry);
+    }
+
+    fn take(&mut self, handle: ObjectHandle) -> Option<Entry> {
+        let entry = self.entries.remove(&handle)?;
+        for ty in INDEXED {
+            if let Some(v) = entry.object.bytes(ty) {
+                let key = (ty, v.to_vec());
+                if let Some(set) = self.index.get_mut(&key) {
+                    set.remove(&handle);
+                    if set.is_empty() {
+                        self.index.remove(&key);
+                    }
+                }
+            }
+        }
+        Some(entry)
+    }
+
+    /// Removes the entries `drop` picks.
+    fn take_where(&mut self, drop: impl Fn(&Entry) -> bool) {
+        let gone: Vec<ObjectHandle> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| drop(e))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in gone {
+            self.take(h);
+        }
+    }
+
+    /// The handles that can match `template`, when it names an indexed attribute (the
+    /// smallest such set); `None` when every object must be looked at.
+    pub fn candidates(&self, template: &[(AttrType, Value)]) -> Option<Vec<ObjectHandle>> {
+        template
+            .iter()
+            .filter(|(ty, _)| INDEXED.contains(ty))
+            .filter_map(|(ty, v)| v.as_bytes().map(|b| (*ty, b)))
+            .map(|(ty, b)| {
+                self.index
+                    .get(&(ty, b.to_vec()))
+                    .map(|set| set.iter().copied().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            })
+            .min_by_key(Vec::len)
+    }
+
     pub fn seq(&self) -> (u64, u64) {
         (self.seq, self.epoch)
     }
@@ -108,7 +181,7 @@ impl ObjectTable {
                 .token_handles
                 .entry(rec.uid)
                 .or_insert_with(|| handles.next());
-            self.entries.insert(
+            self.put(
                 handle,
                 Entry {
                     object,
@@ -123,7 +196,7 @@ impl ObjectTable {
 
     fn remove_token_object(&mut self, uid: &ObjectUid) {
         if let Some(handle) = self.token_handles.remove(uid) {
-            self.entries.remove(&handle);
+            self.take(handle);
         }
     }
 
@@ -142,7 +215,7 @@ impl ObjectTable {
         handles: &HandleSource,
     ) -> ObjectHandle {
         let handle = handles.next();
-        self.entries.insert(
+        self.put(
             handle,
             Entry {
                 object: Arc::new(object),
@@ -154,29 +227,35 @@ impl ObjectTable {
 
     /// Replaces a session object in place (same handle).
     pub fn replace_session_object(&mut self, handle: ObjectHandle, object: Object) {
-        if let Some(entry) = self.entries.get_mut(&handle) {
-            entry.object = Arc::new(object);
+        if let Some(entry) = self.entries.get(&handle) {
+            let owner = entry.owner;
+            self.put(
+                handle,
+                Entry {
+                    object: Arc::new(object),
+                    owner,
+                },
+            );
         }
     }
 
     pub fn remove_session_object(&mut self, handle: ObjectHandle) {
-        self.entries.remove(&handle);
+        self.take(handle);
     }
 
     /// Drops the objects of one session, or of every session when `session` is `None`.
     pub fn remove_session_objects(&mut self, session: Option<SessionHandle>) {
-        self.entries.retain(|_, e| match (e.owner, session) {
-            (Owner::Token, _) => true,
-            (Owner::Session(_), None) => false,
-            (Owner::Session(s), Some(w)) => s != w,
+        self.take_where(|e| match (e.owner, session) {
+            (Owner::Token, _) => false,
+            (Owner::Session(_), None) => true,
+            (Owner::Session(s), Some(w)) => s == w,
         });
     }
 
     /// At logout (§5.6 C_Logout): private session objects are destroyed and handles to
     /// private token objects become invalid; those objects get fresh handles.
     pub fn forget_private(&mut self, handles: &HandleSource) {
-        self.entries
-            .retain(|_, e| !(matches!(e.owner, Owner::Session(_)) && e.object.is_private()));
+        self.take_where(|e| matches!(e.owner, Owner::Session(_)) && e.object.is_private());
         let private_token: Vec<(ObjectUid, ObjectHandle)> = self
             .token_handles
             .iter()
@@ -184,9 +263,9 @@ impl ObjectTable {
             .map(|(u, h)| (*u, *h))
             .collect();
         for (uid, old) in private_token {
-            if let Some(entry) = self.entries.remove(&old) {
+            if let Some(entry) = self.take(old) {
                 let new = handles.next();
-                self.entries.insert(new, entry);
+                self.put(new, entry);
                 self.token_handles.insert(uid, new);
             }
         }
@@ -207,7 +286,8 @@ impl ObjectTable {
 
     /// Removes a session object by its uid (the sweep's purge of session wrapping keys).
     pub fn remove_by_uid(&mut self, uid: &ObjectUid) {
-        self.entries.retain(|_, e| e.object.uid != *uid);
+        let uid = *uid;
+        self.take_where(|e| e.object.uid == uid);
     }
 
     /// Drops every parsed key (at logout): each entry gets a copy without its cache.
@@ -227,5 +307,55 @@ impl ObjectTable {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::attr::RawAttribute;
+    use crate::object::template::{build, Provenance};
+    use cryptoki_sys::*;
+    use zeroize::Zeroizing;
+
+    fn data(label: &[u8]) -> Object {
+        let raw = |ty: CK_ATTRIBUTE_TYPE, v: Vec<u8>| RawAttribute {
+            ty: ty as AttrType,
+            value: crate::object::attr::RawValue::Bytes(Zeroizing::new(v)),
+        };
+        build(
+            &[
+                raw(CKA_CLASS, (CKO_DATA as CK_ULONG).to_ne_bytes().to_vec()),
+                raw(CKA_LABEL, label.to_vec()),
+            ],
+            Provenance::Supplied,
+            vec![],
+        )
+        .unwrap()
+    }
+
+    fn by_label(t: &ObjectTable, label: &[u8]) -> Option<Vec<ObjectHandle>> {
+        t.candidates(&[(CKA_LABEL as AttrType, Value::Bytes(label.to_vec()))])
+    }
+
+    #[test]
+    fn the_label_index_follows_inserts_replacements_and_removals() {
+        let handles = HandleSource::default();
+        let mut t = ObjectTable::default();
+        let a = t.insert_session_object(data(b"a"), 1, &handles);
+        let b = t.insert_session_object(data(b"b"), 2, &handles);
+        assert_eq!(by_label(&t, b"a"), Some(vec![a]));
+        t.replace_session_object(a, data(b"c"));
+        assert_eq!(by_label(&t, b"a"), Some(vec![]));
+        assert_eq!(by_label(&t, b"c"), Some(vec![a]));
+        t.remove_session_objects(Some(2));
+        assert_eq!(by_label(&t, b"b"), Some(vec![]));
+        t.remove_session_object(a);
+        assert_eq!(by_label(&t, b"c"), Some(vec![]));
+        assert!(t.index.is_empty(), "no stale index entries");
+        assert!(t
+            .candidates(&[(CKA_CLASS as AttrType, Value::Ulong(0))])
+            .is_none());
+        let _ = b;
     }
 }

@@ -367,9 +367,13 @@ impl Token {
     /// The objects of one KMS key (a secret key, or a private and public key).
     fn key_objects(&self, id: &[u8]) -> Vec<KeyObject> {
         let objects = self.objects.read();
+        let wanted = [(KEY_ID, Value::Bytes(id.to_vec()))];
         objects
-            .iter()
-            .filter(|(_, e)| e.object.bytes(KEY_ID) == Some(id) && !e.object.has(IMPORT_TARGET))
+            .candidates(&wanted)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|h| objects.get(h).map(|e| (h, e)))
+            .filter(|(_, e)| !e.object.has(IMPORT_TARGET))
             .map(|(h, e)| (h, e.owner, std::sync::Arc::clone(&e.object)))
             .collect()
     }

@@ -212,12 +212,20 @@ impl Token {
         let who = self.logged_in();
         let master = self.master();
         let objects = self.objects.read();
-        let mut found: Vec<ObjectHandle> = objects
-            .iter()
-            .filter(|(_, e)| self.visible(e, who))
-            .filter(|(_, e)| e.object.matches(&wanted, &self.serial, master.as_deref()))
-            .map(|(h, _)| h)
-            .collect();
+        let fits = |e: &Entry| {
+            self.visible(e, who) && e.object.matches(&wanted, &self.serial, master.as_deref())
+        };
+        let mut found: Vec<ObjectHandle> = match objects.candidates(&wanted) {
+            Some(handles) => handles
+                .into_iter()
+                .filter(|h| objects.get(*h).is_some_and(fits))
+                .collect(),
+            None => objects
+                .iter()
+                .filter(|(_, e)| fits(e))
+                .map(|(h, _)| h)
+                .collect(),
+        };
         found.sort_unstable();
         Ok(found)
     }
