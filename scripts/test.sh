@@ -14,6 +14,9 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+# The SoftHSMv2 drop-in tool and the differential suite against libsofthsm2.so
+# (their own crate and target directory).
+(cd softhsm-compat && cargo fmt --all -- --check && cargo nextest run --no-fail-fast)
 # The integration tests load target/debug/libkmshsm.so, the cdylib, as clients do.
 cargo build --lib --bins
 cargo nextest run --no-fail-fast "$@"

@@ -76,7 +76,8 @@ impl Mechanism for KeyGen {
         no_param(param)?;
         let len = req.value_len.ok_or(Error::TemplateIncomplete)?;
         if !matches!(len, 16 | 24 | 32) {
-            return Err(Error::KeySizeRange);
+            // A template value the generation cannot take (C_GenerateKey, §5.14).
+            return Err(Error::AttributeValueInvalid);
         }
         let value = aes::generate_key(len as usize)?;
         Ok((

@@ -158,7 +158,8 @@ impl Mechanism for GenericKeyGen {
         no_param(param)?;
         let len = req.value_len.ok_or(Error::TemplateIncomplete)?;
         if !(1..=MAX_SECRET_LEN).contains(&len) {
-            return Err(Error::KeySizeRange);
+            // A template value the generation cannot take (C_GenerateKey, §5.14).
+            return Err(Error::AttributeValueInvalid);
         }
         let mut value = vec![0u8; len as usize];
         random_fill(&mut value)?;

@@ -288,7 +288,8 @@ impl Mechanism for Sm4KeyGen {
     fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
         no_param(param)?;
         if req.value_len.is_some_and(|l| l != 16) {
-            return Err(Error::KeySizeRange);
+            // A template value the generation cannot take (C_GenerateKey, §5.14).
+            return Err(Error::AttributeValueInvalid);
         }
         let key = sm::sm4_generate_key()?;
         Ok((

@@ -1,0 +1,162 @@
+//! Reading the private key file of `--import`: PEM (RFC 7468) around an unencrypted
+//! PKCS#8 PrivateKeyInfo ("PRIVATE KEY"), and also the two OpenSSL "traditional" forms,
+//! PKCS#1 ("RSA PRIVATE KEY") and SEC1 ("EC PRIVATE KEY"). A DER file is accepted too.
+//! Parsing uses the library's strict DER reader.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use kmshsm::crypto::der::{self, Reader};
+use kmshsm::crypto::ec::{Curve, EcPrivateKey};
+use kmshsm::crypto::pkcs8::{self, KeyAlgorithm};
+use kmshsm::error::Error;
+use zeroize::Zeroizing;
+
+/// The parts of an RSA private key (big-endian, no leading zeros).
+pub struct RsaKey {
+    pub n: Vec<u8>,
+    pub e: Vec<u8>,
+    pub d: Zeroizing<Vec<u8>>,
+    pub p: Zeroizing<Vec<u8>>,
+    pub q: Zeroizing<Vec<u8>>,
+    pub dp: Zeroizing<Vec<u8>>,
+    pub dq: Zeroizing<Vec<u8>>,
+    pub qinv: Zeroizing<Vec<u8>>,
+}
+
+pub struct EcKey {
+    /// The curve's OID element (CKA_EC_PARAMS).
+    pub params: Vec<u8>,
+    /// The private scalar.
+    pub d: Zeroizing<Vec<u8>>,
+    /// The uncompressed public point (computed from `d`, never trusted from the file).
+    pub point: Vec<u8>,
+}
+
+pub enum KeyPair {
+    Rsa(RsaKey),
+    Ec(EcKey),
+}
+
+/// Why a file could not be read as a key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyFileError {
+    /// PKCS#8 EncryptedPrivateKeyInfo, or a PEM with `Proc-Type: 4,ENCRYPTED`.
+    Encrypted,
+    /// Anything else: not PEM/DER, not a key, a curve this module lacks, ...
+    Invalid,
+}
+
+fn bad(_: Error) -> KeyFileError {
+    KeyFileError::Invalid
+}
+
+/// The label and the decoded body of the first PEM block in `text`.
+fn pem(text: &str) -> Option<(String, Zeroizing<Vec<u8>>)> {
+    let start = text.find("-----BEGIN ")?;
+    let rest = &text[start + "-----BEGIN ".len()..];
+    let label_end = rest.find("-----")?;
+    let label = rest[..label_end].to_string();
+    let body = &rest[label_end + 5..];
+    let end_marker = format!("-----END {label}-----");
+    let body = &body[..body.find(&end_marker)?];
+    if body.contains("Proc-Type:") {
+        return Some((format!("ENCRYPTED {label}"), Zeroizing::new(Vec::new())));
+    }
+    let b64: Zeroizing<String> =
+        Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    let der = B64.decode(b64.as_bytes()).ok()?;
+    Some((label, Zeroizing::new(der)))
+}
+
+pub fn read(bytes: &[u8]) -> Result<KeyPair, KeyFileError> {
+    let (label, der) = match std::str::from_utf8(bytes).ok().and_then(pem) {
+        Some(found) => found,
+        None if bytes.first() == Some(&der::SEQUENCE) => {
+            ("PRIVATE KEY".to_string(), Zeroizing::new(bytes.to_vec()))
+        }
+        None => return Err(KeyFileError::Invalid),
+    };
+    match label.as_str() {
+        "PRIVATE KEY" => from_pkcs8(&der),
+        "RSA PRIVATE KEY" => rsa(&der),
+        "EC PRIVATE KEY" => ec_sec1(&der, None),
+        "ENCRYPTED PRIVATE KEY" => Err(KeyFileError::Encrypted),
+        l if l.starts_with("ENCRYPTED ") => Err(KeyFileError::Encrypted),
+        _ => Err(KeyFileError::Invalid),
+    }
+}
+
+fn from_pkcs8(der: &[u8]) -> Result<KeyPair, KeyFileError> {
+    let info = pkcs8::decode_private_key_info(der).map_err(bad)?;
+    match info.algorithm {
+        KeyAlgorithm::Rsa => rsa(info.private_key),
+        KeyAlgorithm::Ec { curve_oid } => ec_sec1(info.private_key, Some(curve_oid)),
+    }
+}
+
+/// RSAPrivateKey (RFC 8017 A.1.2), two-prime only.
+fn rsa(der: &[u8]) -> Result<KeyPair, KeyFileError> {
+    let mut outer = Reader::new(der, || Error::WrappedKeyInvalid);
+    let mut seq = outer.nested(der::SEQUENCE).map_err(bad)?;
+    outer.finish().map_err(bad)?;
+    if seq.small_uint().map_err(bad)? != 0 {
+        return Err(KeyFileError::Invalid); // multi-prime
+    }
+    let mut next = || seq.uint().map(<[u8]>::to_vec).map_err(bad);
+    let key = RsaKey {
+        n: next()?,
+        e: next()?,
+        d: Zeroizing::new(next()?),
+        p: Zeroizing::new(next()?),
+        q: Zeroizing::new(next()?),
+        dp: Zeroizing::new(next()?),
+        dq: Zeroizing::new(next()?),
+        qinv: Zeroizing::new(next()?),
+    };
+    seq.finish().map_err(bad)?;
+    if key.n.is_empty() || key.e.is_empty() || key.d.is_empty() {
+        return Err(KeyFileError::Invalid);
+    }
+    Ok(KeyPair::Rsa(key))
+}
+
+/// ECPrivateKey (RFC 5915); the curve comes from PKCS#8 or from the [0] parameters.
+fn ec_sec1(der: &[u8], curve_oid: Option<Vec<u8>>) -> Result<KeyPair, KeyFileError> {
+    let mut outer = Reader::new(der, || Error::WrappedKeyInvalid);
+    let mut seq = outer.nested(der::SEQUENCE).map_err(bad)?;
+    outer.finish().map_err(bad)?;
+    if seq.small_uint().map_err(bad)? != 1 {
+        return Err(KeyFileError::Invalid);
+    }
+    let d = Zeroizing::new(seq.read(der::OCTET_STRING).map_err(bad)?.to_vec());
+    let mut params = curve_oid;
+    if seq.peek_tag() == Some(0xa0) {
+        let inner = seq.read(0xa0).map_err(bad)?;
+        if params.is_none() {
+            params = Some(inner.to_vec());
+        }
+    }
+    let params = params.ok_or(KeyFileError::Invalid)?;
+    let curve = Curve::from_oid(&params).map_err(bad)?;
+    let key = EcPrivateKey::new(curve, &d).map_err(bad)?;
+    Ok(KeyPair::Ec(EcKey {
+        params,
+        d,
+        point: key.public_point(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_pem_is_invalid() {
+        assert_eq!(read(b"garbage\n").err(), Some(KeyFileError::Invalid));
+        assert_eq!(
+            read(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n")
+                .err(),
+            Some(KeyFileError::Encrypted)
+        );
+    }
+}
