@@ -8,20 +8,12 @@ use base64::Engine;
 use kmshsm::crypto::der::{self, Reader};
 use kmshsm::crypto::ec::{Curve, EcPrivateKey};
 use kmshsm::crypto::pkcs8::{self, KeyAlgorithm};
+use kmshsm::crypto::rsa::RsaComponents;
 use kmshsm::error::Error;
 use zeroize::Zeroizing;
 
-/// The parts of an RSA private key (big-endian, no leading zeros).
-pub struct RsaKey {
-    pub n: Vec<u8>,
-    pub e: Vec<u8>,
-    pub d: Zeroizing<Vec<u8>>,
-    pub p: Zeroizing<Vec<u8>>,
-    pub q: Zeroizing<Vec<u8>>,
-    pub dp: Zeroizing<Vec<u8>>,
-    pub dq: Zeroizing<Vec<u8>>,
-    pub qinv: Zeroizing<Vec<u8>>,
-}
+/// The parts of an RSA private key: the library's own type.
+pub type RsaKey = RsaComponents;
 
 pub struct EcKey {
     /// The curve's OID element (CKA_EC_PARAMS).
@@ -94,26 +86,9 @@ fn from_pkcs8(der: &[u8]) -> Result<KeyPair, KeyFileError> {
     }
 }
 
-/// RSAPrivateKey (RFC 8017 A.1.2), two-prime only.
+/// RSAPrivateKey (RFC 8017 A.1.2), two-prime only, through the library's decoder.
 fn rsa(der: &[u8]) -> Result<KeyPair, KeyFileError> {
-    let mut outer = Reader::new(der, || Error::WrappedKeyInvalid);
-    let mut seq = outer.nested(der::SEQUENCE).map_err(bad)?;
-    outer.finish().map_err(bad)?;
-    if seq.small_uint().map_err(bad)? != 0 {
-        return Err(KeyFileError::Invalid); // multi-prime
-    }
-    let mut next = || seq.uint().map(<[u8]>::to_vec).map_err(bad);
-    let key = RsaKey {
-        n: next()?,
-        e: next()?,
-        d: Zeroizing::new(next()?),
-        p: Zeroizing::new(next()?),
-        q: Zeroizing::new(next()?),
-        dp: Zeroizing::new(next()?),
-        dq: Zeroizing::new(next()?),
-        qinv: Zeroizing::new(next()?),
-    };
-    seq.finish().map_err(bad)?;
+    let key = RsaComponents::from_pkcs1_der(der).map_err(bad)?;
     if key.n.is_empty() || key.e.is_empty() || key.d.is_empty() {
         return Err(KeyFileError::Invalid);
     }

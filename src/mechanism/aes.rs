@@ -55,14 +55,7 @@ pub static MECHANISMS: &[&dyn Mechanism] = &[
 
 /// The AES key's bytes, checked for type and size.
 pub fn aes_key(key: &Key) -> Result<&[u8]> {
-    if key.key_type != CKK_AES {
-        return Err(Error::KeyTypeInconsistent);
-    }
-    let value = key.secret()?;
-    if !matches!(value.len(), 16 | 24 | 32) {
-        return Err(Error::KeySizeRange);
-    }
-    Ok(value)
+    key.secret_of(CKK_AES, &[16, 24, 32])
 }
 
 impl Mechanism for KeyGen {
@@ -144,10 +137,7 @@ impl Block {
         dir: Direction,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let mut s = self.stream(param, key, dir)?;
-        let mut out = s.update(input)?;
-        out.extend_from_slice(&s.finish()?);
-        Ok(out)
+        self.stream(param, key, dir)?.run(input)
     }
 }
 

@@ -38,10 +38,7 @@ pub struct Sm2Sm4Ecb;
 pub static MECHANISMS: &[&dyn Mechanism] = &[&RsaAesEcb, &Sm2Sm4Ecb];
 
 fn aes_ecb(key: &[u8], dir: Direction, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let mut s = AesStream::ecb(key, dir)?;
-    let mut out = s.update(data)?;
-    out.extend_from_slice(&s.finish()?);
-    Ok(out)
+    AesStream::ecb(key, dir)?.run(data)
 }
 
 fn pkcs7_pad(data: &[u8]) -> Zeroizing<Vec<u8>> {

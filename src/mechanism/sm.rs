@@ -73,14 +73,7 @@ fn sm2_public(key: &Key) -> Result<&[u8]> {
 }
 
 fn sm4_key(key: &Key) -> Result<&[u8]> {
-    if key.key_type != CKK_SM4 {
-        return Err(Error::KeyTypeInconsistent);
-    }
-    let value = key.secret()?;
-    if value.len() != 16 {
-        return Err(Error::KeySizeRange);
-    }
-    Ok(value)
+    key.secret_of(CKK_SM4, &[16])
 }
 
 impl Mechanism for Sm2KeyGen {

@@ -120,6 +120,18 @@ impl Key {
         })
     }
 
+    /// A secret key's value, checked to be of `key_type` and one of `lens` bytes long.
+    pub fn secret_of(&self, key_type: CK_KEY_TYPE, lens: &[usize]) -> Result<&[u8]> {
+        if self.key_type != key_type {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        let value = self.secret()?;
+        if !lens.contains(&value.len()) {
+            return Err(Error::KeySizeRange);
+        }
+        Ok(value)
+    }
+
     pub fn secret(&self) -> Result<&[u8]> {
         match &self.material {
             Material::Secret(v) => Ok(v),

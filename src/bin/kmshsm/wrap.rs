@@ -50,9 +50,9 @@ pub fn wrap(public_key_der: &[u8], alg: WrappingAlgorithm, material: &[u8]) -> R
         RsaesOaepSha256Aes256EcbPkcs7Pad => {
             let esk = aes::generate_key(32)?;
             let mut out = rsa_key(&key_alg, key)?.encrypt_oaep(&esk, HashAlg::Sha256, &[])?;
-            let mut ecb = AesStream::ecb(&esk, Direction::Encrypt)?;
-            out.extend_from_slice(&ecb.update(&pkcs7(material))?);
-            out.extend_from_slice(&ecb.finish()?);
+            out.extend_from_slice(
+                &AesStream::ecb(&esk, Direction::Encrypt)?.run(&pkcs7(material))?,
+            );
             Ok(out)
         }
         Sm2Pke => sm::sm2_encrypt(key, material),

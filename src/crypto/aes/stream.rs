@@ -274,6 +274,13 @@ impl AesStream {
         }
     }
 
+    /// The whole output for `data` in one go: `update` then `finish`.
+    pub fn run(mut self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let mut out = self.update(data)?;
+        out.extend_from_slice(&self.finish()?);
+        Ok(out)
+    }
+
     /// Upper bound of the whole output of `update(input)` then `finish()` for an input of
     /// `input_len` bytes: what a single-part `C_Encrypt`/`C_Decrypt` must make room for.
     pub fn total_len_bound(&self, input_len: usize) -> usize {
