@@ -16,7 +16,6 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::object::table::{HandleSource, SessionHandle};
 use crate::session::Session;
-use crate::store::seal::random_fill;
 use crate::token::{Shared, Token, LABEL_LEN};
 
 static STATE: RwLock<Option<Arc<Provider>>> = RwLock::new(None);
@@ -181,7 +180,7 @@ impl Provider {
             .iter()
             .any(|s| !matches!(s.state, SlotState::Token(_)))
         {
-            let slot = free_slot(&slots)?;
+            let slot = free_slot(&slots);
             slots.push(slot);
         }
         Ok(())
@@ -299,18 +298,21 @@ impl Provider {
 
 /// A new free slot with a fresh serial; its ID derives from the serial (as SoftHSMv2's
 /// do) and is persisted when the token is initialised, so it survives restarts.
-fn free_slot(slots: &[Slot]) -> Result<Slot> {
+fn free_slot(slots: &[Slot]) -> Slot {
     loop {
+        // The serial is an identifier, not a secret: it comes from the operating system
+        // (through uuid) so that C_Initialize does not pay for seeding the crypto DRBG.
+        let uuid = uuid::Uuid::new_v4();
         let mut raw = [0u8; 8];
-        random_fill(&mut raw)?;
+        raw.copy_from_slice(&uuid.as_bytes()[..8]);
         let serial: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let id = u64::from(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) & 0x7fff_ffff);
         if !slots.iter().any(|s| s.id == id) {
-            return Ok(Slot {
+            return Slot {
                 id,
                 serial,
                 state: SlotState::Free,
-            });
+            };
         }
     }
 }

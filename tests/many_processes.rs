@@ -40,11 +40,21 @@ fn labels(session: &Session, class: ObjectClass) -> Vec<(ObjectHandle, String)> 
         .find_objects(&[Attribute::Class(class)])
         .unwrap()
         .into_iter()
-        .map(|h| {
-            (
-                h,
-                String::from_utf8(attribute_bytes(session, h, AttributeType::Label)).unwrap(),
-            )
+        // Another process may destroy an object between the search and the read: that
+        // object is simply gone (CKR_OBJECT_HANDLE_INVALID), not an error of this test.
+        .filter_map(|h| {
+            let label = match session.get_attributes(h, &[AttributeType::Label]) {
+                Ok(mut attrs) => match attrs.pop() {
+                    Some(Attribute::Label(l)) => l,
+                    _ => return None,
+                },
+                Err(cryptoki::error::Error::Pkcs11(
+                    cryptoki::error::RvError::ObjectHandleInvalid,
+                    _,
+                )) => return None,
+                Err(e) => panic!("reading a label: {e}"),
+            };
+            Some((h, String::from_utf8(label).unwrap()))
         })
         .collect()
 }

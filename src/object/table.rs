@@ -89,6 +89,10 @@ impl ObjectTable {
     /// Every entry change goes through `put` and `take`, which keep the index true.
     fn put(&mut self, handle: ObjectHandle, entry: Entry) {
         self.take(handle);
+        // Expiries set here or by another process bring the next sweep forward.
+        if let Some(at) = deadline_of(&entry.object) {
+            self.note_deadline(at);
+        }
         for ty in INDEXED {
             if let Some(v) = entry.object.bytes(ty) {
                 self.index
@@ -171,12 +175,18 @@ impl ObjectTable {
         for uid in &snap.removed {
             self.remove_token_object(uid);
         }
+        if snap.complete {
+            // Every token object is about to be seen: the next deadline can be known
+            // exactly, from them and the session objects, without a sweep's scan.
+            self.next_deadline = self
+                .entries
+                .values()
+                .filter_map(|e| deadline_of(&e.object))
+                .min()
+                .unwrap_or(i64::MAX);
+        }
         for rec in &snap.objects {
             let object = Arc::new(Object::from_record(rec)?);
-            // Expiries set here or by another process bring the next sweep forward.
-            if let Some(at) = deadline_of(&object) {
-                self.note_deadline(at);
-            }
             let handle = *self
                 .token_handles
                 .entry(rec.uid)

@@ -61,6 +61,7 @@ fn configure(db: &Connection) -> StoreResult<()> {
 }
 
 fn data_version(db: &Connection) -> StoreResult<i64> {
+    // Asked before every object operation: keep the statement prepared.
     Ok(db.query_row("PRAGMA data_version", [], |r| r.get(0))?)
 }
 

@@ -617,8 +617,10 @@ impl Work {
     /// A fresh file path in the scratch directory.
     pub fn path(&self, name: &str) -> String {
         let n = FILE_COUNTER.fetch_add(1, Ordering::SeqCst);
+        // Processes may share the directory (many_processes.rs): the pid keeps their
+        // files apart.
         self.dir
-            .join(format!("{n:04}-{name}"))
+            .join(format!("{}-{n:04}-{name}", std::process::id()))
             .to_str()
             .unwrap()
             .to_owned()
