@@ -17,6 +17,15 @@ cargo clippy --all-targets -- -D warnings
 # The SoftHSMv2 drop-in tool and the differential suite against libsofthsm2.so
 # (their own crate and target directory).
 (cd softhsm-compat && cargo fmt --all -- --check && cargo nextest run --no-fail-fast)
+# The benchmark crate (bench/) is not built here (it needs a long run to mean anything);
+# its formatting is checked.
+(cd bench && cargo fmt --all -- --check)
+# Fuzz smoke: every cargo-fuzz target for FUZZ_SECONDS (default 20) seconds under
+# AddressSanitizer; the full 10-minute runs are scripts/fuzz.sh by hand (docs/reliability.md).
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} ./scripts/fuzz.sh
 # The integration tests load target/debug/libkmshsm.so, the cdylib, as clients do.
 cargo build --lib --bins
 cargo nextest run --no-fail-fast "$@"
