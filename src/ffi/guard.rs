@@ -3,7 +3,13 @@
 //!
 //! After a caught panic the module is poisoned: it answers `CKR_GENERAL_ERROR` until
 //! `C_Finalize` and `C_Initialize` start it afresh (the host process lives on; SoftHSMv2
-//! would call `exit()`). This module must not know any PKCS#11 semantics.
+//! would call `exit()`).
+//!
+//! After a function that handles secrets, the stack below the entry point is overwritten:
+//! key schedules and other fixed-size secret values that the libraries under us build on
+//! the stack and move (aws-lc-rs's AES keys, for one) would otherwise stay in the host's
+//! stack memory after the call (tests/memory_secrets.rs). This module must not know any
+//! PKCS#11 semantics beyond those function names.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +36,11 @@ pub fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     if poisoned() && !restarts {
         return rv::of(&Error::Poisoned);
     }
-    match catch_unwind(AssertUnwindSafe(f)) {
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    if handles_secrets(name) {
+        scrub_stack();
+    }
+    match outcome {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {
             let code = rv::of(&e);
@@ -45,6 +55,47 @@ pub fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
             rv::of(&Error::Poisoned)
         }
     }
+}
+
+/// Functions whose work can leave secret values (keys, PINs, plaintext) on the stack.
+fn handles_secrets(name: &str) -> bool {
+    const PREFIXES: [&str; 20] = [
+        "C_Encrypt",
+        "C_Decrypt",
+        "C_Sign",
+        "C_Verify",
+        "C_Digest",
+        "C_Message",
+        "C_Generate",
+        "C_Wrap",
+        "C_Unwrap",
+        "C_Derive",
+        "C_Encapsulate",
+        "C_Decapsulate",
+        "C_Login",
+        "C_InitPIN",
+        "C_SetPIN",
+        "C_InitToken",
+        "C_CreateObject",
+        "C_CopyObject",
+        "C_GetAttributeValue",
+        "C_SetAttributeValue",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// How much of the stack below the entry point is overwritten. In a debug build the
+/// secret-handling calls leave copies more than 16 KiB below it (tests/memory_secrets.rs
+/// fails with a 16 KiB scrub and passes with 32 KiB); release frames are smaller. 48 KiB
+/// leaves room and stays well inside the smallest thread stacks hosts give (128 KiB and up).
+const STACK_SCRUB: usize = 48 * 1024;
+
+/// Overwrites [`STACK_SCRUB`] bytes of the stack below the caller with zeros. The area is
+/// handed to `black_box`, so the compiler must materialise it (a plain memset, ~1 µs).
+#[inline(never)]
+fn scrub_stack() {
+    let area = [0u64; STACK_SCRUB / 8];
+    std::hint::black_box(&area);
 }
 
 #[cfg(test)]

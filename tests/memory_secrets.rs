@@ -1,0 +1,181 @@
+//! No secret left in the process's memory after use (DESIGN.md §3, docs/reliability.md §7):
+//! a secret key that was created, used and destroyed, and a token that was finalized, leave
+//! no copy of the key value in any writable mapping of the host process — heap, stacks, the
+//! module's and aws-lc's data — where a core dump or a later allocation could show it.
+//!
+//! The test scans its own process through /proc/self/mem. It never holds the key in the
+//! clear except in the one template buffer it zeroizes after C_CreateObject: the key is kept
+//! masked, and the scan compares memory against the masked form, so a match is a copy made
+//! by the module (or by the libraries under it), not by the test. Linux only.
+//! Run with `cargo nextest run --test memory_secrets` (one process per test).
+
+mod common;
+
+use common::raw::{Raw, RawAttr};
+use common::*;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::Attribute;
+use cryptoki_sys::*;
+use std::io::{Read, Seek, SeekFrom};
+use zeroize::Zeroize;
+
+/// XOR mask between the stored constant and the key value.
+const MASK: u8 = 0x5c;
+/// The AES-256 key value, masked with [`MASK`]: random bytes, so no other data matches.
+const MASKED_KEY: [u8; 32] = [
+    0x9e, 0x13, 0x47, 0xd2, 0x2b, 0x88, 0x61, 0xf0, 0x3a, 0xc5, 0x7e, 0x04, 0xb9, 0x56, 0xe1, 0x2f,
+    0x70, 0xcd, 0x18, 0xa3, 0x5b, 0xe6, 0x09, 0x94, 0x4f, 0xba, 0x27, 0xd8, 0x63, 0x1e, 0xf5, 0x80,
+];
+
+/// The key value in the clear, in a buffer the caller must zeroize.
+fn unmasked_key() -> Vec<u8> {
+    MASKED_KEY.iter().map(|b| b ^ MASK).collect()
+}
+
+/// Writable mappings of this process: (start, end, description).
+fn writable_mappings() -> Vec<(u64, u64, String)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+    maps.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let range = fields.next()?;
+            let perms = fields.next()?;
+            if !perms.starts_with("rw") {
+                return None;
+            }
+            let (start, end) = range.split_once('-')?;
+            let start = u64::from_str_radix(start, 16).ok()?;
+            let end = u64::from_str_radix(end, 16).ok()?;
+            Some((start, end, line.to_string()))
+        })
+        .collect()
+}
+
+/// Where a run of 16 or more bytes of the key (masked compare) occurs in writable memory:
+/// (mapping, offset of the run, length of the run). Sixteen bytes is half the key and one
+/// AES round key: a leftover key schedule shows as well as a plain copy.
+fn key_fragments_in_memory() -> Vec<(String, u64, usize)> {
+    const MIN_RUN: usize = 16;
+    let mut mem = std::fs::File::open("/proc/self/mem").expect("open /proc/self/mem");
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut found = Vec::new();
+    // Which masked byte values begin a run: a quick filter before the full compare.
+    let mut starts = [false; 256];
+    for b in &MASKED_KEY[..=MASKED_KEY.len() - MIN_RUN] {
+        starts[usize::from(*b)] = true;
+    }
+    for (start, end, what) in writable_mappings() {
+        let mut at = start;
+        while at < end {
+            let len = ((end - at) as usize).min(chunk.len());
+            let read = mem
+                .seek(SeekFrom::Start(at))
+                .and_then(|_| mem.read(&mut chunk[..len]));
+            let Ok(n) = read else { break };
+            if n == 0 {
+                break;
+            }
+            for (offset, window) in chunk[..n].windows(MIN_RUN).enumerate() {
+                if !starts[usize::from(window[0] ^ MASK)] {
+                    continue;
+                }
+                let hit = MASKED_KEY
+                    .windows(MIN_RUN)
+                    .any(|part| window.iter().zip(part).all(|(m, k)| m ^ MASK == *k));
+                if hit {
+                    found.push((what.clone(), at + offset as u64, MIN_RUN));
+                }
+            }
+            if n < MASKED_KEY.len() || at + n as u64 >= end {
+                break;
+            }
+            // Overlap chunks by a key length so a run across a boundary is seen.
+            at += (n - MASKED_KEY.len()) as u64;
+        }
+    }
+    chunk.zeroize();
+    found
+}
+
+#[test]
+fn secret_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let raw = Raw::load();
+    let raw_session = raw
+        .open_session(slot.id(), CKF_SERIAL_SESSION | CKF_RW_SESSION)
+        .expect("C_OpenSession (raw)");
+
+    let mut value = unmasked_key();
+    let mut template = vec![
+        RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
+        RawAttr::bool(CKA_TOKEN, true),
+        RawAttr::bool(CKA_ENCRYPT, true),
+        RawAttr::bool(CKA_DECRYPT, true),
+        RawAttr::new(CKA_LABEL, b"memory canary"),
+        RawAttr::new(CKA_VALUE, &value),
+    ];
+    value.zeroize();
+    let created = raw.create_object(raw_session, &template);
+    for attr in &mut template {
+        attr.value.zeroize();
+    }
+    created.expect("C_CreateObject");
+
+    let key = session
+        .find_objects(&[Attribute::Label(b"memory canary".to_vec())])
+        .expect("C_FindObjects")[0];
+    for round in 0..4u8 {
+        let mut iv = [round; 12];
+        let params = GcmParams::new(&mut iv, b"aad", 128.into()).expect("GcmParams");
+        let sealed = session
+            .encrypt(&Mechanism::AesGcm(params), key, &[round; 4096])
+            .expect("C_Encrypt AES-GCM");
+        let params = GcmParams::new(&mut iv, b"aad", 128.into()).expect("GcmParams");
+        let opened = session
+            .decrypt(&Mechanism::AesGcm(params), key, &sealed)
+            .expect("C_Decrypt AES-GCM");
+        assert_eq!(opened, [round; 4096]);
+        let iv = [round; 16];
+        let sealed = session
+            .encrypt(&Mechanism::AesCbcPad(iv), key, &[round; 100])
+            .expect("C_Encrypt AES-CBC-PAD");
+        assert_eq!(
+            session
+                .decrypt(&Mechanism::AesCbcPad(iv), key, &sealed)
+                .expect("C_Decrypt AES-CBC-PAD"),
+            [round; 100]
+        );
+    }
+
+    // A token object's secrets stay sealed until first use; the key parsed for the calls
+    // above is cached in the object, so the scan must see it now or it sees nothing.
+    assert!(
+        !key_fragments_in_memory().is_empty(),
+        "the scan does not see the module's own copy of a live key: the test is blind"
+    );
+
+    session.destroy_object(key).expect("C_DestroyObject");
+    raw.close_session(raw_session)
+        .expect("C_CloseSession (raw)");
+    session.close().expect("C_CloseSession");
+    drop(ctx); // C_Finalize; the module stays mapped (-z nodelete, and `raw` holds it).
+
+    let fragments = key_fragments_in_memory();
+    assert!(
+        fragments.is_empty(),
+        "{} fragment(s) of the destroyed key remain in writable memory after C_Finalize; \
+         first ones (mapping, address):\n{}",
+        fragments.len(),
+        fragments
+            .iter()
+            .filter(|(_, at, _)| !fragments.iter().any(|(_, b, _)| *b + 1 == *at))
+            .take(40)
+            .map(|(what, at, _)| format!("  {at:#x} in {what}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(raw);
+}
