@@ -23,14 +23,20 @@ use zeroize::Zeroize;
 /// XOR mask between the stored constant and the key value.
 const MASK: u8 = 0x5c;
 /// The AES-256 key value, masked with [`MASK`]: random bytes, so no other data matches.
-const MASKED_KEY: [u8; 32] = [
+const MASKED_AES_KEY: [u8; 32] = [
     0x9e, 0x13, 0x47, 0xd2, 0x2b, 0x88, 0x61, 0xf0, 0x3a, 0xc5, 0x7e, 0x04, 0xb9, 0x56, 0xe1, 0x2f,
     0x70, 0xcd, 0x18, 0xa3, 0x5b, 0xe6, 0x09, 0x94, 0x4f, 0xba, 0x27, 0xd8, 0x63, 0x1e, 0xf5, 0x80,
 ];
 
-/// The key value in the clear, in a buffer the caller must zeroize.
-fn unmasked_key() -> Vec<u8> {
-    MASKED_KEY.iter().map(|b| b ^ MASK).collect()
+/// A P-256 private value (CKA_VALUE), masked with [`MASK`]: random bytes below the order.
+const MASKED_EC_KEY: [u8; 32] = [
+    0x2d, 0xe1, 0x74, 0xb8, 0x06, 0x9a, 0xcf, 0x53, 0x81, 0x3e, 0xf2, 0x67, 0x1b, 0xd4, 0x48, 0xad,
+    0x95, 0x0c, 0xe7, 0x3a, 0x62, 0xbf, 0x10, 0x8e, 0xd9, 0x45, 0x7c, 0x23, 0xf8, 0xa6, 0x31, 0x5b,
+];
+
+/// A masked value in the clear, in a buffer the caller must zeroize.
+fn unmasked(masked: &[u8]) -> Vec<u8> {
+    masked.iter().map(|b| b ^ MASK).collect()
 }
 
 /// Writable mappings of this process: (start, end, description).
@@ -52,17 +58,17 @@ fn writable_mappings() -> Vec<(u64, u64, String)> {
         .collect()
 }
 
-/// Where a run of 16 or more bytes of the key (masked compare) occurs in writable memory:
-/// (mapping, offset of the run, length of the run). Sixteen bytes is half the key and one
-/// AES round key: a leftover key schedule shows as well as a plain copy.
-fn key_fragments_in_memory() -> Vec<(String, u64, usize)> {
+/// Where a run of 16 bytes of the masked secret occurs (unmasked) in writable memory:
+/// (mapping, address). Sixteen bytes is half a 256-bit key and one AES round key: a
+/// leftover key schedule shows as well as a plain copy.
+fn fragments_in_memory(masked: &[u8]) -> Vec<(String, u64)> {
     const MIN_RUN: usize = 16;
     let mut mem = std::fs::File::open("/proc/self/mem").expect("open /proc/self/mem");
     let mut chunk = vec![0u8; 1 << 20];
     let mut found = Vec::new();
     // Which masked byte values begin a run: a quick filter before the full compare.
     let mut starts = [false; 256];
-    for b in &MASKED_KEY[..=MASKED_KEY.len() - MIN_RUN] {
+    for b in &masked[..=masked.len() - MIN_RUN] {
         starts[usize::from(*b)] = true;
     }
     for (start, end, what) in writable_mappings() {
@@ -80,18 +86,18 @@ fn key_fragments_in_memory() -> Vec<(String, u64, usize)> {
                 if !starts[usize::from(window[0] ^ MASK)] {
                     continue;
                 }
-                let hit = MASKED_KEY
+                let hit = masked
                     .windows(MIN_RUN)
                     .any(|part| window.iter().zip(part).all(|(m, k)| m ^ MASK == *k));
                 if hit {
-                    found.push((what.clone(), at + offset as u64, MIN_RUN));
+                    found.push((what.clone(), at + offset as u64));
                 }
             }
-            if n < MASKED_KEY.len() || at + n as u64 >= end {
+            if n < masked.len() || at + n as u64 >= end {
                 break;
             }
             // Overlap chunks by a key length so a run across a boundary is seen.
-            at += (n - MASKED_KEY.len()) as u64;
+            at += (n - masked.len()) as u64;
         }
     }
     chunk.zeroize();
@@ -107,7 +113,7 @@ fn secret_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
         .open_session(slot.id(), CKF_SERIAL_SESSION | CKF_RW_SESSION)
         .expect("C_OpenSession (raw)");
 
-    let mut value = unmasked_key();
+    let mut value = unmasked(&MASKED_AES_KEY);
     let mut template = vec![
         RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
         RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
@@ -153,7 +159,7 @@ fn secret_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
     // A token object's secrets stay sealed until first use; the key parsed for the calls
     // above is cached in the object, so the scan must see it now or it sees nothing.
     assert!(
-        !key_fragments_in_memory().is_empty(),
+        !fragments_in_memory(&MASKED_AES_KEY).is_empty(),
         "the scan does not see the module's own copy of a live key: the test is blind"
     );
 
@@ -163,7 +169,13 @@ fn secret_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
     session.close().expect("C_CloseSession");
     drop(ctx); // C_Finalize; the module stays mapped (-z nodelete, and `raw` holds it).
 
-    let fragments = key_fragments_in_memory();
+    assert_no_fragments(&MASKED_AES_KEY);
+    drop(raw);
+}
+
+/// Fails listing where (first address of each run) the secret remains.
+fn assert_no_fragments(masked: &[u8]) {
+    let fragments = fragments_in_memory(masked);
     assert!(
         fragments.is_empty(),
         "{} fragment(s) of the destroyed key remain in writable memory after C_Finalize; \
@@ -171,11 +183,60 @@ fn secret_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
         fragments.len(),
         fragments
             .iter()
-            .filter(|(_, at, _)| !fragments.iter().any(|(_, b, _)| *b + 1 == *at))
+            .filter(|(_, at)| !fragments.iter().any(|(_, b)| *b + 1 == *at))
             .take(40)
-            .map(|(what, at, _)| format!("  {at:#x} in {what}"))
+            .map(|(what, at)| format!("  {at:#x} in {what}"))
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+#[test]
+fn ec_private_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let raw = Raw::load();
+    let raw_session = raw
+        .open_session(slot.id(), CKF_SERIAL_SESSION | CKF_RW_SESSION)
+        .expect("C_OpenSession (raw)");
+
+    let mut value = unmasked(&MASKED_EC_KEY);
+    let mut template = vec![
+        RawAttr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
+        RawAttr::ulong(CKA_KEY_TYPE, CKK_EC),
+        RawAttr::bool(CKA_TOKEN, true),
+        RawAttr::bool(CKA_SIGN, true),
+        RawAttr::new(CKA_LABEL, b"memory canary ec"),
+        RawAttr::new(CKA_EC_PARAMS, &hex(material::EC_PARAMS_P256)),
+        RawAttr::new(CKA_VALUE, &value),
+    ];
+    value.zeroize();
+    let created = raw.create_object(raw_session, &template);
+    for attr in &mut template {
+        attr.value.zeroize();
+    }
+    created.expect("C_CreateObject");
+
+    let key = session
+        .find_objects(&[Attribute::Label(b"memory canary ec".to_vec())])
+        .expect("C_FindObjects")[0];
+    for round in 0..4u8 {
+        let signature = session
+            .sign(&Mechanism::EcdsaSha256, key, &[round; 64])
+            .expect("C_Sign ECDSA-SHA256");
+        assert_eq!(signature.len(), 64);
+    }
+    assert!(
+        !fragments_in_memory(&MASKED_EC_KEY).is_empty(),
+        "the scan does not see the module's own copy of a live key: the test is blind"
+    );
+
+    session.destroy_object(key).expect("C_DestroyObject");
+    raw.close_session(raw_session)
+        .expect("C_CloseSession (raw)");
+    session.close().expect("C_CloseSession");
+    drop(ctx); // C_Finalize; the module stays mapped (-z nodelete, and `raw` holds it).
+
+    assert_no_fragments(&MASKED_EC_KEY);
     drop(raw);
 }
