@@ -104,35 +104,86 @@ fn fragments_in_memory(masked: &[u8]) -> Vec<(String, u64)> {
     found
 }
 
+/// A token with a logged-in session, the raw function list and a raw session on it.
+struct Setup {
+    _env: TestEnv,
+    ctx: cryptoki::context::Pkcs11,
+    session: cryptoki::session::Session,
+    raw: Raw,
+    raw_session: CK_SESSION_HANDLE,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let env = TestEnv::new();
+        let (ctx, slot, session) = ready_token(&env);
+        let raw = Raw::load();
+        let raw_session = raw
+            .open_session(slot.id(), CKF_SERIAL_SESSION | CKF_RW_SESSION)
+            .expect("C_OpenSession (raw)");
+        Setup {
+            _env: env,
+            ctx,
+            session,
+            raw,
+            raw_session,
+        }
+    }
+
+    /// Creates a token object from `template` plus CKA_VALUE = the unmasked secret and
+    /// CKA_LABEL = `label`; every clear copy the test made is zeroized before returning.
+    fn create_with_secret(
+        &self,
+        mut template: Vec<RawAttr>,
+        label: &[u8],
+        masked: &[u8],
+    ) -> cryptoki::object::ObjectHandle {
+        let mut value = unmasked(masked);
+        template.push(RawAttr::bool(CKA_TOKEN, true));
+        template.push(RawAttr::new(CKA_LABEL, label));
+        template.push(RawAttr::new(CKA_VALUE, &value));
+        value.zeroize();
+        let created = self.raw.create_object(self.raw_session, &template);
+        for attr in &mut template {
+            attr.value.zeroize();
+        }
+        created.expect("C_CreateObject");
+        self.session
+            .find_objects(&[Attribute::Label(label.to_vec())])
+            .expect("C_FindObjects")[0]
+    }
+
+    /// Checks that the scan sees the live key (so the test is not blind), then destroys it,
+    /// closes every session, calls C_Finalize and checks that no fragment remains.
+    fn destroy_finalize_and_scan(self, key: cryptoki::object::ObjectHandle, masked: &[u8]) {
+        // A token object's secrets stay sealed until first use; the key parsed for the
+        // calls made is cached in the object, so the scan must see it now.
+        assert!(
+            !fragments_in_memory(masked).is_empty(),
+            "the scan does not see the module's own copy of a live key: the test is blind"
+        );
+        self.session.destroy_object(key).expect("C_DestroyObject");
+        self.raw
+            .close_session(self.raw_session)
+            .expect("C_CloseSession (raw)");
+        self.session.close().expect("C_CloseSession");
+        drop(self.ctx); // C_Finalize; the module stays mapped (-z nodelete, and `raw` holds it).
+        assert_no_fragments(masked);
+        drop(self.raw);
+    }
+}
+
 #[test]
 fn secret_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
-    let env = TestEnv::new();
-    let (ctx, slot, session) = ready_token(&env);
-    let raw = Raw::load();
-    let raw_session = raw
-        .open_session(slot.id(), CKF_SERIAL_SESSION | CKF_RW_SESSION)
-        .expect("C_OpenSession (raw)");
-
-    let mut value = unmasked(&MASKED_AES_KEY);
-    let mut template = vec![
+    let setup = Setup::new();
+    let template = vec![
         RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
         RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
-        RawAttr::bool(CKA_TOKEN, true),
         RawAttr::bool(CKA_ENCRYPT, true),
         RawAttr::bool(CKA_DECRYPT, true),
-        RawAttr::new(CKA_LABEL, b"memory canary"),
-        RawAttr::new(CKA_VALUE, &value),
     ];
-    value.zeroize();
-    let created = raw.create_object(raw_session, &template);
-    for attr in &mut template {
-        attr.value.zeroize();
-    }
-    created.expect("C_CreateObject");
-
-    let key = session
-        .find_objects(&[Attribute::Label(b"memory canary".to_vec())])
-        .expect("C_FindObjects")[0];
+    let key = setup.create_with_secret(template, b"memory canary aes", &MASKED_AES_KEY);
+    let session = &setup.session;
     for round in 0..4u8 {
         let mut iv = [round; 12];
         let params = GcmParams::new(&mut iv, b"aad", 128.into()).expect("GcmParams");
@@ -148,29 +199,32 @@ fn secret_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
         let sealed = session
             .encrypt(&Mechanism::AesCbcPad(iv), key, &[round; 100])
             .expect("C_Encrypt AES-CBC-PAD");
-        assert_eq!(
-            session
-                .decrypt(&Mechanism::AesCbcPad(iv), key, &sealed)
-                .expect("C_Decrypt AES-CBC-PAD"),
-            [round; 100]
-        );
+        let opened = session
+            .decrypt(&Mechanism::AesCbcPad(iv), key, &sealed)
+            .expect("C_Decrypt AES-CBC-PAD");
+        assert_eq!(opened, [round; 100]);
     }
+    setup.destroy_finalize_and_scan(key, &MASKED_AES_KEY);
+}
 
-    // A token object's secrets stay sealed until first use; the key parsed for the calls
-    // above is cached in the object, so the scan must see it now or it sees nothing.
-    assert!(
-        !fragments_in_memory(&MASKED_AES_KEY).is_empty(),
-        "the scan does not see the module's own copy of a live key: the test is blind"
-    );
-
-    session.destroy_object(key).expect("C_DestroyObject");
-    raw.close_session(raw_session)
-        .expect("C_CloseSession (raw)");
-    session.close().expect("C_CloseSession");
-    drop(ctx); // C_Finalize; the module stays mapped (-z nodelete, and `raw` holds it).
-
-    assert_no_fragments(&MASKED_AES_KEY);
-    drop(raw);
+#[test]
+fn ec_private_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
+    let setup = Setup::new();
+    let template = vec![
+        RawAttr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
+        RawAttr::ulong(CKA_KEY_TYPE, CKK_EC),
+        RawAttr::bool(CKA_SIGN, true),
+        RawAttr::new(CKA_EC_PARAMS, &hex(material::EC_PARAMS_P256)),
+    ];
+    let key = setup.create_with_secret(template, b"memory canary ec", &MASKED_EC_KEY);
+    for round in 0..4u8 {
+        let signature = setup
+            .session
+            .sign(&Mechanism::EcdsaSha256, key, &[round; 64])
+            .expect("C_Sign ECDSA-SHA256");
+        assert_eq!(signature.len(), 64);
+    }
+    setup.destroy_finalize_and_scan(key, &MASKED_EC_KEY);
 }
 
 /// Fails listing where (first address of each run) the secret remains.
@@ -189,54 +243,4 @@ fn assert_no_fragments(masked: &[u8]) {
             .collect::<Vec<_>>()
             .join("\n")
     );
-}
-
-#[test]
-fn ec_private_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
-    let env = TestEnv::new();
-    let (ctx, slot, session) = ready_token(&env);
-    let raw = Raw::load();
-    let raw_session = raw
-        .open_session(slot.id(), CKF_SERIAL_SESSION | CKF_RW_SESSION)
-        .expect("C_OpenSession (raw)");
-
-    let mut value = unmasked(&MASKED_EC_KEY);
-    let mut template = vec![
-        RawAttr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
-        RawAttr::ulong(CKA_KEY_TYPE, CKK_EC),
-        RawAttr::bool(CKA_TOKEN, true),
-        RawAttr::bool(CKA_SIGN, true),
-        RawAttr::new(CKA_LABEL, b"memory canary ec"),
-        RawAttr::new(CKA_EC_PARAMS, &hex(material::EC_PARAMS_P256)),
-        RawAttr::new(CKA_VALUE, &value),
-    ];
-    value.zeroize();
-    let created = raw.create_object(raw_session, &template);
-    for attr in &mut template {
-        attr.value.zeroize();
-    }
-    created.expect("C_CreateObject");
-
-    let key = session
-        .find_objects(&[Attribute::Label(b"memory canary ec".to_vec())])
-        .expect("C_FindObjects")[0];
-    for round in 0..4u8 {
-        let signature = session
-            .sign(&Mechanism::EcdsaSha256, key, &[round; 64])
-            .expect("C_Sign ECDSA-SHA256");
-        assert_eq!(signature.len(), 64);
-    }
-    assert!(
-        !fragments_in_memory(&MASKED_EC_KEY).is_empty(),
-        "the scan does not see the module's own copy of a live key: the test is blind"
-    );
-
-    session.destroy_object(key).expect("C_DestroyObject");
-    raw.close_session(raw_session)
-        .expect("C_CloseSession (raw)");
-    session.close().expect("C_CloseSession");
-    drop(ctx); // C_Finalize; the module stays mapped (-z nodelete, and `raw` holds it).
-
-    assert_no_fragments(&MASKED_EC_KEY);
-    drop(raw);
 }
