@@ -125,4 +125,29 @@ mod tests {
         clear_poison();
         assert_eq!(run("C_Test", || Ok(())), CKR_OK);
     }
+
+    #[test]
+    fn only_secret_handling_functions_scrub_the_stack() {
+        for name in [
+            "C_SignFinal",
+            "C_DecryptVerifyUpdate",
+            "C_UnwrapKey",
+            "C_GenerateKeyPair",
+            "C_Login",
+            "C_GetAttributeValue",
+            "C_MessageEncryptInit",
+        ] {
+            assert!(handles_secrets(name), "{name}");
+        }
+        for name in [
+            "C_FindObjects",
+            "C_GetSlotList",
+            "C_OpenSession",
+            "C_Logout",
+            "C_DestroyObject",
+            "C_Finalize",
+        ] {
+            assert!(!handles_secrets(name), "{name}");
+        }
+    }
 }
