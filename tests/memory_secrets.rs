@@ -1,12 +1,13 @@
 //! No secret left in the process's memory after use (DESIGN.md §3, docs/reliability.md §7):
-//! a secret key that was created, used and destroyed, and a token that was finalized, leave
-//! no copy of the key value in any writable mapping of the host process — heap, stacks, the
-//! module's and aws-lc's data — where a core dump or a later allocation could show it.
+//! a key (AES-256 secret key, P-256 private key) that was created, used and destroyed, in a
+//! token that was then finalized, leaves no copy of its value in any writable mapping of the
+//! host process — heap, stacks, the module's and aws-lc's data — where a core dump or a
+//! later allocation could show it.
 //!
-//! The test scans its own process through /proc/self/mem. It never holds the key in the
-//! clear except in the one template buffer it zeroizes after C_CreateObject: the key is kept
-//! masked, and the scan compares memory against the masked form, so a match is a copy made
-//! by the module (or by the libraries under it), not by the test. Linux only.
+//! The test scans its own process through /proc/self/mem. It holds a key in the clear only
+//! in the template buffers it zeroizes right after C_CreateObject: the key is kept masked,
+//! and the scan compares memory against the masked form, so a match is a copy made by the
+//! module (or by the libraries under it), not by the test. Linux only.
 //! Run with `cargo nextest run --test memory_secrets` (one process per test).
 
 mod common;
