@@ -6,6 +6,7 @@
 //! must not decide visibility or login rules; the token does.
 
 pub mod attr;
+pub mod index;
 pub mod key;
 pub mod policy;
 pub mod table;
@@ -164,6 +165,11 @@ impl Object {
         Ok(Arc::clone(self.key.get_or_init(|| key)))
     }
 
+    /// Whether the parsed key has been built (and so holds opened secrets).
+    pub fn has_parsed_key(&self) -> bool {
+        self.key.get().is_some()
+    }
+
     /// The object with plain attributes added or replaced, secrets untouched (state
     /// changes of the KMS lifecycle, which need no master key).
     pub fn with_plain(&self, values: Vec<(AttrType, Value)>) -> Object {
@@ -314,6 +320,7 @@ impl Object {
             uid: self.uid,
             plain,
             sealed,
+            index: index::record_index(self),
         })
     }
 

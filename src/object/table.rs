@@ -1,20 +1,22 @@
 //! The objects of one token as this process sees them, by handle.
 //!
-//! Token objects mirror the store (applied from `Snapshot`s, never ahead of it); session
-//! objects live only here. Handles are allocated from a process-wide counter and never
-//! reused, so a stale handle or one from another token is simply not found.
+//! Token objects are a cache of the store: loaded when first needed (looked up by an
+//! indexed attribute, found due, or all at once for a search the index cannot narrow),
+//! then kept current from `Snapshot`s. Session objects live only here. Handles are
+//! allocated from a process-wide counter when an object is first seen and never reused,
+//! so a stale handle or one from another token is simply not found.
 //! This module must not do I/O or check logins; the token does both.
 
 use std::collections::{BTreeSet, HashMap};
 
-use cryptoki_sys::{CKA_ID, CKA_LABEL};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::store::{ObjectUid, Snapshot};
+use crate::store::{Loaded, ObjectRecord, ObjectUid, Snapshot};
 
 use super::attr::{AttrType, Value};
+use super::index::{deadline_of, INDEXED};
 use super::Object;
 
 pub type ObjectHandle = u64;
@@ -48,40 +50,21 @@ impl HandleSource {
     }
 }
 
-/// When something about `object` expires: its import token, or its live material.
-fn deadline_of(object: &Object) -> Option<i64> {
-    use super::policy::{KEY_STATE, MATERIAL_EXPIRY, TOKEN_EXPIRY};
-    if let Some(at) = object.ulong(TOKEN_EXPIRY) {
-        return Some(at as i64);
-    }
-    let expiry = object.ulong(MATERIAL_EXPIRY).filter(|e| *e != 0)?;
-    let state = object.ulong(KEY_STATE)?;
-    let live = state == crate::vendor::KMSHSM_STATE_ENABLED
-        || state == crate::vendor::KMSHSM_STATE_DISABLED;
-    live.then_some(expiry as i64)
-}
-
-/// Attributes searches usually name, indexed so that `C_FindObjects` on a token with
-/// many objects does not look at all of them.
-const INDEXED: [AttrType; 4] = [
-    CKA_LABEL as AttrType,
-    CKA_ID as AttrType,
-    super::policy::KEY_ID,
-    super::policy::IMPORT_TOKEN,
-];
-
 #[derive(Debug, Default)]
 pub struct ObjectTable {
     entries: HashMap<ObjectHandle, Entry>,
     /// (attribute, value) → the handles of the objects with that value.
     index: HashMap<(AttrType, Vec<u8>), BTreeSet<ObjectHandle>>,
     token_handles: HashMap<ObjectUid, ObjectHandle>,
-    /// The store sequence and epoch this table reflects.
+    /// Every live token object is here (after a `Scope::All` read), not only those
+    /// loaded so far.
+    complete: bool,
+    /// The store sequence and epoch the cached token objects are current to.
     seq: u64,
     epoch: u64,
     /// No material expiry or import-token expiry falls before this time (unix
     /// seconds); the token sweeps only once it has passed. 0 (a new table): unknown,
-    /// so the first sweep scans and sets it.
+    /// so the first sweep asks the store and sets it.
     next_deadline: i64,
 }
 
@@ -153,13 +136,33 @@ impl ObjectTable {
         (self.seq, self.epoch)
     }
 
-    /// Brings token objects up to `snap`. Older snapshots than the table are ignored, so
-    /// concurrent readers can apply in any order.
-    pub fn apply(&mut self, snap: &Snapshot, handles: &HandleSource) -> Result<()> {
-        if !snap.complete && snap.epoch == self.epoch && snap.seq <= self.seq {
-            return Ok(());
+    /// Whether every live token object is cached.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Whether the cache holds the token object `uid`.
+    pub fn has_token_object(&self, uid: &ObjectUid) -> bool {
+        self.token_handles.contains_key(uid)
+    }
+
+    /// Brings the cache up to `snap`. A snapshot older than the cache is ignored (and
+    /// `false` returned), so concurrent readers can apply in any order.
+    pub fn apply(&mut self, snap: &Snapshot, handles: &HandleSource) -> Result<bool> {
+        let stale = snap.epoch < self.epoch
+            || (snap.epoch == self.epoch
+                && (snap.seq < self.seq || (snap.seq == self.seq && !snap.whole)));
+        if stale {
+            return Ok(false);
         }
-        if snap.complete {
+        if snap.reset {
+            let all: Vec<ObjectUid> = self.token_handles.keys().copied().collect();
+            for uid in all {
+                self.remove_token_object(&uid);
+            }
+            self.complete = false;
+        }
+        if snap.whole {
             let live: std::collections::HashSet<&ObjectUid> =
                 snap.objects.iter().map(|r| &r.uid).collect();
             let gone: Vec<ObjectUid> = self
@@ -171,36 +174,48 @@ impl ObjectTable {
             for uid in gone {
                 self.remove_token_object(&uid);
             }
+            self.complete = true;
         }
         for uid in &snap.removed {
             self.remove_token_object(uid);
         }
-        if snap.complete {
-            // Every token object is about to be seen: the next deadline can be known
-            // exactly, from them and the session objects, without a sweep's scan.
-            self.next_deadline = self
-                .entries
-                .values()
-                .filter_map(|e| deadline_of(&e.object))
-                .min()
-                .unwrap_or(i64::MAX);
-        }
         for rec in &snap.objects {
-            let object = Arc::new(Object::from_record(rec)?);
-            let handle = *self
-                .token_handles
-                .entry(rec.uid)
-                .or_insert_with(|| handles.next());
-            self.put(
-                handle,
-                Entry {
-                    object,
-                    owner: Owner::Token,
-                },
-            );
+            self.put_token_object(rec, handles)?;
         }
         self.seq = snap.seq;
         self.epoch = snap.epoch;
+        Ok(true)
+    }
+
+    /// Adds token objects read by uid. They may be newer than the cache (later
+    /// snapshots bring the cache up to them), but not older: a record read before a
+    /// snapshot the cache has applied may have been removed by it. Then nothing is
+    /// added and `false` returned — refresh and load again.
+    pub fn add_loaded(&mut self, loaded: &Loaded, handles: &HandleSource) -> Result<bool> {
+        if loaded.epoch != self.epoch || loaded.seq < self.seq {
+            return Ok(false);
+        }
+        for rec in &loaded.objects {
+            if !self.token_handles.contains_key(&rec.uid) {
+                self.put_token_object(rec, handles)?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn put_token_object(&mut self, rec: &ObjectRecord, handles: &HandleSource) -> Result<()> {
+        let object = Arc::new(Object::from_record(rec)?);
+        let handle = *self
+            .token_handles
+            .entry(rec.uid)
+            .or_insert_with(|| handles.next());
+        self.put(
+            handle,
+            Entry {
+                object,
+                owner: Owner::Token,
+            },
+        );
         Ok(())
     }
 
@@ -300,11 +315,22 @@ impl ObjectTable {
         self.take_where(|e| e.object.uid == uid);
     }
 
-    /// Drops every parsed key (at logout): each entry gets a copy without its cache.
+    /// Drops every parsed key (at logout): each entry holding one gets a copy without it.
     pub fn shed_keys(&mut self) {
         for entry in self.entries.values_mut() {
-            entry.object = Arc::new(Object::clone(&entry.object));
+            if entry.object.has_parsed_key() {
+                entry.object = Arc::new(Object::clone(&entry.object));
+            }
         }
+    }
+
+    /// The earliest deadline among session objects (token objects' are in the store).
+    pub fn session_deadline(&self) -> Option<i64> {
+        self.entries
+            .values()
+            .filter(|e| matches!(e.owner, Owner::Session(_)))
+            .filter_map(|e| deadline_of(&e.object))
+            .min()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (ObjectHandle, &Entry)> {

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{Change, ObjectRecord, ObjectUid, PinRecord, PinRole, Snapshot, Store, StoreResult};
+use super::{
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex, Scope, Snapshot,
+    Store, StoreResult,
+};
 use crate::error::StoreError;
 
 #[derive(Debug, Default)]
@@ -17,7 +20,8 @@ struct Shared {
     epoch: u64,
     meta: BTreeMap<String, Vec<u8>>,
     pins: BTreeMap<PinRole, PinRecord>,
-    objects: BTreeMap<ObjectUid, (u64, ObjectRecord)>,
+    /// uid → (sequence of the last write, record as read back, its index).
+    objects: BTreeMap<ObjectUid, (u64, ObjectRecord, RecordIndex)>,
     removed: BTreeMap<ObjectUid, u64>,
 }
 
@@ -68,34 +72,75 @@ impl Store for MemoryStore {
         Ok(*self.seen.lock() != self.shared.lock().version)
     }
 
-    fn read(&self, since: u64, epoch: u64) -> StoreResult<Snapshot> {
+    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
         let shared = self.shared.lock();
         *self.seen.lock() = shared.version;
-        let complete = epoch != shared.epoch;
-        let from = if complete { 0 } else { since };
+        let reset = epoch != shared.epoch;
+        let wanted = |seq: u64| match (scope, reset) {
+            (Scope::All, _) => true,
+            (Scope::Changes, true) => false,
+            (Scope::Changes, false) => seq > since,
+        };
         Ok(Snapshot {
             seq: shared.seq,
             epoch: shared.epoch,
-            complete,
+            reset,
+            whole: scope == Scope::All,
             meta: shared.meta.clone(),
             pins: shared.pins.clone(),
             objects: shared
                 .objects
                 .values()
-                .filter(|(s, _)| complete || *s > from)
-                .map(|(_, r)| r.clone())
+                .filter(|(s, _, _)| wanted(*s))
+                .map(|(_, r, _)| r.clone())
                 .collect(),
-            removed: if complete {
+            removed: if reset || scope == Scope::All {
                 Vec::new()
             } else {
                 shared
                     .removed
                     .iter()
-                    .filter(|(_, s)| **s > from)
+                    .filter(|(_, s)| **s > since)
                     .map(|(u, _)| *u)
                     .collect()
             },
         })
+    }
+
+    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
+        let shared = self.shared.lock();
+        Ok(shared
+            .objects
+            .iter()
+            .filter(|(_, (_, _, index))| index.lookup.iter().any(|k| k == key))
+            .map(|(uid, _)| *uid)
+            .collect())
+    }
+
+    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
+        let shared = self.shared.lock();
+        Ok(Loaded {
+            seq: shared.seq,
+            epoch: shared.epoch,
+            objects: uids
+                .iter()
+                .filter_map(|uid| shared.objects.get(uid))
+                .map(|(_, r, _)| r.clone())
+                .collect(),
+        })
+    }
+
+    fn due(&self, now: i64) -> StoreResult<Due> {
+        let shared = self.shared.lock();
+        let mut due = Due::default();
+        for (uid, (_, _, index)) in &shared.objects {
+            match index.due {
+                Some(at) if at <= now => due.now.push(*uid),
+                Some(at) => due.next = Some(due.next.map_or(at, |n| n.min(at))),
+                None => {}
+            }
+        }
+        Ok(due)
     }
 
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
@@ -113,9 +158,15 @@ impl Store for MemoryStore {
                 Change::RemovePin(role) => {
                     shared.pins.remove(&role);
                 }
-                Change::PutObject(rec) => {
+                Change::PutObject(mut rec) => {
                     shared.removed.remove(&rec.uid);
-                    shared.objects.insert(rec.uid, (seq, rec));
+                    let index = std::mem::take(&mut rec.index);
+                    shared.objects.insert(rec.uid, (seq, rec, index));
+                }
+                Change::Reindex(uid, index) => {
+                    if let Some(entry) = shared.objects.get_mut(&uid) {
+                        entry.2 = index;
+                    }
                 }
                 Change::RemoveObject(uid) => {
                     shared.objects.remove(&uid);

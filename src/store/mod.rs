@@ -3,7 +3,9 @@
 //! A store holds a token's metadata (key/value), its PIN records, and its object records
 //! (opaque plain and sealed byte strings under a 16-byte uid). Every `commit` is one
 //! transaction. Readers ask for what changed since the sequence number they last saw, so
-//! a process sees what other processes committed without reloading everything.
+//! a process sees what other processes committed without reloading everything; and they
+//! need not read every object at all: records carry lookup keys and a due time, given by
+//! the layer above, by which the store finds them (`lookup`, `due`, `load`).
 //! This layer knows bytes, record kinds and versions; it must not know about PKCS#11
 //! attributes or KMS types, and it never sees a PIN or an unsealed secret.
 
@@ -65,12 +67,24 @@ impl std::fmt::Debug for PinRecord {
     }
 }
 
+/// How the store can find an object record without reading it, computed by the layer
+/// above from the record's contents; the store treats both parts as opaque.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordIndex {
+    /// Byte strings a search may name (`lookup` finds the records holding one).
+    pub lookup: Vec<Vec<u8>>,
+    /// When something about the record falls due, in unix seconds (`due` finds them).
+    pub due: Option<i64>,
+}
+
 /// One object as stored: plain attributes, and secret attributes sealed by the caller.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
     pub uid: ObjectUid,
     pub plain: Vec<u8>,
     pub sealed: Option<Vec<u8>>,
+    /// Written with the record; reads give it back empty (the reader recomputes it).
+    pub index: RecordIndex,
 }
 
 impl std::fmt::Debug for ObjectRecord {
@@ -91,9 +105,22 @@ pub enum Change {
     RemovePin(PinRole),
     PutObject(ObjectRecord),
     RemoveObject(ObjectUid),
+    /// Replaces the index of an existing record without changing the record (or its
+    /// sequence number): for rebuilding the index of records written before it existed.
+    Reindex(ObjectUid, RecordIndex),
     /// Removes every object and PIN and starts a new epoch: readers must drop what they
     /// hold. Used by `C_InitToken` on an initialised token.
     Wipe,
+}
+
+/// Which object records a `read` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Those written or removed since `since`; none when the reader's epoch is not the
+    /// store's (it holds nothing worth updating).
+    Changes,
+    /// Every live object.
+    All,
 }
 
 /// What a reader learns from the store in one consistent read.
@@ -103,15 +130,34 @@ pub struct Snapshot {
     pub seq: u64,
     /// Bumped by `Change::Wipe`.
     pub epoch: u64,
-    /// True when `objects` is the whole set (the reader's epoch was not the store's,
-    /// which includes epoch 0, "never read"): the reader must forget objects not listed.
-    pub complete: bool,
+    /// The reader's epoch was not the store's (which includes epoch 0, "never read"):
+    /// the reader must forget every object it holds before applying `objects`.
+    pub reset: bool,
+    /// `objects` is every live object (`Scope::All`): the reader must forget any object
+    /// not listed.
+    pub whole: bool,
     pub meta: BTreeMap<String, Vec<u8>>,
     pub pins: BTreeMap<PinRole, PinRecord>,
-    /// Objects written since `since` (or all, when `complete`).
+    /// Objects written since `since`, or all of them when `whole`.
     pub objects: Vec<ObjectRecord>,
-    /// Objects removed since `since` (empty when `complete`).
+    /// Objects removed since `since` (empty when `reset` or `whole`).
     pub removed: Vec<ObjectUid>,
+}
+
+/// Object records read by uid, with the point of the store's history they were read at.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub seq: u64,
+    pub epoch: u64,
+    /// The live records among those asked for; a uid with no live record is left out.
+    pub objects: Vec<ObjectRecord>,
+}
+
+/// The records due at a given time, and when the next one after it falls due.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    pub now: Vec<ObjectUid>,
+    pub next: Option<i64>,
 }
 
 /// Where a token's records live. Implementations must make each `commit` atomic and
@@ -119,9 +165,16 @@ pub struct Snapshot {
 pub trait Store: Send + Sync {
     /// Cheap check: has anyone else committed since this handle last read or wrote?
     fn changed_elsewhere(&self) -> StoreResult<bool>;
-    /// Reads what changed since `since` within epoch `epoch`. Stores number epochs from
-    /// 1, so epoch 0 (or any other than the store's) gives the complete set.
-    fn read(&self, since: u64, epoch: u64) -> StoreResult<Snapshot>;
+    /// Reads metadata, PINs and the object records `scope` names, relative to what a
+    /// reader saw at `since` within epoch `epoch`. Stores number epochs from 1, so epoch
+    /// 0 means "never read".
+    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot>;
+    /// The uids of the live records whose index holds lookup key `key`.
+    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>>;
+    /// The live records among `uids`.
+    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded>;
+    /// The records due at or before `now`, and the earliest due time after it.
+    fn due(&self, now: i64) -> StoreResult<Due>;
     /// Applies `changes` in one transaction.
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
     /// Adds one to a PIN's failure count atomically and returns the new count.

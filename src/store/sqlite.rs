@@ -1,9 +1,12 @@
 //! The embedded default store: one SQLite database per token.
 //!
 //! WAL journal, `synchronous=FULL`, a busy timeout, `BEGIN IMMEDIATE` for every write, and
-//! a schema version in `PRAGMA user_version`. Files are created 0600 before SQLite opens
-//! them (SQLite gives the -wal and -shm files the same mode). Other processes' commits are
-//! noticed through `PRAGMA data_version`. This module must not interpret record contents.
+//! a schema version in `PRAGMA user_version` (version 1 databases are upgraded in place on
+//! open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
+//! files the same mode). Other processes' commits are noticed through `PRAGMA
+//! data_version`. Records' lookup keys live in their own indexed table and their due
+//! times in an indexed column, so finding one record never reads the others. This module
+//! must not interpret record contents.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,12 +16,15 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Change, ObjectRecord, ObjectUid, PinRecord, PinRole, Snapshot, Store, StoreResult};
+use super::{
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex, Scope, Snapshot,
+    Store, StoreResult,
+};
 use crate::error::StoreError;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
+const SCHEMA_V1: &str = "
 CREATE TABLE state   (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, epoch INTEGER NOT NULL);
 CREATE TABLE meta    (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE pins    (role INTEGER PRIMARY KEY, kdf BLOB NOT NULL, wrapped_key BLOB NOT NULL,
@@ -28,6 +34,15 @@ CREATE INDEX objects_by_seq ON objects (seq);
 CREATE TABLE removed (uid BLOB PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE INDEX removed_by_seq ON removed (seq);
 INSERT INTO state (id, seq, epoch) VALUES (1, 0, 1);
+";
+
+/// Version 1 → 2: records get a due time and lookup keys. Existing records start with
+/// neither; the token rebuilds their index (`Change::Reindex`) when it first opens them.
+const UPGRADE_V1_TO_V2: &str = "
+ALTER TABLE objects ADD COLUMN due INTEGER;
+CREATE INDEX objects_by_due ON objects (due) WHERE due IS NOT NULL;
+CREATE TABLE lookup  (key BLOB NOT NULL, uid BLOB NOT NULL, PRIMARY KEY (key, uid)) WITHOUT ROWID;
+CREATE INDEX lookup_by_uid ON lookup (uid);
 ";
 
 struct Conn {
@@ -84,7 +99,8 @@ impl SqliteStore {
             let db = Connection::open(path)?;
             configure(&db)?;
             db.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} \
+                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
             let store = SqliteStore::wrap(path, db)?;
             store.commit(initial)?;
@@ -108,11 +124,13 @@ impl SqliteStore {
                 std::io::ErrorKind::NotFound,
             )));
         }
-        let db = Connection::open(path)?;
+        let mut db = Connection::open(path)?;
         configure(&db)?;
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version != SCHEMA_VERSION {
-            return Err(StoreError::SchemaVersion(version));
+        match version {
+            SCHEMA_VERSION => {}
+            1 => upgrade_from_v1(&mut db)?,
+            other => return Err(StoreError::SchemaVersion(other)),
         }
         SqliteStore::wrap(path, db)
     }
@@ -128,6 +146,60 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Upgrades a version 1 database in one transaction; another process may have done it
+/// first, which the version read inside the transaction tells.
+fn upgrade_from_v1(db: &mut Connection) -> StoreResult<()> {
+    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == 1 {
+        tx.execute_batch(&format!(
+            "{UPGRADE_V1_TO_V2} PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Writes a record's lookup keys and due time, replacing any it had; nothing when there
+/// is no such record (removed meanwhile), so no key is left pointing nowhere.
+fn put_index(
+    tx: &rusqlite::Transaction<'_>,
+    uid: &ObjectUid,
+    index: &RecordIndex,
+) -> StoreResult<()> {
+    let found = tx
+        .prepare_cached("UPDATE objects SET due = ?2 WHERE uid = ?1")?
+        .execute(params![&uid[..], index.due])?;
+    if found == 0 {
+        return Ok(());
+    }
+    tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
+        .execute([&uid[..]])?;
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO lookup (key, uid) VALUES (?1, ?2)")?;
+    for key in &index.lookup {
+        insert.execute(params![key, &uid[..]])?;
+    }
+    Ok(())
+}
+
+fn record_of(uid: Vec<u8>, plain: Vec<u8>, sealed: Option<Vec<u8>>) -> StoreResult<ObjectRecord> {
+    Ok(ObjectRecord {
+        uid: uid_of(uid)?,
+        plain,
+        sealed,
+        index: RecordIndex::default(),
+    })
+}
+
+fn read_state(tx: &rusqlite::Transaction<'_>) -> StoreResult<(u64, u64)> {
+    let (seq, epoch): (i64, i64) =
+        tx.query_row("SELECT seq, epoch FROM state WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok((seq as u64, epoch as u64))
 }
 
 fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
@@ -147,7 +219,7 @@ impl Store for SqliteStore {
         Ok(data_version(&conn.db)? != conn.data_version)
     }
 
-    fn read(&self, since: u64, epoch: u64) -> StoreResult<Snapshot> {
+    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
         let mut conn = self.conn.lock();
         // Taken before the read: a commit racing with it then shows up as a change next
         // time, rather than being missed.
@@ -155,17 +227,22 @@ impl Store for SqliteStore {
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let (seq, store_epoch): (i64, i64) =
-            tx.query_row("SELECT seq, epoch FROM state WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+        let (seq, store_epoch) = read_state(&tx)?;
+        let reset = epoch != store_epoch;
         let mut snap = Snapshot {
-            seq: seq as u64,
-            epoch: store_epoch as u64,
-            complete: epoch != store_epoch as u64,
+            seq,
+            epoch: store_epoch,
+            reset,
+            whole: scope == Scope::All,
             ..Snapshot::default()
         };
-        let from: i64 = if snap.complete { -1 } else { since as i64 };
+        // Which records: every one, the changed ones, or (a reset reader wanting only
+        // changes) none — `seq > seq` matches nothing.
+        let from: i64 = match (scope, reset) {
+            (Scope::All, _) => -1,
+            (Scope::Changes, true) => seq as i64,
+            (Scope::Changes, false) => since as i64,
+        };
         {
             let mut q = tx.prepare_cached("SELECT name, value FROM meta")?;
             for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
@@ -185,13 +262,9 @@ impl Store for SqliteStore {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?))
             })? {
                 let (uid, plain, sealed) = row?;
-                snap.objects.push(ObjectRecord {
-                    uid: uid_of(uid)?,
-                    plain,
-                    sealed,
-                });
+                snap.objects.push(record_of(uid, plain, sealed)?);
             }
-            if !snap.complete {
+            if !reset && scope == Scope::Changes {
                 let mut q = tx.prepare_cached("SELECT uid FROM removed WHERE seq > ?1")?;
                 for row in q.query_map([from], |r| r.get::<_, Vec<u8>>(0))? {
                     snap.removed.push(uid_of(row?)?);
@@ -201,6 +274,60 @@ impl Store for SqliteStore {
         tx.commit()?;
         conn.data_version = version_before;
         Ok(snap)
+    }
+
+    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
+        let conn = self.conn.lock();
+        let mut q = conn
+            .db
+            .prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
+        let uids = q.query_map([key], |r| r.get::<_, Vec<u8>>(0))?;
+        uids.map(|uid| uid_of(uid?)).collect()
+    }
+
+    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let (seq, epoch) = read_state(&tx)?;
+        let mut loaded = Loaded {
+            seq,
+            epoch,
+            objects: Vec::with_capacity(uids.len()),
+        };
+        {
+            let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
+            for uid in uids {
+                let row = q
+                    .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((plain, sealed)) = row {
+                    loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(loaded)
+    }
+
+    fn due(&self, now: i64) -> StoreResult<Due> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut due = Due::default();
+        {
+            let mut q = tx.prepare_cached("SELECT uid FROM objects WHERE due <= ?1")?;
+            for uid in q.query_map([now], |r| r.get::<_, Vec<u8>>(0))? {
+                due.now.push(uid_of(uid?)?);
+            }
+            due.next = tx
+                .prepare_cached("SELECT min(due) FROM objects WHERE due > ?1")?
+                .query_row([now], |r| r.get(0))?;
+        }
+        tx.commit()?;
+        Ok(due)
     }
 
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
@@ -234,18 +361,22 @@ impl Store for SqliteStore {
                         "INSERT OR REPLACE INTO objects (uid, seq, plain, sealed) VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![&rec.uid[..], seq, rec.plain, rec.sealed])?;
+                    put_index(&tx, &rec.uid, &rec.index)?;
                     tx.prepare_cached("DELETE FROM removed WHERE uid = ?1")?
                         .execute([&rec.uid[..]])?;
                 }
+                Change::Reindex(uid, index) => put_index(&tx, &uid, &index)?,
                 Change::RemoveObject(uid) => {
                     tx.prepare_cached("DELETE FROM objects WHERE uid = ?1")?
+                        .execute([&uid[..]])?;
+                    tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
                         .execute([&uid[..]])?;
                     tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
                         .execute(params![&uid[..], seq])?;
                 }
                 Change::Wipe => {
                     tx.execute_batch(
-                        "DELETE FROM objects; DELETE FROM removed; DELETE FROM pins;
+                        "DELETE FROM objects; DELETE FROM lookup; DELETE FROM removed; DELETE FROM pins;
                          UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
                     )?;
                 }

@@ -365,17 +365,18 @@ impl Token {
     }
 
     /// The objects of one KMS key (a secret key, or a private and public key).
-    fn key_objects(&self, id: &[u8]) -> Vec<KeyObject> {
+    fn key_objects(&self, id: &[u8]) -> Result<Vec<KeyObject>> {
+        self.load_matching(&crate::object::index::lookup_key(KEY_ID, id))?;
         let objects = self.objects.read();
         let wanted = [(KEY_ID, Value::Bytes(id.to_vec()))];
-        objects
+        Ok(objects
             .candidates(&wanted)
             .unwrap_or_default()
             .into_iter()
             .filter_map(|h| objects.get(h).map(|e| (h, e)))
             .filter(|(_, e)| !e.object.has(IMPORT_TARGET))
             .map(|(h, e)| (h, e.owner, std::sync::Arc::clone(&e.object)))
-            .collect()
+            .collect())
     }
 
     /// Publishes changed objects: token ones in one store transaction, session ones in
@@ -425,7 +426,7 @@ impl Token {
             (_, KeyState::PendingDeletion) => Event::ScheduleDeletion,
         };
         let next = lifecycle::transition(origin, state, event).map_err(kms)?;
-        let siblings = self.key_objects(id);
+        let siblings = self.key_objects(id)?;
         if siblings.iter().any(|(_, owner, _)| *owner == Owner::Token) && !caller.rw {
             return Err(Error::SessionReadOnly);
         }
@@ -445,37 +446,38 @@ impl Token {
     }
 
     /// Wipes material whose expiry has passed (the key returns to PendingImport) and
-    /// removes import wrapping keys whose token has expired. Cheap when nothing is due.
+    /// removes import wrapping keys whose token has expired. Cheap when nothing is due:
+    /// the store says which token objects are due, so no other object is read.
     pub(super) fn sweep(&self) -> Result<()> {
         let now = self.now();
         if now < self.objects.read().next_deadline() {
             return Ok(());
         }
+        let due = self.store.due(now)?;
+        self.load_uids(&due.now)?;
+        let due_now: std::collections::HashSet<&crate::store::ObjectUid> = due.now.iter().collect();
         let (mut changed, mut removed) = (Vec::new(), Vec::new());
-        let mut next = i64::MAX;
         for (h, e) in self.objects.read().iter() {
             let o = &e.object;
+            if e.owner == Owner::Token && !due_now.contains(&o.uid) {
+                continue;
+            }
             if let Some(expiry) = o.ulong(TOKEN_EXPIRY) {
                 if now >= expiry as i64 {
                     removed.push(Object::clone(o));
-                    continue;
                 }
-                next = next.min(expiry as i64);
+                continue;
             }
             let expiry = o.ulong(MATERIAL_EXPIRY).unwrap_or(0) as i64;
             let live = matches!(state_of(o), Some(KeyState::Enabled | KeyState::Disabled));
-            if expiry != 0 && live {
-                if now >= expiry {
-                    let state = vec![(KEY_STATE, ulong(KeyState::PendingImport.code()))];
-                    let wiped = if o.class == CKO_PUBLIC_KEY {
-                        o.with_plain(state)
-                    } else {
-                        o.wiped(state)
-                    };
-                    changed.push((h, e.owner, wiped));
+            if expiry != 0 && live && now >= expiry {
+                let state = vec![(KEY_STATE, ulong(KeyState::PendingImport.code()))];
+                let wiped = if o.class == CKO_PUBLIC_KEY {
+                    o.with_plain(state)
                 } else {
-                    next = next.min(expiry);
-                }
+                    o.wiped(state)
+                };
+                changed.push((h, e.owner, wiped));
             }
         }
         // Session objects are dropped from the table directly; token ones through the store.
@@ -486,6 +488,12 @@ impl Token {
         for o in session_removed {
             table.remove_by_uid(&o.uid);
         }
+        // What is left due lies after `now`: the store's next, or a session object's.
+        let next = [due.next, table.session_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(i64::MAX);
         table.set_next_deadline(next);
         Ok(())
     }

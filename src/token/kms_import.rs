@@ -21,7 +21,7 @@ impl Token {
     /// The live KMS key named `id`: (handle, owner, object) of its private or secret
     /// object, and its public object if any.
     fn target(&self, id: &KeyId) -> Result<(Vec<KeyObject>, Arc<Object>)> {
-        let objects = self.key_objects(id.as_str().as_bytes());
+        let objects = self.key_objects(id.as_str().as_bytes())?;
         let main = objects
             .iter()
             .find(|(_, _, o)| o.class != CKO_PUBLIC_KEY)

@@ -22,9 +22,10 @@ use crate::config::Config;
 use crate::error::{Error, Result, StoreError};
 use crate::kms::clock::Clock;
 use crate::object::table::{HandleSource, ObjectTable, SessionHandle};
+use crate::object::{index, Object};
 use crate::store::seal::{self, MasterKey, PinKdf};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Change, PinRecord, PinRole, Snapshot, Store};
+use crate::store::{Change, ObjectUid, PinRecord, PinRole, Scope, Snapshot, Store};
 
 pub use login::{LoggedIn, UserKind};
 pub use objects::Caller;
@@ -36,6 +37,12 @@ pub const MAX_PIN_LEN: usize = 255;
 const META_SERIAL: &str = "serial";
 const META_SLOT_ID: &str = "slot_id";
 const META_LABEL: &str = "label";
+/// The `object::index::VERSION` every record's store index was made by.
+const META_OBJECT_INDEX: &str = "object_index";
+
+/// How many times an object load is retried when other threads keep moving the cache
+/// past the point the store was read at (each retry first catches up).
+const LOAD_ATTEMPTS: usize = 16;
 
 /// What `C_GetTokenInfo` reports, before it is put into C structures.
 #[derive(Debug, Clone)]
@@ -109,10 +116,15 @@ pub fn db_path(dir: &Path, serial: &str) -> PathBuf {
 }
 
 impl Token {
-    /// Opens an initialised token from its database file.
+    /// Opens an initialised token from its database file. Reads its metadata and PIN
+    /// records only; objects are loaded when first needed.
     pub fn open(path: &Path, shared: Arc<Shared>) -> Result<Token> {
         let store = SqliteStore::open(path)?;
-        let snap = store.read(0, 0)?;
+        let mut snap = store.read(0, 0, Scope::Changes)?;
+        if snap.meta.get(META_OBJECT_INDEX).map(Vec::as_slice) != Some(index::VERSION) {
+            reindex(&store)?;
+            snap = store.read(0, 0, Scope::Changes)?;
+        }
         let text = |k: &str| {
             snap.meta
                 .get(k)
@@ -145,10 +157,11 @@ impl Token {
                 Change::PutMeta(META_SERIAL.into(), serial.as_bytes().to_vec()),
                 Change::PutMeta(META_SLOT_ID.into(), slot_id.to_string().into_bytes()),
                 Change::PutMeta(META_LABEL.into(), label.to_vec()),
+                Change::PutMeta(META_OBJECT_INDEX.into(), index::VERSION.to_vec()),
                 Change::PutPin(PinRole::So, so),
             ],
         )?;
-        let snap = store.read(0, 0)?;
+        let snap = store.read(0, 0, Scope::Changes)?;
         Token::assemble(
             &path,
             slot_id,
@@ -168,6 +181,7 @@ impl Token {
         shared: Arc<Shared>,
     ) -> Result<Token> {
         let mut objects = ObjectTable::default();
+        // A fresh table takes any snapshot.
         objects.apply(snap, &shared.handles)?;
         Ok(Token {
             slot_id,
@@ -213,8 +227,14 @@ impl Token {
 
     /// Re-reads the store and publishes it. Called after every own commit.
     fn sync(&self) -> Result<()> {
+        self.read_and_apply(Scope::Changes).map(|_| ())
+    }
+
+    /// Reads the store (the changes since the cache, or every object) and applies it;
+    /// `false` when another thread had already applied a newer read.
+    fn read_and_apply(&self, scope: Scope) -> Result<bool> {
         let (seq, epoch) = self.objects.read().seq();
-        let snap = self.store.read(seq, epoch)?;
+        let snap = self.store.read(seq, epoch, scope)?;
         if snap.epoch != epoch && epoch != 0 {
             // Re-initialised elsewhere: the master key changed and every handle is void.
             self.login.lock().clear();
@@ -222,6 +242,57 @@ impl Token {
         }
         *self.view.write() = View::from_snapshot(&snap);
         self.objects.write().apply(&snap, &self.shared.handles)
+    }
+
+    /// Caches every token object (a search no index can narrow).
+    fn load_all(&self) -> Result<()> {
+        for _ in 0..LOAD_ATTEMPTS {
+            if self.objects.read().is_complete() {
+                return Ok(());
+            }
+            self.read_and_apply(Scope::All)?;
+        }
+        Err(Error::Internal(
+            "the object cache kept moving while being loaded",
+        ))
+    }
+
+    /// Caches every token object whose store index holds `key`.
+    fn load_matching(&self, key: &[u8]) -> Result<()> {
+        if self.objects.read().is_complete() {
+            return Ok(());
+        }
+        let uids = self.store.lookup(key)?;
+        self.load_uids(&uids)
+    }
+
+    /// Caches the token objects `uids` that are not cached yet.
+    fn load_uids(&self, uids: &[ObjectUid]) -> Result<()> {
+        for _ in 0..LOAD_ATTEMPTS {
+            let missing: Vec<ObjectUid> = {
+                let table = self.objects.read();
+                uids.iter()
+                    .filter(|uid| !table.has_token_object(uid))
+                    .copied()
+                    .collect()
+            };
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let loaded = self.store.load(&missing)?;
+            if self
+                .objects
+                .write()
+                .add_loaded(&loaded, &self.shared.handles)?
+            {
+                return Ok(());
+            }
+            // The cache had moved past the read: catch up, then read again.
+            self.sync()?;
+        }
+        Err(Error::Internal(
+            "the object cache kept moving while being loaded",
+        ))
     }
 
     /// Commits `changes` and publishes the result.
@@ -308,6 +379,22 @@ impl Token {
     pub fn logged_in(&self) -> LoggedIn {
         self.login.lock().who
     }
+}
+
+/// Gives every record of a token written before its store kept an index (or by a build
+/// indexing other attributes) the index this build makes, in one transaction.
+fn reindex(store: &SqliteStore) -> Result<()> {
+    let all = store.read(0, 0, Scope::All)?;
+    let mut changes = Vec::with_capacity(all.objects.len() + 1);
+    for rec in &all.objects {
+        let object = Object::from_record(rec)?;
+        changes.push(Change::Reindex(rec.uid, index::record_index(&object)));
+    }
+    changes.push(Change::PutMeta(
+        META_OBJECT_INDEX.into(),
+        index::VERSION.to_vec(),
+    ));
+    Ok(store.commit(changes)?)
 }
 
 impl View {

@@ -209,6 +209,10 @@ impl Token {
             return Ok(Vec::new());
         };
         self.refresh()?;
+        match crate::object::index::search_key(&wanted) {
+            Some(key) => self.load_matching(&key)?,
+            None => self.load_all()?,
+        }
         let who = self.logged_in();
         let master = self.master();
         let objects = self.objects.read();

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Runs the module's threaded tests with the module and the test binaries built under
+# ThreadSanitizer (nightly Rust, std rebuilt with the sanitizer), after checking that the
+# same build reports a planted race (tests/tsan_canary.rs). Any ThreadSanitizer report
+# from the suites fails the run.
+#
+# Usage: scripts/tsan.sh [--test NAME ...]
+#   default: --test concurrency --test hostile_finalize --test general --test persistence
+#            --test many_processes
+# Output: target/tsan/report.log (everything the runs printed) and a summary on stdout.
+# Exit status: 0 clean; 1 a race or a failed test; 2 the sanitizer build is unavailable.
+# Needs: cargo-nextest, and the nightly toolchain with rust-src (`rustup toolchain install nightly` and
+# `rustup component add rust-src --toolchain nightly`); the script tries the second itself.
+set -eu
+cd "$(dirname "$0")/.."
+target=x86_64-unknown-linux-gnu
+if ! rustc +nightly --version >/dev/null 2>&1; then
+    echo "scripts/tsan.sh: NOT RUN: no nightly toolchain (rustup toolchain install nightly)" >&2
+    exit 2
+fi
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+    rustup component add rust-src --toolchain nightly >/dev/null 2>&1 || {
+        echo "scripts/tsan.sh: NOT RUN: cannot install rust-src for nightly (needed to rebuild std under the sanitizer)" >&2
+        exit 2
+    }
+fi
+[ $# -gt 0 ] || set -- --test concurrency --test hostile_finalize --test general \
+    --test persistence --test many_processes
+# --export-dynamic: the test binaries carry the sanitizer runtime, and the module they
+# dlopen resolves its __tsan_* hooks against them.
+export RUSTFLAGS="-Zsanitizer=thread -Clink-arg=-Wl,--export-dynamic"
+export CARGO_TARGET_DIR=target/tsan
+export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+cargo="cargo +nightly"
+log=target/tsan/report.log
+mkdir -p target/tsan
+: > "$log"
+$cargo build --quiet -Zbuild-std --target $target --lib
+echo "tsan: canary (a planted race must be reported)"
+$cargo test --quiet -Zbuild-std --target $target --test tsan_canary -- --ignored \
+    > target/tsan/canary.log 2>&1 || true
+if ! grep -q "WARNING: ThreadSanitizer: data race" target/tsan/canary.log; then
+    echo "scripts/tsan.sh: the sanitizer build did not report the planted race; its silence below would mean nothing" >&2
+    exit 1
+fi
+status=0
+# nextest gives every test its own process, as the suites expect (one C_Initialize each).
+$cargo nextest run -Z build-std --target $target --no-fail-fast --no-capture "$@" \
+    >> "$log" 2>&1 || status=1
+reports=$(grep -c "WARNING: ThreadSanitizer" "$log" || true)
+grep -E "^ *Summary|^ *FAIL" "$log" || true
+echo "tsan: $reports ThreadSanitizer report(s) in the suites (full output: $log)"
+if [ "$reports" -ne 0 ]; then
+    grep -A12 "WARNING: ThreadSanitizer" "$log" | head -60
+    status=1
+fi
+exit $status

@@ -1,0 +1,70 @@
+//! What the store indexes a token object by: lookup keys for the attributes searches
+//! usually name, and the time something about the object falls due.
+//!
+//! The store keeps both beside each record (`store::RecordIndex`) so that a token with
+//! many objects finds one by label, id or KMS key id, and the expiry sweep finds what is
+//! due, without reading the rest. The same keys index the in-memory table. This module
+//! must stay a pure function of an object's plain attributes: the store can only answer
+//! for what was computed when the record was written.
+
+use cryptoki_sys::{CKA_ID, CKA_LABEL};
+
+use super::attr::{AttrType, Value};
+use super::policy::{IMPORT_TOKEN, KEY_ID, KEY_STATE, MATERIAL_EXPIRY, TOKEN_EXPIRY};
+use super::Object;
+use crate::store::RecordIndex;
+
+/// Attributes searches usually name. Changing this list changes what the store holds:
+/// bump `VERSION` so that tokens written before rebuild their index on open.
+pub const INDEXED: [AttrType; 4] = [
+    CKA_LABEL as AttrType,
+    CKA_ID as AttrType,
+    KEY_ID,
+    IMPORT_TOKEN,
+];
+
+/// Recorded in a token's metadata once every record carries the index this build makes.
+pub const VERSION: &[u8] = b"1:label,id,key-id,import-token";
+
+/// The lookup key for `value` of attribute `ty`: the type, then the value's bytes.
+pub fn lookup_key(ty: AttrType, value: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + value.len());
+    key.extend_from_slice(&ty.to_be_bytes());
+    key.extend_from_slice(value);
+    key
+}
+
+/// The first indexed attribute `template` names, as a lookup key. Any one will do: a
+/// match must have every value the template names, so the objects holding one of them
+/// include all the matches.
+pub fn search_key(template: &[(AttrType, Value)]) -> Option<Vec<u8>> {
+    INDEXED.iter().find_map(|wanted| {
+        template
+            .iter()
+            .find(|(ty, _)| ty == wanted)
+            .and_then(|(ty, v)| v.as_bytes().map(|b| lookup_key(*ty, b)))
+    })
+}
+
+/// When something about `object` expires: its import token, or its live material.
+pub fn deadline_of(object: &Object) -> Option<i64> {
+    if let Some(at) = object.ulong(TOKEN_EXPIRY) {
+        return Some(at as i64);
+    }
+    let expiry = object.ulong(MATERIAL_EXPIRY).filter(|e| *e != 0)?;
+    let state = object.ulong(KEY_STATE)?;
+    let live = state == crate::vendor::KMSHSM_STATE_ENABLED
+        || state == crate::vendor::KMSHSM_STATE_DISABLED;
+    live.then_some(expiry as i64)
+}
+
+/// The index the store keeps for `object`.
+pub fn record_index(object: &Object) -> RecordIndex {
+    RecordIndex {
+        lookup: INDEXED
+            .iter()
+            .filter_map(|ty| object.bytes(*ty).map(|v| lookup_key(*ty, v)))
+            .collect(),
+        due: deadline_of(object),
+    }
+}

@@ -1,0 +1,88 @@
+//! Tokens written by an earlier build: a schema version 1 database, whose records carry no
+//! lookup keys and no due times, is upgraded in place the first time the module opens it,
+//! and every object is then found by label and by id as before, public and private.
+//! Run with `cargo nextest run --test store_upgrade`.
+
+mod common;
+
+use cryptoki::object::Attribute;
+use rusqlite::Connection;
+
+use common::*;
+
+/// What an earlier build's database lacked: turns a current token database into one.
+const DOWNGRADE_TO_V1: &str = "
+BEGIN IMMEDIATE;
+DROP TABLE lookup;
+DROP INDEX objects_by_due;
+ALTER TABLE objects DROP COLUMN due;
+DELETE FROM meta WHERE name = 'object_index';
+PRAGMA user_version = 1;
+COMMIT;
+";
+
+#[test]
+fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_id() {
+    let env = TestEnv::new();
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        let mut key = aes_template("old-key", &[7; 32], true);
+        key.push(Attribute::Id(vec![0xa1, 0xb2]));
+        session.create_object(&key).expect("C_CreateObject (key)");
+        session
+            .create_object(&data_template("old-data", b"public value", true))
+            .expect("C_CreateObject (data)");
+        drop(session);
+        ctx.finalize().expect("C_Finalize");
+    }
+    let db = env.token_database();
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(DOWNGRADE_TO_V1).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 1);
+    }
+
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    assert_eq!(find_by_label(&session, "old-key").len(), 1, "key by label");
+    assert_eq!(
+        find_by_label(&session, "old-data").len(),
+        1,
+        "data by label"
+    );
+    let by_id = session
+        .find_objects(&[Attribute::Id(vec![0xa1, 0xb2])])
+        .expect("C_FindObjects by id");
+    assert_eq!(by_id.len(), 1, "key by id");
+    assert_eq!(
+        attribute_bytes(&session, by_id[0], cryptoki::object::AttributeType::Label),
+        b"old-key"
+    );
+    drop(session);
+    ctx.finalize().expect("C_Finalize");
+
+    let conn = Connection::open(&db).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 2, "the database was upgraded");
+    let keys: i64 = conn
+        .query_row("SELECT count(*) FROM lookup", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        keys, 4,
+        "label, id and KMS key id of the key; label of the data object"
+    );
+    let marked: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM meta WHERE name = 'object_index'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(marked, 1, "the token records that its index is complete");
+}
