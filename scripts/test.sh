@@ -26,6 +26,16 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 FUZZ_SECONDS=${FUZZ_SECONDS:-20} ./scripts/fuzz.sh
+# Data races: the threaded suites under ThreadSanitizer (nightly, std rebuilt with the
+# sanitizer; about 4 minutes). Status 2 means the sanitizer toolchain could not be set up
+# on this machine: reported loudly, not fatal; any race or failure is.
+tsan_status=0
+./scripts/tsan.sh || tsan_status=$?
+if [ "$tsan_status" -eq 2 ]; then
+  echo "!!! scripts/tsan.sh NOT RUN: no ThreadSanitizer toolchain here (see above) !!!" >&2
+elif [ "$tsan_status" -ne 0 ]; then
+  exit "$tsan_status"
+fi
 # The integration tests load target/debug/libkmshsm.so, the cdylib, as clients do.
 cargo build --lib --bins
 cargo nextest run --no-fail-fast "$@"

@@ -21,6 +21,7 @@ pub mod mechanism;
 pub mod object;
 pub mod operation;
 pub mod provider;
+pub mod secret_use;
 pub mod session;
 pub mod store;
 pub mod token;

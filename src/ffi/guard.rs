@@ -8,8 +8,11 @@
 //! After a function that handles secrets, the stack below the entry point is overwritten:
 //! key schedules and other fixed-size secret values that the libraries under us build on
 //! the stack and move (aws-lc-rs's AES keys, for one) would otherwise stay in the host's
-//! stack memory after the call (tests/memory_secrets.rs). This module must not know any
-//! PKCS#11 semantics beyond those function names.
+//! stack memory after the call (tests/memory_secrets.rs). Functions that always handle
+//! secrets (logins, key generation, wrapping, object creation, attribute access) always
+//! scrub; the cryptographic operation families scrub when the call noted secret use
+//! (`secret_use`), so length queries and public-key work pay nothing. This module must
+//! not know any PKCS#11 semantics beyond those function names.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +39,11 @@ pub fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     if poisoned() && !restarts {
         return rv::of(&Error::Poisoned);
     }
+    // A note left by a call that ended early (a panic) must not carry over.
+    crate::secret_use::take();
     let outcome = catch_unwind(AssertUnwindSafe(f));
-    if handles_secrets(name) {
+    let noted = crate::secret_use::take();
+    if scrubs(name, noted) {
         scrub_stack();
     }
     match outcome {
@@ -57,31 +63,32 @@ pub fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     }
 }
 
-/// Functions whose work can leave secret values (keys, PINs, plaintext) on the stack.
-fn handles_secrets(name: &str) -> bool {
-    const PREFIXES: [&str; 20] = [
-        "C_Encrypt",
-        "C_Decrypt",
-        "C_Sign",
-        "C_Verify",
-        "C_Digest",
-        "C_Message",
-        "C_Generate",
-        "C_Wrap",
-        "C_Unwrap",
-        "C_Derive",
-        "C_Encapsulate",
-        "C_Decapsulate",
-        "C_Login",
-        "C_InitPIN",
-        "C_SetPIN",
-        "C_InitToken",
-        "C_CreateObject",
-        "C_CopyObject",
-        "C_GetAttributeValue",
-        "C_SetAttributeValue",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
+/// Functions whose work always handles secret values (keys, PINs, plaintext).
+const ALWAYS: [&str; 15] = [
+    "C_Message",
+    "C_Generate",
+    "C_Wrap",
+    "C_Unwrap",
+    "C_Derive",
+    "C_Encapsulate",
+    "C_Decapsulate",
+    "C_Login",
+    "C_InitPIN",
+    "C_SetPIN",
+    "C_InitToken",
+    "C_CreateObject",
+    "C_CopyObject",
+    "C_GetAttributeValue",
+    "C_SetAttributeValue",
+];
+
+/// Operation families that handle secrets in some calls only; the call notes it.
+const WHEN_NOTED: [&str; 5] = ["C_Encrypt", "C_Decrypt", "C_Sign", "C_Verify", "C_Digest"];
+
+/// Whether the stack is scrubbed after `name`, given whether the call noted secret use.
+fn scrubs(name: &str, noted: bool) -> bool {
+    let starts = |list: &[&str]| list.iter().any(|p| name.starts_with(p));
+    starts(&ALWAYS) || (noted && starts(&WHEN_NOTED))
 }
 
 /// How much of the stack below the entry point is overwritten. In a debug build the
@@ -129,15 +136,23 @@ mod tests {
     #[test]
     fn only_secret_handling_functions_scrub_the_stack() {
         for name in [
-            "C_SignFinal",
-            "C_DecryptVerifyUpdate",
             "C_UnwrapKey",
             "C_GenerateKeyPair",
             "C_Login",
             "C_GetAttributeValue",
+            "C_SetAttributeValue",
             "C_MessageEncryptInit",
         ] {
-            assert!(handles_secrets(name), "{name}");
+            assert!(scrubs(name, false), "{name} always scrubs");
+        }
+        for name in [
+            "C_SignFinal",
+            "C_DecryptVerifyUpdate",
+            "C_EncryptInit",
+            "C_Verify",
+        ] {
+            assert!(scrubs(name, true), "{name} scrubs after noted secret use");
+            assert!(!scrubs(name, false), "{name} without secret use does not");
         }
         for name in [
             "C_FindObjects",
@@ -147,7 +162,16 @@ mod tests {
             "C_DestroyObject",
             "C_Finalize",
         ] {
-            assert!(!handles_secrets(name), "{name}");
+            assert!(!scrubs(name, true), "{name}");
         }
+    }
+
+    #[test]
+    fn a_note_from_the_call_is_consumed_by_the_guard() {
+        run("C_SignFinal", || {
+            crate::secret_use::note();
+            Ok(())
+        });
+        assert!(!crate::secret_use::take(), "the guard took the note");
     }
 }

@@ -235,6 +235,7 @@ impl Object {
         serial: &str,
         master: Option<&MasterKey>,
     ) -> Result<BTreeMap<AttrType, Zeroizing<Vec<u8>>>> {
+        crate::secret_use::note();
         match &self.secrets {
             Secrets::Open(map) => Ok(map.clone()),
             Secrets::Sealed(blob) => {

@@ -4,15 +4,21 @@
 //!
 //! The operation lock is held while a step runs: one session is one thread of work
 //! (§2.6, sessions are not meant to be shared by concurrent calls). Other sessions are
-//! never blocked by it. This module must not touch raw pointers.
+//! never blocked by it. Every step that computes with a secret says so to
+//! `secret_use` (so the FFI guard scrubs the stack after it); a length query or a
+//! public-key verification does not. This module must not touch raw pointers.
 
 use zeroize::Zeroizing;
+
+use cryptoki_sys::CKO_PUBLIC_KEY;
 
 use super::Session;
 use crate::error::{Error, Result};
 use crate::mechanism::{MechanismArg, Usage};
+use crate::object::key::{Key, Material};
 use crate::object::table::ObjectHandle;
 use crate::operation::{self, Active, Cipher, Digester, Output, Signer, Verifier};
+use crate::secret_use;
 use crate::token::keys::mechanism;
 
 #[derive(Debug, Default)]
@@ -22,6 +28,8 @@ pub struct Ops {
     digest: Option<Active<dyn Digester>>,
     sign: Option<Active<dyn Signer>>,
     verify: Option<Active<dyn Verifier>>,
+    /// The verification runs a secret key (a MAC), not a public one.
+    verify_with_secret: bool,
 }
 
 /// Which of the two cipher slots.
@@ -53,8 +61,14 @@ impl Session {
         mech: &MechanismArg,
         key: ObjectHandle,
         usage: Usage,
-    ) -> Result<std::sync::Arc<crate::object::key::Key>> {
-        self.token.key_for(key, usage, mech.kind)
+    ) -> Result<std::sync::Arc<Key>> {
+        let key = self.token.key_for(key, usage, mech.kind)?;
+        // Symmetric mechanisms build their key schedules at init; asymmetric ones only
+        // keep a reference to the parsed key until the data arrives.
+        if matches!(key.material, Material::Secret(_)) {
+            secret_use::note();
+        }
+        Ok(key)
     }
 
     // ---- encryption and decryption
@@ -95,7 +109,10 @@ impl Session {
             capacity,
             true,
             |op| op.one_shot_bound(input.len()),
-            |op| op.one_shot(input),
+            |op| {
+                secret_use::note();
+                op.one_shot(input)
+            },
         )
     }
 
@@ -115,7 +132,10 @@ impl Session {
             capacity,
             false,
             |op| op.update_bound(input.len()),
-            |op| op.update(input),
+            |op| {
+                secret_use::note();
+                op.update(input)
+            },
         )
     }
 
@@ -126,7 +146,10 @@ impl Session {
             capacity,
             true,
             |op| op.finish_bound(),
-            |op| op.finish(),
+            |op| {
+                secret_use::note();
+                op.finish()
+            },
         )
     }
 
@@ -170,6 +193,7 @@ impl Session {
         if ops.digest.is_none() {
             return Err(Error::OperationNotInitialized);
         }
+        secret_use::note();
         let value = self.token.digestible_value(key);
         operation::consume(&mut ops.digest, false, |a| {
             a.multi_part = true;
@@ -209,13 +233,17 @@ impl Session {
             capacity,
             true,
             |op| op.signature_len(),
-            |op| Ok(Zeroizing::new(op.one_shot(data)?)),
+            |op| {
+                secret_use::note();
+                Ok(Zeroizing::new(op.one_shot(data)?))
+            },
         )
     }
 
     pub fn sign_update(&self, data: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
         operation::consume(&mut ops.sign, false, |a| {
+            secret_use::note();
             a.multi_part = true;
             a.op.update(data)
         })
@@ -228,7 +256,10 @@ impl Session {
             capacity,
             true,
             |op| op.signature_len(),
-            |op| Ok(Zeroizing::new(op.finish()?)),
+            |op| {
+                secret_use::note();
+                Ok(Zeroizing::new(op.finish()?))
+            },
         )
     }
 
@@ -237,19 +268,29 @@ impl Session {
         if ops.verify.is_some() {
             return Err(Error::OperationActive);
         }
-        let op = mechanism(mech.kind)?
-            .verify(&mech.param, &self.key_checked(mech, key, Usage::Verify)?)?;
+        let key = self.key_checked(mech, key, Usage::Verify)?;
+        let op = mechanism(mech.kind)?.verify(&mech.param, &key)?;
+        ops.verify_with_secret = key.class != CKO_PUBLIC_KEY;
         operation::start(&mut ops.verify, op)
+    }
+
+    /// Notes secret use for a verification step that runs a secret key.
+    fn verify_step(ops: &Ops) {
+        if ops.verify_with_secret {
+            secret_use::note();
+        }
     }
 
     pub fn verify_once(&self, data: &[u8], signature: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
         no_mixing(&ops.verify)?;
+        Session::verify_step(&ops);
         operation::consume(&mut ops.verify, true, |a| a.op.one_shot(data, signature))
     }
 
     pub fn verify_update(&self, data: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
+        Session::verify_step(&ops);
         operation::consume(&mut ops.verify, false, |a| {
             a.multi_part = true;
             a.op.update(data)
@@ -258,6 +299,7 @@ impl Session {
 
     pub fn verify_final(&self, signature: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
+        Session::verify_step(&ops);
         operation::consume(&mut ops.verify, true, |a| a.op.finish(signature))
     }
 }

@@ -76,8 +76,11 @@ fn configure(db: &Connection) -> StoreResult<()> {
 }
 
 fn data_version(db: &Connection) -> StoreResult<i64> {
-    // Asked before every object operation: keep the statement prepared.
-    Ok(db.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    // Asked before every object operation: the statement stays prepared in the
+    // connection's cache rather than being parsed again each time.
+    Ok(db
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
 }
 
 fn uid_of(bytes: Vec<u8>) -> StoreResult<ObjectUid> {
