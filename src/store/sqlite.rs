@@ -4,14 +4,15 @@
 //! a schema version in `PRAGMA user_version` (version 1 databases are upgraded in place on
 //! open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
 //! files the same mode). Other processes' commits are noticed through `PRAGMA
-//! data_version`. Records' lookup keys live in their own indexed table and their due
+//! data_version`, asked only when the WAL-index header in the `-shm` file has changed
+//! (one `pread`, where the pragma costs a read transaction and two lock calls). Records' lookup keys live in their own indexed table and their due
 //! times in an indexed column, so finding one record never reads the others. This module
 //! must not interpret record contents.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -45,10 +46,35 @@ CREATE TABLE lookup  (key BLOB NOT NULL, uid BLOB NOT NULL, PRIMARY KEY (key, ui
 CREATE INDEX lookup_by_uid ON lookup (uid);
 ";
 
+/// The two copies of the WAL-index header at the start of the `-shm` file (48 bytes
+/// each; https://sqlite.org/walformat.html). Every commit rewrites them — the change
+/// counter `iChange` and the last valid frame `mxFrame` at least — so while they read
+/// the same, nobody has committed.
+const WAL_INDEX_HEADERS: usize = 96;
+
+/// However unchanged the header reads, `PRAGMA data_version` is asked at least this
+/// often: the header is a shortcut, and this bounds what trusting it could ever cost.
+const FULL_CHECK_EVERY: Duration = Duration::from_millis(100);
+
 struct Conn {
     db: Connection,
     /// `PRAGMA data_version` when this handle last looked.
     data_version: i64,
+    /// The `-shm` file, when it could be opened (the pragma alone is used otherwise).
+    shm: Option<File>,
+    /// The WAL-index headers as read just before this handle last found no change.
+    seen_headers: Option<[u8; WAL_INDEX_HEADERS]>,
+    /// When `PRAGMA data_version` was last asked.
+    checked_at: Instant,
+}
+
+impl Conn {
+    fn wal_index_headers(&self) -> Option<[u8; WAL_INDEX_HEADERS]> {
+        let mut headers = [0u8; WAL_INDEX_HEADERS];
+        let shm = self.shm.as_ref()?;
+        shm.read_exact_at(&mut headers, 0).ok()?;
+        Some(headers)
+    }
 }
 
 pub struct SqliteStore {
@@ -139,10 +165,22 @@ impl SqliteStore {
     }
 
     fn wrap(path: &Path, db: Connection) -> StoreResult<SqliteStore> {
+        // The pragma's read transaction has made SQLite open (or create) the -shm file;
+        // it stays while this connection is open, since SQLite removes it only when the
+        // last connection closes.
         let data_version = data_version(&db)?;
+        let mut shm_path = path.as_os_str().to_owned();
+        shm_path.push("-shm");
+        let shm = File::open(PathBuf::from(shm_path)).ok();
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            conn: Mutex::new(Conn { db, data_version }),
+            conn: Mutex::new(Conn {
+                db,
+                data_version,
+                shm,
+                seen_headers: None,
+                checked_at: Instant::now(),
+            }),
         })
     }
 
@@ -218,14 +256,29 @@ fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
 
 impl Store for SqliteStore {
     fn changed_elsewhere(&self) -> StoreResult<bool> {
-        let conn = self.conn.lock();
-        Ok(data_version(&conn.db)? != conn.data_version)
+        let mut conn = self.conn.lock();
+        // Read before the pragma, so that a commit landing in between is seen next time.
+        let headers = conn.wal_index_headers();
+        if headers.is_some()
+            && headers == conn.seen_headers
+            && conn.checked_at.elapsed() < FULL_CHECK_EVERY
+        {
+            return Ok(false);
+        }
+        if data_version(&conn.db)? != conn.data_version {
+            return Ok(true);
+        }
+        // Only this handle's own commits (or a checkpoint) moved the header.
+        conn.seen_headers = headers;
+        conn.checked_at = Instant::now();
+        Ok(false)
     }
 
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
         let mut conn = self.conn.lock();
         // Taken before the read: a commit racing with it then shows up as a change next
         // time, rather than being missed.
+        let headers_before = conn.wal_index_headers();
         let version_before = data_version(&conn.db)?;
         let tx = conn
             .db
@@ -276,6 +329,8 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         conn.data_version = version_before;
+        conn.seen_headers = headers_before;
+        conn.checked_at = Instant::now();
         Ok(snap)
     }
 
@@ -478,6 +533,31 @@ mod tests {
             SqliteStore::open(&dir.path().join("t.db")),
             Err(StoreError::SchemaVersion(99))
         ));
+    }
+
+    #[test]
+    fn a_commit_elsewhere_is_seen_at_once_through_the_wal_index_header() {
+        let (dir, first) = fresh();
+        let second = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        assert!(first.conn.lock().shm.is_some(), "the -shm file is read");
+        first.read(0, 0, Scope::Changes).unwrap();
+        for n in 0..20u8 {
+            // Back to back, well inside FULL_CHECK_EVERY: only the header can tell.
+            assert!(!first.changed_elsewhere().unwrap());
+            second
+                .commit(vec![Change::PutMeta("n".into(), vec![n])])
+                .unwrap();
+            assert!(first.changed_elsewhere().unwrap(), "commit {n} seen");
+            let (seq, epoch) = {
+                let s = first.read(0, 0, Scope::Changes).unwrap();
+                (s.seq, s.epoch)
+            };
+            assert!(seq > 0 && epoch > 0);
+            first
+                .commit(vec![Change::PutMeta("own".into(), vec![n])])
+                .unwrap();
+            assert!(!first.changed_elsewhere().unwrap(), "own commit {n}");
+        }
     }
 
     #[test]
