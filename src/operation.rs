@@ -32,8 +32,16 @@ pub trait Cipher: Send {
     fn finish_bound(&self) -> usize;
     /// Single-part; mechanisms that only work in one part override this.
     fn one_shot(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let mut out = self.update(input)?;
-        out.extend_from_slice(&self.finish()?);
+        let mut head = self.update(input)?;
+        let mut tail = self.finish()?;
+        // A buffer of the exact size: growing `head` could move it and leave a copy of
+        // its contents in freed memory.
+        let mut out = Zeroizing::new(Vec::with_capacity(head.len() + tail.len()));
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&tail);
+        // Emptied first, the parts are wiped in one bulk write each on drop.
+        head.clear();
+        tail.clear();
         Ok(out)
     }
     fn one_shot_bound(&self, input_len: usize) -> usize {

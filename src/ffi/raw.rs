@@ -466,13 +466,17 @@ impl OutBuf {
                 write(self.len, n as CK_ULONG)?;
                 Err(Error::BufferTooSmall)
             }
-            Output::Data(bytes) => {
+            Output::Data(mut bytes) => {
                 if !bytes.is_empty() {
                     // SAFETY: `produce` only returns data that fits `capacity`, which is
                     // what the caller said `buf` holds.
                     unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.buf, bytes.len()) };
                 }
-                write(self.len, bytes.len() as CK_ULONG)
+                let written = bytes.len();
+                // Emptied first, the buffer is wiped in one bulk write on drop (zeroize
+                // wipes a vector's elements one byte at a time, its spare capacity in bulk).
+                bytes.clear();
+                write(self.len, written as CK_ULONG)
             }
         }
     }

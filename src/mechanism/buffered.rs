@@ -41,8 +41,23 @@ where
         Ok(Zeroizing::new(Vec::new()))
     }
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        let input = Zeroizing::new(std::mem::take(&mut *self.input));
-        (self.run)(&input)
+        let mut input = Zeroizing::new(std::mem::take(&mut *self.input));
+        let out = (self.run)(&input);
+        // Emptied first, the buffer is wiped in one bulk write on drop (zeroize wipes a
+        // vector's spare capacity in bulk but its elements one byte at a time).
+        input.clear();
+        out
+    }
+    /// Single-part: the primitive runs on the caller's input, with no copy to wipe.
+    fn one_shot(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if !self.input.is_empty() {
+            self.push(input)?;
+            return Cipher::finish(self);
+        }
+        if input.len() > self.cap {
+            return Err(std::mem::replace(&mut self.too_long, Error::DataLenRange));
+        }
+        (self.run)(input)
     }
     fn update_bound(&self, _input_len: usize) -> usize {
         0
