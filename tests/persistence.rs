@@ -346,6 +346,9 @@ fn a_second_process_sees_changes_made_while_both_run() {
     // B initialises, logs in and opens its session before A creates anything.
     let mut b = Watcher::start();
     let session = user_session(&ctx, slot);
+    // B has looked for the label (and found nothing) before A creates it: what B learned
+    // from that search must not hide A's object later.
+    assert_eq!(b.ask("find from-a"), "found 0");
 
     session
         .create_object(&data_template("from-a", b"hello", true))

@@ -7,7 +7,7 @@
 //! so a stale handle or one from another token is simply not found.
 //! This module must not do I/O or check logins; the token does both.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,6 +59,9 @@ pub struct ObjectTable {
     /// Every live token object is here (after a `Scope::All` read), not only those
     /// loaded so far.
     complete: bool,
+    /// Lookup keys whose token objects are all here: loaded once from the store, and
+    /// kept current since by the snapshots (which bring every new or changed object).
+    resolved: HashSet<Vec<u8>>,
     /// The store sequence and epoch the cached token objects are current to.
     seq: u64,
     epoch: u64,
@@ -141,6 +144,19 @@ impl ObjectTable {
         self.complete
     }
 
+    /// Whether every token object with lookup key `key` is cached.
+    pub fn is_resolved(&self, key: &[u8]) -> bool {
+        self.complete || self.resolved.contains(key)
+    }
+
+    /// Records that every token object with `key` has been loaded, as of a lookup made
+    /// while the cache was in `epoch`; nothing if the cache has been reset since.
+    pub fn mark_resolved(&mut self, key: &[u8], epoch: u64) {
+        if epoch == self.epoch && !self.complete {
+            self.resolved.insert(key.to_vec());
+        }
+    }
+
     /// Whether the cache holds the token object `uid`.
     pub fn has_token_object(&self, uid: &ObjectUid) -> bool {
         self.token_handles.contains_key(uid)
@@ -161,6 +177,7 @@ impl ObjectTable {
                 self.remove_token_object(&uid);
             }
             self.complete = false;
+            self.resolved.clear();
         }
         if snap.whole {
             let live: std::collections::HashSet<&ObjectUid> =
@@ -175,6 +192,7 @@ impl ObjectTable {
                 self.remove_token_object(&uid);
             }
             self.complete = true;
+            self.resolved.clear();
         }
         for uid in &snap.removed {
             self.remove_token_object(uid);
@@ -372,6 +390,40 @@ mod tests {
 
     fn by_label(t: &ObjectTable, label: &[u8]) -> Option<Vec<ObjectHandle>> {
         t.candidates(&[(CKA_LABEL as AttrType, Value::Bytes(label.to_vec()))])
+    }
+
+    fn snapshot(seq: u64, epoch: u64, reset: bool, whole: bool) -> Snapshot {
+        Snapshot {
+            seq,
+            epoch,
+            reset,
+            whole,
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_resolved_lookup_key_holds_until_the_cache_is_reset() {
+        let handles = HandleSource::default();
+        let mut t = ObjectTable::default();
+        t.apply(&snapshot(1, 1, true, false), &handles).unwrap();
+        assert!(!t.is_resolved(b"k"));
+        t.mark_resolved(b"k", 1);
+        assert!(t.is_resolved(b"k"));
+        t.apply(&snapshot(2, 1, false, false), &handles).unwrap();
+        assert!(t.is_resolved(b"k"), "changes keep it");
+        t.apply(&snapshot(3, 2, true, false), &handles).unwrap();
+        assert!(!t.is_resolved(b"k"), "a reset forgets it");
+        t.mark_resolved(b"k", 1);
+        assert!(
+            !t.is_resolved(b"k"),
+            "a lookup from before the reset does not count"
+        );
+        t.apply(&snapshot(4, 2, false, true), &handles).unwrap();
+        assert!(
+            t.is_resolved(b"anything"),
+            "a complete cache resolves every key"
+        );
     }
 
     #[test]

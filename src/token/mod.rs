@@ -257,13 +257,20 @@ impl Token {
         ))
     }
 
-    /// Caches every token object whose store index holds `key`.
+    /// Caches every token object whose store index holds `key`. After the first time,
+    /// the snapshots keep those objects current, so the store is not asked again.
     fn load_matching(&self, key: &[u8]) -> Result<()> {
-        if self.objects.read().is_complete() {
-            return Ok(());
-        }
+        let epoch = {
+            let table = self.objects.read();
+            if table.is_resolved(key) {
+                return Ok(());
+            }
+            table.seq().1
+        };
         let uids = self.store.lookup(key)?;
-        self.load_uids(&uids)
+        self.load_uids(&uids)?;
+        self.objects.write().mark_resolved(key, epoch);
+        Ok(())
     }
 
     /// Caches the token objects `uids` that are not cached yet.
