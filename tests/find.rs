@@ -277,3 +277,88 @@ fn logout_destroys_private_session_objects() {
     );
     assert_eq!(find_by_label(&session, "public-session"), vec![public]);
 }
+
+/// In a fresh process objects are loaded from the store as searches name them, and after
+/// many searches that miss the cache the whole token is loaded at once (the token's
+/// threshold for 600 objects is 75 such searches): every search is answered the same
+/// on both sides of that switch, private objects stay hidden until login, and an object
+/// another process creates afterwards is found.
+#[test]
+fn searches_find_the_same_objects_before_and_after_the_token_loads_them_all() {
+    const COUNT: usize = 600;
+    let env = TestEnv::with_options(Options {
+        log_level: "info",
+        ..Options::default()
+    });
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        for i in 0..COUNT {
+            let label = format!("obj-{i}");
+            let mut template = data_template(&label, label.as_bytes(), true);
+            if i % 10 == 0 {
+                template.retain(|a| !matches!(a, Attribute::Private(_)));
+                template.push(Attribute::Private(true));
+            }
+            session.create_object(&template).unwrap();
+        }
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let public = ctx.open_ro_session(slot).unwrap();
+    for i in (0..COUNT).rev() {
+        let expected = usize::from(i % 10 != 0);
+        assert_eq!(
+            find_by_label(&public, &format!("obj-{i}")).len(),
+            expected,
+            "obj-{i} before login"
+        );
+    }
+    let session = user_session(&ctx, slot);
+    for i in 0..COUNT {
+        let found = find_by_label(&session, &format!("obj-{i}"));
+        assert_eq!(found.len(), 1, "obj-{i} after login");
+        assert_eq!(
+            attribute_bytes(&session, found[0], cryptoki::object::AttributeType::Value),
+            format!("obj-{i}").into_bytes()
+        );
+    }
+    let data = session
+        .find_objects(&[Attribute::Class(ObjectClass::DATA)])
+        .unwrap();
+    assert_eq!(data.len(), COUNT);
+    let switched = env
+        .log()
+        .lines()
+        .filter(|l| l.contains("searches missed the object cache"))
+        .count();
+    assert_eq!(
+        switched,
+        1,
+        "the token was loaded whole once: {}",
+        env.log()
+    );
+
+    // Another process creates an object the cache has never heard of.
+    let status = child_command("child_process_entry_point", "create-late")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(find_by_label(&session, "created-late").len(), 1);
+    assert_eq!(find_by_label(&session, "obj-7").len(), 1);
+}
+
+/// Not a test: the body of the child process started above.
+#[test]
+fn child_process_entry_point() {
+    let Some(role) = child_role() else { return };
+    assert_eq!(role, "create-late");
+    let ctx = load_module();
+    initialize(&ctx).unwrap();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    session
+        .create_object(&data_template("created-late", b"late", true))
+        .unwrap();
+}

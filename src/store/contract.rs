@@ -142,6 +142,10 @@ fn index_contract(first: &dyn Store, second: &dyn Store) {
             Change::PutObject(indexed(12, &[b"b"], None)),
         ])
         .unwrap();
+    assert!(
+        second.object_count_hint().unwrap() >= 4,
+        "a bound from above"
+    );
     assert_eq!(
         sorted(second.lookup(b"k").unwrap()),
         vec![[10; 16], [11; 16]]

@@ -130,6 +130,10 @@ impl Store for MemoryStore {
         })
     }
 
+    fn object_count_hint(&self) -> StoreResult<u64> {
+        Ok(self.shared.lock().objects.len() as u64)
+    }
+
     fn due(&self, now: i64) -> StoreResult<Due> {
         let shared = self.shared.lock();
         let mut due = Due::default();

@@ -175,6 +175,9 @@ pub trait Store: Send + Sync {
     fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded>;
     /// The records due at or before `now`, and the earliest due time after it.
     fn due(&self, now: i64) -> StoreResult<Due>;
+    /// About how many object records there are, without counting them: never fewer than
+    /// there are, possibly more (SQLite: the largest rowid).
+    fn object_count_hint(&self) -> StoreResult<u64>;
     /// Applies `changes` in one transaction.
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
     /// Adds one to a PIN's failure count atomically and returns the new count.

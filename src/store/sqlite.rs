@@ -369,6 +369,17 @@ impl Store for SqliteStore {
         Ok(loaded)
     }
 
+    fn object_count_hint(&self) -> StoreResult<u64> {
+        // Rowids only grow (a rewrite takes a new one), so the largest bounds the count
+        // from above, read from the end of the table's B-tree.
+        let conn = self.conn.lock();
+        let max: Option<i64> = conn
+            .db
+            .prepare_cached("SELECT max(rowid) FROM objects")?
+            .query_row([], |r| r.get(0))?;
+        Ok(max.unwrap_or(0).max(0) as u64)
+    }
+
     fn due(&self, now: i64) -> StoreResult<Due> {
         let mut conn = self.conn.lock();
         let tx = conn

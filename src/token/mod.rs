@@ -40,6 +40,15 @@ const META_LABEL: &str = "label";
 /// The `object::index::VERSION` every record's store index was made by.
 const META_OBJECT_INDEX: &str = "object_index";
 
+/// A process whose searches keep missing the cache loads the whole token once: after
+/// this many lookups answered by the store, or one per `FULL_LOAD_PER_LOOKUPS` objects if
+/// that is more. Like renting until the rent would pay for buying, this keeps the total
+/// within a small factor of the better of the two for any pattern of searches: a few
+/// keys used never cost a full load, and many distinct searches stop paying SQLite
+/// round trips once they have paid about an eighth of it.
+const MIN_COLD_LOOKUPS: u64 = 64;
+const FULL_LOAD_PER_LOOKUPS: u64 = 8;
+
 /// How many times an object load is retried when other threads keep moving the cache
 /// past the point the store was read at (each retry first catches up).
 const LOAD_ATTEMPTS: usize = 16;
@@ -83,6 +92,8 @@ pub struct Token {
     login: Mutex<login::Login>,
     view: RwLock<View>,
     objects: RwLock<ObjectTable>,
+    /// Searches this process answered through the store (`load_matching`).
+    cold_lookups: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Token {
@@ -193,6 +204,7 @@ impl Token {
             login: Mutex::new(login::Login::default()),
             view: RwLock::new(View::from_snapshot(snap)),
             objects: RwLock::new(objects),
+            cold_lookups: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -258,7 +270,8 @@ impl Token {
     }
 
     /// Caches every token object whose store index holds `key`. After the first time,
-    /// the snapshots keep those objects current, so the store is not asked again.
+    /// the snapshots keep those objects current, so the store is not asked again; after
+    /// many such first times, the whole token is loaded instead (`MIN_COLD_LOOKUPS`).
     fn load_matching(&self, key: &[u8]) -> Result<()> {
         let epoch = {
             let table = self.objects.read();
@@ -267,6 +280,20 @@ impl Token {
             }
             table.seq().1
         };
+        let cold = 1 + self
+            .cold_lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if cold >= MIN_COLD_LOOKUPS
+            && cold >= self.store.object_count_hint()? / FULL_LOAD_PER_LOOKUPS
+        {
+            if !self.objects.read().is_complete() {
+                log::info!(
+                    "token {}: {cold} searches missed the object cache; loading every object",
+                    self.serial
+                );
+            }
+            return self.load_all();
+        }
         let uids = self.store.lookup(key)?;
         self.load_uids(&uids)?;
         self.objects.write().mark_resolved(key, epoch);
