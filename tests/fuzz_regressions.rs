@@ -132,3 +132,19 @@ fn wrapped_blobs_of_every_unwrap_mechanism_are_refused_cleanly() {
     let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
     replay("unwrap", harness::unwrap, &refs);
 }
+
+#[test]
+fn mechanism_parameters_of_every_kind_are_refused_or_used_cleanly() {
+    // Every mechanism index, every parameter kind, every key; the rest of the input is
+    // one repeated byte, which also picks the operation and fills the parameter fields.
+    let mut inputs: Vec<Vec<u8>> = Vec::new();
+    for mech in 0..64u8 {
+        for param in 0..9u8 {
+            for fill in [0u8, 1, 2, 3, 4, 5, 6, 0x21] {
+                inputs.push([&[mech, param][..], &[fill; 48]].concat());
+            }
+        }
+    }
+    let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+    replay("mech_params", harness::mech_params, &refs);
+}

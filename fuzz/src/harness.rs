@@ -303,3 +303,169 @@ pub fn unwrap(data: &[u8]) {
     let mechanism = registry::find(kind).expect("registered");
     let _ = mechanism.unwrap(&param, key, rest, expected);
 }
+
+/// One key of each kind, shared (`Arc`) as operations take them.
+static OPERATION_KEYS: LazyLock<[std::sync::Arc<Key>; 4]> = LazyLock::new(|| {
+    let components = RsaComponents::generate(2048).expect("RSA key");
+    let (d, point) = sm2_generate().expect("SM2 key");
+    let (ec_d, _) = ec::EcPrivateKey::generate(ec::Curve::P256).expect("P-256 key");
+    let key = |class, key_type, material| {
+        std::sync::Arc::new(Key {
+            class,
+            key_type,
+            material,
+        })
+    };
+    [
+        key(
+            CKO_PRIVATE_KEY,
+            CKK_RSA,
+            Material::RsaPrivate(RsaPrivateKey::new(&components).expect("RSA")),
+        ),
+        key(
+            CKO_PRIVATE_KEY,
+            CKK_SM2,
+            Material::Sm2Private {
+                d: Zeroizing::new(d.to_vec()),
+                point: point.to_vec(),
+            },
+        ),
+        key(
+            CKO_PRIVATE_KEY,
+            CKK_EC,
+            Material::EcPrivate(ec::EcPrivateKey::new(ec::Curve::P256, &ec_d).expect("P-256")),
+        ),
+        key(
+            CKO_SECRET_KEY,
+            CKK_AES,
+            Material::Secret(Zeroizing::new(vec![0x42; 32])),
+        ),
+    ]
+});
+
+/// Reads fuzz input in pieces: fixed-size numbers and length-prefixed byte strings, with
+/// zeros (or empty strings) once the input runs out.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn byte(&mut self) -> u8 {
+        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
+        self.0 = rest;
+        b
+    }
+    fn ulong(&mut self) -> u64 {
+        // Mostly small values and the PKCS#11 constants near them; sometimes any value.
+        match self.byte() % 4 {
+            0 => u64::from(self.byte()),
+            1 => u64::from(u16::from_le_bytes([self.byte(), self.byte()])),
+            2 => 0x250 + u64::from(self.byte()), // the SHA-2 mechanism numbers' range
+            _ => u64::from_le_bytes(std::array::from_fn(|_| self.byte())),
+        }
+    }
+    fn bytes(&mut self) -> Vec<u8> {
+        let len = usize::from(self.byte());
+        let take = len.min(self.0.len());
+        let (b, rest) = self.0.split_at(take);
+        self.0 = rest;
+        b.to_vec()
+    }
+}
+
+/// Mechanism parameters after the C ABI has decoded them: every parameter structure the
+/// module takes (`Param`), filled from the input, handed to every registered mechanism's
+/// encrypt, decrypt, sign, verify, wrap, unwrap and derive with an RSA-2048, SM2, P-256 or
+/// AES-256 key, and the operation run on input bytes. A parameter of the wrong kind or
+/// value must be refused with an error; none may panic.
+pub fn mech_params(data: &[u8]) {
+    let mechanisms: Vec<CK_MECHANISM_TYPE> = registry::all().map(|m| m.kind()).collect();
+    let mut r = Reader(data);
+    let kind = mechanisms[usize::from(r.byte()) % mechanisms.len()];
+    let param = match r.byte() % 9 {
+        0 => Param::None,
+        1 => Param::Bytes(r.bytes()),
+        2 => Param::Gcm(kmshsm::mechanism::params::GcmParams {
+            iv: r.bytes(),
+            aad: r.bytes(),
+            tag_bits: r.ulong(),
+        }),
+        3 => Param::Ctr {
+            counter_bits: r.ulong(),
+            block: std::array::from_fn(|_| r.byte()),
+        },
+        4 => Param::Oaep(OaepParams {
+            hash: r.ulong() as CK_MECHANISM_TYPE,
+            mgf: r.ulong() as CK_RSA_PKCS_MGF_TYPE,
+            source: r.ulong() as CK_RSA_PKCS_OAEP_SOURCE_TYPE,
+            label: r.bytes(),
+        }),
+        5 => Param::Pss(kmshsm::mechanism::params::PssParams {
+            hash: r.ulong() as CK_MECHANISM_TYPE,
+            mgf: r.ulong() as CK_RSA_PKCS_MGF_TYPE,
+            salt_len: r.ulong(),
+        }),
+        6 => Param::Ecdh1(kmshsm::mechanism::params::Ecdh1Params {
+            kdf: r.ulong() as CK_EC_KDF_TYPE,
+            shared_data: r.bytes(),
+            public_data: r.bytes(),
+        }),
+        7 => Param::RsaAesKeyWrap {
+            aes_key_bits: r.ulong(),
+            oaep: OaepParams {
+                hash: r.ulong() as CK_MECHANISM_TYPE,
+                mgf: r.ulong() as CK_RSA_PKCS_MGF_TYPE,
+                source: r.ulong() as CK_RSA_PKCS_OAEP_SOURCE_TYPE,
+                label: r.bytes(),
+            },
+        },
+        _ => Param::Bytes(Vec::new()),
+    };
+    let key = &OPERATION_KEYS[usize::from(r.byte() % 4)];
+    run_operations(kind, &param, key, &mut r);
+}
+
+fn run_operations(
+    kind: CK_MECHANISM_TYPE,
+    param: &Param,
+    key: &std::sync::Arc<Key>,
+    r: &mut Reader<'_>,
+) {
+    let Some(mechanism) = registry::find(kind) else {
+        return;
+    };
+    let input = r.bytes();
+    match r.byte() % 7 {
+        0 => {
+            if let Ok(mut op) = mechanism.encrypt(param, key) {
+                let _ = op.one_shot(&input);
+            }
+        }
+        1 => {
+            if let Ok(mut op) = mechanism.decrypt(param, key) {
+                let _ = op.update(&input);
+                let _ = op.finish();
+            }
+        }
+        2 => {
+            if let Ok(mut op) = mechanism.sign(param, key) {
+                let _ = op.update(&input);
+                let _ = op.finish();
+            }
+        }
+        3 => {
+            if let Ok(mut op) = mechanism.verify(param, key) {
+                let _ = op.update(&input);
+                let _ = op.finish(&r.bytes());
+            }
+        }
+        4 => {
+            let _ = mechanism.wrap(param, key, &input);
+        }
+        5 => {
+            let _ = mechanism.unwrap(param, key, &input, None);
+        }
+        _ => {
+            let len = usize::from(r.byte());
+            let _ = mechanism.derive(param, key, (len != 0).then_some(len));
+        }
+    }
+}
