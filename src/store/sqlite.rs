@@ -5,9 +5,10 @@
 //! open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
 //! files the same mode). Other processes' commits are noticed through `PRAGMA
 //! data_version`, asked only when the WAL-index header in the `-shm` file has changed
-//! (one `pread`, where the pragma costs a read transaction and two lock calls). Records' lookup keys live in their own indexed table and their due
-//! times in an indexed column, so finding one record never reads the others. This module
-//! must not interpret record contents.
+//! (one `pread`, where the pragma costs a read transaction and two lock calls). Records'
+//! lookup keys live in their own indexed table and their due times in an indexed column,
+//! so finding one record never reads the others. This module must not interpret record
+//! contents.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
