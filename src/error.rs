@@ -166,6 +166,10 @@ pub enum Error {
     // --- below the PKCS#11 layer
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Other threads or processes kept committing while this call loaded token objects,
+    /// so that every attempt read a point already overtaken; retrying the call succeeds.
+    #[error("the object cache kept moving while being loaded")]
+    CacheContention,
     /// A broken invariant inside the module: always a bug, never caller-caused.
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -80,6 +80,7 @@ pub fn of(e: &Error) -> CK_RV {
         }
         Error::Store(_) => CKR_DEVICE_ERROR,
         Error::Kms(k) => kms(k),
+        Error::CacheContention => CKR_FUNCTION_FAILED,
         Error::Internal(_) => CKR_GENERAL_ERROR,
     }
 }
@@ -202,6 +203,7 @@ mod tests {
                 StoreError::Io(std::io::Error::from_raw_os_error(28)).into(),
                 CKR_DEVICE_MEMORY,
             ),
+            (Error::CacheContention, CKR_FUNCTION_FAILED),
             (Error::Internal("x"), CKR_GENERAL_ERROR),
             (
                 KmsError::InvalidKeyMaterial.into(),

@@ -264,9 +264,7 @@ impl Token {
             }
             self.read_and_apply(Scope::All)?;
         }
-        Err(Error::Internal(
-            "the object cache kept moving while being loaded",
-        ))
+        Err(Error::CacheContention)
     }
 
     /// Caches every token object whose store index holds `key`. After the first time,
@@ -324,9 +322,7 @@ impl Token {
             // The cache had moved past the read: catch up, then read again.
             self.sync()?;
         }
-        Err(Error::Internal(
-            "the object cache kept moving while being loaded",
-        ))
+        Err(Error::CacheContention)
     }
 
     /// Commits `changes` and publishes the result.
