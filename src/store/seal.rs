@@ -11,6 +11,7 @@
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use zeroize::Zeroizing;
 
+use super::kdf_memory::KdfMemory;
 use crate::config::KdfConfig;
 use crate::error::{Error, Result, StoreError};
 
@@ -173,11 +174,12 @@ impl PinKdf {
             Some(KEY_LEN),
         )
         .map_err(|_| Error::from(StoreError::Malformed("PIN KDF parameters")))?;
+        let mut memory = KdfMemory::new(params.block_count());
         let argon =
             argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         argon
-            .hash_password_into(pin, &self.salt, &mut key[..])
+            .hash_password_into_with_memory(pin, &self.salt, &mut key[..], memory.blocks())
             .map_err(|_| Error::Internal("Argon2id derivation"))?;
         Ok(key)
     }
@@ -242,6 +244,29 @@ mod tests {
         blob[14] ^= 1;
         assert!(mk.open(b"a", &blob).is_err());
         assert!(mk.open(b"a", &blob[..10]).is_err());
+    }
+
+    #[test]
+    fn pin_derivation_matches_argon2id_computed_in_heap_memory() {
+        // The huge-page working memory must not change a single output bit, or tokens
+        // written before it would no longer open: compare with the crate's own
+        // allocation at the default cost, with two lanes, and at a size that is not a
+        // whole number of huge pages.
+        for (memory_kib, iterations, parallelism) in [(19456, 2, 1), (4104, 3, 2), (64, 1, 1)] {
+            let kdf = PinKdf {
+                memory_kib,
+                iterations,
+                parallelism,
+                salt: *b"per-pin salt 16B",
+            };
+            let params =
+                argon2::Params::new(memory_kib, iterations, parallelism, Some(KEY_LEN)).unwrap();
+            let mut expected = [0u8; KEY_LEN];
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                .hash_password_into(b"123456", &kdf.salt, &mut expected)
+                .unwrap();
+            assert_eq!(*kdf.derive(b"123456").unwrap(), expected, "m={memory_kib}");
+        }
     }
 
     #[test]
