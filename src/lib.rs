@@ -1,9 +1,10 @@
 //! kmshsm: a PKCS#11 module whose keys follow the cloud-KMS "bring your own key" model.
 //!
-//! Layers point inwards (see docs/architecture.md): `ffi` (the C ABI, the only place
-//! with `unsafe`) → `provider`, `token`, `session`, `object`, `mechanism` (PKCS#11
-//! semantics over safe types) → `kms` (the key model, no `CK_*` types) → `store`
-//! (transactional persistence and at-rest sealing).
+//! Layers point inwards (see docs/architecture.md): `ffi` (the C ABI) → `provider`,
+//! `token`, `session`, `object`, `mechanism` (PKCS#11 semantics over safe types) → `kms`
+//! (the key model, no `CK_*` types) → `store` (transactional persistence and at-rest
+//! sealing). Below them all, `os` holds the memory mappings. `unsafe` is allowed in
+//! `ffi`, `os` and `crypto::rsa::raw` only.
 
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
@@ -20,6 +21,8 @@ mod logging;
 pub mod mechanism;
 pub mod object;
 pub mod operation;
+#[allow(unsafe_code)] // memory mappings; see os/mod.rs
+pub mod os;
 pub mod provider;
 pub mod secret_use;
 pub mod session;

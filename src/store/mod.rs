@@ -9,8 +9,6 @@
 //! This layer knows bytes, record kinds and versions; it must not know about PKCS#11
 //! attributes or KMS types, and it never sees a PIN or an unsealed secret.
 
-#[allow(unsafe_code)] // a huge-page mapping for Argon2id; see kdf_memory.rs
-pub mod kdf_memory;
 pub mod memory;
 pub mod seal;
 pub mod sqlite;

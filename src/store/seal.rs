@@ -11,9 +11,9 @@
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use zeroize::Zeroizing;
 
-use super::kdf_memory::KdfMemory;
 use crate::config::KdfConfig;
 use crate::error::{Error, Result, StoreError};
+use crate::os::kdf_memory::KdfMemory;
 
 pub const KEY_LEN: usize = 32;
 const SALT_LEN: usize = 16;

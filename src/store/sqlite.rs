@@ -5,7 +5,8 @@
 //! open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
 //! files the same mode). Other processes' commits are noticed through `PRAGMA
 //! data_version`, asked only when the WAL-index header in the `-shm` file has changed
-//! (one `pread`, where the pragma costs a read transaction and two lock calls). Records'
+//! (read from a shared mapping of the file's first page, or with one `pread` where that
+//! cannot be mapped; the pragma costs a read transaction and two lock calls). Records'
 //! lookup keys live in their own indexed table and their due times in an indexed column,
 //! so finding one record never reads the others. This module must not interpret record
 //! contents.
@@ -23,6 +24,7 @@ use super::{
     Store, StoreResult,
 };
 use crate::error::StoreError;
+use crate::os::shared_page::SharedPage;
 
 const SCHEMA_VERSION: i64 = 2;
 
@@ -63,6 +65,8 @@ struct Conn {
     data_version: i64,
     /// The `-shm` file, when it could be opened (the pragma alone is used otherwise).
     shm: Option<File>,
+    /// Its first page mapped, when that worked (then no `pread` is needed).
+    shm_page: Option<SharedPage>,
     /// The WAL-index headers as read just before this handle last found no change.
     seen_headers: Option<[u8; WAL_INDEX_HEADERS]>,
     /// When `PRAGMA data_version` was last asked.
@@ -71,6 +75,9 @@ struct Conn {
 
 impl Conn {
     fn wal_index_headers(&self) -> Option<[u8; WAL_INDEX_HEADERS]> {
+        if let Some(page) = &self.shm_page {
+            return Some(page.read());
+        }
         let mut headers = [0u8; WAL_INDEX_HEADERS];
         let shm = self.shm.as_ref()?;
         shm.read_exact_at(&mut headers, 0).ok()?;
@@ -173,12 +180,14 @@ impl SqliteStore {
         let mut shm_path = path.as_os_str().to_owned();
         shm_path.push("-shm");
         let shm = File::open(PathBuf::from(shm_path)).ok();
+        let shm_page = shm.as_ref().and_then(SharedPage::map);
         Ok(SqliteStore {
             path: path.to_path_buf(),
             conn: Mutex::new(Conn {
                 db,
                 data_version,
                 shm,
+                shm_page,
                 seen_headers: None,
                 checked_at: Instant::now(),
             }),
@@ -548,10 +557,25 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_elsewhere_is_seen_at_once_through_the_wal_index_header() {
+    fn a_commit_elsewhere_is_seen_at_once_through_the_mapped_wal_index_header() {
         let (dir, first) = fresh();
-        let second = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        assert!(
+            first.conn.lock().shm_page.is_some(),
+            "the -shm page is mapped"
+        );
+        commits_elsewhere_are_seen_at_once(&dir, first);
+    }
+
+    #[test]
+    fn a_commit_elsewhere_is_seen_at_once_through_the_wal_index_header_read_from_the_file() {
+        let (dir, first) = fresh();
+        first.conn.lock().shm_page = None;
         assert!(first.conn.lock().shm.is_some(), "the -shm file is read");
+        commits_elsewhere_are_seen_at_once(&dir, first);
+    }
+
+    fn commits_elsewhere_are_seen_at_once(dir: &tempfile::TempDir, first: SqliteStore) {
+        let second = SqliteStore::open(&dir.path().join("t.db")).unwrap();
         first.read(0, 0, Scope::Changes).unwrap();
         for n in 0..20u8 {
             // Back to back, well inside FULL_CHECK_EVERY: only the header can tell.

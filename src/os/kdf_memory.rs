@@ -9,9 +9,8 @@
 //! keep them readable in the host process. Where the mapping cannot be made, a zeroed
 //! `Vec` is used and wiped on drop.
 //!
-//! One of the crate's three modules allowed `unsafe` (docs/architecture.md): `mmap`,
-//! `madvise` and `munmap` on a mapping this type alone owns, and the view of it as blocks.
-//! It must not hand out the memory beyond the borrow of `blocks`.
+//! Its `unsafe` is `mmap`, `madvise` and `munmap` of a mapping this type alone owns, and
+//! the view of it as blocks. It must not hand out the memory beyond the borrow of `blocks`.
 
 use argon2::Block;
 use zeroize::Zeroize;

@@ -1,0 +1,15 @@
+//! Memory mappings: the operating-system calls below the PKCS#11 layer that need
+//! `unsafe`, each behind a safe type that owns its mapping.
+//!
+//! - `kdf_memory`: the Argon2id working memory, a private anonymous mapping backed by
+//!   huge pages and unmapped (not freed to the heap) after the derivation.
+//! - `shared_page`: a read-only view of the first page of a file another process writes
+//!   (SQLite's `-shm`), read with volatile loads, so noticing a commit costs no system
+//!   call.
+//!
+//! With `ffi/raw.rs` and `crypto/rsa/raw.rs` this is one of the crate's three places
+//! allowed `unsafe` (docs/architecture.md). It must not know about PKCS#11, KMS keys or
+//! SQLite's formats: it maps, reads bytes and unmaps.
+
+pub mod kdf_memory;
+pub mod shared_page;
