@@ -136,6 +136,10 @@ fn private_objects_are_invisible_without_login() {
         .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
         .unwrap()
         .is_empty());
+    // A search by one indexed attribute is answered from the index alone; it must
+    // hide the same objects.
+    assert!(find_by_label(&session, "key-1").is_empty());
+    assert_eq!(find_by_label(&session, "data-1").len(), 1);
     let other = ctx.open_ro_session(slot).unwrap();
     assert_eq!(labels(&other), vec!["data-1", "data-2"]);
     session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();

@@ -10,6 +10,7 @@
 use cryptoki_sys::{CKA_ID, CKA_LABEL};
 
 use super::attr::{AttrType, Value};
+use super::lookup::LookupKey;
 use super::policy::{IMPORT_TOKEN, KEY_ID, KEY_STATE, MATERIAL_EXPIRY, TOKEN_EXPIRY};
 use super::Object;
 use crate::store::RecordIndex;
@@ -32,6 +33,22 @@ pub fn lookup_key(ty: AttrType, value: &[u8]) -> Vec<u8> {
     key.extend_from_slice(&ty.to_be_bytes());
     key.extend_from_slice(value);
     key
+}
+
+/// The same key as a `LookupKey`, for the in-memory index, built without a heap
+/// allocation when it is short (as labels and ids are).
+pub fn table_key(ty: AttrType, value: &[u8]) -> LookupKey {
+    const TYPE_LEN: usize = std::mem::size_of::<AttrType>();
+    let mut buf = [0u8; 64];
+    let len = TYPE_LEN + value.len();
+    match buf.get_mut(..len) {
+        Some(key) => {
+            key[..TYPE_LEN].copy_from_slice(&ty.to_be_bytes());
+            key[TYPE_LEN..].copy_from_slice(value);
+            LookupKey::new(key)
+        }
+        None => LookupKey::new(&lookup_key(ty, value)),
+    }
 }
 
 /// The first indexed attribute `template` names, as a lookup key. Any one will do: a

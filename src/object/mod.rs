@@ -8,6 +8,7 @@
 pub mod attr;
 pub mod index;
 pub mod key;
+pub mod lookup;
 pub mod policy;
 pub mod table;
 pub mod template;

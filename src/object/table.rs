@@ -7,7 +7,8 @@
 //! so a stale handle or one from another token is simply not found.
 //! This module must not do I/O or check logins; the token does both.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::hash_map::Entry as Slot;
+use std::collections::{HashMap, HashSet};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use crate::error::Result;
 use crate::store::{Loaded, ObjectRecord, ObjectUid, Snapshot};
 
 use super::attr::{AttrType, Value};
-use super::index::{deadline_of, INDEXED};
+use super::index::{deadline_of, table_key, INDEXED};
+use super::lookup::{LookupKey, Postings};
 use super::Object;
 
 pub type ObjectHandle = u64;
@@ -53,15 +55,16 @@ impl HandleSource {
 #[derive(Debug, Default)]
 pub struct ObjectTable {
     entries: HashMap<ObjectHandle, Entry>,
-    /// (attribute, value) → the handles of the objects with that value.
-    index: HashMap<(AttrType, Vec<u8>), BTreeSet<ObjectHandle>>,
+    /// Lookup key of (attribute, value) → the objects with that value, and whether
+    /// each is private.
+    index: HashMap<LookupKey, Postings>,
     token_handles: HashMap<ObjectUid, ObjectHandle>,
     /// Every live token object is here (after a `Scope::All` read), not only those
     /// loaded so far.
     complete: bool,
     /// Lookup keys whose token objects are all here: loaded once from the store, and
     /// kept current since by the snapshots (which bring every new or changed object).
-    resolved: HashSet<Vec<u8>>,
+    resolved: HashSet<LookupKey>,
     /// The store sequence and epoch the cached token objects are current to.
     seq: u64,
     epoch: u64,
@@ -79,12 +82,15 @@ impl ObjectTable {
         if let Some(at) = deadline_of(&entry.object) {
             self.note_deadline(at);
         }
+        let private = entry.object.is_private();
         for ty in INDEXED {
             if let Some(v) = entry.object.bytes(ty) {
-                self.index
-                    .entry((ty, v.to_vec()))
-                    .or_default()
-                    .insert(handle);
+                match self.index.entry(table_key(ty, v)) {
+                    Slot::Occupied(mut slot) => slot.get_mut().insert(handle, private),
+                    Slot::Vacant(slot) => {
+                        slot.insert(Postings::One(handle, private));
+                    }
+                }
             }
         }
         self.entries.insert(handle, entry);
@@ -94,12 +100,13 @@ impl ObjectTable {
         let entry = self.entries.remove(&handle)?;
         for ty in INDEXED {
             if let Some(v) = entry.object.bytes(ty) {
-                let key = (ty, v.to_vec());
-                if let Some(set) = self.index.get_mut(&key) {
-                    set.remove(&handle);
-                    if set.is_empty() {
-                        self.index.remove(&key);
-                    }
+                let key = table_key(ty, v);
+                let emptied = self
+                    .index
+                    .get_mut(key.as_slice())
+                    .is_some_and(|postings| postings.remove(handle));
+                if emptied {
+                    self.index.remove(key.as_slice());
                 }
             }
         }
@@ -127,12 +134,16 @@ impl ObjectTable {
             .filter(|(ty, _)| INDEXED.contains(ty))
             .filter_map(|(ty, v)| v.as_bytes().map(|b| (*ty, b)))
             .map(|(ty, b)| {
-                self.index
-                    .get(&(ty, b.to_vec()))
-                    .map(|set| set.iter().copied().collect::<Vec<_>>())
+                self.postings(ty, b)
+                    .map(|p| p.iter().map(|(h, _)| h).collect::<Vec<_>>())
                     .unwrap_or_default()
             })
             .min_by_key(Vec::len)
+    }
+
+    /// The objects whose attribute `ty` (an indexed one) has the value `value`.
+    pub fn postings(&self, ty: AttrType, value: &[u8]) -> Option<&Postings> {
+        self.index.get(table_key(ty, value).as_slice())
     }
 
     pub fn seq(&self) -> (u64, u64) {
@@ -153,7 +164,7 @@ impl ObjectTable {
     /// while the cache was in `epoch`; nothing if the cache has been reset since.
     pub fn mark_resolved(&mut self, key: &[u8], epoch: u64) {
         if epoch == self.epoch && !self.complete {
-            self.resolved.insert(key.to_vec());
+            self.resolved.insert(LookupKey::new(key));
         }
     }
 

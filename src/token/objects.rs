@@ -11,6 +11,7 @@ use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
 use crate::object::attr::{AttrType, RawAttribute};
+use crate::object::index::INDEXED;
 use crate::object::policy::{KEY_ID, KEY_STATE};
 use crate::object::table::{Entry, ObjectHandle, Owner, SessionHandle};
 use crate::object::template;
@@ -214,8 +215,23 @@ impl Token {
             None => self.load_all()?,
         }
         let who = self.logged_in();
-        let master = self.master();
         let objects = self.objects.read();
+        // One indexed attribute (a search by label or id): the index entry is the
+        // answer, with each object's CKA_PRIVATE beside its handle.
+        if let [(ty, want)] = wanted.as_slice() {
+            if let (true, Some(value)) = (INDEXED.contains(ty), want.as_bytes()) {
+                let mut found: Vec<ObjectHandle> = objects
+                    .postings(*ty, value)
+                    .into_iter()
+                    .flat_map(|p| p.iter())
+                    .filter(|(_, private)| !private || who == LoggedIn::User)
+                    .map(|(h, _)| h)
+                    .collect();
+                found.sort_unstable();
+                return Ok(found);
+            }
+        }
+        let master = self.master();
         let fits = |e: &Entry| {
             self.visible(e, who) && e.object.matches(&wanted, &self.serial, master.as_deref())
         };

@@ -1,0 +1,183 @@
+//! The in-memory attribute index's key and value, laid out so that answering "which
+//! objects have this label" reads one hash bucket and nothing else.
+//!
+//! With 100,000 objects the table no longer fits the CPU caches, and every pointer a
+//! search follows is a likely cache miss: a key's bytes on the heap, a set's node, the
+//! object itself. `LookupKey` keeps short keys (every label and id of typical length)
+//! inside the bucket, and `Postings` keeps a single handle — the usual case — inline,
+//! with the object's CKA_PRIVATE, which is all a search by one indexed attribute needs
+//! besides the handle. This module must not know what the keys mean (`index` builds
+//! them) or decide visibility (the token does).
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use super::table::ObjectHandle;
+
+/// Keys up to this many bytes are stored inline.
+const INLINE: usize = 30;
+
+/// A lookup key (`index::lookup_key`): the attribute type, then the value's bytes.
+/// Hashes and compares as its bytes, so a map keyed by it is searched with a `&[u8]`.
+#[derive(Clone)]
+pub enum LookupKey {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl LookupKey {
+    pub fn new(key: &[u8]) -> LookupKey {
+        if key.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..key.len()].copy_from_slice(key);
+            LookupKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            LookupKey::Heap(key.into())
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            LookupKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            LookupKey::Heap(b) => b,
+        }
+    }
+}
+
+impl Borrow<[u8]> for LookupKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for LookupKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for LookupKey {}
+
+impl Hash for LookupKey {
+    /// Exactly `[u8]`'s hash, as `Borrow<[u8]>` requires.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
+}
+
+/// Labels and ids are not secret, but the index has no business printing them.
+impl std::fmt::Debug for LookupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LookupKey({} bytes)", self.as_slice().len())
+    }
+}
+
+/// The objects with one lookup key: handle → whether the object is private.
+#[derive(Debug, Clone)]
+pub enum Postings {
+    One(ObjectHandle, bool),
+    Many(BTreeMap<ObjectHandle, bool>),
+}
+
+impl Postings {
+    pub fn insert(&mut self, handle: ObjectHandle, private: bool) {
+        match self {
+            Postings::One(h, p) if *h == handle => *p = private,
+            Postings::One(h, p) => {
+                *self = Postings::Many(BTreeMap::from([(*h, *p), (handle, private)]));
+            }
+            Postings::Many(map) => {
+                map.insert(handle, private);
+            }
+        }
+    }
+
+    /// Removes `handle`; `true` when no handle is left.
+    pub fn remove(&mut self, handle: ObjectHandle) -> bool {
+        match self {
+            Postings::One(h, _) => *h == handle,
+            Postings::Many(map) => {
+                map.remove(&handle);
+                match map.len() {
+                    0 => true,
+                    1 => {
+                        if let Some((h, p)) = map.pop_first() {
+                            *self = Postings::One(h, p);
+                        }
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Postings::One(..) => 1,
+            Postings::Many(map) => map.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (handle, private), in handle order.
+    pub fn iter(&self) -> impl Iterator<Item = (ObjectHandle, bool)> + '_ {
+        let (one, many) = match self {
+            Postings::One(h, p) => (Some((*h, *p)), None),
+            Postings::Many(map) => (None, Some(map.iter().map(|(h, p)| (*h, *p)))),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::hash_map::RandomState;
+    use std::collections::HashMap;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn a_key_hashes_and_compares_as_its_bytes_inline_or_not() {
+        let state = RandomState::new();
+        for len in [0, 1, INLINE, INLINE + 1, 200] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let key = LookupKey::new(&bytes);
+            assert_eq!(key.as_slice(), &bytes[..]);
+            assert_eq!(
+                state.hash_one(&key),
+                state.hash_one(&bytes[..]),
+                "len {len}"
+            );
+            assert_eq!(matches!(key, LookupKey::Inline { .. }), len <= INLINE);
+            let mut map = HashMap::new();
+            map.insert(key, len);
+            assert_eq!(map.get(&bytes[..]), Some(&len));
+        }
+        assert_ne!(LookupKey::new(b"ab"), LookupKey::new(b"ab\0"));
+    }
+
+    #[test]
+    fn postings_go_from_one_to_many_and_back_in_handle_order() {
+        let mut p = Postings::One(7, true);
+        p.insert(3, false);
+        p.insert(9, true);
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            [(3, false), (7, true), (9, true)]
+        );
+        assert!(!p.remove(7));
+        assert!(!p.remove(3));
+        assert!(matches!(p, Postings::One(9, true)));
+        p.insert(9, false);
+        assert_eq!(p.iter().collect::<Vec<_>>(), [(9, false)]);
+        assert!(p.remove(9), "the last handle leaves it empty");
+    }
+}
