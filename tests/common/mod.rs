@@ -68,7 +68,42 @@ pub fn module_path() -> PathBuf {
         "{} does not exist: build the library first (cargo build), or set {MODULE_ENV}",
         path.display()
     );
+    assert_module_is_current(&path);
     path
+}
+
+/// `cargo test` and `cargo nextest run` build the test binaries and the rlib, not the
+/// cdylib the tests load: without `cargo build --lib` first, they would test an old
+/// module and pass or fail for the wrong reason. Refuse a module older than the sources.
+fn assert_module_is_current(module: &Path) {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let built = modified(module).expect("module mtime");
+        let mut newest = None;
+        let mut pending = vec![root.join("src"), root.join("Cargo.toml"), root.join("build.rs")];
+        while let Some(p) = pending.pop() {
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                pending.extend(entries.flatten().map(|e| e.path()));
+            } else if let Some(t) = modified(&p) {
+                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                    newest = Some((t, p));
+                }
+            }
+        }
+        if let Some((t, source)) = newest {
+            assert!(
+                t <= built,
+                "{} is older than {}: run `cargo build --lib` before the tests (scripts/test.sh does)",
+                module.display(),
+                source.display()
+            );
+        }
+    });
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Whether the module under test is SoftHSMv2 (used to check the tests' own expectations).
