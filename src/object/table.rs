@@ -384,6 +384,10 @@ mod tests {
     use zeroize::Zeroizing;
 
     fn data(label: &[u8]) -> Object {
+        data_with_private(label, false)
+    }
+
+    fn data_with_private(label: &[u8], private: bool) -> Object {
         let raw = |ty: CK_ATTRIBUTE_TYPE, v: Vec<u8>| RawAttribute {
             ty: ty as AttrType,
             value: crate::object::attr::RawValue::Bytes(Zeroizing::new(v)),
@@ -392,6 +396,7 @@ mod tests {
             &[
                 raw(CKA_CLASS, (CKO_DATA as CK_ULONG).to_ne_bytes().to_vec()),
                 raw(CKA_LABEL, label.to_vec()),
+                raw(CKA_PRIVATE, vec![u8::from(private)]),
             ],
             Provenance::Supplied,
             vec![],
@@ -456,5 +461,23 @@ mod tests {
             .candidates(&[(CKA_CLASS as AttrType, Value::Ulong(0))])
             .is_none());
         let _ = b;
+    }
+
+    #[test]
+    fn postings_carry_each_objects_private_flag_through_replacements() {
+        let handles = HandleSource::default();
+        let mut t = ObjectTable::default();
+        let a = t.insert_session_object(data_with_private(b"x", true), 1, &handles);
+        let b = t.insert_session_object(data_with_private(b"x", false), 1, &handles);
+        let flags = |t: &ObjectTable| {
+            t.postings(CKA_LABEL as AttrType, b"x")
+                .map(|p| p.iter().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(flags(&t), [(a, true), (b, false)]);
+        t.replace_session_object(a, data_with_private(b"x", false));
+        assert_eq!(flags(&t), [(a, false), (b, false)]);
+        t.remove_session_object(b);
+        assert_eq!(flags(&t), [(a, false)]);
     }
 }

@@ -27,9 +27,14 @@ pub struct Caller {
     pub rw: bool,
 }
 
+/// Private objects are visible only while the user is logged in (§4.4, CKA_PRIVATE).
+fn may_see(private: bool, who: LoggedIn) -> bool {
+    !private || who == LoggedIn::User
+}
+
 impl Token {
     fn visible(&self, entry: &Entry, who: LoggedIn) -> bool {
-        !entry.object.is_private() || who == LoggedIn::User
+        may_see(entry.object.is_private(), who)
     }
 
     /// Looks up an object the caller may see.
@@ -220,15 +225,14 @@ impl Token {
         // answer, with each object's CKA_PRIVATE beside its handle.
         if let [(ty, want)] = wanted.as_slice() {
             if let (true, Some(value)) = (INDEXED.contains(ty), want.as_bytes()) {
-                let mut found: Vec<ObjectHandle> = objects
+                // Postings iterate in handle order.
+                return Ok(objects
                     .postings(*ty, value)
                     .into_iter()
                     .flat_map(|p| p.iter())
-                    .filter(|(_, private)| !private || who == LoggedIn::User)
+                    .filter(|(_, private)| may_see(*private, who))
                     .map(|(h, _)| h)
-                    .collect();
-                found.sort_unstable();
-                return Ok(found);
+                    .collect());
             }
         }
         let master = self.master();
