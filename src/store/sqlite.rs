@@ -117,14 +117,17 @@ fn configure(db: &Connection) -> StoreResult<()> {
 
 impl Drop for SqliteStore {
     /// Moves the WAL's pages into the database and truncates the WAL to nothing, so the
-    /// next process to open the token has no log to recover. Best effort: while another
-    /// process reads, the checkpoint stops short, which loses nothing (the WAL is as
-    /// durable as the database, and later commits checkpoint automatically).
+    /// next process to open the token has no log to recover. Best effort and without
+    /// waiting (C_Finalize must not block on another process): with no busy timeout, a
+    /// checkpoint that meets a reader or writer stops short, which loses nothing — the
+    /// WAL is as durable as the database, and later commits checkpoint automatically.
     fn drop(&mut self) {
         let conn = self.conn.get_mut();
-        let _ = conn
-            .db
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        if conn.db.busy_timeout(Duration::ZERO).is_ok() {
+            let _ = conn
+                .db
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
     }
 }
 
@@ -629,6 +632,29 @@ mod tests {
         let again = SqliteStore::open(&dir.path().join("t.db")).unwrap();
         let snap = again.read(0, 0, Scope::All).unwrap();
         assert_eq!(snap.meta.get("k"), Some(&vec![1; 5000]));
+    }
+
+    #[test]
+    fn closing_does_not_wait_for_another_connections_transaction() {
+        let (dir, store) = fresh();
+        store
+            .commit(vec![Change::PutMeta("k".into(), vec![1])])
+            .unwrap();
+        let other = Connection::open(dir.path().join("t.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = Instant::now();
+        drop(store);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        other.execute_batch("COMMIT").unwrap();
+        let again = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        assert_eq!(
+            again.read(0, 0, Scope::All).unwrap().meta.get("k"),
+            Some(&vec![1])
+        );
     }
 
     /// The -wal and -shm files now outlive connections, so a deleted token's may be left
