@@ -666,10 +666,10 @@ mod tests {
         let old = SqliteStore::create(&dir.path().join("old.db"), vec![]).unwrap();
         old.commit(vec![Change::PutMeta("stale".into(), vec![7])])
             .unwrap();
-        // Keep the old token's WAL (with its commit) and delete its database.
+        // A copy of the old token's WAL, taken while it still holds the commit.
         let wal = std::fs::read(dir.path().join("old.db-wal")).unwrap();
         assert!(!wal.is_empty());
-        std::mem::forget(old);
+        drop(old);
         std::fs::write(dir.path().join("t.db-wal"), &wal).unwrap();
         std::fs::write(dir.path().join("t.db-shm"), [0u8; 32768]).unwrap();
         let store = SqliteStore::create(&dir.path().join("t.db"), vec![]).unwrap();
