@@ -30,7 +30,8 @@ fi
 # dlopen resolves its __tsan_* hooks against them.
 export RUSTFLAGS="-Zsanitizer=thread -Clink-arg=-Wl,--export-dynamic"
 export CARGO_TARGET_DIR=target/tsan
-export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+# scripts/tsan.supp: SQLite's lock-free WAL-index header protocol, nothing of the module's.
+export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 suppressions=$(pwd)/scripts/tsan.supp ${TSAN_OPTIONS:-}"
 cargo="cargo +nightly"
 log=target/tsan/report.log
 mkdir -p target/tsan
