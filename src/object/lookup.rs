@@ -20,31 +20,39 @@ const INLINE: usize = 30;
 
 /// A lookup key (`index::lookup_key`): the attribute type, then the value's bytes.
 /// Hashes and compares as its bytes, so a map keyed by it is searched with a `&[u8]`.
+/// The representation is private: only `new` builds one, so an inline `len` is never
+/// more than `INLINE`.
 #[derive(Clone)]
-pub enum LookupKey {
+pub struct LookupKey(Repr);
+
+#[derive(Clone)]
+enum Repr {
     Inline { len: u8, bytes: [u8; INLINE] },
     Heap(Box<[u8]>),
 }
 
 impl LookupKey {
     pub fn new(key: &[u8]) -> LookupKey {
-        if key.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..key.len()].copy_from_slice(key);
-            LookupKey::Inline {
-                len: key.len() as u8,
-                bytes,
+        let mut bytes = [0u8; INLINE];
+        match (bytes.get_mut(..key.len()), u8::try_from(key.len())) {
+            (Some(head), Ok(len)) => {
+                head.copy_from_slice(key);
+                LookupKey(Repr::Inline { len, bytes })
             }
-        } else {
-            LookupKey::Heap(key.into())
+            _ => LookupKey(Repr::Heap(key.into())),
         }
     }
 
     pub fn as_slice(&self) -> &[u8] {
-        match self {
-            LookupKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            LookupKey::Heap(b) => b,
+        match &self.0 {
+            Repr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
+            Repr::Heap(b) => b,
         }
+    }
+
+    /// Whether the key is stored in the hash bucket itself.
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
     }
 }
 
@@ -156,7 +164,7 @@ mod tests {
                 state.hash_one(&bytes[..]),
                 "len {len}"
             );
-            assert_eq!(matches!(key, LookupKey::Inline { .. }), len <= INLINE);
+            assert_eq!(key.is_inline(), len <= INLINE);
             let mut map = HashMap::new();
             map.insert(key, len);
             assert_eq!(map.get(&bytes[..]), Some(&len));
