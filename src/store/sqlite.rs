@@ -196,8 +196,8 @@ impl SqliteStore {
 
     fn wrap(path: &Path, db: Connection) -> StoreResult<SqliteStore> {
         // The pragma's read transaction has made SQLite open (or create) the -shm file;
-        // it stays while this connection is open, since SQLite removes it only when the
-        // last connection closes.
+        // it stays while this connection is open (and, with `configure`'s settings,
+        // after it closes too: SQLite no longer deletes it).
         let data_version = data_version(&db)?;
         let mut shm_path = path.as_os_str().to_owned();
         shm_path.push("-shm");
