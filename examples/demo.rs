@@ -77,6 +77,47 @@ fn module_path() -> PathBuf {
         .expect("target directory")
 }
 
+/// Builds the cdylib next to this example when it is missing or older than the example.
+///
+/// `cargo run --example demo` builds the library only as the rlib the example links; the
+/// `libkmshsm.so` a PKCS#11 client loads is another artefact of the same crate, which
+/// cargo does not build for an example. So the demo asks cargo for it, with the same
+/// profile and target directory, exactly as a user would type `cargo build --lib`.
+fn ensure_module(module: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let exe = std::env::current_exe()?;
+    let fresh = match (modified(module), modified(&exe)) {
+        (Some(lib), Some(example)) => lib >= example,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    // `cargo run` names itself in CARGO; a demo started by hand falls back to the PATH.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut build = std::process::Command::new(cargo);
+    build
+        .arg("build")
+        .arg("--lib")
+        .arg("--manifest-path")
+        .arg(&manifest);
+    // target/<profile>/libkmshsm.so: the profile directory names the profile.
+    let profile_dir = module.parent().ok_or("module path has no directory")?;
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    if let Some(target_dir) = profile_dir.parent() {
+        build.arg("--target-dir").arg(target_dir);
+    }
+    println!("Building {} (cargo build --lib)", module.display());
+    let status = build.status()?;
+    if !status.success() || modified(module).is_none() {
+        return Err(format!("`cargo build --lib` did not produce {}", module.display()).into());
+    }
+    Ok(())
+}
+
 /// GetParametersForImport: a wrapping pair bound to `key_id`; returns (private handle,
 /// wrapping public key as SPKI DER, import token).
 fn parameters_for_import(
@@ -157,6 +198,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::env::set_var("KMSHSM_CONF", &conf);
 
     let module = module_path();
+    ensure_module(&module)?;
     println!("Loading {}", module.display());
     let pkcs11 = Pkcs11::new(&module)?;
     pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;

@@ -12,6 +12,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The README's first command, first: in CI's fresh clone nothing has built the module
+# yet, so this proves that `cargo run --example demo` works on a machine that never
+# built the project (the example builds the cdylib it loads; examples/demo.rs).
+cargo run --example demo
+
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 # The SoftHSMv2 drop-in tool and the differential suite against libsofthsm2.so
