@@ -58,6 +58,9 @@ pub struct Config {
     /// Consecutive wrong PINs before the PIN locks; 0 never locks.
     pub max_pin_failures: u32,
     pub kdf: KdfConfig,
+    /// Refuse keys created from now on that could both wrap and decrypt, or both unwrap
+    /// and encrypt (docs/security.md, "separation of duties"); off by default.
+    pub separation_of_duties: bool,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             log_file: None,
             max_pin_failures: 10,
             kdf: KdfConfig::default(),
+            separation_of_duties: false,
         }
     }
 }

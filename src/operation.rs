@@ -7,9 +7,12 @@
 //! `CKR_BUFFER_TOO_SMALL` ends the operation (§5.2). This module must not know about
 //! pointers; `ffi::raw` writes what it returns.
 
+use cryptoki_sys::CK_MECHANISM_TYPE;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::mechanism::Usage;
+use crate::object::table::ObjectHandle;
 
 /// What an output-producing call gives back to the C boundary.
 #[derive(Debug)]
@@ -79,12 +82,28 @@ pub trait Digester: Send {
     fn output_len(&self) -> usize;
 }
 
+/// The key an operation was started with and what it was allowed to do: each later
+/// step has the token judge it again (a key disabled, emptied, expired or logged out
+/// since `Init` stops the operation).
+#[derive(Debug, Clone, Copy)]
+pub struct Grant {
+    pub key: ObjectHandle,
+    /// The key was private at init: a logout since ends the operation.
+    pub private: bool,
+    pub usage: Usage,
+    pub mechanism: CK_MECHANISM_TYPE,
+    /// A `CKA_ALWAYS_AUTHENTICATE` key awaits its context-specific login (§5.6).
+    pub awaiting_login: bool,
+}
+
 /// An operation and the output of its last step, if the caller's buffer was too small.
 pub struct Active<T: ?Sized> {
     pending: Option<Zeroizing<Vec<u8>>>,
     /// True once a multi-part call was made: single-part calls are then refused.
     pub multi_part: bool,
     pub op: Box<T>,
+    /// The key the operation runs with, if any (digests have none).
+    pub grant: Option<Grant>,
 }
 
 impl<T: ?Sized> std::fmt::Debug for Active<T> {
@@ -101,17 +120,58 @@ impl<T: ?Sized> Active<T> {
             pending: None,
             multi_part: false,
             op,
+            grant: None,
         }
     }
 }
 
 /// Starts an operation in `slot`, refusing while one of its kind is active.
 pub fn start<T: ?Sized>(slot: &mut Option<Active<T>>, op: Box<T>) -> Result<()> {
+    start_with(slot, op, None)
+}
+
+/// Starts an operation that runs with the key `grant` names.
+pub fn start_with<T: ?Sized>(
+    slot: &mut Option<Active<T>>,
+    op: Box<T>,
+    grant: Option<Grant>,
+) -> Result<()> {
     if slot.is_some() {
         return Err(Error::OperationActive);
     }
-    *slot = Some(Active::new(op));
+    let mut active = Active::new(op);
+    active.grant = grant;
+    *slot = Some(active);
     Ok(())
+}
+
+/// Judges the active operation in `slot` again before a step: `judge` gets its grant
+/// (operations without a key pass). A refusal ends the operation (§5.2: an error other
+/// than a short buffer ends it) and is returned.
+pub fn recheck<T: ?Sized>(
+    slot: &mut Option<Active<T>>,
+    judge: impl FnOnce(&Grant) -> Result<()>,
+) -> Result<()> {
+    let Some(grant) = slot.as_ref().and_then(|a| a.grant) else {
+        return Ok(());
+    };
+    if let Err(e) = judge(&grant) {
+        *slot = None;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Marks every grant in `slot` that awaits a context-specific login as satisfied;
+/// whether there was one.
+pub fn satisfy_login<T: ?Sized>(slot: &mut Option<Active<T>>) -> bool {
+    match slot.as_mut().and_then(|a| a.grant.as_mut()) {
+        Some(g) if g.awaiting_login => {
+            g.awaiting_login = false;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Runs one output-producing step of the operation in `slot` under §5.2.

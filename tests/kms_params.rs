@@ -354,12 +354,10 @@ fn the_wrapping_private_key_never_decrypts_or_reveals_itself() {
         "decrypting with the wrapping key gave {got:?}"
     );
     assert!(read_bytes(&session, params.private, CKA_PRIVATE_EXPONENT).is_none());
-    let got = rv(session.update_attributes(params.private, &[Attribute::Extractable(true)]));
-    assert!(
-        matches!(
-            got,
-            RvError::AttributeReadOnly | RvError::AttributeValueInvalid
-        ),
-        "making the wrapping key extractable gave {got:?}"
+    // The pair is unmodifiable: any change is refused as such (tests/attacks_policy.rs).
+    assert_rv!(
+        session.update_attributes(params.private, &[Attribute::Extractable(true)]),
+        RvError::ActionProhibited,
+        "making the wrapping key extractable"
     );
 }

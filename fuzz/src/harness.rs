@@ -14,7 +14,7 @@ use kmshsm::crypto::sm::sm2_generate;
 use kmshsm::crypto::{ec, pkcs8};
 use kmshsm::kms::import::ImportToken;
 use kmshsm::mechanism::params::OaepParams;
-use kmshsm::mechanism::{registry, Param};
+use kmshsm::mechanism::{registry, Param, WrappedLen};
 use kmshsm::object::attr;
 use kmshsm::object::attr::{RawAttribute, RawValue};
 use kmshsm::object::key::{Key, Material, CKK_SM2};
@@ -294,11 +294,13 @@ pub fn unwrap(data: &[u8]) {
         1 => &keys.sm2,
         _ => &keys.aes,
     };
-    let expected = match key_sel / 3 % 4 {
-        0 => None,
-        1 => Some(16),
-        2 => Some(32),
-        _ => Some(usize::from(*key_sel)),
+    let expected = match key_sel / 3 % 6 {
+        0 => WrappedLen::Any,
+        1 => WrappedLen::Exact(16),
+        2 => WrappedLen::Exact(32),
+        3 => WrappedLen::OneOf(&[16, 24, 32]),
+        4 => WrappedLen::Encoded,
+        _ => WrappedLen::Exact(usize::from(*key_sel)),
     };
     let mechanism = registry::find(kind).expect("registered");
     let _ = mechanism.unwrap(&param, key, rest, expected);
@@ -461,7 +463,7 @@ fn run_operations(
             let _ = mechanism.wrap(param, key, &input);
         }
         5 => {
-            let _ = mechanism.unwrap(param, key, &input, None);
+            let _ = mechanism.unwrap(param, key, &input, WrappedLen::Any);
         }
         _ => {
             let len = usize::from(r.byte());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::{buffered, info, no_param, Generated, KeyRequest, Mechanism, Param};
+use super::{buffered, info, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen};
 use crate::crypto::aes::{self, AesStream, Cmac, Direction};
 use crate::error::{Error, Result};
 use crate::object::attr::Value;
@@ -183,7 +183,7 @@ impl Mechanism for Block {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         if !matches!(self.1, Mode::Ecb | Mode::CbcPad) {
             return Err(Error::MechanismInvalid);
@@ -339,7 +339,7 @@ impl Mechanism for KeyWrap {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         default_iv(param, &KW_DEFAULT_IV)?;
         aes::key_unwrap(aes_key(unwrapping)?, wrapped).map_err(unwrap_errors)
@@ -362,7 +362,7 @@ impl Mechanism for KeyWrapPad {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         default_iv(param, &KWP_DEFAULT_IV)?;
         aes::key_unwrap_pad(aes_key(unwrapping)?, wrapped).map_err(unwrap_errors)

@@ -12,7 +12,7 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::{info, no_param, Mechanism, Param};
+use super::{info, no_param, Mechanism, Param, WrappedLen};
 use crate::crypto::aes::{self, AesStream, Direction};
 use crate::crypto::hash::HashAlg;
 use crate::crypto::sm;
@@ -87,7 +87,7 @@ impl Mechanism for RsaAesEcb {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         no_param(param)?;
         let Material::RsaPrivate(rsa) = &unwrapping.material else {
@@ -133,7 +133,7 @@ impl Mechanism for Sm2Sm4Ecb {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         no_param(param)?;
         let Material::Sm2Private { d, .. } = &unwrapping.material else {

@@ -58,6 +58,21 @@ impl Usage {
     }
 }
 
+/// What an unwrap template says about the length of the material it receives: what a
+/// decryption with implicit rejection (RSA PKCS#1 v1.5) substitutes a bad block with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrappedLen {
+    /// Exactly this many bytes (`CKA_VALUE_LEN`, or a key type of one size).
+    Exact(usize),
+    /// One of these (a key type of several sizes, such as AES without `CKA_VALUE_LEN`).
+    OneOf(&'static [usize]),
+    /// Any length (a generic secret without `CKA_VALUE_LEN`).
+    Any,
+    /// Encoded, not raw: a private key as PKCS#8, whose parsing would tell a real block
+    /// from a substitute.
+    Encoded,
+}
+
 /// Key material a generation produced: attributes the module sets on the new object.
 pub type Generated = Vec<(AttrType, Value)>;
 
@@ -108,14 +123,14 @@ pub trait Mechanism: Send + Sync {
     fn wrap(&self, _param: &Param, _wrapping: &Key, _material: &[u8]) -> Result<Vec<u8>> {
         Err(Error::MechanismInvalid)
     }
-    /// `C_UnwrapKey`: recovers encoded key material. `expected_len` is the length the
-    /// unwrap template implies (a secret key of known size), for implicit rejection.
+    /// `C_UnwrapKey`: recovers encoded key material. `expected` is what the unwrap
+    /// template says of its length, for implicit rejection.
     fn unwrap(
         &self,
         _param: &Param,
         _unwrapping: &Key,
         _wrapped: &[u8],
-        _expected_len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         Err(Error::MechanismInvalid)
     }

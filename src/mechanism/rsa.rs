@@ -13,7 +13,9 @@ use zeroize::Zeroizing;
 
 use super::digest::hash_of;
 use super::params::{OaepParams, PssParams};
-use super::{buffered, info, no_param, Generated, GeneratedPair, KeyRequest, Mechanism, Param};
+use super::{
+    buffered, info, no_param, Generated, GeneratedPair, KeyRequest, Mechanism, Param, WrappedLen,
+};
 use crate::crypto::hash::{HashAlg, HashContext};
 use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
 use crate::error::{Error, Result};
@@ -228,18 +230,19 @@ impl Mechanism for Pkcs {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        expected_len: Option<usize>,
+        expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         no_param(param)?;
         let key = private(unwrapping)?;
-        match expected_len {
-            Some(len) => key.unwrap_pkcs1(wrapped, len),
-            // Without a known length there is nothing to substitute; the padding
-            // check still runs in constant time, and every failure reads the same.
-            None => key.decrypt_pkcs1(wrapped).map_err(|e| match e {
-                Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
-                _ => Error::WrappedKeyInvalid,
-            }),
+        // Implicit rejection throughout (docs/security.md, "PKCS#1 v1.5"): no return
+        // code, length or key type check after the decryption depends on the padding.
+        match expected {
+            WrappedLen::Exact(len) => key.unwrap_pkcs1(wrapped, len),
+            WrappedLen::OneOf(lengths) => key.unwrap_pkcs1_sized(wrapped, lengths),
+            WrappedLen::Any => key.unwrap_pkcs1_any(wrapped),
+            // Parsing PKCS#8 would tell a real block from a substitute: refused before
+            // any decryption.
+            WrappedLen::Encoded => Err(Error::MechanismInvalid),
         }
     }
 }
@@ -287,7 +290,7 @@ impl Mechanism for Oaep {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let (hash, label) = oaep_params(param)?;
         private(unwrapping)?

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::{buffered, info, no_param, Generated, GeneratedPair, KeyRequest, Mechanism, Param};
+use super::{
+    buffered, info, no_param, Generated, GeneratedPair, KeyRequest, Mechanism, Param, WrappedLen,
+};
 use crate::crypto::der;
 use crate::crypto::ec;
 use crate::crypto::sm::{self, Sm3};
@@ -229,7 +231,7 @@ impl Mechanism for Sm2Encrypt {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         no_param(param)?;
         sm::sm2_decrypt(sm2_private(unwrapping)?.0, wrapped).map_err(|e| match e {
@@ -395,7 +397,7 @@ impl Mechanism for Sm4 {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         if self.0 == CKM_SM4_GCM {
             return Err(Error::MechanismInvalid);

@@ -6,7 +6,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::rsa::check_oaep;
-use super::{info, Mechanism, Param};
+use super::{info, Mechanism, Param, WrappedLen};
 use crate::crypto::aes;
 use crate::error::{Error, Result};
 use crate::object::key::{Key, Material};
@@ -50,7 +50,7 @@ impl Mechanism for RsaAesKeyWrap {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _len: Option<usize>,
+        _expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let (aes_len, hash, label) = params(param)?;
         let Material::RsaPrivate(rsa) = &unwrapping.material else {

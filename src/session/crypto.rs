@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::{MechanismArg, Usage};
 use crate::object::key::{Key, Material};
 use crate::object::table::ObjectHandle;
-use crate::operation::{self, Active, Cipher, Digester, Output, Signer, Verifier};
+use crate::operation::{self, Active, Cipher, Digester, Grant, Output, Signer, Verifier};
 use crate::secret_use;
 use crate::token::keys::mechanism;
 
@@ -55,20 +55,58 @@ fn no_mixing<T: ?Sized>(slot: &Option<Active<T>>) -> Result<()> {
     }
 }
 
+/// Judges an active operation's key again before a step that uses it (`uses_key`) or
+/// only asks for a length. The token re-checks login, the key's policy and its KMS
+/// state now; a key awaiting its context-specific login may answer length queries only.
+fn recheck<T: ?Sized>(
+    token: &crate::token::Token,
+    slot: &mut Option<Active<T>>,
+    uses_key: bool,
+) -> Result<()> {
+    operation::recheck(slot, |g: &Grant| {
+        if g.awaiting_login && uses_key {
+            return Err(Error::UserNotLoggedIn);
+        }
+        token.recheck_use(g.key, g.private, g.usage, g.mechanism)
+    })
+}
+
 impl Session {
     fn key_checked(
         &self,
         mech: &MechanismArg,
         key: ObjectHandle,
         usage: Usage,
-    ) -> Result<std::sync::Arc<Key>> {
-        let key = self.token.key_for(key, usage, mech.kind)?;
+    ) -> Result<(std::sync::Arc<Key>, Grant)> {
+        let (key, grant) = self.token.key_for(key, usage, mech.kind)?;
         // Symmetric mechanisms build their key schedules at init; asymmetric ones only
         // keep a reference to the parsed key until the data arrives.
         if matches!(key.material, Material::Secret(_)) {
             secret_use::note();
         }
-        Ok(key)
+        Ok((key, grant))
+    }
+
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)`: the user's PIN again, for the operations of
+    /// this session whose `CKA_ALWAYS_AUTHENTICATE` key awaits it (§5.6).
+    pub fn context_login(&self, pin: &[u8]) -> Result<()> {
+        let mut ops = self.ops.lock();
+        let awaiting = |g: Option<&Grant>| g.is_some_and(|g| g.awaiting_login);
+        let any = awaiting(ops.encrypt.as_ref().and_then(|a| a.grant.as_ref()))
+            || awaiting(ops.decrypt.as_ref().and_then(|a| a.grant.as_ref()))
+            || awaiting(ops.sign.as_ref().and_then(|a| a.grant.as_ref()))
+            || awaiting(ops.verify.as_ref().and_then(|a| a.grant.as_ref()));
+        if !any {
+            return self
+                .token
+                .login(crate::token::UserKind::ContextSpecific, pin);
+        }
+        self.token.verify_context_pin(pin)?;
+        operation::satisfy_login(&mut ops.encrypt);
+        operation::satisfy_login(&mut ops.decrypt);
+        operation::satisfy_login(&mut ops.sign);
+        operation::satisfy_login(&mut ops.verify);
+        Ok(())
     }
 
     // ---- encryption and decryption
@@ -84,15 +122,17 @@ impl Session {
             return Err(Error::OperationActive);
         }
         let m = mechanism(mech.kind)?;
-        let op = match dir {
+        let (op, grant) = match dir {
             Direction::Encrypt => {
-                m.encrypt(&mech.param, &self.key_checked(mech, key, Usage::Encrypt)?)?
+                let (key, grant) = self.key_checked(mech, key, Usage::Encrypt)?;
+                (m.encrypt(&mech.param, &key)?, grant)
             }
             Direction::Decrypt => {
-                m.decrypt(&mech.param, &self.key_checked(mech, key, Usage::Decrypt)?)?
+                let (key, grant) = self.key_checked(mech, key, Usage::Decrypt)?;
+                (m.decrypt(&mech.param, &key)?, grant)
             }
         };
-        operation::start(ops.cipher(dir), op)
+        operation::start_with(ops.cipher(dir), op, Some(grant))
     }
 
     pub fn cipher_once(
@@ -104,6 +144,7 @@ impl Session {
         let mut ops = self.ops.lock();
         let slot = ops.cipher(dir);
         no_mixing(slot)?;
+        recheck(&self.token, slot, capacity.is_some())?;
         operation::produce(
             slot,
             capacity,
@@ -127,6 +168,7 @@ impl Session {
         if let Some(a) = slot.as_mut() {
             a.multi_part = true;
         }
+        recheck(&self.token, slot, capacity.is_some())?;
         operation::produce(
             slot,
             capacity,
@@ -141,8 +183,10 @@ impl Session {
 
     pub fn cipher_final(&self, dir: Direction, capacity: Option<usize>) -> Result<Output> {
         let mut ops = self.ops.lock();
+        let slot = ops.cipher(dir);
+        recheck(&self.token, slot, capacity.is_some())?;
         operation::produce(
-            ops.cipher(dir),
+            slot,
             capacity,
             true,
             |op| op.finish_bound(),
@@ -220,14 +264,15 @@ impl Session {
         if ops.sign.is_some() {
             return Err(Error::OperationActive);
         }
-        let op =
-            mechanism(mech.kind)?.sign(&mech.param, &self.key_checked(mech, key, Usage::Sign)?)?;
-        operation::start(&mut ops.sign, op)
+        let (key, grant) = self.key_checked(mech, key, Usage::Sign)?;
+        let op = mechanism(mech.kind)?.sign(&mech.param, &key)?;
+        operation::start_with(&mut ops.sign, op, Some(grant))
     }
 
     pub fn sign_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
         let mut ops = self.ops.lock();
         no_mixing(&ops.sign)?;
+        recheck(&self.token, &mut ops.sign, capacity.is_some())?;
         operation::produce(
             &mut ops.sign,
             capacity,
@@ -242,6 +287,7 @@ impl Session {
 
     pub fn sign_update(&self, data: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
+        recheck(&self.token, &mut ops.sign, true)?;
         operation::consume(&mut ops.sign, false, |a| {
             secret_use::note();
             a.multi_part = true;
@@ -251,6 +297,7 @@ impl Session {
 
     pub fn sign_final(&self, capacity: Option<usize>) -> Result<Output> {
         let mut ops = self.ops.lock();
+        recheck(&self.token, &mut ops.sign, capacity.is_some())?;
         operation::produce(
             &mut ops.sign,
             capacity,
@@ -268,10 +315,10 @@ impl Session {
         if ops.verify.is_some() {
             return Err(Error::OperationActive);
         }
-        let key = self.key_checked(mech, key, Usage::Verify)?;
+        let (key, grant) = self.key_checked(mech, key, Usage::Verify)?;
         let op = mechanism(mech.kind)?.verify(&mech.param, &key)?;
         ops.verify_with_secret = key.class != CKO_PUBLIC_KEY;
-        operation::start(&mut ops.verify, op)
+        operation::start_with(&mut ops.verify, op, Some(grant))
     }
 
     /// Notes secret use for a verification step that runs a secret key.
@@ -284,12 +331,14 @@ impl Session {
     pub fn verify_once(&self, data: &[u8], signature: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
         no_mixing(&ops.verify)?;
+        recheck(&self.token, &mut ops.verify, true)?;
         Session::verify_step(&ops);
         operation::consume(&mut ops.verify, true, |a| a.op.one_shot(data, signature))
     }
 
     pub fn verify_update(&self, data: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
+        recheck(&self.token, &mut ops.verify, true)?;
         Session::verify_step(&ops);
         operation::consume(&mut ops.verify, false, |a| {
             a.multi_part = true;
@@ -299,6 +348,7 @@ impl Session {
 
     pub fn verify_final(&self, signature: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
+        recheck(&self.token, &mut ops.verify, true)?;
         Session::verify_step(&ops);
         operation::consume(&mut ops.verify, true, |a| a.op.finish(signature))
     }

@@ -16,13 +16,14 @@ use crate::crypto::pkcs8::{self, KeyAlgorithm};
 use crate::crypto::rsa::RsaComponents;
 use crate::error::{Error, Result};
 use crate::kms::key::Origin;
-use crate::mechanism::{registry, KeyRequest, Mechanism, MechanismArg, Usage};
+use crate::mechanism::{registry, KeyRequest, Mechanism, MechanismArg, Usage, WrappedLen};
 use crate::object::attr::{AttrType, RawAttribute, Value};
 use crate::object::key::Key;
 use crate::object::policy::IMPORT_TARGET;
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
+use crate::operation::Grant;
 
 const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
     x as AttrType
@@ -59,43 +60,41 @@ fn without(template: &[RawAttribute], consumed: &[CK_ATTRIBUTE_TYPE]) -> Vec<Raw
 }
 
 impl Token {
-    /// The key behind `handle`, if it may be used for `usage` with `mechanism`.
+    /// The key behind `handle`, if it may be used for `usage` with `mechanism`, and the
+    /// grant an operation keeps to have each later step judged again.
     pub fn key_for(
         &self,
         handle: ObjectHandle,
         usage: Usage,
         mechanism: CK_MECHANISM_TYPE,
-    ) -> Result<Arc<Key>> {
+    ) -> Result<(Arc<Key>, Grant)> {
         let object = self
             .entry(handle)
             .map_err(|_| Error::KeyHandleInvalid)?
             .object;
-        self.usable_key(&object, usage, mechanism)
+        let key = self.usable_key(&object, usage, mechanism)?;
+        // §4.9 CKA_ALWAYS_AUTHENTICATE: the PIN again for each use, sign or decrypt.
+        let awaiting_login = object.bool_attr(CKA_ALWAYS_AUTHENTICATE) == Some(true)
+            && matches!(usage, Usage::Sign | Usage::Decrypt);
+        let grant = Grant {
+            key: handle,
+            private: object.is_private(),
+            usage,
+            mechanism,
+            awaiting_login,
+        };
+        Ok((key, grant))
     }
 
+    /// The parsed key of `object`, after `authorise_use` allowed `usage` with
+    /// `mechanism`.
     pub(super) fn usable_key(
         &self,
         object: &Object,
         usage: Usage,
         mechanism: CK_MECHANISM_TYPE,
     ) -> Result<Arc<Key>> {
-        if !matches!(
-            object.class,
-            CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY
-        ) {
-            return Err(Error::KeyTypeInconsistent);
-        }
-        if let Some(attr) = usage.attribute() {
-            if object.bool_attr(attr) != Some(true) {
-                return Err(Error::KeyFunctionNotPermitted);
-            }
-        }
-        if let Some(Value::Mechanisms(allowed)) = object.value(CKA_ALLOWED_MECHANISMS) {
-            if !allowed.is_empty() && !allowed.contains(&(mechanism as u64)) {
-                return Err(Error::MechanismInvalid);
-            }
-        }
-        self.check_kms_use(object, usage)?;
+        self.authorise_use(object, usage, mechanism)?;
         object.key(&self.serial, self.master().as_deref())
     }
 
@@ -223,25 +222,7 @@ impl Token {
                 e => e,
             })?;
         let target = self.entry(key).map_err(|_| Error::KeyHandleInvalid)?.object;
-        if !matches!(target.class, CKO_SECRET_KEY | CKO_PRIVATE_KEY) {
-            return Err(Error::KeyNotWrappable);
-        }
-        if target.bool_attr(CKA_EXTRACTABLE) != Some(true) {
-            return Err(Error::KeyUnextractable);
-        }
-        if target.bool_attr(CKA_WRAP_WITH_TRUSTED) == Some(true)
-            && wrapping_object.bool_attr(CKA_TRUSTED) != Some(true)
-        {
-            return Err(Error::KeyNotWrappable);
-        }
-        if let Some(Value::Template(required)) = wrapping_object.value(CKA_WRAP_TEMPLATE) {
-            if !required
-                .iter()
-                .all(|(ty, v)| target.value(*ty as CK_ATTRIBUTE_TYPE) == Some(v))
-            {
-                return Err(Error::KeyNotWrappable);
-            }
-        }
+        self.authorise_wrap_target(&target, &wrapping_object)?;
         let material = self.wrappable_material(&target)?;
         m.wrap(&mech.param, &wrapping_key, &material)
     }
@@ -272,21 +253,7 @@ impl Token {
                 Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
                 e => e,
             })?;
-        let mut template = template.to_vec();
-        if let Some(Value::Template(forced)) = unwrapping_object.value(CKA_UNWRAP_TEMPLATE) {
-            // §4.9: the unwrap template's attributes are added; a clash is inconsistent.
-            let given = template::parse(&template)?;
-            for (ty, v) in forced {
-                match given.get(ty) {
-                    Some(existing) if existing != v => return Err(Error::TemplateInconsistent),
-                    Some(_) => {}
-                    None => template.push(crate::object::attr::RawAttribute {
-                        ty: *ty,
-                        value: crate::object::attr::RawValue::Bytes(Zeroizing::new(v.to_native())),
-                    }),
-                }
-            }
-        }
+        let template = with_forced(template, unwrapping_object.value(CKA_UNWRAP_TEMPLATE))?;
         let given = template::parse(&template)?;
         let class = given
             .get(&t(CKA_CLASS))
@@ -297,15 +264,18 @@ impl Token {
             .get(&t(CKA_KEY_TYPE))
             .and_then(Value::as_ulong)
             .map(|k| k as CK_KEY_TYPE);
-        let expected_len = match (class, key_type) {
-            (CKO_SECRET_KEY, Some(crate::object::key::CKK_SM4)) => Some(16),
-            (CKO_SECRET_KEY, _) => given
-                .get(&t(CKA_VALUE_LEN))
-                .and_then(Value::as_ulong)
-                .map(|l| l as usize),
-            _ => None,
+        let value_len = given
+            .get(&t(CKA_VALUE_LEN))
+            .and_then(Value::as_ulong)
+            .map(|l| l as usize);
+        let expected = match (class, key_type, value_len) {
+            (CKO_SECRET_KEY, _, Some(len)) => WrappedLen::Exact(len),
+            (CKO_SECRET_KEY, Some(crate::object::key::CKK_SM4), None) => WrappedLen::Exact(16),
+            (CKO_SECRET_KEY, Some(CKK_AES), None) => WrappedLen::OneOf(&[16, 24, 32]),
+            (CKO_SECRET_KEY, _, None) => WrappedLen::Any,
+            _ => WrappedLen::Encoded,
         };
-        let material = m.unwrap(&mech.param, &key, wrapped, expected_len)?;
+        let material = m.unwrap(&mech.param, &key, wrapped, expected)?;
         let (key_type, values) = match class {
             CKO_SECRET_KEY => (
                 key_type.ok_or(Error::TemplateIncomplete)?,
@@ -339,6 +309,7 @@ impl Token {
             .map_err(|_| Error::KeyHandleInvalid)?
             .object;
         let key = self.usable_key(&base_object, Usage::Derive, mech.kind)?;
+        let template = &with_forced(template, base_object.value(CKA_DERIVE_TEMPLATE))?;
         let given = template::parse(template)?;
         let key_type = given
             .get(&t(CKA_KEY_TYPE))
@@ -379,6 +350,28 @@ impl Token {
         let mut secrets = object.open_secrets(&self.serial, self.master().as_deref())?;
         secrets.remove(&t(CKA_VALUE)).ok_or(Error::KeyIndigestible)
     }
+}
+
+/// The caller's template with a key's unwrap or derive template applied (§4.9: "as if
+/// the object has already been created"): the forced attributes are added, and a caller
+/// value that differs from one of them is inconsistent.
+fn with_forced(template: &[RawAttribute], forced: Option<&Value>) -> Result<Vec<RawAttribute>> {
+    let mut template = template.to_vec();
+    let Some(Value::Template(forced)) = forced else {
+        return Ok(template);
+    };
+    let given = template::parse(&template)?;
+    for (ty, v) in forced {
+        match given.get(ty) {
+            Some(existing) if existing != v => return Err(Error::TemplateInconsistent),
+            Some(_) => {}
+            None => template.push(crate::object::attr::RawAttribute {
+                ty: *ty,
+                value: crate::object::attr::RawValue::Bytes(Zeroizing::new(v.to_native())),
+            }),
+        }
+    }
+    Ok(template)
 }
 
 /// The attributes of a private key received as PKCS#8 (RSA or EC).

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::authority::confine_to_key_usage;
 use super::objects::Caller;
 use super::Token;
 use crate::crypto::der;
@@ -235,7 +236,7 @@ impl Token {
                 if let Some(fp) = bound {
                     values.push((MATERIAL_FINGERPRINT, Value::Bytes(fp.to_vec())));
                 }
-                Ok(o.with_plain(values))
+                Ok(confine_to_key_usage(o.with_plain(values)))
             })
             .collect()
     }
@@ -333,12 +334,35 @@ impl Token {
             };
             module.push((KEY_USAGE, ulong(implied.code())));
         }
-        template::build(template, Provenance::Pending, module)
+        Ok(confine_to_key_usage(template::build(
+            template,
+            Provenance::Pending,
+            module,
+        )?))
     }
 
-    /// The KMS checks of a cryptographic use: the key is Enabled, its material has not
-    /// expired, and its KMS usage allows `usage`.
+    /// The KMS checks of a cryptographic use: the key's state and expiry allow use now
+    /// (`check_kms_state`), and its KMS usage allows `usage`. A KMS-model key does what
+    /// its KeyUsage says and nothing else: no wrapping, unwrapping or derivation.
     pub(super) fn check_kms_use(&self, object: &Object, usage: Usage) -> Result<()> {
+        self.check_kms_state(object)?;
+        if let Some(kms_usage) = object.ulong(KEY_USAGE).and_then(KeyUsage::from_code) {
+            let allowed = match usage {
+                Usage::Sign | Usage::Verify => kms_usage == KeyUsage::SignVerify,
+                Usage::Encrypt | Usage::Decrypt => kms_usage == KeyUsage::EncryptDecrypt,
+                Usage::Wrap | Usage::Unwrap | Usage::Derive => false,
+                Usage::Digest => true,
+            };
+            if !allowed {
+                return Err(Error::KeyFunctionNotPermitted);
+            }
+        }
+        Ok(())
+    }
+
+    /// The key is Enabled (or not a KMS key) and its material has not expired: the
+    /// condition for any use of the key, and for handing its material out.
+    pub(super) fn check_kms_state(&self, object: &Object) -> Result<()> {
         if let Some(state) = state_of(object) {
             lifecycle::usable(state).map_err(kms)?;
         }
@@ -349,23 +373,11 @@ impl Token {
                 KeyState::PendingImport.name(),
             )));
         }
-        if let Some(kms_usage) = object.ulong(KEY_USAGE).and_then(KeyUsage::from_code) {
-            let allowed = match usage {
-                Usage::Sign | Usage::Verify => kms_usage == KeyUsage::SignVerify,
-                Usage::Encrypt | Usage::Decrypt | Usage::Wrap | Usage::Unwrap => {
-                    kms_usage == KeyUsage::EncryptDecrypt
-                }
-                Usage::Derive | Usage::Digest => true,
-            };
-            if !allowed {
-                return Err(Error::KeyFunctionNotPermitted);
-            }
-        }
         Ok(())
     }
 
     /// The objects of one KMS key (a secret key, or a private and public key).
-    fn key_objects(&self, id: &[u8]) -> Result<Vec<KeyObject>> {
+    pub(super) fn key_objects(&self, id: &[u8]) -> Result<Vec<KeyObject>> {
         self.load_matching(&crate::object::index::lookup_key(KEY_ID, id))?;
         let objects = self.objects.read();
         let wanted = [(KEY_ID, Value::Bytes(id.to_vec()))];

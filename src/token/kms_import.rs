@@ -13,7 +13,7 @@ use cryptoki_sys::*;
 
 use super::*;
 use crate::crypto::pkcs8::encode_spki;
-use crate::mechanism::{GeneratedPair, KeyRequest};
+use crate::mechanism::{GeneratedPair, KeyRequest, WrappedLen};
 use crate::object::key::Material;
 use crate::token::keys::mechanism as find_mechanism;
 
@@ -137,12 +137,17 @@ impl Token {
         let mut private_values = private;
         private_values.extend(shared.iter().cloned());
         private_values.extend([
+            // The pair does one thing: the import unwrap into its target. Nothing may
+            // add a use, copy it, or take its key out (docs/security.md).
             b(CKA_PRIVATE, true),
             b(CKA_SENSITIVE, true),
             b(CKA_EXTRACTABLE, false),
+            b(CKA_MODIFIABLE, false),
+            b(CKA_COPYABLE, false),
             b(CKA_UNWRAP, true),
             b(CKA_DECRYPT, false),
             b(CKA_SIGN, false),
+            b(CKA_SIGN_RECOVER, false),
             b(CKA_DERIVE, false),
             (
                 t(CKA_ALLOWED_MECHANISMS),
@@ -151,7 +156,12 @@ impl Token {
         ]);
         let mut public_values = public;
         public_values.extend(shared);
-        public_values.extend([b(CKA_PRIVATE, false), b(CKA_VERIFY, false)]);
+        public_values.extend([
+            b(CKA_PRIVATE, false),
+            b(CKA_VERIFY, false),
+            b(CKA_MODIFIABLE, false),
+            b(CKA_COPYABLE, false),
+        ]);
         let provenance = Provenance::Generated(mech.kind);
         let public_template: Vec<RawAttribute> = public_template
             .iter()
@@ -270,7 +280,8 @@ impl Token {
         let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
         let next = lifecycle::transition(origin, state, Event::ImportMaterial).map_err(kms)?;
 
-        let key = self.usable_key(wrapping, Usage::Unwrap, mech.kind)?;
+        self.authorise_import_use(wrapping, mech.kind)?;
+        let key = wrapping.key(&self.serial, self.master().as_deref())?;
         let as_material = |e| match e {
             Error::WrappedKeyInvalid | Error::WrappedKeyLenRange | Error::EncryptedDataInvalid => {
                 kms(KmsError::InvalidKeyMaterial)
@@ -285,7 +296,13 @@ impl Token {
             _ => {
                 let m = find_mechanism(mech.kind)?;
                 let material = m
-                    .unwrap(&mech.param, &key, wrapped, spec.symmetric_len())
+                    .unwrap(
+                        &mech.param,
+                        &key,
+                        wrapped,
+                        spec.symmetric_len()
+                            .map_or(WrappedLen::Encoded, WrappedLen::Exact),
+                    )
                     .map_err(as_material)?;
                 (material, subtle::Choice::from(1))
             }

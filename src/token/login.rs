@@ -91,8 +91,8 @@ impl Token {
             UserKind::So => PinRole::So,
             UserKind::User => PinRole::User,
             UserKind::ContextSpecific => {
-                // No mechanism asks for re-authentication yet (CKA_ALWAYS_AUTHENTICATE
-                // keys cannot be used), so there is never an operation awaiting it.
+                // The session routes these to `verify_context_pin` when one of its
+                // operations awaits it; reaching here means none does.
                 return Err(match self.logged_in() {
                     LoggedIn::User => Error::OperationNotInitialized,
                     _ => Error::UserNotLoggedIn,
@@ -112,6 +112,16 @@ impl Token {
         };
         login.master = Some(Arc::new(master));
         Ok(())
+    }
+
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)` for an operation awaiting it: the logged-in
+    /// user's PIN again, counted and locked like any other attempt.
+    pub fn verify_context_pin(&self, pin: &[u8]) -> Result<()> {
+        if self.logged_in() != LoggedIn::User {
+            return Err(Error::UserNotLoggedIn);
+        }
+        self.refresh()?;
+        self.verify_pin(PinRole::User, pin).map(|_| ())
     }
 
     fn check_can_login(&self, role: PinRole) -> Result<()> {

@@ -7,6 +7,7 @@
 //! re-reading the store (persist, then publish). This module must not see raw pointers
 //! or `CK_RV`s.
 
+mod authority;
 pub mod keys;
 mod kms;
 mod login;

@@ -82,6 +82,7 @@ impl Token {
     ) -> Result<Vec<ObjectHandle>> {
         for object in &objects {
             self.check_writable(caller, object)?;
+            self.authorise_new(object)?;
         }
         let master = self.master();
         let mut changes = Vec::new();
@@ -120,6 +121,7 @@ impl Token {
         template: &[RawAttribute],
     ) -> Result<ObjectHandle> {
         let entry = self.entry(handle)?;
+        self.authorise_copy(caller, &entry, &template::parse(template)?)?;
         let all = entry
             .object
             .all_values(&self.serial, self.master().as_deref())?;
@@ -138,12 +140,7 @@ impl Token {
 
     pub fn destroy_object(&self, caller: Caller, handle: ObjectHandle) -> Result<()> {
         let entry = self.entry(handle)?;
-        if entry.object.is_token() && !caller.rw {
-            return Err(Error::SessionReadOnly);
-        }
-        if entry.object.bool_attr(CKA_DESTROYABLE) == Some(false) {
-            return Err(Error::ActionProhibited);
-        }
+        self.authorise_destroy(caller, &entry)?;
         match entry.owner {
             Owner::Token => self.commit(vec![Change::RemoveObject(entry.object.uid)]),
             Owner::Session(_) => {
@@ -160,22 +157,22 @@ impl Token {
         template: &[RawAttribute],
     ) -> Result<()> {
         let entry = self.entry(handle)?;
-        if entry.object.is_token() && !caller.rw {
-            return Err(Error::SessionReadOnly);
-        }
         let parsed = template::parse(template)?;
         if let Some(state) = parsed.get(&KEY_STATE) {
             // The KMS lifecycle moves the key state, alone (docs/key-model.md).
             if parsed.len() != 1 {
                 return Err(Error::TemplateInconsistent);
             }
+            self.authorise_state_change(caller, &entry)?;
             let wanted = state.as_ulong().ok_or(Error::AttributeValueInvalid)?;
             return self.change_state(caller, &entry.object, wanted);
         }
+        self.authorise_change(caller, &entry, &parsed)?;
         let master = self.master();
         let all = entry.object.all_values(&self.serial, master.as_deref())?;
         let changed = template::apply(&entry.object, all, template)?;
         self.check_writable(caller, &changed)?;
+        self.authorise_changed(&entry.object, &changed)?;
         match entry.owner {
             Owner::Token => {
                 let record = changed.to_record(&self.serial, master.as_deref())?;

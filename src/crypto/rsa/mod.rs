@@ -5,6 +5,7 @@
 //! paddings are ours (`padding`), so every hash and label PKCS#11 allows works.
 //! This module must not know about PKCS#11.
 
+mod implicit;
 mod padding;
 #[allow(unsafe_code)] // the raw RSA primitive; see raw.rs
 mod raw;
@@ -127,12 +128,21 @@ impl RsaComponents {
     }
 }
 
+/// The key of implicit rejection: SHA-256 of the private exponent as a `k`-byte
+/// big-endian string (draft-irtf-cfrg-rsa-guidance §7.2, I2OSP(d, k)).
+fn rejection_key(d: &[u8], k: usize) -> Zeroizing<Vec<u8>> {
+    let d = strip(d);
+    let mut padded = Zeroizing::new(vec![0u8; k.saturating_sub(d.len())]);
+    padded.extend_from_slice(d);
+    Zeroizing::new(HashAlg::Sha256.digest(&padded))
+}
+
 /// An RSA private key ready for use.
 #[derive(Debug)]
 pub struct RsaPrivateKey {
     raw: RawRsa,
     bits: usize,
-    /// The key-derivation key of implicit rejection: SHA-256 of the private exponent.
+    /// The key of implicit rejection: SHA-256 of I2OSP(d, k) (`rejection_key`).
     kdk: Zeroizing<Vec<u8>>,
 }
 
@@ -147,9 +157,9 @@ impl RsaPrivateKey {
     pub fn new(c: &RsaComponents) -> Result<RsaPrivateKey> {
         let raw = RawRsa::private_from_pkcs1(&c.to_pkcs1_der())?;
         Ok(RsaPrivateKey {
+            kdk: rejection_key(&c.d, raw.size()),
             raw,
             bits: bit_len(&c.n),
-            kdk: Zeroizing::new(HashAlg::Sha256.digest(strip(&c.d))),
         })
     }
 
@@ -189,8 +199,37 @@ impl RsaPrivateKey {
         self.raw.private_op(ciphertext, Error::EncryptedDataInvalid)
     }
 
+    /// RSAES-PKCS1-v1_5 decryption with implicit rejection (`implicit`): a bad padding
+    /// gives a synthetic message, never an error, so no padding oracle exists. Only a
+    /// ciphertext of the wrong length or not below the modulus (public facts) is refused.
     pub fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        padding::eme_pkcs1_v15_decode(&self.decrypt_raw(ciphertext)?)
+        let em = self.decrypt_raw(ciphertext)?;
+        Ok(implicit::decode(&em, &self.kdk, ciphertext))
+    }
+
+    /// PKCS#1 v1.5 decryption of a wrapped key whose length is one of `lengths`, with
+    /// implicit rejection (`implicit::decode_sized`): bad padding, or a message of
+    /// another length, gives a useless key of an allowed size, never a distinct error.
+    pub fn unwrap_pkcs1_sized(
+        &self,
+        ciphertext: &[u8],
+        lengths: &[usize],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        if ciphertext.len() != self.size() {
+            return Err(Error::WrappedKeyLenRange);
+        }
+        let em = self.raw.private_op(ciphertext, Error::WrappedKeyInvalid)?;
+        Ok(implicit::decode_sized(&em, &self.kdk, ciphertext, lengths))
+    }
+
+    /// PKCS#1 v1.5 decryption of a wrapped key of any length with implicit rejection
+    /// (`implicit::decode`): a bad padding gives a synthetic key of a pseudo-random length.
+    pub fn unwrap_pkcs1_any(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if ciphertext.len() != self.size() {
+            return Err(Error::WrappedKeyLenRange);
+        }
+        let em = self.raw.private_op(ciphertext, Error::WrappedKeyInvalid)?;
+        Ok(implicit::decode(&em, &self.kdk, ciphertext))
     }
 
     /// PKCS#1 v1.5 decryption of a wrapped key of `expected_len` bytes with implicit

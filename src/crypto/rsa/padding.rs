@@ -1,5 +1,5 @@
 //! RSA paddings of RFC 8017 over any hash: EMSA-PKCS1-v1_5 (§9.2), EME-PKCS1-v1_5
-//! (§7.2, with implicit rejection for unwrapping), EMSA-PSS (§9.1) and EME-OAEP (§7.1).
+//! (§7.2, with implicit rejection: `implicit` for decryption, here for unwrapping), EMSA-PSS (§9.1) and EME-OAEP (§7.1).
 //!
 //! Decoders of secret data (EME-PKCS1-v1_5, EME-OAEP) run in time independent of where
 //! or whether the padding is wrong: they scan the whole block with `subtle` masks and
@@ -47,7 +47,7 @@ pub fn eme_pkcs1_v15_encode(message: &[u8], k: usize) -> Result<Vec<u8>> {
 }
 
 /// Scans an EME-PKCS1-v1_5 block in constant time: (padding valid, message offset).
-fn scan_pkcs1_v15(em: &[u8]) -> (Choice, usize) {
+pub(super) fn scan_pkcs1_v15(em: &[u8]) -> (Choice, usize) {
     let mut valid = em.first().map_or(Choice::from(0), |b| b.ct_eq(&0))
         & em.get(1).map_or(Choice::from(0), |b| b.ct_eq(&2));
     let mut found = Choice::from(0);
@@ -64,8 +64,10 @@ fn scan_pkcs1_v15(em: &[u8]) -> (Choice, usize) {
     (valid, zero_index as usize + 1)
 }
 
-/// EME-PKCS1-v1_5 decoding for `C_Decrypt`: the message, or `EncryptedDataInvalid`.
-pub fn eme_pkcs1_v15_decode(em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+/// EME-PKCS1-v1_5 decoding that says whether the padding was valid: for tests only; the
+/// module decodes with implicit rejection (`implicit`, `eme_pkcs1_v15_decode_implicit`).
+#[cfg(test)]
+fn eme_pkcs1_v15_decode(em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let (valid, start) = scan_pkcs1_v15(em);
     if bool::from(valid) {
         Ok(Zeroizing::new(em[start..].to_vec()))

@@ -187,7 +187,7 @@ pub fn login(
     let kind = match user {
         CKU_SO => UserKind::So,
         CKU_USER => UserKind::User,
-        CKU_CONTEXT_SPECIFIC => UserKind::ContextSpecific,
+        CKU_CONTEXT_SPECIFIC => return s.context_login(pin(p, len)?),
         _ => return Err(Error::UserTypeInvalid),
     };
     s.token.login(kind, pin(p, len)?)

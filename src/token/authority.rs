@@ -1,0 +1,330 @@
+//! The token's one authorisation point: every use and every change of an object is
+//! judged here, at the moment it happens, against the caller (login, session kind), the
+//! object's own policy attributes, those of every object of the same KMS key (the
+//! private half of a pair judges a change to its public half), and the key's KMS state
+//! and material expiry now (docs/security.md).
+//!
+//! Callers ask before they act and act only on `Ok`; nothing here changes state except
+//! the expiry sweep `check_kms_use` may run. This module must not do cryptography, touch
+//! the store, or decide a KMS transition (`kms::lifecycle` does).
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+
+use super::objects::Caller;
+use super::{LoggedIn, Token};
+use crate::error::{Error, Result};
+use crate::kms::key::KeyUsage;
+use crate::mechanism::Usage;
+use crate::object::attr::{AttrType, Value};
+use crate::object::policy::{self, IMPORT_TARGET, KEY_ID, KEY_USAGE};
+use crate::object::table::{Entry, ObjectHandle, Owner};
+use crate::object::Object;
+
+const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
+    x as AttrType
+}
+
+/// The usage flags of PKCS#11 keys, each naming one kind of use.
+const USAGE_FLAGS: [CK_ATTRIBUTE_TYPE; 9] = [
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_DERIVE,
+    CKA_SIGN_RECOVER,
+    CKA_VERIFY_RECOVER,
+];
+
+/// The usage flags a KMS KeyUsage implies for an object of `class`: exactly these are
+/// true, every other usage flag is false (docs/key-model.md, "KeyUsage is the usage").
+fn implied_flags(usage: KeyUsage, class: CK_OBJECT_CLASS) -> &'static [CK_ATTRIBUTE_TYPE] {
+    match (usage, class) {
+        (KeyUsage::EncryptDecrypt, CKO_SECRET_KEY) => &[CKA_ENCRYPT, CKA_DECRYPT],
+        (KeyUsage::EncryptDecrypt, CKO_PRIVATE_KEY) => &[CKA_DECRYPT],
+        (KeyUsage::EncryptDecrypt, CKO_PUBLIC_KEY) => &[CKA_ENCRYPT],
+        (KeyUsage::SignVerify, CKO_SECRET_KEY) => &[CKA_SIGN, CKA_VERIFY],
+        (KeyUsage::SignVerify, CKO_PRIVATE_KEY) => &[CKA_SIGN],
+        (KeyUsage::SignVerify, CKO_PUBLIC_KEY) => &[CKA_VERIFY],
+        _ => &[],
+    }
+}
+
+/// The KMS KeyUsage an object was created with, if it is a KMS-model key.
+fn key_usage_of(object: &Object) -> Option<KeyUsage> {
+    object.ulong(KEY_USAGE).and_then(KeyUsage::from_code)
+}
+
+/// The object with its usage flags set to exactly what its KeyUsage implies; objects
+/// without a KeyUsage come back unchanged (plain PKCS#11 keys keep their template's).
+pub(super) fn confine_to_key_usage(object: Object) -> Object {
+    let Some(usage) = key_usage_of(&object) else {
+        return object;
+    };
+    let implied = implied_flags(usage, object.class);
+    let flags = USAGE_FLAGS
+        .iter()
+        .filter(|ty| policy::carries(object.class, object.key_type, t(**ty)))
+        .map(|ty| (t(*ty), Value::Bool(implied.contains(ty))))
+        .collect();
+    object.with_plain(flags)
+}
+
+/// Whether `changes` would turn on a usage flag the object's KeyUsage does not imply.
+fn widens_key_usage(object: &Object, changes: &BTreeMap<AttrType, Value>) -> bool {
+    let Some(usage) = key_usage_of(object) else {
+        return false;
+    };
+    let implied = implied_flags(usage, object.class);
+    USAGE_FLAGS.iter().any(|ty| {
+        changes.get(&t(*ty)).and_then(Value::as_bool) == Some(true) && !implied.contains(ty)
+    })
+}
+
+/// The separation-of-duties rule: one key must not both wrap and decrypt, nor both
+/// unwrap and encrypt (the wrap-then-decrypt extraction of every extractable key).
+fn mixes_duties(object: &Object) -> bool {
+    let on = |ty| object.bool_attr(ty) == Some(true);
+    (on(CKA_WRAP) && on(CKA_DECRYPT)) || (on(CKA_UNWRAP) && on(CKA_ENCRYPT))
+}
+
+/// The attributes `C_CopyObject` may set on a copy of an unmodifiable object.
+fn storage_only(changes: &BTreeMap<AttrType, Value>) -> bool {
+    changes
+        .iter()
+        .all(|(ty, v)| match *ty as CK_ATTRIBUTE_TYPE {
+            CKA_TOKEN | CKA_PRIVATE => true,
+            CKA_MODIFIABLE => v.as_bool() == Some(false),
+            _ => false,
+        })
+}
+
+impl Token {
+    /// The caller must be the logged-in user when `object`, or any other object of its
+    /// KMS key, is private: a public half is guarded by its private half.
+    fn check_owner_login(&self, object: &Object) -> Result<()> {
+        if self.logged_in() == LoggedIn::User {
+            return Ok(());
+        }
+        if object.is_private() {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if let Some(id) = object.bytes(KEY_ID) {
+            let siblings = self.key_objects(id)?;
+            if siblings.iter().any(|(_, _, o)| o.is_private()) {
+                return Err(Error::UserNotLoggedIn);
+            }
+        }
+        Ok(())
+    }
+
+    /// A change to a token object needs a read/write session.
+    fn check_session_kind(caller: Caller, entry: &Entry) -> Result<()> {
+        if entry.owner == Owner::Token && !caller.rw {
+            return Err(Error::SessionReadOnly);
+        }
+        Ok(())
+    }
+
+    /// `C_SetAttributeValue` with `changes` (the KMS state excepted: see
+    /// `authorise_state_change`).
+    pub(super) fn authorise_change(
+        &self,
+        caller: Caller,
+        entry: &Entry,
+        changes: &BTreeMap<AttrType, Value>,
+    ) -> Result<()> {
+        Token::check_session_kind(caller, entry)?;
+        let object = &entry.object;
+        // The import wrapping pair does one thing, and no attribute change adds another.
+        if object.has(IMPORT_TARGET) || object.bool_attr(CKA_MODIFIABLE) == Some(false) {
+            return Err(Error::ActionProhibited);
+        }
+        self.check_owner_login(object)?;
+        if widens_key_usage(object, changes) {
+            return Err(Error::ActionProhibited);
+        }
+        Ok(())
+    }
+
+    /// The object a change produced, before it is stored: the separation-of-duties
+    /// policy, when configured, refuses a change that makes a key mix duties.
+    pub(super) fn authorise_changed(&self, before: &Object, after: &Object) -> Result<()> {
+        if self.shared.config.separation_of_duties && !mixes_duties(before) && mixes_duties(after) {
+            return Err(Error::ActionProhibited);
+        }
+        Ok(())
+    }
+
+    /// A new object (created, generated, copied, unwrapped, derived), before it is
+    /// stored: the separation-of-duties policy, when configured.
+    pub(super) fn authorise_new(&self, object: &Object) -> Result<()> {
+        if self.shared.config.separation_of_duties && mixes_duties(object) {
+            return Err(Error::TemplateInconsistent);
+        }
+        Ok(())
+    }
+
+    /// `C_CopyObject` with `changes`.
+    pub(super) fn authorise_copy(
+        &self,
+        caller: Caller,
+        entry: &Entry,
+        changes: &BTreeMap<AttrType, Value>,
+    ) -> Result<()> {
+        let object = &entry.object;
+        if object.has(IMPORT_TARGET) || object.bool_attr(CKA_COPYABLE) == Some(false) {
+            return Err(Error::ActionProhibited);
+        }
+        // §4.4: an unmodifiable object's copy may change where it is stored, and may
+        // stay unmodifiable, but nothing else.
+        if object.bool_attr(CKA_MODIFIABLE) == Some(false) && !storage_only(changes) {
+            return Err(Error::ActionProhibited);
+        }
+        if changes
+            .get(&t(CKA_TOKEN))
+            .and_then(Value::as_bool)
+            .unwrap_or(object.is_token())
+            && !caller.rw
+        {
+            return Err(Error::SessionReadOnly);
+        }
+        self.check_owner_login(object)?;
+        if widens_key_usage(object, changes) {
+            return Err(Error::ActionProhibited);
+        }
+        Ok(())
+    }
+
+    /// `C_DestroyObject`.
+    pub(super) fn authorise_destroy(&self, caller: Caller, entry: &Entry) -> Result<()> {
+        Token::check_session_kind(caller, entry)?;
+        if entry.object.bool_attr(CKA_DESTROYABLE) == Some(false) {
+            return Err(Error::ActionProhibited);
+        }
+        self.check_owner_login(&entry.object)
+    }
+
+    /// A KMS lifecycle change (Enable/DisableKey, DeleteKeyMaterial, Schedule/Cancel
+    /// deletion): an owner's act, so only the logged-in user may do it, in a read/write
+    /// session when the key is stored on the token.
+    pub(super) fn authorise_state_change(&self, caller: Caller, entry: &Entry) -> Result<()> {
+        if self.logged_in() != LoggedIn::User {
+            return Err(Error::UserNotLoggedIn);
+        }
+        Token::check_session_kind(caller, entry)?;
+        if entry.object.has(IMPORT_TARGET) {
+            return Err(Error::ActionProhibited);
+        }
+        Ok(())
+    }
+
+    /// A cryptographic use of `object` (an operation's init or any later step, a wrap,
+    /// an unwrap, a derivation): the object is a key the caller may use, its usage flag
+    /// and allowed mechanisms permit it, and its KMS state and expiry allow it now.
+    pub(super) fn authorise_use(
+        &self,
+        object: &Object,
+        usage: Usage,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<()> {
+        if !matches!(
+            object.class,
+            CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY
+        ) {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        // The import wrapping pair is used by the import unwrap into its bound target
+        // alone (`authorise_import_use`); no decryption, so no padding oracle on it.
+        if object.has(IMPORT_TARGET) {
+            return Err(Error::KeyFunctionNotPermitted);
+        }
+        if object.is_private() && self.logged_in() != LoggedIn::User {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if let Some(attr) = usage.attribute() {
+            if object.bool_attr(attr) != Some(true) {
+                return Err(Error::KeyFunctionNotPermitted);
+            }
+        }
+        check_allowed_mechanism(object, mechanism)?;
+        self.check_kms_use(object, usage)
+    }
+
+    /// The one use of an import wrapping private key: unwrapping material into the key
+    /// it is bound to (`token::kms::import`).
+    pub(super) fn authorise_import_use(
+        &self,
+        wrapping: &Object,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<()> {
+        if wrapping.class != CKO_PRIVATE_KEY || !wrapping.has(IMPORT_TARGET) {
+            return Err(Error::UnwrappingKeyTypeInconsistent);
+        }
+        if self.logged_in() != LoggedIn::User {
+            return Err(Error::UserNotLoggedIn);
+        }
+        if wrapping.bool_attr(CKA_UNWRAP) != Some(true) {
+            return Err(Error::KeyFunctionNotPermitted);
+        }
+        check_allowed_mechanism(wrapping, mechanism)
+    }
+
+    /// The key `C_WrapKey` would hand out: extractable, allowed by the wrapping key's
+    /// trust and template, and usable in its KMS state now (a disabled key, one pending
+    /// deletion, or one whose material expired is not exported).
+    pub(super) fn authorise_wrap_target(&self, target: &Object, wrapping: &Object) -> Result<()> {
+        if !matches!(target.class, CKO_SECRET_KEY | CKO_PRIVATE_KEY) || target.has(IMPORT_TARGET) {
+            return Err(Error::KeyNotWrappable);
+        }
+        if target.bool_attr(CKA_EXTRACTABLE) != Some(true) {
+            return Err(Error::KeyUnextractable);
+        }
+        if target.bool_attr(CKA_WRAP_WITH_TRUSTED) == Some(true)
+            && wrapping.bool_attr(CKA_TRUSTED) != Some(true)
+        {
+            return Err(Error::KeyNotWrappable);
+        }
+        if let Some(Value::Template(required)) = wrapping.value(CKA_WRAP_TEMPLATE) {
+            if !required
+                .iter()
+                .all(|(ty, v)| target.value(*ty as CK_ATTRIBUTE_TYPE) == Some(v))
+            {
+                return Err(Error::KeyNotWrappable);
+            }
+        }
+        self.check_kms_use(target, Usage::Digest)
+    }
+
+    /// An active operation's later step: the key it was started with is looked up again
+    /// and judged as at init. `private` is whether it was private then: such a key
+    /// whose user has logged out since answers `CKR_USER_NOT_LOGGED_IN`.
+    pub fn recheck_use(
+        &self,
+        handle: ObjectHandle,
+        private: bool,
+        usage: Usage,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<()> {
+        if private && self.logged_in() != LoggedIn::User {
+            return Err(Error::UserNotLoggedIn);
+        }
+        let object = self
+            .entry(handle)
+            .map_err(|_| Error::KeyHandleInvalid)?
+            .object;
+        self.authorise_use(&object, usage, mechanism)
+    }
+}
+
+fn check_allowed_mechanism(object: &Object, mechanism: CK_MECHANISM_TYPE) -> Result<()> {
+    if let Some(Value::Mechanisms(allowed)) = object.value(CKA_ALLOWED_MECHANISMS) {
+        if !allowed.is_empty() && !allowed.contains(&(mechanism as u64)) {
+            return Err(Error::MechanismInvalid);
+        }
+    }
+    Ok(())
+}
