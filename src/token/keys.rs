@@ -409,3 +409,45 @@ fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::attr::RawValue;
+
+    fn boolean(ty: CK_ATTRIBUTE_TYPE, v: bool) -> RawAttribute {
+        RawAttribute {
+            ty: t(ty),
+            value: RawValue::Bytes(Zeroizing::new(vec![u8::from(v)])),
+        }
+    }
+
+    fn derive_template() -> Value {
+        Value::Template(vec![
+            (t(CKA_SENSITIVE), Value::Bool(true)),
+            (t(CKA_EXTRACTABLE), Value::Bool(false)),
+        ])
+    }
+
+    #[test]
+    fn a_derive_template_adds_its_attributes_to_the_callers() {
+        let merged = with_forced(&[boolean(CKA_ENCRYPT, true)], Some(&derive_template())).unwrap();
+        let parsed = template::parse(&merged).unwrap();
+        assert_eq!(parsed.get(&t(CKA_ENCRYPT)), Some(&Value::Bool(true)));
+        assert_eq!(parsed.get(&t(CKA_SENSITIVE)), Some(&Value::Bool(true)));
+        assert_eq!(parsed.get(&t(CKA_EXTRACTABLE)), Some(&Value::Bool(false)));
+    }
+
+    #[test]
+    fn a_caller_value_against_the_derive_template_is_inconsistent() {
+        let clash = with_forced(&[boolean(CKA_EXTRACTABLE, true)], Some(&derive_template()));
+        assert!(matches!(clash, Err(Error::TemplateInconsistent)));
+        // The same value is no clash.
+        assert!(with_forced(&[boolean(CKA_SENSITIVE, true)], Some(&derive_template())).is_ok());
+        // No template: the caller's, unchanged.
+        assert_eq!(
+            with_forced(&[boolean(CKA_SIGN, true)], None).unwrap().len(),
+            1
+        );
+    }
+}
