@@ -79,7 +79,7 @@ fn the_import_wrapping_key_cannot_be_made_to_decrypt_or_be_copied() {
             Attribute::Modifiable(true),
         ] {
             assert_rv!(
-                session.update_attributes(w, &[change.clone()]),
+                session.update_attributes(w, std::slice::from_ref(&change)),
                 RvError::ActionProhibited,
                 "{change:?} on the wrapping key"
             );
@@ -150,12 +150,12 @@ fn a_kms_key_has_exactly_the_usage_its_key_usage_implies_and_no_change_widens_it
         Attribute::Derive(true),
     ] {
         assert_rv!(
-            session.update_attributes(aes, &[widen.clone()]),
+            session.update_attributes(aes, std::slice::from_ref(&widen)),
             RvError::ActionProhibited,
             "{widen:?}"
         );
         assert_rv!(
-            session.copy_object(aes, &[widen.clone()]),
+            session.copy_object(aes, std::slice::from_ref(&widen)),
             RvError::ActionProhibited,
             "copy with {widen:?}"
         );
