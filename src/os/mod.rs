@@ -1,6 +1,7 @@
-//! Memory mappings: the operating-system calls below the PKCS#11 layer that need
-//! `unsafe`, each behind a safe type that owns its mapping.
+//! Memory mappings and process hooks: the operating-system calls below the PKCS#11
+//! layer that need `unsafe`, each behind a safe type or function.
 //!
+//! - `fork`: registers the functions `fork()` runs around itself (`pthread_atfork`).
 //! - `kdf_memory`: the Argon2id working memory, a private anonymous mapping backed by
 //!   huge pages and unmapped (not freed to the heap) after the derivation.
 //! - `shared_page`: a read-only view of the first page of a file another process writes
@@ -11,5 +12,6 @@
 //! allowed `unsafe` (docs/architecture.md). It must not know about PKCS#11, KMS keys or
 //! SQLite's formats: it maps, reads bytes and unmaps.
 
+pub mod fork;
 pub mod kdf_memory;
 pub mod shared_page;
