@@ -8,6 +8,8 @@
 //! A child that does not exit within [`CHILD_DEADLINE`] is killed and fails the test (a
 //! deadlock on a lock inherited from the parent would look like that).
 //!
+//! The last test runs OpenSC's `pkcs11-tool --test-fork` (needs `apt-get install -y opensc`).
+//!
 //! Run with `cargo nextest run --test fork` (one process per test).
 
 mod common;
@@ -382,4 +384,31 @@ fn assert_parent_carries_on_without_child_object(session: &Session, key: ObjectH
         .encrypt(&Mechanism::AesEcb, key, &BLOCK)
         .expect("parent's C_Encrypt after the forks");
     assert_eq!(ct, expected_ciphertext());
+}
+
+/// OpenSC's own check (`pkcs11-tool --test-fork`, opensc 0.23): the tool initialises the
+/// module, logs in, forks, and fails unless `C_Initialize` returns `CKR_OK` in the child.
+/// Needs `pkcs11-tool` (`apt-get install -y opensc`); fails, never skips, without it.
+#[test]
+fn pkcs11_tool_test_fork_passes() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, _session) = ready_token(&env);
+    let program = require_tool("pkcs11-tool", "opensc");
+    let output = std::process::Command::new(program)
+        .arg("--module")
+        .arg(module_path())
+        .args(["--login", "--pin", USER_PIN, "--test-fork"])
+        .output()
+        .expect("run pkcs11-tool");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "pkcs11-tool --test-fork failed ({})\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        output.status
+    );
+    assert!(
+        stdout.contains("C_Initialize") && stdout.contains("forked child"),
+        "pkcs11-tool did not run its fork test\n--- stdout\n{stdout}--- stderr\n{stderr}"
+    );
 }
