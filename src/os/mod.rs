@@ -4,6 +4,8 @@
 //! - `fork`: registers the functions `fork()` runs around itself (`pthread_atfork`).
 //! - `kdf_memory`: the Argon2id working memory, a private anonymous mapping backed by
 //!   huge pages and unmapped (not freed to the heap) after the derivation.
+//! - `own_memory`: reads a string at an untrusted address of this process without
+//!   faulting (the kernel copies it and reports unmapped memory as an error).
 //! - `shared_page`: a read-only view of the first page of a file another process writes
 //!   (SQLite's `-shm`), read with volatile loads, so noticing a commit costs no system
 //!   call.
@@ -14,4 +16,5 @@
 
 pub mod fork;
 pub mod kdf_memory;
+pub mod own_memory;
 pub mod shared_page;
