@@ -32,9 +32,9 @@ pub fn install(hooks: Hooks) -> bool {
     let _ = HOOKS.set(hooks);
     *REGISTERED.get_or_init(|| {
         // SAFETY: the three arguments are `extern "C" fn()` items of this module, which
-        // live as long as the library is mapped. glibc's `pthread_atfork` (linked from
-        // libc_nonshared, with this object's `__dso_handle`) unregisters them when the
-        // library is unloaded, so they are never called after that.
+        // live as long as the library is mapped, and the library is never unmapped (it
+        // links with `-z nodelete`, build.rs); besides, glibc's `pthread_atfork` (from
+        // libc_nonshared, passing this object's `__dso_handle`) drops them on unload.
         let rc =
             unsafe { libc::pthread_atfork(Some(run_prepare), Some(run_parent), Some(run_child)) };
         if rc != 0 {

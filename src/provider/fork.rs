@@ -11,14 +11,16 @@
 //! execs or exits frees it with the rest of its memory. Other threads' `Arc` clones of
 //! it belonged to threads that do not exist in the child, so no count ever reaches zero.
 //!
-//! Locks: the `prepare` hook takes `STATE` for writing, then the logger's lock (the
-//! crate's lock order), so no thread of the parent is inside `C_Initialize` or
-//! `C_Finalize`, nor between taking and releasing `STATE` anywhere, nor writing a log
-//! line, at the instant of the fork; the child then holds both locks itself and releases
-//! them after emptying `STATE`. Locks below `STATE` (slots, sessions, tokens, store
-//! connections) may be held by other parent threads at the fork; they all belong to the
-//! abandoned provider, which the child never touches. A fork while a `C_Initialize` runs
-//! waits for it to finish.
+//! Locks: the `prepare` hook takes `STATE` for writing, then closes the SQLite gate
+//! (`store/fork_gate.rs`), then takes the logger's lock (the crate's lock order), so no
+//! thread of the parent is inside `C_Initialize` or `C_Finalize`, nor between taking and
+//! releasing `STATE` anywhere, nor inside SQLite (whose process-wide mutexes and per-file
+//! state the child's new connections share), nor writing a log line, at the instant of
+//! the fork; the child then holds all three itself and releases them after emptying
+//! `STATE`. Locks below `STATE` (slots, sessions, tokens, store connections) may be held
+//! by other parent threads at the fork; they all belong to the abandoned provider, which
+//! the child never touches. A fork waits for a running `C_Initialize` and for SQLite
+//! calls in progress (one transaction at most per thread) to finish.
 //!
 //! This module must not touch a provider's contents; it moves the whole and forgets it.
 
@@ -28,11 +30,13 @@ use std::sync::{Arc, RwLockWriteGuard};
 use super::{state_mut, Provider};
 use crate::logging::{self, ForkHold};
 use crate::os::fork::{self, Hooks};
+use crate::store::fork_gate::{self, ClosedForFork};
 
 /// What `prepare` took, for `parent` or `child` to release (all three hooks run in the
 /// forking thread).
 struct Held {
     state: RwLockWriteGuard<'static, Option<Arc<Provider>>>,
+    _sqlite: ClosedForFork,
     _log: ForkHold,
 }
 
@@ -58,6 +62,7 @@ pub(super) fn abandon(inherited: Option<Arc<Provider>>) {
 fn prepare() {
     let held = Held {
         state: state_mut(),
+        _sqlite: fork_gate::close_for_fork(),
         _log: logging::hold_for_fork(),
     };
     // `try_with` fails only while this thread's locals are being destroyed; the locks are
