@@ -20,7 +20,8 @@
 //! `STATE`. Locks below `STATE` (slots, sessions, tokens, store connections) may be held
 //! by other parent threads at the fork; they all belong to the abandoned provider, which
 //! the child never touches. A fork waits for a running `C_Initialize` and for SQLite
-//! calls in progress (one transaction at most per thread) to finish.
+//! calls in progress (one transaction at most per thread; up to the store's 30 s busy
+//! timeout when another process holds the token's write lock) to finish.
 //!
 //! This module must not touch a provider's contents; it moves the whole and forgets it.
 
