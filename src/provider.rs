@@ -2,8 +2,9 @@
 //!
 //! Lock order for the whole crate (docs/architecture.md): `STATE` (only `C_Initialize`
 //! and `C_Finalize` write it) → `slots` → `sessions` → a token's locks (`sessions` →
-//! `login` → `view` → `objects`) → the store's fork gate → a store's connection. Entry points resolve handles to
-//! `Arc`s, drop the table locks, then work. This module must not see raw pointers.
+//! `login` → `view` → `objects`) → the store's fork gate → a store's connection. Entry
+//! points resolve handles to `Arc`s, drop the table locks, then work. This module must
+//! not see raw pointers.
 //!
 //! A forked child inherits none of this: see `provider/fork.rs`.
 
