@@ -7,8 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-
-use parking_lot::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::config::{Config, LogLevel};
 use crate::error::{Error, Result};
@@ -17,8 +16,37 @@ struct Sink {
     file: Option<File>,
 }
 
+/// The sink's lock is a `std` (futex) lock so that a forked child can release it with
+/// nothing but the lock itself (see [`ForkHold`]).
 struct Logger {
     sink: Mutex<Sink>,
+}
+
+impl Logger {
+    /// The sink; poisoning is ignored (a log write leaves no half-changed state).
+    fn sink(&self) -> MutexGuard<'_, Sink> {
+        self.sink.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The logger's lock, held across a `fork()` so that no other thread of the parent is
+/// half-way through a log line when the child is made (the child would otherwise find
+/// the lock taken forever). Dropping it releases the lock, in the parent and the child.
+pub struct ForkHold {
+    _sink: MutexGuard<'static, Sink>,
+}
+
+impl std::fmt::Debug for ForkHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForkHold")
+    }
+}
+
+/// Takes the logger's lock for the duration of a `fork()`.
+pub fn hold_for_fork() -> ForkHold {
+    ForkHold {
+        _sink: LOGGER.sink(),
+    }
 }
 
 static LOGGER: Logger = Logger {
@@ -40,7 +68,7 @@ impl log::Log for Logger {
             record.level(),
             record.args()
         );
-        let mut sink = self.sink.lock();
+        let mut sink = self.sink();
         // A failed log write must not fail the caller's operation.
         let _ = match sink.file.as_mut() {
             Some(f) => f.write_all(line.as_bytes()),
@@ -49,7 +77,7 @@ impl log::Log for Logger {
     }
 
     fn flush(&self) {
-        if let Some(f) = self.sink.lock().file.as_mut() {
+        if let Some(f) = self.sink().file.as_mut() {
             let _ = f.flush();
         }
     }
@@ -81,7 +109,7 @@ pub fn configure(config: &Config) -> Result<()> {
         ),
         None => None,
     };
-    LOGGER.sink.lock().file = file;
+    LOGGER.sink().file = file;
     install();
     log::set_max_level(filter(config.log_level));
     Ok(())

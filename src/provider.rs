@@ -2,13 +2,16 @@
 //!
 //! Lock order for the whole crate (docs/architecture.md): `STATE` (only `C_Initialize`
 //! and `C_Finalize` write it) → `slots` → `sessions` → a token's locks (`sessions` →
-//! `login` → `view` → `objects`) → a store's connection. Entry points resolve handles to
-//! `Arc`s, drop the table locks, then work. This module must not see raw pointers.
+//! `login` → `view` → `objects`) → the store's fork gate → a store's connection. Entry
+//! points resolve handles to `Arc`s, drop the table locks, then work. This module must
+//! not see raw pointers.
+//!
+//! A forked child inherits none of this: see `provider/fork.rs`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock as StateLock, RwLockReadGuard, RwLockWriteGuard};
 
 use parking_lot::RwLock;
 
@@ -18,7 +21,24 @@ use crate::object::table::{HandleSource, SessionHandle};
 use crate::session::Session;
 use crate::token::{Shared, Token, LABEL_LEN};
 
-static STATE: RwLock<Option<Arc<Provider>>> = RwLock::new(None);
+mod fork;
+
+/// The process's provider. A `std` lock, not a `parking_lot` one: `fork.rs` holds it
+/// across `fork()` and releases it in the child, where a `std` (futex) lock needs nothing
+/// but itself, whereas `parking_lot`'s may need its process-wide table of waiters, which
+/// another thread of the parent could have held at the instant of the fork.
+static STATE: StateLock<Option<Arc<Provider>>> = StateLock::new(None);
+
+/// `STATE` for reading. Poisoning is ignored: no code panics while holding `STATE`
+/// with the value half-changed (each writer replaces the whole `Option`).
+fn state() -> RwLockReadGuard<'static, Option<Arc<Provider>>> {
+    STATE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `STATE` for writing; see [`state`] about poisoning.
+fn state_mut() -> RwLockWriteGuard<'static, Option<Arc<Provider>>> {
+    STATE.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// What `C_Initialize` was told, decoded.
 #[derive(Debug, Default)]
@@ -57,14 +77,25 @@ pub struct Provider {
     slots: RwLock<Vec<Slot>>,
     sessions: RwLock<HashMap<SessionHandle, Arc<Session>>>,
     next_session: AtomicU64,
+    /// The process that made this provider.
+    pid: u32,
 }
 
 pub fn initialize(options: InitOptions) -> Result<()> {
-    let mut state = STATE.write();
-    if state.is_some() {
-        return Err(Error::AlreadyInitialized);
+    fork::install();
+    let mut state = state_mut();
+    if let Some(inherited) = state.as_ref() {
+        if inherited.pid == std::process::id() {
+            return Err(Error::AlreadyInitialized);
+        }
+        // A child made without `fork()`'s hooks running (a raw `clone`): abandon the
+        // parent's provider exactly as `fork::child` does, for the same reasons.
+        fork::abandon(state.take());
     }
     crate::logging::install_default();
+    // Built now, under `STATE`, so that no fork (whose hooks wait for `STATE`) can
+    // happen while another thread is half-way through building it.
+    crate::mechanism::registry::all().next();
     let config = Config::load(options.config_path.as_deref()).inspect_err(|e| {
         log::error!("C_Initialize: {e}");
     })?;
@@ -75,14 +106,14 @@ pub fn initialize(options: InitOptions) -> Result<()> {
 }
 
 pub fn finalize() -> Result<()> {
-    let provider = STATE.write().take().ok_or(Error::NotInitialized)?;
+    let provider = state_mut().take().ok_or(Error::NotInitialized)?;
     provider.sessions.write().clear();
     Ok(())
 }
 
 /// The initialised provider, or `NotInitialized`.
 pub fn get() -> Result<Arc<Provider>> {
-    STATE.read().clone().ok_or(Error::NotInitialized)
+    state().clone().ok_or(Error::NotInitialized)
 }
 
 fn create_token_dir(dir: &Path) -> Result<()> {
@@ -116,6 +147,7 @@ impl Provider {
             slots: RwLock::new(Vec::new()),
             sessions: RwLock::new(HashMap::new()),
             next_session: AtomicU64::new(1),
+            pid: std::process::id(),
         };
         provider.rescan()?;
         Ok(provider)

@@ -297,28 +297,32 @@ pub fn read_init_args(ptr: *const c_void) -> Result<InitArgs> {
     })
 }
 
-/// A NUL-terminated path (at most 4 KiB), or `None` for NULL.
+/// `pReserved` as a configuration path, or `None` for NULL.
+///
+/// PKCS#11 reserves `pReserved` (it must be NULL); kmshsm reads a NUL-terminated path
+/// there (docs/configuration.md). Since a caller may pass anything, the pointer is never
+/// dereferenced here: `os::own_memory` has the kernel copy the string, so an address
+/// below 64 KiB, unreadable memory, or no NUL within 4 KiB is `CKR_ARGUMENTS_BAD`, not a
+/// crash. Readable bytes up to a NUL are taken as the path; an empty string as none.
 fn c_path(ptr: *const u8) -> Result<Option<PathBuf>> {
+    use crate::os::own_memory::{self, Unreadable};
+    use std::os::unix::ffi::OsStrExt;
     if ptr.is_null() {
         return Ok(None);
     }
-    let mut len = 0;
-    // SAFETY: the caller promises a NUL-terminated string; we stop at the NUL or the cap.
-    while len < MAX_PATH_LEN && unsafe { *ptr.add(len) } != 0 {
-        len += 1;
+    let bytes = own_memory::c_string(ptr as usize, MAX_PATH_LEN).map_err(|e| {
+        Error::ArgumentsBad(match e {
+            Unreadable::LowAddress => "pReserved is not NULL and not a pointer",
+            Unreadable::Fault => "pReserved points to unreadable memory",
+            Unreadable::Unterminated => "pReserved is not a NUL-terminated path (max 4 KiB)",
+            Unreadable::Unavailable => "pReserved cannot be read safely on this system",
+        })
+    })?;
+    if bytes.is_empty() {
+        // p11-kit passes "" for a module option `x-init-reserved:` left empty.
+        return Ok(None);
     }
-    if len == MAX_PATH_LEN {
-        return Err(Error::ArgumentsBad(
-            "pReserved is not a NUL-terminated path",
-        ));
-    }
-    // SAFETY: `len + 1` bytes were just read, the last being NUL.
-    let cstr =
-        unsafe { CStr::from_bytes_with_nul_unchecked(std::slice::from_raw_parts(ptr, len + 1)) };
-    use std::os::unix::ffi::OsStrExt;
-    Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(
-        cstr.to_bytes(),
-    ))))
+    Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))))
 }
 
 /// A NUL-terminated interface name for `C_GetInterface`.

@@ -1,8 +1,11 @@
-//! Memory mappings: the operating-system calls below the PKCS#11 layer that need
-//! `unsafe`, each behind a safe type that owns its mapping.
+//! Memory mappings and process hooks: the operating-system calls below the PKCS#11
+//! layer that need `unsafe`, each behind a safe type or function.
 //!
+//! - `fork`: registers the functions `fork()` runs around itself (`pthread_atfork`).
 //! - `kdf_memory`: the Argon2id working memory, a private anonymous mapping backed by
 //!   huge pages and unmapped (not freed to the heap) after the derivation.
+//! - `own_memory`: reads a string at an untrusted address of this process without
+//!   faulting (the kernel copies it and reports unmapped memory as an error).
 //! - `shared_page`: a read-only view of the first page of a file another process writes
 //!   (SQLite's `-shm`), read with volatile loads, so noticing a commit costs no system
 //!   call.
@@ -11,5 +14,7 @@
 //! allowed `unsafe` (docs/architecture.md). It must not know about PKCS#11, KMS keys or
 //! SQLite's formats: it maps, reads bytes and unmaps.
 
+pub mod fork;
 pub mod kdf_memory;
+pub mod own_memory;
 pub mod shared_page;

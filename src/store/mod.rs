@@ -9,6 +9,7 @@
 //! This layer knows bytes, record kinds and versions; it must not know about PKCS#11
 //! attributes or KMS types, and it never sees a PIN or an unsealed secret.
 
+pub mod fork_gate;
 pub mod memory;
 pub mod seal;
 pub mod sqlite;

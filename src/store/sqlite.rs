@@ -9,17 +9,19 @@
 //! file's first page, or with one `pread` where that cannot be mapped; the pragma costs a
 //! read transaction and two lock calls). Records' lookup keys live in their own indexed
 //! table and their due times in an indexed column, so finding one record never reads the
-//! others. This module must not interpret record contents.
+//! others. Every SQLite call, opening and closing included, holds a pass through the fork
+//! gate (`fork_gate.rs`). This module must not interpret record contents.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::fork_gate::{self, Entered};
 use super::{
     Change, Due, Loaded, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex, Scope, Snapshot,
     Store, StoreResult,
@@ -88,7 +90,28 @@ impl Conn {
 
 pub struct SqliteStore {
     path: PathBuf,
-    conn: Mutex<Conn>,
+    /// `None` only inside `drop`, which closes the connection within the fork gate.
+    conn: Mutex<Option<Conn>>,
+}
+
+/// The connection, locked, with a pass through the fork gate (`fork_gate.rs`): every
+/// SQLite call happens through one. Fields drop in order: the lock, then the pass.
+struct Locked<'a> {
+    conn: MappedMutexGuard<'a, Conn>,
+    _gate: Entered,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -122,11 +145,15 @@ impl Drop for SqliteStore {
     /// checkpoint that meets a reader or writer stops short, which loses nothing — the
     /// WAL is as durable as the database, and later commits checkpoint automatically.
     fn drop(&mut self) {
-        let conn = self.conn.get_mut();
-        if conn.db.busy_timeout(Duration::ZERO).is_ok() {
-            let _ = conn
-                .db
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _gate = fork_gate::enter();
+        if let Some(conn) = self.conn.get_mut().take() {
+            if conn.db.busy_timeout(Duration::ZERO).is_ok() {
+                let _ = conn
+                    .db
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+            // Closes the connection while the gate is still held.
+            drop(conn);
         }
     }
 }
@@ -155,13 +182,17 @@ impl SqliteStore {
             .mode(0o600)
             .open(path)?;
         let result = (|| {
-            let db = Connection::open(path)?;
-            configure(&db)?;
-            db.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} \
-                 PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))?;
-            let store = SqliteStore::wrap(path, db)?;
+            let store = {
+                let _gate = fork_gate::enter();
+                let db = Connection::open(path)?;
+                configure(&db)?;
+                db.execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} \
+                     PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))?;
+                SqliteStore::wrap(path, db)?
+            };
+            // Enters the gate itself (after the pass above is given back).
             store.commit(initial)?;
             Ok(store)
         })();
@@ -183,6 +214,7 @@ impl SqliteStore {
                 std::io::ErrorKind::NotFound,
             )));
         }
+        let _gate = fork_gate::enter();
         let mut db = Connection::open(path)?;
         configure(&db)?;
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -194,6 +226,7 @@ impl SqliteStore {
         SqliteStore::wrap(path, db)
     }
 
+    /// Called with a pass through the fork gate.
     fn wrap(path: &Path, db: Connection) -> StoreResult<SqliteStore> {
         // The pragma's read transaction has made SQLite open (or create) the -shm file;
         // it stays while this connection is open (and, with `configure`'s settings,
@@ -205,15 +238,23 @@ impl SqliteStore {
         let shm_page = shm.as_ref().and_then(SharedPage::map);
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            conn: Mutex::new(Conn {
+            conn: Mutex::new(Some(Conn {
                 db,
                 data_version,
                 shm,
                 shm_page,
                 seen_headers: None,
                 checked_at: Instant::now(),
-            }),
+            })),
         })
+    }
+
+    /// The connection, after entering the fork gate.
+    fn lock(&self) -> StoreResult<Locked<'_>> {
+        let gate = fork_gate::enter();
+        let conn = MutexGuard::try_map(self.conn.lock(), Option::as_mut)
+            .map_err(|_| StoreError::Malformed("the store's connection is closed"))?;
+        Ok(Locked { conn, _gate: gate })
     }
 
     pub fn path(&self) -> &Path {
@@ -288,7 +329,7 @@ fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
 
 impl Store for SqliteStore {
     fn changed_elsewhere(&self) -> StoreResult<bool> {
-        let mut conn = self.conn.lock();
+        let mut conn = self.lock()?;
         // Read before the pragma, so that a commit landing in between is seen next time.
         let headers = conn.wal_index_headers();
         if headers.is_some()
@@ -307,7 +348,7 @@ impl Store for SqliteStore {
     }
 
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
-        let mut conn = self.conn.lock();
+        let mut conn = self.lock()?;
         // Taken before the read: a commit racing with it then shows up as a change next
         // time, rather than being missed.
         let headers_before = conn.wal_index_headers();
@@ -367,7 +408,7 @@ impl Store for SqliteStore {
     }
 
     fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
-        let conn = self.conn.lock();
+        let conn = self.lock()?;
         let mut q = conn
             .db
             .prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
@@ -376,7 +417,7 @@ impl Store for SqliteStore {
     }
 
     fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        let mut conn = self.conn.lock();
+        let mut conn = self.lock()?;
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Deferred)?;
@@ -404,7 +445,7 @@ impl Store for SqliteStore {
     fn object_count_hint(&self) -> StoreResult<u64> {
         // Rowids only grow (a rewrite takes a new one), so the largest bounds the count
         // from above, read from the end of the table's B-tree.
-        let conn = self.conn.lock();
+        let conn = self.lock()?;
         let max: Option<i64> = conn
             .db
             .prepare_cached("SELECT max(rowid) FROM objects")?
@@ -413,7 +454,7 @@ impl Store for SqliteStore {
     }
 
     fn due(&self, now: i64) -> StoreResult<Due> {
-        let mut conn = self.conn.lock();
+        let mut conn = self.lock()?;
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Deferred)?;
@@ -432,7 +473,7 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        let mut conn = self.conn.lock();
+        let mut conn = self.lock()?;
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -488,7 +529,7 @@ impl Store for SqliteStore {
     }
 
     fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32> {
-        let mut conn = self.conn.lock();
+        let mut conn = self.lock()?;
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -504,7 +545,7 @@ impl Store for SqliteStore {
     }
 
     fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()> {
-        let conn = self.conn.lock();
+        let conn = self.lock()?;
         conn.db
             .prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
             .execute([role.code()])?;
@@ -512,7 +553,7 @@ impl Store for SqliteStore {
     }
 
     fn check_integrity(&self) -> StoreResult<()> {
-        let conn = self.conn.lock();
+        let conn = self.lock()?;
         let verdict: String = conn
             .db
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
@@ -566,8 +607,8 @@ mod tests {
     fn newer_schema_is_refused() {
         let (dir, store) = fresh();
         store
-            .conn
             .lock()
+            .unwrap()
             .db
             .execute_batch("PRAGMA user_version = 99")
             .unwrap();
@@ -582,7 +623,7 @@ mod tests {
     fn a_commit_elsewhere_is_seen_at_once_through_the_mapped_wal_index_header() {
         let (dir, first) = fresh();
         assert!(
-            first.conn.lock().shm_page.is_some(),
+            first.lock().unwrap().shm_page.is_some(),
             "the -shm page is mapped"
         );
         commits_elsewhere_are_seen_at_once(&dir, first);
@@ -591,8 +632,8 @@ mod tests {
     #[test]
     fn a_commit_elsewhere_is_seen_at_once_through_the_wal_index_header_read_from_the_file() {
         let (dir, first) = fresh();
-        first.conn.lock().shm_page = None;
-        assert!(first.conn.lock().shm.is_some(), "the -shm file is read");
+        first.lock().unwrap().shm_page = None;
+        assert!(first.lock().unwrap().shm.is_some(), "the -shm file is read");
         commits_elsewhere_are_seen_at_once(&dir, first);
     }
 
@@ -682,8 +723,8 @@ mod tests {
     fn journal_is_wal_and_integrity_check_passes() {
         let (_dir, store) = fresh();
         let mode: String = store
-            .conn
             .lock()
+            .unwrap()
             .db
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();

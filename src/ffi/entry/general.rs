@@ -1,7 +1,13 @@
 //! §5.4 general-purpose functions and the §5.4/§5.5 interface functions of PKCS#11 3.0.
 //!
 //! Deviations: `C_Initialize` reads `pReserved`, which the specification reserves (must
-//! be NULL), as an optional NUL-terminated configuration file path. Mutex callbacks
+//! be NULL), as an optional NUL-terminated configuration file path. A caller that follows
+//! the specification and passes garbage there cannot be told apart by a flag, so the
+//! pointer is never dereferenced: the kernel copies the string (`os::own_memory`), and
+//! an address below 64 KiB, unreadable memory or no NUL within 4 KiB is
+//! `CKR_ARGUMENTS_BAD` (pkcs11test's `(void *)1` among them); readable bytes up to a NUL
+//! name the file (an empty string names none), and a name that cannot be read is
+//! `CKR_FUNCTION_FAILED` (docs/configuration.md). Mutex callbacks
 //! without `CKF_OS_LOCKING_OK` are refused with `CKR_CANT_LOCK` (the module uses its own
 //! OS locks), which §5.4 allows.
 
