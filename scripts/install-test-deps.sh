@@ -3,7 +3,7 @@
 # (as root). Idempotent: when everything is present it only checks and returns.
 #
 #   apt: opensc (pkcs11-tool), softhsm2, sqlite3, libengine-pkcs11-openssl (the libp11
-#        engine for OpenSSL 3), gnutls-bin (p11tool), p11-kit, openssh-client
+#        engine for OpenSSL 3), gnutls-bin (p11tool), p11-kit, p11-kit-modules, openssh-client
 #        (ssh-keygen -D), default-jdk-headless (java, javac, keytool), python3-pip
 #   pip: python-pkcs11 (and cryptography) for the python3 found first on PATH
 set -euo pipefail
@@ -19,6 +19,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 [ -e "$engine_dir/pkcs11.so" ] || need_apt+=(libengine-pkcs11-openssl)
 command -v p11tool >/dev/null || need_apt+=(gnutls-bin)
 command -v p11-kit >/dev/null || need_apt+=(p11-kit)
+# p11-kit's client module, for the remoting test (tests/clients_p11kit_remote.rs).
+[ -e /usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so ] || need_apt+=(p11-kit-modules)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 { command -v java && command -v javac && command -v keytool; } >/dev/null || need_apt+=(default-jdk-headless)
 command -v python3 >/dev/null || need_apt+=(python3)
