@@ -121,7 +121,24 @@ fn params(key_id: &str, alg: &str, spec: &str) -> (String, String) {
     ]);
     assert_eq!(out["KeyId"], key_id);
     assert!(s(&out["TokenExpireTime"]).ends_with('Z'));
-    (s(&out["PublicKey"]), s(&out["ImportToken"]))
+    let token = s(&out["ImportToken"]);
+    assert_huawei_import_token(&token);
+    (s(&out["PublicKey"]), token)
+}
+
+/// Huawei's `import_token`: `^[0-9a-zA-Z+/=]{200,6144}$`.
+fn assert_huawei_import_token(token: &str) {
+    assert!(
+        (200..=6144).contains(&token.len()),
+        "an ImportToken of {} characters",
+        token.len()
+    );
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+        "an ImportToken outside [0-9a-zA-Z+/=]"
+    );
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -692,4 +709,80 @@ fn errors_carry_the_kms_codes_and_a_failing_exit() {
     assert!(!out.status.success());
     let json: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(json["Code"], "Forbidden.PinIncorrect");
+}
+
+#[test]
+fn an_expired_import_token_is_expired_import_token_after_the_sweep() {
+    let env = token();
+    let dir = env.dir.path();
+    let key = create_external("AES_256", "ENCRYPT/DECRYPT");
+    let (public, token) = params(&key, "RSAES_OAEP_SHA_256", "RSA_2048");
+    let file = write(dir, "material.bin", &[0x64; 32]);
+    let wrapped = s(&ok(&[
+        "wrap-key-material",
+        "--public-key",
+        &public,
+        "--wrapping-algorithm",
+        "RSAES_OAEP_SHA_256",
+        "--key-material-file",
+        &file,
+    ])["EncryptedKeyMaterial"]);
+    let import_fails = |token: &str, code: &str| {
+        fails_with(
+            &[
+                "import-key-material",
+                "--key-id",
+                &key,
+                "--encrypted-key-material",
+                &wrapped,
+                "--import-token",
+                token,
+            ],
+            code,
+        )
+    };
+
+    // 25 hours later (the CLI inherits the clock offset).
+    common::kms::set_clock_offset(25 * 3600);
+    import_fails(&token, "ExpiredImportToken");
+    // The sweep has purged the wrapping key: no object carries the token any more...
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    let carrying = session
+        .find_objects(&[Attribute::VendorDefined((
+            AttributeType::VendorDefined(kmshsm::vendor::CKA_KMSHSM_IMPORT_TOKEN as _),
+            unb64(&token),
+        ))])
+        .unwrap();
+    assert!(carrying.is_empty(), "the wrapping key outlived its token");
+    drop(session);
+    ctx.finalize().unwrap();
+    // ...and the authentic token is still told it expired, while an altered one is not
+    // authentic.
+    import_fails(&token, "ExpiredImportToken");
+    let mut altered = unb64(&token);
+    altered[10] ^= 1;
+    import_fails(&b64(&altered), "InvalidImportToken");
+    assert_eq!(
+        ok(&["describe-key", "--key-id", &key])["KeyMetadata"]["KeyState"],
+        "PendingImport"
+    );
+}
+
+#[test]
+fn import_tokens_fit_huawei_import_token_for_both_wrapping_key_specs() {
+    let _env = token();
+    let aes = create_external("AES_256", "ENCRYPT/DECRYPT");
+    let sm2 = create_external("EC_SM2", "SIGN/VERIFY");
+    for (key, alg, spec) in [
+        (&aes, "RSAES_OAEP_SHA_256", "RSA_2048"),
+        (&sm2, "SM2PKE_SM4_ECB", "EC_SM2"),
+    ] {
+        // `params` checks ^[0-9a-zA-Z+/=]{200,6144}$; here the exact layout too.
+        let (_, token) = params(key, alg, spec);
+        let bytes = unb64(&token);
+        assert_eq!(&bytes[..4], b"KMT2");
+        assert_eq!(&bytes[4..40], key.as_bytes());
+        assert_eq!(token.len(), 216);
+    }
 }

@@ -8,6 +8,7 @@ use cryptoki_sys::*;
 use kmshsm::error::{Error, Result};
 use kmshsm::kms::import::WrappingAlgorithm;
 use kmshsm::kms::key::{KeySpec, KeyState, KeyUsage, Origin};
+use kmshsm::kms::KmsError;
 use kmshsm::mechanism::params::{GcmParams, OaepParams, PssParams};
 use kmshsm::mechanism::{sm as sm_mech, MechanismArg, Param};
 use kmshsm::object::key::{CKK_SM2, CKK_SM4};
@@ -315,9 +316,9 @@ impl Client {
             bytes(v::CKA_KMSHSM_IMPORT_TOKEN, token),
             ulong(CKA_CLASS as u64, CKO_PRIVATE_KEY as u64),
         ])?;
-        let wrapping = *wrapping
-            .first()
-            .ok_or(Error::Kms(kmshsm::kms::KmsError::InvalidImportToken))?;
+        let Some(&wrapping) = wrapping.first() else {
+            return Err(self.no_wrapping_key(material, token));
+        };
         let alg = self
             .ulong(wrapping, v::CKA_KMSHSM_WRAPPING_ALGORITHM)?
             .and_then(WrappingAlgorithm::from_code)
@@ -332,6 +333,31 @@ impl Client {
             .token
             .unwrap_key(self.caller(), &mech, wrapping, material, &template)?;
         Ok(())
+    }
+
+    /// Why no wrapping key carries `token`. The sweep purges a wrapping key once its
+    /// token expires, so an expired token finds none. `C_UnwrapKey` naming no key
+    /// (`CK_INVALID_HANDLE`) with the token in its template lets the token layer say
+    /// whether the token is authentic and expired (ExpiredImportToken), as a PKCS#11
+    /// caller still holding the purged handle hears; anything else is InvalidImportToken.
+    fn no_wrapping_key(&self, material: &[u8], token: &[u8]) -> Error {
+        let template = [bytes(v::CKA_KMSHSM_IMPORT_TOKEN, token)];
+        // The mechanism only has to exist: the missing key is refused before it is used.
+        let mech = unwrap_mechanism(WrappingAlgorithm::RsaesOaepSha256);
+        match self.session.token.unwrap_key(
+            self.caller(),
+            &mech,
+            CK_INVALID_HANDLE as ObjectHandle,
+            material,
+            &template,
+        ) {
+            Err(Error::Kms(KmsError::ExpiredImportToken)) => {
+                Error::Kms(KmsError::ExpiredImportToken)
+            }
+            // Handles start at 1, so nothing is unwrapped with handle 0; whatever the
+            // answer, the token names no wrapping key here.
+            _ => Error::Kms(KmsError::InvalidImportToken),
+        }
     }
 
     /// Enable/DisableKey, DeleteKeyMaterial, ScheduleKeyDeletion.
