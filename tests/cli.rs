@@ -141,6 +141,30 @@ fn assert_huawei_import_token(token: &str) {
     );
 }
 
+/// Wraps `material` with the CLI and imports it into `key` (RSAES_OAEP_SHA_256).
+fn import_with_cli(dir: &Path, key: &str, material: &[u8]) {
+    let (public, token) = params(key, "RSAES_OAEP_SHA_256", "RSA_2048");
+    let file = write(dir, &format!("{key}.bin"), material);
+    let wrapped = s(&ok(&[
+        "wrap-key-material",
+        "--public-key",
+        &public,
+        "--wrapping-algorithm",
+        "RSAES_OAEP_SHA_256",
+        "--key-material-file",
+        &file,
+    ])["EncryptedKeyMaterial"]);
+    ok(&[
+        "import-key-material",
+        "--key-id",
+        key,
+        "--encrypted-key-material",
+        &wrapped,
+        "--import-token",
+        &token,
+    ]);
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
@@ -201,8 +225,8 @@ fn the_byok_flow_works_with_the_cli_and_openssl_only() {
         "--plaintext",
         &b64(b"kms data"),
     ])["CiphertextBlob"]);
-    // The blob is 12-byte IV || AES-256-GCM ciphertext || tag: check the material with openssl's view of GCM
-    // is out of reach (openssl enc has no AEAD), so decrypt round trips and the key is the imported one below.
+    // The blob is version || KeyId || IV || AES-256-GCM ciphertext || tag (docs/cli.md):
+    // openssl enc has no AEAD, so decrypt round trips and the key is the imported one below.
     assert_eq!(
         unb64(&s(&ok(&[
             "decrypt",
@@ -709,6 +733,129 @@ fn errors_carry_the_kms_codes_and_a_failing_exit() {
     assert!(!out.status.success());
     let json: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(json["Code"], "Forbidden.PinIncorrect");
+}
+
+#[test]
+fn two_keys_with_the_same_material_do_not_decrypt_each_others_blobs() {
+    let env = token();
+    let dir = env.dir.path();
+    for (spec, material) in [("AES_256", vec![0x61u8; 32]), ("SM4", vec![0x62u8; 16])] {
+        let a = create_external(spec, "ENCRYPT/DECRYPT");
+        let b = create_external(spec, "ENCRYPT/DECRYPT");
+        import_with_cli(dir, &a, &material);
+        import_with_cli(dir, &b, &material);
+        let blob = unb64(&s(&ok(&[
+            "encrypt",
+            "--key-id",
+            &a,
+            "--plaintext",
+            &b64(b"for a only"),
+        ])["CiphertextBlob"]));
+        // version 1 || KeyId || IV || ciphertext || tag.
+        assert_eq!(blob[0], 1, "{spec}");
+        assert_eq!(&blob[1..37], a.as_bytes(), "{spec}");
+        assert_eq!(blob.len(), 1 + 36 + 12 + b"for a only".len() + 16, "{spec}");
+
+        // Decrypt needs only the blob; naming its own key works too.
+        for args in [vec![], vec!["--key-id", a.as_str()]] {
+            let mut all = vec!["decrypt", "--ciphertext-blob"];
+            let text = b64(&blob);
+            all.push(&text);
+            all.extend(args);
+            let out = ok(&all);
+            assert_eq!(out["KeyId"], a.as_str(), "{spec}");
+            assert_eq!(unb64(&s(&out["Plaintext"])), b"for a only", "{spec}");
+        }
+        // The other key, named on the command line: refused.
+        fails_with(
+            &["decrypt", "--key-id", &b, "--ciphertext-blob", &b64(&blob)],
+            "InvalidCiphertext",
+        );
+        // The blob relabelled to the other key, which holds the same material: the tag
+        // covers the KeyId, so B refuses it, with or without --key-id.
+        let mut relabelled = blob.clone();
+        relabelled[1..37].copy_from_slice(b.as_bytes());
+        fails_with(
+            &["decrypt", "--ciphertext-blob", &b64(&relabelled)],
+            "InvalidCiphertext",
+        );
+        fails_with(
+            &[
+                "decrypt",
+                "--key-id",
+                &b,
+                "--ciphertext-blob",
+                &b64(&relabelled),
+            ],
+            "InvalidCiphertext",
+        );
+        // And B's own blobs do not open under A.
+        let blob_b = unb64(&s(&ok(&[
+            "encrypt",
+            "--key-id",
+            &b,
+            "--plaintext",
+            &b64(b"for b only"),
+        ])["CiphertextBlob"]));
+        let mut relabelled = blob_b.clone();
+        relabelled[1..37].copy_from_slice(a.as_bytes());
+        fails_with(
+            &["decrypt", "--ciphertext-blob", &b64(&relabelled)],
+            "InvalidCiphertext",
+        );
+    }
+}
+
+#[test]
+fn a_blob_with_another_version_or_key_id_is_refused() {
+    let env = token();
+    let key = create_external("AES_256", "ENCRYPT/DECRYPT");
+    import_with_cli(env.dir.path(), &key, &[0x63; 32]);
+    let blob = unb64(&s(&ok(&[
+        "encrypt",
+        "--key-id",
+        &key,
+        "--plaintext",
+        &b64(b"versioned"),
+    ])["CiphertextBlob"]));
+    let decrypt = |bytes: &[u8], code: &str| {
+        fails_with(&["decrypt", "--ciphertext-blob", &b64(bytes)], code);
+        fails_with(
+            &[
+                "decrypt",
+                "--key-id",
+                &key,
+                "--ciphertext-blob",
+                &b64(bytes),
+            ],
+            code,
+        );
+    };
+    for version in [0u8, 2, 0xff] {
+        let mut b = blob.clone();
+        b[0] = version;
+        decrypt(&b, "InvalidCiphertext");
+    }
+    // A KeyId that is no KeyId; one of a key that does not exist.
+    let mut b = blob.clone();
+    b[1] = b'Z';
+    decrypt(&b, "InvalidCiphertext");
+    let mut b = blob.clone();
+    b[1..37].copy_from_slice(b"00000000-0000-4000-8000-000000000000");
+    fails_with(
+        &["decrypt", "--ciphertext-blob", &b64(&b)],
+        "Forbidden.KeyNotFound",
+    );
+    // The layout written before version 1: IV || ciphertext || tag, no version, no KeyId.
+    decrypt(&blob[37..], "InvalidCiphertext");
+    // Truncated, and a flipped ciphertext bit.
+    decrypt(&blob[..40], "InvalidCiphertext");
+    let mut b = blob.clone();
+    b[50] ^= 1;
+    decrypt(&b, "InvalidCiphertext");
+    // The untouched blob still decrypts.
+    let out = ok(&["decrypt", "--ciphertext-blob", &b64(&blob)]);
+    assert_eq!(unb64(&s(&out["Plaintext"])), b"versioned");
 }
 
 #[test]
