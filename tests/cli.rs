@@ -121,7 +121,48 @@ fn params(key_id: &str, alg: &str, spec: &str) -> (String, String) {
     ]);
     assert_eq!(out["KeyId"], key_id);
     assert!(s(&out["TokenExpireTime"]).ends_with('Z'));
-    (s(&out["PublicKey"]), s(&out["ImportToken"]))
+    let token = s(&out["ImportToken"]);
+    assert_huawei_import_token(&token);
+    (s(&out["PublicKey"]), token)
+}
+
+/// Huawei's `import_token`: `^[0-9a-zA-Z+/=]{200,6144}$`.
+fn assert_huawei_import_token(token: &str) {
+    assert!(
+        (200..=6144).contains(&token.len()),
+        "an ImportToken of {} characters",
+        token.len()
+    );
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+        "an ImportToken outside [0-9a-zA-Z+/=]"
+    );
+}
+
+/// Wraps `material` with the CLI and imports it into `key` (RSAES_OAEP_SHA_256).
+fn import_with_cli(dir: &Path, key: &str, material: &[u8]) {
+    let (public, token) = params(key, "RSAES_OAEP_SHA_256", "RSA_2048");
+    let file = write(dir, &format!("{key}.bin"), material);
+    let wrapped = s(&ok(&[
+        "wrap-key-material",
+        "--public-key",
+        &public,
+        "--wrapping-algorithm",
+        "RSAES_OAEP_SHA_256",
+        "--key-material-file",
+        &file,
+    ])["EncryptedKeyMaterial"]);
+    ok(&[
+        "import-key-material",
+        "--key-id",
+        key,
+        "--encrypted-key-material",
+        &wrapped,
+        "--import-token",
+        &token,
+    ]);
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -184,8 +225,8 @@ fn the_byok_flow_works_with_the_cli_and_openssl_only() {
         "--plaintext",
         &b64(b"kms data"),
     ])["CiphertextBlob"]);
-    // The blob is 12-byte IV || AES-256-GCM ciphertext || tag: check the material with openssl's view of GCM
-    // is out of reach (openssl enc has no AEAD), so decrypt round trips and the key is the imported one below.
+    // The blob is version || KeyId || IV || AES-256-GCM ciphertext || tag (docs/cli.md):
+    // openssl enc has no AEAD, so decrypt round trips and the key is the imported one below.
     assert_eq!(
         unb64(&s(&ok(&[
             "decrypt",
@@ -692,4 +733,203 @@ fn errors_carry_the_kms_codes_and_a_failing_exit() {
     assert!(!out.status.success());
     let json: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(json["Code"], "Forbidden.PinIncorrect");
+}
+
+#[test]
+fn two_keys_with_the_same_material_do_not_decrypt_each_others_blobs() {
+    let env = token();
+    let dir = env.dir.path();
+    for (spec, material) in [("AES_256", vec![0x61u8; 32]), ("SM4", vec![0x62u8; 16])] {
+        let a = create_external(spec, "ENCRYPT/DECRYPT");
+        let b = create_external(spec, "ENCRYPT/DECRYPT");
+        import_with_cli(dir, &a, &material);
+        import_with_cli(dir, &b, &material);
+        let blob = unb64(&s(&ok(&[
+            "encrypt",
+            "--key-id",
+            &a,
+            "--plaintext",
+            &b64(b"for a only"),
+        ])["CiphertextBlob"]));
+        // version 1 || KeyId || IV || ciphertext || tag.
+        assert_eq!(blob[0], 1, "{spec}");
+        assert_eq!(&blob[1..37], a.as_bytes(), "{spec}");
+        assert_eq!(blob.len(), 1 + 36 + 12 + b"for a only".len() + 16, "{spec}");
+
+        // Decrypt needs only the blob; naming its own key works too.
+        for args in [vec![], vec!["--key-id", a.as_str()]] {
+            let mut all = vec!["decrypt", "--ciphertext-blob"];
+            let text = b64(&blob);
+            all.push(&text);
+            all.extend(args);
+            let out = ok(&all);
+            assert_eq!(out["KeyId"], a.as_str(), "{spec}");
+            assert_eq!(unb64(&s(&out["Plaintext"])), b"for a only", "{spec}");
+        }
+        // The other key, named on the command line: refused.
+        fails_with(
+            &["decrypt", "--key-id", &b, "--ciphertext-blob", &b64(&blob)],
+            "InvalidCiphertext",
+        );
+        // The blob relabelled to the other key, which holds the same material: the tag
+        // covers the KeyId, so B refuses it, with or without --key-id.
+        let mut relabelled = blob.clone();
+        relabelled[1..37].copy_from_slice(b.as_bytes());
+        fails_with(
+            &["decrypt", "--ciphertext-blob", &b64(&relabelled)],
+            "InvalidCiphertext",
+        );
+        fails_with(
+            &[
+                "decrypt",
+                "--key-id",
+                &b,
+                "--ciphertext-blob",
+                &b64(&relabelled),
+            ],
+            "InvalidCiphertext",
+        );
+        // And B's own blobs do not open under A.
+        let blob_b = unb64(&s(&ok(&[
+            "encrypt",
+            "--key-id",
+            &b,
+            "--plaintext",
+            &b64(b"for b only"),
+        ])["CiphertextBlob"]));
+        let mut relabelled = blob_b.clone();
+        relabelled[1..37].copy_from_slice(a.as_bytes());
+        fails_with(
+            &["decrypt", "--ciphertext-blob", &b64(&relabelled)],
+            "InvalidCiphertext",
+        );
+    }
+}
+
+#[test]
+fn a_blob_with_another_version_or_key_id_is_refused() {
+    let env = token();
+    let key = create_external("AES_256", "ENCRYPT/DECRYPT");
+    import_with_cli(env.dir.path(), &key, &[0x63; 32]);
+    let blob = unb64(&s(&ok(&[
+        "encrypt",
+        "--key-id",
+        &key,
+        "--plaintext",
+        &b64(b"versioned"),
+    ])["CiphertextBlob"]));
+    let decrypt = |bytes: &[u8], code: &str| {
+        fails_with(&["decrypt", "--ciphertext-blob", &b64(bytes)], code);
+        fails_with(
+            &[
+                "decrypt",
+                "--key-id",
+                &key,
+                "--ciphertext-blob",
+                &b64(bytes),
+            ],
+            code,
+        );
+    };
+    for version in [0u8, 2, 0xff] {
+        let mut b = blob.clone();
+        b[0] = version;
+        decrypt(&b, "InvalidCiphertext");
+    }
+    // A KeyId that is no KeyId; one of a key that does not exist.
+    let mut b = blob.clone();
+    b[1] = b'Z';
+    decrypt(&b, "InvalidCiphertext");
+    let mut b = blob.clone();
+    b[1..37].copy_from_slice(b"00000000-0000-4000-8000-000000000000");
+    fails_with(
+        &["decrypt", "--ciphertext-blob", &b64(&b)],
+        "Forbidden.KeyNotFound",
+    );
+    // The layout written before version 1: IV || ciphertext || tag, no version, no KeyId.
+    decrypt(&blob[37..], "InvalidCiphertext");
+    // Truncated, and a flipped ciphertext bit.
+    decrypt(&blob[..40], "InvalidCiphertext");
+    let mut b = blob.clone();
+    b[50] ^= 1;
+    decrypt(&b, "InvalidCiphertext");
+    // The untouched blob still decrypts.
+    let out = ok(&["decrypt", "--ciphertext-blob", &b64(&blob)]);
+    assert_eq!(unb64(&s(&out["Plaintext"])), b"versioned");
+}
+
+#[test]
+fn an_expired_import_token_is_expired_import_token_after_the_sweep() {
+    let env = token();
+    let dir = env.dir.path();
+    let key = create_external("AES_256", "ENCRYPT/DECRYPT");
+    let (public, token) = params(&key, "RSAES_OAEP_SHA_256", "RSA_2048");
+    let file = write(dir, "material.bin", &[0x64; 32]);
+    let wrapped = s(&ok(&[
+        "wrap-key-material",
+        "--public-key",
+        &public,
+        "--wrapping-algorithm",
+        "RSAES_OAEP_SHA_256",
+        "--key-material-file",
+        &file,
+    ])["EncryptedKeyMaterial"]);
+    let import_fails = |token: &str, code: &str| {
+        fails_with(
+            &[
+                "import-key-material",
+                "--key-id",
+                &key,
+                "--encrypted-key-material",
+                &wrapped,
+                "--import-token",
+                token,
+            ],
+            code,
+        )
+    };
+
+    // 25 hours later (the CLI inherits the clock offset).
+    common::kms::set_clock_offset(25 * 3600);
+    import_fails(&token, "ExpiredImportToken");
+    // The sweep has purged the wrapping key: no object carries the token any more...
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    let carrying = session
+        .find_objects(&[Attribute::VendorDefined((
+            AttributeType::VendorDefined(kmshsm::vendor::CKA_KMSHSM_IMPORT_TOKEN as _),
+            unb64(&token),
+        ))])
+        .unwrap();
+    assert!(carrying.is_empty(), "the wrapping key outlived its token");
+    drop(session);
+    ctx.finalize().unwrap();
+    // ...and the authentic token is still told it expired, while an altered one is not
+    // authentic.
+    import_fails(&token, "ExpiredImportToken");
+    let mut altered = unb64(&token);
+    altered[10] ^= 1;
+    import_fails(&b64(&altered), "InvalidImportToken");
+    assert_eq!(
+        ok(&["describe-key", "--key-id", &key])["KeyMetadata"]["KeyState"],
+        "PendingImport"
+    );
+}
+
+#[test]
+fn import_tokens_fit_huawei_import_token_for_both_wrapping_key_specs() {
+    let _env = token();
+    let aes = create_external("AES_256", "ENCRYPT/DECRYPT");
+    let sm2 = create_external("EC_SM2", "SIGN/VERIFY");
+    for (key, alg, spec) in [
+        (&aes, "RSAES_OAEP_SHA_256", "RSA_2048"),
+        (&sm2, "SM2PKE_SM4_ECB", "EC_SM2"),
+    ] {
+        // `params` checks ^[0-9a-zA-Z+/=]{200,6144}$; here the exact layout too.
+        let (_, token) = params(key, alg, spec);
+        let bytes = unb64(&token);
+        assert_eq!(&bytes[..4], b"KMT2");
+        assert_eq!(&bytes[4..40], key.as_bytes());
+        assert_eq!(token.len(), 216);
+    }
 }

@@ -365,17 +365,21 @@ fn the_kmshsm_cli_and_openssl_alone_run_the_bound_import_flow_with_expiry_deleti
     let plain = cli_json(&env, &decrypt);
     assert_eq!(unb64(&field(&plain, &["Plaintext"])), b"bound data");
 
-    // The blob is IV || AES-256-GCM ciphertext || tag under the material (openssl enc has
-    // no AEAD): a session key made from the plaintext material must decrypt it.
+    // The blob is version (1) || KeyId (36) || IV (12) || AES-256-GCM ciphertext || tag
+    // under the material, the first 37 bytes its AAD (docs/cli.md; openssl enc has no
+    // AEAD): a session key made from the plaintext material must decrypt it.
     let ctx = env.load();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
     let plain_key = session
         .create_object(&aes_template("material-check", &material, false))
         .expect("a session key from the material");
     let raw = unb64(&blob);
-    let (iv, body) = raw.split_at(12);
+    let (header, rest) = raw.split_at(37);
+    assert_eq!(header[0], 1);
+    assert_eq!(&header[1..], key.as_bytes());
+    let (iv, body) = rest.split_at(12);
     let mut iv = iv.to_vec();
-    let gcm = cryptoki::mechanism::aead::GcmParams::new(&mut iv, &[], 128.into()).unwrap();
+    let gcm = cryptoki::mechanism::aead::GcmParams::new(&mut iv, header, 128.into()).unwrap();
     let decrypted = session
         .decrypt(
             &cryptoki::mechanism::Mechanism::AesGcm(gcm),

@@ -86,11 +86,14 @@ fn configuration_texts_that_could_break_parsing_are_refused_cleanly() {
 
 #[test]
 fn import_tokens_of_every_length_and_authenticated_garbage_are_refused_cleanly() {
-    let mut inputs: Vec<Vec<u8>> = (0..140).map(|n| vec![0x41; n]).collect();
-    // Authenticated bodies (mode byte odd): the right length with junk behind the MAC.
-    inputs.push([&[1u8][..], &[0xff; 61]].concat());
-    inputs.push([&[1u8][..], &[0x00; 61]].concat());
-    inputs.push([&[1u8][..], &[0x7f; 8], &[0x61; 53]].concat());
+    let mut inputs: Vec<Vec<u8>> = (0..200).map(|n| vec![0x41; n]).collect();
+    // Authenticated bodies (mode byte odd): the right length with junk behind the MAC,
+    // KMT1 (mode 1, 77-byte body) and KMT2 (mode 3, 93-byte body).
+    for (mode, body) in [(1u8, 77usize), (3, 93)] {
+        inputs.push([&[mode][..], &vec![0xff; body]].concat());
+        inputs.push([&[mode][..], &vec![0x00; body]].concat());
+        inputs.push([&[mode][..], &[0x7f; 8], &vec![0x61; body - 8]].concat());
+    }
     let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
     replay("import_token", harness::import_token, &refs);
 }

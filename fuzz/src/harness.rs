@@ -40,9 +40,10 @@ pub fn config_parse(data: &[u8]) {
 const MAC_KEY: [u8; 32] = [0x5a; 32];
 
 /// Import tokens (`kms::import::ImportToken::open`). Half the inputs are taken as they are
-/// (the MAC check must refuse them without panicking); the other half get a valid
-/// HMAC-SHA256 tag under the fuzzer's key, so the parsing behind the MAC (KeyId, wrapping
-/// algorithm code, expiry) is reached with arbitrary bodies.
+/// (the MAC check must refuse them without panicking); the other half get a valid tag
+/// under the fuzzer's key, in the layout issued today (`KMT2`, HMAC-SHA-512) or the legacy
+/// one still opened (`KMT1`, HMAC-SHA-256) by the mode's second bit, so the parsing
+/// behind the MAC (KeyId, wrapping algorithm code, expiry) is reached with arbitrary bodies.
 pub fn import_token(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -51,9 +52,14 @@ pub fn import_token(data: &[u8]) {
     if mode & 1 == 0 {
         let _ = ImportToken::open(rest, &MAC_KEY, now);
     } else {
-        let mut token = b"KMT1".to_vec();
+        let (magic, mac) = if mode & 2 == 0 {
+            (b"KMT1", hmac::HMAC_SHA256)
+        } else {
+            (b"KMT2", hmac::HMAC_SHA512)
+        };
+        let mut token = magic.to_vec();
         token.extend_from_slice(rest);
-        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &MAC_KEY), &token);
+        let tag = hmac::sign(&hmac::Key::new(mac, &MAC_KEY), &token);
         token.extend_from_slice(tag.as_ref());
         if let Ok(opened) = ImportToken::open(&token, &MAC_KEY, now) {
             // A token that opens has not expired.

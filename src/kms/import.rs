@@ -1,11 +1,17 @@
 //! Import parameters and import tokens (GetParametersForImport / ImportKeyMaterial).
 //!
 //! An import token is an authenticated blob naming the target KeyId, the wrapping key
-//! (its object uid), the wrapping algorithm and the expiry, 24 hours after issue:
-//! `"KMT1" || key id (36) || wrapping key uid (16) || algorithm (1) || expiry (8, BE) ||
-//! nonce (16) || HMAC-SHA-256 tag (32)`, the tag under a key derived from the token
-//! master key. A fresh nonce makes every token different. This module must not know
-//! about PKCS#11.
+//! (its object uid), the wrapping algorithm and the expiry, 24 hours after issue. Tokens
+//! are issued in layout `KMT2`:
+//! `"KMT2" || key id (36) || wrapping key uid (16) || algorithm (1) || expiry (8, BE) ||
+//! nonce (32) || HMAC-SHA-512 tag (64)`, 161 bytes, 216 base64 characters (Huawei's
+//! `import_token` is `^[0-9a-zA-Z+/=]{200,6144}$`). The length is a 256-bit random nonce
+//! and an untruncated HMAC-SHA-512 tag, not padding. The tag is under a 256-bit key
+//! derived from the token master key. A fresh nonce makes every token different.
+//!
+//! Layout `KMT1` (16-byte nonce, HMAC-SHA-256 tag, 113 bytes), issued before, is still
+//! opened: it is authenticated under the same key, and no such token lives past 24 hours
+//! after an upgrade. It is never issued. This module must not know about PKCS#11.
 
 use aws_lc_rs::hmac;
 use subtle::ConstantTimeEq;
@@ -19,9 +25,41 @@ use crate::vendor;
 /// How long import parameters stay valid (kms-docs: 24 hours).
 pub const TOKEN_LIFETIME: i64 = 24 * 60 * 60;
 
-const MAGIC: &[u8; 4] = b"KMT1";
-const BODY_LEN: usize = 4 + 36 + 16 + 1 + 8 + 16;
-const TOKEN_LEN: usize = BODY_LEN + 32;
+/// One encoding of a token: its magic, nonce length and MAC.
+struct Layout {
+    magic: &'static [u8; 4],
+    nonce_len: usize,
+    mac: hmac::Algorithm,
+    tag_len: usize,
+}
+
+/// What `seal` writes.
+const CURRENT: Layout = Layout {
+    magic: b"KMT2",
+    nonce_len: 32,
+    mac: hmac::HMAC_SHA512,
+    tag_len: 64,
+};
+
+/// Issued by earlier versions; opened, never issued.
+const LEGACY: Layout = Layout {
+    magic: b"KMT1",
+    nonce_len: 16,
+    mac: hmac::HMAC_SHA256,
+    tag_len: 32,
+};
+
+/// Magic, key id, wrapping key uid, algorithm, expiry: the fields before the nonce.
+const FIELDS_LEN: usize = 4 + 36 + 16 + 1 + 8;
+
+impl Layout {
+    fn body_len(&self) -> usize {
+        FIELDS_LEN + self.nonce_len
+    }
+    fn token_len(&self) -> usize {
+        self.body_len() + self.tag_len
+    }
+}
 
 /// The wrapping algorithms of the kms-docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,33 +201,35 @@ impl ImportToken {
         }
     }
 
-    /// The authenticated encoding, with a fresh nonce.
+    /// The authenticated encoding (layout `KMT2`), with a fresh nonce.
     pub fn seal(&self, mac_key: &[u8; 32]) -> crate::error::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(TOKEN_LEN);
-        out.extend_from_slice(MAGIC);
+        let layout = &CURRENT;
+        let mut out = Vec::with_capacity(layout.token_len());
+        out.extend_from_slice(layout.magic);
         out.extend_from_slice(self.key_id.as_str().as_bytes());
         out.extend_from_slice(&self.wrapping_key);
         out.push(self.algorithm.code() as u8);
         out.extend_from_slice(&self.expires_at.to_be_bytes());
-        let mut nonce = [0u8; 16];
+        let mut nonce = vec![0u8; layout.nonce_len];
         random_fill(&mut nonce)?;
         out.extend_from_slice(&nonce);
-        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, mac_key), &out);
+        let tag = hmac::sign(&hmac::Key::new(layout.mac, mac_key), &out);
         out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
-    /// Checks a token's tag and expiry at `now`.
+    /// Checks a token's tag and expiry at `now` (layout `KMT2`, or `KMT1`).
     pub fn open(
         bytes: &[u8],
         mac_key: &[u8; 32],
         now: UnixSeconds,
     ) -> Result<ImportToken, KmsError> {
-        if bytes.len() != TOKEN_LEN || &bytes[..4] != MAGIC {
-            return Err(KmsError::InvalidImportToken);
-        }
-        let (body, tag) = bytes.split_at(BODY_LEN);
-        let expected = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, mac_key), body);
+        let layout = [&CURRENT, &LEGACY]
+            .into_iter()
+            .find(|l| bytes.len() == l.token_len() && bytes.starts_with(l.magic))
+            .ok_or(KmsError::InvalidImportToken)?;
+        let (body, tag) = bytes.split_at(layout.body_len());
+        let expected = hmac::sign(&hmac::Key::new(layout.mac, mac_key), body);
         if !bool::from(expected.as_ref().ct_eq(tag)) {
             return Err(KmsError::InvalidImportToken);
         }
@@ -199,7 +239,7 @@ impl ImportToken {
         let algorithm = WrappingAlgorithm::from_code(u64::from(body[56]))
             .ok_or(KmsError::InvalidImportToken)?;
         let mut expiry = [0u8; 8];
-        expiry.copy_from_slice(&body[57..65]);
+        expiry.copy_from_slice(&body[57..FIELDS_LEN]);
         let token = ImportToken {
             key_id,
             wrapping_key,
@@ -248,7 +288,7 @@ mod tests {
             ImportToken::open(&bytes, &[2; 32], 0),
             Err(KmsError::InvalidImportToken)
         );
-        for i in [0, 10, 45, 60, 70, bytes.len() - 1] {
+        for i in [0, 3, 10, 45, 56, 60, 70, 100, 120, bytes.len() - 1] {
             let mut b = bytes.clone();
             b[i] ^= 1;
             assert_eq!(
@@ -259,6 +299,67 @@ mod tests {
         }
         assert_eq!(
             ImportToken::open(&bytes[1..], &[1; 32], 0),
+            Err(KmsError::InvalidImportToken)
+        );
+    }
+
+    /// A token in the layout earlier versions issued (HMAC-SHA-256, 16-byte nonce).
+    fn legacy(t: &ImportToken, mac_key: &[u8; 32]) -> Vec<u8> {
+        let mut out = b"KMT1".to_vec();
+        out.extend_from_slice(t.key_id.as_str().as_bytes());
+        out.extend_from_slice(&t.wrapping_key);
+        out.push(t.algorithm.code() as u8);
+        out.extend_from_slice(&t.expires_at.to_be_bytes());
+        out.extend_from_slice(&[7; 16]);
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, mac_key), &out);
+        out.extend_from_slice(tag.as_ref());
+        out
+    }
+
+    #[test]
+    fn a_token_is_kmt2_and_at_least_200_base64_characters() {
+        use base64::Engine;
+        let bytes = token(0).seal(&[1; 32]).unwrap();
+        assert_eq!(&bytes[..4], b"KMT2");
+        assert_eq!(bytes.len(), 161);
+        let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        // Huawei: ^[0-9a-zA-Z+/=]{200,6144}$
+        assert!(
+            (200..=6144).contains(&text.len()),
+            "{} characters",
+            text.len()
+        );
+        assert!(text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)));
+    }
+
+    #[test]
+    fn a_legacy_kmt1_token_still_opens_and_expires() {
+        let t = token(1_000);
+        let bytes = legacy(&t, &[1; 32]);
+        assert_eq!(bytes.len(), 113);
+        assert_eq!(ImportToken::open(&bytes, &[1; 32], 1_000).unwrap(), t);
+        assert_eq!(
+            ImportToken::open(&bytes, &[2; 32], 1_000),
+            Err(KmsError::InvalidImportToken)
+        );
+        assert_eq!(
+            ImportToken::open(&bytes, &[1; 32], 1_000 + TOKEN_LIFETIME),
+            Err(KmsError::ExpiredImportToken)
+        );
+        // The magic selects the layout: a KMT1 body under the KMT2 name is refused, and
+        // so is a KMT2 token renamed KMT1.
+        let mut renamed = bytes.clone();
+        renamed[3] = b'2';
+        assert_eq!(
+            ImportToken::open(&renamed, &[1; 32], 1_000),
+            Err(KmsError::InvalidImportToken)
+        );
+        let mut renamed = t.seal(&[1; 32]).unwrap();
+        renamed[3] = b'1';
+        assert_eq!(
+            ImportToken::open(&renamed, &[1; 32], 1_000),
             Err(KmsError::InvalidImportToken)
         );
     }

@@ -2,9 +2,11 @@
 //!
 //! `key` names what a key is (KeyId, KeySpec, usage, Origin, KeyState), `lifecycle` is
 //! the one transition function, `material` the same-material rule, `import` the import
-//! parameters and tokens, `clock` the injected time. The PKCS#11 layer (`token::kms`)
-//! maps these onto objects and vendor attributes.
+//! parameters and tokens, `blob` the CiphertextBlob of the CLI's Encrypt, `clock` the
+//! injected time. The PKCS#11 layer (`token::kms`) maps these onto objects and vendor
+//! attributes.
 
+pub mod blob;
 pub mod clock;
 pub mod error;
 pub mod import;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use cryptoki_sys::*;
 use kmshsm::error::{Error, Result};
+use kmshsm::kms::blob::{self, CiphertextBlob};
 use kmshsm::kms::import::WrappingAlgorithm;
-use kmshsm::kms::key::{KeySpec, KeyState, KeyUsage, Origin};
+use kmshsm::kms::key::{KeyId, KeySpec, KeyState, KeyUsage, Origin};
+use kmshsm::kms::KmsError;
 use kmshsm::mechanism::params::{GcmParams, OaepParams, PssParams};
 use kmshsm::mechanism::{sm as sm_mech, MechanismArg, Param};
 use kmshsm::object::key::{CKK_SM2, CKK_SM4};
@@ -315,9 +317,9 @@ impl Client {
             bytes(v::CKA_KMSHSM_IMPORT_TOKEN, token),
             ulong(CKA_CLASS as u64, CKO_PRIVATE_KEY as u64),
         ])?;
-        let wrapping = *wrapping
-            .first()
-            .ok_or(Error::Kms(kmshsm::kms::KmsError::InvalidImportToken))?;
+        let Some(&wrapping) = wrapping.first() else {
+            return Err(self.no_wrapping_key(material, token));
+        };
         let alg = self
             .ulong(wrapping, v::CKA_KMSHSM_WRAPPING_ALGORITHM)?
             .and_then(WrappingAlgorithm::from_code)
@@ -332,6 +334,31 @@ impl Client {
             .token
             .unwrap_key(self.caller(), &mech, wrapping, material, &template)?;
         Ok(())
+    }
+
+    /// Why no wrapping key carries `token`. The sweep purges a wrapping key once its
+    /// token expires, so an expired token finds none. `C_UnwrapKey` naming no key
+    /// (`CK_INVALID_HANDLE`) with the token in its template lets the token layer say
+    /// whether the token is authentic and expired (ExpiredImportToken), as a PKCS#11
+    /// caller still holding the purged handle hears; anything else is InvalidImportToken.
+    fn no_wrapping_key(&self, material: &[u8], token: &[u8]) -> Error {
+        let template = [bytes(v::CKA_KMSHSM_IMPORT_TOKEN, token)];
+        // The mechanism only has to exist: the missing key is refused before it is used.
+        let mech = unwrap_mechanism(WrappingAlgorithm::RsaesOaepSha256);
+        match self.session.token.unwrap_key(
+            self.caller(),
+            &mech,
+            CK_INVALID_HANDLE as ObjectHandle,
+            material,
+            &template,
+        ) {
+            Err(Error::Kms(KmsError::ExpiredImportToken)) => {
+                Error::Kms(KmsError::ExpiredImportToken)
+            }
+            // Handles start at 1, so nothing is unwrapped with handle 0; whatever the
+            // answer, the token names no wrapping key here.
+            _ => Error::Kms(KmsError::InvalidImportToken),
+        }
     }
 
     /// Enable/DisableKey, DeleteKeyMaterial, ScheduleKeyDeletion.
@@ -358,33 +385,36 @@ impl Client {
         }
     }
 
-    /// Encrypt: symmetric keys use GCM (blob = 12-byte IV || ciphertext || tag);
-    /// RSA and SM2 keys their public-key encryption.
+    /// The key's spec, if it has one.
+    pub fn spec(&self, key_id: &str) -> Result<Option<KeySpec>> {
+        let (main, _) = self.key(key_id)?;
+        Ok(self
+            .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
+            .and_then(KeySpec::from_code))
+    }
+
+    /// Encrypt: a symmetric key writes a version-1 CiphertextBlob (`kms::blob`: GCM with
+    /// the key's own KeyId in the blob and in the AAD); RSA and SM2 keys their public-key
+    /// encryption.
     pub fn encrypt(&self, key_id: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
         let (main, public) = self.key(key_id)?;
         let spec = self
             .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
             .and_then(KeySpec::from_code);
         match spec {
-            Some(KeySpec::Aes256 | KeySpec::Sm4) => {
-                let mut iv = vec![0u8; 12];
+            Some(spec @ (KeySpec::Aes256 | KeySpec::Sm4)) => {
+                // The id the key carries, not the text the caller typed.
+                let key_id = KeyId::from_bytes(
+                    &self
+                        .bytes(main, v::CKA_KMSHSM_KEY_ID)?
+                        .ok_or(Error::KeyTypeInconsistent)?,
+                )
+                .map_err(Error::Kms)?;
+                let mut iv = [0u8; blob::IV_LEN];
                 kmshsm::store::seal::random_fill(&mut iv)?;
-                let kind = if spec == Some(KeySpec::Aes256) {
-                    CKM_AES_GCM
-                } else {
-                    sm_mech::CKM_SM4_GCM
-                };
-                let mech = MechanismArg {
-                    kind,
-                    param: Param::Gcm(GcmParams {
-                        iv: iv.clone(),
-                        aad: vec![],
-                        tag_bits: 128,
-                    }),
-                };
-                let mut out = iv;
-                out.extend(self.run_cipher(Direction::Encrypt, &mech, main, plaintext)?);
-                Ok(out)
+                let mech = gcm(spec, &iv, &key_id);
+                let sealed = self.run_cipher(Direction::Encrypt, &mech, main, plaintext)?;
+                Ok(CiphertextBlob { key_id, iv, sealed }.encode())
             }
             _ => {
                 let public = public.ok_or(Error::KeyTypeInconsistent)?;
@@ -393,34 +423,32 @@ impl Client {
         }
     }
 
-    pub fn decrypt(&self, key_id: &str, blob: &[u8]) -> Result<Vec<u8>> {
-        let (main, _) = self.key(key_id)?;
+    /// Decrypt of a symmetric key's CiphertextBlob, by the key the blob names: the tag
+    /// covers that KeyId, so a blob naming another key than the one that made it fails.
+    pub fn decrypt_blob(&self, blob: &CiphertextBlob) -> Result<Vec<u8>> {
+        let (main, _) = self.key(blob.key_id.as_str())?;
         let spec = self
             .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
             .and_then(KeySpec::from_code);
         match spec {
-            Some(KeySpec::Aes256 | KeySpec::Sm4) => {
-                if blob.len() < 12 {
-                    return Err(Error::EncryptedDataLenRange);
-                }
-                let (iv, body) = blob.split_at(12);
-                let kind = if spec == Some(KeySpec::Aes256) {
-                    CKM_AES_GCM
-                } else {
-                    sm_mech::CKM_SM4_GCM
-                };
-                let mech = MechanismArg {
-                    kind,
-                    param: Param::Gcm(GcmParams {
-                        iv: iv.to_vec(),
-                        aad: vec![],
-                        tag_bits: 128,
-                    }),
-                };
-                self.run_cipher(Direction::Decrypt, &mech, main, body)
+            Some(spec @ (KeySpec::Aes256 | KeySpec::Sm4)) => {
+                let mech = gcm(spec, &blob.iv, &blob.key_id);
+                self.run_cipher(Direction::Decrypt, &mech, main, &blob.sealed)
             }
-            _ => self.run_cipher(Direction::Decrypt, &public_cipher(spec), main, blob),
+            _ => Err(Error::KeyTypeInconsistent),
         }
+    }
+
+    /// Decrypt with an RSA or SM2 key: its public-key encryption, as Encrypt made it.
+    pub fn decrypt_public_key(&self, key_id: &str, data: &[u8]) -> Result<Vec<u8>> {
+        let (main, _) = self.key(key_id)?;
+        let spec = self
+            .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
+            .and_then(KeySpec::from_code);
+        if spec.is_some_and(|s| s.symmetric_len().is_some()) {
+            return Err(Error::KeyTypeInconsistent);
+        }
+        self.run_cipher(Direction::Decrypt, &public_cipher(spec), main, data)
     }
 
     /// GetPublicKey: the key's public half as DER SubjectPublicKeyInfo.
@@ -482,6 +510,24 @@ impl Client {
             Err(Error::SignatureInvalid | Error::SignatureLenRange) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// GCM for a CiphertextBlob of `key_id`: AES-256-GCM or SM4-GCM, 128-bit tag, AAD
+/// `version || KeyId`.
+fn gcm(spec: KeySpec, iv: &[u8; blob::IV_LEN], key_id: &KeyId) -> MechanismArg {
+    let kind = if spec == KeySpec::Sm4 {
+        sm_mech::CKM_SM4_GCM
+    } else {
+        CKM_AES_GCM
+    };
+    MechanismArg {
+        kind,
+        param: Param::Gcm(GcmParams {
+            iv: iv.to_vec(),
+            aad: blob::aad(key_id),
+            tag_bits: (blob::TAG_LEN * 8) as u64,
+        }),
     }
 }
 

@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use kmshsm::error::Error;
+use kmshsm::kms::blob::CiphertextBlob;
 use kmshsm::kms::import::WrappingAlgorithm;
 use kmshsm::kms::key::{KeySpec, KeyState, KeyUsage, Origin};
 use serde_json::{json, Value};
@@ -126,10 +127,11 @@ enum Command {
         #[arg(long)]
         plaintext: String,
     },
-    /// Decrypt (base64 CiphertextBlob).
+    /// Decrypt (base64 CiphertextBlob). A symmetric key's blob names its key, so
+    /// --key-id is optional (if given, it must be the blob's); RSA and SM2 keys need it.
     Decrypt {
         #[arg(long)]
-        key_id: String,
+        key_id: Option<String>,
         #[arg(long)]
         ciphertext_blob: String,
     },
@@ -406,8 +408,29 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             key_id,
             ciphertext_blob,
         } => {
-            let plain = client.decrypt(key_id, &b64(ciphertext_blob, "CiphertextBlob")?)?;
-            json!({ "KeyId": key_id, "Plaintext": B64.encode(plain), "RequestId": id })
+            let data = b64(ciphertext_blob, "CiphertextBlob")?;
+            let public_key = match key_id {
+                Some(k) => client.spec(k)?.is_some_and(|s| s.symmetric_len().is_none()),
+                None => false,
+            };
+            let (key, plain) = match key_id {
+                Some(k) if public_key => (k.clone(), client.decrypt_public_key(k, &data)?),
+                _ => {
+                    let blob = CiphertextBlob::parse(&data).map_err(|e| Failure {
+                        code: "InvalidCiphertext",
+                        message: e.to_string(),
+                    })?;
+                    if key_id.as_ref().is_some_and(|k| k != blob.key_id.as_str()) {
+                        return Err(Failure {
+                            code: "InvalidCiphertext",
+                            message: "the CiphertextBlob was made by another key than --key-id"
+                                .into(),
+                        });
+                    }
+                    (blob.key_id.to_string(), client.decrypt_blob(&blob)?)
+                }
+            };
+            json!({ "KeyId": key, "Plaintext": B64.encode(plain), "RequestId": id })
         }
         Command::Sign {
             key_id,
