@@ -6,6 +6,7 @@
 //! This module must not know about PKCS#11.
 
 mod implicit;
+mod keygen;
 mod padding;
 #[allow(unsafe_code)] // the raw RSA primitive; see raw.rs
 mod raw;
@@ -104,13 +105,16 @@ impl RsaComponents {
         ))
     }
 
-    /// A new key pair of `bits` (2048, 3072 or 4096) with public exponent 65537.
+    /// A new key pair whose modulus has exactly `bits` bits, public exponent 65537:
+    /// aws-lc-rs's generator for 2048, 3072 and 4096, `keygen` for any other length from
+    /// 1024 to 16384 (the policy minimum is the mechanism's business).
     pub fn generate(bits: usize) -> Result<RsaComponents> {
         use aws_lc_rs::rsa::{KeyPair, KeySize};
         let size = match bits {
             2048 => KeySize::Rsa2048,
             3072 => KeySize::Rsa3072,
             4096 => KeySize::Rsa4096,
+            1024..=16384 => return keygen::generate(bits),
             _ => return Err(Error::KeySizeRange),
         };
         let pair = KeyPair::generate(size).map_err(|_| Error::Internal("RSA key generation"))?;
