@@ -20,6 +20,8 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         super::hmac::MECHANISMS,
         super::rsa::MECHANISMS,
         super::ec::MECHANISMS,
+        super::eddsa::MECHANISMS,
+        super::montgomery::MECHANISMS,
         super::sm::MECHANISMS,
         super::wrap::MECHANISMS,
         super::envelope::MECHANISMS,
