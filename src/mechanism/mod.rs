@@ -18,6 +18,7 @@ mod montgomery;
 pub mod params;
 pub mod registry;
 mod rsa;
+mod rsa_raw;
 pub mod sm;
 mod wrap;
 

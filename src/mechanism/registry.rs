@@ -19,6 +19,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         super::aes::MECHANISMS,
         super::hmac::MECHANISMS,
         super::rsa::MECHANISMS,
+        super::rsa_raw::MECHANISMS,
         super::ec::MECHANISMS,
         super::eddsa::MECHANISMS,
         super::montgomery::MECHANISMS,
