@@ -3,7 +3,9 @@
 //!
 //! Sources: FIPS 180-4 examples ("abc" and the 448-bit message) for SHA-1/224/256/384/512;
 //! RFC 4231 test cases 1, 2, 3, 4, 6 and 7 for HMAC-SHA-224/256/384/512; RFC 2202 cases 1-3
-//! for HMAC-SHA-1 (RFC 4231 has no SHA-1); GB/T 32905-2016 Appendix A for SM3.
+//! for HMAC-SHA-1 (RFC 4231 has no SHA-1); GB/T 32905-2016 Appendix A for SM3. Keys made by
+//! `CKM_GENERIC_SECRET_KEY_GEN` and `CKM_SHA*_KEY_GEN` give the HMACs `openssl dgst -mac
+//! HMAC` computes with their values.
 
 mod common;
 
@@ -234,5 +236,105 @@ fn hmac_sha1_matches_rfc_2202_cases_1_to_3() {
         let key = secret_key(&session, KeyType::GENERIC_SECRET, &key);
         let got = session.sign(&Mechanism::Sha1Hmac, key, &data).unwrap();
         assert_eq!(to_hex(&got), mac);
+    }
+}
+
+#[test]
+fn generated_hmac_keys_give_the_hmacs_openssl_computes_with_their_value() {
+    use cryptoki::error::Error;
+    use cryptoki::object::{Attribute, AttributeType};
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let msg = b"hmac under a generated key".to_vec();
+    let msg_path = write_file(env.dir.path(), "msg", &msg);
+    let template = |len: Option<u64>| {
+        let mut t = vec![
+            Attribute::Token(false),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+        ];
+        t.extend(len.map(|n| Attribute::ValueLen(n.into())));
+        t
+    };
+    for (gen, key_type, hmac, name) in [
+        (
+            Mechanism::GenericSecretKeyGen,
+            KeyType::GENERIC_SECRET,
+            Mechanism::Sha256Hmac,
+            "sha256",
+        ),
+        (
+            Mechanism::Sha1KeyGen,
+            KeyType::SHA_1_HMAC,
+            Mechanism::Sha1Hmac,
+            "sha1",
+        ),
+        (
+            Mechanism::Sha224KeyGen,
+            KeyType::SHA224_HMAC,
+            Mechanism::Sha224Hmac,
+            "sha224",
+        ),
+        (
+            Mechanism::Sha256KeyGen,
+            KeyType::SHA256_HMAC,
+            Mechanism::Sha256Hmac,
+            "sha256",
+        ),
+        (
+            Mechanism::Sha384KeyGen,
+            KeyType::SHA384_HMAC,
+            Mechanism::Sha384Hmac,
+            "sha384",
+        ),
+        (
+            Mechanism::Sha512KeyGen,
+            KeyType::SHA512_HMAC,
+            Mechanism::Sha512Hmac,
+            "sha512",
+        ),
+    ] {
+        let key = session
+            .generate_key(&gen, &template(Some(37)))
+            .unwrap_or_else(|e| panic!("{gen:?}: {e}"));
+        let value = attribute_bytes(&session, key, AttributeType::Value);
+        assert_eq!(value.len(), 37);
+        let attrs = session
+            .get_attributes(key, &[AttributeType::KeyType])
+            .unwrap();
+        assert!(
+            matches!(&attrs[..], [Attribute::KeyType(k)] if *k == key_type),
+            "{gen:?}: {attrs:?}"
+        );
+        let tag = session.sign(&hmac, key, &msg).unwrap();
+        let theirs = openssl_ok(&[
+            "dgst",
+            &format!("-{name}"),
+            "-mac",
+            "HMAC",
+            "-macopt",
+            &format!("hexkey:{}", to_hex(&value)),
+            "-binary",
+            &msg_path,
+        ]);
+        assert_eq!(tag, theirs, "{gen:?}");
+        session.verify(&hmac, key, &msg, &tag).unwrap();
+        let rv = |r: cryptoki::error::Result<cryptoki::object::ObjectHandle>| match r {
+            Err(Error::Pkcs11(rv, _)) => rv,
+            other => panic!("{gen:?}: expected an error, got {other:?}"),
+        };
+        assert_eq!(
+            rv(session.generate_key(&gen, &template(None))),
+            RvError::TemplateIncomplete
+        );
+        for bad in [0, 513] {
+            assert_eq!(
+                rv(session.generate_key(&gen, &template(Some(bad)))),
+                RvError::AttributeValueInvalid,
+                "{gen:?} {bad}"
+            );
+        }
     }
 }

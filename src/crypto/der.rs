@@ -109,6 +109,15 @@ impl<'a> Reader<'a> {
 }
 
 /// Encodes one element.
+/// The length of the first element of `input`, which must have tag `tag`, header
+/// included (`None` if it is not a well-formed element): what remains of a block-padded
+/// encoding once its trailing padding is cut.
+pub fn element_len(input: &[u8], tag: u8) -> Option<usize> {
+    let mut r = Reader::new(input, || Error::WrappedKeyInvalid);
+    r.read(tag).ok()?;
+    Some(input.len() - r.input.len())
+}
+
 pub fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 6);
     out.push(tag);

@@ -1,11 +1,12 @@
-//! Thin wrappers over the cryptographic primitives: aws-lc-rs for RSA, ECDSA and AES,
-//! RustCrypto for SM2, SM3 and SM4.
+//! Thin wrappers over the cryptographic primitives: aws-lc-rs for RSA, ECDSA, AES,
+//! Ed25519 and X25519, RustCrypto for SM2, SM3 and SM4.
 //!
 //! Functions here take and return plain bytes and `crate::error::Result`; they know
 //! nothing of sessions, objects or PKCS#11 structures, so the mechanism layer can be
 //! tested against published vectors through them and through the C ABI alike.
 //! Secrets they return are zeroizing; they never log.
 pub mod aes;
+pub mod curve25519;
 pub mod der;
 pub mod ec;
 pub mod hash;

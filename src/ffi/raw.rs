@@ -426,6 +426,20 @@ pub fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
                 public_data: param_bytes(e.pPublicData.cast(), e.ulPublicDataLen)?,
             })
         }
+        Layout::OptionalEddsa if len == 0 => Param::None,
+        Layout::OptionalEddsa => {
+            let e: CK_EDDSA_PARAMS = param_struct(p, len)?;
+            // RFC 8032 contexts are at most 255 bytes: a longer length is refused
+            // before anything is read.
+            if e.ulContextDataLen > 255 {
+                return Err(Error::MechanismParamInvalid);
+            }
+            Param::Eddsa {
+                // CK_BBOOL: any non-zero value is true.
+                prehash: e.phFlag != 0,
+                context: param_bytes(e.pContextData.cast(), e.ulContextDataLen)?,
+            }
+        }
         Layout::RsaAesKeyWrap => {
             let w: CK_RSA_AES_KEY_WRAP_PARAMS = param_struct(p, len)?;
             let inner =

@@ -146,7 +146,7 @@ impl Mechanism for Block {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        let wrap = if matches!(self.1, Mode::Ecb | Mode::CbcPad) {
+        let wrap = if self.1 != Mode::Ctr {
             CKF_WRAP | CKF_UNWRAP
         } else {
             0
@@ -168,14 +168,15 @@ impl Mechanism for Block {
         )?))))
     }
     fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
-        if !matches!(self.1, Mode::Ecb | Mode::CbcPad) {
-            return Err(Error::MechanismInvalid);
-        }
-        if self.1 == Mode::Ecb && material.len() % 16 != 0 {
-            return Err(Error::KeySizeRange);
-        }
+        let material = match self.1 {
+            Mode::CbcPad => Zeroizing::new(material.to_vec()),
+            // ECB and CBC without padding (PKCS#11 3.0 §2.10.3, §2.10.4): the value is
+            // padded on the trailing end with up to 15 zero bytes to whole blocks.
+            Mode::Ecb | Mode::Cbc => zero_padded(material)?,
+            Mode::Ctr => return Err(Error::MechanismInvalid),
+        };
         Ok(self
-            .one_shot(param, wrapping, Direction::Encrypt, material)?
+            .one_shot(param, wrapping, Direction::Encrypt, &material)?
             .to_vec())
     }
     fn unwrap(
@@ -183,18 +184,61 @@ impl Mechanism for Block {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _expected: WrappedLen,
+        expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        if !matches!(self.1, Mode::Ecb | Mode::CbcPad) {
+        if self.1 == Mode::Ctr {
             return Err(Error::MechanismInvalid);
         }
-        self.one_shot(param, unwrapping, Direction::Decrypt, wrapped)
+        if wrapped.is_empty() {
+            return Err(Error::WrappedKeyLenRange);
+        }
+        let plain = self
+            .one_shot(param, unwrapping, Direction::Decrypt, wrapped)
             .map_err(|e| match e {
                 Error::EncryptedDataLenRange | Error::DataLenRange => Error::WrappedKeyLenRange,
                 Error::EncryptedDataInvalid => Error::WrappedKeyInvalid,
                 e => e,
-            })
+            })?;
+        if self.1 == Mode::CbcPad {
+            return Ok(plain);
+        }
+        trim_zero_padding(plain, expected)
     }
+}
+
+/// `material` with up to 15 zero bytes appended to make whole AES blocks.
+fn zero_padded(material: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if material.is_empty() {
+        return Err(Error::KeySizeRange);
+    }
+    let len = material.len().div_ceil(16) * 16;
+    let mut out = Zeroizing::new(Vec::with_capacity(len));
+    out.extend_from_slice(material);
+    out.resize(len, 0);
+    Ok(out)
+}
+
+/// Cuts an ECB/CBC-unwrapped block string to the key the template describes (§2.10.3:
+/// "truncates the result according to the CKA_KEY_TYPE ... and CKA_VALUE_LEN"): the
+/// template's length, a length the key type allows, or a DER private key's own length.
+fn trim_zero_padding(
+    plain: Zeroizing<Vec<u8>>,
+    expected: WrappedLen,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let keep = match expected {
+        WrappedLen::Exact(len) if len <= plain.len() && plain.len() - len < 16 => len,
+        WrappedLen::Exact(_) => return Err(Error::WrappedKeyLenRange),
+        WrappedLen::OneOf(lengths) if lengths.contains(&plain.len()) => plain.len(),
+        // A key type of several sizes needs CKA_VALUE_LEN to cut the padding.
+        WrappedLen::OneOf(_) => return Err(Error::TemplateIncomplete),
+        WrappedLen::Any => plain.len(),
+        WrappedLen::Encoded => {
+            crate::crypto::der::element_len(&plain, crate::crypto::der::SEQUENCE)
+                .filter(|len| plain.len() - len < 16)
+                .ok_or(Error::WrappedKeyInvalid)?
+        }
+    };
+    Ok(Zeroizing::new(plain[..keep].to_vec()))
 }
 
 /// GCM parameters as the primitive wants them.

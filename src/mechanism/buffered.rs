@@ -1,5 +1,6 @@
 //! Operations whose primitive works on the whole input at once (RSA, raw ECDSA, GCM,
-//! SM2, SM4): multi-part calls collect the input, and the last call runs the primitive.
+//! SM2, SM4, Ed25519): multi-part calls collect the input, and the last call runs the
+//! primitive.
 //! The collected input is zeroized, and capped so that a caller cannot grow memory
 //! without bound through `C_*Update`.
 
@@ -12,6 +13,8 @@ use crate::operation::{Cipher, Signer, Verifier};
 pub const ONE_BLOCK_CAP: usize = 1 << 16;
 /// Input cap for buffered bulk ciphers (GCM, SM4): 256 MiB.
 pub const BULK_CAP: usize = 1 << 28;
+/// Input cap for signatures over the whole message (pure Ed25519): 16 MiB.
+pub const MESSAGE_CAP: usize = 1 << 24;
 
 struct Buffered<B, F> {
     input: Zeroizing<Vec<u8>>,
@@ -107,9 +110,17 @@ pub fn signer<F>(len: usize, run: F) -> Box<dyn Signer>
 where
     F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
 {
+    signer_capped(ONE_BLOCK_CAP, len, run)
+}
+
+/// `signer` with an input cap of `cap` bytes.
+pub fn signer_capped<F>(cap: usize, len: usize, run: F) -> Box<dyn Signer>
+where
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
+{
     Box::new(Buffered {
         input: Zeroizing::new(Vec::new()),
-        cap: ONE_BLOCK_CAP,
+        cap,
         bound: move |_| len,
         run,
         too_long: Error::DataLenRange,
@@ -118,6 +129,7 @@ where
 
 struct BufferedVerify<F> {
     input: Vec<u8>,
+    cap: usize,
     run: F,
 }
 
@@ -126,7 +138,7 @@ where
     F: FnMut(&[u8], &[u8]) -> Result<()> + Send,
 {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        if self.input.len().saturating_add(data.len()) > ONE_BLOCK_CAP {
+        if self.input.len().saturating_add(data.len()) > self.cap {
             return Err(Error::DataLenRange);
         }
         self.input.extend_from_slice(data);
@@ -142,8 +154,17 @@ pub fn verifier<F>(run: F) -> Box<dyn Verifier>
 where
     F: FnMut(&[u8], &[u8]) -> Result<()> + Send + 'static,
 {
+    verifier_capped(ONE_BLOCK_CAP, run)
+}
+
+/// `verifier` with an input cap of `cap` bytes.
+pub fn verifier_capped<F>(cap: usize, run: F) -> Box<dyn Verifier>
+where
+    F: FnMut(&[u8], &[u8]) -> Result<()> + Send + 'static,
+{
     Box::new(BufferedVerify {
         input: Vec::new(),
+        cap,
         run,
     })
 }

@@ -1,6 +1,7 @@
 //! EC mechanisms on P-256, P-384, P-521 and secp256k1: `CKM_EC_KEY_PAIR_GEN`,
 //! `CKM_ECDSA` (over a caller-supplied hash), `CKM_ECDSA_SHA1` ... `CKM_ECDSA_SHA512`,
-//! and `CKM_ECDH1_DERIVE` (raw or with the ANSI X9.63 KDF of §6.3.14). Key sizes in bits.
+//! and `CKM_ECDH1_DERIVE` (raw or with the ANSI X9.63 KDF of §6.3.14; X25519 base keys
+//! go to `montgomery`). Key sizes in bits.
 
 use std::sync::Arc;
 
@@ -212,7 +213,7 @@ impl Mechanism for Ecdh1 {
     }
     fn info(&self) -> CK_MECHANISM_INFO {
         info(
-            MIN_BITS,
+            super::montgomery::BITS,
             MAX_BITS,
             CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
         )
@@ -221,6 +222,9 @@ impl Mechanism for Ecdh1 {
         let Param::Ecdh1(p) = param else {
             return Err(Error::MechanismParamInvalid);
         };
+        if super::montgomery::is_x25519(base) {
+            return super::montgomery::derive(p, base, len);
+        }
         let key = private(base)?;
         // The peer's point may come bare or as a DER OCTET STRING (§6.3.14 allows both).
         let peer = ec::point_from_attribute(&p.public_data);

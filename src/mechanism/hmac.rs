@@ -1,6 +1,8 @@
 //! HMACs over SHA-1 and SHA-2 (`CKM_SHA_1_HMAC`, `CKM_SHA224_HMAC` ... `CKM_SHA512_HMAC`,
-//! RFC 2104 via aws-lc-rs) and `CKM_GENERIC_SECRET_KEY_GEN`.
-//! Keys: `CKK_GENERIC_SECRET` or the HMAC key type of the same hash; sizes in bytes.
+//! RFC 2104 via aws-lc-rs), `CKM_GENERIC_SECRET_KEY_GEN` and the HMAC key generations
+//! `CKM_SHA_1_KEY_GEN` ... `CKM_SHA512_KEY_GEN` (PKCS#11 3.0: `CKA_VALUE_LEN` bytes of
+//! random, key type `CKK_SHA*_HMAC`). Keys: `CKK_GENERIC_SECRET` or the HMAC key type of
+//! the same hash; sizes in bytes (bits for `CKM_GENERIC_SECRET_KEY_GEN`, §6.3).
 
 use std::sync::Arc;
 
@@ -26,8 +28,12 @@ pub struct Hmac {
     key_type: CK_KEY_TYPE,
 }
 
+/// A secret-key generation: `CKA_VALUE_LEN` random bytes of `key_type`.
 #[derive(Debug)]
-pub struct GenericKeyGen;
+pub struct KeyGen {
+    kind: CK_MECHANISM_TYPE,
+    key_type: CK_KEY_TYPE,
+}
 
 pub static MECHANISMS: &[&dyn Mechanism] = &[
     &Hmac {
@@ -55,7 +61,30 @@ pub static MECHANISMS: &[&dyn Mechanism] = &[
         hash: HashAlg::Sha512,
         key_type: CKK_SHA512_HMAC,
     },
-    &GenericKeyGen,
+    &KeyGen {
+        kind: CKM_GENERIC_SECRET_KEY_GEN,
+        key_type: CKK_GENERIC_SECRET,
+    },
+    &KeyGen {
+        kind: CKM_SHA_1_KEY_GEN,
+        key_type: CKK_SHA_1_HMAC,
+    },
+    &KeyGen {
+        kind: CKM_SHA224_KEY_GEN,
+        key_type: CKK_SHA224_HMAC,
+    },
+    &KeyGen {
+        kind: CKM_SHA256_KEY_GEN,
+        key_type: CKK_SHA256_HMAC,
+    },
+    &KeyGen {
+        kind: CKM_SHA384_KEY_GEN,
+        key_type: CKK_SHA384_HMAC,
+    },
+    &KeyGen {
+        kind: CKM_SHA512_KEY_GEN,
+        key_type: CKK_SHA512_HMAC,
+    },
 ];
 
 fn algorithm(hash: HashAlg) -> hmac::Algorithm {
@@ -146,13 +175,18 @@ impl Verifier for HmacOp {
     }
 }
 
-impl Mechanism for GenericKeyGen {
+impl Mechanism for KeyGen {
     fn kind(&self) -> CK_MECHANISM_TYPE {
-        CKM_GENERIC_SECRET_KEY_GEN
+        self.kind
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        // Key sizes of CKM_GENERIC_SECRET_KEY_GEN are in bits (§6.3).
-        info(8, MAX_SECRET_LEN * 8, CKF_GENERATE)
+        if self.kind == CKM_GENERIC_SECRET_KEY_GEN {
+            // Key sizes of CKM_GENERIC_SECRET_KEY_GEN are in bits (§6.3).
+            info(8, MAX_SECRET_LEN * 8, CKF_GENERATE)
+        } else {
+            // Those of the SHA-n HMAC key generations in bytes.
+            info(1, MAX_SECRET_LEN, CKF_GENERATE)
+        }
     }
     fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
         no_param(param)?;
@@ -163,10 +197,7 @@ impl Mechanism for GenericKeyGen {
         }
         let mut value = vec![0u8; len as usize];
         random_fill(&mut value)?;
-        Ok((
-            CKK_GENERIC_SECRET,
-            vec![(CKA_VALUE as u64, Value::Bytes(value))],
-        ))
+        Ok((self.key_type, vec![(CKA_VALUE as u64, Value::Bytes(value))]))
     }
 }
 

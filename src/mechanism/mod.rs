@@ -11,11 +11,14 @@ mod aes;
 mod buffered;
 pub mod digest;
 mod ec;
+mod eddsa;
 pub mod envelope;
 mod hmac;
+mod montgomery;
 pub mod params;
 pub mod registry;
 mod rsa;
+mod rsa_raw;
 pub mod sm;
 mod wrap;
 

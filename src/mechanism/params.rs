@@ -23,6 +23,8 @@ pub enum Layout {
     Pss,
     Ecdh1,
     RsaAesKeyWrap,
+    /// `CK_EDDSA_PARAMS` or nothing (pure Ed25519).
+    OptionalEddsa,
 }
 
 /// RSA-OAEP parameters (`CK_RSA_PKCS_OAEP_PARAMS`).
@@ -63,11 +65,22 @@ pub enum Param {
     None,
     Bytes(Vec<u8>),
     Gcm(GcmParams),
-    Ctr { counter_bits: u64, block: [u8; 16] },
+    Ctr {
+        counter_bits: u64,
+        block: [u8; 16],
+    },
     Oaep(OaepParams),
     Pss(PssParams),
     Ecdh1(Ecdh1Params),
-    RsaAesKeyWrap { aes_key_bits: u64, oaep: OaepParams },
+    RsaAesKeyWrap {
+        aes_key_bits: u64,
+        oaep: OaepParams,
+    },
+    /// `CK_EDDSA_PARAMS`: pre-hash flag and context data.
+    Eddsa {
+        prehash: bool,
+        context: Vec<u8>,
+    },
 }
 
 /// A mechanism as the caller passed it, decoded.
@@ -103,6 +116,7 @@ pub fn layout(kind: CK_MECHANISM_TYPE) -> Option<Layout> {
         | CKM_SHA512_RSA_PKCS_PSS => Pss,
         CKM_ECDH1_DERIVE => Ecdh1,
         CKM_RSA_AES_KEY_WRAP => RsaAesKeyWrap,
+        CKM_EDDSA => OptionalEddsa,
         _ if crate::mechanism::registry::find(kind).is_some() => None,
         _ => return Option::None,
     })

@@ -23,8 +23,10 @@ use crate::object::attr::Value;
 use crate::object::key::{Key, Material};
 use crate::operation::{Cipher, Signer, Verifier};
 
-const MIN_BITS: u64 = 2048;
-const MAX_BITS: u64 = 4096;
+/// The smallest modulus the module generates (policy: below 2048 bits is legacy).
+pub(super) const MIN_BITS: u64 = 2048;
+/// The largest modulus aws-lc accepts (its `RSA` objects stop at 16384 bits).
+pub(super) const MAX_BITS: u64 = 16384;
 
 #[derive(Debug)]
 pub struct KeyPairGen;
@@ -139,6 +141,9 @@ impl Mechanism for KeyPairGen {
                 // aws-lc generates with e = 65537 only.
                 return Err(Error::AttributeValueInvalid);
             }
+        }
+        if !(MIN_BITS..=MAX_BITS).contains(&bits) {
+            return Err(Error::KeySizeRange);
         }
         let c = RsaComponents::generate(usize::try_from(bits).map_err(|_| Error::KeySizeRange)?)?;
         let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (ty as u64, Value::Bytes(v.to_vec()));

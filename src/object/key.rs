@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use super::attr::AttrType;
 use super::Object;
+use crate::crypto::curve25519::{self, Curve25519, Ed25519Private, X25519Private};
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
 use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
 use crate::crypto::sm;
@@ -39,6 +40,10 @@ pub enum Material {
     Sm2Public {
         point: Vec<u8>,
     },
+    Ed25519Private(Ed25519Private),
+    Ed25519Public([u8; curve25519::KEY_LEN]),
+    X25519Private(X25519Private),
+    X25519Public([u8; curve25519::KEY_LEN]),
 }
 
 #[derive(Debug)]
@@ -111,6 +116,35 @@ impl Key {
             (CKO_PUBLIC_KEY, CKK_SM2) => Material::Sm2Public {
                 point: ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[])),
             },
+            (class @ (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY), CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
+                let curve = Curve25519::from_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[]))?;
+                let edwards = key_type == CKK_EC_EDWARDS;
+                if edwards != (curve == Curve25519::Edwards) {
+                    return Err(broken());
+                }
+                if class == CKO_PUBLIC_KEY {
+                    let public = curve25519::public_from_attribute(
+                        plain(object, CKA_EC_POINT).unwrap_or(&[]),
+                    )
+                    .map_err(|_| broken())?;
+                    if edwards {
+                        Material::Ed25519Public(public)
+                    } else {
+                        Material::X25519Public(public)
+                    }
+                } else {
+                    let value = secret(secrets, CKA_VALUE);
+                    if edwards {
+                        Material::Ed25519Private(
+                            Ed25519Private::from_seed(value).map_err(|_| broken())?,
+                        )
+                    } else {
+                        Material::X25519Private(
+                            X25519Private::from_scalar(value).map_err(|_| broken())?,
+                        )
+                    }
+                }
+            }
             _ => return Err(broken()),
         };
         Ok(Key {

@@ -269,7 +269,10 @@ pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool
                 | CKK_SHA512_HMAC
                 | CKK_SM4
         ),
-        CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => matches!(key_type, CKK_RSA | CKK_EC | CKK_SM2),
+        CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => matches!(
+            key_type,
+            CKK_RSA | CKK_EC | CKK_SM2 | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY
+        ),
         _ => false,
     }
 }
@@ -293,9 +296,13 @@ pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrTy
         (CKO_CERTIFICATE, _) => in_all(&[CERTIFICATE]),
         (CKO_SECRET_KEY, _) => in_all(&[KEY, SECRET_KEY]),
         (CKO_PUBLIC_KEY, Some(CKK_RSA)) => in_all(&[KEY, PUBLIC_KEY, RSA_PUBLIC]),
-        (CKO_PUBLIC_KEY, Some(CKK_EC | CKK_SM2)) => in_all(&[KEY, PUBLIC_KEY, EC_PUBLIC]),
+        (CKO_PUBLIC_KEY, Some(CKK_EC | CKK_SM2 | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)) => {
+            in_all(&[KEY, PUBLIC_KEY, EC_PUBLIC])
+        }
         (CKO_PRIVATE_KEY, Some(CKK_RSA)) => in_all(&[KEY, PRIVATE_KEY, RSA_PRIVATE]),
-        (CKO_PRIVATE_KEY, Some(CKK_EC)) => in_all(&[KEY, PRIVATE_KEY, EC_PRIVATE]),
+        (CKO_PRIVATE_KEY, Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)) => {
+            in_all(&[KEY, PRIVATE_KEY, EC_PRIVATE])
+        }
         (CKO_PRIVATE_KEY, Some(CKK_SM2)) => in_all(&[KEY, PRIVATE_KEY, SM2_PRIVATE]),
         _ => false,
     }
@@ -310,9 +317,13 @@ pub fn required(
         (CKO_CERTIFICATE, _) => &[CKA_CERTIFICATE_TYPE],
         (CKO_SECRET_KEY, _) => &[CKA_KEY_TYPE, CKA_VALUE],
         (CKO_PUBLIC_KEY, Some(CKK_RSA)) => &[CKA_KEY_TYPE, CKA_MODULUS, CKA_PUBLIC_EXPONENT],
-        (CKO_PUBLIC_KEY, Some(CKK_EC | CKK_SM2)) => &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_EC_POINT],
+        (CKO_PUBLIC_KEY, Some(CKK_EC | CKK_SM2 | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)) => {
+            &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_EC_POINT]
+        }
         (CKO_PRIVATE_KEY, Some(CKK_RSA)) => &[CKA_KEY_TYPE, CKA_MODULUS, CKA_PRIVATE_EXPONENT],
-        (CKO_PRIVATE_KEY, Some(CKK_EC | CKK_SM2)) => &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_VALUE],
+        (CKO_PRIVATE_KEY, Some(CKK_EC | CKK_SM2 | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)) => {
+            &[CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_VALUE]
+        }
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, _) => &[CKA_KEY_TYPE],
         _ => &[],
     }

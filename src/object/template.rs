@@ -12,6 +12,7 @@ use super::attr::{AttrType, RawAttribute, Value};
 use super::key::{CKK_SM2, CKK_SM4};
 use super::policy::{self, Mutability};
 use super::{new_uid, unique_id_of, Object, Values};
+use crate::crypto::curve25519::{self, Curve25519};
 use crate::error::{Error, Result};
 
 const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
@@ -64,6 +65,35 @@ fn bit_len(be: &[u8]) -> u64 {
     }
 }
 
+/// Ed25519 and X25519 keys (PKCS#11 3.0 §2.3.6, §2.3.7): `CKA_EC_PARAMS` must name the
+/// key type's curve, the public key is 32 bytes (bare or a DER OCTET STRING), the
+/// private key 32 bytes.
+fn check_curve25519(
+    class: CK_OBJECT_CLASS,
+    key_type: CK_KEY_TYPE,
+    attrs: &BTreeMap<AttrType, Value>,
+) -> Result<()> {
+    let curve = Curve25519::from_params(bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[]))?;
+    let expected = match key_type {
+        CKK_EC_EDWARDS => Curve25519::Edwards,
+        _ => Curve25519::Montgomery,
+    };
+    if curve != expected {
+        return Err(Error::TemplateInconsistent);
+    }
+    match class {
+        CKO_PUBLIC_KEY => {
+            curve25519::public_from_attribute(bytes_of(attrs, CKA_EC_POINT).unwrap_or(&[]))?;
+        }
+        _ => {
+            if bytes_of(attrs, CKA_VALUE).map(<[u8]>::len) != Some(curve25519::KEY_LEN) {
+                return Err(Error::AttributeValueInvalid);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks class-specific values and fills the attributes derived from them.
 fn check_values(
     class: CK_OBJECT_CLASS,
@@ -109,6 +139,12 @@ fn check_values(
             if !(params_ok && point_ok && value_ok) {
                 return Err(Error::AttributeValueInvalid);
             }
+        }
+        (
+            CKO_PUBLIC_KEY | CKO_PRIVATE_KEY,
+            Some(key_type @ (CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)),
+        ) => {
+            check_curve25519(class, key_type, attrs)?;
         }
         (CKO_CERTIFICATE, _) => {
             if ulong_of(attrs, CKA_CERTIFICATE_TYPE)? != Some(CKC_X_509 as u64) {

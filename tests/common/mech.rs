@@ -38,6 +38,12 @@ pub const OID_P384: &str = "06052b81040022";
 pub const OID_P521: &str = "06052b81040023";
 pub const OID_SECP256K1: &str = "06052b8104000a";
 pub const OID_SM2: &str = "06082a811ccf5501822d";
+/// id-Ed25519 (1.3.101.112) and id-X25519 (1.3.101.110), RFC 8410.
+pub const OID_ED25519: &str = "06032b6570";
+pub const OID_X25519: &str = "06032b656e";
+/// The curve names of PKCS#11 3.0 §2.3.6/§2.3.7 as DER PrintableStrings.
+pub const NAME_EDWARDS25519: &str = "130c656477617264733235353139";
+pub const NAME_CURVE25519: &str = "130a63757276653235353139";
 
 // ---------------------------------------------------------------------------------------
 // Raw mechanisms
@@ -171,6 +177,20 @@ impl RawMech {
             param: Some(struct_bytes(&p)),
             keep,
             ..Self::none(CKM_ECDH1_DERIVE)
+        }
+    }
+    /// CKM_EDDSA with a CK_EDDSA_PARAMS.
+    pub fn eddsa(prehash: bool, context: &[u8]) -> Self {
+        let keep = vec![context.to_vec()];
+        let p = CK_EDDSA_PARAMS {
+            phFlag: CK_BBOOL::from(prehash),
+            ulContextDataLen: context.len() as CK_ULONG,
+            pContextData: ptr_of(&keep[0]),
+        };
+        RawMech {
+            param: Some(struct_bytes(&p)),
+            keep,
+            ..Self::none(CKM_EDDSA)
         }
     }
     fn ck(&self) -> CK_MECHANISM {
@@ -734,6 +754,13 @@ pub fn ec_spki(oid_hex: &str, point: &[u8]) -> Vec<u8> {
         &[super::hex("06072a8648ce3d0201"), super::hex(oid_hex)].concat(),
     );
     let bits = der_tlv(0x03, &[&[0u8][..], point].concat());
+    der_tlv(0x30, &[alg, bits].concat())
+}
+
+/// SubjectPublicKeyInfo of an Ed25519 or X25519 public key (RFC 8410: no parameters).
+pub fn curve25519_spki(oid_hex: &str, public: &[u8]) -> Vec<u8> {
+    let alg = der_tlv(0x30, &super::hex(oid_hex));
+    let bits = der_tlv(0x03, &[&[0u8][..], public].concat());
     der_tlv(0x30, &[alg, bits].concat())
 }
 

@@ -6,6 +6,7 @@
 //! This module must not know about PKCS#11.
 
 mod implicit;
+mod keygen;
 mod padding;
 #[allow(unsafe_code)] // the raw RSA primitive; see raw.rs
 mod raw;
@@ -104,13 +105,16 @@ impl RsaComponents {
         ))
     }
 
-    /// A new key pair of `bits` (2048, 3072 or 4096) with public exponent 65537.
+    /// A new key pair whose modulus has exactly `bits` bits, public exponent 65537:
+    /// aws-lc-rs's generator for 2048, 3072 and 4096, `keygen` for any other length from
+    /// 1024 to 16384 (the policy minimum is the mechanism's business).
     pub fn generate(bits: usize) -> Result<RsaComponents> {
         use aws_lc_rs::rsa::{KeyPair, KeySize};
         let size = match bits {
             2048 => KeySize::Rsa2048,
             3072 => KeySize::Rsa3072,
             4096 => KeySize::Rsa4096,
+            1024..=16384 => return keygen::generate(bits),
             _ => return Err(Error::KeySizeRange),
         };
         let pair = KeyPair::generate(size).map_err(|_| Error::Internal("RSA key generation"))?;
@@ -264,6 +268,22 @@ impl RsaPrivateKey {
         ))
     }
 
+    /// Raw RSA (RSADP, `CKM_RSA_X_509` decryption): the ciphertext must be `size()`
+    /// bytes and below the modulus; the result is `size()` bytes, leading zeros kept.
+    pub fn decrypt_x509(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.decrypt_raw(ciphertext)
+    }
+
+    /// Raw RSA signature (RSASP1, `CKM_RSA_X_509`): `data`, at most `size()` bytes, is
+    /// left-padded with zeros to `size()` bytes and must then be below the modulus.
+    pub fn sign_x509(&self, data: &[u8]) -> Result<Vec<u8>> {
+        if data.len() > self.size() {
+            return Err(Error::DataLenRange);
+        }
+        let input = Zeroizing::new(self.left_pad(data));
+        Ok(self.raw.private_op(&input, Error::DataInvalid)?.to_vec())
+    }
+
     pub fn decrypt_oaep(
         &self,
         ciphertext: &[u8],
@@ -317,6 +337,35 @@ impl RsaPublicKey {
     ) -> Result<()> {
         let em = self.open_signature(signature)?;
         if padding::emsa_pss_verify(m_hash, &em, self.bits, hash, salt_len) {
+            Ok(())
+        } else {
+            Err(Error::SignatureInvalid)
+        }
+    }
+
+    /// `data` left-padded with zeros to the modulus length (at most that long).
+    fn left_pad(&self, data: &[u8], too_long: Error) -> Result<Vec<u8>> {
+        if data.len() > self.size() {
+            return Err(too_long);
+        }
+        let mut out = vec![0u8; self.size() - data.len()];
+        out.extend_from_slice(data);
+        Ok(out)
+    }
+
+    /// Raw RSA encryption (RSAEP, `CKM_RSA_X_509`): `message`, at most `size()` bytes, is
+    /// left-padded with zeros and must then be below the modulus; `size()` bytes out.
+    pub fn encrypt_x509(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let input = self.left_pad(message, Error::DataLenRange)?;
+        self.raw.public_op(&input, Error::DataInvalid)
+    }
+
+    /// Raw RSA verification (RSAVP1, `CKM_RSA_X_509`): the signature opens to `data`
+    /// left-padded with zeros.
+    pub fn verify_x509(&self, data: &[u8], signature: &[u8]) -> Result<()> {
+        let expected = self.left_pad(data, Error::DataLenRange)?;
+        let opened = self.open_signature(signature)?;
+        if bool::from(opened.ct_eq(&expected)) {
             Ok(())
         } else {
             Err(Error::SignatureInvalid)
@@ -406,6 +455,47 @@ mod tests {
         );
         assert!(matches!(
             private.decrypt_pkcs1(&ct[1..]),
+            Err(Error::EncryptedDataLenRange)
+        ));
+    }
+
+    #[test]
+    fn raw_rsa_round_trips_and_left_pads() {
+        let c = key();
+        let private = RsaPrivateKey::new(c).unwrap();
+        let public = RsaPublicKey::new(&c.n, &c.e).unwrap();
+        let ct = public.encrypt_x509(b"\x00\x00raw").unwrap();
+        assert_eq!(ct.len(), 256);
+        let pt = private.decrypt_x509(&ct).unwrap();
+        assert_eq!(pt.len(), 256);
+        assert_eq!(&pt[253..], b"raw");
+        assert!(pt[..253].iter().all(|b| *b == 0));
+        let sig = private.sign_x509(b"raw").unwrap();
+        public.verify_x509(b"raw", &sig).unwrap();
+        public.verify_x509(b"\x00raw", &sig).unwrap();
+        assert!(matches!(
+            public.verify_x509(b"raw!", &sig),
+            Err(Error::SignatureInvalid)
+        ));
+        // Too long, or not below the modulus.
+        assert!(matches!(
+            private.sign_x509(&[1; 257]),
+            Err(Error::DataLenRange)
+        ));
+        assert!(matches!(
+            private.sign_x509(&[0xff; 256]),
+            Err(Error::DataInvalid)
+        ));
+        assert!(matches!(
+            public.encrypt_x509(&[0xff; 256]),
+            Err(Error::DataInvalid)
+        ));
+        assert!(matches!(
+            private.decrypt_x509(&[0xff; 256]),
+            Err(Error::EncryptedDataInvalid)
+        ));
+        assert!(matches!(
+            private.decrypt_x509(&ct[1..]),
             Err(Error::EncryptedDataLenRange)
         ));
     }

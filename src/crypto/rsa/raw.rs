@@ -6,6 +6,10 @@
 //! v1.5 decryption with implicit rejection. aws-lc does the modular exponentiation in
 //! constant time, with blinding and CRT fault checks; the paddings live in safe code in
 //! `padding.rs`. Nothing here looks at the data it transforms.
+//!
+//! It also wraps the few aws-lc `BIGNUM` operations that key generation of sizes
+//! aws-lc's own generator rounds down (it makes multiples of 128 bits only) needs:
+//! `Bn` and `BnCtx`. The generation algorithm itself is safe code in `keygen.rs`.
 
 use std::ptr::NonNull;
 
@@ -119,6 +123,193 @@ impl RawRsa {
         if n < 0 || n as usize != self.size {
             return Err(too_large);
         }
+        Ok(out)
+    }
+}
+
+/// An aws-lc `BIGNUM`, wiped when dropped (key generation's primes and exponents).
+pub struct Bn(NonNull<sys::BIGNUM>);
+
+// SAFETY: a BIGNUM is plain heap memory owned by this value; it is never shared.
+unsafe impl Send for Bn {}
+
+impl Drop for Bn {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from BN_new and is freed exactly once here; BN_clear_free
+        // zeroes the digits first.
+        unsafe { sys::BN_clear_free(self.0.as_ptr()) }
+    }
+}
+
+/// aws-lc's scratch space for `BIGNUM` arithmetic.
+pub struct BnCtx(NonNull<sys::BN_CTX>);
+
+impl Drop for BnCtx {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from BN_CTX_new and is freed exactly once here.
+        unsafe { sys::BN_CTX_free(self.0.as_ptr()) }
+    }
+}
+
+impl BnCtx {
+    pub fn new() -> Result<BnCtx> {
+        // SAFETY: BN_CTX_new has no preconditions; NULL means out of memory.
+        NonNull::new(unsafe { sys::BN_CTX_new() })
+            .map(BnCtx)
+            .ok_or(Error::Internal("aws-lc allocation"))
+    }
+}
+
+/// 1 from an aws-lc call, else the error queue is cleared and `what` reported.
+fn check(ret: std::os::raw::c_int, what: &'static str) -> Result<()> {
+    if ret == 1 {
+        Ok(())
+    } else {
+        // SAFETY: clears aws-lc's thread-local error queue, which this failure filled.
+        unsafe { sys::ERR_clear_error() };
+        Err(Error::Internal(what))
+    }
+}
+
+impl Bn {
+    fn new() -> Result<Bn> {
+        // SAFETY: BN_new has no preconditions; NULL means out of memory.
+        NonNull::new(unsafe { sys::BN_new() })
+            .map(Bn)
+            .ok_or(Error::Internal("aws-lc allocation"))
+    }
+
+    fn ptr(&self) -> *const sys::BIGNUM {
+        self.0.as_ptr()
+    }
+
+    pub fn from_u64(value: u64) -> Result<Bn> {
+        let bn = Bn::new()?;
+        // SAFETY: `bn` is a valid BIGNUM owned by us.
+        check(
+            unsafe { sys::BN_set_u64(bn.0.as_ptr(), value) },
+            "BN_set_u64",
+        )?;
+        Ok(bn)
+    }
+
+    /// A random probable prime of exactly `bits` bits whose two top bits are set, so
+    /// that the product of an a-bit and a b-bit such prime has exactly a + b bits.
+    pub fn random_prime(bits: usize) -> Result<Bn> {
+        let bits = std::os::raw::c_int::try_from(bits).map_err(|_| Error::KeySizeRange)?;
+        let bn = Bn::new()?;
+        // SAFETY: `bn` is a valid BIGNUM; `add`, `rem` and the callback may be NULL.
+        // aws-lc's BN_generate_prime_ex draws candidates with BN_RAND_TOP_TWO.
+        let ret = unsafe {
+            sys::BN_generate_prime_ex(
+                bn.0.as_ptr(),
+                bits,
+                0,
+                std::ptr::null(),
+                std::ptr::null(),
+                std::ptr::null_mut(),
+            )
+        };
+        check(ret, "BN_generate_prime_ex")?;
+        Ok(bn)
+    }
+
+    /// The number of significant bits of the absolute value.
+    pub fn bits(&self) -> usize {
+        // SAFETY: `self` is a valid BIGNUM.
+        unsafe { sys::BN_num_bits(self.ptr()) as usize }
+    }
+
+    /// `self mod w`, for a small `w` (`w` must not be 0).
+    pub fn mod_u64(&self, w: u64) -> Result<u64> {
+        if w == 0 {
+            return Err(Error::Internal("BN_mod_word by zero"));
+        }
+        // SAFETY: `self` is a valid BIGNUM and `w` is not zero.
+        Ok(unsafe { sys::BN_mod_word(self.ptr(), w) })
+    }
+
+    /// `self - other`, possibly negative.
+    pub fn sub(&self, other: &Bn) -> Result<Bn> {
+        let r = Bn::new()?;
+        // SAFETY: all three are valid BIGNUMs; `r` is distinct from the inputs.
+        check(
+            unsafe { sys::BN_sub(r.0.as_ptr(), self.ptr(), other.ptr()) },
+            "BN_sub",
+        )?;
+        Ok(r)
+    }
+
+    pub fn mul(&self, other: &Bn, ctx: &mut BnCtx) -> Result<Bn> {
+        let r = Bn::new()?;
+        // SAFETY: valid BIGNUMs and context; `r` is distinct from the inputs.
+        check(
+            unsafe { sys::BN_mul(r.0.as_ptr(), self.ptr(), other.ptr(), ctx.0.as_ptr()) },
+            "BN_mul",
+        )?;
+        Ok(r)
+    }
+
+    pub fn gcd(&self, other: &Bn, ctx: &mut BnCtx) -> Result<Bn> {
+        let r = Bn::new()?;
+        // SAFETY: valid BIGNUMs and context; `r` is distinct from the inputs.
+        check(
+            unsafe { sys::BN_gcd(r.0.as_ptr(), self.ptr(), other.ptr(), ctx.0.as_ptr()) },
+            "BN_gcd",
+        )?;
+        Ok(r)
+    }
+
+    /// (`self / divisor`, `self mod divisor`), the remainder non-negative.
+    pub fn div_rem(&self, divisor: &Bn, ctx: &mut BnCtx) -> Result<(Bn, Bn)> {
+        let (q, r) = (Bn::new()?, Bn::new()?);
+        // SAFETY: valid BIGNUMs and context; the outputs are distinct from the inputs
+        // and from each other. BN_div fails (returns 0) on a zero divisor.
+        check(
+            unsafe {
+                sys::BN_div(
+                    q.0.as_ptr(),
+                    r.0.as_ptr(),
+                    self.ptr(),
+                    divisor.ptr(),
+                    ctx.0.as_ptr(),
+                )
+            },
+            "BN_div",
+        )?;
+        Ok((q, r))
+    }
+
+    /// `self^-1 mod modulus`; an error when there is no inverse.
+    pub fn mod_inverse(&self, modulus: &Bn, ctx: &mut BnCtx) -> Result<Bn> {
+        let r = Bn::new()?;
+        // SAFETY: valid BIGNUMs and context; `r` is distinct from the inputs. The
+        // function returns `r` or NULL.
+        let out =
+            unsafe { sys::BN_mod_inverse(r.0.as_ptr(), self.ptr(), modulus.ptr(), ctx.0.as_ptr()) };
+        if out.is_null() {
+            // SAFETY: clears the thread-local error queue this failure filled.
+            unsafe { sys::ERR_clear_error() };
+            return Err(Error::Internal("BN_mod_inverse"));
+        }
+        Ok(r)
+    }
+
+    pub fn cmp(&self, other: &Bn) -> std::cmp::Ordering {
+        // SAFETY: both are valid BIGNUMs.
+        unsafe { sys::BN_cmp(self.ptr(), other.ptr()) }.cmp(&0)
+    }
+
+    /// The absolute value, big-endian without leading zeros.
+    pub fn to_be_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
+        // SAFETY: `self` is a valid BIGNUM.
+        let len = unsafe { sys::BN_num_bytes(self.ptr()) } as usize;
+        let mut out = Zeroizing::new(vec![0u8; len]);
+        // SAFETY: `out` holds `len` writable bytes, exactly BN_num_bytes.
+        check(
+            unsafe { sys::BN_bn2bin_padded(out.as_mut_ptr(), len, self.ptr()) },
+            "BN_bn2bin_padded",
+        )?;
         Ok(out)
     }
 }

@@ -1,0 +1,225 @@
+//! Ed25519 (PKCS#11 3.0 §2.3.6, §2.3.14): `CKM_EC_EDWARDS_KEY_PAIR_GEN` and `CKM_EDDSA`
+//! sign/verify, pure Ed25519 only (RFC 8032 §5.1). The parameter may be absent or a
+//! `CK_EDDSA_PARAMS` without pre-hash and without context; Ed25519ph and Ed25519ctx are
+//! refused with `CKR_MECHANISM_PARAM_INVALID` (aws-lc-rs does not offer them), and so is
+//! Ed448. Key sizes in bits (255). This module must not touch sessions or the store.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::{buffered, info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
+use crate::crypto::curve25519::{self, Curve25519, Ed25519Private};
+use crate::error::{Error, Result};
+use crate::object::attr::Value;
+use crate::object::key::{Key, Material};
+use crate::operation::{Signer, Verifier};
+
+/// Ed25519's key size as PKCS#11 counts it (the field's bits).
+const BITS: u64 = 255;
+
+#[derive(Debug)]
+pub struct KeyPairGen;
+#[derive(Debug)]
+pub struct Eddsa;
+
+pub static MECHANISMS: &[&dyn Mechanism] = &[&KeyPairGen, &Eddsa];
+
+fn private(key: &Key) -> Result<&Ed25519Private> {
+    match &key.material {
+        Material::Ed25519Private(k) => Ok(k),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+fn public(key: &Key) -> Result<&[u8; curve25519::KEY_LEN]> {
+    match &key.material {
+        Material::Ed25519Public(k) => Ok(k),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+/// Pure Ed25519 only: no parameter, or `CK_EDDSA_PARAMS` with phFlag false and no
+/// context.
+fn pure_only(param: &Param) -> Result<()> {
+    match param {
+        Param::None => Ok(()),
+        Param::Eddsa { prehash, context } if !*prehash && context.is_empty() => Ok(()),
+        _ => Err(Error::MechanismParamInvalid),
+    }
+}
+
+impl Mechanism for KeyPairGen {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_EC_EDWARDS_KEY_PAIR_GEN
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(BITS, BITS, CKF_GENERATE_KEY_PAIR | CKF_EC_NAMEDCURVE)
+    }
+    fn generate_key_pair(
+        &self,
+        param: &Param,
+        req: &KeyRequest,
+    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+        no_param(param)?;
+        let params = req.ec_params.as_deref().ok_or(Error::TemplateIncomplete)?;
+        if Curve25519::from_params(params)? != Curve25519::Edwards {
+            return Err(Error::CurveNotSupported);
+        }
+        let (seed, point) = Ed25519Private::generate()?;
+        // The caller's encoding of the curve (OID or name) is kept: clients compare it.
+        let params = Value::Bytes(params.to_vec());
+        let public = vec![
+            (CKA_EC_PARAMS as u64, params.clone()),
+            (
+                CKA_EC_POINT as u64,
+                Value::Bytes(curve25519::public_to_attribute(&point)),
+            ),
+        ];
+        let private = vec![
+            (CKA_EC_PARAMS as u64, params),
+            (CKA_VALUE as u64, Value::Bytes(seed.to_vec())),
+        ];
+        Ok((CKK_EC_EDWARDS, (public, private)))
+    }
+}
+
+impl Mechanism for Eddsa {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_EDDSA
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(BITS, BITS, CKF_SIGN | CKF_VERIFY | CKF_EC_NAMEDCURVE)
+    }
+    fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        pure_only(param)?;
+        private(key)?;
+        let key = Arc::clone(key);
+        Ok(buffered::signer_capped(
+            buffered::MESSAGE_CAP,
+            curve25519::SIGNATURE_LEN,
+            move |message| Ok(Zeroizing::new(private(&key)?.sign(message)?)),
+        ))
+    }
+    fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        pure_only(param)?;
+        public(key)?;
+        let key = Arc::clone(key);
+        Ok(buffered::verifier_capped(
+            buffered::MESSAGE_CAP,
+            move |message, sig| curve25519::ed25519_verify(public(&key)?, message, sig),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Arc<Key>, Arc<Key>) {
+        let req = KeyRequest {
+            ec_params: Some(curve25519::NAME_EDWARDS25519.to_vec()),
+            ..KeyRequest::default()
+        };
+        let (kt, (public, private)) = KeyPairGen.generate_key_pair(&Param::None, &req).unwrap();
+        assert_eq!(kt, CKK_EC_EDWARDS);
+        let bytes = |attrs: &[(u64, Value)], ty: CK_ATTRIBUTE_TYPE| {
+            attrs
+                .iter()
+                .find(|(t, _)| *t == ty as u64)
+                .and_then(|(_, v)| v.as_bytes())
+                .unwrap()
+                .to_vec()
+        };
+        let seed = bytes(&private, CKA_VALUE);
+        let point = curve25519::public_from_attribute(&bytes(&public, CKA_EC_POINT)).unwrap();
+        let key = |class, material| {
+            Arc::new(Key {
+                class,
+                key_type: CKK_EC_EDWARDS,
+                material,
+            })
+        };
+        (
+            key(CKO_PUBLIC_KEY, Material::Ed25519Public(point)),
+            key(
+                CKO_PRIVATE_KEY,
+                Material::Ed25519Private(Ed25519Private::from_seed(&seed).unwrap()),
+            ),
+        )
+    }
+
+    #[test]
+    fn pure_ed25519_signs_and_verifies_with_or_without_params() {
+        let (public, private) = pair();
+        let pure = Param::Eddsa {
+            prehash: false,
+            context: Vec::new(),
+        };
+        for param in [Param::None, pure] {
+            let mut s = Eddsa.sign(&param, &private).unwrap();
+            s.update(b"two ").unwrap();
+            s.update(b"parts").unwrap();
+            let sig = s.finish().unwrap();
+            assert_eq!(sig.len(), 64);
+            Eddsa
+                .verify(&param, &public)
+                .unwrap()
+                .one_shot(b"two parts", &sig)
+                .unwrap();
+            assert!(matches!(
+                Eddsa
+                    .verify(&param, &public)
+                    .unwrap()
+                    .one_shot(b"other", &sig),
+                Err(Error::SignatureInvalid)
+            ));
+        }
+    }
+
+    #[test]
+    fn prehash_context_other_params_and_wrong_keys_are_refused() {
+        let (public, private) = pair();
+        for param in [
+            Param::Eddsa {
+                prehash: true,
+                context: Vec::new(),
+            },
+            Param::Eddsa {
+                prehash: false,
+                context: b"ctx".to_vec(),
+            },
+            Param::Bytes(vec![0]),
+        ] {
+            assert!(matches!(
+                Eddsa.sign(&param, &private),
+                Err(Error::MechanismParamInvalid)
+            ));
+        }
+        assert!(matches!(
+            Eddsa.sign(&Param::None, &public),
+            Err(Error::KeyTypeInconsistent)
+        ));
+        assert!(matches!(
+            Eddsa.verify(&Param::None, &private),
+            Err(Error::KeyTypeInconsistent)
+        ));
+        let ed448 = KeyRequest {
+            ec_params: Some(b"\x06\x03\x2b\x65\x71".to_vec()),
+            ..KeyRequest::default()
+        };
+        assert!(matches!(
+            KeyPairGen.generate_key_pair(&Param::None, &ed448),
+            Err(Error::CurveNotSupported)
+        ));
+        let x25519 = KeyRequest {
+            ec_params: Some(curve25519::OID_X25519.to_vec()),
+            ..KeyRequest::default()
+        };
+        assert!(matches!(
+            KeyPairGen.generate_key_pair(&Param::None, &x25519),
+            Err(Error::CurveNotSupported)
+        ));
+    }
+}

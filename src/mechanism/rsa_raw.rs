@@ -1,0 +1,95 @@
+//! `CKM_RSA_X_509`, raw RSA (PKCS#11 3.0 §2.1.9): encrypt, decrypt, sign and verify with
+//! the bare RSA primitive. Input of at most k bytes (the modulus length) is left-padded
+//! with zeros to k and must then be below the modulus (`CKR_DATA_LEN_RANGE` if longer,
+//! `CKR_DATA_INVALID` if not below n); decryption and signing give k bytes, leading zeros
+//! kept. There is no padding, so nothing for implicit rejection to hide.
+//!
+//! Raw signing *is* raw decryption: a key allowed to sign with this mechanism opens any
+//! ciphertext made for it (docs/security.md). This module must not touch sessions or the
+//! store; usage rights are the token's.
+
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::rsa::{MAX_BITS, MIN_BITS};
+use super::{buffered, info, no_param, Mechanism, Param};
+use crate::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
+use crate::error::{Error, Result};
+use crate::object::key::{Key, Material};
+use crate::operation::{Cipher, Signer, Verifier};
+
+#[derive(Debug)]
+pub struct X509;
+
+pub static MECHANISMS: &[&dyn Mechanism] = &[&X509];
+
+fn private(key: &Key) -> Result<&RsaPrivateKey> {
+    match &key.material {
+        Material::RsaPrivate(k) => Ok(k),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+fn public(key: &Key) -> Result<&RsaPublicKey> {
+    match &key.material {
+        Material::RsaPublic(k) => Ok(k),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+fn cipher<F>(size: usize, run: F) -> Box<dyn Cipher>
+where
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
+{
+    buffered::cipher(
+        buffered::ONE_BLOCK_CAP,
+        Error::DataLenRange,
+        move |_| size,
+        run,
+    )
+}
+
+impl Mechanism for X509 {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        CKM_RSA_X_509
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(
+            MIN_BITS,
+            MAX_BITS,
+            CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY,
+        )
+    }
+    fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        no_param(param)?;
+        let size = public(key)?.size();
+        let key = Arc::clone(key);
+        Ok(cipher(size, move |data| {
+            Ok(Zeroizing::new(public(&key)?.encrypt_x509(data)?))
+        }))
+    }
+    fn decrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
+        no_param(param)?;
+        let size = private(key)?.size();
+        let key = Arc::clone(key);
+        Ok(cipher(size, move |data| private(&key)?.decrypt_x509(data)))
+    }
+    fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        no_param(param)?;
+        let size = private(key)?.size();
+        let key = Arc::clone(key);
+        Ok(buffered::signer(size, move |data| {
+            Ok(Zeroizing::new(private(&key)?.sign_x509(data)?))
+        }))
+    }
+    fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        no_param(param)?;
+        public(key)?;
+        let key = Arc::clone(key);
+        Ok(buffered::verifier(move |data, sig| {
+            public(&key)?.verify_x509(data, sig)
+        }))
+    }
+}
