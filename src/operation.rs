@@ -11,8 +11,11 @@ use cryptoki_sys::CK_MECHANISM_TYPE;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use std::sync::Arc;
+
 use crate::mechanism::Usage;
 use crate::object::table::ObjectHandle;
+use crate::object::Object;
 
 /// What an output-producing call gives back to the C boundary.
 #[derive(Debug)]
@@ -85,9 +88,14 @@ pub trait Digester: Send {
 /// The key an operation was started with and what it was allowed to do: each later
 /// step has the token judge it again (a key disabled, emptied, expired or logged out
 /// since `Init` stops the operation).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Grant {
     pub key: ObjectHandle,
+    /// The version of the key's object that was judged: while the token still holds
+    /// this very version, only time (the material expiry) can have changed the verdict.
+    pub judged: Arc<Object>,
+    /// The material expiry of `judged` (unix seconds; 0 never).
+    pub expiry: u64,
     /// The key was private at init: a logout since ends the operation.
     pub private: bool,
     pub usage: Usage,
@@ -152,10 +160,11 @@ pub fn recheck<T: ?Sized>(
     slot: &mut Option<Active<T>>,
     judge: impl FnOnce(&Grant) -> Result<()>,
 ) -> Result<()> {
-    let Some(grant) = slot.as_ref().and_then(|a| a.grant) else {
-        return Ok(());
+    let verdict = match slot.as_ref().and_then(|a| a.grant.as_ref()) {
+        None => return Ok(()),
+        Some(grant) => judge(grant),
     };
-    if let Err(e) = judge(&grant) {
+    if let Err(e) = verdict {
         *slot = None;
         return Err(e);
     }

@@ -55,19 +55,23 @@ fn no_mixing<T: ?Sized>(slot: &Option<Active<T>>) -> Result<()> {
     }
 }
 
-/// Judges an active operation's key again before a step that uses it (`uses_key`) or
-/// only asks for a length. The token re-checks login, the key's policy and its KMS
-/// state now; a key awaiting its context-specific login may answer length queries only.
+/// Judges an active operation's key again before a step that uses it: the token
+/// re-checks login, the key's policy and its KMS state now, and a key awaiting its
+/// context-specific login is refused. A step that only asks for a length (`uses_key`
+/// false) computes nothing with the key and is not judged: the step that follows is.
 fn recheck<T: ?Sized>(
     token: &crate::token::Token,
     slot: &mut Option<Active<T>>,
     uses_key: bool,
 ) -> Result<()> {
+    if !uses_key {
+        return Ok(());
+    }
     operation::recheck(slot, |g: &Grant| {
-        if g.awaiting_login && uses_key {
+        if g.awaiting_login {
             return Err(Error::UserNotLoggedIn);
         }
-        token.recheck_use(g.key, g.private, g.usage, g.mechanism)
+        token.recheck_use(g)
     })
 }
 

@@ -9,6 +9,7 @@
 //! the store, or decide a KMS transition (`kms::lifecycle` does).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cryptoki_sys::*;
 
@@ -19,8 +20,9 @@ use crate::kms::key::KeyUsage;
 use crate::mechanism::Usage;
 use crate::object::attr::{AttrType, Value};
 use crate::object::policy::{self, IMPORT_TARGET, KEY_ID, KEY_USAGE};
-use crate::object::table::{Entry, ObjectHandle, Owner};
+use crate::object::table::{Entry, Owner};
 use crate::object::Object;
+use crate::operation::Grant;
 
 const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
     x as AttrType
@@ -300,23 +302,27 @@ impl Token {
     }
 
     /// An active operation's later step: the key it was started with is looked up again
-    /// and judged as at init. `private` is whether it was private then: such a key
-    /// whose user has logged out since answers `CKR_USER_NOT_LOGGED_IN`.
-    pub fn recheck_use(
-        &self,
-        handle: ObjectHandle,
-        private: bool,
-        usage: Usage,
-        mechanism: CK_MECHANISM_TYPE,
-    ) -> Result<()> {
-        if private && self.logged_in() != LoggedIn::User {
+    /// (after picking up other processes' commits) and judged as at init. A key that was
+    /// private then, whose user has logged out since, answers `CKR_USER_NOT_LOGGED_IN`.
+    ///
+    /// Every change to an object makes a new version of it, so while the token still
+    /// holds the very version judged at init, only time can have changed the verdict:
+    /// that case checks the material expiry alone (this runs on every `Update`).
+    pub fn recheck_use(&self, grant: &Grant) -> Result<()> {
+        if grant.private && self.logged_in() != LoggedIn::User {
             return Err(Error::UserNotLoggedIn);
         }
-        let object = self
-            .entry(handle)
-            .map_err(|_| Error::KeyHandleInvalid)?
-            .object;
-        self.authorise_use(&object, usage, mechanism)
+        self.refresh()?;
+        let current = self
+            .objects
+            .read()
+            .get(grant.key)
+            .map(|e| Arc::clone(&e.object));
+        let object = current.ok_or(Error::KeyHandleInvalid)?;
+        if Arc::ptr_eq(&object, &grant.judged) {
+            return self.check_expiry(grant.expiry);
+        }
+        self.authorise_use(&object, grant.usage, grant.mechanism)
     }
 }
 

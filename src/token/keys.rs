@@ -19,7 +19,7 @@ use crate::kms::key::Origin;
 use crate::mechanism::{registry, KeyRequest, Mechanism, MechanismArg, Usage, WrappedLen};
 use crate::object::attr::{AttrType, RawAttribute, Value};
 use crate::object::key::Key;
-use crate::object::policy::IMPORT_TARGET;
+use crate::object::policy::{IMPORT_TARGET, MATERIAL_EXPIRY};
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
@@ -78,6 +78,8 @@ impl Token {
             && matches!(usage, Usage::Sign | Usage::Decrypt);
         let grant = Grant {
             key: handle,
+            expiry: object.ulong(MATERIAL_EXPIRY).unwrap_or(0),
+            judged: Arc::clone(&object),
             private: object.is_private(),
             usage,
             mechanism,

@@ -366,7 +366,12 @@ impl Token {
         if let Some(state) = state_of(object) {
             lifecycle::usable(state).map_err(kms)?;
         }
-        let expiry = object.ulong(MATERIAL_EXPIRY).unwrap_or(0);
+        self.check_expiry(object.ulong(MATERIAL_EXPIRY).unwrap_or(0))
+    }
+
+    /// Material whose expiry (unix seconds; 0 never) has passed is unusable now: the
+    /// sweep wipes it, and the use is refused as for a key waiting for material.
+    pub(super) fn check_expiry(&self, expiry: u64) -> Result<()> {
         if expiry != 0 && self.now() >= expiry as i64 {
             self.sweep()?;
             return Err(kms(KmsError::IncorrectKeyState(
