@@ -67,6 +67,45 @@ impl MemoryStore {
     }
 }
 
+/// Applies `changes` to the shared records as one new sequence number.
+fn apply(shared: &mut Shared, changes: Vec<Change>) {
+        shared.seq += 1;
+    let seq = shared.seq;
+    for change in changes {
+        match change {
+            Change::PutMeta(k, v) => {
+                shared.meta.insert(k, v);
+            }
+            Change::PutPin(role, pin) => {
+                shared.pins.insert(role, pin);
+            }
+            Change::RemovePin(role) => {
+                shared.pins.remove(&role);
+            }
+            Change::PutObject(mut rec) => {
+                shared.removed.remove(&rec.uid);
+                let index = std::mem::take(&mut rec.index);
+                shared.objects.insert(rec.uid, (seq, rec, index));
+            }
+            Change::Reindex(uid, index) => {
+                if let Some(entry) = shared.objects.get_mut(&uid) {
+                    entry.2 = index;
+                }
+            }
+            Change::RemoveObject(uid) => {
+                shared.objects.remove(&uid);
+                shared.removed.insert(uid, seq);
+            }
+            Change::Wipe => {
+                shared.objects.clear();
+                shared.removed.clear();
+                shared.pins.clear();
+                shared.epoch += 1;
+            }
+        }
+    }
+}
+
 impl Store for MemoryStore {
     fn changed_elsewhere(&self) -> StoreResult<bool> {
         Ok(*self.seen.lock() != self.shared.lock().version)
@@ -149,57 +188,54 @@ impl Store for MemoryStore {
 
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
         let mut shared = self.shared.lock();
-        shared.seq += 1;
-        let seq = shared.seq;
-        for change in changes {
-            match change {
-                Change::PutMeta(k, v) => {
-                    shared.meta.insert(k, v);
-                }
-                Change::PutPin(role, pin) => {
-                    shared.pins.insert(role, pin);
-                }
-                Change::RemovePin(role) => {
-                    shared.pins.remove(&role);
-                }
-                Change::PutObject(mut rec) => {
-                    shared.removed.remove(&rec.uid);
-                    let index = std::mem::take(&mut rec.index);
-                    shared.objects.insert(rec.uid, (seq, rec, index));
-                }
-                Change::Reindex(uid, index) => {
-                    if let Some(entry) = shared.objects.get_mut(&uid) {
-                        entry.2 = index;
-                    }
-                }
-                Change::RemoveObject(uid) => {
-                    shared.objects.remove(&uid);
-                    shared.removed.insert(uid, seq);
-                }
-                Change::Wipe => {
-                    shared.objects.clear();
-                    shared.removed.clear();
-                    shared.pins.clear();
-                    shared.epoch += 1;
-                }
-            }
-        }
+        apply(&mut shared, changes);
         self.bump(&mut shared);
         Ok(())
     }
 
-    fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32> {
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool> {
+        // The one mutex is held from the read to the write: no other handle commits between.
+        let mut shared = self.shared.lock();
+        let loaded = Loaded {
+            seq: shared.seq,
+            epoch: shared.epoch,
+            objects: shared
+                .objects
+                .iter()
+                .filter(|(uid, (_, _, index))| {
+                    uids.contains(uid) || index.lookup.iter().any(|k| lookup.contains(&&k[..]))
+                })
+                .map(|(_, (_, r, _))| r.clone())
+                .collect(),
+        };
+        let Some(changes) = decide(&loaded) else {
+            return Ok(false);
+        };
+        apply(&mut shared, changes);
+        self.bump(&mut shared);
+        Ok(true)
+    }
+
+    fn reserve_pin_attempt(&self, role: PinRole, limit: u32) -> StoreResult<Option<u32>> {
         let mut shared = self.shared.lock();
         let failures = {
             let pin = shared
                 .pins
                 .get_mut(&role)
                 .ok_or(StoreError::Malformed("no PIN record for that role"))?;
+            if limit != 0 && pin.failures >= limit {
+                return Ok(None);
+            }
             pin.failures += 1;
             pin.failures
         };
         self.bump(&mut shared);
-        Ok(failures)
+        Ok(Some(failures))
     }
 
     fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()> {
@@ -229,5 +265,12 @@ mod tests {
         let first = super::MemoryStore::new();
         let second = first.share();
         crate::store::contract::run(&first, &second);
+    }
+
+    #[test]
+    fn racing_decisions_on_one_record_have_one_winner_across_handles() {
+        let first = super::MemoryStore::new();
+        let second = first.share();
+        crate::store::contract::race(&[&first, &second], 4, 50);
     }
 }

@@ -180,8 +180,35 @@ pub trait Store: Send + Sync {
     fn object_count_hint(&self) -> StoreResult<u64>;
     /// Applies `changes` in one transaction.
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
-    /// Adds one to a PIN's failure count atomically and returns the new count.
-    fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32>;
+    /// Decides and writes in one transaction against the current records: reads the live
+    /// records among `uids` and those whose index holds one of `lookup`, calls `decide` on
+    /// them, and commits the changes it returns, all before any other writer (thread or
+    /// process) can commit. `decide` returning `None` writes nothing. Answers whether a
+    /// commit happened.
+    ///
+    /// This is how rules over records are made exact: two callers deciding on the same
+    /// record are serialised, the second deciding on what the first wrote. SQLite holds
+    /// its write lock from the read to the commit (`BEGIN IMMEDIATE`); the memory store
+    /// its mutex. A server backend (PostgreSQL) would read the rows with
+    /// `SELECT ... FOR UPDATE` (locking the lookup keys' rows too, or running the whole
+    /// transaction SERIALIZABLE so that a record added under a lookup key meanwhile is
+    /// a conflict), and retry on a serialisation failure: so `decide` may be called more
+    /// than once, and only the changes of its last call are written. `decide` must be
+    /// pure apart from what it captures, and must not call back into the store (the
+    /// store's lock is held while it runs).
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool>;
+    /// Reserves one attempt at a PIN before it is tried: in one atomic step, checks that
+    /// its failure count is below `limit` (any count when `limit` is 0, "never locks")
+    /// and adds one. Answers the new count, or `None` when the PIN is locked (nothing is
+    /// written then). The caller resets the count when the PIN was right and leaves it
+    /// when it was wrong, so no number of concurrent attempts, from any number of
+    /// processes, can try more PINs than `limit`.
+    fn reserve_pin_attempt(&self, role: PinRole, limit: u32) -> StoreResult<Option<u32>>;
     /// Sets a PIN's failure count to zero (no write when it already is).
     fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()>;
     /// Verifies the store's own consistency (SQLite: `PRAGMA integrity_check`).

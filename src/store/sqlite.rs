@@ -286,6 +286,58 @@ fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
     ))
 }
 
+/// Applies `changes` inside the write transaction `tx`, as one new sequence number.
+fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()> {
+        let seq: i64 = tx.query_row(
+            "UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+            [],
+            |r| r.get(0),
+        )?;
+        for change in changes {
+            match change {
+                Change::PutMeta(name, value) => {
+                    tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
+                        .execute(params![name, value])?;
+                }
+                Change::PutPin(role, pin) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
+                }
+                Change::RemovePin(role) => {
+                    tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
+                        .execute([role.code()])?;
+                }
+                Change::PutObject(rec) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO objects (uid, seq, plain, sealed) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![&rec.uid[..], seq, rec.plain, rec.sealed])?;
+                    put_index(tx, &rec.uid, &rec.index)?;
+                    tx.prepare_cached("DELETE FROM removed WHERE uid = ?1")?
+                        .execute([&rec.uid[..]])?;
+                }
+                Change::Reindex(uid, index) => put_index(tx, &uid, &index)?,
+                Change::RemoveObject(uid) => {
+                    tx.prepare_cached("DELETE FROM objects WHERE uid = ?1")?
+                        .execute([&uid[..]])?;
+                    tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
+                        .execute([&uid[..]])?;
+                    tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
+                        .execute(params![&uid[..], seq])?;
+                }
+                Change::Wipe => {
+                    tx.execute_batch(
+                        "DELETE FROM objects; DELETE FROM lookup; DELETE FROM removed; DELETE FROM pins;
+                         UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
+                    )?;
+                }
+            }
+        }
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn changed_elsewhere(&self) -> StoreResult<bool> {
         let mut conn = self.conn.lock();
@@ -436,71 +488,86 @@ impl Store for SqliteStore {
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq: i64 = tx.query_row(
-            "UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq",
-            [],
-            |r| r.get(0),
-        )?;
-        for change in changes {
-            match change {
-                Change::PutMeta(name, value) => {
-                    tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
-                        .execute(params![name, value])?;
-                }
-                Change::PutPin(role, pin) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
-                }
-                Change::RemovePin(role) => {
-                    tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
-                        .execute([role.code()])?;
-                }
-                Change::PutObject(rec) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO objects (uid, seq, plain, sealed) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![&rec.uid[..], seq, rec.plain, rec.sealed])?;
-                    put_index(&tx, &rec.uid, &rec.index)?;
-                    tx.prepare_cached("DELETE FROM removed WHERE uid = ?1")?
-                        .execute([&rec.uid[..]])?;
-                }
-                Change::Reindex(uid, index) => put_index(&tx, &uid, &index)?,
-                Change::RemoveObject(uid) => {
-                    tx.prepare_cached("DELETE FROM objects WHERE uid = ?1")?
-                        .execute([&uid[..]])?;
-                    tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
-                        .execute([&uid[..]])?;
-                    tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
-                        .execute(params![&uid[..], seq])?;
-                }
-                Change::Wipe => {
-                    tx.execute_batch(
-                        "DELETE FROM objects; DELETE FROM lookup; DELETE FROM removed; DELETE FROM pins;
-                         UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
-                    )?;
-                }
-            }
-        }
+        apply(&tx, changes)?;
         tx.commit()?;
         Ok(())
     }
 
-    fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32> {
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool> {
+        let mut conn = self.conn.lock();
+        // IMMEDIATE takes the database's write lock before the first read, so what is
+        // read here is what the changes are applied to: no other connection can commit
+        // in between (a second `BEGIN IMMEDIATE` waits, up to the busy timeout).
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (seq, epoch) = read_state(&tx)?;
+        let mut wanted: Vec<ObjectUid> = uids.to_vec();
+        {
+            let mut q = tx.prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
+            for key in lookup {
+                for uid in q.query_map([key], |r| r.get::<_, Vec<u8>>(0))? {
+                    wanted.push(uid_of(uid?)?);
+                }
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut loaded = Loaded {
+            seq,
+            epoch,
+            objects: Vec::with_capacity(wanted.len()),
+        };
+        {
+            let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
+            for uid in &wanted {
+                let row = q
+                    .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((plain, sealed)) = row {
+                    loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
+                }
+            }
+        }
+        let Some(changes) = decide(&loaded) else {
+            // Dropping the transaction rolls it back; nothing was written.
+            return Ok(false);
+        };
+        apply(&tx, changes)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn reserve_pin_attempt(&self, role: PinRole, limit: u32) -> StoreResult<Option<u32>> {
         let mut conn = self.conn.lock();
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // One statement checks the limit and takes the attempt: two processes cannot both
+        // see the last free attempt.
         let failures: Option<u32> = tx
-            .query_row(
-                "UPDATE pins SET failures = failures + 1 WHERE role = ?1 RETURNING failures",
-                [role.code()],
-                |r| r.get(0),
-            )
+            .prepare_cached(
+                "UPDATE pins SET failures = failures + 1 \
+                 WHERE role = ?1 AND (?2 = 0 OR failures < ?2) RETURNING failures",
+            )?
+            .query_row(params![role.code(), limit], |r| r.get(0))
             .optional()?;
+        let exists = failures.is_some()
+            || tx
+                .prepare_cached("SELECT 1 FROM pins WHERE role = ?1")?
+                .query_row([role.code()], |_| Ok(()))
+                .optional()?
+                .is_some();
         tx.commit()?;
-        failures.ok_or(StoreError::Malformed("no PIN record for that role"))
+        if !exists {
+            return Err(StoreError::Malformed("no PIN record for that role"));
+        }
+        Ok(failures)
     }
 
     fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()> {
@@ -542,6 +609,16 @@ mod tests {
         let first = SqliteStore::create(&path, vec![]).unwrap();
         let second = SqliteStore::open(&path).unwrap();
         crate::store::contract::run(&first, &second);
+    }
+
+    #[test]
+    fn racing_decisions_on_one_record_have_one_winner_across_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let first = SqliteStore::create(&path, vec![]).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        // Two handles on one file, as two processes; four threads on each.
+        crate::store::contract::race(&[&first, &second], 4, 50);
     }
 
     #[test]

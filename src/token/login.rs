@@ -44,46 +44,49 @@ impl Login {
 }
 
 impl Token {
-    /// Checks `pin` against the stored record of `role`, counting a failure or clearing
-    /// the count, and returns the master key it unwraps.
+    /// Checks `pin` against the stored record of `role` and returns the master key it
+    /// unwraps. The attempt is reserved in the store before the derivation (the failure
+    /// count checked against the token's limit and raised in one step), and the count is
+    /// reset when the PIN was right: concurrent attempts, from any number of threads and
+    /// processes, can never try more PINs than the limit.
     pub(super) fn verify_pin(&self, role: PinRole, pin: &[u8]) -> Result<MasterKey> {
+        let not_set = || match role {
+            PinRole::User => Error::UserPinNotInitialized,
+            PinRole::So => Error::TokenNotRecognized,
+        };
+        if !self.view.read().pins.contains_key(&role) {
+            return Err(not_set());
+        }
+        // The attempt that reaches the limit still answers "incorrect" (§5.6); the next
+        // one finds no attempt left and answers "locked".
+        let reserved = self.store.reserve_pin_attempt(role, self.pin_limit())?;
+        // Publishes the count, and picks up a PIN changed elsewhere since the last read.
+        self.sync()?;
+        if reserved.is_none() {
+            return Err(Error::PinLocked);
+        }
         let record = self
             .view
             .read()
             .pins
             .get(&role)
             .cloned()
-            .ok_or(match role {
-                PinRole::User => Error::UserPinNotInitialized,
-                PinRole::So => Error::TokenNotRecognized,
-            })?;
-        let max = self.shared.config.max_pin_failures;
-        if max > 0 && record.failures >= max {
-            return Err(Error::PinLocked);
-        }
+            .ok_or_else(not_set)?;
         let kdf = PinKdf::decode(&record.kdf)?;
-        match seal::unwrap_master_key(
+        // On any failure the reserved attempt stays counted: a derivation that failed for
+        // another reason (memory) costs an attempt rather than risk an uncounted one.
+        let master = seal::unwrap_master_key(
             &record.wrapped_key,
             &kdf,
             pin,
             &master_aad(&self.serial, role),
-        ) {
-            Ok(master) => {
-                if record.failures > 0 {
-                    self.store.reset_pin_failures(role)?;
-                    self.sync()?;
-                }
-                Ok(master)
-            }
-            Err(Error::PinIncorrect) => {
-                // The attempt that reaches the limit still answers "incorrect" (§5.6);
-                // the next one answers "locked".
-                self.store.count_pin_failure(role)?;
-                self.sync()?;
-                Err(Error::PinIncorrect)
-            }
-            Err(other) => Err(other),
+        )?;
+        self.store.reset_pin_failures(role)?;
+        self.sync()?;
+        if role == PinRole::So {
+            self.settle_pin_limit()?;
         }
+        Ok(master)
     }
 
     pub fn login(&self, kind: UserKind, pin: &[u8]) -> Result<()> {
