@@ -69,7 +69,7 @@ impl MemoryStore {
 
 /// Applies `changes` to the shared records as one new sequence number.
 fn apply(shared: &mut Shared, changes: Vec<Change>) {
-        shared.seq += 1;
+    shared.seq += 1;
     let seq = shared.seq;
     for change in changes {
         match change {

@@ -288,53 +288,53 @@ fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
 
 /// Applies `changes` inside the write transaction `tx`, as one new sequence number.
 fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()> {
-        let seq: i64 = tx.query_row(
-            "UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq",
-            [],
-            |r| r.get(0),
-        )?;
-        for change in changes {
-            match change {
-                Change::PutMeta(name, value) => {
-                    tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
-                        .execute(params![name, value])?;
-                }
-                Change::PutPin(role, pin) => {
-                    tx.prepare_cached(
+    let seq: i64 = tx.query_row(
+        "UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+        [],
+        |r| r.get(0),
+    )?;
+    for change in changes {
+        match change {
+            Change::PutMeta(name, value) => {
+                tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
+                    .execute(params![name, value])?;
+            }
+            Change::PutPin(role, pin) => {
+                tx.prepare_cached(
                         "INSERT OR REPLACE INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
-                }
-                Change::RemovePin(role) => {
-                    tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
-                        .execute([role.code()])?;
-                }
-                Change::PutObject(rec) => {
-                    tx.prepare_cached(
+            }
+            Change::RemovePin(role) => {
+                tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
+                    .execute([role.code()])?;
+            }
+            Change::PutObject(rec) => {
+                tx.prepare_cached(
                         "INSERT OR REPLACE INTO objects (uid, seq, plain, sealed) VALUES (?1, ?2, ?3, ?4)",
                     )?
                     .execute(params![&rec.uid[..], seq, rec.plain, rec.sealed])?;
-                    put_index(tx, &rec.uid, &rec.index)?;
-                    tx.prepare_cached("DELETE FROM removed WHERE uid = ?1")?
-                        .execute([&rec.uid[..]])?;
-                }
-                Change::Reindex(uid, index) => put_index(tx, &uid, &index)?,
-                Change::RemoveObject(uid) => {
-                    tx.prepare_cached("DELETE FROM objects WHERE uid = ?1")?
-                        .execute([&uid[..]])?;
-                    tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
-                        .execute([&uid[..]])?;
-                    tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
-                        .execute(params![&uid[..], seq])?;
-                }
-                Change::Wipe => {
-                    tx.execute_batch(
+                put_index(tx, &rec.uid, &rec.index)?;
+                tx.prepare_cached("DELETE FROM removed WHERE uid = ?1")?
+                    .execute([&rec.uid[..]])?;
+            }
+            Change::Reindex(uid, index) => put_index(tx, &uid, &index)?,
+            Change::RemoveObject(uid) => {
+                tx.prepare_cached("DELETE FROM objects WHERE uid = ?1")?
+                    .execute([&uid[..]])?;
+                tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
+                    .execute([&uid[..]])?;
+                tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
+                    .execute(params![&uid[..], seq])?;
+            }
+            Change::Wipe => {
+                tx.execute_batch(
                         "DELETE FROM objects; DELETE FROM lookup; DELETE FROM removed; DELETE FROM pins;
                          UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
                     )?;
-                }
             }
         }
+    }
     Ok(())
 }
 

@@ -440,10 +440,7 @@ impl Token {
 }
 
 fn pin_limit_meta(limit: u32) -> Change {
-    Change::PutMeta(
-        META_MAX_PIN_FAILURES.into(),
-        limit.to_string().into_bytes(),
-    )
+    Change::PutMeta(META_MAX_PIN_FAILURES.into(), limit.to_string().into_bytes())
 }
 
 /// Gives every record of a token written before its store kept an index (or by a build
