@@ -1,5 +1,6 @@
 //! Tokens written by an earlier build: a schema version 1 database, whose records carry no
-//! lookup keys and no due times, is upgraded in place the first time the module opens it,
+//! lookup keys and no due times (and which has no table of PIN attempts in flight and no
+//! stored lockout limit), is upgraded in place the first time the module opens it,
 //! and every object is then found by label and by id as before, public and private.
 //! Run with `cargo nextest run --test store_upgrade`.
 
@@ -17,6 +18,8 @@ DROP TABLE lookup;
 DROP INDEX objects_by_due;
 ALTER TABLE objects DROP COLUMN due;
 DELETE FROM meta WHERE name = 'object_index';
+DELETE FROM meta WHERE name = 'max_pin_failures';
+DROP TABLE pin_attempts;
 PRAGMA user_version = 1;
 COMMIT;
 ";
@@ -69,7 +72,11 @@ fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2, "the database was upgraded");
+    assert_eq!(v, 3, "the database was upgraded");
+    let attempts: i64 = conn
+        .query_row("SELECT count(*) FROM pin_attempts", [], |r| r.get(0))
+        .unwrap();
+    assert!(attempts <= 2, "version 3 keeps PIN attempts in flight");
     let keys: i64 = conn
         .query_row("SELECT count(*) FROM lookup", [], |r| r.get(0))
         .unwrap();

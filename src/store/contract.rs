@@ -100,30 +100,7 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
 
     index_contract(first, second);
 
-    // PIN attempts are reserved atomically across handles, up to the limit, and reset.
-    assert_eq!(first.reserve_pin_attempt(PinRole::So, 3).unwrap(), Some(1));
-    assert_eq!(second.reserve_pin_attempt(PinRole::So, 3).unwrap(), Some(2));
-    assert_eq!(first.reserve_pin_attempt(PinRole::So, 3).unwrap(), Some(3));
-    assert_eq!(second.reserve_pin_attempt(PinRole::So, 3).unwrap(), None);
-    assert_eq!(
-        first.read(0, 0, Scope::Changes).unwrap().pins[&PinRole::So].failures,
-        3,
-        "a refused reservation writes nothing"
-    );
-    assert_eq!(
-        first.reserve_pin_attempt(PinRole::So, 0).unwrap(),
-        Some(4),
-        "limit 0 never locks"
-    );
-    assert!(
-        first.reserve_pin_attempt(PinRole::User, 3).is_err(),
-        "no user PIN yet"
-    );
-    first.reset_pin_failures(PinRole::So).unwrap();
-    assert_eq!(
-        second.read(0, 0, Scope::Changes).unwrap().pins[&PinRole::So].failures,
-        0
-    );
+    pin_attempt_contract(first, second);
 
     transact_contract(first, second);
 
@@ -346,4 +323,64 @@ pub(crate) fn race(handles: &[&dyn Store], threads_each: usize, trials: usize) {
         let held = handles[handles.len() - 1].load(&[RACED]).unwrap();
         assert_eq!(held.objects[0].plain, winners, "trial {trial}");
     }
+}
+
+/// PIN attempts: reserved atomically across handles up to the limit; "busy" rather than
+/// "locked" while the limit is reached by attempts in flight (until they settle or their
+/// lease ends); a right PIN resets the count, a wrong one leaves it.
+fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
+    use PinAttempt::*;
+    let so = PinRole::So;
+    let failures = |s: &dyn Store| s.read(0, 0, Scope::Changes).unwrap().pins[&so].failures;
+    assert_eq!(
+        first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        Reserved(1)
+    );
+    assert_eq!(
+        second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        Reserved(2)
+    );
+    assert_eq!(
+        first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        Reserved(3)
+    );
+    // Three in flight: the limit is reached, but one of them may yet be right.
+    assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
+    assert_eq!(failures(first), 3, "a refused reservation writes nothing");
+    first.settle_pin_attempt(so, false).unwrap();
+    second.settle_pin_attempt(so, false).unwrap();
+    assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
+    // The last one was right: the count is reset and attempts are free again.
+    first.settle_pin_attempt(so, true).unwrap();
+    assert_eq!(failures(second), 0);
+    assert_eq!(
+        second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        Reserved(1)
+    );
+    second.settle_pin_attempt(so, false).unwrap();
+    for n in 2..=3 {
+        assert_eq!(
+            first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+            Reserved(n)
+        );
+        first.settle_pin_attempt(so, false).unwrap();
+    }
+    // Nothing in flight, no attempt left: locked, from every handle.
+    assert_eq!(first.reserve_pin_attempt(so, 3, 101, 131).unwrap(), Locked);
+    assert_eq!(second.reserve_pin_attempt(so, 3, 101, 131).unwrap(), Locked);
+    assert_eq!(failures(second), 3);
+    // Limit 0 never locks; its holder dies without settling: busy at the limit of 4
+    // until its lease ends, then locked (and a later reservation starts a fresh count).
+    assert_eq!(
+        first.reserve_pin_attempt(so, 0, 200, 230).unwrap(),
+        Reserved(4)
+    );
+    assert_eq!(second.reserve_pin_attempt(so, 4, 229, 259).unwrap(), Busy);
+    assert_eq!(second.reserve_pin_attempt(so, 4, 230, 260).unwrap(), Locked);
+    assert!(
+        first.reserve_pin_attempt(PinRole::User, 3, 0, 30).is_err(),
+        "no user PIN yet"
+    );
+    first.settle_pin_attempt(so, true).unwrap();
+    assert_eq!(failures(second), 0);
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex, Scope, Snapshot,
-    Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
+    Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 
@@ -23,6 +23,8 @@ struct Shared {
     /// uid → (sequence of the last write, record as read back, its index).
     objects: BTreeMap<ObjectUid, (u64, ObjectRecord, RecordIndex)>,
     removed: BTreeMap<ObjectUid, u64>,
+    /// PIN attempts in flight: role → (count, lease end).
+    attempts: BTreeMap<PinRole, (u32, i64)>,
 }
 
 #[derive(Debug)]
@@ -100,6 +102,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) {
                 shared.objects.clear();
                 shared.removed.clear();
                 shared.pins.clear();
+                shared.attempts.clear();
                 shared.epoch += 1;
             }
         }
@@ -221,27 +224,43 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    fn reserve_pin_attempt(&self, role: PinRole, limit: u32) -> StoreResult<Option<u32>> {
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt> {
         let mut shared = self.shared.lock();
-        let failures = {
-            let pin = shared
-                .pins
-                .get_mut(&role)
-                .ok_or(StoreError::Malformed("no PIN record for that role"))?;
-            if limit != 0 && pin.failures >= limit {
-                return Ok(None);
-            }
-            pin.failures += 1;
-            pin.failures
-        };
-        self.bump(&mut shared);
-        Ok(Some(failures))
+        let shared = &mut *shared;
+        let pin = shared
+            .pins
+            .get_mut(&role)
+            .ok_or(StoreError::Malformed("no PIN record for that role"))?;
+        let (inflight, lease) = shared.attempts.entry(role).or_insert((0, 0));
+        if limit != 0 && pin.failures >= limit {
+            return Ok(if *inflight > 0 && *lease > now {
+                PinAttempt::Busy
+            } else {
+                PinAttempt::Locked
+            });
+        }
+        pin.failures += 1;
+        let failures = pin.failures;
+        // An expired lease means its holders died: their count is dropped.
+        *inflight = if *lease <= now { 1 } else { *inflight + 1 };
+        *lease = (*lease).max(lease_until);
+        self.bump(shared);
+        Ok(PinAttempt::Reserved(failures))
     }
 
-    fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()> {
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
         let mut shared = self.shared.lock();
+        if let Some((inflight, _)) = shared.attempts.get_mut(&role) {
+            *inflight = inflight.saturating_sub(1);
+        }
         let changed = match shared.pins.get_mut(&role) {
-            Some(pin) if pin.failures != 0 => {
+            Some(pin) if right && pin.failures != 0 => {
                 pin.failures = 0;
                 true
             }

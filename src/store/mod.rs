@@ -160,6 +160,17 @@ pub struct Due {
     pub next: Option<i64>,
 }
 
+/// The answer to a PIN attempt reservation (`Store::reserve_pin_attempt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinAttempt {
+    /// Reserved; the failure count including this attempt.
+    Reserved(u32),
+    /// No attempt left, but attempts of others are in flight: ask again shortly.
+    Busy,
+    /// No attempt left.
+    Locked,
+}
+
 /// Where a token's records live. Implementations must make each `commit` atomic and
 /// durable before returning, and must let several handles (processes) share one token.
 pub trait Store: Send + Sync {
@@ -203,14 +214,23 @@ pub trait Store: Send + Sync {
         decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
     ) -> StoreResult<bool>;
     /// Reserves one attempt at a PIN before it is tried: in one atomic step, checks that
-    /// its failure count is below `limit` (any count when `limit` is 0, "never locks")
-    /// and adds one. Answers the new count, or `None` when the PIN is locked (nothing is
-    /// written then). The caller resets the count when the PIN was right and leaves it
-    /// when it was wrong, so no number of concurrent attempts, from any number of
-    /// processes, can try more PINs than `limit`.
-    fn reserve_pin_attempt(&self, role: PinRole, limit: u32) -> StoreResult<Option<u32>>;
-    /// Sets a PIN's failure count to zero (no write when it already is).
-    fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()>;
+    /// its failure count is below `limit` (any count when `limit` is 0, "never locks"),
+    /// adds one, and notes the attempt as in flight until `lease_until` (unix seconds).
+    /// When no attempt is left, answers `Busy` while attempts of others are in flight
+    /// (one of them may be right and reset the count: ask again when they settle) and
+    /// `Locked` otherwise; nothing is written then. Every `Reserved` must be followed by
+    /// `settle_pin_attempt`; a holder that dies leaves its attempt counted as a failure,
+    /// and in flight until its lease ends.
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt>;
+    /// Ends a reserved attempt: a right PIN sets the failure count to zero, a wrong one
+    /// leaves the attempt counted.
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()>;
     /// Verifies the store's own consistency (SQLite: `PRAGMA integrity_check`).
     fn check_integrity(&self) -> StoreResult<()>;
 }

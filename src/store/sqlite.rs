@@ -21,13 +21,13 @@ use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex, Scope, Snapshot,
-    Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
+    Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 use crate::os::shared_page::SharedPage;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE state   (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, epoch INTEGER NOT NULL);
@@ -48,6 +48,14 @@ ALTER TABLE objects ADD COLUMN due INTEGER;
 CREATE INDEX objects_by_due ON objects (due) WHERE due IS NOT NULL;
 CREATE TABLE lookup  (key BLOB NOT NULL, uid BLOB NOT NULL, PRIMARY KEY (key, uid)) WITHOUT ROWID;
 CREATE INDEX lookup_by_uid ON lookup (uid);
+";
+
+/// Version 2 → 3: PIN attempts in flight (reserved, not yet settled), so a caller that
+/// finds no attempt left can tell "locked" from "others are still trying". `IF NOT EXISTS`:
+/// a version 1 database made by downgrading a newer one may hold the table already.
+const UPGRADE_V2_TO_V3: &str = "
+CREATE TABLE IF NOT EXISTS pin_attempts (role INTEGER PRIMARY KEY, inflight INTEGER NOT NULL,
+                                         lease_until INTEGER NOT NULL);
 ";
 
 /// The two copies of the WAL-index header at the start of the `-shm` file (48 bytes
@@ -158,7 +166,7 @@ impl SqliteStore {
             let db = Connection::open(path)?;
             configure(&db)?;
             db.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} \
+                "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} \
                  PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
             let store = SqliteStore::wrap(path, db)?;
@@ -188,7 +196,7 @@ impl SqliteStore {
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         match version {
             SCHEMA_VERSION => {}
-            1 => upgrade_from_v1(&mut db)?,
+            1 | 2 => upgrade(&mut db)?,
             other => return Err(StoreError::SchemaVersion(other)),
         }
         SqliteStore::wrap(path, db)
@@ -221,14 +229,17 @@ impl SqliteStore {
     }
 }
 
-/// Upgrades a version 1 database in one transaction; another process may have done it
-/// first, which the version read inside the transaction tells.
-fn upgrade_from_v1(db: &mut Connection) -> StoreResult<()> {
+/// Upgrades a version 1 or 2 database in one transaction; another process may have done
+/// it first, which the version read inside the transaction tells.
+fn upgrade(db: &mut Connection) -> StoreResult<()> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version == 1 {
+        tx.execute_batch(UPGRADE_V1_TO_V2)?;
+    }
+    if version == 1 || version == 2 {
         tx.execute_batch(&format!(
-            "{UPGRADE_V1_TO_V2} PRAGMA user_version = {SCHEMA_VERSION};"
+            "{UPGRADE_V2_TO_V3} PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
     }
     tx.commit()?;
@@ -330,6 +341,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()
             Change::Wipe => {
                 tx.execute_batch(
                         "DELETE FROM objects; DELETE FROM lookup; DELETE FROM removed; DELETE FROM pins;
+                         DELETE FROM pin_attempts;
                          UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
                     )?;
             }
@@ -543,13 +555,19 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    fn reserve_pin_attempt(&self, role: PinRole, limit: u32) -> StoreResult<Option<u32>> {
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt> {
         let mut conn = self.conn.lock();
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // One statement checks the limit and takes the attempt: two processes cannot both
-        // see the last free attempt.
+        // take the last one.
         let failures: Option<u32> = tx
             .prepare_cached(
                 "UPDATE pins SET failures = failures + 1 \
@@ -557,24 +575,57 @@ impl Store for SqliteStore {
             )?
             .query_row(params![role.code(), limit], |r| r.get(0))
             .optional()?;
-        let exists = failures.is_some()
-            || tx
+        let answer = if let Some(failures) = failures {
+            // An expired lease means its holders died: their count is dropped.
+            tx.prepare_cached(
+                "INSERT INTO pin_attempts (role, inflight, lease_until) VALUES (?1, 1, ?3) \
+                 ON CONFLICT (role) DO UPDATE SET \
+                 inflight = CASE WHEN lease_until <= ?2 THEN 1 ELSE inflight + 1 END, \
+                 lease_until = max(lease_until, ?3)",
+            )?
+            .execute(params![role.code(), now, lease_until])?;
+            PinAttempt::Reserved(failures)
+        } else {
+            let exists = tx
                 .prepare_cached("SELECT 1 FROM pins WHERE role = ?1")?
                 .query_row([role.code()], |_| Ok(()))
                 .optional()?
                 .is_some();
+            if !exists {
+                return Err(StoreError::Malformed("no PIN record for that role"));
+            }
+            let busy = tx
+                .prepare_cached(
+                    "SELECT 1 FROM pin_attempts \
+                     WHERE role = ?1 AND inflight > 0 AND lease_until > ?2",
+                )?
+                .query_row(params![role.code(), now], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if busy {
+                PinAttempt::Busy
+            } else {
+                PinAttempt::Locked
+            }
+        };
         tx.commit()?;
-        if !exists {
-            return Err(StoreError::Malformed("no PIN record for that role"));
-        }
-        Ok(failures)
+        Ok(answer)
     }
 
-    fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()> {
-        let conn = self.conn.lock();
-        conn.db
-            .prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
-            .execute([role.code()])?;
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if right {
+            tx.prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
+                .execute([role.code()])?;
+        }
+        tx.prepare_cached(
+            "UPDATE pin_attempts SET inflight = inflight - 1 WHERE role = ?1 AND inflight > 0",
+        )?
+        .execute([role.code()])?;
+        tx.commit()?;
         Ok(())
     }
 
