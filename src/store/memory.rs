@@ -216,7 +216,7 @@ impl Store for MemoryStore {
                 .map(|(_, (_, r, _))| r.clone())
                 .collect(),
         };
-        let Some(changes) = decide(&loaded) else {
+        let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
             return Ok(false);
         };
         apply(&mut shared, changes);

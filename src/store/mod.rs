@@ -194,8 +194,8 @@ pub trait Store: Send + Sync {
     /// Decides and writes in one transaction against the current records: reads the live
     /// records among `uids` and those whose index holds one of `lookup`, calls `decide` on
     /// them, and commits the changes it returns, all before any other writer (thread or
-    /// process) can commit. `decide` returning `None` writes nothing. Answers whether a
-    /// commit happened.
+    /// process) can commit. `decide` returning `None` or no changes writes nothing.
+    /// Answers whether a commit happened.
     ///
     /// This is how rules over records are made exact: two callers deciding on the same
     /// record are serialised, the second deciding on what the first wrote. SQLite holds

@@ -546,7 +546,7 @@ impl Store for SqliteStore {
                 }
             }
         }
-        let Some(changes) = decide(&loaded) else {
+        let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
             // Dropping the transaction rolls it back; nothing was written.
             return Ok(false);
         };

@@ -1,8 +1,8 @@
 //! One token: its store, its cached view of the store, this process's login state, and
 //! its objects.
 //!
-//! Lock order inside a token (see docs/architecture.md): `sessions` → `login` → `view`
-//! → `objects`; the store's own lock is innermost. No token lock is held across a store
+//! Lock order inside a token (see docs/architecture.md): `kms_decisions` → `sessions` →
+//! `login` → `view` → `objects`; the store's own lock is innermost. No token lock is held across a store
 //! commit or a PIN derivation: a change is committed first and then published by
 //! re-reading the store (persist, then publish). This module must not see raw pointers
 //! or `CK_RV`s.
@@ -99,6 +99,9 @@ pub struct Token {
     login: Mutex<login::Login>,
     view: RwLock<View>,
     objects: RwLock<ObjectTable>,
+    /// Held while a KMS decision is made and applied (`kms_tx.rs`): serialises this
+    /// process's decisions on session objects. Taken before every other token lock.
+    kms_decisions: Mutex<()>,
     /// Searches this process answered through the store (`load_matching`).
     cold_lookups: std::sync::atomic::AtomicU64,
 }
@@ -212,6 +215,7 @@ impl Token {
             login: Mutex::new(login::Login::default()),
             view: RwLock::new(View::from_snapshot(snap)),
             objects: RwLock::new(objects),
+            kms_decisions: Mutex::new(()),
             cold_lookups: std::sync::atomic::AtomicU64::new(0),
         })
     }
