@@ -87,6 +87,23 @@ pub fn change_state(
     ))
 }
 
+/// The material's expiry passing: a key whose current record holds live material that
+/// has expired by `now` goes back to PendingImport (keeping its binding); `None` when
+/// there is nothing to do — the record already moved on (material deleted, or imported
+/// again with a later expiry, by someone deciding after the sweep read it).
+pub fn expire(current: &KeyFacts, now: i64) -> Option<KeyFacts> {
+    let live = matches!(current.state, KeyState::Enabled | KeyState::Disabled);
+    if current.expiry == 0 || now < current.expiry || !live {
+        return None;
+    }
+    let state =
+        lifecycle::transition(current.origin, current.state, Event::MaterialExpired).ok()?;
+    Some(KeyFacts {
+        state,
+        ..current.clone()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +192,34 @@ mod tests {
             Err(KmsError::InvalidKeyMaterial)
         );
         assert!(change_state(&pending(None), KeyState::PendingImport, false).is_ok());
+    }
+
+    #[test]
+    fn expiry_is_decided_on_the_current_record() {
+        let live = KeyFacts {
+            state: KeyState::Disabled,
+            expiry: 100,
+            ..pending(Some([3; 32]))
+        };
+        assert_eq!(expire(&live, 99), None);
+        let after = expire(&live, 100).unwrap();
+        assert_eq!(
+            (after.state, after.bound),
+            (KeyState::PendingImport, Some([3; 32]))
+        );
+        // Imported again meanwhile with a later expiry, or deleted: nothing to do.
+        assert_eq!(
+            expire(
+                &KeyFacts {
+                    expiry: 500,
+                    ..live.clone()
+                },
+                100
+            ),
+            None
+        );
+        assert_eq!(expire(&pending(Some([3; 32])), 100), None);
+        assert_eq!(expire(&KeyFacts { expiry: 0, ..live }, 100), None);
     }
 
     #[test]

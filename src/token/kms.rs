@@ -443,6 +443,7 @@ impl Token {
         self.load_uids(&due.now)?;
         let due_now: std::collections::HashSet<&crate::store::ObjectUid> = due.now.iter().collect();
         let (mut changed, mut removed) = (Vec::new(), Vec::new());
+        let mut expired_keys = std::collections::BTreeSet::new();
         for (h, e) in self.objects.read().iter() {
             let o = &e.object;
             if e.owner == Owner::Token && !due_now.contains(&o.uid) {
@@ -456,7 +457,12 @@ impl Token {
             }
             let expiry = o.ulong(MATERIAL_EXPIRY).unwrap_or(0) as i64;
             let live = matches!(state_of(o), Some(KeyState::Enabled | KeyState::Disabled));
-            if expiry != 0 && live && now >= expiry {
+            if expiry != 0 && live && now >= expiry && e.owner == Owner::Token {
+                // Decided again on the current record, in a transaction (below).
+                if let Some(id) = o.bytes(KEY_ID) {
+                    expired_keys.insert(id.to_vec());
+                }
+            } else if expiry != 0 && live && now >= expiry {
                 let state = vec![(KEY_STATE, ulong(KeyState::PendingImport.code()))];
                 let wiped = if o.class == CKO_PUBLIC_KEY {
                     o.with_plain(state)
@@ -470,6 +476,9 @@ impl Token {
         let (token_removed, session_removed): (Vec<_>, Vec<_>) =
             removed.into_iter().partition(|o| o.is_token());
         self.publish(changed, token_removed)?;
+        for id in &expired_keys {
+            self.expire_material(id)?;
+        }
         let mut table = self.objects.write();
         for o in session_removed {
             table.remove_by_uid(&o.uid);

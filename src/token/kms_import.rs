@@ -317,7 +317,7 @@ impl Token {
         };
         let secrets = self.decision_secrets();
         let key_id = token.key_id.as_str().as_bytes().to_vec();
-        self.decide_on_key(caller, &key_id, &mut |current| {
+        self.decide_on_key(Some(caller.session), &key_id, &mut |current| {
             let main = tx::main_of(current)?;
             let facts = tx::facts_of(main, &self.serial, &secrets, true)?;
             let after = decide::import(&facts, &request, now).map_err(kms)?;

@@ -16,6 +16,7 @@ use super::*;
 use crate::error::StoreError;
 use crate::kms::decide::{self, KeyFacts};
 use crate::object::index;
+use crate::object::table::SessionHandle;
 use crate::store::seal::MasterKey;
 use crate::store::ObjectUid;
 
@@ -112,7 +113,7 @@ impl Token {
     /// the table afterwards (new ones owned by the caller's session).
     pub(super) fn decide_on_key(
         &self,
-        caller: Caller,
+        new_owner: Option<SessionHandle>,
         id: &[u8],
         decide: &mut dyn FnMut(&[Object]) -> Result<Vec<Object>>,
     ) -> Result<()> {
@@ -174,7 +175,9 @@ impl Token {
             match handles.get(&o.uid) {
                 Some(h) => table.replace_session_object(*h, o),
                 None => {
-                    table.insert_session_object(o, caller.session, &self.shared.handles);
+                    let session =
+                        new_owner.ok_or(Error::Internal("new object without a session"))?;
+                    table.insert_session_object(o, session, &self.shared.handles);
                 }
             }
         }
@@ -192,7 +195,7 @@ impl Token {
         wanted: KeyState,
     ) -> Result<()> {
         let secrets = self.decision_secrets();
-        self.decide_on_key(caller, id, &mut |current| {
+        self.decide_on_key(Some(caller.session), id, &mut |current| {
             let main = main_of(current)?;
             let state = state_of(main).ok_or(Error::AttributeTypeInvalid)?;
             let deleting = decide::event_for(state, wanted) == Event::DeleteMaterial;
@@ -210,6 +213,31 @@ impl Token {
                         o.wiped(values.clone())
                     } else {
                         o.with_plain(values.clone())
+                    }
+                })
+                .collect())
+        })
+    }
+
+    /// Material expiry of key `id` (the sweep found it due): decided on the current
+    /// record, so an import that gave the key a later expiry meanwhile is not undone.
+    pub(super) fn expire_material(&self, id: &[u8]) -> Result<()> {
+        let now = self.now();
+        let secrets = self.decision_secrets();
+        self.decide_on_key(None, id, &mut |current| {
+            let main = main_of(current)?;
+            let facts = facts_of(main, &self.serial, &secrets, false)?;
+            let Some(next) = decide::expire(&facts, now) else {
+                return Ok(Vec::new());
+            };
+            let values = vec![(KEY_STATE, ulong(next.state.code()))];
+            Ok(current
+                .iter()
+                .map(|o| {
+                    if o.class == CKO_PUBLIC_KEY {
+                        o.with_plain(values.clone())
+                    } else {
+                        o.wiped(values.clone())
                     }
                 })
                 .collect())
