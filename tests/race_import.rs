@@ -4,13 +4,15 @@
 //!   exactly one returns CKR_OK, every other the same-material error
 //!   (`CKR_KMSHSM_INVALID_KEY_MATERIAL`), and the key then computes what the winner's
 //!   material computes;
-//! - concurrent Enable/Disable/DeleteKeyMaterial on one key: every answer and the final
-//!   state and material are those of some serial order of the calls.
+//! - concurrent Enable/Disable/DeleteKeyMaterial on one key, from threads and from
+//!   processes: every answer and the final state (and, for threads, the material) are
+//!   those of some serial order of the calls.
 //!
 //! Needs `openssl` (the material is wrapped by it, as a user would). Trial counts: 50
 //! thread trials of 8 imports take about 15 s in a debug build on a 2-core machine
 //! (each trial makes a key, an RSA-2048 wrapping key pair and 8 openssl wraps); the
-//! process trials start 4 children each (about 0.5 s a trial), so there are 10 of them.
+//! process trials start 4 children each (about 0.5 s a trial), so there are 10 of them,
+//! of imports and of state changes each.
 //! Run with `cargo nextest run --test race_import`.
 
 mod common;
@@ -36,6 +38,8 @@ const PROCESSES: usize = 4;
 const PROCESS_TRIALS: usize = 10;
 const STATE_THREADS: usize = 6;
 const STATE_TRIALS: usize = 50;
+const STATE_PROCESSES: usize = 4;
+const STATE_PROCESS_TRIALS: usize = 10;
 
 /// The material racer `n` imports.
 fn material(n: usize) -> Vec<u8> {
@@ -133,6 +137,9 @@ fn concurrent_imports_of_different_material_from_threads_have_one_winner() {
 #[test]
 fn child_process_entry_point() {
     let Some(role) = child_role() else { return };
+    if role == "state" {
+        return state_child();
+    }
     assert_eq!(role, "import");
     let var = |name: &str| std::env::var(name).unwrap();
     let go = std::path::PathBuf::from(var("KMSHSM_RACE_GO"));
@@ -150,12 +157,129 @@ fn child_process_entry_point() {
     };
     let wrapped = hex(&var("KMSHSM_RACE_WRAPPED"));
     tell_parent("ready");
-    while !go.exists() {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_for(&go);
     match answer(import(&session, &params, &wrapped, None)) {
         Ok(()) => tell_parent("ok"),
         Err(rv) => tell_parent(&format!("refused {rv:?}")),
+    }
+}
+
+/// A child asking for state `KMSHSM_RACE_WANTED` of key `KMSHSM_RACE_KEY_ID` when the
+/// file `go` appears, printing whether it was accepted.
+fn state_child() {
+    let var = |name: &str| std::env::var(name).unwrap();
+    let go = std::path::PathBuf::from(var("KMSHSM_RACE_GO"));
+    let wanted: u64 = var("KMSHSM_RACE_WANTED").parse().unwrap();
+    let ctx = load_module();
+    initialize(&ctx).unwrap();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    let key = objects_of_key(&session, &var("KMSHSM_RACE_KEY_ID"))[0];
+    tell_parent("ready");
+    wait_for(&go);
+    match set_state(&session, key, wanted) {
+        Ok(()) => tell_parent("ok"),
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) if rv == CKR_KMSHSM_INCORRECT_KEY_STATE => {
+            tell_parent("refused")
+        }
+        Err(e) => tell_parent(&format!("failed {e}")),
+    }
+}
+
+/// Starts one child per `(role, extra environment)`, waits until all are ready, starts
+/// them together and returns each one's report.
+fn run_children(
+    env: &TestEnv,
+    trial: usize,
+    children: Vec<(&str, Vec<(&str, String)>)>,
+) -> Vec<String> {
+    let go = env.dir.path().join(format!("go-{}-{trial}", children[0].0));
+    let mut spawned: Vec<_> = children
+        .iter()
+        .map(|(role, vars)| {
+            let mut command = child_command(CHILD_ENTRY, role);
+            command.env("KMSHSM_RACE_GO", &go).stdout(Stdio::piped());
+            for (k, v) in vars {
+                command.env(k, v);
+            }
+            command.spawn().unwrap()
+        })
+        .collect();
+    let mut outputs: Vec<_> = spawned
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
+        .collect();
+    for lines in &mut outputs {
+        let ready = lines.find_map(|l| child_line(&l.unwrap()).map(str::to_owned));
+        assert_eq!(ready.as_deref(), Some("ready"), "trial {trial}");
+    }
+    std::fs::write(&go, b"").unwrap();
+    let mut reports = Vec::new();
+    for (mut lines, mut child) in outputs.into_iter().zip(spawned) {
+        reports.push(
+            lines
+                .find_map(|l| child_line(&l.unwrap()).map(str::to_owned))
+                .unwrap_or_else(|| panic!("trial {trial}: a child reported nothing")),
+        );
+        assert!(
+            child.wait().unwrap().success(),
+            "trial {trial}: a child failed"
+        );
+    }
+    reports
+}
+
+#[test]
+fn concurrent_state_changes_from_processes_end_as_some_serial_order_would() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let work = Work::new(&env);
+    let key = create_external(&session, Spec::Aes256, "states");
+    let id = key_id(&session, key);
+    for trial in 0..STATE_PROCESS_TRIALS {
+        restore(&session, &work, key);
+        let wanted: Vec<u64> = (0..STATE_PROCESSES)
+            .map(|n| [STATE_ENABLED, STATE_DISABLED, STATE_PENDING_IMPORT][(n + trial) % 3])
+            .collect();
+        let children = wanted
+            .iter()
+            .map(|w| {
+                (
+                    "state",
+                    vec![
+                        ("KMSHSM_RACE_KEY_ID", id.clone()),
+                        ("KMSHSM_RACE_WANTED", w.to_string()),
+                    ],
+                )
+            })
+            .collect();
+        let reports = run_children(&env, trial, children);
+        let answers: Vec<(u64, bool)> = wanted
+            .iter()
+            .zip(&reports)
+            .map(|(w, r)| match r.as_str() {
+                "ok" => (*w, true),
+                "refused" => (*w, false),
+                other => panic!("trial {trial}: child said {other:?}"),
+            })
+            .collect();
+        let end = state(&session, key);
+        assert!(
+            explained(STATE_ENABLED, &answers, end),
+            "trial {trial}: no serial order gives {answers:?} and ends {end}"
+        );
+    }
+}
+
+/// Waits for the parent's signal; gives up (so no child outlives a failed parent) after
+/// a minute.
+fn wait_for(go: &std::path::Path) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !go.exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "no signal from the parent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -180,41 +304,27 @@ fn concurrent_imports_of_different_material_from_processes_have_one_winner() {
     let invalid_material = format!("refused {CKR_KMSHSM_INVALID_KEY_MATERIAL:?}");
     for trial in 0..PROCESS_TRIALS {
         let (key, params, wrapped) = fresh_target(&session, &work, PROCESSES);
-        let go = env.dir.path().join(format!("go-{trial}"));
-        let mut children: Vec<_> = wrapped
+        let children = wrapped
             .iter()
             .map(|blob| {
-                child_command(CHILD_ENTRY, "import")
-                    .env("KMSHSM_RACE_GO", &go)
-                    .env("KMSHSM_RACE_KEY_ID", key_id(&session, key))
-                    .env("KMSHSM_RACE_TOKEN", to_hex(&params.token))
-                    .env("KMSHSM_RACE_WRAPPED", to_hex(blob))
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                (
+                    "import",
+                    vec![
+                        ("KMSHSM_RACE_KEY_ID", key_id(&session, key)),
+                        ("KMSHSM_RACE_TOKEN", to_hex(&params.token)),
+                        ("KMSHSM_RACE_WRAPPED", to_hex(blob)),
+                    ],
+                )
             })
             .collect();
-        let mut outputs: Vec<_> = children
-            .iter_mut()
-            .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
-            .collect();
-        for lines in &mut outputs {
-            let ready = lines.find_map(|l| child_line(&l.unwrap()).map(str::to_owned));
-            assert_eq!(ready.as_deref(), Some("ready"), "trial {trial}");
-        }
-        std::fs::write(&go, b"").unwrap();
-        let mut answers = Vec::new();
-        for (mut lines, mut child) in outputs.into_iter().zip(children) {
-            let report = lines
-                .find_map(|l| child_line(&l.unwrap()).map(str::to_owned))
-                .unwrap_or_else(|| panic!("trial {trial}: a child reported nothing"));
-            answers.push(match report.as_str() {
+        let answers: Vec<Result<(), RvError>> = run_children(&env, trial, children)
+            .into_iter()
+            .map(|report| match report.as_str() {
                 "ok" => Ok(()),
                 r if r == invalid_material => Err(CKR_KMSHSM_INVALID_KEY_MATERIAL),
                 other => panic!("trial {trial}: child answered {other:?}"),
-            });
-            assert!(child.wait().unwrap().success(), "trial {trial}");
-        }
+            })
+            .collect();
         assert_one_winner(&session, key, &answers, &expected, trial);
     }
 }

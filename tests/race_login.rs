@@ -1,7 +1,8 @@
 //! The PIN lockout under concurrency (issue 13, docs/security.md): with one attempt left,
 //! many wrong `C_Login` calls at once, from threads and from separate processes, try at
 //! most one PIN — one answers `CKR_PIN_INCORRECT`, every other `CKR_PIN_LOCKED` — and
-//! the right PIN afterwards is locked out too. The limit is the token's, fixed at
+//! the right PIN afterwards is locked out too; and more processes than the limit logging
+//! in with the right PIN at once do not lock one another out. The limit is the token's, fixed at
 //! `C_InitToken`: a caller's configuration saying `max_pin_failures = 0` does not unlock.
 //! Run with `cargo nextest run --test race_login`.
 
@@ -108,67 +109,87 @@ fn concurrent_wrong_logins_from_threads_try_at_most_the_limit() {
 #[test]
 fn child_process_entry_point() {
     let Some(role) = child_role() else { return };
-    assert_eq!(role, "login");
+    assert!(role == "login" || role == "right", "{role}");
     let go = std::path::PathBuf::from(std::env::var("KMSHSM_RACE_GO").unwrap());
     let ctx = load_module();
     initialize(&ctx).unwrap();
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
     tell_parent("ready");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !go.exists() {
+        // No child outlives a failed parent for long.
+        assert!(
+            std::time::Instant::now() < until,
+            "no signal from the parent"
+        );
         std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    if role == "right" {
+        let session = ctx.open_ro_session(slot).unwrap();
+        match session.login(UserType::User, Some(&pin(USER_PIN))) {
+            Ok(()) => tell_parent("incorrect 0 locked 0"),
+            Err(e) => tell_parent(&format!("failed {e}")),
+        }
+        return;
     }
     let (incorrect, locked) = wrong_logins_at_once(&ctx, slot, THREADS_PER_PROCESS);
     tell_parent(&format!("incorrect {incorrect} locked {locked}"));
 }
 
-#[test]
-fn concurrent_wrong_logins_from_processes_try_at_most_the_limit() {
+/// Starts `n` children in `role`, waits until all are ready, starts them together, and
+/// sums their (incorrect, locked) reports.
+fn run_children(env: &TestEnv, role: &str, trial: usize, n: usize) -> (usize, usize) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
+    let go = env.dir.path().join(format!("go-{role}-{trial}"));
+    let mut children: Vec<_> = (0..n)
+        .map(|_| {
+            child_command(CHILD_ENTRY, role)
+                .env("KMSHSM_RACE_GO", &go)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outputs: Vec<_> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
+        .collect();
+    for lines in &mut outputs {
+        let ready = lines.find_map(|l| child_line(&l.unwrap()).map(str::to_owned));
+        assert_eq!(ready.as_deref(), Some("ready"), "trial {trial}");
+    }
+    std::fs::write(&go, b"").unwrap();
+    let (mut incorrect, mut locked) = (0, 0);
+    for (mut lines, mut child) in outputs.into_iter().zip(children) {
+        let report = lines
+            .find_map(|l| child_line(&l.unwrap()).map(str::to_owned))
+            .unwrap_or_else(|| panic!("trial {trial}: a child reported nothing"));
+        let words: Vec<&str> = report.split(' ').collect();
+        match words[..] {
+            ["incorrect", i, "locked", l] => {
+                incorrect += i.parse::<usize>().unwrap();
+                locked += l.parse::<usize>().unwrap();
+            }
+            _ => panic!("trial {trial}: child said {report:?}"),
+        }
+        assert!(
+            child.wait().unwrap().success(),
+            "trial {trial}: child failed"
+        );
+    }
+    (incorrect, locked)
+}
+
+#[test]
+fn concurrent_wrong_logins_from_processes_try_at_most_the_limit() {
     let env = TestEnv::new();
     let ctx = env.load();
     let slot = init_token(&ctx);
     for trial in 0..PROCESS_TRIALS {
         one_attempt_left(&ctx, slot);
-        let go = env.dir.path().join(format!("go-{trial}"));
-        let mut children: Vec<_> = (0..PROCESSES)
-            .map(|_| {
-                child_command(CHILD_ENTRY, "login")
-                    .env("KMSHSM_RACE_GO", &go)
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        // Wait until every child has loaded the module, then start them together.
-        let mut outputs: Vec<_> = children
-            .iter_mut()
-            .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
-            .collect();
-        for lines in &mut outputs {
-            let ready = lines.find_map(|l| child_line(&l.unwrap()).map(str::to_owned));
-            assert_eq!(ready.as_deref(), Some("ready"), "trial {trial}");
-        }
-        std::fs::write(&go, b"").unwrap();
-        let (mut incorrect, mut locked) = (0, 0);
-        for (mut lines, mut child) in outputs.into_iter().zip(children) {
-            let report = lines
-                .find_map(|l| child_line(&l.unwrap()).map(str::to_owned))
-                .unwrap_or_else(|| panic!("trial {trial}: a child reported nothing"));
-            let words: Vec<&str> = report.split(' ').collect();
-            match words[..] {
-                ["incorrect", i, "locked", l] => {
-                    incorrect += i.parse::<usize>().unwrap();
-                    locked += l.parse::<usize>().unwrap();
-                }
-                _ => panic!("trial {trial}: child said {report:?}"),
-            }
-            assert!(
-                child.wait().unwrap().success(),
-                "trial {trial}: child failed"
-            );
-        }
+        let (incorrect, locked) = run_children(&env, "login", trial, PROCESSES);
         assert_eq!(
             (incorrect, locked),
             (1, PROCESSES * THREADS_PER_PROCESS - 1),
@@ -176,6 +197,20 @@ fn concurrent_wrong_logins_from_processes_try_at_most_the_limit() {
         );
         assert_locked(&ctx, slot, trial);
     }
+}
+
+/// More processes than the limit logging in at once with the right PIN: each reserves an
+/// attempt, so the limit is reached by attempts in flight; none may answer "locked".
+#[test]
+fn concurrent_right_logins_from_processes_do_not_lock_each_other_out() {
+    let env = TestEnv::new();
+    let ctx = env.load();
+    let slot = init_token(&ctx);
+    for trial in 0..PROCESS_TRIALS {
+        let (incorrect, locked) = run_children(&env, "right", trial, 2 * MAX_PIN_FAILURES as usize);
+        assert_eq!((incorrect, locked), (0, 0), "trial {trial}");
+    }
+    assert!(!ctx.get_token_info(slot).unwrap().user_pin_locked());
 }
 
 /// The limit is the token's: a caller re-initialising the module with a configuration
