@@ -7,6 +7,7 @@
 mod common;
 
 use cryptoki::object::Attribute;
+
 use rusqlite::Connection;
 
 use common::*;
@@ -92,4 +93,62 @@ fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_
         )
         .unwrap();
     assert_eq!(marked, 1, "the token records that its index is complete");
+}
+
+/// A token made before the lockout limit was stored with it uses the built-in default,
+/// 10, whatever the caller's configuration says (here 3), and has it written into the
+/// token at the next SO login (docs/security.md).
+#[test]
+fn a_token_without_a_stored_limit_uses_the_default_and_records_it_at_so_login() {
+    use cryptoki::session::UserType;
+
+    let env = TestEnv::new();
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        drop(session);
+        ctx.finalize().expect("C_Finalize");
+    }
+    let db = env.token_database();
+    let stored_limit = |conn: &Connection| -> Option<Vec<u8>> {
+        conn.query_row(
+            "SELECT value FROM meta WHERE name = 'max_pin_failures'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    {
+        let conn = Connection::open(&db).unwrap();
+        assert_eq!(
+            stored_limit(&conn),
+            Some(MAX_PIN_FAILURES.to_string().into_bytes()),
+            "C_InitToken stores the limit of the configuration in force"
+        );
+        conn.execute_batch("DELETE FROM meta WHERE name = 'max_pin_failures'")
+            .unwrap();
+    }
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = ctx.open_rw_session(slot).unwrap();
+    for n in 1..=9 {
+        assert_rv!(
+            session.login(UserType::User, Some(&pin("wrong"))),
+            cryptoki::error::RvError::PinIncorrect,
+            "wrong PIN {n} of a limit of 10"
+        );
+    }
+    let info = ctx.get_token_info(slot).unwrap();
+    assert!(info.user_pin_final_try() && !info.user_pin_locked());
+    session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    session.logout().unwrap();
+    session.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+    // Read only once the module has closed the token: two copies of SQLite in one
+    // process do not see each other's locks.
+    drop(session);
+    ctx.finalize().expect("C_Finalize");
+    assert_eq!(
+        stored_limit(&Connection::open(&db).unwrap()),
+        Some(b"10".to_vec()),
+        "the SO login records the default"
+    );
 }
