@@ -1,11 +1,13 @@
 //! Tokens written by an earlier build: a schema version 1 database, whose records carry no
-//! lookup keys and no due times, is upgraded in place the first time the module opens it,
+//! lookup keys and no due times (and which has no table of PIN attempts in flight and no
+//! stored lockout limit), is upgraded in place the first time the module opens it,
 //! and every object is then found by label and by id as before, public and private.
 //! Run with `cargo nextest run --test store_upgrade`.
 
 mod common;
 
 use cryptoki::object::Attribute;
+
 use rusqlite::Connection;
 
 use common::*;
@@ -17,6 +19,8 @@ DROP TABLE lookup;
 DROP INDEX objects_by_due;
 ALTER TABLE objects DROP COLUMN due;
 DELETE FROM meta WHERE name = 'object_index';
+DELETE FROM meta WHERE name = 'max_pin_failures';
+DROP TABLE pin_attempts;
 PRAGMA user_version = 1;
 COMMIT;
 ";
@@ -69,7 +73,11 @@ fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 2, "the database was upgraded");
+    assert_eq!(v, 3, "the database was upgraded");
+    let attempts: i64 = conn
+        .query_row("SELECT count(*) FROM pin_attempts", [], |r| r.get(0))
+        .unwrap();
+    assert!(attempts <= 2, "version 3 keeps PIN attempts in flight");
     let keys: i64 = conn
         .query_row("SELECT count(*) FROM lookup", [], |r| r.get(0))
         .unwrap();
@@ -85,4 +93,62 @@ fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_
         )
         .unwrap();
     assert_eq!(marked, 1, "the token records that its index is complete");
+}
+
+/// A token made before the lockout limit was stored with it uses the built-in default,
+/// 10, whatever the caller's configuration says (here 3), and has it written into the
+/// token at the next SO login (docs/security.md).
+#[test]
+fn a_token_without_a_stored_limit_uses_the_default_and_records_it_at_so_login() {
+    use cryptoki::session::UserType;
+
+    let env = TestEnv::new();
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        drop(session);
+        ctx.finalize().expect("C_Finalize");
+    }
+    let db = env.token_database();
+    let stored_limit = |conn: &Connection| -> Option<Vec<u8>> {
+        conn.query_row(
+            "SELECT value FROM meta WHERE name = 'max_pin_failures'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    {
+        let conn = Connection::open(&db).unwrap();
+        assert_eq!(
+            stored_limit(&conn),
+            Some(MAX_PIN_FAILURES.to_string().into_bytes()),
+            "C_InitToken stores the limit of the configuration in force"
+        );
+        conn.execute_batch("DELETE FROM meta WHERE name = 'max_pin_failures'")
+            .unwrap();
+    }
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = ctx.open_rw_session(slot).unwrap();
+    for n in 1..=9 {
+        assert_rv!(
+            session.login(UserType::User, Some(&pin("wrong"))),
+            cryptoki::error::RvError::PinIncorrect,
+            "wrong PIN {n} of a limit of 10"
+        );
+    }
+    let info = ctx.get_token_info(slot).unwrap();
+    assert!(info.user_pin_final_try() && !info.user_pin_locked());
+    session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    session.logout().unwrap();
+    session.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+    // Read only once the module has closed the token: two copies of SQLite in one
+    // process do not see each other's locks.
+    drop(session);
+    ctx.finalize().expect("C_Finalize");
+    assert_eq!(
+        stored_limit(&Connection::open(&db).unwrap()),
+        Some(b"10".to_vec()),
+        "the SO login records the default"
+    );
 }

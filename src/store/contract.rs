@@ -100,18 +100,9 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
 
     index_contract(first, second);
 
-    // PIN failures count atomically across handles and reset.
-    assert_eq!(first.count_pin_failure(PinRole::So).unwrap(), 1);
-    assert_eq!(second.count_pin_failure(PinRole::So).unwrap(), 2);
-    assert!(
-        first.count_pin_failure(PinRole::User).is_err(),
-        "no user PIN yet"
-    );
-    first.reset_pin_failures(PinRole::So).unwrap();
-    assert_eq!(
-        second.read(0, 0, Scope::Changes).unwrap().pins[&PinRole::So].failures,
-        0
-    );
+    pin_attempt_contract(first, second);
+
+    transact_contract(first, second);
 
     // A wipe starts a new epoch; a reader of the old epoch gets a complete set.
     first
@@ -222,4 +213,174 @@ fn index_contract(first: &dyn Store, second: &dyn Store) {
     assert!(second.lookup(b"e").unwrap().is_empty());
     assert_eq!(second.due(1000).unwrap(), Due::default());
     first.commit(vec![Change::RemoveObject([10; 16])]).unwrap();
+}
+
+/// `transact`: the decision sees the current records (by uid and by lookup key), its
+/// changes are committed with it, and `None` writes nothing.
+fn transact_contract(first: &dyn Store, second: &dyn Store) {
+    first
+        .commit(vec![
+            Change::PutObject(indexed(20, &[b"key-20"], None)),
+            Change::PutObject(indexed(21, &[b"key-20"], None)),
+        ])
+        .unwrap();
+    // Written by one handle, decided on by the other: it sees the current records.
+    let mut seen = Vec::new();
+    let committed = second
+        .transact(&[[22; 16], [99; 16]], &[b"key-20"], &mut |loaded| {
+            seen = sorted(loaded.objects.iter().map(|r| r.uid).collect());
+            None
+        })
+        .unwrap();
+    assert!(!committed);
+    assert_eq!(seen, vec![[20; 16], [21; 16]]);
+    let before = first.read(0, 0, Scope::Changes).unwrap().seq;
+    let committed = second
+        .transact(&[[20; 16]], &[], &mut |loaded| {
+            assert_eq!(loaded.objects, vec![object(20, false)]);
+            let mut next = loaded.objects[0].clone();
+            next.plain = vec![1, 2];
+            Some(vec![
+                Change::PutObject(next),
+                Change::RemoveObject([21; 16]),
+                Change::PutMeta("decided".into(), vec![1]),
+            ])
+        })
+        .unwrap();
+    assert!(committed);
+    assert!(first.changed_elsewhere().unwrap());
+    let s = first.read(before, 0, Scope::All).unwrap();
+    assert_eq!(s.meta.get("decided"), Some(&vec![1]));
+    let loaded = first.load(&[[20; 16], [21; 16]]).unwrap();
+    assert_eq!(loaded.objects.len(), 1);
+    assert_eq!(loaded.objects[0].plain, vec![1, 2]);
+    assert!(loaded.seq > before, "one commit, one new sequence number");
+    let unchanged = first.read(0, 0, Scope::Changes).unwrap().seq;
+    second.transact(&[[20; 16]], &[], &mut |_| None).unwrap();
+    assert_eq!(
+        first.read(0, 0, Scope::Changes).unwrap().seq,
+        unchanged,
+        "a decision to write nothing writes nothing"
+    );
+    first.commit(vec![Change::RemoveObject([20; 16])]).unwrap();
+}
+
+/// The record `race` decides on: `plain` is empty until someone claims it.
+const RACED: ObjectUid = [0x5a; 16];
+
+/// One racer: claims the record if nobody has (a compare-and-set decided in the
+/// transaction); answers whether it won.
+fn claim(store: &dyn Store, me: u8) -> bool {
+    let mut won = false;
+    store
+        .transact(&[RACED], &[], &mut |loaded| {
+            won = false;
+            let rec = loaded.objects.iter().find(|r| r.uid == RACED)?;
+            if !rec.plain.is_empty() {
+                return None;
+            }
+            won = true;
+            let mut next = rec.clone();
+            next.plain = vec![me];
+            Some(vec![Change::PutObject(next)])
+        })
+        .unwrap()
+        && won
+}
+
+/// Racing deciders on one record, through `handles` (each of them `threads_each` threads
+/// at once, `trials` times): exactly one claim holds each time, and the record holds
+/// the winner's mark.
+pub(crate) fn race(handles: &[&dyn Store], threads_each: usize, trials: usize) {
+    for trial in 0..trials {
+        handles[0]
+            .commit(vec![Change::PutObject(ObjectRecord {
+                uid: RACED,
+                plain: Vec::new(),
+                sealed: None,
+                index: RecordIndex::default(),
+            })])
+            .unwrap();
+        let barrier = std::sync::Barrier::new(handles.len() * threads_each);
+        let winners: Vec<u8> = std::thread::scope(|scope| {
+            let mut racers = Vec::new();
+            for (h, store) in handles.iter().enumerate() {
+                for t in 0..threads_each {
+                    let me = (h * threads_each + t) as u8 + 1;
+                    let barrier = &barrier;
+                    racers.push(scope.spawn(move || {
+                        barrier.wait();
+                        claim(*store, me).then_some(me)
+                    }));
+                }
+            }
+            racers
+                .into_iter()
+                .filter_map(|r| r.join().unwrap())
+                .collect()
+        });
+        assert_eq!(winners.len(), 1, "trial {trial}: winners {winners:?}");
+        let held = handles[handles.len() - 1].load(&[RACED]).unwrap();
+        assert_eq!(held.objects[0].plain, winners, "trial {trial}");
+    }
+}
+
+/// PIN attempts: reserved atomically across handles up to the limit; "busy" rather than
+/// "locked" while the limit is reached by attempts in flight (until they settle or their
+/// lease ends); a right PIN resets the count, a wrong one leaves it.
+fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
+    use PinAttempt::*;
+    let so = PinRole::So;
+    let failures = |s: &dyn Store| s.read(0, 0, Scope::Changes).unwrap().pins[&so].failures;
+    assert_eq!(
+        first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        Reserved(1)
+    );
+    assert_eq!(
+        second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        Reserved(2)
+    );
+    assert_eq!(
+        first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        Reserved(3)
+    );
+    // Three in flight: the limit is reached, but one of them may yet be right.
+    assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
+    assert_eq!(failures(first), 3, "a refused reservation writes nothing");
+    first.settle_pin_attempt(so, false).unwrap();
+    second.settle_pin_attempt(so, false).unwrap();
+    assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
+    // The last one was right: the count is reset and attempts are free again.
+    first.settle_pin_attempt(so, true).unwrap();
+    assert_eq!(failures(second), 0);
+    assert_eq!(
+        second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        Reserved(1)
+    );
+    second.settle_pin_attempt(so, false).unwrap();
+    for n in 2..=3 {
+        assert_eq!(
+            first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+            Reserved(n)
+        );
+        first.settle_pin_attempt(so, false).unwrap();
+    }
+    // Nothing in flight, no attempt left: locked, from every handle.
+    assert_eq!(first.reserve_pin_attempt(so, 3, 101, 131).unwrap(), Locked);
+    assert_eq!(second.reserve_pin_attempt(so, 3, 101, 131).unwrap(), Locked);
+    assert_eq!(failures(second), 3);
+    // Limit 0 never locks; its holder dies without settling: busy at the limit of 4
+    // until its lease ends, then locked (and a later reservation starts a fresh count).
+    assert_eq!(
+        first.reserve_pin_attempt(so, 0, 200, 230).unwrap(),
+        Reserved(4)
+    );
+    assert_eq!(second.reserve_pin_attempt(so, 4, 229, 259).unwrap(), Busy);
+    assert_eq!(second.reserve_pin_attempt(so, 4, 230, 260).unwrap(), Locked);
+    assert!(
+        first.reserve_pin_attempt(PinRole::User, 3, 0, 30).is_err(),
+        "no user PIN yet"
+    );
+    first.settle_pin_attempt(so, true).unwrap();
+    assert_eq!(failures(second), 0);
 }

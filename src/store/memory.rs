@@ -8,8 +8,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex, Scope, Snapshot,
-    Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
+    Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 
@@ -23,6 +23,8 @@ struct Shared {
     /// uid → (sequence of the last write, record as read back, its index).
     objects: BTreeMap<ObjectUid, (u64, ObjectRecord, RecordIndex)>,
     removed: BTreeMap<ObjectUid, u64>,
+    /// PIN attempts in flight: role → (count, lease end).
+    attempts: BTreeMap<PinRole, (u32, i64)>,
 }
 
 #[derive(Debug)]
@@ -63,6 +65,46 @@ impl MemoryStore {
         shared.version += 1;
         if was_current {
             *seen = shared.version;
+        }
+    }
+}
+
+/// Applies `changes` to the shared records as one new sequence number.
+fn apply(shared: &mut Shared, changes: Vec<Change>) {
+    shared.seq += 1;
+    let seq = shared.seq;
+    for change in changes {
+        match change {
+            Change::PutMeta(k, v) => {
+                shared.meta.insert(k, v);
+            }
+            Change::PutPin(role, pin) => {
+                shared.pins.insert(role, pin);
+            }
+            Change::RemovePin(role) => {
+                shared.pins.remove(&role);
+            }
+            Change::PutObject(mut rec) => {
+                shared.removed.remove(&rec.uid);
+                let index = std::mem::take(&mut rec.index);
+                shared.objects.insert(rec.uid, (seq, rec, index));
+            }
+            Change::Reindex(uid, index) => {
+                if let Some(entry) = shared.objects.get_mut(&uid) {
+                    entry.2 = index;
+                }
+            }
+            Change::RemoveObject(uid) => {
+                shared.objects.remove(&uid);
+                shared.removed.insert(uid, seq);
+            }
+            Change::Wipe => {
+                shared.objects.clear();
+                shared.removed.clear();
+                shared.pins.clear();
+                shared.attempts.clear();
+                shared.epoch += 1;
+            }
         }
     }
 }
@@ -149,63 +191,76 @@ impl Store for MemoryStore {
 
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
         let mut shared = self.shared.lock();
-        shared.seq += 1;
-        let seq = shared.seq;
-        for change in changes {
-            match change {
-                Change::PutMeta(k, v) => {
-                    shared.meta.insert(k, v);
-                }
-                Change::PutPin(role, pin) => {
-                    shared.pins.insert(role, pin);
-                }
-                Change::RemovePin(role) => {
-                    shared.pins.remove(&role);
-                }
-                Change::PutObject(mut rec) => {
-                    shared.removed.remove(&rec.uid);
-                    let index = std::mem::take(&mut rec.index);
-                    shared.objects.insert(rec.uid, (seq, rec, index));
-                }
-                Change::Reindex(uid, index) => {
-                    if let Some(entry) = shared.objects.get_mut(&uid) {
-                        entry.2 = index;
-                    }
-                }
-                Change::RemoveObject(uid) => {
-                    shared.objects.remove(&uid);
-                    shared.removed.insert(uid, seq);
-                }
-                Change::Wipe => {
-                    shared.objects.clear();
-                    shared.removed.clear();
-                    shared.pins.clear();
-                    shared.epoch += 1;
-                }
-            }
-        }
+        apply(&mut shared, changes);
         self.bump(&mut shared);
         Ok(())
     }
 
-    fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32> {
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool> {
+        // The one mutex is held from the read to the write: no other handle commits between.
         let mut shared = self.shared.lock();
-        let failures = {
-            let pin = shared
-                .pins
-                .get_mut(&role)
-                .ok_or(StoreError::Malformed("no PIN record for that role"))?;
-            pin.failures += 1;
-            pin.failures
+        let loaded = Loaded {
+            seq: shared.seq,
+            epoch: shared.epoch,
+            objects: shared
+                .objects
+                .iter()
+                .filter(|(uid, (_, _, index))| {
+                    uids.contains(uid) || index.lookup.iter().any(|k| lookup.contains(&&k[..]))
+                })
+                .map(|(_, (_, r, _))| r.clone())
+                .collect(),
         };
+        let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
+            return Ok(false);
+        };
+        apply(&mut shared, changes);
         self.bump(&mut shared);
-        Ok(failures)
+        Ok(true)
     }
 
-    fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()> {
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt> {
         let mut shared = self.shared.lock();
+        let shared = &mut *shared;
+        let pin = shared
+            .pins
+            .get_mut(&role)
+            .ok_or(StoreError::Malformed("no PIN record for that role"))?;
+        let (inflight, lease) = shared.attempts.entry(role).or_insert((0, 0));
+        if limit != 0 && pin.failures >= limit {
+            return Ok(if *inflight > 0 && *lease > now {
+                PinAttempt::Busy
+            } else {
+                PinAttempt::Locked
+            });
+        }
+        pin.failures += 1;
+        let failures = pin.failures;
+        // An expired lease means its holders died: their count is dropped.
+        *inflight = if *lease <= now { 1 } else { *inflight + 1 };
+        *lease = (*lease).max(lease_until);
+        self.bump(shared);
+        Ok(PinAttempt::Reserved(failures))
+    }
+
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
+        let mut shared = self.shared.lock();
+        if let Some((inflight, _)) = shared.attempts.get_mut(&role) {
+            *inflight = inflight.saturating_sub(1);
+        }
         let changed = match shared.pins.get_mut(&role) {
-            Some(pin) if pin.failures != 0 => {
+            Some(pin) if right && pin.failures != 0 => {
                 pin.failures = 0;
                 true
             }
@@ -229,5 +284,12 @@ mod tests {
         let first = super::MemoryStore::new();
         let second = first.share();
         crate::store::contract::run(&first, &second);
+    }
+
+    #[test]
+    fn racing_decisions_on_one_record_have_one_winner_across_handles() {
+        let first = super::MemoryStore::new();
+        let second = first.share();
+        crate::store::contract::race(&[&first, &second], 4, 50);
     }
 }

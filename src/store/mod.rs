@@ -161,6 +161,17 @@ pub struct Due {
     pub next: Option<i64>,
 }
 
+/// The answer to a PIN attempt reservation (`Store::reserve_pin_attempt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinAttempt {
+    /// Reserved; the failure count including this attempt.
+    Reserved(u32),
+    /// No attempt left, but attempts of others are in flight: ask again shortly.
+    Busy,
+    /// No attempt left.
+    Locked,
+}
+
 /// Where a token's records live. Implementations must make each `commit` atomic and
 /// durable before returning, and must let several handles (processes) share one token.
 pub trait Store: Send + Sync {
@@ -181,10 +192,46 @@ pub trait Store: Send + Sync {
     fn object_count_hint(&self) -> StoreResult<u64>;
     /// Applies `changes` in one transaction.
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()>;
-    /// Adds one to a PIN's failure count atomically and returns the new count.
-    fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32>;
-    /// Sets a PIN's failure count to zero (no write when it already is).
-    fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()>;
+    /// Decides and writes in one transaction against the current records: reads the live
+    /// records among `uids` and those whose index holds one of `lookup`, calls `decide` on
+    /// them, and commits the changes it returns, all before any other writer (thread or
+    /// process) can commit. `decide` returning `None` or no changes writes nothing.
+    /// Answers whether a commit happened.
+    ///
+    /// This is how rules over records are made exact: two callers deciding on the same
+    /// record are serialised, the second deciding on what the first wrote. SQLite holds
+    /// its write lock from the read to the commit (`BEGIN IMMEDIATE`); the memory store
+    /// its mutex. A server backend (PostgreSQL) would read the rows with
+    /// `SELECT ... FOR UPDATE` (locking the lookup keys' rows too, or running the whole
+    /// transaction SERIALIZABLE so that a record added under a lookup key meanwhile is
+    /// a conflict), and retry on a serialisation failure: so `decide` may be called more
+    /// than once, and only the changes of its last call are written. `decide` must be
+    /// pure apart from what it captures, and must not call back into the store (the
+    /// store's lock is held while it runs).
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool>;
+    /// Reserves one attempt at a PIN before it is tried: in one atomic step, checks that
+    /// its failure count is below `limit` (any count when `limit` is 0, "never locks"),
+    /// adds one, and notes the attempt as in flight until `lease_until` (unix seconds).
+    /// When no attempt is left, answers `Busy` while attempts of others are in flight
+    /// (one of them may be right and reset the count: ask again when they settle) and
+    /// `Locked` otherwise; nothing is written then. Every `Reserved` must be followed by
+    /// `settle_pin_attempt`; a holder that dies leaves its attempt counted as a failure,
+    /// and in flight until its lease ends.
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt>;
+    /// Ends a reserved attempt: a right PIN sets the failure count to zero, a wrong one
+    /// leaves the attempt counted.
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()>;
     /// Verifies the store's own consistency (SQLite: `PRAGMA integrity_check`).
     fn check_integrity(&self) -> StoreResult<()>;
 }

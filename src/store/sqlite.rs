@@ -23,13 +23,13 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::fork_gate::{self, Entered};
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex, Scope, Snapshot,
-    Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
+    Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 use crate::os::shared_page::SharedPage;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE state   (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, epoch INTEGER NOT NULL);
@@ -50,6 +50,14 @@ ALTER TABLE objects ADD COLUMN due INTEGER;
 CREATE INDEX objects_by_due ON objects (due) WHERE due IS NOT NULL;
 CREATE TABLE lookup  (key BLOB NOT NULL, uid BLOB NOT NULL, PRIMARY KEY (key, uid)) WITHOUT ROWID;
 CREATE INDEX lookup_by_uid ON lookup (uid);
+";
+
+/// Version 2 → 3: PIN attempts in flight (reserved, not yet settled), so a caller that
+/// finds no attempt left can tell "locked" from "others are still trying". `IF NOT EXISTS`:
+/// a version 1 database made by downgrading a newer one may hold the table already.
+const UPGRADE_V2_TO_V3: &str = "
+CREATE TABLE IF NOT EXISTS pin_attempts (role INTEGER PRIMARY KEY, inflight INTEGER NOT NULL,
+                                         lease_until INTEGER NOT NULL);
 ";
 
 /// The two copies of the WAL-index header at the start of the `-shm` file (48 bytes
@@ -187,7 +195,7 @@ impl SqliteStore {
                 let db = Connection::open(path)?;
                 configure(&db)?;
                 db.execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} \
+                    "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} \
                      PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
                 SqliteStore::wrap(path, db)?
@@ -220,7 +228,7 @@ impl SqliteStore {
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         match version {
             SCHEMA_VERSION => {}
-            1 => upgrade_from_v1(&mut db)?,
+            1 | 2 => upgrade(&mut db)?,
             other => return Err(StoreError::SchemaVersion(other)),
         }
         SqliteStore::wrap(path, db)
@@ -262,14 +270,17 @@ impl SqliteStore {
     }
 }
 
-/// Upgrades a version 1 database in one transaction; another process may have done it
-/// first, which the version read inside the transaction tells.
-fn upgrade_from_v1(db: &mut Connection) -> StoreResult<()> {
+/// Upgrades a version 1 or 2 database in one transaction; another process may have done
+/// it first, which the version read inside the transaction tells.
+fn upgrade(db: &mut Connection) -> StoreResult<()> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version == 1 {
+        tx.execute_batch(UPGRADE_V1_TO_V2)?;
+    }
+    if version == 1 || version == 2 {
         tx.execute_batch(&format!(
-            "{UPGRADE_V1_TO_V2} PRAGMA user_version = {SCHEMA_VERSION};"
+            "{UPGRADE_V2_TO_V3} PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
     }
     tx.commit()?;
@@ -325,6 +336,59 @@ fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
             failures: row.get(3)?,
         },
     ))
+}
+
+/// Applies `changes` inside the write transaction `tx`, as one new sequence number.
+fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()> {
+    let seq: i64 = tx.query_row(
+        "UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+        [],
+        |r| r.get(0),
+    )?;
+    for change in changes {
+        match change {
+            Change::PutMeta(name, value) => {
+                tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
+                    .execute(params![name, value])?;
+            }
+            Change::PutPin(role, pin) => {
+                tx.prepare_cached(
+                        "INSERT OR REPLACE INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
+            }
+            Change::RemovePin(role) => {
+                tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
+                    .execute([role.code()])?;
+            }
+            Change::PutObject(rec) => {
+                tx.prepare_cached(
+                        "INSERT OR REPLACE INTO objects (uid, seq, plain, sealed) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![&rec.uid[..], seq, rec.plain, rec.sealed])?;
+                put_index(tx, &rec.uid, &rec.index)?;
+                tx.prepare_cached("DELETE FROM removed WHERE uid = ?1")?
+                    .execute([&rec.uid[..]])?;
+            }
+            Change::Reindex(uid, index) => put_index(tx, &uid, &index)?,
+            Change::RemoveObject(uid) => {
+                tx.prepare_cached("DELETE FROM objects WHERE uid = ?1")?
+                    .execute([&uid[..]])?;
+                tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
+                    .execute([&uid[..]])?;
+                tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
+                    .execute(params![&uid[..], seq])?;
+            }
+            Change::Wipe => {
+                tx.execute_batch(
+                        "DELETE FROM objects; DELETE FROM lookup; DELETE FROM removed; DELETE FROM pins;
+                         DELETE FROM pin_attempts;
+                         UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
+                    )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -477,78 +541,132 @@ impl Store for SqliteStore {
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq: i64 = tx.query_row(
-            "UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq",
-            [],
-            |r| r.get(0),
-        )?;
-        for change in changes {
-            match change {
-                Change::PutMeta(name, value) => {
-                    tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
-                        .execute(params![name, value])?;
-                }
-                Change::PutPin(role, pin) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
-                }
-                Change::RemovePin(role) => {
-                    tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
-                        .execute([role.code()])?;
-                }
-                Change::PutObject(rec) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO objects (uid, seq, plain, sealed) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![&rec.uid[..], seq, rec.plain, rec.sealed])?;
-                    put_index(&tx, &rec.uid, &rec.index)?;
-                    tx.prepare_cached("DELETE FROM removed WHERE uid = ?1")?
-                        .execute([&rec.uid[..]])?;
-                }
-                Change::Reindex(uid, index) => put_index(&tx, &uid, &index)?,
-                Change::RemoveObject(uid) => {
-                    tx.prepare_cached("DELETE FROM objects WHERE uid = ?1")?
-                        .execute([&uid[..]])?;
-                    tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
-                        .execute([&uid[..]])?;
-                    tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
-                        .execute(params![&uid[..], seq])?;
-                }
-                Change::Wipe => {
-                    tx.execute_batch(
-                        "DELETE FROM objects; DELETE FROM lookup; DELETE FROM removed; DELETE FROM pins;
-                         UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
-                    )?;
-                }
-            }
-        }
+        apply(&tx, changes)?;
         tx.commit()?;
         Ok(())
     }
 
-    fn count_pin_failure(&self, role: PinRole) -> StoreResult<u32> {
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool> {
+        let mut conn = self.lock()?;
+        // IMMEDIATE takes the database's write lock before the first read, so what is
+        // read here is what the changes are applied to: no other connection can commit
+        // in between (a second `BEGIN IMMEDIATE` waits, up to the busy timeout).
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (seq, epoch) = read_state(&tx)?;
+        let mut wanted: Vec<ObjectUid> = uids.to_vec();
+        {
+            let mut q = tx.prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
+            for key in lookup {
+                for uid in q.query_map([key], |r| r.get::<_, Vec<u8>>(0))? {
+                    wanted.push(uid_of(uid?)?);
+                }
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut loaded = Loaded {
+            seq,
+            epoch,
+            objects: Vec::with_capacity(wanted.len()),
+        };
+        {
+            let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
+            for uid in &wanted {
+                let row = q
+                    .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((plain, sealed)) = row {
+                    loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
+                }
+            }
+        }
+        let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
+            // Dropping the transaction rolls it back; nothing was written.
+            return Ok(false);
+        };
+        apply(&tx, changes)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt> {
         let mut conn = self.lock()?;
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // One statement checks the limit and takes the attempt: two processes cannot both
+        // take the last one.
         let failures: Option<u32> = tx
-            .query_row(
-                "UPDATE pins SET failures = failures + 1 WHERE role = ?1 RETURNING failures",
-                [role.code()],
-                |r| r.get(0),
-            )
+            .prepare_cached(
+                "UPDATE pins SET failures = failures + 1 \
+                 WHERE role = ?1 AND (?2 = 0 OR failures < ?2) RETURNING failures",
+            )?
+            .query_row(params![role.code(), limit], |r| r.get(0))
             .optional()?;
+        let answer = if let Some(failures) = failures {
+            // An expired lease means its holders died: their count is dropped.
+            tx.prepare_cached(
+                "INSERT INTO pin_attempts (role, inflight, lease_until) VALUES (?1, 1, ?3) \
+                 ON CONFLICT (role) DO UPDATE SET \
+                 inflight = CASE WHEN lease_until <= ?2 THEN 1 ELSE inflight + 1 END, \
+                 lease_until = max(lease_until, ?3)",
+            )?
+            .execute(params![role.code(), now, lease_until])?;
+            PinAttempt::Reserved(failures)
+        } else {
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM pins WHERE role = ?1")?
+                .query_row([role.code()], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !exists {
+                return Err(StoreError::Malformed("no PIN record for that role"));
+            }
+            let busy = tx
+                .prepare_cached(
+                    "SELECT 1 FROM pin_attempts \
+                     WHERE role = ?1 AND inflight > 0 AND lease_until > ?2",
+                )?
+                .query_row(params![role.code(), now], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if busy {
+                PinAttempt::Busy
+            } else {
+                PinAttempt::Locked
+            }
+        };
         tx.commit()?;
-        failures.ok_or(StoreError::Malformed("no PIN record for that role"))
+        Ok(answer)
     }
 
-    fn reset_pin_failures(&self, role: PinRole) -> StoreResult<()> {
-        let conn = self.lock()?;
-        conn.db
-            .prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
-            .execute([role.code()])?;
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if right {
+            tx.prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
+                .execute([role.code()])?;
+        }
+        tx.prepare_cached(
+            "UPDATE pin_attempts SET inflight = inflight - 1 WHERE role = ?1 AND inflight > 0",
+        )?
+        .execute([role.code()])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -583,6 +701,16 @@ mod tests {
         let first = SqliteStore::create(&path, vec![]).unwrap();
         let second = SqliteStore::open(&path).unwrap();
         crate::store::contract::run(&first, &second);
+    }
+
+    #[test]
+    fn racing_decisions_on_one_record_have_one_winner_across_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let first = SqliteStore::create(&path, vec![]).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        // Two handles on one file, as two processes; four threads on each.
+        crate::store::contract::race(&[&first, &second], 4, 50);
     }
 
     #[test]

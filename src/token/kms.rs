@@ -5,7 +5,9 @@
 //! material and purges expired import parameters.
 //!
 //! Every rule comes from `kms` (transitions, tokens, the same-material rule); this
-//! module maps them onto objects and commits each change in one store transaction.
+//! module maps them onto objects and commits each change in one store transaction;
+//! imports and state changes are decided inside that transaction, on the current
+//! record (`kms_tx.rs`).
 //! It must not do cryptography beyond asking mechanisms and `crypto` for it.
 
 use std::collections::BTreeMap;
@@ -189,13 +191,8 @@ impl Token {
         primary: &[u8],
         exponent: Option<&[u8]>,
     ) -> Result<[u8; 32]> {
-        let key = self.kms_secret(b"kmshsm kms material fingerprint")?;
-        let canonical = match (spec.rsa_bits(), spec.symmetric_len(), exponent) {
-            (Some(_), _, Some(e)) => Canonical::Rsa { n: primary, e },
-            (_, Some(_), _) => Canonical::Symmetric(primary),
-            _ => Canonical::Point(primary),
-        };
-        Ok(material::fingerprint(&key, spec, canonical))
+        let key = self.kms_secret(tx::FINGERPRINT_LABEL)?;
+        Ok(tx::fingerprint_with(&key, spec, primary, exponent))
     }
 
     /// Gives new key objects (one key: a secret key, or a key pair) their KMS identity:
@@ -442,24 +439,13 @@ impl Token {
             (_, KeyState::PendingImport) => Event::DeleteMaterial,
             (_, KeyState::PendingDeletion) => Event::ScheduleDeletion,
         };
-        let next = lifecycle::transition(origin, state, event).map_err(kms)?;
+        // Refused early on the cached state; decided again on the current record below.
+        lifecycle::transition(origin, state, event).map_err(kms)?;
         let siblings = self.key_objects(id)?;
         if siblings.iter().any(|(_, owner, _)| *owner == Owner::Token) && !caller.rw {
             return Err(Error::SessionReadOnly);
         }
-        let changed = siblings
-            .into_iter()
-            .map(|(h, owner, o)| {
-                let values = vec![(KEY_STATE, ulong(next.code()))];
-                let updated = if event == Event::DeleteMaterial && o.class != CKO_PUBLIC_KEY {
-                    o.wiped(values)
-                } else {
-                    o.with_plain(values)
-                };
-                (h, owner, updated)
-            })
-            .collect();
-        self.publish(changed, Vec::new())
+        self.apply_state_change(caller, id, wanted)
     }
 
     /// Wipes material whose expiry has passed (the key returns to PendingImport) and
@@ -474,6 +460,7 @@ impl Token {
         self.load_uids(&due.now)?;
         let due_now: std::collections::HashSet<&crate::store::ObjectUid> = due.now.iter().collect();
         let (mut changed, mut removed) = (Vec::new(), Vec::new());
+        let mut expired_keys = std::collections::BTreeSet::new();
         for (h, e) in self.objects.read().iter() {
             let o = &e.object;
             if e.owner == Owner::Token && !due_now.contains(&o.uid) {
@@ -487,7 +474,12 @@ impl Token {
             }
             let expiry = o.ulong(MATERIAL_EXPIRY).unwrap_or(0) as i64;
             let live = matches!(state_of(o), Some(KeyState::Enabled | KeyState::Disabled));
-            if expiry != 0 && live && now >= expiry {
+            if expiry != 0 && live && now >= expiry && e.owner == Owner::Token {
+                // Decided again on the current record, in a transaction (below).
+                if let Some(id) = o.bytes(KEY_ID) {
+                    expired_keys.insert(id.to_vec());
+                }
+            } else if expiry != 0 && live && now >= expiry {
                 let state = vec![(KEY_STATE, ulong(KeyState::PendingImport.code()))];
                 let wiped = if o.class == CKO_PUBLIC_KEY {
                     o.with_plain(state)
@@ -501,6 +493,9 @@ impl Token {
         let (token_removed, session_removed): (Vec<_>, Vec<_>) =
             removed.into_iter().partition(|o| o.is_token());
         self.publish(changed, token_removed)?;
+        for id in &expired_keys {
+            self.expire_material(id)?;
+        }
         let mut table = self.objects.write();
         for o in session_removed {
             table.remove_by_uid(&o.uid);
@@ -609,3 +604,5 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
 
 #[path = "kms_import.rs"]
 mod import;
+#[path = "kms_tx.rs"]
+mod tx;

@@ -13,6 +13,7 @@ use cryptoki_sys::*;
 
 use super::*;
 use crate::crypto::pkcs8::encode_spki;
+use crate::kms::decide;
 use crate::mechanism::{GeneratedPair, KeyRequest, WrappedLen};
 use crate::object::key::Material;
 use crate::token::keys::mechanism as find_mechanism;
@@ -278,7 +279,7 @@ impl Token {
             .ok_or(kms(KmsError::NotFound))?;
         let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
         let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
-        let next = lifecycle::transition(origin, state, Event::ImportMaterial).map_err(kms)?;
+        lifecycle::transition(origin, state, Event::ImportMaterial).map_err(kms)?;
 
         self.authorise_import_use(wrapping, mech.kind)?;
         let key = wrapping.key(&self.serial, self.master().as_deref())?;
@@ -319,56 +320,46 @@ impl Token {
         }
         same.map_err(kms)?;
 
-        let common = vec![
-            (KEY_STATE, ulong(next.code())),
-            (MATERIAL_EXPIRY, ulong(expiry)),
-            (MATERIAL_FINGERPRINT, Value::Bytes(fingerprint.to_vec())),
-        ];
-        let master = self.master();
-        let mut changed = Vec::new();
-        let mut main_handle = None;
-        let mut has_public = false;
-        for (h, owner, o) in &objects {
-            let mut values = common.clone();
-            if o.class == CKO_PUBLIC_KEY {
-                has_public = true;
-                values.extend(imported.public.iter().cloned());
-                changed.push((*h, *owner, o.with_plain(values)));
-            } else {
-                values.extend(imported.primary.iter().cloned());
-                let all = o.all_values(&self.serial, master.as_deref())?;
-                changed.push((*h, *owner, template::merge(o, all, values)?));
-                main_handle = Some(*h);
-            }
-        }
-        let main_handle = main_handle.ok_or(kms(KmsError::NotFound))?;
-        let mut new_public = None;
-        if main.class == CKO_PRIVATE_KEY && !has_public {
-            new_public = Some(self.public_half(&main, &imported, common)?);
-        }
-        // One transaction for the key's objects and its new public half.
-        let owner = objects
+        // Checked above on the cached objects, to refuse early; decided below, once and
+        // for all, on the key's current records inside the store transaction, so of
+        // concurrent imports of different material exactly one binds.
+        let main_handle = objects
             .iter()
-            .find(|(h, _, _)| *h == main_handle)
-            .map(|(_, o, _)| *o);
-        if let (Some(public), Some(Owner::Token)) = (&new_public, owner) {
-            let mut changes = vec![Change::PutObject(
-                public.to_record(&self.serial, master.as_deref())?,
-            )];
-            for (_, owner, o) in &changed {
-                if *owner == Owner::Token {
-                    changes.push(Change::PutObject(
-                        o.to_record(&self.serial, master.as_deref())?,
-                    ));
+            .find(|(_, _, o)| o.uid == main.uid)
+            .map(|(h, _, _)| *h)
+            .ok_or(kms(KmsError::NotFound))?;
+        let request = decide::ImportRequest {
+            fingerprint,
+            expiry: expiry as i64,
+        };
+        let secrets = self.decision_secrets();
+        let key_id = token.key_id.as_str().as_bytes().to_vec();
+        self.decide_on_key(Some(caller.session), &key_id, &mut |current| {
+            let main = tx::main_of(current)?;
+            let facts = tx::facts_of(main, &self.serial, &secrets, true)?;
+            let after = decide::import(&facts, &request, now).map_err(kms)?;
+            let common = vec![
+                (KEY_STATE, ulong(after.state.code())),
+                (MATERIAL_EXPIRY, ulong(after.expiry as u64)),
+                (MATERIAL_FINGERPRINT, Value::Bytes(fingerprint.to_vec())),
+            ];
+            let mut next = Vec::with_capacity(current.len() + 1);
+            for o in current {
+                let mut values = common.clone();
+                if o.class == CKO_PUBLIC_KEY {
+                    values.extend(imported.public.iter().cloned());
+                    next.push(o.with_plain(values));
+                } else {
+                    values.extend(imported.primary.iter().cloned());
+                    let all = o.all_values(&self.serial, secrets.master.as_deref())?;
+                    next.push(template::merge(o, all, values)?);
                 }
             }
-            self.commit(changes)?;
-        } else {
-            self.publish(changed, Vec::new())?;
-            if let Some(public) = new_public {
-                self.insert(caller, public)?;
+            if main.class == CKO_PRIVATE_KEY && !current.iter().any(|o| o.class == CKO_PUBLIC_KEY) {
+                next.push(self.public_half(main, &imported, common)?);
             }
-        }
+            Ok(next)
+        })?;
         if expiry != 0 {
             self.objects.write().note_deadline(expiry as i64);
         }

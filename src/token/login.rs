@@ -6,10 +6,19 @@
 //! or keep a PIN.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::store::seal::{self, MasterKey, PinKdf};
-use crate::store::{Change, PinRole};
+use crate::store::{Change, PinAttempt, PinRole};
+
+/// How long a reserved PIN attempt counts as in flight, at most: longer than any PIN
+/// derivation, short enough that a process dying mid-attempt delays the "locked" answers
+/// of others only briefly.
+const PIN_ATTEMPT_LEASE_SECS: i64 = 30;
+/// How long a caller that found the limit reached by attempts in flight waits before
+/// asking again.
+const BUSY_PAUSE: Duration = Duration::from_millis(5);
 
 use super::{check_pin_len, master_aad, Token};
 
@@ -44,45 +53,75 @@ impl Login {
 }
 
 impl Token {
-    /// Checks `pin` against the stored record of `role`, counting a failure or clearing
-    /// the count, and returns the master key it unwraps.
+    /// Checks `pin` against the stored record of `role` and returns the master key it
+    /// unwraps. The attempt is reserved in the store before the derivation (the failure
+    /// count checked against the token's limit and raised in one step), and the count is
+    /// reset when the PIN was right: concurrent attempts, from any number of threads and
+    /// processes, can never try more PINs than the limit.
     pub(super) fn verify_pin(&self, role: PinRole, pin: &[u8]) -> Result<MasterKey> {
-        let record = self
-            .view
-            .read()
-            .pins
-            .get(&role)
-            .cloned()
-            .ok_or(match role {
-                PinRole::User => Error::UserPinNotInitialized,
-                PinRole::So => Error::TokenNotRecognized,
-            })?;
-        let max = self.shared.config.max_pin_failures;
-        if max > 0 && record.failures >= max {
-            return Err(Error::PinLocked);
+        let not_set = || match role {
+            PinRole::User => Error::UserPinNotInitialized,
+            PinRole::So => Error::TokenNotRecognized,
+        };
+        if !self.view.read().pins.contains_key(&role) {
+            return Err(not_set());
         }
-        let kdf = PinKdf::decode(&record.kdf)?;
-        match seal::unwrap_master_key(
-            &record.wrapped_key,
-            &kdf,
-            pin,
-            &master_aad(&self.serial, role),
-        ) {
-            Ok(master) => {
-                if record.failures > 0 {
-                    self.store.reset_pin_failures(role)?;
-                    self.sync()?;
+        // The attempt that reaches the limit still answers "incorrect" (§5.6); the next
+        // one finds no attempt left and answers "locked".
+        self.reserve_pin_attempt(role)?;
+        // Publishes the count, and picks up a PIN changed elsewhere since the last read.
+        let tried = self.sync().and_then(|()| {
+            let record = self
+                .view
+                .read()
+                .pins
+                .get(&role)
+                .cloned()
+                .ok_or_else(not_set)?;
+            let kdf = PinKdf::decode(&record.kdf)?;
+            seal::unwrap_master_key(
+                &record.wrapped_key,
+                &kdf,
+                pin,
+                &master_aad(&self.serial, role),
+            )
+        });
+        // Whatever the outcome, the attempt is settled; on any failure it stays counted
+        // (a derivation that failed for another reason, memory, costs an attempt rather
+        // than risk an uncounted one).
+        self.store.settle_pin_attempt(role, tried.is_ok())?;
+        self.sync()?;
+        let master = tried?;
+        if role == PinRole::So {
+            self.settle_pin_limit()?;
+        }
+        Ok(master)
+    }
+
+    /// Takes one attempt at the PIN of `role`, waiting while the limit is reached only
+    /// by attempts still in flight (one of them may be right and reset the count): so
+    /// concurrent right PINs do not lock each other out, and no more PINs than the
+    /// limit are ever tried. The wait is bounded by the attempts' lease.
+    fn reserve_pin_attempt(&self, role: PinRole) -> Result<()> {
+        let started = Instant::now();
+        let lease = Duration::from_secs(PIN_ATTEMPT_LEASE_SECS as u64);
+        loop {
+            let now = self.now();
+            match self.store.reserve_pin_attempt(
+                role,
+                self.pin_limit(),
+                now,
+                now + PIN_ATTEMPT_LEASE_SECS,
+            )? {
+                PinAttempt::Reserved(_) => return Ok(()),
+                PinAttempt::Busy if started.elapsed() < lease => {
+                    std::thread::sleep(BUSY_PAUSE);
                 }
-                Ok(master)
+                PinAttempt::Busy | PinAttempt::Locked => {
+                    self.sync()?;
+                    return Err(Error::PinLocked);
+                }
             }
-            Err(Error::PinIncorrect) => {
-                // The attempt that reaches the limit still answers "incorrect" (§5.6);
-                // the next one answers "locked".
-                self.store.count_pin_failure(role)?;
-                self.sync()?;
-                Err(Error::PinIncorrect)
-            }
-            Err(other) => Err(other),
         }
     }
 

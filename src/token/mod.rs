@@ -1,8 +1,8 @@
 //! One token: its store, its cached view of the store, this process's login state, and
 //! its objects.
 //!
-//! Lock order inside a token (see docs/architecture.md): `sessions` → `login` → `view`
-//! → `objects`; the store's own lock is innermost. No token lock is held across a store
+//! Lock order inside a token (see docs/architecture.md): `kms_decisions` → `sessions` →
+//! `login` → `view` → `objects`; the store's own lock is innermost. No token lock is held across a store
 //! commit or a PIN derivation: a change is committed first and then published by
 //! re-reading the store (persist, then publish). This module must not see raw pointers
 //! or `CK_RV`s.
@@ -38,6 +38,11 @@ pub const MAX_PIN_LEN: usize = 255;
 const META_SERIAL: &str = "serial";
 const META_SLOT_ID: &str = "slot_id";
 const META_LABEL: &str = "label";
+/// The token's PIN lockout limit (decimal text), fixed at `C_InitToken`.
+const META_MAX_PIN_FAILURES: &str = "max_pin_failures";
+/// The limit of a token made before the limit was stored with it (docs/security.md):
+/// the built-in default, written into the token at the next SO login.
+const LEGACY_MAX_PIN_FAILURES: u32 = 10;
 /// The `object::index::VERSION` every record's store index was made by.
 const META_OBJECT_INDEX: &str = "object_index";
 
@@ -79,6 +84,8 @@ pub struct Shared {
 #[derive(Debug)]
 struct View {
     label: [u8; LABEL_LEN],
+    /// The stored lockout limit; `None` on a token made before it was stored.
+    max_pin_failures: Option<u32>,
     pins: BTreeMap<PinRole, PinRecord>,
 }
 
@@ -93,6 +100,9 @@ pub struct Token {
     login: Mutex<login::Login>,
     view: RwLock<View>,
     objects: RwLock<ObjectTable>,
+    /// Held while a KMS decision is made and applied (`kms_tx.rs`): serialises this
+    /// process's decisions on session objects. Taken before every other token lock.
+    kms_decisions: Mutex<()>,
     /// Searches this process answered through the store (`load_matching`).
     cold_lookups: std::sync::atomic::AtomicU64,
 }
@@ -170,6 +180,7 @@ impl Token {
                 Change::PutMeta(META_SLOT_ID.into(), slot_id.to_string().into_bytes()),
                 Change::PutMeta(META_LABEL.into(), label.to_vec()),
                 Change::PutMeta(META_OBJECT_INDEX.into(), index::VERSION.to_vec()),
+                pin_limit_meta(shared.config.max_pin_failures),
                 Change::PutPin(PinRole::So, so),
             ],
         )?;
@@ -205,6 +216,7 @@ impl Token {
             login: Mutex::new(login::Login::default()),
             view: RwLock::new(View::from_snapshot(snap)),
             objects: RwLock::new(objects),
+            kms_decisions: Mutex::new(()),
             cold_lookups: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -345,7 +357,7 @@ impl Token {
             user_pin_initialized: view.pins.contains_key(&PinRole::User),
             user_failures: view.pins.get(&PinRole::User).map(|p| p.failures),
             so_failures: view.pins.get(&PinRole::So).map_or(0, |p| p.failures),
-            max_failures: self.shared.config.max_pin_failures,
+            max_failures: view.max_pin_failures.unwrap_or(LEGACY_MAX_PIN_FAILURES),
             session_count,
             rw_session_count,
         })
@@ -371,11 +383,31 @@ impl Token {
         self.commit(vec![
             Change::Wipe,
             Change::PutMeta(META_LABEL.into(), label.to_vec()),
+            pin_limit_meta(self.shared.config.max_pin_failures),
             Change::PutPin(PinRole::So, so),
         ])?;
         self.login.lock().clear();
         self.objects.write().remove_session_objects(None);
         Ok(())
+    }
+
+    /// The token's PIN lockout limit (0: never locks). A property of the token, fixed at
+    /// `C_InitToken` from the configuration in force then; the configuration a caller
+    /// passes to `C_Initialize` later has no say.
+    fn pin_limit(&self) -> u32 {
+        self.view
+            .read()
+            .max_pin_failures
+            .unwrap_or(LEGACY_MAX_PIN_FAILURES)
+    }
+
+    /// Writes the built-in limit into a token made before the limit was stored (called
+    /// after a successful SO login), so that from then on it is the token's own.
+    fn settle_pin_limit(&self) -> Result<()> {
+        if self.view.read().max_pin_failures.is_some() {
+            return Ok(());
+        }
+        self.commit(vec![pin_limit_meta(LEGACY_MAX_PIN_FAILURES)])
     }
 
     pub fn check_integrity(&self) -> Result<()> {
@@ -412,6 +444,10 @@ impl Token {
     }
 }
 
+fn pin_limit_meta(limit: u32) -> Change {
+    Change::PutMeta(META_MAX_PIN_FAILURES.into(), limit.to_string().into_bytes())
+}
+
 /// Gives every record of a token written before its store kept an index (or by a build
 /// indexing other attributes) the index this build makes, in one transaction.
 fn reindex(store: &SqliteStore) -> Result<()> {
@@ -435,8 +471,13 @@ impl View {
             let n = l.len().min(LABEL_LEN);
             label[..n].copy_from_slice(&l[..n]);
         }
+        let max_pin_failures = snap
+            .meta
+            .get(META_MAX_PIN_FAILURES)
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
         View {
             label,
+            max_pin_failures,
             pins: snap.pins.clone(),
         }
     }

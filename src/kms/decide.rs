@@ -1,0 +1,253 @@
+//! The KMS rules as decisions: (what a key's current record says, what is asked, now) →
+//! what the record must say next, or the KMS error. The token runs these inside one
+//! store transaction against the key's current record (docs/key-model.md, "Exactly
+//! once"), so two callers never both decide on the same old facts: of N concurrent
+//! imports of different material into one fresh key, exactly one binds.
+//!
+//! Pure: no I/O, no clock (time is an argument), no PKCS#11 types; the facts are
+//! extracted from and written back to objects by the token.
+
+use super::error::KmsError;
+use super::key::{KeyState, Origin};
+use super::lifecycle::{self, Event};
+use super::material;
+
+/// What the rules need to know of a key, as its current record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFacts {
+    pub origin: Origin,
+    pub state: KeyState,
+    /// The fingerprint of the material the key is bound to; `None` only while no
+    /// material was ever bound. The token fills it in from the material a key holds
+    /// when the record has none yet (a key created from plaintext while logged out).
+    pub bound: Option<[u8; 32]>,
+    /// When the material expires, unix seconds; 0 never.
+    pub expiry: i64,
+}
+
+/// ImportKeyMaterial, once the material has been unwrapped and fingerprinted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportRequest {
+    pub fingerprint: [u8; 32],
+    /// KeyMaterialExpireUnix; 0 for material that never expires.
+    pub expiry: i64,
+}
+
+/// ImportKeyMaterial: the first import binds the key to the material; every later one
+/// must bring the same material; the state follows `lifecycle`; the expiry is the
+/// request's.
+pub fn import(current: &KeyFacts, request: &ImportRequest, now: i64) -> Result<KeyFacts, KmsError> {
+    if request.expiry != 0 && request.expiry <= now {
+        return Err(KmsError::InvalidParameter(
+            "KeyMaterialExpireUnix is in the past",
+        ));
+    }
+    let state = lifecycle::transition(current.origin, current.state, Event::ImportMaterial)?;
+    material::check_same(current.bound.as_ref().map(|b| &b[..]), &request.fingerprint)?;
+    Ok(KeyFacts {
+        origin: current.origin,
+        state,
+        bound: Some(request.fingerprint),
+        expiry: request.expiry,
+    })
+}
+
+/// The event a request for state `wanted` amounts to on a key in `state`.
+pub fn event_for(state: KeyState, wanted: KeyState) -> Event {
+    match (state, wanted) {
+        (KeyState::PendingDeletion, KeyState::Disabled) => Event::CancelDeletion,
+        (_, KeyState::Enabled) => Event::Enable,
+        (_, KeyState::Disabled) => Event::Disable,
+        (_, KeyState::PendingImport) => Event::DeleteMaterial,
+        (_, KeyState::PendingDeletion) => Event::ScheduleDeletion,
+    }
+}
+
+/// Enable/DisableKey, DeleteKeyMaterial, Schedule/CancelKeyDeletion: the event the
+/// request amounts to and the facts after it. The binding survives DeleteKeyMaterial
+/// (only the same material may come back), so a key holding material must reach this
+/// with `bound` filled in: deleting the material of an unbound key is refused here
+/// rather than leaving a key bound to nothing.
+pub fn change_state(
+    current: &KeyFacts,
+    wanted: KeyState,
+    holds_material: bool,
+) -> Result<(Event, KeyFacts), KmsError> {
+    let event = event_for(current.state, wanted);
+    let state = lifecycle::transition(current.origin, current.state, event)?;
+    if event == Event::DeleteMaterial && holds_material && current.bound.is_none() {
+        return Err(KmsError::InvalidKeyMaterial);
+    }
+    Ok((
+        event,
+        KeyFacts {
+            state,
+            ..current.clone()
+        },
+    ))
+}
+
+/// The material's expiry passing: a key whose current record holds live material that
+/// has expired by `now` goes back to PendingImport (keeping its binding); `None` when
+/// there is nothing to do — the record already moved on (material deleted, or imported
+/// again with a later expiry, by someone deciding after the sweep read it).
+pub fn expire(current: &KeyFacts, now: i64) -> Option<KeyFacts> {
+    let live = matches!(current.state, KeyState::Enabled | KeyState::Disabled);
+    if current.expiry == 0 || now < current.expiry || !live {
+        return None;
+    }
+    let state =
+        lifecycle::transition(current.origin, current.state, Event::MaterialExpired).ok()?;
+    Some(KeyFacts {
+        state,
+        ..current.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(bound: Option<[u8; 32]>) -> KeyFacts {
+        KeyFacts {
+            origin: Origin::External,
+            state: KeyState::PendingImport,
+            bound,
+            expiry: 0,
+        }
+    }
+
+    fn request(fp: u8, expiry: i64) -> ImportRequest {
+        ImportRequest {
+            fingerprint: [fp; 32],
+            expiry,
+        }
+    }
+
+    #[test]
+    fn the_first_import_binds_and_a_later_one_must_match() {
+        let first = import(&pending(None), &request(1, 0), 100).unwrap();
+        assert_eq!(first.state, KeyState::Enabled);
+        assert_eq!(first.bound, Some([1; 32]));
+        // Decided on the facts the first import wrote, another material is refused...
+        assert_eq!(
+            import(&first, &request(2, 0), 100),
+            Err(KmsError::InvalidKeyMaterial)
+        );
+        // ...and the same one is taken again, with its new expiry.
+        let again = import(&first, &request(1, 500), 100).unwrap();
+        assert_eq!((again.bound, again.expiry), (Some([1; 32]), 500));
+    }
+
+    #[test]
+    fn an_expiry_in_the_past_is_refused_before_anything_else() {
+        assert!(matches!(
+            import(&pending(Some([9; 32])), &request(1, 100), 100),
+            Err(KmsError::InvalidParameter(_))
+        ));
+    }
+
+    #[test]
+    fn import_follows_the_lifecycle() {
+        let mut facts = pending(None);
+        facts.state = KeyState::PendingDeletion;
+        assert_eq!(
+            import(&facts, &request(1, 0), 0),
+            Err(KmsError::IncorrectKeyState("PendingDeletion"))
+        );
+        facts.origin = Origin::Kms;
+        facts.state = KeyState::Enabled;
+        assert_eq!(
+            import(&facts, &request(1, 0), 0),
+            Err(KmsError::UnsupportedOrigin)
+        );
+        let disabled = KeyFacts {
+            state: KeyState::Disabled,
+            ..pending(Some([1; 32]))
+        };
+        assert_eq!(
+            import(&disabled, &request(1, 0), 0).unwrap().state,
+            KeyState::Disabled
+        );
+    }
+
+    #[test]
+    fn deleting_material_keeps_the_binding_and_needs_one() {
+        let enabled = KeyFacts {
+            state: KeyState::Enabled,
+            ..pending(Some([3; 32]))
+        };
+        let (event, after) = change_state(&enabled, KeyState::PendingImport, true).unwrap();
+        assert_eq!(event, Event::DeleteMaterial);
+        assert_eq!(
+            (after.state, after.bound),
+            (KeyState::PendingImport, Some([3; 32]))
+        );
+        let unbound = KeyFacts {
+            bound: None,
+            ..enabled
+        };
+        assert_eq!(
+            change_state(&unbound, KeyState::PendingImport, true),
+            Err(KmsError::InvalidKeyMaterial)
+        );
+        assert!(change_state(&pending(None), KeyState::PendingImport, false).is_ok());
+    }
+
+    #[test]
+    fn expiry_is_decided_on_the_current_record() {
+        let live = KeyFacts {
+            state: KeyState::Disabled,
+            expiry: 100,
+            ..pending(Some([3; 32]))
+        };
+        assert_eq!(expire(&live, 99), None);
+        let after = expire(&live, 100).unwrap();
+        assert_eq!(
+            (after.state, after.bound),
+            (KeyState::PendingImport, Some([3; 32]))
+        );
+        // Imported again meanwhile with a later expiry, or deleted: nothing to do.
+        assert_eq!(
+            expire(
+                &KeyFacts {
+                    expiry: 500,
+                    ..live.clone()
+                },
+                100
+            ),
+            None
+        );
+        assert_eq!(expire(&pending(Some([3; 32])), 100), None);
+        assert_eq!(expire(&KeyFacts { expiry: 0, ..live }, 100), None);
+    }
+
+    #[test]
+    fn state_changes_are_decided_on_the_current_state() {
+        let enabled = KeyFacts {
+            state: KeyState::Enabled,
+            ..pending(Some([3; 32]))
+        };
+        assert_eq!(
+            change_state(&enabled, KeyState::Disabled, true)
+                .unwrap()
+                .1
+                .state,
+            KeyState::Disabled
+        );
+        // Once another caller deleted the material, enabling is refused.
+        assert_eq!(
+            change_state(&pending(Some([3; 32])), KeyState::Enabled, false),
+            Err(KmsError::IncorrectKeyState("PendingImport"))
+        );
+        let deleting = KeyFacts {
+            state: KeyState::PendingDeletion,
+            ..enabled
+        };
+        let (event, after) = change_state(&deleting, KeyState::Disabled, true).unwrap();
+        assert_eq!(
+            (event, after.state),
+            (Event::CancelDeletion, KeyState::Disabled)
+        );
+    }
+}

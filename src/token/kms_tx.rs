@@ -1,0 +1,246 @@
+//! KMS decisions made exactly once: the token runs a `kms::decide` rule inside one store
+//! transaction against the current records of a key's objects (`Store::transact`), so
+//! concurrent callers, threads or processes, are serialised and each decides on what
+//! the one before it wrote. Here: the facts a rule needs, read from an object; the
+//! transaction around a decision; DeleteKeyMaterial, Enable/Disable and scheduled
+//! deletion applied that way (the import is in `kms_import.rs`).
+//!
+//! A key whose main object is a session object lives in this process only; its
+//! decisions are serialised by `Token::kms_decisions` and made on the cached objects.
+//! This module must not hold rules of its own: it maps objects to facts and back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::*;
+use crate::error::StoreError;
+use crate::kms::decide::{self, KeyFacts};
+use crate::object::index;
+use crate::object::table::SessionHandle;
+use crate::store::seal::MasterKey;
+use crate::store::ObjectUid;
+
+/// The label of the subkey material fingerprints are made under.
+pub(super) const FINGERPRINT_LABEL: &[u8] = b"kmshsm kms material fingerprint";
+
+/// Whether a key object holds secret material (a wiped one does not).
+pub(super) fn holds_material(object: &Object) -> bool {
+    object.class != CKO_PUBLIC_KEY
+        && (object.has(t(CKA_VALUE)) || object.has(t(CKA_PRIVATE_EXPONENT)))
+}
+
+/// The keyed fingerprint of canonical material, under the fingerprint subkey `key`.
+pub(super) fn fingerprint_with(
+    key: &[u8; 32],
+    spec: KeySpec,
+    primary: &[u8],
+    exponent: Option<&[u8]>,
+) -> [u8; 32] {
+    let canonical = match (spec.rsa_bits(), spec.symmetric_len(), exponent) {
+        (Some(_), _, Some(e)) => Canonical::Rsa { n: primary, e },
+        (_, Some(_), _) => Canonical::Symmetric(primary),
+        _ => Canonical::Point(primary),
+    };
+    material::fingerprint(key, spec, canonical)
+}
+
+/// What the master key gives a decision: the key to open sealed secrets, and the
+/// fingerprint subkey. Taken before the transaction, so that no token lock is taken
+/// while the store's is held.
+pub(super) struct Secrets {
+    pub master: Option<Arc<MasterKey>>,
+    pub fingerprint_key: Option<Zeroizing<[u8; 32]>>,
+}
+
+/// The facts of the main object of a key as its record says them. With `need_binding`,
+/// a key holding material that no fingerprint was recorded for (made from plaintext
+/// while logged out) gets the fingerprint of that material, so the decision and the
+/// record it writes bind the key; that needs the master key.
+pub(super) fn facts_of(
+    main: &Object,
+    serial: &str,
+    secrets: &Secrets,
+    need_binding: bool,
+) -> Result<KeyFacts> {
+    let origin = origin_of(main).ok_or(kms(KmsError::UnsupportedOrigin))?;
+    let state = state_of(main).ok_or(kms(KmsError::NotFound))?;
+    let bound = match main.bytes(MATERIAL_FINGERPRINT) {
+        Some(b) => Some(
+            <[u8; 32]>::try_from(b).map_err(|_| StoreError::Malformed("material fingerprint"))?,
+        ),
+        None if need_binding && holds_material(main) => {
+            let (Some(key), Some(master)) = (&secrets.fingerprint_key, &secrets.master) else {
+                return Err(Error::UserNotLoggedIn);
+            };
+            let opened = main.open_secrets(serial, Some(master))?;
+            let (spec, primary, e) =
+                canonical_of(main, &opened).ok_or(kms(KmsError::InvalidKeyMaterial))?;
+            Some(fingerprint_with(key, spec, &primary, e.as_deref()))
+        }
+        None => None,
+    };
+    Ok(KeyFacts {
+        origin,
+        state,
+        bound,
+        expiry: main.ulong(MATERIAL_EXPIRY).unwrap_or(0) as i64,
+    })
+}
+
+/// The object a key's rules look at: its private or secret object (a key made of a
+/// public object alone has only that).
+pub(super) fn main_of(objects: &[Object]) -> Result<&Object> {
+    objects
+        .iter()
+        .find(|o| o.class != CKO_PUBLIC_KEY)
+        .or_else(|| objects.first())
+        .ok_or(kms(KmsError::NotFound))
+}
+
+impl Token {
+    pub(super) fn decision_secrets(&self) -> Secrets {
+        let master = self.master();
+        let fingerprint_key = master.as_ref().map(|m| m.derive(FINGERPRINT_LABEL));
+        Secrets {
+            master,
+            fingerprint_key,
+        }
+    }
+
+    /// Runs `decide` on the current objects of KMS key `id` and writes the objects it
+    /// returns (new versions, or new objects) in the same store transaction; a refusal
+    /// writes nothing. Session objects of the key are decided on as cached and put into
+    /// the table afterwards (new ones owned by the caller's session).
+    pub(super) fn decide_on_key(
+        &self,
+        new_owner: Option<SessionHandle>,
+        id: &[u8],
+        decide: &mut dyn FnMut(&[Object]) -> Result<Vec<Object>>,
+    ) -> Result<()> {
+        let mut cached = self.key_objects(id)?;
+        // Serialises this process's decisions on session objects, which no store
+        // transaction covers (taken before any other token lock, and only here); the
+        // session objects are then read again under it.
+        let _decisions = if cached.iter().any(|(_, owner, _)| *owner != Owner::Token) {
+            let held = self.kms_decisions.lock();
+            cached = self.key_objects(id)?;
+            Some(held)
+        } else {
+            None
+        };
+        let session: Vec<Object> = cached
+            .iter()
+            .filter(|(_, owner, _)| *owner != Owner::Token)
+            .map(|(_, _, o)| Object::clone(o))
+            .collect();
+        let master = self.master();
+        let key = index::lookup_key(KEY_ID, id);
+        let mut outcome: Result<Vec<Object>> = Err(Error::Internal("no decision was made"));
+        self.store.transact(&[], &[&key], &mut |loaded| {
+            let mut run = || -> Result<(Vec<Change>, Vec<Object>)> {
+                let mut current = Vec::with_capacity(loaded.objects.len() + session.len());
+                for rec in &loaded.objects {
+                    let o = Object::from_record(rec)?;
+                    if !o.has(IMPORT_TARGET) {
+                        current.push(o);
+                    }
+                }
+                current.extend(session.iter().cloned());
+                let next = decide(&current)?;
+                let mut changes = Vec::new();
+                for o in next.iter().filter(|o| o.is_token()) {
+                    changes.push(Change::PutObject(
+                        o.to_record(&self.serial, master.as_deref())?,
+                    ));
+                }
+                Ok((changes, next))
+            };
+            match run() {
+                Ok((changes, next)) => {
+                    outcome = Ok(next);
+                    Some(changes)
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    None
+                }
+            }
+        })?;
+        let decided = outcome?;
+        self.sync()?;
+        let handles: BTreeMap<ObjectUid, ObjectHandle> =
+            cached.iter().map(|(h, _, o)| (o.uid, *h)).collect();
+        let mut table = self.objects.write();
+        for o in decided.into_iter().filter(|o| !o.is_token()) {
+            match handles.get(&o.uid) {
+                Some(h) => table.replace_session_object(*h, o),
+                None => {
+                    let session =
+                        new_owner.ok_or(Error::Internal("new object without a session"))?;
+                    table.insert_session_object(o, session, &self.shared.handles);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Enable/DisableKey, DeleteKeyMaterial, Schedule/CancelKeyDeletion of key `id`,
+    /// decided on its current record and applied to every object of the key at once.
+    /// DeleteKeyMaterial of a key that holds material but has no recorded binding
+    /// records the binding in the same transaction (and so needs a login).
+    pub(super) fn apply_state_change(
+        &self,
+        caller: Caller,
+        id: &[u8],
+        wanted: KeyState,
+    ) -> Result<()> {
+        let secrets = self.decision_secrets();
+        self.decide_on_key(Some(caller.session), id, &mut |current| {
+            let main = main_of(current)?;
+            let state = state_of(main).ok_or(Error::AttributeTypeInvalid)?;
+            let deleting = decide::event_for(state, wanted) == Event::DeleteMaterial;
+            let facts = facts_of(main, &self.serial, &secrets, deleting)?;
+            let (event, next) =
+                decide::change_state(&facts, wanted, holds_material(main)).map_err(kms)?;
+            let mut values = vec![(KEY_STATE, ulong(next.state.code()))];
+            if let (Some(fp), None) = (next.bound, main.bytes(MATERIAL_FINGERPRINT)) {
+                values.push((MATERIAL_FINGERPRINT, Value::Bytes(fp.to_vec())));
+            }
+            Ok(current
+                .iter()
+                .map(|o| {
+                    if event == Event::DeleteMaterial && o.class != CKO_PUBLIC_KEY {
+                        o.wiped(values.clone())
+                    } else {
+                        o.with_plain(values.clone())
+                    }
+                })
+                .collect())
+        })
+    }
+
+    /// Material expiry of key `id` (the sweep found it due): decided on the current
+    /// record, so an import that gave the key a later expiry meanwhile is not undone.
+    pub(super) fn expire_material(&self, id: &[u8]) -> Result<()> {
+        let now = self.now();
+        let secrets = self.decision_secrets();
+        self.decide_on_key(None, id, &mut |current| {
+            let main = main_of(current)?;
+            let facts = facts_of(main, &self.serial, &secrets, false)?;
+            let Some(next) = decide::expire(&facts, now) else {
+                return Ok(Vec::new());
+            };
+            let values = vec![(KEY_STATE, ulong(next.state.code()))];
+            Ok(current
+                .iter()
+                .map(|o| {
+                    if o.class == CKO_PUBLIC_KEY {
+                        o.with_plain(values.clone())
+                    } else {
+                        o.wiped(values.clone())
+                    }
+                })
+                .collect())
+        })
+    }
+}
