@@ -71,6 +71,9 @@
 
 #define KMSHSM_INTERNAL_SECRET_TYPES       (CKA_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0F00UL)
 #define KMSHSM_INTERNAL_MATERIAL_FINGERPRINT (CKA_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0F01UL)
+/* The record format of a stored object: 2 when the record is authenticated under the
+ * token master key (docs/security.md, "Records at rest"). Never visible to callers. */
+#define KMSHSM_INTERNAL_RECORD_FORMAT      (CKA_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0F02UL)
 
 /* Values of CKA_KMSHSM_ORIGIN. */
 #define KMSHSM_ORIGIN_KMS      1UL
@@ -156,5 +159,8 @@
 #define CKR_KMSHSM_UNSUPPORTED_ORIGIN   (CKR_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0004UL)
 #define CKR_KMSHSM_KEY_NOT_FOUND        (CKR_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0005UL)
 #define CKR_KMSHSM_INCORRECT_KEY_STATE  (CKR_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0006UL)
+/* A stored record failed authentication under the token master key: it was changed
+ * outside the module (docs/security.md, "Records at rest"). The object is not used. */
+#define CKR_KMSHSM_RECORD_TAMPERED      (CKR_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0007UL)
 
 #endif /* KMSHSM_H */

@@ -22,6 +22,10 @@ pub enum StoreError {
     /// Sealed data did not authenticate under the token master key.
     #[error("sealed data failed to authenticate")]
     Unseal,
+    /// A record's plain attributes did not authenticate under the token master key, or
+    /// a record that must be authenticated was not: changed outside the module.
+    #[error("a stored record failed authentication (changed outside the module)")]
+    Tampered,
 }
 
 /// Every failure the module can report. Variants name what went wrong for the caller;

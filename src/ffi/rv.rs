@@ -78,6 +78,7 @@ pub fn of(e: &Error) -> CK_RV {
         {
             CKR_DEVICE_MEMORY
         }
+        Error::Store(StoreError::Tampered) => vendor(v::CKR_KMSHSM_RECORD_TAMPERED),
         Error::Store(_) => CKR_DEVICE_ERROR,
         Error::Kms(k) => kms(k),
         Error::CacheContention => CKR_FUNCTION_FAILED,
@@ -199,6 +200,10 @@ mod tests {
             (Error::RandomSeedNotSupported, CKR_RANDOM_SEED_NOT_SUPPORTED),
             (Error::RandomFailed, CKR_DEVICE_ERROR),
             (StoreError::Unseal.into(), CKR_DEVICE_ERROR),
+            (
+                StoreError::Tampered.into(),
+                v::CKR_KMSHSM_RECORD_TAMPERED as CK_RV,
+            ),
             (
                 StoreError::Io(std::io::Error::from_raw_os_error(28)).into(),
                 CKR_DEVICE_MEMORY,

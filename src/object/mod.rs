@@ -36,17 +36,41 @@ pub type Values = (
 pub enum Secrets {
     /// In memory, for objects that never reach the store.
     Open(BTreeMap<AttrType, Zeroizing<Vec<u8>>>),
-    /// As stored: the encoded secret attributes under the token master key.
-    Sealed(Vec<u8>),
+    /// As stored: the encoded secret attributes under the token master key, sealed with
+    /// the associated data `under` names.
+    Sealed { blob: Vec<u8>, under: SealedUnder },
+}
+
+/// Which associated data a sealed blob was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedUnder {
+    /// Format 1: serial and uid only (records written before records were authenticated).
+    V1,
+    /// Format 2: serial, uid and the SHA-256 of the record's plain part, so the blob
+    /// authenticates every attribute of the record.
+    V2([u8; 32]),
 }
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Secrets::Open(m) => write!(f, "Open({:?})", m.keys().collect::<Vec<_>>()),
-            Secrets::Sealed(_) => f.write_str("Sealed(..)"),
+            Secrets::Sealed { under, .. } => write!(f, "Sealed({under:?})"),
         }
     }
+}
+
+/// What is known of the authenticity of an object read from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordAuth {
+    /// Built in this process: nothing to check.
+    Local,
+    /// Read from a format-2 record, whose sealed part's associated data binds the plain
+    /// part: authentic once the blob opens under the master key.
+    Claimed,
+    /// Read from a record without authentication: written by a session that was not
+    /// logged in (no master key), or before records were authenticated (docs/security.md).
+    Unauthenticated,
 }
 
 #[derive(Debug)]
@@ -61,6 +85,10 @@ pub struct Object {
     /// The parsed key, built on first use. Dropped with the object, and never copied:
     /// a clone starts without it, so logging out can shed every parsed secret.
     key: OnceLock<Arc<Key>>,
+    /// How the object's record was authenticated (objects read from the store).
+    auth: RecordAuth,
+    /// The verdict on a `Claimed` record, once checked under the master key.
+    verified: OnceLock<bool>,
 }
 
 impl Clone for Object {
@@ -73,6 +101,8 @@ impl Clone for Object {
             secrets: self.secrets.clone(),
             secret_types: self.secret_types.clone(),
             key: OnceLock::new(),
+            auth: self.auth,
+            verified: self.verified.clone(),
         }
     }
 }
@@ -87,13 +117,23 @@ pub enum Read {
     Absent,
 }
 
-fn aad(token_serial: &str, uid: &ObjectUid) -> Vec<u8> {
-    let mut aad = b"kmshsm/object/v1/".to_vec();
+fn aad(token_serial: &str, uid: &ObjectUid, under: SealedUnder) -> Vec<u8> {
+    let mut aad = match under {
+        SealedUnder::V1 => b"kmshsm/object/v1/".to_vec(),
+        SealedUnder::V2(_) => b"kmshsm/object/v2/".to_vec(),
+    };
     aad.extend_from_slice(token_serial.as_bytes());
     aad.push(b'/');
     aad.extend_from_slice(uid);
+    if let SealedUnder::V2(digest) = under {
+        aad.push(b'/');
+        aad.extend_from_slice(&digest);
+    }
     aad
 }
+
+/// The record format that authenticates every attribute (`KMSHSM_INTERNAL_RECORD_FORMAT`).
+const RECORD_FORMAT_AUTHENTICATED: u64 = 2;
 
 impl Object {
     /// Builds an object from validated attributes; `secrets` are those that `policy`
@@ -140,6 +180,8 @@ impl Object {
             secrets,
             secret_types,
             key: OnceLock::new(),
+            auth: RecordAuth::Local,
+            verified: OnceLock::new(),
         })
     }
 
@@ -201,7 +243,7 @@ impl Object {
     pub fn stored_size(&self) -> usize {
         let plain: usize = self.attrs.values().map(|v| 13 + v.to_native().len()).sum();
         let sealed = match &self.secrets {
-            Secrets::Sealed(b) => b.len(),
+            Secrets::Sealed { blob, .. } => blob.len(),
             Secrets::Open(m) => m.values().map(|v| 13 + v.len() + 28).sum(),
         };
         plain + sealed
@@ -225,9 +267,31 @@ impl Object {
         self.attrs.contains_key(&ty) || self.secret_types.contains(&ty)
     }
 
-    /// Whether reading any secret of this object needs the token master key.
-    pub fn is_sealed(&self) -> bool {
-        matches!(self.secrets, Secrets::Sealed(_))
+    /// How the object's record was authenticated.
+    pub fn record_auth(&self) -> RecordAuth {
+        self.auth
+    }
+
+    /// Whether the object's record is authentic under `master`: objects built here are;
+    /// a format-2 record is when its sealed part opens (checked once, then remembered);
+    /// a record without authentication is not.
+    pub fn is_authentic(&self, serial: &str, master: &MasterKey) -> bool {
+        match self.auth {
+            RecordAuth::Local => true,
+            RecordAuth::Unauthenticated => false,
+            RecordAuth::Claimed => *self.verified.get_or_init(|| match &self.secrets {
+                Secrets::Sealed { blob, under } => {
+                    matches!(under, SealedUnder::V2(_))
+                        && master.open(&aad(serial, &self.uid, *under), blob).is_ok()
+                }
+                Secrets::Open(_) => false,
+            }),
+        }
+    }
+
+    /// Whether the object holds secret attributes.
+    pub fn has_secrets(&self) -> bool {
+        !self.secret_types.is_empty()
     }
 
     /// The secret attributes in the open; `master` is needed for sealed objects.
@@ -239,9 +303,9 @@ impl Object {
         crate::secret_use::note();
         match &self.secrets {
             Secrets::Open(map) => Ok(map.clone()),
-            Secrets::Sealed(blob) => {
+            Secrets::Sealed { blob, under } => {
                 let master = master.ok_or(Error::UserNotLoggedIn)?;
-                let plain = master.open(&aad(serial, &self.uid), blob)?;
+                let plain = master.open(&aad(serial, &self.uid, *under), blob)?;
                 let mut map = BTreeMap::new();
                 for (ty, mut v) in attr::decode(&plain)? {
                     match &mut v {
@@ -295,8 +359,139 @@ impl Object {
         })
     }
 
-    /// The store record of a token object, sealing its secrets under `master`.
+    /// The store record of a token object. With `master`, the record is format 2: its
+    /// secrets (possibly none) are sealed with associated data binding the serial, the
+    /// uid and the SHA-256 of the plain part, so every attribute is authenticated.
+    /// Without it (a session that is not logged in), only an object without secrets can
+    /// be written, as an unauthenticated record (docs/security.md).
     pub fn to_record(&self, serial: &str, master: Option<&MasterKey>) -> Result<ObjectRecord> {
+        // Never launder: a record is rewritten authenticated only if it was authentic
+        // (or may be unauthenticated anyway).
+        if let Some(m) = master {
+            if !self.is_authentic(serial, m) && !self.may_be_unauthenticated() {
+                return Err(StoreError::Tampered.into());
+            }
+        }
+        self.encode_record(serial, master)
+    }
+
+    /// `to_record` for records written before records were authenticated: the one
+    /// moment an unauthenticated record is taken as it is and authenticated (the first
+    /// login after the upgrade, `token::records`).
+    pub fn to_record_adopting(&self, serial: &str, master: &MasterKey) -> Result<ObjectRecord> {
+        self.encode_record(serial, Some(master))
+    }
+
+    /// Whether the object may live in an unauthenticated record, as one written by a
+    /// session that was not logged in: public, not trusted, no secrets, and not part of a
+    /// KMS key or import parameters. Any other object must be authenticated.
+    pub fn may_be_unauthenticated(&self) -> bool {
+        !self.is_private()
+            && self.bool_attr(CKA_TRUSTED) != Some(true)
+            && self.secret_types.is_empty()
+            && !self.has(policy::KEY_ID)
+            && !self.has(policy::IMPORT_TARGET)
+    }
+
+    fn encode_record(&self, serial: &str, master: Option<&MasterKey>) -> Result<ObjectRecord> {
+        let marker = Value::Mechanisms(self.secret_types.clone());
+        let Some(master) = master else {
+            // Without the master key nothing can be authenticated: only what may live
+            // unauthenticated is written so (anything else waits for a login).
+            if !self.may_be_unauthenticated() {
+                return Err(Error::UserNotLoggedIn);
+            }
+            let plain = attr::encode(
+                self.attrs
+                    .iter()
+                    .map(|(t, v)| (*t, v))
+                    .chain(std::iter::once((SECRET_TYPES_MARKER, &marker))),
+            );
+            return Ok(ObjectRecord {
+                uid: self.uid,
+                plain,
+                sealed: None,
+                index: index::record_index(self),
+            });
+        };
+        let format = Value::Ulong(RECORD_FORMAT_AUTHENTICATED);
+        let plain = attr::encode(
+            self.attrs
+                .iter()
+                .map(|(t, v)| (*t, v))
+                .chain(std::iter::once((SECRET_TYPES_MARKER, &marker)))
+                .chain(std::iter::once((RECORD_FORMAT_MARKER, &format))),
+        );
+        let secrets = self.open_secrets(serial, Some(master))?;
+        let values: Vec<(AttrType, Value)> = secrets
+            .iter()
+            .map(|(t, v)| (*t, Value::Bytes(v.to_vec())))
+            .collect();
+        // `Value` wipes its bytes on drop, so `values` leaves no copy behind.
+        let encoded = Zeroizing::new(attr::encode(values.iter().map(|(t, v)| (*t, v))));
+        let under = SealedUnder::V2(plain_digest(&plain));
+        let sealed = master.seal(&aad(serial, &self.uid, under), &encoded)?;
+        Ok(ObjectRecord {
+            uid: self.uid,
+            plain,
+            sealed: Some(sealed),
+            index: index::record_index(self),
+        })
+    }
+
+    /// Rebuilds a token object from its store record, secrets still sealed and the
+    /// record not yet authenticated (that needs the master key: `is_authentic`).
+    pub fn from_record(rec: &ObjectRecord) -> Result<Object> {
+        let mut attrs = BTreeMap::new();
+        let mut secret_types = Vec::new();
+        let mut format = None;
+        for (ty, v) in attr::decode(&rec.plain)? {
+            if ty == SECRET_TYPES_MARKER {
+                if let Value::Mechanisms(types) = &v {
+                    secret_types = types.clone();
+                }
+                continue;
+            }
+            if ty == RECORD_FORMAT_MARKER {
+                format = v.as_ulong();
+                continue;
+            }
+            attrs.insert(ty, v);
+        }
+        let authenticated = format == Some(RECORD_FORMAT_AUTHENTICATED);
+        let under = if authenticated {
+            SealedUnder::V2(plain_digest(&rec.plain))
+        } else {
+            SealedUnder::V1
+        };
+        let secrets = match &rec.sealed {
+            Some(blob) => Secrets::Sealed {
+                blob: blob.clone(),
+                under,
+            },
+            None => Secrets::Open(BTreeMap::new()),
+        };
+        let mut object = Object::from_parts(rec.uid, attrs, secrets, secret_types)
+            .map_err(|_| Error::from(StoreError::Malformed("object record without class")))?;
+        object.auth = if authenticated {
+            RecordAuth::Claimed
+        } else {
+            RecordAuth::Unauthenticated
+        };
+        Ok(object)
+    }
+}
+
+impl Object {
+    /// The record as kmshsm wrote it before records were authenticated (format 1: no
+    /// format marker, secrets sealed under serial and uid only): for the tests of the
+    /// adoption of such tokens.
+    #[cfg(test)]
+    pub(crate) fn to_legacy_record(
+        &self,
+        serial: &str,
+        master: &MasterKey,
+    ) -> Result<ObjectRecord> {
         let marker = Value::Mechanisms(self.secret_types.clone());
         let plain = attr::encode(
             self.attrs
@@ -304,19 +499,16 @@ impl Object {
                 .map(|(t, v)| (*t, v))
                 .chain(std::iter::once((SECRET_TYPES_MARKER, &marker))),
         );
-        let sealed = match &self.secrets {
-            Secrets::Sealed(blob) => Some(blob.clone()),
-            Secrets::Open(map) if map.is_empty() => None,
-            Secrets::Open(map) => {
-                let master = master.ok_or(Error::UserNotLoggedIn)?;
-                let values: Vec<(AttrType, Value)> = map
-                    .iter()
-                    .map(|(t, v)| (*t, Value::Bytes(v.to_vec())))
-                    .collect();
-                // `Value` wipes its bytes on drop, so `values` leaves no copy behind.
-                let encoded = Zeroizing::new(attr::encode(values.iter().map(|(t, v)| (*t, v))));
-                Some(master.seal(&aad(serial, &self.uid), &encoded)?)
-            }
+        let secrets = self.open_secrets(serial, Some(master))?;
+        let sealed = if secrets.is_empty() {
+            None
+        } else {
+            let values: Vec<(AttrType, Value)> = secrets
+                .iter()
+                .map(|(t, v)| (*t, Value::Bytes(v.to_vec())))
+                .collect();
+            let encoded = Zeroizing::new(attr::encode(values.iter().map(|(t, v)| (*t, v))));
+            Some(master.seal(&aad(serial, &self.uid, SealedUnder::V1), &encoded)?)
         };
         Ok(ObjectRecord {
             uid: self.uid,
@@ -325,28 +517,18 @@ impl Object {
             index: index::record_index(self),
         })
     }
-
-    /// Rebuilds a token object from its store record, secrets still sealed.
-    pub fn from_record(rec: &ObjectRecord) -> Result<Object> {
-        let mut attrs = BTreeMap::new();
-        let mut secret_types = Vec::new();
-        for (ty, v) in attr::decode(&rec.plain)? {
-            if ty == SECRET_TYPES_MARKER {
-                if let Value::Mechanisms(types) = &v {
-                    secret_types = types.clone();
-                }
-                continue;
-            }
-            attrs.insert(ty, v);
-        }
-        let secrets = match &rec.sealed {
-            Some(blob) => Secrets::Sealed(blob.clone()),
-            None => Secrets::Open(BTreeMap::new()),
-        };
-        Object::from_parts(rec.uid, attrs, secrets, secret_types)
-            .map_err(|_| StoreError::Malformed("object record without class").into())
-    }
 }
+
+fn plain_digest(plain: &[u8]) -> [u8; 32] {
+    let digest = crate::crypto::hash::HashAlg::Sha256.digest(plain);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&digest[..32]);
+    out
+}
+
+/// A pseudo-attribute in the plain record naming its format (2: authenticated). Never
+/// visible to callers; in the vendor range `include/kmshsm.h` reserves for internal use.
+const RECORD_FORMAT_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_RECORD_FORMAT as AttrType;
 
 /// A pseudo-attribute in the plain record listing which attributes are sealed, so that
 /// `C_GetAttributeValue` can tell "sensitive" from "absent" without the master key.

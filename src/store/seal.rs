@@ -203,16 +203,33 @@ pub fn unwrap_master_key(
     pin: &[u8],
     aad: &[u8],
 ) -> Result<MasterKey> {
+    unwrap_master_key_under(wrapped, kdf, pin, &[aad]).map(|(master, _)| master)
+}
+
+/// Unwraps the master key with `pin`, trying each of `aads` in turn with one PIN
+/// derivation; gives the key and the index of the AAD it was sealed under. A wrong PIN
+/// (no AAD opens it) gives `Error::PinIncorrect`.
+pub fn unwrap_master_key_under(
+    wrapped: &[u8],
+    kdf: &PinKdf,
+    pin: &[u8],
+    aads: &[&[u8]],
+) -> Result<(MasterKey, usize)> {
     let kek = kdf.derive(pin)?;
-    let key = open_with(&kek, aad, wrapped).map_err(|e| match e {
-        Error::Store(StoreError::Unseal) => Error::PinIncorrect,
-        other => other,
-    })?;
-    let bytes: [u8; KEY_LEN] = key
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::from(StoreError::Malformed("wrapped master key length")))?;
-    Ok(MasterKey(Zeroizing::new(bytes)))
+    for (i, aad) in aads.iter().enumerate() {
+        match open_with(&kek, aad, wrapped) {
+            Ok(key) => {
+                let bytes: [u8; KEY_LEN] = key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::from(StoreError::Malformed("wrapped master key length")))?;
+                return Ok((MasterKey(Zeroizing::new(bytes)), i));
+            }
+            Err(Error::Store(StoreError::Unseal)) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(Error::PinIncorrect)
 }
 
 #[cfg(test)]

@@ -239,6 +239,7 @@ impl Token {
         ) {
             return Err(Error::KeyTypeInconsistent);
         }
+        self.check_record(object)?;
         // The import wrapping pair is used by the import unwrap into its bound target
         // alone (`authorise_import_use`); no decryption, so no padding oracle on it.
         if object.has(IMPORT_TARGET) {

@@ -50,6 +50,16 @@ fn key_request(template: &[RawAttribute]) -> Result<KeyRequest> {
     })
 }
 
+/// An unknown or invisible handle, in the words of the function's role for it (a key,
+/// a wrapping key...); any other failure of the look-up (a record refused as tampered,
+/// a store error) passes unchanged.
+fn handle_error(invalid: Error) -> impl FnOnce(Error) -> Error {
+    move |e| match e {
+        Error::ObjectHandleInvalid => invalid,
+        e => e,
+    }
+}
+
 /// The template without the attributes a key-pair generation consumed.
 fn without(template: &[RawAttribute], consumed: &[CK_ATTRIBUTE_TYPE]) -> Vec<RawAttribute> {
     template
@@ -70,7 +80,7 @@ impl Token {
     ) -> Result<(Arc<Key>, Grant)> {
         let object = self
             .entry(handle)
-            .map_err(|_| Error::KeyHandleInvalid)?
+            .map_err(handle_error(Error::KeyHandleInvalid))?
             .object;
         let key = self.usable_key(&object, usage, mechanism)?;
         // §4.9 CKA_ALWAYS_AUTHENTICATE: the PIN again for each use, sign or decrypt.
@@ -215,7 +225,7 @@ impl Token {
         let m = mechanism(mech.kind)?;
         let wrapping_object = self
             .entry(wrapping)
-            .map_err(|_| Error::WrappingKeyHandleInvalid)?
+            .map_err(handle_error(Error::WrappingKeyHandleInvalid))?
             .object;
         let wrapping_key = self
             .usable_key(&wrapping_object, Usage::Wrap, mech.kind)
@@ -223,7 +233,10 @@ impl Token {
                 Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
                 e => e,
             })?;
-        let target = self.entry(key).map_err(|_| Error::KeyHandleInvalid)?.object;
+        let target = self
+            .entry(key)
+            .map_err(handle_error(Error::KeyHandleInvalid))?
+            .object;
         self.authorise_wrap_target(&target, &wrapping_object)?;
         let material = self.wrappable_material(&target)?;
         m.wrap(&mech.param, &wrapping_key, &material)
@@ -242,9 +255,10 @@ impl Token {
             Ok(entry) => entry.object,
             // Expired import parameters are purged; an import naming an expired token
             // still hears that its token expired (kms-docs ExpiredImportToken).
-            Err(_) => {
+            Err(Error::ObjectHandleInvalid) => {
                 return Err(self.expired_token_or(template, Error::UnwrappingKeyHandleInvalid))
             }
+            Err(e) => return Err(e),
         };
         if unwrapping_object.has(IMPORT_TARGET) {
             return self.import_material(caller, mech, &unwrapping_object, wrapped, template);
@@ -308,7 +322,7 @@ impl Token {
         let m = mechanism(mech.kind)?;
         let base_object = self
             .entry(base)
-            .map_err(|_| Error::KeyHandleInvalid)?
+            .map_err(handle_error(Error::KeyHandleInvalid))?
             .object;
         let key = self.usable_key(&base_object, Usage::Derive, mech.kind)?;
         let template = &with_forced(template, base_object.value(CKA_DERIVE_TEMPLATE))?;
@@ -344,7 +358,7 @@ impl Token {
     pub fn digestible_value(&self, handle: ObjectHandle) -> Result<Zeroizing<Vec<u8>>> {
         let object = self
             .entry(handle)
-            .map_err(|_| Error::KeyHandleInvalid)?
+            .map_err(handle_error(Error::KeyHandleInvalid))?
             .object;
         if object.class != CKO_SECRET_KEY || object.guards_secrets() {
             return Err(Error::KeyIndigestible);

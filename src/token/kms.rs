@@ -493,8 +493,14 @@ impl Token {
         let (token_removed, session_removed): (Vec<_>, Vec<_>) =
             removed.into_iter().partition(|o| o.is_token());
         self.publish(changed, token_removed)?;
-        for id in &expired_keys {
-            self.expire_material(id)?;
+        // Rewriting a key's records authenticates them, which needs the master key: a
+        // process that is not logged in leaves expired material to the next one that is
+        // (every use already refuses it by its expiry, `check_expiry`), and a login
+        // sweeps again (`Token::login`).
+        if self.master().is_some() {
+            for id in &expired_keys {
+                self.expire_material(id)?;
+            }
         }
         let mut table = self.objects.write();
         for o in session_removed {

@@ -20,7 +20,8 @@ const PIN_ATTEMPT_LEASE_SECS: i64 = 30;
 /// asking again.
 const BUSY_PAUSE: Duration = Duration::from_millis(5);
 
-use super::{check_pin_len, master_aad, Token};
+use super::records::{master_aads, PinFormat};
+use super::{check_pin_len, Token};
 
 /// Who this application is logged in as on a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,7 +59,7 @@ impl Token {
     /// count checked against the token's limit and raised in one step), and the count is
     /// reset when the PIN was right: concurrent attempts, from any number of threads and
     /// processes, can never try more PINs than the limit.
-    pub(super) fn verify_pin(&self, role: PinRole, pin: &[u8]) -> Result<MasterKey> {
+    pub(super) fn verify_pin(&self, role: PinRole, pin: &[u8]) -> Result<(MasterKey, PinFormat)> {
         let not_set = || match role {
             PinRole::User => Error::UserPinNotInitialized,
             PinRole::So => Error::TokenNotRecognized,
@@ -79,23 +80,30 @@ impl Token {
                 .cloned()
                 .ok_or_else(not_set)?;
             let kdf = PinKdf::decode(&record.kdf)?;
-            seal::unwrap_master_key(
+            let [current, legacy] = master_aads(&self.serial, role);
+            let (master, which) = seal::unwrap_master_key_under(
                 &record.wrapped_key,
                 &kdf,
                 pin,
-                &master_aad(&self.serial, role),
-            )
+                &[&current, &legacy],
+            )?;
+            let format = if which == 0 {
+                PinFormat::Current
+            } else {
+                PinFormat::Legacy
+            };
+            Ok((master, format))
         });
         // Whatever the outcome, the attempt is settled; on any failure it stays counted
         // (a derivation that failed for another reason, memory, costs an attempt rather
         // than risk an uncounted one).
         self.store.settle_pin_attempt(role, tried.is_ok())?;
         self.sync()?;
-        let master = tried?;
+        let (master, format) = tried?;
         if role == PinRole::So {
             self.settle_pin_limit()?;
         }
-        Ok(master)
+        Ok((master, format))
     }
 
     /// Takes one attempt at the PIN of `role`, waiting while the limit is reached only
@@ -140,17 +148,23 @@ impl Token {
         };
         self.check_can_login(role)?;
         self.refresh()?;
-        let master = self.verify_pin(role, pin)?;
-        // Re-check under the locks: another thread may have logged in meanwhile.
-        let sessions = self.sessions.lock();
-        self.check_can_login_locked(role, &sessions)?;
-        let mut login = self.login.lock();
-        login.who = match role {
-            PinRole::So => LoggedIn::So,
-            PinRole::User => LoggedIn::User,
-        };
-        login.master = Some(Arc::new(master));
-        Ok(())
+        let (master, format) = self.verify_pin(role, pin)?;
+        // A token from before authenticated records is adopted before anything is used.
+        self.settle_record_format(role, pin, &master, format)?;
+        {
+            // Re-check under the locks: another thread may have logged in meanwhile.
+            let sessions = self.sessions.lock();
+            self.check_can_login_locked(role, &sessions)?;
+            let mut login = self.login.lock();
+            login.who = match role {
+                PinRole::So => LoggedIn::So,
+                PinRole::User => LoggedIn::User,
+            };
+            login.master = Some(Arc::new(master));
+        }
+        // Material that expired while no one was logged in is wiped now (`sweep`).
+        self.objects.write().set_next_deadline(i64::MIN);
+        self.sweep()
     }
 
     /// `C_Login(CKU_CONTEXT_SPECIFIC)` for an operation awaiting it: the logged-in
@@ -244,7 +258,9 @@ impl Token {
         };
         check_pin_len(new)?;
         self.refresh()?;
-        let master = self.verify_pin(role, old)?;
+        let (master, format) = self.verify_pin(role, old)?;
+        // The new record is in the current format: adopt a legacy token first.
+        self.settle_record_format(role, old, &master, format)?;
         let record = Token::pin_record(&master, &self.serial, role, new, &self.shared.config)?;
         self.commit(vec![Change::PutPin(role, record)])
     }

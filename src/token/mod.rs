@@ -12,6 +12,7 @@ pub mod keys;
 mod kms;
 mod login;
 mod objects;
+mod records;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ pub const MAX_PIN_LEN: usize = 255;
 const META_SERIAL: &str = "serial";
 const META_SLOT_ID: &str = "slot_id";
 const META_LABEL: &str = "label";
+/// The marker that the token's records are authenticated (`records::record_auth_marker`).
+const META_RECORD_AUTH: &str = "record_auth";
 /// The token's PIN lockout limit (decimal text), fixed at `C_InitToken`.
 const META_MAX_PIN_FAILURES: &str = "max_pin_failures";
 /// The limit of a token made before the limit was stored with it (docs/security.md):
@@ -116,12 +119,15 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// The associated data of a PIN record. Version 2 marks a token whose records are
+/// authenticated (`records`); version 1 records predate that and are rewrapped at the
+/// first login that opens one.
 fn master_aad(serial: &str, role: PinRole) -> Vec<u8> {
     let who = match role {
         PinRole::So => "so",
         PinRole::User => "user",
     };
-    format!("kmshsm/master/v1/{serial}/{who}").into_bytes()
+    format!("kmshsm/master/v2/{serial}/{who}").into_bytes()
 }
 
 pub fn check_pin_len(pin: &[u8]) -> Result<()> {
@@ -180,6 +186,10 @@ impl Token {
                 Change::PutMeta(META_SLOT_ID.into(), slot_id.to_string().into_bytes()),
                 Change::PutMeta(META_LABEL.into(), label.to_vec()),
                 Change::PutMeta(META_OBJECT_INDEX.into(), index::VERSION.to_vec()),
+                Change::PutMeta(
+                    META_RECORD_AUTH.into(),
+                    records::record_auth_marker(&master, serial),
+                ),
                 pin_limit_meta(shared.config.max_pin_failures),
                 Change::PutPin(PinRole::So, so),
             ],
@@ -383,6 +393,10 @@ impl Token {
         self.commit(vec![
             Change::Wipe,
             Change::PutMeta(META_LABEL.into(), label.to_vec()),
+            Change::PutMeta(
+                META_RECORD_AUTH.into(),
+                records::record_auth_marker(&master, &self.serial),
+            ),
             pin_limit_meta(self.shared.config.max_pin_failures),
             Change::PutPin(PinRole::So, so),
         ])?;

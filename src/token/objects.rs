@@ -41,11 +41,16 @@ impl Token {
     pub(super) fn entry(&self, handle: ObjectHandle) -> Result<Entry> {
         self.refresh()?;
         let who = self.logged_in();
-        let objects = self.objects.read();
-        match objects.get(handle) {
-            Some(e) if self.visible(e, who) => Ok(e.clone()),
-            _ => Err(Error::ObjectHandleInvalid),
-        }
+        let entry = {
+            let objects = self.objects.read();
+            match objects.get(handle) {
+                Some(e) if self.visible(e, who) => e.clone(),
+                _ => return Err(Error::ObjectHandleInvalid),
+            }
+        };
+        // A record changed outside the module is never used (docs/security.md).
+        self.check_record(&entry.object)?;
+        Ok(entry)
     }
 
     /// The write rules for a new or changed object.

@@ -1,0 +1,317 @@
+//! Records at rest: every token object's record is authenticated under the token master
+//! key (its sealed part's associated data binds the serial, the uid and every plain
+//! attribute: `object::Object::to_record`), and this module decides, once the master key
+//! is at hand, whether a record read from the store may be used.
+//!
+//! Before a login nothing can be verified (no key): public objects are used as read.
+//! After one, a record that fails authentication — or an unauthenticated record holding
+//! what only an authenticated one may hold (private, trusted, secret, part of a KMS key)
+//! — is refused with `StoreError::Tampered`, and its uid is logged.
+//!
+//! Tokens made before records were authenticated are adopted at the first login that
+//! finds them so: their records are rewritten authenticated, in one transaction with a
+//! marker (a MAC under the master key) that says the token's records are authenticated,
+//! and the PIN record of that login is rewrapped in the new format, which no one without
+//! the PIN can turn back. This module must not decide visibility or key policy.
+
+use subtle::ConstantTimeEq;
+
+use super::{master_aad, Token, META_RECORD_AUTH};
+use crate::error::{Result, StoreError};
+use crate::object::{Object, RecordAuth};
+use crate::store::seal::MasterKey;
+use crate::store::{Change, PinRole, Scope};
+
+/// The format of the PIN record a login opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PinFormat {
+    /// Sealed with the current associated data: the token's records are authenticated.
+    Current,
+    /// Sealed before records were authenticated.
+    Legacy,
+}
+
+/// The marker that a token's records are authenticated: a MAC of the serial under a
+/// key derived from the master key, so no one without it can write one.
+pub(super) fn record_auth_marker(master: &MasterKey, serial: &str) -> Vec<u8> {
+    master
+        .derive(format!("kmshsm record authentication/{serial}").as_bytes())
+        .to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Token {
+    /// Whether the token object `object` may be used, judged under the master key when
+    /// a login has made it available (before that, nothing can be verified).
+    pub(super) fn check_record(&self, object: &Object) -> Result<()> {
+        if object.record_auth() == RecordAuth::Local {
+            return Ok(());
+        }
+        let Some(master) = self.master() else {
+            return Ok(());
+        };
+        let fine = object.is_authentic(&self.serial, &master)
+            || (object.record_auth() == RecordAuth::Unauthenticated
+                && object.may_be_unauthenticated());
+        if fine {
+            return Ok(());
+        }
+        log::error!(
+            "token {}: the record of object {} fails authentication (changed outside the \
+             module); it is not used",
+            self.serial,
+            hex(&object.uid)
+        );
+        Err(StoreError::Tampered.into())
+    }
+
+    /// After a successful check of the `role` PIN that opened a `format` record: a
+    /// legacy record means this token may predate authenticated records. If the token's
+    /// marker is there (and authentic), it was adopted already; if it is missing, every
+    /// record is adopted now; a marker that does not authenticate is tampering. Either
+    /// way the PIN record is rewrapped in the current format (`pin` is needed for that).
+    pub(super) fn settle_record_format(
+        &self,
+        role: PinRole,
+        pin: &[u8],
+        master: &MasterKey,
+        format: PinFormat,
+    ) -> Result<()> {
+        if format == PinFormat::Current {
+            return Ok(());
+        }
+        let expected = record_auth_marker(master, &self.serial);
+        let snapshot = self.store.read(0, 0, Scope::Changes)?;
+        let adopted = match snapshot.meta.get(META_RECORD_AUTH) {
+            Some(found) if bool::from(found.as_slice().ct_eq(&expected)) => true,
+            Some(_) => {
+                log::error!(
+                    "token {}: the record-authentication marker fails to authenticate",
+                    self.serial
+                );
+                return Err(StoreError::Tampered.into());
+            }
+            None => false,
+        };
+        // The rewrapped PIN record costs a PIN derivation: made before the transaction.
+        let mut record = Token::pin_record(master, &self.serial, role, pin, &self.shared.config)?;
+        if let Some(current) = snapshot.pins.get(&role) {
+            record.failures = current.failures;
+        }
+        let mut changes = vec![Change::PutPin(role, record)];
+        if adopted {
+            self.commit(changes)?;
+            return Ok(());
+        }
+        let all = self.store.read(0, 0, Scope::All)?;
+        let uids: Vec<_> = all.objects.iter().map(|r| r.uid).collect();
+        changes.push(Change::PutMeta(META_RECORD_AUTH.into(), expected));
+        let mut failure = None;
+        let mut adopted_count = 0usize;
+        self.store.transact(&uids, &[], &mut |loaded| {
+            let mut writes = changes.clone();
+            adopted_count = 0;
+            for rec in &loaded.objects {
+                let object = match Object::from_record(rec) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        failure = Some(e);
+                        return None;
+                    }
+                };
+                if object.record_auth() != RecordAuth::Unauthenticated {
+                    continue;
+                }
+                match object.to_record_adopting(&self.serial, master) {
+                    Ok(r) => {
+                        writes.push(Change::PutObject(r));
+                        adopted_count += 1;
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        return None;
+                    }
+                }
+            }
+            Some(writes)
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        log::warn!(
+            "token {}: {adopted_count} records written before records were authenticated \
+             are now authenticated",
+            self.serial
+        );
+        self.sync()
+    }
+}
+
+/// The associated data of a PIN record sealed before records were authenticated.
+pub(super) fn legacy_master_aad(serial: &str, role: PinRole) -> Vec<u8> {
+    let who = match role {
+        PinRole::So => "so",
+        PinRole::User => "user",
+    };
+    format!("kmshsm/master/v1/{serial}/{who}").into_bytes()
+}
+
+/// Both associated data a PIN record may be sealed with, current first.
+pub(super) fn master_aads(serial: &str, role: PinRole) -> [Vec<u8>; 2] {
+    [master_aad(serial, role), legacy_master_aad(serial, role)]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::{Config, KdfConfig};
+    use crate::object::attr::{RawAttribute, RawValue};
+    use crate::object::table::HandleSource;
+    use crate::store::seal::{self, PinKdf};
+    use crate::token::{Caller, Shared, UserKind, LABEL_LEN};
+    use cryptoki_sys::*;
+    use zeroize::Zeroizing;
+
+    const SO_PIN: &[u8] = b"so-pin-1234";
+    const USER_PIN: &[u8] = b"user-pin-5678";
+
+    fn raw(ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> RawAttribute {
+        RawAttribute {
+            ty: ty as _,
+            value: RawValue::Bytes(Zeroizing::new(value.to_vec())),
+        }
+    }
+
+    fn ulong(ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> RawAttribute {
+        raw(ty, &v.to_ne_bytes())
+    }
+
+    /// A token with a user PIN and one private AES key, then turned into what kmshsm
+    /// wrote before records were authenticated: format-1 records, PIN records sealed
+    /// with the old associated data, no marker.
+    fn legacy_token(dir: &std::path::Path) -> (Token, Arc<Shared>) {
+        let config = Config {
+            token_dir: dir.to_path_buf(),
+            kdf: KdfConfig {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..Config::default()
+        };
+        let shared = Arc::new(Shared {
+            config: Arc::new(config),
+            handles: HandleSource::default(),
+            clock: crate::kms::clock::module_clock(),
+        });
+        let token = Token::create(
+            dir,
+            1,
+            "legacy0001",
+            [b' '; LABEL_LEN],
+            SO_PIN,
+            Arc::clone(&shared),
+        )
+        .unwrap();
+        let caller = Caller {
+            session: 1,
+            rw: true,
+        };
+        token.add_session(1, true).unwrap();
+        token.login(UserKind::So, SO_PIN).unwrap();
+        token.init_pin(true, USER_PIN).unwrap();
+        token.logout().unwrap();
+        token.login(UserKind::User, USER_PIN).unwrap();
+        token
+            .create_object(
+                caller,
+                &[
+                    ulong(CKA_CLASS, CKO_SECRET_KEY),
+                    ulong(CKA_KEY_TYPE, CKK_AES),
+                    raw(CKA_TOKEN, &[1]),
+                    raw(CKA_LABEL, b"old key"),
+                    raw(CKA_VALUE, &[9u8; 32]),
+                ],
+            )
+            .unwrap();
+        // Back to the old format, record by record, with the master key at hand.
+        let master = token.master().unwrap();
+        let all = token.store.read(0, 0, Scope::All).unwrap();
+        let mut changes = Vec::new();
+        for rec in &all.objects {
+            let object = Object::from_record(rec).unwrap();
+            changes.push(Change::PutObject(
+                object.to_legacy_record(&token.serial, &master).unwrap(),
+            ));
+        }
+        for (role, pin) in [(PinRole::So, SO_PIN), (PinRole::User, USER_PIN)] {
+            let kdf = PinKdf::fresh(&shared.config.kdf).unwrap();
+            let wrapped =
+                seal::wrap_master_key(&master, &kdf, pin, &legacy_master_aad(&token.serial, role))
+                    .unwrap();
+            changes.push(Change::PutPin(
+                role,
+                crate::store::PinRecord {
+                    kdf: kdf.encode(),
+                    wrapped_key: wrapped,
+                    failures: 0,
+                },
+            ));
+        }
+        token.store.commit(changes).unwrap();
+        token.logout().unwrap();
+        token.remove_session(1);
+        let path = token.path().to_path_buf();
+        drop(token);
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute("DELETE FROM meta WHERE name = ?1", [META_RECORD_AUTH])
+            .unwrap();
+        drop(db);
+        (Token::open(&path, Arc::clone(&shared)).unwrap(), shared)
+    }
+
+    #[test]
+    fn a_legacy_token_is_adopted_at_its_first_login_and_guarded_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (token, _shared) = legacy_token(dir.path());
+        let legacy_count = |token: &Token| {
+            let all = token.store.read(0, 0, Scope::All).unwrap();
+            all.objects
+                .iter()
+                .filter(|r| {
+                    Object::from_record(r).unwrap().record_auth() == RecordAuth::Unauthenticated
+                })
+                .count()
+        };
+        assert!(legacy_count(&token) > 0, "the fixture is legacy");
+        token.add_session(1, true).unwrap();
+        token.login(UserKind::User, USER_PIN).unwrap();
+        // Adopted: every record authenticated, the marker written, the user PIN record
+        // rewrapped in the current format.
+        assert_eq!(legacy_count(&token), 0);
+        let snapshot = token.store.read(0, 0, Scope::Changes).unwrap();
+        let master = token.master().unwrap();
+        assert_eq!(
+            snapshot.meta.get(META_RECORD_AUTH),
+            Some(&record_auth_marker(&master, &token.serial))
+        );
+        let user = &snapshot.pins[&PinRole::User];
+        let kdf = PinKdf::decode(&user.kdf).unwrap();
+        seal::unwrap_master_key(
+            &user.wrapped_key,
+            &kdf,
+            USER_PIN,
+            &master_aad(&token.serial, PinRole::User),
+        )
+        .expect("the user PIN record is in the current format");
+        // The adopted key is usable as before.
+        let found = token.find(&[raw(CKA_LABEL, b"old key")]).unwrap();
+        assert_eq!(found.len(), 1);
+        token.object(found[0]).expect("the adopted key is usable");
+    }
+}
