@@ -87,8 +87,17 @@ pub struct Object {
     key: OnceLock<Arc<Key>>,
     /// How the object's record was authenticated (objects read from the store).
     auth: RecordAuth,
-    /// The verdict on a `Claimed` record, once checked under the master key.
-    verified: OnceLock<bool>,
+    /// For a `Claimed` record: what proves it, shared by every version derived from it
+    /// (a state change or a wipe keeps judging the record it was read from).
+    claim: Option<Arc<Claim>>,
+}
+
+/// The proof a format-2 record carries, and the verdict once checked.
+#[derive(Debug)]
+struct Claim {
+    sealed: Vec<u8>,
+    under: SealedUnder,
+    verdict: OnceLock<bool>,
 }
 
 impl Clone for Object {
@@ -102,7 +111,7 @@ impl Clone for Object {
             secret_types: self.secret_types.clone(),
             key: OnceLock::new(),
             auth: self.auth,
-            verified: self.verified.clone(),
+            claim: self.claim.clone(),
         }
     }
 }
@@ -181,7 +190,7 @@ impl Object {
             secret_types,
             key: OnceLock::new(),
             auth: RecordAuth::Local,
-            verified: OnceLock::new(),
+            claim: None,
         })
     }
 
@@ -279,12 +288,12 @@ impl Object {
         match self.auth {
             RecordAuth::Local => true,
             RecordAuth::Unauthenticated => false,
-            RecordAuth::Claimed => *self.verified.get_or_init(|| match &self.secrets {
-                Secrets::Sealed { blob, under } => {
-                    matches!(under, SealedUnder::V2(_))
-                        && master.open(&aad(serial, &self.uid, *under), blob).is_ok()
-                }
-                Secrets::Open(_) => false,
+            RecordAuth::Claimed => self.claim.as_ref().is_some_and(|c| {
+                *c.verdict.get_or_init(|| {
+                    master
+                        .open(&aad(serial, &self.uid, c.under), &c.sealed)
+                        .is_ok()
+                })
             }),
         }
     }
@@ -473,11 +482,18 @@ impl Object {
         };
         let mut object = Object::from_parts(rec.uid, attrs, secrets, secret_types)
             .map_err(|_| Error::from(StoreError::Malformed("object record without class")))?;
-        object.auth = if authenticated {
-            RecordAuth::Claimed
+        if authenticated {
+            object.auth = RecordAuth::Claimed;
+            // A format-2 record without a sealed part is a forgery: an empty proof,
+            // which never opens.
+            object.claim = Some(Arc::new(Claim {
+                sealed: rec.sealed.clone().unwrap_or_default(),
+                under,
+                verdict: OnceLock::new(),
+            }));
         } else {
-            RecordAuth::Unauthenticated
-        };
+            object.auth = RecordAuth::Unauthenticated;
+        }
         Ok(object)
     }
 }
