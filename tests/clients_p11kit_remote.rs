@@ -34,6 +34,7 @@ const REMOTE_MECHANISMS: &[&str] = &[
     "RSA-PKCS-KEY-PAIR-GEN",
     "RSA-PKCS-OAEP",
     "RSA-PKCS-PSS",
+    "RSA-X-509",
     "SHA-1",
     "SHA-1-HMAC",
     "SHA1-RSA-PKCS",
