@@ -13,7 +13,8 @@
 #
 # Prints one table: suite, SoftHSMv2 passed/failed, kmshsm passed/failed, difference. Exits
 # non-zero when kmshsm does not pass a test that SoftHSMv2 passes and that test is not on
-# the divergence list in docs/conformance.md (rows whose first cell names a suite). A suite
+# the divergence list in docs/conformance.md (table rows between its divergences markers
+# whose first cell names a suite). A suite
 # that cannot be found, built or run prints NOT RUN with the reason and is not counted.
 #
 # PINs: only throwaway test PINs (this script's, and the suites' own built-in ones).
@@ -451,7 +452,8 @@ if dir=$(prepare_cryptoki); then
 fi
 
 # ---------------------------------------------------------------------------------------
-# The divergence list: table rows in docs/conformance.md whose first cell is a suite name;
+# The divergence list: table rows in docs/conformance.md, between the markers
+# <!-- divergences:begin --> and <!-- divergences:end -->, whose first cell is a suite name;
 # the second cell is the test name (a shell glob), in backquotes.
 # ---------------------------------------------------------------------------------------
 suites=(pkcs11test p11test pkcs11-tool-scripts pkcs11-provider cryptoki)
@@ -460,7 +462,9 @@ if [ -e "$doc" ]; then
   while IFS=$'\t' read -r s t; do
     allowed[$s]+="$t"$'\n'
   done < <(awk -F'|' '
-    /^\| *(pkcs11test|p11test|pkcs11-tool-scripts|pkcs11-provider|cryptoki) *\|/ {
+    /<!-- divergences:begin -->/ { on = 1; next }
+    /<!-- divergences:end -->/ { on = 0; next }
+    on && /^\| *(pkcs11test|p11test|pkcs11-tool-scripts|pkcs11-provider|cryptoki) *\|/ {
       s = $2; t = $3; gsub(/[ `]/, "", s); gsub(/^ +| +$/, "", t); gsub(/`/, "", t)
       print s "\t" t }' "$doc")
 fi
