@@ -289,7 +289,7 @@ EOF
 # override an exported one).
 # ---------------------------------------------------------------------------------------
 run_provider() {
-  local kind=$1 prov=$2 shim wrapper=() status=0
+  local kind=$1 prov=$2 shim wrapper=() status=0 log
   if [ "$kind" = kmshsm ]; then
     shim=$run/provider-shim
     mkdir -p "$shim"
@@ -297,13 +297,15 @@ run_provider() {
     ln -sf "$repo/scripts/conformance/pkcs11-provider-kmshsm.sh" "$shim/softhsm-init.sh"
     wrapper=(--wrapper "env TESTSSRCDIR=$shim KMSHSM_CONFORMANCE_MODULE=$kmshsm_lib")
   fi
-  rm -f "$prov/build/meson-logs/testlog-$kind.json"
+  rm -f "$prov/build/meson-logs/testlog-$kind"*
   (cd "$prov/build" && meson test --suite softhsm --num-processes 1 --no-rebuild \
     --logbase "testlog-$kind" "${wrapper[@]}") >"$run/logs/pkcs11-provider-$kind.log" 2>&1 </dev/null || status=$?
   # Meson also writes each test's own output into testlog.json; keep it for reading.
-  if [ -s "$prov/build/meson-logs/testlog-$kind.json" ]; then
-    cp "$prov/build/meson-logs/testlog-$kind.json" "$run/logs/pkcs11-provider-$kind.testlog.json"
-    python3 - "$prov/build/meson-logs/testlog-$kind.json" >"$results/pkcs11-provider.$kind" <<'EOF'
+  # Meson appends the wrapper's name to the log name (testlog-kmshsm-env.json).
+  log=$(find "$prov/build/meson-logs" -name "testlog-$kind*.json" | head -n 1)
+  if [ -n "$log" ] && [ -s "$log" ]; then
+    cp "$log" "$run/logs/pkcs11-provider-$kind.testlog.json"
+    python3 - "$log" >"$results/pkcs11-provider.$kind" <<'EOF'
 import json, sys
 for line in open(sys.argv[1]):
     t = json.loads(line)
