@@ -186,12 +186,13 @@ run_pkcs11test() {
   : >"$out"
   # A crash of the suite process (kmshsm: Init.InitArgsBadReserved before its fix) must
   # not lose the rest: the test that was running is recorded as CRASH, and the suite is
-  # started again without every test that already has a result.
+  # started again without every test that already has a result. A hang (10 minutes) is
+  # treated the same way.
   while :; do
     filter='*'
     [ -n "$excluded" ] && filter="-$excluded"
     status=0
-    (cd "$dir" && "$bindir/pkcs11test" -m "$(basename "$lib")" -l "$(dirname "$lib")" \
+    (cd "$dir" && timeout 600 "$bindir/pkcs11test" -m "$(basename "$lib")" -l "$(dirname "$lib")" \
       -s "$slot" -u "$user_pin" -o "$so_pin" --gtest_filter="$filter") \
       >"$run/logs/pkcs11test-$kind.$attempt.log" 2>&1 </dev/null || status=$?
     gtest_parse <"$run/logs/pkcs11test-$kind.$attempt.log" >>"$out"
@@ -249,7 +250,7 @@ run_opensc() {
   mkdir -p "$dir"
   status=0
   (cd "$dir" && SOURCE_PATH=$shim BUILD_PATH=$opensc/src CONF_MODULE_LIB=$lib \
-    CONF_MODULE_KIND=$kind "$repo/scripts/conformance/opensc-p11test.sh" "$dir/p11test.json") \
+    CONF_MODULE_KIND=$kind timeout 600 "$repo/scripts/conformance/opensc-p11test.sh" "$dir/p11test.json") \
     >"$run/logs/p11test-$kind.log" 2>&1 </dev/null || status=$?
   out=$results/p11test.$kind
   if [ -s "$dir/p11test.json" ] && python3 - "$dir/p11test.json" >"$out" <<'EOF'

@@ -10,6 +10,9 @@
 # token_cleanup, and the PUB_ARGS / PRIV_ARGS arrays. The token is made with pkcs11-tool
 # alone (no softhsm2-util), so both modules are set up the same way; the PINs are the
 # throwaway ones common.sh exports ($SOPIN, $PIN).
+#
+# Being sourced into OpenSC's scripts, this file sets no shell options of its own (no
+# `set -euo pipefail`): the scripts count failures themselves and must keep running.
 
 : "${CONF_MODULE_LIB:?conformance.sh sets CONF_MODULE_LIB to the module under test}"
 : "${CONF_MODULE_KIND:?conformance.sh sets CONF_MODULE_KIND to kmshsm or softhsm}"

@@ -8,6 +8,10 @@
 # Inputs from setup.sh: TMPPDIR, TOKDIR, PINVALUE and the title helper. Outputs, as setup.sh
 # expects of a driver: P11LIB, TOKENLABEL, TOKENLABELURI, TOKENOPTIONS, TOKENCONFIGVARS,
 # TESTPORT and the SUPPORT_* switches. The module comes from KMSHSM_CONFORMANCE_MODULE.
+#
+# Being sourced into the suite's own script, this file sets no shell options of its own
+# (no `set -euo pipefail`): it must not change how setup.sh runs.
+# shellcheck disable=SC2034 # the SUPPORT_* variables are read by setup.sh
 
 title SECTION "kmshsm token (scripts/conformance/pkcs11-provider-kmshsm.sh)"
 
