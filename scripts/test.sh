@@ -44,3 +44,8 @@ fi
 # The integration tests load target/debug/libkmshsm.so, the cdylib, as clients do.
 cargo build --lib --bins
 cargo nextest run --no-fail-fast "$@"
+# The ecosystem's own PKCS#11 suites (pkcs11test, OpenSC, pkcs11-provider, the cryptoki
+# crate's tests) against target/debug/libkmshsm.so and SoftHSMv2 side by side; fails on a
+# kmshsm failure that SoftHSMv2 passes and docs/conformance.md does not list. About 9
+# minutes cold (building the suites), 2 warm (docs/conformance.md).
+./scripts/conformance.sh
