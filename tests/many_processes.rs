@@ -78,6 +78,29 @@ fn child_process_entry_point() {
         Some(s) => s,
         None => panic!("worker {me}: cannot log in"),
     };
+    // Start together: logins take write transactions (the PIN attempt reservation), and
+    // a worker already committing in a tight loop can hold them off for longer than the
+    // run lasts, so a late worker would find the others finished. The contract is about
+    // processes running at the same time.
+    let processes: usize = std::env::var("KMSHSM_PROCESSES_STARTING")
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::fs::write(work.dir.join(format!("ready-{me}")), b"").unwrap();
+    let started = Instant::now();
+    while std::fs::read_dir(&work.dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("ready-"))
+        .count()
+        < processes
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "worker {me}: the other workers did not log in within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut imported: Vec<(String, ObjectHandle)> = Vec::new();
     let until = Instant::now() + Duration::from_secs(seconds);
@@ -153,6 +176,7 @@ fn four_processes_on_one_token_see_each_other_and_every_committed_change_is_ther
         .map(|i| {
             let mut child = child_command(CHILD_ENTRY, &format!("worker-{i}"))
                 .env("KMSHSM_PROCESS_SECONDS", seconds.to_string())
+                .env("KMSHSM_PROCESSES_STARTING", processes.to_string())
                 .env("KMSHSM_WORK_DIR", &work.dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
