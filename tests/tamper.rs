@@ -317,3 +317,33 @@ fn a_public_object_written_without_login_stays_usable_and_a_forged_private_one_d
         .unwrap();
     assert_eq!(attribute_bytes(&session, ok, AttributeType::Value), b"x");
 }
+
+#[test]
+fn a_public_key_written_while_logged_in_verifies_in_a_public_session() {
+    // Every record written while logged in carries a sealed part that authenticates it,
+    // even a public key's; using the key needs no login all the same.
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Label(b"pub".to_vec()),
+                Attribute::EcParams(OID_P256.to_vec()),
+                Attribute::Verify(true),
+            ],
+            &[Attribute::Token(true), Attribute::Sign(true)],
+        )
+        .unwrap();
+    let signature = session
+        .sign(&Mechanism::EcdsaSha256, private, b"message")
+        .unwrap();
+    let _ = public;
+    session.logout().unwrap();
+    let anonymous = ctx.open_ro_session(slot).unwrap();
+    let public = find_one(&anonymous, "pub");
+    anonymous
+        .verify(&Mechanism::EcdsaSha256, public, b"message", &signature)
+        .expect("a public key verifies without login");
+}

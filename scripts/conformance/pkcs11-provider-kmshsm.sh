@@ -58,6 +58,9 @@ if ! grep -qi 'EC-MONTGOMERY-KEY-PAIR-GEN' <<<"$mechs"; then
   SUPPORT_X25519=0
   SUPPORT_X448=0
 fi
+# kmshsm does the 25519 curves only (docs/mechanisms.md): no Ed448, no X448.
+SUPPORT_ED448=0
+SUPPORT_X448=0
 # kmshsm stores CKA_ALLOWED_MECHANISMS and does AES itself (no SoftHSM-style quirks).
 export SUPPORT_ALLOWED_MECHANISMS=1
 export SUPPORT_SYMMETRIC=1
