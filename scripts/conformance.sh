@@ -156,6 +156,14 @@ build_pkcs11test() { make -j"$jobs"; }
 build_opensc() { ./bootstrap && ./configure --disable-doc --enable-tests && make -j"$jobs"; }
 build_provider() { meson setup "$1/build" . && meson compile -C "$1/build" -j "$jobs"; }
 
+# `conformance.sh --build-opensc`: only builds (or finds) OpenSC and exits; scripts/test.sh
+# calls it before the main test run, whose tests/kms_byok_tools.rs needs a current
+# pkcs11-tool (Debian's 0.23 sends no OAEP parameters with --unwrap).
+if [ "${1:-}" = "--build-opensc" ]; then
+  prepare OpenSC OpenSC build_opensc
+  exit
+fi
+
 # ---------------------------------------------------------------------------------------
 # Result files: results/<suite>.<module> holds one line per test, "STATUS<TAB>name", with
 # STATUS one of PASS, FAIL, CRASH (counted as failed), SKIP.

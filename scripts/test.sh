@@ -43,6 +43,11 @@ elif [ "$tsan_status" -ne 0 ]; then
 fi
 # The integration tests load target/debug/libkmshsm.so, the cdylib, as clients do.
 cargo build --lib --bins
+# OpenSC's current pkcs11-tool for tests/kms_byok_tools.rs (the BYOK import with
+# unmodified tools), built from ../shared/third-party/ where the conformance run below
+# finds it again. Without it that test fails and says what to build.
+./scripts/conformance.sh --build-opensc ||
+  echo "!!! OpenSC not built: tests/kms_byok_tools.rs will fail (see above) !!!" >&2
 cargo nextest run --no-fail-fast "$@"
 # The ecosystem's own PKCS#11 suites (pkcs11test, OpenSC, pkcs11-provider, the cryptoki
 # crate's tests) against target/debug/libkmshsm.so and SoftHSMv2 side by side; fails on a

@@ -4,16 +4,20 @@
 //! template names the target (`CKA_KMSHSM_IMPORT_TARGET`) and the wrapping algorithm:
 //! token objects, the private half unwrap-only, sensitive, never extractable and pinned
 //! to the algorithm's mechanism, both halves carrying a fresh import token and its
-//! expiry. The import is `C_UnwrapKey` with that private key and a template carrying the
-//! token (and optionally `CKA_KMSHSM_MATERIAL_EXPIRY`); it returns the target's handle.
+//! expiry, labelled `import:<KeyId>` with a `CKA_ID` unique to the pair. The import is
+//! `C_UnwrapKey` with that private key and a template carrying the token (and optionally
+//! `CKA_KMSHSM_MATERIAL_EXPIRY`), or standard attributes only: the key's own token is
+//! used, `CKA_CLASS`, `CKA_KEY_TYPE` and `CKA_VALUE_LEN` must fit the target and
+//! `CKA_END_DATE` gives the expiry. It returns the target's handle.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cryptoki_sys::*;
 
 use super::*;
 use crate::crypto::pkcs8::encode_spki;
-use crate::kms::decide;
+use crate::kms::{byok, decide};
 use crate::mechanism::{GeneratedPair, KeyRequest, WrappedLen};
 use crate::object::key::Material;
 use crate::token::keys::mechanism as find_mechanism;
@@ -125,9 +129,12 @@ impl Token {
                 )
             }
         };
+        let (label, id) = self.wrapping_names(&target, &given, public_template)?;
         let b = |ty, v| (t(ty), Value::Bool(v));
         let shared = vec![
             b(CKA_TOKEN, true),
+            (t(CKA_LABEL), Value::Bytes(label)),
+            (t(CKA_ID), Value::Bytes(id)),
             (t(CKA_PUBLIC_KEY_INFO), Value::Bytes(spki)),
             (WRAPPING_ALGORITHM, ulong(alg.code())),
             (
@@ -200,6 +207,36 @@ impl Token {
         }
     }
 
+    /// The wrapping pair's `CKA_LABEL` and `CKA_ID`: the caller's if a template names
+    /// them (private template first), else `import:<KeyId>` and the target's KeyId
+    /// followed by random bytes (`kms::byok`), so tools find the pair by its target and
+    /// tell pairs of one key apart.
+    fn wrapping_names(
+        &self,
+        target: &KeyId,
+        private: &BTreeMap<AttrType, Value>,
+        public_template: &[RawAttribute],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let public = template::parse(public_template)?;
+        let named = |ty| {
+            private
+                .get(&t(ty))
+                .or_else(|| public.get(&t(ty)))
+                .and_then(Value::as_bytes)
+                .map(<[u8]>::to_vec)
+        };
+        let label = named(CKA_LABEL).unwrap_or_else(|| byok::wrapping_label(target).into_bytes());
+        let id = match named(CKA_ID) {
+            Some(id) => id,
+            None => {
+                let mut nonce = [0u8; byok::ID_NONCE_LEN];
+                crate::store::seal::random_fill(&mut nonce)?;
+                byok::wrapping_id(target, &nonce).map_err(kms)?
+            }
+        };
+        Ok((label, id))
+    }
+
     /// `ExpiredImportToken` when `template` carries an authentic import token that has
     /// expired (its wrapping key is gone, purged); `otherwise` else.
     pub(in crate::token) fn expired_token_or(
@@ -233,10 +270,18 @@ impl Token {
         template: &[RawAttribute],
     ) -> Result<ObjectHandle> {
         let given = template::parse(template)?;
-        let token_bytes = given
-            .get(&IMPORT_TOKEN)
-            .and_then(Value::as_bytes)
-            .ok_or(Error::TemplateIncomplete)?;
+        // The wrapping key carries its own token, so a template of standard attributes
+        // only (pkcs11-tool, python-pkcs11, Java) imports too; a token the template names
+        // must be that one.
+        let own = wrapping.bytes(IMPORT_TOKEN);
+        let token_bytes = match (given.get(&IMPORT_TOKEN).and_then(Value::as_bytes), own) {
+            (Some(named), Some(own)) if named != own => {
+                return Err(kms(KmsError::InvalidImportToken))
+            }
+            (Some(named), _) => named,
+            (None, Some(own)) => own,
+            (None, None) => return Err(Error::TemplateIncomplete),
+        };
         let now = self.now();
         let mac_key = self.kms_secret(b"kmshsm kms import token")?;
         let token = ImportToken::open(token_bytes, &mac_key, now).map_err(kms)?;
@@ -263,10 +308,7 @@ impl Token {
                 return Err(Error::MechanismParamInvalid);
             }
         }
-        let expiry = given
-            .get(&MATERIAL_EXPIRY)
-            .and_then(Value::as_ulong)
-            .unwrap_or(0);
+        let expiry = material_expiry(&given)?;
         if expiry != 0 && (expiry as i64) <= now {
             return Err(kms(KmsError::InvalidParameter(
                 "KeyMaterialExpireUnix is in the past",
@@ -277,6 +319,7 @@ impl Token {
             .ulong(KEY_SPEC)
             .and_then(KeySpec::from_code)
             .ok_or(kms(KmsError::NotFound))?;
+        fits_target(&given, &main, spec)?;
         let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
         let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
         lifecycle::transition(origin, state, Event::ImportMaterial).map_err(kms)?;
@@ -390,5 +433,37 @@ impl Token {
         }
         values.push((t(CKA_PRIVATE), Value::Bool(false)));
         template::build_key(CKO_PUBLIC_KEY, key_type, &[], values, Provenance::Unwrapped)
+    }
+}
+
+/// The standard attributes of an unwrap template that say what the unwrapped key is must
+/// describe the import's target (`CKR_TEMPLATE_INCONSISTENT` else); the others describe
+/// a new object, which an import does not make, and are ignored (docs/key-model.md).
+fn fits_target(given: &BTreeMap<AttrType, Value>, main: &Object, spec: KeySpec) -> Result<()> {
+    let named = |ty| given.get(&t(ty)).and_then(Value::as_ulong);
+    let fits = named(CKA_CLASS).is_none_or(|c| c == main.class as u64)
+        && named(CKA_KEY_TYPE).is_none_or(|k| Some(k) == main.key_type.map(|k| k as u64))
+        && named(CKA_VALUE_LEN).is_none_or(|l| Some(l) == spec.symmetric_len().map(|n| n as u64));
+    if fits {
+        Ok(())
+    } else {
+        Err(Error::TemplateInconsistent)
+    }
+}
+
+/// The material expiry (unix seconds, 0 never) of an import: `CKA_KMSHSM_MATERIAL_EXPIRY`,
+/// or the day `CKA_END_DATE` names (expiring at the start of the next day, UTC); both
+/// given must agree.
+fn material_expiry(given: &BTreeMap<AttrType, Value>) -> Result<u64> {
+    let vendor = given.get(&MATERIAL_EXPIRY).and_then(Value::as_ulong);
+    let end = match given.get(&t(CKA_END_DATE)).and_then(Value::as_bytes) {
+        Some(date) => byok::end_date_expiry(date)
+            .map_err(|_| Error::AttributeValueInvalid)?
+            .map(|e| e as u64),
+        None => None,
+    };
+    match (vendor, end) {
+        (Some(v), Some(e)) if v != e => Err(Error::TemplateInconsistent),
+        (v, e) => Ok(v.or(e).unwrap_or(0)),
     }
 }

@@ -36,6 +36,16 @@ pub struct Client {
     pub session: Arc<Session>,
 }
 
+/// What GetParametersForImport gives: the wrapping public key (DER SPKI), the import
+/// token and its expiry (unix seconds), and the wrapping pair's `CKA_LABEL` and `CKA_ID`.
+pub struct ImportParameters {
+    pub public_key: Vec<u8>,
+    pub token: Vec<u8>,
+    pub expiry: u64,
+    pub label: String,
+    pub id: Vec<u8>,
+}
+
 /// What DescribeKey shows.
 pub struct KeyMetadata {
     pub key_id: String,
@@ -276,12 +286,12 @@ impl Client {
         }
     }
 
-    /// GetParametersForImport: (public key DER, import token, token expiry).
+    /// GetParametersForImport: the new wrapping pair's public key, token and names.
     pub fn parameters_for_import(
         &self,
         key_id: &str,
         alg: WrappingAlgorithm,
-    ) -> Result<(Vec<u8>, Vec<u8>, u64)> {
+    ) -> Result<ImportParameters> {
         let mech = match alg.wrapping_key_spec() {
             kmshsm::kms::import::WrappingKeySpec::Rsa2048 => CKM_RSA_PKCS_KEY_PAIR_GEN,
             kmshsm::kms::import::WrappingKeySpec::EcSm2 => sm_mech::CKM_SM2_KEY_PAIR_GEN,
@@ -308,7 +318,15 @@ impl Client {
         let expiry = self
             .ulong(private, v::CKA_KMSHSM_TOKEN_EXPIRY)?
             .unwrap_or(0);
-        Ok((spki, token, expiry))
+        let label = self.bytes(private, CKA_LABEL as u64)?.unwrap_or_default();
+        let id = self.bytes(private, CKA_ID as u64)?.unwrap_or_default();
+        Ok(ImportParameters {
+            public_key: spki,
+            token,
+            expiry,
+            label: String::from_utf8_lossy(&label).into_owned(),
+            id,
+        })
     }
 
     /// ImportKeyMaterial: finds the wrapping key the token belongs to and unwraps.

@@ -344,12 +344,17 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
                 )));
             }
             progress("generating the wrapping key");
-            let (public, token, expiry) = client.parameters_for_import(key_id, alg)?;
+            let p = client.parameters_for_import(key_id, alg)?;
+            let hex: String = p.id.iter().map(|b| format!("{b:02x}")).collect();
+            let pct: String = p.id.iter().map(|b| format!("%{b:02x}")).collect();
             json!({
                 "KeyId": key_id,
-                "ImportToken": B64.encode(token),
-                "PublicKey": B64.encode(public),
-                "TokenExpireTime": time::iso8601(expiry as i64),
+                "ImportToken": B64.encode(&p.token),
+                "PublicKey": B64.encode(&p.public_key),
+                "TokenExpireTime": time::iso8601(p.expiry as i64),
+                "WrappingKeyLabel": p.label,
+                "WrappingKeyId": hex,
+                "WrappingKeyUri": format!("pkcs11:object={};id={pct};type=private", p.label),
                 "RequestId": id,
             })
         }
