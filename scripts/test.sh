@@ -48,9 +48,13 @@ cargo build --lib --bins
 # finds it again. Without it that test fails and says what to build.
 ./scripts/conformance.sh --build-opensc ||
   echo "!!! OpenSC not built: tests/kms_byok_tools.rs will fail (see above) !!!" >&2
-cargo nextest run --no-fail-fast "$@"
+# The runner's summary is printed again at the very end, after the conformance table.
+mkdir -p target
+cargo nextest run --no-fail-fast "$@" 2>&1 | tee target/nextest-output.log
 # The ecosystem's own PKCS#11 suites (pkcs11test, OpenSC, pkcs11-provider, the cryptoki
 # crate's tests) against target/debug/libkmshsm.so and SoftHSMv2 side by side; fails on a
 # kmshsm failure that SoftHSMv2 passes and docs/conformance.md does not list. About 9
 # minutes cold (building the suites), 2 warm (docs/conformance.md).
 ./scripts/conformance.sh
+# The main test run's closing line, last (the conformance table printed above it).
+grep -E '^ +Summary \[' target/nextest-output.log | tail -n 1
