@@ -199,6 +199,8 @@ mod tests {
             (Error::RandomSeedNotSupported, CKR_RANDOM_SEED_NOT_SUPPORTED),
             (Error::RandomFailed, CKR_DEVICE_ERROR),
             (StoreError::Unseal.into(), CKR_DEVICE_ERROR),
+            (StoreError::Unreachable("x".into()).into(), CKR_DEVICE_ERROR),
+            (StoreError::CommitUnknown.into(), CKR_DEVICE_ERROR),
             (
                 StoreError::Io(std::io::Error::from_raw_os_error(28)).into(),
                 CKR_DEVICE_MEMORY,

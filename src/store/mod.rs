@@ -11,6 +11,7 @@
 
 pub mod fork_gate;
 pub mod memory;
+pub mod postgres;
 pub mod seal;
 pub mod sqlite;
 

@@ -1,0 +1,610 @@
+//! The shared store: tokens in one PostgreSQL database, for many hosts.
+//!
+//! Each `PgStore` is one token (a row of `kmshsm_tokens`; several tokens share the
+//! database) and holds its own connection, opened again on the next call after it was
+//! lost. Reads run in `REPEATABLE READ READ ONLY` transactions (one consistent snapshot);
+//! every write transaction first locks the token's row, so one token's writers are
+//! serialised as SQLite's `BEGIN IMMEDIATE` serialises them, and `transact` reads, decides
+//! and writes under that lock (`decide` runs once per attempt; an attempt is repeated
+//! only when a connection found dead failed before anything could have committed).
+//! Other hosts' commits are noticed through LISTEN/NOTIFY on a second connection, polled
+//! without blocking (`listen.rs`), with a `SELECT seq` round trip when no notification came for
+//! `check_interval_ms` or the listener was (re)connected; or by the round trip on every
+//! call (`change_check = "query"`).
+//!
+//! No fork gate: PostgreSQL's client keeps no process-wide state that a child's own new
+//! connections would share, and a forked child abandons the parent's provider (and so
+//! these connections) without using or dropping it (`provider/fork.rs`). Nothing
+//! process-global holds a connection. This module must not interpret record contents.
+
+mod conn;
+mod listen;
+mod records;
+pub mod schema;
+
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use postgres::{Client, IsolationLevel, Transaction};
+
+pub use conn::PgSettings;
+use listen::Listener;
+use records::{Failure, PgResult};
+
+use super::{
+    Change, Due, Loaded, ObjectUid, PinAttempt, PinRole, Scope, Snapshot, Store, StoreResult,
+};
+use crate::error::StoreError;
+use std::sync::Arc;
+
+/// The NOTIFY channel of a token: its id, a number, so always a valid identifier.
+fn channel(token: i64) -> String {
+    format!("kmshsm_{token}")
+}
+
+struct Inner {
+    client: Option<Client>,
+    /// The connection that LISTENs (`change_check = "notify"` only).
+    listener: Option<Listener>,
+    /// The sequence number this handle last read, or reached by its own commits with
+    /// nobody else's in between.
+    known_seq: u64,
+    /// Someone else committed past `known_seq` (seen, not yet read).
+    pending: bool,
+    /// The listener may have missed notifications: ask the server next time.
+    need_query: bool,
+    /// When the server was last asked for the sequence number.
+    checked_at: Instant,
+}
+
+pub struct PgStore {
+    settings: Arc<PgSettings>,
+    serial: String,
+    token: i64,
+    /// This handle's name in notifications, so it can tell its own commits.
+    writer: String,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("server", &self.settings.shown())
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
+}
+
+fn started_read_only(client: &mut Client) -> Result<Transaction<'_>, postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+}
+
+impl PgStore {
+    /// Makes token `serial` in the database (making the schema first if there is none),
+    /// holding `initial`. Fails if the database has a token with that serial.
+    pub fn create(
+        settings: Arc<PgSettings>,
+        serial: &str,
+        initial: Vec<Change>,
+    ) -> StoreResult<PgStore> {
+        let mut client = settings.connect()?;
+        schema::ensure(&settings, &mut client)?;
+        let writer = uuid::Uuid::new_v4().simple().to_string();
+        let made = (|| -> PgResult<(i64, i64)> {
+            let mut tx = client.transaction()?;
+            let row = tx.query_opt(
+                "INSERT INTO kmshsm_tokens (serial) VALUES ($1) \
+                 ON CONFLICT (serial) DO NOTHING RETURNING id",
+                &[&serial],
+            )?;
+            let Some(row) = row else {
+                return Err(Failure::Store(StoreError::Io(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "the database already holds a token with this serial",
+                ))));
+            };
+            let token: i64 = row.get(0);
+            let seq = records::apply(&mut tx, token, &writer, initial)?;
+            tx.commit()?;
+            Ok((token, seq))
+        })();
+        let (token, seq) = match made {
+            Ok(made) => made,
+            Err(Failure::Store(e)) => return Err(e),
+            Err(Failure::Pg(e)) => return Err(settings.failure(e)),
+        };
+        let store = PgStore::wrap(settings, serial, token, writer, client);
+        // Its own commit: nothing elsewhere yet.
+        store.inner.lock().known_seq = seq as u64;
+        Ok(store)
+    }
+
+    /// Opens token `serial` of the database.
+    pub fn open(settings: Arc<PgSettings>, serial: &str) -> StoreResult<PgStore> {
+        let mut client = settings.connect()?;
+        schema::ensure(&settings, &mut client)?;
+        let row = client
+            .query_opt("SELECT id FROM kmshsm_tokens WHERE serial = $1", &[&serial])
+            .map_err(|e| settings.failure(e))?
+            .ok_or_else(|| {
+                StoreError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no token with this serial in the database",
+                ))
+            })?;
+        let writer = uuid::Uuid::new_v4().simple().to_string();
+        Ok(PgStore::wrap(settings, serial, row.get(0), writer, client))
+    }
+
+    fn wrap(
+        settings: Arc<PgSettings>,
+        serial: &str,
+        token: i64,
+        writer: String,
+        client: Client,
+    ) -> PgStore {
+        PgStore {
+            settings,
+            serial: serial.to_string(),
+            token,
+            writer,
+            inner: Mutex::new(Inner {
+                client: Some(client),
+                listener: None,
+                known_seq: 0,
+                pending: false,
+                need_query: true,
+                checked_at: Instant::now(),
+            }),
+        }
+    }
+
+    /// Runs `op` on the connection, connecting first when there is none or it was found
+    /// closed. `op` sets its flag just before sending a COMMIT that writes: a connection
+    /// lost after that leaves the outcome unknown. A connection that was reused and
+    /// found dead before that point is replaced and `op` run once more (the server had
+    /// rolled back whatever it had begun); a fresh one failing is reported.
+    fn run<T>(
+        &self,
+        inner: &mut Inner,
+        mut op: impl FnMut(&mut Client, &mut bool) -> PgResult<T>,
+    ) -> StoreResult<T> {
+        for attempt in 0..2 {
+            if inner.client.as_ref().is_some_and(Client::is_closed) {
+                inner.client = None;
+            }
+            let fresh = inner.client.is_none();
+            if fresh {
+                inner.client = Some(self.settings.connect()?);
+            }
+            let Some(client) = inner.client.as_mut() else {
+                return Err(StoreError::Unreachable("no connection".into()));
+            };
+            let mut committing = false;
+            match op(client, &mut committing) {
+                Ok(v) => return Ok(v),
+                Err(Failure::Store(e)) => return Err(e),
+                Err(Failure::Pg(e)) if conn::connection_lost(&e) => {
+                    inner.client = None;
+                    if committing {
+                        log::error!(
+                            "token {}: connection to {} lost during a commit: {e}",
+                            self.serial,
+                            self.settings.shown()
+                        );
+                        return Err(StoreError::CommitUnknown);
+                    }
+                    if fresh || attempt > 0 {
+                        return Err(self.settings.failure(e));
+                    }
+                    log::warn!(
+                        "token {}: connection to {} lost ({e}); connecting again",
+                        self.serial,
+                        self.settings.shown()
+                    );
+                }
+                Err(Failure::Pg(e)) => return Err(self.settings.failure(e)),
+            }
+        }
+        Err(StoreError::Unreachable(self.settings.shown().to_string()))
+    }
+
+    /// Notes a commit of this handle that produced sequence number `seq`.
+    fn committed(inner: &mut Inner, seq: i64) {
+        let seq = seq as u64;
+        if seq == inner.known_seq + 1 {
+            inner.known_seq = seq;
+        }
+    }
+
+    /// Takes in the notifications that arrived, (re)connecting the listener if needed.
+    fn poll_listener(&self, inner: &mut Inner) {
+        if inner.listener.is_none() {
+            // Whatever came before LISTEN took effect was not heard: ask once.
+            inner.need_query = true;
+            match Listener::start(&self.settings, &channel(self.token)) {
+                Ok(listener) => inner.listener = Some(listener),
+                Err(e) => {
+                    log::debug!("token {}: no listener ({e}); asking instead", self.serial);
+                    return;
+                }
+            }
+        }
+        let Some(listener) = inner.listener.as_mut() else {
+            return;
+        };
+        let drained = listener.drain();
+        if drained.lost {
+            inner.listener = None;
+            inner.need_query = true;
+        }
+        let mut newest = None;
+        for payload in drained.payloads {
+            let mut parts = payload.split(' ');
+            let writer = parts.next().unwrap_or_default();
+            match parts.next().and_then(|s| s.parse::<u64>().ok()) {
+                Some(seq) if writer != self.writer => newest = newest.max(Some(seq)),
+                Some(_) => {}
+                // Not a payload this module wrote: taken as a change, to be safe.
+                None => newest = Some(u64::MAX),
+            }
+        }
+        if newest.is_some_and(|s| s > inner.known_seq) {
+            inner.pending = true;
+        }
+    }
+
+    /// The token's row id in the database.
+    pub fn token_id(&self) -> i64 {
+        self.token
+    }
+}
+
+impl Store for PgStore {
+    fn changed_elsewhere(&self) -> StoreResult<bool> {
+        let mut inner = self.inner.lock();
+        if self.settings.change_check == crate::config::ChangeCheck::Notify {
+            self.poll_listener(&mut inner);
+            if inner.pending {
+                return Ok(true);
+            }
+            if !inner.need_query && inner.checked_at.elapsed() < self.settings.check_interval {
+                return Ok(false);
+            }
+        } else if inner.pending {
+            return Ok(true);
+        }
+        let token = self.token;
+        let seq: i64 = self.run(&mut inner, |c, _| {
+            Ok(
+                c.query_one("SELECT seq FROM kmshsm_tokens WHERE id = $1", &[&token])?
+                    .get(0),
+            )
+        })?;
+        inner.checked_at = Instant::now();
+        inner.need_query = false;
+        if seq as u64 != inner.known_seq {
+            inner.pending = true;
+        }
+        Ok(inner.pending)
+    }
+
+    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        let snap = self.run(&mut inner, |c, _| {
+            let mut tx = started_read_only(c)?;
+            let (seq, store_epoch) = records::state(&mut tx, token, false)?;
+            let reset = epoch != store_epoch;
+            let mut snap = Snapshot {
+                seq,
+                epoch: store_epoch,
+                reset,
+                whole: scope == Scope::All,
+                ..Snapshot::default()
+            };
+            let from: i64 = match (scope, reset) {
+                (Scope::All, _) => -1,
+                (Scope::Changes, true) => seq as i64,
+                (Scope::Changes, false) => since as i64,
+            };
+            for row in tx.query(
+                "SELECT name, value FROM kmshsm_meta WHERE token = $1",
+                &[&token],
+            )? {
+                snap.meta.insert(row.get(0), row.get(1));
+            }
+            for row in tx.query(
+                "SELECT role, kdf, wrapped_key, failures FROM kmshsm_pins WHERE token = $1",
+                &[&token],
+            )? {
+                let (role, pin) = records::pin_row(&row)?;
+                snap.pins.insert(role, pin);
+            }
+            for row in tx.query(
+                "SELECT uid, plain, sealed FROM kmshsm_objects WHERE token = $1 AND seq > $2",
+                &[&token, &from],
+            )? {
+                snap.objects
+                    .push(records::record(row.get(0), row.get(1), row.get(2))?);
+            }
+            if !reset && scope == Scope::Changes {
+                for row in tx.query(
+                    "SELECT uid FROM kmshsm_removed WHERE token = $1 AND seq > $2",
+                    &[&token, &from],
+                )? {
+                    snap.removed.push(records::uid_of(row.get(0))?);
+                }
+            }
+            tx.commit()?;
+            Ok(snap)
+        })?;
+        inner.known_seq = snap.seq;
+        inner.pending = false;
+        Ok(snap)
+    }
+
+    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        self.run(&mut inner, |c, _| {
+            let rows = c.query(
+                "SELECT uid FROM kmshsm_lookup WHERE token = $1 AND key = $2",
+                &[&token, &key],
+            )?;
+            let mut uids = Vec::with_capacity(rows.len());
+            for row in rows {
+                uids.push(records::uid_of(row.get(0))?);
+            }
+            Ok(uids)
+        })
+    }
+
+    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        self.run(&mut inner, |c, _| {
+            let mut tx = started_read_only(c)?;
+            let (seq, epoch) = records::state(&mut tx, token, false)?;
+            let objects = records::objects(&mut tx, token, uids)?;
+            tx.commit()?;
+            Ok(Loaded {
+                seq,
+                epoch,
+                objects,
+            })
+        })
+    }
+
+    fn due(&self, now: i64) -> StoreResult<Due> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        self.run(&mut inner, |c, _| {
+            let mut tx = started_read_only(c)?;
+            let mut due = Due::default();
+            for row in tx.query(
+                "SELECT uid FROM kmshsm_objects WHERE token = $1 AND due <= $2",
+                &[&token, &now],
+            )? {
+                due.now.push(records::uid_of(row.get(0))?);
+            }
+            due.next = tx
+                .query_one(
+                    "SELECT min(due) FROM kmshsm_objects WHERE token = $1 AND due > $2",
+                    &[&token, &now],
+                )?
+                .get(0);
+            tx.commit()?;
+            Ok(due)
+        })
+    }
+
+    fn object_count_hint(&self) -> StoreResult<u64> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        self.run(&mut inner, |c, _| {
+            let n: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM kmshsm_objects WHERE token = $1",
+                    &[&token],
+                )?
+                .get(0);
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        let (token, writer) = (self.token, self.writer.as_str());
+        let seq = self.run(&mut inner, |c, committing| {
+            let mut tx = c.transaction()?;
+            let seq = records::apply(&mut tx, token, writer, changes.clone())?;
+            *committing = true;
+            tx.commit()?;
+            Ok(seq)
+        })?;
+        PgStore::committed(&mut inner, seq);
+        Ok(())
+    }
+
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool> {
+        let mut inner = self.inner.lock();
+        let (token, writer) = (self.token, self.writer.as_str());
+        let seq = self.run(&mut inner, |c, committing| {
+            let mut tx = c.transaction()?;
+            // The token's row, locked until the commit: every other writer of this token
+            // waits here, so the records read below are those the changes apply to.
+            let (seq, epoch) = records::state(&mut tx, token, true)?;
+            let mut wanted: Vec<ObjectUid> = uids.to_vec();
+            if !lookup.is_empty() {
+                for row in tx.query(
+                    "SELECT uid FROM kmshsm_lookup WHERE token = $1 AND key = ANY ($2)",
+                    &[&token, &lookup],
+                )? {
+                    wanted.push(records::uid_of(row.get(0))?);
+                }
+            }
+            wanted.sort_unstable();
+            wanted.dedup();
+            let loaded = Loaded {
+                seq,
+                epoch,
+                objects: records::objects(&mut tx, token, &wanted)?,
+            };
+            let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
+                // Dropping the transaction rolls it back; nothing was written.
+                return Ok(None);
+            };
+            let seq = records::apply(&mut tx, token, writer, changes)?;
+            *committing = true;
+            tx.commit()?;
+            Ok(Some(seq))
+        })?;
+        match seq {
+            Some(seq) => {
+                PgStore::committed(&mut inner, seq);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt> {
+        let mut inner = self.inner.lock();
+        let (token, writer) = (self.token, self.writer.as_str());
+        let (code, limit) = (role.code(), i64::from(limit));
+        let (answer, seq) = self.run(&mut inner, |c, committing| {
+            let mut tx = c.transaction()?;
+            // The token's row first, as every writer takes it.
+            records::state(&mut tx, token, true)?;
+            // One statement checks the limit and takes the attempt: the row lock makes
+            // a second host wait and then re-check the condition on the new count.
+            let taken = tx.query_opt(
+                "UPDATE kmshsm_pins SET failures = failures + 1 WHERE token = $1 AND role = $2 \
+                 AND ($3::bigint = 0 OR failures < $3::bigint) RETURNING failures",
+                &[&token, &code, &limit],
+            )?;
+            if let Some(row) = taken {
+                let failures = records::count(row.get(0))?;
+                // An expired lease means its holders died: their count is dropped.
+                tx.execute(
+                    "INSERT INTO kmshsm_pin_attempts AS a (token, role, inflight, lease_until) \
+                     VALUES ($1, $2, 1, $4::bigint) ON CONFLICT (token, role) DO UPDATE SET \
+                     inflight = CASE WHEN a.lease_until <= $3::bigint THEN 1 ELSE a.inflight + 1 END, \
+                     lease_until = greatest(a.lease_until, $4::bigint)",
+                    &[&token, &code, &now, &lease_until],
+                )?;
+                let seq = records::bump(&mut tx, token, writer)?;
+                *committing = true;
+                tx.commit()?;
+                return Ok((PinAttempt::Reserved(failures), Some(seq)));
+            }
+            let exists = tx
+                .query_opt(
+                    "SELECT 1 FROM kmshsm_pins WHERE token = $1 AND role = $2",
+                    &[&token, &code],
+                )?
+                .is_some();
+            if !exists {
+                return Err(StoreError::Malformed("no PIN record for that role").into());
+            }
+            let busy = tx
+                .query_opt(
+                    "SELECT 1 FROM kmshsm_pin_attempts WHERE token = $1 AND role = $2 \
+                     AND inflight > 0 AND lease_until > $3::bigint",
+                    &[&token, &code, &now],
+                )?
+                .is_some();
+            tx.commit()?;
+            Ok((
+                if busy {
+                    PinAttempt::Busy
+                } else {
+                    PinAttempt::Locked
+                },
+                None,
+            ))
+        })?;
+        if let Some(seq) = seq {
+            PgStore::committed(&mut inner, seq);
+        }
+        Ok(answer)
+    }
+
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        let (token, writer, code) = (self.token, self.writer.as_str(), role.code());
+        let seq = self.run(&mut inner, |c, committing| {
+            let mut tx = c.transaction()?;
+            records::state(&mut tx, token, true)?;
+            let mut seq = None;
+            if right {
+                let reset = tx.execute(
+                    "UPDATE kmshsm_pins SET failures = 0 \
+                     WHERE token = $1 AND role = $2 AND failures != 0",
+                    &[&token, &code],
+                )?;
+                if reset > 0 {
+                    seq = Some(records::bump(&mut tx, token, writer)?);
+                }
+            }
+            tx.execute(
+                "UPDATE kmshsm_pin_attempts SET inflight = inflight - 1 \
+                 WHERE token = $1 AND role = $2 AND inflight > 0",
+                &[&token, &code],
+            )?;
+            *committing = true;
+            tx.commit()?;
+            Ok(seq)
+        })?;
+        if let Some(seq) = seq {
+            PgStore::committed(&mut inner, seq);
+        }
+        Ok(())
+    }
+
+    fn check_integrity(&self) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        let (version, strays) = self.run(&mut inner, |c, _| {
+            let version: i32 = c
+                .query_one("SELECT version FROM kmshsm_version WHERE id = 1", &[])?
+                .get(0);
+            let strays: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM kmshsm_lookup l WHERE l.token = $1 AND NOT EXISTS \
+                     (SELECT 1 FROM kmshsm_objects o WHERE o.token = l.token AND o.uid = l.uid)",
+                    &[&token],
+                )?
+                .get(0);
+            Ok((version, strays))
+        })?;
+        if version != schema::SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion(version.into()));
+        }
+        if strays != 0 {
+            return Err(StoreError::Malformed(
+                "lookup keys of records that do not exist",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
