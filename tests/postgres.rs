@@ -251,3 +251,24 @@ fn an_unreachable_server_fails_c_initialize_within_the_connect_timeout() {
     );
     assert!(!env.log().contains(":pw@"), "{}", env.log());
 }
+
+/// A role or database the server does not know: `C_Initialize` fails with
+/// `CKR_DEVICE_ERROR`, and the log says what the server said.
+#[test]
+fn an_unknown_role_or_database_fails_c_initialize_naming_the_problem() {
+    let env = TestEnv::postgres();
+    let url = env.store_url.clone().unwrap();
+    let text = std::fs::read_to_string(&env.conf_path).unwrap();
+    for (wrong, said) in [
+        (url.replacen("://kmshsm@", "://nobody:pw@", 1), "nobody"),
+        (url.replacen("/kmshsm?", "/no_such_db?", 1), "no_such_db"),
+    ] {
+        assert_ne!(wrong, url);
+        env.write_config(&text.replace(&url, &wrong));
+        let ctx = load_module();
+        assert_rv!(initialize(&ctx), RvError::DeviceError);
+        let log = env.log();
+        assert!(log.contains(said), "{log}");
+        assert!(!log.contains(":pw@"), "{log}");
+    }
+}
