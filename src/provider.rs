@@ -19,7 +19,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::object::table::{HandleSource, SessionHandle};
 use crate::session::Session;
-use crate::store::postgres::{schema, PgSettings};
+use crate::store::postgres::schema::Catalog;
+use crate::store::postgres::PgSettings;
 use crate::store::Backend;
 use crate::token::{Shared, Token, LABEL_LEN};
 
@@ -140,9 +141,9 @@ fn create_token_dir(dir: &Path) -> Result<()> {
 impl Provider {
     fn new(config: Config) -> Result<Provider> {
         let backend = match &config.store_url {
-            Some(url) => Backend::Postgres(Arc::new(
+            Some(url) => Backend::Postgres(Arc::new(Catalog::new(Arc::new(
                 PgSettings::new(url, &config.postgres).map_err(|e| Error::Config(e.to_string()))?,
-            )),
+            )))),
             None => {
                 create_token_dir(&config.token_dir)?;
                 Backend::Files(config.token_dir.clone())
@@ -183,15 +184,16 @@ impl Provider {
     fn rescan_or_fail(&self) -> Result<()> {
         let opened = match &self.backend {
             Backend::Files(dir) => self.open_new_files(dir)?,
-            Backend::Postgres(settings) => self.open_new_rows(settings)?,
+            Backend::Postgres(catalog) => self.open_new_rows(catalog)?,
         };
         self.add_tokens(opened);
         Ok(())
     }
 
     /// Opens the tokens of the database not in a slot yet.
-    fn open_new_rows(&self, settings: &Arc<PgSettings>) -> Result<Vec<Token>> {
-        let serials = schema::serials(settings).inspect_err(|e| {
+    fn open_new_rows(&self, catalog: &Catalog) -> Result<Vec<Token>> {
+        let settings = catalog.settings();
+        let serials = catalog.serials().inspect_err(|e| {
             log::error!("token database {}: {e}", settings.shown());
         })?;
         let known: Vec<String> = self.slots.read().iter().map(|s| s.serial.clone()).collect();

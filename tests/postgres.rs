@@ -157,8 +157,11 @@ fn a_server_restarted_between_calls_is_connected_to_again() {
     let env = TestEnv::postgres();
     let (ctx, _slot, session) = ready_token(&env);
     create(&session, "before");
+    // The slot list, once, so the provider keeps its catalog connection.
+    let slots = ctx.get_slots_with_initialized_token().unwrap();
     env.pg.as_ref().unwrap().restart_server();
     assert_eq!(find_by_label(&session, "before").len(), 1);
+    assert_eq!(ctx.get_slots_with_initialized_token().unwrap(), slots);
     create(&session, "after");
     assert_eq!(find_by_label(&session, "after").len(), 1);
     // A second instance, started after the restart, sees both.

@@ -244,7 +244,7 @@ pub trait Store: Send + Sync {
 #[derive(Debug, Clone)]
 pub enum Backend {
     Files(PathBuf),
-    Postgres(Arc<postgres::PgSettings>),
+    Postgres(Arc<postgres::schema::Catalog>),
 }
 
 impl Backend {
@@ -266,7 +266,8 @@ impl Backend {
                 let store = sqlite::SqliteStore::create(&path, initial)?;
                 Ok((Box::new(store), path.display().to_string()))
             }
-            Backend::Postgres(settings) => {
+            Backend::Postgres(catalog) => {
+                let settings = catalog.settings();
                 let store = postgres::PgStore::create(Arc::clone(settings), serial, initial)?;
                 Ok((Box::new(store), format!("{} ({serial})", settings.shown())))
             }

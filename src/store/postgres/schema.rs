@@ -6,9 +6,12 @@
 //! module made). Creation runs in one transaction under an advisory lock, so processes
 //! starting together make it once. This module must not interpret records.
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use postgres::Client;
 
-use super::conn::PgSettings;
+use super::conn::{connection_lost, PgSettings};
 use crate::error::StoreError;
 use crate::store::StoreResult;
 
@@ -96,12 +99,61 @@ pub fn ensure(settings: &PgSettings, client: &mut Client) -> StoreResult<()> {
     Ok(())
 }
 
-/// The serials of the tokens in the database, in order.
-pub fn serials(settings: &PgSettings) -> StoreResult<Vec<String>> {
-    let mut client = settings.connect()?;
-    ensure(settings, &mut client)?;
-    let rows = client
-        .query("SELECT serial FROM kmshsm_tokens ORDER BY serial", &[])
-        .map_err(|e| settings.failure(e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+/// Which tokens a database holds, asked through one connection kept between asks (a
+/// provider asks at every `C_GetSlotList` with a NULL list).
+pub struct Catalog {
+    settings: Arc<PgSettings>,
+    conn: Mutex<Option<Client>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("server", &self.settings.shown())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    pub fn new(settings: Arc<PgSettings>) -> Catalog {
+        Catalog {
+            settings,
+            conn: Mutex::new(None),
+        }
+    }
+
+    pub fn settings(&self) -> &Arc<PgSettings> {
+        &self.settings
+    }
+
+    /// The serials of the tokens in the database, in order. A new connection makes or
+    /// checks the schema first; a kept one found dead is replaced once.
+    pub fn serials(&self) -> StoreResult<Vec<String>> {
+        let mut conn = self.conn.lock();
+        for attempt in 0..2 {
+            if conn.as_ref().is_some_and(Client::is_closed) {
+                *conn = None;
+            }
+            let fresh = conn.is_none();
+            if fresh {
+                let mut client = self.settings.connect()?;
+                ensure(&self.settings, &mut client)?;
+                *conn = Some(client);
+            }
+            let Some(client) = conn.as_mut() else {
+                continue;
+            };
+            match client.query("SELECT serial FROM kmshsm_tokens ORDER BY serial", &[]) {
+                Ok(rows) => return Ok(rows.iter().map(|r| r.get(0)).collect()),
+                Err(e) if connection_lost(&e) => {
+                    *conn = None;
+                    if fresh || attempt > 0 {
+                        return Err(self.settings.failure(e));
+                    }
+                }
+                Err(e) => return Err(self.settings.failure(e)),
+            }
+        }
+        Err(StoreError::Unreachable(self.settings.shown().to_string()))
+    }
 }

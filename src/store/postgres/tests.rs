@@ -67,7 +67,10 @@ fn tokens_share_a_database_and_serials_are_unique() {
     .unwrap();
     assert!(PgStore::create(Arc::clone(&s), "aaaa", vec![]).is_err());
     assert!(PgStore::open(Arc::clone(&s), "cccc").is_err());
-    assert_eq!(schema::serials(&s).unwrap(), vec!["aaaa", "bbbb"]);
+    let catalog = schema::Catalog::new(Arc::clone(&s));
+    assert_eq!(catalog.serials().unwrap(), vec!["aaaa", "bbbb"]);
+    PgStore::create(Arc::clone(&s), "0000", vec![]).unwrap();
+    assert_eq!(catalog.serials().unwrap(), vec!["0000", "aaaa", "bbbb"]);
     a.commit(vec![Change::Wipe]).unwrap();
     assert_eq!(a.read(0, 0, Scope::All).unwrap().meta["n"], vec![1]);
     assert_eq!(b.read(0, 0, Scope::All).unwrap().meta["n"], vec![2]);
