@@ -25,7 +25,7 @@ pub enum StoreError {
     /// The PostgreSQL server answered with an error (a constraint, a timeout it enforced,
     /// a permission) or the client failed to talk to it.
     #[error("token database server: {0}")]
-    Server(#[from] postgres::Error),
+    Server(#[from] tokio_postgres::Error),
     /// The PostgreSQL server could not be reached, or the connection to it was lost
     /// before the call could have changed anything. The next call connects again.
     #[error("token database server unreachable: {0}")]

@@ -229,3 +229,41 @@ impl Drop for Cluster {
             .output();
     }
 }
+
+impl Cluster {
+    /// The server's processes: the postmaster (from `postmaster.pid`) and its children.
+    fn server_pids(&self) -> Vec<u32> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).unwrap();
+        let main: u32 = text.lines().next().unwrap().trim().parse().unwrap();
+        let mut pids = vec![main];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // The parent pid is the second field after the parenthesised command name.
+            let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+            let ppid = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(main) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) every process of this server: the host
+    /// still answers TCP, nobody answers queries.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        for pid in self.server_pids() {
+            let _ = Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status();
+        }
+    }
+}

@@ -25,8 +25,8 @@ pub mod schema;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use postgres::{Client, IsolationLevel, Transaction};
 
+use conn::Conn;
 pub use conn::PgSettings;
 use listen::Listener;
 use records::{Failure, PgResult};
@@ -43,7 +43,7 @@ fn channel(token: i64) -> String {
 }
 
 struct Inner {
-    client: Option<Client>,
+    client: Option<Conn>,
     /// The connection that LISTENs (`change_check = "notify"` only).
     listener: Option<Listener>,
     /// The sequence number this handle last read, or reached by its own commits with
@@ -75,13 +75,8 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-fn started_read_only(client: &mut Client) -> Result<Transaction<'_>, postgres::Error> {
-    client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-}
+/// The mode of every read: one consistent snapshot.
+const READ_ONLY: &str = "ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 impl PgStore {
     /// Makes token `serial` in the database (making the schema first if there is none),
@@ -94,9 +89,10 @@ impl PgStore {
         let mut client = settings.connect()?;
         schema::ensure(&settings, &mut client)?;
         let writer = uuid::Uuid::new_v4().simple().to_string();
+        let mut committing = false;
         let made = (|| -> PgResult<(i64, i64)> {
-            let mut tx = client.transaction()?;
-            let row = tx.query_opt(
+            client.begin("")?;
+            let row = client.query_opt(
                 "INSERT INTO kmshsm_tokens (serial) VALUES ($1) \
                  ON CONFLICT (serial) DO NOTHING RETURNING id",
                 &[&serial],
@@ -108,14 +104,17 @@ impl PgStore {
                 ))));
             };
             let token: i64 = row.get(0);
-            let seq = records::apply(&mut tx, token, &writer, initial)?;
-            tx.commit()?;
+            let seq = records::apply(&mut client, token, &writer, initial)?;
+            committing = true;
+            client.commit()?;
             Ok((token, seq))
         })();
         let (token, seq) = match made {
             Ok(made) => made,
-            Err(Failure::Store(e)) => return Err(e),
-            Err(Failure::Pg(e)) => return Err(settings.failure(e)),
+            Err(f) => {
+                client.end_transaction();
+                return Err(settings.classify(f, committing));
+            }
         };
         let store = PgStore::wrap(settings, serial, token, writer, client);
         // Its own commit: nothing elsewhere yet.
@@ -129,7 +128,7 @@ impl PgStore {
         schema::ensure(&settings, &mut client)?;
         let row = client
             .query_opt("SELECT id FROM kmshsm_tokens WHERE serial = $1", &[&serial])
-            .map_err(|e| settings.failure(e))?
+            .map_err(|f| settings.classify(f, false))?
             .ok_or_else(|| {
                 StoreError::Io(std::io::Error::new(
                     std::io::ErrorKind::NotFound,
@@ -145,7 +144,7 @@ impl PgStore {
         serial: &str,
         token: i64,
         writer: String,
-        client: Client,
+        client: Conn,
     ) -> PgStore {
         PgStore {
             settings,
@@ -164,51 +163,59 @@ impl PgStore {
     }
 
     /// Runs `op` on the connection, connecting first when there is none or it was found
-    /// closed. `op` sets its flag just before sending a COMMIT that writes: a connection
-    /// lost after that leaves the outcome unknown. A connection that was reused and
-    /// found dead before that point is replaced and `op` run once more (the server had
-    /// rolled back whatever it had begun); a fresh one failing is reported.
+    /// closed, and ends any transaction `op` left open. `op` sets its flag just before
+    /// sending a COMMIT that writes: a connection lost after that leaves the outcome
+    /// unknown. A connection that was reused and found dead before that point is replaced
+    /// and `op` run once more (the server had rolled back whatever it had begun); a fresh
+    /// one failing, or any connection not answering within the deadline, is reported.
     fn run<T>(
         &self,
         inner: &mut Inner,
-        mut op: impl FnMut(&mut Client, &mut bool) -> PgResult<T>,
+        mut op: impl FnMut(&mut Conn, &mut bool) -> PgResult<T>,
     ) -> StoreResult<T> {
         for attempt in 0..2 {
-            if inner.client.as_ref().is_some_and(Client::is_closed) {
+            if inner.client.as_ref().is_some_and(Conn::is_closed) {
                 inner.client = None;
             }
             let fresh = inner.client.is_none();
             if fresh {
                 inner.client = Some(self.settings.connect()?);
             }
-            let Some(client) = inner.client.as_mut() else {
-                return Err(StoreError::Unreachable("no connection".into()));
+            let Some(conn) = inner.client.as_mut() else {
+                break;
             };
             let mut committing = false;
-            match op(client, &mut committing) {
-                Ok(v) => return Ok(v),
-                Err(Failure::Store(e)) => return Err(e),
-                Err(Failure::Pg(e)) if conn::connection_lost(&e) => {
-                    inner.client = None;
-                    if committing {
-                        log::error!(
-                            "token {}: connection to {} lost during a commit: {e}",
-                            self.serial,
-                            self.settings.shown()
-                        );
-                        return Err(StoreError::CommitUnknown);
+            let failure = match op(conn, &mut committing) {
+                Ok(v) => {
+                    if !conn.end_transaction() {
+                        inner.client = None;
                     }
-                    if fresh || attempt > 0 {
-                        return Err(self.settings.failure(e));
-                    }
-                    log::warn!(
-                        "token {}: connection to {} lost ({e}); connecting again",
-                        self.serial,
-                        self.settings.shown()
-                    );
+                    return Ok(v);
                 }
-                Err(Failure::Pg(e)) => return Err(self.settings.failure(e)),
+                Err(f) => f,
+            };
+            if !failure.is_lost() {
+                // The connection is sound: end what the call began, and report.
+                if !conn.end_transaction() {
+                    inner.client = None;
+                }
+                return Err(self.settings.classify(failure, false));
             }
+            inner.client = None;
+            let again =
+                !committing && !fresh && attempt == 0 && !matches!(failure, Failure::Timeout);
+            if !again {
+                let e = self.settings.classify(failure, committing);
+                if committing {
+                    log::error!("token {}: {e}", self.serial);
+                }
+                return Err(e);
+            }
+            log::warn!(
+                "token {}: connection to {} lost; connecting again",
+                self.serial,
+                self.settings.shown()
+            );
         }
         Err(StoreError::Unreachable(self.settings.shown().to_string()))
     }
@@ -297,8 +304,9 @@ impl Store for PgStore {
         let mut inner = self.inner.lock();
         let token = self.token;
         let snap = self.run(&mut inner, |c, _| {
-            let mut tx = started_read_only(c)?;
-            let (seq, store_epoch) = records::state(&mut tx, token, false)?;
+            let tx = c;
+            tx.begin(READ_ONLY)?;
+            let (seq, store_epoch) = records::state(tx, token, false)?;
             let reset = epoch != store_epoch;
             let mut snap = Snapshot {
                 seq,
@@ -368,9 +376,10 @@ impl Store for PgStore {
         let mut inner = self.inner.lock();
         let token = self.token;
         self.run(&mut inner, |c, _| {
-            let mut tx = started_read_only(c)?;
-            let (seq, epoch) = records::state(&mut tx, token, false)?;
-            let objects = records::objects(&mut tx, token, uids)?;
+            let tx = c;
+            tx.begin(READ_ONLY)?;
+            let (seq, epoch) = records::state(tx, token, false)?;
+            let objects = records::objects(tx, token, uids)?;
             tx.commit()?;
             Ok(Loaded {
                 seq,
@@ -384,7 +393,8 @@ impl Store for PgStore {
         let mut inner = self.inner.lock();
         let token = self.token;
         self.run(&mut inner, |c, _| {
-            let mut tx = started_read_only(c)?;
+            let tx = c;
+            tx.begin(READ_ONLY)?;
             let mut due = Due::default();
             for row in tx.query(
                 "SELECT uid FROM kmshsm_objects WHERE token = $1 AND due <= $2",
@@ -421,8 +431,9 @@ impl Store for PgStore {
         let mut inner = self.inner.lock();
         let (token, writer) = (self.token, self.writer.as_str());
         let seq = self.run(&mut inner, |c, committing| {
-            let mut tx = c.transaction()?;
-            let seq = records::apply(&mut tx, token, writer, changes.clone())?;
+            let tx = c;
+            tx.begin("")?;
+            let seq = records::apply(tx, token, writer, changes.clone())?;
             *committing = true;
             tx.commit()?;
             Ok(seq)
@@ -440,10 +451,11 @@ impl Store for PgStore {
         let mut inner = self.inner.lock();
         let (token, writer) = (self.token, self.writer.as_str());
         let seq = self.run(&mut inner, |c, committing| {
-            let mut tx = c.transaction()?;
+            let tx = c;
+            tx.begin("")?;
             // The token's row, locked until the commit: every other writer of this token
             // waits here, so the records read below are those the changes apply to.
-            let (seq, epoch) = records::state(&mut tx, token, true)?;
+            let (seq, epoch) = records::state(tx, token, true)?;
             let mut wanted: Vec<ObjectUid> = uids.to_vec();
             if !lookup.is_empty() {
                 for row in tx.query(
@@ -458,13 +470,13 @@ impl Store for PgStore {
             let loaded = Loaded {
                 seq,
                 epoch,
-                objects: records::objects(&mut tx, token, &wanted)?,
+                objects: records::objects(tx, token, &wanted)?,
             };
             let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
                 // Dropping the transaction rolls it back; nothing was written.
                 return Ok(None);
             };
-            let seq = records::apply(&mut tx, token, writer, changes)?;
+            let seq = records::apply(tx, token, writer, changes)?;
             *committing = true;
             tx.commit()?;
             Ok(Some(seq))
@@ -489,9 +501,10 @@ impl Store for PgStore {
         let (token, writer) = (self.token, self.writer.as_str());
         let (code, limit) = (role.code(), i64::from(limit));
         let (answer, seq) = self.run(&mut inner, |c, committing| {
-            let mut tx = c.transaction()?;
+            let tx = c;
+            tx.begin("")?;
             // The token's row first, as every writer takes it.
-            records::state(&mut tx, token, true)?;
+            records::state(tx, token, true)?;
             // One statement checks the limit and takes the attempt: the row lock makes
             // a second host wait and then re-check the condition on the new count.
             let taken = tx.query_opt(
@@ -509,7 +522,7 @@ impl Store for PgStore {
                      lease_until = greatest(a.lease_until, $4::bigint)",
                     &[&token, &code, &now, &lease_until],
                 )?;
-                let seq = records::bump(&mut tx, token, writer)?;
+                let seq = records::bump(tx, token, writer)?;
                 *committing = true;
                 tx.commit()?;
                 return Ok((PinAttempt::Reserved(failures), Some(seq)));
@@ -550,8 +563,9 @@ impl Store for PgStore {
         let mut inner = self.inner.lock();
         let (token, writer, code) = (self.token, self.writer.as_str(), role.code());
         let seq = self.run(&mut inner, |c, committing| {
-            let mut tx = c.transaction()?;
-            records::state(&mut tx, token, true)?;
+            let tx = c;
+            tx.begin("")?;
+            records::state(tx, token, true)?;
             let mut seq = None;
             if right {
                 let reset = tx.execute(
@@ -560,7 +574,7 @@ impl Store for PgStore {
                     &[&token, &code],
                 )?;
                 if reset > 0 {
-                    seq = Some(records::bump(&mut tx, token, writer)?);
+                    seq = Some(records::bump(tx, token, writer)?);
                 }
             }
             tx.execute(

@@ -4,22 +4,34 @@
 //! sequence number or `SELECT ... FOR UPDATE`), so the writers of one token take their
 //! locks in one order and never deadlock. This module must not interpret records.
 
-use postgres::Transaction;
-
+use super::conn::Conn;
 use crate::error::StoreError;
 use crate::store::{Change, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex};
 
 pub(super) type PgResult<T> = Result<T, Failure>;
 
-/// A failure inside a transaction: the client's, or a record that did not decode.
+/// A failure of a round trip: the client's or the server's, no answer within the
+/// deadline, or a record that did not decode.
 #[derive(Debug)]
 pub(super) enum Failure {
-    Pg(postgres::Error),
+    Pg(tokio_postgres::Error),
+    Timeout,
     Store(StoreError),
 }
 
-impl From<postgres::Error> for Failure {
-    fn from(e: postgres::Error) -> Self {
+impl Failure {
+    /// The connection is gone or cannot be trusted any more.
+    pub(super) fn is_lost(&self) -> bool {
+        match self {
+            Failure::Pg(e) => super::conn::connection_lost(e),
+            Failure::Timeout => true,
+            Failure::Store(_) => false,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
         Failure::Pg(e)
     }
 }
@@ -41,7 +53,7 @@ pub(super) fn count(n: i64) -> Result<u32, StoreError> {
 }
 
 /// The token's sequence number and epoch.
-pub(super) fn state(tx: &mut Transaction<'_>, token: i64, lock: bool) -> PgResult<(u64, u64)> {
+pub(super) fn state(tx: &mut Conn, token: i64, lock: bool) -> PgResult<(u64, u64)> {
     let sql = if lock {
         "SELECT seq, epoch FROM kmshsm_tokens WHERE id = $1 FOR UPDATE"
     } else {
@@ -56,7 +68,7 @@ pub(super) fn state(tx: &mut Transaction<'_>, token: i64, lock: bool) -> PgResul
 
 /// Takes the next sequence number (locking the token's row until the commit) and tells
 /// listeners of it at the commit: the payload is the writer's id and the number.
-pub(super) fn bump(tx: &mut Transaction<'_>, token: i64, writer: &str) -> PgResult<i64> {
+pub(super) fn bump(tx: &mut Conn, token: i64, writer: &str) -> PgResult<i64> {
     let seq: i64 = tx
         .query_one(
             "UPDATE kmshsm_tokens SET seq = seq + 1 WHERE id = $1 RETURNING seq",
@@ -72,7 +84,7 @@ pub(super) fn bump(tx: &mut Transaction<'_>, token: i64, writer: &str) -> PgResu
 
 /// The live records among `uids`, in the order of `uids`.
 pub(super) fn objects(
-    tx: &mut Transaction<'_>,
+    tx: &mut Conn,
     token: i64,
     uids: &[ObjectUid],
 ) -> PgResult<Vec<ObjectRecord>> {
@@ -102,7 +114,7 @@ pub(super) fn record(
     })
 }
 
-pub(super) fn pin_row(row: &postgres::Row) -> Result<(PinRole, PinRecord), StoreError> {
+pub(super) fn pin_row(row: &tokio_postgres::Row) -> Result<(PinRole, PinRecord), StoreError> {
     let role = PinRole::from_code(row.get(0)).ok_or(StoreError::Malformed("unknown PIN role"))?;
     Ok((
         role,
@@ -116,12 +128,7 @@ pub(super) fn pin_row(row: &postgres::Row) -> Result<(PinRole, PinRecord), Store
 
 /// Writes a record's lookup keys and due time, replacing any it had; nothing when there
 /// is no such record.
-fn put_index(
-    tx: &mut Transaction<'_>,
-    token: i64,
-    uid: &ObjectUid,
-    index: &RecordIndex,
-) -> PgResult<()> {
+fn put_index(tx: &mut Conn, token: i64, uid: &ObjectUid, index: &RecordIndex) -> PgResult<()> {
     let found = tx.execute(
         "UPDATE kmshsm_objects SET due = $3 WHERE token = $1 AND uid = $2",
         &[&token, &&uid[..], &index.due],
@@ -146,7 +153,7 @@ fn put_index(
 
 /// Applies `changes` as one new sequence number; answers it.
 pub(super) fn apply(
-    tx: &mut Transaction<'_>,
+    tx: &mut Conn,
     token: i64,
     writer: &str,
     changes: Vec<Change>,

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use postgres::Client;
 
-use super::conn::{connection_lost, PgSettings};
+use super::conn::{Conn, PgSettings};
+use super::records::{Failure, PgResult};
 use crate::error::StoreError;
 use crate::store::StoreResult;
 
@@ -48,62 +48,76 @@ INSERT INTO kmshsm_version (id, version) VALUES (1, 1);
 ";
 
 /// The version row, if the table exists.
-fn version(client: &mut impl postgres::GenericClient) -> Result<Option<i32>, postgres::Error> {
-    let exists: bool = client
+fn version(c: &mut Conn) -> PgResult<Option<i32>> {
+    let exists: bool = c
         .query_one("SELECT to_regclass('kmshsm_version') IS NOT NULL", &[])?
         .get(0);
     if !exists {
         return Ok(None);
     }
-    Ok(client
-        .query_opt("SELECT version FROM kmshsm_version WHERE id = 1", &[])?
-        .map(|r| r.get(0)))
+    Ok(
+        c.query_opt("SELECT version FROM kmshsm_version WHERE id = 1", &[])?
+            .map(|r| r.get(0)),
+    )
 }
 
 /// Makes the schema when the database has none; checks its version otherwise.
-pub fn ensure(settings: &PgSettings, client: &mut Client) -> StoreResult<()> {
-    let fail = |e| settings.failure(e);
-    match version(client).map_err(fail)? {
-        Some(SCHEMA_VERSION) => return Ok(()),
-        Some(v) => return Err(StoreError::SchemaVersion(v.into())),
-        None => {}
+pub(super) fn ensure(settings: &PgSettings, c: &mut Conn) -> StoreResult<()> {
+    let made = make_or_check(c);
+    if !c.end_transaction() {
+        return Err(StoreError::Unreachable(settings.shown().to_string()));
     }
-    let mut tx = client.transaction().map_err(fail)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-        .map_err(fail)?;
+    match made {
+        Ok(true) => {
+            log::info!(
+                "made the kmshsm schema (version {SCHEMA_VERSION}) in {}",
+                settings.shown()
+            );
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(f) => Err(settings.classify(f, false)),
+    }
+}
+
+/// Answers whether it made the schema.
+fn make_or_check(c: &mut Conn) -> PgResult<bool> {
+    let check = |v: Option<i32>| match v {
+        Some(SCHEMA_VERSION) => Ok(Some(false)),
+        Some(v) => Err(Failure::Store(StoreError::SchemaVersion(v.into()))),
+        None => Ok(None),
+    };
+    if let Some(made) = check(version(c)?)? {
+        return Ok(made);
+    }
+    c.begin("")?;
+    c.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
     // Another process may have made it while this one waited for the lock.
-    match version(&mut tx).map_err(fail)? {
-        Some(SCHEMA_VERSION) => return Ok(()),
-        Some(v) => return Err(StoreError::SchemaVersion(v.into())),
-        None => {}
+    if let Some(made) = check(version(c)?)? {
+        return Ok(made);
     }
-    let strays: i64 = tx
+    let strays: i64 = c
         .query_one(
             "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'kmshsm\\_%' \
              AND schemaname = ANY (current_schemas(false))",
             &[],
-        )
-        .map_err(fail)?
+        )?
         .get(0);
     if strays > 0 {
-        return Err(StoreError::Malformed(
+        return Err(Failure::Store(StoreError::Malformed(
             "the database holds kmshsm_ tables but no kmshsm schema version: not a kmshsm store",
-        ));
+        )));
     }
-    tx.batch_execute(SCHEMA_V1).map_err(fail)?;
-    tx.commit().map_err(fail)?;
-    log::info!(
-        "made the kmshsm schema (version {SCHEMA_VERSION}) in {}",
-        settings.shown()
-    );
-    Ok(())
+    c.batch_execute(SCHEMA_V1)?;
+    c.commit()?;
+    Ok(true)
 }
 
 /// Which tokens a database holds, asked through one connection kept between asks (a
 /// provider asks at every `C_GetSlotList` with a NULL list).
 pub struct Catalog {
     settings: Arc<PgSettings>,
-    conn: Mutex<Option<Client>>,
+    conn: Mutex<Option<Conn>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -131,27 +145,27 @@ impl Catalog {
     pub fn serials(&self) -> StoreResult<Vec<String>> {
         let mut conn = self.conn.lock();
         for attempt in 0..2 {
-            if conn.as_ref().is_some_and(Client::is_closed) {
+            if conn.as_ref().is_some_and(Conn::is_closed) {
                 *conn = None;
             }
             let fresh = conn.is_none();
             if fresh {
-                let mut client = self.settings.connect()?;
-                ensure(&self.settings, &mut client)?;
-                *conn = Some(client);
+                let mut c = self.settings.connect()?;
+                ensure(&self.settings, &mut c)?;
+                *conn = Some(c);
             }
-            let Some(client) = conn.as_mut() else {
+            let Some(c) = conn.as_mut() else {
                 continue;
             };
-            match client.query("SELECT serial FROM kmshsm_tokens ORDER BY serial", &[]) {
+            match c.query("SELECT serial FROM kmshsm_tokens ORDER BY serial", &[]) {
                 Ok(rows) => return Ok(rows.iter().map(|r| r.get(0)).collect()),
-                Err(e) if connection_lost(&e) => {
+                Err(f) if f.is_lost() => {
                     *conn = None;
-                    if fresh || attempt > 0 {
-                        return Err(self.settings.failure(e));
+                    if fresh || attempt > 0 || matches!(f, Failure::Timeout) {
+                        return Err(self.settings.classify(f, false));
                     }
                 }
-                Err(e) => return Err(self.settings.failure(e)),
+                Err(f) => return Err(self.settings.classify(f, false)),
             }
         }
         Err(StoreError::Unreachable(self.settings.shown().to_string()))

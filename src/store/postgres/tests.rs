@@ -227,3 +227,69 @@ fn a_newer_schema_or_a_foreign_database_is_refused() {
     let e = PgStore::create(foreign, "t", vec![]).unwrap_err();
     assert!(e.to_string().contains("not a kmshsm store"), "{e}");
 }
+
+/// A peer that accepts the TCP connection and never answers: connecting gives up at the
+/// connect timeout (which `tokio-postgres` alone applies to the TCP connect only).
+#[test]
+fn a_server_that_accepts_and_never_answers_fails_within_the_connect_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("postgresql://u@127.0.0.1:{port}/db?sslmode=disable");
+    let options = PostgresConfig {
+        connect_timeout_ms: 300,
+        ..PostgresConfig::default()
+    };
+    let s = Arc::new(PgSettings::new(&StoreUrl::new(&url), &options).unwrap());
+    let started = Instant::now();
+    let e = PgStore::open(s, "x").unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(e, StoreError::Unreachable(_)), "{e:?}");
+    drop(silent);
+}
+
+/// A frozen server (its processes stopped; the kernel still acknowledges): every call
+/// gives up within statement timeout + network timeout, and works again once it thaws.
+#[test]
+fn a_frozen_server_fails_calls_within_the_round_trip_deadline() {
+    let cluster = pg::Cluster::start();
+    let url = cluster.database("frozen");
+    let options = PostgresConfig {
+        connect_timeout_ms: 500,
+        statement_timeout_ms: 500,
+        network_timeout_ms: 500,
+        ..PostgresConfig::default()
+    };
+    let s = Arc::new(PgSettings::new(&StoreUrl::new(&url), &options).unwrap());
+    let (first, _second) = pair(&s, "z");
+    first
+        .commit(vec![Change::PutMeta("k".into(), vec![1])])
+        .unwrap();
+    cluster.freeze(true);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let started = Instant::now();
+        let e = first.read(0, 0, Scope::All).unwrap_err();
+        assert!(matches!(e, StoreError::Unreachable(_)), "{e:?}");
+        let e = first
+            .commit(vec![Change::PutMeta("k".into(), vec![2])])
+            .unwrap_err();
+        // Reconnecting meets the frozen server too: no answer within the connect timeout.
+        assert!(matches!(e, StoreError::Unreachable(_)), "{e:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    }));
+    cluster.freeze(false);
+    outcome.unwrap();
+    let snap = first.read(0, 0, Scope::All).unwrap();
+    assert_eq!(
+        snap.meta["k"],
+        vec![1],
+        "the unacknowledged commit was not made"
+    );
+}
