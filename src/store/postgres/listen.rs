@@ -5,15 +5,18 @@
 //! the calling thread) that forwards notifications; `drain` turns the loop twice without
 //! waiting (one look at the socket, one run of the task it woke) and collects what the
 //! task forwarded. This
-//! module must not interpret records or notification payloads.
+//! module must not interpret records; it reads only the payloads the store writes (the
+//! writer's id and the new sequence number).
 
 use std::sync::mpsc;
+use std::time::Instant;
 
 use crate::error::StoreError;
 use crate::store::StoreResult;
 
 use super::conn::PgSettings;
 use super::records::Failure;
+use super::{channel, Inner, PgStore};
 
 pub(super) struct Listener {
     runtime: tokio::runtime::Runtime,
@@ -89,5 +92,75 @@ impl Listener {
             }
         }
         drained
+    }
+}
+
+impl PgStore {
+    /// `Store::changed_elsewhere`: a notification of another writer past what this
+    /// handle knows, or, when none came for the check interval (or the listener may have
+    /// missed some, or notifications are off), the server's sequence number.
+    pub(super) fn check_for_changes(&self) -> StoreResult<bool> {
+        let mut inner = self.inner.lock();
+        if self.settings.change_check == crate::config::ChangeCheck::Notify {
+            self.poll_listener(&mut inner);
+            if inner.pending {
+                return Ok(true);
+            }
+            if !inner.need_query && inner.checked_at.elapsed() < self.settings.check_interval {
+                return Ok(false);
+            }
+        } else if inner.pending {
+            return Ok(true);
+        }
+        let token = self.token;
+        let seq: i64 = self.run(&mut inner, |c, _| {
+            Ok(
+                c.query_one("SELECT seq FROM kmshsm_tokens WHERE id = $1", &[&token])?
+                    .get(0),
+            )
+        })?;
+        inner.checked_at = Instant::now();
+        inner.need_query = false;
+        if seq as u64 != inner.known_seq {
+            inner.pending = true;
+        }
+        Ok(inner.pending)
+    }
+
+    /// Takes in the notifications that arrived, (re)connecting the listener if needed.
+    fn poll_listener(&self, inner: &mut Inner) {
+        if inner.listener.is_none() {
+            // Whatever came before LISTEN took effect was not heard: ask once.
+            inner.need_query = true;
+            match Listener::start(&self.settings, &channel(self.token)) {
+                Ok(listener) => inner.listener = Some(listener),
+                Err(e) => {
+                    log::debug!("token {}: no listener ({e}); asking instead", self.serial);
+                    return;
+                }
+            }
+        }
+        let Some(listener) = inner.listener.as_mut() else {
+            return;
+        };
+        let drained = listener.drain();
+        if drained.lost {
+            inner.listener = None;
+            inner.need_query = true;
+        }
+        let mut newest = None;
+        for payload in drained.payloads {
+            let mut parts = payload.split(' ');
+            let writer = parts.next().unwrap_or_default();
+            match parts.next().and_then(|s| s.parse::<u64>().ok()) {
+                Some(seq) if writer != self.writer => newest = newest.max(Some(seq)),
+                Some(_) => {}
+                // Not a payload this module wrote: taken as a change, to be safe.
+                None => newest = Some(u64::MAX),
+            }
+        }
+        if newest.is_some_and(|s| s > inner.known_seq) {
+            inner.pending = true;
+        }
     }
 }

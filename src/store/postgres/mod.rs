@@ -19,6 +19,8 @@
 
 mod conn;
 mod listen;
+mod pins;
+mod reads;
 mod records;
 pub mod schema;
 
@@ -76,7 +78,7 @@ impl std::fmt::Debug for PgStore {
 }
 
 /// The mode of every read: one consistent snapshot.
-const READ_ONLY: &str = "ISOLATION LEVEL REPEATABLE READ READ ONLY";
+pub(super) const READ_ONLY: &str = "ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 impl PgStore {
     /// Makes token `serial` in the database (making the schema first if there is none),
@@ -228,43 +230,6 @@ impl PgStore {
         }
     }
 
-    /// Takes in the notifications that arrived, (re)connecting the listener if needed.
-    fn poll_listener(&self, inner: &mut Inner) {
-        if inner.listener.is_none() {
-            // Whatever came before LISTEN took effect was not heard: ask once.
-            inner.need_query = true;
-            match Listener::start(&self.settings, &channel(self.token)) {
-                Ok(listener) => inner.listener = Some(listener),
-                Err(e) => {
-                    log::debug!("token {}: no listener ({e}); asking instead", self.serial);
-                    return;
-                }
-            }
-        }
-        let Some(listener) = inner.listener.as_mut() else {
-            return;
-        };
-        let drained = listener.drain();
-        if drained.lost {
-            inner.listener = None;
-            inner.need_query = true;
-        }
-        let mut newest = None;
-        for payload in drained.payloads {
-            let mut parts = payload.split(' ');
-            let writer = parts.next().unwrap_or_default();
-            match parts.next().and_then(|s| s.parse::<u64>().ok()) {
-                Some(seq) if writer != self.writer => newest = newest.max(Some(seq)),
-                Some(_) => {}
-                // Not a payload this module wrote: taken as a change, to be safe.
-                None => newest = Some(u64::MAX),
-            }
-        }
-        if newest.is_some_and(|s| s > inner.known_seq) {
-            inner.pending = true;
-        }
-    }
-
     /// The token's row id in the database.
     pub fn token_id(&self) -> i64 {
         self.token
@@ -273,83 +238,14 @@ impl PgStore {
 
 impl Store for PgStore {
     fn changed_elsewhere(&self) -> StoreResult<bool> {
-        let mut inner = self.inner.lock();
-        if self.settings.change_check == crate::config::ChangeCheck::Notify {
-            self.poll_listener(&mut inner);
-            if inner.pending {
-                return Ok(true);
-            }
-            if !inner.need_query && inner.checked_at.elapsed() < self.settings.check_interval {
-                return Ok(false);
-            }
-        } else if inner.pending {
-            return Ok(true);
-        }
-        let token = self.token;
-        let seq: i64 = self.run(&mut inner, |c, _| {
-            Ok(
-                c.query_one("SELECT seq FROM kmshsm_tokens WHERE id = $1", &[&token])?
-                    .get(0),
-            )
-        })?;
-        inner.checked_at = Instant::now();
-        inner.need_query = false;
-        if seq as u64 != inner.known_seq {
-            inner.pending = true;
-        }
-        Ok(inner.pending)
+        self.check_for_changes()
     }
 
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
         let mut inner = self.inner.lock();
         let token = self.token;
         let snap = self.run(&mut inner, |c, _| {
-            let tx = c;
-            tx.begin(READ_ONLY)?;
-            let (seq, store_epoch) = records::state(tx, token, false)?;
-            let reset = epoch != store_epoch;
-            let mut snap = Snapshot {
-                seq,
-                epoch: store_epoch,
-                reset,
-                whole: scope == Scope::All,
-                ..Snapshot::default()
-            };
-            let from: i64 = match (scope, reset) {
-                (Scope::All, _) => -1,
-                (Scope::Changes, true) => seq as i64,
-                (Scope::Changes, false) => since as i64,
-            };
-            for row in tx.query(
-                "SELECT name, value FROM kmshsm_meta WHERE token = $1",
-                &[&token],
-            )? {
-                snap.meta.insert(row.get(0), row.get(1));
-            }
-            for row in tx.query(
-                "SELECT role, kdf, wrapped_key, failures FROM kmshsm_pins WHERE token = $1",
-                &[&token],
-            )? {
-                let (role, pin) = records::pin_row(&row)?;
-                snap.pins.insert(role, pin);
-            }
-            for row in tx.query(
-                "SELECT uid, plain, sealed FROM kmshsm_objects WHERE token = $1 AND seq > $2",
-                &[&token, &from],
-            )? {
-                snap.objects
-                    .push(records::record(row.get(0), row.get(1), row.get(2))?);
-            }
-            if !reset && scope == Scope::Changes {
-                for row in tx.query(
-                    "SELECT uid FROM kmshsm_removed WHERE token = $1 AND seq > $2",
-                    &[&token, &from],
-                )? {
-                    snap.removed.push(records::uid_of(row.get(0))?);
-                }
-            }
-            tx.commit()?;
-            Ok(snap)
+            reads::snapshot(c, token, since, epoch, scope)
         })?;
         inner.known_seq = snap.seq;
         inner.pending = false;
@@ -392,25 +288,7 @@ impl Store for PgStore {
     fn due(&self, now: i64) -> StoreResult<Due> {
         let mut inner = self.inner.lock();
         let token = self.token;
-        self.run(&mut inner, |c, _| {
-            let tx = c;
-            tx.begin(READ_ONLY)?;
-            let mut due = Due::default();
-            for row in tx.query(
-                "SELECT uid FROM kmshsm_objects WHERE token = $1 AND due <= $2",
-                &[&token, &now],
-            )? {
-                due.now.push(records::uid_of(row.get(0))?);
-            }
-            due.next = tx
-                .query_one(
-                    "SELECT min(due) FROM kmshsm_objects WHERE token = $1 AND due > $2",
-                    &[&token, &now],
-                )?
-                .get(0);
-            tx.commit()?;
-            Ok(due)
-        })
+        self.run(&mut inner, |c, _| reads::due(c, token, now))
     }
 
     fn object_count_hint(&self) -> StoreResult<u64> {
@@ -501,57 +379,7 @@ impl Store for PgStore {
         let (token, writer) = (self.token, self.writer.as_str());
         let (code, limit) = (role.code(), i64::from(limit));
         let (answer, seq) = self.run(&mut inner, |c, committing| {
-            let tx = c;
-            tx.begin("")?;
-            // The token's row first, as every writer takes it.
-            records::state(tx, token, true)?;
-            // One statement checks the limit and takes the attempt: the row lock makes
-            // a second host wait and then re-check the condition on the new count.
-            let taken = tx.query_opt(
-                "UPDATE kmshsm_pins SET failures = failures + 1 WHERE token = $1 AND role = $2 \
-                 AND ($3::bigint = 0 OR failures < $3::bigint) RETURNING failures",
-                &[&token, &code, &limit],
-            )?;
-            if let Some(row) = taken {
-                let failures = records::count(row.get(0))?;
-                // An expired lease means its holders died: their count is dropped.
-                tx.execute(
-                    "INSERT INTO kmshsm_pin_attempts AS a (token, role, inflight, lease_until) \
-                     VALUES ($1, $2, 1, $4::bigint) ON CONFLICT (token, role) DO UPDATE SET \
-                     inflight = CASE WHEN a.lease_until <= $3::bigint THEN 1 ELSE a.inflight + 1 END, \
-                     lease_until = greatest(a.lease_until, $4::bigint)",
-                    &[&token, &code, &now, &lease_until],
-                )?;
-                let seq = records::bump(tx, token, writer)?;
-                *committing = true;
-                tx.commit()?;
-                return Ok((PinAttempt::Reserved(failures), Some(seq)));
-            }
-            let exists = tx
-                .query_opt(
-                    "SELECT 1 FROM kmshsm_pins WHERE token = $1 AND role = $2",
-                    &[&token, &code],
-                )?
-                .is_some();
-            if !exists {
-                return Err(StoreError::Malformed("no PIN record for that role").into());
-            }
-            let busy = tx
-                .query_opt(
-                    "SELECT 1 FROM kmshsm_pin_attempts WHERE token = $1 AND role = $2 \
-                     AND inflight > 0 AND lease_until > $3::bigint",
-                    &[&token, &code, &now],
-                )?
-                .is_some();
-            tx.commit()?;
-            Ok((
-                if busy {
-                    PinAttempt::Busy
-                } else {
-                    PinAttempt::Locked
-                },
-                None,
-            ))
+            pins::reserve(c, token, writer, code, limit, now, lease_until, committing)
         })?;
         if let Some(seq) = seq {
             PgStore::committed(&mut inner, seq);
@@ -563,28 +391,7 @@ impl Store for PgStore {
         let mut inner = self.inner.lock();
         let (token, writer, code) = (self.token, self.writer.as_str(), role.code());
         let seq = self.run(&mut inner, |c, committing| {
-            let tx = c;
-            tx.begin("")?;
-            records::state(tx, token, true)?;
-            let mut seq = None;
-            if right {
-                let reset = tx.execute(
-                    "UPDATE kmshsm_pins SET failures = 0 \
-                     WHERE token = $1 AND role = $2 AND failures != 0",
-                    &[&token, &code],
-                )?;
-                if reset > 0 {
-                    seq = Some(records::bump(tx, token, writer)?);
-                }
-            }
-            tx.execute(
-                "UPDATE kmshsm_pin_attempts SET inflight = inflight - 1 \
-                 WHERE token = $1 AND role = $2 AND inflight > 0",
-                &[&token, &code],
-            )?;
-            *committing = true;
-            tx.commit()?;
-            Ok(seq)
+            pins::settle(c, token, writer, code, right, committing)
         })?;
         if let Some(seq) = seq {
             PgStore::committed(&mut inner, seq);
