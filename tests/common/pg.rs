@@ -267,3 +267,43 @@ impl Cluster {
         }
     }
 }
+
+impl Cluster {
+    /// `pg_dump` of database `db`, as plain SQL (bytea values as hex): what a database
+    /// administrator sees.
+    pub fn dump(&self, db: &str) -> Vec<u8> {
+        self.run_ok(
+            &bin("pg_dump"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                USER,
+                "-d",
+                db,
+            ],
+        )
+        .stdout
+    }
+
+    /// Asks the server to write everything to its data files (`CHECKPOINT`).
+    pub fn checkpoint(&self) {
+        self.run_ok(
+            &bin("psql"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                USER,
+                "-d",
+                "postgres",
+                "-c",
+                "CHECKPOINT",
+            ],
+        );
+    }
+}
