@@ -18,6 +18,9 @@ use super::conn::PgSettings;
 use super::records::Failure;
 use super::{channel, Inner, PgStore};
 
+/// The least time between attempts to start a listener that failed.
+const LISTENER_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(super) struct Listener {
     runtime: tokio::runtime::Runtime,
     /// Kept: dropping the client would end the connection.
@@ -132,10 +135,22 @@ impl PgStore {
         if inner.listener.is_none() {
             // Whatever came before LISTEN took effect was not heard: ask once.
             inner.need_query = true;
+            // Not while the main connection is down (the round trip that follows finds
+            // out, within one connect timeout rather than two), nor again soon after a
+            // failed attempt: meanwhile every call asks the server.
+            if inner.client.is_none() || inner.listener_retry_at.is_some_and(|t| Instant::now() < t)
+            {
+                return;
+            }
             match Listener::start(&self.settings, &channel(self.token)) {
-                Ok(listener) => inner.listener = Some(listener),
+                Ok(listener) => {
+                    inner.listener = Some(listener);
+                    inner.listener_retry_at = None;
+                }
                 Err(e) => {
                     log::debug!("token {}: no listener ({e}); asking instead", self.serial);
+                    inner.listener_retry_at =
+                        Some(Instant::now() + self.settings.check_interval.max(LISTENER_RETRY));
                     return;
                 }
             }

@@ -57,6 +57,8 @@ struct Inner {
     need_query: bool,
     /// When the server was last asked for the sequence number.
     checked_at: Instant,
+    /// After a failed attempt to start the listener: not before then again.
+    listener_retry_at: Option<Instant>,
 }
 
 pub struct PgStore {
@@ -160,6 +162,7 @@ impl PgStore {
                 pending: false,
                 need_query: true,
                 checked_at: Instant::now(),
+                listener_retry_at: None,
             }),
         }
     }
