@@ -4,7 +4,9 @@
 #
 #   apt: opensc (pkcs11-tool), softhsm2, sqlite3, libengine-pkcs11-openssl (the libp11
 #        engine for OpenSSL 3), gnutls-bin (p11tool), p11-kit, p11-kit-modules, openssh-client
-#        (ssh-keygen -D), default-jdk-headless (java, javac, keytool), python3-pip
+#        (ssh-keygen -D), default-jdk-headless (java, javac, keytool), python3-pip,
+#        postgresql-15 (initdb, pg_ctl, postgres: the tests start a private server of
+#        their own, tests/common/pg.rs; the package's system service is not used)
 #   pip: python-pkcs11 (and cryptography) for the python3 found first on PATH
 set -euo pipefail
 
@@ -24,6 +26,7 @@ command -v p11-kit >/dev/null || need_apt+=(p11-kit)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 { command -v java && command -v javac && command -v keytool; } >/dev/null || need_apt+=(default-jdk-headless)
 command -v python3 >/dev/null || need_apt+=(python3)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql-15)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -61,6 +61,112 @@ pub struct Config {
     /// Refuse keys created from now on that could both wrap and decrypt, or both unwrap
     /// and encrypt (docs/security.md, "separation of duties"); off by default.
     pub separation_of_duties: bool,
+    /// A PostgreSQL connection URL: tokens live in that database instead of `token_dir`.
+    pub store_url: Option<StoreUrl>,
+    /// How the PostgreSQL store connects, times out and notices other hosts' changes.
+    pub postgres: PostgresConfig,
+}
+
+/// A `store_url`. Its `Debug` form hides the password, so a logged configuration never
+/// shows it; `expose` gives the whole text, for connecting only.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    pub fn new(url: &str) -> StoreUrl {
+        StoreUrl(url.to_string())
+    }
+
+    /// The URL as written, password included: pass it to the connector, never to a log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`, for messages.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({})", self.redacted())
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host/...` URL and of a
+/// `password=` query parameter.
+fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
+    }
+    out
+}
+
+/// How other hosts' commits are noticed (docs/configuration.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeCheck {
+    /// LISTEN/NOTIFY on a second connection, polled without blocking; one `SELECT` at
+    /// most every `check_interval_ms` when no notification came.
+    #[default]
+    Notify,
+    /// One `SELECT` round trip per call: exact, and slower.
+    Query,
+}
+
+/// The `[postgres]` table: used only with `store_url`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Giving up on connecting after this long (unless the URL sets `connect_timeout`).
+    pub connect_timeout_ms: u64,
+    /// The server cancels a statement running longer than this (and ends a session idle
+    /// inside a transaction as long).
+    pub statement_timeout_ms: u64,
+    /// The client's kernel drops the connection when data sent stays unacknowledged
+    /// this long (`TCP_USER_TIMEOUT`), and probes an idle connection after this long.
+    pub network_timeout_ms: u64,
+    /// A PEM file of CA certificates the server's certificate must chain to (with
+    /// `sslmode=require` in the URL); the system's CAs when absent.
+    pub tls_ca_file: Option<PathBuf>,
+    pub change_check: ChangeCheck,
+    /// With `change_check = "notify"`: ask the server anyway when no notification has
+    /// come for this long.
+    pub check_interval_ms: u64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            connect_timeout_ms: 5_000,
+            statement_timeout_ms: 10_000,
+            network_timeout_ms: 10_000,
+            tls_ca_file: None,
+            change_check: ChangeCheck::default(),
+            check_interval_ms: 100,
+        }
+    }
 }
 
 impl Default for Config {
@@ -72,6 +178,8 @@ impl Default for Config {
             max_pin_failures: 10,
             kdf: KdfConfig::default(),
             separation_of_duties: false,
+            store_url: None,
+            postgres: PostgresConfig::default(),
         }
     }
 }
@@ -125,6 +233,21 @@ impl Config {
     fn validate(&self) -> Result<()> {
         if self.token_dir.as_os_str().is_empty() {
             return Err(Error::Config("token_dir is empty".into()));
+        }
+        if let Some(url) = &self.store_url {
+            let u = url.expose();
+            if !(u.starts_with("postgresql://") || u.starts_with("postgres://")) {
+                return Err(Error::Config(format!(
+                    "store_url must start with postgresql:// (got {})",
+                    url.redacted()
+                )));
+            }
+        }
+        let p = &self.postgres;
+        if p.connect_timeout_ms == 0 || p.statement_timeout_ms == 0 || p.network_timeout_ms == 0 {
+            return Err(Error::Config(
+                "postgres timeouts must be at least 1 ms".into(),
+            ));
         }
         let k = &self.kdf;
         // argon2's own bounds: p in 1..2^24, t >= 1, m >= 8p.
@@ -191,6 +314,46 @@ mod tests {
     fn impossible_kdf_cost_is_refused() {
         assert!(Config::parse("[kdf]\niterations = 0").is_err());
         assert!(Config::parse("[kdf]\nmemory_kib = 4\nparallelism = 1").is_err());
+    }
+
+    #[test]
+    fn store_url_and_postgres_options_are_read() {
+        let c = Config::parse(
+            "store_url = \"postgresql://u:sekret@h:5433/db?sslmode=require\"\n\
+             [postgres]\nconnect_timeout_ms = 100\nchange_check = \"query\"\n",
+        )
+        .unwrap();
+        let url = c.store_url.as_ref().unwrap();
+        assert_eq!(
+            url.expose(),
+            "postgresql://u:sekret@h:5433/db?sslmode=require"
+        );
+        assert_eq!(c.postgres.connect_timeout_ms, 100);
+        assert_eq!(c.postgres.change_check, ChangeCheck::Query);
+        assert_eq!(c.postgres.statement_timeout_ms, 10_000);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("sekret"), "{shown}");
+        assert!(shown.contains("u:***@h:5433"), "{shown}");
+    }
+
+    #[test]
+    fn passwords_are_redacted_wherever_the_url_holds_them() {
+        let r = |u: &str| StoreUrl::new(u).redacted();
+        assert_eq!(r("postgresql://u:p@h/d"), "postgresql://u:***@h/d");
+        assert_eq!(r("postgresql://u@h/d"), "postgresql://u@h/d");
+        assert_eq!(
+            r("postgresql://h/d?user=u&password=p&sslmode=require"),
+            "postgresql://h/d?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(r("postgresql://u:p:q@h"), "postgresql://u:***@h");
+    }
+
+    #[test]
+    fn a_store_url_of_another_kind_is_refused_without_its_password() {
+        let e = Config::parse("store_url = \"mysql://u:sekret@h/db\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("postgresql://") && !e.contains("sekret"), "{e}");
     }
 
     #[test]

@@ -26,6 +26,21 @@ pub enum StoreError {
     /// a record that must be authenticated was not: changed outside the module.
     #[error("a stored record failed authentication (changed outside the module)")]
     Tampered,
+    /// The PostgreSQL server answered with an error (a constraint, a timeout it enforced,
+    /// a permission) or the client failed to talk to it.
+    #[error("token database server: {0}")]
+    Server(#[from] tokio_postgres::Error),
+    /// The PostgreSQL server could not be reached, or the connection to it was lost
+    /// before the call could have changed anything. The next call connects again.
+    #[error("token database server unreachable: {0}")]
+    Unreachable(String),
+    /// The connection was lost while a commit was being acknowledged: the change may or
+    /// may not have been made (it was not acknowledged, so the caller must not count it).
+    #[error("token database server lost during commit; the outcome is unknown")]
+    CommitUnknown,
+    /// The configuration of the store (`store_url` and its options) cannot be used.
+    #[error("store configuration: {0}")]
+    Config(String),
 }
 
 /// Every failure the module can report. Variants name what went wrong for the caller;

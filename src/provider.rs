@@ -19,6 +19,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::object::table::{HandleSource, SessionHandle};
 use crate::session::Session;
+use crate::store::postgres::schema::Catalog;
+use crate::store::postgres::PgSettings;
+use crate::store::Backend;
 use crate::token::{Shared, Token, LABEL_LEN};
 
 mod fork;
@@ -73,6 +76,8 @@ pub struct SlotView {
 #[derive(Debug)]
 pub struct Provider {
     pub config: Arc<Config>,
+    /// Where tokens live: `token_dir`, or the database of `store_url`.
+    backend: Backend,
     shared: Arc<Shared>,
     slots: RwLock<Vec<Slot>>,
     sessions: RwLock<HashMap<SessionHandle, Arc<Session>>>,
@@ -135,7 +140,15 @@ fn create_token_dir(dir: &Path) -> Result<()> {
 
 impl Provider {
     fn new(config: Config) -> Result<Provider> {
-        create_token_dir(&config.token_dir)?;
+        let backend = match &config.store_url {
+            Some(url) => Backend::Postgres(Arc::new(Catalog::new(Arc::new(
+                PgSettings::new(url, &config.postgres).map_err(|e| Error::Config(e.to_string()))?,
+            )))),
+            None => {
+                create_token_dir(&config.token_dir)?;
+                Backend::Files(config.token_dir.clone())
+            }
+        };
         let config = Arc::new(config);
         let provider = Provider {
             shared: Arc::new(Shared {
@@ -144,18 +157,62 @@ impl Provider {
                 clock: crate::kms::clock::module_clock(),
             }),
             config,
+            backend,
             slots: RwLock::new(Vec::new()),
             sessions: RwLock::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             pid: std::process::id(),
         };
-        provider.rescan()?;
+        provider.rescan_or_fail()?;
         Ok(provider)
     }
 
-    /// Opens tokens that appeared in the token directory and keeps exactly one free slot.
+    /// Opens tokens that appeared (in the token directory, or the database) and keeps
+    /// exactly one free slot. A database that cannot be listed keeps the slots there
+    /// are (logged); only `C_Initialize` fails on it (`rescan_or_fail`).
     pub fn rescan(&self) -> Result<()> {
-        let dir = &self.config.token_dir;
+        match self.rescan_or_fail() {
+            Err(Error::Store(e)) if matches!(self.backend, Backend::Postgres(_)) => {
+                log::warn!("cannot list the tokens of the database: {e}");
+                self.keep_a_free_slot();
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn rescan_or_fail(&self) -> Result<()> {
+        let opened = match &self.backend {
+            Backend::Files(dir) => self.open_new_files(dir)?,
+            Backend::Postgres(catalog) => self.open_new_rows(catalog)?,
+        };
+        self.add_tokens(opened);
+        Ok(())
+    }
+
+    /// Opens the tokens of the database not in a slot yet.
+    fn open_new_rows(&self, catalog: &Catalog) -> Result<Vec<Token>> {
+        let settings = catalog.settings();
+        let serials = catalog.serials().inspect_err(|e| {
+            log::error!("token database {}: {e}", settings.shown());
+        })?;
+        let known: Vec<String> = self.slots.read().iter().map(|s| s.serial.clone()).collect();
+        let mut opened = Vec::new();
+        for serial in serials {
+            if known.contains(&serial) {
+                continue;
+            }
+            match Token::open_postgres(settings, &serial, Arc::clone(&self.shared)) {
+                Ok(token) => opened.push(token),
+                // One unreadable token must not hide the others.
+                Err(e) => log::warn!("skipping token {serial} of {}: {e}", settings.shown()),
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Opens the token files of `dir` not in a slot yet.
+    fn open_new_files(&self, dir: &Path) -> Result<Vec<Token>> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
             Error::Config(format!(
                 "cannot read token directory {}: {e}",
@@ -183,6 +240,11 @@ impl Provider {
                 Err(e) => log::warn!("skipping token file {}: {e}", path.display()),
             }
         }
+        Ok(opened)
+    }
+
+    /// Puts newly opened tokens into slots, then makes sure one slot is free.
+    fn add_tokens(&self, opened: Vec<Token>) {
         let mut slots = self.slots.write();
         for token in opened {
             if slots
@@ -208,6 +270,12 @@ impl Provider {
                 None => slots.push(slot),
             }
         }
+        drop(slots);
+        self.keep_a_free_slot();
+    }
+
+    fn keep_a_free_slot(&self) {
+        let mut slots = self.slots.write();
         if !slots
             .iter()
             .any(|s| !matches!(s.state, SlotState::Token(_)))
@@ -215,7 +283,6 @@ impl Provider {
             let slot = free_slot(&slots);
             slots.push(slot);
         }
-        Ok(())
     }
 
     pub fn slot_ids(&self) -> Vec<u64> {
@@ -259,7 +326,7 @@ impl Provider {
             slot.serial.clone()
         };
         let made = Token::create(
-            &self.config.token_dir,
+            &self.backend,
             id,
             &serial,
             label,

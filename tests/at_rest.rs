@@ -1,7 +1,9 @@
 //! No plaintext secret at rest or in the log (DESIGN.md §3): token secret keys, private key
 //! components, private data values and PINs never appear in any file of the token directory
 //! (database, -wal, -shm), neither while the library runs nor after C_Finalize, and never in
-//! the log even at trace level. Run with `cargo nextest run`.
+//! the log even at trace level; nor, for a token in PostgreSQL, in a dump of the database
+//! or any file of the server's data directory (what its administrator sees). Run with
+//! `cargo nextest run`.
 
 mod common;
 
@@ -105,6 +107,51 @@ fn no_plaintext_secret_in_the_token_directory() {
     ctx.finalize().unwrap();
     assert_no_secret_in_token_dir(&env, "after C_Finalize");
     let _ = slot;
+}
+
+#[test]
+fn no_plaintext_secret_in_a_postgres_database_or_its_files() {
+    let env = TestEnv::postgres();
+    let (ctx, _slot, session) = ready_token(&env);
+    create_secrets(&session);
+    session
+        .set_pin(&pin(USER_PIN), &pin("user-pin-2222"))
+        .unwrap();
+    assert_eq!(find_by_label(&session, "canary key").len(), 1);
+    drop(session);
+    ctx.finalize().unwrap();
+    let cluster = env.pg.as_ref().unwrap();
+    let dump = cluster.dump("kmshsm");
+    // The records are there (labels are plain attributes), the secrets are not, neither
+    // as bytes nor as the hex text bytea is dumped as.
+    assert!(
+        contains(&dump, to_hex(b"canary key").as_bytes()),
+        "the dump holds the records"
+    );
+    let mut all = secrets();
+    all.push(("new user PIN", b"user-pin-2222".to_vec()));
+    for (name, secret) in &all {
+        assert!(!contains(&dump, secret), "{name} in the dump");
+        assert!(
+            !contains(&dump, to_hex(secret).as_bytes()),
+            "{name} in hex in the dump"
+        );
+    }
+    cluster.checkpoint();
+    let files = files_under(&cluster.data_dir());
+    assert!(
+        files.len() > 100,
+        "the data directory: {} files",
+        files.len()
+    );
+    for file in files {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        for (name, secret) in &all {
+            assert!(!contains(&bytes, secret), "{name} in {}", file.display());
+        }
+    }
 }
 
 #[test]

@@ -243,7 +243,23 @@ fn assert_parent_carries_on(session: &Session, key: ObjectHandle) {
 
 #[test]
 fn a_forked_child_starts_uninitialised_and_works_on_its_own() {
-    let env = TestEnv::new();
+    child_works_on_its_own(TestEnv::new());
+}
+
+/// The same on a PostgreSQL token: the child never uses the parent's connections (it
+/// abandons the parent's provider) and makes its own. `check_interval_ms = 0`: the
+/// parent's next call asks the server when no notification has come, so it sees the
+/// child's object exactly then.
+#[test]
+fn a_forked_child_on_a_postgres_token_starts_uninitialised_and_works_on_its_own() {
+    child_works_on_its_own(postgres_env());
+}
+
+fn postgres_env() -> TestEnv {
+    TestEnv::postgres_with(Options::default(), "check_interval_ms = 0")
+}
+
+fn child_works_on_its_own(env: TestEnv) {
     let (ctx, slot, session, key) = setup(&env);
     assert_child_ok(fork_and_check(&ctx, &session, slot));
     assert_parent_carries_on(&session, key);
@@ -417,7 +433,17 @@ fn pkcs11_tool_test_fork_passes() {
 /// is a SQLite transaction), so forks land while a thread is inside SQLite.
 #[test]
 fn forks_while_other_threads_write_the_token_never_leave_the_child_stuck() {
-    let env = TestEnv::new();
+    forks_while_writing(TestEnv::new());
+}
+
+/// The same on a PostgreSQL token: forks land while a thread is in the middle of a
+/// round trip to the server.
+#[test]
+fn forks_while_other_threads_write_a_postgres_token_never_leave_the_child_stuck() {
+    forks_while_writing(postgres_env());
+}
+
+fn forks_while_writing(env: TestEnv) {
     let (ctx, slot, session, key) = setup(&env);
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..2)

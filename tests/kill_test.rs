@@ -235,11 +235,22 @@ fn sigkill_rounds_on_a_fourth_token_lose_and_corrupt_nothing() {
     kill_series(3);
 }
 
+/// The first quarter's rounds on a PostgreSQL token (tests/postgres.rs): a client killed
+/// in the middle of a commit loses nothing acknowledged and leaves nothing half written
+/// (the server's own consistency is not checked here; what the token shows is).
+#[test]
+fn sigkill_rounds_on_a_postgres_token_lose_and_corrupt_nothing() {
+    kill_series_in(0, TestEnv::postgres());
+}
+
 /// One quarter of the rounds: rounds `part`, `part + 4`, ... (together the four aim at
 /// every operation).
 fn kill_series(part: u32) {
     require_tool("sqlite3", "sqlite3");
-    let env = TestEnv::new();
+    kill_series_in(part, TestEnv::new());
+}
+
+fn kill_series_in(part: u32, env: TestEnv) {
     let ctx = env.load();
     init_token(&ctx);
     ctx.finalize().unwrap();
@@ -294,7 +305,9 @@ fn kill_series(part: u32) {
             .entry(last.split(' ').next().unwrap_or("").to_owned())
             .or_default() += 1;
 
-        integrity_check(&env.token_database());
+        if env.pg.is_none() {
+            integrity_check(&env.token_database());
+        }
         let ctx = load_module();
         initialize(&ctx)
             .unwrap_or_else(|e| panic!("round {round} (seed {seed}): C_Initialize: {e}"));

@@ -160,7 +160,16 @@ fn user_session_tolerant(
 
 #[test]
 fn four_processes_on_one_token_see_each_other_and_every_committed_change_is_there_once() {
-    let env = TestEnv::new();
+    four_processes(TestEnv::new());
+}
+
+/// The same on a PostgreSQL token (tests/postgres.rs): hosts simulated by processes.
+#[test]
+fn four_processes_on_one_postgres_token_see_each_other_and_every_committed_change_is_there_once() {
+    four_processes(TestEnv::postgres());
+}
+
+fn four_processes(env: TestEnv) {
     let ctx = env.load();
     init_token(&ctx);
     ctx.finalize().unwrap();

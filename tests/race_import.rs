@@ -13,6 +13,8 @@
 //! (each trial makes a key, an RSA-2048 wrapping key pair and 8 openssl wraps); the
 //! process trials start 4 children each (about 0.5 s a trial), so there are 10 of them,
 //! of imports and of state changes each.
+//! The process trials run on a SQLite token and on a PostgreSQL one (a private server
+//! per test, `common/pg.rs`).
 //! Run with `cargo nextest run --test race_import`.
 
 mod common;
@@ -230,7 +232,16 @@ fn run_children(
 
 #[test]
 fn concurrent_state_changes_from_processes_end_as_some_serial_order_would() {
-    let env = TestEnv::new();
+    state_changes_from_processes(TestEnv::new());
+}
+
+/// The same across processes on a PostgreSQL token (tests/postgres.rs).
+#[test]
+fn concurrent_state_changes_from_processes_on_postgres_end_as_some_serial_order_would() {
+    state_changes_from_processes(TestEnv::postgres());
+}
+
+fn state_changes_from_processes(env: TestEnv) {
     let (_ctx, _slot, session) = ready_token(&env);
     let work = Work::new(&env);
     let key = create_external(&session, Spec::Aes256, "states");
@@ -297,7 +308,17 @@ fn wrapping_private_key(session: &Session, id: &str) -> ObjectHandle {
 
 #[test]
 fn concurrent_imports_of_different_material_from_processes_have_one_winner() {
-    let env = TestEnv::new();
+    imports_from_processes(TestEnv::new());
+}
+
+/// The same across processes on a PostgreSQL token (tests/postgres.rs): exactly once
+/// across hosts.
+#[test]
+fn concurrent_imports_of_different_material_from_processes_on_postgres_have_one_winner() {
+    imports_from_processes(TestEnv::postgres());
+}
+
+fn imports_from_processes(env: TestEnv) {
     let (_ctx, _slot, session) = ready_token(&env);
     let work = Work::new(&env);
     let expected = expected_ciphertexts(&work, PROCESSES);

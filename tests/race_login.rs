@@ -4,6 +4,8 @@
 //! the right PIN afterwards is locked out too; and more processes than the limit logging
 //! in with the right PIN at once do not lock one another out. The limit is the token's, fixed at
 //! `C_InitToken`: a caller's configuration saying `max_pin_failures = 0` does not unlock.
+//! The cross-process trials run on a SQLite token and on a PostgreSQL one (a private
+//! server per test, `common/pg.rs`).
 //! Run with `cargo nextest run --test race_login`.
 
 mod common;
@@ -184,7 +186,17 @@ fn run_children(env: &TestEnv, role: &str, trial: usize, n: usize) -> (usize, us
 
 #[test]
 fn concurrent_wrong_logins_from_processes_try_at_most_the_limit() {
-    let env = TestEnv::new();
+    wrong_logins_from_processes(TestEnv::new());
+}
+
+/// The same across processes on a PostgreSQL token (tests/postgres.rs): the lockout
+/// holds across hosts as it does across processes on one file.
+#[test]
+fn concurrent_wrong_logins_from_processes_on_postgres_try_at_most_the_limit() {
+    wrong_logins_from_processes(TestEnv::postgres());
+}
+
+fn wrong_logins_from_processes(env: TestEnv) {
     let ctx = env.load();
     let slot = init_token(&ctx);
     for trial in 0..PROCESS_TRIALS {
@@ -203,7 +215,15 @@ fn concurrent_wrong_logins_from_processes_try_at_most_the_limit() {
 /// attempt, so the limit is reached by attempts in flight; none may answer "locked".
 #[test]
 fn concurrent_right_logins_from_processes_do_not_lock_each_other_out() {
-    let env = TestEnv::new();
+    right_logins_from_processes(TestEnv::new());
+}
+
+#[test]
+fn concurrent_right_logins_from_processes_on_postgres_do_not_lock_each_other_out() {
+    right_logins_from_processes(TestEnv::postgres());
+}
+
+fn right_logins_from_processes(env: TestEnv) {
     let ctx = env.load();
     let slot = init_token(&ctx);
     for trial in 0..PROCESS_TRIALS {

@@ -200,6 +200,8 @@ mod tests {
             (Error::RandomSeedNotSupported, CKR_RANDOM_SEED_NOT_SUPPORTED),
             (Error::RandomFailed, CKR_DEVICE_ERROR),
             (StoreError::Unseal.into(), CKR_DEVICE_ERROR),
+            (StoreError::Unreachable("x".into()).into(), CKR_DEVICE_ERROR),
+            (StoreError::CommitUnknown.into(), CKR_DEVICE_ERROR),
             (
                 StoreError::Tampered.into(),
                 v::CKR_KMSHSM_RECORD_TAMPERED as CK_RV,

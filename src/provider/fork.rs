@@ -4,10 +4,11 @@
 //! The invariant: **a provider made in one process is never used, changed or dropped in
 //! another.** Its SQLite connections must not be used across a fork (SQLite's rule: the
 //! child would close, checkpoint or lock files through the parent's connection and
-//! WAL-index state), and its mappings and locks were the parent's. Dropping it would run
-//! exactly those destructors, so the child *leaks* the inherited provider
-//! (`std::mem::forget` of the `Arc` in `STATE`): nothing it owns is freed, closed or
-//! unmapped in the child. The leak is bounded by one provider per fork, and a child that
+//! WAL-index state), nor its PostgreSQL connections (a child sending on, or closing, the
+//! parent's socket would break the parent's session), and its mappings and locks were
+//! the parent's. Dropping it would run exactly those destructors, so the child *leaks*
+//! the inherited provider (`std::mem::forget` of the `Arc` in `STATE`): nothing it owns
+//! is freed, closed or unmapped in the child. The leak is bounded by one provider per fork, and a child that
 //! execs or exits frees it with the rest of its memory. Other threads' `Arc` clones of
 //! it belonged to threads that do not exist in the child, so no count ever reaches zero.
 //!

@@ -11,10 +11,13 @@
 
 pub mod fork_gate;
 pub mod memory;
+pub mod postgres;
 pub mod seal;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::StoreError;
 
@@ -234,6 +237,42 @@ pub trait Store: Send + Sync {
     fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()>;
     /// Verifies the store's own consistency (SQLite: `PRAGMA integrity_check`).
     fn check_integrity(&self) -> StoreResult<()>;
+}
+
+/// Where a provider's tokens live: one SQLite file each in a directory, or rows of one
+/// PostgreSQL database (`store_url`).
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Files(PathBuf),
+    Postgres(Arc<postgres::schema::Catalog>),
+}
+
+impl Backend {
+    /// The SQLite file of the token with `serial` in `dir`.
+    pub fn file_of(dir: &Path, serial: &str) -> PathBuf {
+        dir.join(format!("{serial}.db"))
+    }
+
+    /// Makes token `serial`, holding `initial`; fails if it exists. Answers the store
+    /// and where it is, for messages (never a password).
+    pub fn create(
+        &self,
+        serial: &str,
+        initial: Vec<Change>,
+    ) -> StoreResult<(Box<dyn Store>, String)> {
+        match self {
+            Backend::Files(dir) => {
+                let path = Backend::file_of(dir, serial);
+                let store = sqlite::SqliteStore::create(&path, initial)?;
+                Ok((Box::new(store), path.display().to_string()))
+            }
+            Backend::Postgres(catalog) => {
+                let settings = catalog.settings();
+                let store = postgres::PgStore::create(Arc::clone(settings), serial, initial)?;
+                Ok((Box::new(store), format!("{} ({serial})", settings.shown())))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ mod objects;
 mod records;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -25,9 +25,10 @@ use crate::error::{Error, Result, StoreError};
 use crate::kms::clock::Clock;
 use crate::object::table::{HandleSource, ObjectTable, SessionHandle};
 use crate::object::{index, Object};
+use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::seal::{self, MasterKey, PinKdf};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Change, ObjectUid, PinRecord, PinRole, Scope, Snapshot, Store};
+use crate::store::{Backend, Change, ObjectUid, PinRecord, PinRole, Scope, Snapshot, Store};
 
 pub use login::{LoggedIn, UserKind};
 pub use objects::Caller;
@@ -95,7 +96,8 @@ struct View {
 pub struct Token {
     pub slot_id: u64,
     pub serial: String,
-    path: PathBuf,
+    /// Where the store is (a file, or a server and serial), for messages.
+    location: String,
     store: Box<dyn Store>,
     shared: Arc<Shared>,
     /// Sessions open on this token in this process: handle → read/write.
@@ -138,19 +140,29 @@ pub fn check_pin_len(pin: &[u8]) -> Result<()> {
     }
 }
 
-/// The database file of the token with `serial` in `dir`.
-pub fn db_path(dir: &Path, serial: &str) -> PathBuf {
-    dir.join(format!("{serial}.db"))
-}
-
 impl Token {
     /// Opens an initialised token from its database file. Reads its metadata and PIN
     /// records only; objects are loaded when first needed.
     pub fn open(path: &Path, shared: Arc<Shared>) -> Result<Token> {
         let store = SqliteStore::open(path)?;
+        Token::open_store(Box::new(store), path.display().to_string(), shared)
+    }
+
+    /// Opens token `serial` of a PostgreSQL database.
+    pub fn open_postgres(
+        settings: &Arc<PgSettings>,
+        serial: &str,
+        shared: Arc<Shared>,
+    ) -> Result<Token> {
+        let store = PgStore::open(Arc::clone(settings), serial)?;
+        let location = format!("{} ({serial})", settings.shown());
+        Token::open_store(Box::new(store), location, shared)
+    }
+
+    fn open_store(store: Box<dyn Store>, location: String, shared: Arc<Shared>) -> Result<Token> {
         let mut snap = store.read(0, 0, Scope::Changes)?;
         if snap.meta.get(META_OBJECT_INDEX).map(Vec::as_slice) != Some(index::VERSION) {
-            reindex(&store)?;
+            reindex(store.as_ref())?;
             snap = store.read(0, 0, Scope::Changes)?;
         }
         let text = |k: &str| {
@@ -163,12 +175,12 @@ impl Token {
         let slot_id = text(META_SLOT_ID)?
             .parse::<u64>()
             .map_err(|_| StoreError::Malformed("slot id"))?;
-        Token::assemble(path, slot_id, serial, Box::new(store), &snap, shared)
+        Token::assemble(location, slot_id, serial, store, &snap, shared)
     }
 
     /// Initialises a new token on a free slot: a fresh master key wrapped under the SO PIN.
     pub fn create(
-        dir: &Path,
+        backend: &Backend,
         slot_id: u64,
         serial: &str,
         label: [u8; LABEL_LEN],
@@ -178,9 +190,8 @@ impl Token {
         check_pin_len(so_pin)?;
         let master = MasterKey::generate()?;
         let so = Token::pin_record(&master, serial, PinRole::So, so_pin, &shared.config)?;
-        let path = db_path(dir, serial);
-        let store = SqliteStore::create(
-            &path,
+        let (store, location) = backend.create(
+            serial,
             vec![
                 Change::PutMeta(META_SERIAL.into(), serial.as_bytes().to_vec()),
                 Change::PutMeta(META_SLOT_ID.into(), slot_id.to_string().into_bytes()),
@@ -195,18 +206,11 @@ impl Token {
             ],
         )?;
         let snap = store.read(0, 0, Scope::Changes)?;
-        Token::assemble(
-            &path,
-            slot_id,
-            serial.to_string(),
-            Box::new(store),
-            &snap,
-            shared,
-        )
+        Token::assemble(location, slot_id, serial.to_string(), store, &snap, shared)
     }
 
     fn assemble(
-        path: &Path,
+        location: String,
         slot_id: u64,
         serial: String,
         store: Box<dyn Store>,
@@ -219,7 +223,7 @@ impl Token {
         Ok(Token {
             slot_id,
             serial,
-            path: path.to_path_buf(),
+            location,
             store,
             shared,
             sessions: Mutex::new(BTreeMap::new()),
@@ -247,8 +251,9 @@ impl Token {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the token's store is (a file, or a server and serial), for messages.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Picks up what other processes committed, if anything, and applies what time
@@ -464,7 +469,7 @@ fn pin_limit_meta(limit: u32) -> Change {
 
 /// Gives every record of a token written before its store kept an index (or by a build
 /// indexing other attributes) the index this build makes, in one transaction.
-fn reindex(store: &SqliteStore) -> Result<()> {
+fn reindex(store: &dyn Store) -> Result<()> {
     let all = store.read(0, 0, Scope::All)?;
     let mut changes = Vec::with_capacity(all.objects.len() + 1);
     for rec in &all.objects {

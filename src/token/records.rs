@@ -209,8 +209,9 @@ mod tests {
             handles: HandleSource::default(),
             clock: crate::kms::clock::module_clock(),
         });
+        let backend = crate::store::Backend::Files(dir.to_path_buf());
         let token = Token::create(
-            dir,
+            &backend,
             1,
             "legacy0001",
             [b' '; LABEL_LEN],
@@ -266,7 +267,7 @@ mod tests {
         token.store.commit(changes).unwrap();
         token.logout().unwrap();
         token.remove_session(1);
-        let path = token.path().to_path_buf();
+        let path = crate::store::Backend::file_of(dir, &token.serial);
         drop(token);
         let db = rusqlite::Connection::open(&path).unwrap();
         db.execute("DELETE FROM meta WHERE name = ?1", [META_RECORD_AUTH])

@@ -21,6 +21,7 @@ pub mod hostile;
 pub mod kms;
 pub mod material;
 pub mod mech;
+pub mod pg;
 pub mod raw;
 
 use std::io::Write;
@@ -137,6 +138,12 @@ pub struct TestEnv {
     pub token_dir: PathBuf,
     pub conf_path: PathBuf,
     pub log_path: PathBuf,
+    /// The private PostgreSQL server whose database holds the tokens, for
+    /// [`TestEnv::postgres`]; stopped when the environment is dropped (after the test's
+    /// module context, declared later, has been finalised).
+    pub pg: Option<pg::Cluster>,
+    /// The `store_url` written into the configuration, if any.
+    pub store_url: Option<String>,
 }
 
 impl TestEnv {
@@ -147,6 +154,27 @@ impl TestEnv {
 
     /// A fresh environment with the given configuration knobs, already activated.
     pub fn with_options(options: Options) -> Self {
+        Self::build(options, None)
+    }
+
+    /// A fresh environment whose tokens live in a database of a private PostgreSQL
+    /// server started for it (`common/pg.rs`), already activated. `postgres_table` is
+    /// the body of the configuration's `[postgres]` table.
+    pub fn postgres_with(options: Options, postgres_table: &str) -> Self {
+        let cluster = pg::Cluster::start();
+        let url = cluster.database("kmshsm");
+        let mut env = Self::build(options, Some((&url, postgres_table)));
+        env.pg = Some(cluster);
+        env.store_url = Some(url);
+        env
+    }
+
+    /// [`TestEnv::postgres_with`] with the default options and `[postgres]` table.
+    pub fn postgres() -> Self {
+        Self::postgres_with(Options::default(), "")
+    }
+
+    fn build(options: Options, store: Option<(&str, &str)>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("kmshsm-test-")
             .tempdir()
@@ -159,17 +187,28 @@ impl TestEnv {
             token_dir,
             conf_path,
             log_path,
+            pg: None,
+            store_url: None,
+        };
+        let (store_url, postgres_table) = match store {
+            Some((url, table)) => (
+                format!("store_url = {url:?}\n"),
+                format!("\n[postgres]\n{table}\n"),
+            ),
+            None => (String::new(), String::new()),
         };
         env.write_config(&format!(
             "token_dir = {token_dir:?}\n\
              log_level = {level:?}\n\
              log_file = {log:?}\n\
              max_pin_failures = {max}\n\
+             {store_url}\
              \n\
              [kdf]\n\
              memory_kib = 1024\n\
              iterations = 1\n\
-             parallelism = 1\n",
+             parallelism = 1\n\
+             {postgres_table}",
             token_dir = env.token_dir.to_str().unwrap(),
             level = options.log_level,
             log = env.log_path.to_str().unwrap(),

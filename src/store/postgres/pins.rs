@@ -1,0 +1,106 @@
+//! PIN attempts in the PostgreSQL store: reserving one (one statement checks the limit
+//! and counts the attempt, under the token's row lock) and settling it. This module must
+//! not see PINs; it counts attempts.
+
+use super::conn::Conn;
+use super::records::{self, PgResult};
+use crate::error::StoreError;
+use crate::store::PinAttempt;
+
+/// What `Store::reserve_pin_attempt` answers, and the sequence number of its commit.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn reserve(
+    c: &mut Conn,
+    token: i64,
+    writer: &str,
+    code: i64,
+    limit: i64,
+    now: i64,
+    lease_until: i64,
+    committing: &mut bool,
+) -> PgResult<(PinAttempt, Option<i64>)> {
+    let tx = c;
+    tx.begin("")?;
+    // The token's row first, as every writer takes it.
+    records::state(tx, token, true)?;
+    // One statement checks the limit and takes the attempt: the row lock makes
+    // a second host wait and then re-check the condition on the new count.
+    let taken = tx.query_opt(
+        "UPDATE kmshsm_pins SET failures = failures + 1 WHERE token = $1 AND role = $2 \
+         AND ($3::bigint = 0 OR failures < $3::bigint) RETURNING failures",
+        &[&token, &code, &limit],
+    )?;
+    if let Some(row) = taken {
+        let failures = records::count(row.get(0))?;
+        // An expired lease means its holders died: their count is dropped.
+        tx.execute(
+            "INSERT INTO kmshsm_pin_attempts AS a (token, role, inflight, lease_until) \
+             VALUES ($1, $2, 1, $4::bigint) ON CONFLICT (token, role) DO UPDATE SET \
+             inflight = CASE WHEN a.lease_until <= $3::bigint THEN 1 ELSE a.inflight + 1 END, \
+             lease_until = greatest(a.lease_until, $4::bigint)",
+            &[&token, &code, &now, &lease_until],
+        )?;
+        let seq = records::bump(tx, token, writer)?;
+        *committing = true;
+        tx.commit()?;
+        return Ok((PinAttempt::Reserved(failures), Some(seq)));
+    }
+    let exists = tx
+        .query_opt(
+            "SELECT 1 FROM kmshsm_pins WHERE token = $1 AND role = $2",
+            &[&token, &code],
+        )?
+        .is_some();
+    if !exists {
+        return Err(StoreError::Malformed("no PIN record for that role").into());
+    }
+    let busy = tx
+        .query_opt(
+            "SELECT 1 FROM kmshsm_pin_attempts WHERE token = $1 AND role = $2 \
+             AND inflight > 0 AND lease_until > $3::bigint",
+            &[&token, &code, &now],
+        )?
+        .is_some();
+    tx.commit()?;
+    Ok((
+        if busy {
+            PinAttempt::Busy
+        } else {
+            PinAttempt::Locked
+        },
+        None,
+    ))
+}
+
+/// `Store::settle_pin_attempt`; the sequence number of its commit when it changed a count.
+pub(super) fn settle(
+    c: &mut Conn,
+    token: i64,
+    writer: &str,
+    code: i64,
+    right: bool,
+    committing: &mut bool,
+) -> PgResult<Option<i64>> {
+    let tx = c;
+    tx.begin("")?;
+    records::state(tx, token, true)?;
+    let mut seq = None;
+    if right {
+        let reset = tx.execute(
+            "UPDATE kmshsm_pins SET failures = 0 \
+             WHERE token = $1 AND role = $2 AND failures != 0",
+            &[&token, &code],
+        )?;
+        if reset > 0 {
+            seq = Some(records::bump(tx, token, writer)?);
+        }
+    }
+    tx.execute(
+        "UPDATE kmshsm_pin_attempts SET inflight = inflight - 1 \
+         WHERE token = $1 AND role = $2 AND inflight > 0",
+        &[&token, &code],
+    )?;
+    *committing = true;
+    tx.commit()?;
+    Ok(seq)
+}

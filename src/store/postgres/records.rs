@@ -1,0 +1,233 @@
+//! The statements of the PostgreSQL store: reading and writing one token's records
+//! inside a transaction the caller opened. Every statement names the token's id; every
+//! write transaction first locks the token's row in `kmshsm_tokens` (by bumping its
+//! sequence number or `SELECT ... FOR UPDATE`), so the writers of one token take their
+//! locks in one order and never deadlock. This module must not interpret records.
+
+use super::conn::Conn;
+use crate::error::StoreError;
+use crate::store::{Change, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex};
+
+pub(super) type PgResult<T> = Result<T, Failure>;
+
+/// A failure of a round trip: the client's or the server's, no answer within the
+/// deadline, or a record that did not decode.
+#[derive(Debug)]
+pub(super) enum Failure {
+    Pg(tokio_postgres::Error),
+    Timeout,
+    Store(StoreError),
+}
+
+impl Failure {
+    /// The connection is gone or cannot be trusted any more.
+    pub(super) fn is_lost(&self) -> bool {
+        match self {
+            Failure::Pg(e) => super::conn::connection_lost(e),
+            Failure::Timeout => true,
+            Failure::Store(_) => false,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Pg(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+pub(super) fn uid_of(bytes: Vec<u8>) -> Result<ObjectUid, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Malformed("object uid is not 16 bytes"))
+}
+
+pub(super) fn count(n: i64) -> Result<u32, StoreError> {
+    u32::try_from(n).map_err(|_| StoreError::Malformed("PIN failure count out of range"))
+}
+
+/// The token's sequence number and epoch.
+pub(super) fn state(tx: &mut Conn, token: i64, lock: bool) -> PgResult<(u64, u64)> {
+    let sql = if lock {
+        "SELECT seq, epoch FROM kmshsm_tokens WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT seq, epoch FROM kmshsm_tokens WHERE id = $1"
+    };
+    let row = tx
+        .query_opt(sql, &[&token])?
+        .ok_or(StoreError::Malformed("the token's row is gone"))?;
+    let (seq, epoch): (i64, i64) = (row.get(0), row.get(1));
+    Ok((seq as u64, epoch as u64))
+}
+
+/// Takes the next sequence number (locking the token's row until the commit) and tells
+/// listeners of it at the commit: the payload is the writer's id and the number.
+pub(super) fn bump(tx: &mut Conn, token: i64, writer: &str) -> PgResult<i64> {
+    let seq: i64 = tx
+        .query_one(
+            "UPDATE kmshsm_tokens SET seq = seq + 1 WHERE id = $1 RETURNING seq",
+            &[&token],
+        )?
+        .get(0);
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&super::channel(token), &format!("{writer} {seq}")],
+    )?;
+    Ok(seq)
+}
+
+/// The live records among `uids`, in the order of `uids`.
+pub(super) fn objects(
+    tx: &mut Conn,
+    token: i64,
+    uids: &[ObjectUid],
+) -> PgResult<Vec<ObjectRecord>> {
+    let keys: Vec<&[u8]> = uids.iter().map(|u| &u[..]).collect();
+    let rows = tx.query(
+        "SELECT uid, plain, sealed FROM kmshsm_objects WHERE token = $1 AND uid = ANY ($2)",
+        &[&token, &keys],
+    )?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        found.push(record(row.get(0), row.get(1), row.get(2))?);
+    }
+    found.sort_by_key(|r: &ObjectRecord| uids.iter().position(|u| *u == r.uid));
+    Ok(found)
+}
+
+pub(super) fn record(
+    uid: Vec<u8>,
+    plain: Vec<u8>,
+    sealed: Option<Vec<u8>>,
+) -> Result<ObjectRecord, StoreError> {
+    Ok(ObjectRecord {
+        uid: uid_of(uid)?,
+        plain,
+        sealed,
+        index: RecordIndex::default(),
+    })
+}
+
+pub(super) fn pin_row(row: &tokio_postgres::Row) -> Result<(PinRole, PinRecord), StoreError> {
+    let role = PinRole::from_code(row.get(0)).ok_or(StoreError::Malformed("unknown PIN role"))?;
+    Ok((
+        role,
+        PinRecord {
+            kdf: row.get(1),
+            wrapped_key: row.get(2),
+            failures: count(row.get(3))?,
+        },
+    ))
+}
+
+/// Writes a record's lookup keys and due time, replacing any it had; nothing when there
+/// is no such record.
+fn put_index(tx: &mut Conn, token: i64, uid: &ObjectUid, index: &RecordIndex) -> PgResult<()> {
+    let found = tx.execute(
+        "UPDATE kmshsm_objects SET due = $3 WHERE token = $1 AND uid = $2",
+        &[&token, &&uid[..], &index.due],
+    )?;
+    if found == 0 {
+        return Ok(());
+    }
+    tx.execute(
+        "DELETE FROM kmshsm_lookup WHERE token = $1 AND uid = $2",
+        &[&token, &&uid[..]],
+    )?;
+    if !index.lookup.is_empty() {
+        let keys: Vec<&[u8]> = index.lookup.iter().map(Vec::as_slice).collect();
+        tx.execute(
+            "INSERT INTO kmshsm_lookup (token, key, uid) SELECT $1, k, $3 FROM unnest($2::bytea[]) AS k \
+             ON CONFLICT DO NOTHING",
+            &[&token, &keys, &&uid[..]],
+        )?;
+    }
+    Ok(())
+}
+
+/// Applies `changes` as one new sequence number; answers it.
+pub(super) fn apply(
+    tx: &mut Conn,
+    token: i64,
+    writer: &str,
+    changes: Vec<Change>,
+) -> PgResult<i64> {
+    let seq = bump(tx, token, writer)?;
+    for change in changes {
+        match change {
+            Change::PutMeta(name, value) => {
+                tx.execute(
+                    "INSERT INTO kmshsm_meta (token, name, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (token, name) DO UPDATE SET value = excluded.value",
+                    &[&token, &name, &value],
+                )?;
+            }
+            Change::PutPin(role, pin) => {
+                tx.execute(
+                    "INSERT INTO kmshsm_pins (token, role, kdf, wrapped_key, failures) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token, role) DO UPDATE SET \
+                     kdf = excluded.kdf, wrapped_key = excluded.wrapped_key, failures = excluded.failures",
+                    &[&token, &role.code(), &pin.kdf, &pin.wrapped_key, &i64::from(pin.failures)],
+                )?;
+            }
+            Change::RemovePin(role) => {
+                tx.execute(
+                    "DELETE FROM kmshsm_pins WHERE token = $1 AND role = $2",
+                    &[&token, &role.code()],
+                )?;
+            }
+            Change::PutObject(rec) => {
+                tx.execute(
+                    "INSERT INTO kmshsm_objects (token, uid, seq, plain, sealed, due) \
+                     VALUES ($1, $2, $3, $4, $5, NULL) ON CONFLICT (token, uid) DO UPDATE SET \
+                     seq = excluded.seq, plain = excluded.plain, sealed = excluded.sealed, due = NULL",
+                    &[&token, &&rec.uid[..], &seq, &rec.plain, &rec.sealed],
+                )?;
+                put_index(tx, token, &rec.uid, &rec.index)?;
+                tx.execute(
+                    "DELETE FROM kmshsm_removed WHERE token = $1 AND uid = $2",
+                    &[&token, &&rec.uid[..]],
+                )?;
+            }
+            Change::Reindex(uid, index) => put_index(tx, token, &uid, &index)?,
+            Change::RemoveObject(uid) => {
+                let uid = &uid[..];
+                tx.execute(
+                    "DELETE FROM kmshsm_objects WHERE token = $1 AND uid = $2",
+                    &[&token, &uid],
+                )?;
+                tx.execute(
+                    "DELETE FROM kmshsm_lookup WHERE token = $1 AND uid = $2",
+                    &[&token, &uid],
+                )?;
+                tx.execute(
+                    "INSERT INTO kmshsm_removed (token, uid, seq) VALUES ($1, $2, $3) \
+                     ON CONFLICT (token, uid) DO UPDATE SET seq = excluded.seq",
+                    &[&token, &uid, &seq],
+                )?;
+            }
+            Change::Wipe => {
+                for table in [
+                    "kmshsm_objects",
+                    "kmshsm_lookup",
+                    "kmshsm_removed",
+                    "kmshsm_pins",
+                    "kmshsm_pin_attempts",
+                ] {
+                    tx.execute(&format!("DELETE FROM {table} WHERE token = $1"), &[&token])?;
+                }
+                tx.execute(
+                    "UPDATE kmshsm_tokens SET epoch = epoch + 1 WHERE id = $1",
+                    &[&token],
+                )?;
+            }
+        }
+    }
+    Ok(seq)
+}

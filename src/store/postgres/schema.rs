@@ -1,0 +1,173 @@
+//! The PostgreSQL schema: its tables (one set per database, shared by every token in
+//! it, each row carrying its token's id), its version, and making or checking it.
+//!
+//! Version 1 holds what SQLite's version 3 holds. A database with a newer version is
+//! refused, as is one holding some `kmshsm_` tables but no version row (not a store this
+//! module made). Creation runs in one transaction under an advisory lock, so processes
+//! starting together make it once. This module must not interpret records.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::conn::{Conn, PgSettings};
+use super::records::{Failure, PgResult};
+use crate::error::StoreError;
+use crate::store::StoreResult;
+
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Taken (transaction-scoped) while the schema is made or upgraded: "kmshsm" in ASCII.
+const SCHEMA_LOCK: i64 = 0x6b6d_7368_736d;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE kmshsm_version (id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL);
+CREATE TABLE kmshsm_tokens  (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                             serial text NOT NULL UNIQUE,
+                             seq bigint NOT NULL DEFAULT 0, epoch bigint NOT NULL DEFAULT 1);
+CREATE TABLE kmshsm_meta    (token bigint NOT NULL REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             name text NOT NULL, value bytea NOT NULL, PRIMARY KEY (token, name));
+CREATE TABLE kmshsm_pins    (token bigint NOT NULL REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             role bigint NOT NULL, kdf bytea NOT NULL, wrapped_key bytea NOT NULL,
+                             failures bigint NOT NULL DEFAULT 0, PRIMARY KEY (token, role));
+CREATE TABLE kmshsm_pin_attempts (token bigint NOT NULL REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             role bigint NOT NULL, inflight bigint NOT NULL,
+                             lease_until bigint NOT NULL, PRIMARY KEY (token, role));
+CREATE TABLE kmshsm_objects (token bigint NOT NULL REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             uid bytea NOT NULL, seq bigint NOT NULL, plain bytea NOT NULL,
+                             sealed bytea, due bigint, PRIMARY KEY (token, uid));
+CREATE INDEX kmshsm_objects_by_seq ON kmshsm_objects (token, seq);
+CREATE INDEX kmshsm_objects_by_due ON kmshsm_objects (token, due) WHERE due IS NOT NULL;
+CREATE TABLE kmshsm_removed (token bigint NOT NULL REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             uid bytea NOT NULL, seq bigint NOT NULL, PRIMARY KEY (token, uid));
+CREATE INDEX kmshsm_removed_by_seq ON kmshsm_removed (token, seq);
+CREATE TABLE kmshsm_lookup  (token bigint NOT NULL REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             key bytea NOT NULL, uid bytea NOT NULL, PRIMARY KEY (token, key, uid));
+CREATE INDEX kmshsm_lookup_by_uid ON kmshsm_lookup (token, uid);
+INSERT INTO kmshsm_version (id, version) VALUES (1, 1);
+";
+
+/// The version row, if the table exists.
+fn version(c: &mut Conn) -> PgResult<Option<i32>> {
+    let exists: bool = c
+        .query_one("SELECT to_regclass('kmshsm_version') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(
+        c.query_opt("SELECT version FROM kmshsm_version WHERE id = 1", &[])?
+            .map(|r| r.get(0)),
+    )
+}
+
+/// Makes the schema when the database has none; checks its version otherwise.
+pub(super) fn ensure(settings: &PgSettings, c: &mut Conn) -> StoreResult<()> {
+    let made = make_or_check(c);
+    if !c.end_transaction() {
+        return Err(StoreError::Unreachable(settings.shown().to_string()));
+    }
+    match made {
+        Ok(true) => {
+            log::info!(
+                "made the kmshsm schema (version {SCHEMA_VERSION}) in {}",
+                settings.shown()
+            );
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(f) => Err(settings.classify(f, false)),
+    }
+}
+
+/// Answers whether it made the schema.
+fn make_or_check(c: &mut Conn) -> PgResult<bool> {
+    let check = |v: Option<i32>| match v {
+        Some(SCHEMA_VERSION) => Ok(Some(false)),
+        Some(v) => Err(Failure::Store(StoreError::SchemaVersion(v.into()))),
+        None => Ok(None),
+    };
+    if let Some(made) = check(version(c)?)? {
+        return Ok(made);
+    }
+    c.begin("")?;
+    c.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+    // Another process may have made it while this one waited for the lock.
+    if let Some(made) = check(version(c)?)? {
+        return Ok(made);
+    }
+    let strays: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'kmshsm\\_%' \
+             AND schemaname = ANY (current_schemas(false))",
+            &[],
+        )?
+        .get(0);
+    if strays > 0 {
+        return Err(Failure::Store(StoreError::Malformed(
+            "the database holds kmshsm_ tables but no kmshsm schema version: not a kmshsm store",
+        )));
+    }
+    c.batch_execute(SCHEMA_V1)?;
+    c.commit()?;
+    Ok(true)
+}
+
+/// Which tokens a database holds, asked through one connection kept between asks (a
+/// provider asks at every `C_GetSlotList` with a NULL list).
+pub struct Catalog {
+    settings: Arc<PgSettings>,
+    conn: Mutex<Option<Conn>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("server", &self.settings.shown())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    pub fn new(settings: Arc<PgSettings>) -> Catalog {
+        Catalog {
+            settings,
+            conn: Mutex::new(None),
+        }
+    }
+
+    pub fn settings(&self) -> &Arc<PgSettings> {
+        &self.settings
+    }
+
+    /// The serials of the tokens in the database, in order. A new connection makes or
+    /// checks the schema first; a kept one found dead is replaced once.
+    pub fn serials(&self) -> StoreResult<Vec<String>> {
+        let mut conn = self.conn.lock();
+        for attempt in 0..2 {
+            if conn.as_ref().is_some_and(Conn::is_closed) {
+                *conn = None;
+            }
+            let fresh = conn.is_none();
+            if fresh {
+                let mut c = self.settings.connect()?;
+                ensure(&self.settings, &mut c)?;
+                *conn = Some(c);
+            }
+            let Some(c) = conn.as_mut() else {
+                continue;
+            };
+            match c.query("SELECT serial FROM kmshsm_tokens ORDER BY serial", &[]) {
+                Ok(rows) => return Ok(rows.iter().map(|r| r.get(0)).collect()),
+                Err(f) if f.is_lost() => {
+                    *conn = None;
+                    if fresh || attempt > 0 || matches!(f, Failure::Timeout) {
+                        return Err(self.settings.classify(f, false));
+                    }
+                }
+                Err(f) => return Err(self.settings.classify(f, false)),
+            }
+        }
+        Err(StoreError::Unreachable(self.settings.shown().to_string()))
+    }
+}
