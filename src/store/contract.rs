@@ -384,3 +384,107 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     first.settle_pin_attempt(so, true).unwrap();
     assert_eq!(failures(second), 0);
 }
+
+/// The audit trail part of the contract: numbering and chaining inside the commit, the
+/// head seen inside `transact`, sealing, pruning to a checkpoint, surviving a wipe, and
+/// re-keying.
+pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
+    use super::audit::{self, head_mac, link};
+    const KEY: [u8; 32] = [3; 32];
+    assert!(first.audit_log().unwrap().events.is_empty());
+
+    first
+        .commit(vec![
+            Change::PutMeta("m".into(), vec![1]),
+            Change::AppendEvent(b"one".to_vec()),
+            Change::AppendEvent(b"two".to_vec()),
+        ])
+        .unwrap();
+    let log = second.audit_log().unwrap();
+    let h1 = link(&[0; 32], 1, b"one");
+    let h2 = link(&h1, 2, b"two");
+    assert_eq!(
+        log.events
+            .iter()
+            .map(|e| (e.seq, e.hash))
+            .collect::<Vec<_>>(),
+        vec![(1, h1), (2, h2)]
+    );
+
+    // Inside a transaction the head is current; a refused decision writes no event.
+    let mut seen = AuditHead::default();
+    let wrote = second
+        .transact(&[], &[], &mut |loaded| {
+            seen = loaded.audit;
+            None
+        })
+        .unwrap();
+    assert!(!wrote);
+    assert_eq!((seen.seq, seen.hash, seen.sealed), (2, h2, false));
+    second
+        .transact(&[], &[], &mut |loaded| {
+            Some(audit::append(
+                &loaded.audit,
+                vec![b"three".to_vec()],
+                Some(&KEY),
+            ))
+        })
+        .unwrap();
+    let log = first.audit_log().unwrap();
+    let v = audit::verify(&log, &KEY).unwrap();
+    assert_eq!((v.head, v.authenticated_through), (3, 3));
+    let h3 = log.events[2].hash;
+
+    // A wipe keeps the trail.
+    first.commit(vec![Change::Wipe]).unwrap();
+    assert_eq!(second.audit_log().unwrap().events.len(), 3);
+
+    // Pruning needs the stored hash, and leaves an authenticated start.
+    let bad = AuditCheckpoint {
+        seq: 2,
+        hash: [7; 32],
+        mac: [0; 32],
+    };
+    assert!(first.commit(vec![Change::PruneAudit(bad)]).is_err());
+    assert_eq!(first.audit_log().unwrap().events.len(), 3, "nothing pruned");
+    first
+        .commit(vec![Change::PruneAudit(AuditCheckpoint {
+            seq: 2,
+            hash: h2,
+            mac: head_mac(&KEY, 2, &h2),
+        })])
+        .unwrap();
+    let log = second.audit_log().unwrap();
+    assert_eq!(log.events.len(), 1);
+    let v = audit::verify(&log, &KEY).unwrap();
+    assert_eq!((v.first, v.head, v.checkpoint), (3, 3, Some(2)));
+
+    // Re-keying: the old MACs go, the new ones hold.
+    const NEW: [u8; 32] = [4; 32];
+    assert!(audit::verify(&log, &NEW).is_err());
+    first
+        .commit(vec![Change::RekeyAudit {
+            checkpoint_mac: Some(head_mac(&NEW, 2, &h2)),
+            seal: Some(AuditSeal {
+                seq: 3,
+                mac: head_mac(&NEW, 3, &h3),
+            }),
+        }])
+        .unwrap();
+    let v = audit::verify(&second.audit_log().unwrap(), &NEW).unwrap();
+    assert_eq!(v.authenticated_through, 3);
+    // Every event pruned: the checkpoint is the head new events chain from.
+    second
+        .commit(vec![Change::PruneAudit(AuditCheckpoint {
+            seq: 3,
+            hash: h3,
+            mac: head_mac(&NEW, 3, &h3),
+        })])
+        .unwrap();
+    second
+        .commit(vec![Change::AppendEvent(b"four".to_vec())])
+        .unwrap();
+    let log = first.audit_log().unwrap();
+    assert_eq!(log.events[0].hash, link(&h3, 4, b"four"));
+    assert_eq!(audit::verify(&log, &NEW).unwrap().head, 4);
+}

@@ -21,6 +21,7 @@ use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::audit::{self, AuditCheckpoint, AuditHead, AuditLog, AuditRecord};
 use super::fork_gate::{self, Entered};
 use super::{
     Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
@@ -29,7 +30,7 @@ use super::{
 use crate::error::StoreError;
 use crate::os::shared_page::SharedPage;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE state   (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, epoch INTEGER NOT NULL);
@@ -58,6 +59,17 @@ CREATE INDEX lookup_by_uid ON lookup (uid);
 const UPGRADE_V2_TO_V3: &str = "
 CREATE TABLE IF NOT EXISTS pin_attempts (role INTEGER PRIMARY KEY, inflight INTEGER NOT NULL,
                                          lease_until INTEGER NOT NULL);
+";
+
+/// Version 3 → 4: the audit trail (`store::audit`): events numbered by `seq`, each with
+/// its chain hash and, when its writer held the audit key, the MAC of the head there;
+/// and the checkpoint pruning leaves. A token upgraded to it starts its trail empty.
+const UPGRADE_V3_TO_V4: &str = "
+CREATE TABLE IF NOT EXISTS audit_events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL,
+                                         hash BLOB NOT NULL, mac BLOB);
+CREATE TABLE IF NOT EXISTS audit_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                             seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                                             mac BLOB NOT NULL);
 ";
 
 /// The two copies of the WAL-index header at the start of the `-shm` file (48 bytes
@@ -195,7 +207,7 @@ impl SqliteStore {
                 let db = Connection::open(path)?;
                 configure(&db)?;
                 db.execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} \
+                    "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} {UPGRADE_V3_TO_V4} \
                      PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
                 SqliteStore::wrap(path, db)?
@@ -228,7 +240,7 @@ impl SqliteStore {
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         match version {
             SCHEMA_VERSION => {}
-            1 | 2 => upgrade(&mut db)?,
+            1..=3 => upgrade(&mut db)?,
             other => return Err(StoreError::SchemaVersion(other)),
         }
         SqliteStore::wrap(path, db)
@@ -270,7 +282,7 @@ impl SqliteStore {
     }
 }
 
-/// Upgrades a version 1 or 2 database in one transaction; another process may have done
+/// Upgrades a version 1, 2 or 3 database in one transaction; another process may have done
 /// it first, which the version read inside the transaction tells.
 fn upgrade(db: &mut Connection) -> StoreResult<()> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -279,8 +291,11 @@ fn upgrade(db: &mut Connection) -> StoreResult<()> {
         tx.execute_batch(UPGRADE_V1_TO_V2)?;
     }
     if version == 1 || version == 2 {
+        tx.execute_batch(UPGRADE_V2_TO_V3)?;
+    }
+    if (1..=3).contains(&version) {
         tx.execute_batch(&format!(
-            "{UPGRADE_V2_TO_V3} PRAGMA user_version = {SCHEMA_VERSION};"
+            "{UPGRADE_V3_TO_V4} PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
     }
     tx.commit()?;
@@ -345,6 +360,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()
         [],
         |r| r.get(0),
     )?;
+    // The audit head once an event has been appended here (read on the first append).
+    let mut head: Option<AuditHead> = None;
     for change in changes {
         match change {
             Change::PutMeta(name, value) => {
@@ -386,9 +403,97 @@ fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()
                          UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
                     )?;
             }
+            Change::AppendEvent(body) => {
+                let prev = match head {
+                    Some(h) => h,
+                    None => audit_head(tx)?,
+                };
+                let seq = prev.seq + 1;
+                let hash = audit::link(&prev.hash, seq, &body);
+                tx.prepare_cached(
+                    "INSERT INTO audit_events (seq, body, hash) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![seq as i64, body, &hash[..]])?;
+                head = Some(AuditHead {
+                    seq,
+                    hash,
+                    sealed: false,
+                });
+            }
+            Change::SealAudit(seal) => {
+                tx.prepare_cached("UPDATE audit_events SET mac = ?2 WHERE seq = ?1")?
+                    .execute(params![seal.seq as i64, &seal.mac[..]])?;
+            }
+            Change::PruneAudit(cp) => {
+                let stored: Option<Vec<u8>> = tx
+                    .prepare_cached("SELECT hash FROM audit_events WHERE seq = ?1")?
+                    .query_row([cp.seq as i64], |r| r.get(0))
+                    .optional()?;
+                if stored.as_deref() != Some(&cp.hash[..]) {
+                    return Err(StoreError::Malformed(
+                        "the audit checkpoint does not match the stored event",
+                    ));
+                }
+                tx.prepare_cached("DELETE FROM audit_events WHERE seq <= ?1")?
+                    .execute([cp.seq as i64])?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO audit_checkpoint (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)",
+                )?
+                .execute(params![cp.seq as i64, &cp.hash[..], &cp.mac[..]])?;
+            }
+            Change::RekeyAudit {
+                checkpoint_mac,
+                seal,
+            } => {
+                if let Some(mac) = checkpoint_mac {
+                    tx.prepare_cached("UPDATE audit_checkpoint SET mac = ?1 WHERE id = 1")?
+                        .execute([&mac[..]])?;
+                }
+                tx.prepare_cached("UPDATE audit_events SET mac = NULL WHERE mac IS NOT NULL")?
+                    .execute([])?;
+                if let Some(seal) = seal {
+                    tx.prepare_cached("UPDATE audit_events SET mac = ?2 WHERE seq = ?1")?
+                        .execute(params![seal.seq as i64, &seal.mac[..]])?;
+                }
+            }
         }
     }
     Ok(())
+}
+
+fn hash_of(bytes: Vec<u8>) -> StoreResult<audit::Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Malformed("audit hash is not 32 bytes"))
+}
+
+/// The newest audit event (or the checkpoint, or nothing), inside transaction `tx`.
+fn audit_head(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHead> {
+    let newest: Option<(i64, Vec<u8>, bool)> = tx
+        .prepare_cached(
+            "SELECT seq, hash, mac IS NOT NULL FROM audit_events ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    if let Some((seq, hash, sealed)) = newest {
+        return Ok(AuditHead {
+            seq: seq as u64,
+            hash: hash_of(hash)?,
+            sealed,
+        });
+    }
+    let checkpoint: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached("SELECT seq, hash FROM audit_checkpoint WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match checkpoint {
+        Some((seq, hash)) => AuditHead {
+            seq: seq as u64,
+            hash: hash_of(hash)?,
+            sealed: true,
+        },
+        None => AuditHead::default(),
+    })
 }
 
 impl Store for SqliteStore {
@@ -490,6 +595,7 @@ impl Store for SqliteStore {
             seq,
             epoch,
             objects: Vec::with_capacity(uids.len()),
+            audit: AuditHead::default(),
         };
         {
             let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
@@ -575,6 +681,7 @@ impl Store for SqliteStore {
             seq,
             epoch,
             objects: Vec::with_capacity(wanted.len()),
+            audit: audit_head(&tx)?,
         };
         {
             let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
@@ -670,6 +777,52 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn audit_log(&self) -> StoreResult<AuditLog> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut log = AuditLog::default();
+        {
+            let checkpoint: Option<(i64, Vec<u8>, Vec<u8>)> = tx
+                .prepare_cached("SELECT seq, hash, mac FROM audit_checkpoint WHERE id = 1")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            if let Some((seq, hash, mac)) = checkpoint {
+                log.checkpoint = Some(AuditCheckpoint {
+                    seq: seq as u64,
+                    hash: hash_of(hash)?,
+                    mac: hash_of(mac)?,
+                });
+            }
+            let mut q =
+                tx.prepare_cached("SELECT seq, body, hash, mac FROM audit_events ORDER BY seq")?;
+            let rows = q.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Option<Vec<u8>>>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (seq, body, hash, mac) = row?;
+                // A hash or MAC of the wrong length (an edited row) is read as one that
+                // cannot verify, so `audit::verify` names the event rather than the read
+                // failing.
+                let lenient = |b: Vec<u8>| hash_of(b).unwrap_or([0xff; 32]);
+                log.events.push(AuditRecord {
+                    seq: seq as u64,
+                    body,
+                    hash: lenient(hash),
+                    mac: mac.map(lenient),
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(log)
+    }
+
     fn check_integrity(&self) -> StoreResult<()> {
         let conn = self.lock()?;
         let verdict: String = conn
@@ -701,6 +854,15 @@ mod tests {
         let first = SqliteStore::create(&path, vec![]).unwrap();
         let second = SqliteStore::open(&path).unwrap();
         crate::store::contract::run(&first, &second);
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_audit_trail_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let first = SqliteStore::create(&path, vec![]).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        crate::store::contract::audit(&first, &second);
     }
 
     #[test]
