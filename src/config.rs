@@ -61,6 +61,9 @@ pub struct Config {
     /// Refuse keys created from now on that could both wrap and decrypt, or both unwrap
     /// and encrypt (docs/security.md, "separation of duties"); off by default.
     pub separation_of_duties: bool,
+    /// How many days audit events are kept before `kmshsm audit prune` may remove them
+    /// (leaving an authenticated checkpoint; docs/audit.md); 0 keeps every event.
+    pub audit_retention_days: u32,
 }
 
 impl Default for Config {
@@ -72,6 +75,7 @@ impl Default for Config {
             max_pin_failures: 10,
             kdf: KdfConfig::default(),
             separation_of_duties: false,
+            audit_retention_days: 0,
         }
     }
 }

@@ -5,8 +5,11 @@
 //! them (`Change::AppendEvent`): event `n`'s hash is `link(hash of n-1, n, body)`, event
 //! 0 being the all-zero hash (or the checkpoint's). A writer holding the audit key (a
 //! subkey of the token master key) adds the MAC of the head it leaves (`head_mac`, stored
-//! beside that event); a MAC at `n` vouches for every event up to `n`. `verify` checks
-//! the whole chain and every MAC, and names the first event that does not hold.
+//! beside that event); a MAC at `n` vouches for every event up to `n`. The same writer
+//! moves the trail's one anchor (the newest authenticated head, under a MAC of its own
+//! kind) to that event, so events after an authenticated head cannot be cut off without
+//! the anchor pointing past the end. `verify` checks the whole chain, every MAC and the
+//! anchor, and names the first event that does not hold.
 //! This module knows bytes and hashes only: what an event says is the `kms::audit`
 //! layer's business, and the key is handed in by the token layer.
 
@@ -26,6 +29,7 @@ pub struct AuditSeal {
 /// Domain separation of the two functions.
 const LINK_LABEL: &[u8] = b"kmshsm audit link v1\0";
 const HEAD_LABEL: &[u8] = b"kmshsm audit head v1\0";
+const ANCHOR_LABEL: &[u8] = b"kmshsm audit anchor v1\0";
 
 /// The newest event as read inside a write transaction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,6 +40,10 @@ pub struct AuditHead {
     pub hash: Hash,
     /// Whether a MAC vouches for it.
     pub sealed: bool,
+    /// The anchor, and the hash stored for the event it names (the checkpoint's when
+    /// that event was pruned; `None` when there is no such event).
+    pub anchor: Option<AuditCheckpoint>,
+    pub anchored_hash: Option<Hash>,
 }
 
 /// One stored event.
@@ -49,7 +57,9 @@ pub struct AuditRecord {
     pub mac: Option<Hash>,
 }
 
-/// Where pruning stopped: the last pruned event's number and hash, authenticated.
+/// An authenticated point of the chain: where pruning stopped (the last pruned event's
+/// number and hash, under a head MAC), or the anchor (the newest authenticated head,
+/// under an anchor MAC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditCheckpoint {
     pub seq: u64,
@@ -61,6 +71,7 @@ pub struct AuditCheckpoint {
 #[derive(Debug, Default, Clone)]
 pub struct AuditLog {
     pub checkpoint: Option<AuditCheckpoint>,
+    pub anchor: Option<AuditCheckpoint>,
     /// In ascending `seq` order.
     pub events: Vec<AuditRecord>,
 }
@@ -80,9 +91,13 @@ pub fn link(prev: &Hash, seq: u64, body: &[u8]) -> Hash {
 
 /// The MAC that authenticates the chain up to event `seq`, whose hash is `hash`.
 pub fn head_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
+    keyed(key, HEAD_LABEL, seq, hash)
+}
+
+fn keyed(key: &[u8; 32], label: &[u8], seq: u64, hash: &Hash) -> Hash {
     let key = hmac::Key::new(hmac::HMAC_SHA256, key);
     let mut ctx = hmac::Context::with_key(&key);
-    ctx.update(HEAD_LABEL);
+    ctx.update(label);
     ctx.update(&seq.to_be_bytes());
     ctx.update(hash);
     let mut out = [0u8; 32];
@@ -90,24 +105,49 @@ pub fn head_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
     out
 }
 
+/// The anchor's MAC (a label of its own: a head MAC copied from an event row is not one).
+pub fn anchor_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
+    keyed(key, ANCHOR_LABEL, seq, hash)
+}
+
 fn mac_holds(key: &[u8; 32], seq: u64, hash: &Hash, mac: &Hash) -> bool {
     constant_time::verify_slices_are_equal(&head_mac(key, seq, hash), mac).is_ok()
 }
 
+fn anchor_holds(key: &[u8; 32], a: &AuditCheckpoint) -> bool {
+    constant_time::verify_slices_are_equal(&anchor_mac(key, a.seq, &a.hash), &a.mac).is_ok()
+}
+
+/// Whether a writer holding `key` may authenticate what follows `head`'s anchor: there
+/// is no anchor yet, or it is authentic and its event is still stored with its hash. A
+/// trail cut short (or an anchor moved) is left for `verify` to report, not sealed over.
+pub fn anchor_sound(head: &AuditHead, key: &[u8; 32]) -> bool {
+    match &head.anchor {
+        None => true,
+        Some(a) => a.seq <= head.seq && head.anchored_hash == Some(a.hash) && anchor_holds(key, a),
+    }
+}
+
 /// The changes that append `bodies` after `head` (read in the same transaction), and,
-/// with `key`, authenticate the head they leave.
+/// with `key`, authenticate the head they leave and move the anchor to it (unless the
+/// anchor is not sound: then the events are appended unauthenticated).
 pub fn append(head: &AuditHead, bodies: Vec<Vec<u8>>, key: Option<&[u8; 32]>) -> Vec<Change> {
     let (mut seq, mut hash) = (head.seq, head.hash);
-    let mut changes = Vec::with_capacity(bodies.len() + 1);
+    let mut changes = Vec::with_capacity(bodies.len() + 2);
     for body in bodies {
         seq += 1;
         hash = link(&hash, seq, &body);
         changes.push(Change::AppendEvent(body));
     }
-    if let (Some(key), true) = (key, seq > 0) {
+    if let Some(key) = key.filter(|k| seq > 0 && anchor_sound(head, k)) {
         changes.push(Change::SealAudit(AuditSeal {
             seq,
             mac: head_mac(key, seq, &hash),
+        }));
+        changes.push(Change::AnchorAudit(AuditCheckpoint {
+            seq,
+            hash,
+            mac: anchor_mac(key, seq, &hash),
         }));
     }
     changes
@@ -169,6 +209,11 @@ pub fn verify(log: &AuditLog, key: &[u8; 32]) -> Result<Verified, Broken> {
         None => ([0u8; 32], 1, 0),
     };
     let first = expect;
+    // The recomputed hash at the anchor's event, when the walk passes it.
+    let mut at_anchor = log
+        .anchor
+        .filter(|a| Some(a.seq) == log.checkpoint.map(|c| c.seq))
+        .map(|_| prev);
     for event in &log.events {
         if event.seq != expect {
             return Err(broken(
@@ -200,12 +245,55 @@ pub fn verify(log: &AuditLog, key: &[u8; 32]) -> Result<Verified, Broken> {
             }
             vouched = event.seq;
         }
+        if log.anchor.is_some_and(|a| a.seq == event.seq) {
+            at_anchor = Some(hash);
+        }
         prev = hash;
         expect += 1;
     }
+    let head = expect - 1;
+    match &log.anchor {
+        None if vouched > 0 => {
+            return Err(broken(
+                vouched,
+                vouched,
+                "the anchor is gone: the trail's authenticated end cannot be checked",
+            ))
+        }
+        None => {}
+        Some(a) if !anchor_holds(key, a) => {
+            return Err(broken(
+                a.seq,
+                a.seq,
+                "the anchor is not authentic (edited, or made under another key)",
+            ))
+        }
+        Some(a) if a.seq > head => {
+            return Err(broken(
+                head + 1,
+                a.seq,
+                "missing: the trail was cut short (its authenticated end is later)",
+            ))
+        }
+        Some(a) if at_anchor != Some(a.hash) => {
+            return Err(broken(
+                a.seq,
+                a.seq,
+                "altered: the anchored event's chain hash is not the anchor's",
+            ))
+        }
+        Some(a) if a.seq < vouched => {
+            return Err(broken(
+                a.seq + 1,
+                vouched,
+                "authenticated after the anchor: the anchor was moved back",
+            ))
+        }
+        Some(_) => {}
+    }
     Ok(Verified {
         first,
-        head: expect - 1,
+        head,
         head_hash: prev,
         authenticated_through: vouched,
         checkpoint: log.checkpoint.map(|c| c.seq),
@@ -233,8 +321,18 @@ mod tests {
             });
             prev = hash;
         }
+        let anchor = events
+            .iter()
+            .rev()
+            .find(|e| e.mac.is_some())
+            .map(|e| AuditCheckpoint {
+                seq: e.seq,
+                hash: e.hash,
+                mac: anchor_mac(&KEY, e.seq, &e.hash),
+            });
         AuditLog {
             checkpoint: None,
+            anchor,
             events,
         }
     }
@@ -275,6 +373,24 @@ mod tests {
     }
 
     #[test]
+    fn cutting_the_tail_is_caught_by_the_anchor() {
+        let mut l = log(10, 1);
+        l.events.truncate(7);
+        let b = verify(&l, &KEY).unwrap_err();
+        assert_eq!((b.first, b.last), (8, 10));
+        // Moving the anchor back needs its MAC: a head MAC copied from a row is not one.
+        let e = l.events[6].clone();
+        l.anchor = Some(AuditCheckpoint {
+            seq: e.seq,
+            hash: e.hash,
+            mac: e.mac.unwrap(),
+        });
+        assert_eq!(verify(&l, &KEY).unwrap_err().first, 7);
+        l.anchor = None;
+        assert!(verify(&l, &KEY).is_err(), "an anchor removed");
+    }
+
+    #[test]
     fn a_checkpoint_starts_the_chain_and_must_be_authentic() {
         let full = log(10, 2);
         let at = full.events[3].clone();
@@ -284,6 +400,7 @@ mod tests {
                 hash: at.hash,
                 mac: head_mac(&KEY, at.seq, &at.hash),
             }),
+            anchor: full.anchor,
             events: full.events[4..].to_vec(),
         };
         let v = verify(&l, &KEY).unwrap();
@@ -298,7 +415,7 @@ mod tests {
         let changes = append(&head, vec![b"a".to_vec(), b"b".to_vec()], Some(&KEY));
         let h1 = link(&[0; 32], 1, b"a");
         let h2 = link(&h1, 2, b"b");
-        match changes.last() {
+        match changes.get(2) {
             Some(Change::SealAudit(s)) => {
                 assert_eq!(s.seq, 2);
                 assert_eq!(s.mac, head_mac(&KEY, 2, &h2));

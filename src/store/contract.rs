@@ -389,7 +389,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
 /// head seen inside `transact`, sealing, pruning to a checkpoint, surviving a wipe, and
 /// re-keying.
 pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
-    use super::audit::{self, head_mac, link};
+    use super::audit::{self, anchor_mac, head_mac, link};
     const KEY: [u8; 32] = [3; 32];
     assert!(first.audit_log().unwrap().events.is_empty());
 
@@ -434,6 +434,16 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
     let v = audit::verify(&log, &KEY).unwrap();
     assert_eq!((v.head, v.authenticated_through), (3, 3));
     let h3 = log.events[2].hash;
+    assert_eq!(log.anchor.map(|a| (a.seq, a.hash)), Some((3, h3)));
+    // The next transaction sees the anchor and the hash stored at its event.
+    second
+        .transact(&[], &[], &mut |loaded| {
+            seen = loaded.audit;
+            None
+        })
+        .unwrap();
+    assert!(seen.sealed && audit::anchor_sound(&seen, &KEY));
+    assert_eq!(seen.anchored_hash, Some(h3));
 
     // A wipe keeps the trail.
     first.commit(vec![Change::Wipe]).unwrap();
@@ -470,6 +480,17 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
                 mac: head_mac(&NEW, 3, &h3),
             }),
         }])
+        .unwrap();
+    assert!(
+        second.audit_log().unwrap().anchor.is_none(),
+        "old anchor gone"
+    );
+    first
+        .commit(vec![Change::AnchorAudit(AuditCheckpoint {
+            seq: 3,
+            hash: h3,
+            mac: anchor_mac(&NEW, 3, &h3),
+        })])
         .unwrap();
     let v = audit::verify(&second.audit_log().unwrap(), &NEW).unwrap();
     assert_eq!(v.authenticated_through, 3);

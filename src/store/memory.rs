@@ -32,18 +32,30 @@ struct Shared {
 
 impl Shared {
     fn audit_head(&self) -> AuditHead {
-        match (self.audit.events.last(), &self.audit.checkpoint) {
-            (Some(e), _) => AuditHead {
-                seq: e.seq,
-                hash: e.hash,
-                sealed: e.mac.is_some(),
-            },
-            (None, Some(c)) => AuditHead {
-                seq: c.seq,
-                hash: c.hash,
-                sealed: true,
-            },
-            (None, None) => AuditHead::default(),
+        let anchor = self.audit.anchor;
+        let anchored_hash = anchor.and_then(|a| {
+            self.audit
+                .events
+                .iter()
+                .find(|e| e.seq == a.seq)
+                .map(|e| e.hash)
+                .or(self
+                    .audit
+                    .checkpoint
+                    .filter(|c| c.seq == a.seq)
+                    .map(|c| c.hash))
+        });
+        let (seq, hash, sealed) = match (self.audit.events.last(), &self.audit.checkpoint) {
+            (Some(e), _) => (e.seq, e.hash, e.mac.is_some()),
+            (None, Some(c)) => (c.seq, c.hash, true),
+            (None, None) => (0, [0; 32], false),
+        };
+        AuditHead {
+            seq,
+            hash,
+            sealed,
+            anchor,
+            anchored_hash,
         }
     }
 }
@@ -157,6 +169,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
                     e.mac = Some(seal.mac);
                 }
             }
+            Change::AnchorAudit(a) => shared.audit.anchor = Some(a),
             Change::PruneAudit(cp) => {
                 shared.audit.events.retain(|e| e.seq > cp.seq);
                 shared.audit.checkpoint = Some(cp);
@@ -168,6 +181,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
                 if let (Some(mac), Some(cp)) = (checkpoint_mac, shared.audit.checkpoint.as_mut()) {
                     cp.mac = mac;
                 }
+                shared.audit.anchor = None;
                 for e in &mut shared.audit.events {
                     e.mac = None;
                     if seal.is_some_and(|s| s.seq == e.seq) {

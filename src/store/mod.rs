@@ -123,13 +123,16 @@ pub enum Change {
     /// Stores the MAC of the head at event `seq` (made by the caller with `audit::append`
     /// against the head it read in this transaction, `Loaded::audit`).
     SealAudit(AuditSeal),
+    /// Replaces the trail's anchor (the newest authenticated head, `audit::anchor_mac`).
+    AnchorAudit(AuditCheckpoint),
     /// Deletes every event up to and including the checkpoint's, which must be stored
     /// with the checkpoint's hash (else the commit fails, writing nothing), and keeps the
     /// checkpoint as the start of the chain.
     PruneAudit(AuditCheckpoint),
     /// After `C_InitToken` changed the master key: replaces the checkpoint's MAC (when
-    /// there is a checkpoint), removes every event's MAC, and stores `seal` (the head,
-    /// authenticated under the new key by a caller who verified it under the old one).
+    /// there is a checkpoint), removes every event's MAC and the anchor, and stores
+    /// `seal` (the caller verified the trail under the old key; it then authenticates
+    /// the head under the new one, with `AnchorAudit`).
     RekeyAudit {
         checkpoint_mac: Option<audit::Hash>,
         seal: Option<AuditSeal>,

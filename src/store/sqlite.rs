@@ -63,13 +63,17 @@ CREATE TABLE IF NOT EXISTS pin_attempts (role INTEGER PRIMARY KEY, inflight INTE
 
 /// Version 3 → 4: the audit trail (`store::audit`): events numbered by `seq`, each with
 /// its chain hash and, when its writer held the audit key, the MAC of the head there;
-/// and the checkpoint pruning leaves. A token upgraded to it starts its trail empty.
+/// the checkpoint pruning leaves; and the anchor (the newest authenticated head). A token
+/// upgraded to it starts its trail empty.
 const UPGRADE_V3_TO_V4: &str = "
 CREATE TABLE IF NOT EXISTS audit_events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL,
                                          hash BLOB NOT NULL, mac BLOB);
 CREATE TABLE IF NOT EXISTS audit_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1),
                                              seq INTEGER NOT NULL, hash BLOB NOT NULL,
                                              mac BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                         seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                                         mac BLOB NOT NULL);
 ";
 
 /// The two copies of the WAL-index header at the start of the `-shm` file (48 bytes
@@ -406,7 +410,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()
             Change::AppendEvent(body) => {
                 let prev = match head {
                     Some(h) => h,
-                    None => audit_head(tx)?,
+                    None => newest_event(tx)?,
                 };
                 let seq = prev.seq + 1;
                 let hash = audit::link(&prev.hash, seq, &body);
@@ -417,12 +421,18 @@ fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()
                 head = Some(AuditHead {
                     seq,
                     hash,
-                    sealed: false,
+                    ..AuditHead::default()
                 });
             }
             Change::SealAudit(seal) => {
                 tx.prepare_cached("UPDATE audit_events SET mac = ?2 WHERE seq = ?1")?
                     .execute(params![seal.seq as i64, &seal.mac[..]])?;
+            }
+            Change::AnchorAudit(a) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO audit_anchor (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)",
+                )?
+                .execute(params![a.seq as i64, &a.hash[..], &a.mac[..]])?;
             }
             Change::PruneAudit(cp) => {
                 let stored: Option<Vec<u8>> = tx
@@ -451,6 +461,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()
                 }
                 tx.prepare_cached("UPDATE audit_events SET mac = NULL WHERE mac IS NOT NULL")?
                     .execute([])?;
+                tx.prepare_cached("DELETE FROM audit_anchor")?.execute([])?;
                 if let Some(seal) = seal {
                     tx.prepare_cached("UPDATE audit_events SET mac = ?2 WHERE seq = ?1")?
                         .execute(params![seal.seq as i64, &seal.mac[..]])?;
@@ -467,8 +478,44 @@ fn hash_of(bytes: Vec<u8>) -> StoreResult<audit::Hash> {
         .map_err(|_| StoreError::Malformed("audit hash is not 32 bytes"))
 }
 
-/// The newest audit event (or the checkpoint, or nothing), inside transaction `tx`.
+/// A checkpoint-shaped row (`audit_checkpoint`, `audit_anchor`).
+fn audit_mark(tx: &rusqlite::Transaction<'_>, table: &str) -> StoreResult<Option<AuditCheckpoint>> {
+    let row: Option<(i64, Vec<u8>, Vec<u8>)> = tx
+        .prepare_cached(&format!("SELECT seq, hash, mac FROM {table} WHERE id = 1"))?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    row.map(|(seq, hash, mac)| {
+        Ok(AuditCheckpoint {
+            seq: seq as u64,
+            hash: hash_of(hash).unwrap_or([0xff; 32]),
+            mac: hash_of(mac).unwrap_or([0xff; 32]),
+        })
+    })
+    .transpose()
+}
+
+/// The newest audit event (or the checkpoint, or nothing) and the anchor, inside
+/// transaction `tx`.
 fn audit_head(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHead> {
+    let mut head = newest_event(tx)?;
+    head.anchor = audit_mark(tx, "audit_anchor")?;
+    if let Some(a) = &head.anchor {
+        let stored: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT hash FROM audit_events WHERE seq = ?1")?
+            .query_row([a.seq as i64], |r| r.get(0))
+            .optional()?;
+        head.anchored_hash = match stored {
+            Some(h) => hash_of(h).ok(),
+            None => audit_mark(tx, "audit_checkpoint")?
+                .filter(|c| c.seq == a.seq)
+                .map(|c| c.hash),
+        };
+    }
+    Ok(head)
+}
+
+/// The newest audit event, or the checkpoint, or nothing.
+fn newest_event(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHead> {
     let newest: Option<(i64, Vec<u8>, bool)> = tx
         .prepare_cached(
             "SELECT seq, hash, mac IS NOT NULL FROM audit_events ORDER BY seq DESC LIMIT 1",
@@ -480,6 +527,7 @@ fn audit_head(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHead> {
             seq: seq as u64,
             hash: hash_of(hash)?,
             sealed,
+            ..AuditHead::default()
         });
     }
     let checkpoint: Option<(i64, Vec<u8>)> = tx
@@ -491,6 +539,7 @@ fn audit_head(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHead> {
             seq: seq as u64,
             hash: hash_of(hash)?,
             sealed: true,
+            ..AuditHead::default()
         },
         None => AuditHead::default(),
     })
@@ -782,19 +831,12 @@ impl Store for SqliteStore {
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let mut log = AuditLog::default();
+        let mut log = AuditLog {
+            checkpoint: audit_mark(&tx, "audit_checkpoint")?,
+            anchor: audit_mark(&tx, "audit_anchor")?,
+            ..AuditLog::default()
+        };
         {
-            let checkpoint: Option<(i64, Vec<u8>, Vec<u8>)> = tx
-                .prepare_cached("SELECT seq, hash, mac FROM audit_checkpoint WHERE id = 1")?
-                .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            if let Some((seq, hash, mac)) = checkpoint {
-                log.checkpoint = Some(AuditCheckpoint {
-                    seq: seq as u64,
-                    hash: hash_of(hash)?,
-                    mac: hash_of(mac)?,
-                });
-            }
             let mut q =
                 tx.prepare_cached("SELECT seq, body, hash, mac FROM audit_events ORDER BY seq")?;
             let rows = q.query_map([], |r| {
