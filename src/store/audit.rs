@@ -255,9 +255,9 @@ pub fn verify(log: &AuditLog, key: &[u8; 32]) -> Result<Verified, Broken> {
     match &log.anchor {
         None if vouched > 0 => {
             return Err(broken(
-                vouched,
-                vouched,
-                "the anchor is gone: the trail's authenticated end cannot be checked",
+                head + 1,
+                head + 1,
+                "the anchor is gone: events after the last one kept may have been cut off",
             ))
         }
         None => {}

@@ -839,12 +839,20 @@ impl Store for SqliteStore {
         {
             let mut q =
                 tx.prepare_cached("SELECT seq, body, hash, mac FROM audit_events ORDER BY seq")?;
+            // Read as any type: a row edited to hold text (or anything) must still be
+            // read, so that verification names it.
+            let bytes = |v: rusqlite::types::Value| match v {
+                rusqlite::types::Value::Blob(b) => Some(b),
+                rusqlite::types::Value::Text(t) => Some(t.into_bytes()),
+                rusqlite::types::Value::Null => None,
+                other => Some(format!("{other:?}").into_bytes()),
+            };
             let rows = q.query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Option<Vec<u8>>>(3)?,
+                    bytes(r.get(1)?).unwrap_or_default(),
+                    bytes(r.get(2)?).unwrap_or_default(),
+                    bytes(r.get(3)?),
                 ))
             })?;
             for row in rows {
