@@ -162,7 +162,11 @@ fn every_lifecycle_and_custody_event_is_recorded_with_its_outcome() {
     find_by_label(&session, "expiring");
     assert_eq!(state(&session, expiring), STATE_PENDING_IMPORT);
 
-    // C_SetPIN, failed logins to the lockout, a locked attempt, C_InitPIN.
+    // C_SetPIN (refused with a wrong old PIN, then done twice), failed logins to the
+    // lockout, a locked attempt, C_InitPIN.
+    assert!(session
+        .set_pin(&pin("wrong-pin-9"), &pin("user-pin-2222"))
+        .is_err());
     session
         .set_pin(&pin(USER_PIN), &pin("user-pin-2222"))
         .unwrap();
@@ -219,8 +223,13 @@ fn every_lifecycle_and_custody_event_is_recorded_with_its_outcome() {
     assert!(destroyed["ObjectUid"].is_string());
     find(&all, "KeyMaterialExpired", Some(&expiring_id), "Success");
     find(&all, "PurgeWrappingKey", Some(&unused_id), "Success");
-    let set_pins = all.iter().filter(|e| e["EventName"] == "C_SetPIN").count();
+    let set_pins = all
+        .iter()
+        .filter(|e| e["EventName"] == "C_SetPIN" && e["Outcome"] == "Success")
+        .count();
     assert_eq!(set_pins, 2);
+    let set_pin = find(&all, "C_SetPIN", None, "Refused");
+    assert_eq!(set_pin["ErrorCode"], "PinIncorrect");
     let wrong = all
         .iter()
         .filter(|e| e["EventName"] == "C_Login" && e["ErrorCode"] == "PinIncorrect")
@@ -266,6 +275,9 @@ fn the_trail_survives_reinitialisation_and_verifies_under_the_new_key() {
     let session = user_session(&ctx, slot);
     create_external(&session, Spec::Aes256, "before");
     drop(session);
+    assert!(ctx
+        .init_token(slot, &pin("wrong-so-pin"), TOKEN_LABEL)
+        .is_err());
     ctx.init_token(slot, &pin(SO_PIN), TOKEN_LABEL).unwrap();
     let session = ctx.open_rw_session(slot).unwrap();
     session.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
@@ -285,10 +297,14 @@ fn the_trail_survives_reinitialisation_and_verifies_under_the_new_key() {
             "C_InitPIN",
             "CreateKey",
             "C_InitToken",
+            "C_InitToken",
             "C_InitPIN"
         ]
     );
-    assert_eq!(verify_ok()["AuthenticatedThrough"], 5);
+    assert_eq!(all[3]["Outcome"], "Refused", "the wrong SO PIN");
+    assert_eq!(all[3]["Role"], "SO");
+    assert_eq!(all[4]["Outcome"], "Success");
+    assert_eq!(verify_ok()["AuthenticatedThrough"], 6);
 }
 
 /// A token with a dozen events, released; the path of its database.
