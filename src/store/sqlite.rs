@@ -376,7 +376,8 @@ fn apply(
         |r| r.get(0),
     )?;
     // The audit head (read on the first append, unless the caller had).
-    for change in changes {
+    let mut changes = changes.into_iter().peekable();
+    while let Some(change) = changes.next() {
         match change {
             Change::PutMeta(name, value) => {
                 tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
@@ -424,10 +425,25 @@ fn apply(
                 };
                 let seq = prev.seq + 1;
                 let hash = audit::link(&prev.hash, seq, &body);
+                // The MAC of this very event, when it comes next, goes in with it: one
+                // statement rather than an insert and an update.
+                let mac = match changes.peek() {
+                    Some(Change::SealAudit(s)) if s.seq == seq => {
+                        let mac = s.mac;
+                        changes.next();
+                        Some(mac)
+                    }
+                    _ => None,
+                };
                 tx.prepare_cached(
-                    "INSERT INTO audit_events (seq, body, hash) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO audit_events (seq, body, hash, mac) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![seq as i64, body, &hash[..]])?;
+                .execute(params![
+                    seq as i64,
+                    body,
+                    &hash[..],
+                    mac.as_ref().map(|m| &m[..])
+                ])?;
                 head = Some(AuditHead {
                     seq,
                     hash,
