@@ -95,8 +95,12 @@ pub fn head_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
 }
 
 fn keyed(key: &[u8; 32], label: &[u8], seq: u64, hash: &Hash) -> Hash {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    let mut ctx = hmac::Context::with_key(&key);
+    keyed_with(&hmac::Key::new(hmac::HMAC_SHA256, key), label, seq, hash)
+}
+
+/// `keyed` with the HMAC key set up once (an append makes three MACs).
+fn keyed_with(key: &hmac::Key, label: &[u8], seq: u64, hash: &Hash) -> Hash {
+    let mut ctx = hmac::Context::with_key(key);
     ctx.update(label);
     ctx.update(&seq.to_be_bytes());
     ctx.update(hash);
@@ -122,9 +126,21 @@ fn anchor_holds(key: &[u8; 32], a: &AuditCheckpoint) -> bool {
 /// is no anchor yet, or it is authentic and its event is still stored with its hash. A
 /// trail cut short (or an anchor moved) is left for `verify` to report, not sealed over.
 pub fn anchor_sound(head: &AuditHead, key: &[u8; 32]) -> bool {
+    anchor_sound_with(head, &hmac::Key::new(hmac::HMAC_SHA256, key))
+}
+
+fn anchor_sound_with(head: &AuditHead, key: &hmac::Key) -> bool {
     match &head.anchor {
         None => true,
-        Some(a) => a.seq <= head.seq && head.anchored_hash == Some(a.hash) && anchor_holds(key, a),
+        Some(a) => {
+            a.seq <= head.seq
+                && head.anchored_hash == Some(a.hash)
+                && constant_time::verify_slices_are_equal(
+                    &keyed_with(key, ANCHOR_LABEL, a.seq, &a.hash),
+                    &a.mac,
+                )
+                .is_ok()
+        }
     }
 }
 
@@ -139,15 +155,20 @@ pub fn append(head: &AuditHead, bodies: Vec<Vec<u8>>, key: Option<&[u8; 32]>) ->
         hash = link(&hash, seq, &body);
         changes.push(Change::AppendEvent(body));
     }
-    if let Some(key) = key.filter(|k| seq > 0 && anchor_sound(head, k)) {
+    let Some(key) = key.filter(|_| seq > 0) else {
+        return changes;
+    };
+    // One key setup for the three MACs.
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    if anchor_sound_with(head, &key) {
         changes.push(Change::SealAudit(AuditSeal {
             seq,
-            mac: head_mac(key, seq, &hash),
+            mac: keyed_with(&key, HEAD_LABEL, seq, &hash),
         }));
         changes.push(Change::AnchorAudit(AuditCheckpoint {
             seq,
             hash,
-            mac: anchor_mac(key, seq, &hash),
+            mac: keyed_with(&key, ANCHOR_LABEL, seq, &hash),
         }));
     }
     changes
