@@ -328,6 +328,45 @@ fn an_always_authenticate_key_signs_only_after_a_context_specific_login_each_tim
 }
 
 #[test]
+fn one_context_specific_login_authorises_one_operation_only() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let (_public, signing) = always_authenticate_pair(&session);
+    let (public, decrypting) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Encrypt(true),
+            ],
+            &[
+                Attribute::Private(true),
+                Attribute::Decrypt(true),
+                Attribute::AlwaysAuthenticate(true),
+            ],
+        )
+        .unwrap();
+    let ciphertext = session.encrypt(&oaep_sha256(), public, b"secret").unwrap();
+    // Both operations wait; one PIN entry must not unlock both.
+    session
+        .sign_init(&Mechanism::Sha256RsaPkcs, signing)
+        .unwrap();
+    session.decrypt_init(&oaep_sha256(), decrypting).unwrap();
+    session
+        .login(UserType::ContextSpecific, Some(&pin(USER_PIN)))
+        .unwrap();
+    session.sign_update(b"data").unwrap();
+    session
+        .sign_final()
+        .expect("the login authorised the signature");
+    assert_rv!(
+        session.decrypt_update(&ciphertext),
+        RvError::UserNotLoggedIn,
+        "the same login must not authorise the decryption too"
+    );
+}
+
+#[test]
 fn separation_of_duties_refuses_keys_that_could_wrap_and_decrypt() {
     let env = TestEnv::new();
     let text = std::fs::read_to_string(&env.conf_path).unwrap();

@@ -90,11 +90,16 @@ pub struct Object {
     /// For a `Claimed` record: what proves it, shared by every version derived from it
     /// (a state change or a wipe keeps judging the record it was read from).
     claim: Option<Arc<Claim>>,
+    /// For an `Unauthenticated` record: whether it held only what a session that is not
+    /// logged in may write (`may_be_unauthenticated`, judged on the record as read).
+    unauthenticated_ok: bool,
 }
 
 /// The proof a format-2 record carries, and the verdict once checked.
 #[derive(Debug)]
 struct Claim {
+    /// The uid of the record that carried it (a copy made from the object has another).
+    uid: ObjectUid,
     sealed: Vec<u8>,
     under: SealedUnder,
     verdict: OnceLock<bool>,
@@ -112,6 +117,7 @@ impl Clone for Object {
             key: OnceLock::new(),
             auth: self.auth,
             claim: self.claim.clone(),
+            unauthenticated_ok: self.unauthenticated_ok,
         }
     }
 }
@@ -191,6 +197,7 @@ impl Object {
             key: OnceLock::new(),
             auth: RecordAuth::Local,
             claim: None,
+            unauthenticated_ok: false,
         })
     }
 
@@ -281,6 +288,23 @@ impl Object {
         self.auth
     }
 
+    /// The object, judged as `source` is: for an object rebuilt from a stored one (a
+    /// change, a copy), so that it is written authenticated only if `source` was
+    /// authentic, under the master key of the write itself.
+    pub fn judged_as(mut self, source: &Object) -> Object {
+        self.auth = source.auth;
+        self.claim = source.claim.clone();
+        self.unauthenticated_ok = source.unauthenticated_ok;
+        self
+    }
+
+    /// Whether the record as read may be used under `master`: authentic, or an
+    /// unauthenticated record holding only what a session without login may write.
+    pub fn is_acceptable(&self, serial: &str, master: &MasterKey) -> bool {
+        self.is_authentic(serial, master)
+            || (self.auth == RecordAuth::Unauthenticated && self.unauthenticated_ok)
+    }
+
     /// Whether the object's record is authentic under `master`: objects built here are;
     /// a format-2 record is when its sealed part opens (checked once, then remembered);
     /// a record without authentication is not.
@@ -291,7 +315,7 @@ impl Object {
             RecordAuth::Claimed => self.claim.as_ref().is_some_and(|c| {
                 *c.verdict.get_or_init(|| {
                     master
-                        .open(&aad(serial, &self.uid, c.under), &c.sealed)
+                        .open(&aad(serial, &c.uid, c.under), &c.sealed)
                         .is_ok()
                 })
             }),
@@ -382,7 +406,7 @@ impl Object {
         // Never launder: a record is rewritten authenticated only if it was authentic
         // (or may be unauthenticated anyway).
         if let Some(m) = master {
-            if !self.is_authentic(serial, m) && !self.may_be_unauthenticated() {
+            if !self.is_acceptable(serial, m) {
                 return Err(StoreError::Tampered.into());
             }
         }
@@ -492,12 +516,14 @@ impl Object {
             // A format-2 record without a sealed part is a forgery: an empty proof,
             // which never opens.
             object.claim = Some(Arc::new(Claim {
+                uid: rec.uid,
                 sealed: rec.sealed.clone().unwrap_or_default(),
                 under,
                 verdict: OnceLock::new(),
             }));
         } else {
             object.auth = RecordAuth::Unauthenticated;
+            object.unauthenticated_ok = object.may_be_unauthenticated();
         }
         Ok(object)
     }

@@ -363,6 +363,7 @@ fn check_change(
 
 /// The object after `C_SetAttributeValue` with `template`. `all` holds the object's
 /// current attributes and opened secrets.
+/// The result is judged as `object` was read (`Object::judged_as`).
 pub fn apply(object: &Object, all: Values, template: &[RawAttribute]) -> Result<Object> {
     if object.bool_attr(CKA_MODIFIABLE) == Some(false) {
         return Err(Error::ActionProhibited);
@@ -382,10 +383,10 @@ pub fn apply(object: &Object, all: Values, template: &[RawAttribute]) -> Result<
             .map(|(t, v)| (t, Value::Bytes(v.to_vec()))),
     );
     attrs.extend(changes);
-    assemble(object.uid, object.class, attrs)
+    Ok(assemble(object.uid, object.class, attrs)?.judged_as(object))
 }
 
-/// The new object made by `C_CopyObject` with `template`.
+/// The new object made by `C_CopyObject` with `template`, judged as `object` was read.
 pub fn copy(object: &Object, all: Values, template: &[RawAttribute]) -> Result<Object> {
     if object.bool_attr(CKA_COPYABLE) == Some(false) {
         return Err(Error::ActionProhibited);
@@ -412,7 +413,7 @@ pub fn copy(object: &Object, all: Values, template: &[RawAttribute]) -> Result<O
     attrs.extend(changes);
     let uid = new_uid()?;
     attrs.insert(t(CKA_UNIQUE_ID), Value::Bytes(unique_id_of(&uid)));
-    assemble(uid, object.class, attrs)
+    Ok(assemble(uid, object.class, attrs)?.judged_as(object))
 }
 
 #[cfg(test)]

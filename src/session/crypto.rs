@@ -91,8 +91,8 @@ impl Session {
         Ok((key, grant))
     }
 
-    /// `C_Login(CKU_CONTEXT_SPECIFIC)`: the user's PIN again, for the operations of
-    /// this session whose `CKA_ALWAYS_AUTHENTICATE` key awaits it (§5.6).
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)`: the user's PIN again, for one operation of this
+    /// session whose `CKA_ALWAYS_AUTHENTICATE` key awaits it (§5.6).
     pub fn context_login(&self, pin: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
         let awaiting = |g: Option<&Grant>| g.is_some_and(|g| g.awaiting_login);
@@ -106,10 +106,12 @@ impl Session {
                 .login(crate::token::UserKind::ContextSpecific, pin);
         }
         self.token.verify_context_pin(pin)?;
-        operation::satisfy_login(&mut ops.encrypt);
-        operation::satisfy_login(&mut ops.decrypt);
-        operation::satisfy_login(&mut ops.sign);
-        operation::satisfy_login(&mut ops.verify);
+        // One PIN entry authorises one operation: the signature if one waits, else the
+        // decryption (only those two ever wait, `Token::key_for`).
+        let _ = operation::satisfy_login(&mut ops.sign)
+            || operation::satisfy_login(&mut ops.decrypt)
+            || operation::satisfy_login(&mut ops.encrypt)
+            || operation::satisfy_login(&mut ops.verify);
         Ok(())
     }
 

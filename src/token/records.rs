@@ -53,10 +53,7 @@ impl Token {
         let Some(master) = self.master() else {
             return Ok(());
         };
-        let fine = object.is_authentic(&self.serial, &master)
-            || (object.record_auth() == RecordAuth::Unauthenticated
-                && object.may_be_unauthenticated());
-        if fine {
+        if object.is_acceptable(&self.serial, &master) {
             return Ok(());
         }
         log::error!(
@@ -314,5 +311,59 @@ mod tests {
         let found = token.find(&[raw(CKA_LABEL, b"old key")]).unwrap();
         assert_eq!(found.len(), 1);
         token.object(found[0]).expect("the adopted key is usable");
+    }
+
+    /// A forged record without authentication, holding `extra` besides a public data
+    /// object's attributes.
+    fn forged(
+        master: &MasterKey,
+        extra: Vec<(crate::object::attr::AttrType, crate::object::attr::Value)>,
+    ) -> Object {
+        use crate::object::attr::Value;
+        let mut attrs: std::collections::BTreeMap<_, _> = [
+            (CKA_CLASS as _, Value::Ulong(CKO_DATA as u64)),
+            (CKA_TOKEN as _, Value::Bool(true)),
+            (CKA_PRIVATE as _, Value::Bool(false)),
+            (CKA_LABEL as _, Value::Bytes(b"forged".to_vec())),
+        ]
+        .into_iter()
+        .collect();
+        attrs.extend(extra);
+        let object = Object::new([7u8; 16], attrs, Default::default()).unwrap();
+        let record = object.to_legacy_record("serial", master).unwrap();
+        Object::from_record(&record).unwrap()
+    }
+
+    #[test]
+    fn a_change_or_copy_of_a_forged_record_is_never_written_authenticated() {
+        use crate::object::{policy::KEY_ID, template};
+        let master = MasterKey::generate().unwrap();
+        let bad = forged(
+            &master,
+            vec![(
+                KEY_ID,
+                crate::object::attr::Value::Bytes(b"someone-else".to_vec()),
+            )],
+        );
+        assert!(!bad.is_acceptable("serial", &master));
+        let label = [raw(CKA_LABEL, b"renamed")];
+        let all = bad.all_values("serial", Some(&master)).unwrap();
+        let changed = template::apply(&bad, all, &label).unwrap();
+        assert!(
+            changed.to_record("serial", Some(&master)).is_err(),
+            "a change made while the master key appeared must not launder the record"
+        );
+        let all = bad.all_values("serial", Some(&master)).unwrap();
+        let copy = template::copy(&bad, all, &[raw(CKA_TOKEN, &[1])]).unwrap();
+        assert!(copy.to_record("serial", Some(&master)).is_err());
+        // A genuine public object written without login may be changed and copied, even
+        // into a private object, by a logged-in user.
+        let public = forged(&master, vec![]);
+        assert!(public.is_acceptable("serial", &master));
+        let all = public.all_values("serial", Some(&master)).unwrap();
+        let private = template::copy(&public, all, &[raw(CKA_PRIVATE, &[1])]).unwrap();
+        private
+            .to_record("serial", Some(&master))
+            .expect("a user may vouch for a public object");
     }
 }
