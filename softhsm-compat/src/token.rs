@@ -468,7 +468,7 @@ impl Library {
             .slot
             .token
             .as_ref()
-            .map(|t| t.path().to_path_buf())
+            .map(|t| std::path::PathBuf::from(t.location()))
             .ok_or_else(|| fail("the token vanished"))
     }
 }
