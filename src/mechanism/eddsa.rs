@@ -50,6 +50,29 @@ fn pure_only(param: &Param) -> Result<()> {
     }
 }
 
+/// The attributes of a generated 25519 key pair (Ed25519 or X25519): both halves keep
+/// the caller's encoding of the curve (OID or name: clients compare it), the public half
+/// gets the point, the private half its 32-byte secret.
+pub(super) fn curve25519_pair(
+    params: &[u8],
+    point: &[u8; curve25519::KEY_LEN],
+    secret: &[u8],
+) -> GeneratedPair {
+    let params = Value::Bytes(params.to_vec());
+    let public = vec![
+        (CKA_EC_PARAMS as u64, params.clone()),
+        (
+            CKA_EC_POINT as u64,
+            Value::Bytes(curve25519::public_to_attribute(point)),
+        ),
+    ];
+    let private = vec![
+        (CKA_EC_PARAMS as u64, params),
+        (CKA_VALUE as u64, Value::Bytes(secret.to_vec())),
+    ];
+    (public, private)
+}
+
 impl Mechanism for KeyPairGen {
     fn kind(&self) -> CK_MECHANISM_TYPE {
         CKM_EC_EDWARDS_KEY_PAIR_GEN
@@ -68,20 +91,7 @@ impl Mechanism for KeyPairGen {
             return Err(Error::CurveNotSupported);
         }
         let (seed, point) = Ed25519Private::generate()?;
-        // The caller's encoding of the curve (OID or name) is kept: clients compare it.
-        let params = Value::Bytes(params.to_vec());
-        let public = vec![
-            (CKA_EC_PARAMS as u64, params.clone()),
-            (
-                CKA_EC_POINT as u64,
-                Value::Bytes(curve25519::public_to_attribute(&point)),
-            ),
-        ];
-        let private = vec![
-            (CKA_EC_PARAMS as u64, params),
-            (CKA_VALUE as u64, Value::Bytes(seed.to_vec())),
-        ];
-        Ok((CKK_EC_EDWARDS, (public, private)))
+        Ok((CKK_EC_EDWARDS, curve25519_pair(params, &point, &seed[..])))
     }
 }
 

@@ -11,7 +11,6 @@ use super::params::Ecdh1Params;
 use super::{info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
 use crate::crypto::curve25519::{self, Curve25519, X25519Private};
 use crate::error::{Error, Result};
-use crate::object::attr::Value;
 use crate::object::key::{Key, Material};
 
 /// X25519's key size as PKCS#11 counts it.
@@ -40,19 +39,10 @@ impl Mechanism for KeyPairGen {
             return Err(Error::CurveNotSupported);
         }
         let (scalar, point) = X25519Private::generate()?;
-        let params = Value::Bytes(params.to_vec());
-        let public = vec![
-            (CKA_EC_PARAMS as u64, params.clone()),
-            (
-                CKA_EC_POINT as u64,
-                Value::Bytes(curve25519::public_to_attribute(&point)),
-            ),
-        ];
-        let private = vec![
-            (CKA_EC_PARAMS as u64, params),
-            (CKA_VALUE as u64, Value::Bytes(scalar.to_vec())),
-        ];
-        Ok((CKK_EC_MONTGOMERY, (public, private)))
+        Ok((
+            CKK_EC_MONTGOMERY,
+            super::eddsa::curve25519_pair(params, &point, &scalar[..]),
+        ))
     }
 }
 
@@ -83,6 +73,7 @@ pub fn derive(p: &Ecdh1Params, base: &Key, len: Option<usize>) -> Result<Zeroizi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::object::attr::Value;
 
     fn key(scalar: &[u8]) -> Key {
         Key {

@@ -58,14 +58,14 @@ pub static MECHANISMS: &[&dyn Mechanism] = &[
     &HashPss(CKM_SHA512_RSA_PKCS_PSS, HashAlg::Sha512),
 ];
 
-fn private(key: &Key) -> Result<&RsaPrivateKey> {
+pub(super) fn private(key: &Key) -> Result<&RsaPrivateKey> {
     match &key.material {
         Material::RsaPrivate(k) => Ok(k),
         _ => Err(Error::KeyTypeInconsistent),
     }
 }
 
-fn public(key: &Key) -> Result<&RsaPublicKey> {
+pub(super) fn public(key: &Key) -> Result<&RsaPublicKey> {
     match &key.material {
         Material::RsaPublic(k) => Ok(k),
         _ => Err(Error::KeyTypeInconsistent),
@@ -166,7 +166,7 @@ impl Mechanism for KeyPairGen {
     }
 }
 
-fn boxed_cipher<F>(bound: usize, run: F) -> Box<dyn Cipher>
+pub(super) fn boxed_cipher<F>(bound: usize, run: F) -> Box<dyn Cipher>
 where
     F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
 {

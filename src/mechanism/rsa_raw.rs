@@ -13,43 +13,16 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::rsa::{MAX_BITS, MIN_BITS};
+use super::rsa::{boxed_cipher as cipher, private, public, MAX_BITS, MIN_BITS};
 use super::{buffered, info, no_param, Mechanism, Param};
-use crate::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
-use crate::error::{Error, Result};
-use crate::object::key::{Key, Material};
+use crate::error::Result;
+use crate::object::key::Key;
 use crate::operation::{Cipher, Signer, Verifier};
 
 #[derive(Debug)]
 pub struct X509;
 
 pub static MECHANISMS: &[&dyn Mechanism] = &[&X509];
-
-fn private(key: &Key) -> Result<&RsaPrivateKey> {
-    match &key.material {
-        Material::RsaPrivate(k) => Ok(k),
-        _ => Err(Error::KeyTypeInconsistent),
-    }
-}
-
-fn public(key: &Key) -> Result<&RsaPublicKey> {
-    match &key.material {
-        Material::RsaPublic(k) => Ok(k),
-        _ => Err(Error::KeyTypeInconsistent),
-    }
-}
-
-fn cipher<F>(size: usize, run: F) -> Box<dyn Cipher>
-where
-    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
-{
-    buffered::cipher(
-        buffered::ONE_BLOCK_CAP,
-        Error::DataLenRange,
-        move |_| size,
-        run,
-    )
-}
 
 impl Mechanism for X509 {
     fn kind(&self) -> CK_MECHANISM_TYPE {
