@@ -121,6 +121,20 @@ pub fn get() -> Result<Arc<Provider>> {
     state().clone().ok_or(Error::NotInitialized)
 }
 
+/// Where `config` keeps its tokens: the database of its `store_url`, or else its
+/// `token_dir` (made, private to its owner, if missing).
+pub fn backend_of(config: &Config) -> Result<Backend> {
+    Ok(match &config.store_url {
+        Some(url) => Backend::Postgres(Arc::new(Catalog::new(Arc::new(
+            PgSettings::new(url, &config.postgres).map_err(|e| Error::Config(e.to_string()))?,
+        )))),
+        None => {
+            create_token_dir(&config.token_dir)?;
+            Backend::Files(config.token_dir.clone())
+        }
+    })
+}
+
 fn create_token_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.is_dir() {
@@ -140,15 +154,7 @@ fn create_token_dir(dir: &Path) -> Result<()> {
 
 impl Provider {
     fn new(config: Config) -> Result<Provider> {
-        let backend = match &config.store_url {
-            Some(url) => Backend::Postgres(Arc::new(Catalog::new(Arc::new(
-                PgSettings::new(url, &config.postgres).map_err(|e| Error::Config(e.to_string()))?,
-            )))),
-            None => {
-                create_token_dir(&config.token_dir)?;
-                Backend::Files(config.token_dir.clone())
-            }
-        };
+        let backend = backend_of(&config)?;
         let config = Arc::new(config);
         let provider = Provider {
             shared: Arc::new(Shared {

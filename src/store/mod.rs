@@ -273,6 +273,73 @@ impl Backend {
             }
         }
     }
+
+    /// Opens the existing token `serial`. Answers the store and where it is.
+    pub fn open(&self, serial: &str) -> StoreResult<(Box<dyn Store>, String)> {
+        match self {
+            Backend::Files(dir) => {
+                let path = Backend::file_of(dir, serial);
+                let store = sqlite::SqliteStore::open(&path)?;
+                Ok((Box::new(store), path.display().to_string()))
+            }
+            Backend::Postgres(catalog) => {
+                let settings = catalog.settings();
+                let store = postgres::PgStore::open(Arc::clone(settings), serial)?;
+                Ok((Box::new(store), format!("{} ({serial})", settings.shown())))
+            }
+        }
+    }
+
+    /// The serials of the tokens here, in order (a directory's `*.db` files, or the
+    /// database's token rows). A directory that does not exist holds none.
+    pub fn serials(&self) -> StoreResult<Vec<String>> {
+        match self {
+            Backend::Files(dir) => {
+                let entries = match std::fs::read_dir(dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(StoreError::Io(e)),
+                };
+                let mut serials = Vec::new();
+                for entry in entries {
+                    let path = entry?.path();
+                    if path.extension().is_some_and(|x| x == "db") {
+                        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                            serials.push(stem.to_string());
+                        }
+                    }
+                }
+                serials.sort();
+                Ok(serials)
+            }
+            Backend::Postgres(catalog) => catalog.serials(),
+        }
+    }
+
+    /// Deletes token `serial` and all its records (its file and the file's journal, or
+    /// its rows). Only for a token nothing else uses: the token tool's undo of a copy
+    /// that failed its verification.
+    pub fn remove(&self, serial: &str) -> StoreResult<()> {
+        match self {
+            Backend::Files(dir) => {
+                let path = Backend::file_of(dir, serial);
+                for suffix in ["-wal", "-shm", ""] {
+                    let mut name = path.clone().into_os_string();
+                    name.push(suffix);
+                    match std::fs::remove_file(&name) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(StoreError::Io(e))
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            Backend::Postgres(catalog) => {
+                postgres::PgStore::open(Arc::clone(catalog.settings()), serial)?.remove_token()
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! or `CK_RV`s.
 
 mod authority;
+pub mod copy;
 pub mod keys;
 mod kms;
 mod login;

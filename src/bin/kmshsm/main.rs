@@ -7,6 +7,7 @@
 
 mod attrs;
 mod client;
+mod copy;
 mod time;
 mod wrap;
 
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use clap::{Parser, Subcommand};
+use kmshsm::config::Config;
 use kmshsm::error::Error;
 use kmshsm::kms::blob::CiphertextBlob;
 use kmshsm::kms::import::WrappingAlgorithm;
@@ -155,6 +157,23 @@ enum Command {
         #[arg(long)]
         value: String,
     },
+    /// Copies a token to another store (a token directory, a postgresql:// URL, or a
+    /// configuration file's store), records as they are, and verifies the copy. No PIN
+    /// is needed; the source is the configuration's store unless --from names one.
+    CopyToken {
+        /// The token's serial (needed when the source holds several).
+        #[arg(long)]
+        serial: Option<String>,
+        /// The source: a token directory, a postgresql:// URL, or a *.toml configuration.
+        #[arg(long)]
+        from: Option<String>,
+        /// The destination, named the same ways; it must not hold the token yet.
+        #[arg(long)]
+        to: String,
+        /// A slot id for the copy (else the source's; refused if the destination has it).
+        #[arg(long)]
+        slot_id: Option<u64>,
+    },
     /// Builds EncryptedKeyMaterial locally (no token needed).
     WrapKeyMaterial {
         /// The wrapping public key: base64 DER SubjectPublicKeyInfo (GetParametersForImport's PublicKey).
@@ -291,6 +310,16 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             .map_err(|e| invalid(format!("cannot read {}: {e}", key_material_file.display())))?;
         let wrapped = wrap::wrap(&b64(public_key, "PublicKey")?, alg, &material)?;
         return Ok(json!({ "EncryptedKeyMaterial": B64.encode(wrapped) }));
+    }
+    if let Command::CopyToken {
+        serial,
+        from,
+        to,
+        slot_id,
+    } = &cli.command
+    {
+        let config = Config::load(cli.config.as_deref())?;
+        return copy::run(&config, serial.as_deref(), from.as_deref(), to, *slot_id);
     }
     let client = open(cli)?;
     let id = request_id();
@@ -459,7 +488,9 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             )?;
             json!({ "KeyId": key_id, "Value": ok, "RequestId": id })
         }
-        Command::WrapKeyMaterial { .. } => return Err(invalid("unreachable")),
+        Command::WrapKeyMaterial { .. } | Command::CopyToken { .. } => {
+            return Err(invalid("unreachable"))
+        }
     };
     Ok(out)
 }

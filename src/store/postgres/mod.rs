@@ -233,6 +233,18 @@ impl PgStore {
         }
     }
 
+    /// Deletes this token and every record of it from the database, in one statement
+    /// (the token tool's undo of a copy that failed its verification).
+    pub fn remove_token(self) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        self.run(&mut inner, |c, committing| {
+            *committing = true;
+            c.execute("DELETE FROM kmshsm_tokens WHERE id = $1", &[&token])?;
+            Ok(())
+        })
+    }
+
     /// The token's row id in the database.
     pub fn token_id(&self) -> i64 {
         self.token

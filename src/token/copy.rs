@@ -1,0 +1,279 @@
+//! Copying a token from one store to another (a token directory's SQLite file, a
+//! PostgreSQL database; either way), for the token tool's `copy-token`.
+//!
+//! Records travel as they are: sealed parts stay sealed (no PIN is asked and nothing is
+//! unsealed), and record authentication binds a record to its token's serial and uid,
+//! both kept, so the copy opens and authenticates exactly as the source does. The copy is
+//! written in one transaction, then read back and compared with what was read from the
+//! source (metadata, PIN records, every object's bytes and every lookup key); a copy
+//! that does not compare equal is deleted again. This module must not change the source
+//! and must not leave a destination token that was not verified.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result, StoreError};
+use crate::object::{index, Object};
+use crate::store::{Backend, Change, ObjectRecord, Scope, Snapshot, Store};
+
+use super::{META_OBJECT_INDEX, META_SLOT_ID};
+
+/// What a verified copy holds, for the tool's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub serial: String,
+    pub slot_id: u64,
+    pub objects: usize,
+    pub pins: usize,
+    /// Where the copy was read from and written to (never a password).
+    pub from: String,
+    pub to: String,
+}
+
+/// Copies token `serial` from `from` to `to`, where it must not exist yet, and verifies
+/// the copy. `slot_id` gives the copy another slot id (the source's is kept otherwise);
+/// a slot id that a token at the destination already has is refused, as the module
+/// would not open two tokens with one slot id.
+pub fn copy_token(
+    from: &Backend,
+    to: &Backend,
+    serial: &str,
+    slot_id: Option<u64>,
+) -> Result<Copied> {
+    let (source, from_place) = from.open(serial)?;
+    source.check_integrity()?;
+    let snapshot = source.read(0, 0, Scope::All)?;
+    drop(source);
+
+    let slot_id = match slot_id {
+        Some(id) => id,
+        None => meta_slot_id(&snapshot.meta).ok_or(StoreError::Malformed("token metadata"))?,
+    };
+    let existing = to.serials()?;
+    if existing.iter().any(|s| s == serial) {
+        return Err(Error::Config(format!(
+            "the destination already holds a token with serial {serial}; nothing was copied"
+        )));
+    }
+    for other in &existing {
+        let (store, _) = to.open(other)?;
+        let meta = store.read(0, 0, Scope::Changes)?.meta;
+        if meta_slot_id(&meta) == Some(slot_id) {
+            return Err(Error::Config(format!(
+                "the destination's token {other} has slot id {slot_id} already; give the copy \
+                 another one (--slot-id); nothing was copied"
+            )));
+        }
+    }
+
+    let initial = initial_changes(&snapshot, slot_id)?;
+    let (dest, to_place) = to.create(serial, initial.clone())?;
+    let verified = verify(dest.as_ref(), &initial);
+    drop(dest);
+    if let Err(e) = verified {
+        let undone = match to.remove(serial) {
+            Ok(()) => "the copy was deleted again".to_string(),
+            Err(r) => format!("deleting the copy failed too ({r}): delete it by hand"),
+        };
+        return Err(Error::Config(format!(
+            "the copy at {to_place} does not match its source ({e}); {undone}"
+        )));
+    }
+    Ok(Copied {
+        serial: serial.to_string(),
+        slot_id,
+        objects: snapshot.objects.len(),
+        pins: snapshot.pins.len(),
+        from: from_place,
+        to: to_place,
+    })
+}
+
+fn meta_slot_id(meta: &BTreeMap<String, Vec<u8>>) -> Option<u64> {
+    std::str::from_utf8(meta.get(META_SLOT_ID)?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The destination's first (and only) transaction: the source's metadata, with the
+/// slot id given and the index version of this build; its PIN records (failure counts
+/// included, so a lockout travels with the token); its object records, each with the
+/// index this build makes of it (stores do not hand indexes out).
+fn initial_changes(snapshot: &Snapshot, slot_id: u64) -> Result<Vec<Change>> {
+    let mut changes = Vec::with_capacity(snapshot.meta.len() + 2 + snapshot.objects.len());
+    for (name, value) in &snapshot.meta {
+        if name != META_SLOT_ID && name != META_OBJECT_INDEX {
+            changes.push(Change::PutMeta(name.clone(), value.clone()));
+        }
+    }
+    changes.push(Change::PutMeta(
+        META_SLOT_ID.into(),
+        slot_id.to_string().into_bytes(),
+    ));
+    changes.push(Change::PutMeta(
+        META_OBJECT_INDEX.into(),
+        index::VERSION.to_vec(),
+    ));
+    for (role, pin) in &snapshot.pins {
+        changes.push(Change::PutPin(*role, pin.clone()));
+    }
+    for rec in &snapshot.objects {
+        let object = Object::from_record(rec).map_err(|e| {
+            Error::Config(format!(
+                "object record {} of the source cannot be read ({e}); nothing was copied",
+                hex(&rec.uid)
+            ))
+        })?;
+        changes.push(Change::PutObject(ObjectRecord {
+            uid: rec.uid,
+            plain: rec.plain.clone(),
+            sealed: rec.sealed.clone(),
+            index: index::record_index(&object),
+        }));
+    }
+    Ok(changes)
+}
+
+/// Reads the copy back and compares it with what was written: metadata, PIN records
+/// and objects byte for byte, every object found again under each of its lookup keys,
+/// nothing else there, and the store's own integrity check.
+fn verify(dest: &dyn Store, written: &[Change]) -> std::result::Result<(), String> {
+    dest.check_integrity().map_err(|e| e.to_string())?;
+    let back = dest.read(0, 0, Scope::All).map_err(|e| e.to_string())?;
+    let mut meta = 0;
+    let mut pins = 0;
+    let mut objects = 0;
+    for change in written {
+        match change {
+            Change::PutMeta(name, value) => {
+                meta += 1;
+                if back.meta.get(name) != Some(value) {
+                    return Err(format!("metadata {name:?} differs"));
+                }
+            }
+            Change::PutPin(role, pin) => {
+                pins += 1;
+                let same = back.pins.get(role).is_some_and(|b| {
+                    b.kdf == pin.kdf
+                        && b.wrapped_key == pin.wrapped_key
+                        && b.failures == pin.failures
+                });
+                if !same {
+                    return Err(format!("the {role:?} PIN record differs"));
+                }
+            }
+            Change::PutObject(rec) => {
+                objects += 1;
+                let found = back.objects.iter().find(|b| b.uid == rec.uid);
+                if !found.is_some_and(|b| b.plain == rec.plain && b.sealed == rec.sealed) {
+                    return Err(format!("object record {} differs", hex(&rec.uid)));
+                }
+                for key in &rec.index.lookup {
+                    let uids = dest.lookup(key).map_err(|e| e.to_string())?;
+                    if !uids.contains(&rec.uid) {
+                        return Err(format!("object record {} is not indexed", hex(&rec.uid)));
+                    }
+                }
+            }
+            _ => return Err("unexpected change in a copy".to_string()),
+        }
+    }
+    if back.meta.len() != meta || back.pins.len() != pins || back.objects.len() != objects {
+        return Err("the copy holds records its source does not".to_string());
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{PinRecord, PinRole, RecordIndex};
+
+    fn record(uid: u8, plain: &[u8]) -> ObjectRecord {
+        ObjectRecord {
+            uid: [uid; 16],
+            plain: plain.to_vec(),
+            sealed: Some(vec![uid; 8]),
+            index: RecordIndex {
+                lookup: vec![vec![b'k', uid]],
+                due: None,
+            },
+        }
+    }
+
+    fn written() -> Vec<Change> {
+        vec![
+            Change::PutMeta("serial".into(), b"1234".to_vec()),
+            Change::PutPin(
+                PinRole::User,
+                PinRecord {
+                    kdf: vec![1],
+                    wrapped_key: vec![2],
+                    failures: 3,
+                },
+            ),
+            Change::PutObject(record(1, b"one")),
+            Change::PutObject(record(2, b"two")),
+        ]
+    }
+
+    #[test]
+    fn a_faithful_copy_verifies() {
+        let store = MemoryStore::new();
+        store.commit(written()).unwrap();
+        assert_eq!(verify(&store, &written()), Ok(()));
+    }
+
+    #[test]
+    fn every_kind_of_difference_fails_the_verification() {
+        let differences: Vec<(Vec<Change>, &str)> = vec![
+            (
+                vec![Change::PutMeta("serial".into(), b"9999".to_vec())],
+                "metadata",
+            ),
+            (
+                vec![Change::PutPin(
+                    PinRole::User,
+                    PinRecord {
+                        kdf: vec![1],
+                        wrapped_key: vec![2],
+                        failures: 0,
+                    },
+                )],
+                "PIN record",
+            ),
+            (vec![Change::PutObject(record(2, b"changed"))], "differs"),
+            (
+                vec![Change::PutObject(ObjectRecord {
+                    sealed: None,
+                    ..record(1, b"one")
+                })],
+                "differs",
+            ),
+            (
+                vec![Change::Reindex([2; 16], RecordIndex::default())],
+                "not indexed",
+            ),
+            (vec![Change::RemoveObject([1; 16])], "differs"),
+            (
+                vec![Change::PutObject(record(3, b"stray"))],
+                "holds records its source does not",
+            ),
+        ];
+        for (change, says) in differences {
+            let store = MemoryStore::new();
+            store.commit(written()).unwrap();
+            store.commit(change.clone()).unwrap();
+            let verdict = verify(&store, &written());
+            assert!(
+                verdict.as_ref().is_err_and(|e| e.contains(says)),
+                "{change:?}: {verdict:?}"
+            );
+        }
+    }
+}
