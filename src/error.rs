@@ -28,7 +28,7 @@ pub enum StoreError {
     Tampered,
     /// The PostgreSQL server answered with an error (a constraint, a timeout it enforced,
     /// a permission) or the client failed to talk to it.
-    #[error("token database server: {0}")]
+    #[error("token database server: {}", with_causes(.0))]
     Server(#[from] tokio_postgres::Error),
     /// The PostgreSQL server could not be reached, or the connection to it was lost
     /// before the call could have changed anything. The next call connects again.
@@ -200,4 +200,19 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Store(StoreError::Database(e))
     }
+}
+
+/// An error followed by those of its causes that its message does not already say
+/// ("error performing TLS handshake: ... certificate verify failed").
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
 }

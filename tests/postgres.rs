@@ -275,3 +275,47 @@ fn an_unknown_role_or_database_fails_c_initialize_naming_the_problem() {
         assert!(!log.contains(":pw@"), "{log}");
     }
 }
+
+/// TLS to the server (issue 15, item 1): a server that rejects plain connections serves
+/// a token to a module that verifies its certificate against `tls_ca_file`; without that
+/// CA (the system's CAs do not know the test CA), or with TLS turned off, `C_Initialize`
+/// fails naming the problem.
+#[test]
+fn over_tls_the_server_certificate_is_verified_and_plain_connections_are_refused() {
+    let cluster = pg::Cluster::start_tls();
+    let url = cluster
+        .database("kmshsm")
+        .replace("sslmode=disable", "sslmode=require");
+    let ca = cluster.ca_file();
+    let table = format!("tls_ca_file = {:?}", ca.to_str().unwrap());
+    let env = TestEnv::postgres_on(cluster, &url, &table);
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        create(&session, "over-tls");
+        assert_eq!(find_by_label(&session, "over-tls").len(), 1);
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+    let text = std::fs::read_to_string(&env.conf_path).unwrap();
+    for (config, said) in [
+        // The system's CAs only: the test CA's certificate does not verify.
+        (text.replace(&table, ""), "certificate verify failed"),
+        // Plain TCP: the server's pg_hba.conf rejects it.
+        (
+            text.replace("sslmode=require", "sslmode=disable"),
+            "pg_hba.conf rejects connection",
+        ),
+    ] {
+        env.write_config(&config);
+        let ctx = load_module();
+        assert_rv!(initialize(&ctx), RvError::DeviceError);
+        let log = env.log();
+        assert!(log.contains(said), "{log}");
+    }
+    // And with the CA again, the token and its object are there.
+    env.write_config(&text);
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    assert_eq!(find_by_label(&session, "over-tls").len(), 1);
+}

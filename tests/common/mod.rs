@@ -174,6 +174,15 @@ impl TestEnv {
         env
     }
 
+    /// An environment whose tokens live in database `db` of the running `cluster`,
+    /// reached by `url` (`common/pg.rs`), already activated.
+    pub fn postgres_on(cluster: pg::Cluster, url: &str, postgres_table: &str) -> Self {
+        let mut env = Self::build(Options::default(), Some((url, postgres_table)));
+        env.pg = Some(cluster);
+        env.store_url = Some(url.to_string());
+        env
+    }
+
     /// [`TestEnv::postgres_with`] with the default options and `[postgres]` table.
     pub fn postgres() -> Self {
         Self::postgres_with(Options::default(), "")

@@ -92,6 +92,114 @@ impl Cluster {
         cluster
     }
 
+    /// A new cluster that accepts TCP connections over TLS only (`hostssl`; plain ones
+    /// are rejected), with a server certificate for IP 127.0.0.1 issued by a test CA
+    /// made for it: [`Cluster::ca_file`] holds that CA's certificate.
+    pub fn start_tls() -> Cluster {
+        let cluster = Cluster::start();
+        cluster.stop_server();
+        let dir = cluster.dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .expect("openssl (apt-get install openssl)");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=kmshsm test CA",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        for file in ["server.key", "server.crt"] {
+            let to = cluster.data_dir().join(file);
+            std::fs::copy(dir.join(file), &to).unwrap();
+            if let Some(user) = cluster.run_as {
+                let out = Command::new("chown")
+                    .args([user, to.to_str().unwrap()])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "chown: {out:?}");
+            }
+            let out = Command::new("chmod")
+                .args(["600", to.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "chmod: {out:?}");
+        }
+        let conf = cluster.data_dir().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        std::fs::write(
+            cluster.data_dir().join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        cluster.start_server();
+        cluster
+    }
+
+    /// The certificate of the CA that issued a [`Cluster::start_tls`] server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

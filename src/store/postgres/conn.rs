@@ -265,16 +265,7 @@ pub(super) fn connection_lost(e: &tokio_postgres::Error) -> bool {
 
 /// An error and its causes ("error connecting to server: Connection refused").
 fn describe(e: &tokio_postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = s.source();
-    }
-    text
+    crate::error::with_causes(e)
 }
 
 fn one_thread_runtime() -> StoreResult<tokio::runtime::Runtime> {
