@@ -1,13 +1,14 @@
 #!/bin/sh
 # Side-by-side benchmark of libkmshsm.so against SoftHSMv2 (see docs/performance.md).
-# Builds the module and the benchmark in release mode, installs SoftHSMv2 if it is missing
+# Builds the module and the benchmark in release mode, installs SoftHSMv2 and PostgreSQL if missing
 # (Debian, as root), and prints the results table; arguments go to the benchmark
 # (e.g. --quick, --rounds 7, --counts 1000,10000).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-if [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then
-    apt-get update -qq && apt-get install -y -qq softhsm2 >/dev/null
+if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    # SoftHSMv2, and PostgreSQL for phase `store` (a private server the bench starts).
+    apt-get update -qq && apt-get install -y -qq softhsm2 postgresql-15 >/dev/null
 fi
 (cd "$root" && cargo build --release --lib)
 (cd "$here" && CARGO_TARGET_DIR="$here/target" cargo build --release)

@@ -9,14 +9,16 @@
 //!         [--open-runs N] [--phases crypto,find,open] [--only TEXT] [--kmshsm PATH]
 //!         [--softhsm PATH] [--out FILE]` (`--only`: measure only the lines whose name
 //!         contains TEXT; the token-open lines are not filtered)
-//! Internal: `kmshsm-bench --child-open MODULE_PATH` (the fresh-process token-open probe).
+//! Internal: `kmshsm-bench --child-open MODULE_PATH` (the fresh-process token-open probe),
+//! `kmshsm-bench --child-create MODULE_PATH LABEL` (the other process of phase `store`).
 //!
 //! Token directories with many keys are prepared once and cached under
 //! `bench/target/token-cache/<module>-<count>/`; every measurement works on a copy.
 //!
 //! This file parses the command line, runs the selected phases in order and serves the
-//! `--child-open` entry; it measures nothing itself and holds no PKCS#11 code. The phases
-//! are `crypto`, `find` and `open` (with `prepare` building the large tokens they use);
+//! child entries; it measures nothing itself and holds no PKCS#11 code. The phases
+//! are `crypto`, `find`, `open` (with `prepare` building the large tokens they use) and
+//! `store` (kmshsm on SQLite and on PostgreSQL beside SoftHSMv2);
 //! `token`, `keys`, `crypto_keys`, `raw` and `threads` hold what they share, `timing`
 //! measures a table line and `report` renders the results.
 
@@ -28,6 +30,7 @@ mod open;
 mod prepare;
 mod raw;
 mod report;
+mod store;
 mod threads;
 mod timing;
 mod token;
@@ -80,7 +83,12 @@ impl Cfg {
             soft_so: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
             out: target.join("results.md"),
             only: None,
-            phases: vec!["crypto".into(), "find".into(), "open".into()],
+            phases: vec![
+                "crypto".into(),
+                "find".into(),
+                "open".into(),
+                "store".into(),
+            ],
             target,
         };
         let mut args = std::env::args().skip(1);
@@ -124,6 +132,13 @@ impl Cfg {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 4 && args[1] == "--child-create" {
+        if let Err(e) = store::child_create(Path::new(&args[2]), &args[3]) {
+            eprintln!("child: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if args.len() == 3 && args[1] == "--child-open" {
         if let Err(e) = child_open(Path::new(&args[2])) {
             eprintln!("child: {e}");
@@ -182,6 +197,9 @@ fn run(cfg: &Cfg) -> Res<()> {
         if on("open") {
             open_phase(cfg, n, &mut rows, &mut details)?;
         }
+    }
+    if on("store") {
+        store::store_phase(cfg, &mut details)?;
     }
     let _ = std::fs::remove_dir_all(cfg.work());
     let text = report(cfg, &rows, &details, &builds, t0.elapsed());

@@ -22,12 +22,12 @@ use crate::{err, Cfg, Res};
 /// C_Login, and (after the timed window) the first C_FindObjects by label, which shows
 /// whether loading the objects was only put off to the first search.
 #[derive(Clone, Copy, Debug, Default)]
-struct OpenTimes {
-    init: f64,
-    open: f64,
-    login: f64,
-    first_find: f64,
-    process: f64,
+pub(crate) struct OpenTimes {
+    pub(crate) init: f64,
+    pub(crate) open: f64,
+    pub(crate) login: f64,
+    pub(crate) first_find: f64,
+    pub(crate) process: f64,
 }
 
 pub(crate) fn child_open(module: &Path) -> Res<()> {
@@ -64,7 +64,7 @@ pub(crate) fn child_open(module: &Path) -> Res<()> {
     Ok(())
 }
 
-fn run_child(module: &Path) -> Res<OpenTimes> {
+pub(crate) fn run_child(module: &Path) -> Res<OpenTimes> {
     let exe = std::env::current_exe().map_err(err("current_exe"))?;
     let st = Instant::now();
     let out = Command::new(exe)

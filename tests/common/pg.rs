@@ -21,6 +21,9 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     pub port: u16,
     run_as: Option<&'static str>,
+    /// The server syncs its writes to disk (`fsync=on`), as in production; tests run
+    /// without (faster, and a test never loses power).
+    durable: bool,
 }
 
 fn bin(tool: &str) -> PathBuf {
@@ -54,8 +57,18 @@ fn free_port() -> u16 {
 }
 
 impl Cluster {
-    /// A new cluster, started.
+    /// A new cluster, started, not syncing to disk (for tests).
     pub fn start() -> Cluster {
+        Cluster::start_with(false)
+    }
+
+    /// A new cluster, started, syncing every commit to disk as a production server does
+    /// (for the benchmark).
+    pub fn start_durable() -> Cluster {
+        Cluster::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Cluster {
         let run_as = is_root().then_some("postgres");
         let dir = tempfile::Builder::new()
             .prefix("kmshsm-pg-")
@@ -72,6 +85,7 @@ impl Cluster {
             dir,
             port: free_port(),
             run_as,
+            durable,
         };
         let data = cluster.data_dir();
         cluster.run_ok(
@@ -265,9 +279,10 @@ impl Cluster {
     pub fn start_server(&self) {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
-             -c fsync=off -c max_connections=200 -c shared_buffers=16MB",
+             -c fsync={} -c max_connections=200 -c shared_buffers=16MB",
             self.port,
-            self.socket_dir().display()
+            self.socket_dir().display(),
+            if self.durable { "on" } else { "off" }
         );
         let log = self.dir.path().join("server.log");
         self.run_ok(
