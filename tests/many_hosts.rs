@@ -10,9 +10,10 @@
 //!   notification has arrived and at the latest after `check_interval_ms` (notify mode:
 //!   the test waits that long before asking those hosts; docs/deployment.md).
 //!
-//! The hosts share one machine and reach the server over loopback; separate network
-//! namespaces are not used (they would need a virtual network between namespaces, and
-//! root): what makes a host here is its own process, configuration and cache.
+//! The scenario runs twice: with the hosts reaching the server over loopback, and with
+//! each host in a network namespace of its own, reaching the server over a virtual
+//! Ethernet link (`ip netns`, `veth`; needs root, as CI runs: without it that test fails
+//! saying so, unless `KMSHSM_TEST_NO_NETNS=1` says to leave it out).
 //! Run with `cargo nextest run --test many_hosts`.
 
 mod common;
@@ -121,8 +122,16 @@ struct Host {
 }
 
 impl Host {
-    /// Host `n`, with a configuration of its own on `env`'s database.
-    fn start(env: &TestEnv, n: usize, key_id: &str, import_token: &[u8]) -> Host {
+    /// Host `n`, with a configuration of its own naming the database `url`, run in
+    /// network namespace `netns` if given.
+    fn start(
+        env: &TestEnv,
+        n: usize,
+        url: &str,
+        netns: Option<&Netns>,
+        key_id: &str,
+        import_token: &[u8],
+    ) -> Host {
         let notified = n % 2 == 1;
         let dir = env.dir.path().join(format!("host-{n}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -137,11 +146,21 @@ impl Host {
                  [postgres]\nchange_check = {check:?}\ncheck_interval_ms = {CHECK_INTERVAL_MS}\n",
                 tokens = dir.join("tokens").to_str().unwrap(),
                 log = dir.join("kmshsm.log").to_str().unwrap(),
-                url = env.store_url.as_deref().unwrap(),
             ),
         )
         .unwrap();
-        let mut child = child_command(CHILD_ENTRY, "host")
+        let mut command = match netns {
+            None => child_command(CHILD_ENTRY, "host"),
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", &ns.name])
+                    .arg(std::env::current_exe().unwrap())
+                    .args(["--exact", CHILD_ENTRY, "--nocapture", "--test-threads=1"])
+                    .env(CHILD_ROLE_ENV, "host");
+                c
+            }
+        };
+        let mut child = command
             .env("KMSHSM_CONF", &conf)
             .env("KMSHSM_HOST_KEY_ID", key_id)
             .env("KMSHSM_HOST_IMPORT_TOKEN", to_hex(import_token))
@@ -211,10 +230,90 @@ fn all_say(answers: &[String], expected: &str, step: &str) {
     }
 }
 
+/// A network namespace of its own for host `n`, joined to this one by a virtual Ethernet
+/// pair: 10.77.`n`.1 on this side (where the server listens), 10.77.`n`.2 inside.
+/// Deleting the namespace (on drop) deletes the pair.
+struct Netns {
+    name: String,
+    server: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (apt-get install iproute2)");
+    assert!(out.status.success(), "ip {args:?}: {out:?}");
+}
+
+impl Netns {
+    fn make(n: usize) -> Netns {
+        let pid = std::process::id();
+        let name = format!("kmshsm-{pid}-{n}");
+        let outside = format!("km{pid}h{n}");
+        let server = format!("10.77.{n}.1");
+        ip(&["netns", "add", &name]);
+        let ns = Netns {
+            name: name.clone(),
+            server: server.clone(),
+        };
+        ip(&[
+            "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", &name,
+        ]);
+        ip(&["addr", "add", &format!("{server}/24"), "dev", &outside]);
+        ip(&["link", "set", &outside, "up"]);
+        let inside = |args: &[&str]| ip(&[&["netns", "exec", &name, "ip"], args].concat());
+        inside(&["addr", "add", &format!("10.77.{n}.2/24"), "dev", "eth0"]);
+        inside(&["link", "set", "eth0", "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
 #[test]
 fn four_hosts_on_one_postgres_token_keep_every_kms_rule_once_and_see_each_change_next() {
+    scenario(false);
+}
+
+#[test]
+fn four_hosts_in_network_namespaces_of_their_own_keep_every_kms_rule_once() {
+    if std::env::var_os("KMSHSM_TEST_NO_NETNS").is_some_and(|v| v == "1") {
+        eprintln!("!!! network namespaces left out: KMSHSM_TEST_NO_NETNS=1 !!!");
+        return;
+    }
+    assert!(
+        pg::is_root(),
+        "this test makes network namespaces (ip netns) and needs root, as CI runs; \
+         set KMSHSM_TEST_NO_NETNS=1 to leave it out"
+    );
+    scenario(true);
+}
+
+fn scenario(in_namespaces: bool) {
     let env = TestEnv::postgres();
     let (_ctx, _slot, session) = ready_token(&env);
+    let namespaces: Vec<Netns> = if in_namespaces {
+        let ns: Vec<Netns> = (0..HOSTS).map(Netns::make).collect();
+        env.pg.as_ref().unwrap().open_to("10.77.0.0/16");
+        ns
+    } else {
+        Vec::new()
+    };
+    let url_of = |n: usize| {
+        let url = env.store_url.clone().unwrap();
+        match namespaces.get(n) {
+            Some(ns) => url.replacen("127.0.0.1", &ns.server, 1),
+            None => url,
+        }
+    };
     let work = Work::new(&env);
     let key = create_external(&session, Spec::Aes256, "shared");
     let id = key_id(&session, key);
@@ -226,7 +325,7 @@ fn four_hosts_on_one_postgres_token_keep_every_kms_rule_once_and_see_each_change
         .collect();
     let ciphertext_of = |m: &[u8]| to_hex(&work.enc("aes-256-cbc", m, Some(&IV), true, PLAINTEXT));
     let mut hosts: Vec<Host> = (0..HOSTS)
-        .map(|n| Host::start(&env, n, &id, &params.token))
+        .map(|n| Host::start(&env, n, &url_of(n), namespaces.get(n), &id, &params.token))
         .collect();
     let invalid_material = format!("rv {CKR_KMSHSM_INVALID_KEY_MATERIAL:?}");
     let incorrect_state = format!("rv {CKR_KMSHSM_INCORRECT_KEY_STATE:?}");

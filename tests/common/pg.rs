@@ -24,6 +24,8 @@ pub struct Cluster {
     /// The server syncs its writes to disk (`fsync=on`), as in production; tests run
     /// without (faster, and a test never loses power).
     durable: bool,
+    /// The server's `listen_addresses`.
+    listen: std::cell::RefCell<String>,
 }
 
 fn bin(tool: &str) -> PathBuf {
@@ -39,7 +41,7 @@ fn bin(tool: &str) -> PathBuf {
     path
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // The effective uid, from the proc file system (no libc call in a test helper).
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -86,6 +88,7 @@ impl Cluster {
             port: free_port(),
             run_as,
             durable,
+            listen: std::cell::RefCell::new("127.0.0.1".to_string()),
         };
         let data = cluster.data_dir();
         cluster.run_ok(
@@ -209,6 +212,17 @@ impl Cluster {
         cluster
     }
 
+    /// Restarts the server listening on every address too, and trusting connections from
+    /// `cidr` (hosts in other network namespaces, reaching it over virtual links).
+    pub fn open_to(&self, cidr: &str) {
+        let hba = self.data_dir().join("pg_hba.conf");
+        let mut text = std::fs::read_to_string(&hba).unwrap();
+        text.push_str(&format!("host all all {cidr} trust\n"));
+        std::fs::write(&hba, text).unwrap();
+        *self.listen.borrow_mut() = "*".to_string();
+        self.restart_server();
+    }
+
     /// The certificate of the CA that issued a [`Cluster::start_tls`] server's certificate.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.crt")
@@ -278,8 +292,9 @@ impl Cluster {
     /// Starts the server (again) on the same port and data.
     pub fn start_server(&self) {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
+            "-c listen_addresses={} -c port={} -c unix_socket_directories={} \
              -c fsync={} -c max_connections=200 -c shared_buffers=16MB",
+            self.listen.borrow(),
             self.port,
             self.socket_dir().display(),
             if self.durable { "on" } else { "off" }
