@@ -119,11 +119,7 @@ fn run_and_kill(round: u32, rng: &mut Rng) -> Vec<String> {
     }
     std::thread::sleep(Duration::from_millis(rng.next() % 300));
     child.kill().expect("SIGKILL the writer"); // Child::kill is SIGKILL on Unix
-    let status = child.wait().unwrap();
-    assert!(
-        !status.success(),
-        "round {round}: the writer finished before it was killed"
-    );
+    assert_killed(child.wait().unwrap(), &format!("round {round}"));
     reader.join().unwrap()
 }
 

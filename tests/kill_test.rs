@@ -196,11 +196,7 @@ fn run_and_kill(round: u32, pin_now: &str, work: &Work, rng: &mut Rng) -> Vec<St
     }
     std::thread::sleep(Duration::from_micros(rng.next() % (window_ms * 1000)));
     child.kill().expect("SIGKILL");
-    let status = child.wait().unwrap();
-    assert!(
-        !status.success(),
-        "round {round}: the child ended before the kill"
-    );
+    assert_killed(child.wait().unwrap(), &format!("round {round}"));
     reader.join().unwrap()
 }
 

@@ -486,6 +486,18 @@ pub fn child_command(entry: &str, role: &str) -> Command {
     command
 }
 
+/// Asserts that a child ended by the SIGKILL the test sent it: not by finishing, not by a
+/// panic or another failure of its own (which would end it with a status, not signal 9).
+pub fn assert_killed(status: std::process::ExitStatus, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "{what}: the child was not ended by our SIGKILL but with {status} \
+         (it finished or failed before the kill)"
+    );
+}
+
 /// Prints one protocol line to the parent and flushes, so a SIGKILL right after loses nothing
 /// that was printed.
 pub fn tell_parent(line: &str) {
