@@ -249,6 +249,17 @@ fn open_on(fx: &Fx, slot: u64) -> u64 {
 /// runs on the other token: a logout destroys the application's private session objects
 /// (PKCS#11 3.0 §5.6), which would take the fixture's keys with it.
 fn call(fx: &Fx, name: &str, breaker: &dyn Fn(&mut Vec<u64>, &mut Frame)) -> CK_RV {
+    call_checked(fx, name, breaker, &mut |_, _, _| {})
+}
+
+/// [`call`], with `check` looking at the call's words and frame (and its answer) before
+/// the frame goes.
+fn call_checked(
+    fx: &Fx,
+    name: &str,
+    breaker: &dyn Fn(&mut Vec<u64>, &mut Frame),
+    check: &mut dyn FnMut(&[u64], &Frame, CK_RV),
+) -> CK_RV {
     let session = if name == "C_Logout" {
         open_on(fx, fx.other_slot)
     } else {
@@ -280,6 +291,7 @@ fn call(fx: &Fx, name: &str, breaker: &dyn Fn(&mut Vec<u64>, &mut Frame)) -> CK_
     // SAFETY: every pointer is NULL or points into `frame` with the stated capacity; the
     // breakers only make lengths larger than 2^30 lie (which the module must refuse).
     let rv = unsafe { fx.api.call(name, &w) };
+    check(&w, &frame, rv);
     // SAFETY: plain handle argument.
     unsafe { fx.api.call("C_CloseSession", &[session]) };
     let pin = frame.buf(USER_PIN.into());
@@ -428,18 +440,60 @@ fn output_lengths_that_overstate_the_buffer_are_not_trusted_beyond_the_output() 
             if *k != K::OL {
                 continue;
             }
+            assert!(
+                i > 0 && kinds[i - 1] == K::Out,
+                "{name}: a length without its buffer"
+            );
             for claim in [0, 1, HUGE[0], HUGE[1]] {
-                // SAFETY: w[i] is the CK_ULONG the frame owns; the module may only write
-                // what it produces (at most a few KiB) into the 64 KiB buffer before it.
-                let rv = call(&fx, name, &|w, _| unsafe {
-                    *(w[i] as *mut CK_ULONG) = claim
-                });
+                let what = format!("{name} *length = {claim:#x}");
+                // The buffer holds OUT_BYTES and guard bytes after them. The module may
+                // write only the output it reports (*length after CKR_OK), nothing after
+                // it, and nothing at all when it fails.
+                let mut overwritten = Vec::new();
+                let rv = call_checked(
+                    &fx,
+                    name,
+                    // SAFETY: w[i] is the CK_ULONG the frame owns.
+                    &|w, _| unsafe { *(w[i] as *mut CK_ULONG) = claim },
+                    &mut |w, frame, rv| {
+                        // SAFETY: w[i] is the CK_ULONG the frame owns.
+                        let reported = unsafe { *(w[i] as *const CK_ULONG) } as usize;
+                        let reported = reported.saturating_mul(element_size(name));
+                        let from = if rv == CKR_OK {
+                            reported.min(OUT_BYTES)
+                        } else {
+                            0
+                        };
+                        if w[i - 1] != 0 {
+                            overwritten = frame.written_past(w[i - 1], OUT_BYTES, from);
+                        }
+                    },
+                );
                 calls += 1;
-                check_defined(&mut failures, &format!("{name} *length = {claim:#x}"), rv);
+                check_defined(&mut failures, &what, rv);
+                if let (Some(first), Some(last)) = (overwritten.first(), overwritten.last()) {
+                    failures.push(format!(
+                        "{what} ({}): {} bytes written outside its output, {first}..={last} \
+                         (the buffer's end is {OUT_BYTES})",
+                        name_of(rv),
+                        overwritten.len()
+                    ));
+                }
             }
         }
     }
     report(failures, calls);
+}
+
+/// The size of one element of `name`'s output, whose length counts elements: slot IDs
+/// and mechanism types are `CK_ULONG`s, interfaces `CK_INTERFACE`s; other lengths count
+/// bytes.
+fn element_size(name: &str) -> usize {
+    match name {
+        "C_GetSlotList" | "C_GetMechanismList" => std::mem::size_of::<CK_ULONG>(),
+        "C_GetInterfaceList" => 3 * std::mem::size_of::<u64>(),
+        _ => 1,
+    }
 }
 
 fn handle_failures(name: &str, rv: CK_RV, what: &str, allowed: &[CK_RV], out: &mut Vec<String>) {

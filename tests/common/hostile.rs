@@ -335,6 +335,32 @@ impl Frame {
         self.keep.push(Box::new(b));
         ptr
     }
+    /// An output buffer of `n` bytes followed by `GUARD_BYTES` more, all filled with
+    /// `GUARD`, 8-byte aligned: what a module writes shows, and so does a write past the
+    /// end ([`Frame::written_past`]).
+    pub fn output(&mut self, n: usize) -> u64 {
+        let words = (n + GUARD_BYTES).div_ceil(8);
+        let mut b = vec![u64::from_ne_bytes([GUARD; 8]); words];
+        let ptr = b.as_mut_ptr() as u64;
+        self.keep.push(Box::new(b));
+        ptr
+    }
+    /// The bytes of `ptr`, an [`Frame::output`] buffer of `n` bytes, at `from..n +
+    /// GUARD_BYTES` that are no longer `GUARD`: written where the module had no output.
+    pub fn written_past(&self, ptr: u64, n: usize, from: usize) -> Vec<usize> {
+        let buffer = self
+            .keep
+            .iter()
+            .filter_map(|b| b.downcast_ref::<Vec<u64>>())
+            .find(|b| b.as_ptr() as u64 == ptr)
+            .expect("not an output buffer of this frame");
+        // SAFETY: the vector holds at least n + GUARD_BYTES bytes (`output`).
+        let bytes =
+            unsafe { std::slice::from_raw_parts(buffer.as_ptr() as *const u8, n + GUARD_BYTES) };
+        (from..n + GUARD_BYTES)
+            .filter(|i| bytes[*i] != GUARD)
+            .collect()
+    }
     /// A CK_ULONG holding `value`.
     pub fn ulong(&mut self, value: CK_ULONG) -> u64 {
         let mut b = Box::new(value);
@@ -393,6 +419,10 @@ pub struct Plan {
 
 /// Capacity (bytes) of every output buffer; the advertised capacity is `OUT_CAPACITY`.
 pub const OUT_BYTES: usize = 1 << 16;
+/// Bytes after every output buffer that no call may write (`Frame::output`).
+pub const GUARD_BYTES: usize = 64;
+/// What the guard bytes (and the output bytes not written) hold.
+pub const GUARD: u8 = 0xa5;
 /// What an output length claims: small enough, in elements or bytes, to fit `OUT_BYTES`.
 pub const OUT_CAPACITY: CK_ULONG = 256;
 
@@ -416,7 +446,8 @@ pub fn words(kinds: &[K], plan: &Plan, frame: &mut Frame) -> Vec<u64> {
                 frame.buf(data)
             }
             K::L | K::C => last_len,
-            K::Out | K::P => frame.zeroed(OUT_BYTES),
+            K::Out => frame.output(OUT_BYTES),
+            K::P => frame.zeroed(OUT_BYTES),
             K::OL => frame.ulong(OUT_CAPACITY),
             K::Pn => 0,
             K::T => {
