@@ -105,6 +105,8 @@ struct Ledger {
     destroyed: Vec<String>,
     imports: usize,
     signatures: usize,
+    /// Signatures made in the shared session (a refusal there is allowed, but not all).
+    shared_signatures: usize,
     errors: Vec<String>,
 }
 
@@ -258,12 +260,13 @@ fn many_threads_on_shared_and_separate_sessions_neither_deadlock_nor_lose_change
         .map(|(n, c)| format!("{n}={}", c.load(Ordering::SeqCst)))
         .collect();
     println!(
-        "operations: {}; kept {}, destroyed {}, imports {}, signatures {}",
+        "operations: {}; kept {}, destroyed {}, imports {}, signatures {} (shared session {})",
         ops.join(" "),
         ledger.kept.len(),
         ledger.destroyed.len(),
         ledger.imports,
-        ledger.signatures
+        ledger.signatures,
+        ledger.shared_signatures
     );
     assert!(
         ledger.errors.is_empty(),
@@ -272,6 +275,10 @@ fn many_threads_on_shared_and_separate_sessions_neither_deadlock_nor_lose_change
     );
     let imports_expected = std::env::var_os("KMSHSM_CONCURRENCY_NO_IMPORT").is_none();
     assert!(ledger.signatures > 0, "no signature was made");
+    assert!(
+        ledger.shared_signatures > 0,
+        "no signature was made in the shared session (every attempt was refused)"
+    );
     assert!(
         ledger.imports > 0 || !imports_expected,
         "no import was made"
@@ -387,7 +394,9 @@ fn worker(
                         .push(format!("{name}: create {rv:#x}")),
                 }
                 let rv = shared_sign(api, shared, ec_priv.handle());
-                if ![CKR_OK, CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED].contains(&rv) {
+                if rv == CKR_OK {
+                    ledger.lock().unwrap().shared_signatures += 1;
+                } else if ![CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED].contains(&rv) {
                     ledger
                         .lock()
                         .unwrap()
