@@ -16,7 +16,7 @@ mod common;
 use common::mech::*;
 use common::*;
 use cryptoki::error::RvError;
-use cryptoki::object::AttributeType;
+use cryptoki::object::{Attribute, ObjectClass};
 
 const SM4_KEY: &str = "0123456789abcdeffedcba9876543210";
 const SM2_D: &str = "d09156733017bdad809fd9bbd8c693f60230593169b6f94aaf1c8ee138cc99b5";
@@ -26,6 +26,9 @@ const SM2_DER_CT: &str = "30818a0220466be2ef5c11782ec77864a0055417f407a5afc11d65
     69e417bb1d05b6022062b572e21ff0ddf5c726bd3f9ff2eae56e6294713a607e9b9525628965f62cc80420\
     3c1b5713b5db2728eb7bf775e44f4689fc32668bdc564f52ea45b09e8df2a5f40422084a9d0cc2997092b7\
     d3c404fce95956eb604d732b2307a8e5b8900ed6608ca5b197";
+/// The SM2 curve's generator G, uncompressed (GB/T 32918.5).
+const SM2_GENERATOR: &str = "0432c4ae2c1f1981195f9904466a39c9948fe30bbff2660be1715a4589334c74c7\
+                             bc3736a2f4f6779c59bdcee36b692153d0a9877cc62a474002df32e52139f0a0";
 const SM2_PLAIN: &[u8] = b"The floofy bunnies hop at midnight";
 
 #[test]
@@ -151,7 +154,28 @@ fn sm2_with_the_published_key_signs_verifiably_and_encrypts_for_its_private_half
     assert_eq!(ct.len(), SM2_PLAIN.len() + 97, "C1 (65) || C3 (32) || C2");
     assert_eq!(ct[0], 0x04);
     assert_eq!(session.decrypt(&enc, private, &ct).unwrap(), SM2_PLAIN);
-    // The private key object exposes the public point it derived.
-    let got = attribute_bytes(&session, public, AttributeType::EcPoint);
-    assert_eq!(point_of(&got), hex(SM2_POINT));
+    // The signer's Z_A hashes the public point, which the module derives from the
+    // scalar: a private key object carrying another point (here the generator's) still
+    // signs for the published point, and not for the one it carries.
+    let generator = hex(SM2_GENERATOR);
+    let lying = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(sm2_type()),
+            Attribute::Token(false),
+            Attribute::Sign(true),
+            Attribute::EcParams(hex(OID_SM2)),
+            Attribute::EcPoint(der_octet_string(&generator)),
+            Attribute::Value(hex(SM2_D)),
+        ])
+        .expect("C_CreateObject(SM2 private key with a point)");
+    let sig = session.sign(&mech, lying, msg).unwrap();
+    session
+        .verify(&mech, public, msg, &sig)
+        .expect("signed for the point derived from the scalar");
+    let carried = ec_public(&session, sm2_type(), OID_SM2, &generator);
+    assert_rv!(
+        session.verify(&mech, carried, msg, &sig),
+        RvError::SignatureInvalid
+    );
 }
