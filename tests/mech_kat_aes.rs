@@ -374,4 +374,8 @@ fn an_aes_key_wrapped_with_ecb_and_cbc_pad_unwraps_to_the_same_value() {
         .unwrap_key(&Mechanism::AesCbcPad(iv), kek, &cbc_pad, &template)
         .unwrap();
     assert_eq!(value_of(&session, back), h(K128));
+    let back_from_ecb = session
+        .unwrap_key(&Mechanism::AesEcb, kek, &ecb, &template)
+        .unwrap();
+    assert_eq!(value_of(&session, back_from_ecb), h(K128));
 }
