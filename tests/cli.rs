@@ -1,7 +1,10 @@
 //! The `kmshsm` command line: the KMS API of the kms-docs over the same token store as
 //! the PKCS#11 module. The whole BYOK flow is done with the CLI and `openssl` only;
-//! every wrapping algorithm goes through `wrap-key-material`; a token obtained with the
-//! CLI is used through PKCS#11 and the reverse; errors carry the kms-docs codes.
+//! every wrapping algorithm imports material wrapped by `wrap-key-material` and material
+//! wrapped by openssl alone, and the imported key is shown to be the material (it
+//! encrypts as openssl does with it; its public key is the one openssl derives, and it
+//! signs for it); a token obtained with the CLI is used through PKCS#11 and the reverse;
+//! errors carry the kms-docs codes.
 //! Needs `openssl`.
 
 mod common;
@@ -420,77 +423,108 @@ fn every_wrapping_algorithm_imports_through_wrap_key_material() {
         ),
         ("EC_SM2", "SIGN/VERIFY", "SM2PKE_SM4_ECB", "EC_SM2"),
     ];
+    let work = common::kms::Work::new(&env);
+    // (key, spec, material file, openssl's PEM of asymmetric material) of every import.
+    let mut imported = Vec::new();
     for (spec, usage, alg, wrapping_spec) in cases {
-        let key = create_external(spec, usage);
-        let material = write(dir, &format!("{spec}.bin"), &material_for(spec, dir));
-        let (public, token) = params(&key, alg, wrapping_spec);
-        let wrapped = ok(&[
-            "wrap-key-material",
-            "--public-key",
-            &public,
-            "--wrapping-algorithm",
-            alg,
-            "--key-material-file",
-            &material,
-        ]);
-        let wrapped = s(&wrapped["EncryptedKeyMaterial"]);
-        ok(&[
-            "import-key-material",
-            "--key-id",
-            &key,
-            "--encrypted-key-material",
-            &wrapped,
-            "--import-token",
-            &token,
-        ]);
-        assert_eq!(
-            ok(&["describe-key", "--key-id", &key])["KeyMetadata"]["KeyState"],
-            "Enabled",
-            "{spec} with {alg}"
-        );
-        if usage == "SIGN/VERIFY" {
-            let algorithm = match spec {
-                "RSA_2048" => "RSA_PKCS1_SHA_256",
-                "EC_SM2" => "SM2DSA",
-                _ => "ECDSA_SHA_256",
+        let material = material_for(spec, dir);
+        let material_file = write(dir, &format!("{spec}.bin"), &material);
+        let pem = dir.join(format!("{spec}.pem"));
+        // The same material into two keys: wrapped by the CLI's own wrap-key-material,
+        // and wrapped by openssl alone (tests/common/kms.rs, the kms-docs formats).
+        for by_openssl in [false, true] {
+            let key = create_external(spec, usage);
+            let (public, token) = params(&key, alg, wrapping_spec);
+            let wrapped = if by_openssl {
+                b64(&work.wrap(wrap_code(alg), &unb64(&public), &material))
+            } else {
+                s(&ok(&[
+                    "wrap-key-material",
+                    "--public-key",
+                    &public,
+                    "--wrapping-algorithm",
+                    alg,
+                    "--key-material-file",
+                    &material_file,
+                ])["EncryptedKeyMaterial"])
             };
-            let msg = b64(b"signed by imported material");
-            let sig = s(&ok(&[
-                "sign",
+            ok(&[
+                "import-key-material",
                 "--key-id",
                 &key,
-                "--algorithm",
-                algorithm,
-                "--message",
-                &msg,
-            ])["Value"]);
-            let verified = ok(&[
-                "verify",
-                "--key-id",
-                &key,
-                "--algorithm",
-                algorithm,
-                "--message",
-                &msg,
-                "--value",
-                &sig,
+                "--encrypted-key-material",
+                &wrapped,
+                "--import-token",
+                &token,
             ]);
-            assert_eq!(verified["Value"], true, "{spec}");
-        } else {
-            let blob = s(
-                &ok(&["encrypt", "--key-id", &key, "--plaintext", &b64(b"x")])["CiphertextBlob"],
-            );
             assert_eq!(
-                unb64(&s(&ok(&[
-                    "decrypt",
-                    "--key-id",
-                    &key,
-                    "--ciphertext-blob",
-                    &blob
-                ])["Plaintext"])),
-                b"x"
+                ok(&["describe-key", "--key-id", &key])["KeyMetadata"]["KeyState"],
+                "Enabled",
+                "{spec} with {alg}"
             );
+            if usage == "SIGN/VERIFY" {
+                // The key's public half is the material's, as openssl derives it.
+                let ours = s(&ok(&["get-public-key", "--key-id", &key])["PublicKey"]);
+                let theirs = openssl(&["pkey", "-in", pem.to_str().unwrap(), "-pubout"]);
+                assert_eq!(
+                    ours.trim(),
+                    String::from_utf8_lossy(&theirs).trim(),
+                    "{spec} with {alg}: the imported key is not the material"
+                );
+                // And its private half signs for the material's public key.
+                let theirs = write(dir, "material-pub.pem", &theirs);
+                let algorithm = match spec {
+                    "RSA_2048" => "RSA_PKCS1_SHA_256",
+                    "EC_SM2" => "SM2DSA",
+                    _ => "ECDSA_SHA_256",
+                };
+                signs_for_openssl(dir, &key, algorithm, &theirs);
+            }
+            imported.push((key, spec, material.clone(), alg, by_openssl));
         }
+    }
+    // Known answers through PKCS#11: each symmetric key encrypts as openssl does with the
+    // material; each signing key's signature verifies with openssl under the material's
+    // public key (its equality with the key's was checked above).
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    for (key, spec, material, alg, by_openssl) in &imported {
+        let what = format!("{spec} with {alg} (wrapped by openssl: {by_openssl})");
+        let (spec_code, cipher) = match *spec {
+            "AES_256" => (common::kms::Spec::Aes256, "aes-256-cbc"),
+            "SM4" => (common::kms::Spec::Sm4, "sm4-cbc"),
+            _ => continue,
+        };
+        let objects = common::kms::objects_of_key(&session, key);
+        assert_eq!(objects.len(), 1, "{what}: the secret key's objects");
+        let handle = objects[0];
+        let got = common::kms::encrypt_with(&session, spec_code, handle).unwrap();
+        let expected = work.enc(
+            cipher,
+            material,
+            Some(&common::kms::IV),
+            true,
+            common::kms::PLAINTEXT,
+        );
+        assert_eq!(to_hex(&got), to_hex(&expected), "{what}");
+    }
+    drop(session);
+    ctx.finalize().unwrap();
+}
+
+/// The wrapping algorithm code of tests/common/kms.rs for a kms-docs name.
+fn wrap_code(alg: &str) -> u64 {
+    use common::kms::*;
+    match alg {
+        "RSAES_PKCS1_V1_5" => WRAP_RSAES_PKCS1_V1_5,
+        "RSAES_OAEP_SHA_1" => WRAP_RSAES_OAEP_SHA_1,
+        "RSAES_OAEP_SHA_256" => WRAP_RSAES_OAEP_SHA_256,
+        "RSA_AES_KEY_WRAP_SHA_1" => WRAP_RSA_AES_KEY_WRAP_SHA_1,
+        "RSA_AES_KEY_WRAP_SHA_256" => WRAP_RSA_AES_KEY_WRAP_SHA_256,
+        "RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD" => WRAP_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD,
+        "SM2PKE" => WRAP_SM2PKE,
+        "SM2PKE_SM4_ECB" => WRAP_SM2PKE_SM4_ECB,
+        other => panic!("no wrapping algorithm {other}"),
     }
 }
 
@@ -517,43 +551,49 @@ fn signatures_of_generated_keys_verify_with_openssl() {
             "pub.pem",
             s(&ok(&["get-public-key", "--key-id", &key])["PublicKey"]).as_bytes(),
         );
-        let msg = write(dir, "msg", b"hello openssl");
-        let sig = s(&ok(&[
-            "sign",
-            "--key-id",
-            &key,
-            "--algorithm",
-            algorithm,
-            "--message",
-            &b64(b"hello openssl"),
-        ])["Value"]);
-        let mut sig = unb64(&sig);
-        if spec == "EC_P256" {
-            // PKCS#11 gives r || s; openssl wants DER.
-            let der_int = |b: &[u8]| {
-                let b: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
-                let mut v = if b.first().is_some_and(|x| x & 0x80 != 0) {
-                    vec![0]
-                } else {
-                    vec![]
-                };
-                v.extend(b);
-                [vec![2, v.len() as u8], v].concat()
-            };
-            let body = [der_int(&sig[..32]), der_int(&sig[32..])].concat();
-            sig = [vec![0x30, body.len() as u8], body].concat();
-        }
-        let sig_file = write(dir, "sig", &sig);
-        openssl(&[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &pem,
-            "-signature",
-            &sig_file,
-            &msg,
-        ]);
+        signs_for_openssl(dir, &key, algorithm, &pem);
     }
+}
+
+/// Signs with `key` through the CLI and has openssl verify the signature under the
+/// public key in PEM file `pem` (the CLI's r || s made DER for ECDSA and SM2DSA; SM2 with
+/// the default identifier, GB/T 35276's 1234567812345678).
+fn signs_for_openssl(dir: &Path, key: &str, algorithm: &str, pem: &str) {
+    let msg = write(dir, "msg", b"hello openssl");
+    let sig = s(&ok(&[
+        "sign",
+        "--key-id",
+        key,
+        "--algorithm",
+        algorithm,
+        "--message",
+        &b64(b"hello openssl"),
+    ])["Value"]);
+    let mut sig = unb64(&sig);
+    if algorithm == "ECDSA_SHA_256" || algorithm == "SM2DSA" {
+        // PKCS#11 gives r || s; openssl wants DER.
+        let der_int = |b: &[u8]| {
+            let b: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
+            let mut v = if b.first().is_some_and(|x| x & 0x80 != 0) {
+                vec![0]
+            } else {
+                vec![]
+            };
+            v.extend(b);
+            [vec![2, v.len() as u8], v].concat()
+        };
+        let body = [der_int(&sig[..32]), der_int(&sig[32..])].concat();
+        sig = [vec![0x30, body.len() as u8], body].concat();
+    }
+    let sig_file = write(dir, "sig", &sig);
+    let mut args = vec!["dgst"];
+    if algorithm == "SM2DSA" {
+        args.extend(["-sm3", "-sigopt", "distid:1234567812345678"]);
+    } else {
+        args.push("-sha256");
+    }
+    args.extend(["-verify", pem, "-signature", &sig_file, &msg]);
+    openssl(&args);
 }
 
 #[test]
