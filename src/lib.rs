@@ -4,7 +4,7 @@
 //! `token`, `session`, `object`, `mechanism` (PKCS#11 semantics over safe types) → `kms`
 //! (the key model, no `CK_*` types) → `store` (transactional persistence and at-rest
 //! sealing). Below them all, `os` holds the memory mappings. `unsafe` is allowed in
-//! `ffi`, `os` and `crypto::rsa::raw` only.
+//! `ffi`, `os`, `crypto::rsa::raw` and `crypto::ed25519_variants` only.
 
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]

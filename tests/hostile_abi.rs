@@ -142,12 +142,14 @@ fn plan_of(name: &str, fx: &Fx) -> (Prep, Plan) {
             p.values = vec![16];
             p.templates = vec![vec![attr_ulong(CKA_CLASS, CKO_DATA)]];
         }
-        "C_EncryptInit" | "C_MessageEncryptInit" => p.mech = Some(cbc),
+        "C_EncryptInit" => p.mech = Some(cbc),
+        // The message functions take AES-GCM (its parameter comes with each message).
+        "C_MessageEncryptInit" | "C_MessageDecryptInit" => p.mech = Some(Mech::none(CKM_AES_GCM)),
         "C_Encrypt" | "C_EncryptUpdate" | "C_EncryptFinal" => {
             prep = Prep::Init("C_EncryptInit");
             p.mech = Some(cbc);
         }
-        "C_DecryptInit" | "C_MessageDecryptInit" => p.mech = Some(Mech::none(CKM_AES_ECB)),
+        "C_DecryptInit" => p.mech = Some(Mech::none(CKM_AES_ECB)),
         "C_Decrypt" | "C_DecryptUpdate" | "C_DecryptFinal" => {
             prep = Prep::Init("C_DecryptInit");
             p.mech = Some(Mech::none(CKM_AES_ECB));

@@ -2,7 +2,8 @@
 //! with the curve given as the RFC 8410 OID or as the name "edwards25519"; signatures
 //! verified by `openssl pkeyutl -verify -rawin`; openssl's keys imported by value through
 //! C_CreateObject (seed; public key bare and as a DER OCTET STRING) give openssl's very
-//! signatures (Ed25519 is deterministic); CK_EDDSA_PARAMS accepted for pure Ed25519 only.
+//! signatures (Ed25519 is deterministic); CK_EDDSA_PARAMS for pure Ed25519, Ed25519ctx and
+//! Ed25519ph, checked against RFC 8032 §7.2 and §7.3.
 
 mod common;
 
@@ -135,7 +136,7 @@ fn openssl_ed25519_keys_imported_by_value_give_openssls_signatures() {
 }
 
 #[test]
-fn eddsa_parameters_pure_only_and_bad_objects_are_refused() {
+fn bad_eddsa_parameters_and_bad_objects_are_refused() {
     let env = TestEnv::new();
     let (ctx, slot, session) = ready_token(&env);
     let ck = Ck::load();
@@ -148,10 +149,10 @@ fn eddsa_parameters_pure_only_and_bad_objects_are_refused() {
         .sign(s, &RawMech::eddsa(false, b""), private.handle(), msg)
         .expect("CK_EDDSA_PARAMS {false, empty}");
     assert_eq!(explicit, null);
+    // RFC 8032 contexts have one length byte: 256 bytes is refused, as is a wrong size.
     for m in [
-        RawMech::eddsa(true, b""),
-        RawMech::eddsa(false, b"context"),
-        RawMech::eddsa(true, b"context"),
+        RawMech::eddsa(true, &[7u8; 256]),
+        RawMech::eddsa(false, &[7u8; 256]),
         RawMech::bytes(CKM_EDDSA, &[0u8; 3]),
     ] {
         assert_eq!(
@@ -233,4 +234,135 @@ fn eddsa_parameters_pure_only_and_bad_objects_are_refused() {
         let info = ctx.get_mechanism_info(slot, m).unwrap();
         assert_eq!((info.min_key_size(), info.max_key_size()), (255, 255));
     }
+}
+
+/// Imports an RFC 8032 key pair by value: (public, private).
+fn rfc_pair(session: &Session, seed: &str, public: &str) -> (ObjectHandle, ObjectHandle) {
+    let private = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::Token(false),
+            Attribute::Sign(true),
+            Attribute::EcParams(hex(OID_ED25519)),
+            Attribute::Value(hex(seed)),
+        ])
+        .expect("C_CreateObject(Ed25519 private key)");
+    let public = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::Token(false),
+            Attribute::Verify(true),
+            Attribute::EcParams(hex(OID_ED25519)),
+            Attribute::EcPoint(hex(public)),
+        ])
+        .expect("C_CreateObject(Ed25519 public key)");
+    (public, private)
+}
+
+/// RFC 8032 §7.2, all four Ed25519ctx cases: (secret key, public key, message, context,
+/// signature).
+const RFC8032_CTX: [(&str, &str, &str, &str, &str); 4] = [
+    (
+        "0305334e381af78f141cb666f6199f57bc3495335a256a95bd2a55bf546663f6",
+        "dfc9425e4f968f7f0c29f0259cf5f9aed6851c2bb4ad8bfb860cfee0ab248292",
+        "f726936d19c800494e3fdaff20b276a8",
+        "666f6f",
+        "55a4cc2f70a54e04288c5f4cd1e45a7bb520b36292911876cada7323198dd87a\
+         8b36950b95130022907a7fb7c4e9b2d5f6cca685a587b4b21f4b888e4e7edb0d",
+    ),
+    (
+        "0305334e381af78f141cb666f6199f57bc3495335a256a95bd2a55bf546663f6",
+        "dfc9425e4f968f7f0c29f0259cf5f9aed6851c2bb4ad8bfb860cfee0ab248292",
+        "f726936d19c800494e3fdaff20b276a8",
+        "626172",
+        "fc60d5872fc46b3aa69f8b5b4351d5808f92bcc044606db097abab6dbcb1aee3\
+         216c48e8b3b66431b5b186d1d28f8ee15a5ca2df6668346291c2043d4eb3e90d",
+    ),
+    (
+        "0305334e381af78f141cb666f6199f57bc3495335a256a95bd2a55bf546663f6",
+        "dfc9425e4f968f7f0c29f0259cf5f9aed6851c2bb4ad8bfb860cfee0ab248292",
+        "508e9e6882b979fea900f62adceaca35",
+        "666f6f",
+        "8b70c1cc8310e1de20ac53ce28ae6e7207f33c3295e03bb5c0732a1d20dc6490\
+         8922a8b052cf99b7c4fe107a5abb5b2c4085ae75890d02df26269d8945f84b0b",
+    ),
+    (
+        "ab9c2853ce297ddab85c993b3ae14bcad39b2c682beabc27d6d4eb20711d6560",
+        "0f1d1274943b91415889152e893d80e93275a1fc0b65fd71b4b0dda10ad7d772",
+        "f726936d19c800494e3fdaff20b276a8",
+        "666f6f",
+        "21655b5f1aa965996b3f97b3c849eafba922a0a62992f73b3d1b73106a84ad85\
+         e9b86a7b6005ea868337ff2d20a7f5fbd4cd10b0be49a68da2b2e0dc0ad8960f",
+    ),
+];
+
+#[test]
+fn ed25519ctx_gives_the_rfc_8032_signatures_and_binds_the_context() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    for (seed, public_hex, msg, context, sig) in RFC8032_CTX {
+        let (public, private) = rfc_pair(&session, seed, public_hex);
+        let (msg, context, sig) = (hex(msg), hex(context), hex(sig));
+        let m = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ctx(&context)));
+        assert_eq!(
+            session.sign(&m, private, &msg).unwrap(),
+            sig,
+            "context {context:02x?}"
+        );
+        session.verify(&m, public, &msg, &sig).unwrap();
+        // The same signature under another context, or as pure Ed25519, is not valid.
+        let other = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ctx(b"baz")));
+        assert_eq!(
+            rv(session.verify(&other, public, &msg, &sig)),
+            RvError::SignatureInvalid
+        );
+        assert_eq!(
+            rv(session.verify(&pure(), public, &msg, &sig)),
+            RvError::SignatureInvalid
+        );
+    }
+}
+
+#[test]
+fn ed25519ph_gives_the_rfc_8032_signature_in_one_part_or_many() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    // RFC 8032 §7.3, TEST abc (no context).
+    let (public, private) = rfc_pair(
+        &session,
+        "833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42",
+        "ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf",
+    );
+    let sig = hex(
+        "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+         31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406",
+    );
+    let m = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(&[])));
+    assert_eq!(session.sign(&m, private, b"abc").unwrap(), sig);
+    session.sign_init(&m, private).unwrap();
+    session.sign_update(b"a").unwrap();
+    session.sign_update(b"bc").unwrap();
+    assert_eq!(session.sign_final().unwrap(), sig);
+    session.verify(&m, public, b"abc", &sig).unwrap();
+    session.verify_init(&m, public).unwrap();
+    session.verify_update(b"ab").unwrap();
+    session.verify_update(b"c").unwrap();
+    session.verify_final(&sig).unwrap();
+    assert_eq!(
+        rv(session.verify(&m, public, b"abd", &sig)),
+        RvError::SignatureInvalid
+    );
+    // A context changes the signature (dom2 carries it) and is checked on verification.
+    let with = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Ed25519ph(
+        b"context",
+    )));
+    let sig_ctx = session.sign(&with, private, b"abc").unwrap();
+    assert_ne!(sig_ctx, sig);
+    session.verify(&with, public, b"abc", &sig_ctx).unwrap();
+    assert_eq!(
+        rv(session.verify(&m, public, b"abc", &sig_ctx)),
+        RvError::SignatureInvalid
+    );
 }

@@ -5,7 +5,8 @@
 //! private keys as their 32 raw bytes (Ed25519 seed, X25519 scalar).
 //!
 //! Plain bytes in and out, nothing of PKCS#11's types; secrets are zeroizing and never
-//! logged. Ed448/X448 are not here: aws-lc-rs does not offer them.
+//! logged. Ed25519ctx and Ed25519ph come from `ed25519_variants`. Ed448/X448 are not
+//! here: aws-lc-rs does not offer them.
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
@@ -82,6 +83,8 @@ fn fixed(bytes: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
 /// An Ed25519 private key, from its 32-byte seed (RFC 8032 §5.1.5).
 pub struct Ed25519Private {
     pair: Ed25519KeyPair,
+    /// The seed again, for the Ed25519ctx/ph variants (`ed25519_variants`).
+    seed: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl std::fmt::Debug for Ed25519Private {
@@ -95,7 +98,7 @@ impl Ed25519Private {
         let seed = fixed(seed)?;
         let pair = Ed25519KeyPair::from_seed_unchecked(seed.as_ref())
             .map_err(|_| Error::AttributeValueInvalid)?;
-        Ok(Ed25519Private { pair })
+        Ok(Ed25519Private { pair, seed })
     }
 
     /// A new key: (seed, public key).
@@ -118,6 +121,22 @@ impl Ed25519Private {
             .try_sign(message)
             .map_err(|_| Error::Internal("Ed25519 signing"))?;
         Ok(sig.as_ref().to_vec())
+    }
+
+    /// Ed25519ctx (RFC 8032 §5.1, a context of 1 to 255 bytes).
+    pub fn sign_ctx(&self, message: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+        let sig = super::ed25519_variants::ctx_sign(&self.seed, &self.public(), message, context)?;
+        Ok(sig.to_vec())
+    }
+
+    /// Ed25519ph over a message whose SHA-512 is `digest` (a context of 0 to 255 bytes).
+    pub fn sign_ph_digest(&self, digest: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+        let digest = digest
+            .try_into()
+            .map_err(|_| Error::Internal("Ed25519ph digest length"))?;
+        let sig =
+            super::ed25519_variants::ph_sign_digest(&self.seed, &self.public(), digest, context)?;
+        Ok(sig.to_vec())
     }
 }
 

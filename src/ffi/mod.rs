@@ -19,7 +19,7 @@ use std::ptr::addr_of;
 
 use cryptoki_sys::*;
 
-use entry::{crypto, general, keys, object, random, session, slot_token, unsupported};
+use entry::{crypto, general, keys, message, object, random, session, slot_token, unsupported};
 use raw::Shared;
 
 macro_rules! entry_fn {
@@ -137,16 +137,16 @@ function_tables! {
         #[export] C_GetInterface(a1: *mut CK_UTF8CHAR, a2: *mut CK_VERSION, a3: *mut *mut CK_INTERFACE, a4: CK_FLAGS) { general::interface(a1, a2, a3, a4) }
         C_LoginUser(_: CK_SESSION_HANDLE, _: CK_USER_TYPE, _: *mut CK_UTF8CHAR, _: CK_ULONG, _: *mut CK_UTF8CHAR, _: CK_ULONG) { unsupported() }
         C_SessionCancel(_: CK_SESSION_HANDLE, _: CK_FLAGS) { unsupported() }
-        C_MessageEncryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) { unsupported() }
-        C_EncryptMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_EncryptMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) { unsupported() }
-        C_EncryptMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG, _: CK_FLAGS) { unsupported() }
-        C_MessageEncryptFinal(_: CK_SESSION_HANDLE) { unsupported() }
-        C_MessageDecryptInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) { unsupported() }
-        C_DecryptMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
-        C_DecryptMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG) { unsupported() }
-        C_DecryptMessageNext(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG, _: CK_FLAGS) { unsupported() }
-        C_MessageDecryptFinal(_: CK_SESSION_HANDLE) { unsupported() }
+        C_MessageEncryptInit(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: CK_OBJECT_HANDLE) { message::encrypt_init(a1, a2, a3) }
+        C_EncryptMessage(a1: CK_SESSION_HANDLE, a2: *mut c_void, a3: CK_ULONG, a4: *mut CK_BYTE, a5: CK_ULONG, a6: *mut CK_BYTE, a7: CK_ULONG, a8: *mut CK_BYTE, a9: *mut CK_ULONG) { message::encrypt_message(a1, a2, a3, a4, a5, a6, a7, a8, a9) }
+        C_EncryptMessageBegin(a1: CK_SESSION_HANDLE, a2: *mut c_void, a3: CK_ULONG, a4: *mut CK_BYTE, a5: CK_ULONG) { message::encrypt_begin(a1, a2, a3, a4, a5) }
+        C_EncryptMessageNext(a1: CK_SESSION_HANDLE, a2: *mut c_void, a3: CK_ULONG, a4: *mut CK_BYTE, a5: CK_ULONG, a6: *mut CK_BYTE, a7: *mut CK_ULONG, a8: CK_FLAGS) { message::encrypt_next(a1, a2, a3, a4, a5, a6, a7, a8) }
+        C_MessageEncryptFinal(a1: CK_SESSION_HANDLE) { message::encrypt_final(a1) }
+        C_MessageDecryptInit(a1: CK_SESSION_HANDLE, a2: *mut CK_MECHANISM, a3: CK_OBJECT_HANDLE) { message::decrypt_init(a1, a2, a3) }
+        C_DecryptMessage(a1: CK_SESSION_HANDLE, a2: *mut c_void, a3: CK_ULONG, a4: *mut CK_BYTE, a5: CK_ULONG, a6: *mut CK_BYTE, a7: CK_ULONG, a8: *mut CK_BYTE, a9: *mut CK_ULONG) { message::decrypt_message(a1, a2, a3, a4, a5, a6, a7, a8, a9) }
+        C_DecryptMessageBegin(a1: CK_SESSION_HANDLE, a2: *mut c_void, a3: CK_ULONG, a4: *mut CK_BYTE, a5: CK_ULONG) { message::decrypt_begin(a1, a2, a3, a4, a5) }
+        C_DecryptMessageNext(a1: CK_SESSION_HANDLE, a2: *mut c_void, a3: CK_ULONG, a4: *mut CK_BYTE, a5: CK_ULONG, a6: *mut CK_BYTE, a7: *mut CK_ULONG, a8: CK_FLAGS) { message::decrypt_next(a1, a2, a3, a4, a5, a6, a7, a8) }
+        C_MessageDecryptFinal(a1: CK_SESSION_HANDLE) { message::decrypt_final(a1) }
         C_MessageSignInit(_: CK_SESSION_HANDLE, _: *mut CK_MECHANISM, _: CK_OBJECT_HANDLE) { unsupported() }
         C_SignMessage(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG, _: *mut CK_BYTE, _: CK_ULONG, _: *mut CK_BYTE, _: *mut CK_ULONG) { unsupported() }
         C_SignMessageBegin(_: CK_SESSION_HANDLE, _: *mut c_void, _: CK_ULONG) { unsupported() }

@@ -341,6 +341,21 @@ pub struct Shared<T>(pub T);
 // immutable statics; sharing them between threads reads only.
 unsafe impl<T> Sync for Shared<T> {}
 
+/// Writes `bytes` into a buffer inside a mechanism parameter that the parameter says holds
+/// `room` bytes (a message IV or tag written back); NULL or too little room is
+/// `CKR_MECHANISM_PARAM_INVALID`.
+pub fn write_param_bytes(ptr: *mut u8, room: usize, bytes: &[u8]) -> Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if ptr.is_null() || room < bytes.len() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: the caller's parameter promises `room` (>= bytes.len()) writable bytes.
+    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len()) };
+    Ok(())
+}
+
 /// Lends the caller's `n`-byte output buffer to `f` (for `C_GenerateRandom`).
 pub fn fill_bytes(
     ptr: *mut u8,
@@ -359,7 +374,7 @@ pub fn fill_bytes(
 }
 
 /// A structure-valued mechanism parameter: exactly `size_of::<T>()` bytes, read unaligned.
-fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) -> Result<T> {
+pub fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) -> Result<T> {
     if ptr.is_null() || usize::try_from(len).ok() != Some(std::mem::size_of::<T>()) {
         return Err(Error::MechanismParamInvalid);
     }
@@ -367,7 +382,7 @@ fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) -> Result<T> {
 }
 
 /// Bytes inside a mechanism parameter; any pointer problem is a parameter problem.
-fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
+pub fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
     in_bytes(ptr.cast::<u8>(), len)
         .map(<[u8]>::to_vec)
         .map_err(|_| Error::MechanismParamInvalid)

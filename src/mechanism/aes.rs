@@ -259,7 +259,14 @@ impl Mechanism for Gcm {
         CKM_AES_GCM
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        info(16, 32, CKF_ENCRYPT | CKF_DECRYPT)
+        info(
+            16,
+            32,
+            CKF_ENCRYPT | CKF_DECRYPT | CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT,
+        )
+    }
+    fn message_aead(&self, key: &Arc<Key>) -> Result<Box<dyn super::message::Aead>> {
+        super::message::aes_gcm(key)
     }
     fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         let (iv, aad, tag_bits) = gcm_params(param)?;

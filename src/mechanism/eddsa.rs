@@ -1,8 +1,10 @@
 //! Ed25519 (PKCS#11 3.0 §2.3.6, §2.3.14): `CKM_EC_EDWARDS_KEY_PAIR_GEN` and `CKM_EDDSA`
-//! sign/verify, pure Ed25519 only (RFC 8032 §5.1). The parameter may be absent or a
-//! `CK_EDDSA_PARAMS` without pre-hash and without context; Ed25519ph and Ed25519ctx are
-//! refused with `CKR_MECHANISM_PARAM_INVALID` (aws-lc-rs does not offer them), and so is
-//! Ed448. Key sizes in bits (255). This module must not touch sessions or the store.
+//! sign/verify in RFC 8032's three forms, chosen by the parameter: absent, or a
+//! `CK_EDDSA_PARAMS` without pre-hash and without context, is pure Ed25519; a context
+//! without pre-hash is Ed25519ctx (1 to 255 bytes); the pre-hash flag is Ed25519ph (SHA-512
+//! of the message, streamed, with a context of 0 to 255 bytes). Ed448 is refused
+//! (`CKR_CURVE_NOT_SUPPORTED`, docs/conformance.md says why). Key sizes in bits (255).
+//! This module must not touch sessions or the store.
 
 use std::sync::Arc;
 
@@ -11,6 +13,8 @@ use zeroize::Zeroizing;
 
 use super::{buffered, info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
 use crate::crypto::curve25519::{self, Curve25519, Ed25519Private};
+use crate::crypto::ed25519_variants;
+use crate::crypto::hash::{HashAlg, HashContext};
 use crate::error::{Error, Result};
 use crate::object::attr::Value;
 use crate::object::key::{Key, Material};
@@ -40,13 +44,94 @@ fn public(key: &Key) -> Result<&[u8; curve25519::KEY_LEN]> {
     }
 }
 
-/// Pure Ed25519 only: no parameter, or `CK_EDDSA_PARAMS` with phFlag false and no
-/// context.
-fn pure_only(param: &Param) -> Result<()> {
+/// Which of RFC 8032's Ed25519 forms the parameter asks for.
+#[derive(Debug, Clone)]
+enum Form {
+    Pure,
+    Ctx(Vec<u8>),
+    Ph(Vec<u8>),
+}
+
+fn form(param: &Param) -> Result<Form> {
     match param {
-        Param::None => Ok(()),
-        Param::Eddsa { prehash, context } if !*prehash && context.is_empty() => Ok(()),
+        Param::None => Ok(Form::Pure),
+        Param::Eddsa {
+            prehash: false,
+            context,
+        } if context.is_empty() => Ok(Form::Pure),
+        Param::Eddsa {
+            prehash: false,
+            context,
+        } => Ok(Form::Ctx(context.clone())),
+        Param::Eddsa {
+            prehash: true,
+            context,
+        } => Ok(Form::Ph(context.clone())),
         _ => Err(Error::MechanismParamInvalid),
+    }
+    .and_then(|f| match &f {
+        Form::Ctx(c) | Form::Ph(c) if c.len() > ed25519_variants::MAX_CONTEXT_LEN => {
+            Err(Error::MechanismParamInvalid)
+        }
+        _ => Ok(f),
+    })
+}
+
+/// Ed25519ph: the message is hashed as it arrives; the signature is made over the digest.
+struct Prehashed {
+    key: Arc<Key>,
+    hash: Option<HashContext>,
+    context: Vec<u8>,
+}
+
+impl Prehashed {
+    fn new(key: &Arc<Key>, context: Vec<u8>) -> Prehashed {
+        Prehashed {
+            key: Arc::clone(key),
+            hash: Some(HashAlg::Sha512.context()),
+            context,
+        }
+    }
+    fn digest(&mut self) -> Result<Vec<u8>> {
+        Ok(self
+            .hash
+            .take()
+            .ok_or(Error::OperationNotInitialized)?
+            .finish())
+    }
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.hash
+            .as_mut()
+            .ok_or(Error::OperationNotInitialized)?
+            .update(data);
+        Ok(())
+    }
+}
+
+impl Signer for Prehashed {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        Prehashed::update(self, data)
+    }
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        let digest = self.digest()?;
+        private(&self.key)?.sign_ph_digest(&digest, &self.context)
+    }
+    fn signature_len(&self) -> usize {
+        curve25519::SIGNATURE_LEN
+    }
+}
+
+impl Verifier for Prehashed {
+    fn update(&mut self, data: &[u8]) -> Result<()> {
+        Prehashed::update(self, data)
+    }
+    fn finish(&mut self, signature: &[u8]) -> Result<()> {
+        let digest = self.digest()?;
+        let digest = digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Internal("SHA-512 length"))?;
+        ed25519_variants::ph_verify_digest(public(&self.key)?, digest, signature, &self.context)
     }
 }
 
@@ -103,22 +188,39 @@ impl Mechanism for Eddsa {
         info(BITS, BITS, CKF_SIGN | CKF_VERIFY | CKF_EC_NAMEDCURVE)
     }
     fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
-        pure_only(param)?;
+        let form = form(param)?;
         private(key)?;
+        if let Form::Ph(context) = form {
+            return Ok(Box::new(Prehashed::new(key, context)));
+        }
         let key = Arc::clone(key);
         Ok(buffered::signer_capped(
             buffered::MESSAGE_CAP,
             curve25519::SIGNATURE_LEN,
-            move |message| Ok(Zeroizing::new(private(&key)?.sign(message)?)),
+            move |message| {
+                let k = private(&key)?;
+                Ok(Zeroizing::new(match &form {
+                    Form::Ctx(context) => k.sign_ctx(message, context)?,
+                    _ => k.sign(message)?,
+                }))
+            },
         ))
     }
     fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
-        pure_only(param)?;
+        let form = form(param)?;
         public(key)?;
+        if let Form::Ph(context) = form {
+            return Ok(Box::new(Prehashed::new(key, context)));
+        }
         let key = Arc::clone(key);
         Ok(buffered::verifier_capped(
             buffered::MESSAGE_CAP,
-            move |message, sig| curve25519::ed25519_verify(public(&key)?, message, sig),
+            move |message, sig| match &form {
+                Form::Ctx(context) => {
+                    ed25519_variants::ctx_verify(public(&key)?, message, sig, context)
+                }
+                _ => curve25519::ed25519_verify(public(&key)?, message, sig),
+            },
         ))
     }
 }
@@ -189,16 +291,12 @@ mod tests {
     }
 
     #[test]
-    fn prehash_context_other_params_and_wrong_keys_are_refused() {
+    fn other_params_and_wrong_keys_are_refused() {
         let (public, private) = pair();
         for param in [
             Param::Eddsa {
                 prehash: true,
-                context: Vec::new(),
-            },
-            Param::Eddsa {
-                prehash: false,
-                context: b"ctx".to_vec(),
+                context: vec![0; 256],
             },
             Param::Bytes(vec![0]),
         ] {

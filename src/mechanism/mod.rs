@@ -14,6 +14,7 @@ mod ec;
 mod eddsa;
 pub mod envelope;
 mod hmac;
+pub mod message;
 mod montgomery;
 pub mod params;
 pub mod registry;
@@ -108,6 +109,10 @@ pub trait Mechanism: Send + Sync {
         Err(Error::MechanismInvalid)
     }
     fn digest(&self, _param: &Param) -> Result<Box<dyn Digester>> {
+        Err(Error::MechanismInvalid)
+    }
+    /// `C_MessageEncryptInit` / `C_MessageDecryptInit`: the AEAD for the key's messages.
+    fn message_aead(&self, _key: &Arc<Key>) -> Result<Box<dyn message::Aead>> {
         Err(Error::MechanismInvalid)
     }
     /// `C_GenerateKey`: the class and key type made, and the module-set attributes.

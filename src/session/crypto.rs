@@ -30,6 +30,9 @@ pub struct Ops {
     verify: Option<Active<dyn Verifier>>,
     /// The verification runs a secret key (a MAC), not a public one.
     verify_with_secret: bool,
+    /// The message-based encryption and decryption (PKCS#11 3.0), `session::message`.
+    pub(super) message_encrypt: Option<Active<super::message::MessageOp>>,
+    pub(super) message_decrypt: Option<Active<super::message::MessageOp>>,
 }
 
 /// Which of the two cipher slots.
@@ -59,7 +62,7 @@ fn no_mixing<T: ?Sized>(slot: &Option<Active<T>>) -> Result<()> {
 /// re-checks login, the key's policy and its KMS state now, and a key awaiting its
 /// context-specific login is refused. A step that only asks for a length (`uses_key`
 /// false) computes nothing with the key and is not judged: the step that follows is.
-fn recheck<T: ?Sized>(
+pub(super) fn recheck<T: ?Sized>(
     token: &crate::token::Token,
     slot: &mut Option<Active<T>>,
     uses_key: bool,
@@ -99,7 +102,8 @@ impl Session {
         let any = awaiting(ops.encrypt.as_ref().and_then(|a| a.grant.as_ref()))
             || awaiting(ops.decrypt.as_ref().and_then(|a| a.grant.as_ref()))
             || awaiting(ops.sign.as_ref().and_then(|a| a.grant.as_ref()))
-            || awaiting(ops.verify.as_ref().and_then(|a| a.grant.as_ref()));
+            || awaiting(ops.verify.as_ref().and_then(|a| a.grant.as_ref()))
+            || awaiting(ops.message_decrypt.as_ref().and_then(|a| a.grant.as_ref()));
         if !any {
             return self
                 .token
@@ -111,7 +115,8 @@ impl Session {
         let _ = operation::satisfy_login(&mut ops.sign)
             || operation::satisfy_login(&mut ops.decrypt)
             || operation::satisfy_login(&mut ops.encrypt)
-            || operation::satisfy_login(&mut ops.verify);
+            || operation::satisfy_login(&mut ops.verify)
+            || operation::satisfy_login(&mut ops.message_decrypt);
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 pub mod crypto;
 pub mod general;
 pub mod keys;
+pub mod message;
 pub mod object;
 pub mod random;
 pub mod session;
