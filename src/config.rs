@@ -25,6 +25,12 @@ pub enum LogLevel {
     Trace,
 }
 
+/// The largest Argon2id cost a PIN may be set with or stored with: 1 GiB of memory, 64
+/// passes, 16 lanes.
+pub const KDF_MAX_MEMORY_KIB: u32 = 1024 * 1024;
+pub const KDF_MAX_ITERATIONS: u32 = 64;
+pub const KDF_MAX_PARALLELISM: u32 = 16;
+
 /// Argon2id cost for the keys derived from PINs. New PINs use these values; each stored
 /// PIN keeps the parameters it was set with, so changing them never locks a token out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -250,19 +256,23 @@ impl Config {
             ));
         }
         let k = &self.kdf;
-        // argon2's own bounds: p in 1..2^24, t >= 1, m >= 8p.
-        if k.parallelism == 0 || k.parallelism > 0x00ff_ffff {
-            return Err(Error::Config(
-                "kdf.parallelism must be between 1 and 2^24-1".into(),
-            ));
+        // The bounds a stored PIN record may carry (`store::seal::PinKdf::decode`): a
+        // PIN set with a cost outside them could never be checked again, and a memory
+        // cost of terabytes would fail the allocation, ending the host process.
+        if !(1..=KDF_MAX_PARALLELISM).contains(&k.parallelism) {
+            return Err(Error::Config(format!(
+                "kdf.parallelism must be between 1 and {KDF_MAX_PARALLELISM}"
+            )));
         }
-        if k.iterations == 0 {
-            return Err(Error::Config("kdf.iterations must be at least 1".into()));
+        if !(1..=KDF_MAX_ITERATIONS).contains(&k.iterations) {
+            return Err(Error::Config(format!(
+                "kdf.iterations must be between 1 and {KDF_MAX_ITERATIONS}"
+            )));
         }
-        if u64::from(k.memory_kib) < 8 * u64::from(k.parallelism) {
-            return Err(Error::Config(
-                "kdf.memory_kib must be at least 8 x parallelism".into(),
-            ));
+        if !(8 * k.parallelism..=KDF_MAX_MEMORY_KIB).contains(&k.memory_kib) {
+            return Err(Error::Config(format!(
+                "kdf.memory_kib must be between 8 x parallelism and {KDF_MAX_MEMORY_KIB} (1 GiB)"
+            )));
         }
         Ok(())
     }
@@ -314,6 +324,14 @@ mod tests {
     fn impossible_kdf_cost_is_refused() {
         assert!(Config::parse("[kdf]\niterations = 0").is_err());
         assert!(Config::parse("[kdf]\nmemory_kib = 4\nparallelism = 1").is_err());
+        // Costs no stored PIN record may carry: a PIN set with them could never be
+        // checked, and 4 TiB of Argon2 memory would end the host process.
+        assert!(Config::parse("[kdf]\nmemory_kib = 4294967295").is_err());
+        assert!(Config::parse("[kdf]\nmemory_kib = 1048577").is_err());
+        assert!(Config::parse("[kdf]\niterations = 65").is_err());
+        assert!(Config::parse("[kdf]\nparallelism = 17\nmemory_kib = 65536").is_err());
+        let most = Config::parse("[kdf]\nmemory_kib = 1048576\niterations = 64\nparallelism = 16");
+        assert!(most.is_ok());
     }
 
     #[test]

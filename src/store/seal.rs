@@ -20,9 +20,10 @@ const SALT_LEN: usize = 16;
 const KDF_FORMAT: u8 = 1;
 /// Bounds on stored KDF costs, so a damaged or hostile database cannot make a PIN check
 /// allocate gigabytes or run for minutes.
-const MAX_MEMORY_KIB: u32 = 1024 * 1024;
-const MAX_ITERATIONS: u32 = 64;
-const MAX_PARALLELISM: u32 = 16;
+use crate::config::{
+    KDF_MAX_ITERATIONS as MAX_ITERATIONS, KDF_MAX_MEMORY_KIB as MAX_MEMORY_KIB,
+    KDF_MAX_PARALLELISM as MAX_PARALLELISM,
+};
 
 /// Fills `buf` from the system's cryptographic random generator.
 pub fn random_fill(buf: &mut [u8]) -> Result<()> {
