@@ -43,6 +43,49 @@ pub enum StoreError {
     Config(String),
 }
 
+/// The KMS errors of the kms-docs (ImportKeyMaterial, GetParametersForImport), named as
+/// the documents name them: a refusal by the key model (`kms/`). `ffi::rv` maps each to
+/// a `CK_RV`; the CLI prints the codes. It lives here, beside the store's errors, so that
+/// the one error type depends on no layer above it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KmsError {
+    /// The material is not what the key takes: wrong size or spec, or not the material
+    /// the key is bound to.
+    #[error("InvalidKeyMaterial: key material is invalid")]
+    InvalidKeyMaterial,
+    /// The import token does not authenticate, or names another key or wrapping key.
+    #[error("InvalidImportToken: import token is invalid")]
+    InvalidImportToken,
+    #[error("ExpiredImportToken: import token is expired")]
+    ExpiredImportToken,
+    /// The operation needs an EXTERNAL key.
+    #[error("Unsupported.Origin: this key origin is not valid for this api")]
+    UnsupportedOrigin,
+    #[error("InvalidParameter: {0}")]
+    InvalidParameter(&'static str),
+    #[error("NotFound: the specified key does not exist")]
+    NotFound,
+    /// The key's state does not allow the operation (a KMS "IncorrectKeyState").
+    #[error("IncorrectKeyState: the key is {0}")]
+    IncorrectKeyState(&'static str),
+}
+
+impl KmsError {
+    /// The error code as the kms-docs spell it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KmsError::InvalidKeyMaterial => "InvalidKeyMaterial",
+            KmsError::InvalidImportToken => "InvalidImportToken",
+            KmsError::ExpiredImportToken => "ExpiredImportToken",
+            KmsError::UnsupportedOrigin => "Unsupported.Origin",
+            KmsError::InvalidParameter(_) => "InvalidParameter",
+            KmsError::NotFound => "Forbidden.KeyNotFound",
+            KmsError::IncorrectKeyState(_) => "IncorrectKeyState",
+        }
+    }
+}
+
 /// Every failure the module can report. Variants name what went wrong for the caller;
 /// `ffi::rv` maps each to exactly one `CK_RV`.
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +223,7 @@ pub enum Error {
 
     // --- the KMS key model
     #[error(transparent)]
-    Kms(#[from] crate::kms::KmsError),
+    Kms(#[from] KmsError),
 
     // --- below the PKCS#11 layer
     #[error(transparent)]

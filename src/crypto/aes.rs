@@ -88,7 +88,7 @@ pub fn generate_key(len: usize) -> Result<Zeroizing<Vec<u8>>> {
         return Err(Error::KeySizeRange);
     }
     let mut key = Zeroizing::new(vec![0u8; len]);
-    crate::store::seal::random_fill(&mut key)?;
+    crate::crypto::rand::random_fill(&mut key)?;
     Ok(key)
 }
 

@@ -13,5 +13,6 @@ pub mod ec;
 pub mod ed25519_variants;
 pub mod hash;
 pub mod pkcs8;
+pub mod rand;
 pub mod rsa;
 pub mod sm;

@@ -7,10 +7,10 @@
 //! Pure: no I/O, no clock (time is an argument), no PKCS#11 types; the facts are
 //! extracted from and written back to objects by the token.
 
-use super::error::KmsError;
 use super::key::{KeyState, Origin};
 use super::lifecycle::{self, Event};
 use super::material;
+use crate::error::KmsError;
 
 /// What the rules need to know of a key, as its current record says.
 #[derive(Debug, Clone, PartialEq, Eq)]

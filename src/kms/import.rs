@@ -17,9 +17,9 @@ use aws_lc_rs::hmac;
 use subtle::ConstantTimeEq;
 
 use super::clock::UnixSeconds;
-use super::error::KmsError;
 use super::key::{KeyId, KeySpec};
-use crate::store::seal::random_fill;
+use crate::crypto::rand::random_fill;
+use crate::error::KmsError;
 use crate::vendor;
 
 /// How long import parameters stay valid (kms-docs: 24 hours).

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::error::KmsError;
+use crate::error::KmsError;
 use crate::vendor;
 
 /// A key's id: a lower-case UUID, `^[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}$`.

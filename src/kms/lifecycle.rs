@@ -12,8 +12,8 @@
 //! expires or is deleted the key is unusable (PendingImport) until the same material
 //! returns. This module must not know about PKCS#11.
 
-use super::error::KmsError;
 use super::key::{KeyState, Origin};
+use crate::error::KmsError;
 
 /// What is asked of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@
 use aws_lc_rs::hmac;
 use subtle::ConstantTimeEq;
 
-use super::error::KmsError;
 use super::key::KeySpec;
+use crate::error::KmsError;
 
 /// The canonical identity of some key material.
 #[derive(Debug, Clone, Copy)]

@@ -11,10 +11,9 @@ pub mod blob;
 pub mod byok;
 pub mod clock;
 pub mod decide;
-pub mod error;
 pub mod import;
 pub mod key;
 pub mod lifecycle;
 pub mod material;
 
-pub use error::KmsError;
+pub use crate::error::KmsError;

@@ -12,11 +12,11 @@ use subtle::ConstantTimeEq;
 
 use super::{info, no_param, Generated, KeyRequest, Mechanism, Param};
 use crate::crypto::hash::HashAlg;
+use crate::crypto::rand::random_fill;
 use crate::error::{Error, Result};
 use crate::object::attr::Value;
 use crate::object::key::Key;
 use crate::operation::{Signer, Verifier};
-use crate::store::seal::random_fill;
 
 /// Largest generic secret the module generates: 512 bytes (4096 bits).
 const MAX_SECRET_LEN: u64 = 512;

@@ -187,7 +187,7 @@ impl IvGenerator {
                     return Err(Error::MechanismParamInvalid);
                 }
                 let mut random = Zeroizing::new(vec![0u8; p.iv.len()]);
-                crate::store::seal::random_fill(&mut random)?;
+                crate::crypto::rand::random_fill(&mut random)?;
                 merge(&p.iv, &random, p.iv_fixed_bits)
             }
             _ => return Err(Error::MechanismParamInvalid),

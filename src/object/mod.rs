@@ -584,7 +584,7 @@ const SECRET_TYPES_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_SECRET_TYPE
 
 pub fn new_uid() -> Result<ObjectUid> {
     let mut uid = [0u8; 16];
-    crate::store::seal::random_fill(&mut uid)?;
+    crate::crypto::rand::random_fill(&mut uid)?;
     Ok(uid)
 }
 

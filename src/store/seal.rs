@@ -11,24 +11,19 @@
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use zeroize::Zeroizing;
 
-use crate::config::KdfConfig;
+// Bounds on stored KDF costs (the configuration's), so a damaged or hostile database
+// cannot make a PIN check allocate gigabytes or run for minutes.
+use crate::config::{
+    KdfConfig, KDF_MAX_ITERATIONS as MAX_ITERATIONS, KDF_MAX_MEMORY_KIB as MAX_MEMORY_KIB,
+    KDF_MAX_PARALLELISM as MAX_PARALLELISM,
+};
+use crate::crypto::rand::random_fill;
 use crate::error::{Error, Result, StoreError};
 use crate::os::kdf_memory::KdfMemory;
 
 pub const KEY_LEN: usize = 32;
 const SALT_LEN: usize = 16;
 const KDF_FORMAT: u8 = 1;
-/// Bounds on stored KDF costs, so a damaged or hostile database cannot make a PIN check
-/// allocate gigabytes or run for minutes.
-use crate::config::{
-    KDF_MAX_ITERATIONS as MAX_ITERATIONS, KDF_MAX_MEMORY_KIB as MAX_MEMORY_KIB,
-    KDF_MAX_PARALLELISM as MAX_PARALLELISM,
-};
-
-/// Fills `buf` from the system's cryptographic random generator.
-pub fn random_fill(buf: &mut [u8]) -> Result<()> {
-    aws_lc_rs::rand::fill(buf).map_err(|_| Error::RandomFailed)
-}
 
 /// The token master key. Zeroized on drop; never printed.
 pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);

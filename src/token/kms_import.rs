@@ -230,7 +230,7 @@ impl Token {
             Some(id) => id,
             None => {
                 let mut nonce = [0u8; byok::ID_NONCE_LEN];
-                crate::store::seal::random_fill(&mut nonce)?;
+                crate::crypto::rand::random_fill(&mut nonce)?;
                 byok::wrapping_id(target, &nonce).map_err(kms)?
             }
         };

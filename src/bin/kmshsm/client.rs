@@ -197,7 +197,7 @@ impl Client {
         // Clients such as OpenSSL's libp11 pair a private key with its public key by
         // CKA_ID; 16 random bytes name the pair.
         let mut id = [0u8; 16];
-        kmshsm::store::seal::random_fill(&mut id)?;
+        kmshsm::crypto::rand::random_fill(&mut id)?;
         let mut common = vec![
             boolean(CKA_TOKEN as u64, true),
             boolean(CKA_PRIVATE as u64, true),
@@ -429,7 +429,7 @@ impl Client {
                 )
                 .map_err(Error::Kms)?;
                 let mut iv = [0u8; blob::IV_LEN];
-                kmshsm::store::seal::random_fill(&mut iv)?;
+                kmshsm::crypto::rand::random_fill(&mut iv)?;
                 let mech = gcm(spec, &iv, &key_id);
                 let sealed = self.run_cipher(Direction::Encrypt, &mech, main, plaintext)?;
                 Ok(CiphertextBlob { key_id, iv, sealed }.encode())

@@ -7,7 +7,7 @@ const KEYS: [usize; 3] = [16, 24, 32];
 
 fn random(len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
-    crate::store::seal::random_fill(&mut v).unwrap();
+    crate::crypto::rand::random_fill(&mut v).unwrap();
     v
 }
 

@@ -9,8 +9,8 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq, ConstantTimeLess};
 use zeroize::Zeroizing;
 
 use crate::crypto::hash::{mgf1, HashAlg};
+use crate::crypto::rand::random_fill;
 use crate::error::{Error, Result};
-use crate::store::seal::random_fill;
 
 /// EMSA-PKCS1-v1_5: `00 01 FF..FF 00 || digest_info`, `k` bytes long.
 pub fn emsa_pkcs1_v15(digest_info: &[u8], k: usize) -> Result<Vec<u8>> {

@@ -4,7 +4,7 @@
 //!
 //! Like the rest of `crypto/`, this module takes and returns plain bytes: it knows nothing
 //! of sessions, objects or PKCS#11 structures, and it never logs. Randomness comes only
-//! from `store::seal::random_fill` (aws-lc), so the module has one random source.
+//! from `crypto::rand::random_fill` (aws-lc), so the module has one random source.
 //!
 //! Errors name the caller's mistake: wrong key sizes are `KeySizeRange`, bad IV, tag or
 //! identifier lengths `MechanismParamInvalid`, bad plaintext lengths `DataLenRange`, and

@@ -21,8 +21,8 @@ use ::sm2::{NonZeroScalar, PublicKey, Scalar};
 use zeroize::Zeroizing;
 
 use super::sm3::Sm3;
+use crate::crypto::rand::random_fill;
 use crate::error::{Error, Result};
-use crate::store::seal::random_fill;
 
 /// The default signer identifier of GM/T 0009-2012, "1234567812345678" (BouncyCastle's
 /// default too; the OpenSSL 3.0 command line uses it only when given `distid:`).

@@ -15,8 +15,8 @@ use cbc::cipher::{
 use subtle::{ConditionallySelectable, ConstantTimeEq, ConstantTimeGreater};
 use zeroize::Zeroizing;
 
+use crate::crypto::rand::random_fill;
 use crate::error::{Error, Result};
-use crate::store::seal::random_fill;
 
 const KEY_LEN: usize = 16;
 const BLOCK_LEN: usize = 16;

@@ -9,9 +9,9 @@
 use cryptoki_sys::*;
 
 use super::session::lookup;
+use crate::crypto::rand::random_fill;
 use crate::error::Result;
 use crate::ffi::raw;
-use crate::store::seal::random_fill;
 
 pub fn seed(h: CK_SESSION_HANDLE, seed: *mut CK_BYTE, len: CK_ULONG) -> Result<()> {
     lookup(h)?;
