@@ -8,7 +8,9 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::{buffered, info, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen};
+use super::{
+    buffered, info, keypad, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen,
+};
 use crate::crypto::aes::{self, AesStream, Cmac, Direction};
 use crate::error::{Error, Result};
 use crate::object::attr::Value;
@@ -172,7 +174,7 @@ impl Mechanism for Block {
             Mode::CbcPad => Zeroizing::new(material.to_vec()),
             // ECB and CBC without padding (PKCS#11 3.0 §2.10.3, §2.10.4): the value is
             // padded on the trailing end with up to 15 zero bytes to whole blocks.
-            Mode::Ecb | Mode::Cbc => zero_padded(material)?,
+            Mode::Ecb | Mode::Cbc => keypad::zero_padded(material, aes::BLOCK_LEN)?,
             Mode::Ctr => return Err(Error::MechanismInvalid),
         };
         Ok(self
@@ -202,43 +204,8 @@ impl Mechanism for Block {
         if self.1 == Mode::CbcPad {
             return Ok(plain);
         }
-        trim_zero_padding(plain, expected)
+        keypad::trim_zero_padding(plain, expected, aes::BLOCK_LEN)
     }
-}
-
-/// `material` with up to 15 zero bytes appended to make whole AES blocks.
-fn zero_padded(material: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    if material.is_empty() {
-        return Err(Error::KeySizeRange);
-    }
-    let len = material.len().div_ceil(16) * 16;
-    let mut out = Zeroizing::new(Vec::with_capacity(len));
-    out.extend_from_slice(material);
-    out.resize(len, 0);
-    Ok(out)
-}
-
-/// Cuts an ECB/CBC-unwrapped block string to the key the template describes (§2.10.3:
-/// "truncates the result according to the CKA_KEY_TYPE ... and CKA_VALUE_LEN"): the
-/// template's length, a length the key type allows, or a DER private key's own length.
-fn trim_zero_padding(
-    plain: Zeroizing<Vec<u8>>,
-    expected: WrappedLen,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let keep = match expected {
-        WrappedLen::Exact(len) if len <= plain.len() && plain.len() - len < 16 => len,
-        WrappedLen::Exact(_) => return Err(Error::WrappedKeyLenRange),
-        WrappedLen::OneOf(lengths) if lengths.contains(&plain.len()) => plain.len(),
-        // A key type of several sizes needs CKA_VALUE_LEN to cut the padding.
-        WrappedLen::OneOf(_) => return Err(Error::TemplateIncomplete),
-        WrappedLen::Any => plain.len(),
-        WrappedLen::Encoded => {
-            crate::crypto::der::element_len(&plain, crate::crypto::der::SEQUENCE)
-                .filter(|len| plain.len() - len < 16)
-                .ok_or(Error::WrappedKeyInvalid)?
-        }
-    };
-    Ok(Zeroizing::new(plain[..keep].to_vec()))
 }
 
 /// GCM parameters as the primitive wants them.

@@ -288,6 +288,9 @@ impl Token {
             (CKO_SECRET_KEY, _, Some(len)) => WrappedLen::Exact(len),
             (CKO_SECRET_KEY, Some(crate::object::key::CKK_SM4), None) => WrappedLen::Exact(16),
             (CKO_SECRET_KEY, Some(CKK_AES), None) => WrappedLen::OneOf(&[16, 24, 32]),
+            (CKO_SECRET_KEY, Some(CKK_DES), None) => WrappedLen::Exact(8),
+            (CKO_SECRET_KEY, Some(CKK_DES2), None) => WrappedLen::Exact(16),
+            (CKO_SECRET_KEY, Some(CKK_DES3), None) => WrappedLen::Exact(24),
             (CKO_SECRET_KEY, _, None) => WrappedLen::Any,
             _ => WrappedLen::Encoded,
         };
