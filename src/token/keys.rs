@@ -357,15 +357,18 @@ impl Token {
         )
     }
 
-    /// The value `C_DigestKey` feeds to a digest: secret keys that are not sensitive.
-    pub fn digestible_value(&self, handle: ObjectHandle) -> Result<Zeroizing<Vec<u8>>> {
+    /// The value `C_DigestKey` feeds to a digest of `mechanism`, once `authorise_digest`
+    /// allowed it (docs/security.md, "C_DigestKey").
+    pub fn digestible_value(
+        &self,
+        handle: ObjectHandle,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let object = self
             .entry(handle)
             .map_err(handle_error(Error::KeyHandleInvalid))?
             .object;
-        if object.class != CKO_SECRET_KEY || object.guards_secrets() {
-            return Err(Error::KeyIndigestible);
-        }
+        self.authorise_digest(&object, mechanism)?;
         let mut secrets = object.open_secrets(&self.serial, self.master().as_deref())?;
         secrets.remove(&t(CKA_VALUE)).ok_or(Error::KeyIndigestible)
     }
