@@ -28,14 +28,21 @@ const DES_MECHANISMS: [MechanismType; 9] = [
 
 /// `C_GetMechanismList` as the module answers it (cryptoki's list leaves out the types
 /// it has no name for, DES among them).
-fn raw_mechanism_list(slot: cryptoki::slot::Slot) -> Vec<cryptoki_sys::CK_MECHANISM_TYPE> {
+/// The module's function list, loaded beside cryptoki's (the same library).
+fn raw_functions() -> (cryptoki_sys::Pkcs11, cryptoki_sys::CK_FUNCTION_LIST) {
     // SAFETY: loading the module under test (already loaded by cryptoki: same library).
     let library = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.expect("load module");
     let mut functions: *mut cryptoki_sys::CK_FUNCTION_LIST = std::ptr::null_mut();
     // SAFETY: one output pointer.
     assert_eq!(unsafe { library.C_GetFunctionList(&mut functions) }, 0);
     // SAFETY: the module keeps its list alive while loaded.
-    let list = unsafe { (*functions).C_GetMechanismList }.expect("C_GetMechanismList");
+    let list = unsafe { *functions };
+    (library, list)
+}
+
+fn raw_mechanism_list(slot: cryptoki::slot::Slot) -> Vec<cryptoki_sys::CK_MECHANISM_TYPE> {
+    let (_library, f) = raw_functions();
+    let list = f.C_GetMechanismList.expect("C_GetMechanismList");
     let mut count: cryptoki_sys::CK_ULONG = 0;
     // SAFETY: a NULL list asks for the count only.
     assert_eq!(
@@ -413,4 +420,48 @@ fn rsa_1024_pairs_are_generated_and_verify_with_openssl() {
     assert!(String::from_utf8_lossy(&out).contains("Verified OK"));
     // Below 1024 stays refused.
     assert_rv!(rsa_pair(&session, 768), RvError::KeySizeRange);
+}
+
+/// google/pkcs11test's ReadOnlySessionTest.GenerateKeyInvalid: a NULL template with a
+/// non-zero count is CKR_ARGUMENTS_BAD before the mechanism is looked at, so the answer is
+/// the same whether the module offers DES or not.
+#[test]
+fn a_null_template_with_a_count_is_arguments_bad_with_the_switch_off() {
+    null_template_with_a_count(false);
+}
+
+#[test]
+fn a_null_template_with_a_count_is_arguments_bad_with_the_switch_on() {
+    null_template_with_a_count(true);
+}
+
+fn null_template_with_a_count(legacy: bool) {
+    {
+        let env = if legacy { legacy_env() } else { TestEnv::new() };
+        let (_ctx, slot, _session) = ready_token(&env);
+        let (_library, f) = raw_functions();
+        let mut session: cryptoki_sys::CK_SESSION_HANDLE = 0;
+        // SAFETY: no callback, one output handle.
+        let rv = unsafe {
+            f.C_OpenSession.unwrap()(
+                slot.id(),
+                cryptoki_sys::CKF_SERIAL_SESSION,
+                std::ptr::null_mut(),
+                None,
+                &mut session,
+            )
+        };
+        assert_eq!(rv, 0);
+        let mut mech = cryptoki_sys::CK_MECHANISM {
+            mechanism: cryptoki_sys::CKM_DES_KEY_GEN,
+            pParameter: std::ptr::null_mut(),
+            ulParameterLen: 0,
+        };
+        let mut key: cryptoki_sys::CK_OBJECT_HANDLE = 0;
+        // SAFETY: a NULL template with count 3 is the point; the module must not read it.
+        let rv = unsafe {
+            f.C_GenerateKey.unwrap()(session, &mut mech, std::ptr::null_mut(), 3, &mut key)
+        };
+        assert_eq!(rv, cryptoki_sys::CKR_ARGUMENTS_BAD, "legacy {legacy}");
+    }
 }
