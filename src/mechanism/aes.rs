@@ -20,6 +20,8 @@ use crate::operation::{Cipher, Signer, Verifier};
 /// RFC 3394's default IV and RFC 5649's alternative IV prefix.
 const KW_DEFAULT_IV: [u8; 8] = [0xa6; 8];
 const KWP_DEFAULT_IV: [u8; 4] = [0xa6, 0x59, 0x59, 0xa6];
+/// RFC 3394's unit: the plaintext is whole 64-bit semiblocks.
+const KW_SEMIBLOCK: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -340,7 +342,10 @@ impl Mechanism for KeyWrap {
     }
     fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
         default_iv(param, &KW_DEFAULT_IV)?;
-        aes::key_wrap(aes_key(wrapping)?, material).map_err(|e| match e {
+        // PKCS#11 3.0 §2.14: a key whose length is not a multiple of the 8-byte semiblock
+        // (a PKCS#8 private key, usually) is zero padded to fit.
+        let material = keypad::zero_padded(material, KW_SEMIBLOCK)?;
+        aes::key_wrap(aes_key(wrapping)?, &material).map_err(|e| match e {
             Error::DataLenRange => Error::KeySizeRange,
             e => e,
         })
@@ -350,10 +355,13 @@ impl Mechanism for KeyWrap {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _expected: WrappedLen,
+        expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         default_iv(param, &KW_DEFAULT_IV)?;
-        aes::key_unwrap(aes_key(unwrapping)?, wrapped).map_err(unwrap_errors)
+        let plain = aes::key_unwrap(aes_key(unwrapping)?, wrapped).map_err(unwrap_errors)?;
+        // The zero padding of `wrap` is cut as ECB/CBC unwraps cut theirs: to
+        // CKA_VALUE_LEN, the key type's length, or a private key's PKCS#8 length.
+        keypad::trim_zero_padding(plain, expected, KW_SEMIBLOCK)
     }
 }
 
