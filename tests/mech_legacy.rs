@@ -465,3 +465,46 @@ fn null_template_with_a_count(legacy: bool) {
         assert_eq!(rv, cryptoki_sys::CKR_ARGUMENTS_BAD, "legacy {legacy}");
     }
 }
+
+/// pkcs11test's EncryptDecryptParts: each update gives the whole blocks it completes, and
+/// the parts together are the single-part result.
+#[test]
+fn multi_part_triple_des_gives_blocks_as_they_complete() {
+    let env = legacy_env();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let key = des_key(
+        &session,
+        KeyType::DES3,
+        &hex("0123456789abcdeffedcba987654321089abcdef01234567"),
+    )
+    .unwrap();
+    let iv = [5u8; 8];
+    let data: Vec<u8> = (0u8..45).collect();
+    for mech in [
+        Mechanism::Des3Ecb,
+        Mechanism::Des3Cbc(iv),
+        Mechanism::Des3CbcPad(iv),
+    ] {
+        let padded = matches!(mech, Mechanism::Des3CbcPad(_));
+        let data = if padded { &data[..] } else { &data[..40] };
+        let whole = session.encrypt(&mech, key, data).unwrap();
+        session.encrypt_init(&mech, key).unwrap();
+        let mut parts = Vec::new();
+        let mut fed = 0;
+        for chunk in data.chunks(12) {
+            let out = session.encrypt_update(chunk).unwrap();
+            fed += chunk.len();
+            assert_eq!(out.len() + parts.len(), fed / 8 * 8, "{mech:?}");
+            parts.extend_from_slice(&out);
+        }
+        parts.extend_from_slice(&session.encrypt_final().unwrap());
+        assert_eq!(parts, whole, "{mech:?}");
+        session.decrypt_init(&mech, key).unwrap();
+        let mut back = Vec::new();
+        for chunk in whole.chunks(8) {
+            back.extend_from_slice(&session.decrypt_update(chunk).unwrap());
+        }
+        back.extend_from_slice(&session.decrypt_final().unwrap());
+        assert_eq!(back, data, "{mech:?}");
+    }
+}

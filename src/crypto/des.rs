@@ -94,33 +94,149 @@ fn check_iv(iv: &[u8]) -> Result<[u8; BLOCK_LEN]> {
     iv.try_into().map_err(|_| Error::MechanismParamInvalid)
 }
 
-/// Encrypts in ECB (`iv` = `None`) or CBC. With `pad`, PKCS#7 padding of 1 to 8 bytes is
-/// added; without it, `data` must be whole blocks (`DataLenRange`).
-pub fn encrypt(key: &[u8], iv: Option<&[u8]>, data: &[u8], pad: bool) -> Result<Vec<u8>> {
-    let cipher = Keyed::new(key)?;
-    let mut chain = iv.map(check_iv).transpose()?;
-    let mut buf = Zeroizing::new(Vec::with_capacity(data.len() + BLOCK_LEN));
-    buf.extend_from_slice(data);
-    if pad {
-        let n = BLOCK_LEN - data.len() % BLOCK_LEN;
-        // `n` is 1..=8, so it fits a byte.
-        buf.resize(data.len() + n, n as u8);
-    } else if data.len() % BLOCK_LEN != 0 {
-        return Err(Error::DataLenRange);
-    }
-    for block in blocks_mut(&mut buf) {
-        if let Some(prev) = &chain {
-            block.iter_mut().zip(prev).for_each(|(b, p)| *b ^= p);
-        }
-        cipher.encrypt(block);
-        if let Some(prev) = &mut chain {
-            prev.copy_from_slice(block);
-        }
-    }
-    Ok(std::mem::take(&mut *buf))
+/// A multi-part encryption or decryption in ECB (no IV) or CBC: whole blocks go out as
+/// they come in; the last partial block (and, decrypting with padding, the last whole
+/// block, which holds the padding) waits for `finish`.
+pub struct DesStream {
+    cipher: Keyed,
+    chain: Option<[u8; BLOCK_LEN]>,
+    encrypt: bool,
+    pad: bool,
+    pending: Zeroizing<Vec<u8>>,
 }
 
-/// Decrypts ECB (`iv` = `None`) or CBC; `data` must be whole blocks
+impl std::fmt::Debug for DesStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesStream")
+            .field("encrypt", &self.encrypt)
+            .field("pad", &self.pad)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DesStream {
+    /// `key` of 8, 16 or 24 bytes (`KeySizeRange`), `iv` of 8 bytes for CBC
+    /// (`MechanismParamInvalid`), PKCS#7 padding with `pad`.
+    pub fn new(key: &[u8], iv: Option<&[u8]>, encrypt: bool, pad: bool) -> Result<DesStream> {
+        Ok(DesStream {
+            cipher: Keyed::new(key)?,
+            chain: iv.map(check_iv).transpose()?,
+            encrypt,
+            pad,
+            pending: Zeroizing::new(Vec::with_capacity(2 * BLOCK_LEN)),
+        })
+    }
+
+    /// How many of `total` buffered bytes an update may process now.
+    fn ready(&self, total: usize) -> usize {
+        let whole = total - total % BLOCK_LEN;
+        if !self.encrypt && self.pad && whole == total && whole > 0 {
+            whole - BLOCK_LEN
+        } else {
+            whole
+        }
+    }
+
+    /// The exact output of `update` with `input_len` more bytes.
+    pub fn update_len(&self, input_len: usize) -> usize {
+        self.ready(self.pending.len().saturating_add(input_len))
+    }
+
+    /// An upper bound on `finish`'s output.
+    pub fn finish_len(&self) -> usize {
+        if self.pad {
+            BLOCK_LEN
+        } else {
+            0
+        }
+    }
+
+    /// The output of a single-part run over `input_len` bytes: exact, except decrypting
+    /// with padding, where it is an upper bound.
+    pub fn total_len(&self, input_len: usize) -> usize {
+        let total = self.pending.len().saturating_add(input_len);
+        match (self.encrypt, self.pad) {
+            (true, true) => total - total % BLOCK_LEN + BLOCK_LEN,
+            _ => total,
+        }
+    }
+
+    fn process(&mut self, data: &mut [u8]) {
+        for block in blocks_mut(data) {
+            if self.encrypt {
+                if let Some(prev) = &self.chain {
+                    block.iter_mut().zip(prev).for_each(|(b, p)| *b ^= p);
+                }
+                self.cipher.encrypt(block);
+                if let Some(prev) = &mut self.chain {
+                    prev.copy_from_slice(block);
+                }
+            } else {
+                let mut this = [0u8; BLOCK_LEN];
+                this.copy_from_slice(block);
+                self.cipher.decrypt(block);
+                if let Some(prev) = &mut self.chain {
+                    block.iter_mut().zip(prev.iter()).for_each(|(b, p)| *b ^= p);
+                    *prev = this;
+                }
+            }
+        }
+    }
+
+    pub fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let mut all = Zeroizing::new(Vec::with_capacity(self.pending.len() + input.len()));
+        all.extend_from_slice(&self.pending);
+        all.extend_from_slice(input);
+        let n = self.ready(all.len());
+        self.pending = Zeroizing::new(all[n..].to_vec());
+        all.truncate(n);
+        self.process(&mut all);
+        Ok(all)
+    }
+
+    /// Ends the operation: the padded last block when encrypting with padding; the last
+    /// block without its checked padding when decrypting with it. A partial block left
+    /// is `DataLenRange` (encrypting) or `EncryptedDataLenRange` (decrypting).
+    pub fn finish(mut self) -> Result<Zeroizing<Vec<u8>>> {
+        let mut last = std::mem::take(&mut self.pending);
+        match (self.encrypt, self.pad) {
+            (true, true) => {
+                let n = BLOCK_LEN - last.len();
+                // `n` is 1..=8, so it fits a byte.
+                last.resize(BLOCK_LEN, n as u8);
+            }
+            (true, false) if !last.is_empty() => return Err(Error::DataLenRange),
+            (false, true) if last.len() != BLOCK_LEN => return Err(Error::EncryptedDataLenRange),
+            (false, false) if !last.is_empty() => return Err(Error::EncryptedDataLenRange),
+            _ => {}
+        }
+        self.process(&mut last);
+        if !self.encrypt && self.pad {
+            let n = usize::from(last[BLOCK_LEN - 1]);
+            let valid = (1..=BLOCK_LEN).contains(&n)
+                && last[BLOCK_LEN - n..].iter().all(|b| usize::from(*b) == n);
+            if !valid {
+                return Err(Error::EncryptedDataInvalid);
+            }
+            last.truncate(BLOCK_LEN - n);
+        }
+        Ok(last)
+    }
+}
+
+/// Encrypts in ECB (`iv` = `None`) or CBC, in one part. With `pad`, PKCS#7 padding of 1 to
+/// 8 bytes is added; without it, `data` must be whole blocks (`DataLenRange`).
+pub fn encrypt(key: &[u8], iv: Option<&[u8]>, data: &[u8], pad: bool) -> Result<Vec<u8>> {
+    if !pad && data.len() % BLOCK_LEN != 0 {
+        return Err(Error::DataLenRange);
+    }
+    let mut stream = DesStream::new(key, iv, true, pad)?;
+    let mut out = stream.update(data)?;
+    out.extend_from_slice(&stream.finish()?);
+    Ok(std::mem::take(&mut *out))
+}
+
+/// Decrypts ECB (`iv` = `None`) or CBC in one part; `data` must be whole blocks
 /// (`EncryptedDataLenRange`). With `pad`, the PKCS#7 padding is checked
 /// (`EncryptedDataInvalid`) and removed.
 pub fn decrypt(
@@ -129,31 +245,12 @@ pub fn decrypt(
     data: &[u8],
     pad: bool,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let cipher = Keyed::new(key)?;
-    let mut chain = iv.map(check_iv).transpose()?;
     if data.len() % BLOCK_LEN != 0 || (pad && data.is_empty()) {
         return Err(Error::EncryptedDataLenRange);
     }
-    let mut out = Zeroizing::new(data.to_vec());
-    for block in blocks_mut(&mut out) {
-        let mut this = [0u8; BLOCK_LEN];
-        this.copy_from_slice(block);
-        cipher.decrypt(block);
-        if let Some(prev) = &mut chain {
-            block.iter_mut().zip(prev.iter()).for_each(|(b, p)| *b ^= p);
-            *prev = this;
-        }
-    }
-    if pad {
-        let n = usize::from(out[out.len() - 1]);
-        let valid = (1..=BLOCK_LEN).contains(&n)
-            && out[out.len() - n..].iter().all(|b| usize::from(*b) == n);
-        if !valid {
-            return Err(Error::EncryptedDataInvalid);
-        }
-        let keep = out.len() - n;
-        out.truncate(keep);
-    }
+    let mut stream = DesStream::new(key, iv, false, pad)?;
+    let mut out = stream.update(data)?;
+    out.extend_from_slice(&stream.finish()?);
     Ok(out)
 }
 
@@ -218,6 +315,34 @@ mod tests {
             decrypt(&key, None, &ct, true),
             Err(Error::EncryptedDataInvalid)
         ));
+    }
+
+    #[test]
+    fn a_stream_gives_whole_blocks_as_they_come_and_matches_one_part() {
+        let key = generate_key(16).unwrap();
+        let iv = [3u8; 8];
+        let data: Vec<u8> = (0u8..37).collect();
+        for pad in [false, true] {
+            let data = if pad { &data[..] } else { &data[..32] };
+            let whole = encrypt(&key, Some(&iv), data, pad).unwrap();
+            let mut s = DesStream::new(&key, Some(&iv), true, pad).unwrap();
+            let mut parts = Vec::new();
+            for chunk in data.chunks(5) {
+                let expected = s.update_len(chunk.len());
+                let out = s.update(chunk).unwrap();
+                assert_eq!(out.len(), expected);
+                parts.extend_from_slice(&out);
+            }
+            parts.extend_from_slice(&s.finish().unwrap());
+            assert_eq!(parts, whole, "pad {pad}");
+            let mut d = DesStream::new(&key, Some(&iv), false, pad).unwrap();
+            let mut back = Vec::new();
+            for chunk in whole.chunks(8) {
+                back.extend_from_slice(&d.update(chunk).unwrap());
+            }
+            back.extend_from_slice(&d.finish().unwrap());
+            assert_eq!(back, data);
+        }
     }
 
     #[test]

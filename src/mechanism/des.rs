@@ -14,10 +14,8 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::{
-    buffered, info, keypad, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen,
-};
-use crate::crypto::des::{self, BLOCK_LEN};
+use super::{info, keypad, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen};
+use crate::crypto::des::{self, DesStream, BLOCK_LEN};
 use crate::error::{Error, Result};
 use crate::object::attr::Value;
 use crate::object::key::Key;
@@ -118,19 +116,40 @@ impl Block {
 
     fn op(&self, param: &Param, key: &Arc<Key>, encrypt: bool) -> Result<Box<dyn Cipher>> {
         let iv = self.iv(param)?;
-        self.key_bytes(key)?;
-        let (mech, key) = (*self, Arc::clone(key));
-        let too_long = if encrypt {
-            Error::DataLenRange
-        } else {
-            Error::EncryptedDataLenRange
-        };
-        Ok(buffered::cipher(
-            buffered::BULK_CAP,
-            too_long,
-            move |n| n + BLOCK_LEN,
-            move |data| mech.run(mech.key_bytes(&key)?, iv.as_deref(), encrypt, data),
-        ))
+        let stream = DesStream::new(
+            self.key_bytes(key)?,
+            iv.as_deref(),
+            encrypt,
+            self.2 == Mode::CbcPad,
+        )?;
+        Ok(Box::new(Stream(Some(stream))))
+    }
+}
+
+/// A multi-part operation over `DesStream`; the stream is consumed by `finish`.
+struct Stream(Option<DesStream>);
+
+impl Cipher for Stream {
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.0
+            .as_mut()
+            .ok_or(Error::OperationNotInitialized)?
+            .update(input)
+    }
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        self.0
+            .take()
+            .ok_or(Error::OperationNotInitialized)?
+            .finish()
+    }
+    fn update_bound(&self, input_len: usize) -> usize {
+        self.0.as_ref().map_or(0, |s| s.update_len(input_len))
+    }
+    fn finish_bound(&self) -> usize {
+        self.0.as_ref().map_or(0, DesStream::finish_len)
+    }
+    fn one_shot_bound(&self, input_len: usize) -> usize {
+        self.0.as_ref().map_or(0, |s| s.total_len(input_len))
     }
 }
 
