@@ -67,6 +67,10 @@ pub struct Config {
     /// Refuse keys created from now on that could both wrap and decrypt, or both unwrap
     /// and encrypt (docs/security.md, "separation of duties"); off by default.
     pub separation_of_duties: bool,
+    /// Turn on DES, Triple-DES and RSA key generation from 1024 bits, for legacy
+    /// applications and test suites (docs/security.md, "Legacy algorithms"); off by
+    /// default.
+    pub legacy_algorithms: bool,
     /// A PostgreSQL connection URL: tokens live in that database instead of `token_dir`.
     pub store_url: Option<StoreUrl>,
     /// How the PostgreSQL store connects, times out and notices other hosts' changes.
@@ -184,6 +188,7 @@ impl Default for Config {
             max_pin_failures: 10,
             kdf: KdfConfig::default(),
             separation_of_duties: false,
+            legacy_algorithms: false,
             store_url: None,
             postgres: PostgresConfig::default(),
         }
@@ -288,6 +293,17 @@ mod tests {
         assert_eq!(c.max_pin_failures, 10);
         assert_eq!(c.kdf, KdfConfig::default());
         assert!(c.token_dir.ends_with("kmshsm/tokens"));
+        assert!(!c.legacy_algorithms);
+    }
+
+    #[test]
+    fn legacy_algorithms_is_read() {
+        assert!(
+            Config::parse("legacy_algorithms = true")
+                .unwrap()
+                .legacy_algorithms
+        );
+        assert!(Config::parse("legacy_algorithms = \"yes\"").is_err());
     }
 
     #[test]

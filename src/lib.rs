@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod error;
 mod ffi;
 pub mod kms;
+pub mod legacy;
 mod logging;
 pub mod mechanism;
 pub mod object;

@@ -105,6 +105,13 @@ pub fn initialize(options: InitOptions) -> Result<()> {
         log::error!("C_Initialize: {e}");
     })?;
     crate::logging::configure(&config)?;
+    crate::legacy::set_enabled(config.legacy_algorithms);
+    if config.legacy_algorithms {
+        log::warn!(
+            "legacy_algorithms is on: DES, Triple-DES and RSA keys from 1024 bits are \
+             available (docs/security.md, \"Legacy algorithms\")"
+        );
+    }
     let provider = Provider::new(config)?;
     *state = Some(Arc::new(provider));
     Ok(())

@@ -54,7 +54,9 @@ fn replay(target: &str, f: fn(&[u8]), extra: &[&[u8]]) -> Vec<(String, Vec<u8>)>
 
 /// [`kept`], for targets that may have none kept yet.
 fn kept_or_none(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target);
     if dir.is_dir() {
         kept(target)
     } else {

@@ -29,10 +29,12 @@ initialize_token() {
   # Each module reads its own configuration file; both keep their tokens in ./.tokens.
   if [ "$CONF_MODULE_KIND" = kmshsm ]; then
     # A cheap KDF (as kmshsm's own tests use) and no PIN lockout: the scripts try wrong
-    # PINs on purpose, and the token is thrown away afterwards.
+    # PINs on purpose, and the token is thrown away afterwards. legacy_algorithms: the
+    # scripts' keys include RSA-1024 (docs/security.md).
     cat >.kmshsm.toml <<EOF
 token_dir = "$tokdir"
 max_pin_failures = 0
+legacy_algorithms = true
 
 [kdf]
 memory_kib = 1024

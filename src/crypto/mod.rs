@@ -1,5 +1,5 @@
 //! Thin wrappers over the cryptographic primitives: aws-lc-rs for RSA, ECDSA, AES,
-//! Ed25519 and X25519, RustCrypto for SM2, SM3 and SM4.
+//! Ed25519 and X25519, RustCrypto for SM2, SM3, SM4 and (legacy only) DES.
 //!
 //! Functions here take and return plain bytes and `crate::error::Result`; they know
 //! nothing of sessions, objects or PKCS#11 structures, so the mechanism layer can be
@@ -8,6 +8,7 @@
 pub mod aes;
 pub mod curve25519;
 pub mod der;
+pub mod des;
 pub mod ec;
 #[allow(unsafe_code)] // aws-lc's Ed25519ctx/ph; see ed25519_variants.rs
 pub mod ed25519_variants;

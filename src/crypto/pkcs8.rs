@@ -1,7 +1,8 @@
-//! PKCS#8 PrivateKeyInfo (RFC 5208) and SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) for RSA
-//! and EC keys: what C_UnwrapKey receives, C_WrapKey produces, and CKA_PUBLIC_KEY_INFO
+//! PKCS#8 PrivateKeyInfo (RFC 5208) and SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) for RSA,
+//! EC, Ed25519 and X25519 (RFC 8410) keys: what C_UnwrapKey receives, C_WrapKey produces, and CKA_PUBLIC_KEY_INFO
 //! holds. Untrusted input; decoding is strict. No PKCS#11 here.
 
+use super::curve25519::{OID_ED25519, OID_X25519};
 use super::der::{self, Reader};
 use crate::error::{Error, Result};
 
@@ -13,13 +14,17 @@ pub enum KeyAlgorithm {
     Ec {
         curve_oid: Vec<u8>,
     },
+    /// id-Ed25519 (RFC 8410), no parameters.
+    Ed25519,
+    /// id-X25519 (RFC 8410), no parameters.
+    X25519,
 }
 
 /// A decoded PrivateKeyInfo.
 #[derive(Debug)]
 pub struct PrivateKeyInfo<'a> {
     pub algorithm: KeyAlgorithm,
-    /// The inner key: an RSAPrivateKey or an ECPrivateKey, DER.
+    /// The inner key: an RSAPrivateKey, an ECPrivateKey or a CurvePrivateKey, DER.
     pub private_key: &'a [u8],
 }
 
@@ -43,6 +48,14 @@ fn algorithm(r: &mut Reader<'_>) -> Result<KeyAlgorithm> {
         Ok(KeyAlgorithm::Ec {
             curve_oid: der::tlv(der::OID, curve),
         })
+    } else if oid == OID_ED25519 || oid == OID_X25519 {
+        // RFC 8410 §3: the parameters MUST be absent.
+        alg.finish()?;
+        Ok(if oid == OID_ED25519 {
+            KeyAlgorithm::Ed25519
+        } else {
+            KeyAlgorithm::X25519
+        })
     } else {
         Err(bad())
     }
@@ -52,7 +65,25 @@ fn algorithm_identifier(alg: &KeyAlgorithm) -> Vec<u8> {
     match alg {
         KeyAlgorithm::Rsa => der::sequence(&[der::OID_RSA_ENCRYPTION, &[der::NULL, 0]]),
         KeyAlgorithm::Ec { curve_oid } => der::sequence(&[der::OID_EC_PUBLIC_KEY, curve_oid]),
+        KeyAlgorithm::Ed25519 => der::sequence(&[OID_ED25519]),
+        KeyAlgorithm::X25519 => der::sequence(&[OID_X25519]),
     }
+}
+
+/// RFC 8410's CurvePrivateKey: the 32-byte key as an OCTET STRING.
+pub fn curve25519_private_key(key: &[u8]) -> Vec<u8> {
+    der::tlv(der::OCTET_STRING, key)
+}
+
+/// The 32 bytes of a CurvePrivateKey.
+pub fn curve25519_key_of(inner: &[u8]) -> Result<&[u8]> {
+    let mut r = Reader::new(inner, bad);
+    let key = r.read(der::OCTET_STRING)?;
+    r.finish()?;
+    if key.len() != super::curve25519::KEY_LEN {
+        return Err(bad());
+    }
+    Ok(key)
 }
 
 /// Decodes a PKCS#8 PrivateKeyInfo (version 0 or 1; attributes and public key ignored).
@@ -117,6 +148,23 @@ mod tests {
         let dec = decode_private_key_info(&enc).unwrap();
         assert_eq!(dec.algorithm, alg);
         assert_eq!(dec.private_key, b"inner");
+    }
+
+    #[test]
+    fn an_rfc_8410_ed25519_key_decodes() {
+        // RFC 8410 §10.3's example private key.
+        let der = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20, 0xd4, 0xee, 0x72, 0xdb, 0xf9, 0x13, 0x58, 0x4a, 0xd5, 0xb6, 0xd8, 0xf1,
+            0xf7, 0x69, 0xf8, 0xad, 0x3a, 0xfe, 0x7c, 0x28, 0xcb, 0xf1, 0xd4, 0xfb, 0xe0, 0x97,
+            0xa8, 0x8f, 0x44, 0x75, 0x58, 0x42,
+        ];
+        let info = decode_private_key_info(&der).unwrap();
+        assert_eq!(info.algorithm, KeyAlgorithm::Ed25519);
+        let key = curve25519_key_of(info.private_key).unwrap();
+        assert_eq!(key[0], 0xd4);
+        let again = encode_private_key_info(&KeyAlgorithm::Ed25519, &curve25519_private_key(key));
+        assert_eq!(again, der);
     }
 
     #[test]

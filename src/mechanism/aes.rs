@@ -8,7 +8,9 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::{buffered, info, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen};
+use super::{
+    buffered, info, keypad, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen,
+};
 use crate::crypto::aes::{self, AesStream, Cmac, Direction};
 use crate::error::{Error, Result};
 use crate::object::attr::Value;
@@ -18,6 +20,8 @@ use crate::operation::{Cipher, Signer, Verifier};
 /// RFC 3394's default IV and RFC 5649's alternative IV prefix.
 const KW_DEFAULT_IV: [u8; 8] = [0xa6; 8];
 const KWP_DEFAULT_IV: [u8; 4] = [0xa6, 0x59, 0x59, 0xa6];
+/// RFC 3394's unit: the plaintext is whole 64-bit semiblocks.
+const KW_SEMIBLOCK: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -172,7 +176,7 @@ impl Mechanism for Block {
             Mode::CbcPad => Zeroizing::new(material.to_vec()),
             // ECB and CBC without padding (PKCS#11 3.0 §2.10.3, §2.10.4): the value is
             // padded on the trailing end with up to 15 zero bytes to whole blocks.
-            Mode::Ecb | Mode::Cbc => zero_padded(material)?,
+            Mode::Ecb | Mode::Cbc => keypad::zero_padded(material, aes::BLOCK_LEN)?,
             Mode::Ctr => return Err(Error::MechanismInvalid),
         };
         Ok(self
@@ -202,43 +206,8 @@ impl Mechanism for Block {
         if self.1 == Mode::CbcPad {
             return Ok(plain);
         }
-        trim_zero_padding(plain, expected)
+        keypad::trim_zero_padding(plain, expected, aes::BLOCK_LEN)
     }
-}
-
-/// `material` with up to 15 zero bytes appended to make whole AES blocks.
-fn zero_padded(material: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    if material.is_empty() {
-        return Err(Error::KeySizeRange);
-    }
-    let len = material.len().div_ceil(16) * 16;
-    let mut out = Zeroizing::new(Vec::with_capacity(len));
-    out.extend_from_slice(material);
-    out.resize(len, 0);
-    Ok(out)
-}
-
-/// Cuts an ECB/CBC-unwrapped block string to the key the template describes (§2.10.3:
-/// "truncates the result according to the CKA_KEY_TYPE ... and CKA_VALUE_LEN"): the
-/// template's length, a length the key type allows, or a DER private key's own length.
-fn trim_zero_padding(
-    plain: Zeroizing<Vec<u8>>,
-    expected: WrappedLen,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let keep = match expected {
-        WrappedLen::Exact(len) if len <= plain.len() && plain.len() - len < 16 => len,
-        WrappedLen::Exact(_) => return Err(Error::WrappedKeyLenRange),
-        WrappedLen::OneOf(lengths) if lengths.contains(&plain.len()) => plain.len(),
-        // A key type of several sizes needs CKA_VALUE_LEN to cut the padding.
-        WrappedLen::OneOf(_) => return Err(Error::TemplateIncomplete),
-        WrappedLen::Any => plain.len(),
-        WrappedLen::Encoded => {
-            crate::crypto::der::element_len(&plain, crate::crypto::der::SEQUENCE)
-                .filter(|len| plain.len() - len < 16)
-                .ok_or(Error::WrappedKeyInvalid)?
-        }
-    };
-    Ok(Zeroizing::new(plain[..keep].to_vec()))
 }
 
 /// GCM parameters as the primitive wants them.
@@ -380,7 +349,10 @@ impl Mechanism for KeyWrap {
     }
     fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
         default_iv(param, &KW_DEFAULT_IV)?;
-        aes::key_wrap(aes_key(wrapping)?, material).map_err(|e| match e {
+        // PKCS#11 3.0 §2.14: a key whose length is not a multiple of the 8-byte semiblock
+        // (a PKCS#8 private key, usually) is zero padded to fit.
+        let material = keypad::zero_padded(material, KW_SEMIBLOCK)?;
+        aes::key_wrap(aes_key(wrapping)?, &material).map_err(|e| match e {
             Error::DataLenRange => Error::KeySizeRange,
             e => e,
         })
@@ -390,10 +362,13 @@ impl Mechanism for KeyWrap {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _expected: WrappedLen,
+        expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         default_iv(param, &KW_DEFAULT_IV)?;
-        aes::key_unwrap(aes_key(unwrapping)?, wrapped).map_err(unwrap_errors)
+        let plain = aes::key_unwrap(aes_key(unwrapping)?, wrapped).map_err(unwrap_errors)?;
+        // The zero padding of `wrap` is cut as ECB/CBC unwraps cut theirs: to
+        // CKA_VALUE_LEN, the key type's length, or a private key's PKCS#8 length.
+        keypad::trim_zero_padding(plain, expected, KW_SEMIBLOCK)
     }
 }
 

@@ -9,11 +9,13 @@
 
 mod aes;
 mod buffered;
+mod des;
 pub mod digest;
 mod ec;
 mod eddsa;
 pub mod envelope;
 mod hmac;
+mod keypad;
 pub mod message;
 mod montgomery;
 pub mod params;
@@ -95,6 +97,10 @@ pub type GeneratedPair = (Generated, Generated);
 pub trait Mechanism: Send + Sync {
     fn kind(&self) -> CK_MECHANISM_TYPE;
     fn info(&self) -> CK_MECHANISM_INFO;
+    /// A legacy algorithm: listed and usable only with `legacy_algorithms` on.
+    fn legacy(&self) -> bool {
+        false
+    }
 
     fn encrypt(&self, _param: &Param, _key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         Err(Error::MechanismInvalid)

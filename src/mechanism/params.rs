@@ -117,6 +117,11 @@ pub fn layout(kind: CK_MECHANISM_TYPE) -> Option<Layout> {
         CKM_ECDH1_DERIVE => Ecdh1,
         CKM_RSA_AES_KEY_WRAP => RsaAesKeyWrap,
         CKM_EDDSA => OptionalEddsa,
+        CKM_DES_CBC | CKM_DES_CBC_PAD | CKM_DES3_CBC | CKM_DES3_CBC_PAD
+            if crate::mechanism::registry::find(kind).is_some() =>
+        {
+            Bytes
+        }
         _ if crate::mechanism::registry::find(kind).is_some() => None,
         _ => return Option::None,
     })

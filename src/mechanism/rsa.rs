@@ -24,7 +24,18 @@ use crate::object::key::{Key, Material};
 use crate::operation::{Cipher, Signer, Verifier};
 
 /// The smallest modulus the module generates (policy: below 2048 bits is legacy).
-pub(super) const MIN_BITS: u64 = 2048;
+const MIN_BITS: u64 = 2048;
+/// The smallest modulus with `legacy_algorithms` on (docs/security.md).
+const LEGACY_MIN_BITS: u64 = 1024;
+
+/// The smallest modulus generated and advertised now.
+pub(super) fn min_bits() -> u64 {
+    if crate::legacy::enabled() {
+        LEGACY_MIN_BITS
+    } else {
+        MIN_BITS
+    }
+}
 /// The largest modulus aws-lc accepts (its `RSA` objects stop at 16384 bits).
 pub(super) const MAX_BITS: u64 = 16384;
 
@@ -126,7 +137,7 @@ impl Mechanism for KeyPairGen {
         CKM_RSA_PKCS_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        info(MIN_BITS, MAX_BITS, CKF_GENERATE_KEY_PAIR)
+        info(min_bits(), MAX_BITS, CKF_GENERATE_KEY_PAIR)
     }
     fn generate_key_pair(
         &self,
@@ -142,7 +153,7 @@ impl Mechanism for KeyPairGen {
                 return Err(Error::AttributeValueInvalid);
             }
         }
-        if !(MIN_BITS..=MAX_BITS).contains(&bits) {
+        if !(min_bits()..=MAX_BITS).contains(&bits) {
             return Err(Error::KeySizeRange);
         }
         let c = RsaComponents::generate(usize::try_from(bits).map_err(|_| Error::KeySizeRange)?)?;
@@ -184,7 +195,7 @@ impl Mechanism for Pkcs {
     }
     fn info(&self) -> CK_MECHANISM_INFO {
         info(
-            MIN_BITS,
+            min_bits(),
             MAX_BITS,
             CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
         )
@@ -258,7 +269,7 @@ impl Mechanism for Oaep {
     }
     fn info(&self) -> CK_MECHANISM_INFO {
         info(
-            MIN_BITS,
+            min_bits(),
             MAX_BITS,
             CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
         )
@@ -312,7 +323,7 @@ impl Mechanism for Pss {
         CKM_RSA_PKCS_PSS
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        info(MIN_BITS, MAX_BITS, CKF_SIGN | CKF_VERIFY)
+        info(min_bits(), MAX_BITS, CKF_SIGN | CKF_VERIFY)
     }
     fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
         let (hash, salt) = pss_params(param, None)?;
@@ -418,7 +429,7 @@ impl Mechanism for HashPkcs {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        info(MIN_BITS, MAX_BITS, CKF_SIGN | CKF_VERIFY)
+        info(min_bits(), MAX_BITS, CKF_SIGN | CKF_VERIFY)
     }
     fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
         no_param(param)?;
@@ -443,7 +454,7 @@ impl Mechanism for HashPss {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        info(MIN_BITS, MAX_BITS, CKF_SIGN | CKF_VERIFY)
+        info(min_bits(), MAX_BITS, CKF_SIGN | CKF_VERIFY)
     }
     fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
         let (hash, salt) = pss_params(param, Some(self.1))?;

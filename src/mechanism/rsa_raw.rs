@@ -13,7 +13,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::rsa::{boxed_cipher as cipher, private, public, MAX_BITS, MIN_BITS};
+use super::rsa::{boxed_cipher as cipher, min_bits, private, public, MAX_BITS};
 use super::{buffered, info, no_param, Mechanism, Param};
 use crate::error::Result;
 use crate::object::key::Key;
@@ -30,7 +30,7 @@ impl Mechanism for X509 {
     }
     fn info(&self) -> CK_MECHANISM_INFO {
         info(
-            MIN_BITS,
+            min_bits(),
             MAX_BITS,
             CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY,
         )

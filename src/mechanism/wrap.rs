@@ -5,7 +5,7 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::rsa::{check_oaep, MAX_BITS, MIN_BITS};
+use super::rsa::{check_oaep, min_bits, MAX_BITS};
 use super::{info, Mechanism, Param, WrappedLen};
 use crate::crypto::aes;
 use crate::error::{Error, Result};
@@ -33,7 +33,7 @@ impl Mechanism for RsaAesKeyWrap {
         CKM_RSA_AES_KEY_WRAP
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        info(MIN_BITS, MAX_BITS, CKF_WRAP | CKF_UNWRAP)
+        info(min_bits(), MAX_BITS, CKF_WRAP | CKF_UNWRAP)
     }
     fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
         let (aes_len, hash, label) = params(param)?;

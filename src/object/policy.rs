@@ -258,17 +258,19 @@ const SM2_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POI
 /// Key types the object layer accepts, by class.
 pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
     match class {
-        CKO_SECRET_KEY => matches!(
-            key_type,
-            CKK_AES
-                | CKK_GENERIC_SECRET
-                | CKK_SHA_1_HMAC
-                | CKK_SHA224_HMAC
-                | CKK_SHA256_HMAC
-                | CKK_SHA384_HMAC
-                | CKK_SHA512_HMAC
-                | CKK_SM4
-        ),
+        CKO_SECRET_KEY => {
+            matches!(
+                key_type,
+                CKK_AES
+                    | CKK_GENERIC_SECRET
+                    | CKK_SHA_1_HMAC
+                    | CKK_SHA224_HMAC
+                    | CKK_SHA256_HMAC
+                    | CKK_SHA384_HMAC
+                    | CKK_SHA512_HMAC
+                    | CKK_SM4
+            ) || (matches!(key_type, CKK_DES | CKK_DES2 | CKK_DES3) && crate::legacy::enabled())
+        }
         CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => matches!(
             key_type,
             CKK_RSA | CKK_EC | CKK_SM2 | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY

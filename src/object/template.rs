@@ -106,9 +106,19 @@ fn check_values(
             let ok = match kt {
                 CKK_AES => matches!(len, 16 | 24 | 32),
                 CKK_SM4 => len == 16,
+                CKK_DES => len == 8,
+                CKK_DES2 => len == 16,
+                CKK_DES3 => len == 24,
                 _ => len > 0,
             };
             if !ok {
+                return Err(Error::AttributeValueInvalid);
+            }
+            // DES keys must have their parity bits set (PKCS#11 3.0: creating or
+            // unwrapping one of incorrect parity is an error).
+            if matches!(kt, CKK_DES | CKK_DES2 | CKK_DES3)
+                && !crate::crypto::des::has_odd_parity(bytes_of(attrs, CKA_VALUE).unwrap_or(&[]))
+            {
                 return Err(Error::AttributeValueInvalid);
             }
             match ulong_of(attrs, CKA_VALUE_LEN)? {

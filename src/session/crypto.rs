@@ -26,6 +26,8 @@ pub struct Ops {
     encrypt: Option<Active<dyn Cipher>>,
     decrypt: Option<Active<dyn Cipher>>,
     digest: Option<Active<dyn Digester>>,
+    /// The mechanism of the active digest (`C_DigestKey` judges the key against it).
+    digest_kind: cryptoki_sys::CK_MECHANISM_TYPE,
     sign: Option<Active<dyn Signer>>,
     verify: Option<Active<dyn Verifier>>,
     /// The verification runs a secret key (a MAC), not a public one.
@@ -216,7 +218,9 @@ impl Session {
             return Err(Error::OperationActive);
         }
         let op = mechanism(mech.kind)?.digest(&mech.param)?;
-        operation::start(&mut ops.digest, op)
+        operation::start(&mut ops.digest, op)?;
+        ops.digest_kind = mech.kind;
+        Ok(())
     }
 
     pub fn digest_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
@@ -249,7 +253,7 @@ impl Session {
             return Err(Error::OperationNotInitialized);
         }
         secret_use::note();
-        let value = self.token.digestible_value(key);
+        let value = self.token.digestible_value(key, ops.digest_kind);
         operation::consume(&mut ops.digest, false, |a| {
             a.multi_part = true;
             a.op.update(&value?);

@@ -276,6 +276,29 @@ impl Token {
         check_allowed_mechanism(wrapping, mechanism)
     }
 
+    /// `C_DigestKey` of `object` into a digest of `mechanism`: a secret key, not
+    /// `CKA_SENSITIVE`, not a KMS-model key (its KeyUsage is encryption or signing, never
+    /// a digest), usable now as any key is (login, record, allowed mechanisms, KMS state
+    /// and expiry). `CKA_EXTRACTABLE` is not required (docs/security.md says why).
+    pub(super) fn authorise_digest(
+        &self,
+        object: &Object,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<()> {
+        if object.class != CKO_SECRET_KEY
+            || object.bool_attr(CKA_SENSITIVE) != Some(false)
+            || key_usage_of(object).is_some()
+        {
+            return Err(Error::KeyIndigestible);
+        }
+        self.authorise_use(object, Usage::Digest, mechanism)
+            .map_err(|e| match e {
+                // A key whose CKA_ALLOWED_MECHANISMS leaves the digest out.
+                Error::MechanismInvalid | Error::KeyTypeInconsistent => Error::KeyIndigestible,
+                e => e,
+            })
+    }
+
     /// The key `C_WrapKey` would hand out: extractable, allowed by the wrapping key's
     /// trust and template, and usable in its KMS state now (a disabled key, one pending
     /// deletion, or one whose material expired is not exported).

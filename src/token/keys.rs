@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use super::objects::Caller;
 use super::Token;
+use crate::crypto::curve25519;
 use crate::crypto::ec::{self, Curve};
 use crate::crypto::pkcs8::{self, KeyAlgorithm};
 use crate::crypto::rsa::RsaComponents;
@@ -212,6 +213,15 @@ impl Token {
                 };
                 Ok(Zeroizing::new(pkcs8::encode_private_key_info(&alg, &sec1)))
             }
+            // RFC 8410: the 32-byte seed or scalar as a CurvePrivateKey.
+            (CKO_PRIVATE_KEY, Some(key_type @ (CKK_EC_EDWARDS | CKK_EC_MONTGOMERY))) => {
+                let alg = match key_type {
+                    CKK_EC_EDWARDS => KeyAlgorithm::Ed25519,
+                    _ => KeyAlgorithm::X25519,
+                };
+                let inner = Zeroizing::new(pkcs8::curve25519_private_key(&get(CKA_VALUE)));
+                Ok(Zeroizing::new(pkcs8::encode_private_key_info(&alg, &inner)))
+            }
             _ => Err(Error::KeyNotWrappable),
         }
     }
@@ -288,6 +298,9 @@ impl Token {
             (CKO_SECRET_KEY, _, Some(len)) => WrappedLen::Exact(len),
             (CKO_SECRET_KEY, Some(crate::object::key::CKK_SM4), None) => WrappedLen::Exact(16),
             (CKO_SECRET_KEY, Some(CKK_AES), None) => WrappedLen::OneOf(&[16, 24, 32]),
+            (CKO_SECRET_KEY, Some(CKK_DES), None) => WrappedLen::Exact(8),
+            (CKO_SECRET_KEY, Some(CKK_DES2), None) => WrappedLen::Exact(16),
+            (CKO_SECRET_KEY, Some(CKK_DES3), None) => WrappedLen::Exact(24),
             (CKO_SECRET_KEY, _, None) => WrappedLen::Any,
             _ => WrappedLen::Encoded,
         };
@@ -354,15 +367,18 @@ impl Token {
         )
     }
 
-    /// The value `C_DigestKey` feeds to a digest: secret keys that are not sensitive.
-    pub fn digestible_value(&self, handle: ObjectHandle) -> Result<Zeroizing<Vec<u8>>> {
+    /// The value `C_DigestKey` feeds to a digest of `mechanism`, once `authorise_digest`
+    /// allowed it (docs/security.md, "C_DigestKey").
+    pub fn digestible_value(
+        &self,
+        handle: ObjectHandle,
+        mechanism: CK_MECHANISM_TYPE,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let object = self
             .entry(handle)
             .map_err(handle_error(Error::KeyHandleInvalid))?
             .object;
-        if object.class != CKO_SECRET_KEY || object.guards_secrets() {
-            return Err(Error::KeyIndigestible);
-        }
+        self.authorise_digest(&object, mechanism)?;
         let mut secrets = object.open_secrets(&self.serial, self.master().as_deref())?;
         secrets.remove(&t(CKA_VALUE)).ok_or(Error::KeyIndigestible)
     }
@@ -390,7 +406,7 @@ fn with_forced(template: &[RawAttribute], forced: Option<&Value>) -> Result<Vec<
     Ok(template)
 }
 
-/// The attributes of a private key received as PKCS#8 (RSA or EC).
+/// The attributes of a private key received as PKCS#8 (RSA, EC, Ed25519 or X25519).
 fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>)> {
     let info = pkcs8::decode_private_key_info(der)?;
     let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (t(ty), Value::Bytes(v.to_vec()));
@@ -421,6 +437,17 @@ fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>
             Ok((
                 CKK_EC,
                 vec![bytes(CKA_EC_PARAMS, curve.oid()), bytes(CKA_VALUE, &d)],
+            ))
+        }
+        KeyAlgorithm::Ed25519 | KeyAlgorithm::X25519 => {
+            let key = pkcs8::curve25519_key_of(info.private_key)?;
+            let (key_type, oid) = match info.algorithm {
+                KeyAlgorithm::Ed25519 => (CKK_EC_EDWARDS, curve25519::OID_ED25519),
+                _ => (CKK_EC_MONTGOMERY, curve25519::OID_X25519),
+            };
+            Ok((
+                key_type,
+                vec![bytes(CKA_EC_PARAMS, oid), bytes(CKA_VALUE, key)],
             ))
         }
     }

@@ -22,8 +22,11 @@ pub fn generate_key(
     if out.is_null() {
         return Err(Error::ArgumentsBad("NULL phKey"));
     }
-    let mech = raw::read_mechanism(m)?;
+    // The template is read first: a NULL template with a non-zero count is
+    // CKR_ARGUMENTS_BAD whatever the mechanism (google/pkcs11test's GenerateKeyInvalid
+    // asks so with a mechanism a module may lack).
     let template = raw::read_template(t, n)?;
+    let mech = raw::read_mechanism(m)?;
     let handle = s.token.generate_key(s.caller(), &mech, &template)?;
     raw::write(out, handle as CK_OBJECT_HANDLE)
 }
