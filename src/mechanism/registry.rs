@@ -26,6 +26,10 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         super::sm::MECHANISMS,
         super::wrap::MECHANISMS,
         super::envelope::MECHANISMS,
+        super::simple_derive::MECHANISMS,
+        super::kbkdf::MECHANISMS,
+        super::hkdf::MECHANISMS,
+        super::aes_derive::MECHANISMS,
     ]
     .concat();
     let index = all.iter().enumerate().map(|(i, m)| (m.kind(), i)).collect();

@@ -268,6 +268,7 @@ pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool
                 | CKK_SHA384_HMAC
                 | CKK_SHA512_HMAC
                 | CKK_SM4
+                | CKK_HKDF
         ),
         CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => matches!(
             key_type,
