@@ -407,7 +407,8 @@ pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(A
             bytes(CKA_START_DATE),
             bytes(CKA_END_DATE),
             b(CKA_DERIVE, false),
-            (t(CKA_ALLOWED_MECHANISMS), Value::Mechanisms(Vec::new())),
+            // CKA_ALLOWED_MECHANISMS has no default (PKCS#11 3.0 §4.7): a key made
+            // without it does not have it, and reading it is CKR_ATTRIBUTE_TYPE_INVALID.
         ]);
     };
     match class {
