@@ -8,6 +8,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::params::Ecdh1Params;
 use super::rsa::{hash_then_sign, hash_then_verify};
 use super::{info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
@@ -191,20 +192,71 @@ impl Mechanism for HashEcdsa {
     }
 }
 
-/// ANSI X9.63 KDF: `H(Z || counter || shared_info)` blocks, counter from 1.
-fn x963_kdf(hash: HashAlg, z: &[u8], shared_info: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+/// The hash KDFs of `CK_ECDH1_DERIVE_PARAMS` (PKCS#11 3.0 §2.3.11): ANSI X9.63
+/// (`CKD_SHAn_KDF`: `H(Z || counter || shared_info)`) and the SP 800-56A concatenation
+/// KDF (`CKD_SHAn_KDF_SP800`: `H(counter || Z || other_info)`), 32-bit counter from 1.
+fn hash_kdf(
+    hash: HashAlg,
+    counter_first: bool,
+    z: &[u8],
+    shared_info: &[u8],
+    len: usize,
+) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(len + hash.output_len()));
     let mut counter: u32 = 1;
     while out.len() < len {
         let mut ctx = hash.context();
-        ctx.update(z);
-        ctx.update(&counter.to_be_bytes());
+        if counter_first {
+            ctx.update(&counter.to_be_bytes());
+            ctx.update(z);
+        } else {
+            ctx.update(z);
+            ctx.update(&counter.to_be_bytes());
+        }
         ctx.update(shared_info);
         out.extend_from_slice(&ctx.finish());
         counter = counter.wrapping_add(1);
     }
     out.truncate(len);
     out
+}
+
+/// The derived secret from the shared secret `z` by the KDF `p` names (NIST curves and
+/// X25519 alike): `CKD_NULL` gives `z` or its leftmost `len` bytes (§6.3.14), a hash
+/// KDF `len` bytes (one `z` long without a length).
+pub(super) fn apply_kdf(
+    p: &Ecdh1Params,
+    z: Zeroizing<Vec<u8>>,
+    len: Option<usize>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let (hash, counter_first) = match p.kdf {
+        CKD_NULL => {
+            if !p.shared_data.is_empty() {
+                return Err(Error::MechanismParamInvalid);
+            }
+            return match len {
+                None => Ok(z),
+                Some(n) if n <= z.len() => Ok(Zeroizing::new(z[..n].to_vec())),
+                Some(_) => Err(Error::TemplateInconsistent),
+            };
+        }
+        CKD_SHA1_KDF => (HashAlg::Sha1, false),
+        CKD_SHA224_KDF => (HashAlg::Sha224, false),
+        CKD_SHA256_KDF => (HashAlg::Sha256, false),
+        CKD_SHA384_KDF => (HashAlg::Sha384, false),
+        CKD_SHA512_KDF => (HashAlg::Sha512, false),
+        CKD_SHA1_KDF_SP800 => (HashAlg::Sha1, true),
+        CKD_SHA224_KDF_SP800 => (HashAlg::Sha224, true),
+        CKD_SHA256_KDF_SP800 => (HashAlg::Sha256, true),
+        CKD_SHA384_KDF_SP800 => (HashAlg::Sha384, true),
+        CKD_SHA512_KDF_SP800 => (HashAlg::Sha512, true),
+        _ => return Err(Error::MechanismParamInvalid),
+    };
+    let n = len.unwrap_or(z.len());
+    if n == 0 || n > 64 * 1024 {
+        return Err(Error::TemplateInconsistent);
+    }
+    Ok(hash_kdf(hash, counter_first, &z, &p.shared_data, n))
 }
 
 impl Mechanism for Ecdh1 {
@@ -228,29 +280,6 @@ impl Mechanism for Ecdh1 {
         let key = private(base)?;
         // The peer's point may come bare or as a DER OCTET STRING (§6.3.14 allows both).
         let peer = ec::point_from_attribute(&p.public_data);
-        let z = key.agree(&peer)?;
-        let kdf_hash = match p.kdf {
-            CKD_NULL => {
-                if !p.shared_data.is_empty() {
-                    return Err(Error::MechanismParamInvalid);
-                }
-                None
-            }
-            CKD_SHA1_KDF => Some(HashAlg::Sha1),
-            CKD_SHA224_KDF => Some(HashAlg::Sha224),
-            CKD_SHA256_KDF => Some(HashAlg::Sha256),
-            CKD_SHA384_KDF => Some(HashAlg::Sha384),
-            CKD_SHA512_KDF => Some(HashAlg::Sha512),
-            _ => return Err(Error::MechanismParamInvalid),
-        };
-        match (kdf_hash, len) {
-            (None, None) => Ok(z),
-            (None, Some(n)) if n <= z.len() => {
-                // Without a KDF the leftmost bytes are used (§6.3.14, truncation).
-                Ok(Zeroizing::new(z[..n].to_vec()))
-            }
-            (None, Some(_)) => Err(Error::TemplateInconsistent),
-            (Some(h), n) => Ok(x963_kdf(h, &z, &p.shared_data, n.unwrap_or(z.len()))),
-        }
+        apply_kdf(p, key.agree(&peer)?, len)
     }
 }
