@@ -226,3 +226,58 @@ fn keys_and_parameters_hkdf_must_refuse() {
         Err(RvError::MechanismParamInvalid)
     );
 }
+
+/// `CKM_HKDF_DATA` as pkcs11-provider calls it (HKDF and TLS 1.3 through OpenSSL): a
+/// template of `CKA_CLASS` `CKO_DATA`, `CKA_TOKEN` false and `CKA_VALUE_LEN`; the result is
+/// a data object holding the OKM, private when the base key is.
+#[test]
+fn hkdf_data_makes_a_data_object_as_pkcs11_provider_asks() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ikm = secret(&session, KeyType::GENERIC_SECRET, &hex(IKM), true);
+    let (salt, info) = (hex(SALT), hex(INFO));
+    let params = HkdfParams::new(
+        MechanismType::SHA256,
+        Some(HkdfSalt::Data(&salt)),
+        Some(&info),
+    );
+    let data = session
+        .derive_key(
+            &Mechanism::HkdfData(params),
+            ikm,
+            &[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(false),
+                Attribute::ValueLen(42.into()),
+            ],
+        )
+        .expect("C_DeriveKey(CKM_HKDF_DATA)");
+    let got = session
+        .get_attributes(data, &[AttributeType::Class, AttributeType::Private])
+        .unwrap();
+    assert_eq!(
+        got,
+        [
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Private(true)
+        ]
+    );
+    assert_eq!(value(&session, data), hex(OKM));
+    // Without a length: one hash; a key class asked of it is inconsistent.
+    let data = session
+        .derive_key(
+            &Mechanism::HkdfData(params),
+            ikm,
+            &[Attribute::Token(false)],
+        )
+        .unwrap();
+    assert_eq!(value(&session, data).len(), 32);
+    assert_rv!(
+        session.derive_key(
+            &Mechanism::HkdfData(params),
+            ikm,
+            &[Attribute::Class(ObjectClass::SECRET_KEY)]
+        ),
+        RvError::TemplateInconsistent
+    );
+}

@@ -604,9 +604,8 @@ pub fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
             let h: CK_HKDF_PARAMS = param_struct(p, len)?;
             let salt = match h.ulSaltType {
                 CKF_HKDF_SALT_NULL => HkdfSalt::Null,
-                CKF_HKDF_SALT_DATA if h.ulSaltLen > 0 => {
-                    HkdfSalt::Data(param_bytes(h.pSalt.cast(), h.ulSaltLen)?)
-                }
+                // An empty salt is RFC 5869's default (HMAC pads it to zeros anyway).
+                CKF_HKDF_SALT_DATA => HkdfSalt::Data(param_bytes(h.pSalt.cast(), h.ulSaltLen)?),
                 CKF_HKDF_SALT_KEY => HkdfSalt::Key(h.hSaltKey as u64),
                 _ => return Err(Error::MechanismParamInvalid),
             };

@@ -1,11 +1,12 @@
-//! HKDF (RFC 5869; PKCS#11 3.0 Current Mechanisms §2.62): `CKM_HKDF_DERIVE` with
-//! `CK_HKDF_PARAMS` (extract, expand or both; salt none, given, or another key's value),
-//! and `CKM_HKDF_KEY_GEN` for `CKK_HKDF` keys. HMAC is aws-lc-rs's.
+//! HKDF (RFC 5869; PKCS#11 3.0 Current Mechanisms §2.62): `CKM_HKDF_DERIVE` (a secret
+//! key) and `CKM_HKDF_DATA` (a data object) with `CK_HKDF_PARAMS` (extract, expand or
+//! both; salt none, given, or another key's value), and `CKM_HKDF_KEY_GEN` for `CKK_HKDF`
+//! keys. HMAC is aws-lc-rs's.
 //!
 //! The base key is a `CKK_HKDF` or `CKK_GENERIC_SECRET` key of any length (RFC 5869 takes
 //! any input keying material). A salt key reaches this module only after the token
-//! authorised it as it does the base key. `CKM_HKDF_DATA` (a data object as output) is
-//! not offered. This module must not touch sessions or the store.
+//! authorised it as it does the base key. This module must not touch sessions or the
+//! store.
 
 use aws_lc_rs::hmac;
 use cryptoki_sys::*;
@@ -22,13 +23,24 @@ use crate::store::seal::random_fill;
 /// Largest `CKK_HKDF` key `CKM_HKDF_KEY_GEN` makes, in bytes.
 const MAX_KEY_LEN: u64 = 512;
 
+/// `CKM_HKDF_DERIVE` or `CKM_HKDF_DATA`: the same derivation, a key or a data object.
 #[derive(Debug)]
-pub struct Derive;
+pub struct Derive {
+    kind: CK_MECHANISM_TYPE,
+}
 
 #[derive(Debug)]
 pub struct KeyGen;
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[&Derive, &KeyGen];
+pub static MECHANISMS: &[&dyn Mechanism] = &[
+    &Derive {
+        kind: CKM_HKDF_DERIVE,
+    },
+    &Derive {
+        kind: CKM_HKDF_DATA,
+    },
+    &KeyGen,
+];
 
 fn algorithm(hash: HashAlg) -> hmac::Algorithm {
     match hash {
@@ -106,7 +118,14 @@ fn hkdf(
 
 impl Mechanism for Derive {
     fn kind(&self) -> CK_MECHANISM_TYPE {
-        CKM_HKDF_DERIVE
+        self.kind
+    }
+    fn derive_class(&self) -> CK_OBJECT_CLASS {
+        if self.kind == CKM_HKDF_DATA {
+            CKO_DATA
+        } else {
+            CKO_SECRET_KEY
+        }
     }
     fn info(&self) -> CK_MECHANISM_INFO {
         info(1, MAX_KEY_LEN, CKF_DERIVE)

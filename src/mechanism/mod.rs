@@ -192,6 +192,11 @@ pub trait Mechanism: Send + Sync {
     fn derive_rule(&self) -> DeriveRule {
         DeriveRule::Template
     }
+    /// The class of what `C_DeriveKey` makes: a secret key, or a data object
+    /// (`CKM_HKDF_DATA`).
+    fn derive_class(&self) -> CK_OBJECT_CLASS {
+        CKO_SECRET_KEY
+    }
 }
 
 /// A `CK_MECHANISM_INFO` with key sizes in the unit the mechanism uses (bits for RSA and

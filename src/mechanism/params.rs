@@ -217,7 +217,7 @@ pub fn layout(kind: CK_MECHANISM_TYPE) -> Option<Layout> {
         CKM_AES_CBC_ENCRYPT_DATA => AesCbcEncryptData,
         CKM_SP800_108_COUNTER_KDF | CKM_SP800_108_DOUBLE_PIPELINE_KDF => Sp800_108,
         CKM_SP800_108_FEEDBACK_KDF => Sp800_108Feedback,
-        CKM_HKDF_DERIVE => Hkdf,
+        CKM_HKDF_DERIVE | CKM_HKDF_DATA => Hkdf,
         _ if crate::mechanism::registry::find(kind).is_some() => None,
         _ => return Option::None,
     })

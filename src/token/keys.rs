@@ -1,6 +1,6 @@
 //! Keys at work: handing a usable key to a mechanism after the usage checks, and the
-//! key-making functions `C_GenerateKey`, `C_GenerateKeyPair`, `C_WrapKey`,
-//! `C_UnwrapKey` and `C_DeriveKey`, with the wrapping rules of PKCS#11 3.0 §4.9 and
+//! key-making functions `C_GenerateKey`, `C_GenerateKeyPair`, `C_WrapKey` and
+//! `C_UnwrapKey` (`C_DeriveKey` is `token::derive`), with the wrapping rules of PKCS#11 3.0 §4.9 and
 //! §5.14 (`CKA_EXTRACTABLE`, `CKA_WRAP_WITH_TRUSTED`, wrap and unwrap templates).
 //! This module must not do cryptography itself; mechanisms do.
 
@@ -16,9 +16,7 @@ use crate::crypto::pkcs8::{self, KeyAlgorithm};
 use crate::crypto::rsa::RsaComponents;
 use crate::error::{Error, Result};
 use crate::kms::key::Origin;
-use crate::mechanism::{
-    registry, DeriveInput, DeriveRule, KeyRequest, Mechanism, MechanismArg, Usage, WrappedLen,
-};
+use crate::mechanism::{registry, KeyRequest, Mechanism, MechanismArg, Usage, WrappedLen};
 use crate::object::attr::{AttrType, RawAttribute, Value};
 use crate::object::key::Key;
 use crate::object::policy::{IMPORT_TARGET, MATERIAL_EXPIRY};
@@ -55,7 +53,7 @@ fn key_request(template: &[RawAttribute]) -> Result<KeyRequest> {
 /// An unknown or invisible handle, in the words of the function's role for it (a key,
 /// a wrapping key...); any other failure of the look-up (a record refused as tampered,
 /// a store error) passes unchanged.
-fn handle_error(invalid: Error) -> impl FnOnce(Error) -> Error {
+pub(super) fn handle_error(invalid: Error) -> impl FnOnce(Error) -> Error {
     move |e| match e {
         Error::ObjectHandleInvalid => invalid,
         e => e,
@@ -314,99 +312,6 @@ impl Token {
         )
     }
 
-    pub fn derive_key(
-        &self,
-        caller: Caller,
-        mech: &MechanismArg,
-        base: ObjectHandle,
-        template: &[RawAttribute],
-    ) -> Result<ObjectHandle> {
-        Ok(self.derive_keys(caller, mech, base, template, &[])?.0)
-    }
-
-    /// `C_DeriveKey`, with the templates of the additional keys an SP 800-108 parameter
-    /// asks for (`CK_DERIVED_KEY`): the key of `template` and one per additional
-    /// template, all made or none. Every key the derivation reads (the base key, and the
-    /// other key a parameter names) is authorised for `Usage::Derive` with this mechanism.
-    pub fn derive_keys(
-        &self,
-        caller: Caller,
-        mech: &MechanismArg,
-        base: ObjectHandle,
-        template: &[RawAttribute],
-        additional: &[Vec<RawAttribute>],
-    ) -> Result<(ObjectHandle, Vec<ObjectHandle>)> {
-        let m = mechanism(mech.kind)?;
-        let base_object = self
-            .entry(base)
-            .map_err(handle_error(Error::KeyHandleInvalid))?
-            .object;
-        let key = self.usable_key(&base_object, Usage::Derive, mech.kind)?;
-        let other_object = match mech.param.other_key() {
-            Some(h) => Some(
-                self.entry(h)
-                    .map_err(handle_error(Error::KeyHandleInvalid))?
-                    .object,
-            ),
-            None => None,
-        };
-        let other_key = match &other_object {
-            Some(o) => Some(self.usable_key(o, Usage::Derive, mech.kind)?),
-            None => None,
-        };
-        let sources: Vec<&Object> = std::iter::once(&*base_object)
-            .chain(other_object.as_deref())
-            .collect();
-        let forced = base_object.value(CKA_DERIVE_TEMPLATE);
-        let mut plans = Vec::with_capacity(1 + additional.len());
-        for raw in std::iter::once(template).chain(additional.iter().map(Vec::as_slice)) {
-            let tpl = derived_template(&with_forced(raw, forced)?, m.derive_rule(), &sources)?;
-            let given = template::parse(&tpl)?;
-            // §2.43: without a key type, a generic secret.
-            let key_type = given
-                .get(&t(CKA_KEY_TYPE))
-                .and_then(Value::as_ulong)
-                .map_or(CKK_GENERIC_SECRET, |k| k as CK_KEY_TYPE);
-            let len = given
-                .get(&t(CKA_VALUE_LEN))
-                .and_then(Value::as_ulong)
-                .map(|l| l as usize)
-                .or(fixed_len(key_type));
-            plans.push((tpl, key_type, len));
-        }
-        let input = DeriveInput {
-            other: other_key.as_deref(),
-            lens: plans.iter().map(|(_, _, len)| *len).collect(),
-        };
-        let secrets = m.derive_keys(&mech.param, &key, &input)?;
-        if secrets.len() != plans.len() {
-            return Err(Error::Internal(
-                "a derivation made the wrong number of keys",
-            ));
-        }
-        // §2.43 (both keys), §2.42.8, §2.62: true only if true of every source.
-        let provenance = Provenance::Derived {
-            always_sensitive: sources
-                .iter()
-                .all(|o| o.bool_attr(CKA_ALWAYS_SENSITIVE) == Some(true)),
-            never_extractable: sources
-                .iter()
-                .all(|o| o.bool_attr(CKA_NEVER_EXTRACTABLE) == Some(true)),
-        };
-        let mut objects = Vec::with_capacity(plans.len());
-        for ((tpl, key_type, _), secret) in plans.iter().zip(secrets) {
-            let values = vec![(t(CKA_VALUE), Value::Bytes(secret.to_vec()))];
-            let object = template::build_key(CKO_SECRET_KEY, *key_type, tpl, values, provenance)?;
-            // Each derived key is a KMS key of its own.
-            objects.extend(self.with_kms_identity(vec![object], Origin::Kms, None)?);
-        }
-        let handles = self.insert_all(caller, objects)?;
-        match handles.split_first() {
-            Some((main, rest)) => Ok((*main, rest.to_vec())),
-            None => Err(Error::Internal("a derivation inserted no key")),
-        }
-    }
-
     /// The value `C_DigestKey` feeds to a digest: secret keys that are not sensitive.
     pub fn digestible_value(&self, handle: ObjectHandle) -> Result<Zeroizing<Vec<u8>>> {
         let object = self
@@ -424,7 +329,10 @@ impl Token {
 /// The caller's template with a key's unwrap or derive template applied (§4.9: "as if
 /// the object has already been created"): the forced attributes are added, and a caller
 /// value that differs from one of them is inconsistent.
-fn with_forced(template: &[RawAttribute], forced: Option<&Value>) -> Result<Vec<RawAttribute>> {
+pub(super) fn with_forced(
+    template: &[RawAttribute],
+    forced: Option<&Value>,
+) -> Result<Vec<RawAttribute>> {
     let mut template = template.to_vec();
     let Some(Value::Template(forced)) = forced else {
         return Ok(template);
@@ -441,87 +349,6 @@ fn with_forced(template: &[RawAttribute], forced: Option<&Value>) -> Result<Vec<
         }
     }
     Ok(template)
-}
-
-/// The one value length a secret key type allows, if it has one.
-fn fixed_len(key_type: CK_KEY_TYPE) -> Option<usize> {
-    match key_type {
-        crate::object::key::CKK_SM4 => Some(16),
-        _ => None,
-    }
-}
-
-/// The usage flags a derived key has only if its template asks for them.
-const DERIVED_USAGES: [CK_ATTRIBUTE_TYPE; 7] = [
-    CKA_ENCRYPT,
-    CKA_DECRYPT,
-    CKA_SIGN,
-    CKA_VERIFY,
-    CKA_WRAP,
-    CKA_UNWRAP,
-    CKA_DERIVE,
-];
-
-/// `template` with `ty` set to `value` (replacing any value it had).
-fn set_bool(template: &mut Vec<RawAttribute>, ty: CK_ATTRIBUTE_TYPE, value: bool) {
-    template.retain(|a| a.ty != t(ty));
-    template.push(RawAttribute {
-        ty: t(ty),
-        value: crate::object::attr::RawValue::Bytes(Zeroizing::new(Value::Bool(value).to_native())),
-    });
-}
-
-/// A derived key's template after the mechanism's sensitivity rule (`DeriveRule`) and
-/// the module's rule that a derived key has no usage its template does not ask for.
-/// `sources` are the keys whose values the derivation reads, the base key first.
-fn derived_template(
-    template: &[RawAttribute],
-    rule: DeriveRule,
-    sources: &[&Object],
-) -> Result<Vec<RawAttribute>> {
-    let given = template::parse(template)?;
-    let asked = |ty: CK_ATTRIBUTE_TYPE| given.get(&t(ty)).and_then(Value::as_bool);
-    let mut out = template.to_vec();
-    for ty in DERIVED_USAGES {
-        if !given.contains_key(&t(ty)) {
-            set_bool(&mut out, ty, false);
-        }
-    }
-    let base = sources.first().ok_or(Error::Internal("no base key"))?;
-    match rule {
-        DeriveRule::Template => {}
-        DeriveRule::InheritBase => {
-            for ty in [CKA_SENSITIVE, CKA_EXTRACTABLE] {
-                if asked(ty).is_none() {
-                    set_bool(&mut out, ty, base.bool_attr(ty) == Some(true));
-                }
-            }
-        }
-        DeriveRule::Exposes { strict } => {
-            // A sensitive source makes the derived key sensitive; an unextractable
-            // one makes it unextractable (§2.43). Extraction refuses a template that
-            // asks otherwise; the others override it, as §2.43 words it.
-            let sensitive = sources
-                .iter()
-                .any(|o| o.bool_attr(CKA_SENSITIVE) == Some(true));
-            let unextractable = sources
-                .iter()
-                .any(|o| o.bool_attr(CKA_EXTRACTABLE) != Some(true));
-            if strict
-                && ((sensitive && asked(CKA_SENSITIVE) == Some(false))
-                    || (unextractable && asked(CKA_EXTRACTABLE) == Some(true)))
-            {
-                return Err(Error::TemplateInconsistent);
-            }
-            if sensitive {
-                set_bool(&mut out, CKA_SENSITIVE, true);
-            }
-            if unextractable {
-                set_bool(&mut out, CKA_EXTRACTABLE, false);
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The attributes of a private key received as PKCS#8 (RSA or EC).

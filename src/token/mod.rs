@@ -8,6 +8,7 @@
 //! or `CK_RV`s.
 
 mod authority;
+mod derive;
 pub mod keys;
 mod kms;
 mod login;
