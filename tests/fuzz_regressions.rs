@@ -153,11 +153,24 @@ fn mechanism_parameters_of_every_kind_never_panic() {
     let mut inputs: Vec<Vec<u8>> = Vec::new();
     let mechanisms = u8::try_from(kmshsm::mechanism::list().len()).expect("under 256");
     for mech in 0..mechanisms {
-        for param in 0..10u8 {
+        for param in 0..15u8 {
             for fill in [0u8, 1, 2, 3, 4, 5, 6, 7, 0x21] {
                 inputs.push([&[mech, param][..], &[fill; 48]].concat());
             }
         }
+    }
+    // And a fixed pseudo-random spread (xorshift64), which varies every field.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..4000 {
+        let bytes: Vec<u8> = (0..96)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        inputs.push(bytes);
     }
     let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
     replay("mech_params", harness::mech_params, &refs);

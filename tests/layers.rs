@@ -290,7 +290,6 @@ fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 const KNOWN_CIRCLES: &[&str] = &[
     "crypto/{curve25519,ed25519_variants}",
     "mechanism/{aes,message}",
-    "mechanism/{ec,montgomery,params,registry,rsa,rsa_raw,wrap}",
     "object/{attr,key,policy}",
     "object/{index,lookup,table}",
     "session/{crypto,message}",

@@ -1,7 +1,7 @@
 //! X25519 through the C ABI (`CKM_EC_MONTGOMERY_KEY_PAIR_GEN`, `CKM_ECDH1_DERIVE` with
 //! `CKD_NULL`): the token and `openssl pkeyutl -derive` agree on the shared secret both
 //! ways, for key pairs made with the curve as OID or as the name "curve25519"; RFC 7748
-//! §6.1's keys imported by value derive its published secret.
+//! §6.1's keys imported by value derive its published secret, and through the X9.63 KDF.
 
 mod common;
 
@@ -130,12 +130,28 @@ fn rfc_7748_keys_imported_by_value_derive_the_published_secret() {
     let k = hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
     assert_eq!(derive(&session, &ck, alice, &bob_public, None).unwrap(), k);
     assert_eq!(derive(&session, &ck, bob, &alice_public, None).unwrap(), k);
-    // Refused: a KDF, a short or zero (low-order) peer key, a longer key than Z.
+    // The X9.63 KDF over Z: SHA-256(Z || 00000001) (no shared info).
     let s = session.handle();
+    let kdf = ck
+        .derive(
+            s,
+            &RawMech::ecdh(CKD_SHA256_KDF, &bob_public),
+            alice.handle(),
+            &secret_template(Some(32)),
+        )
+        .map(|h| attribute_bytes(&session, handle(h), AttributeType::Value))
+        .expect("CKD_SHA256_KDF");
+    let expected = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &[&k[..], &[0, 0, 0, 1]].concat(),
+    );
+    assert_eq!(kdf, expected.as_ref());
+    // Refused: a KDF the module lacks, a short or zero (low-order) peer key, a longer
+    // key than Z.
     assert_eq!(
         ck.derive(
             s,
-            &RawMech::ecdh(CKD_SHA256_KDF, &bob_public),
+            &RawMech::ecdh(CKD_SHA3_256_KDF, &bob_public),
             alice.handle(),
             &secret_template(Some(32)),
         ),

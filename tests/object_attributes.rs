@@ -359,3 +359,42 @@ fn boolean_of_the_wrong_length_cannot_be_set() {
         RvError::AttributeValueInvalid
     );
 }
+
+/// `CKA_ALLOWED_MECHANISMS` has no default (PKCS#11 3.0 §4.7, common key attributes): a key
+/// made without it does not have it, so reading it is `CKR_ATTRIBUTE_TYPE_INVALID` with
+/// `CK_UNAVAILABLE_INFORMATION` (§5.7), and the key may be used with any mechanism. A key
+/// made with it reads it back.
+#[test]
+fn allowed_mechanisms_is_absent_unless_given() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let plain = aes_with(&session, &[]);
+    let info = session
+        .get_attribute_info(plain, &[AttributeType::AllowedMechanisms])
+        .unwrap();
+    assert!(matches!(info[..], [AttributeInfo::TypeInvalid]), "{info:?}");
+    let raw = Raw::load();
+    let (rv, out) = raw.get_attributes(
+        session.handle(),
+        plain.handle(),
+        &[CKA_ALLOWED_MECHANISMS],
+        64,
+    );
+    assert_eq!(rv, Err(RvError::AttributeTypeInvalid));
+    assert_eq!(out[0].0, CK_UNAVAILABLE_INFORMATION);
+    let limited = aes_with(
+        &session,
+        &[Attribute::AllowedMechanisms(vec![
+            cryptoki::mechanism::MechanismType::AES_CBC,
+        ])],
+    );
+    let got = session
+        .get_attributes(limited, &[AttributeType::AllowedMechanisms])
+        .unwrap();
+    assert_eq!(
+        got,
+        [Attribute::AllowedMechanisms(vec![
+            cryptoki::mechanism::MechanismType::AES_CBC
+        ])]
+    );
+}

@@ -413,7 +413,7 @@ pub fn mech_params(data: &[u8]) {
     let mechanisms: Vec<CK_MECHANISM_TYPE> = registry::all().map(|m| m.kind()).collect();
     let mut r = Reader(data);
     let kind = mechanisms[usize::from(r.byte()) % mechanisms.len()];
-    let param = match r.byte() % 10 {
+    let param = match r.byte() % 15 {
         0 => Param::None,
         1 => Param::Bytes(r.bytes()),
         2 => Param::Gcm(kmshsm::mechanism::params::GcmParams {
@@ -454,10 +454,55 @@ pub fn mech_params(data: &[u8]) {
             prehash: r.byte() & 1 != 0,
             context: r.bytes(),
         },
+        9 => Param::ObjectHandle(r.ulong()),
+        10 => Param::Ulong(r.ulong()),
+        11 => Param::AesCbcEncryptData {
+            iv: std::array::from_fn(|_| r.byte()),
+            data: r.bytes(),
+        },
+        12 => Param::Kbkdf(kbkdf_params(&mut r)),
+        13 => Param::Hkdf(kmshsm::mechanism::params::HkdfParams {
+            extract: r.byte() & 1 != 0,
+            expand: r.byte() & 1 != 0,
+            hash: r.ulong() as CK_MECHANISM_TYPE,
+            salt: match r.byte() % 3 {
+                0 => kmshsm::mechanism::params::HkdfSalt::Null,
+                1 => kmshsm::mechanism::params::HkdfSalt::Data(r.bytes()),
+                _ => kmshsm::mechanism::params::HkdfSalt::Key(r.ulong()),
+            },
+            info: r.bytes(),
+        }),
         _ => Param::Bytes(Vec::new()),
     };
     let key = &OPERATION_KEYS[usize::from(r.byte()) % OPERATION_KEYS.len()];
     run_operations(kind, &param, key, &mut r);
+}
+
+/// An SP 800-108 parameter from the input: a few data fields of any kind and width.
+fn kbkdf_params(r: &mut Reader<'_>) -> kmshsm::mechanism::params::KbkdfParams {
+    use kmshsm::mechanism::params::{IntFormat, PrfData};
+    let format = |r: &mut Reader<'_>| IntFormat {
+        little_endian: r.byte() & 1 != 0,
+        width_bits: u64::from(r.byte()),
+    };
+    let data = (0..r.byte() % 6)
+        .map(|_| match r.byte() % 5 {
+            0 => PrfData::Iteration(None),
+            1 => PrfData::Iteration(Some(format(r))),
+            2 => PrfData::Counter(format(r)),
+            3 => PrfData::DkmLength {
+                method: u64::from(r.byte() % 4),
+                format: format(r),
+            },
+            _ => PrfData::Bytes(r.bytes()),
+        })
+        .collect();
+    kmshsm::mechanism::params::KbkdfParams {
+        prf: r.ulong() as CK_MECHANISM_TYPE,
+        data,
+        iv: r.bytes(),
+        additional_keys: usize::from(r.byte() % 3),
+    }
 }
 
 fn run_operations(
@@ -503,6 +548,17 @@ fn run_operations(
         _ => {
             let len = usize::from(r.byte());
             let _ = mechanism.derive(param, key, (len != 0).then_some(len));
+            // The whole derivation: another key (the same one) when asked, and up to
+            // three key lengths (of up to 255 bytes, or none).
+            let other = (r.byte() & 1 != 0).then_some(&**key);
+            let lens = (0..1 + r.byte() % 3)
+                .map(|_| {
+                    let n = usize::from(r.byte());
+                    (n != 0).then_some(n)
+                })
+                .collect();
+            let input = kmshsm::mechanism::DeriveInput { other, lens };
+            let _ = mechanism.derive_keys(param, key, &input);
         }
     }
 }

@@ -20,9 +20,10 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::mechanism::params::{
-    self, Ecdh1Params, GcmParams, Layout, OaepParams, Param, PssParams,
+    Ecdh1Params, GcmParams, HkdfParams, HkdfSalt, IntFormat, KbkdfParams, Layout, OaepParams,
+    Param, PrfData, PssParams,
 };
-use crate::mechanism::MechanismArg;
+use crate::mechanism::{registry, MechanismArg};
 use crate::object::attr::{RawAttribute, RawValue};
 use crate::object::Read;
 
@@ -388,6 +389,122 @@ pub fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
         .map_err(|_| Error::MechanismParamInvalid)
 }
 
+/// Most `CK_PRF_DATA_PARAM`s and additional derived keys one SP 800-108 parameter may
+/// hold, so that a lying count cannot make the module allocate without bound.
+const MAX_KDF_ITEMS: usize = 64;
+
+/// `n` structures at `ptr` inside a mechanism parameter (at most `MAX_KDF_ITEMS`); a NULL
+/// pointer with a non-zero count, or too many, is `CKR_MECHANISM_PARAM_INVALID`.
+fn param_array<T: Copy>(ptr: *const T, n: CK_ULONG) -> Result<Vec<T>> {
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|n| *n <= MAX_KDF_ITEMS)
+        .ok_or(Error::MechanismParamInvalid)?;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if ptr.is_null() {
+        return Err(Error::MechanismParamInvalid);
+    }
+    // SAFETY: the caller promises `n` structures at `ptr`; each is read unaligned.
+    Ok((0..n)
+        .map(|i| unsafe { ptr::read_unaligned(ptr.add(i)) })
+        .collect())
+}
+
+fn counter_format(f: CK_SP800_108_COUNTER_FORMAT) -> IntFormat {
+    IntFormat {
+        // CK_BBOOL: any non-zero value is true.
+        little_endian: f.bLittleEndian != 0,
+        width_bits: f.ulWidthInBits as u64,
+    }
+}
+
+/// One `CK_PRF_DATA_PARAM`: each type's value must be exactly its structure (PKCS#11 3.0
+/// §2.42.2); an iteration variable without a value is the feedback/pipeline form.
+fn prf_data(d: CK_PRF_DATA_PARAM) -> Result<PrfData> {
+    let (p, len) = (d.pValue.cast_const(), d.ulValueLen);
+    Ok(match d.type_ {
+        CK_SP800_108_ITERATION_VARIABLE if p.is_null() && len == 0 => PrfData::Iteration(None),
+        CK_SP800_108_ITERATION_VARIABLE => {
+            PrfData::Iteration(Some(counter_format(param_struct(p, len)?)))
+        }
+        CK_SP800_108_COUNTER => PrfData::Counter(counter_format(param_struct(p, len)?)),
+        CK_SP800_108_DKM_LENGTH => {
+            let f: CK_SP800_108_DKM_LENGTH_FORMAT = param_struct(p, len)?;
+            PrfData::DkmLength {
+                method: f.dkmLengthMethod as u64,
+                format: IntFormat {
+                    little_endian: f.bLittleEndian != 0,
+                    width_bits: f.ulWidthInBits as u64,
+                },
+            }
+        }
+        CK_SP800_108_BYTE_ARRAY if len > 0 => PrfData::Bytes(param_bytes(p, len)?),
+        // An empty byte array, key handles (3.2) and unknown types.
+        _ => return Err(Error::MechanismParamInvalid),
+    })
+}
+
+fn kbkdf(
+    prf: CK_MECHANISM_TYPE,
+    data: (*const CK_PRF_DATA_PARAM, CK_ULONG),
+    iv: Vec<u8>,
+    keys: (*const CK_DERIVED_KEY, CK_ULONG),
+) -> Result<KbkdfParams> {
+    let data = param_array(data.0, data.1)?
+        .into_iter()
+        .map(prf_data)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(KbkdfParams {
+        prf,
+        data,
+        iv,
+        additional_keys: param_array(keys.0, keys.1)?.len(),
+    })
+}
+
+/// The additional keys of an SP 800-108 derivation (`CK_DERIVED_KEY`): each template, and
+/// where its handle goes. Empty for every other mechanism. Every `phKey` must be writable.
+pub fn read_derived_keys(
+    ptr: *const CK_MECHANISM,
+) -> Result<Vec<(Vec<RawAttribute>, *mut CK_OBJECT_HANDLE)>> {
+    let m = read_struct(ptr).ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
+    let (p, len) = (m.pParameter.cast_const(), m.ulParameterLen);
+    let (keys, n) = match m.mechanism {
+        CKM_SP800_108_COUNTER_KDF | CKM_SP800_108_DOUBLE_PIPELINE_KDF => {
+            let k: CK_SP800_108_KDF_PARAMS = param_struct(p, len)?;
+            (
+                k.pAdditionalDerivedKeys.cast_const(),
+                k.ulAdditionalDerivedKeys,
+            )
+        }
+        CKM_SP800_108_FEEDBACK_KDF => {
+            let k: CK_SP800_108_FEEDBACK_KDF_PARAMS = param_struct(p, len)?;
+            (
+                k.pAdditionalDerivedKeys.cast_const(),
+                k.ulAdditionalDerivedKeys,
+            )
+        }
+        _ => return Ok(Vec::new()),
+    };
+    param_array(keys, n)?
+        .into_iter()
+        .map(|k| {
+            if k.phKey.is_null() {
+                return Err(Error::MechanismParamInvalid);
+            }
+            let template = read_template(k.pTemplate.cast_const(), k.ulAttributeCount).map_err(
+                |e| match e {
+                    Error::ArgumentsBad(_) => Error::MechanismParamInvalid,
+                    e => e,
+                },
+            )?;
+            Ok((template, k.phKey))
+        })
+        .collect()
+}
+
 fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
     Ok(OaepParams {
         hash: p.hashAlg,
@@ -398,11 +515,11 @@ fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
 }
 
 /// The caller's `CK_MECHANISM`, its parameter decoded by the layout the mechanism takes
-/// (`mechanism::params::layout`). Unknown mechanisms are `CKR_MECHANISM_INVALID`; a
+/// (`mechanism::registry::parameter_layout`). Unknown mechanisms are `CKR_MECHANISM_INVALID`; a
 /// parameter of the wrong size or with bad pointers is `CKR_MECHANISM_PARAM_INVALID`.
 pub fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
     let m = read_struct(ptr).ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
-    let layout = params::layout(m.mechanism).ok_or(Error::MechanismInvalid)?;
+    let layout = registry::parameter_layout(m.mechanism).ok_or(Error::MechanismInvalid)?;
     let (p, len) = (m.pParameter.cast_const(), m.ulParameterLen);
     let param = match layout {
         Layout::None if len == 0 => Param::None,
@@ -454,6 +571,66 @@ pub fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
                 prehash: e.phFlag != 0,
                 context: param_bytes(e.pContextData.cast(), e.ulContextDataLen)?,
             }
+        }
+        Layout::StringData => {
+            let d: CK_KEY_DERIVATION_STRING_DATA = param_struct(p, len)?;
+            Param::Bytes(param_bytes(d.pData.cast(), d.ulLen)?)
+        }
+        Layout::ObjectHandle => {
+            let h: CK_OBJECT_HANDLE = param_struct(p, len)?;
+            Param::ObjectHandle(h as u64)
+        }
+        Layout::Ulong => {
+            let n: CK_ULONG = param_struct(p, len)?;
+            Param::Ulong(n as u64)
+        }
+        Layout::AesCbcEncryptData => {
+            let c: CK_AES_CBC_ENCRYPT_DATA_PARAMS = param_struct(p, len)?;
+            Param::AesCbcEncryptData {
+                iv: c.iv,
+                data: param_bytes(c.pData.cast(), c.length)?,
+            }
+        }
+        Layout::Sp800_108 => {
+            let k: CK_SP800_108_KDF_PARAMS = param_struct(p, len)?;
+            Param::Kbkdf(kbkdf(
+                k.prfType,
+                (k.pDataParams.cast_const(), k.ulNumberOfDataParams),
+                Vec::new(),
+                (
+                    k.pAdditionalDerivedKeys.cast_const(),
+                    k.ulAdditionalDerivedKeys,
+                ),
+            )?)
+        }
+        Layout::Sp800_108Feedback => {
+            let k: CK_SP800_108_FEEDBACK_KDF_PARAMS = param_struct(p, len)?;
+            Param::Kbkdf(kbkdf(
+                k.prfType,
+                (k.pDataParams.cast_const(), k.ulNumberOfDataParams),
+                param_bytes(k.pIV.cast(), k.ulIVLen)?,
+                (
+                    k.pAdditionalDerivedKeys.cast_const(),
+                    k.ulAdditionalDerivedKeys,
+                ),
+            )?)
+        }
+        Layout::Hkdf => {
+            let h: CK_HKDF_PARAMS = param_struct(p, len)?;
+            let salt = match h.ulSaltType {
+                CKF_HKDF_SALT_NULL => HkdfSalt::Null,
+                // An empty salt is RFC 5869's default (HMAC pads it to zeros anyway).
+                CKF_HKDF_SALT_DATA => HkdfSalt::Data(param_bytes(h.pSalt.cast(), h.ulSaltLen)?),
+                CKF_HKDF_SALT_KEY => HkdfSalt::Key(h.hSaltKey as u64),
+                _ => return Err(Error::MechanismParamInvalid),
+            };
+            Param::Hkdf(HkdfParams {
+                extract: h.bExtract != 0,
+                expand: h.bExpand != 0,
+                hash: h.prfHashMechanism,
+                salt,
+                info: param_bytes(h.pInfo.cast(), h.ulInfoLen)?,
+            })
         }
         Layout::RsaAesKeyWrap => {
             let w: CK_RSA_AES_KEY_WRAP_PARAMS = param_struct(p, len)?;

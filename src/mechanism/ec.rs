@@ -191,22 +191,6 @@ impl Mechanism for HashEcdsa {
     }
 }
 
-/// ANSI X9.63 KDF: `H(Z || counter || shared_info)` blocks, counter from 1.
-fn x963_kdf(hash: HashAlg, z: &[u8], shared_info: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(len + hash.output_len()));
-    let mut counter: u32 = 1;
-    while out.len() < len {
-        let mut ctx = hash.context();
-        ctx.update(z);
-        ctx.update(&counter.to_be_bytes());
-        ctx.update(shared_info);
-        out.extend_from_slice(&ctx.finish());
-        counter = counter.wrapping_add(1);
-    }
-    out.truncate(len);
-    out
-}
-
 impl Mechanism for Ecdh1 {
     fn kind(&self) -> CK_MECHANISM_TYPE {
         CKM_ECDH1_DERIVE
@@ -228,29 +212,6 @@ impl Mechanism for Ecdh1 {
         let key = private(base)?;
         // The peer's point may come bare or as a DER OCTET STRING (§6.3.14 allows both).
         let peer = ec::point_from_attribute(&p.public_data);
-        let z = key.agree(&peer)?;
-        let kdf_hash = match p.kdf {
-            CKD_NULL => {
-                if !p.shared_data.is_empty() {
-                    return Err(Error::MechanismParamInvalid);
-                }
-                None
-            }
-            CKD_SHA1_KDF => Some(HashAlg::Sha1),
-            CKD_SHA224_KDF => Some(HashAlg::Sha224),
-            CKD_SHA256_KDF => Some(HashAlg::Sha256),
-            CKD_SHA384_KDF => Some(HashAlg::Sha384),
-            CKD_SHA512_KDF => Some(HashAlg::Sha512),
-            _ => return Err(Error::MechanismParamInvalid),
-        };
-        match (kdf_hash, len) {
-            (None, None) => Ok(z),
-            (None, Some(n)) if n <= z.len() => {
-                // Without a KDF the leftmost bytes are used (§6.3.14, truncation).
-                Ok(Zeroizing::new(z[..n].to_vec()))
-            }
-            (None, Some(_)) => Err(Error::TemplateInconsistent),
-            (Some(h), n) => Ok(x963_kdf(h, &z, &p.shared_data, n.unwrap_or(z.len()))),
-        }
+        super::ecdh_kdf::apply_kdf(p, key.agree(&peer)?, len)
     }
 }

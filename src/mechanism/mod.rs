@@ -8,13 +8,17 @@
 //! theirs: parameters, key type and size. This module must not touch sessions or the store.
 
 mod aes;
+mod aes_derive;
 mod buffered;
 mod des;
 pub mod digest;
 mod ec;
+mod ecdh_kdf;
 mod eddsa;
 pub mod envelope;
+mod hkdf;
 mod hmac;
+mod kbkdf;
 mod keypad;
 pub mod message;
 mod montgomery;
@@ -22,6 +26,7 @@ pub mod params;
 pub mod registry;
 mod rsa;
 mod rsa_raw;
+mod simple_derive;
 pub mod sm;
 mod wrap;
 
@@ -91,6 +96,31 @@ pub struct KeyRequest {
     pub ec_params: Option<Vec<u8>>,
 }
 
+/// What a derivation gets besides its parameter and base key.
+#[derive(Debug)]
+pub struct DeriveInput<'a> {
+    /// The other key the parameter names (`Param::other_key`), which the token has
+    /// authorised for derivation as it did the base key.
+    pub other: Option<&'a Key>,
+    /// The length of each key to derive, in bytes, in the order they are made (the key
+    /// of `C_DeriveKey`'s own template first): its template's `CKA_VALUE_LEN`, or the one
+    /// length its key type allows; `None` when neither says.
+    pub lens: Vec<Option<usize>>,
+}
+
+/// How a derived key's `CKA_SENSITIVE` and `CKA_EXTRACTABLE` relate to the base key's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeriveRule {
+    /// From the template, or the defaults (ECDH, HKDF, AES encrypt-data).
+    Template,
+    /// From the template, or else the base key's values (SP 800-108, §2.42.8).
+    InheritBase,
+    /// The derived value exposes the base keys' bits (concatenation, XOR, extraction,
+    /// §2.43): sensitive if any source is, unextractable if any source is, whatever the
+    /// template says. `strict` (extraction) refuses a template that asks otherwise.
+    Exposes { strict: bool },
+}
+
 /// The result of a key-pair generation: (public attributes, private attributes).
 pub type GeneratedPair = (Generated, Generated);
 
@@ -156,6 +186,28 @@ pub trait Mechanism: Send + Sync {
         _len: Option<usize>,
     ) -> Result<Zeroizing<Vec<u8>>> {
         Err(Error::MechanismInvalid)
+    }
+    /// `C_DeriveKey` in full: one secret per entry of `input.lens`. Mechanisms that take
+    /// another key or derive several keys override this; the others derive one key.
+    fn derive_keys(
+        &self,
+        param: &Param,
+        base: &Key,
+        input: &DeriveInput,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        match (input.other, input.lens.as_slice()) {
+            (None, [len]) => Ok(vec![self.derive(param, base, *len)?]),
+            _ => Err(Error::MechanismParamInvalid),
+        }
+    }
+    /// How the derived keys' sensitivity and extractability follow the base key's.
+    fn derive_rule(&self) -> DeriveRule {
+        DeriveRule::Template
+    }
+    /// The class of what `C_DeriveKey` makes: a secret key, or a data object
+    /// (`CKM_HKDF_DATA`).
+    fn derive_class(&self) -> CK_OBJECT_CLASS {
+        CKO_SECRET_KEY
     }
 }
 

@@ -1,7 +1,8 @@
 //! X25519 (PKCS#11 3.0 §2.3.7): `CKM_EC_MONTGOMERY_KEY_PAIR_GEN`, and the X25519 half of
 //! `CKM_ECDH1_DERIVE` (`ec::Ecdh1` hands `CKK_EC_MONTGOMERY` base keys here). The other
 //! party's public key is its 32 bytes (a DER OCTET STRING of them is accepted too), the
-//! KDF `CKD_NULL` only, and the result the RFC 7748 shared secret (or its leftmost bytes).
+//! KDF `CKD_NULL` (the RFC 7748 shared secret, or its leftmost bytes) or one of the hash
+//! KDFs `ecdh_kdf::apply_kdf` does (X9.63, SP 800-56A).
 //! X448 is refused (aws-lc-rs lacks it). This module must not touch sessions or the store.
 
 use cryptoki_sys::*;
@@ -56,18 +57,9 @@ pub fn derive(p: &Ecdh1Params, base: &Key, len: Option<usize>) -> Result<Zeroizi
     let Material::X25519Private(key) = &base.material else {
         return Err(Error::KeyTypeInconsistent);
     };
-    if p.kdf != CKD_NULL || !p.shared_data.is_empty() {
-        return Err(Error::MechanismParamInvalid);
-    }
     let peer = curve25519::public_from_attribute(&p.public_data)
         .map_err(|_| Error::MechanismParamInvalid)?;
-    let z = key.agree(&peer)?;
-    match len {
-        None => Ok(z),
-        // Without a KDF the leftmost bytes are used (§6.3.14, truncation).
-        Some(n) if n <= z.len() => Ok(Zeroizing::new(z[..n].to_vec())),
-        Some(_) => Err(Error::TemplateInconsistent),
-    }
+    super::ecdh_kdf::apply_kdf(p, key.agree(&peer)?, len)
 }
 
 #[cfg(test)]
@@ -123,12 +115,34 @@ mod tests {
         ));
     }
 
+    /// `CKD_SHA256_KDF_SP800` (SP 800-56A concatenation KDF, `H(1 || Z || OtherInfo)`):
+    /// the vector of the `cryptoki` crate 0.12.1's `derive_key_sp800` test, an OpenPGP
+    /// ECDH (RFC 6637 §7) parameter block for Curve25519 as OtherInfo.
+    #[test]
+    fn sp800_56a_kdf_over_x25519() {
+        let unhex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let a = key(&unhex(
+            "F00670C5F139E7E6C2511EA04FF507AFBBE237CE3C71A89CA59A1C5CF8856562",
+        ));
+        let p = Ecdh1Params {
+            kdf: CKD_SHA256_KDF_SP800,
+            shared_data: unhex("0A2B0601040197550105011203010807416E6F6E796D6F75732053656E646572202020205633A4C5AE4305BC0FE2ABB699A8EE54632790A0"),
+            public_data: unhex("533B3F09E53B3DEED661A13F7A7D9694AB71CE156C728E00DEE87A1EE3A14C4A"),
+        };
+        let out = derive(&p, &a, Some(16)).unwrap();
+        assert_eq!(out[..], unhex("AF8CE51D0139A6D60831A9BABAB20186")[..]);
+    }
+
     #[test]
     fn kdfs_bad_peers_and_other_curves_are_refused() {
         let a = key(&[7u8; 32]);
-        let peer = [9u8; 32];
         assert!(matches!(
-            derive(&params(CKD_SHA256_KDF, &peer), &a, None),
+            derive(&params(CKD_SHA3_256_KDF, &[9u8; 32]), &a, None),
             Err(Error::MechanismParamInvalid)
         ));
         for bad in [&[9u8; 31][..], &[9u8; 33], &[], &[0u8; 32]] {

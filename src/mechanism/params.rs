@@ -25,6 +25,73 @@ pub enum Layout {
     RsaAesKeyWrap,
     /// `CK_EDDSA_PARAMS` or nothing (pure Ed25519).
     OptionalEddsa,
+    /// `CK_KEY_DERIVATION_STRING_DATA` (concatenation, XOR, AES-ECB encrypt-data).
+    StringData,
+    /// A `CK_OBJECT_HANDLE` (`CKM_CONCATENATE_BASE_AND_KEY`).
+    ObjectHandle,
+    /// A `CK_ULONG` (`CK_EXTRACT_PARAMS`).
+    Ulong,
+    /// `CK_AES_CBC_ENCRYPT_DATA_PARAMS`.
+    AesCbcEncryptData,
+    /// `CK_SP800_108_KDF_PARAMS` (counter and double-pipeline modes).
+    Sp800_108,
+    /// `CK_SP800_108_FEEDBACK_KDF_PARAMS`.
+    Sp800_108Feedback,
+    /// `CK_HKDF_PARAMS`.
+    Hkdf,
+}
+
+/// The encoding of a counter or a length in SP 800-108 PRF input
+/// (`CK_SP800_108_COUNTER_FORMAT`, and the width and order of a DKM length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntFormat {
+    pub little_endian: bool,
+    pub width_bits: u64,
+}
+
+/// One `CK_PRF_DATA_PARAM`, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrfData {
+    /// `CK_SP800_108_ITERATION_VARIABLE`: with a counter format (counter mode) or
+    /// without (feedback and double-pipeline modes).
+    Iteration(Option<IntFormat>),
+    /// `CK_SP800_108_COUNTER`.
+    Counter(IntFormat),
+    /// `CK_SP800_108_DKM_LENGTH`: the method and the encoding.
+    DkmLength { method: u64, format: IntFormat },
+    /// `CK_SP800_108_BYTE_ARRAY`.
+    Bytes(Vec<u8>),
+}
+
+/// SP 800-108 parameters (`CK_SP800_108_KDF_PARAMS`, `CK_SP800_108_FEEDBACK_KDF_PARAMS`).
+/// The additional derived keys' templates are read by the token, not kept here; only
+/// their number is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KbkdfParams {
+    pub prf: CK_MECHANISM_TYPE,
+    pub data: Vec<PrfData>,
+    /// The feedback mode's IV (empty when none).
+    pub iv: Vec<u8>,
+    pub additional_keys: usize,
+}
+
+/// Where an HKDF extraction takes its salt from (`ulSaltType`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HkdfSalt {
+    Null,
+    Data(Vec<u8>),
+    /// A key object, by handle: the token resolves and authorises it.
+    Key(u64),
+}
+
+/// `CK_HKDF_PARAMS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HkdfParams {
+    pub extract: bool,
+    pub expand: bool,
+    pub hash: CK_MECHANISM_TYPE,
+    pub salt: HkdfSalt,
+    pub info: Vec<u8>,
 }
 
 /// RSA-OAEP parameters (`CK_RSA_PKCS_OAEP_PARAMS`).
@@ -81,6 +148,30 @@ pub enum Param {
         prehash: bool,
         context: Vec<u8>,
     },
+    /// An object handle inside a parameter (another key of the derivation).
+    ObjectHandle(u64),
+    Ulong(u64),
+    AesCbcEncryptData {
+        iv: [u8; 16],
+        data: Vec<u8>,
+    },
+    Kbkdf(KbkdfParams),
+    Hkdf(HkdfParams),
+}
+
+impl Param {
+    /// The handle of a key the parameter names besides the base key, which the token
+    /// must resolve and authorise (`CKM_CONCATENATE_BASE_AND_KEY`, an HKDF salt key).
+    pub fn other_key(&self) -> Option<u64> {
+        match self {
+            Param::ObjectHandle(h) => Some(*h),
+            Param::Hkdf(HkdfParams {
+                salt: HkdfSalt::Key(h),
+                ..
+            }) => Some(*h),
+            _ => None,
+        }
+    }
 }
 
 /// A mechanism as the caller passed it, decoded.
@@ -94,14 +185,16 @@ const fn v(x: u64) -> CK_MECHANISM_TYPE {
     x as CK_MECHANISM_TYPE
 }
 
-/// Which parameter structure `kind` takes; `None` for mechanisms the module lacks.
-pub fn layout(kind: CK_MECHANISM_TYPE) -> Option<Layout> {
+/// Which parameter structure `kind` takes, if the module has it: mechanisms not listed take
+/// none. Whether the module has `kind` at all is the registry's to say
+/// (`registry::parameter_layout`), so that this file stays below the families that use it.
+pub fn layout(kind: CK_MECHANISM_TYPE) -> Layout {
     use Layout::*;
     const SM2_SM3: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM2_SM3);
     const SM4_CBC: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_CBC);
     const SM4_CBC_PAD: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_CBC_PAD);
     const SM4_GCM: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_GCM);
-    Some(match kind {
+    match kind {
         CKM_AES_CBC | CKM_AES_CBC_PAD | SM4_CBC | SM4_CBC_PAD => Bytes,
         CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_PAD | CKM_AES_KEY_WRAP_KWP => OptionalBytes,
         SM2_SM3 => OptionalBytes,
@@ -117,12 +210,17 @@ pub fn layout(kind: CK_MECHANISM_TYPE) -> Option<Layout> {
         CKM_ECDH1_DERIVE => Ecdh1,
         CKM_RSA_AES_KEY_WRAP => RsaAesKeyWrap,
         CKM_EDDSA => OptionalEddsa,
-        CKM_DES_CBC | CKM_DES_CBC_PAD | CKM_DES3_CBC | CKM_DES3_CBC_PAD
-            if crate::mechanism::registry::find(kind).is_some() =>
-        {
-            Bytes
-        }
-        _ if crate::mechanism::registry::find(kind).is_some() => None,
-        _ => return Option::None,
-    })
+        CKM_CONCATENATE_BASE_AND_DATA
+        | CKM_CONCATENATE_DATA_AND_BASE
+        | CKM_XOR_BASE_AND_DATA
+        | CKM_AES_ECB_ENCRYPT_DATA => StringData,
+        CKM_CONCATENATE_BASE_AND_KEY => ObjectHandle,
+        CKM_EXTRACT_KEY_FROM_KEY => Ulong,
+        CKM_AES_CBC_ENCRYPT_DATA => AesCbcEncryptData,
+        CKM_SP800_108_COUNTER_KDF | CKM_SP800_108_DOUBLE_PIPELINE_KDF => Sp800_108,
+        CKM_SP800_108_FEEDBACK_KDF => Sp800_108Feedback,
+        CKM_HKDF_DERIVE | CKM_HKDF_DATA => Hkdf,
+        CKM_DES_CBC | CKM_DES_CBC_PAD | CKM_DES3_CBC | CKM_DES3_CBC_PAD => Bytes,
+        _ => None,
+    }
 }

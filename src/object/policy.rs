@@ -269,6 +269,7 @@ pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool
                     | CKK_SHA384_HMAC
                     | CKK_SHA512_HMAC
                     | CKK_SM4
+                    | CKK_HKDF
             ) || (matches!(key_type, CKK_DES | CKK_DES2 | CKK_DES3) && crate::legacy::enabled())
         }
         CKO_PUBLIC_KEY | CKO_PRIVATE_KEY => matches!(
@@ -408,7 +409,8 @@ pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(A
             bytes(CKA_START_DATE),
             bytes(CKA_END_DATE),
             b(CKA_DERIVE, false),
-            (t(CKA_ALLOWED_MECHANISMS), Value::Mechanisms(Vec::new())),
+            // CKA_ALLOWED_MECHANISMS has no default (PKCS#11 3.0 §4.7): a key made
+            // without it does not have it, and reading it is CKR_ATTRIBUTE_TYPE_INVALID.
         ]);
     };
     match class {

@@ -1,6 +1,6 @@
 //! Keys at work: handing a usable key to a mechanism after the usage checks, and the
-//! key-making functions `C_GenerateKey`, `C_GenerateKeyPair`, `C_WrapKey`,
-//! `C_UnwrapKey` and `C_DeriveKey`, with the wrapping rules of PKCS#11 3.0 §4.9 and
+//! key-making functions `C_GenerateKey`, `C_GenerateKeyPair`, `C_WrapKey` and
+//! `C_UnwrapKey` (`C_DeriveKey` is `token::derive`), with the wrapping rules of PKCS#11 3.0 §4.9 and
 //! §5.14 (`CKA_EXTRACTABLE`, `CKA_WRAP_WITH_TRUSTED`, wrap and unwrap templates).
 //! This module must not do cryptography itself; mechanisms do.
 
@@ -54,7 +54,7 @@ fn key_request(template: &[RawAttribute]) -> Result<KeyRequest> {
 /// An unknown or invisible handle, in the words of the function's role for it (a key,
 /// a wrapping key...); any other failure of the look-up (a record refused as tampered,
 /// a store error) passes unchanged.
-fn handle_error(invalid: Error) -> impl FnOnce(Error) -> Error {
+pub(super) fn handle_error(invalid: Error) -> impl FnOnce(Error) -> Error {
     move |e| match e {
         Error::ObjectHandleInvalid => invalid,
         e => e,
@@ -325,48 +325,6 @@ impl Token {
         )
     }
 
-    pub fn derive_key(
-        &self,
-        caller: Caller,
-        mech: &MechanismArg,
-        base: ObjectHandle,
-        template: &[RawAttribute],
-    ) -> Result<ObjectHandle> {
-        let m = mechanism(mech.kind)?;
-        let base_object = self
-            .entry(base)
-            .map_err(handle_error(Error::KeyHandleInvalid))?
-            .object;
-        let key = self.usable_key(&base_object, Usage::Derive, mech.kind)?;
-        let template = &with_forced(template, base_object.value(CKA_DERIVE_TEMPLATE))?;
-        let given = template::parse(template)?;
-        let key_type = given
-            .get(&t(CKA_KEY_TYPE))
-            .and_then(Value::as_ulong)
-            .map(|k| k as CK_KEY_TYPE)
-            .ok_or(Error::TemplateIncomplete)?;
-        let len = given
-            .get(&t(CKA_VALUE_LEN))
-            .and_then(Value::as_ulong)
-            .map(|l| l as usize);
-        let secret = m.derive(&mech.param, &key, len)?;
-        let provenance = Provenance::Derived {
-            always_sensitive: base_object.bool_attr(CKA_ALWAYS_SENSITIVE).unwrap_or(false),
-            never_extractable: base_object
-                .bool_attr(CKA_NEVER_EXTRACTABLE)
-                .unwrap_or(false),
-        };
-        let values = vec![(t(CKA_VALUE), Value::Bytes(secret.to_vec()))];
-        let object = template::build_key(CKO_SECRET_KEY, key_type, template, values, provenance)?;
-        let mut objects = self.with_kms_identity(vec![object], Origin::Kms, None)?;
-        self.insert(
-            caller,
-            objects
-                .pop()
-                .ok_or(Error::Internal("identity lost the key"))?,
-        )
-    }
-
     /// The value `C_DigestKey` feeds to a digest of `mechanism`, once `authorise_digest`
     /// allowed it (docs/security.md, "C_DigestKey").
     pub fn digestible_value(
@@ -387,7 +345,10 @@ impl Token {
 /// The caller's template with a key's unwrap or derive template applied (§4.9: "as if
 /// the object has already been created"): the forced attributes are added, and a caller
 /// value that differs from one of them is inconsistent.
-fn with_forced(template: &[RawAttribute], forced: Option<&Value>) -> Result<Vec<RawAttribute>> {
+pub(super) fn with_forced(
+    template: &[RawAttribute],
+    forced: Option<&Value>,
+) -> Result<Vec<RawAttribute>> {
     let mut template = template.to_vec();
     let Some(Value::Template(forced)) = forced else {
         return Ok(template);

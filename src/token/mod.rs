@@ -9,6 +9,7 @@
 
 mod authority;
 pub mod copy;
+mod derive;
 pub mod keys;
 mod kms;
 mod login;

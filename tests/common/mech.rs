@@ -57,7 +57,7 @@ pub struct RawMech {
     keep: Vec<Vec<u8>>,
 }
 
-fn struct_bytes<T: Copy>(value: &T) -> Vec<u8> {
+pub fn struct_bytes<T: Copy>(value: &T) -> Vec<u8> {
     // SAFETY: T is a plain C structure; we copy its bytes.
     unsafe { std::slice::from_raw_parts(value as *const T as *const u8, std::mem::size_of::<T>()) }
         .to_vec()
@@ -90,6 +90,15 @@ impl RawMech {
     pub fn null_param(ty: CK_MECHANISM_TYPE, len: CK_ULONG) -> Self {
         RawMech {
             param_len: Some(len),
+            ..Self::none(ty)
+        }
+    }
+    /// A mechanism whose parameter is the structure `value`, whose pointers point into
+    /// the buffers of `keep` (moved here, so they live as long as the mechanism).
+    pub fn structure<T: Copy>(ty: CK_MECHANISM_TYPE, value: &T, keep: Vec<Vec<u8>>) -> Self {
+        RawMech {
+            param: Some(struct_bytes(value)),
+            keep,
             ..Self::none(ty)
         }
     }

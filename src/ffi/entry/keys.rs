@@ -114,8 +114,24 @@ pub fn derive_key(
     }
     let mech = raw::read_mechanism(m)?;
     let template = raw::read_template(t, n)?;
-    let handle = s
+    // SP 800-108's additional keys: their templates, and where their handles go.
+    let extra = raw::read_derived_keys(m)?;
+    let templates: Vec<_> = extra.iter().map(|(t, _)| t.clone()).collect();
+    let result = s
         .token
-        .derive_key(s.caller(), &mech, base as u64, &template)?;
+        .derive_keys(s.caller(), &mech, base as u64, &template, &templates);
+    // All keys are made or none (§2.42.7): on failure every handle is invalid.
+    let (handle, more) = match result {
+        Ok(made) => made,
+        Err(e) => {
+            for (_, ph) in &extra {
+                raw::write(*ph, CK_INVALID_HANDLE)?;
+            }
+            return Err(e);
+        }
+    };
+    for ((_, ph), h) in extra.iter().zip(more) {
+        raw::write(*ph, h as CK_OBJECT_HANDLE)?;
+    }
     raw::write(out, handle as CK_OBJECT_HANDLE)
 }

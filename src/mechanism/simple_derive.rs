@@ -1,0 +1,286 @@
+//! The miscellaneous simple key derivations of PKCS#11 3.0 §2.43:
+//! `CKM_CONCATENATE_BASE_AND_KEY`, `CKM_CONCATENATE_BASE_AND_DATA`,
+//! `CKM_CONCATENATE_DATA_AND_BASE`, `CKM_XOR_BASE_AND_DATA` and `CKM_EXTRACT_KEY_FROM_KEY`.
+//!
+//! Each derived value exposes the bits of its source keys, so these mechanisms declare
+//! `DeriveRule::Exposes`: the token makes the derived key sensitive and unextractable
+//! whenever a source key is (§2.43). The second key of `CKM_CONCATENATE_BASE_AND_KEY`
+//! reaches this module only after the token authorised it as it does the base key.
+//! This module must not touch sessions, the store or object attributes.
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::{info, DeriveInput, DeriveRule, Mechanism, Param};
+use crate::error::{Error, Result};
+use crate::object::key::Key;
+
+/// Longest value these mechanisms make, in bytes, so no template makes a huge key.
+const MAX_LEN: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    BaseAndKey,
+    BaseAndData,
+    DataAndBase,
+    Xor,
+    Extract,
+}
+
+#[derive(Debug)]
+pub struct SimpleDerive {
+    kind: CK_MECHANISM_TYPE,
+    how: Kind,
+}
+
+pub static MECHANISMS: &[&dyn Mechanism] = &[
+    &SimpleDerive {
+        kind: CKM_CONCATENATE_BASE_AND_KEY,
+        how: Kind::BaseAndKey,
+    },
+    &SimpleDerive {
+        kind: CKM_CONCATENATE_BASE_AND_DATA,
+        how: Kind::BaseAndData,
+    },
+    &SimpleDerive {
+        kind: CKM_CONCATENATE_DATA_AND_BASE,
+        how: Kind::DataAndBase,
+    },
+    &SimpleDerive {
+        kind: CKM_XOR_BASE_AND_DATA,
+        how: Kind::Xor,
+    },
+    &SimpleDerive {
+        kind: CKM_EXTRACT_KEY_FROM_KEY,
+        how: Kind::Extract,
+    },
+];
+
+/// `len` bits of `value` from bit `start` on, bit 0 being the most significant bit of
+/// the first byte, wrapping around the end (§2.43.7).
+fn extract_bits(value: &[u8], start: u64, len: usize) -> Zeroizing<Vec<u8>> {
+    let total = value.len() as u64 * 8;
+    let bit = |i: u64| {
+        let pos = (start + i) % total;
+        (value[(pos / 8) as usize] >> (7 - pos % 8)) & 1
+    };
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    for (i, byte) in out.iter_mut().enumerate() {
+        for j in 0..8u64 {
+            *byte = (*byte << 1) | bit(i as u64 * 8 + j);
+        }
+    }
+    out
+}
+
+/// The leftmost `len` bytes of `full` (all of it when the template gives no length);
+/// more than there is is `CKR_TEMPLATE_INCONSISTENT` (§2.43: "an error is generated").
+fn truncate(full: Zeroizing<Vec<u8>>, len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
+    match len {
+        None => Ok(full),
+        Some(n) if n <= full.len() => Ok(Zeroizing::new(full[..n].to_vec())),
+        Some(_) => Err(Error::TemplateInconsistent),
+    }
+}
+
+impl SimpleDerive {
+    fn value(&self, param: &Param, base: &[u8], input: &DeriveInput) -> Result<Zeroizing<Vec<u8>>> {
+        let len = match input.lens.as_slice() {
+            [len] => *len,
+            _ => return Err(Error::MechanismParamInvalid),
+        };
+        if base.is_empty() {
+            return Err(Error::KeySizeRange);
+        }
+        let joined = |a: &[u8], b: &[u8]| -> Result<Zeroizing<Vec<u8>>> {
+            if a.len() + b.len() > MAX_LEN {
+                return Err(Error::KeySizeRange);
+            }
+            let mut v = Zeroizing::new(Vec::with_capacity(a.len() + b.len()));
+            v.extend_from_slice(a);
+            v.extend_from_slice(b);
+            Ok(v)
+        };
+        match (self.how, param) {
+            (Kind::BaseAndKey, Param::ObjectHandle(_)) => {
+                let other = input.other.ok_or(Error::MechanismParamInvalid)?;
+                truncate(joined(base, other.secret()?)?, len)
+            }
+            (Kind::BaseAndData, Param::Bytes(data)) => truncate(joined(base, data)?, len),
+            (Kind::DataAndBase, Param::Bytes(data)) => truncate(joined(data, base)?, len),
+            (Kind::Xor, Param::Bytes(data)) => {
+                let x = base.iter().zip(data).map(|(a, b)| a ^ b).collect();
+                truncate(Zeroizing::new(x), len)
+            }
+            (Kind::Extract, Param::Ulong(start)) => {
+                // §2.43.7: no length and no key type of one length is an error.
+                let n = len.ok_or(Error::TemplateIncomplete)?;
+                if n == 0 || n > base.len() {
+                    return Err(Error::TemplateInconsistent);
+                }
+                Ok(extract_bits(base, *start, n))
+            }
+            _ => Err(Error::MechanismParamInvalid),
+        }
+    }
+}
+
+impl Mechanism for SimpleDerive {
+    fn kind(&self) -> CK_MECHANISM_TYPE {
+        self.kind
+    }
+    fn info(&self) -> CK_MECHANISM_INFO {
+        info(1, MAX_LEN as u64, CKF_DERIVE)
+    }
+    fn derive_keys(
+        &self,
+        param: &Param,
+        base: &Key,
+        input: &DeriveInput,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+        if (self.how == Kind::BaseAndKey) != input.other.is_some() {
+            return Err(Error::MechanismParamInvalid);
+        }
+        Ok(vec![self.value(param, base.secret()?, input)?])
+    }
+    fn derive_rule(&self) -> DeriveRule {
+        DeriveRule::Exposes {
+            strict: self.how == Kind::Extract,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::key::Material;
+
+    fn secret(v: &[u8]) -> Key {
+        Key {
+            class: CKO_SECRET_KEY,
+            key_type: CKK_GENERIC_SECRET,
+            material: Material::Secret(Zeroizing::new(v.to_vec())),
+        }
+    }
+
+    fn run(
+        m: &SimpleDerive,
+        param: Param,
+        base: &[u8],
+        other: Option<&Key>,
+        len: Option<usize>,
+    ) -> Result<Vec<u8>> {
+        let input = DeriveInput {
+            other,
+            lens: vec![len],
+        };
+        let mut out = m.derive_keys(&param, &secret(base), &input)?;
+        Ok(out.remove(0).to_vec())
+    }
+
+    static BASE_AND_KEY: SimpleDerive = SimpleDerive {
+        kind: CKM_CONCATENATE_BASE_AND_KEY,
+        how: Kind::BaseAndKey,
+    };
+    static BASE_AND_DATA: SimpleDerive = SimpleDerive {
+        kind: CKM_CONCATENATE_BASE_AND_DATA,
+        how: Kind::BaseAndData,
+    };
+    static DATA_AND_BASE: SimpleDerive = SimpleDerive {
+        kind: CKM_CONCATENATE_DATA_AND_BASE,
+        how: Kind::DataAndBase,
+    };
+    static XOR: SimpleDerive = SimpleDerive {
+        kind: CKM_XOR_BASE_AND_DATA,
+        how: Kind::Xor,
+    };
+    static EXTRACT: SimpleDerive = SimpleDerive {
+        kind: CKM_EXTRACT_KEY_FROM_KEY,
+        how: Kind::Extract,
+    };
+
+    // The examples of PKCS#11 3.0 Current Mechanisms §2.43.3-§2.43.7.
+    #[test]
+    fn the_specifications_examples() {
+        let base = [0x01, 0x23, 0x45, 0x67];
+        let data = Param::Bytes(vec![0x89, 0xAB, 0xCD, 0xEF]);
+        let other = secret(&[0x89, 0xAB, 0xCD, 0xEF]);
+        let joined = vec![0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF];
+        let m = &BASE_AND_KEY;
+        assert_eq!(
+            run(m, Param::ObjectHandle(7), &base, Some(&other), None).unwrap(),
+            joined
+        );
+        let m = &BASE_AND_DATA;
+        assert_eq!(run(m, data.clone(), &base, None, None).unwrap(), joined);
+        let m = &DATA_AND_BASE;
+        assert_eq!(
+            run(m, data.clone(), &base, None, None).unwrap(),
+            [0x89, 0xAB, 0xCD, 0xEF, 0x01, 0x23, 0x45, 0x67]
+        );
+        let m = &XOR;
+        assert_eq!(run(m, data, &base, None, None).unwrap(), [0x88; 4]);
+        // 0x329F84A9 from bit 21, two bytes: 0x9526.
+        let m = &EXTRACT;
+        assert_eq!(
+            run(
+                m,
+                Param::Ulong(21),
+                &[0x32, 0x9F, 0x84, 0xA9],
+                None,
+                Some(2)
+            )
+            .unwrap(),
+            [0x95, 0x26]
+        );
+    }
+
+    #[test]
+    fn lengths_truncate_or_fail() {
+        let m = &BASE_AND_DATA;
+        let data = Param::Bytes(vec![4, 5]);
+        assert_eq!(
+            run(m, data.clone(), &[1, 2, 3], None, Some(4)).unwrap(),
+            [1, 2, 3, 4]
+        );
+        assert!(matches!(
+            run(m, data, &[1, 2, 3], None, Some(6)),
+            Err(Error::TemplateInconsistent)
+        ));
+        // XOR is as long as the shorter of key and data.
+        let m = &XOR;
+        assert_eq!(
+            run(m, Param::Bytes(vec![0xFF]), &[1, 2], None, None).unwrap(),
+            [0xFE]
+        );
+        let m = &EXTRACT;
+        assert!(matches!(
+            run(m, Param::Ulong(0), &[1, 2], None, None),
+            Err(Error::TemplateIncomplete)
+        ));
+        assert!(matches!(
+            run(m, Param::Ulong(0), &[1, 2], None, Some(3)),
+            Err(Error::TemplateInconsistent)
+        ));
+        // Wrapping around: from bit 12 of 0xABCD, 16 bits: D A B C.
+        assert_eq!(
+            run(m, Param::Ulong(12), &[0xAB, 0xCD], None, Some(2)).unwrap(),
+            [0xDA, 0xBC]
+        );
+    }
+
+    #[test]
+    fn the_second_key_is_required_exactly_for_base_and_key() {
+        let other = secret(&[1]);
+        let m = &BASE_AND_KEY;
+        assert!(matches!(
+            run(m, Param::ObjectHandle(3), &[1], None, None),
+            Err(Error::MechanismParamInvalid)
+        ));
+        let m = &BASE_AND_DATA;
+        assert!(matches!(
+            run(m, Param::Bytes(vec![1]), &[1], Some(&other), None),
+            Err(Error::MechanismParamInvalid)
+        ));
+    }
+}

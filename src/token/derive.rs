@@ -1,0 +1,257 @@
+//! `C_DeriveKey`: the keys (or, for `CKM_HKDF_DATA`, the data object) a derivation makes.
+//!
+//! Every key the derivation reads is authorised for `Usage::Derive` through
+//! `authority.rs`: the base key, and the other key a parameter names (the second key of
+//! `CKM_CONCATENATE_BASE_AND_KEY`, an HKDF salt key). The templates get the base key's
+//! `CKA_DERIVE_TEMPLATE`, then the mechanism's sensitivity rule (`DeriveRule`) and the
+//! module's rule that a derived key has no usage its template does not ask for. All keys
+//! of one call (SP 800-108's additional keys) are made and stored together, or none.
+//! This module must not do cryptography itself; mechanisms do.
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use super::keys::{handle_error, mechanism, with_forced};
+use super::objects::Caller;
+use super::Token;
+use crate::error::{Error, Result};
+use crate::kms::key::Origin;
+use crate::mechanism::{DeriveInput, DeriveRule, MechanismArg, Usage};
+use crate::object::attr::{AttrType, RawAttribute, RawValue, Value};
+use crate::object::table::ObjectHandle;
+use crate::object::template::{self, Provenance};
+use crate::object::Object;
+
+const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
+    x as AttrType
+}
+
+impl Token {
+    pub fn derive_key(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        base: ObjectHandle,
+        template: &[RawAttribute],
+    ) -> Result<ObjectHandle> {
+        Ok(self.derive_keys(caller, mech, base, template, &[])?.0)
+    }
+
+    /// `C_DeriveKey`, with the templates of the additional keys an SP 800-108 parameter
+    /// asks for (`CK_DERIVED_KEY`): the key of `template` and one per additional
+    /// template, all made or none. Every key the derivation reads (the base key, and the
+    /// other key a parameter names) is authorised for `Usage::Derive` with this mechanism.
+    pub fn derive_keys(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        base: ObjectHandle,
+        template: &[RawAttribute],
+        additional: &[Vec<RawAttribute>],
+    ) -> Result<(ObjectHandle, Vec<ObjectHandle>)> {
+        let m = mechanism(mech.kind)?;
+        let base_object = self
+            .entry(base)
+            .map_err(handle_error(Error::KeyHandleInvalid))?
+            .object;
+        let key = self.usable_key(&base_object, Usage::Derive, mech.kind)?;
+        let other_object = match mech.param.other_key() {
+            Some(h) => Some(
+                self.entry(h)
+                    .map_err(handle_error(Error::KeyHandleInvalid))?
+                    .object,
+            ),
+            None => None,
+        };
+        let other_key = match &other_object {
+            Some(o) => Some(self.usable_key(o, Usage::Derive, mech.kind)?),
+            None => None,
+        };
+        let sources: Vec<&Object> = std::iter::once(&*base_object)
+            .chain(other_object.as_deref())
+            .collect();
+        if m.derive_class() == CKO_DATA {
+            if !additional.is_empty() {
+                return Err(Error::MechanismParamInvalid);
+            }
+            let template = data_template(template, &base_object)?;
+            let (template, len) = take_value_len(template)?;
+            let input = DeriveInput {
+                other: other_key.as_deref(),
+                lens: vec![len],
+            };
+            let mut secrets = m.derive_keys(&mech.param, &key, &input)?;
+            let value = secrets
+                .pop()
+                .ok_or(Error::Internal("a derivation made no value"))?;
+            let module = vec![
+                (t(CKA_CLASS), Value::Ulong(CKO_DATA as u64)),
+                (t(CKA_VALUE), Value::Bytes(value.to_vec())),
+            ];
+            let object = template::build(&template, Provenance::Supplied, module)?;
+            return Ok((self.insert(caller, object)?, Vec::new()));
+        }
+        let forced = base_object.value(CKA_DERIVE_TEMPLATE);
+        let mut plans = Vec::with_capacity(1 + additional.len());
+        for raw in std::iter::once(template).chain(additional.iter().map(Vec::as_slice)) {
+            let tpl = derived_template(&with_forced(raw, forced)?, m.derive_rule(), &sources)?;
+            let given = template::parse(&tpl)?;
+            // §2.43: without a key type, a generic secret.
+            let key_type = given
+                .get(&t(CKA_KEY_TYPE))
+                .and_then(Value::as_ulong)
+                .map_or(CKK_GENERIC_SECRET, |k| k as CK_KEY_TYPE);
+            let len = given
+                .get(&t(CKA_VALUE_LEN))
+                .and_then(Value::as_ulong)
+                .map(|l| l as usize)
+                .or(fixed_len(key_type));
+            plans.push((tpl, key_type, len));
+        }
+        let input = DeriveInput {
+            other: other_key.as_deref(),
+            lens: plans.iter().map(|(_, _, len)| *len).collect(),
+        };
+        let secrets = m.derive_keys(&mech.param, &key, &input)?;
+        if secrets.len() != plans.len() {
+            return Err(Error::Internal(
+                "a derivation made the wrong number of keys",
+            ));
+        }
+        // §2.43 (both keys), §2.42.8, §2.62: true only if true of every source.
+        let provenance = Provenance::Derived {
+            always_sensitive: sources
+                .iter()
+                .all(|o| o.bool_attr(CKA_ALWAYS_SENSITIVE) == Some(true)),
+            never_extractable: sources
+                .iter()
+                .all(|o| o.bool_attr(CKA_NEVER_EXTRACTABLE) == Some(true)),
+        };
+        let mut objects = Vec::with_capacity(plans.len());
+        for ((tpl, key_type, _), secret) in plans.iter().zip(secrets) {
+            let values = vec![(t(CKA_VALUE), Value::Bytes(secret.to_vec()))];
+            let object = template::build_key(CKO_SECRET_KEY, *key_type, tpl, values, provenance)?;
+            // Each derived key is a KMS key of its own.
+            objects.extend(self.with_kms_identity(vec![object], Origin::Kms, None)?);
+        }
+        let handles = self.insert_all(caller, objects)?;
+        match handles.split_first() {
+            Some((main, rest)) => Ok((*main, rest.to_vec())),
+            None => Err(Error::Internal("a derivation inserted no key")),
+        }
+    }
+}
+
+/// The one value length a secret key type allows, if it has one.
+fn fixed_len(key_type: CK_KEY_TYPE) -> Option<usize> {
+    match key_type {
+        crate::object::key::CKK_SM4 => Some(16),
+        _ => None,
+    }
+}
+
+/// The usage flags a derived key has only if its template asks for them.
+const DERIVED_USAGES: [CK_ATTRIBUTE_TYPE; 7] = [
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_DERIVE,
+];
+
+/// `template` with `ty` set to `value` (replacing any value it had).
+fn set_bool(template: &mut Vec<RawAttribute>, ty: CK_ATTRIBUTE_TYPE, value: bool) {
+    template.retain(|a| a.ty != t(ty));
+    template.push(RawAttribute {
+        ty: t(ty),
+        value: RawValue::Bytes(Zeroizing::new(Value::Bool(value).to_native())),
+    });
+}
+
+/// A derived key's template after the mechanism's sensitivity rule (`DeriveRule`) and
+/// the module's rule that a derived key has no usage its template does not ask for.
+/// `sources` are the keys whose values the derivation reads, the base key first.
+fn derived_template(
+    template: &[RawAttribute],
+    rule: DeriveRule,
+    sources: &[&Object],
+) -> Result<Vec<RawAttribute>> {
+    let given = template::parse(template)?;
+    let asked = |ty: CK_ATTRIBUTE_TYPE| given.get(&t(ty)).and_then(Value::as_bool);
+    let mut out = template.to_vec();
+    for ty in DERIVED_USAGES {
+        if !given.contains_key(&t(ty)) {
+            set_bool(&mut out, ty, false);
+        }
+    }
+    let base = sources.first().ok_or(Error::Internal("no base key"))?;
+    match rule {
+        DeriveRule::Template => {}
+        DeriveRule::InheritBase => {
+            for ty in [CKA_SENSITIVE, CKA_EXTRACTABLE] {
+                if asked(ty).is_none() {
+                    set_bool(&mut out, ty, base.bool_attr(ty) == Some(true));
+                }
+            }
+        }
+        DeriveRule::Exposes { strict } => {
+            // A sensitive source makes the derived key sensitive; an unextractable
+            // one makes it unextractable (§2.43). Extraction refuses a template that
+            // asks otherwise; the others override it, as §2.43 words it.
+            let sensitive = sources
+                .iter()
+                .any(|o| o.bool_attr(CKA_SENSITIVE) == Some(true));
+            let unextractable = sources
+                .iter()
+                .any(|o| o.bool_attr(CKA_EXTRACTABLE) != Some(true));
+            if strict
+                && ((sensitive && asked(CKA_SENSITIVE) == Some(false))
+                    || (unextractable && asked(CKA_EXTRACTABLE) == Some(true)))
+            {
+                return Err(Error::TemplateInconsistent);
+            }
+            if sensitive {
+                set_bool(&mut out, CKA_SENSITIVE, true);
+            }
+            if unextractable {
+                set_bool(&mut out, CKA_EXTRACTABLE, false);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The template of a data object `CKM_HKDF_DATA` makes: class `CKO_DATA`, and private
+/// unless the template says otherwise when the base key is private (what a private key
+/// yields stays behind the login by default).
+fn data_template(template: &[RawAttribute], base: &Object) -> Result<Vec<RawAttribute>> {
+    let given = template::parse(template)?;
+    let mut out = template.to_vec();
+    if !given.contains_key(&t(CKA_CLASS)) {
+        out.push(RawAttribute {
+            ty: t(CKA_CLASS),
+            value: RawValue::Bytes(Zeroizing::new(Value::Ulong(CKO_DATA as u64).to_native())),
+        });
+    }
+    if !given.contains_key(&t(CKA_PRIVATE)) {
+        set_bool(&mut out, CKA_PRIVATE, base.is_private());
+    }
+    Ok(out)
+}
+
+/// `CKA_VALUE_LEN` taken out of a data object's template (data objects do not carry it;
+/// `CKM_HKDF_DATA` reads it as the output length, as pkcs11-provider sends it).
+fn take_value_len(template: Vec<RawAttribute>) -> Result<(Vec<RawAttribute>, Option<usize>)> {
+    let len = template::parse(&template)?
+        .get(&t(CKA_VALUE_LEN))
+        .map(|v| v.as_ulong().ok_or(Error::AttributeValueInvalid))
+        .transpose()?
+        .map(|l| l as usize);
+    let rest = template
+        .into_iter()
+        .filter(|a| a.ty != t(CKA_VALUE_LEN))
+        .collect();
+    Ok((rest, len))
+}
