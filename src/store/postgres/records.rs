@@ -6,7 +6,7 @@
 
 use super::conn::Conn;
 use crate::error::StoreError;
-use crate::store::{Change, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex};
+use crate::store::{AuditHead, Change, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex};
 
 pub(super) type PgResult<T> = Result<T, Failure>;
 
@@ -151,15 +151,18 @@ fn put_index(tx: &mut Conn, token: i64, uid: &ObjectUid, index: &RecordIndex) ->
     Ok(())
 }
 
-/// Applies `changes` as one new sequence number; answers it.
+/// Applies `changes` as one new sequence number; answers it. `head` is the audit head
+/// when the caller read it in this transaction already (`transact`).
 pub(super) fn apply(
     tx: &mut Conn,
     token: i64,
     writer: &str,
     changes: Vec<Change>,
+    mut head: Option<AuditHead>,
 ) -> PgResult<i64> {
     let seq = bump(tx, token, writer)?;
-    for change in changes {
+    let mut changes = changes.into_iter().peekable();
+    while let Some(change) = changes.next() {
         match change {
             Change::PutMeta(name, value) => {
                 tx.execute(
@@ -227,6 +230,23 @@ pub(super) fn apply(
                     &[&token],
                 )?;
             }
+            Change::AppendEvent(_) => {
+                let prev = match head {
+                    Some(h) => h,
+                    None => super::audit::head(tx, token)?,
+                };
+                // The MAC of this very event, when it comes next, goes in with its row.
+                let seal = match changes.peek() {
+                    Some(Change::SealAudit(s)) if s.seq == prev.seq + 1 => {
+                        let mac = s.mac;
+                        changes.next();
+                        Some(mac)
+                    }
+                    _ => None,
+                };
+                head = super::audit::apply(tx, token, change, Some(prev), seal)?;
+            }
+            audit => head = super::audit::apply(tx, token, audit, head, None)?,
         }
     }
     Ok(seq)

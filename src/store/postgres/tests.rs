@@ -42,6 +42,17 @@ fn postgres_store_meets_the_store_contract_in_both_change_check_modes() {
 }
 
 #[test]
+fn postgres_store_keeps_the_audit_trail_contract() {
+    let cluster = pg::Cluster::start();
+    let url = cluster.database("audit");
+    let (first, second) = pair(&settings(&url, ChangeCheck::Notify, 0), "audit");
+    crate::store::contract::audit(&first, &second);
+    let restored =
+        PgStore::create(settings(&url, ChangeCheck::Query, 100), "restored", vec![]).unwrap();
+    crate::store::contract::audit_restore(&restored);
+}
+
+#[test]
 fn racing_decisions_on_one_record_have_one_winner_across_connections() {
     let cluster = pg::Cluster::start();
     let s = settings(&cluster.database("race"), ChangeCheck::Notify, 100);
