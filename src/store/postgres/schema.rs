@@ -48,6 +48,10 @@ CREATE INDEX kmshsm_lookup_by_uid ON kmshsm_lookup (token, uid);
 INSERT INTO kmshsm_version (id, version) VALUES (1, 1);
 ";
 
+/// Version 1's schema, for the upgrade test.
+#[cfg(test)]
+pub(super) const SCHEMA_V1_FOR_TESTS: &str = SCHEMA_V1;
+
 /// Version 1 → 2: the audit trail (`store::audit`): each token's events numbered by
 /// `seq`, with their chain hash and, when the writer held the audit key, the MAC of the
 /// head there; the checkpoint pruning leaves, and the anchor (one row per token each).
