@@ -9,8 +9,11 @@
 //! there are as many GetParametersForImport events for it as wrapping pairs; and
 //! `kmshsm audit verify` passes.
 //!
-//! Rounds: `KMSHSM_AUDIT_KILL_ROUNDS` (default 40); `KMSHSM_AUDIT_KILL_SEED` replays a
-//! run. Needs `openssl`. Run with `cargo nextest run --test audit_crash`.
+//! The same on a PostgreSQL token (a private server, `tests/common/pg.rs`), with fewer
+//! rounds: a client killed mid-transaction leaves the server to roll it back whole.
+//!
+//! Rounds: `KMSHSM_AUDIT_KILL_ROUNDS` (default 40, a quarter of it on PostgreSQL);
+//! `KMSHSM_AUDIT_KILL_SEED` replays a run. Needs `openssl`. Run with `cargo nextest run --test audit_crash`.
 
 mod common;
 
@@ -22,9 +25,11 @@ use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 
 use common::kms::*;
 use common::*;
+use kmshsm::config::{PostgresConfig, StoreUrl};
 use kmshsm::kms::audit::{AuditEvent, Operation, Outcome};
-use kmshsm::store::sqlite::SqliteStore;
-use kmshsm::store::Store;
+use kmshsm::store::postgres::schema::Catalog;
+use kmshsm::store::postgres::PgSettings;
+use kmshsm::store::{Backend, Store};
 
 const CHILD_ENTRY: &str = "child_process_entry_point";
 
@@ -92,10 +97,27 @@ struct Key {
     pairs: usize,
 }
 
+/// The store of the environment's one token (its SQLite file, or its database rows).
+fn open_store(env: &TestEnv) -> Box<dyn Store> {
+    let backend = match &env.store_url {
+        Some(url) => {
+            let settings =
+                PgSettings::new(&StoreUrl::new(url), &PostgresConfig::default()).unwrap();
+            Backend::Postgres(std::sync::Arc::new(Catalog::new(std::sync::Arc::new(
+                settings,
+            ))))
+        }
+        None => Backend::Files(env.token_dir.clone()),
+    };
+    let serials = backend.serials().unwrap();
+    assert_eq!(serials.len(), 1, "{serials:?}");
+    backend.open(&serials[0]).unwrap().0
+}
+
 /// Compares the trail with the token, which no process holds.
 fn check(env: &TestEnv, round: u32) {
     let mut keys: BTreeMap<String, Key> = BTreeMap::new();
-    let store = SqliteStore::open(&env.token_database()).unwrap();
+    let store = open_store(env);
     for record in store.audit_log().unwrap().events {
         let e = AuditEvent::decode(&record.body).expect("readable event");
         let (Some(id), Outcome::Success) = (e.key_id.clone(), e.outcome) else {
@@ -174,9 +196,24 @@ fn after_a_kill_no_change_lacks_its_event_and_no_event_lacks_its_change() {
     if child_role().is_some() {
         return;
     }
+    kill_rounds(TestEnv::new(), 1);
+}
+
+#[test]
+fn after_a_kill_on_postgresql_no_change_lacks_its_event_and_no_event_lacks_its_change() {
+    if child_role().is_some() {
+        return;
+    }
+    kill_rounds(TestEnv::postgres(), 4);
+}
+
+/// Kills children working on the token of `env` (a new one) at random moments and
+/// checks after each kill; the rounds divided by `fewer`.
+fn kill_rounds(env: TestEnv, fewer: u32) {
     let rounds: u32 = std::env::var("KMSHSM_AUDIT_KILL_ROUNDS")
         .map(|n| n.parse().expect("KMSHSM_AUDIT_KILL_ROUNDS"))
-        .unwrap_or(40);
+        .unwrap_or(40)
+        / fewer;
     let seed = std::env::var("KMSHSM_AUDIT_KILL_SEED")
         .map(|s| s.parse().expect("KMSHSM_AUDIT_KILL_SEED"))
         .unwrap_or_else(|_| {
@@ -188,7 +225,6 @@ fn after_a_kill_no_change_lacks_its_event_and_no_event_lacks_its_change() {
         });
     eprintln!("KMSHSM_AUDIT_KILL_SEED={seed}");
     let mut rng = Rng(seed);
-    let env = TestEnv::new();
     let work = Work::new(&env);
     {
         let ctx = env.load();
@@ -216,12 +252,7 @@ fn after_a_kill_no_change_lacks_its_event_and_no_event_lacks_its_change() {
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
         check(&env, round);
-        checked_keys = SqliteStore::open(&env.token_database())
-            .unwrap()
-            .audit_log()
-            .unwrap()
-            .events
-            .len();
+        checked_keys = open_store(&env).audit_log().unwrap().events.len();
     }
     assert!(checked_keys > rounds as usize, "the children did work");
 }
