@@ -75,6 +75,9 @@ pub struct Config {
     pub store_url: Option<StoreUrl>,
     /// How the PostgreSQL store connects, times out and notices other hosts' changes.
     pub postgres: PostgresConfig,
+    /// How many days audit events are kept before `kmshsm audit prune` may remove them
+    /// (leaving an authenticated checkpoint; docs/audit.md); 0 keeps every event.
+    pub audit_retention_days: u32,
 }
 
 /// A `store_url`. Its `Debug` form hides the password, so a logged configuration never
@@ -191,6 +194,7 @@ impl Default for Config {
             legacy_algorithms: false,
             store_url: None,
             postgres: PostgresConfig::default(),
+            audit_retention_days: 0,
         }
     }
 }

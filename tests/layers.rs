@@ -293,7 +293,6 @@ const KNOWN_CIRCLES: &[&str] = &[
     "object/{attr,key,policy}",
     "object/{index,lookup,table}",
     "session/{crypto,message}",
-    "store/postgres/{conn,records}",
 ];
 
 #[test]

@@ -1,7 +1,9 @@
 //! Tokens written by an earlier build: a schema version 1 database, whose records carry no
 //! lookup keys and no due times (and which has no table of PIN attempts in flight and no
 //! stored lockout limit), is upgraded in place the first time the module opens it,
-//! and every object is then found by label and by id as before, public and private.
+//! and every object is then found by label and by id as before, public and private. A
+//! version 3 database (no audit trail) gets an empty trail that records from then on and
+//! verifies.
 //! Run with `cargo nextest run --test store_upgrade`.
 
 mod common;
@@ -21,6 +23,9 @@ ALTER TABLE objects DROP COLUMN due;
 DELETE FROM meta WHERE name = 'object_index';
 DELETE FROM meta WHERE name = 'max_pin_failures';
 DROP TABLE pin_attempts;
+DROP TABLE audit_events;
+DROP TABLE audit_checkpoint;
+DROP TABLE audit_anchor;
 PRAGMA user_version = 1;
 COMMIT;
 ";
@@ -73,11 +78,15 @@ fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 3, "the database was upgraded");
+    assert_eq!(v, 4, "the database was upgraded");
+    let events: i64 = conn
+        .query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events, 0, "an upgraded token's trail starts empty");
     let attempts: i64 = conn
         .query_row("SELECT count(*) FROM pin_attempts", [], |r| r.get(0))
         .unwrap();
-    assert!(attempts <= 2, "version 3 keeps PIN attempts in flight");
+    assert!(attempts <= 2, "version 3 on keeps PIN attempts in flight");
     let keys: i64 = conn
         .query_row("SELECT count(*) FROM lookup", [], |r| r.get(0))
         .unwrap();
@@ -150,5 +159,65 @@ fn a_token_without_a_stored_limit_uses_the_default_and_records_it_at_so_login() 
         stored_limit(&Connection::open(&db).unwrap()),
         Some(b"10".to_vec()),
         "the SO login records the default"
+    );
+}
+
+/// What version 3 lacked: the audit trail.
+const DOWNGRADE_TO_V3: &str = "
+BEGIN IMMEDIATE;
+DROP TABLE audit_events;
+DROP TABLE audit_checkpoint;
+DROP TABLE audit_anchor;
+PRAGMA user_version = 3;
+COMMIT;
+";
+
+#[test]
+fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
+    use common::kms::*;
+    let env = TestEnv::new();
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        create_external(&session, Spec::Aes256, "old");
+        drop(session);
+        ctx.finalize().expect("C_Finalize");
+    }
+    let db = env.token_database();
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(DOWNGRADE_TO_V3)
+        .unwrap();
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    let key = create_external(&session, Spec::Aes256, "new");
+    let id = key_id(&session, key);
+    drop(session);
+    ctx.finalize().expect("C_Finalize");
+
+    let conn = Connection::open(&db).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 4);
+    let bodies: Vec<Vec<u8>> = conn
+        .prepare("SELECT body FROM audit_events ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(bodies.len(), 1, "only what happened after the upgrade");
+    let text = String::from_utf8(bodies[0].clone()).unwrap();
+    assert!(text.contains("CreateKey") && text.contains(&id), "{text}");
+    drop(conn);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kmshsm"))
+        .args(["audit", "verify"])
+        .env("KMSHSM_PIN", USER_PIN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -3,7 +3,9 @@
 //! the module with the same PINs, and the copied keys do what they did at the source:
 //! a KMS key decrypts the blob made before the copy, an EC key's signature made before
 //! verifies and new ones are made, a secret key decrypts what it encrypted, and the PIN
-//! failure count came along. Refusals (a serial already there, a slot id taken, no
+//! failure count came along, and so did the audit trail: `kmshsm audit verify` passes
+//! on each copy and its events begin with the source's, the refused PIN attempt made
+//! before the copy among them. Refusals (a serial already there, a slot id taken, no
 //! token at the source) change nothing.
 
 mod common;
@@ -57,6 +59,58 @@ fn refused(conf: &std::path::Path, args: &[&str], says: &str) {
     assert!(!out.ok, "kmshsm {args:?} should fail");
     let message = out.json["Message"].as_str().unwrap_or_default();
     assert!(message.contains(says), "{}", out.json);
+}
+
+/// The events `kmshsm audit list --json` prints, as (EventId, EventName, Outcome, KeyId).
+fn audit_events(conf: &std::path::Path) -> Vec<(u64, String, String, String)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_kmshsm"))
+        .arg("--config")
+        .arg(conf)
+        .args(["audit", "list", "--json"])
+        .env("KMSHSM_PIN", USER_PIN)
+        .output()
+        .expect("run kmshsm");
+    assert!(
+        out.status.success(),
+        "audit list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let e: Value = serde_json::from_str(line).unwrap();
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (
+                e["EventId"].as_u64().unwrap(),
+                text("EventName"),
+                text("Outcome"),
+                text("KeyId"),
+            )
+        })
+        .collect()
+}
+
+/// The copy's trail verifies and begins with every event of `source_events`.
+fn check_trail(
+    conf: &std::path::Path,
+    made: &Made,
+    source_events: &[(u64, String, String, String)],
+) {
+    let verified = ok(conf, &["audit", "verify"]);
+    assert_eq!(verified["Intact"], true, "{verified}");
+    let events = audit_events(conf);
+    assert!(
+        events.starts_with(source_events),
+        "the copy's trail {events:?} does not begin with the source's {source_events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.1 == "CreateKey" && e.3 == made.key_id));
+    assert!(
+        events.iter().any(|e| e.1 == "C_Login" && e.2 == "Refused"),
+        "the wrong PIN before the copy is in the copy's trail: {events:?}"
+    );
 }
 
 /// What the source token holds, and what its keys made before the copy.
@@ -253,6 +307,10 @@ fn a_token_moves_from_sqlite_to_postgresql_and_back_with_its_keys_and_pin_count(
         copied["Copied"]["Objects"].as_u64().unwrap() >= 4,
         "{copied}"
     );
+    assert!(
+        copied["Copied"]["AuditEvents"].as_u64().unwrap() >= 4,
+        "{copied}"
+    );
     pg.activate();
     check_copy(&pg, &made, true);
 
@@ -265,6 +323,15 @@ fn a_token_moves_from_sqlite_to_postgresql_and_back_with_its_keys_and_pin_count(
     // The source is unchanged and still works.
     source.activate();
     check_copy(&source, &made, true);
+
+    // The history came along both ways: each copy verifies, and its trail begins with
+    // the source's (nothing happened to the key's lifecycle since).
+    let source_events = audit_events(&source.conf_path);
+    check_trail(&source.conf_path, &made, &source_events);
+    pg.activate();
+    check_trail(&pg.conf_path, &made, &source_events);
+    back.activate();
+    check_trail(&back.conf_path, &made, &source_events);
 }
 
 #[test]

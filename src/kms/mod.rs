@@ -3,10 +3,12 @@
 //! `key` names what a key is (KeyId, KeySpec, usage, Origin, KeyState), `lifecycle` is
 //! the one transition function, `decide` the rules as decisions on a key's current
 //! facts, `material` the same-material rule, `import` the import parameters and tokens,
-//! `blob` the CiphertextBlob of the CLI's Encrypt, `byok` the import as tools without
+//! `audit` what an audit event says (the kms-docs' vocabulary), `blob` the
+//! CiphertextBlob of the CLI's Encrypt, `byok` the import as tools without
 //! vendor attributes see it, `clock` the injected time. The PKCS#11 layer (`token::kms`)
 //! maps these onto objects and vendor attributes.
 
+pub mod audit;
 pub mod blob;
 pub mod byok;
 pub mod clock;

@@ -384,3 +384,191 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     first.settle_pin_attempt(so, true).unwrap();
     assert_eq!(failures(second), 0);
 }
+
+/// The audit trail part of the contract: numbering and chaining inside the commit, the
+/// head seen inside `transact`, sealing, pruning to a checkpoint, surviving a wipe, and
+/// re-keying.
+pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
+    use super::audit::{self, anchor_mac, head_mac, link};
+    const KEY: [u8; 32] = [3; 32];
+    assert!(first.audit_log().unwrap().events.is_empty());
+
+    first
+        .commit(vec![
+            Change::PutMeta("m".into(), vec![1]),
+            Change::AppendEvent(b"one".to_vec()),
+            Change::AppendEvent(b"two".to_vec()),
+        ])
+        .unwrap();
+    let log = second.audit_log().unwrap();
+    let h1 = link(&[0; 32], 1, b"one");
+    let h2 = link(&h1, 2, b"two");
+    assert_eq!(
+        log.events
+            .iter()
+            .map(|e| (e.seq, e.hash))
+            .collect::<Vec<_>>(),
+        vec![(1, h1), (2, h2)]
+    );
+
+    // Inside a transaction the head is current; a refused decision writes no event.
+    let mut seen = AuditHead::default();
+    let wrote = second
+        .transact(&[], &[], &mut |loaded| {
+            seen = loaded.audit;
+            None
+        })
+        .unwrap();
+    assert!(!wrote);
+    assert_eq!((seen.seq, seen.hash, seen.sealed), (2, h2, false));
+    second
+        .transact(&[], &[], &mut |loaded| {
+            Some(audit::append(
+                &loaded.audit,
+                vec![b"three".to_vec()],
+                Some(&KEY),
+            ))
+        })
+        .unwrap();
+    let log = first.audit_log().unwrap();
+    let v = audit::verify(&log, &KEY).unwrap();
+    assert_eq!((v.head, v.authenticated_through), (3, 3));
+    let h3 = log.events[2].hash;
+    assert_eq!(log.anchor.map(|a| (a.seq, a.hash)), Some((3, h3)));
+    // The next transaction sees the anchor and the hash stored at its event.
+    second
+        .transact(&[], &[], &mut |loaded| {
+            seen = loaded.audit;
+            None
+        })
+        .unwrap();
+    assert!(seen.sealed && audit::anchor_sound(&seen, &KEY));
+    assert_eq!(seen.anchored_hash, Some(h3));
+
+    // A wipe keeps the trail.
+    first.commit(vec![Change::Wipe]).unwrap();
+    assert_eq!(second.audit_log().unwrap().events.len(), 3);
+
+    // Pruning needs the stored hash, and leaves an authenticated start.
+    let bad = AuditCheckpoint {
+        seq: 2,
+        hash: [7; 32],
+        mac: [0; 32],
+    };
+    assert!(first.commit(vec![Change::PruneAudit(bad)]).is_err());
+    assert_eq!(first.audit_log().unwrap().events.len(), 3, "nothing pruned");
+    first
+        .commit(vec![Change::PruneAudit(AuditCheckpoint {
+            seq: 2,
+            hash: h2,
+            mac: head_mac(&KEY, 2, &h2),
+        })])
+        .unwrap();
+    let log = second.audit_log().unwrap();
+    assert_eq!(log.events.len(), 1);
+    let v = audit::verify(&log, &KEY).unwrap();
+    assert_eq!((v.first, v.head, v.checkpoint), (3, 3, Some(2)));
+
+    // Re-keying: the old MACs go, the new ones hold.
+    const NEW: [u8; 32] = [4; 32];
+    assert!(audit::verify(&log, &NEW).is_err());
+    first
+        .commit(vec![Change::RekeyAudit {
+            checkpoint_mac: Some(head_mac(&NEW, 2, &h2)),
+            seal: Some(AuditSeal {
+                seq: 3,
+                mac: head_mac(&NEW, 3, &h3),
+            }),
+        }])
+        .unwrap();
+    assert!(
+        second.audit_log().unwrap().anchor.is_none(),
+        "old anchor gone"
+    );
+    first
+        .commit(vec![Change::AnchorAudit(AuditCheckpoint {
+            seq: 3,
+            hash: h3,
+            mac: anchor_mac(&NEW, 3, &h3),
+        })])
+        .unwrap();
+    let v = audit::verify(&second.audit_log().unwrap(), &NEW).unwrap();
+    assert_eq!(v.authenticated_through, 3);
+    // Every event pruned: the checkpoint is the head new events chain from.
+    second
+        .commit(vec![Change::PruneAudit(AuditCheckpoint {
+            seq: 3,
+            hash: h3,
+            mac: head_mac(&NEW, 3, &h3),
+        })])
+        .unwrap();
+    second
+        .commit(vec![Change::AppendEvent(b"four".to_vec())])
+        .unwrap();
+    let log = first.audit_log().unwrap();
+    assert_eq!(log.events[0].hash, link(&h3, 4, b"four"));
+    assert_eq!(audit::verify(&log, &NEW).unwrap().head, 4);
+}
+
+/// Restoring a trail read elsewhere (`Change::RestoreAudit`, for copying a token): into
+/// an empty trail, written as it is (a broken trail stays broken: nothing is
+/// recomputed), with the changes it rides with; into a trail that has events, refused
+/// and nothing written.
+pub(crate) fn audit_restore(empty: &dyn Store) {
+    use super::audit::{self, anchor_mac, head_mac, link, AuditLog, AuditRecord};
+    const KEY: [u8; 32] = [5; 32];
+    let h7 = [7; 32];
+    let h8 = link(&h7, 8, b"eight");
+    let log = AuditLog {
+        checkpoint: Some(AuditCheckpoint {
+            seq: 7,
+            hash: h7,
+            mac: head_mac(&KEY, 7, &h7),
+        }),
+        anchor: Some(AuditCheckpoint {
+            seq: 8,
+            hash: h8,
+            mac: anchor_mac(&KEY, 8, &h8),
+        }),
+        events: vec![
+            AuditRecord {
+                seq: 8,
+                body: b"eight".to_vec(),
+                hash: h8,
+                mac: Some(head_mac(&KEY, 8, &h8)),
+            },
+            // Not the chain hash of its body: kept as it is.
+            AuditRecord {
+                seq: 9,
+                body: b"nine".to_vec(),
+                hash: [9; 32],
+                mac: None,
+            },
+        ],
+    };
+    empty
+        .commit(vec![
+            Change::PutMeta("m".into(), vec![1]),
+            Change::RestoreAudit(Box::new(log.clone())),
+        ])
+        .unwrap();
+    let back = empty.audit_log().unwrap();
+    assert_eq!(back.checkpoint, log.checkpoint);
+    assert_eq!(back.anchor, log.anchor);
+    assert_eq!(back.events, log.events);
+    assert_eq!(audit::verify(&back, &KEY).unwrap_err().first, 9);
+    assert_eq!(empty.read(0, 0, Scope::All).unwrap().meta.len(), 1);
+
+    assert!(empty
+        .commit(vec![
+            Change::PutMeta("n".into(), vec![2]),
+            Change::RestoreAudit(Box::default()),
+        ])
+        .is_err());
+    assert_eq!(empty.audit_log().unwrap().events, log.events);
+    assert_eq!(
+        empty.read(0, 0, Scope::All).unwrap().meta.len(),
+        1,
+        "nothing written"
+    );
+}

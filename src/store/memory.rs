@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::audit::{self, AuditHead, AuditLog, AuditRecord};
 use super::{
     Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
     Scope, Snapshot, Store, StoreResult,
@@ -25,6 +26,38 @@ struct Shared {
     removed: BTreeMap<ObjectUid, u64>,
     /// PIN attempts in flight: role → (count, lease end).
     attempts: BTreeMap<PinRole, (u32, i64)>,
+    /// The audit trail.
+    audit: AuditLog,
+}
+
+impl Shared {
+    fn audit_head(&self) -> AuditHead {
+        let anchor = self.audit.anchor;
+        let anchored_hash = anchor.and_then(|a| {
+            self.audit
+                .events
+                .iter()
+                .find(|e| e.seq == a.seq)
+                .map(|e| e.hash)
+                .or(self
+                    .audit
+                    .checkpoint
+                    .filter(|c| c.seq == a.seq)
+                    .map(|c| c.hash))
+        });
+        let (seq, hash, sealed) = match (self.audit.events.last(), &self.audit.checkpoint) {
+            (Some(e), _) => (e.seq, e.hash, e.mac.is_some()),
+            (None, Some(c)) => (c.seq, c.hash, true),
+            (None, None) => (0, [0; 32], false),
+        };
+        AuditHead {
+            seq,
+            hash,
+            sealed,
+            anchor,
+            anchored_hash,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -69,8 +102,29 @@ impl MemoryStore {
     }
 }
 
-/// Applies `changes` to the shared records as one new sequence number.
-fn apply(shared: &mut Shared, changes: Vec<Change>) {
+/// Applies `changes` to the shared records as one new sequence number; nothing when one
+/// of them is refused.
+fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
+    if let Some(Change::PruneAudit(cp)) =
+        changes.iter().find(|c| matches!(c, Change::PruneAudit(_)))
+    {
+        if !shared
+            .audit
+            .events
+            .iter()
+            .any(|e| e.seq == cp.seq && e.hash == cp.hash)
+        {
+            return Err(StoreError::Malformed(
+                "the audit checkpoint does not match the stored event",
+            ));
+        }
+    }
+    let restoring = changes.iter().any(|c| matches!(c, Change::RestoreAudit(_)));
+    if restoring && (!shared.audit.events.is_empty() || shared.audit.checkpoint.is_some()) {
+        return Err(StoreError::Malformed(
+            "the audit trail to restore into is not empty",
+        ));
+    }
     shared.seq += 1;
     let seq = shared.seq;
     for change in changes {
@@ -105,8 +159,46 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) {
                 shared.attempts.clear();
                 shared.epoch += 1;
             }
+            Change::AppendEvent(body) => {
+                let head = shared.audit_head();
+                let seq = head.seq + 1;
+                let hash = audit::link(&head.hash, seq, &body);
+                shared.audit.events.push(AuditRecord {
+                    seq,
+                    body,
+                    hash,
+                    mac: None,
+                });
+            }
+            Change::SealAudit(seal) => {
+                if let Some(e) = shared.audit.events.iter_mut().find(|e| e.seq == seal.seq) {
+                    e.mac = Some(seal.mac);
+                }
+            }
+            Change::AnchorAudit(a) => shared.audit.anchor = Some(a),
+            Change::PruneAudit(cp) => {
+                shared.audit.events.retain(|e| e.seq > cp.seq);
+                shared.audit.checkpoint = Some(cp);
+            }
+            Change::RekeyAudit {
+                checkpoint_mac,
+                seal,
+            } => {
+                if let (Some(mac), Some(cp)) = (checkpoint_mac, shared.audit.checkpoint.as_mut()) {
+                    cp.mac = mac;
+                }
+                shared.audit.anchor = None;
+                for e in &mut shared.audit.events {
+                    e.mac = None;
+                    if seal.is_some_and(|s| s.seq == e.seq) {
+                        e.mac = seal.map(|s| s.mac);
+                    }
+                }
+            }
+            Change::RestoreAudit(log) => shared.audit = *log,
         }
     }
+    Ok(())
 }
 
 impl Store for MemoryStore {
@@ -169,6 +261,7 @@ impl Store for MemoryStore {
                 .filter_map(|uid| shared.objects.get(uid))
                 .map(|(_, r, _)| r.clone())
                 .collect(),
+            audit: AuditHead::default(),
         })
     }
 
@@ -191,7 +284,7 @@ impl Store for MemoryStore {
 
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
         let mut shared = self.shared.lock();
-        apply(&mut shared, changes);
+        apply(&mut shared, changes)?;
         self.bump(&mut shared);
         Ok(())
     }
@@ -215,11 +308,12 @@ impl Store for MemoryStore {
                 })
                 .map(|(_, (_, r, _))| r.clone())
                 .collect(),
+            audit: shared.audit_head(),
         };
         let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
             return Ok(false);
         };
-        apply(&mut shared, changes);
+        apply(&mut shared, changes)?;
         self.bump(&mut shared);
         Ok(true)
     }
@@ -272,6 +366,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn audit_log(&self) -> StoreResult<AuditLog> {
+        Ok(self.shared.lock().audit.clone())
+    }
+
     fn check_integrity(&self) -> StoreResult<()> {
         Ok(())
     }
@@ -284,6 +382,14 @@ mod tests {
         let first = super::MemoryStore::new();
         let second = first.share();
         crate::store::contract::run(&first, &second);
+    }
+
+    #[test]
+    fn memory_store_keeps_the_audit_trail_contract() {
+        let first = super::MemoryStore::new();
+        let second = first.share();
+        crate::store::contract::audit(&first, &second);
+        crate::store::contract::audit_restore(&super::MemoryStore::new());
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! a process sees what other processes committed without reloading everything; and they
 //! need not read every object at all: records carry lookup keys and a due time, given by
 //! the layer above, by which the store finds them (`lookup`, `due`, `load`).
+//! The store also keeps the token's audit trail (`audit.rs`): it numbers and chains each
+//! event inside the transaction that writes it, with the change the event records.
 //! This layer knows bytes, record kinds and versions; it must not know about PKCS#11
 //! attributes or KMS types, and it never sees a PIN or an unsealed secret.
 
+pub mod audit;
 pub mod fork_gate;
 pub mod memory;
 pub mod postgres;
@@ -20,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::StoreError;
+pub use audit::{AuditCheckpoint, AuditHead, AuditLog, AuditRecord, AuditSeal};
 
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
 
@@ -113,8 +117,35 @@ pub enum Change {
     /// sequence number): for rebuilding the index of records written before it existed.
     Reindex(ObjectUid, RecordIndex),
     /// Removes every object and PIN and starts a new epoch: readers must drop what they
-    /// hold. Used by `C_InitToken` on an initialised token.
+    /// hold. Used by `C_InitToken` on an initialised token. The audit trail is kept.
     Wipe,
+    /// Appends one audit event (an opaque body): the store gives it the next event
+    /// number and its chain hash (`audit::link`) in this transaction. Several in one
+    /// commit are numbered in order.
+    AppendEvent(Vec<u8>),
+    /// Stores the MAC of the head at event `seq` (made by the caller with `audit::append`
+    /// against the head it read in this transaction, `Loaded::audit`).
+    SealAudit(AuditSeal),
+    /// Replaces the trail's anchor (the newest authenticated head, `audit::anchor_mac`).
+    AnchorAudit(AuditCheckpoint),
+    /// Deletes every event up to and including the checkpoint's, which must be stored
+    /// with the checkpoint's hash (else the commit fails, writing nothing), and keeps the
+    /// checkpoint as the start of the chain.
+    PruneAudit(AuditCheckpoint),
+    /// After `C_InitToken` changed the master key: replaces the checkpoint's MAC (when
+    /// there is a checkpoint), removes every event's MAC and the anchor, and stores
+    /// `seal` (the caller verified the trail under the old key; it then authenticates
+    /// the head under the new one, with `AnchorAudit`).
+    RekeyAudit {
+        checkpoint_mac: Option<audit::Hash>,
+        seal: Option<AuditSeal>,
+    },
+    /// Writes a whole trail read from another store (`Store::audit_log`) as it is: the
+    /// checkpoint, the anchor, and every event with its stored hash and MAC, nothing
+    /// recomputed (a trail that does not verify must not verify after a copy either).
+    /// Only into a store with no trail yet (else the commit fails, writing nothing): for
+    /// copying a token (`token::copy`).
+    RestoreAudit(Box<AuditLog>),
 }
 
 /// Which object records a `read` returns.
@@ -155,6 +186,9 @@ pub struct Loaded {
     pub epoch: u64,
     /// The live records among those asked for; a uid with no live record is left out.
     pub objects: Vec<ObjectRecord>,
+    /// The audit trail's newest event, as read in the same transaction (`transact`
+    /// only; `load` leaves it default).
+    pub audit: AuditHead,
 }
 
 /// The records due at a given time, and when the next one after it falls due.
@@ -235,6 +269,8 @@ pub trait Store: Send + Sync {
     /// Ends a reserved attempt: a right PIN sets the failure count to zero, a wrong one
     /// leaves the attempt counted.
     fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()>;
+    /// The whole audit trail (checkpoint and events, in order), read in one transaction.
+    fn audit_log(&self) -> StoreResult<AuditLog>;
     /// Verifies the store's own consistency (SQLite: `PRAGMA integrity_check`).
     fn check_integrity(&self) -> StoreResult<()>;
 }

@@ -21,6 +21,7 @@ use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::audit::{self, AuditCheckpoint, AuditHead, AuditLog, AuditRecord};
 use super::fork_gate::{self, Entered};
 use super::{
     Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
@@ -29,7 +30,7 @@ use super::{
 use crate::error::StoreError;
 use crate::os::shared_page::SharedPage;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE state   (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, epoch INTEGER NOT NULL);
@@ -58,6 +59,21 @@ CREATE INDEX lookup_by_uid ON lookup (uid);
 const UPGRADE_V2_TO_V3: &str = "
 CREATE TABLE IF NOT EXISTS pin_attempts (role INTEGER PRIMARY KEY, inflight INTEGER NOT NULL,
                                          lease_until INTEGER NOT NULL);
+";
+
+/// Version 3 → 4: the audit trail (`store::audit`): events numbered by `seq`, each with
+/// its chain hash and, when its writer held the audit key, the MAC of the head there;
+/// the checkpoint pruning leaves; and the anchor (the newest authenticated head). A token
+/// upgraded to it starts its trail empty.
+const UPGRADE_V3_TO_V4: &str = "
+CREATE TABLE IF NOT EXISTS audit_events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL,
+                                         hash BLOB NOT NULL, mac BLOB);
+CREATE TABLE IF NOT EXISTS audit_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                             seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                                             mac BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                         seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                                         mac BLOB NOT NULL);
 ";
 
 /// The two copies of the WAL-index header at the start of the `-shm` file (48 bytes
@@ -130,8 +146,14 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Statements kept prepared per connection: more than this module has (rusqlite's
+/// default, 16, was fewer once the audit trail's were added, and every commit then
+/// prepared some of them again: about 40% of a state change's CPU time).
+const STATEMENT_CACHE: usize = 64;
+
 fn configure(db: &Connection) -> StoreResult<()> {
     db.busy_timeout(Duration::from_secs(30))?;
+    db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // journal_mode answers with a row, so it is read rather than executed.
     let mode: String = db.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -195,7 +217,7 @@ impl SqliteStore {
                 let db = Connection::open(path)?;
                 configure(&db)?;
                 db.execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} \
+                    "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} {UPGRADE_V3_TO_V4} \
                      PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
                 SqliteStore::wrap(path, db)?
@@ -228,7 +250,7 @@ impl SqliteStore {
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         match version {
             SCHEMA_VERSION => {}
-            1 | 2 => upgrade(&mut db)?,
+            1..=3 => upgrade(&mut db)?,
             other => return Err(StoreError::SchemaVersion(other)),
         }
         SqliteStore::wrap(path, db)
@@ -270,7 +292,7 @@ impl SqliteStore {
     }
 }
 
-/// Upgrades a version 1 or 2 database in one transaction; another process may have done
+/// Upgrades a version 1, 2 or 3 database in one transaction; another process may have done
 /// it first, which the version read inside the transaction tells.
 fn upgrade(db: &mut Connection) -> StoreResult<()> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -279,8 +301,11 @@ fn upgrade(db: &mut Connection) -> StoreResult<()> {
         tx.execute_batch(UPGRADE_V1_TO_V2)?;
     }
     if version == 1 || version == 2 {
+        tx.execute_batch(UPGRADE_V2_TO_V3)?;
+    }
+    if (1..=3).contains(&version) {
         tx.execute_batch(&format!(
-            "{UPGRADE_V2_TO_V3} PRAGMA user_version = {SCHEMA_VERSION};"
+            "{UPGRADE_V3_TO_V4} PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
     }
     tx.commit()?;
@@ -339,13 +364,20 @@ fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
 }
 
 /// Applies `changes` inside the write transaction `tx`, as one new sequence number.
-fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()> {
+/// `head` is the audit head when the caller read it in `tx` already.
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    changes: Vec<Change>,
+    mut head: Option<AuditHead>,
+) -> StoreResult<()> {
     let seq: i64 = tx.query_row(
         "UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq",
         [],
         |r| r.get(0),
     )?;
-    for change in changes {
+    // The audit head (read on the first append, unless the caller had).
+    let mut changes = changes.into_iter().peekable();
+    while let Some(change) = changes.next() {
         match change {
             Change::PutMeta(name, value) => {
                 tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
@@ -386,9 +418,201 @@ fn apply(tx: &rusqlite::Transaction<'_>, changes: Vec<Change>) -> StoreResult<()
                          UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
                     )?;
             }
+            Change::AppendEvent(body) => {
+                let prev = match head {
+                    Some(h) => h,
+                    None => newest_event(tx)?,
+                };
+                let seq = prev.seq + 1;
+                let hash = audit::link(&prev.hash, seq, &body);
+                // The MAC of this very event, when it comes next, goes in with it: one
+                // statement rather than an insert and an update.
+                let mac = match changes.peek() {
+                    Some(Change::SealAudit(s)) if s.seq == seq => {
+                        let mac = s.mac;
+                        changes.next();
+                        Some(mac)
+                    }
+                    _ => None,
+                };
+                tx.prepare_cached(
+                    "INSERT INTO audit_events (seq, body, hash, mac) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    seq as i64,
+                    body,
+                    &hash[..],
+                    mac.as_ref().map(|m| &m[..])
+                ])?;
+                head = Some(AuditHead {
+                    seq,
+                    hash,
+                    ..AuditHead::default()
+                });
+            }
+            Change::SealAudit(seal) => {
+                tx.prepare_cached("UPDATE audit_events SET mac = ?2 WHERE seq = ?1")?
+                    .execute(params![seal.seq as i64, &seal.mac[..]])?;
+            }
+            Change::AnchorAudit(a) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO audit_anchor (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)",
+                )?
+                .execute(params![a.seq as i64, &a.hash[..], &a.mac[..]])?;
+            }
+            Change::PruneAudit(cp) => {
+                let stored: Option<Vec<u8>> = tx
+                    .prepare_cached("SELECT hash FROM audit_events WHERE seq = ?1")?
+                    .query_row([cp.seq as i64], |r| r.get(0))
+                    .optional()?;
+                if stored.as_deref() != Some(&cp.hash[..]) {
+                    return Err(StoreError::Malformed(
+                        "the audit checkpoint does not match the stored event",
+                    ));
+                }
+                tx.prepare_cached("DELETE FROM audit_events WHERE seq <= ?1")?
+                    .execute([cp.seq as i64])?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO audit_checkpoint (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)",
+                )?
+                .execute(params![cp.seq as i64, &cp.hash[..], &cp.mac[..]])?;
+            }
+            Change::RekeyAudit {
+                checkpoint_mac,
+                seal,
+            } => {
+                if let Some(mac) = checkpoint_mac {
+                    tx.prepare_cached("UPDATE audit_checkpoint SET mac = ?1 WHERE id = 1")?
+                        .execute([&mac[..]])?;
+                }
+                tx.prepare_cached("UPDATE audit_events SET mac = NULL WHERE mac IS NOT NULL")?
+                    .execute([])?;
+                tx.prepare_cached("DELETE FROM audit_anchor")?.execute([])?;
+                if let Some(seal) = seal {
+                    tx.prepare_cached("UPDATE audit_events SET mac = ?2 WHERE seq = ?1")?
+                        .execute(params![seal.seq as i64, &seal.mac[..]])?;
+                }
+            }
+            Change::RestoreAudit(log) => restore_audit(tx, &log)?,
         }
     }
     Ok(())
+}
+
+/// `Change::RestoreAudit`: a trail written as it was read, into an empty one.
+fn restore_audit(tx: &rusqlite::Transaction<'_>, log: &AuditLog) -> StoreResult<()> {
+    let empty: bool = tx.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM audit_events) \
+         AND NOT EXISTS (SELECT 1 FROM audit_checkpoint)",
+        [],
+        |r| r.get(0),
+    )?;
+    if !empty {
+        return Err(StoreError::Malformed(
+            "the audit trail to restore into is not empty",
+        ));
+    }
+    for (table, mark) in [
+        ("audit_checkpoint", &log.checkpoint),
+        ("audit_anchor", &log.anchor),
+    ] {
+        if let Some(m) = mark {
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {table} (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)"
+                ),
+                params![m.seq as i64, &m.hash[..], &m.mac[..]],
+            )?;
+        }
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit_events (seq, body, hash, mac) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for e in &log.events {
+        insert.execute(params![
+            e.seq as i64,
+            e.body,
+            &e.hash[..],
+            e.mac.as_ref().map(|m| &m[..])
+        ])?;
+    }
+    Ok(())
+}
+
+fn hash_of(bytes: Vec<u8>) -> StoreResult<audit::Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Malformed("audit hash is not 32 bytes"))
+}
+
+/// A checkpoint-shaped row (`audit_checkpoint`, `audit_anchor`).
+fn audit_mark(tx: &rusqlite::Transaction<'_>, table: &str) -> StoreResult<Option<AuditCheckpoint>> {
+    let row: Option<(i64, Vec<u8>, Vec<u8>)> = tx
+        .prepare_cached(&format!("SELECT seq, hash, mac FROM {table} WHERE id = 1"))?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    row.map(|(seq, hash, mac)| {
+        Ok(AuditCheckpoint {
+            seq: seq as u64,
+            hash: hash_of(hash).unwrap_or([0xff; 32]),
+            mac: hash_of(mac).unwrap_or([0xff; 32]),
+        })
+    })
+    .transpose()
+}
+
+/// The newest audit event (or the checkpoint, or nothing) and the anchor, inside
+/// transaction `tx`.
+fn audit_head(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHead> {
+    let mut head = newest_event(tx)?;
+    head.anchor = audit_mark(tx, "audit_anchor")?;
+    if head.anchor.is_some_and(|a| a.seq == head.seq) {
+        // The usual case: the anchor is the newest event (or the checkpoint).
+        head.anchored_hash = Some(head.hash);
+    } else if let Some(a) = &head.anchor {
+        let stored: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT hash FROM audit_events WHERE seq = ?1")?
+            .query_row([a.seq as i64], |r| r.get(0))
+            .optional()?;
+        head.anchored_hash = match stored {
+            Some(h) => hash_of(h).ok(),
+            None => audit_mark(tx, "audit_checkpoint")?
+                .filter(|c| c.seq == a.seq)
+                .map(|c| c.hash),
+        };
+    }
+    Ok(head)
+}
+
+/// The newest audit event, or the checkpoint, or nothing.
+fn newest_event(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHead> {
+    let newest: Option<(i64, Vec<u8>, bool)> = tx
+        .prepare_cached(
+            "SELECT seq, hash, mac IS NOT NULL FROM audit_events ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    if let Some((seq, hash, sealed)) = newest {
+        return Ok(AuditHead {
+            seq: seq as u64,
+            hash: hash_of(hash)?,
+            sealed,
+            ..AuditHead::default()
+        });
+    }
+    let checkpoint: Option<(i64, Vec<u8>)> = tx
+        .prepare_cached("SELECT seq, hash FROM audit_checkpoint WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match checkpoint {
+        Some((seq, hash)) => AuditHead {
+            seq: seq as u64,
+            hash: hash_of(hash)?,
+            sealed: true,
+            ..AuditHead::default()
+        },
+        None => AuditHead::default(),
+    })
 }
 
 impl Store for SqliteStore {
@@ -490,6 +714,7 @@ impl Store for SqliteStore {
             seq,
             epoch,
             objects: Vec::with_capacity(uids.len()),
+            audit: AuditHead::default(),
         };
         {
             let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
@@ -541,7 +766,7 @@ impl Store for SqliteStore {
         let tx = conn
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        apply(&tx, changes)?;
+        apply(&tx, changes, None)?;
         tx.commit()?;
         Ok(())
     }
@@ -575,6 +800,7 @@ impl Store for SqliteStore {
             seq,
             epoch,
             objects: Vec::with_capacity(wanted.len()),
+            audit: audit_head(&tx)?,
         };
         {
             let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
@@ -591,7 +817,7 @@ impl Store for SqliteStore {
             // Dropping the transaction rolls it back; nothing was written.
             return Ok(false);
         };
-        apply(&tx, changes)?;
+        apply(&tx, changes, Some(loaded.audit))?;
         tx.commit()?;
         Ok(true)
     }
@@ -670,6 +896,53 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn audit_log(&self) -> StoreResult<AuditLog> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut log = AuditLog {
+            checkpoint: audit_mark(&tx, "audit_checkpoint")?,
+            anchor: audit_mark(&tx, "audit_anchor")?,
+            ..AuditLog::default()
+        };
+        {
+            let mut q =
+                tx.prepare_cached("SELECT seq, body, hash, mac FROM audit_events ORDER BY seq")?;
+            // Read as any type: a row edited to hold text (or anything) must still be
+            // read, so that verification names it.
+            let bytes = |v: rusqlite::types::Value| match v {
+                rusqlite::types::Value::Blob(b) => Some(b),
+                rusqlite::types::Value::Text(t) => Some(t.into_bytes()),
+                rusqlite::types::Value::Null => None,
+                other => Some(format!("{other:?}").into_bytes()),
+            };
+            let rows = q.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    bytes(r.get(1)?).unwrap_or_default(),
+                    bytes(r.get(2)?).unwrap_or_default(),
+                    bytes(r.get(3)?),
+                ))
+            })?;
+            for row in rows {
+                let (seq, body, hash, mac) = row?;
+                // A hash or MAC of the wrong length (an edited row) is read as one that
+                // cannot verify, so `audit::verify` names the event rather than the read
+                // failing.
+                let lenient = |b: Vec<u8>| hash_of(b).unwrap_or([0xff; 32]);
+                log.events.push(AuditRecord {
+                    seq: seq as u64,
+                    body,
+                    hash: lenient(hash),
+                    mac: mac.map(lenient),
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(log)
+    }
+
     fn check_integrity(&self) -> StoreResult<()> {
         let conn = self.lock()?;
         let verdict: String = conn
@@ -701,6 +974,17 @@ mod tests {
         let first = SqliteStore::create(&path, vec![]).unwrap();
         let second = SqliteStore::open(&path).unwrap();
         crate::store::contract::run(&first, &second);
+    }
+
+    #[test]
+    fn sqlite_store_keeps_the_audit_trail_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let first = SqliteStore::create(&path, vec![]).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        crate::store::contract::audit(&first, &second);
+        let restored = SqliteStore::create(&dir.path().join("r.db"), vec![]).unwrap();
+        crate::store::contract::audit_restore(&restored);
     }
 
     #[test]

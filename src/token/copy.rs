@@ -3,17 +3,21 @@
 //!
 //! Records travel as they are: sealed parts stay sealed (no PIN is asked and nothing is
 //! unsealed), and record authentication binds a record to its token's serial and uid,
-//! both kept, so the copy opens and authenticates exactly as the source does. The copy is
-//! written in one transaction, then read back and compared with what was read from the
-//! source (metadata, PIN records, every object's bytes and every lookup key); a copy
-//! that does not compare equal is deleted again. This module must not change the source
+//! both kept, so the copy opens and authenticates exactly as the source does. The audit
+//! trail travels the same way: every event with its stored chain hash and MAC, the
+//! checkpoint and the anchor, nothing recomputed (the MACs are under a subkey of the
+//! master key, which travels sealed in the PIN records), so the copy verifies exactly
+//! as the source does and a moved token keeps its history. The copy is written in one
+//! transaction, then read back and compared with what was read from the source
+//! (metadata, PIN records, every object's bytes and every lookup key, the whole trail);
+//! a copy that does not compare equal is deleted again. This module must not change the source
 //! and must not leave a destination token that was not verified.
 
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result, StoreError};
 use crate::object::{index, Object};
-use crate::store::{Backend, Change, ObjectRecord, Scope, Snapshot, Store};
+use crate::store::{AuditLog, Backend, Change, ObjectRecord, Scope, Snapshot, Store};
 
 use super::{META_OBJECT_INDEX, META_SLOT_ID};
 
@@ -24,6 +28,8 @@ pub struct Copied {
     pub slot_id: u64,
     pub objects: usize,
     pub pins: usize,
+    /// Audit events copied (after the checkpoint, when the trail was pruned).
+    pub events: usize,
     /// Where the copy was read from and written to (never a password).
     pub from: String,
     pub to: String,
@@ -41,7 +47,17 @@ pub fn copy_token(
 ) -> Result<Copied> {
     let (source, from_place) = from.open(serial)?;
     source.check_integrity()?;
+    // The trail is read before and after the records: an event committed in between
+    // (with its change) would leave the copy with a change and no event, or the reverse.
+    let trail = source.audit_log()?;
     let snapshot = source.read(0, 0, Scope::All)?;
+    if !same_trail(&trail, &source.audit_log()?) {
+        return Err(Error::Config(
+            "the token changed while it was read; stop the applications using it and copy \
+             again; nothing was copied"
+                .into(),
+        ));
+    }
     drop(source);
 
     let slot_id = match slot_id {
@@ -65,7 +81,11 @@ pub fn copy_token(
         }
     }
 
-    let initial = initial_changes(&snapshot, slot_id)?;
+    let mut initial = initial_changes(&snapshot, slot_id)?;
+    let events = trail.events.len();
+    if events != 0 || trail.checkpoint.is_some() || trail.anchor.is_some() {
+        initial.push(Change::RestoreAudit(Box::new(trail)));
+    }
     let (dest, to_place) = to.create(serial, initial.clone())?;
     let verified = verify(dest.as_ref(), &initial);
     drop(dest);
@@ -83,6 +103,7 @@ pub fn copy_token(
         slot_id,
         objects: snapshot.objects.len(),
         pins: snapshot.pins.len(),
+        events,
         from: from_place,
         to: to_place,
     })
@@ -143,6 +164,7 @@ fn verify(dest: &dyn Store, written: &[Change]) -> std::result::Result<(), Strin
     let mut meta = 0;
     let mut pins = 0;
     let mut objects = 0;
+    let mut restored = None;
     for change in written {
         match change {
             Change::PutMeta(name, value) => {
@@ -175,13 +197,25 @@ fn verify(dest: &dyn Store, written: &[Change]) -> std::result::Result<(), Strin
                     }
                 }
             }
+            Change::RestoreAudit(trail) => {
+                restored = Some(trail);
+            }
             _ => return Err("unexpected change in a copy".to_string()),
         }
     }
     if back.meta.len() != meta || back.pins.len() != pins || back.objects.len() != objects {
         return Err("the copy holds records its source does not".to_string());
     }
+    let copied = dest.audit_log().map_err(|e| e.to_string())?;
+    if !same_trail(restored.map_or(&AuditLog::default(), |t| &**t), &copied) {
+        return Err("the audit trail differs".to_string());
+    }
     Ok(())
+}
+
+/// The same checkpoint, anchor and events, byte for byte.
+fn same_trail(a: &AuditLog, b: &AuditLog) -> bool {
+    a.checkpoint == b.checkpoint && a.anchor == b.anchor && a.events == b.events
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -191,8 +225,9 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::audit::link;
     use crate::store::memory::MemoryStore;
-    use crate::store::{PinRecord, PinRole, RecordIndex};
+    use crate::store::{AuditCheckpoint, AuditRecord, AuditSeal, PinRecord, PinRole, RecordIndex};
 
     fn record(uid: u8, plain: &[u8]) -> ObjectRecord {
         ObjectRecord {
@@ -219,7 +254,36 @@ mod tests {
             ),
             Change::PutObject(record(1, b"one")),
             Change::PutObject(record(2, b"two")),
+            Change::RestoreAudit(Box::new(trail())),
         ]
+    }
+
+    /// A trail of two events, the first sealed, as a source store holds it.
+    fn trail() -> AuditLog {
+        let h1 = link(&[0; 32], 1, b"first");
+        let h2 = link(&h1, 2, b"second");
+        AuditLog {
+            checkpoint: None,
+            anchor: Some(AuditCheckpoint {
+                seq: 1,
+                hash: h1,
+                mac: [1; 32],
+            }),
+            events: vec![
+                AuditRecord {
+                    seq: 1,
+                    body: b"first".to_vec(),
+                    hash: h1,
+                    mac: Some([2; 32]),
+                },
+                AuditRecord {
+                    seq: 2,
+                    body: b"second".to_vec(),
+                    hash: h2,
+                    mac: None,
+                },
+            ],
+        }
     }
 
     #[test]
@@ -263,6 +327,17 @@ mod tests {
             (
                 vec![Change::PutObject(record(3, b"stray"))],
                 "holds records its source does not",
+            ),
+            (
+                vec![Change::AppendEvent(b"third".to_vec())],
+                "audit trail differs",
+            ),
+            (
+                vec![Change::SealAudit(AuditSeal {
+                    seq: 2,
+                    mac: [3; 32],
+                })],
+                "audit trail differs",
             ),
         ];
         for (change, says) in differences {

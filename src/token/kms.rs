@@ -24,6 +24,7 @@ use crate::crypto::pkcs8::{self, KeyAlgorithm, PrivateKeyInfo};
 use crate::crypto::rsa::{bit_len, RsaComponents};
 use crate::crypto::sm;
 use crate::error::{Error, Result};
+use crate::kms::audit::{AuditEvent, Operation};
 use crate::kms::import::{ImportToken, WrappingAlgorithm, WrappingKeySpec};
 use crate::kms::key::{KeyId, KeySpec, KeyState, KeyUsage, Origin};
 use crate::kms::lifecycle::{self, Event};
@@ -399,6 +400,7 @@ impl Token {
         &self,
         changed: Vec<(ObjectHandle, Owner, Object)>,
         removed: Vec<Object>,
+        events: Vec<AuditEvent>,
     ) -> Result<()> {
         let master = self.master();
         let mut changes = Vec::new();
@@ -411,7 +413,7 @@ impl Token {
         }
         changes.extend(removed.iter().map(|o| Change::RemoveObject(o.uid)));
         if !changes.is_empty() {
-            self.commit(changes)?;
+            self.commit_with_events(changes, events)?;
         }
         let mut table = self.objects.write();
         for (handle, owner, object) in changed {
@@ -425,7 +427,29 @@ impl Token {
     /// `C_SetAttributeValue` of `CKA_KMSHSM_KEY_STATE`: Enable/DisableKey,
     /// DeleteKeyMaterial (PendingImport) and ScheduleKeyDeletion (PendingDeletion),
     /// applied to every object of the key at once.
+    /// A refusal by the key model of a token key's change is recorded in the audit trail.
     pub(super) fn change_state(&self, caller: Caller, object: &Object, wanted: u64) -> Result<()> {
+        let result = self.change_state_decided(caller, object, wanted);
+        if let (Err(Error::Kms(e)), Some(id), Some(state), Some(wanted)) = (
+            &result,
+            object.bytes(KEY_ID),
+            state_of(object),
+            KeyState::from_code(wanted),
+        ) {
+            if object.is_token() {
+                let operation = Operation::of(crate::kms::decide::event_for(state, wanted));
+                self.record_refusal(
+                    self.event(operation)
+                        .key(id)
+                        .material(object.bytes(MATERIAL_FINGERPRINT))
+                        .refused(e),
+                );
+            }
+        }
+        result
+    }
+
+    fn change_state_decided(&self, caller: Caller, object: &Object, wanted: u64) -> Result<()> {
         let wanted = KeyState::from_code(wanted).ok_or(Error::AttributeValueInvalid)?;
         let (Some(origin), Some(state), Some(id)) =
             (origin_of(object), state_of(object), object.bytes(KEY_ID))
@@ -492,7 +516,8 @@ impl Token {
         // Session objects are dropped from the table directly; token ones through the store.
         let (token_removed, session_removed): (Vec<_>, Vec<_>) =
             removed.into_iter().partition(|o| o.is_token());
-        self.publish(changed, token_removed)?;
+        let purged = self.purge_events(&token_removed);
+        self.publish(changed, token_removed, purged)?;
         // Rewriting a key's records authenticates them, which needs the master key: a
         // process that is not logged in leaves expired material to the next one that is
         // (every use already refuses it by its expiry, `check_expiry`), and a login
@@ -514,6 +539,28 @@ impl Token {
             .unwrap_or(i64::MAX);
         table.set_next_deadline(next);
         Ok(())
+    }
+}
+
+impl Token {
+    /// `PurgeWrappingKey` once per import wrapping pair among `removed` (named by its
+    /// private half, or by the public one when the private half was destroyed before).
+    fn purge_events(&self, removed: &[Object]) -> Vec<AuditEvent> {
+        removed
+            .iter()
+            .filter(|o| {
+                o.class == CKO_PRIVATE_KEY
+                    || !removed.iter().any(|p| {
+                        p.class == CKO_PRIVATE_KEY
+                            && p.bytes(IMPORT_TARGET) == o.bytes(IMPORT_TARGET)
+                    })
+            })
+            .map(|o| {
+                self.event(Operation::PurgeWrappingKey)
+                    .key(o.bytes(IMPORT_TARGET).unwrap_or(&[]))
+                    .object(&o.uid)
+            })
+            .collect()
     }
 }
 

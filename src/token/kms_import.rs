@@ -17,6 +17,7 @@ use cryptoki_sys::*;
 
 use super::*;
 use crate::crypto::pkcs8::encode_spki;
+use crate::kms::audit::Operation;
 use crate::kms::{byok, decide};
 use crate::mechanism::{GeneratedPair, KeyRequest, WrappedLen};
 use crate::object::key::Material;
@@ -45,7 +46,35 @@ impl Token {
 
     /// GetParametersForImport: a wrapping key pair bound to the target in the private
     /// template. Called by `generate_key_pair` when `CKA_KMSHSM_IMPORT_TARGET` is given.
+    /// A refusal by the key model is recorded in the audit trail (the pair's creation
+    /// is recorded with it, by `insert_all`).
     pub(in crate::token) fn generate_import_parameters(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        public_template: &[RawAttribute],
+        private_template: &[RawAttribute],
+    ) -> Result<(ObjectHandle, ObjectHandle)> {
+        let result = self.make_import_parameters(caller, mech, public_template, private_template);
+        if let Err(Error::Kms(e)) = &result {
+            let target = template::parse(private_template)
+                .ok()
+                .and_then(|g| {
+                    g.get(&IMPORT_TARGET)
+                        .and_then(Value::as_bytes)
+                        .map(<[u8]>::to_vec)
+                })
+                .unwrap_or_default();
+            self.record_refusal(
+                self.event(Operation::GetParametersForImport)
+                    .key(&target)
+                    .refused(e),
+            );
+        }
+        result
+    }
+
+    fn make_import_parameters(
         &self,
         caller: Caller,
         mech: &MechanismArg,
@@ -260,8 +289,38 @@ impl Token {
         }
     }
 
-    /// ImportKeyMaterial: `C_UnwrapKey` with an import wrapping key.
+    /// ImportKeyMaterial: `C_UnwrapKey` with an import wrapping key. A refusal by the
+    /// key model is recorded in the audit trail with the material the key is bound to,
+    /// never an identifier of the material offered: a refusal of material that does
+    /// not unwrap and one of other material must read the same (the implicit rejection
+    /// of PKCS#1 v1.5, below), and the offered material's identifier would tell them
+    /// apart.
     pub(in crate::token) fn import_material(
+        &self,
+        caller: Caller,
+        mech: &MechanismArg,
+        wrapping: &Object,
+        wrapped: &[u8],
+        template: &[RawAttribute],
+    ) -> Result<ObjectHandle> {
+        let result = self.import_decided(caller, mech, wrapping, wrapped, template);
+        if let Err(Error::Kms(e)) = &result {
+            let target = wrapping.bytes(IMPORT_TARGET).unwrap_or(&[]);
+            let bound = KeyId::from_bytes(target)
+                .ok()
+                .and_then(|id| self.target(&id).ok())
+                .and_then(|(_, main)| main.bytes(MATERIAL_FINGERPRINT).map(<[u8]>::to_vec));
+            self.record_refusal(
+                self.event(Operation::ImportKeyMaterial)
+                    .key(target)
+                    .material(bound.as_deref())
+                    .refused(e),
+            );
+        }
+        result
+    }
+
+    fn import_decided(
         &self,
         caller: Caller,
         mech: &MechanismArg,
@@ -401,7 +460,11 @@ impl Token {
             if main.class == CKO_PRIVATE_KEY && !current.iter().any(|o| o.class == CKO_PUBLIC_KEY) {
                 next.push(self.public_half(main, &imported, common)?);
             }
-            Ok(next)
+            let event = self
+                .event(Operation::ImportKeyMaterial)
+                .key(&key_id)
+                .material(Some(&fingerprint));
+            Ok((next, vec![event]))
         })?;
         if expiry != 0 {
             self.objects.write().note_deadline(expiry as i64);

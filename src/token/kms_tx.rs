@@ -7,6 +7,8 @@
 //!
 //! A key whose main object is a session object lives in this process only; its
 //! decisions are serialised by `Token::kms_decisions` and made on the cached objects.
+//! Each decision names its audit event, written in the same transaction when the
+//! decision writes token records (`kms::audit`; docs/audit.md).
 //! This module must not hold rules of its own: it maps objects to facts and back.
 
 use std::collections::BTreeMap;
@@ -14,11 +16,17 @@ use std::sync::Arc;
 
 use super::*;
 use crate::error::StoreError;
+use crate::kms::audit::{AuditEvent, Operation};
 use crate::kms::decide::{self, KeyFacts};
 use crate::object::index;
 use crate::object::table::SessionHandle;
+use crate::store::audit as trail;
 use crate::store::seal::MasterKey;
 use crate::store::ObjectUid;
+
+/// What a decision on a key's objects answers: their next versions (or new objects),
+/// and the audit events that record the change.
+pub(super) type Decided = (Vec<Object>, Vec<AuditEvent>);
 
 /// The label of the subkey material fingerprints are made under.
 pub(super) const FINGERPRINT_LABEL: &[u8] = b"kmshsm kms material fingerprint";
@@ -108,14 +116,15 @@ impl Token {
     }
 
     /// Runs `decide` on the current objects of KMS key `id` and writes the objects it
-    /// returns (new versions, or new objects) in the same store transaction; a refusal
-    /// writes nothing. Session objects of the key are decided on as cached and put into
+    /// returns (new versions, or new objects) in the same store transaction, with the
+    /// audit events it returns (when it writes token records); a refusal writes
+    /// nothing. Session objects of the key are decided on as cached and put into
     /// the table afterwards (new ones owned by the caller's session).
     pub(super) fn decide_on_key(
         &self,
         new_owner: Option<SessionHandle>,
         id: &[u8],
-        decide: &mut dyn FnMut(&[Object]) -> Result<Vec<Object>>,
+        decide: &mut dyn FnMut(&[Object]) -> Result<Decided>,
     ) -> Result<()> {
         let mut cached = self.key_objects(id)?;
         // Serialises this process's decisions on session objects, which no store
@@ -134,6 +143,7 @@ impl Token {
             .map(|(_, _, o)| Object::clone(o))
             .collect();
         let master = self.master();
+        let audit_key = master.as_deref().map(super::super::audit::audit_key);
         let key = index::lookup_key(KEY_ID, id);
         let mut outcome: Result<Vec<Object>> = Err(Error::Internal("no decision was made"));
         self.store.transact(&[], &[&key], &mut |loaded| {
@@ -146,12 +156,16 @@ impl Token {
                     }
                 }
                 current.extend(session.iter().cloned());
-                let next = decide(&current)?;
+                let (next, events) = decide(&current)?;
                 let mut changes = Vec::new();
                 for o in next.iter().filter(|o| o.is_token()) {
                     changes.push(Change::PutObject(
                         o.to_record(&self.serial, master.as_deref())?,
                     ));
+                }
+                if !changes.is_empty() {
+                    let bodies = events.iter().map(AuditEvent::encode).collect();
+                    changes.extend(trail::append(&loaded.audit, bodies, audit_key.as_deref()));
                 }
                 Ok((changes, next))
             };
@@ -206,7 +220,11 @@ impl Token {
             if let (Some(fp), None) = (next.bound, main.bytes(MATERIAL_FINGERPRINT)) {
                 values.push((MATERIAL_FINGERPRINT, Value::Bytes(fp.to_vec())));
             }
-            Ok(current
+            let audit = self
+                .event(Operation::of(event))
+                .key(id)
+                .material(next.bound.as_ref().map(|b| &b[..]));
+            let objects = current
                 .iter()
                 .map(|o| {
                     if event == Event::DeleteMaterial && o.class != CKO_PUBLIC_KEY {
@@ -215,7 +233,8 @@ impl Token {
                         o.with_plain(values.clone())
                     }
                 })
-                .collect())
+                .collect();
+            Ok((objects, vec![audit]))
         })
     }
 
@@ -228,10 +247,14 @@ impl Token {
             let main = main_of(current)?;
             let facts = facts_of(main, &self.serial, &secrets, false)?;
             let Some(next) = decide::expire(&facts, now) else {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), Vec::new()));
             };
             let values = vec![(KEY_STATE, ulong(next.state.code()))];
-            Ok(current
+            let audit = self
+                .event(Operation::KeyMaterialExpired)
+                .key(id)
+                .material(facts.bound.as_ref().map(|b| &b[..]));
+            let objects = current
                 .iter()
                 .map(|o| {
                     if o.class == CKO_PUBLIC_KEY {
@@ -240,7 +263,8 @@ impl Token {
                         o.wiped(values.clone())
                     }
                 })
-                .collect())
+                .collect();
+            Ok((objects, vec![audit]))
         })
     }
 }

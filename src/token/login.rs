@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::kms::audit::{AuditEvent, Operation};
 use crate::store::seal::{self, MasterKey, PinKdf};
 use crate::store::{Change, PinAttempt, PinRole};
 
@@ -59,7 +60,16 @@ impl Token {
     /// count checked against the token's limit and raised in one step), and the count is
     /// reset when the PIN was right: concurrent attempts, from any number of threads and
     /// processes, can never try more PINs than the limit.
-    pub(super) fn verify_pin(&self, role: PinRole, pin: &[u8]) -> Result<(MasterKey, PinFormat)> {
+    ///
+    /// A wrong PIN, and an attempt refused because the PIN is locked, are recorded in
+    /// the audit trail as refusals of `operation` (the one reaching the limit as
+    /// `PinLockout`), each in its own transaction after the attempt is settled.
+    pub(super) fn verify_pin(
+        &self,
+        role: PinRole,
+        pin: &[u8],
+        operation: Operation,
+    ) -> Result<(MasterKey, PinFormat)> {
         let not_set = || match role {
             PinRole::User => Error::UserPinNotInitialized,
             PinRole::So => Error::TokenNotRecognized,
@@ -69,7 +79,17 @@ impl Token {
         }
         // The attempt that reaches the limit still answers "incorrect" (§5.6); the next
         // one finds no attempt left and answers "locked".
-        self.reserve_pin_attempt(role)?;
+        let failures = match self.reserve_pin_attempt(role) {
+            Ok(n) => n,
+            Err(Error::PinLocked) => {
+                self.record_refusal(
+                    self.pin_event(operation, role, None)
+                        .refused_with("PinLocked", "the PIN is locked"),
+                );
+                return Err(Error::PinLocked);
+            }
+            Err(e) => return Err(e),
+        };
         // Publishes the count, and picks up a PIN changed elsewhere since the last read.
         let tried = self.sync().and_then(|()| {
             let record = self
@@ -99,6 +119,22 @@ impl Token {
         // than risk an uncounted one).
         self.store.settle_pin_attempt(role, tried.is_ok())?;
         self.sync()?;
+        if let Err(e) = &tried {
+            let limit = self.pin_limit();
+            let op = if limit != 0 && failures >= limit {
+                Operation::PinLockout
+            } else {
+                operation
+            };
+            let code = match e {
+                Error::PinIncorrect => "PinIncorrect",
+                _ => "InternalFailure",
+            };
+            self.record_refusal(
+                self.pin_event(op, role, Some(failures))
+                    .refused_with(code, &e.to_string()),
+            );
+        }
         let (master, format) = tried?;
         if role == PinRole::So {
             self.settle_pin_limit()?;
@@ -110,7 +146,8 @@ impl Token {
     /// by attempts still in flight (one of them may be right and reset the count): so
     /// concurrent right PINs do not lock each other out, and no more PINs than the
     /// limit are ever tried. The wait is bounded by the attempts' lease.
-    fn reserve_pin_attempt(&self, role: PinRole) -> Result<()> {
+    /// Answers the failure count including this attempt.
+    fn reserve_pin_attempt(&self, role: PinRole) -> Result<u32> {
         let started = Instant::now();
         let lease = Duration::from_secs(PIN_ATTEMPT_LEASE_SECS as u64);
         loop {
@@ -121,7 +158,7 @@ impl Token {
                 now,
                 now + PIN_ATTEMPT_LEASE_SECS,
             )? {
-                PinAttempt::Reserved(_) => return Ok(()),
+                PinAttempt::Reserved(n) => return Ok(n),
                 PinAttempt::Busy if started.elapsed() < lease => {
                     std::thread::sleep(BUSY_PAUSE);
                 }
@@ -148,9 +185,11 @@ impl Token {
         };
         self.check_can_login(role)?;
         self.refresh()?;
-        let (master, format) = self.verify_pin(role, pin)?;
+        let (master, format) = self.verify_pin(role, pin, Operation::Login)?;
         // A token from before authenticated records is adopted before anything is used.
         self.settle_record_format(role, pin, &master, format)?;
+        // Authenticates what was appended without the key (failed logins, sweeps).
+        self.seal_audit_head(&master)?;
         {
             // Re-check under the locks: another thread may have logged in meanwhile.
             let sessions = self.sessions.lock();
@@ -174,7 +213,8 @@ impl Token {
             return Err(Error::UserNotLoggedIn);
         }
         self.refresh()?;
-        self.verify_pin(PinRole::User, pin).map(|_| ())
+        self.verify_pin(PinRole::User, pin, Operation::Login)
+            .map(|_| ())
     }
 
     fn check_can_login(&self, role: PinRole) -> Result<()> {
@@ -243,7 +283,8 @@ impl Token {
             pin,
             &self.shared.config,
         )?;
-        self.commit(vec![Change::PutPin(PinRole::User, record)])
+        let event = self.pin_event(Operation::InitPin, PinRole::User, None);
+        self.commit_with_events(vec![Change::PutPin(PinRole::User, record)], vec![event])
     }
 
     /// `C_SetPIN`: changes the SO PIN when the SO is logged in, the user PIN otherwise.
@@ -258,10 +299,29 @@ impl Token {
         };
         check_pin_len(new)?;
         self.refresh()?;
-        let (master, format) = self.verify_pin(role, old)?;
+        let (master, format) = self.verify_pin(role, old, Operation::SetPin)?;
         // The new record is in the current format: adopt a legacy token first.
         self.settle_record_format(role, old, &master, format)?;
         let record = Token::pin_record(&master, &self.serial, role, new, &self.shared.config)?;
-        self.commit(vec![Change::PutPin(role, record)])
+        let event = self.pin_event(Operation::SetPin, role, None);
+        self.commit_with_events_under(
+            vec![Change::PutPin(role, record)],
+            vec![event],
+            Some(&super::audit::audit_key(&master)),
+        )
+    }
+
+    /// An event about the PIN of `role` (never the PIN itself).
+    fn pin_event(&self, operation: Operation, role: PinRole, failures: Option<u32>) -> AuditEvent {
+        let mut event = self.event(operation);
+        event.role = Some(
+            match role {
+                PinRole::So => "SO",
+                PinRole::User => "User",
+            }
+            .into(),
+        );
+        event.pin_failures = failures;
+        event
     }
 }

@@ -7,6 +7,7 @@
 //! re-reading the store (persist, then publish). This module must not see raw pointers
 //! or `CK_RV`s.
 
+mod audit;
 mod authority;
 pub mod copy;
 mod derive;
@@ -24,6 +25,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
 use crate::error::{Error, Result, StoreError};
+use crate::kms::audit::{AuditEvent, Operation};
 use crate::kms::clock::Clock;
 use crate::object::table::{HandleSource, ObjectTable, SessionHandle};
 use crate::object::{index, Object};
@@ -32,6 +34,7 @@ use crate::store::seal::{self, MasterKey, PinKdf};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Backend, Change, ObjectUid, PinRecord, PinRole, Scope, Snapshot, Store};
 
+pub use audit::{Trail, TrailEntry};
 pub use login::{LoggedIn, UserKind};
 pub use objects::Caller;
 
@@ -192,21 +195,27 @@ impl Token {
         check_pin_len(so_pin)?;
         let master = MasterKey::generate()?;
         let so = Token::pin_record(&master, serial, PinRole::So, so_pin, &shared.config)?;
-        let (store, location) = backend.create(
-            serial,
-            vec![
-                Change::PutMeta(META_SERIAL.into(), serial.as_bytes().to_vec()),
-                Change::PutMeta(META_SLOT_ID.into(), slot_id.to_string().into_bytes()),
-                Change::PutMeta(META_LABEL.into(), label.to_vec()),
-                Change::PutMeta(META_OBJECT_INDEX.into(), index::VERSION.to_vec()),
-                Change::PutMeta(
-                    META_RECORD_AUTH.into(),
-                    records::record_auth_marker(&master, serial),
-                ),
-                pin_limit_meta(shared.config.max_pin_failures),
-                Change::PutPin(PinRole::So, so),
-            ],
-        )?;
+        let mut initial = vec![
+            Change::PutMeta(META_SERIAL.into(), serial.as_bytes().to_vec()),
+            Change::PutMeta(META_SLOT_ID.into(), slot_id.to_string().into_bytes()),
+            Change::PutMeta(META_LABEL.into(), label.to_vec()),
+            Change::PutMeta(META_OBJECT_INDEX.into(), index::VERSION.to_vec()),
+            Change::PutMeta(
+                META_RECORD_AUTH.into(),
+                records::record_auth_marker(&master, serial),
+            ),
+            pin_limit_meta(shared.config.max_pin_failures),
+            Change::PutPin(PinRole::So, so),
+        ];
+        // The first event of every token, authenticated under its first master key.
+        let mut init = AuditEvent::new(shared.clock.now(), serial, Operation::InitToken);
+        init.role = Some("SO".into());
+        initial.extend(crate::store::audit::append(
+            &Default::default(),
+            vec![init.encode()],
+            Some(&audit::audit_key(&master)),
+        ));
+        let (store, location) = backend.create(serial, initial)?;
         let snap = store.read(0, 0, Scope::Changes)?;
         Token::assemble(location, slot_id, serial.to_string(), store, &snap, shared)
     }
@@ -388,7 +397,7 @@ impl Token {
             return Err(Error::SessionExists);
         }
         self.refresh()?;
-        self.verify_pin(PinRole::So, so_pin)?;
+        let (old, _) = self.verify_pin(PinRole::So, so_pin, Operation::InitToken)?;
         let master = MasterKey::generate()?;
         let so = Token::pin_record(
             &master,
@@ -397,16 +406,24 @@ impl Token {
             so_pin,
             &self.shared.config,
         )?;
-        self.commit(vec![
-            Change::Wipe,
-            Change::PutMeta(META_LABEL.into(), label.to_vec()),
-            Change::PutMeta(
-                META_RECORD_AUTH.into(),
-                records::record_auth_marker(&master, &self.serial),
-            ),
-            pin_limit_meta(self.shared.config.max_pin_failures),
-            Change::PutPin(PinRole::So, so),
-        ])?;
+        let mut init = self.event(Operation::InitToken);
+        init.role = Some("SO".into());
+        // The wipe keeps the audit trail; it is carried over to the new master key.
+        self.commit_rekeyed(
+            &old,
+            &master,
+            vec![
+                Change::Wipe,
+                Change::PutMeta(META_LABEL.into(), label.to_vec()),
+                Change::PutMeta(
+                    META_RECORD_AUTH.into(),
+                    records::record_auth_marker(&master, &self.serial),
+                ),
+                pin_limit_meta(self.shared.config.max_pin_failures),
+                Change::PutPin(PinRole::So, so),
+            ],
+            init,
+        )?;
         self.login.lock().clear();
         self.objects.write().remove_session_objects(None);
         Ok(())

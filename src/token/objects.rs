@@ -97,7 +97,8 @@ impl Token {
             ));
         }
         if !changes.is_empty() {
-            self.commit(changes)?;
+            let events = self.creation_events(&objects);
+            self.commit_with_events(changes, events)?;
         }
         let mut table = self.objects.write();
         objects
@@ -147,7 +148,13 @@ impl Token {
         let entry = self.entry(handle)?;
         self.authorise_destroy(caller, &entry)?;
         match entry.owner {
-            Owner::Token => self.commit(vec![Change::RemoveObject(entry.object.uid)]),
+            Owner::Token => {
+                let event = self.destruction_event(&entry.object);
+                self.commit_with_events(
+                    vec![Change::RemoveObject(entry.object.uid)],
+                    event.into_iter().collect(),
+                )
+            }
             Owner::Session(_) => {
                 self.objects.write().remove_session_object(handle);
                 Ok(())

@@ -17,6 +17,7 @@
 
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod hostile;
 pub mod kms;
 pub mod material;

@@ -426,6 +426,30 @@ impl Cluster {
         .stdout
     }
 
+    /// Runs `sql` (one or more statements, in one transaction) in database `db` as the
+    /// owner, answering what it prints: unaligned rows, `|` between columns.
+    pub fn sql(&self, db: &str, sql: &str) -> String {
+        let out = self.run_ok(
+            &bin("psql"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                USER,
+                "-d",
+                db,
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Asks the server to write everything to its data files (`CHECKPOINT`).
     pub fn checkpoint(&self) {
         self.run_ok(

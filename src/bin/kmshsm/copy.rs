@@ -78,6 +78,7 @@ pub fn run(
             "SlotId": copied.slot_id,
             "Objects": copied.objects,
             "PinRecords": copied.pins,
+            "AuditEvents": copied.events,
             "From": copied.from,
             "To": copied.to,
             "Verified": true,

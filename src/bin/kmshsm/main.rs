@@ -6,6 +6,7 @@
 #![allow(clippy::unnecessary_cast)]
 
 mod attrs;
+mod audit;
 mod client;
 mod copy;
 mod time;
@@ -174,6 +175,11 @@ enum Command {
         #[arg(long)]
         slot_id: Option<u64>,
     },
+    /// The token's audit trail of the key lifecycle (docs/audit.md).
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Builds EncryptedKeyMaterial locally (no token needed).
     WrapKeyMaterial {
         /// The wrapping public key: base64 DER SubjectPublicKeyInfo (GetParametersForImport's PublicKey).
@@ -185,6 +191,39 @@ enum Command {
         #[arg(long)]
         key_material_file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// The events, one per line (oldest first).
+    List {
+        #[arg(long)]
+        key_id: Option<String>,
+        /// Unix seconds or 2026-01-31T12:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// Unix seconds or 2026-01-31T12:00:00Z.
+        #[arg(long)]
+        until: Option<String>,
+        /// JSON lines, one object per event.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Checks the hash chain and every MAC; exits non-zero naming the first bad event.
+    Verify,
+    /// Removes events older than the retention (the configuration's
+    /// audit_retention_days, or --older-than-days), leaving an authenticated checkpoint.
+    Prune {
+        #[arg(long)]
+        older_than_days: Option<u32>,
+    },
+}
+
+/// What a command prints.
+enum Printed {
+    Json(Value),
+    /// Text as is (JSON lines, or the text listing).
+    Text(String),
 }
 
 /// A command-line failure with its kms-docs error code.
@@ -294,7 +333,7 @@ fn open(cli: &Cli) -> Result<Client, Failure> {
     })
 }
 
-fn run(cli: &Cli) -> Result<Value, Failure> {
+fn run(cli: &Cli) -> Result<Printed, Failure> {
     if let Command::WrapKeyMaterial {
         public_key,
         wrapping_algorithm,
@@ -309,7 +348,9 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
         let material = std::fs::read(key_material_file)
             .map_err(|e| invalid(format!("cannot read {}: {e}", key_material_file.display())))?;
         let wrapped = wrap::wrap(&b64(public_key, "PublicKey")?, alg, &material)?;
-        return Ok(json!({ "EncryptedKeyMaterial": B64.encode(wrapped) }));
+        return Ok(Printed::Json(
+            json!({ "EncryptedKeyMaterial": B64.encode(wrapped) }),
+        ));
     }
     if let Command::CopyToken {
         serial,
@@ -319,9 +360,31 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
     } = &cli.command
     {
         let config = Config::load(cli.config.as_deref())?;
-        return copy::run(&config, serial.as_deref(), from.as_deref(), to, *slot_id);
+        return copy::run(&config, serial.as_deref(), from.as_deref(), to, *slot_id)
+            .map(Printed::Json);
     }
     let client = open(cli)?;
+    if let Command::Audit { action } = &cli.command {
+        return match action {
+            AuditAction::List {
+                key_id,
+                since,
+                until,
+                json,
+            } => {
+                let filter = audit::Filter {
+                    key_id: key_id.clone(),
+                    since: since.as_deref().map(audit::parse_time).transpose()?,
+                    until: until.as_deref().map(audit::parse_time).transpose()?,
+                };
+                Ok(Printed::Text(audit::list(&client, &filter, *json)?))
+            }
+            AuditAction::Verify => audit::verify(&client).map(Printed::Json),
+            AuditAction::Prune { older_than_days } => {
+                audit::prune(&client, *older_than_days).map(Printed::Json)
+            }
+        };
+    }
     let id = request_id();
     let out = match &cli.command {
         Command::CreateKey {
@@ -488,18 +551,22 @@ fn run(cli: &Cli) -> Result<Value, Failure> {
             )?;
             json!({ "KeyId": key_id, "Value": ok, "RequestId": id })
         }
-        Command::WrapKeyMaterial { .. } | Command::CopyToken { .. } => {
+        Command::WrapKeyMaterial { .. } | Command::CopyToken { .. } | Command::Audit { .. } => {
             return Err(invalid("unreachable"))
         }
     };
-    Ok(out)
+    Ok(Printed::Json(out))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
-        Ok(out) => {
+        Ok(Printed::Json(out)) => {
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(Printed::Text(text)) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(f) => {

@@ -17,10 +17,43 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Socket, Statement};
 
-use super::records::Failure;
 use crate::config::{ChangeCheck, PostgresConfig, StoreUrl};
 use crate::error::StoreError;
 use crate::store::StoreResult;
+
+pub(super) type PgResult<T> = Result<T, Failure>;
+
+/// A failure of a round trip: the client's or the server's, no answer within the
+/// deadline, or a record that did not decode.
+#[derive(Debug)]
+pub(super) enum Failure {
+    Pg(tokio_postgres::Error),
+    Timeout,
+    Store(StoreError),
+}
+
+impl Failure {
+    /// The connection is gone or cannot be trusted any more.
+    pub(super) fn is_lost(&self) -> bool {
+        match self {
+            Failure::Pg(e) => connection_lost(e),
+            Failure::Timeout => true,
+            Failure::Store(_) => false,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::Pg(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
 
 /// How to reach the server; one per provider, shared by its tokens' stores.
 pub struct PgSettings {

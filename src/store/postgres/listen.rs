@@ -14,8 +14,8 @@ use std::time::Instant;
 use crate::error::StoreError;
 use crate::store::StoreResult;
 
+use super::conn::Failure;
 use super::conn::PgSettings;
-use super::records::Failure;
 use super::{channel, Inner, PgStore};
 
 /// The least time between attempts to start a listener that failed.

@@ -10,13 +10,15 @@
 //! Other hosts' commits are noticed through LISTEN/NOTIFY on a second connection, polled
 //! without blocking (`listen.rs`), with a `SELECT seq` round trip when no notification came for
 //! `check_interval_ms` or the listener was (re)connected; or by the round trip on every
-//! call (`change_check = "query"`).
+//! call (`change_check = "query"`). The audit trail (`audit.rs`) is appended in the
+//! same transactions, after the token's row is locked.
 //!
 //! No fork gate: PostgreSQL's client keeps no process-wide state that a child's own new
 //! connections would share, and a forked child abandons the parent's provider (and so
 //! these connections) without using or dropping it (`provider/fork.rs`). Nothing
 //! process-global holds a connection. This module must not interpret record contents.
 
+mod audit;
 mod conn;
 mod listen;
 mod pins;
@@ -30,11 +32,12 @@ use parking_lot::Mutex;
 
 use conn::Conn;
 pub use conn::PgSettings;
+use conn::{Failure, PgResult};
 use listen::Listener;
-use records::{Failure, PgResult};
 
 use super::{
-    Change, Due, Loaded, ObjectUid, PinAttempt, PinRole, Scope, Snapshot, Store, StoreResult,
+    AuditLog, Change, Due, Loaded, ObjectUid, PinAttempt, PinRole, Scope, Snapshot, Store,
+    StoreResult,
 };
 use crate::error::StoreError;
 use std::sync::Arc;
@@ -108,7 +111,7 @@ impl PgStore {
                 ))));
             };
             let token: i64 = row.get(0);
-            let seq = records::apply(&mut client, token, &writer, initial)?;
+            let seq = records::apply(&mut client, token, &writer, initial, None)?;
             committing = true;
             client.commit()?;
             Ok((token, seq))
@@ -296,6 +299,7 @@ impl Store for PgStore {
                 seq,
                 epoch,
                 objects,
+                audit: Default::default(),
             })
         })
     }
@@ -326,7 +330,7 @@ impl Store for PgStore {
         let seq = self.run(&mut inner, |c, committing| {
             let tx = c;
             tx.begin("")?;
-            let seq = records::apply(tx, token, writer, changes.clone())?;
+            let seq = records::apply(tx, token, writer, changes.clone(), None)?;
             *committing = true;
             tx.commit()?;
             Ok(seq)
@@ -364,12 +368,13 @@ impl Store for PgStore {
                 seq,
                 epoch,
                 objects: records::objects(tx, token, &wanted)?,
+                audit: audit::head(tx, token)?,
             };
             let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
                 // Dropping the transaction rolls it back; nothing was written.
                 return Ok(None);
             };
-            let seq = records::apply(tx, token, writer, changes)?;
+            let seq = records::apply(tx, token, writer, changes, Some(loaded.audit))?;
             *committing = true;
             tx.commit()?;
             Ok(Some(seq))
@@ -412,6 +417,12 @@ impl Store for PgStore {
             PgStore::committed(&mut inner, seq);
         }
         Ok(())
+    }
+
+    fn audit_log(&self) -> StoreResult<AuditLog> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        self.run(&mut inner, |c, _| audit::log(c, token))
     }
 
     fn check_integrity(&self) -> StoreResult<()> {

@@ -3,7 +3,8 @@
 //! not see PINs; it counts attempts.
 
 use super::conn::Conn;
-use super::records::{self, PgResult};
+use super::conn::PgResult;
+use super::records;
 use crate::error::StoreError;
 use crate::store::PinAttempt;
 

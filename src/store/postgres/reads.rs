@@ -4,7 +4,8 @@
 //! records.
 
 use super::conn::Conn;
-use super::records::{self, PgResult};
+use super::conn::PgResult;
+use super::records;
 use super::READ_ONLY;
 use crate::store::{Due, Scope, Snapshot};
 

@@ -4,43 +4,9 @@
 //! sequence number or `SELECT ... FOR UPDATE`), so the writers of one token take their
 //! locks in one order and never deadlock. This module must not interpret records.
 
-use super::conn::Conn;
+use super::conn::{Conn, PgResult};
 use crate::error::StoreError;
-use crate::store::{Change, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex};
-
-pub(super) type PgResult<T> = Result<T, Failure>;
-
-/// A failure of a round trip: the client's or the server's, no answer within the
-/// deadline, or a record that did not decode.
-#[derive(Debug)]
-pub(super) enum Failure {
-    Pg(tokio_postgres::Error),
-    Timeout,
-    Store(StoreError),
-}
-
-impl Failure {
-    /// The connection is gone or cannot be trusted any more.
-    pub(super) fn is_lost(&self) -> bool {
-        match self {
-            Failure::Pg(e) => super::conn::connection_lost(e),
-            Failure::Timeout => true,
-            Failure::Store(_) => false,
-        }
-    }
-}
-
-impl From<tokio_postgres::Error> for Failure {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Failure::Pg(e)
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::Store(e)
-    }
-}
+use crate::store::{AuditHead, Change, ObjectRecord, ObjectUid, PinRecord, PinRole, RecordIndex};
 
 pub(super) fn uid_of(bytes: Vec<u8>) -> Result<ObjectUid, StoreError> {
     bytes
@@ -151,15 +117,18 @@ fn put_index(tx: &mut Conn, token: i64, uid: &ObjectUid, index: &RecordIndex) ->
     Ok(())
 }
 
-/// Applies `changes` as one new sequence number; answers it.
+/// Applies `changes` as one new sequence number; answers it. `head` is the audit head
+/// when the caller read it in this transaction already (`transact`).
 pub(super) fn apply(
     tx: &mut Conn,
     token: i64,
     writer: &str,
     changes: Vec<Change>,
+    mut head: Option<AuditHead>,
 ) -> PgResult<i64> {
     let seq = bump(tx, token, writer)?;
-    for change in changes {
+    let mut changes = changes.into_iter().peekable();
+    while let Some(change) = changes.next() {
         match change {
             Change::PutMeta(name, value) => {
                 tx.execute(
@@ -227,6 +196,23 @@ pub(super) fn apply(
                     &[&token],
                 )?;
             }
+            Change::AppendEvent(_) => {
+                let prev = match head {
+                    Some(h) => h,
+                    None => super::audit::head(tx, token)?,
+                };
+                // The MAC of this very event, when it comes next, goes in with its row.
+                let seal = match changes.peek() {
+                    Some(Change::SealAudit(s)) if s.seq == prev.seq + 1 => {
+                        let mac = s.mac;
+                        changes.next();
+                        Some(mac)
+                    }
+                    _ => None,
+                };
+                head = super::audit::apply(tx, token, change, Some(prev), seal)?;
+            }
+            audit => head = super::audit::apply(tx, token, audit, head, None)?,
         }
     }
     Ok(seq)

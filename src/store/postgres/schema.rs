@@ -1,8 +1,9 @@
 //! The PostgreSQL schema: its tables (one set per database, shared by every token in
 //! it, each row carrying its token's id), its version, and making or checking it.
 //!
-//! Version 1 holds what SQLite's version 3 holds. A database with a newer version is
-//! refused, as is one holding some `kmshsm_` tables but no version row (not a store this
+//! Version 1 holds what SQLite's version 3 holds; version 2 adds the audit trail (what
+//! SQLite's version 4 adds), and a version 1 database is upgraded in place (its tokens'
+//! trails start empty). A database with a newer version is refused, as is one holding some `kmshsm_` tables but no version row (not a store this
 //! module made). Creation runs in one transaction under an advisory lock, so processes
 //! starting together make it once. This module must not interpret records.
 
@@ -11,11 +12,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::conn::{Conn, PgSettings};
-use super::records::{Failure, PgResult};
+use super::conn::{Failure, PgResult};
 use crate::error::StoreError;
 use crate::store::StoreResult;
 
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Taken (transaction-scoped) while the schema is made or upgraded: "kmshsm" in ASCII.
 const SCHEMA_LOCK: i64 = 0x6b6d_7368_736d;
@@ -47,6 +48,24 @@ CREATE INDEX kmshsm_lookup_by_uid ON kmshsm_lookup (token, uid);
 INSERT INTO kmshsm_version (id, version) VALUES (1, 1);
 ";
 
+/// Version 1's schema, for the upgrade test.
+#[cfg(test)]
+pub(super) const SCHEMA_V1_FOR_TESTS: &str = SCHEMA_V1;
+
+/// Version 1 → 2: the audit trail (`store::audit`): each token's events numbered by
+/// `seq`, with their chain hash and, when the writer held the audit key, the MAC of the
+/// head there; the checkpoint pruning leaves, and the anchor (one row per token each).
+const UPGRADE_V1_TO_V2: &str = "
+CREATE TABLE kmshsm_audit_events (token bigint NOT NULL REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             seq bigint NOT NULL, body bytea NOT NULL, hash bytea NOT NULL,
+                             mac bytea, PRIMARY KEY (token, seq));
+CREATE TABLE kmshsm_audit_checkpoint (token bigint PRIMARY KEY REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             seq bigint NOT NULL, hash bytea NOT NULL, mac bytea NOT NULL);
+CREATE TABLE kmshsm_audit_anchor (token bigint PRIMARY KEY REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             seq bigint NOT NULL, hash bytea NOT NULL, mac bytea NOT NULL);
+UPDATE kmshsm_version SET version = 2 WHERE id = 1;
+";
+
 /// The version row, if the table exists.
 fn version(c: &mut Conn) -> PgResult<Option<i32>> {
     let exists: bool = c
@@ -70,7 +89,7 @@ pub(super) fn ensure(settings: &PgSettings, c: &mut Conn) -> StoreResult<()> {
     match made {
         Ok(true) => {
             log::info!(
-                "made the kmshsm schema (version {SCHEMA_VERSION}) in {}",
+                "made or upgraded the kmshsm schema (version {SCHEMA_VERSION}) in {}",
                 settings.shown()
             );
             Ok(())
@@ -80,21 +99,28 @@ pub(super) fn ensure(settings: &PgSettings, c: &mut Conn) -> StoreResult<()> {
     }
 }
 
-/// Answers whether it made the schema.
+/// Answers whether it made (or upgraded) the schema.
 fn make_or_check(c: &mut Conn) -> PgResult<bool> {
     let check = |v: Option<i32>| match v {
         Some(SCHEMA_VERSION) => Ok(Some(false)),
+        // Older: upgraded below, under the lock.
+        Some(1) | None => Ok(None),
         Some(v) => Err(Failure::Store(StoreError::SchemaVersion(v.into()))),
-        None => Ok(None),
     };
     if let Some(made) = check(version(c)?)? {
         return Ok(made);
     }
     c.begin("")?;
     c.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-    // Another process may have made it while this one waited for the lock.
-    if let Some(made) = check(version(c)?)? {
+    // Another process may have made or upgraded it while this one waited for the lock.
+    let found = version(c)?;
+    if let Some(made) = check(found)? {
         return Ok(made);
+    }
+    if found == Some(1) {
+        c.batch_execute(UPGRADE_V1_TO_V2)?;
+        c.commit()?;
+        return Ok(true);
     }
     let strays: i64 = c
         .query_one(
@@ -109,6 +135,7 @@ fn make_or_check(c: &mut Conn) -> PgResult<bool> {
         )));
     }
     c.batch_execute(SCHEMA_V1)?;
+    c.batch_execute(UPGRADE_V1_TO_V2)?;
     c.commit()?;
     Ok(true)
 }

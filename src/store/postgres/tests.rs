@@ -42,6 +42,17 @@ fn postgres_store_meets_the_store_contract_in_both_change_check_modes() {
 }
 
 #[test]
+fn postgres_store_keeps_the_audit_trail_contract() {
+    let cluster = pg::Cluster::start();
+    let url = cluster.database("audit");
+    let (first, second) = pair(&settings(&url, ChangeCheck::Notify, 0), "audit");
+    crate::store::contract::audit(&first, &second);
+    let restored =
+        PgStore::create(settings(&url, ChangeCheck::Query, 100), "restored", vec![]).unwrap();
+    crate::store::contract::audit_restore(&restored);
+}
+
+#[test]
 fn racing_decisions_on_one_record_have_one_winner_across_connections() {
     let cluster = pg::Cluster::start();
     let s = settings(&cluster.database("race"), ChangeCheck::Notify, 100);
@@ -226,6 +237,45 @@ fn a_newer_schema_or_a_foreign_database_is_refused() {
         .unwrap();
     let e = PgStore::create(foreign, "t", vec![]).unwrap_err();
     assert!(e.to_string().contains("not a kmshsm store"), "{e}");
+}
+
+/// A database of schema version 1 (before the audit trail) is upgraded in place by the
+/// first handle that connects: its tokens keep their records and start an empty trail
+/// that records and verifies.
+#[test]
+fn a_version_1_database_is_upgraded_to_the_audit_trail() {
+    use crate::store::audit::{self, link};
+    let cluster = pg::Cluster::start();
+    let url = cluster.database("upgrade");
+    let s = settings(&url, ChangeCheck::Notify, 100);
+    let mut c = s.connect().unwrap();
+    c.batch_execute(&format!(
+        "{} INSERT INTO kmshsm_tokens (serial) VALUES ('old'); \
+         INSERT INTO kmshsm_meta (token, name, value) SELECT id, 'm', '\\x01' FROM kmshsm_tokens",
+        schema::SCHEMA_V1_FOR_TESTS
+    ))
+    .unwrap();
+    drop(c);
+    let store = PgStore::open(Arc::clone(&s), "old").unwrap();
+    store.check_integrity().unwrap();
+    assert_eq!(
+        store.read(0, 0, Scope::All).unwrap().meta.get("m"),
+        Some(&vec![1])
+    );
+    assert!(store.audit_log().unwrap().events.is_empty());
+    const KEY: [u8; 32] = [6; 32];
+    store
+        .transact(&[], &[], &mut |loaded| {
+            Some(audit::append(
+                &loaded.audit,
+                vec![b"first".to_vec()],
+                Some(&KEY),
+            ))
+        })
+        .unwrap();
+    let log = PgStore::open(s, "old").unwrap().audit_log().unwrap();
+    assert_eq!(log.events[0].hash, link(&[0; 32], 1, b"first"));
+    assert_eq!(audit::verify(&log, &KEY).unwrap().authenticated_through, 1);
 }
 
 /// A peer that accepts the TCP connection and never answers: connecting gives up at the

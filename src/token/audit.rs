@@ -1,0 +1,288 @@
+//! The token's audit trail (docs/audit.md): each lifecycle change is committed together
+//! with its event (`commit_with_events`, and `kms_tx.rs` inside its decision), a refusal
+//! alone in its own small transaction (`record_refusal`), and the head is authenticated
+//! under the audit key (a subkey of the master key) whenever the writer is logged in,
+//! and at every login (`seal_audit_head`). Reading and verifying the trail, and pruning
+//! it to a checkpoint, need a login.
+//!
+//! Events are made by the callers with `kms::audit`; this module only carries them into
+//! the store. It must never put material, a PIN or a secret into an event.
+
+use zeroize::Zeroizing;
+
+use cryptoki_sys::{CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY};
+
+use crate::error::{Error, Result};
+use crate::kms::audit::{AuditEvent, Operation};
+use crate::object::policy::{IMPORT_TARGET, KEY_ID, MATERIAL_FINGERPRINT};
+use crate::object::Object;
+use crate::store::audit::{self, head_mac, AuditLog, Broken, Verified};
+use crate::store::seal::MasterKey;
+use crate::store::{AuditCheckpoint, AuditHead, Change};
+
+use super::{LoggedIn, Token};
+
+/// The label of the audit key under the master key.
+const AUDIT_LABEL: &[u8] = b"kmshsm audit trail";
+/// How many times a re-initialisation re-reads a trail that grew while it verified it.
+const REKEY_ATTEMPTS: usize = 8;
+
+/// The audit key of a master key.
+pub(super) fn audit_key(master: &MasterKey) -> Zeroizing<[u8; 32]> {
+    master.derive(AUDIT_LABEL)
+}
+
+/// One event as read back: its number, what it says (`None`: not an event this build
+/// can read), and whether a MAC at or after it vouches for it.
+#[derive(Debug, Clone)]
+pub struct TrailEntry {
+    pub seq: u64,
+    pub event: Option<AuditEvent>,
+    pub authenticated: bool,
+}
+
+/// The whole trail and the verdict on it.
+#[derive(Debug)]
+pub struct Trail {
+    pub entries: Vec<TrailEntry>,
+    pub verdict: std::result::Result<Verified, Broken>,
+}
+
+impl Token {
+    /// A successful `operation` now, by this process, on this token.
+    pub(super) fn event(&self, operation: Operation) -> AuditEvent {
+        AuditEvent::new(self.now(), &self.serial, operation)
+    }
+
+    /// The audit key, when this application is logged in.
+    pub(super) fn current_audit_key(&self) -> Option<Zeroizing<[u8; 32]>> {
+        self.master().map(|m| audit_key(&m))
+    }
+
+    /// Commits `changes` and `events` in one store transaction (the events chained after
+    /// the head read in it, and sealed when logged in), then publishes.
+    pub(super) fn commit_with_events(
+        &self,
+        changes: Vec<Change>,
+        events: Vec<AuditEvent>,
+    ) -> Result<()> {
+        self.commit_with_events_under(changes, events, self.current_audit_key().as_deref())
+    }
+
+    /// `commit_with_events`, sealed under `key` (the audit key of a master key the
+    /// caller holds without being logged in, as `C_SetPIN` does) or not at all.
+    pub(super) fn commit_with_events_under(
+        &self,
+        changes: Vec<Change>,
+        events: Vec<AuditEvent>,
+        key: Option<&[u8; 32]>,
+    ) -> Result<()> {
+        if events.is_empty() {
+            return self.commit(changes);
+        }
+        let bodies: Vec<Vec<u8>> = events.iter().map(AuditEvent::encode).collect();
+        self.store.transact(&[], &[], &mut |loaded| {
+            let mut all = changes.clone();
+            all.extend(audit::append(&loaded.audit, bodies.clone(), key));
+            Some(all)
+        })?;
+        self.sync()
+    }
+
+    /// The events of new token objects: `CreateKey` once per new KMS key (with the
+    /// material it is bound to, if any), `GetParametersForImport` once per import
+    /// wrapping pair.
+    pub(super) fn creation_events(&self, objects: &[Object]) -> Vec<AuditEvent> {
+        let mut events: Vec<AuditEvent> = Vec::new();
+        for o in objects.iter().filter(|o| o.is_token()) {
+            let (operation, key) = match (o.bytes(IMPORT_TARGET), o.bytes(KEY_ID)) {
+                (Some(target), _) => (Operation::GetParametersForImport, target),
+                (None, Some(id)) => (Operation::CreateKey, id),
+                (None, None) => continue,
+            };
+            let event = self.event(operation).key(key);
+            if let Some(same) = events
+                .iter_mut()
+                .find(|e| e.event_name == operation && e.key_id == event.key_id)
+            {
+                if same.material_id.is_none() {
+                    *same = same.clone().material(o.bytes(MATERIAL_FINGERPRINT));
+                }
+                continue;
+            }
+            events.push(event.material(o.bytes(MATERIAL_FINGERPRINT)));
+        }
+        events
+    }
+
+    /// The event of destroying a token key object: `DestroyKey`, naming its KeyId when
+    /// it has one and always its object uid (a key pair is destroyed one object at a
+    /// time).
+    pub(super) fn destruction_event(&self, object: &Object) -> Option<AuditEvent> {
+        let is_key = matches!(
+            object.class,
+            CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY
+        );
+        if !object.is_token() || !is_key {
+            return None;
+        }
+        let mut event = self
+            .event(Operation::DestroyKey)
+            .object(&object.uid)
+            .material(object.bytes(MATERIAL_FINGERPRINT));
+        if let Some(id) = object.bytes(KEY_ID) {
+            event = event.key(id);
+        }
+        Some(event)
+    }
+
+    /// Records a refusal in its own small transaction. The refusal stands whatever
+    /// happens here: a failure to record it is logged, not returned in its place.
+    pub(super) fn record_refusal(&self, event: AuditEvent) {
+        if let Err(e) = self.commit_with_events(Vec::new(), vec![event]) {
+            log::warn!(
+                "token {}: a refusal could not be recorded in the audit trail: {e}",
+                self.serial
+            );
+        }
+    }
+
+    /// After a login: authenticates the head of the trail under `master`'s audit key
+    /// when events were appended without it (failed logins, sweeps of processes not
+    /// logged in). Writes nothing when the head is sealed already.
+    pub(super) fn seal_audit_head(&self, master: &MasterKey) -> Result<()> {
+        let key = audit_key(master);
+        self.store.transact(&[], &[], &mut |loaded| {
+            let head = &loaded.audit;
+            let changes = audit::append(head, Vec::new(), Some(&key));
+            (!head.sealed && !changes.is_empty()).then_some(changes)
+        })?;
+        Ok(())
+    }
+
+    /// The changes that carry the trail over to a new master key at `C_InitToken`,
+    /// with the event `init` appended and sealed under the new key: the trail is first
+    /// verified under the old key, and only a trail that verifies is re-authenticated
+    /// (a broken one keeps its old MACs, so it keeps failing verification). `base` are
+    /// the re-initialisation's own changes; all are committed in one transaction.
+    pub(super) fn commit_rekeyed(
+        &self,
+        old: &MasterKey,
+        new: &MasterKey,
+        base: Vec<Change>,
+        init: AuditEvent,
+    ) -> Result<()> {
+        let (old_key, new_key) = (audit_key(old), audit_key(new));
+        let body = init.encode();
+        for _ in 0..REKEY_ATTEMPTS {
+            let log = self.store.audit_log()?;
+            let verdict = audit::verify(&log, &old_key);
+            let checkpoint = log.checkpoint;
+            let mut stale = false;
+            self.store.transact(&[], &[], &mut |loaded| {
+                let mut all = base.clone();
+                match &verdict {
+                    Ok(v) if v.head == loaded.audit.seq && v.head_hash == loaded.audit.hash => {
+                        all.push(Change::RekeyAudit {
+                            checkpoint_mac: checkpoint.map(|c| head_mac(&new_key, c.seq, &c.hash)),
+                            seal: None,
+                        });
+                        // The anchor goes with the old MACs; the new one is set here.
+                        let head = AuditHead {
+                            anchor: None,
+                            ..loaded.audit
+                        };
+                        all.extend(audit::append(&head, vec![body.clone()], Some(&new_key)));
+                    }
+                    // The trail grew since it was verified: verify again.
+                    Ok(_) => {
+                        stale = true;
+                        return None;
+                    }
+                    Err(_) => all.extend(audit::append(&loaded.audit, vec![body.clone()], None)),
+                }
+                Some(all)
+            })?;
+            if !stale {
+                return self.sync();
+            }
+        }
+        Err(Error::CacheContention)
+    }
+
+    fn require_login(&self) -> Result<Zeroizing<[u8; 32]>> {
+        match self.logged_in() {
+            LoggedIn::Nobody => Err(Error::UserNotLoggedIn),
+            _ => self.current_audit_key().ok_or(Error::UserNotLoggedIn),
+        }
+    }
+
+    /// The trail and whether it holds; needs a login (user or SO).
+    pub fn audit_trail(&self) -> Result<Trail> {
+        let key = self.require_login()?;
+        let log = self.store.audit_log()?;
+        let verdict = audit::verify(&log, &key);
+        let vouched = match &verdict {
+            Ok(v) => v.authenticated_through,
+            Err(b) => b.first.saturating_sub(1),
+        };
+        let entries = log
+            .events
+            .iter()
+            .map(|e| TrailEntry {
+                seq: e.seq,
+                event: AuditEvent::decode(&e.body),
+                authenticated: e.seq <= vouched,
+            })
+            .collect();
+        Ok(Trail { entries, verdict })
+    }
+
+    /// Prunes the events older than `before` (unix seconds) that a MAC vouches for,
+    /// leaving an authenticated checkpoint at the last one pruned. Refuses a trail that
+    /// does not verify (pruning must not hide a break). Answers the checkpoint's event
+    /// number, or `None` when there was nothing to prune.
+    pub fn prune_audit(&self, before: i64) -> Result<Option<u64>> {
+        let key = self.require_login()?;
+        let log = self.store.audit_log()?;
+        let verified = audit::verify(&log, &key)
+            .map_err(|_| Error::Internal("the audit trail does not verify; not pruned"))?;
+        let Some(last) = last_prunable(&log, before, verified.authenticated_through) else {
+            return Ok(None);
+        };
+        let checkpoint = AuditCheckpoint {
+            seq: last.0,
+            hash: last.1,
+            mac: head_mac(&key, last.0, &last.1),
+        };
+        self.store.commit(vec![Change::PruneAudit(checkpoint)])?;
+        self.sync()?;
+        Ok(Some(checkpoint.seq))
+    }
+}
+
+impl Token {
+    /// Prunes what the configuration's `audit_retention_days` (or `days`, when given)
+    /// lets go, as `prune_audit` does; `None` when nothing may be pruned.
+    pub fn prune_audit_older_than(&self, days: Option<u32>) -> Result<Option<u64>> {
+        let days = days.unwrap_or(self.shared.config.audit_retention_days);
+        if days == 0 {
+            return Ok(None);
+        }
+        self.prune_audit(self.now() - i64::from(days) * 86_400)
+    }
+}
+
+/// The newest event (number, hash) of a run from the start of `log` whose events are
+/// all older than `before` and vouched for by a MAC (at most `vouched`).
+fn last_prunable(log: &AuditLog, before: i64, vouched: u64) -> Option<(u64, audit::Hash)> {
+    let mut last = None;
+    for e in &log.events {
+        let old = AuditEvent::decode(&e.body).is_some_and(|ev| ev.event_time < before);
+        if !old || e.seq > vouched {
+            break;
+        }
+        last = Some((e.seq, e.hash));
+    }
+    last
+}
