@@ -1,0 +1,569 @@
+//! The embedded default store: one SQLite database per token.
+//!
+//! WAL journal, `synchronous=FULL`, a busy timeout, `BEGIN IMMEDIATE` for every write, and
+//! a schema version in `PRAGMA user_version` (version 1 databases are upgraded in place on
+//! open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
+//! files the same mode); those two stay between connections, the WAL emptied on close.
+//! Other processes' commits are noticed through `PRAGMA data_version`, asked only when
+//! the WAL-index header in the `-shm` file has changed (read from a shared mapping of the
+//! file's first page, or with one `pread` where that cannot be mapped; the pragma costs a
+//! read transaction and two lock calls). Records' lookup keys live in their own indexed
+//! table and their due times in an indexed column, so finding one record never reads the
+//! others. Every SQLite call, opening and closing included, holds a pass through the fork
+//! gate (`fork_gate.rs`). This module must not interpret record contents.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::audit::{AuditHead, AuditLog};
+use super::fork_gate::{self, Entered};
+use super::{
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
+    Scope, Snapshot, Store, StoreResult,
+};
+use crate::error::StoreError;
+use crate::os::shared_page::SharedPage;
+use schema::{
+    configure, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3,
+    UPGRADE_V3_TO_V4,
+};
+use trail::audit_head;
+use writes::apply;
+
+mod schema;
+mod trail;
+mod writes;
+
+/// The two copies of the WAL-index header at the start of the `-shm` file (48 bytes
+/// each; https://sqlite.org/walformat.html). Every commit rewrites them — the change
+/// counter `iChange` and the last valid frame `mxFrame` at least — so while they read
+/// the same, nobody has committed.
+const WAL_INDEX_HEADERS: usize = 96;
+
+/// However unchanged the header reads, `PRAGMA data_version` is asked at least this
+/// often: the header is a shortcut, and this bounds what trusting it could ever cost.
+const FULL_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+struct Conn {
+    db: Connection,
+    /// `PRAGMA data_version` when this handle last looked.
+    data_version: i64,
+    /// The `-shm` file, when it could be opened (the pragma alone is used otherwise).
+    shm: Option<File>,
+    /// Its first page mapped, when that worked (then no `pread` is needed).
+    shm_page: Option<SharedPage>,
+    /// The WAL-index headers as read just before this handle last found no change.
+    seen_headers: Option<[u8; WAL_INDEX_HEADERS]>,
+    /// When `PRAGMA data_version` was last asked.
+    checked_at: Instant,
+}
+
+impl Conn {
+    fn wal_index_headers(&self) -> Option<[u8; WAL_INDEX_HEADERS]> {
+        if let Some(page) = &self.shm_page {
+            return Some(page.read());
+        }
+        let mut headers = [0u8; WAL_INDEX_HEADERS];
+        let shm = self.shm.as_ref()?;
+        shm.read_exact_at(&mut headers, 0).ok()?;
+        Some(headers)
+    }
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// `None` only inside `drop`, which closes the connection within the fork gate.
+    conn: Mutex<Option<Conn>>,
+}
+
+/// The connection, locked, with a pass through the fork gate (`fork_gate.rs`): every
+/// SQLite call happens through one. Fields drop in order: the lock, then the pass.
+struct Locked<'a> {
+    conn: MappedMutexGuard<'a, Conn>,
+    _gate: Entered,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Moves the WAL's pages into the database and truncates the WAL to nothing, so the
+    /// next process to open the token has no log to recover. Best effort and without
+    /// waiting (C_Finalize must not block on another process): with no busy timeout, a
+    /// checkpoint that meets a reader or writer stops short, which loses nothing — the
+    /// WAL is as durable as the database, and later commits checkpoint automatically.
+    fn drop(&mut self) {
+        let _gate = fork_gate::enter();
+        if let Some(conn) = self.conn.get_mut().take() {
+            if conn.db.busy_timeout(Duration::ZERO).is_ok() {
+                let _ = conn
+                    .db
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            }
+            // Closes the connection while the gate is still held.
+            drop(conn);
+        }
+    }
+}
+
+fn data_version(db: &Connection) -> StoreResult<i64> {
+    // Asked before every object operation: the statement stays prepared in the
+    // connection's cache rather than being parsed again each time.
+    Ok(db
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
+}
+
+fn uid_of(bytes: Vec<u8>) -> StoreResult<ObjectUid> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Malformed("object uid is not 16 bytes"))
+}
+
+impl SqliteStore {
+    /// Creates a new token database at `path` (which must not exist) holding `initial`.
+    pub fn create(path: &Path, initial: Vec<Change>) -> StoreResult<SqliteStore> {
+        // O_EXCL: two processes initialising the same serial cannot both succeed.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        let result = (|| {
+            let store = {
+                let _gate = fork_gate::enter();
+                let db = Connection::open(path)?;
+                configure(&db)?;
+                db.execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} {UPGRADE_V3_TO_V4} \
+                     PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))?;
+                SqliteStore::wrap(path, db)?
+            };
+            // Enters the gate itself (after the pass above is given back).
+            store.commit(initial)?;
+            Ok(store)
+        })();
+        if result.is_err() {
+            // Leave no half-made token behind for the slot scan to trip over.
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(p));
+            }
+        }
+        result
+    }
+
+    /// Opens an existing token database.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        if !path.is_file() {
+            return Err(StoreError::Io(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            )));
+        }
+        let _gate = fork_gate::enter();
+        let mut db = Connection::open(path)?;
+        configure(&db)?;
+        let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        match version {
+            SCHEMA_VERSION => {}
+            1..=3 => upgrade(&mut db)?,
+            other => return Err(StoreError::SchemaVersion(other)),
+        }
+        SqliteStore::wrap(path, db)
+    }
+
+    /// Called with a pass through the fork gate.
+    fn wrap(path: &Path, db: Connection) -> StoreResult<SqliteStore> {
+        // The pragma's read transaction has made SQLite open (or create) the -shm file;
+        // it stays while this connection is open (and, with `configure`'s settings,
+        // after it closes too: SQLite no longer deletes it).
+        let data_version = data_version(&db)?;
+        let mut shm_path = path.as_os_str().to_owned();
+        shm_path.push("-shm");
+        let shm = File::open(PathBuf::from(shm_path)).ok();
+        let shm_page = shm.as_ref().and_then(SharedPage::map);
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(Some(Conn {
+                db,
+                data_version,
+                shm,
+                shm_page,
+                seen_headers: None,
+                checked_at: Instant::now(),
+            })),
+        })
+    }
+
+    /// The connection, after entering the fork gate.
+    fn lock(&self) -> StoreResult<Locked<'_>> {
+        let gate = fork_gate::enter();
+        let conn = MutexGuard::try_map(self.conn.lock(), Option::as_mut)
+            .map_err(|_| StoreError::Malformed("the store's connection is closed"))?;
+        Ok(Locked { conn, _gate: gate })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn record_of(uid: Vec<u8>, plain: Vec<u8>, sealed: Option<Vec<u8>>) -> StoreResult<ObjectRecord> {
+    Ok(ObjectRecord {
+        uid: uid_of(uid)?,
+        plain,
+        sealed,
+        index: RecordIndex::default(),
+    })
+}
+
+fn read_state(tx: &rusqlite::Transaction<'_>) -> StoreResult<(u64, u64)> {
+    let (seq, epoch): (i64, i64) =
+        tx.query_row("SELECT seq, epoch FROM state WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok((seq as u64, epoch as u64))
+}
+
+fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
+    Ok((
+        row.get(0)?,
+        PinRecord {
+            kdf: row.get(1)?,
+            wrapped_key: row.get(2)?,
+            failures: row.get(3)?,
+        },
+    ))
+}
+
+impl Store for SqliteStore {
+    fn changed_elsewhere(&self) -> StoreResult<bool> {
+        let mut conn = self.lock()?;
+        // Read before the pragma, so that a commit landing in between is seen next time.
+        let headers = conn.wal_index_headers();
+        if headers.is_some()
+            && headers == conn.seen_headers
+            && conn.checked_at.elapsed() < FULL_CHECK_EVERY
+        {
+            return Ok(false);
+        }
+        if data_version(&conn.db)? != conn.data_version {
+            return Ok(true);
+        }
+        // Only this handle's own commits (or a checkpoint) moved the header.
+        conn.seen_headers = headers;
+        conn.checked_at = Instant::now();
+        Ok(false)
+    }
+
+    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
+        let mut conn = self.lock()?;
+        // Taken before the read: a commit racing with it then shows up as a change next
+        // time, rather than being missed.
+        let headers_before = conn.wal_index_headers();
+        let version_before = data_version(&conn.db)?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let (seq, store_epoch) = read_state(&tx)?;
+        let reset = epoch != store_epoch;
+        let mut snap = Snapshot {
+            seq,
+            epoch: store_epoch,
+            reset,
+            whole: scope == Scope::All,
+            ..Snapshot::default()
+        };
+        // Which records: every one, the changed ones, or (a reset reader wanting only
+        // changes) none — `seq > seq` matches nothing.
+        let from: i64 = match (scope, reset) {
+            (Scope::All, _) => -1,
+            (Scope::Changes, true) => seq as i64,
+            (Scope::Changes, false) => since as i64,
+        };
+        {
+            let mut q = tx.prepare_cached("SELECT name, value FROM meta")?;
+            for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+                let (k, v) = row?;
+                snap.meta.insert(k, v);
+            }
+            let mut q = tx.prepare_cached("SELECT role, kdf, wrapped_key, failures FROM pins")?;
+            for row in q.query_map([], read_pin)? {
+                let (role, pin) = row?;
+                let role =
+                    PinRole::from_code(role).ok_or(StoreError::Malformed("unknown PIN role"))?;
+                snap.pins.insert(role, pin);
+            }
+            let mut q =
+                tx.prepare_cached("SELECT uid, plain, sealed FROM objects WHERE seq > ?1")?;
+            for row in q.query_map([from], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?))
+            })? {
+                let (uid, plain, sealed) = row?;
+                snap.objects.push(record_of(uid, plain, sealed)?);
+            }
+            if !reset && scope == Scope::Changes {
+                let mut q = tx.prepare_cached("SELECT uid FROM removed WHERE seq > ?1")?;
+                for row in q.query_map([from], |r| r.get::<_, Vec<u8>>(0))? {
+                    snap.removed.push(uid_of(row?)?);
+                }
+            }
+        }
+        tx.commit()?;
+        conn.data_version = version_before;
+        conn.seen_headers = headers_before;
+        conn.checked_at = Instant::now();
+        Ok(snap)
+    }
+
+    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
+        let conn = self.lock()?;
+        let mut q = conn
+            .db
+            .prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
+        let uids = q.query_map([key], |r| r.get::<_, Vec<u8>>(0))?;
+        uids.map(|uid| uid_of(uid?)).collect()
+    }
+
+    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let (seq, epoch) = read_state(&tx)?;
+        let mut loaded = Loaded {
+            seq,
+            epoch,
+            objects: Vec::with_capacity(uids.len()),
+            audit: AuditHead::default(),
+        };
+        {
+            let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
+            for uid in uids {
+                let row = q
+                    .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((plain, sealed)) = row {
+                    loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(loaded)
+    }
+
+    fn object_count_hint(&self) -> StoreResult<u64> {
+        // Rowids only grow (a rewrite takes a new one), so the largest bounds the count
+        // from above, read from the end of the table's B-tree.
+        let conn = self.lock()?;
+        let max: Option<i64> = conn
+            .db
+            .prepare_cached("SELECT max(rowid) FROM objects")?
+            .query_row([], |r| r.get(0))?;
+        Ok(max.unwrap_or(0).max(0) as u64)
+    }
+
+    fn due(&self, now: i64) -> StoreResult<Due> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut due = Due::default();
+        {
+            let mut q = tx.prepare_cached("SELECT uid FROM objects WHERE due <= ?1")?;
+            for uid in q.query_map([now], |r| r.get::<_, Vec<u8>>(0))? {
+                due.now.push(uid_of(uid?)?);
+            }
+            due.next = tx
+                .prepare_cached("SELECT min(due) FROM objects WHERE due > ?1")?
+                .query_row([now], |r| r.get(0))?;
+        }
+        tx.commit()?;
+        Ok(due)
+    }
+
+    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        apply(&tx, changes, None)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool> {
+        let mut conn = self.lock()?;
+        // IMMEDIATE takes the database's write lock before the first read, so what is
+        // read here is what the changes are applied to: no other connection can commit
+        // in between (a second `BEGIN IMMEDIATE` waits, up to the busy timeout).
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (seq, epoch) = read_state(&tx)?;
+        let mut wanted: Vec<ObjectUid> = uids.to_vec();
+        {
+            let mut q = tx.prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
+            for key in lookup {
+                for uid in q.query_map([key], |r| r.get::<_, Vec<u8>>(0))? {
+                    wanted.push(uid_of(uid?)?);
+                }
+            }
+        }
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut loaded = Loaded {
+            seq,
+            epoch,
+            objects: Vec::with_capacity(wanted.len()),
+            audit: audit_head(&tx)?,
+        };
+        {
+            let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
+            for uid in &wanted {
+                let row = q
+                    .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((plain, sealed)) = row {
+                    loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
+                }
+            }
+        }
+        let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
+            // Dropping the transaction rolls it back; nothing was written.
+            return Ok(false);
+        };
+        apply(&tx, changes, Some(loaded.audit))?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // One statement checks the limit and takes the attempt: two processes cannot both
+        // take the last one.
+        let failures: Option<u32> = tx
+            .prepare_cached(
+                "UPDATE pins SET failures = failures + 1 \
+                 WHERE role = ?1 AND (?2 = 0 OR failures < ?2) RETURNING failures",
+            )?
+            .query_row(params![role.code(), limit], |r| r.get(0))
+            .optional()?;
+        let answer = if let Some(failures) = failures {
+            // An expired lease means its holders died: their count is dropped.
+            tx.prepare_cached(
+                "INSERT INTO pin_attempts (role, inflight, lease_until) VALUES (?1, 1, ?3) \
+                 ON CONFLICT (role) DO UPDATE SET \
+                 inflight = CASE WHEN lease_until <= ?2 THEN 1 ELSE inflight + 1 END, \
+                 lease_until = max(lease_until, ?3)",
+            )?
+            .execute(params![role.code(), now, lease_until])?;
+            PinAttempt::Reserved(failures)
+        } else {
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM pins WHERE role = ?1")?
+                .query_row([role.code()], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !exists {
+                return Err(StoreError::Malformed("no PIN record for that role"));
+            }
+            let busy = tx
+                .prepare_cached(
+                    "SELECT 1 FROM pin_attempts \
+                     WHERE role = ?1 AND inflight > 0 AND lease_until > ?2",
+                )?
+                .query_row(params![role.code(), now], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if busy {
+                PinAttempt::Busy
+            } else {
+                PinAttempt::Locked
+            }
+        };
+        tx.commit()?;
+        Ok(answer)
+    }
+
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if right {
+            tx.prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
+                .execute([role.code()])?;
+        }
+        tx.prepare_cached(
+            "UPDATE pin_attempts SET inflight = inflight - 1 WHERE role = ?1 AND inflight > 0",
+        )?
+        .execute([role.code()])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit_log(&self) -> StoreResult<AuditLog> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let log = trail::read_log(&tx)?;
+        tx.commit()?;
+        Ok(log)
+    }
+
+    fn check_integrity(&self) -> StoreResult<()> {
+        let conn = self.lock()?;
+        let verdict: String = conn
+            .db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Malformed("SQLite integrity check failed"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+//! The SQLite store's schema: the tables of each version, the upgrade of an older database
+//! in place, and the settings every connection gets (WAL, `synchronous=FULL`, the busy
+//! timeout, the statement cache). It must not read or write records.
+
+use std::time::Duration;
+
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::StoreError;
+use crate::store::StoreResult;
+
+pub(super) const SCHEMA_VERSION: i64 = 4;
+
+pub(super) const SCHEMA_V1: &str = "
+CREATE TABLE state   (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, epoch INTEGER NOT NULL);
+CREATE TABLE meta    (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE pins    (role INTEGER PRIMARY KEY, kdf BLOB NOT NULL, wrapped_key BLOB NOT NULL,
+                      failures INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE objects (uid BLOB PRIMARY KEY, seq INTEGER NOT NULL, plain BLOB NOT NULL, sealed BLOB);
+CREATE INDEX objects_by_seq ON objects (seq);
+CREATE TABLE removed (uid BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE INDEX removed_by_seq ON removed (seq);
+INSERT INTO state (id, seq, epoch) VALUES (1, 0, 1);
+";
+
+/// Version 1 → 2: records get a due time and lookup keys. Existing records start with
+/// neither; the token rebuilds their index (`Change::Reindex`) when it first opens them.
+pub(super) const UPGRADE_V1_TO_V2: &str = "
+ALTER TABLE objects ADD COLUMN due INTEGER;
+CREATE INDEX objects_by_due ON objects (due) WHERE due IS NOT NULL;
+CREATE TABLE lookup  (key BLOB NOT NULL, uid BLOB NOT NULL, PRIMARY KEY (key, uid)) WITHOUT ROWID;
+CREATE INDEX lookup_by_uid ON lookup (uid);
+";
+
+/// Version 2 → 3: PIN attempts in flight (reserved, not yet settled), so a caller that
+/// finds no attempt left can tell "locked" from "others are still trying". `IF NOT EXISTS`:
+/// a version 1 database made by downgrading a newer one may hold the table already.
+pub(super) const UPGRADE_V2_TO_V3: &str = "
+CREATE TABLE IF NOT EXISTS pin_attempts (role INTEGER PRIMARY KEY, inflight INTEGER NOT NULL,
+                                         lease_until INTEGER NOT NULL);
+";
+
+/// Version 3 → 4: the audit trail (`store::audit`): events numbered by `seq`, each with
+/// its chain hash and, when its writer held the audit key, the MAC of the head there;
+/// the checkpoint pruning leaves; and the anchor (the newest authenticated head). A token
+/// upgraded to it starts its trail empty.
+pub(super) const UPGRADE_V3_TO_V4: &str = "
+CREATE TABLE IF NOT EXISTS audit_events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL,
+                                         hash BLOB NOT NULL, mac BLOB);
+CREATE TABLE IF NOT EXISTS audit_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                             seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                                             mac BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                         seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                                         mac BLOB NOT NULL);
+";
+
+/// Statements kept prepared per connection: more than this module has (rusqlite's
+/// default, 16, was fewer once the audit trail's were added, and every commit then
+/// prepared some of them again: about 40% of a state change's CPU time).
+pub(super) const STATEMENT_CACHE: usize = 64;
+
+pub(super) fn configure(db: &Connection) -> StoreResult<()> {
+    db.busy_timeout(Duration::from_secs(30))?;
+    db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // journal_mode answers with a row, so it is read rather than executed.
+    let mode: String = db.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Malformed("the database refused WAL mode"));
+    }
+    db.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    // The last connection to close would checkpoint and then delete the -wal and -shm
+    // files, and the next process would create them again: on this project's ext4
+    // (mounted with `discard`) each creation waited ~1.5 ms, a tenth of opening a token.
+    // `SqliteStore`'s drop checkpoints and empties the WAL itself, and the files stay.
+    db.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    Ok(())
+}
+
+/// Upgrades a version 1, 2 or 3 database in one transaction; another process may have done
+/// it first, which the version read inside the transaction tells.
+pub(super) fn upgrade(db: &mut Connection) -> StoreResult<()> {
+    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == 1 {
+        tx.execute_batch(UPGRADE_V1_TO_V2)?;
+    }
+    if version == 1 || version == 2 {
+        tx.execute_batch(UPGRADE_V2_TO_V3)?;
+    }
+    if (1..=3).contains(&version) {
+        tx.execute_batch(&format!(
+            "{UPGRADE_V3_TO_V4} PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?;
+    }
+    tx.commit()?;
+    Ok(())
+}

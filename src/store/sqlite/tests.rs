@@ -1,0 +1,187 @@
+//! Unit tests of the SQLite store (the store contract, schema, WAL and concurrency).
+
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn fresh() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::create(&dir.path().join("t.db"), vec![]).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn sqlite_store_meets_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let first = SqliteStore::create(&path, vec![]).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    crate::store::contract::run(&first, &second);
+}
+
+#[test]
+fn sqlite_store_keeps_the_audit_trail_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let first = SqliteStore::create(&path, vec![]).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    crate::store::contract::audit(&first, &second);
+    let restored = SqliteStore::create(&dir.path().join("r.db"), vec![]).unwrap();
+    crate::store::contract::audit_restore(&restored);
+}
+
+#[test]
+fn racing_decisions_on_one_record_have_one_winner_across_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let first = SqliteStore::create(&path, vec![]).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    // Two handles on one file, as two processes; four threads on each.
+    crate::store::contract::race(&[&first, &second], 4, 50);
+}
+
+#[test]
+fn database_file_is_created_owner_only() {
+    let (dir, store) = fresh();
+    store
+        .commit(vec![Change::PutMeta("x".into(), vec![1])])
+        .unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn creating_over_an_existing_file_is_refused() {
+    let (dir, _store) = fresh();
+    assert!(SqliteStore::create(&dir.path().join("t.db"), vec![]).is_err());
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let (dir, store) = fresh();
+    store
+        .lock()
+        .unwrap()
+        .db
+        .execute_batch("PRAGMA user_version = 99")
+        .unwrap();
+    drop(store);
+    assert!(matches!(
+        SqliteStore::open(&dir.path().join("t.db")),
+        Err(StoreError::SchemaVersion(99))
+    ));
+}
+
+#[test]
+fn a_commit_elsewhere_is_seen_at_once_through_the_mapped_wal_index_header() {
+    let (dir, first) = fresh();
+    assert!(
+        first.lock().unwrap().shm_page.is_some(),
+        "the -shm page is mapped"
+    );
+    commits_elsewhere_are_seen_at_once(&dir, first);
+}
+
+#[test]
+fn a_commit_elsewhere_is_seen_at_once_through_the_wal_index_header_read_from_the_file() {
+    let (dir, first) = fresh();
+    first.lock().unwrap().shm_page = None;
+    assert!(first.lock().unwrap().shm.is_some(), "the -shm file is read");
+    commits_elsewhere_are_seen_at_once(&dir, first);
+}
+
+fn commits_elsewhere_are_seen_at_once(dir: &tempfile::TempDir, first: SqliteStore) {
+    let second = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    first.read(0, 0, Scope::Changes).unwrap();
+    for n in 0..20u8 {
+        // Back to back, well inside FULL_CHECK_EVERY: only the header can tell.
+        assert!(!first.changed_elsewhere().unwrap());
+        second
+            .commit(vec![Change::PutMeta("n".into(), vec![n])])
+            .unwrap();
+        assert!(first.changed_elsewhere().unwrap(), "commit {n} seen");
+        let (seq, epoch) = {
+            let s = first.read(0, 0, Scope::Changes).unwrap();
+            (s.seq, s.epoch)
+        };
+        assert!(seq > 0 && epoch > 0);
+        first
+            .commit(vec![Change::PutMeta("own".into(), vec![n])])
+            .unwrap();
+        assert!(!first.changed_elsewhere().unwrap(), "own commit {n}");
+    }
+}
+
+#[test]
+fn the_wal_is_emptied_but_kept_when_the_last_connection_closes() {
+    let (dir, store) = fresh();
+    store
+        .commit(vec![Change::PutMeta("k".into(), vec![1; 5000])])
+        .unwrap();
+    let wal = dir.path().join("t.db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    drop(store);
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "checkpointed");
+    assert!(dir.path().join("t.db-shm").exists());
+    let again = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let snap = again.read(0, 0, Scope::All).unwrap();
+    assert_eq!(snap.meta.get("k"), Some(&vec![1; 5000]));
+}
+
+#[test]
+fn closing_does_not_wait_for_another_connections_transaction() {
+    let (dir, store) = fresh();
+    store
+        .commit(vec![Change::PutMeta("k".into(), vec![1])])
+        .unwrap();
+    let other = Connection::open(dir.path().join("t.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = Instant::now();
+    drop(store);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    other.execute_batch("COMMIT").unwrap();
+    let again = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    assert_eq!(
+        again.read(0, 0, Scope::All).unwrap().meta.get("k"),
+        Some(&vec![1])
+    );
+}
+
+/// The -wal and -shm files now outlive connections, so a deleted token's may be left
+/// beside a new database of the same name; SQLite discards a WAL found beside an
+/// empty database file, which is what `create` makes first.
+#[test]
+fn a_new_database_does_not_inherit_a_leftover_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = SqliteStore::create(&dir.path().join("old.db"), vec![]).unwrap();
+    old.commit(vec![Change::PutMeta("stale".into(), vec![7])])
+        .unwrap();
+    // A copy of the old token's WAL, taken while it still holds the commit.
+    let wal = std::fs::read(dir.path().join("old.db-wal")).unwrap();
+    assert!(!wal.is_empty());
+    drop(old);
+    std::fs::write(dir.path().join("t.db-wal"), &wal).unwrap();
+    std::fs::write(dir.path().join("t.db-shm"), [0u8; 32768]).unwrap();
+    let store = SqliteStore::create(&dir.path().join("t.db"), vec![]).unwrap();
+    let snap = store.read(0, 0, Scope::All).unwrap();
+    assert!(!snap.meta.contains_key("stale"));
+    store.check_integrity().unwrap();
+}
+
+#[test]
+fn journal_is_wal_and_integrity_check_passes() {
+    let (_dir, store) = fresh();
+    let mode: String = store
+        .lock()
+        .unwrap()
+        .db
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    store.check_integrity().unwrap();
+}
