@@ -68,8 +68,11 @@ fn main() {
             out,
             "#[allow(dead_code)]\npub const {name}: u64 = {value:#x};"
         )
-        .unwrap();
+        .expect("writing to a String cannot fail");
     }
-    let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("vendor.rs");
-    std::fs::write(dest, out).unwrap();
+    let dest = std::path::Path::new(
+        &std::env::var("OUT_DIR").expect("cargo sets OUT_DIR for build scripts"),
+    )
+    .join("vendor.rs");
+    std::fs::write(dest, out).expect("cannot write vendor.rs into OUT_DIR");
 }

@@ -32,7 +32,7 @@ impl Logger {
 /// The logger's lock, held across a `fork()` so that no other thread of the parent is
 /// half-way through a log line when the child is made (the child would otherwise find
 /// the lock taken forever). Dropping it releases the lock, in the parent and the child.
-pub struct ForkHold {
+pub(crate) struct ForkHold {
     _sink: MutexGuard<'static, Sink>,
 }
 
@@ -43,7 +43,7 @@ impl std::fmt::Debug for ForkHold {
 }
 
 /// Takes the logger's lock for the duration of a `fork()`.
-pub fn hold_for_fork() -> ForkHold {
+pub(crate) fn hold_for_fork() -> ForkHold {
     ForkHold {
         _sink: LOGGER.sink(),
     }
@@ -95,7 +95,7 @@ fn filter(level: LogLevel) -> log::LevelFilter {
 }
 
 /// Points the logger at the configured destination. Safe to call on every `C_Initialize`.
-pub fn configure(config: &Config) -> Result<()> {
+pub(crate) fn configure(config: &Config) -> Result<()> {
     let file = match &config.log_file {
         Some(path) => Some(
             OpenOptions::new()
@@ -117,7 +117,7 @@ pub fn configure(config: &Config) -> Result<()> {
 
 /// Logs at `warn` to standard error before any configuration is known, so that a broken
 /// configuration file can still be reported.
-pub fn install_default() {
+pub(crate) fn install_default() {
     install();
     if log::max_level() == log::LevelFilter::Off {
         log::set_max_level(log::LevelFilter::Warn);

@@ -5,6 +5,8 @@
 //! or any file of the server's data directory (what its administrator sees). Run with
 //! `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::material::*;

@@ -4,6 +4,8 @@
 //! operations that outlive their authorisation (key emptied, expired, disabled, user
 //! logged out since Init). Run with `cargo nextest run --test attacks_lifecycle`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::kms::*;

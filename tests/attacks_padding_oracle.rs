@@ -6,6 +6,8 @@
 //! construction (`crypto/rsa/implicit.rs`). Run with
 //! `cargo nextest run --test attacks_padding_oracle`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::RawMech;

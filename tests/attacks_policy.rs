@@ -5,6 +5,8 @@
 //! context-specific login, and the opt-in separation-of-duties policy.
 //! Run with `cargo nextest run --test attacks_policy`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::process::Command;

@@ -6,6 +6,8 @@
 //! bad event; pruning leaves a checkpoint the trail still verifies from.
 //! Needs `openssl`. Run with `cargo nextest run --test audit`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use cryptoki::session::UserType;

@@ -9,6 +9,8 @@
 //! instructions under callgrind at two round counts (`bench/audit_cost.sh`), which a
 //! loaded machine cannot disturb.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::time::Instant;

@@ -15,6 +15,8 @@
 //! Rounds: `KMSHSM_AUDIT_KILL_ROUNDS` (default 40, a quarter of it on PostgreSQL);
 //! `KMSHSM_AUDIT_KILL_SEED` replays a run. Needs `openssl`. Run with `cargo nextest run --test audit_crash`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,8 @@
 //! PostgreSQL server binaries (`tests/common/pg.rs`).
 //! Run with `cargo nextest run --test audit_postgres`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use serde_json::Value;

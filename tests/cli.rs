@@ -7,6 +7,8 @@
 //! errors carry the kms-docs codes.
 //! Needs `openssl`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::path::Path;

@@ -7,6 +7,8 @@
 //! Needs `make` (make) and `pkcs11-tool` (opensc). Run with
 //! `cargo nextest run --test clients_install`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 #[path = "clients/support.rs"]
 mod support;

@@ -19,6 +19,8 @@
 //! Needs `openssl`, `pkcs11-tool` (opensc) and the engine (libengine-pkcs11-openssl). Run
 //! with `cargo nextest run --test clients_openssl_engine`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 #[path = "clients/support.rs"]
 mod support;

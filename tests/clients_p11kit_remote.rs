@@ -10,6 +10,8 @@
 //! Needs `p11-kit` (p11-kit, with p11-kit-modules' `p11-kit-client.so`) and
 //! `pkcs11-tool` (opensc). Run with `cargo nextest run --test clients_p11kit_remote`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 #[path = "clients/support.rs"]
 mod support;

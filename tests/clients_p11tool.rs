@@ -12,6 +12,8 @@
 //! Needs `p11-kit` (p11-kit), `p11tool` (gnutls-bin), `pkcs11-tool` (opensc) and, as
 //! root, `setpriv` (util-linux). Run with `cargo nextest run --test clients_p11tool`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 #[path = "clients/support.rs"]
 mod support;

@@ -10,6 +10,8 @@
 //! Needs `python3` with `pkcs11` (pip: python-pkcs11) and `cryptography`; install with
 //! scripts/install-test-deps.sh. Run with `cargo nextest run --test clients_python`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 #[path = "clients/support.rs"]
 mod support;

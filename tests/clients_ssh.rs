@@ -6,6 +6,8 @@
 //! Needs `ssh-keygen` (openssh-client), `pkcs11-tool` (opensc) and `openssl`. Run with
 //! `cargo nextest run --test clients_ssh`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 #[path = "clients/support.rs"]
 mod support;

@@ -13,6 +13,8 @@
 //! The lock order the module follows is in docs/architecture.md ("Lock order");
 //! scripts/helgrind.sh runs this test under valgrind's helgrind. Run with `cargo nextest run --test concurrency`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

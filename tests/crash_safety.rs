@@ -8,6 +8,8 @@
 //! `CI` is set, or `KMSHSM_CRASH_ROUNDS`. The random seed is printed; set
 //! `KMSHSM_CRASH_SEED` to replay. Run with `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::collections::HashSet;

@@ -4,6 +4,8 @@
 //! `CKA_ALLOWED_MECHANISMS` leave the digest out are `CKR_KEY_INDIGESTIBLE`
 //! (docs/security.md, "C_DigestKey").
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

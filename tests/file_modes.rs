@@ -2,6 +2,8 @@
 //! whatever the process umask, while the library runs and after C_Finalize.
 //! Run with `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

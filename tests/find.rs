@@ -2,6 +2,8 @@
 //! matching by class, label and id; the empty template; one active search per session;
 //! visibility of private objects. Run with `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::raw::{Raw, RawAttr};

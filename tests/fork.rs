@@ -12,6 +12,8 @@
 //!
 //! Run with `cargo nextest run --test fork` (one process per test).
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,7 +152,7 @@ thread_local! {
 /// Forks; the child runs `child_checks` and `_exit`s with 0 or its failure code. Returns
 /// the child's exit status (panics if it was killed or missed the deadline).
 fn fork_and_check(parent_ctx: &Pkcs11, parent_session: &Session, slot: Slot) -> i32 {
-    // SAFETY (test): the child calls only the module and the allocator (glibc's malloc is
+    // SAFETY: (test) the child calls only the module and the allocator (glibc's malloc is
     // usable in a forked child) and leaves with `_exit`, running no destructors.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
@@ -163,7 +165,7 @@ fn fork_and_check(parent_ctx: &Pkcs11, parent_session: &Session, slot: Slot) -> 
             Ok(Err(fail)) => fail as i32,
             Err(_) => Fail::Panicked as i32,
         };
-        // SAFETY (test): ends the child without running the parent's destructors.
+        // SAFETY: (test) ends the child without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
     wait_for(pid)
@@ -174,7 +176,7 @@ fn wait_for(pid: libc::pid_t) -> i32 {
     let started = Instant::now();
     loop {
         let mut status = 0;
-        // SAFETY (test): waits for our own child without blocking.
+        // SAFETY: (test) waits for our own child without blocking.
         let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         assert!(got >= 0, "waitpid: {}", std::io::Error::last_os_error());
         if got == pid {
@@ -185,7 +187,7 @@ fn wait_for(pid: libc::pid_t) -> i32 {
             return libc::WEXITSTATUS(status);
         }
         if started.elapsed() > CHILD_DEADLINE {
-            // SAFETY (test): kills and reaps our own child.
+            // SAFETY: (test) kills and reaps our own child.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, &mut status, 0);
@@ -350,7 +352,7 @@ fn forks_while_other_threads_call_the_module_never_leave_the_child_stuck() {
 
 /// A lighter child for the many-forks test: initialise, open a session, log in, encrypt.
 fn fork_and_check_lite(_parent_ctx: &Pkcs11, slot: Slot) -> i32 {
-    // SAFETY (test): as in `fork_and_check`.
+    // SAFETY: (test) as in `fork_and_check`.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
     if pid == 0 {
@@ -381,7 +383,7 @@ fn fork_and_check_lite(_parent_ctx: &Pkcs11, slot: Slot) -> i32 {
             Ok(Err(fail)) => fail as i32,
             Err(_) => Fail::Panicked as i32,
         };
-        // SAFETY (test): ends the child without running the parent's destructors.
+        // SAFETY: (test) ends the child without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
     wait_for(pid)

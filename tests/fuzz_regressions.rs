@@ -8,6 +8,8 @@
 //!
 //! Run with `cargo nextest run --test fuzz_regressions`; scripts/fuzz.sh runs the fuzzers.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 #[path = "../fuzz/src/harness.rs"]
 mod harness;
 

@@ -2,6 +2,8 @@
 //! C_GenerateRandom, C_SeedRandom, C_WaitForSlotEvent, and how a broken configuration makes
 //! C_Initialize fail. Run with `cargo nextest run` (one process per test).
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::process::Stdio;

@@ -9,6 +9,8 @@
 //!
 //! Run with `cargo nextest run --test hostile_abi` (one process per test).
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use cryptoki::mechanism::Mechanism;
@@ -593,20 +595,16 @@ fn every_function_before_c_initialize_answers_not_initialised() {
     let out = frame.zeroed(8);
     // SAFETY: one output pointer.
     assert_eq!(unsafe { api.call("C_GetFunctionList", &[out]) }, CKR_OK);
-    assert_eq!(
-        unsafe { api.call("C_GetFunctionList", &[0]) },
-        CKR_ARGUMENTS_BAD
-    );
+    // SAFETY: as above.
+    let rv = unsafe { api.call("C_GetFunctionList", &[0]) };
+    assert_eq!(rv, CKR_ARGUMENTS_BAD);
     let count = frame.ulong(0);
     // SAFETY: a length query.
-    assert_eq!(
-        unsafe { api.call("C_GetInterfaceList", &[0, count]) },
-        CKR_OK
-    );
-    assert_eq!(
-        unsafe { api.call("C_GetInterfaceList", &[0, 0]) },
-        CKR_ARGUMENTS_BAD
-    );
+    let rv = unsafe { api.call("C_GetInterfaceList", &[0, count]) };
+    assert_eq!(rv, CKR_OK);
+    // SAFETY: as above.
+    let rv = unsafe { api.call("C_GetInterfaceList", &[0, 0]) };
+    assert_eq!(rv, CKR_ARGUMENTS_BAD);
 }
 
 #[test]
@@ -617,10 +615,8 @@ fn every_function_after_c_finalize_answers_not_initialised_and_old_handles_stay_
     assert_eq!(unsafe { fx.api.call("C_Finalize", &[0]) }, CKR_OK);
     every_call_is_not_initialised(&fx.api, session, object, slot);
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { fx.api.call("C_Finalize", &[0]) },
-        CKR_CRYPTOKI_NOT_INITIALIZED
-    );
+    let rv = unsafe { fx.api.call("C_Finalize", &[0]) };
+    assert_eq!(rv, CKR_CRYPTOKI_NOT_INITIALIZED);
     // After a new C_Initialize, the old session and object handles are invalid.
     // SAFETY: NULL arguments.
     assert_eq!(unsafe { fx.api.call("C_Initialize", &[0]) }, CKR_OK);

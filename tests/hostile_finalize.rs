@@ -7,6 +7,8 @@
 //! Cycles: `KMSHSM_FINALIZE_CYCLES` (default 25; 8 when `CI` is set).
 //! Run with `cargo nextest run --test hostile_finalize`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -5,6 +5,8 @@
 //!
 //! Run with `cargo nextest run --test hostile_state`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use cryptoki::object::Attribute;

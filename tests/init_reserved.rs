@@ -8,6 +8,8 @@
 //!
 //! Run with `cargo nextest run --test init_reserved` (one process per test).
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::ffi::c_void;
@@ -27,7 +29,7 @@ fn initialize_with(api: &Api, reserved: *mut c_void) -> CK_RV {
         flags: CKF_OS_LOCKING_OK,
         pReserved: reserved,
     };
-    // SAFETY (test): `args` lives across the call; `pReserved` is what is under test.
+    // SAFETY: (test) `args` lives across the call; `pReserved` is what is under test.
     unsafe { api.call("C_Initialize", &[&mut args as *mut _ as u64]) }
 }
 
@@ -43,29 +45,23 @@ fn assert_refused_then_recovers(api: &Api, reserved: *mut c_void, expected: CK_R
         CKR_CRYPTOKI_NOT_INITIALIZED,
         "pReserved = {what}: the module is not in its uninitialised state afterwards"
     );
-    // SAFETY (test): NULL arguments.
-    assert_eq!(
-        unsafe { api.call("C_Initialize", &[0]) },
-        CKR_OK,
-        "after {what}"
-    );
+    // SAFETY: (test) NULL arguments.
+    let rv = unsafe { api.call("C_Initialize", &[0]) };
+    assert_eq!(rv, CKR_OK, "after {what}");
     assert_eq!(api.info_rv(), CKR_OK, "after {what}");
-    // SAFETY (test): NULL pReserved.
-    assert_eq!(
-        unsafe { api.call("C_Finalize", &[0]) },
-        CKR_OK,
-        "after {what}"
-    );
+    // SAFETY: (test) NULL pReserved.
+    let rv = unsafe { api.call("C_Finalize", &[0]) };
+    assert_eq!(rv, CKR_OK, "after {what}");
 }
 
 fn page_size() -> usize {
-    // SAFETY (test): reads a system constant.
+    // SAFETY: (test) reads a system constant.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
 /// `n` fresh anonymous pages, readable and writable.
 fn map_pages(n: usize) -> *mut u8 {
-    // SAFETY (test): a new private anonymous mapping, touching no existing memory.
+    // SAFETY: (test) a new private anonymous mapping, touching no existing memory.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -99,7 +95,7 @@ fn unmapped_memory_is_arguments_bad() {
     let _env = TestEnv::new();
     let api = Api::load();
     let page = map_pages(1);
-    // SAFETY (test): unmaps the page just mapped; only its address is used afterwards.
+    // SAFETY: (test) unmaps the page just mapped; only its address is used afterwards.
     assert_eq!(unsafe { libc::munmap(page.cast(), page_size()) }, 0);
     assert_refused_then_recovers(&api, page.cast(), CKR_ARGUMENTS_BAD, "an unmapped page");
 }
@@ -110,7 +106,7 @@ fn a_string_running_into_an_unmapped_page_is_arguments_bad() {
     let api = Api::load();
     let pages = map_pages(2);
     let size = page_size();
-    // SAFETY (test): fills the first page (ours) with non-NUL bytes and unmaps the second.
+    // SAFETY: (test) fills the first page (ours) with non-NUL bytes and unmaps the second.
     let start = unsafe {
         std::ptr::write_bytes(pages, b'x', size);
         assert_eq!(libc::munmap(pages.add(size).cast(), size), 0);
@@ -122,7 +118,7 @@ fn a_string_running_into_an_unmapped_page_is_arguments_bad() {
         CKR_ARGUMENTS_BAD,
         "100 bytes then an unmapped page",
     );
-    // SAFETY (test): the first page, still ours.
+    // SAFETY: (test) the first page, still ours.
     unsafe { libc::munmap(pages.cast(), size) };
 }
 
@@ -150,7 +146,7 @@ fn an_empty_string_is_no_path() {
         env.token_dir.is_dir(),
         "with an empty pReserved, KMSHSM_CONF's configuration was not used"
     );
-    // SAFETY (test): NULL pReserved.
+    // SAFETY: (test) NULL pReserved.
     assert_eq!(unsafe { api.call("C_Finalize", &[0]) }, CKR_OK);
 }
 
@@ -203,6 +199,6 @@ fn a_valid_path_names_the_configuration_used() {
         !env.token_dir.exists(),
         "the configuration named by KMSHSM_CONF was used instead of pReserved's"
     );
-    // SAFETY (test): NULL pReserved.
+    // SAFETY: (test) NULL pReserved.
     assert_eq!(unsafe { api.call("C_Finalize", &[0]) }, CKR_OK);
 }

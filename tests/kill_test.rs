@@ -17,6 +17,8 @@
 //! Rounds: `KMSHSM_KILL_ROUNDS` (default 200; 40 when `CI` is set); `KMSHSM_KILL_SEED`
 //! replays a run. Needs `sqlite3` and `openssl`. Run with `cargo nextest run --test kill_test`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,8 @@
 //! while logged out at all, so these are session keys.) Needs `openssl`.
 //! Run with `cargo nextest run --test kms_binding`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::kms::*;

@@ -17,6 +17,8 @@
 //! (scripts/install-test-deps.sh). Run with
 //! `cargo nextest run --test kms_byok_tools`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 #[path = "clients/support.rs"]
 mod support;

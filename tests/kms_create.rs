@@ -3,6 +3,8 @@
 //! attributes, and the template errors of C_CreateObject. Run with
 //! `cargo nextest run --test kms_create`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::kms::*;

@@ -5,6 +5,8 @@
 //! and the PKCS#1 v1.5 bad-padding case. Material is wrapped by `openssl`. Run with
 //! `cargo nextest run --test kms_errors`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::kms::*;

@@ -5,6 +5,8 @@
 //! openssl computes with the original material. Needs `openssl`. Run with
 //! `cargo nextest run --test kms_import`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::kms::*;

@@ -5,6 +5,8 @@
 //! `CKA_END_DATE` gives the expiry; a token other than the key's own is refused.
 //! Run with `cargo nextest run --test kms_import_standard`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::kms::*;

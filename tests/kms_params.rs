@@ -3,6 +3,8 @@
 //! it (checked with `openssl`), the algorithm/spec table and the refusals. Run with
 //! `cargo nextest run --test kms_params`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::kms::*;

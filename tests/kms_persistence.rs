@@ -4,6 +4,8 @@
 //! clock of the process that looks (KMSHSM_TEST_CLOCK_OFFSET in the child's environment).
 //! Material is wrapped by `openssl`. Run with `cargo nextest run --test kms_persistence`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::path::PathBuf;

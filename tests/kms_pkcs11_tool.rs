@@ -7,6 +7,8 @@
 //! Needs `pkcs11-tool` (opensc) and `openssl`. Run with
 //! `cargo nextest run --test kms_pkcs11_tool`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::process::Command;

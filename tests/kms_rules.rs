@@ -4,6 +4,8 @@
 //! state changes through CKA_KMSHSM_KEY_STATE, and destruction. Material is wrapped by
 //! `openssl`. Run with `cargo nextest run --test kms_rules`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::kms::*;

@@ -4,6 +4,8 @@
 //! text; it needs no build of the crate. A new upward arrow or circle fails here with the
 //! file, the line and the rule it breaks.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

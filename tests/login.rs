@@ -3,6 +3,8 @@
 //! PIN; CKF_USER_PIN_COUNT_LOW / _FINAL_TRY / _LOCKED report the count; a successful login
 //! resets it; the SO's C_InitPIN unlocks. Run with `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::*;

@@ -16,6 +16,8 @@
 //! saying so, unless `KMSHSM_TEST_NO_NETNS=1` says to leave it out).
 //! Run with `cargo nextest run --test many_hosts`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

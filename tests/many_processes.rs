@@ -11,6 +11,8 @@
 //! `KMSHSM_PROCESSES` (default 4) children for `KMSHSM_PROCESS_SECONDS` (default 4; 2 when
 //! `CI` is set). Run with `cargo nextest run --test many_processes`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -5,6 +5,8 @@
 //! PKCS#7. What the token wraps, openssl decrypts, and what openssl encrypts, the token
 //! unwraps.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

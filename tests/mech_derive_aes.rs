@@ -5,6 +5,8 @@
 //! `ekdf_aes_cbc_encrypt_data` flow (a sensitive token master key, a derived AES key found
 //! by label), and attacks: no `CKA_DERIVE`, a non-AES base, partial blocks, wrong sizes.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

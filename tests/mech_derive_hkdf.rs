@@ -4,6 +4,8 @@
 //! key without `CKA_DERIVE`, a salt key that does not exist, a base key of another type,
 //! a truncated structure, a hash that is not a digest.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

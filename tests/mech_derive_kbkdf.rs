@@ -8,6 +8,8 @@
 //! rules (§2.42.8); the data-list rules the `cryptoki` crate's `kbkdf_invalid_data_params_*`
 //! tests check; attacks (no `CKA_DERIVE`, truncated or oversized structures, lying counts).
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::num::NonZeroUsize;

@@ -6,6 +6,8 @@
 //! extractable key (the spec makes the result sensitive; extraction refuses), and
 //! parameters of the wrong size or with NULL data.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

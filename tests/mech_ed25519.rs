@@ -5,6 +5,8 @@
 //! signatures (Ed25519 is deterministic); CK_EDDSA_PARAMS for pure Ed25519, Ed25519ctx and
 //! Ed25519ph, checked against RFC 8032 §7.2 and §7.3.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

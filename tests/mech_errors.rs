@@ -2,6 +2,8 @@
 //! key usage and policy, operation state, the length-query rule, wrapping policy, bad
 //! signatures and paddings, and implicit rejection in RSA PKCS#1 v1.5 unwrap.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::material::*;

@@ -7,6 +7,8 @@
 //! RFC 4493 §4 (CMAC); RFC 3394 §4.1, §4.3, §4.6 (KEY_WRAP); RFC 5649 §6 (KEY_WRAP_PAD 0x210A
 //! and KEY_WRAP_KWP 0x210B). Run with `cargo nextest run --test mech_kat_aes`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

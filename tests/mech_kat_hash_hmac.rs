@@ -7,6 +7,8 @@
 //! `CKM_GENERIC_SECRET_KEY_GEN` and `CKM_SHA*_KEY_GEN` give the HMACs `openssl dgst -mac
 //! HMAC` computes with their values.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

@@ -11,6 +11,8 @@
 //! signatures are checked here by sign-then-verify with the published key, and against
 //! signatures made by the `openssl` command line in tests/mech_openssl_interop.rs.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

@@ -5,6 +5,8 @@
 //! `openssl enc` (its legacy provider), generated keys have odd parity, keys of another
 //! parity are refused, and RSA-1024 pairs are generated and sign what `openssl` verifies.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;
@@ -45,10 +47,8 @@ fn raw_mechanism_list(slot: cryptoki::slot::Slot) -> Vec<cryptoki_sys::CK_MECHAN
     let list = f.C_GetMechanismList.expect("C_GetMechanismList");
     let mut count: cryptoki_sys::CK_ULONG = 0;
     // SAFETY: a NULL list asks for the count only.
-    assert_eq!(
-        unsafe { list(slot.id(), std::ptr::null_mut(), &mut count) },
-        0
-    );
+    let rv = unsafe { list(slot.id(), std::ptr::null_mut(), &mut count) };
+    assert_eq!(rv, 0);
     let mut out = vec![0; count as usize];
     // SAFETY: `out` has room for `count` entries.
     assert_eq!(unsafe { list(slot.id(), out.as_mut_ptr(), &mut count) }, 0);

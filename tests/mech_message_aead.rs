@@ -4,6 +4,8 @@
 //! (the IV written back to `pIv`), the tag written to `pTag`, the state errors, and the
 //! authorisation of the key (at init and again at each message).
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::aes_key;

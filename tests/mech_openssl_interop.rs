@@ -5,6 +5,8 @@
 //! AES-GCM is not exercised here: `openssl enc` refuses AEAD ciphers ("AEAD ciphers not
 //! supported"), and GCM is covered by published vectors in mech_kat_aes.rs / mech_wycheproof.rs.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

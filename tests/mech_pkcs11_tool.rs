@@ -2,6 +2,8 @@
 //! with openssl too), encrypt/decrypt, hashing, the mechanism list, and `--test`.
 //! Needs `pkcs11-tool` (`apt-get install -y opensc`) and `openssl`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

@@ -7,6 +7,8 @@
 //! (which pkcs11-tool cannot drive) is checked here through cryptoki.
 //! Needs `pkcs11-tool` (`apt-get install -y opensc`) and `openssl`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

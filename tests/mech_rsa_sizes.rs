@@ -3,6 +3,8 @@
 //! 3092 is not one of 8). The token's signatures verify with `openssl dgst`, and the
 //! range `C_GetMechanismInfo` reports (2048..16384) is the range generation accepts.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

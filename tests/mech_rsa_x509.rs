@@ -4,6 +4,8 @@
 //! byte-identical (the primitive is deterministic), short input is left-padded with zeros,
 //! and the length rules of PKCS#11 3.0 give their return codes.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

@@ -4,6 +4,8 @@
 //! opens each wrapping and `openssl pkey` reads the key inside; `C_UnwrapKey` makes a
 //! private key again, whose signature the original public key verifies.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

@@ -8,6 +8,8 @@
 //! must pass and invalid ones must fail; for "acceptable" vectors the module's behaviour is
 //! recorded and printed (`--nocapture`), and documented at each test.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

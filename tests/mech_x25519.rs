@@ -3,6 +3,8 @@
 //! ways, for key pairs made with the curve as OID or as the name "curve25519"; RFC 7748
 //! §6.1's keys imported by value derive its published secret, and through the X9.63 KDF.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::mech::*;

@@ -10,6 +10,8 @@
 //! module (or by the libraries under it), not by the test. Linux only.
 //! Run with `cargo nextest run --test memory_secrets` (one process per test).
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::raw::{Raw, RawAttr};

@@ -3,6 +3,8 @@
 //! not have, short buffers, length queries; read-only, modifiable and one-way attributes.
 //! Run with `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::raw::Raw;

@@ -4,6 +4,8 @@
 //! contract; private objects and sealed secrets need a login; C_CopyObject, C_DestroyObject,
 //! C_GetObjectSize, CKA_UNIQUE_ID. Run with `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::material::*;
@@ -708,8 +710,10 @@ fn copy_object_refuses_what_cannot_change() {
         raw.object_size(session.handle(), 0x7777_0001),
         Err(RvError::ObjectHandleInvalid)
     );
+    // SAFETY: (test) a handle number that names no object, which is the point.
+    let bogus = unsafe { ObjectHandle::new_from_raw(0x7777_0001) };
     assert_rv!(
-        session.copy_object(unsafe { ObjectHandle::new_from_raw(0x7777_0001) }, &[]),
+        session.copy_object(bogus, &[]),
         RvError::ObjectHandleInvalid
     );
 }

@@ -3,6 +3,8 @@
 //! the first one's committed changes without re-initialising (DESIGN.md §3).
 //! Run with `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

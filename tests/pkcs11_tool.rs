@@ -4,6 +4,8 @@
 //! through cryptoki in this process. Needs `pkcs11-tool` (`apt-get install -y opensc`).
 //! Run with `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::process::Command;

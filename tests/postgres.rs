@@ -6,6 +6,8 @@
 //! The race tests (tests/race_login.rs, tests/race_import.rs) have PostgreSQL variants of
 //! their cross-process trials. Run with `cargo nextest run --test postgres`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

@@ -17,6 +17,8 @@
 //! per test, `common/pg.rs`).
 //! Run with `cargo nextest run --test race_import`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -8,6 +8,8 @@
 //! server per test, `common/pg.rs`).
 //! Run with `cargo nextest run --test race_login`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::sync::Barrier;

@@ -2,6 +2,8 @@
 //! C_GetSessionInfo, the session states of §6.7, invalid handles, and what a read-only
 //! session may not do. Run with `cargo nextest run`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use common::raw::{Raw, RawAttr};

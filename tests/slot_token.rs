@@ -3,6 +3,8 @@
 //! the contract (SoftHSMv2's: every initialised token plus one free slot, IDs stable).
 //! Run with `cargo nextest run` (one process per test).
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::process::Stdio;

@@ -6,6 +6,8 @@
 //! verifies.
 //! Run with `cargo nextest run --test store_upgrade`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use cryptoki::object::Attribute;

@@ -6,6 +6,9 @@
 //! everything else on the token still works (docs/security.md, "Records at rest").
 //! Run with `cargo nextest run --test tamper`.
 
+#![allow(clippy::unwrap_used, unreachable_pub)]
+// test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 // CK_ULONG is u64 here and u32 on other targets, so the casts stay.
 #![allow(clippy::unnecessary_cast)]
 

@@ -8,6 +8,8 @@
 //! before the copy among them. Refusals (a serial already there, a slot id taken, no
 //! token at the source) change nothing.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::process::Command;

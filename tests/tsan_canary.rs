@@ -5,6 +5,8 @@
 //! only evidence if the same build catches a planted race. Never run it in a normal build —
 //! it is undefined behaviour on purpose, kept to two plain writes of one integer.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 use std::cell::UnsafeCell;
 
 struct Racy(UnsafeCell<u64>);

@@ -25,16 +25,16 @@ use crate::error::{Error, Result};
 static POISONED: AtomicBool = AtomicBool::new(false);
 
 /// Whether a panic was caught since the last `C_Initialize`.
-pub fn poisoned() -> bool {
+pub(super) fn poisoned() -> bool {
     POISONED.load(Ordering::SeqCst)
 }
 
-pub fn clear_poison() {
+pub(super) fn clear_poison() {
     POISONED.store(false, Ordering::SeqCst);
 }
 
 /// Runs one entry point. `name` is for the log only.
-pub fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
+pub(super) fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     let restarts = matches!(name, "C_Initialize" | "C_Finalize");
     if poisoned() && !restarts {
         return rv::of(&Error::Poisoned);

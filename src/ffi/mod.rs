@@ -20,11 +20,11 @@ use std::ptr::addr_of;
 use cryptoki_sys::*;
 
 use entry::{crypto, general, keys, message, object, random, session, slot_token, unsupported};
-use raw::Shared;
+use raw::InterfaceTable;
 
 macro_rules! entry_fn {
     (#[export] $name:ident ( $($arg:tt : $ty:ty),* ) $body:block) => {
-        #[allow(non_snake_case, unsafe_code)] // no_mangle: an exported PKCS#11 symbol
+        #[allow(non_snake_case, unsafe_code, unreachable_pub)] // no_mangle: an exported PKCS#11 symbol, reached from C, not through Rust paths
         #[no_mangle]
         pub extern "C" fn $name($($arg: $ty),*) -> CK_RV {
             guard::run(stringify!($name), || $body)
@@ -163,7 +163,7 @@ function_tables! {
 static INTERFACE_NAME: [u8; 8] = *b"PKCS 11\0";
 
 /// The interfaces `C_GetInterfaceList` offers: 3.0 first (the default), then 2.40.
-pub(crate) static INTERFACES: Shared<[CK_INTERFACE; 2]> = Shared([
+pub(crate) static INTERFACES: InterfaceTable = InterfaceTable([
     CK_INTERFACE {
         pInterfaceName: addr_of!(INTERFACE_NAME) as *mut CK_UTF8CHAR,
         pFunctionList: addr_of!(FUNCTION_LIST_3_0) as *mut c_void,

@@ -28,9 +28,9 @@ use crate::object::attr::{RawAttribute, RawValue};
 use crate::object::Read;
 
 /// Largest input buffer accepted, so a lying length cannot exhaust memory.
-pub const MAX_INPUT_LEN: usize = 1 << 30;
+pub(super) const MAX_INPUT_LEN: usize = 1 << 30;
 /// Largest template accepted.
-pub const MAX_TEMPLATE_LEN: usize = 4096;
+pub(super) const MAX_TEMPLATE_LEN: usize = 4096;
 /// Longest configuration path accepted through `pReserved`.
 const MAX_PATH_LEN: usize = 4096;
 
@@ -42,7 +42,7 @@ fn len_of(n: CK_ULONG) -> Result<usize> {
 }
 
 /// The `n` bytes at `ptr`.
-pub fn in_bytes<'a>(ptr: *const u8, n: CK_ULONG) -> Result<&'a [u8]> {
+pub(super) fn in_bytes<'a>(ptr: *const u8, n: CK_ULONG) -> Result<&'a [u8]> {
     let n = len_of(n)?;
     if n == 0 {
         return Ok(&[]);
@@ -55,7 +55,7 @@ pub fn in_bytes<'a>(ptr: *const u8, n: CK_ULONG) -> Result<&'a [u8]> {
 }
 
 /// Exactly `N` bytes at `ptr` (for fixed fields such as the 32-byte token label).
-pub fn in_array<const N: usize>(ptr: *const u8) -> Result<[u8; N]> {
+pub(super) fn in_array<const N: usize>(ptr: *const u8) -> Result<[u8; N]> {
     if ptr.is_null() {
         return Err(Error::ArgumentsBad("NULL fixed-size buffer"));
     }
@@ -64,7 +64,7 @@ pub fn in_array<const N: usize>(ptr: *const u8) -> Result<[u8; N]> {
 }
 
 /// A copy of the structure at `ptr`, or `None` for NULL.
-pub fn read_struct<T: Copy>(ptr: *const T) -> Option<T> {
+pub(super) fn read_struct<T: Copy>(ptr: *const T) -> Option<T> {
     if ptr.is_null() {
         None
     } else {
@@ -74,7 +74,7 @@ pub fn read_struct<T: Copy>(ptr: *const T) -> Option<T> {
 }
 
 /// Writes `value` to the caller's `*ptr`; NULL is `CKR_ARGUMENTS_BAD`.
-pub fn write<T>(ptr: *mut T, value: T) -> Result<()> {
+pub(super) fn write<T>(ptr: *mut T, value: T) -> Result<()> {
     if ptr.is_null() {
         return Err(Error::ArgumentsBad("NULL output pointer"));
     }
@@ -85,7 +85,7 @@ pub fn write<T>(ptr: *mut T, value: T) -> Result<()> {
 
 /// Copies `items` into the caller's array under the length-query rule.
 /// `count` is in and out: capacity on entry, needed or written count on exit.
-pub fn out_array<T: Copy>(buf: *mut T, count: *mut CK_ULONG, items: &[T]) -> Result<()> {
+pub(super) fn out_array<T: Copy>(buf: *mut T, count: *mut CK_ULONG, items: &[T]) -> Result<()> {
     let capacity = read_struct(count).ok_or(Error::ArgumentsBad("NULL length pointer"))?;
     let needed = items.len() as CK_ULONG;
     write(count, needed)?;
@@ -108,7 +108,7 @@ pub fn out_array<T: Copy>(buf: *mut T, count: *mut CK_ULONG, items: &[T]) -> Res
 }
 
 /// Copies `text` into a fixed blank-padded field (CK_INFO and friends).
-pub fn padded<const N: usize>(text: &str) -> [u8; N] {
+pub(super) fn padded<const N: usize>(text: &str) -> [u8; N] {
     let mut out = [b' '; N];
     let bytes = text.as_bytes();
     let n = bytes.len().min(N);
@@ -173,13 +173,16 @@ fn read_attributes(
 }
 
 /// A caller's template (for create, copy, set, find, generate): types and copied values.
-pub fn read_template(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<RawAttribute>> {
+pub(super) fn read_template(
+    ptr: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<Vec<RawAttribute>> {
     read_attributes(ptr, count, 0)
 }
 
 /// How one attribute of `C_GetAttributeValue` turned out (§5.7, the five cases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Filled {
+pub(super) enum Filled {
     Ok,
     Sensitive,
     Absent,
@@ -204,12 +207,12 @@ fn fill_value(a: &mut CK_ATTRIBUTE, bytes: &[u8]) -> Filled {
 }
 
 /// The template of `C_GetAttributeValue`, filled in place.
-pub struct OutTemplate<'a> {
+pub(super) struct OutTemplate<'a> {
     attrs: &'a mut [CK_ATTRIBUTE],
 }
 
 impl<'a> OutTemplate<'a> {
-    pub fn new(ptr: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<OutTemplate<'a>> {
+    pub(super) fn new(ptr: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<OutTemplate<'a>> {
         let slice = template_slice(ptr, count)?;
         // SAFETY: same memory as `slice`, which the caller lends us mutably for the call.
         let attrs =
@@ -217,12 +220,12 @@ impl<'a> OutTemplate<'a> {
         Ok(OutTemplate { attrs })
     }
 
-    pub fn types(&self) -> Vec<u64> {
+    pub(super) fn types(&self) -> Vec<u64> {
         self.attrs.iter().map(|a| a.type_ as u64).collect()
     }
 
     /// Records one attribute's outcome in the caller's template.
-    pub fn fill(&mut self, i: usize, read: &Read) -> Filled {
+    pub(super) fn fill(&mut self, i: usize, read: &Read) -> Filled {
         let Some(a) = self.attrs.get_mut(i) else {
             return Filled::Absent;
         };
@@ -265,13 +268,13 @@ impl<'a> OutTemplate<'a> {
 }
 
 /// The `C_Initialize` arguments, checked for the all-or-none rule of the callbacks.
-pub struct InitArgs {
+pub(super) struct InitArgs {
     pub flags: CK_FLAGS,
     pub callbacks: bool,
     pub config_path: Option<PathBuf>,
 }
 
-pub fn read_init_args(ptr: *const c_void) -> Result<InitArgs> {
+pub(super) fn read_init_args(ptr: *const c_void) -> Result<InitArgs> {
     let Some(args) = read_struct(ptr.cast::<CK_C_INITIALIZE_ARGS>()) else {
         return Ok(InitArgs {
             flags: 0,
@@ -327,7 +330,7 @@ fn c_path(ptr: *const u8) -> Result<Option<PathBuf>> {
 }
 
 /// A NUL-terminated interface name for `C_GetInterface`.
-pub fn c_name<'a>(ptr: *const u8) -> Result<Option<&'a [u8]>> {
+pub(super) fn c_name<'a>(ptr: *const u8) -> Result<Option<&'a [u8]>> {
     if ptr.is_null() {
         return Ok(None);
     }
@@ -335,17 +338,19 @@ pub fn c_name<'a>(ptr: *const u8) -> Result<Option<&'a [u8]>> {
     Ok(Some(unsafe { CStr::from_ptr(ptr.cast()) }.to_bytes()))
 }
 
-/// A static that holds raw pointers to other statics (the interface table).
-pub struct Shared<T>(pub T);
+/// The interface table of `C_GetInterfaceList`: a static holding raw pointers to other
+/// statics (interface names and function lists). Not generic, so that nothing else can be
+/// declared shareable through it.
+pub(crate) struct InterfaceTable(pub [CK_INTERFACE; 2]);
 
-// SAFETY: the wrapped values are immutable statics whose pointers point at other
-// immutable statics; sharing them between threads reads only.
-unsafe impl<T> Sync for Shared<T> {}
+// SAFETY: the table is an immutable static whose pointers point at other immutable
+// statics (NUL-terminated names, function lists); sharing it between threads reads only.
+unsafe impl Sync for InterfaceTable {}
 
 /// Writes `bytes` into a buffer inside a mechanism parameter that the parameter says holds
 /// `room` bytes (a message IV or tag written back); NULL or too little room is
 /// `CKR_MECHANISM_PARAM_INVALID`.
-pub fn write_param_bytes(ptr: *mut u8, room: usize, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_param_bytes(ptr: *mut u8, room: usize, bytes: &[u8]) -> Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
@@ -358,7 +363,7 @@ pub fn write_param_bytes(ptr: *mut u8, room: usize, bytes: &[u8]) -> Result<()> 
 }
 
 /// Lends the caller's `n`-byte output buffer to `f` (for `C_GenerateRandom`).
-pub fn fill_bytes(
+pub(super) fn fill_bytes(
     ptr: *mut u8,
     n: CK_ULONG,
     f: impl FnOnce(&mut [u8]) -> Result<()>,
@@ -375,7 +380,7 @@ pub fn fill_bytes(
 }
 
 /// A structure-valued mechanism parameter: exactly `size_of::<T>()` bytes, read unaligned.
-pub fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) -> Result<T> {
+pub(super) fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) -> Result<T> {
     if ptr.is_null() || usize::try_from(len).ok() != Some(std::mem::size_of::<T>()) {
         return Err(Error::MechanismParamInvalid);
     }
@@ -383,7 +388,7 @@ pub fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) -> Result<T> {
 }
 
 /// Bytes inside a mechanism parameter; any pointer problem is a parameter problem.
-pub fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
+pub(super) fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
     in_bytes(ptr.cast::<u8>(), len)
         .map(<[u8]>::to_vec)
         .map_err(|_| Error::MechanismParamInvalid)
@@ -466,7 +471,7 @@ fn kbkdf(
 
 /// The additional keys of an SP 800-108 derivation (`CK_DERIVED_KEY`): each template, and
 /// where its handle goes. Empty for every other mechanism. Every `phKey` must be writable.
-pub fn read_derived_keys(
+pub(super) fn read_derived_keys(
     ptr: *const CK_MECHANISM,
 ) -> Result<Vec<(Vec<RawAttribute>, *mut CK_OBJECT_HANDLE)>> {
     let m = read_struct(ptr).ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
@@ -517,7 +522,7 @@ fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
 /// The caller's `CK_MECHANISM`, its parameter decoded by the layout the mechanism takes
 /// (`mechanism::registry::parameter_layout`). Unknown mechanisms are `CKR_MECHANISM_INVALID`; a
 /// parameter of the wrong size or with bad pointers is `CKR_MECHANISM_PARAM_INVALID`.
-pub fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
+pub(super) fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
     let m = read_struct(ptr).ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
     let layout = registry::parameter_layout(m.mechanism).ok_or(Error::MechanismInvalid)?;
     let (p, len) = (m.pParameter.cast_const(), m.ulParameterLen);
@@ -650,14 +655,14 @@ pub fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
 
 /// The caller's output buffer for a cryptographic result, under the length-query rule.
 /// `capacity` is `None` for a NULL buffer (a length query).
-pub struct OutBuf {
+pub(super) struct OutBuf {
     buf: *mut u8,
     len: *mut CK_ULONG,
     pub capacity: Option<usize>,
 }
 
 impl OutBuf {
-    pub fn new(buf: *mut u8, len: *mut CK_ULONG) -> Result<OutBuf> {
+    pub(super) fn new(buf: *mut u8, len: *mut CK_ULONG) -> Result<OutBuf> {
         let given = read_struct(len).ok_or(Error::ArgumentsBad("NULL length pointer"))?;
         let capacity = if buf.is_null() {
             None
@@ -668,7 +673,7 @@ impl OutBuf {
     }
 
     /// Writes what a step produced, and turns a short buffer into `BUFFER_TOO_SMALL`.
-    pub fn put(&self, out: crate::operation::Output) -> Result<()> {
+    pub(super) fn put(&self, out: crate::operation::Output) -> Result<()> {
         use crate::operation::Output;
         match out {
             Output::Len(n) => write(self.len, n as CK_ULONG),

@@ -10,7 +10,7 @@ use crate::error::{Error, StoreError};
 use crate::kms::KmsError;
 use crate::vendor as v;
 
-pub fn of(e: &Error) -> CK_RV {
+pub(super) fn of(e: &Error) -> CK_RV {
     match e {
         Error::NotInitialized => CKR_CRYPTOKI_NOT_INITIALIZED,
         Error::AlreadyInitialized => CKR_CRYPTOKI_ALREADY_INITIALIZED,

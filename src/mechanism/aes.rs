@@ -32,19 +32,19 @@ enum Mode {
 }
 
 #[derive(Debug)]
-pub struct KeyGen;
+pub(super) struct KeyGen;
 #[derive(Debug)]
-pub struct Block(CK_MECHANISM_TYPE, Mode);
+pub(super) struct Block(CK_MECHANISM_TYPE, Mode);
 #[derive(Debug)]
-pub struct Gcm;
+pub(super) struct Gcm;
 #[derive(Debug)]
-pub struct CmacMech;
+pub(super) struct CmacMech;
 #[derive(Debug)]
-pub struct KeyWrap;
+pub(super) struct KeyWrap;
 #[derive(Debug)]
-pub struct KeyWrapPad(CK_MECHANISM_TYPE);
+pub(super) struct KeyWrapPad(CK_MECHANISM_TYPE);
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyGen,
     &Block(CKM_AES_ECB, Mode::Ecb),
     &Block(CKM_AES_CBC, Mode::Cbc),
@@ -58,7 +58,7 @@ pub static MECHANISMS: &[&dyn Mechanism] = &[
 ];
 
 /// The AES key's bytes, checked for type and size.
-pub fn aes_key(key: &Key) -> Result<&[u8]> {
+pub(super) fn aes_key(key: &Key) -> Result<&[u8]> {
     key.secret_of(CKK_AES, &[16, 24, 32])
 }
 

@@ -20,11 +20,11 @@ use crate::object::key::Key;
 const MAX_DATA_LEN: usize = 4096;
 
 #[derive(Debug)]
-pub struct EncryptData {
+pub(super) struct EncryptData {
     kind: CK_MECHANISM_TYPE,
 }
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &EncryptData {
         kind: CKM_AES_ECB_ENCRYPT_DATA,
     },

@@ -10,11 +10,11 @@ use crate::error::{Error, Result};
 use crate::operation::{Cipher, Signer, Verifier};
 
 /// Input cap for one-block primitives (RSA, raw ECDSA): far above any valid input.
-pub const ONE_BLOCK_CAP: usize = 1 << 16;
+pub(super) const ONE_BLOCK_CAP: usize = 1 << 16;
 /// Input cap for buffered bulk ciphers (GCM, SM4): 256 MiB.
-pub const BULK_CAP: usize = 1 << 28;
+pub(super) const BULK_CAP: usize = 1 << 28;
 /// Input cap for signatures over the whole message (pure Ed25519): 16 MiB.
-pub const MESSAGE_CAP: usize = 1 << 24;
+pub(super) const MESSAGE_CAP: usize = 1 << 24;
 
 struct Buffered<B, F> {
     input: Zeroizing<Vec<u8>>,
@@ -91,7 +91,7 @@ where
 
 /// A cipher that processes its whole input at the end. `bound(n)` bounds the output
 /// for `n` input bytes; `too_long` is the error for input beyond `cap`.
-pub fn cipher<B, F>(cap: usize, too_long: Error, bound: B, run: F) -> Box<dyn Cipher>
+pub(super) fn cipher<B, F>(cap: usize, too_long: Error, bound: B, run: F) -> Box<dyn Cipher>
 where
     B: Fn(usize) -> usize + Send + 'static,
     F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
@@ -106,7 +106,7 @@ where
 }
 
 /// A signer over the whole input; the signature is `len` bytes.
-pub fn signer<F>(len: usize, run: F) -> Box<dyn Signer>
+pub(super) fn signer<F>(len: usize, run: F) -> Box<dyn Signer>
 where
     F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
 {
@@ -114,7 +114,7 @@ where
 }
 
 /// `signer` with an input cap of `cap` bytes.
-pub fn signer_capped<F>(cap: usize, len: usize, run: F) -> Box<dyn Signer>
+pub(super) fn signer_capped<F>(cap: usize, len: usize, run: F) -> Box<dyn Signer>
 where
     F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
 {
@@ -150,7 +150,7 @@ where
 }
 
 /// A verifier over the whole input.
-pub fn verifier<F>(run: F) -> Box<dyn Verifier>
+pub(super) fn verifier<F>(run: F) -> Box<dyn Verifier>
 where
     F: FnMut(&[u8], &[u8]) -> Result<()> + Send + 'static,
 {
@@ -158,7 +158,7 @@ where
 }
 
 /// `verifier` with an input cap of `cap` bytes.
-pub fn verifier_capped<F>(cap: usize, run: F) -> Box<dyn Verifier>
+pub(super) fn verifier_capped<F>(cap: usize, run: F) -> Box<dyn Verifier>
 where
     F: FnMut(&[u8], &[u8]) -> Result<()> + Send + 'static,
 {

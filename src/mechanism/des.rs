@@ -22,7 +22,7 @@ use crate::object::key::Key;
 use crate::operation::Cipher;
 
 #[derive(Debug)]
-pub struct KeyGen(CK_MECHANISM_TYPE, CK_KEY_TYPE, usize);
+pub(super) struct KeyGen(CK_MECHANISM_TYPE, CK_KEY_TYPE, usize);
 
 /// Single DES or Triple-DES.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +39,9 @@ enum Mode {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub struct Block(CK_MECHANISM_TYPE, Alg, Mode);
+pub(super) struct Block(CK_MECHANISM_TYPE, Alg, Mode);
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyGen(CKM_DES_KEY_GEN, CKK_DES, 8),
     &KeyGen(CKM_DES2_KEY_GEN, CKK_DES2, 16),
     &KeyGen(CKM_DES3_KEY_GEN, CKK_DES3, 24),

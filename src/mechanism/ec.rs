@@ -22,15 +22,15 @@ const MAX_BITS: u64 = 521;
 const RAW_HASH_MAX: usize = 1 << 10;
 
 #[derive(Debug)]
-pub struct KeyPairGen;
+pub(super) struct KeyPairGen;
 #[derive(Debug)]
-pub struct Ecdsa;
+pub(super) struct Ecdsa;
 #[derive(Debug)]
-pub struct HashEcdsa(CK_MECHANISM_TYPE, HashAlg);
+pub(super) struct HashEcdsa(CK_MECHANISM_TYPE, HashAlg);
 #[derive(Debug)]
-pub struct Ecdh1;
+pub(super) struct Ecdh1;
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyPairGen,
     &Ecdsa,
     &HashEcdsa(CKM_ECDSA_SHA1, HashAlg::Sha1),

@@ -24,11 +24,11 @@ use crate::operation::{Signer, Verifier};
 const BITS: u64 = 255;
 
 #[derive(Debug)]
-pub struct KeyPairGen;
+pub(super) struct KeyPairGen;
 #[derive(Debug)]
-pub struct Eddsa;
+pub(super) struct Eddsa;
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[&KeyPairGen, &Eddsa];
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[&KeyPairGen, &Eddsa];
 
 fn private(key: &Key) -> Result<&Ed25519Private> {
     match &key.material {

@@ -25,14 +25,14 @@ const MAX_KEY_LEN: u64 = 512;
 
 /// `CKM_HKDF_DERIVE` or `CKM_HKDF_DATA`: the same derivation, a key or a data object.
 #[derive(Debug)]
-pub struct Derive {
+pub(super) struct Derive {
     kind: CK_MECHANISM_TYPE,
 }
 
 #[derive(Debug)]
-pub struct KeyGen;
+pub(super) struct KeyGen;
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &Derive {
         kind: CKM_HKDF_DERIVE,
     },

@@ -22,7 +22,7 @@ use crate::operation::{Signer, Verifier};
 const MAX_SECRET_LEN: u64 = 512;
 
 #[derive(Debug)]
-pub struct Hmac {
+pub(super) struct Hmac {
     kind: CK_MECHANISM_TYPE,
     hash: HashAlg,
     key_type: CK_KEY_TYPE,
@@ -30,12 +30,12 @@ pub struct Hmac {
 
 /// A secret-key generation: `CKA_VALUE_LEN` random bytes of `key_type`.
 #[derive(Debug)]
-pub struct KeyGen {
+pub(super) struct KeyGen {
     kind: CK_MECHANISM_TYPE,
     key_type: CK_KEY_TYPE,
 }
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &Hmac {
         kind: CKM_SHA_1_HMAC,
         hash: HashAlg::Sha1,

@@ -31,12 +31,12 @@ enum Mode {
 }
 
 #[derive(Debug)]
-pub struct Kbkdf {
+pub(super) struct Kbkdf {
     kind: CK_MECHANISM_TYPE,
     mode: Mode,
 }
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &Kbkdf {
         kind: CKM_SP800_108_COUNTER_KDF,
         mode: Mode::Counter,

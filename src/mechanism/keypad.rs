@@ -10,7 +10,7 @@ use super::WrappedLen;
 use crate::error::{Error, Result};
 
 /// `material` with up to `block - 1` zero bytes appended to make whole blocks.
-pub fn zero_padded(material: &[u8], block: usize) -> Result<Zeroizing<Vec<u8>>> {
+pub(super) fn zero_padded(material: &[u8], block: usize) -> Result<Zeroizing<Vec<u8>>> {
     if material.is_empty() {
         return Err(Error::KeySizeRange);
     }
@@ -25,7 +25,7 @@ pub fn zero_padded(material: &[u8], block: usize) -> Result<Zeroizing<Vec<u8>>> 
 /// "truncates the result according to the CKA_KEY_TYPE ... and CKA_VALUE_LEN"): the
 /// template's length, a length the key type allows, or a DER private key's own length;
 /// never more than `block - 1` bytes are cut.
-pub fn trim_zero_padding(
+pub(super) fn trim_zero_padding(
     plain: Zeroizing<Vec<u8>>,
     expected: WrappedLen,
     block: usize,

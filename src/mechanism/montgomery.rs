@@ -15,12 +15,12 @@ use crate::error::{Error, Result};
 use crate::object::key::{Key, Material};
 
 /// X25519's key size as PKCS#11 counts it.
-pub const BITS: u64 = 255;
+pub(super) const BITS: u64 = 255;
 
 #[derive(Debug)]
-pub struct KeyPairGen;
+pub(super) struct KeyPairGen;
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[&KeyPairGen];
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[&KeyPairGen];
 
 impl Mechanism for KeyPairGen {
     fn kind(&self) -> CK_MECHANISM_TYPE {
@@ -48,12 +48,16 @@ impl Mechanism for KeyPairGen {
 }
 
 /// Whether `base` is an X25519 private key (for `ec::Ecdh1` to hand it over).
-pub fn is_x25519(base: &Key) -> bool {
+pub(super) fn is_x25519(base: &Key) -> bool {
     matches!(base.material, Material::X25519Private(_))
 }
 
 /// `CKM_ECDH1_DERIVE` with an X25519 base key.
-pub fn derive(p: &Ecdh1Params, base: &Key, len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
+pub(super) fn derive(
+    p: &Ecdh1Params,
+    base: &Key,
+    len: Option<usize>,
+) -> Result<Zeroizing<Vec<u8>>> {
     let Material::X25519Private(key) = &base.material else {
         return Err(Error::KeyTypeInconsistent);
     };

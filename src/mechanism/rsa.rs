@@ -40,19 +40,19 @@ pub(super) fn min_bits() -> u64 {
 pub(super) const MAX_BITS: u64 = 16384;
 
 #[derive(Debug)]
-pub struct KeyPairGen;
+pub(super) struct KeyPairGen;
 #[derive(Debug)]
-pub struct Pkcs;
+pub(super) struct Pkcs;
 #[derive(Debug)]
-pub struct Oaep;
+pub(super) struct Oaep;
 #[derive(Debug)]
-pub struct Pss;
+pub(super) struct Pss;
 #[derive(Debug)]
-pub struct HashPkcs(CK_MECHANISM_TYPE, HashAlg);
+pub(super) struct HashPkcs(CK_MECHANISM_TYPE, HashAlg);
 #[derive(Debug)]
-pub struct HashPss(CK_MECHANISM_TYPE, HashAlg);
+pub(super) struct HashPss(CK_MECHANISM_TYPE, HashAlg);
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyPairGen,
     &Pkcs,
     &Oaep,
@@ -96,14 +96,14 @@ fn mgf_of(hash: HashAlg) -> CK_RSA_PKCS_MGF_TYPE {
 
 /// Checks OAEP parameters: a SHA hash with the MGF1 of the same hash (the module's
 /// paddings use one hash for both), and a label only with `CKZ_DATA_SPECIFIED`.
-pub fn oaep_params(param: &Param) -> Result<(HashAlg, Vec<u8>)> {
+pub(super) fn oaep_params(param: &Param) -> Result<(HashAlg, Vec<u8>)> {
     let Param::Oaep(p) = param else {
         return Err(Error::MechanismParamInvalid);
     };
     check_oaep(p)
 }
 
-pub fn check_oaep(p: &OaepParams) -> Result<(HashAlg, Vec<u8>)> {
+pub(super) fn check_oaep(p: &OaepParams) -> Result<(HashAlg, Vec<u8>)> {
     let hash = hash_of(p.hash).ok_or(Error::MechanismParamInvalid)?;
     if p.mgf != mgf_of(hash) {
         return Err(Error::MechanismParamInvalid);
@@ -403,7 +403,7 @@ where
     }
 }
 
-pub fn hash_then_sign<F>(hash: HashAlg, len: usize, run: F) -> Box<dyn Signer>
+pub(super) fn hash_then_sign<F>(hash: HashAlg, len: usize, run: F) -> Box<dyn Signer>
 where
     F: FnMut(Vec<u8>) -> Result<Vec<u8>> + Send + 'static,
 {
@@ -414,7 +414,7 @@ where
     })
 }
 
-pub fn hash_then_verify<F>(hash: HashAlg, run: F) -> Box<dyn Verifier>
+pub(super) fn hash_then_verify<F>(hash: HashAlg, run: F) -> Box<dyn Verifier>
 where
     F: FnMut(Vec<u8>, &[u8]) -> Result<()> + Send + 'static,
 {

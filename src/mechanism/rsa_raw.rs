@@ -20,9 +20,9 @@ use crate::object::key::Key;
 use crate::operation::{Cipher, Signer, Verifier};
 
 #[derive(Debug)]
-pub struct X509;
+pub(super) struct X509;
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[&X509];
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[&X509];
 
 impl Mechanism for X509 {
     fn kind(&self) -> CK_MECHANISM_TYPE {

@@ -28,12 +28,12 @@ enum Kind {
 }
 
 #[derive(Debug)]
-pub struct SimpleDerive {
+pub(super) struct SimpleDerive {
     kind: CK_MECHANISM_TYPE,
     how: Kind,
 }
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &SimpleDerive {
         kind: CKM_CONCATENATE_BASE_AND_KEY,
         how: Kind::BaseAndKey,

@@ -12,9 +12,9 @@ use crate::error::{Error, Result};
 use crate::object::key::{Key, Material};
 
 #[derive(Debug)]
-pub struct RsaAesKeyWrap;
+pub(super) struct RsaAesKeyWrap;
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[&RsaAesKeyWrap];
+pub(super) static MECHANISMS: &[&dyn Mechanism] = &[&RsaAesKeyWrap];
 
 fn params(param: &Param) -> Result<(usize, crate::crypto::hash::HashAlg, Vec<u8>)> {
     let Param::RsaAesKeyWrap { aes_key_bits, oaep } = param else {

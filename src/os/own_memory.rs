@@ -153,7 +153,7 @@ mod tests {
             Err(Unreadable::Unterminated)
         );
         let page = page_size();
-        // SAFETY (test): a fresh inaccessible page (it stays reserved, so no other thread
+        // SAFETY: (test) a fresh inaccessible page (it stays reserved, so no other thread
         // of the test can map something readable there meanwhile), unmapped at the end.
         unsafe {
             let p = libc::mmap(
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn a_string_that_runs_into_an_unmapped_page_is_a_fault() {
         let page = page_size();
-        // SAFETY (test): two fresh pages; the second is made inaccessible, the first
+        // SAFETY: (test) two fresh pages; the second is made inaccessible, the first
         // filled with non-NUL bytes, so a string starting in the first runs into it.
         unsafe {
             let p = libc::mmap(

@@ -52,7 +52,7 @@ fn ulong(v: u64) -> Value {
 }
 
 /// The mechanism `C_UnwrapKey` must use for a wrapping algorithm.
-pub fn mechanism_of(alg: WrappingAlgorithm) -> CK_MECHANISM_TYPE {
+pub(super) fn mechanism_of(alg: WrappingAlgorithm) -> CK_MECHANISM_TYPE {
     use WrappingAlgorithm::*;
     match alg {
         RsaesPkcs1V15 => CKM_RSA_PKCS,
@@ -77,7 +77,7 @@ fn oaep_hash_of(alg: WrappingAlgorithm) -> Option<CK_MECHANISM_TYPE> {
 }
 
 /// The KeySpec an object's key type and size amount to, if any.
-pub fn spec_of(object: &Object) -> Option<KeySpec> {
+pub(super) fn spec_of(object: &Object) -> Option<KeySpec> {
     match (object.class, object.key_type?) {
         (CKO_SECRET_KEY, CKK_AES) if object.ulong(t(CKA_VALUE_LEN)) == Some(32) => {
             Some(KeySpec::Aes256)

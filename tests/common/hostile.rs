@@ -72,7 +72,9 @@ macro_rules! functions {
                 $( stringify!($name) => {
                     let f = list.$name.expect(stringify!($name));
                     let mut it = w.iter().copied();
-                    f($( conv!($k, it.next().expect("too few words")) ),*)
+                    // SAFETY: the caller vouches for every pointer word (this function's
+                    // contract); the words are converted to the function's own types.
+                    unsafe { f($( conv!($k, it.next().expect("too few words")) ),*) }
                 } )*
                 other => panic!("no function {other}"),
             }
@@ -217,7 +219,8 @@ impl Api {
     /// # Safety
     /// As [`dispatch`].
     pub unsafe fn call(&self, name: &str, words: &[u64]) -> CK_RV {
-        dispatch(&self.list, name, words)
+        // SAFETY: as this function's own contract.
+        unsafe { dispatch(&self.list, name, words) }
     }
 
     /// Whether the module still answers (a caught panic poisons it: CKR_GENERAL_ERROR).

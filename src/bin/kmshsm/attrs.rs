@@ -6,34 +6,34 @@ use kmshsm::object::attr::{AttrType, RawAttribute, RawValue};
 use kmshsm::object::Read;
 use zeroize::Zeroizing;
 
-pub fn raw(ty: u64, bytes: Vec<u8>) -> RawAttribute {
+pub(crate) fn raw(ty: u64, bytes: Vec<u8>) -> RawAttribute {
     RawAttribute {
         ty: ty as AttrType,
         value: RawValue::Bytes(Zeroizing::new(bytes)),
     }
 }
 
-pub fn ulong(ty: u64, v: u64) -> RawAttribute {
+pub(crate) fn ulong(ty: u64, v: u64) -> RawAttribute {
     raw(ty, (v as CK_ULONG).to_ne_bytes().to_vec())
 }
 
-pub fn boolean(ty: u64, v: bool) -> RawAttribute {
+pub(crate) fn boolean(ty: u64, v: bool) -> RawAttribute {
     raw(ty, vec![u8::from(v)])
 }
 
-pub fn bytes(ty: u64, v: &[u8]) -> RawAttribute {
+pub(crate) fn bytes(ty: u64, v: &[u8]) -> RawAttribute {
     raw(ty, v.to_vec())
 }
 
 /// A read attribute's bytes, if it has any.
-pub fn value_of(read: &Read) -> Option<&[u8]> {
+pub(crate) fn value_of(read: &Read) -> Option<&[u8]> {
     match read {
         Read::Value(v) => Some(v),
         _ => None,
     }
 }
 
-pub fn ulong_of(read: &Read) -> Option<u64> {
+pub(crate) fn ulong_of(read: &Read) -> Option<u64> {
     let v = value_of(read)?;
     let arr: [u8; std::mem::size_of::<CK_ULONG>()] = v.try_into().ok()?;
     Some(CK_ULONG::from_ne_bytes(arr) as u64)

@@ -11,14 +11,14 @@ use crate::client::Client;
 use crate::{time, Failure};
 
 /// What `list` keeps.
-pub struct Filter {
+pub(crate) struct Filter {
     pub key_id: Option<String>,
     pub since: Option<i64>,
     pub until: Option<i64>,
 }
 
 /// A time given as unix seconds or as `YYYY-MM-DDTHH:MM:SSZ` (or `YYYY-MM-DD`).
-pub fn parse_time(text: &str) -> Result<i64, Failure> {
+pub(crate) fn parse_time(text: &str) -> Result<i64, Failure> {
     if let Ok(n) = text.parse::<i64>() {
         return Ok(n);
     }
@@ -88,7 +88,7 @@ fn text_line(entry: &TrailEntry) -> String {
 }
 
 /// The events `filter` keeps, one line each.
-pub fn list(client: &Client, filter: &Filter, as_json: bool) -> Result<String, Failure> {
+pub(crate) fn list(client: &Client, filter: &Filter, as_json: bool) -> Result<String, Failure> {
     let trail = client.session.token.audit_trail()?;
     let mut out = String::new();
     for entry in trail
@@ -115,7 +115,7 @@ pub fn list(client: &Client, filter: &Filter, as_json: bool) -> Result<String, F
 
 /// The verdict: a summary when the chain is intact, else a failure naming the first bad
 /// event.
-pub fn verify(client: &Client) -> Result<Value, Failure> {
+pub(crate) fn verify(client: &Client) -> Result<Value, Failure> {
     let Trail { entries, verdict } = client.session.token.audit_trail()?;
     match verdict {
         Ok(v) => Ok(json!({
@@ -143,7 +143,7 @@ pub fn verify(client: &Client) -> Result<Value, Failure> {
 }
 
 /// Prunes by the retention (or `days`).
-pub fn prune(client: &Client, days: Option<u32>) -> Result<Value, Failure> {
+pub(crate) fn prune(client: &Client, days: Option<u32>) -> Result<Value, Failure> {
     let checkpoint = client.session.token.prune_audit_older_than(days)?;
     Ok(json!({ "CheckpointEventId": checkpoint }))
 }

@@ -24,21 +24,21 @@ use kmshsm::vendor as v;
 use crate::attrs::{boolean, bytes, ulong, ulong_of, value_of};
 
 /// How to find the token.
-pub enum TokenChoice {
+pub(crate) enum TokenChoice {
     Label(String),
     Slot(u64),
     /// The only initialised token.
     Only,
 }
 
-pub struct Client {
+pub(crate) struct Client {
     _provider: Arc<Provider>,
     pub session: Arc<Session>,
 }
 
 /// What GetParametersForImport gives: the wrapping public key (DER SPKI), the import
 /// token and its expiry (unix seconds), and the wrapping pair's `CKA_LABEL` and `CKA_ID`.
-pub struct ImportParameters {
+pub(crate) struct ImportParameters {
     pub public_key: Vec<u8>,
     pub token: Vec<u8>,
     pub expiry: u64,
@@ -47,7 +47,7 @@ pub struct ImportParameters {
 }
 
 /// What DescribeKey shows.
-pub struct KeyMetadata {
+pub(crate) struct KeyMetadata {
     pub key_id: String,
     pub key_spec: Option<KeySpec>,
     pub key_usage: Option<KeyUsage>,
@@ -63,7 +63,7 @@ fn pkcs11_label(label: &[u8; 32]) -> String {
 }
 
 impl Client {
-    pub fn open(choice: TokenChoice, pin: &[u8]) -> Result<Client> {
+    pub(crate) fn open(choice: TokenChoice, pin: &[u8]) -> Result<Client> {
         provider::initialize(InitOptions::default())?;
         let p = provider::get()?;
         p.rescan()?;
@@ -99,7 +99,7 @@ impl Client {
     }
 
     /// The handles of the key `key_id`: (private or secret, public).
-    pub fn key(&self, key_id: &str) -> Result<(ObjectHandle, Option<ObjectHandle>)> {
+    pub(crate) fn key(&self, key_id: &str) -> Result<(ObjectHandle, Option<ObjectHandle>)> {
         let found = self
             .session
             .token
@@ -124,17 +124,17 @@ impl Client {
         }
     }
 
-    pub fn bytes(&self, h: ObjectHandle, ty: u64) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn bytes(&self, h: ObjectHandle, ty: u64) -> Result<Option<Vec<u8>>> {
         let reads = self.session.token.attributes(h, &[ty])?;
         Ok(reads.first().and_then(value_of).map(<[u8]>::to_vec))
     }
 
-    pub fn ulong(&self, h: ObjectHandle, ty: u64) -> Result<Option<u64>> {
+    pub(crate) fn ulong(&self, h: ObjectHandle, ty: u64) -> Result<Option<u64>> {
         let reads = self.session.token.attributes(h, &[ty])?;
         Ok(reads.first().and_then(ulong_of))
     }
 
-    pub fn describe(&self, h: ObjectHandle) -> Result<KeyMetadata> {
+    pub(crate) fn describe(&self, h: ObjectHandle) -> Result<KeyMetadata> {
         let text = |b: Option<Vec<u8>>| {
             b.map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default()
@@ -160,7 +160,7 @@ impl Client {
     }
 
     /// Every KMS key (its private or secret object), not import wrapping keys.
-    pub fn list(&self) -> Result<Vec<KeyMetadata>> {
+    pub(crate) fn list(&self) -> Result<Vec<KeyMetadata>> {
         let mut out = Vec::new();
         for h in self.session.token.find(&[])? {
             let class = self
@@ -180,7 +180,7 @@ impl Client {
     }
 
     /// CreateKey. KMS keys are generated; EXTERNAL keys wait for their material.
-    pub fn create_key(
+    pub(crate) fn create_key(
         &self,
         spec: KeySpec,
         usage: KeyUsage,
@@ -287,7 +287,7 @@ impl Client {
     }
 
     /// GetParametersForImport: the new wrapping pair's public key, token and names.
-    pub fn parameters_for_import(
+    pub(crate) fn parameters_for_import(
         &self,
         key_id: &str,
         alg: WrappingAlgorithm,
@@ -330,7 +330,13 @@ impl Client {
     }
 
     /// ImportKeyMaterial: finds the wrapping key the token belongs to and unwraps.
-    pub fn import(&self, key_id: &str, material: &[u8], token: &[u8], expiry: u64) -> Result<()> {
+    pub(crate) fn import(
+        &self,
+        key_id: &str,
+        material: &[u8],
+        token: &[u8],
+        expiry: u64,
+    ) -> Result<()> {
         let wrapping = self.session.token.find(&[
             bytes(v::CKA_KMSHSM_IMPORT_TOKEN, token),
             ulong(CKA_CLASS as u64, CKO_PRIVATE_KEY as u64),
@@ -380,7 +386,7 @@ impl Client {
     }
 
     /// Enable/DisableKey, DeleteKeyMaterial, ScheduleKeyDeletion.
-    pub fn set_state(&self, key_id: &str, state: KeyState) -> Result<()> {
+    pub(crate) fn set_state(&self, key_id: &str, state: KeyState) -> Result<()> {
         let (main, _) = self.key(key_id)?;
         self.session.token.set_attributes(
             self.caller(),
@@ -404,7 +410,7 @@ impl Client {
     }
 
     /// The key's spec, if it has one.
-    pub fn spec(&self, key_id: &str) -> Result<Option<KeySpec>> {
+    pub(crate) fn spec(&self, key_id: &str) -> Result<Option<KeySpec>> {
         let (main, _) = self.key(key_id)?;
         Ok(self
             .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
@@ -414,7 +420,7 @@ impl Client {
     /// Encrypt: a symmetric key writes a version-1 CiphertextBlob (`kms::blob`: GCM with
     /// the key's own KeyId in the blob and in the AAD); RSA and SM2 keys their public-key
     /// encryption.
-    pub fn encrypt(&self, key_id: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn encrypt(&self, key_id: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
         let (main, public) = self.key(key_id)?;
         let spec = self
             .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
@@ -443,7 +449,7 @@ impl Client {
 
     /// Decrypt of a symmetric key's CiphertextBlob, by the key the blob names: the tag
     /// covers that KeyId, so a blob naming another key than the one that made it fails.
-    pub fn decrypt_blob(&self, blob: &CiphertextBlob) -> Result<Vec<u8>> {
+    pub(crate) fn decrypt_blob(&self, blob: &CiphertextBlob) -> Result<Vec<u8>> {
         let (main, _) = self.key(blob.key_id.as_str())?;
         let spec = self
             .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
@@ -458,7 +464,7 @@ impl Client {
     }
 
     /// Decrypt with an RSA or SM2 key: its public-key encryption, as Encrypt made it.
-    pub fn decrypt_public_key(&self, key_id: &str, data: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn decrypt_public_key(&self, key_id: &str, data: &[u8]) -> Result<Vec<u8>> {
         let (main, _) = self.key(key_id)?;
         let spec = self
             .ulong(main, v::CKA_KMSHSM_KEY_SPEC)?
@@ -470,7 +476,7 @@ impl Client {
     }
 
     /// GetPublicKey: the key's public half as DER SubjectPublicKeyInfo.
-    pub fn public_key_der(&self, key_id: &str) -> Result<Vec<u8>> {
+    pub(crate) fn public_key_der(&self, key_id: &str) -> Result<Vec<u8>> {
         use kmshsm::crypto::pkcs8::{encode_spki, KeyAlgorithm};
         let (_, public) = self.key(key_id)?;
         let public = public.ok_or(Error::KeyTypeInconsistent)?;
@@ -503,7 +509,7 @@ impl Client {
     }
 
     /// AsymmetricSign over a message (the mechanism hashes it).
-    pub fn sign(&self, key_id: &str, algorithm: &str, message: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn sign(&self, key_id: &str, algorithm: &str, message: &[u8]) -> Result<Vec<u8>> {
         let (main, _) = self.key(key_id)?;
         self.session.sign_init(&sign_mechanism(algorithm)?, main)?;
         match self.session.sign_once(message, Some(usize::MAX))? {
@@ -512,7 +518,7 @@ impl Client {
         }
     }
 
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         key_id: &str,
         algorithm: &str,
@@ -577,7 +583,7 @@ fn oaep(hash: CK_MECHANISM_TYPE) -> OaepParams {
 }
 
 /// The `C_UnwrapKey` mechanism of a wrapping algorithm (docs/key-model.md).
-pub fn unwrap_mechanism(alg: WrappingAlgorithm) -> MechanismArg {
+pub(crate) fn unwrap_mechanism(alg: WrappingAlgorithm) -> MechanismArg {
     use WrappingAlgorithm::*;
     let (kind, param) = match alg {
         RsaesPkcs1V15 => (CKM_RSA_PKCS, Param::None),

@@ -42,7 +42,7 @@ fn backend(location: &str, config: &Config) -> Result<Backend, Failure> {
     Ok(backend_of(&files)?)
 }
 
-pub fn run(
+pub(crate) fn run(
     config: &Config,
     serial: Option<&str>,
     from: Option<&str>,

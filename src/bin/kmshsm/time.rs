@@ -33,7 +33,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` or `YYYY-MM-DD` (midnight UTC) as unix seconds.
-pub fn parse_iso8601(text: &str) -> Option<i64> {
+pub(crate) fn parse_iso8601(text: &str) -> Option<i64> {
     let (date, clock) = match text.split_once('T') {
         Some((d, c)) => (d, Some(c.strip_suffix('Z')?)),
         None => (text, None),
@@ -59,7 +59,7 @@ pub fn parse_iso8601(text: &str) -> Option<i64> {
     Some(days_from_civil(y, m, d) * 86_400 + secs)
 }
 
-pub fn iso8601(unix: i64) -> String {
+pub(crate) fn iso8601(unix: i64) -> String {
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     format!(

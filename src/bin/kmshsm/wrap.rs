@@ -29,7 +29,11 @@ fn pkcs7(data: &[u8]) -> Vec<u8> {
     out
 }
 
-pub fn wrap(public_key_der: &[u8], alg: WrappingAlgorithm, material: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn wrap(
+    public_key_der: &[u8],
+    alg: WrappingAlgorithm,
+    material: &[u8],
+) -> Result<Vec<u8>> {
     use WrappingAlgorithm::*;
     let (key_alg, key) = decode_spki(public_key_der)?;
     match alg {

@@ -98,7 +98,7 @@ fn sizes(k: usize) -> Option<(u16, u16)> {
 ///
 /// Only the final length becomes public, as it must (it is the output); which of the
 /// two messages it belongs to does not.
-pub fn decode(em: &[u8], d_hash: &[u8], ciphertext: &[u8]) -> Zeroizing<Vec<u8>> {
+pub(super) fn decode(em: &[u8], d_hash: &[u8], ciphertext: &[u8]) -> Zeroizing<Vec<u8>> {
     let Some((k_bits, max_len)) = sizes(em.len()) else {
         return Zeroizing::new(Vec::new());
     };
@@ -116,7 +116,7 @@ pub fn decode(em: &[u8], d_hash: &[u8], ciphertext: &[u8]) -> Zeroizing<Vec<u8>>
 /// of another length, gives a synthetic message of one of those lengths, picked by the
 /// PRF. Every ciphertext thus yields a key of an acceptable size, so nothing after the
 /// decryption (the key type's length check) can tell real from synthetic.
-pub fn decode_sized(
+pub(super) fn decode_sized(
     em: &[u8],
     d_hash: &[u8],
     ciphertext: &[u8],

@@ -33,7 +33,7 @@ fn prime(bits: usize) -> Result<Bn> {
 }
 
 /// A key pair whose modulus has exactly `bits` bits (at least 1024), e = 65537.
-pub fn generate(bits: usize) -> Result<RsaComponents> {
+pub(super) fn generate(bits: usize) -> Result<RsaComponents> {
     if bits < 1024 {
         return Err(Error::KeySizeRange);
     }

@@ -13,7 +13,7 @@ use crate::crypto::rand::random_fill;
 use crate::error::{Error, Result};
 
 /// EMSA-PKCS1-v1_5: `00 01 FF..FF 00 || digest_info`, `k` bytes long.
-pub fn emsa_pkcs1_v15(digest_info: &[u8], k: usize) -> Result<Vec<u8>> {
+pub(super) fn emsa_pkcs1_v15(digest_info: &[u8], k: usize) -> Result<Vec<u8>> {
     if k < digest_info.len() + 11 {
         return Err(Error::DataLenRange);
     }
@@ -26,7 +26,7 @@ pub fn emsa_pkcs1_v15(digest_info: &[u8], k: usize) -> Result<Vec<u8>> {
 }
 
 /// EME-PKCS1-v1_5 encoding: `00 02 PS 00 || message`, PS random and non-zero.
-pub fn eme_pkcs1_v15_encode(message: &[u8], k: usize) -> Result<Vec<u8>> {
+pub(super) fn eme_pkcs1_v15_encode(message: &[u8], k: usize) -> Result<Vec<u8>> {
     if message.len() + 11 > k {
         return Err(Error::DataLenRange);
     }
@@ -82,7 +82,7 @@ fn eme_pkcs1_v15_decode(em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 /// the private key) and the ciphertext, in the same time and with the same result code
 /// as a good block. The caller learns nothing from the padding; a wrong key simply does
 /// not work (draft-irtf-cfrg-rsa-guidance, "implicit rejection").
-pub fn eme_pkcs1_v15_decode_implicit(
+pub(super) fn eme_pkcs1_v15_decode_implicit(
     em: &[u8],
     kdk: &[u8],
     ciphertext: &[u8],
@@ -117,7 +117,12 @@ pub fn eme_pkcs1_v15_decode_implicit(
 }
 
 /// EME-OAEP encoding (§7.1.1) of `message` for a `k`-byte modulus.
-pub fn eme_oaep_encode(message: &[u8], label: &[u8], hash: HashAlg, k: usize) -> Result<Vec<u8>> {
+pub(super) fn eme_oaep_encode(
+    message: &[u8],
+    label: &[u8],
+    hash: HashAlg,
+    k: usize,
+) -> Result<Vec<u8>> {
     let h = hash.output_len();
     if k < 2 * h + 2 || message.len() > k - 2 * h - 2 {
         return Err(Error::DataLenRange);
@@ -140,7 +145,11 @@ pub fn eme_oaep_encode(message: &[u8], label: &[u8], hash: HashAlg, k: usize) ->
 }
 
 /// EME-OAEP decoding (§7.1.2) in constant time: the message or `EncryptedDataInvalid`.
-pub fn eme_oaep_decode(em: &[u8], label: &[u8], hash: HashAlg) -> Result<Zeroizing<Vec<u8>>> {
+pub(super) fn eme_oaep_decode(
+    em: &[u8],
+    label: &[u8],
+    hash: HashAlg,
+) -> Result<Zeroizing<Vec<u8>>> {
     let h = hash.output_len();
     let k = em.len();
     if k < 2 * h + 2 {
@@ -181,7 +190,7 @@ pub fn eme_oaep_decode(em: &[u8], label: &[u8], hash: HashAlg) -> Result<Zeroizi
 }
 
 /// EMSA-PSS encoding (§9.1.1) of a message hash for a modulus of `mod_bits` bits.
-pub fn emsa_pss_encode(
+pub(super) fn emsa_pss_encode(
     m_hash: &[u8],
     mod_bits: usize,
     hash: HashAlg,
@@ -217,7 +226,7 @@ pub fn emsa_pss_encode(
 
 /// EMSA-PSS verification (§9.1.2). `em` is the signature's public transform; it is
 /// right-aligned to the encoded-message length before checking. Public data only.
-pub fn emsa_pss_verify(
+pub(super) fn emsa_pss_verify(
     m_hash: &[u8],
     em: &[u8],
     mod_bits: usize,

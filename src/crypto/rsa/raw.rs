@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 /// An aws-lc `RSA` object, public or private.
-pub struct RawRsa {
+pub(super) struct RawRsa {
     ptr: NonNull<sys::RSA>,
     size: usize,
 }
@@ -54,7 +54,7 @@ impl RawRsa {
     }
 
     /// A private key from a DER RSAPrivateKey (PKCS#1), checked for consistency.
-    pub fn private_from_pkcs1(der: &[u8]) -> Result<RawRsa> {
+    pub(super) fn private_from_pkcs1(der: &[u8]) -> Result<RawRsa> {
         // SAFETY: aws-lc reads exactly `der.len()` bytes from `der`.
         let key =
             RawRsa::wrap(unsafe { sys::RSA_private_key_from_bytes(der.as_ptr(), der.len()) })?;
@@ -66,19 +66,19 @@ impl RawRsa {
     }
 
     /// A public key from a DER RSAPublicKey (PKCS#1).
-    pub fn public_from_pkcs1(der: &[u8]) -> Result<RawRsa> {
+    pub(super) fn public_from_pkcs1(der: &[u8]) -> Result<RawRsa> {
         // SAFETY: aws-lc reads exactly `der.len()` bytes from `der`.
         RawRsa::wrap(unsafe { sys::RSA_public_key_from_bytes(der.as_ptr(), der.len()) })
     }
 
     /// The modulus length in bytes.
-    pub fn size(&self) -> usize {
+    pub(super) fn size(&self) -> usize {
         self.size
     }
 
     /// RSADP: `input^d mod n`. `input` must be `size()` bytes and below the modulus;
     /// otherwise `too_large` is returned.
-    pub fn private_op(&self, input: &[u8], too_large: Error) -> Result<Zeroizing<Vec<u8>>> {
+    pub(super) fn private_op(&self, input: &[u8], too_large: Error) -> Result<Zeroizing<Vec<u8>>> {
         if input.len() != self.size {
             return Err(too_large);
         }
@@ -103,7 +103,7 @@ impl RawRsa {
     }
 
     /// RSAEP: `input^e mod n`, with the same rules as `private_op`.
-    pub fn public_op(&self, input: &[u8], too_large: Error) -> Result<Vec<u8>> {
+    pub(super) fn public_op(&self, input: &[u8], too_large: Error) -> Result<Vec<u8>> {
         if input.len() != self.size {
             return Err(too_large);
         }
@@ -128,7 +128,7 @@ impl RawRsa {
 }
 
 /// An aws-lc `BIGNUM`, wiped when dropped (key generation's primes and exponents).
-pub struct Bn(NonNull<sys::BIGNUM>);
+pub(super) struct Bn(NonNull<sys::BIGNUM>);
 
 // SAFETY: a BIGNUM is plain heap memory owned by this value; it is never shared.
 unsafe impl Send for Bn {}
@@ -142,7 +142,7 @@ impl Drop for Bn {
 }
 
 /// aws-lc's scratch space for `BIGNUM` arithmetic.
-pub struct BnCtx(NonNull<sys::BN_CTX>);
+pub(super) struct BnCtx(NonNull<sys::BN_CTX>);
 
 impl Drop for BnCtx {
     fn drop(&mut self) {
@@ -152,7 +152,7 @@ impl Drop for BnCtx {
 }
 
 impl BnCtx {
-    pub fn new() -> Result<BnCtx> {
+    pub(super) fn new() -> Result<BnCtx> {
         // SAFETY: BN_CTX_new has no preconditions; NULL means out of memory.
         NonNull::new(unsafe { sys::BN_CTX_new() })
             .map(BnCtx)
@@ -183,19 +183,17 @@ impl Bn {
         self.0.as_ptr()
     }
 
-    pub fn from_u64(value: u64) -> Result<Bn> {
+    pub(super) fn from_u64(value: u64) -> Result<Bn> {
         let bn = Bn::new()?;
         // SAFETY: `bn` is a valid BIGNUM owned by us.
-        check(
-            unsafe { sys::BN_set_u64(bn.0.as_ptr(), value) },
-            "BN_set_u64",
-        )?;
+        let ret = unsafe { sys::BN_set_u64(bn.0.as_ptr(), value) };
+        check(ret, "BN_set_u64")?;
         Ok(bn)
     }
 
     /// A random probable prime of exactly `bits` bits whose two top bits are set, so
     /// that the product of an a-bit and a b-bit such prime has exactly a + b bits.
-    pub fn random_prime(bits: usize) -> Result<Bn> {
+    pub(super) fn random_prime(bits: usize) -> Result<Bn> {
         let bits = std::os::raw::c_int::try_from(bits).map_err(|_| Error::KeySizeRange)?;
         let bn = Bn::new()?;
         // SAFETY: `bn` is a valid BIGNUM; `add`, `rem` and the callback may be NULL.
@@ -215,13 +213,13 @@ impl Bn {
     }
 
     /// The number of significant bits of the absolute value.
-    pub fn bits(&self) -> usize {
+    pub(super) fn bits(&self) -> usize {
         // SAFETY: `self` is a valid BIGNUM.
         unsafe { sys::BN_num_bits(self.ptr()) as usize }
     }
 
     /// `self mod w`, for a small `w` (`w` must not be 0).
-    pub fn mod_u64(&self, w: u64) -> Result<u64> {
+    pub(super) fn mod_u64(&self, w: u64) -> Result<u64> {
         if w == 0 {
             return Err(Error::Internal("BN_mod_word by zero"));
         }
@@ -230,58 +228,50 @@ impl Bn {
     }
 
     /// `self - other`, possibly negative.
-    pub fn sub(&self, other: &Bn) -> Result<Bn> {
+    pub(super) fn sub(&self, other: &Bn) -> Result<Bn> {
         let r = Bn::new()?;
         // SAFETY: all three are valid BIGNUMs; `r` is distinct from the inputs.
-        check(
-            unsafe { sys::BN_sub(r.0.as_ptr(), self.ptr(), other.ptr()) },
-            "BN_sub",
-        )?;
+        let ret = unsafe { sys::BN_sub(r.0.as_ptr(), self.ptr(), other.ptr()) };
+        check(ret, "BN_sub")?;
         Ok(r)
     }
 
-    pub fn mul(&self, other: &Bn, ctx: &mut BnCtx) -> Result<Bn> {
+    pub(super) fn mul(&self, other: &Bn, ctx: &mut BnCtx) -> Result<Bn> {
         let r = Bn::new()?;
         // SAFETY: valid BIGNUMs and context; `r` is distinct from the inputs.
-        check(
-            unsafe { sys::BN_mul(r.0.as_ptr(), self.ptr(), other.ptr(), ctx.0.as_ptr()) },
-            "BN_mul",
-        )?;
+        let ret = unsafe { sys::BN_mul(r.0.as_ptr(), self.ptr(), other.ptr(), ctx.0.as_ptr()) };
+        check(ret, "BN_mul")?;
         Ok(r)
     }
 
-    pub fn gcd(&self, other: &Bn, ctx: &mut BnCtx) -> Result<Bn> {
+    pub(super) fn gcd(&self, other: &Bn, ctx: &mut BnCtx) -> Result<Bn> {
         let r = Bn::new()?;
         // SAFETY: valid BIGNUMs and context; `r` is distinct from the inputs.
-        check(
-            unsafe { sys::BN_gcd(r.0.as_ptr(), self.ptr(), other.ptr(), ctx.0.as_ptr()) },
-            "BN_gcd",
-        )?;
+        let ret = unsafe { sys::BN_gcd(r.0.as_ptr(), self.ptr(), other.ptr(), ctx.0.as_ptr()) };
+        check(ret, "BN_gcd")?;
         Ok(r)
     }
 
     /// (`self / divisor`, `self mod divisor`), the remainder non-negative.
-    pub fn div_rem(&self, divisor: &Bn, ctx: &mut BnCtx) -> Result<(Bn, Bn)> {
+    pub(super) fn div_rem(&self, divisor: &Bn, ctx: &mut BnCtx) -> Result<(Bn, Bn)> {
         let (q, r) = (Bn::new()?, Bn::new()?);
         // SAFETY: valid BIGNUMs and context; the outputs are distinct from the inputs
         // and from each other. BN_div fails (returns 0) on a zero divisor.
-        check(
-            unsafe {
-                sys::BN_div(
-                    q.0.as_ptr(),
-                    r.0.as_ptr(),
-                    self.ptr(),
-                    divisor.ptr(),
-                    ctx.0.as_ptr(),
-                )
-            },
-            "BN_div",
-        )?;
+        let ret = unsafe {
+            sys::BN_div(
+                q.0.as_ptr(),
+                r.0.as_ptr(),
+                self.ptr(),
+                divisor.ptr(),
+                ctx.0.as_ptr(),
+            )
+        };
+        check(ret, "BN_div")?;
         Ok((q, r))
     }
 
     /// `self^-1 mod modulus`; an error when there is no inverse.
-    pub fn mod_inverse(&self, modulus: &Bn, ctx: &mut BnCtx) -> Result<Bn> {
+    pub(super) fn mod_inverse(&self, modulus: &Bn, ctx: &mut BnCtx) -> Result<Bn> {
         let r = Bn::new()?;
         // SAFETY: valid BIGNUMs and context; `r` is distinct from the inputs. The
         // function returns `r` or NULL.
@@ -295,21 +285,19 @@ impl Bn {
         Ok(r)
     }
 
-    pub fn cmp(&self, other: &Bn) -> std::cmp::Ordering {
+    pub(super) fn cmp(&self, other: &Bn) -> std::cmp::Ordering {
         // SAFETY: both are valid BIGNUMs.
         unsafe { sys::BN_cmp(self.ptr(), other.ptr()) }.cmp(&0)
     }
 
     /// The absolute value, big-endian without leading zeros.
-    pub fn to_be_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
+    pub(super) fn to_be_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
         // SAFETY: `self` is a valid BIGNUM.
         let len = unsafe { sys::BN_num_bytes(self.ptr()) } as usize;
         let mut out = Zeroizing::new(vec![0u8; len]);
         // SAFETY: `out` holds `len` writable bytes, exactly BN_num_bytes.
-        check(
-            unsafe { sys::BN_bn2bin_padded(out.as_mut_ptr(), len, self.ptr()) },
-            "BN_bn2bin_padded",
-        )?;
+        let ret = unsafe { sys::BN_bn2bin_padded(out.as_mut_ptr(), len, self.ptr()) };
+        check(ret, "BN_bn2bin_padded")?;
         Ok(out)
     }
 }

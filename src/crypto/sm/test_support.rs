@@ -1,7 +1,7 @@
 //! Helpers for the SM unit tests.
 
 /// Decodes hex, ignoring whitespace; panics on bad input (test vectors are literals).
-pub fn hex(s: &str) -> Vec<u8> {
+pub(super) fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     assert!(digits.len() % 2 == 0, "odd-length hex literal");
     digits

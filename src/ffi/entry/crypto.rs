@@ -61,14 +61,14 @@ fn cipher_final(
     out.put(s.cipher_final(dir, out.capacity)?)
 }
 
-pub fn encrypt_init(
+pub(crate) fn encrypt_init(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     cipher_init(Direction::Encrypt, h, m, key)
 }
-pub fn encrypt(
+pub(crate) fn encrypt(
     h: CK_SESSION_HANDLE,
     d: *mut CK_BYTE,
     l: CK_ULONG,
@@ -77,7 +77,7 @@ pub fn encrypt(
 ) -> Result<()> {
     cipher_once(Direction::Encrypt, h, d, l, o, ol)
 }
-pub fn encrypt_update(
+pub(crate) fn encrypt_update(
     h: CK_SESSION_HANDLE,
     d: *mut CK_BYTE,
     l: CK_ULONG,
@@ -86,17 +86,21 @@ pub fn encrypt_update(
 ) -> Result<()> {
     cipher_update(Direction::Encrypt, h, d, l, o, ol)
 }
-pub fn encrypt_final(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) -> Result<()> {
+pub(crate) fn encrypt_final(
+    h: CK_SESSION_HANDLE,
+    o: *mut CK_BYTE,
+    ol: *mut CK_ULONG,
+) -> Result<()> {
     cipher_final(Direction::Encrypt, h, o, ol)
 }
-pub fn decrypt_init(
+pub(crate) fn decrypt_init(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     cipher_init(Direction::Decrypt, h, m, key)
 }
-pub fn decrypt(
+pub(crate) fn decrypt(
     h: CK_SESSION_HANDLE,
     d: *mut CK_BYTE,
     l: CK_ULONG,
@@ -105,7 +109,7 @@ pub fn decrypt(
 ) -> Result<()> {
     cipher_once(Direction::Decrypt, h, d, l, o, ol)
 }
-pub fn decrypt_update(
+pub(crate) fn decrypt_update(
     h: CK_SESSION_HANDLE,
     d: *mut CK_BYTE,
     l: CK_ULONG,
@@ -114,15 +118,19 @@ pub fn decrypt_update(
 ) -> Result<()> {
     cipher_update(Direction::Decrypt, h, d, l, o, ol)
 }
-pub fn decrypt_final(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) -> Result<()> {
+pub(crate) fn decrypt_final(
+    h: CK_SESSION_HANDLE,
+    o: *mut CK_BYTE,
+    ol: *mut CK_ULONG,
+) -> Result<()> {
     cipher_final(Direction::Decrypt, h, o, ol)
 }
 
-pub fn digest_init(h: CK_SESSION_HANDLE, m: *mut CK_MECHANISM) -> Result<()> {
+pub(crate) fn digest_init(h: CK_SESSION_HANDLE, m: *mut CK_MECHANISM) -> Result<()> {
     let (_, s) = lookup(h)?;
     s.digest_init(&raw::read_mechanism(m)?)
 }
-pub fn digest(
+pub(crate) fn digest(
     h: CK_SESSION_HANDLE,
     d: *mut CK_BYTE,
     l: CK_ULONG,
@@ -134,25 +142,29 @@ pub fn digest(
     let out = OutBuf::new(o, ol)?;
     out.put(s.digest_once(data, out.capacity)?)
 }
-pub fn digest_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) -> Result<()> {
+pub(crate) fn digest_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) -> Result<()> {
     let (_, s) = lookup(h)?;
     s.digest_update(raw::in_bytes(d, l)?)
 }
-pub fn digest_key(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
+pub(crate) fn digest_key(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
     let (_, s) = lookup(h)?;
     s.digest_key(key as u64)
 }
-pub fn digest_final(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) -> Result<()> {
+pub(crate) fn digest_final(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) -> Result<()> {
     let (_, s) = lookup(h)?;
     let out = OutBuf::new(o, ol)?;
     out.put(s.digest_final(out.capacity)?)
 }
 
-pub fn sign_init(h: CK_SESSION_HANDLE, m: *mut CK_MECHANISM, key: CK_OBJECT_HANDLE) -> Result<()> {
+pub(crate) fn sign_init(
+    h: CK_SESSION_HANDLE,
+    m: *mut CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+) -> Result<()> {
     let (_, s) = lookup(h)?;
     s.sign_init(&raw::read_mechanism(m)?, key as u64)
 }
-pub fn sign(
+pub(crate) fn sign(
     h: CK_SESSION_HANDLE,
     d: *mut CK_BYTE,
     l: CK_ULONG,
@@ -164,17 +176,17 @@ pub fn sign(
     let out = OutBuf::new(o, ol)?;
     out.put(s.sign_once(data, out.capacity)?)
 }
-pub fn sign_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) -> Result<()> {
+pub(crate) fn sign_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) -> Result<()> {
     let (_, s) = lookup(h)?;
     s.sign_update(raw::in_bytes(d, l)?)
 }
-pub fn sign_final(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) -> Result<()> {
+pub(crate) fn sign_final(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) -> Result<()> {
     let (_, s) = lookup(h)?;
     let out = OutBuf::new(o, ol)?;
     out.put(s.sign_final(out.capacity)?)
 }
 
-pub fn verify_init(
+pub(crate) fn verify_init(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
@@ -182,7 +194,7 @@ pub fn verify_init(
     let (_, s) = lookup(h)?;
     s.verify_init(&raw::read_mechanism(m)?, key as u64)
 }
-pub fn verify(
+pub(crate) fn verify(
     h: CK_SESSION_HANDLE,
     d: *mut CK_BYTE,
     l: CK_ULONG,
@@ -192,11 +204,11 @@ pub fn verify(
     let (_, s) = lookup(h)?;
     s.verify_once(raw::in_bytes(d, l)?, raw::in_bytes(sig, sl)?)
 }
-pub fn verify_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) -> Result<()> {
+pub(crate) fn verify_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) -> Result<()> {
     let (_, s) = lookup(h)?;
     s.verify_update(raw::in_bytes(d, l)?)
 }
-pub fn verify_final(h: CK_SESSION_HANDLE, sig: *mut CK_BYTE, sl: CK_ULONG) -> Result<()> {
+pub(crate) fn verify_final(h: CK_SESSION_HANDLE, sig: *mut CK_BYTE, sl: CK_ULONG) -> Result<()> {
     let (_, s) = lookup(h)?;
     s.verify_final(raw::in_bytes(sig, sl)?)
 }

@@ -20,17 +20,17 @@ use crate::error::{Error, Result};
 use crate::ffi::{guard, raw, FUNCTION_LIST_2_40, INTERFACES};
 use crate::provider::{self, InitOptions};
 
-pub const LIBRARY_DESCRIPTION: &str = "kmshsm PKCS#11 module (BYOK)";
-pub const MANUFACTURER: &str = "kmshsm project";
+pub(crate) const LIBRARY_DESCRIPTION: &str = "kmshsm PKCS#11 module (BYOK)";
+pub(crate) const MANUFACTURER: &str = "kmshsm project";
 
-pub fn library_version() -> CK_VERSION {
+pub(crate) fn library_version() -> CK_VERSION {
     CK_VERSION {
         major: env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),
         minor: env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0),
     }
 }
 
-pub fn initialize(args: *mut c_void) -> Result<()> {
+pub(crate) fn initialize(args: *mut c_void) -> Result<()> {
     let args = raw::read_init_args(args)?;
     if args.callbacks && args.flags & CKF_OS_LOCKING_OK == 0 {
         return Err(Error::CantLock);
@@ -43,14 +43,14 @@ pub fn initialize(args: *mut c_void) -> Result<()> {
     Ok(())
 }
 
-pub fn finalize(reserved: *mut c_void) -> Result<()> {
+pub(crate) fn finalize(reserved: *mut c_void) -> Result<()> {
     if !reserved.is_null() {
         return Err(Error::ArgumentsBad("pReserved must be NULL"));
     }
     provider::finalize()
 }
 
-pub fn info(out: *mut CK_INFO) -> Result<()> {
+pub(crate) fn info(out: *mut CK_INFO) -> Result<()> {
     provider::get()?;
     raw::write(
         out,
@@ -64,17 +64,17 @@ pub fn info(out: *mut CK_INFO) -> Result<()> {
     )
 }
 
-pub fn function_list(out: *mut *mut CK_FUNCTION_LIST) -> Result<()> {
+pub(crate) fn function_list(out: *mut *mut CK_FUNCTION_LIST) -> Result<()> {
     raw::write(out, addr_of!(FUNCTION_LIST_2_40).cast_mut())
 }
 
-pub fn interface_list(list: *mut CK_INTERFACE, count: *mut CK_ULONG) -> Result<()> {
+pub(crate) fn interface_list(list: *mut CK_INTERFACE, count: *mut CK_ULONG) -> Result<()> {
     raw::out_array(list, count, &INTERFACES.0)
 }
 
 /// `C_GetInterface`: NULL name or "PKCS 11"; NULL version (the default, 3.0) or 3.0 or
 /// 2.40; no interface flags are offered, so asking for any gives no match.
-pub fn interface(
+pub(crate) fn interface(
     name: *mut CK_UTF8CHAR,
     version: *mut CK_VERSION,
     out: *mut *mut CK_INTERFACE,

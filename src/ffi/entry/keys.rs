@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ffi::raw::{self, OutBuf};
 use crate::operation::Output;
 
-pub fn generate_key(
+pub(crate) fn generate_key(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     t: *mut CK_ATTRIBUTE,
@@ -32,7 +32,7 @@ pub fn generate_key(
 }
 
 #[allow(clippy::too_many_arguments)] // the C signature
-pub fn generate_key_pair(
+pub(crate) fn generate_key_pair(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     pt: *mut CK_ATTRIBUTE,
@@ -56,7 +56,7 @@ pub fn generate_key_pair(
     raw::write(private_out, q as CK_OBJECT_HANDLE)
 }
 
-pub fn wrap_key(
+pub(crate) fn wrap_key(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     wrapping: CK_OBJECT_HANDLE,
@@ -77,7 +77,7 @@ pub fn wrap_key(
 }
 
 #[allow(clippy::too_many_arguments)] // the C signature
-pub fn unwrap_key(
+pub(crate) fn unwrap_key(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     unwrapping: CK_OBJECT_HANDLE,
@@ -100,7 +100,7 @@ pub fn unwrap_key(
     raw::write(out, handle as CK_OBJECT_HANDLE)
 }
 
-pub fn derive_key(
+pub(crate) fn derive_key(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     base: CK_OBJECT_HANDLE,

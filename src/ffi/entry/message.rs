@@ -165,7 +165,7 @@ fn final_(dir: Direction, h: CK_SESSION_HANDLE) -> Result<()> {
     s.message_final(dir)
 }
 
-pub fn encrypt_init(
+pub(crate) fn encrypt_init(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
@@ -173,7 +173,7 @@ pub fn encrypt_init(
     init(Direction::Encrypt, h, m, key)
 }
 #[allow(clippy::too_many_arguments)] // the C signature
-pub fn encrypt_message(
+pub(crate) fn encrypt_message(
     h: CK_SESSION_HANDLE,
     param: *mut c_void,
     param_len: CK_ULONG,
@@ -197,7 +197,7 @@ pub fn encrypt_message(
         out_len,
     )
 }
-pub fn encrypt_begin(
+pub(crate) fn encrypt_begin(
     h: CK_SESSION_HANDLE,
     param: *mut c_void,
     param_len: CK_ULONG,
@@ -207,7 +207,7 @@ pub fn encrypt_begin(
     begin(Direction::Encrypt, h, param, param_len, aad, aad_len)
 }
 #[allow(clippy::too_many_arguments)] // the C signature
-pub fn encrypt_next(
+pub(crate) fn encrypt_next(
     h: CK_SESSION_HANDLE,
     param: *mut c_void,
     param_len: CK_ULONG,
@@ -229,10 +229,10 @@ pub fn encrypt_next(
         flags,
     )
 }
-pub fn encrypt_final(h: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn encrypt_final(h: CK_SESSION_HANDLE) -> Result<()> {
     final_(Direction::Encrypt, h)
 }
-pub fn decrypt_init(
+pub(crate) fn decrypt_init(
     h: CK_SESSION_HANDLE,
     m: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
@@ -240,7 +240,7 @@ pub fn decrypt_init(
     init(Direction::Decrypt, h, m, key)
 }
 #[allow(clippy::too_many_arguments)] // the C signature
-pub fn decrypt_message(
+pub(crate) fn decrypt_message(
     h: CK_SESSION_HANDLE,
     param: *mut c_void,
     param_len: CK_ULONG,
@@ -264,7 +264,7 @@ pub fn decrypt_message(
         out_len,
     )
 }
-pub fn decrypt_begin(
+pub(crate) fn decrypt_begin(
     h: CK_SESSION_HANDLE,
     param: *mut c_void,
     param_len: CK_ULONG,
@@ -274,7 +274,7 @@ pub fn decrypt_begin(
     begin(Direction::Decrypt, h, param, param_len, aad, aad_len)
 }
 #[allow(clippy::too_many_arguments)] // the C signature
-pub fn decrypt_next(
+pub(crate) fn decrypt_next(
     h: CK_SESSION_HANDLE,
     param: *mut c_void,
     param_len: CK_ULONG,
@@ -296,6 +296,6 @@ pub fn decrypt_next(
         flags,
     )
 }
-pub fn decrypt_final(h: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn decrypt_final(h: CK_SESSION_HANDLE) -> Result<()> {
     final_(Direction::Decrypt, h)
 }

@@ -3,14 +3,14 @@
 //! Each decodes its arguments through `raw`, calls the semantic layer, and encodes the
 //! result; none holds policy. Deviations from the specification are listed per function.
 
-pub mod crypto;
-pub mod general;
-pub mod keys;
-pub mod message;
-pub mod object;
-pub mod random;
-pub mod session;
-pub mod slot_token;
+pub(super) mod crypto;
+pub(super) mod general;
+pub(super) mod keys;
+pub(super) mod message;
+pub(super) mod object;
+pub(super) mod random;
+pub(super) mod session;
+pub(super) mod slot_token;
 
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use crate::provider::{self, Provider};
 use crate::session::Session;
 
 /// Every function the module does not implement yet.
-pub fn unsupported() -> Result<()> {
+pub(super) fn unsupported() -> Result<()> {
     provider::get()?;
     Err(Error::FunctionNotSupported)
 }

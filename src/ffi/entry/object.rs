@@ -8,7 +8,7 @@ use super::session::lookup;
 use crate::error::{Error, Result};
 use crate::ffi::raw::{self, Filled};
 
-pub fn create(
+pub(crate) fn create(
     h: CK_SESSION_HANDLE,
     template: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
@@ -23,7 +23,7 @@ pub fn create(
     raw::write(out, handle as CK_OBJECT_HANDLE)
 }
 
-pub fn copy(
+pub(crate) fn copy(
     h: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     template: *mut CK_ATTRIBUTE,
@@ -39,12 +39,16 @@ pub fn copy(
     raw::write(out, handle as CK_OBJECT_HANDLE)
 }
 
-pub fn destroy(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
+pub(crate) fn destroy(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
     let (_, s) = lookup(h)?;
     s.token.destroy_object(s.caller(), object as u64)
 }
 
-pub fn size(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, out: *mut CK_ULONG) -> Result<()> {
+pub(crate) fn size(
+    h: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    out: *mut CK_ULONG,
+) -> Result<()> {
     let (_, s) = lookup(h)?;
     if out.is_null() {
         return Err(Error::ArgumentsBad("NULL pulSize"));
@@ -55,7 +59,7 @@ pub fn size(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, out: *mut CK_ULONG) 
 
 /// §5.7 C_GetAttributeValue: every attribute is processed; the call's return code is
 /// the most serious of the per-attribute outcomes.
-pub fn get_attributes(
+pub(crate) fn get_attributes(
     h: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     template: *mut CK_ATTRIBUTE,
@@ -84,7 +88,7 @@ pub fn get_attributes(
     }
 }
 
-pub fn set_attributes(
+pub(crate) fn set_attributes(
     h: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     template: *mut CK_ATTRIBUTE,
@@ -95,13 +99,17 @@ pub fn set_attributes(
     s.token.set_attributes(s.caller(), object as u64, &template)
 }
 
-pub fn find_init(h: CK_SESSION_HANDLE, template: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<()> {
+pub(crate) fn find_init(
+    h: CK_SESSION_HANDLE,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<()> {
     let (_, s) = lookup(h)?;
     let template = raw::read_template(template, count)?;
     s.find_init(&template)
 }
 
-pub fn find(
+pub(crate) fn find(
     h: CK_SESSION_HANDLE,
     out: *mut CK_OBJECT_HANDLE,
     max: CK_ULONG,
@@ -121,7 +129,7 @@ pub fn find(
     raw::out_array(out, count, &found)
 }
 
-pub fn find_final(h: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn find_final(h: CK_SESSION_HANDLE) -> Result<()> {
     let (_, s) = lookup(h)?;
     s.find_final()
 }

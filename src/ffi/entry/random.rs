@@ -13,14 +13,14 @@ use crate::crypto::rand::random_fill;
 use crate::error::Result;
 use crate::ffi::raw;
 
-pub fn seed(h: CK_SESSION_HANDLE, seed: *mut CK_BYTE, len: CK_ULONG) -> Result<()> {
+pub(crate) fn seed(h: CK_SESSION_HANDLE, seed: *mut CK_BYTE, len: CK_ULONG) -> Result<()> {
     lookup(h)?;
     // Read for its checks (NULL with a length), then dropped unused.
     raw::in_bytes(seed, len)?;
     Ok(())
 }
 
-pub fn generate(h: CK_SESSION_HANDLE, out: *mut CK_BYTE, len: CK_ULONG) -> Result<()> {
+pub(crate) fn generate(h: CK_SESSION_HANDLE, out: *mut CK_BYTE, len: CK_ULONG) -> Result<()> {
     lookup(h)?;
     raw::fill_bytes(out, len, random_fill)
 }

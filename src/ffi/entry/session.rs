@@ -18,7 +18,7 @@ pub(super) fn lookup(h: CK_SESSION_HANDLE) -> Result<(Arc<Provider>, Arc<Session
     super::session(h)
 }
 
-pub fn open(
+pub(crate) fn open(
     slot: CK_SLOT_ID,
     flags: CK_FLAGS,
     _app: *mut c_void,
@@ -36,15 +36,15 @@ pub fn open(
     raw::write(out, handle as CK_SESSION_HANDLE)
 }
 
-pub fn close(h: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn close(h: CK_SESSION_HANDLE) -> Result<()> {
     provider::get()?.close_session(h as u64)
 }
 
-pub fn close_all(slot: CK_SLOT_ID) -> Result<()> {
+pub(crate) fn close_all(slot: CK_SLOT_ID) -> Result<()> {
     provider::get()?.close_all_sessions(slot as u64)
 }
 
-pub fn info(h: CK_SESSION_HANDLE, out: *mut CK_SESSION_INFO) -> Result<()> {
+pub(crate) fn info(h: CK_SESSION_HANDLE, out: *mut CK_SESSION_INFO) -> Result<()> {
     let (_, s) = lookup(h)?;
     let mut flags = CKF_SERIAL_SESSION;
     if s.rw {
@@ -61,12 +61,12 @@ pub fn info(h: CK_SESSION_HANDLE, out: *mut CK_SESSION_INFO) -> Result<()> {
     )
 }
 
-pub fn function_status(h: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn function_status(h: CK_SESSION_HANDLE) -> Result<()> {
     lookup(h)?;
     Err(Error::FunctionNotParallel)
 }
 
-pub fn cancel_function(h: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn cancel_function(h: CK_SESSION_HANDLE) -> Result<()> {
     lookup(h)?;
     Err(Error::FunctionNotParallel)
 }

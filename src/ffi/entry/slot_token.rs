@@ -15,7 +15,11 @@ use crate::token::{UserKind, LABEL_LEN, MAX_PIN_LEN, MIN_PIN_LEN};
 
 const MODEL: &str = "kmshsm";
 
-pub fn slot_list(_present: CK_BBOOL, list: *mut CK_SLOT_ID, count: *mut CK_ULONG) -> Result<()> {
+pub(crate) fn slot_list(
+    _present: CK_BBOOL,
+    list: *mut CK_SLOT_ID,
+    count: *mut CK_ULONG,
+) -> Result<()> {
     let p = provider::get()?;
     if count.is_null() {
         return Err(Error::ArgumentsBad("NULL pulCount"));
@@ -29,7 +33,7 @@ pub fn slot_list(_present: CK_BBOOL, list: *mut CK_SLOT_ID, count: *mut CK_ULONG
     raw::out_array(list, count, &ids)
 }
 
-pub fn slot_info(slot: CK_SLOT_ID, out: *mut CK_SLOT_INFO) -> Result<()> {
+pub(crate) fn slot_info(slot: CK_SLOT_ID, out: *mut CK_SLOT_INFO) -> Result<()> {
     let view = provider::get()?.slot(slot as u64)?;
     raw::write(
         out,
@@ -61,7 +65,7 @@ fn pin_flags(
     }
 }
 
-pub fn token_info(slot: CK_SLOT_ID, out: *mut CK_TOKEN_INFO) -> Result<()> {
+pub(crate) fn token_info(slot: CK_SLOT_ID, out: *mut CK_TOKEN_INFO) -> Result<()> {
     let view = provider::get()?.slot(slot as u64)?;
     let mut info = CK_TOKEN_INFO {
         label: [b' '; 32],
@@ -110,7 +114,7 @@ pub fn token_info(slot: CK_SLOT_ID, out: *mut CK_TOKEN_INFO) -> Result<()> {
     raw::write(out, info)
 }
 
-pub fn mechanism_list(
+pub(crate) fn mechanism_list(
     slot: CK_SLOT_ID,
     list: *mut CK_MECHANISM_TYPE,
     count: *mut CK_ULONG,
@@ -120,7 +124,7 @@ pub fn mechanism_list(
     raw::out_array(list, count, &mechanisms)
 }
 
-pub fn mechanism_info(
+pub(crate) fn mechanism_info(
     slot: CK_SLOT_ID,
     mechanism: CK_MECHANISM_TYPE,
     out: *mut CK_MECHANISM_INFO,
@@ -130,7 +134,7 @@ pub fn mechanism_info(
     raw::write(out, info)
 }
 
-pub fn wait_for_slot_event(
+pub(crate) fn wait_for_slot_event(
     _flags: CK_FLAGS,
     _slot: *mut CK_SLOT_ID,
     _reserved: *mut std::ffi::c_void,
@@ -148,7 +152,7 @@ fn pin<'a>(ptr: *const CK_UTF8CHAR, len: CK_ULONG) -> Result<&'a [u8]> {
     raw::in_bytes(ptr, len)
 }
 
-pub fn init_token(
+pub(crate) fn init_token(
     slot: CK_SLOT_ID,
     so_pin: *mut CK_UTF8CHAR,
     len: CK_ULONG,
@@ -160,12 +164,12 @@ pub fn init_token(
     p.init_token(slot as u64, so_pin, label)
 }
 
-pub fn init_pin(h: CK_SESSION_HANDLE, new: *mut CK_UTF8CHAR, len: CK_ULONG) -> Result<()> {
+pub(crate) fn init_pin(h: CK_SESSION_HANDLE, new: *mut CK_UTF8CHAR, len: CK_ULONG) -> Result<()> {
     let (_, s) = super::session(h)?;
     s.token.init_pin(s.rw, pin(new, len)?)
 }
 
-pub fn set_pin(
+pub(crate) fn set_pin(
     h: CK_SESSION_HANDLE,
     old: *mut CK_UTF8CHAR,
     old_len: CK_ULONG,
@@ -177,7 +181,7 @@ pub fn set_pin(
         .set_pin(s.rw, pin(old, old_len)?, pin(new, new_len)?)
 }
 
-pub fn login(
+pub(crate) fn login(
     h: CK_SESSION_HANDLE,
     user: CK_USER_TYPE,
     p: *mut CK_UTF8CHAR,
@@ -193,7 +197,7 @@ pub fn login(
     s.token.login(kind, pin(p, len)?)
 }
 
-pub fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
+pub(crate) fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
     let (_, s) = super::session(h)?;
     s.token.logout()
 }

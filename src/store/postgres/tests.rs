@@ -2,6 +2,7 @@
 //! contract, races across handles, change detection, and the server going away.
 
 #[path = "../../../tests/common/pg.rs"]
+#[allow(unreachable_pub)] // the integration tests' helper, shared as it is
 mod pg;
 
 use std::sync::Arc;
