@@ -42,7 +42,7 @@ impl Mechanism for KeyPairGen {
         let (scalar, point) = X25519Private::generate()?;
         Ok((
             CKK_EC_MONTGOMERY,
-            super::eddsa::curve25519_pair(params, &point, &scalar[..]),
+            super::eddsa::curve_pair(params, curve25519::public_to_attribute(&point), &scalar[..]),
         ))
     }
 }

@@ -15,6 +15,7 @@ use super::attr::AttrType;
 use super::Object;
 use crate::crypto::curve25519::{self, Curve25519, Ed25519Private, X25519Private};
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
+use crate::crypto::ed448::{self, Ed448Private};
 use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
 use crate::crypto::sm;
 use crate::error::{Error, Result};
@@ -44,6 +45,8 @@ pub enum Material {
     Ed25519Public([u8; curve25519::KEY_LEN]),
     X25519Private(X25519Private),
     X25519Public([u8; curve25519::KEY_LEN]),
+    Ed448Private(Ed448Private),
+    Ed448Public([u8; ed448::KEY_LEN]),
 }
 
 #[derive(Debug)]
@@ -116,6 +119,26 @@ impl Key {
             (CKO_PUBLIC_KEY, CKK_SM2) => Material::Sm2Public {
                 point: ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[])),
             },
+            (class @ (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY), CKK_EC_EDWARDS)
+                if ed448::is_ed448_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[])) =>
+            {
+                if class == CKO_PUBLIC_KEY {
+                    Material::Ed448Public(
+                        ed448::public_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[]))
+                            .map_err(|_| broken())?,
+                    )
+                } else {
+                    // Without libcrypto.so.3 the key stays unusable: CKR_CURVE_NOT_SUPPORTED.
+                    Material::Ed448Private(
+                        Ed448Private::from_seed(secret(secrets, CKA_VALUE)).map_err(
+                            |e| match e {
+                                Error::CurveNotSupported => e,
+                                _ => broken(),
+                            },
+                        )?,
+                    )
+                }
+            }
             (class @ (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY), CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
                 let curve = Curve25519::from_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[]))?;
                 let edwards = key_type == CKK_EC_EDWARDS;

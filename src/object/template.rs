@@ -13,6 +13,7 @@ use super::key::{CKK_SM2, CKK_SM4};
 use super::policy::{self, Mutability};
 use super::{new_uid, unique_id_of, Object, Values};
 use crate::crypto::curve25519::{self, Curve25519};
+use crate::crypto::ed448;
 use crate::error::{Error, Result};
 
 const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
@@ -73,6 +74,9 @@ fn check_curve25519(
     key_type: CK_KEY_TYPE,
     attrs: &BTreeMap<AttrType, Value>,
 ) -> Result<()> {
+    if ed448::is_ed448_params(bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[])) {
+        return check_ed448(class, key_type, attrs);
+    }
     let curve = Curve25519::from_params(bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[]))?;
     let expected = match key_type {
         CKK_EC_EDWARDS => Curve25519::Edwards,
@@ -87,6 +91,34 @@ fn check_curve25519(
         }
         _ => {
             if bytes_of(attrs, CKA_VALUE).map(<[u8]>::len) != Some(curve25519::KEY_LEN) {
+                return Err(Error::AttributeValueInvalid);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ed448 keys (§2.3.6 with RFC 8032 §5.2.5): an Edwards key type, the public key 57
+/// bytes (bare or a DER OCTET STRING), the private key (seed) 57 bytes. Without
+/// libcrypto.so.3 no Ed448 key is made: `CKR_CURVE_NOT_SUPPORTED`, as for any curve the
+/// module cannot use.
+fn check_ed448(
+    class: CK_OBJECT_CLASS,
+    key_type: CK_KEY_TYPE,
+    attrs: &BTreeMap<AttrType, Value>,
+) -> Result<()> {
+    if key_type != CKK_EC_EDWARDS {
+        return Err(Error::TemplateInconsistent);
+    }
+    if !ed448::available() {
+        return Err(Error::CurveNotSupported);
+    }
+    match class {
+        CKO_PUBLIC_KEY => {
+            ed448::public_from_attribute(bytes_of(attrs, CKA_EC_POINT).unwrap_or(&[]))?;
+        }
+        _ => {
+            if bytes_of(attrs, CKA_VALUE).map(<[u8]>::len) != Some(ed448::KEY_LEN) {
                 return Err(Error::AttributeValueInvalid);
             }
         }
