@@ -5,7 +5,9 @@
 //! openssl's signatures verify in the token; openssl's keys imported by value give
 //! openssl's very signatures (Ed448 is deterministic); contexts and Ed448ph, wrong
 //! lengths and points off the curve get their specific codes; `C_GetMechanismInfo` shows
-//! 448 bits. These tests need libcrypto.so.3 and fail, saying so, without it.
+//! 448 bits; private keys wrap as RFC 8410 PKCS#8 that openssl reads, and openssl's
+//! unwrap; a token key pair survives a restart; the library is opened (and logged) once.
+//! These tests need libcrypto.so.3 and fail, saying so, without it.
 
 mod common;
 
@@ -539,4 +541,82 @@ fn ed448_private_keys_wrap_as_pkcs8_that_openssl_reads_and_unwrap_back() {
         "pkeyutl", "-sign", "-keyform", "DER", "-inkey", &key_path, "-rawin", "-in", &msg_path,
     ]);
     assert_eq!(session.sign(&pure(), unwrapped, msg).unwrap(), openssl_sig);
+}
+
+#[test]
+fn a_token_ed448_key_pair_survives_a_restart_and_signs_as_before() {
+    require_libcrypto();
+    let env = TestEnv::new();
+    let (ctx, _slot, session) = ready_token(&env);
+    let label = "ed448 on the token";
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::EccEdwardsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Label(label.into()),
+                Attribute::EcParams(hex(NAME_EDWARDS448)),
+                Attribute::Verify(true),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Label(label.into()),
+                Attribute::Sign(true),
+            ],
+        )
+        .expect("C_GenerateKeyPair(Ed448, token)");
+    let msg = b"before and after";
+    let sig = session.sign(&pure(), private, msg).unwrap();
+    let point = attribute_bytes(&session, public, AttributeType::EcPoint);
+    drop(session);
+    ctx.finalize().unwrap();
+
+    // The module again, from the token file: the same key gives the same (deterministic)
+    // signature, and the stored public key verifies it.
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    let found = |class| {
+        session
+            .find_objects(&[Attribute::Class(class), Attribute::Label(label.into())])
+            .unwrap()
+    };
+    let (publics, privates) = (
+        found(ObjectClass::PUBLIC_KEY),
+        found(ObjectClass::PRIVATE_KEY),
+    );
+    assert_eq!((publics.len(), privates.len()), (1, 1));
+    assert_eq!(
+        attribute_bytes(&session, publics[0], AttributeType::EcPoint),
+        point
+    );
+    assert_eq!(session.sign(&pure(), privates[0], msg).unwrap(), sig);
+    session.verify(&pure(), publics[0], msg, &sig).unwrap();
+}
+
+#[test]
+fn the_library_is_opened_once_and_logged_once_without_key_material() {
+    require_libcrypto();
+    let env = TestEnv::with_options(Options {
+        log_level: "info",
+        ..Options::default()
+    });
+    let (_ctx, _slot, session) = ready_token(&env);
+    let seed = [0x42u8; 57];
+    let private = private_by_value(&session, OID_ED448, &seed);
+    for _ in 0..3 {
+        let (_, other) = generate(&session, &hex(OID_ED448));
+        session.sign(&pure(), other, b"m").unwrap();
+        session.sign(&pure(), private, b"m").unwrap();
+    }
+    let log = env.log();
+    assert_eq!(
+        log.matches("Ed448 available, from libcrypto.so.3").count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("Ed448 unavailable"), "{log}");
+    assert!(
+        !log.to_lowercase().contains(&to_hex(&seed)),
+        "a seed reached the log"
+    );
 }
