@@ -175,8 +175,8 @@ impl<'a> ErrorMark<'a> {
 
 impl Drop for ErrorMark<'_> {
     fn drop(&mut self) {
-        // SAFETY: no arguments; pops back to the mark `set` made on this thread (the
-        // guard is not `Send`: it holds a reference only, but lives within one call).
+        // SAFETY: no arguments; pops back to the mark `set` made on this thread (every
+        // guard is a local of one function, created and dropped on the same thread).
         unsafe { (self.0.err_pop_to_mark)() };
     }
 }

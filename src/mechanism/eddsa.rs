@@ -79,8 +79,12 @@ fn is_ed448(key: &Key) -> bool {
 }
 
 /// Ed448 in its pure form only: a context (Ed448 with one) or the pre-hash flag
-/// (Ed448ph) is refused, as OpenSSL 3.0's Ed448 has neither.
+/// (Ed448ph) is refused, as OpenSSL 3.0's Ed448 has neither. Without libcrypto.so.3 (a
+/// public key object needs none to exist) the curve is refused at `Init`.
 fn ed448_form(param: &Param) -> Result<()> {
+    if !ed448::available() {
+        return Err(Error::CurveNotSupported);
+    }
     match form(param)? {
         Form::Pure => Ok(()),
         Form::Ctx(_) | Form::Ph(_) => Err(Error::MechanismParamInvalid),
