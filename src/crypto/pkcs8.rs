@@ -3,8 +3,8 @@
 //! produces, and CKA_PUBLIC_KEY_INFO holds. Untrusted input; decoding is strict. No PKCS#11 here.
 
 use super::curve25519::{OID_ED25519, OID_X25519};
+use super::curve448::OID_ED448;
 use super::der::{self, Reader};
-use super::ed448::OID_ED448;
 use crate::error::{Error, Result};
 
 /// The algorithm of a key, from its AlgorithmIdentifier.
@@ -85,7 +85,7 @@ pub fn curve_private_key(key: &[u8]) -> Vec<u8> {
 pub fn curve_key_of<'a>(alg: &KeyAlgorithm, inner: &'a [u8]) -> Result<&'a [u8]> {
     let len = match alg {
         KeyAlgorithm::Ed25519 | KeyAlgorithm::X25519 => super::curve25519::KEY_LEN,
-        KeyAlgorithm::Ed448 => super::ed448::KEY_LEN,
+        KeyAlgorithm::Ed448 => super::curve448::ED448_KEY_LEN,
         _ => return Err(bad()),
     };
     let mut r = Reader::new(inner, bad);

@@ -3,7 +3,7 @@
 //! absent, or a `CK_EDDSA_PARAMS` without pre-hash and without context, is pure Ed25519; a
 //! context without pre-hash is Ed25519ctx (1 to 255 bytes); the pre-hash flag is
 //! Ed25519ph (SHA-512 of the message, streamed, with a context of 0 to 255 bytes). Ed448
-//! (from libcrypto.so.3, `crypto::ed448`) in its pure form only: OpenSSL 3.0 signs
+//! (from libcrypto.so.3, `crypto::curve448`) in its pure form only: OpenSSL 3.0 signs
 //! Ed448 without a context and has no Ed448ph, so a context or the pre-hash flag is
 //! `CKR_MECHANISM_PARAM_INVALID`; without the library the curve is
 //! `CKR_CURVE_NOT_SUPPORTED`. Key sizes in bits (255, 448).
@@ -16,8 +16,8 @@ use zeroize::Zeroizing;
 
 use super::{buffered, info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
 use crate::crypto::curve25519::{self, Curve25519, Ed25519Private};
+use crate::crypto::curve448::{self, Ed448Private};
 use crate::crypto::ed25519_variants;
-use crate::crypto::ed448::{self, Ed448Private};
 use crate::crypto::hash::{HashAlg, HashContext};
 use crate::error::{Error, Result};
 use crate::object::attr::Value;
@@ -29,8 +29,8 @@ const BITS: u64 = 255;
 
 /// The largest key size offered: Ed448's when libcrypto.so.3 gives it, else Ed25519's.
 fn max_bits() -> u64 {
-    if ed448::available() {
-        ed448::BITS
+    if curve448::available() {
+        curve448::BITS
     } else {
         BITS
     }
@@ -64,7 +64,7 @@ fn ed448_private(key: &Key) -> Result<&Ed448Private> {
     }
 }
 
-fn ed448_public(key: &Key) -> Result<&[u8; ed448::KEY_LEN]> {
+fn ed448_public(key: &Key) -> Result<&[u8; curve448::ED448_KEY_LEN]> {
     match &key.material {
         Material::Ed448Public(k) => Ok(k),
         _ => Err(Error::KeyTypeInconsistent),
@@ -82,7 +82,7 @@ fn is_ed448(key: &Key) -> bool {
 /// (Ed448ph) is refused, as OpenSSL 3.0's Ed448 has neither. Without libcrypto.so.3 (a
 /// public key object needs none to exist) the curve is refused at `Init`.
 fn ed448_form(param: &Param) -> Result<()> {
-    if !ed448::available() {
+    if !curve448::available() {
         return Err(Error::CurveNotSupported);
     }
     match form(param)? {
@@ -213,9 +213,9 @@ impl Mechanism for KeyPairGen {
     ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
         no_param(param)?;
         let params = req.ec_params.as_deref().ok_or(Error::TemplateIncomplete)?;
-        if ed448::is_ed448_params(params) {
+        if curve448::is_ed448_params(params) {
             let (seed, point) = Ed448Private::generate()?;
-            let point = ed448::public_to_attribute(&point);
+            let point = curve448::public_to_attribute(&point);
             return Ok((CKK_EC_EDWARDS, curve_pair(params, point, &seed[..])));
         }
         if Curve25519::from_params(params)? != Curve25519::Edwards {
@@ -241,7 +241,7 @@ impl Mechanism for Eddsa {
             let key = Arc::clone(key);
             return Ok(buffered::signer_capped(
                 buffered::MESSAGE_CAP,
-                ed448::SIGNATURE_LEN,
+                curve448::ED448_SIGNATURE_LEN,
                 move |message| Ok(Zeroizing::new(ed448_private(&key)?.sign(message)?)),
             ));
         }
@@ -270,7 +270,7 @@ impl Mechanism for Eddsa {
             let key = Arc::clone(key);
             return Ok(buffered::verifier_capped(
                 buffered::MESSAGE_CAP,
-                move |message, sig| ed448::ed448_verify(ed448_public(&key)?, message, sig),
+                move |message, sig| curve448::ed448_verify(ed448_public(&key)?, message, sig),
             ));
         }
         let form = form(param)?;
@@ -399,8 +399,11 @@ mod tests {
 
     #[test]
     fn ed448_pairs_sign_and_verify_in_the_pure_form_only() {
-        assert!(ed448::available(), "Ed448 needs libcrypto.so.3 (OpenSSL 3)");
-        for params in [ed448::OID_ED448, ed448::NAME_EDWARDS448] {
+        assert!(
+            curve448::available(),
+            "Ed448 needs libcrypto.so.3 (OpenSSL 3)"
+        );
+        for params in [curve448::OID_ED448, curve448::NAME_EDWARDS448] {
             let req = KeyRequest {
                 ec_params: Some(params.to_vec()),
                 ..KeyRequest::default()
@@ -429,7 +432,7 @@ mod tests {
             };
             let public = key(
                 CKO_PUBLIC_KEY,
-                Material::Ed448Public(ed448::public_from_attribute(&point).unwrap()),
+                Material::Ed448Public(curve448::public_from_attribute(&point).unwrap()),
             );
             let private = key(
                 CKO_PRIVATE_KEY,

@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 use super::attr::AttrType;
 use super::Object;
 use crate::crypto::curve25519::{self, Curve25519, Ed25519Private, X25519Private};
+use crate::crypto::curve448::{self, Ed448Private};
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
-use crate::crypto::ed448::{self, Ed448Private};
 use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
 use crate::crypto::sm;
 use crate::error::{Error, Result};
@@ -46,7 +46,7 @@ pub enum Material {
     X25519Private(X25519Private),
     X25519Public([u8; curve25519::KEY_LEN]),
     Ed448Private(Ed448Private),
-    Ed448Public([u8; ed448::KEY_LEN]),
+    Ed448Public([u8; curve448::ED448_KEY_LEN]),
 }
 
 #[derive(Debug)]
@@ -120,11 +120,11 @@ impl Key {
                 point: ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[])),
             },
             (class @ (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY), CKK_EC_EDWARDS)
-                if ed448::is_ed448_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[])) =>
+                if curve448::is_ed448_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[])) =>
             {
                 if class == CKO_PUBLIC_KEY {
                     Material::Ed448Public(
-                        ed448::public_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[]))
+                        curve448::public_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[]))
                             .map_err(|_| broken())?,
                     )
                 } else {

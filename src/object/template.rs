@@ -13,7 +13,7 @@ use super::key::{CKK_SM2, CKK_SM4};
 use super::policy::{self, Mutability};
 use super::{new_uid, unique_id_of, Object, Values};
 use crate::crypto::curve25519::{self, Curve25519};
-use crate::crypto::ed448;
+use crate::crypto::curve448;
 use crate::error::{Error, Result};
 
 const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
@@ -74,7 +74,7 @@ fn check_curve25519(
     key_type: CK_KEY_TYPE,
     attrs: &BTreeMap<AttrType, Value>,
 ) -> Result<()> {
-    if ed448::is_ed448_params(bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[])) {
+    if curve448::is_ed448_params(bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[])) {
         return check_ed448(class, key_type, attrs);
     }
     let curve = Curve25519::from_params(bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[]))?;
@@ -110,15 +110,15 @@ fn check_ed448(
     if key_type != CKK_EC_EDWARDS {
         return Err(Error::TemplateInconsistent);
     }
-    if !ed448::available() {
+    if !curve448::available() {
         return Err(Error::CurveNotSupported);
     }
     match class {
         CKO_PUBLIC_KEY => {
-            ed448::public_from_attribute(bytes_of(attrs, CKA_EC_POINT).unwrap_or(&[]))?;
+            curve448::public_from_attribute(bytes_of(attrs, CKA_EC_POINT).unwrap_or(&[]))?;
         }
         _ => {
-            if bytes_of(attrs, CKA_VALUE).map(<[u8]>::len) != Some(ed448::KEY_LEN) {
+            if bytes_of(attrs, CKA_VALUE).map(<[u8]>::len) != Some(curve448::ED448_KEY_LEN) {
                 return Err(Error::AttributeValueInvalid);
             }
         }

@@ -12,8 +12,8 @@ use zeroize::Zeroizing;
 use super::objects::Caller;
 use super::Token;
 use crate::crypto::curve25519;
+use crate::crypto::curve448;
 use crate::crypto::ec::{self, Curve};
-use crate::crypto::ed448;
 use crate::crypto::pkcs8::{self, KeyAlgorithm};
 use crate::crypto::rsa::RsaComponents;
 use crate::error::{Error, Result};
@@ -217,7 +217,7 @@ impl Token {
             // RFC 8410: the seed or scalar (32 bytes, 57 for Ed448) as a CurvePrivateKey.
             (CKO_PRIVATE_KEY, Some(key_type @ (CKK_EC_EDWARDS | CKK_EC_MONTGOMERY))) => {
                 let alg = match key_type {
-                    CKK_EC_EDWARDS if ed448::is_ed448_params(&plain(CKA_EC_PARAMS)) => {
+                    CKK_EC_EDWARDS if curve448::is_ed448_params(&plain(CKA_EC_PARAMS)) => {
                         KeyAlgorithm::Ed448
                     }
                     CKK_EC_EDWARDS => KeyAlgorithm::Ed25519,
@@ -408,7 +408,7 @@ fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>
             let key = pkcs8::curve_key_of(&info.algorithm, info.private_key)?;
             let (key_type, oid) = match info.algorithm {
                 KeyAlgorithm::Ed25519 => (CKK_EC_EDWARDS, curve25519::OID_ED25519),
-                KeyAlgorithm::Ed448 => (CKK_EC_EDWARDS, ed448::OID_ED448),
+                KeyAlgorithm::Ed448 => (CKK_EC_EDWARDS, curve448::OID_ED448),
                 _ => (CKK_EC_MONTGOMERY, curve25519::OID_X25519),
             };
             Ok((

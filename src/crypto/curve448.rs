@@ -30,9 +30,9 @@ use super::der;
 use crate::error::{Error, Result};
 
 /// Bytes of an Ed448 private key (the seed) and of a public key (RFC 8032 §5.2.5).
-pub const KEY_LEN: usize = 57;
+pub const ED448_KEY_LEN: usize = 57;
 /// Bytes of an Ed448 signature (R || S).
-pub const SIGNATURE_LEN: usize = 114;
+pub const ED448_SIGNATURE_LEN: usize = 114;
 /// Ed448's key size as PKCS#11 counts it (the field's bits).
 pub const BITS: u64 = 448;
 
@@ -196,31 +196,38 @@ impl Drop for Pkey<'_> {
 }
 
 impl<'a> Pkey<'a> {
-    fn new(api: &'a Api, constructor: NewRawKey, bytes: &[u8; KEY_LEN]) -> Result<Pkey<'a>> {
+    fn new(api: &'a Api, constructor: NewRawKey, bytes: &[u8; ED448_KEY_LEN]) -> Result<Pkey<'a>> {
         // SAFETY: `bytes` is a live buffer of the length passed; OpenSSL copies it. The
         // engine is NULL (none).
-        let ptr = unsafe { constructor(EVP_PKEY_ED448, ptr::null_mut(), bytes.as_ptr(), KEY_LEN) };
+        let ptr = unsafe {
+            constructor(
+                EVP_PKEY_ED448,
+                ptr::null_mut(),
+                bytes.as_ptr(),
+                ED448_KEY_LEN,
+            )
+        };
         NonNull::new(ptr)
             .map(|ptr| Pkey { api, ptr })
             .ok_or(Error::Internal("EVP_PKEY_new_raw_* for Ed448"))
     }
 
-    fn private(api: &'a Api, seed: &[u8; KEY_LEN]) -> Result<Pkey<'a>> {
+    fn private(api: &'a Api, seed: &[u8; ED448_KEY_LEN]) -> Result<Pkey<'a>> {
         Pkey::new(api, api.new_raw_private_key, seed)
     }
 
-    fn public(api: &'a Api, public: &[u8; KEY_LEN]) -> Result<Pkey<'a>> {
+    fn public(api: &'a Api, public: &[u8; ED448_KEY_LEN]) -> Result<Pkey<'a>> {
         Pkey::new(api, api.new_raw_public_key, public)
     }
 
-    fn raw_public(&self) -> Result<[u8; KEY_LEN]> {
-        let mut out = [0u8; KEY_LEN];
-        let mut len = KEY_LEN;
+    fn raw_public(&self) -> Result<[u8; ED448_KEY_LEN]> {
+        let mut out = [0u8; ED448_KEY_LEN];
+        let mut len = ED448_KEY_LEN;
         // SAFETY: `ptr` is a live EVP_PKEY; `out` has room for `len` bytes, and OpenSSL
         // writes at most `len` and stores the length written in `len`.
         let ok =
             unsafe { (self.api.get_raw_public_key)(self.ptr.as_ptr(), out.as_mut_ptr(), &mut len) };
-        if ok != 1 || len != KEY_LEN {
+        if ok != 1 || len != ED448_KEY_LEN {
             return Err(Error::Internal("EVP_PKEY_get_raw_public_key for Ed448"));
         }
         Ok(out)
@@ -269,21 +276,25 @@ impl<'a> MdCtx<'a> {
     }
 }
 
-fn array(bytes: &[u8]) -> Result<&[u8; KEY_LEN]> {
+fn array(bytes: &[u8]) -> Result<&[u8; ED448_KEY_LEN]> {
     bytes.try_into().map_err(|_| Error::AttributeValueInvalid)
 }
 
-fn public_of(api: &Api, seed: &[u8; KEY_LEN]) -> Result<[u8; KEY_LEN]> {
+fn public_of(api: &Api, seed: &[u8; ED448_KEY_LEN]) -> Result<[u8; ED448_KEY_LEN]> {
     let _mark = ErrorMark::set(api);
     Pkey::private(api, seed)?.raw_public()
 }
 
-fn sign_with(api: &Api, seed: &[u8; KEY_LEN], message: &[u8]) -> Result<[u8; SIGNATURE_LEN]> {
+fn sign_with(
+    api: &Api,
+    seed: &[u8; ED448_KEY_LEN],
+    message: &[u8],
+) -> Result<[u8; ED448_SIGNATURE_LEN]> {
     let _mark = ErrorMark::set(api);
     let key = Pkey::private(api, seed)?;
     let ctx = MdCtx::new(api, api.digest_sign_init, &key)?;
-    let mut sig = [0u8; SIGNATURE_LEN];
-    let mut len = SIGNATURE_LEN;
+    let mut sig = [0u8; ED448_SIGNATURE_LEN];
+    let mut len = ED448_SIGNATURE_LEN;
     // SAFETY: live context; `sig` has room for `len` bytes and OpenSSL stores the length
     // written in `len`; `message` is a live buffer of the length passed.
     let ok = unsafe {
@@ -295,14 +306,14 @@ fn sign_with(api: &Api, seed: &[u8; KEY_LEN], message: &[u8]) -> Result<[u8; SIG
             message.len(),
         )
     };
-    if ok != 1 || len != SIGNATURE_LEN {
+    if ok != 1 || len != ED448_SIGNATURE_LEN {
         return Err(Error::Internal("EVP_DigestSign for Ed448"));
     }
     Ok(sig)
 }
 
-fn verify_with(api: &Api, public: &[u8; KEY_LEN], message: &[u8], sig: &[u8]) -> Result<()> {
-    if sig.len() != SIGNATURE_LEN {
+fn verify_with(api: &Api, public: &[u8; ED448_KEY_LEN], message: &[u8], sig: &[u8]) -> Result<()> {
+    if sig.len() != ED448_SIGNATURE_LEN {
         return Err(Error::SignatureLenRange);
     }
     let _mark = ErrorMark::set(api);
@@ -361,8 +372,8 @@ fn self_test(api: &Api) -> Result<()> {
 
 /// A public key from `CKA_EC_POINT`: a DER OCTET STRING of 57 bytes, or the 57 bytes
 /// bare (they differ in length, so cannot be confused).
-pub fn public_from_attribute(value: &[u8]) -> Result<[u8; KEY_LEN]> {
-    let bare = if value.len() == KEY_LEN + 2 {
+pub fn public_from_attribute(value: &[u8]) -> Result<[u8; ED448_KEY_LEN]> {
+    let bare = if value.len() == ED448_KEY_LEN + 2 {
         let mut r = der::Reader::new(value, || Error::AttributeValueInvalid);
         let inner = r.read(der::OCTET_STRING)?;
         r.finish()?;
@@ -374,15 +385,15 @@ pub fn public_from_attribute(value: &[u8]) -> Result<[u8; KEY_LEN]> {
 }
 
 /// `CKA_EC_POINT` as the module writes it: DER OCTET STRING.
-pub fn public_to_attribute(public: &[u8; KEY_LEN]) -> Vec<u8> {
+pub fn public_to_attribute(public: &[u8; ED448_KEY_LEN]) -> Vec<u8> {
     der::tlv(der::OCTET_STRING, public)
 }
 
 /// An Ed448 private key: its 57-byte seed (RFC 8032 §5.2.5) and the public key derived
 /// from it (never taken from an attribute that could disagree).
 pub struct Ed448Private {
-    seed: Zeroizing<[u8; KEY_LEN]>,
-    public: [u8; KEY_LEN],
+    seed: Zeroizing<[u8; ED448_KEY_LEN]>,
+    public: [u8; ED448_KEY_LEN],
 }
 
 impl std::fmt::Debug for Ed448Private {
@@ -400,15 +411,15 @@ impl Ed448Private {
     }
 
     /// A new key from the module's generator: (seed, public key).
-    pub fn generate() -> Result<(Zeroizing<[u8; KEY_LEN]>, [u8; KEY_LEN])> {
+    pub fn generate() -> Result<(Zeroizing<[u8; ED448_KEY_LEN]>, [u8; ED448_KEY_LEN])> {
         let api = api()?;
-        let mut seed = Zeroizing::new([0u8; KEY_LEN]);
+        let mut seed = Zeroizing::new([0u8; ED448_KEY_LEN]);
         super::rand::random_fill(seed.as_mut())?;
         let public = public_of(api, &seed)?;
         Ok((seed, public))
     }
 
-    pub fn public(&self) -> [u8; KEY_LEN] {
+    pub fn public(&self) -> [u8; ED448_KEY_LEN] {
         self.public
     }
 
@@ -419,7 +430,7 @@ impl Ed448Private {
 }
 
 /// Verifies a pure Ed448 signature (no context).
-pub fn ed448_verify(public: &[u8; KEY_LEN], message: &[u8], sig: &[u8]) -> Result<()> {
+pub fn ed448_verify(public: &[u8; ED448_KEY_LEN], message: &[u8], sig: &[u8]) -> Result<()> {
     verify_with(api()?, public, message, sig)
 }
 
@@ -488,7 +499,7 @@ mod tests {
         let key = Ed448Private::from_seed(seed.as_ref()).unwrap();
         assert_eq!(key.public(), public);
         let sig = key.sign(b"m").unwrap();
-        assert_eq!(sig.len(), SIGNATURE_LEN);
+        assert_eq!(sig.len(), ED448_SIGNATURE_LEN);
         ed448_verify(&public, b"m", &sig).unwrap();
         let attr = public_to_attribute(&public);
         assert_eq!(&attr[..2], &[0x04, 0x39]);
@@ -504,7 +515,7 @@ mod tests {
     fn a_public_key_off_the_curve_verifies_nothing() {
         require_library();
         // y = 2 is not the y of any point of edwards448 (x² would not be a square).
-        let mut bad = [0u8; KEY_LEN];
+        let mut bad = [0u8; ED448_KEY_LEN];
         bad[0] = 2;
         let (seed, _) = Ed448Private::generate().unwrap();
         let sig = Ed448Private::from_seed(seed.as_ref())
