@@ -174,8 +174,8 @@ fn bad_eddsa_parameters_and_bad_objects_are_refused() {
         rv(session.sign(&pure(), p256, msg)),
         RvError::KeyTypeInconsistent
     );
-    // Objects: the X25519 curve for an Edwards key, a short seed, a bad point, X448 (a
-    // curve the module does not have; Ed448 is tests/mech_ed448.rs).
+    // Objects: the X25519 curve for an Edwards key, a short seed, a bad point, P-256 (no
+    // Edwards curve; Ed448 is tests/mech_ed448.rs).
     let create = |class, params: &str, extra: Attribute| {
         session.create_object(&[
             Attribute::Class(class),
@@ -212,8 +212,8 @@ fn bad_eddsa_parameters_and_bad_objects_are_refused() {
     assert_eq!(
         rv(create(
             ObjectClass::PRIVATE_KEY,
-            "06032b656f",
-            Attribute::Value(vec![1; 56])
+            "06082a8648ce3d030107",
+            Attribute::Value(vec![1; 32])
         )),
         RvError::CurveNotSupported
     );

@@ -1,16 +1,17 @@
-//! Ed448 (RFC 8032 §5.2, pure Ed448 only) from the system's OpenSSL 3 libcrypto, opened
-//! at run time with `libloading`: aws-lc (and so aws-lc-rs) has no Curve448, and no
-//! released Rust crate signs with it (docs/conformance.md). Opening the library at run
-//! time keeps the build free of OpenSSL's headers, and a machine without
-//! `libcrypto.so.3` (or one whose copy lacks a symbol, or fails the RFC 8032 self-test
-//! run once on loading) simply has no Ed448: every call here answers
+//! Ed448 (RFC 8032 §5.2, pure Ed448 only) and X448 (RFC 7748) from the system's OpenSSL
+//! 3 libcrypto, opened at run time with `libloading`: aws-lc (and so aws-lc-rs) has no
+//! Curve448, and no released Rust crate signs with it (docs/conformance.md). Opening the
+//! library at run time keeps the build free of OpenSSL's headers, and a machine without
+//! `libcrypto.so.3` (or one whose copy lacks a symbol, or fails the RFC 8032 / RFC 7748
+//! self-test run once on loading) simply has neither: every call here answers
 //! `Error::CurveNotSupported`, and the reason is logged once.
 //!
 //! One of the crate's few modules allowed `unsafe` (with `ffi::raw`, `os`,
 //! `crypto::rsa::raw` and `crypto::ed25519_variants`): the symbol lookups and the calls
-//! to twelve libcrypto functions (`EVP_PKEY_new_raw_private_key`/`_public_key`,
+//! to seventeen libcrypto functions (`EVP_PKEY_new_raw_private_key`/`_public_key`,
 //! `EVP_PKEY_get_raw_public_key`, `EVP_PKEY_free`, `EVP_MD_CTX_new`/`_free`,
 //! `EVP_DigestSignInit`/`EVP_DigestSign`, `EVP_DigestVerifyInit`/`EVP_DigestVerify`,
+//! `EVP_PKEY_CTX_new`/`_free`, `EVP_PKEY_derive_init`/`_set_peer`, `EVP_PKEY_derive`,
 //! `ERR_set_mark`/`ERR_pop_to_mark`), each on Rust-owned buffers of the lengths passed,
 //! and on OpenSSL objects owned by a guard that frees them on every path. The error
 //! queue is restored to its mark after every call sequence, so the host's own OpenSSL
@@ -41,14 +42,28 @@ pub const OID_ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
 /// The curve name "edwards448" as a DER PrintableString (PKCS#11 3.0 §2.3.6).
 pub const NAME_EDWARDS448: &[u8] = b"\x13\x0aedwards448";
 
+/// Bytes of an X448 private key (the scalar), public key and shared secret (RFC 7748 §5).
+pub const X448_KEY_LEN: usize = 56;
+/// id-X448, 1.3.101.111 (RFC 8410), as a DER OID element.
+pub const OID_X448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6f];
+/// The curve name "curve448" as a DER PrintableString (PKCS#11 3.0 §2.3.7).
+pub const NAME_CURVE448: &[u8] = b"\x13\x08curve448";
+
 /// The library opened, by its SONAME: OpenSSL 3's ABI.
 const LIBRARY: &str = "libcrypto.so.3";
-/// `EVP_PKEY_ED448` (= `NID_ED448`) in OpenSSL's `obj_mac.h`.
+/// `EVP_PKEY_ED448` (= `NID_ED448`) and `EVP_PKEY_X448` (= `NID_X448`) in OpenSSL's
+/// `obj_mac.h`.
 const EVP_PKEY_ED448: c_int = 1088;
+const EVP_PKEY_X448: c_int = 1035;
 
 /// Whether `CKA_EC_PARAMS` names edwards448 (the OID or the curve name).
 pub fn is_ed448_params(params: &[u8]) -> bool {
     params == OID_ED448 || params == NAME_EDWARDS448
+}
+
+/// Whether `CKA_EC_PARAMS` names curve448 (the OID or the curve name).
+pub fn is_x448_params(params: &[u8]) -> bool {
+    params == OID_X448 || params == NAME_CURVE448
 }
 
 type NewRawKey = unsafe extern "C" fn(c_int, *mut c_void, *const u8, usize) -> *mut c_void;
@@ -65,6 +80,10 @@ type DigestInit = unsafe extern "C" fn(
 type DigestSign = unsafe extern "C" fn(*mut c_void, *mut u8, *mut usize, *const u8, usize) -> c_int;
 type DigestVerify = unsafe extern "C" fn(*mut c_void, *const u8, usize, *const u8, usize) -> c_int;
 type ErrMark = unsafe extern "C" fn() -> c_int;
+type PkeyCtxNew = unsafe extern "C" fn(*mut c_void, *mut c_void) -> *mut c_void;
+type DeriveInit = unsafe extern "C" fn(*mut c_void) -> c_int;
+type DeriveSetPeer = unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int;
+type Derive = unsafe extern "C" fn(*mut c_void, *mut u8, *mut usize) -> c_int;
 
 /// The functions used, resolved once; `_library` keeps them mapped.
 struct Api {
@@ -80,6 +99,11 @@ struct Api {
     digest_verify: DigestVerify,
     err_set_mark: ErrMark,
     err_pop_to_mark: ErrMark,
+    pkey_ctx_new: PkeyCtxNew,
+    pkey_ctx_free: Free,
+    derive_init: DeriveInit,
+    derive_set_peer: DeriveSetPeer,
+    derive: Derive,
     _library: Library,
 }
 
@@ -126,6 +150,11 @@ impl Api {
                 digest_verify: symbol(&library, file, "EVP_DigestVerify")?,
                 err_set_mark: symbol(&library, file, "ERR_set_mark")?,
                 err_pop_to_mark: symbol(&library, file, "ERR_pop_to_mark")?,
+                pkey_ctx_new: symbol(&library, file, "EVP_PKEY_CTX_new")?,
+                pkey_ctx_free: symbol(&library, file, "EVP_PKEY_CTX_free")?,
+                derive_init: symbol(&library, file, "EVP_PKEY_derive_init")?,
+                derive_set_peer: symbol(&library, file, "EVP_PKEY_derive_set_peer")?,
+                derive: symbol(&library, file, "EVP_PKEY_derive")?,
                 _library: library,
             })
         }
@@ -196,41 +225,65 @@ impl Drop for Pkey<'_> {
 }
 
 impl<'a> Pkey<'a> {
-    fn new(api: &'a Api, constructor: NewRawKey, bytes: &[u8; ED448_KEY_LEN]) -> Result<Pkey<'a>> {
+    /// A key of type `kind` (`EVP_PKEY_ED448` or `EVP_PKEY_X448`) from its raw bytes.
+    fn new(api: &'a Api, constructor: NewRawKey, kind: c_int, bytes: &[u8]) -> Result<Pkey<'a>> {
         // SAFETY: `bytes` is a live buffer of the length passed; OpenSSL copies it. The
         // engine is NULL (none).
-        let ptr = unsafe {
-            constructor(
-                EVP_PKEY_ED448,
-                ptr::null_mut(),
-                bytes.as_ptr(),
-                ED448_KEY_LEN,
-            )
-        };
+        let ptr = unsafe { constructor(kind, ptr::null_mut(), bytes.as_ptr(), bytes.len()) };
         NonNull::new(ptr)
             .map(|ptr| Pkey { api, ptr })
-            .ok_or(Error::Internal("EVP_PKEY_new_raw_* for Ed448"))
+            .ok_or(Error::Internal("EVP_PKEY_new_raw_* for Curve448"))
     }
 
-    fn private(api: &'a Api, seed: &[u8; ED448_KEY_LEN]) -> Result<Pkey<'a>> {
-        Pkey::new(api, api.new_raw_private_key, seed)
+    fn private(api: &'a Api, kind: c_int, secret: &[u8]) -> Result<Pkey<'a>> {
+        Pkey::new(api, api.new_raw_private_key, kind, secret)
     }
 
-    fn public(api: &'a Api, public: &[u8; ED448_KEY_LEN]) -> Result<Pkey<'a>> {
-        Pkey::new(api, api.new_raw_public_key, public)
+    fn public(api: &'a Api, kind: c_int, public: &[u8]) -> Result<Pkey<'a>> {
+        Pkey::new(api, api.new_raw_public_key, kind, public)
     }
 
-    fn raw_public(&self) -> Result<[u8; ED448_KEY_LEN]> {
-        let mut out = [0u8; ED448_KEY_LEN];
-        let mut len = ED448_KEY_LEN;
+    /// The public key, `N` bytes (57 for Ed448, 56 for X448).
+    fn raw_public<const N: usize>(&self) -> Result<[u8; N]> {
+        let mut out = [0u8; N];
+        let mut len = N;
         // SAFETY: `ptr` is a live EVP_PKEY; `out` has room for `len` bytes, and OpenSSL
         // writes at most `len` and stores the length written in `len`.
         let ok =
             unsafe { (self.api.get_raw_public_key)(self.ptr.as_ptr(), out.as_mut_ptr(), &mut len) };
-        if ok != 1 || len != ED448_KEY_LEN {
-            return Err(Error::Internal("EVP_PKEY_get_raw_public_key for Ed448"));
+        if ok != 1 || len != N {
+            return Err(Error::Internal("EVP_PKEY_get_raw_public_key for Curve448"));
         }
         Ok(out)
+    }
+}
+
+/// An `EVP_PKEY_CTX` for X448 derivation, freed on drop.
+struct PkeyCtx<'a> {
+    api: &'a Api,
+    ptr: NonNull<c_void>,
+}
+
+impl Drop for PkeyCtx<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `EVP_PKEY_CTX_new` and is freed only here.
+        unsafe { (self.api.pkey_ctx_free)(self.ptr.as_ptr()) }
+    }
+}
+
+impl<'a> PkeyCtx<'a> {
+    /// A derivation context for `key`, initialised (`EVP_PKEY_derive_init`).
+    fn derive(api: &'a Api, key: &Pkey<'_>) -> Result<PkeyCtx<'a>> {
+        // SAFETY: `key` is live; the context takes its own reference to it. NULL engine.
+        let ptr = unsafe { (api.pkey_ctx_new)(key.ptr.as_ptr(), ptr::null_mut()) };
+        let ctx = NonNull::new(ptr)
+            .map(|ptr| PkeyCtx { api, ptr })
+            .ok_or(Error::Internal("EVP_PKEY_CTX_new for X448"))?;
+        // SAFETY: live context.
+        if unsafe { (api.derive_init)(ctx.ptr.as_ptr()) } != 1 {
+            return Err(Error::Internal("EVP_PKEY_derive_init for X448"));
+        }
+        Ok(ctx)
     }
 }
 
@@ -276,13 +329,45 @@ impl<'a> MdCtx<'a> {
     }
 }
 
-fn array(bytes: &[u8]) -> Result<&[u8; ED448_KEY_LEN]> {
+fn array<const N: usize>(bytes: &[u8]) -> Result<&[u8; N]> {
     bytes.try_into().map_err(|_| Error::AttributeValueInvalid)
 }
 
 fn public_of(api: &Api, seed: &[u8; ED448_KEY_LEN]) -> Result<[u8; ED448_KEY_LEN]> {
     let _mark = ErrorMark::set(api);
-    Pkey::private(api, seed)?.raw_public()
+    Pkey::private(api, EVP_PKEY_ED448, seed)?.raw_public()
+}
+
+fn x448_public_of(api: &Api, scalar: &[u8; X448_KEY_LEN]) -> Result<[u8; X448_KEY_LEN]> {
+    let _mark = ErrorMark::set(api);
+    Pkey::private(api, EVP_PKEY_X448, scalar)?.raw_public()
+}
+
+/// X448(scalar, peer) (RFC 7748 §5). OpenSSL refuses an all-zero result (a peer of low
+/// order, §6.2); it is checked here again. Either is `MechanismParamInvalid`: the peer's
+/// public key is the caller's mechanism parameter.
+fn x448_agree(
+    api: &Api,
+    scalar: &[u8; X448_KEY_LEN],
+    peer: &[u8; X448_KEY_LEN],
+) -> Result<Zeroizing<[u8; X448_KEY_LEN]>> {
+    let _mark = ErrorMark::set(api);
+    let key = Pkey::private(api, EVP_PKEY_X448, scalar)?;
+    let peer = Pkey::public(api, EVP_PKEY_X448, peer)?;
+    let ctx = PkeyCtx::derive(api, &key)?;
+    // SAFETY: live context and peer key; the context takes its own reference to the peer.
+    if unsafe { (api.derive_set_peer)(ctx.ptr.as_ptr(), peer.ptr.as_ptr()) } != 1 {
+        return Err(Error::MechanismParamInvalid);
+    }
+    let mut secret = Zeroizing::new([0u8; X448_KEY_LEN]);
+    let mut len = X448_KEY_LEN;
+    // SAFETY: live context; `secret` has room for `len` bytes and OpenSSL stores the
+    // length written in `len`.
+    let ok = unsafe { (api.derive)(ctx.ptr.as_ptr(), secret.as_mut_ptr(), &mut len) };
+    if ok != 1 || len != X448_KEY_LEN || secret.iter().all(|b| *b == 0) {
+        return Err(Error::MechanismParamInvalid);
+    }
+    Ok(secret)
 }
 
 fn sign_with(
@@ -291,7 +376,7 @@ fn sign_with(
     message: &[u8],
 ) -> Result<[u8; ED448_SIGNATURE_LEN]> {
     let _mark = ErrorMark::set(api);
-    let key = Pkey::private(api, seed)?;
+    let key = Pkey::private(api, EVP_PKEY_ED448, seed)?;
     let ctx = MdCtx::new(api, api.digest_sign_init, &key)?;
     let mut sig = [0u8; ED448_SIGNATURE_LEN];
     let mut len = ED448_SIGNATURE_LEN;
@@ -317,7 +402,7 @@ fn verify_with(api: &Api, public: &[u8; ED448_KEY_LEN], message: &[u8], sig: &[u
         return Err(Error::SignatureLenRange);
     }
     let _mark = ErrorMark::set(api);
-    let key = Pkey::public(api, public)?;
+    let key = Pkey::public(api, EVP_PKEY_ED448, public)?;
     let ctx = MdCtx::new(api, api.digest_verify_init, &key)?;
     // SAFETY: live context; `sig` and `message` are live buffers of the lengths passed.
     let ok = unsafe {
@@ -338,7 +423,8 @@ fn verify_with(api: &Api, public: &[u8; ED448_KEY_LEN], message: &[u8], sig: &[u
 }
 
 /// RFC 8032 §7.4, "1 octet": the public key and the signature must come out right, and
-/// the signature must verify, before the library is trusted with Ed448.
+/// the signature must verify, before the library is trusted with Ed448; and RFC 7748
+/// §6.2's public key and shared secret for X448. Either failing disables both.
 fn self_test(api: &Api) -> Result<()> {
     const SEED: &str = "c4eab05d357007c632f3dbb48489924d552b08fe0c353a0d4a1f00acda2c463a\
                         fbea67c5e8d2877c5e3bc397a659949ef8021e954e0a12274e";
@@ -367,13 +453,32 @@ fn self_test(api: &Api) -> Result<()> {
     if verify_with(api, &public, &[0x04], &sig).is_ok() {
         return Err(Error::Internal("Ed448 self-test: a wrong message verifies"));
     }
+    // RFC 7748 §6.2: Alice's public key, and the secret she shares with Bob.
+    const ALICE: &str = "9a8f4925d1519f5775cf46b04b5800d4ee9ee8bae8bc5565d498c28d\
+                         d9c9baf574a9419744897391006382a6f127ab1d9ac2d8c0a598726b";
+    const ALICE_PUBLIC: &str = "9b08f7cc31b7e3e67d22d5aea121074a273bd2b83de09c63faa73d2c\
+                                22c5d9bbc836647241d953d40c5b12da88120d53177f80e532c41fa0";
+    const BOB_PUBLIC: &str = "3eb7a829b0cd20f5bcfc0b599b6feccf6da4627107bdb0d4f345b430\
+                              27d8b972fc3e34fb4232a13ca706dcb57aec3dae07bdc1c67bf33609";
+    const SHARED: &str = "07fff4181ac6cc95ec1c16a94a0f74d12da232ce40a77552281d282b\
+                          b60c0b56fd2464c335543936521c24403085d59a449a5037514a879d";
+    let alice = Zeroizing::new(hex(ALICE));
+    let alice = array(&alice)?;
+    if x448_public_of(api, alice)?.as_slice() != hex(ALICE_PUBLIC) {
+        return Err(Error::Internal("X448 self-test: public key"));
+    }
+    let shared = x448_agree(api, alice, array(&hex(BOB_PUBLIC))?)?;
+    if shared.as_slice() != hex(SHARED) {
+        return Err(Error::Internal("X448 self-test: shared secret"));
+    }
     Ok(())
 }
 
-/// A public key from `CKA_EC_POINT`: a DER OCTET STRING of 57 bytes, or the 57 bytes
-/// bare (they differ in length, so cannot be confused).
-pub fn public_from_attribute(value: &[u8]) -> Result<[u8; ED448_KEY_LEN]> {
-    let bare = if value.len() == ED448_KEY_LEN + 2 {
+/// A public key of `N` bytes (57 for Ed448, 56 for X448) from `CKA_EC_POINT` or an ECDH
+/// peer's public data: a DER OCTET STRING of `N` bytes, or the `N` bytes bare (they
+/// differ in length, so cannot be confused).
+pub fn public_from_attribute<const N: usize>(value: &[u8]) -> Result<[u8; N]> {
+    let bare = if value.len() == N + 2 {
         let mut r = der::Reader::new(value, || Error::AttributeValueInvalid);
         let inner = r.read(der::OCTET_STRING)?;
         r.finish()?;
@@ -385,7 +490,7 @@ pub fn public_from_attribute(value: &[u8]) -> Result<[u8; ED448_KEY_LEN]> {
 }
 
 /// `CKA_EC_POINT` as the module writes it: DER OCTET STRING.
-pub fn public_to_attribute(public: &[u8; ED448_KEY_LEN]) -> Vec<u8> {
+pub fn public_to_attribute(public: &[u8]) -> Vec<u8> {
     der::tlv(der::OCTET_STRING, public)
 }
 
@@ -426,6 +531,51 @@ impl Ed448Private {
     /// Pure Ed448 over the whole message (no context).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         Ok(sign_with(api()?, &self.seed, message)?.to_vec())
+    }
+}
+
+/// An X448 private key: its 56-byte scalar as RFC 7748 gives it (clamped on use) and the
+/// public key derived from it.
+pub struct X448Private {
+    scalar: Zeroizing<[u8; X448_KEY_LEN]>,
+    public: [u8; X448_KEY_LEN],
+}
+
+impl std::fmt::Debug for X448Private {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("X448Private")
+    }
+}
+
+impl X448Private {
+    /// The key of a 56-byte scalar; `CurveNotSupported` without the library.
+    pub fn from_scalar(scalar: &[u8]) -> Result<X448Private> {
+        let scalar = Zeroizing::new(*array(scalar)?);
+        let public = x448_public_of(api()?, &scalar)?;
+        Ok(X448Private { scalar, public })
+    }
+
+    /// A new key from the module's generator: (scalar, public key).
+    pub fn generate() -> Result<(Zeroizing<[u8; X448_KEY_LEN]>, [u8; X448_KEY_LEN])> {
+        let api = api()?;
+        let mut scalar = Zeroizing::new([0u8; X448_KEY_LEN]);
+        super::rand::random_fill(scalar.as_mut())?;
+        let public = x448_public_of(api, &scalar)?;
+        Ok((scalar, public))
+    }
+
+    /// X448(scalar, 5).
+    pub fn public(&self) -> [u8; X448_KEY_LEN] {
+        self.public
+    }
+
+    /// X448(scalar, peer). A peer of the wrong length, or one giving the all-zero secret
+    /// (a point of low order), is `MechanismParamInvalid`.
+    pub fn agree(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let peer: &[u8; X448_KEY_LEN] =
+            peer.try_into().map_err(|_| Error::MechanismParamInvalid)?;
+        let secret = x448_agree(api()?, &self.scalar, peer)?;
+        Ok(Zeroizing::new(secret.to_vec()))
     }
 }
 
@@ -505,8 +655,8 @@ mod tests {
         assert_eq!(&attr[..2], &[0x04, 0x39]);
         assert_eq!(public_from_attribute(&attr).unwrap(), public);
         assert_eq!(public_from_attribute(&public).unwrap(), public);
-        assert!(public_from_attribute(&attr[..58]).is_err());
-        assert!(public_from_attribute(&[0x05; 59]).is_err());
+        assert!(public_from_attribute::<ED448_KEY_LEN>(&attr[..58]).is_err());
+        assert!(public_from_attribute::<ED448_KEY_LEN>(&[0x05; 59]).is_err());
         assert!(Ed448Private::from_seed(&[1; 56]).is_err());
         assert!(Ed448Private::from_seed(&[1; 32]).is_err());
     }
@@ -544,10 +694,72 @@ mod tests {
     }
 
     #[test]
-    fn both_curve_parameter_forms_name_edwards448() {
+    fn x448_matches_rfc_7748_section_6_2_and_refuses_low_order_peers() {
+        require_library();
+        let alice = X448Private::from_scalar(&hex(concat!(
+            "9a8f4925d1519f5775cf46b04b5800d4ee9ee8bae8bc5565d498c28d",
+            "d9c9baf574a9419744897391006382a6f127ab1d9ac2d8c0a598726b"
+        )))
+        .unwrap();
+        let bob = X448Private::from_scalar(&hex(concat!(
+            "1c306a7ac2a0e2e0990b294470cba339e6453772b075811d8fad0d1d",
+            "6927c120bb5ee8972b0d3e21374c9c921b09d1b0366f10b65173992d"
+        )))
+        .unwrap();
+        assert_eq!(
+            bob.public().to_vec(),
+            hex(concat!(
+                "3eb7a829b0cd20f5bcfc0b599b6feccf6da4627107bdb0d4f345b430",
+                "27d8b972fc3e34fb4232a13ca706dcb57aec3dae07bdc1c67bf33609"
+            ))
+        );
+        let k = hex(concat!(
+            "07fff4181ac6cc95ec1c16a94a0f74d12da232ce40a77552281d282b",
+            "b60c0b56fd2464c335543936521c24403085d59a449a5037514a879d"
+        ));
+        assert_eq!(*alice.agree(&bob.public()).unwrap(), k);
+        assert_eq!(*bob.agree(&alice.public()).unwrap(), k);
+        // u = 0 and u = 1 are of low order: the secret would be all zeros.
+        let mut one = [0u8; X448_KEY_LEN];
+        one[0] = 1;
+        for peer in [[0u8; X448_KEY_LEN], one] {
+            assert!(matches!(
+                alice.agree(&peer),
+                Err(Error::MechanismParamInvalid)
+            ));
+        }
+        assert!(matches!(
+            alice.agree(&bob.public()[1..]),
+            Err(Error::MechanismParamInvalid)
+        ));
+        let (scalar, public) = X448Private::generate().unwrap();
+        assert_eq!(
+            X448Private::from_scalar(scalar.as_ref()).unwrap().public(),
+            public
+        );
+        assert!(X448Private::from_scalar(&[1; 57]).is_err());
+        let attr = public_to_attribute(&public);
+        assert_eq!(&attr[..2], &[0x04, 0x38]);
+        assert_eq!(
+            public_from_attribute::<X448_KEY_LEN>(&attr).unwrap(),
+            public
+        );
+        assert_eq!(
+            public_from_attribute::<X448_KEY_LEN>(&public).unwrap(),
+            public
+        );
+        assert!(public_from_attribute::<X448_KEY_LEN>(&attr[..57]).is_err());
+    }
+
+    #[test]
+    fn both_curve_parameter_forms_name_each_curve() {
         assert!(is_ed448_params(b"\x06\x03\x2b\x65\x71"));
         assert!(is_ed448_params(b"\x13\x0aedwards448"));
         assert!(!is_ed448_params(b"\x06\x03\x2b\x65\x70"));
         assert!(!is_ed448_params(b"\x13\x0aedwards449"));
+        assert!(is_x448_params(b"\x06\x03\x2b\x65\x6f"));
+        assert!(is_x448_params(b"\x13\x08curve448"));
+        assert!(!is_x448_params(OID_ED448));
+        assert!(!is_ed448_params(OID_X448));
     }
 }

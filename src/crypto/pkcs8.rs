@@ -1,9 +1,9 @@
 //! PKCS#8 PrivateKeyInfo (RFC 5208) and SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) for RSA,
-//! EC, Ed25519, X25519 and Ed448 (RFC 8410) keys: what C_UnwrapKey receives, C_WrapKey
+//! EC, Ed25519, X25519, Ed448 and X448 (RFC 8410) keys: what C_UnwrapKey receives, C_WrapKey
 //! produces, and CKA_PUBLIC_KEY_INFO holds. Untrusted input; decoding is strict. No PKCS#11 here.
 
 use super::curve25519::{OID_ED25519, OID_X25519};
-use super::curve448::OID_ED448;
+use super::curve448::{OID_ED448, OID_X448};
 use super::der::{self, Reader};
 use crate::error::{Error, Result};
 
@@ -21,6 +21,8 @@ pub enum KeyAlgorithm {
     X25519,
     /// id-Ed448 (RFC 8410), no parameters.
     Ed448,
+    /// id-X448 (RFC 8410), no parameters.
+    X448,
 }
 
 /// A decoded PrivateKeyInfo.
@@ -51,13 +53,15 @@ fn algorithm(r: &mut Reader<'_>) -> Result<KeyAlgorithm> {
         Ok(KeyAlgorithm::Ec {
             curve_oid: der::tlv(der::OID, curve),
         })
-    } else if oid == OID_ED25519 || oid == OID_X25519 || oid == OID_ED448 {
+    } else if oid == OID_ED25519 || oid == OID_X25519 || oid == OID_ED448 || oid == OID_X448 {
         // RFC 8410 §3: the parameters MUST be absent.
         alg.finish()?;
         Ok(if oid == OID_ED25519 {
             KeyAlgorithm::Ed25519
         } else if oid == OID_ED448 {
             KeyAlgorithm::Ed448
+        } else if oid == OID_X448 {
+            KeyAlgorithm::X448
         } else {
             KeyAlgorithm::X25519
         })
@@ -73,19 +77,23 @@ fn algorithm_identifier(alg: &KeyAlgorithm) -> Vec<u8> {
         KeyAlgorithm::Ed25519 => der::sequence(&[OID_ED25519]),
         KeyAlgorithm::X25519 => der::sequence(&[OID_X25519]),
         KeyAlgorithm::Ed448 => der::sequence(&[OID_ED448]),
+        KeyAlgorithm::X448 => der::sequence(&[OID_X448]),
     }
 }
 
-/// RFC 8410's CurvePrivateKey: the key (32 bytes, 57 for Ed448) as an OCTET STRING.
+/// RFC 8410's CurvePrivateKey: the key (32 bytes, 57 for Ed448, 56 for X448) as an
+/// OCTET STRING.
 pub fn curve_private_key(key: &[u8]) -> Vec<u8> {
     der::tlv(der::OCTET_STRING, key)
 }
 
-/// The key in a CurvePrivateKey for `alg`: 32 bytes (Ed25519, X25519) or 57 (Ed448).
+/// The key in a CurvePrivateKey for `alg`: 32 bytes (Ed25519, X25519), 57 (Ed448) or
+/// 56 (X448).
 pub fn curve_key_of<'a>(alg: &KeyAlgorithm, inner: &'a [u8]) -> Result<&'a [u8]> {
     let len = match alg {
         KeyAlgorithm::Ed25519 | KeyAlgorithm::X25519 => super::curve25519::KEY_LEN,
         KeyAlgorithm::Ed448 => super::curve448::ED448_KEY_LEN,
+        KeyAlgorithm::X448 => super::curve448::X448_KEY_LEN,
         _ => return Err(bad()),
     };
     let mut r = Reader::new(inner, bad);
@@ -203,6 +211,17 @@ mod tests {
             b"\x30\x43\x30\x05\x06\x03\x2b\x65\x71\x03\x3a\x00"
         );
         assert_eq!(decode_spki(&spki).unwrap(), (KeyAlgorithm::Ed448, &key[..]));
+        // X448: 56 bytes under id-X448 (1.3.101.111).
+        let x = [0x33; 56];
+        let der = encode_private_key_info(&KeyAlgorithm::X448, &curve_private_key(&x));
+        assert_eq!(
+            &der[..16],
+            b"\x30\x46\x02\x01\x00\x30\x05\x06\x03\x2b\x65\x6f\x04\x3a\x04\x38"
+        );
+        let info = decode_private_key_info(&der).unwrap();
+        assert_eq!(info.algorithm, KeyAlgorithm::X448);
+        assert_eq!(curve_key_of(&info.algorithm, info.private_key).unwrap(), x);
+        assert!(curve_key_of(&KeyAlgorithm::X448, &curve_private_key(&key)).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use super::attr::AttrType;
 use super::Object;
 use crate::crypto::curve25519::{self, Curve25519, Ed25519Private, X25519Private};
-use crate::crypto::curve448::{self, Ed448Private};
+use crate::crypto::curve448::{self, Ed448Private, X448Private};
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
 use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
 use crate::crypto::sm;
@@ -47,6 +47,8 @@ pub enum Material {
     X25519Public([u8; curve25519::KEY_LEN]),
     Ed448Private(Ed448Private),
     Ed448Public([u8; curve448::ED448_KEY_LEN]),
+    X448Private(X448Private),
+    X448Public([u8; curve448::X448_KEY_LEN]),
 }
 
 #[derive(Debug)]
@@ -131,6 +133,26 @@ impl Key {
                     // Without libcrypto.so.3 the key stays unusable: CKR_CURVE_NOT_SUPPORTED.
                     Material::Ed448Private(
                         Ed448Private::from_seed(secret(secrets, CKA_VALUE)).map_err(
+                            |e| match e {
+                                Error::CurveNotSupported => e,
+                                _ => broken(),
+                            },
+                        )?,
+                    )
+                }
+            }
+            (class @ (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY), CKK_EC_MONTGOMERY)
+                if curve448::is_x448_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[])) =>
+            {
+                if class == CKO_PUBLIC_KEY {
+                    Material::X448Public(
+                        curve448::public_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[]))
+                            .map_err(|_| broken())?,
+                    )
+                } else {
+                    // Without libcrypto.so.3 the key stays unusable: CKR_CURVE_NOT_SUPPORTED.
+                    Material::X448Private(
+                        X448Private::from_scalar(secret(secrets, CKA_VALUE)).map_err(
                             |e| match e {
                                 Error::CurveNotSupported => e,
                                 _ => broken(),

@@ -74,8 +74,9 @@ fn check_curve25519(
     key_type: CK_KEY_TYPE,
     attrs: &BTreeMap<AttrType, Value>,
 ) -> Result<()> {
-    if curve448::is_ed448_params(bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[])) {
-        return check_ed448(class, key_type, attrs);
+    let params = bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[]);
+    if curve448::is_ed448_params(params) || curve448::is_x448_params(params) {
+        return check_curve448(class, key_type, curve448::is_ed448_params(params), attrs);
     }
     let curve = Curve25519::from_params(bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[]))?;
     let expected = match key_type {
@@ -98,27 +99,38 @@ fn check_curve25519(
     Ok(())
 }
 
-/// Ed448 keys (§2.3.6 with RFC 8032 §5.2.5): an Edwards key type, the public key 57
-/// bytes (bare or a DER OCTET STRING), the private key (seed) 57 bytes. Without
-/// libcrypto.so.3 no Ed448 key is made: `CKR_CURVE_NOT_SUPPORTED`, as for any curve the
-/// module cannot use.
-fn check_ed448(
+/// Ed448 and X448 keys (§2.3.6, §2.3.7 with RFC 8032 §5.2.5 and RFC 7748 §5):
+/// `CKA_EC_PARAMS` must name the key type's curve (edwards448 for `CKK_EC_EDWARDS`,
+/// curve448 for `CKK_EC_MONTGOMERY`); the public key is 57 or 56 bytes (bare or a DER
+/// OCTET STRING), the private key as long. Without libcrypto.so.3 no such key is made:
+/// `CKR_CURVE_NOT_SUPPORTED`, as for any curve the module cannot use.
+fn check_curve448(
     class: CK_OBJECT_CLASS,
     key_type: CK_KEY_TYPE,
+    edwards: bool,
     attrs: &BTreeMap<AttrType, Value>,
 ) -> Result<()> {
-    if key_type != CKK_EC_EDWARDS {
+    if edwards != (key_type == CKK_EC_EDWARDS) {
         return Err(Error::TemplateInconsistent);
     }
     if !curve448::available() {
         return Err(Error::CurveNotSupported);
     }
+    let point = bytes_of(attrs, CKA_EC_POINT).unwrap_or(&[]);
+    let len = if edwards {
+        curve448::ED448_KEY_LEN
+    } else {
+        curve448::X448_KEY_LEN
+    };
     match class {
+        CKO_PUBLIC_KEY if edwards => {
+            curve448::public_from_attribute::<{ curve448::ED448_KEY_LEN }>(point)?;
+        }
         CKO_PUBLIC_KEY => {
-            curve448::public_from_attribute(bytes_of(attrs, CKA_EC_POINT).unwrap_or(&[]))?;
+            curve448::public_from_attribute::<{ curve448::X448_KEY_LEN }>(point)?;
         }
         _ => {
-            if bytes_of(attrs, CKA_VALUE).map(<[u8]>::len) != Some(curve448::ED448_KEY_LEN) {
+            if bytes_of(attrs, CKA_VALUE).map(<[u8]>::len) != Some(len) {
                 return Err(Error::AttributeValueInvalid);
             }
         }
