@@ -176,7 +176,8 @@ fn bad_eddsa_parameters_and_bad_objects_are_refused() {
         rv(session.sign(&pure(), p256, msg)),
         RvError::KeyTypeInconsistent
     );
-    // Objects: the X25519 curve for an Edwards key, a short seed, a bad point, Ed448.
+    // Objects: the X25519 curve for an Edwards key, a short seed, a bad point, P-256 (no
+    // Edwards curve; Ed448 is tests/mech_ed448.rs).
     let create = |class, params: &str, extra: Attribute| {
         session.create_object(&[
             Attribute::Class(class),
@@ -213,8 +214,8 @@ fn bad_eddsa_parameters_and_bad_objects_are_refused() {
     assert_eq!(
         rv(create(
             ObjectClass::PRIVATE_KEY,
-            "06032b6571",
-            Attribute::Value(vec![1; 57])
+            "06082a8648ce3d030107",
+            Attribute::Value(vec![1; 32])
         )),
         RvError::CurveNotSupported
     );
@@ -233,8 +234,9 @@ fn bad_eddsa_parameters_and_bad_objects_are_refused() {
         MechanismType::EDDSA,
         MechanismType::ECC_EDWARDS_KEY_PAIR_GEN,
     ] {
+        // 448: Ed448, from libcrypto.so.3 (tests/mech_ed448.rs).
         let info = ctx.get_mechanism_info(slot, m).unwrap();
-        assert_eq!((info.min_key_size(), info.max_key_size()), (255, 255));
+        assert_eq!((info.min_key_size(), info.max_key_size()), (255, 448));
     }
 }
 

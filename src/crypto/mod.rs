@@ -1,5 +1,6 @@
 //! Thin wrappers over the cryptographic primitives: aws-lc-rs for RSA, ECDSA, AES,
-//! Ed25519 and X25519, RustCrypto for SM2, SM3, SM4 and (legacy only) DES.
+//! Ed25519 and X25519, RustCrypto for SM2, SM3, SM4 and (legacy only) DES, and the
+//! system's OpenSSL 3 libcrypto, opened at run time, for Ed448 and X448 (`curve448.rs`).
 //!
 //! Functions here take and return plain bytes and `crate::error::Result`; they know
 //! nothing of sessions, objects or PKCS#11 structures, so the mechanism layer can be
@@ -7,6 +8,8 @@
 //! Secrets they return are zeroizing; they never log.
 pub mod aes;
 pub mod curve25519;
+#[allow(unsafe_code)] // Ed448 from libcrypto.so.3, opened at run time; see curve448.rs
+pub mod curve448;
 pub mod der;
 pub mod des;
 pub mod ec;

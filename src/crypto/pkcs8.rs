@@ -1,8 +1,9 @@
 //! PKCS#8 PrivateKeyInfo (RFC 5208) and SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) for RSA,
-//! EC, Ed25519 and X25519 (RFC 8410) keys: what C_UnwrapKey receives, C_WrapKey produces, and CKA_PUBLIC_KEY_INFO
-//! holds. Untrusted input; decoding is strict. No PKCS#11 here.
+//! EC, Ed25519, X25519, Ed448 and X448 (RFC 8410) keys: what C_UnwrapKey receives, C_WrapKey
+//! produces, and CKA_PUBLIC_KEY_INFO holds. Untrusted input; decoding is strict. No PKCS#11 here.
 
 use super::curve25519::{OID_ED25519, OID_X25519};
+use super::curve448::{OID_ED448, OID_X448};
 use super::der::{self, Reader};
 use crate::error::{Error, Result};
 
@@ -18,6 +19,10 @@ pub enum KeyAlgorithm {
     Ed25519,
     /// id-X25519 (RFC 8410), no parameters.
     X25519,
+    /// id-Ed448 (RFC 8410), no parameters.
+    Ed448,
+    /// id-X448 (RFC 8410), no parameters.
+    X448,
 }
 
 /// A decoded PrivateKeyInfo.
@@ -48,11 +53,15 @@ fn algorithm(r: &mut Reader<'_>) -> Result<KeyAlgorithm> {
         Ok(KeyAlgorithm::Ec {
             curve_oid: der::tlv(der::OID, curve),
         })
-    } else if oid == OID_ED25519 || oid == OID_X25519 {
+    } else if oid == OID_ED25519 || oid == OID_X25519 || oid == OID_ED448 || oid == OID_X448 {
         // RFC 8410 §3: the parameters MUST be absent.
         alg.finish()?;
         Ok(if oid == OID_ED25519 {
             KeyAlgorithm::Ed25519
+        } else if oid == OID_ED448 {
+            KeyAlgorithm::Ed448
+        } else if oid == OID_X448 {
+            KeyAlgorithm::X448
         } else {
             KeyAlgorithm::X25519
         })
@@ -67,20 +76,30 @@ fn algorithm_identifier(alg: &KeyAlgorithm) -> Vec<u8> {
         KeyAlgorithm::Ec { curve_oid } => der::sequence(&[der::OID_EC_PUBLIC_KEY, curve_oid]),
         KeyAlgorithm::Ed25519 => der::sequence(&[OID_ED25519]),
         KeyAlgorithm::X25519 => der::sequence(&[OID_X25519]),
+        KeyAlgorithm::Ed448 => der::sequence(&[OID_ED448]),
+        KeyAlgorithm::X448 => der::sequence(&[OID_X448]),
     }
 }
 
-/// RFC 8410's CurvePrivateKey: the 32-byte key as an OCTET STRING.
-pub fn curve25519_private_key(key: &[u8]) -> Vec<u8> {
+/// RFC 8410's CurvePrivateKey: the key (32 bytes, 57 for Ed448, 56 for X448) as an
+/// OCTET STRING.
+pub fn curve_private_key(key: &[u8]) -> Vec<u8> {
     der::tlv(der::OCTET_STRING, key)
 }
 
-/// The 32 bytes of a CurvePrivateKey.
-pub fn curve25519_key_of(inner: &[u8]) -> Result<&[u8]> {
+/// The key in a CurvePrivateKey for `alg`: 32 bytes (Ed25519, X25519), 57 (Ed448) or
+/// 56 (X448).
+pub fn curve_key_of<'a>(alg: &KeyAlgorithm, inner: &'a [u8]) -> Result<&'a [u8]> {
+    let len = match alg {
+        KeyAlgorithm::Ed25519 | KeyAlgorithm::X25519 => super::curve25519::KEY_LEN,
+        KeyAlgorithm::Ed448 => super::curve448::ED448_KEY_LEN,
+        KeyAlgorithm::X448 => super::curve448::X448_KEY_LEN,
+        _ => return Err(bad()),
+    };
     let mut r = Reader::new(inner, bad);
     let key = r.read(der::OCTET_STRING)?;
     r.finish()?;
-    if key.len() != super::curve25519::KEY_LEN {
+    if key.len() != len {
         return Err(bad());
     }
     Ok(key)
@@ -161,10 +180,48 @@ mod tests {
         ];
         let info = decode_private_key_info(&der).unwrap();
         assert_eq!(info.algorithm, KeyAlgorithm::Ed25519);
-        let key = curve25519_key_of(info.private_key).unwrap();
+        let key = curve_key_of(&info.algorithm, info.private_key).unwrap();
         assert_eq!(key[0], 0xd4);
-        let again = encode_private_key_info(&KeyAlgorithm::Ed25519, &curve25519_private_key(key));
+        let again = encode_private_key_info(&KeyAlgorithm::Ed25519, &curve_private_key(key));
         assert_eq!(again, der);
+    }
+
+    #[test]
+    fn an_ed448_key_round_trips_and_wrong_lengths_are_refused() {
+        // What `openssl genpkey -algorithm ED448 -outform DER` writes: 0x30 0x47, version
+        // 0, id-Ed448, and the 57-byte key in a CurvePrivateKey.
+        let key = [0x5a; 57];
+        let der = encode_private_key_info(&KeyAlgorithm::Ed448, &curve_private_key(&key));
+        assert_eq!(
+            &der[..16],
+            b"\x30\x47\x02\x01\x00\x30\x05\x06\x03\x2b\x65\x71\x04\x3b\x04\x39"
+        );
+        let info = decode_private_key_info(&der).unwrap();
+        assert_eq!(info.algorithm, KeyAlgorithm::Ed448);
+        assert_eq!(
+            curve_key_of(&info.algorithm, info.private_key).unwrap(),
+            key
+        );
+        // A 32-byte key under id-Ed448, or a 57-byte one under id-Ed25519, is refused.
+        assert!(curve_key_of(&KeyAlgorithm::Ed448, &curve_private_key(&[1; 32])).is_err());
+        assert!(curve_key_of(&KeyAlgorithm::Ed25519, &curve_private_key(&key)).is_err());
+        let spki = encode_spki(&KeyAlgorithm::Ed448, &key);
+        assert_eq!(
+            &spki[..12],
+            b"\x30\x43\x30\x05\x06\x03\x2b\x65\x71\x03\x3a\x00"
+        );
+        assert_eq!(decode_spki(&spki).unwrap(), (KeyAlgorithm::Ed448, &key[..]));
+        // X448: 56 bytes under id-X448 (1.3.101.111).
+        let x = [0x33; 56];
+        let der = encode_private_key_info(&KeyAlgorithm::X448, &curve_private_key(&x));
+        assert_eq!(
+            &der[..16],
+            b"\x30\x46\x02\x01\x00\x30\x05\x06\x03\x2b\x65\x6f\x04\x3a\x04\x38"
+        );
+        let info = decode_private_key_info(&der).unwrap();
+        assert_eq!(info.algorithm, KeyAlgorithm::X448);
+        assert_eq!(curve_key_of(&info.algorithm, info.private_key).unwrap(), x);
+        assert!(curve_key_of(&KeyAlgorithm::X448, &curve_private_key(&key)).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! EC mechanisms on P-256, P-384, P-521 and secp256k1: `CKM_EC_KEY_PAIR_GEN`,
 //! `CKM_ECDSA` (over a caller-supplied hash), `CKM_ECDSA_SHA1` ... `CKM_ECDSA_SHA512`,
-//! and `CKM_ECDH1_DERIVE` (raw or with the ANSI X9.63 KDF of §6.3.14; X25519 base keys
+//! and `CKM_ECDH1_DERIVE` (raw or with the ANSI X9.63 KDF of §6.3.14; X25519 and X448 base keys
 //! go to `montgomery`). Key sizes in bits.
 
 use std::sync::Arc;
@@ -206,7 +206,7 @@ impl Mechanism for Ecdh1 {
         let Param::Ecdh1(p) = param else {
             return Err(Error::MechanismParamInvalid);
         };
-        if super::montgomery::is_x25519(base) {
+        if super::montgomery::is_montgomery(base) {
             return super::montgomery::derive(p, base, len);
         }
         let key = private(base)?;

@@ -1,9 +1,12 @@
-//! Ed25519 (PKCS#11 3.0 §2.3.6, §2.3.14): `CKM_EC_EDWARDS_KEY_PAIR_GEN` and `CKM_EDDSA`
-//! sign/verify in RFC 8032's three forms, chosen by the parameter: absent, or a
-//! `CK_EDDSA_PARAMS` without pre-hash and without context, is pure Ed25519; a context
-//! without pre-hash is Ed25519ctx (1 to 255 bytes); the pre-hash flag is Ed25519ph (SHA-512
-//! of the message, streamed, with a context of 0 to 255 bytes). Ed448 is refused
-//! (`CKR_CURVE_NOT_SUPPORTED`, docs/conformance.md says why). Key sizes in bits (255).
+//! Ed25519 and Ed448 (PKCS#11 3.0 §2.3.6, §2.3.14): `CKM_EC_EDWARDS_KEY_PAIR_GEN` and
+//! `CKM_EDDSA` sign/verify. Ed25519 in RFC 8032's three forms, chosen by the parameter:
+//! absent, or a `CK_EDDSA_PARAMS` without pre-hash and without context, is pure Ed25519; a
+//! context without pre-hash is Ed25519ctx (1 to 255 bytes); the pre-hash flag is
+//! Ed25519ph (SHA-512 of the message, streamed, with a context of 0 to 255 bytes). Ed448
+//! (from libcrypto.so.3, `crypto::curve448`) in its pure form only: OpenSSL 3.0 signs
+//! Ed448 without a context and has no Ed448ph, so a context or the pre-hash flag is
+//! `CKR_MECHANISM_PARAM_INVALID`; without the library the curve is
+//! `CKR_CURVE_NOT_SUPPORTED`. Key sizes in bits (255, 448).
 //! This module must not touch sessions or the store.
 
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::{buffered, info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
 use crate::crypto::curve25519::{self, Curve25519, Ed25519Private};
+use crate::crypto::curve448::{self, Ed448Private};
 use crate::crypto::ed25519_variants;
 use crate::crypto::hash::{HashAlg, HashContext};
 use crate::error::{Error, Result};
@@ -22,6 +26,15 @@ use crate::operation::{Signer, Verifier};
 
 /// Ed25519's key size as PKCS#11 counts it (the field's bits).
 const BITS: u64 = 255;
+
+/// The largest key size offered: Ed448's when libcrypto.so.3 gives it, else Ed25519's.
+fn max_bits() -> u64 {
+    if curve448::available() {
+        curve448::BITS
+    } else {
+        BITS
+    }
+}
 
 #[derive(Debug)]
 pub(super) struct KeyPairGen;
@@ -41,6 +54,40 @@ fn public(key: &Key) -> Result<&[u8; curve25519::KEY_LEN]> {
     match &key.material {
         Material::Ed25519Public(k) => Ok(k),
         _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+fn ed448_private(key: &Key) -> Result<&Ed448Private> {
+    match &key.material {
+        Material::Ed448Private(k) => Ok(k),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+fn ed448_public(key: &Key) -> Result<&[u8; curve448::ED448_KEY_LEN]> {
+    match &key.material {
+        Material::Ed448Public(k) => Ok(k),
+        _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+fn is_ed448(key: &Key) -> bool {
+    matches!(
+        key.material,
+        Material::Ed448Private(_) | Material::Ed448Public(_)
+    )
+}
+
+/// Ed448 in its pure form only: a context (Ed448 with one) or the pre-hash flag
+/// (Ed448ph) is refused, as OpenSSL 3.0's Ed448 has neither. Without libcrypto.so.3 (a
+/// public key object needs none to exist) the curve is refused at `Init`.
+fn ed448_form(param: &Param) -> Result<()> {
+    if !curve448::available() {
+        return Err(Error::CurveNotSupported);
+    }
+    match form(param)? {
+        Form::Pure => Ok(()),
+        Form::Ctx(_) | Form::Ph(_) => Err(Error::MechanismParamInvalid),
     }
 }
 
@@ -135,21 +182,15 @@ impl Verifier for Prehashed {
     }
 }
 
-/// The attributes of a generated 25519 key pair (Ed25519 or X25519): both halves keep
-/// the caller's encoding of the curve (OID or name: clients compare it), the public half
-/// gets the point, the private half its 32-byte secret.
-pub(super) fn curve25519_pair(
-    params: &[u8],
-    point: &[u8; curve25519::KEY_LEN],
-    secret: &[u8],
-) -> GeneratedPair {
+/// The attributes of a generated Edwards or Montgomery key pair (Ed25519, X25519,
+/// Ed448): both halves keep the caller's encoding of the curve (OID or name: clients
+/// compare it), the public half gets `point_attribute` (the DER OCTET STRING of the
+/// public key), the private half its secret.
+pub(super) fn curve_pair(params: &[u8], point_attribute: Vec<u8>, secret: &[u8]) -> GeneratedPair {
     let params = Value::Bytes(params.to_vec());
     let public = vec![
         (CKA_EC_PARAMS as u64, params.clone()),
-        (
-            CKA_EC_POINT as u64,
-            Value::Bytes(curve25519::public_to_attribute(point)),
-        ),
+        (CKA_EC_POINT as u64, Value::Bytes(point_attribute)),
     ];
     let private = vec![
         (CKA_EC_PARAMS as u64, params),
@@ -163,7 +204,7 @@ impl Mechanism for KeyPairGen {
         CKM_EC_EDWARDS_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        info(BITS, BITS, CKF_GENERATE_KEY_PAIR | CKF_EC_NAMEDCURVE)
+        info(BITS, max_bits(), CKF_GENERATE_KEY_PAIR | CKF_EC_NAMEDCURVE)
     }
     fn generate_key_pair(
         &self,
@@ -172,11 +213,17 @@ impl Mechanism for KeyPairGen {
     ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
         no_param(param)?;
         let params = req.ec_params.as_deref().ok_or(Error::TemplateIncomplete)?;
+        if curve448::is_ed448_params(params) {
+            let (seed, point) = Ed448Private::generate()?;
+            let point = curve448::public_to_attribute(&point);
+            return Ok((CKK_EC_EDWARDS, curve_pair(params, point, &seed[..])));
+        }
         if Curve25519::from_params(params)? != Curve25519::Edwards {
             return Err(Error::CurveNotSupported);
         }
         let (seed, point) = Ed25519Private::generate()?;
-        Ok((CKK_EC_EDWARDS, curve25519_pair(params, &point, &seed[..])))
+        let point = curve25519::public_to_attribute(&point);
+        Ok((CKK_EC_EDWARDS, curve_pair(params, point, &seed[..])))
     }
 }
 
@@ -185,9 +232,19 @@ impl Mechanism for Eddsa {
         CKM_EDDSA
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        info(BITS, BITS, CKF_SIGN | CKF_VERIFY | CKF_EC_NAMEDCURVE)
+        info(BITS, max_bits(), CKF_SIGN | CKF_VERIFY | CKF_EC_NAMEDCURVE)
     }
     fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
+        if is_ed448(key) {
+            ed448_form(param)?;
+            ed448_private(key)?;
+            let key = Arc::clone(key);
+            return Ok(buffered::signer_capped(
+                buffered::MESSAGE_CAP,
+                curve448::ED448_SIGNATURE_LEN,
+                move |message| Ok(Zeroizing::new(ed448_private(&key)?.sign(message)?)),
+            ));
+        }
         let form = form(param)?;
         private(key)?;
         if let Form::Ph(context) = form {
@@ -207,6 +264,15 @@ impl Mechanism for Eddsa {
         ))
     }
     fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
+        if is_ed448(key) {
+            ed448_form(param)?;
+            ed448_public(key)?;
+            let key = Arc::clone(key);
+            return Ok(buffered::verifier_capped(
+                buffered::MESSAGE_CAP,
+                move |message, sig| curve448::ed448_verify(ed448_public(&key)?, message, sig),
+            ));
+        }
         let form = form(param)?;
         public(key)?;
         if let Form::Ph(context) = form {
@@ -313,12 +379,12 @@ mod tests {
             Eddsa.verify(&Param::None, &private),
             Err(Error::KeyTypeInconsistent)
         ));
-        let ed448 = KeyRequest {
-            ec_params: Some(b"\x06\x03\x2b\x65\x71".to_vec()),
+        let curve448 = KeyRequest {
+            ec_params: Some(b"\x06\x03\x2b\x65\x6f".to_vec()),
             ..KeyRequest::default()
         };
         assert!(matches!(
-            KeyPairGen.generate_key_pair(&Param::None, &ed448),
+            KeyPairGen.generate_key_pair(&Param::None, &curve448),
             Err(Error::CurveNotSupported)
         ));
         let x25519 = KeyRequest {
@@ -329,5 +395,87 @@ mod tests {
             KeyPairGen.generate_key_pair(&Param::None, &x25519),
             Err(Error::CurveNotSupported)
         ));
+    }
+
+    #[test]
+    fn ed448_pairs_sign_and_verify_in_the_pure_form_only() {
+        assert!(
+            curve448::available(),
+            "Ed448 needs libcrypto.so.3 (OpenSSL 3)"
+        );
+        for params in [curve448::OID_ED448, curve448::NAME_EDWARDS448] {
+            let req = KeyRequest {
+                ec_params: Some(params.to_vec()),
+                ..KeyRequest::default()
+            };
+            let (kt, (public, private)) = KeyPairGen.generate_key_pair(&Param::None, &req).unwrap();
+            assert_eq!(kt, CKK_EC_EDWARDS);
+            let bytes = |attrs: &[(u64, Value)], ty: CK_ATTRIBUTE_TYPE| {
+                attrs
+                    .iter()
+                    .find(|(t, _)| *t == ty as u64)
+                    .and_then(|(_, v)| v.as_bytes())
+                    .unwrap()
+                    .to_vec()
+            };
+            assert_eq!(bytes(&public, CKA_EC_PARAMS), params);
+            let point = bytes(&public, CKA_EC_POINT);
+            assert_eq!(&point[..2], &[0x04, 0x39]);
+            let seed = bytes(&private, CKA_VALUE);
+            assert_eq!(seed.len(), 57);
+            let key = |class, material| {
+                Arc::new(Key {
+                    class,
+                    key_type: CKK_EC_EDWARDS,
+                    material,
+                })
+            };
+            let public = key(
+                CKO_PUBLIC_KEY,
+                Material::Ed448Public(curve448::public_from_attribute(&point).unwrap()),
+            );
+            let private = key(
+                CKO_PRIVATE_KEY,
+                Material::Ed448Private(Ed448Private::from_seed(&seed).unwrap()),
+            );
+            let mut s = Eddsa.sign(&Param::None, &private).unwrap();
+            s.update(b"two ").unwrap();
+            s.update(b"parts").unwrap();
+            let sig = s.finish().unwrap();
+            assert_eq!(sig.len(), 114);
+            Eddsa
+                .verify(&Param::None, &public)
+                .unwrap()
+                .one_shot(b"two parts", &sig)
+                .unwrap();
+            assert!(matches!(
+                Eddsa
+                    .verify(&Param::None, &public)
+                    .unwrap()
+                    .one_shot(b"other", &sig),
+                Err(Error::SignatureInvalid)
+            ));
+            for param in [
+                Param::Eddsa {
+                    prehash: false,
+                    context: b"ctx".to_vec(),
+                },
+                Param::Eddsa {
+                    prehash: true,
+                    context: Vec::new(),
+                },
+            ] {
+                assert!(matches!(
+                    Eddsa.sign(&param, &private),
+                    Err(Error::MechanismParamInvalid)
+                ));
+                assert!(matches!(
+                    Eddsa.verify(&param, &public),
+                    Err(Error::MechanismParamInvalid)
+                ));
+            }
+        }
+        assert_eq!(Eddsa.info().ulMaxKeySize, 448);
+        assert_eq!(KeyPairGen.info().ulMinKeySize, 255);
     }
 }

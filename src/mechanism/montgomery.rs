@@ -1,9 +1,11 @@
-//! X25519 (PKCS#11 3.0 §2.3.7): `CKM_EC_MONTGOMERY_KEY_PAIR_GEN`, and the X25519 half of
-//! `CKM_ECDH1_DERIVE` (`ec::Ecdh1` hands `CKK_EC_MONTGOMERY` base keys here). The other
-//! party's public key is its 32 bytes (a DER OCTET STRING of them is accepted too), the
-//! KDF `CKD_NULL` (the RFC 7748 shared secret, or its leftmost bytes) or one of the hash
-//! KDFs `ecdh_kdf::apply_kdf` does (X9.63, SP 800-56A).
-//! X448 is refused (aws-lc-rs lacks it). This module must not touch sessions or the store.
+//! X25519 and X448 (PKCS#11 3.0 §2.3.7): `CKM_EC_MONTGOMERY_KEY_PAIR_GEN`, and the
+//! Montgomery half of `CKM_ECDH1_DERIVE` (`ec::Ecdh1` hands `CKK_EC_MONTGOMERY` base keys
+//! here). The other party's public key is its 32 bytes (56 for X448; a DER OCTET STRING
+//! of them is accepted too), the KDF `CKD_NULL` (the RFC 7748 shared secret, or its
+//! leftmost bytes) or one of the hash KDFs `ecdh_kdf::apply_kdf` does (X9.63, SP
+//! 800-56A). X25519 through aws-lc-rs; X448 from the system's libcrypto.so.3
+//! (`crypto::curve448`), `CKR_CURVE_NOT_SUPPORTED` without it. This module must not touch
+//! sessions or the store.
 
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -11,6 +13,7 @@ use zeroize::Zeroizing;
 use super::params::Ecdh1Params;
 use super::{info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
 use crate::crypto::curve25519::{self, Curve25519, X25519Private};
+use crate::crypto::curve448::{self, X448Private};
 use crate::error::{Error, Result};
 use crate::object::key::{Key, Material};
 
@@ -27,7 +30,13 @@ impl Mechanism for KeyPairGen {
         CKM_EC_MONTGOMERY_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
-        info(BITS, BITS, CKF_GENERATE_KEY_PAIR | CKF_EC_NAMEDCURVE)
+        // 448 while libcrypto.so.3 gives X448.
+        let max = if curve448::available() {
+            curve448::BITS
+        } else {
+            BITS
+        };
+        info(BITS, max, CKF_GENERATE_KEY_PAIR | CKF_EC_NAMEDCURVE)
     }
     fn generate_key_pair(
         &self,
@@ -36,34 +45,57 @@ impl Mechanism for KeyPairGen {
     ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
         no_param(param)?;
         let params = req.ec_params.as_deref().ok_or(Error::TemplateIncomplete)?;
+        if curve448::is_x448_params(params) {
+            let (scalar, point) = X448Private::generate()?;
+            return Ok((
+                CKK_EC_MONTGOMERY,
+                super::eddsa::curve_pair(
+                    params,
+                    curve448::public_to_attribute(&point),
+                    &scalar[..],
+                ),
+            ));
+        }
         if Curve25519::from_params(params)? != Curve25519::Montgomery {
             return Err(Error::CurveNotSupported);
         }
         let (scalar, point) = X25519Private::generate()?;
         Ok((
             CKK_EC_MONTGOMERY,
-            super::eddsa::curve25519_pair(params, &point, &scalar[..]),
+            super::eddsa::curve_pair(params, curve25519::public_to_attribute(&point), &scalar[..]),
         ))
     }
 }
 
-/// Whether `base` is an X25519 private key (for `ec::Ecdh1` to hand it over).
-pub(super) fn is_x25519(base: &Key) -> bool {
-    matches!(base.material, Material::X25519Private(_))
+/// Whether `base` is an X25519 or X448 private key (for `ec::Ecdh1` to hand it over).
+pub(super) fn is_montgomery(base: &Key) -> bool {
+    matches!(
+        base.material,
+        Material::X25519Private(_) | Material::X448Private(_)
+    )
 }
 
-/// `CKM_ECDH1_DERIVE` with an X25519 base key.
+/// `CKM_ECDH1_DERIVE` with an X25519 or X448 base key.
 pub(super) fn derive(
     p: &Ecdh1Params,
     base: &Key,
     len: Option<usize>,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let Material::X25519Private(key) = &base.material else {
-        return Err(Error::KeyTypeInconsistent);
+    let secret = match &base.material {
+        Material::X25519Private(key) => {
+            let peer = curve25519::public_from_attribute(&p.public_data)
+                .map_err(|_| Error::MechanismParamInvalid)?;
+            key.agree(&peer)?
+        }
+        Material::X448Private(key) => {
+            let peer =
+                curve448::public_from_attribute::<{ curve448::X448_KEY_LEN }>(&p.public_data)
+                    .map_err(|_| Error::MechanismParamInvalid)?;
+            key.agree(&peer)?
+        }
+        _ => return Err(Error::KeyTypeInconsistent),
     };
-    let peer = curve25519::public_from_attribute(&p.public_data)
-        .map_err(|_| Error::MechanismParamInvalid)?;
-    super::ecdh_kdf::apply_kdf(p, key.agree(&peer)?, len)
+    super::ecdh_kdf::apply_kdf(p, secret, len)
 }
 
 #[cfg(test)]

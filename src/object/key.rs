@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use super::attr::AttrType;
 use super::Object;
 use crate::crypto::curve25519::{self, Curve25519, Ed25519Private, X25519Private};
+use crate::crypto::curve448::{self, Ed448Private, X448Private};
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
 use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
 use crate::crypto::sm;
@@ -44,6 +45,10 @@ pub enum Material {
     Ed25519Public([u8; curve25519::KEY_LEN]),
     X25519Private(X25519Private),
     X25519Public([u8; curve25519::KEY_LEN]),
+    Ed448Private(Ed448Private),
+    Ed448Public([u8; curve448::ED448_KEY_LEN]),
+    X448Private(X448Private),
+    X448Public([u8; curve448::X448_KEY_LEN]),
 }
 
 #[derive(Debug)]
@@ -116,6 +121,46 @@ impl Key {
             (CKO_PUBLIC_KEY, CKK_SM2) => Material::Sm2Public {
                 point: ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[])),
             },
+            (class @ (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY), CKK_EC_EDWARDS)
+                if curve448::is_ed448_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[])) =>
+            {
+                if class == CKO_PUBLIC_KEY {
+                    Material::Ed448Public(
+                        curve448::public_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[]))
+                            .map_err(|_| broken())?,
+                    )
+                } else {
+                    // Without libcrypto.so.3 the key stays unusable: CKR_CURVE_NOT_SUPPORTED.
+                    Material::Ed448Private(
+                        Ed448Private::from_seed(secret(secrets, CKA_VALUE)).map_err(
+                            |e| match e {
+                                Error::CurveNotSupported => e,
+                                _ => broken(),
+                            },
+                        )?,
+                    )
+                }
+            }
+            (class @ (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY), CKK_EC_MONTGOMERY)
+                if curve448::is_x448_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[])) =>
+            {
+                if class == CKO_PUBLIC_KEY {
+                    Material::X448Public(
+                        curve448::public_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[]))
+                            .map_err(|_| broken())?,
+                    )
+                } else {
+                    // Without libcrypto.so.3 the key stays unusable: CKR_CURVE_NOT_SUPPORTED.
+                    Material::X448Private(
+                        X448Private::from_scalar(secret(secrets, CKA_VALUE)).map_err(
+                            |e| match e {
+                                Error::CurveNotSupported => e,
+                                _ => broken(),
+                            },
+                        )?,
+                    )
+                }
+            }
             (class @ (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY), CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
                 let curve = Curve25519::from_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[]))?;
                 let edwards = key_type == CKK_EC_EDWARDS;

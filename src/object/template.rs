@@ -13,6 +13,7 @@ use super::key::{CKK_SM2, CKK_SM4};
 use super::policy::{self, Mutability};
 use super::{new_uid, unique_id_of, Object, Values};
 use crate::crypto::curve25519::{self, Curve25519};
+use crate::crypto::curve448;
 use crate::error::{Error, Result};
 
 const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
@@ -73,6 +74,10 @@ fn check_curve25519(
     key_type: CK_KEY_TYPE,
     attrs: &BTreeMap<AttrType, Value>,
 ) -> Result<()> {
+    let params = bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[]);
+    if curve448::is_ed448_params(params) || curve448::is_x448_params(params) {
+        return check_curve448(class, key_type, curve448::is_ed448_params(params), attrs);
+    }
     let curve = Curve25519::from_params(bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[]))?;
     let expected = match key_type {
         CKK_EC_EDWARDS => Curve25519::Edwards,
@@ -87,6 +92,45 @@ fn check_curve25519(
         }
         _ => {
             if bytes_of(attrs, CKA_VALUE).map(<[u8]>::len) != Some(curve25519::KEY_LEN) {
+                return Err(Error::AttributeValueInvalid);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ed448 and X448 keys (§2.3.6, §2.3.7 with RFC 8032 §5.2.5 and RFC 7748 §5):
+/// `CKA_EC_PARAMS` must name the key type's curve (edwards448 for `CKK_EC_EDWARDS`,
+/// curve448 for `CKK_EC_MONTGOMERY`); the public key is 57 or 56 bytes (bare or a DER
+/// OCTET STRING), the private key as long. Without libcrypto.so.3 no such key is made:
+/// `CKR_CURVE_NOT_SUPPORTED`, as for any curve the module cannot use.
+fn check_curve448(
+    class: CK_OBJECT_CLASS,
+    key_type: CK_KEY_TYPE,
+    edwards: bool,
+    attrs: &BTreeMap<AttrType, Value>,
+) -> Result<()> {
+    if edwards != (key_type == CKK_EC_EDWARDS) {
+        return Err(Error::TemplateInconsistent);
+    }
+    if !curve448::available() {
+        return Err(Error::CurveNotSupported);
+    }
+    let point = bytes_of(attrs, CKA_EC_POINT).unwrap_or(&[]);
+    let len = if edwards {
+        curve448::ED448_KEY_LEN
+    } else {
+        curve448::X448_KEY_LEN
+    };
+    match class {
+        CKO_PUBLIC_KEY if edwards => {
+            curve448::public_from_attribute::<{ curve448::ED448_KEY_LEN }>(point)?;
+        }
+        CKO_PUBLIC_KEY => {
+            curve448::public_from_attribute::<{ curve448::X448_KEY_LEN }>(point)?;
+        }
+        _ => {
+            if bytes_of(attrs, CKA_VALUE).map(<[u8]>::len) != Some(len) {
                 return Err(Error::AttributeValueInvalid);
             }
         }

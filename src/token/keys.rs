@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use super::objects::Caller;
 use super::Token;
 use crate::crypto::curve25519;
+use crate::crypto::curve448;
 use crate::crypto::ec::{self, Curve};
 use crate::crypto::pkcs8::{self, KeyAlgorithm};
 use crate::crypto::rsa::RsaComponents;
@@ -213,13 +214,18 @@ impl Token {
                 };
                 Ok(Zeroizing::new(pkcs8::encode_private_key_info(&alg, &sec1)))
             }
-            // RFC 8410: the 32-byte seed or scalar as a CurvePrivateKey.
+            // RFC 8410: the seed or scalar (32 bytes, 57 for Ed448, 56 for X448) as a
+            // CurvePrivateKey.
             (CKO_PRIVATE_KEY, Some(key_type @ (CKK_EC_EDWARDS | CKK_EC_MONTGOMERY))) => {
                 let alg = match key_type {
+                    CKK_EC_EDWARDS if curve448::is_ed448_params(&plain(CKA_EC_PARAMS)) => {
+                        KeyAlgorithm::Ed448
+                    }
                     CKK_EC_EDWARDS => KeyAlgorithm::Ed25519,
+                    _ if curve448::is_x448_params(&plain(CKA_EC_PARAMS)) => KeyAlgorithm::X448,
                     _ => KeyAlgorithm::X25519,
                 };
-                let inner = Zeroizing::new(pkcs8::curve25519_private_key(&get(CKA_VALUE)));
+                let inner = Zeroizing::new(pkcs8::curve_private_key(&get(CKA_VALUE)));
                 Ok(Zeroizing::new(pkcs8::encode_private_key_info(&alg, &inner)))
             }
             _ => Err(Error::KeyNotWrappable),
@@ -367,7 +373,8 @@ pub(super) fn with_forced(
     Ok(template)
 }
 
-/// The attributes of a private key received as PKCS#8 (RSA, EC, Ed25519 or X25519).
+/// The attributes of a private key received as PKCS#8 (RSA, EC, Ed25519, X25519, Ed448 or
+/// X448).
 fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>)> {
     let info = pkcs8::decode_private_key_info(der)?;
     let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (t(ty), Value::Bytes(v.to_vec()));
@@ -400,10 +407,12 @@ fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>
                 vec![bytes(CKA_EC_PARAMS, curve.oid()), bytes(CKA_VALUE, &d)],
             ))
         }
-        KeyAlgorithm::Ed25519 | KeyAlgorithm::X25519 => {
-            let key = pkcs8::curve25519_key_of(info.private_key)?;
+        KeyAlgorithm::Ed25519 | KeyAlgorithm::X25519 | KeyAlgorithm::Ed448 | KeyAlgorithm::X448 => {
+            let key = pkcs8::curve_key_of(&info.algorithm, info.private_key)?;
             let (key_type, oid) = match info.algorithm {
                 KeyAlgorithm::Ed25519 => (CKK_EC_EDWARDS, curve25519::OID_ED25519),
+                KeyAlgorithm::Ed448 => (CKK_EC_EDWARDS, curve448::OID_ED448),
+                KeyAlgorithm::X448 => (CKK_EC_MONTGOMERY, curve448::OID_X448),
                 _ => (CKK_EC_MONTGOMERY, curve25519::OID_X25519),
             };
             Ok((
