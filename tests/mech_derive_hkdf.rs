@@ -229,6 +229,40 @@ fn keys_and_parameters_hkdf_must_refuse() {
     );
 }
 
+/// Expand only with the salt fields left zero (`ulSaltType` 0, which names no salt kind):
+/// the salt belongs to the extract step, so it is not read. pkcs11-provider's TLS 1.3
+/// "expand label" sends exactly this; refusing it broke TLS 1.3 with the provider forced
+/// for every server operation (its `tls` test). RFC 5869 case 1's OKM from its PRK.
+#[test]
+fn expand_only_ignores_the_salt_fields_as_pkcs11_provider_sends_them() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let prk_key = secret(&session, KeyType::HKDF, &hex(PRK), true);
+    let ck = Ck::load();
+    let mut info = hex(INFO);
+    let p = CK_HKDF_PARAMS {
+        bExtract: 0,
+        bExpand: 1,
+        prfHashMechanism: CKM_SHA256,
+        ulSaltType: 0,
+        pSalt: std::ptr::null_mut(),
+        ulSaltLen: 0,
+        hSaltKey: CK_INVALID_HANDLE,
+        pInfo: info.as_mut_ptr(),
+        ulInfoLen: info.len() as CK_ULONG,
+    };
+    let template = raw_secret_template(CKK_GENERIC_SECRET, 42);
+    let okm = ck
+        .derive(
+            session.handle(),
+            &RawMech::structure(CKM_HKDF_DERIVE, &p, Vec::new()),
+            prk_key.handle(),
+            &template,
+        )
+        .expect("expand-only HKDF with ulSaltType 0");
+    assert_eq!(value(&session, handle(okm)), hex(OKM));
+}
+
 /// `CKM_HKDF_DATA` as pkcs11-provider calls it (HKDF and TLS 1.3 through OpenSSL): a
 /// template of `CKA_CLASS` `CKO_DATA`, `CKA_TOKEN` false and `CKA_VALUE_LEN`; the result is
 /// a data object holding the OKM, private when the base key is.

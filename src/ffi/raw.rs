@@ -623,6 +623,9 @@ pub(super) fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
         Layout::Hkdf => {
             let h: CK_HKDF_PARAMS = param_struct(p, len)?;
             let salt = match h.ulSaltType {
+                // The salt belongs to the extract step: without it the salt fields are not
+                // read (pkcs11-provider's TLS 1.3 expand-label sends ulSaltType 0).
+                _ if h.bExtract == 0 => HkdfSalt::Null,
                 CKF_HKDF_SALT_NULL => HkdfSalt::Null,
                 // An empty salt is RFC 5869's default (HMAC pads it to zeros anyway).
                 CKF_HKDF_SALT_DATA => HkdfSalt::Data(param_bytes(h.pSalt.cast(), h.ulSaltLen)?),

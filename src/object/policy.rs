@@ -409,8 +409,12 @@ pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(A
             bytes(CKA_START_DATE),
             bytes(CKA_END_DATE),
             b(CKA_DERIVE, false),
-            // CKA_ALLOWED_MECHANISMS has no default (PKCS#11 3.0 §4.7): a key made
-            // without it does not have it, and reading it is CKR_ATTRIBUTE_TYPE_INVALID.
+            // An empty list: no restriction. PKCS#11 3.0 §4.7 gives no default, and
+            // leaving the attribute out (CKR_ATTRIBUTE_TYPE_INVALID) is also allowed, but
+            // pkcs11-provider then decides the token has no CKA_ALLOWED_MECHANISMS at all
+            // and stops telling RSA-PSS-only keys from RSA keys (its TLS test fails);
+            // SoftHSMv2 answers an empty list too.
+            (t(CKA_ALLOWED_MECHANISMS), Value::Mechanisms(Vec::new())),
         ]);
     };
     match class {
