@@ -206,9 +206,16 @@ fn derived_template(
             let unextractable = sources
                 .iter()
                 .any(|o| o.bool_attr(CKA_EXTRACTABLE) != Some(true));
+            // A source wrapped only under trusted keys (§4.9 CKA_WRAP_WITH_TRUSTED)
+            // gives a copy of its bits that is too, or the copy would be wrapped under
+            // any key and decrypted.
+            let trusted_only = sources
+                .iter()
+                .any(|o| o.bool_attr(CKA_WRAP_WITH_TRUSTED) == Some(true));
             if strict
                 && ((sensitive && asked(CKA_SENSITIVE) == Some(false))
-                    || (unextractable && asked(CKA_EXTRACTABLE) == Some(true)))
+                    || (unextractable && asked(CKA_EXTRACTABLE) == Some(true))
+                    || (trusted_only && asked(CKA_WRAP_WITH_TRUSTED) == Some(false)))
             {
                 return Err(Error::TemplateInconsistent);
             }
@@ -217,6 +224,9 @@ fn derived_template(
             }
             if unextractable {
                 set_bool(&mut out, CKA_EXTRACTABLE, false);
+            }
+            if trusted_only {
+                set_bool(&mut out, CKA_WRAP_WITH_TRUSTED, true);
             }
         }
     }
