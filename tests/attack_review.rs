@@ -292,3 +292,220 @@ fn a_derived_copy_keeps_wrap_with_trusted() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The legacy_algorithms switch, off (the default)
+// ---------------------------------------------------------------------------------------
+
+/// Attack: with the switch off, make a DES or Triple-DES key by a path other than key
+/// generation or `C_CreateObject`: a derivation naming `CKK_DES*` as the key type, or an
+/// unwrap into a `CKK_DES3` template. Every path is refused.
+#[test]
+fn with_the_switch_off_no_derivation_or_unwrap_makes_a_des_key() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let base = secret(
+        &session,
+        &[0x01; 24],
+        &[Attribute::Sensitive(false), Attribute::Extractable(true)],
+    );
+    for (key_type, len) in [(CKK_DES, 8), (CKK_DES2, 16), (CKK_DES3, 24)] {
+        let m = string_data(CKM_CONCATENATE_BASE_AND_DATA, &[0x01; 8]);
+        let template = vec![
+            RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+            RawAttr::ulong(CKA_KEY_TYPE, key_type),
+            RawAttr::ulong(CKA_VALUE_LEN, len),
+            RawAttr::bool(CKA_TOKEN, false),
+            RawAttr::bool(CKA_ENCRYPT, true),
+        ];
+        let r = ck.derive(session.handle(), &m, base.handle(), &template);
+        assert!(r.is_err(), "a derivation made a key of type {key_type:#x}");
+    }
+    // Unwrap: a readable AES key wraps 24 bytes of odd parity; the unwrap asks for 3DES.
+    let kek = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Wrap(true),
+            Attribute::Unwrap(true),
+            Attribute::Value(vec![0x11; 16]),
+        ])
+        .unwrap();
+    let target = secret(
+        &session,
+        &hex("0123456789abcdeffedcba987654321089abcdef01234567"),
+        &[Attribute::Sensitive(false), Attribute::Extractable(true)],
+    );
+    let wrapped = session
+        .wrap_key(&Mechanism::AesKeyWrap, kek, target)
+        .unwrap();
+    let r = session.unwrap_key(
+        &Mechanism::AesKeyWrap,
+        kek,
+        &wrapped,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::DES3),
+            Attribute::Token(false),
+            Attribute::Encrypt(true),
+        ],
+    );
+    assert!(r.is_err(), "an unwrap made a Triple-DES key: {r:?}");
+}
+
+/// `openssl genpkey` RSA of `bits`, imported by components; its PEM path too.
+fn outside_rsa(env: &TestEnv, session: &Session, bits: u32) -> (ObjectHandle, String) {
+    let path = env
+        .dir
+        .path()
+        .join(format!("rsa{bits}.pem"))
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let keygen_bits = format!("rsa_keygen_bits:{bits}");
+    openssl_ok(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        &keygen_bits,
+        "-out",
+        &path,
+    ]);
+    let text = String::from_utf8(openssl_ok(&["pkey", "-in", &path, "-text", "-noout"])).unwrap();
+    let f = |l| openssl_text_field(&text, l);
+    let k = RsaKey {
+        n: f("modulus"),
+        e: vec![1, 0, 1],
+        d: f("privateExponent"),
+        p: f("prime1"),
+        q: f("prime2"),
+        dp: f("exponent1"),
+        dq: f("exponent2"),
+        qinv: f("coefficient"),
+    };
+    (rsa_private(session, &k), path)
+}
+
+/// The open question: RSA keys below 2048 bits brought in from outside with the switch
+/// off. What the module does (docs/security.md, "Legacy algorithms", says it on
+/// purpose): `C_CreateObject` of a 1024-bit private key — and of a 512-bit one: there is
+/// no floor at all on keys brought in — is accepted and the key signs, and a PKCS#8
+/// RSA-1024 key unwraps (`C_UnwrapKey`, AES-CBC-PAD) and signs too, while
+/// `C_GetMechanismInfo` advertises 2048 as the minimum and generation refuses 1024.
+/// This test pins that behaviour, so a change to it is a decision, not an accident.
+#[test]
+fn with_the_switch_off_rsa_keys_below_2048_from_outside_are_accepted_and_sign() {
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let info = ctx
+        .get_mechanism_info(slot, cryptoki::mechanism::MechanismType::SHA256_RSA_PKCS)
+        .unwrap();
+    assert_eq!(info.min_key_size(), 2048);
+    for bits in [1024, 512] {
+        let (private, _) = outside_rsa(&env, &session, bits);
+        let sig = session
+            .sign(&Mechanism::Sha256RsaPkcs, private, b"legacy")
+            .expect("an imported small RSA key signs with the switch off");
+        assert_eq!(sig.len(), bits as usize / 8);
+    }
+    // C_UnwrapKey of the PKCS#8 form, encrypted by openssl under a known AES key.
+    let (_, pem) = outside_rsa(&env, &session, 1024);
+    let der_path = format!("{pem}.p8");
+    openssl_ok(&[
+        "pkcs8", "-topk8", "-nocrypt", "-in", &pem, "-outform", "DER", "-out", &der_path,
+    ]);
+    let (k, iv) = ([0x22u8; 16], [0x33u8; 16]);
+    let wrapped = openssl_ok(&[
+        "enc",
+        "-aes-128-cbc",
+        "-K",
+        &to_hex(&k),
+        "-iv",
+        &to_hex(&iv),
+        "-in",
+        &der_path,
+    ]);
+    let kek = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Unwrap(true),
+            Attribute::Value(k.to_vec()),
+        ])
+        .unwrap();
+    let private = session
+        .unwrap_key(
+            &Mechanism::AesCbcPad(iv),
+            kek,
+            &wrapped,
+            &[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::KeyType(KeyType::RSA),
+                Attribute::Token(false),
+                Attribute::Sign(true),
+            ],
+        )
+        .expect("C_UnwrapKey of a PKCS#8 RSA-1024 key with the switch off");
+    let sig = session
+        .sign(&Mechanism::Sha256RsaPkcs, private, b"legacy")
+        .unwrap();
+    assert_eq!(sig.len(), 128);
+}
+
+/// Attack: a Triple-DES token key stored while the switch was on, used after the module
+/// is re-initialised with it off. The token must still load (its other keys work), and
+/// the Triple-DES key must not encrypt, decrypt or wrap.
+#[test]
+fn a_stored_des_key_is_unusable_once_the_switch_is_off_and_the_token_still_loads() {
+    let env = TestEnv::new();
+    let plain = std::fs::read_to_string(&env.conf_path).unwrap();
+    env.write_config(&format!("legacy_algorithms = true\n{plain}"));
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::DES3),
+                Attribute::Token(true),
+                Attribute::Label(b"des3".to_vec()),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Wrap(true),
+                Attribute::Value(hex("0123456789abcdeffedcba987654321089abcdef01234567")),
+            ])
+            .expect("a token 3DES key with the switch on");
+        let mut aes = aes_template("aes", &[7; 16], true);
+        aes.push(Attribute::Encrypt(true));
+        session.create_object(&aes).unwrap();
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+    env.write_config(&plain);
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    let aes = find_by_label(&session, "aes");
+    assert_eq!(aes.len(), 1, "the token's other key is still there");
+    session
+        .encrypt(&Mechanism::AesEcb, aes[0], &[0; 16])
+        .expect("the token's AES key still works");
+    let found = find_by_label(&session, "des3");
+    assert_eq!(
+        found.len(),
+        1,
+        "the stored key is listed (and below, unusable)"
+    );
+    for des in found {
+        assert!(session.encrypt(&Mechanism::Des3Ecb, des, &[0; 8]).is_err());
+        assert!(session.encrypt(&Mechanism::AesEcb, des, &[0; 16]).is_err());
+        assert!(session.decrypt(&Mechanism::Des3Ecb, des, &[0; 8]).is_err());
+        let target = session
+            .create_object(&aes_template("t", &[9; 16], false))
+            .unwrap();
+        assert!(session.wrap_key(&Mechanism::Des3Ecb, des, target).is_err());
+    }
+}
