@@ -509,3 +509,188 @@ fn a_stored_des_key_is_unusable_once_the_switch_is_off_and_the_token_still_loads
         assert!(session.wrap_key(&Mechanism::Des3Ecb, des, target).is_err());
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// C_DigestKey; KMS state and login on every key a derivation reads
+// ---------------------------------------------------------------------------------------
+
+fn digest_of_key(session: &Session, key: ObjectHandle) -> cryptoki::error::Result<Vec<u8>> {
+    session.digest_init(&Mechanism::Sha256)?;
+    let fed = session.digest_key(key);
+    let out = session.digest_final();
+    fed?;
+    out
+}
+
+/// Attacks on `C_DigestKey`: a sensitive key; a copy of it asking `CKA_SENSITIVE` false;
+/// a derived bit-for-bit copy; a key whose `CKA_ALLOWED_MECHANISMS` leaves SHA-256 out;
+/// a private key after logout; a disabled key. None gives a digest.
+#[test]
+fn digest_key_gives_nothing_it_must_not() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let sensitive = secret(
+        &session,
+        &[0x61; 32],
+        &[Attribute::Sensitive(true), Attribute::Extractable(true)],
+    );
+    assert_eq!(
+        rv(digest_of_key(&session, sensitive)),
+        RvError::KeyIndigestible
+    );
+    // The copy may not lower CKA_SENSITIVE.
+    if let Ok(copy) = session.copy_object(sensitive, &[Attribute::Sensitive(false)]) {
+        assert_eq!(rv(digest_of_key(&session, copy)), RvError::KeyIndigestible);
+    }
+    // A derived copy of its bits, asking for a non-sensitive key: made sensitive.
+    let m = string_data(CKM_CONCATENATE_BASE_AND_DATA, &[]);
+    let copy = ck
+        .derive(
+            session.handle(),
+            &m,
+            sensitive.handle(),
+            &generic_template(None, vec![RawAttr::bool(CKA_SENSITIVE, false)]),
+        )
+        .unwrap();
+    assert_eq!(
+        rv(digest_of_key(&session, handle(copy))),
+        RvError::KeyIndigestible
+    );
+    // Allowed mechanisms without the digest.
+    let narrow = secret(
+        &session,
+        &[0x62; 32],
+        &[
+            Attribute::Sensitive(false),
+            Attribute::AllowedMechanisms(vec![cryptoki::mechanism::MechanismType::SHA512]),
+        ],
+    );
+    assert_eq!(
+        rv(digest_of_key(&session, narrow)),
+        RvError::KeyIndigestible
+    );
+    // Disabled (a derived key is a KMS key with a state of its own).
+    let plain = secret(&session, &[0x63; 32], &[Attribute::Sensitive(false)]);
+    digest_of_key(&session, plain).expect("a plain non-sensitive key digests");
+    common::kms::set_state(&session, plain, common::kms::STATE_DISABLED).unwrap();
+    assert!(
+        digest_of_key(&session, plain).is_err(),
+        "a disabled key digested"
+    );
+    // Private, after logout.
+    let private = secret(
+        &session,
+        &[0x64; 32],
+        &[Attribute::Sensitive(false), Attribute::Private(true)],
+    );
+    session.logout().unwrap();
+    // §5.6.4: logout destroys private session objects, so the handle is gone.
+    assert!(matches!(
+        rv(digest_of_key(&session, private)),
+        RvError::UserNotLoggedIn | RvError::KeyHandleInvalid
+    ));
+}
+
+/// Attack: derive from keys the KMS model says are unusable — a disabled base, a key
+/// scheduled for deletion named as `CKM_CONCATENATE_BASE_AND_KEY`'s second key or as the
+/// HKDF salt key — and from a second key whose `CKA_ALLOWED_MECHANISMS` leaves the
+/// mechanism out. Each is refused.
+#[test]
+fn every_key_a_derivation_reads_is_judged_by_its_kms_state_and_allowed_mechanisms() {
+    use cryptoki::mechanism::hkdf::{HkdfParams, HkdfSalt};
+    use cryptoki::mechanism::MechanismType;
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let readable = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+    ];
+    let good = secret(&session, &[1; 32], &[]);
+    let disabled = secret(&session, &[2; 32], &[]);
+    common::kms::set_state(&session, disabled, common::kms::STATE_DISABLED).unwrap();
+    assert!(session
+        .derive_key(&Mechanism::ConcatenateBaseAndKey(good), disabled, &readable)
+        .is_err());
+    assert!(session
+        .derive_key(&Mechanism::ConcatenateBaseAndKey(disabled), good, &readable)
+        .is_err());
+    let salt = HkdfParams::new(MechanismType::SHA256, Some(HkdfSalt::Key(disabled)), None);
+    assert!(session
+        .derive_key(&Mechanism::HkdfDerive(salt), good, &readable)
+        .is_err());
+    let narrow = secret(
+        &session,
+        &[3; 32],
+        &[Attribute::AllowedMechanisms(vec![
+            MechanismType::XOR_BASE_AND_DATA,
+        ])],
+    );
+    assert_eq!(
+        rv(session.derive_key(&Mechanism::ConcatenateBaseAndKey(narrow), good, &readable)),
+        RvError::MechanismInvalid
+    );
+    let salt = HkdfParams::new(MechanismType::SHA256, Some(HkdfSalt::Key(narrow)), None);
+    assert_eq!(
+        rv(session.derive_key(&Mechanism::HkdfDerive(salt), good, &readable)),
+        RvError::MechanismInvalid
+    );
+    // The working control: the same calls with usable keys succeed.
+    session
+        .derive_key(&Mechanism::ConcatenateBaseAndKey(good), good, &readable)
+        .unwrap();
+}
+
+/// Attack: `CKM_HKDF_DATA` to place a data object where the session may not: on the
+/// token from a read-only session, private without a login; and a silent template from
+/// a private base key must not give a public object.
+#[test]
+fn hkdf_data_objects_follow_the_session_and_login_rules() {
+    use cryptoki::mechanism::hkdf::HkdfParams;
+    use cryptoki::mechanism::MechanismType;
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let private_base = secret(&session, &[4; 32], &[Attribute::Private(true)]);
+    let info = b"info".to_vec();
+    let params = HkdfParams::new(MechanismType::SHA256, None, Some(&info));
+    let silent = session
+        .derive_key(
+            &Mechanism::HkdfData(params),
+            private_base,
+            &[Attribute::Token(false)],
+        )
+        .unwrap();
+    assert!(attribute_bool(&session, silent, AttributeType::Private));
+    // A public token base key, a read-only session.
+    let public_base = secret(&session, &[5; 32], &[Attribute::Private(false)]);
+    let ro = ctx.open_ro_session(slot).unwrap();
+    assert_eq!(
+        rv(ro.derive_key(
+            &Mechanism::HkdfData(params),
+            public_base,
+            &[Attribute::Token(true)]
+        )),
+        RvError::SessionReadOnly
+    );
+    session.logout().unwrap();
+    assert_eq!(
+        rv(session.derive_key(
+            &Mechanism::HkdfData(params),
+            public_base,
+            &[Attribute::Token(false), Attribute::Private(true)]
+        )),
+        RvError::UserNotLoggedIn
+    );
+    // §5.6.4: logout destroys private session objects, so the handle is gone.
+    assert!(matches!(
+        rv(session.derive_key(
+            &Mechanism::HkdfData(params),
+            private_base,
+            &[Attribute::Token(false)]
+        )),
+        RvError::UserNotLoggedIn | RvError::KeyHandleInvalid
+    ));
+}
