@@ -694,3 +694,92 @@ fn hkdf_data_objects_follow_the_session_and_login_rules() {
         RvError::UserNotLoggedIn | RvError::KeyHandleInvalid
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// Message-based AES-GCM
+// ---------------------------------------------------------------------------------------
+
+/// One message of a running encryption operation; the IV it used, if it was encrypted.
+fn one_message(
+    session: &Session,
+    (iv, fixed_bits, generator): (&[u8], u64, cryptoki::mechanism::aead::GeneratorFunction),
+) -> Option<Vec<u8>> {
+    use cryptoki::mechanism::aead::GcmMessageParams;
+    use cryptoki::mechanism::MessageParam;
+    let mut iv = iv.to_vec();
+    let mut tag = vec![0u8; 16];
+    let p = GcmMessageParams::new(&mut iv, fixed_bits.into(), generator, &mut tag).unwrap();
+    match session.encrypt_message(&MessageParam::AesGcmMessage(p), b"", b"secret") {
+        Ok(_) => Some(iv),
+        Err(cryptoki::error::Error::Pkcs11(RvError::MechanismParamInvalid, _)) => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn start_message_encryption(session: &Session, key: ObjectHandle) {
+    use cryptoki::mechanism::aead::{GcmMessageParams, GeneratorFunction};
+    let (mut iv, mut tag) = (vec![0u8; 12], vec![0u8; 16]);
+    let p =
+        GcmMessageParams::new(&mut iv, 0.into(), GeneratorFunction::NoGenerate, &mut tag).unwrap();
+    session
+        .message_encrypt_init(&Mechanism::AesGcmMessage(p), key)
+        .unwrap();
+}
+
+fn assert_distinct(ivs: &[Vec<u8>], what: &str) {
+    let mut seen = std::collections::HashSet::new();
+    for iv in ivs {
+        assert!(
+            seen.insert(iv.clone()),
+            "{what}: IV {} used twice",
+            to_hex(iv)
+        );
+    }
+}
+
+/// Attack: make the token's own IV generator repeat an IV under one key within one
+/// operation — by changing `ulIvFixedBits` between counter messages (the counter then
+/// lands where an earlier message's fixed bits were: 0x01 then counter 1 under 88 fixed
+/// bits is the IV of counter 0x0101 under 80), or by sending a caller IV
+/// (`CKG_NO_GENERATE`) that the counter reaches later. Every IV the operation encrypts
+/// under must be distinct. Failed before the fix: both gave a repeated IV.
+#[test]
+fn the_counter_generator_never_repeats_an_iv_within_an_operation() {
+    use cryptoki::mechanism::aead::GeneratorFunction::{GenerateCounter, NoGenerate};
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let key = aes_key(&session, &[0x2B; 16]);
+    let prefix = [0xA0u8; 10];
+
+    start_message_encryption(&session, key);
+    let mut ivs = Vec::new();
+    for c in 0..300u32 {
+        let used = if c == 1 {
+            let mut iv = prefix.to_vec();
+            iv.extend_from_slice(&[0x01, 0xFF]);
+            one_message(&session, (&iv, 88, GenerateCounter))
+        } else {
+            let mut iv = prefix.to_vec();
+            iv.extend_from_slice(&[0xFF, 0xFF]);
+            one_message(&session, (&iv, 80, GenerateCounter))
+        };
+        ivs.extend(used);
+    }
+    session.message_encrypt_final().unwrap();
+    assert_distinct(&ivs, "fixed bits changed between counter messages");
+
+    start_message_encryption(&session, key);
+    let mut chosen = prefix.to_vec();
+    chosen.extend_from_slice(&[0x00, 0x01]);
+    let mut ivs: Vec<_> = one_message(&session, (&chosen, 0, NoGenerate))
+        .into_iter()
+        .collect();
+    for _ in 0..3 {
+        let mut iv = prefix.to_vec();
+        iv.extend_from_slice(&[0xFF, 0xFF]);
+        ivs.extend(one_message(&session, (&iv, 80, GenerateCounter)));
+    }
+    session.message_encrypt_final().unwrap();
+    assert_distinct(&ivs, "a caller IV the counter reached later");
+    assert!(ivs.len() >= 3, "the counter stopped altogether");
+}
