@@ -783,3 +783,117 @@ fn the_counter_generator_never_repeats_an_iv_within_an_operation() {
     assert_distinct(&ivs, "a caller IV the counter reached later");
     assert!(ivs.len() >= 3, "the counter stopped altogether");
 }
+
+// ---------------------------------------------------------------------------------------
+// AES key wrap of private keys
+// ---------------------------------------------------------------------------------------
+
+/// Attacks on wrapping a private key: a sensitive but extractable P-256 key with
+/// `CKA_WRAP_WITH_TRUSTED` under the user's own untrusted key; a user-made "trusted"
+/// key (by derivation, unwrap, copy or attribute change: only the SO may set
+/// `CKA_TRUSTED`); an unextractable key. Then the unwrap of a truncated blob.
+#[test]
+fn private_key_wrapping_follows_extractable_and_wrap_with_trusted() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let p256 = hex("06082a8648ce3d030107");
+    let pair = |extractable: bool, trusted_only: bool| {
+        session
+            .generate_key_pair(
+                &Mechanism::EccKeyPairGen,
+                &[Attribute::Token(false), Attribute::EcParams(p256.clone())],
+                &[
+                    Attribute::Token(false),
+                    Attribute::Sign(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(extractable),
+                    Attribute::WrapWithTrusted(trusted_only),
+                ],
+            )
+            .unwrap()
+            .1
+    };
+    let kek = attacker_kek(&session);
+    let guarded = pair(true, true);
+    assert_eq!(
+        rv(session.wrap_key(&Mechanism::AesKeyWrap, kek, guarded)),
+        RvError::KeyNotWrappable
+    );
+    let locked = pair(false, false);
+    assert_eq!(
+        rv(session.wrap_key(&Mechanism::AesKeyWrap, kek, locked)),
+        RvError::KeyUnextractable
+    );
+    // The user cannot make a trusted key by any path.
+    let base = secret(&session, &[0x0F; 16], &[]);
+    let m = string_data(CKM_CONCATENATE_BASE_AND_DATA, &[]);
+    let mut template = generic_template(None, vec![RawAttr::bool(CKA_TRUSTED, true)]);
+    template[1] = RawAttr::ulong(CKA_KEY_TYPE, CKK_AES);
+    template.push(RawAttr::bool(CKA_WRAP, true));
+    assert!(ck
+        .derive(session.handle(), &m, base.handle(), &template)
+        .is_err());
+    assert!(session
+        .copy_object(kek, &[Attribute::Trusted(true)])
+        .is_err());
+    assert!(session
+        .update_attributes(kek, &[Attribute::Trusted(true)])
+        .is_err());
+    let wrapped_kek = session.wrap_key(&Mechanism::AesKeyWrap, kek, kek).unwrap();
+    let unwrapper = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Unwrap(true),
+            Attribute::Value(vec![0x5A; 16]),
+        ])
+        .unwrap();
+    assert!(session
+        .unwrap_key(
+            &Mechanism::AesKeyWrap,
+            unwrapper,
+            &wrapped_kek,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(false),
+                Attribute::Wrap(true),
+                Attribute::Trusted(true),
+            ],
+        )
+        .is_err());
+
+    // An extractable private key wraps; its unwrap takes the PKCS#8 length. Blobs
+    // whose padding is not zero or that are cut short are not keys.
+    let open = pair(true, false);
+    let wrapped = session.wrap_key(&Mechanism::AesKeyWrap, kek, open).unwrap();
+    let private_template = [
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::KeyType(KeyType::EC),
+        Attribute::Token(false),
+        Attribute::Sign(true),
+    ];
+    let back = session
+        .unwrap_key(
+            &Mechanism::AesKeyWrap,
+            unwrapper,
+            &wrapped,
+            &private_template,
+        )
+        .expect("the wrapped private key unwraps");
+    session
+        .sign(&Mechanism::Ecdsa, back, &[7; 32])
+        .expect("and signs");
+    for cut in [8, 16] {
+        assert!(session
+            .unwrap_key(
+                &Mechanism::AesKeyWrap,
+                unwrapper,
+                &wrapped[..wrapped.len() - cut],
+                &private_template
+            )
+            .is_err());
+    }
+}
