@@ -897,3 +897,70 @@ fn private_key_wrapping_follows_extractable_and_wrap_with_trusted() {
             .is_err());
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// X448
+// ---------------------------------------------------------------------------------------
+
+/// Attack: X448 with peers of small order written as non-canonical or other
+/// representatives (u = p - 1, u = p ≡ 0, u = p + 1 ≡ 1, RFC 7748 §5 reduces u mod p):
+/// the shared secret would be all zeros (or known), so every one is refused; a peer
+/// wrapped in a DER OCTET STRING whose length lies is refused too, without a crash.
+#[test]
+fn x448_peers_of_small_order_in_any_representation_are_refused() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let (_, private) = session
+        .generate_key_pair(
+            &Mechanism::EccMontgomeryKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::EcParams(hex("06032b656f")),
+            ],
+            &[Attribute::Token(false), Attribute::Derive(true)],
+        )
+        .expect("X448 needs the system's libcrypto.so.3 (apt-get install libssl3)");
+    let template = generic_template(
+        Some(32),
+        vec![
+            RawAttr::bool(CKA_SENSITIVE, false),
+            RawAttr::bool(CKA_EXTRACTABLE, true),
+        ],
+    );
+    let p_minus_1 = hex(
+        "fefffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    );
+    let p = hex(
+        "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    );
+    let p_plus_1 = hex(
+        "00000000000000000000000000000000000000000000000000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    );
+    for peer in [&p_minus_1, &p, &p_plus_1] {
+        let r = ck.derive(
+            session.handle(),
+            &RawMech::ecdh(CKD_NULL, peer),
+            private.handle(),
+            &template,
+        );
+        assert_eq!(
+            r,
+            Err(RvError::MechanismParamInvalid),
+            "peer {}",
+            to_hex(peer)
+        );
+    }
+    let mut lying = vec![0x04, 0x38];
+    lying.extend_from_slice(&[9; 55]);
+    lying.push(0);
+    lying.truncate(57);
+    let r = ck.derive(
+        session.handle(),
+        &RawMech::ecdh(CKD_NULL, &lying),
+        private.handle(),
+        &template,
+    );
+    assert_eq!(r, Err(RvError::MechanismParamInvalid));
+    still_alive(&ck, &session, secret(&session, &[1; 16], &[]));
+}
