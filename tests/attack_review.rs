@@ -964,3 +964,88 @@ fn x448_peers_of_small_order_in_any_representation_are_refused() {
     assert_eq!(r, Err(RvError::MechanismParamInvalid));
     still_alive(&ck, &session, secret(&session, &[1; 16], &[]));
 }
+
+/// Attack on the opt-in separation-of-duties policy: a key that wraps (and may derive)
+/// gives, by a derivation that copies its bits, a key that decrypts; the target wrapped
+/// under the first is then decrypted with the copy, in the clear. The copy and its
+/// source count as one key, so the derivation is `CKR_TEMPLATE_INCONSISTENT`. Failed
+/// before the fix: the copy was made and decrypted the wrapped target.
+#[test]
+fn separation_of_duties_holds_across_a_derived_copy() {
+    let env = TestEnv::new();
+    let text = std::fs::read_to_string(&env.conf_path).unwrap();
+    env.write_config(&format!("separation_of_duties = true\n{text}"));
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let wrapper = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(16.into()),
+                Attribute::Wrap(true),
+                Attribute::Decrypt(false),
+                Attribute::Encrypt(false),
+                Attribute::Unwrap(false),
+                Attribute::Derive(true),
+            ],
+        )
+        .unwrap();
+    let mut target = aes_template("target", &[0x77; 16], false);
+    target.extend([
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+    ]);
+    let target = session.create_object(&target).unwrap();
+    let wrapped = session
+        .wrap_key(&Mechanism::AesEcb, wrapper, target)
+        .unwrap();
+    let copy_template = |key_type: CK_KEY_TYPE| {
+        vec![
+            RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+            RawAttr::ulong(CKA_KEY_TYPE, key_type),
+            RawAttr::ulong(CKA_VALUE_LEN, 16),
+            RawAttr::bool(CKA_TOKEN, false),
+            RawAttr::bool(CKA_ENCRYPT, false),
+            RawAttr::bool(CKA_UNWRAP, false),
+            RawAttr::bool(CKA_WRAP, false),
+            RawAttr::bool(CKA_DECRYPT, true),
+        ]
+    };
+    let start: CK_EXTRACT_PARAMS = 0;
+    for m in [
+        string_data(CKM_CONCATENATE_DATA_AND_BASE, &[]),
+        string_data(CKM_XOR_BASE_AND_DATA, &[0; 16]),
+        RawMech::structure(CKM_EXTRACT_KEY_FROM_KEY, &start, vec![]),
+    ] {
+        match ck.derive(
+            session.handle(),
+            &m,
+            wrapper.handle(),
+            &copy_template(CKK_AES),
+        ) {
+            Err(RvError::TemplateInconsistent) => {}
+            Ok(copy) => {
+                let plain = session.decrypt(&Mechanism::AesEcb, handle(copy), &wrapped);
+                panic!(
+                    "a decrypting copy of the wrapping key was made (decrypts the target: {})",
+                    plain.is_ok_and(|p| p == [0x77; 16])
+                );
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    // A copy that only derives or encrypts is still allowed.
+    let mut harmless = copy_template(CKK_AES);
+    harmless.retain(|a| a.ty != CKA_DECRYPT && a.ty != CKA_ENCRYPT);
+    harmless.push(RawAttr::bool(CKA_ENCRYPT, true));
+    ck.derive(
+        session.handle(),
+        &string_data(CKM_CONCATENATE_DATA_AND_BASE, &[]),
+        wrapper.handle(),
+        &harmless,
+    )
+    .expect("a copy without a conflicting duty");
+}

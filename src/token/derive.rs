@@ -131,6 +131,9 @@ impl Token {
         for ((tpl, key_type, _), secret) in plans.iter().zip(secrets) {
             let values = vec![(t(CKA_VALUE), Value::Bytes(secret.to_vec()))];
             let object = template::build_key(CKO_SECRET_KEY, *key_type, tpl, values, provenance)?;
+            if matches!(m.derive_rule(), DeriveRule::Exposes { .. }) {
+                self.authorise_exposing_derivation(&sources, &object)?;
+            }
             // Each derived key is a KMS key of its own.
             objects.extend(self.with_kms_identity(vec![object], Origin::Kms, None)?);
         }
