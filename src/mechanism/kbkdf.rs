@@ -190,6 +190,11 @@ impl Kbkdf {
         }
         let prf = Prf::new(p.prf, base)?;
         let h = prf.output_len();
+        // Each length is the caller's CKA_VALUE_LEN (up to 2^64 - 1): bounded before any
+        // arithmetic on it, so that no sum or product can overflow.
+        if lens.iter().any(|n| *n > MAX_DKM_LEN) {
+            return Err(Error::KeySizeRange);
+        }
         let segments: Vec<usize> = lens.iter().map(|n| n.div_ceil(h)).collect();
         let blocks: usize = segments.iter().sum();
         if blocks * h > MAX_DKM_LEN {

@@ -142,12 +142,18 @@ pub struct IvGenerator {
     counter: u64,
     /// The counter wrapped (or reached the end of a field of 64 bits or more).
     counter_used_up: bool,
+    /// The IV length and fixed bits of the operation's first counter message. Later
+    /// counter messages must keep them: with fewer fixed bits the counter would reach
+    /// bits an earlier message held fixed, and repeat its IV.
+    counter_layout: Option<(usize, u64)>,
     recent: VecDeque<Vec<u8>>,
     recent_set: HashSet<Vec<u8>>,
 }
 
 impl IvGenerator {
-    /// The IV for the next encrypted message under `p`. Nothing is consumed on error.
+    /// The IV for the next encrypted message under `p`. Nothing is consumed on error,
+    /// except a counter value whose IV the operation already used (a caller's IV the
+    /// counter reached): it is skipped, so that a retry gets the next one.
     pub fn next(&mut self, p: &MessageParams) -> Result<Vec<u8>> {
         let total = (p.iv.len() as u64) * 8;
         if p.iv.is_empty() {
@@ -165,7 +171,11 @@ impl IvGenerator {
                     return Err(Error::MechanismParamInvalid);
                 }
                 let free = total - p.iv_fixed_bits;
-                if self.counter_used_up {
+                if self.counter_used_up
+                    || self
+                        .counter_layout
+                        .is_some_and(|l| l != (p.iv.len(), p.iv_fixed_bits))
+                {
                     return Err(Error::MechanismParamInvalid);
                 }
                 let value = self.counter;
@@ -180,6 +190,10 @@ impl IvGenerator {
                     Some(next) if free >= 64 || next < (1u64 << free) => self.counter = next,
                     _ => self.counter_used_up = true,
                 }
+                self.counter_layout = Some((p.iv.len(), p.iv_fixed_bits));
+                if self.recent_set.contains(&iv) {
+                    return Err(Error::MechanismParamInvalid);
+                }
                 iv
             }
             CKG_GENERATE | CKG_GENERATE_RANDOM => {
@@ -188,7 +202,11 @@ impl IvGenerator {
                 }
                 let mut random = Zeroizing::new(vec![0u8; p.iv.len()]);
                 crate::crypto::rand::random_fill(&mut random)?;
-                merge(&p.iv, &random, p.iv_fixed_bits)
+                let iv = merge(&p.iv, &random, p.iv_fixed_bits);
+                if self.recent_set.contains(&iv) {
+                    return Err(Error::MechanismParamInvalid);
+                }
+                iv
             }
             _ => return Err(Error::MechanismParamInvalid),
         };
@@ -283,5 +301,23 @@ mod tests {
         }
         // Forgotten after RECENT_IVS others: the check is a guard, not a guarantee.
         g.next(&p).unwrap();
+    }
+
+    #[test]
+    fn the_counter_keeps_its_layout_and_skips_an_iv_already_used() {
+        let mut g = IvGenerator::default();
+        let p = params(&[0xab, 0xff], 8, CKG_GENERATE_COUNTER);
+        assert_eq!(g.next(&p).unwrap(), [0xab, 0x00]);
+        // Fewer fixed bits, or another length, would let the counter repeat an IV.
+        for other in [
+            params(&[0xab, 0xff], 4, CKG_GENERATE_COUNTER),
+            params(&[0xab, 0xff, 0xff], 8, CKG_GENERATE_COUNTER),
+        ] {
+            assert!(matches!(g.next(&other), Err(Error::MechanismParamInvalid)));
+        }
+        // A caller's IV the counter reaches: refused once, then the counter goes on.
+        g.next(&params(&[0xab, 0x01], 0, CKG_NO_GENERATE)).unwrap();
+        assert!(matches!(g.next(&p), Err(Error::MechanismParamInvalid)));
+        assert_eq!(g.next(&p).unwrap(), [0xab, 0x02]);
     }
 }

@@ -60,6 +60,9 @@ pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
 /// the first byte, wrapping around the end (§2.43.7).
 fn extract_bits(value: &[u8], start: u64, len: usize) -> Zeroizing<Vec<u8>> {
     let total = value.len() as u64 * 8;
+    // Reduced first: `start` is the caller's CK_ULONG and may be near 2^64, where
+    // adding the offset would overflow.
+    let start = start % total;
     let bit = |i: u64| {
         let pos = (start + i) % total;
         (value[(pos / 8) as usize] >> (7 - pos % 8)) & 1

@@ -170,6 +170,29 @@ impl Token {
         Ok(())
     }
 
+    /// A key derived by a mechanism that exposes its sources' bits (§2.43: a copy, or
+    /// part of one): under the separation-of-duties policy its duties and each source's
+    /// count as one key's, or a source that wraps would give a copy that decrypts what
+    /// it wrapped.
+    pub(super) fn authorise_exposing_derivation(
+        &self,
+        sources: &[&Object],
+        derived: &Object,
+    ) -> Result<()> {
+        if !self.shared.config.separation_of_duties {
+            return Ok(());
+        }
+        let on = |o: &Object, ty| o.bool_attr(ty) == Some(true);
+        let either = |s: &Object, ty| on(s, ty) || on(derived, ty);
+        if sources.iter().any(|s| {
+            (either(s, CKA_WRAP) && either(s, CKA_DECRYPT))
+                || (either(s, CKA_UNWRAP) && either(s, CKA_ENCRYPT))
+        }) {
+            return Err(Error::TemplateInconsistent);
+        }
+        Ok(())
+    }
+
     /// `C_CopyObject` with `changes`.
     pub(super) fn authorise_copy(
         &self,

@@ -131,6 +131,9 @@ impl Token {
         for ((tpl, key_type, _), secret) in plans.iter().zip(secrets) {
             let values = vec![(t(CKA_VALUE), Value::Bytes(secret.to_vec()))];
             let object = template::build_key(CKO_SECRET_KEY, *key_type, tpl, values, provenance)?;
+            if matches!(m.derive_rule(), DeriveRule::Exposes { .. }) {
+                self.authorise_exposing_derivation(&sources, &object)?;
+            }
             // Each derived key is a KMS key of its own.
             objects.extend(self.with_kms_identity(vec![object], Origin::Kms, None)?);
         }
@@ -206,9 +209,16 @@ fn derived_template(
             let unextractable = sources
                 .iter()
                 .any(|o| o.bool_attr(CKA_EXTRACTABLE) != Some(true));
+            // A source wrapped only under trusted keys (§4.9 CKA_WRAP_WITH_TRUSTED)
+            // gives a copy of its bits that is too, or the copy would be wrapped under
+            // any key and decrypted.
+            let trusted_only = sources
+                .iter()
+                .any(|o| o.bool_attr(CKA_WRAP_WITH_TRUSTED) == Some(true));
             if strict
                 && ((sensitive && asked(CKA_SENSITIVE) == Some(false))
-                    || (unextractable && asked(CKA_EXTRACTABLE) == Some(true)))
+                    || (unextractable && asked(CKA_EXTRACTABLE) == Some(true))
+                    || (trusted_only && asked(CKA_WRAP_WITH_TRUSTED) == Some(false)))
             {
                 return Err(Error::TemplateInconsistent);
             }
@@ -217,6 +227,9 @@ fn derived_template(
             }
             if unextractable {
                 set_bool(&mut out, CKA_EXTRACTABLE, false);
+            }
+            if trusted_only {
+                set_bool(&mut out, CKA_WRAP_WITH_TRUSTED, true);
             }
         }
     }
