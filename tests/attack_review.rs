@@ -389,15 +389,14 @@ fn outside_rsa(env: &TestEnv, session: &Session, bits: u32) -> (ObjectHandle, St
     (rsa_private(session, &k), path)
 }
 
-/// The open question: RSA keys below 2048 bits brought in from outside with the switch
-/// off. What the module does (docs/security.md, "Legacy algorithms", says it on
-/// purpose): `C_CreateObject` of a 1024-bit private key — and of a 512-bit one: there is
-/// no floor at all on keys brought in — is accepted and the key signs, and a PKCS#8
-/// RSA-1024 key unwraps (`C_UnwrapKey`, AES-CBC-PAD) and signs too, while
-/// `C_GetMechanismInfo` advertises 2048 as the minimum and generation refuses 1024.
-/// This test pins that behaviour, so a change to it is a decision, not an accident.
+/// Attack: RSA keys below the floor brought in from outside. Generation stops at 2048 bits
+/// (1024 with `legacy_algorithms`), and so does use: a 1024-bit or 512-bit private key made
+/// by `C_CreateObject`, or a PKCS#8 RSA-1024 key unwrapped with AES-CBC-PAD, is stored but
+/// every operation with it is `CKR_KEY_SIZE_RANGE` at its `Init` with the switch off (the
+/// reviewer found them signing, with no floor at all); with the switch on RSA-1024 signs
+/// and RSA-512 still does not.
 #[test]
-fn with_the_switch_off_rsa_keys_below_2048_from_outside_are_accepted_and_sign() {
+fn rsa_keys_below_the_floor_from_outside_are_refused_at_use() {
     let env = TestEnv::new();
     let (ctx, slot, session) = ready_token(&env);
     let info = ctx
@@ -406,10 +405,10 @@ fn with_the_switch_off_rsa_keys_below_2048_from_outside_are_accepted_and_sign() 
     assert_eq!(info.min_key_size(), 2048);
     for bits in [1024, 512] {
         let (private, _) = outside_rsa(&env, &session, bits);
-        let sig = session
-            .sign(&Mechanism::Sha256RsaPkcs, private, b"legacy")
-            .expect("an imported small RSA key signs with the switch off");
-        assert_eq!(sig.len(), bits as usize / 8);
+        assert_rv!(
+            session.sign(&Mechanism::Sha256RsaPkcs, private, b"legacy"),
+            RvError::KeySizeRange
+        );
     }
     // C_UnwrapKey of the PKCS#8 form, encrypted by openssl under a known AES key.
     let (_, pem) = outside_rsa(&env, &session, 1024);
@@ -450,10 +449,32 @@ fn with_the_switch_off_rsa_keys_below_2048_from_outside_are_accepted_and_sign() 
             ],
         )
         .expect("C_UnwrapKey of a PKCS#8 RSA-1024 key with the switch off");
+    assert_rv!(
+        session.sign(&Mechanism::Sha256RsaPkcs, private, b"legacy"),
+        RvError::KeySizeRange
+    );
+    drop(session);
+    ctx.finalize().unwrap();
+    // With the switch on, the floor is 1024 bits.
+    let plain = std::fs::read_to_string(&env.conf_path).unwrap();
+    env.write_config(&format!("legacy_algorithms = true\n{plain}"));
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    let info = ctx
+        .get_mechanism_info(slot, cryptoki::mechanism::MechanismType::SHA256_RSA_PKCS)
+        .unwrap();
+    assert_eq!(info.min_key_size(), 1024);
+    let (private, _) = outside_rsa(&env, &session, 1024);
     let sig = session
         .sign(&Mechanism::Sha256RsaPkcs, private, b"legacy")
-        .unwrap();
+        .expect("RSA-1024 signs with legacy_algorithms on");
     assert_eq!(sig.len(), 128);
+    let (private, _) = outside_rsa(&env, &session, 512);
+    assert_rv!(
+        session.sign(&Mechanism::Sha256RsaPkcs, private, b"legacy"),
+        RvError::KeySizeRange
+    );
 }
 
 /// Attack: a Triple-DES token key stored while the switch was on, used after the module

@@ -77,6 +77,7 @@ impl Mechanism for RsaAesEcb {
         let Material::RsaPublic(rsa) = &wrapping.material else {
             return Err(Error::WrappingKeyTypeInconsistent);
         };
+        super::rsa::check_size(rsa.bits())?;
         let esk = aes::generate_key(ESK_AES)?;
         let mut out = rsa.encrypt_oaep(&esk, HashAlg::Sha256, &[])?;
         out.extend_from_slice(&aes_ecb(&esk, Direction::Encrypt, &pkcs7_pad(material))?);
@@ -93,6 +94,7 @@ impl Mechanism for RsaAesEcb {
         let Material::RsaPrivate(rsa) = &unwrapping.material else {
             return Err(Error::UnwrappingKeyTypeInconsistent);
         };
+        super::rsa::check_size(rsa.bits())?;
         if wrapped.len() <= rsa.size() || (wrapped.len() - rsa.size()) % aes::BLOCK_LEN != 0 {
             return Err(Error::WrappedKeyLenRange);
         }

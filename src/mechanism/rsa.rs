@@ -69,16 +69,26 @@ pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &HashPss(CKM_SHA512_RSA_PKCS_PSS, HashAlg::Sha512),
 ];
 
+/// Refuses a modulus below the floor in force (`min_bits`): keys brought in from outside
+/// (created or unwrapped) meet the same floor as generated ones when they are used, as
+/// DES keys need the switch to be used at all (docs/security.md, "Legacy algorithms").
+pub(super) fn check_size(bits: usize) -> Result<()> {
+    if (bits as u64) < min_bits() {
+        return Err(Error::KeySizeRange);
+    }
+    Ok(())
+}
+
 pub(super) fn private(key: &Key) -> Result<&RsaPrivateKey> {
     match &key.material {
-        Material::RsaPrivate(k) => Ok(k),
+        Material::RsaPrivate(k) => check_size(k.bits()).map(|()| k),
         _ => Err(Error::KeyTypeInconsistent),
     }
 }
 
 pub(super) fn public(key: &Key) -> Result<&RsaPublicKey> {
     match &key.material {
-        Material::RsaPublic(k) => Ok(k),
+        Material::RsaPublic(k) => check_size(k.bits()).map(|()| k),
         _ => Err(Error::KeyTypeInconsistent),
     }
 }

@@ -40,6 +40,7 @@ impl Mechanism for RsaAesKeyWrap {
         let Material::RsaPublic(rsa) = &wrapping.material else {
             return Err(Error::WrappingKeyTypeInconsistent);
         };
+        super::rsa::check_size(rsa.bits())?;
         let temporary = aes::generate_key(aes_len)?;
         let mut out = rsa.encrypt_oaep(&temporary, hash, &label)?;
         out.extend_from_slice(&aes::key_wrap_pad(&temporary, material)?);
@@ -56,6 +57,7 @@ impl Mechanism for RsaAesKeyWrap {
         let Material::RsaPrivate(rsa) = &unwrapping.material else {
             return Err(Error::UnwrappingKeyTypeInconsistent);
         };
+        super::rsa::check_size(rsa.bits())?;
         if wrapped.len() <= rsa.size() {
             return Err(Error::WrappedKeyLenRange);
         }
