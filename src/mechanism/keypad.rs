@@ -25,6 +25,11 @@ pub(super) fn zero_padded(material: &[u8], block: usize) -> Result<Zeroizing<Vec
 /// "truncates the result according to the CKA_KEY_TYPE ... and CKA_VALUE_LEN"): the
 /// template's length, a length the key type allows, or a DER private key's own length;
 /// never more than `block - 1` bytes are cut.
+///
+/// The bytes cut are not checked to be zero, on purpose: the caller chooses the length
+/// (`CKA_VALUE_LEN`), so a check would tell, for a CBC or ECB blob the caller altered,
+/// whether chosen bytes of the *key* decrypt to zero, a padding oracle that recovers the
+/// wrapped key byte by byte. Mode without integrity, answer without information.
 pub(super) fn trim_zero_padding(
     plain: Zeroizing<Vec<u8>>,
     expected: WrappedLen,
