@@ -14,6 +14,7 @@
 //! layer's business, and the key is handed in by the token layer.
 
 use aws_lc_rs::{constant_time, digest, hmac};
+use parking_lot::Mutex;
 
 use super::Change;
 
@@ -89,6 +90,17 @@ pub fn link(prev: &Hash, seq: u64, body: &[u8]) -> Hash {
     out
 }
 
+/// The number and chain hash of `body` appended after `prev`: the caller's `given` link
+/// when it is for that position (computed against the same head in the same
+/// transaction), else computed here.
+pub fn next_link(prev: &AuditHead, body: &[u8], given: Option<(u64, Hash)>) -> (u64, Hash) {
+    let seq = prev.seq + 1;
+    match given {
+        Some((at, hash)) if at == seq => (seq, hash),
+        _ => (seq, link(&prev.hash, seq, body)),
+    }
+}
+
 /// The MAC that authenticates the chain up to event `seq`, whose hash is `hash`.
 pub fn head_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
     keyed(key, HEAD_LABEL, seq, hash)
@@ -126,21 +138,54 @@ fn anchor_holds(key: &[u8; 32], a: &AuditCheckpoint) -> bool {
 /// is no anchor yet, or it is authentic and its event is still stored with its hash. A
 /// trail cut short (or an anchor moved) is left for `verify` to report, not sealed over.
 pub fn anchor_sound(head: &AuditHead, key: &[u8; 32]) -> bool {
-    anchor_sound_with(head, &hmac::Key::new(hmac::HMAC_SHA256, key))
+    AuditKey::new(key).anchor_sound(head)
 }
 
-fn anchor_sound_with(head: &AuditHead, key: &hmac::Key) -> bool {
-    match &head.anchor {
-        None => true,
-        Some(a) => {
-            a.seq <= head.seq
-                && head.anchored_hash == Some(a.hash)
-                && constant_time::verify_slices_are_equal(
-                    &keyed_with(key, ANCHOR_LABEL, a.seq, &a.hash),
-                    &a.mac,
-                )
-                .is_ok()
+/// The audit key set up once for the MACs of many appends (an HMAC key schedule, wiped
+/// by aws-lc when dropped), with the anchor it last made or found sound. An anchor that
+/// is byte for byte one this key made is authentic by construction, so the next append
+/// after it skips checking that anchor's MAC again: a login's appends cost two MACs, not
+/// three, and no key set-up.
+pub struct AuditKey {
+    hmac: hmac::Key,
+    known_anchor: Mutex<Option<AuditCheckpoint>>,
+}
+
+impl AuditKey {
+    pub fn new(key: &[u8; 32]) -> AuditKey {
+        AuditKey {
+            hmac: hmac::Key::new(hmac::HMAC_SHA256, key),
+            known_anchor: Mutex::new(None),
         }
+    }
+
+    /// Whether a writer holding this key may authenticate what follows `head`'s anchor
+    /// (`anchor_sound`), remembering an anchor found sound.
+    fn anchor_sound(&self, head: &AuditHead) -> bool {
+        let Some(a) = &head.anchor else {
+            return true;
+        };
+        if a.seq > head.seq || head.anchored_hash != Some(a.hash) {
+            return false;
+        }
+        if *self.known_anchor.lock() == Some(*a) {
+            return true;
+        }
+        let sound = constant_time::verify_slices_are_equal(
+            &keyed_with(&self.hmac, ANCHOR_LABEL, a.seq, &a.hash),
+            &a.mac,
+        )
+        .is_ok();
+        if sound {
+            *self.known_anchor.lock() = Some(*a);
+        }
+        sound
+    }
+}
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(..)")
     }
 }
 
@@ -148,28 +193,36 @@ fn anchor_sound_with(head: &AuditHead, key: &hmac::Key) -> bool {
 /// with `key`, authenticate the head they leave and move the anchor to it (unless the
 /// anchor is not sound: then the events are appended unauthenticated).
 pub fn append(head: &AuditHead, bodies: Vec<Vec<u8>>, key: Option<&[u8; 32]>) -> Vec<Change> {
+    append_with(head, bodies, key.map(AuditKey::new).as_ref())
+}
+
+/// `append` under a key set up already (a login's, kept for its lifetime).
+pub fn append_with(head: &AuditHead, bodies: Vec<Vec<u8>>, key: Option<&AuditKey>) -> Vec<Change> {
     let (mut seq, mut hash) = (head.seq, head.hash);
     let mut changes = Vec::with_capacity(bodies.len() + 2);
     for body in bodies {
         seq += 1;
         hash = link(&hash, seq, &body);
-        changes.push(Change::AppendEvent(body));
+        changes.push(Change::AppendEvent {
+            body,
+            link: Some((seq, hash)),
+        });
     }
     let Some(key) = key.filter(|_| seq > 0) else {
         return changes;
     };
-    // One key setup for the three MACs.
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    if anchor_sound_with(head, &key) {
+    if key.anchor_sound(head) {
         changes.push(Change::SealAudit(AuditSeal {
             seq,
-            mac: keyed_with(&key, HEAD_LABEL, seq, &hash),
+            mac: keyed_with(&key.hmac, HEAD_LABEL, seq, &hash),
         }));
-        changes.push(Change::AnchorAudit(AuditCheckpoint {
+        let anchor = AuditCheckpoint {
             seq,
             hash,
-            mac: keyed_with(&key, ANCHOR_LABEL, seq, &hash),
-        }));
+            mac: keyed_with(&key.hmac, ANCHOR_LABEL, seq, &hash),
+        };
+        *key.known_anchor.lock() = Some(anchor);
+        changes.push(Change::AnchorAudit(anchor));
     }
     changes
 }
@@ -356,6 +409,78 @@ mod tests {
             anchor,
             events,
         }
+    }
+
+    /// The head a store would read after `changes` were applied to `head`.
+    fn after(head: &AuditHead, changes: &[Change]) -> AuditHead {
+        let mut next = *head;
+        for c in changes {
+            match c {
+                Change::AppendEvent { body, link: given } => {
+                    let (seq, hash) = next_link(&next, body, *given);
+                    assert_eq!(
+                        hash,
+                        link(&next.hash, seq, body),
+                        "the given link is the chain's"
+                    );
+                    (next.seq, next.hash, next.sealed) = (seq, hash, false);
+                }
+                Change::SealAudit(s) => next.sealed = s.seq == next.seq,
+                Change::AnchorAudit(a) => {
+                    next.anchor = Some(*a);
+                    next.anchored_hash = Some(a.hash);
+                }
+                other => panic!("not an audit change: {other:?}"),
+            }
+        }
+        next
+    }
+
+    fn sealed(changes: &[Change]) -> bool {
+        changes.iter().any(|c| matches!(c, Change::AnchorAudit(_)))
+    }
+
+    #[test]
+    fn a_kept_audit_key_seals_after_its_own_anchor_and_still_refuses_a_forged_one() {
+        let key = AuditKey::new(&KEY);
+        let first = append_with(&AuditHead::default(), vec![b"one".to_vec()], Some(&key));
+        assert!(sealed(&first));
+        let head = after(&AuditHead::default(), &first);
+        // Its own anchor, remembered: sealed again (the MAC is not recomputed to know it).
+        let second = append_with(&head, vec![b"two".to_vec()], Some(&key));
+        assert!(sealed(&second));
+        let head = after(&head, &second);
+        // The same position and hash under a MAC it did not make: not sealed over, by
+        // this key or a fresh one.
+        let mut forged = head;
+        forged.anchor = head.anchor.map(|a| AuditCheckpoint { mac: [7; 32], ..a });
+        assert!(!sealed(&append_with(
+            &forged,
+            vec![b"x".to_vec()],
+            Some(&key)
+        )));
+        assert!(!sealed(&append(&forged, vec![b"x".to_vec()], Some(&KEY))));
+        // Its own anchor over a trail cut short (the anchored event gone): refused too.
+        let mut cut = head;
+        cut.seq -= 1;
+        cut.anchored_hash = None;
+        assert!(!sealed(&append_with(&cut, vec![b"y".to_vec()], Some(&key))));
+        // A fresh key on the genuine head checks the MAC and agrees.
+        assert!(anchor_sound(&head, &KEY));
+        assert!(!anchor_sound(&head, &[8; 32]));
+    }
+
+    #[test]
+    fn a_given_link_for_another_position_is_computed_again() {
+        let head = AuditHead {
+            seq: 4,
+            hash: [3; 32],
+            ..AuditHead::default()
+        };
+        let right = link(&head.hash, 5, b"e");
+        assert_eq!(next_link(&head, b"e", Some((5, right))), (5, right));
+        assert_eq!(next_link(&head, b"e", Some((9, [1; 32]))), (5, right));
+        assert_eq!(next_link(&head, b"e", None), (5, right));
     }
 
     #[test]

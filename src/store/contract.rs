@@ -396,8 +396,8 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
     first
         .commit(vec![
             Change::PutMeta("m".into(), vec![1]),
-            Change::AppendEvent(b"one".to_vec()),
-            Change::AppendEvent(b"two".to_vec()),
+            Change::event(b"one".to_vec()),
+            Change::event(b"two".to_vec()),
         ])
         .unwrap();
     let log = second.audit_log().unwrap();
@@ -503,7 +503,7 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
         })])
         .unwrap();
     second
-        .commit(vec![Change::AppendEvent(b"four".to_vec())])
+        .commit(vec![Change::event(b"four".to_vec())])
         .unwrap();
     let log = first.audit_log().unwrap();
     assert_eq!(log.events[0].hash, link(&h3, 4, b"four"));

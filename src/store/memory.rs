@@ -159,10 +159,8 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
                 shared.attempts.clear();
                 shared.epoch += 1;
             }
-            Change::AppendEvent(body) => {
-                let head = shared.audit_head();
-                let seq = head.seq + 1;
-                let hash = audit::link(&head.hash, seq, &body);
+            Change::AppendEvent { body, link } => {
+                let (seq, hash) = audit::next_link(&shared.audit_head(), &body, link);
                 shared.audit.events.push(AuditRecord {
                     seq,
                     body,

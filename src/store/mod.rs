@@ -121,8 +121,14 @@ pub enum Change {
     Wipe,
     /// Appends one audit event (an opaque body): the store gives it the next event
     /// number and its chain hash (`audit::link`) in this transaction. Several in one
-    /// commit are numbered in order.
-    AppendEvent(Vec<u8>),
+    /// commit are numbered in order. `link` is the number and hash the caller computed
+    /// against the head it read in this transaction (`audit::append`), taken when it is
+    /// for the position the event gets, so the hash is not computed twice
+    /// (`audit::next_link`).
+    AppendEvent {
+        body: Vec<u8>,
+        link: Option<(u64, audit::Hash)>,
+    },
     /// Stores the MAC of the head at event `seq` (made by the caller with `audit::append`
     /// against the head it read in this transaction, `Loaded::audit`).
     SealAudit(AuditSeal),
@@ -146,6 +152,13 @@ pub enum Change {
     /// Only into a store with no trail yet (else the commit fails, writing nothing): for
     /// copying a token (`token::copy`).
     RestoreAudit(Box<AuditLog>),
+}
+
+impl Change {
+    /// An audit event whose number and hash the store computes.
+    pub fn event(body: Vec<u8>) -> Change {
+        Change::AppendEvent { body, link: None }
+    }
 }
 
 /// Which object records a `read` returns.

@@ -8,6 +8,8 @@
 //! Events are made by the callers with `kms::audit`; this module only carries them into
 //! the store. It must never put material, a PIN or a secret into an event.
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 use cryptoki_sys::{CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY};
@@ -16,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::object::policy::{IMPORT_TARGET, KEY_ID, MATERIAL_FINGERPRINT};
 use crate::object::Object;
-use crate::store::audit::{self, head_mac, AuditLog, Broken, Verified};
+use crate::store::audit::{self, head_mac, AuditKey, AuditLog, Broken, Verified};
 use crate::store::seal::MasterKey;
 use crate::store::{AuditCheckpoint, AuditHead, Change};
 
@@ -54,9 +56,9 @@ impl Token {
         AuditEvent::new(self.now(), &self.serial, operation)
     }
 
-    /// The audit key, when this application is logged in.
-    pub(super) fn current_audit_key(&self) -> Option<Zeroizing<[u8; 32]>> {
-        self.master().map(|m| audit_key(&m))
+    /// The audit key, when this application is logged in (set up at login).
+    pub(super) fn current_audit_key(&self) -> Option<Arc<AuditKey>> {
+        self.login.lock().audit_key.clone()
     }
 
     /// Commits `changes` and `events` in one store transaction (the events chained after
@@ -66,7 +68,8 @@ impl Token {
         changes: Vec<Change>,
         events: Vec<AuditEvent>,
     ) -> Result<()> {
-        self.commit_with_events_under(changes, events, self.current_audit_key().as_deref())
+        let key = self.current_audit_key();
+        self.commit_with_events_under(changes, events, key.as_deref())
     }
 
     /// `commit_with_events`, sealed under `key` (the audit key of a master key the
@@ -75,7 +78,7 @@ impl Token {
         &self,
         changes: Vec<Change>,
         events: Vec<AuditEvent>,
-        key: Option<&[u8; 32]>,
+        key: Option<&AuditKey>,
     ) -> Result<()> {
         if events.is_empty() {
             return self.commit(changes);
@@ -83,7 +86,7 @@ impl Token {
         let bodies: Vec<Vec<u8>> = events.iter().map(AuditEvent::encode).collect();
         self.store.transact(&[], &[], &mut |loaded| {
             let mut all = changes.clone();
-            all.extend(audit::append(&loaded.audit, bodies.clone(), key));
+            all.extend(audit::append_with(&loaded.audit, bodies.clone(), key));
             Some(all)
         })?;
         self.sync()
@@ -147,14 +150,13 @@ impl Token {
         }
     }
 
-    /// After a login: authenticates the head of the trail under `master`'s audit key
+    /// After a login: authenticates the head of the trail under the login's audit key
     /// when events were appended without it (failed logins, sweeps of processes not
     /// logged in). Writes nothing when the head is sealed already.
-    pub(super) fn seal_audit_head(&self, master: &MasterKey) -> Result<()> {
-        let key = audit_key(master);
+    pub(super) fn seal_audit_head(&self, key: &AuditKey) -> Result<()> {
         self.store.transact(&[], &[], &mut |loaded| {
             let head = &loaded.audit;
-            let changes = audit::append(head, Vec::new(), Some(&key));
+            let changes = audit::append_with(head, Vec::new(), Some(key));
             (!head.sealed && !changes.is_empty()).then_some(changes)
         })?;
         Ok(())
@@ -213,7 +215,10 @@ impl Token {
     fn require_login(&self) -> Result<Zeroizing<[u8; 32]>> {
         match self.logged_in() {
             LoggedIn::Nobody => Err(Error::UserNotLoggedIn),
-            _ => self.current_audit_key().ok_or(Error::UserNotLoggedIn),
+            _ => self
+                .master()
+                .map(|m| audit_key(&m))
+                .ok_or(Error::UserNotLoggedIn),
         }
     }
 

@@ -329,7 +329,7 @@ mod tests {
                 "holds records its source does not",
             ),
             (
-                vec![Change::AppendEvent(b"third".to_vec())],
+                vec![Change::event(b"third".to_vec())],
                 "audit trail differs",
             ),
             (

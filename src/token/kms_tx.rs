@@ -143,7 +143,7 @@ impl Token {
             .map(|(_, _, o)| Object::clone(o))
             .collect();
         let master = self.master();
-        let audit_key = master.as_deref().map(super::super::audit::audit_key);
+        let audit_key = self.current_audit_key();
         let key = index::lookup_key(KEY_ID, id);
         let mut outcome: Result<Vec<Object>> = Err(Error::Internal("no decision was made"));
         self.store.transact(&[], &[&key], &mut |loaded| {
@@ -165,7 +165,11 @@ impl Token {
                 }
                 if !changes.is_empty() {
                     let bodies = events.iter().map(AuditEvent::encode).collect();
-                    changes.extend(trail::append(&loaded.audit, bodies, audit_key.as_deref()));
+                    changes.extend(trail::append_with(
+                        &loaded.audit,
+                        bodies,
+                        audit_key.as_deref(),
+                    ));
                 }
                 Ok((changes, next))
             };

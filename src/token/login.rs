@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::kms::audit::{AuditEvent, Operation};
+use crate::store::audit::AuditKey;
 use crate::store::seal::{self, MasterKey, PinKdf};
 use crate::store::{Change, PinAttempt, PinRole};
 
@@ -45,12 +46,16 @@ pub enum UserKind {
 pub(super) struct Login {
     pub(super) who: LoggedIn,
     pub(super) master: Option<Arc<MasterKey>>,
+    /// The audit key of `master`, derived and set up once at login rather than at every
+    /// commit.
+    pub(super) audit_key: Option<Arc<AuditKey>>,
 }
 
 impl Login {
     pub(super) fn clear(&mut self) {
         self.who = LoggedIn::Nobody;
         self.master = None;
+        self.audit_key = None;
     }
 }
 
@@ -189,7 +194,8 @@ impl Token {
         // A token from before authenticated records is adopted before anything is used.
         self.settle_record_format(role, pin, &master, format)?;
         // Authenticates what was appended without the key (failed logins, sweeps).
-        self.seal_audit_head(&master)?;
+        let audit_key = AuditKey::new(&super::audit::audit_key(&master));
+        self.seal_audit_head(&audit_key)?;
         {
             // Re-check under the locks: another thread may have logged in meanwhile.
             let sessions = self.sessions.lock();
@@ -199,6 +205,7 @@ impl Token {
                 PinRole::So => LoggedIn::So,
                 PinRole::User => LoggedIn::User,
             };
+            login.audit_key = Some(Arc::new(audit_key));
             login.master = Some(Arc::new(master));
         }
         // Material that expired while no one was logged in is wiped now (`sweep`).
@@ -307,7 +314,7 @@ impl Token {
         self.commit_with_events_under(
             vec![Change::PutPin(role, record)],
             vec![event],
-            Some(&super::audit::audit_key(&master)),
+            Some(&AuditKey::new(&super::audit::audit_key(&master))),
         )
     }
 

@@ -89,13 +89,12 @@ pub(super) fn apply(
     next_seal: Option<Hash>,
 ) -> PgResult<Option<AuditHead>> {
     match change {
-        Change::AppendEvent(body) => {
+        Change::AppendEvent { body, link } => {
             let prev = match head {
                 Some(h) => h,
                 None => self::head(tx, token)?,
             };
-            let seq = prev.seq + 1;
-            let hash = audit::link(&prev.hash, seq, &body);
+            let (seq, hash) = audit::next_link(&prev, &body, link);
             tx.execute(
                 "INSERT INTO kmshsm_audit_events (token, seq, body, hash, mac) \
                  VALUES ($1, $2, $3, $4, $5)",

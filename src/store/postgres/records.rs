@@ -196,7 +196,7 @@ pub(super) fn apply(
                     &[&token],
                 )?;
             }
-            Change::AppendEvent(_) => {
+            Change::AppendEvent { .. } => {
                 let prev = match head {
                     Some(h) => h,
                     None => super::audit::head(tx, token)?,

@@ -243,10 +243,9 @@ fn record_of(uid: Vec<u8>, plain: Vec<u8>, sealed: Option<Vec<u8>>) -> StoreResu
 }
 
 fn read_state(tx: &rusqlite::Transaction<'_>) -> StoreResult<(u64, u64)> {
-    let (seq, epoch): (i64, i64) =
-        tx.query_row("SELECT seq, epoch FROM state WHERE id = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+    let (seq, epoch): (i64, i64) = tx
+        .prepare_cached("SELECT seq, epoch FROM state WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok((seq as u64, epoch as u64))
 }
 

@@ -40,11 +40,9 @@ pub(super) fn apply(
     changes: Vec<Change>,
     mut head: Option<AuditHead>,
 ) -> StoreResult<()> {
-    let seq: i64 = tx.query_row(
-        "UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq",
-        [],
-        |r| r.get(0),
-    )?;
+    let seq: i64 = tx
+        .prepare_cached("UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq")?
+        .query_row([], |r| r.get(0))?;
     // The audit head (read on the first append, unless the caller had).
     let mut changes = changes.into_iter().peekable();
     while let Some(change) = changes.next() {
@@ -88,13 +86,12 @@ pub(super) fn apply(
                          UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
                     )?;
             }
-            Change::AppendEvent(body) => {
+            Change::AppendEvent { body, link } => {
                 let prev = match head {
                     Some(h) => h,
                     None => newest_event(tx)?,
                 };
-                let seq = prev.seq + 1;
-                let hash = audit::link(&prev.hash, seq, &body);
+                let (seq, hash) = audit::next_link(&prev, &body, link);
                 // The MAC of this very event, when it comes next, goes in with it: one
                 // statement rather than an insert and an update.
                 let mac = match changes.peek() {
