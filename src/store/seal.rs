@@ -98,10 +98,6 @@ impl MasterKey {
         out.copy_from_slice(tag.as_ref());
         out
     }
-
-    pub fn clone_key(&self) -> MasterKey {
-        MasterKey(Zeroizing::new(*self.0))
-    }
 }
 
 /// The Argon2id parameters and salt of one stored PIN.
