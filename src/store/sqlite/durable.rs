@@ -1,0 +1,169 @@
+//! Group commit for the SQLite store: the WAL's fsync taken out of the write lock, so
+//! that one fsync covers every commit written before it began.
+//!
+//! The connection runs `synchronous=NORMAL`: a commit appends its frames to the `-wal`
+//! file and publishes them without syncing (SQLite still syncs the WAL before every
+//! checkpoint, the database after every completed one, and the WAL header when the WAL
+//! is reused; sqlite.org/pragma.html#pragma_synchronous). The store then, with the
+//! connection's lock released, calls [`WalSync::wait`], which returns only once an
+//! `fdatasync` of the `-wal` file that *began after* the caller's write has completed:
+//! `synchronous=FULL`'s promise (nothing is acknowledged before its fsync) with one
+//! fsync shared by every thread that wrote meanwhile (one leader syncs, the others wait
+//! for it), and by other processes' commits that reached the file before it began.
+//!
+//! Reads are held to the same rule: with NORMAL a commit is visible to readers before
+//! it is durable, so a read that may have seen such a commit ([`WalSync::covers_now`]
+//! says no) waits for a sync too before it returns; nothing unsynced is ever handed
+//! to a caller. An fsync that fails makes every later wait fail (after a failed fsync
+//! the kernel may have dropped the dirty pages, and a later fsync would succeed without
+//! them): the store must be opened again.
+//!
+//! This module must not call SQLite or know what the WAL holds beyond the WAL-index
+//! header's bytes, which it only compares.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::os::shared_page::SharedPage;
+
+/// The two copies of the WAL-index header (sqlite.org/walformat.html); every commit
+/// changes them (its change counter at least), so equal bytes mean no commit since.
+pub(super) const HEADERS: usize = 96;
+
+struct State {
+    /// Syncs begun so far; the number of the newest is `started`.
+    started: u64,
+    /// The number of the newest completed sync (syncs run one at a time).
+    completed: u64,
+    /// Whether a thread is syncing now.
+    in_flight: bool,
+    /// The WAL-index headers as read just before the newest completed sync began:
+    /// everything they publish is durable.
+    durable: Option<[u8; HEADERS]>,
+    /// A sync failed: nothing more may be acknowledged through this handle.
+    failed: bool,
+}
+
+pub(super) struct WalSync {
+    db_path: PathBuf,
+    wal_path: PathBuf,
+    /// The `-wal` file SQLite writes; replaced if it was deleted and made again.
+    wal: Mutex<File>,
+    headers: SharedPage,
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+impl WalSync {
+    /// For the database at `db` whose `-shm` file is `shm` (open, after the connection's
+    /// first read made SQLite create both files). `None` when the WAL cannot be opened or
+    /// the `-shm` header cannot be mapped: the store then keeps `synchronous=FULL`.
+    ///
+    /// Syncs the WAL and the folder once, so that what was committed before (the schema
+    /// of a new token, an upgrade) and the `-wal` file's name are durable too.
+    pub(super) fn open(db: &Path, shm: &File) -> Option<WalSync> {
+        let mut wal_path = db.as_os_str().to_owned();
+        wal_path.push("-wal");
+        let wal_path = PathBuf::from(wal_path);
+        let wal = File::open(&wal_path).ok()?;
+        let headers = SharedPage::map(shm)?;
+        wal.sync_data().ok()?;
+        sync_dir(&wal_path).ok()?;
+        Some(WalSync {
+            db_path: db.to_path_buf(),
+            wal_path,
+            wal: Mutex::new(wal),
+            headers,
+            state: Mutex::new(State {
+                started: 0,
+                completed: 0,
+                in_flight: false,
+                durable: None,
+                failed: false,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    /// Whether every commit published now is covered by a completed sync (the header
+    /// has not moved since the newest one began). Asked after a read, to know whether
+    /// it may have seen something not yet durable.
+    pub(super) fn covers_now(&self) -> bool {
+        let now = self.headers.read::<HEADERS>();
+        self.state.lock().durable == Some(now)
+    }
+
+    /// The sync that covers everything written to the WAL before this call: called after
+    /// a write (or a read) has finished, and handed to [`WalSync::wait`].
+    pub(super) fn ticket(&self) -> u64 {
+        self.state.lock().started + 1
+    }
+
+    /// Returns once the sync numbered `ticket` (or a later one) has completed, syncing
+    /// itself when no sync is running: the leader's fsync covers every waiter whose
+    /// ticket it reached.
+    pub(super) fn wait(&self, ticket: u64) -> io::Result<()> {
+        let mut st = self.state.lock();
+        loop {
+            if st.failed {
+                return Err(io::Error::other("an earlier fsync of the WAL failed"));
+            }
+            if st.completed >= ticket {
+                return Ok(());
+            }
+            if st.in_flight {
+                // A sync that began before this ticket's write may be running: wait for
+                // it, then check again (and lead the next one if nobody does).
+                self.done.wait(&mut st);
+                continue;
+            }
+            st.started += 1;
+            let number = st.started;
+            st.in_flight = true;
+            drop(st);
+            // Read before the fsync begins: every commit it publishes had its frames
+            // written already, so the fsync covers them.
+            let headers = self.headers.read::<HEADERS>();
+            let result = self.sync_wal();
+            st = self.state.lock();
+            st.in_flight = false;
+            match &result {
+                Ok(()) => {
+                    st.completed = number;
+                    st.durable = Some(headers);
+                }
+                Err(_) => st.failed = true,
+            }
+            self.done.notify_all();
+            result?;
+        }
+    }
+
+    /// fdatasync of the `-wal` file. SQLite deletes the WAL only when the last connection
+    /// closes, after a complete checkpoint (which synced the database) — never while this
+    /// store's connection is open — but if its inode has changed anyway, the new file is
+    /// opened (and the folder and database synced) rather than syncing a dead one.
+    fn sync_wal(&self) -> io::Result<()> {
+        let mut wal = self.wal.lock();
+        let held = wal.metadata()?;
+        let named = std::fs::metadata(&self.wal_path)?;
+        if held.nlink() == 0 || held.ino() != named.ino() || held.dev() != named.dev() {
+            File::open(&self.db_path)?.sync_all()?;
+            *wal = File::open(&self.wal_path)?;
+            sync_dir(&self.wal_path)?;
+        }
+        wal.sync_data()
+    }
+}
