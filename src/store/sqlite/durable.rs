@@ -105,6 +105,12 @@ impl WalSync {
         self.state.lock().durable == Some(now)
     }
 
+    /// The number of the newest completed sync (for tests).
+    #[cfg(test)]
+    pub(super) fn completed(&self) -> u64 {
+        self.state.lock().completed
+    }
+
     /// The sync that covers everything written to the WAL before this call: called after
     /// a write (or a read) has finished, and handed to [`WalSync::wait`].
     pub(super) fn ticket(&self) -> u64 {

@@ -1,8 +1,9 @@
 //! The embedded default store: one SQLite database per token.
 //!
-//! WAL journal, `synchronous=FULL`, a busy timeout, `BEGIN IMMEDIATE` for every write, and
-//! a schema version in `PRAGMA user_version` (version 1 databases are upgraded in place on
-//! open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
+//! WAL journal, group commit (`durable.rs`: `synchronous=NORMAL`, then an fsync of the WAL
+//! outside the connection lock before any call returns), a busy timeout, `BEGIN IMMEDIATE`
+//! for every write, and a schema version in `PRAGMA user_version` (version 1 databases are
+//! upgraded in place on open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
 //! files the same mode); those two stay between connections, the WAL emptied on close.
 //! Other processes' commits are noticed through `PRAGMA data_version`, asked only when
 //! the WAL-index header in the `-shm` file has changed (read from a shared mapping of the
