@@ -91,10 +91,41 @@ pub(crate) fn child_creator(module: &Path, budget_ms: &str, tag: &str) -> Res<()
     Ok(())
 }
 
-/// `n` child processes released together; the sum of their rates.
+/// `n` child processes released together; the sum of their rates. The children start one
+/// after the other (each is ready, logged in, before the next starts: SoftHSMv2 fails
+/// when processes open its token at once) and are killed if anything goes wrong.
 fn processes_rate(module: &Path, n: usize, budget: Duration, tag: &str) -> Res<f64> {
+    let mut children: Vec<Creator> = Vec::new();
+    let result = run_creators(module, n, budget, tag, &mut children);
+    for c in &mut children {
+        let _ = c.child.kill();
+        let _ = c.child.wait();
+    }
+    result
+}
+
+struct Creator {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Creator {
+    fn line(&mut self) -> Res<String> {
+        let mut l = String::new();
+        self.stdout.read_line(&mut l).map_err(err("read child"))?;
+        Ok(l.trim().to_string())
+    }
+}
+
+fn run_creators(
+    module: &Path,
+    n: usize,
+    budget: Duration,
+    tag: &str,
+    children: &mut Vec<Creator>,
+) -> Res<f64> {
     let exe = std::env::current_exe().map_err(err("current_exe"))?;
-    let mut children: Vec<(Child, ChildStdin, BufReader<std::process::ChildStdout>)> = Vec::new();
     for i in 0..n {
         let mut child = Command::new(&exe)
             .arg("--child-creator")
@@ -103,45 +134,57 @@ fn processes_rate(module: &Path, n: usize, budget: Duration, tag: &str) -> Res<f
             .arg(format!("{tag}-p{i}"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(err("spawn creator"))?;
         let stdin = child.stdin.take().ok_or("no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        children.push((child, stdin, stdout));
-    }
-    let line = |out: &mut BufReader<std::process::ChildStdout>| -> Res<String> {
-        let mut l = String::new();
-        out.read_line(&mut l).map_err(err("read child"))?;
-        Ok(l.trim().to_string())
-    };
-    for (_, _, out) in &mut children {
-        let l = line(out)?;
+        children.push(Creator {
+            child,
+            stdin,
+            stdout,
+        });
+        let last = children.len() - 1;
+        let l = children[last].line()?;
         if l != "ready" {
-            return Err(format!("creator child said {l:?} instead of ready"));
+            return Err(format!(
+                "a creator process failed to start: {}",
+                stderr_of(&mut children[last])
+            ));
         }
     }
-    for (_, stdin, _) in &mut children {
-        stdin.write_all(b"go\n").map_err(err("release child"))?;
+    for c in children.iter_mut() {
+        c.stdin.write_all(b"go\n").map_err(err("release child"))?;
     }
     let mut total = 0.0;
-    for (mut child, _, mut out) in children {
-        let l = line(&mut out)?;
+    for c in children.iter_mut() {
+        let l = c.line()?;
         let mut parts = l.split(' ').skip(1);
-        let count: f64 = parts
-            .next()
-            .and_then(|v| v.parse().ok())
-            .ok_or("bad done")?;
-        let secs: f64 = parts
-            .next()
-            .and_then(|v| v.parse().ok())
-            .ok_or("bad done")?;
+        let (Some(count), Some(secs)) = (
+            parts.next().and_then(|v| v.parse::<f64>().ok()),
+            parts.next().and_then(|v| v.parse::<f64>().ok()),
+        ) else {
+            return Err(format!("a creator process failed: {}", stderr_of(c)));
+        };
         total += count / secs;
-        let status = child.wait().map_err(err("wait child"))?;
+    }
+    for c in children.iter_mut() {
+        let status = c.child.wait().map_err(err("wait child"))?;
         if !status.success() {
-            return Err(format!("creator child failed: {status}"));
+            return Err(format!("a creator process ended with {status}"));
         }
     }
     Ok(total)
+}
+
+/// The first line of what a failed child wrote to stderr (its error).
+fn stderr_of(c: &mut Creator) -> String {
+    let _ = c.child.kill();
+    let mut text = String::new();
+    if let Some(mut e) = c.child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut text);
+    }
+    text.lines().next().unwrap_or("no message").to_string()
 }
 
 pub(crate) fn creators_phase(cfg: &Cfg, details: &mut String) -> Res<()> {
@@ -155,6 +198,8 @@ pub(crate) fn creators_phase(cfg: &Cfg, details: &mut String) -> Res<()> {
     let budget = (cfg.budget * 2).max(Duration::from_secs(1));
     // samples[target][mode][count index]
     let mut samples = vec![vec![vec![Vec::new(); CREATORS.len()]; MODES.len()]; targets.len()];
+    // Failed process runs (SoftHSMv2 only), per target and creator count.
+    let mut failed = vec![vec![0usize; CREATORS.len()]; targets.len()];
     for r in 0..cfg.rounds {
         let mut order: Vec<usize> = (0..targets.len()).collect();
         if r % 2 == 1 {
@@ -175,14 +220,21 @@ pub(crate) fn creators_phase(cfg: &Cfg, details: &mut String) -> Res<()> {
                 let v = threads_rate(&m, n, budget, &format!("{tag}-threads"))?;
                 samples[t][0][c].push(v);
             }
-            // The children open the token themselves; this process stays logged in
-            // (SoftHSMv2 and kmshsm both allow several processes on one token).
+            // The children open the token themselves, with this process's module closed.
+            stop(m);
             for (c, &n) in CREATORS.iter().enumerate() {
                 let tag = format!("r{r}-n{n}");
-                let v = processes_rate(&setup.module, n, budget, &format!("{tag}-procs"))?;
-                samples[t][1][c].push(v);
+                match processes_rate(&setup.module, n, budget, &format!("{tag}-procs")) {
+                    Ok(v) => samples[t][1][c].push(v),
+                    // SoftHSMv2's file store is not safe for processes writing one token
+                    // at once: its failures are counted and reported, not fatal.
+                    Err(e) if *target == Target::Soft => {
+                        eprintln!("creators phase: {} with {n} processes: {e}", target.name());
+                        failed[t][c] += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            stop(m);
         }
     }
     let _ = writeln!(
@@ -204,11 +256,25 @@ pub(crate) fn creators_phase(cfg: &Cfg, details: &mut String) -> Res<()> {
     for (t, (target, _)) in targets.iter().enumerate() {
         for (mi, mode) in MODES.iter().enumerate() {
             let med: Vec<f64> = (0..CREATORS.len())
-                .map(|c| median(&samples[t][mi][c]))
+                .map(|c| match samples[t][mi][c].is_empty() {
+                    true => f64::NAN,
+                    false => median(&samples[t][mi][c]),
+                })
                 .collect();
+            let fails: Vec<String> = CREATORS
+                .iter()
+                .zip(&failed[t])
+                .filter(|(_, &f)| mi == 1 && f > 0)
+                .map(|(n, f)| format!("{n} creators: {f} of {} runs failed", cfg.rounds))
+                .collect();
+            let note = if fails.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", fails.join("; "))
+            };
             let _ = writeln!(
                 details,
-                "| {} | {mode} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+                "| {}{note} | {mode} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
                 target.name(),
                 med[0],
                 med[1],
