@@ -146,30 +146,48 @@ impl WalSync {
             st = self.state.lock();
             st.in_flight = false;
             match &result {
-                Ok(()) => {
+                Ok(Ok(())) => {
                     st.completed = number;
                     st.durable = Some(headers);
                 }
-                Err(_) => st.failed = true,
+                Ok(Err(_)) => st.failed = true,
+                // Not synced, not poisoned: this call fails, a later one tries again.
+                Err(_) => {}
             }
             self.done.notify_all();
-            result?;
+            result??;
         }
     }
 
-    /// fdatasync of the `-wal` file. SQLite deletes the WAL only when the last connection
-    /// closes, after a complete checkpoint (which synced the database) — never while this
-    /// store's connection is open — but if its inode has changed anyway, the new file is
-    /// opened (and the folder and database synced) rather than syncing a dead one.
-    fn sync_wal(&self) -> io::Result<()> {
+    /// fdatasync of the `-wal` file. The outer error is a failure to look at the files
+    /// (the call fails, nothing is poisoned); the inner one a failed fsync.
+    ///
+    /// SQLite deletes the WAL only after a complete checkpoint, which synced the database
+    /// first, and only when it finds no other connection (this store's keeps it, but a
+    /// second copy of SQLite in this process, such as a client's own, cannot see our
+    /// locks: POSIX locks are per process). So a WAL gone from its name means its frames
+    /// are in the database: that is synced instead. A WAL made again under the name is
+    /// opened, and the database and the folder synced, before it is synced itself.
+    fn sync_wal(&self) -> io::Result<io::Result<()>> {
         let mut wal = self.wal.lock();
         let held = wal.metadata()?;
-        let named = std::fs::metadata(&self.wal_path)?;
-        if held.nlink() == 0 || held.ino() != named.ino() || held.dev() != named.dev() {
-            File::open(&self.db_path)?.sync_all()?;
-            *wal = File::open(&self.wal_path)?;
-            sync_dir(&self.wal_path)?;
+        match std::fs::metadata(&self.wal_path) {
+            Ok(named)
+                if held.nlink() > 0 && held.ino() == named.ino() && held.dev() == named.dev() => {}
+            Ok(_) => {
+                let db = File::open(&self.db_path)?;
+                let fresh = File::open(&self.wal_path)?;
+                if let Err(e) = db.sync_all().and_then(|()| sync_dir(&self.wal_path)) {
+                    return Ok(Err(e));
+                }
+                *wal = fresh;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let db = File::open(&self.db_path)?;
+                return Ok(db.sync_all());
+            }
+            Err(e) => return Err(e),
         }
-        wal.sync_data()
+        Ok(wal.sync_data())
     }
 }
