@@ -8,8 +8,9 @@
 //! connection's lock released, calls [`WalSync::wait`], which returns only once an
 //! `fdatasync` of the `-wal` file that *began after* the caller's write has completed:
 //! `synchronous=FULL`'s promise (nothing is acknowledged before its fsync) with one
-//! fsync shared by every thread that wrote meanwhile (one leader syncs, the others wait
-//! for it), and by other processes' commits that reached the file before it began.
+//! fsync shared by every thread that wrote meanwhile (a thread whose write no running
+//! sync covers starts one, beside any older one still running; the others wait for it),
+//! and by other processes' commits that reached the file before it began.
 //!
 //! Reads are held to the same rule: with NORMAL a commit is visible to readers before
 //! it is durable, so a read that may have seen such a commit ([`WalSync::covers_now`]
@@ -26,6 +27,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use parking_lot::{Condvar, Mutex};
 
 use crate::os::shared_page::SharedPage;
@@ -37,12 +40,14 @@ pub(super) const HEADERS: usize = 96;
 struct State {
     /// Syncs begun so far; the number of the newest is `started`.
     started: u64,
-    /// The number of the newest completed sync (syncs run one at a time).
+    /// The highest number of a completed sync. Sync `n` covers every ticket up to `n`
+    /// (they were taken, after their writes, before it began), whatever the syncs
+    /// numbered below it are doing: syncs may run at once and end in any order.
     completed: u64,
-    /// Whether a thread is syncing now.
-    in_flight: bool,
-    /// The WAL-index headers as read just before the newest completed sync began:
-    /// everything they publish is durable.
+    /// The numbers of the syncs running now.
+    running: Vec<u64>,
+    /// The WAL-index headers as read just before sync `completed` began: everything
+    /// they publish is durable.
     durable: Option<[u8; HEADERS]>,
     /// A sync failed: nothing more may be acknowledged through this handle.
     failed: bool,
@@ -52,7 +57,7 @@ pub(super) struct WalSync {
     db_path: PathBuf,
     wal_path: PathBuf,
     /// The `-wal` file SQLite writes; replaced if it was deleted and made again.
-    wal: Mutex<File>,
+    wal: Mutex<Arc<File>>,
     headers: SharedPage,
     state: Mutex<State>,
     done: Condvar,
@@ -84,12 +89,12 @@ impl WalSync {
         Some(WalSync {
             db_path: db.to_path_buf(),
             wal_path,
-            wal: Mutex::new(wal),
+            wal: Mutex::new(Arc::new(wal)),
             headers,
             state: Mutex::new(State {
                 started: 0,
                 completed: 0,
-                in_flight: false,
+                running: Vec::new(),
                 durable: None,
                 failed: false,
             }),
@@ -117,9 +122,11 @@ impl WalSync {
         self.state.lock().started + 1
     }
 
-    /// Returns once the sync numbered `ticket` (or a later one) has completed, syncing
-    /// itself when no sync is running: the leader's fsync covers every waiter whose
-    /// ticket it reached.
+    /// Returns once the sync numbered `ticket` (or a later one) has completed: waits for
+    /// a running sync that covers the ticket, or else starts one, which then covers
+    /// every waiter whose ticket it reached. A sync that began before the ticket's write
+    /// is not waited for: a second one starts beside it (the kernel shares the work of
+    /// two fsyncs of one file), so two writers do not take turns.
     pub(super) fn wait(&self, ticket: u64) -> io::Result<()> {
         let mut st = self.state.lock();
         loop {
@@ -129,26 +136,26 @@ impl WalSync {
             if st.completed >= ticket {
                 return Ok(());
             }
-            if st.in_flight {
-                // A sync that began before this ticket's write may be running: wait for
-                // it, then check again (and lead the next one if nobody does).
+            if st.running.iter().any(|&n| n >= ticket) {
                 self.done.wait(&mut st);
                 continue;
             }
             st.started += 1;
             let number = st.started;
-            st.in_flight = true;
+            st.running.push(number);
             drop(st);
             // Read before the fsync begins: every commit it publishes had its frames
             // written already, so the fsync covers them.
             let headers = self.headers.read::<HEADERS>();
             let result = self.sync_wal();
             st = self.state.lock();
-            st.in_flight = false;
+            st.running.retain(|&n| n != number);
             match &result {
                 Ok(Ok(())) => {
-                    st.completed = number;
-                    st.durable = Some(headers);
+                    if number > st.completed {
+                        st.completed = number;
+                        st.durable = Some(headers);
+                    }
                 }
                 Ok(Err(_)) => st.failed = true,
                 // Not synced, not poisoned: this call fails, a later one tries again.
@@ -169,7 +176,7 @@ impl WalSync {
     /// are in the database: that is synced instead. A WAL made again under the name is
     /// opened, and the database and the folder synced, before it is synced itself.
     fn sync_wal(&self) -> io::Result<io::Result<()>> {
-        let mut wal = self.wal.lock();
+        let wal = Arc::clone(&self.wal.lock());
         let held = wal.metadata()?;
         match std::fs::metadata(&self.wal_path) {
             Ok(named)
@@ -180,7 +187,8 @@ impl WalSync {
                 if let Err(e) = db.sync_all().and_then(|()| sync_dir(&self.wal_path)) {
                     return Ok(Err(e));
                 }
-                *wal = fresh;
+                *self.wal.lock() = Arc::new(fresh);
+                return Ok(self.wal.lock().sync_data());
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let db = File::open(&self.db_path)?;
