@@ -7,7 +7,9 @@
 #        (ssh-keygen -D), default-jdk-headless (java, javac, keytool), python3-pip,
 #        postgresql-15 (initdb, pg_ctl, postgres: the tests start a private server of
 #        their own, tests/common/pg.rs; the package's system service is not used),
-#        iproute2 (ip netns: tests/many_hosts.rs puts hosts in network namespaces)
+#        iproute2 (ip netns: tests/many_hosts.rs puts hosts in network namespaces),
+#        strace (tests/group_commit.rs checks under it that every acknowledged creation
+#        was fsync'd after its WAL write)
 #   pip: python-pkcs11 (and cryptography) for the python3 found first on PATH
 set -euo pipefail
 
@@ -30,6 +32,7 @@ command -v python3 >/dev/null || need_apt+=(python3)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_apt+=(postgresql-15)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v ip >/dev/null || need_apt+=(iproute2)
+command -v strace >/dev/null || need_apt+=(strace)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-deps: apt-get install ${need_apt[*]}"

@@ -293,8 +293,11 @@ fn four_processes(env: TestEnv) {
     for (i, others) in saw.iter().enumerate() {
         let expected_others: BTreeSet<usize> = (0..processes).filter(|j| *j != i).collect();
         assert_eq!(
-            *others, expected_others,
-            "process {i} did not see every other process's objects while running"
+            *others,
+            expected_others,
+            "process {i} did not see every other process's objects while running \
+             (it reported {} changes)",
+            reports[i].len()
         );
     }
 }

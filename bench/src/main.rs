@@ -10,7 +10,8 @@
 //!         [--softhsm PATH] [--out FILE]` (`--only`: measure only the lines whose name
 //!         contains TEXT; the token-open lines are not filtered)
 //! Internal: `kmshsm-bench --child-open MODULE_PATH` (the fresh-process token-open probe),
-//! `kmshsm-bench --child-create MODULE_PATH LABEL` (the other process of phase `store`).
+//! `kmshsm-bench --child-create MODULE_PATH LABEL` (the other process of phase `store`),
+//! `kmshsm-bench --child-creator MODULE_PATH BUDGET_MS TAG` (a creator of phase `creators`).
 //!
 //! Token directories with many keys are prepared once and cached under
 //! `bench/target/token-cache/<module>-<count>/`; every measurement works on a copy.
@@ -18,10 +19,12 @@
 //! This file parses the command line, runs the selected phases in order and serves the
 //! child entries; it measures nothing itself and holds no PKCS#11 code. The phases
 //! are `crypto`, `find`, `open` (with `prepare` building the large tokens they use) and
-//! `store` (kmshsm on SQLite and on PostgreSQL beside SoftHSMv2);
+//! `store` (kmshsm on SQLite and on PostgreSQL beside SoftHSMv2) and `creators` (1, 2
+//! and 4 concurrent creators of token objects, `creators.rs`);
 //! `token`, `keys`, `crypto_keys`, `raw` and `threads` hold what they share, `timing`
 //! measures a table line and `report` renders the results.
 
+mod creators;
 mod crypto;
 mod crypto_keys;
 mod find;
@@ -88,6 +91,7 @@ impl Cfg {
                 "find".into(),
                 "open".into(),
                 "store".into(),
+                "creators".into(),
             ],
             target,
         };
@@ -134,6 +138,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 4 && args[1] == "--child-create" {
         if let Err(e) = store::child_create(Path::new(&args[2]), &args[3]) {
+            eprintln!("child: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.len() == 5 && args[1] == "--child-creator" {
+        if let Err(e) = creators::child_creator(Path::new(&args[2]), &args[3], &args[4]) {
             eprintln!("child: {e}");
             std::process::exit(1);
         }
@@ -200,6 +211,9 @@ fn run(cfg: &Cfg) -> Res<()> {
     }
     if on("store") {
         store::store_phase(cfg, &mut details)?;
+    }
+    if on("creators") {
+        creators::creators_phase(cfg, &mut details)?;
     }
     let _ = std::fs::remove_dir_all(cfg.work());
     let text = report(cfg, &rows, &details, &builds, t0.elapsed());

@@ -25,10 +25,10 @@ use crate::token::{start, stop, Which};
 use crate::{err, Cfg, Res};
 
 #[path = "../../tests/common/pg.rs"]
-mod pg;
+pub(crate) mod pg;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Target {
+pub(crate) enum Target {
     Sqlite,
     Postgres,
     Soft,
@@ -37,7 +37,7 @@ enum Target {
 impl Target {
     const ALL: [Target; 3] = [Target::Sqlite, Target::Postgres, Target::Soft];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Target::Sqlite => "kmshsm SQLite",
             Target::Postgres => "kmshsm PostgreSQL",
@@ -54,22 +54,22 @@ const LINES: [&str; 5] = [
     "token open in a fresh process: init + session + login (ms)",
 ];
 
-struct Setup {
-    module: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) module: PathBuf,
     /// The environment variable naming this target's configuration, and its file.
     conf_var: &'static str,
     conf: PathBuf,
 }
 
 impl Setup {
-    fn activate(&self) {
+    pub(crate) fn activate(&self) {
         std::env::set_var(self.conf_var, &self.conf);
     }
 }
 
 /// Writes the three configurations under `dir` (kmshsm with its default KDF, as users
 /// get it).
-fn setups(cfg: &Cfg, dir: &Path, store_url: &str) -> Res<Vec<(Target, Setup)>> {
+pub(crate) fn setups(cfg: &Cfg, dir: &Path, store_url: &str) -> Res<Vec<(Target, Setup)>> {
     let mut out = Vec::new();
     for target in Target::ALL {
         let own = dir.join(format!("{target:?}").to_lowercase());
@@ -117,7 +117,7 @@ fn setups(cfg: &Cfg, dir: &Path, store_url: &str) -> Res<Vec<(Target, Setup)>> {
     Ok(out)
 }
 
-fn which(target: Target) -> Which {
+pub(crate) fn which(target: Target) -> Which {
     match target {
         Target::Soft => Which::Soft,
         _ => Which::Kms,

@@ -223,7 +223,9 @@ pub enum PinAttempt {
 }
 
 /// Where a token's records live. Implementations must make each `commit` atomic and
-/// durable before returning, and must let several handles (processes) share one token.
+/// durable before returning, must return from a read only what is durable (SQLite's
+/// group commit publishes a commit before its fsync: a read that may have seen one waits
+/// for it), and must let several handles (processes) share one token.
 pub trait Store: Send + Sync {
     /// Cheap check: has anyone else committed since this handle last read or wrote?
     fn changed_elsewhere(&self) -> StoreResult<bool>;
@@ -264,6 +266,30 @@ pub trait Store: Send + Sync {
         lookup: &[&[u8]],
         decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
     ) -> StoreResult<bool>;
+    /// `commit`, then `read(since, epoch, Scope::Changes)`: what a writer does to publish
+    /// its own commit. A store may make both durable with one sync (SQLite's group
+    /// commit, `sqlite/durable.rs`, waits once, after the read, for the WAL's fsync).
+    fn commit_and_read(
+        &self,
+        changes: Vec<Change>,
+        since: u64,
+        epoch: u64,
+    ) -> StoreResult<Snapshot> {
+        self.commit(changes)?;
+        self.read(since, epoch, Scope::Changes)
+    }
+    /// `transact`, then `read(since, epoch, Scope::Changes)`, as `commit_and_read`.
+    fn transact_and_read(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+        since: u64,
+        epoch: u64,
+    ) -> StoreResult<(bool, Snapshot)> {
+        let wrote = self.transact(uids, lookup, decide)?;
+        Ok((wrote, self.read(since, epoch, Scope::Changes)?))
+    }
     /// Reserves one attempt at a PIN before it is tried: in one atomic step, checks that
     /// its failure count is below `limit` (any count when `limit` is 0, "never locks"),
     /// adds one, and notes the attempt as in flight until `lease_until` (unix seconds).

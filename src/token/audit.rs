@@ -84,12 +84,19 @@ impl Token {
             return self.commit(changes);
         }
         let bodies: Vec<Vec<u8>> = events.iter().map(AuditEvent::encode).collect();
-        self.store.transact(&[], &[], &mut |loaded| {
-            let mut all = changes.clone();
-            all.extend(audit::append_with(&loaded.audit, bodies.clone(), key));
-            Some(all)
-        })?;
-        self.sync()
+        let (seq, epoch) = self.objects.read().seq();
+        let (_, snap) = self.store.transact_and_read(
+            &[],
+            &[],
+            &mut |loaded| {
+                let mut all = changes.clone();
+                all.extend(audit::append_with(&loaded.audit, bodies.clone(), key));
+                Some(all)
+            },
+            seq,
+            epoch,
+        )?;
+        self.apply_snapshot(&snap, epoch).map(|_| ())
     }
 
     /// The events of new token objects: `CreateKey` once per new KMS key (with the

@@ -286,13 +286,18 @@ impl Token {
     fn read_and_apply(&self, scope: Scope) -> Result<bool> {
         let (seq, epoch) = self.objects.read().seq();
         let snap = self.store.read(seq, epoch, scope)?;
+        self.apply_snapshot(&snap, epoch)
+    }
+
+    /// Publishes `snap`, read at cache epoch `epoch`; `false` as `read_and_apply`.
+    fn apply_snapshot(&self, snap: &Snapshot, epoch: u64) -> Result<bool> {
         if snap.epoch != epoch && epoch != 0 {
             // Re-initialised elsewhere: the master key changed and every handle is void.
             self.login.lock().clear();
             self.objects.write().remove_session_objects(None);
         }
-        *self.view.write() = View::from_snapshot(&snap);
-        self.objects.write().apply(&snap, &self.shared.handles)
+        *self.view.write() = View::from_snapshot(snap);
+        self.objects.write().apply(snap, &self.shared.handles)
     }
 
     /// Caches every token object (a search no index can narrow).
@@ -364,10 +369,12 @@ impl Token {
         Err(Error::CacheContention)
     }
 
-    /// Commits `changes` and publishes the result.
+    /// Commits `changes` and publishes the result (read with the commit: one durable
+    /// sync covers both, `Store::commit_and_read`).
     fn commit(&self, changes: Vec<Change>) -> Result<()> {
-        self.store.commit(changes)?;
-        self.sync()
+        let (seq, epoch) = self.objects.read().seq();
+        let snap = self.store.commit_and_read(changes, seq, epoch)?;
+        self.apply_snapshot(&snap, epoch).map(|_| ())
     }
 
     pub fn status(&self) -> Result<TokenStatus> {

@@ -1,8 +1,9 @@
 //! The embedded default store: one SQLite database per token.
 //!
-//! WAL journal, `synchronous=FULL`, a busy timeout, `BEGIN IMMEDIATE` for every write, and
-//! a schema version in `PRAGMA user_version` (version 1 databases are upgraded in place on
-//! open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
+//! WAL journal, group commit (`durable.rs`: `synchronous=NORMAL`, then an fsync of the WAL
+//! outside the connection lock before any call returns), a busy timeout, `BEGIN IMMEDIATE`
+//! for every write, and a schema version in `PRAGMA user_version` (version 1 databases are
+//! upgraded in place on open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
 //! files the same mode); those two stay between connections, the WAL emptied on close.
 //! Other processes' commits are noticed through `PRAGMA data_version`, asked only when
 //! the WAL-index header in the `-shm` file has changed (read from a shared mapping of the
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::audit::{AuditHead, AuditLog};
 use super::fork_gate::{self, Entered};
@@ -28,6 +29,7 @@ use super::{
 };
 use crate::error::StoreError;
 use crate::os::shared_page::SharedPage;
+use durable::WalSync;
 use schema::{
     configure, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3,
     UPGRADE_V3_TO_V4,
@@ -35,6 +37,8 @@ use schema::{
 use trail::audit_head;
 use writes::apply;
 
+mod durable;
+mod pins;
 mod schema;
 mod trail;
 mod writes;
@@ -79,6 +83,11 @@ pub struct SqliteStore {
     path: PathBuf,
     /// `None` only inside `drop`, which closes the connection within the fork gate.
     conn: Mutex<Option<Conn>>,
+    /// Group commit (`durable.rs`): the connection commits with `synchronous=NORMAL` and
+    /// every call waits here, outside the connection's lock, for an fsync of the WAL
+    /// covering what it wrote or read. `None` when the `-wal` or `-shm` file could not be
+    /// opened: the connection then keeps `synchronous=FULL` (SQLite syncs each commit).
+    sync: Option<WalSync>,
 }
 
 /// The connection, locked, with a pass through the fork gate (`fork_gate.rs`): every
@@ -207,8 +216,14 @@ impl SqliteStore {
         shm_path.push("-shm");
         let shm = File::open(PathBuf::from(shm_path)).ok();
         let shm_page = shm.as_ref().and_then(SharedPage::map);
+        // Syncs what FULL committed so far (schema, upgrade) before NORMAL takes over.
+        let sync = shm.as_ref().and_then(|f| WalSync::open(path, f));
+        if sync.is_some() {
+            db.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        }
         Ok(SqliteStore {
             path: path.to_path_buf(),
+            sync,
             conn: Mutex::new(Some(Conn {
                 db,
                 data_version,
@@ -230,6 +245,29 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Called with the connection locked, after a write committed: the sync that will
+    /// cover it.
+    fn written(&self) -> Option<u64> {
+        self.sync.as_ref().map(WalSync::ticket)
+    }
+
+    /// Called with the connection locked, after a read: the sync to wait for when the
+    /// read may have seen a commit (this process's or another's) no sync covers yet.
+    fn seen(&self) -> Option<u64> {
+        self.sync
+            .as_ref()
+            .filter(|s| !s.covers_now())
+            .map(WalSync::ticket)
+    }
+
+    /// Waits, with the connection's lock released, for the sync `ticket` names.
+    fn settle(&self, ticket: Option<u64>) -> StoreResult<()> {
+        if let (Some(sync), Some(ticket)) = (&self.sync, ticket) {
+            sync.wait(ticket)?;
+        }
+        Ok(())
     }
 }
 
@@ -260,6 +298,184 @@ fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
     ))
 }
 
+/// `Store::read` on the locked connection (no waiting for a sync).
+fn read_locked(conn: &mut Conn, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
+    // Taken before the read: a commit racing with it then shows up as a change next
+    // time, rather than being missed.
+    let headers_before = conn.wal_index_headers();
+    let version_before = data_version(&conn.db)?;
+    let tx = conn
+        .db
+        .transaction_with_behavior(TransactionBehavior::Deferred)?;
+    let (seq, store_epoch) = read_state(&tx)?;
+    let reset = epoch != store_epoch;
+    let mut snap = Snapshot {
+        seq,
+        epoch: store_epoch,
+        reset,
+        whole: scope == Scope::All,
+        ..Snapshot::default()
+    };
+    // Which records: every one, the changed ones, or (a reset reader wanting only
+    // changes) none — `seq > seq` matches nothing.
+    let from: i64 = match (scope, reset) {
+        (Scope::All, _) => -1,
+        (Scope::Changes, true) => seq as i64,
+        (Scope::Changes, false) => since as i64,
+    };
+    {
+        let mut q = tx.prepare_cached("SELECT name, value FROM meta")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+            let (k, v) = row?;
+            snap.meta.insert(k, v);
+        }
+        let mut q = tx.prepare_cached("SELECT role, kdf, wrapped_key, failures FROM pins")?;
+        for row in q.query_map([], read_pin)? {
+            let (role, pin) = row?;
+            let role = PinRole::from_code(role).ok_or(StoreError::Malformed("unknown PIN role"))?;
+            snap.pins.insert(role, pin);
+        }
+        let mut q = tx.prepare_cached("SELECT uid, plain, sealed FROM objects WHERE seq > ?1")?;
+        for row in q.query_map([from], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?))
+        })? {
+            let (uid, plain, sealed) = row?;
+            snap.objects.push(record_of(uid, plain, sealed)?);
+        }
+        if !reset && scope == Scope::Changes {
+            let mut q = tx.prepare_cached("SELECT uid FROM removed WHERE seq > ?1")?;
+            for row in q.query_map([from], |r| r.get::<_, Vec<u8>>(0))? {
+                snap.removed.push(uid_of(row?)?);
+            }
+        }
+    }
+    tx.commit()?;
+    conn.data_version = version_before;
+    conn.seen_headers = headers_before;
+    conn.checked_at = Instant::now();
+    Ok(snap)
+}
+
+/// `Store::transact` on the locked connection (no waiting for a sync).
+fn transact_locked(
+    conn: &mut Conn,
+    uids: &[ObjectUid],
+    lookup: &[&[u8]],
+    decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+) -> StoreResult<bool> {
+    // IMMEDIATE takes the database's write lock before the first read, so what is
+    // read here is what the changes are applied to: no other connection can commit
+    // in between (a second `BEGIN IMMEDIATE` waits, up to the busy timeout).
+    let tx = conn
+        .db
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (seq, epoch) = read_state(&tx)?;
+    let mut wanted: Vec<ObjectUid> = uids.to_vec();
+    {
+        let mut q = tx.prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
+        for key in lookup {
+            for uid in q.query_map([key], |r| r.get::<_, Vec<u8>>(0))? {
+                wanted.push(uid_of(uid?)?);
+            }
+        }
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut loaded = Loaded {
+        seq,
+        epoch,
+        objects: Vec::with_capacity(wanted.len()),
+        audit: audit_head(&tx)?,
+    };
+    {
+        let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
+        for uid in &wanted {
+            let row = q
+                .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((plain, sealed)) = row {
+                loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
+            }
+        }
+    }
+    let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
+        // Dropping the transaction rolls it back; nothing was written.
+        return Ok(false);
+    };
+    apply(&tx, changes, Some(loaded.audit))?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// `Store::commit` on the locked connection (no waiting for a sync).
+fn commit_locked(conn: &mut Conn, changes: Vec<Change>) -> StoreResult<()> {
+    let tx = conn
+        .db
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    apply(&tx, changes, None)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// `Store::load` on the locked connection.
+fn load_locked(conn: &mut Conn, uids: &[ObjectUid]) -> StoreResult<Loaded> {
+    let tx = conn
+        .db
+        .transaction_with_behavior(TransactionBehavior::Deferred)?;
+    let (seq, epoch) = read_state(&tx)?;
+    let mut loaded = Loaded {
+        seq,
+        epoch,
+        objects: Vec::with_capacity(uids.len()),
+        audit: AuditHead::default(),
+    };
+    {
+        let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
+        for uid in uids {
+            let row = q
+                .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((plain, sealed)) = row {
+                loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(loaded)
+}
+
+impl SqliteStore {
+    fn object_count_hint_impl(&self) -> StoreResult<u64> {
+        // Rowids only grow (a rewrite takes a new one), so the largest bounds the count
+        // from above, read from the end of the table's B-tree.
+        let conn = self.lock()?;
+        let max: Option<i64> = conn
+            .db
+            .prepare_cached("SELECT max(rowid) FROM objects")?
+            .query_row([], |r| r.get(0))?;
+        Ok(max.unwrap_or(0).max(0) as u64)
+    }
+
+    fn due_impl(&self, now: i64) -> StoreResult<(Due, Option<u64>)> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .db
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let mut due = Due::default();
+        {
+            let mut q = tx.prepare_cached("SELECT uid FROM objects WHERE due <= ?1")?;
+            for uid in q.query_map([now], |r| r.get::<_, Vec<u8>>(0))? {
+                due.now.push(uid_of(uid?)?);
+            }
+            due.next = tx
+                .prepare_cached("SELECT min(due) FROM objects WHERE due > ?1")?
+                .query_row([now], |r| r.get(0))?;
+        }
+        tx.commit()?;
+        Ok((due, self.seen()))
+    }
+}
+
 impl Store for SqliteStore {
     fn changed_elsewhere(&self) -> StoreResult<bool> {
         let mut conn = self.lock()?;
@@ -281,139 +497,58 @@ impl Store for SqliteStore {
     }
 
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
-        let mut conn = self.lock()?;
-        // Taken before the read: a commit racing with it then shows up as a change next
-        // time, rather than being missed.
-        let headers_before = conn.wal_index_headers();
-        let version_before = data_version(&conn.db)?;
-        let tx = conn
-            .db
-            .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let (seq, store_epoch) = read_state(&tx)?;
-        let reset = epoch != store_epoch;
-        let mut snap = Snapshot {
-            seq,
-            epoch: store_epoch,
-            reset,
-            whole: scope == Scope::All,
-            ..Snapshot::default()
+        let (snap, ticket) = {
+            let mut conn = self.lock()?;
+            let snap = read_locked(&mut conn, since, epoch, scope)?;
+            (snap, self.seen())
         };
-        // Which records: every one, the changed ones, or (a reset reader wanting only
-        // changes) none — `seq > seq` matches nothing.
-        let from: i64 = match (scope, reset) {
-            (Scope::All, _) => -1,
-            (Scope::Changes, true) => seq as i64,
-            (Scope::Changes, false) => since as i64,
-        };
-        {
-            let mut q = tx.prepare_cached("SELECT name, value FROM meta")?;
-            for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
-                let (k, v) = row?;
-                snap.meta.insert(k, v);
-            }
-            let mut q = tx.prepare_cached("SELECT role, kdf, wrapped_key, failures FROM pins")?;
-            for row in q.query_map([], read_pin)? {
-                let (role, pin) = row?;
-                let role =
-                    PinRole::from_code(role).ok_or(StoreError::Malformed("unknown PIN role"))?;
-                snap.pins.insert(role, pin);
-            }
-            let mut q =
-                tx.prepare_cached("SELECT uid, plain, sealed FROM objects WHERE seq > ?1")?;
-            for row in q.query_map([from], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?))
-            })? {
-                let (uid, plain, sealed) = row?;
-                snap.objects.push(record_of(uid, plain, sealed)?);
-            }
-            if !reset && scope == Scope::Changes {
-                let mut q = tx.prepare_cached("SELECT uid FROM removed WHERE seq > ?1")?;
-                for row in q.query_map([from], |r| r.get::<_, Vec<u8>>(0))? {
-                    snap.removed.push(uid_of(row?)?);
-                }
-            }
-        }
-        tx.commit()?;
-        conn.data_version = version_before;
-        conn.seen_headers = headers_before;
-        conn.checked_at = Instant::now();
+        self.settle(ticket)?;
         Ok(snap)
     }
 
     fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
-        let conn = self.lock()?;
-        let mut q = conn
-            .db
-            .prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
-        let uids = q.query_map([key], |r| r.get::<_, Vec<u8>>(0))?;
-        uids.map(|uid| uid_of(uid?)).collect()
+        let (uids, ticket) = {
+            let conn = self.lock()?;
+            let mut q = conn
+                .db
+                .prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
+            let uids = q.query_map([key], |r| r.get::<_, Vec<u8>>(0))?;
+            let uids = uids
+                .map(|uid| uid_of(uid?))
+                .collect::<StoreResult<Vec<_>>>()?;
+            (uids, self.seen())
+        };
+        self.settle(ticket)?;
+        Ok(uids)
     }
 
     fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        let mut conn = self.lock()?;
-        let tx = conn
-            .db
-            .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let (seq, epoch) = read_state(&tx)?;
-        let mut loaded = Loaded {
-            seq,
-            epoch,
-            objects: Vec::with_capacity(uids.len()),
-            audit: AuditHead::default(),
+        let (loaded, ticket) = {
+            let mut conn = self.lock()?;
+            let loaded = load_locked(&mut conn, uids)?;
+            (loaded, self.seen())
         };
-        {
-            let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
-            for uid in uids {
-                let row = q
-                    .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                if let Some((plain, sealed)) = row {
-                    loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
-                }
-            }
-        }
-        tx.commit()?;
+        self.settle(ticket)?;
         Ok(loaded)
     }
 
     fn object_count_hint(&self) -> StoreResult<u64> {
-        // Rowids only grow (a rewrite takes a new one), so the largest bounds the count
-        // from above, read from the end of the table's B-tree.
-        let conn = self.lock()?;
-        let max: Option<i64> = conn
-            .db
-            .prepare_cached("SELECT max(rowid) FROM objects")?
-            .query_row([], |r| r.get(0))?;
-        Ok(max.unwrap_or(0).max(0) as u64)
+        self.object_count_hint_impl()
     }
 
     fn due(&self, now: i64) -> StoreResult<Due> {
-        let mut conn = self.lock()?;
-        let tx = conn
-            .db
-            .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let mut due = Due::default();
-        {
-            let mut q = tx.prepare_cached("SELECT uid FROM objects WHERE due <= ?1")?;
-            for uid in q.query_map([now], |r| r.get::<_, Vec<u8>>(0))? {
-                due.now.push(uid_of(uid?)?);
-            }
-            due.next = tx
-                .prepare_cached("SELECT min(due) FROM objects WHERE due > ?1")?
-                .query_row([now], |r| r.get(0))?;
-        }
-        tx.commit()?;
+        let (due, ticket) = self.due_impl(now)?;
+        self.settle(ticket)?;
         Ok(due)
     }
 
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        let mut conn = self.lock()?;
-        let tx = conn
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        apply(&tx, changes, None)?;
-        tx.commit()?;
-        Ok(())
+        let ticket = {
+            let mut conn = self.lock()?;
+            commit_locked(&mut conn, changes)?;
+            self.written()
+        };
+        self.settle(ticket)
     }
 
     fn transact(
@@ -422,49 +557,50 @@ impl Store for SqliteStore {
         lookup: &[&[u8]],
         decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
     ) -> StoreResult<bool> {
-        let mut conn = self.lock()?;
-        // IMMEDIATE takes the database's write lock before the first read, so what is
-        // read here is what the changes are applied to: no other connection can commit
-        // in between (a second `BEGIN IMMEDIATE` waits, up to the busy timeout).
-        let tx = conn
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (seq, epoch) = read_state(&tx)?;
-        let mut wanted: Vec<ObjectUid> = uids.to_vec();
-        {
-            let mut q = tx.prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
-            for key in lookup {
-                for uid in q.query_map([key], |r| r.get::<_, Vec<u8>>(0))? {
-                    wanted.push(uid_of(uid?)?);
-                }
-            }
-        }
-        wanted.sort_unstable();
-        wanted.dedup();
-        let mut loaded = Loaded {
-            seq,
-            epoch,
-            objects: Vec::with_capacity(wanted.len()),
-            audit: audit_head(&tx)?,
+        let (wrote, ticket) = {
+            let mut conn = self.lock()?;
+            let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
+            // A refusal is decided on what was read: that must be durable too.
+            (wrote, if wrote { self.written() } else { self.seen() })
         };
-        {
-            let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
-            for uid in &wanted {
-                let row = q
-                    .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                if let Some((plain, sealed)) = row {
-                    loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
-                }
-            }
-        }
-        let Some(changes) = decide(&loaded).filter(|c| !c.is_empty()) else {
-            // Dropping the transaction rolls it back; nothing was written.
-            return Ok(false);
+        self.settle(ticket)?;
+        Ok(wrote)
+    }
+
+    fn commit_and_read(
+        &self,
+        changes: Vec<Change>,
+        since: u64,
+        epoch: u64,
+    ) -> StoreResult<Snapshot> {
+        let (snap, ticket) = {
+            let mut conn = self.lock()?;
+            commit_locked(&mut conn, changes)?;
+            let snap = read_locked(&mut conn, since, epoch, Scope::Changes)?;
+            // Taken after the read: the one sync covers the write and all it read.
+            (snap, self.written())
         };
-        apply(&tx, changes, Some(loaded.audit))?;
-        tx.commit()?;
-        Ok(true)
+        self.settle(ticket)?;
+        Ok(snap)
+    }
+
+    fn transact_and_read(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+        since: u64,
+        epoch: u64,
+    ) -> StoreResult<(bool, Snapshot)> {
+        let (wrote, snap, ticket) = {
+            let mut conn = self.lock()?;
+            let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
+            let snap = read_locked(&mut conn, since, epoch, Scope::Changes)?;
+            let ticket = if wrote { self.written() } else { self.seen() };
+            (wrote, snap, ticket)
+        };
+        self.settle(ticket)?;
+        Ok((wrote, snap))
     }
 
     fn reserve_pin_attempt(
@@ -474,80 +610,36 @@ impl Store for SqliteStore {
         now: i64,
         lease_until: i64,
     ) -> StoreResult<PinAttempt> {
-        let mut conn = self.lock()?;
-        let tx = conn
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // One statement checks the limit and takes the attempt: two processes cannot both
-        // take the last one.
-        let failures: Option<u32> = tx
-            .prepare_cached(
-                "UPDATE pins SET failures = failures + 1 \
-                 WHERE role = ?1 AND (?2 = 0 OR failures < ?2) RETURNING failures",
-            )?
-            .query_row(params![role.code(), limit], |r| r.get(0))
-            .optional()?;
-        let answer = if let Some(failures) = failures {
-            // An expired lease means its holders died: their count is dropped.
-            tx.prepare_cached(
-                "INSERT INTO pin_attempts (role, inflight, lease_until) VALUES (?1, 1, ?3) \
-                 ON CONFLICT (role) DO UPDATE SET \
-                 inflight = CASE WHEN lease_until <= ?2 THEN 1 ELSE inflight + 1 END, \
-                 lease_until = max(lease_until, ?3)",
-            )?
-            .execute(params![role.code(), now, lease_until])?;
-            PinAttempt::Reserved(failures)
-        } else {
-            let exists = tx
-                .prepare_cached("SELECT 1 FROM pins WHERE role = ?1")?
-                .query_row([role.code()], |_| Ok(()))
-                .optional()?
-                .is_some();
-            if !exists {
-                return Err(StoreError::Malformed("no PIN record for that role"));
-            }
-            let busy = tx
-                .prepare_cached(
-                    "SELECT 1 FROM pin_attempts \
-                     WHERE role = ?1 AND inflight > 0 AND lease_until > ?2",
-                )?
-                .query_row(params![role.code(), now], |_| Ok(()))
-                .optional()?
-                .is_some();
-            if busy {
-                PinAttempt::Busy
-            } else {
-                PinAttempt::Locked
-            }
+        let (answer, ticket) = {
+            let mut conn = self.lock()?;
+            let answer = pins::reserve(&mut conn.db, role, limit, now, lease_until)?;
+            // A refusal (Busy, Locked) wrote nothing but was decided on what was read.
+            (answer, self.written())
         };
-        tx.commit()?;
+        self.settle(ticket)?;
         Ok(answer)
     }
 
     fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
-        let mut conn = self.lock()?;
-        let tx = conn
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if right {
-            tx.prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
-                .execute([role.code()])?;
-        }
-        tx.prepare_cached(
-            "UPDATE pin_attempts SET inflight = inflight - 1 WHERE role = ?1 AND inflight > 0",
-        )?
-        .execute([role.code()])?;
-        tx.commit()?;
-        Ok(())
+        let ticket = {
+            let mut conn = self.lock()?;
+            pins::settle(&mut conn.db, role, right)?;
+            self.written()
+        };
+        self.settle(ticket)
     }
 
     fn audit_log(&self) -> StoreResult<AuditLog> {
-        let mut conn = self.lock()?;
-        let tx = conn
-            .db
-            .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let log = trail::read_log(&tx)?;
-        tx.commit()?;
+        let (log, ticket) = {
+            let mut conn = self.lock()?;
+            let tx = conn
+                .db
+                .transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let log = trail::read_log(&tx)?;
+            tx.commit()?;
+            (log, self.seen())
+        };
+        self.settle(ticket)?;
         Ok(log)
     }
 

@@ -1,6 +1,7 @@
 //! The SQLite store's schema: the tables of each version, the upgrade of an older database
-//! in place, and the settings every connection gets (WAL, `synchronous=FULL`, the busy
-//! timeout, the statement cache). It must not read or write records.
+//! in place, and the settings every connection gets (WAL, `synchronous=FULL` until the
+//! store switches to group commit, `durable.rs`; the busy timeout, the statement cache).
+//! It must not read or write records.
 
 use std::time::Duration;
 

@@ -185,3 +185,44 @@ fn journal_is_wal_and_integrity_check_passes() {
     assert_eq!(mode, "wal");
     store.check_integrity().unwrap();
 }
+
+#[test]
+fn group_commit_is_on_and_a_read_of_another_handles_unsynced_commit_waits_for_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let first = SqliteStore::create(&path, vec![]).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    for store in [&first, &second] {
+        let sync: i64 = store
+            .lock()
+            .unwrap()
+            .db
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "the connection commits with synchronous=NORMAL");
+        assert!(store.sync.is_some(), "group commit is on");
+    }
+    second.read(0, 0, Scope::All).unwrap();
+    let second_sync = second.sync.as_ref().unwrap();
+    // Another handle (as another process) writes its frames but has not synced yet.
+    {
+        let mut conn = first.lock().unwrap();
+        commit_locked(&mut conn, vec![Change::PutMeta("x".into(), vec![1])]).unwrap();
+    }
+    assert!(
+        !second_sync.covers_now(),
+        "a commit no sync covers is seen as such by the other handle"
+    );
+    let before = second_sync.completed();
+    let snap = second.read(0, 0, Scope::All).unwrap();
+    assert_eq!(snap.meta.get("x"), Some(&vec![1]));
+    assert!(
+        second_sync.completed() > before,
+        "the read that saw the unsynced commit synced before it returned"
+    );
+    assert!(second_sync.covers_now());
+    // Nothing new since: the next read does not sync again.
+    let after = second_sync.completed();
+    second.read(0, 0, Scope::All).unwrap();
+    assert_eq!(second_sync.completed(), after);
+}

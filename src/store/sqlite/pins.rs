@@ -1,0 +1,79 @@
+//! PIN attempt counters in the SQLite store: reserving an attempt before a PIN is tried
+//! and settling it after, each one write transaction on the connection the caller has
+//! locked. The caller waits for the commit's sync (`durable.rs`); this module must not
+//! open connections, wait, or judge PINs.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::StoreError;
+use crate::store::{PinAttempt, PinRole, StoreResult};
+
+/// `Store::reserve_pin_attempt` on the locked connection (no waiting for a sync).
+pub(super) fn reserve(
+    db: &mut Connection,
+    role: PinRole,
+    limit: u32,
+    now: i64,
+    lease_until: i64,
+) -> StoreResult<PinAttempt> {
+    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // One statement checks the limit and takes the attempt: two processes cannot both
+    // take the last one.
+    let failures: Option<u32> = tx
+        .prepare_cached(
+            "UPDATE pins SET failures = failures + 1 \
+             WHERE role = ?1 AND (?2 = 0 OR failures < ?2) RETURNING failures",
+        )?
+        .query_row(params![role.code(), limit], |r| r.get(0))
+        .optional()?;
+    let answer = if let Some(failures) = failures {
+        // An expired lease means its holders died: their count is dropped.
+        tx.prepare_cached(
+            "INSERT INTO pin_attempts (role, inflight, lease_until) VALUES (?1, 1, ?3) \
+             ON CONFLICT (role) DO UPDATE SET \
+             inflight = CASE WHEN lease_until <= ?2 THEN 1 ELSE inflight + 1 END, \
+             lease_until = max(lease_until, ?3)",
+        )?
+        .execute(params![role.code(), now, lease_until])?;
+        PinAttempt::Reserved(failures)
+    } else {
+        let exists = tx
+            .prepare_cached("SELECT 1 FROM pins WHERE role = ?1")?
+            .query_row([role.code()], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !exists {
+            return Err(StoreError::Malformed("no PIN record for that role"));
+        }
+        let busy = tx
+            .prepare_cached(
+                "SELECT 1 FROM pin_attempts \
+                 WHERE role = ?1 AND inflight > 0 AND lease_until > ?2",
+            )?
+            .query_row(params![role.code(), now], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if busy {
+            PinAttempt::Busy
+        } else {
+            PinAttempt::Locked
+        }
+    };
+    tx.commit()?;
+    Ok(answer)
+}
+
+/// `Store::settle_pin_attempt` on the locked connection (no waiting for a sync).
+pub(super) fn settle(db: &mut Connection, role: PinRole, right: bool) -> StoreResult<()> {
+    let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if right {
+        tx.prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
+            .execute([role.code()])?;
+    }
+    tx.prepare_cached(
+        "UPDATE pin_attempts SET inflight = inflight - 1 WHERE role = ?1 AND inflight > 0",
+    )?
+    .execute([role.code()])?;
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,414 @@
+//! Group commit (issue 18, item 2): the SQLite store commits with `synchronous=NORMAL`
+//! and syncs the WAL itself, outside its write lock, before it acknowledges anything.
+//!
+//! - Ordering, seen by the kernel: a child creating token keys runs under
+//!   `strace -f -y`; for every C_CreateObject that returned CKR_OK, an fdatasync/fsync
+//!   of the token's `-wal` file that *began after* the call's last write to that file
+//!   *ended before* the call returned (the child marks both moments with a write to a
+//!   file of its own). One creator, and four threads creating at once (then the fsync
+//!   that covers a thread may be another thread's). Without strace the test fails and
+//!   says what to install.
+//! - Nothing acknowledged is lost: four threads of one process, and four processes,
+//!   create keys until they are killed with SIGKILL; reopened, the token holds every key
+//!   whose creation a creator reported as returned.
+//!
+//! Power loss itself cannot be staged here; the strace test is what shows that no
+//! acknowledgement comes before its fsync.
+
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const CHILD_ENTRY: &str = "child_process_entry_point";
+
+/// Children: `strace-T-N` (T threads, N keys each, marking each call and its return in
+/// the file `KMSHSM_MARKS`) and `creator-P-T` (T threads creating keys labelled
+/// `P-thread-i` until killed, telling the parent each one that returned).
+#[test]
+fn child_process_entry_point() {
+    let Some(role) = child_role() else { return };
+    let ctx = load_module();
+    initialize(&ctx).unwrap();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let first = user_session(&ctx, slot);
+    let parts: Vec<&str> = role.split('-').collect();
+    let threads: usize = parts[parts.len() - 1].parse().unwrap();
+    let sessions: Vec<_> = std::iter::once(first)
+        .chain((1..threads).map(|_| ctx.open_rw_session(slot).unwrap()))
+        .collect();
+    match parts[0] {
+        "strace" => {
+            let each: usize = std::env::var("KMSHSM_KEYS_EACH").unwrap().parse().unwrap();
+            let marks = std::fs::File::create(std::env::var("KMSHSM_MARKS").unwrap()).unwrap();
+            std::thread::scope(|sc| {
+                for (t, session) in sessions.into_iter().enumerate() {
+                    let mut marks = &marks;
+                    sc.spawn(move || {
+                        for i in 0..each {
+                            let label = format!("strace-{t}-{i}");
+                            // One write() each: a File is unbuffered.
+                            marks
+                                .write_all(format!("call {t} {i}\n").as_bytes())
+                                .unwrap();
+                            session
+                                .create_object(&aes_template(&label, &[7; 32], true))
+                                .unwrap();
+                            marks
+                                .write_all(format!("ack {t} {i}\n").as_bytes())
+                                .unwrap();
+                        }
+                    });
+                }
+            });
+        }
+        "creator" => {
+            let me = parts[1];
+            std::thread::scope(|sc| {
+                for (t, session) in sessions.into_iter().enumerate() {
+                    sc.spawn(move || {
+                        for i in 0.. {
+                            let label = format!("{me}-{t}-{i}");
+                            session
+                                .create_object(&aes_template(&label, &[7; 32], true))
+                                .unwrap();
+                            tell_parent(&format!("acked {label}"));
+                        }
+                    });
+                }
+            });
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// One event of an strace log: a system call's entry or exit, in the order strace saw it.
+#[derive(Debug, Clone)]
+struct Event {
+    pid: String,
+    call: String,
+    path: String,
+    /// Whether this is the call's entry (a whole line is an entry and an exit).
+    enter: bool,
+    exit: bool,
+    /// The quoted payload's start (for the marks) and the return value text.
+    text: String,
+}
+
+/// Parses `strace -f -y -o` output into events (entries and exits, in order).
+fn events(trace: &str) -> Vec<Event> {
+    let mut pending: BTreeMap<String, Event> = BTreeMap::new();
+    let mut out = Vec::new();
+    for line in trace.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if let Some(resumed) = rest.strip_prefix("<... ") {
+            let call = resumed.split(' ').next().unwrap_or_default().to_string();
+            let mut e = pending.remove(pid).unwrap_or(Event {
+                pid: pid.to_string(),
+                call: call.clone(),
+                path: String::new(),
+                enter: false,
+                exit: false,
+                text: String::new(),
+            });
+            e.enter = false;
+            e.exit = true;
+            e.text.push_str(rest);
+            out.push(e);
+            continue;
+        }
+        let Some(open) = rest.find('(') else { continue };
+        let call = rest[..open].to_string();
+        let args = &rest[open + 1..];
+        // `-y`: the first argument, a descriptor, is printed as `3</path/of/file>`.
+        let path = args
+            .find('<')
+            .and_then(|a| {
+                args[a + 1..]
+                    .find('>')
+                    .map(|b| args[a + 1..a + 1 + b].to_string())
+            })
+            .unwrap_or_default();
+        let whole = !rest.ends_with("<unfinished ...>");
+        let e = Event {
+            pid: pid.to_string(),
+            call,
+            path,
+            enter: true,
+            exit: whole,
+            text: rest.to_string(),
+        };
+        if !whole {
+            pending.insert(pid.to_string(), e.clone());
+        }
+        out.push(e);
+    }
+    out
+}
+
+fn is_wal_write(e: &Event) -> bool {
+    (e.call == "pwrite64" || e.call == "write") && e.path.ends_with(".db-wal")
+}
+
+fn is_wal_sync(e: &Event) -> bool {
+    (e.call == "fdatasync" || e.call == "fsync") && e.path.ends_with(".db-wal")
+}
+
+/// The marker (`call t i` / `ack t i`) an event writes, if it is one.
+fn mark(e: &Event) -> Option<String> {
+    if e.call != "write" || !e.path.ends_with("marks") || !e.enter {
+        return None;
+    }
+    let q = e.text.find('"')?;
+    let body = &e.text[q + 1..];
+    Some(body[..body.find("\\n")?].to_string())
+}
+
+/// Whether a call's line ends with a return value of 0 (strace pads before the `=`).
+fn returned_zero(text: &str) -> bool {
+    text.rfind(')')
+        .is_some_and(|at| text[at + 1..].trim_start().starts_with("= 0"))
+}
+
+/// Checks every acknowledged call of the trace; answers how many were checked.
+fn check(trace: &str) -> Result<usize, String> {
+    let ev = events(trace);
+    // A sync: where it began and where it ended (its exit event, paired by thread).
+    let mut syncs = Vec::new();
+    let mut open_sync: BTreeMap<String, usize> = BTreeMap::new();
+    for (at, e) in ev.iter().enumerate() {
+        if e.enter && is_wal_sync(e) {
+            if e.exit {
+                if !returned_zero(&e.text) {
+                    return Err(format!("a WAL sync failed: {}", e.text));
+                }
+                syncs.push((at, at));
+            } else {
+                open_sync.insert(e.pid.clone(), at);
+            }
+        } else if e.exit && !e.enter && (e.call == "fdatasync" || e.call == "fsync") {
+            if let Some(began) = open_sync.remove(&e.pid) {
+                if !returned_zero(&e.text) {
+                    return Err(format!("a WAL sync failed: {}", e.text));
+                }
+                syncs.push((began, at));
+            }
+        }
+    }
+    let mut calls: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    let mut checked = 0;
+    for (at, e) in ev.iter().enumerate() {
+        let Some(m) = mark(e) else { continue };
+        if let Some(tag) = m.strip_prefix("call ") {
+            calls.insert(tag.to_string(), (e.pid.clone(), at));
+            continue;
+        }
+        let Some(tag) = m.strip_prefix("ack ") else {
+            continue;
+        };
+        let (pid, called) = calls
+            .remove(tag)
+            .ok_or_else(|| format!("ack {tag} without its call"))?;
+        let last_write = (called..at)
+            .filter(|&k| ev[k].pid == pid && ev[k].exit && is_wal_write(&ev[k]))
+            .max()
+            .ok_or_else(|| format!("call {tag} returned without writing the WAL"))?;
+        if !syncs.iter().any(|&(b, e)| b > last_write && e < at) {
+            return Err(format!(
+                "call {tag} returned with no WAL fsync begun after its last WAL write \
+                 (event {last_write}) and ended before it returned (event {at})"
+            ));
+        }
+        checked += 1;
+    }
+    Ok(checked)
+}
+
+fn strace_creators(threads: usize, each: usize) {
+    let strace = require_tool("strace", "strace");
+    let env = TestEnv::new();
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+    let trace_path = env.dir.path().join("trace");
+    let marks = env.dir.path().join("marks");
+    let child = child_command(CHILD_ENTRY, &format!("strace-{threads}"));
+    let mut command = Command::new(strace);
+    command
+        .args(["-f", "-qq", "-y", "-e", "signal=none"])
+        .args(["-e", "trace=pwrite64,write,fdatasync,fsync", "-o"])
+        .arg(&trace_path)
+        .arg(child.get_program())
+        .args(child.get_args())
+        .envs(
+            child
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("KMSHSM_MARKS", &marks)
+        .env("KMSHSM_KEYS_EACH", each.to_string());
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "the traced child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = std::fs::read_to_string(&trace_path).unwrap();
+    let checked = check(&trace).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        checked,
+        threads * each,
+        "every acknowledged creation is checked"
+    );
+}
+
+#[test]
+fn every_acknowledged_creation_was_fsynced_after_its_wal_write_by_one_creator() {
+    strace_creators(1, 20);
+}
+
+#[test]
+fn every_acknowledged_creation_was_fsynced_after_its_wal_write_by_four_threads() {
+    strace_creators(4, 15);
+}
+
+/// The checker itself refuses what it must: a sync that began before the call's write,
+/// a missing sync, a sync that ended after the return.
+#[test]
+fn the_trace_checker_refuses_a_sync_that_began_too_early_or_ended_too_late() {
+    let good = "\
+1 write(5</t/marks>, \"call 0 0\\n\", 9) = 9
+1 pwrite64(4</t/x.db-wal>, \"...\"..., 4096, 0) = 4096
+1 fdatasync(4</t/x.db-wal>) = 0
+1 write(5</t/marks>, \"ack 0 0\\n\", 8) = 8
+";
+    assert_eq!(check(good), Ok(1));
+    let early = "\
+1 write(5</t/marks>, \"call 0 0\\n\", 9) = 9
+2 fdatasync(4</t/x.db-wal> <unfinished ...>
+1 pwrite64(4</t/x.db-wal>, \"...\"..., 4096, 0) = 4096
+2 <... fdatasync resumed>) = 0
+1 write(5</t/marks>, \"ack 0 0\\n\", 8) = 8
+";
+    assert!(check(early).is_err());
+    let late = "\
+1 write(5</t/marks>, \"call 0 0\\n\", 9) = 9
+1 pwrite64(4</t/x.db-wal>, \"...\"..., 4096, 0) = 4096
+2 fdatasync(4</t/x.db-wal> <unfinished ...>
+1 write(5</t/marks>, \"ack 0 0\\n\", 8) = 8
+2 <... fdatasync resumed>) = 0
+";
+    assert!(check(late).is_err());
+    let none = "\
+1 write(5</t/marks>, \"call 0 0\\n\", 9) = 9
+1 pwrite64(4</t/x.db-wal>, \"...\"..., 4096, 0) = 4096
+1 write(5</t/marks>, \"ack 0 0\\n\", 8) = 8
+";
+    assert!(check(none).is_err());
+}
+
+/// Starts `processes` children of `threads` creators each, collects what they report as
+/// returned for a while, kills them all with SIGKILL, and checks the reopened token holds
+/// every one of those keys.
+fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
+    let env = TestEnv::new();
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut children = Vec::new();
+    let mut readers = Vec::new();
+    for p in 0..processes {
+        let mut child = child_command(CHILD_ENTRY, &format!("creator-p{p}-{threads}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(label) = child_line(&line).and_then(|l| l.strip_prefix("acked ")) {
+                    let _ = tx.send(label.to_string());
+                }
+            }
+        }));
+        children.push(child);
+    }
+    drop(tx);
+    // Let every process get going, then kill them mid-stream.
+    let started = Instant::now();
+    let mut acked = BTreeSet::new();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(label) = rx.recv_timeout(Duration::from_millis(50)) {
+            acked.insert(label);
+        }
+        let per_process = (0..processes)
+            .filter(|p| acked.iter().any(|l| l.starts_with(&format!("p{p}-"))))
+            .count();
+        if per_process == processes && acked.len() >= 40 * processes {
+            break;
+        }
+    }
+    for child in &mut children {
+        child.kill().unwrap();
+    }
+    for mut child in children {
+        let status = child.wait().unwrap();
+        assert_killed(status, "a creator");
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+    // Whatever was still in the pipe was acknowledged before the kill too.
+    acked.extend(rx.try_iter());
+    assert!(
+        acked.len() >= 10 * processes,
+        "too few creations were reported to test anything: {}",
+        acked.len()
+    );
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    let present: BTreeSet<String> = session
+        .find_objects(&[])
+        .unwrap()
+        .into_iter()
+        .filter_map(|h| {
+            let label = attribute_bytes(&session, h, cryptoki::object::AttributeType::Label);
+            String::from_utf8(label).ok()
+        })
+        .collect();
+    let lost: Vec<&String> = acked.difference(&present).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged keys are missing after the kill, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        lost.iter().take(5).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn four_threads_creating_at_once_killed_lose_no_acknowledged_key() {
+    creators_killed_lose_nothing_acknowledged(1, 4);
+}
+
+#[test]
+fn four_processes_creating_at_once_killed_lose_no_acknowledged_key() {
+    creators_killed_lose_nothing_acknowledged(4, 1);
+}
