@@ -23,6 +23,7 @@
 //! measures a table line and `report` renders the results.
 
 mod crypto;
+mod crypto_aead;
 mod crypto_keys;
 mod find;
 mod keys;
