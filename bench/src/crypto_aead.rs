@@ -321,6 +321,9 @@ fn write_percall_csv(results: &Path, rows: &[Row]) -> Res<()> {
         ));
     }
     let path = results.with_file_name("percall.csv");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     std::fs::write(&path, out).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("per-call costs written to {}", path.display());
     Ok(())
