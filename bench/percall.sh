@@ -1,13 +1,21 @@
 #!/bin/sh
-# Instruction counts per call, independent of machine load: runs bench/percall.py (N x
-# C_EncryptInit+C_Encrypt of 64 bytes with AES-256-CBC-PAD and N x ECDSA-P256 signing,
-# through python-pkcs11) under callgrind at two values of N for each module given, and
-# prints the instructions per iteration (the difference divided by the difference of N,
-# so start-up and key generation cancel out).
-#   ./bench/percall.sh OLD.so NEW.so ...     (needs valgrind and python-pkcs11)
+# Instruction counts per call, independent of machine load: runs bench/percall.py (N x a
+# loop of PKCS#11 calls through python-pkcs11) under callgrind at two values of N for each
+# module given, and prints the instructions per iteration (the difference divided by the
+# difference of N, so start-up and key generation cancel out).
+#   ./bench/percall.sh OLD.so NEW.so ...          (needs valgrind and python-pkcs11)
+#   PERCALL_LOOP=gcm64 ./bench/percall.sh ...     (one loop only: gcm64, gcm64d, ecdsa;
+#                                                  default `both`, see percall.py)
+#   PERCALL_MODULE_ONLY=1 ...                     count only inside the module's C_* entry
+#                                                 points (python-pkcs11's own work left out)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 py=$(python3 -c 'import sys; print(sys.executable)')
+loop=${PERCALL_LOOP:-both}
+toggle=
+if [ -n "${PERCALL_MODULE_ONLY:-}" ]; then
+    toggle='--toggle-collect=kmshsm::ffi::C_*'
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 small=100
@@ -22,10 +30,11 @@ for module in "$@"; do
     pkcs11-tool --module "$module" --init-token --slot-index 0 --label cg --so-pin 12345678 >/dev/null 2>&1
     pkcs11-tool --module "$module" --token-label cg --init-pin --login --so-pin 12345678 --pin 1234 >/dev/null 2>&1
     count() {
-        valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$py" "$here/percall.py" "$module" "$1" 2>&1 |
+        # shellcheck disable=SC2086
+        valgrind --tool=callgrind $toggle --callgrind-out-file="$work/cg.out" "$py" "$here/percall.py" "$module" "$1" "$loop" 2>&1 |
             sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
     }
     a=$(count $small)
     b=$(count $large)
-    echo "$module: $(( (b - a) / (large - small) )) instructions per iteration (one 64-byte encrypt with its init, one ECDSA signature with its init)"
+    echo "$module: $(( (b - a) / (large - small) )) instructions per iteration (loop $loop)"
 done

@@ -53,6 +53,12 @@ pub trait Cipher: Send {
     fn one_shot_bound(&self, input_len: usize) -> usize {
         self.update_bound(input_len) + self.finish_bound()
     }
+    /// How far below the entry point a single-part step's secrets may lie on the stack:
+    /// a depth measured on release builds (`secret_use`, `bench/stackreach.sh`), or the
+    /// whole scrub area. When in doubt, the whole area.
+    fn stack_reach(&self) -> usize {
+        crate::secret_use::WHOLE
+    }
 }
 
 /// Signing (and MACs).
@@ -64,6 +70,12 @@ pub trait Signer: Send {
     fn one_shot(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         self.update(data)?;
         self.finish()
+    }
+    /// How far below the entry point a single-part signature's secrets may lie on the
+    /// stack: a depth measured on release builds (`secret_use`, `bench/stackreach.sh`), or
+    /// the whole scrub area. When in doubt, the whole area.
+    fn stack_reach(&self) -> usize {
+        crate::secret_use::WHOLE
     }
 }
 

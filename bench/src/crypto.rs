@@ -1,20 +1,17 @@
-//! Phase `crypto`: the cryptographic operations (unwrap, sign, verify, AES-GCM encryption,
-//! key generation, two-thread signing) on fresh tokens, one table line each, with the raw
-//! aws-lc-rs primitive alongside.
+//! Phase `crypto`: the cryptographic operations (unwrap, sign, verify, AES-GCM and SM4-GCM
+//! encryption and decryption (in `crypto_aead`), key generation, two-thread signing) on
+//! fresh tokens, one table line each, with the raw primitive alongside.
 //!
 //! The report finds some lines by the start of their names (derived figures), so the names
 //! must not change without `report`.
 
 use std::time::Instant;
 
-use aws_lc_rs::aead::{Aad, Nonce};
 use aws_lc_rs::rand::SecureRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256};
 use aws_lc_rs::signature::{
     EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256, RSA_PSS_SHA256,
 };
-use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::mechanism::Mechanism;
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 
@@ -25,20 +22,6 @@ use crate::threads::{raw_two_thread_sign, two_thread_sign};
 use crate::timing::{boxed, line, rate, rate_timed, Row, Runner};
 use crate::token::{configure, start, stop, Which};
 use crate::{err, Cfg, Res};
-
-fn gcm_encrypt(s: &Session, key: ObjectHandle, data: &[u8], counter: &mut u64) -> Res<()> {
-    *counter += 1;
-    let mut iv = [0u8; 12];
-    iv[4..].copy_from_slice(&counter.to_be_bytes());
-    let params = GcmParams::new(&mut iv, &[], 128.into()).map_err(err("GcmParams"))?;
-    let out = s
-        .encrypt(&Mechanism::AesGcm(params), key, data)
-        .map_err(err("C_Encrypt"))?;
-    if out.len() != data.len() + 16 {
-        return Err("wrong GCM output length".into());
-    }
-    Ok(())
-}
 
 pub(crate) fn crypto_phase(cfg: &Cfg, rows: &mut Vec<Row>) -> Res<()> {
     eprintln!("== cryptographic operations (fresh tokens)");
@@ -198,41 +181,8 @@ pub(crate) fn crypto_phase(cfg: &Cfg, rows: &mut Vec<Row>) -> Res<()> {
         rows.push(line(cfg, name, 1, Some(mk(0)), Some(mk(1)), Some(raw_r)));
     }
 
-    // C_Encrypt AES-256-GCM.
-    for (name, size) in [
-        ("C_Encrypt AES-256-GCM, 4 KiB", 4096usize),
-        ("C_Encrypt AES-256-GCM, 1 MiB", 1 << 20),
-    ] {
-        let data = vec![0xa5u8; size];
-        let mk = |i: usize| {
-            let (m, keys) = mods[i];
-            let data = data.clone();
-            let mut counter = 0u64;
-            boxed(move |b| rate(b, 3, || gcm_encrypt(&m.s, keys.aes, &data, &mut counter)))
-        };
-        let raw_ref = &raw;
-        let raw_data = data.clone();
-        let raw_r: Runner = Box::new(move |b| {
-            let mut buf = raw_data.clone();
-            let mut counter = 0u64;
-            rate(b, 3, || {
-                counter += 1;
-                let mut iv = [0u8; 12];
-                iv[4..].copy_from_slice(&counter.to_be_bytes());
-                buf.copy_from_slice(&raw_data);
-                let _tag = raw_ref
-                    .gcm
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key(iv),
-                        Aad::empty(),
-                        &mut buf,
-                    )
-                    .map_err(err("seal"))?;
-                Ok(())
-            })
-        });
-        rows.push(line(cfg, name, 1, Some(mk(0)), Some(mk(1)), Some(raw_r)));
-    }
+    // C_Encrypt and C_Decrypt, AES-256-GCM and SM4-GCM (with percall.csv).
+    crate::crypto_aead::aead_lines(cfg, mods, &raw, rows)?;
 
     // Key generation into token objects (destroyed again, untimed).
     type Gen = fn(&Session) -> Res<Vec<ObjectHandle>>;

@@ -26,6 +26,7 @@
 
 mod creators;
 mod crypto;
+mod crypto_aead;
 mod crypto_keys;
 mod find;
 mod keys;

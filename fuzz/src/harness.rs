@@ -242,6 +242,7 @@ static KEYS: LazyLock<Keys> = LazyLock::new(|| {
             class: CKO_PRIVATE_KEY,
             key_type: CKK_RSA,
             material: Material::RsaPrivate(RsaPrivateKey::new(&components).expect("RSA")),
+            prepared: Default::default(),
         },
         sm2: Key {
             class: CKO_PRIVATE_KEY,
@@ -250,11 +251,13 @@ static KEYS: LazyLock<Keys> = LazyLock::new(|| {
                 d: Zeroizing::new(d.to_vec()),
                 point: point.to_vec(),
             },
+            prepared: Default::default(),
         },
         aes: Key {
             class: CKO_SECRET_KEY,
             key_type: CKK_AES,
             material: Material::Secret(Zeroizing::new(vec![0x42; 32])),
+            prepared: Default::default(),
         },
         mechanisms,
     }
@@ -323,6 +326,7 @@ static OPERATION_KEYS: LazyLock<[std::sync::Arc<Key>; 8]> = LazyLock::new(|| {
             class,
             key_type,
             material,
+            prepared: Default::default(),
         })
     };
     [

@@ -38,7 +38,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-pub use gcm::{gcm_decrypt, gcm_encrypt};
+pub use gcm::{
+    gcm_check, gcm_decrypt, gcm_decrypt_prepared, gcm_encrypt, gcm_encrypt_prepared, GcmKey,
+};
 pub use mac::{cmac, cmac_verify, Cmac};
 pub use stream::AesStream;
 pub use wrap::{key_unwrap, key_unwrap_pad, key_wrap, key_wrap_pad};

@@ -42,9 +42,12 @@ pub(super) fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     // A note left by a call that ended early (a panic) must not carry over.
     crate::secret_use::take();
     let outcome = catch_unwind(AssertUnwindSafe(f));
-    let noted = crate::secret_use::take();
-    if scrubs(name, noted) {
-        scrub_stack();
+    let reach = crate::secret_use::take();
+    match scrub_reach(name, reach) {
+        Some(bytes) if bytes <= 8 * 1024 => scrub_stack::<{ 8 * 1024 / 8 }>(),
+        Some(bytes) if bytes <= 24 * 1024 => scrub_stack::<{ 24 * 1024 / 8 }>(),
+        Some(_) => scrub_stack::<{ STACK_SCRUB / 8 }>(),
+        None => {}
     }
     match outcome {
         Ok(Ok(())) => CKR_OK,
@@ -85,10 +88,30 @@ const ALWAYS: [&str; 15] = [
 /// Operation families that handle secrets in some calls only; the call notes it.
 const WHEN_NOTED: [&str; 5] = ["C_Encrypt", "C_Decrypt", "C_Sign", "C_Verify", "C_Digest"];
 
-/// Whether the stack is scrubbed after `name`, given whether the call noted secret use.
-fn scrubs(name: &str, noted: bool) -> bool {
+/// How many bytes of stack below the entry point are scrubbed after `name`, given how
+/// far the call's noted secrets reach (`secret_use::take`; 0 for none); `None`: no scrub.
+/// A note with a measured reach (`secret_use::note_within`) narrows the scrub in release
+/// builds only: the depth was measured there, and debug frames are several times larger.
+/// The scrub itself comes in three sizes (8, 24 and 48 KiB), the smallest that covers it.
+fn scrub_reach(name: &str, reach: usize) -> Option<usize> {
     let starts = |list: &[&str]| list.iter().any(|p| name.starts_with(p));
-    starts(&ALWAYS) || (noted && starts(&WHEN_NOTED))
+    if starts(&ALWAYS) {
+        return Some(STACK_SCRUB);
+    }
+    if reach == 0 || !starts(&WHEN_NOTED) {
+        return None;
+    }
+    if cfg!(debug_assertions) {
+        return Some(STACK_SCRUB);
+    }
+    Some(reach.min(STACK_SCRUB))
+}
+
+/// Whether the stack is scrubbed after `name`, given whether the call noted secret use.
+#[cfg(test)]
+fn scrubs(name: &str, noted: bool) -> bool {
+    let reach = if noted { crate::secret_use::WHOLE } else { 0 };
+    scrub_reach(name, reach).is_some()
 }
 
 /// How much of the stack below the entry point is overwritten. In a debug build the
@@ -97,11 +120,12 @@ fn scrubs(name: &str, noted: bool) -> bool {
 /// leaves room and stays well inside the smallest thread stacks hosts give (128 KiB and up).
 const STACK_SCRUB: usize = 48 * 1024;
 
-/// Overwrites [`STACK_SCRUB`] bytes of the stack below the caller with zeros. The area is
-/// handed to `black_box`, so the compiler must materialise it (a plain memset, ~1 µs).
+/// Overwrites `WORDS` × 8 bytes of the stack below the caller with zeros. The area is
+/// handed to `black_box`, so the compiler must materialise it (a plain memset: ~1 µs for
+/// 48 KiB on the benchmark machine, about a sixth of that for 8 KiB).
 #[inline(never)]
-fn scrub_stack() {
-    let area = [0u64; STACK_SCRUB / 8];
+fn scrub_stack<const WORDS: usize>() {
+    let area = [0u64; WORDS];
     std::hint::black_box(&area);
 }
 
@@ -172,6 +196,33 @@ mod tests {
             crate::secret_use::note();
             Ok(())
         });
-        assert!(!crate::secret_use::take(), "the guard took the note");
+        assert_eq!(crate::secret_use::take(), 0, "the guard took the note");
+    }
+
+    #[test]
+    fn a_measured_reach_narrows_the_scrub_of_an_operation_step_in_release_builds_only() {
+        use crate::secret_use::{AES_GCM_REACH, ECDSA_NIST_REACH, WHOLE};
+        let release = |bytes| {
+            if cfg!(debug_assertions) {
+                STACK_SCRUB
+            } else {
+                bytes
+            }
+        };
+        assert_eq!(
+            scrub_reach("C_Encrypt", AES_GCM_REACH),
+            Some(release(AES_GCM_REACH))
+        );
+        assert_eq!(
+            scrub_reach("C_Sign", ECDSA_NIST_REACH),
+            Some(release(ECDSA_NIST_REACH))
+        );
+        assert_eq!(scrub_reach("C_Sign", WHOLE), Some(STACK_SCRUB));
+        assert_eq!(
+            scrub_reach("C_UnwrapKey", AES_GCM_REACH),
+            Some(STACK_SCRUB),
+            "functions that always handle secrets always scrub the whole area"
+        );
+        assert_eq!(scrub_reach("C_Encrypt", 0), None);
     }
 }

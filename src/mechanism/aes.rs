@@ -237,36 +237,42 @@ impl Mechanism for Gcm {
     fn message_aead(&self, key: &Arc<Key>) -> Result<Box<dyn super::message::Aead>> {
         super::message::aes_gcm(key)
     }
+    // Init checks the parameters and computes nothing: the key schedule is the key's own,
+    // prepared once (`Key::aes_gcm`), so an init handles no secret (`init_handles_secret`).
     fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         let (iv, aad, tag_bits) = gcm_params(param)?;
-        // Validate IV and tag length now rather than at the end (§5.8: the init fails).
-        aes::gcm_encrypt(aes_key(key)?, &iv, &aad, &[], tag_bits)?;
+        aes::gcm_check(aes_key(key)?, &iv, tag_bits)?;
         let key = Arc::clone(key);
-        Ok(buffered::cipher(
+        Ok(buffered::cipher_within(
+            crate::secret_use::AES_GCM_REACH,
             buffered::BULK_CAP,
             Error::DataLenRange,
             move |n| n + tag_bits / 8,
             move |data| {
-                Ok(Zeroizing::new(aes::gcm_encrypt(
-                    aes_key(&key)?,
-                    &iv,
-                    &aad,
-                    data,
-                    tag_bits,
+                let (value, prepared) = key.aes_gcm()?;
+                Ok(Zeroizing::new(aes::gcm_encrypt_prepared(
+                    prepared, value, &iv, &aad, data, tag_bits,
                 )?))
             },
         ))
     }
     fn decrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         let (iv, aad, tag_bits) = gcm_params(param)?;
-        aes::gcm_encrypt(aes_key(key)?, &iv, &aad, &[], tag_bits)?;
+        aes::gcm_check(aes_key(key)?, &iv, tag_bits)?;
         let key = Arc::clone(key);
-        Ok(buffered::cipher(
+        Ok(buffered::cipher_within(
+            crate::secret_use::AES_GCM_REACH,
             buffered::BULK_CAP,
             Error::EncryptedDataLenRange,
             |n| n,
-            move |data| aes::gcm_decrypt(aes_key(&key)?, &iv, &aad, data, tag_bits),
+            move |data| {
+                let (value, prepared) = key.aes_gcm()?;
+                aes::gcm_decrypt_prepared(prepared, value, &iv, &aad, data, tag_bits)
+            },
         ))
+    }
+    fn init_handles_secret(&self) -> bool {
+        false
     }
 }
 

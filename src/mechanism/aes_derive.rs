@@ -79,6 +79,7 @@ mod tests {
             class: CKO_SECRET_KEY,
             key_type: CKK_AES,
             material: Material::Secret(Zeroizing::new(v.to_vec())),
+            prepared: Default::default(),
         }
     }
 

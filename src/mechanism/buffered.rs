@@ -18,6 +18,8 @@ pub(super) const MESSAGE_CAP: usize = 1 << 24;
 
 struct Buffered<B, F> {
     input: Zeroizing<Vec<u8>>,
+    /// The single-part step's measured stack reach (`Cipher::stack_reach`).
+    reach: usize,
     cap: usize,
     bound: B,
     run: F,
@@ -71,6 +73,9 @@ where
     fn one_shot_bound(&self, input_len: usize) -> usize {
         (self.bound)(self.input.len() + input_len)
     }
+    fn stack_reach(&self) -> usize {
+        self.reach
+    }
 }
 
 impl<B, F> Signer for Buffered<B, F>
@@ -98,6 +103,30 @@ where
 {
     Box::new(Buffered {
         input: Zeroizing::new(Vec::new()),
+        reach: crate::secret_use::WHOLE,
+        cap,
+        bound,
+        run,
+        too_long,
+    })
+}
+
+/// `cipher` for a primitive whose single-part step was measured to keep its secrets within
+/// `reach` bytes of stack (release builds, `secret_use`, `bench/stackreach.sh`).
+pub(super) fn cipher_within<B, F>(
+    reach: usize,
+    cap: usize,
+    too_long: Error,
+    bound: B,
+    run: F,
+) -> Box<dyn Cipher>
+where
+    B: Fn(usize) -> usize + Send + 'static,
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
+{
+    Box::new(Buffered {
+        input: Zeroizing::new(Vec::new()),
+        reach,
         cap,
         bound,
         run,
@@ -120,6 +149,7 @@ where
 {
     Box::new(Buffered {
         input: Zeroizing::new(Vec::new()),
+        reach: crate::secret_use::WHOLE,
         cap,
         bound: move |_| len,
         run,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::rsa::{hash_then_sign, hash_then_verify};
+use super::rsa::{hash_then_sign_within, hash_then_verify};
 use super::{info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
 use crate::crypto::hash::HashAlg;
@@ -45,6 +45,15 @@ fn private(key: &Key) -> Result<&EcPrivateKey> {
     match &key.material {
         Material::EcPrivate(k) => Ok(k),
         _ => Err(Error::KeyTypeInconsistent),
+    }
+}
+
+/// How far below the entry point an ECDSA signature's secrets may lie on the stack
+/// (`secret_use`): measured for aws-lc's NIST curves; secp256k1 went deeper.
+fn signing_reach(curve: Curve) -> usize {
+    match curve {
+        Curve::P256 | Curve::P384 | Curve::P521 => crate::secret_use::ECDSA_NIST_REACH,
+        Curve::Secp256k1 => crate::secret_use::WHOLE,
     }
 }
 
@@ -118,6 +127,9 @@ impl Signer for RawEcdsa {
     fn signature_len(&self) -> usize {
         self.len
     }
+    fn stack_reach(&self) -> usize {
+        private(&self.key).map_or(crate::secret_use::WHOLE, |k| signing_reach(k.curve()))
+    }
 }
 
 impl Verifier for RawEcdsa {
@@ -174,11 +186,15 @@ impl Mechanism for HashEcdsa {
     }
     fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
         no_param(param)?;
-        let len = 2 * private(key)?.curve().field_len();
+        let curve = private(key)?.curve();
+        let len = 2 * curve.field_len();
         let key = Arc::clone(key);
-        Ok(hash_then_sign(self.1, len, move |h| {
-            private(&key)?.sign_hash(&h)
-        }))
+        Ok(hash_then_sign_within(
+            signing_reach(curve),
+            self.1,
+            len,
+            move |h| private(&key)?.sign_hash(&h),
+        ))
     }
     fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
         no_param(param)?;

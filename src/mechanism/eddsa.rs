@@ -317,6 +317,7 @@ mod tests {
                 class,
                 key_type: CKK_EC_EDWARDS,
                 material,
+                prepared: Default::default(),
             })
         };
         (
@@ -428,6 +429,7 @@ mod tests {
                     class,
                     key_type: CKK_EC_EDWARDS,
                     material,
+                    prepared: Default::default(),
                 })
             };
             let public = key(

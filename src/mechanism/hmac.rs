@@ -212,6 +212,7 @@ mod tests {
             class: CKO_SECRET_KEY,
             key_type: CKK_GENERIC_SECRET,
             material: Material::Secret(Zeroizing::new(bytes.to_vec())),
+            prepared: Default::default(),
         })
     }
 

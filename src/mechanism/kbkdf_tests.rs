@@ -20,6 +20,7 @@ fn key(key_type: CK_KEY_TYPE, v: &[u8]) -> Key {
         class: CKO_SECRET_KEY,
         key_type,
         material: Material::Secret(Zeroizing::new(v.to_vec())),
+        prepared: Default::default(),
     }
 }
 

@@ -131,6 +131,12 @@ pub trait Mechanism: Send + Sync {
     fn legacy(&self) -> bool {
         false
     }
+    /// Whether an operation's init computes with a secret key's value (builds a key
+    /// schedule, say), so that the call's stack must be scrubbed (`secret_use`). When in
+    /// doubt, true: a needless scrub costs time, a missing one leaves key bytes behind.
+    fn init_handles_secret(&self) -> bool {
+        true
+    }
 
     fn encrypt(&self, _param: &Param, _key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         Err(Error::MechanismInvalid)

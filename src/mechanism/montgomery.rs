@@ -108,6 +108,7 @@ mod tests {
             class: CKO_PRIVATE_KEY,
             key_type: CKK_EC_MONTGOMERY,
             material: Material::X25519Private(X25519Private::from_scalar(scalar).unwrap()),
+            prepared: Default::default(),
         }
     }
 

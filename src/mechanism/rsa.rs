@@ -361,6 +361,8 @@ struct HashThen<F> {
     ctx: Option<HashContext>,
     len: usize,
     run: F,
+    /// The signature's measured stack reach (`Signer::stack_reach`).
+    reach: usize,
 }
 
 impl<F> Signer for HashThen<F>
@@ -384,6 +386,9 @@ where
     }
     fn signature_len(&self) -> usize {
         self.len
+    }
+    fn stack_reach(&self) -> usize {
+        self.reach
     }
 }
 
@@ -421,6 +426,26 @@ where
         ctx: Some(hash.context()),
         len,
         run,
+        reach: crate::secret_use::WHOLE,
+    })
+}
+
+/// `hash_then_sign` for a signature measured to keep its secrets within `reach` bytes of
+/// stack (release builds, `secret_use`, `bench/stackreach.sh`): ECDSA.
+pub(super) fn hash_then_sign_within<F>(
+    reach: usize,
+    hash: HashAlg,
+    len: usize,
+    run: F,
+) -> Box<dyn Signer>
+where
+    F: FnMut(Vec<u8>) -> Result<Vec<u8>> + Send + 'static,
+{
+    Box::new(HashThen {
+        ctx: Some(hash.context()),
+        len,
+        run,
+        reach,
     })
 }
 

@@ -7,12 +7,14 @@
 //! rights; the token does before handing a key out.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::attr::AttrType;
 use super::Object;
+use crate::crypto::aes;
 use crate::crypto::curve25519::{self, Curve25519, Ed25519Private, X25519Private};
 use crate::crypto::curve448::{self, Ed448Private, X448Private};
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
@@ -56,6 +58,17 @@ pub struct Key {
     pub class: CK_OBJECT_CLASS,
     pub key_type: CK_KEY_TYPE,
     pub material: Material,
+    /// Per-mechanism forms of the material, built on first use and dropped with the key.
+    pub prepared: Prepared,
+}
+
+/// Key schedules built from a key's material the first time a mechanism needs them, so
+/// that each operation's init does not build them again. They live exactly as long as
+/// the `Key` (a changed or destroyed object drops its key, and the schedules with it),
+/// and are held in memory their library wipes on release.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    aes_gcm: OnceLock<aes::GcmKey>,
 }
 
 fn plain(object: &Object, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
@@ -196,6 +209,7 @@ impl Key {
             class: object.class,
             key_type,
             material,
+            prepared: Prepared::default(),
         })
     }
 
@@ -209,6 +223,20 @@ impl Key {
             return Err(Error::KeySizeRange);
         }
         Ok(value)
+    }
+
+    /// An AES key's value and the key prepared for GCM, built on first use. Building it
+    /// computes with the secret on the stack, so the call that does is noted
+    /// (`secret_use`).
+    pub fn aes_gcm(&self) -> Result<(&[u8], &aes::GcmKey)> {
+        let value = self.secret_of(CKK_AES, &[16, 24, 32])?;
+        if let Some(prepared) = self.prepared.aes_gcm.get() {
+            return Ok((value, prepared));
+        }
+        crate::secret_use::note();
+        let built = aes::GcmKey::new(value)?;
+        // A concurrent first use may have won; either schedule is of the same key.
+        Ok((value, self.prepared.aes_gcm.get_or_init(|| built)))
     }
 
     pub fn secret(&self) -> Result<&[u8]> {

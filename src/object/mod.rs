@@ -314,6 +314,8 @@ impl Object {
             RecordAuth::Unauthenticated => false,
             RecordAuth::Claimed => self.claim.as_ref().is_some_and(|c| {
                 *c.verdict.get_or_init(|| {
+                    // Opening the sealed part runs the master key on this stack.
+                    crate::secret_use::note();
                     master
                         .open(&aad(serial, &c.uid, c.under), &c.sealed)
                         .is_ok()

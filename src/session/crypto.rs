@@ -14,7 +14,7 @@ use cryptoki_sys::CKO_PUBLIC_KEY;
 
 use super::Session;
 use crate::error::{Error, Result};
-use crate::mechanism::{MechanismArg, Usage};
+use crate::mechanism::{Mechanism, MechanismArg, Usage};
 use crate::object::key::{Key, Material};
 use crate::object::table::ObjectHandle;
 use crate::operation::{self, Active, Cipher, Digester, Grant, Output, Signer, Verifier};
@@ -81,19 +81,24 @@ pub(super) fn recheck<T: ?Sized>(
 }
 
 impl Session {
+    /// The key for an operation's init, judged by the token; `m` is the mechanism the
+    /// operation will run. Most symmetric mechanisms build their key schedules at init,
+    /// so the call is noted (`secret_use`); asymmetric ones only keep a reference to the
+    /// parsed key until the data arrives, and so do the symmetric ones whose schedule is
+    /// the key's own, built once (`Key::prepared`, `Mechanism::init_handles_secret`).
     fn key_checked(
         &self,
         mech: &MechanismArg,
+        m: impl FnOnce() -> Result<&'static dyn Mechanism>,
         key: ObjectHandle,
         usage: Usage,
-    ) -> Result<(std::sync::Arc<Key>, Grant)> {
+    ) -> Result<(std::sync::Arc<Key>, Grant, &'static dyn Mechanism)> {
         let (key, grant) = self.token.key_for(key, usage, mech.kind)?;
-        // Symmetric mechanisms build their key schedules at init; asymmetric ones only
-        // keep a reference to the parsed key until the data arrives.
-        if matches!(key.material, Material::Secret(_)) {
+        let m = m()?;
+        if matches!(key.material, Material::Secret(_)) && m.init_handles_secret() {
             secret_use::note();
         }
-        Ok((key, grant))
+        Ok((key, grant, m))
     }
 
     /// `C_Login(CKU_CONTEXT_SPECIFIC)`: the user's PIN again, for one operation of this
@@ -137,11 +142,11 @@ impl Session {
         let m = mechanism(mech.kind)?;
         let (op, grant) = match dir {
             Direction::Encrypt => {
-                let (key, grant) = self.key_checked(mech, key, Usage::Encrypt)?;
+                let (key, grant, _) = self.key_checked(mech, || Ok(m), key, Usage::Encrypt)?;
                 (m.encrypt(&mech.param, &key)?, grant)
             }
             Direction::Decrypt => {
-                let (key, grant) = self.key_checked(mech, key, Usage::Decrypt)?;
+                let (key, grant, _) = self.key_checked(mech, || Ok(m), key, Usage::Decrypt)?;
                 (m.decrypt(&mech.param, &key)?, grant)
             }
         };
@@ -164,7 +169,7 @@ impl Session {
             true,
             |op| op.one_shot_bound(input.len()),
             |op| {
-                secret_use::note();
+                secret_use::note_within(op.stack_reach());
                 op.one_shot(input)
             },
         )
@@ -279,8 +284,8 @@ impl Session {
         if ops.sign.is_some() {
             return Err(Error::OperationActive);
         }
-        let (key, grant) = self.key_checked(mech, key, Usage::Sign)?;
-        let op = mechanism(mech.kind)?.sign(&mech.param, &key)?;
+        let (key, grant, m) = self.key_checked(mech, || mechanism(mech.kind), key, Usage::Sign)?;
+        let op = m.sign(&mech.param, &key)?;
         operation::start_with(&mut ops.sign, op, Some(grant))
     }
 
@@ -294,7 +299,7 @@ impl Session {
             true,
             |op| op.signature_len(),
             |op| {
-                secret_use::note();
+                secret_use::note_within(op.stack_reach());
                 Ok(Zeroizing::new(op.one_shot(data)?))
             },
         )
@@ -330,8 +335,9 @@ impl Session {
         if ops.verify.is_some() {
             return Err(Error::OperationActive);
         }
-        let (key, grant) = self.key_checked(mech, key, Usage::Verify)?;
-        let op = mechanism(mech.kind)?.verify(&mech.param, &key)?;
+        let (key, grant, m) =
+            self.key_checked(mech, || mechanism(mech.kind), key, Usage::Verify)?;
+        let op = m.verify(&mech.param, &key)?;
         ops.verify_with_secret = key.class != CKO_PUBLIC_KEY;
         operation::start_with(&mut ops.verify, op, Some(grant))
     }

@@ -109,6 +109,10 @@ impl Token {
         mechanism: CK_MECHANISM_TYPE,
     ) -> Result<Arc<Key>> {
         self.authorise_use(object, usage, mechanism)?;
+        if !object.has_parsed_key() {
+            // The first use opens the sealed secrets and parses them on this stack.
+            crate::secret_use::note();
+        }
         object.key(&self.serial, self.master().as_deref())
     }
 

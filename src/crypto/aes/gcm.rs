@@ -27,6 +27,46 @@ use crate::error::{Error, Result};
 /// SP 800-38D §5.2.1.1: plaintext of at most 2^39 - 256 bits.
 const MAX_DATA_LEN: u64 = ((1 << 32) - 2) * BLOCK_LEN as u64;
 
+/// An AES key prepared for GCM with a 12-byte IV and a 16-byte tag (aws-lc-rs's AEAD): the
+/// key schedule and the GHASH table are computed once, in memory aws-lc allocates and
+/// wipes when it frees it (`OPENSSL_free` cleanses), so the holder keeps the schedule as
+/// long as the key itself and no longer. Other IV and tag lengths take the step-by-step
+/// path from the key bytes.
+pub struct GcmKey(LessSafeKey);
+
+impl std::fmt::Debug for GcmKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GcmKey(..)")
+    }
+}
+
+impl GcmKey {
+    /// Prepares `key` (16, 24 or 32 bytes; else `KeySizeRange`). The schedule is built on
+    /// the stack before it is moved to the heap: the caller's stack needs its scrub.
+    pub fn new(key: &[u8]) -> Result<GcmKey> {
+        let algorithm = match key.len() {
+            16 => &aead::AES_128_GCM,
+            24 => &aead::AES_192_GCM,
+            32 => &aead::AES_256_GCM,
+            _ => return Err(Error::KeySizeRange),
+        };
+        let key = UnboundKey::new(algorithm, key)
+            .map_err(|_| Error::Internal("aws-lc-rs refused an AES-GCM key"))?;
+        Ok(GcmKey(LessSafeKey::new(key)))
+    }
+}
+
+/// Checks GCM parameters as [`gcm_encrypt`] would, without computing anything: the key
+/// length, a non-empty IV, and a tag length SP 800-38D permits.
+pub fn gcm_check(key: &[u8], iv: &[u8], tag_bits: usize) -> Result<()> {
+    check_params(key, iv, tag_bits).map(|_| ())
+}
+
+/// Whether aws-lc-rs's AEAD takes these parameters (12-byte IV, full tag).
+fn aead_path(iv: &[u8], tag_len: usize) -> bool {
+    iv.len() == aead::NONCE_LEN && tag_len == BLOCK_LEN
+}
+
 /// GCM encryption: returns the ciphertext followed by the tag of `tag_bits / 8` bytes.
 pub fn gcm_encrypt(
     key: &[u8],
@@ -36,22 +76,62 @@ pub fn gcm_encrypt(
     tag_bits: usize,
 ) -> Result<Vec<u8>> {
     let tag_len = check_params(key, iv, tag_bits)?;
-    if data.len() as u64 > MAX_DATA_LEN {
-        return Err(Error::DataLenRange);
+    if aead_path(iv, tag_len) {
+        return seal(&GcmKey::new(key)?, iv, aad, data);
     }
+    generic_encrypt(key, iv, aad, data, tag_len)
+}
+
+/// [`gcm_encrypt`] with the key prepared once (`prepared` must be `key`'s).
+pub fn gcm_encrypt_prepared(
+    prepared: &GcmKey,
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    data: &[u8],
+    tag_bits: usize,
+) -> Result<Vec<u8>> {
+    let tag_len = check_params(key, iv, tag_bits)?;
+    if aead_path(iv, tag_len) {
+        return seal(prepared, iv, aad, data);
+    }
+    generic_encrypt(key, iv, aad, data, tag_len)
+}
+
+fn check_data_len(len: usize, error: Error) -> Result<()> {
+    if len as u64 > MAX_DATA_LEN {
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// aws-lc-rs's seal, into one buffer of the exact final size.
+fn seal(key: &GcmKey, iv: &[u8], aad: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+    check_data_len(data.len(), Error::DataLenRange)?;
+    let mut out = Vec::with_capacity(data.len() + BLOCK_LEN);
+    out.extend_from_slice(data);
+    let tag = key
+        .0
+        .seal_in_place_separate_tag(nonce(iv)?, Aad::from(aad), &mut out)
+        .map_err(|_| Error::Internal("AES-GCM seal failed"))?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+fn generic_encrypt(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    data: &[u8],
+    tag_len: usize,
+) -> Result<Vec<u8>> {
+    check_data_len(data.len(), Error::DataLenRange)?;
     let mut out = Vec::with_capacity(data.len() + tag_len);
     out.extend_from_slice(data);
-    if let Some(aead_key) = aws_lc_aead_key(key, iv, tag_len)? {
-        let tag = aead_key
-            .seal_in_place_separate_tag(nonce(iv)?, Aad::from(aad), &mut out)
-            .map_err(|_| Error::Internal("AES-GCM seal failed"))?;
-        out.extend_from_slice(tag.as_ref());
-    } else {
-        let gcm = Gcm::new(key, iv)?;
-        gcm.ctr(&mut out)?;
-        let tag = gcm.tag(aad, &out)?;
-        out.extend_from_slice(&tag[..tag_len]);
-    }
+    let gcm = Gcm::new(key, iv)?;
+    gcm.ctr(&mut out)?;
+    let tag = gcm.tag(aad, &out)?;
+    out.extend_from_slice(&tag[..tag_len]);
     Ok(out)
 }
 
@@ -65,27 +145,62 @@ pub fn gcm_decrypt(
     tag_bits: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let tag_len = check_params(key, iv, tag_bits)?;
+    if aead_path(iv, tag_len) {
+        return open(&GcmKey::new(key)?, iv, aad, data_and_tag);
+    }
+    generic_decrypt(key, iv, aad, data_and_tag, tag_len)
+}
+
+/// [`gcm_decrypt`] with the key prepared once (`prepared` must be `key`'s).
+pub fn gcm_decrypt_prepared(
+    prepared: &GcmKey,
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    data_and_tag: &[u8],
+    tag_bits: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let tag_len = check_params(key, iv, tag_bits)?;
+    if aead_path(iv, tag_len) {
+        return open(prepared, iv, aad, data_and_tag);
+    }
+    generic_decrypt(key, iv, aad, data_and_tag, tag_len)
+}
+
+/// Splits ciphertext and tag, checking the lengths.
+fn split_tag(data_and_tag: &[u8], tag_len: usize) -> Result<(&[u8], &[u8])> {
     let data_len = data_and_tag
         .len()
         .checked_sub(tag_len)
         .ok_or(Error::EncryptedDataLenRange)?;
-    if data_len as u64 > MAX_DATA_LEN {
-        return Err(Error::EncryptedDataLenRange);
-    }
-    let (data, tag) = data_and_tag.split_at(data_len);
+    check_data_len(data_len, Error::EncryptedDataLenRange)?;
+    Ok(data_and_tag.split_at(data_len))
+}
+
+fn open(key: &GcmKey, iv: &[u8], aad: &[u8], data_and_tag: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let (data, tag) = split_tag(data_and_tag, BLOCK_LEN)?;
     let mut out = Zeroizing::new(data.to_vec());
-    if let Some(aead_key) = aws_lc_aead_key(key, iv, tag_len)? {
-        aead_key
-            .open_in_place_separate_tag(nonce(iv)?, Aad::from(aad), tag, &mut out)
-            .map_err(|_| Error::EncryptedDataInvalid)?;
-    } else {
-        let gcm = Gcm::new(key, iv)?;
-        let expected = gcm.tag(aad, data)?;
-        if !bool::from(expected[..tag_len].ct_eq(tag)) {
-            return Err(Error::EncryptedDataInvalid);
-        }
-        gcm.ctr(&mut out)?;
+    key.0
+        .open_in_place_separate_tag(nonce(iv)?, Aad::from(aad), tag, &mut out)
+        .map_err(|_| Error::EncryptedDataInvalid)?;
+    Ok(out)
+}
+
+fn generic_decrypt(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    data_and_tag: &[u8],
+    tag_len: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let (data, tag) = split_tag(data_and_tag, tag_len)?;
+    let mut out = Zeroizing::new(data.to_vec());
+    let gcm = Gcm::new(key, iv)?;
+    let expected = gcm.tag(aad, data)?;
+    if !bool::from(expected[..tag_len].ct_eq(tag)) {
+        return Err(Error::EncryptedDataInvalid);
     }
+    gcm.ctr(&mut out)?;
     Ok(out)
 }
 
@@ -99,22 +214,6 @@ fn check_params(key: &[u8], iv: &[u8], tag_bits: usize) -> Result<usize> {
         32 | 64 | 96 | 104 | 112 | 120 | 128 => Ok(tag_bits / 8),
         _ => Err(Error::MechanismParamInvalid),
     }
-}
-
-/// aws-lc-rs's AEAD key when the parameters are ones it takes (12-byte IV, full tag).
-fn aws_lc_aead_key(key: &[u8], iv: &[u8], tag_len: usize) -> Result<Option<LessSafeKey>> {
-    if iv.len() != aead::NONCE_LEN || tag_len != BLOCK_LEN {
-        return Ok(None);
-    }
-    let algorithm = match key.len() {
-        16 => &aead::AES_128_GCM,
-        24 => &aead::AES_192_GCM,
-        32 => &aead::AES_256_GCM,
-        _ => return Err(Error::KeySizeRange),
-    };
-    let key = UnboundKey::new(algorithm, key)
-        .map_err(|_| Error::Internal("aws-lc-rs refused an AES-GCM key"))?;
-    Ok(Some(LessSafeKey::new(key)))
 }
 
 fn nonce(iv: &[u8]) -> Result<Nonce> {
