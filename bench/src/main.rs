@@ -7,9 +7,11 @@
 //!
 //! Usage: `kmshsm-bench [--quick] [--rounds N] [--budget-ms MS] [--counts 1000,10000,100000]
 //!         [--open-runs N] [--phases crypto,find,open] [--only TEXT] [--kmshsm PATH]
-//!         [--softhsm PATH] [--out FILE]` (`--only`: measure only the lines whose name
+//!         [--softhsm PATH] [--out FILE] [--counts-million 1000,…] [--sweep-counts 1000,…]
+//!         [--charts DIR] [--soft-prep-budget-s S]` (`--only`: measure only the lines whose name
 //!         contains TEXT; the token-open lines are not filtered)
 //! Internal: `kmshsm-bench --child-open MODULE_PATH` (the fresh-process token-open probe),
+//! `kmshsm-bench --child-million MODULE_PATH OBJECTS` (the same for phase `million`),
 //! `kmshsm-bench --child-create MODULE_PATH LABEL` (the other process of phase `store`).
 //!
 //! Token directories with many keys are prepared once and cached under
@@ -18,14 +20,19 @@
 //! This file parses the command line, runs the selected phases in order and serves the
 //! child entries; it measures nothing itself and holds no PKCS#11 code. The phases
 //! are `crypto`, `find`, `open` (with `prepare` building the large tokens they use) and
-//! `store` (kmshsm on SQLite and on PostgreSQL beside SoftHSMv2);
+//! `store` (kmshsm on SQLite and on PostgreSQL beside SoftHSMv2), `million` (mixed tokens
+//! up to a million objects, prepared by `mixed` and `external`) and `charts` (SVGs);
 //! `token`, `keys`, `crypto_keys`, `raw` and `threads` hold what they share, `timing`
 //! measures a table line and `report` renders the results.
 
+mod charts;
 mod crypto;
 mod crypto_keys;
+mod external;
 mod find;
 mod keys;
+mod million;
+mod mixed;
 mod open;
 mod prepare;
 mod raw;
@@ -67,6 +74,12 @@ struct Cfg {
     out: PathBuf,
     phases: Vec<String>,
     only: Option<String>,
+    /// Phase `million`: sizes of the mixed tokens, those with the sweep, where the charts
+    /// go, and how long SoftHSMv2 may take to prepare one token.
+    counts_million: Vec<usize>,
+    sweep_counts: Vec<usize>,
+    charts: PathBuf,
+    soft_prep_budget: Duration,
 }
 
 impl Cfg {
@@ -88,7 +101,13 @@ impl Cfg {
                 "find".into(),
                 "open".into(),
                 "store".into(),
+                "million".into(),
+                "charts".into(),
             ],
+            counts_million: vec![1_000, 10_000, 100_000, 1_000_000],
+            sweep_counts: vec![1_000, 10_000, 100_000, 1_000_000],
+            charts: root.join("docs/img"),
+            soft_prep_budget: Duration::from_secs(240),
             target,
         };
         let mut args = std::env::args().skip(1);
@@ -99,6 +118,8 @@ impl Cfg {
                     cfg.rounds = 3;
                     cfg.budget = Duration::from_millis(150);
                     cfg.counts = vec![1_000, 10_000];
+                    cfg.counts_million = vec![1_000, 10_000];
+                    cfg.sweep_counts = vec![1_000];
                     cfg.open_runs = 3;
                 }
                 "--rounds" => cfg.rounds = val()?.parse().map_err(err("--rounds"))?,
@@ -110,6 +131,13 @@ impl Cfg {
                         .split(',')
                         .map(|s| s.trim().parse::<usize>().map_err(err("--counts")))
                         .collect::<Res<_>>()?
+                }
+                "--counts-million" => cfg.counts_million = list(&val()?, "--counts-million")?,
+                "--sweep-counts" => cfg.sweep_counts = list(&val()?, "--sweep-counts")?,
+                "--charts" => cfg.charts = PathBuf::from(val()?),
+                "--soft-prep-budget-s" => {
+                    cfg.soft_prep_budget =
+                        Duration::from_secs(val()?.parse().map_err(err("--soft-prep-budget-s"))?)
                 }
                 "--open-runs" => cfg.open_runs = val()?.parse().map_err(err("--open-runs"))?,
                 "--kmshsm" => cfg.kms_so = PathBuf::from(val()?),
@@ -130,10 +158,25 @@ impl Cfg {
     }
 }
 
+fn list(v: &str, what: &str) -> Res<Vec<usize>> {
+    v.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<usize>().map_err(err(what)))
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 4 && args[1] == "--child-create" {
         if let Err(e) = store::child_create(Path::new(&args[2]), &args[3]) {
+            eprintln!("child: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.len() == 4 && args[1] == "--child-million" {
+        let n = args[3].parse().unwrap_or(0);
+        if let Err(e) = million::child_million(Path::new(&args[2]), n) {
             eprintln!("child: {e}");
             std::process::exit(1);
         }
@@ -201,8 +244,16 @@ fn run(cfg: &Cfg) -> Res<()> {
     if on("store") {
         store::store_phase(cfg, &mut details)?;
     }
+    let mut extra = String::new();
+    if on("million") {
+        million::million_phase(cfg, &mut extra)?;
+    }
+    if on("charts") {
+        charts::charts_phase(cfg, &mut extra)?;
+    }
     let _ = std::fs::remove_dir_all(cfg.work());
-    let text = report(cfg, &rows, &details, &builds, t0.elapsed());
+    let mut text = report(cfg, &rows, &details, &builds, t0.elapsed());
+    text.push_str(&extra);
     println!("{text}");
     std::fs::write(&cfg.out, &text).map_err(err("write results"))?;
     eprintln!("results written to {}", cfg.out.display());
