@@ -147,8 +147,9 @@ pub(crate) fn prepare_external(s: &Session, i: usize) -> Res<Pending> {
     })
 }
 
-/// ImportKeyMaterial with `expiry` (unix seconds), then the wrapping pair is destroyed.
-pub(crate) fn import(s: &Session, p: Pending, expiry: u64) -> Res<ObjectHandle> {
+/// ImportKeyMaterial with `expiry` (unix seconds), then (with `tidy`) the wrapping pair is
+/// destroyed; else it stays until the module purges it when its import token expires.
+pub(crate) fn import(s: &Session, p: Pending, expiry: u64, tidy: bool) -> Res<ObjectHandle> {
     let h = s
         .unwrap_key(
             &vmech(CKM_SM2_ENCRYPT)?,
@@ -163,7 +164,9 @@ pub(crate) fn import(s: &Session, p: Pending, expiry: u64) -> Res<ObjectHandle> 
     if h != p.key {
         return Err("the import returned another handle than its target's".into());
     }
-    s.destroy_object(p.wpriv).map_err(err("C_DestroyObject"))?;
-    s.destroy_object(p.wpub).map_err(err("C_DestroyObject"))?;
+    if tidy {
+        s.destroy_object(p.wpriv).map_err(err("C_DestroyObject"))?;
+        s.destroy_object(p.wpub).map_err(err("C_DestroyObject"))?;
+    }
     Ok(h)
 }

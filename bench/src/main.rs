@@ -11,7 +11,8 @@
 //!         [--charts DIR] [--soft-prep-budget-s S]` (`--only`: measure only the lines whose name
 //!         contains TEXT; the token-open lines are not filtered)
 //! Internal: `kmshsm-bench --child-open MODULE_PATH` (the fresh-process token-open probe),
-//! `kmshsm-bench --child-million MODULE_PATH OBJECTS` (the same for phase `million`),
+//! `kmshsm-bench --child-million MODULE_PATH OBJECTS` (the same for phase `million`;
+//! with phase `prepare-only` beside it, `million` only prepares its tokens),
 //! `kmshsm-bench --child-create MODULE_PATH LABEL` (the other process of phase `store`).
 //!
 //! Token directories with many keys are prepared once and cached under

@@ -118,7 +118,7 @@ fn make(m: &Loaded, s: &Session, i: usize, n: usize, moduli: &[Vec<u8>]) -> Res<
         Kind::EcPublic => Ok(()),
         Kind::Imported if m.which == Which::Kms => {
             let p = prepare_external(s, i)?;
-            import(s, p, FAR_EXPIRY).map(|_| ())
+            import(s, p, FAR_EXPIRY, true).map(|_| ())
         }
         Kind::Aes | Kind::Imported => {
             let mut t = aes_template(&format!("k{i}"));
