@@ -299,9 +299,10 @@ fn sweep(cfg: &Cfg, n: usize, f: &mut Figures, notes: &mut String) -> Res<()> {
         pending.push(prepare_external(&k.s, n + j)?);
     }
     let stage_a = st.elapsed();
-    // The import step makes fewer commits than the CreateKey + GetParametersForImport
-    // step just timed; half again that time and a margin lie safely after the last import.
-    let expiry = unix_now() + (stage_a.as_secs_f64() * 1.5) as u64 + 15;
+    // The import step makes one commit per key where the CreateKey +
+    // GetParametersForImport step just timed made two: 0.9 of that time and a margin lie
+    // after the last import (an import past the expiry would be refused, and say so).
+    let expiry = unix_now() + (stage_a.as_secs_f64() * 0.9) as u64 + 20;
     let st = Instant::now();
     for p in pending {
         // The wrapping pairs stay (their tokens expire in 24 h): two commits fewer per key.
