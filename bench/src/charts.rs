@@ -89,7 +89,8 @@ fn draw(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &Series) -
         .y_label_area_size(72)
         .build_cartesian_2d(
             (x0 / 1.5..x1 * 1.5).log_scale(),
-            (y0 / 2.0..y1 * 2.0).log_scale(),
+            // Whole decades on the y axis: plotters then labels every decade.
+            (10f64.powf(y0.log10().floor())..10f64.powf(y1.log10().ceil())).log_scale(),
         )
         .map_err(e)?;
     chart
@@ -117,7 +118,7 @@ fn draw(path: &Path, title: &str, x_desc: &str, y_desc: &str, series: &Series) -
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(e)?;
     root.present().map_err(e)?;
