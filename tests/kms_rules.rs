@@ -243,6 +243,64 @@ fn material_expiry_is_noticed_without_using_the_key() {
     set_clock_offset(0);
 }
 
+/// More keys expire at one instant than the sweep decides in one store transaction
+/// (256), one of them a session key (decided on its own): every one is wiped and back to
+/// PendingImport, with its KeyMaterialExpired event; a key due later is left alone.
+#[test]
+fn many_materials_expiring_at_once_are_all_swept_and_a_later_one_is_not() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let work = Work::new(&env);
+    let material = work.material(Spec::Aes256);
+    let expiry = system_now() + 50;
+    let mut expiring = Vec::new();
+    for i in 0..300 {
+        let mut template = external_template(Spec::Aes256, &format!("batch-{i}"));
+        if i == 7 {
+            template.retain(|a| !matches!(a, Attribute::Token(_)));
+            template.push(Attribute::Token(false));
+        }
+        let key = session.create_object(&template).unwrap();
+        import_with(
+            &session,
+            &work,
+            key,
+            WRAP_SM2PKE,
+            &material.bytes,
+            Some(expiry),
+        )
+        .expect("import");
+        expiring.push(key);
+    }
+    let later = create_external(&session, Spec::Aes256, "later");
+    import_with(
+        &session,
+        &work,
+        later,
+        WRAP_SM2PKE,
+        &material.bytes,
+        Some(expiry + 1000),
+    )
+    .expect("import");
+    for key in &expiring {
+        assert_eq!(state(&session, *key), STATE_ENABLED);
+    }
+
+    set_clock_offset(100);
+    // One object operation runs the sweep; afterwards every due key is PendingImport.
+    let _ = session.find_objects(&[]).unwrap();
+    set_clock_offset(0);
+    for key in &expiring {
+        assert_eq!(state(&session, *key), STATE_PENDING_IMPORT);
+        assert_rv!(
+            encrypt_with(&session, Spec::Aes256, *key),
+            CKR_KMSHSM_INCORRECT_KEY_STATE
+        );
+    }
+    assert_eq!(state(&session, later), STATE_ENABLED);
+    encrypt_with(&session, Spec::Aes256, later).expect("the later key still works");
+}
+
 #[test]
 fn deleting_the_material_returns_the_key_to_pending_import_until_it_is_imported_again() {
     let env = TestEnv::new();

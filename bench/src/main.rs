@@ -7,9 +7,12 @@
 //!
 //! Usage: `kmshsm-bench [--quick] [--rounds N] [--budget-ms MS] [--counts 1000,10000,100000]
 //!         [--open-runs N] [--phases crypto,find,open] [--only TEXT] [--kmshsm PATH]
-//!         [--softhsm PATH] [--out FILE]` (`--only`: measure only the lines whose name
+//!         [--softhsm PATH] [--out FILE] [--counts-million 1000,…] [--sweep-counts 1000,…]
+//!         [--charts DIR] [--soft-prep-budget-s S]` (`--only`: measure only the lines whose name
 //!         contains TEXT; the token-open lines are not filtered)
 //! Internal: `kmshsm-bench --child-open MODULE_PATH` (the fresh-process token-open probe),
+//! `kmshsm-bench --child-million MODULE_PATH OBJECTS` (the same for phase `million`;
+//! with phase `prepare-only` beside it, `million` only prepares its tokens),
 //! `kmshsm-bench --child-create MODULE_PATH LABEL` (the other process of phase `store`),
 //! `kmshsm-bench --child-creator MODULE_PATH BUDGET_MS TAG` (a creator of phase `creators`).
 //!
@@ -19,17 +22,22 @@
 //! This file parses the command line, runs the selected phases in order and serves the
 //! child entries; it measures nothing itself and holds no PKCS#11 code. The phases
 //! are `crypto`, `find`, `open` (with `prepare` building the large tokens they use) and
-//! `store` (kmshsm on SQLite and on PostgreSQL beside SoftHSMv2) and `creators` (1, 2
-//! and 4 concurrent creators of token objects, `creators.rs`);
+//! `store` (kmshsm on SQLite and on PostgreSQL beside SoftHSMv2), `creators` (1, 2 and 4
+//! concurrent creators of token objects, `creators.rs`), `million` (mixed tokens up to a
+//! million objects, prepared by `mixed` and `external`) and `charts` (SVGs);
 //! `token`, `keys`, `crypto_keys`, `raw` and `threads` hold what they share, `timing`
 //! measures a table line and `report` renders the results.
 
+mod charts;
 mod creators;
 mod crypto;
 mod crypto_aead;
 mod crypto_keys;
+mod external;
 mod find;
 mod keys;
+mod million;
+mod mixed;
 mod open;
 mod prepare;
 mod raw;
@@ -71,6 +79,12 @@ struct Cfg {
     out: PathBuf,
     phases: Vec<String>,
     only: Option<String>,
+    /// Phase `million`: sizes of the mixed tokens, those with the sweep, where the charts
+    /// go, and how long SoftHSMv2 may take to prepare one token.
+    counts_million: Vec<usize>,
+    sweep_counts: Vec<usize>,
+    charts: PathBuf,
+    soft_prep_budget: Duration,
 }
 
 impl Cfg {
@@ -93,7 +107,13 @@ impl Cfg {
                 "open".into(),
                 "store".into(),
                 "creators".into(),
+                "million".into(),
+                "charts".into(),
             ],
+            counts_million: vec![1_000, 10_000, 100_000, 1_000_000],
+            sweep_counts: vec![1_000, 1_000_000],
+            charts: root.join("docs/img"),
+            soft_prep_budget: Duration::from_secs(240),
             target,
         };
         let mut args = std::env::args().skip(1);
@@ -104,6 +124,8 @@ impl Cfg {
                     cfg.rounds = 3;
                     cfg.budget = Duration::from_millis(150);
                     cfg.counts = vec![1_000, 10_000];
+                    cfg.counts_million = vec![1_000, 10_000];
+                    cfg.sweep_counts = vec![1_000];
                     cfg.open_runs = 3;
                 }
                 "--rounds" => cfg.rounds = val()?.parse().map_err(err("--rounds"))?,
@@ -115,6 +137,13 @@ impl Cfg {
                         .split(',')
                         .map(|s| s.trim().parse::<usize>().map_err(err("--counts")))
                         .collect::<Res<_>>()?
+                }
+                "--counts-million" => cfg.counts_million = list(&val()?, "--counts-million")?,
+                "--sweep-counts" => cfg.sweep_counts = list(&val()?, "--sweep-counts")?,
+                "--charts" => cfg.charts = PathBuf::from(val()?),
+                "--soft-prep-budget-s" => {
+                    cfg.soft_prep_budget =
+                        Duration::from_secs(val()?.parse().map_err(err("--soft-prep-budget-s"))?)
                 }
                 "--open-runs" => cfg.open_runs = val()?.parse().map_err(err("--open-runs"))?,
                 "--kmshsm" => cfg.kms_so = PathBuf::from(val()?),
@@ -135,6 +164,13 @@ impl Cfg {
     }
 }
 
+fn list(v: &str, what: &str) -> Res<Vec<usize>> {
+    v.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse::<usize>().map_err(err(what)))
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 4 && args[1] == "--child-create" {
@@ -146,6 +182,14 @@ fn main() {
     }
     if args.len() == 5 && args[1] == "--child-creator" {
         if let Err(e) = creators::child_creator(Path::new(&args[2]), &args[3], &args[4]) {
+            eprintln!("child: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.len() == 4 && args[1] == "--child-million" {
+        let n = args[3].parse().unwrap_or(0);
+        if let Err(e) = million::child_million(Path::new(&args[2]), n) {
             eprintln!("child: {e}");
             std::process::exit(1);
         }
@@ -216,8 +260,16 @@ fn run(cfg: &Cfg) -> Res<()> {
     if on("creators") {
         creators::creators_phase(cfg, &mut details)?;
     }
+    let mut extra = String::new();
+    if on("million") {
+        million::million_phase(cfg, &mut extra)?;
+    }
+    if on("charts") {
+        charts::charts_phase(cfg, &mut extra)?;
+    }
     let _ = std::fs::remove_dir_all(cfg.work());
-    let text = report(cfg, &rows, &details, &builds, t0.elapsed());
+    let mut text = report(cfg, &rows, &details, &builds, t0.elapsed());
+    text.push_str(&extra);
     println!("{text}");
     std::fs::write(&cfg.out, &text).map_err(err("write results"))?;
     eprintln!("results written to {}", cfg.out.display());

@@ -523,9 +523,8 @@ impl Token {
         // (every use already refuses it by its expiry, `check_expiry`), and a login
         // sweeps again (`Token::login`).
         if self.master().is_some() {
-            for id in &expired_keys {
-                self.expire_material(id)?;
-            }
+            let expired_keys: Vec<Vec<u8>> = expired_keys.into_iter().collect();
+            self.expire_materials(&expired_keys)?;
         }
         let mut table = self.objects.write();
         for o in session_removed {
