@@ -9,7 +9,8 @@
 #        their own, tests/common/pg.rs; the package's system service is not used),
 #        iproute2 (ip netns: tests/many_hosts.rs puts hosts in network namespaces),
 #        strace (tests/group_commit.rs checks under it that every acknowledged creation
-#        was fsync'd after its WAL write)
+#        was fsync'd after its WAL write), libp11-kit-dev (the PKCS#11 header
+#        bench/stackreach.c is built with: CI checks the shallow stack scrubs with it)
 #   pip: python-pkcs11 (and cryptography) for the python3 found first on PATH
 set -euo pipefail
 
@@ -33,6 +34,7 @@ command -v python3 >/dev/null || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v strace >/dev/null || need_apt+=(strace)
+[ -e /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need_apt+=(libp11-kit-dev)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-test-deps: apt-get install ${need_apt[*]}"
