@@ -302,6 +302,55 @@ fn many_materials_expiring_at_once_are_all_swept_and_a_later_one_is_not() {
 }
 
 #[test]
+fn a_due_key_whose_record_cannot_be_read_does_not_hold_back_the_sweep_of_the_others() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let work = Work::new(&env);
+    let material = work.material(Spec::Aes256);
+    let expiry = system_now() + 50;
+    let mut expiring = Vec::new();
+    for i in 0..20 {
+        let key = create_external(&session, Spec::Aes256, &format!("spoilt-{i}"));
+        import_with(
+            &session,
+            &work,
+            key,
+            WRAP_SM2PKE,
+            &material.bytes,
+            Some(expiry),
+        )
+        .expect("import");
+        expiring.push(key);
+    }
+    // One due record made unreadable behind the module's back: its batch cannot be
+    // decided as a whole.
+    {
+        let db = rusqlite::Connection::open(env.token_database()).unwrap();
+        let spoilt = db
+            .execute(
+                "UPDATE objects SET plain = x'00' \
+                 WHERE uid = (SELECT uid FROM objects WHERE due IS NOT NULL LIMIT 1)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(spoilt, 1);
+    }
+    set_clock_offset(100);
+    // The sweep answers the spoilt key's failure, after deciding every other key.
+    let _ = session.find_objects(&[]);
+    set_clock_offset(0);
+    let swept = expiring
+        .iter()
+        .filter(|k| state(&session, **k) == STATE_PENDING_IMPORT)
+        .count();
+    assert_eq!(
+        swept,
+        expiring.len() - 1,
+        "every readable due key was swept"
+    );
+}
+
+#[test]
 fn deleting_the_material_returns_the_key_to_pending_import_until_it_is_imported_again() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);

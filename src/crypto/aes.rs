@@ -39,7 +39,8 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 pub use gcm::{
-    gcm_check, gcm_decrypt, gcm_decrypt_prepared, gcm_encrypt, gcm_encrypt_prepared, GcmKey,
+    gcm_check, gcm_decrypt, gcm_decrypt_prepared, gcm_encrypt, gcm_encrypt_prepared, gcm_fast_path,
+    GcmKey,
 };
 pub use mac::{cmac, cmac_verify, Cmac};
 pub use stream::AesStream;

@@ -211,6 +211,16 @@ impl Mechanism for Block {
 }
 
 /// GCM parameters as the primitive wants them.
+/// The stack a GCM step may leave secrets in: the measured reach on aws-lc's AEAD path,
+/// the whole scrub area on any other (an odd IV or a short tag: unmeasured).
+fn gcm_reach(iv: &[u8], tag_bits: usize) -> usize {
+    if aes::gcm_fast_path(iv, tag_bits) {
+        crate::secret_use::AES_GCM_REACH
+    } else {
+        crate::secret_use::WHOLE
+    }
+}
+
 fn gcm_params(param: &Param) -> Result<(Vec<u8>, Vec<u8>, usize)> {
     let Param::Gcm(p) = param else {
         return Err(Error::MechanismParamInvalid);
@@ -242,9 +252,10 @@ impl Mechanism for Gcm {
     fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         let (iv, aad, tag_bits) = gcm_params(param)?;
         aes::gcm_check(aes_key(key)?, &iv, tag_bits)?;
+        let reach = gcm_reach(&iv, tag_bits);
         let key = Arc::clone(key);
         Ok(buffered::cipher_within(
-            crate::secret_use::AES_GCM_REACH,
+            reach,
             buffered::BULK_CAP,
             Error::DataLenRange,
             move |n| n + tag_bits / 8,
@@ -259,9 +270,10 @@ impl Mechanism for Gcm {
     fn decrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         let (iv, aad, tag_bits) = gcm_params(param)?;
         aes::gcm_check(aes_key(key)?, &iv, tag_bits)?;
+        let reach = gcm_reach(&iv, tag_bits);
         let key = Arc::clone(key);
         Ok(buffered::cipher_within(
-            crate::secret_use::AES_GCM_REACH,
+            reach,
             buffered::BULK_CAP,
             Error::EncryptedDataLenRange,
             |n| n,

@@ -90,13 +90,22 @@ pub fn link(prev: &Hash, seq: u64, body: &[u8]) -> Hash {
     out
 }
 
+/// A chain link a caller computed: event `seq`'s hash after the event whose hash is
+/// `prev`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    pub seq: u64,
+    pub prev: Hash,
+    pub hash: Hash,
+}
+
 /// The number and chain hash of `body` appended after `prev`: the caller's `given` link
-/// when it is for that position (computed against the same head in the same
-/// transaction), else computed here.
-pub fn next_link(prev: &AuditHead, body: &[u8], given: Option<(u64, Hash)>) -> (u64, Hash) {
+/// when it was computed for exactly that position after exactly that hash (against the
+/// same head in the same transaction), else computed here.
+pub fn next_link(prev: &AuditHead, body: &[u8], given: Option<Link>) -> (u64, Hash) {
     let seq = prev.seq + 1;
     match given {
-        Some((at, hash)) if at == seq => (seq, hash),
+        Some(l) if l.seq == seq && l.prev == prev.hash => (seq, l.hash),
         _ => (seq, link(&prev.hash, seq, body)),
     }
 }
@@ -202,10 +211,11 @@ pub fn append_with(head: &AuditHead, bodies: Vec<Vec<u8>>, key: Option<&AuditKey
     let mut changes = Vec::with_capacity(bodies.len() + 2);
     for body in bodies {
         seq += 1;
-        hash = link(&hash, seq, &body);
+        let prev = hash;
+        hash = link(&prev, seq, &body);
         changes.push(Change::AppendEvent {
             body,
-            link: Some((seq, hash)),
+            link: Some(Link { seq, prev, hash }),
         });
     }
     let Some(key) = key.filter(|_| seq > 0) else {
@@ -471,15 +481,24 @@ mod tests {
     }
 
     #[test]
-    fn a_given_link_for_another_position_is_computed_again() {
+    fn a_given_link_for_another_position_or_head_is_computed_again() {
         let head = AuditHead {
             seq: 4,
             hash: [3; 32],
             ..AuditHead::default()
         };
         let right = link(&head.hash, 5, b"e");
-        assert_eq!(next_link(&head, b"e", Some((5, right))), (5, right));
-        assert_eq!(next_link(&head, b"e", Some((9, [1; 32]))), (5, right));
+        let given = |seq, prev, hash| Some(Link { seq, prev, hash });
+        assert_eq!(next_link(&head, b"e", given(5, [3; 32], right)), (5, right));
+        // Another position, or another previous hash (a head read elsewhere): computed.
+        assert_eq!(
+            next_link(&head, b"e", given(9, [3; 32], [1; 32])),
+            (5, right)
+        );
+        assert_eq!(
+            next_link(&head, b"e", given(5, [4; 32], [1; 32])),
+            (5, right)
+        );
         assert_eq!(next_link(&head, b"e", None), (5, right));
     }
 

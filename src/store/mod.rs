@@ -123,11 +123,11 @@ pub enum Change {
     /// number and its chain hash (`audit::link`) in this transaction. Several in one
     /// commit are numbered in order. `link` is the number and hash the caller computed
     /// against the head it read in this transaction (`audit::append`), taken when it is
-    /// for the position the event gets, so the hash is not computed twice
-    /// (`audit::next_link`).
+    /// for the position and the previous hash the event gets, so the hash is not
+    /// computed twice (`audit::next_link`).
     AppendEvent {
         body: Vec<u8>,
-        link: Option<(u64, audit::Hash)>,
+        link: Option<audit::Link>,
     },
     /// Stores the MAC of the head at event `seq` (made by the caller with `audit::append`
     /// against the head it read in this transaction, `Loaded::audit`).

@@ -56,6 +56,13 @@ impl Token {
         AuditEvent::new(self.now(), &self.serial, operation)
     }
 
+    /// The master key and its audit key, read together (one login's pair: a logout or
+    /// login between two reads could pair one login's records with another's key).
+    pub(super) fn login_keys(&self) -> (Option<Arc<MasterKey>>, Option<Arc<AuditKey>>) {
+        let login = self.login.lock();
+        (login.master.clone(), login.audit_key.clone())
+    }
+
     /// The audit key, when this application is logged in (set up at login).
     pub(super) fn current_audit_key(&self) -> Option<Arc<AuditKey>> {
         self.login.lock().audit_key.clone()

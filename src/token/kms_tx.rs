@@ -20,7 +20,7 @@ use crate::kms::audit::{AuditEvent, Operation};
 use crate::kms::decide::{self, KeyFacts};
 use crate::object::index;
 use crate::object::table::SessionHandle;
-use crate::store::audit as trail;
+use crate::store::audit::{self as trail, AuditKey};
 use crate::store::seal::MasterKey;
 use crate::store::ObjectUid;
 
@@ -142,8 +142,7 @@ impl Token {
             .filter(|(_, owner, _)| *owner != Owner::Token)
             .map(|(_, _, o)| Object::clone(o))
             .collect();
-        let master = self.master();
-        let audit_key = self.current_audit_key();
+        let (master, audit_key) = self.login_keys();
         let key = index::lookup_key(KEY_ID, id);
         let mut outcome: Result<Vec<Object>> = Err(Error::Internal("no decision was made"));
         self.store.transact(&[], &[&key], &mut |loaded| {
@@ -293,61 +292,90 @@ impl Token {
     pub(super) fn expire_materials(&self, ids: &[Vec<u8>]) -> Result<()> {
         let (single, batched): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) =
             ids.iter().partition(|id| self.has_session_objects(id));
-        for id in single {
-            self.expire_material(id)?;
-        }
+        let mut first_error: Option<Error> = None;
+        let mut one_by_one = |ids: &[&Vec<u8>]| {
+            for id in ids {
+                if let Err(e) = self.expire_material(id) {
+                    log::warn!(
+                        "token {}: an expired material could not be wiped: {e}",
+                        self.serial
+                    );
+                    first_error.get_or_insert(e);
+                }
+            }
+        };
+        one_by_one(&single);
         let now = self.now();
         let secrets = self.decision_secrets();
         let audit_key = secrets
             .master
             .as_deref()
-            .map(super::super::audit::audit_key);
+            .map(|m| AuditKey::new(&super::super::audit::audit_key(m)));
         for chunk in batched.chunks(EXPIRY_BATCH) {
-            let keys: Vec<Vec<u8>> = chunk
-                .iter()
-                .map(|id| index::lookup_key(KEY_ID, id))
-                .collect();
-            let lookup: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            let mut outcome: Result<()> = Err(Error::Internal("no decision was made"));
-            self.store.transact(&[], &lookup, &mut |loaded| {
-                let run = || -> Result<Vec<Change>> {
-                    let mut by_key: BTreeMap<Vec<u8>, Vec<Object>> = BTreeMap::new();
-                    for rec in &loaded.objects {
-                        let o = Object::from_record(rec)?;
-                        if let (false, Some(id)) = (o.has(IMPORT_TARGET), o.bytes(KEY_ID)) {
-                            by_key.entry(id.to_vec()).or_default().push(o);
-                        }
-                    }
-                    let (mut changes, mut bodies) = (Vec::new(), Vec::new());
-                    for (id, current) in &by_key {
-                        let (next, events) = self.expiry_decided(id, current, now, &secrets)?;
-                        for o in next.iter().filter(|o| o.is_token()) {
-                            changes.push(Change::PutObject(
-                                o.to_record(&self.serial, secrets.master.as_deref())?,
-                            ));
-                        }
-                        bodies.extend(events.iter().map(AuditEvent::encode));
-                    }
-                    if !changes.is_empty() {
-                        changes.extend(trail::append(&loaded.audit, bodies, audit_key.as_deref()));
-                    }
-                    Ok(changes)
-                };
-                match run() {
-                    Ok(changes) => {
-                        outcome = Ok(());
-                        Some(changes)
-                    }
-                    Err(e) => {
-                        outcome = Err(e);
-                        None
+            // A batch that cannot be decided (one key's records unreadable, say) does not
+            // hold back the others: its keys are decided one by one, and the rest of the
+            // sweep goes on; the first failure is answered at the end.
+            if self
+                .expire_batch(chunk, now, &secrets, audit_key.as_ref())
+                .is_err()
+            {
+                one_by_one(chunk);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// One batch of `expire_materials`, in one store transaction.
+    fn expire_batch(
+        &self,
+        chunk: &[&Vec<u8>],
+        now: i64,
+        secrets: &Secrets,
+        audit_key: Option<&AuditKey>,
+    ) -> Result<()> {
+        let keys: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|id| index::lookup_key(KEY_ID, id))
+            .collect();
+        let lookup: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let mut outcome: Result<()> = Err(Error::Internal("no decision was made"));
+        self.store.transact(&[], &lookup, &mut |loaded| {
+            let run = || -> Result<Vec<Change>> {
+                let mut by_key: BTreeMap<Vec<u8>, Vec<Object>> = BTreeMap::new();
+                for rec in &loaded.objects {
+                    let o = Object::from_record(rec)?;
+                    if let (false, Some(id)) = (o.has(IMPORT_TARGET), o.bytes(KEY_ID)) {
+                        by_key.entry(id.to_vec()).or_default().push(o);
                     }
                 }
-            })?;
-            outcome?;
-            self.sync()?;
-        }
-        Ok(())
+                let (mut changes, mut bodies) = (Vec::new(), Vec::new());
+                for (id, current) in &by_key {
+                    let (next, events) = self.expiry_decided(id, current, now, secrets)?;
+                    for o in next.iter().filter(|o| o.is_token()) {
+                        changes.push(Change::PutObject(
+                            o.to_record(&self.serial, secrets.master.as_deref())?,
+                        ));
+                    }
+                    bodies.extend(events.iter().map(AuditEvent::encode));
+                }
+                if !changes.is_empty() {
+                    changes.extend(trail::append_with(&loaded.audit, bodies, audit_key));
+                }
+                Ok(changes)
+            };
+            match run() {
+                Ok(changes) => {
+                    outcome = Ok(());
+                    Some(changes)
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    None
+                }
+            }
+        })?;
+        outcome?;
+        self.sync()
     }
 
     /// Whether key `id` has objects in this process's session table.

@@ -67,6 +67,13 @@ fn aead_path(iv: &[u8], tag_len: usize) -> bool {
     iv.len() == aead::NONCE_LEN && tag_len == BLOCK_LEN
 }
 
+/// Whether a step with this IV and tag length takes aws-lc's AEAD path (a 12-byte IV and a
+/// full tag), the one whose stack depth was measured; any other goes through this
+/// module's own GHASH and AES code.
+pub fn gcm_fast_path(iv: &[u8], tag_bits: usize) -> bool {
+    aead_path(iv, tag_bits / 8)
+}
+
 /// GCM encryption: returns the ciphertext followed by the tag of `tag_bits / 8` bytes.
 pub fn gcm_encrypt(
     key: &[u8],

@@ -110,6 +110,21 @@ impl WalSync {
         self.state.lock().durable == Some(now)
     }
 
+    /// Whether this handle may still write: not after an fsync failed.
+    pub(super) fn check(&self) -> io::Result<()> {
+        if self.state.lock().failed {
+            return Err(io::Error::other("an earlier fsync of the WAL failed"));
+        }
+        Ok(())
+    }
+
+    /// Marks the handle as after a failed fsync (for tests: a real failure needs a disk
+    /// that fails).
+    #[cfg(test)]
+    pub(super) fn poison(&self) {
+        self.state.lock().failed = true;
+    }
+
     /// The number of the newest completed sync (for tests).
     #[cfg(test)]
     pub(super) fn completed(&self) -> u64 {
@@ -149,17 +164,24 @@ impl WalSync {
             let headers = self.headers.read::<HEADERS>();
             let result = self.sync_wal();
             st = self.state.lock();
-            st.running.retain(|&n| n != number);
-            match &result {
-                Ok(Ok(())) => {
-                    if number > st.completed {
-                        st.completed = number;
-                        st.durable = Some(headers);
-                    }
+            if let Ok(Err(_)) = &result {
+                st.failed = true;
+            }
+            if let Ok(Ok(())) = &result {
+                // A writeback error is reported to one fsync of the file only: a sync
+                // that ran beside this one may have taken the error for pages this one
+                // was to cover. So this one counts only once every older sync still
+                // running has ended, and only if none of them failed.
+                while !st.failed && st.running.iter().any(|&n| n < number) {
+                    self.done.wait(&mut st);
                 }
-                Ok(Err(_)) => st.failed = true,
-                // Not synced, not poisoned: this call fails, a later one tries again.
-                Err(_) => {}
+            }
+            st.running.retain(|&n| n != number);
+            if let Ok(Ok(())) = &result {
+                if !st.failed && number > st.completed {
+                    st.completed = number;
+                    st.durable = Some(headers);
+                }
             }
             self.done.notify_all();
             result??;

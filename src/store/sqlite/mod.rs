@@ -243,6 +243,17 @@ impl SqliteStore {
         Ok(Locked { conn, _gate: gate })
     }
 
+    /// The connection, for a write: refused once an fsync of this handle failed (after
+    /// a failed fsync the kernel may have dropped the pages, so a later commit would be
+    /// published to other processes on top of a loss this handle already reported).
+    fn lock_for_write(&self) -> StoreResult<Locked<'_>> {
+        let conn = self.lock()?;
+        if let Some(sync) = &self.sync {
+            sync.check()?;
+        }
+        Ok(conn)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -544,7 +555,7 @@ impl Store for SqliteStore {
 
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
         let ticket = {
-            let mut conn = self.lock()?;
+            let mut conn = self.lock_for_write()?;
             commit_locked(&mut conn, changes)?;
             self.written()
         };
@@ -558,7 +569,7 @@ impl Store for SqliteStore {
         decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
     ) -> StoreResult<bool> {
         let (wrote, ticket) = {
-            let mut conn = self.lock()?;
+            let mut conn = self.lock_for_write()?;
             let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
             // A refusal is decided on what was read: that must be durable too.
             (wrote, if wrote { self.written() } else { self.seen() })
@@ -574,7 +585,7 @@ impl Store for SqliteStore {
         epoch: u64,
     ) -> StoreResult<Snapshot> {
         let (snap, ticket) = {
-            let mut conn = self.lock()?;
+            let mut conn = self.lock_for_write()?;
             commit_locked(&mut conn, changes)?;
             let snap = read_locked(&mut conn, since, epoch, Scope::Changes)?;
             // Taken after the read: the one sync covers the write and all it read.
@@ -593,7 +604,7 @@ impl Store for SqliteStore {
         epoch: u64,
     ) -> StoreResult<(bool, Snapshot)> {
         let (wrote, snap, ticket) = {
-            let mut conn = self.lock()?;
+            let mut conn = self.lock_for_write()?;
             let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
             let snap = read_locked(&mut conn, since, epoch, Scope::Changes)?;
             let ticket = if wrote { self.written() } else { self.seen() };
@@ -611,7 +622,7 @@ impl Store for SqliteStore {
         lease_until: i64,
     ) -> StoreResult<PinAttempt> {
         let (answer, ticket) = {
-            let mut conn = self.lock()?;
+            let mut conn = self.lock_for_write()?;
             let answer = pins::reserve(&mut conn.db, role, limit, now, lease_until)?;
             // A refusal (Busy, Locked) wrote nothing but was decided on what was read.
             (answer, self.written())
@@ -622,7 +633,7 @@ impl Store for SqliteStore {
 
     fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
         let ticket = {
-            let mut conn = self.lock()?;
+            let mut conn = self.lock_for_write()?;
             pins::settle(&mut conn.db, role, right)?;
             self.written()
         };

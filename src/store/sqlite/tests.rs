@@ -226,3 +226,26 @@ fn group_commit_is_on_and_a_read_of_another_handles_unsynced_commit_waits_for_a_
     second.read(0, 0, Scope::All).unwrap();
     assert_eq!(second_sync.completed(), after);
 }
+
+#[test]
+fn after_a_failed_fsync_the_handle_writes_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let first = SqliteStore::create(&path, vec![]).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    first.sync.as_ref().unwrap().poison();
+    // Each write path refuses before it writes: nothing reaches the other handle (as
+    // another process) that this one could not make durable.
+    assert!(first
+        .commit(vec![Change::PutMeta("x".into(), vec![1])])
+        .is_err());
+    assert!(first
+        .transact(&[], &[], &mut |_| Some(vec![Change::PutMeta(
+            "y".into(),
+            vec![2]
+        )]))
+        .is_err());
+    assert!(first.settle_pin_attempt(PinRole::User, false).is_err());
+    let snap = second.read(0, 0, Scope::All).unwrap();
+    assert!(!snap.meta.contains_key("x") && !snap.meta.contains_key("y"));
+}
