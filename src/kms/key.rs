@@ -121,36 +121,6 @@ coded_enum! {
     }
 }
 
-impl KeySpec {
-    /// Symmetric specs and their exact material length in bytes.
-    pub fn symmetric_len(self) -> Option<usize> {
-        match self {
-            KeySpec::Aes256 => Some(32),
-            KeySpec::Sm4 => Some(16),
-            _ => None,
-        }
-    }
-
-    pub fn rsa_bits(self) -> Option<usize> {
-        match self {
-            KeySpec::Rsa2048 => Some(2048),
-            KeySpec::Rsa3072 => Some(3072),
-            KeySpec::Rsa4096 => Some(4096),
-            _ => None,
-        }
-    }
-
-    /// The usages a key of this spec may have (SM2 and RSA do both; EC signs only;
-    /// symmetric keys encrypt).
-    pub fn allows(self, usage: KeyUsage) -> bool {
-        match self {
-            KeySpec::Aes256 | KeySpec::Sm4 => usage == KeyUsage::EncryptDecrypt,
-            KeySpec::EcP256 | KeySpec::EcP256K => usage == KeyUsage::SignVerify,
-            _ => true,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

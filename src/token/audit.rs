@@ -1,5 +1,5 @@
 //! The token's audit trail (docs/audit.md): each lifecycle change is committed together
-//! with its event (`commit_with_events`, and `kms_tx.rs` inside its decision), a refusal
+//! with its event (`commit_with_events`, and `kms/key_records.rs` inside its decision), a refusal
 //! alone in its own small transaction (`record_refusal`), and the head is authenticated
 //! under the audit key (a subkey of the master key) whenever the writer is logged in,
 //! and at every login (`seal_audit_head`). Reading and verifying the trail, and pruning

@@ -35,6 +35,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Backend, Change, ObjectUid, PinRecord, PinRole, Scope, Snapshot, Store};
 
 pub use audit::{Trail, TrailEntry};
+pub use kms::shape;
 pub use login::{LoggedIn, UserKind};
 pub use objects::Caller;
 
@@ -110,7 +111,7 @@ pub struct Token {
     login: Mutex<login::Login>,
     view: RwLock<View>,
     objects: RwLock<ObjectTable>,
-    /// Held while a KMS decision is made and applied (`kms_tx.rs`): serialises this
+    /// Held while a KMS decision is made and applied (`kms/key_records.rs`): serialises this
     /// process's decisions on session objects. Taken before every other token lock.
     kms_decisions: Mutex<()>,
     /// Searches this process answered through the store (`load_matching`).

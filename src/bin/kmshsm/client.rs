@@ -12,12 +12,12 @@ use kmshsm::kms::key::{KeyId, KeySpec, KeyState, KeyUsage, Origin};
 use kmshsm::kms::KmsError;
 use kmshsm::mechanism::params::{GcmParams, OaepParams, PssParams};
 use kmshsm::mechanism::{sm as sm_mech, MechanismArg, Param};
-use kmshsm::object::key::{CKK_SM2, CKK_SM4};
 use kmshsm::object::table::ObjectHandle;
 use kmshsm::operation::Output;
 use kmshsm::provider::{self, InitOptions, Provider};
 use kmshsm::session::crypto::Direction;
 use kmshsm::session::Session;
+use kmshsm::token::shape;
 use kmshsm::token::UserKind;
 use kmshsm::vendor as v;
 
@@ -207,13 +207,8 @@ impl Client {
             bytes(v::CKA_KMSHSM_DESCRIPTION, description.as_bytes()),
             ulong(v::CKA_KMSHSM_KEY_USAGE, usage.code()),
         ];
-        let (key_type, class) = match spec {
-            KeySpec::Aes256 => (CKK_AES, CKO_SECRET_KEY),
-            KeySpec::Sm4 => (CKK_SM4, CKO_SECRET_KEY),
-            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => (CKK_RSA, CKO_PRIVATE_KEY),
-            KeySpec::EcP256 | KeySpec::EcP256K => (CKK_EC, CKO_PRIVATE_KEY),
-            KeySpec::EcSm2 => (CKK_SM2, CKO_PRIVATE_KEY),
-        };
+        let shape = shape::shape_of(spec);
+        let (key_type, class) = (shape.key_type, shape.class);
         if class == CKO_SECRET_KEY {
             common.extend([
                 boolean(CKA_ENCRYPT as u64, true),
@@ -240,50 +235,32 @@ impl Client {
             kind,
             param: Param::None,
         };
-        match spec {
-            KeySpec::Aes256 => {
-                let mut t = vec![ulong(CKA_VALUE_LEN as u64, 32)];
-                t.extend(common);
-                token.generate_key(self.caller(), &mech(CKM_AES_KEY_GEN), &t)
+        let generation = mech(shape.generation);
+        if class == CKO_SECRET_KEY {
+            let mut t = Vec::new();
+            if key_type == CKK_AES {
+                let len = spec.symmetric_len().unwrap_or(32);
+                t.push(ulong(CKA_VALUE_LEN as u64, len as u64));
             }
-            KeySpec::Sm4 => {
-                token.generate_key(self.caller(), &mech(sm_mech::CKM_SM4_KEY_GEN), &common)
-            }
-            _ => {
-                let (m, public) = match spec {
-                    KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => (
-                        CKM_RSA_PKCS_KEY_PAIR_GEN,
-                        vec![ulong(
-                            CKA_MODULUS_BITS as u64,
-                            spec.rsa_bits().unwrap_or(2048) as u64,
-                        )],
-                    ),
-                    KeySpec::EcSm2 => (sm_mech::CKM_SM2_KEY_PAIR_GEN, vec![]),
-                    _ => {
-                        let curve = if spec == KeySpec::EcP256 {
-                            kmshsm::crypto::ec::Curve::P256
-                        } else {
-                            kmshsm::crypto::ec::Curve::Secp256k1
-                        };
-                        (
-                            CKM_EC_KEY_PAIR_GEN,
-                            vec![bytes(CKA_EC_PARAMS as u64, curve.oid())],
-                        )
-                    }
-                };
-                let mut public = public;
-                public.extend([
-                    boolean(CKA_TOKEN as u64, true),
-                    bytes(CKA_ID as u64, &id),
-                    bytes(CKA_LABEL as u64, alias.as_bytes()),
-                    boolean(CKA_VERIFY as u64, sign),
-                    boolean(CKA_ENCRYPT as u64, !sign),
-                ]);
-                let (_, private) =
-                    token.generate_key_pair(self.caller(), &mech(m), &public, &common)?;
-                Ok(private)
-            }
+            t.extend(common);
+            return token.generate_key(self.caller(), &generation, &t);
         }
+        let mut public = Vec::new();
+        if let Some(bits) = spec.rsa_bits() {
+            public.push(ulong(CKA_MODULUS_BITS as u64, bits as u64));
+        }
+        if let (Some(params), true) = (shape.ec_params, key_type == CKK_EC) {
+            public.push(bytes(CKA_EC_PARAMS as u64, params));
+        }
+        public.extend([
+            boolean(CKA_TOKEN as u64, true),
+            bytes(CKA_ID as u64, &id),
+            bytes(CKA_LABEL as u64, alias.as_bytes()),
+            boolean(CKA_VERIFY as u64, sign),
+            boolean(CKA_ENCRYPT as u64, !sign),
+        ]);
+        let (_, private) = token.generate_key_pair(self.caller(), &generation, &public, &common)?;
+        Ok(private)
     }
 
     /// GetParametersForImport: the new wrapping pair's public key, token and names.
@@ -292,10 +269,7 @@ impl Client {
         key_id: &str,
         alg: WrappingAlgorithm,
     ) -> Result<ImportParameters> {
-        let mech = match alg.wrapping_key_spec() {
-            kmshsm::kms::import::WrappingKeySpec::Rsa2048 => CKM_RSA_PKCS_KEY_PAIR_GEN,
-            kmshsm::kms::import::WrappingKeySpec::EcSm2 => sm_mech::CKM_SM2_KEY_PAIR_GEN,
-        };
+        let (_, mech) = shape::wrapping_key(alg);
         let private_template = [
             bytes(v::CKA_KMSHSM_IMPORT_TARGET, key_id.as_bytes()),
             ulong(v::CKA_KMSHSM_WRAPPING_ALGORITHM, alg.code()),

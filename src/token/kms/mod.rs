@@ -25,23 +25,24 @@ use crate::crypto::rsa::{bit_len, RsaComponents};
 use crate::crypto::sm;
 use crate::error::{Error, Result};
 use crate::kms::audit::{AuditEvent, Operation};
-use crate::kms::import::{ImportToken, WrappingAlgorithm, WrappingKeySpec};
+use crate::kms::decide::{self, KeyFacts};
+use crate::kms::import::{ImportToken, WrappingAlgorithm};
 use crate::kms::key::{KeyId, KeySpec, KeyState, KeyUsage, Origin};
-use crate::kms::lifecycle::{self, Event};
+use crate::kms::lifecycle;
 use crate::kms::material::{self, Canonical};
+use crate::kms::model::{self, KeyModel};
 use crate::kms::KmsError;
-use crate::mechanism::{sm as sm_mech, MechanismArg, Param, Usage};
+use crate::mechanism::{MechanismArg, Param, Usage};
 use crate::object::attr::{AttrType, RawAttribute, Value};
-use crate::object::key::{CKK_SM2, CKK_SM4};
+use crate::object::key::CKK_SM2;
 use crate::object::policy::{
     IMPORT_TARGET, IMPORT_TOKEN, KEY_ID, KEY_SPEC, KEY_STATE, KEY_USAGE, MATERIAL_EXPIRY,
     MATERIAL_FINGERPRINT, ORIGIN, TOKEN_EXPIRY, WRAPPING_ALGORITHM,
 };
-use crate::object::table::{ObjectHandle, Owner};
+use crate::object::table::{ObjectHandle, Owner, SessionHandle};
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
 use crate::store::Change;
-use crate::vendor;
 
 const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
     x as AttrType
@@ -49,69 +50,6 @@ const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
 
 fn ulong(v: u64) -> Value {
     Value::Ulong(v)
-}
-
-/// The mechanism `C_UnwrapKey` must use for a wrapping algorithm.
-pub(super) fn mechanism_of(alg: WrappingAlgorithm) -> CK_MECHANISM_TYPE {
-    use WrappingAlgorithm::*;
-    match alg {
-        RsaesPkcs1V15 => CKM_RSA_PKCS,
-        RsaesOaepSha1 | RsaesOaepSha256 => CKM_RSA_PKCS_OAEP,
-        RsaAesKeyWrapSha1 | RsaAesKeyWrapSha256 => CKM_RSA_AES_KEY_WRAP,
-        RsaesOaepSha256Aes256EcbPkcs7Pad => {
-            vendor::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD as CK_MECHANISM_TYPE
-        }
-        Sm2Pke => sm_mech::CKM_SM2_ENCRYPT,
-        Sm2PkeSm4Ecb => vendor::CKM_KMSHSM_SM2PKE_SM4_ECB as CK_MECHANISM_TYPE,
-    }
-}
-
-/// The hash an OAEP-based algorithm must name in its parameters.
-fn oaep_hash_of(alg: WrappingAlgorithm) -> Option<CK_MECHANISM_TYPE> {
-    use WrappingAlgorithm::*;
-    match alg {
-        RsaesOaepSha1 | RsaAesKeyWrapSha1 => Some(CKM_SHA_1),
-        RsaesOaepSha256 | RsaAesKeyWrapSha256 => Some(CKM_SHA256),
-        _ => None,
-    }
-}
-
-/// The KeySpec an object's key type and size amount to, if any.
-pub(super) fn spec_of(object: &Object) -> Option<KeySpec> {
-    match (object.class, object.key_type?) {
-        (CKO_SECRET_KEY, CKK_AES) if object.ulong(t(CKA_VALUE_LEN)) == Some(32) => {
-            Some(KeySpec::Aes256)
-        }
-        (CKO_SECRET_KEY, CKK_SM4) => Some(KeySpec::Sm4),
-        (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY, CKK_RSA) => match bit_len(object.bytes(t(CKA_MODULUS))?)
-        {
-            2048 => Some(KeySpec::Rsa2048),
-            3072 => Some(KeySpec::Rsa3072),
-            4096 => Some(KeySpec::Rsa4096),
-            _ => None,
-        },
-        (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY, CKK_EC) => {
-            match Curve::from_oid(object.bytes(t(CKA_EC_PARAMS))?).ok()? {
-                Curve::P256 => Some(KeySpec::EcP256),
-                Curve::Secp256k1 => Some(KeySpec::EcP256K),
-                _ => None,
-            }
-        }
-        (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY, CKK_SM2) => Some(KeySpec::EcSm2),
-        _ => None,
-    }
-}
-
-/// Whether a key type can hold material of `spec`.
-fn spec_fits(spec: KeySpec, class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
-    let symmetric = class == CKO_SECRET_KEY;
-    match spec {
-        KeySpec::Aes256 => symmetric && key_type == CKK_AES,
-        KeySpec::Sm4 => symmetric && key_type == CKK_SM4,
-        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => !symmetric && key_type == CKK_RSA,
-        KeySpec::EcP256 | KeySpec::EcP256K => !symmetric && key_type == CKK_EC,
-        KeySpec::EcSm2 => !symmetric && key_type == CKK_SM2,
-    }
 }
 
 /// One object of a KMS key: its handle, owner and current version.
@@ -181,6 +119,14 @@ impl Token {
         self.shared.clock.now()
     }
 
+    /// The token's key records for the key model, new objects owned by `new_owner`.
+    fn records_for(&self, new_owner: Option<SessionHandle>) -> key_records::TokenRecords<'_> {
+        key_records::TokenRecords {
+            token: self,
+            new_owner,
+        }
+    }
+
     /// The subkeys of the KMS model, derived from the master key (needs a login).
     fn kms_secret(&self, label: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
         Ok(self.master().ok_or(Error::UserNotLoggedIn)?.derive(label))
@@ -192,8 +138,8 @@ impl Token {
         primary: &[u8],
         exponent: Option<&[u8]>,
     ) -> Result<[u8; 32]> {
-        let key = self.kms_secret(tx::FINGERPRINT_LABEL)?;
-        Ok(tx::fingerprint_with(&key, spec, primary, exponent))
+        let key = self.kms_secret(key_records::FINGERPRINT_LABEL)?;
+        Ok(key_records::fingerprint_with(&key, spec, primary, exponent))
     }
 
     /// Gives new key objects (one key: a secret key, or a key pair) their KMS identity:
@@ -205,7 +151,6 @@ impl Token {
         origin: Origin,
         usage: Option<KeyUsage>,
     ) -> Result<Vec<Object>> {
-        let id = KeyId::generate();
         let spec = objects.iter().find_map(spec_of);
         let mut bound = None;
         if origin == Origin::External && self.master().is_some() {
@@ -216,22 +161,27 @@ impl Token {
                 }
             }
         }
+        // A usage the spec does not allow is a template that contradicts itself.
+        let key = model::create_key(origin, spec, usage, true, bound).map_err(|e| match e {
+            KmsError::InvalidParameter(_) => Error::TemplateInconsistent,
+            e => kms(e),
+        })?;
         objects
             .into_iter()
             .map(|o| {
                 let mut values = vec![
-                    (KEY_ID, Value::Bytes(id.as_str().as_bytes().to_vec())),
-                    (ORIGIN, ulong(origin.code())),
-                    (KEY_STATE, ulong(KeyState::Enabled.code())),
+                    (KEY_ID, Value::Bytes(key.id.as_str().as_bytes().to_vec())),
+                    (ORIGIN, ulong(key.facts.origin.code())),
+                    (KEY_STATE, ulong(key.facts.state.code())),
                     (MATERIAL_EXPIRY, ulong(0)),
                 ];
                 if let Some(s) = spec {
                     values.push((KEY_SPEC, ulong(s.code())));
                 }
-                if let Some(u) = usage {
+                if let Some(u) = key.usage {
                     values.push((KEY_USAGE, ulong(u.code())));
                 }
-                if let Some(fp) = bound {
+                if let Some(fp) = key.facts.bound {
                     values.push((MATERIAL_FINGERPRINT, Value::Bytes(fp.to_vec())));
                 }
                 Ok(confine_to_key_usage(o.with_plain(values)))
@@ -296,41 +246,26 @@ impl Token {
             .get(&t(CKA_KEY_TYPE))
             .and_then(Value::as_ulong)
             .ok_or(Error::TemplateIncomplete)? as CK_KEY_TYPE;
-        if !spec_fits(spec, class, key_type) || usage.is_some_and(|u| !spec.allows(u)) {
+        if !shape::fits(spec, class, key_type) || usage.is_some_and(|u| !spec.allows(u)) {
             return Err(Error::TemplateInconsistent);
         }
-        let id = KeyId::generate();
+        let key =
+            model::create_key(Origin::External, Some(spec), usage, false, None).map_err(kms)?;
         let mut module = vec![
-            (KEY_ID, Value::Bytes(id.as_str().as_bytes().to_vec())),
-            (KEY_STATE, ulong(KeyState::PendingImport.code())),
+            (KEY_ID, Value::Bytes(key.id.as_str().as_bytes().to_vec())),
+            (KEY_STATE, ulong(key.facts.state.code())),
             (MATERIAL_EXPIRY, ulong(0)),
         ];
         if let Some(len) = spec.symmetric_len() {
             module.push((t(CKA_VALUE_LEN), ulong(len as u64)));
         }
-        match spec {
-            KeySpec::EcP256 => {
-                module.push((t(CKA_EC_PARAMS), Value::Bytes(Curve::P256.oid().to_vec())))
-            }
-            KeySpec::EcP256K => module.push((
-                t(CKA_EC_PARAMS),
-                Value::Bytes(Curve::Secp256k1.oid().to_vec()),
-            )),
-            KeySpec::EcSm2 => module.push((t(CKA_EC_PARAMS), Value::Bytes(der::OID_SM2.to_vec()))),
-            _ => {}
+        if let Some(params) = shape::shape_of(spec).ec_params {
+            module.push((t(CKA_EC_PARAMS), Value::Bytes(params.to_vec())));
         }
-        if usage.is_none()
-            && !matches!(
-                spec,
-                KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 | KeySpec::EcSm2
-            )
-        {
-            let implied = if spec.symmetric_len().is_some() {
-                KeyUsage::EncryptDecrypt
-            } else {
-                KeyUsage::SignVerify
-            };
-            module.push((KEY_USAGE, ulong(implied.code())));
+        if usage.is_none() {
+            if let Some(implied) = key.usage {
+                module.push((KEY_USAGE, ulong(implied.code())));
+            }
         }
         Ok(confine_to_key_usage(template::build(
             template,
@@ -437,7 +372,7 @@ impl Token {
             KeyState::from_code(wanted),
         ) {
             if object.is_token() {
-                let operation = Operation::of(crate::kms::decide::event_for(state, wanted));
+                let operation = Operation::of(decide::event_for(state, wanted));
                 self.record_refusal(
                     self.event(operation)
                         .key(id)
@@ -456,20 +391,20 @@ impl Token {
         else {
             return Err(Error::AttributeTypeInvalid);
         };
-        let event = match (state, wanted) {
-            (KeyState::PendingDeletion, KeyState::Disabled) => Event::CancelDeletion,
-            (_, KeyState::Enabled) => Event::Enable,
-            (_, KeyState::Disabled) => Event::Disable,
-            (_, KeyState::PendingImport) => Event::DeleteMaterial,
-            (_, KeyState::PendingDeletion) => Event::ScheduleDeletion,
-        };
         // Refused early on the cached state; decided again on the current record below.
-        lifecycle::transition(origin, state, event).map_err(kms)?;
+        let cached = KeyFacts {
+            origin,
+            state,
+            bound: None,
+            expiry: 0,
+        };
+        model::precheck(&cached, decide::event_for(state, wanted)).map_err(kms)?;
         let siblings = self.key_objects(id)?;
         if siblings.iter().any(|(_, owner, _)| *owner == Owner::Token) && !caller.rw {
             return Err(Error::SessionReadOnly);
         }
-        self.apply_state_change(caller, id, wanted)
+        let id = KeyId::from_bytes(id).map_err(|_| kms(KmsError::NotFound))?;
+        KeyModel::new(&self.records_for(Some(caller.session))).change_state(&id, wanted)
     }
 
     /// Wipes material whose expiry has passed (the key returns to PendingImport) and
@@ -523,8 +458,11 @@ impl Token {
         // (every use already refuses it by its expiry, `check_expiry`), and a login
         // sweeps again (`Token::login`).
         if self.master().is_some() {
-            let expired_keys: Vec<Vec<u8>> = expired_keys.into_iter().collect();
-            self.expire_materials(&expired_keys)?;
+            let expired_keys: Vec<KeyId> = expired_keys
+                .iter()
+                .filter_map(|id| KeyId::from_bytes(id).ok())
+                .collect();
+            KeyModel::new(&self.records_for(None)).expire(&expired_keys)?;
         }
         let mut table = self.objects.write();
         for o in session_removed {
@@ -565,7 +503,7 @@ impl Token {
 
 /// What an import hands to the key: the values of each of its objects, and the
 /// canonical material for the fingerprint.
-struct Imported {
+pub(super) struct Imported {
     primary: Vec<(AttrType, Value)>,
     public: Vec<(AttrType, Value)>,
     canonical: (Vec<u8>, Option<Vec<u8>>),
@@ -654,7 +592,8 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
     }
 }
 
-#[path = "kms_import.rs"]
 mod import;
-#[path = "kms_tx.rs"]
-mod tx;
+mod key_records;
+pub mod shape;
+
+pub(super) use shape::{spec_of, unwrap_mechanism as mechanism_of};

@@ -1,23 +1,25 @@
-//! KMS decisions made exactly once: the token runs a `kms::decide` rule inside one store
-//! transaction against the current records of a key's objects (`Store::transact`), so
-//! concurrent callers, threads or processes, are serialised and each decides on what
-//! the one before it wrote. Here: the facts a rule needs, read from an object; the
-//! transaction around a decision; DeleteKeyMaterial, Enable/Disable and scheduled
-//! deletion applied that way (the import is in `kms_import.rs`).
+//! The token's key records for the key model: `KeyRecords` on PKCS#11 objects and the
+//! store. A decision of `kms::model` runs inside one store transaction against the
+//! current records of a key's objects (`Store::transact`), so concurrent callers,
+//! threads or processes, are serialised and each decides on what the one before it
+//! wrote. Here: the facts a decision is given, read from a key's main object; the
+//! transaction around it; and the decision written back onto every object of the key
+//! (state, binding, expiry; the material kept, wiped or installed), with its audit
+//! event in the same transaction.
 //!
 //! A key whose main object is a session object lives in this process only; its
 //! decisions are serialised by `Token::kms_decisions` and made on the cached objects.
-//! Each decision names its audit event, written in the same transaction when the
-//! decision writes token records (`kms::audit`; docs/audit.md).
-//! This module must not hold rules of its own: it maps objects to facts and back.
+//! This module must not hold rules of its own: it maps objects to facts and decisions
+//! back to objects.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::*;
 use crate::error::StoreError;
-use crate::kms::audit::{AuditEvent, Operation};
-use crate::kms::decide::{self, KeyFacts};
+use crate::kms::audit::AuditEvent;
+use crate::kms::decide::KeyFacts;
+use crate::kms::records::{Current, Decide, Decision, KeyRecords, MaterialChange};
 use crate::object::index;
 use crate::object::table::SessionHandle;
 use crate::store::audit::{self as trail, AuditKey};
@@ -201,146 +203,151 @@ impl Token {
         Ok(())
     }
 
-    /// Enable/DisableKey, DeleteKeyMaterial, Schedule/CancelKeyDeletion of key `id`,
-    /// decided on its current record and applied to every object of the key at once.
-    /// DeleteKeyMaterial of a key that holds material but has no recorded binding
-    /// records the binding in the same transaction (and so needs a login).
-    pub(super) fn apply_state_change(
+    /// The facts a decision on a key is given, from its current objects.
+    fn current_of(
         &self,
-        caller: Caller,
-        id: &[u8],
-        wanted: KeyState,
-    ) -> Result<()> {
-        let secrets = self.decision_secrets();
-        self.decide_on_key(Some(caller.session), id, &mut |current| {
-            let main = main_of(current)?;
-            let state = state_of(main).ok_or(Error::AttributeTypeInvalid)?;
-            let deleting = decide::event_for(state, wanted) == Event::DeleteMaterial;
-            let facts = facts_of(main, &self.serial, &secrets, deleting)?;
-            let (event, next) =
-                decide::change_state(&facts, wanted, holds_material(main)).map_err(kms)?;
-            let mut values = vec![(KEY_STATE, ulong(next.state.code()))];
-            if let (Some(fp), None) = (next.bound, main.bytes(MATERIAL_FINGERPRINT)) {
-                values.push((MATERIAL_FINGERPRINT, Value::Bytes(fp.to_vec())));
-            }
-            let audit = self
-                .event(Operation::of(event))
-                .key(id)
-                .material(next.bound.as_ref().map(|b| &b[..]));
-            let objects = current
-                .iter()
-                .map(|o| {
-                    if event == Event::DeleteMaterial && o.class != CKO_PUBLIC_KEY {
-                        o.wiped(values.clone())
-                    } else {
-                        o.with_plain(values.clone())
-                    }
-                })
-                .collect();
-            Ok((objects, vec![audit]))
+        current: &[Object],
+        secrets: &Secrets,
+        need_binding: bool,
+    ) -> Result<Current> {
+        let main = main_of(current)?;
+        Ok(Current {
+            facts: facts_of(main, &self.serial, secrets, need_binding)?,
+            holds_material: holds_material(main),
         })
     }
 
-    /// Material expiry of key `id` (the sweep found it due): decided on the current
-    /// record, so an import that gave the key a later expiry meanwhile is not undone.
-    pub(super) fn expire_material(&self, id: &[u8]) -> Result<()> {
-        let now = self.now();
-        let secrets = self.decision_secrets();
-        self.decide_on_key(None, id, &mut |current| {
-            self.expiry_decided(id, current, now, &secrets)
-        })
-    }
-
-    /// The expiry decision on one key's current objects: wiped and PendingImport with
-    /// its audit event, or nothing when the rule says the material is not due.
-    fn expiry_decided(
+    /// A decision on key `id` written onto its current objects: every object gets the
+    /// state, and the binding and expiry where they change; the secret objects lose
+    /// their material on a wipe, and take the imported material on an install (an
+    /// asymmetric key imported for the first time gains its public object).
+    fn written(
         &self,
         id: &[u8],
         current: &[Object],
-        now: i64,
+        before: &KeyFacts,
+        decision: Decision<Arc<Imported>>,
         secrets: &Secrets,
     ) -> Result<Decided> {
         let main = main_of(current)?;
-        let facts = facts_of(main, &self.serial, secrets, false)?;
-        let Some(next) = decide::expire(&facts, now) else {
-            return Ok((Vec::new(), Vec::new()));
-        };
-        let values = vec![(KEY_STATE, ulong(next.state.code()))];
-        let audit = self
-            .event(Operation::KeyMaterialExpired)
-            .key(id)
-            .material(facts.bound.as_ref().map(|b| &b[..]));
-        let objects = current
-            .iter()
-            .map(|o| {
-                if o.class == CKO_PUBLIC_KEY {
-                    o.with_plain(values.clone())
-                } else {
-                    o.wiped(values.clone())
+        let after = &decision.facts;
+        let installing = matches!(decision.material, MaterialChange::Install(_));
+        let mut values = vec![(KEY_STATE, ulong(after.state.code()))];
+        if installing || after.expiry != before.expiry {
+            values.push((MATERIAL_EXPIRY, ulong(after.expiry.max(0) as u64)));
+        }
+        if let Some(fp) = after.bound {
+            if installing || main.bytes(MATERIAL_FINGERPRINT) != Some(&fp[..]) {
+                values.push((MATERIAL_FINGERPRINT, Value::Bytes(fp.to_vec())));
+            }
+        }
+        let mut next = Vec::with_capacity(current.len() + 1);
+        for o in current {
+            let public = o.class == CKO_PUBLIC_KEY;
+            let mut values = values.clone();
+            next.push(match &decision.material {
+                MaterialChange::Wipe if !public => o.wiped(values),
+                MaterialChange::Install(imported) if public => {
+                    values.extend(imported.public.iter().cloned());
+                    o.with_plain(values)
                 }
-            })
-            .collect();
-        Ok((objects, vec![audit]))
+                MaterialChange::Install(imported) => {
+                    values.extend(imported.primary.iter().cloned());
+                    let all = o.all_values(&self.serial, secrets.master.as_deref())?;
+                    template::merge(o, all, values)?
+                }
+                _ => o.with_plain(values),
+            });
+        }
+        if let MaterialChange::Install(imported) = &decision.material {
+            if main.class == CKO_PRIVATE_KEY && !current.iter().any(|o| o.class == CKO_PUBLIC_KEY) {
+                next.push(self.public_half(main, imported, values)?);
+            }
+        }
+        let event = self
+            .event(decision.operation)
+            .key(id)
+            .material(after.bound.as_ref().map(|b| &b[..]));
+        Ok((next, vec![event]))
     }
 
-    /// Material expiry of the token keys `ids` (the sweep found them due), up to
-    /// [`EXPIRY_BATCH`] keys per store transaction: each key is decided exactly as by
-    /// `expire_material`, on its current records inside the transaction, and the batch
-    /// is one durable commit instead of one per key (10,000 materials expiring at once
-    /// were 10,000 fsyncs). Keys with session objects, whose decisions this process
-    /// serialises itself, go through `expire_material`.
-    pub(super) fn expire_materials(&self, ids: &[Vec<u8>]) -> Result<()> {
-        let (single, batched): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) =
-            ids.iter().partition(|id| self.has_session_objects(id));
+    /// One decision on one key's current objects: what it writes, or nothing.
+    fn decided(
+        &self,
+        id: &[u8],
+        current: &[Object],
+        need_binding: bool,
+        decide: &mut Decide<'_, Arc<Imported>>,
+        secrets: &Secrets,
+    ) -> Result<Decided> {
+        let now = self.current_of(current, secrets, need_binding)?;
+        match decide(&now).map_err(kms)? {
+            Some(decision) => self.written(id, current, &now.facts, decision, secrets),
+            None => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// `decide_on_each` of the token: keys with session objects, whose decisions this
+    /// process serialises itself, one by one; the others up to [`EXPIRY_BATCH`] keys
+    /// per store transaction, each decided on its current records inside it, so a
+    /// batch is one durable commit instead of one per key (10,000 materials expiring
+    /// at once were 10,000 fsyncs).
+    fn decide_on_many(&self, ids: &[KeyId], decide: &mut Decide<'_, Arc<Imported>>) -> Result<()> {
+        let (single, batched): (Vec<&KeyId>, Vec<&KeyId>) = ids
+            .iter()
+            .partition(|id| self.has_session_objects(id.as_str().as_bytes()));
         let mut first_error: Option<Error> = None;
-        let mut one_by_one = |ids: &[&Vec<u8>]| {
+        let secrets = self.decision_secrets();
+        let mut one_by_one = |ids: &[&KeyId], decide: &mut Decide<'_, Arc<Imported>>| {
             for id in ids {
-                if let Err(e) = self.expire_material(id) {
+                let id = id.as_str().as_bytes();
+                let outcome = self.decide_on_key(None, id, &mut |current| {
+                    self.decided(id, current, false, decide, &secrets)
+                });
+                if let Err(e) = outcome {
                     log::warn!(
-                        "token {}: an expired material could not be wiped: {e}",
+                        "token {}: a decision on one of many keys failed: {e}",
                         self.serial
                     );
                     first_error.get_or_insert(e);
                 }
             }
         };
-        one_by_one(&single);
-        let now = self.now();
-        let secrets = self.decision_secrets();
+        one_by_one(&single, decide);
         let audit_key = secrets
             .master
             .as_deref()
             .map(|m| AuditKey::new(&super::super::audit::audit_key(m)));
         for chunk in batched.chunks(EXPIRY_BATCH) {
             // A batch that cannot be decided (one key's records unreadable, say) does not
-            // hold back the others: its keys are decided one by one, and the rest of the
-            // sweep goes on; the first failure is answered at the end.
+            // hold back the others: its keys are decided one by one, and the rest goes
+            // on; the first failure is answered at the end.
             if self
-                .expire_batch(chunk, now, &secrets, audit_key.as_ref())
+                .decide_batch(chunk, decide, &secrets, audit_key.as_ref())
                 .is_err()
             {
-                one_by_one(chunk);
+                one_by_one(chunk, decide);
             }
         }
         first_error.map_or(Ok(()), Err)
     }
 
-    /// One batch of `expire_materials`, in one store transaction.
-    fn expire_batch(
+    /// One batch of `decide_on_many`, in one store transaction.
+    fn decide_batch(
         &self,
-        chunk: &[&Vec<u8>],
-        now: i64,
+        chunk: &[&KeyId],
+        decide: &mut Decide<'_, Arc<Imported>>,
         secrets: &Secrets,
         audit_key: Option<&AuditKey>,
     ) -> Result<()> {
         let keys: Vec<Vec<u8>> = chunk
             .iter()
-            .map(|id| index::lookup_key(KEY_ID, id))
+            .map(|id| index::lookup_key(KEY_ID, id.as_str().as_bytes()))
             .collect();
         let lookup: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let mut outcome: Result<()> = Err(Error::Internal("no decision was made"));
         self.store.transact(&[], &lookup, &mut |loaded| {
-            let run = || -> Result<Vec<Change>> {
+            let mut run = || -> Result<Vec<Change>> {
                 let mut by_key: BTreeMap<Vec<u8>, Vec<Object>> = BTreeMap::new();
                 for rec in &loaded.objects {
                     let o = Object::from_record(rec)?;
@@ -350,7 +357,7 @@ impl Token {
                 }
                 let (mut changes, mut bodies) = (Vec::new(), Vec::new());
                 for (id, current) in &by_key {
-                    let (next, events) = self.expiry_decided(id, current, now, secrets)?;
+                    let (next, events) = self.decided(id, current, false, decide, secrets)?;
                     for o in next.iter().filter(|o| o.is_token()) {
                         changes.push(Change::PutObject(
                             o.to_record(&self.serial, secrets.master.as_deref())?,
@@ -390,5 +397,39 @@ impl Token {
     }
 }
 
-/// Keys whose expiry one store transaction of the sweep decides and writes.
+/// Keys whose decisions one store transaction of the sweep makes and writes.
 const EXPIRY_BATCH: usize = 256;
+
+/// The token's records as the key model sees them, for one caller: new session objects
+/// a decision makes (a key's first public object) belong to `new_owner`.
+pub(super) struct TokenRecords<'t> {
+    pub token: &'t Token,
+    pub new_owner: Option<SessionHandle>,
+}
+
+impl KeyRecords for TokenRecords<'_> {
+    type Material = Arc<Imported>;
+    type Error = Error;
+
+    fn now(&self) -> i64 {
+        self.token.now()
+    }
+
+    fn decide_on(
+        &self,
+        id: &KeyId,
+        need_binding: bool,
+        decide: &mut Decide<'_, Arc<Imported>>,
+    ) -> Result<()> {
+        let token = self.token;
+        let secrets = token.decision_secrets();
+        let id = id.as_str().as_bytes();
+        token.decide_on_key(self.new_owner, id, &mut |current| {
+            token.decided(id, current, need_binding, decide, &secrets)
+        })
+    }
+
+    fn decide_on_each(&self, ids: &[KeyId], decide: &mut Decide<'_, Arc<Imported>>) -> Result<()> {
+        self.token.decide_on_many(ids, decide)
+    }
+}

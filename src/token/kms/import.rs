@@ -18,7 +18,8 @@ use cryptoki_sys::*;
 use super::*;
 use crate::crypto::pkcs8::encode_spki;
 use crate::kms::audit::Operation;
-use crate::kms::{byok, decide};
+use crate::kms::byok;
+use crate::kms::lifecycle::Event;
 use crate::mechanism::{GeneratedPair, KeyRequest, WrappedLen};
 use crate::object::key::Material;
 use crate::token::keys::mechanism as find_mechanism;
@@ -100,15 +101,15 @@ impl Token {
             .ulong(KEY_SPEC)
             .and_then(KeySpec::from_code)
             .ok_or(kms(KmsError::NotFound))?;
-        if !alg.accepts(spec) {
-            return Err(kms(KmsError::InvalidParameter(
-                "the wrapping algorithm does not fit the key spec",
-            )));
-        }
-        let (mechanism_ok, key_type) = match alg.wrapping_key_spec() {
-            WrappingKeySpec::Rsa2048 => (mech.kind == CKM_RSA_PKCS_KEY_PAIR_GEN, CKK_RSA),
-            WrappingKeySpec::EcSm2 => (mech.kind == sm_mech::CKM_SM2_KEY_PAIR_GEN, CKK_SM2),
+        let facts = KeyFacts {
+            origin: origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?,
+            state: state_of(&main).ok_or(kms(KmsError::NotFound))?,
+            bound: None,
+            expiry: 0,
         };
+        model::check_import_parameters(&facts, spec, alg).map_err(kms)?;
+        let (key_type, generation) = shape::wrapping_key(alg);
+        let mechanism_ok = mech.kind == generation;
         if !mechanism_ok {
             return Err(kms(KmsError::InvalidParameter(
                 "the wrapping key spec does not fit the algorithm",
@@ -357,7 +358,7 @@ impl Token {
         if mech.kind != mechanism_of(token.algorithm) {
             return Err(Error::MechanismInvalid);
         }
-        if let Some(hash) = oaep_hash_of(token.algorithm) {
+        if let Some(hash) = shape::oaep_hash(token.algorithm) {
             let named = match &mech.param {
                 Param::Oaep(p) => p.hash,
                 Param::RsaAesKeyWrap { oaep, .. } => oaep.hash,
@@ -379,9 +380,13 @@ impl Token {
             .and_then(KeySpec::from_code)
             .ok_or(kms(KmsError::NotFound))?;
         fits_target(&given, &main, spec)?;
-        let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
-        let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
-        lifecycle::transition(origin, state, Event::ImportMaterial).map_err(kms)?;
+        let cached = KeyFacts {
+            origin: origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?,
+            state: state_of(&main).ok_or(kms(KmsError::NotFound))?,
+            bound: None,
+            expiry: 0,
+        };
+        model::precheck(&cached, Event::ImportMaterial).map_err(kms)?;
 
         self.authorise_import_use(wrapping, mech.kind)?;
         let key = wrapping.key(&self.serial, self.master().as_deref())?;
@@ -434,38 +439,11 @@ impl Token {
             fingerprint,
             expiry: expiry as i64,
         };
-        let secrets = self.decision_secrets();
-        let key_id = token.key_id.as_str().as_bytes().to_vec();
-        self.decide_on_key(Some(caller.session), &key_id, &mut |current| {
-            let main = tx::main_of(current)?;
-            let facts = tx::facts_of(main, &self.serial, &secrets, true)?;
-            let after = decide::import(&facts, &request, now).map_err(kms)?;
-            let common = vec![
-                (KEY_STATE, ulong(after.state.code())),
-                (MATERIAL_EXPIRY, ulong(after.expiry as u64)),
-                (MATERIAL_FINGERPRINT, Value::Bytes(fingerprint.to_vec())),
-            ];
-            let mut next = Vec::with_capacity(current.len() + 1);
-            for o in current {
-                let mut values = common.clone();
-                if o.class == CKO_PUBLIC_KEY {
-                    values.extend(imported.public.iter().cloned());
-                    next.push(o.with_plain(values));
-                } else {
-                    values.extend(imported.primary.iter().cloned());
-                    let all = o.all_values(&self.serial, secrets.master.as_deref())?;
-                    next.push(template::merge(o, all, values)?);
-                }
-            }
-            if main.class == CKO_PRIVATE_KEY && !current.iter().any(|o| o.class == CKO_PUBLIC_KEY) {
-                next.push(self.public_half(main, &imported, common)?);
-            }
-            let event = self
-                .event(Operation::ImportKeyMaterial)
-                .key(&key_id)
-                .material(Some(&fingerprint));
-            Ok((next, vec![event]))
-        })?;
+        KeyModel::new(&self.records_for(Some(caller.session))).import_material(
+            &token.key_id,
+            &request,
+            &Arc::new(imported),
+        )?;
         if expiry != 0 {
             self.objects.write().note_deadline(expiry as i64);
         }
@@ -473,7 +451,7 @@ impl Token {
     }
 
     /// The public object of an asymmetric key imported for the first time.
-    fn public_half(
+    pub(super) fn public_half(
         &self,
         private: &Object,
         imported: &Imported,

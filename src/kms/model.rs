@@ -1,0 +1,171 @@
+//! The face of the key model: CreateKey, GetParametersForImport, ImportKeyMaterial,
+//! DeleteKeyMaterial, the state changes and the expiry sweep, each as one call. Rules
+//! that need no records are plain functions; rules decided on a key's current record
+//! run through `KeyRecords`, inside its transaction, so each is decided exactly once.
+//!
+//! What each rule is lives in `decide` and `lifecycle`; this module says which rule a
+//! request runs, what it writes (state, binding, expiry, the material kept, wiped or
+//! installed) and which audit operation records it. It must not know how records are
+//! kept, nor any PKCS#11 type.
+
+use super::audit::Operation;
+use super::decide::{self, ImportRequest, KeyFacts};
+use super::import::WrappingAlgorithm;
+use super::key::{KeyId, KeySpec, KeyState, KeyUsage, Origin};
+use super::lifecycle::{self, Event};
+use super::records::{Decision, KeyRecords, MaterialChange};
+use crate::error::KmsError;
+
+/// What a new key starts as (CreateKey, or a key made from material handed in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey {
+    pub id: KeyId,
+    pub facts: KeyFacts,
+    /// The usage the key is confined to: the one asked for, or for a key waiting for
+    /// material the only one its spec allows, if there is one.
+    pub usage: Option<KeyUsage>,
+}
+
+/// CreateKey. A key without material waits for it (PendingImport, EXTERNAL only); one
+/// with material is Enabled, bound to `bound` when its fingerprint is known.
+pub fn create_key(
+    origin: Origin,
+    spec: Option<KeySpec>,
+    usage: Option<KeyUsage>,
+    holds_material: bool,
+    bound: Option<[u8; 32]>,
+) -> Result<NewKey, KmsError> {
+    if let (Some(spec), Some(usage)) = (spec, usage) {
+        if !spec.allows(usage) {
+            return Err(KmsError::InvalidParameter(
+                "the key usage does not fit the key spec",
+            ));
+        }
+    }
+    let (state, usage) = if holds_material {
+        (KeyState::Enabled, usage)
+    } else {
+        if origin != Origin::External {
+            return Err(KmsError::UnsupportedOrigin);
+        }
+        let spec = spec.ok_or(KmsError::InvalidParameter(
+            "a key waiting for material needs a key spec",
+        ))?;
+        (KeyState::PendingImport, usage.or_else(|| spec.only_usage()))
+    };
+    Ok(NewKey {
+        id: KeyId::generate(),
+        facts: KeyFacts {
+            origin,
+            state,
+            bound: if holds_material { bound } else { None },
+            expiry: 0,
+        },
+        usage,
+    })
+}
+
+/// GetParametersForImport: whether import parameters for `alg` may be issued for a key
+/// whose record says `target` and whose spec is `spec`.
+pub fn check_import_parameters(
+    target: &KeyFacts,
+    spec: KeySpec,
+    alg: WrappingAlgorithm,
+) -> Result<(), KmsError> {
+    if target.origin != Origin::External {
+        return Err(KmsError::UnsupportedOrigin);
+    }
+    if target.state == KeyState::PendingDeletion {
+        return Err(KmsError::IncorrectKeyState(
+            KeyState::PendingDeletion.name(),
+        ));
+    }
+    if !spec.accepts(alg) {
+        return Err(KmsError::InvalidParameter(
+            "the wrapping algorithm does not fit the key spec",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a request on a key whose cached record says `cached` could succeed: asked
+/// before any expensive work (unwrapping, say) so a hopeless request is refused early.
+/// The answer is decided again, on the current record, by the call itself.
+pub fn precheck(cached: &KeyFacts, event: Event) -> Result<(), KmsError> {
+    lifecycle::transition(cached.origin, cached.state, event).map(|_| ())
+}
+
+/// The rules decided on current records, over `R`.
+#[derive(Debug)]
+pub struct KeyModel<'r, R: KeyRecords + ?Sized> {
+    records: &'r R,
+}
+
+impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
+    pub fn new(records: &'r R) -> Self {
+        KeyModel { records }
+    }
+
+    /// ImportKeyMaterial of material whose fingerprint and expiry `request` carries:
+    /// the first import binds the key, a later one must bring the same material.
+    pub fn import_material(
+        &self,
+        id: &KeyId,
+        request: &ImportRequest,
+        material: &R::Material,
+    ) -> Result<(), R::Error> {
+        let now = self.records.now();
+        self.records.decide_on(id, true, &mut |current| {
+            let facts = decide::import(&current.facts, request, now)?;
+            Ok(Some(Decision {
+                facts,
+                material: MaterialChange::Install(material.clone()),
+                operation: Operation::ImportKeyMaterial,
+            }))
+        })
+    }
+
+    /// Enable/DisableKey, DeleteKeyMaterial (`PendingImport`), ScheduleKeyDeletion
+    /// (`PendingDeletion`) and CancelKeyDeletion (`Disabled` from PendingDeletion).
+    pub fn change_state(&self, id: &KeyId, wanted: KeyState) -> Result<(), R::Error> {
+        // Only a deletion must record the binding of the material it wipes (the same
+        // material alone may come back); the other changes leave the record's binding
+        // as it is, and need no login to compute one.
+        let deleting = wanted == KeyState::PendingImport;
+        self.records.decide_on(id, deleting, &mut |current| {
+            let (event, facts) =
+                decide::change_state(&current.facts, wanted, current.holds_material)?;
+            let material = if event == Event::DeleteMaterial {
+                MaterialChange::Wipe
+            } else {
+                MaterialChange::Keep
+            };
+            Ok(Some(Decision {
+                facts,
+                material,
+                operation: Operation::of(event),
+            }))
+        })
+    }
+
+    /// DeleteKeyMaterial: the key waits for the same material again.
+    pub fn delete_material(&self, id: &KeyId) -> Result<(), R::Error> {
+        self.change_state(id, KeyState::PendingImport)
+    }
+
+    /// The sweep's expiries: each key in `due` whose current record still holds
+    /// material expired by now loses it; the others are left as they are.
+    pub fn expire(&self, due: &[KeyId]) -> Result<(), R::Error> {
+        let now = self.records.now();
+        self.records.decide_on_each(due, &mut |current| {
+            Ok(decide::expire(&current.facts, now).map(|facts| Decision {
+                facts,
+                material: MaterialChange::Wipe,
+                operation: Operation::KeyMaterialExpired,
+            }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
