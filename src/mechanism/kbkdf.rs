@@ -281,5 +281,4 @@ impl Mechanism for Kbkdf {
 }
 
 #[cfg(test)]
-#[path = "kbkdf_tests.rs"]
 mod tests;

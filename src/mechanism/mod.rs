@@ -40,6 +40,7 @@ use crate::object::attr::{AttrType, Value};
 use crate::object::key::Key;
 use crate::operation::{Cipher, Digester, Signer, Verifier};
 pub use params::{Mechanism as MechanismArg, Param};
+pub(crate) use rsa::private_key_attributes as rsa_private_key_attributes;
 
 /// What a key is being used for; each maps to the usage attribute that must be true.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

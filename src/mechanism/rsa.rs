@@ -19,7 +19,7 @@ use super::{
 use crate::crypto::hash::{HashAlg, HashContext};
 use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
 use crate::error::{Error, Result};
-use crate::object::attr::Value;
+use crate::object::attr::{AttrType, Value};
 use crate::object::key::{Key, Material};
 use crate::operation::{Cipher, Signer, Verifier};
 
@@ -167,24 +167,30 @@ impl Mechanism for KeyPairGen {
             return Err(Error::KeySizeRange);
         }
         let c = RsaComponents::generate(usize::try_from(bits).map_err(|_| Error::KeySizeRange)?)?;
-        let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (ty as u64, Value::Bytes(v.to_vec()));
         let public: Generated = vec![
-            bytes(CKA_MODULUS, &c.n),
-            bytes(CKA_PUBLIC_EXPONENT, &c.e),
+            (CKA_MODULUS as u64, Value::Bytes(c.n.clone())),
+            (CKA_PUBLIC_EXPONENT as u64, Value::Bytes(c.e.clone())),
             (CKA_MODULUS_BITS as u64, Value::Ulong(bits)),
         ];
-        let private: Generated = vec![
-            bytes(CKA_MODULUS, &c.n),
-            bytes(CKA_PUBLIC_EXPONENT, &c.e),
-            bytes(CKA_PRIVATE_EXPONENT, &c.d),
-            bytes(CKA_PRIME_1, &c.p),
-            bytes(CKA_PRIME_2, &c.q),
-            bytes(CKA_EXPONENT_1, &c.dp),
-            bytes(CKA_EXPONENT_2, &c.dq),
-            bytes(CKA_COEFFICIENT, &c.qinv),
-        ];
+        let private: Generated = private_key_attributes(&c);
         Ok((CKK_RSA, (public, private)))
     }
+}
+
+/// The attributes of an RSA private key object holding `c` (PKCS#11 3.0 §6.1.5), the
+/// one list every path that makes such an object uses (generation, unwrap, import).
+pub(crate) fn private_key_attributes(c: &RsaComponents) -> Vec<(AttrType, Value)> {
+    let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (ty as AttrType, Value::Bytes(v.to_vec()));
+    vec![
+        bytes(CKA_MODULUS, &c.n),
+        bytes(CKA_PUBLIC_EXPONENT, &c.e),
+        bytes(CKA_PRIVATE_EXPONENT, &c.d),
+        bytes(CKA_PRIME_1, &c.p),
+        bytes(CKA_PRIME_2, &c.q),
+        bytes(CKA_EXPONENT_1, &c.dp),
+        bytes(CKA_EXPONENT_2, &c.dq),
+        bytes(CKA_COEFFICIENT, &c.qinv),
+    ]
 }
 
 pub(super) fn boxed_cipher<F>(bound: usize, run: F) -> Box<dyn Cipher>

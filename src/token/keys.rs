@@ -387,19 +387,7 @@ fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>
             let c = RsaComponents::from_pkcs1_der(info.private_key)?;
             // Check the components fit together before they become an object.
             crate::crypto::rsa::RsaPrivateKey::new(&c).map_err(|_| Error::WrappedKeyInvalid)?;
-            Ok((
-                CKK_RSA,
-                vec![
-                    bytes(CKA_MODULUS, &c.n),
-                    bytes(CKA_PUBLIC_EXPONENT, &c.e),
-                    bytes(CKA_PRIVATE_EXPONENT, &c.d),
-                    bytes(CKA_PRIME_1, &c.p),
-                    bytes(CKA_PRIME_2, &c.q),
-                    bytes(CKA_EXPONENT_1, &c.dp),
-                    bytes(CKA_EXPONENT_2, &c.dq),
-                    bytes(CKA_COEFFICIENT, &c.qinv),
-                ],
-            ))
+            Ok((CKK_RSA, crate::mechanism::rsa_private_key_attributes(&c)))
         }
         KeyAlgorithm::Ec { curve_oid } => {
             let curve = Curve::from_oid(&curve_oid).map_err(|_| Error::WrappedKeyInvalid)?;

@@ -549,16 +549,7 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
             }
             crate::crypto::rsa::RsaPrivateKey::new(&c).map_err(bad)?;
             Ok(Imported {
-                primary: vec![
-                    bytes(CKA_MODULUS, &c.n),
-                    bytes(CKA_PUBLIC_EXPONENT, &c.e),
-                    bytes(CKA_PRIVATE_EXPONENT, &c.d),
-                    bytes(CKA_PRIME_1, &c.p),
-                    bytes(CKA_PRIME_2, &c.q),
-                    bytes(CKA_EXPONENT_1, &c.dp),
-                    bytes(CKA_EXPONENT_2, &c.dq),
-                    bytes(CKA_COEFFICIENT, &c.qinv),
-                ],
+                primary: crate::mechanism::rsa_private_key_attributes(&c),
                 public: vec![
                     bytes(CKA_MODULUS, &c.n),
                     bytes(CKA_PUBLIC_EXPONENT, &c.e),
