@@ -26,8 +26,14 @@ pub struct NewKey {
     pub usage: Option<KeyUsage>,
 }
 
-/// CreateKey. A key without material waits for it (PendingImport, EXTERNAL only); one
-/// with material is Enabled, bound to `bound` when its fingerprint is known.
+/// CreateKey. A key without material waits for it (PendingImport, EXTERNAL only), with
+/// a usage its spec allows; one with material is Enabled, bound to `bound` when its
+/// fingerprint is known.
+///
+/// The usage of a key made with material is taken as given, as it always was: keys
+/// generated, unwrapped, derived or created from plaintext are judged at each use by
+/// the mechanism their key type allows, and tightening that here would refuse keys
+/// that were accepted before (docs/key-model.md).
 pub fn create_key(
     origin: Origin,
     spec: Option<KeySpec>,
@@ -35,13 +41,6 @@ pub fn create_key(
     holds_material: bool,
     bound: Option<[u8; 32]>,
 ) -> Result<NewKey, KmsError> {
-    if let (Some(spec), Some(usage)) = (spec, usage) {
-        if !spec.allows(usage) {
-            return Err(KmsError::InvalidParameter(
-                "the key usage does not fit the key spec",
-            ));
-        }
-    }
     let (state, usage) = if holds_material {
         (KeyState::Enabled, usage)
     } else {
@@ -51,6 +50,11 @@ pub fn create_key(
         let spec = spec.ok_or(KmsError::InvalidParameter(
             "a key waiting for material needs a key spec",
         ))?;
+        if usage.is_some_and(|u| !spec.allows(u)) {
+            return Err(KmsError::InvalidParameter(
+                "the key usage does not fit the key spec",
+            ));
+        }
         (KeyState::PendingImport, usage.or_else(|| spec.only_usage()))
     };
     Ok(NewKey {
@@ -88,11 +92,11 @@ pub fn check_import_parameters(
     Ok(())
 }
 
-/// Whether a request on a key whose cached record says `cached` could succeed: asked
+/// Whether a request on a key whose cached record says `origin` and `state` could succeed: asked
 /// before any expensive work (unwrapping, say) so a hopeless request is refused early.
 /// The answer is decided again, on the current record, by the call itself.
-pub fn precheck(cached: &KeyFacts, event: Event) -> Result<(), KmsError> {
-    lifecycle::transition(cached.origin, cached.state, event).map(|_| ())
+pub fn precheck(origin: Origin, state: KeyState, event: Event) -> Result<(), KmsError> {
+    lifecycle::transition(origin, state, event).map(|_| ())
 }
 
 /// The rules decided on current records, over `R`.

@@ -128,7 +128,7 @@ fn import_of(material: &str, expiry: i64) -> ImportRequest {
 }
 
 #[test]
-fn a_new_key_without_material_waits_for_it_and_takes_its_specs_only_usage() {
+fn a_new_key_without_material_waits_for_it_with_a_usage_its_spec_allows() {
     let key = create_key(Origin::External, Some(KeySpec::Aes256), None, false, None).unwrap();
     assert_eq!(key.facts.state, KeyState::PendingImport);
     assert_eq!(key.usage, Some(KeyUsage::EncryptDecrypt));
@@ -138,16 +138,21 @@ fn a_new_key_without_material_waits_for_it_and_takes_its_specs_only_usage() {
         create_key(Origin::Kms, Some(KeySpec::Aes256), None, false, None),
         Err(KmsError::UnsupportedOrigin)
     );
+    let encrypt = Some(KeyUsage::EncryptDecrypt);
+    // A key waiting for material must name a usage its spec allows...
     assert!(matches!(
         create_key(
             Origin::External,
             Some(KeySpec::EcP256),
-            Some(KeyUsage::EncryptDecrypt),
-            true,
+            encrypt,
+            false,
             None
         ),
         Err(KmsError::InvalidParameter(_))
     ));
+    // ...while one made with material keeps the usage it was given, as it always did.
+    let given = create_key(Origin::External, Some(KeySpec::EcP256), encrypt, true, None);
+    assert_eq!(given.unwrap().usage, encrypt);
     let made = create_key(Origin::Kms, Some(KeySpec::EcP256), None, true, None).unwrap();
     assert_eq!(
         (made.facts.state, made.facts.bound),

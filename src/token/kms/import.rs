@@ -380,13 +380,9 @@ impl Token {
             .and_then(KeySpec::from_code)
             .ok_or(kms(KmsError::NotFound))?;
         fits_target(&given, &main, spec)?;
-        let cached = KeyFacts {
-            origin: origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?,
-            state: state_of(&main).ok_or(kms(KmsError::NotFound))?,
-            bound: None,
-            expiry: 0,
-        };
-        model::precheck(&cached, Event::ImportMaterial).map_err(kms)?;
+        let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
+        let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
+        model::precheck(origin, state, Event::ImportMaterial).map_err(kms)?;
 
         self.authorise_import_use(wrapping, mech.kind)?;
         let key = wrapping.key(&self.serial, self.master().as_deref())?;

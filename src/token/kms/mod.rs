@@ -5,9 +5,9 @@
 //! material and purges expired import parameters.
 //!
 //! Every rule comes from `kms` (transitions, tokens, the same-material rule); this
-//! module maps them onto objects and commits each change in one store transaction;
-//! imports and state changes are decided inside that transaction, on the current
-//! record (`kms_tx.rs`).
+//! module maps them onto objects. Imports, state changes and expiries go through
+//! `kms::model`, which decides them inside one store transaction on the current record
+//! (`key_records.rs`); `shape.rs` is the PKCS#11 shape of each key spec.
 //! It must not do cryptography beyond asking mechanisms and `crypto` for it.
 
 use std::collections::BTreeMap;
@@ -392,13 +392,7 @@ impl Token {
             return Err(Error::AttributeTypeInvalid);
         };
         // Refused early on the cached state; decided again on the current record below.
-        let cached = KeyFacts {
-            origin,
-            state,
-            bound: None,
-            expiry: 0,
-        };
-        model::precheck(&cached, decide::event_for(state, wanted)).map_err(kms)?;
+        model::precheck(origin, state, decide::event_for(state, wanted)).map_err(kms)?;
         let siblings = self.key_objects(id)?;
         if siblings.iter().any(|(_, owner, _)| *owner == Owner::Token) && !caller.rw {
             return Err(Error::SessionReadOnly);
