@@ -10,6 +10,7 @@ if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || [ ! -x /usr/lib/postgresql/15/bin
     # SoftHSMv2, and PostgreSQL for phase `store` (a private server the bench starts).
     apt-get update -qq && apt-get install -y -qq softhsm2 postgresql-15 >/dev/null
 fi
-(cd "$root" && cargo build --release --lib)
-(cd "$here" && CARGO_TARGET_DIR="$here/target" cargo build --release)
-exec "$here/target/release/kmshsm-bench" --out "$here/target/results.md" "$@"
+# Both into the workspace's target/ (the benchmark is a member of the root workspace);
+# bench/target/ holds only what the benchmark writes: results, CSV data, token cache.
+(cd "$root" && cargo build --release --lib && cargo build --release -p kmshsm-bench)
+exec "$root/target/release/kmshsm-bench" --out "$here/target/results.md" "$@"

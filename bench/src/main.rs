@@ -90,7 +90,11 @@ struct Cfg {
 impl Cfg {
     fn from_args() -> Res<Cfg> {
         let bench_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let root = bench_dir.parent().unwrap().to_path_buf();
+        // bench/ is a directory of the repository, never the file system's root.
+        let root = bench_dir
+            .parent()
+            .expect("bench/ has a parent")
+            .to_path_buf();
         let target = bench_dir.join("target");
         let mut cfg = Cfg {
             rounds: 5,

@@ -104,7 +104,11 @@ pub(crate) fn prepare(cfg: &Cfg, n: usize) -> Res<Vec<(Which, f64)>> {
         std::fs::rename(&part, cache_dir(cfg, *w, n)).map_err(err("rename"))?;
         std::fs::write(
             cfg.cache().join(format!("{}-{n}.build-seconds", w.tag())),
-            format!("{:.1}\n", times.iter().find(|t| t.0 == *w).unwrap().1),
+            // `times` has one entry per module of `need`: one fill thread each (above).
+            format!(
+                "{:.1}\n",
+                times.iter().find(|t| t.0 == *w).expect("timed").1
+            ),
         )
         .map_err(err("write"))?;
     }

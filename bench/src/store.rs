@@ -24,6 +24,10 @@ use crate::timing::{median, rate, rate_timed};
 use crate::token::{start, stop, Which};
 use crate::{err, Cfg, Res};
 
+// The main suite's PostgreSQL helper, shared as is: written as test code (a failed
+// unwrap ends the run, which is what the benchmark wants too), its items `pub` for the
+// test crates that include it.
+#[allow(clippy::unwrap_used, unreachable_pub)]
 #[path = "../../tests/common/pg.rs"]
 pub(crate) mod pg;
 

@@ -41,12 +41,17 @@ pub(crate) fn configure(dir: &Path, kms_tokens: &Path, soft_tokens: &Path) -> Re
     std::fs::create_dir_all(soft_tokens).map_err(err("mkdir"))?;
     let kconf = dir.join("kmshsm.toml");
     let sconf = dir.join("softhsm2.conf");
+    let utf8 = |p: &Path| {
+        p.to_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{} is not UTF-8", p.display()))
+    };
     std::fs::write(
         &kconf,
         format!(
             "token_dir = {:?}\nlog_level = \"error\"\nlog_file = {:?}\n",
-            kms_tokens.to_str().unwrap(),
-            dir.join("kmshsm.log").to_str().unwrap()
+            utf8(kms_tokens)?,
+            utf8(&dir.join("kmshsm.log"))?
         ),
     )
     .map_err(err("write kmshsm.toml"))?;
@@ -165,7 +170,8 @@ pub(crate) fn cache_dir(cfg: &Cfg, which: Which, n: usize) -> PathBuf {
 
 pub(crate) fn copy_dir(from: &Path, to: &Path) -> Res<()> {
     let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to.parent().unwrap()).map_err(err("mkdir"))?;
+    // Every destination is a directory inside the benchmark's cache, never the root.
+    std::fs::create_dir_all(to.parent().expect("a parent")).map_err(err("mkdir"))?;
     let st = Command::new("cp")
         .arg("-a")
         .arg(from)

@@ -49,7 +49,11 @@ pub fn import_token(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let now = i64::from_le_bytes(rest.get(..8).map_or([0; 8], |b| b.try_into().unwrap()));
+    // `get(..8)` gives exactly 8 bytes, so the conversion to [u8; 8] cannot fail.
+    let now = i64::from_le_bytes(
+        rest.get(..8)
+            .map_or([0; 8], |b| b.try_into().expect("8 bytes")),
+    );
     if mode & 1 == 0 {
         let _ = ImportToken::open(rest, &MAC_KEY, now);
     } else {

@@ -4,7 +4,7 @@
 
 /// What the command line asks for.
 #[derive(Debug, Default, Clone)]
-pub struct Args {
+pub(crate) struct Args {
     pub init_token: bool,
     pub show_slots: bool,
     pub import: Option<String>,
@@ -26,7 +26,7 @@ pub struct Args {
 
 impl Args {
     /// How many actions were named.
-    pub fn actions(&self) -> usize {
+    pub(crate) fn actions(&self) -> usize {
         [
             self.init_token,
             self.show_slots,
@@ -41,7 +41,7 @@ impl Args {
 
 /// The outcome of parsing.
 #[derive(Debug)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     Run(Box<Args>),
     Help,
     Version,
@@ -64,7 +64,7 @@ const FLAGS: &[&str] = &[
     "no-public-key",
 ];
 
-pub fn parse(program: &str, argv: &[String]) -> Parsed {
+pub(crate) fn parse(program: &str, argv: &[String]) -> Parsed {
     let mut args = Args::default();
     let mut i = 0;
     while i < argv.len() {

@@ -13,9 +13,9 @@ use kmshsm::error::Error;
 use zeroize::Zeroizing;
 
 /// The parts of an RSA private key: the library's own type.
-pub type RsaKey = RsaComponents;
+pub(crate) type RsaKey = RsaComponents;
 
-pub struct EcKey {
+pub(crate) struct EcKey {
     /// The curve's OID element (CKA_EC_PARAMS).
     pub params: Vec<u8>,
     /// The private scalar.
@@ -24,14 +24,14 @@ pub struct EcKey {
     pub point: Vec<u8>,
 }
 
-pub enum KeyPair {
+pub(crate) enum KeyPair {
     Rsa(RsaKey),
     Ec(EcKey),
 }
 
 /// Why a file could not be read as a key.
 #[derive(Debug, PartialEq, Eq)]
-pub enum KeyFileError {
+pub(crate) enum KeyFileError {
     /// PKCS#8 EncryptedPrivateKeyInfo, or a PEM with `Proc-Type: 4,ENCRYPTED`.
     Encrypted,
     /// Anything else: not PEM/DER, not a key, a curve this module lacks, ...
@@ -60,7 +60,7 @@ fn pem(text: &str) -> Option<(String, Zeroizing<Vec<u8>>)> {
     Some((label, Zeroizing::new(der)))
 }
 
-pub fn read(bytes: &[u8]) -> Result<KeyPair, KeyFileError> {
+pub(crate) fn read(bytes: &[u8]) -> Result<KeyPair, KeyFileError> {
     let (label, der) = match std::str::from_utf8(bytes).ok().and_then(pem) {
         Some(found) => found,
         None if bytes.first() == Some(&der::SEQUENCE) => {

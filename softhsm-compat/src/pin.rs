@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::{fail, Failed};
 
 #[derive(Clone, Copy)]
-pub enum Role {
+pub(crate) enum Role {
     So,
     User,
 }
@@ -36,7 +36,11 @@ fn ask(prompt: &str) -> Option<Zeroizing<String>> {
 
 /// The PIN for `role`: `given` if it is 4 to 255 bytes long, else asked for (twice when
 /// `confirm`), at most three times.
-pub fn get(role: Role, given: Option<&str>, confirm: bool) -> Result<Zeroizing<String>, Failed> {
+pub(crate) fn get(
+    role: Role,
+    given: Option<&str>,
+    confirm: bool,
+) -> Result<Zeroizing<String>, Failed> {
     if let Some(pin) = given.filter(|p| valid(p)) {
         return Ok(Zeroizing::new(pin.to_string()));
     }

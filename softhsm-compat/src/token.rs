@@ -45,7 +45,7 @@ fn label_text(label: &[u8; LABEL_LEN]) -> String {
 }
 
 /// The kmshsm library, initialised for this process.
-pub struct Library {
+pub(crate) struct Library {
     provider: Arc<Provider>,
 }
 
@@ -56,14 +56,14 @@ struct Found {
 }
 
 impl Library {
-    pub fn open() -> Result<Library, Failed> {
+    pub(crate) fn open() -> Result<Library, Failed> {
         provider::initialize(InitOptions::default())
             .map_err(|e| fail(format!("Could not initialize the library: {e}")))?;
         let provider = provider::get().map_err(|e| fail(e.to_string()))?;
         Ok(Library { provider })
     }
 
-    pub fn close(self) {
+    pub(crate) fn close(self) {
         drop(self.provider);
         let _ = provider::finalize();
     }
@@ -123,7 +123,8 @@ impl Library {
             println!("Found slot {} with matching {how}.", f.slot.id);
         }
         match found.len() {
-            1 => Ok(found.into_iter().next().unwrap().slot),
+            // Exactly one element, by the match arm.
+            1 => Ok(found.into_iter().next().expect("one match").slot),
             0 => Err(fail(
                 "Could not find a slot/token using --serial, --token, or --free.",
             )),
@@ -143,7 +144,7 @@ impl Library {
     // -------------------------------------------------------------------------------
     // --init-token
 
-    pub fn init_token(&self, args: &Args) -> Result<(), Failed> {
+    pub(crate) fn init_token(&self, args: &Args) -> Result<(), Failed> {
         if args.slot.is_none() && args.token.is_none() && args.serial.is_none() && !args.free {
             return Err(fail(
                 "A slot/token must be supplied. Use --slot <number>, --serial <serial>, \
@@ -221,7 +222,7 @@ impl Library {
     // -------------------------------------------------------------------------------
     // --show-slots
 
-    pub fn show_slots(&self) -> Result<(), Failed> {
+    pub(crate) fn show_slots(&self) -> Result<(), Failed> {
         let (major, minor) = (
             env!("CARGO_PKG_VERSION_MAJOR"),
             env!("CARGO_PKG_VERSION_MINOR"),
@@ -265,7 +266,7 @@ impl Library {
     // -------------------------------------------------------------------------------
     // --import
 
-    pub fn import(&self, args: &Args, path: &str) -> Result<(), Failed> {
+    pub(crate) fn import(&self, args: &Args, path: &str) -> Result<(), Failed> {
         if args.slot.is_none() && args.token.is_none() && args.serial.is_none() {
             return Err(fail(
                 "A slot/token must be supplied. Use --slot <number>, --serial <serial>, \
@@ -449,7 +450,7 @@ impl Library {
 
     /// The database of the one token matching --serial/--token (deleted by
     /// [`delete_files`] once the library has closed it).
-    pub fn token_to_delete(&self, args: &Args) -> Result<PathBuf, Failed> {
+    pub(crate) fn token_to_delete(&self, args: &Args) -> Result<PathBuf, Failed> {
         if args.serial.is_none() && args.token.is_none() {
             return Err(fail(
                 "A token must be supplied. Use --serial <serial> or --token <label>",
@@ -460,7 +461,8 @@ impl Library {
             println!("Found token ({}) with matching {how}.", f.slot.serial);
         }
         let target = match found.len() {
-            1 => found.into_iter().next().unwrap(),
+            // Exactly one element, by the match arm.
+            1 => found.into_iter().next().expect("one match"),
             0 => return Err(fail("Could not find a token using --serial or --token.")),
             _ => return Err(fail("Found multiple matching tokens.")),
         };
@@ -474,7 +476,7 @@ impl Library {
 }
 
 /// Removes a token database and SQLite's side files.
-pub fn delete_files(db: &Path) -> Result<(), Failed> {
+pub(crate) fn delete_files(db: &Path) -> Result<(), Failed> {
     let mut first_error = None;
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut name = db.to_path_buf().into_os_string();
@@ -506,8 +508,9 @@ fn hex(text: &str) -> Result<Vec<u8>, Failed> {
     if text.len() % 2 != 0 {
         return Err(fail(format!("Invalid length on hex string.{hint}")));
     }
+    // Every character is an ASCII hex digit and the length is even (checked above).
     Ok((0..text.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits"))
         .collect())
 }

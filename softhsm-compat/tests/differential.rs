@@ -9,6 +9,8 @@
 //! transcript. A difference passes only when [`ALLOWED`] lists it, and every entry names
 //! its section of DIVERGENCES.md.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -4,6 +4,8 @@
 //! DIVERGENCES.md entries. Then the objects `--import` made are read back through each
 //! module and their attributes compared.
 
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -61,8 +61,8 @@ impl Module {
 }
 
 /// The kmshsm module: `$KMSHSM_TEST_MODULE`, else the copy cargo built for this crate's
-/// `kmshsm` dependency (target/<profile>/deps/libkmshsm.so, same sources), else the main
-/// crate's target/debug/libkmshsm.so.
+/// `kmshsm` dependency (the workspace's target/<profile>/deps/libkmshsm.so, same
+/// sources), else the main crate's target/debug/libkmshsm.so.
 pub fn kmshsm_module() -> PathBuf {
     if let Some(p) = std::env::var_os(MODULE_ENV) {
         return PathBuf::from(p);
@@ -74,7 +74,7 @@ pub fn kmshsm_module() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/libkmshsm.so"),
     ];
     candidates.into_iter().find(|p| p.exists()).expect(
-        "libkmshsm.so not found: run `cargo build` in softhsm-compat (or set KMSHSM_TEST_MODULE)",
+        "libkmshsm.so not found: run `cargo build -p kmshsm-softhsm2-util` (or set KMSHSM_TEST_MODULE)",
     )
 }
 
