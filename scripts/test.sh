@@ -32,8 +32,9 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 FUZZ_SECONDS=${FUZZ_SECONDS:-20} ./scripts/fuzz.sh
 # Data races: the threaded suites under ThreadSanitizer (nightly, std rebuilt with the
-# sanitizer; about 4 minutes). Status 2 means the sanitizer toolchain could not be set up
-# on this machine: reported loudly, not fatal; any race or failure is.
+# sanitizer; about 4 minutes). Status 2 means the sanitizer toolchain cannot be had here
+# (no rustup, or rustup's server unreachable): reported loudly, not fatal. Any race or
+# failure is fatal, and so is a toolchain that could be had but was not (status 1).
 tsan_status=0
 ./scripts/tsan.sh || tsan_status=$?
 if [ "$tsan_status" -eq 2 ]; then

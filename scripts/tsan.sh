@@ -8,29 +8,53 @@
 #   default: --test concurrency --test hostile_finalize --test general --test persistence
 #            --test many_processes
 # Output: target/tsan/report.log (everything the runs printed) and a summary on stdout.
-# Exit status: 0 clean; 1 a race, a failed test, or a sanitizer build that could not be
-# made although a nightly toolchain is there; 2 no nightly toolchain to be had (not run).
+# Exit status: 0 clean; 1 a race, a failed test, or a run that did not happen although its
+# toolchain could be had (rustup's server answers); 2 the toolchain cannot be had here
+# (no nightly and no rustup, or nightly/rust-src missing and rustup's server unreachable:
+# not run).
 # Needs: cargo-nextest, and the nightly toolchain with rust-src (`rustup toolchain install nightly` and
-# `rustup component add rust-src --toolchain nightly`); the script tries the second itself.
+# `rustup component add rust-src --toolchain nightly`); the script tries both itself.
 set -eu
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
 # Status 2 ("not run", which scripts/test.sh reports loudly but does not fail on) only
-# when no nightly toolchain can be had at all (none installed, and rustup cannot install
-# one: offline, or no rustup). Once a nightly toolchain is there, anything that stops the
-# run (rust-src not installable, a build failure) is status 1, a failure.
+# when the toolchain truly cannot be had: no rustup to install it, or rustup's
+# distribution server does not answer (offline). If the server answers and the toolchain
+# still is not there (an install that failed), or anything later stops the run (a build
+# failure, a canary that stays silent), the status is 1, a failure.
+dist=${RUSTUP_DIST_SERVER:-https://static.rust-lang.org}
+dist_reachable() {
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS --max-time 20 -o /dev/null "$dist/dist/channel-rust-nightly.toml.sha256"
+    else
+        host=$(printf '%s\n' "$dist" | sed 's|^[a-z]*://||; s|[:/].*||')
+        getent hosts "$host" >/dev/null 2>&1
+    fi
+}
+# not_had WHAT: the toolchain piece WHAT could not be installed; status 2 if offline, else 1.
+not_had() {
+    if dist_reachable; then
+        echo "scripts/tsan.sh: FAILED: $1 could not be installed although $dist answers" >&2
+        exit 1
+    fi
+    echo "scripts/tsan.sh: NOT RUN: $1 missing and $dist unreachable (offline)" >&2
+    exit 2
+}
 if ! rustc +nightly --version >/dev/null 2>&1; then
-    if ! command -v rustup >/dev/null 2>&1 ||
-        ! rustup toolchain install nightly --profile minimal >/dev/null 2>&1; then
-        echo "scripts/tsan.sh: NOT RUN: no nightly toolchain, and rustup could not install one" >&2
+    if ! command -v rustup >/dev/null 2>&1; then
+        echo "scripts/tsan.sh: NOT RUN: no nightly toolchain, and no rustup to install one" >&2
         exit 2
     fi
-fi
-if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
-    rustup component add rust-src --toolchain nightly >/dev/null 2>&1 || {
-        echo "scripts/tsan.sh: FAILED: nightly is installed but rust-src (needed to rebuild std under the sanitizer) cannot be added" >&2
+    rustup toolchain install nightly --profile minimal >/dev/null 2>&1 ||
+        not_had "the nightly toolchain"
+    rustc +nightly --version >/dev/null 2>&1 || {
+        echo "scripts/tsan.sh: FAILED: rustup installed nightly but rustc +nightly does not run" >&2
         exit 1
     }
+fi
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+    rustup component add rust-src --toolchain nightly >/dev/null 2>&1 ||
+        not_had "rust-src for nightly (needed to rebuild std under the sanitizer)"
 fi
 [ $# -gt 0 ] || set -- --test concurrency --test hostile_finalize --test general \
     --test persistence --test many_processes

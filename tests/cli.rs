@@ -181,7 +181,7 @@ fn the_byok_flow_works_with_the_cli_and_openssl_only() {
     let env = token();
     let dir = env.dir.path();
     let key = create_external("AES_256", "ENCRYPT/DECRYPT");
-    let material = [0x42u8; 32];
+    let material: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37) ^ 0x5c).collect();
     let material_file = write(dir, "material.bin", &material);
     let (public, token) = params(&key, "RSAES_OAEP_SHA_256", "RSA_2048");
     let public_file = write(dir, "public.der", &unb64(&public));
@@ -231,7 +231,8 @@ fn the_byok_flow_works_with_the_cli_and_openssl_only() {
         &b64(b"kms data"),
     ])["CiphertextBlob"]);
     // The blob is version || KeyId || IV || AES-256-GCM ciphertext || tag (docs/cli.md):
-    // openssl enc has no AEAD, so decrypt round trips and the key is the imported one below.
+    // openssl enc has no AEAD, so decrypt round trips and the key is shown to be the
+    // material below, through PKCS#11 against openssl.
     assert_eq!(
         unb64(&s(&ok(&[
             "decrypt",
@@ -242,6 +243,8 @@ fn the_byok_flow_works_with_the_cli_and_openssl_only() {
         ])["Plaintext"])),
         b"kms data"
     );
+    // The imported key is the material openssl wrapped.
+    assert_key_is_material(&env, &common::kms::Work::new(&env), &key, &material);
 
     ok(&["delete-key-material", "--key-id", &key]);
     assert_eq!(
@@ -601,25 +604,20 @@ fn signs_for_openssl(dir: &Path, key: &str, algorithm: &str, pem: &str) {
 #[test]
 fn import_parameters_from_the_cli_work_through_pkcs11_and_the_reverse() {
     let env = token();
+    let work = common::kms::Work::new(&env);
     let key = create_external("AES_256", "ENCRYPT/DECRYPT");
-    let material = [0x55u8; 32];
+    let material: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(91) ^ 0xa3).collect();
     let (public, token) = params(&key, "RSAES_OAEP_SHA_256", "RSA_2048");
 
-    // Import through PKCS#11 with the CLI's token.
+    // Import through PKCS#11 with the CLI's token; the material wrapped by openssl
+    // (`openssl pkeyutl -encrypt`, OAEP with SHA-256 and MGF1-SHA-256), not by kmshsm.
     let ctx = env.load();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
-    let spki = unb64(&public);
-    let rsa = {
-        let (_, rsa_der) = kmshsm::crypto::pkcs8::decode_spki(&spki).unwrap();
-        let mut outer =
-            kmshsm::crypto::der::Reader::new(rsa_der, || kmshsm::error::Error::DataInvalid);
-        let mut seq = outer.nested(kmshsm::crypto::der::SEQUENCE).unwrap();
-        let (n, e) = (seq.uint().unwrap().to_vec(), seq.uint().unwrap().to_vec());
-        kmshsm::crypto::rsa::RsaPublicKey::new(&n, &e).unwrap()
-    };
-    let wrapped = rsa
-        .encrypt_oaep(&material, kmshsm::crypto::hash::HashAlg::Sha256, &[])
-        .unwrap();
+    let wrapped = work.wrap(
+        common::kms::WRAP_RSAES_OAEP_SHA_256,
+        &unb64(&public),
+        &material,
+    );
     let vtype = |t: u64| AttributeType::VendorDefined(t as _);
     let found = session
         .find_objects(&[
@@ -653,8 +651,10 @@ fn import_parameters_from_the_cli_work_through_pkcs11_and_the_reverse() {
         ok(&["describe-key", "--key-id", &key])["KeyMetadata"]["KeyState"],
         "Enabled"
     );
+    assert_key_is_material(&env, &work, &key, &material);
 
-    // The reverse: parameters through PKCS#11, import through the CLI.
+    // The reverse: parameters through PKCS#11, import through the CLI (of material
+    // wrapped by openssl again).
     ok(&["delete-key-material", "--key-id", &key]);
     let ctx = env.load();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
@@ -684,22 +684,13 @@ fn import_parameters_from_the_cli_work_through_pkcs11_and_the_reverse() {
     );
     drop(session);
     ctx.finalize().unwrap();
-    let material_file = write(env.dir.path(), "m.bin", &material);
-    let wrapped = s(&ok(&[
-        "wrap-key-material",
-        "--public-key",
-        &b64(&spki),
-        "--wrapping-algorithm",
-        "RSAES_OAEP_SHA_256",
-        "--key-material-file",
-        &material_file,
-    ])["EncryptedKeyMaterial"]);
+    let wrapped = work.wrap(common::kms::WRAP_RSAES_OAEP_SHA_256, &spki, &material);
     ok(&[
         "import-key-material",
         "--key-id",
         &key,
         "--encrypted-key-material",
-        &wrapped,
+        &b64(&wrapped),
         "--import-token",
         &b64(&token),
     ]);
@@ -707,6 +698,31 @@ fn import_parameters_from_the_cli_work_through_pkcs11_and_the_reverse() {
         ok(&["describe-key", "--key-id", &key])["KeyMetadata"]["KeyState"],
         "Enabled"
     );
+    assert_key_is_material(&env, &work, &key, &material);
+}
+
+/// The AES-256 key `key` is `material`: through PKCS#11 it encrypts a known text as
+/// `openssl enc -aes-256-cbc` does with the material.
+fn assert_key_is_material(env: &TestEnv, work: &common::kms::Work, key: &str, material: &[u8]) {
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    let objects = common::kms::objects_of_key(&session, key);
+    assert_eq!(objects.len(), 1, "the imported key's objects");
+    let got = common::kms::encrypt_with(&session, common::kms::Spec::Aes256, objects[0]).unwrap();
+    let expected = work.enc(
+        "aes-256-cbc",
+        material,
+        Some(&common::kms::IV),
+        true,
+        common::kms::PLAINTEXT,
+    );
+    assert_eq!(
+        to_hex(&got),
+        to_hex(&expected),
+        "the imported key is not the material"
+    );
+    drop(session);
+    ctx.finalize().unwrap();
 }
 
 #[test]

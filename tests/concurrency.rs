@@ -107,8 +107,9 @@ struct Ledger {
     destroyed: Vec<String>,
     imports: usize,
     signatures: usize,
-    /// Signatures made in the shared session (a refusal there is allowed, but not all).
-    shared_signatures: usize,
+    /// Signatures made in the shared session (a refusal there is allowed, but not all);
+    /// each must verify.
+    shared_signatures: Vec<Vec<u8>>,
     errors: Vec<String>,
 }
 
@@ -149,20 +150,35 @@ fn shared_create(api: &Api, session: u64, label: &str) -> Result<u64, CK_RV> {
         .ok_or(rv)
 }
 
-fn shared_sign(api: &Api, session: u64, key: u64) -> CK_RV {
+fn shared_sign(api: &Api, session: u64, key: u64) -> Result<Vec<u8>, CK_RV> {
     let mut frame = Frame::default();
     let m = frame.mech(&Mech::none(CKM_ECDSA_SHA256));
     // SAFETY: mechanism in `frame`.
     let rv = unsafe { api.call("C_SignInit", &[session, m, key]) };
     if rv != CKR_OK {
-        return rv;
+        return Err(rv);
     }
-    let data = frame.buf(b"shared".to_vec());
+    let data = frame.buf(SHARED_SIGNED.to_vec());
     let sig = frame.zeroed(256);
     let len = frame.ulong(256);
+    let data_len = SHARED_SIGNED.len() as u64;
     // SAFETY: buffers in `frame`, 256 bytes of room for a 64-byte signature.
-    unsafe { api.call("C_Sign", &[session, data, 6, sig, len]) }
+    let rv = unsafe { api.call("C_Sign", &[session, data, data_len, sig, len]) };
+    if rv != CKR_OK {
+        return Err(rv);
+    }
+    // SAFETY: `len` and `sig` are owned by `frame`; the module wrote at most 256 bytes.
+    let written = unsafe { *(len as *const CK_ULONG) } as usize;
+    assert!(
+        written <= 256,
+        "C_Sign reports {written} bytes in a 256-byte buffer"
+    );
+    // SAFETY: as above, `written` bytes of `sig` are inside the buffer.
+    Ok(unsafe { std::slice::from_raw_parts(sig as *const u8, written) }.to_vec())
 }
+
+/// What the shared session signs.
+const SHARED_SIGNED: &[u8] = b"shared";
 
 fn labels_on_token(session: &Session, prefix: &str) -> Vec<String> {
     session
@@ -268,7 +284,7 @@ fn many_threads_on_shared_and_separate_sessions_neither_deadlock_nor_lose_change
         ledger.destroyed.len(),
         ledger.imports,
         ledger.signatures,
-        ledger.shared_signatures
+        ledger.shared_signatures.len()
     );
     assert!(
         ledger.errors.is_empty(),
@@ -278,9 +294,23 @@ fn many_threads_on_shared_and_separate_sessions_neither_deadlock_nor_lose_change
     let imports_expected = std::env::var_os("KMSHSM_CONCURRENCY_NO_IMPORT").is_none();
     assert!(ledger.signatures > 0, "no signature was made");
     assert!(
-        ledger.shared_signatures > 0,
+        !ledger.shared_signatures.is_empty(),
         "no signature was made in the shared session (every attempt was refused)"
     );
+    // Every signature the shared session returned is a valid one of its data: one
+    // operation's output was not mixed with another's in the colliding calls.
+    let verifier = ctx.open_ro_session(slot).unwrap();
+    for (i, signature) in ledger.shared_signatures.iter().enumerate() {
+        verifier
+            .verify(&Mechanism::EcdsaSha256, ec_pub, SHARED_SIGNED, signature)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "shared-session signature {i} of {} does not verify: {e}",
+                    ledger.shared_signatures.len()
+                )
+            });
+    }
+    drop(verifier);
     assert!(
         ledger.imports > 0 || !imports_expected,
         "no import was made"
@@ -395,15 +425,17 @@ fn worker(
                         .errors
                         .push(format!("{name}: create {rv:#x}")),
                 }
-                let rv = shared_sign(api, shared, ec_priv.handle());
-                if rv == CKR_OK {
-                    ledger.lock().unwrap().shared_signatures += 1;
-                } else if ![CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED].contains(&rv) {
-                    ledger
-                        .lock()
-                        .unwrap()
-                        .errors
-                        .push(format!("{name}: sign {rv:#x}"));
+                match shared_sign(api, shared, ec_priv.handle()) {
+                    Ok(signature) => ledger.lock().unwrap().shared_signatures.push(signature),
+                    Err(rv)
+                        if [CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED].contains(&rv) => {}
+                    Err(rv) => {
+                        ledger
+                            .lock()
+                            .unwrap()
+                            .errors
+                            .push(format!("{name}: sign {rv:#x}"));
+                    }
                 }
             }
         }

@@ -59,6 +59,7 @@ fn login(ctx: &cryptoki::context::Pkcs11, pins: &[String]) -> Option<(Session, S
 
 /// Not a test: the child that gets killed.
 #[test]
+#[ignore = "child-process entry point: this file's tests run it in a child (--ignored --exact)"]
 fn child_process_entry_point() {
     let Some(role) = child_role() else { return };
     let round: u32 = role.strip_prefix("round-").unwrap().parse().unwrap();

@@ -63,6 +63,7 @@ fn labels(session: &Session, class: ObjectClass) -> Vec<(ObjectHandle, String)> 
 
 /// Not a test: one worker process.
 #[test]
+#[ignore = "child-process entry point: this file's tests run it in a child (--ignored --exact)"]
 fn child_process_entry_point() {
     let Some(role) = child_role() else { return };
     let me: usize = role.strip_prefix("worker-").unwrap().parse().unwrap();

@@ -355,22 +355,25 @@ fn an_aes_key_wrapped_with_ecb_and_cbc_pad_unwraps_to_the_same_value() {
     let kek = aes_key(&session, &h(K256));
     let target = aes_key(&session, &h(K128));
     let iv: [u8; 16] = h(IV).try_into().unwrap();
-    // ECB wrap of a 16-byte key is the first SP 800-38A block pattern: E(K256, value).
+    // The known answers were computed by openssl, not by the module:
+    // `openssl enc -aes-256-ecb -nopad -K <K256>` of the 16 bytes of K128, and
+    // `openssl enc -aes-256-cbc -K <K256> -iv <IV>` of the same (PKCS#7 pads a full block).
     let ecb = session.wrap_key(&Mechanism::AesEcb, kek, target).unwrap();
-    assert_eq!(
-        ecb,
-        session.encrypt(&Mechanism::AesEcb, kek, &h(K128)).unwrap()
-    );
+    assert_eq!(ecb, h("27227269d1cf1058130ea81e45fb95e7"));
     let cbc_pad = session
         .wrap_key(&Mechanism::AesCbcPad(iv), kek, target)
         .unwrap();
-    assert_eq!(cbc_pad.len(), 32);
+    assert_eq!(
+        cbc_pad,
+        h("208f6daa7d7c7d2b683ba190de81162a3a54f7d6dcb23982a993a136dd80fb1a")
+    );
     let template = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::AES),
         Attribute::Token(false),
         Attribute::Sensitive(false),
         Attribute::Extractable(true),
+        Attribute::Encrypt(true),
     ];
     let back = session
         .unwrap_key(&Mechanism::AesCbcPad(iv), kek, &cbc_pad, &template)
@@ -380,4 +383,12 @@ fn an_aes_key_wrapped_with_ecb_and_cbc_pad_unwraps_to_the_same_value() {
         .unwrap_key(&Mechanism::AesEcb, kek, &ecb, &template)
         .unwrap();
     assert_eq!(value_of(&session, back_from_ecb), h(K128));
+    // The unwrapped key is the key, not only its value: it encrypts SP 800-38A's first
+    // ECB-AES128 block to the published answer.
+    assert_eq!(
+        session
+            .encrypt(&Mechanism::AesEcb, back_from_ecb, &h(&PLAIN[..32]))
+            .unwrap(),
+        h(&ECB128[..32])
+    );
 }

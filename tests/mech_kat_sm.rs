@@ -3,13 +3,17 @@
 //! Sources: GB/T 32907-2016 Appendix A example 1 (SM4 single block); OpenSSL's
 //! evpciph_sm4.txt two-block CBC vector; RFC 8998 Appendix A.1 (SM4-GCM); OpenSSL's
 //! evppkey_sm2.txt key `SM2_key1` and its published ciphertext of "The floofy bunnies hop at
-//! midnight" (GM/T 0009 DER, rearranged here as C1 || C3 || C2, the module's layout).
+//! midnight" (GM/T 0009 DER, rearranged here as C1 || C3 || C2, the module's layout);
+//! GM/T 0003.5-2012 (GB/T 32918.5-2017) Appendix A on the recommended curve: the key d, the
+//! signature (r, s) of "message digest" under the default identifier, and the ciphertext
+//! C1 || C3 || C2 of "encryption standard".
 //!
 //! The signatures published with `SM2_key1` are over pre-computed digests e = SM3(Z_A || M)
 //! whose message M is not published; CKM_KMSHSM_SM2_SM3 hashes Z_A || M itself and the module
 //! has no raw-digest SM2 mechanism, so those vectors cannot pass through C_Verify. SM2
-//! signatures are checked here by sign-then-verify with the published key, and against
-//! signatures made by the `openssl` command line in tests/mech_openssl_interop.rs.
+//! signatures are checked here against the GM/T 0003.5 example (whose message is given),
+//! by sign-then-verify with the published key, and against signatures made by the
+//! `openssl` command line in tests/mech_openssl_interop.rs.
 
 #![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
 
@@ -32,6 +36,18 @@ const SM2_DER_CT: &str = "30818a0220466be2ef5c11782ec77864a0055417f407a5afc11d65
 const SM2_GENERATOR: &str = "0432c4ae2c1f1981195f9904466a39c9948fe30bbff2660be1715a4589334c74c7\
                              bc3736a2f4f6779c59bdcee36b692153d0a9877cc62a474002df32e52139f0a0";
 const SM2_PLAIN: &[u8] = b"The floofy bunnies hop at midnight";
+/// GM/T 0003.5-2012 Appendix A, recommended curve: the private key d and its public point.
+const GMT_D: &str = "3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8";
+const GMT_POINT: &str = "0409f9df311e5421a150dd7d161e4bc5c672179fad1833fc076bb08ff356f35020\
+                         ccea490ce26775a52dc6ea718cc1aa600aed05fbf35e084a6632f6072da9ad13";
+/// Its signature r || s of "message digest" with the identifier "1234567812345678".
+const GMT_SIG: &str = "f5a03b0648d2c4630eeac513e1bb81a15944da3827d5b74143ac7eaceee720b3\
+                       b1b6aa29df212fd8763182bc0d421ca1bb9038fd1f7f42d4840b69c485bbc1aa";
+/// Its encryption of "encryption standard", C1 || C3 || C2.
+const GMT_CT: &str = "0404ebfc718e8d1798620432268e77feb6415e2ede0e073c0f4f640ecd2e149a73\
+                      e858f9d81e5430a57b36daab8f950a3c64e6ee6a63094d99283aff767e124df0\
+                      59983c18f809e262923c53aec295d30383b54e39d609d160afcb1908d0bd8766\
+                      21886ca989ca9c7d58087307ca93092d651efa";
 
 #[test]
 fn sm4_ecb_matches_the_gb_t_32907_single_block_example() {
@@ -121,6 +137,43 @@ fn sm2_decrypts_the_openssl_published_ciphertext_given_as_c1_c3_c2() {
     let mut bad = c1c3c2.clone();
     *bad.last_mut().unwrap() ^= 1;
     assert!(session.decrypt(&mech, private, &bad).is_err());
+}
+
+#[test]
+fn sm2_verifies_and_decrypts_the_gm_t_0003_5_examples() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let private = ec_private(&session, sm2_type(), OID_SM2, &hex(GMT_D));
+    let public = ec_public(&session, sm2_type(), OID_SM2, &hex(GMT_POINT));
+    // The default identifier (no parameter) is the example's "1234567812345678".
+    let mech = vendor_mech(CKM_SM2_SM3);
+    let sig = hex(GMT_SIG);
+    session
+        .verify(&mech, public, b"message digest", &sig)
+        .expect("C_Verify of the published signature");
+    let mut bad = sig.clone();
+    bad[63] ^= 1;
+    assert_rv!(
+        session.verify(&mech, public, b"message digest", &bad),
+        RvError::SignatureInvalid
+    );
+    let named = vendor_mech_bytes(CKM_SM2_SM3, b"1234567812345678");
+    session
+        .verify(&named, public, b"message digest", &sig)
+        .expect("C_Verify with the identifier given");
+    // The module's own signature with the example's key verifies under the example's
+    // point (the point is the one the standard derives from d).
+    let own = session.sign(&mech, private, b"message digest").unwrap();
+    session
+        .verify(&mech, public, b"message digest", &own)
+        .unwrap();
+    let enc = vendor_mech(CKM_SM2_ENCRYPT);
+    assert_eq!(
+        session
+            .decrypt(&enc, private, &hex(GMT_CT))
+            .expect("C_Decrypt"),
+        b"encryption standard"
+    );
 }
 
 #[test]

@@ -111,6 +111,7 @@ fn concurrent_wrong_logins_from_threads_try_at_most_the_limit() {
 /// Not a test: one child process making THREADS_PER_PROCESS wrong logins at once, when
 /// the file `go` appears (so every child starts together), printing its answers.
 #[test]
+#[ignore = "child-process entry point: this file's tests run it in a child (--ignored --exact)"]
 fn child_process_entry_point() {
     let Some(role) = child_role() else { return };
     assert!(role == "login" || role == "right", "{role}");

@@ -478,11 +478,19 @@ pub fn child_role() -> Option<String> {
 
 /// A command re-running this test binary so that only the test `entry` runs, with
 /// `CHILD_ROLE_ENV=role`. The child inherits the environment, hence `KMSHSM_CONF`.
-/// `entry` must be a test that returns at once when [`child_role`] is `None`.
+/// `entry` must be a test marked `#[ignore]` (it is not a test of its own: `cargo test` and
+/// nextest leave it out; `--ignored` runs it here) that returns at once when
+/// [`child_role`] is `None`.
 pub fn child_command(entry: &str, role: &str) -> Command {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["--exact", entry, "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            entry,
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ROLE_ENV, role);
     command
 }
