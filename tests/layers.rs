@@ -203,7 +203,7 @@ fn no_module_imports_from_a_layer_above_its_own() {
     );
     assert!(
         breaches.is_empty(),
-        "arrows pointing up (CONTRIBUTING.md, \"The layers\"):\n{}",
+        "arrows pointing up or to a layer outside the may-use column (CONTRIBUTING.md, \"The layers\"):\n{}",
         breaches.join("\n")
     );
 }
