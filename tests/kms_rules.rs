@@ -252,7 +252,7 @@ fn many_materials_expiring_at_once_are_all_swept_and_a_later_one_is_not() {
     let (_ctx, _slot, session) = ready_token(&env);
     let work = Work::new(&env);
     let material = work.material(Spec::Aes256);
-    let expiry = system_now() + 50;
+    let expiry = system_now() + 3600; // far enough ahead for 300 imports on a loaded machine
     let mut expiring = Vec::new();
     for i in 0..300 {
         let mut template = external_template(Spec::Aes256, &format!("batch-{i}"));
@@ -286,7 +286,7 @@ fn many_materials_expiring_at_once_are_all_swept_and_a_later_one_is_not() {
         assert_eq!(state(&session, *key), STATE_ENABLED);
     }
 
-    set_clock_offset(100);
+    set_clock_offset(3700);
     // One object operation runs the sweep; afterwards every due key is PendingImport.
     let _ = session.find_objects(&[]).unwrap();
     set_clock_offset(0);
@@ -307,7 +307,7 @@ fn a_due_key_whose_record_cannot_be_read_does_not_hold_back_the_sweep_of_the_oth
     let (_ctx, _slot, session) = ready_token(&env);
     let work = Work::new(&env);
     let material = work.material(Spec::Aes256);
-    let expiry = system_now() + 50;
+    let expiry = system_now() + 3600;
     let mut expiring = Vec::new();
     for i in 0..20 {
         let key = create_external(&session, Spec::Aes256, &format!("spoilt-{i}"));
@@ -335,7 +335,7 @@ fn a_due_key_whose_record_cannot_be_read_does_not_hold_back_the_sweep_of_the_oth
             .unwrap();
         assert_eq!(spoilt, 1);
     }
-    set_clock_offset(100);
+    set_clock_offset(3700);
     // The sweep answers the spoilt key's failure, after deciding every other key.
     let _ = session.find_objects(&[]);
     set_clock_offset(0);
