@@ -15,9 +15,9 @@ use super::curve25519::{KEY_LEN, SIGNATURE_LEN};
 use crate::error::{Error, Result};
 
 /// The longest context RFC 8032 allows (one length byte in `dom2`).
-pub const MAX_CONTEXT_LEN: usize = 255;
+pub(crate) const MAX_CONTEXT_LEN: usize = 255;
 /// SHA-512's output, Ed25519ph's pre-hash.
-pub const DIGEST_LEN: usize = 64;
+pub(crate) const DIGEST_LEN: usize = 64;
 
 /// aws-lc's private key form: the seed followed by the public key.
 fn private_key(seed: &[u8; KEY_LEN], public: &[u8; KEY_LEN]) -> Zeroizing<[u8; 2 * KEY_LEN]> {
@@ -47,7 +47,7 @@ fn ph_context(context: &[u8]) -> Result<()> {
 }
 
 /// Ed25519ctx signature of `message` under `context`.
-pub fn ctx_sign(
+pub(crate) fn ctx_sign(
     seed: &[u8; KEY_LEN],
     public: &[u8; KEY_LEN],
     message: &[u8],
@@ -75,7 +75,7 @@ pub fn ctx_sign(
 }
 
 /// Verifies an Ed25519ctx signature.
-pub fn ctx_verify(
+pub(crate) fn ctx_verify(
     public: &[u8; KEY_LEN],
     message: &[u8],
     sig: &[u8],
@@ -102,7 +102,7 @@ pub fn ctx_verify(
 
 /// Ed25519ph signature of a message whose SHA-512 is `digest`, under `context` (0 to
 /// 255 bytes).
-pub fn ph_sign_digest(
+pub(crate) fn ph_sign_digest(
     seed: &[u8; KEY_LEN],
     public: &[u8; KEY_LEN],
     digest: &[u8; DIGEST_LEN],
@@ -129,7 +129,7 @@ pub fn ph_sign_digest(
 }
 
 /// Verifies an Ed25519ph signature of a message whose SHA-512 is `digest`.
-pub fn ph_verify_digest(
+pub(crate) fn ph_verify_digest(
     public: &[u8; KEY_LEN],
     digest: &[u8; DIGEST_LEN],
     sig: &[u8],

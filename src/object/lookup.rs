@@ -23,7 +23,7 @@ const INLINE: usize = 30;
 /// The representation is private: only `new` builds one, so an inline `len` is never
 /// more than `INLINE`.
 #[derive(Clone)]
-pub struct LookupKey(Repr);
+pub(crate) struct LookupKey(Repr);
 
 #[derive(Clone)]
 enum Repr {
@@ -32,7 +32,7 @@ enum Repr {
 }
 
 impl LookupKey {
-    pub fn new(key: &[u8]) -> LookupKey {
+    pub(crate) fn new(key: &[u8]) -> LookupKey {
         let mut bytes = [0u8; INLINE];
         match (bytes.get_mut(..key.len()), u8::try_from(key.len())) {
             (Some(head), Ok(len)) => {
@@ -43,15 +43,16 @@ impl LookupKey {
         }
     }
 
-    pub fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
             Repr::Heap(b) => b,
         }
     }
 
-    /// Whether the key is stored in the hash bucket itself.
-    pub fn is_inline(&self) -> bool {
+    /// Whether the key is stored in the hash bucket itself (for the tests).
+    #[cfg(test)]
+    pub(crate) fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline { .. })
     }
 }

@@ -6,10 +6,10 @@
 //! must not decide visibility or login rules; the token does.
 
 pub mod attr;
-pub mod index;
+pub(crate) mod index;
 pub mod key;
-pub mod lookup;
-pub mod policy;
+pub(crate) mod lookup;
+pub(crate) mod policy;
 pub mod table;
 pub mod template;
 

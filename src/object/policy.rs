@@ -13,7 +13,7 @@ use crate::vendor;
 
 /// How an attribute's value is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Bool,
     Ulong,
     Bytes,
@@ -24,7 +24,7 @@ pub enum Kind {
 
 /// How an attribute may change once the object exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mutability {
+pub(crate) enum Mutability {
     /// Set by the module only; a template naming it gets `CKR_ATTRIBUTE_READ_ONLY`.
     ModuleOnly,
     /// Given at creation (or defaulted), read-only afterwards.
@@ -42,19 +42,20 @@ const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
 }
 
 // The vendor attributes of the KMS key model (include/kmshsm.h).
-pub const KEY_ID: AttrType = vendor::CKA_KMSHSM_KEY_ID as AttrType;
-pub const ORIGIN: AttrType = vendor::CKA_KMSHSM_ORIGIN as AttrType;
-pub const KEY_STATE: AttrType = vendor::CKA_KMSHSM_KEY_STATE as AttrType;
-pub const KEY_SPEC: AttrType = vendor::CKA_KMSHSM_KEY_SPEC as AttrType;
-pub const KEY_USAGE: AttrType = vendor::CKA_KMSHSM_KEY_USAGE as AttrType;
-pub const MATERIAL_EXPIRY: AttrType = vendor::CKA_KMSHSM_MATERIAL_EXPIRY as AttrType;
-pub const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET as AttrType;
-pub const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM as AttrType;
-pub const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN as AttrType;
-pub const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY as AttrType;
-pub const DESCRIPTION: AttrType = vendor::CKA_KMSHSM_DESCRIPTION as AttrType;
+pub(crate) const KEY_ID: AttrType = vendor::CKA_KMSHSM_KEY_ID as AttrType;
+pub(crate) const ORIGIN: AttrType = vendor::CKA_KMSHSM_ORIGIN as AttrType;
+pub(crate) const KEY_STATE: AttrType = vendor::CKA_KMSHSM_KEY_STATE as AttrType;
+pub(crate) const KEY_SPEC: AttrType = vendor::CKA_KMSHSM_KEY_SPEC as AttrType;
+pub(crate) const KEY_USAGE: AttrType = vendor::CKA_KMSHSM_KEY_USAGE as AttrType;
+pub(crate) const MATERIAL_EXPIRY: AttrType = vendor::CKA_KMSHSM_MATERIAL_EXPIRY as AttrType;
+pub(crate) const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET as AttrType;
+pub(crate) const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM as AttrType;
+pub(crate) const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN as AttrType;
+pub(crate) const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY as AttrType;
+pub(crate) const DESCRIPTION: AttrType = vendor::CKA_KMSHSM_DESCRIPTION as AttrType;
 /// Internal (never answered): the keyed fingerprint of the bound material.
-pub const MATERIAL_FINGERPRINT: AttrType = vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT as AttrType;
+pub(crate) const MATERIAL_FINGERPRINT: AttrType =
+    vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT as AttrType;
 
 const KMS_KEY: &[AttrType] = &[
     KEY_ID,
@@ -85,7 +86,7 @@ fn vendor_kind(ty: AttrType) -> Option<Kind> {
 }
 
 /// The encoding of `ty`, or `None` for attributes the module does not know.
-pub fn kind(ty: AttrType) -> Option<Kind> {
+pub(crate) fn kind(ty: AttrType) -> Option<Kind> {
     use Kind::*;
     if let Some(k) = vendor_kind(ty) {
         return Some(k);
@@ -256,7 +257,7 @@ const EC_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE];
 const SM2_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT];
 
 /// Key types the object layer accepts, by class.
-pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
+pub(crate) fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
     match class {
         CKO_SECRET_KEY => {
             matches!(
@@ -281,7 +282,7 @@ pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool
 }
 
 /// Whether objects of `class` (and `key_type`, for keys) carry attribute `ty`.
-pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrType) -> bool {
+pub(crate) fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrType) -> bool {
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
     if KMS_KEY.contains(&ty) {
         return is_key;
@@ -312,7 +313,7 @@ pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrTy
 }
 
 /// Attributes a template must give for an object of this class and key type.
-pub fn required(
+pub(crate) fn required(
     class: CK_OBJECT_CLASS,
     key_type: Option<CK_KEY_TYPE>,
 ) -> &'static [CK_ATTRIBUTE_TYPE] {
@@ -333,12 +334,12 @@ pub fn required(
 }
 
 /// X.509 certificates also need a subject and a value (PKCS#11 3.0 §4.6.3).
-pub const X509_REQUIRED: &[CK_ATTRIBUTE_TYPE] = &[CKA_SUBJECT, CKA_VALUE];
+pub(crate) const X509_REQUIRED: &[CK_ATTRIBUTE_TYPE] = &[CKA_SUBJECT, CKA_VALUE];
 
 /// Whether the attribute holds secret material: sealed at rest, and unreadable when the
 /// key is sensitive or unextractable. `CKA_VALUE` of a private data object or certificate
 /// is sealed too (see `sealed_at_rest`) but readable by its logged-in owner.
-pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
+pub(crate) fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
     let ty = ty as CK_ATTRIBUTE_TYPE;
     match class {
         CKO_SECRET_KEY => ty == CKA_VALUE,
@@ -357,12 +358,12 @@ pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
 }
 
 /// Whether the attribute is kept sealed under the token master key on disk.
-pub fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bool {
+pub(crate) fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bool {
     is_key_secret(class, ty) || (private && ty == t(CKA_VALUE))
 }
 
 /// How `ty` may change on an existing object of `class`.
-pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
+pub(crate) fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
     use Mutability::*;
     match ty {
         // The key state changes only through the KMS lifecycle (token::kms), which
@@ -391,7 +392,10 @@ pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
 }
 
 /// Defaults filled in when a template leaves an attribute out.
-pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(AttrType, Value)> {
+pub(crate) fn defaults(
+    class: CK_OBJECT_CLASS,
+    key_type: Option<CK_KEY_TYPE>,
+) -> Vec<(AttrType, Value)> {
     let b = |ty: CK_ATTRIBUTE_TYPE, v: bool| (t(ty), Value::Bool(v));
     let bytes = |ty: CK_ATTRIBUTE_TYPE| (t(ty), Value::Bytes(Vec::new()));
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY);

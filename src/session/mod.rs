@@ -15,7 +15,7 @@ use crate::object::table::{ObjectHandle, SessionHandle};
 use crate::token::{Caller, LoggedIn, Token};
 
 pub mod crypto;
-pub mod message;
+pub(crate) mod message;
 pub use crypto::Ops;
 
 #[derive(Debug)]

@@ -12,11 +12,12 @@
 //! attributes or KMS types, and it never sees a PIN or an unsealed secret.
 
 pub mod audit;
-pub mod fork_gate;
-pub mod memory;
+pub(crate) mod fork_gate;
+#[cfg(test)] // for the unit tests of the layers above only
+pub(crate) mod memory;
 pub mod postgres;
-pub mod seal;
-pub mod sqlite;
+pub(crate) mod seal;
+pub(crate) mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@ mod audit;
 mod authority;
 pub mod copy;
 mod derive;
-pub mod keys;
+pub(crate) mod keys;
 mod kms;
 mod login;
 mod objects;
