@@ -122,7 +122,7 @@ pub enum DeriveRule {
 }
 
 /// The result of a key-pair generation: (public attributes, private attributes).
-pub type GeneratedPair = (Generated, Generated);
+pub(crate) type GeneratedPair = (Generated, Generated);
 
 pub trait Mechanism: Send + Sync {
     fn kind(&self) -> CK_MECHANISM_TYPE;
@@ -228,7 +228,7 @@ pub const fn info(min: u64, max: u64, flags: CK_FLAGS) -> CK_MECHANISM_INFO {
 }
 
 /// The parameter must be absent.
-pub fn no_param(param: &Param) -> Result<()> {
+pub(crate) fn no_param(param: &Param) -> Result<()> {
     match param {
         Param::None => Ok(()),
         _ => Err(Error::MechanismParamInvalid),
@@ -239,6 +239,6 @@ pub fn list() -> Vec<CK_MECHANISM_TYPE> {
     registry::all().map(|m| m.kind()).collect()
 }
 
-pub fn info_of(kind: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_INFO> {
+pub(crate) fn info_of(kind: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_INFO> {
     registry::find(kind).map(|m| m.info())
 }

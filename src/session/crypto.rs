@@ -22,7 +22,7 @@ use crate::secret_use;
 use crate::token::keys::mechanism;
 
 #[derive(Debug, Default)]
-pub struct Ops {
+pub(crate) struct Ops {
     encrypt: Option<Active<dyn Cipher>>,
     decrypt: Option<Active<dyn Cipher>>,
     digest: Option<Active<dyn Digester>>,
@@ -103,7 +103,7 @@ impl Session {
 
     /// `C_Login(CKU_CONTEXT_SPECIFIC)`: the user's PIN again, for one operation of this
     /// session whose `CKA_ALWAYS_AUTHENTICATE` key awaits it (§5.6).
-    pub fn context_login(&self, pin: &[u8]) -> Result<()> {
+    pub(crate) fn context_login(&self, pin: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
         let awaiting = |g: Option<&Grant>| g.is_some_and(|g| g.awaiting_login);
         let any = awaiting(ops.encrypt.as_ref().and_then(|a| a.grant.as_ref()))
@@ -175,7 +175,7 @@ impl Session {
         )
     }
 
-    pub fn cipher_update(
+    pub(crate) fn cipher_update(
         &self,
         dir: Direction,
         input: &[u8],
@@ -199,7 +199,7 @@ impl Session {
         )
     }
 
-    pub fn cipher_final(&self, dir: Direction, capacity: Option<usize>) -> Result<Output> {
+    pub(crate) fn cipher_final(&self, dir: Direction, capacity: Option<usize>) -> Result<Output> {
         let mut ops = self.ops.lock();
         let slot = ops.cipher(dir);
         recheck(&self.token, slot, capacity.is_some())?;
@@ -228,7 +228,7 @@ impl Session {
         Ok(())
     }
 
-    pub fn digest_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
+    pub(crate) fn digest_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
         let mut ops = self.ops.lock();
         no_mixing(&ops.digest)?;
         operation::produce(

@@ -16,7 +16,7 @@ use crate::token::{Caller, LoggedIn, Token};
 
 pub mod crypto;
 pub(crate) mod message;
-pub use crypto::Ops;
+pub(crate) use crypto::Ops;
 
 #[derive(Debug)]
 struct FindCursor {
@@ -65,7 +65,7 @@ impl Session {
         }
     }
 
-    pub fn find_init(&self, template: &[RawAttribute]) -> Result<()> {
+    pub(crate) fn find_init(&self, template: &[RawAttribute]) -> Result<()> {
         let mut find = self.find.lock();
         if find.is_some() {
             return Err(Error::OperationActive);
@@ -75,7 +75,7 @@ impl Session {
         Ok(())
     }
 
-    pub fn find_next(&self, max: usize) -> Result<Vec<ObjectHandle>> {
+    pub(crate) fn find_next(&self, max: usize) -> Result<Vec<ObjectHandle>> {
         let mut find = self.find.lock();
         let cursor = find.as_mut().ok_or(Error::OperationNotInitialized)?;
         let end = cursor.handles.len().min(cursor.next.saturating_add(max));
@@ -84,7 +84,7 @@ impl Session {
         Ok(out)
     }
 
-    pub fn find_final(&self) -> Result<()> {
+    pub(crate) fn find_final(&self) -> Result<()> {
         self.find
             .lock()
             .take()

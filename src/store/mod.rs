@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::StoreError;
-pub use audit::{AuditCheckpoint, AuditHead, AuditLog, AuditRecord, AuditSeal};
+pub(crate) use audit::{AuditCheckpoint, AuditHead, AuditLog, AuditSeal};
 
-pub type StoreResult<T> = std::result::Result<T, StoreError>;
+pub(crate) type StoreResult<T> = std::result::Result<T, StoreError>;
 
 /// The store's identifier of an object record; random, never reused.
 pub type ObjectUid = [u8; 16];
@@ -325,7 +325,7 @@ pub enum Backend {
 
 impl Backend {
     /// The SQLite file of the token with `serial` in `dir`.
-    pub fn file_of(dir: &Path, serial: &str) -> PathBuf {
+    pub(crate) fn file_of(dir: &Path, serial: &str) -> PathBuf {
         dir.join(format!("{serial}.db"))
     }
 
