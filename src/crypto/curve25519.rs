@@ -19,6 +19,12 @@ use crate::error::{Error, Result};
 pub(crate) const KEY_LEN: usize = 32;
 /// Bytes of an Ed25519 signature (R || S).
 pub(crate) const SIGNATURE_LEN: usize = 64;
+// The Ed25519ctx/ph calls use the same lengths (named there, so that the unsafe module
+// imports nothing from this one).
+const _: () = assert!(
+    KEY_LEN == super::ed25519_variants::KEY_LEN
+        && SIGNATURE_LEN == super::ed25519_variants::SIGNATURE_LEN
+);
 
 /// id-Ed25519, 1.3.101.112 (RFC 8410), as a DER OID element.
 pub const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];

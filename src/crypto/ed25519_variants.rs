@@ -11,8 +11,13 @@
 use aws_lc_sys as sys;
 use zeroize::Zeroizing;
 
-use super::curve25519::{KEY_LEN, SIGNATURE_LEN};
 use crate::error::{Error, Result};
+
+/// Bytes of an Ed25519 seed and of a public key (RFC 8032 §5.1.5, aws-lc's
+/// `ED25519_PUBLIC_KEY_LEN`); `curve25519.rs` checks at compile time that its own agree.
+pub(crate) const KEY_LEN: usize = 32;
+/// Bytes of an Ed25519 signature (aws-lc's `ED25519_SIGNATURE_LEN`).
+pub(crate) const SIGNATURE_LEN: usize = 64;
 
 /// The longest context RFC 8032 allows (one length byte in `dom2`).
 pub(crate) const MAX_CONTEXT_LEN: usize = 255;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::aes::aes_key;
+use super::aes_key;
 use crate::crypto::aes;
 use crate::error::{Error, Result};
 use crate::object::key::Key;

@@ -227,6 +227,12 @@ pub const fn info(min: u64, max: u64, flags: CK_FLAGS) -> CK_MECHANISM_INFO {
     }
 }
 
+/// The AES key's bytes, checked for type and size (the AES family and message-based
+/// AES-GCM share it).
+fn aes_key(key: &Key) -> Result<&[u8]> {
+    key.secret_of(CKK_AES, &[16, 24, 32])
+}
+
 /// The parameter must be absent.
 pub(crate) fn no_param(param: &Param) -> Result<()> {
     match param {

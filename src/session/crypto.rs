@@ -12,30 +12,14 @@ use zeroize::Zeroizing;
 
 use cryptoki_sys::CKO_PUBLIC_KEY;
 
-use super::Session;
+use super::{Ops, Session};
 use crate::error::{Error, Result};
 use crate::mechanism::{Mechanism, MechanismArg, Usage};
 use crate::object::key::{Key, Material};
 use crate::object::table::ObjectHandle;
-use crate::operation::{self, Active, Cipher, Digester, Grant, Output, Signer, Verifier};
+use crate::operation::{self, Active, Cipher, Grant, Output};
 use crate::secret_use;
 use crate::token::keys::mechanism;
-
-#[derive(Debug, Default)]
-pub(crate) struct Ops {
-    encrypt: Option<Active<dyn Cipher>>,
-    decrypt: Option<Active<dyn Cipher>>,
-    digest: Option<Active<dyn Digester>>,
-    /// The mechanism of the active digest (`C_DigestKey` judges the key against it).
-    digest_kind: cryptoki_sys::CK_MECHANISM_TYPE,
-    sign: Option<Active<dyn Signer>>,
-    verify: Option<Active<dyn Verifier>>,
-    /// The verification runs a secret key (a MAC), not a public one.
-    verify_with_secret: bool,
-    /// The message-based encryption and decryption (PKCS#11 3.0), `session::message`.
-    pub(super) message_encrypt: Option<Active<super::message::MessageOp>>,
-    pub(super) message_decrypt: Option<Active<super::message::MessageOp>>,
-}
 
 /// Which of the two cipher slots.
 #[derive(Debug, Clone, Copy)]

@@ -12,11 +12,31 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::object::attr::RawAttribute;
 use crate::object::table::{ObjectHandle, SessionHandle};
+use crate::operation::{Active, Cipher, Digester, Signer, Verifier};
 use crate::token::{Caller, LoggedIn, Token};
 
 pub mod crypto;
 pub(crate) mod message;
-pub(crate) use crypto::Ops;
+
+/// A session's active operations: those of `crypto` and, for the message-based
+/// encryption and decryption of PKCS#11 3.0, those of `message`. Here, above both, so
+/// that neither file imports the other's slots; the fields are private to `session`,
+/// each used by its own file.
+#[derive(Debug, Default)]
+pub(crate) struct Ops {
+    encrypt: Option<Active<dyn Cipher>>,
+    decrypt: Option<Active<dyn Cipher>>,
+    digest: Option<Active<dyn Digester>>,
+    /// The mechanism of the active digest (`C_DigestKey` judges the key against it).
+    digest_kind: CK_MECHANISM_TYPE,
+    sign: Option<Active<dyn Signer>>,
+    verify: Option<Active<dyn Verifier>>,
+    /// The verification runs a secret key (a MAC), not a public one.
+    verify_with_secret: bool,
+    /// The message-based encryption and decryption (PKCS#11 3.0), `session::message`.
+    message_encrypt: Option<Active<message::MessageOp>>,
+    message_decrypt: Option<Active<message::MessageOp>>,
+}
 
 #[derive(Debug)]
 struct FindCursor {
