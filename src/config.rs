@@ -27,9 +27,9 @@ pub enum LogLevel {
 
 /// The largest Argon2id cost a PIN may be set with or stored with: 1 GiB of memory, 64
 /// passes, 16 lanes.
-pub const KDF_MAX_MEMORY_KIB: u32 = 1024 * 1024;
-pub const KDF_MAX_ITERATIONS: u32 = 64;
-pub const KDF_MAX_PARALLELISM: u32 = 16;
+pub(crate) const KDF_MAX_MEMORY_KIB: u32 = 1024 * 1024;
+pub(crate) const KDF_MAX_ITERATIONS: u32 = 64;
+pub(crate) const KDF_MAX_PARALLELISM: u32 = 16;
 
 /// Argon2id cost for the keys derived from PINs. New PINs use these values; each stored
 /// PIN keeps the parameters it was set with, so changing them never locks a token out.
@@ -92,12 +92,12 @@ impl StoreUrl {
     }
 
     /// The URL as written, password included: pass it to the connector, never to a log.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
     /// The URL with any password replaced by `***`, for messages.
-    pub fn redacted(&self) -> String {
+    pub(crate) fn redacted(&self) -> String {
         redact_url(&self.0)
     }
 }

@@ -12,11 +12,11 @@ static LEGACY_ALGORITHMS: AtomicBool = AtomicBool::new(false);
 
 /// Called by `C_Initialize` with the configuration's value (every initialisation sets it,
 /// so a new configuration after `C_Finalize` takes effect).
-pub fn set_enabled(on: bool) {
+pub(crate) fn set_enabled(on: bool) {
     LEGACY_ALGORITHMS.store(on, Ordering::SeqCst);
 }
 
 /// Whether DES, Triple-DES and RSA keys from 1024 bits are on.
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     LEGACY_ALGORITHMS.load(Ordering::SeqCst)
 }

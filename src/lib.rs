@@ -19,15 +19,15 @@ pub mod crypto;
 pub mod error;
 mod ffi;
 pub mod kms;
-pub mod legacy;
+mod legacy;
 mod logging;
 pub mod mechanism;
 pub mod object;
 pub mod operation;
 #[allow(unsafe_code)] // memory mappings; see os/mod.rs
-pub mod os;
+mod os;
 pub mod provider;
-pub mod secret_use;
+mod secret_use;
 pub mod session;
 pub mod store;
 pub mod token;

@@ -168,7 +168,7 @@ pub fn start_with<T: ?Sized>(
 /// Judges the active operation in `slot` again before a step: `judge` gets its grant
 /// (operations without a key pass). A refusal ends the operation (§5.2: an error other
 /// than a short buffer ends it) and is returned.
-pub fn recheck<T: ?Sized>(
+pub(crate) fn recheck<T: ?Sized>(
     slot: &mut Option<Active<T>>,
     judge: impl FnOnce(&Grant) -> Result<()>,
 ) -> Result<()> {
@@ -185,7 +185,7 @@ pub fn recheck<T: ?Sized>(
 
 /// Marks every grant in `slot` that awaits a context-specific login as satisfied;
 /// whether there was one.
-pub fn satisfy_login<T: ?Sized>(slot: &mut Option<Active<T>>) -> bool {
+pub(crate) fn satisfy_login<T: ?Sized>(slot: &mut Option<Active<T>>) -> bool {
     match slot.as_mut().and_then(|a| a.grant.as_mut()) {
         Some(g) if g.awaiting_login => {
             g.awaiting_login = false;
@@ -237,7 +237,7 @@ pub fn produce<T: ?Sized>(
 
 /// Runs a step that produces no output (updates, verification); an error ends the
 /// operation, and so does success when `last`.
-pub fn consume<T: ?Sized, R>(
+pub(crate) fn consume<T: ?Sized, R>(
     slot: &mut Option<Active<T>>,
     last: bool,
     step: impl FnOnce(&mut Active<T>) -> Result<R>,

@@ -17,7 +17,7 @@
 use std::cell::Cell;
 
 /// The reach of a `note`: the whole scrub area.
-pub const WHOLE: usize = usize::MAX;
+pub(crate) const WHOLE: usize = usize::MAX;
 
 /// The reach of a single-part AES-GCM step with a prepared key (`C_Encrypt`,
 /// `C_Decrypt`): release builds were measured (`bench/stackreach.sh`) to leave nothing
@@ -28,7 +28,7 @@ pub const WHOLE: usize = usize::MAX;
 /// their depth) were not measured, and any step off aws-lc's AEAD path (`gcm_fast_path`).
 /// CI measures the depths again on its own CPU (`scripts/test.sh`).
 #[cfg(target_arch = "x86_64")]
-pub const AES_GCM_REACH: usize = 8 * 1024;
+pub(crate) const AES_GCM_REACH: usize = 8 * 1024;
 #[cfg(not(target_arch = "x86_64"))]
 pub const AES_GCM_REACH: usize = WHOLE;
 
@@ -37,7 +37,7 @@ pub const AES_GCM_REACH: usize = WHOLE;
 /// so it keeps the whole area). docs/performance.md, "Per-call cost (issue 18)". Only on
 /// x86_64, as `AES_GCM_REACH`.
 #[cfg(target_arch = "x86_64")]
-pub const ECDSA_NIST_REACH: usize = 24 * 1024;
+pub(crate) const ECDSA_NIST_REACH: usize = 24 * 1024;
 #[cfg(not(target_arch = "x86_64"))]
 pub const ECDSA_NIST_REACH: usize = WHOLE;
 
@@ -46,20 +46,20 @@ thread_local! {
 }
 
 /// Records that the current call handled secret values, anywhere on the stack.
-pub fn note() {
+pub(crate) fn note() {
     note_within(WHOLE);
 }
 
 /// Records that the current call handled secret values only within `reach` bytes of
 /// stack below the entry point, a depth measured for release builds (the constants
 /// above). Several notes in one call keep the deepest.
-pub fn note_within(reach: usize) {
+pub(crate) fn note_within(reach: usize) {
     REACH.with(|r| r.set(r.get().max(reach)));
 }
 
 /// How far below the entry point the secrets noted since the last `take` may lie (0:
 /// nothing noted); clears the note.
-pub fn take() -> usize {
+pub(crate) fn take() -> usize {
     REACH.with(|r| r.replace(0))
 }
 

@@ -38,13 +38,16 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-pub use gcm::{
+pub(crate) use gcm::{
     gcm_check, gcm_decrypt, gcm_decrypt_prepared, gcm_encrypt, gcm_encrypt_prepared, gcm_fast_path,
     GcmKey,
 };
-pub use mac::{cmac, cmac_verify, Cmac};
+pub(crate) use mac::Cmac;
+#[cfg(test)]
+use mac::{cmac, cmac_verify};
 pub use stream::AesStream;
-pub use wrap::{key_unwrap, key_unwrap_pad, key_wrap, key_wrap_pad};
+pub use wrap::key_wrap_pad;
+pub(crate) use wrap::{key_unwrap, key_unwrap_pad, key_wrap};
 
 /// The AES block size in bytes.
 pub const BLOCK_LEN: usize = 16;

@@ -16,9 +16,15 @@ use super::der;
 use crate::error::{Error, Result};
 
 /// Bytes of every key (seed, scalar, public key) on either curve.
-pub const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 /// Bytes of an Ed25519 signature (R || S).
-pub const SIGNATURE_LEN: usize = 64;
+pub(crate) const SIGNATURE_LEN: usize = 64;
+// The Ed25519ctx/ph calls use the same lengths (named there, so that the unsafe module
+// imports nothing from this one).
+const _: () = assert!(
+    KEY_LEN == super::ed25519_variants::KEY_LEN
+        && SIGNATURE_LEN == super::ed25519_variants::SIGNATURE_LEN
+);
 
 /// id-Ed25519, 1.3.101.112 (RFC 8410), as a DER OID element.
 pub const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
@@ -31,7 +37,7 @@ pub const NAME_CURVE25519: &[u8] = b"\x13\x0acurve25519";
 
 /// Which of the two curves a key is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Curve25519 {
+pub(crate) enum Curve25519 {
     /// edwards25519, for Ed25519 (`CKK_EC_EDWARDS`).
     Edwards,
     /// curve25519, for X25519 (`CKK_EC_MONTGOMERY`).
@@ -40,7 +46,7 @@ pub enum Curve25519 {
 
 impl Curve25519 {
     /// The curve `CKA_EC_PARAMS` names: the OID or the curve name, either curve.
-    pub fn from_params(params: &[u8]) -> Result<Curve25519> {
+    pub(crate) fn from_params(params: &[u8]) -> Result<Curve25519> {
         match params {
             OID_ED25519 | NAME_EDWARDS25519 => Ok(Curve25519::Edwards),
             OID_X25519 | NAME_CURVE25519 => Ok(Curve25519::Montgomery),
@@ -51,7 +57,7 @@ impl Curve25519 {
 
 /// A public key from `CKA_EC_POINT` (or an ECDH peer's public data): a DER OCTET STRING
 /// of 32 bytes, or the 32 bytes bare. The two cannot be confused: they differ in length.
-pub fn public_from_attribute(value: &[u8]) -> Result<[u8; KEY_LEN]> {
+pub(crate) fn public_from_attribute(value: &[u8]) -> Result<[u8; KEY_LEN]> {
     let bare = if value.len() == KEY_LEN + 2 {
         let mut r = der::Reader::new(value, || Error::AttributeValueInvalid);
         let inner = r.read(der::OCTET_STRING)?;
@@ -64,7 +70,7 @@ pub fn public_from_attribute(value: &[u8]) -> Result<[u8; KEY_LEN]> {
 }
 
 /// `CKA_EC_POINT` as the module writes it: DER OCTET STRING.
-pub fn public_to_attribute(public: &[u8; KEY_LEN]) -> Vec<u8> {
+pub(crate) fn public_to_attribute(public: &[u8; KEY_LEN]) -> Vec<u8> {
     der::tlv(der::OCTET_STRING, public)
 }
 
@@ -124,13 +130,13 @@ impl Ed25519Private {
     }
 
     /// Ed25519ctx (RFC 8032 §5.1, a context of 1 to 255 bytes).
-    pub fn sign_ctx(&self, message: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn sign_ctx(&self, message: &[u8], context: &[u8]) -> Result<Vec<u8>> {
         let sig = super::ed25519_variants::ctx_sign(&self.seed, &self.public(), message, context)?;
         Ok(sig.to_vec())
     }
 
     /// Ed25519ph over a message whose SHA-512 is `digest` (a context of 0 to 255 bytes).
-    pub fn sign_ph_digest(&self, digest: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn sign_ph_digest(&self, digest: &[u8], context: &[u8]) -> Result<Vec<u8>> {
         let digest = digest
             .try_into()
             .map_err(|_| Error::Internal("Ed25519ph digest length"))?;
@@ -141,7 +147,7 @@ impl Ed25519Private {
 }
 
 /// Verifies a pure Ed25519 signature.
-pub fn ed25519_verify(public: &[u8; KEY_LEN], message: &[u8], sig: &[u8]) -> Result<()> {
+pub(crate) fn ed25519_verify(public: &[u8; KEY_LEN], message: &[u8], sig: &[u8]) -> Result<()> {
     if sig.len() != SIGNATURE_LEN {
         return Err(Error::SignatureLenRange);
     }

@@ -31,23 +31,23 @@ use super::der;
 use crate::error::{Error, Result};
 
 /// Bytes of an Ed448 private key (the seed) and of a public key (RFC 8032 §5.2.5).
-pub const ED448_KEY_LEN: usize = 57;
+pub(crate) const ED448_KEY_LEN: usize = 57;
 /// Bytes of an Ed448 signature (R || S).
-pub const ED448_SIGNATURE_LEN: usize = 114;
+pub(crate) const ED448_SIGNATURE_LEN: usize = 114;
 /// Ed448's key size as PKCS#11 counts it (the field's bits).
-pub const BITS: u64 = 448;
+pub(crate) const BITS: u64 = 448;
 
 /// id-Ed448, 1.3.101.113 (RFC 8410), as a DER OID element.
-pub const OID_ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
+pub(crate) const OID_ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
 /// The curve name "edwards448" as a DER PrintableString (PKCS#11 3.0 §2.3.6).
-pub const NAME_EDWARDS448: &[u8] = b"\x13\x0aedwards448";
+pub(crate) const NAME_EDWARDS448: &[u8] = b"\x13\x0aedwards448";
 
 /// Bytes of an X448 private key (the scalar), public key and shared secret (RFC 7748 §5).
-pub const X448_KEY_LEN: usize = 56;
+pub(crate) const X448_KEY_LEN: usize = 56;
 /// id-X448, 1.3.101.111 (RFC 8410), as a DER OID element.
-pub const OID_X448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6f];
+pub(crate) const OID_X448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x6f];
 /// The curve name "curve448" as a DER PrintableString (PKCS#11 3.0 §2.3.7).
-pub const NAME_CURVE448: &[u8] = b"\x13\x08curve448";
+pub(crate) const NAME_CURVE448: &[u8] = b"\x13\x08curve448";
 
 /// The library opened, by its SONAME: OpenSSL 3's ABI.
 const LIBRARY: &str = "libcrypto.so.3";
@@ -57,12 +57,12 @@ const EVP_PKEY_ED448: c_int = 1088;
 const EVP_PKEY_X448: c_int = 1035;
 
 /// Whether `CKA_EC_PARAMS` names edwards448 (the OID or the curve name).
-pub fn is_ed448_params(params: &[u8]) -> bool {
+pub(crate) fn is_ed448_params(params: &[u8]) -> bool {
     params == OID_ED448 || params == NAME_EDWARDS448
 }
 
 /// Whether `CKA_EC_PARAMS` names curve448 (the OID or the curve name).
-pub fn is_x448_params(params: &[u8]) -> bool {
+pub(crate) fn is_x448_params(params: &[u8]) -> bool {
     params == OID_X448 || params == NAME_CURVE448
 }
 
@@ -186,7 +186,7 @@ fn api() -> Result<&'static Api> {
 }
 
 /// Whether Ed448 can be used in this process (the library loads and works).
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     api().is_ok()
 }
 
@@ -477,7 +477,7 @@ fn self_test(api: &Api) -> Result<()> {
 /// A public key of `N` bytes (57 for Ed448, 56 for X448) from `CKA_EC_POINT` or an ECDH
 /// peer's public data: a DER OCTET STRING of `N` bytes, or the `N` bytes bare (they
 /// differ in length, so cannot be confused).
-pub fn public_from_attribute<const N: usize>(value: &[u8]) -> Result<[u8; N]> {
+pub(crate) fn public_from_attribute<const N: usize>(value: &[u8]) -> Result<[u8; N]> {
     let bare = if value.len() == N + 2 {
         let mut r = der::Reader::new(value, || Error::AttributeValueInvalid);
         let inner = r.read(der::OCTET_STRING)?;
@@ -490,7 +490,7 @@ pub fn public_from_attribute<const N: usize>(value: &[u8]) -> Result<[u8; N]> {
 }
 
 /// `CKA_EC_POINT` as the module writes it: DER OCTET STRING.
-pub fn public_to_attribute(public: &[u8]) -> Vec<u8> {
+pub(crate) fn public_to_attribute(public: &[u8]) -> Vec<u8> {
     der::tlv(der::OCTET_STRING, public)
 }
 
@@ -580,7 +580,7 @@ impl X448Private {
 }
 
 /// Verifies a pure Ed448 signature (no context).
-pub fn ed448_verify(public: &[u8; ED448_KEY_LEN], message: &[u8], sig: &[u8]) -> Result<()> {
+pub(crate) fn ed448_verify(public: &[u8; ED448_KEY_LEN], message: &[u8], sig: &[u8]) -> Result<()> {
     verify_with(api()?, public, message, sig)
 }
 

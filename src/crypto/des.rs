@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 /// The block length of DES and Triple-DES, in bytes.
-pub const BLOCK_LEN: usize = 8;
+pub(crate) const BLOCK_LEN: usize = 8;
 
 /// A keyed DES or Triple-DES block cipher.
 enum Keyed {
@@ -53,7 +53,7 @@ impl Keyed {
 }
 
 /// Whether every byte of `key` has an odd number of set bits (FIPS 46-3's parity).
-pub fn has_odd_parity(key: &[u8]) -> bool {
+pub(crate) fn has_odd_parity(key: &[u8]) -> bool {
     key.iter().all(|b| b.count_ones() % 2 == 1)
 }
 
@@ -67,7 +67,7 @@ fn set_odd_parity(key: &mut [u8]) {
 
 /// A new random key of `len` bytes (8, 16 or 24) with odd parity, none of its DES parts
 /// weak or semi-weak, and its parts distinct.
-pub fn generate_key(len: usize) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn generate_key(len: usize) -> Result<Zeroizing<Vec<u8>>> {
     if !matches!(len, 8 | 16 | 24) {
         return Err(Error::KeySizeRange);
     }
@@ -97,7 +97,7 @@ fn check_iv(iv: &[u8]) -> Result<[u8; BLOCK_LEN]> {
 /// A multi-part encryption or decryption in ECB (no IV) or CBC: whole blocks go out as
 /// they come in; the last partial block (and, decrypting with padding, the last whole
 /// block, which holds the padding) waits for `finish`.
-pub struct DesStream {
+pub(crate) struct DesStream {
     cipher: Keyed,
     chain: Option<[u8; BLOCK_LEN]>,
     encrypt: bool,
@@ -117,7 +117,12 @@ impl std::fmt::Debug for DesStream {
 impl DesStream {
     /// `key` of 8, 16 or 24 bytes (`KeySizeRange`), `iv` of 8 bytes for CBC
     /// (`MechanismParamInvalid`), PKCS#7 padding with `pad`.
-    pub fn new(key: &[u8], iv: Option<&[u8]>, encrypt: bool, pad: bool) -> Result<DesStream> {
+    pub(crate) fn new(
+        key: &[u8],
+        iv: Option<&[u8]>,
+        encrypt: bool,
+        pad: bool,
+    ) -> Result<DesStream> {
         Ok(DesStream {
             cipher: Keyed::new(key)?,
             chain: iv.map(check_iv).transpose()?,
@@ -138,12 +143,12 @@ impl DesStream {
     }
 
     /// The exact output of `update` with `input_len` more bytes.
-    pub fn update_len(&self, input_len: usize) -> usize {
+    pub(crate) fn update_len(&self, input_len: usize) -> usize {
         self.ready(self.pending.len().saturating_add(input_len))
     }
 
     /// An upper bound on `finish`'s output.
-    pub fn finish_len(&self) -> usize {
+    pub(crate) fn finish_len(&self) -> usize {
         if self.pad {
             BLOCK_LEN
         } else {
@@ -153,7 +158,7 @@ impl DesStream {
 
     /// The output of a single-part run over `input_len` bytes: exact, except decrypting
     /// with padding, where it is an upper bound.
-    pub fn total_len(&self, input_len: usize) -> usize {
+    pub(crate) fn total_len(&self, input_len: usize) -> usize {
         let total = self.pending.len().saturating_add(input_len);
         match (self.encrypt, self.pad) {
             (true, true) => total - total % BLOCK_LEN + BLOCK_LEN,
@@ -183,7 +188,7 @@ impl DesStream {
         }
     }
 
-    pub fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let mut all = Zeroizing::new(Vec::with_capacity(self.pending.len() + input.len()));
         all.extend_from_slice(&self.pending);
         all.extend_from_slice(input);
@@ -197,7 +202,7 @@ impl DesStream {
     /// Ends the operation: the padded last block when encrypting with padding; the last
     /// block without its checked padding when decrypting with it. A partial block left
     /// is `DataLenRange` (encrypting) or `EncryptedDataLenRange` (decrypting).
-    pub fn finish(mut self) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn finish(mut self) -> Result<Zeroizing<Vec<u8>>> {
         let mut last = std::mem::take(&mut self.pending);
         match (self.encrypt, self.pad) {
             (true, true) => {
@@ -226,7 +231,7 @@ impl DesStream {
 
 /// Encrypts in ECB (`iv` = `None`) or CBC, in one part. With `pad`, PKCS#7 padding of 1 to
 /// 8 bytes is added; without it, `data` must be whole blocks (`DataLenRange`).
-pub fn encrypt(key: &[u8], iv: Option<&[u8]>, data: &[u8], pad: bool) -> Result<Vec<u8>> {
+pub(crate) fn encrypt(key: &[u8], iv: Option<&[u8]>, data: &[u8], pad: bool) -> Result<Vec<u8>> {
     if !pad && data.len() % BLOCK_LEN != 0 {
         return Err(Error::DataLenRange);
     }
@@ -239,7 +244,7 @@ pub fn encrypt(key: &[u8], iv: Option<&[u8]>, data: &[u8], pad: bool) -> Result<
 /// Decrypts ECB (`iv` = `None`) or CBC in one part; `data` must be whole blocks
 /// (`EncryptedDataLenRange`). With `pad`, the PKCS#7 padding is checked
 /// (`EncryptedDataInvalid`) and removed.
-pub fn decrypt(
+pub(crate) fn decrypt(
     key: &[u8],
     iv: Option<&[u8]>,
     data: &[u8],

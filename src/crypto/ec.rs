@@ -42,7 +42,7 @@ impl Curve {
     }
 
     /// Bytes of a field element (and of the private scalar).
-    pub fn field_len(self) -> usize {
+    pub(crate) fn field_len(self) -> usize {
         match self {
             Curve::P256 | Curve::Secp256k1 => 32,
             Curve::P384 => 48,
@@ -105,7 +105,7 @@ impl Curve {
 }
 
 /// The SEC1 ECPrivateKey DER of scalar `d` on `curve` (RFC 5915), without public key.
-pub fn sec1_der(curve: Curve, d: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn sec1_der(curve: Curve, d: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let len = curve.field_len();
     let start = d.iter().position(|b| *b != 0).unwrap_or(d.len());
     let d = &d[start..];
@@ -182,7 +182,7 @@ impl EcPrivateKey {
     }
 
     /// ECDSA over a message hash; r || s.
-    pub fn sign_hash(&self, hash: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn sign_hash(&self, hash: &[u8]) -> Result<Vec<u8>> {
         let digest = self.curve.digest_of(hash)?;
         let sig = self
             .pair
@@ -221,7 +221,7 @@ impl EcPrivateKey {
 }
 
 /// Verifies an r || s ECDSA signature over a message hash.
-pub fn verify_hash(curve: Curve, point: &[u8], hash: &[u8], sig: &[u8]) -> Result<()> {
+pub(crate) fn verify_hash(curve: Curve, point: &[u8], hash: &[u8], sig: &[u8]) -> Result<()> {
     if sig.len() != 2 * curve.field_len() {
         return Err(Error::SignatureLenRange);
     }
@@ -232,7 +232,8 @@ pub fn verify_hash(curve: Curve, point: &[u8], hash: &[u8], sig: &[u8]) -> Resul
 }
 
 /// Checks an uncompressed point lies on `curve`.
-pub fn check_point(curve: Curve, point: &[u8]) -> Result<()> {
+#[cfg(test)] // used by the tests only
+pub(crate) fn check_point(curve: Curve, point: &[u8]) -> Result<()> {
     let ok = point.len() == 1 + 2 * curve.field_len()
         && point.first() == Some(&4)
         && match curve {

@@ -11,13 +11,18 @@
 use aws_lc_sys as sys;
 use zeroize::Zeroizing;
 
-use super::curve25519::{KEY_LEN, SIGNATURE_LEN};
 use crate::error::{Error, Result};
 
+/// Bytes of an Ed25519 seed and of a public key (RFC 8032 §5.1.5, aws-lc's
+/// `ED25519_PUBLIC_KEY_LEN`); `curve25519.rs` checks at compile time that its own agree.
+pub(crate) const KEY_LEN: usize = 32;
+/// Bytes of an Ed25519 signature (aws-lc's `ED25519_SIGNATURE_LEN`).
+pub(crate) const SIGNATURE_LEN: usize = 64;
+
 /// The longest context RFC 8032 allows (one length byte in `dom2`).
-pub const MAX_CONTEXT_LEN: usize = 255;
+pub(crate) const MAX_CONTEXT_LEN: usize = 255;
 /// SHA-512's output, Ed25519ph's pre-hash.
-pub const DIGEST_LEN: usize = 64;
+pub(crate) const DIGEST_LEN: usize = 64;
 
 /// aws-lc's private key form: the seed followed by the public key.
 fn private_key(seed: &[u8; KEY_LEN], public: &[u8; KEY_LEN]) -> Zeroizing<[u8; 2 * KEY_LEN]> {
@@ -47,7 +52,7 @@ fn ph_context(context: &[u8]) -> Result<()> {
 }
 
 /// Ed25519ctx signature of `message` under `context`.
-pub fn ctx_sign(
+pub(crate) fn ctx_sign(
     seed: &[u8; KEY_LEN],
     public: &[u8; KEY_LEN],
     message: &[u8],
@@ -75,7 +80,7 @@ pub fn ctx_sign(
 }
 
 /// Verifies an Ed25519ctx signature.
-pub fn ctx_verify(
+pub(crate) fn ctx_verify(
     public: &[u8; KEY_LEN],
     message: &[u8],
     sig: &[u8],
@@ -102,7 +107,7 @@ pub fn ctx_verify(
 
 /// Ed25519ph signature of a message whose SHA-512 is `digest`, under `context` (0 to
 /// 255 bytes).
-pub fn ph_sign_digest(
+pub(crate) fn ph_sign_digest(
     seed: &[u8; KEY_LEN],
     public: &[u8; KEY_LEN],
     digest: &[u8; DIGEST_LEN],
@@ -129,7 +134,7 @@ pub fn ph_sign_digest(
 }
 
 /// Verifies an Ed25519ph signature of a message whose SHA-512 is `digest`.
-pub fn ph_verify_digest(
+pub(crate) fn ph_verify_digest(
     public: &[u8; KEY_LEN],
     digest: &[u8; DIGEST_LEN],
     sig: &[u8],

@@ -33,12 +33,8 @@ impl HashAlg {
     }
 
     /// The output length in bytes.
-    pub fn output_len(self) -> usize {
+    pub(crate) fn output_len(self) -> usize {
         self.algorithm().output_len()
-    }
-
-    pub fn block_len(self) -> usize {
-        self.algorithm().block_len()
     }
 
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
@@ -46,7 +42,7 @@ impl HashAlg {
     }
 
     /// The DER DigestInfo header that precedes the hash in EMSA-PKCS1-v1_5.
-    pub fn digest_info_prefix(self) -> &'static [u8] {
+    pub(crate) fn digest_info_prefix(self) -> &'static [u8] {
         match self {
             HashAlg::Sha1 => &[
                 0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
@@ -97,7 +93,7 @@ impl HashContext {
 }
 
 /// MGF1 (RFC 8017 B.2.1): `len` bytes of mask from `seed`.
-pub fn mgf1(hash: HashAlg, seed: &[u8], len: usize) -> Vec<u8> {
+pub(crate) fn mgf1(hash: HashAlg, seed: &[u8], len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + hash.output_len());
     let mut counter: u32 = 0;
     while out.len() < len {

@@ -9,12 +9,12 @@
 pub mod aes;
 pub mod curve25519;
 #[allow(unsafe_code)] // Ed448 from libcrypto.so.3, opened at run time; see curve448.rs
-pub mod curve448;
+pub(crate) mod curve448;
 pub mod der;
-pub mod des;
+pub(crate) mod des;
 pub mod ec;
 #[allow(unsafe_code)] // aws-lc's Ed25519ctx/ph; see ed25519_variants.rs
-pub mod ed25519_variants;
+pub(crate) mod ed25519_variants;
 pub mod hash;
 pub mod pkcs8;
 pub mod rand;

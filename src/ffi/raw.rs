@@ -10,6 +10,11 @@
 //! Soundness rests on the caller honouring the PKCS#11 contract (pointers valid for the
 //! lengths they state); nothing else here trusts the caller. Lengths are capped so that
 //! a lying length cannot make the module allocate without bound.
+//!
+//! So every function that reads or writes through a caller's pointer is an `unsafe fn`
+//! whose `# Safety` section says what its caller must guarantee; the entry functions
+//! (`ffi/entry`) pass on the guarantee the PKCS#11 caller gave for the call. A slice or
+//! reference made here lives no longer than the call that lent its memory.
 
 use std::ffi::{c_void, CStr};
 use std::path::PathBuf;
@@ -42,7 +47,12 @@ fn len_of(n: CK_ULONG) -> Result<usize> {
 }
 
 /// The `n` bytes at `ptr`.
-pub(super) fn in_bytes<'a>(ptr: *const u8, n: CK_ULONG) -> Result<&'a [u8]> {
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `n` bytes, and those bytes are not written by
+/// anyone for the lifetime `'a` the caller chooses (in practice: the current PKCS#11
+/// call, whose caller lends the buffer for its duration, §5.2).
+pub(super) unsafe fn in_bytes<'a>(ptr: *const u8, n: CK_ULONG) -> Result<&'a [u8]> {
     let n = len_of(n)?;
     if n == 0 {
         return Ok(&[]);
@@ -50,53 +60,79 @@ pub(super) fn in_bytes<'a>(ptr: *const u8, n: CK_ULONG) -> Result<&'a [u8]> {
     if ptr.is_null() {
         return Err(Error::ArgumentsBad("NULL buffer with non-zero length"));
     }
-    // SAFETY: the caller promises `ptr` is valid for `n` bytes (PKCS#11 §5.2).
+    // SAFETY: `ptr` is not NULL, so by this function's contract it is valid for `n`
+    // bytes left unwritten for `'a`; `n` <= MAX_INPUT_LEN < isize::MAX.
     Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
 }
 
 /// Exactly `N` bytes at `ptr` (for fixed fields such as the 32-byte token label).
-pub(super) fn in_array<const N: usize>(ptr: *const u8) -> Result<[u8; N]> {
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `N` bytes.
+pub(super) unsafe fn in_array<const N: usize>(ptr: *const u8) -> Result<[u8; N]> {
     if ptr.is_null() {
         return Err(Error::ArgumentsBad("NULL fixed-size buffer"));
     }
-    // SAFETY: the caller promises N readable bytes; read_unaligned needs no alignment.
+    // SAFETY: not NULL, so valid for N bytes (this function's contract);
+    // read_unaligned needs no alignment.
     Ok(unsafe { ptr::read_unaligned(ptr.cast::<[u8; N]>()) })
 }
 
 /// A copy of the structure at `ptr`, or `None` for NULL.
-pub(super) fn read_struct<T: Copy>(ptr: *const T) -> Option<T> {
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of a `T` (any alignment), holding a valid `T`.
+pub(super) unsafe fn read_struct<T: Copy>(ptr: *const T) -> Option<T> {
     if ptr.is_null() {
         None
     } else {
-        // SAFETY: non-NULL pointer the caller promises points to a T.
+        // SAFETY: not NULL, so it points to a readable, valid T (this function's
+        // contract); read_unaligned needs no alignment.
         Some(unsafe { ptr::read_unaligned(ptr) })
     }
 }
 
 /// Writes `value` to the caller's `*ptr`; NULL is `CKR_ARGUMENTS_BAD`.
-pub(super) fn write<T>(ptr: *mut T, value: T) -> Result<()> {
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of a `T` (any alignment), and nothing else reads or
+/// writes that memory during the call.
+pub(super) unsafe fn write<T>(ptr: *mut T, value: T) -> Result<()> {
     if ptr.is_null() {
         return Err(Error::ArgumentsBad("NULL output pointer"));
     }
-    // SAFETY: non-NULL pointer the caller promises is writable for a T.
+    // SAFETY: not NULL, so writable for a T (this function's contract);
+    // write_unaligned needs no alignment.
     unsafe { ptr::write_unaligned(ptr, value) };
     Ok(())
 }
 
 /// Copies `items` into the caller's array under the length-query rule.
 /// `count` is in and out: capacity on entry, needed or written count on exit.
-pub(super) fn out_array<T: Copy>(buf: *mut T, count: *mut CK_ULONG, items: &[T]) -> Result<()> {
-    let capacity = read_struct(count).ok_or(Error::ArgumentsBad("NULL length pointer"))?;
+///
+/// # Safety
+/// `count` is NULL or valid for reads and writes of a `CK_ULONG`; `buf` is NULL or valid
+/// for writes of as many `T`s as `*count` says on entry. Neither is touched by anyone
+/// else during the call.
+pub(super) unsafe fn out_array<T: Copy>(
+    buf: *mut T,
+    count: *mut CK_ULONG,
+    items: &[T],
+) -> Result<()> {
+    // SAFETY: `count` is NULL or a readable CK_ULONG (this function's contract).
+    let capacity =
+        unsafe { read_struct(count) }.ok_or(Error::ArgumentsBad("NULL length pointer"))?;
     let needed = items.len() as CK_ULONG;
-    write(count, needed)?;
+    // SAFETY: `count` is NULL or a writable CK_ULONG (this function's contract).
+    unsafe { write(count, needed) }?;
     if buf.is_null() {
         return Ok(());
     }
     if capacity < needed {
         return Err(Error::BufferTooSmall);
     }
-    // SAFETY: the caller promised `capacity` >= `needed` writable elements at `buf`;
-    // copying as bytes needs no alignment of `buf`.
+    // SAFETY: `buf` is not NULL, so writable for `capacity` >= `needed` elements (this
+    // function's contract); copying as bytes needs no alignment of `buf`.
     unsafe {
         ptr::copy_nonoverlapping(
             items.as_ptr().cast::<u8>(),
@@ -123,7 +159,15 @@ fn nested_types(ty: CK_ATTRIBUTE_TYPE) -> bool {
     )
 }
 
-fn template_slice<'a>(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<&'a [CK_ATTRIBUTE]> {
+/// The caller's array of `count` attributes.
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `count` `CK_ATTRIBUTE`s, aligned, and the array is
+/// not written by anyone else for the lifetime `'a` the caller chooses.
+unsafe fn template_slice<'a>(
+    ptr: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<&'a [CK_ATTRIBUTE]> {
     let n = usize::try_from(count)
         .ok()
         .filter(|n| *n <= MAX_TEMPLATE_LEN)
@@ -134,35 +178,41 @@ fn template_slice<'a>(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<&'a [
     if ptr.is_null() {
         return Err(Error::ArgumentsBad("NULL template with non-zero count"));
     }
-    // SAFETY: the caller promises `count` CK_ATTRIBUTEs at `ptr`. CK_ATTRIBUTE's
-    // alignment is that of a pointer, which C callers' arrays always have.
+    // SAFETY: not NULL, so valid for `count` CK_ATTRIBUTEs left unwritten for `'a` (this
+    // function's contract). CK_ATTRIBUTE's alignment is that of a pointer, which C
+    // callers' arrays always have.
     Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
 }
 
-fn read_attributes(
+/// # Safety
+/// As `read_template`.
+unsafe fn read_attributes(
     ptr: *const CK_ATTRIBUTE,
     count: CK_ULONG,
     depth: u8,
 ) -> Result<Vec<RawAttribute>> {
     let mut out = Vec::new();
-    for a in template_slice(ptr, count)? {
+    // SAFETY: the template array is valid for the call (this function's contract), and
+    // the slice does not outlive it.
+    for a in unsafe { template_slice(ptr, count) }? {
         let value = if nested_types(a.type_) && depth == 0 {
             let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
             if a.ulValueLen % size != 0 {
                 return Err(Error::AttributeValueInvalid);
             }
-            RawValue::Nested(read_attributes(
-                a.pValue.cast::<CK_ATTRIBUTE>(),
-                a.ulValueLen / size,
-                1,
-            )?)
+            // SAFETY: a nested template's value is itself such an array (this function's
+            // contract covers every value of the template).
+            RawValue::Nested(unsafe {
+                read_attributes(a.pValue.cast::<CK_ATTRIBUTE>(), a.ulValueLen / size, 1)
+            }?)
         } else {
             if a.pValue.is_null() && a.ulValueLen != 0 {
                 return Err(Error::AttributeValueInvalid);
             }
-            RawValue::Bytes(Zeroizing::new(
-                in_bytes(a.pValue.cast::<u8>(), a.ulValueLen)?.to_vec(),
-            ))
+            // SAFETY: each value is NULL or readable for its length (this function's
+            // contract); the bytes are copied before the call ends.
+            let bytes = unsafe { in_bytes(a.pValue.cast::<u8>(), a.ulValueLen) }?;
+            RawValue::Bytes(Zeroizing::new(bytes.to_vec()))
         };
         out.push(RawAttribute {
             ty: a.type_ as u64,
@@ -173,11 +223,18 @@ fn read_attributes(
 }
 
 /// A caller's template (for create, copy, set, find, generate): types and copied values.
-pub(super) fn read_template(
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `count` aligned `CK_ATTRIBUTE`s, and each one's
+/// `pValue` is NULL or valid for reads of `ulValueLen` bytes (for the nested template
+/// types, of `ulValueLen / size_of::<CK_ATTRIBUTE>()` attributes of this same kind),
+/// none of it written by anyone else during the call.
+pub(super) unsafe fn read_template(
     ptr: *const CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<Vec<RawAttribute>> {
-    read_attributes(ptr, count, 0)
+    // SAFETY: this function's contract is read_attributes'.
+    unsafe { read_attributes(ptr, count, 0) }
 }
 
 /// How one attribute of `C_GetAttributeValue` turned out (§5.7, the five cases).
@@ -190,7 +247,11 @@ pub(super) enum Filled {
 }
 
 /// Fills the value at `p`/`len` with `bytes`: NULL asks for the length.
-fn fill_value(a: &mut CK_ATTRIBUTE, bytes: &[u8]) -> Filled {
+///
+/// # Safety
+/// `a.pValue` is NULL or valid for writes of `a.ulValueLen` bytes, not aliased during
+/// the call.
+unsafe fn fill_value(a: &mut CK_ATTRIBUTE, bytes: &[u8]) -> Filled {
     let needed = bytes.len() as CK_ULONG;
     if a.pValue.is_null() {
         a.ulValueLen = needed;
@@ -200,7 +261,8 @@ fn fill_value(a: &mut CK_ATTRIBUTE, bytes: &[u8]) -> Filled {
         a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
         return Filled::TooSmall;
     }
-    // SAFETY: the caller promised ulValueLen (>= needed) writable bytes at pValue.
+    // SAFETY: pValue is not NULL, so writable for ulValueLen (>= needed) bytes (this
+    // function's contract).
     unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), a.pValue.cast::<u8>(), bytes.len()) };
     a.ulValueLen = needed;
     Filled::Ok
@@ -212,9 +274,16 @@ pub(super) struct OutTemplate<'a> {
 }
 
 impl<'a> OutTemplate<'a> {
-    pub(super) fn new(ptr: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<OutTemplate<'a>> {
-        let slice = template_slice(ptr, count)?;
-        // SAFETY: same memory as `slice`, which the caller lends us mutably for the call.
+    /// # Safety
+    /// `ptr` is NULL or valid for reads and writes of `count` aligned `CK_ATTRIBUTE`s,
+    /// and each one's `pValue` is NULL or valid for writes of `ulValueLen` bytes (for the
+    /// nested template types, of that many bytes of `CK_ATTRIBUTE`s whose own `pValue`s
+    /// are likewise NULL or writable for their lengths), all of it used by nothing else
+    /// for the lifetime `'a` the caller chooses (the current call). `fill` relies on it.
+    pub(super) unsafe fn new(ptr: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<OutTemplate<'a>> {
+        // SAFETY: the array is valid and unshared for `'a` (this function's contract).
+        let slice = unsafe { template_slice(ptr, count) }?;
+        // SAFETY: same memory as `slice`, which the caller lends us mutably for `'a`.
         let attrs =
             unsafe { std::slice::from_raw_parts_mut(slice.as_ptr().cast_mut(), slice.len()) };
         Ok(OutTemplate { attrs })
@@ -230,7 +299,9 @@ impl<'a> OutTemplate<'a> {
             return Filled::Absent;
         };
         match read {
-            Read::Value(bytes) => fill_value(a, bytes),
+            // SAFETY: every pValue of the template is NULL or writable for its length
+            // (the contract of `OutTemplate::new`).
+            Read::Value(bytes) => unsafe { fill_value(a, bytes) },
             Read::Sensitive => {
                 a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
                 Filled::Sensitive
@@ -253,10 +324,13 @@ impl<'a> OutTemplate<'a> {
                 let inner_ptr = a.pValue.cast::<CK_ATTRIBUTE>();
                 let mut worst = Filled::Ok;
                 for (j, (ty, bytes)) in list.iter().enumerate() {
-                    // SAFETY: the caller supplied room for `list.len()` CK_ATTRIBUTEs.
+                    // SAFETY: the caller supplied room for `list.len()` CK_ATTRIBUTEs
+                    // (ulValueLen >= needed, the contract of `OutTemplate::new`).
                     let inner = unsafe { &mut *inner_ptr.add(j) };
                     inner.type_ = *ty as CK_ATTRIBUTE_TYPE;
-                    if fill_value(inner, bytes) == Filled::TooSmall {
+                    // SAFETY: a nested attribute's pValue is NULL or writable for its
+                    // length (the contract of `OutTemplate::new`).
+                    if unsafe { fill_value(inner, bytes) } == Filled::TooSmall {
                         worst = Filled::TooSmall;
                     }
                 }
@@ -274,8 +348,12 @@ pub(super) struct InitArgs {
     pub config_path: Option<PathBuf>,
 }
 
-pub(super) fn read_init_args(ptr: *const c_void) -> Result<InitArgs> {
-    let Some(args) = read_struct(ptr.cast::<CK_C_INITIALIZE_ARGS>()) else {
+/// # Safety
+/// `ptr` is NULL or valid for reads of a `CK_C_INITIALIZE_ARGS` (its `pReserved` need not
+/// be valid: it is read through the kernel, see `c_path`).
+pub(super) unsafe fn read_init_args(ptr: *const c_void) -> Result<InitArgs> {
+    // SAFETY: NULL or a readable CK_C_INITIALIZE_ARGS (this function's contract).
+    let Some(args) = (unsafe { read_struct(ptr.cast::<CK_C_INITIALIZE_ARGS>()) }) else {
         return Ok(InitArgs {
             flags: 0,
             callbacks: false,
@@ -330,11 +408,16 @@ fn c_path(ptr: *const u8) -> Result<Option<PathBuf>> {
 }
 
 /// A NUL-terminated interface name for `C_GetInterface`.
-pub(super) fn c_name<'a>(ptr: *const u8) -> Result<Option<&'a [u8]>> {
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string readable up to its NUL, left
+/// unwritten for the lifetime `'a` the caller chooses (the current call).
+pub(super) unsafe fn c_name<'a>(ptr: *const u8) -> Result<Option<&'a [u8]>> {
     if ptr.is_null() {
         return Ok(None);
     }
-    // SAFETY: the caller promises a NUL-terminated string.
+    // SAFETY: not NULL, so a NUL-terminated string valid for `'a` (this function's
+    // contract).
     Ok(Some(unsafe { CStr::from_ptr(ptr.cast()) }.to_bytes()))
 }
 
@@ -350,20 +433,27 @@ unsafe impl Sync for InterfaceTable {}
 /// Writes `bytes` into a buffer inside a mechanism parameter that the parameter says holds
 /// `room` bytes (a message IV or tag written back); NULL or too little room is
 /// `CKR_MECHANISM_PARAM_INVALID`.
-pub(super) fn write_param_bytes(ptr: *mut u8, room: usize, bytes: &[u8]) -> Result<()> {
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of `room` bytes, not aliased during the call.
+pub(super) unsafe fn write_param_bytes(ptr: *mut u8, room: usize, bytes: &[u8]) -> Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
     if ptr.is_null() || room < bytes.len() {
         return Err(Error::MechanismParamInvalid);
     }
-    // SAFETY: the caller's parameter promises `room` (>= bytes.len()) writable bytes.
+    // SAFETY: not NULL, so writable for `room` (>= bytes.len()) bytes (this function's
+    // contract).
     unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len()) };
     Ok(())
 }
 
 /// Lends the caller's `n`-byte output buffer to `f` (for `C_GenerateRandom`).
-pub(super) fn fill_bytes(
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of `n` bytes, used by nothing else during the call.
+pub(super) unsafe fn fill_bytes(
     ptr: *mut u8,
     n: CK_ULONG,
     f: impl FnOnce(&mut [u8]) -> Result<()>,
@@ -375,21 +465,32 @@ pub(super) fn fill_bytes(
     if ptr.is_null() {
         return Err(Error::ArgumentsBad("NULL buffer with non-zero length"));
     }
-    // SAFETY: the caller promises `n` writable bytes at `ptr`.
+    // SAFETY: not NULL, so writable and unshared for `n` bytes during the call (this
+    // function's contract); `f` cannot keep the slice beyond it.
     f(unsafe { std::slice::from_raw_parts_mut(ptr, n) })
 }
 
 /// A structure-valued mechanism parameter: exactly `size_of::<T>()` bytes, read unaligned.
-pub(super) fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) -> Result<T> {
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `len` bytes; `T` is a C structure for which any
+/// bytes are a valid value (the `CK_*` parameter structures: integers and pointers).
+pub(super) unsafe fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) -> Result<T> {
     if ptr.is_null() || usize::try_from(len).ok() != Some(std::mem::size_of::<T>()) {
         return Err(Error::MechanismParamInvalid);
     }
-    read_struct(ptr.cast::<T>()).ok_or(Error::MechanismParamInvalid)
+    // SAFETY: not NULL and readable for `len` == size_of::<T>() bytes, which make a valid
+    // T (this function's contract).
+    unsafe { read_struct(ptr.cast::<T>()) }.ok_or(Error::MechanismParamInvalid)
 }
 
 /// Bytes inside a mechanism parameter; any pointer problem is a parameter problem.
-pub(super) fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
-    in_bytes(ptr.cast::<u8>(), len)
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `len` bytes during the call.
+pub(super) unsafe fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Vec<u8>> {
+    // SAFETY: this function's contract; the bytes are copied before it returns.
+    unsafe { in_bytes(ptr.cast::<u8>(), len) }
         .map(<[u8]>::to_vec)
         .map_err(|_| Error::MechanismParamInvalid)
 }
@@ -400,7 +501,10 @@ const MAX_KDF_ITEMS: usize = 64;
 
 /// `n` structures at `ptr` inside a mechanism parameter (at most `MAX_KDF_ITEMS`); a NULL
 /// pointer with a non-zero count, or too many, is `CKR_MECHANISM_PARAM_INVALID`.
-fn param_array<T: Copy>(ptr: *const T, n: CK_ULONG) -> Result<Vec<T>> {
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `n` `T`s (any alignment) holding valid values.
+unsafe fn param_array<T: Copy>(ptr: *const T, n: CK_ULONG) -> Result<Vec<T>> {
     let n = usize::try_from(n)
         .ok()
         .filter(|n| *n <= MAX_KDF_ITEMS)
@@ -411,7 +515,8 @@ fn param_array<T: Copy>(ptr: *const T, n: CK_ULONG) -> Result<Vec<T>> {
     if ptr.is_null() {
         return Err(Error::MechanismParamInvalid);
     }
-    // SAFETY: the caller promises `n` structures at `ptr`; each is read unaligned.
+    // SAFETY: not NULL, so readable for `n` valid structures (this function's
+    // contract); each is read unaligned.
     Ok((0..n)
         .map(|i| unsafe { ptr::read_unaligned(ptr.add(i)) })
         .collect())
@@ -427,65 +532,89 @@ fn counter_format(f: CK_SP800_108_COUNTER_FORMAT) -> IntFormat {
 
 /// One `CK_PRF_DATA_PARAM`: each type's value must be exactly its structure (PKCS#11 3.0
 /// §2.42.2); an iteration variable without a value is the feedback/pipeline form.
-fn prf_data(d: CK_PRF_DATA_PARAM) -> Result<PrfData> {
+///
+/// # Safety
+/// `d.pValue` is NULL or valid for reads of `d.ulValueLen` bytes during the call.
+unsafe fn prf_data(d: CK_PRF_DATA_PARAM) -> Result<PrfData> {
     let (p, len) = (d.pValue.cast_const(), d.ulValueLen);
-    Ok(match d.type_ {
-        CK_SP800_108_ITERATION_VARIABLE if p.is_null() && len == 0 => PrfData::Iteration(None),
-        CK_SP800_108_ITERATION_VARIABLE => {
-            PrfData::Iteration(Some(counter_format(param_struct(p, len)?)))
-        }
-        CK_SP800_108_COUNTER => PrfData::Counter(counter_format(param_struct(p, len)?)),
-        CK_SP800_108_DKM_LENGTH => {
-            let f: CK_SP800_108_DKM_LENGTH_FORMAT = param_struct(p, len)?;
-            PrfData::DkmLength {
-                method: f.dkmLengthMethod as u64,
-                format: IntFormat {
-                    little_endian: f.bLittleEndian != 0,
-                    width_bits: f.ulWidthInBits as u64,
-                },
+    // SAFETY: every `param_*` call below reads `p`/`len`, valid by this function's
+    // contract; the structures read are integer-only CK_SP800_108 formats.
+    Ok(unsafe {
+        match d.type_ {
+            CK_SP800_108_ITERATION_VARIABLE if p.is_null() && len == 0 => PrfData::Iteration(None),
+            CK_SP800_108_ITERATION_VARIABLE => {
+                PrfData::Iteration(Some(counter_format(param_struct(p, len)?)))
             }
+            CK_SP800_108_COUNTER => PrfData::Counter(counter_format(param_struct(p, len)?)),
+            CK_SP800_108_DKM_LENGTH => {
+                let f: CK_SP800_108_DKM_LENGTH_FORMAT = param_struct(p, len)?;
+                PrfData::DkmLength {
+                    method: f.dkmLengthMethod as u64,
+                    format: IntFormat {
+                        little_endian: f.bLittleEndian != 0,
+                        width_bits: f.ulWidthInBits as u64,
+                    },
+                }
+            }
+            CK_SP800_108_BYTE_ARRAY if len > 0 => PrfData::Bytes(param_bytes(p, len)?),
+            // An empty byte array, key handles (3.2) and unknown types.
+            _ => return Err(Error::MechanismParamInvalid),
         }
-        CK_SP800_108_BYTE_ARRAY if len > 0 => PrfData::Bytes(param_bytes(p, len)?),
-        // An empty byte array, key handles (3.2) and unknown types.
-        _ => return Err(Error::MechanismParamInvalid),
     })
 }
 
-fn kbkdf(
+/// # Safety
+/// `data` and `keys` are NULL or valid arrays of their counts, and every pointer inside
+/// the `CK_PRF_DATA_PARAM`s is NULL or valid for its length, during the call.
+unsafe fn kbkdf(
     prf: CK_MECHANISM_TYPE,
     data: (*const CK_PRF_DATA_PARAM, CK_ULONG),
     iv: Vec<u8>,
     keys: (*const CK_DERIVED_KEY, CK_ULONG),
 ) -> Result<KbkdfParams> {
-    let data = param_array(data.0, data.1)?
+    // SAFETY: the arrays and the values they point to are valid (this function's
+    // contract).
+    let data = unsafe { param_array(data.0, data.1) }?
         .into_iter()
-        .map(prf_data)
+        // SAFETY: as above: each pValue is NULL or valid for its length.
+        .map(|d| unsafe { prf_data(d) })
         .collect::<Result<Vec<_>>>()?;
+    // SAFETY: `keys` is NULL or an array of its count (this function's contract).
+    let additional_keys = unsafe { param_array(keys.0, keys.1) }?.len();
     Ok(KbkdfParams {
         prf,
         data,
         iv,
-        additional_keys: param_array(keys.0, keys.1)?.len(),
+        additional_keys,
     })
 }
 
 /// The additional keys of an SP 800-108 derivation (`CK_DERIVED_KEY`): each template, and
 /// where its handle goes. Empty for every other mechanism. Every `phKey` must be writable.
-pub(super) fn read_derived_keys(
+///
+/// # Safety
+/// As `read_mechanism`; also, for the SP 800-108 mechanisms, each `CK_DERIVED_KEY`'s
+/// template is valid as `read_template` requires. The returned `phKey` pointers are the
+/// caller's: writing them needs the caller's own guarantee (`write`).
+pub(super) unsafe fn read_derived_keys(
     ptr: *const CK_MECHANISM,
 ) -> Result<Vec<(Vec<RawAttribute>, *mut CK_OBJECT_HANDLE)>> {
-    let m = read_struct(ptr).ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
+    // SAFETY: NULL or a readable CK_MECHANISM (this function's contract).
+    let m = unsafe { read_struct(ptr) }.ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
     let (p, len) = (m.pParameter.cast_const(), m.ulParameterLen);
     let (keys, n) = match m.mechanism {
         CKM_SP800_108_COUNTER_KDF | CKM_SP800_108_DOUBLE_PIPELINE_KDF => {
-            let k: CK_SP800_108_KDF_PARAMS = param_struct(p, len)?;
+            // SAFETY: the parameter is NULL or readable for its length (this function's
+            // contract); the structure holds integers and pointers only.
+            let k: CK_SP800_108_KDF_PARAMS = unsafe { param_struct(p, len) }?;
             (
                 k.pAdditionalDerivedKeys.cast_const(),
                 k.ulAdditionalDerivedKeys,
             )
         }
         CKM_SP800_108_FEEDBACK_KDF => {
-            let k: CK_SP800_108_FEEDBACK_KDF_PARAMS = param_struct(p, len)?;
+            // SAFETY: as above.
+            let k: CK_SP800_108_FEEDBACK_KDF_PARAMS = unsafe { param_struct(p, len) }?;
             (
                 k.pAdditionalDerivedKeys.cast_const(),
                 k.ulAdditionalDerivedKeys,
@@ -493,160 +622,179 @@ pub(super) fn read_derived_keys(
         }
         _ => return Ok(Vec::new()),
     };
-    param_array(keys, n)?
+    // SAFETY: the additional keys are NULL or an array of their count (this function's
+    // contract).
+    unsafe { param_array(keys, n) }?
         .into_iter()
         .map(|k| {
             if k.phKey.is_null() {
                 return Err(Error::MechanismParamInvalid);
             }
-            let template = read_template(k.pTemplate.cast_const(), k.ulAttributeCount).map_err(
-                |e| match e {
-                    Error::ArgumentsBad(_) => Error::MechanismParamInvalid,
-                    e => e,
-                },
-            )?;
+            // SAFETY: each additional key's template is valid as read_template requires
+            // (this function's contract).
+            let template = unsafe { read_template(k.pTemplate.cast_const(), k.ulAttributeCount) }
+                .map_err(|e| match e {
+                Error::ArgumentsBad(_) => Error::MechanismParamInvalid,
+                e => e,
+            })?;
             Ok((template, k.phKey))
         })
         .collect()
 }
 
-fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
+/// # Safety
+/// `p.pSourceData` is NULL or valid for reads of `p.ulSourceDataLen` bytes.
+unsafe fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
     Ok(OaepParams {
         hash: p.hashAlg,
         mgf: p.mgf,
         source: p.source,
-        label: param_bytes(p.pSourceData, p.ulSourceDataLen)?,
+        // SAFETY: this function's contract.
+        label: unsafe { param_bytes(p.pSourceData, p.ulSourceDataLen) }?,
     })
 }
 
 /// The caller's `CK_MECHANISM`, its parameter decoded by the layout the mechanism takes
 /// (`mechanism::registry::parameter_layout`). Unknown mechanisms are `CKR_MECHANISM_INVALID`; a
 /// parameter of the wrong size or with bad pointers is `CKR_MECHANISM_PARAM_INVALID`.
-pub(super) fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
-    let m = read_struct(ptr).ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of a `CK_MECHANISM`, whose `pParameter` is NULL or
+/// valid for reads of `ulParameterLen` bytes; every pointer inside the parameter
+/// structure the mechanism takes (PKCS#11 3.0 §2) is NULL or valid for reads of the
+/// length beside it; none of it is written by anyone else during the call.
+pub(super) unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
+    // SAFETY: NULL or a readable CK_MECHANISM (this function's contract).
+    let m = unsafe { read_struct(ptr) }.ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
     let layout = registry::parameter_layout(m.mechanism).ok_or(Error::MechanismInvalid)?;
     let (p, len) = (m.pParameter.cast_const(), m.ulParameterLen);
-    let param = match layout {
-        Layout::None if len == 0 => Param::None,
-        Layout::None => return Err(Error::MechanismParamInvalid),
-        Layout::OptionalBytes if len == 0 => Param::None,
-        Layout::Bytes | Layout::OptionalBytes => Param::Bytes(param_bytes(p, len)?),
-        Layout::Gcm => {
-            let g: CK_GCM_PARAMS = param_struct(p, len)?;
-            Param::Gcm(GcmParams {
-                iv: param_bytes(g.pIv.cast(), g.ulIvLen)?,
-                aad: param_bytes(g.pAAD.cast(), g.ulAADLen)?,
-                tag_bits: g.ulTagBits as u64,
-            })
-        }
-        Layout::Ctr => {
-            let c: CK_AES_CTR_PARAMS = param_struct(p, len)?;
-            Param::Ctr {
-                counter_bits: c.ulCounterBits as u64,
-                block: c.cb,
+    // SAFETY: every decoder called in this match reads the parameter or a buffer it
+    // points to, each NULL or valid for its stated length (this function's contract);
+    // the structures read hold integers and pointers only, and everything is copied out
+    // before the call ends.
+    let param = unsafe {
+        match layout {
+            Layout::None if len == 0 => Param::None,
+            Layout::None => return Err(Error::MechanismParamInvalid),
+            Layout::OptionalBytes if len == 0 => Param::None,
+            Layout::Bytes | Layout::OptionalBytes => Param::Bytes(param_bytes(p, len)?),
+            Layout::Gcm => {
+                let g: CK_GCM_PARAMS = param_struct(p, len)?;
+                Param::Gcm(GcmParams {
+                    iv: param_bytes(g.pIv.cast(), g.ulIvLen)?,
+                    aad: param_bytes(g.pAAD.cast(), g.ulAADLen)?,
+                    tag_bits: g.ulTagBits as u64,
+                })
             }
-        }
-        Layout::Oaep => Param::Oaep(oaep(param_struct(p, len)?)?),
-        Layout::Pss => {
-            let s: CK_RSA_PKCS_PSS_PARAMS = param_struct(p, len)?;
-            Param::Pss(PssParams {
-                hash: s.hashAlg,
-                mgf: s.mgf,
-                salt_len: s.sLen as u64,
-            })
-        }
-        Layout::Ecdh1 => {
-            let e: CK_ECDH1_DERIVE_PARAMS = param_struct(p, len)?;
-            Param::Ecdh1(Ecdh1Params {
-                kdf: e.kdf,
-                shared_data: param_bytes(e.pSharedData.cast(), e.ulSharedDataLen)?,
-                public_data: param_bytes(e.pPublicData.cast(), e.ulPublicDataLen)?,
-            })
-        }
-        Layout::OptionalEddsa if len == 0 => Param::None,
-        Layout::OptionalEddsa => {
-            let e: CK_EDDSA_PARAMS = param_struct(p, len)?;
-            // RFC 8032 contexts are at most 255 bytes: a longer length is refused
-            // before anything is read.
-            if e.ulContextDataLen > 255 {
-                return Err(Error::MechanismParamInvalid);
+            Layout::Ctr => {
+                let c: CK_AES_CTR_PARAMS = param_struct(p, len)?;
+                Param::Ctr {
+                    counter_bits: c.ulCounterBits as u64,
+                    block: c.cb,
+                }
             }
-            Param::Eddsa {
-                // CK_BBOOL: any non-zero value is true.
-                prehash: e.phFlag != 0,
-                context: param_bytes(e.pContextData.cast(), e.ulContextDataLen)?,
+            Layout::Oaep => Param::Oaep(oaep(param_struct(p, len)?)?),
+            Layout::Pss => {
+                let s: CK_RSA_PKCS_PSS_PARAMS = param_struct(p, len)?;
+                Param::Pss(PssParams {
+                    hash: s.hashAlg,
+                    mgf: s.mgf,
+                    salt_len: s.sLen as u64,
+                })
             }
-        }
-        Layout::StringData => {
-            let d: CK_KEY_DERIVATION_STRING_DATA = param_struct(p, len)?;
-            Param::Bytes(param_bytes(d.pData.cast(), d.ulLen)?)
-        }
-        Layout::ObjectHandle => {
-            let h: CK_OBJECT_HANDLE = param_struct(p, len)?;
-            Param::ObjectHandle(h as u64)
-        }
-        Layout::Ulong => {
-            let n: CK_ULONG = param_struct(p, len)?;
-            Param::Ulong(n as u64)
-        }
-        Layout::AesCbcEncryptData => {
-            let c: CK_AES_CBC_ENCRYPT_DATA_PARAMS = param_struct(p, len)?;
-            Param::AesCbcEncryptData {
-                iv: c.iv,
-                data: param_bytes(c.pData.cast(), c.length)?,
+            Layout::Ecdh1 => {
+                let e: CK_ECDH1_DERIVE_PARAMS = param_struct(p, len)?;
+                Param::Ecdh1(Ecdh1Params {
+                    kdf: e.kdf,
+                    shared_data: param_bytes(e.pSharedData.cast(), e.ulSharedDataLen)?,
+                    public_data: param_bytes(e.pPublicData.cast(), e.ulPublicDataLen)?,
+                })
             }
-        }
-        Layout::Sp800_108 => {
-            let k: CK_SP800_108_KDF_PARAMS = param_struct(p, len)?;
-            Param::Kbkdf(kbkdf(
-                k.prfType,
-                (k.pDataParams.cast_const(), k.ulNumberOfDataParams),
-                Vec::new(),
-                (
-                    k.pAdditionalDerivedKeys.cast_const(),
-                    k.ulAdditionalDerivedKeys,
-                ),
-            )?)
-        }
-        Layout::Sp800_108Feedback => {
-            let k: CK_SP800_108_FEEDBACK_KDF_PARAMS = param_struct(p, len)?;
-            Param::Kbkdf(kbkdf(
-                k.prfType,
-                (k.pDataParams.cast_const(), k.ulNumberOfDataParams),
-                param_bytes(k.pIV.cast(), k.ulIVLen)?,
-                (
-                    k.pAdditionalDerivedKeys.cast_const(),
-                    k.ulAdditionalDerivedKeys,
-                ),
-            )?)
-        }
-        Layout::Hkdf => {
-            let h: CK_HKDF_PARAMS = param_struct(p, len)?;
-            let salt = match h.ulSaltType {
-                // The salt belongs to the extract step: without it the salt fields are not
-                // read (pkcs11-provider's TLS 1.3 expand-label sends ulSaltType 0).
-                _ if h.bExtract == 0 => HkdfSalt::Null,
-                CKF_HKDF_SALT_NULL => HkdfSalt::Null,
-                // An empty salt is RFC 5869's default (HMAC pads it to zeros anyway).
-                CKF_HKDF_SALT_DATA => HkdfSalt::Data(param_bytes(h.pSalt.cast(), h.ulSaltLen)?),
-                CKF_HKDF_SALT_KEY => HkdfSalt::Key(h.hSaltKey as u64),
-                _ => return Err(Error::MechanismParamInvalid),
-            };
-            Param::Hkdf(HkdfParams {
-                extract: h.bExtract != 0,
-                expand: h.bExpand != 0,
-                hash: h.prfHashMechanism,
-                salt,
-                info: param_bytes(h.pInfo.cast(), h.ulInfoLen)?,
-            })
-        }
-        Layout::RsaAesKeyWrap => {
-            let w: CK_RSA_AES_KEY_WRAP_PARAMS = param_struct(p, len)?;
-            let inner =
-                read_struct(w.pOAEPParams.cast_const()).ok_or(Error::MechanismParamInvalid)?;
-            Param::RsaAesKeyWrap {
-                aes_key_bits: w.ulAESKeyBits as u64,
-                oaep: oaep(inner)?,
+            Layout::OptionalEddsa if len == 0 => Param::None,
+            Layout::OptionalEddsa => {
+                let e: CK_EDDSA_PARAMS = param_struct(p, len)?;
+                // RFC 8032 contexts are at most 255 bytes: a longer length is refused
+                // before anything is read.
+                if e.ulContextDataLen > 255 {
+                    return Err(Error::MechanismParamInvalid);
+                }
+                Param::Eddsa {
+                    // CK_BBOOL: any non-zero value is true.
+                    prehash: e.phFlag != 0,
+                    context: param_bytes(e.pContextData.cast(), e.ulContextDataLen)?,
+                }
+            }
+            Layout::StringData => {
+                let d: CK_KEY_DERIVATION_STRING_DATA = param_struct(p, len)?;
+                Param::Bytes(param_bytes(d.pData.cast(), d.ulLen)?)
+            }
+            Layout::ObjectHandle => {
+                let h: CK_OBJECT_HANDLE = param_struct(p, len)?;
+                Param::ObjectHandle(h as u64)
+            }
+            Layout::Ulong => {
+                let n: CK_ULONG = param_struct(p, len)?;
+                Param::Ulong(n as u64)
+            }
+            Layout::AesCbcEncryptData => {
+                let c: CK_AES_CBC_ENCRYPT_DATA_PARAMS = param_struct(p, len)?;
+                Param::AesCbcEncryptData {
+                    iv: c.iv,
+                    data: param_bytes(c.pData.cast(), c.length)?,
+                }
+            }
+            Layout::Sp800_108 => {
+                let k: CK_SP800_108_KDF_PARAMS = param_struct(p, len)?;
+                Param::Kbkdf(kbkdf(
+                    k.prfType,
+                    (k.pDataParams.cast_const(), k.ulNumberOfDataParams),
+                    Vec::new(),
+                    (
+                        k.pAdditionalDerivedKeys.cast_const(),
+                        k.ulAdditionalDerivedKeys,
+                    ),
+                )?)
+            }
+            Layout::Sp800_108Feedback => {
+                let k: CK_SP800_108_FEEDBACK_KDF_PARAMS = param_struct(p, len)?;
+                Param::Kbkdf(kbkdf(
+                    k.prfType,
+                    (k.pDataParams.cast_const(), k.ulNumberOfDataParams),
+                    param_bytes(k.pIV.cast(), k.ulIVLen)?,
+                    (
+                        k.pAdditionalDerivedKeys.cast_const(),
+                        k.ulAdditionalDerivedKeys,
+                    ),
+                )?)
+            }
+            Layout::Hkdf => {
+                let h: CK_HKDF_PARAMS = param_struct(p, len)?;
+                let salt = match h.ulSaltType {
+                    // The salt belongs to the extract step: without it the salt fields are not
+                    // read (pkcs11-provider's TLS 1.3 expand-label sends ulSaltType 0).
+                    _ if h.bExtract == 0 => HkdfSalt::Null,
+                    CKF_HKDF_SALT_NULL => HkdfSalt::Null,
+                    // An empty salt is RFC 5869's default (HMAC pads it to zeros anyway).
+                    CKF_HKDF_SALT_DATA => HkdfSalt::Data(param_bytes(h.pSalt.cast(), h.ulSaltLen)?),
+                    CKF_HKDF_SALT_KEY => HkdfSalt::Key(h.hSaltKey as u64),
+                    _ => return Err(Error::MechanismParamInvalid),
+                };
+                Param::Hkdf(HkdfParams {
+                    extract: h.bExtract != 0,
+                    expand: h.bExpand != 0,
+                    hash: h.prfHashMechanism,
+                    salt,
+                    info: param_bytes(h.pInfo.cast(), h.ulInfoLen)?,
+                })
+            }
+            Layout::RsaAesKeyWrap => {
+                let w: CK_RSA_AES_KEY_WRAP_PARAMS = param_struct(p, len)?;
+                let inner =
+                    read_struct(w.pOAEPParams.cast_const()).ok_or(Error::MechanismParamInvalid)?;
+                Param::RsaAesKeyWrap {
+                    aes_key_bits: w.ulAESKeyBits as u64,
+                    oaep: oaep(inner)?,
+                }
             }
         }
     };
@@ -665,8 +813,14 @@ pub(super) struct OutBuf {
 }
 
 impl OutBuf {
-    pub(super) fn new(buf: *mut u8, len: *mut CK_ULONG) -> Result<OutBuf> {
-        let given = read_struct(len).ok_or(Error::ArgumentsBad("NULL length pointer"))?;
+    /// # Safety
+    /// `len` is NULL or valid for reads and writes of a `CK_ULONG`, and `buf` is NULL or
+    /// valid for writes of as many bytes as `*len` says on entry, both used by nothing
+    /// else for as long as the `OutBuf` lives (the current call). `put` relies on it.
+    pub(super) unsafe fn new(buf: *mut u8, len: *mut CK_ULONG) -> Result<OutBuf> {
+        // SAFETY: NULL or a readable CK_ULONG (this function's contract).
+        let given =
+            unsafe { read_struct(len) }.ok_or(Error::ArgumentsBad("NULL length pointer"))?;
         let capacity = if buf.is_null() {
             None
         } else {
@@ -678,23 +832,34 @@ impl OutBuf {
     /// Writes what a step produced, and turns a short buffer into `BUFFER_TOO_SMALL`.
     pub(super) fn put(&self, out: crate::operation::Output) -> Result<()> {
         use crate::operation::Output;
+        // SAFETY (every `write` below): `self.len` is not NULL (checked by `new`) and
+        // writable while `self` lives (the contract of `OutBuf::new`).
         match out {
-            Output::Len(n) => write(self.len, n as CK_ULONG),
+            // SAFETY: see above.
+            Output::Len(n) => unsafe { write(self.len, n as CK_ULONG) },
             Output::TooSmall(n) => {
-                write(self.len, n as CK_ULONG)?;
+                // SAFETY: see above.
+                unsafe { write(self.len, n as CK_ULONG) }?;
                 Err(Error::BufferTooSmall)
             }
             Output::Data(mut bytes) => {
+                // The steps return data only when it fits (`operation::produce`); checked
+                // here all the same, since the copy below depends on it.
+                if !bytes.is_empty() && self.capacity.is_none_or(|c| bytes.len() > c) {
+                    return Err(Error::Internal("output larger than the caller's buffer"));
+                }
                 if !bytes.is_empty() {
-                    // SAFETY: `produce` only returns data that fits `capacity`, which is
-                    // what the caller said `buf` holds.
+                    // SAFETY: `buf` is not NULL (`capacity` is Some) and holds `capacity`
+                    // >= bytes.len() writable bytes (checked above; the contract of
+                    // `OutBuf::new`).
                     unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.buf, bytes.len()) };
                 }
                 let written = bytes.len();
                 // Emptied first, the buffer is wiped in one bulk write on drop (zeroize
                 // wipes a vector's elements one byte at a time, its spare capacity in bulk).
                 bytes.clear();
-                write(self.len, written as CK_ULONG)
+                // SAFETY: see above.
+                unsafe { write(self.len, written as CK_ULONG) }
             }
         }
     }

@@ -9,7 +9,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::{
-    buffered, info, keypad, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen,
+    aes_key, buffered, info, keypad, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen,
 };
 use crate::crypto::aes::{self, AesStream, Cmac, Direction};
 use crate::error::{Error, Result};
@@ -56,11 +56,6 @@ pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyWrapPad(CKM_AES_KEY_WRAP_PAD),
     &KeyWrapPad(CKM_AES_KEY_WRAP_KWP),
 ];
-
-/// The AES key's bytes, checked for type and size.
-pub(super) fn aes_key(key: &Key) -> Result<&[u8]> {
-    key.secret_of(CKK_AES, &[16, 24, 32])
-}
 
 impl Mechanism for KeyGen {
     fn kind(&self) -> CK_MECHANISM_TYPE {

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::operation::Digester;
 
 /// The hash of a digest or hash-and-sign mechanism.
-pub fn hash_of(kind: CK_MECHANISM_TYPE) -> Option<HashAlg> {
+pub(crate) fn hash_of(kind: CK_MECHANISM_TYPE) -> Option<HashAlg> {
     Some(match kind {
         CKM_SHA_1 => HashAlg::Sha1,
         CKM_SHA224 => HashAlg::Sha224,
@@ -20,9 +20,9 @@ pub fn hash_of(kind: CK_MECHANISM_TYPE) -> Option<HashAlg> {
 }
 
 #[derive(Debug)]
-pub struct Sha(pub CK_MECHANISM_TYPE, pub HashAlg);
+pub(crate) struct Sha(pub CK_MECHANISM_TYPE, pub HashAlg);
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(crate) static MECHANISMS: &[&dyn Mechanism] = &[
     &Sha(CKM_SHA_1, HashAlg::Sha1),
     &Sha(CKM_SHA224, HashAlg::Sha224),
     &Sha(CKM_SHA256, HashAlg::Sha256),
@@ -45,13 +45,13 @@ impl Mechanism for Sha {
 
 /// A streaming SHA digest.
 #[derive(Debug)]
-pub struct HashDigester {
+pub(crate) struct HashDigester {
     alg: HashAlg,
     ctx: Option<HashContext>,
 }
 
 impl HashDigester {
-    pub fn new(alg: HashAlg) -> HashDigester {
+    pub(crate) fn new(alg: HashAlg) -> HashDigester {
         HashDigester {
             alg,
             ctx: Some(alg.context()),

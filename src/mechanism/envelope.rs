@@ -20,9 +20,9 @@ use crate::error::{Error, Result};
 use crate::object::key::{Key, Material};
 use crate::vendor;
 
-pub const CKM_RSA_AES_ECB_ENVELOPE: CK_MECHANISM_TYPE =
+pub(crate) const CKM_RSA_AES_ECB_ENVELOPE: CK_MECHANISM_TYPE =
     vendor::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD as CK_MECHANISM_TYPE;
-pub const CKM_SM2_SM4_ECB_ENVELOPE: CK_MECHANISM_TYPE =
+pub(crate) const CKM_SM2_SM4_ECB_ENVELOPE: CK_MECHANISM_TYPE =
     vendor::CKM_KMSHSM_SM2PKE_SM4_ECB as CK_MECHANISM_TYPE;
 
 const ESK_AES: usize = 32;
@@ -31,11 +31,11 @@ const ESK_SM4: usize = 16;
 const SM2_ESK_CIPHERTEXT: usize = 65 + 32 + ESK_SM4;
 
 #[derive(Debug)]
-pub struct RsaAesEcb;
+pub(crate) struct RsaAesEcb;
 #[derive(Debug)]
-pub struct Sm2Sm4Ecb;
+pub(crate) struct Sm2Sm4Ecb;
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[&RsaAesEcb, &Sm2Sm4Ecb];
+pub(crate) static MECHANISMS: &[&dyn Mechanism] = &[&RsaAesEcb, &Sm2Sm4Ecb];
 
 fn aes_ecb(key: &[u8], dir: Direction, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     AesStream::ecb(key, dir)?.run(data)

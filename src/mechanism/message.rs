@@ -23,17 +23,17 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-use super::aes::aes_key;
+use super::aes_key;
 use crate::crypto::aes;
 use crate::error::{Error, Result};
 use crate::object::key::Key;
 
 /// How many recent IVs of one operation a caller-chosen IV is compared against.
-pub const RECENT_IVS: usize = 1024;
+pub(crate) const RECENT_IVS: usize = 1024;
 /// The most input one message may collect through `Begin`/`Next` (and its AAD): 256 MiB.
-pub const MESSAGE_CAP: usize = super::buffered::BULK_CAP;
+pub(crate) const MESSAGE_CAP: usize = super::buffered::BULK_CAP;
 /// The fewest free (random) IV bits `CKG_GENERATE` and `CKG_GENERATE_RANDOM` accept.
-pub const MIN_RANDOM_BITS: u64 = 64;
+pub(crate) const MIN_RANDOM_BITS: u64 = 64;
 
 /// One message's parameter (`CK_GCM_MESSAGE_PARAMS`), as read at the C boundary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,7 @@ pub trait Aead: Send {
 
 /// AES-GCM (`CKM_AES_GCM`) for messages: the same primitive as `C_Encrypt`'s, its tag
 /// given separately.
-pub struct AesGcm(Arc<Key>);
+pub(crate) struct AesGcm(Arc<Key>);
 
 impl std::fmt::Debug for AesGcm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,7 +92,7 @@ impl std::fmt::Debug for AesGcm {
 }
 
 /// The message AEAD of an AES key (type and size checked now).
-pub fn aes_gcm(key: &Arc<Key>) -> Result<Box<dyn Aead>> {
+pub(crate) fn aes_gcm(key: &Arc<Key>) -> Result<Box<dyn Aead>> {
     aes_key(key)?;
     Ok(Box::new(AesGcm(Arc::clone(key))))
 }
@@ -137,7 +137,7 @@ impl Aead for AesGcm {
 
 /// The IV state of one message-encryption operation.
 #[derive(Debug, Default)]
-pub struct IvGenerator {
+pub(crate) struct IvGenerator {
     /// The next counter value for `CKG_GENERATE_COUNTER`.
     counter: u64,
     /// The counter wrapped (or reached the end of a field of 64 bits or more).
@@ -154,7 +154,7 @@ impl IvGenerator {
     /// The IV for the next encrypted message under `p`. Nothing is consumed on error,
     /// except a counter value whose IV the operation already used (a caller's IV the
     /// counter reached): it is skipped, so that a retry gets the next one.
-    pub fn next(&mut self, p: &MessageParams) -> Result<Vec<u8>> {
+    pub(crate) fn next(&mut self, p: &MessageParams) -> Result<Vec<u8>> {
         let total = (p.iv.len() as u64) * 8;
         if p.iv.is_empty() {
             return Err(Error::MechanismParamInvalid);

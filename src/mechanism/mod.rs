@@ -11,16 +11,16 @@ mod aes;
 mod aes_derive;
 mod buffered;
 mod des;
-pub mod digest;
+pub(crate) mod digest;
 mod ec;
 mod ecdh_kdf;
 mod eddsa;
-pub mod envelope;
+pub(crate) mod envelope;
 mod hkdf;
 mod hmac;
 mod kbkdf;
 mod keypad;
-pub mod message;
+pub(crate) mod message;
 mod montgomery;
 pub mod params;
 pub mod registry;
@@ -123,7 +123,7 @@ pub enum DeriveRule {
 }
 
 /// The result of a key-pair generation: (public attributes, private attributes).
-pub type GeneratedPair = (Generated, Generated);
+pub(crate) type GeneratedPair = (Generated, Generated);
 
 pub trait Mechanism: Send + Sync {
     fn kind(&self) -> CK_MECHANISM_TYPE;
@@ -228,8 +228,14 @@ pub const fn info(min: u64, max: u64, flags: CK_FLAGS) -> CK_MECHANISM_INFO {
     }
 }
 
+/// The AES key's bytes, checked for type and size (the AES family and message-based
+/// AES-GCM share it).
+fn aes_key(key: &Key) -> Result<&[u8]> {
+    key.secret_of(CKK_AES, &[16, 24, 32])
+}
+
 /// The parameter must be absent.
-pub fn no_param(param: &Param) -> Result<()> {
+pub(crate) fn no_param(param: &Param) -> Result<()> {
     match param {
         Param::None => Ok(()),
         _ => Err(Error::MechanismParamInvalid),
@@ -240,6 +246,6 @@ pub fn list() -> Vec<CK_MECHANISM_TYPE> {
     registry::all().map(|m| m.kind()).collect()
 }
 
-pub fn info_of(kind: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_INFO> {
+pub(crate) fn info_of(kind: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_INFO> {
     registry::find(kind).map(|m| m.info())
 }

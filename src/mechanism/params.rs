@@ -162,7 +162,7 @@ pub enum Param {
 impl Param {
     /// The handle of a key the parameter names besides the base key, which the token
     /// must resolve and authorise (`CKM_CONCATENATE_BASE_AND_KEY`, an HKDF salt key).
-    pub fn other_key(&self) -> Option<u64> {
+    pub(crate) fn other_key(&self) -> Option<u64> {
         match self {
             Param::ObjectHandle(h) => Some(*h),
             Param::Hkdf(HkdfParams {

@@ -57,7 +57,7 @@ pub fn find(kind: CK_MECHANISM_TYPE) -> Option<&'static dyn Mechanism> {
 
 /// The parameter structure of a mechanism the module has (and has turned on); `None` for
 /// any other, which the caller answers with `CKR_MECHANISM_INVALID`.
-pub fn parameter_layout(kind: CK_MECHANISM_TYPE) -> Option<Layout> {
+pub(crate) fn parameter_layout(kind: CK_MECHANISM_TYPE) -> Option<Layout> {
     find(kind).map(|_| super::params::layout(kind))
 }
 

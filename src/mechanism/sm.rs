@@ -36,19 +36,19 @@ pub const CKM_SM4_CBC_PAD: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_CBC_PAD)
 pub const CKM_SM4_GCM: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_GCM);
 
 #[derive(Debug)]
-pub struct Sm2KeyGen;
+pub(crate) struct Sm2KeyGen;
 #[derive(Debug)]
-pub struct Sm2Sm3;
+pub(crate) struct Sm2Sm3;
 #[derive(Debug)]
-pub struct Sm2Encrypt;
+pub(crate) struct Sm2Encrypt;
 #[derive(Debug)]
-pub struct Sm3Digest;
+pub(crate) struct Sm3Digest;
 #[derive(Debug)]
-pub struct Sm4KeyGen;
+pub(crate) struct Sm4KeyGen;
 #[derive(Debug)]
 pub struct Sm4(CK_MECHANISM_TYPE);
 
-pub static MECHANISMS: &[&dyn Mechanism] = &[
+pub(crate) static MECHANISMS: &[&dyn Mechanism] = &[
     &Sm2KeyGen,
     &Sm2Sm3,
     &Sm2Encrypt,

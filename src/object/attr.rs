@@ -1,14 +1,16 @@
-//! Attribute values: their typed form, their parsing from caller bytes, and the stored
-//! record encoding.
+//! Attribute values: their typed form, their parsing from caller bytes (by the value kind
+//! of each attribute the module knows, `kind`, and the vendor attribute types), and the
+//! stored record encoding.
 //!
 //! The stored encoding is fixed-width little-endian, independent of the host's
 //! `CK_ULONG`, so a token file means the same on every machine. This module must not
 //! decide which attributes an object may have; that is `policy`'s job.
 
+use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result, StoreError};
-use crate::object::policy::{self, Kind};
+use crate::vendor;
 
 pub type AttrType = u64;
 
@@ -50,12 +52,12 @@ impl Value {
     /// Parses a caller-supplied value for attribute `ty`. Wrong sizes give
     /// `AttributeValueInvalid`; unknown attribute types give `AttributeTypeInvalid`.
     pub fn parse(ty: AttrType, raw: &RawValue) -> Result<Value> {
-        let kind = policy::kind(ty).ok_or(Error::AttributeTypeInvalid)?;
+        let kind = kind(ty).ok_or(Error::AttributeTypeInvalid)?;
         match (kind, raw) {
             (Kind::Template, RawValue::Nested(list)) => {
                 let mut out = Vec::with_capacity(list.len());
                 for a in list {
-                    if policy::kind(a.ty) == Some(Kind::Template) {
+                    if self::kind(a.ty) == Some(Kind::Template) {
                         return Err(Error::AttributeValueInvalid);
                     }
                     out.push((a.ty, Value::parse(a.ty, &a.value)?));
@@ -230,10 +232,114 @@ fn decode_entries(mut input: &[u8], depth: u8) -> Result<Vec<(AttrType, Value)>>
     Ok(out)
 }
 
+/// How an attribute's value is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Bool,
+    Ulong,
+    Bytes,
+    Date,
+    Mechanisms,
+    Template,
+}
+
+// The vendor attributes of the KMS key model (include/kmshsm.h).
+pub(crate) const KEY_ID: AttrType = vendor::CKA_KMSHSM_KEY_ID as AttrType;
+pub(crate) const ORIGIN: AttrType = vendor::CKA_KMSHSM_ORIGIN as AttrType;
+pub(crate) const KEY_STATE: AttrType = vendor::CKA_KMSHSM_KEY_STATE as AttrType;
+pub(crate) const KEY_SPEC: AttrType = vendor::CKA_KMSHSM_KEY_SPEC as AttrType;
+pub(crate) const KEY_USAGE: AttrType = vendor::CKA_KMSHSM_KEY_USAGE as AttrType;
+pub(crate) const MATERIAL_EXPIRY: AttrType = vendor::CKA_KMSHSM_MATERIAL_EXPIRY as AttrType;
+pub(crate) const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET as AttrType;
+pub(crate) const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM as AttrType;
+pub(crate) const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN as AttrType;
+pub(crate) const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY as AttrType;
+pub(crate) const DESCRIPTION: AttrType = vendor::CKA_KMSHSM_DESCRIPTION as AttrType;
+/// Internal (never answered): the keyed fingerprint of the bound material.
+pub(crate) const MATERIAL_FINGERPRINT: AttrType =
+    vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT as AttrType;
+
+fn vendor_kind(ty: AttrType) -> Option<Kind> {
+    match ty {
+        KEY_ID | IMPORT_TARGET | IMPORT_TOKEN | DESCRIPTION => Some(Kind::Bytes),
+        ORIGIN | KEY_STATE | KEY_SPEC | KEY_USAGE | MATERIAL_EXPIRY | WRAPPING_ALGORITHM
+        | TOKEN_EXPIRY => Some(Kind::Ulong),
+        _ => None,
+    }
+}
+
+/// The encoding of `ty`, or `None` for attributes the module does not know.
+pub(crate) fn kind(ty: AttrType) -> Option<Kind> {
+    use Kind::*;
+    if let Some(k) = vendor_kind(ty) {
+        return Some(k);
+    }
+    Some(match ty as CK_ATTRIBUTE_TYPE {
+        CKA_TOKEN
+        | CKA_PRIVATE
+        | CKA_MODIFIABLE
+        | CKA_COPYABLE
+        | CKA_DESTROYABLE
+        | CKA_TRUSTED
+        | CKA_SENSITIVE
+        | CKA_ENCRYPT
+        | CKA_DECRYPT
+        | CKA_WRAP
+        | CKA_UNWRAP
+        | CKA_SIGN
+        | CKA_SIGN_RECOVER
+        | CKA_VERIFY
+        | CKA_VERIFY_RECOVER
+        | CKA_DERIVE
+        | CKA_EXTRACTABLE
+        | CKA_LOCAL
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_WRAP_WITH_TRUSTED
+        | CKA_ALWAYS_AUTHENTICATE => Bool,
+        CKA_CLASS
+        | CKA_KEY_TYPE
+        | CKA_CERTIFICATE_TYPE
+        | CKA_CERTIFICATE_CATEGORY
+        | CKA_JAVA_MIDP_SECURITY_DOMAIN
+        | CKA_NAME_HASH_ALGORITHM
+        | CKA_VALUE_LEN
+        | CKA_MODULUS_BITS
+        | CKA_KEY_GEN_MECHANISM => Ulong,
+        CKA_START_DATE | CKA_END_DATE => Date,
+        CKA_ALLOWED_MECHANISMS => Mechanisms,
+        CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE => Template,
+        CKA_LABEL
+        | CKA_APPLICATION
+        | CKA_VALUE
+        | CKA_OBJECT_ID
+        | CKA_ISSUER
+        | CKA_SERIAL_NUMBER
+        | CKA_SUBJECT
+        | CKA_ID
+        | CKA_CHECK_VALUE
+        | CKA_URL
+        | CKA_HASH_OF_SUBJECT_PUBLIC_KEY
+        | CKA_HASH_OF_ISSUER_PUBLIC_KEY
+        | CKA_UNIQUE_ID
+        | CKA_PUBLIC_KEY_INFO
+        | CKA_MODULUS
+        | CKA_PUBLIC_EXPONENT
+        | CKA_PRIVATE_EXPONENT
+        | CKA_PRIME_1
+        | CKA_PRIME_2
+        | CKA_EXPONENT_1
+        | CKA_EXPONENT_2
+        | CKA_COEFFICIENT
+        | CKA_EC_PARAMS
+        | CKA_EC_POINT => Bytes,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cryptoki_sys::*;
 
     fn raw(b: &[u8]) -> RawValue {
         RawValue::Bytes(Zeroizing::new(b.to_vec()))

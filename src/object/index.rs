@@ -17,7 +17,7 @@ use crate::store::RecordIndex;
 
 /// Attributes searches usually name. Changing this list changes what the store holds:
 /// bump `VERSION` so that tokens written before rebuild their index on open.
-pub const INDEXED: [AttrType; 4] = [
+pub(crate) const INDEXED: [AttrType; 4] = [
     CKA_LABEL as AttrType,
     CKA_ID as AttrType,
     KEY_ID,
@@ -25,10 +25,10 @@ pub const INDEXED: [AttrType; 4] = [
 ];
 
 /// Recorded in a token's metadata once every record carries the index this build makes.
-pub const VERSION: &[u8] = b"1:label,id,key-id,import-token";
+pub(crate) const VERSION: &[u8] = b"1:label,id,key-id,import-token";
 
 /// The lookup key for `value` of attribute `ty`: the type, then the value's bytes.
-pub fn lookup_key(ty: AttrType, value: &[u8]) -> Vec<u8> {
+pub(crate) fn lookup_key(ty: AttrType, value: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + value.len());
     key.extend_from_slice(&ty.to_be_bytes());
     key.extend_from_slice(value);
@@ -37,7 +37,7 @@ pub fn lookup_key(ty: AttrType, value: &[u8]) -> Vec<u8> {
 
 /// The same key as a `LookupKey`, for the in-memory index, built without a heap
 /// allocation when it is short (as labels and ids are).
-pub fn table_key(ty: AttrType, value: &[u8]) -> LookupKey {
+pub(crate) fn table_key(ty: AttrType, value: &[u8]) -> LookupKey {
     const TYPE_LEN: usize = std::mem::size_of::<AttrType>();
     let mut buf = [0u8; 64];
     let len = TYPE_LEN + value.len();
@@ -54,7 +54,7 @@ pub fn table_key(ty: AttrType, value: &[u8]) -> LookupKey {
 /// The first indexed attribute `template` names, as a lookup key. Any one will do: a
 /// match must have every value the template names, so the objects holding one of them
 /// include all the matches.
-pub fn search_key(template: &[(AttrType, Value)]) -> Option<Vec<u8>> {
+pub(crate) fn search_key(template: &[(AttrType, Value)]) -> Option<Vec<u8>> {
     INDEXED.iter().find_map(|wanted| {
         template
             .iter()
@@ -64,7 +64,7 @@ pub fn search_key(template: &[(AttrType, Value)]) -> Option<Vec<u8>> {
 }
 
 /// When something about `object` expires: its import token, or its live material.
-pub fn deadline_of(object: &Object) -> Option<i64> {
+pub(crate) fn deadline_of(object: &Object) -> Option<i64> {
     if let Some(at) = object.ulong(TOKEN_EXPIRY) {
         return Some(at as i64);
     }
@@ -76,7 +76,7 @@ pub fn deadline_of(object: &Object) -> Option<i64> {
 }
 
 /// The index the store keeps for `object`.
-pub fn record_index(object: &Object) -> RecordIndex {
+pub(crate) fn record_index(object: &Object) -> RecordIndex {
     RecordIndex {
         lookup: INDEXED
             .iter()

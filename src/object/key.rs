@@ -81,7 +81,7 @@ fn secret(secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>, ty: CK_ATTRIBUTE_TYP
 
 impl Key {
     /// Builds the key of `object`; `secrets` are its opened secret attributes.
-    pub fn from_object(
+    pub(crate) fn from_object(
         object: &Object,
         secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
     ) -> Result<Key> {
@@ -214,7 +214,7 @@ impl Key {
     }
 
     /// A secret key's value, checked to be of `key_type` and one of `lens` bytes long.
-    pub fn secret_of(&self, key_type: CK_KEY_TYPE, lens: &[usize]) -> Result<&[u8]> {
+    pub(crate) fn secret_of(&self, key_type: CK_KEY_TYPE, lens: &[usize]) -> Result<&[u8]> {
         if self.key_type != key_type {
             return Err(Error::KeyTypeInconsistent);
         }

@@ -13,8 +13,6 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
-use super::table::ObjectHandle;
-
 /// Keys up to this many bytes are stored inline.
 const INLINE: usize = 30;
 
@@ -23,7 +21,7 @@ const INLINE: usize = 30;
 /// The representation is private: only `new` builds one, so an inline `len` is never
 /// more than `INLINE`.
 #[derive(Clone)]
-pub struct LookupKey(Repr);
+pub(crate) struct LookupKey(Repr);
 
 #[derive(Clone)]
 enum Repr {
@@ -32,7 +30,7 @@ enum Repr {
 }
 
 impl LookupKey {
-    pub fn new(key: &[u8]) -> LookupKey {
+    pub(crate) fn new(key: &[u8]) -> LookupKey {
         let mut bytes = [0u8; INLINE];
         match (bytes.get_mut(..key.len()), u8::try_from(key.len())) {
             (Some(head), Ok(len)) => {
@@ -43,15 +41,16 @@ impl LookupKey {
         }
     }
 
-    pub fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
             Repr::Heap(b) => b,
         }
     }
 
-    /// Whether the key is stored in the hash bucket itself.
-    pub fn is_inline(&self) -> bool {
+    /// Whether the key is stored in the hash bucket itself (for the tests).
+    #[cfg(test)]
+    pub(crate) fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline { .. })
     }
 }
@@ -84,15 +83,17 @@ impl std::fmt::Debug for LookupKey {
     }
 }
 
-/// The objects with one lookup key: handle → whether the object is private.
+/// The objects with one lookup key: handle → whether the object is private. Generic over
+/// the handle type (the table's `ObjectHandle`), so that this file needs nothing from
+/// `table`.
 #[derive(Debug, Clone)]
-pub enum Postings {
-    One(ObjectHandle, bool),
-    Many(BTreeMap<ObjectHandle, bool>),
+pub enum Postings<H> {
+    One(H, bool),
+    Many(BTreeMap<H, bool>),
 }
 
-impl Postings {
-    pub fn insert(&mut self, handle: ObjectHandle, private: bool) {
+impl<H: Copy + Ord> Postings<H> {
+    pub fn insert(&mut self, handle: H, private: bool) {
         match self {
             Postings::One(h, p) if *h == handle => *p = private,
             Postings::One(h, p) => {
@@ -105,7 +106,7 @@ impl Postings {
     }
 
     /// Removes `handle`; `true` when no handle is left.
-    pub fn remove(&mut self, handle: ObjectHandle) -> bool {
+    pub fn remove(&mut self, handle: H) -> bool {
         match self {
             Postings::One(h, _) => *h == handle,
             Postings::Many(map) => {
@@ -136,7 +137,7 @@ impl Postings {
     }
 
     /// (handle, private), in handle order.
-    pub fn iter(&self) -> impl Iterator<Item = (ObjectHandle, bool)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (H, bool)> + '_ {
         let (one, many) = match self {
             Postings::One(h, p) => (Some((*h, *p)), None),
             Postings::Many(map) => (None, Some(map.iter().map(|(h, p)| (*h, *p)))),

@@ -6,10 +6,10 @@
 //! must not decide visibility or login rules; the token does.
 
 pub mod attr;
-pub mod index;
+pub(crate) mod index;
 pub mod key;
-pub mod lookup;
-pub mod policy;
+pub(crate) mod lookup;
+pub(crate) mod policy;
 pub mod table;
 pub mod template;
 
@@ -26,14 +26,14 @@ use attr::{AttrType, Value};
 use key::Key;
 
 /// An object's attributes with its secrets opened: (plain, secret).
-pub type Values = (
+pub(crate) type Values = (
     BTreeMap<AttrType, Value>,
     BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
 );
 
 /// An object's secret attributes.
 #[derive(Clone)]
-pub enum Secrets {
+pub(crate) enum Secrets {
     /// In memory, for objects that never reach the store.
     Open(BTreeMap<AttrType, Zeroizing<Vec<u8>>>),
     /// As stored: the encoded secret attributes under the token master key, sealed with
@@ -43,7 +43,7 @@ pub enum Secrets {
 
 /// Which associated data a sealed blob was made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealedUnder {
+pub(crate) enum SealedUnder {
     /// Format 1: serial and uid only (records written before records were authenticated).
     V1,
     /// Format 2: serial, uid and the SHA-256 of the record's plain part, so the blob
@@ -62,7 +62,7 @@ impl std::fmt::Debug for Secrets {
 
 /// What is known of the authenticity of an object read from the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordAuth {
+pub(crate) enum RecordAuth {
     /// Built in this process: nothing to check.
     Local,
     /// Read from a format-2 record, whose sealed part's associated data binds the plain
@@ -164,7 +164,7 @@ impl Object {
 
     /// All attributes, secrets opened, as a template would give them: for copies and
     /// changes that rebuild the object.
-    pub fn all_values(&self, serial: &str, master: Option<&MasterKey>) -> Result<Values> {
+    pub(crate) fn all_values(&self, serial: &str, master: Option<&MasterKey>) -> Result<Values> {
         let secrets = if self.secret_types.is_empty() {
             BTreeMap::new()
         } else {
@@ -225,13 +225,13 @@ impl Object {
     }
 
     /// Whether the parsed key has been built (and so holds opened secrets).
-    pub fn has_parsed_key(&self) -> bool {
+    pub(crate) fn has_parsed_key(&self) -> bool {
         self.key.get().is_some()
     }
 
     /// The object with plain attributes added or replaced, secrets untouched (state
     /// changes of the KMS lifecycle, which need no master key).
-    pub fn with_plain(&self, values: Vec<(AttrType, Value)>) -> Object {
+    pub(crate) fn with_plain(&self, values: Vec<(AttrType, Value)>) -> Object {
         let mut copy = self.clone();
         copy.attrs.extend(values);
         copy
@@ -256,7 +256,7 @@ impl Object {
     }
 
     /// An estimate of the object's size in the store, for `C_GetObjectSize`.
-    pub fn stored_size(&self) -> usize {
+    pub(crate) fn stored_size(&self) -> usize {
         let plain: usize = self.attrs.values().map(|v| 13 + v.to_native().len()).sum();
         let sealed = match &self.secrets {
             Secrets::Sealed { blob, .. } => blob.len(),
@@ -265,16 +265,16 @@ impl Object {
         plain + sealed
     }
 
-    pub fn is_token(&self) -> bool {
+    pub(crate) fn is_token(&self) -> bool {
         self.bool_attr(CKA_TOKEN).unwrap_or(false)
     }
 
-    pub fn is_private(&self) -> bool {
+    pub(crate) fn is_private(&self) -> bool {
         self.bool_attr(CKA_PRIVATE).unwrap_or(true)
     }
 
     /// Sensitive or unextractable: key secrets may not leave in plaintext.
-    pub fn guards_secrets(&self) -> bool {
+    pub(crate) fn guards_secrets(&self) -> bool {
         self.bool_attr(CKA_SENSITIVE).unwrap_or(false)
             || !self.bool_attr(CKA_EXTRACTABLE).unwrap_or(true)
     }
@@ -284,14 +284,14 @@ impl Object {
     }
 
     /// How the object's record was authenticated.
-    pub fn record_auth(&self) -> RecordAuth {
+    pub(crate) fn record_auth(&self) -> RecordAuth {
         self.auth
     }
 
     /// The object, judged as `source` is: for an object rebuilt from a stored one (a
     /// change, a copy), so that it is written authenticated only if `source` was
     /// authentic, under the master key of the write itself.
-    pub fn judged_as(mut self, source: &Object) -> Object {
+    pub(crate) fn judged_as(mut self, source: &Object) -> Object {
         self.auth = source.auth;
         self.claim = source.claim.clone();
         self.unauthenticated_ok = source.unauthenticated_ok;
@@ -300,7 +300,7 @@ impl Object {
 
     /// Whether the record as read may be used under `master`: authentic, or an
     /// unauthenticated record holding only what a session without login may write.
-    pub fn is_acceptable(&self, serial: &str, master: &MasterKey) -> bool {
+    pub(crate) fn is_acceptable(&self, serial: &str, master: &MasterKey) -> bool {
         self.is_authentic(serial, master)
             || (self.auth == RecordAuth::Unauthenticated && self.unauthenticated_ok)
     }
@@ -308,7 +308,7 @@ impl Object {
     /// Whether the object's record is authentic under `master`: objects built here are;
     /// a format-2 record is when its sealed part opens (checked once, then remembered);
     /// a record without authentication is not.
-    pub fn is_authentic(&self, serial: &str, master: &MasterKey) -> bool {
+    pub(crate) fn is_authentic(&self, serial: &str, master: &MasterKey) -> bool {
         match self.auth {
             RecordAuth::Local => true,
             RecordAuth::Unauthenticated => false,
@@ -324,13 +324,8 @@ impl Object {
         }
     }
 
-    /// Whether the object holds secret attributes.
-    pub fn has_secrets(&self) -> bool {
-        !self.secret_types.is_empty()
-    }
-
     /// The secret attributes in the open; `master` is needed for sealed objects.
-    pub fn open_secrets(
+    pub(crate) fn open_secrets(
         &self,
         serial: &str,
         master: Option<&MasterKey>,
@@ -404,7 +399,11 @@ impl Object {
     /// uid and the SHA-256 of the plain part, so every attribute is authenticated.
     /// Without it (a session that is not logged in), only an object without secrets can
     /// be written, as an unauthenticated record (docs/security.md).
-    pub fn to_record(&self, serial: &str, master: Option<&MasterKey>) -> Result<ObjectRecord> {
+    pub(crate) fn to_record(
+        &self,
+        serial: &str,
+        master: Option<&MasterKey>,
+    ) -> Result<ObjectRecord> {
         // Never launder: a record is rewritten authenticated only if it was authentic
         // (or may be unauthenticated anyway).
         if let Some(m) = master {
@@ -418,14 +417,18 @@ impl Object {
     /// `to_record` for records written before records were authenticated: the one
     /// moment an unauthenticated record is taken as it is and authenticated (the first
     /// login after the upgrade, `token::records`).
-    pub fn to_record_adopting(&self, serial: &str, master: &MasterKey) -> Result<ObjectRecord> {
+    pub(crate) fn to_record_adopting(
+        &self,
+        serial: &str,
+        master: &MasterKey,
+    ) -> Result<ObjectRecord> {
         self.encode_record(serial, Some(master))
     }
 
     /// Whether the object may live in an unauthenticated record, as one written by a
     /// session that was not logged in: public, not trusted, no secrets, and not part of a
     /// KMS key or import parameters. Any other object must be authenticated.
-    pub fn may_be_unauthenticated(&self) -> bool {
+    pub(crate) fn may_be_unauthenticated(&self) -> bool {
         !self.is_private()
             && self.bool_attr(CKA_TRUSTED) != Some(true)
             && self.secret_types.is_empty()
@@ -481,7 +484,7 @@ impl Object {
 
     /// Rebuilds a token object from its store record, secrets still sealed and the
     /// record not yet authenticated (that needs the master key: `is_authentic`).
-    pub fn from_record(rec: &ObjectRecord) -> Result<Object> {
+    pub(crate) fn from_record(rec: &ObjectRecord) -> Result<Object> {
         let mut attrs = BTreeMap::new();
         let mut secret_types = Vec::new();
         let mut format = None;
@@ -584,13 +587,13 @@ const RECORD_FORMAT_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_RECORD_FOR
 /// It lies in the vendor range reserved by `include/kmshsm.h` for internal use.
 const SECRET_TYPES_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_SECRET_TYPES as AttrType;
 
-pub fn new_uid() -> Result<ObjectUid> {
+pub(crate) fn new_uid() -> Result<ObjectUid> {
     let mut uid = [0u8; 16];
     crate::crypto::rand::random_fill(&mut uid)?;
     Ok(uid)
 }
 
-pub fn unique_id_of(uid: &ObjectUid) -> Vec<u8> {
+pub(crate) fn unique_id_of(uid: &ObjectUid) -> Vec<u8> {
     uid.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>()

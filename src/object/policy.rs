@@ -1,5 +1,6 @@
-//! The attribute policy table: for every attribute the module knows, its value kind,
-//! which object classes carry it, whether it is secret, and how it may change.
+//! The attribute policy table: for every attribute the module knows, which object
+//! classes carry it, whether it is secret, and how it may change (its value kind is
+//! `attr`'s, which decodes by it).
 //!
 //! One place answers "may this attribute be here, be read, be set?" (PKCS#11 3.0 §4 and
 //! the per-mechanism key attribute tables). This module holds rules only; it must not
@@ -7,24 +8,18 @@
 
 use cryptoki_sys::*;
 
+// The value kinds and the vendor attribute types live with the values (`attr`); named
+// here too, where most users look for them.
+pub(crate) use super::attr::{
+    kind, DESCRIPTION, IMPORT_TARGET, IMPORT_TOKEN, KEY_ID, KEY_SPEC, KEY_STATE, KEY_USAGE,
+    MATERIAL_EXPIRY, MATERIAL_FINGERPRINT, ORIGIN, TOKEN_EXPIRY, WRAPPING_ALGORITHM,
+};
 use super::attr::{AttrType, Value};
 use super::key::{CKK_SM2, CKK_SM4};
-use crate::vendor;
-
-/// How an attribute's value is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Bool,
-    Ulong,
-    Bytes,
-    Date,
-    Mechanisms,
-    Template,
-}
 
 /// How an attribute may change once the object exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mutability {
+pub(crate) enum Mutability {
     /// Set by the module only; a template naming it gets `CKR_ATTRIBUTE_READ_ONLY`.
     ModuleOnly,
     /// Given at creation (or defaulted), read-only afterwards.
@@ -40,21 +35,6 @@ pub enum Mutability {
 const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
     x as AttrType
 }
-
-// The vendor attributes of the KMS key model (include/kmshsm.h).
-pub const KEY_ID: AttrType = vendor::CKA_KMSHSM_KEY_ID as AttrType;
-pub const ORIGIN: AttrType = vendor::CKA_KMSHSM_ORIGIN as AttrType;
-pub const KEY_STATE: AttrType = vendor::CKA_KMSHSM_KEY_STATE as AttrType;
-pub const KEY_SPEC: AttrType = vendor::CKA_KMSHSM_KEY_SPEC as AttrType;
-pub const KEY_USAGE: AttrType = vendor::CKA_KMSHSM_KEY_USAGE as AttrType;
-pub const MATERIAL_EXPIRY: AttrType = vendor::CKA_KMSHSM_MATERIAL_EXPIRY as AttrType;
-pub const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET as AttrType;
-pub const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM as AttrType;
-pub const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN as AttrType;
-pub const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY as AttrType;
-pub const DESCRIPTION: AttrType = vendor::CKA_KMSHSM_DESCRIPTION as AttrType;
-/// Internal (never answered): the keyed fingerprint of the bound material.
-pub const MATERIAL_FINGERPRINT: AttrType = vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT as AttrType;
 
 const KMS_KEY: &[AttrType] = &[
     KEY_ID,
@@ -74,84 +54,6 @@ const KMS_WRAPPING: &[AttrType] = &[
     IMPORT_TOKEN,
     TOKEN_EXPIRY,
 ];
-
-fn vendor_kind(ty: AttrType) -> Option<Kind> {
-    match ty {
-        KEY_ID | IMPORT_TARGET | IMPORT_TOKEN | DESCRIPTION => Some(Kind::Bytes),
-        ORIGIN | KEY_STATE | KEY_SPEC | KEY_USAGE | MATERIAL_EXPIRY | WRAPPING_ALGORITHM
-        | TOKEN_EXPIRY => Some(Kind::Ulong),
-        _ => None,
-    }
-}
-
-/// The encoding of `ty`, or `None` for attributes the module does not know.
-pub fn kind(ty: AttrType) -> Option<Kind> {
-    use Kind::*;
-    if let Some(k) = vendor_kind(ty) {
-        return Some(k);
-    }
-    Some(match ty as CK_ATTRIBUTE_TYPE {
-        CKA_TOKEN
-        | CKA_PRIVATE
-        | CKA_MODIFIABLE
-        | CKA_COPYABLE
-        | CKA_DESTROYABLE
-        | CKA_TRUSTED
-        | CKA_SENSITIVE
-        | CKA_ENCRYPT
-        | CKA_DECRYPT
-        | CKA_WRAP
-        | CKA_UNWRAP
-        | CKA_SIGN
-        | CKA_SIGN_RECOVER
-        | CKA_VERIFY
-        | CKA_VERIFY_RECOVER
-        | CKA_DERIVE
-        | CKA_EXTRACTABLE
-        | CKA_LOCAL
-        | CKA_NEVER_EXTRACTABLE
-        | CKA_ALWAYS_SENSITIVE
-        | CKA_WRAP_WITH_TRUSTED
-        | CKA_ALWAYS_AUTHENTICATE => Bool,
-        CKA_CLASS
-        | CKA_KEY_TYPE
-        | CKA_CERTIFICATE_TYPE
-        | CKA_CERTIFICATE_CATEGORY
-        | CKA_JAVA_MIDP_SECURITY_DOMAIN
-        | CKA_NAME_HASH_ALGORITHM
-        | CKA_VALUE_LEN
-        | CKA_MODULUS_BITS
-        | CKA_KEY_GEN_MECHANISM => Ulong,
-        CKA_START_DATE | CKA_END_DATE => Date,
-        CKA_ALLOWED_MECHANISMS => Mechanisms,
-        CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE => Template,
-        CKA_LABEL
-        | CKA_APPLICATION
-        | CKA_VALUE
-        | CKA_OBJECT_ID
-        | CKA_ISSUER
-        | CKA_SERIAL_NUMBER
-        | CKA_SUBJECT
-        | CKA_ID
-        | CKA_CHECK_VALUE
-        | CKA_URL
-        | CKA_HASH_OF_SUBJECT_PUBLIC_KEY
-        | CKA_HASH_OF_ISSUER_PUBLIC_KEY
-        | CKA_UNIQUE_ID
-        | CKA_PUBLIC_KEY_INFO
-        | CKA_MODULUS
-        | CKA_PUBLIC_EXPONENT
-        | CKA_PRIVATE_EXPONENT
-        | CKA_PRIME_1
-        | CKA_PRIME_2
-        | CKA_EXPONENT_1
-        | CKA_EXPONENT_2
-        | CKA_COEFFICIENT
-        | CKA_EC_PARAMS
-        | CKA_EC_POINT => Bytes,
-        _ => return None,
-    })
-}
 
 const COMMON: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_CLASS,
@@ -256,7 +158,7 @@ const EC_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE];
 const SM2_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT];
 
 /// Key types the object layer accepts, by class.
-pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
+pub(crate) fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
     match class {
         CKO_SECRET_KEY => {
             matches!(
@@ -281,7 +183,7 @@ pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool
 }
 
 /// Whether objects of `class` (and `key_type`, for keys) carry attribute `ty`.
-pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrType) -> bool {
+pub(crate) fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrType) -> bool {
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
     if KMS_KEY.contains(&ty) {
         return is_key;
@@ -312,7 +214,7 @@ pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrTy
 }
 
 /// Attributes a template must give for an object of this class and key type.
-pub fn required(
+pub(crate) fn required(
     class: CK_OBJECT_CLASS,
     key_type: Option<CK_KEY_TYPE>,
 ) -> &'static [CK_ATTRIBUTE_TYPE] {
@@ -333,12 +235,12 @@ pub fn required(
 }
 
 /// X.509 certificates also need a subject and a value (PKCS#11 3.0 §4.6.3).
-pub const X509_REQUIRED: &[CK_ATTRIBUTE_TYPE] = &[CKA_SUBJECT, CKA_VALUE];
+pub(crate) const X509_REQUIRED: &[CK_ATTRIBUTE_TYPE] = &[CKA_SUBJECT, CKA_VALUE];
 
 /// Whether the attribute holds secret material: sealed at rest, and unreadable when the
 /// key is sensitive or unextractable. `CKA_VALUE` of a private data object or certificate
 /// is sealed too (see `sealed_at_rest`) but readable by its logged-in owner.
-pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
+pub(crate) fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
     let ty = ty as CK_ATTRIBUTE_TYPE;
     match class {
         CKO_SECRET_KEY => ty == CKA_VALUE,
@@ -357,12 +259,12 @@ pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
 }
 
 /// Whether the attribute is kept sealed under the token master key on disk.
-pub fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bool {
+pub(crate) fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bool {
     is_key_secret(class, ty) || (private && ty == t(CKA_VALUE))
 }
 
 /// How `ty` may change on an existing object of `class`.
-pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
+pub(crate) fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
     use Mutability::*;
     match ty {
         // The key state changes only through the KMS lifecycle (token::kms), which
@@ -391,7 +293,10 @@ pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
 }
 
 /// Defaults filled in when a template leaves an attribute out.
-pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(AttrType, Value)> {
+pub(crate) fn defaults(
+    class: CK_OBJECT_CLASS,
+    key_type: Option<CK_KEY_TYPE>,
+) -> Vec<(AttrType, Value)> {
     let b = |ty: CK_ATTRIBUTE_TYPE, v: bool| (t(ty), Value::Bool(v));
     let bytes = |ty: CK_ATTRIBUTE_TYPE| (t(ty), Value::Bytes(Vec::new()));
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY);

@@ -57,7 +57,7 @@ pub struct ObjectTable {
     entries: HashMap<ObjectHandle, Entry>,
     /// Lookup key of (attribute, value) → the objects with that value, and whether
     /// each is private.
-    index: HashMap<LookupKey, Postings>,
+    index: HashMap<LookupKey, Postings<ObjectHandle>>,
     token_handles: HashMap<ObjectUid, ObjectHandle>,
     /// Every live token object is here (after a `Scope::All` read), not only those
     /// loaded so far.
@@ -142,7 +142,7 @@ impl ObjectTable {
     }
 
     /// The objects whose attribute `ty` (an indexed one) has the value `value`.
-    pub fn postings(&self, ty: AttrType, value: &[u8]) -> Option<&Postings> {
+    pub fn postings(&self, ty: AttrType, value: &[u8]) -> Option<&Postings<ObjectHandle>> {
         self.index.get(table_key(ty, value).as_slice())
     }
 

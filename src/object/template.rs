@@ -251,7 +251,7 @@ pub fn build(
 /// Builds a key made by the module: `class` and `key_type` are fixed by the mechanism,
 /// `module` holds the values the module computed (key material and derived values). A
 /// template that names one of those with another value is inconsistent.
-pub fn build_key(
+pub(crate) fn build_key(
     class: CK_OBJECT_CLASS,
     key_type: CK_KEY_TYPE,
     template: &[RawAttribute],
@@ -360,7 +360,11 @@ fn build_from(
 
 /// The object with `values` added or replaced (the module's own changes: vendor
 /// attributes, imported or wiped material). `all` holds its current attributes.
-pub fn merge(object: &Object, all: Values, values: Vec<(AttrType, Value)>) -> Result<Object> {
+pub(crate) fn merge(
+    object: &Object,
+    all: Values,
+    values: Vec<(AttrType, Value)>,
+) -> Result<Object> {
     let (mut attrs, secrets) = all;
     attrs.extend(
         secrets

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 /// What runs around a `fork()`.
 #[derive(Debug, Clone, Copy)]
-pub struct Hooks {
+pub(crate) struct Hooks {
     pub prepare: fn(),
     pub parent: fn(),
     pub child: fn(),
@@ -28,7 +28,7 @@ static REGISTERED: OnceLock<bool> = OnceLock::new();
 
 /// Registers `hooks` for every later `fork()` of this process. Only the first call's
 /// hooks are kept; later calls change nothing. Returns whether the hooks are registered.
-pub fn install(hooks: Hooks) -> bool {
+pub(crate) fn install(hooks: Hooks) -> bool {
     let _ = HOOKS.set(hooks);
     *REGISTERED.get_or_init(|| {
         // SAFETY: the three arguments are `extern "C" fn()` items of this module, which

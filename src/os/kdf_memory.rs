@@ -19,7 +19,7 @@ use zeroize::Zeroize;
 const HUGE_PAGE: usize = 2 << 20;
 
 /// Memory for `count` Argon2 blocks, zero-filled.
-pub struct KdfMemory {
+pub(crate) struct KdfMemory {
     inner: Inner,
 }
 
@@ -50,7 +50,7 @@ impl std::fmt::Debug for KdfMemory {
 }
 
 impl KdfMemory {
-    pub fn new(count: usize) -> KdfMemory {
+    pub(crate) fn new(count: usize) -> KdfMemory {
         match map(count) {
             Some(inner) => KdfMemory { inner },
             None => KdfMemory {
@@ -59,12 +59,13 @@ impl KdfMemory {
         }
     }
 
-    /// Whether the memory is a private mapping (not the heap fallback).
-    pub fn is_mapped(&self) -> bool {
+    /// Whether the memory is a private mapping (not the heap fallback; for the tests).
+    #[cfg(test)]
+    pub(crate) fn is_mapped(&self) -> bool {
         matches!(self.inner, Inner::Mapped { .. })
     }
 
-    pub fn blocks(&mut self) -> &mut [Block] {
+    pub(crate) fn blocks(&mut self) -> &mut [Block] {
         match &mut self.inner {
             // SAFETY: `start` is 64-byte aligned (a page boundary) and `count` blocks from
             // it lie inside the live mapping, which was zero-filled by the kernel (any bit

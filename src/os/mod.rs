@@ -14,7 +14,7 @@
 //! allowed `unsafe` (docs/architecture.md). It must not know about PKCS#11, KMS keys or
 //! SQLite's formats: it maps, reads bytes and unmaps.
 
-pub mod fork;
-pub mod kdf_memory;
-pub mod own_memory;
-pub mod shared_page;
+pub(crate) mod fork;
+pub(crate) mod kdf_memory;
+pub(crate) mod own_memory;
+pub(crate) mod shared_page;

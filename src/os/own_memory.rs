@@ -13,11 +13,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// Addresses below this are refused without a look: no mapping can be there under
 /// Linux's default `vm.mmap_min_addr` (64 KiB), and small integers passed as pointers
 /// (`(void *)1`) are the usual mistake.
-pub const LOWEST_ADDRESS: usize = 64 * 1024;
+pub(crate) const LOWEST_ADDRESS: usize = 64 * 1024;
 
 /// Why no string was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unreadable {
+pub(crate) enum Unreadable {
     /// Below [`LOWEST_ADDRESS`].
     LowAddress,
     /// Some byte before the first NUL is not mapped readable.
@@ -30,7 +30,7 @@ pub enum Unreadable {
 
 /// The bytes at `addr` up to (not including) the first NUL, which must come within
 /// `max` bytes (the NUL counted).
-pub fn c_string(addr: usize, max: usize) -> Result<Vec<u8>, Unreadable> {
+pub(crate) fn c_string(addr: usize, max: usize) -> Result<Vec<u8>, Unreadable> {
     if addr < LOWEST_ADDRESS {
         return Err(Unreadable::LowAddress);
     }

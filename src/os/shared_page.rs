@@ -22,7 +22,7 @@ use std::os::fd::AsRawFd;
 const PAGE: usize = 4096;
 
 /// The first page of a file, mapped read-only and shared.
-pub struct SharedPage {
+pub(crate) struct SharedPage {
     base: *mut libc::c_void,
 }
 
@@ -41,7 +41,7 @@ impl std::fmt::Debug for SharedPage {
 impl SharedPage {
     /// Maps the first page of `file`, or `None` when the file is shorter than a page or
     /// the mapping fails (the caller then reads the file instead).
-    pub fn map(file: &File) -> Option<SharedPage> {
+    pub(crate) fn map(file: &File) -> Option<SharedPage> {
         let len = file.metadata().ok()?.len();
         if len < PAGE as u64 {
             return None;
@@ -65,7 +65,7 @@ impl SharedPage {
     }
 
     /// Copies the first `N` bytes of the page (`N` at most a page).
-    pub fn read<const N: usize>(&self) -> [u8; N] {
+    pub(crate) fn read<const N: usize>(&self) -> [u8; N] {
         let mut out = [0u8; N];
         let src = self.base.cast::<u8>();
         for (i, byte) in out.iter_mut().enumerate().take(PAGE) {

@@ -12,30 +12,14 @@ use zeroize::Zeroizing;
 
 use cryptoki_sys::CKO_PUBLIC_KEY;
 
-use super::Session;
+use super::{Ops, Session};
 use crate::error::{Error, Result};
 use crate::mechanism::{Mechanism, MechanismArg, Usage};
 use crate::object::key::{Key, Material};
 use crate::object::table::ObjectHandle;
-use crate::operation::{self, Active, Cipher, Digester, Grant, Output, Signer, Verifier};
+use crate::operation::{self, Active, Cipher, Grant, Output};
 use crate::secret_use;
 use crate::token::keys::mechanism;
-
-#[derive(Debug, Default)]
-pub struct Ops {
-    encrypt: Option<Active<dyn Cipher>>,
-    decrypt: Option<Active<dyn Cipher>>,
-    digest: Option<Active<dyn Digester>>,
-    /// The mechanism of the active digest (`C_DigestKey` judges the key against it).
-    digest_kind: cryptoki_sys::CK_MECHANISM_TYPE,
-    sign: Option<Active<dyn Signer>>,
-    verify: Option<Active<dyn Verifier>>,
-    /// The verification runs a secret key (a MAC), not a public one.
-    verify_with_secret: bool,
-    /// The message-based encryption and decryption (PKCS#11 3.0), `session::message`.
-    pub(super) message_encrypt: Option<Active<super::message::MessageOp>>,
-    pub(super) message_decrypt: Option<Active<super::message::MessageOp>>,
-}
 
 /// Which of the two cipher slots.
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +87,7 @@ impl Session {
 
     /// `C_Login(CKU_CONTEXT_SPECIFIC)`: the user's PIN again, for one operation of this
     /// session whose `CKA_ALWAYS_AUTHENTICATE` key awaits it (§5.6).
-    pub fn context_login(&self, pin: &[u8]) -> Result<()> {
+    pub(crate) fn context_login(&self, pin: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
         let awaiting = |g: Option<&Grant>| g.is_some_and(|g| g.awaiting_login);
         let any = awaiting(ops.encrypt.as_ref().and_then(|a| a.grant.as_ref()))
@@ -175,7 +159,7 @@ impl Session {
         )
     }
 
-    pub fn cipher_update(
+    pub(crate) fn cipher_update(
         &self,
         dir: Direction,
         input: &[u8],
@@ -199,7 +183,7 @@ impl Session {
         )
     }
 
-    pub fn cipher_final(&self, dir: Direction, capacity: Option<usize>) -> Result<Output> {
+    pub(crate) fn cipher_final(&self, dir: Direction, capacity: Option<usize>) -> Result<Output> {
         let mut ops = self.ops.lock();
         let slot = ops.cipher(dir);
         recheck(&self.token, slot, capacity.is_some())?;
@@ -228,7 +212,7 @@ impl Session {
         Ok(())
     }
 
-    pub fn digest_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
+    pub(crate) fn digest_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
         let mut ops = self.ops.lock();
         no_mixing(&ops.digest)?;
         operation::produce(

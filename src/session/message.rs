@@ -25,7 +25,7 @@ use crate::token::keys::mechanism;
 use cryptoki_sys::{CKG_NO_GENERATE, CK_MECHANISM_TYPE};
 
 /// One message-based operation: its AEAD, its IV state, and the message in progress.
-pub struct MessageOp {
+pub(crate) struct MessageOp {
     aead: Box<dyn Aead>,
     ivs: IvGenerator,
     part: Option<Part>,

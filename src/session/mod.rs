@@ -12,11 +12,31 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::object::attr::RawAttribute;
 use crate::object::table::{ObjectHandle, SessionHandle};
+use crate::operation::{Active, Cipher, Digester, Signer, Verifier};
 use crate::token::{Caller, LoggedIn, Token};
 
 pub mod crypto;
-pub mod message;
-pub use crypto::Ops;
+pub(crate) mod message;
+
+/// A session's active operations: those of `crypto` and, for the message-based
+/// encryption and decryption of PKCS#11 3.0, those of `message`. Here, above both, so
+/// that neither file imports the other's slots; the fields are private to `session`,
+/// each used by its own file.
+#[derive(Debug, Default)]
+pub(crate) struct Ops {
+    encrypt: Option<Active<dyn Cipher>>,
+    decrypt: Option<Active<dyn Cipher>>,
+    digest: Option<Active<dyn Digester>>,
+    /// The mechanism of the active digest (`C_DigestKey` judges the key against it).
+    digest_kind: CK_MECHANISM_TYPE,
+    sign: Option<Active<dyn Signer>>,
+    verify: Option<Active<dyn Verifier>>,
+    /// The verification runs a secret key (a MAC), not a public one.
+    verify_with_secret: bool,
+    /// The message-based encryption and decryption (PKCS#11 3.0), `session::message`.
+    message_encrypt: Option<Active<message::MessageOp>>,
+    message_decrypt: Option<Active<message::MessageOp>>,
+}
 
 #[derive(Debug)]
 struct FindCursor {
@@ -65,7 +85,7 @@ impl Session {
         }
     }
 
-    pub fn find_init(&self, template: &[RawAttribute]) -> Result<()> {
+    pub(crate) fn find_init(&self, template: &[RawAttribute]) -> Result<()> {
         let mut find = self.find.lock();
         if find.is_some() {
             return Err(Error::OperationActive);
@@ -75,7 +95,7 @@ impl Session {
         Ok(())
     }
 
-    pub fn find_next(&self, max: usize) -> Result<Vec<ObjectHandle>> {
+    pub(crate) fn find_next(&self, max: usize) -> Result<Vec<ObjectHandle>> {
         let mut find = self.find.lock();
         let cursor = find.as_mut().ok_or(Error::OperationNotInitialized)?;
         let end = cursor.handles.len().min(cursor.next.saturating_add(max));
@@ -84,7 +104,7 @@ impl Session {
         Ok(out)
     }
 
-    pub fn find_final(&self) -> Result<()> {
+    pub(crate) fn find_final(&self) -> Result<()> {
         self.find
             .lock()
             .take()

@@ -102,7 +102,7 @@ pub struct Link {
 /// The number and chain hash of `body` appended after `prev`: the caller's `given` link
 /// when it was computed for exactly that position after exactly that hash (against the
 /// same head in the same transaction), else computed here.
-pub fn next_link(prev: &AuditHead, body: &[u8], given: Option<Link>) -> (u64, Hash) {
+pub(crate) fn next_link(prev: &AuditHead, body: &[u8], given: Option<Link>) -> (u64, Hash) {
     let seq = prev.seq + 1;
     match given {
         Some(l) if l.seq == seq && l.prev == prev.hash => (seq, l.hash),
@@ -111,7 +111,7 @@ pub fn next_link(prev: &AuditHead, body: &[u8], given: Option<Link>) -> (u64, Ha
 }
 
 /// The MAC that authenticates the chain up to event `seq`, whose hash is `hash`.
-pub fn head_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
+pub(crate) fn head_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
     keyed(key, HEAD_LABEL, seq, hash)
 }
 
@@ -131,7 +131,7 @@ fn keyed_with(key: &hmac::Key, label: &[u8], seq: u64, hash: &Hash) -> Hash {
 }
 
 /// The anchor's MAC (a label of its own: a head MAC copied from an event row is not one).
-pub fn anchor_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
+pub(crate) fn anchor_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
     keyed(key, ANCHOR_LABEL, seq, hash)
 }
 
@@ -146,7 +146,8 @@ fn anchor_holds(key: &[u8; 32], a: &AuditCheckpoint) -> bool {
 /// Whether a writer holding `key` may authenticate what follows `head`'s anchor: there
 /// is no anchor yet, or it is authentic and its event is still stored with its hash. A
 /// trail cut short (or an anchor moved) is left for `verify` to report, not sealed over.
-pub fn anchor_sound(head: &AuditHead, key: &[u8; 32]) -> bool {
+#[cfg(test)] // used by the tests only
+pub(crate) fn anchor_sound(head: &AuditHead, key: &[u8; 32]) -> bool {
     AuditKey::new(key).anchor_sound(head)
 }
 
@@ -155,13 +156,13 @@ pub fn anchor_sound(head: &AuditHead, key: &[u8; 32]) -> bool {
 /// is byte for byte one this key made is authentic by construction, so the next append
 /// after it skips checking that anchor's MAC again: a login's appends cost two MACs, not
 /// three, and no key set-up.
-pub struct AuditKey {
+pub(crate) struct AuditKey {
     hmac: hmac::Key,
     known_anchor: Mutex<Option<AuditCheckpoint>>,
 }
 
 impl AuditKey {
-    pub fn new(key: &[u8; 32]) -> AuditKey {
+    pub(crate) fn new(key: &[u8; 32]) -> AuditKey {
         AuditKey {
             hmac: hmac::Key::new(hmac::HMAC_SHA256, key),
             known_anchor: Mutex::new(None),
@@ -201,12 +202,20 @@ impl std::fmt::Debug for AuditKey {
 /// The changes that append `bodies` after `head` (read in the same transaction), and,
 /// with `key`, authenticate the head they leave and move the anchor to it (unless the
 /// anchor is not sound: then the events are appended unauthenticated).
-pub fn append(head: &AuditHead, bodies: Vec<Vec<u8>>, key: Option<&[u8; 32]>) -> Vec<Change> {
+pub(crate) fn append(
+    head: &AuditHead,
+    bodies: Vec<Vec<u8>>,
+    key: Option<&[u8; 32]>,
+) -> Vec<Change> {
     append_with(head, bodies, key.map(AuditKey::new).as_ref())
 }
 
 /// `append` under a key set up already (a login's, kept for its lifetime).
-pub fn append_with(head: &AuditHead, bodies: Vec<Vec<u8>>, key: Option<&AuditKey>) -> Vec<Change> {
+pub(crate) fn append_with(
+    head: &AuditHead,
+    bodies: Vec<Vec<u8>>,
+    key: Option<&AuditKey>,
+) -> Vec<Change> {
     let (mut seq, mut hash) = (head.seq, head.hash);
     let mut changes = Vec::with_capacity(bodies.len() + 2);
     for body in bodies {

@@ -21,18 +21,18 @@ static GATE: RwLock<()> = RwLock::new(());
 
 /// A pass through the gate; SQLite may be used while it lives.
 #[derive(Debug)]
-pub struct Entered {
+pub(crate) struct Entered {
     _guard: RwLockReadGuard<'static, ()>,
 }
 
 /// The gate closed for a fork; dropping it (in the parent and in the child) reopens it.
 #[derive(Debug)]
-pub struct ClosedForFork {
+pub(crate) struct ClosedForFork {
     _guard: RwLockWriteGuard<'static, ()>,
 }
 
 /// Enters the gate (waits only while a fork is in progress).
-pub fn enter() -> Entered {
+pub(crate) fn enter() -> Entered {
     Entered {
         // The gate guards no data; a panic inside SQLite work leaves nothing to repair.
         _guard: GATE.read().unwrap_or_else(PoisonError::into_inner),
@@ -40,7 +40,7 @@ pub fn enter() -> Entered {
 }
 
 /// Closes the gate: returns once no thread is inside SQLite, and keeps them out.
-pub fn close_for_fork() -> ClosedForFork {
+pub(crate) fn close_for_fork() -> ClosedForFork {
     ClosedForFork {
         _guard: GATE.write().unwrap_or_else(PoisonError::into_inner),
     }

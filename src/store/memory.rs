@@ -61,7 +61,7 @@ impl Shared {
 }
 
 #[derive(Debug)]
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     shared: Arc<Mutex<Shared>>,
     seen: Mutex<u64>,
 }
@@ -73,7 +73,7 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    pub fn new() -> MemoryStore {
+    pub(crate) fn new() -> MemoryStore {
         MemoryStore {
             shared: Arc::new(Mutex::new(Shared {
                 epoch: 1,
@@ -84,7 +84,7 @@ impl MemoryStore {
     }
 
     /// A second handle on the same records, as another process would have.
-    pub fn share(&self) -> MemoryStore {
+    pub(crate) fn share(&self) -> MemoryStore {
         MemoryStore {
             shared: Arc::clone(&self.shared),
             seen: Mutex::new(0),

@@ -12,20 +12,21 @@
 //! attributes or KMS types, and it never sees a PIN or an unsealed secret.
 
 pub mod audit;
-pub mod fork_gate;
-pub mod memory;
+pub(crate) mod fork_gate;
+#[cfg(test)] // for the unit tests of the layers above only
+pub(crate) mod memory;
 pub mod postgres;
-pub mod seal;
-pub mod sqlite;
+pub(crate) mod seal;
+pub(crate) mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::StoreError;
-pub use audit::{AuditCheckpoint, AuditHead, AuditLog, AuditRecord, AuditSeal};
+pub(crate) use audit::{AuditCheckpoint, AuditHead, AuditLog, AuditSeal};
 
-pub type StoreResult<T> = std::result::Result<T, StoreError>;
+pub(crate) type StoreResult<T> = std::result::Result<T, StoreError>;
 
 /// The store's identifier of an object record; random, never reused.
 pub type ObjectUid = [u8; 16];
@@ -324,7 +325,7 @@ pub enum Backend {
 
 impl Backend {
     /// The SQLite file of the token with `serial` in `dir`.
-    pub fn file_of(dir: &Path, serial: &str) -> PathBuf {
+    pub(crate) fn file_of(dir: &Path, serial: &str) -> PathBuf {
         dir.join(format!("{serial}.db"))
     }
 

@@ -21,7 +21,7 @@ use crate::crypto::rand::random_fill;
 use crate::error::{Error, Result, StoreError};
 use crate::os::kdf_memory::KdfMemory;
 
-pub const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 const SALT_LEN: usize = 16;
 const KDF_FORMAT: u8 = 1;
 
@@ -102,7 +102,7 @@ impl MasterKey {
 
 /// The Argon2id parameters and salt of one stored PIN.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinKdf {
+pub(crate) struct PinKdf {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
@@ -111,7 +111,7 @@ pub struct PinKdf {
 
 impl PinKdf {
     /// Fresh parameters for a new PIN: the configured cost and a random salt.
-    pub fn fresh(cost: &KdfConfig) -> Result<PinKdf> {
+    pub(crate) fn fresh(cost: &KdfConfig) -> Result<PinKdf> {
         let mut salt = [0u8; SALT_LEN];
         random_fill(&mut salt)?;
         Ok(PinKdf {
@@ -122,7 +122,7 @@ impl PinKdf {
         })
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = vec![KDF_FORMAT];
         for v in [self.memory_kib, self.iterations, self.parallelism] {
             out.extend_from_slice(&v.to_le_bytes());
@@ -131,7 +131,7 @@ impl PinKdf {
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<PinKdf> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<PinKdf> {
         let bad = || Error::from(StoreError::Malformed("PIN KDF record"));
         if bytes.len() != 1 + 12 + SALT_LEN || bytes[0] != KDF_FORMAT {
             return Err(bad());
@@ -158,7 +158,7 @@ impl PinKdf {
     }
 
     /// Derives the 256-bit key that wraps the master key for this PIN.
-    pub fn derive(&self, pin: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+    pub(crate) fn derive(&self, pin: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
         let params = argon2::Params::new(
             self.memory_kib,
             self.iterations,
@@ -178,7 +178,7 @@ impl PinKdf {
 }
 
 /// Wraps `master` under the key derived from `pin`, binding the result to `aad`.
-pub fn wrap_master_key(
+pub(crate) fn wrap_master_key(
     master: &MasterKey,
     kdf: &PinKdf,
     pin: &[u8],
@@ -188,8 +188,10 @@ pub fn wrap_master_key(
     seal_with(&kek, aad, &master.0[..])
 }
 
-/// Unwraps the master key with `pin`. A wrong PIN gives `Error::PinIncorrect`.
-pub fn unwrap_master_key(
+/// Unwraps the master key with `pin`. A wrong PIN gives `Error::PinIncorrect`. (The
+/// module itself uses `unwrap_master_key_under`; this one is for the tests.)
+#[cfg(test)]
+pub(crate) fn unwrap_master_key(
     wrapped: &[u8],
     kdf: &PinKdf,
     pin: &[u8],
@@ -201,7 +203,7 @@ pub fn unwrap_master_key(
 /// Unwraps the master key with `pin`, trying each of `aads` in turn with one PIN
 /// derivation; gives the key and the index of the AAD it was sealed under. A wrong PIN
 /// (no AAD opens it) gives `Error::PinIncorrect`.
-pub fn unwrap_master_key_under(
+pub(crate) fn unwrap_master_key_under(
     wrapped: &[u8],
     kdf: &PinKdf,
     pin: &[u8],

@@ -261,7 +261,7 @@ impl Token {
     /// leaving an authenticated checkpoint at the last one pruned. Refuses a trail that
     /// does not verify (pruning must not hide a break). Answers the checkpoint's event
     /// number, or `None` when there was nothing to prune.
-    pub fn prune_audit(&self, before: i64) -> Result<Option<u64>> {
+    pub(crate) fn prune_audit(&self, before: i64) -> Result<Option<u64>> {
         let key = self.require_login()?;
         let log = self.store.audit_log()?;
         let verified = audit::verify(&log, &key)

@@ -355,7 +355,7 @@ impl Token {
     /// Every change to an object makes a new version of it, so while the token still
     /// holds the very version judged at init, only time can have changed the verdict:
     /// that case checks the material expiry alone (this runs on every `Update`).
-    pub fn recheck_use(&self, grant: &Grant) -> Result<()> {
+    pub(crate) fn recheck_use(&self, grant: &Grant) -> Result<()> {
         if grant.private && self.logged_in() != LoggedIn::User {
             return Err(Error::UserNotLoggedIn);
         }

@@ -226,8 +226,9 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::store::audit::link;
+    use crate::store::audit::AuditRecord;
     use crate::store::memory::MemoryStore;
-    use crate::store::{AuditCheckpoint, AuditRecord, AuditSeal, PinRecord, PinRole, RecordIndex};
+    use crate::store::{AuditCheckpoint, AuditSeal, PinRecord, PinRole, RecordIndex};
 
     fn record(uid: u8, plain: &[u8]) -> ObjectRecord {
         ObjectRecord {

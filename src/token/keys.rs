@@ -31,7 +31,7 @@ const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
     x as AttrType
 }
 
-pub fn mechanism(kind: CK_MECHANISM_TYPE) -> Result<&'static dyn Mechanism> {
+pub(crate) fn mechanism(kind: CK_MECHANISM_TYPE) -> Result<&'static dyn Mechanism> {
     registry::find(kind).ok_or(Error::MechanismInvalid)
 }
 

@@ -215,7 +215,7 @@ impl Token {
 
     /// `C_Login(CKU_CONTEXT_SPECIFIC)` for an operation awaiting it: the logged-in
     /// user's PIN again, counted and locked like any other attempt.
-    pub fn verify_context_pin(&self, pin: &[u8]) -> Result<()> {
+    pub(crate) fn verify_context_pin(&self, pin: &[u8]) -> Result<()> {
         if self.logged_in() != LoggedIn::User {
             return Err(Error::UserNotLoggedIn);
         }

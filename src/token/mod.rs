@@ -11,7 +11,7 @@ mod audit;
 mod authority;
 pub mod copy;
 mod derive;
-pub mod keys;
+pub(crate) mod keys;
 mod kms;
 mod login;
 mod objects;
@@ -36,7 +36,8 @@ use crate::store::{Backend, Change, ObjectUid, PinRecord, PinRole, Scope, Snapsh
 
 pub use audit::{Trail, TrailEntry};
 pub use kms::shape;
-pub use login::{LoggedIn, UserKind};
+pub(crate) use login::LoggedIn;
+pub use login::UserKind;
 pub use objects::Caller;
 
 pub const LABEL_LEN: usize = 32;
@@ -138,7 +139,7 @@ fn master_aad(serial: &str, role: PinRole) -> Vec<u8> {
     format!("kmshsm/master/v2/{serial}/{who}").into_bytes()
 }
 
-pub fn check_pin_len(pin: &[u8]) -> Result<()> {
+pub(crate) fn check_pin_len(pin: &[u8]) -> Result<()> {
     if (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) {
         Ok(())
     } else {
@@ -155,7 +156,7 @@ impl Token {
     }
 
     /// Opens token `serial` of a PostgreSQL database.
-    pub fn open_postgres(
+    pub(crate) fn open_postgres(
         settings: &Arc<PgSettings>,
         serial: &str,
         shared: Arc<Shared>,
@@ -270,7 +271,7 @@ impl Token {
 
     /// Picks up what other processes committed, if anything, and applies what time
     /// has made due (expired material, expired import parameters).
-    pub fn refresh(&self) -> Result<()> {
+    pub(crate) fn refresh(&self) -> Result<()> {
         if self.store.changed_elsewhere()? {
             self.sync()?;
         }
@@ -399,7 +400,7 @@ impl Token {
 
     /// `C_InitToken` on an initialised token: the SO PIN must match; everything is wiped
     /// and a new master key is made.
-    pub fn reinitialize(&self, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
+    pub(crate) fn reinitialize(&self, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
         check_pin_len(so_pin)?;
         if !self.sessions.lock().is_empty() {
             return Err(Error::SessionExists);
@@ -456,14 +457,10 @@ impl Token {
         self.commit(vec![pin_limit_meta(LEGACY_MAX_PIN_FAILURES)])
     }
 
-    pub fn check_integrity(&self) -> Result<()> {
-        Ok(self.store.check_integrity()?)
-    }
-
     // ---- sessions bookkeeping, driven by the provider
 
     /// Registers a new session. Refuses a read-only one while the SO is logged in.
-    pub fn add_session(&self, handle: SessionHandle, rw: bool) -> Result<()> {
+    pub(crate) fn add_session(&self, handle: SessionHandle, rw: bool) -> Result<()> {
         let mut sessions = self.sessions.lock();
         if !rw && self.login.lock().who == LoggedIn::So {
             return Err(Error::SessionReadWriteSoExists);
@@ -473,7 +470,7 @@ impl Token {
     }
 
     /// Forgets a session and its objects; the last one closed logs the token out.
-    pub fn remove_session(&self, handle: SessionHandle) {
+    pub(crate) fn remove_session(&self, handle: SessionHandle) {
         let mut sessions = self.sessions.lock();
         sessions.remove(&handle);
         let mut objects = self.objects.write();

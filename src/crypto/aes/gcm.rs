@@ -58,7 +58,7 @@ impl GcmKey {
 
 /// Checks GCM parameters as [`gcm_encrypt`] would, without computing anything: the key
 /// length, a non-empty IV, and a tag length SP 800-38D permits.
-pub fn gcm_check(key: &[u8], iv: &[u8], tag_bits: usize) -> Result<()> {
+pub(crate) fn gcm_check(key: &[u8], iv: &[u8], tag_bits: usize) -> Result<()> {
     check_params(key, iv, tag_bits).map(|_| ())
 }
 
@@ -70,12 +70,12 @@ fn aead_path(iv: &[u8], tag_len: usize) -> bool {
 /// Whether a step with this IV and tag length takes aws-lc's AEAD path (a 12-byte IV and a
 /// full tag), the one whose stack depth was measured; any other goes through this
 /// module's own GHASH and AES code.
-pub fn gcm_fast_path(iv: &[u8], tag_bits: usize) -> bool {
+pub(crate) fn gcm_fast_path(iv: &[u8], tag_bits: usize) -> bool {
     aead_path(iv, tag_bits / 8)
 }
 
 /// GCM encryption: returns the ciphertext followed by the tag of `tag_bits / 8` bytes.
-pub fn gcm_encrypt(
+pub(crate) fn gcm_encrypt(
     key: &[u8],
     iv: &[u8],
     aad: &[u8],
@@ -90,7 +90,7 @@ pub fn gcm_encrypt(
 }
 
 /// [`gcm_encrypt`] with the key prepared once (`prepared` must be `key`'s).
-pub fn gcm_encrypt_prepared(
+pub(crate) fn gcm_encrypt_prepared(
     prepared: &GcmKey,
     key: &[u8],
     iv: &[u8],
@@ -144,7 +144,7 @@ fn generic_encrypt(
 
 /// GCM decryption of ciphertext followed by its tag. A tag that does not verify is
 /// `EncryptedDataInvalid`, and no plaintext is returned.
-pub fn gcm_decrypt(
+pub(crate) fn gcm_decrypt(
     key: &[u8],
     iv: &[u8],
     aad: &[u8],
@@ -159,7 +159,7 @@ pub fn gcm_decrypt(
 }
 
 /// [`gcm_decrypt`] with the key prepared once (`prepared` must be `key`'s).
-pub fn gcm_decrypt_prepared(
+pub(crate) fn gcm_decrypt_prepared(
     prepared: &GcmKey,
     key: &[u8],
     iv: &[u8],

@@ -8,7 +8,7 @@ use super::BLOCK_LEN;
 use crate::error::{Error, Result};
 
 /// A CMAC computation over data given in parts, for `C_SignUpdate`/`C_VerifyUpdate`.
-pub struct Cmac {
+pub(crate) struct Cmac {
     context: cmac::Context,
 }
 
@@ -20,7 +20,7 @@ impl std::fmt::Debug for Cmac {
 
 impl Cmac {
     /// Starts a CMAC under `key` (16, 24 or 32 bytes, else `KeySizeRange`).
-    pub fn new(key: &[u8]) -> Result<Cmac> {
+    pub(crate) fn new(key: &[u8]) -> Result<Cmac> {
         let algorithm = match key.len() {
             16 => cmac::AES_128,
             24 => cmac::AES_192,
@@ -34,14 +34,14 @@ impl Cmac {
         })
     }
 
-    pub fn update(&mut self, data: &[u8]) -> Result<()> {
+    pub(crate) fn update(&mut self, data: &[u8]) -> Result<()> {
         self.context
             .update(data)
             .map_err(|_| Error::Internal("AES-CMAC update failed"))
     }
 
     /// The full 16-byte MAC.
-    pub fn finalize(self) -> Result<[u8; BLOCK_LEN]> {
+    pub(crate) fn finalize(self) -> Result<[u8; BLOCK_LEN]> {
         let tag = self
             .context
             .sign()
@@ -54,7 +54,7 @@ impl Cmac {
     /// Checks `mac`, which may be the MAC truncated to its first 1..=16 bytes
     /// (`CKM_AES_CMAC_GENERAL`): another length is `SignatureLenRange`, a mismatch
     /// `SignatureInvalid`. The comparison takes constant time.
-    pub fn verify(self, mac: &[u8]) -> Result<()> {
+    pub(crate) fn verify(self, mac: &[u8]) -> Result<()> {
         if mac.is_empty() || mac.len() > BLOCK_LEN {
             return Err(Error::SignatureLenRange);
         }
@@ -68,14 +68,16 @@ impl Cmac {
 }
 
 /// The 16-byte AES-CMAC of `data`.
-pub fn cmac(key: &[u8], data: &[u8]) -> Result<[u8; BLOCK_LEN]> {
+#[cfg(test)] // used by the tests only
+pub(crate) fn cmac(key: &[u8], data: &[u8]) -> Result<[u8; BLOCK_LEN]> {
     let mut mac = Cmac::new(key)?;
     mac.update(data)?;
     mac.finalize()
 }
 
 /// Checks a (possibly truncated) AES-CMAC of `data`; see [`Cmac::verify`].
-pub fn cmac_verify(key: &[u8], data: &[u8], mac: &[u8]) -> Result<()> {
+#[cfg(test)] // used by the tests only
+pub(crate) fn cmac_verify(key: &[u8], data: &[u8], mac: &[u8]) -> Result<()> {
     let mut cmac = Cmac::new(key)?;
     cmac.update(data)?;
     cmac.verify(mac)

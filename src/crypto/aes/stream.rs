@@ -246,7 +246,7 @@ impl AesStream {
 
     /// Upper bound of the output of `update(input)` for an input of `input_len` bytes,
     /// given what is buffered now. Exact for every mode.
-    pub fn update_len_bound(&self, input_len: usize) -> usize {
+    pub(crate) fn update_len_bound(&self, input_len: usize) -> usize {
         match &self.mode {
             Mode::Ctr { .. } => input_len,
             Mode::Block {
@@ -260,7 +260,7 @@ impl AesStream {
 
     /// Upper bound of the output of `finish()` given what is buffered now: one block for
     /// padded encryption, up to 15 bytes for padded decryption, nothing otherwise.
-    pub fn finish_len_bound(&self) -> usize {
+    pub(crate) fn finish_len_bound(&self) -> usize {
         match &self.mode {
             Mode::Block {
                 pkcs7_pad: true,
@@ -283,7 +283,7 @@ impl AesStream {
 
     /// Upper bound of the whole output of `update(input)` then `finish()` for an input of
     /// `input_len` bytes: what a single-part `C_Encrypt`/`C_Decrypt` must make room for.
-    pub fn total_len_bound(&self, input_len: usize) -> usize {
+    pub(crate) fn total_len_bound(&self, input_len: usize) -> usize {
         match &self.mode {
             Mode::Ctr { .. } => input_len,
             Mode::Block {

@@ -45,7 +45,7 @@ fn refused(_: impl Sized) -> Error {
 
 /// RFC 3394 key wrap. `key` must be a multiple of 8 bytes and at least 16 (RFC 3394
 /// §2: at least two semiblocks); otherwise `DataLenRange`. The output is 8 bytes longer.
-pub fn key_wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn key_wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>> {
     let kek = Kek::new(kek)?;
     if key.len() % SEMIBLOCK != 0 || key.len() < 2 * SEMIBLOCK || key.len() > MAX_LEN {
         return Err(Error::DataLenRange);
@@ -65,7 +65,7 @@ pub fn key_wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>> {
 
 /// RFC 3394 key unwrap. `wrapped` must be a multiple of 8 bytes and at least 24, else
 /// `WrappedKeyLenRange`; a failed integrity check is `WrappedKeyInvalid`.
-pub fn key_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn key_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let kek = Kek::new(kek)?;
     if wrapped.len() % SEMIBLOCK != 0 || wrapped.len() < 3 * SEMIBLOCK || wrapped.len() > MAX_LEN {
         return Err(Error::WrappedKeyLenRange);
@@ -111,7 +111,7 @@ pub fn key_wrap_pad(kek: &[u8], key: &[u8]) -> Result<Vec<u8>> {
 /// RFC 5649 key unwrap. `wrapped` must be a multiple of 8 bytes and at least 16, else
 /// `WrappedKeyLenRange`; a failed integrity check (including the length indicator and the
 /// zero padding, RFC 5649 §3) is `WrappedKeyInvalid`.
-pub fn key_unwrap_pad(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn key_unwrap_pad(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let kek = Kek::new(kek)?;
     if wrapped.len() % SEMIBLOCK != 0 || wrapped.len() < 2 * SEMIBLOCK || wrapped.len() > MAX_LEN {
         return Err(Error::WrappedKeyLenRange);

@@ -41,7 +41,7 @@ impl std::fmt::Debug for RsaComponents {
 }
 
 /// Bit length of a big-endian unsigned integer.
-pub fn bit_len(be: &[u8]) -> usize {
+pub(crate) fn bit_len(be: &[u8]) -> usize {
     match be.iter().position(|b| *b != 0) {
         None => 0,
         Some(i) => (be.len() - i) * 8 - be[i].leading_zeros() as usize,
@@ -55,7 +55,7 @@ fn strip(be: &[u8]) -> &[u8] {
 
 impl RsaComponents {
     /// The DER RSAPrivateKey (PKCS#1 §A.1.2).
-    pub fn to_pkcs1_der(&self) -> Zeroizing<Vec<u8>> {
+    pub(crate) fn to_pkcs1_der(&self) -> Zeroizing<Vec<u8>> {
         let parts: Vec<Zeroizing<Vec<u8>>> = [
             &[0u8][..],
             &self.n,
@@ -98,7 +98,7 @@ impl RsaComponents {
     }
 
     /// The PKCS#8 PrivateKeyInfo, for `C_WrapKey`.
-    pub fn to_pkcs8(&self) -> Zeroizing<Vec<u8>> {
+    pub(crate) fn to_pkcs8(&self) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(pkcs8::encode_private_key_info(
             &KeyAlgorithm::Rsa,
             &self.to_pkcs1_der(),
@@ -182,13 +182,18 @@ impl RsaPrivateKey {
     }
 
     /// PKCS#1 v1.5 signature over a DER DigestInfo (or any short string, for TLS).
-    pub fn sign_pkcs1(&self, digest_info: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn sign_pkcs1(&self, digest_info: &[u8]) -> Result<Vec<u8>> {
         let em = padding::emsa_pkcs1_v15(digest_info, self.size())?;
         Ok(self.raw.private_op(&em, Error::DataLenRange)?.to_vec())
     }
 
     /// PSS signature over a message hash.
-    pub fn sign_pss(&self, m_hash: &[u8], hash: HashAlg, salt_len: usize) -> Result<Vec<u8>> {
+    pub(crate) fn sign_pss(
+        &self,
+        m_hash: &[u8],
+        hash: HashAlg,
+        salt_len: usize,
+    ) -> Result<Vec<u8>> {
         let em = padding::emsa_pss_encode(m_hash, self.bits, hash, salt_len)?;
         Ok(self
             .raw
@@ -206,7 +211,7 @@ impl RsaPrivateKey {
     /// RSAES-PKCS1-v1_5 decryption with implicit rejection (`implicit`): a bad padding
     /// gives a synthetic message, never an error, so no padding oracle exists. Only a
     /// ciphertext of the wrong length or not below the modulus (public facts) is refused.
-    pub fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn decrypt_pkcs1(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let em = self.decrypt_raw(ciphertext)?;
         Ok(implicit::decode(&em, &self.kdk, ciphertext))
     }
@@ -214,7 +219,7 @@ impl RsaPrivateKey {
     /// PKCS#1 v1.5 decryption of a wrapped key whose length is one of `lengths`, with
     /// implicit rejection (`implicit::decode_sized`): bad padding, or a message of
     /// another length, gives a useless key of an allowed size, never a distinct error.
-    pub fn unwrap_pkcs1_sized(
+    pub(crate) fn unwrap_pkcs1_sized(
         &self,
         ciphertext: &[u8],
         lengths: &[usize],
@@ -228,7 +233,7 @@ impl RsaPrivateKey {
 
     /// PKCS#1 v1.5 decryption of a wrapped key of any length with implicit rejection
     /// (`implicit::decode`): a bad padding gives a synthetic key of a pseudo-random length.
-    pub fn unwrap_pkcs1_any(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn unwrap_pkcs1_any(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if ciphertext.len() != self.size() {
             return Err(Error::WrappedKeyLenRange);
         }
@@ -238,7 +243,7 @@ impl RsaPrivateKey {
 
     /// PKCS#1 v1.5 decryption of a wrapped key of `expected_len` bytes with implicit
     /// rejection: bad padding gives a useless key, never a distinct error.
-    pub fn unwrap_pkcs1(
+    pub(crate) fn unwrap_pkcs1(
         &self,
         ciphertext: &[u8],
         expected_len: usize,
@@ -250,7 +255,7 @@ impl RsaPrivateKey {
     /// real key of that length. The KMS import uses the flag at the very end, after the
     /// same work as for any other material, so that a bad block is refused exactly like
     /// wrong material and never bound to a key.
-    pub fn unwrap_pkcs1_flagged(
+    pub(crate) fn unwrap_pkcs1_flagged(
         &self,
         ciphertext: &[u8],
         expected_len: usize,
@@ -270,13 +275,13 @@ impl RsaPrivateKey {
 
     /// Raw RSA (RSADP, `CKM_RSA_X_509` decryption): the ciphertext must be `size()`
     /// bytes and below the modulus; the result is `size()` bytes, leading zeros kept.
-    pub fn decrypt_x509(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn decrypt_x509(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.decrypt_raw(ciphertext)
     }
 
     /// Raw RSA signature (RSASP1, `CKM_RSA_X_509`): `data`, at most `size()` bytes, is
     /// left-padded with zeros to `size()` bytes and must then be below the modulus.
-    pub fn sign_x509(&self, data: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn sign_x509(&self, data: &[u8]) -> Result<Vec<u8>> {
         if data.len() > self.size() {
             return Err(Error::DataLenRange);
         }
@@ -284,7 +289,7 @@ impl RsaPrivateKey {
         Ok(self.raw.private_op(&input, Error::DataInvalid)?.to_vec())
     }
 
-    pub fn decrypt_oaep(
+    pub(crate) fn decrypt_oaep(
         &self,
         ciphertext: &[u8],
         hash: HashAlg,
@@ -318,7 +323,7 @@ impl RsaPublicKey {
         self.raw.public_op(signature, Error::SignatureInvalid)
     }
 
-    pub fn verify_pkcs1(&self, digest_info: &[u8], signature: &[u8]) -> Result<()> {
+    pub(crate) fn verify_pkcs1(&self, digest_info: &[u8], signature: &[u8]) -> Result<()> {
         let em = self.open_signature(signature)?;
         let expected = padding::emsa_pkcs1_v15(digest_info, self.size())?;
         if bool::from(em.ct_eq(&expected)) {
@@ -328,7 +333,7 @@ impl RsaPublicKey {
         }
     }
 
-    pub fn verify_pss(
+    pub(crate) fn verify_pss(
         &self,
         m_hash: &[u8],
         signature: &[u8],
@@ -355,14 +360,14 @@ impl RsaPublicKey {
 
     /// Raw RSA encryption (RSAEP, `CKM_RSA_X_509`): `message`, at most `size()` bytes, is
     /// left-padded with zeros and must then be below the modulus; `size()` bytes out.
-    pub fn encrypt_x509(&self, message: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn encrypt_x509(&self, message: &[u8]) -> Result<Vec<u8>> {
         let input = self.left_pad(message, Error::DataLenRange)?;
         self.raw.public_op(&input, Error::DataInvalid)
     }
 
     /// Raw RSA verification (RSAVP1, `CKM_RSA_X_509`): the signature opens to `data`
     /// left-padded with zeros.
-    pub fn verify_x509(&self, data: &[u8], signature: &[u8]) -> Result<()> {
+    pub(crate) fn verify_x509(&self, data: &[u8], signature: &[u8]) -> Result<()> {
         let expected = self.left_pad(data, Error::DataLenRange)?;
         let opened = self.open_signature(signature)?;
         if bool::from(opened.ct_eq(&expected)) {

@@ -21,13 +21,15 @@ mod openssl_interop;
 #[cfg(test)]
 mod test_support;
 
-pub use self::sm2::{
-    sm2_check_public, sm2_decrypt, sm2_decrypt_der, sm2_encrypt, sm2_encrypt_der, sm2_generate,
-    sm2_public_from_private, sm2_sign_digest, sm2_sign_sm3, sm2_sm3_hasher, sm2_verify_digest,
-    sm2_verify_sm3, SM2_DEFAULT_ID,
+pub(crate) use self::sm2::{
+    sm2_decrypt, sm2_public_from_private, sm2_sign_digest, sm2_sm3_hasher, sm2_verify_digest,
 };
-pub use self::sm3::{sm3, Sm3};
-pub use self::sm4::{
-    sm4_cbc_decrypt, sm4_cbc_encrypt, sm4_ecb_decrypt, sm4_ecb_encrypt, sm4_gcm_decrypt,
-    sm4_gcm_encrypt, sm4_generate_key, SM4_GCM_IV_LEN, SM4_GCM_TAG_LENS,
+#[cfg(test)]
+use self::sm2::{sm2_decrypt_der, sm2_encrypt_der, sm2_sign_sm3, sm2_verify_sm3};
+pub use self::sm2::{sm2_encrypt, sm2_generate, SM2_DEFAULT_ID};
+pub use self::sm3::sm3;
+pub(crate) use self::sm3::Sm3;
+pub(crate) use self::sm4::{
+    sm4_cbc_decrypt, sm4_cbc_encrypt, sm4_ecb_decrypt, sm4_gcm_decrypt, sm4_gcm_encrypt,
 };
+pub use self::sm4::{sm4_ecb_encrypt, sm4_generate_key};

@@ -11,7 +11,6 @@
 //! Z_A is computed here rather than by the `sm2` crate, because the crate takes the
 //! identifier as a `str` while GB/T 32918.2 allows any byte string.
 
-use ::der::Decode;
 use ::sm2::dsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
 use ::sm2::dsa::{Signature, SigningKey, VerifyingKey};
 use ::sm2::elliptic_curve::rand_core::{TryCryptoRng, TryRng};
@@ -171,13 +170,14 @@ pub fn sm2_generate() -> Result<(Zeroizing<[u8; 32]>, [u8; 65])> {
 }
 
 /// The public point 04 || x || y of the private scalar `d` (32 bytes, in [1, n-2]).
-pub fn sm2_public_from_private(d: &[u8]) -> Result<[u8; 65]> {
+pub(crate) fn sm2_public_from_private(d: &[u8]) -> Result<[u8; 65]> {
     let scalar = private_scalar(d)?;
     encode_point(&PublicKey::from_secret_scalar(&scalar))
 }
 
 /// Checks that `point` is a 65-byte uncompressed point on the curve (not the identity).
-pub fn sm2_check_public(point: &[u8]) -> Result<()> {
+#[cfg(test)] // used by the tests only
+pub(crate) fn sm2_check_public(point: &[u8]) -> Result<()> {
     public_key(point).map(|_| ())
 }
 
@@ -202,7 +202,7 @@ fn identity_hash(point: &[u8; 65], id: &[u8]) -> Result<[u8; 32]> {
 /// An SM3 computation already fed with Z_A for `point` and `id`, for multi-part SM2-with-SM3
 /// signatures: update it with the message, finalize to e, and pass e to
 /// [`sm2_sign_digest`] or [`sm2_verify_digest`].
-pub fn sm2_sm3_hasher(point: &[u8], id: &[u8]) -> Result<Sm3> {
+pub(crate) fn sm2_sm3_hasher(point: &[u8], id: &[u8]) -> Result<Sm3> {
     let key = public_key(point)?;
     let za = identity_hash(&encode_point(&key)?, id)?;
     let mut h = Sm3::new();
@@ -227,7 +227,7 @@ fn sign_prehash(key: &SigningKey, e: &[u8]) -> Result<[u8; 64]> {
 }
 
 /// Signs the 32-byte digest `e` (already SM3(Z_A || M)) with `d`; returns r || s.
-pub fn sm2_sign_digest(d: &[u8], e: &[u8]) -> Result<[u8; 64]> {
+pub(crate) fn sm2_sign_digest(d: &[u8], e: &[u8]) -> Result<[u8; 64]> {
     let key = signing_key(d)?;
     if e.len() != HASH_LEN {
         return Err(Error::DataLenRange);
@@ -237,7 +237,8 @@ pub fn sm2_sign_digest(d: &[u8], e: &[u8]) -> Result<[u8; 64]> {
 
 /// Signs `message` with `d` under signer identifier `id`: e = SM3(Z_A || message), where
 /// Z_A uses the public key derived from `d`. Returns r || s, 32 bytes each.
-pub fn sm2_sign_sm3(d: &[u8], id: &[u8], message: &[u8]) -> Result<[u8; 64]> {
+#[cfg(test)] // used by the tests only
+pub(crate) fn sm2_sign_sm3(d: &[u8], id: &[u8], message: &[u8]) -> Result<[u8; 64]> {
     let key = signing_key(d)?;
     let point = encode_point(&PublicKey::from(key.verifying_key()))?;
     let mut h = Sm3::new();
@@ -247,7 +248,7 @@ pub fn sm2_sign_sm3(d: &[u8], id: &[u8], message: &[u8]) -> Result<[u8; 64]> {
 }
 
 /// Verifies r || s over the 32-byte digest `e` (already SM3(Z_A || M)).
-pub fn sm2_verify_digest(point: &[u8], e: &[u8], signature: &[u8]) -> Result<()> {
+pub(crate) fn sm2_verify_digest(point: &[u8], e: &[u8], signature: &[u8]) -> Result<()> {
     let key = public_key(point)?;
     if e.len() != HASH_LEN {
         return Err(Error::DataLenRange);
@@ -263,7 +264,13 @@ pub fn sm2_verify_digest(point: &[u8], e: &[u8], signature: &[u8]) -> Result<()>
 }
 
 /// Verifies r || s over `message` for the signer `point` with identifier `id`.
-pub fn sm2_verify_sm3(point: &[u8], id: &[u8], message: &[u8], signature: &[u8]) -> Result<()> {
+#[cfg(test)] // used by the tests only
+pub(crate) fn sm2_verify_sm3(
+    point: &[u8],
+    id: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<()> {
     let mut h = sm2_sm3_hasher(point, id)?;
     h.update(message);
     sm2_verify_digest(point, &h.finalize(), signature)
@@ -282,7 +289,8 @@ pub fn sm2_encrypt(point: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
 /// Encrypts `plaintext` (non-empty) to `point`; returns the GM/T 0009 DER form
 /// SEQUENCE { x INTEGER, y INTEGER, hash OCTET STRING, ciphertext OCTET STRING },
 /// which OpenSSL and GmSSL use.
-pub fn sm2_encrypt_der(point: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+#[cfg(test)] // used by the tests only
+pub(crate) fn sm2_encrypt_der(point: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let cipher = encrypt_cipher(point, plaintext)?;
     ::der::Encode::to_der(&cipher).map_err(|_| Error::Internal("SM2 ciphertext DER encoding"))
 }
@@ -300,7 +308,7 @@ fn encrypt_cipher(point: &[u8], plaintext: &[u8]) -> Result<Cipher<'static>> {
 /// Decrypts C1 || C3 || C2 (C1 uncompressed, 65 bytes; C3 32 bytes; C2 non-empty) with `d`.
 /// A ciphertext too short is `EncryptedDataLenRange`; one whose C1 is not on the curve or
 /// whose C3 does not match is `EncryptedDataInvalid`.
-pub fn sm2_decrypt(d: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn sm2_decrypt(d: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let key = DecryptingKey::new_with_mode(*private_scalar(d)?, Mode::C1C3C2);
     if ciphertext.len() <= CIPHERTEXT_OVERHEAD {
         return Err(Error::EncryptedDataLenRange);
@@ -316,7 +324,9 @@ pub fn sm2_decrypt(d: &[u8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 /// Decrypts the GM/T 0009 DER form (see [`sm2_encrypt_der`]) with `d`. Anything that is
 /// not exactly that structure, with a 32-byte hash, a non-empty ciphertext and a point on
 /// the curve, or whose hash does not match, is `EncryptedDataInvalid`.
-pub fn sm2_decrypt_der(d: &[u8], der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+#[cfg(test)] // used by the tests only
+pub(crate) fn sm2_decrypt_der(d: &[u8], der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    use ::der::Decode;
     let key = DecryptingKey::new_with_mode(*private_scalar(d)?, Mode::C1C3C2);
     let cipher = Cipher::<'_, ::sm2::Sm2, ::sm3::Sm3>::from_der(der)
         .map_err(|_| Error::EncryptedDataInvalid)?;

@@ -5,7 +5,7 @@ use ::sm3::Digest as _;
 /// A streaming SM3 computation. Its state is wiped when dropped, since the data being
 /// hashed may be secret (C_DigestKey).
 #[derive(Clone, Default)]
-pub struct Sm3 {
+pub(crate) struct Sm3 {
     inner: ::sm3::Sm3,
 }
 
@@ -16,18 +16,15 @@ impl std::fmt::Debug for Sm3 {
 }
 
 impl Sm3 {
-    /// Output length in bytes.
-    pub const OUTPUT_LEN: usize = 32;
-
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         self.inner.update(data);
     }
 
-    pub fn finalize(self) -> [u8; 32] {
+    pub(crate) fn finalize(self) -> [u8; 32] {
         self.inner.finalize().into()
     }
 }

@@ -23,11 +23,11 @@ const BLOCK_LEN: usize = 16;
 
 /// The only GCM IV length accepted, in bytes: 96 bits, the length NIST SP 800-38D
 /// recommends and RFC 8998 uses. Other lengths are `MechanismParamInvalid`.
-pub const SM4_GCM_IV_LEN: usize = 12;
+pub(crate) const SM4_GCM_IV_LEN: usize = 12;
 
 /// The GCM tag lengths accepted, in bytes (96 to 128 bits). Shorter tags, which SP 800-38D
 /// allows only for special uses, are `MechanismParamInvalid`.
-pub const SM4_GCM_TAG_LENS: std::ops::RangeInclusive<usize> = 12..=16;
+pub(crate) const SM4_GCM_TAG_LENS: std::ops::RangeInclusive<usize> = 12..=16;
 
 fn cipher(key: &[u8]) -> Result<Sm4> {
     if key.len() != KEY_LEN {
@@ -63,7 +63,7 @@ pub fn sm4_ecb_encrypt(key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// SM4-ECB decryption without padding; `data` must be a multiple of 16 bytes.
-pub fn sm4_ecb_decrypt(key: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn sm4_ecb_decrypt(key: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let sm4 = cipher(key)?;
     if data.len() % BLOCK_LEN != 0 {
         return Err(Error::EncryptedDataLenRange);
@@ -76,7 +76,12 @@ pub fn sm4_ecb_decrypt(key: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 /// SM4-CBC encryption with a 16-byte IV. With `pkcs7_pad`, any length is accepted and
 /// 1 to 16 padding bytes are added (PKCS#7, as CKM_SM4_CBC_PAD); without it, `data` must be
 /// a multiple of 16 bytes.
-pub fn sm4_cbc_encrypt(key: &[u8], iv: &[u8], data: &[u8], pkcs7_pad: bool) -> Result<Vec<u8>> {
+pub(crate) fn sm4_cbc_encrypt(
+    key: &[u8],
+    iv: &[u8],
+    data: &[u8],
+    pkcs7_pad: bool,
+) -> Result<Vec<u8>> {
     let sm4 = cipher(key)?;
     check_iv(iv)?;
     let mut buf = Zeroizing::new(Vec::with_capacity(data.len() + BLOCK_LEN));
@@ -96,7 +101,7 @@ pub fn sm4_cbc_encrypt(key: &[u8], iv: &[u8], data: &[u8], pkcs7_pad: bool) -> R
 
 /// SM4-CBC decryption with a 16-byte IV. `data` must be a multiple of 16 bytes, and with
 /// `pkcs7_pad` also non-empty with valid PKCS#7 padding, which is removed.
-pub fn sm4_cbc_decrypt(
+pub(crate) fn sm4_cbc_decrypt(
     key: &[u8],
     iv: &[u8],
     data: &[u8],
@@ -183,7 +188,7 @@ fn check_gcm_params(iv: &[u8], tag_len: usize) -> Result<()> {
 /// Accepts exactly a 12-byte IV ([`SM4_GCM_IV_LEN`]) and tag lengths of 12, 13, 14, 15 or
 /// 16 bytes ([`SM4_GCM_TAG_LENS`]); anything else is `MechanismParamInvalid`. The tag is
 /// the full GCM tag truncated to `tag_len` bytes (SP 800-38D §5.2.1.2). `aad` may be empty.
-pub fn sm4_gcm_encrypt(
+pub(crate) fn sm4_gcm_encrypt(
     key: &[u8],
     iv: &[u8],
     aad: &[u8],
@@ -205,7 +210,7 @@ pub fn sm4_gcm_encrypt(
 /// SM4-GCM decryption of ciphertext || tag, accepting the same IV and tag lengths as
 /// [`sm4_gcm_encrypt`]. Input shorter than the tag is `EncryptedDataLenRange`; a tag that
 /// does not verify is `EncryptedDataInvalid`, and then no plaintext is returned.
-pub fn sm4_gcm_decrypt(
+pub(crate) fn sm4_gcm_decrypt(
     key: &[u8],
     iv: &[u8],
     aad: &[u8],

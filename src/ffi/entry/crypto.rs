@@ -11,204 +11,375 @@ use crate::error::Result;
 use crate::ffi::raw::{self, OutBuf};
 use crate::session::crypto::Direction;
 
-fn cipher_init(
+/// # Safety
+/// The caller contract (`ffi/entry`): `mechanism` as `C_EncryptInit`'s `pMechanism`.
+unsafe fn cipher_init(
     dir: Direction,
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let mech = raw::read_mechanism(m)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the mechanism and its parameter for this call.
+    let mech = unsafe { raw::read_mechanism(mechanism) }?;
     s.cipher_init(dir, &mech, key as u64)
 }
 
-fn cipher_once(
+/// # Safety
+/// The caller contract (`ffi/entry`): `input` readable for `input_len` bytes, `output`
+/// writable for `*output_len` bytes, `output_len` readable and writable.
+unsafe fn cipher_once(
     dir: Direction,
-    h: CK_SESSION_HANDLE,
-    data: *mut CK_BYTE,
-    len: CK_ULONG,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+    session: CK_SESSION_HANDLE,
+    input: *mut CK_BYTE,
+    input_len: CK_ULONG,
+    output: *mut CK_BYTE,
+    output_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let input = raw::in_bytes(data, len)?;
-    let out = OutBuf::new(out, out_len)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers both buffers for this call, which the slice and
+    // the OutBuf do not outlive.
+    let (input, out) = unsafe {
+        (
+            raw::in_bytes(input, input_len)?,
+            OutBuf::new(output, output_len)?,
+        )
+    };
     out.put(s.cipher_once(dir, input, out.capacity)?)
 }
 
-fn cipher_update(
+/// # Safety
+/// As `cipher_once`.
+unsafe fn cipher_update(
     dir: Direction,
-    h: CK_SESSION_HANDLE,
-    data: *mut CK_BYTE,
-    len: CK_ULONG,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+    session: CK_SESSION_HANDLE,
+    input: *mut CK_BYTE,
+    input_len: CK_ULONG,
+    output: *mut CK_BYTE,
+    output_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let input = raw::in_bytes(data, len)?;
-    let out = OutBuf::new(out, out_len)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers both buffers for this call, which the slice and
+    // the OutBuf do not outlive.
+    let (input, out) = unsafe {
+        (
+            raw::in_bytes(input, input_len)?,
+            OutBuf::new(output, output_len)?,
+        )
+    };
     out.put(s.cipher_update(dir, input, out.capacity)?)
 }
 
-fn cipher_final(
+/// # Safety
+/// The caller contract (`ffi/entry`): `output` writable for `*output_len` bytes,
+/// `output_len` readable and writable.
+unsafe fn cipher_final(
     dir: Direction,
-    h: CK_SESSION_HANDLE,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+    session: CK_SESSION_HANDLE,
+    output: *mut CK_BYTE,
+    output_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let out = OutBuf::new(out, out_len)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the output buffer for this call.
+    let out = unsafe { OutBuf::new(output, output_len) }?;
     out.put(s.cipher_final(dir, out.capacity)?)
 }
 
-pub(crate) fn encrypt_init(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn encrypt_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    cipher_init(Direction::Encrypt, h, m, key)
+    // SAFETY: this function's contract is cipher_init's.
+    unsafe { cipher_init(Direction::Encrypt, session, mechanism, key) }
 }
-pub(crate) fn encrypt(
-    h: CK_SESSION_HANDLE,
-    d: *mut CK_BYTE,
-    l: CK_ULONG,
-    o: *mut CK_BYTE,
-    ol: *mut CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn encrypt(
+    session: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+    encrypted_data: *mut CK_BYTE,
+    encrypted_data_len: *mut CK_ULONG,
 ) -> Result<()> {
-    cipher_once(Direction::Encrypt, h, d, l, o, ol)
+    // SAFETY: this function's contract is cipher_once's.
+    unsafe {
+        cipher_once(
+            Direction::Encrypt,
+            session,
+            data,
+            data_len,
+            encrypted_data,
+            encrypted_data_len,
+        )
+    }
 }
-pub(crate) fn encrypt_update(
-    h: CK_SESSION_HANDLE,
-    d: *mut CK_BYTE,
-    l: CK_ULONG,
-    o: *mut CK_BYTE,
-    ol: *mut CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn encrypt_update(
+    session: CK_SESSION_HANDLE,
+    part: *mut CK_BYTE,
+    part_len: CK_ULONG,
+    encrypted_part: *mut CK_BYTE,
+    encrypted_part_len: *mut CK_ULONG,
 ) -> Result<()> {
-    cipher_update(Direction::Encrypt, h, d, l, o, ol)
+    // SAFETY: this function's contract is cipher_update's.
+    unsafe {
+        cipher_update(
+            Direction::Encrypt,
+            session,
+            part,
+            part_len,
+            encrypted_part,
+            encrypted_part_len,
+        )
+    }
 }
-pub(crate) fn encrypt_final(
-    h: CK_SESSION_HANDLE,
-    o: *mut CK_BYTE,
-    ol: *mut CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn encrypt_final(
+    session: CK_SESSION_HANDLE,
+    last_encrypted_part: *mut CK_BYTE,
+    last_encrypted_part_len: *mut CK_ULONG,
 ) -> Result<()> {
-    cipher_final(Direction::Encrypt, h, o, ol)
+    // SAFETY: this function's contract is cipher_final's.
+    unsafe {
+        cipher_final(
+            Direction::Encrypt,
+            session,
+            last_encrypted_part,
+            last_encrypted_part_len,
+        )
+    }
 }
-pub(crate) fn decrypt_init(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn decrypt_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    cipher_init(Direction::Decrypt, h, m, key)
+    // SAFETY: this function's contract is cipher_init's.
+    unsafe { cipher_init(Direction::Decrypt, session, mechanism, key) }
 }
-pub(crate) fn decrypt(
-    h: CK_SESSION_HANDLE,
-    d: *mut CK_BYTE,
-    l: CK_ULONG,
-    o: *mut CK_BYTE,
-    ol: *mut CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn decrypt(
+    session: CK_SESSION_HANDLE,
+    encrypted_data: *mut CK_BYTE,
+    encrypted_data_len: CK_ULONG,
+    data: *mut CK_BYTE,
+    data_len: *mut CK_ULONG,
 ) -> Result<()> {
-    cipher_once(Direction::Decrypt, h, d, l, o, ol)
+    // SAFETY: this function's contract is cipher_once's.
+    unsafe {
+        cipher_once(
+            Direction::Decrypt,
+            session,
+            encrypted_data,
+            encrypted_data_len,
+            data,
+            data_len,
+        )
+    }
 }
-pub(crate) fn decrypt_update(
-    h: CK_SESSION_HANDLE,
-    d: *mut CK_BYTE,
-    l: CK_ULONG,
-    o: *mut CK_BYTE,
-    ol: *mut CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn decrypt_update(
+    session: CK_SESSION_HANDLE,
+    encrypted_part: *mut CK_BYTE,
+    encrypted_part_len: CK_ULONG,
+    part: *mut CK_BYTE,
+    part_len: *mut CK_ULONG,
 ) -> Result<()> {
-    cipher_update(Direction::Decrypt, h, d, l, o, ol)
+    // SAFETY: this function's contract is cipher_update's.
+    unsafe {
+        cipher_update(
+            Direction::Decrypt,
+            session,
+            encrypted_part,
+            encrypted_part_len,
+            part,
+            part_len,
+        )
+    }
 }
-pub(crate) fn decrypt_final(
-    h: CK_SESSION_HANDLE,
-    o: *mut CK_BYTE,
-    ol: *mut CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn decrypt_final(
+    session: CK_SESSION_HANDLE,
+    last_part: *mut CK_BYTE,
+    last_part_len: *mut CK_ULONG,
 ) -> Result<()> {
-    cipher_final(Direction::Decrypt, h, o, ol)
+    // SAFETY: this function's contract is cipher_final's.
+    unsafe { cipher_final(Direction::Decrypt, session, last_part, last_part_len) }
 }
 
-pub(crate) fn digest_init(h: CK_SESSION_HANDLE, m: *mut CK_MECHANISM) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    s.digest_init(&raw::read_mechanism(m)?)
-}
-pub(crate) fn digest(
-    h: CK_SESSION_HANDLE,
-    d: *mut CK_BYTE,
-    l: CK_ULONG,
-    o: *mut CK_BYTE,
-    ol: *mut CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn digest_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let data = raw::in_bytes(d, l)?;
-    let out = OutBuf::new(o, ol)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the mechanism and its parameter for this call.
+    s.digest_init(&unsafe { raw::read_mechanism(mechanism) }?)
+}
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn digest(
+    session: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+    digest: *mut CK_BYTE,
+    digest_len: *mut CK_ULONG,
+) -> Result<()> {
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers both buffers for this call, which the slice and
+    // the OutBuf do not outlive.
+    let (data, out) = unsafe {
+        (
+            raw::in_bytes(data, data_len)?,
+            OutBuf::new(digest, digest_len)?,
+        )
+    };
     out.put(s.digest_once(data, out.capacity)?)
 }
-pub(crate) fn digest_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    s.digest_update(raw::in_bytes(d, l)?)
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn digest_update(
+    session: CK_SESSION_HANDLE,
+    part: *mut CK_BYTE,
+    part_len: CK_ULONG,
+) -> Result<()> {
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the part for this call.
+    s.digest_update(unsafe { raw::in_bytes(part, part_len) }?)
 }
-pub(crate) fn digest_key(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let (_, s) = lookup(h)?;
+pub(crate) fn digest_key(session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
+    let (_, s) = lookup(session)?;
     s.digest_key(key as u64)
 }
-pub(crate) fn digest_final(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let out = OutBuf::new(o, ol)?;
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn digest_final(
+    session: CK_SESSION_HANDLE,
+    digest: *mut CK_BYTE,
+    digest_len: *mut CK_ULONG,
+) -> Result<()> {
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the output buffer for this call.
+    let out = unsafe { OutBuf::new(digest, digest_len) }?;
     out.put(s.digest_final(out.capacity)?)
 }
 
-pub(crate) fn sign_init(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn sign_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    s.sign_init(&raw::read_mechanism(m)?, key as u64)
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the mechanism and its parameter for this call.
+    s.sign_init(&unsafe { raw::read_mechanism(mechanism) }?, key as u64)
 }
-pub(crate) fn sign(
-    h: CK_SESSION_HANDLE,
-    d: *mut CK_BYTE,
-    l: CK_ULONG,
-    o: *mut CK_BYTE,
-    ol: *mut CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn sign(
+    session: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+    signature: *mut CK_BYTE,
+    signature_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let data = raw::in_bytes(d, l)?;
-    let out = OutBuf::new(o, ol)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers both buffers for this call, which the slice and
+    // the OutBuf do not outlive.
+    let (data, out) = unsafe {
+        (
+            raw::in_bytes(data, data_len)?,
+            OutBuf::new(signature, signature_len)?,
+        )
+    };
     out.put(s.sign_once(data, out.capacity)?)
 }
-pub(crate) fn sign_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    s.sign_update(raw::in_bytes(d, l)?)
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn sign_update(
+    session: CK_SESSION_HANDLE,
+    part: *mut CK_BYTE,
+    part_len: CK_ULONG,
+) -> Result<()> {
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the part for this call.
+    s.sign_update(unsafe { raw::in_bytes(part, part_len) }?)
 }
-pub(crate) fn sign_final(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let out = OutBuf::new(o, ol)?;
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn sign_final(
+    session: CK_SESSION_HANDLE,
+    signature: *mut CK_BYTE,
+    signature_len: *mut CK_ULONG,
+) -> Result<()> {
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the output buffer for this call.
+    let out = unsafe { OutBuf::new(signature, signature_len) }?;
     out.put(s.sign_final(out.capacity)?)
 }
 
-pub(crate) fn verify_init(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn verify_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    s.verify_init(&raw::read_mechanism(m)?, key as u64)
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the mechanism and its parameter for this call.
+    s.verify_init(&unsafe { raw::read_mechanism(mechanism) }?, key as u64)
 }
-pub(crate) fn verify(
-    h: CK_SESSION_HANDLE,
-    d: *mut CK_BYTE,
-    l: CK_ULONG,
-    sig: *mut CK_BYTE,
-    sl: CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn verify(
+    session: CK_SESSION_HANDLE,
+    data: *mut CK_BYTE,
+    data_len: CK_ULONG,
+    signature: *mut CK_BYTE,
+    signature_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    s.verify_once(raw::in_bytes(d, l)?, raw::in_bytes(sig, sl)?)
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers both buffers for this call, which the slices do
+    // not outlive.
+    let (data, signature) = unsafe {
+        (
+            raw::in_bytes(data, data_len)?,
+            raw::in_bytes(signature, signature_len)?,
+        )
+    };
+    s.verify_once(data, signature)
 }
-pub(crate) fn verify_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    s.verify_update(raw::in_bytes(d, l)?)
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn verify_update(
+    session: CK_SESSION_HANDLE,
+    part: *mut CK_BYTE,
+    part_len: CK_ULONG,
+) -> Result<()> {
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the part for this call.
+    s.verify_update(unsafe { raw::in_bytes(part, part_len) }?)
 }
-pub(crate) fn verify_final(h: CK_SESSION_HANDLE, sig: *mut CK_BYTE, sl: CK_ULONG) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    s.verify_final(raw::in_bytes(sig, sl)?)
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn verify_final(
+    session: CK_SESSION_HANDLE,
+    signature: *mut CK_BYTE,
+    signature_len: CK_ULONG,
+) -> Result<()> {
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the signature for this call.
+    s.verify_final(unsafe { raw::in_bytes(signature, signature_len) }?)
 }

@@ -30,8 +30,12 @@ pub(crate) fn library_version() -> CK_VERSION {
     }
 }
 
-pub(crate) fn initialize(args: *mut c_void) -> Result<()> {
-    let args = raw::read_init_args(args)?;
+/// # Safety
+/// The caller contract (`ffi/entry`): `init_args` NULL or a readable
+/// `CK_C_INITIALIZE_ARGS` (its `pReserved` may be anything).
+pub(crate) unsafe fn initialize(init_args: *mut c_void) -> Result<()> {
+    // SAFETY: the caller contract covers `init_args` for this call.
+    let args = unsafe { raw::read_init_args(init_args) }?;
     if args.callbacks && args.flags & CKF_OS_LOCKING_OK == 0 {
         return Err(Error::CantLock);
     }
@@ -50,45 +54,62 @@ pub(crate) fn finalize(reserved: *mut c_void) -> Result<()> {
     provider::finalize()
 }
 
-pub(crate) fn info(out: *mut CK_INFO) -> Result<()> {
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn info(info: *mut CK_INFO) -> Result<()> {
     provider::get()?;
-    raw::write(
-        out,
-        CK_INFO {
-            cryptokiVersion: CK_VERSION { major: 3, minor: 0 },
-            manufacturerID: raw::padded(MANUFACTURER),
-            flags: 0,
-            libraryDescription: raw::padded(LIBRARY_DESCRIPTION),
-            libraryVersion: library_version(),
-        },
-    )
+    let value = CK_INFO {
+        cryptokiVersion: CK_VERSION { major: 3, minor: 0 },
+        manufacturerID: raw::padded(MANUFACTURER),
+        flags: 0,
+        libraryDescription: raw::padded(LIBRARY_DESCRIPTION),
+        libraryVersion: library_version(),
+    };
+    // SAFETY: the caller contract makes `info` NULL or writable for this call.
+    unsafe { raw::write(info, value) }
 }
 
-pub(crate) fn function_list(out: *mut *mut CK_FUNCTION_LIST) -> Result<()> {
-    raw::write(out, addr_of!(FUNCTION_LIST_2_40).cast_mut())
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn function_list(function_list: *mut *mut CK_FUNCTION_LIST) -> Result<()> {
+    // SAFETY: the caller contract makes `function_list` NULL or writable for this call.
+    unsafe { raw::write(function_list, addr_of!(FUNCTION_LIST_2_40).cast_mut()) }
 }
 
-pub(crate) fn interface_list(list: *mut CK_INTERFACE, count: *mut CK_ULONG) -> Result<()> {
-    raw::out_array(list, count, &INTERFACES.0)
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn interface_list(
+    interfaces_list: *mut CK_INTERFACE,
+    count: *mut CK_ULONG,
+) -> Result<()> {
+    // SAFETY: the caller contract makes `count` NULL or readable and writable, and
+    // `interfaces_list` NULL or writable for `*count` interfaces, for this call.
+    unsafe { raw::out_array(interfaces_list, count, &INTERFACES.0) }
 }
 
 /// `C_GetInterface`: NULL name or "PKCS 11"; NULL version (the default, 3.0) or 3.0 or
 /// 2.40; no interface flags are offered, so asking for any gives no match.
-pub(crate) fn interface(
-    name: *mut CK_UTF8CHAR,
+///
+/// # Safety
+/// The caller contract (`ffi/entry`): `interface_name` NULL or NUL-terminated.
+pub(crate) unsafe fn interface(
+    interface_name: *mut CK_UTF8CHAR,
     version: *mut CK_VERSION,
-    out: *mut *mut CK_INTERFACE,
+    interface: *mut *mut CK_INTERFACE,
     flags: CK_FLAGS,
 ) -> Result<()> {
-    if out.is_null() {
+    if interface.is_null() {
         return Err(Error::ArgumentsBad("NULL ppInterface"));
     }
-    if let Some(n) = raw::c_name(name)? {
+    // SAFETY: the caller contract makes `interface_name` NULL or a NUL-terminated string
+    // for this call, which the name does not outlive.
+    if let Some(n) = unsafe { raw::c_name(interface_name) }? {
         if n != b"PKCS 11" {
             return Err(Error::ArgumentsBad("unknown interface name"));
         }
     }
-    let wanted = raw::read_struct(version);
+    // SAFETY: the caller contract makes `version` NULL or a readable CK_VERSION.
+    let wanted = unsafe { raw::read_struct(version) };
     let index = match wanted.map(|v| (v.major, v.minor)) {
         None | Some((3, 0)) => 0,
         Some((2, 40)) => 1,
@@ -97,5 +118,6 @@ pub(crate) fn interface(
     if flags & !INTERFACES.0[index].flags != 0 {
         return Err(Error::ArgumentsBad("no interface with those flags"));
     }
-    raw::write(out, addr_of!(INTERFACES.0[index]).cast_mut())
+    // SAFETY: the caller contract makes `interface` (not NULL) writable for this call.
+    unsafe { raw::write(interface, addr_of!(INTERFACES.0[index]).cast_mut()) }
 }

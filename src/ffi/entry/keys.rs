@@ -11,63 +11,90 @@ use crate::error::{Error, Result};
 use crate::ffi::raw::{self, OutBuf};
 use crate::operation::Output;
 
-pub(crate) fn generate_key(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
-    t: *mut CK_ATTRIBUTE,
-    n: CK_ULONG,
-    out: *mut CK_OBJECT_HANDLE,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn generate_key(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    template: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    if out.is_null() {
+    let (_, s) = lookup(session)?;
+    if key.is_null() {
         return Err(Error::ArgumentsBad("NULL phKey"));
     }
     // The template is read first: a NULL template with a non-zero count is
     // CKR_ARGUMENTS_BAD whatever the mechanism (google/pkcs11test's GenerateKeyInvalid
     // asks so with a mechanism a module may lack).
-    let template = raw::read_template(t, n)?;
-    let mech = raw::read_mechanism(m)?;
+    // SAFETY: the caller contract covers the template and the mechanism for this call.
+    let (template, mech) = unsafe {
+        (
+            raw::read_template(template, count)?,
+            raw::read_mechanism(mechanism)?,
+        )
+    };
     let handle = s.token.generate_key(s.caller(), &mech, &template)?;
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    // SAFETY: the caller contract makes `key` (not NULL) writable for this call.
+    unsafe { raw::write(key, handle as CK_OBJECT_HANDLE) }
 }
 
+/// # Safety
+/// The caller contract (`ffi/entry`).
 #[allow(clippy::too_many_arguments)] // the C signature
-pub(crate) fn generate_key_pair(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
-    pt: *mut CK_ATTRIBUTE,
-    pn: CK_ULONG,
-    qt: *mut CK_ATTRIBUTE,
-    qn: CK_ULONG,
-    public_out: *mut CK_OBJECT_HANDLE,
-    private_out: *mut CK_OBJECT_HANDLE,
+pub(crate) unsafe fn generate_key_pair(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    public_key_template: *mut CK_ATTRIBUTE,
+    public_key_attribute_count: CK_ULONG,
+    private_key_template: *mut CK_ATTRIBUTE,
+    private_key_attribute_count: CK_ULONG,
+    public_key: *mut CK_OBJECT_HANDLE,
+    private_key: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    if public_out.is_null() || private_out.is_null() {
+    let (_, s) = lookup(session)?;
+    if public_key.is_null() || private_key.is_null() {
         return Err(Error::ArgumentsBad("NULL key handle output"));
     }
-    let mech = raw::read_mechanism(m)?;
-    let public = raw::read_template(pt, pn)?;
-    let private = raw::read_template(qt, qn)?;
+    // SAFETY: the caller contract covers the mechanism and both templates for this call.
+    let (mech, public, private) = unsafe {
+        (
+            raw::read_mechanism(mechanism)?,
+            raw::read_template(public_key_template, public_key_attribute_count)?,
+            raw::read_template(private_key_template, private_key_attribute_count)?,
+        )
+    };
     let (p, q) = s
         .token
         .generate_key_pair(s.caller(), &mech, &public, &private)?;
-    raw::write(public_out, p as CK_OBJECT_HANDLE)?;
-    raw::write(private_out, q as CK_OBJECT_HANDLE)
+    // SAFETY: the caller contract makes both handle outputs (not NULL) writable.
+    unsafe {
+        raw::write(public_key, p as CK_OBJECT_HANDLE)?;
+        raw::write(private_key, q as CK_OBJECT_HANDLE)
+    }
 }
 
-pub(crate) fn wrap_key(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
-    wrapping: CK_OBJECT_HANDLE,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn wrap_key(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    wrapping_key: CK_OBJECT_HANDLE,
     key: CK_OBJECT_HANDLE,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+    wrapped_key: *mut CK_BYTE,
+    wrapped_key_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let mech = raw::read_mechanism(m)?;
-    let out = OutBuf::new(out, out_len)?;
-    let wrapped = zeroize::Zeroizing::new(s.token.wrap_key(&mech, wrapping as u64, key as u64)?);
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the mechanism and the output buffer for this
+    // call, which the OutBuf does not outlive.
+    let (mech, out) = unsafe {
+        (
+            raw::read_mechanism(mechanism)?,
+            OutBuf::new(wrapped_key, wrapped_key_len)?,
+        )
+    };
+    let wrapped =
+        zeroize::Zeroizing::new(s.token.wrap_key(&mech, wrapping_key as u64, key as u64)?);
     let result = match out.capacity {
         None => Output::Len(wrapped.len()),
         Some(c) if c < wrapped.len() => Output::TooSmall(wrapped.len()),
@@ -76,62 +103,84 @@ pub(crate) fn wrap_key(
     out.put(result)
 }
 
+/// # Safety
+/// The caller contract (`ffi/entry`).
 #[allow(clippy::too_many_arguments)] // the C signature
-pub(crate) fn unwrap_key(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
-    unwrapping: CK_OBJECT_HANDLE,
-    wrapped: *mut CK_BYTE,
-    wrapped_len: CK_ULONG,
-    t: *mut CK_ATTRIBUTE,
-    n: CK_ULONG,
-    out: *mut CK_OBJECT_HANDLE,
+pub(crate) unsafe fn unwrap_key(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    unwrapping_key: CK_OBJECT_HANDLE,
+    wrapped_key: *mut CK_BYTE,
+    wrapped_key_len: CK_ULONG,
+    template: *mut CK_ATTRIBUTE,
+    attribute_count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    if out.is_null() {
+    let (_, s) = lookup(session)?;
+    if key.is_null() {
         return Err(Error::ArgumentsBad("NULL phKey"));
     }
-    let mech = raw::read_mechanism(m)?;
-    let wrapped = raw::in_bytes(wrapped, wrapped_len)?;
-    let template = raw::read_template(t, n)?;
-    let handle = s
-        .token
-        .unwrap_key(s.caller(), &mech, unwrapping as u64, wrapped, &template)?;
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    // SAFETY: the caller contract covers the mechanism, the wrapped key and the template
+    // for this call, which the slice does not outlive.
+    let (mech, wrapped, template) = unsafe {
+        (
+            raw::read_mechanism(mechanism)?,
+            raw::in_bytes(wrapped_key, wrapped_key_len)?,
+            raw::read_template(template, attribute_count)?,
+        )
+    };
+    let handle =
+        s.token
+            .unwrap_key(s.caller(), &mech, unwrapping_key as u64, wrapped, &template)?;
+    // SAFETY: the caller contract makes `key` (not NULL) writable for this call.
+    unsafe { raw::write(key, handle as CK_OBJECT_HANDLE) }
 }
 
-pub(crate) fn derive_key(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
-    base: CK_OBJECT_HANDLE,
-    t: *mut CK_ATTRIBUTE,
-    n: CK_ULONG,
-    out: *mut CK_OBJECT_HANDLE,
+/// # Safety
+/// The caller contract (`ffi/entry`), including the SP 800-108 additional keys' templates
+/// and handle outputs inside the mechanism parameter.
+pub(crate) unsafe fn derive_key(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
+    base_key: CK_OBJECT_HANDLE,
+    template: *mut CK_ATTRIBUTE,
+    attribute_count: CK_ULONG,
+    key: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    if out.is_null() {
+    let (_, s) = lookup(session)?;
+    if key.is_null() {
         return Err(Error::ArgumentsBad("NULL phKey"));
     }
-    let mech = raw::read_mechanism(m)?;
-    let template = raw::read_template(t, n)?;
-    // SP 800-108's additional keys: their templates, and where their handles go.
-    let extra = raw::read_derived_keys(m)?;
+    // SAFETY: the caller contract covers the mechanism (with the additional keys'
+    // templates) and the template for this call.
+    let (mech, template, extra) = unsafe {
+        (
+            raw::read_mechanism(mechanism)?,
+            raw::read_template(template, attribute_count)?,
+            // SP 800-108's additional keys: their templates, and where their handles go.
+            raw::read_derived_keys(mechanism)?,
+        )
+    };
     let templates: Vec<_> = extra.iter().map(|(t, _)| t.clone()).collect();
     let result = s
         .token
-        .derive_keys(s.caller(), &mech, base as u64, &template, &templates);
+        .derive_keys(s.caller(), &mech, base_key as u64, &template, &templates);
     // All keys are made or none (§2.42.7): on failure every handle is invalid.
     let (handle, more) = match result {
         Ok(made) => made,
         Err(e) => {
             for (_, ph) in &extra {
-                raw::write(*ph, CK_INVALID_HANDLE)?;
+                // SAFETY: each additional key's phKey (checked not NULL) is writable
+                // for this call (the caller contract).
+                unsafe { raw::write(*ph, CK_INVALID_HANDLE) }?;
             }
             return Err(e);
         }
     };
     for ((_, ph), h) in extra.iter().zip(more) {
-        raw::write(*ph, h as CK_OBJECT_HANDLE)?;
+        // SAFETY: as above.
+        unsafe { raw::write(*ph, h as CK_OBJECT_HANDLE) }?;
     }
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    // SAFETY: the caller contract makes `key` (not NULL) writable for this call.
+    unsafe { raw::write(key, handle as CK_OBJECT_HANDLE) }
 }

@@ -20,7 +20,7 @@ use crate::mechanism::message::MessageParams;
 use crate::session::crypto::Direction;
 use crate::session::message::Sealed;
 
-/// Where a message's IV and tag go back to.
+/// Where a message's IV and tag go back to: the caller's buffers inside the parameter.
 struct WriteBack {
     iv: *mut u8,
     iv_room: usize,
@@ -30,14 +30,22 @@ struct WriteBack {
 
 /// The caller's `CK_GCM_MESSAGE_PARAMS`. For decryption the tag is read from `pTag`; for
 /// encryption `pTag` must have room for it (checked now, before anything is computed).
-fn read_params(
+///
+/// # Safety
+/// The caller contract (`ffi/entry`): `parameter` NULL or readable for `parameter_len`
+/// bytes, its `pIv` readable and writable for `ulIvLen` bytes, its `pTag` readable and
+/// writable for the tag's length. The returned `WriteBack` is valid for this call only.
+unsafe fn read_params(
     dir: Direction,
-    ptr: *mut c_void,
-    len: CK_ULONG,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
 ) -> Result<(MessageParams, WriteBack)> {
-    let g: CK_GCM_MESSAGE_PARAMS = raw::param_struct(ptr.cast_const(), len)?;
+    // SAFETY: the caller contract covers the parameter and its IV for this call.
+    let g: CK_GCM_MESSAGE_PARAMS =
+        unsafe { raw::param_struct(parameter.cast_const(), parameter_len) }?;
     let mut p = MessageParams {
-        iv: raw::param_bytes(g.pIv.cast_const().cast(), g.ulIvLen)?,
+        // SAFETY: as above.
+        iv: unsafe { raw::param_bytes(g.pIv.cast_const().cast(), g.ulIvLen) }?,
         iv_fixed_bits: g.ulIvFixedBits as u64,
         generator: g.ivGenerator,
         tag_bits: g.ulTagBits as u64,
@@ -46,7 +54,8 @@ fn read_params(
     let tag_len = p.tag_len()?;
     match dir {
         Direction::Decrypt => {
-            p.tag = raw::param_bytes(g.pTag.cast_const().cast(), tag_len as CK_ULONG)?;
+            // SAFETY: the caller contract makes `pTag` readable for the tag's length.
+            p.tag = unsafe { raw::param_bytes(g.pTag.cast_const().cast(), tag_len as CK_ULONG) }?;
         }
         Direction::Encrypt if g.pTag.is_null() => return Err(Error::MechanismParamInvalid),
         Direction::Encrypt => {}
@@ -61,24 +70,35 @@ fn read_params(
 }
 
 /// Writes a step's IV and tag into the parameter, then its output to the caller.
-fn finish(back: &WriteBack, sealed: Sealed, out: &OutBuf) -> Result<()> {
+///
+/// # Safety
+/// `back` came from `read_params` in this same call.
+unsafe fn finish(back: &WriteBack, sealed: Sealed, out: &OutBuf) -> Result<()> {
     if let Some(iv) = &sealed.iv {
-        raw::write_param_bytes(back.iv, back.iv_room, iv)?;
+        // SAFETY: `back.iv` is the caller's pIv, writable for `iv_room` bytes during this
+        // call (read_params' contract).
+        unsafe { raw::write_param_bytes(back.iv, back.iv_room, iv) }?;
     }
     if let Some(tag) = &sealed.tag {
-        raw::write_param_bytes(back.tag, back.tag_room, tag)?;
+        // SAFETY: `back.tag` is the caller's pTag, writable for `tag_room` bytes during
+        // this call (read_params' contract).
+        unsafe { raw::write_param_bytes(back.tag, back.tag_room, tag) }?;
     }
     out.put(sealed.out)
 }
 
-fn init(
+/// # Safety
+/// The caller contract (`ffi/entry`).
+unsafe fn init(
     dir: Direction,
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let mech = raw::read_struct(m.cast_const()).ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract makes `mechanism` NULL or a readable CK_MECHANISM.
+    let mech = unsafe { raw::read_struct(mechanism.cast_const()) }
+        .ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
     let size = std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>();
     let given = usize::try_from(mech.ulParameterLen).ok();
     let param_ok = given == Some(0) || (given == Some(size) && !mech.pParameter.is_null());
@@ -96,206 +116,282 @@ fn init(
     s.message_init(dir, mech.mechanism, key as u64)
 }
 
+/// # Safety
+/// The caller contract (`ffi/entry`).
 #[allow(clippy::too_many_arguments)] // the C signature
-fn once(
+unsafe fn once(
     dir: Direction,
-    h: CK_SESSION_HANDLE,
-    param: *mut c_void,
-    param_len: CK_ULONG,
-    aad: *mut CK_BYTE,
-    aad_len: CK_ULONG,
+    session: CK_SESSION_HANDLE,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
+    associated_data: *mut CK_BYTE,
+    associated_data_len: CK_ULONG,
     input: *mut CK_BYTE,
     input_len: CK_ULONG,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+    output: *mut CK_BYTE,
+    output_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let (p, back) = read_params(dir, param, param_len)?;
-    let aad = raw::in_bytes(aad, aad_len)?;
-    let input = raw::in_bytes(input, input_len)?;
-    let out = OutBuf::new(out, out_len)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the parameter, both inputs and the output for
+    // this call, which the slices, the OutBuf and the WriteBack do not outlive.
+    let (p, back, aad, input, out) = unsafe {
+        let (p, back) = read_params(dir, parameter, parameter_len)?;
+        let aad = raw::in_bytes(associated_data, associated_data_len)?;
+        let input = raw::in_bytes(input, input_len)?;
+        (p, back, aad, input, OutBuf::new(output, output_len)?)
+    };
     let sealed = s.message_once(dir, &p, aad, input, out.capacity)?;
-    finish(&back, sealed, &out)
+    // SAFETY: `back` is from this call.
+    unsafe { finish(&back, sealed, &out) }
 }
 
-fn begin(
+/// # Safety
+/// The caller contract (`ffi/entry`).
+unsafe fn begin(
     dir: Direction,
-    h: CK_SESSION_HANDLE,
-    param: *mut c_void,
-    param_len: CK_ULONG,
-    aad: *mut CK_BYTE,
-    aad_len: CK_ULONG,
+    session: CK_SESSION_HANDLE,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
+    associated_data: *mut CK_BYTE,
+    associated_data_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let (p, back) = read_params(dir, param, param_len)?;
-    let aad = raw::in_bytes(aad, aad_len)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the parameter and the associated data for this
+    // call, which the slice and the WriteBack do not outlive.
+    let (p, back, aad) = unsafe {
+        let (p, back) = read_params(dir, parameter, parameter_len)?;
+        (
+            p,
+            back,
+            raw::in_bytes(associated_data, associated_data_len)?,
+        )
+    };
     if let Some(iv) = s.message_begin(dir, &p, aad)? {
-        raw::write_param_bytes(back.iv, back.iv_room, &iv)?;
+        // SAFETY: `back.iv` is the caller's pIv, writable for `iv_room` bytes during this
+        // call (read_params' contract).
+        unsafe { raw::write_param_bytes(back.iv, back.iv_room, &iv) }?;
     }
     Ok(())
 }
 
+/// # Safety
+/// The caller contract (`ffi/entry`).
 #[allow(clippy::too_many_arguments)] // the C signature
-fn next(
+unsafe fn next(
     dir: Direction,
-    h: CK_SESSION_HANDLE,
-    param: *mut c_void,
-    param_len: CK_ULONG,
+    session: CK_SESSION_HANDLE,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
     input: *mut CK_BYTE,
     input_len: CK_ULONG,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+    output: *mut CK_BYTE,
+    output_len: *mut CK_ULONG,
     flags: CK_FLAGS,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
+    let (_, s) = lookup(session)?;
     if flags & !CKF_END_OF_MESSAGE != 0 {
         return Err(Error::ArgumentsBad("unknown C_*MessageNext flags"));
     }
     let end = flags & CKF_END_OF_MESSAGE != 0;
     // Only the last part's parameter matters (it carries or receives the tag).
-    let (p, back) = read_params(dir, param, param_len)?;
-    let input = raw::in_bytes(input, input_len)?;
-    let out = OutBuf::new(out, out_len)?;
+    // SAFETY: the caller contract covers the parameter, the input and the output for this
+    // call, which the slice, the OutBuf and the WriteBack do not outlive.
+    let (p, back, input, out) = unsafe {
+        let (p, back) = read_params(dir, parameter, parameter_len)?;
+        let input = raw::in_bytes(input, input_len)?;
+        (p, back, input, OutBuf::new(output, output_len)?)
+    };
     let sealed = s.message_next(dir, &p, input, out.capacity, end)?;
-    finish(&back, sealed, &out)
+    // SAFETY: `back` is from this call.
+    unsafe { finish(&back, sealed, &out) }
 }
 
-fn final_(dir: Direction, h: CK_SESSION_HANDLE) -> Result<()> {
-    let (_, s) = lookup(h)?;
+fn final_(dir: Direction, session: CK_SESSION_HANDLE) -> Result<()> {
+    let (_, s) = lookup(session)?;
     s.message_final(dir)
 }
 
-pub(crate) fn encrypt_init(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn encrypt_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    init(Direction::Encrypt, h, m, key)
+    // SAFETY: this function's contract is init's.
+    unsafe { init(Direction::Encrypt, session, mechanism, key) }
 }
+/// # Safety
+/// The caller contract (`ffi/entry`).
 #[allow(clippy::too_many_arguments)] // the C signature
-pub(crate) fn encrypt_message(
-    h: CK_SESSION_HANDLE,
-    param: *mut c_void,
-    param_len: CK_ULONG,
-    aad: *mut CK_BYTE,
-    aad_len: CK_ULONG,
-    data: *mut CK_BYTE,
-    data_len: CK_ULONG,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+pub(crate) unsafe fn encrypt_message(
+    session: CK_SESSION_HANDLE,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
+    associated_data: *mut CK_BYTE,
+    associated_data_len: CK_ULONG,
+    plaintext: *mut CK_BYTE,
+    plaintext_len: CK_ULONG,
+    ciphertext: *mut CK_BYTE,
+    ciphertext_len: *mut CK_ULONG,
 ) -> Result<()> {
-    once(
-        Direction::Encrypt,
-        h,
-        param,
-        param_len,
-        aad,
-        aad_len,
-        data,
-        data_len,
-        out,
-        out_len,
-    )
+    // SAFETY: this function's contract is once's.
+    unsafe {
+        once(
+            Direction::Encrypt,
+            session,
+            parameter,
+            parameter_len,
+            associated_data,
+            associated_data_len,
+            plaintext,
+            plaintext_len,
+            ciphertext,
+            ciphertext_len,
+        )
+    }
 }
-pub(crate) fn encrypt_begin(
-    h: CK_SESSION_HANDLE,
-    param: *mut c_void,
-    param_len: CK_ULONG,
-    aad: *mut CK_BYTE,
-    aad_len: CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn encrypt_begin(
+    session: CK_SESSION_HANDLE,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
+    associated_data: *mut CK_BYTE,
+    associated_data_len: CK_ULONG,
 ) -> Result<()> {
-    begin(Direction::Encrypt, h, param, param_len, aad, aad_len)
+    // SAFETY: this function's contract is begin's.
+    unsafe {
+        begin(
+            Direction::Encrypt,
+            session,
+            parameter,
+            parameter_len,
+            associated_data,
+            associated_data_len,
+        )
+    }
 }
+/// # Safety
+/// The caller contract (`ffi/entry`).
 #[allow(clippy::too_many_arguments)] // the C signature
-pub(crate) fn encrypt_next(
-    h: CK_SESSION_HANDLE,
-    param: *mut c_void,
-    param_len: CK_ULONG,
-    data: *mut CK_BYTE,
-    data_len: CK_ULONG,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+pub(crate) unsafe fn encrypt_next(
+    session: CK_SESSION_HANDLE,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
+    plaintext_part: *mut CK_BYTE,
+    plaintext_part_len: CK_ULONG,
+    ciphertext_part: *mut CK_BYTE,
+    ciphertext_part_len: *mut CK_ULONG,
     flags: CK_FLAGS,
 ) -> Result<()> {
-    next(
-        Direction::Encrypt,
-        h,
-        param,
-        param_len,
-        data,
-        data_len,
-        out,
-        out_len,
-        flags,
-    )
+    // SAFETY: this function's contract is next's.
+    unsafe {
+        next(
+            Direction::Encrypt,
+            session,
+            parameter,
+            parameter_len,
+            plaintext_part,
+            plaintext_part_len,
+            ciphertext_part,
+            ciphertext_part_len,
+            flags,
+        )
+    }
 }
-pub(crate) fn encrypt_final(h: CK_SESSION_HANDLE) -> Result<()> {
-    final_(Direction::Encrypt, h)
+pub(crate) fn encrypt_final(session: CK_SESSION_HANDLE) -> Result<()> {
+    final_(Direction::Encrypt, session)
 }
-pub(crate) fn decrypt_init(
-    h: CK_SESSION_HANDLE,
-    m: *mut CK_MECHANISM,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn decrypt_init(
+    session: CK_SESSION_HANDLE,
+    mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    init(Direction::Decrypt, h, m, key)
+    // SAFETY: this function's contract is init's.
+    unsafe { init(Direction::Decrypt, session, mechanism, key) }
 }
+/// # Safety
+/// The caller contract (`ffi/entry`).
 #[allow(clippy::too_many_arguments)] // the C signature
-pub(crate) fn decrypt_message(
-    h: CK_SESSION_HANDLE,
-    param: *mut c_void,
-    param_len: CK_ULONG,
-    aad: *mut CK_BYTE,
-    aad_len: CK_ULONG,
-    data: *mut CK_BYTE,
-    data_len: CK_ULONG,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+pub(crate) unsafe fn decrypt_message(
+    session: CK_SESSION_HANDLE,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
+    associated_data: *mut CK_BYTE,
+    associated_data_len: CK_ULONG,
+    ciphertext: *mut CK_BYTE,
+    ciphertext_len: CK_ULONG,
+    plaintext: *mut CK_BYTE,
+    plaintext_len: *mut CK_ULONG,
 ) -> Result<()> {
-    once(
-        Direction::Decrypt,
-        h,
-        param,
-        param_len,
-        aad,
-        aad_len,
-        data,
-        data_len,
-        out,
-        out_len,
-    )
+    // SAFETY: this function's contract is once's.
+    unsafe {
+        once(
+            Direction::Decrypt,
+            session,
+            parameter,
+            parameter_len,
+            associated_data,
+            associated_data_len,
+            ciphertext,
+            ciphertext_len,
+            plaintext,
+            plaintext_len,
+        )
+    }
 }
-pub(crate) fn decrypt_begin(
-    h: CK_SESSION_HANDLE,
-    param: *mut c_void,
-    param_len: CK_ULONG,
-    aad: *mut CK_BYTE,
-    aad_len: CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn decrypt_begin(
+    session: CK_SESSION_HANDLE,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
+    associated_data: *mut CK_BYTE,
+    associated_data_len: CK_ULONG,
 ) -> Result<()> {
-    begin(Direction::Decrypt, h, param, param_len, aad, aad_len)
+    // SAFETY: this function's contract is begin's.
+    unsafe {
+        begin(
+            Direction::Decrypt,
+            session,
+            parameter,
+            parameter_len,
+            associated_data,
+            associated_data_len,
+        )
+    }
 }
+/// # Safety
+/// The caller contract (`ffi/entry`).
 #[allow(clippy::too_many_arguments)] // the C signature
-pub(crate) fn decrypt_next(
-    h: CK_SESSION_HANDLE,
-    param: *mut c_void,
-    param_len: CK_ULONG,
-    data: *mut CK_BYTE,
-    data_len: CK_ULONG,
-    out: *mut CK_BYTE,
-    out_len: *mut CK_ULONG,
+pub(crate) unsafe fn decrypt_next(
+    session: CK_SESSION_HANDLE,
+    parameter: *mut c_void,
+    parameter_len: CK_ULONG,
+    ciphertext_part: *mut CK_BYTE,
+    ciphertext_part_len: CK_ULONG,
+    plaintext_part: *mut CK_BYTE,
+    plaintext_part_len: *mut CK_ULONG,
     flags: CK_FLAGS,
 ) -> Result<()> {
-    next(
-        Direction::Decrypt,
-        h,
-        param,
-        param_len,
-        data,
-        data_len,
-        out,
-        out_len,
-        flags,
-    )
+    // SAFETY: this function's contract is next's.
+    unsafe {
+        next(
+            Direction::Decrypt,
+            session,
+            parameter,
+            parameter_len,
+            ciphertext_part,
+            ciphertext_part_len,
+            plaintext_part,
+            plaintext_part_len,
+            flags,
+        )
+    }
 }
-pub(crate) fn decrypt_final(h: CK_SESSION_HANDLE) -> Result<()> {
-    final_(Direction::Decrypt, h)
+pub(crate) fn decrypt_final(session: CK_SESSION_HANDLE) -> Result<()> {
+    final_(Direction::Decrypt, session)
 }

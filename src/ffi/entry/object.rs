@@ -8,65 +8,81 @@ use super::session::lookup;
 use crate::error::{Error, Result};
 use crate::ffi::raw::{self, Filled};
 
-pub(crate) fn create(
-    h: CK_SESSION_HANDLE,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn create(
+    session: CK_SESSION_HANDLE,
     template: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
-    out: *mut CK_OBJECT_HANDLE,
+    object: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    if out.is_null() {
+    let (_, s) = lookup(session)?;
+    if object.is_null() {
         return Err(Error::ArgumentsBad("NULL phObject"));
     }
-    let template = raw::read_template(template, count)?;
+    // SAFETY: the caller contract covers the template for this call.
+    let template = unsafe { raw::read_template(template, count) }?;
     let handle = s.token.create_object(s.caller(), &template)?;
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    // SAFETY: the caller contract makes `object` (not NULL) writable for this call.
+    unsafe { raw::write(object, handle as CK_OBJECT_HANDLE) }
 }
 
-pub(crate) fn copy(
-    h: CK_SESSION_HANDLE,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn copy(
+    session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     template: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
-    out: *mut CK_OBJECT_HANDLE,
+    new_object: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    if out.is_null() {
+    let (_, s) = lookup(session)?;
+    if new_object.is_null() {
         return Err(Error::ArgumentsBad("NULL phNewObject"));
     }
-    let template = raw::read_template(template, count)?;
+    // SAFETY: the caller contract covers the template for this call.
+    let template = unsafe { raw::read_template(template, count) }?;
     let handle = s.token.copy_object(s.caller(), object as u64, &template)?;
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    // SAFETY: the caller contract makes `new_object` (not NULL) writable for this call.
+    unsafe { raw::write(new_object, handle as CK_OBJECT_HANDLE) }
 }
 
-pub(crate) fn destroy(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
-    let (_, s) = lookup(h)?;
+pub(crate) fn destroy(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
+    let (_, s) = lookup(session)?;
     s.token.destroy_object(s.caller(), object as u64)
 }
 
-pub(crate) fn size(
-    h: CK_SESSION_HANDLE,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn size(
+    session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
-    out: *mut CK_ULONG,
+    size: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    if out.is_null() {
+    let (_, s) = lookup(session)?;
+    if size.is_null() {
         return Err(Error::ArgumentsBad("NULL pulSize"));
     }
-    let size = s.token.object_size(object as u64)?;
-    raw::write(out, size as CK_ULONG)
+    let bytes = s.token.object_size(object as u64)?;
+    // SAFETY: the caller contract makes `size` (not NULL) writable for this call.
+    unsafe { raw::write(size, bytes as CK_ULONG) }
 }
 
 /// §5.7 C_GetAttributeValue: every attribute is processed; the call's return code is
 /// the most serious of the per-attribute outcomes.
-pub(crate) fn get_attributes(
-    h: CK_SESSION_HANDLE,
+///
+/// # Safety
+/// The caller contract (`ffi/entry`): the template and every value buffer in it.
+pub(crate) unsafe fn get_attributes(
+    session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     template: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let mut out = raw::OutTemplate::new(template, count)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract lends the template and its value buffers for this
+    // call, which the OutTemplate does not outlive.
+    let mut out = unsafe { raw::OutTemplate::new(template, count) }?;
     let reads = s.token.attributes(object as u64, &out.types())?;
     let (mut sensitive, mut absent, mut small) = (false, false, false);
     for (i, read) in reads.iter().enumerate() {
@@ -88,48 +104,60 @@ pub(crate) fn get_attributes(
     }
 }
 
-pub(crate) fn set_attributes(
-    h: CK_SESSION_HANDLE,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn set_attributes(
+    session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
     template: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let template = raw::read_template(template, count)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the template for this call.
+    let template = unsafe { raw::read_template(template, count) }?;
     s.token.set_attributes(s.caller(), object as u64, &template)
 }
 
-pub(crate) fn find_init(
-    h: CK_SESSION_HANDLE,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn find_init(
+    session: CK_SESSION_HANDLE,
     template: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    let template = raw::read_template(template, count)?;
+    let (_, s) = lookup(session)?;
+    // SAFETY: the caller contract covers the template for this call.
+    let template = unsafe { raw::read_template(template, count) }?;
     s.find_init(&template)
 }
 
-pub(crate) fn find(
-    h: CK_SESSION_HANDLE,
-    out: *mut CK_OBJECT_HANDLE,
-    max: CK_ULONG,
-    count: *mut CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`): `object` writable for `max_object_count` handles.
+pub(crate) unsafe fn find(
+    session: CK_SESSION_HANDLE,
+    object: *mut CK_OBJECT_HANDLE,
+    max_object_count: CK_ULONG,
+    object_count: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(h)?;
-    if count.is_null() || (out.is_null() && max > 0) {
+    let (_, s) = lookup(session)?;
+    if object_count.is_null() || (object.is_null() && max_object_count > 0) {
         return Err(Error::ArgumentsBad("NULL output of C_FindObjects"));
     }
     let found: Vec<CK_OBJECT_HANDLE> = s
-        .find_next(usize::try_from(max).unwrap_or(usize::MAX))?
+        .find_next(usize::try_from(max_object_count).unwrap_or(usize::MAX))?
         .into_iter()
         .map(|h| h as CK_OBJECT_HANDLE)
         .collect();
-    // The caller's array holds `max` handles; `found` has at most that many.
-    raw::write(count, max)?;
-    raw::out_array(out, count, &found)
+    // The caller's array holds `max_object_count` handles; `found` has at most that many.
+    // SAFETY: the caller contract makes `object_count` (not NULL) a writable CK_ULONG and
+    // `object` writable for `max_object_count` handles, the capacity written first.
+    unsafe {
+        raw::write(object_count, max_object_count)?;
+        raw::out_array(object, object_count, &found)
+    }
 }
 
-pub(crate) fn find_final(h: CK_SESSION_HANDLE) -> Result<()> {
-    let (_, s) = lookup(h)?;
+pub(crate) fn find_final(session: CK_SESSION_HANDLE) -> Result<()> {
+    let (_, s) = lookup(session)?;
     s.find_final()
 }

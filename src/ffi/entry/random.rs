@@ -13,14 +13,29 @@ use crate::crypto::rand::random_fill;
 use crate::error::Result;
 use crate::ffi::raw;
 
-pub(crate) fn seed(h: CK_SESSION_HANDLE, seed: *mut CK_BYTE, len: CK_ULONG) -> Result<()> {
-    lookup(h)?;
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn seed(
+    session: CK_SESSION_HANDLE,
+    seed: *mut CK_BYTE,
+    seed_len: CK_ULONG,
+) -> Result<()> {
+    lookup(session)?;
     // Read for its checks (NULL with a length), then dropped unused.
-    raw::in_bytes(seed, len)?;
+    // SAFETY: the caller contract covers the seed for this call.
+    unsafe { raw::in_bytes(seed, seed_len) }?;
     Ok(())
 }
 
-pub(crate) fn generate(h: CK_SESSION_HANDLE, out: *mut CK_BYTE, len: CK_ULONG) -> Result<()> {
-    lookup(h)?;
-    raw::fill_bytes(out, len, random_fill)
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn generate(
+    session: CK_SESSION_HANDLE,
+    random_data: *mut CK_BYTE,
+    random_len: CK_ULONG,
+) -> Result<()> {
+    lookup(session)?;
+    // SAFETY: the caller contract makes `random_data` writable for `random_len` bytes for
+    // this call.
+    unsafe { raw::fill_bytes(random_data, random_len, random_fill) }
 }

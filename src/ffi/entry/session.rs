@@ -14,59 +14,63 @@ use crate::ffi::raw;
 use crate::provider::{self, Provider};
 use crate::session::Session;
 
-pub(super) fn lookup(h: CK_SESSION_HANDLE) -> Result<(Arc<Provider>, Arc<Session>)> {
-    super::session(h)
+pub(super) fn lookup(session: CK_SESSION_HANDLE) -> Result<(Arc<Provider>, Arc<Session>)> {
+    super::session(session)
 }
 
-pub(crate) fn open(
-    slot: CK_SLOT_ID,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn open(
+    slot_id: CK_SLOT_ID,
     flags: CK_FLAGS,
-    _app: *mut c_void,
+    _application: *mut c_void,
     _notify: CK_NOTIFY,
-    out: *mut CK_SESSION_HANDLE,
+    session: *mut CK_SESSION_HANDLE,
 ) -> Result<()> {
     let p = provider::get()?;
-    if out.is_null() {
+    if session.is_null() {
         return Err(Error::ArgumentsBad("NULL phSession"));
     }
     if flags & CKF_SERIAL_SESSION == 0 {
         return Err(Error::SessionParallelNotSupported);
     }
-    let handle = p.open_session(slot as u64, flags & CKF_RW_SESSION != 0)?;
-    raw::write(out, handle as CK_SESSION_HANDLE)
+    let handle = p.open_session(slot_id as u64, flags & CKF_RW_SESSION != 0)?;
+    // SAFETY: the caller contract makes `session` (not NULL) writable for this call.
+    unsafe { raw::write(session, handle as CK_SESSION_HANDLE) }
 }
 
-pub(crate) fn close(h: CK_SESSION_HANDLE) -> Result<()> {
-    provider::get()?.close_session(h as u64)
+pub(crate) fn close(session: CK_SESSION_HANDLE) -> Result<()> {
+    provider::get()?.close_session(session as u64)
 }
 
-pub(crate) fn close_all(slot: CK_SLOT_ID) -> Result<()> {
-    provider::get()?.close_all_sessions(slot as u64)
+pub(crate) fn close_all(slot_id: CK_SLOT_ID) -> Result<()> {
+    provider::get()?.close_all_sessions(slot_id as u64)
 }
 
-pub(crate) fn info(h: CK_SESSION_HANDLE, out: *mut CK_SESSION_INFO) -> Result<()> {
-    let (_, s) = lookup(h)?;
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn info(session: CK_SESSION_HANDLE, info: *mut CK_SESSION_INFO) -> Result<()> {
+    let (_, s) = lookup(session)?;
     let mut flags = CKF_SERIAL_SESSION;
     if s.rw {
         flags |= CKF_RW_SESSION;
     }
-    raw::write(
-        out,
-        CK_SESSION_INFO {
-            slotID: s.slot_id as CK_SLOT_ID,
-            state: s.state(),
-            flags,
-            ulDeviceError: 0,
-        },
-    )
+    let value = CK_SESSION_INFO {
+        slotID: s.slot_id as CK_SLOT_ID,
+        state: s.state(),
+        flags,
+        ulDeviceError: 0,
+    };
+    // SAFETY: the caller contract makes `info` NULL or writable for this call.
+    unsafe { raw::write(info, value) }
 }
 
-pub(crate) fn function_status(h: CK_SESSION_HANDLE) -> Result<()> {
-    lookup(h)?;
+pub(crate) fn function_status(session: CK_SESSION_HANDLE) -> Result<()> {
+    lookup(session)?;
     Err(Error::FunctionNotParallel)
 }
 
-pub(crate) fn cancel_function(h: CK_SESSION_HANDLE) -> Result<()> {
-    lookup(h)?;
+pub(crate) fn cancel_function(session: CK_SESSION_HANDLE) -> Result<()> {
+    lookup(session)?;
     Err(Error::FunctionNotParallel)
 }

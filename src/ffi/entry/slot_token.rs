@@ -15,36 +15,41 @@ use crate::token::{UserKind, LABEL_LEN, MAX_PIN_LEN, MIN_PIN_LEN};
 
 const MODEL: &str = "kmshsm";
 
-pub(crate) fn slot_list(
-    _present: CK_BBOOL,
-    list: *mut CK_SLOT_ID,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn slot_list(
+    _token_present: CK_BBOOL,
+    slot_list: *mut CK_SLOT_ID,
     count: *mut CK_ULONG,
 ) -> Result<()> {
     let p = provider::get()?;
     if count.is_null() {
         return Err(Error::ArgumentsBad("NULL pulCount"));
     }
-    if list.is_null() {
+    if slot_list.is_null() {
         p.rescan()?;
     }
     // Every slot holds a token (the free slot an uninitialised one), so the
     // tokenPresent filter changes nothing.
     let ids: Vec<CK_SLOT_ID> = p.slot_ids().into_iter().map(|i| i as CK_SLOT_ID).collect();
-    raw::out_array(list, count, &ids)
+    // SAFETY: the caller contract makes `count` (not NULL) readable and writable, and
+    // `slot_list` NULL or writable for `*count` slot ids, for this call.
+    unsafe { raw::out_array(slot_list, count, &ids) }
 }
 
-pub(crate) fn slot_info(slot: CK_SLOT_ID, out: *mut CK_SLOT_INFO) -> Result<()> {
-    let view = provider::get()?.slot(slot as u64)?;
-    raw::write(
-        out,
-        CK_SLOT_INFO {
-            slotDescription: raw::padded(&format!("kmshsm slot {}", view.id)),
-            manufacturerID: raw::padded(general::MANUFACTURER),
-            flags: CKF_TOKEN_PRESENT,
-            hardwareVersion: general::library_version(),
-            firmwareVersion: general::library_version(),
-        },
-    )
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn slot_info(slot_id: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> Result<()> {
+    let view = provider::get()?.slot(slot_id as u64)?;
+    let value = CK_SLOT_INFO {
+        slotDescription: raw::padded(&format!("kmshsm slot {}", view.id)),
+        manufacturerID: raw::padded(general::MANUFACTURER),
+        flags: CKF_TOKEN_PRESENT,
+        hardwareVersion: general::library_version(),
+        firmwareVersion: general::library_version(),
+    };
+    // SAFETY: the caller contract makes `info` NULL or writable for this call.
+    unsafe { raw::write(info, value) }
 }
 
 fn pin_flags(
@@ -65,9 +70,11 @@ fn pin_flags(
     }
 }
 
-pub(crate) fn token_info(slot: CK_SLOT_ID, out: *mut CK_TOKEN_INFO) -> Result<()> {
-    let view = provider::get()?.slot(slot as u64)?;
-    let mut info = CK_TOKEN_INFO {
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn token_info(slot_id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> Result<()> {
+    let view = provider::get()?.slot(slot_id as u64)?;
+    let mut value = CK_TOKEN_INFO {
         label: [b' '; 32],
         manufacturerID: raw::padded(general::MANUFACTURER),
         model: raw::padded(MODEL),
@@ -89,49 +96,57 @@ pub(crate) fn token_info(slot: CK_SLOT_ID, out: *mut CK_TOKEN_INFO) -> Result<()
     };
     if let Some(token) = view.token {
         let s = token.status()?;
-        info.label = s.label;
-        info.flags |= CKF_TOKEN_INITIALIZED | CKF_RESTORE_KEY_NOT_NEEDED;
+        value.label = s.label;
+        value.flags |= CKF_TOKEN_INITIALIZED | CKF_RESTORE_KEY_NOT_NEEDED;
         if s.user_pin_initialized {
-            info.flags |= CKF_USER_PIN_INITIALIZED;
+            value.flags |= CKF_USER_PIN_INITIALIZED;
         }
-        info.flags |= pin_flags(
+        value.flags |= pin_flags(
             s.user_failures.unwrap_or(0),
             s.max_failures,
             CKF_USER_PIN_COUNT_LOW,
             CKF_USER_PIN_FINAL_TRY,
             CKF_USER_PIN_LOCKED,
         );
-        info.flags |= pin_flags(
+        value.flags |= pin_flags(
             s.so_failures,
             s.max_failures,
             CKF_SO_PIN_COUNT_LOW,
             CKF_SO_PIN_FINAL_TRY,
             CKF_SO_PIN_LOCKED,
         );
-        info.ulSessionCount = s.session_count as CK_ULONG;
-        info.ulRwSessionCount = s.rw_session_count as CK_ULONG;
+        value.ulSessionCount = s.session_count as CK_ULONG;
+        value.ulRwSessionCount = s.rw_session_count as CK_ULONG;
     }
-    raw::write(out, info)
+    // SAFETY: the caller contract makes `info` NULL or writable for this call.
+    unsafe { raw::write(info, value) }
 }
 
-pub(crate) fn mechanism_list(
-    slot: CK_SLOT_ID,
-    list: *mut CK_MECHANISM_TYPE,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn mechanism_list(
+    slot_id: CK_SLOT_ID,
+    mechanism_list: *mut CK_MECHANISM_TYPE,
     count: *mut CK_ULONG,
 ) -> Result<()> {
-    provider::get()?.slot(slot as u64)?;
+    provider::get()?.slot(slot_id as u64)?;
     let mechanisms: Vec<CK_MECHANISM_TYPE> = crate::mechanism::list();
-    raw::out_array(list, count, &mechanisms)
+    // SAFETY: the caller contract makes `count` NULL or readable and writable, and
+    // `mechanism_list` NULL or writable for `*count` types, for this call.
+    unsafe { raw::out_array(mechanism_list, count, &mechanisms) }
 }
 
-pub(crate) fn mechanism_info(
-    slot: CK_SLOT_ID,
-    mechanism: CK_MECHANISM_TYPE,
-    out: *mut CK_MECHANISM_INFO,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn mechanism_info(
+    slot_id: CK_SLOT_ID,
+    mechanism_type: CK_MECHANISM_TYPE,
+    info: *mut CK_MECHANISM_INFO,
 ) -> Result<()> {
-    provider::get()?.slot(slot as u64)?;
-    let info = crate::mechanism::info_of(mechanism).ok_or(Error::MechanismInvalid)?;
-    raw::write(out, info)
+    provider::get()?.slot(slot_id as u64)?;
+    let value = crate::mechanism::info_of(mechanism_type).ok_or(Error::MechanismInvalid)?;
+    // SAFETY: the caller contract makes `info` NULL or writable for this call.
+    unsafe { raw::write(info, value) }
 }
 
 pub(crate) fn wait_for_slot_event(
@@ -143,61 +158,83 @@ pub(crate) fn wait_for_slot_event(
     Err(Error::FunctionNotSupported)
 }
 
-fn pin<'a>(ptr: *const CK_UTF8CHAR, len: CK_ULONG) -> Result<&'a [u8]> {
+/// A PIN the caller lends for the call; NULL (a protected authentication path) is refused.
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `len` bytes, unwritten for the lifetime `'a` the
+/// caller chooses (the current call).
+unsafe fn pin<'a>(ptr: *const CK_UTF8CHAR, len: CK_ULONG) -> Result<&'a [u8]> {
     if ptr.is_null() {
         return Err(Error::ArgumentsBad(
             "NULL PIN (no protected authentication path)",
         ));
     }
-    raw::in_bytes(ptr, len)
+    // SAFETY: this function's contract is in_bytes'.
+    unsafe { raw::in_bytes(ptr, len) }
 }
 
-pub(crate) fn init_token(
-    slot: CK_SLOT_ID,
-    so_pin: *mut CK_UTF8CHAR,
-    len: CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`): `label` NULL or 32 readable bytes.
+pub(crate) unsafe fn init_token(
+    slot_id: CK_SLOT_ID,
+    pin: *mut CK_UTF8CHAR,
+    pin_len: CK_ULONG,
     label: *mut CK_UTF8CHAR,
 ) -> Result<()> {
     let p = provider::get()?;
-    let so_pin = pin(so_pin, len)?;
-    let label: [u8; LABEL_LEN] = raw::in_array(label)?;
-    p.init_token(slot as u64, so_pin, label)
+    // SAFETY: the caller contract covers the SO PIN and the 32-byte label for this call.
+    let (so_pin, label) = unsafe { (self::pin(pin, pin_len)?, raw::in_array::<LABEL_LEN>(label)?) };
+    p.init_token(slot_id as u64, so_pin, label)
 }
 
-pub(crate) fn init_pin(h: CK_SESSION_HANDLE, new: *mut CK_UTF8CHAR, len: CK_ULONG) -> Result<()> {
-    let (_, s) = super::session(h)?;
-    s.token.init_pin(s.rw, pin(new, len)?)
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn init_pin(
+    session: CK_SESSION_HANDLE,
+    pin: *mut CK_UTF8CHAR,
+    pin_len: CK_ULONG,
+) -> Result<()> {
+    let (_, s) = super::session(session)?;
+    // SAFETY: the caller contract covers the PIN for this call.
+    s.token.init_pin(s.rw, unsafe { self::pin(pin, pin_len) }?)
 }
 
-pub(crate) fn set_pin(
-    h: CK_SESSION_HANDLE,
-    old: *mut CK_UTF8CHAR,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn set_pin(
+    session: CK_SESSION_HANDLE,
+    old_pin: *mut CK_UTF8CHAR,
     old_len: CK_ULONG,
-    new: *mut CK_UTF8CHAR,
+    new_pin: *mut CK_UTF8CHAR,
     new_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = super::session(h)?;
-    s.token
-        .set_pin(s.rw, pin(old, old_len)?, pin(new, new_len)?)
+    let (_, s) = super::session(session)?;
+    // SAFETY: the caller contract covers both PINs for this call.
+    let (old, new) = unsafe { (pin(old_pin, old_len)?, pin(new_pin, new_len)?) };
+    s.token.set_pin(s.rw, old, new)
 }
 
-pub(crate) fn login(
-    h: CK_SESSION_HANDLE,
-    user: CK_USER_TYPE,
-    p: *mut CK_UTF8CHAR,
-    len: CK_ULONG,
+/// # Safety
+/// The caller contract (`ffi/entry`).
+pub(crate) unsafe fn login(
+    session: CK_SESSION_HANDLE,
+    user_type: CK_USER_TYPE,
+    pin: *mut CK_UTF8CHAR,
+    pin_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = super::session(h)?;
-    let kind = match user {
+    let (_, s) = super::session(session)?;
+    let kind = match user_type {
         CKU_SO => UserKind::So,
         CKU_USER => UserKind::User,
-        CKU_CONTEXT_SPECIFIC => return s.context_login(pin(p, len)?),
+        // SAFETY: the caller contract covers the PIN for this call.
+        CKU_CONTEXT_SPECIFIC => return s.context_login(unsafe { self::pin(pin, pin_len) }?),
         _ => return Err(Error::UserTypeInvalid),
     };
-    s.token.login(kind, pin(p, len)?)
+    // SAFETY: the caller contract covers the PIN for this call.
+    s.token.login(kind, unsafe { self::pin(pin, pin_len) }?)
 }
 
-pub(crate) fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
-    let (_, s) = super::session(h)?;
+pub(crate) fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
+    let (_, s) = super::session(session)?;
     s.token.logout()
 }

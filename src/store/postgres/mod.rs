@@ -64,7 +64,7 @@ struct Inner {
     listener_retry_at: Option<Instant>,
 }
 
-pub struct PgStore {
+pub(crate) struct PgStore {
     settings: Arc<PgSettings>,
     serial: String,
     token: i64,
@@ -88,7 +88,7 @@ pub(super) const READ_ONLY: &str = "ISOLATION LEVEL REPEATABLE READ READ ONLY";
 impl PgStore {
     /// Makes token `serial` in the database (making the schema first if there is none),
     /// holding `initial`. Fails if the database has a token with that serial.
-    pub fn create(
+    pub(crate) fn create(
         settings: Arc<PgSettings>,
         serial: &str,
         initial: Vec<Change>,
@@ -130,7 +130,7 @@ impl PgStore {
     }
 
     /// Opens token `serial` of the database.
-    pub fn open(settings: Arc<PgSettings>, serial: &str) -> StoreResult<PgStore> {
+    pub(crate) fn open(settings: Arc<PgSettings>, serial: &str) -> StoreResult<PgStore> {
         let mut client = settings.connect()?;
         schema::ensure(&settings, &mut client)?;
         let row = client
@@ -238,7 +238,7 @@ impl PgStore {
 
     /// Deletes this token and every record of it from the database, in one statement
     /// (the token tool's undo of a copy that failed its verification).
-    pub fn remove_token(self) -> StoreResult<()> {
+    pub(crate) fn remove_token(self) -> StoreResult<()> {
         let mut inner = self.inner.lock();
         let token = self.token;
         self.run(&mut inner, |c, committing| {
@@ -246,11 +246,6 @@ impl PgStore {
             c.execute("DELETE FROM kmshsm_tokens WHERE id = $1", &[&token])?;
             Ok(())
         })
-    }
-
-    /// The token's row id in the database.
-    pub fn token_id(&self) -> i64 {
-        self.token
     }
 }
 

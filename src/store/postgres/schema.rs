@@ -16,7 +16,7 @@ use super::conn::{Failure, PgResult};
 use crate::error::StoreError;
 use crate::store::StoreResult;
 
-pub const SCHEMA_VERSION: i32 = 2;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 /// Taken (transaction-scoped) while the schema is made or upgraded: "kmshsm" in ASCII.
 const SCHEMA_LOCK: i64 = 0x6b6d_7368_736d;

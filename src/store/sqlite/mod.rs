@@ -79,7 +79,7 @@ impl Conn {
     }
 }
 
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     path: PathBuf,
     /// `None` only inside `drop`, which closes the connection within the fork gate.
     conn: Mutex<Option<Conn>>,
@@ -154,7 +154,7 @@ fn uid_of(bytes: Vec<u8>) -> StoreResult<ObjectUid> {
 
 impl SqliteStore {
     /// Creates a new token database at `path` (which must not exist) holding `initial`.
-    pub fn create(path: &Path, initial: Vec<Change>) -> StoreResult<SqliteStore> {
+    pub(crate) fn create(path: &Path, initial: Vec<Change>) -> StoreResult<SqliteStore> {
         // O_EXCL: two processes initialising the same serial cannot both succeed.
         OpenOptions::new()
             .write(true)
@@ -188,7 +188,7 @@ impl SqliteStore {
     }
 
     /// Opens an existing token database.
-    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+    pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
         if !path.is_file() {
             return Err(StoreError::Io(std::io::Error::from(
                 std::io::ErrorKind::NotFound,
@@ -252,10 +252,6 @@ impl SqliteStore {
             sync.check()?;
         }
         Ok(conn)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Called with the connection locked, after a write committed: the sync that will
