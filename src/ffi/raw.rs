@@ -19,6 +19,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::ids::{AttrType, MechType, ObjectHandle};
 use crate::mechanism::params::{
     Ecdh1Params, GcmParams, HkdfParams, HkdfSalt, IntFormat, KbkdfParams, Layout, OaepParams,
     Param, PrfData, PssParams,
@@ -165,7 +166,7 @@ fn read_attributes(
             ))
         };
         out.push(RawAttribute {
-            ty: a.type_ as u64,
+            ty: AttrType::from_raw(a.type_),
             value,
         });
     }
@@ -220,8 +221,11 @@ impl<'a> OutTemplate<'a> {
         Ok(OutTemplate { attrs })
     }
 
-    pub(super) fn types(&self) -> Vec<u64> {
-        self.attrs.iter().map(|a| a.type_ as u64).collect()
+    pub(super) fn types(&self) -> Vec<AttrType> {
+        self.attrs
+            .iter()
+            .map(|a| AttrType::from_raw(a.type_))
+            .collect()
     }
 
     /// Records one attribute's outcome in the caller's template.
@@ -255,7 +259,7 @@ impl<'a> OutTemplate<'a> {
                 for (j, (ty, bytes)) in list.iter().enumerate() {
                     // SAFETY: the caller supplied room for `list.len()` CK_ATTRIBUTEs.
                     let inner = unsafe { &mut *inner_ptr.add(j) };
-                    inner.type_ = *ty as CK_ATTRIBUTE_TYPE;
+                    inner.type_ = ty.raw();
                     if fill_value(inner, bytes) == Filled::TooSmall {
                         worst = Filled::TooSmall;
                     }
@@ -462,7 +466,7 @@ fn kbkdf(
         .map(prf_data)
         .collect::<Result<Vec<_>>>()?;
     Ok(KbkdfParams {
-        prf,
+        prf: MechType::from_raw(prf),
         data,
         iv,
         additional_keys: param_array(keys.0, keys.1)?.len(),
@@ -512,7 +516,7 @@ pub(super) fn read_derived_keys(
 
 fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
     Ok(OaepParams {
-        hash: p.hashAlg,
+        hash: MechType::from_raw(p.hashAlg),
         mgf: p.mgf,
         source: p.source,
         label: param_bytes(p.pSourceData, p.ulSourceDataLen)?,
@@ -524,7 +528,8 @@ fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
 /// parameter of the wrong size or with bad pointers is `CKR_MECHANISM_PARAM_INVALID`.
 pub(super) fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
     let m = read_struct(ptr).ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
-    let layout = registry::parameter_layout(m.mechanism).ok_or(Error::MechanismInvalid)?;
+    let kind = MechType::from_raw(m.mechanism);
+    let layout = registry::parameter_layout(kind).ok_or(Error::MechanismInvalid)?;
     let (p, len) = (m.pParameter.cast_const(), m.ulParameterLen);
     let param = match layout {
         Layout::None if len == 0 => Param::None,
@@ -550,7 +555,7 @@ pub(super) fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
         Layout::Pss => {
             let s: CK_RSA_PKCS_PSS_PARAMS = param_struct(p, len)?;
             Param::Pss(PssParams {
-                hash: s.hashAlg,
+                hash: MechType::from_raw(s.hashAlg),
                 mgf: s.mgf,
                 salt_len: s.sLen as u64,
             })
@@ -583,7 +588,7 @@ pub(super) fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
         }
         Layout::ObjectHandle => {
             let h: CK_OBJECT_HANDLE = param_struct(p, len)?;
-            Param::ObjectHandle(h as u64)
+            Param::ObjectHandle(ObjectHandle::from_raw(h))
         }
         Layout::Ulong => {
             let n: CK_ULONG = param_struct(p, len)?;
@@ -629,13 +634,13 @@ pub(super) fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
                 CKF_HKDF_SALT_NULL => HkdfSalt::Null,
                 // An empty salt is RFC 5869's default (HMAC pads it to zeros anyway).
                 CKF_HKDF_SALT_DATA => HkdfSalt::Data(param_bytes(h.pSalt.cast(), h.ulSaltLen)?),
-                CKF_HKDF_SALT_KEY => HkdfSalt::Key(h.hSaltKey as u64),
+                CKF_HKDF_SALT_KEY => HkdfSalt::Key(ObjectHandle::from_raw(h.hSaltKey)),
                 _ => return Err(Error::MechanismParamInvalid),
             };
             Param::Hkdf(HkdfParams {
                 extract: h.bExtract != 0,
                 expand: h.bExpand != 0,
-                hash: h.prfHashMechanism,
+                hash: MechType::from_raw(h.prfHashMechanism),
                 salt,
                 info: param_bytes(h.pInfo.cast(), h.ulInfoLen)?,
             })
@@ -650,10 +655,7 @@ pub(super) fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
             }
         }
     };
-    Ok(MechanismArg {
-        kind: m.mechanism,
-        param,
-    })
+    Ok(MechanismArg { kind, param })
 }
 
 /// The caller's output buffer for a cryptographic result, under the length-query rule.

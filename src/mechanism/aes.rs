@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::{
@@ -34,7 +34,7 @@ enum Mode {
 #[derive(Debug)]
 pub(super) struct KeyGen;
 #[derive(Debug)]
-pub(super) struct Block(CK_MECHANISM_TYPE, Mode);
+pub(super) struct Block(MechType, Mode);
 #[derive(Debug)]
 pub(super) struct Gcm;
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub(super) struct CmacMech;
 #[derive(Debug)]
 pub(super) struct KeyWrap;
 #[derive(Debug)]
-pub(super) struct KeyWrapPad(CK_MECHANISM_TYPE);
+pub(super) struct KeyWrapPad(MechType);
 
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyGen,
@@ -63,7 +63,7 @@ pub(super) fn aes_key(key: &Key) -> Result<&[u8]> {
 }
 
 impl Mechanism for KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_AES_KEY_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -77,10 +77,7 @@ impl Mechanism for KeyGen {
             return Err(Error::AttributeValueInvalid);
         }
         let value = aes::generate_key(len as usize)?;
-        Ok((
-            CKK_AES,
-            vec![(CKA_VALUE as u64, Value::Bytes(value.to_vec()))],
-        ))
+        Ok((CKK_AES, vec![(CKA_VALUE, Value::Bytes(value.to_vec()))]))
     }
 }
 
@@ -146,7 +143,7 @@ impl Block {
 }
 
 impl Mechanism for Block {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -234,7 +231,7 @@ fn gcm_params(param: &Param) -> Result<(Vec<u8>, Vec<u8>, usize)> {
 }
 
 impl Mechanism for Gcm {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_AES_GCM
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -326,7 +323,7 @@ impl Verifier for CmacOp {
 }
 
 impl Mechanism for CmacMech {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_AES_CMAC
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -359,7 +356,7 @@ fn unwrap_errors(e: Error) -> Error {
 }
 
 impl Mechanism for KeyWrap {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_AES_KEY_WRAP
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -391,7 +388,7 @@ impl Mechanism for KeyWrap {
 }
 
 impl Mechanism for KeyWrapPad {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {

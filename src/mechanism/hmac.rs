@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use crate::ck::*;
 use aws_lc_rs::hmac;
-use cryptoki_sys::*;
 use subtle::ConstantTimeEq;
 
 use super::{info, no_param, Generated, KeyRequest, Mechanism, Param};
@@ -23,7 +23,7 @@ const MAX_SECRET_LEN: u64 = 512;
 
 #[derive(Debug)]
 pub(super) struct Hmac {
-    kind: CK_MECHANISM_TYPE,
+    kind: MechType,
     hash: HashAlg,
     key_type: CK_KEY_TYPE,
 }
@@ -31,7 +31,7 @@ pub(super) struct Hmac {
 /// A secret-key generation: `CKA_VALUE_LEN` random bytes of `key_type`.
 #[derive(Debug)]
 pub(super) struct KeyGen {
-    kind: CK_MECHANISM_TYPE,
+    kind: MechType,
     key_type: CK_KEY_TYPE,
 }
 
@@ -116,7 +116,7 @@ impl Hmac {
 }
 
 impl Mechanism for Hmac {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.kind
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -176,7 +176,7 @@ impl Verifier for HmacOp {
 }
 
 impl Mechanism for KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.kind
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -197,7 +197,7 @@ impl Mechanism for KeyGen {
         }
         let mut value = vec![0u8; len as usize];
         random_fill(&mut value)?;
-        Ok((self.key_type, vec![(CKA_VALUE as u64, Value::Bytes(value))]))
+        Ok((self.key_type, vec![(CKA_VALUE, Value::Bytes(value))]))
     }
 }
 

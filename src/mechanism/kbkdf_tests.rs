@@ -31,7 +31,7 @@ fn be(width_bits: u64) -> IntFormat {
     }
 }
 
-fn params(prf: CK_MECHANISM_TYPE, data: Vec<PrfData>, extra: usize) -> Param {
+fn params(prf: MechType, data: Vec<PrfData>, extra: usize) -> Param {
     Param::Kbkdf(KbkdfParams {
         prf,
         data,

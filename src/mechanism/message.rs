@@ -20,7 +20,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::aes::aes_key;

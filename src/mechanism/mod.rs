@@ -32,7 +32,7 @@ mod wrap;
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -55,7 +55,7 @@ pub enum Usage {
 }
 
 impl Usage {
-    pub fn attribute(self) -> Option<CK_ATTRIBUTE_TYPE> {
+    pub fn attribute(self) -> Option<AttrType> {
         Some(match self {
             Usage::Encrypt => CKA_ENCRYPT,
             Usage::Decrypt => CKA_DECRYPT,
@@ -125,7 +125,7 @@ pub enum DeriveRule {
 pub type GeneratedPair = (Generated, Generated);
 
 pub trait Mechanism: Send + Sync {
-    fn kind(&self) -> CK_MECHANISM_TYPE;
+    fn kind(&self) -> MechType;
     fn info(&self) -> CK_MECHANISM_INFO;
     /// A legacy algorithm: listed and usable only with `legacy_algorithms` on.
     fn legacy(&self) -> bool {
@@ -235,10 +235,10 @@ pub fn no_param(param: &Param) -> Result<()> {
     }
 }
 
-pub fn list() -> Vec<CK_MECHANISM_TYPE> {
+pub fn list() -> Vec<MechType> {
     registry::all().map(|m| m.kind()).collect()
 }
 
-pub fn info_of(kind: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_INFO> {
+pub fn info_of(kind: MechType) -> Option<CK_MECHANISM_INFO> {
     registry::find(kind).map(|m| m.info())
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::digest::hash_of;
@@ -48,9 +48,9 @@ pub(super) struct Oaep;
 #[derive(Debug)]
 pub(super) struct Pss;
 #[derive(Debug)]
-pub(super) struct HashPkcs(CK_MECHANISM_TYPE, HashAlg);
+pub(super) struct HashPkcs(MechType, HashAlg);
 #[derive(Debug)]
-pub(super) struct HashPss(CK_MECHANISM_TYPE, HashAlg);
+pub(super) struct HashPss(MechType, HashAlg);
 
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyPairGen,
@@ -143,7 +143,7 @@ fn pss_params(param: &Param, mechanism_hash: Option<HashAlg>) -> Result<(HashAlg
 }
 
 impl Mechanism for KeyPairGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_PKCS_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -167,11 +167,11 @@ impl Mechanism for KeyPairGen {
             return Err(Error::KeySizeRange);
         }
         let c = RsaComponents::generate(usize::try_from(bits).map_err(|_| Error::KeySizeRange)?)?;
-        let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (ty as u64, Value::Bytes(v.to_vec()));
+        let bytes = |ty: AttrType, v: &[u8]| (ty, Value::Bytes(v.to_vec()));
         let public: Generated = vec![
             bytes(CKA_MODULUS, &c.n),
             bytes(CKA_PUBLIC_EXPONENT, &c.e),
-            (CKA_MODULUS_BITS as u64, Value::Ulong(bits)),
+            (CKA_MODULUS_BITS, Value::Ulong(bits)),
         ];
         let private: Generated = vec![
             bytes(CKA_MODULUS, &c.n),
@@ -200,7 +200,7 @@ where
 }
 
 impl Mechanism for Pkcs {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_PKCS
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -274,7 +274,7 @@ impl Mechanism for Pkcs {
 }
 
 impl Mechanism for Oaep {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_PKCS_OAEP
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -329,7 +329,7 @@ impl Mechanism for Oaep {
 }
 
 impl Mechanism for Pss {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_PKCS_PSS
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -460,7 +460,7 @@ where
 }
 
 impl Mechanism for HashPkcs {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -485,7 +485,7 @@ impl Mechanism for HashPkcs {
 }
 
 impl Mechanism for HashPss {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {

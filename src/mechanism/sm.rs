@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::{
@@ -21,19 +21,15 @@ use crate::object::key::{Key, Material, CKK_SM2, CKK_SM4};
 use crate::operation::{Cipher, Digester, Signer, Verifier};
 use crate::vendor;
 
-const fn v(x: u64) -> CK_MECHANISM_TYPE {
-    x as CK_MECHANISM_TYPE
-}
-
-pub const CKM_SM2_KEY_PAIR_GEN: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM2_KEY_PAIR_GEN);
-pub const CKM_SM2_SM3: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM2_SM3);
-pub const CKM_SM2_ENCRYPT: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM2_ENCRYPT);
-pub const CKM_SM3: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM3);
-pub const CKM_SM4_KEY_GEN: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_KEY_GEN);
-pub const CKM_SM4_ECB: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_ECB);
-pub const CKM_SM4_CBC: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_CBC);
-pub const CKM_SM4_CBC_PAD: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_CBC_PAD);
-pub const CKM_SM4_GCM: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_GCM);
+pub const CKM_SM2_KEY_PAIR_GEN: MechType = vendor::CKM_KMSHSM_SM2_KEY_PAIR_GEN;
+pub const CKM_SM2_SM3: MechType = vendor::CKM_KMSHSM_SM2_SM3;
+pub const CKM_SM2_ENCRYPT: MechType = vendor::CKM_KMSHSM_SM2_ENCRYPT;
+pub const CKM_SM3: MechType = vendor::CKM_KMSHSM_SM3;
+pub const CKM_SM4_KEY_GEN: MechType = vendor::CKM_KMSHSM_SM4_KEY_GEN;
+pub const CKM_SM4_ECB: MechType = vendor::CKM_KMSHSM_SM4_ECB;
+pub const CKM_SM4_CBC: MechType = vendor::CKM_KMSHSM_SM4_CBC;
+pub const CKM_SM4_CBC_PAD: MechType = vendor::CKM_KMSHSM_SM4_CBC_PAD;
+pub const CKM_SM4_GCM: MechType = vendor::CKM_KMSHSM_SM4_GCM;
 
 #[derive(Debug)]
 pub struct Sm2KeyGen;
@@ -46,7 +42,7 @@ pub struct Sm3Digest;
 #[derive(Debug)]
 pub struct Sm4KeyGen;
 #[derive(Debug)]
-pub struct Sm4(CK_MECHANISM_TYPE);
+pub struct Sm4(MechType);
 
 pub static MECHANISMS: &[&dyn Mechanism] = &[
     &Sm2KeyGen,
@@ -79,7 +75,7 @@ fn sm4_key(key: &Key) -> Result<&[u8]> {
 }
 
 impl Mechanism for Sm2KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM2_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -98,13 +94,13 @@ impl Mechanism for Sm2KeyGen {
         let params = Value::Bytes(der::OID_SM2.to_vec());
         let point = Value::Bytes(ec::point_to_attribute(&point));
         let public = vec![
-            (CKA_EC_PARAMS as u64, params.clone()),
-            (CKA_EC_POINT as u64, point.clone()),
+            (CKA_EC_PARAMS, params.clone()),
+            (CKA_EC_POINT, point.clone()),
         ];
         let private = vec![
-            (CKA_EC_PARAMS as u64, params),
-            (CKA_VALUE as u64, Value::Bytes(d.to_vec())),
-            (CKA_EC_POINT as u64, point),
+            (CKA_EC_PARAMS, params),
+            (CKA_VALUE, Value::Bytes(d.to_vec())),
+            (CKA_EC_POINT, point),
         ];
         Ok((CKK_SM2, (public, private)))
     }
@@ -172,7 +168,7 @@ impl Verifier for Sm2Op {
 }
 
 impl Mechanism for Sm2Sm3 {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM2_SM3
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -194,7 +190,7 @@ impl Mechanism for Sm2Sm3 {
 const SM2_OVERHEAD: usize = 97;
 
 impl Mechanism for Sm2Encrypt {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM2_ENCRYPT
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -261,7 +257,7 @@ impl Digester for Sm3Op {
 }
 
 impl Mechanism for Sm3Digest {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM3
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -274,7 +270,7 @@ impl Mechanism for Sm3Digest {
 }
 
 impl Mechanism for Sm4KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM4_KEY_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -287,10 +283,7 @@ impl Mechanism for Sm4KeyGen {
             return Err(Error::AttributeValueInvalid);
         }
         let key = sm::sm4_generate_key()?;
-        Ok((
-            CKK_SM4,
-            vec![(CKA_VALUE as u64, Value::Bytes(key.to_vec()))],
-        ))
+        Ok((CKK_SM4, vec![(CKA_VALUE, Value::Bytes(key.to_vec()))]))
     }
 }
 
@@ -363,7 +356,7 @@ impl Sm4 {
 }
 
 impl Mechanism for Sm4 {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {

@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result, StoreError};
 use crate::object::policy::{self, Kind};
 
-pub type AttrType = u64;
+pub use crate::ids::AttrType;
+use crate::ids::MechType;
 
 /// An attribute's value as the caller sent it: bytes, or (for the template-valued
 /// attributes such as `CKA_UNWRAP_TEMPLATE`) a nested list.
@@ -32,7 +33,7 @@ pub enum Value {
     Bool(bool),
     Ulong(u64),
     Bytes(Vec<u8>),
-    Mechanisms(Vec<u64>),
+    Mechanisms(Vec<MechType>),
     Template(Vec<(AttrType, Value)>),
 }
 
@@ -75,7 +76,7 @@ impl Value {
                     return Err(Error::AttributeValueInvalid);
                 }
                 b.chunks(ULONG_LEN)
-                    .map(ulong_from_native)
+                    .map(|m| ulong_from_native(m).map(MechType::new))
                     .collect::<Result<Vec<_>>>()
                     .map(Value::Mechanisms)
             }
@@ -97,7 +98,7 @@ impl Value {
             Value::Bool(b) => vec![u8::from(*b)],
             Value::Ulong(v) => ulong_to_native(*v),
             Value::Bytes(b) => b.clone(),
-            Value::Mechanisms(list) => list.iter().flat_map(|m| ulong_to_native(*m)).collect(),
+            Value::Mechanisms(list) => list.iter().flat_map(|m| ulong_to_native(m.get())).collect(),
             Value::Template(_) => Vec::new(),
         }
     }
@@ -159,14 +160,14 @@ fn encode_into<'a>(out: &mut Vec<u8>, attrs: impl IntoIterator<Item = (AttrType,
 
 fn encode_one(out: &mut Vec<u8>, ty: AttrType, value: &Value) {
     {
-        out.extend_from_slice(&ty.to_le_bytes());
+        out.extend_from_slice(&ty.get().to_le_bytes());
         let (tag, payload) = match value {
             Value::Bool(b) => (TAG_BOOL, vec![u8::from(*b)]),
             Value::Ulong(v) => (TAG_ULONG, v.to_le_bytes().to_vec()),
             Value::Bytes(b) => (TAG_BYTES, b.clone()),
             Value::Mechanisms(list) => (
                 TAG_MECHS,
-                list.iter().flat_map(|m| m.to_le_bytes()).collect(),
+                list.iter().flat_map(|m| m.get().to_le_bytes()).collect(),
             ),
             Value::Template(list) => {
                 let mut inner = Vec::new();
@@ -211,7 +212,7 @@ fn u64_le(b: &[u8]) -> Result<u64> {
 fn decode_entries(mut input: &[u8], depth: u8) -> Result<Vec<(AttrType, Value)>> {
     let mut out = Vec::new();
     while !input.is_empty() {
-        let ty = u64_le(take(&mut input, 8)?)?;
+        let ty = AttrType::new(u64_le(take(&mut input, 8)?)?);
         let tag = take(&mut input, 1)?[0];
         let len_bytes: [u8; 4] = take(&mut input, 4)?.try_into().map_err(|_| malformed())?;
         let payload = take(&mut input, u32::from_le_bytes(len_bytes) as usize)?;
@@ -220,7 +221,8 @@ fn decode_entries(mut input: &[u8], depth: u8) -> Result<Vec<(AttrType, Value)>>
             TAG_ULONG => Value::Ulong(u64_le(payload)?),
             TAG_BYTES => Value::Bytes(payload.to_vec()),
             TAG_MECHS if payload.len() % 8 == 0 => {
-                Value::Mechanisms(payload.chunks(8).map(u64_le).collect::<Result<Vec<_>>>()?)
+                let mechs = payload.chunks(8).map(|m| u64_le(m).map(MechType::new));
+                Value::Mechanisms(mechs.collect::<Result<Vec<_>>>()?)
             }
             TAG_TEMPLATE if depth == 0 => Value::Template(decode_entries(payload, 1)?),
             _ => return Err(malformed()),
@@ -233,7 +235,7 @@ fn decode_entries(mut input: &[u8], depth: u8) -> Result<Vec<(AttrType, Value)>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cryptoki_sys::*;
+    use crate::ck::*;
 
     fn raw(b: &[u8]) -> RawValue {
         RawValue::Bytes(Zeroizing::new(b.to_vec()))
@@ -242,13 +244,16 @@ mod tests {
     #[test]
     fn record_encoding_round_trips_every_kind() {
         let attrs = vec![
-            (CKA_TOKEN as u64, Value::Bool(true)),
-            (CKA_CLASS as u64, Value::Ulong(3)),
-            (CKA_LABEL as u64, Value::Bytes(b"x".to_vec())),
-            (CKA_ALLOWED_MECHANISMS as u64, Value::Mechanisms(vec![1, 2])),
+            (CKA_TOKEN, Value::Bool(true)),
+            (CKA_CLASS, Value::Ulong(3)),
+            (CKA_LABEL, Value::Bytes(b"x".to_vec())),
             (
-                CKA_UNWRAP_TEMPLATE as u64,
-                Value::Template(vec![(CKA_SENSITIVE as u64, Value::Bool(true))]),
+                CKA_ALLOWED_MECHANISMS,
+                Value::Mechanisms(vec![MechType::new(1), MechType::new(2)]),
+            ),
+            (
+                CKA_UNWRAP_TEMPLATE,
+                Value::Template(vec![(CKA_SENSITIVE, Value::Bool(true))]),
             ),
         ];
         let bytes = encode(attrs.iter().map(|(t, v)| (*t, v)));
@@ -257,7 +262,7 @@ mod tests {
 
     #[test]
     fn truncated_or_unknown_records_are_refused() {
-        let bytes = encode([(CKA_LABEL as u64, &Value::Bytes(b"abc".to_vec()))]);
+        let bytes = encode([(CKA_LABEL, &Value::Bytes(b"abc".to_vec()))]);
         for cut in 2..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
@@ -268,36 +273,33 @@ mod tests {
     #[test]
     fn bool_of_wrong_length_is_invalid() {
         assert!(matches!(
-            Value::parse(CKA_TOKEN as u64, &raw(&[1, 0])),
+            Value::parse(CKA_TOKEN, &raw(&[1, 0])),
             Err(Error::AttributeValueInvalid)
         ));
         assert_eq!(
-            Value::parse(CKA_TOKEN as u64, &raw(&[1])).unwrap(),
+            Value::parse(CKA_TOKEN, &raw(&[1])).unwrap(),
             Value::Bool(true)
         );
     }
 
     #[test]
     fn ulong_must_be_native_width() {
-        assert!(Value::parse(CKA_CLASS as u64, &raw(&[1, 0, 0, 0])).is_err());
+        assert!(Value::parse(CKA_CLASS, &raw(&[1, 0, 0, 0])).is_err());
         let v = (CKO_DATA as CK_ULONG).to_ne_bytes();
-        assert_eq!(
-            Value::parse(CKA_CLASS as u64, &raw(&v)).unwrap(),
-            Value::Ulong(0)
-        );
+        assert_eq!(Value::parse(CKA_CLASS, &raw(&v)).unwrap(), Value::Ulong(0));
     }
 
     #[test]
     fn dates_are_empty_or_eight_digits() {
-        assert!(Value::parse(CKA_START_DATE as u64, &raw(b"20261122")).is_ok());
-        assert!(Value::parse(CKA_START_DATE as u64, &raw(b"")).is_ok());
-        assert!(Value::parse(CKA_START_DATE as u64, &raw(b"2026-11-2")).is_err());
+        assert!(Value::parse(CKA_START_DATE, &raw(b"20261122")).is_ok());
+        assert!(Value::parse(CKA_START_DATE, &raw(b"")).is_ok());
+        assert!(Value::parse(CKA_START_DATE, &raw(b"2026-11-2")).is_err());
     }
 
     #[test]
     fn unknown_attribute_type_is_type_invalid() {
         assert!(matches!(
-            Value::parse(0x7fff_0000, &raw(b"")),
+            Value::parse(AttrType::new(0x7fff_0000), &raw(b"")),
             Err(Error::AttributeTypeInvalid)
         ));
     }

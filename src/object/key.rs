@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::attr::AttrType;
@@ -71,11 +71,11 @@ pub struct Prepared {
     aes_gcm: OnceLock<aes::GcmKey>,
 }
 
-fn plain(object: &Object, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+fn plain(object: &Object, ty: AttrType) -> Option<&[u8]> {
     object.value(ty).and_then(|v| v.as_bytes())
 }
 
-fn secret(secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>, ty: CK_ATTRIBUTE_TYPE) -> &[u8] {
+fn secret(secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>, ty: AttrType) -> &[u8] {
     secrets.get(&(ty as AttrType)).map_or(&[], |v| v.as_slice())
 }
 

@@ -16,7 +16,7 @@ pub mod template;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result, StoreError};
@@ -180,11 +180,11 @@ impl Object {
         secret_types: Vec<AttrType>,
     ) -> Result<Object> {
         let class = attrs
-            .get(&(CKA_CLASS as AttrType))
+            .get(&(CKA_CLASS))
             .and_then(Value::as_ulong)
             .ok_or(Error::TemplateIncomplete)? as CK_OBJECT_CLASS;
         let key_type = attrs
-            .get(&(CKA_KEY_TYPE as AttrType))
+            .get(&(CKA_KEY_TYPE))
             .and_then(Value::as_ulong)
             .map(|k| k as CK_KEY_TYPE);
         Ok(Object {
@@ -201,11 +201,11 @@ impl Object {
         })
     }
 
-    pub fn bool_attr(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<bool> {
+    pub fn bool_attr(&self, ty: AttrType) -> Option<bool> {
         self.attrs.get(&(ty as AttrType)).and_then(Value::as_bool)
     }
 
-    pub fn value(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&Value> {
+    pub fn value(&self, ty: AttrType) -> Option<&Value> {
         self.attrs.get(&(ty as AttrType))
     }
 
@@ -434,7 +434,7 @@ impl Object {
     }
 
     fn encode_record(&self, serial: &str, master: Option<&MasterKey>) -> Result<ObjectRecord> {
-        let marker = Value::Mechanisms(self.secret_types.clone());
+        let marker = secret_types_marker(&self.secret_types);
         let Some(master) = master else {
             // Without the master key nothing can be authenticated: only what may live
             // unauthenticated is written so (anything else waits for a login).
@@ -488,7 +488,7 @@ impl Object {
         for (ty, v) in attr::decode(&rec.plain)? {
             if ty == SECRET_TYPES_MARKER {
                 if let Value::Mechanisms(types) = &v {
-                    secret_types = types.clone();
+                    secret_types = types.iter().map(|m| AttrType::new(m.get())).collect();
                 }
                 continue;
             }
@@ -541,7 +541,7 @@ impl Object {
         serial: &str,
         master: &MasterKey,
     ) -> Result<ObjectRecord> {
-        let marker = Value::Mechanisms(self.secret_types.clone());
+        let marker = secret_types_marker(&self.secret_types);
         let plain = attr::encode(
             self.attrs
                 .iter()
@@ -577,12 +577,18 @@ fn plain_digest(plain: &[u8]) -> [u8; 32] {
 
 /// A pseudo-attribute in the plain record naming its format (2: authenticated). Never
 /// visible to callers; in the vendor range `include/kmshsm.h` reserves for internal use.
-const RECORD_FORMAT_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_RECORD_FORMAT as AttrType;
+const RECORD_FORMAT_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_RECORD_FORMAT;
 
 /// A pseudo-attribute in the plain record listing which attributes are sealed, so that
 /// `C_GetAttributeValue` can tell "sensitive" from "absent" without the master key.
 /// It lies in the vendor range reserved by `include/kmshsm.h` for internal use.
-const SECRET_TYPES_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_SECRET_TYPES as AttrType;
+const SECRET_TYPES_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_SECRET_TYPES;
+
+/// The marker's value: the record format stores the list in the encoding of a mechanism
+/// list (64-bit numbers), and reading it back turns them into attribute types again.
+fn secret_types_marker(types: &[AttrType]) -> Value {
+    Value::Mechanisms(types.iter().map(|t| MechType::new(t.get())).collect())
+}
 
 pub fn new_uid() -> Result<ObjectUid> {
     let mut uid = [0u8; 16];

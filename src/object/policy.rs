@@ -5,7 +5,7 @@
 //! the per-mechanism key attribute tables). This module holds rules only; it must not
 //! touch objects, sessions or the store.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 
 use super::attr::{AttrType, Value};
 use super::key::{CKK_SM2, CKK_SM4};
@@ -37,24 +37,20 @@ pub enum Mutability {
     OnlyToFalse,
 }
 
-const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
-    x as AttrType
-}
-
 // The vendor attributes of the KMS key model (include/kmshsm.h).
-pub const KEY_ID: AttrType = vendor::CKA_KMSHSM_KEY_ID as AttrType;
-pub const ORIGIN: AttrType = vendor::CKA_KMSHSM_ORIGIN as AttrType;
-pub const KEY_STATE: AttrType = vendor::CKA_KMSHSM_KEY_STATE as AttrType;
-pub const KEY_SPEC: AttrType = vendor::CKA_KMSHSM_KEY_SPEC as AttrType;
-pub const KEY_USAGE: AttrType = vendor::CKA_KMSHSM_KEY_USAGE as AttrType;
-pub const MATERIAL_EXPIRY: AttrType = vendor::CKA_KMSHSM_MATERIAL_EXPIRY as AttrType;
-pub const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET as AttrType;
-pub const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM as AttrType;
-pub const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN as AttrType;
-pub const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY as AttrType;
-pub const DESCRIPTION: AttrType = vendor::CKA_KMSHSM_DESCRIPTION as AttrType;
+pub const KEY_ID: AttrType = vendor::CKA_KMSHSM_KEY_ID;
+pub const ORIGIN: AttrType = vendor::CKA_KMSHSM_ORIGIN;
+pub const KEY_STATE: AttrType = vendor::CKA_KMSHSM_KEY_STATE;
+pub const KEY_SPEC: AttrType = vendor::CKA_KMSHSM_KEY_SPEC;
+pub const KEY_USAGE: AttrType = vendor::CKA_KMSHSM_KEY_USAGE;
+pub const MATERIAL_EXPIRY: AttrType = vendor::CKA_KMSHSM_MATERIAL_EXPIRY;
+pub const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET;
+pub const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM;
+pub const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN;
+pub const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY;
+pub const DESCRIPTION: AttrType = vendor::CKA_KMSHSM_DESCRIPTION;
 /// Internal (never answered): the keyed fingerprint of the bound material.
-pub const MATERIAL_FINGERPRINT: AttrType = vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT as AttrType;
+pub const MATERIAL_FINGERPRINT: AttrType = vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT;
 
 const KMS_KEY: &[AttrType] = &[
     KEY_ID,
@@ -90,7 +86,7 @@ pub fn kind(ty: AttrType) -> Option<Kind> {
     if let Some(k) = vendor_kind(ty) {
         return Some(k);
     }
-    Some(match ty as CK_ATTRIBUTE_TYPE {
+    Some(match ty as AttrType {
         CKA_TOKEN
         | CKA_PRIVATE
         | CKA_MODIFIABLE
@@ -153,7 +149,7 @@ pub fn kind(ty: AttrType) -> Option<Kind> {
     })
 }
 
-const COMMON: &[CK_ATTRIBUTE_TYPE] = &[
+const COMMON: &[AttrType] = &[
     CKA_CLASS,
     CKA_TOKEN,
     CKA_PRIVATE,
@@ -163,8 +159,8 @@ const COMMON: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_LABEL,
     CKA_UNIQUE_ID,
 ];
-const DATA: &[CK_ATTRIBUTE_TYPE] = &[CKA_APPLICATION, CKA_OBJECT_ID, CKA_VALUE];
-const CERTIFICATE: &[CK_ATTRIBUTE_TYPE] = &[
+const DATA: &[AttrType] = &[CKA_APPLICATION, CKA_OBJECT_ID, CKA_VALUE];
+const CERTIFICATE: &[AttrType] = &[
     CKA_CERTIFICATE_TYPE,
     CKA_TRUSTED,
     CKA_CERTIFICATE_CATEGORY,
@@ -183,7 +179,7 @@ const CERTIFICATE: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_JAVA_MIDP_SECURITY_DOMAIN,
     CKA_NAME_HASH_ALGORITHM,
 ];
-const KEY: &[CK_ATTRIBUTE_TYPE] = &[
+const KEY: &[AttrType] = &[
     CKA_KEY_TYPE,
     CKA_ID,
     CKA_START_DATE,
@@ -193,7 +189,7 @@ const KEY: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_KEY_GEN_MECHANISM,
     CKA_ALLOWED_MECHANISMS,
 ];
-const PUBLIC_KEY: &[CK_ATTRIBUTE_TYPE] = &[
+const PUBLIC_KEY: &[AttrType] = &[
     CKA_SUBJECT,
     CKA_ENCRYPT,
     CKA_VERIFY,
@@ -203,7 +199,7 @@ const PUBLIC_KEY: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_WRAP_TEMPLATE,
     CKA_PUBLIC_KEY_INFO,
 ];
-const PRIVATE_KEY: &[CK_ATTRIBUTE_TYPE] = &[
+const PRIVATE_KEY: &[AttrType] = &[
     CKA_SUBJECT,
     CKA_SENSITIVE,
     CKA_DECRYPT,
@@ -219,7 +215,7 @@ const PRIVATE_KEY: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_PUBLIC_KEY_INFO,
     CKA_DERIVE_TEMPLATE,
 ];
-const SECRET_KEY: &[CK_ATTRIBUTE_TYPE] = &[
+const SECRET_KEY: &[AttrType] = &[
     CKA_SENSITIVE,
     CKA_ENCRYPT,
     CKA_DECRYPT,
@@ -239,8 +235,8 @@ const SECRET_KEY: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_VALUE,
     CKA_VALUE_LEN,
 ];
-const RSA_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_MODULUS, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT];
-const RSA_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[
+const RSA_PUBLIC: &[AttrType] = &[CKA_MODULUS, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT];
+const RSA_PRIVATE: &[AttrType] = &[
     CKA_MODULUS,
     CKA_PUBLIC_EXPONENT,
     CKA_PRIVATE_EXPONENT,
@@ -250,10 +246,10 @@ const RSA_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_EXPONENT_2,
     CKA_COEFFICIENT,
 ];
-const EC_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_EC_POINT];
-const EC_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE];
+const EC_PUBLIC: &[AttrType] = &[CKA_EC_PARAMS, CKA_EC_POINT];
+const EC_PRIVATE: &[AttrType] = &[CKA_EC_PARAMS, CKA_VALUE];
 /// SM2 private keys also keep their public point: the signature's Z_A needs it.
-const SM2_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT];
+const SM2_PRIVATE: &[AttrType] = &[CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT];
 
 /// Key types the object layer accepts, by class.
 pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
@@ -289,11 +285,11 @@ pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrTy
     if KMS_WRAPPING.contains(&ty) {
         return matches!(class, CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
     }
-    let ty = ty as CK_ATTRIBUTE_TYPE;
+    let ty = ty as AttrType;
     if COMMON.contains(&ty) {
         return true;
     }
-    let in_all = |lists: &[&[CK_ATTRIBUTE_TYPE]]| lists.iter().any(|l| l.contains(&ty));
+    let in_all = |lists: &[&[AttrType]]| lists.iter().any(|l| l.contains(&ty));
     match (class, key_type) {
         (CKO_DATA, _) => in_all(&[DATA]),
         (CKO_CERTIFICATE, _) => in_all(&[CERTIFICATE]),
@@ -312,10 +308,7 @@ pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrTy
 }
 
 /// Attributes a template must give for an object of this class and key type.
-pub fn required(
-    class: CK_OBJECT_CLASS,
-    key_type: Option<CK_KEY_TYPE>,
-) -> &'static [CK_ATTRIBUTE_TYPE] {
+pub fn required(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> &'static [AttrType] {
     match (class, key_type) {
         (CKO_CERTIFICATE, _) => &[CKA_CERTIFICATE_TYPE],
         (CKO_SECRET_KEY, _) => &[CKA_KEY_TYPE, CKA_VALUE],
@@ -333,13 +326,13 @@ pub fn required(
 }
 
 /// X.509 certificates also need a subject and a value (PKCS#11 3.0 §4.6.3).
-pub const X509_REQUIRED: &[CK_ATTRIBUTE_TYPE] = &[CKA_SUBJECT, CKA_VALUE];
+pub const X509_REQUIRED: &[AttrType] = &[CKA_SUBJECT, CKA_VALUE];
 
 /// Whether the attribute holds secret material: sealed at rest, and unreadable when the
 /// key is sensitive or unextractable. `CKA_VALUE` of a private data object or certificate
 /// is sealed too (see `sealed_at_rest`) but readable by its logged-in owner.
 pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
-    let ty = ty as CK_ATTRIBUTE_TYPE;
+    let ty = ty as AttrType;
     match class {
         CKO_SECRET_KEY => ty == CKA_VALUE,
         CKO_PRIVATE_KEY => matches!(
@@ -358,7 +351,7 @@ pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
 
 /// Whether the attribute is kept sealed under the token master key on disk.
 pub fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bool {
-    is_key_secret(class, ty) || (private && ty == t(CKA_VALUE))
+    is_key_secret(class, ty) || (private && ty == CKA_VALUE)
 }
 
 /// How `ty` may change on an existing object of `class`.
@@ -373,7 +366,7 @@ pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
         DESCRIPTION => return Free,
         _ => {}
     }
-    match ty as CK_ATTRIBUTE_TYPE {
+    match ty as AttrType {
         CKA_LOCAL
         | CKA_ALWAYS_SENSITIVE
         | CKA_NEVER_EXTRACTABLE
@@ -392,8 +385,8 @@ pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
 
 /// Defaults filled in when a template leaves an attribute out.
 pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(AttrType, Value)> {
-    let b = |ty: CK_ATTRIBUTE_TYPE, v: bool| (t(ty), Value::Bool(v));
-    let bytes = |ty: CK_ATTRIBUTE_TYPE| (t(ty), Value::Bytes(Vec::new()));
+    let b = |ty: AttrType, v: bool| (ty, Value::Bool(v));
+    let bytes = |ty: AttrType| (ty, Value::Bytes(Vec::new()));
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY);
     let mut out = vec![
         b(CKA_TOKEN, false),
@@ -414,7 +407,7 @@ pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(A
             // pkcs11-provider then decides the token has no CKA_ALLOWED_MECHANISMS at all
             // and stops telling RSA-PSS-only keys from RSA keys (its TLS test fails);
             // SoftHSMv2 answers an empty list too.
-            (t(CKA_ALLOWED_MECHANISMS), Value::Mechanisms(Vec::new())),
+            (CKA_ALLOWED_MECHANISMS, Value::Mechanisms(Vec::new())),
         ]);
     };
     match class {
@@ -425,7 +418,7 @@ pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(A
         ]),
         CKO_CERTIFICATE => out.extend([
             b(CKA_TRUSTED, false),
-            (t(CKA_CERTIFICATE_CATEGORY), Value::Ulong(0)),
+            (CKA_CERTIFICATE_CATEGORY, Value::Ulong(0)),
             bytes(CKA_START_DATE),
             bytes(CKA_END_DATE),
             bytes(CKA_ID),
@@ -434,7 +427,7 @@ pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(A
             bytes(CKA_URL),
             bytes(CKA_HASH_OF_SUBJECT_PUBLIC_KEY),
             bytes(CKA_HASH_OF_ISSUER_PUBLIC_KEY),
-            (t(CKA_JAVA_MIDP_SECURITY_DOMAIN), Value::Ulong(0)),
+            (CKA_JAVA_MIDP_SECURITY_DOMAIN, Value::Ulong(0)),
         ]),
         CKO_SECRET_KEY => {
             key_common(&mut out);
@@ -526,10 +519,10 @@ mod tests {
 
     #[test]
     fn key_secrets_are_sealed_but_public_values_are_not() {
-        assert!(sealed_at_rest(CKO_SECRET_KEY, false, t(CKA_VALUE)));
-        assert!(sealed_at_rest(CKO_PRIVATE_KEY, false, t(CKA_PRIME_1)));
-        assert!(!sealed_at_rest(CKO_PRIVATE_KEY, true, t(CKA_MODULUS)));
-        assert!(sealed_at_rest(CKO_DATA, true, t(CKA_VALUE)));
-        assert!(!sealed_at_rest(CKO_DATA, false, t(CKA_VALUE)));
+        assert!(sealed_at_rest(CKO_SECRET_KEY, false, CKA_VALUE));
+        assert!(sealed_at_rest(CKO_PRIVATE_KEY, false, CKA_PRIME_1));
+        assert!(!sealed_at_rest(CKO_PRIVATE_KEY, true, CKA_MODULUS));
+        assert!(sealed_at_rest(CKO_DATA, true, CKA_VALUE));
+        assert!(!sealed_at_rest(CKO_DATA, false, CKA_VALUE));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::attr::{AttrType, RawAttribute, Value};
@@ -15,10 +15,6 @@ use super::{new_uid, unique_id_of, Object, Values};
 use crate::crypto::curve25519::{self, Curve25519};
 use crate::crypto::curve448;
 use crate::error::{Error, Result};
-
-const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
-    x as AttrType
-}
 
 /// Parses a template; the same attribute twice with different values is inconsistent.
 pub fn parse(template: &[RawAttribute]) -> Result<BTreeMap<AttrType, Value>> {
@@ -47,15 +43,15 @@ pub fn parse_search(template: &[RawAttribute]) -> Result<Option<Vec<(AttrType, V
     Ok(Some(out))
 }
 
-fn ulong_of(attrs: &BTreeMap<AttrType, Value>, ty: CK_ATTRIBUTE_TYPE) -> Result<Option<u64>> {
-    match attrs.get(&t(ty)) {
+fn ulong_of(attrs: &BTreeMap<AttrType, Value>, ty: AttrType) -> Result<Option<u64>> {
+    match attrs.get(&ty) {
         None => Ok(None),
         Some(v) => v.as_ulong().map(Some).ok_or(Error::AttributeValueInvalid),
     }
 }
 
-fn bytes_of(attrs: &BTreeMap<AttrType, Value>, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
-    attrs.get(&t(ty)).and_then(Value::as_bytes)
+fn bytes_of(attrs: &BTreeMap<AttrType, Value>, ty: AttrType) -> Option<&[u8]> {
+    attrs.get(&ty).and_then(Value::as_bytes)
 }
 
 /// Bit length of a big-endian unsigned integer.
@@ -169,7 +165,7 @@ fn check_values(
                 Some(given) if given != len => return Err(Error::TemplateInconsistent),
                 _ => {}
             }
-            attrs.insert(t(CKA_VALUE_LEN), Value::Ulong(len));
+            attrs.insert(CKA_VALUE_LEN, Value::Ulong(len));
         }
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_RSA)) => {
             let bits = bit_len(bytes_of(attrs, CKA_MODULUS).unwrap_or(&[]));
@@ -181,7 +177,7 @@ fn check_values(
                     Some(given) if given != bits => return Err(Error::TemplateInconsistent),
                     _ => {}
                 }
-                attrs.insert(t(CKA_MODULUS_BITS), Value::Ulong(bits));
+                attrs.insert(CKA_MODULUS_BITS, Value::Ulong(bits));
             }
         }
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC | CKK_SM2)) => {
@@ -206,7 +202,7 @@ fn check_values(
             }
             if policy::X509_REQUIRED
                 .iter()
-                .any(|ty| !attrs.contains_key(&t(*ty)))
+                .any(|ty| !attrs.contains_key(ty))
             {
                 return Err(Error::TemplateIncomplete);
             }
@@ -224,7 +220,7 @@ pub enum Provenance {
     /// `C_CreateObject`: the caller supplied the values.
     Supplied,
     /// `C_GenerateKey` / `C_GenerateKeyPair` with this mechanism.
-    Generated(CK_MECHANISM_TYPE),
+    Generated(MechType),
     /// `C_UnwrapKey`: the material came from outside, encrypted.
     Unwrapped,
     /// `C_DeriveKey` from a base key with these provenance flags.
@@ -260,8 +256,8 @@ pub fn build_key(
 ) -> Result<Object> {
     let given = parse(template)?;
     let mut module = module;
-    module.push((t(CKA_CLASS), Value::Ulong(class as u64)));
-    module.push((t(CKA_KEY_TYPE), Value::Ulong(key_type as u64)));
+    module.push((CKA_CLASS, Value::Ulong(class as u64)));
+    module.push((CKA_KEY_TYPE, Value::Ulong(key_type as u64)));
     build_from(class, given, module, provenance)
 }
 
@@ -311,12 +307,12 @@ fn build_from(
     if provenance != Provenance::Pending {
         if policy::required(class, key_type)
             .iter()
-            .any(|ty| !given.contains_key(&t(*ty)))
+            .any(|ty| !given.contains_key(ty))
         {
             return Err(Error::TemplateIncomplete);
         }
         check_values(class, key_type, &mut given)?;
-    } else if !given.contains_key(&t(CKA_KEY_TYPE)) {
+    } else if !given.contains_key(&CKA_KEY_TYPE) {
         return Err(Error::TemplateIncomplete);
     }
 
@@ -326,10 +322,10 @@ fn build_from(
     }
     attrs.extend(given);
     let uid = new_uid()?;
-    attrs.insert(t(CKA_UNIQUE_ID), Value::Bytes(unique_id_of(&uid)));
+    attrs.insert(CKA_UNIQUE_ID, Value::Bytes(unique_id_of(&uid)));
     if is_key {
         let flag = |attrs: &BTreeMap<AttrType, Value>, ty| {
-            attrs.get(&t(ty)).and_then(Value::as_bool).unwrap_or(false)
+            attrs.get(&ty).and_then(Value::as_bool).unwrap_or(false)
         };
         let sensitive = flag(&attrs, CKA_SENSITIVE);
         let extractable = flag(&attrs, CKA_EXTRACTABLE);
@@ -337,7 +333,7 @@ fn build_from(
             Provenance::Supplied | Provenance::Unwrapped | Provenance::Pending => {
                 (false, CK_UNAVAILABLE_INFORMATION as u64, false, false)
             }
-            Provenance::Generated(m) => (true, m as u64, sensitive, !extractable),
+            Provenance::Generated(m) => (true, m.get(), sensitive, !extractable),
             Provenance::Derived {
                 always_sensitive,
                 never_extractable,
@@ -348,11 +344,11 @@ fn build_from(
                 never_extractable && !extractable,
             ),
         };
-        attrs.insert(t(CKA_LOCAL), Value::Bool(local));
-        attrs.insert(t(CKA_KEY_GEN_MECHANISM), Value::Ulong(mechanism));
+        attrs.insert(CKA_LOCAL, Value::Bool(local));
+        attrs.insert(CKA_KEY_GEN_MECHANISM, Value::Ulong(mechanism));
         if class != CKO_PUBLIC_KEY {
-            attrs.insert(t(CKA_ALWAYS_SENSITIVE), Value::Bool(always_sensitive));
-            attrs.insert(t(CKA_NEVER_EXTRACTABLE), Value::Bool(never_extractable));
+            attrs.insert(CKA_ALWAYS_SENSITIVE, Value::Bool(always_sensitive));
+            attrs.insert(CKA_NEVER_EXTRACTABLE, Value::Bool(never_extractable));
         }
     }
     assemble(uid, class, attrs)
@@ -378,7 +374,7 @@ fn assemble(
     mut attrs: BTreeMap<AttrType, Value>,
 ) -> Result<Object> {
     let private = attrs
-        .get(&t(CKA_PRIVATE))
+        .get(&CKA_PRIVATE)
         .and_then(Value::as_bool)
         .unwrap_or(true);
     let secret_types: Vec<AttrType> = attrs
@@ -453,8 +449,8 @@ pub fn copy(object: &Object, all: Values, template: &[RawAttribute]) -> Result<O
         }
         // §5.7 C_CopyObject: the storage attributes may change in the copy, the rest
         // as C_SetAttributeValue allows.
-        let storage = matches!(*ty as CK_ATTRIBUTE_TYPE, CKA_TOKEN | CKA_PRIVATE);
-        let narrowing = *ty == t(CKA_MODIFIABLE) && new.as_bool() == Some(false);
+        let storage = matches!(*ty as AttrType, CKA_TOKEN | CKA_PRIVATE);
+        let narrowing = *ty == CKA_MODIFIABLE && new.as_bool() == Some(false);
         if !(storage || narrowing) {
             check_change(object.class, *ty, attrs.get(ty), new)?;
         }
@@ -466,7 +462,7 @@ pub fn copy(object: &Object, all: Values, template: &[RawAttribute]) -> Result<O
     );
     attrs.extend(changes);
     let uid = new_uid()?;
-    attrs.insert(t(CKA_UNIQUE_ID), Value::Bytes(unique_id_of(&uid)));
+    attrs.insert(CKA_UNIQUE_ID, Value::Bytes(unique_id_of(&uid)));
     Ok(assemble(uid, object.class, attrs)?.judged_as(object))
 }
 
@@ -475,19 +471,19 @@ mod tests {
     use super::super::attr::RawValue;
     use super::*;
 
-    fn ulong(ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> RawAttribute {
+    fn ulong(ty: AttrType, v: CK_ULONG) -> RawAttribute {
         RawAttribute {
-            ty: t(ty),
+            ty,
             value: RawValue::Bytes(Zeroizing::new(v.to_ne_bytes().to_vec())),
         }
     }
-    fn bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> RawAttribute {
+    fn bytes(ty: AttrType, v: &[u8]) -> RawAttribute {
         RawAttribute {
-            ty: t(ty),
+            ty,
             value: RawValue::Bytes(Zeroizing::new(v.to_vec())),
         }
     }
-    fn boolean(ty: CK_ATTRIBUTE_TYPE, v: bool) -> RawAttribute {
+    fn boolean(ty: AttrType, v: bool) -> RawAttribute {
         bytes(ty, &[u8::from(v)])
     }
     fn aes(len: usize) -> Vec<RawAttribute> {
@@ -509,7 +505,7 @@ mod tests {
             o.value(CKA_VALUE).is_none(),
             "value is held apart as a secret"
         );
-        assert!(o.has(t(CKA_VALUE)));
+        assert!(o.has(CKA_VALUE));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use zeroize::Zeroizing;
 
-use cryptoki_sys::CKO_PUBLIC_KEY;
+use crate::ck::{MechType, CKO_PUBLIC_KEY};
 
 use super::Session;
 use crate::error::{Error, Result};
@@ -27,7 +27,7 @@ pub struct Ops {
     decrypt: Option<Active<dyn Cipher>>,
     digest: Option<Active<dyn Digester>>,
     /// The mechanism of the active digest (`C_DigestKey` judges the key against it).
-    digest_kind: cryptoki_sys::CK_MECHANISM_TYPE,
+    digest_kind: MechType,
     sign: Option<Active<dyn Signer>>,
     verify: Option<Active<dyn Verifier>>,
     /// The verification runs a secret key (a MAC), not a public one.

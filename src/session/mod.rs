@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+use crate::ids::SlotId;
 use crate::object::attr::RawAttribute;
 use crate::object::table::{ObjectHandle, SessionHandle};
 use crate::token::{Caller, LoggedIn, Token};
@@ -27,7 +28,7 @@ struct FindCursor {
 #[derive(Debug)]
 pub struct Session {
     pub handle: SessionHandle,
-    pub slot_id: u64,
+    pub slot_id: SlotId,
     pub token: Arc<Token>,
     pub rw: bool,
     find: Mutex<Option<FindCursor>>,
@@ -35,7 +36,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(handle: SessionHandle, slot_id: u64, token: Arc<Token>, rw: bool) -> Session {
+    pub fn new(handle: SessionHandle, slot_id: SlotId, token: Arc<Token>, rw: bool) -> Session {
         Session {
             handle,
             slot_id,

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::authority::confine_to_key_usage;
@@ -43,31 +43,27 @@ use crate::object::Object;
 use crate::store::Change;
 use crate::vendor;
 
-const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
-    x as AttrType
-}
-
 fn ulong(v: u64) -> Value {
     Value::Ulong(v)
 }
 
 /// The mechanism `C_UnwrapKey` must use for a wrapping algorithm.
-pub(super) fn mechanism_of(alg: WrappingAlgorithm) -> CK_MECHANISM_TYPE {
+pub(super) fn mechanism_of(alg: WrappingAlgorithm) -> MechType {
     use WrappingAlgorithm::*;
     match alg {
         RsaesPkcs1V15 => CKM_RSA_PKCS,
         RsaesOaepSha1 | RsaesOaepSha256 => CKM_RSA_PKCS_OAEP,
         RsaAesKeyWrapSha1 | RsaAesKeyWrapSha256 => CKM_RSA_AES_KEY_WRAP,
         RsaesOaepSha256Aes256EcbPkcs7Pad => {
-            vendor::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD as CK_MECHANISM_TYPE
+            vendor::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD
         }
         Sm2Pke => sm_mech::CKM_SM2_ENCRYPT,
-        Sm2PkeSm4Ecb => vendor::CKM_KMSHSM_SM2PKE_SM4_ECB as CK_MECHANISM_TYPE,
+        Sm2PkeSm4Ecb => vendor::CKM_KMSHSM_SM2PKE_SM4_ECB,
     }
 }
 
 /// The hash an OAEP-based algorithm must name in its parameters.
-fn oaep_hash_of(alg: WrappingAlgorithm) -> Option<CK_MECHANISM_TYPE> {
+fn oaep_hash_of(alg: WrappingAlgorithm) -> Option<MechType> {
     use WrappingAlgorithm::*;
     match alg {
         RsaesOaepSha1 | RsaAesKeyWrapSha1 => Some(CKM_SHA_1),
@@ -79,19 +75,18 @@ fn oaep_hash_of(alg: WrappingAlgorithm) -> Option<CK_MECHANISM_TYPE> {
 /// The KeySpec an object's key type and size amount to, if any.
 pub(super) fn spec_of(object: &Object) -> Option<KeySpec> {
     match (object.class, object.key_type?) {
-        (CKO_SECRET_KEY, CKK_AES) if object.ulong(t(CKA_VALUE_LEN)) == Some(32) => {
+        (CKO_SECRET_KEY, CKK_AES) if object.ulong(CKA_VALUE_LEN) == Some(32) => {
             Some(KeySpec::Aes256)
         }
         (CKO_SECRET_KEY, CKK_SM4) => Some(KeySpec::Sm4),
-        (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY, CKK_RSA) => match bit_len(object.bytes(t(CKA_MODULUS))?)
-        {
+        (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY, CKK_RSA) => match bit_len(object.bytes(CKA_MODULUS)?) {
             2048 => Some(KeySpec::Rsa2048),
             3072 => Some(KeySpec::Rsa3072),
             4096 => Some(KeySpec::Rsa4096),
             _ => None,
         },
         (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY, CKK_EC) => {
-            match Curve::from_oid(object.bytes(t(CKA_EC_PARAMS))?).ok()? {
+            match Curve::from_oid(object.bytes(CKA_EC_PARAMS)?).ok()? {
                 Curve::P256 => Some(KeySpec::EcP256),
                 Curve::Secp256k1 => Some(KeySpec::EcP256K),
                 _ => None,
@@ -131,9 +126,9 @@ fn origin_of(object: &Object) -> Option<Origin> {
 
 fn has_material(class: CK_OBJECT_CLASS, given: &BTreeMap<AttrType, Value>) -> bool {
     match class {
-        CKO_SECRET_KEY => given.contains_key(&t(CKA_VALUE)),
+        CKO_SECRET_KEY => given.contains_key(&CKA_VALUE),
         CKO_PRIVATE_KEY => {
-            given.contains_key(&t(CKA_VALUE)) || given.contains_key(&t(CKA_PRIVATE_EXPONENT))
+            given.contains_key(&CKA_VALUE) || given.contains_key(&CKA_PRIVATE_EXPONENT)
         }
         _ => true,
     }
@@ -145,21 +140,21 @@ fn canonical_of(
     secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
 ) -> Option<(KeySpec, Vec<u8>, Option<Vec<u8>>)> {
     let spec = spec_of(object)?;
-    let secret = |ty| secrets.get(&t(ty)).map(|v| v.to_vec());
+    let secret = |ty| secrets.get(&ty).map(|v| v.to_vec());
     match (object.class, object.key_type?) {
         (CKO_SECRET_KEY, _) => Some((spec, secret(CKA_VALUE)?, None)),
         (_, CKK_RSA) => Some((
             spec,
-            object.bytes(t(CKA_MODULUS))?.to_vec(),
-            Some(object.bytes(t(CKA_PUBLIC_EXPONENT))?.to_vec()),
+            object.bytes(CKA_MODULUS)?.to_vec(),
+            Some(object.bytes(CKA_PUBLIC_EXPONENT)?.to_vec()),
         )),
         (CKO_PUBLIC_KEY, _) => Some((
             spec,
-            ec::point_from_attribute(object.bytes(t(CKA_EC_POINT))?),
+            ec::point_from_attribute(object.bytes(CKA_EC_POINT)?),
             None,
         )),
         (CKO_PRIVATE_KEY, CKK_EC) => {
-            let curve = Curve::from_oid(object.bytes(t(CKA_EC_PARAMS))?).ok()?;
+            let curve = Curve::from_oid(object.bytes(CKA_EC_PARAMS)?).ok()?;
             let point = EcPrivateKey::new(curve, &secret(CKA_VALUE)?)
                 .ok()?
                 .public_point();
@@ -245,7 +240,7 @@ impl Token {
     pub(super) fn build_created(&self, template: &[RawAttribute]) -> Result<Object> {
         let given = template::parse(template)?;
         let class = given
-            .get(&t(CKA_CLASS))
+            .get(&CKA_CLASS)
             .and_then(Value::as_ulong)
             .map(|c| c as CK_OBJECT_CLASS);
         let is_owner_key = matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY));
@@ -293,7 +288,7 @@ impl Token {
             .ok_or(Error::TemplateIncomplete)?;
         let spec = KeySpec::from_code(spec).ok_or(Error::AttributeValueInvalid)?;
         let key_type = given
-            .get(&t(CKA_KEY_TYPE))
+            .get(&CKA_KEY_TYPE)
             .and_then(Value::as_ulong)
             .ok_or(Error::TemplateIncomplete)? as CK_KEY_TYPE;
         if !spec_fits(spec, class, key_type) || usage.is_some_and(|u| !spec.allows(u)) {
@@ -306,17 +301,16 @@ impl Token {
             (MATERIAL_EXPIRY, ulong(0)),
         ];
         if let Some(len) = spec.symmetric_len() {
-            module.push((t(CKA_VALUE_LEN), ulong(len as u64)));
+            module.push((CKA_VALUE_LEN, ulong(len as u64)));
         }
         match spec {
             KeySpec::EcP256 => {
-                module.push((t(CKA_EC_PARAMS), Value::Bytes(Curve::P256.oid().to_vec())))
+                module.push((CKA_EC_PARAMS, Value::Bytes(Curve::P256.oid().to_vec())))
             }
-            KeySpec::EcP256K => module.push((
-                t(CKA_EC_PARAMS),
-                Value::Bytes(Curve::Secp256k1.oid().to_vec()),
-            )),
-            KeySpec::EcSm2 => module.push((t(CKA_EC_PARAMS), Value::Bytes(der::OID_SM2.to_vec()))),
+            KeySpec::EcP256K => {
+                module.push((CKA_EC_PARAMS, Value::Bytes(Curve::Secp256k1.oid().to_vec())))
+            }
+            KeySpec::EcSm2 => module.push((CKA_EC_PARAMS, Value::Bytes(der::OID_SM2.to_vec()))),
             _ => {}
         }
         if usage.is_none()
@@ -571,8 +565,8 @@ struct Imported {
     canonical: (Vec<u8>, Option<Vec<u8>>),
 }
 
-fn bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> (AttrType, Value) {
-    (t(ty), Value::Bytes(v.to_vec()))
+fn bytes(ty: AttrType, v: &[u8]) -> (AttrType, Value) {
+    (ty, Value::Bytes(v.to_vec()))
 }
 
 /// Checks imported material against the key spec and turns it into attributes.
@@ -624,7 +618,7 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
                 public: vec![
                     bytes(CKA_MODULUS, &c.n),
                     bytes(CKA_PUBLIC_EXPONENT, &c.e),
-                    (t(CKA_MODULUS_BITS), ulong(bits as u64)),
+                    (CKA_MODULUS_BITS, ulong(bits as u64)),
                 ],
                 canonical: (c.n.clone(), Some(c.e.clone())),
             })

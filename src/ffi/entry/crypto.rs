@@ -9,6 +9,7 @@ use cryptoki_sys::*;
 use super::session::lookup;
 use crate::error::Result;
 use crate::ffi::raw::{self, OutBuf};
+use crate::ids::ObjectHandle;
 use crate::session::crypto::Direction;
 
 fn cipher_init(
@@ -19,7 +20,7 @@ fn cipher_init(
 ) -> Result<()> {
     let (_, s) = lookup(h)?;
     let mech = raw::read_mechanism(m)?;
-    s.cipher_init(dir, &mech, key as u64)
+    s.cipher_init(dir, &mech, ObjectHandle::from_raw(key))
 }
 
 fn cipher_once(
@@ -148,7 +149,7 @@ pub(crate) fn digest_update(h: CK_SESSION_HANDLE, d: *mut CK_BYTE, l: CK_ULONG) 
 }
 pub(crate) fn digest_key(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
     let (_, s) = lookup(h)?;
-    s.digest_key(key as u64)
+    s.digest_key(ObjectHandle::from_raw(key))
 }
 pub(crate) fn digest_final(h: CK_SESSION_HANDLE, o: *mut CK_BYTE, ol: *mut CK_ULONG) -> Result<()> {
     let (_, s) = lookup(h)?;
@@ -162,7 +163,7 @@ pub(crate) fn sign_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     let (_, s) = lookup(h)?;
-    s.sign_init(&raw::read_mechanism(m)?, key as u64)
+    s.sign_init(&raw::read_mechanism(m)?, ObjectHandle::from_raw(key))
 }
 pub(crate) fn sign(
     h: CK_SESSION_HANDLE,
@@ -192,7 +193,7 @@ pub(crate) fn verify_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     let (_, s) = lookup(h)?;
-    s.verify_init(&raw::read_mechanism(m)?, key as u64)
+    s.verify_init(&raw::read_mechanism(m)?, ObjectHandle::from_raw(key))
 }
 pub(crate) fn verify(
     h: CK_SESSION_HANDLE,

@@ -9,6 +9,7 @@ use cryptoki_sys::*;
 use super::session::lookup;
 use crate::error::{Error, Result};
 use crate::ffi::raw::{self, OutBuf};
+use crate::ids::ObjectHandle;
 use crate::operation::Output;
 
 pub(crate) fn generate_key(
@@ -28,7 +29,7 @@ pub(crate) fn generate_key(
     let template = raw::read_template(t, n)?;
     let mech = raw::read_mechanism(m)?;
     let handle = s.token.generate_key(s.caller(), &mech, &template)?;
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    raw::write(out, handle.raw())
 }
 
 #[allow(clippy::too_many_arguments)] // the C signature
@@ -52,8 +53,8 @@ pub(crate) fn generate_key_pair(
     let (p, q) = s
         .token
         .generate_key_pair(s.caller(), &mech, &public, &private)?;
-    raw::write(public_out, p as CK_OBJECT_HANDLE)?;
-    raw::write(private_out, q as CK_OBJECT_HANDLE)
+    raw::write(public_out, p.raw())?;
+    raw::write(private_out, q.raw())
 }
 
 pub(crate) fn wrap_key(
@@ -67,7 +68,11 @@ pub(crate) fn wrap_key(
     let (_, s) = lookup(h)?;
     let mech = raw::read_mechanism(m)?;
     let out = OutBuf::new(out, out_len)?;
-    let wrapped = zeroize::Zeroizing::new(s.token.wrap_key(&mech, wrapping as u64, key as u64)?);
+    let wrapped = zeroize::Zeroizing::new(s.token.wrap_key(
+        &mech,
+        ObjectHandle::from_raw(wrapping),
+        ObjectHandle::from_raw(key),
+    )?);
     let result = match out.capacity {
         None => Output::Len(wrapped.len()),
         Some(c) if c < wrapped.len() => Output::TooSmall(wrapped.len()),
@@ -94,10 +99,14 @@ pub(crate) fn unwrap_key(
     let mech = raw::read_mechanism(m)?;
     let wrapped = raw::in_bytes(wrapped, wrapped_len)?;
     let template = raw::read_template(t, n)?;
-    let handle = s
-        .token
-        .unwrap_key(s.caller(), &mech, unwrapping as u64, wrapped, &template)?;
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    let handle = s.token.unwrap_key(
+        s.caller(),
+        &mech,
+        ObjectHandle::from_raw(unwrapping),
+        wrapped,
+        &template,
+    )?;
+    raw::write(out, handle.raw())
 }
 
 pub(crate) fn derive_key(
@@ -117,9 +126,13 @@ pub(crate) fn derive_key(
     // SP 800-108's additional keys: their templates, and where their handles go.
     let extra = raw::read_derived_keys(m)?;
     let templates: Vec<_> = extra.iter().map(|(t, _)| t.clone()).collect();
-    let result = s
-        .token
-        .derive_keys(s.caller(), &mech, base as u64, &template, &templates);
+    let result = s.token.derive_keys(
+        s.caller(),
+        &mech,
+        ObjectHandle::from_raw(base),
+        &template,
+        &templates,
+    );
     // All keys are made or none (§2.42.7): on failure every handle is invalid.
     let (handle, more) = match result {
         Ok(made) => made,
@@ -131,7 +144,7 @@ pub(crate) fn derive_key(
         }
     };
     for ((_, ph), h) in extra.iter().zip(more) {
-        raw::write(*ph, h as CK_OBJECT_HANDLE)?;
+        raw::write(*ph, h.raw())?;
     }
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    raw::write(out, handle.raw())
 }

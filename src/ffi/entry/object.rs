@@ -7,6 +7,7 @@ use cryptoki_sys::*;
 use super::session::lookup;
 use crate::error::{Error, Result};
 use crate::ffi::raw::{self, Filled};
+use crate::ids::ObjectHandle;
 
 pub(crate) fn create(
     h: CK_SESSION_HANDLE,
@@ -20,7 +21,7 @@ pub(crate) fn create(
     }
     let template = raw::read_template(template, count)?;
     let handle = s.token.create_object(s.caller(), &template)?;
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    raw::write(out, handle.raw())
 }
 
 pub(crate) fn copy(
@@ -35,13 +36,16 @@ pub(crate) fn copy(
         return Err(Error::ArgumentsBad("NULL phNewObject"));
     }
     let template = raw::read_template(template, count)?;
-    let handle = s.token.copy_object(s.caller(), object as u64, &template)?;
-    raw::write(out, handle as CK_OBJECT_HANDLE)
+    let handle = s
+        .token
+        .copy_object(s.caller(), ObjectHandle::from_raw(object), &template)?;
+    raw::write(out, handle.raw())
 }
 
 pub(crate) fn destroy(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
     let (_, s) = lookup(h)?;
-    s.token.destroy_object(s.caller(), object as u64)
+    s.token
+        .destroy_object(s.caller(), ObjectHandle::from_raw(object))
 }
 
 pub(crate) fn size(
@@ -53,7 +57,7 @@ pub(crate) fn size(
     if out.is_null() {
         return Err(Error::ArgumentsBad("NULL pulSize"));
     }
-    let size = s.token.object_size(object as u64)?;
+    let size = s.token.object_size(ObjectHandle::from_raw(object))?;
     raw::write(out, size as CK_ULONG)
 }
 
@@ -67,7 +71,9 @@ pub(crate) fn get_attributes(
 ) -> Result<()> {
     let (_, s) = lookup(h)?;
     let mut out = raw::OutTemplate::new(template, count)?;
-    let reads = s.token.attributes(object as u64, &out.types())?;
+    let reads = s
+        .token
+        .attributes(ObjectHandle::from_raw(object), &out.types())?;
     let (mut sensitive, mut absent, mut small) = (false, false, false);
     for (i, read) in reads.iter().enumerate() {
         match out.fill(i, read) {
@@ -96,7 +102,8 @@ pub(crate) fn set_attributes(
 ) -> Result<()> {
     let (_, s) = lookup(h)?;
     let template = raw::read_template(template, count)?;
-    s.token.set_attributes(s.caller(), object as u64, &template)
+    s.token
+        .set_attributes(s.caller(), ObjectHandle::from_raw(object), &template)
 }
 
 pub(crate) fn find_init(
@@ -122,7 +129,7 @@ pub(crate) fn find(
     let found: Vec<CK_OBJECT_HANDLE> = s
         .find_next(usize::try_from(max).unwrap_or(usize::MAX))?
         .into_iter()
-        .map(|h| h as CK_OBJECT_HANDLE)
+        .map(|h| h.raw())
         .collect();
     // The caller's array holds `max` handles; `found` has at most that many.
     raw::write(count, max)?;

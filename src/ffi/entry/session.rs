@@ -11,6 +11,7 @@ use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
 use crate::ffi::raw;
+use crate::ids::{SessionHandle, SlotId};
 use crate::provider::{self, Provider};
 use crate::session::Session;
 
@@ -32,16 +33,16 @@ pub(crate) fn open(
     if flags & CKF_SERIAL_SESSION == 0 {
         return Err(Error::SessionParallelNotSupported);
     }
-    let handle = p.open_session(slot as u64, flags & CKF_RW_SESSION != 0)?;
-    raw::write(out, handle as CK_SESSION_HANDLE)
+    let handle = p.open_session(SlotId::from_raw(slot), flags & CKF_RW_SESSION != 0)?;
+    raw::write(out, handle.raw())
 }
 
 pub(crate) fn close(h: CK_SESSION_HANDLE) -> Result<()> {
-    provider::get()?.close_session(h as u64)
+    provider::get()?.close_session(SessionHandle::from_raw(h))
 }
 
 pub(crate) fn close_all(slot: CK_SLOT_ID) -> Result<()> {
-    provider::get()?.close_all_sessions(slot as u64)
+    provider::get()?.close_all_sessions(SlotId::from_raw(slot))
 }
 
 pub(crate) fn info(h: CK_SESSION_HANDLE, out: *mut CK_SESSION_INFO) -> Result<()> {
@@ -53,7 +54,7 @@ pub(crate) fn info(h: CK_SESSION_HANDLE, out: *mut CK_SESSION_INFO) -> Result<()
     raw::write(
         out,
         CK_SESSION_INFO {
-            slotID: s.slot_id as CK_SLOT_ID,
+            slotID: s.slot_id.raw(),
             state: s.state(),
             flags,
             ulDeviceError: 0,

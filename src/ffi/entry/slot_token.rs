@@ -10,6 +10,7 @@ use cryptoki_sys::*;
 use super::general;
 use crate::error::{Error, Result};
 use crate::ffi::raw;
+use crate::ids::{MechType, SlotId};
 use crate::provider;
 use crate::token::{UserKind, LABEL_LEN, MAX_PIN_LEN, MIN_PIN_LEN};
 
@@ -29,12 +30,12 @@ pub(crate) fn slot_list(
     }
     // Every slot holds a token (the free slot an uninitialised one), so the
     // tokenPresent filter changes nothing.
-    let ids: Vec<CK_SLOT_ID> = p.slot_ids().into_iter().map(|i| i as CK_SLOT_ID).collect();
+    let ids: Vec<CK_SLOT_ID> = p.slot_ids().into_iter().map(|i| i.raw()).collect();
     raw::out_array(list, count, &ids)
 }
 
 pub(crate) fn slot_info(slot: CK_SLOT_ID, out: *mut CK_SLOT_INFO) -> Result<()> {
-    let view = provider::get()?.slot(slot as u64)?;
+    let view = provider::get()?.slot(SlotId::from_raw(slot))?;
     raw::write(
         out,
         CK_SLOT_INFO {
@@ -66,7 +67,7 @@ fn pin_flags(
 }
 
 pub(crate) fn token_info(slot: CK_SLOT_ID, out: *mut CK_TOKEN_INFO) -> Result<()> {
-    let view = provider::get()?.slot(slot as u64)?;
+    let view = provider::get()?.slot(SlotId::from_raw(slot))?;
     let mut info = CK_TOKEN_INFO {
         label: [b' '; 32],
         manufacturerID: raw::padded(general::MANUFACTURER),
@@ -119,8 +120,11 @@ pub(crate) fn mechanism_list(
     list: *mut CK_MECHANISM_TYPE,
     count: *mut CK_ULONG,
 ) -> Result<()> {
-    provider::get()?.slot(slot as u64)?;
-    let mechanisms: Vec<CK_MECHANISM_TYPE> = crate::mechanism::list();
+    provider::get()?.slot(SlotId::from_raw(slot))?;
+    let mechanisms: Vec<CK_MECHANISM_TYPE> = crate::mechanism::list()
+        .into_iter()
+        .map(MechType::raw)
+        .collect();
     raw::out_array(list, count, &mechanisms)
 }
 
@@ -129,8 +133,9 @@ pub(crate) fn mechanism_info(
     mechanism: CK_MECHANISM_TYPE,
     out: *mut CK_MECHANISM_INFO,
 ) -> Result<()> {
-    provider::get()?.slot(slot as u64)?;
-    let info = crate::mechanism::info_of(mechanism).ok_or(Error::MechanismInvalid)?;
+    provider::get()?.slot(SlotId::from_raw(slot))?;
+    let info =
+        crate::mechanism::info_of(MechType::from_raw(mechanism)).ok_or(Error::MechanismInvalid)?;
     raw::write(out, info)
 }
 
@@ -161,7 +166,7 @@ pub(crate) fn init_token(
     let p = provider::get()?;
     let so_pin = pin(so_pin, len)?;
     let label: [u8; LABEL_LEN] = raw::in_array(label)?;
-    p.init_token(slot as u64, so_pin, label)
+    p.init_token(SlotId::from_raw(slot), so_pin, label)
 }
 
 pub(crate) fn init_pin(h: CK_SESSION_HANDLE, new: *mut CK_UTF8CHAR, len: CK_ULONG) -> Result<()> {
