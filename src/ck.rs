@@ -1,7 +1,8 @@
-//! The PKCS#11 constants of `cryptoki-sys`, with the attribute types (`CKA_*`) and
-//! mechanism types (`CKM_*`) typed as `AttrType` and `MechType`. A file that works with
+//! The PKCS#11 constants of `cryptoki-sys`, with the attribute types (`CKA_*`), mechanism
+//! types (`CKM_*`), object classes (`CKO_*`) and key types (`CKK_*`) typed as `AttrType`,
+//! `MechType`, `ObjectClass` and `KeyType`. A file that works with
 //! attributes or mechanisms imports `crate::ck::*` instead of `cryptoki_sys::*`: the names
-//! stay those of the specification, the values carry their kind. A `CKA_`/`CKM_` name
+//! stay those of the specification, the values carry their kind. A `CKA_`/`CKM_`/`CKO_`/`CKK_` name
 //! missing from the lists below is still the bare number of `cryptoki-sys` (the compiler
 //! says so where it meets a typed one): add it to its list.
 //!
@@ -11,10 +12,10 @@ use std::fmt;
 
 pub use cryptoki_sys::*;
 
-pub use crate::ids::{AttrType, MechType};
+pub use crate::ids::{AttrType, KeyType, MechType, ObjectClass};
 
 macro_rules! typed {
-    ($ty:ident, $names:ident, $vendor:path; $($name:ident,)*) => {
+    ($ty:ident, $names:ident, $vendor:expr; $($name:ident,)*) => {
         $(pub const $name: $ty = $ty::from_raw(cryptoki_sys::$name);)*
 
         /// Every typed constant of this kind with its name, the vendor's included.
@@ -173,6 +174,32 @@ typed! { MechType, MECH_NAMES, crate::vendor::MECH_NAMES;
     CKM_SP800_108_DOUBLE_PIPELINE_KDF,
     CKM_SP800_108_FEEDBACK_KDF,
     CKM_XOR_BASE_AND_DATA,
+}
+
+typed! { ObjectClass, CLASS_NAMES, &[];
+    CKO_CERTIFICATE,
+    CKO_DATA,
+    CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY,
+    CKO_SECRET_KEY,
+}
+
+typed! { KeyType, KEY_NAMES, crate::vendor::KEY_NAMES;
+    CKK_AES,
+    CKK_DES,
+    CKK_DES2,
+    CKK_DES3,
+    CKK_EC,
+    CKK_EC_EDWARDS,
+    CKK_EC_MONTGOMERY,
+    CKK_GENERIC_SECRET,
+    CKK_HKDF,
+    CKK_RSA,
+    CKK_SHA224_HMAC,
+    CKK_SHA256_HMAC,
+    CKK_SHA384_HMAC,
+    CKK_SHA512_HMAC,
+    CKK_SHA_1_HMAC,
 }
 
 #[cfg(test)]

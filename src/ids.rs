@@ -77,6 +77,14 @@ number! {
     /// A mechanism type (`CKM_*`).
     MechType
 }
+number! {
+    /// An object class (`CKO_*`).
+    ObjectClass
+}
+number! {
+    /// A key type (`CKK_*`).
+    KeyType
+}
 
 macro_rules! debug_as_number {
     ($($name:ident),*) => {$(

@@ -69,7 +69,7 @@ impl Mechanism for KeyGen {
     fn info(&self) -> CK_MECHANISM_INFO {
         info(16, 32, CKF_GENERATE)
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         let len = req.value_len.ok_or(Error::TemplateIncomplete)?;
         if !matches!(len, 16 | 24 | 32) {

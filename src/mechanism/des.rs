@@ -22,7 +22,7 @@ use crate::object::key::Key;
 use crate::operation::Cipher;
 
 #[derive(Debug)]
-pub(super) struct KeyGen(MechType, CK_KEY_TYPE, usize);
+pub(super) struct KeyGen(MechType, KeyType, usize);
 
 /// Single DES or Triple-DES.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Mechanism for KeyGen {
     fn legacy(&self) -> bool {
         true
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         if req.value_len.is_some_and(|l| l != self.2 as u64) {
             // The key type fixes the length (C_GenerateKey, §5.14).

@@ -120,7 +120,7 @@ impl Mechanism for Derive {
     fn kind(&self) -> MechType {
         self.kind
     }
-    fn derive_class(&self) -> CK_OBJECT_CLASS {
+    fn derive_class(&self) -> ObjectClass {
         if self.kind == CKM_HKDF_DATA {
             CKO_DATA
         } else {
@@ -164,7 +164,7 @@ impl Mechanism for KeyGen {
     fn info(&self) -> CK_MECHANISM_INFO {
         info(1, MAX_KEY_LEN, CKF_GENERATE)
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         let len = req.value_len.ok_or(Error::TemplateIncomplete)?;
         if !(1..=MAX_KEY_LEN).contains(&len) {

@@ -25,14 +25,14 @@ const MAX_SECRET_LEN: u64 = 512;
 pub(super) struct Hmac {
     kind: MechType,
     hash: HashAlg,
-    key_type: CK_KEY_TYPE,
+    key_type: KeyType,
 }
 
 /// A secret-key generation: `CKA_VALUE_LEN` random bytes of `key_type`.
 #[derive(Debug)]
 pub(super) struct KeyGen {
     kind: MechType,
-    key_type: CK_KEY_TYPE,
+    key_type: KeyType,
 }
 
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
@@ -188,7 +188,7 @@ impl Mechanism for KeyGen {
             info(1, MAX_SECRET_LEN, CKF_GENERATE)
         }
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         let len = req.value_len.ok_or(Error::TemplateIncomplete)?;
         if !(1..=MAX_SECRET_LEN).contains(&len) {

@@ -158,7 +158,7 @@ pub trait Mechanism: Send + Sync {
         Err(Error::MechanismInvalid)
     }
     /// `C_GenerateKey`: the class and key type made, and the module-set attributes.
-    fn generate_key(&self, _param: &Param, _req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, _param: &Param, _req: &KeyRequest) -> Result<(KeyType, Generated)> {
         Err(Error::MechanismInvalid)
     }
     /// `C_GenerateKeyPair`: the key type made, and (public, private) attributes.
@@ -166,7 +166,7 @@ pub trait Mechanism: Send + Sync {
         &self,
         _param: &Param,
         _req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         Err(Error::MechanismInvalid)
     }
     /// `C_WrapKey`: encrypts the encoded key `material` under `wrapping`.
@@ -212,7 +212,7 @@ pub trait Mechanism: Send + Sync {
     }
     /// The class of what `C_DeriveKey` makes: a secret key, or a data object
     /// (`CKM_HKDF_DATA`).
-    fn derive_class(&self) -> CK_OBJECT_CLASS {
+    fn derive_class(&self) -> ObjectClass {
         CKO_SECRET_KEY
     }
 }

@@ -42,7 +42,7 @@ impl Mechanism for KeyPairGen {
         &self,
         param: &Param,
         req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         no_param(param)?;
         let params = req.ec_params.as_deref().ok_or(Error::TemplateIncomplete)?;
         if curve448::is_x448_params(params) {

@@ -153,7 +153,7 @@ impl Mechanism for KeyPairGen {
         &self,
         param: &Param,
         req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         no_param(param)?;
         let bits = req.modulus_bits.ok_or(Error::TemplateIncomplete)?;
         if let Some(e) = &req.public_exponent {

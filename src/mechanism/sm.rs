@@ -85,7 +85,7 @@ impl Mechanism for Sm2KeyGen {
         &self,
         param: &Param,
         req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         no_param(param)?;
         if req.ec_params.as_deref().is_some_and(|p| p != der::OID_SM2) {
             return Err(Error::CurveNotSupported);
@@ -276,7 +276,7 @@ impl Mechanism for Sm4KeyGen {
     fn info(&self) -> CK_MECHANISM_INFO {
         info(16, 16, CKF_GENERATE)
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         if req.value_len.is_some_and(|l| l != 16) {
             // A template value the generation cannot take (C_GenerateKey, §5.14).

@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn ulong_must_be_native_width() {
         assert!(Value::parse(CKA_CLASS, &raw(&[1, 0, 0, 0])).is_err());
-        let v = (CKO_DATA as CK_ULONG).to_ne_bytes();
+        let v = CKO_DATA.raw().to_ne_bytes();
         assert_eq!(Value::parse(CKA_CLASS, &raw(&v)).unwrap(), Value::Ulong(0));
     }
 

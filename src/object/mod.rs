@@ -76,8 +76,8 @@ pub enum RecordAuth {
 #[derive(Debug)]
 pub struct Object {
     pub uid: ObjectUid,
-    pub class: CK_OBJECT_CLASS,
-    pub key_type: Option<CK_KEY_TYPE>,
+    pub class: ObjectClass,
+    pub key_type: Option<KeyType>,
     attrs: BTreeMap<AttrType, Value>,
     secrets: Secrets,
     /// Attribute types present among the secrets, known without unsealing.
@@ -180,13 +180,14 @@ impl Object {
         secret_types: Vec<AttrType>,
     ) -> Result<Object> {
         let class = attrs
-            .get(&(CKA_CLASS))
+            .get(&CKA_CLASS)
             .and_then(Value::as_ulong)
-            .ok_or(Error::TemplateIncomplete)? as CK_OBJECT_CLASS;
+            .map(ObjectClass::new)
+            .ok_or(Error::TemplateIncomplete)?;
         let key_type = attrs
-            .get(&(CKA_KEY_TYPE))
+            .get(&CKA_KEY_TYPE)
             .and_then(Value::as_ulong)
-            .map(|k| k as CK_KEY_TYPE);
+            .map(KeyType::new);
         Ok(Object {
             uid,
             class,

@@ -252,7 +252,7 @@ const EC_PRIVATE: &[AttrType] = &[CKA_EC_PARAMS, CKA_VALUE];
 const SM2_PRIVATE: &[AttrType] = &[CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT];
 
 /// Key types the object layer accepts, by class.
-pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
+pub fn key_type_supported(class: ObjectClass, key_type: KeyType) -> bool {
     match class {
         CKO_SECRET_KEY => {
             matches!(
@@ -277,7 +277,7 @@ pub fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool
 }
 
 /// Whether objects of `class` (and `key_type`, for keys) carry attribute `ty`.
-pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrType) -> bool {
+pub fn carries(class: ObjectClass, key_type: Option<KeyType>, ty: AttrType) -> bool {
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
     if KMS_KEY.contains(&ty) {
         return is_key;
@@ -308,7 +308,7 @@ pub fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrTy
 }
 
 /// Attributes a template must give for an object of this class and key type.
-pub fn required(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> &'static [AttrType] {
+pub fn required(class: ObjectClass, key_type: Option<KeyType>) -> &'static [AttrType] {
     match (class, key_type) {
         (CKO_CERTIFICATE, _) => &[CKA_CERTIFICATE_TYPE],
         (CKO_SECRET_KEY, _) => &[CKA_KEY_TYPE, CKA_VALUE],
@@ -331,7 +331,7 @@ pub const X509_REQUIRED: &[AttrType] = &[CKA_SUBJECT, CKA_VALUE];
 /// Whether the attribute holds secret material: sealed at rest, and unreadable when the
 /// key is sensitive or unextractable. `CKA_VALUE` of a private data object or certificate
 /// is sealed too (see `sealed_at_rest`) but readable by its logged-in owner.
-pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
+pub fn is_key_secret(class: ObjectClass, ty: AttrType) -> bool {
     let ty = ty as AttrType;
     match class {
         CKO_SECRET_KEY => ty == CKA_VALUE,
@@ -350,12 +350,12 @@ pub fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
 }
 
 /// Whether the attribute is kept sealed under the token master key on disk.
-pub fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bool {
+pub fn sealed_at_rest(class: ObjectClass, private: bool, ty: AttrType) -> bool {
     is_key_secret(class, ty) || (private && ty == CKA_VALUE)
 }
 
 /// How `ty` may change on an existing object of `class`.
-pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
+pub fn mutability(class: ObjectClass, ty: AttrType) -> Mutability {
     use Mutability::*;
     match ty {
         // The key state changes only through the KMS lifecycle (token::kms), which
@@ -384,7 +384,7 @@ pub fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
 }
 
 /// Defaults filled in when a template leaves an attribute out.
-pub fn defaults(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>) -> Vec<(AttrType, Value)> {
+pub fn defaults(class: ObjectClass, key_type: Option<KeyType>) -> Vec<(AttrType, Value)> {
     let b = |ty: AttrType, v: bool| (ty, Value::Bool(v));
     let bytes = |ty: AttrType| (ty, Value::Bytes(Vec::new()));
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY);

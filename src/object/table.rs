@@ -393,7 +393,7 @@ mod tests {
         };
         build(
             &[
-                raw(CKA_CLASS, (CKO_DATA as CK_ULONG).to_ne_bytes().to_vec()),
+                raw(CKA_CLASS, CKO_DATA.raw().to_ne_bytes().to_vec()),
                 raw(CKA_LABEL, label.to_vec()),
                 raw(CKA_PRIVATE, vec![u8::from(private)]),
             ],

@@ -66,8 +66,8 @@ fn bit_len(be: &[u8]) -> u64 {
 /// key type's curve, the public key is 32 bytes (bare or a DER OCTET STRING), the
 /// private key 32 bytes.
 fn check_curve25519(
-    class: CK_OBJECT_CLASS,
-    key_type: CK_KEY_TYPE,
+    class: ObjectClass,
+    key_type: KeyType,
     attrs: &BTreeMap<AttrType, Value>,
 ) -> Result<()> {
     let params = bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[]);
@@ -101,8 +101,8 @@ fn check_curve25519(
 /// OCTET STRING), the private key as long. Without libcrypto.so.3 no such key is made:
 /// `CKR_CURVE_NOT_SUPPORTED`, as for any curve the module cannot use.
 fn check_curve448(
-    class: CK_OBJECT_CLASS,
-    key_type: CK_KEY_TYPE,
+    class: ObjectClass,
+    key_type: KeyType,
     edwards: bool,
     attrs: &BTreeMap<AttrType, Value>,
 ) -> Result<()> {
@@ -136,8 +136,8 @@ fn check_curve448(
 
 /// Checks class-specific values and fills the attributes derived from them.
 fn check_values(
-    class: CK_OBJECT_CLASS,
-    key_type: Option<CK_KEY_TYPE>,
+    class: ObjectClass,
+    key_type: Option<KeyType>,
     attrs: &mut BTreeMap<AttrType, Value>,
 ) -> Result<()> {
     match (class, key_type) {
@@ -240,7 +240,9 @@ pub fn build(
     module: Vec<(AttrType, Value)>,
 ) -> Result<Object> {
     let given = parse(template)?;
-    let class = ulong_of(&given, CKA_CLASS)?.ok_or(Error::TemplateIncomplete)? as CK_OBJECT_CLASS;
+    let class = ulong_of(&given, CKA_CLASS)?
+        .map(ObjectClass::new)
+        .ok_or(Error::TemplateIncomplete)?;
     build_from(class, given, module, provenance)
 }
 
@@ -248,16 +250,16 @@ pub fn build(
 /// `module` holds the values the module computed (key material and derived values). A
 /// template that names one of those with another value is inconsistent.
 pub fn build_key(
-    class: CK_OBJECT_CLASS,
-    key_type: CK_KEY_TYPE,
+    class: ObjectClass,
+    key_type: KeyType,
     template: &[RawAttribute],
     module: Vec<(AttrType, Value)>,
     provenance: Provenance,
 ) -> Result<Object> {
     let given = parse(template)?;
     let mut module = module;
-    module.push((CKA_CLASS, Value::Ulong(class as u64)));
-    module.push((CKA_KEY_TYPE, Value::Ulong(key_type as u64)));
+    module.push((CKA_CLASS, Value::Ulong(class.get())));
+    module.push((CKA_KEY_TYPE, Value::Ulong(key_type.get())));
     build_from(class, given, module, provenance)
 }
 
@@ -265,7 +267,7 @@ pub fn build_key(
 /// caller may set) and the module's (`module`, trusted; a caller value that differs
 /// from one of them is inconsistent).
 fn build_from(
-    class: CK_OBJECT_CLASS,
+    class: ObjectClass,
     mut given: BTreeMap<AttrType, Value>,
     module: Vec<(AttrType, Value)>,
     provenance: Provenance,
@@ -290,10 +292,10 @@ fn build_from(
     let is_key = matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY);
     let key_type = match ulong_of(&given, CKA_KEY_TYPE)? {
         Some(kt) if is_key => {
-            if !policy::key_type_supported(class, kt as CK_KEY_TYPE) {
+            if !policy::key_type_supported(class, KeyType::new(kt)) {
                 return Err(Error::AttributeValueInvalid);
             }
-            Some(kt as CK_KEY_TYPE)
+            Some(KeyType::new(kt))
         }
         Some(_) => return Err(Error::AttributeTypeInvalid),
         None if is_key => return Err(Error::TemplateIncomplete),
@@ -370,7 +372,7 @@ pub fn merge(object: &Object, all: Values, values: Vec<(AttrType, Value)>) -> Re
 /// Splits attributes into plain and sealed ones and makes the object.
 fn assemble(
     uid: crate::store::ObjectUid,
-    class: CK_OBJECT_CLASS,
+    class: ObjectClass,
     mut attrs: BTreeMap<AttrType, Value>,
 ) -> Result<Object> {
     let private = attrs
@@ -392,12 +394,7 @@ fn assemble(
     Object::new(uid, attrs, secrets)
 }
 
-fn check_change(
-    class: CK_OBJECT_CLASS,
-    ty: AttrType,
-    old: Option<&Value>,
-    new: &Value,
-) -> Result<()> {
+fn check_change(class: ObjectClass, ty: AttrType, old: Option<&Value>, new: &Value) -> Result<()> {
     let allowed = match policy::mutability(class, ty) {
         Mutability::ModuleOnly | Mutability::Fixed => false,
         Mutability::Free => true,
@@ -488,8 +485,8 @@ mod tests {
     }
     fn aes(len: usize) -> Vec<RawAttribute> {
         vec![
-            ulong(CKA_CLASS, CKO_SECRET_KEY),
-            ulong(CKA_KEY_TYPE, CKK_AES),
+            ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+            ulong(CKA_KEY_TYPE, CKK_AES.raw()),
             bytes(CKA_VALUE, &vec![7; len]),
         ]
     }
@@ -522,7 +519,10 @@ mod tests {
             build(&[], Provenance::Supplied, vec![]),
             Err(Error::TemplateIncomplete)
         ));
-        let t2 = vec![ulong(CKA_CLASS, CKO_SECRET_KEY), bytes(CKA_VALUE, &[1; 16])];
+        let t2 = vec![
+            ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+            bytes(CKA_VALUE, &[1; 16]),
+        ];
         assert!(matches!(
             build(&t2, Provenance::Supplied, vec![]),
             Err(Error::TemplateIncomplete)
@@ -532,7 +532,7 @@ mod tests {
     #[test]
     fn conflicting_duplicate_is_inconsistent() {
         let mut t2 = aes(16);
-        t2.push(ulong(CKA_CLASS, CKO_DATA));
+        t2.push(ulong(CKA_CLASS, CKO_DATA.raw()));
         assert!(matches!(
             build(&t2, Provenance::Supplied, vec![]),
             Err(Error::TemplateInconsistent)
@@ -561,7 +561,7 @@ mod tests {
 
     #[test]
     fn attribute_foreign_to_the_class_is_type_invalid() {
-        let t2 = vec![ulong(CKA_CLASS, CKO_DATA), bytes(CKA_MODULUS, &[1])];
+        let t2 = vec![ulong(CKA_CLASS, CKO_DATA.raw()), bytes(CKA_MODULUS, &[1])];
         assert!(matches!(
             build(&t2, Provenance::Supplied, vec![]),
             Err(Error::AttributeTypeInvalid)
@@ -581,7 +581,7 @@ mod tests {
             Err(Error::AttributeReadOnly)
         ));
         assert!(matches!(
-            apply(&o, all(), &[ulong(CKA_CLASS, CKO_DATA)]),
+            apply(&o, all(), &[ulong(CKA_CLASS, CKO_DATA.raw())]),
             Err(Error::AttributeReadOnly)
         ));
     }
@@ -615,8 +615,8 @@ mod tests {
     #[test]
     fn rsa_public_key_gets_modulus_bits() {
         let t2 = vec![
-            ulong(CKA_CLASS, CKO_PUBLIC_KEY),
-            ulong(CKA_KEY_TYPE, CKK_RSA),
+            ulong(CKA_CLASS, CKO_PUBLIC_KEY.raw()),
+            ulong(CKA_KEY_TYPE, CKK_RSA.raw()),
             bytes(CKA_MODULUS, &[0x00, 0x80, 0, 0]),
             bytes(CKA_PUBLIC_EXPONENT, &[1, 0, 1]),
         ];

@@ -39,7 +39,7 @@ const USAGE_FLAGS: [AttrType; 9] = [
 
 /// The usage flags a KMS KeyUsage implies for an object of `class`: exactly these are
 /// true, every other usage flag is false (docs/key-model.md, "KeyUsage is the usage").
-fn implied_flags(usage: KeyUsage, class: CK_OBJECT_CLASS) -> &'static [AttrType] {
+fn implied_flags(usage: KeyUsage, class: ObjectClass) -> &'static [AttrType] {
     match (usage, class) {
         (KeyUsage::EncryptDecrypt, CKO_SECRET_KEY) => &[CKA_ENCRYPT, CKA_DECRYPT],
         (KeyUsage::EncryptDecrypt, CKO_PRIVATE_KEY) => &[CKA_DECRYPT],

@@ -81,7 +81,7 @@ impl Token {
                 .pop()
                 .ok_or(Error::Internal("a derivation made no value"))?;
             let module = vec![
-                (CKA_CLASS, Value::Ulong(CKO_DATA as u64)),
+                (CKA_CLASS, Value::Ulong(CKO_DATA.get())),
                 (CKA_VALUE, Value::Bytes(value.to_vec())),
             ];
             let object = template::build(&template, Provenance::Supplied, module)?;
@@ -96,7 +96,7 @@ impl Token {
             let key_type = given
                 .get(&CKA_KEY_TYPE)
                 .and_then(Value::as_ulong)
-                .map_or(CKK_GENERIC_SECRET, |k| k as CK_KEY_TYPE);
+                .map_or(CKK_GENERIC_SECRET, KeyType::new);
             let len = given
                 .get(&CKA_VALUE_LEN)
                 .and_then(Value::as_ulong)
@@ -142,7 +142,7 @@ impl Token {
 }
 
 /// The one value length a secret key type allows, if it has one.
-fn fixed_len(key_type: CK_KEY_TYPE) -> Option<usize> {
+fn fixed_len(key_type: KeyType) -> Option<usize> {
     match key_type {
         crate::object::key::CKK_SM4 => Some(16),
         _ => None,
@@ -241,7 +241,7 @@ fn data_template(template: &[RawAttribute], base: &Object) -> Result<Vec<RawAttr
     if !given.contains_key(&CKA_CLASS) {
         out.push(RawAttribute {
             ty: CKA_CLASS,
-            value: RawValue::Bytes(Zeroizing::new(Value::Ulong(CKO_DATA as u64).to_native())),
+            value: RawValue::Bytes(Zeroizing::new(Value::Ulong(CKO_DATA.get()).to_native())),
         });
     }
     if !given.contains_key(&CKA_PRIVATE) {

@@ -284,12 +284,12 @@ impl Token {
         let class = given
             .get(&CKA_CLASS)
             .and_then(Value::as_ulong)
-            .map(|c| c as CK_OBJECT_CLASS)
+            .map(ObjectClass::new)
             .ok_or(Error::TemplateIncomplete)?;
         let key_type = given
             .get(&CKA_KEY_TYPE)
             .and_then(Value::as_ulong)
-            .map(|k| k as CK_KEY_TYPE);
+            .map(KeyType::new);
         let value_len = given
             .get(&CKA_VALUE_LEN)
             .and_then(Value::as_ulong)
@@ -369,7 +369,7 @@ pub(super) fn with_forced(
 
 /// The attributes of a private key received as PKCS#8 (RSA, EC, Ed25519, X25519, Ed448 or
 /// X448).
-fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>)> {
+fn private_key_values(der: &[u8]) -> Result<(KeyType, Vec<(AttrType, Value)>)> {
     let info = pkcs8::decode_private_key_info(der)?;
     let bytes = |ty: AttrType, v: &[u8]| (ty, Value::Bytes(v.to_vec()));
     match info.algorithm {

@@ -98,7 +98,7 @@ pub(super) fn spec_of(object: &Object) -> Option<KeySpec> {
 }
 
 /// Whether a key type can hold material of `spec`.
-fn spec_fits(spec: KeySpec, class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
+fn spec_fits(spec: KeySpec, class: ObjectClass, key_type: KeyType) -> bool {
     let symmetric = class == CKO_SECRET_KEY;
     match spec {
         KeySpec::Aes256 => symmetric && key_type == CKK_AES,
@@ -124,7 +124,7 @@ fn origin_of(object: &Object) -> Option<Origin> {
     object.ulong(ORIGIN).and_then(Origin::from_code)
 }
 
-fn has_material(class: CK_OBJECT_CLASS, given: &BTreeMap<AttrType, Value>) -> bool {
+fn has_material(class: ObjectClass, given: &BTreeMap<AttrType, Value>) -> bool {
     match class {
         CKO_SECRET_KEY => given.contains_key(&CKA_VALUE),
         CKO_PRIVATE_KEY => {
@@ -242,7 +242,7 @@ impl Token {
         let class = given
             .get(&CKA_CLASS)
             .and_then(Value::as_ulong)
-            .map(|c| c as CK_OBJECT_CLASS);
+            .map(ObjectClass::new);
         let is_owner_key = matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY));
         let origin = match given.get(&ORIGIN).and_then(Value::as_ulong) {
             None => None,
@@ -277,7 +277,7 @@ impl Token {
 
     fn build_pending(
         &self,
-        class: CK_OBJECT_CLASS,
+        class: ObjectClass,
         given: &BTreeMap<AttrType, Value>,
         template: &[RawAttribute],
         usage: Option<KeyUsage>,
@@ -290,7 +290,8 @@ impl Token {
         let key_type = given
             .get(&CKA_KEY_TYPE)
             .and_then(Value::as_ulong)
-            .ok_or(Error::TemplateIncomplete)? as CK_KEY_TYPE;
+            .map(KeyType::new)
+            .ok_or(Error::TemplateIncomplete)?;
         if !spec_fits(spec, class, key_type) || usage.is_some_and(|u| !spec.allows(u)) {
             return Err(Error::TemplateInconsistent);
         }

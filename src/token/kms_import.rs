@@ -125,7 +125,7 @@ impl Token {
                 "wrapping keys are RSA_2048",
             )));
         }
-        let (_, (public, private)): (CK_KEY_TYPE, GeneratedPair) =
+        let (_, (public, private)): (KeyType, GeneratedPair) =
             find_mechanism(mech.kind)?.generate_key_pair(&mech.param, &request)?;
         let spki = match key_type {
             CKK_RSA => {
@@ -502,8 +502,8 @@ impl Token {
 /// a new object, which an import does not make, and are ignored (docs/key-model.md).
 fn fits_target(given: &BTreeMap<AttrType, Value>, main: &Object, spec: KeySpec) -> Result<()> {
     let named = |ty| given.get(&ty).and_then(Value::as_ulong);
-    let fits = named(CKA_CLASS).is_none_or(|c| c == main.class as u64)
-        && named(CKA_KEY_TYPE).is_none_or(|k| Some(k) == main.key_type.map(|k| k as u64))
+    let fits = named(CKA_CLASS).is_none_or(|c| c == main.class.get())
+        && named(CKA_KEY_TYPE).is_none_or(|k| Some(k) == main.key_type.map(KeyType::get))
         && named(CKA_VALUE_LEN).is_none_or(|l| Some(l) == spec.symmetric_len().map(|n| n as u64));
     if fits {
         Ok(())

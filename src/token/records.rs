@@ -230,8 +230,8 @@ mod tests {
             .create_object(
                 caller,
                 &[
-                    ulong(CKA_CLASS, CKO_SECRET_KEY),
-                    ulong(CKA_KEY_TYPE, CKK_AES),
+                    ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+                    ulong(CKA_KEY_TYPE, CKK_AES.raw()),
                     raw(CKA_TOKEN, &[1]),
                     raw(CKA_LABEL, b"old key"),
                     raw(CKA_VALUE, &[9u8; 32]),
@@ -322,7 +322,7 @@ mod tests {
     ) -> Object {
         use crate::object::attr::Value;
         let mut attrs: std::collections::BTreeMap<_, _> = [
-            (CKA_CLASS as _, Value::Ulong(CKO_DATA as u64)),
+            (CKA_CLASS as _, Value::Ulong(CKO_DATA.get())),
             (CKA_TOKEN as _, Value::Bool(true)),
             (CKA_PRIVATE as _, Value::Bool(false)),
             (CKA_LABEL as _, Value::Bytes(b"forged".to_vec())),

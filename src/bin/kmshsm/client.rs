@@ -111,7 +111,7 @@ impl Client {
             if self.bytes(h, v::CKA_KMSHSM_IMPORT_TARGET)?.is_some() {
                 continue;
             }
-            match class.map(|c| c as CK_OBJECT_CLASS) {
+            match class.map(ObjectClass::new) {
                 Some(CKO_PUBLIC_KEY) => public = Some(h),
                 Some(_) => main = Some(h),
                 None => {}
@@ -163,7 +163,7 @@ impl Client {
     pub(crate) fn list(&self) -> Result<Vec<KeyMetadata>> {
         let mut out = Vec::new();
         for h in self.session.token.find(&[])? {
-            let class = self.ulong(h, CKA_CLASS)?.map(|c| c as CK_OBJECT_CLASS);
+            let class = self.ulong(h, CKA_CLASS)?.map(ObjectClass::new);
             if !matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
                 continue;
             }
@@ -220,8 +220,8 @@ impl Client {
         let token = &self.session.token;
         if origin == Origin::External {
             let mut t = vec![
-                ulong(CKA_CLASS, class as u64),
-                ulong(CKA_KEY_TYPE, key_type as u64),
+                ulong(CKA_CLASS, class.get()),
+                ulong(CKA_KEY_TYPE, key_type.get()),
                 ulong(v::CKA_KMSHSM_ORIGIN, Origin::External.code()),
                 ulong(v::CKA_KMSHSM_KEY_SPEC, spec.code()),
             ];
@@ -326,7 +326,7 @@ impl Client {
     ) -> Result<()> {
         let wrapping = self.session.token.find(&[
             bytes(v::CKA_KMSHSM_IMPORT_TOKEN, token),
-            ulong(CKA_CLASS, CKO_PRIVATE_KEY as u64),
+            ulong(CKA_CLASS, CKO_PRIVATE_KEY.get()),
         ])?;
         let Some(&wrapping) = wrapping.first() else {
             return Err(self.no_wrapping_key(material, token));
@@ -470,7 +470,7 @@ impl Client {
         let get = |ty: AttrType| -> Result<Vec<u8>> {
             self.bytes(public, ty)?.ok_or(Error::KeyTypeInconsistent)
         };
-        match self.ulong(public, CKA_KEY_TYPE)?.map(|k| k as CK_KEY_TYPE) {
+        match self.ulong(public, CKA_KEY_TYPE)?.map(KeyType::new) {
             Some(CKK_RSA) => {
                 let der = kmshsm::crypto::rsa::RsaComponents::public_der(
                     &get(CKA_MODULUS)?,
