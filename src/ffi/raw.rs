@@ -84,11 +84,18 @@ pub(super) fn write<T>(ptr: *mut T, value: T) -> Result<()> {
     Ok(())
 }
 
+/// A length or count as the C ABI's `CK_ULONG`: exact where `CK_ULONG` is as wide as
+/// `usize` (the LP64 targets kmshsm is built for); beyond it, which cannot happen there,
+/// it saturates to `CK_UNAVAILABLE_INFORMATION` rather than wrapping to a wrong length.
+pub(super) fn ulong_len(n: usize) -> CK_ULONG {
+    CK_ULONG::try_from(n).unwrap_or(CK_UNAVAILABLE_INFORMATION)
+}
+
 /// Copies `items` into the caller's array under the length-query rule.
 /// `count` is in and out: capacity on entry, needed or written count on exit.
 pub(super) fn out_array<T: Copy>(buf: *mut T, count: *mut CK_ULONG, items: &[T]) -> Result<()> {
     let capacity = read_struct(count).ok_or(Error::ArgumentsBad("NULL length pointer"))?;
-    let needed = items.len() as CK_ULONG;
+    let needed = ulong_len(items.len());
     write(count, needed)?;
     if buf.is_null() {
         return Ok(());
@@ -148,7 +155,7 @@ fn read_attributes(
     let mut out = Vec::new();
     for a in template_slice(ptr, count)? {
         let value = if nested_types(a.type_) && depth == 0 {
-            let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
+            let size = ulong_len(std::mem::size_of::<CK_ATTRIBUTE>());
             if a.ulValueLen % size != 0 {
                 return Err(Error::AttributeValueInvalid);
             }
@@ -192,7 +199,7 @@ pub(super) enum Filled {
 
 /// Fills the value at `p`/`len` with `bytes`: NULL asks for the length.
 fn fill_value(a: &mut CK_ATTRIBUTE, bytes: &[u8]) -> Filled {
-    let needed = bytes.len() as CK_ULONG;
+    let needed = ulong_len(bytes.len());
     if a.pValue.is_null() {
         a.ulValueLen = needed;
         return Filled::Ok;
@@ -245,7 +252,7 @@ impl<'a> OutTemplate<'a> {
             }
             Read::Template(list) => {
                 let size = std::mem::size_of::<CK_ATTRIBUTE>();
-                let needed = (list.len() * size) as CK_ULONG;
+                let needed = ulong_len(list.len().saturating_mul(size));
                 if a.pValue.is_null() {
                     a.ulValueLen = needed;
                     return Filled::Ok;
@@ -681,9 +688,9 @@ impl OutBuf {
     pub(super) fn put(&self, out: crate::operation::Output) -> Result<()> {
         use crate::operation::Output;
         match out {
-            Output::Len(n) => write(self.len, n as CK_ULONG),
+            Output::Len(n) => write(self.len, ulong_len(n)),
             Output::TooSmall(n) => {
-                write(self.len, n as CK_ULONG)?;
+                write(self.len, ulong_len(n))?;
                 Err(Error::BufferTooSmall)
             }
             Output::Data(mut bytes) => {
@@ -696,7 +703,7 @@ impl OutBuf {
                 // Emptied first, the buffer is wiped in one bulk write on drop (zeroize
                 // wipes a vector's elements one byte at a time, its spare capacity in bulk).
                 bytes.clear();
-                write(self.len, written as CK_ULONG)
+                write(self.len, ulong_len(written))
             }
         }
     }

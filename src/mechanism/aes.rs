@@ -76,7 +76,8 @@ impl Mechanism for KeyGen {
             // A template value the generation cannot take (C_GenerateKey, §5.14).
             return Err(Error::AttributeValueInvalid);
         }
-        let value = aes::generate_key(len as usize)?;
+        let len = usize::try_from(len).map_err(|_| Error::AttributeValueInvalid)?;
+        let value = aes::generate_key(len)?;
         Ok((CKK_AES, vec![(CKA_VALUE, Value::Bytes(value.to_vec()))]))
     }
 }

@@ -170,7 +170,7 @@ impl Mechanism for KeyGen {
         if !(1..=MAX_KEY_LEN).contains(&len) {
             return Err(Error::AttributeValueInvalid);
         }
-        let mut value = vec![0u8; len as usize];
+        let mut value = vec![0u8; usize::try_from(len).map_err(|_| Error::AttributeValueInvalid)?];
         random_fill(&mut value)?;
         Ok((CKK_HKDF, vec![(CKA_VALUE, Value::Bytes(value))]))
     }

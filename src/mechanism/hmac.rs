@@ -195,7 +195,7 @@ impl Mechanism for KeyGen {
             // A template value the generation cannot take (C_GenerateKey, §5.14).
             return Err(Error::AttributeValueInvalid);
         }
-        let mut value = vec![0u8; len as usize];
+        let mut value = vec![0u8; usize::try_from(len).map_err(|_| Error::AttributeValueInvalid)?];
         random_fill(&mut value)?;
         Ok((self.key_type, vec![(CKA_VALUE, Value::Bytes(value))]))
     }

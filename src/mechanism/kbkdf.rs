@@ -99,7 +99,7 @@ impl Prf {
 
 /// `value` in `format` (a width of whole bytes); a value that does not fit is refused.
 fn encode(value: u64, format: IntFormat) -> Result<Vec<u8>> {
-    let bytes = (format.width_bits / 8) as usize;
+    let bytes = usize::try_from(format.width_bits / 8).map_err(|_| Error::MechanismParamInvalid)?;
     if bytes < 8 && value >> (bytes * 8) != 0 {
         return Err(Error::MechanismParamInvalid);
     }

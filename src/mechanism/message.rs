@@ -53,7 +53,7 @@ impl MessageParams {
         if self.tag_bits == 0 || self.tag_bits % 8 != 0 || self.tag_bits > 128 {
             return Err(Error::MechanismParamInvalid);
         }
-        Ok((self.tag_bits / 8) as usize)
+        usize::try_from(self.tag_bits / 8).map_err(|_| Error::MechanismParamInvalid)
     }
 }
 

@@ -287,6 +287,11 @@ impl Mechanism for Sm4KeyGen {
     }
 }
 
+/// The GCM tag length in bytes; one this machine cannot hold is a bad parameter.
+fn gcm_tag_len(g: &super::params::GcmParams) -> Result<usize> {
+    usize::try_from(g.tag_bits / 8).map_err(|_| Error::MechanismParamInvalid)
+}
+
 impl Sm4 {
     /// Encrypts or decrypts `data` in one go with this mode and `param`.
     fn run(
@@ -310,10 +315,10 @@ impl Sm4 {
                 &g.iv,
                 &g.aad,
                 data,
-                (g.tag_bits / 8) as usize,
+                gcm_tag_len(g)?,
             )?)),
             (CKM_SM4_GCM, Param::Gcm(g), false) => {
-                sm::sm4_gcm_decrypt(key, &g.iv, &g.aad, data, (g.tag_bits / 8) as usize)
+                sm::sm4_gcm_decrypt(key, &g.iv, &g.aad, data, gcm_tag_len(g)?)
             }
             _ => Err(Error::MechanismParamInvalid),
         }
@@ -338,7 +343,7 @@ impl Sm4 {
         }
         let (mech, param, key) = (Sm4(self.0), param.clone(), Arc::clone(key));
         let tag = match &param {
-            Param::Gcm(g) => (g.tag_bits / 8) as usize,
+            Param::Gcm(g) => gcm_tag_len(g)?,
             _ => 16,
         };
         let too_long = if encrypt {

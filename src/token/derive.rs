@@ -100,7 +100,8 @@ impl Token {
             let len = given
                 .get(&CKA_VALUE_LEN)
                 .and_then(Value::as_ulong)
-                .map(|l| l as usize)
+                .map(len_of)
+                .transpose()?
                 .or(fixed_len(key_type));
             plans.push((tpl, key_type, len));
         }
@@ -252,12 +253,18 @@ fn data_template(template: &[RawAttribute], base: &Object) -> Result<Vec<RawAttr
 
 /// `CKA_VALUE_LEN` taken out of a data object's template (data objects do not carry it;
 /// `CKM_HKDF_DATA` reads it as the output length, as pkcs11-provider sends it).
+/// A `CKA_VALUE_LEN` as a length in bytes; one this machine cannot hold is invalid.
+fn len_of(value_len: u64) -> Result<usize> {
+    usize::try_from(value_len).map_err(|_| Error::AttributeValueInvalid)
+}
+
 fn take_value_len(template: Vec<RawAttribute>) -> Result<(Vec<RawAttribute>, Option<usize>)> {
     let len = template::parse(&template)?
         .get(&CKA_VALUE_LEN)
         .map(|v| v.as_ulong().ok_or(Error::AttributeValueInvalid))
         .transpose()?
-        .map(|l| l as usize);
+        .map(len_of)
+        .transpose()?;
     let rest = template
         .into_iter()
         .filter(|a| a.ty != CKA_VALUE_LEN)

@@ -293,7 +293,8 @@ impl Token {
         let value_len = given
             .get(&CKA_VALUE_LEN)
             .and_then(Value::as_ulong)
-            .map(|l| l as usize);
+            .map(|l| usize::try_from(l).map_err(|_| Error::AttributeValueInvalid))
+            .transpose()?;
         let expected = match (class, key_type, value_len) {
             (CKO_SECRET_KEY, _, Some(len)) => WrappedLen::Exact(len),
             (CKO_SECRET_KEY, Some(crate::object::key::CKK_SM4), None) => WrappedLen::Exact(16),

@@ -47,7 +47,7 @@ fn read_params(
     let tag_len = p.tag_len()?;
     match dir {
         Direction::Decrypt => {
-            p.tag = raw::param_bytes(g.pTag.cast_const().cast(), tag_len as CK_ULONG)?;
+            p.tag = raw::param_bytes(g.pTag.cast_const().cast(), raw::ulong_len(tag_len))?;
         }
         Direction::Encrypt if g.pTag.is_null() => return Err(Error::MechanismParamInvalid),
         Direction::Encrypt => {}

@@ -58,7 +58,7 @@ pub(crate) fn size(
         return Err(Error::ArgumentsBad("NULL pulSize"));
     }
     let size = s.token.object_size(ObjectHandle::from_raw(object))?;
-    raw::write(out, size as CK_ULONG)
+    raw::write(out, raw::ulong_len(size))
 }
 
 /// §5.7 C_GetAttributeValue: every attribute is processed; the call's return code is

@@ -78,8 +78,8 @@ pub(crate) fn token_info(slot: CK_SLOT_ID, out: *mut CK_TOKEN_INFO) -> Result<()
         ulSessionCount: 0,
         ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
         ulRwSessionCount: 0,
-        ulMaxPinLen: MAX_PIN_LEN as CK_ULONG,
-        ulMinPinLen: MIN_PIN_LEN as CK_ULONG,
+        ulMaxPinLen: raw::ulong_len(MAX_PIN_LEN),
+        ulMinPinLen: raw::ulong_len(MIN_PIN_LEN),
         ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
@@ -109,8 +109,8 @@ pub(crate) fn token_info(slot: CK_SLOT_ID, out: *mut CK_TOKEN_INFO) -> Result<()
             CKF_SO_PIN_FINAL_TRY,
             CKF_SO_PIN_LOCKED,
         );
-        info.ulSessionCount = s.session_count as CK_ULONG;
-        info.ulRwSessionCount = s.rw_session_count as CK_ULONG;
+        info.ulSessionCount = raw::ulong_len(s.session_count);
+        info.ulRwSessionCount = raw::ulong_len(s.rw_session_count);
     }
     raw::write(out, info)
 }
