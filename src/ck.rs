@@ -1,8 +1,8 @@
 //! The PKCS#11 constants of `cryptoki-sys`, with the attribute types (`CKA_*`), mechanism
 //! types (`CKM_*`), object classes (`CKO_*`) and key types (`CKK_*`) typed as `AttrType`,
-//! `MechType`, `ObjectClass` and `KeyType`. A file that works with
-//! attributes or mechanisms imports `crate::ck::*` instead of `cryptoki_sys::*`: the names
-//! stay those of the specification, the values carry their kind. A `CKA_`/`CKM_`/`CKO_`/`CKK_` name
+//! `MechType`, `ObjectClass` and `KeyType`. A file that works with attributes, mechanisms
+//! or objects imports `crate::ck::*` instead of `cryptoki_sys::*`: the names stay those of
+//! the specification, the values carry their kind. A `CKA_`, `CKM_`, `CKO_` or `CKK_` name
 //! missing from the lists below is still the bare number of `cryptoki-sys` (the compiler
 //! says so where it meets a typed one): add it to its list.
 //!

@@ -1,11 +1,11 @@
 //! The numbers of the PKCS#11 interface as types: object and session handles, slot ids,
-//! attribute and mechanism types. `ffi/` turns the C ABI's `CK_ULONG`s into these once,
-//! when it decodes a call, and back when it encodes the answer, so no layer below it
-//! casts one kind of number into another.
+//! attribute, mechanism, class and key types. `ffi/` turns the C ABI's `CK_ULONG`s into
+//! these once, when it decodes a call, and back when it encodes the answer, so no layer
+//! below it casts one kind of number into another.
 //!
 //! Each type holds a `u64`, the width the store's encodings fix. This module must not
 //! know what any value means; the typed constants are in `ck` and `vendor`, and so is the
-//! `Debug` of `AttrType` and `MechType`, which prints their names.
+//! `Debug` of the four constant kinds, which prints their names.
 
 use std::fmt;
 
@@ -38,7 +38,7 @@ macro_rules! number {
             /// The value as the C ABI expects it.
             pub const fn raw(self) -> CK_ULONG {
                 // Lossless where CK_ULONG is 64 bits (the LP64 targets kmshsm is built
-                // for); every value was either a CK_ULONG or a constant below 2^32.
+                // for, where this cast is the identity).
                 self.0 as CK_ULONG
             }
         }

@@ -76,7 +76,7 @@ fn plain(object: &Object, ty: AttrType) -> Option<&[u8]> {
 }
 
 fn secret(secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>, ty: AttrType) -> &[u8] {
-    secrets.get(&(ty as AttrType)).map_or(&[], |v| v.as_slice())
+    secrets.get(&ty).map_or(&[], |v| v.as_slice())
 }
 
 impl Key {

@@ -203,11 +203,11 @@ impl Object {
     }
 
     pub fn bool_attr(&self, ty: AttrType) -> Option<bool> {
-        self.attrs.get(&(ty as AttrType)).and_then(Value::as_bool)
+        self.attrs.get(&ty).and_then(Value::as_bool)
     }
 
     pub fn value(&self, ty: AttrType) -> Option<&Value> {
-        self.attrs.get(&(ty as AttrType))
+        self.attrs.get(&ty)
     }
 
     pub fn attrs(&self) -> &BTreeMap<AttrType, Value> {

@@ -86,7 +86,7 @@ pub fn kind(ty: AttrType) -> Option<Kind> {
     if let Some(k) = vendor_kind(ty) {
         return Some(k);
     }
-    Some(match ty as AttrType {
+    Some(match ty {
         CKA_TOKEN
         | CKA_PRIVATE
         | CKA_MODIFIABLE
@@ -285,7 +285,6 @@ pub fn carries(class: ObjectClass, key_type: Option<KeyType>, ty: AttrType) -> b
     if KMS_WRAPPING.contains(&ty) {
         return matches!(class, CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
     }
-    let ty = ty as AttrType;
     if COMMON.contains(&ty) {
         return true;
     }
@@ -332,7 +331,6 @@ pub const X509_REQUIRED: &[AttrType] = &[CKA_SUBJECT, CKA_VALUE];
 /// key is sensitive or unextractable. `CKA_VALUE` of a private data object or certificate
 /// is sealed too (see `sealed_at_rest`) but readable by its logged-in owner.
 pub fn is_key_secret(class: ObjectClass, ty: AttrType) -> bool {
-    let ty = ty as AttrType;
     match class {
         CKO_SECRET_KEY => ty == CKA_VALUE,
         CKO_PRIVATE_KEY => matches!(
@@ -366,7 +364,7 @@ pub fn mutability(class: ObjectClass, ty: AttrType) -> Mutability {
         DESCRIPTION => return Free,
         _ => {}
     }
-    match ty as AttrType {
+    match ty {
         CKA_LOCAL
         | CKA_ALWAYS_SENSITIVE
         | CKA_NEVER_EXTRACTABLE
@@ -494,10 +492,7 @@ mod tests {
             EC_PRIVATE,
         ] {
             for ty in list {
-                assert!(
-                    kind(*ty as AttrType).is_some(),
-                    "attribute {ty:#x} has no kind"
-                );
+                assert!(kind(*ty).is_some(), "attribute {ty:#x} has no kind");
             }
         }
     }

@@ -388,7 +388,7 @@ mod tests {
 
     fn data_with_private(label: &[u8], private: bool) -> Object {
         let raw = |ty: AttrType, v: Vec<u8>| RawAttribute {
-            ty: ty as AttrType,
+            ty,
             value: crate::object::attr::RawValue::Bytes(Zeroizing::new(v)),
         };
         build(

@@ -446,7 +446,7 @@ pub fn copy(object: &Object, all: Values, template: &[RawAttribute]) -> Result<O
         }
         // §5.7 C_CopyObject: the storage attributes may change in the copy, the rest
         // as C_SetAttributeValue allows.
-        let storage = matches!(*ty as AttrType, CKA_TOKEN | CKA_PRIVATE);
+        let storage = matches!(*ty, CKA_TOKEN | CKA_PRIVATE);
         let narrowing = *ty == CKA_MODIFIABLE && new.as_bool() == Some(false);
         if !(storage || narrowing) {
             check_change(object.class, *ty, attrs.get(ty), new)?;

@@ -91,7 +91,7 @@ fn mixes_duties(object: &Object) -> bool {
 
 /// The attributes `C_CopyObject` may set on a copy of an unmodifiable object.
 fn storage_only(changes: &BTreeMap<AttrType, Value>) -> bool {
-    changes.iter().all(|(ty, v)| match *ty as AttrType {
+    changes.iter().all(|(ty, v)| match *ty {
         CKA_TOKEN | CKA_PRIVATE => true,
         CKA_MODIFIABLE => v.as_bool() == Some(false),
         _ => false,
@@ -328,10 +328,7 @@ impl Token {
             return Err(Error::KeyNotWrappable);
         }
         if let Some(Value::Template(required)) = wrapping.value(CKA_WRAP_TEMPLATE) {
-            if !required
-                .iter()
-                .all(|(ty, v)| target.value(*ty as AttrType) == Some(v))
-            {
+            if !required.iter().all(|(ty, v)| target.value(*ty) == Some(v)) {
                 return Err(Error::KeyNotWrappable);
             }
         }

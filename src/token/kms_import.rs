@@ -483,7 +483,7 @@ impl Token {
         let mut values = common;
         values.extend(imported.public.iter().cloned());
         for ty in [KEY_ID, ORIGIN, KEY_SPEC, KEY_USAGE] {
-            if let Some(v) = private.value(ty as AttrType) {
+            if let Some(v) = private.value(ty) {
                 values.push((ty, v.clone()));
             }
         }
