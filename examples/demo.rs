@@ -24,24 +24,25 @@ use cryptoki::types::AuthPin;
 use kmshsm::crypto::hash::HashAlg;
 use kmshsm::crypto::pkcs8::decode_spki;
 use kmshsm::crypto::rsa::RsaPublicKey;
+use kmshsm::ids::AttrType;
 use kmshsm::vendor as v;
 
-fn vattr(ty: u64) -> AttributeType {
-    AttributeType::VendorDefined(ty as _)
+fn vattr(ty: AttrType) -> AttributeType {
+    AttributeType::VendorDefined(ty.raw())
 }
 
-fn vulong(ty: u64, value: u64) -> Attribute {
+fn vulong(ty: AttrType, value: u64) -> Attribute {
     Attribute::VendorDefined((
         vattr(ty),
         (value as cryptoki_sys::CK_ULONG).to_ne_bytes().to_vec(),
     ))
 }
 
-fn vbytes(ty: u64, value: &[u8]) -> Attribute {
+fn vbytes(ty: AttrType, value: &[u8]) -> Attribute {
     Attribute::VendorDefined((vattr(ty), value.to_vec()))
 }
 
-fn read(session: &Session, key: ObjectHandle, ty: u64) -> Vec<u8> {
+fn read(session: &Session, key: ObjectHandle, ty: AttrType) -> Vec<u8> {
     match session.get_attributes(key, &[vattr(ty)]) {
         Ok(attrs) => match attrs.into_iter().next() {
             Some(Attribute::VendorDefined((_, bytes))) => bytes,
@@ -51,7 +52,7 @@ fn read(session: &Session, key: ObjectHandle, ty: u64) -> Vec<u8> {
     }
 }
 
-fn read_ulong(session: &Session, key: ObjectHandle, ty: u64) -> u64 {
+fn read_ulong(session: &Session, key: ObjectHandle, ty: AttrType) -> u64 {
     let b = read(session, key, ty);
     b.try_into()
         .map(|a: [u8; 8]| u64::from_ne_bytes(a))

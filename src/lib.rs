@@ -14,10 +14,12 @@
 // needed there, so clippy's same-type cast lint would only push non-portable code.
 #![allow(clippy::unnecessary_cast)]
 
+pub mod ck;
 pub mod config;
 pub mod crypto;
 pub mod error;
 mod ffi;
+pub mod ids;
 pub mod kms;
 mod legacy;
 mod logging;

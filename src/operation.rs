@@ -7,7 +7,7 @@
 //! `CKR_BUFFER_TOO_SMALL` ends the operation (§5.2). This module must not know about
 //! pointers; `ffi::raw` writes what it returns.
 
-use cryptoki_sys::CK_MECHANISM_TYPE;
+use crate::ids::MechType;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -111,7 +111,7 @@ pub struct Grant {
     /// The key was private at init: a logout since ends the operation.
     pub private: bool,
     pub usage: Usage,
-    pub mechanism: CK_MECHANISM_TYPE,
+    pub mechanism: MechType,
     /// A `CKA_ALWAYS_AUTHENTICATE` key awaits its context-specific login (§5.6).
     pub awaiting_login: bool,
 }

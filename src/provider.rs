@@ -17,6 +17,7 @@ use parking_lot::RwLock;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::ids::SlotId;
 use crate::object::table::{HandleSource, SessionHandle};
 use crate::session::Session;
 use crate::store::postgres::schema::Catalog;
@@ -60,7 +61,7 @@ enum SlotState {
 
 #[derive(Debug)]
 struct Slot {
-    id: u64,
+    id: SlotId,
     serial: String,
     state: SlotState,
 }
@@ -68,7 +69,7 @@ struct Slot {
 /// A slot as entry points see it.
 #[derive(Debug, Clone)]
 pub struct SlotView {
-    pub id: u64,
+    pub id: SlotId,
     pub serial: String,
     pub token: Option<Arc<Token>>,
 }
@@ -298,11 +299,11 @@ impl Provider {
         }
     }
 
-    pub fn slot_ids(&self) -> Vec<u64> {
+    pub fn slot_ids(&self) -> Vec<SlotId> {
         self.slots.read().iter().map(|s| s.id).collect()
     }
 
-    pub fn slot(&self, id: u64) -> Result<SlotView> {
+    pub fn slot(&self, id: SlotId) -> Result<SlotView> {
         let slots = self.slots.read();
         let slot = slots
             .iter()
@@ -319,7 +320,7 @@ impl Provider {
     }
 
     /// `C_InitToken`: initialises the free slot's token, or re-initialises a token.
-    pub fn init_token(&self, id: u64, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
+    pub fn init_token(&self, id: SlotId, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
         let serial = {
             let mut slots = self.slots.write();
             let slot = slots
@@ -363,9 +364,9 @@ impl Provider {
         }
     }
 
-    pub fn open_session(&self, slot_id: u64, rw: bool) -> Result<SessionHandle> {
+    pub fn open_session(&self, slot_id: SlotId, rw: bool) -> Result<SessionHandle> {
         let token = self.slot(slot_id)?.token.ok_or(Error::TokenNotRecognized)?;
-        let handle = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let handle = SessionHandle::new(self.next_session.fetch_add(1, Ordering::Relaxed));
         token.add_session(handle, rw)?;
         let session = Arc::new(Session::new(handle, slot_id, token, rw));
         self.sessions.write().insert(handle, session);
@@ -390,7 +391,7 @@ impl Provider {
         Ok(())
     }
 
-    pub fn close_all_sessions(&self, slot_id: u64) -> Result<()> {
+    pub fn close_all_sessions(&self, slot_id: SlotId) -> Result<()> {
         self.slot(slot_id)?;
         let closed: Vec<Arc<Session>> = {
             let mut sessions = self.sessions.write();
@@ -418,7 +419,9 @@ fn free_slot(slots: &[Slot]) -> Slot {
         let mut raw = [0u8; 8];
         raw.copy_from_slice(&uuid.as_bytes()[..8]);
         let serial: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let id = u64::from(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) & 0x7fff_ffff);
+        let id = SlotId::new(u64::from(
+            u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) & 0x7fff_ffff,
+        ));
         if !slots.iter().any(|s| s.id == id) {
             return Slot {
                 id,

@@ -618,7 +618,7 @@ fn import_parameters_from_the_cli_work_through_pkcs11_and_the_reverse() {
         &unb64(&public),
         &material,
     );
-    let vtype = |t: u64| AttributeType::VendorDefined(t as _);
+    let vtype = |t: kmshsm::ids::AttrType| AttributeType::VendorDefined(t.raw());
     let found = session
         .find_objects(&[
             Attribute::Class(cryptoki::object::ObjectClass::PRIVATE_KEY),
@@ -680,7 +680,7 @@ fn import_parameters_from_the_cli_work_through_pkcs11_and_the_reverse() {
     let token = attribute_bytes(
         &session,
         private,
-        AttributeType::VendorDefined(kmshsm::vendor::CKA_KMSHSM_IMPORT_TOKEN as _),
+        AttributeType::VendorDefined(kmshsm::vendor::CKA_KMSHSM_IMPORT_TOKEN.raw()),
     );
     drop(session);
     ctx.finalize().unwrap();
@@ -955,7 +955,7 @@ fn an_expired_import_token_is_expired_import_token_after_the_sweep() {
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
     let carrying = session
         .find_objects(&[Attribute::VendorDefined((
-            AttributeType::VendorDefined(kmshsm::vendor::CKA_KMSHSM_IMPORT_TOKEN as _),
+            AttributeType::VendorDefined(kmshsm::vendor::CKA_KMSHSM_IMPORT_TOKEN.raw()),
             unb64(&token),
         ))])
         .unwrap();

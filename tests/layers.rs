@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// two leaves (`crypto`, `os`) may not use each other.
 fn layer_of_module(module: &str) -> Option<(u8, &'static str)> {
     Some(match module {
-        "config" | "error" | "legacy" | "logging" | "vendor" => (0, "shared"),
+        "ck" | "config" | "error" | "ids" | "legacy" | "logging" | "vendor" => (0, "shared"),
         "crypto" => (1, "crypto"),
         "os" => (1, "os"),
         "store" => (2, "store"),

@@ -22,7 +22,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
-use kmshsm::object::attr::{self, Value};
+use kmshsm::object::attr::{self, AttrType, Value};
 
 const TAMPERED: RvError = RvError::VendorDefined(KMSHSM | 0x07);
 
@@ -44,10 +44,10 @@ fn edit_plain(env: &TestEnv, uid: &[u8], edit: impl FnOnce(&mut Vec<(u64, Value)
     let mut attrs: Vec<(u64, Value)> = attr::decode(&plain)
         .unwrap()
         .into_iter()
-        .map(|(t, v)| (t as u64, v))
+        .map(|(t, v)| (t.get(), v))
         .collect();
     edit(&mut attrs);
-    let encoded = attr::encode(attrs.iter().map(|(t, v)| (*t as _, v)));
+    let encoded = attr::encode(attrs.iter().map(|(t, v)| (AttrType::new(*t), v)));
     let n = db
         .execute(
             "UPDATE objects SET plain = ?2 WHERE uid = ?1",
@@ -268,8 +268,7 @@ fn uid_of_label(db: &rusqlite::Connection, label: &str) -> Vec<u8> {
     rows.into_iter()
         .find(|(_, plain)| {
             attr::decode(plain).unwrap().iter().any(|(t, v)| {
-                *t as CK_ATTRIBUTE_TYPE == CKA_LABEL
-                    && matches!(v, Value::Bytes(b) if b == label.as_bytes())
+                t.raw() == CKA_LABEL && matches!(v, Value::Bytes(b) if b == label.as_bytes())
             })
         })
         .map(|(uid, _)| uid)

@@ -8,11 +8,12 @@
 #![allow(clippy::unnecessary_cast)]
 
 use aws_lc_rs::hmac;
-use cryptoki_sys::*;
+use kmshsm::ck::*;
 use kmshsm::crypto::curve25519::{Ed25519Private, X25519Private};
 use kmshsm::crypto::rsa::{RsaComponents, RsaPrivateKey};
 use kmshsm::crypto::sm::sm2_generate;
 use kmshsm::crypto::{ec, pkcs8};
+use kmshsm::ids::ObjectHandle;
 use kmshsm::kms::import::ImportToken;
 use kmshsm::mechanism::params::OaepParams;
 use kmshsm::mechanism::{registry, Param, WrappedLen};
@@ -94,7 +95,7 @@ pub fn rsa_pkcs1(data: &[u8]) {
 
 const VENDOR: u64 = 0x8000_0000 | 0x4B4D_0000;
 
-const TYPES: &[CK_ATTRIBUTE_TYPE] = &[
+const TYPES: &[AttrType] = &[
     CKA_CLASS,
     CKA_TOKEN,
     CKA_PRIVATE,
@@ -165,12 +166,14 @@ impl Input<'_> {
         self.0 = rest;
         head.to_vec()
     }
-    fn ty(&mut self) -> Option<u64> {
+    fn ty(&mut self) -> Option<AttrType> {
         let b = self.byte()?;
         Some(match b {
-            0xF0..=0xFA => VENDOR | u64::from(b - 0xF0),
-            0xFB => u64::from_le_bytes(self.bytes(8).try_into().unwrap_or([0xff; 8])),
-            _ => TYPES[b as usize % TYPES.len()] as u64,
+            0xF0..=0xFA => AttrType::new(VENDOR | u64::from(b - 0xF0)),
+            0xFB => AttrType::new(u64::from_le_bytes(
+                self.bytes(8).try_into().unwrap_or([0xff; 8]),
+            )),
+            _ => TYPES[b as usize % TYPES.len()],
         })
     }
     /// A value: sizes 1 and 8 are frequent so CK_BBOOL and CK_ULONG checks pass often.
@@ -231,7 +234,7 @@ struct Keys {
     rsa: Key,
     sm2: Key,
     aes: Key,
-    mechanisms: Vec<CK_MECHANISM_TYPE>,
+    mechanisms: Vec<MechType>,
 }
 
 static KEYS: LazyLock<Keys> = LazyLock::new(|| {
@@ -267,7 +270,7 @@ static KEYS: LazyLock<Keys> = LazyLock::new(|| {
     }
 });
 
-fn oaep(hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, label: &[u8]) -> OaepParams {
+fn oaep(hash: MechType, mgf: CK_RSA_PKCS_MGF_TYPE, label: &[u8]) -> OaepParams {
     OaepParams {
         hash,
         mgf,
@@ -300,7 +303,7 @@ pub fn unwrap(data: &[u8]) {
             oaep: oaep(CKM_SHA_1, CKG_MGF1_SHA1, &[]),
         },
         5 => Param::Bytes(rest.iter().take(16).copied().collect()),
-        6 => Param::Oaep(oaep(u64::from(*param_sel) as CK_MECHANISM_TYPE, 7, &[])),
+        6 => Param::Oaep(oaep(MechType::new(u64::from(*param_sel)), 7, &[])),
         _ => Param::Bytes(Vec::new()),
     };
     let key = match key_sel % 3 {
@@ -418,7 +421,7 @@ impl Reader<'_> {
 /// AES-256, Ed25519 or X25519 key, and the operation run on input bytes. A parameter of the wrong kind or
 /// value must be refused with an error; none may panic.
 pub fn mech_params(data: &[u8]) {
-    let mechanisms: Vec<CK_MECHANISM_TYPE> = registry::all().map(|m| m.kind()).collect();
+    let mechanisms: Vec<MechType> = registry::all().map(|m| m.kind()).collect();
     let mut r = Reader(data);
     let kind = mechanisms[usize::from(r.byte()) % mechanisms.len()];
     let param = match r.byte() % 15 {
@@ -434,13 +437,13 @@ pub fn mech_params(data: &[u8]) {
             block: std::array::from_fn(|_| r.byte()),
         },
         4 => Param::Oaep(OaepParams {
-            hash: r.ulong() as CK_MECHANISM_TYPE,
+            hash: MechType::new(r.ulong()),
             mgf: r.ulong() as CK_RSA_PKCS_MGF_TYPE,
             source: r.ulong() as CK_RSA_PKCS_OAEP_SOURCE_TYPE,
             label: r.bytes(),
         }),
         5 => Param::Pss(kmshsm::mechanism::params::PssParams {
-            hash: r.ulong() as CK_MECHANISM_TYPE,
+            hash: MechType::new(r.ulong()),
             mgf: r.ulong() as CK_RSA_PKCS_MGF_TYPE,
             salt_len: r.ulong(),
         }),
@@ -452,7 +455,7 @@ pub fn mech_params(data: &[u8]) {
         7 => Param::RsaAesKeyWrap {
             aes_key_bits: r.ulong(),
             oaep: OaepParams {
-                hash: r.ulong() as CK_MECHANISM_TYPE,
+                hash: MechType::new(r.ulong()),
                 mgf: r.ulong() as CK_RSA_PKCS_MGF_TYPE,
                 source: r.ulong() as CK_RSA_PKCS_OAEP_SOURCE_TYPE,
                 label: r.bytes(),
@@ -462,7 +465,7 @@ pub fn mech_params(data: &[u8]) {
             prehash: r.byte() & 1 != 0,
             context: r.bytes(),
         },
-        9 => Param::ObjectHandle(r.ulong()),
+        9 => Param::ObjectHandle(ObjectHandle::new(r.ulong())),
         10 => Param::Ulong(r.ulong()),
         11 => Param::AesCbcEncryptData {
             iv: std::array::from_fn(|_| r.byte()),
@@ -472,11 +475,11 @@ pub fn mech_params(data: &[u8]) {
         13 => Param::Hkdf(kmshsm::mechanism::params::HkdfParams {
             extract: r.byte() & 1 != 0,
             expand: r.byte() & 1 != 0,
-            hash: r.ulong() as CK_MECHANISM_TYPE,
+            hash: MechType::new(r.ulong()),
             salt: match r.byte() % 3 {
                 0 => kmshsm::mechanism::params::HkdfSalt::Null,
                 1 => kmshsm::mechanism::params::HkdfSalt::Data(r.bytes()),
-                _ => kmshsm::mechanism::params::HkdfSalt::Key(r.ulong()),
+                _ => kmshsm::mechanism::params::HkdfSalt::Key(ObjectHandle::new(r.ulong())),
             },
             info: r.bytes(),
         }),
@@ -506,19 +509,14 @@ fn kbkdf_params(r: &mut Reader<'_>) -> kmshsm::mechanism::params::KbkdfParams {
         })
         .collect();
     kmshsm::mechanism::params::KbkdfParams {
-        prf: r.ulong() as CK_MECHANISM_TYPE,
+        prf: MechType::new(r.ulong()),
         data,
         iv: r.bytes(),
         additional_keys: usize::from(r.byte() % 3),
     }
 }
 
-fn run_operations(
-    kind: CK_MECHANISM_TYPE,
-    param: &Param,
-    key: &std::sync::Arc<Key>,
-    r: &mut Reader<'_>,
-) {
+fn run_operations(kind: MechType, param: &Param, key: &std::sync::Arc<Key>, r: &mut Reader<'_>) {
     let Some(mechanism) = registry::find(kind) else {
         return;
     };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use cryptoki_sys::*;
 use kmshsm::error::Error;
+use kmshsm::ids::{SessionHandle, SlotId};
 use kmshsm::object::attr::{AttrType, RawAttribute, RawValue};
 use kmshsm::provider::{self, InitOptions, Provider, SlotView};
 use kmshsm::session::Session;
@@ -23,7 +24,7 @@ const MODEL: &str = "kmshsm";
 
 fn raw(ty: CK_ATTRIBUTE_TYPE, bytes: Vec<u8>) -> RawAttribute {
     RawAttribute {
-        ty: ty as AttrType,
+        ty: AttrType::from_raw(ty),
         value: RawValue::Bytes(Zeroizing::new(bytes)),
     }
 }
@@ -109,7 +110,7 @@ impl Library {
     fn slot_by_number(&self, text: &str) -> Result<SlotView, Failed> {
         let id: u64 = text.trim().parse().unwrap_or(u64::MAX);
         self.provider
-            .slot(id)
+            .slot(SlotId::new(id))
             .map_err(|_| fail(format!("CKR_SLOT_ID_INVALID: Slot {text} does not exist.")))
     }
 
@@ -132,7 +133,7 @@ impl Library {
         }
     }
 
-    fn session(&self, slot: u64) -> Result<(u64, Arc<Session>), Failed> {
+    fn session(&self, slot: SlotId) -> Result<(SessionHandle, Arc<Session>), Failed> {
         let p = &self.provider;
         let handle = p
             .open_session(slot, true)

@@ -24,6 +24,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::ids::{AttrType, MechType, ObjectHandle};
 use crate::mechanism::params::{
     Ecdh1Params, GcmParams, HkdfParams, HkdfSalt, IntFormat, KbkdfParams, Layout, OaepParams,
     Param, PrfData, PssParams,
@@ -32,6 +33,12 @@ use crate::mechanism::{registry, MechanismArg};
 use crate::object::attr::{RawAttribute, RawValue};
 use crate::object::Read;
 
+/// A length or count as the C ABI's `CK_ULONG`: exact where `CK_ULONG` is as wide as
+/// `usize` (the LP64 targets kmshsm is built for); beyond it, which cannot happen there,
+/// it saturates to `CK_UNAVAILABLE_INFORMATION` rather than wrapping to a wrong length.
+pub(super) fn ulong_len(n: usize) -> CK_ULONG {
+    CK_ULONG::try_from(n).unwrap_or(CK_UNAVAILABLE_INFORMATION)
+}
 /// Largest input buffer accepted, so a lying length cannot exhaust memory.
 pub(super) const MAX_INPUT_LEN: usize = 1 << 30;
 /// Largest template accepted.
@@ -122,7 +129,7 @@ pub(super) unsafe fn out_array<T: Copy>(
     // SAFETY: `count` is NULL or a readable CK_ULONG (this function's contract).
     let capacity =
         unsafe { read_struct(count) }.ok_or(Error::ArgumentsBad("NULL length pointer"))?;
-    let needed = items.len() as CK_ULONG;
+    let needed = ulong_len(items.len());
     // SAFETY: `count` is NULL or a writable CK_ULONG (this function's contract).
     unsafe { write(count, needed) }?;
     if buf.is_null() {
@@ -196,7 +203,7 @@ unsafe fn read_attributes(
     // the slice does not outlive it.
     for a in unsafe { template_slice(ptr, count) }? {
         let value = if nested_types(a.type_) && depth == 0 {
-            let size = std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
+            let size = ulong_len(std::mem::size_of::<CK_ATTRIBUTE>());
             if a.ulValueLen % size != 0 {
                 return Err(Error::AttributeValueInvalid);
             }
@@ -215,7 +222,7 @@ unsafe fn read_attributes(
             RawValue::Bytes(Zeroizing::new(bytes.to_vec()))
         };
         out.push(RawAttribute {
-            ty: a.type_ as u64,
+            ty: AttrType::from_raw(a.type_),
             value,
         });
     }
@@ -252,7 +259,7 @@ pub(super) enum Filled {
 /// `a.pValue` is NULL or valid for writes of `a.ulValueLen` bytes, not aliased during
 /// the call.
 unsafe fn fill_value(a: &mut CK_ATTRIBUTE, bytes: &[u8]) -> Filled {
-    let needed = bytes.len() as CK_ULONG;
+    let needed = ulong_len(bytes.len());
     if a.pValue.is_null() {
         a.ulValueLen = needed;
         return Filled::Ok;
@@ -289,8 +296,11 @@ impl<'a> OutTemplate<'a> {
         Ok(OutTemplate { attrs })
     }
 
-    pub(super) fn types(&self) -> Vec<u64> {
-        self.attrs.iter().map(|a| a.type_ as u64).collect()
+    pub(super) fn types(&self) -> Vec<AttrType> {
+        self.attrs
+            .iter()
+            .map(|a| AttrType::from_raw(a.type_))
+            .collect()
     }
 
     /// Records one attribute's outcome in the caller's template.
@@ -312,7 +322,7 @@ impl<'a> OutTemplate<'a> {
             }
             Read::Template(list) => {
                 let size = std::mem::size_of::<CK_ATTRIBUTE>();
-                let needed = (list.len() * size) as CK_ULONG;
+                let needed = ulong_len(list.len().saturating_mul(size));
                 if a.pValue.is_null() {
                     a.ulValueLen = needed;
                     return Filled::Ok;
@@ -327,7 +337,7 @@ impl<'a> OutTemplate<'a> {
                     // SAFETY: the caller supplied room for `list.len()` CK_ATTRIBUTEs
                     // (ulValueLen >= needed, the contract of `OutTemplate::new`).
                     let inner = unsafe { &mut *inner_ptr.add(j) };
-                    inner.type_ = *ty as CK_ATTRIBUTE_TYPE;
+                    inner.type_ = ty.raw();
                     // SAFETY: a nested attribute's pValue is NULL or writable for its
                     // length (the contract of `OutTemplate::new`).
                     if unsafe { fill_value(inner, bytes) } == Filled::TooSmall {
@@ -582,7 +592,7 @@ unsafe fn kbkdf(
     // SAFETY: `keys` is NULL or an array of its count (this function's contract).
     let additional_keys = unsafe { param_array(keys.0, keys.1) }?.len();
     Ok(KbkdfParams {
-        prf,
+        prf: MechType::from_raw(prf),
         data,
         iv,
         additional_keys,
@@ -646,7 +656,7 @@ pub(super) unsafe fn read_derived_keys(
 /// `p.pSourceData` is NULL or valid for reads of `p.ulSourceDataLen` bytes.
 unsafe fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
     Ok(OaepParams {
-        hash: p.hashAlg,
+        hash: MechType::from_raw(p.hashAlg),
         mgf: p.mgf,
         source: p.source,
         // SAFETY: this function's contract.
@@ -666,7 +676,8 @@ unsafe fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
 pub(super) unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
     // SAFETY: NULL or a readable CK_MECHANISM (this function's contract).
     let m = unsafe { read_struct(ptr) }.ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
-    let layout = registry::parameter_layout(m.mechanism).ok_or(Error::MechanismInvalid)?;
+    let kind = MechType::from_raw(m.mechanism);
+    let layout = registry::parameter_layout(kind).ok_or(Error::MechanismInvalid)?;
     let (p, len) = (m.pParameter.cast_const(), m.ulParameterLen);
     // SAFETY: every decoder called in this match reads the parameter or a buffer it
     // points to, each NULL or valid for its stated length (this function's contract);
@@ -697,7 +708,7 @@ pub(super) unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<Mechanis
             Layout::Pss => {
                 let s: CK_RSA_PKCS_PSS_PARAMS = param_struct(p, len)?;
                 Param::Pss(PssParams {
-                    hash: s.hashAlg,
+                    hash: MechType::from_raw(s.hashAlg),
                     mgf: s.mgf,
                     salt_len: s.sLen as u64,
                 })
@@ -730,7 +741,7 @@ pub(super) unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<Mechanis
             }
             Layout::ObjectHandle => {
                 let h: CK_OBJECT_HANDLE = param_struct(p, len)?;
-                Param::ObjectHandle(h as u64)
+                Param::ObjectHandle(ObjectHandle::from_raw(h))
             }
             Layout::Ulong => {
                 let n: CK_ULONG = param_struct(p, len)?;
@@ -776,13 +787,13 @@ pub(super) unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<Mechanis
                     CKF_HKDF_SALT_NULL => HkdfSalt::Null,
                     // An empty salt is RFC 5869's default (HMAC pads it to zeros anyway).
                     CKF_HKDF_SALT_DATA => HkdfSalt::Data(param_bytes(h.pSalt.cast(), h.ulSaltLen)?),
-                    CKF_HKDF_SALT_KEY => HkdfSalt::Key(h.hSaltKey as u64),
+                    CKF_HKDF_SALT_KEY => HkdfSalt::Key(ObjectHandle::from_raw(h.hSaltKey)),
                     _ => return Err(Error::MechanismParamInvalid),
                 };
                 Param::Hkdf(HkdfParams {
                     extract: h.bExtract != 0,
                     expand: h.bExpand != 0,
-                    hash: h.prfHashMechanism,
+                    hash: MechType::from_raw(h.prfHashMechanism),
                     salt,
                     info: param_bytes(h.pInfo.cast(), h.ulInfoLen)?,
                 })
@@ -798,10 +809,7 @@ pub(super) unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<Mechanis
             }
         }
     };
-    Ok(MechanismArg {
-        kind: m.mechanism,
-        param,
-    })
+    Ok(MechanismArg { kind, param })
 }
 
 /// The caller's output buffer for a cryptographic result, under the length-query rule.
@@ -836,10 +844,10 @@ impl OutBuf {
         // writable while `self` lives (the contract of `OutBuf::new`).
         match out {
             // SAFETY: see above.
-            Output::Len(n) => unsafe { write(self.len, n as CK_ULONG) },
+            Output::Len(n) => unsafe { write(self.len, ulong_len(n)) },
             Output::TooSmall(n) => {
                 // SAFETY: see above.
-                unsafe { write(self.len, n as CK_ULONG) }?;
+                unsafe { write(self.len, ulong_len(n)) }?;
                 Err(Error::BufferTooSmall)
             }
             Output::Data(mut bytes) => {
@@ -859,7 +867,7 @@ impl OutBuf {
                 // wipes a vector's elements one byte at a time, its spare capacity in bulk).
                 bytes.clear();
                 // SAFETY: see above.
-                unsafe { write(self.len, written as CK_ULONG) }
+                unsafe { write(self.len, ulong_len(written)) }
             }
         }
     }

@@ -78,7 +78,7 @@ pub(super) fn of(e: &Error) -> CK_RV {
         {
             CKR_DEVICE_MEMORY
         }
-        Error::Store(StoreError::Tampered) => vendor(v::CKR_KMSHSM_RECORD_TAMPERED),
+        Error::Store(StoreError::Tampered) => v::CKR_KMSHSM_RECORD_TAMPERED,
         Error::Store(_) => CKR_DEVICE_ERROR,
         Error::Kms(k) => kms(k),
         Error::CacheContention => CKR_FUNCTION_FAILED,
@@ -86,22 +86,18 @@ pub(super) fn of(e: &Error) -> CK_RV {
     }
 }
 
-const fn vendor(code: u64) -> CK_RV {
-    code as CK_RV
-}
-
 /// The KMS errors of the kms-docs: a standard code where one says exactly the same,
 /// a vendor code from `include/kmshsm.h` where a standard one would mislead
 /// (docs/errors.md).
 fn kms(e: &KmsError) -> CK_RV {
     match e {
-        KmsError::InvalidKeyMaterial => vendor(v::CKR_KMSHSM_INVALID_KEY_MATERIAL),
-        KmsError::InvalidImportToken => vendor(v::CKR_KMSHSM_INVALID_IMPORT_TOKEN),
-        KmsError::ExpiredImportToken => vendor(v::CKR_KMSHSM_EXPIRED_IMPORT_TOKEN),
-        KmsError::UnsupportedOrigin => vendor(v::CKR_KMSHSM_UNSUPPORTED_ORIGIN),
+        KmsError::InvalidKeyMaterial => v::CKR_KMSHSM_INVALID_KEY_MATERIAL,
+        KmsError::InvalidImportToken => v::CKR_KMSHSM_INVALID_IMPORT_TOKEN,
+        KmsError::ExpiredImportToken => v::CKR_KMSHSM_EXPIRED_IMPORT_TOKEN,
+        KmsError::UnsupportedOrigin => v::CKR_KMSHSM_UNSUPPORTED_ORIGIN,
         KmsError::InvalidParameter(_) => CKR_ATTRIBUTE_VALUE_INVALID,
-        KmsError::NotFound => vendor(v::CKR_KMSHSM_KEY_NOT_FOUND),
-        KmsError::IncorrectKeyState(_) => vendor(v::CKR_KMSHSM_INCORRECT_KEY_STATE),
+        KmsError::NotFound => v::CKR_KMSHSM_KEY_NOT_FOUND,
+        KmsError::IncorrectKeyState(_) => v::CKR_KMSHSM_INCORRECT_KEY_STATE,
     }
 }
 
@@ -202,10 +198,7 @@ mod tests {
             (StoreError::Unseal.into(), CKR_DEVICE_ERROR),
             (StoreError::Unreachable("x".into()).into(), CKR_DEVICE_ERROR),
             (StoreError::CommitUnknown.into(), CKR_DEVICE_ERROR),
-            (
-                StoreError::Tampered.into(),
-                v::CKR_KMSHSM_RECORD_TAMPERED as CK_RV,
-            ),
+            (StoreError::Tampered.into(), v::CKR_KMSHSM_RECORD_TAMPERED),
             (
                 StoreError::Io(std::io::Error::from_raw_os_error(28)).into(),
                 CKR_DEVICE_MEMORY,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::{
@@ -34,7 +34,7 @@ enum Mode {
 #[derive(Debug)]
 pub(super) struct KeyGen;
 #[derive(Debug)]
-pub(super) struct Block(CK_MECHANISM_TYPE, Mode);
+pub(super) struct Block(MechType, Mode);
 #[derive(Debug)]
 pub(super) struct Gcm;
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub(super) struct CmacMech;
 #[derive(Debug)]
 pub(super) struct KeyWrap;
 #[derive(Debug)]
-pub(super) struct KeyWrapPad(CK_MECHANISM_TYPE);
+pub(super) struct KeyWrapPad(MechType);
 
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyGen,
@@ -58,24 +58,22 @@ pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
 ];
 
 impl Mechanism for KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_AES_KEY_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
         info(16, 32, CKF_GENERATE)
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         let len = req.value_len.ok_or(Error::TemplateIncomplete)?;
         if !matches!(len, 16 | 24 | 32) {
             // A template value the generation cannot take (C_GenerateKey, §5.14).
             return Err(Error::AttributeValueInvalid);
         }
-        let value = aes::generate_key(len as usize)?;
-        Ok((
-            CKK_AES,
-            vec![(CKA_VALUE as u64, Value::Bytes(value.to_vec()))],
-        ))
+        let len = usize::try_from(len).map_err(|_| Error::AttributeValueInvalid)?;
+        let value = aes::generate_key(len)?;
+        Ok((CKK_AES, vec![(CKA_VALUE, Value::Bytes(value.to_vec()))]))
     }
 }
 
@@ -141,7 +139,7 @@ impl Block {
 }
 
 impl Mechanism for Block {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -229,7 +227,7 @@ fn gcm_params(param: &Param) -> Result<(Vec<u8>, Vec<u8>, usize)> {
 }
 
 impl Mechanism for Gcm {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_AES_GCM
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -321,7 +319,7 @@ impl Verifier for CmacOp {
 }
 
 impl Mechanism for CmacMech {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_AES_CMAC
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -354,7 +352,7 @@ fn unwrap_errors(e: Error) -> Error {
 }
 
 impl Mechanism for KeyWrap {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_AES_KEY_WRAP
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -386,7 +384,7 @@ impl Mechanism for KeyWrap {
 }
 
 impl Mechanism for KeyWrapPad {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {

@@ -8,7 +8,7 @@
 //! encrypts chosen blocks (docs/mechanisms.md). This module must not touch sessions or
 //! the store.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::{info, Mechanism, Param};
@@ -21,7 +21,7 @@ const MAX_DATA_LEN: usize = 4096;
 
 #[derive(Debug)]
 pub(super) struct EncryptData {
-    kind: CK_MECHANISM_TYPE,
+    kind: MechType,
 }
 
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
@@ -42,7 +42,7 @@ fn check_data(data: &[u8]) -> Result<()> {
 }
 
 impl Mechanism for EncryptData {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.kind
     }
     fn info(&self) -> CK_MECHANISM_INFO {

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::{info, keypad, no_param, Generated, KeyRequest, Mechanism, Param, WrappedLen};
@@ -22,7 +22,7 @@ use crate::object::key::Key;
 use crate::operation::Cipher;
 
 #[derive(Debug)]
-pub(super) struct KeyGen(CK_MECHANISM_TYPE, CK_KEY_TYPE, usize);
+pub(super) struct KeyGen(MechType, KeyType, usize);
 
 /// Single DES or Triple-DES.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ enum Mode {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Block(CK_MECHANISM_TYPE, Alg, Mode);
+pub(super) struct Block(MechType, Alg, Mode);
 
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyGen(CKM_DES_KEY_GEN, CKK_DES, 8),
@@ -54,7 +54,7 @@ pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
 ];
 
 impl Mechanism for KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -63,17 +63,14 @@ impl Mechanism for KeyGen {
     fn legacy(&self) -> bool {
         true
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         if req.value_len.is_some_and(|l| l != self.2 as u64) {
             // The key type fixes the length (C_GenerateKey, §5.14).
             return Err(Error::AttributeValueInvalid);
         }
         let value = des::generate_key(self.2)?;
-        Ok((
-            self.1,
-            vec![(CKA_VALUE as u64, Value::Bytes(value.to_vec()))],
-        ))
+        Ok((self.1, vec![(CKA_VALUE, Value::Bytes(value.to_vec()))]))
     }
 }
 
@@ -154,7 +151,7 @@ impl Cipher for Stream {
 }
 
 impl Mechanism for Block {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {

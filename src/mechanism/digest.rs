@@ -1,6 +1,6 @@
 //! Message digests: `CKM_SHA_1`, `CKM_SHA224`, `CKM_SHA256`, `CKM_SHA384`, `CKM_SHA512`.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 
 use super::{info, no_param, Mechanism, Param};
 use crate::crypto::hash::{HashAlg, HashContext};
@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::operation::Digester;
 
 /// The hash of a digest or hash-and-sign mechanism.
-pub(crate) fn hash_of(kind: CK_MECHANISM_TYPE) -> Option<HashAlg> {
+pub(crate) fn hash_of(kind: MechType) -> Option<HashAlg> {
     Some(match kind {
         CKM_SHA_1 => HashAlg::Sha1,
         CKM_SHA224 => HashAlg::Sha224,
@@ -20,7 +20,7 @@ pub(crate) fn hash_of(kind: CK_MECHANISM_TYPE) -> Option<HashAlg> {
 }
 
 #[derive(Debug)]
-pub(crate) struct Sha(pub CK_MECHANISM_TYPE, pub HashAlg);
+pub(crate) struct Sha(pub MechType, pub HashAlg);
 
 pub(crate) static MECHANISMS: &[&dyn Mechanism] = &[
     &Sha(CKM_SHA_1, HashAlg::Sha1),
@@ -31,7 +31,7 @@ pub(crate) static MECHANISMS: &[&dyn Mechanism] = &[
 ];
 
 impl Mechanism for Sha {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::rsa::{hash_then_sign_within, hash_then_verify};
@@ -26,7 +26,7 @@ pub(super) struct KeyPairGen;
 #[derive(Debug)]
 pub(super) struct Ecdsa;
 #[derive(Debug)]
-pub(super) struct HashEcdsa(CK_MECHANISM_TYPE, HashAlg);
+pub(super) struct HashEcdsa(MechType, HashAlg);
 #[derive(Debug)]
 pub(super) struct Ecdh1;
 
@@ -65,7 +65,7 @@ fn public(key: &Key) -> Result<(Curve, &[u8])> {
 }
 
 impl Mechanism for KeyPairGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_EC_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -79,22 +79,19 @@ impl Mechanism for KeyPairGen {
         &self,
         param: &Param,
         req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         no_param(param)?;
         let params = req.ec_params.as_deref().ok_or(Error::TemplateIncomplete)?;
         let curve = Curve::from_oid(params)?;
         let (d, point) = EcPrivateKey::generate(curve)?;
         let params = Value::Bytes(curve.oid().to_vec());
         let public = vec![
-            (CKA_EC_PARAMS as u64, params.clone()),
-            (
-                CKA_EC_POINT as u64,
-                Value::Bytes(ec::point_to_attribute(&point)),
-            ),
+            (CKA_EC_PARAMS, params.clone()),
+            (CKA_EC_POINT, Value::Bytes(ec::point_to_attribute(&point))),
         ];
         let private = vec![
-            (CKA_EC_PARAMS as u64, params),
-            (CKA_VALUE as u64, Value::Bytes(d.to_vec())),
+            (CKA_EC_PARAMS, params),
+            (CKA_VALUE, Value::Bytes(d.to_vec())),
         ];
         Ok((CKK_EC, (public, private)))
     }
@@ -143,7 +140,7 @@ impl Verifier for RawEcdsa {
 }
 
 impl Mechanism for Ecdsa {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_ECDSA
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -174,7 +171,7 @@ impl Mechanism for Ecdsa {
 }
 
 impl Mechanism for HashEcdsa {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -208,7 +205,7 @@ impl Mechanism for HashEcdsa {
 }
 
 impl Mechanism for Ecdh1 {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_ECDH1_DERIVE
     }
     fn info(&self) -> CK_MECHANISM_INFO {

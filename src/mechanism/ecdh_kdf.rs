@@ -3,7 +3,7 @@
 //! hash KDFs and the SP 800-56A concatenation KDFs. It turns a shared secret into key bytes
 //! and must not know which curve produced it.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::params::Ecdh1Params;

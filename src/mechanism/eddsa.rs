@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::{buffered, info, no_param, GeneratedPair, KeyRequest, Mechanism, Param};
@@ -189,18 +189,18 @@ impl Verifier for Prehashed {
 pub(super) fn curve_pair(params: &[u8], point_attribute: Vec<u8>, secret: &[u8]) -> GeneratedPair {
     let params = Value::Bytes(params.to_vec());
     let public = vec![
-        (CKA_EC_PARAMS as u64, params.clone()),
-        (CKA_EC_POINT as u64, Value::Bytes(point_attribute)),
+        (CKA_EC_PARAMS, params.clone()),
+        (CKA_EC_POINT, Value::Bytes(point_attribute)),
     ];
     let private = vec![
-        (CKA_EC_PARAMS as u64, params),
-        (CKA_VALUE as u64, Value::Bytes(secret.to_vec())),
+        (CKA_EC_PARAMS, params),
+        (CKA_VALUE, Value::Bytes(secret.to_vec())),
     ];
     (public, private)
 }
 
 impl Mechanism for KeyPairGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_EC_EDWARDS_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -210,7 +210,7 @@ impl Mechanism for KeyPairGen {
         &self,
         param: &Param,
         req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         no_param(param)?;
         let params = req.ec_params.as_deref().ok_or(Error::TemplateIncomplete)?;
         if curve448::is_ed448_params(params) {
@@ -228,7 +228,7 @@ impl Mechanism for KeyPairGen {
 }
 
 impl Mechanism for Eddsa {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_EDDSA
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -302,10 +302,10 @@ mod tests {
         };
         let (kt, (public, private)) = KeyPairGen.generate_key_pair(&Param::None, &req).unwrap();
         assert_eq!(kt, CKK_EC_EDWARDS);
-        let bytes = |attrs: &[(u64, Value)], ty: CK_ATTRIBUTE_TYPE| {
+        let bytes = |attrs: &[(AttrType, Value)], ty: AttrType| {
             attrs
                 .iter()
-                .find(|(t, _)| *t == ty as u64)
+                .find(|(t, _)| *t == ty)
                 .and_then(|(_, v)| v.as_bytes())
                 .unwrap()
                 .to_vec()
@@ -411,10 +411,10 @@ mod tests {
             };
             let (kt, (public, private)) = KeyPairGen.generate_key_pair(&Param::None, &req).unwrap();
             assert_eq!(kt, CKK_EC_EDWARDS);
-            let bytes = |attrs: &[(u64, Value)], ty: CK_ATTRIBUTE_TYPE| {
+            let bytes = |attrs: &[(AttrType, Value)], ty: AttrType| {
                 attrs
                     .iter()
-                    .find(|(t, _)| *t == ty as u64)
+                    .find(|(t, _)| *t == ty)
                     .and_then(|(_, v)| v.as_bytes())
                     .unwrap()
                     .to_vec()

@@ -9,7 +9,7 @@
 //!
 //! Every failure of the inner layers reads as `CKR_WRAPPED_KEY_INVALID`.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::{info, no_param, Mechanism, Param, WrappedLen};
@@ -20,10 +20,9 @@ use crate::error::{Error, Result};
 use crate::object::key::{Key, Material};
 use crate::vendor;
 
-pub(crate) const CKM_RSA_AES_ECB_ENVELOPE: CK_MECHANISM_TYPE =
-    vendor::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD as CK_MECHANISM_TYPE;
-pub(crate) const CKM_SM2_SM4_ECB_ENVELOPE: CK_MECHANISM_TYPE =
-    vendor::CKM_KMSHSM_SM2PKE_SM4_ECB as CK_MECHANISM_TYPE;
+pub(crate) const CKM_RSA_AES_ECB_ENVELOPE: MechType =
+    vendor::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD;
+pub(crate) const CKM_SM2_SM4_ECB_ENVELOPE: MechType = vendor::CKM_KMSHSM_SM2PKE_SM4_ECB;
 
 const ESK_AES: usize = 32;
 const ESK_SM4: usize = 16;
@@ -66,7 +65,7 @@ fn pkcs7_unpad(mut data: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 impl Mechanism for RsaAesEcb {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_AES_ECB_ENVELOPE
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -112,7 +111,7 @@ impl Mechanism for RsaAesEcb {
 }
 
 impl Mechanism for Sm2Sm4Ecb {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM2_SM4_ECB_ENVELOPE
     }
     fn info(&self) -> CK_MECHANISM_INFO {

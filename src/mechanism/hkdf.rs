@@ -8,8 +8,8 @@
 //! authorised it as it does the base key. This module must not touch sessions or the
 //! store.
 
+use crate::ck::*;
 use aws_lc_rs::hmac;
-use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::params::{HkdfParams, HkdfSalt};
@@ -26,7 +26,7 @@ const MAX_KEY_LEN: u64 = 512;
 /// `CKM_HKDF_DERIVE` or `CKM_HKDF_DATA`: the same derivation, a key or a data object.
 #[derive(Debug)]
 pub(super) struct Derive {
-    kind: CK_MECHANISM_TYPE,
+    kind: MechType,
 }
 
 #[derive(Debug)]
@@ -117,10 +117,10 @@ fn hkdf(
 }
 
 impl Mechanism for Derive {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.kind
     }
-    fn derive_class(&self) -> CK_OBJECT_CLASS {
+    fn derive_class(&self) -> ObjectClass {
         if self.kind == CKM_HKDF_DATA {
             CKO_DATA
         } else {
@@ -158,27 +158,28 @@ impl Mechanism for Derive {
 }
 
 impl Mechanism for KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_HKDF_KEY_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
         info(1, MAX_KEY_LEN, CKF_GENERATE)
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         let len = req.value_len.ok_or(Error::TemplateIncomplete)?;
         if !(1..=MAX_KEY_LEN).contains(&len) {
             return Err(Error::AttributeValueInvalid);
         }
-        let mut value = vec![0u8; len as usize];
+        let mut value = vec![0u8; usize::try_from(len).map_err(|_| Error::AttributeValueInvalid)?];
         random_fill(&mut value)?;
-        Ok((CKK_HKDF, vec![(CKA_VALUE as u64, Value::Bytes(value))]))
+        Ok((CKK_HKDF, vec![(CKA_VALUE, Value::Bytes(value))]))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::ObjectHandle;
 
     fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -187,7 +188,7 @@ mod tests {
             .collect()
     }
 
-    fn params(hash: CK_MECHANISM_TYPE, salt: &str, info: &str) -> HkdfParams {
+    fn params(hash: MechType, salt: &str, info: &str) -> HkdfParams {
         HkdfParams {
             extract: true,
             expand: true,
@@ -205,7 +206,7 @@ mod tests {
     #[test]
     fn rfc_5869_appendix_a() {
         struct Case {
-            hash: CK_MECHANISM_TYPE,
+            hash: MechType,
             ikm: &'static str,
             salt: &'static str,
             info: &'static str,
@@ -274,7 +275,7 @@ mod tests {
             // The salt as a key's value gives the same.
             if !c.salt.is_empty() {
                 let keyed = HkdfParams {
-                    salt: HkdfSalt::Key(9),
+                    salt: HkdfSalt::Key(ObjectHandle::new(9)),
                     ..both.clone()
                 };
                 let salt = unhex(c.salt);
@@ -311,7 +312,7 @@ mod tests {
         );
         // A salt key named but not resolved, or resolved but not named.
         let keyed = HkdfParams {
-            salt: HkdfSalt::Key(3),
+            salt: HkdfSalt::Key(ObjectHandle::new(3)),
             ..p.clone()
         };
         assert!(matches!(

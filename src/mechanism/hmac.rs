@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use crate::ck::*;
 use aws_lc_rs::hmac;
-use cryptoki_sys::*;
 use subtle::ConstantTimeEq;
 
 use super::{info, no_param, Generated, KeyRequest, Mechanism, Param};
@@ -23,16 +23,16 @@ const MAX_SECRET_LEN: u64 = 512;
 
 #[derive(Debug)]
 pub(super) struct Hmac {
-    kind: CK_MECHANISM_TYPE,
+    kind: MechType,
     hash: HashAlg,
-    key_type: CK_KEY_TYPE,
+    key_type: KeyType,
 }
 
 /// A secret-key generation: `CKA_VALUE_LEN` random bytes of `key_type`.
 #[derive(Debug)]
 pub(super) struct KeyGen {
-    kind: CK_MECHANISM_TYPE,
-    key_type: CK_KEY_TYPE,
+    kind: MechType,
+    key_type: KeyType,
 }
 
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
@@ -116,7 +116,7 @@ impl Hmac {
 }
 
 impl Mechanism for Hmac {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.kind
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -176,7 +176,7 @@ impl Verifier for HmacOp {
 }
 
 impl Mechanism for KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.kind
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -188,16 +188,16 @@ impl Mechanism for KeyGen {
             info(1, MAX_SECRET_LEN, CKF_GENERATE)
         }
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         let len = req.value_len.ok_or(Error::TemplateIncomplete)?;
         if !(1..=MAX_SECRET_LEN).contains(&len) {
             // A template value the generation cannot take (C_GenerateKey, §5.14).
             return Err(Error::AttributeValueInvalid);
         }
-        let mut value = vec![0u8; len as usize];
+        let mut value = vec![0u8; usize::try_from(len).map_err(|_| Error::AttributeValueInvalid)?];
         random_fill(&mut value)?;
-        Ok((self.key_type, vec![(CKA_VALUE as u64, Value::Bytes(value))]))
+        Ok((self.key_type, vec![(CKA_VALUE, Value::Bytes(value))]))
     }
 }
 

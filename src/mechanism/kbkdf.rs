@@ -10,8 +10,8 @@
 //! base key's `CKA_SENSITIVE`/`CKA_EXTRACTABLE` when their template is silent
 //! (`DeriveRule::InheritBase`, §2.42.8). This module must not touch sessions or the store.
 
+use crate::ck::*;
 use aws_lc_rs::hmac;
-use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use super::params::{IntFormat, KbkdfParams, PrfData};
@@ -32,7 +32,7 @@ enum Mode {
 
 #[derive(Debug)]
 pub(super) struct Kbkdf {
-    kind: CK_MECHANISM_TYPE,
+    kind: MechType,
     mode: Mode,
 }
 
@@ -58,7 +58,7 @@ enum Prf {
 }
 
 impl Prf {
-    fn new(prf: CK_MECHANISM_TYPE, base: &Key) -> Result<Prf> {
+    fn new(prf: MechType, base: &Key) -> Result<Prf> {
         let algorithm = match prf {
             CKM_AES_CMAC => {
                 let key = base.secret_of(CKK_AES, &[16, 24, 32])?;
@@ -99,7 +99,7 @@ impl Prf {
 
 /// `value` in `format` (a width of whole bytes); a value that does not fit is refused.
 fn encode(value: u64, format: IntFormat) -> Result<Vec<u8>> {
-    let bytes = (format.width_bits / 8) as usize;
+    let bytes = usize::try_from(format.width_bits / 8).map_err(|_| Error::MechanismParamInvalid)?;
     if bytes < 8 && value >> (bytes * 8) != 0 {
         return Err(Error::MechanismParamInvalid);
     }
@@ -249,7 +249,7 @@ impl Kbkdf {
 }
 
 impl Mechanism for Kbkdf {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.kind
     }
     fn info(&self) -> CK_MECHANISM_INFO {

@@ -20,7 +20,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::aes_key;
@@ -53,7 +53,7 @@ impl MessageParams {
         if self.tag_bits == 0 || self.tag_bits % 8 != 0 || self.tag_bits > 128 {
             return Err(Error::MechanismParamInvalid);
         }
-        Ok((self.tag_bits / 8) as usize)
+        usize::try_from(self.tag_bits / 8).map_err(|_| Error::MechanismParamInvalid)
     }
 }
 

@@ -32,7 +32,7 @@ mod wrap;
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -56,7 +56,7 @@ pub enum Usage {
 }
 
 impl Usage {
-    pub fn attribute(self) -> Option<CK_ATTRIBUTE_TYPE> {
+    pub fn attribute(self) -> Option<AttrType> {
         Some(match self {
             Usage::Encrypt => CKA_ENCRYPT,
             Usage::Decrypt => CKA_DECRYPT,
@@ -126,7 +126,7 @@ pub enum DeriveRule {
 pub(crate) type GeneratedPair = (Generated, Generated);
 
 pub trait Mechanism: Send + Sync {
-    fn kind(&self) -> CK_MECHANISM_TYPE;
+    fn kind(&self) -> MechType;
     fn info(&self) -> CK_MECHANISM_INFO;
     /// A legacy algorithm: listed and usable only with `legacy_algorithms` on.
     fn legacy(&self) -> bool {
@@ -159,7 +159,7 @@ pub trait Mechanism: Send + Sync {
         Err(Error::MechanismInvalid)
     }
     /// `C_GenerateKey`: the class and key type made, and the module-set attributes.
-    fn generate_key(&self, _param: &Param, _req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, _param: &Param, _req: &KeyRequest) -> Result<(KeyType, Generated)> {
         Err(Error::MechanismInvalid)
     }
     /// `C_GenerateKeyPair`: the key type made, and (public, private) attributes.
@@ -167,7 +167,7 @@ pub trait Mechanism: Send + Sync {
         &self,
         _param: &Param,
         _req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         Err(Error::MechanismInvalid)
     }
     /// `C_WrapKey`: encrypts the encoded key `material` under `wrapping`.
@@ -213,7 +213,7 @@ pub trait Mechanism: Send + Sync {
     }
     /// The class of what `C_DeriveKey` makes: a secret key, or a data object
     /// (`CKM_HKDF_DATA`).
-    fn derive_class(&self) -> CK_OBJECT_CLASS {
+    fn derive_class(&self) -> ObjectClass {
         CKO_SECRET_KEY
     }
 }
@@ -242,10 +242,10 @@ pub(crate) fn no_param(param: &Param) -> Result<()> {
     }
 }
 
-pub fn list() -> Vec<CK_MECHANISM_TYPE> {
+pub fn list() -> Vec<MechType> {
     registry::all().map(|m| m.kind()).collect()
 }
 
-pub(crate) fn info_of(kind: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_INFO> {
+pub(crate) fn info_of(kind: MechType) -> Option<CK_MECHANISM_INFO> {
     registry::find(kind).map(|m| m.info())
 }

@@ -7,7 +7,7 @@
 //! (`crypto::curve448`), `CKR_CURVE_NOT_SUPPORTED` without it. This module must not touch
 //! sessions or the store.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::params::Ecdh1Params;
@@ -26,7 +26,7 @@ pub(super) struct KeyPairGen;
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[&KeyPairGen];
 
 impl Mechanism for KeyPairGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_EC_MONTGOMERY_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -42,7 +42,7 @@ impl Mechanism for KeyPairGen {
         &self,
         param: &Param,
         req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         no_param(param)?;
         let params = req.ec_params.as_deref().ok_or(Error::TemplateIncomplete)?;
         if curve448::is_x448_params(params) {
@@ -129,10 +129,10 @@ mod tests {
         let gen = || {
             let (kt, (public, private)) = KeyPairGen.generate_key_pair(&Param::None, &req).unwrap();
             assert_eq!(kt, CKK_EC_MONTGOMERY);
-            let get = |attrs: &[(u64, Value)], ty: CK_ATTRIBUTE_TYPE| {
+            let get = |attrs: &[(AttrType, Value)], ty: AttrType| {
                 attrs
                     .iter()
-                    .find(|(t, _)| *t == ty as u64)
+                    .find(|(t, _)| *t == ty)
                     .and_then(|(_, v)| v.as_bytes())
                     .unwrap()
                     .to_vec()

@@ -4,7 +4,7 @@
 //! parameter's size, and hands back a `Param`. Mechanisms then validate values (hash
 //! pairs, IV lengths, tag lengths). This module must not touch raw pointers.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 
 use crate::vendor;
 
@@ -68,7 +68,7 @@ pub enum PrfData {
 /// their number is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KbkdfParams {
-    pub prf: CK_MECHANISM_TYPE,
+    pub prf: MechType,
     pub data: Vec<PrfData>,
     /// The feedback mode's IV (empty when none).
     pub iv: Vec<u8>,
@@ -81,7 +81,7 @@ pub enum HkdfSalt {
     Null,
     Data(Vec<u8>),
     /// A key object, by handle: the token resolves and authorises it.
-    Key(u64),
+    Key(crate::ids::ObjectHandle),
 }
 
 /// `CK_HKDF_PARAMS`.
@@ -89,7 +89,7 @@ pub enum HkdfSalt {
 pub struct HkdfParams {
     pub extract: bool,
     pub expand: bool,
-    pub hash: CK_MECHANISM_TYPE,
+    pub hash: MechType,
     pub salt: HkdfSalt,
     pub info: Vec<u8>,
 }
@@ -97,7 +97,7 @@ pub struct HkdfParams {
 /// RSA-OAEP parameters (`CK_RSA_PKCS_OAEP_PARAMS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OaepParams {
-    pub hash: CK_MECHANISM_TYPE,
+    pub hash: MechType,
     pub mgf: CK_RSA_PKCS_MGF_TYPE,
     pub source: CK_RSA_PKCS_OAEP_SOURCE_TYPE,
     pub label: Vec<u8>,
@@ -106,7 +106,7 @@ pub struct OaepParams {
 /// RSA-PSS parameters (`CK_RSA_PKCS_PSS_PARAMS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PssParams {
-    pub hash: CK_MECHANISM_TYPE,
+    pub hash: MechType,
     pub mgf: CK_RSA_PKCS_MGF_TYPE,
     pub salt_len: u64,
 }
@@ -149,7 +149,7 @@ pub enum Param {
         context: Vec<u8>,
     },
     /// An object handle inside a parameter (another key of the derivation).
-    ObjectHandle(u64),
+    ObjectHandle(crate::ids::ObjectHandle),
     Ulong(u64),
     AesCbcEncryptData {
         iv: [u8; 16],
@@ -162,7 +162,7 @@ pub enum Param {
 impl Param {
     /// The handle of a key the parameter names besides the base key, which the token
     /// must resolve and authorise (`CKM_CONCATENATE_BASE_AND_KEY`, an HKDF salt key).
-    pub(crate) fn other_key(&self) -> Option<u64> {
+    pub(crate) fn other_key(&self) -> Option<crate::ids::ObjectHandle> {
         match self {
             Param::ObjectHandle(h) => Some(*h),
             Param::Hkdf(HkdfParams {
@@ -177,23 +177,19 @@ impl Param {
 /// A mechanism as the caller passed it, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mechanism {
-    pub kind: CK_MECHANISM_TYPE,
+    pub kind: MechType,
     pub param: Param,
-}
-
-const fn v(x: u64) -> CK_MECHANISM_TYPE {
-    x as CK_MECHANISM_TYPE
 }
 
 /// Which parameter structure `kind` takes, if the module has it: mechanisms not listed take
 /// none. Whether the module has `kind` at all is the registry's to say
 /// (`registry::parameter_layout`), so that this file stays below the families that use it.
-pub fn layout(kind: CK_MECHANISM_TYPE) -> Layout {
+pub fn layout(kind: MechType) -> Layout {
     use Layout::*;
-    const SM2_SM3: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM2_SM3);
-    const SM4_CBC: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_CBC);
-    const SM4_CBC_PAD: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_CBC_PAD);
-    const SM4_GCM: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_GCM);
+    const SM2_SM3: MechType = vendor::CKM_KMSHSM_SM2_SM3;
+    const SM4_CBC: MechType = vendor::CKM_KMSHSM_SM4_CBC;
+    const SM4_CBC_PAD: MechType = vendor::CKM_KMSHSM_SM4_CBC_PAD;
+    const SM4_GCM: MechType = vendor::CKM_KMSHSM_SM4_GCM;
     match kind {
         CKM_AES_CBC | CKM_AES_CBC_PAD | SM4_CBC | SM4_CBC_PAD => Bytes,
         CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_PAD | CKM_AES_KEY_WRAP_KWP => OptionalBytes,

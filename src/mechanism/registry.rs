@@ -3,16 +3,13 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use cryptoki_sys::CK_MECHANISM_TYPE;
+use crate::ids::MechType;
 
 use super::params::Layout;
 use super::Mechanism;
 
 /// Every mechanism, and an index from mechanism type to position.
-type Registry = (
-    Vec<&'static dyn Mechanism>,
-    HashMap<CK_MECHANISM_TYPE, usize>,
-);
+type Registry = (Vec<&'static dyn Mechanism>, HashMap<MechType, usize>);
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     let all: Vec<&'static dyn Mechanism> = [
@@ -47,7 +44,7 @@ pub fn all() -> impl Iterator<Item = &'static dyn Mechanism> {
     REGISTRY.0.iter().copied().filter(available)
 }
 
-pub fn find(kind: CK_MECHANISM_TYPE) -> Option<&'static dyn Mechanism> {
+pub fn find(kind: MechType) -> Option<&'static dyn Mechanism> {
     REGISTRY
         .1
         .get(&kind)
@@ -57,7 +54,7 @@ pub fn find(kind: CK_MECHANISM_TYPE) -> Option<&'static dyn Mechanism> {
 
 /// The parameter structure of a mechanism the module has (and has turned on); `None` for
 /// any other, which the caller answers with `CKR_MECHANISM_INVALID`.
-pub(crate) fn parameter_layout(kind: CK_MECHANISM_TYPE) -> Option<Layout> {
+pub(crate) fn parameter_layout(kind: MechType) -> Option<Layout> {
     find(kind).map(|_| super::params::layout(kind))
 }
 

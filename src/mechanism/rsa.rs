@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::digest::hash_of;
@@ -48,9 +48,9 @@ pub(super) struct Oaep;
 #[derive(Debug)]
 pub(super) struct Pss;
 #[derive(Debug)]
-pub(super) struct HashPkcs(CK_MECHANISM_TYPE, HashAlg);
+pub(super) struct HashPkcs(MechType, HashAlg);
 #[derive(Debug)]
-pub(super) struct HashPss(CK_MECHANISM_TYPE, HashAlg);
+pub(super) struct HashPss(MechType, HashAlg);
 
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[
     &KeyPairGen,
@@ -143,7 +143,7 @@ fn pss_params(param: &Param, mechanism_hash: Option<HashAlg>) -> Result<(HashAlg
 }
 
 impl Mechanism for KeyPairGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_PKCS_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -153,7 +153,7 @@ impl Mechanism for KeyPairGen {
         &self,
         param: &Param,
         req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         no_param(param)?;
         let bits = req.modulus_bits.ok_or(Error::TemplateIncomplete)?;
         if let Some(e) = &req.public_exponent {
@@ -167,10 +167,11 @@ impl Mechanism for KeyPairGen {
             return Err(Error::KeySizeRange);
         }
         let c = RsaComponents::generate(usize::try_from(bits).map_err(|_| Error::KeySizeRange)?)?;
+        let bytes = |ty: AttrType, v: &[u8]| (ty, Value::Bytes(v.to_vec()));
         let public: Generated = vec![
-            (CKA_MODULUS as u64, Value::Bytes(c.n.clone())),
-            (CKA_PUBLIC_EXPONENT as u64, Value::Bytes(c.e.clone())),
-            (CKA_MODULUS_BITS as u64, Value::Ulong(bits)),
+            bytes(CKA_MODULUS, &c.n),
+            bytes(CKA_PUBLIC_EXPONENT, &c.e),
+            (CKA_MODULUS_BITS, Value::Ulong(bits)),
         ];
         let private: Generated = private_key_attributes(&c);
         Ok((CKK_RSA, (public, private)))
@@ -180,7 +181,7 @@ impl Mechanism for KeyPairGen {
 /// The attributes of an RSA private key object holding `c` (PKCS#11 3.0 §6.1.5), the
 /// one list every path that makes such an object uses (generation, unwrap, import).
 pub(crate) fn private_key_attributes(c: &RsaComponents) -> Vec<(AttrType, Value)> {
-    let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (ty as AttrType, Value::Bytes(v.to_vec()));
+    let bytes = |ty: AttrType, v: &[u8]| (ty, Value::Bytes(v.to_vec()));
     vec![
         bytes(CKA_MODULUS, &c.n),
         bytes(CKA_PUBLIC_EXPONENT, &c.e),
@@ -206,7 +207,7 @@ where
 }
 
 impl Mechanism for Pkcs {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_PKCS
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -280,7 +281,7 @@ impl Mechanism for Pkcs {
 }
 
 impl Mechanism for Oaep {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_PKCS_OAEP
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -335,7 +336,7 @@ impl Mechanism for Oaep {
 }
 
 impl Mechanism for Pss {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_PKCS_PSS
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -466,7 +467,7 @@ where
 }
 
 impl Mechanism for HashPkcs {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -491,7 +492,7 @@ impl Mechanism for HashPkcs {
 }
 
 impl Mechanism for HashPss {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {

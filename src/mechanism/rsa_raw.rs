@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::rsa::{boxed_cipher as cipher, min_bits, private, public, MAX_BITS};
@@ -25,7 +25,7 @@ pub(super) struct X509;
 pub(super) static MECHANISMS: &[&dyn Mechanism] = &[&X509];
 
 impl Mechanism for X509 {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_X_509
     }
     fn info(&self) -> CK_MECHANISM_INFO {

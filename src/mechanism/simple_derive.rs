@@ -8,7 +8,7 @@
 //! reaches this module only after the token authorised it as it does the base key.
 //! This module must not touch sessions, the store or object attributes.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::{info, DeriveInput, DeriveRule, Mechanism, Param};
@@ -29,7 +29,7 @@ enum Kind {
 
 #[derive(Debug)]
 pub(super) struct SimpleDerive {
-    kind: CK_MECHANISM_TYPE,
+    kind: MechType,
     how: Kind,
 }
 
@@ -129,7 +129,7 @@ impl SimpleDerive {
 }
 
 impl Mechanism for SimpleDerive {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.kind
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -156,6 +156,7 @@ impl Mechanism for SimpleDerive {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::ObjectHandle;
     use crate::object::key::Material;
 
     fn secret(v: &[u8]) -> Key {
@@ -212,7 +213,14 @@ mod tests {
         let joined = vec![0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF];
         let m = &BASE_AND_KEY;
         assert_eq!(
-            run(m, Param::ObjectHandle(7), &base, Some(&other), None).unwrap(),
+            run(
+                m,
+                Param::ObjectHandle(ObjectHandle::new(7)),
+                &base,
+                Some(&other),
+                None
+            )
+            .unwrap(),
             joined
         );
         let m = &BASE_AND_DATA;
@@ -278,7 +286,13 @@ mod tests {
         let other = secret(&[1]);
         let m = &BASE_AND_KEY;
         assert!(matches!(
-            run(m, Param::ObjectHandle(3), &[1], None, None),
+            run(
+                m,
+                Param::ObjectHandle(ObjectHandle::new(3)),
+                &[1],
+                None,
+                None
+            ),
             Err(Error::MechanismParamInvalid)
         ));
         let m = &BASE_AND_DATA;

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::{
@@ -21,19 +21,15 @@ use crate::object::key::{Key, Material, CKK_SM2, CKK_SM4};
 use crate::operation::{Cipher, Digester, Signer, Verifier};
 use crate::vendor;
 
-const fn v(x: u64) -> CK_MECHANISM_TYPE {
-    x as CK_MECHANISM_TYPE
-}
-
-pub const CKM_SM2_KEY_PAIR_GEN: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM2_KEY_PAIR_GEN);
-pub const CKM_SM2_SM3: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM2_SM3);
-pub const CKM_SM2_ENCRYPT: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM2_ENCRYPT);
-pub const CKM_SM3: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM3);
-pub const CKM_SM4_KEY_GEN: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_KEY_GEN);
-pub const CKM_SM4_ECB: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_ECB);
-pub const CKM_SM4_CBC: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_CBC);
-pub const CKM_SM4_CBC_PAD: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_CBC_PAD);
-pub const CKM_SM4_GCM: CK_MECHANISM_TYPE = v(vendor::CKM_KMSHSM_SM4_GCM);
+pub const CKM_SM2_KEY_PAIR_GEN: MechType = vendor::CKM_KMSHSM_SM2_KEY_PAIR_GEN;
+pub const CKM_SM2_SM3: MechType = vendor::CKM_KMSHSM_SM2_SM3;
+pub const CKM_SM2_ENCRYPT: MechType = vendor::CKM_KMSHSM_SM2_ENCRYPT;
+pub const CKM_SM3: MechType = vendor::CKM_KMSHSM_SM3;
+pub const CKM_SM4_KEY_GEN: MechType = vendor::CKM_KMSHSM_SM4_KEY_GEN;
+pub const CKM_SM4_ECB: MechType = vendor::CKM_KMSHSM_SM4_ECB;
+pub const CKM_SM4_CBC: MechType = vendor::CKM_KMSHSM_SM4_CBC;
+pub const CKM_SM4_CBC_PAD: MechType = vendor::CKM_KMSHSM_SM4_CBC_PAD;
+pub const CKM_SM4_GCM: MechType = vendor::CKM_KMSHSM_SM4_GCM;
 
 #[derive(Debug)]
 pub(crate) struct Sm2KeyGen;
@@ -46,7 +42,7 @@ pub(crate) struct Sm3Digest;
 #[derive(Debug)]
 pub(crate) struct Sm4KeyGen;
 #[derive(Debug)]
-pub struct Sm4(CK_MECHANISM_TYPE);
+pub struct Sm4(MechType);
 
 pub(crate) static MECHANISMS: &[&dyn Mechanism] = &[
     &Sm2KeyGen,
@@ -79,7 +75,7 @@ fn sm4_key(key: &Key) -> Result<&[u8]> {
 }
 
 impl Mechanism for Sm2KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM2_KEY_PAIR_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -89,7 +85,7 @@ impl Mechanism for Sm2KeyGen {
         &self,
         param: &Param,
         req: &KeyRequest,
-    ) -> Result<(CK_KEY_TYPE, GeneratedPair)> {
+    ) -> Result<(KeyType, GeneratedPair)> {
         no_param(param)?;
         if req.ec_params.as_deref().is_some_and(|p| p != der::OID_SM2) {
             return Err(Error::CurveNotSupported);
@@ -98,13 +94,13 @@ impl Mechanism for Sm2KeyGen {
         let params = Value::Bytes(der::OID_SM2.to_vec());
         let point = Value::Bytes(ec::point_to_attribute(&point));
         let public = vec![
-            (CKA_EC_PARAMS as u64, params.clone()),
-            (CKA_EC_POINT as u64, point.clone()),
+            (CKA_EC_PARAMS, params.clone()),
+            (CKA_EC_POINT, point.clone()),
         ];
         let private = vec![
-            (CKA_EC_PARAMS as u64, params),
-            (CKA_VALUE as u64, Value::Bytes(d.to_vec())),
-            (CKA_EC_POINT as u64, point),
+            (CKA_EC_PARAMS, params),
+            (CKA_VALUE, Value::Bytes(d.to_vec())),
+            (CKA_EC_POINT, point),
         ];
         Ok((CKK_SM2, (public, private)))
     }
@@ -172,7 +168,7 @@ impl Verifier for Sm2Op {
 }
 
 impl Mechanism for Sm2Sm3 {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM2_SM3
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -194,7 +190,7 @@ impl Mechanism for Sm2Sm3 {
 const SM2_OVERHEAD: usize = 97;
 
 impl Mechanism for Sm2Encrypt {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM2_ENCRYPT
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -261,7 +257,7 @@ impl Digester for Sm3Op {
 }
 
 impl Mechanism for Sm3Digest {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM3
     }
     fn info(&self) -> CK_MECHANISM_INFO {
@@ -274,24 +270,26 @@ impl Mechanism for Sm3Digest {
 }
 
 impl Mechanism for Sm4KeyGen {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_SM4_KEY_GEN
     }
     fn info(&self) -> CK_MECHANISM_INFO {
         info(16, 16, CKF_GENERATE)
     }
-    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(CK_KEY_TYPE, Generated)> {
+    fn generate_key(&self, param: &Param, req: &KeyRequest) -> Result<(KeyType, Generated)> {
         no_param(param)?;
         if req.value_len.is_some_and(|l| l != 16) {
             // A template value the generation cannot take (C_GenerateKey, §5.14).
             return Err(Error::AttributeValueInvalid);
         }
         let key = sm::sm4_generate_key()?;
-        Ok((
-            CKK_SM4,
-            vec![(CKA_VALUE as u64, Value::Bytes(key.to_vec()))],
-        ))
+        Ok((CKK_SM4, vec![(CKA_VALUE, Value::Bytes(key.to_vec()))]))
     }
+}
+
+/// The GCM tag length in bytes; one this machine cannot hold is a bad parameter.
+fn gcm_tag_len(g: &super::params::GcmParams) -> Result<usize> {
+    usize::try_from(g.tag_bits / 8).map_err(|_| Error::MechanismParamInvalid)
 }
 
 impl Sm4 {
@@ -317,10 +315,10 @@ impl Sm4 {
                 &g.iv,
                 &g.aad,
                 data,
-                (g.tag_bits / 8) as usize,
+                gcm_tag_len(g)?,
             )?)),
             (CKM_SM4_GCM, Param::Gcm(g), false) => {
-                sm::sm4_gcm_decrypt(key, &g.iv, &g.aad, data, (g.tag_bits / 8) as usize)
+                sm::sm4_gcm_decrypt(key, &g.iv, &g.aad, data, gcm_tag_len(g)?)
             }
             _ => Err(Error::MechanismParamInvalid),
         }
@@ -345,7 +343,7 @@ impl Sm4 {
         }
         let (mech, param, key) = (Sm4(self.0), param.clone(), Arc::clone(key));
         let tag = match &param {
-            Param::Gcm(g) => (g.tag_bits / 8) as usize,
+            Param::Gcm(g) => gcm_tag_len(g)?,
             _ => 16,
         };
         let too_long = if encrypt {
@@ -363,7 +361,7 @@ impl Sm4 {
 }
 
 impl Mechanism for Sm4 {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         self.0
     }
     fn info(&self) -> CK_MECHANISM_INFO {

@@ -2,7 +2,7 @@
 //! followed by the target key wrapped under that AES key with RFC 5649 (KWP). The
 //! temporary AES key exists only inside one call and is zeroized.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::rsa::{check_oaep, min_bits, MAX_BITS};
@@ -29,7 +29,7 @@ fn params(param: &Param) -> Result<(usize, crate::crypto::hash::HashAlg, Vec<u8>
 }
 
 impl Mechanism for RsaAesKeyWrap {
-    fn kind(&self) -> CK_MECHANISM_TYPE {
+    fn kind(&self) -> MechType {
         CKM_RSA_AES_KEY_WRAP
     }
     fn info(&self) -> CK_MECHANISM_INFO {

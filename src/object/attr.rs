@@ -6,13 +6,14 @@
 //! `CK_ULONG`, so a token file means the same on every machine. This module must not
 //! decide which attributes an object may have; that is `policy`'s job.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result, StoreError};
 use crate::vendor;
 
-pub type AttrType = u64;
+pub use crate::ids::AttrType;
+use crate::ids::MechType;
 
 /// An attribute's value as the caller sent it: bytes, or (for the template-valued
 /// attributes such as `CKA_UNWRAP_TEMPLATE`) a nested list.
@@ -34,7 +35,7 @@ pub enum Value {
     Bool(bool),
     Ulong(u64),
     Bytes(Vec<u8>),
-    Mechanisms(Vec<u64>),
+    Mechanisms(Vec<MechType>),
     Template(Vec<(AttrType, Value)>),
 }
 
@@ -77,7 +78,7 @@ impl Value {
                     return Err(Error::AttributeValueInvalid);
                 }
                 b.chunks(ULONG_LEN)
-                    .map(ulong_from_native)
+                    .map(|m| ulong_from_native(m).map(MechType::new))
                     .collect::<Result<Vec<_>>>()
                     .map(Value::Mechanisms)
             }
@@ -99,7 +100,7 @@ impl Value {
             Value::Bool(b) => vec![u8::from(*b)],
             Value::Ulong(v) => ulong_to_native(*v),
             Value::Bytes(b) => b.clone(),
-            Value::Mechanisms(list) => list.iter().flat_map(|m| ulong_to_native(*m)).collect(),
+            Value::Mechanisms(list) => list.iter().flat_map(|m| ulong_to_native(m.get())).collect(),
             Value::Template(_) => Vec::new(),
         }
     }
@@ -161,14 +162,14 @@ fn encode_into<'a>(out: &mut Vec<u8>, attrs: impl IntoIterator<Item = (AttrType,
 
 fn encode_one(out: &mut Vec<u8>, ty: AttrType, value: &Value) {
     {
-        out.extend_from_slice(&ty.to_le_bytes());
+        out.extend_from_slice(&ty.get().to_le_bytes());
         let (tag, payload) = match value {
             Value::Bool(b) => (TAG_BOOL, vec![u8::from(*b)]),
             Value::Ulong(v) => (TAG_ULONG, v.to_le_bytes().to_vec()),
             Value::Bytes(b) => (TAG_BYTES, b.clone()),
             Value::Mechanisms(list) => (
                 TAG_MECHS,
-                list.iter().flat_map(|m| m.to_le_bytes()).collect(),
+                list.iter().flat_map(|m| m.get().to_le_bytes()).collect(),
             ),
             Value::Template(list) => {
                 let mut inner = Vec::new();
@@ -213,7 +214,7 @@ fn u64_le(b: &[u8]) -> Result<u64> {
 fn decode_entries(mut input: &[u8], depth: u8) -> Result<Vec<(AttrType, Value)>> {
     let mut out = Vec::new();
     while !input.is_empty() {
-        let ty = u64_le(take(&mut input, 8)?)?;
+        let ty = AttrType::new(u64_le(take(&mut input, 8)?)?);
         let tag = take(&mut input, 1)?[0];
         let len_bytes: [u8; 4] = take(&mut input, 4)?.try_into().map_err(|_| malformed())?;
         let payload = take(&mut input, u32::from_le_bytes(len_bytes) as usize)?;
@@ -222,7 +223,8 @@ fn decode_entries(mut input: &[u8], depth: u8) -> Result<Vec<(AttrType, Value)>>
             TAG_ULONG => Value::Ulong(u64_le(payload)?),
             TAG_BYTES => Value::Bytes(payload.to_vec()),
             TAG_MECHS if payload.len() % 8 == 0 => {
-                Value::Mechanisms(payload.chunks(8).map(u64_le).collect::<Result<Vec<_>>>()?)
+                let mechs = payload.chunks(8).map(|m| u64_le(m).map(MechType::new));
+                Value::Mechanisms(mechs.collect::<Result<Vec<_>>>()?)
             }
             TAG_TEMPLATE if depth == 0 => Value::Template(decode_entries(payload, 1)?),
             _ => return Err(malformed()),
@@ -244,20 +246,19 @@ pub(crate) enum Kind {
 }
 
 // The vendor attributes of the KMS key model (include/kmshsm.h).
-pub(crate) const KEY_ID: AttrType = vendor::CKA_KMSHSM_KEY_ID as AttrType;
-pub(crate) const ORIGIN: AttrType = vendor::CKA_KMSHSM_ORIGIN as AttrType;
-pub(crate) const KEY_STATE: AttrType = vendor::CKA_KMSHSM_KEY_STATE as AttrType;
-pub(crate) const KEY_SPEC: AttrType = vendor::CKA_KMSHSM_KEY_SPEC as AttrType;
-pub(crate) const KEY_USAGE: AttrType = vendor::CKA_KMSHSM_KEY_USAGE as AttrType;
-pub(crate) const MATERIAL_EXPIRY: AttrType = vendor::CKA_KMSHSM_MATERIAL_EXPIRY as AttrType;
-pub(crate) const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET as AttrType;
-pub(crate) const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM as AttrType;
-pub(crate) const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN as AttrType;
-pub(crate) const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY as AttrType;
-pub(crate) const DESCRIPTION: AttrType = vendor::CKA_KMSHSM_DESCRIPTION as AttrType;
+pub(crate) const KEY_ID: AttrType = vendor::CKA_KMSHSM_KEY_ID;
+pub(crate) const ORIGIN: AttrType = vendor::CKA_KMSHSM_ORIGIN;
+pub(crate) const KEY_STATE: AttrType = vendor::CKA_KMSHSM_KEY_STATE;
+pub(crate) const KEY_SPEC: AttrType = vendor::CKA_KMSHSM_KEY_SPEC;
+pub(crate) const KEY_USAGE: AttrType = vendor::CKA_KMSHSM_KEY_USAGE;
+pub(crate) const MATERIAL_EXPIRY: AttrType = vendor::CKA_KMSHSM_MATERIAL_EXPIRY;
+pub(crate) const IMPORT_TARGET: AttrType = vendor::CKA_KMSHSM_IMPORT_TARGET;
+pub(crate) const WRAPPING_ALGORITHM: AttrType = vendor::CKA_KMSHSM_WRAPPING_ALGORITHM;
+pub(crate) const IMPORT_TOKEN: AttrType = vendor::CKA_KMSHSM_IMPORT_TOKEN;
+pub(crate) const TOKEN_EXPIRY: AttrType = vendor::CKA_KMSHSM_TOKEN_EXPIRY;
+pub(crate) const DESCRIPTION: AttrType = vendor::CKA_KMSHSM_DESCRIPTION;
 /// Internal (never answered): the keyed fingerprint of the bound material.
-pub(crate) const MATERIAL_FINGERPRINT: AttrType =
-    vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT as AttrType;
+pub(crate) const MATERIAL_FINGERPRINT: AttrType = vendor::KMSHSM_INTERNAL_MATERIAL_FINGERPRINT;
 
 fn vendor_kind(ty: AttrType) -> Option<Kind> {
     match ty {
@@ -274,7 +275,7 @@ pub(crate) fn kind(ty: AttrType) -> Option<Kind> {
     if let Some(k) = vendor_kind(ty) {
         return Some(k);
     }
-    Some(match ty as CK_ATTRIBUTE_TYPE {
+    Some(match ty {
         CKA_TOKEN
         | CKA_PRIVATE
         | CKA_MODIFIABLE
@@ -340,6 +341,7 @@ pub(crate) fn kind(ty: AttrType) -> Option<Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ck::*;
 
     fn raw(b: &[u8]) -> RawValue {
         RawValue::Bytes(Zeroizing::new(b.to_vec()))
@@ -348,13 +350,16 @@ mod tests {
     #[test]
     fn record_encoding_round_trips_every_kind() {
         let attrs = vec![
-            (CKA_TOKEN as u64, Value::Bool(true)),
-            (CKA_CLASS as u64, Value::Ulong(3)),
-            (CKA_LABEL as u64, Value::Bytes(b"x".to_vec())),
-            (CKA_ALLOWED_MECHANISMS as u64, Value::Mechanisms(vec![1, 2])),
+            (CKA_TOKEN, Value::Bool(true)),
+            (CKA_CLASS, Value::Ulong(3)),
+            (CKA_LABEL, Value::Bytes(b"x".to_vec())),
             (
-                CKA_UNWRAP_TEMPLATE as u64,
-                Value::Template(vec![(CKA_SENSITIVE as u64, Value::Bool(true))]),
+                CKA_ALLOWED_MECHANISMS,
+                Value::Mechanisms(vec![MechType::new(1), MechType::new(2)]),
+            ),
+            (
+                CKA_UNWRAP_TEMPLATE,
+                Value::Template(vec![(CKA_SENSITIVE, Value::Bool(true))]),
             ),
         ];
         let bytes = encode(attrs.iter().map(|(t, v)| (*t, v)));
@@ -363,7 +368,7 @@ mod tests {
 
     #[test]
     fn truncated_or_unknown_records_are_refused() {
-        let bytes = encode([(CKA_LABEL as u64, &Value::Bytes(b"abc".to_vec()))]);
+        let bytes = encode([(CKA_LABEL, &Value::Bytes(b"abc".to_vec()))]);
         for cut in 2..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
@@ -374,36 +379,33 @@ mod tests {
     #[test]
     fn bool_of_wrong_length_is_invalid() {
         assert!(matches!(
-            Value::parse(CKA_TOKEN as u64, &raw(&[1, 0])),
+            Value::parse(CKA_TOKEN, &raw(&[1, 0])),
             Err(Error::AttributeValueInvalid)
         ));
         assert_eq!(
-            Value::parse(CKA_TOKEN as u64, &raw(&[1])).unwrap(),
+            Value::parse(CKA_TOKEN, &raw(&[1])).unwrap(),
             Value::Bool(true)
         );
     }
 
     #[test]
     fn ulong_must_be_native_width() {
-        assert!(Value::parse(CKA_CLASS as u64, &raw(&[1, 0, 0, 0])).is_err());
-        let v = (CKO_DATA as CK_ULONG).to_ne_bytes();
-        assert_eq!(
-            Value::parse(CKA_CLASS as u64, &raw(&v)).unwrap(),
-            Value::Ulong(0)
-        );
+        assert!(Value::parse(CKA_CLASS, &raw(&[1, 0, 0, 0])).is_err());
+        let v = CKO_DATA.raw().to_ne_bytes();
+        assert_eq!(Value::parse(CKA_CLASS, &raw(&v)).unwrap(), Value::Ulong(0));
     }
 
     #[test]
     fn dates_are_empty_or_eight_digits() {
-        assert!(Value::parse(CKA_START_DATE as u64, &raw(b"20261122")).is_ok());
-        assert!(Value::parse(CKA_START_DATE as u64, &raw(b"")).is_ok());
-        assert!(Value::parse(CKA_START_DATE as u64, &raw(b"2026-11-2")).is_err());
+        assert!(Value::parse(CKA_START_DATE, &raw(b"20261122")).is_ok());
+        assert!(Value::parse(CKA_START_DATE, &raw(b"")).is_ok());
+        assert!(Value::parse(CKA_START_DATE, &raw(b"2026-11-2")).is_err());
     }
 
     #[test]
     fn unknown_attribute_type_is_type_invalid() {
         assert!(matches!(
-            Value::parse(0x7fff_0000, &raw(b"")),
+            Value::parse(AttrType::new(0x7fff_0000), &raw(b"")),
             Err(Error::AttributeTypeInvalid)
         ));
     }

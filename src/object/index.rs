@@ -7,7 +7,7 @@
 //! must stay a pure function of an object's plain attributes: the store can only answer
 //! for what was computed when the record was written.
 
-use cryptoki_sys::{CKA_ID, CKA_LABEL};
+use crate::ck::{CKA_ID, CKA_LABEL};
 
 use super::attr::{AttrType, Value};
 use super::lookup::LookupKey;
@@ -17,12 +17,7 @@ use crate::store::RecordIndex;
 
 /// Attributes searches usually name. Changing this list changes what the store holds:
 /// bump `VERSION` so that tokens written before rebuild their index on open.
-pub(crate) const INDEXED: [AttrType; 4] = [
-    CKA_LABEL as AttrType,
-    CKA_ID as AttrType,
-    KEY_ID,
-    IMPORT_TOKEN,
-];
+pub(crate) const INDEXED: [AttrType; 4] = [CKA_LABEL, CKA_ID, KEY_ID, IMPORT_TOKEN];
 
 /// Recorded in a token's metadata once every record carries the index this build makes.
 pub(crate) const VERSION: &[u8] = b"1:label,id,key-id,import-token";
@@ -30,7 +25,7 @@ pub(crate) const VERSION: &[u8] = b"1:label,id,key-id,import-token";
 /// The lookup key for `value` of attribute `ty`: the type, then the value's bytes.
 pub(crate) fn lookup_key(ty: AttrType, value: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + value.len());
-    key.extend_from_slice(&ty.to_be_bytes());
+    key.extend_from_slice(&ty.get().to_be_bytes());
     key.extend_from_slice(value);
     key
 }
@@ -43,7 +38,7 @@ pub(crate) fn table_key(ty: AttrType, value: &[u8]) -> LookupKey {
     let len = TYPE_LEN + value.len();
     match buf.get_mut(..len) {
         Some(key) => {
-            key[..TYPE_LEN].copy_from_slice(&ty.to_be_bytes());
+            key[..TYPE_LEN].copy_from_slice(&ty.get().to_be_bytes());
             key[TYPE_LEN..].copy_from_slice(value);
             LookupKey::new(key)
         }

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::attr::AttrType;
@@ -23,8 +23,8 @@ use crate::crypto::sm;
 use crate::error::{Error, Result};
 use crate::vendor;
 
-pub const CKK_SM2: CK_KEY_TYPE = vendor::CKK_KMSHSM_SM2 as CK_KEY_TYPE;
-pub const CKK_SM4: CK_KEY_TYPE = vendor::CKK_KMSHSM_SM4 as CK_KEY_TYPE;
+pub const CKK_SM2: KeyType = vendor::CKK_KMSHSM_SM2;
+pub const CKK_SM4: KeyType = vendor::CKK_KMSHSM_SM4;
 
 #[derive(Debug)]
 pub enum Material {
@@ -55,8 +55,8 @@ pub enum Material {
 
 #[derive(Debug)]
 pub struct Key {
-    pub class: CK_OBJECT_CLASS,
-    pub key_type: CK_KEY_TYPE,
+    pub class: ObjectClass,
+    pub key_type: KeyType,
     pub material: Material,
     /// Per-mechanism forms of the material, built on first use and dropped with the key.
     pub prepared: Prepared,
@@ -71,12 +71,12 @@ pub struct Prepared {
     aes_gcm: OnceLock<aes::GcmKey>,
 }
 
-fn plain(object: &Object, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+fn plain(object: &Object, ty: AttrType) -> Option<&[u8]> {
     object.value(ty).and_then(|v| v.as_bytes())
 }
 
-fn secret(secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>, ty: CK_ATTRIBUTE_TYPE) -> &[u8] {
-    secrets.get(&(ty as AttrType)).map_or(&[], |v| v.as_slice())
+fn secret(secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>, ty: AttrType) -> &[u8] {
+    secrets.get(&ty).map_or(&[], |v| v.as_slice())
 }
 
 impl Key {
@@ -214,7 +214,7 @@ impl Key {
     }
 
     /// A secret key's value, checked to be of `key_type` and one of `lens` bytes long.
-    pub(crate) fn secret_of(&self, key_type: CK_KEY_TYPE, lens: &[usize]) -> Result<&[u8]> {
+    pub(crate) fn secret_of(&self, key_type: KeyType, lens: &[usize]) -> Result<&[u8]> {
         if self.key_type != key_type {
             return Err(Error::KeyTypeInconsistent);
         }

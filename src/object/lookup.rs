@@ -149,6 +149,7 @@ impl<H: Copy + Ord> Postings<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::ObjectHandle;
     use std::collections::hash_map::RandomState;
     use std::collections::HashMap;
     use std::hash::BuildHasher;
@@ -175,18 +176,19 @@ mod tests {
 
     #[test]
     fn postings_go_from_one_to_many_and_back_in_handle_order() {
-        let mut p = Postings::One(7, true);
-        p.insert(3, false);
-        p.insert(9, true);
+        let h = ObjectHandle::new;
+        let mut p = Postings::One(h(7), true);
+        p.insert(h(3), false);
+        p.insert(h(9), true);
         assert_eq!(
             p.iter().collect::<Vec<_>>(),
-            [(3, false), (7, true), (9, true)]
+            [(h(3), false), (h(7), true), (h(9), true)]
         );
-        assert!(!p.remove(7));
-        assert!(!p.remove(3));
-        assert!(matches!(p, Postings::One(9, true)));
-        p.insert(9, false);
-        assert_eq!(p.iter().collect::<Vec<_>>(), [(9, false)]);
-        assert!(p.remove(9), "the last handle leaves it empty");
+        assert!(!p.remove(h(7)));
+        assert!(!p.remove(h(3)));
+        assert!(matches!(p, Postings::One(n, true) if n == h(9)));
+        p.insert(h(9), false);
+        assert_eq!(p.iter().collect::<Vec<_>>(), [(h(9), false)]);
+        assert!(p.remove(h(9)), "the last handle leaves it empty");
     }
 }

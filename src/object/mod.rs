@@ -16,7 +16,7 @@ pub mod template;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result, StoreError};
@@ -76,8 +76,8 @@ pub(crate) enum RecordAuth {
 #[derive(Debug)]
 pub struct Object {
     pub uid: ObjectUid,
-    pub class: CK_OBJECT_CLASS,
-    pub key_type: Option<CK_KEY_TYPE>,
+    pub class: ObjectClass,
+    pub key_type: Option<KeyType>,
     attrs: BTreeMap<AttrType, Value>,
     secrets: Secrets,
     /// Attribute types present among the secrets, known without unsealing.
@@ -180,13 +180,14 @@ impl Object {
         secret_types: Vec<AttrType>,
     ) -> Result<Object> {
         let class = attrs
-            .get(&(CKA_CLASS as AttrType))
+            .get(&CKA_CLASS)
             .and_then(Value::as_ulong)
-            .ok_or(Error::TemplateIncomplete)? as CK_OBJECT_CLASS;
+            .map(ObjectClass::new)
+            .ok_or(Error::TemplateIncomplete)?;
         let key_type = attrs
-            .get(&(CKA_KEY_TYPE as AttrType))
+            .get(&CKA_KEY_TYPE)
             .and_then(Value::as_ulong)
-            .map(|k| k as CK_KEY_TYPE);
+            .map(KeyType::new);
         Ok(Object {
             uid,
             class,
@@ -201,12 +202,12 @@ impl Object {
         })
     }
 
-    pub fn bool_attr(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<bool> {
-        self.attrs.get(&(ty as AttrType)).and_then(Value::as_bool)
+    pub fn bool_attr(&self, ty: AttrType) -> Option<bool> {
+        self.attrs.get(&ty).and_then(Value::as_bool)
     }
 
-    pub fn value(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&Value> {
-        self.attrs.get(&(ty as AttrType))
+    pub fn value(&self, ty: AttrType) -> Option<&Value> {
+        self.attrs.get(&ty)
     }
 
     pub fn attrs(&self) -> &BTreeMap<AttrType, Value> {
@@ -437,7 +438,7 @@ impl Object {
     }
 
     fn encode_record(&self, serial: &str, master: Option<&MasterKey>) -> Result<ObjectRecord> {
-        let marker = Value::Mechanisms(self.secret_types.clone());
+        let marker = secret_types_marker(&self.secret_types);
         let Some(master) = master else {
             // Without the master key nothing can be authenticated: only what may live
             // unauthenticated is written so (anything else waits for a login).
@@ -491,7 +492,7 @@ impl Object {
         for (ty, v) in attr::decode(&rec.plain)? {
             if ty == SECRET_TYPES_MARKER {
                 if let Value::Mechanisms(types) = &v {
-                    secret_types = types.clone();
+                    secret_types = types.iter().map(|m| AttrType::new(m.get())).collect();
                 }
                 continue;
             }
@@ -544,7 +545,7 @@ impl Object {
         serial: &str,
         master: &MasterKey,
     ) -> Result<ObjectRecord> {
-        let marker = Value::Mechanisms(self.secret_types.clone());
+        let marker = secret_types_marker(&self.secret_types);
         let plain = attr::encode(
             self.attrs
                 .iter()
@@ -580,12 +581,18 @@ fn plain_digest(plain: &[u8]) -> [u8; 32] {
 
 /// A pseudo-attribute in the plain record naming its format (2: authenticated). Never
 /// visible to callers; in the vendor range `include/kmshsm.h` reserves for internal use.
-const RECORD_FORMAT_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_RECORD_FORMAT as AttrType;
+const RECORD_FORMAT_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_RECORD_FORMAT;
 
 /// A pseudo-attribute in the plain record listing which attributes are sealed, so that
 /// `C_GetAttributeValue` can tell "sensitive" from "absent" without the master key.
 /// It lies in the vendor range reserved by `include/kmshsm.h` for internal use.
-const SECRET_TYPES_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_SECRET_TYPES as AttrType;
+const SECRET_TYPES_MARKER: AttrType = crate::vendor::KMSHSM_INTERNAL_SECRET_TYPES;
+
+/// The marker's value: the record format stores the list in the encoding of a mechanism
+/// list (64-bit numbers), and reading it back turns them into attribute types again.
+fn secret_types_marker(types: &[AttrType]) -> Value {
+    Value::Mechanisms(types.iter().map(|t| MechType::new(t.get())).collect())
+}
 
 pub(crate) fn new_uid() -> Result<ObjectUid> {
     let mut uid = [0u8; 16];

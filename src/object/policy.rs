@@ -6,7 +6,7 @@
 //! the per-mechanism key attribute tables). This module holds rules only; it must not
 //! touch objects, sessions or the store.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 
 // The value kinds and the vendor attribute types live with the values (`attr`); named
 // here too, where most users look for them.
@@ -32,10 +32,6 @@ pub(crate) enum Mutability {
     OnlyToFalse,
 }
 
-const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
-    x as AttrType
-}
-
 const KMS_KEY: &[AttrType] = &[
     KEY_ID,
     ORIGIN,
@@ -55,7 +51,7 @@ const KMS_WRAPPING: &[AttrType] = &[
     TOKEN_EXPIRY,
 ];
 
-const COMMON: &[CK_ATTRIBUTE_TYPE] = &[
+const COMMON: &[AttrType] = &[
     CKA_CLASS,
     CKA_TOKEN,
     CKA_PRIVATE,
@@ -65,8 +61,8 @@ const COMMON: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_LABEL,
     CKA_UNIQUE_ID,
 ];
-const DATA: &[CK_ATTRIBUTE_TYPE] = &[CKA_APPLICATION, CKA_OBJECT_ID, CKA_VALUE];
-const CERTIFICATE: &[CK_ATTRIBUTE_TYPE] = &[
+const DATA: &[AttrType] = &[CKA_APPLICATION, CKA_OBJECT_ID, CKA_VALUE];
+const CERTIFICATE: &[AttrType] = &[
     CKA_CERTIFICATE_TYPE,
     CKA_TRUSTED,
     CKA_CERTIFICATE_CATEGORY,
@@ -85,7 +81,7 @@ const CERTIFICATE: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_JAVA_MIDP_SECURITY_DOMAIN,
     CKA_NAME_HASH_ALGORITHM,
 ];
-const KEY: &[CK_ATTRIBUTE_TYPE] = &[
+const KEY: &[AttrType] = &[
     CKA_KEY_TYPE,
     CKA_ID,
     CKA_START_DATE,
@@ -95,7 +91,7 @@ const KEY: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_KEY_GEN_MECHANISM,
     CKA_ALLOWED_MECHANISMS,
 ];
-const PUBLIC_KEY: &[CK_ATTRIBUTE_TYPE] = &[
+const PUBLIC_KEY: &[AttrType] = &[
     CKA_SUBJECT,
     CKA_ENCRYPT,
     CKA_VERIFY,
@@ -105,7 +101,7 @@ const PUBLIC_KEY: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_WRAP_TEMPLATE,
     CKA_PUBLIC_KEY_INFO,
 ];
-const PRIVATE_KEY: &[CK_ATTRIBUTE_TYPE] = &[
+const PRIVATE_KEY: &[AttrType] = &[
     CKA_SUBJECT,
     CKA_SENSITIVE,
     CKA_DECRYPT,
@@ -121,7 +117,7 @@ const PRIVATE_KEY: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_PUBLIC_KEY_INFO,
     CKA_DERIVE_TEMPLATE,
 ];
-const SECRET_KEY: &[CK_ATTRIBUTE_TYPE] = &[
+const SECRET_KEY: &[AttrType] = &[
     CKA_SENSITIVE,
     CKA_ENCRYPT,
     CKA_DECRYPT,
@@ -141,8 +137,8 @@ const SECRET_KEY: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_VALUE,
     CKA_VALUE_LEN,
 ];
-const RSA_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_MODULUS, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT];
-const RSA_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[
+const RSA_PUBLIC: &[AttrType] = &[CKA_MODULUS, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT];
+const RSA_PRIVATE: &[AttrType] = &[
     CKA_MODULUS,
     CKA_PUBLIC_EXPONENT,
     CKA_PRIVATE_EXPONENT,
@@ -152,13 +148,13 @@ const RSA_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_EXPONENT_2,
     CKA_COEFFICIENT,
 ];
-const EC_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_EC_POINT];
-const EC_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE];
+const EC_PUBLIC: &[AttrType] = &[CKA_EC_PARAMS, CKA_EC_POINT];
+const EC_PRIVATE: &[AttrType] = &[CKA_EC_PARAMS, CKA_VALUE];
 /// SM2 private keys also keep their public point: the signature's Z_A needs it.
-const SM2_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT];
+const SM2_PRIVATE: &[AttrType] = &[CKA_EC_PARAMS, CKA_VALUE, CKA_EC_POINT];
 
 /// Key types the object layer accepts, by class.
-pub(crate) fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
+pub(crate) fn key_type_supported(class: ObjectClass, key_type: KeyType) -> bool {
     match class {
         CKO_SECRET_KEY => {
             matches!(
@@ -183,7 +179,7 @@ pub(crate) fn key_type_supported(class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) 
 }
 
 /// Whether objects of `class` (and `key_type`, for keys) carry attribute `ty`.
-pub(crate) fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty: AttrType) -> bool {
+pub(crate) fn carries(class: ObjectClass, key_type: Option<KeyType>, ty: AttrType) -> bool {
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
     if KMS_KEY.contains(&ty) {
         return is_key;
@@ -191,11 +187,10 @@ pub(crate) fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty:
     if KMS_WRAPPING.contains(&ty) {
         return matches!(class, CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
     }
-    let ty = ty as CK_ATTRIBUTE_TYPE;
     if COMMON.contains(&ty) {
         return true;
     }
-    let in_all = |lists: &[&[CK_ATTRIBUTE_TYPE]]| lists.iter().any(|l| l.contains(&ty));
+    let in_all = |lists: &[&[AttrType]]| lists.iter().any(|l| l.contains(&ty));
     match (class, key_type) {
         (CKO_DATA, _) => in_all(&[DATA]),
         (CKO_CERTIFICATE, _) => in_all(&[CERTIFICATE]),
@@ -214,10 +209,7 @@ pub(crate) fn carries(class: CK_OBJECT_CLASS, key_type: Option<CK_KEY_TYPE>, ty:
 }
 
 /// Attributes a template must give for an object of this class and key type.
-pub(crate) fn required(
-    class: CK_OBJECT_CLASS,
-    key_type: Option<CK_KEY_TYPE>,
-) -> &'static [CK_ATTRIBUTE_TYPE] {
+pub(crate) fn required(class: ObjectClass, key_type: Option<KeyType>) -> &'static [AttrType] {
     match (class, key_type) {
         (CKO_CERTIFICATE, _) => &[CKA_CERTIFICATE_TYPE],
         (CKO_SECRET_KEY, _) => &[CKA_KEY_TYPE, CKA_VALUE],
@@ -235,13 +227,12 @@ pub(crate) fn required(
 }
 
 /// X.509 certificates also need a subject and a value (PKCS#11 3.0 §4.6.3).
-pub(crate) const X509_REQUIRED: &[CK_ATTRIBUTE_TYPE] = &[CKA_SUBJECT, CKA_VALUE];
+pub(crate) const X509_REQUIRED: &[AttrType] = &[CKA_SUBJECT, CKA_VALUE];
 
 /// Whether the attribute holds secret material: sealed at rest, and unreadable when the
 /// key is sensitive or unextractable. `CKA_VALUE` of a private data object or certificate
 /// is sealed too (see `sealed_at_rest`) but readable by its logged-in owner.
-pub(crate) fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
-    let ty = ty as CK_ATTRIBUTE_TYPE;
+pub(crate) fn is_key_secret(class: ObjectClass, ty: AttrType) -> bool {
     match class {
         CKO_SECRET_KEY => ty == CKA_VALUE,
         CKO_PRIVATE_KEY => matches!(
@@ -259,12 +250,12 @@ pub(crate) fn is_key_secret(class: CK_OBJECT_CLASS, ty: AttrType) -> bool {
 }
 
 /// Whether the attribute is kept sealed under the token master key on disk.
-pub(crate) fn sealed_at_rest(class: CK_OBJECT_CLASS, private: bool, ty: AttrType) -> bool {
-    is_key_secret(class, ty) || (private && ty == t(CKA_VALUE))
+pub(crate) fn sealed_at_rest(class: ObjectClass, private: bool, ty: AttrType) -> bool {
+    is_key_secret(class, ty) || (private && ty == CKA_VALUE)
 }
 
 /// How `ty` may change on an existing object of `class`.
-pub(crate) fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
+pub(crate) fn mutability(class: ObjectClass, ty: AttrType) -> Mutability {
     use Mutability::*;
     match ty {
         // The key state changes only through the KMS lifecycle (token::kms), which
@@ -275,7 +266,7 @@ pub(crate) fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
         DESCRIPTION => return Free,
         _ => {}
     }
-    match ty as CK_ATTRIBUTE_TYPE {
+    match ty {
         CKA_LOCAL
         | CKA_ALWAYS_SENSITIVE
         | CKA_NEVER_EXTRACTABLE
@@ -293,12 +284,9 @@ pub(crate) fn mutability(class: CK_OBJECT_CLASS, ty: AttrType) -> Mutability {
 }
 
 /// Defaults filled in when a template leaves an attribute out.
-pub(crate) fn defaults(
-    class: CK_OBJECT_CLASS,
-    key_type: Option<CK_KEY_TYPE>,
-) -> Vec<(AttrType, Value)> {
-    let b = |ty: CK_ATTRIBUTE_TYPE, v: bool| (t(ty), Value::Bool(v));
-    let bytes = |ty: CK_ATTRIBUTE_TYPE| (t(ty), Value::Bytes(Vec::new()));
+pub(crate) fn defaults(class: ObjectClass, key_type: Option<KeyType>) -> Vec<(AttrType, Value)> {
+    let b = |ty: AttrType, v: bool| (ty, Value::Bool(v));
+    let bytes = |ty: AttrType| (ty, Value::Bytes(Vec::new()));
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY);
     let mut out = vec![
         b(CKA_TOKEN, false),
@@ -319,7 +307,7 @@ pub(crate) fn defaults(
             // pkcs11-provider then decides the token has no CKA_ALLOWED_MECHANISMS at all
             // and stops telling RSA-PSS-only keys from RSA keys (its TLS test fails);
             // SoftHSMv2 answers an empty list too.
-            (t(CKA_ALLOWED_MECHANISMS), Value::Mechanisms(Vec::new())),
+            (CKA_ALLOWED_MECHANISMS, Value::Mechanisms(Vec::new())),
         ]);
     };
     match class {
@@ -330,7 +318,7 @@ pub(crate) fn defaults(
         ]),
         CKO_CERTIFICATE => out.extend([
             b(CKA_TRUSTED, false),
-            (t(CKA_CERTIFICATE_CATEGORY), Value::Ulong(0)),
+            (CKA_CERTIFICATE_CATEGORY, Value::Ulong(0)),
             bytes(CKA_START_DATE),
             bytes(CKA_END_DATE),
             bytes(CKA_ID),
@@ -339,7 +327,7 @@ pub(crate) fn defaults(
             bytes(CKA_URL),
             bytes(CKA_HASH_OF_SUBJECT_PUBLIC_KEY),
             bytes(CKA_HASH_OF_ISSUER_PUBLIC_KEY),
-            (t(CKA_JAVA_MIDP_SECURITY_DOMAIN), Value::Ulong(0)),
+            (CKA_JAVA_MIDP_SECURITY_DOMAIN, Value::Ulong(0)),
         ]),
         CKO_SECRET_KEY => {
             key_common(&mut out);
@@ -406,10 +394,7 @@ mod tests {
             EC_PRIVATE,
         ] {
             for ty in list {
-                assert!(
-                    kind(*ty as AttrType).is_some(),
-                    "attribute {ty:#x} has no kind"
-                );
+                assert!(kind(*ty).is_some(), "attribute {ty:#x} has no kind");
             }
         }
     }
@@ -431,10 +416,10 @@ mod tests {
 
     #[test]
     fn key_secrets_are_sealed_but_public_values_are_not() {
-        assert!(sealed_at_rest(CKO_SECRET_KEY, false, t(CKA_VALUE)));
-        assert!(sealed_at_rest(CKO_PRIVATE_KEY, false, t(CKA_PRIME_1)));
-        assert!(!sealed_at_rest(CKO_PRIVATE_KEY, true, t(CKA_MODULUS)));
-        assert!(sealed_at_rest(CKO_DATA, true, t(CKA_VALUE)));
-        assert!(!sealed_at_rest(CKO_DATA, false, t(CKA_VALUE)));
+        assert!(sealed_at_rest(CKO_SECRET_KEY, false, CKA_VALUE));
+        assert!(sealed_at_rest(CKO_PRIVATE_KEY, false, CKA_PRIME_1));
+        assert!(!sealed_at_rest(CKO_PRIVATE_KEY, true, CKA_MODULUS));
+        assert!(sealed_at_rest(CKO_DATA, true, CKA_VALUE));
+        assert!(!sealed_at_rest(CKO_DATA, false, CKA_VALUE));
     }
 }

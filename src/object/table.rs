@@ -21,8 +21,7 @@ use super::index::{deadline_of, table_key, INDEXED};
 use super::lookup::{LookupKey, Postings};
 use super::Object;
 
-pub type ObjectHandle = u64;
-pub type SessionHandle = u64;
+pub use crate::ids::{ObjectHandle, SessionHandle};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
@@ -48,7 +47,7 @@ impl Default for HandleSource {
 
 impl HandleSource {
     pub fn next(&self) -> ObjectHandle {
-        self.0.fetch_add(1, Ordering::Relaxed)
+        ObjectHandle::new(self.0.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -378,9 +377,9 @@ impl ObjectTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ck::*;
     use crate::object::attr::RawAttribute;
     use crate::object::template::{build, Provenance};
-    use cryptoki_sys::*;
     use zeroize::Zeroizing;
 
     fn data(label: &[u8]) -> Object {
@@ -388,13 +387,13 @@ mod tests {
     }
 
     fn data_with_private(label: &[u8], private: bool) -> Object {
-        let raw = |ty: CK_ATTRIBUTE_TYPE, v: Vec<u8>| RawAttribute {
-            ty: ty as AttrType,
+        let raw = |ty: AttrType, v: Vec<u8>| RawAttribute {
+            ty,
             value: crate::object::attr::RawValue::Bytes(Zeroizing::new(v)),
         };
         build(
             &[
-                raw(CKA_CLASS, (CKO_DATA as CK_ULONG).to_ne_bytes().to_vec()),
+                raw(CKA_CLASS, CKO_DATA.raw().to_ne_bytes().to_vec()),
                 raw(CKA_LABEL, label.to_vec()),
                 raw(CKA_PRIVATE, vec![u8::from(private)]),
             ],
@@ -405,7 +404,7 @@ mod tests {
     }
 
     fn by_label(t: &ObjectTable, label: &[u8]) -> Option<Vec<ObjectHandle>> {
-        t.candidates(&[(CKA_LABEL as AttrType, Value::Bytes(label.to_vec()))])
+        t.candidates(&[(CKA_LABEL, Value::Bytes(label.to_vec()))])
     }
 
     fn snapshot(seq: u64, epoch: u64, reset: bool, whole: bool) -> Snapshot {
@@ -446,20 +445,18 @@ mod tests {
     fn the_label_index_follows_inserts_replacements_and_removals() {
         let handles = HandleSource::default();
         let mut t = ObjectTable::default();
-        let a = t.insert_session_object(data(b"a"), 1, &handles);
-        let b = t.insert_session_object(data(b"b"), 2, &handles);
+        let a = t.insert_session_object(data(b"a"), SessionHandle::new(1), &handles);
+        let b = t.insert_session_object(data(b"b"), SessionHandle::new(2), &handles);
         assert_eq!(by_label(&t, b"a"), Some(vec![a]));
         t.replace_session_object(a, data(b"c"));
         assert_eq!(by_label(&t, b"a"), Some(vec![]));
         assert_eq!(by_label(&t, b"c"), Some(vec![a]));
-        t.remove_session_objects(Some(2));
+        t.remove_session_objects(Some(SessionHandle::new(2)));
         assert_eq!(by_label(&t, b"b"), Some(vec![]));
         t.remove_session_object(a);
         assert_eq!(by_label(&t, b"c"), Some(vec![]));
         assert!(t.index.is_empty(), "no stale index entries");
-        assert!(t
-            .candidates(&[(CKA_CLASS as AttrType, Value::Ulong(0))])
-            .is_none());
+        assert!(t.candidates(&[(CKA_CLASS, Value::Ulong(0))]).is_none());
         let _ = b;
     }
 
@@ -467,10 +464,18 @@ mod tests {
     fn postings_carry_each_objects_private_flag_through_replacements() {
         let handles = HandleSource::default();
         let mut t = ObjectTable::default();
-        let a = t.insert_session_object(data_with_private(b"x", true), 1, &handles);
-        let b = t.insert_session_object(data_with_private(b"x", false), 1, &handles);
+        let a = t.insert_session_object(
+            data_with_private(b"x", true),
+            SessionHandle::new(1),
+            &handles,
+        );
+        let b = t.insert_session_object(
+            data_with_private(b"x", false),
+            SessionHandle::new(1),
+            &handles,
+        );
         let flags = |t: &ObjectTable| {
-            t.postings(CKA_LABEL as AttrType, b"x")
+            t.postings(CKA_LABEL, b"x")
                 .map(|p| p.iter().collect::<Vec<_>>())
                 .unwrap_or_default()
         };

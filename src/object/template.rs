@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::attr::{AttrType, RawAttribute, Value};
@@ -15,10 +15,6 @@ use super::{new_uid, unique_id_of, Object, Values};
 use crate::crypto::curve25519::{self, Curve25519};
 use crate::crypto::curve448;
 use crate::error::{Error, Result};
-
-const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
-    x as AttrType
-}
 
 /// Parses a template; the same attribute twice with different values is inconsistent.
 pub fn parse(template: &[RawAttribute]) -> Result<BTreeMap<AttrType, Value>> {
@@ -47,15 +43,15 @@ pub fn parse_search(template: &[RawAttribute]) -> Result<Option<Vec<(AttrType, V
     Ok(Some(out))
 }
 
-fn ulong_of(attrs: &BTreeMap<AttrType, Value>, ty: CK_ATTRIBUTE_TYPE) -> Result<Option<u64>> {
-    match attrs.get(&t(ty)) {
+fn ulong_of(attrs: &BTreeMap<AttrType, Value>, ty: AttrType) -> Result<Option<u64>> {
+    match attrs.get(&ty) {
         None => Ok(None),
         Some(v) => v.as_ulong().map(Some).ok_or(Error::AttributeValueInvalid),
     }
 }
 
-fn bytes_of(attrs: &BTreeMap<AttrType, Value>, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
-    attrs.get(&t(ty)).and_then(Value::as_bytes)
+fn bytes_of(attrs: &BTreeMap<AttrType, Value>, ty: AttrType) -> Option<&[u8]> {
+    attrs.get(&ty).and_then(Value::as_bytes)
 }
 
 /// Bit length of a big-endian unsigned integer.
@@ -70,8 +66,8 @@ fn bit_len(be: &[u8]) -> u64 {
 /// key type's curve, the public key is 32 bytes (bare or a DER OCTET STRING), the
 /// private key 32 bytes.
 fn check_curve25519(
-    class: CK_OBJECT_CLASS,
-    key_type: CK_KEY_TYPE,
+    class: ObjectClass,
+    key_type: KeyType,
     attrs: &BTreeMap<AttrType, Value>,
 ) -> Result<()> {
     let params = bytes_of(attrs, CKA_EC_PARAMS).unwrap_or(&[]);
@@ -105,8 +101,8 @@ fn check_curve25519(
 /// OCTET STRING), the private key as long. Without libcrypto.so.3 no such key is made:
 /// `CKR_CURVE_NOT_SUPPORTED`, as for any curve the module cannot use.
 fn check_curve448(
-    class: CK_OBJECT_CLASS,
-    key_type: CK_KEY_TYPE,
+    class: ObjectClass,
+    key_type: KeyType,
     edwards: bool,
     attrs: &BTreeMap<AttrType, Value>,
 ) -> Result<()> {
@@ -140,8 +136,8 @@ fn check_curve448(
 
 /// Checks class-specific values and fills the attributes derived from them.
 fn check_values(
-    class: CK_OBJECT_CLASS,
-    key_type: Option<CK_KEY_TYPE>,
+    class: ObjectClass,
+    key_type: Option<KeyType>,
     attrs: &mut BTreeMap<AttrType, Value>,
 ) -> Result<()> {
     match (class, key_type) {
@@ -169,7 +165,7 @@ fn check_values(
                 Some(given) if given != len => return Err(Error::TemplateInconsistent),
                 _ => {}
             }
-            attrs.insert(t(CKA_VALUE_LEN), Value::Ulong(len));
+            attrs.insert(CKA_VALUE_LEN, Value::Ulong(len));
         }
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_RSA)) => {
             let bits = bit_len(bytes_of(attrs, CKA_MODULUS).unwrap_or(&[]));
@@ -181,7 +177,7 @@ fn check_values(
                     Some(given) if given != bits => return Err(Error::TemplateInconsistent),
                     _ => {}
                 }
-                attrs.insert(t(CKA_MODULUS_BITS), Value::Ulong(bits));
+                attrs.insert(CKA_MODULUS_BITS, Value::Ulong(bits));
             }
         }
         (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, Some(CKK_EC | CKK_SM2)) => {
@@ -206,7 +202,7 @@ fn check_values(
             }
             if policy::X509_REQUIRED
                 .iter()
-                .any(|ty| !attrs.contains_key(&t(*ty)))
+                .any(|ty| !attrs.contains_key(ty))
             {
                 return Err(Error::TemplateIncomplete);
             }
@@ -224,7 +220,7 @@ pub enum Provenance {
     /// `C_CreateObject`: the caller supplied the values.
     Supplied,
     /// `C_GenerateKey` / `C_GenerateKeyPair` with this mechanism.
-    Generated(CK_MECHANISM_TYPE),
+    Generated(MechType),
     /// `C_UnwrapKey`: the material came from outside, encrypted.
     Unwrapped,
     /// `C_DeriveKey` from a base key with these provenance flags.
@@ -244,7 +240,9 @@ pub fn build(
     module: Vec<(AttrType, Value)>,
 ) -> Result<Object> {
     let given = parse(template)?;
-    let class = ulong_of(&given, CKA_CLASS)?.ok_or(Error::TemplateIncomplete)? as CK_OBJECT_CLASS;
+    let class = ulong_of(&given, CKA_CLASS)?
+        .map(ObjectClass::new)
+        .ok_or(Error::TemplateIncomplete)?;
     build_from(class, given, module, provenance)
 }
 
@@ -252,16 +250,16 @@ pub fn build(
 /// `module` holds the values the module computed (key material and derived values). A
 /// template that names one of those with another value is inconsistent.
 pub(crate) fn build_key(
-    class: CK_OBJECT_CLASS,
-    key_type: CK_KEY_TYPE,
+    class: ObjectClass,
+    key_type: KeyType,
     template: &[RawAttribute],
     module: Vec<(AttrType, Value)>,
     provenance: Provenance,
 ) -> Result<Object> {
     let given = parse(template)?;
     let mut module = module;
-    module.push((t(CKA_CLASS), Value::Ulong(class as u64)));
-    module.push((t(CKA_KEY_TYPE), Value::Ulong(key_type as u64)));
+    module.push((CKA_CLASS, Value::Ulong(class.get())));
+    module.push((CKA_KEY_TYPE, Value::Ulong(key_type.get())));
     build_from(class, given, module, provenance)
 }
 
@@ -269,7 +267,7 @@ pub(crate) fn build_key(
 /// caller may set) and the module's (`module`, trusted; a caller value that differs
 /// from one of them is inconsistent).
 fn build_from(
-    class: CK_OBJECT_CLASS,
+    class: ObjectClass,
     mut given: BTreeMap<AttrType, Value>,
     module: Vec<(AttrType, Value)>,
     provenance: Provenance,
@@ -294,10 +292,10 @@ fn build_from(
     let is_key = matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY);
     let key_type = match ulong_of(&given, CKA_KEY_TYPE)? {
         Some(kt) if is_key => {
-            if !policy::key_type_supported(class, kt as CK_KEY_TYPE) {
+            if !policy::key_type_supported(class, KeyType::new(kt)) {
                 return Err(Error::AttributeValueInvalid);
             }
-            Some(kt as CK_KEY_TYPE)
+            Some(KeyType::new(kt))
         }
         Some(_) => return Err(Error::AttributeTypeInvalid),
         None if is_key => return Err(Error::TemplateIncomplete),
@@ -311,12 +309,12 @@ fn build_from(
     if provenance != Provenance::Pending {
         if policy::required(class, key_type)
             .iter()
-            .any(|ty| !given.contains_key(&t(*ty)))
+            .any(|ty| !given.contains_key(ty))
         {
             return Err(Error::TemplateIncomplete);
         }
         check_values(class, key_type, &mut given)?;
-    } else if !given.contains_key(&t(CKA_KEY_TYPE)) {
+    } else if !given.contains_key(&CKA_KEY_TYPE) {
         return Err(Error::TemplateIncomplete);
     }
 
@@ -326,10 +324,10 @@ fn build_from(
     }
     attrs.extend(given);
     let uid = new_uid()?;
-    attrs.insert(t(CKA_UNIQUE_ID), Value::Bytes(unique_id_of(&uid)));
+    attrs.insert(CKA_UNIQUE_ID, Value::Bytes(unique_id_of(&uid)));
     if is_key {
         let flag = |attrs: &BTreeMap<AttrType, Value>, ty| {
-            attrs.get(&t(ty)).and_then(Value::as_bool).unwrap_or(false)
+            attrs.get(&ty).and_then(Value::as_bool).unwrap_or(false)
         };
         let sensitive = flag(&attrs, CKA_SENSITIVE);
         let extractable = flag(&attrs, CKA_EXTRACTABLE);
@@ -337,7 +335,7 @@ fn build_from(
             Provenance::Supplied | Provenance::Unwrapped | Provenance::Pending => {
                 (false, CK_UNAVAILABLE_INFORMATION as u64, false, false)
             }
-            Provenance::Generated(m) => (true, m as u64, sensitive, !extractable),
+            Provenance::Generated(m) => (true, m.get(), sensitive, !extractable),
             Provenance::Derived {
                 always_sensitive,
                 never_extractable,
@@ -348,11 +346,11 @@ fn build_from(
                 never_extractable && !extractable,
             ),
         };
-        attrs.insert(t(CKA_LOCAL), Value::Bool(local));
-        attrs.insert(t(CKA_KEY_GEN_MECHANISM), Value::Ulong(mechanism));
+        attrs.insert(CKA_LOCAL, Value::Bool(local));
+        attrs.insert(CKA_KEY_GEN_MECHANISM, Value::Ulong(mechanism));
         if class != CKO_PUBLIC_KEY {
-            attrs.insert(t(CKA_ALWAYS_SENSITIVE), Value::Bool(always_sensitive));
-            attrs.insert(t(CKA_NEVER_EXTRACTABLE), Value::Bool(never_extractable));
+            attrs.insert(CKA_ALWAYS_SENSITIVE, Value::Bool(always_sensitive));
+            attrs.insert(CKA_NEVER_EXTRACTABLE, Value::Bool(never_extractable));
         }
     }
     assemble(uid, class, attrs)
@@ -378,11 +376,11 @@ pub(crate) fn merge(
 /// Splits attributes into plain and sealed ones and makes the object.
 fn assemble(
     uid: crate::store::ObjectUid,
-    class: CK_OBJECT_CLASS,
+    class: ObjectClass,
     mut attrs: BTreeMap<AttrType, Value>,
 ) -> Result<Object> {
     let private = attrs
-        .get(&t(CKA_PRIVATE))
+        .get(&CKA_PRIVATE)
         .and_then(Value::as_bool)
         .unwrap_or(true);
     let secret_types: Vec<AttrType> = attrs
@@ -400,12 +398,7 @@ fn assemble(
     Object::new(uid, attrs, secrets)
 }
 
-fn check_change(
-    class: CK_OBJECT_CLASS,
-    ty: AttrType,
-    old: Option<&Value>,
-    new: &Value,
-) -> Result<()> {
+fn check_change(class: ObjectClass, ty: AttrType, old: Option<&Value>, new: &Value) -> Result<()> {
     let allowed = match policy::mutability(class, ty) {
         Mutability::ModuleOnly | Mutability::Fixed => false,
         Mutability::Free => true,
@@ -457,8 +450,8 @@ pub fn copy(object: &Object, all: Values, template: &[RawAttribute]) -> Result<O
         }
         // §5.7 C_CopyObject: the storage attributes may change in the copy, the rest
         // as C_SetAttributeValue allows.
-        let storage = matches!(*ty as CK_ATTRIBUTE_TYPE, CKA_TOKEN | CKA_PRIVATE);
-        let narrowing = *ty == t(CKA_MODIFIABLE) && new.as_bool() == Some(false);
+        let storage = matches!(*ty, CKA_TOKEN | CKA_PRIVATE);
+        let narrowing = *ty == CKA_MODIFIABLE && new.as_bool() == Some(false);
         if !(storage || narrowing) {
             check_change(object.class, *ty, attrs.get(ty), new)?;
         }
@@ -470,7 +463,7 @@ pub fn copy(object: &Object, all: Values, template: &[RawAttribute]) -> Result<O
     );
     attrs.extend(changes);
     let uid = new_uid()?;
-    attrs.insert(t(CKA_UNIQUE_ID), Value::Bytes(unique_id_of(&uid)));
+    attrs.insert(CKA_UNIQUE_ID, Value::Bytes(unique_id_of(&uid)));
     Ok(assemble(uid, object.class, attrs)?.judged_as(object))
 }
 
@@ -479,25 +472,25 @@ mod tests {
     use super::super::attr::RawValue;
     use super::*;
 
-    fn ulong(ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> RawAttribute {
+    fn ulong(ty: AttrType, v: CK_ULONG) -> RawAttribute {
         RawAttribute {
-            ty: t(ty),
+            ty,
             value: RawValue::Bytes(Zeroizing::new(v.to_ne_bytes().to_vec())),
         }
     }
-    fn bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> RawAttribute {
+    fn bytes(ty: AttrType, v: &[u8]) -> RawAttribute {
         RawAttribute {
-            ty: t(ty),
+            ty,
             value: RawValue::Bytes(Zeroizing::new(v.to_vec())),
         }
     }
-    fn boolean(ty: CK_ATTRIBUTE_TYPE, v: bool) -> RawAttribute {
+    fn boolean(ty: AttrType, v: bool) -> RawAttribute {
         bytes(ty, &[u8::from(v)])
     }
     fn aes(len: usize) -> Vec<RawAttribute> {
         vec![
-            ulong(CKA_CLASS, CKO_SECRET_KEY),
-            ulong(CKA_KEY_TYPE, CKK_AES),
+            ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+            ulong(CKA_KEY_TYPE, CKK_AES.raw()),
             bytes(CKA_VALUE, &vec![7; len]),
         ]
     }
@@ -513,7 +506,7 @@ mod tests {
             o.value(CKA_VALUE).is_none(),
             "value is held apart as a secret"
         );
-        assert!(o.has(t(CKA_VALUE)));
+        assert!(o.has(CKA_VALUE));
     }
 
     #[test]
@@ -530,7 +523,10 @@ mod tests {
             build(&[], Provenance::Supplied, vec![]),
             Err(Error::TemplateIncomplete)
         ));
-        let t2 = vec![ulong(CKA_CLASS, CKO_SECRET_KEY), bytes(CKA_VALUE, &[1; 16])];
+        let t2 = vec![
+            ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+            bytes(CKA_VALUE, &[1; 16]),
+        ];
         assert!(matches!(
             build(&t2, Provenance::Supplied, vec![]),
             Err(Error::TemplateIncomplete)
@@ -540,7 +536,7 @@ mod tests {
     #[test]
     fn conflicting_duplicate_is_inconsistent() {
         let mut t2 = aes(16);
-        t2.push(ulong(CKA_CLASS, CKO_DATA));
+        t2.push(ulong(CKA_CLASS, CKO_DATA.raw()));
         assert!(matches!(
             build(&t2, Provenance::Supplied, vec![]),
             Err(Error::TemplateInconsistent)
@@ -569,7 +565,7 @@ mod tests {
 
     #[test]
     fn attribute_foreign_to_the_class_is_type_invalid() {
-        let t2 = vec![ulong(CKA_CLASS, CKO_DATA), bytes(CKA_MODULUS, &[1])];
+        let t2 = vec![ulong(CKA_CLASS, CKO_DATA.raw()), bytes(CKA_MODULUS, &[1])];
         assert!(matches!(
             build(&t2, Provenance::Supplied, vec![]),
             Err(Error::AttributeTypeInvalid)
@@ -589,7 +585,7 @@ mod tests {
             Err(Error::AttributeReadOnly)
         ));
         assert!(matches!(
-            apply(&o, all(), &[ulong(CKA_CLASS, CKO_DATA)]),
+            apply(&o, all(), &[ulong(CKA_CLASS, CKO_DATA.raw())]),
             Err(Error::AttributeReadOnly)
         ));
     }
@@ -623,8 +619,8 @@ mod tests {
     #[test]
     fn rsa_public_key_gets_modulus_bits() {
         let t2 = vec![
-            ulong(CKA_CLASS, CKO_PUBLIC_KEY),
-            ulong(CKA_KEY_TYPE, CKK_RSA),
+            ulong(CKA_CLASS, CKO_PUBLIC_KEY.raw()),
+            ulong(CKA_KEY_TYPE, CKK_RSA.raw()),
             bytes(CKA_MODULUS, &[0x00, 0x80, 0, 0]),
             bytes(CKA_PUBLIC_EXPONENT, &[1, 0, 1]),
         ];

@@ -10,7 +10,7 @@
 
 use zeroize::Zeroizing;
 
-use cryptoki_sys::CKO_PUBLIC_KEY;
+use crate::ck::CKO_PUBLIC_KEY;
 
 use super::{Ops, Session};
 use crate::error::{Error, Result};

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::crypto::{recheck, Direction};
 use super::Session;
+use crate::ck::{MechType, CKG_NO_GENERATE};
 use crate::error::{Error, Result};
 use crate::mechanism::message::{Aead, IvGenerator, MessageParams, MESSAGE_CAP};
 use crate::mechanism::Usage;
@@ -22,7 +23,6 @@ use crate::object::table::ObjectHandle;
 use crate::operation::{self, Active, Output};
 use crate::secret_use;
 use crate::token::keys::mechanism;
-use cryptoki_sys::{CKG_NO_GENERATE, CK_MECHANISM_TYPE};
 
 /// One message-based operation: its AEAD, its IV state, and the message in progress.
 pub(crate) struct MessageOp {
@@ -77,12 +77,7 @@ impl Session {
     }
 
     /// `C_MessageEncryptInit` / `C_MessageDecryptInit`.
-    pub fn message_init(
-        &self,
-        dir: Direction,
-        kind: CK_MECHANISM_TYPE,
-        key: ObjectHandle,
-    ) -> Result<()> {
+    pub fn message_init(&self, dir: Direction, kind: MechType, key: ObjectHandle) -> Result<()> {
         let mut slot = self.message_slot(dir);
         if slot.is_some() {
             return Err(Error::OperationActive);

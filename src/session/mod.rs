@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+use crate::ids::SlotId;
 use crate::object::attr::RawAttribute;
 use crate::object::table::{ObjectHandle, SessionHandle};
 use crate::operation::{Active, Cipher, Digester, Signer, Verifier};
@@ -28,7 +29,7 @@ pub(crate) struct Ops {
     decrypt: Option<Active<dyn Cipher>>,
     digest: Option<Active<dyn Digester>>,
     /// The mechanism of the active digest (`C_DigestKey` judges the key against it).
-    digest_kind: CK_MECHANISM_TYPE,
+    digest_kind: MechType,
     sign: Option<Active<dyn Signer>>,
     verify: Option<Active<dyn Verifier>>,
     /// The verification runs a secret key (a MAC), not a public one.
@@ -47,7 +48,7 @@ struct FindCursor {
 #[derive(Debug)]
 pub struct Session {
     pub handle: SessionHandle,
-    pub slot_id: u64,
+    pub slot_id: SlotId,
     pub token: Arc<Token>,
     pub rw: bool,
     find: Mutex<Option<FindCursor>>,
@@ -55,7 +56,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(handle: SessionHandle, slot_id: u64, token: Arc<Token>, rw: bool) -> Session {
+    pub fn new(handle: SessionHandle, slot_id: SlotId, token: Arc<Token>, rw: bool) -> Session {
         Session {
             handle,
             slot_id,

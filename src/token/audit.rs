@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use cryptoki_sys::{CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY};
+use crate::ck::{CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY};
 
 use crate::error::{Error, Result};
 use crate::kms::audit::{AuditEvent, Operation};

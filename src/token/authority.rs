@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 
 use super::objects::Caller;
 use super::{LoggedIn, Token};
@@ -24,12 +24,8 @@ use crate::object::table::{Entry, Owner};
 use crate::object::Object;
 use crate::operation::Grant;
 
-const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
-    x as AttrType
-}
-
 /// The usage flags of PKCS#11 keys, each naming one kind of use.
-const USAGE_FLAGS: [CK_ATTRIBUTE_TYPE; 9] = [
+const USAGE_FLAGS: [AttrType; 9] = [
     CKA_ENCRYPT,
     CKA_DECRYPT,
     CKA_SIGN,
@@ -43,7 +39,7 @@ const USAGE_FLAGS: [CK_ATTRIBUTE_TYPE; 9] = [
 
 /// The usage flags a KMS KeyUsage implies for an object of `class`: exactly these are
 /// true, every other usage flag is false (docs/key-model.md, "KeyUsage is the usage").
-fn implied_flags(usage: KeyUsage, class: CK_OBJECT_CLASS) -> &'static [CK_ATTRIBUTE_TYPE] {
+fn implied_flags(usage: KeyUsage, class: ObjectClass) -> &'static [AttrType] {
     match (usage, class) {
         (KeyUsage::EncryptDecrypt, CKO_SECRET_KEY) => &[CKA_ENCRYPT, CKA_DECRYPT],
         (KeyUsage::EncryptDecrypt, CKO_PRIVATE_KEY) => &[CKA_DECRYPT],
@@ -69,8 +65,8 @@ pub(super) fn confine_to_key_usage(object: Object) -> Object {
     let implied = implied_flags(usage, object.class);
     let flags = USAGE_FLAGS
         .iter()
-        .filter(|ty| policy::carries(object.class, object.key_type, t(**ty)))
-        .map(|ty| (t(*ty), Value::Bool(implied.contains(ty))))
+        .filter(|ty| policy::carries(object.class, object.key_type, **ty))
+        .map(|ty| (*ty, Value::Bool(implied.contains(ty))))
         .collect();
     object.with_plain(flags)
 }
@@ -81,9 +77,9 @@ fn widens_key_usage(object: &Object, changes: &BTreeMap<AttrType, Value>) -> boo
         return false;
     };
     let implied = implied_flags(usage, object.class);
-    USAGE_FLAGS.iter().any(|ty| {
-        changes.get(&t(*ty)).and_then(Value::as_bool) == Some(true) && !implied.contains(ty)
-    })
+    USAGE_FLAGS
+        .iter()
+        .any(|ty| changes.get(ty).and_then(Value::as_bool) == Some(true) && !implied.contains(ty))
 }
 
 /// The separation-of-duties rule: one key must not both wrap and decrypt, nor both
@@ -95,13 +91,11 @@ fn mixes_duties(object: &Object) -> bool {
 
 /// The attributes `C_CopyObject` may set on a copy of an unmodifiable object.
 fn storage_only(changes: &BTreeMap<AttrType, Value>) -> bool {
-    changes
-        .iter()
-        .all(|(ty, v)| match *ty as CK_ATTRIBUTE_TYPE {
-            CKA_TOKEN | CKA_PRIVATE => true,
-            CKA_MODIFIABLE => v.as_bool() == Some(false),
-            _ => false,
-        })
+    changes.iter().all(|(ty, v)| match *ty {
+        CKA_TOKEN | CKA_PRIVATE => true,
+        CKA_MODIFIABLE => v.as_bool() == Some(false),
+        _ => false,
+    })
 }
 
 impl Token {
@@ -210,7 +204,7 @@ impl Token {
             return Err(Error::ActionProhibited);
         }
         if changes
-            .get(&t(CKA_TOKEN))
+            .get(&CKA_TOKEN)
             .and_then(Value::as_bool)
             .unwrap_or(object.is_token())
             && !caller.rw
@@ -254,7 +248,7 @@ impl Token {
         &self,
         object: &Object,
         usage: Usage,
-        mechanism: CK_MECHANISM_TYPE,
+        mechanism: MechType,
     ) -> Result<()> {
         if !matches!(
             object.class,
@@ -285,7 +279,7 @@ impl Token {
     pub(super) fn authorise_import_use(
         &self,
         wrapping: &Object,
-        mechanism: CK_MECHANISM_TYPE,
+        mechanism: MechType,
     ) -> Result<()> {
         if wrapping.class != CKO_PRIVATE_KEY || !wrapping.has(IMPORT_TARGET) {
             return Err(Error::UnwrappingKeyTypeInconsistent);
@@ -303,11 +297,7 @@ impl Token {
     /// `CKA_SENSITIVE`, not a KMS-model key (its KeyUsage is encryption or signing, never
     /// a digest), usable now as any key is (login, record, allowed mechanisms, KMS state
     /// and expiry). `CKA_EXTRACTABLE` is not required (docs/security.md says why).
-    pub(super) fn authorise_digest(
-        &self,
-        object: &Object,
-        mechanism: CK_MECHANISM_TYPE,
-    ) -> Result<()> {
+    pub(super) fn authorise_digest(&self, object: &Object, mechanism: MechType) -> Result<()> {
         if object.class != CKO_SECRET_KEY
             || object.bool_attr(CKA_SENSITIVE) != Some(false)
             || key_usage_of(object).is_some()
@@ -338,10 +328,7 @@ impl Token {
             return Err(Error::KeyNotWrappable);
         }
         if let Some(Value::Template(required)) = wrapping.value(CKA_WRAP_TEMPLATE) {
-            if !required
-                .iter()
-                .all(|(ty, v)| target.value(*ty as CK_ATTRIBUTE_TYPE) == Some(v))
-            {
+            if !required.iter().all(|(ty, v)| target.value(*ty) == Some(v)) {
                 return Err(Error::KeyNotWrappable);
             }
         }
@@ -379,9 +366,9 @@ impl Token {
     }
 }
 
-fn check_allowed_mechanism(object: &Object, mechanism: CK_MECHANISM_TYPE) -> Result<()> {
+fn check_allowed_mechanism(object: &Object, mechanism: MechType) -> Result<()> {
     if let Some(Value::Mechanisms(allowed)) = object.value(CKA_ALLOWED_MECHANISMS) {
-        if !allowed.is_empty() && !allowed.contains(&(mechanism as u64)) {
+        if !allowed.is_empty() && !allowed.contains(&mechanism) {
             return Err(Error::MechanismInvalid);
         }
     }

@@ -8,7 +8,7 @@
 //! of one call (SP 800-108's additional keys) are made and stored together, or none.
 //! This module must not do cryptography itself; mechanisms do.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::keys::{handle_error, mechanism, with_forced};
@@ -21,10 +21,6 @@ use crate::object::attr::{AttrType, RawAttribute, RawValue, Value};
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
-
-const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
-    x as AttrType
-}
 
 impl Token {
     pub fn derive_key(
@@ -85,8 +81,8 @@ impl Token {
                 .pop()
                 .ok_or(Error::Internal("a derivation made no value"))?;
             let module = vec![
-                (t(CKA_CLASS), Value::Ulong(CKO_DATA as u64)),
-                (t(CKA_VALUE), Value::Bytes(value.to_vec())),
+                (CKA_CLASS, Value::Ulong(CKO_DATA.get())),
+                (CKA_VALUE, Value::Bytes(value.to_vec())),
             ];
             let object = template::build(&template, Provenance::Supplied, module)?;
             return Ok((self.insert(caller, object)?, Vec::new()));
@@ -98,13 +94,14 @@ impl Token {
             let given = template::parse(&tpl)?;
             // §2.43: without a key type, a generic secret.
             let key_type = given
-                .get(&t(CKA_KEY_TYPE))
+                .get(&CKA_KEY_TYPE)
                 .and_then(Value::as_ulong)
-                .map_or(CKK_GENERIC_SECRET, |k| k as CK_KEY_TYPE);
+                .map_or(CKK_GENERIC_SECRET, KeyType::new);
             let len = given
-                .get(&t(CKA_VALUE_LEN))
+                .get(&CKA_VALUE_LEN)
                 .and_then(Value::as_ulong)
-                .map(|l| l as usize)
+                .map(len_of)
+                .transpose()?
                 .or(fixed_len(key_type));
             plans.push((tpl, key_type, len));
         }
@@ -129,7 +126,7 @@ impl Token {
         };
         let mut objects = Vec::with_capacity(plans.len());
         for ((tpl, key_type, _), secret) in plans.iter().zip(secrets) {
-            let values = vec![(t(CKA_VALUE), Value::Bytes(secret.to_vec()))];
+            let values = vec![(CKA_VALUE, Value::Bytes(secret.to_vec()))];
             let object = template::build_key(CKO_SECRET_KEY, *key_type, tpl, values, provenance)?;
             if matches!(m.derive_rule(), DeriveRule::Exposes { .. }) {
                 self.authorise_exposing_derivation(&sources, &object)?;
@@ -146,7 +143,7 @@ impl Token {
 }
 
 /// The one value length a secret key type allows, if it has one.
-fn fixed_len(key_type: CK_KEY_TYPE) -> Option<usize> {
+fn fixed_len(key_type: KeyType) -> Option<usize> {
     match key_type {
         crate::object::key::CKK_SM4 => Some(16),
         _ => None,
@@ -154,7 +151,7 @@ fn fixed_len(key_type: CK_KEY_TYPE) -> Option<usize> {
 }
 
 /// The usage flags a derived key has only if its template asks for them.
-const DERIVED_USAGES: [CK_ATTRIBUTE_TYPE; 7] = [
+const DERIVED_USAGES: [AttrType; 7] = [
     CKA_ENCRYPT,
     CKA_DECRYPT,
     CKA_SIGN,
@@ -165,10 +162,10 @@ const DERIVED_USAGES: [CK_ATTRIBUTE_TYPE; 7] = [
 ];
 
 /// `template` with `ty` set to `value` (replacing any value it had).
-fn set_bool(template: &mut Vec<RawAttribute>, ty: CK_ATTRIBUTE_TYPE, value: bool) {
-    template.retain(|a| a.ty != t(ty));
+fn set_bool(template: &mut Vec<RawAttribute>, ty: AttrType, value: bool) {
+    template.retain(|a| a.ty != ty);
     template.push(RawAttribute {
-        ty: t(ty),
+        ty,
         value: RawValue::Bytes(Zeroizing::new(Value::Bool(value).to_native())),
     });
 }
@@ -182,10 +179,10 @@ fn derived_template(
     sources: &[&Object],
 ) -> Result<Vec<RawAttribute>> {
     let given = template::parse(template)?;
-    let asked = |ty: CK_ATTRIBUTE_TYPE| given.get(&t(ty)).and_then(Value::as_bool);
+    let asked = |ty: AttrType| given.get(&ty).and_then(Value::as_bool);
     let mut out = template.to_vec();
     for ty in DERIVED_USAGES {
-        if !given.contains_key(&t(ty)) {
+        if !given.contains_key(&ty) {
             set_bool(&mut out, ty, false);
         }
     }
@@ -242,13 +239,13 @@ fn derived_template(
 fn data_template(template: &[RawAttribute], base: &Object) -> Result<Vec<RawAttribute>> {
     let given = template::parse(template)?;
     let mut out = template.to_vec();
-    if !given.contains_key(&t(CKA_CLASS)) {
+    if !given.contains_key(&CKA_CLASS) {
         out.push(RawAttribute {
-            ty: t(CKA_CLASS),
-            value: RawValue::Bytes(Zeroizing::new(Value::Ulong(CKO_DATA as u64).to_native())),
+            ty: CKA_CLASS,
+            value: RawValue::Bytes(Zeroizing::new(Value::Ulong(CKO_DATA.get()).to_native())),
         });
     }
-    if !given.contains_key(&t(CKA_PRIVATE)) {
+    if !given.contains_key(&CKA_PRIVATE) {
         set_bool(&mut out, CKA_PRIVATE, base.is_private());
     }
     Ok(out)
@@ -256,15 +253,21 @@ fn data_template(template: &[RawAttribute], base: &Object) -> Result<Vec<RawAttr
 
 /// `CKA_VALUE_LEN` taken out of a data object's template (data objects do not carry it;
 /// `CKM_HKDF_DATA` reads it as the output length, as pkcs11-provider sends it).
+/// A `CKA_VALUE_LEN` as a length in bytes; one this machine cannot hold is invalid.
+fn len_of(value_len: u64) -> Result<usize> {
+    usize::try_from(value_len).map_err(|_| Error::AttributeValueInvalid)
+}
+
 fn take_value_len(template: Vec<RawAttribute>) -> Result<(Vec<RawAttribute>, Option<usize>)> {
     let len = template::parse(&template)?
-        .get(&t(CKA_VALUE_LEN))
+        .get(&CKA_VALUE_LEN)
         .map(|v| v.as_ulong().ok_or(Error::AttributeValueInvalid))
         .transpose()?
-        .map(|l| l as usize);
+        .map(len_of)
+        .transpose()?;
     let rest = template
         .into_iter()
-        .filter(|a| a.ty != t(CKA_VALUE_LEN))
+        .filter(|a| a.ty != CKA_VALUE_LEN)
         .collect();
     Ok((rest, len))
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::objects::Caller;
@@ -27,23 +27,14 @@ use crate::object::template::{self, Provenance};
 use crate::object::Object;
 use crate::operation::Grant;
 
-const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
-    x as AttrType
-}
-
-pub(crate) fn mechanism(kind: CK_MECHANISM_TYPE) -> Result<&'static dyn Mechanism> {
+pub(crate) fn mechanism(kind: MechType) -> Result<&'static dyn Mechanism> {
     registry::find(kind).ok_or(Error::MechanismInvalid)
 }
 
 fn key_request(template: &[RawAttribute]) -> Result<KeyRequest> {
     let attrs = template::parse(template)?;
-    let ulong = |ty| attrs.get(&t(ty)).and_then(Value::as_ulong);
-    let bytes = |ty| {
-        attrs
-            .get(&t(ty))
-            .and_then(Value::as_bytes)
-            .map(<[u8]>::to_vec)
-    };
+    let ulong = |ty| attrs.get(&ty).and_then(Value::as_ulong);
+    let bytes = |ty| attrs.get(&ty).and_then(Value::as_bytes).map(<[u8]>::to_vec);
     Ok(KeyRequest {
         value_len: ulong(CKA_VALUE_LEN),
         modulus_bits: ulong(CKA_MODULUS_BITS),
@@ -63,10 +54,10 @@ pub(super) fn handle_error(invalid: Error) -> impl FnOnce(Error) -> Error {
 }
 
 /// The template without the attributes a key-pair generation consumed.
-fn without(template: &[RawAttribute], consumed: &[CK_ATTRIBUTE_TYPE]) -> Vec<RawAttribute> {
+fn without(template: &[RawAttribute], consumed: &[AttrType]) -> Vec<RawAttribute> {
     template
         .iter()
-        .filter(|a| !consumed.iter().any(|c| t(*c) == a.ty))
+        .filter(|a| !consumed.contains(&a.ty))
         .cloned()
         .collect()
 }
@@ -78,7 +69,7 @@ impl Token {
         &self,
         handle: ObjectHandle,
         usage: Usage,
-        mechanism: CK_MECHANISM_TYPE,
+        mechanism: MechType,
     ) -> Result<(Arc<Key>, Grant)> {
         let object = self
             .entry(handle)
@@ -106,7 +97,7 @@ impl Token {
         &self,
         object: &Object,
         usage: Usage,
-        mechanism: CK_MECHANISM_TYPE,
+        mechanism: MechType,
     ) -> Result<Arc<Key>> {
         self.authorise_use(object, usage, mechanism)?;
         if !object.has_parsed_key() {
@@ -186,9 +177,8 @@ impl Token {
     /// key as PKCS#8.
     fn wrappable_material(&self, object: &Object) -> Result<Zeroizing<Vec<u8>>> {
         let secrets = object.open_secrets(&self.serial, self.master().as_deref())?;
-        let get =
-            |ty: CK_ATTRIBUTE_TYPE| secrets.get(&t(ty)).map(|v| v.to_vec()).unwrap_or_default();
-        let plain = |ty: CK_ATTRIBUTE_TYPE| {
+        let get = |ty: AttrType| secrets.get(&ty).map(|v| v.to_vec()).unwrap_or_default();
+        let plain = |ty: AttrType| {
             object
                 .value(ty)
                 .and_then(Value::as_bytes)
@@ -292,18 +282,19 @@ impl Token {
         let template = with_forced(template, unwrapping_object.value(CKA_UNWRAP_TEMPLATE))?;
         let given = template::parse(&template)?;
         let class = given
-            .get(&t(CKA_CLASS))
+            .get(&CKA_CLASS)
             .and_then(Value::as_ulong)
-            .map(|c| c as CK_OBJECT_CLASS)
+            .map(ObjectClass::new)
             .ok_or(Error::TemplateIncomplete)?;
         let key_type = given
-            .get(&t(CKA_KEY_TYPE))
+            .get(&CKA_KEY_TYPE)
             .and_then(Value::as_ulong)
-            .map(|k| k as CK_KEY_TYPE);
+            .map(KeyType::new);
         let value_len = given
-            .get(&t(CKA_VALUE_LEN))
+            .get(&CKA_VALUE_LEN)
             .and_then(Value::as_ulong)
-            .map(|l| l as usize);
+            .map(|l| usize::try_from(l).map_err(|_| Error::AttributeValueInvalid))
+            .transpose()?;
         let expected = match (class, key_type, value_len) {
             (CKO_SECRET_KEY, _, Some(len)) => WrappedLen::Exact(len),
             (CKO_SECRET_KEY, Some(crate::object::key::CKK_SM4), None) => WrappedLen::Exact(16),
@@ -318,7 +309,7 @@ impl Token {
         let (key_type, values) = match class {
             CKO_SECRET_KEY => (
                 key_type.ok_or(Error::TemplateIncomplete)?,
-                vec![(t(CKA_VALUE), Value::Bytes(material.to_vec()))],
+                vec![(CKA_VALUE, Value::Bytes(material.to_vec()))],
             ),
             CKO_PRIVATE_KEY => private_key_values(&material)?,
             _ => return Err(Error::TemplateInconsistent),
@@ -340,7 +331,7 @@ impl Token {
     pub fn digestible_value(
         &self,
         handle: ObjectHandle,
-        mechanism: CK_MECHANISM_TYPE,
+        mechanism: MechType,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let object = self
             .entry(handle)
@@ -348,7 +339,7 @@ impl Token {
             .object;
         self.authorise_digest(&object, mechanism)?;
         let mut secrets = object.open_secrets(&self.serial, self.master().as_deref())?;
-        secrets.remove(&t(CKA_VALUE)).ok_or(Error::KeyIndigestible)
+        secrets.remove(&CKA_VALUE).ok_or(Error::KeyIndigestible)
     }
 }
 
@@ -379,9 +370,9 @@ pub(super) fn with_forced(
 
 /// The attributes of a private key received as PKCS#8 (RSA, EC, Ed25519, X25519, Ed448 or
 /// X448).
-fn private_key_values(der: &[u8]) -> Result<(CK_KEY_TYPE, Vec<(AttrType, Value)>)> {
+fn private_key_values(der: &[u8]) -> Result<(KeyType, Vec<(AttrType, Value)>)> {
     let info = pkcs8::decode_private_key_info(der)?;
-    let bytes = |ty: CK_ATTRIBUTE_TYPE, v: &[u8]| (t(ty), Value::Bytes(v.to_vec()));
+    let bytes = |ty: AttrType, v: &[u8]| (ty, Value::Bytes(v.to_vec()));
     match info.algorithm {
         KeyAlgorithm::Rsa => {
             let c = RsaComponents::from_pkcs1_der(info.private_key)?;
@@ -420,17 +411,17 @@ mod tests {
     use super::*;
     use crate::object::attr::RawValue;
 
-    fn boolean(ty: CK_ATTRIBUTE_TYPE, v: bool) -> RawAttribute {
+    fn boolean(ty: AttrType, v: bool) -> RawAttribute {
         RawAttribute {
-            ty: t(ty),
+            ty,
             value: RawValue::Bytes(Zeroizing::new(vec![u8::from(v)])),
         }
     }
 
     fn derive_template() -> Value {
         Value::Template(vec![
-            (t(CKA_SENSITIVE), Value::Bool(true)),
-            (t(CKA_EXTRACTABLE), Value::Bool(false)),
+            (CKA_SENSITIVE, Value::Bool(true)),
+            (CKA_EXTRACTABLE, Value::Bool(false)),
         ])
     }
 
@@ -438,9 +429,9 @@ mod tests {
     fn a_derive_template_adds_its_attributes_to_the_callers() {
         let merged = with_forced(&[boolean(CKA_ENCRYPT, true)], Some(&derive_template())).unwrap();
         let parsed = template::parse(&merged).unwrap();
-        assert_eq!(parsed.get(&t(CKA_ENCRYPT)), Some(&Value::Bool(true)));
-        assert_eq!(parsed.get(&t(CKA_SENSITIVE)), Some(&Value::Bool(true)));
-        assert_eq!(parsed.get(&t(CKA_EXTRACTABLE)), Some(&Value::Bool(false)));
+        assert_eq!(parsed.get(&CKA_ENCRYPT), Some(&Value::Bool(true)));
+        assert_eq!(parsed.get(&CKA_SENSITIVE), Some(&Value::Bool(true)));
+        assert_eq!(parsed.get(&CKA_EXTRACTABLE), Some(&Value::Bool(false)));
     }
 
     #[test]

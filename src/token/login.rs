@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::ids::SessionHandle;
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::store::audit::AuditKey;
 use crate::store::seal::{self, MasterKey, PinKdf};
@@ -232,7 +233,7 @@ impl Token {
     fn check_can_login_locked(
         &self,
         role: PinRole,
-        sessions: &std::collections::BTreeMap<u64, bool>,
+        sessions: &std::collections::BTreeMap<SessionHandle, bool>,
     ) -> Result<()> {
         let who = self.login.lock().who;
         match (role, who) {

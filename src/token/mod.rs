@@ -25,6 +25,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
 use crate::error::{Error, Result, StoreError};
+use crate::ids::SlotId;
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::kms::clock::Clock;
 use crate::object::table::{HandleSource, ObjectTable, SessionHandle};
@@ -101,7 +102,7 @@ struct View {
 }
 
 pub struct Token {
-    pub slot_id: u64,
+    pub slot_id: SlotId,
     pub serial: String,
     /// Where the store is (a file, or a server and serial), for messages.
     location: String,
@@ -181,6 +182,7 @@ impl Token {
         let serial = text(META_SERIAL)?;
         let slot_id = text(META_SLOT_ID)?
             .parse::<u64>()
+            .map(SlotId::new)
             .map_err(|_| StoreError::Malformed("slot id"))?;
         Token::assemble(location, slot_id, serial, store, &snap, shared)
     }
@@ -188,7 +190,7 @@ impl Token {
     /// Initialises a new token on a free slot: a fresh master key wrapped under the SO PIN.
     pub fn create(
         backend: &Backend,
-        slot_id: u64,
+        slot_id: SlotId,
         serial: &str,
         label: [u8; LABEL_LEN],
         so_pin: &[u8],
@@ -224,7 +226,7 @@ impl Token {
 
     fn assemble(
         location: String,
-        slot_id: u64,
+        slot_id: SlotId,
         serial: String,
         store: Box<dyn Store>,
         snap: &Snapshot,

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 
 use crate::error::{Error, Result};
 use crate::object::attr::{AttrType, RawAttribute};

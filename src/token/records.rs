@@ -166,25 +166,26 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::ck::*;
     use crate::config::{Config, KdfConfig};
+    use crate::ids::{SessionHandle, SlotId};
     use crate::object::attr::{RawAttribute, RawValue};
     use crate::object::table::HandleSource;
     use crate::store::seal::{self, PinKdf};
     use crate::token::{Caller, Shared, UserKind, LABEL_LEN};
-    use cryptoki_sys::*;
     use zeroize::Zeroizing;
 
     const SO_PIN: &[u8] = b"so-pin-1234";
     const USER_PIN: &[u8] = b"user-pin-5678";
 
-    fn raw(ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> RawAttribute {
+    fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
         RawAttribute {
             ty: ty as _,
             value: RawValue::Bytes(Zeroizing::new(value.to_vec())),
         }
     }
 
-    fn ulong(ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> RawAttribute {
+    fn ulong(ty: AttrType, v: CK_ULONG) -> RawAttribute {
         raw(ty, &v.to_ne_bytes())
     }
 
@@ -209,7 +210,7 @@ mod tests {
         let backend = crate::store::Backend::Files(dir.to_path_buf());
         let token = Token::create(
             &backend,
-            1,
+            SlotId::new(1),
             "legacy0001",
             [b' '; LABEL_LEN],
             SO_PIN,
@@ -217,10 +218,10 @@ mod tests {
         )
         .unwrap();
         let caller = Caller {
-            session: 1,
+            session: SessionHandle::new(1),
             rw: true,
         };
-        token.add_session(1, true).unwrap();
+        token.add_session(SessionHandle::new(1), true).unwrap();
         token.login(UserKind::So, SO_PIN).unwrap();
         token.init_pin(true, USER_PIN).unwrap();
         token.logout().unwrap();
@@ -229,8 +230,8 @@ mod tests {
             .create_object(
                 caller,
                 &[
-                    ulong(CKA_CLASS, CKO_SECRET_KEY),
-                    ulong(CKA_KEY_TYPE, CKK_AES),
+                    ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+                    ulong(CKA_KEY_TYPE, CKK_AES.raw()),
                     raw(CKA_TOKEN, &[1]),
                     raw(CKA_LABEL, b"old key"),
                     raw(CKA_VALUE, &[9u8; 32]),
@@ -263,7 +264,7 @@ mod tests {
         }
         token.store.commit(changes).unwrap();
         token.logout().unwrap();
-        token.remove_session(1);
+        token.remove_session(SessionHandle::new(1));
         let path = crate::store::Backend::file_of(dir, &token.serial);
         drop(token);
         let db = rusqlite::Connection::open(&path).unwrap();
@@ -287,7 +288,7 @@ mod tests {
                 .count()
         };
         assert!(legacy_count(&token) > 0, "the fixture is legacy");
-        token.add_session(1, true).unwrap();
+        token.add_session(SessionHandle::new(1), true).unwrap();
         token.login(UserKind::User, USER_PIN).unwrap();
         // Adopted: every record authenticated, the marker written, the user PIN record
         // rewrapped in the current format.
@@ -321,7 +322,7 @@ mod tests {
     ) -> Object {
         use crate::object::attr::Value;
         let mut attrs: std::collections::BTreeMap<_, _> = [
-            (CKA_CLASS as _, Value::Ulong(CKO_DATA as u64)),
+            (CKA_CLASS as _, Value::Ulong(CKO_DATA.get())),
             (CKA_TOKEN as _, Value::Bool(true)),
             (CKA_PRIVATE as _, Value::Bool(false)),
             (CKA_LABEL as _, Value::Bytes(b"forged".to_vec())),

@@ -1,27 +1,27 @@
 //! Building PKCS#11 templates and reading attributes for the command line, over the
 //! library's safe types (no C ABI is involved).
 
-use cryptoki_sys::*;
+use kmshsm::ck::*;
 use kmshsm::object::attr::{AttrType, RawAttribute, RawValue};
 use kmshsm::object::Read;
 use zeroize::Zeroizing;
 
-pub(crate) fn raw(ty: u64, bytes: Vec<u8>) -> RawAttribute {
+pub(crate) fn raw(ty: AttrType, bytes: Vec<u8>) -> RawAttribute {
     RawAttribute {
-        ty: ty as AttrType,
+        ty,
         value: RawValue::Bytes(Zeroizing::new(bytes)),
     }
 }
 
-pub(crate) fn ulong(ty: u64, v: u64) -> RawAttribute {
+pub(crate) fn ulong(ty: AttrType, v: u64) -> RawAttribute {
     raw(ty, (v as CK_ULONG).to_ne_bytes().to_vec())
 }
 
-pub(crate) fn boolean(ty: u64, v: bool) -> RawAttribute {
+pub(crate) fn boolean(ty: AttrType, v: bool) -> RawAttribute {
     raw(ty, vec![u8::from(v)])
 }
 
-pub(crate) fn bytes(ty: u64, v: &[u8]) -> RawAttribute {
+pub(crate) fn bytes(ty: AttrType, v: &[u8]) -> RawAttribute {
     raw(ty, v.to_vec())
 }
 

@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use cryptoki_sys::*;
+use kmshsm::ck::*;
 use kmshsm::error::{Error, Result};
+use kmshsm::ids::{ObjectHandle, SlotId};
 use kmshsm::kms::blob::{self, CiphertextBlob};
 use kmshsm::kms::import::WrappingAlgorithm;
 use kmshsm::kms::key::{KeyId, KeySpec, KeyState, KeyUsage, Origin};
 use kmshsm::kms::KmsError;
 use kmshsm::mechanism::params::{GcmParams, OaepParams, PssParams};
 use kmshsm::mechanism::{sm as sm_mech, MechanismArg, Param};
-use kmshsm::object::table::ObjectHandle;
 use kmshsm::operation::Output;
 use kmshsm::provider::{self, InitOptions, Provider};
 use kmshsm::session::crypto::Direction;
@@ -26,7 +26,7 @@ use crate::attrs::{boolean, bytes, ulong, ulong_of, value_of};
 /// How to find the token.
 pub(crate) enum TokenChoice {
     Label(String),
-    Slot(u64),
+    Slot(SlotId),
     /// The only initialised token.
     Only,
 }
@@ -107,11 +107,11 @@ impl Client {
         let mut main = None;
         let mut public = None;
         for h in found {
-            let class = self.ulong(h, CKA_CLASS as u64)?;
+            let class = self.ulong(h, CKA_CLASS)?;
             if self.bytes(h, v::CKA_KMSHSM_IMPORT_TARGET)?.is_some() {
                 continue;
             }
-            match class.map(|c| c as CK_OBJECT_CLASS) {
+            match class.map(ObjectClass::new) {
                 Some(CKO_PUBLIC_KEY) => public = Some(h),
                 Some(_) => main = Some(h),
                 None => {}
@@ -124,12 +124,12 @@ impl Client {
         }
     }
 
-    pub(crate) fn bytes(&self, h: ObjectHandle, ty: u64) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn bytes(&self, h: ObjectHandle, ty: AttrType) -> Result<Option<Vec<u8>>> {
         let reads = self.session.token.attributes(h, &[ty])?;
         Ok(reads.first().and_then(value_of).map(<[u8]>::to_vec))
     }
 
-    pub(crate) fn ulong(&self, h: ObjectHandle, ty: u64) -> Result<Option<u64>> {
+    pub(crate) fn ulong(&self, h: ObjectHandle, ty: AttrType) -> Result<Option<u64>> {
         let reads = self.session.token.attributes(h, &[ty])?;
         Ok(reads.first().and_then(ulong_of))
     }
@@ -153,7 +153,7 @@ impl Client {
             state: self
                 .ulong(h, v::CKA_KMSHSM_KEY_STATE)?
                 .and_then(KeyState::from_code),
-            alias: text(self.bytes(h, CKA_LABEL as u64)?),
+            alias: text(self.bytes(h, CKA_LABEL)?),
             description: text(self.bytes(h, v::CKA_KMSHSM_DESCRIPTION)?),
             material_expiry: self.ulong(h, v::CKA_KMSHSM_MATERIAL_EXPIRY)?.unwrap_or(0),
         })
@@ -163,9 +163,7 @@ impl Client {
     pub(crate) fn list(&self) -> Result<Vec<KeyMetadata>> {
         let mut out = Vec::new();
         for h in self.session.token.find(&[])? {
-            let class = self
-                .ulong(h, CKA_CLASS as u64)?
-                .map(|c| c as CK_OBJECT_CLASS);
+            let class = self.ulong(h, CKA_CLASS)?.map(ObjectClass::new);
             if !matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
                 continue;
             }
@@ -199,32 +197,26 @@ impl Client {
         let mut id = [0u8; 16];
         kmshsm::crypto::rand::random_fill(&mut id)?;
         let mut common = vec![
-            boolean(CKA_TOKEN as u64, true),
-            boolean(CKA_PRIVATE as u64, true),
-            boolean(CKA_SENSITIVE as u64, true),
-            bytes(CKA_ID as u64, &id),
-            bytes(CKA_LABEL as u64, alias.as_bytes()),
+            boolean(CKA_TOKEN, true),
+            boolean(CKA_PRIVATE, true),
+            boolean(CKA_SENSITIVE, true),
+            bytes(CKA_ID, &id),
+            bytes(CKA_LABEL, alias.as_bytes()),
             bytes(v::CKA_KMSHSM_DESCRIPTION, description.as_bytes()),
             ulong(v::CKA_KMSHSM_KEY_USAGE, usage.code()),
         ];
         let shape = shape::shape_of(spec);
         let (key_type, class) = (shape.key_type, shape.class);
         if class == CKO_SECRET_KEY {
-            common.extend([
-                boolean(CKA_ENCRYPT as u64, true),
-                boolean(CKA_DECRYPT as u64, true),
-            ]);
+            common.extend([boolean(CKA_ENCRYPT, true), boolean(CKA_DECRYPT, true)]);
         } else {
-            common.extend([
-                boolean(CKA_SIGN as u64, sign),
-                boolean(CKA_DECRYPT as u64, !sign),
-            ]);
+            common.extend([boolean(CKA_SIGN, sign), boolean(CKA_DECRYPT, !sign)]);
         }
         let token = &self.session.token;
         if origin == Origin::External {
             let mut t = vec![
-                ulong(CKA_CLASS as u64, class as u64),
-                ulong(CKA_KEY_TYPE as u64, key_type as u64),
+                ulong(CKA_CLASS, class.get()),
+                ulong(CKA_KEY_TYPE, key_type.get()),
                 ulong(v::CKA_KMSHSM_ORIGIN, Origin::External.code()),
                 ulong(v::CKA_KMSHSM_KEY_SPEC, spec.code()),
             ];
@@ -240,24 +232,24 @@ impl Client {
             let mut t = Vec::new();
             if key_type == CKK_AES {
                 let len = spec.symmetric_len().unwrap_or(32);
-                t.push(ulong(CKA_VALUE_LEN as u64, len as u64));
+                t.push(ulong(CKA_VALUE_LEN, len as u64));
             }
             t.extend(common);
             return token.generate_key(self.caller(), &generation, &t);
         }
         let mut public = Vec::new();
         if let Some(bits) = spec.rsa_bits() {
-            public.push(ulong(CKA_MODULUS_BITS as u64, bits as u64));
+            public.push(ulong(CKA_MODULUS_BITS, bits as u64));
         }
         if let (Some(params), true) = (shape.ec_params, key_type == CKK_EC) {
-            public.push(bytes(CKA_EC_PARAMS as u64, params));
+            public.push(bytes(CKA_EC_PARAMS, params));
         }
         public.extend([
-            boolean(CKA_TOKEN as u64, true),
-            bytes(CKA_ID as u64, &id),
-            bytes(CKA_LABEL as u64, alias.as_bytes()),
-            boolean(CKA_VERIFY as u64, sign),
-            boolean(CKA_ENCRYPT as u64, !sign),
+            boolean(CKA_TOKEN, true),
+            bytes(CKA_ID, &id),
+            bytes(CKA_LABEL, alias.as_bytes()),
+            boolean(CKA_VERIFY, sign),
+            boolean(CKA_ENCRYPT, !sign),
         ]);
         let (_, private) = token.generate_key_pair(self.caller(), &generation, &public, &common)?;
         Ok(private)
@@ -283,17 +275,15 @@ impl Client {
             &[],
             &private_template,
         )?;
-        let spki = self
-            .bytes(public, CKA_PUBLIC_KEY_INFO as u64)?
-            .unwrap_or_default();
+        let spki = self.bytes(public, CKA_PUBLIC_KEY_INFO)?.unwrap_or_default();
         let token = self
             .bytes(private, v::CKA_KMSHSM_IMPORT_TOKEN)?
             .unwrap_or_default();
         let expiry = self
             .ulong(private, v::CKA_KMSHSM_TOKEN_EXPIRY)?
             .unwrap_or(0);
-        let label = self.bytes(private, CKA_LABEL as u64)?.unwrap_or_default();
-        let id = self.bytes(private, CKA_ID as u64)?.unwrap_or_default();
+        let label = self.bytes(private, CKA_LABEL)?.unwrap_or_default();
+        let id = self.bytes(private, CKA_ID)?.unwrap_or_default();
         Ok(ImportParameters {
             public_key: spki,
             token,
@@ -313,7 +303,7 @@ impl Client {
     ) -> Result<()> {
         let wrapping = self.session.token.find(&[
             bytes(v::CKA_KMSHSM_IMPORT_TOKEN, token),
-            ulong(CKA_CLASS as u64, CKO_PRIVATE_KEY as u64),
+            ulong(CKA_CLASS, CKO_PRIVATE_KEY.get()),
         ])?;
         let Some(&wrapping) = wrapping.first() else {
             return Err(self.no_wrapping_key(material, token));
@@ -346,7 +336,7 @@ impl Client {
         match self.session.token.unwrap_key(
             self.caller(),
             &mech,
-            CK_INVALID_HANDLE as ObjectHandle,
+            ObjectHandle::from_raw(CK_INVALID_HANDLE),
             material,
             &template,
         ) {
@@ -454,14 +444,10 @@ impl Client {
         use kmshsm::crypto::pkcs8::{encode_spki, KeyAlgorithm};
         let (_, public) = self.key(key_id)?;
         let public = public.ok_or(Error::KeyTypeInconsistent)?;
-        let get = |ty: CK_ATTRIBUTE_TYPE| -> Result<Vec<u8>> {
-            self.bytes(public, ty as u64)?
-                .ok_or(Error::KeyTypeInconsistent)
+        let get = |ty: AttrType| -> Result<Vec<u8>> {
+            self.bytes(public, ty)?.ok_or(Error::KeyTypeInconsistent)
         };
-        match self
-            .ulong(public, CKA_KEY_TYPE as u64)?
-            .map(|k| k as CK_KEY_TYPE)
-        {
+        match self.ulong(public, CKA_KEY_TYPE)?.map(KeyType::new) {
             Some(CKK_RSA) => {
                 let der = kmshsm::crypto::rsa::RsaComponents::public_der(
                     &get(CKA_MODULUS)?,
@@ -542,7 +528,7 @@ fn public_cipher(spec: Option<KeySpec>) -> MechanismArg {
     }
 }
 
-fn oaep(hash: CK_MECHANISM_TYPE) -> OaepParams {
+fn oaep(hash: MechType) -> OaepParams {
     let mgf = if hash == CKM_SHA_1 {
         CKG_MGF1_SHA1
     } else {
@@ -578,14 +564,11 @@ pub(crate) fn unwrap_mechanism(alg: WrappingAlgorithm) -> MechanismArg {
             },
         ),
         RsaesOaepSha256Aes256EcbPkcs7Pad => (
-            v::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD as CK_MECHANISM_TYPE,
+            v::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD,
             Param::None,
         ),
         Sm2Pke => (sm_mech::CKM_SM2_ENCRYPT, Param::None),
-        Sm2PkeSm4Ecb => (
-            v::CKM_KMSHSM_SM2PKE_SM4_ECB as CK_MECHANISM_TYPE,
-            Param::None,
-        ),
+        Sm2PkeSm4Ecb => (v::CKM_KMSHSM_SM2PKE_SM4_ECB, Param::None),
     };
     MechanismArg { kind, param }
 }

@@ -319,7 +319,7 @@ fn open(cli: &Cli) -> Result<Client, Failure> {
     }
     let choice = match (&cli.token_label, cli.slot) {
         (Some(l), _) => TokenChoice::Label(l.clone()),
-        (None, Some(s)) => TokenChoice::Slot(s),
+        (None, Some(s)) => TokenChoice::Slot(kmshsm::ids::SlotId::new(s)),
         (None, None) => TokenChoice::Only,
     };
     let pin = pin(cli)?;

@@ -9,6 +9,7 @@ use cryptoki_sys::*;
 use super::session::lookup;
 use crate::error::Result;
 use crate::ffi::raw::{self, OutBuf};
+use crate::ids::ObjectHandle;
 use crate::session::crypto::Direction;
 
 /// # Safety
@@ -22,7 +23,7 @@ unsafe fn cipher_init(
     let (_, s) = lookup(session)?;
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
     let mech = unsafe { raw::read_mechanism(mechanism) }?;
-    s.cipher_init(dir, &mech, key as u64)
+    s.cipher_init(dir, &mech, ObjectHandle::from_raw(key))
 }
 
 /// # Safety
@@ -260,7 +261,7 @@ pub(crate) unsafe fn digest_update(
 }
 pub(crate) fn digest_key(session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
     let (_, s) = lookup(session)?;
-    s.digest_key(key as u64)
+    s.digest_key(ObjectHandle::from_raw(key))
 }
 /// # Safety
 /// The caller contract (`ffi/entry`).
@@ -284,7 +285,10 @@ pub(crate) unsafe fn sign_init(
 ) -> Result<()> {
     let (_, s) = lookup(session)?;
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
-    s.sign_init(&unsafe { raw::read_mechanism(mechanism) }?, key as u64)
+    s.sign_init(
+        &unsafe { raw::read_mechanism(mechanism) }?,
+        ObjectHandle::from_raw(key),
+    )
 }
 /// # Safety
 /// The caller contract (`ffi/entry`).
@@ -339,7 +343,10 @@ pub(crate) unsafe fn verify_init(
 ) -> Result<()> {
     let (_, s) = lookup(session)?;
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
-    s.verify_init(&unsafe { raw::read_mechanism(mechanism) }?, key as u64)
+    s.verify_init(
+        &unsafe { raw::read_mechanism(mechanism) }?,
+        ObjectHandle::from_raw(key),
+    )
 }
 /// # Safety
 /// The caller contract (`ffi/entry`).

@@ -9,6 +9,7 @@ use cryptoki_sys::*;
 use super::session::lookup;
 use crate::error::{Error, Result};
 use crate::ffi::raw::{self, OutBuf};
+use crate::ids::ObjectHandle;
 use crate::operation::Output;
 
 /// # Safety
@@ -36,7 +37,7 @@ pub(crate) unsafe fn generate_key(
     };
     let handle = s.token.generate_key(s.caller(), &mech, &template)?;
     // SAFETY: the caller contract makes `key` (not NULL) writable for this call.
-    unsafe { raw::write(key, handle as CK_OBJECT_HANDLE) }
+    unsafe { raw::write(key, handle.raw()) }
 }
 
 /// # Safety
@@ -69,8 +70,8 @@ pub(crate) unsafe fn generate_key_pair(
         .generate_key_pair(s.caller(), &mech, &public, &private)?;
     // SAFETY: the caller contract makes both handle outputs (not NULL) writable.
     unsafe {
-        raw::write(public_key, p as CK_OBJECT_HANDLE)?;
-        raw::write(private_key, q as CK_OBJECT_HANDLE)
+        raw::write(public_key, p.raw())?;
+        raw::write(private_key, q.raw())
     }
 }
 
@@ -93,8 +94,11 @@ pub(crate) unsafe fn wrap_key(
             OutBuf::new(wrapped_key, wrapped_key_len)?,
         )
     };
-    let wrapped =
-        zeroize::Zeroizing::new(s.token.wrap_key(&mech, wrapping_key as u64, key as u64)?);
+    let wrapped = zeroize::Zeroizing::new(s.token.wrap_key(
+        &mech,
+        ObjectHandle::from_raw(wrapping_key),
+        ObjectHandle::from_raw(key),
+    )?);
     let result = match out.capacity {
         None => Output::Len(wrapped.len()),
         Some(c) if c < wrapped.len() => Output::TooSmall(wrapped.len()),
@@ -129,11 +133,15 @@ pub(crate) unsafe fn unwrap_key(
             raw::read_template(template, attribute_count)?,
         )
     };
-    let handle =
-        s.token
-            .unwrap_key(s.caller(), &mech, unwrapping_key as u64, wrapped, &template)?;
+    let handle = s.token.unwrap_key(
+        s.caller(),
+        &mech,
+        ObjectHandle::from_raw(unwrapping_key),
+        wrapped,
+        &template,
+    )?;
     // SAFETY: the caller contract makes `key` (not NULL) writable for this call.
-    unsafe { raw::write(key, handle as CK_OBJECT_HANDLE) }
+    unsafe { raw::write(key, handle.raw()) }
 }
 
 /// # Safety
@@ -162,9 +170,13 @@ pub(crate) unsafe fn derive_key(
         )
     };
     let templates: Vec<_> = extra.iter().map(|(t, _)| t.clone()).collect();
-    let result = s
-        .token
-        .derive_keys(s.caller(), &mech, base_key as u64, &template, &templates);
+    let result = s.token.derive_keys(
+        s.caller(),
+        &mech,
+        ObjectHandle::from_raw(base_key),
+        &template,
+        &templates,
+    );
     // All keys are made or none (§2.42.7): on failure every handle is invalid.
     let (handle, more) = match result {
         Ok(made) => made,
@@ -179,8 +191,8 @@ pub(crate) unsafe fn derive_key(
     };
     for ((_, ph), h) in extra.iter().zip(more) {
         // SAFETY: as above.
-        unsafe { raw::write(*ph, h as CK_OBJECT_HANDLE) }?;
+        unsafe { raw::write(*ph, h.raw()) }?;
     }
     // SAFETY: the caller contract makes `key` (not NULL) writable for this call.
-    unsafe { raw::write(key, handle as CK_OBJECT_HANDLE) }
+    unsafe { raw::write(key, handle.raw()) }
 }

@@ -16,6 +16,7 @@ use cryptoki_sys::*;
 use super::session::lookup;
 use crate::error::{Error, Result};
 use crate::ffi::raw::{self, OutBuf};
+use crate::ids::{MechType, ObjectHandle};
 use crate::mechanism::message::MessageParams;
 use crate::session::crypto::Direction;
 use crate::session::message::Sealed;
@@ -55,7 +56,8 @@ unsafe fn read_params(
     match dir {
         Direction::Decrypt => {
             // SAFETY: the caller contract makes `pTag` readable for the tag's length.
-            p.tag = unsafe { raw::param_bytes(g.pTag.cast_const().cast(), tag_len as CK_ULONG) }?;
+            p.tag =
+                unsafe { raw::param_bytes(g.pTag.cast_const().cast(), raw::ulong_len(tag_len)) }?;
         }
         Direction::Encrypt if g.pTag.is_null() => return Err(Error::MechanismParamInvalid),
         Direction::Encrypt => {}
@@ -106,14 +108,15 @@ unsafe fn init(
         Direction::Encrypt => CKF_MESSAGE_ENCRYPT,
         Direction::Decrypt => CKF_MESSAGE_DECRYPT,
     };
-    match crate::mechanism::info_of(mech.mechanism) {
+    let kind = MechType::from_raw(mech.mechanism);
+    match crate::mechanism::info_of(kind) {
         Some(info) if info.flags & flags != 0 => {}
         _ => return Err(Error::MechanismInvalid),
     }
     if !param_ok {
         return Err(Error::MechanismParamInvalid);
     }
-    s.message_init(dir, mech.mechanism, key as u64)
+    s.message_init(dir, kind, ObjectHandle::from_raw(key))
 }
 
 /// # Safety

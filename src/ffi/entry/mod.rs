@@ -26,6 +26,7 @@ pub(super) mod slot_token;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::ids::SessionHandle;
 use crate::provider::{self, Provider};
 use crate::session::Session;
 
@@ -38,6 +39,6 @@ pub(super) fn unsupported() -> Result<()> {
 /// The initialised provider and the session behind `handle`.
 fn session(handle: cryptoki_sys::CK_SESSION_HANDLE) -> Result<(Arc<Provider>, Arc<Session>)> {
     let p = provider::get()?;
-    let s = p.session(handle as u64)?;
+    let s = p.session(SessionHandle::from_raw(handle))?;
     Ok((p, s))
 }

@@ -7,6 +7,7 @@ use cryptoki_sys::*;
 use super::session::lookup;
 use crate::error::{Error, Result};
 use crate::ffi::raw::{self, Filled};
+use crate::ids::ObjectHandle;
 
 /// # Safety
 /// The caller contract (`ffi/entry`).
@@ -24,7 +25,7 @@ pub(crate) unsafe fn create(
     let template = unsafe { raw::read_template(template, count) }?;
     let handle = s.token.create_object(s.caller(), &template)?;
     // SAFETY: the caller contract makes `object` (not NULL) writable for this call.
-    unsafe { raw::write(object, handle as CK_OBJECT_HANDLE) }
+    unsafe { raw::write(object, handle.raw()) }
 }
 
 /// # Safety
@@ -42,14 +43,17 @@ pub(crate) unsafe fn copy(
     }
     // SAFETY: the caller contract covers the template for this call.
     let template = unsafe { raw::read_template(template, count) }?;
-    let handle = s.token.copy_object(s.caller(), object as u64, &template)?;
+    let handle = s
+        .token
+        .copy_object(s.caller(), ObjectHandle::from_raw(object), &template)?;
     // SAFETY: the caller contract makes `new_object` (not NULL) writable for this call.
-    unsafe { raw::write(new_object, handle as CK_OBJECT_HANDLE) }
+    unsafe { raw::write(new_object, handle.raw()) }
 }
 
 pub(crate) fn destroy(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
     let (_, s) = lookup(session)?;
-    s.token.destroy_object(s.caller(), object as u64)
+    s.token
+        .destroy_object(s.caller(), ObjectHandle::from_raw(object))
 }
 
 /// # Safety
@@ -63,9 +67,9 @@ pub(crate) unsafe fn size(
     if size.is_null() {
         return Err(Error::ArgumentsBad("NULL pulSize"));
     }
-    let bytes = s.token.object_size(object as u64)?;
+    let bytes = s.token.object_size(ObjectHandle::from_raw(object))?;
     // SAFETY: the caller contract makes `size` (not NULL) writable for this call.
-    unsafe { raw::write(size, bytes as CK_ULONG) }
+    unsafe { raw::write(size, raw::ulong_len(bytes)) }
 }
 
 /// §5.7 C_GetAttributeValue: every attribute is processed; the call's return code is
@@ -83,7 +87,9 @@ pub(crate) unsafe fn get_attributes(
     // SAFETY: the caller contract lends the template and its value buffers for this
     // call, which the OutTemplate does not outlive.
     let mut out = unsafe { raw::OutTemplate::new(template, count) }?;
-    let reads = s.token.attributes(object as u64, &out.types())?;
+    let reads = s
+        .token
+        .attributes(ObjectHandle::from_raw(object), &out.types())?;
     let (mut sensitive, mut absent, mut small) = (false, false, false);
     for (i, read) in reads.iter().enumerate() {
         match out.fill(i, read) {
@@ -115,7 +121,8 @@ pub(crate) unsafe fn set_attributes(
     let (_, s) = lookup(session)?;
     // SAFETY: the caller contract covers the template for this call.
     let template = unsafe { raw::read_template(template, count) }?;
-    s.token.set_attributes(s.caller(), object as u64, &template)
+    s.token
+        .set_attributes(s.caller(), ObjectHandle::from_raw(object), &template)
 }
 
 /// # Safety
@@ -146,7 +153,7 @@ pub(crate) unsafe fn find(
     let found: Vec<CK_OBJECT_HANDLE> = s
         .find_next(usize::try_from(max_object_count).unwrap_or(usize::MAX))?
         .into_iter()
-        .map(|h| h as CK_OBJECT_HANDLE)
+        .map(|h| h.raw())
         .collect();
     // The caller's array holds `max_object_count` handles; `found` has at most that many.
     // SAFETY: the caller contract makes `object_count` (not NULL) a writable CK_ULONG and

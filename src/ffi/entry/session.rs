@@ -11,6 +11,7 @@ use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
 use crate::ffi::raw;
+use crate::ids::{SessionHandle, SlotId};
 use crate::provider::{self, Provider};
 use crate::session::Session;
 
@@ -34,17 +35,17 @@ pub(crate) unsafe fn open(
     if flags & CKF_SERIAL_SESSION == 0 {
         return Err(Error::SessionParallelNotSupported);
     }
-    let handle = p.open_session(slot_id as u64, flags & CKF_RW_SESSION != 0)?;
+    let handle = p.open_session(SlotId::from_raw(slot_id), flags & CKF_RW_SESSION != 0)?;
     // SAFETY: the caller contract makes `session` (not NULL) writable for this call.
-    unsafe { raw::write(session, handle as CK_SESSION_HANDLE) }
+    unsafe { raw::write(session, handle.raw()) }
 }
 
 pub(crate) fn close(session: CK_SESSION_HANDLE) -> Result<()> {
-    provider::get()?.close_session(session as u64)
+    provider::get()?.close_session(SessionHandle::from_raw(session))
 }
 
 pub(crate) fn close_all(slot_id: CK_SLOT_ID) -> Result<()> {
-    provider::get()?.close_all_sessions(slot_id as u64)
+    provider::get()?.close_all_sessions(SlotId::from_raw(slot_id))
 }
 
 /// # Safety
@@ -56,7 +57,7 @@ pub(crate) unsafe fn info(session: CK_SESSION_HANDLE, info: *mut CK_SESSION_INFO
         flags |= CKF_RW_SESSION;
     }
     let value = CK_SESSION_INFO {
-        slotID: s.slot_id as CK_SLOT_ID,
+        slotID: s.slot_id.raw(),
         state: s.state(),
         flags,
         ulDeviceError: 0,

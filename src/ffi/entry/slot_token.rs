@@ -10,6 +10,7 @@ use cryptoki_sys::*;
 use super::general;
 use crate::error::{Error, Result};
 use crate::ffi::raw;
+use crate::ids::{MechType, SlotId};
 use crate::provider;
 use crate::token::{UserKind, LABEL_LEN, MAX_PIN_LEN, MIN_PIN_LEN};
 
@@ -31,7 +32,7 @@ pub(crate) unsafe fn slot_list(
     }
     // Every slot holds a token (the free slot an uninitialised one), so the
     // tokenPresent filter changes nothing.
-    let ids: Vec<CK_SLOT_ID> = p.slot_ids().into_iter().map(|i| i as CK_SLOT_ID).collect();
+    let ids: Vec<CK_SLOT_ID> = p.slot_ids().into_iter().map(|i| i.raw()).collect();
     // SAFETY: the caller contract makes `count` (not NULL) readable and writable, and
     // `slot_list` NULL or writable for `*count` slot ids, for this call.
     unsafe { raw::out_array(slot_list, count, &ids) }
@@ -40,7 +41,7 @@ pub(crate) unsafe fn slot_list(
 /// # Safety
 /// The caller contract (`ffi/entry`).
 pub(crate) unsafe fn slot_info(slot_id: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> Result<()> {
-    let view = provider::get()?.slot(slot_id as u64)?;
+    let view = provider::get()?.slot(SlotId::from_raw(slot_id))?;
     let value = CK_SLOT_INFO {
         slotDescription: raw::padded(&format!("kmshsm slot {}", view.id)),
         manufacturerID: raw::padded(general::MANUFACTURER),
@@ -73,7 +74,7 @@ fn pin_flags(
 /// # Safety
 /// The caller contract (`ffi/entry`).
 pub(crate) unsafe fn token_info(slot_id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> Result<()> {
-    let view = provider::get()?.slot(slot_id as u64)?;
+    let view = provider::get()?.slot(SlotId::from_raw(slot_id))?;
     let mut value = CK_TOKEN_INFO {
         label: [b' '; 32],
         manufacturerID: raw::padded(general::MANUFACTURER),
@@ -84,8 +85,8 @@ pub(crate) unsafe fn token_info(slot_id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -
         ulSessionCount: 0,
         ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
         ulRwSessionCount: 0,
-        ulMaxPinLen: MAX_PIN_LEN as CK_ULONG,
-        ulMinPinLen: MIN_PIN_LEN as CK_ULONG,
+        ulMaxPinLen: raw::ulong_len(MAX_PIN_LEN),
+        ulMinPinLen: raw::ulong_len(MIN_PIN_LEN),
         ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
@@ -115,8 +116,8 @@ pub(crate) unsafe fn token_info(slot_id: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -
             CKF_SO_PIN_FINAL_TRY,
             CKF_SO_PIN_LOCKED,
         );
-        value.ulSessionCount = s.session_count as CK_ULONG;
-        value.ulRwSessionCount = s.rw_session_count as CK_ULONG;
+        value.ulSessionCount = raw::ulong_len(s.session_count);
+        value.ulRwSessionCount = raw::ulong_len(s.rw_session_count);
     }
     // SAFETY: the caller contract makes `info` NULL or writable for this call.
     unsafe { raw::write(info, value) }
@@ -129,8 +130,11 @@ pub(crate) unsafe fn mechanism_list(
     mechanism_list: *mut CK_MECHANISM_TYPE,
     count: *mut CK_ULONG,
 ) -> Result<()> {
-    provider::get()?.slot(slot_id as u64)?;
-    let mechanisms: Vec<CK_MECHANISM_TYPE> = crate::mechanism::list();
+    provider::get()?.slot(SlotId::from_raw(slot_id))?;
+    let mechanisms: Vec<CK_MECHANISM_TYPE> = crate::mechanism::list()
+        .into_iter()
+        .map(MechType::raw)
+        .collect();
     // SAFETY: the caller contract makes `count` NULL or readable and writable, and
     // `mechanism_list` NULL or writable for `*count` types, for this call.
     unsafe { raw::out_array(mechanism_list, count, &mechanisms) }
@@ -143,8 +147,9 @@ pub(crate) unsafe fn mechanism_info(
     mechanism_type: CK_MECHANISM_TYPE,
     info: *mut CK_MECHANISM_INFO,
 ) -> Result<()> {
-    provider::get()?.slot(slot_id as u64)?;
-    let value = crate::mechanism::info_of(mechanism_type).ok_or(Error::MechanismInvalid)?;
+    provider::get()?.slot(SlotId::from_raw(slot_id))?;
+    let value = crate::mechanism::info_of(MechType::from_raw(mechanism_type))
+        .ok_or(Error::MechanismInvalid)?;
     // SAFETY: the caller contract makes `info` NULL or writable for this call.
     unsafe { raw::write(info, value) }
 }
@@ -184,7 +189,7 @@ pub(crate) unsafe fn init_token(
     let p = provider::get()?;
     // SAFETY: the caller contract covers the SO PIN and the 32-byte label for this call.
     let (so_pin, label) = unsafe { (self::pin(pin, pin_len)?, raw::in_array::<LABEL_LEN>(label)?) };
-    p.init_token(slot_id as u64, so_pin, label)
+    p.init_token(SlotId::from_raw(slot_id), so_pin, label)
 }
 
 /// # Safety

@@ -15,7 +15,7 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn key(key_type: CK_KEY_TYPE, v: &[u8]) -> Key {
+fn key(key_type: KeyType, v: &[u8]) -> Key {
     Key {
         class: CKO_SECRET_KEY,
         key_type,
@@ -31,7 +31,7 @@ fn be(width_bits: u64) -> IntFormat {
     }
 }
 
-fn params(prf: CK_MECHANISM_TYPE, data: Vec<PrfData>, extra: usize) -> Param {
+fn params(prf: MechType, data: Vec<PrfData>, extra: usize) -> Param {
     Param::Kbkdf(KbkdfParams {
         prf,
         data,

@@ -13,8 +13,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cryptoki_sys::*;
-
 use super::*;
 use crate::crypto::pkcs8::encode_spki;
 use crate::kms::audit::Operation;
@@ -120,7 +118,7 @@ impl Token {
             ..KeyRequest::default()
         };
         if template::parse(public_template)?
-            .get(&t(CKA_MODULUS_BITS))
+            .get(&CKA_MODULUS_BITS)
             .and_then(Value::as_ulong)
             .is_some_and(|b| b != 2048)
         {
@@ -128,13 +126,13 @@ impl Token {
                 "wrapping keys are RSA_2048",
             )));
         }
-        let (_, (public, private)): (CK_KEY_TYPE, GeneratedPair) =
+        let (_, (public, private)): (KeyType, GeneratedPair) =
             find_mechanism(mech.kind)?.generate_key_pair(&mech.param, &request)?;
         let spki = match key_type {
             CKK_RSA => {
                 let get = |vals: &[(AttrType, Value)], ty| {
                     vals.iter()
-                        .find(|(a, _)| *a == t(ty))
+                        .find(|(a, _)| *a == ty)
                         .and_then(|(_, v)| v.as_bytes())
                         .map(<[u8]>::to_vec)
                 };
@@ -147,7 +145,7 @@ impl Token {
             _ => {
                 let point = public
                     .iter()
-                    .find(|(a, _)| *a == t(CKA_EC_POINT))
+                    .find(|(a, _)| *a == CKA_EC_POINT)
                     .and_then(|(_, v)| v.as_bytes())
                     .map(ec::point_from_attribute)
                     .unwrap_or_default();
@@ -160,12 +158,12 @@ impl Token {
             }
         };
         let (label, id) = self.wrapping_names(&target, &given, public_template)?;
-        let b = |ty, v| (t(ty), Value::Bool(v));
+        let b = |ty, v| (ty, Value::Bool(v));
         let shared = vec![
             b(CKA_TOKEN, true),
-            (t(CKA_LABEL), Value::Bytes(label)),
-            (t(CKA_ID), Value::Bytes(id)),
-            (t(CKA_PUBLIC_KEY_INFO), Value::Bytes(spki)),
+            (CKA_LABEL, Value::Bytes(label)),
+            (CKA_ID, Value::Bytes(id)),
+            (CKA_PUBLIC_KEY_INFO, Value::Bytes(spki)),
             (WRAPPING_ALGORITHM, ulong(alg.code())),
             (
                 IMPORT_TARGET,
@@ -188,8 +186,8 @@ impl Token {
             b(CKA_SIGN_RECOVER, false),
             b(CKA_DERIVE, false),
             (
-                t(CKA_ALLOWED_MECHANISMS),
-                Value::Mechanisms(vec![mechanism_of(alg) as u64]),
+                CKA_ALLOWED_MECHANISMS,
+                Value::Mechanisms(vec![mechanism_of(alg)]),
             ),
         ]);
         let mut public_values = public;
@@ -203,7 +201,7 @@ impl Token {
         let provenance = Provenance::Generated(mech.kind);
         let public_template: Vec<RawAttribute> = public_template
             .iter()
-            .filter(|a| a.ty != t(CKA_PUBLIC_EXPONENT) && a.ty != t(CKA_MODULUS_BITS))
+            .filter(|a| a.ty != CKA_PUBLIC_EXPONENT && a.ty != CKA_MODULUS_BITS)
             .cloned()
             .collect();
         let public = template::build_key(
@@ -250,8 +248,8 @@ impl Token {
         let public = template::parse(public_template)?;
         let named = |ty| {
             private
-                .get(&t(ty))
-                .or_else(|| public.get(&t(ty)))
+                .get(&ty)
+                .or_else(|| public.get(&ty))
                 .and_then(Value::as_bytes)
                 .map(<[u8]>::to_vec)
         };
@@ -459,16 +457,16 @@ impl Token {
         let mut values = common;
         values.extend(imported.public.iter().cloned());
         for ty in [KEY_ID, ORIGIN, KEY_SPEC, KEY_USAGE] {
-            if let Some(v) = private.value(ty as CK_ATTRIBUTE_TYPE) {
+            if let Some(v) = private.value(ty) {
                 values.push((ty, v.clone()));
             }
         }
         for ty in [CKA_LABEL, CKA_ID, CKA_TOKEN] {
             if let Some(v) = private.value(ty) {
-                values.push((t(ty), v.clone()));
+                values.push((ty, v.clone()));
             }
         }
-        values.push((t(CKA_PRIVATE), Value::Bool(false)));
+        values.push((CKA_PRIVATE, Value::Bool(false)));
         template::build_key(CKO_PUBLIC_KEY, key_type, &[], values, Provenance::Unwrapped)
     }
 }
@@ -477,9 +475,9 @@ impl Token {
 /// describe the import's target (`CKR_TEMPLATE_INCONSISTENT` else); the others describe
 /// a new object, which an import does not make, and are ignored (docs/key-model.md).
 fn fits_target(given: &BTreeMap<AttrType, Value>, main: &Object, spec: KeySpec) -> Result<()> {
-    let named = |ty| given.get(&t(ty)).and_then(Value::as_ulong);
-    let fits = named(CKA_CLASS).is_none_or(|c| c == main.class as u64)
-        && named(CKA_KEY_TYPE).is_none_or(|k| Some(k) == main.key_type.map(|k| k as u64))
+    let named = |ty| given.get(&ty).and_then(Value::as_ulong);
+    let fits = named(CKA_CLASS).is_none_or(|c| c == main.class.get())
+        && named(CKA_KEY_TYPE).is_none_or(|k| Some(k) == main.key_type.map(KeyType::get))
         && named(CKA_VALUE_LEN).is_none_or(|l| Some(l) == spec.symmetric_len().map(|n| n as u64));
     if fits {
         Ok(())
@@ -493,7 +491,7 @@ fn fits_target(given: &BTreeMap<AttrType, Value>, main: &Object, spec: KeySpec) 
 /// given must agree.
 fn material_expiry(given: &BTreeMap<AttrType, Value>) -> Result<u64> {
     let vendor = given.get(&MATERIAL_EXPIRY).and_then(Value::as_ulong);
-    let end = match given.get(&t(CKA_END_DATE)).and_then(Value::as_bytes) {
+    let end = match given.get(&CKA_END_DATE).and_then(Value::as_bytes) {
         Some(date) => byok::end_date_expiry(date)
             .map_err(|_| Error::AttributeValueInvalid)?
             .map(|e| e as u64),

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use cryptoki_sys::*;
+use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::authority::confine_to_key_usage;
@@ -44,10 +44,6 @@ use crate::object::template::{self, Provenance};
 use crate::object::Object;
 use crate::store::Change;
 
-const fn t(x: CK_ATTRIBUTE_TYPE) -> AttrType {
-    x as AttrType
-}
-
 fn ulong(v: u64) -> Value {
     Value::Ulong(v)
 }
@@ -67,11 +63,11 @@ fn origin_of(object: &Object) -> Option<Origin> {
     object.ulong(ORIGIN).and_then(Origin::from_code)
 }
 
-fn has_material(class: CK_OBJECT_CLASS, given: &BTreeMap<AttrType, Value>) -> bool {
+fn has_material(class: ObjectClass, given: &BTreeMap<AttrType, Value>) -> bool {
     match class {
-        CKO_SECRET_KEY => given.contains_key(&t(CKA_VALUE)),
+        CKO_SECRET_KEY => given.contains_key(&CKA_VALUE),
         CKO_PRIVATE_KEY => {
-            given.contains_key(&t(CKA_VALUE)) || given.contains_key(&t(CKA_PRIVATE_EXPONENT))
+            given.contains_key(&CKA_VALUE) || given.contains_key(&CKA_PRIVATE_EXPONENT)
         }
         _ => true,
     }
@@ -83,21 +79,21 @@ fn canonical_of(
     secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
 ) -> Option<(KeySpec, Vec<u8>, Option<Vec<u8>>)> {
     let spec = spec_of(object)?;
-    let secret = |ty| secrets.get(&t(ty)).map(|v| v.to_vec());
+    let secret = |ty| secrets.get(&ty).map(|v| v.to_vec());
     match (object.class, object.key_type?) {
         (CKO_SECRET_KEY, _) => Some((spec, secret(CKA_VALUE)?, None)),
         (_, CKK_RSA) => Some((
             spec,
-            object.bytes(t(CKA_MODULUS))?.to_vec(),
-            Some(object.bytes(t(CKA_PUBLIC_EXPONENT))?.to_vec()),
+            object.bytes(CKA_MODULUS)?.to_vec(),
+            Some(object.bytes(CKA_PUBLIC_EXPONENT)?.to_vec()),
         )),
         (CKO_PUBLIC_KEY, _) => Some((
             spec,
-            ec::point_from_attribute(object.bytes(t(CKA_EC_POINT))?),
+            ec::point_from_attribute(object.bytes(CKA_EC_POINT)?),
             None,
         )),
         (CKO_PRIVATE_KEY, CKK_EC) => {
-            let curve = Curve::from_oid(object.bytes(t(CKA_EC_PARAMS))?).ok()?;
+            let curve = Curve::from_oid(object.bytes(CKA_EC_PARAMS)?).ok()?;
             let point = EcPrivateKey::new(curve, &secret(CKA_VALUE)?)
                 .ok()?
                 .public_point();
@@ -195,9 +191,9 @@ impl Token {
     pub(super) fn build_created(&self, template: &[RawAttribute]) -> Result<Object> {
         let given = template::parse(template)?;
         let class = given
-            .get(&t(CKA_CLASS))
+            .get(&CKA_CLASS)
             .and_then(Value::as_ulong)
-            .map(|c| c as CK_OBJECT_CLASS);
+            .map(ObjectClass::new);
         let is_owner_key = matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY));
         let origin = match given.get(&ORIGIN).and_then(Value::as_ulong) {
             None => None,
@@ -232,7 +228,7 @@ impl Token {
 
     fn build_pending(
         &self,
-        class: CK_OBJECT_CLASS,
+        class: ObjectClass,
         given: &BTreeMap<AttrType, Value>,
         template: &[RawAttribute],
         usage: Option<KeyUsage>,
@@ -243,9 +239,10 @@ impl Token {
             .ok_or(Error::TemplateIncomplete)?;
         let spec = KeySpec::from_code(spec).ok_or(Error::AttributeValueInvalid)?;
         let key_type = given
-            .get(&t(CKA_KEY_TYPE))
+            .get(&CKA_KEY_TYPE)
             .and_then(Value::as_ulong)
-            .ok_or(Error::TemplateIncomplete)? as CK_KEY_TYPE;
+            .map(KeyType::new)
+            .ok_or(Error::TemplateIncomplete)?;
         if !shape::fits(spec, class, key_type) || usage.is_some_and(|u| !spec.allows(u)) {
             return Err(Error::TemplateInconsistent);
         }
@@ -257,10 +254,10 @@ impl Token {
             (MATERIAL_EXPIRY, ulong(0)),
         ];
         if let Some(len) = spec.symmetric_len() {
-            module.push((t(CKA_VALUE_LEN), ulong(len as u64)));
+            module.push((CKA_VALUE_LEN, ulong(len as u64)));
         }
         if let Some(params) = shape::shape_of(spec).ec_params {
-            module.push((t(CKA_EC_PARAMS), Value::Bytes(params.to_vec())));
+            module.push((CKA_EC_PARAMS, Value::Bytes(params.to_vec())));
         }
         if usage.is_none() {
             if let Some(implied) = key.usage {
@@ -503,8 +500,8 @@ pub(super) struct Imported {
     canonical: (Vec<u8>, Option<Vec<u8>>),
 }
 
-fn bytes(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> (AttrType, Value) {
-    (t(ty), Value::Bytes(v.to_vec()))
+fn bytes(ty: AttrType, v: &[u8]) -> (AttrType, Value) {
+    (ty, Value::Bytes(v.to_vec()))
 }
 
 /// Checks imported material against the key spec and turns it into attributes.
@@ -547,7 +544,7 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
                 public: vec![
                     bytes(CKA_MODULUS, &c.n),
                     bytes(CKA_PUBLIC_EXPONENT, &c.e),
-                    (t(CKA_MODULUS_BITS), ulong(bits as u64)),
+                    (CKA_MODULUS_BITS, ulong(bits as u64)),
                 ],
                 canonical: (c.n.clone(), Some(c.e.clone())),
             })

@@ -8,11 +8,12 @@
 //! It must not decide anything about a key's life: it only says what a spec looks like
 //! as PKCS#11 objects.
 
-use cryptoki_sys::*;
+use crate::ck::*;
 
 use crate::crypto::der;
 use crate::crypto::ec::Curve;
 use crate::crypto::rsa::bit_len;
+use crate::ids::{KeyType, MechType, ObjectClass};
 use crate::kms::import::{WrappingAlgorithm, WrappingKeySpec};
 use crate::kms::key::KeySpec;
 use crate::kms::spec::{SpecMaterial, ROWS};
@@ -25,10 +26,10 @@ use crate::vendor;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpecShape {
     /// The class of the key's main object: secret, or private (with a public object).
-    pub class: CK_OBJECT_CLASS,
-    pub key_type: CK_KEY_TYPE,
+    pub class: ObjectClass,
+    pub key_type: KeyType,
     /// `C_GenerateKey` or `C_GenerateKeyPair` mechanism of a key of the spec.
-    pub generation: CK_MECHANISM_TYPE,
+    pub generation: MechType,
     /// The DER OID `CKA_EC_PARAMS` names for an elliptic-curve spec.
     pub ec_params: Option<&'static [u8]>,
 }
@@ -62,7 +63,7 @@ pub fn shape_of(spec: KeySpec) -> SpecShape {
 
 /// Whether an object of `class` and `key_type` can be a key of `spec` (its main object,
 /// or for a key pair its public object).
-pub fn fits(spec: KeySpec, class: CK_OBJECT_CLASS, key_type: CK_KEY_TYPE) -> bool {
+pub fn fits(spec: KeySpec, class: ObjectClass, key_type: KeyType) -> bool {
     let shape = shape_of(spec);
     let class_fits =
         class == shape.class || (shape.class == CKO_PRIVATE_KEY && class == CKO_PUBLIC_KEY);
@@ -75,14 +76,14 @@ pub fn spec_of(object: &Object) -> Option<KeySpec> {
     ROWS.iter()
         .filter(|row| fits(row.spec, object.class, key_type))
         .find(|row| match row.material {
-            SpecMaterial::Aes { len } => object.ulong(CKA_VALUE_LEN as u64) == Some(len as u64),
+            SpecMaterial::Aes { len } => object.ulong(CKA_VALUE_LEN) == Some(len as u64),
             SpecMaterial::Sm4 { .. } | SpecMaterial::Sm2 => true,
             SpecMaterial::Rsa { bits } => object
-                .bytes(CKA_MODULUS as u64)
+                .bytes(CKA_MODULUS)
                 .is_some_and(|n| bit_len(n) == bits),
             SpecMaterial::Ec(curve) => {
                 object
-                    .bytes(CKA_EC_PARAMS as u64)
+                    .bytes(CKA_EC_PARAMS)
                     .and_then(|p| Curve::from_oid(p).ok())
                     == Some(curve)
             }
@@ -91,22 +92,22 @@ pub fn spec_of(object: &Object) -> Option<KeySpec> {
 }
 
 /// The mechanism `C_UnwrapKey` must use for a wrapping algorithm.
-pub fn unwrap_mechanism(alg: WrappingAlgorithm) -> CK_MECHANISM_TYPE {
+pub fn unwrap_mechanism(alg: WrappingAlgorithm) -> MechType {
     use WrappingAlgorithm::*;
     match alg {
         RsaesPkcs1V15 => CKM_RSA_PKCS,
         RsaesOaepSha1 | RsaesOaepSha256 => CKM_RSA_PKCS_OAEP,
         RsaAesKeyWrapSha1 | RsaAesKeyWrapSha256 => CKM_RSA_AES_KEY_WRAP,
         RsaesOaepSha256Aes256EcbPkcs7Pad => {
-            vendor::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD as CK_MECHANISM_TYPE
+            vendor::CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD
         }
         Sm2Pke => sm_mech::CKM_SM2_ENCRYPT,
-        Sm2PkeSm4Ecb => vendor::CKM_KMSHSM_SM2PKE_SM4_ECB as CK_MECHANISM_TYPE,
+        Sm2PkeSm4Ecb => vendor::CKM_KMSHSM_SM2PKE_SM4_ECB,
     }
 }
 
 /// The hash an OAEP-based algorithm must name in its parameters.
-pub fn oaep_hash(alg: WrappingAlgorithm) -> Option<CK_MECHANISM_TYPE> {
+pub fn oaep_hash(alg: WrappingAlgorithm) -> Option<MechType> {
     use WrappingAlgorithm::*;
     match alg {
         RsaesOaepSha1 | RsaAesKeyWrapSha1 => Some(CKM_SHA_1),
@@ -116,7 +117,7 @@ pub fn oaep_hash(alg: WrappingAlgorithm) -> Option<CK_MECHANISM_TYPE> {
 }
 
 /// The key type and the generation mechanism of the wrapping key an algorithm needs.
-pub fn wrapping_key(alg: WrappingAlgorithm) -> (CK_KEY_TYPE, CK_MECHANISM_TYPE) {
+pub fn wrapping_key(alg: WrappingAlgorithm) -> (KeyType, MechType) {
     match alg.wrapping_key_spec() {
         WrappingKeySpec::Rsa2048 => (CKK_RSA, CKM_RSA_PKCS_KEY_PAIR_GEN),
         WrappingKeySpec::EcSm2 => (CKK_SM2, sm_mech::CKM_SM2_KEY_PAIR_GEN),
