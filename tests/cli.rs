@@ -611,10 +611,7 @@ fn import_parameters_from_the_cli_work_through_pkcs11_and_the_reverse() {
     let spki = unb64(&public);
     let rsa = {
         let (_, rsa_der) = kmshsm::crypto::pkcs8::decode_spki(&spki).unwrap();
-        let mut outer =
-            kmshsm::crypto::der::Reader::new(rsa_der, || kmshsm::error::Error::DataInvalid);
-        let mut seq = outer.nested(kmshsm::crypto::der::SEQUENCE).unwrap();
-        let (n, e) = (seq.uint().unwrap().to_vec(), seq.uint().unwrap().to_vec());
+        let (n, e) = kmshsm::crypto::rsa::RsaComponents::from_public_der(rsa_der).unwrap();
         kmshsm::crypto::rsa::RsaPublicKey::new(&n, &e).unwrap()
     };
     let wrapped = rsa

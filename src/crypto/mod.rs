@@ -7,10 +7,10 @@
 //! tested against published vectors through them and through the C ABI alike.
 //! Secrets they return are zeroizing; they never log.
 pub mod aes;
+pub mod asn1;
 pub mod curve25519;
 #[allow(unsafe_code)] // Ed448 from libcrypto.so.3, opened at run time; see curve448.rs
 pub mod curve448;
-pub mod der;
 pub mod des;
 pub mod ec;
 #[allow(unsafe_code)] // aws-lc's Ed25519ctx/ph; see ed25519_variants.rs

@@ -24,7 +24,7 @@ mod test_support;
 pub use self::sm2::{
     sm2_check_public, sm2_decrypt, sm2_decrypt_der, sm2_encrypt, sm2_encrypt_der, sm2_generate,
     sm2_public_from_private, sm2_sign_digest, sm2_sign_sm3, sm2_sm3_hasher, sm2_verify_digest,
-    sm2_verify_sm3, SM2_DEFAULT_ID,
+    sm2_verify_sm3, OID_SM2, SM2_DEFAULT_ID,
 };
 pub use self::sm3::{sm3, Sm3};
 pub use self::sm4::{

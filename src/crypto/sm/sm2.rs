@@ -28,6 +28,9 @@ use crate::error::{Error, Result};
 /// default too; the OpenSSL 3.0 command line uses it only when given `distid:`).
 pub const SM2_DEFAULT_ID: &[u8] = b"1234567812345678";
 
+/// The curve's OID, 1.2.156.10197.1.301, as a DER element (`CKA_EC_PARAMS`).
+pub const OID_SM2: &[u8] = &[0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
+
 const SCALAR_LEN: usize = 32;
 const POINT_LEN: usize = 65;
 const HASH_LEN: usize = 32;
