@@ -1,6 +1,7 @@
 //! Thin wrappers over the cryptographic primitives: aws-lc-rs for RSA, ECDSA, AES,
-//! Ed25519 and X25519, RustCrypto for SM2, SM3, SM4 and (legacy only) DES, and the
-//! system's OpenSSL 3 libcrypto, opened at run time, for Ed448 and X448 (`curve448.rs`).
+//! Ed25519 and X25519, RustCrypto for SM2, SM3, SM4 and (legacy only) DES and for the
+//! DER key encodings (`pkcs1`, `pkcs8`, `sec1`, `spki` over `der`), and the system's
+//! OpenSSL 3 libcrypto, opened at run time, for Ed448 and X448 (`curve448.rs`).
 //!
 //! Functions here take and return plain bytes and `crate::error::Result`; they know
 //! nothing of sessions, objects or PKCS#11 structures, so the mechanism layer can be

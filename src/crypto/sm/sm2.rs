@@ -385,6 +385,13 @@ mod tests {
     }
 
     #[test]
+    fn the_curve_oid_is_sm2p256v1() {
+        use ::der::Encode;
+        let oid = ::der::asn1::ObjectIdentifier::new_unwrap("1.2.156.10197.1.301");
+        assert_eq!(oid.to_der().unwrap(), OID_SM2);
+    }
+
+    #[test]
     fn curve_constants_match_the_generator_of_the_sm2_crate() {
         let one = hex("0000000000000000000000000000000000000000000000000000000000000001");
         let g = sm2_public_from_private(&one).unwrap();
