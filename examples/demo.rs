@@ -23,7 +23,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use kmshsm::crypto::hash::HashAlg;
 use kmshsm::crypto::pkcs8::decode_spki;
-use kmshsm::crypto::rsa::RsaPublicKey;
+use kmshsm::crypto::rsa::{RsaComponents, RsaPublicKey};
 use kmshsm::ids::AttrType;
 use kmshsm::vendor as v;
 
@@ -154,9 +154,7 @@ fn parameters_for_import(
 fn wrap_locally(spki: &[u8], material: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     let (_, rsa_der) = decode_spki(spki)?;
     // RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }
-    let mut outer = kmshsm::crypto::der::Reader::new(rsa_der, || kmshsm::error::Error::DataInvalid);
-    let mut seq = outer.nested(kmshsm::crypto::der::SEQUENCE)?;
-    let (n, e) = (seq.uint()?.to_vec(), seq.uint()?.to_vec());
+    let (n, e) = RsaComponents::from_public_der(rsa_der)?;
     Ok(RsaPublicKey::new(&n, &e)?.encrypt_oaep(material, HashAlg::Sha256, &[])?)
 }
 

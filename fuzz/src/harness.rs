@@ -86,11 +86,13 @@ pub fn pkcs8_spki(data: &[u8]) {
 
 /// RSAPrivateKey DER (`crypto::rsa::RsaComponents::from_pkcs1_der`), the inner encoding of
 /// imported RSA material. Whatever decodes is also handed to the key constructor, which
-/// must refuse inconsistent components with an error.
+/// must refuse inconsistent components with an error. The same bytes go to the
+/// RSAPublicKey decoder (`from_public_der`, the key inside a wrapping SPKI).
 pub fn rsa_pkcs1(data: &[u8]) {
     if let Ok(components) = RsaComponents::from_pkcs1_der(data) {
         let _ = RsaPrivateKey::new(&components);
     }
+    let _ = RsaComponents::from_public_der(data);
 }
 
 const VENDOR: u64 = 0x8000_0000 | 0x4B4D_0000;

@@ -1,12 +1,12 @@
 //! Reading the private key file of `--import`: PEM (RFC 7468) around an unencrypted
 //! PKCS#8 PrivateKeyInfo ("PRIVATE KEY"), and also the two OpenSSL "traditional" forms,
 //! PKCS#1 ("RSA PRIVATE KEY") and SEC1 ("EC PRIVATE KEY"). A DER file is accepted too.
-//! Parsing uses the library's strict DER reader.
+//! Parsing uses the library's decoders (RustCrypto's `pkcs1`, `pkcs8` and `sec1`, strict
+//! DER).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use kmshsm::crypto::der::{self, Reader};
-use kmshsm::crypto::ec::{Curve, EcPrivateKey};
+use kmshsm::crypto::ec::{self, Curve, EcPrivateKey};
 use kmshsm::crypto::pkcs8::{self, KeyAlgorithm};
 use kmshsm::crypto::rsa::RsaComponents;
 use kmshsm::error::Error;
@@ -63,7 +63,8 @@ fn pem(text: &str) -> Option<(String, Zeroizing<Vec<u8>>)> {
 pub(crate) fn read(bytes: &[u8]) -> Result<KeyPair, KeyFileError> {
     let (label, der) = match std::str::from_utf8(bytes).ok().and_then(pem) {
         Some(found) => found,
-        None if bytes.first() == Some(&der::SEQUENCE) => {
+        // A DER SEQUENCE.
+        None if bytes.first() == Some(&0x30) => {
             ("PRIVATE KEY".to_string(), Zeroizing::new(bytes.to_vec()))
         }
         None => return Err(KeyFileError::Invalid),
@@ -102,21 +103,9 @@ fn rsa(der: &[u8]) -> Result<KeyPair, KeyFileError> {
 
 /// ECPrivateKey (RFC 5915); the curve comes from PKCS#8 or from the [0] parameters.
 fn ec_sec1(der: &[u8], curve_oid: Option<Vec<u8>>) -> Result<KeyPair, KeyFileError> {
-    let mut outer = Reader::new(der, || Error::WrappedKeyInvalid);
-    let mut seq = outer.nested(der::SEQUENCE).map_err(bad)?;
-    outer.finish().map_err(bad)?;
-    if seq.small_uint().map_err(bad)? != 1 {
-        return Err(KeyFileError::Invalid);
-    }
-    let d = Zeroizing::new(seq.read(der::OCTET_STRING).map_err(bad)?.to_vec());
-    let mut params = curve_oid;
-    if seq.peek_tag() == Some(0xa0) {
-        let inner = seq.read(0xa0).map_err(bad)?;
-        if params.is_none() {
-            params = Some(inner.to_vec());
-        }
-    }
-    let params = params.ok_or(KeyFileError::Invalid)?;
+    let sec1 = ec::decode_sec1(der).map_err(bad)?;
+    let d = sec1.d;
+    let params = curve_oid.or(sec1.curve_oid).ok_or(KeyFileError::Invalid)?;
     let curve = Curve::from_oid(&params).map_err(bad)?;
     let key = EcPrivateKey::new(curve, &d).map_err(bad)?;
     Ok(KeyPair::Ec(EcKey {

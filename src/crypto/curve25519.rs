@@ -12,7 +12,7 @@ use aws_lc_rs::agreement;
 use aws_lc_rs::signature::{self, Ed25519KeyPair, KeyPair};
 use zeroize::Zeroizing;
 
-use super::der;
+use super::asn1;
 use crate::error::{Error, Result};
 
 /// Bytes of every key (seed, scalar, public key) on either curve.
@@ -59,10 +59,7 @@ impl Curve25519 {
 /// of 32 bytes, or the 32 bytes bare. The two cannot be confused: they differ in length.
 pub(crate) fn public_from_attribute(value: &[u8]) -> Result<[u8; KEY_LEN]> {
     let bare = if value.len() == KEY_LEN + 2 {
-        let mut r = der::Reader::new(value, || Error::AttributeValueInvalid);
-        let inner = r.read(der::OCTET_STRING)?;
-        r.finish()?;
-        inner
+        asn1::octet_string_contents(value).ok_or(Error::AttributeValueInvalid)?
     } else {
         value
     };
@@ -71,7 +68,7 @@ pub(crate) fn public_from_attribute(value: &[u8]) -> Result<[u8; KEY_LEN]> {
 
 /// `CKA_EC_POINT` as the module writes it: DER OCTET STRING.
 pub(crate) fn public_to_attribute(public: &[u8; KEY_LEN]) -> Vec<u8> {
-    der::tlv(der::OCTET_STRING, public)
+    asn1::octet_string(public)
 }
 
 /// 32 bytes from the system generator (through aws-lc).

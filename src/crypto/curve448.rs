@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 use libloading::Library;
 use zeroize::Zeroizing;
 
-use super::der;
+use super::asn1;
 use crate::error::{Error, Result};
 
 /// Bytes of an Ed448 private key (the seed) and of a public key (RFC 8032 §5.2.5).
@@ -479,10 +479,7 @@ fn self_test(api: &Api) -> Result<()> {
 /// differ in length, so cannot be confused).
 pub(crate) fn public_from_attribute<const N: usize>(value: &[u8]) -> Result<[u8; N]> {
     let bare = if value.len() == N + 2 {
-        let mut r = der::Reader::new(value, || Error::AttributeValueInvalid);
-        let inner = r.read(der::OCTET_STRING)?;
-        r.finish()?;
-        inner
+        asn1::octet_string_contents(value).ok_or(Error::AttributeValueInvalid)?
     } else {
         value
     };
@@ -491,7 +488,7 @@ pub(crate) fn public_from_attribute<const N: usize>(value: &[u8]) -> Result<[u8;
 
 /// `CKA_EC_POINT` as the module writes it: DER OCTET STRING.
 pub(crate) fn public_to_attribute(public: &[u8]) -> Vec<u8> {
-    der::tlv(der::OCTET_STRING, public)
+    asn1::octet_string(public)
 }
 
 /// An Ed448 private key: its 57-byte seed (RFC 8032 §5.2.5) and the public key derived

@@ -8,10 +8,19 @@
 
 use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
+use der::asn1::ObjectIdentifier;
+use der::Decode;
+use sec1::{EcParameters, EcPrivateKey as Sec1Encoding};
 use zeroize::Zeroizing;
 
-use super::der;
+use super::asn1;
 use crate::error::{Error, Result};
+
+// The named curves' OIDs as DER elements (tag and length included): `CKA_EC_PARAMS`.
+pub const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+pub const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+pub const OID_P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+pub const OID_SECP256K1: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Curve {
@@ -34,10 +43,10 @@ impl Curve {
 
     pub fn oid(self) -> &'static [u8] {
         match self {
-            Curve::P256 => der::OID_P256,
-            Curve::P384 => der::OID_P384,
-            Curve::P521 => der::OID_P521,
-            Curve::Secp256k1 => der::OID_SECP256K1,
+            Curve::P256 => OID_P256,
+            Curve::P384 => OID_P384,
+            Curve::P521 => OID_P521,
+            Curve::Secp256k1 => OID_SECP256K1,
         }
     }
 
@@ -114,22 +123,43 @@ pub(crate) fn sec1_der(curve: Curve, d: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     }
     let mut scalar = Zeroizing::new(vec![0u8; len - d.len()]);
     scalar.extend_from_slice(d);
-    Ok(Zeroizing::new(der::sequence(&[
-        &der::uint(&[1]),
-        &der::tlv(der::OCTET_STRING, &scalar),
-        &der::tlv(0xa0, curve.oid()),
-    ])))
+    let named =
+        ObjectIdentifier::from_der(curve.oid()).map_err(|_| Error::Internal("curve OID"))?;
+    asn1::encode_secret(&Sec1Encoding {
+        private_key: &scalar,
+        parameters: Some(EcParameters::NamedCurve(named)),
+        public_key: None,
+    })
+}
+
+/// What a SEC1 ECPrivateKey holds that the module uses.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Sec1Key {
+    /// The private scalar as given.
+    pub d: Zeroizing<Vec<u8>>,
+    /// The `[0]` named curve as a DER element (`CKA_EC_PARAMS`), if present.
+    pub curve_oid: Option<Vec<u8>>,
+}
+
+/// Reads a SEC1 ECPrivateKey (RFC 5915: version 1, the scalar, optionally `[0]` a named
+/// curve and `[1]` the public key; strict DER). The scalar is borrowed from `input` until
+/// copied into the zeroizing buffer.
+pub fn decode_sec1(input: &[u8]) -> Result<Sec1Key> {
+    let key = Sec1Encoding::from_der(input).map_err(|_| Error::WrappedKeyInvalid)?;
+    let curve_oid = key
+        .parameters
+        .and_then(EcParameters::named_curve)
+        .map(|oid| asn1::encode(&oid))
+        .transpose()?;
+    Ok(Sec1Key {
+        d: Zeroizing::new(key.private_key.to_vec()),
+        curve_oid,
+    })
 }
 
 /// Reads `d` from a SEC1 ECPrivateKey (as found inside PKCS#8).
 pub fn scalar_from_sec1(input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let mut outer = der::Reader::new(input, || Error::WrappedKeyInvalid);
-    let mut seq = outer.nested(der::SEQUENCE)?;
-    outer.finish()?;
-    if seq.small_uint()? != 1 {
-        return Err(Error::WrappedKeyInvalid);
-    }
-    Ok(Zeroizing::new(seq.read(der::OCTET_STRING)?.to_vec()))
+    Ok(decode_sec1(input)?.d)
 }
 
 /// An EC private key ready for signing and key agreement.
@@ -254,15 +284,14 @@ pub(crate) fn check_point(curve: Curve, point: &[u8]) -> Result<()> {
 
 /// `CKA_EC_POINT` is a DER OCTET STRING holding the point; some callers send it bare.
 pub fn point_from_attribute(value: &[u8]) -> Vec<u8> {
-    let mut r = der::Reader::new(value, || Error::AttributeValueInvalid);
-    match r.read(der::OCTET_STRING) {
-        Ok(inner) if r.is_empty() && inner.first() == Some(&4) => inner.to_vec(),
+    match asn1::octet_string_contents(value) {
+        Some(inner) if inner.first() == Some(&4) => inner.to_vec(),
         _ => value.to_vec(),
     }
 }
 
 pub fn point_to_attribute(point: &[u8]) -> Vec<u8> {
-    der::tlv(der::OCTET_STRING, point)
+    asn1::octet_string(point)
 }
 
 #[cfg(test)]
@@ -308,6 +337,67 @@ mod tests {
         let p = vec![4u8; 65];
         assert_eq!(point_from_attribute(&point_to_attribute(&p)), p);
         assert_eq!(point_from_attribute(&p), p);
+    }
+
+    #[test]
+    fn the_curve_oids_are_their_dotted_names() {
+        use der::Encode;
+        for (curve, dotted) in [
+            (Curve::P256, "1.2.840.10045.3.1.7"),
+            (Curve::P384, "1.3.132.0.34"),
+            (Curve::P521, "1.3.132.0.35"),
+            (Curve::Secp256k1, "1.3.132.0.10"),
+        ] {
+            let oid = ObjectIdentifier::new(dotted).unwrap();
+            assert_eq!(oid.to_der().unwrap(), curve.oid(), "{dotted}");
+        }
+    }
+
+    #[test]
+    fn sec1_round_trips_and_what_rfc_5915_does_not_allow_is_refused() {
+        let d = [0x11u8; 32];
+        let der = sec1_der(Curve::P256, &d).unwrap();
+        // SEQUENCE { 1, OCTET STRING d, [0] prime256v1 }, as OpenSSL writes it less [1].
+        assert_eq!(&der[..7], &[0x30, 0x31, 0x02, 0x01, 0x01, 0x04, 0x20]);
+        assert_eq!(&der[39..], &[&[0xa0, 0x0a][..], OID_P256].concat()[..]);
+        let back = decode_sec1(&der).unwrap();
+        assert_eq!(*back.d, d);
+        assert_eq!(back.curve_oid.as_deref(), Some(OID_P256));
+        // Short scalars are padded to the field length.
+        let padded = scalar_from_sec1(&sec1_der(Curve::P256, &[0, 0, 5]).unwrap()).unwrap();
+        assert_eq!(padded.len(), 32);
+        assert_eq!(padded[31], 5);
+        // No parameters, and a [1] public key: both fine.
+        let bare = [0x30, 0x07, 0x02, 0x01, 0x01, 0x04, 0x02, 0x01, 0x02];
+        assert_eq!(
+            decode_sec1(&bare).unwrap(),
+            Sec1Key {
+                d: Zeroizing::new(vec![1, 2]),
+                curve_oid: None
+            }
+        );
+        let with_public = [
+            &[0x30, 0x0e, 0x02, 0x01, 0x01, 0x04, 0x02, 0x01, 0x02][..],
+            &[0xa1, 0x05, 0x03, 0x03, 0x00, 0x04, 0x09],
+        ]
+        .concat();
+        assert!(decode_sec1(&with_public).is_ok());
+        for bad in [
+            &[0x30, 0x07, 0x02, 0x01, 0x00, 0x04, 0x02, 0x01, 0x02][..], // version 0
+            &[0x30, 0x08, 0x02, 0x01, 0x01, 0x04, 0x02, 0x01, 0x02, 0x00], // length
+            &[
+                0x30, 0x09, 0x02, 0x01, 0x01, 0x04, 0x02, 0x01, 0x02, 0x05, 0x00,
+            ], // trailing
+            &[
+                0x30, 0x09, 0x02, 0x01, 0x01, 0x04, 0x02, 0x01, 0x02, 0xa0, 0x00,
+            ], // empty [0]
+            &[0x30, 0x05, 0x02, 0x01, 0x01, 0x05, 0x00],                 // no scalar
+        ] {
+            assert!(
+                matches!(scalar_from_sec1(bad), Err(Error::WrappedKeyInvalid)),
+                "{bad:02x?}"
+            );
+        }
     }
 
     #[test]

@@ -42,11 +42,9 @@ pub(super) fn trim_zero_padding(
         // A key type of several sizes needs CKA_VALUE_LEN to cut the padding.
         WrappedLen::OneOf(_) => return Err(Error::TemplateIncomplete),
         WrappedLen::Any => plain.len(),
-        WrappedLen::Encoded => {
-            crate::crypto::der::element_len(&plain, crate::crypto::der::SEQUENCE)
-                .filter(|len| plain.len() - len < block)
-                .ok_or(Error::WrappedKeyInvalid)?
-        }
+        WrappedLen::Encoded => crate::crypto::asn1::sequence_len(&plain)
+            .filter(|len| plain.len() - len < block)
+            .ok_or(Error::WrappedKeyInvalid)?,
     };
     Ok(Zeroizing::new(plain[..keep].to_vec()))
 }

@@ -12,7 +12,6 @@ use zeroize::Zeroizing;
 use super::{
     buffered, info, no_param, Generated, GeneratedPair, KeyRequest, Mechanism, Param, WrappedLen,
 };
-use crate::crypto::der;
 use crate::crypto::ec;
 use crate::crypto::sm::{self, Sm3};
 use crate::error::{Error, Result};
@@ -87,11 +86,11 @@ impl Mechanism for Sm2KeyGen {
         req: &KeyRequest,
     ) -> Result<(KeyType, GeneratedPair)> {
         no_param(param)?;
-        if req.ec_params.as_deref().is_some_and(|p| p != der::OID_SM2) {
+        if req.ec_params.as_deref().is_some_and(|p| p != sm::OID_SM2) {
             return Err(Error::CurveNotSupported);
         }
         let (d, point) = sm::sm2_generate()?;
-        let params = Value::Bytes(der::OID_SM2.to_vec());
+        let params = Value::Bytes(sm::OID_SM2.to_vec());
         let point = Value::Bytes(ec::point_to_attribute(&point));
         let public = vec![
             (CKA_EC_PARAMS, params.clone()),

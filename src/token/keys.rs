@@ -198,15 +198,15 @@ impl Token {
                     dq: Zeroizing::new(get(CKA_EXPONENT_2)),
                     qinv: Zeroizing::new(get(CKA_COEFFICIENT)),
                 };
-                Ok(c.to_pkcs8())
+                c.to_pkcs8()
             }
             (CKO_PRIVATE_KEY, Some(CKK_EC)) => {
                 let curve = Curve::from_oid(&plain(CKA_EC_PARAMS))?;
-                let sec1 = ec::sec1_der(curve, &get(CKA_VALUE))?;
+                let sec1 = ec::sec1_der(curve, &Zeroizing::new(get(CKA_VALUE)))?;
                 let alg = KeyAlgorithm::Ec {
                     curve_oid: curve.oid().to_vec(),
                 };
-                Ok(Zeroizing::new(pkcs8::encode_private_key_info(&alg, &sec1)))
+                pkcs8::encode_private_key_info(&alg, &sec1)
             }
             // RFC 8410: the seed or scalar (32 bytes, 57 for Ed448, 56 for X448) as a
             // CurvePrivateKey.
@@ -219,8 +219,8 @@ impl Token {
                     _ if curve448::is_x448_params(&plain(CKA_EC_PARAMS)) => KeyAlgorithm::X448,
                     _ => KeyAlgorithm::X25519,
                 };
-                let inner = Zeroizing::new(pkcs8::curve_private_key(&get(CKA_VALUE)));
-                Ok(Zeroizing::new(pkcs8::encode_private_key_info(&alg, &inner)))
+                let inner = pkcs8::curve_private_key(&Zeroizing::new(get(CKA_VALUE)))?;
+                pkcs8::encode_private_key_info(&alg, &inner)
             }
             _ => Err(Error::KeyNotWrappable),
         }

@@ -452,17 +452,17 @@ impl Client {
                 let der = kmshsm::crypto::rsa::RsaComponents::public_der(
                     &get(CKA_MODULUS)?,
                     &get(CKA_PUBLIC_EXPONENT)?,
-                );
-                Ok(encode_spki(&KeyAlgorithm::Rsa, &der))
+                )?;
+                encode_spki(&KeyAlgorithm::Rsa, &der)
             }
             Some(_) => {
                 let point = kmshsm::crypto::ec::point_from_attribute(&get(CKA_EC_POINT)?);
-                Ok(encode_spki(
+                encode_spki(
                     &KeyAlgorithm::Ec {
                         curve_oid: get(CKA_EC_PARAMS)?,
                     },
                     &point,
-                ))
+                )
             }
             None => Err(Error::KeyTypeInconsistent),
         }

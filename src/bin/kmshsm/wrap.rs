@@ -4,10 +4,9 @@
 //! formats of the kms-docs (004 for the envelopes).
 
 use kmshsm::crypto::aes::{self, AesStream, Direction};
-use kmshsm::crypto::der::{Reader, SEQUENCE};
 use kmshsm::crypto::hash::HashAlg;
 use kmshsm::crypto::pkcs8::{decode_spki, KeyAlgorithm};
-use kmshsm::crypto::rsa::RsaPublicKey;
+use kmshsm::crypto::rsa::{RsaComponents, RsaPublicKey};
 use kmshsm::crypto::sm;
 use kmshsm::error::{Error, Result};
 use kmshsm::kms::import::WrappingAlgorithm;
@@ -16,9 +15,7 @@ fn rsa_key(alg: &KeyAlgorithm, key: &[u8]) -> Result<RsaPublicKey> {
     if *alg != KeyAlgorithm::Rsa {
         return Err(Error::KeyTypeInconsistent);
     }
-    let mut outer = Reader::new(key, || Error::DataInvalid);
-    let mut seq = outer.nested(SEQUENCE)?;
-    let (n, e) = (seq.uint()?.to_vec(), seq.uint()?.to_vec());
+    let (n, e) = RsaComponents::from_public_der(key)?;
     RsaPublicKey::new(&n, &e)
 }
 

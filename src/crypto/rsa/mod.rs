@@ -1,5 +1,6 @@
 //! RSA keys and operations: PKCS#1 v1.5 and PSS signatures with any SHA hash, PKCS#1
-//! v1.5 and OAEP encryption, key generation, and the RSAPrivateKey encoding.
+//! v1.5 and OAEP encryption, key generation, and the RSAPrivateKey and RSAPublicKey
+//! encodings (RustCrypto's `pkcs1` types, strict DER).
 //!
 //! aws-lc does generation and the constant-time modular exponentiation (`raw`); the
 //! paddings are ours (`padding`), so every hash and label PKCS#11 allows works.
@@ -12,10 +13,12 @@ mod padding;
 mod raw;
 
 use aws_lc_rs::encoding::AsDer;
+use der::asn1::UintRef;
+use der::Decode;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::der::{self, Reader};
+use super::asn1;
 use super::hash::HashAlg;
 use super::pkcs8::{self, KeyAlgorithm};
 use crate::error::{Error, Result};
@@ -53,56 +56,62 @@ fn strip(be: &[u8]) -> &[u8] {
     &be[start..]
 }
 
+/// A big-endian unsigned integer as a DER INTEGER (zero, even given as no bytes, is
+/// `02 01 00`).
+fn uint(be: &[u8]) -> Result<UintRef<'_>> {
+    let digits = match strip(be) {
+        [] => &[0u8][..],
+        digits => digits,
+    };
+    UintRef::new(digits).map_err(|_| Error::Internal("RSA integer length"))
+}
+
+/// A decoded INTEGER as the module keeps it: big-endian without leading zeros (so zero
+/// is no bytes).
+fn magnitude(v: UintRef<'_>) -> &[u8] {
+    strip(v.as_bytes())
+}
+
 impl RsaComponents {
-    /// The DER RSAPrivateKey (PKCS#1 §A.1.2).
-    pub(crate) fn to_pkcs1_der(&self) -> Zeroizing<Vec<u8>> {
-        let parts: Vec<Zeroizing<Vec<u8>>> = [
-            &[0u8][..],
-            &self.n,
-            &self.e,
-            &self.d,
-            &self.p,
-            &self.q,
-            &self.dp,
-            &self.dq,
-            &self.qinv,
-        ]
-        .iter()
-        .map(|v| Zeroizing::new(der::uint(v)))
-        .collect();
-        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
-        Zeroizing::new(der::sequence(&refs))
+    /// The DER RSAPrivateKey (PKCS#1 §A.1.2), two-prime.
+    pub(crate) fn to_pkcs1_der(&self) -> Result<Zeroizing<Vec<u8>>> {
+        asn1::encode_secret(&pkcs1::RsaPrivateKeyRef {
+            modulus: uint(&self.n)?,
+            public_exponent: uint(&self.e)?,
+            private_exponent: uint(&self.d)?,
+            prime1: uint(&self.p)?,
+            prime2: uint(&self.q)?,
+            exponent1: uint(&self.dp)?,
+            exponent2: uint(&self.dq)?,
+            coefficient: uint(&self.qinv)?,
+            other_prime_infos: None,
+        })
     }
 
-    /// Decodes a DER RSAPrivateKey (two-prime only).
+    /// Decodes a DER RSAPrivateKey: two-prime only (version 0; `pkcs1` is built without
+    /// multi-prime support, so version 1 or otherPrimeInfos is refused). The integers
+    /// are borrowed from `input` until copied into the zeroizing fields.
     pub fn from_pkcs1_der(input: &[u8]) -> Result<RsaComponents> {
-        let mut outer = Reader::new(input, || Error::WrappedKeyInvalid);
-        let mut seq = outer.nested(der::SEQUENCE)?;
-        outer.finish()?;
-        if seq.small_uint()? != 0 {
+        let key = pkcs1::RsaPrivateKeyRef::from_der(input).map_err(|_| Error::WrappedKeyInvalid)?;
+        if key.other_prime_infos.is_some() {
             return Err(Error::WrappedKeyInvalid);
         }
-        let mut next = || seq.uint().map(|v| v.to_vec());
-        let c = RsaComponents {
-            n: next()?,
-            e: next()?,
-            d: Zeroizing::new(next()?),
-            p: Zeroizing::new(next()?),
-            q: Zeroizing::new(next()?),
-            dp: Zeroizing::new(next()?),
-            dq: Zeroizing::new(next()?),
-            qinv: Zeroizing::new(next()?),
-        };
-        seq.finish()?;
-        Ok(c)
+        let secret = |v: UintRef<'_>| Zeroizing::new(magnitude(v).to_vec());
+        Ok(RsaComponents {
+            n: magnitude(key.modulus).to_vec(),
+            e: magnitude(key.public_exponent).to_vec(),
+            d: secret(key.private_exponent),
+            p: secret(key.prime1),
+            q: secret(key.prime2),
+            dp: secret(key.exponent1),
+            dq: secret(key.exponent2),
+            qinv: secret(key.coefficient),
+        })
     }
 
     /// The PKCS#8 PrivateKeyInfo, for `C_WrapKey`.
-    pub(crate) fn to_pkcs8(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(pkcs8::encode_private_key_info(
-            &KeyAlgorithm::Rsa,
-            &self.to_pkcs1_der(),
-        ))
+    pub(crate) fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
+        pkcs8::encode_private_key_info(&KeyAlgorithm::Rsa, &self.to_pkcs1_der()?)
     }
 
     /// A new key pair whose modulus has exactly `bits` bits, public exponent 65537:
@@ -126,9 +135,22 @@ impl RsaComponents {
         RsaComponents::from_pkcs1_der(info.private_key)
     }
 
-    /// The DER RSAPublicKey.
-    pub fn public_der(n: &[u8], e: &[u8]) -> Vec<u8> {
-        der::sequence(&[&der::uint(n), &der::uint(e)])
+    /// The DER RSAPublicKey (PKCS#1 §A.1.1).
+    pub fn public_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>> {
+        asn1::encode(&pkcs1::RsaPublicKeyRef {
+            modulus: uint(n)?,
+            public_exponent: uint(e)?,
+        })
+    }
+
+    /// The modulus and public exponent of a DER RSAPublicKey (big-endian, no leading
+    /// zeros); `DataInvalid` if it is not exactly one.
+    pub fn from_public_der(input: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+        let key = pkcs1::RsaPublicKeyRef::from_der(input).map_err(|_| Error::DataInvalid)?;
+        Ok((
+            magnitude(key.modulus).to_vec(),
+            magnitude(key.public_exponent).to_vec(),
+        ))
     }
 }
 
@@ -159,7 +181,7 @@ pub struct RsaPublicKey {
 
 impl RsaPrivateKey {
     pub fn new(c: &RsaComponents) -> Result<RsaPrivateKey> {
-        let raw = RawRsa::private_from_pkcs1(&c.to_pkcs1_der())?;
+        let raw = RawRsa::private_from_pkcs1(&c.to_pkcs1_der()?)?;
         Ok(RsaPrivateKey {
             kdk: rejection_key(&c.d, raw.size()),
             raw,
@@ -301,7 +323,7 @@ impl RsaPrivateKey {
 
 impl RsaPublicKey {
     pub fn new(n: &[u8], e: &[u8]) -> Result<RsaPublicKey> {
-        let raw = RawRsa::public_from_pkcs1(&RsaComponents::public_der(n, e))?;
+        let raw = RawRsa::public_from_pkcs1(&RsaComponents::public_der(n, e)?)?;
         Ok(RsaPublicKey {
             raw,
             bits: bit_len(n),
@@ -399,11 +421,87 @@ mod tests {
     }
 
     #[test]
+    fn integers_round_trip_with_sign_bytes_and_zero_as_no_bytes() {
+        for v in [
+            &[0x01u8][..],
+            &[0x80],
+            &[0x00, 0x00, 0x7f],
+            &[],
+            &[0x00],
+            &[0xff, 0x00],
+        ] {
+            let der = RsaComponents::public_der(v, &[1, 0, 1]).unwrap();
+            let (n, e) = RsaComponents::from_public_der(&der).unwrap();
+            assert_eq!(n, strip(v), "{v:?}");
+            assert_eq!(e, [1, 0, 1]);
+        }
+        assert_eq!(
+            RsaComponents::public_der(&[0x80], &[]).unwrap(),
+            [0x30, 0x07, 0x02, 0x02, 0x00, 0x80, 0x02, 0x01, 0x00]
+        );
+        // An all-zero key still encodes (aws-lc then refuses it) and reads back empty.
+        let zero = RsaComponents::default();
+        let der = zero.to_pkcs1_der().unwrap();
+        assert_eq!(der.len(), 2 + 3 * 9);
+        assert!(RsaComponents::from_pkcs1_der(&der).unwrap().d.is_empty());
+        assert!(RsaPrivateKey::new(&zero).is_err());
+    }
+
+    #[test]
+    fn malformed_rsa_keys_are_refused() {
+        let int = |v: &[u8]| [&[0x02, v.len() as u8][..], v].concat();
+        let seq = |parts: &[Vec<u8>]| {
+            let body = parts.concat();
+            [&[0x30, body.len() as u8][..], &body].concat()
+        };
+        let one = int(&[1]);
+        let public_cases = [
+            seq(&[int(&[0x00, 0x01]), one.clone()]), // non-minimal integer
+            seq(&[int(&[0x80]), one.clone()]),       // negative
+            seq(&[int(&[]), one.clone()]),           // empty integer
+            seq(std::slice::from_ref(&one)),         // missing exponent
+            seq(&[one.clone(), one.clone(), one.clone()]), // extra element
+            [seq(&[one.clone(), one.clone()]), vec![0]].concat(), // trailing byte
+        ];
+        for c in &public_cases {
+            assert!(
+                matches!(RsaComponents::from_public_der(c), Err(Error::DataInvalid)),
+                "{c:02x?}"
+            );
+        }
+        let eight = vec![one.clone(); 8];
+        let private_cases = [
+            seq(&[&[int(&[0])][..], &eight].concat()), // the well-formed one
+            seq(&[&[int(&[1])][..], &eight].concat()), // multi-prime version, no primes
+            seq(&[&[int(&[2])][..], &eight].concat()), // unknown version
+            // Multi-prime with one OtherPrimeInfo: refused (two-prime only).
+            seq(&[
+                &[int(&[1])][..],
+                &eight,
+                &[seq(&[seq(&[one.clone(), one.clone(), one.clone()])])],
+            ]
+            .concat()),
+            seq(&[&[int(&[0])][..], &eight[..7]].concat()), // missing coefficient
+            seq(&[&[int(&[0])][..], &eight, std::slice::from_ref(&one)].concat()), // extra element
+        ];
+        assert!(RsaComponents::from_pkcs1_der(&private_cases[0]).is_ok());
+        for c in &private_cases[1..] {
+            assert!(
+                matches!(
+                    RsaComponents::from_pkcs1_der(c),
+                    Err(Error::WrappedKeyInvalid)
+                ),
+                "{c:02x?}"
+            );
+        }
+    }
+
+    #[test]
     fn generated_key_has_the_requested_size_and_round_trips_der() {
         let c = key();
         assert_eq!(bit_len(&c.n), 2048);
         assert_eq!(c.e, vec![1, 0, 1]);
-        let back = RsaComponents::from_pkcs1_der(&c.to_pkcs1_der()).unwrap();
+        let back = RsaComponents::from_pkcs1_der(&c.to_pkcs1_der().unwrap()).unwrap();
         assert_eq!(back.n, c.n);
         assert_eq!(*back.qinv, *c.qinv);
     }
@@ -438,7 +536,7 @@ mod tests {
         let sig = private
             .sign_pkcs1(&[HashAlg::Sha256.digest_info_prefix(), &m].concat())
             .unwrap();
-        let public = RsaComponents::public_der(&c.n, &c.e);
+        let public = RsaComponents::public_der(&c.n, &c.e).unwrap();
         UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public)
             .verify(b"interop", &sig)
             .unwrap();

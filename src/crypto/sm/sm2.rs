@@ -27,6 +27,9 @@ use crate::error::{Error, Result};
 /// default too; the OpenSSL 3.0 command line uses it only when given `distid:`).
 pub const SM2_DEFAULT_ID: &[u8] = b"1234567812345678";
 
+/// The curve's OID, 1.2.156.10197.1.301, as a DER element (`CKA_EC_PARAMS`).
+pub(crate) const OID_SM2: &[u8] = &[0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
+
 const SCALAR_LEN: usize = 32;
 const POINT_LEN: usize = 65;
 const HASH_LEN: usize = 32;
@@ -389,6 +392,13 @@ mod tests {
         let (d, point) = key1();
         assert_eq!(sm2_public_from_private(&d).unwrap().to_vec(), point);
         sm2_check_public(&point).unwrap();
+    }
+
+    #[test]
+    fn the_curve_oid_is_sm2p256v1() {
+        use ::der::Encode;
+        let oid = ::der::asn1::ObjectIdentifier::new_unwrap("1.2.156.10197.1.301");
+        assert_eq!(oid.to_der().unwrap(), OID_SM2);
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl Token {
                     get(&public, CKA_MODULUS).unwrap_or_default(),
                     get(&public, CKA_PUBLIC_EXPONENT).unwrap_or_default(),
                 );
-                encode_spki(&KeyAlgorithm::Rsa, &RsaComponents::public_der(&n, &e))
+                encode_spki(&KeyAlgorithm::Rsa, &RsaComponents::public_der(&n, &e)?)?
             }
             _ => {
                 let point = public
@@ -151,10 +151,10 @@ impl Token {
                     .unwrap_or_default();
                 encode_spki(
                     &KeyAlgorithm::Ec {
-                        curve_oid: der::OID_SM2.to_vec(),
+                        curve_oid: sm::OID_SM2.to_vec(),
                     },
                     &point,
-                )
+                )?
             }
         };
         let (label, id) = self.wrapping_names(&target, &given, public_template)?;

@@ -18,7 +18,6 @@ use zeroize::Zeroizing;
 use super::authority::confine_to_key_usage;
 use super::objects::Caller;
 use super::Token;
-use crate::crypto::der;
 use crate::crypto::ec::{self, Curve, EcPrivateKey};
 use crate::crypto::pkcs8::{self, KeyAlgorithm, PrivateKeyInfo};
 use crate::crypto::rsa::{bit_len, RsaComponents};
@@ -526,7 +525,7 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
             primary: vec![bytes(CKA_VALUE, material), bytes(CKA_EC_POINT, &point_attr)],
             public: vec![
                 bytes(CKA_EC_POINT, &point_attr),
-                bytes(CKA_EC_PARAMS, der::OID_SM2),
+                bytes(CKA_EC_PARAMS, sm::OID_SM2),
             ],
             canonical: (point.to_vec(), None),
         });

@@ -10,9 +10,9 @@
 
 use crate::ck::*;
 
-use crate::crypto::der;
 use crate::crypto::ec::Curve;
 use crate::crypto::rsa::bit_len;
+use crate::crypto::sm;
 use crate::ids::{KeyType, MechType, ObjectClass};
 use crate::kms::import::{WrappingAlgorithm, WrappingKeySpec};
 use crate::kms::key::KeySpec;
@@ -50,7 +50,7 @@ pub fn shape_of(spec: KeySpec) -> SpecShape {
             CKO_PRIVATE_KEY,
             CKK_SM2,
             sm_mech::CKM_SM2_KEY_PAIR_GEN,
-            Some(der::OID_SM2),
+            Some(sm::OID_SM2),
         ),
     };
     SpecShape {
