@@ -1,17 +1,18 @@
 //! The one list of mechanisms, gathered from each family.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use cryptoki_sys::CK_MECHANISM_TYPE;
 
 use super::params::Layout;
 use super::Mechanism;
+use crate::object::handle_hash::HandleMap;
 
 /// Every mechanism, and an index from mechanism type to position.
 type Registry = (
     Vec<&'static dyn Mechanism>,
-    HashMap<CK_MECHANISM_TYPE, usize>,
+    // The module's own list: `object::handle_hash` says why no SipHash is needed.
+    HandleMap<CK_MECHANISM_TYPE, usize>,
 );
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
