@@ -8,7 +8,6 @@
 //!
 //! A forked child inherits none of this: see `provider/fork.rs`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock as StateLock, RwLockReadGuard, RwLockWriteGuard};
@@ -18,6 +17,7 @@ use parking_lot::RwLock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ids::SlotId;
+use crate::object::handle_hash::HandleMap;
 use crate::object::table::{HandleSource, SessionHandle};
 use crate::session::Session;
 use crate::store::postgres::schema::Catalog;
@@ -81,7 +81,8 @@ pub struct Provider {
     backend: Backend,
     shared: Arc<Shared>,
     slots: RwLock<Vec<Slot>>,
-    sessions: RwLock<HashMap<SessionHandle, Arc<Session>>>,
+    /// Keyed by module-chosen handles: `object::handle_hash` says why no SipHash.
+    sessions: RwLock<HandleMap<SessionHandle, Arc<Session>>>,
     next_session: AtomicU64,
     /// The process that made this provider.
     pid: u32,
@@ -173,7 +174,7 @@ impl Provider {
             config,
             backend,
             slots: RwLock::new(Vec::new()),
-            sessions: RwLock::new(HashMap::new()),
+            sessions: RwLock::new(HandleMap::default()),
             next_session: AtomicU64::new(1),
             pid: std::process::id(),
         };

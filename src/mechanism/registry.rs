@@ -1,15 +1,19 @@
 //! The one list of mechanisms, gathered from each family.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use crate::ids::MechType;
 
 use super::params::Layout;
 use super::Mechanism;
+use crate::object::handle_hash::HandleMap;
 
 /// Every mechanism, and an index from mechanism type to position.
-type Registry = (Vec<&'static dyn Mechanism>, HashMap<MechType, usize>);
+type Registry = (
+    Vec<&'static dyn Mechanism>,
+    // The module's own list: `object::handle_hash` says why no SipHash is needed.
+    HandleMap<MechType, usize>,
+);
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     let all: Vec<&'static dyn Mechanism> = [

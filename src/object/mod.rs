@@ -6,6 +6,7 @@
 //! must not decide visibility or login rules; the token does.
 
 pub mod attr;
+pub(crate) mod handle_hash;
 pub(crate) mod index;
 pub mod key;
 pub(crate) mod lookup;
@@ -85,6 +86,9 @@ pub struct Object {
     /// The parsed key, built on first use. Dropped with the object, and never copied:
     /// a clone starts without it, so logging out can shed every parsed secret.
     key: OnceLock<Arc<Key>>,
+    /// The attributes every use consults, read on first use (`use_attrs`). Never
+    /// copied: a clone may be changed before it is published, so it reads its own.
+    use_attrs: OnceLock<UseAttrs>,
     /// How the object's record was authenticated (objects read from the store).
     auth: RecordAuth,
     /// For a `Claimed` record: what proves it, shared by every version derived from it
@@ -115,9 +119,69 @@ impl Clone for Object {
             secrets: self.secrets.clone(),
             secret_types: self.secret_types.clone(),
             key: OnceLock::new(),
+            use_attrs: OnceLock::new(),
             auth: self.auth,
             claim: self.claim.clone(),
             unauthenticated_ok: self.unauthenticated_ok,
+        }
+    }
+}
+
+/// The attributes every cryptographic use of a key consults (`token::authority`), read
+/// from the object once instead of searched for at every `C_*Init`: an object never
+/// changes after it is built (a change builds a new version, which reads its own), so
+/// these stay exactly what a lookup would give for as long as the object lives, and a
+/// use is still judged on the version the table holds at that moment.
+#[derive(Debug, Clone, Copy)]
+pub struct UseAttrs {
+    /// `is_private()`.
+    pub private: bool,
+    /// `has(IMPORT_TARGET)`.
+    pub import_target: bool,
+    /// `CKA_ALWAYS_AUTHENTICATE` is true.
+    pub always_authenticate: bool,
+    /// `CKA_ALLOWED_MECHANISMS` holds a non-empty list.
+    pub restricts_mechanisms: bool,
+    /// `ulong(KEY_STATE)`.
+    pub key_state: Option<u64>,
+    /// `ulong(MATERIAL_EXPIRY)`, 0 when absent.
+    pub material_expiry: u64,
+    /// `ulong(KEY_USAGE)`.
+    pub key_usage: Option<u64>,
+    /// Which of `USE_FLAGS` are true, bit `i` for `USE_FLAGS[i]`.
+    flags: u8,
+}
+
+/// The usage flags `UseAttrs` keeps.
+const USE_FLAGS: [AttrType; 7] = [
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_DERIVE,
+];
+
+impl UseAttrs {
+    fn of(object: &Object) -> UseAttrs {
+        let flags = USE_FLAGS
+            .iter()
+            .enumerate()
+            .filter(|(_, ty)| object.bool_attr(**ty) == Some(true))
+            .fold(0u8, |bits, (i, _)| bits | (1 << i));
+        UseAttrs {
+            private: object.is_private(),
+            import_target: object.has(policy::IMPORT_TARGET),
+            always_authenticate: object.bool_attr(CKA_ALWAYS_AUTHENTICATE) == Some(true),
+            restricts_mechanisms: matches!(
+                object.value(CKA_ALLOWED_MECHANISMS),
+                Some(Value::Mechanisms(m)) if !m.is_empty()
+            ),
+            key_state: object.ulong(policy::KEY_STATE),
+            material_expiry: object.ulong(policy::MATERIAL_EXPIRY).unwrap_or(0),
+            key_usage: object.ulong(policy::KEY_USAGE),
+            flags,
         }
     }
 }
@@ -196,6 +260,7 @@ impl Object {
             secrets,
             secret_types,
             key: OnceLock::new(),
+            use_attrs: OnceLock::new(),
             auth: RecordAuth::Local,
             claim: None,
             unauthenticated_ok: false,
@@ -228,6 +293,25 @@ impl Object {
     /// Whether the parsed key has been built (and so holds opened secrets).
     pub(crate) fn has_parsed_key(&self) -> bool {
         self.key.get().is_some()
+    }
+
+    /// The parsed key, if it has been built (`key` builds it).
+    pub fn parsed_key(&self) -> Option<Arc<Key>> {
+        self.key.get().map(Arc::clone)
+    }
+
+    /// The attributes every use consults, read once (`UseAttrs`).
+    pub fn use_attrs(&self) -> &UseAttrs {
+        self.use_attrs.get_or_init(|| UseAttrs::of(self))
+    }
+
+    /// Whether the boolean attribute `ty` is true: `bool_attr(ty) == Some(true)`, from
+    /// `use_attrs` for the usage flags it keeps.
+    pub fn flag_is_true(&self, ty: AttrType) -> bool {
+        match USE_FLAGS.iter().position(|f| *f == ty) {
+            Some(i) => self.use_attrs().flags & (1 << i) != 0,
+            None => self.bool_attr(ty) == Some(true),
+        }
     }
 
     /// The object with plain attributes added or replaced, secrets untouched (state
@@ -605,4 +689,61 @@ pub(crate) fn unique_id_of(uid: &ObjectUid) -> Vec<u8> {
         .map(|b| format!("{b:02x}"))
         .collect::<String>()
         .into_bytes()
+}
+
+#[cfg(test)]
+mod use_attrs_tests {
+    use super::*;
+
+    fn aes_key(values: &[(AttrType, Value)]) -> Object {
+        let mut attrs = BTreeMap::from([
+            (CKA_CLASS, Value::Ulong(CKO_SECRET_KEY.get())),
+            (CKA_KEY_TYPE, Value::Ulong(CKK_AES.get())),
+            (CKA_ENCRYPT, Value::Bool(true)),
+            (CKA_DECRYPT, Value::Bool(false)),
+            (policy::KEY_STATE, Value::Ulong(1)),
+        ]);
+        attrs.extend(values.iter().cloned());
+        Object::new([7; 16], attrs, BTreeMap::new()).unwrap()
+    }
+
+    #[test]
+    fn use_attrs_give_what_the_lookups_give() {
+        let o = aes_key(&[(CKA_PRIVATE, Value::Bool(false))]);
+        let a = *o.use_attrs();
+        assert!(!a.private && !a.import_target && !a.always_authenticate);
+        assert!(!a.restricts_mechanisms);
+        assert_eq!(
+            (a.key_state, a.material_expiry, a.key_usage),
+            (Some(1), 0, None)
+        );
+        for ty in [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_WRAP, CKA_TOKEN] {
+            assert_eq!(o.flag_is_true(ty), o.bool_attr(ty) == Some(true), "{ty:#x}");
+        }
+        // Absent CKA_PRIVATE reads as private, as `is_private` says.
+        assert!(aes_key(&[]).use_attrs().private);
+        let restricted = aes_key(&[(CKA_ALLOWED_MECHANISMS, Value::Mechanisms(vec![CKM_AES_GCM]))]);
+        assert!(restricted.use_attrs().restricts_mechanisms);
+        let empty = aes_key(&[(CKA_ALLOWED_MECHANISMS, Value::Mechanisms(vec![]))]);
+        assert!(!empty.use_attrs().restricts_mechanisms);
+    }
+
+    #[test]
+    fn a_changed_version_reads_its_own_use_attrs_and_the_old_one_keeps_its_own() {
+        let o = aes_key(&[(policy::MATERIAL_EXPIRY, Value::Ulong(100))]);
+        // Read (and kept) before the change.
+        assert_eq!(o.use_attrs().key_state, Some(1));
+        let disabled = o.with_plain(vec![
+            (policy::KEY_STATE, Value::Ulong(2)),
+            (CKA_ENCRYPT, Value::Bool(false)),
+            (CKA_PRIVATE, Value::Bool(true)),
+        ]);
+        assert_eq!(disabled.use_attrs().key_state, Some(2));
+        assert!(!disabled.flag_is_true(CKA_ENCRYPT) && disabled.use_attrs().private);
+        let wiped = o.wiped(vec![(policy::MATERIAL_EXPIRY, Value::Ulong(0))]);
+        assert_eq!(wiped.use_attrs().material_expiry, 0);
+        assert_eq!(o.use_attrs().key_state, Some(1));
+        assert!(o.flag_is_true(CKA_ENCRYPT));
+        assert_eq!(o.use_attrs().material_expiry, 100);
+    }
 }

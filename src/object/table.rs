@@ -10,6 +10,8 @@
 use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, HashSet};
 
+use super::handle_hash::HandleMap;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -53,7 +55,8 @@ impl HandleSource {
 
 #[derive(Debug, Default)]
 pub struct ObjectTable {
-    entries: HashMap<ObjectHandle, Entry>,
+    /// Keyed by module-chosen handles: `handle_hash` says why no SipHash.
+    entries: HandleMap<ObjectHandle, Entry>,
     /// Lookup key of (attribute, value) → the objects with that value, and whether
     /// each is private.
     index: HashMap<LookupKey, Postings<ObjectHandle>>,

@@ -64,14 +64,26 @@ impl SharedPage {
         Some(SharedPage { base })
     }
 
-    /// Copies the first `N` bytes of the page (`N` at most a page).
+    /// Copies the first `N` bytes of the page (`N` at most a page), a word at a time:
+    /// eight-byte volatile loads from the page-aligned mapping, then single bytes for any
+    /// tail (a byte-wise copy of SQLite's 96-byte header cost ~300 instructions per call).
     pub(crate) fn read<const N: usize>(&self) -> [u8; N] {
         let mut out = [0u8; N];
-        let src = self.base.cast::<u8>();
-        for (i, byte) in out.iter_mut().enumerate().take(PAGE) {
+        let n = N.min(PAGE);
+        let words = n / 8;
+        let src = self.base.cast::<u64>();
+        for (i, chunk) in out.chunks_exact_mut(8).take(words).enumerate() {
+            // SAFETY: `i < n / 8`, so the 8 bytes at `8 * i` lie inside the live mapping
+            // of `PAGE` readable bytes, and `base` is page-aligned (mmap), so the load is
+            // aligned; volatile because other processes write these bytes.
+            let word = unsafe { std::ptr::read_volatile(src.add(i)) };
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        let bytes = self.base.cast::<u8>();
+        for (i, byte) in out.iter_mut().enumerate().take(n).skip(words * 8) {
             // SAFETY: `i < min(N, PAGE)`, inside the live mapping of `PAGE` readable
             // bytes; a volatile load because other processes write these bytes.
-            *byte = unsafe { std::ptr::read_volatile(src.add(i)) };
+            *byte = unsafe { std::ptr::read_volatile(bytes.add(i)) };
         }
         out
     }
@@ -100,6 +112,10 @@ mod tests {
         assert_eq!(page.read::<4>(), [0; 4]);
         writer.write_all_at(b"seen", 1).unwrap();
         assert_eq!(page.read::<5>(), *b"\0seen");
+        // Whole words and a tail: the word loads keep the file's byte order.
+        writer.write_all_at(b"0123456789abcdefXYZ", 0).unwrap();
+        assert_eq!(page.read::<19>(), *b"0123456789abcdefXYZ");
+        assert_eq!(page.read::<16>(), *b"0123456789abcdef");
     }
 
     #[test]

@@ -257,20 +257,25 @@ impl Token {
             return Err(Error::KeyTypeInconsistent);
         }
         self.check_record(object)?;
+        // This version's attributes, read once (`Object::use_attrs`; a change makes a
+        // new version, which reads its own).
+        let attrs = object.use_attrs();
         // The import wrapping pair is used by the import unwrap into its bound target
         // alone (`authorise_import_use`); no decryption, so no padding oracle on it.
-        if object.has(IMPORT_TARGET) {
+        if attrs.import_target {
             return Err(Error::KeyFunctionNotPermitted);
         }
-        if object.is_private() && self.logged_in() != LoggedIn::User {
+        if attrs.private && self.logged_in() != LoggedIn::User {
             return Err(Error::UserNotLoggedIn);
         }
         if let Some(attr) = usage.attribute() {
-            if object.bool_attr(attr) != Some(true) {
+            if !object.flag_is_true(attr) {
                 return Err(Error::KeyFunctionNotPermitted);
             }
         }
-        check_allowed_mechanism(object, mechanism)?;
+        if attrs.restricts_mechanisms {
+            check_allowed_mechanism(object, mechanism)?;
+        }
         self.check_kms_use(object, usage)
     }
 

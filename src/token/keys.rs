@@ -21,7 +21,7 @@ use crate::kms::key::Origin;
 use crate::mechanism::{registry, KeyRequest, Mechanism, MechanismArg, Usage, WrappedLen};
 use crate::object::attr::{AttrType, RawAttribute, Value};
 use crate::object::key::Key;
-use crate::object::policy::{IMPORT_TARGET, MATERIAL_EXPIRY};
+use crate::object::policy::IMPORT_TARGET;
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
@@ -76,14 +76,15 @@ impl Token {
             .map_err(handle_error(Error::KeyHandleInvalid))?
             .object;
         let key = self.usable_key(&object, usage, mechanism)?;
+        let attrs = object.use_attrs();
         // §4.9 CKA_ALWAYS_AUTHENTICATE: the PIN again for each use, sign or decrypt.
-        let awaiting_login = object.bool_attr(CKA_ALWAYS_AUTHENTICATE) == Some(true)
-            && matches!(usage, Usage::Sign | Usage::Decrypt);
+        let awaiting_login =
+            attrs.always_authenticate && matches!(usage, Usage::Sign | Usage::Decrypt);
         let grant = Grant {
             key: handle,
-            expiry: object.ulong(MATERIAL_EXPIRY).unwrap_or(0),
+            expiry: attrs.material_expiry,
+            private: attrs.private,
             judged: Arc::clone(&object),
-            private: object.is_private(),
             usage,
             mechanism,
             awaiting_login,
@@ -100,10 +101,12 @@ impl Token {
         mechanism: MechType,
     ) -> Result<Arc<Key>> {
         self.authorise_use(object, usage, mechanism)?;
-        if !object.has_parsed_key() {
-            // The first use opens the sealed secrets and parses them on this stack.
-            crate::secret_use::note();
+        // Parsed already: the master key (and its lock) is not needed.
+        if let Some(key) = object.parsed_key() {
+            return Ok(key);
         }
+        // The first use opens the sealed secrets and parses them on this stack.
+        crate::secret_use::note();
         object.key(&self.serial, self.master().as_deref())
     }
 

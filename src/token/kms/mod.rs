@@ -275,7 +275,7 @@ impl Token {
     /// its KeyUsage says and nothing else: no wrapping, unwrapping or derivation.
     pub(super) fn check_kms_use(&self, object: &Object, usage: Usage) -> Result<()> {
         self.check_kms_state(object)?;
-        if let Some(kms_usage) = object.ulong(KEY_USAGE).and_then(KeyUsage::from_code) {
+        if let Some(kms_usage) = object.use_attrs().key_usage.and_then(KeyUsage::from_code) {
             let allowed = match usage {
                 Usage::Sign | Usage::Verify => kms_usage == KeyUsage::SignVerify,
                 Usage::Encrypt | Usage::Decrypt => kms_usage == KeyUsage::EncryptDecrypt,
@@ -292,10 +292,13 @@ impl Token {
     /// The key is Enabled (or not a KMS key) and its material has not expired: the
     /// condition for any use of the key, and for handing its material out.
     pub(super) fn check_kms_state(&self, object: &Object) -> Result<()> {
-        if let Some(state) = state_of(object) {
+        // The state and expiry as read once from this version of the object
+        // (`Object::use_attrs`): the same values `state_of` and `ulong` would give.
+        let attrs = object.use_attrs();
+        if let Some(state) = attrs.key_state.and_then(KeyState::from_code) {
             lifecycle::usable(state).map_err(kms)?;
         }
-        self.check_expiry(object.ulong(MATERIAL_EXPIRY).unwrap_or(0))
+        self.check_expiry(attrs.material_expiry)
     }
 
     /// Material whose expiry (unix seconds; 0 never) has passed is unusable now: the
