@@ -152,16 +152,9 @@ pub struct UseAttrs {
     flags: u8,
 }
 
-/// The usage flags `UseAttrs` keeps.
-const USE_FLAGS: [AttrType; 7] = [
-    CKA_ENCRYPT,
-    CKA_DECRYPT,
-    CKA_SIGN,
-    CKA_VERIFY,
-    CKA_WRAP,
-    CKA_UNWRAP,
-    CKA_DERIVE,
-];
+/// The usage flags `UseAttrs` keeps, bit `i` for the `i`th (at most eight).
+const USE_FLAGS: &[AttrType] = policy::KEY_USES;
+const _: () = assert!(USE_FLAGS.len() <= 8, "UseAttrs keeps the flags in a u8");
 
 impl UseAttrs {
     fn of(object: &Object) -> UseAttrs {

@@ -51,6 +51,24 @@ const KMS_WRAPPING: &[AttrType] = &[
     TOKEN_EXPIRY,
 ];
 
+/// The usage flags of PKCS#11 keys, each naming one kind of use: the seven a use is
+/// judged on (`KEY_USES`), then the two recover forms, set and cleared with them.
+pub(crate) const USAGE_FLAGS: [AttrType; 9] = [
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_DERIVE,
+    CKA_SIGN_RECOVER,
+    CKA_VERIFY_RECOVER,
+];
+
+/// The usage flags a use of a key is judged on (`mechanism::Usage`), and that a derived
+/// key has only when its template asks for them.
+pub(crate) const KEY_USES: &[AttrType] = USAGE_FLAGS.split_at(7).0;
+
 const COMMON: &[AttrType] = &[
     CKA_CLASS,
     CKA_TOKEN,

@@ -19,23 +19,10 @@ use crate::error::{Error, Result};
 use crate::kms::key::KeyUsage;
 use crate::mechanism::Usage;
 use crate::object::attr::{AttrType, Value};
-use crate::object::policy::{self, IMPORT_TARGET, KEY_ID, KEY_USAGE};
+use crate::object::policy::{self, IMPORT_TARGET, KEY_ID, KEY_USAGE, USAGE_FLAGS};
 use crate::object::table::{Entry, Owner};
 use crate::object::Object;
 use crate::operation::Grant;
-
-/// The usage flags of PKCS#11 keys, each naming one kind of use.
-const USAGE_FLAGS: [AttrType; 9] = [
-    CKA_ENCRYPT,
-    CKA_DECRYPT,
-    CKA_SIGN,
-    CKA_VERIFY,
-    CKA_WRAP,
-    CKA_UNWRAP,
-    CKA_DERIVE,
-    CKA_SIGN_RECOVER,
-    CKA_VERIFY_RECOVER,
-];
 
 /// The usage flags a KMS KeyUsage implies for an object of `class`: exactly these are
 /// true, every other usage flag is false (docs/key-model.md, "KeyUsage is the usage").

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::kms::key::Origin;
 use crate::mechanism::{DeriveInput, DeriveRule, MechanismArg, Usage};
 use crate::object::attr::{AttrType, RawAttribute, RawValue, Value};
+use crate::object::policy::KEY_USES;
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
@@ -150,17 +151,6 @@ fn fixed_len(key_type: KeyType) -> Option<usize> {
     }
 }
 
-/// The usage flags a derived key has only if its template asks for them.
-const DERIVED_USAGES: [AttrType; 7] = [
-    CKA_ENCRYPT,
-    CKA_DECRYPT,
-    CKA_SIGN,
-    CKA_VERIFY,
-    CKA_WRAP,
-    CKA_UNWRAP,
-    CKA_DERIVE,
-];
-
 /// `template` with `ty` set to `value` (replacing any value it had).
 fn set_bool(template: &mut Vec<RawAttribute>, ty: AttrType, value: bool) {
     template.retain(|a| a.ty != ty);
@@ -181,7 +171,8 @@ fn derived_template(
     let given = template::parse(template)?;
     let asked = |ty: AttrType| given.get(&ty).and_then(Value::as_bool);
     let mut out = template.to_vec();
-    for ty in DERIVED_USAGES {
+    // A derived key has no usage its template does not ask for.
+    for &ty in KEY_USES {
         if !given.contains_key(&ty) {
             set_bool(&mut out, ty, false);
         }
