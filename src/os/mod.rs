@@ -1,6 +1,8 @@
 //! Memory mappings and process hooks: the operating-system calls below the PKCS#11
 //! layer that need `unsafe`, each behind a safe type or function.
 //!
+//! - `file_lock`: an exclusive `flock` waited for in the kernel (the SQLite store's turn
+//!   to write, so that writers of several processes do not poll SQLite's lock).
 //! - `fork`: registers the functions `fork()` runs around itself (`pthread_atfork`).
 //! - `kdf_memory`: the Argon2id working memory, a private anonymous mapping backed by
 //!   huge pages and unmapped (not freed to the heap) after the derivation.
@@ -14,6 +16,7 @@
 //! allowed `unsafe` (docs/architecture.md). It must not know about PKCS#11, KMS keys or
 //! SQLite's formats: it maps, reads bytes and unmaps.
 
+pub(crate) mod file_lock;
 pub(crate) mod fork;
 pub(crate) mod kdf_memory;
 pub(crate) mod own_memory;

@@ -28,6 +28,7 @@ use super::{
     Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
+use crate::os::file_lock;
 use crate::os::shared_page::SharedPage;
 use durable::WalSync;
 use schema::{
@@ -88,11 +89,17 @@ pub(crate) struct SqliteStore {
     /// covering what it wrote or read. `None` when the `-wal` or `-shm` file could not be
     /// opened: the connection then keeps `synchronous=FULL` (SQLite syncs each commit).
     sync: Option<WalSync>,
+    /// The `-wal` file, opened again for the writers' turn (`lock_for_write`): a blocking
+    /// `flock` that writers of every process take before `BEGIN IMMEDIATE`. `None` when
+    /// it could not be opened (writers then meet only in SQLite's lock).
+    turn: Option<File>,
 }
 
 /// The connection, locked, with a pass through the fork gate (`fork_gate.rs`): every
 /// SQLite call happens through one. Fields drop in order: the lock, then the pass.
 struct Locked<'a> {
+    /// The writers' turn, for a write (released first, or as soon as the write ends).
+    turn: Option<file_lock::Exclusive<'a>>,
     conn: MappedMutexGuard<'a, Conn>,
     _gate: Entered,
 }
@@ -221,8 +228,12 @@ impl SqliteStore {
         if sync.is_some() {
             db.execute_batch("PRAGMA synchronous = NORMAL;")?;
         }
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
+        let turn = File::open(PathBuf::from(wal_path)).ok();
         Ok(SqliteStore {
             path: path.to_path_buf(),
+            turn,
             sync,
             conn: Mutex::new(Some(Conn {
                 db,
@@ -240,16 +251,30 @@ impl SqliteStore {
         let gate = fork_gate::enter();
         let conn = MutexGuard::try_map(self.conn.lock(), Option::as_mut)
             .map_err(|_| StoreError::Malformed("the store's connection is closed"))?;
-        Ok(Locked { conn, _gate: gate })
+        Ok(Locked {
+            turn: None,
+            conn,
+            _gate: gate,
+        })
     }
 
     /// The connection, for a write: refused once an fsync of this handle failed (after
     /// a failed fsync the kernel may have dropped the pages, so a later commit would be
     /// published to other processes on top of a loss this handle already reported).
+    ///
+    /// Holds the writers' turn (`turn`) until the write transaction has ended: writers of
+    /// other processes sleep in the kernel until it is theirs and find SQLite's write lock
+    /// free, where SQLite's busy handler would poll it with sleeps of a millisecond and
+    /// more, several times the length of a commit. SQLite's lock still decides; the turn
+    /// only orders the waiting (a writer that is not kmshsm, or a handle without it,
+    /// still meets the busy timeout).
     fn lock_for_write(&self) -> StoreResult<Locked<'_>> {
-        let conn = self.lock()?;
+        let mut conn = self.lock()?;
         if let Some(sync) = &self.sync {
             sync.check()?;
+        }
+        if let Some(turn) = &self.turn {
+            conn.turn = Some(file_lock::lock_exclusive(turn)?);
         }
         Ok(conn)
     }
@@ -583,6 +608,8 @@ impl Store for SqliteStore {
         let (snap, ticket) = {
             let mut conn = self.lock_for_write()?;
             commit_locked(&mut conn, changes)?;
+            // The read needs no write lock: other processes' writers may go on.
+            conn.turn = None;
             let snap = read_locked(&mut conn, since, epoch, Scope::Changes)?;
             // Taken after the read: the one sync covers the write and all it read.
             (snap, self.written())
@@ -602,6 +629,7 @@ impl Store for SqliteStore {
         let (wrote, snap, ticket) = {
             let mut conn = self.lock_for_write()?;
             let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
+            conn.turn = None;
             let snap = read_locked(&mut conn, since, epoch, Scope::Changes)?;
             let ticket = if wrote { self.written() } else { self.seen() };
             (wrote, snap, ticket)

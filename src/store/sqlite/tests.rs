@@ -249,3 +249,36 @@ fn after_a_failed_fsync_the_handle_writes_nothing_more() {
     let snap = second.read(0, 0, Scope::All).unwrap();
     assert!(!snap.meta.contains_key("x") && !snap.meta.contains_key("y"));
 }
+
+#[test]
+fn writers_take_the_turn_that_writers_of_other_processes_wait_for() {
+    use std::time::{Duration, Instant};
+    let (dir, store) = fresh();
+    let reader = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    // Another process's writer holds the turn: a lock on its own description of the WAL.
+    let other = File::open(dir.path().join("t.db-wal")).unwrap();
+    let held = crate::os::file_lock::lock_exclusive(&other).unwrap();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            store
+                .commit(vec![Change::PutMeta("x".into(), vec![1])])
+                .unwrap();
+            started.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        // Reads (here another handle's) do not wait for the turn.
+        assert!(reader.read(0, 0, Scope::All).unwrap().meta.get("x").is_none());
+        drop(held);
+        assert!(
+            writer.join().unwrap() >= Duration::from_millis(100),
+            "the commit waited for the turn"
+        );
+    });
+    // And once written, the turn is free again for the other process.
+    drop(crate::os::file_lock::lock_exclusive(&other).unwrap());
+    assert_eq!(
+        store.read(0, 0, Scope::All).unwrap().meta.get("x"),
+        Some(&vec![1])
+    );
+}
