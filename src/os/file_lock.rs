@@ -41,6 +41,24 @@ impl Drop for Exclusive<'_> {
     }
 }
 
+/// Whether some POSIX record lock (this process's included: open-file-description locks
+/// conflict with those of the same process) would keep a write lock off byte `at` of
+/// `file`. For tests of what holds SQLite's locks.
+#[cfg(test)]
+pub(crate) fn byte_is_locked(file: &File, at: i64) -> bool {
+    // SAFETY: `flock` is plain data; zeroed is a valid value of it.
+    let mut query: libc::flock = unsafe { std::mem::zeroed() };
+    query.l_type = libc::F_WRLCK as libc::c_short;
+    query.l_whence = libc::SEEK_SET as libc::c_short;
+    query.l_start = at;
+    query.l_len = 1;
+    // SAFETY: F_OFD_GETLK reads and writes the `flock` value passed, which lives for the
+    // call; the descriptor is open.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut query) };
+    assert_eq!(rc, 0, "F_OFD_GETLK: {}", io::Error::last_os_error());
+    query.l_type != libc::F_UNLCK as libc::c_short
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

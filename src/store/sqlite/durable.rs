@@ -54,7 +54,8 @@ struct State {
 }
 
 pub(super) struct WalSync {
-    db_path: PathBuf,
+    /// The database file, this process's one descriptor of it (`files.rs`).
+    db: Arc<File>,
     wal_path: PathBuf,
     /// The `-wal` file SQLite writes; replaced if it was deleted and made again.
     wal: Mutex<Arc<File>>,
@@ -78,7 +79,7 @@ impl WalSync {
     ///
     /// Syncs the WAL and the folder once, so that what was committed before (the schema
     /// of a new token, an upgrade) and the `-wal` file's name are durable too.
-    pub(super) fn open(db: &Path, shm: &File) -> Option<WalSync> {
+    pub(super) fn open(db: &Path, db_file: Arc<File>, shm: &File) -> Option<WalSync> {
         let mut wal_path = db.as_os_str().to_owned();
         wal_path.push("-wal");
         let wal_path = PathBuf::from(wal_path);
@@ -87,7 +88,7 @@ impl WalSync {
         wal.sync_data().ok()?;
         sync_dir(&wal_path).ok()?;
         Some(WalSync {
-            db_path: db.to_path_buf(),
+            db: db_file,
             wal_path,
             wal: Mutex::new(Arc::new(wal)),
             headers,
@@ -204,17 +205,15 @@ impl WalSync {
             Ok(named)
                 if held.nlink() > 0 && held.ino() == named.ino() && held.dev() == named.dev() => {}
             Ok(_) => {
-                let db = File::open(&self.db_path)?;
                 let fresh = File::open(&self.wal_path)?;
-                if let Err(e) = db.sync_all().and_then(|()| sync_dir(&self.wal_path)) {
+                if let Err(e) = self.db.sync_all().and_then(|()| sync_dir(&self.wal_path)) {
                     return Ok(Err(e));
                 }
                 *self.wal.lock() = Arc::new(fresh);
                 return Ok(self.wal.lock().sync_data());
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let db = File::open(&self.db_path)?;
-                return Ok(db.sync_all());
+                return Ok(self.db.sync_all());
             }
             Err(e) => return Err(e),
         }

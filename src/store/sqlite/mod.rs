@@ -2,7 +2,9 @@
 //!
 //! WAL journal, group commit (`durable.rs`: `synchronous=NORMAL`, then an fsync of the WAL
 //! outside the connection lock before any call returns), a busy timeout, `BEGIN IMMEDIATE`
-//! for every write, and a schema version in `PRAGMA user_version` (version 1 databases are
+//! for every write after the writers' turn (a blocking `flock` of the `-wal` file, so that
+//! writers of several processes do not poll SQLite's lock), one descriptor per process for
+//! each file SQLite locks (`files.rs`), and a schema version in `PRAGMA user_version` (version 1 databases are
 //! upgraded in place on open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
 //! files the same mode); those two stay between connections, the WAL emptied on close.
 //! Other processes' commits are noticed through `PRAGMA data_version`, asked only when
@@ -16,6 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
@@ -31,6 +34,7 @@ use crate::error::StoreError;
 use crate::os::file_lock;
 use crate::os::shared_page::SharedPage;
 use durable::WalSync;
+use files::Interest;
 use schema::{
     configure, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3,
     UPGRADE_V3_TO_V4,
@@ -39,6 +43,7 @@ use trail::audit_head;
 use writes::apply;
 
 mod durable;
+mod files;
 mod pins;
 mod schema;
 mod trail;
@@ -58,8 +63,9 @@ struct Conn {
     db: Connection,
     /// `PRAGMA data_version` when this handle last looked.
     data_version: i64,
-    /// The `-shm` file, when it could be opened (the pragma alone is used otherwise).
-    shm: Option<File>,
+    /// The `-shm` file, when it could be opened (the pragma alone is used otherwise): the
+    /// process's one descriptor of it (`files.rs`).
+    shm: Option<Arc<File>>,
     /// Its first page mapped, when that worked (then no `pread` is needed).
     shm_page: Option<SharedPage>,
     /// The WAL-index headers as read just before this handle last found no change.
@@ -93,6 +99,9 @@ pub(crate) struct SqliteStore {
     /// `flock` that writers of every process take before `BEGIN IMMEDIATE`. `None` when
     /// it could not be opened (writers then meet only in SQLite's lock).
     turn: Option<File>,
+    /// This store's interest in the process's descriptors of the database and `-shm`
+    /// files (`files.rs`). Last: it ends after every field holding one of them.
+    _interest: Interest,
 }
 
 /// The connection, locked, with a pass through the fork gate (`fork_gate.rs`): every
@@ -162,6 +171,7 @@ fn uid_of(bytes: Vec<u8>) -> StoreResult<ObjectUid> {
 impl SqliteStore {
     /// Creates a new token database at `path` (which must not exist) holding `initial`.
     pub(crate) fn create(path: &Path, initial: Vec<Change>) -> StoreResult<SqliteStore> {
+        let interest = Interest::register(path);
         // O_EXCL: two processes initialising the same serial cannot both succeed.
         OpenOptions::new()
             .write(true)
@@ -177,7 +187,7 @@ impl SqliteStore {
                     "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} {UPGRADE_V3_TO_V4} \
                      PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
-                SqliteStore::wrap(path, db)?
+                SqliteStore::wrap(path, db, interest)?
             };
             // Enters the gate itself (after the pass above is given back).
             store.commit(initial)?;
@@ -201,6 +211,7 @@ impl SqliteStore {
                 std::io::ErrorKind::NotFound,
             )));
         }
+        let interest = Interest::register(path);
         let _gate = fork_gate::enter();
         let mut db = Connection::open(path)?;
         configure(&db)?;
@@ -210,21 +221,22 @@ impl SqliteStore {
             1..=3 => upgrade(&mut db)?,
             other => return Err(StoreError::SchemaVersion(other)),
         }
-        SqliteStore::wrap(path, db)
+        SqliteStore::wrap(path, db, interest)
     }
 
     /// Called with a pass through the fork gate.
-    fn wrap(path: &Path, db: Connection) -> StoreResult<SqliteStore> {
+    fn wrap(path: &Path, db: Connection, interest: Interest) -> StoreResult<SqliteStore> {
         // The pragma's read transaction has made SQLite open (or create) the -shm file;
         // it stays while this connection is open (and, with `configure`'s settings,
         // after it closes too: SQLite no longer deletes it).
         let data_version = data_version(&db)?;
-        let mut shm_path = path.as_os_str().to_owned();
-        shm_path.push("-shm");
-        let shm = File::open(PathBuf::from(shm_path)).ok();
-        let shm_page = shm.as_ref().and_then(SharedPage::map);
+        let shm = interest.file(files::Locked::Shm).ok();
+        let shm_page = shm.as_deref().and_then(SharedPage::map);
         // Syncs what FULL committed so far (schema, upgrade) before NORMAL takes over.
-        let sync = shm.as_ref().and_then(|f| WalSync::open(path, f));
+        let sync = match (&shm, interest.file(files::Locked::Database)) {
+            (Some(shm), Ok(db_file)) => WalSync::open(path, db_file, shm),
+            _ => None,
+        };
         if sync.is_some() {
             db.execute_batch("PRAGMA synchronous = NORMAL;")?;
         }
@@ -234,6 +246,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_path_buf(),
             turn,
+            _interest: interest,
             sync,
             conn: Mutex::new(Some(Conn {
                 db,

@@ -268,7 +268,11 @@ fn writers_take_the_turn_that_writers_of_other_processes_wait_for() {
         });
         std::thread::sleep(Duration::from_millis(100));
         // Reads (here another handle's) do not wait for the turn.
-        assert!(reader.read(0, 0, Scope::All).unwrap().meta.get("x").is_none());
+        assert!(!reader
+            .read(0, 0, Scope::All)
+            .unwrap()
+            .meta
+            .contains_key("x"));
         drop(held);
         assert!(
             writer.join().unwrap() >= Duration::from_millis(100),
@@ -281,4 +285,37 @@ fn writers_take_the_turn_that_writers_of_other_processes_wait_for() {
         store.read(0, 0, Scope::All).unwrap().meta.get("x"),
         Some(&vec![1])
     );
+}
+
+/// The byte of the `-shm` file on which every process with the database open holds a
+/// read lock, SQLite's "dead man switch" (os_unix.c: `UNIX_SHM_BASE + SQLITE_SHM_NLOCK`,
+/// 120 + 8): a process that finds it unlocked takes the WAL-index for abandoned and
+/// rebuilds it.
+const SHM_DMS_BYTE: i64 = 128;
+
+#[test]
+fn closing_a_second_handle_leaves_sqlites_locks_of_the_first_in_place() {
+    // Two handles of one process on one token (two threads scanning the slots at once
+    // each open the new token; the slot keeps one and the other is dropped).
+    let (dir, first) = fresh();
+    first.read(0, 0, Scope::All).unwrap();
+    // Closed only after `first`: closing it sooner would itself drop the locks.
+    let probe = File::open(dir.path().join("t.db-shm")).unwrap();
+    assert!(
+        crate::os::file_lock::byte_is_locked(&probe, SHM_DMS_BYTE),
+        "SQLite holds its lock while the database is open"
+    );
+    let second = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    second.read(0, 0, Scope::All).unwrap();
+    drop(second);
+    assert!(
+        crate::os::file_lock::byte_is_locked(&probe, SHM_DMS_BYTE),
+        "closing the second handle must not release the first's locks (POSIX locks are \
+         the process's, and closing any descriptor of the file releases them all)"
+    );
+    first
+        .commit(vec![Change::PutMeta("x".into(), vec![1])])
+        .unwrap();
+    drop(first);
+    drop(probe);
 }
