@@ -1,8 +1,9 @@
 //! Memory mappings and process hooks: the operating-system calls below the PKCS#11
 //! layer that need `unsafe`, each behind a safe type or function.
 //!
-//! - `file_lock`: an exclusive `flock` waited for in the kernel (the SQLite store's turn
-//!   to write, so that writers of several processes do not poll SQLite's lock).
+//! - `file_lock`: an exclusive `flock` taken with a bounded wait (the SQLite store's turn
+//!   to write, so that writers of several processes do not wait in SQLite's busy
+//!   handler).
 //! - `fork`: registers the functions `fork()` runs around itself (`pthread_atfork`).
 //! - `kdf_memory`: the Argon2id working memory, a private anonymous mapping backed by
 //!   huge pages and unmapped (not freed to the heap) after the derivation.

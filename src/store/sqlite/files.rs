@@ -15,7 +15,14 @@
 //! once per database and closed, under the registry's lock, only when no interest is
 //! left: never while a connection of a store of this process has the file open. (A
 //! copy of SQLite that is not this module's, in the same process, is not known here.)
-//! This module must not read or write the files.
+//! A file made again under the same name gets a descriptor of its own; the old one is
+//! kept with the entry. The files are named from the database's canonical path, as
+//! SQLite names them (it resolves symbolic links).
+//!
+//! The registry's lock is taken only by a thread holding a pass through the fork gate
+//! (`fork_gate.rs`): registering, taking a descriptor and ending an interest all happen
+//! inside it, so a `fork()` never finds the lock held. This module must not read or
+//! write the files.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -37,15 +44,17 @@ struct Entry {
     interests: usize,
     database: Option<Arc<File>>,
     shm: Option<Arc<File>>,
+    /// Descriptors of files since replaced under the name, closed with the entry.
+    retired: Vec<Arc<File>>,
 }
 
 static REGISTRY: Mutex<Option<HashMap<PathBuf, Entry>>> = Mutex::new(None);
 
-/// A store's interest in one database's shared descriptors; ends when dropped.
+/// A store's interest in one database's shared descriptors; ends when dropped, which
+/// must happen with a pass through the fork gate, as its registration did.
 #[derive(Debug)]
 pub(super) struct Interest {
     key: PathBuf,
-    db: PathBuf,
 }
 
 /// The registry's key for `db`: its canonical path (the folder's, with the file's name,
@@ -61,7 +70,8 @@ fn key_of(db: &Path) -> PathBuf {
 }
 
 impl Interest {
-    /// Registers an interest in the database at `db`, before opening it.
+    /// Registers an interest in the database at `db`, before opening it (with a pass
+    /// through the fork gate).
     pub(super) fn register(db: &Path) -> Interest {
         let key = key_of(db);
         let mut registry = REGISTRY.lock();
@@ -70,10 +80,15 @@ impl Interest {
             .entry(key.clone())
             .or_default()
             .interests += 1;
-        Interest {
-            key,
-            db: db.to_path_buf(),
-        }
+        Interest { key }
+    }
+
+    /// The path of the database file or one of its companions (`suffix`: `""`, `"-wal"`,
+    /// `"-shm"`), named from the canonical path as SQLite names them.
+    pub(super) fn path(&self, suffix: &str) -> PathBuf {
+        let mut p = self.key.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
     }
 
     /// The process's descriptor of the database's file `which`, opened read-only on first
@@ -84,24 +99,35 @@ impl Interest {
             .get_or_insert_with(HashMap::new)
             .entry(self.key.clone())
             .or_default();
+        let path = self.path(match which {
+            Locked::Database => "",
+            Locked::Shm => "-shm",
+        });
         let slot = match which {
             Locked::Database => &mut entry.database,
             Locked::Shm => &mut entry.shm,
         };
-        if let Some(file) = slot {
-            return Ok(Arc::clone(file));
-        }
-        let path = match which {
-            Locked::Database => self.db.clone(),
-            Locked::Shm => {
-                let mut p = self.db.as_os_str().to_owned();
-                p.push("-shm");
-                PathBuf::from(p)
+        if let Some(file) = slot.take() {
+            if is_named(&file, &path) {
+                *slot = Some(Arc::clone(&file));
+                return Ok(file);
             }
-        };
+            // Another file under the name: closing this descriptor could release locks a
+            // connection of this process holds on the old file, so it stays.
+            entry.retired.push(file);
+        }
         let file = Arc::new(File::open(path)?);
         *slot = Some(Arc::clone(&file));
         Ok(file)
+    }
+}
+
+/// Whether `file` is the file `path` names now.
+fn is_named(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
+        _ => false,
     }
 }
 
@@ -157,5 +183,30 @@ mod tests {
             .lock()
             .as_ref()
             .is_none_or(|m| !m.contains_key(&key_of(&db))));
+    }
+
+    #[test]
+    fn a_file_made_again_under_the_name_gets_its_own_descriptor() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("y.db");
+        std::fs::write(&db, b"old").unwrap();
+        let a = Interest::register(&db);
+        let old = a.file(Locked::Database).unwrap();
+        std::fs::remove_file(&db).unwrap();
+        std::fs::write(&db, b"new").unwrap();
+        let new = a.file(Locked::Database).unwrap();
+        assert_eq!(
+            new.metadata().unwrap().ino(),
+            std::fs::metadata(&db).unwrap().ino()
+        );
+        assert_ne!(new.metadata().unwrap().ino(), old.metadata().unwrap().ino());
+        assert_eq!(
+            Arc::strong_count(&old),
+            2,
+            "the old descriptor is kept, not closed"
+        );
+        drop((old, new));
+        drop(a);
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! WAL journal, group commit (`durable.rs`: `synchronous=NORMAL`, then an fsync of the WAL
 //! outside the connection lock before any call returns), a busy timeout, `BEGIN IMMEDIATE`
-//! for every write after the writers' turn (a blocking `flock` of the `-wal` file, so that
-//! writers of several processes do not poll SQLite's lock), one descriptor per process for
+//! for every write after the writers' turn (an `flock` of the `-wal` file, so that
+//! writers of several processes do not wait in SQLite's busy handler), one descriptor per process for
 //! each file SQLite locks (`files.rs`), and a schema version in `PRAGMA user_version` (version 1 databases are
 //! upgraded in place on open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
 //! files the same mode); those two stay between connections, the WAL emptied on close.
@@ -18,6 +18,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,8 +37,8 @@ use crate::os::shared_page::SharedPage;
 use durable::WalSync;
 use files::Interest;
 use schema::{
-    configure, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3,
-    UPGRADE_V3_TO_V4,
+    configure, upgrade, BUSY_TIMEOUT, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2,
+    UPGRADE_V2_TO_V3, UPGRADE_V3_TO_V4,
 };
 use trail::audit_head;
 use writes::apply;
@@ -95,20 +96,21 @@ pub(crate) struct SqliteStore {
     /// covering what it wrote or read. `None` when the `-wal` or `-shm` file could not be
     /// opened: the connection then keeps `synchronous=FULL` (SQLite syncs each commit).
     sync: Option<WalSync>,
-    /// The `-wal` file, opened again for the writers' turn (`lock_for_write`): a blocking
-    /// `flock` that writers of every process take before `BEGIN IMMEDIATE`. `None` when
-    /// it could not be opened (writers then meet only in SQLite's lock).
-    turn: Option<File>,
+    /// The `-wal` file's path, opened for each writers' turn (`lock_for_write`).
+    wal_path: PathBuf,
+    /// Whether taking the turn failed once (said in the log once; writes go on without).
+    turn_failed: AtomicBool,
     /// This store's interest in the process's descriptors of the database and `-shm`
-    /// files (`files.rs`). Last: it ends after every field holding one of them.
-    _interest: Interest,
+    /// files (`files.rs`); `None` only inside `drop`, which ends it within the fork gate
+    /// after everything holding one of the descriptors.
+    interest: Option<Interest>,
 }
 
 /// The connection, locked, with a pass through the fork gate (`fork_gate.rs`): every
 /// SQLite call happens through one. Fields drop in order: the lock, then the pass.
 struct Locked<'a> {
     /// The writers' turn, for a write (released first, or as soon as the write ends).
-    turn: Option<file_lock::Exclusive<'a>>,
+    turn: Option<file_lock::Exclusive>,
     conn: MappedMutexGuard<'a, Conn>,
     _gate: Entered,
 }
@@ -151,6 +153,10 @@ impl Drop for SqliteStore {
             // Closes the connection while the gate is still held.
             drop(conn);
         }
+        // Then what holds the shared descriptors, then the interest in them: the
+        // registry's lock is only ever taken with a pass through the gate (`files.rs`).
+        drop(self.sync.take());
+        drop(self.interest.take());
     }
 }
 
@@ -171,7 +177,6 @@ fn uid_of(bytes: Vec<u8>) -> StoreResult<ObjectUid> {
 impl SqliteStore {
     /// Creates a new token database at `path` (which must not exist) holding `initial`.
     pub(crate) fn create(path: &Path, initial: Vec<Change>) -> StoreResult<SqliteStore> {
-        let interest = Interest::register(path);
         // O_EXCL: two processes initialising the same serial cannot both succeed.
         OpenOptions::new()
             .write(true)
@@ -181,13 +186,15 @@ impl SqliteStore {
         let result = (|| {
             let store = {
                 let _gate = fork_gate::enter();
+                // Dropped, on an error, after the connection and before the pass.
+                let interest = Interest::register(path);
                 let db = Connection::open(path)?;
                 configure(&db)?;
                 db.execute_batch(&format!(
                     "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} {UPGRADE_V3_TO_V4} \
                      PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))?;
-                SqliteStore::wrap(path, db, interest)?
+                SqliteStore::wrap(interest, path, db)?
             };
             // Enters the gate itself (after the pass above is given back).
             store.commit(initial)?;
@@ -211,8 +218,9 @@ impl SqliteStore {
                 std::io::ErrorKind::NotFound,
             )));
         }
-        let interest = Interest::register(path);
         let _gate = fork_gate::enter();
+        // Dropped, on an error, after the connection and before the pass.
+        let interest = Interest::register(path);
         let mut db = Connection::open(path)?;
         configure(&db)?;
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -221,11 +229,13 @@ impl SqliteStore {
             1..=3 => upgrade(&mut db)?,
             other => return Err(StoreError::SchemaVersion(other)),
         }
-        SqliteStore::wrap(path, db, interest)
+        SqliteStore::wrap(interest, path, db)
     }
 
     /// Called with a pass through the fork gate.
-    fn wrap(path: &Path, db: Connection, interest: Interest) -> StoreResult<SqliteStore> {
+    /// `interest` comes first: parameters drop in reverse order, so on an error the
+    /// connection closes before the interest in its files ends.
+    fn wrap(interest: Interest, path: &Path, db: Connection) -> StoreResult<SqliteStore> {
         // The pragma's read transaction has made SQLite open (or create) the -shm file;
         // it stays while this connection is open (and, with `configure`'s settings,
         // after it closes too: SQLite no longer deletes it).
@@ -234,19 +244,17 @@ impl SqliteStore {
         let shm_page = shm.as_deref().and_then(SharedPage::map);
         // Syncs what FULL committed so far (schema, upgrade) before NORMAL takes over.
         let sync = match (&shm, interest.file(files::Locked::Database)) {
-            (Some(shm), Ok(db_file)) => WalSync::open(path, db_file, shm),
+            (Some(shm), Ok(db_file)) => WalSync::open(&interest.path(""), db_file, shm),
             _ => None,
         };
         if sync.is_some() {
             db.execute_batch("PRAGMA synchronous = NORMAL;")?;
         }
-        let mut wal_path = path.as_os_str().to_owned();
-        wal_path.push("-wal");
-        let turn = File::open(PathBuf::from(wal_path)).ok();
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            turn,
-            _interest: interest,
+            wal_path: interest.path("-wal"),
+            turn_failed: AtomicBool::new(false),
+            interest: Some(interest),
             sync,
             conn: Mutex::new(Some(Conn {
                 db,
@@ -275,19 +283,31 @@ impl SqliteStore {
     /// a failed fsync the kernel may have dropped the pages, so a later commit would be
     /// published to other processes on top of a loss this handle already reported).
     ///
-    /// Holds the writers' turn (`turn`) until the write transaction has ended: writers of
-    /// other processes sleep in the kernel until it is theirs and find SQLite's write lock
-    /// free, where SQLite's busy handler would poll it with sleeps of a millisecond and
-    /// more, several times the length of a commit. SQLite's lock still decides; the turn
-    /// only orders the waiting (a writer that is not kmshsm, or a handle without it,
-    /// still meets the busy timeout).
+    /// Holds the writers' turn until the write transaction has ended: an exclusive
+    /// `flock` of the `-wal` file (`os/file_lock.rs`), on a descriptor opened for this
+    /// turn alone, that writers of every process take before `BEGIN IMMEDIATE`, trying
+    /// every few tens of microseconds where SQLite's busy handler sleeps a millisecond and
+    /// more, several times the length of a commit. SQLite's lock still decides: the turn
+    /// only orders the waiting, and a writer that cannot have it (the file cannot be
+    /// opened or locked, or another holds it past the busy timeout) goes on without it
+    /// and meets SQLite's lock as before.
     fn lock_for_write(&self) -> StoreResult<Locked<'_>> {
         let mut conn = self.lock()?;
         if let Some(sync) = &self.sync {
             sync.check()?;
         }
-        if let Some(turn) = &self.turn {
-            conn.turn = Some(file_lock::lock_exclusive(turn)?);
+        let turn = File::open(&self.wal_path)
+            .and_then(|wal| file_lock::lock_exclusive_within(wal, BUSY_TIMEOUT));
+        match turn {
+            Ok(turn) => conn.turn = turn,
+            Err(e) => {
+                if !self.turn_failed.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "{}: writers' turn unavailable ({e}); waiting in SQLite's lock",
+                        self.path.display()
+                    );
+                }
+            }
         }
         Ok(conn)
     }

@@ -256,8 +256,11 @@ fn writers_take_the_turn_that_writers_of_other_processes_wait_for() {
     let (dir, store) = fresh();
     let reader = SqliteStore::open(&dir.path().join("t.db")).unwrap();
     // Another process's writer holds the turn: a lock on its own description of the WAL.
-    let other = File::open(dir.path().join("t.db-wal")).unwrap();
-    let held = crate::os::file_lock::lock_exclusive(&other).unwrap();
+    let wal = dir.path().join("t.db-wal");
+    let turn = |limit| {
+        crate::os::file_lock::lock_exclusive_within(File::open(&wal).unwrap(), limit).unwrap()
+    };
+    let held = turn(Duration::ZERO).expect("the turn is free");
     let started = Instant::now();
     std::thread::scope(|s| {
         let writer = s.spawn(|| {
@@ -280,7 +283,7 @@ fn writers_take_the_turn_that_writers_of_other_processes_wait_for() {
         );
     });
     // And once written, the turn is free again for the other process.
-    drop(crate::os::file_lock::lock_exclusive(&other).unwrap());
+    assert!(turn(Duration::ZERO).is_some());
     assert_eq!(
         store.read(0, 0, Scope::All).unwrap().meta.get("x"),
         Some(&vec![1])
