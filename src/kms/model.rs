@@ -70,26 +70,23 @@ pub fn create_key(
 }
 
 /// GetParametersForImport: whether import parameters for `alg` may be issued for a key
-/// whose record says `target` and whose spec is `spec`.
+/// whose record says `origin`, `state` and `spec` (`None`: the record names none). They
+/// are issued when an import could be made (`precheck`), for a spec the algorithm fits;
+/// answers the spec.
 pub fn check_import_parameters(
-    target: &KeyFacts,
-    spec: KeySpec,
+    origin: Origin,
+    state: KeyState,
+    spec: Option<KeySpec>,
     alg: WrappingAlgorithm,
-) -> Result<(), KmsError> {
-    if target.origin != Origin::External {
-        return Err(KmsError::UnsupportedOrigin);
-    }
-    if target.state == KeyState::PendingDeletion {
-        return Err(KmsError::IncorrectKeyState(
-            KeyState::PendingDeletion.name(),
-        ));
-    }
+) -> Result<KeySpec, KmsError> {
+    precheck(origin, state, Event::ImportMaterial)?;
+    let spec = spec.ok_or(KmsError::NotFound)?;
     if !spec.accepts(alg) {
         return Err(KmsError::InvalidParameter(
             "the wrapping algorithm does not fit the key spec",
         ));
     }
-    Ok(())
+    Ok(spec)
 }
 
 /// Whether a request on a key whose cached record says `origin` and `state` could succeed: asked

@@ -162,23 +162,42 @@ fn a_new_key_without_material_waits_for_it_with_a_usage_its_spec_allows() {
 
 #[test]
 fn import_parameters_need_an_external_key_not_being_deleted_and_a_fitting_algorithm() {
-    let ok = external(KeyState::PendingImport, None, 0);
-    assert!(check_import_parameters(&ok, KeySpec::Sm4, WrappingAlgorithm::Sm2Pke).is_ok());
+    let sm2 = WrappingAlgorithm::Sm2Pke;
+    for state in [
+        KeyState::PendingImport,
+        KeyState::Enabled,
+        KeyState::Disabled,
+    ] {
+        assert_eq!(
+            check_import_parameters(Origin::External, state, Some(KeySpec::Sm4), sm2),
+            Ok(KeySpec::Sm4)
+        );
+    }
     assert!(matches!(
-        check_import_parameters(&ok, KeySpec::Rsa2048, WrappingAlgorithm::RsaesPkcs1V15),
+        check_import_parameters(
+            Origin::External,
+            KeyState::PendingImport,
+            Some(KeySpec::Rsa2048),
+            WrappingAlgorithm::RsaesPkcs1V15
+        ),
         Err(KmsError::InvalidParameter(_))
     ));
-    let deleting = external(KeyState::PendingDeletion, None, 0);
     assert_eq!(
-        check_import_parameters(&deleting, KeySpec::Sm4, WrappingAlgorithm::Sm2Pke),
+        check_import_parameters(Origin::External, KeyState::PendingImport, None, sm2),
+        Err(KmsError::NotFound)
+    );
+    assert_eq!(
+        check_import_parameters(
+            Origin::External,
+            KeyState::PendingDeletion,
+            Some(KeySpec::Sm4),
+            sm2
+        ),
         Err(KmsError::IncorrectKeyState("PendingDeletion"))
     );
-    let made = KeyFacts {
-        origin: Origin::Kms,
-        ..ok
-    };
+    // The origin is judged first, whatever the state or the spec.
     assert_eq!(
-        check_import_parameters(&made, KeySpec::Sm4, WrappingAlgorithm::Sm2Pke),
+        check_import_parameters(Origin::Kms, KeyState::PendingDeletion, None, sm2),
         Err(KmsError::UnsupportedOrigin)
     );
 }

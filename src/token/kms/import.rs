@@ -23,8 +23,8 @@ use crate::object::key::Material;
 use crate::token::keys::mechanism as find_mechanism;
 
 impl Token {
-    /// The live KMS key named `id`: (handle, owner, object) of its private or secret
-    /// object, and its public object if any.
+    /// The KMS key named `id`: (handle, owner, object) of its private or secret object,
+    /// and its public object if any; and the main object.
     fn target(&self, id: &KeyId) -> Result<(Vec<KeyObject>, Arc<Object>)> {
         let objects = self.key_objects(id.as_str().as_bytes())?;
         let main = objects
@@ -32,14 +32,16 @@ impl Token {
             .find(|(_, _, o)| o.class != CKO_PUBLIC_KEY)
             .map(|(_, _, o)| Arc::clone(o))
             .ok_or(kms(KmsError::NotFound))?;
-        if origin_of(&main) != Some(Origin::External) {
-            return Err(kms(KmsError::UnsupportedOrigin));
-        }
-        if state_of(&main) == Some(KeyState::PendingDeletion) {
-            return Err(kms(KmsError::IncorrectKeyState(
-                KeyState::PendingDeletion.name(),
-            )));
-        }
+        Ok((objects, main))
+    }
+
+    /// The key named `id`, when its cached record allows an import at all (the key
+    /// model's rule, `model::precheck`; the import decides again on the current record).
+    fn import_target(&self, id: &KeyId) -> Result<(Vec<KeyObject>, Arc<Object>)> {
+        let (objects, main) = self.target(id)?;
+        let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
+        let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
+        model::precheck(origin, state, Event::ImportMaterial).map_err(kms)?;
         Ok((objects, main))
     }
 
@@ -95,17 +97,10 @@ impl Token {
             .ok_or(Error::TemplateIncomplete)?;
         let alg = WrappingAlgorithm::from_code(alg).ok_or(Error::AttributeValueInvalid)?;
         let (_, main) = self.target(&target)?;
-        let spec = main
-            .ulong(KEY_SPEC)
-            .and_then(KeySpec::from_code)
-            .ok_or(kms(KmsError::NotFound))?;
-        let facts = KeyFacts {
-            origin: origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?,
-            state: state_of(&main).ok_or(kms(KmsError::NotFound))?,
-            bound: None,
-            expiry: 0,
-        };
-        model::check_import_parameters(&facts, spec, alg).map_err(kms)?;
+        let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
+        let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
+        let spec = main.ulong(KEY_SPEC).and_then(KeySpec::from_code);
+        model::check_import_parameters(origin, state, spec, alg).map_err(kms)?;
         let (key_type, generation) = shape::wrapping_key(alg);
         let mechanism_ok = mech.kind == generation;
         if !mechanism_ok {
@@ -307,7 +302,7 @@ impl Token {
             let target = wrapping.bytes(IMPORT_TARGET).unwrap_or(&[]);
             let bound = KeyId::from_bytes(target)
                 .ok()
-                .and_then(|id| self.target(&id).ok())
+                .and_then(|id| self.import_target(&id).ok())
                 .and_then(|(_, main)| main.bytes(MATERIAL_FINGERPRINT).map(<[u8]>::to_vec));
             self.record_refusal(
                 self.event(Operation::ImportKeyMaterial)
@@ -372,15 +367,12 @@ impl Token {
                 "KeyMaterialExpireUnix is in the past",
             )));
         }
-        let (objects, main) = self.target(&token.key_id)?;
+        let (objects, main) = self.import_target(&token.key_id)?;
         let spec = main
             .ulong(KEY_SPEC)
             .and_then(KeySpec::from_code)
             .ok_or(kms(KmsError::NotFound))?;
         fits_target(&given, &main, spec)?;
-        let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
-        let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
-        model::precheck(origin, state, Event::ImportMaterial).map_err(kms)?;
 
         self.authorise_import_use(wrapping, mech.kind)?;
         let key = wrapping.key(&self.serial, self.master().as_deref())?;

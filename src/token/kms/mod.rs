@@ -24,7 +24,7 @@ use crate::crypto::rsa::{bit_len, RsaComponents};
 use crate::crypto::sm;
 use crate::error::{Error, Result};
 use crate::kms::audit::{AuditEvent, Operation};
-use crate::kms::decide::{self, KeyFacts};
+use crate::kms::decide;
 use crate::kms::import::{ImportToken, WrappingAlgorithm};
 use crate::kms::key::{KeyId, KeySpec, KeyState, KeyUsage, Origin};
 use crate::kms::lifecycle;
