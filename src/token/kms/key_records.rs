@@ -92,7 +92,11 @@ pub(super) fn facts_of(
         origin,
         state,
         bound,
-        expiry: main.ulong(MATERIAL_EXPIRY).unwrap_or(0) as i64,
+        // Imports refuse an expiry past i64::MAX (it reads as one in the past); should a
+        // record hold one all the same, it reads as long expired: closed, not open.
+        expiry: main
+            .ulong(MATERIAL_EXPIRY)
+            .map_or(0, |e| i64::try_from(e).unwrap_or(i64::MIN)),
     })
 }
 
@@ -233,7 +237,11 @@ impl Token {
         let installing = matches!(decision.material, MaterialChange::Install(_));
         let mut values = vec![(KEY_STATE, ulong(after.state.code()))];
         if installing || after.expiry != before.expiry {
-            values.push((MATERIAL_EXPIRY, ulong(after.expiry.max(0) as u64)));
+            // Decisions never make a negative expiry (imports refuse one in the past).
+            values.push((
+                MATERIAL_EXPIRY,
+                ulong(u64::try_from(after.expiry).unwrap_or(0)),
+            ));
         }
         if let Some(fp) = after.bound {
             if installing || main.bytes(MATERIAL_FINGERPRINT) != Some(&fp[..]) {
