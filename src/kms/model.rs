@@ -75,11 +75,11 @@ pub fn create_key(
 /// answers the spec.
 pub fn check_import_parameters(
     origin: Origin,
-    state: KeyState,
+    state: Option<KeyState>,
     spec: Option<KeySpec>,
     alg: WrappingAlgorithm,
 ) -> Result<KeySpec, KmsError> {
-    precheck(origin, state, Event::ImportMaterial)?;
+    precheck_import(origin, state)?;
     let spec = spec.ok_or(KmsError::NotFound)?;
     if !spec.accepts(alg) {
         return Err(KmsError::InvalidParameter(
@@ -87,6 +87,20 @@ pub fn check_import_parameters(
         ));
     }
     Ok(spec)
+}
+
+/// ImportKeyMaterial's `precheck` on a cached record whose state may be missing (a
+/// malformed record): the origin is judged first, then a missing state is NotFound.
+/// Answers the state.
+pub fn precheck_import(origin: Origin, state: Option<KeyState>) -> Result<KeyState, KmsError> {
+    // `lifecycle::transition` judges an import's origin before its state; a state that
+    // allows imports stands in for a missing one there.
+    precheck(
+        origin,
+        state.unwrap_or(KeyState::PendingImport),
+        Event::ImportMaterial,
+    )?;
+    state.ok_or(KmsError::NotFound)
 }
 
 /// Whether a request on a key whose cached record says `origin` and `state` could succeed: asked

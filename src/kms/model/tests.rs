@@ -169,27 +169,32 @@ fn import_parameters_need_an_external_key_not_being_deleted_and_a_fitting_algori
         KeyState::Disabled,
     ] {
         assert_eq!(
-            check_import_parameters(Origin::External, state, Some(KeySpec::Sm4), sm2),
+            check_import_parameters(Origin::External, Some(state), Some(KeySpec::Sm4), sm2),
             Ok(KeySpec::Sm4)
         );
     }
     assert!(matches!(
         check_import_parameters(
             Origin::External,
-            KeyState::PendingImport,
+            Some(KeyState::PendingImport),
             Some(KeySpec::Rsa2048),
             WrappingAlgorithm::RsaesPkcs1V15
         ),
         Err(KmsError::InvalidParameter(_))
     ));
     assert_eq!(
-        check_import_parameters(Origin::External, KeyState::PendingImport, None, sm2),
+        check_import_parameters(Origin::External, Some(KeyState::PendingImport), None, sm2),
         Err(KmsError::NotFound)
+    );
+    assert_eq!(
+        check_import_parameters(Origin::External, None, Some(KeySpec::Sm4), sm2),
+        Err(KmsError::NotFound),
+        "a record without a state"
     );
     assert_eq!(
         check_import_parameters(
             Origin::External,
-            KeyState::PendingDeletion,
+            Some(KeyState::PendingDeletion),
             Some(KeySpec::Sm4),
             sm2
         ),
@@ -197,7 +202,11 @@ fn import_parameters_need_an_external_key_not_being_deleted_and_a_fitting_algori
     );
     // The origin is judged first, whatever the state or the spec.
     assert_eq!(
-        check_import_parameters(Origin::Kms, KeyState::PendingDeletion, None, sm2),
+        check_import_parameters(Origin::Kms, Some(KeyState::PendingDeletion), None, sm2),
+        Err(KmsError::UnsupportedOrigin)
+    );
+    assert_eq!(
+        check_import_parameters(Origin::Kms, None, None, sm2),
         Err(KmsError::UnsupportedOrigin)
     );
 }

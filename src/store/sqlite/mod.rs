@@ -37,8 +37,8 @@ use crate::os::shared_page::SharedPage;
 use durable::WalSync;
 use files::Interest;
 use schema::{
-    configure, upgrade, BUSY_TIMEOUT, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2,
-    UPGRADE_V2_TO_V3, UPGRADE_V3_TO_V4,
+    configure, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3,
+    UPGRADE_V3_TO_V4,
 };
 use trail::audit_head;
 use writes::apply;
@@ -49,6 +49,11 @@ mod pins;
 mod schema;
 mod trail;
 mod writes;
+
+/// The longest wait for the writers' turn before a writer goes on without it: far past
+/// any commit's length (a fraction of a millisecond), and short beside SQLite's busy
+/// timeout, which bounds the wait that follows (`lock_for_write`).
+const TURN_WAIT: Duration = Duration::from_secs(1);
 
 /// The two copies of the WAL-index header at the start of the `-shm` file (48 bytes
 /// each; https://sqlite.org/walformat.html). Every commit rewrites them — the change
@@ -289,15 +294,15 @@ impl SqliteStore {
     /// every few tens of microseconds where SQLite's busy handler sleeps a millisecond and
     /// more, several times the length of a commit. SQLite's lock still decides: the turn
     /// only orders the waiting, and a writer that cannot have it (the file cannot be
-    /// opened or locked, or another holds it past the busy timeout) goes on without it
-    /// and meets SQLite's lock as before.
+    /// opened or locked, or another holds it past `TURN_WAIT`) goes on without it and
+    /// meets SQLite's lock as before, whose busy timeout then bounds the rest.
     fn lock_for_write(&self) -> StoreResult<Locked<'_>> {
         let mut conn = self.lock()?;
         if let Some(sync) = &self.sync {
             sync.check()?;
         }
         let turn = File::open(&self.wal_path)
-            .and_then(|wal| file_lock::lock_exclusive_within(wal, BUSY_TIMEOUT));
+            .and_then(|wal| file_lock::lock_exclusive_within(wal, TURN_WAIT));
         match turn {
             Ok(turn) => conn.turn = turn,
             Err(e) => {

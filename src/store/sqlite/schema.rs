@@ -62,8 +62,8 @@ CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1),
 /// prepared some of them again: about 40% of a state change's CPU time).
 pub(super) const STATEMENT_CACHE: usize = 64;
 
-/// How long a writer waits for SQLite's write lock (and for the writers' turn before it).
-pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a writer waits for SQLite's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn configure(db: &Connection) -> StoreResult<()> {
     db.busy_timeout(BUSY_TIMEOUT)?;

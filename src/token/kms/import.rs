@@ -17,7 +17,6 @@ use super::*;
 use crate::crypto::pkcs8::encode_spki;
 use crate::kms::audit::Operation;
 use crate::kms::byok;
-use crate::kms::lifecycle::Event;
 use crate::mechanism::{GeneratedPair, KeyRequest, WrappedLen};
 use crate::object::key::Material;
 use crate::token::keys::mechanism as find_mechanism;
@@ -40,8 +39,7 @@ impl Token {
     fn import_target(&self, id: &KeyId) -> Result<(Vec<KeyObject>, Arc<Object>)> {
         let (objects, main) = self.target(id)?;
         let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
-        let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
-        model::precheck(origin, state, Event::ImportMaterial).map_err(kms)?;
+        model::precheck_import(origin, state_of(&main)).map_err(kms)?;
         Ok((objects, main))
     }
 
@@ -98,9 +96,8 @@ impl Token {
         let alg = WrappingAlgorithm::from_code(alg).ok_or(Error::AttributeValueInvalid)?;
         let (_, main) = self.target(&target)?;
         let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
-        let state = state_of(&main).ok_or(kms(KmsError::NotFound))?;
         let spec = main.ulong(KEY_SPEC).and_then(KeySpec::from_code);
-        model::check_import_parameters(origin, state, spec, alg).map_err(kms)?;
+        model::check_import_parameters(origin, state_of(&main), spec, alg).map_err(kms)?;
         let (key_type, generation) = shape::wrapping_key(alg);
         let mechanism_ok = mech.kind == generation;
         if !mechanism_ok {

@@ -237,10 +237,11 @@ impl Token {
         let installing = matches!(decision.material, MaterialChange::Install(_));
         let mut values = vec![(KEY_STATE, ulong(after.state.code()))];
         if installing || after.expiry != before.expiry {
-            // Decisions never make a negative expiry (imports refuse one in the past).
+            // Decisions make no negative expiry (imports refuse one in the past); were one
+            // made, it is in the past: 1, long expired, as 0 would mean "never".
             values.push((
                 MATERIAL_EXPIRY,
-                ulong(u64::try_from(after.expiry).unwrap_or(0)),
+                ulong(u64::try_from(after.expiry).unwrap_or(1)),
             ));
         }
         if let Some(fp) = after.bound {
