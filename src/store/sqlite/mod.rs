@@ -3,10 +3,11 @@
 //! WAL journal, group commit (`durable.rs`: `synchronous=NORMAL`, then an fsync of the WAL
 //! outside the connection lock before any call returns), a busy timeout, `BEGIN IMMEDIATE`
 //! for every write after the writers' turn (an `flock` of the `-wal` file, so that
-//! writers of several processes do not wait in SQLite's busy handler), one descriptor per process for
-//! each file SQLite locks (`files.rs`), and a schema version in `PRAGMA user_version` (version 1 databases are
-//! upgraded in place on open). Files are created 0600 before SQLite opens them (SQLite gives the -wal and -shm
-//! files the same mode); those two stay between connections, the WAL emptied on close.
+//! writers of several processes do not wait in SQLite's busy handler), one descriptor
+//! per process for each file SQLite locks (`files.rs`), and a schema version in
+//! `PRAGMA user_version` (version 1 databases are upgraded in place on open). Files are
+//! created 0600 before SQLite opens them (SQLite gives the -wal and -shm files the same
+//! mode); those two stay between connections, the WAL emptied on close.
 //! Other processes' commits are noticed through `PRAGMA data_version`, asked only when
 //! the WAL-index header in the `-shm` file has changed (read from a shared mapping of the
 //! file's first page, or with one `pread` where that cannot be mapped; the pragma costs a
@@ -112,7 +113,8 @@ pub(crate) struct SqliteStore {
 }
 
 /// The connection, locked, with a pass through the fork gate (`fork_gate.rs`): every
-/// SQLite call happens through one. Fields drop in order: the lock, then the pass.
+/// SQLite call happens through one. Fields drop in order: the writers' turn (if held),
+/// the lock, then the pass.
 struct Locked<'a> {
     /// The writers' turn, for a write (released first, or as soon as the write ends).
     turn: Option<file_lock::Exclusive>,
