@@ -169,7 +169,7 @@ impl Provider {
             shared: Arc::new(Shared {
                 config: Arc::clone(&config),
                 handles: HandleSource::default(),
-                clock: crate::kms::clock::module_clock(),
+                clock: crate::token::clock::module_clock(),
             }),
             config,
             backend,

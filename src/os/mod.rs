@@ -1,6 +1,8 @@
 //! Memory mappings and process hooks: the operating-system calls below the PKCS#11
 //! layer that need `unsafe`, each behind a safe type or function.
 //!
+//! - `clock`: the coarse wall and monotonic clocks (the time of the last timer tick,
+//!   five times cheaper to read than the precise ones).
 //! - `file_lock`: an exclusive `flock` taken with a bounded wait (the SQLite store's turn
 //!   to write, so that writers of several processes do not wait in SQLite's busy
 //!   handler).
@@ -17,6 +19,7 @@
 //! allowed `unsafe` (docs/architecture.md). It must not know about PKCS#11, KMS keys or
 //! SQLite's formats: it maps, reads bytes and unmaps.
 
+pub(crate) mod clock;
 pub(crate) mod file_lock;
 pub(crate) mod fork;
 pub(crate) mod kdf_memory;

@@ -9,6 +9,7 @@
 
 mod audit;
 mod authority;
+pub(crate) mod clock;
 pub mod copy;
 mod derive;
 pub(crate) mod keys;

@@ -205,7 +205,7 @@ mod tests {
         let shared = Arc::new(Shared {
             config: Arc::new(config),
             handles: HandleSource::default(),
-            clock: crate::kms::clock::module_clock(),
+            clock: crate::token::clock::module_clock(),
         });
         let backend = crate::store::Backend::Files(dir.to_path_buf());
         let token = Token::create(

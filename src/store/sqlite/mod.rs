@@ -21,7 +21,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
@@ -33,6 +33,7 @@ use super::{
     Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
+use crate::os::clock;
 use crate::os::file_lock;
 use crate::os::shared_page::SharedPage;
 use durable::WalSync;
@@ -77,8 +78,9 @@ struct Conn {
     shm_page: Option<SharedPage>,
     /// The WAL-index headers as read just before this handle last found no change.
     seen_headers: Option<[u8; WAL_INDEX_HEADERS]>,
-    /// When `PRAGMA data_version` was last asked.
-    checked_at: Instant,
+    /// When `PRAGMA data_version` was last asked, on the coarse monotonic clock
+    /// (`os/clock.rs`: a tick behind at most, against a period of 100 ms).
+    checked_at: Duration,
 }
 
 impl Conn {
@@ -269,7 +271,7 @@ impl SqliteStore {
                 shm,
                 shm_page,
                 seen_headers: None,
-                checked_at: Instant::now(),
+                checked_at: clock::monotonic(),
             })),
         })
     }
@@ -424,7 +426,7 @@ fn read_locked(conn: &mut Conn, since: u64, epoch: u64, scope: Scope) -> StoreRe
     tx.commit()?;
     conn.data_version = version_before;
     conn.seen_headers = headers_before;
-    conn.checked_at = Instant::now();
+    conn.checked_at = clock::monotonic();
     Ok(snap)
 }
 
@@ -555,7 +557,7 @@ impl Store for SqliteStore {
         let headers = conn.wal_index_headers();
         if headers.is_some()
             && headers == conn.seen_headers
-            && conn.checked_at.elapsed() < FULL_CHECK_EVERY
+            && clock::monotonic().saturating_sub(conn.checked_at) < FULL_CHECK_EVERY
         {
             return Ok(false);
         }
@@ -564,7 +566,7 @@ impl Store for SqliteStore {
         }
         // Only this handle's own commits (or a checkpoint) moved the header.
         conn.seen_headers = headers;
-        conn.checked_at = Instant::now();
+        conn.checked_at = clock::monotonic();
         Ok(false)
     }
 

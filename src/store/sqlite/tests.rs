@@ -137,7 +137,7 @@ fn closing_does_not_wait_for_another_connections_transaction() {
         .unwrap();
     let other = Connection::open(dir.path().join("t.db")).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     drop(store);
     assert!(
         started.elapsed() < Duration::from_secs(5),
