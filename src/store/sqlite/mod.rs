@@ -10,7 +10,8 @@
 //! mode); those two stay between connections, the WAL emptied on close.
 //! Other processes' commits are noticed through `PRAGMA data_version`, asked only when
 //! the WAL-index header in the `-shm` file has changed (read from a shared mapping of the
-//! file's first page, or with one `pread` where that cannot be mapped; the pragma costs a
+//! file's first page, compared without a lock with the headers last found unchanged,
+//! `seen.rs`; or with one `pread` where that cannot be mapped; the pragma costs a
 //! read transaction and two lock calls). Records' lookup keys live in their own indexed
 //! table and their due times in an indexed column, so finding one record never reads the
 //! others. Every SQLite call, opening and closing included, holds a pass through the fork
@@ -42,6 +43,7 @@ use schema::{
     configure, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3,
     UPGRADE_V3_TO_V4,
 };
+use seen::SeenHeaders;
 use trail::audit_head;
 use writes::apply;
 
@@ -49,6 +51,7 @@ mod durable;
 mod files;
 mod pins;
 mod schema;
+mod seen;
 mod trail;
 mod writes;
 
@@ -61,7 +64,7 @@ const TURN_WAIT: Duration = Duration::from_secs(1);
 /// each; https://sqlite.org/walformat.html). Every commit rewrites them — the change
 /// counter `iChange` and the last valid frame `mxFrame` at least — so while they read
 /// the same, nobody has committed.
-const WAL_INDEX_HEADERS: usize = 96;
+pub(super) const WAL_INDEX_HEADERS: usize = 96;
 
 /// However unchanged the header reads, `PRAGMA data_version` is asked at least this
 /// often: the header is a shortcut, and this bounds what trusting it could ever cost.
@@ -74,16 +77,29 @@ struct Conn {
     /// The `-shm` file, when it could be opened (the pragma alone is used otherwise): the
     /// process's one descriptor of it (`files.rs`).
     shm: Option<Arc<File>>,
-    /// Its first page mapped, when that worked (then no `pread` is needed).
-    shm_page: Option<SharedPage>,
+    /// Its first page mapped, when that worked (then no `pread` is needed): the store's.
+    shm_page: Option<Arc<SharedPage>>,
     /// The WAL-index headers as read just before this handle last found no change.
     seen_headers: Option<[u8; WAL_INDEX_HEADERS]>,
+    /// The same, published for `changed_elsewhere`'s look without the lock (`seen.rs`).
+    seen: Arc<SeenHeaders>,
     /// When `PRAGMA data_version` was last asked, on the coarse monotonic clock
     /// (`os/clock.rs`: a tick behind at most, against a period of 100 ms).
     checked_at: Duration,
 }
 
 impl Conn {
+    /// Records `headers` (read just before the data version was) as found unchanged now,
+    /// and publishes them for the look without the lock.
+    fn found_unchanged(&mut self, headers: Option<[u8; WAL_INDEX_HEADERS]>) {
+        let now = clock::monotonic();
+        self.seen_headers = headers;
+        self.checked_at = now;
+        if let Some(headers) = &headers {
+            self.seen.publish(headers, now);
+        }
+    }
+
     fn wal_index_headers(&self) -> Option<[u8; WAL_INDEX_HEADERS]> {
         if let Some(page) = &self.shm_page {
             return Some(page.read());
@@ -99,6 +115,10 @@ pub(crate) struct SqliteStore {
     path: PathBuf,
     /// `None` only inside `drop`, which closes the connection within the fork gate.
     conn: Mutex<Option<Conn>>,
+    /// The `-shm` file's first page, mapped (`Conn::shm_page`), and the headers last
+    /// found unchanged there: `changed_elsewhere` compares the two without a lock.
+    shm_page: Option<Arc<SharedPage>>,
+    seen: Arc<SeenHeaders>,
     /// Group commit (`durable.rs`): the connection commits with `synchronous=NORMAL` and
     /// every call waits here, outside the connection's lock, for an fsync of the WAL
     /// covering what it wrote or read. `None` when the `-wal` or `-shm` file could not be
@@ -250,7 +270,8 @@ impl SqliteStore {
         // after it closes too: SQLite no longer deletes it).
         let data_version = data_version(&db)?;
         let shm = interest.file(files::Locked::Shm).ok();
-        let shm_page = shm.as_deref().and_then(SharedPage::map);
+        let shm_page = shm.as_deref().and_then(SharedPage::map).map(Arc::new);
+        let seen = Arc::new(SeenHeaders::default());
         // Syncs what FULL committed so far (schema, upgrade) before NORMAL takes over.
         let sync = match (&shm, interest.file(files::Locked::Database)) {
             (Some(shm), Ok(db_file)) => WalSync::open(&interest.path(""), db_file, shm),
@@ -265,12 +286,15 @@ impl SqliteStore {
             turn_failed: AtomicBool::new(false),
             interest: Some(interest),
             sync,
+            shm_page: shm_page.clone(),
+            seen: Arc::clone(&seen),
             conn: Mutex::new(Some(Conn {
                 db,
                 data_version,
                 shm,
                 shm_page,
                 seen_headers: None,
+                seen,
                 checked_at: clock::monotonic(),
             })),
         })
@@ -425,8 +449,7 @@ fn read_locked(conn: &mut Conn, since: u64, epoch: u64, scope: Scope) -> StoreRe
     }
     tx.commit()?;
     conn.data_version = version_before;
-    conn.seen_headers = headers_before;
-    conn.checked_at = clock::monotonic();
+    conn.found_unchanged(headers_before);
     Ok(snap)
 }
 
@@ -552,6 +575,14 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn changed_elsewhere(&self) -> StoreResult<bool> {
+        if let Some(page) = &self.shm_page {
+            if self
+                .seen
+                .still(&page.read(), clock::monotonic(), FULL_CHECK_EVERY)
+            {
+                return Ok(false);
+            }
+        }
         let mut conn = self.lock()?;
         // Read before the pragma, so that a commit landing in between is seen next time.
         let headers = conn.wal_index_headers();
@@ -565,8 +596,7 @@ impl Store for SqliteStore {
             return Ok(true);
         }
         // Only this handle's own commits (or a checkpoint) moved the header.
-        conn.seen_headers = headers;
-        conn.checked_at = clock::monotonic();
+        conn.found_unchanged(headers);
         Ok(false)
     }
 
