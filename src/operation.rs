@@ -53,10 +53,10 @@ pub trait Cipher: Send {
     fn one_shot_bound(&self, input_len: usize) -> usize {
         self.update_bound(input_len) + self.finish_bound()
     }
-    /// How far below the entry point a single-part step's secrets may lie on the stack:
-    /// a depth measured on release builds (`secret_use`, `bench/stackreach.sh`), or the
-    /// whole scrub area. When in doubt, the whole area.
-    fn stack_reach(&self) -> usize {
+    /// How far below the entry point a single-part step on `input_len` bytes may leave
+    /// secrets on the stack: a depth measured on release builds (`secret_use`,
+    /// `bench/stackreach.sh`), or the whole scrub area. When in doubt, the whole area.
+    fn stack_reach(&self, _input_len: usize) -> usize {
         crate::secret_use::WHOLE
     }
 }

@@ -20,9 +20,9 @@ use std::cell::Cell;
 pub(crate) const WHOLE: usize = usize::MAX;
 
 /// The reach of a single-part AES-GCM step with a prepared key (`C_Encrypt`,
-/// `C_Decrypt`): release builds were measured (`bench/stackreach.sh`) to leave nothing
-/// below 8 KiB of the entry point (64 B and 4 KiB tried; the scrub hides how much of the
-/// 8 KiB the step used, and an unscrubbed init through the same frames reaches 2.8 KiB).
+/// `C_Decrypt`): release builds were measured (`bench/stackreach.sh`, inputs of 1 B to
+/// 64 KiB) to write at most 3.9 KiB below the entry point (measured with the scrub off;
+/// 2.3 KiB up to 256 B of input, `AES_GCM_SMALL_REACH`), so an 8 KiB scrub covers it.
 /// Debug builds, whose frames are several times larger, always scrub the whole area
 /// (`ffi::guard`); so does every target but x86_64, where aws-lc's code paths (and so
 /// their depth) were not measured, and any step off aws-lc's AEAD path (`gcm_fast_path`).
@@ -31,6 +31,19 @@ pub(crate) const WHOLE: usize = usize::MAX;
 pub(crate) const AES_GCM_REACH: usize = 8 * 1024;
 #[cfg(not(target_arch = "x86_64"))]
 pub const AES_GCM_REACH: usize = WHOLE;
+
+/// The reach of a single-part AES-GCM step with a prepared key on at most
+/// `AES_GCM_SMALL_INPUT` bytes of input: measured at 2.3 KiB for 1 to 256 bytes, where
+/// 1 KiB and more reach 3.9 KiB (`bench/stackreach.sh`, which CI runs on each side of
+/// the bound). The small payloads a KMS encrypts (data keys) pay for a 4 KiB scrub, not
+/// an 8 KiB one. Only on x86_64, as `AES_GCM_REACH`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const AES_GCM_SMALL_REACH: usize = 4 * 1024;
+#[cfg(not(target_arch = "x86_64"))]
+pub const AES_GCM_SMALL_REACH: usize = WHOLE;
+
+/// The largest input of a single-part AES-GCM step that `AES_GCM_SMALL_REACH` covers.
+pub(crate) const AES_GCM_SMALL_INPUT: usize = 256;
 
 /// The reach of an ECDSA signature on P-256, P-384 or P-521 (aws-lc): release builds were
 /// measured to write 18.1, 19.4 and 19.5 KiB below the entry point (secp256k1: 26.3 KiB,

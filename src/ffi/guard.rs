@@ -44,6 +44,7 @@ pub(super) fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     let outcome = catch_unwind(AssertUnwindSafe(f));
     let reach = crate::secret_use::take();
     match scrub_reach(name, reach) {
+        Some(bytes) if bytes <= 4 * 1024 => scrub_stack::<{ 4 * 1024 / 8 }>(),
         Some(bytes) if bytes <= 8 * 1024 => scrub_stack::<{ 8 * 1024 / 8 }>(),
         Some(bytes) if bytes <= 24 * 1024 => scrub_stack::<{ 24 * 1024 / 8 }>(),
         Some(_) => scrub_stack::<{ STACK_SCRUB / 8 }>(),
@@ -92,7 +93,8 @@ const WHEN_NOTED: [&str; 5] = ["C_Encrypt", "C_Decrypt", "C_Sign", "C_Verify", "
 /// far the call's noted secrets reach (`secret_use::take`; 0 for none); `None`: no scrub.
 /// A note with a measured reach (`secret_use::note_within`) narrows the scrub in release
 /// builds only: the depth was measured there, and debug frames are several times larger.
-/// The scrub itself comes in three sizes (8, 24 and 48 KiB), the smallest that covers it.
+/// The scrub itself comes in four sizes (4, 8, 24 and 48 KiB), the smallest that covers
+/// it.
 fn scrub_reach(name: &str, reach: usize) -> Option<usize> {
     let starts = |list: &[&str]| list.iter().any(|p| name.starts_with(p));
     if starts(&ALWAYS) {
@@ -201,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_measured_reach_narrows_the_scrub_of_an_operation_step_in_release_builds_only() {
-        use crate::secret_use::{AES_GCM_REACH, ECDSA_NIST_REACH, WHOLE};
+        use crate::secret_use::{AES_GCM_REACH, AES_GCM_SMALL_REACH, ECDSA_NIST_REACH, WHOLE};
         let release = |bytes| {
             if cfg!(debug_assertions) {
                 STACK_SCRUB
@@ -212,6 +214,10 @@ mod tests {
         assert_eq!(
             scrub_reach("C_Encrypt", AES_GCM_REACH),
             Some(release(AES_GCM_REACH))
+        );
+        assert_eq!(
+            scrub_reach("C_Decrypt", AES_GCM_SMALL_REACH),
+            Some(release(AES_GCM_SMALL_REACH))
         );
         assert_eq!(
             scrub_reach("C_Sign", ECDSA_NIST_REACH),

@@ -204,13 +204,21 @@ impl Mechanism for Block {
 }
 
 /// GCM parameters as the primitive wants them.
-/// The stack a GCM step may leave secrets in: the measured reach on aws-lc's AEAD path,
-/// the whole scrub area on any other (an odd IV or a short tag: unmeasured).
-fn gcm_reach(iv: &[u8], tag_bits: usize) -> usize {
+/// The stack a GCM step on so many input bytes may leave secrets in: the measured reach
+/// on aws-lc's AEAD path (shallower for small inputs), the whole scrub area on any other
+/// (an odd IV or a short tag: unmeasured).
+fn gcm_reach(iv: &[u8], tag_bits: usize) -> fn(usize) -> usize {
+    use crate::secret_use::{AES_GCM_REACH, AES_GCM_SMALL_INPUT, AES_GCM_SMALL_REACH, WHOLE};
     if aes::gcm_fast_path(iv, tag_bits) {
-        crate::secret_use::AES_GCM_REACH
+        |input_len| {
+            if input_len <= AES_GCM_SMALL_INPUT {
+                AES_GCM_SMALL_REACH
+            } else {
+                AES_GCM_REACH
+            }
+        }
     } else {
-        crate::secret_use::WHOLE
+        |_| WHOLE
     }
 }
 

@@ -34,8 +34,9 @@ impl Drop for Collected {
 
 struct Buffered<B, F> {
     input: Collected,
-    /// The single-part step's measured stack reach (`Cipher::stack_reach`).
-    reach: usize,
+    /// The single-part step's measured stack reach for an input length
+    /// (`Cipher::stack_reach`).
+    reach: fn(usize) -> usize,
     cap: usize,
     bound: B,
     run: F,
@@ -89,8 +90,8 @@ where
     fn one_shot_bound(&self, input_len: usize) -> usize {
         (self.bound)(self.input.0.len() + input_len)
     }
-    fn stack_reach(&self) -> usize {
-        self.reach
+    fn stack_reach(&self, input_len: usize) -> usize {
+        (self.reach)(input_len)
     }
 }
 
@@ -119,7 +120,7 @@ where
 {
     Box::new(Buffered {
         input: Collected::default(),
-        reach: crate::secret_use::WHOLE,
+        reach: |_| crate::secret_use::WHOLE,
         cap,
         bound,
         run,
@@ -130,7 +131,7 @@ where
 /// `cipher` for a primitive whose single-part step was measured to keep its secrets within
 /// `reach` bytes of stack (release builds, `secret_use`, `bench/stackreach.sh`).
 pub(super) fn cipher_within<B, F>(
-    reach: usize,
+    reach: fn(usize) -> usize,
     cap: usize,
     too_long: Error,
     bound: B,
@@ -165,7 +166,7 @@ where
 {
     Box::new(Buffered {
         input: Collected::default(),
-        reach: crate::secret_use::WHOLE,
+        reach: |_| crate::secret_use::WHOLE,
         cap,
         bound: move |_| len,
         run,

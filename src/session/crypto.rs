@@ -153,7 +153,7 @@ impl Session {
             true,
             |op| op.one_shot_bound(input.len()),
             |op| {
-                secret_use::note_within(op.stack_reach());
+                secret_use::note_within(op.stack_reach(input.len()));
                 op.one_shot(input)
             },
         )
