@@ -376,6 +376,20 @@ impl Object {
         self
     }
 
+    /// Whether the record is known to be authentic without a master key: built here, or
+    /// a format-2 record already found authentic (under the master key of the token's
+    /// epoch; a new epoch replaces every object).
+    pub(crate) fn known_authentic(&self) -> bool {
+        match self.auth {
+            RecordAuth::Local => true,
+            RecordAuth::Claimed => self
+                .claim
+                .as_ref()
+                .is_some_and(|c| c.verdict.get() == Some(&true)),
+            RecordAuth::Unauthenticated => false,
+        }
+    }
+
     /// Whether the record as read may be used under `master`: authentic, or an
     /// unauthenticated record holding only what a session without login may write.
     pub(crate) fn is_acceptable(&self, serial: &str, master: &MasterKey) -> bool {

@@ -64,6 +64,18 @@ impl SharedPage {
         Some(SharedPage { base })
     }
 
+    /// The `i`th eight-byte word of the page in native byte order, read with one
+    /// volatile load; `None` past the page.
+    pub(crate) fn word(&self, i: usize) -> Option<u64> {
+        if i >= PAGE / 8 {
+            return None;
+        }
+        // SAFETY: `i < PAGE / 8`, so the 8 bytes at `8 * i` lie inside the live mapping of
+        // `PAGE` readable bytes, and `base` is page-aligned (mmap), so the load is
+        // aligned; volatile because other processes write these bytes.
+        Some(unsafe { std::ptr::read_volatile(self.base.cast::<u64>().add(i)) })
+    }
+
     /// Copies the first `N` bytes of the page (`N` at most a page), a word at a time:
     /// eight-byte volatile loads from the page-aligned mapping, then single bytes for any
     /// tail (a byte-wise copy of SQLite's 96-byte header cost ~300 instructions per call).

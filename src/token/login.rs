@@ -5,6 +5,7 @@
 //! hash. The slow derivation runs with no token lock held. This module must never log
 //! or keep a PIN.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,9 +44,36 @@ pub enum UserKind {
     ContextSpecific,
 }
 
+/// Who is logged in, readable without the login's lock (`Token::logged_in`, asked on
+/// every key use): a copy of `Login::who`, written only beside it, with the lock held
+/// (`Login::set_who`). A reader without the lock sees the last login or logout.
+#[derive(Debug, Default)]
+pub(super) struct WhoNow(AtomicU8);
+
+impl WhoNow {
+    pub(super) fn get(&self) -> LoggedIn {
+        match self.0.load(Ordering::Acquire) {
+            1 => LoggedIn::User,
+            2 => LoggedIn::So,
+            _ => LoggedIn::Nobody,
+        }
+    }
+
+    fn set(&self, who: LoggedIn) {
+        let code = match who {
+            LoggedIn::Nobody => 0,
+            LoggedIn::User => 1,
+            LoggedIn::So => 2,
+        };
+        self.0.store(code, Ordering::Release);
+    }
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Login {
-    pub(super) who: LoggedIn,
+    /// Changed only through `set_who`, which keeps `now` equal to it.
+    who: LoggedIn,
+    pub(super) now: Arc<WhoNow>,
     pub(super) master: Option<Arc<MasterKey>>,
     /// The audit key of `master`, derived and set up once at login rather than at every
     /// commit.
@@ -53,8 +81,17 @@ pub(super) struct Login {
 }
 
 impl Login {
+    pub(super) fn who(&self) -> LoggedIn {
+        self.who
+    }
+
+    fn set_who(&mut self, who: LoggedIn) {
+        self.who = who;
+        self.now.set(who);
+    }
+
     pub(super) fn clear(&mut self) {
-        self.who = LoggedIn::Nobody;
+        self.set_who(LoggedIn::Nobody);
         self.master = None;
         self.audit_key = None;
     }
@@ -202,10 +239,10 @@ impl Token {
             let sessions = self.sessions.lock();
             self.check_can_login_locked(role, &sessions)?;
             let mut login = self.login.lock();
-            login.who = match role {
+            login.set_who(match role {
                 PinRole::So => LoggedIn::So,
                 PinRole::User => LoggedIn::User,
-            };
+            });
             login.audit_key = Some(Arc::new(audit_key));
             login.master = Some(Arc::new(master));
         }
@@ -235,7 +272,7 @@ impl Token {
         role: PinRole,
         sessions: &std::collections::BTreeMap<SessionHandle, bool>,
     ) -> Result<()> {
-        let who = self.login.lock().who;
+        let who = self.login.lock().who();
         match (role, who) {
             (PinRole::So, LoggedIn::So) | (PinRole::User, LoggedIn::User) => {
                 Err(Error::UserAlreadyLoggedIn)
@@ -250,7 +287,7 @@ impl Token {
 
     pub fn logout(&self) -> Result<()> {
         let mut login = self.login.lock();
-        if login.who == LoggedIn::Nobody {
+        if login.who() == LoggedIn::Nobody {
             return Err(Error::UserNotLoggedIn);
         }
         self.logout_locked(&mut login);
@@ -258,7 +295,7 @@ impl Token {
     }
 
     pub(super) fn logout_locked(&self, login: &mut Login) {
-        if login.who != LoggedIn::Nobody {
+        if login.who() != LoggedIn::Nobody {
             login.clear();
             let mut objects = self.objects.write();
             objects.forget_private(&self.shared.handles);
@@ -275,7 +312,7 @@ impl Token {
     pub fn init_pin(&self, session_rw: bool, pin: &[u8]) -> Result<()> {
         let master = {
             let login = self.login.lock();
-            match (login.who, &login.master) {
+            match (login.who(), &login.master) {
                 (super::LoggedIn::So, Some(m)) => Arc::clone(m),
                 _ => return Err(Error::UserNotLoggedIn),
             }

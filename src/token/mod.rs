@@ -112,6 +112,8 @@ pub struct Token {
     /// Sessions open on this token in this process: handle → read/write.
     sessions: Mutex<BTreeMap<SessionHandle, bool>>,
     login: Mutex<login::Login>,
+    /// `login`'s who, readable without its lock.
+    who_now: Arc<login::WhoNow>,
     view: RwLock<View>,
     objects: RwLock<ObjectTable>,
     /// Held while a KMS decision is made and applied (`kms/key_records.rs`): serialises this
@@ -236,6 +238,7 @@ impl Token {
         let mut objects = ObjectTable::default();
         // A fresh table takes any snapshot.
         objects.apply(snap, &shared.handles)?;
+        let login = login::Login::default();
         Ok(Token {
             slot_id,
             serial,
@@ -243,7 +246,8 @@ impl Token {
             store,
             shared,
             sessions: Mutex::new(BTreeMap::new()),
-            login: Mutex::new(login::Login::default()),
+            who_now: Arc::clone(&login.now),
+            login: Mutex::new(login),
             view: RwLock::new(View::from_snapshot(snap)),
             objects: RwLock::new(objects),
             kms_decisions: Mutex::new(()),
@@ -465,7 +469,7 @@ impl Token {
     /// Registers a new session. Refuses a read-only one while the SO is logged in.
     pub(crate) fn add_session(&self, handle: SessionHandle, rw: bool) -> Result<()> {
         let mut sessions = self.sessions.lock();
-        if !rw && self.login.lock().who == LoggedIn::So {
+        if !rw && self.login.lock().who() == LoggedIn::So {
             return Err(Error::SessionReadWriteSoExists);
         }
         sessions.insert(handle, rw);
@@ -486,7 +490,7 @@ impl Token {
     }
 
     pub fn logged_in(&self) -> LoggedIn {
-        self.login.lock().who
+        self.who_now.get()
     }
 }
 

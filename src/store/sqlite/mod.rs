@@ -578,7 +578,7 @@ impl Store for SqliteStore {
         if let Some(page) = &self.shm_page {
             if self
                 .seen
-                .still(&page.read(), clock::monotonic(), FULL_CHECK_EVERY)
+                .still(|i| page.word(i), clock::monotonic(), FULL_CHECK_EVERY)
             {
                 return Ok(false);
             }
