@@ -20,7 +20,7 @@ unsafe fn cipher_init(
     mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
     let mech = unsafe { raw::read_mechanism(mechanism) }?;
     s.cipher_init(dir, &mech, ObjectHandle::from_raw(key))
@@ -37,7 +37,7 @@ unsafe fn cipher_once(
     output: *mut CK_BYTE,
     output_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slice and
     // the OutBuf do not outlive.
     let (input, out) = unsafe {
@@ -59,7 +59,7 @@ unsafe fn cipher_update(
     output: *mut CK_BYTE,
     output_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slice and
     // the OutBuf do not outlive.
     let (input, out) = unsafe {
@@ -80,7 +80,7 @@ unsafe fn cipher_final(
     output: *mut CK_BYTE,
     output_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the output buffer for this call.
     let out = unsafe { OutBuf::new(output, output_len) }?;
     out.put(s.cipher_final(dir, out.capacity)?)
@@ -224,7 +224,7 @@ pub(crate) unsafe fn digest_init(
     session: CK_SESSION_HANDLE,
     mechanism: *mut CK_MECHANISM,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
     s.digest_init(&unsafe { raw::read_mechanism(mechanism) }?)
 }
@@ -237,7 +237,7 @@ pub(crate) unsafe fn digest(
     digest: *mut CK_BYTE,
     digest_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slice and
     // the OutBuf do not outlive.
     let (data, out) = unsafe {
@@ -255,12 +255,12 @@ pub(crate) unsafe fn digest_update(
     part: *mut CK_BYTE,
     part_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the part for this call.
     s.digest_update(unsafe { raw::in_bytes(part, part_len) }?)
 }
 pub(crate) fn digest_key(session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     s.digest_key(ObjectHandle::from_raw(key))
 }
 /// # Safety
@@ -270,7 +270,7 @@ pub(crate) unsafe fn digest_final(
     digest: *mut CK_BYTE,
     digest_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the output buffer for this call.
     let out = unsafe { OutBuf::new(digest, digest_len) }?;
     out.put(s.digest_final(out.capacity)?)
@@ -283,7 +283,7 @@ pub(crate) unsafe fn sign_init(
     mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
     s.sign_init(
         &unsafe { raw::read_mechanism(mechanism) }?,
@@ -299,7 +299,7 @@ pub(crate) unsafe fn sign(
     signature: *mut CK_BYTE,
     signature_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slice and
     // the OutBuf do not outlive.
     let (data, out) = unsafe {
@@ -317,7 +317,7 @@ pub(crate) unsafe fn sign_update(
     part: *mut CK_BYTE,
     part_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the part for this call.
     s.sign_update(unsafe { raw::in_bytes(part, part_len) }?)
 }
@@ -328,7 +328,7 @@ pub(crate) unsafe fn sign_final(
     signature: *mut CK_BYTE,
     signature_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the output buffer for this call.
     let out = unsafe { OutBuf::new(signature, signature_len) }?;
     out.put(s.sign_final(out.capacity)?)
@@ -341,7 +341,7 @@ pub(crate) unsafe fn verify_init(
     mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
     s.verify_init(
         &unsafe { raw::read_mechanism(mechanism) }?,
@@ -357,7 +357,7 @@ pub(crate) unsafe fn verify(
     signature: *mut CK_BYTE,
     signature_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slices do
     // not outlive.
     let (data, signature) = unsafe {
@@ -375,7 +375,7 @@ pub(crate) unsafe fn verify_update(
     part: *mut CK_BYTE,
     part_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the part for this call.
     s.verify_update(unsafe { raw::in_bytes(part, part_len) }?)
 }
@@ -386,7 +386,7 @@ pub(crate) unsafe fn verify_final(
     signature: *mut CK_BYTE,
     signature_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the signature for this call.
     s.verify_final(unsafe { raw::in_bytes(signature, signature_len) }?)
 }

@@ -21,7 +21,7 @@ pub(crate) unsafe fn generate_key(
     count: CK_ULONG,
     key: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     if key.is_null() {
         return Err(Error::ArgumentsBad("NULL phKey"));
     }
@@ -53,7 +53,7 @@ pub(crate) unsafe fn generate_key_pair(
     public_key: *mut CK_OBJECT_HANDLE,
     private_key: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     if public_key.is_null() || private_key.is_null() {
         return Err(Error::ArgumentsBad("NULL key handle output"));
     }
@@ -85,7 +85,7 @@ pub(crate) unsafe fn wrap_key(
     wrapped_key: *mut CK_BYTE,
     wrapped_key_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the mechanism and the output buffer for this
     // call, which the OutBuf does not outlive.
     let (mech, out) = unsafe {
@@ -120,7 +120,7 @@ pub(crate) unsafe fn unwrap_key(
     attribute_count: CK_ULONG,
     key: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     if key.is_null() {
         return Err(Error::ArgumentsBad("NULL phKey"));
     }
@@ -155,7 +155,7 @@ pub(crate) unsafe fn derive_key(
     attribute_count: CK_ULONG,
     key: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     if key.is_null() {
         return Err(Error::ArgumentsBad("NULL phKey"));
     }

@@ -97,7 +97,7 @@ unsafe fn init(
     mechanism: *mut CK_MECHANISM,
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract makes `mechanism` NULL or a readable CK_MECHANISM.
     let mech = unsafe { raw::read_struct(mechanism.cast_const()) }
         .ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
@@ -134,7 +134,7 @@ unsafe fn once(
     output: *mut CK_BYTE,
     output_len: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the parameter, both inputs and the output for
     // this call, which the slices, the OutBuf and the WriteBack do not outlive.
     let (p, back, aad, input, out) = unsafe {
@@ -158,7 +158,7 @@ unsafe fn begin(
     associated_data: *mut CK_BYTE,
     associated_data_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the parameter and the associated data for this
     // call, which the slice and the WriteBack do not outlive.
     let (p, back, aad) = unsafe {
@@ -191,7 +191,7 @@ unsafe fn next(
     output_len: *mut CK_ULONG,
     flags: CK_FLAGS,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     if flags & !CKF_END_OF_MESSAGE != 0 {
         return Err(Error::ArgumentsBad("unknown C_*MessageNext flags"));
     }
@@ -210,7 +210,7 @@ unsafe fn next(
 }
 
 fn final_(dir: Direction, session: CK_SESSION_HANDLE) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     s.message_final(dir)
 }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::ids::SessionHandle;
-use crate::provider::{self, Provider};
+use crate::provider;
 use crate::session::Session;
 
 /// Every function the module does not implement yet.
@@ -36,9 +36,7 @@ pub(super) fn unsupported() -> Result<()> {
     Err(Error::FunctionNotSupported)
 }
 
-/// The initialised provider and the session behind `handle`.
-fn session(handle: cryptoki_sys::CK_SESSION_HANDLE) -> Result<(Arc<Provider>, Arc<Session>)> {
-    let p = provider::get()?;
-    let s = p.session(SessionHandle::from_raw(handle))?;
-    Ok((p, s))
+/// The session behind `handle` in the initialised provider.
+fn session(handle: cryptoki_sys::CK_SESSION_HANDLE) -> Result<Arc<Session>> {
+    provider::session_of(SessionHandle::from_raw(handle))
 }

@@ -17,7 +17,7 @@ pub(crate) unsafe fn create(
     count: CK_ULONG,
     object: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     if object.is_null() {
         return Err(Error::ArgumentsBad("NULL phObject"));
     }
@@ -37,7 +37,7 @@ pub(crate) unsafe fn copy(
     count: CK_ULONG,
     new_object: *mut CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     if new_object.is_null() {
         return Err(Error::ArgumentsBad("NULL phNewObject"));
     }
@@ -51,7 +51,7 @@ pub(crate) unsafe fn copy(
 }
 
 pub(crate) fn destroy(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     s.token
         .destroy_object(s.caller(), ObjectHandle::from_raw(object))
 }
@@ -63,7 +63,7 @@ pub(crate) unsafe fn size(
     object: CK_OBJECT_HANDLE,
     size: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     if size.is_null() {
         return Err(Error::ArgumentsBad("NULL pulSize"));
     }
@@ -83,7 +83,7 @@ pub(crate) unsafe fn get_attributes(
     template: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract lends the template and its value buffers for this
     // call, which the OutTemplate does not outlive.
     let mut out = unsafe { raw::OutTemplate::new(template, count) }?;
@@ -118,7 +118,7 @@ pub(crate) unsafe fn set_attributes(
     template: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the template for this call.
     let template = unsafe { raw::read_template(template, count) }?;
     s.token
@@ -132,7 +132,7 @@ pub(crate) unsafe fn find_init(
     template: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     // SAFETY: the caller contract covers the template for this call.
     let template = unsafe { raw::read_template(template, count) }?;
     s.find_init(&template)
@@ -146,7 +146,7 @@ pub(crate) unsafe fn find(
     max_object_count: CK_ULONG,
     object_count: *mut CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     if object_count.is_null() || (object.is_null() && max_object_count > 0) {
         return Err(Error::ArgumentsBad("NULL output of C_FindObjects"));
     }
@@ -165,6 +165,6 @@ pub(crate) unsafe fn find(
 }
 
 pub(crate) fn find_final(session: CK_SESSION_HANDLE) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     s.find_final()
 }

@@ -12,10 +12,10 @@ use cryptoki_sys::*;
 use crate::error::{Error, Result};
 use crate::ffi::raw;
 use crate::ids::{SessionHandle, SlotId};
-use crate::provider::{self, Provider};
+use crate::provider;
 use crate::session::Session;
 
-pub(super) fn lookup(session: CK_SESSION_HANDLE) -> Result<(Arc<Provider>, Arc<Session>)> {
+pub(super) fn lookup(session: CK_SESSION_HANDLE) -> Result<Arc<Session>> {
     super::session(session)
 }
 
@@ -51,7 +51,7 @@ pub(crate) fn close_all(slot_id: CK_SLOT_ID) -> Result<()> {
 /// # Safety
 /// The caller contract (`ffi/entry`).
 pub(crate) unsafe fn info(session: CK_SESSION_HANDLE, info: *mut CK_SESSION_INFO) -> Result<()> {
-    let (_, s) = lookup(session)?;
+    let s = lookup(session)?;
     let mut flags = CKF_SERIAL_SESSION;
     if s.rw {
         flags |= CKF_RW_SESSION;

@@ -199,7 +199,7 @@ pub(crate) unsafe fn init_pin(
     pin: *mut CK_UTF8CHAR,
     pin_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = super::session(session)?;
+    let s = super::session(session)?;
     // SAFETY: the caller contract covers the PIN for this call.
     s.token.init_pin(s.rw, unsafe { self::pin(pin, pin_len) }?)
 }
@@ -213,7 +213,7 @@ pub(crate) unsafe fn set_pin(
     new_pin: *mut CK_UTF8CHAR,
     new_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = super::session(session)?;
+    let s = super::session(session)?;
     // SAFETY: the caller contract covers both PINs for this call.
     let (old, new) = unsafe { (pin(old_pin, old_len)?, pin(new_pin, new_len)?) };
     s.token.set_pin(s.rw, old, new)
@@ -227,7 +227,7 @@ pub(crate) unsafe fn login(
     pin: *mut CK_UTF8CHAR,
     pin_len: CK_ULONG,
 ) -> Result<()> {
-    let (_, s) = super::session(session)?;
+    let s = super::session(session)?;
     let kind = match user_type {
         CKU_SO => UserKind::So,
         CKU_USER => UserKind::User,
@@ -240,6 +240,6 @@ pub(crate) unsafe fn login(
 }
 
 pub(crate) fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
-    let (_, s) = super::session(session)?;
+    let s = super::session(session)?;
     s.token.logout()
 }

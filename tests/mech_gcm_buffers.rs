@@ -1,0 +1,252 @@
+//! Single-part AES-GCM through the C ABI with the buffers callers really pass: a buffer
+//! of exactly the output's length, a larger one, one shorter than the output, the input's
+//! own buffer (in place), and a length that claims more than the buffer holds. The step
+//! writes straight into the caller's buffer when it can (`ffi/raw.rs` `OutBuf::first`,
+//! `operation::produce_into`); every case must give the same bytes as the copying path,
+//! write nothing past the output, and leave no plaintext behind a tag that fails.
+//!
+//! Run with `cargo nextest run --test mech_gcm_buffers`.
+
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
+mod common;
+
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+
+use common::hostile::Api;
+use common::*;
+
+const IV: [u8; 12] = [9; 12];
+const AAD: &[u8] = b"header";
+
+struct Fx {
+    _env: TestEnv,
+    _ctx: cryptoki::context::Pkcs11,
+    api: Api,
+    session: Session,
+    key: cryptoki::object::ObjectHandle,
+}
+
+fn fixture() -> Fx {
+    let env = TestEnv::new();
+    let ctx = env.load();
+    let slot = init_token(&ctx);
+    let session = user_session(&ctx, slot);
+    let key = session
+        .create_object(&aes_template("gcm", &[0x42; 32], false))
+        .unwrap();
+    Fx {
+        api: Api::load(),
+        key,
+        session,
+        _ctx: ctx,
+        _env: env,
+    }
+}
+
+impl Fx {
+    fn init(&self, encrypt: bool) {
+        let mut iv = IV;
+        let mut aad = AAD.to_vec();
+        let mut params = CK_GCM_PARAMS {
+            pIv: iv.as_mut_ptr(),
+            ulIvLen: iv.len() as CK_ULONG,
+            ulIvBits: 96,
+            pAAD: aad.as_mut_ptr(),
+            ulAADLen: aad.len() as CK_ULONG,
+            ulTagBits: 128,
+        };
+        let mut mechanism = CK_MECHANISM {
+            mechanism: CKM_AES_GCM,
+            pParameter: (&mut params as *mut CK_GCM_PARAMS).cast(),
+            ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG,
+        };
+        let session = self.session.handle();
+        // SAFETY: a valid mechanism structure and handles, live for the call.
+        let rv = unsafe {
+            if encrypt {
+                self.api.list.C_EncryptInit.unwrap()(session, &mut mechanism, self.key.handle())
+            } else {
+                self.api.list.C_DecryptInit.unwrap()(session, &mut mechanism, self.key.handle())
+            }
+        };
+        assert_eq!(rv, CKR_OK, "init");
+    }
+
+    /// One C_Encrypt or C_Decrypt of the `input_len` bytes at `buf[input_at..]` into
+    /// `buf[output_at..]`, telling the module the output buffer holds `claimed` bytes.
+    fn step(
+        &self,
+        encrypt: bool,
+        buf: &mut [u8],
+        input_at: usize,
+        input_len: usize,
+        output_at: usize,
+        claimed: CK_ULONG,
+    ) -> (CK_RV, CK_ULONG) {
+        let mut len = claimed;
+        let base = buf.as_mut_ptr();
+        let session = self.session.handle();
+        // SAFETY: both pointers lie inside `buf`; the module writes at most the output's
+        // length, which every caller below leaves room for (the claim may overstate it).
+        let rv = unsafe {
+            let (input, output) = (base.add(input_at), base.add(output_at));
+            if encrypt {
+                self.api.list.C_Encrypt.unwrap()(
+                    session,
+                    input,
+                    input_len as CK_ULONG,
+                    output,
+                    &mut len,
+                )
+            } else {
+                self.api.list.C_Decrypt.unwrap()(
+                    session,
+                    input,
+                    input_len as CK_ULONG,
+                    output,
+                    &mut len,
+                )
+            }
+        };
+        (rv, len)
+    }
+
+    /// The reference: the `cryptoki` crate's single-part calls.
+    fn sealed(&self, plain: &[u8]) -> Vec<u8> {
+        let mut iv = IV;
+        let params = GcmParams::new(&mut iv, AAD, 128.into()).unwrap();
+        self.session
+            .encrypt(&Mechanism::AesGcm(params), self.key, plain)
+            .unwrap()
+    }
+}
+
+fn plaintext(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+#[test]
+fn every_buffer_arrangement_gives_the_same_ciphertext_and_plaintext() {
+    let fx = fixture();
+    for len in [1, 64, 256, 257, 4096] {
+        let plain = plaintext(len);
+        let sealed = fx.sealed(&plain);
+        assert_eq!(sealed.len(), len + 16);
+
+        // Into a separate buffer of exactly the output's length, and a larger one.
+        for spare in [0, 100] {
+            let mut buf = vec![0u8; len + len + 16 + spare];
+            buf[..len].copy_from_slice(&plain);
+            fx.init(true);
+            let (rv, n) = fx.step(true, &mut buf, 0, len, len, (len + 16 + spare) as CK_ULONG);
+            assert_eq!(
+                (rv, n as usize),
+                (CKR_OK, len + 16),
+                "{len} B, {spare} spare"
+            );
+            assert_eq!(
+                buf[len..len + len + 16],
+                sealed[..],
+                "{len} B, {spare} spare"
+            );
+        }
+
+        // In place: the plaintext's own buffer, with room for the tag.
+        let mut buf = vec![0u8; len + 16];
+        buf[..len].copy_from_slice(&plain);
+        fx.init(true);
+        let (rv, n) = fx.step(true, &mut buf, 0, len, 0, (len + 16) as CK_ULONG);
+        assert_eq!((rv, n as usize), (CKR_OK, len + 16), "{len} B in place");
+        assert_eq!(buf, sealed, "{len} B in place");
+
+        // Decryption: a buffer as long as the input (the length a query reports), one of
+        // exactly the plaintext's length, and in place.
+        for room in [len + 16, len] {
+            let mut buf = vec![0u8; len + 16 + room];
+            buf[..len + 16].copy_from_slice(&sealed);
+            fx.init(false);
+            let (rv, n) = fx.step(false, &mut buf, 0, len + 16, len + 16, room as CK_ULONG);
+            assert_eq!((rv, n as usize), (CKR_OK, len), "{len} B into {room}");
+            assert_eq!(
+                buf[len + 16..len + 16 + len],
+                plain[..],
+                "{len} B into {room}"
+            );
+        }
+        let mut buf = sealed.clone();
+        fx.init(false);
+        let (rv, n) = fx.step(false, &mut buf, 0, len + 16, 0, (len + 16) as CK_ULONG);
+        assert_eq!(
+            (rv, n as usize),
+            (CKR_OK, len),
+            "{len} B decrypted in place"
+        );
+        assert_eq!(buf[..len], plain[..], "{len} B decrypted in place");
+    }
+}
+
+#[test]
+fn a_tag_that_fails_leaves_no_plaintext_in_the_callers_buffer_and_ends_the_operation() {
+    let fx = fixture();
+    let plain = plaintext(64);
+    let mut sealed = fx.sealed(&plain);
+    let last = sealed.len() - 1;
+    sealed[last] ^= 1;
+    let mut buf = vec![0xeeu8; 80 + 80];
+    buf[..80].copy_from_slice(&sealed);
+    fx.init(false);
+    let (rv, _) = fx.step(false, &mut buf, 0, 80, 80, 80);
+    assert_eq!(rv, CKR_ENCRYPTED_DATA_INVALID);
+    let out = &buf[80..];
+    assert!(
+        out.windows(8).all(|w| !plain.windows(8).any(|p| p == w)),
+        "no run of plaintext in the output buffer"
+    );
+    let (rv, _) = fx.step(false, &mut buf, 0, 80, 80, 80);
+    assert_eq!(
+        rv, CKR_OPERATION_NOT_INITIALIZED,
+        "the failure ended the operation"
+    );
+}
+
+#[test]
+fn a_short_buffer_gets_the_length_and_the_same_output_on_the_retry() {
+    let fx = fixture();
+    let plain = plaintext(64);
+    let sealed = fx.sealed(&plain);
+    let mut buf = vec![0u8; 64 + 80];
+    buf[..64].copy_from_slice(&plain);
+    fx.init(true);
+    let (rv, n) = fx.step(true, &mut buf, 0, 64, 64, 79);
+    assert_eq!((rv, n), (CKR_BUFFER_TOO_SMALL, 80));
+    assert!(
+        buf[64..].iter().all(|&b| b == 0),
+        "nothing written into a short buffer"
+    );
+    let (rv, n) = fx.step(true, &mut buf, 0, 64, 64, 80);
+    assert_eq!((rv, n), (CKR_OK, 80));
+    assert_eq!(buf[64..], sealed[..]);
+}
+
+#[test]
+fn a_length_that_overstates_the_buffer_is_not_written_past_the_output() {
+    let fx = fixture();
+    let plain = plaintext(64);
+    let sealed = fx.sealed(&plain);
+    for claimed in [1 << 40, CK_ULONG::MAX] {
+        let mut buf = vec![0xccu8; 64 + 80 + 256];
+        buf[..64].copy_from_slice(&plain);
+        fx.init(true);
+        let (rv, n) = fx.step(true, &mut buf, 0, 64, 64, claimed);
+        assert_eq!((rv, n), (CKR_OK, 80), "claimed {claimed}");
+        assert_eq!(buf[64..144], sealed[..]);
+        assert!(
+            buf[144..].iter().all(|&b| b == 0xcc),
+            "claimed {claimed}: written past"
+        );
+    }
+}
