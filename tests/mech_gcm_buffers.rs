@@ -1,9 +1,8 @@
 //! Single-part AES-GCM through the C ABI with the buffers callers really pass: a buffer
 //! of exactly the output's length, a larger one, one shorter than the output, the input's
-//! own buffer (in place), and a length that claims more than the buffer holds. The step
-//! writes straight into the caller's buffer when it can (`ffi/raw.rs` `OutBuf::first`,
-//! `operation::produce_into`); every case must give the same bytes as the copying path,
-//! write nothing past the output, and leave no plaintext behind a tag that fails.
+//! own buffer (in place), and a length that claims more than the buffer holds. Every case
+//! must give the bytes the `cryptoki` crate's calls give, write nothing past the output
+//! (`ffi/raw.rs` `OutBuf::put`), and leave no plaintext behind a tag that fails.
 //!
 //! Run with `cargo nextest run --test mech_gcm_buffers`.
 

@@ -24,6 +24,20 @@ pub(super) const MESSAGE_CAP: usize = 1 << 24;
 #[derive(Default)]
 struct Collected(Vec<u8>);
 
+impl Collected {
+    /// Appends `data`. Growing moves the input to a larger buffer by hand, so that the
+    /// old one is wiped before it is freed (a vector's own growth frees it unwiped).
+    fn extend(&mut self, data: &[u8]) {
+        let needed = self.0.len().saturating_add(data.len());
+        if needed > self.0.capacity() {
+            let mut larger = Vec::with_capacity(needed.max(self.0.capacity().saturating_mul(2)));
+            larger.extend_from_slice(&self.0);
+            drop(Collected(std::mem::replace(&mut self.0, larger)));
+        }
+        self.0.extend_from_slice(data);
+    }
+}
+
 impl Drop for Collected {
     fn drop(&mut self) {
         if self.0.capacity() != 0 {
@@ -48,7 +62,7 @@ impl<B, F> Buffered<B, F> {
         if self.input.0.len().saturating_add(data.len()) > self.cap {
             return Err(std::mem::replace(&mut self.too_long, Error::DataLenRange));
         }
-        self.input.0.extend_from_slice(data);
+        self.input.extend(data);
         Ok(())
     }
 }
@@ -214,4 +228,26 @@ where
         cap,
         run,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collected_input_grows_by_hand_and_keeps_every_byte() {
+        let mut collected = Collected::default();
+        let mut expected = Vec::new();
+        for i in 0..200u8 {
+            let part = vec![i; usize::from(i % 7) + 1];
+            let before = collected.0.capacity();
+            collected.extend(&part);
+            expected.extend_from_slice(&part);
+            assert!(collected.0.capacity() >= collected.0.len());
+            if collected.0.capacity() != before {
+                assert!(collected.0.capacity() >= 2 * before, "grows geometrically");
+            }
+        }
+        assert_eq!(collected.0, expected);
+    }
 }

@@ -7,42 +7,45 @@
 //! A coarse clock lags the precise one by at most one tick (1–10 ms, by the kernel's
 //! HZ). Its callers decide in whole seconds (material and import-token expiry) or on a
 //! period of 100 ms (the store's full change check), so the lag changes no decision by
-//! more than the clock's own resolution. Only Linux has these clocks; elsewhere the
-//! standard library's precise clocks answer.
+//! more than the clock's own resolution. Only Linux has these clocks; elsewhere, and
+//! wherever a coarse clock cannot be read, the standard library's precise clocks answer
+//! (whose failure std treats as fatal: the FFI guard turns that panic into
+//! `CKR_GENERAL_ERROR`), so a clock that cannot be read never reads as 1970.
 //!
 //! This module must not know what the time is used for.
 
 use std::time::Duration;
 
-/// Seconds since the Unix epoch on the coarse wall clock; `None` for a clock before 1970
-/// (a broken host) or one that cannot be read.
+/// Seconds since the Unix epoch on the coarse wall clock (the precise one where that
+/// cannot be read); `None` only for a clock before 1970 (a broken host).
 pub(crate) fn realtime_seconds() -> Option<u64> {
     #[cfg(target_os = "linux")]
-    {
-        read(libc::CLOCK_REALTIME_COARSE).map(|t| t.as_secs())
+    if let Some(now) = read(libc::CLOCK_REALTIME_COARSE) {
+        return Some(now.as_secs());
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs())
-    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
-/// A point on the coarse monotonic clock (the time since an unspecified start, which
-/// never goes back); `Duration::ZERO` if it cannot be read, which makes every interval
-/// measured from it look long (its callers then do their check early, never late).
+/// A point on the coarse monotonic clock: the time since an unspecified start, which
+/// never goes back. Where the coarse clock cannot be read, the precise monotonic clock
+/// answers, counted from another start: an interval measured across the two can come
+/// out negative, which callers must treat as long (`checked_sub`), never as short.
 pub(crate) fn monotonic() -> Duration {
     #[cfg(target_os = "linux")]
-    {
-        read(libc::CLOCK_MONOTONIC_COARSE).unwrap_or(Duration::ZERO)
+    if let Some(now) = read(libc::CLOCK_MONOTONIC_COARSE) {
+        return now;
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed()
-    }
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+/// Whether at most `period` has passed from `since` to `now` (two `monotonic` readings):
+/// an interval that runs backwards counts as long.
+pub(crate) fn within(since: Duration, now: Duration, period: Duration) -> bool {
+    now.checked_sub(since).is_some_and(|passed| passed < period)
 }
 
 #[cfg(target_os = "linux")]
@@ -78,6 +81,20 @@ mod tests {
         assert!(
             coarse + 1 >= precise && coarse <= precise + 1,
             "{coarse} vs {precise}"
+        );
+    }
+
+    #[test]
+    fn an_interval_that_runs_backwards_is_long() {
+        let period = Duration::from_millis(100);
+        let t = Duration::from_secs(50);
+        assert!(within(t, t, period));
+        assert!(within(t, t + period / 2, period));
+        assert!(!within(t, t + period, period));
+        assert!(!within(t, t - Duration::from_nanos(1), period), "backwards");
+        assert!(
+            !within(t, Duration::ZERO, period),
+            "a reading of zero after a real one"
         );
     }
 

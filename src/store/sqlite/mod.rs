@@ -588,7 +588,7 @@ impl Store for SqliteStore {
         let headers = conn.wal_index_headers();
         if headers.is_some()
             && headers == conn.seen_headers
-            && clock::monotonic().saturating_sub(conn.checked_at) < FULL_CHECK_EVERY
+            && clock::within(conn.checked_at, clock::monotonic(), FULL_CHECK_EVERY)
         {
             return Ok(false);
         }

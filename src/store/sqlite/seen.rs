@@ -17,6 +17,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::WAL_INDEX_HEADERS;
+use crate::os::clock;
 
 const WORDS: usize = WAL_INDEX_HEADERS / 8;
 
@@ -74,10 +75,10 @@ impl SeenHeaders {
             .iter()
             .enumerate()
             .all(|(i, slot)| live(i) == Some(slot.load(Ordering::Relaxed)));
-        let checked_at = self.checked_at.load(Ordering::Relaxed);
+        let checked_at = Duration::from_nanos(self.checked_at.load(Ordering::Relaxed));
         fence(Ordering::Acquire);
         let after = self.sequence.load(Ordering::Relaxed);
-        same && before == after && nanos(now).saturating_sub(checked_at) < nanos(period)
+        same && before == after && clock::within(checked_at, now, period)
     }
 }
 
@@ -117,6 +118,10 @@ mod tests {
         assert!(
             !seen.still(words(headers(7)), at + PERIOD, PERIOD),
             "period over"
+        );
+        assert!(
+            !seen.still(words(headers(7)), Duration::ZERO, PERIOD),
+            "a clock reading before the check is not within the period"
         );
         let mut one_byte_off = headers(7);
         one_byte_off[40] ^= 1;
