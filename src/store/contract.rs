@@ -35,12 +35,19 @@ fn pin(failures: u32) -> PinRecord {
     }
 }
 
+/// `read`, then `applied`: what a reader does (`Token::apply_snapshot`).
+fn read_applied(store: &dyn Store, since: u64, epoch: u64, scope: Scope) -> Snapshot {
+    let snap = store.read(since, epoch, scope).unwrap();
+    store.applied(&snap.mark).unwrap();
+    snap
+}
+
 pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
     // A first read resets the reader and is empty.
-    let s = first.read(0, 0, Scope::Changes).unwrap();
+    let s = read_applied(first, 0, 0, Scope::Changes);
     assert!(s.reset && !s.whole && s.objects.is_empty() && s.pins.is_empty());
     let epoch = s.epoch;
-    let mut seen_second = second.read(0, 0, Scope::Changes).unwrap();
+    let mut seen_second = read_applied(second, 0, 0, Scope::Changes);
     assert!(!second.changed_elsewhere().unwrap());
 
     // One commit with several changes is seen whole by the other handle.
@@ -65,6 +72,11 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
     assert_eq!(s.meta.get("label").map(Vec::as_slice), Some(&b"token"[..]));
     assert_eq!(s.pins.get(&PinRole::So), Some(&pin(0)));
     assert!(s.objects.contains(&object(2, true)));
+    assert!(
+        second.changed_elsewhere().unwrap(),
+        "a read counts as seen only once its reader has applied it"
+    );
+    second.applied(&s.mark).unwrap();
     assert!(!second.changed_elsewhere().unwrap());
     seen_second = s;
 
@@ -77,24 +89,24 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
             Change::RemoveObject([2; 16]),
         ])
         .unwrap();
-    let after = first.read(1, epoch, Scope::Changes).unwrap();
+    let after = read_applied(first, 1, epoch, Scope::Changes);
     assert_eq!(after.objects, vec![updated.clone()]);
     assert_eq!(after.removed, vec![[2u8; 16]]);
-    let nothing_new = first.read(after.seq, epoch, Scope::Changes).unwrap();
+    let nothing_new = read_applied(first, after.seq, epoch, Scope::Changes);
     assert!(nothing_new.objects.is_empty() && nothing_new.removed.is_empty());
 
     // A whole read lists only live objects; a reset reader asking for changes gets none
     // (it must look objects up), one asking for all gets them all.
-    let whole = first.read(after.seq, epoch, Scope::All).unwrap();
+    let whole = read_applied(first, after.seq, epoch, Scope::All);
     assert!(whole.whole && !whole.reset && whole.removed.is_empty());
     assert_eq!(whole.objects, vec![updated.clone()]);
-    let fresh = first.read(0, 0, Scope::Changes).unwrap();
+    let fresh = read_applied(first, 0, 0, Scope::Changes);
     assert!(fresh.reset && fresh.objects.is_empty() && fresh.removed.is_empty());
     assert_eq!(
         fresh.meta.get("label").map(Vec::as_slice),
         Some(&b"token"[..])
     );
-    let fresh = first.read(0, 0, Scope::All).unwrap();
+    let fresh = read_applied(first, 0, 0, Scope::All);
     assert!(fresh.reset && fresh.whole);
     assert_eq!(fresh.objects, vec![updated]);
 
@@ -108,9 +120,7 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
     first
         .commit(vec![Change::Wipe, Change::PutObject(object(3, false))])
         .unwrap();
-    let s = second
-        .read(seen_second.seq, seen_second.epoch, Scope::All)
-        .unwrap();
+    let s = read_applied(second, seen_second.seq, seen_second.epoch, Scope::All);
     assert!(s.reset && s.whole);
     assert_ne!(s.epoch, epoch);
     assert_eq!(s.objects, vec![object(3, false)]);
@@ -166,7 +176,7 @@ fn index_contract(first: &dyn Store, second: &dyn Store) {
     // point in history they were read at.
     let loaded = second.load(&[[12; 16], [99; 16], [10; 16]]).unwrap();
     assert_eq!(loaded.objects, vec![object(12, false), object(10, false)]);
-    let state = second.read(0, 0, Scope::Changes).unwrap();
+    let state = read_applied(second, 0, 0, Scope::Changes);
     assert_eq!((loaded.seq, loaded.epoch), (state.seq, state.epoch));
 
     // Rewriting a record replaces its index; reindexing replaces it without a new
@@ -177,7 +187,7 @@ fn index_contract(first: &dyn Store, second: &dyn Store) {
         .unwrap();
     assert_eq!(second.lookup(b"k").unwrap(), vec![[11; 16]]);
     assert_eq!(second.lookup(b"c").unwrap(), vec![[10; 16]]);
-    let before = first.read(0, 0, Scope::Changes).unwrap().seq;
+    let before = read_applied(first, 0, 0, Scope::Changes).seq;
     first
         .commit(vec![Change::Reindex(
             [12; 16],
@@ -190,7 +200,7 @@ fn index_contract(first: &dyn Store, second: &dyn Store) {
     assert_eq!(second.lookup(b"b").unwrap(), vec![] as Vec<ObjectUid>);
     assert_eq!(second.lookup(b"d").unwrap(), vec![[12; 16]]);
     assert_eq!(second.due(7).unwrap().now, vec![[12; 16]]);
-    let changes = second.read(before, state.epoch, Scope::Changes).unwrap();
+    let changes = read_applied(second, before, state.epoch, Scope::Changes);
     assert!(
         changes.objects.is_empty(),
         "a reindex is not a change of the record"
@@ -234,7 +244,7 @@ fn transact_contract(first: &dyn Store, second: &dyn Store) {
         .unwrap();
     assert!(!committed);
     assert_eq!(seen, vec![[20; 16], [21; 16]]);
-    let before = first.read(0, 0, Scope::Changes).unwrap().seq;
+    let before = read_applied(first, 0, 0, Scope::Changes).seq;
     let committed = second
         .transact(&[[20; 16]], &[], &mut |loaded| {
             assert_eq!(loaded.objects, vec![object(20, false)]);
@@ -249,16 +259,16 @@ fn transact_contract(first: &dyn Store, second: &dyn Store) {
         .unwrap();
     assert!(committed);
     assert!(first.changed_elsewhere().unwrap());
-    let s = first.read(before, 0, Scope::All).unwrap();
+    let s = read_applied(first, before, 0, Scope::All);
     assert_eq!(s.meta.get("decided"), Some(&vec![1]));
     let loaded = first.load(&[[20; 16], [21; 16]]).unwrap();
     assert_eq!(loaded.objects.len(), 1);
     assert_eq!(loaded.objects[0].plain, vec![1, 2]);
     assert!(loaded.seq > before, "one commit, one new sequence number");
-    let unchanged = first.read(0, 0, Scope::Changes).unwrap().seq;
+    let unchanged = read_applied(first, 0, 0, Scope::Changes).seq;
     second.transact(&[[20; 16]], &[], &mut |_| None).unwrap();
     assert_eq!(
-        first.read(0, 0, Scope::Changes).unwrap().seq,
+        read_applied(first, 0, 0, Scope::Changes).seq,
         unchanged,
         "a decision to write nothing writes nothing"
     );
@@ -331,7 +341,7 @@ pub(crate) fn race(handles: &[&dyn Store], threads_each: usize, trials: usize) {
 fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     use PinAttempt::*;
     let so = PinRole::So;
-    let failures = |s: &dyn Store| s.read(0, 0, Scope::Changes).unwrap().pins[&so].failures;
+    let failures = |s: &dyn Store| read_applied(s, 0, 0, Scope::Changes).pins[&so].failures;
     assert_eq!(
         first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
         Reserved(1)
@@ -557,7 +567,7 @@ pub(crate) fn audit_restore(empty: &dyn Store) {
     assert_eq!(back.anchor, log.anchor);
     assert_eq!(back.events, log.events);
     assert_eq!(audit::verify(&back, &KEY).unwrap_err().first, 9);
-    assert_eq!(empty.read(0, 0, Scope::All).unwrap().meta.len(), 1);
+    assert_eq!(read_applied(empty, 0, 0, Scope::All).meta.len(), 1);
 
     assert!(empty
         .commit(vec![
@@ -567,7 +577,7 @@ pub(crate) fn audit_restore(empty: &dyn Store) {
         .is_err());
     assert_eq!(empty.audit_log().unwrap().events, log.events);
     assert_eq!(
-        empty.read(0, 0, Scope::All).unwrap().meta.len(),
+        read_applied(empty, 0, 0, Scope::All).meta.len(),
         1,
         "nothing written"
     );

@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 
 use super::audit::{self, AuditHead, AuditLog, AuditRecord};
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
-    Scope, Snapshot, Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, ReadMark,
+    RecordIndex, Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 
@@ -204,9 +204,15 @@ impl Store for MemoryStore {
         Ok(*self.seen.lock() != self.shared.lock().version)
     }
 
+    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
+        if let ReadMark::Counter(version) = *mark {
+            *self.seen.lock() = version;
+        }
+        Ok(())
+    }
+
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
         let shared = self.shared.lock();
-        *self.seen.lock() = shared.version;
         let reset = epoch != shared.epoch;
         let wanted = |seq: u64| match (scope, reset) {
             (Scope::All, _) => true,
@@ -236,6 +242,7 @@ impl Store for MemoryStore {
                     .map(|(u, _)| *u)
                     .collect()
             },
+            mark: ReadMark::Counter(shared.version),
         })
     }
 

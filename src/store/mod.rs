@@ -191,6 +191,29 @@ pub struct Snapshot {
     pub objects: Vec<ObjectRecord>,
     /// Objects removed since `since` (empty when `reset` or `whole`).
     pub removed: Vec<ObjectUid>,
+    /// How far the read saw the store's history, to pass back (`Store::applied`) once
+    /// what it returned is applied.
+    pub mark: ReadMark,
+}
+
+/// How far a read saw the store's history, in the store's own terms. A reader passes it
+/// back (`Store::applied`) once its object table holds what the read returned; until
+/// then the store answers `changed_elsewhere` as it did before the read, so that no
+/// other thread of the reader takes the old table for current while the read is being
+/// applied (a commit elsewhere that had returned before the read must be seen by every
+/// use that starts after it).
+#[derive(Debug, Clone, Copy, Default)]
+pub enum ReadMark {
+    /// Nothing to mark.
+    #[default]
+    None,
+    /// SQLite: `PRAGMA data_version` and the WAL-index headers, both taken before the read.
+    Sqlite {
+        data_version: i64,
+        headers: Option<[u8; 96]>,
+    },
+    /// The memory store's version, or PostgreSQL's change counter, as read.
+    Counter(u64),
 }
 
 /// Object records read by uid, with the point of the store's history they were read at.
@@ -234,6 +257,10 @@ pub trait Store: Send + Sync {
     /// reader saw at `since` within epoch `epoch`. Stores number epochs from 1, so epoch
     /// 0 means "never read".
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot>;
+    /// The reader has applied the read that returned `mark` (`Snapshot::mark`): what that
+    /// read saw stops counting as a change elsewhere. Reads are not marked until then. A
+    /// mark older than one applied before can only make the next check read again.
+    fn applied(&self, mark: &ReadMark) -> StoreResult<()>;
     /// The uids of the live records whose index holds lookup key `key`.
     fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>>;
     /// The live records among `uids`.

@@ -16,6 +16,8 @@ pub(crate) mod keys;
 mod kms;
 mod login;
 mod objects;
+#[cfg(test)]
+mod read_window_tests;
 mod records;
 
 use std::collections::BTreeMap;
@@ -187,7 +189,9 @@ impl Token {
             .parse::<u64>()
             .map(SlotId::new)
             .map_err(|_| StoreError::Malformed("slot id"))?;
-        Token::assemble(location, slot_id, serial, store, &snap, shared)
+        let token = Token::assemble(location, slot_id, serial, store, &snap, shared)?;
+        token.store.applied(&snap.mark)?;
+        Ok(token)
     }
 
     /// Initialises a new token on a free slot: a fresh master key wrapped under the SO PIN.
@@ -224,7 +228,9 @@ impl Token {
         ));
         let (store, location) = backend.create(serial, initial)?;
         let snap = store.read(0, 0, Scope::Changes)?;
-        Token::assemble(location, slot_id, serial.to_string(), store, &snap, shared)
+        let token = Token::assemble(location, slot_id, serial.to_string(), store, &snap, shared)?;
+        token.store.applied(&snap.mark)?;
+        Ok(token)
     }
 
     fn assemble(
@@ -306,7 +312,13 @@ impl Token {
             self.objects.write().remove_session_objects(None);
         }
         *self.view.write() = View::from_snapshot(snap);
-        self.objects.write().apply(snap, &self.shared.handles)
+        let applied = self.objects.write().apply(snap, &self.shared.handles)?;
+        if applied {
+            // Only now does what the read saw stop counting as a change elsewhere: until
+            // here another thread's check must not take the old table for current.
+            self.store.applied(&snap.mark)?;
+        }
+        Ok(applied)
     }
 
     /// Caches every token object (a search no index can narrow).

@@ -36,8 +36,8 @@ use conn::{Failure, PgResult};
 use listen::Listener;
 
 use super::{
-    AuditLog, Change, Due, Loaded, ObjectUid, PinAttempt, PinRole, Scope, Snapshot, Store,
-    StoreResult,
+    AuditLog, Change, Due, Loaded, ObjectUid, PinAttempt, PinRole, ReadMark, Scope, Snapshot,
+    Store, StoreResult,
 };
 use crate::error::StoreError;
 use std::sync::Arc;
@@ -257,12 +257,24 @@ impl Store for PgStore {
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
         let mut inner = self.inner.lock();
         let token = self.token;
-        let snap = self.run(&mut inner, |c, _| {
+        let mut snap = self.run(&mut inner, |c, _| {
             reads::snapshot(c, token, since, epoch, scope)
         })?;
-        inner.known_seq = snap.seq;
-        inner.pending = false;
+        // Marked as known only once the reader has applied it (`applied`).
+        snap.mark = ReadMark::Counter(snap.seq);
         Ok(snap)
+    }
+
+    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
+        if let ReadMark::Counter(seq) = *mark {
+            let mut inner = self.inner.lock();
+            inner.known_seq = seq;
+            // A notification drained since the read may be of a later commit: the next
+            // check asks the server rather than trust what is pending.
+            inner.pending = false;
+            inner.need_query = true;
+        }
+        Ok(())
     }
 
     fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {

@@ -30,8 +30,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::audit::{AuditHead, AuditLog};
 use super::fork_gate::{self, Entered};
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, RecordIndex,
-    Scope, Snapshot, Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, ReadMark,
+    RecordIndex, Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 use crate::os::clock;
@@ -448,8 +448,11 @@ fn read_locked(conn: &mut Conn, since: u64, epoch: u64, scope: Scope) -> StoreRe
         }
     }
     tx.commit()?;
-    conn.data_version = version_before;
-    conn.found_unchanged(headers_before);
+    // Marked as seen only once the reader has applied it (`Store::applied`).
+    snap.mark = ReadMark::Sqlite {
+        data_version: version_before,
+        headers: headers_before,
+    };
     Ok(snap)
 }
 
@@ -598,6 +601,19 @@ impl Store for SqliteStore {
         // Only this handle's own commits (or a checkpoint) moved the header.
         conn.found_unchanged(headers);
         Ok(false)
+    }
+
+    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
+        if let ReadMark::Sqlite {
+            data_version,
+            headers,
+        } = *mark
+        {
+            let mut conn = self.lock()?;
+            conn.data_version = data_version;
+            conn.found_unchanged(headers);
+        }
+        Ok(())
     }
 
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {

@@ -95,7 +95,8 @@ fn a_commit_elsewhere_is_seen_at_once_through_the_wal_index_header_read_from_the
 
 fn commits_elsewhere_are_seen_at_once(dir: &tempfile::TempDir, first: SqliteStore) {
     let second = SqliteStore::open(&dir.path().join("t.db")).unwrap();
-    first.read(0, 0, Scope::Changes).unwrap();
+    let s = first.read(0, 0, Scope::Changes).unwrap();
+    first.applied(&s.mark).unwrap();
     for n in 0..20u8 {
         // Back to back, well inside FULL_CHECK_EVERY: only the header can tell.
         assert!(!first.changed_elsewhere().unwrap());
@@ -105,6 +106,8 @@ fn commits_elsewhere_are_seen_at_once(dir: &tempfile::TempDir, first: SqliteStor
         assert!(first.changed_elsewhere().unwrap(), "commit {n} seen");
         let (seq, epoch) = {
             let s = first.read(0, 0, Scope::Changes).unwrap();
+            assert!(first.changed_elsewhere().unwrap(), "commit {n} unapplied");
+            first.applied(&s.mark).unwrap();
             (s.seq, s.epoch)
         };
         assert!(seq > 0 && epoch > 0);

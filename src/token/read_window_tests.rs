@@ -1,0 +1,188 @@
+//! The window between a read of the store and its application to the object table: a
+//! read moves the store's mark of what this handle has seen, so until it is applied,
+//! another thread's change check answers "unchanged" while the table is still the old
+//! one — unless the store counts a read as seen only once it is applied
+//! (`Store::applied`, `Token::apply_snapshot`). Here a read is held in that window
+//! (`PausingStore`) while another thread uses an object that another process has
+//! destroyed: the use must be refused, as it is once the first read is applied.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::*;
+use crate::ck::*;
+use crate::config::{Config, KdfConfig};
+use crate::ids::{SessionHandle, SlotId};
+use crate::object::attr::{RawAttribute, RawValue};
+use crate::object::table::HandleSource;
+use crate::store::{
+    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRole, ReadMark, Snapshot, StoreResult,
+};
+use zeroize::Zeroizing;
+
+/// A store whose next `read`, once armed, stops after reading (the mark has moved) and
+/// says so on `paused`, until `resume` gets a message.
+struct PausingStore {
+    inner: Box<dyn Store>,
+    armed: Arc<Mutex<Option<Pause>>>,
+}
+
+/// Where a paused read says it has paused, and where it waits to go on.
+type Pause = (mpsc::Sender<()>, mpsc::Receiver<()>);
+
+impl Store for PausingStore {
+    fn changed_elsewhere(&self) -> StoreResult<bool> {
+        self.inner.changed_elsewhere()
+    }
+    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
+        let snap = self.inner.read(since, epoch, scope)?;
+        let armed = self.armed.lock().take();
+        if let Some((paused, resume)) = armed {
+            paused.send(()).expect("the test waits");
+            resume.recv().expect("the test resumes");
+        }
+        Ok(snap)
+    }
+    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
+        self.inner.applied(mark)
+    }
+    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
+        self.inner.lookup(key)
+    }
+    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
+        self.inner.load(uids)
+    }
+    fn due(&self, now: i64) -> StoreResult<Due> {
+        self.inner.due(now)
+    }
+    fn object_count_hint(&self) -> StoreResult<u64> {
+        self.inner.object_count_hint()
+    }
+    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
+        self.inner.commit(changes)
+    }
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool> {
+        self.inner.transact(uids, lookup, decide)
+    }
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt> {
+        self.inner
+            .reserve_pin_attempt(role, limit, now, lease_until)
+    }
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
+        self.inner.settle_pin_attempt(role, right)
+    }
+    fn audit_log(&self) -> StoreResult<AuditLog> {
+        self.inner.audit_log()
+    }
+    fn check_integrity(&self) -> StoreResult<()> {
+        self.inner.check_integrity()
+    }
+}
+
+fn shared(dir: &std::path::Path) -> Arc<Shared> {
+    Arc::new(Shared {
+        config: Arc::new(Config {
+            token_dir: dir.to_path_buf(),
+            kdf: KdfConfig {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..Config::default()
+        }),
+        handles: HandleSource::default(),
+        clock: crate::token::clock::module_clock(),
+    })
+}
+
+fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
+    RawAttribute {
+        ty: ty as _,
+        value: RawValue::Bytes(Zeroizing::new(value.to_vec())),
+    }
+}
+
+#[test]
+fn a_use_while_another_threads_read_is_unapplied_sees_a_destruction_elsewhere() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
+    let path = crate::store::Backend::file_of(dir.path(), "window0001");
+    drop(
+        Token::create(
+            &backend,
+            SlotId::new(1),
+            "window0001",
+            [b' '; LABEL_LEN],
+            b"so-pin-1234",
+            shared(dir.path()),
+        )
+        .expect("token"),
+    );
+    // This process's token, through the pausing store, and another process's.
+    let armed = Arc::new(Mutex::new(None));
+    let pausing = PausingStore {
+        inner: Box::new(SqliteStore::open(&path).expect("store")),
+        armed: Arc::clone(&armed),
+    };
+    let here = Arc::new(
+        Token::open_store(Box::new(pausing), "here".into(), shared(dir.path()))
+            .expect("this process's token"),
+    );
+    let elsewhere = Token::open(&path, shared(dir.path())).expect("the other process's token");
+    let caller = Caller {
+        session: SessionHandle::new(1),
+        rw: true,
+    };
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let template = [
+        raw(CKA_CLASS, &CKO_DATA.raw().to_ne_bytes()),
+        raw(CKA_TOKEN, &[1]),
+        raw(CKA_LABEL, b"shared"),
+        raw(CKA_VALUE, b"x"),
+    ];
+    let handle = here.create_object(caller, &template).expect("object");
+    let theirs = elsewhere.find(&[raw(CKA_LABEL, b"shared")]).expect("find");
+    assert_eq!(theirs.len(), 1);
+    elsewhere
+        .destroy_object(caller, theirs[0])
+        .expect("destroyed elsewhere");
+
+    // Thread A notices the destruction and reads it; its read is held before applying.
+    let (paused_tx, paused_rx) = mpsc::channel();
+    let (resume_tx, resume_rx) = mpsc::channel();
+    *armed.lock() = Some((paused_tx, resume_rx));
+    let reader = {
+        let here = Arc::clone(&here);
+        std::thread::spawn(move || here.entry(handle).map(|_| ()))
+    };
+    paused_rx.recv().expect("the read paused");
+    // Thread B (this one) uses the object meanwhile.
+    let meanwhile = here.entry(handle).map(|_| ());
+    resume_tx.send(()).expect("resume");
+    let after = reader.join().expect("reader");
+    assert!(
+        matches!(after, Err(Error::ObjectHandleInvalid)),
+        "once the read is applied: {after:?}"
+    );
+    assert!(
+        matches!(meanwhile, Err(Error::ObjectHandleInvalid)),
+        "a use while another thread's read is unapplied sees the destruction too: {meanwhile:?}"
+    );
+}
