@@ -257,9 +257,10 @@ pub trait Store: Send + Sync {
     /// reader saw at `since` within epoch `epoch`. Stores number epochs from 1, so epoch
     /// 0 means "never read".
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot>;
-    /// The reader has applied the read that returned `mark` (`Snapshot::mark`): what that
-    /// read saw stops counting as a change elsewhere. Reads are not marked until then. A
-    /// mark older than one applied before can only make the next check read again.
+    /// The reader has applied the read that returned `mark` (`Snapshot::mark`), or found
+    /// its table at or past it: what that read saw stops counting as a change elsewhere.
+    /// Reads are not marked until then. A mark older than one applied before can only
+    /// make the next check read again (whose read, applied or found old, marks again).
     fn applied(&self, mark: &ReadMark) -> StoreResult<()>;
     /// The uids of the live records whose index holds lookup key `key`.
     fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>>;

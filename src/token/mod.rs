@@ -313,11 +313,12 @@ impl Token {
         }
         *self.view.write() = View::from_snapshot(snap);
         let applied = self.objects.write().apply(snap, &self.shared.handles)?;
-        if applied {
-            // Only now does what the read saw stop counting as a change elsewhere: until
-            // here another thread's check must not take the old table for current.
-            self.store.applied(&snap.mark)?;
-        }
+        // Only now does what the read saw stop counting as a change elsewhere: until
+        // here another thread's check must not take the old table for current. A read
+        // the table was already at or past (`false`) is marked too: it hides nothing,
+        // and left unmarked, a change that moved no sequence number (a PIN attempt
+        // elsewhere) would be read again on every call.
+        self.store.applied(&snap.mark)?;
         Ok(applied)
     }
 

@@ -186,3 +186,39 @@ fn a_use_while_another_threads_read_is_unapplied_sees_a_destruction_elsewhere() 
         "a use while another thread's read is unapplied sees the destruction too: {meanwhile:?}"
     );
 }
+
+#[test]
+fn a_change_elsewhere_that_moves_no_sequence_number_is_read_once_not_on_every_call() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
+    let path = crate::store::Backend::file_of(dir.path(), "window0002");
+    drop(
+        Token::create(
+            &backend,
+            SlotId::new(1),
+            "window0002",
+            [b' '; LABEL_LEN],
+            b"so-pin-1234",
+            shared(dir.path()),
+        )
+        .expect("token"),
+    );
+    let here = Token::open(&path, shared(dir.path())).expect("this process's token");
+    let elsewhere = Token::open(&path, shared(dir.path())).expect("the other process's token");
+    here.refresh().expect("refresh");
+    assert!(!here.store.changed_elsewhere().expect("check"));
+    // A login elsewhere reserves and settles a PIN attempt: it writes the PIN record,
+    // no object, and no new sequence number.
+    elsewhere
+        .login(UserKind::So, b"so-pin-1234")
+        .expect("login elsewhere");
+    assert!(
+        here.store.changed_elsewhere().expect("check"),
+        "seen as a change"
+    );
+    here.refresh().expect("refresh");
+    assert!(
+        !here.store.changed_elsewhere().expect("check"),
+        "read once, then quiet"
+    );
+}

@@ -269,10 +269,12 @@ impl Store for PgStore {
         if let ReadMark::Counter(seq) = *mark {
             let mut inner = self.inner.lock();
             inner.known_seq = seq;
-            // A notification drained since the read may be of a later commit: the next
-            // check asks the server rather than trust what is pending.
+            // A notification drained since the read may be of a later commit: then the
+            // next check asks the server rather than trust what was pending.
+            if inner.pending {
+                inner.need_query = true;
+            }
             inner.pending = false;
-            inner.need_query = true;
         }
         Ok(())
     }
