@@ -251,7 +251,8 @@ pub enum PinAttempt {
 /// group commit publishes a commit before its fsync: a read that may have seen one waits
 /// for it), and must let several handles (processes) share one token.
 pub trait Store: Send + Sync {
-    /// Cheap check: has anyone else committed since this handle last read or wrote?
+    /// Cheap check: has anyone else committed since the last read of this handle that
+    /// its reader marked applied (`applied`), or since this handle last wrote?
     fn changed_elsewhere(&self) -> StoreResult<bool>;
     /// Reads metadata, PINs and the object records `scope` names, relative to what a
     /// reader saw at `since` within epoch `epoch`. Stores number epochs from 1, so epoch
