@@ -18,6 +18,25 @@ mod login;
 mod objects;
 #[cfg(test)]
 mod read_window_tests;
+
+/// What a token of the tests shares: a configuration for `dir` with a PIN KDF cheap
+/// enough for unit tests, and the module's clock.
+#[cfg(test)]
+fn shared_for_tests(dir: &Path) -> Arc<Shared> {
+    Arc::new(Shared {
+        config: Arc::new(crate::config::Config {
+            token_dir: dir.to_path_buf(),
+            kdf: crate::config::KdfConfig {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..crate::config::Config::default()
+        }),
+        handles: crate::object::table::HandleSource::default(),
+        clock: clock::module_clock(),
+    })
+}
 mod records;
 
 use std::collections::BTreeMap;

@@ -13,10 +13,8 @@ use parking_lot::Mutex;
 
 use super::*;
 use crate::ck::*;
-use crate::config::{Config, KdfConfig};
 use crate::ids::{SessionHandle, SlotId};
 use crate::object::attr::{RawAttribute, RawValue};
-use crate::object::table::HandleSource;
 use crate::store::{
     AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRole, ReadMark, Snapshot, StoreResult,
 };
@@ -92,20 +90,21 @@ impl Store for PausingStore {
     }
 }
 
-fn shared(dir: &std::path::Path) -> Arc<Shared> {
-    Arc::new(Shared {
-        config: Arc::new(Config {
-            token_dir: dir.to_path_buf(),
-            kdf: KdfConfig {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..Config::default()
-        }),
-        handles: HandleSource::default(),
-        clock: crate::token::clock::module_clock(),
-    })
+/// Makes token `serial` in `dir` and answers its database file.
+fn token_file(dir: &std::path::Path, serial: &str) -> std::path::PathBuf {
+    let backend = crate::store::Backend::Files(dir.to_path_buf());
+    drop(
+        Token::create(
+            &backend,
+            SlotId::new(1),
+            serial,
+            [b' '; LABEL_LEN],
+            b"so-pin-1234",
+            shared_for_tests(dir),
+        )
+        .expect("token"),
+    );
+    crate::store::Backend::file_of(dir, serial)
 }
 
 fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
@@ -118,19 +117,7 @@ fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
 #[test]
 fn a_use_while_another_threads_read_is_unapplied_sees_a_destruction_elsewhere() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
-    let path = crate::store::Backend::file_of(dir.path(), "window0001");
-    drop(
-        Token::create(
-            &backend,
-            SlotId::new(1),
-            "window0001",
-            [b' '; LABEL_LEN],
-            b"so-pin-1234",
-            shared(dir.path()),
-        )
-        .expect("token"),
-    );
+    let path = token_file(dir.path(), "window0001");
     // This process's token, through the pausing store, and another process's.
     let armed = Arc::new(Mutex::new(None));
     let pausing = PausingStore {
@@ -138,10 +125,15 @@ fn a_use_while_another_threads_read_is_unapplied_sees_a_destruction_elsewhere() 
         armed: Arc::clone(&armed),
     };
     let here = Arc::new(
-        Token::open_store(Box::new(pausing), "here".into(), shared(dir.path()))
-            .expect("this process's token"),
+        Token::open_store(
+            Box::new(pausing),
+            "here".into(),
+            shared_for_tests(dir.path()),
+        )
+        .expect("this process's token"),
     );
-    let elsewhere = Token::open(&path, shared(dir.path())).expect("the other process's token");
+    let elsewhere =
+        Token::open(&path, shared_for_tests(dir.path())).expect("the other process's token");
     let caller = Caller {
         session: SessionHandle::new(1),
         rw: true,
@@ -190,21 +182,10 @@ fn a_use_while_another_threads_read_is_unapplied_sees_a_destruction_elsewhere() 
 #[test]
 fn a_change_elsewhere_that_moves_no_sequence_number_is_read_once_not_on_every_call() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
-    let path = crate::store::Backend::file_of(dir.path(), "window0002");
-    drop(
-        Token::create(
-            &backend,
-            SlotId::new(1),
-            "window0002",
-            [b' '; LABEL_LEN],
-            b"so-pin-1234",
-            shared(dir.path()),
-        )
-        .expect("token"),
-    );
-    let here = Token::open(&path, shared(dir.path())).expect("this process's token");
-    let elsewhere = Token::open(&path, shared(dir.path())).expect("the other process's token");
+    let path = token_file(dir.path(), "window0002");
+    let here = Token::open(&path, shared_for_tests(dir.path())).expect("this process's token");
+    let elsewhere =
+        Token::open(&path, shared_for_tests(dir.path())).expect("the other process's token");
     here.refresh().expect("refresh");
     assert!(!here.store.changed_elsewhere().expect("check"));
     // A login elsewhere reserves and settles a PIN attempt: it writes the PIN record,

@@ -169,10 +169,8 @@ mod tests {
 
     use super::*;
     use crate::ck::*;
-    use crate::config::{Config, KdfConfig};
     use crate::ids::{SessionHandle, SlotId};
     use crate::object::attr::{RawAttribute, RawValue};
-    use crate::object::table::HandleSource;
     use crate::store::seal::{self, PinKdf};
     use crate::token::{Caller, Shared, UserKind, LABEL_LEN};
     use zeroize::Zeroizing;
@@ -195,20 +193,7 @@ mod tests {
     /// wrote before records were authenticated: format-1 records, PIN records sealed
     /// with the old associated data, no marker.
     fn legacy_token(dir: &std::path::Path) -> (Token, Arc<Shared>) {
-        let config = Config {
-            token_dir: dir.to_path_buf(),
-            kdf: KdfConfig {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..Config::default()
-        };
-        let shared = Arc::new(Shared {
-            config: Arc::new(config),
-            handles: HandleSource::default(),
-            clock: crate::token::clock::module_clock(),
-        });
+        let shared = crate::token::shared_for_tests(dir);
         let backend = crate::store::Backend::Files(dir.to_path_buf());
         let token = Token::create(
             &backend,
