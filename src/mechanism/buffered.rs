@@ -41,6 +41,9 @@ impl Collected {
 impl Drop for Collected {
     fn drop(&mut self) {
         if self.0.capacity() != 0 {
+            // Emptied first, the buffer is wiped in one bulk write (zeroize wipes a
+            // vector's elements one byte at a time, its spare capacity in bulk).
+            self.0.clear();
             self.0.zeroize();
         }
     }
@@ -77,12 +80,9 @@ where
         Ok(Zeroizing::new(Vec::new()))
     }
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
-        let mut input = Zeroizing::new(std::mem::take(&mut self.input.0));
-        let out = (self.run)(&input);
-        // Emptied first, the buffer is wiped in one bulk write on drop (zeroize wipes a
-        // vector's spare capacity in bulk but its elements one byte at a time).
-        input.clear();
-        out
+        // Wiped when dropped, after the primitive has run on it.
+        let input = Collected(std::mem::take(&mut self.input.0));
+        (self.run)(&input.0)
     }
     /// Single-part: the primitive runs on the caller's input, with no copy to wipe.
     fn one_shot(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {

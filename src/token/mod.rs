@@ -18,25 +18,6 @@ mod login;
 mod objects;
 #[cfg(test)]
 mod read_window_tests;
-
-/// What a token of the tests shares: a configuration for `dir` with a PIN KDF cheap
-/// enough for unit tests, and the module's clock.
-#[cfg(test)]
-fn shared_for_tests(dir: &Path) -> Arc<Shared> {
-    Arc::new(Shared {
-        config: Arc::new(crate::config::Config {
-            token_dir: dir.to_path_buf(),
-            kdf: crate::config::KdfConfig {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-            },
-            ..crate::config::Config::default()
-        }),
-        handles: crate::object::table::HandleSource::default(),
-        clock: clock::module_clock(),
-    })
-}
 mod records;
 
 use std::collections::BTreeMap;
@@ -208,9 +189,7 @@ impl Token {
             .parse::<u64>()
             .map(SlotId::new)
             .map_err(|_| StoreError::Malformed("slot id"))?;
-        let token = Token::assemble(location, slot_id, serial, store, &snap, shared)?;
-        token.store.applied(&snap.mark)?;
-        Ok(token)
+        Token::assemble(location, slot_id, serial, store, &snap, shared)
     }
 
     /// Initialises a new token on a free slot: a fresh master key wrapped under the SO PIN.
@@ -247,9 +226,7 @@ impl Token {
         ));
         let (store, location) = backend.create(serial, initial)?;
         let snap = store.read(0, 0, Scope::Changes)?;
-        let token = Token::assemble(location, slot_id, serial.to_string(), store, &snap, shared)?;
-        token.store.applied(&snap.mark)?;
-        Ok(token)
+        Token::assemble(location, slot_id, serial.to_string(), store, &snap, shared)
     }
 
     fn assemble(
@@ -263,6 +240,8 @@ impl Token {
         let mut objects = ObjectTable::default();
         // A fresh table takes any snapshot.
         objects.apply(snap, &shared.handles)?;
+        // The table holds what the read saw: it stops counting as a change elsewhere.
+        store.applied(&snap.mark)?;
         let login = login::Login::default();
         Ok(Token {
             slot_id,
@@ -563,4 +542,23 @@ impl View {
             pins: snap.pins.clone(),
         }
     }
+}
+
+/// What a token of the tests shares: a configuration for `dir` with a PIN KDF cheap
+/// enough for unit tests, and the module's clock.
+#[cfg(test)]
+fn shared_for_tests(dir: &Path) -> Arc<Shared> {
+    Arc::new(Shared {
+        config: Arc::new(crate::config::Config {
+            token_dir: dir.to_path_buf(),
+            kdf: crate::config::KdfConfig {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            },
+            ..crate::config::Config::default()
+        }),
+        handles: crate::object::table::HandleSource::default(),
+        clock: clock::module_clock(),
+    })
 }

@@ -77,31 +77,18 @@ struct Conn {
     /// The `-shm` file, when it could be opened (the pragma alone is used otherwise): the
     /// process's one descriptor of it (`files.rs`).
     shm: Option<Arc<File>>,
-    /// Its first page mapped, when that worked (then no `pread` is needed): the store's.
-    shm_page: Option<Arc<SharedPage>>,
     /// The WAL-index headers as read just before this handle last found no change.
     seen_headers: Option<[u8; WAL_INDEX_HEADERS]>,
-    /// The same, published for `changed_elsewhere`'s look without the lock (`seen.rs`).
-    seen: Arc<SeenHeaders>,
     /// When `PRAGMA data_version` was last asked, on the coarse monotonic clock
     /// (`os/clock.rs`: a tick behind at most, against a period of 100 ms).
     checked_at: Duration,
 }
 
 impl Conn {
-    /// Records `headers` (read just before the data version was) as found unchanged now,
-    /// and publishes them for the look without the lock.
-    fn found_unchanged(&mut self, headers: Option<[u8; WAL_INDEX_HEADERS]>) {
-        let now = clock::monotonic();
-        self.seen_headers = headers;
-        self.checked_at = now;
-        if let Some(headers) = &headers {
-            self.seen.publish(headers, now);
-        }
-    }
-
-    fn wal_index_headers(&self) -> Option<[u8; WAL_INDEX_HEADERS]> {
-        if let Some(page) = &self.shm_page {
+    /// The WAL-index headers, from `page` (the `-shm` file's first page, mapped) or else
+    /// with one `pread` of the file.
+    fn wal_index_headers(&self, page: Option<&SharedPage>) -> Option<[u8; WAL_INDEX_HEADERS]> {
+        if let Some(page) = page {
             return Some(page.read());
         }
         let mut headers = [0u8; WAL_INDEX_HEADERS];
@@ -115,10 +102,11 @@ pub(crate) struct SqliteStore {
     path: PathBuf,
     /// `None` only inside `drop`, which closes the connection within the fork gate.
     conn: Mutex<Option<Conn>>,
-    /// The `-shm` file's first page, mapped (`Conn::shm_page`), and the headers last
-    /// found unchanged there: `changed_elsewhere` compares the two without a lock.
-    shm_page: Option<Arc<SharedPage>>,
-    seen: Arc<SeenHeaders>,
+    /// The `-shm` file's first page, mapped when that worked (then no `pread` is
+    /// needed), and the headers last found unchanged there, published: `changed_elsewhere`
+    /// compares the two without a lock.
+    shm_page: Option<SharedPage>,
+    published: SeenHeaders,
     /// Group commit (`durable.rs`): the connection commits with `synchronous=NORMAL` and
     /// every call waits here, outside the connection's lock, for an fsync of the WAL
     /// covering what it wrote or read. `None` when the `-wal` or `-shm` file could not be
@@ -270,8 +258,7 @@ impl SqliteStore {
         // after it closes too: SQLite no longer deletes it).
         let data_version = data_version(&db)?;
         let shm = interest.file(files::Locked::Shm).ok();
-        let shm_page = shm.as_deref().and_then(SharedPage::map).map(Arc::new);
-        let seen = Arc::new(SeenHeaders::default());
+        let shm_page = shm.as_deref().and_then(SharedPage::map);
         // Syncs what FULL committed so far (schema, upgrade) before NORMAL takes over.
         let sync = match (&shm, interest.file(files::Locked::Database)) {
             (Some(shm), Ok(db_file)) => WalSync::open(&interest.path(""), db_file, shm),
@@ -286,18 +273,27 @@ impl SqliteStore {
             turn_failed: AtomicBool::new(false),
             interest: Some(interest),
             sync,
-            shm_page: shm_page.clone(),
-            seen: Arc::clone(&seen),
+            shm_page,
+            published: SeenHeaders::default(),
             conn: Mutex::new(Some(Conn {
                 db,
                 data_version,
                 shm,
-                shm_page,
                 seen_headers: None,
-                seen,
                 checked_at: clock::monotonic(),
             })),
         })
+    }
+
+    /// Records `headers` (read just before the data version was) as found unchanged now
+    /// on `conn`, and publishes them for `changed_elsewhere`'s look without the lock.
+    fn found_unchanged(&self, conn: &mut Conn, headers: Option<[u8; WAL_INDEX_HEADERS]>) {
+        let now = clock::monotonic();
+        conn.seen_headers = headers;
+        conn.checked_at = now;
+        if let Some(headers) = &headers {
+            self.published.publish(headers, now);
+        }
     }
 
     /// The connection, after entering the fork gate.
@@ -397,10 +393,16 @@ fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
 }
 
 /// `Store::read` on the locked connection (no waiting for a sync).
-fn read_locked(conn: &mut Conn, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
+fn read_locked(
+    conn: &mut Conn,
+    page: Option<&SharedPage>,
+    since: u64,
+    epoch: u64,
+    scope: Scope,
+) -> StoreResult<Snapshot> {
     // Taken before the read: a commit racing with it then shows up as a change next
     // time, rather than being missed.
-    let headers_before = conn.wal_index_headers();
+    let headers_before = conn.wal_index_headers(page);
     let version_before = data_version(&conn.db)?;
     let tx = conn
         .db
@@ -580,7 +582,7 @@ impl Store for SqliteStore {
     fn changed_elsewhere(&self) -> StoreResult<bool> {
         if let Some(page) = &self.shm_page {
             if self
-                .seen
+                .published
                 .still(|i| page.word(i), clock::monotonic(), FULL_CHECK_EVERY)
             {
                 return Ok(false);
@@ -588,7 +590,7 @@ impl Store for SqliteStore {
         }
         let mut conn = self.lock()?;
         // Read before the pragma, so that a commit landing in between is seen next time.
-        let headers = conn.wal_index_headers();
+        let headers = conn.wal_index_headers(self.shm_page.as_ref());
         if headers.is_some()
             && headers == conn.seen_headers
             && clock::within(conn.checked_at, clock::monotonic(), FULL_CHECK_EVERY)
@@ -599,7 +601,7 @@ impl Store for SqliteStore {
             return Ok(true);
         }
         // Only this handle's own commits (or a checkpoint) moved the header.
-        conn.found_unchanged(headers);
+        self.found_unchanged(&mut conn, headers);
         Ok(false)
     }
 
@@ -611,7 +613,7 @@ impl Store for SqliteStore {
         {
             let mut conn = self.lock()?;
             conn.data_version = data_version;
-            conn.found_unchanged(headers);
+            self.found_unchanged(&mut conn, headers);
         }
         Ok(())
     }
@@ -619,7 +621,7 @@ impl Store for SqliteStore {
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
         let (snap, ticket) = {
             let mut conn = self.lock()?;
-            let snap = read_locked(&mut conn, since, epoch, scope)?;
+            let snap = read_locked(&mut conn, self.shm_page.as_ref(), since, epoch, scope)?;
             (snap, self.seen())
         };
         self.settle(ticket)?;
@@ -698,7 +700,13 @@ impl Store for SqliteStore {
             commit_locked(&mut conn, changes)?;
             // The read needs no write lock: other processes' writers may go on.
             conn.turn = None;
-            let snap = read_locked(&mut conn, since, epoch, Scope::Changes)?;
+            let snap = read_locked(
+                &mut conn,
+                self.shm_page.as_ref(),
+                since,
+                epoch,
+                Scope::Changes,
+            )?;
             // Taken after the read: the one sync covers the write and all it read.
             (snap, self.written())
         };
@@ -718,7 +726,13 @@ impl Store for SqliteStore {
             let mut conn = self.lock_for_write()?;
             let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
             conn.turn = None;
-            let snap = read_locked(&mut conn, since, epoch, Scope::Changes)?;
+            let snap = read_locked(
+                &mut conn,
+                self.shm_page.as_ref(),
+                since,
+                epoch,
+                Scope::Changes,
+            )?;
             let ticket = if wrote { self.written() } else { self.seen() };
             (wrote, snap, ticket)
         };
