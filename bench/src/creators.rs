@@ -70,10 +70,11 @@ fn threads_rate(m: &Loaded, n: usize, budget: Duration, tag: &str) -> Res<f64> {
     Ok(results.iter().map(|(c, s)| *c as f64 / s).sum())
 }
 
-/// `--child-creator MODULE BUDGET_MS TAG`: loads the module (configuration from the
-/// environment), logs in, says `ready`, waits for a line on stdin, creates keys for the
-/// budget and says `done COUNT SECONDS`.
-pub(crate) fn child_creator(module: &Path, budget_ms: &str, tag: &str) -> Res<()> {
+/// `--child-creator MODULE BUDGET_MS TAG [THREADS]`: loads the module (configuration
+/// from the environment), logs in, says `ready`, waits for a line on stdin, creates keys
+/// for the budget (in THREADS threads, a session each, when given) and says
+/// `done COUNT SECONDS` (for threads, the summed rate times the budget).
+pub(crate) fn child_creator(module: &Path, budget_ms: &str, tag: &str, threads: &str) -> Res<()> {
     let which = if module.to_string_lossy().contains("softhsm") {
         Which::Soft
     } else {
@@ -85,7 +86,14 @@ pub(crate) fn child_creator(module: &Path, budget_ms: &str, tag: &str) -> Res<()
     std::io::stdout().flush().map_err(err("stdout"))?;
     let mut go = String::new();
     std::io::stdin().read_line(&mut go).map_err(err("stdin"))?;
-    let (count, secs) = create_for(&m.s, tag, budget)?;
+    let threads: usize = threads.parse().map_err(err("threads"))?;
+    let (count, secs) = if threads > 1 {
+        let rate = threads_rate(&m, threads, budget, tag)?;
+        (rate * budget.as_secs_f64(), budget.as_secs_f64())
+    } else {
+        let (count, secs) = create_for(&m.s, tag, budget)?;
+        (count as f64, secs)
+    };
     println!("done {count} {secs}");
     stop(m);
     Ok(())
@@ -187,6 +195,17 @@ fn stderr_of(c: &mut Creator) -> String {
     text.lines().next().unwrap_or("no message").to_string()
 }
 
+/// Said in the report when the run is under `bench/slowflush.sh`'s modelled disk.
+fn slow_flush_note() -> String {
+    match std::env::var("SLOWFLUSH_US") {
+        Ok(us) if std::env::var_os("LD_PRELOAD").is_some() => format!(
+            " **Modelled disk** (`bench/slowflush.sh`): every fsync and fdatasync of this run \
+             also waited for a device flush of {us} µs, one flush at a time."
+        ),
+        _ => String::new(),
+    }
+}
+
 pub(crate) fn creators_phase(cfg: &Cfg, details: &mut String) -> Res<()> {
     eprintln!("creators phase: starting a private PostgreSQL server");
     let cluster = pg::Cluster::start_durable();
@@ -246,11 +265,12 @@ pub(crate) fn creators_phase(cfg: &Cfg, details: &mut String) -> Res<()> {
          children of the bench, each its own C_Initialize and login. SoftHSMv2 never \
          calls fsync; kmshsm SQLite fsyncs its WAL before acknowledging (group commit: \
          one fsync covers every commit written before it began); PostgreSQL 15 here runs \
-         `fsync=on`, `synchronous_commit=on`.\n\n\
+         `fsync=on`, `synchronous_commit=on`.{}\n\n\
          | module | mode | 1 creator | 2 creators | 4 creators | 2 × 1 | 4 × 1 |\n\
          |---|---|---|---|---|---|---|",
         cfg.rounds,
-        budget.as_millis()
+        budget.as_millis(),
+        slow_flush_note()
     );
     let mut csv = String::from("creators,mode,module,keys_per_s,ratio_to_one\n");
     for (t, (target, _)) in targets.iter().enumerate() {

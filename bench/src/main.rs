@@ -184,8 +184,9 @@ fn main() {
         }
         return;
     }
-    if args.len() == 5 && args[1] == "--child-creator" {
-        if let Err(e) = creators::child_creator(Path::new(&args[2]), &args[3], &args[4]) {
+    if (args.len() == 5 || args.len() == 6) && args[1] == "--child-creator" {
+        let threads = args.get(5).map_or("1", String::as_str);
+        if let Err(e) = creators::child_creator(Path::new(&args[2]), &args[3], &args[4], threads) {
             eprintln!("child: {e}");
             std::process::exit(1);
         }
