@@ -94,22 +94,25 @@ impl Curve {
     }
 
     /// The hash brought to the length aws-lc expects for this curve, as ECDSA reads it.
+    /// Nothing is allocated: a signature's hash is taken as it is, or padded on the stack.
     fn digest_of(self, hash: &[u8]) -> Result<Digest> {
         let alg = self.digest_alg();
         let len = alg.output_len();
-        let value = if hash.len() >= len {
+        let import = |value: &[u8]| {
+            Digest::import_less_safe(value, alg).map_err(|_| Error::Internal("digest import"))
+        };
+        if hash.len() >= len {
             // Leftmost bits. P-521's order has 521 bits: more than 64 bytes of input
             // would need a bit shift that aws-lc's digest form cannot express.
             if self == Curve::P521 && hash.len() > len {
                 return Err(Error::DataLenRange);
             }
-            hash[..len].to_vec()
-        } else {
-            let mut v = vec![0u8; len - hash.len()];
-            v.extend_from_slice(hash);
-            v
-        };
-        Digest::import_less_safe(&value, alg).map_err(|_| Error::Internal("digest import"))
+            return import(&hash[..len]);
+        }
+        // A shorter value is the same integer, left-padded with zeros.
+        let mut padded = [0u8; digest::MAX_OUTPUT_LEN];
+        padded[len - hash.len()..len].copy_from_slice(hash);
+        import(&padded[..len])
     }
 }
 

@@ -38,7 +38,13 @@ impl HashAlg {
     }
 
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        digest::digest(self.algorithm(), data).as_ref().to_vec()
+        self.hash(data).as_ref().to_vec()
+    }
+
+    /// The hash of `data` in one call, held inline: no streaming context is set up and
+    /// nothing is allocated (aws-lc's one-shot function for the algorithm).
+    pub(crate) fn hash(self, data: &[u8]) -> HashValue {
+        HashValue(digest::digest(self.algorithm(), data))
     }
 
     /// The DER DigestInfo header that precedes the hash in EMSA-PKCS1-v1_5.
@@ -88,7 +94,22 @@ impl HashContext {
     }
 
     pub fn finish(self) -> Vec<u8> {
-        self.0.finish().as_ref().to_vec()
+        self.finish_value().as_ref().to_vec()
+    }
+
+    /// The hash, held inline rather than in a new allocation.
+    pub(crate) fn finish_value(self) -> HashValue {
+        HashValue(self.0.finish())
+    }
+}
+
+/// A hash value of any of the algorithms, held inline (no allocation).
+#[derive(Clone, Copy)]
+pub(crate) struct HashValue(digest::Digest);
+
+impl AsRef<[u8]> for HashValue {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref()
     }
 }
 
@@ -136,7 +157,10 @@ mod tests {
             let mut c = h.context();
             c.update(b"ab");
             c.update(b"c");
+            let inline = c.clone().finish_value();
             assert_eq!(c.finish(), h.digest(b"abc"));
+            assert_eq!(inline.as_ref(), h.hash(b"abc").as_ref());
+            assert_eq!(inline.as_ref().len(), h.output_len());
         }
     }
 }

@@ -190,7 +190,7 @@ impl Mechanism for HashEcdsa {
             signing_reach(curve),
             self.1,
             len,
-            move |h| private(&key)?.sign_hash(&h),
+            move |h| private(&key)?.sign_hash(h),
         ))
     }
     fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {

@@ -363,33 +363,74 @@ impl Mechanism for Pss {
     }
 }
 
-/// Hash-then-sign: the hash runs over every update, the key acts once at the end.
+/// Hash-then-sign: the hash runs over every update, the key acts once at the end. A
+/// single-part signature hashes its data in one call (`HashAlg::hash`): no streaming
+/// context is set up at init, and the hash is never allocated.
 struct HashThen<F> {
+    hash: HashAlg,
+    /// The running hash of a multi-part signature, begun by its first update.
     ctx: Option<HashContext>,
+    /// The signature was made (or refused): no step is taken again.
+    done: bool,
     len: usize,
     run: F,
     /// The signature's measured stack reach (`Signer::stack_reach`).
     reach: usize,
 }
 
+impl<F> HashThen<F>
+where
+    F: FnMut(&[u8]) -> Result<Vec<u8>> + Send,
+{
+    fn new(reach: usize, hash: HashAlg, len: usize, run: F) -> HashThen<F> {
+        HashThen {
+            hash,
+            ctx: None,
+            done: false,
+            len,
+            run,
+            reach,
+        }
+    }
+
+    /// Ends the operation: later steps answer `CKR_OPERATION_NOT_INITIALIZED`.
+    fn end(&mut self) -> Result<()> {
+        if std::mem::replace(&mut self.done, true) {
+            return Err(Error::OperationNotInitialized);
+        }
+        Ok(())
+    }
+}
+
 impl<F> Signer for HashThen<F>
 where
-    F: FnMut(Vec<u8>) -> Result<Vec<u8>> + Send,
+    F: FnMut(&[u8]) -> Result<Vec<u8>> + Send,
 {
     fn update(&mut self, data: &[u8]) -> Result<()> {
-        self.ctx
-            .as_mut()
-            .ok_or(Error::OperationNotInitialized)?
-            .update(data);
+        if self.done {
+            return Err(Error::OperationNotInitialized);
+        }
+        let hash = self.hash;
+        self.ctx.get_or_insert_with(|| hash.context()).update(data);
         Ok(())
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
-        let hash = self
-            .ctx
-            .take()
-            .ok_or(Error::OperationNotInitialized)?
-            .finish();
-        (self.run)(hash)
+        self.end()?;
+        let value = match self.ctx.take() {
+            Some(ctx) => ctx.finish_value(),
+            // No update: the hash of no data.
+            None => self.hash.hash(&[]),
+        };
+        (self.run)(value.as_ref())
+    }
+    fn one_shot(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        if self.ctx.is_some() {
+            // Parts came before (the session refuses that mix; kept correct regardless).
+            self.update(data)?;
+            return self.finish();
+        }
+        self.end()?;
+        (self.run)(self.hash.hash(data).as_ref())
     }
     fn signature_len(&self) -> usize {
         self.len
@@ -427,14 +468,9 @@ where
 
 pub(super) fn hash_then_sign<F>(hash: HashAlg, len: usize, run: F) -> Box<dyn Signer>
 where
-    F: FnMut(Vec<u8>) -> Result<Vec<u8>> + Send + 'static,
+    F: FnMut(&[u8]) -> Result<Vec<u8>> + Send + 'static,
 {
-    Box::new(HashThen {
-        ctx: Some(hash.context()),
-        len,
-        run,
-        reach: crate::secret_use::WHOLE,
-    })
+    Box::new(HashThen::new(crate::secret_use::WHOLE, hash, len, run))
 }
 
 /// `hash_then_sign` for a signature measured to keep its secrets within `reach` bytes of
@@ -446,14 +482,9 @@ pub(super) fn hash_then_sign_within<F>(
     run: F,
 ) -> Box<dyn Signer>
 where
-    F: FnMut(Vec<u8>) -> Result<Vec<u8>> + Send + 'static,
+    F: FnMut(&[u8]) -> Result<Vec<u8>> + Send + 'static,
 {
-    Box::new(HashThen {
-        ctx: Some(hash.context()),
-        len,
-        run,
-        reach,
-    })
+    Box::new(HashThen::new(reach, hash, len, run))
 }
 
 pub(super) fn hash_then_verify<F>(hash: HashAlg, run: F) -> Box<dyn Verifier>
@@ -478,7 +509,7 @@ impl Mechanism for HashPkcs {
         let size = private(key)?.size();
         let (hash, key) = (self.1, Arc::clone(key));
         Ok(hash_then_sign(hash, size, move |h| {
-            private(&key)?.sign_pkcs1(&[hash.digest_info_prefix(), &h].concat())
+            private(&key)?.sign_pkcs1(&[hash.digest_info_prefix(), h].concat())
         }))
     }
     fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
@@ -503,7 +534,7 @@ impl Mechanism for HashPss {
         let size = private(key)?.size();
         let key = Arc::clone(key);
         Ok(hash_then_sign(hash, size, move |h| {
-            private(&key)?.sign_pss(&h, hash, salt)
+            private(&key)?.sign_pss(h, hash, salt)
         }))
     }
     fn verify(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Verifier>> {
