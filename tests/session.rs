@@ -129,6 +129,86 @@ fn closed_session_handle_becomes_invalid() {
     );
 }
 
+/// The module remembers each thread's last session look-up (`provider::session_of`): a
+/// handle used just before its session closed, or before the module was finalized and
+/// initialised again (handles then count from the start again), must not find the old
+/// session through that memory.
+#[test]
+fn a_handle_used_just_before_its_session_ended_names_nothing_after() {
+    let env = TestEnv::new();
+    let ctx = env.load();
+    let slot = init_token(&ctx);
+    let raw = Raw::load();
+    let session = ctx.open_ro_session(slot).unwrap();
+    let handle = session.handle();
+    assert_eq!(raw.session_state(handle), Ok(CKS_RO_PUBLIC_SESSION));
+    session.close().unwrap();
+    assert_eq!(
+        raw.session_state(handle),
+        Err(RvError::SessionHandleInvalid)
+    );
+    // All of a slot's sessions at once.
+    let session = ctx.open_ro_session(slot).unwrap();
+    let handle = session.handle();
+    assert_eq!(raw.session_state(handle), Ok(CKS_RO_PUBLIC_SESSION));
+    assert_eq!(raw.close_all_sessions(slot.id()), Ok(()));
+    std::mem::forget(session); // closed already
+    assert_eq!(
+        raw.session_state(handle),
+        Err(RvError::SessionHandleInvalid)
+    );
+    // Finalized and initialised again: the first handle of the new provider is the
+    // first handle of the old one, and names the new session.
+    ctx.finalize().unwrap();
+    let ctx = env.load();
+    let first = ctx.open_ro_session(slot).unwrap();
+    assert_eq!(raw.session_state(first.handle()), Ok(CKS_RO_PUBLIC_SESSION));
+    std::mem::forget(first);
+    ctx.finalize().unwrap();
+    let ctx = env.load();
+    let again = ctx.open_rw_session(slot).unwrap();
+    assert_eq!(raw.session_state(again.handle()), Ok(CKS_RW_PUBLIC_SESSION));
+}
+
+/// The same while another thread is using the session: its call in flight keeps the
+/// session alive for a moment after C_CloseSession, and the closing thread's next call
+/// with the handle, made at once, must still find it closed.
+#[test]
+fn a_session_another_thread_is_using_is_closed_at_once_for_the_closer() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let env = TestEnv::new();
+    let ctx = env.load();
+    let slot = init_token(&ctx);
+    let raw = Raw::load();
+    let current = AtomicU64::new(CK_INVALID_HANDLE);
+    let stop = AtomicBool::new(false);
+    /// Stops the other thread however this one leaves the scope (a failed assertion too).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            let raw = Raw::load();
+            while !stop.load(Ordering::Relaxed) {
+                let _ = raw.session_state(current.load(Ordering::Relaxed));
+            }
+        });
+        let _stop = Stop(&stop);
+        for _ in 0..20_000 {
+            let handle = ctx.open_ro_session(slot).unwrap();
+            let h = handle.handle();
+            std::mem::forget(handle); // closed below, through the C ABI
+            current.store(h, Ordering::Relaxed);
+            assert_eq!(raw.session_state(h), Ok(CKS_RO_PUBLIC_SESSION));
+            assert_eq!(raw.close_session(h), Ok(()));
+            assert_eq!(raw.session_state(h), Err(RvError::SessionHandleInvalid));
+        }
+    });
+}
+
 #[test]
 fn bogus_session_handles_are_refused_everywhere() {
     let env = TestEnv::new();

@@ -85,6 +85,8 @@ fn parent() {
 }
 
 fn child() {
+    // Handles of the parent's sessions name nothing here.
+    super::sessions_changed();
     let _ = HELD.try_with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
             if let Some(mut held) = slot.take() {
