@@ -117,12 +117,12 @@ static void device_flush(void)
     pthread_mutex_unlock(&dev->mutex);
 }
 
-int fdatasync(int fd)
+/* The real call, then (when it succeeded) the modelled device flush; errno as it left it. */
+static int synced(int (**real)(int), const char *name, int fd)
 {
-    static int (*real)(int);
-    if (!real)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    int rc = real(fd);
+    if (!*real)
+        *real = (int (*)(int))dlsym(RTLD_NEXT, name);
+    int rc = (*real)(fd);
     int saved = errno;
     if (rc == 0)
         device_flush();
@@ -130,15 +130,14 @@ int fdatasync(int fd)
     return rc;
 }
 
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+    return synced(&real, "fdatasync", fd);
+}
+
 int fsync(int fd)
 {
     static int (*real)(int);
-    if (!real)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    int rc = real(fd);
-    int saved = errno;
-    if (rc == 0)
-        device_flush();
-    errno = saved;
-    return rc;
+    return synced(&real, "fsync", fd);
 }
