@@ -97,8 +97,10 @@ pub fn initialize(options: InitOptions) -> Result<()> {
             return Err(Error::AlreadyInitialized);
         }
         // A child made without `fork()`'s hooks running (a raw `clone`): abandon the
-        // parent's provider exactly as `fork::child` does, for the same reasons.
+        // parent's provider exactly as `fork::child` does, for the same reasons; its
+        // sessions are gone for this process whether or not what follows succeeds.
         fork::abandon(state.take());
+        sessions_changed();
     }
     crate::logging::install_default();
     // Built now, under `STATE`, so that no fork (whose hooks wait for `STATE`) can
@@ -123,9 +125,14 @@ pub fn initialize(options: InitOptions) -> Result<()> {
 }
 
 pub fn finalize() -> Result<()> {
-    let provider = state_mut().take().ok_or(Error::NotInitialized)?;
+    let provider = {
+        let mut state = state_mut();
+        let provider = state.take().ok_or(Error::NotInitialized)?;
+        // Under `STATE`: a thread told `NotInitialized` finds the generation moved too.
+        sessions_changed();
+        provider
+    };
     provider.sessions.write().clear();
-    sessions_changed();
     Ok(())
 }
 
@@ -140,7 +147,9 @@ pub fn get() -> Result<Arc<Provider>> {
 /// moved since it was made.
 static SESSIONS_CHANGED: AtomicU64 = AtomicU64::new(0);
 
-/// Says that handles may have stopped naming their sessions (after the change).
+/// Says that handles may have stopped naming their sessions: called after the change,
+/// before the lock it was made under is let go (a thread that saw the change through
+/// that lock, or was told of it by one that did, then finds the generation moved).
 fn sessions_changed() {
     SESSIONS_CHANGED.fetch_add(1, Ordering::AcqRel);
 }
@@ -454,12 +463,15 @@ impl Provider {
     }
 
     pub fn close_session(&self, handle: SessionHandle) -> Result<()> {
-        let session = self
-            .sessions
-            .write()
-            .remove(&handle)
-            .ok_or(Error::SessionHandleInvalid)?;
-        sessions_changed();
+        let session = {
+            let mut sessions = self.sessions.write();
+            let session = sessions
+                .remove(&handle)
+                .ok_or(Error::SessionHandleInvalid)?;
+            // Under the table's lock, as in `finalize`.
+            sessions_changed();
+            session
+        };
         session.token.remove_session(handle);
         Ok(())
     }
@@ -473,9 +485,10 @@ impl Provider {
                 .filter(|s| s.slot_id == slot_id)
                 .map(|s| s.handle)
                 .collect();
-            handles.iter().filter_map(|h| sessions.remove(h)).collect()
+            let closed = handles.iter().filter_map(|h| sessions.remove(h)).collect();
+            sessions_changed();
+            closed
         };
-        sessions_changed();
         for session in closed {
             session.token.remove_session(session.handle);
         }

@@ -307,6 +307,47 @@ fn a_forked_child_leaves_the_parents_open_operations_alone() {
 }
 
 /// A second session of the same (logged-in) application.
+/// A child made by a raw `clone()`, which runs no fork hooks, and whose C_Initialize then
+/// fails: the parent's sessions name nothing in it, though the cloning thread used one
+/// just before (each thread remembers its last session look-up, `provider::session_of`).
+#[test]
+fn a_raw_clone_child_whose_initialize_fails_cannot_use_the_parents_sessions() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session, _key) = setup(&env);
+    let raw = common::raw::Raw::load();
+    let handle = session.handle();
+    assert!(
+        raw.session_state(handle).is_ok(),
+        "the look-up the thread remembers"
+    );
+    // SAFETY: (test) a child without fork()'s hooks (flags: SIGCHLD only, the same stack);
+    // it calls only the module and the allocator and leaves with `_exit`.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) };
+    assert!(
+        pid >= 0,
+        "clone failed: {}",
+        std::io::Error::last_os_error()
+    );
+    if pid == 0 {
+        // SAFETY: (test) the child has one thread.
+        unsafe { std::env::set_var("KMSHSM_CONF", "/nonexistent/kmshsm.toml") };
+        let code = match (raw.initialize_null(), raw.session_state(handle)) {
+            (Err(_), Err(RvError::CryptokiNotInitialized)) => 0,
+            (Ok(()), _) => 1,
+            (Err(_), Ok(_)) => 2,
+            (Err(_), Err(_)) => 3,
+        };
+        // SAFETY: (test) ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let code = wait_for(pid as libc::pid_t);
+    assert_eq!(
+        code, 0,
+        "in the child: 1 = C_Initialize succeeded with no configuration, 2 = the parent's \
+         session answered, 3 = another error than CKR_CRYPTOKI_NOT_INITIALIZED"
+    );
+}
+
 fn user_session_again(ctx: &Pkcs11, slot: Slot) -> Session {
     ctx.open_rw_session(slot).expect("C_OpenSession")
 }
