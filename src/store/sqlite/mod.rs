@@ -341,6 +341,19 @@ impl SqliteStore {
         Ok(conn)
     }
 
+    /// The changes since `since`, read on the connection that has just written, with the
+    /// writers' turn given back first: the read needs no write lock, so other processes'
+    /// writers may go on.
+    fn changes_after_write(
+        &self,
+        conn: &mut Locked<'_>,
+        since: u64,
+        epoch: u64,
+    ) -> StoreResult<Snapshot> {
+        conn.turn = None;
+        read_locked(conn, self.shm_page.as_ref(), since, epoch, Scope::Changes)
+    }
+
     /// Called with the connection locked, after a write committed: the sync that will
     /// cover it.
     fn written(&self) -> Option<u64> {
@@ -698,15 +711,7 @@ impl Store for SqliteStore {
         let (snap, ticket) = {
             let mut conn = self.lock_for_write()?;
             commit_locked(&mut conn, changes)?;
-            // The read needs no write lock: other processes' writers may go on.
-            conn.turn = None;
-            let snap = read_locked(
-                &mut conn,
-                self.shm_page.as_ref(),
-                since,
-                epoch,
-                Scope::Changes,
-            )?;
+            let snap = self.changes_after_write(&mut conn, since, epoch)?;
             // Taken after the read: the one sync covers the write and all it read.
             (snap, self.written())
         };
@@ -725,14 +730,7 @@ impl Store for SqliteStore {
         let (wrote, snap, ticket) = {
             let mut conn = self.lock_for_write()?;
             let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
-            conn.turn = None;
-            let snap = read_locked(
-                &mut conn,
-                self.shm_page.as_ref(),
-                since,
-                epoch,
-                Scope::Changes,
-            )?;
+            let snap = self.changes_after_write(&mut conn, since, epoch)?;
             let ticket = if wrote { self.written() } else { self.seen() };
             (wrote, snap, ticket)
         };
