@@ -4,7 +4,8 @@
 //! `token`, `session`, `object`, `mechanism` (PKCS#11 semantics over safe types) → `kms`
 //! (the key model, no `CK_*` types) → `store` (transactional persistence and at-rest
 //! sealing). Below them all, `os` holds the memory mappings. `unsafe` is allowed in
-//! `ffi`, `os`, `crypto::rsa::raw`, `crypto::ed25519_variants` and `crypto::curve448`
+//! `ffi`, `os`, `crypto::rsa::raw`, `crypto::ecdsa_sign`, `crypto::ed25519_variants` and
+//! `crypto::curve448`
 //! (Ed448 and X448 from the system's libcrypto.so.3, opened at run time: aws-lc has no
 //! Curve448) only.
 

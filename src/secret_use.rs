@@ -45,14 +45,23 @@ pub const AES_GCM_SMALL_REACH: usize = WHOLE;
 /// The largest input of a single-part AES-GCM step that `AES_GCM_SMALL_REACH` covers.
 pub(crate) const AES_GCM_SMALL_INPUT: usize = 256;
 
-/// The reach of an ECDSA signature on P-256, P-384 or P-521 (aws-lc): release builds were
-/// measured to write 18.1, 19.4 and 19.5 KiB below the entry point (secp256k1: 26.3 KiB,
-/// so it keeps the whole area). docs/performance.md, "Per-call cost (issue 18)". Only on
-/// x86_64, as `AES_GCM_REACH`.
+/// The reach of an ECDSA signature on P-256, P-384 or P-521 (aws-lc's `ECDSA_do_sign`,
+/// `crypto::ecdsa_sign`): release builds were measured to leave nothing below a 4 KiB
+/// scrub on P-256 and to write 5.4–5.6 KiB below the entry point on P-384 and 5.5–5.7
+/// KiB on P-521 (through aws-lc-rs's signing, before: 18.1, 19.4 and 19.5 KiB).
+/// docs/performance.md, "Fifth pass". Only on x86_64, as `AES_GCM_REACH`.
 #[cfg(target_arch = "x86_64")]
-pub(crate) const ECDSA_NIST_REACH: usize = 24 * 1024;
+pub(crate) const ECDSA_NIST_REACH: usize = 8 * 1024;
 #[cfg(not(target_arch = "x86_64"))]
 pub const ECDSA_NIST_REACH: usize = WHOLE;
+
+/// The reach of an ECDSA signature on secp256k1 (aws-lc's generic curve code): measured
+/// at 11.9 KiB below the entry point in release builds (26.3 KiB through aws-lc-rs).
+/// Only on x86_64, as `AES_GCM_REACH`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const ECDSA_SECP256K1_REACH: usize = 24 * 1024;
+#[cfg(not(target_arch = "x86_64"))]
+pub const ECDSA_SECP256K1_REACH: usize = WHOLE;
 
 thread_local! {
     static REACH: Cell<usize> = const { Cell::new(0) };

@@ -1,6 +1,7 @@
-//! ECDSA and ECDH on P-256, P-384, P-521 and secp256k1 (aws-lc-rs; ECDH on secp256k1
-//! through RustCrypto `k256`, which aws-lc-rs lacks), key generation, and the curve
-//! OIDs and point encodings PKCS#11 uses. SM2 lives in `sm`.
+//! ECDSA and ECDH on P-256, P-384, P-521 and secp256k1 (aws-lc-rs; signing through
+//! aws-lc's own `ECDSA_do_sign` in `ecdsa_sign`; ECDH on secp256k1 through RustCrypto
+//! `k256`, which aws-lc-rs lacks), key generation, and the curve OIDs and point
+//! encodings PKCS#11 uses. SM2 lives in `sm`.
 //!
 //! Signatures are the fixed-width r || s of PKCS#11. Signing takes a message hash of
 //! any length, brought to the curve's digest length the way ECDSA defines it (leftmost
@@ -14,6 +15,7 @@ use sec1::{EcParameters, EcPrivateKey as Sec1Encoding};
 use zeroize::Zeroizing;
 
 use super::asn1;
+use super::ecdsa_sign::EcdsaSigningKey;
 use crate::error::{Error, Result};
 
 // The named curves' OIDs as DER elements (tag and length included): `CKA_EC_PARAMS`.
@@ -73,6 +75,16 @@ impl Curve {
             Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
             Curve::P521 => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
             Curve::Secp256k1 => &signature::ECDSA_P256K1_SHA256_FIXED_SIGNING,
+        }
+    }
+
+    /// aws-lc's identifier of the curve.
+    fn nid(self) -> i32 {
+        match self {
+            Curve::P256 => aws_lc_sys::NID_X9_62_prime256v1,
+            Curve::P384 => aws_lc_sys::NID_secp384r1,
+            Curve::P521 => aws_lc_sys::NID_secp521r1,
+            Curve::Secp256k1 => aws_lc_sys::NID_secp256k1,
         }
     }
 
@@ -169,7 +181,8 @@ pub fn scalar_from_sec1(input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 #[derive(Debug)]
 pub struct EcPrivateKey {
     curve: Curve,
-    pair: EcdsaKeyPair,
+    signing: EcdsaSigningKey,
+    public: Vec<u8>,
     scalar: Zeroizing<Vec<u8>>,
 }
 
@@ -177,15 +190,16 @@ impl EcPrivateKey {
     /// The key with scalar `d` (big-endian) on `curve`; checks 0 < d < n.
     pub fn new(curve: Curve, d: &[u8]) -> Result<EcPrivateKey> {
         let der = sec1_der(curve, d)?;
-        let pair = EcdsaKeyPair::from_private_key_der(curve.signing(), &der)
-            .map_err(|_| Error::AttributeValueInvalid)?;
+        let signing = EcdsaSigningKey::from_sec1_der(&der, curve.nid(), curve.field_len())?;
+        let public = signing.public_point()?;
         let mut scalar = Zeroizing::new(vec![0u8; curve.field_len()]);
         let start = d.iter().position(|b| *b != 0).unwrap_or(d.len());
         let off = curve.field_len() - (d.len() - start);
         scalar[off..].copy_from_slice(&d[start..]);
         Ok(EcPrivateKey {
             curve,
-            pair,
+            signing,
+            public,
             scalar,
         })
     }
@@ -211,17 +225,15 @@ impl EcPrivateKey {
 
     /// The uncompressed public point `04 || x || y`.
     pub fn public_point(&self) -> Vec<u8> {
-        self.pair.public_key().as_ref().to_vec()
+        self.public.clone()
     }
 
     /// ECDSA over a message hash; r || s.
     pub(crate) fn sign_hash(&self, hash: &[u8]) -> Result<Vec<u8>> {
         let digest = self.curve.digest_of(hash)?;
-        let sig = self
-            .pair
-            .sign_digest(&digest)
-            .map_err(|_| Error::Internal("ECDSA signing"))?;
-        Ok(sig.as_ref().to_vec())
+        let mut sig = vec![0u8; 2 * self.curve.field_len()];
+        self.signing.sign_into(digest.as_ref(), &mut sig)?;
+        Ok(sig)
     }
 
     /// The ECDH shared secret (the x coordinate) with `peer`, an uncompressed point.
@@ -401,6 +413,67 @@ mod tests {
                 "{bad:02x?}"
             );
         }
+    }
+
+    /// Each curve's group order n, big-endian, at the curve's scalar length.
+    fn order(curve: Curve) -> Vec<u8> {
+        let hex = match curve {
+            Curve::P256 => "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551",
+            Curve::P384 => concat!(
+                "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf",
+                "581a0db248b0a77aecec196accc52973"
+            ),
+            Curve::P521 => concat!(
+                "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+                "fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"
+            ),
+            Curve::Secp256k1 => "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+        };
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn every_curve_takes_scalars_from_1_to_n_minus_1_only() {
+        for curve in Curve::ALL {
+            let n = order(curve);
+            assert_eq!(n.len(), curve.field_len(), "{curve:?}");
+            let mut n_minus_1 = n.clone();
+            *n_minus_1.last_mut().unwrap() -= 1; // every order here ends in an odd byte
+            let one = [1u8];
+            let g = EcPrivateKey::new(curve, &one).unwrap().public_point();
+            let minus_g = EcPrivateKey::new(curve, &n_minus_1).unwrap().public_point();
+            // (n - 1)·G = -G: the same x, the other y.
+            let x = 1..1 + curve.field_len();
+            assert_eq!(minus_g[x.clone()], g[x], "{curve:?}");
+            assert_ne!(minus_g, g, "{curve:?}");
+            let sig = EcPrivateKey::new(curve, &n_minus_1)
+                .unwrap()
+                .sign_hash(&[0x11; 32])
+                .unwrap();
+            verify_hash(curve, &minus_g, &[0x11; 32], &sig).unwrap();
+            assert!(EcPrivateKey::new(curve, &n).is_err(), "{curve:?}: d = n");
+            assert!(EcPrivateKey::new(curve, &[0]).is_err(), "{curve:?}: d = 0");
+        }
+    }
+
+    #[test]
+    fn a_signing_key_refuses_another_curve_and_trailing_bytes() {
+        let (d, _) = EcPrivateKey::generate(Curve::P256).unwrap();
+        let der = sec1_der(Curve::P256, &d).unwrap();
+        let p384 = Curve::P384;
+        assert!(EcdsaSigningKey::from_sec1_der(&der, p384.nid(), p384.field_len()).is_err());
+        let mut trailing = der.to_vec();
+        trailing.push(0);
+        let p256 = Curve::P256;
+        assert!(EcdsaSigningKey::from_sec1_der(&trailing, p256.nid(), 32).is_err());
+        let key = EcdsaSigningKey::from_sec1_der(&der, p256.nid(), 32).unwrap();
+        assert!(
+            key.sign_into(&[0; 32], &mut [0; 63]).is_err(),
+            "output too short"
+        );
     }
 
     #[test]

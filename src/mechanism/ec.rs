@@ -49,11 +49,11 @@ fn private(key: &Key) -> Result<&EcPrivateKey> {
 }
 
 /// How far below the entry point an ECDSA signature's secrets may lie on the stack
-/// (`secret_use`): measured for aws-lc's NIST curves; secp256k1 went deeper.
+/// (`secret_use`): measured for aws-lc's NIST curves and for secp256k1, which goes deeper.
 fn signing_reach(curve: Curve) -> usize {
     match curve {
         Curve::P256 | Curve::P384 | Curve::P521 => crate::secret_use::ECDSA_NIST_REACH,
-        Curve::Secp256k1 => crate::secret_use::WHOLE,
+        Curve::Secp256k1 => crate::secret_use::ECDSA_SECP256K1_REACH,
     }
 }
 

@@ -1,9 +1,9 @@
 //! The raw RSA primitive (RSAEP/RSADP, RFC 8017 §5.1) from aws-lc, through `aws-lc-sys`.
 //!
-//! This is the crate's second and last module allowed `unsafe` (the first is
-//! `ffi::raw`): aws-lc-rs offers RSA only with fixed hash/padding pairs, while PKCS#11
-//! needs every pair (SHA-224 PKCS#1, SHA-1 PSS, OAEP labels with any hash) and a PKCS#1
-//! v1.5 decryption with implicit rejection. aws-lc does the modular exponentiation in
+//! One of the few modules allowed `unsafe` (the list is in `lib.rs`): aws-lc-rs offers
+//! RSA only with fixed hash/padding pairs, while PKCS#11 needs every pair (SHA-224
+//! PKCS#1, SHA-1 PSS, OAEP labels with any hash) and a PKCS#1 v1.5 decryption with
+//! implicit rejection. aws-lc does the modular exponentiation in
 //! constant time, with blinding and CRT fault checks; the paddings live in safe code in
 //! `padding.rs`. Nothing here looks at the data it transforms.
 //!
