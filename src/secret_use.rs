@@ -35,10 +35,10 @@ pub const AES_GCM_REACH: usize = WHOLE;
 /// The reach of a single-part AES-GCM step with a prepared key on at most
 /// `AES_GCM_SMALL_INPUT` bytes of input: measured at 2.3 KiB for 1 to 256 bytes, where
 /// 1 KiB and more reach 3.9 KiB (`bench/stackreach.sh`, which CI runs on each side of
-/// the bound). The small payloads a KMS encrypts (data keys) pay for a 4 KiB scrub, not
+/// the bound). The small payloads a KMS encrypts (data keys) pay for a 3 KiB scrub, not
 /// an 8 KiB one. Only on x86_64, as `AES_GCM_REACH`.
 #[cfg(target_arch = "x86_64")]
-pub(crate) const AES_GCM_SMALL_REACH: usize = 4 * 1024;
+pub(crate) const AES_GCM_SMALL_REACH: usize = 3 * 1024;
 #[cfg(not(target_arch = "x86_64"))]
 pub const AES_GCM_SMALL_REACH: usize = WHOLE;
 

@@ -39,15 +39,16 @@ pub(super) fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     if poisoned() && !restarts {
         return rv::of(&Error::Poisoned);
     }
-    // A note left by a call that ended early (a panic) must not carry over.
-    crate::secret_use::take();
+    // No note from an earlier call is left to take first: each call's note is taken
+    // below, after its closure returned or panicked (and a stale note could only add a
+    // scrub, never drop one).
     let outcome = catch_unwind(AssertUnwindSafe(f));
     let reach = crate::secret_use::take();
     match scrub_reach(name, reach) {
-        Some(bytes) if bytes <= 4 * 1024 => scrub_stack::<{ 4 * 1024 / 8 }>(),
-        Some(bytes) if bytes <= 8 * 1024 => scrub_stack::<{ 8 * 1024 / 8 }>(),
-        Some(bytes) if bytes <= 24 * 1024 => scrub_stack::<{ 24 * 1024 / 8 }>(),
-        Some(_) => scrub_stack::<{ STACK_SCRUB / 8 }>(),
+        Some(bytes) if bytes <= 3 * KIB => scrub_stack::<3>(),
+        Some(bytes) if bytes <= 8 * KIB => scrub_stack::<8>(),
+        Some(bytes) if bytes <= 24 * KIB => scrub_stack::<24>(),
+        Some(_) => scrub_stack::<{ STACK_SCRUB / KIB }>(),
         None => {}
     }
     match outcome {
@@ -93,7 +94,7 @@ const WHEN_NOTED: [&str; 5] = ["C_Encrypt", "C_Decrypt", "C_Sign", "C_Verify", "
 /// far the call's noted secrets reach (`secret_use::take`; 0 for none); `None`: no scrub.
 /// A note with a measured reach (`secret_use::note_within`) narrows the scrub in release
 /// builds only: the depth was measured there, and debug frames are several times larger.
-/// The scrub itself comes in four sizes (4, 8, 24 and 48 KiB), the smallest that covers
+/// The scrub itself comes in four sizes (3, 8, 24 and 48 KiB), the smallest that covers
 /// it.
 fn scrub_reach(name: &str, reach: usize) -> Option<usize> {
     let starts = |list: &[&str]| list.iter().any(|p| name.starts_with(p));
@@ -124,13 +125,20 @@ fn scrubs(name: &str, noted: bool) -> bool {
 /// leaves room and stays well inside the smallest thread stacks hosts give (128 KiB and up).
 const STACK_SCRUB: usize = 48 * 1024;
 
-/// Overwrites `WORDS` × 8 bytes of the stack below the caller with zeros. The area is
-/// handed to `black_box`, so the compiler must materialise it (a plain memset: ~1 µs for
-/// 48 KiB on the benchmark machine, about a sixth of that for 8 KiB).
+const KIB: usize = 1024;
+
+/// Overwrites `KIBS` KiB of the stack below the caller with zeros, one KiB at a time,
+/// each handed to `black_box` so that the compiler must write it. One memset per KiB:
+/// glibc clears 2 KiB and more with `rep stosb`, whose start costs ~10 ns on the
+/// benchmark machine's AMD CPU, a third of a 4 KiB scrub (docs/performance.md, "Fifth
+/// pass"); the stores themselves (~8 ns a KiB there) are the rest.
 #[inline(never)]
-fn scrub_stack<const WORDS: usize>() {
-    let area = [0u64; WORDS];
-    std::hint::black_box(&area);
+fn scrub_stack<const KIBS: usize>() {
+    let mut area = [const { std::mem::MaybeUninit::<[u64; KIB / 8]>::uninit() }; KIBS];
+    for chunk in area.iter_mut() {
+        chunk.write([0u64; 128]);
+        std::hint::black_box(&*chunk);
+    }
 }
 
 #[cfg(test)]

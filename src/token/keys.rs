@@ -28,7 +28,7 @@ use crate::object::Object;
 use crate::operation::Grant;
 
 pub(crate) fn mechanism(kind: MechType) -> Result<&'static dyn Mechanism> {
-    registry::find(kind).ok_or(Error::MechanismInvalid)
+    registry::find(kind).ok_or_else(|| Error::MechanismInvalid)
 }
 
 fn key_request(template: &[RawAttribute]) -> Result<KeyRequest> {

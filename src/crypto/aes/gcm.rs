@@ -105,16 +105,18 @@ pub(crate) fn gcm_encrypt_prepared(
     generic_encrypt(key, iv, aad, data, tag_len)
 }
 
-fn check_data_len(len: usize, error: Error) -> Result<()> {
+/// `error` is built only on refusal: an `Error` made and dropped on every call costs its
+/// drop glue on the per-call path.
+fn check_data_len(len: usize, error: fn() -> Error) -> Result<()> {
     if len as u64 > MAX_DATA_LEN {
-        return Err(error);
+        return Err(error());
     }
     Ok(())
 }
 
 /// aws-lc-rs's seal, into one buffer of the exact final size.
 fn seal(key: &GcmKey, iv: &[u8], aad: &[u8], data: &[u8]) -> Result<Vec<u8>> {
-    check_data_len(data.len(), Error::DataLenRange)?;
+    check_data_len(data.len(), || Error::DataLenRange)?;
     let mut out = Vec::with_capacity(data.len() + BLOCK_LEN);
     out.extend_from_slice(data);
     let tag = key
@@ -132,7 +134,7 @@ fn generic_encrypt(
     data: &[u8],
     tag_len: usize,
 ) -> Result<Vec<u8>> {
-    check_data_len(data.len(), Error::DataLenRange)?;
+    check_data_len(data.len(), || Error::DataLenRange)?;
     let mut out = Vec::with_capacity(data.len() + tag_len);
     out.extend_from_slice(data);
     let gcm = Gcm::new(key, iv)?;
@@ -180,7 +182,7 @@ fn split_tag(data_and_tag: &[u8], tag_len: usize) -> Result<(&[u8], &[u8])> {
         .len()
         .checked_sub(tag_len)
         .ok_or(Error::EncryptedDataLenRange)?;
-    check_data_len(data_len, Error::EncryptedDataLenRange)?;
+    check_data_len(data_len, || Error::EncryptedDataLenRange)?;
     Ok(data_and_tag.split_at(data_len))
 }
 
