@@ -22,6 +22,9 @@ use crate::object::Object;
 pub enum Output {
     /// The output, to be copied out.
     Data(Zeroizing<Vec<u8>>),
+    /// The output was written straight into the caller's buffer: this many bytes
+    /// (`produce_direct`).
+    Written(usize),
     /// A length query (NULL buffer): this many bytes suffice.
     Len(usize),
     /// The buffer was too small; this many bytes are needed.
@@ -52,6 +55,13 @@ pub trait Cipher: Send {
     }
     fn one_shot_bound(&self, input_len: usize) -> usize {
         self.update_bound(input_len) + self.finish_bound()
+    }
+    /// Single-part, written straight into `out` (which holds `one_shot_bound` bytes):
+    /// how many bytes were written, or `None` where the mechanism cannot (it then runs
+    /// `one_shot`, whose output is copied). Only ciphers whose output is not secret
+    /// (encryption) should: `out` is the caller's memory.
+    fn one_shot_into(&mut self, _input: &[u8], _out: &mut [u8]) -> Result<Option<usize>> {
+        Ok(None)
     }
     /// How far below the entry point a single-part step on `input_len` bytes may leave
     /// secrets on the stack: a depth measured on release builds (`secret_use`,
@@ -233,6 +243,34 @@ pub fn produce<T: ?Sized>(
         *slot = None;
     }
     Ok(Output::Data(out))
+}
+
+/// Runs a single-part step that may write straight into the caller's buffer `out`,
+/// under §5.2 as `produce` does: only when no earlier output waits (`pending`) and `out`
+/// holds `bound` bytes. `Ok(None)`: not done (the buffer is short, output waits, or the
+/// step declined), and the caller goes through `produce`, which reports a short buffer.
+/// A step that wrote ends the operation; one that failed ends it too.
+pub fn produce_direct<T: ?Sized>(
+    slot: &mut Option<Active<T>>,
+    out: &mut [u8],
+    bound: impl FnOnce(&T) -> usize,
+    step: impl FnOnce(&mut T, &mut [u8]) -> Result<Option<usize>>,
+) -> Result<Option<Output>> {
+    let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    if active.pending.is_some() || out.len() < bound(&active.op) {
+        return Ok(None);
+    }
+    match step(&mut active.op, out) {
+        Ok(Some(written)) => {
+            *slot = None;
+            Ok(Some(Output::Written(written)))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            *slot = None;
+            Err(e)
+        }
+    }
 }
 
 /// Runs a step that produces no output (updates, verification); an error ends the

@@ -21,14 +21,14 @@ pub(crate) const WHOLE: usize = usize::MAX;
 
 /// The reach of a single-part AES-GCM step with a prepared key (`C_Encrypt`,
 /// `C_Decrypt`): release builds were measured (`bench/stackreach.sh`, inputs of 1 B to
-/// 64 KiB) to write at most 3.9 KiB below the entry point (measured with the scrub off;
-/// 2.3 KiB up to 256 B of input, `AES_GCM_SMALL_REACH`), so an 8 KiB scrub covers it.
+/// 64 KiB) to write at most 3.9 KiB below the entry point (measured with a 3 KiB scrub;
+/// 2.3 KiB up to 256 B of input, `AES_GCM_SMALL_REACH`), so a 6 KiB scrub covers it.
 /// Debug builds, whose frames are several times larger, always scrub the whole area
 /// (`ffi::guard`); so does every target but x86_64, where aws-lc's code paths (and so
 /// their depth) were not measured, and any step off aws-lc's AEAD path (`gcm_fast_path`).
 /// CI measures the depths again on its own CPU (`scripts/test.sh`).
 #[cfg(target_arch = "x86_64")]
-pub(crate) const AES_GCM_REACH: usize = 8 * 1024;
+pub(crate) const AES_GCM_REACH: usize = 6 * 1024;
 #[cfg(not(target_arch = "x86_64"))]
 pub const AES_GCM_REACH: usize = WHOLE;
 
@@ -36,7 +36,7 @@ pub const AES_GCM_REACH: usize = WHOLE;
 /// `AES_GCM_SMALL_INPUT` bytes of input: measured at 2.3 KiB for 1 to 256 bytes, where
 /// 1 KiB and more reach 3.9 KiB (`bench/stackreach.sh`, which CI runs on each side of
 /// the bound). The small payloads a KMS encrypts (data keys) pay for a 3 KiB scrub, not
-/// an 8 KiB one. Only on x86_64, as `AES_GCM_REACH`.
+/// a 6 KiB one. Only on x86_64, as `AES_GCM_REACH`.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const AES_GCM_SMALL_REACH: usize = 3 * 1024;
 #[cfg(not(target_arch = "x86_64"))]

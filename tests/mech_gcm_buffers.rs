@@ -162,6 +162,33 @@ fn every_buffer_arrangement_gives_the_same_ciphertext_and_plaintext() {
         assert_eq!((rv, n as usize), (CKR_OK, len + 16), "{len} B in place");
         assert_eq!(buf, sealed, "{len} B in place");
 
+        // Overlapping by part: the output starting 8 bytes before the input, and 8 bytes
+        // into it (outputs of 1 KiB and more are written straight into a buffer that
+        // shares no byte with the input, `OutBuf::direct`; these must not be).
+        for (input_at, output_at) in [(8, 0), (0, 8)] {
+            let mut buf = vec![0u8; len + 16 + 8];
+            buf[input_at..input_at + len].copy_from_slice(&plain);
+            fx.init(true);
+            let (rv, n) = fx.step(
+                true,
+                &mut buf,
+                input_at,
+                len,
+                output_at,
+                (len + 16) as CK_ULONG,
+            );
+            assert_eq!(
+                (rv, n as usize),
+                (CKR_OK, len + 16),
+                "{len} B, output at {output_at}"
+            );
+            assert_eq!(
+                buf[output_at..output_at + len + 16],
+                sealed[..],
+                "{len} B, output at {output_at}"
+            );
+        }
+
         // Decryption: a buffer as long as the input (the length a query reports), one of
         // exactly the plaintext's length, and in place.
         for room in [len + 16, len] {
@@ -215,37 +242,47 @@ fn a_tag_that_fails_leaves_no_plaintext_in_the_callers_buffer_and_ends_the_opera
 #[test]
 fn a_short_buffer_gets_the_length_and_the_same_output_on_the_retry() {
     let fx = fixture();
-    let plain = plaintext(64);
-    let sealed = fx.sealed(&plain);
-    let mut buf = vec![0u8; 64 + 80];
-    buf[..64].copy_from_slice(&plain);
-    fx.init(true);
-    let (rv, n) = fx.step(true, &mut buf, 0, 64, 64, 79);
-    assert_eq!((rv, n), (CKR_BUFFER_TOO_SMALL, 80));
-    assert!(
-        buf[64..].iter().all(|&b| b == 0),
-        "nothing written into a short buffer"
-    );
-    let (rv, n) = fx.step(true, &mut buf, 0, 64, 64, 80);
-    assert_eq!((rv, n), (CKR_OK, 80));
-    assert_eq!(buf[64..], sealed[..]);
+    for len in [64, 4096] {
+        let plain = plaintext(len);
+        let sealed = fx.sealed(&plain);
+        let out = len + 16;
+        let mut buf = vec![0u8; len + out];
+        buf[..len].copy_from_slice(&plain);
+        fx.init(true);
+        let (rv, n) = fx.step(true, &mut buf, 0, len, len, (out - 1) as CK_ULONG);
+        assert_eq!((rv, n as usize), (CKR_BUFFER_TOO_SMALL, out), "{len} B");
+        assert!(
+            buf[len..].iter().all(|&b| b == 0),
+            "{len} B: nothing written into a short buffer"
+        );
+        let (rv, n) = fx.step(true, &mut buf, 0, len, len, out as CK_ULONG);
+        assert_eq!((rv, n as usize), (CKR_OK, out), "{len} B");
+        assert_eq!(buf[len..], sealed[..], "{len} B");
+    }
 }
 
 #[test]
 fn a_length_that_overstates_the_buffer_is_not_written_past_the_output() {
     let fx = fixture();
-    let plain = plaintext(64);
-    let sealed = fx.sealed(&plain);
-    for claimed in [1 << 40, CK_ULONG::MAX] {
-        let mut buf = vec![0xccu8; 64 + 80 + 256];
-        buf[..64].copy_from_slice(&plain);
-        fx.init(true);
-        let (rv, n) = fx.step(true, &mut buf, 0, 64, 64, claimed);
-        assert_eq!((rv, n), (CKR_OK, 80), "claimed {claimed}");
-        assert_eq!(buf[64..144], sealed[..]);
-        assert!(
-            buf[144..].iter().all(|&b| b == 0xcc),
-            "claimed {claimed}: written past"
-        );
+    for len in [64, 4096] {
+        let plain = plaintext(len);
+        let sealed = fx.sealed(&plain);
+        let end = len + len + 16;
+        for claimed in [1 << 40, CK_ULONG::MAX] {
+            let mut buf = vec![0xccu8; end + 256];
+            buf[..len].copy_from_slice(&plain);
+            fx.init(true);
+            let (rv, n) = fx.step(true, &mut buf, 0, len, len, claimed);
+            assert_eq!(
+                (rv, n as usize),
+                (CKR_OK, len + 16),
+                "{len} B, claimed {claimed}"
+            );
+            assert_eq!(buf[len..end], sealed[..], "{len} B");
+            assert!(
+                buf[end..].iter().all(|&b| b == 0xcc),
+                "{len} B, claimed {claimed}: written past"
+            );
+        }
     }
 }

@@ -46,6 +46,7 @@ pub(super) fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     let reach = crate::secret_use::take();
     match scrub_reach(name, reach) {
         Some(bytes) if bytes <= 3 * KIB => scrub_stack::<3>(),
+        Some(bytes) if bytes <= 6 * KIB => scrub_stack::<6>(),
         Some(bytes) if bytes <= 8 * KIB => scrub_stack::<8>(),
         Some(bytes) if bytes <= 24 * KIB => scrub_stack::<24>(),
         Some(_) => scrub_stack::<{ STACK_SCRUB / KIB }>(),
@@ -94,7 +95,7 @@ const WHEN_NOTED: [&str; 5] = ["C_Encrypt", "C_Decrypt", "C_Sign", "C_Verify", "
 /// far the call's noted secrets reach (`secret_use::take`; 0 for none); `None`: no scrub.
 /// A note with a measured reach (`secret_use::note_within`) narrows the scrub in release
 /// builds only: the depth was measured there, and debug frames are several times larger.
-/// The scrub itself comes in four sizes (3, 8, 24 and 48 KiB), the smallest that covers
+/// The scrub itself comes in five sizes (3, 6, 8, 24 and 48 KiB), the smallest that covers
 /// it.
 fn scrub_reach(name: &str, reach: usize) -> Option<usize> {
     let starts = |list: &[&str]| list.iter().any(|p| name.starts_with(p));

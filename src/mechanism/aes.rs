@@ -203,6 +203,36 @@ impl Mechanism for Block {
     }
 }
 
+/// A GCM encryption's primitive: ciphertext and tag into a vector of its own or, for a
+/// single-part call, straight into the caller's buffer (ciphertext is no secret).
+struct GcmSeal {
+    key: Arc<Key>,
+    iv: Vec<u8>,
+    aad: Vec<u8>,
+    tag_bits: usize,
+}
+
+impl buffered::WholeInput for GcmSeal {
+    fn run(&mut self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let (value, prepared) = self.key.aes_gcm()?;
+        let sealed =
+            aes::gcm_encrypt_prepared(prepared, value, &self.iv, &self.aad, data, self.tag_bits)?;
+        Ok(Zeroizing::new(sealed))
+    }
+    fn run_into(&mut self, data: &[u8], out: &mut [u8]) -> Result<Option<usize>> {
+        let (value, prepared) = self.key.aes_gcm()?;
+        aes::gcm_encrypt_prepared_into(
+            prepared,
+            value,
+            &self.iv,
+            &self.aad,
+            data,
+            self.tag_bits,
+            out,
+        )
+    }
+}
+
 /// GCM parameters as the primitive wants them.
 /// The stack a GCM step on so many input bytes may leave secrets in: the measured reach
 /// on aws-lc's AEAD path (shallower for small inputs), the whole scrub area on any other
@@ -254,17 +284,16 @@ impl Mechanism for Gcm {
         let (iv, aad, tag_bits) = gcm_params(param)?;
         aes::gcm_check(aes_key(key)?, &iv, tag_bits)?;
         let reach = gcm_reach(&iv, tag_bits);
-        let key = Arc::clone(key);
-        Ok(buffered::cipher_within(
+        Ok(buffered::cipher_direct(
             reach,
             buffered::BULK_CAP,
             Error::DataLenRange,
             move |n| n + tag_bits / 8,
-            move |data| {
-                let (value, prepared) = key.aes_gcm()?;
-                Ok(Zeroizing::new(aes::gcm_encrypt_prepared(
-                    prepared, value, &iv, &aad, data, tag_bits,
-                )?))
+            GcmSeal {
+                key: Arc::clone(key),
+                iv,
+                aad,
+                tag_bits,
             },
         ))
     }

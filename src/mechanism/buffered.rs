@@ -49,18 +49,40 @@ impl Drop for Collected {
     }
 }
 
-struct Buffered<B, F> {
+/// The primitive of a buffered operation, run on the whole input at once.
+pub(super) trait WholeInput: Send {
+    fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    /// `run` written straight into `out`, which holds the operation's output bound: how
+    /// many bytes, or `None` where the primitive cannot (`Cipher::one_shot_into`).
+    fn run_into(&mut self, _input: &[u8], _out: &mut [u8]) -> Result<Option<usize>> {
+        Ok(None)
+    }
+}
+
+/// A closure as a primitive that writes only into a vector of its own.
+struct Run<F>(F);
+
+impl<F> WholeInput for Run<F>
+where
+    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send,
+{
+    fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        (self.0)(input)
+    }
+}
+
+struct Buffered<B, W> {
     input: Collected,
     /// The single-part step's measured stack reach for an input length
     /// (`Cipher::stack_reach`).
     reach: fn(usize) -> usize,
     cap: usize,
     bound: B,
-    run: F,
+    run: W,
     too_long: Error,
 }
 
-impl<B, F> Buffered<B, F> {
+impl<B, W> Buffered<B, W> {
     fn push(&mut self, data: &[u8]) -> Result<()> {
         if self.input.0.len().saturating_add(data.len()) > self.cap {
             return Err(std::mem::replace(&mut self.too_long, Error::DataLenRange));
@@ -70,10 +92,10 @@ impl<B, F> Buffered<B, F> {
     }
 }
 
-impl<B, F> Cipher for Buffered<B, F>
+impl<B, W> Cipher for Buffered<B, W>
 where
     B: Fn(usize) -> usize + Send,
-    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send,
+    W: WholeInput,
 {
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.push(input)?;
@@ -82,7 +104,7 @@ where
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
         // Wiped when dropped, after the primitive has run on it.
         let input = Collected(std::mem::take(&mut self.input.0));
-        (self.run)(&input.0)
+        self.run.run(&input.0)
     }
     /// Single-part: the primitive runs on the caller's input, with no copy to wipe.
     fn one_shot(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
@@ -93,7 +115,18 @@ where
         if input.len() > self.cap {
             return Err(std::mem::replace(&mut self.too_long, Error::DataLenRange));
         }
-        (self.run)(input)
+        self.run.run(input)
+    }
+    /// Single-part into the caller's buffer, where the primitive can and no input was
+    /// collected.
+    fn one_shot_into(&mut self, input: &[u8], out: &mut [u8]) -> Result<Option<usize>> {
+        if !self.input.0.is_empty() {
+            return Ok(None);
+        }
+        if input.len() > self.cap {
+            return Err(std::mem::replace(&mut self.too_long, Error::DataLenRange));
+        }
+        self.run.run_into(input, out)
     }
     fn update_bound(&self, _input_len: usize) -> usize {
         0
@@ -109,10 +142,10 @@ where
     }
 }
 
-impl<B, F> Signer for Buffered<B, F>
+impl<B, W> Signer for Buffered<B, W>
 where
     B: Fn(usize) -> usize + Send,
-    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send,
+    W: WholeInput,
 {
     fn update(&mut self, data: &[u8]) -> Result<()> {
         self.push(data)
@@ -137,7 +170,7 @@ where
         reach: |_| crate::secret_use::WHOLE,
         cap,
         bound,
-        run,
+        run: Run(run),
         too_long,
     })
 }
@@ -154,6 +187,29 @@ pub(super) fn cipher_within<B, F>(
 where
     B: Fn(usize) -> usize + Send + 'static,
     F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
+{
+    Box::new(Buffered {
+        input: Collected::default(),
+        reach,
+        cap,
+        bound,
+        run: Run(run),
+        too_long,
+    })
+}
+
+/// `cipher_within` for a primitive that can also write its single-part output straight
+/// into the caller's buffer (`WholeInput::run_into`).
+pub(super) fn cipher_direct<B, W>(
+    reach: fn(usize) -> usize,
+    cap: usize,
+    too_long: Error,
+    bound: B,
+    run: W,
+) -> Box<dyn Cipher>
+where
+    B: Fn(usize) -> usize + Send + 'static,
+    W: WholeInput + 'static,
 {
     Box::new(Buffered {
         input: Collected::default(),
@@ -183,7 +239,7 @@ where
         reach: |_| crate::secret_use::WHOLE,
         cap,
         bound: move |_| len,
-        run,
+        run: Run(run),
         too_long: Error::DataLenRange,
     })
 }

@@ -143,10 +143,37 @@ impl Session {
         input: &[u8],
         capacity: Option<usize>,
     ) -> Result<Output> {
+        self.cipher_once_into(dir, input, capacity, None)
+    }
+
+    /// `cipher_once`, given also the caller's buffer (`direct`, `capacity` bytes or a
+    /// prefix of them) for a mechanism that can write its output there without a copy
+    /// (`Cipher::one_shot_into`).
+    pub(crate) fn cipher_once_into(
+        &self,
+        dir: Direction,
+        input: &[u8],
+        capacity: Option<usize>,
+        direct: Option<&mut [u8]>,
+    ) -> Result<Output> {
         let mut ops = self.ops.lock();
         let slot = ops.cipher(dir);
         no_mixing(slot)?;
         recheck(&self.token, slot, capacity.is_some())?;
+        if let Some(out) = direct.filter(|_| capacity.is_some()) {
+            let done = operation::produce_direct(
+                slot,
+                out,
+                |op| op.one_shot_bound(input.len()),
+                |op, out| {
+                    secret_use::note_within(op.stack_reach(input.len()));
+                    op.one_shot_into(input, out)
+                },
+            )?;
+            if let Some(done) = done {
+                return Ok(done);
+            }
+        }
         operation::produce(
             slot,
             capacity,

@@ -105,6 +105,39 @@ pub(crate) fn gcm_encrypt_prepared(
     generic_encrypt(key, iv, aad, data, tag_len)
 }
 
+/// [`gcm_encrypt_prepared`] written into `out` (ciphertext, then the tag): how many bytes,
+/// or `None` for parameters off aws-lc's AEAD path or an `out` shorter than the result
+/// (the caller then takes `gcm_encrypt_prepared`'s vector). `out` may be the caller's own
+/// memory: on a failed seal its first bytes (a copy of the plaintext) are cleared.
+pub(crate) fn gcm_encrypt_prepared_into(
+    prepared: &GcmKey,
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    data: &[u8],
+    tag_bits: usize,
+    out: &mut [u8],
+) -> Result<Option<usize>> {
+    let tag_len = check_params(key, iv, tag_bits)?;
+    let total = data.len().saturating_add(tag_len);
+    if !aead_path(iv, tag_len) || out.len() < total {
+        return Ok(None);
+    }
+    check_data_len(data.len(), || Error::DataLenRange)?;
+    let nonce = nonce(iv)?;
+    let (text, rest) = out.split_at_mut(data.len());
+    text.copy_from_slice(data);
+    let sealed = prepared
+        .0
+        .seal_in_place_separate_tag(nonce, Aad::from(aad), text);
+    let Ok(tag) = sealed else {
+        text.fill(0);
+        return Err(Error::Internal("AES-GCM seal failed"));
+    };
+    rest[..tag_len].copy_from_slice(tag.as_ref());
+    Ok(Some(total))
+}
+
 /// `error` is built only on refusal: an `Error` made and dropped on every call costs its
 /// drop glue on the per-call path.
 fn check_data_len(len: usize, error: fn() -> Error) -> Result<()> {

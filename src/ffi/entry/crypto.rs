@@ -40,13 +40,15 @@ unsafe fn cipher_once(
     let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slice and
     // the OutBuf do not outlive.
-    let (input, out) = unsafe {
+    let (input, mut out) = unsafe {
         (
             raw::in_bytes(input, input_len)?,
             OutBuf::new(output, output_len)?,
         )
     };
-    out.put(s.cipher_once(dir, input, out.capacity)?)
+    let capacity = out.capacity;
+    let done = s.cipher_once_into(dir, input, capacity, out.direct(input))?;
+    out.put(done)
 }
 
 /// # Safety
