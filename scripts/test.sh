@@ -49,6 +49,10 @@ cargo build --lib --bins
 # aws-lc decide how deep they write. Any call that leaves bytes below its wipe fails CI.
 cargo build --release --lib
 ./bench/stackreach.sh target/release/libkmshsm.so
+# And for what those depths hold: no copy of a key on the caller's stack right after
+# the calls, nor anywhere after destroy and C_Finalize (tests/memory_secrets.rs), on the
+# release build, whose scrubs are the measured ones.
+KMSHSM_TEST_MODULE="$PWD/target/release/libkmshsm.so" cargo nextest run --test memory_secrets
 # OpenSC's current pkcs11-tool for tests/kms_byok_tools.rs (the BYOK import with
 # unmodified tools), built from ../shared/third-party/ where the conformance run below
 # finds it again. Without it that test fails and says what to build.

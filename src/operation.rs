@@ -56,7 +56,7 @@ pub trait Cipher: Send {
     fn one_shot_bound(&self, input_len: usize) -> usize {
         self.update_bound(input_len) + self.finish_bound()
     }
-    /// Single-part, written straight into `out` (which holds `one_shot_bound` bytes):
+    /// Single-part, written straight into `out` (exactly `one_shot_bound` bytes):
     /// how many bytes were written, or `None` where the mechanism cannot (it then runs
     /// `one_shot`, whose output is copied). Only ciphers whose output is not secret
     /// (encryption) should: `out` is the caller's memory.
@@ -245,21 +245,25 @@ pub fn produce<T: ?Sized>(
     Ok(Output::Data(out))
 }
 
-/// Runs a single-part step that may write straight into the caller's buffer `out`,
-/// under §5.2 as `produce` does: only when no earlier output waits (`pending`) and `out`
-/// holds `bound` bytes. `Ok(None)`: not done (the buffer is short, output waits, or the
-/// step declined), and the caller goes through `produce`, which reports a short buffer.
-/// A step that wrote ends the operation; one that failed ends it too.
-pub fn produce_direct<T: ?Sized>(
+/// Runs a single-part step that may write straight into the caller's buffer, under §5.2
+/// as `produce` does: only when no earlier output waits (`pending`) and `out` hands over
+/// a slice of exactly `bound` bytes of the caller's buffer. `Ok(None)`: not done (no
+/// such slice, output waits, or the step declined), and the caller goes through
+/// `produce`, which reports a short buffer. A step that wrote ends the operation; one
+/// that failed ends it too.
+pub fn produce_direct<'o, T: ?Sized>(
     slot: &mut Option<Active<T>>,
-    out: &mut [u8],
+    out: impl FnOnce(usize) -> Option<&'o mut [u8]>,
     bound: impl FnOnce(&T) -> usize,
     step: impl FnOnce(&mut T, &mut [u8]) -> Result<Option<usize>>,
 ) -> Result<Option<Output>> {
     let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
-    if active.pending.is_some() || out.len() < bound(&active.op) {
+    if active.pending.is_some() {
         return Ok(None);
     }
+    let Some(out) = out(bound(&active.op)) else {
+        return Ok(None);
+    };
     match step(&mut active.op, out) {
         Ok(Some(written)) => {
             *slot = None;

@@ -286,3 +286,97 @@ fn a_length_that_overstates_the_buffer_is_not_written_past_the_output() {
         }
     }
 }
+
+/// Encryption written straight into the caller's buffer (1 KiB and more) never puts
+/// plaintext there, not even for the length of the call: another thread of the caller
+/// (a zero-copy send buffer, shared memory) reading it meanwhile sees none.
+#[test]
+fn the_output_buffer_never_holds_plaintext_during_an_encryption() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let fx = fixture();
+    let len = 1 << 20;
+    let plain = plaintext(len);
+    let mut buf = vec![0u8; len + len + 16];
+    buf[..len].copy_from_slice(&plain);
+    let watched = len + len - 64; // the output's bytes 64 before the tag
+    let sample: [u8; 32] = plain[len - 64..len - 32].try_into().unwrap();
+    let at = buf.as_ptr() as usize + watched;
+    let (stop, seen) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let watcher = {
+        let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut now = [0u8; 32];
+                for (i, b) in now.iter_mut().enumerate() {
+                    // SAFETY: `at` points 32 bytes inside `buf`, which outlives this
+                    // thread (joined below); volatile reads of bytes another thread is
+                    // writing, racing on purpose, as the caller's other thread would.
+                    *b = unsafe { std::ptr::read_volatile((at + i) as *const u8) };
+                }
+                if now == sample {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    for _ in 0..40 {
+        fx.init(true);
+        let (rv, n) = fx.step(true, &mut buf, 0, len, len, (len + 16) as CK_ULONG);
+        assert_eq!((rv, n as usize), (CKR_OK, len + 16));
+    }
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        0,
+        "plaintext seen in the output buffer during C_Encrypt"
+    );
+}
+
+/// An output buffer that ends where the mapping ends, its length overstated: the module
+/// touches no byte past the output (a slice of the caller's buffer covers exactly the
+/// output, `OutBuf::direct`).
+#[test]
+fn an_overstated_length_never_reaches_past_the_output_at_a_mapping_end() {
+    let fx = fixture();
+    let page = 4096;
+    for len in [1024usize, 4080, 4096] {
+        let plain = plaintext(len);
+        let sealed = fx.sealed(&plain);
+        let pages = (len + 16).div_ceil(page) + 1;
+        // SAFETY: a fresh private anonymous mapping, its last page made inaccessible; the
+        // output ends right before that page; unmapped at the end of the iteration.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                pages * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            let map = map.cast::<u8>();
+            let guard = map.add((pages - 1) * page);
+            assert_eq!(libc::mprotect(guard.cast(), page, libc::PROT_NONE), 0);
+            let out = guard.sub(len + 16);
+            fx.init(true);
+            let mut n = CK_ULONG::MAX;
+            let mut input = plain.clone();
+            let rv = fx.api.list.C_Encrypt.unwrap()(
+                fx.session.handle(),
+                input.as_mut_ptr(),
+                len as CK_ULONG,
+                out,
+                &mut n,
+            );
+            assert_eq!((rv, n as usize), (CKR_OK, len + 16), "{len} B");
+            assert_eq!(std::slice::from_raw_parts(out, len + 16), &sealed[..]);
+            libc::munmap(map.cast(), pages * page);
+        }
+    }
+}

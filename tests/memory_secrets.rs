@@ -61,20 +61,44 @@ fn writable_mappings() -> Vec<(u64, u64, String)> {
         .collect()
 }
 
-/// Where a run of 16 bytes of the masked secret occurs (unmasked) in writable memory:
-/// (mapping, address). Sixteen bytes is half a 256-bit key and one AES round key: a
-/// leftover key schedule shows as well as a plain copy.
+/// Where a run of 16 bytes of the masked secret occurs (unmasked) in writable memory,
+/// in its byte order or reversed: (mapping, address). Sixteen bytes is half a 256-bit key
+/// and one AES round key: a leftover key schedule shows as well as a plain copy. Reversed
+/// is how aws-lc holds a scalar (little-endian 64-bit words, least significant first):
+/// ECDSA signing hashes the private scalar in that form into a SHA-512 state on its own
+/// stack and leaves it there, which only the guard's scrub wipes.
 fn fragments_in_memory(masked: &[u8]) -> Vec<(String, u64)> {
+    fragments_in(masked, writable_mappings())
+}
+
+/// `fragments_in_memory` over `depth` bytes of this thread's stack below the caller's
+/// frame, where the module's calls made from that frame ran: what they left there.
+#[inline(never)]
+fn fragments_below_caller(masked: &[u8], depth: u64) -> Vec<(String, u64)> {
+    let marker = 0u8;
+    let top = std::hint::black_box(std::ptr::addr_of!(marker)) as u64;
+    let (start, _, what) = writable_mappings()
+        .into_iter()
+        .find(|(start, end, _)| (*start..*end).contains(&top))
+        .expect("the mapping of this thread's stack");
+    fragments_in(masked, vec![(start.max(top - depth), top, what)])
+}
+
+fn fragments_in(masked: &[u8], ranges: Vec<(u64, u64, String)>) -> Vec<(String, u64)> {
     const MIN_RUN: usize = 16;
     let mut mem = std::fs::File::open("/proc/self/mem").expect("open /proc/self/mem");
     let mut chunk = vec![0u8; 1 << 20];
     let mut found = Vec::new();
+    let reversed: Vec<u8> = masked.iter().rev().copied().collect();
+    let forms = [masked, &reversed[..]];
     // Which masked byte values begin a run: a quick filter before the full compare.
     let mut starts = [false; 256];
-    for b in &masked[..=masked.len() - MIN_RUN] {
-        starts[usize::from(*b)] = true;
+    for form in forms {
+        for b in &form[..=form.len() - MIN_RUN] {
+            starts[usize::from(*b)] = true;
+        }
     }
-    for (start, end, what) in writable_mappings() {
+    for (start, end, what) in ranges {
         let mut at = start;
         while at < end {
             let len = ((end - at) as usize).min(chunk.len());
@@ -89,9 +113,10 @@ fn fragments_in_memory(masked: &[u8]) -> Vec<(String, u64)> {
                 if !starts[usize::from(window[0] ^ MASK)] {
                     continue;
                 }
-                let hit = masked
-                    .windows(MIN_RUN)
-                    .any(|part| window.iter().zip(part).all(|(m, k)| m ^ MASK == *k));
+                let hit = forms.iter().any(|form| {
+                    form.windows(MIN_RUN)
+                        .any(|part| window.iter().zip(part).all(|(m, k)| m ^ MASK == *k))
+                });
                 if hit {
                     found.push((what.clone(), at + offset as u64));
                 }
@@ -228,6 +253,64 @@ fn ec_private_key_leaves_no_copy_in_memory_after_destroy_and_finalize() {
         assert_eq!(signature.len(), 64);
     }
     setup.destroy_finalize_and_scan(key, &MASKED_EC_KEY);
+}
+
+/// The calls that use a key scrub the stack they ran on (`ffi/guard.rs`), to a depth
+/// measured for release builds (`src/secret_use.rs`): right after them, with the key
+/// still alive in the module, no copy of it may be found on the caller's stack below the
+/// caller's frame. Run on a release build by `scripts/test.sh` (a debug build always
+/// scrubs 48 KiB). Without the scrub after ECDSA signing, the scalar is found there
+/// (reversed: aws-lc's SHA-512 state of its nonce); the AES-GCM steps leave no bytes of
+/// the key itself there (its schedule is the key's own, on the heap): what their scrub
+/// wipes is the GHASH key and the key stream, which this scan cannot recognise.
+#[test]
+fn signing_and_encrypting_leave_no_copy_of_the_key_on_the_callers_stack() {
+    let setup = Setup::new();
+    let ec_template = vec![
+        RawAttr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
+        RawAttr::ulong(CKA_KEY_TYPE, CKK_EC),
+        RawAttr::bool(CKA_SIGN, true),
+        RawAttr::new(CKA_EC_PARAMS, &hex(material::EC_PARAMS_P256)),
+    ];
+    let ec = setup.create_with_secret(ec_template, b"stack canary ec", &MASKED_EC_KEY);
+    let aes_template = vec![
+        RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
+        RawAttr::bool(CKA_ENCRYPT, true),
+        RawAttr::bool(CKA_DECRYPT, true),
+    ];
+    let aes = setup.create_with_secret(aes_template, b"stack canary aes", &MASKED_AES_KEY);
+    let session = &setup.session;
+    // The first use of each key parses it (a whole-area scrub); the ones after run the
+    // measured-depth steps this test is about.
+    for round in 0..3u8 {
+        session
+            .sign(&Mechanism::EcdsaSha256, ec, &[round; 64])
+            .expect("C_Sign ECDSA-SHA256");
+    }
+    let ec_left = fragments_below_caller(&MASKED_EC_KEY, 64 * 1024);
+    for (round, len) in [(0u8, 64), (1, 64), (2, 4096)] {
+        let mut iv = [round; 12];
+        let params = GcmParams::new(&mut iv, b"aad", 128.into()).expect("GcmParams");
+        let sealed = session
+            .encrypt(&Mechanism::AesGcm(params), aes, &vec![round; len])
+            .expect("C_Encrypt AES-GCM");
+        let params = GcmParams::new(&mut iv, b"aad", 128.into()).expect("GcmParams");
+        session
+            .decrypt(&Mechanism::AesGcm(params), aes, &sealed)
+            .expect("C_Decrypt AES-GCM");
+    }
+    let aes_left = fragments_below_caller(&MASKED_AES_KEY, 64 * 1024);
+    assert!(
+        ec_left.is_empty() && aes_left.is_empty(),
+        "key bytes left on the caller's stack: EC at {:x?}, AES at {:x?}",
+        ec_left.iter().map(|(_, at)| at).take(8).collect::<Vec<_>>(),
+        aes_left
+            .iter()
+            .map(|(_, at)| at)
+            .take(8)
+            .collect::<Vec<_>>()
+    );
 }
 
 /// Fails listing where (first address of each run) the secret remains.

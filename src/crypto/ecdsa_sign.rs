@@ -58,10 +58,10 @@ impl EcdsaSigningKey {
         // SAFETY: `cbs` points into `der`, which outlives the call; a null group means
         // the curve is read from the encoding. aws-lc copies what it keeps.
         let raw = unsafe { sys::EC_KEY_parse_private_key(&mut cbs, std::ptr::null()) };
-        let key = EcdsaSigningKey {
-            ptr: NonNull::new(raw).ok_or(Error::AttributeValueInvalid)?,
-            scalar_len,
+        let Some(ptr) = NonNull::new(raw) else {
+            return Err(refused(Error::AttributeValueInvalid));
         };
+        let key = EcdsaSigningKey { ptr, scalar_len };
         // SAFETY: `key.ptr` is a valid EC_KEY; its group is never null once parsed.
         let curve =
             unsafe { sys::EC_GROUP_get_curve_name(sys::EC_KEY_get0_group(key.ptr.as_ptr())) };
@@ -89,7 +89,7 @@ impl EcdsaSigningKey {
             )
         };
         if written != out.len() {
-            return Err(Error::Internal("EC public point"));
+            return Err(refused(Error::Internal("EC public point")));
         }
         Ok(out)
     }
@@ -104,7 +104,9 @@ impl EcdsaSigningKey {
         // SAFETY: `digest` is readable for its length; `self.ptr` is a valid EC_KEY that
         // aws-lc only reads.
         let sig = unsafe { sys::ECDSA_do_sign(digest.as_ptr(), digest.len(), self.ptr.as_ptr()) };
-        let sig = NonNull::new(sig).ok_or(Error::Internal("ECDSA signing"))?;
+        let Some(sig) = NonNull::new(sig) else {
+            return Err(refused(Error::Internal("ECDSA signing")));
+        };
         let (mut r, mut s) = (std::ptr::null(), std::ptr::null());
         // SAFETY: `sig` is a valid ECDSA_SIG; get0 stores two pointers it owns, valid
         // until it is freed below. Each BN_bn2bin_padded writes exactly `n` bytes into its
@@ -118,8 +120,17 @@ impl EcdsaSigningKey {
             ok
         };
         if !written {
-            return Err(Error::Internal("ECDSA signature wider than the curve"));
+            return Err(refused(Error::Internal(
+                "ECDSA signature wider than the curve",
+            )));
         }
         Ok(())
     }
+}
+
+/// `error`, after clearing aws-lc's thread-local error queue, which the refusal filled.
+fn refused(error: Error) -> Error {
+    // SAFETY: touches only the calling thread's aws-lc error queue.
+    unsafe { sys::ERR_clear_error() };
+    error
 }

@@ -143,27 +143,27 @@ impl Session {
         input: &[u8],
         capacity: Option<usize>,
     ) -> Result<Output> {
-        self.cipher_once_into(dir, input, capacity, None)
+        self.cipher_once_into(dir, input, capacity, |_| None)
     }
 
-    /// `cipher_once`, given also the caller's buffer (`direct`, `capacity` bytes or a
-    /// prefix of them) for a mechanism that can write its output there without a copy
-    /// (`Cipher::one_shot_into`).
-    pub(crate) fn cipher_once_into(
+    /// `cipher_once`, given also the caller's buffer for a mechanism that can write its
+    /// output there without a copy (`Cipher::one_shot_into`): `direct(n)` is a slice of
+    /// exactly `n` bytes of it, where the buffer may be written that way.
+    pub(crate) fn cipher_once_into<'o>(
         &self,
         dir: Direction,
         input: &[u8],
         capacity: Option<usize>,
-        direct: Option<&mut [u8]>,
+        direct: impl FnOnce(usize) -> Option<&'o mut [u8]>,
     ) -> Result<Output> {
         let mut ops = self.ops.lock();
         let slot = ops.cipher(dir);
         no_mixing(slot)?;
         recheck(&self.token, slot, capacity.is_some())?;
-        if let Some(out) = direct.filter(|_| capacity.is_some()) {
+        if capacity.is_some() {
             let done = operation::produce_direct(
                 slot,
-                out,
+                direct,
                 |op| op.one_shot_bound(input.len()),
                 |op, out| {
                     secret_use::note_within(op.stack_reach(input.len()));

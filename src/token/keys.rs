@@ -80,11 +80,13 @@ impl Token {
         // §4.9 CKA_ALWAYS_AUTHENTICATE: the PIN again for each use, sign or decrypt.
         let awaiting_login =
             attrs.always_authenticate && matches!(usage, Usage::Sign | Usage::Decrypt);
+        let (expiry, private) = (attrs.material_expiry, attrs.private);
         let grant = Grant {
             key: handle,
-            expiry: attrs.material_expiry,
-            private: attrs.private,
-            judged: Arc::clone(&object),
+            expiry,
+            private,
+            // The version judged, handed over rather than counted twice.
+            judged: object,
             usage,
             mechanism,
             awaiting_login,

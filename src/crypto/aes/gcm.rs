@@ -106,9 +106,11 @@ pub(crate) fn gcm_encrypt_prepared(
 }
 
 /// [`gcm_encrypt_prepared`] written into `out` (ciphertext, then the tag): how many bytes,
-/// or `None` for parameters off aws-lc's AEAD path or an `out` shorter than the result
-/// (the caller then takes `gcm_encrypt_prepared`'s vector). `out` may be the caller's own
-/// memory: on a failed seal its first bytes (a copy of the plaintext) are cleared.
+/// or `None` for parameters off aws-lc's AEAD path or an `out` of another length than the
+/// result (the caller then takes `gcm_encrypt_prepared`'s vector). `out` may be the
+/// caller's own memory, which another thread of the caller may be reading: aws-lc
+/// encrypts `data` into it out of place (its `extra_in`), so it never holds plaintext,
+/// and on a failure it is cleared.
 pub(crate) fn gcm_encrypt_prepared_into(
     prepared: &GcmKey,
     key: &[u8],
@@ -120,21 +122,17 @@ pub(crate) fn gcm_encrypt_prepared_into(
 ) -> Result<Option<usize>> {
     let tag_len = check_params(key, iv, tag_bits)?;
     let total = data.len().saturating_add(tag_len);
-    if !aead_path(iv, tag_len) || out.len() < total {
+    if !aead_path(iv, tag_len) || out.len() != total {
         return Ok(None);
     }
     check_data_len(data.len(), || Error::DataLenRange)?;
-    let nonce = nonce(iv)?;
-    let (text, rest) = out.split_at_mut(data.len());
-    text.copy_from_slice(data);
     let sealed = prepared
         .0
-        .seal_in_place_separate_tag(nonce, Aad::from(aad), text);
-    let Ok(tag) = sealed else {
-        text.fill(0);
+        .seal_in_place_scatter(nonce(iv)?, Aad::from(aad), &mut [], data, out);
+    if sealed.is_err() {
+        out.fill(0);
         return Err(Error::Internal("AES-GCM seal failed"));
-    };
-    rest[..tag_len].copy_from_slice(tag.as_ref());
+    }
     Ok(Some(total))
 }
 

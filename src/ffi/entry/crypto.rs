@@ -47,7 +47,12 @@ unsafe fn cipher_once(
         )
     };
     let capacity = out.capacity;
-    let done = s.cipher_once_into(dir, input, capacity, out.direct(input))?;
+    let buffer = &mut out;
+    let direct = move |len| {
+        let buffer = buffer; // moved: the slice may live as long as the borrow of `out`
+        buffer.direct(input, len)
+    };
+    let done = s.cipher_once_into(dir, input, capacity, direct)?;
     out.put(done)
 }
 
