@@ -508,7 +508,7 @@ pub(super) unsafe fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Ve
 /// ns less written directly, 256 bytes the same, 64 bytes 20 ns more (measured in one
 /// process against the same build with the direct write off; docs/performance.md,
 /// "Fifth pass"), not explained.
-const DIRECT_MIN: usize = 1024;
+pub(super) const DIRECT_MIN: usize = 1024;
 
 /// The caller's output buffer for a cryptographic result, under the length-query rule.
 /// `capacity` is `None` for a NULL buffer (a length query).

@@ -143,7 +143,12 @@ impl Session {
         input: &[u8],
         capacity: Option<usize>,
     ) -> Result<Output> {
-        self.cipher_once_into(dir, input, capacity, |_| None)
+        self.cipher_once_into(
+            dir,
+            input,
+            capacity,
+            None::<fn(usize) -> Option<&'static mut [u8]>>,
+        )
     }
 
     /// `cipher_once`, given also the caller's buffer for a mechanism that can write its
@@ -154,13 +159,13 @@ impl Session {
         dir: Direction,
         input: &[u8],
         capacity: Option<usize>,
-        direct: impl FnOnce(usize) -> Option<&'o mut [u8]>,
+        direct: Option<impl FnOnce(usize) -> Option<&'o mut [u8]>>,
     ) -> Result<Output> {
         let mut ops = self.ops.lock();
         let slot = ops.cipher(dir);
         no_mixing(slot)?;
         recheck(&self.token, slot, capacity.is_some())?;
-        if capacity.is_some() {
+        if let Some(direct) = direct.filter(|_| capacity.is_some()) {
             let done = operation::produce_direct(
                 slot,
                 direct,
