@@ -165,14 +165,7 @@ where
     B: Fn(usize) -> usize + Send + 'static,
     F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
 {
-    Box::new(Buffered {
-        input: Collected::default(),
-        reach: |_| crate::secret_use::WHOLE,
-        cap,
-        bound,
-        run: Run(run),
-        too_long,
-    })
+    cipher_direct(|_| crate::secret_use::WHOLE, cap, too_long, bound, Run(run))
 }
 
 /// `cipher` for a primitive whose single-part step was measured to keep its secrets within
@@ -188,14 +181,7 @@ where
     B: Fn(usize) -> usize + Send + 'static,
     F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
 {
-    Box::new(Buffered {
-        input: Collected::default(),
-        reach,
-        cap,
-        bound,
-        run: Run(run),
-        too_long,
-    })
+    cipher_direct(reach, cap, too_long, bound, Run(run))
 }
 
 /// `cipher_within` for a primitive that can also write its single-part output straight
