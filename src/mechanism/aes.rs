@@ -233,7 +233,6 @@ impl buffered::WholeInput for GcmSeal {
     }
 }
 
-/// GCM parameters as the primitive wants them.
 /// The stack a GCM step on so many input bytes may leave secrets in: the measured reach
 /// on aws-lc's AEAD path (shallower for small inputs), the whole scrub area on any other
 /// (an odd IV or a short tag: unmeasured).
@@ -252,6 +251,7 @@ fn gcm_reach(iv: &[u8], tag_bits: usize) -> fn(usize) -> usize {
     }
 }
 
+/// GCM parameters as the primitive wants them.
 fn gcm_params(param: &Param) -> Result<(Vec<u8>, Vec<u8>, usize)> {
     let Param::Gcm(p) = param else {
         return Err(Error::MechanismParamInvalid);

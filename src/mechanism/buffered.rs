@@ -84,10 +84,16 @@ struct Buffered<B, W> {
 
 impl<B, W> Buffered<B, W> {
     fn push(&mut self, data: &[u8]) -> Result<()> {
-        if self.input.0.len().saturating_add(data.len()) > self.cap {
+        self.within_cap(self.input.0.len().saturating_add(data.len()))?;
+        self.input.extend(data);
+        Ok(())
+    }
+
+    /// Refuses `total` bytes of input beyond the cap, with the operation's error once.
+    fn within_cap(&mut self, total: usize) -> Result<()> {
+        if total > self.cap {
             return Err(std::mem::replace(&mut self.too_long, Error::DataLenRange));
         }
-        self.input.extend(data);
         Ok(())
     }
 }
@@ -112,9 +118,7 @@ where
             self.push(input)?;
             return Cipher::finish(self);
         }
-        if input.len() > self.cap {
-            return Err(std::mem::replace(&mut self.too_long, Error::DataLenRange));
-        }
+        self.within_cap(input.len())?;
         self.run.run(input)
     }
     /// Single-part into the caller's buffer, where the primitive can and no input was
@@ -123,9 +127,7 @@ where
         if !self.input.0.is_empty() {
             return Ok(None);
         }
-        if input.len() > self.cap {
-            return Err(std::mem::replace(&mut self.too_long, Error::DataLenRange));
-        }
+        self.within_cap(input.len())?;
         self.run.run_into(input, out)
     }
     fn update_bound(&self, _input_len: usize) -> usize {
