@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Disk: a cold run peaks at about 8 GB under target/. In CI (CI=true, a throwaway
-# clone) incremental state is not written, and the sanitizer and fuzz builds are
-# deleted once they have run; a developer's tree keeps them for the next warm run.
+# Disk: a cold run left 13 GB under target/. In CI (CI=true, a throwaway clone)
+# incremental state is not written, and the sanitizer and fuzz builds are deleted once
+# they have run, which leaves 5 GB; a developer's tree keeps them for the next warm run.
 df -h . | sed 's/^/disk: /'
 in_ci=false
 if [ "${CI:-}" = true ]; then
