@@ -12,6 +12,16 @@
 //! sync covers starts one, beside any older one still running; the others wait for it),
 //! and by other processes' commits that reached the file before it began.
 //!
+//! Commit delay: a sync about to begin holds back while other threads of this process
+//! are in a write (from before they wait for the connection until their ticket), and
+//! until every thread whose write the last sync covered has written again (the group),
+//! at most as long as the last fsync took ([`MAX_DELAY`] at most), so that it covers
+//! their commits too. Without it, creators on a slow disk fall into groups that
+//! alternate between fsyncs, each released group writing again only after the next
+//! fsync has begun (docs/performance.md, "Group commit"). A lone writer never holds
+//! back; a thread that stops writing is waited for once, and the group shrinks. Other
+//! processes' writers are not seen, and not waited for.
+//!
 //! Reads are held to the same rule: with NORMAL a commit is visible to readers before
 //! it is durable, so a read that may have seen such a commit ([`WalSync::covers_now`]
 //! says no) waits for a sync too before it returns; nothing unsynced is ever handed
@@ -28,6 +38,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -36,6 +48,14 @@ use crate::os::shared_page::SharedPage;
 /// The two copies of the WAL-index header (sqlite.org/walformat.html); every commit
 /// changes them (its change counter at least), so equal bytes mean no commit since.
 pub(super) const HEADERS: usize = 96;
+
+/// The longest a sync holds back for writers on their way: a bound on the latency the
+/// delay adds, for a disk whose fsync takes longer than this.
+pub(super) const MAX_DELAY: Duration = Duration::from_millis(2);
+
+/// The most threads a sync's group records: past this many, a sync holds back for this
+/// many at most.
+const GROUP_LIMIT: usize = 64;
 
 struct State {
     /// Syncs begun so far; the number of the newest is `started`.
@@ -51,6 +71,84 @@ struct State {
     durable: Option<[u8; HEADERS]>,
     /// A sync failed: nothing more may be acknowledged through this handle.
     failed: bool,
+    /// Threads of this process in a write: counted from before they wait for the
+    /// connection until they take their ticket ([`Writing`]).
+    writers: usize,
+    /// The number of a sync that holds back for those writers: it has not begun, so a
+    /// write that ends now is covered by it.
+    held: Option<u64>,
+    /// How long the last fsync took: the longest the next sync holds back, up to
+    /// `max_delay` ([`MAX_DELAY`]; tests change it).
+    last_fsync: Duration,
+    max_delay: Duration,
+    /// The threads whose writes the next sync to begin covers (each once; at most
+    /// [`GROUP_LIMIT`]).
+    pending: Vec<ThreadId>,
+    /// The threads whose writes the newest begun sync covered.
+    previous: Vec<ThreadId>,
+    /// While a sync is held: how many threads it waits to have written (the threads of
+    /// `pending` and `previous` together, counted once each).
+    expected: usize,
+}
+
+impl State {
+    /// The sync that covers a write (or read) that has just ended.
+    fn ticket(&self) -> u64 {
+        match self.held {
+            Some(number) => number,
+            None => self.started + 1,
+        }
+    }
+
+    /// Notes that the calling thread wrote: the next sync covers it.
+    fn wrote(&mut self) {
+        let me = std::thread::current().id();
+        if self.pending.len() < GROUP_LIMIT && !self.pending.contains(&me) {
+            self.pending.push(me);
+        }
+    }
+
+    /// The threads that wrote for the last sync or are writing for the next: the group
+    /// a sync about to begin holds back for.
+    fn group(&self) -> usize {
+        let returning = self.previous.iter().filter(|t| !self.pending.contains(t));
+        self.pending.len() + returning.count()
+    }
+
+    /// Whether a held sync still has someone to wait for.
+    fn holding(&self) -> bool {
+        !self.failed && (self.writers > 0 || self.pending.len() < self.expected)
+    }
+}
+
+/// A thread in a write, counted until it takes its ticket ([`Writing::ticket`]) or
+/// gives up (drop).
+pub(super) struct Writing<'a>(Option<&'a WalSync>);
+
+impl Writing<'_> {
+    /// The sync that covers the write just ended (or, for `read_only`, whatever the
+    /// write transaction read: `None` when every commit it can have seen is durable).
+    /// The writer is no longer counted.
+    pub(super) fn ticket(mut self, read_only: bool) -> Option<u64> {
+        let sync = self.0.take()?;
+        let ticket = if read_only {
+            (!sync.covers_now()).then(|| sync.state.lock().ticket())
+        } else {
+            let mut st = sync.state.lock();
+            st.wrote();
+            Some(st.ticket())
+        };
+        sync.leave();
+        ticket
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if let Some(sync) = self.0.take() {
+            sync.leave();
+        }
+    }
 }
 
 pub(super) struct WalSync {
@@ -85,7 +183,9 @@ impl WalSync {
         let wal_path = PathBuf::from(wal_path);
         let wal = File::open(&wal_path).ok()?;
         let headers = SharedPage::map(shm)?;
+        let began = Instant::now();
         wal.sync_data().ok()?;
+        let last_fsync = began.elapsed();
         sync_dir(&wal_path).ok()?;
         Some(WalSync {
             db: db_file,
@@ -98,6 +198,13 @@ impl WalSync {
                 running: Vec::new(),
                 durable: None,
                 failed: false,
+                writers: 0,
+                held: None,
+                last_fsync,
+                max_delay: MAX_DELAY,
+                pending: Vec::new(),
+                previous: Vec::new(),
+                expected: 0,
             }),
             done: Condvar::new(),
         })
@@ -133,9 +240,45 @@ impl WalSync {
     }
 
     /// The sync that covers everything written to the WAL before this call: called after
-    /// a write (or a read) has finished, and handed to [`WalSync::wait`].
+    /// a read has finished, and handed to [`WalSync::wait`] (a write's comes from
+    /// [`Writing::ticket`]).
     pub(super) fn ticket(&self) -> u64 {
-        self.state.lock().started + 1
+        self.state.lock().ticket()
+    }
+
+    /// Counts the calling thread as in a write until its [`Writing`] takes its ticket or
+    /// is dropped: a sync about to begin holds back for it.
+    pub(super) fn writing(&self) -> Writing<'_> {
+        self.state.lock().writers += 1;
+        Writing(Some(self))
+    }
+
+    fn leave(&self) {
+        let mut st = self.state.lock();
+        st.writers = st.writers.saturating_sub(1);
+        if st.held.is_some() && !st.holding() {
+            self.done.notify_all();
+        }
+    }
+
+    /// Sets how long the last fsync took and the delay's own bound (for tests).
+    #[cfg(test)]
+    pub(super) fn set_delay_bounds(&self, last_fsync: Duration, max_delay: Duration) {
+        let mut st = self.state.lock();
+        st.last_fsync = last_fsync;
+        st.max_delay = max_delay;
+    }
+
+    /// The number of the sync holding back now, if one is (for tests).
+    #[cfg(test)]
+    pub(super) fn held(&self) -> Option<u64> {
+        self.state.lock().held
+    }
+
+    /// The threads counted as in a write (for tests).
+    #[cfg(test)]
+    pub(super) fn writers(&self) -> usize {
+        self.state.lock().writers
     }
 
     /// Returns once the sync numbered `ticket` (or a later one) has completed: waits for
@@ -159,12 +302,39 @@ impl WalSync {
             st.started += 1;
             let number = st.started;
             st.running.push(number);
+            st.expected = st.group();
+            if st.holding() {
+                // The commit delay (module comment). Held, the sync is this number's
+                // ticket, so the writers that end meanwhile are covered by it.
+                st.held = Some(number);
+                let bound = st.last_fsync.min(st.max_delay);
+                let mut until = Instant::now() + bound;
+                while st.holding() {
+                    if st.running.iter().any(|&n| n < number) {
+                        // The group's threads wait for an older sync and write again only
+                        // once it ends (this one would queue behind its flush anyway):
+                        // the bound counts from then.
+                        self.done.wait(&mut st);
+                        until = Instant::now() + bound;
+                        continue;
+                    }
+                    if self.done.wait_until(&mut st, until).timed_out() {
+                        break;
+                    }
+                }
+                st.held = None;
+            }
+            let group = &mut *st;
+            std::mem::swap(&mut group.previous, &mut group.pending);
+            group.pending.clear();
             drop(st);
             // Read before the fsync begins: every commit it publishes had its frames
             // written already, so the fsync covers them.
             let headers = self.headers.read::<HEADERS>();
+            let began = Instant::now();
             let result = self.sync_wal();
             st = self.state.lock();
+            st.last_fsync = began.elapsed();
             if let Ok(Err(_)) = &result {
                 st.failed = true;
             }

@@ -37,7 +37,7 @@ use crate::error::StoreError;
 use crate::os::clock;
 use crate::os::file_lock;
 use crate::os::shared_page::SharedPage;
-use durable::WalSync;
+use durable::{WalSync, Writing};
 use files::Interest;
 use schema::{
     configure, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3,
@@ -128,6 +128,9 @@ pub(crate) struct SqliteStore {
 struct Locked<'a> {
     /// The writers' turn, for a write (released first, or as soon as the write ends).
     turn: Option<file_lock::Exclusive>,
+    /// For a write, this thread counted as on its way to a commit until it takes its
+    /// ticket (`durable.rs`, the commit delay).
+    writing: Option<Writing<'a>>,
     conn: MappedMutexGuard<'a, Conn>,
     _gate: Entered,
 }
@@ -303,6 +306,7 @@ impl SqliteStore {
             .map_err(|_| StoreError::Malformed("the store's connection is closed"))?;
         Ok(Locked {
             turn: None,
+            writing: None,
             conn,
             _gate: gate,
         })
@@ -321,7 +325,11 @@ impl SqliteStore {
     /// opened or locked, or another holds it past `TURN_WAIT`) goes on without it and
     /// meets SQLite's lock as before, whose busy timeout then bounds the rest.
     fn lock_for_write(&self) -> StoreResult<Locked<'_>> {
+        // Counted from before the wait for the connection: a sync about to begin holds
+        // back for writers already on their way (durable.rs).
+        let writing = self.sync.as_ref().map(WalSync::writing);
         let mut conn = self.lock()?;
+        conn.writing = writing;
         if let Some(sync) = &self.sync {
             sync.check()?;
         }
@@ -356,8 +364,14 @@ impl SqliteStore {
 
     /// Called with the connection locked, after a write committed: the sync that will
     /// cover it.
-    fn written(&self) -> Option<u64> {
-        self.sync.as_ref().map(WalSync::ticket)
+    fn written(&self, conn: &mut Locked<'_>) -> Option<u64> {
+        conn.writing.take().and_then(|w| w.ticket(false))
+    }
+
+    /// Called with the connection locked, after a write transaction that wrote nothing
+    /// (a refusal decided on what it read): `seen`'s answer for it.
+    fn seen_by_write(&self, conn: &mut Locked<'_>) -> Option<u64> {
+        conn.writing.take().and_then(|w| w.ticket(true))
     }
 
     /// Called with the connection locked, after a read: the sync to wait for when the
@@ -681,7 +695,7 @@ impl Store for SqliteStore {
         let ticket = {
             let mut conn = self.lock_for_write()?;
             commit_locked(&mut conn, changes)?;
-            self.written()
+            self.written(&mut conn)
         };
         self.settle(ticket)
     }
@@ -696,7 +710,14 @@ impl Store for SqliteStore {
             let mut conn = self.lock_for_write()?;
             let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
             // A refusal is decided on what was read: that must be durable too.
-            (wrote, if wrote { self.written() } else { self.seen() })
+            (
+                wrote,
+                if wrote {
+                    self.written(&mut conn)
+                } else {
+                    self.seen_by_write(&mut conn)
+                },
+            )
         };
         self.settle(ticket)?;
         Ok(wrote)
@@ -713,7 +734,7 @@ impl Store for SqliteStore {
             commit_locked(&mut conn, changes)?;
             let snap = self.changes_after_write(&mut conn, since, epoch)?;
             // Taken after the read: the one sync covers the write and all it read.
-            (snap, self.written())
+            (snap, self.written(&mut conn))
         };
         self.settle(ticket)?;
         Ok(snap)
@@ -731,7 +752,11 @@ impl Store for SqliteStore {
             let mut conn = self.lock_for_write()?;
             let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
             let snap = self.changes_after_write(&mut conn, since, epoch)?;
-            let ticket = if wrote { self.written() } else { self.seen() };
+            let ticket = if wrote {
+                self.written(&mut conn)
+            } else {
+                self.seen_by_write(&mut conn)
+            };
             (wrote, snap, ticket)
         };
         self.settle(ticket)?;
@@ -749,7 +774,7 @@ impl Store for SqliteStore {
             let mut conn = self.lock_for_write()?;
             let answer = pins::reserve(&mut conn.db, role, limit, now, lease_until)?;
             // A refusal (Busy, Locked) wrote nothing but was decided on what was read.
-            (answer, self.written())
+            (answer, self.written(&mut conn))
         };
         self.settle(ticket)?;
         Ok(answer)
@@ -759,7 +784,7 @@ impl Store for SqliteStore {
         let ticket = {
             let mut conn = self.lock_for_write()?;
             pins::settle(&mut conn.db, role, right)?;
-            self.written()
+            self.written(&mut conn)
         };
         self.settle(ticket)
     }

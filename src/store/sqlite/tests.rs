@@ -323,3 +323,190 @@ fn closing_a_second_handle_leaves_sqlites_locks_of_the_first_in_place() {
     drop(first);
     drop(probe);
 }
+
+/// The commit delay (`durable.rs`): a sync about to begin while another thread is in a
+/// write holds back for it, and covers its commit: one fsync for both.
+#[test]
+fn a_sync_holds_back_for_a_writer_on_its_way_and_covers_its_commit() {
+    let (_dir, store) = fresh();
+    let sync = store.sync.as_ref().unwrap();
+    sync.set_delay_bounds(Duration::from_secs(5), Duration::from_secs(5));
+    let before = sync.completed();
+    // The second writer is on its way: counted, not yet at the connection.
+    let second = sync.writing();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            let ticket = {
+                let mut conn = store.lock_for_write().unwrap();
+                commit_locked(&mut conn, vec![Change::PutMeta("a".into(), vec![1])]).unwrap();
+                store.written(&mut conn)
+            };
+            let began = std::time::Instant::now();
+            store.settle(ticket).unwrap();
+            (ticket, began.elapsed())
+        });
+        let waiting = std::time::Instant::now();
+        while sync.held().is_none() {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "the sync never held back"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            sync.completed(),
+            before,
+            "no fsync yet: it waits for the second writer"
+        );
+        {
+            let mut conn = store.lock().unwrap();
+            commit_locked(&mut conn, vec![Change::PutMeta("b".into(), vec![2])]).unwrap();
+        }
+        let second_ticket = second.ticket(false);
+        store.settle(second_ticket).unwrap();
+        let (first_ticket, waited) = first.join().unwrap();
+        assert_eq!(
+            first_ticket, second_ticket,
+            "the second write, ended while the sync held back, is covered by it"
+        );
+        assert!(
+            waited >= Duration::from_millis(100) && waited < Duration::from_secs(5),
+            "the first writer's sync waited for the second writer, not for its bound ({waited:?})"
+        );
+    });
+    assert_eq!(sync.completed(), before + 1, "one fsync for both writes");
+    let snap = store.read(0, 0, Scope::All).unwrap();
+    assert_eq!(
+        (snap.meta.get("a"), snap.meta.get("b")),
+        (Some(&vec![1]), Some(&vec![2]))
+    );
+}
+
+/// With no other writer on its way a sync begins at once (one creator pays nothing),
+/// and one that holds back does so no longer than its bound.
+#[test]
+fn a_sync_holds_back_only_for_writers_on_their_way_and_only_so_long() {
+    let (_dir, store) = fresh();
+    let sync = store.sync.as_ref().unwrap();
+    sync.set_delay_bounds(Duration::from_secs(30), Duration::from_secs(30));
+    let began = std::time::Instant::now();
+    store
+        .commit(vec![Change::PutMeta("alone".into(), vec![1])])
+        .unwrap();
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "a lone writer's sync did not wait ({:?})",
+        began.elapsed()
+    );
+    sync.set_delay_bounds(Duration::from_secs(30), Duration::from_millis(200));
+    let late = sync.writing();
+    let began = std::time::Instant::now();
+    store
+        .commit(vec![Change::PutMeta("held".into(), vec![2])])
+        .unwrap();
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_millis(200) && waited < Duration::from_secs(10),
+        "held back for the writer that never came, up to its bound ({waited:?})"
+    );
+    // The late writer gives up without a commit: nothing is counted any more.
+    drop(late);
+    let began = std::time::Instant::now();
+    store
+        .commit(vec![Change::PutMeta("after".into(), vec![3])])
+        .unwrap();
+    assert!(began.elapsed() < Duration::from_millis(200) + Duration::from_secs(5));
+    assert_eq!(sync.writers(), 0);
+}
+
+/// The commit delay's group (`durable.rs`): a sync about to begin holds back for the
+/// threads that wrote for the last one, though none of them is in a write yet, and
+/// covers their next commits too; a thread that does not come back is waited for once,
+/// up to the bound, and not again.
+#[test]
+fn a_sync_holds_back_for_the_threads_of_the_last_group() {
+    use std::sync::mpsc;
+    let (_dir, store) = fresh();
+    let store = &store;
+    let sync = store.sync.as_ref().unwrap();
+    let write = move |key: &str| {
+        let mut conn = store.lock_for_write().unwrap();
+        commit_locked(&mut conn, vec![Change::PutMeta(key.into(), vec![1])]).unwrap();
+        store.written(&mut conn)
+    };
+    std::thread::scope(|s| {
+        // Made in the scope: a failed assertion drops the sender, and the other thread
+        // ends instead of waiting for ever.
+        let (to_other, go) = mpsc::channel::<()>();
+        let (report, from_other) = mpsc::channel::<(Option<u64>, Duration)>();
+        s.spawn(move || {
+            // Round 1: a write, its ticket handed over unsettled.
+            report.send((write("a1"), Duration::ZERO)).unwrap();
+            // Rounds 2 to 4: a write and its sync, timed.
+            for key in ["a2", "a3", "a4"] {
+                go.recv().unwrap();
+                let ticket = write(key);
+                let began = std::time::Instant::now();
+                store.settle(ticket).unwrap();
+                report.send((ticket, began.elapsed())).unwrap();
+            }
+        });
+        // Round 1: both threads wrote before any sync began; one sync covers both and
+        // makes them the group.
+        let (other_first, _) = from_other.recv().unwrap();
+        let mine = write("b1");
+        assert_eq!(mine, other_first);
+        store.settle(mine).unwrap();
+        let after_first = sync.completed();
+
+        // Round 2: the other thread's sync holds back for this one, not yet writing.
+        // (Every completed sync sets the bound from its own time: set after the last.)
+        sync.set_delay_bounds(Duration::from_secs(5), Duration::from_secs(5));
+        to_other.send(()).unwrap();
+        let waiting = std::time::Instant::now();
+        while sync.held().is_none() {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "the sync never held back for the group"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(sync.completed(), after_first, "held: no fsync yet");
+        assert_eq!(
+            sync.writers(),
+            0,
+            "no writer on its way: held for the group"
+        );
+        let mine = write("b2");
+        store.settle(mine).unwrap();
+        let (other_second, waited) = from_other.recv().unwrap();
+        assert_eq!(
+            other_second, mine,
+            "one sync covers both writes of the round"
+        );
+        assert!(
+            waited >= Duration::from_millis(100) && waited < Duration::from_secs(5),
+            "held until this thread wrote, not for the bound ({waited:?})"
+        );
+        assert_eq!(sync.completed(), after_first + 1);
+
+        // Round 3: this thread does not come back: held up to the bound, once; round 4
+        // is not held.
+        sync.set_delay_bounds(Duration::from_secs(30), Duration::from_millis(1500));
+        to_other.send(()).unwrap();
+        let (_, waited) = from_other.recv().unwrap();
+        assert!(
+            waited >= Duration::from_millis(1500) && waited < Duration::from_secs(10),
+            "held for the missing thread up to the bound ({waited:?})"
+        );
+        sync.set_delay_bounds(Duration::from_secs(30), Duration::from_millis(1500));
+        to_other.send(()).unwrap();
+        let (_, waited) = from_other.recv().unwrap();
+        assert!(
+            waited < Duration::from_millis(1500),
+            "the group is now one thread: no hold ({waited:?})"
+        );
+    });
+}
