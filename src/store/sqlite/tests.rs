@@ -324,6 +324,17 @@ fn closing_a_second_handle_leaves_sqlites_locks_of_the_first_in_place() {
     drop(probe);
 }
 
+/// Waits until a sync holds back (the commit delay), then 100 ms more: long enough for
+/// a sync that did not hold to have completed.
+fn hold_for_a_while(sync: &WalSync, never: &str) {
+    let waiting = std::time::Instant::now();
+    while sync.held().is_none() {
+        assert!(waiting.elapsed() < Duration::from_secs(10), "{never}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+}
+
 /// The commit delay (`durable.rs`): a sync about to begin while another thread is in a
 /// write holds back for it, and covers its commit: one fsync for both.
 #[test]
@@ -345,15 +356,7 @@ fn a_sync_holds_back_for_a_writer_on_its_way_and_covers_its_commit() {
             store.settle(ticket).unwrap();
             (ticket, began.elapsed())
         });
-        let waiting = std::time::Instant::now();
-        while sync.held().is_none() {
-            assert!(
-                waiting.elapsed() < Duration::from_secs(10),
-                "the sync never held back"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        hold_for_a_while(sync, "the sync never held back");
         assert_eq!(
             sync.completed(),
             before,
@@ -464,15 +467,7 @@ fn a_sync_holds_back_for_the_threads_of_the_last_group() {
         // (Every completed sync sets the bound from its own time: set after the last.)
         sync.set_delay_bounds(Duration::from_secs(5), Duration::from_secs(5));
         to_other.send(()).unwrap();
-        let waiting = std::time::Instant::now();
-        while sync.held().is_none() {
-            assert!(
-                waiting.elapsed() < Duration::from_secs(10),
-                "the sync never held back for the group"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        hold_for_a_while(sync, "the sync never held back for the group");
         assert_eq!(sync.completed(), after_first, "held: no fsync yet");
         assert_eq!(
             sync.writers(),
