@@ -14,11 +14,14 @@
 //!
 //! Commit delay: a sync about to begin holds back while other threads of this process
 //! are in a write (from before they wait for the connection until their ticket), and
-//! until every thread whose write the last sync covered has written again (the group),
-//! at most as long as the last fsync took ([`MAX_DELAY`] at most), so that it covers
-//! their commits too. Without it, creators on a slow disk fall into groups that
+//! until as many writes have been made for it as there were threads in its group (those
+//! whose write the last sync covered, and those that have written for this one; not
+//! the thread that began it). It holds back at most as long as the last fsync took
+//! ([`MAX_DELAY`] at most), that time counted from the end of any older sync still
+//! running (the group's threads wait for that one, and this sync's flush would queue
+//! behind it anyway). Without it, creators on a slow disk fall into groups that
 //! alternate between fsyncs, each released group writing again only after the next
-//! fsync has begun (docs/performance.md, "Group commit"). A lone writer never holds
+//! fsync has begun (docs/performance.md, "Group commit"). A lone thread never holds
 //! back; a thread that stops writing is waited for once, and the group shrinks. Other
 //! processes' writers are not seen, and not waited for.
 //!
@@ -53,8 +56,7 @@ pub(super) const HEADERS: usize = 96;
 /// delay adds, for a disk whose fsync takes longer than this.
 pub(super) const MAX_DELAY: Duration = Duration::from_millis(2);
 
-/// The most threads a sync's group records: past this many, a sync holds back for this
-/// many at most.
+/// The most threads a sync's group records, and the most writes a sync holds back for.
 const GROUP_LIMIT: usize = 64;
 
 struct State {
@@ -87,8 +89,11 @@ struct State {
     /// The threads whose writes the newest begun sync covered.
     previous: Vec<ThreadId>,
     /// While a sync is held: how many threads it waits to have written (the threads of
-    /// `pending` and `previous` together, counted once each).
+    /// `pending` and `previous` together, counted once each, the one that began the
+    /// sync left out; at most [`GROUP_LIMIT`]).
     expected: usize,
+    /// Syncs that held back so far (for tests).
+    holds: u64,
 }
 
 impl State {
@@ -108,11 +113,17 @@ impl State {
         }
     }
 
-    /// The threads that wrote for the last sync or are writing for the next: the group
-    /// a sync about to begin holds back for.
-    fn group(&self) -> usize {
-        let returning = self.previous.iter().filter(|t| !self.pending.contains(t));
-        self.pending.len() + returning.count()
+    /// How many writes a sync about to begin, for `caller`, holds back for: one from
+    /// each thread that wrote for the last sync or has written for this one. Not the
+    /// caller's: a thread that needs the sync (for a read, or a write already counted)
+    /// does not wait for itself. A count, not a roll call: a newcomer's write stands in
+    /// for a thread that does not come back.
+    fn group(&self, caller: ThreadId) -> usize {
+        let returning = self
+            .previous
+            .iter()
+            .filter(|&&t| t != caller && !self.pending.contains(&t));
+        (self.pending.len() + returning.count()).min(GROUP_LIMIT)
     }
 
     /// Whether a held sync still has someone to wait for.
@@ -128,18 +139,17 @@ pub(super) struct Writing<'a>(Option<&'a WalSync>);
 impl Writing<'_> {
     /// The sync that covers the write just ended (or, for `read_only`, whatever the
     /// write transaction read: `None` when every commit it can have seen is durable).
-    /// The writer is no longer counted.
-    pub(super) fn ticket(mut self, read_only: bool) -> Option<u64> {
-        let sync = self.0.take()?;
-        let ticket = if read_only {
+    /// The writer is no longer counted once this returns (or unwinds): `self` is
+    /// dropped.
+    pub(super) fn ticket(self, read_only: bool) -> Option<u64> {
+        let sync = self.0?;
+        if read_only {
             (!sync.covers_now()).then(|| sync.state.lock().ticket())
         } else {
             let mut st = sync.state.lock();
             st.wrote();
             Some(st.ticket())
-        };
-        sync.leave();
-        ticket
+        }
     }
 }
 
@@ -205,6 +215,7 @@ impl WalSync {
                 pending: Vec::new(),
                 previous: Vec::new(),
                 expected: 0,
+                holds: 0,
             }),
             done: Condvar::new(),
         })
@@ -255,6 +266,7 @@ impl WalSync {
 
     fn leave(&self) {
         let mut st = self.state.lock();
+        debug_assert!(st.writers > 0, "a writer left that was not counted");
         st.writers = st.writers.saturating_sub(1);
         if st.held.is_some() && !st.holding() {
             self.done.notify_all();
@@ -273,6 +285,12 @@ impl WalSync {
     #[cfg(test)]
     pub(super) fn held(&self) -> Option<u64> {
         self.state.lock().held
+    }
+
+    /// How many syncs have held back so far (for tests).
+    #[cfg(test)]
+    pub(super) fn holds(&self) -> u64 {
+        self.state.lock().holds
     }
 
     /// The threads counted as in a write (for tests).
@@ -302,11 +320,15 @@ impl WalSync {
             st.started += 1;
             let number = st.started;
             st.running.push(number);
-            st.expected = st.group();
+            // Ran beside an older sync, an fsync may find nothing left to flush: its time
+            // says nothing of the disk's, and the bound is not set from it.
+            let alone = st.running.len() == 1;
+            st.expected = st.group(std::thread::current().id());
             if st.holding() {
                 // The commit delay (module comment). Held, the sync is this number's
                 // ticket, so the writers that end meanwhile are covered by it.
                 st.held = Some(number);
+                st.holds += 1;
                 let bound = st.last_fsync.min(st.max_delay);
                 let mut until = Instant::now() + bound;
                 while st.holding() {
@@ -334,7 +356,9 @@ impl WalSync {
             let began = Instant::now();
             let result = self.sync_wal();
             st = self.state.lock();
-            st.last_fsync = began.elapsed();
+            if alone {
+                st.last_fsync = began.elapsed();
+            }
             if let Ok(Err(_)) = &result {
                 st.failed = true;
             }
@@ -388,5 +412,48 @@ impl WalSync {
             Err(e) => return Err(e),
         }
         Ok(wal.sync_data())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread_ids(n: usize) -> Vec<ThreadId> {
+        (0..n)
+            .map(|_| {
+                std::thread::spawn(|| std::thread::current().id())
+                    .join()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// More writers than a group records: a sync holds back for as many writes as
+    /// `pending` can hold, and stops holding once it holds them.
+    #[test]
+    fn a_group_larger_than_the_limit_is_waited_for_up_to_the_limit() {
+        let ids = thread_ids(2 * GROUP_LIMIT + 2);
+        let mut st = State {
+            started: 0,
+            completed: 0,
+            running: Vec::new(),
+            durable: None,
+            failed: false,
+            writers: 0,
+            held: None,
+            last_fsync: Duration::ZERO,
+            max_delay: MAX_DELAY,
+            pending: ids[..GROUP_LIMIT].to_vec(),
+            previous: ids[GROUP_LIMIT..].to_vec(),
+            expected: 0,
+            holds: 0,
+        };
+        let caller = ids[0];
+        st.expected = st.group(caller);
+        assert_eq!(st.expected, GROUP_LIMIT);
+        assert!(!st.holding(), "every write it can record has been made");
+        st.pending.truncate(GROUP_LIMIT - 1);
+        assert!(st.holding());
     }
 }

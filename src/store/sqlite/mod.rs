@@ -124,7 +124,8 @@ pub(crate) struct SqliteStore {
 
 /// The connection, locked, with a pass through the fork gate (`fork_gate.rs`): every
 /// SQLite call happens through one. Fields drop in order: the writers' turn (if held),
-/// the lock, then the pass.
+/// the writer's count for the commit delay (if it still counts), the lock, then the
+/// pass.
 struct Locked<'a> {
     /// The writers' turn, for a write (released first, or as soon as the write ends).
     turn: Option<file_lock::Exclusive>,
@@ -363,15 +364,22 @@ impl SqliteStore {
     }
 
     /// Called with the connection locked, after a write committed: the sync that will
-    /// cover it.
+    /// cover it (`None` only without group commit). The writer's count, if it was
+    /// counted ([`SqliteStore::lock_for_write`]), ends here.
     fn written(&self, conn: &mut Locked<'_>) -> Option<u64> {
-        conn.writing.take().and_then(|w| w.ticket(false))
+        match conn.writing.take() {
+            Some(writing) => writing.ticket(false),
+            None => self.sync.as_ref().map(WalSync::ticket),
+        }
     }
 
     /// Called with the connection locked, after a write transaction that wrote nothing
     /// (a refusal decided on what it read): `seen`'s answer for it.
     fn seen_by_write(&self, conn: &mut Locked<'_>) -> Option<u64> {
-        conn.writing.take().and_then(|w| w.ticket(true))
+        match conn.writing.take() {
+            Some(writing) => writing.ticket(true),
+            None => self.seen(),
+        }
     }
 
     /// Called with the connection locked, after a read: the sync to wait for when the

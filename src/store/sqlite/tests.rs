@@ -413,14 +413,16 @@ fn a_sync_holds_back_only_for_writers_on_their_way_and_only_so_long() {
         waited >= Duration::from_millis(200) && waited < Duration::from_secs(10),
         "held back for the writer that never came, up to its bound ({waited:?})"
     );
-    // The late writer gives up without a commit: nothing is counted any more.
+    // The late writer gives up without a commit: nothing is counted any more, and the
+    // next sync does not hold back.
     drop(late);
-    let began = std::time::Instant::now();
+    assert_eq!(sync.writers(), 0);
+    sync.set_delay_bounds(Duration::from_secs(30), Duration::from_secs(30));
+    let holds = sync.holds();
     store
         .commit(vec![Change::PutMeta("after".into(), vec![3])])
         .unwrap();
-    assert!(began.elapsed() < Duration::from_millis(200) + Duration::from_secs(5));
-    assert_eq!(sync.writers(), 0);
+    assert_eq!(sync.holds(), holds, "no writer on its way: no hold");
 }
 
 /// The commit delay's group (`durable.rs`): a sync about to begin holds back for the
@@ -497,11 +499,42 @@ fn a_sync_holds_back_for_the_threads_of_the_last_group() {
             "held for the missing thread up to the bound ({waited:?})"
         );
         sync.set_delay_bounds(Duration::from_secs(30), Duration::from_millis(1500));
+        let holds = sync.holds();
         to_other.send(()).unwrap();
-        let (_, waited) = from_other.recv().unwrap();
-        assert!(
-            waited < Duration::from_millis(1500),
-            "the group is now one thread: no hold ({waited:?})"
-        );
+        from_other.recv().unwrap();
+        assert_eq!(sync.holds(), holds, "the group is now one thread: no hold");
     });
+}
+
+/// The commit delay does not make a thread wait for itself: a thread of the last group
+/// whose read (or refusal) needs a sync, because another process committed meanwhile,
+/// starts it at once.
+#[test]
+fn a_thread_that_needs_a_sync_does_not_hold_back_for_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let mine = SqliteStore::create(&path, vec![]).unwrap();
+    let other_process = SqliteStore::open(&path).unwrap();
+    let sync = mine.sync.as_ref().unwrap();
+    for round in 0..2 {
+        mine.commit(vec![Change::PutMeta(format!("mine{round}"), vec![1])])
+            .unwrap();
+        other_process
+            .commit(vec![Change::PutMeta(format!("other{round}"), vec![2])])
+            .unwrap();
+        assert!(
+            !sync.covers_now(),
+            "the other handle's commit is not ours to cover"
+        );
+        sync.set_delay_bounds(Duration::from_secs(30), Duration::from_secs(30));
+        let holds = sync.holds();
+        if round == 0 {
+            let snap = mine.read(0, 0, Scope::All).unwrap();
+            assert!(snap.meta.contains_key("other0"));
+        } else {
+            assert!(!mine.transact(&[], &[], &mut |_| None).unwrap());
+        }
+        assert_eq!(sync.holds(), holds, "round {round}: held back for itself");
+        assert!(sync.covers_now());
+    }
 }
