@@ -94,6 +94,9 @@ struct State {
     expected: usize,
     /// Syncs that held back so far (for tests).
     holds: u64,
+    /// How much longer every fsync takes (for tests: a slow disk).
+    #[cfg(test)]
+    fsync_pause: Duration,
 }
 
 impl State {
@@ -216,6 +219,8 @@ impl WalSync {
                 previous: Vec::new(),
                 expected: 0,
                 holds: 0,
+                #[cfg(test)]
+                fsync_pause: Duration::ZERO,
             }),
             done: Condvar::new(),
         })
@@ -287,6 +292,18 @@ impl WalSync {
         self.state.lock().held
     }
 
+    /// Makes every fsync take `pause` longer (for tests).
+    #[cfg(test)]
+    pub(super) fn slow_down(&self, pause: Duration) {
+        self.state.lock().fsync_pause = pause;
+    }
+
+    /// How many syncs are running (held or in their fsync; for tests).
+    #[cfg(test)]
+    pub(super) fn running(&self) -> usize {
+        self.state.lock().running.len()
+    }
+
     /// How many syncs have held back so far (for tests).
     #[cfg(test)]
     pub(super) fn holds(&self) -> u64 {
@@ -354,6 +371,11 @@ impl WalSync {
             // written already, so the fsync covers them.
             let headers = self.headers.read::<HEADERS>();
             let began = Instant::now();
+            #[cfg(test)]
+            {
+                let pause = self.state.lock().fsync_pause;
+                std::thread::sleep(pause);
+            }
             let result = self.sync_wal();
             st = self.state.lock();
             if alone {
@@ -448,6 +470,7 @@ mod tests {
             previous: ids[GROUP_LIMIT..].to_vec(),
             expected: 0,
             holds: 0,
+            fsync_pause: Duration::ZERO,
         };
         let caller = ids[0];
         st.expected = st.group(caller);

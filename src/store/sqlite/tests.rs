@@ -538,3 +538,81 @@ fn a_thread_that_needs_a_sync_does_not_hold_back_for_itself() {
         assert!(sync.covers_now());
     }
 }
+
+/// A sync that must hold back while an older one still runs waits for that one to end
+/// before its bound starts: the group's threads are waiting for the older sync and write
+/// again only then, and the held sync covers them.
+#[test]
+fn a_held_sync_counts_its_bound_from_the_end_of_an_older_one() {
+    use std::sync::mpsc;
+    let (_dir, store) = fresh();
+    let store = &store;
+    let sync = store.sync.as_ref().unwrap();
+    let write = move |key: String| {
+        let mut conn = store.lock_for_write().unwrap();
+        commit_locked(&mut conn, vec![Change::PutMeta(key, vec![1])]).unwrap();
+        store.written(&mut conn)
+    };
+    std::thread::scope(|s| {
+        let (go_a, wait_a) = mpsc::channel::<()>();
+        let (go_b, wait_b) = mpsc::channel::<()>();
+        let (report, tickets) = mpsc::channel::<(char, u64)>();
+        for (name, go) in [('a', wait_a), ('b', wait_b)] {
+            let report = report.clone();
+            s.spawn(move || {
+                // Round 1: a write, its ticket handed over unsettled.
+                let first = write(format!("{name}1")).unwrap();
+                report.send((name, first)).unwrap();
+                // Round 2: a write and its sync, then straight on to round 3's write.
+                go.recv().unwrap();
+                let second = write(format!("{name}2"));
+                store.settle(second).unwrap();
+                let third = write(format!("{name}3"));
+                store.settle(third).unwrap();
+                report.send((name, third.unwrap())).unwrap();
+            });
+        }
+        // Round 1: both wrote before any sync began; one sync covers both: the group.
+        let (_, first) = tickets.recv().unwrap();
+        let (_, also_first) = tickets.recv().unwrap();
+        assert_eq!(first, also_first);
+        store.settle(Some(first)).unwrap();
+
+        // Round 2: a slow fsync covers both threads' second writes.
+        sync.slow_down(Duration::from_millis(600));
+        sync.set_delay_bounds(Duration::from_secs(5), Duration::from_secs(5));
+        go_a.send(()).unwrap();
+        go_b.send(()).unwrap();
+        let waiting = std::time::Instant::now();
+        while !(sync.running() == 1 && sync.held().is_none()) {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "the second round's sync never began"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The second round's sync is in its slow fsync: a newcomer's write needs a sync
+        // of its own, which holds back for the group, whose threads wait for the slow
+        // one; its bound (100 ms) is far shorter than what is left of the slow fsync.
+        assert_eq!(sync.completed(), first, "the slow fsync has not ended yet");
+        sync.slow_down(Duration::ZERO);
+        sync.set_delay_bounds(Duration::from_secs(5), Duration::from_millis(100));
+        let newcomer = std::thread::scope(|inner| {
+            inner
+                .spawn(|| {
+                    let ticket = write("c".into());
+                    store.settle(ticket).unwrap();
+                    ticket.unwrap()
+                })
+                .join()
+                .unwrap()
+        });
+        let mut third = [tickets.recv().unwrap(), tickets.recv().unwrap()];
+        third.sort();
+        assert_eq!(
+            third,
+            [('a', newcomer), ('b', newcomer)],
+            "the newcomer's sync waited for the slow one, then covered the group's next writes"
+        );
+    });
+}
