@@ -52,8 +52,8 @@ use crate::os::shared_page::SharedPage;
 /// changes them (its change counter at least), so equal bytes mean no commit since.
 pub(super) const HEADERS: usize = 96;
 
-/// The longest a sync holds back for writers on their way: a bound on the latency the
-/// delay adds, for a disk whose fsync takes longer than this.
+/// The longest a sync holds back for writers (once no older sync runs): a bound on the
+/// latency the delay adds, for a disk whose fsync takes longer than this.
 pub(super) const MAX_DELAY: Duration = Duration::from_millis(2);
 
 /// The most threads a sync's group records, and the most writes a sync holds back for.
@@ -79,8 +79,8 @@ struct State {
     /// The number of a sync that holds back for those writers: it has not begun, so a
     /// write that ends now is covered by it.
     held: Option<u64>,
-    /// How long the last fsync took: the longest the next sync holds back, up to
-    /// `max_delay` ([`MAX_DELAY`]; tests change it).
+    /// How long the last fsync that ran alone took: the longest the next sync holds
+    /// back, up to `max_delay` ([`MAX_DELAY`]; tests change both).
     last_fsync: Duration,
     max_delay: Duration,
     /// The threads whose writes the next sync to begin covers (each once; at most
