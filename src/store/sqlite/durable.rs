@@ -23,7 +23,9 @@
 //! alternate between fsyncs, each released group writing again only after the next
 //! fsync has begun (docs/performance.md, "Group commit"). A lone thread never holds
 //! back; a thread that stops writing is waited for once, and the group shrinks. Other
-//! processes' writers are not seen, and not waited for.
+//! processes' writers are not seen, and not waited for. On a disk whose last fsync took
+//! less than [`SLOW_FSYNC`] no sync holds back at all: there it cost more than it
+//! shared.
 //!
 //! Reads are held to the same rule: with NORMAL a commit is visible to readers before
 //! it is durable, so a read that may have seen such a commit ([`WalSync::covers_now`]
@@ -55,6 +57,11 @@ pub(super) const HEADERS: usize = 96;
 /// The longest a sync holds back for writers (once no older sync runs): a bound on the
 /// latency the delay adds, for a disk whose fsync takes longer than this.
 pub(super) const MAX_DELAY: Duration = Duration::from_millis(2);
+
+/// The shortest fsync worth holding back for: on a disk that flushes faster (this
+/// project's development machines, ~0.1 ms), holding back measurably slowed four
+/// creator threads (docs/performance.md), and a sync begins at once.
+pub(super) const SLOW_FSYNC: Duration = Duration::from_micros(500);
 
 /// The most threads a sync's group records, and the most writes a sync holds back for.
 const GROUP_LIMIT: usize = 64;
@@ -341,7 +348,7 @@ impl WalSync {
             // says nothing of the disk's, and the bound is not set from it.
             let alone = st.running.len() == 1;
             st.expected = st.group(std::thread::current().id());
-            if st.holding() {
+            if st.last_fsync >= SLOW_FSYNC && st.holding() {
                 // The commit delay (module comment). Held, the sync is this number's
                 // ticket, so the writers that end meanwhile are covered by it.
                 st.held = Some(number);

@@ -616,3 +616,27 @@ fn a_held_sync_counts_its_bound_from_the_end_of_an_older_one() {
         );
     });
 }
+
+/// On a disk whose fsync is quick (under `SLOW_FSYNC`) a sync never holds back, not
+/// even for a writer on its way: there, holding back cost more than it shared.
+#[test]
+fn on_a_quick_disk_a_sync_does_not_hold_back() {
+    let (_dir, store) = fresh();
+    let sync = store.sync.as_ref().unwrap();
+    sync.set_delay_bounds(durable::SLOW_FSYNC / 2, Duration::from_secs(30));
+    let late = sync.writing();
+    let holds = sync.holds();
+    store
+        .commit(vec![Change::PutMeta("quick".into(), vec![1])])
+        .unwrap();
+    assert_eq!(sync.holds(), holds, "no hold on a quick disk");
+    drop(late);
+    // The same writer on its way, on a slow disk: held.
+    sync.set_delay_bounds(durable::SLOW_FSYNC, Duration::from_millis(50));
+    let late = sync.writing();
+    store
+        .commit(vec![Change::PutMeta("slow".into(), vec![2])])
+        .unwrap();
+    assert_eq!(sync.holds(), holds + 1, "held on a slow disk");
+    drop(late);
+}
