@@ -107,6 +107,27 @@ struct State {
 }
 
 impl State {
+    /// No sync begun; the bound from an fsync that took `last_fsync`.
+    fn new(last_fsync: Duration) -> State {
+        State {
+            started: 0,
+            completed: 0,
+            running: Vec::new(),
+            durable: None,
+            failed: false,
+            writers: 0,
+            held: None,
+            last_fsync,
+            max_delay: MAX_DELAY,
+            pending: Vec::new(),
+            previous: Vec::new(),
+            expected: 0,
+            holds: 0,
+            #[cfg(test)]
+            fsync_pause: Duration::ZERO,
+        }
+    }
+
     /// The sync that covers a write (or read) that has just ended.
     fn ticket(&self) -> u64 {
         match self.held {
@@ -212,23 +233,7 @@ impl WalSync {
             wal_path,
             wal: Mutex::new(Arc::new(wal)),
             headers,
-            state: Mutex::new(State {
-                started: 0,
-                completed: 0,
-                running: Vec::new(),
-                durable: None,
-                failed: false,
-                writers: 0,
-                held: None,
-                last_fsync,
-                max_delay: MAX_DELAY,
-                pending: Vec::new(),
-                previous: Vec::new(),
-                expected: 0,
-                holds: 0,
-                #[cfg(test)]
-                fsync_pause: Duration::ZERO,
-            }),
+            state: Mutex::new(State::new(last_fsync)),
             done: Condvar::new(),
         })
     }
@@ -463,22 +468,9 @@ mod tests {
     #[test]
     fn a_group_larger_than_the_limit_is_waited_for_up_to_the_limit() {
         let ids = thread_ids(2 * GROUP_LIMIT + 2);
-        let mut st = State {
-            started: 0,
-            completed: 0,
-            running: Vec::new(),
-            durable: None,
-            failed: false,
-            writers: 0,
-            held: None,
-            last_fsync: Duration::ZERO,
-            max_delay: MAX_DELAY,
-            pending: ids[..GROUP_LIMIT].to_vec(),
-            previous: ids[GROUP_LIMIT..].to_vec(),
-            expected: 0,
-            holds: 0,
-            fsync_pause: Duration::ZERO,
-        };
+        let mut st = State::new(Duration::ZERO);
+        st.pending = ids[..GROUP_LIMIT].to_vec();
+        st.previous = ids[GROUP_LIMIT..].to_vec();
         let caller = ids[0];
         st.expected = st.group(caller);
         assert_eq!(st.expected, GROUP_LIMIT);

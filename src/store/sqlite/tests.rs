@@ -324,6 +324,13 @@ fn closing_a_second_handle_leaves_sqlites_locks_of_the_first_in_place() {
     drop(probe);
 }
 
+/// A write (a metadata entry named `key`) and its ticket, not yet waited for.
+fn write_unsettled(store: &SqliteStore, key: &str) -> Option<u64> {
+    let mut conn = store.lock_for_write().unwrap();
+    commit_locked(&mut conn, vec![Change::PutMeta(key.into(), vec![1])]).unwrap();
+    store.written(&mut conn)
+}
+
 /// Waits until a sync holds back (the commit delay), then 100 ms more: long enough for
 /// a sync that did not hold to have completed.
 fn hold_for_a_while(sync: &WalSync, never: &str) {
@@ -435,11 +442,7 @@ fn a_sync_holds_back_for_the_threads_of_the_last_group() {
     let (_dir, store) = fresh();
     let store = &store;
     let sync = store.sync.as_ref().unwrap();
-    let write = move |key: &str| {
-        let mut conn = store.lock_for_write().unwrap();
-        commit_locked(&mut conn, vec![Change::PutMeta(key.into(), vec![1])]).unwrap();
-        store.written(&mut conn)
-    };
+    let write = move |key: &str| write_unsettled(store, key);
     std::thread::scope(|s| {
         // Made in the scope: a failed assertion drops the sender, and the other thread
         // ends instead of waiting for ever.
@@ -548,11 +551,7 @@ fn a_held_sync_counts_its_bound_from_the_end_of_an_older_one() {
     let (_dir, store) = fresh();
     let store = &store;
     let sync = store.sync.as_ref().unwrap();
-    let write = move |key: String| {
-        let mut conn = store.lock_for_write().unwrap();
-        commit_locked(&mut conn, vec![Change::PutMeta(key, vec![1])]).unwrap();
-        store.written(&mut conn)
-    };
+    let write = move |key: String| write_unsettled(store, &key);
     std::thread::scope(|s| {
         let (go_a, wait_a) = mpsc::channel::<()>();
         let (go_b, wait_b) = mpsc::channel::<()>();
