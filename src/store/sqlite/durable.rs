@@ -165,7 +165,7 @@ impl State {
 
 /// A thread in a write, counted until it takes its ticket ([`Writing::ticket`]) or
 /// gives up (drop).
-pub(super) struct Writing<'a>(Option<&'a WalSync>);
+pub(super) struct Writing<'a>(&'a WalSync);
 
 impl Writing<'_> {
     /// The sync that covers the write just ended (or, for `read_only`, whatever the
@@ -173,7 +173,7 @@ impl Writing<'_> {
     /// The writer is no longer counted once this returns (or unwinds): `self` is
     /// dropped.
     pub(super) fn ticket(self, read_only: bool) -> Option<u64> {
-        let sync = self.0?;
+        let sync = self.0;
         if read_only {
             (!sync.covers_now()).then(|| sync.state.lock().ticket())
         } else {
@@ -186,9 +186,7 @@ impl Writing<'_> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        if let Some(sync) = self.0.take() {
-            sync.leave();
-        }
+        self.0.leave();
     }
 }
 
@@ -278,7 +276,7 @@ impl WalSync {
     /// is dropped: a sync about to begin holds back for it.
     pub(super) fn writing(&self) -> Writing<'_> {
         self.state.lock().writers += 1;
-        Writing(Some(self))
+        Writing(self)
     }
 
     fn leave(&self) {

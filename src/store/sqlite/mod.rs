@@ -363,21 +363,14 @@ impl SqliteStore {
         read_locked(conn, self.shm_page.as_ref(), since, epoch, Scope::Changes)
     }
 
-    /// Called with the connection locked, after a write committed: the sync that will
-    /// cover it (`None` only without group commit). The writer's count, if it was
-    /// counted ([`SqliteStore::lock_for_write`]), ends here.
-    fn written(&self, conn: &mut Locked<'_>) -> Option<u64> {
+    /// Called with the connection locked, after a write transaction: the sync that will
+    /// cover its commit (`None` only without group commit) or, if it `wrote` nothing (a
+    /// refusal decided on what it read), `seen`'s answer for it. The writer's count, if
+    /// it was counted ([`SqliteStore::lock_for_write`]), ends here.
+    fn written(&self, conn: &mut Locked<'_>, wrote: bool) -> Option<u64> {
         match conn.writing.take() {
-            Some(writing) => writing.ticket(false),
-            None => self.sync.as_ref().map(WalSync::ticket),
-        }
-    }
-
-    /// Called with the connection locked, after a write transaction that wrote nothing
-    /// (a refusal decided on what it read): `seen`'s answer for it.
-    fn seen_by_write(&self, conn: &mut Locked<'_>) -> Option<u64> {
-        match conn.writing.take() {
-            Some(writing) => writing.ticket(true),
+            Some(writing) => writing.ticket(!wrote),
+            None if wrote => self.sync.as_ref().map(WalSync::ticket),
             None => self.seen(),
         }
     }
@@ -703,7 +696,7 @@ impl Store for SqliteStore {
         let ticket = {
             let mut conn = self.lock_for_write()?;
             commit_locked(&mut conn, changes)?;
-            self.written(&mut conn)
+            self.written(&mut conn, true)
         };
         self.settle(ticket)
     }
@@ -718,14 +711,7 @@ impl Store for SqliteStore {
             let mut conn = self.lock_for_write()?;
             let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
             // A refusal is decided on what was read: that must be durable too.
-            (
-                wrote,
-                if wrote {
-                    self.written(&mut conn)
-                } else {
-                    self.seen_by_write(&mut conn)
-                },
-            )
+            (wrote, self.written(&mut conn, wrote))
         };
         self.settle(ticket)?;
         Ok(wrote)
@@ -742,7 +728,7 @@ impl Store for SqliteStore {
             commit_locked(&mut conn, changes)?;
             let snap = self.changes_after_write(&mut conn, since, epoch)?;
             // Taken after the read: the one sync covers the write and all it read.
-            (snap, self.written(&mut conn))
+            (snap, self.written(&mut conn, true))
         };
         self.settle(ticket)?;
         Ok(snap)
@@ -760,11 +746,7 @@ impl Store for SqliteStore {
             let mut conn = self.lock_for_write()?;
             let wrote = transact_locked(&mut conn, uids, lookup, decide)?;
             let snap = self.changes_after_write(&mut conn, since, epoch)?;
-            let ticket = if wrote {
-                self.written(&mut conn)
-            } else {
-                self.seen_by_write(&mut conn)
-            };
+            let ticket = self.written(&mut conn, wrote);
             (wrote, snap, ticket)
         };
         self.settle(ticket)?;
@@ -782,7 +764,7 @@ impl Store for SqliteStore {
             let mut conn = self.lock_for_write()?;
             let answer = pins::reserve(&mut conn.db, role, limit, now, lease_until)?;
             // A refusal (Busy, Locked) wrote nothing but was decided on what was read.
-            (answer, self.written(&mut conn))
+            (answer, self.written(&mut conn, true))
         };
         self.settle(ticket)?;
         Ok(answer)
@@ -792,7 +774,7 @@ impl Store for SqliteStore {
         let ticket = {
             let mut conn = self.lock_for_write()?;
             pins::settle(&mut conn.db, role, right)?;
-            self.written(&mut conn)
+            self.written(&mut conn, true)
         };
         self.settle(ticket)
     }

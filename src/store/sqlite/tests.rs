@@ -328,7 +328,7 @@ fn closing_a_second_handle_leaves_sqlites_locks_of_the_first_in_place() {
 fn write_unsettled(store: &SqliteStore, key: &str) -> Option<u64> {
     let mut conn = store.lock_for_write().unwrap();
     commit_locked(&mut conn, vec![Change::PutMeta(key.into(), vec![1])]).unwrap();
-    store.written(&mut conn)
+    store.written(&mut conn, true)
 }
 
 /// Waits until a sync holds back (the commit delay), then 100 ms more: long enough for
@@ -357,7 +357,7 @@ fn a_sync_holds_back_for_a_writer_on_its_way_and_covers_its_commit() {
             let ticket = {
                 let mut conn = store.lock_for_write().unwrap();
                 commit_locked(&mut conn, vec![Change::PutMeta("a".into(), vec![1])]).unwrap();
-                store.written(&mut conn)
+                store.written(&mut conn, true)
             };
             let began = std::time::Instant::now();
             store.settle(ticket).unwrap();
