@@ -222,7 +222,42 @@ fn index_contract(first: &dyn Store, second: &dyn Store) {
     assert!(second.lookup(b"d").unwrap().is_empty());
     assert!(second.lookup(b"e").unwrap().is_empty());
     assert_eq!(second.due(1000).unwrap(), Due::default());
-    first.commit(vec![Change::RemoveObject([10; 16])]).unwrap();
+
+    // A record written again after its removal is live once more, with its new index
+    // only, and a later read lists it as written, not as removed.
+    let before = read_applied(first, 0, 0, Scope::Changes).seq;
+    first
+        .commit(vec![Change::PutObject(indexed(12, &[b"f"], Some(9)))])
+        .unwrap();
+    assert_eq!(second.lookup(b"f").unwrap(), vec![[12; 16]]);
+    assert!(second.lookup(b"d").unwrap().is_empty());
+    assert_eq!(second.due(9).unwrap().now, vec![[12; 16]]);
+    let changes = read_applied(second, before, state.epoch, Scope::Changes);
+    assert_eq!(changes.objects, vec![object(12, false)]);
+    assert!(changes.removed.is_empty(), "{:?}", changes.removed);
+    // Rewriting it moves its due time along with its keys.
+    second
+        .commit(vec![Change::PutObject(indexed(
+            12,
+            &[b"f", b"g"],
+            Some(20),
+        ))])
+        .unwrap();
+    assert_eq!(
+        second.due(19).unwrap(),
+        Due {
+            now: vec![],
+            next: Some(20)
+        }
+    );
+    assert_eq!(first.lookup(b"g").unwrap(), vec![[12; 16]]);
+    assert_eq!(first.lookup(b"f").unwrap(), vec![[12; 16]]);
+    first
+        .commit(vec![
+            Change::RemoveObject([10; 16]),
+            Change::RemoveObject([12; 16]),
+        ])
+        .unwrap();
 }
 
 /// `transact`: the decision sees the current records (by uid and by lookup key), its

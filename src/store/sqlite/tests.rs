@@ -201,6 +201,13 @@ fn group_commit_is_on_and_a_read_of_another_handles_unsynced_commit_waits_for_a_
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 1, "the connection commits with synchronous=NORMAL");
+        let checkpoint_every: i64 = store
+            .lock()
+            .unwrap()
+            .db
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(checkpoint_every, schema::WAL_AUTOCHECKPOINT);
         assert!(store.sync.is_some(), "group commit is on");
     }
     second.read(0, 0, Scope::All).unwrap();
