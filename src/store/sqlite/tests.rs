@@ -174,15 +174,20 @@ fn a_new_database_does_not_inherit_a_leftover_wal() {
     store.check_integrity().unwrap();
 }
 
-#[test]
-fn journal_is_wal_and_integrity_check_passes() {
-    let (_dir, store) = fresh();
-    let mode: String = store
+/// The value of `PRAGMA name` on the store's connection.
+fn pragma<T: rusqlite::types::FromSql>(store: &SqliteStore, name: &str) -> T {
+    store
         .lock()
         .unwrap()
         .db
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+        .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn journal_is_wal_and_integrity_check_passes() {
+    let (_dir, store) = fresh();
+    let mode: String = pragma(&store, "journal_mode");
     assert_eq!(mode, "wal");
     store.check_integrity().unwrap();
 }
@@ -194,19 +199,9 @@ fn group_commit_is_on_and_a_read_of_another_handles_unsynced_commit_waits_for_a_
     let first = SqliteStore::create(&path, vec![]).unwrap();
     let second = SqliteStore::open(&path).unwrap();
     for store in [&first, &second] {
-        let sync: i64 = store
-            .lock()
-            .unwrap()
-            .db
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
+        let sync: i64 = pragma(store, "synchronous");
         assert_eq!(sync, 1, "the connection commits with synchronous=NORMAL");
-        let checkpoint_every: i64 = store
-            .lock()
-            .unwrap()
-            .db
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-            .unwrap();
+        let checkpoint_every: i64 = pragma(store, "wal_autocheckpoint");
         assert_eq!(checkpoint_every, schema::WAL_AUTOCHECKPOINT);
         assert!(store.sync.is_some(), "group commit is on");
     }
