@@ -576,8 +576,8 @@ fn load_locked(conn: &mut Conn, uids: &[ObjectUid]) -> StoreResult<Loaded> {
 
 impl SqliteStore {
     fn object_count_hint_impl(&self) -> StoreResult<u64> {
-        // Rowids only grow (a rewrite takes a new one), so the largest bounds the count
-        // from above, read from the end of the table's B-tree.
+        // Rowids are distinct and positive, so the largest bounds the count from above,
+        // read from the end of the table's B-tree.
         let conn = self.lock()?;
         let max: Option<i64> = conn
             .db
