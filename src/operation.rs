@@ -116,6 +116,9 @@ pub struct Grant {
     /// The version of the key's object that was judged: while the token still holds
     /// this very version, only time (the material expiry) can have changed the verdict.
     pub judged: Arc<Object>,
+    /// The object table's generation when `judged` was read from it: while it is the
+    /// same, no write of the table can have replaced or removed the key.
+    pub generation: u64,
     /// The material expiry of `judged` (unix seconds; 0 never).
     pub expiry: u64,
     /// The key was private at init: a logout since ends the operation.

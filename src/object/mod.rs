@@ -11,6 +11,7 @@ pub(crate) mod index;
 pub mod key;
 pub(crate) mod lookup;
 pub(crate) mod policy;
+pub mod shared;
 pub mod table;
 pub mod template;
 

@@ -343,6 +343,11 @@ impl Token {
         if self.store.changed_elsewhere()? {
             self.sync()?;
         }
+        // No write of the table since the grant: the very version judged is still there,
+        // found without the table's lock (`object/shared.rs`).
+        if self.objects.generation() == grant.generation {
+            return self.check_expiry(grant.expiry);
+        }
         let changed = {
             let objects = self.objects.read();
             match objects.get(grant.key) {

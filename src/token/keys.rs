@@ -71,10 +71,10 @@ impl Token {
         usage: Usage,
         mechanism: MechType,
     ) -> Result<(Arc<Key>, Grant)> {
-        let object = self
-            .entry(handle)
-            .map_err(handle_error(Error::KeyHandleInvalid))?
-            .object;
+        let (entry, generation) = self
+            .entry_with_generation(handle)
+            .map_err(handle_error(Error::KeyHandleInvalid))?;
+        let object = entry.object;
         let key = self.usable_key(&object, usage, mechanism)?;
         let attrs = object.use_attrs();
         // §4.9 CKA_ALWAYS_AUTHENTICATE: the PIN again for each use, sign or decrypt.
@@ -83,6 +83,7 @@ impl Token {
         let (expiry, private) = (attrs.material_expiry, attrs.private);
         let grant = Grant {
             key: handle,
+            generation,
             expiry,
             private,
             // The version judged, handed over rather than counted twice.

@@ -31,6 +31,7 @@ use crate::error::{Error, Result, StoreError};
 use crate::ids::SlotId;
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::kms::clock::Clock;
+use crate::object::shared::SharedTable;
 use crate::object::table::{HandleSource, ObjectTable, SessionHandle};
 use crate::object::{index, Object};
 use crate::store::postgres::{PgSettings, PgStore};
@@ -117,7 +118,7 @@ pub struct Token {
     /// `login`'s who, readable without its lock.
     who_now: Arc<login::WhoNow>,
     view: RwLock<View>,
-    objects: RwLock<ObjectTable>,
+    objects: SharedTable,
     /// Held while a KMS decision is made and applied (`kms/key_records.rs`): serialises this
     /// process's decisions on session objects. Taken before every other token lock.
     kms_decisions: Mutex<()>,
@@ -253,7 +254,7 @@ impl Token {
             who_now: Arc::clone(&login.now),
             login: Mutex::new(login),
             view: RwLock::new(View::from_snapshot(snap)),
-            objects: RwLock::new(objects),
+            objects: SharedTable::new(objects),
             kms_decisions: Mutex::new(()),
             cold_lookups: std::sync::atomic::AtomicU64::new(0),
         })

@@ -39,18 +39,23 @@ impl Token {
 
     /// Looks up an object the caller may see.
     pub(super) fn entry(&self, handle: ObjectHandle) -> Result<Entry> {
+        self.entry_with_generation(handle).map(|(entry, _)| entry)
+    }
+
+    /// `entry`, and the table's generation it was read in (`object/shared.rs`).
+    pub(super) fn entry_with_generation(&self, handle: ObjectHandle) -> Result<(Entry, u64)> {
         self.refresh()?;
         let who = self.logged_in();
-        let entry = {
+        let (entry, generation) = {
             let objects = self.objects.read();
             match objects.get(handle) {
-                Some(e) if self.visible(e, who) => e.clone(),
+                Some(e) if self.visible(e, who) => (e.clone(), self.objects.generation()),
                 _ => return Err(Error::ObjectHandleInvalid),
             }
         };
         // A record changed outside the module is never used (docs/security.md).
         self.check_record(&entry.object)?;
-        Ok(entry)
+        Ok((entry, generation))
     }
 
     /// The write rules for a new or changed object.
