@@ -8,7 +8,7 @@
 //! This module must not do I/O or check logins; the token does both.
 
 use std::collections::hash_map::Entry as Slot;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::handle_hash::HandleMap;
 
@@ -74,7 +74,16 @@ pub struct ObjectTable {
     /// seconds); the token sweeps only once it has passed. 0 (a new table): unknown,
     /// so the first sweep asks the store and sets it.
     next_deadline: i64,
+    /// How many deadlines have been noted, and the latest of them, oldest first: a sweep
+    /// ends by setting the next deadline from what it read, and must not lose one noted
+    /// meanwhile (`end_sweep`).
+    deadline_notes: u64,
+    recent_notes: VecDeque<i64>,
 }
+
+/// Notes kept for `end_sweep`: more noted during one sweep than this, and the sweep
+/// leaves the deadline passed, so the next call sweeps again.
+const NOTES_KEPT: usize = 32;
 
 impl ObjectTable {
     /// Every entry change goes through `put` and `take`, which keep the index true.
@@ -338,6 +347,38 @@ impl ObjectTable {
     /// Records a deadline that may come before the known next one.
     pub fn note_deadline(&mut self, at: i64) {
         self.next_deadline = self.next_deadline.min(at);
+        self.deadline_notes = self.deadline_notes.wrapping_add(1);
+        if self.recent_notes.len() == NOTES_KEPT {
+            self.recent_notes.pop_front();
+        }
+        self.recent_notes.push_back(at);
+    }
+
+    /// How many deadlines have been noted so far: a sweep reads it before it asks the
+    /// store what is due, and hands it to `end_sweep`.
+    pub fn deadline_notes(&self) -> u64 {
+        self.deadline_notes
+    }
+
+    /// Ends a sweep at `now` that found `next` the next deadline, from a read of the
+    /// store made after `since` deadlines had been noted. A deadline noted since (another
+    /// thread's import, a snapshot) may be missing from that read: the earliest of those
+    /// still to come is kept too. When more were noted than are kept, the deadline is
+    /// left where it was, passed, so the next call sweeps again.
+    pub fn end_sweep(&mut self, next: i64, since: u64, now: i64) {
+        let noted = self.deadline_notes.wrapping_sub(since);
+        if noted > self.recent_notes.len() as u64 {
+            return;
+        }
+        let missed = self
+            .recent_notes
+            .iter()
+            .rev()
+            .take(noted as usize)
+            .copied()
+            .filter(|&at| at > now)
+            .min();
+        self.next_deadline = missed.map_or(next, |at| at.min(next));
     }
 
     /// Removes a session object by its uid (the sweep's purge of session wrapping keys).
@@ -381,6 +422,41 @@ impl ObjectTable {
 mod tests {
     use super::*;
     use crate::ck::*;
+
+    #[test]
+    fn a_sweep_keeps_a_deadline_noted_while_it_read_the_store() {
+        let now = 100;
+        let mut t = ObjectTable::default();
+        // Nothing noted during the sweep: its own answer stands.
+        let since = t.deadline_notes();
+        t.end_sweep(1_000, since, now);
+        assert_eq!(t.next_deadline(), 1_000);
+        // Another thread's import, after the store was asked: its expiry is kept.
+        t.set_next_deadline(now);
+        let since = t.deadline_notes();
+        t.note_deadline(500);
+        t.note_deadline(700);
+        t.end_sweep(1_000, since, now);
+        assert_eq!(t.next_deadline(), 500);
+        // A later noted one does not pull the store's earlier one back.
+        let since = t.deadline_notes();
+        t.note_deadline(2_000);
+        t.end_sweep(1_000, since, now);
+        assert_eq!(t.next_deadline(), 1_000);
+        // Deadlines already passed (the records this sweep dealt with) are not kept.
+        let since = t.deadline_notes();
+        t.note_deadline(now - 1);
+        t.end_sweep(1_000, since, now);
+        assert_eq!(t.next_deadline(), 1_000);
+        // More noted than are kept: the deadline stays passed for the next call.
+        t.set_next_deadline(now);
+        let since = t.deadline_notes();
+        for at in 0..=NOTES_KEPT as i64 {
+            t.note_deadline(10_000 + at);
+        }
+        t.end_sweep(1_000, since, now);
+        assert_eq!(t.next_deadline(), now);
+    }
     use crate::object::attr::RawAttribute;
     use crate::object::template::{build, Provenance};
     use zeroize::Zeroizing;

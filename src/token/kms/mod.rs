@@ -410,6 +410,9 @@ impl Token {
         if now < self.objects.next_deadline() {
             return Ok(());
         }
+        // Read before the store is asked: a deadline noted after this may be missing from
+        // its answer, and `end_sweep` keeps it.
+        let notes = self.objects.read().deadline_notes();
         let due = self.store.due(now)?;
         self.load_uids(&due.now)?;
         let due_now: std::collections::HashSet<&crate::store::ObjectUid> = due.now.iter().collect();
@@ -469,7 +472,7 @@ impl Token {
             .flatten()
             .min()
             .unwrap_or(i64::MAX);
-        table.set_next_deadline(next);
+        table.end_sweep(next, notes, now);
         Ok(())
     }
 }
