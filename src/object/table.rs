@@ -81,6 +81,9 @@ pub struct ObjectTable {
     recent_notes: VecDeque<i64>,
 }
 
+/// The deadline `force_sweep` notes: before any record's.
+const FORCED: i64 = i64::MIN;
+
 /// Notes kept for `end_sweep`: more noted during one sweep than this, and the sweep
 /// leaves the deadline passed, so the next call sweeps again.
 const NOTES_KEPT: usize = 32;
@@ -365,20 +368,24 @@ impl ObjectTable {
     /// thread's import, a snapshot) may be missing from that read: the earliest of those
     /// still to come is kept too. When more were noted than are kept, the deadline is
     /// left where it was, passed, so the next call sweeps again.
+    /// A sweep forced since (`force_sweep`) leaves it passed too.
     pub fn end_sweep(&mut self, next: i64, since: u64, now: i64) {
         let noted = self.deadline_notes.wrapping_sub(since);
         if noted > self.recent_notes.len() as u64 {
             return;
         }
-        let missed = self
-            .recent_notes
-            .iter()
-            .rev()
-            .take(noted as usize)
-            .copied()
-            .filter(|&at| at > now)
-            .min();
+        let window = || self.recent_notes.iter().rev().take(noted as usize).copied();
+        if window().any(|at| at == FORCED) {
+            return;
+        }
+        let missed = window().filter(|&at| at > now).min();
         self.next_deadline = missed.map_or(next, |at| at.min(next));
+    }
+
+    /// Makes the next call sweep, whatever a sweep under way finds (a login: material
+    /// that expired while no one was logged in is wiped then).
+    pub fn force_sweep(&mut self) {
+        self.note_deadline(FORCED);
     }
 
     /// Removes a session object by its uid (the sweep's purge of session wrapping keys).
@@ -422,6 +429,9 @@ impl ObjectTable {
 mod tests {
     use super::*;
     use crate::ck::*;
+    use crate::object::attr::RawAttribute;
+    use crate::object::template::{build, Provenance};
+    use zeroize::Zeroizing;
 
     #[test]
     fn a_sweep_keeps_a_deadline_noted_while_it_read_the_store() {
@@ -456,10 +466,12 @@ mod tests {
         }
         t.end_sweep(1_000, since, now);
         assert_eq!(t.next_deadline(), now);
+        // A login during the sweep forced another: it is not called off.
+        let since = t.deadline_notes();
+        t.force_sweep();
+        t.end_sweep(1_000, since, now);
+        assert!(t.next_deadline() <= now);
     }
-    use crate::object::attr::RawAttribute;
-    use crate::object::template::{build, Provenance};
-    use zeroize::Zeroizing;
 
     fn data(label: &[u8]) -> Object {
         data_with_private(label, false)

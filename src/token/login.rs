@@ -247,7 +247,7 @@ impl Token {
             login.master = Some(Arc::new(master));
         }
         // Material that expired while no one was logged in is wiped now (`sweep`).
-        self.objects.write().set_next_deadline(i64::MIN);
+        self.objects.write().force_sweep();
         self.sweep()
     }
 
