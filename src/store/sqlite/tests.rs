@@ -9,21 +9,22 @@ fn fresh() -> (tempfile::TempDir, SqliteStore) {
     (dir, store)
 }
 
+/// A new database and a second handle on it, as another process would open it.
+fn two_handles() -> (tempfile::TempDir, SqliteStore, SqliteStore) {
+    let (dir, first) = fresh();
+    let second = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    (dir, first, second)
+}
+
 #[test]
 fn sqlite_store_meets_the_store_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let first = SqliteStore::create(&path, vec![]).unwrap();
-    let second = SqliteStore::open(&path).unwrap();
+    let (_dir, first, second) = two_handles();
     crate::store::contract::run(&first, &second);
 }
 
 #[test]
 fn sqlite_store_keeps_the_audit_trail_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let first = SqliteStore::create(&path, vec![]).unwrap();
-    let second = SqliteStore::open(&path).unwrap();
+    let (dir, first, second) = two_handles();
     crate::store::contract::audit(&first, &second);
     let restored = SqliteStore::create(&dir.path().join("r.db"), vec![]).unwrap();
     crate::store::contract::audit_restore(&restored);
@@ -31,10 +32,7 @@ fn sqlite_store_keeps_the_audit_trail_contract() {
 
 #[test]
 fn racing_decisions_on_one_record_have_one_winner_across_handles() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let first = SqliteStore::create(&path, vec![]).unwrap();
-    let second = SqliteStore::open(&path).unwrap();
+    let (_dir, first, second) = two_handles();
     // Two handles on one file, as two processes; four threads on each.
     crate::store::contract::race(&[&first, &second], 4, 50);
 }
@@ -194,10 +192,7 @@ fn journal_is_wal_and_integrity_check_passes() {
 
 #[test]
 fn group_commit_is_on_and_a_read_of_another_handles_unsynced_commit_waits_for_a_sync() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let first = SqliteStore::create(&path, vec![]).unwrap();
-    let second = SqliteStore::open(&path).unwrap();
+    let (_dir, first, second) = two_handles();
     for store in [&first, &second] {
         let sync: i64 = pragma(store, "synchronous");
         assert_eq!(sync, 1, "the connection commits with synchronous=NORMAL");
@@ -232,10 +227,7 @@ fn group_commit_is_on_and_a_read_of_another_handles_unsynced_commit_waits_for_a_
 
 #[test]
 fn after_a_failed_fsync_the_handle_writes_nothing_more() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let first = SqliteStore::create(&path, vec![]).unwrap();
-    let second = SqliteStore::open(&path).unwrap();
+    let (_dir, first, second) = two_handles();
     first.sync.as_ref().unwrap().poison();
     // Each write path refuses before it writes: nothing reaches the other handle (as
     // another process) that this one could not make durable.
@@ -516,10 +508,7 @@ fn a_sync_holds_back_for_the_threads_of_the_last_group() {
 /// starts it at once.
 #[test]
 fn a_thread_that_needs_a_sync_does_not_hold_back_for_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let mine = SqliteStore::create(&path, vec![]).unwrap();
-    let other_process = SqliteStore::open(&path).unwrap();
+    let (_dir, mine, other_process) = two_handles();
     let sync = mine.sync.as_ref().unwrap();
     for round in 0..2 {
         mine.commit(vec![Change::PutMeta(format!("mine{round}"), vec![1])])
