@@ -170,17 +170,27 @@ pub(super) struct Writing<'a>(&'a WalSync);
 impl Writing<'_> {
     /// The sync that covers the write just ended (or, for `read_only`, whatever the
     /// write transaction read: `None` when every commit it can have seen is durable).
-    /// The writer is no longer counted once this returns (or unwinds): `self` is
-    /// dropped.
+    /// The writer is no longer counted once this returns (or unwinds): the count ends
+    /// under the same lock as the ticket is taken, or else in `drop`.
     pub(super) fn ticket(self, read_only: bool) -> Option<u64> {
         let sync = self.0;
-        if read_only {
-            (!sync.covers_now()).then(|| sync.state.lock().ticket())
-        } else {
-            let mut st = sync.state.lock();
-            st.wrote();
-            Some(st.ticket())
-        }
+        // Read before the lock, as `covers_now` does.
+        let now = read_only.then(|| sync.headers.read::<HEADERS>());
+        let mut st = sync.state.lock();
+        let ticket = match now {
+            Some(now) if st.durable == Some(now) => None,
+            Some(_) => Some(st.ticket()),
+            None => {
+                st.wrote();
+                Some(st.ticket())
+            }
+        };
+        sync.left(&mut st);
+        drop(st);
+        // The count has ended: `drop` must not end it again. `Writing` holds nothing
+        // else to release.
+        std::mem::forget(self);
+        ticket
     }
 }
 
@@ -280,7 +290,11 @@ impl WalSync {
     }
 
     fn leave(&self) {
-        let mut st = self.state.lock();
+        self.left(&mut self.state.lock());
+    }
+
+    /// Ends a writer's count, on the locked state.
+    fn left(&self, st: &mut State) {
         debug_assert!(st.writers > 0, "a writer left that was not counted");
         st.writers = st.writers.saturating_sub(1);
         if st.held.is_some() && !st.holding() {
