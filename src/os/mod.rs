@@ -11,17 +11,22 @@
 //!   huge pages and unmapped (not freed to the heap) after the derivation.
 //! - `own_memory`: reads a string at an untrusted address of this process without
 //!   faulting (the kernel copies it and reports unmapped memory as an error).
+//! - `process`: whether a process id still names a process (`kill` with signal 0).
 //! - `shared_page`: a read-only view of the first page of a file another process writes
 //!   (SQLite's `-shm`), read with volatile loads, so noticing a commit costs no system
 //!   call.
+//! - `shared_words`: a writable shared page of a file as atomic words, with a futex to
+//!   sleep on one (the SQLite store's sync board, shared by every process).
 //!
 //! With `ffi/raw.rs` and `crypto/rsa/raw.rs` this is one of the crate's three places
 //! allowed `unsafe` (docs/architecture.md). It must not know about PKCS#11, KMS keys or
-//! SQLite's formats: it maps, reads bytes and unmaps.
+//! SQLite's formats: it maps, reads and writes words, and unmaps.
 
 pub(crate) mod clock;
 pub(crate) mod file_lock;
 pub(crate) mod fork;
 pub(crate) mod kdf_memory;
 pub(crate) mod own_memory;
+pub(crate) mod process;
 pub(crate) mod shared_page;
+pub(crate) mod shared_words;

@@ -428,7 +428,7 @@ impl Backend {
         match self {
             Backend::Files(dir) => {
                 let path = Backend::file_of(dir, serial);
-                for suffix in ["-wal", "-shm", ""] {
+                for suffix in ["-wal", "-shm", "-sync", ""] {
                     let mut name = path.clone().into_os_string();
                     name.push(suffix);
                     match std::fs::remove_file(&name) {

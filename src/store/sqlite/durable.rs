@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::board::{self, Board};
 use crate::os::shared_page::SharedPage;
 
 /// The two copies of the WAL-index header (sqlite.org/walformat.html); every commit
@@ -101,6 +102,8 @@ struct State {
     expected: usize,
     /// Syncs that held back so far (for tests).
     holds: u64,
+    /// fsyncs this handle ran (for tests; a sync another process covered runs none).
+    fsyncs: u64,
     /// How much longer every fsync takes (for tests: a slow disk).
     #[cfg(test)]
     fsync_pause: Duration,
@@ -123,6 +126,7 @@ impl State {
             previous: Vec::new(),
             expected: 0,
             holds: 0,
+            fsyncs: 0,
             #[cfg(test)]
             fsync_pause: Duration::ZERO,
         }
@@ -176,6 +180,8 @@ impl Writing<'_> {
         let sync = self.0;
         // Read before the lock, as `covers_now` does.
         let now = read_only.then(|| sync.headers.read::<HEADERS>());
+        // Before the ticket: a sync that covers it asks the board about this mark.
+        let mark = sync.board.as_ref().map(Board::note);
         let mut st = sync.state.lock();
         let ticket = match now {
             Some(now) if st.durable == Some(now) => None,
@@ -187,6 +193,9 @@ impl Writing<'_> {
         };
         sync.left(&mut st);
         drop(st);
+        if let Some(board) = &sync.board {
+            board.writer_ended(mark.filter(|_| !read_only));
+        }
         // The count has ended: `drop` must not end it again. `Writing` holds nothing
         // else to release.
         std::mem::forget(self);
@@ -197,6 +206,9 @@ impl Writing<'_> {
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
         self.0.leave();
+        if let Some(board) = &self.0.board {
+            board.writer_ended(None);
+        }
     }
 }
 
@@ -207,6 +219,9 @@ pub(super) struct WalSync {
     /// The `-wal` file SQLite writes; replaced if it was deleted and made again.
     wal: Mutex<Arc<File>>,
     headers: SharedPage,
+    /// The syncs of every process with the token open (`board.rs`); `None` where the
+    /// board cannot be used: this handle then syncs for itself alone.
+    board: Option<Board>,
     state: Mutex<State>,
     done: Condvar,
 }
@@ -236,11 +251,21 @@ impl WalSync {
         wal.sync_data().ok()?;
         let last_fsync = began.elapsed();
         sync_dir(&wal_path).ok()?;
+        let mut board_path = db.as_os_str().to_owned();
+        board_path.push("-sync");
+        let board = Board::open(Path::new(&board_path));
+        if board.is_none() {
+            log::debug!(
+                "{}: no place on the sync board; syncing for this handle alone",
+                db.display()
+            );
+        }
         Some(WalSync {
             db: db_file,
             wal_path,
             wal: Mutex::new(Arc::new(wal)),
             headers,
+            board,
             state: Mutex::new(State::new(last_fsync)),
             done: Condvar::new(),
         })
@@ -279,6 +304,9 @@ impl WalSync {
     /// a read has finished, and handed to [`WalSync::wait`] (a write's comes from
     /// [`Writing::ticket`]).
     pub(super) fn ticket(&self) -> u64 {
+        if let Some(board) = &self.board {
+            board.note();
+        }
         self.state.lock().ticket()
     }
 
@@ -286,6 +314,9 @@ impl WalSync {
     /// is dropped: a sync about to begin holds back for it.
     pub(super) fn writing(&self) -> Writing<'_> {
         self.state.lock().writers += 1;
+        if let Some(board) = &self.board {
+            board.writer_began();
+        }
         Writing(self)
     }
 
@@ -332,6 +363,18 @@ impl WalSync {
     #[cfg(test)]
     pub(super) fn holds(&self) -> u64 {
         self.state.lock().holds
+    }
+
+    /// How many fsyncs this handle ran (for tests).
+    #[cfg(test)]
+    pub(super) fn fsyncs(&self) -> u64 {
+        self.state.lock().fsyncs
+    }
+
+    /// This handle's place on the sync board, if it has one (for tests).
+    #[cfg(test)]
+    pub(super) fn board(&self) -> Option<&Board> {
+        self.board.as_ref()
     }
 
     /// The threads counted as in a write (for tests).
@@ -390,19 +433,39 @@ impl WalSync {
             let group = &mut *st;
             std::mem::swap(&mut group.previous, &mut group.pending);
             group.pending.clear();
+            let hold = board::Hold {
+                last_fsync: st.last_fsync,
+                max_delay: st.max_delay,
+                slow: SLOW_FSYNC,
+            };
             drop(st);
-            // Read before the fsync begins: every commit it publishes had its frames
-            // written already, so the fsync covers them.
+            // Read before the fsync begins (or before the board's mark: any sync that
+            // covers it began later): every commit it publishes had its frames written
+            // already, so the fsync covers them.
             let headers = self.headers.read::<HEADERS>();
+            // Another process's sync may cover this one's writes (`board.rs`): then no
+            // fsync runs here, and its time says nothing of the disk's.
+            let (covered, claim) = match self.board.as_ref().map(|b| b.cover(hold)) {
+                Some(board::Cover::Done) => (true, None),
+                Some(board::Cover::Run(claim)) => (false, Some(claim)),
+                None => (false, None),
+            };
             let began = Instant::now();
-            #[cfg(test)]
-            {
-                let pause = self.state.lock().fsync_pause;
-                std::thread::sleep(pause);
-            }
-            let result = self.sync_wal();
+            let result = if covered {
+                Ok(Ok(()))
+            } else {
+                #[cfg(test)]
+                {
+                    let pause = self.state.lock().fsync_pause;
+                    std::thread::sleep(pause);
+                }
+                self.sync_wal()
+            };
             st = self.state.lock();
-            if alone {
+            if !covered {
+                st.fsyncs += 1;
+            }
+            if alone && !covered {
                 st.last_fsync = began.elapsed();
             }
             if let Ok(Err(_)) = &result {
@@ -418,11 +481,14 @@ impl WalSync {
                 }
             }
             st.running.retain(|&n| n != number);
-            if let Ok(Ok(())) = &result {
-                if !st.failed && number > st.completed {
-                    st.completed = number;
-                    st.durable = Some(headers);
-                }
+            let synced = matches!(result, Ok(Ok(()))) && !st.failed;
+            if synced && number > st.completed {
+                st.completed = number;
+                st.durable = Some(headers);
+            }
+            // Published for other processes on the same terms as here.
+            if let Some(claim) = claim {
+                claim.finish(synced);
             }
             self.done.notify_all();
             result??;

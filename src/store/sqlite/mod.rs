@@ -47,6 +47,7 @@ use seen::SeenHeaders;
 use trail::audit_head;
 use writes::apply;
 
+mod board;
 mod durable;
 mod files;
 mod pins;
@@ -223,7 +224,7 @@ impl SqliteStore {
         })();
         if result.is_err() {
             // Leave no half-made token behind for the slot scan to trip over.
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", "-sync"] {
                 let mut p = path.as_os_str().to_owned();
                 p.push(suffix);
                 let _ = std::fs::remove_file(PathBuf::from(p));

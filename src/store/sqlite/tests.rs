@@ -520,7 +520,9 @@ fn a_thread_that_needs_a_sync_does_not_hold_back_for_itself() {
             !sync.covers_now(),
             "the other handle's commit is not ours to cover"
         );
-        sync.set_delay_bounds(Duration::from_secs(30), Duration::from_secs(30));
+        // A slow disk, so that a hold would be counted; a short bound, since the sync
+        // board may hold back for the other handle, which wrote for the last sync.
+        sync.set_delay_bounds(Duration::from_secs(30), Duration::from_millis(50));
         let holds = sync.holds();
         if round == 0 {
             let snap = mine.read(0, 0, Scope::All).unwrap();
@@ -629,4 +631,76 @@ fn on_a_quick_disk_a_sync_does_not_hold_back() {
         .unwrap();
     assert_eq!(sync.holds(), holds + 1, "held on a slow disk");
     drop(late);
+}
+
+/// Group commit across processes (`board.rs`): two handles on one database, as two
+/// processes, each committing from one thread on a disk taken for slow, share fsyncs:
+/// a sync of one holds back for the other's write, which then waits for it instead of
+/// running its own. Both handles see every commit of both.
+#[test]
+fn two_handles_share_their_syncs_through_the_board() {
+    const COMMITS: usize = 20;
+    let (_dir, first, second) = two_handles();
+    for store in [&first, &second] {
+        let sync = store.sync.as_ref().unwrap();
+        assert!(sync.board().is_some(), "a place on the board");
+        // Every fsync 5 ms longer: a slow disk, measured as such.
+        sync.slow_down(Duration::from_millis(5));
+        sync.set_delay_bounds(Duration::from_millis(50), Duration::from_millis(50));
+        // A first commit each, alone: a new WAL's first fsyncs can take tens of
+        // milliseconds, during which the other handle would go on alone.
+        store
+            .commit(vec![Change::PutMeta("warm".into(), vec![0])])
+            .unwrap();
+    }
+    let before: u64 = [&first, &second]
+        .iter()
+        .map(|store| store.sync.as_ref().unwrap().fsyncs())
+        .sum();
+    std::thread::scope(|s| {
+        for (name, store) in [("first", &first), ("second", &second)] {
+            s.spawn(move || {
+                for i in 0..COMMITS {
+                    store
+                        .commit(vec![Change::PutMeta(format!("{name}{i}"), vec![1])])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let fsyncs = [&first, &second]
+        .iter()
+        .map(|store| store.sync.as_ref().unwrap().fsyncs())
+        .sum::<u64>()
+        - before;
+    let commits = 2 * COMMITS as u64;
+    assert!(
+        fsyncs <= commits * 3 / 4,
+        "{fsyncs} fsyncs for {commits} commits: the handles did not share"
+    );
+    for store in [&first, &second] {
+        let snap = store.read(0, 0, Scope::All).unwrap();
+        for name in ["first", "second"] {
+            for i in 0..COMMITS {
+                assert!(snap.meta.contains_key(&format!("{name}{i}")));
+            }
+        }
+    }
+}
+
+/// Without the board's sharing (each handle alone), the same run costs an fsync per
+/// commit: what the test above measures against.
+#[test]
+fn a_handle_alone_on_the_board_runs_an_fsync_for_each_of_its_commits() {
+    let (_dir, store) = fresh();
+    let sync = store.sync.as_ref().unwrap();
+    sync.slow_down(Duration::from_millis(5));
+    sync.set_delay_bounds(Duration::from_millis(50), Duration::from_millis(50));
+    let before = sync.fsyncs();
+    for i in 0..10 {
+        store
+            .commit(vec![Change::PutMeta(format!("k{i}"), vec![1])])
+            .unwrap();
+    }
+    assert_eq!(sync.fsyncs() - before, 10);
 }

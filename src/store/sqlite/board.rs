@@ -1,0 +1,677 @@
+//! The sync board: group commit across processes. Every process with the token open
+//! maps the same page (the `-sync` file beside the database, `os/shared_words.rs`),
+//! where the syncs of the WAL are numbered, so that one fsync covers the commits of
+//! every process that wrote before it began, and the others do not run one of their own.
+//!
+//! The rule is `durable.rs`'s, across processes: a commit is durable once an fsync of
+//! the WAL that *began after* its frames were written has completed. A process about to
+//! sync ([`Board::cover`]) takes a mark, an atomic read-modify-write of `began` (the
+//! number of the newest sync whose fsync has begun), after its writes. Any sync numbered
+//! above the mark sets `began` to its number with a later read-modify-write of the same
+//! word before its fsync begins, so its fsync began after those writes; once `completed`
+//! (the highest number of a sync whose fsync succeeded) is above the mark, the process
+//! has nothing to sync. Otherwise it waits for a running sync numbered above its mark
+//! (`claim`, the newest claimed sync and its claimant), or claims the next number and
+//! runs the fsync itself. Syncs may overlap and end in any order: `began` and
+//! `completed` only grow (`fetch_max`).
+//!
+//! Commit delay across processes: a claimed sync, before it begins, holds back while
+//! another process is in a write, or has not yet written again since the last sync
+//! covered it (each process's slot: threads in a write, and the number of the sync that
+//! covers its last write), at most as long as the caller's own delay allows. Processes
+//! that write meanwhile find it claimed and wait for it: one fsync for the group.
+//!
+//! Nothing here is trusted for more than it can cost: a claimant that died (its process
+//! is gone) or ran longer than [`STALE`] is passed over by claiming the next number; a
+//! slot whose process is gone, or that did not change for [`STALE`], is not waited for.
+//! A failed fsync publishes nothing, and the processes it was to cover then run their
+//! own (where the failure is reported to them too: the kernel reports a writeback error
+//! to every open file description of the file). A process that cannot map the board, or
+//! finds no free slot, syncs on its own as before. This module must not call SQLite or
+//! fsync anything itself.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::os::clock;
+use crate::os::process;
+use crate::os::shared_words::SharedWords;
+
+/// Word 0: the layout's mark. A board with another mark is not used.
+const LAYOUT: u64 = 0x6b6d_7368_7379_6e31; // "kmshsyn1"
+const W_LAYOUT: usize = 0;
+/// The number of the newest sync whose fsync may have begun.
+const W_BEGAN: usize = 1;
+/// The highest number of a sync whose fsync succeeded.
+const W_COMPLETED: usize = 2;
+/// The newest claim: its number, its claimant's slot, and whether it still runs
+/// ([`Claimed`]).
+const W_CLAIM: usize = 3;
+/// Moved (and woken) whenever a claimed sync ends (32-bit, a futex).
+const W_ENDED: usize = 4;
+/// Moved (and woken) when a writer ends its write while a sync holds back (32-bit).
+const W_ARRIVED: usize = 5;
+/// The number of the sync holding back now, or 0.
+const W_HOLDING: usize = 6;
+/// The first slot's first word.
+const FIRST_SLOT: usize = 16;
+const SLOT_WORDS: usize = 8;
+/// How many processes (store handles) take part at most; others sync on their own.
+pub(super) const SLOTS: usize = 60;
+
+/// Slot words: the owner (process id, and a number telling this process's handles
+/// apart), threads in a write, the sync covering the last write, when the slot last
+/// changed, and when its owner last claimed a sync (coarse monotonic nanoseconds).
+const S_OWNER: usize = 0;
+const S_WRITERS: usize = 1;
+const S_WROTE_FOR: usize = 2;
+const S_STAMP: usize = 3;
+const S_CLAIMED_AT: usize = 4;
+
+/// How long a claimant, or a slot that does not change, is believed: past it, the
+/// claim is passed over and the slot not waited for.
+pub(super) const STALE: Duration = Duration::from_secs(2);
+
+/// The longest single sleep while waiting for another process's sync (each wake looks
+/// again whether its claimant still lives).
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// A claim word, unpacked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Claimed {
+    number: u64,
+    slot: usize,
+    running: bool,
+}
+
+impl Claimed {
+    fn unpack(word: u64) -> Claimed {
+        Claimed {
+            number: word >> 8,
+            slot: usize::try_from((word >> 1) & 0x7f).unwrap_or(0),
+            running: word & 1 == 1,
+        }
+    }
+
+    fn pack(self) -> u64 {
+        (self.number << 8) | ((self.slot as u64 & 0x7f) << 1) | u64::from(self.running)
+    }
+}
+
+/// What [`Board::cover`] found.
+#[must_use]
+pub(super) enum Cover<'a> {
+    /// A sync of another process (or handle) that began after the caller's writes has
+    /// completed: nothing to fsync.
+    Done,
+    /// The caller runs the fsync, and reports it through the claim.
+    Run(Claim<'a>),
+}
+
+/// A claimed sync: the caller's fsync, begun after this was returned, to report with
+/// [`Claim::finish`] (dropped unreported, it counts as failed).
+pub(super) struct Claim<'a> {
+    board: &'a Board,
+    number: u64,
+    reported: bool,
+}
+
+impl Claim<'_> {
+    /// Reports the fsync: `ok` publishes it as completed, for every process it covers.
+    pub(super) fn finish(mut self, ok: bool) {
+        self.reported = true;
+        self.board.end(self.number, ok);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.board.end(self.number, false);
+        }
+    }
+}
+
+/// The bounds of a claimed sync's hold: it holds back at most `min(last_fsync,
+/// max_delay)`, and not at all when `last_fsync` is under `slow` (`durable.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hold {
+    pub(super) last_fsync: Duration,
+    pub(super) max_delay: Duration,
+    pub(super) slow: Duration,
+}
+
+/// This handle's place on the board.
+pub(super) struct Board {
+    words: SharedWords,
+    slot: usize,
+    owner: u64,
+    /// The highest mark this handle's writes and reads took ([`Board::note`]): a sync
+    /// numbered above it began after all of them.
+    latest: AtomicU64,
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board").field("slot", &self.slot).finish()
+    }
+}
+
+fn now_nanos() -> u64 {
+    u64::try_from(clock::monotonic().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Tells this process's handles apart in their slots' owner words.
+static HANDLES: AtomicU32 = AtomicU32::new(0);
+
+impl Board {
+    /// The board at `path` (created 0600 if missing), with a slot taken for this handle;
+    /// `None` when it cannot be opened or mapped, holds another layout, or has no slot
+    /// free (the caller then syncs on its own).
+    pub(super) fn open(path: &Path) -> Option<Board> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .ok()?;
+        let words = SharedWords::map(&file)?;
+        let layout = words.word(W_LAYOUT);
+        match layout.compare_exchange(0, LAYOUT, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {}
+            Err(found) if found == LAYOUT => {}
+            Err(_) => return None,
+        }
+        let handle = u64::from(HANDLES.fetch_add(1, Ordering::Relaxed)) + 1;
+        let owner = (handle << 32) | u64::from(std::process::id());
+        let slot = (0..SLOTS).find(|&s| Board::take_slot(&words, s, owner))?;
+        Some(Board {
+            words,
+            slot,
+            owner,
+            latest: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes slot `s` for `owner` if it is free or its owner's process is gone.
+    fn take_slot(words: &SharedWords, s: usize, owner: u64) -> bool {
+        let owner_word = words.word(FIRST_SLOT + s * SLOT_WORDS + S_OWNER);
+        let found = owner_word.load(Ordering::Acquire);
+        if found != 0 && process::alive(pid_of(found)) {
+            return false;
+        }
+        if owner_word
+            .compare_exchange(found, owner, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        let slot = |w| words.word(FIRST_SLOT + s * SLOT_WORDS + w);
+        slot(S_WRITERS).store(0, Ordering::Release);
+        slot(S_WROTE_FOR).store(0, Ordering::Release);
+        slot(S_CLAIMED_AT).store(0, Ordering::Release);
+        slot(S_STAMP).store(now_nanos(), Ordering::Release);
+        true
+    }
+
+    fn slot_word(&self, s: usize, w: usize) -> &std::sync::atomic::AtomicU64 {
+        self.words.word(FIRST_SLOT + s * SLOT_WORDS + w)
+    }
+
+    fn mine(&self, w: usize) -> &std::sync::atomic::AtomicU64 {
+        self.slot_word(self.slot, w)
+    }
+
+    /// Takes a mark for a write (or a read) of this handle that has just ended: a
+    /// read-modify-write of `began` (module comment), kept as this handle's latest. The
+    /// caller notes before it takes its ticket of `durable.rs`, so that a sync of this
+    /// handle that covers the ticket asks the board about this mark or a later one.
+    pub(super) fn note(&self) -> u64 {
+        let mark = self.words.word(W_BEGAN).fetch_add(0, Ordering::AcqRel);
+        self.latest.fetch_max(mark, Ordering::AcqRel);
+        mark
+    }
+
+    /// A thread of this handle begins a write.
+    pub(super) fn writer_began(&self) {
+        self.mine(S_WRITERS).fetch_add(1, Ordering::SeqCst);
+        self.mine(S_STAMP).store(now_nanos(), Ordering::Release);
+    }
+
+    /// A thread of this handle ends its write, whose mark ([`Board::note`]) was `mark`
+    /// when it committed something.
+    pub(super) fn writer_ended(&self, mark: Option<u64>) {
+        if let Some(mark) = mark {
+            self.mine(S_WROTE_FOR)
+                .store(mark.saturating_add(1), Ordering::SeqCst);
+        }
+        self.mine(S_STAMP).store(now_nanos(), Ordering::Release);
+        // Saturating: a slot reset by `take_slot` under a live writer must not wrap.
+        let _ = self
+            .mine(S_WRITERS)
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if self.words.word(W_HOLDING).load(Ordering::SeqCst) != 0 {
+            self.words.word32(W_ARRIVED).fetch_add(1, Ordering::SeqCst);
+            self.words.wake(W_ARRIVED);
+        }
+    }
+
+    /// Returns once every write and read this handle noted so far ([`Board::note`]) is
+    /// covered by a completed sync of any process, or with the claim of a sync the
+    /// caller must run. See the module comment.
+    pub(super) fn cover(&self, hold: Hold) -> Cover<'_> {
+        let mark = self.latest.load(Ordering::Acquire);
+        let claim = self.words.word(W_CLAIM);
+        loop {
+            let ended = self.words.word32(W_ENDED).load(Ordering::Acquire);
+            if self.words.word(W_COMPLETED).load(Ordering::Acquire) > mark {
+                return Cover::Done;
+            }
+            let found = claim.load(Ordering::Acquire);
+            let current = Claimed::unpack(found);
+            if current.running && current.number > mark && self.believed(current) {
+                self.words.wait(W_ENDED, ended, WAIT_SLICE);
+                continue;
+            }
+            // Nothing running covers the mark: the next number is the caller's.
+            let number = current.number.max(mark) + 1;
+            let mine = Claimed {
+                number,
+                slot: self.slot,
+                running: true,
+            };
+            self.mine(S_CLAIMED_AT)
+                .store(now_nanos(), Ordering::Release);
+            if claim
+                .compare_exchange(found, mine.pack(), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.hold_back(number, hold);
+                // Its fsync begins after this: it covers every mark taken before.
+                self.words.word(W_BEGAN).fetch_max(number, Ordering::AcqRel);
+                return Cover::Run(Claim {
+                    board: self,
+                    number,
+                    reported: false,
+                });
+            }
+        }
+    }
+
+    /// Whether a running claim's claimant is still to be waited for: its process lives
+    /// and its claim is younger than [`STALE`].
+    fn believed(&self, claim: Claimed) -> bool {
+        if claim.slot >= SLOTS {
+            return false;
+        }
+        let owner = self.slot_word(claim.slot, S_OWNER).load(Ordering::Acquire);
+        let at = self
+            .slot_word(claim.slot, S_CLAIMED_AT)
+            .load(Ordering::Acquire);
+        owner != 0 && fresh(at) && (owner == self.owner || process::alive(pid_of(owner)))
+    }
+
+    /// The commit delay of a claimed sync (module comment).
+    fn hold_back(&self, number: u64, hold: Hold) {
+        if hold.last_fsync < hold.slow || !self.others_pending(number) {
+            return;
+        }
+        let until = Instant::now() + hold.last_fsync.min(hold.max_delay);
+        let holding = self.words.word(W_HOLDING);
+        holding.store(number, Ordering::SeqCst);
+        loop {
+            let arrived = self.words.word32(W_ARRIVED).load(Ordering::SeqCst);
+            if !self.others_pending(number) {
+                break;
+            }
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            self.words.wait(W_ARRIVED, arrived, left);
+        }
+        let _ = holding.compare_exchange(number, 0, Ordering::SeqCst, Ordering::Relaxed);
+    }
+
+    /// Whether another slot is in a write, or wrote for the sync before `number` and not
+    /// yet for it: a process on its way back with its next commit.
+    fn others_pending(&self, number: u64) -> bool {
+        (0..SLOTS).filter(|&s| s != self.slot).any(|s| {
+            let owner = self.slot_word(s, S_OWNER).load(Ordering::SeqCst);
+            if owner == 0 || !fresh(self.slot_word(s, S_STAMP).load(Ordering::SeqCst)) {
+                return false;
+            }
+            let writing = self.slot_word(s, S_WRITERS).load(Ordering::SeqCst) > 0;
+            // A slot that never wrote is not on its way back.
+            let wrote_for = self.slot_word(s, S_WROTE_FOR).load(Ordering::SeqCst);
+            let returning = wrote_for != 0 && wrote_for == number.saturating_sub(1);
+            (writing || returning) && process::alive(pid_of(owner))
+        })
+    }
+
+    /// Ends claimed sync `number`: published as completed when `ok`.
+    fn end(&self, number: u64, ok: bool) {
+        if ok {
+            self.words
+                .word(W_COMPLETED)
+                .fetch_max(number, Ordering::AcqRel);
+        }
+        let claim = self.words.word(W_CLAIM);
+        let running = Claimed {
+            number,
+            slot: self.slot,
+            running: true,
+        };
+        let ended = Claimed {
+            running: false,
+            ..running
+        };
+        // A newer claim may have replaced it: that one is left alone.
+        let _ = claim.compare_exchange(
+            running.pack(),
+            ended.pack(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+        self.words.word32(W_ENDED).fetch_add(1, Ordering::AcqRel);
+        self.words.wake(W_ENDED);
+    }
+
+    /// The highest number of a completed sync (for tests).
+    #[cfg(test)]
+    pub(super) fn completed(&self) -> u64 {
+        self.words.word(W_COMPLETED).load(Ordering::Acquire)
+    }
+
+    /// Writes a claim word as another process would (for tests: a claimant that died).
+    #[cfg(test)]
+    pub(super) fn forge_claim(&self, number: u64, slot: usize, owner: u64, claimed_at: u64) {
+        self.slot_word(slot, S_OWNER)
+            .store(owner, Ordering::Release);
+        self.slot_word(slot, S_CLAIMED_AT)
+            .store(claimed_at, Ordering::Release);
+        let word = Claimed {
+            number,
+            slot,
+            running: true,
+        };
+        self.words
+            .word(W_CLAIM)
+            .store(word.pack(), Ordering::Release);
+    }
+
+    /// This handle's slot (for tests).
+    #[cfg(test)]
+    pub(super) fn slot(&self) -> usize {
+        self.slot
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        self.mine(S_WRITERS).store(0, Ordering::Release);
+        let _ =
+            self.mine(S_OWNER)
+                .compare_exchange(self.owner, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+fn pid_of(owner: u64) -> u32 {
+    (owner & 0xffff_ffff) as u32
+}
+
+/// Whether a coarse monotonic stamp is younger than [`STALE`].
+fn fresh(stamp: u64) -> bool {
+    clock::within(Duration::from_nanos(stamp), clock::monotonic(), STALE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_claim_word_keeps_its_number_slot_and_state() {
+        for c in [
+            Claimed {
+                number: 0,
+                slot: 0,
+                running: false,
+            },
+            Claimed {
+                number: (1 << 56) - 1,
+                slot: SLOTS - 1,
+                running: true,
+            },
+            Claimed {
+                number: 12_345,
+                slot: 7,
+                running: true,
+            },
+        ] {
+            assert_eq!(Claimed::unpack(c.pack()), c);
+        }
+    }
+
+    /// No commit delay.
+    const NO_HOLD: Hold = Hold {
+        last_fsync: Duration::ZERO,
+        max_delay: Duration::ZERO,
+        slow: Duration::from_millis(1),
+    };
+
+    /// A delay of at most `bound`, on a disk taken for slow.
+    fn hold(bound: Duration) -> Hold {
+        Hold {
+            last_fsync: bound,
+            max_delay: bound,
+            slow: Duration::ZERO,
+        }
+    }
+
+    fn boards(n: usize) -> (tempfile::TempDir, Vec<Arc<Board>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db-sync");
+        let boards = (0..n)
+            .map(|_| Arc::new(Board::open(&path).expect("a place on the board")))
+            .collect();
+        (dir, boards)
+    }
+
+    /// A sync of `board` for what it noted so far, which must be its own to run.
+    fn sync(board: &Board, hold: Hold) -> Claim<'_> {
+        board.note();
+        run(board.cover(hold))
+    }
+
+    fn run(cover: Cover<'_>) -> Claim<'_> {
+        match cover {
+            Cover::Run(claim) => claim,
+            Cover::Done => panic!("covered, where a sync of its own was due"),
+        }
+    }
+
+    fn write(board: &Board) {
+        board.writer_began();
+        let mark = board.note();
+        board.writer_ended(Some(mark));
+    }
+
+    #[test]
+    fn a_completed_sync_covers_the_writes_noted_before_it_began_and_no_later_one() {
+        let (_dir, b) = boards(2);
+        write(&b[1]);
+        sync(&b[0], NO_HOLD).finish(true);
+        assert!(
+            matches!(b[1].cover(NO_HOLD), Cover::Done),
+            "handle 1's write ended before handle 0's sync began"
+        );
+        write(&b[1]);
+        let mine = run(b[1].cover(NO_HOLD));
+        assert_eq!(mine.number, 2);
+        mine.finish(true);
+        assert_eq!(b[0].completed(), 2);
+    }
+
+    #[test]
+    fn a_running_sync_that_began_before_my_mark_does_not_cover_me() {
+        let (_dir, b) = boards(2);
+        let first = sync(&b[0], NO_HOLD);
+        // This write ends after the first sync began: a second sync, beside it.
+        write(&b[1]);
+        let second = run(b[1].cover(NO_HOLD));
+        assert_eq!(second.number, first.number + 1);
+        second.finish(true);
+        first.finish(true);
+        assert_eq!(b[0].completed(), 2, "the counter only grows");
+    }
+
+    /// Handle 1 writes while handle 0's claimed sync holds back for handle 2's write,
+    /// then asks for its sync; handle 0 reports its fsync as `ok`. What handle 1's
+    /// request found, and the number of handle 0's sync.
+    fn write_during_a_hold(ok: bool) -> (bool, u64, u64) {
+        let (_dir, b) = boards(3);
+        b[2].writer_began();
+        let holder = {
+            let b0 = Arc::clone(&b[0]);
+            std::thread::spawn(move || {
+                let claim = sync(&b0, hold(Duration::from_secs(20)));
+                let number = claim.number;
+                std::thread::sleep(Duration::from_millis(30));
+                claim.finish(ok);
+                number
+            })
+        };
+        while Claimed::unpack(b[1].words.word(W_CLAIM).load(Ordering::Acquire)).number == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        write(&b[1]);
+        let waiter = {
+            let b1 = Arc::clone(&b[1]);
+            std::thread::spawn(move || match b1.cover(NO_HOLD) {
+                Cover::Done => true,
+                Cover::Run(claim) => {
+                    claim.finish(true);
+                    false
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!holder.is_finished(), "held for handle 2's write");
+        b[2].writer_ended(Some(b[2].note()));
+        let number = holder.join().unwrap();
+        let covered = waiter.join().unwrap();
+        (covered, number, b[2].completed())
+    }
+
+    /// The sharing itself: a handle whose write ended while another's sync held back
+    /// waits for that sync and runs no fsync of its own.
+    #[test]
+    fn a_handle_that_wrote_while_a_sync_held_back_waits_for_it_instead_of_syncing() {
+        let (covered, number, completed) = write_during_a_hold(true);
+        assert!(covered, "covered by the held sync");
+        assert_eq!(completed, number);
+    }
+
+    #[test]
+    fn a_sync_that_failed_or_was_never_reported_covers_nobody() {
+        let (covered, number, completed) = write_during_a_hold(false);
+        assert!(
+            !covered,
+            "the failed sync covered nobody: handle 1 ran its own"
+        );
+        assert_eq!(completed, number + 1, "handle 1's own sync");
+        let (_dir, b) = boards(2);
+        drop(run(b[1].cover(NO_HOLD)));
+        assert_eq!(b[0].completed(), 0, "dropped unreported: failed");
+    }
+
+    #[test]
+    fn a_hold_ends_at_its_bound_when_the_writer_does_not_come() {
+        let (_dir, b) = boards(2);
+        b[1].writer_began();
+        let began = Instant::now();
+        sync(&b[0], hold(Duration::from_millis(60))).finish(true);
+        let held = began.elapsed();
+        assert!(held >= Duration::from_millis(55), "{held:?}");
+        assert!(held < Duration::from_secs(10), "{held:?}");
+        // A fast disk: no hold at all.
+        let began = Instant::now();
+        sync(
+            &b[0],
+            Hold {
+                last_fsync: Duration::from_millis(1),
+                max_delay: Duration::from_secs(20),
+                slow: Duration::from_secs(1),
+            },
+        )
+        .finish(true);
+        assert!(began.elapsed() < Duration::from_secs(10));
+        b[1].writer_ended(None);
+    }
+
+    #[test]
+    fn a_handle_that_never_wrote_is_not_waited_for_and_one_that_wrote_is_waited_for_once() {
+        let (_dir, b) = boards(2);
+        let began = Instant::now();
+        sync(&b[0], hold(Duration::from_secs(20))).finish(true);
+        assert!(began.elapsed() < Duration::from_secs(10), "never wrote");
+        // Handle 1 writes for sync 2 and then stops: sync 2 is covered... then sync 3
+        // waits for it once (it wrote for 2), sync 4 no more.
+        write(&b[1]);
+        sync(&b[0], NO_HOLD).finish(true);
+        let began = Instant::now();
+        sync(&b[0], hold(Duration::from_millis(60))).finish(true);
+        assert!(began.elapsed() >= Duration::from_millis(55), "returning");
+        let began = Instant::now();
+        sync(&b[0], hold(Duration::from_secs(20))).finish(true);
+        assert!(began.elapsed() < Duration::from_secs(10), "gone");
+    }
+
+    #[test]
+    fn a_claimant_whose_process_is_gone_or_whose_claim_is_stale_is_passed_over() {
+        let (_dir, b) = boards(2);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let free = (0..SLOTS)
+            .find(|&s| s != b[0].slot() && s != b[1].slot())
+            .unwrap();
+        write(&b[1]);
+        b[0].forge_claim(1, free, (9 << 32) | u64::from(dead), now_nanos());
+        let began = Instant::now();
+        let claim = run(b[1].cover(NO_HOLD));
+        assert_eq!(claim.number, 2);
+        claim.finish(true);
+        // A live process (this one, another handle number), but a claim older than
+        // STALE.
+        write(&b[1]);
+        let owner = (9 << 32) | u64::from(std::process::id());
+        b[0].forge_claim(3, free, owner, 0);
+        let claim = run(b[1].cover(NO_HOLD));
+        assert_eq!(claim.number, 4);
+        claim.finish(true);
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "no wait for either"
+        );
+    }
+
+    #[test]
+    fn slots_run_out_and_come_back_and_another_layout_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db-sync");
+        let mut held: Vec<Board> = (0..SLOTS).map(|_| Board::open(&path).unwrap()).collect();
+        assert!(Board::open(&path).is_none(), "every slot taken");
+        held.pop();
+        assert!(Board::open(&path).is_some(), "a slot given back");
+        drop(held);
+        let other = dir.path().join("other.db-sync");
+        std::fs::write(&other, [0xa5u8; 4096]).unwrap();
+        assert!(Board::open(&other).is_none());
+    }
+}
