@@ -5,9 +5,10 @@
 //!   `strace -f -y`; for every C_CreateObject that returned CKR_OK, an fdatasync/fsync
 //!   of the token's `-wal` file that *began after* the call's last write to that file
 //!   *ended before* the call returned (the child marks both moments with a write to a
-//!   file of its own). One creator, and four threads creating at once (then the fsync
-//!   that covers a thread may be another thread's). Without strace the test fails and
-//!   says what to install.
+//!   file of its own). One creator, four threads creating at once (then the fsync
+//!   that covers a thread may be another thread's), and four processes creating at once
+//!   (then it may be another process's, through the sync board). Without strace the
+//!   test fails and says what to install.
 //! - Nothing acknowledged is lost: four threads of one process, and four processes,
 //!   create keys until they are killed with SIGKILL; reopened, the token holds every key
 //!   whose creation a creator reported as returned.
@@ -28,13 +29,53 @@ use common::*;
 
 const CHILD_ENTRY: &str = "child_process_entry_point";
 
-/// Children: `strace-T-N` (T threads, N keys each, marking each call and its return in
-/// the file `KMSHSM_MARKS`) and `creator-P-T` (T threads creating keys labelled
-/// `P-thread-i` until killed, telling the parent each one that returned).
+/// Children: `strace-T` or `strace-P-T` (T threads, `KMSHSM_KEYS_EACH` keys each,
+/// marking each call and its return, tagged with the process P, in the file
+/// `KMSHSM_MARKS`), `launch-P-T` (starts P children `strace-p-T`, each marking in
+/// `p.marks` beside `KMSHSM_MARKS`, and waits for them: what `strace -f` follows) and
+/// `creator-P-T` (T threads creating keys labelled `P-thread-i` until killed, telling
+/// the parent each one that returned).
 #[test]
 #[ignore = "child-process entry point: this file's tests run it in a child (--ignored --exact)"]
 fn child_process_entry_point() {
     let Some(role) = child_role() else { return };
+    if let Some(spec) = role.strip_prefix("launch-") {
+        let (processes, threads) = spec.split_once('-').unwrap();
+        let marks = std::path::PathBuf::from(std::env::var("KMSHSM_MARKS").unwrap());
+        let mut children: Vec<_> = (0..processes.parse::<usize>().unwrap())
+            .map(|p| {
+                child_command(CHILD_ENTRY, &format!("strace-{p}-{threads}"))
+                    .env("KMSHSM_MARKS", marks.with_file_name(format!("{p}.marks")))
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // Released together once every one is logged in, so that they create at once.
+        let mut outputs: Vec<_> = children
+            .iter_mut()
+            .map(|c| BufReader::new(c.stdout.take().unwrap()))
+            .collect();
+        for out in &mut outputs {
+            let ready = out
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|l| child_line(&l).map(str::to_owned));
+            assert_eq!(
+                ready.as_deref(),
+                Some("ready"),
+                "a traced creator did not start"
+            );
+        }
+        for child in &mut children {
+            child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        }
+        for mut child in children {
+            assert!(child.wait().unwrap().success(), "a traced creator failed");
+        }
+        return;
+    }
     let ctx = load_module();
     initialize(&ctx).unwrap();
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
@@ -48,21 +89,28 @@ fn child_process_entry_point() {
         "strace" => {
             let each: usize = std::env::var("KMSHSM_KEYS_EACH").unwrap().parse().unwrap();
             let marks = std::fs::File::create(std::env::var("KMSHSM_MARKS").unwrap()).unwrap();
+            let me = if parts.len() == 3 { parts[1] } else { "0" };
+            if parts.len() == 3 {
+                // Started by `launch`: waits to be released with the others.
+                tell_parent("ready");
+                let mut go = String::new();
+                std::io::stdin().read_line(&mut go).unwrap();
+            }
             std::thread::scope(|sc| {
                 for (t, session) in sessions.into_iter().enumerate() {
                     let mut marks = &marks;
                     sc.spawn(move || {
                         for i in 0..each {
-                            let label = format!("strace-{t}-{i}");
+                            let label = format!("strace-{me}.{t}-{i}");
                             // One write() each: a File is unbuffered.
                             marks
-                                .write_all(format!("call {t} {i}\n").as_bytes())
+                                .write_all(format!("call {me}.{t} {i}\n").as_bytes())
                                 .unwrap();
                             session
                                 .create_object(&aes_template(&label, &[7; 32], true))
                                 .unwrap();
                             marks
-                                .write_all(format!("ack {t} {i}\n").as_bytes())
+                                .write_all(format!("ack {me}.{t} {i}\n").as_bytes())
                                 .unwrap();
                         }
                     });
@@ -180,8 +228,30 @@ fn returned_zero(text: &str) -> bool {
         .is_some_and(|at| text[at + 1..].trim_start().starts_with("= 0"))
 }
 
+/// What [`check`] found: how many acknowledged calls it checked, and how many of them
+/// only another process's fsync covered.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Checked {
+    calls: usize,
+    by_another_process: usize,
+}
+
+/// The process of each thread that marked something: the marks file it wrote to (each
+/// process has its own).
+fn processes_of(ev: &[Event]) -> BTreeMap<String, String> {
+    ev.iter()
+        .filter(|e| mark(e).is_some())
+        .map(|e| (e.pid.clone(), e.path.clone()))
+        .collect()
+}
+
 /// Checks every acknowledged call of the trace; answers how many were checked.
 fn check(trace: &str) -> Result<usize, String> {
+    check_processes(trace).map(|c| c.calls)
+}
+
+/// [`check`], also counting the calls covered only by another process's fsync.
+fn check_processes(trace: &str) -> Result<Checked, String> {
     let ev = events(trace);
     // A sync: where it began and where it ended (its exit event, paired by thread).
     let mut syncs = Vec::new();
@@ -205,8 +275,12 @@ fn check(trace: &str) -> Result<usize, String> {
             }
         }
     }
+    // A thread that marked nothing (the one that opened the token) is a process of its
+    // own here: its fsyncs cover nobody's call anyway, as they come before any call.
+    let process = processes_of(&ev);
+    let process_of = |pid: &str| process.get(pid).cloned().unwrap_or_else(|| pid.to_string());
     let mut calls: BTreeMap<String, (String, usize)> = BTreeMap::new();
-    let mut checked = 0;
+    let mut checked = Checked::default();
     for (at, e) in ev.iter().enumerate() {
         let Some(m) = mark(e) else { continue };
         if let Some(tag) = m.strip_prefix("call ") {
@@ -223,18 +297,35 @@ fn check(trace: &str) -> Result<usize, String> {
             .filter(|&k| ev[k].pid == pid && ev[k].exit && is_wal_write(&ev[k]))
             .max()
             .ok_or_else(|| format!("call {tag} returned without writing the WAL"))?;
-        if !syncs.iter().any(|&(b, e)| b > last_write && e < at) {
+        let covering: Vec<usize> = syncs
+            .iter()
+            .filter(|&&(b, e)| b > last_write && e < at)
+            .map(|&(b, _)| b)
+            .collect();
+        if covering.is_empty() {
             return Err(format!(
                 "call {tag} returned with no WAL fsync begun after its last WAL write \
                  (event {last_write}) and ended before it returned (event {at})"
             ));
         }
-        checked += 1;
+        let mine = process_of(&pid);
+        if covering.iter().all(|&b| process_of(&ev[b].pid) != mine) {
+            checked.by_another_process += 1;
+        }
+        checked.calls += 1;
     }
     Ok(checked)
 }
 
-fn strace_creators(threads: usize, each: usize) {
+/// Runs the child `role` under `strace -f`, `each` keys per creator thread, with every
+/// fsync taking `flush_us` longer when given (`bench/slowflush`, built here with `cc`:
+/// a disk whose flush is slow, on which syncs hold back for other writers); the trace,
+/// and the folder holding the marks files.
+fn strace_child(
+    role: &str,
+    each: usize,
+    flush_us: Option<u32>,
+) -> (String, std::path::PathBuf, TestEnv) {
     let strace = require_tool("strace", "strace");
     let env = TestEnv::new();
     {
@@ -244,7 +335,7 @@ fn strace_creators(threads: usize, each: usize) {
     }
     let trace_path = env.dir.path().join("trace");
     let marks = env.dir.path().join("marks");
-    let child = child_command(CHILD_ENTRY, &format!("strace-{threads}"));
+    let child = child_command(CHILD_ENTRY, role);
     let mut command = Command::new(strace);
     command
         .args(["-f", "-qq", "-y", "-e", "signal=none"])
@@ -259,6 +350,31 @@ fn strace_creators(threads: usize, each: usize) {
         )
         .env("KMSHSM_MARKS", &marks)
         .env("KMSHSM_KEYS_EACH", each.to_string());
+    if let Some(us) = flush_us {
+        let cc = require_tool("cc", "gcc");
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("bench")
+            .join("slowflush")
+            .join("slowflush.c");
+        let library = env.dir.path().join("slowflush.so");
+        let built = Command::new(cc)
+            .args(["-O2", "-shared", "-fPIC", "-o"])
+            .arg(&library)
+            .arg(&source)
+            .args(["-ldl", "-lpthread"])
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "building {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&built.stderr)
+        );
+        command
+            .env("LD_PRELOAD", &library)
+            .env("SLOWFLUSH_US", us.to_string())
+            .env("SLOWFLUSH_STATE", env.dir.path().join("slowflush.state"));
+    }
     let out = command.output().unwrap();
     assert!(
         out.status.success(),
@@ -266,6 +382,12 @@ fn strace_creators(threads: usize, each: usize) {
         String::from_utf8_lossy(&out.stderr)
     );
     let trace = std::fs::read_to_string(&trace_path).unwrap();
+    let dir = env.dir.path().to_path_buf();
+    (trace, dir, env)
+}
+
+fn strace_creators(threads: usize, each: usize) {
+    let (trace, _dir, _env) = strace_child(&format!("strace-{threads}"), each, None);
     let checked = check(&trace).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         checked,
@@ -282,6 +404,36 @@ fn every_acknowledged_creation_was_fsynced_after_its_wal_write_by_one_creator() 
 #[test]
 fn every_acknowledged_creation_was_fsynced_after_its_wal_write_by_four_threads() {
     strace_creators(4, 15);
+}
+
+/// Four processes creating at once, under one `strace -f`, on a modelled slow disk
+/// (1 ms a flush): every acknowledged creation of each was covered by an fsync that
+/// began after its write, its own process's or another's (the sync board lets a process
+/// skip its own when another's covers it, and there a sync holds back for the other
+/// processes' writers, so some must have been).
+#[test]
+fn every_acknowledged_creation_was_fsynced_after_its_wal_write_by_four_processes() {
+    let (trace, dir, _env) = strace_child("launch-4-1", 15, Some(1000));
+    for p in 0..4 {
+        assert!(
+            dir.join(format!("{p}.marks")).exists(),
+            "process {p} marked nothing"
+        );
+    }
+    let checked = check_processes(&trace).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        checked.calls,
+        4 * 15,
+        "every acknowledged creation is checked"
+    );
+    println!(
+        "{} of {} acknowledged creations were covered only by another process's fsync",
+        checked.by_another_process, checked.calls
+    );
+    assert!(
+        checked.by_another_process > 0,
+        "no process's creation was covered by another's fsync: the processes did not share"
+    );
 }
 
 /// The checker itself refuses what it must: a sync that began before the call's write,

@@ -10,7 +10,10 @@
 //! `synchronous=FULL`'s promise (nothing is acknowledged before its fsync) with one
 //! fsync shared by every thread that wrote meanwhile (a thread whose write no running
 //! sync covers starts one, beside any older one still running; the others wait for it),
-//! and by other processes' commits that reached the file before it began.
+//! and by other processes' commits that reached the file before it began. Across
+//! processes the sync board (`board.rs`) says which syncs began and completed: a sync
+//! about to run its fsync first asks it, and runs none when another process's completed
+//! sync began after this handle's writes, or waits for one that is running.
 //!
 //! Commit delay: a sync about to begin holds back while other threads of this process
 //! are in a write (from before they wait for the connection until their ticket), and
@@ -23,9 +26,9 @@
 //! alternate between fsyncs, each released group writing again only after the next
 //! fsync has begun (docs/performance.md, "Group commit"). A lone thread never holds
 //! back; a thread that stops writing is waited for once, and the group shrinks. Other
-//! processes' writers are not seen, and not waited for. On a disk whose last fsync took
-//! less than [`SLOW_FSYNC`] no sync holds back at all: there it cost more than it
-//! shared.
+//! processes' writers are waited for on the board, after this hold and within the same
+//! bound (`board.rs`). On a disk whose last fsync took less than [`SLOW_FSYNC`] no sync
+//! holds back at all: there it cost more than it shared.
 //!
 //! Reads are held to the same rule: with NORMAL a commit is visible to readers before
 //! it is durable, so a read that may have seen such a commit ([`WalSync::covers_now`]
