@@ -4,31 +4,46 @@
 //! every process that wrote before it began, and the others do not run one of their own.
 //!
 //! The rule is `durable.rs`'s, across processes: a commit is durable once an fsync of
-//! the WAL that *began after* its frames were written has completed. A process about to
-//! sync ([`Board::cover`]) takes a mark, an atomic read-modify-write of `began` (the
-//! number of the newest sync whose fsync has begun), after its writes. Any sync numbered
-//! above the mark sets `began` to its number with a later read-modify-write of the same
-//! word before its fsync begins, so its fsync began after those writes; once `completed`
-//! (the highest number of a sync whose fsync succeeded) is above the mark, the process
-//! has nothing to sync. Otherwise it waits for a running sync numbered above its mark
-//! (`claim`, the newest claimed sync and its claimant), or claims the next number and
-//! runs the fsync itself. Syncs may overlap and end in any order: `began` and
-//! `completed` only grow (`fetch_max`).
+//! the WAL that *began after* its frames were written has completed. A handle takes a
+//! mark ([`Board::note`]), an atomic read-modify-write of `began` (the number of the
+//! newest sync whose fsync may have begun), after each write or read it will need
+//! synced and before its ticket. Any sync numbered above the mark sets `began` to its
+//! number with a later read-modify-write of the same word before its fsync begins, so
+//! its fsync began after that write. When the handle's own sync is due
+//! ([`Board::cover`]), `completed` above its latest mark means it has nothing to fsync;
+//! else it waits for another handle's running sync numbered above the mark (`claim`, the
+//! newest claimed sync and its claimant), or claims the next number and runs the fsync
+//! itself. Syncs may overlap and end in any order: `began` only grows (`fetch_max`), and
+//! `completed` is a prefix, the highest number up to which *every* sync has ended with
+//! its fsync succeeded (each records its success in a ring of the last [`RING`]
+//! numbers, and `completed` moves over the ring).
+//!
+//! Why a prefix, and why a failure stops the board: Linux reports a writeback error to
+//! each open file description of the file that existed when the error was first
+//! reported (`errseq`), not to one opened after. If one process's fsync took the error
+//! for another's pages, a third process that opened the WAL afterwards could complete a
+//! later fsync "successfully" without those pages. So a sync's success vouches for a
+//! mark only if every sync numbered below it ended well too (a stalled or dead claimant
+//! holds the prefix back), and a claimant that sees its fsync fail, or a waiter that
+//! finds a claimant's process gone (it may have died with the error), sets a failure
+//! flag: from then on every handle syncs for itself alone ([`Cover::Alone`]) on its own
+//! descriptor, which was open before its writes and so is told of any error on their
+//! pages. A claimant that lives but has held its claim past [`STALE`] is not waited for
+//! (the waiter syncs alone; the board goes on). The first handle to open a board that no
+//! live process uses resets it: what was left behind concerned only writers that are
+//! gone. Residual: an fsync outside the board (SQLite's own, before a checkpoint) may be
+//! the one to take an error, unknown to the board; the handle that ran it then fails its
+//! next fsync of its own descriptor, but a handle opened after that, alone on the board,
+//! could vouch for an earlier writer of another process in between.
 //!
 //! Commit delay across processes: a claimed sync, before it begins, holds back while
 //! another process is in a write, or has not yet written again since the last sync
 //! covered it (each process's slot: threads in a write, and the number of the sync that
 //! covers its last write), at most as long as the caller's own delay allows. Processes
 //! that write meanwhile find it claimed and wait for it: one fsync for the group.
-//!
-//! Nothing here is trusted for more than it can cost: a claimant that died (its process
-//! is gone) or ran longer than [`STALE`] is passed over by claiming the next number; a
-//! slot whose process is gone, or that did not change for [`STALE`], is not waited for.
-//! A failed fsync publishes nothing, and the processes it was to cover then run their
-//! own (where the failure is reported to them too: the kernel reports a writeback error
-//! to every open file description of the file). A process that cannot map the board, or
-//! finds no free slot, syncs on its own as before. This module must not call SQLite or
-//! fsync anything itself.
+//! A slot whose process is gone, or that did not change for [`STALE`], is not waited for.
+//! A process that cannot map the board, or finds no free slot, syncs on its own as
+//! before. This module must not call SQLite or fsync anything itself.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -41,11 +56,14 @@ use crate::os::process;
 use crate::os::shared_words::SharedWords;
 
 /// Word 0: the layout's mark. A board with another mark is not used.
-const LAYOUT: u64 = 0x6b6d_7368_7379_6e31; // "kmshsyn1"
+const LAYOUT: u64 = 0x6b6d_7368_7379_6e32; // "kmshsyn2"
+/// Word 0 while a process resets the board ([`Board::reset_if_unused`]).
+const RESETTING: u64 = 0x6b6d_7368_7265_7365; // "kmshrese"
 const W_LAYOUT: usize = 0;
 /// The number of the newest sync whose fsync may have begun.
 const W_BEGAN: usize = 1;
-/// The highest number of a sync whose fsync succeeded.
+/// Every sync numbered up to this one has ended with its fsync succeeded (a prefix:
+/// one that failed, or never ended, stops it there).
 const W_COMPLETED: usize = 2;
 /// The newest claim: its number, its claimant's slot, and whether it still runs
 /// ([`Claimed`]).
@@ -56,11 +74,18 @@ const W_ENDED: usize = 4;
 const W_ARRIVED: usize = 5;
 /// The number of the sync holding back now, or 0.
 const W_HOLDING: usize = 6;
+/// Set once a claimed sync failed, or its claimant died: from then on nobody relies on
+/// another process's fsync (module comment) until the board is reset.
+const W_FAILED: usize = 7;
+/// The syncs that ended with their fsync succeeded, each at its number modulo
+/// [`RING`], for `W_COMPLETED` to move past syncs that ended out of order.
+const FIRST_RING: usize = 16;
+const RING: usize = 64;
 /// The first slot's first word.
-const FIRST_SLOT: usize = 16;
+const FIRST_SLOT: usize = FIRST_RING + RING;
 const SLOT_WORDS: usize = 8;
 /// How many processes (store handles) take part at most; others sync on their own.
-pub(super) const SLOTS: usize = 60;
+pub(super) const SLOTS: usize = 50;
 
 /// Slot words: the owner (process id, and a number telling this process's handles
 /// apart), threads in a write, the sync covering the last write, when the slot last
@@ -105,10 +130,23 @@ impl Claimed {
 #[must_use]
 pub(super) enum Cover<'a> {
     /// A sync of another process (or handle) that began after the caller's writes has
-    /// completed: nothing to fsync.
+    /// completed, and so has every sync numbered below it: nothing to fsync.
     Done,
     /// The caller runs the fsync, and reports it through the claim.
     Run(Claim<'a>),
+    /// The caller runs the fsync for itself alone, and reports nothing: the board
+    /// cannot be relied on now (a sync failed, or its claimant died or stalled).
+    Alone,
+}
+
+/// What became of a running claim's claimant ([`Board::claimant`]).
+enum Claimant {
+    /// Alive, and its claim younger than [`STALE`].
+    Believed,
+    /// Alive (or its process id reused), but its claim older than [`STALE`].
+    Stale,
+    /// Its process is gone, or its slot was given up.
+    Gone,
 }
 
 /// A claimed sync: the caller's fsync, begun after this was returned, to report with
@@ -182,20 +220,77 @@ impl Board {
             .ok()?;
         let words = SharedWords::map(&file)?;
         let layout = words.word(W_LAYOUT);
-        match layout.compare_exchange(0, LAYOUT, Ordering::AcqRel, Ordering::Acquire) {
+        match layout.compare_exchange(0, LAYOUT, Ordering::SeqCst, Ordering::SeqCst) {
             Ok(_) => {}
-            Err(found) if found == LAYOUT => {}
+            Err(found) if found == LAYOUT => Board::reset_if_unused(&words),
+            // Another layout, or a reset under way (it takes microseconds; this handle
+            // syncs alone rather than wait).
             Err(_) => return None,
         }
         let handle = u64::from(HANDLES.fetch_add(1, Ordering::Relaxed)) + 1;
         let owner = (handle << 32) | u64::from(std::process::id());
         let slot = (0..SLOTS).find(|&s| Board::take_slot(&words, s, owner))?;
+        // A reset that began before the slot was taken may not have seen it: then give
+        // the slot back and sync alone.
+        if layout.load(Ordering::SeqCst) != LAYOUT {
+            let owner_word = words.word(FIRST_SLOT + slot * SLOT_WORDS + S_OWNER);
+            let _ = owner_word.compare_exchange(owner, 0, Ordering::SeqCst, Ordering::SeqCst);
+            return None;
+        }
         Some(Board {
             words,
             slot,
             owner,
             latest: AtomicU64::new(0),
         })
+    }
+
+    /// Starts the board afresh when no process has a slot on it (all free, or owned by
+    /// processes that are gone): what a failed sync, a dead claimant or a stalled one
+    /// left behind (the failure flag, a completed prefix that cannot move) concerned
+    /// only writers that are gone, whose unacknowledged commits nobody waits for. The
+    /// layout word is the reset's lock; an opener checks it again after taking its
+    /// slot, so that a reset and a new slot never overlap unseen.
+    fn reset_if_unused(words: &SharedWords) {
+        let in_use = |words: &SharedWords| {
+            (0..SLOTS).any(|s| {
+                let owner = words
+                    .word(FIRST_SLOT + s * SLOT_WORDS + S_OWNER)
+                    .load(Ordering::SeqCst);
+                owner != 0 && process::alive(pid_of(owner))
+            })
+        };
+        let claimed = Claimed::unpack(words.word(W_CLAIM).load(Ordering::SeqCst)).number;
+        let stuck = words.word(W_FAILED).load(Ordering::SeqCst) != 0
+            || claimed != words.word(W_COMPLETED).load(Ordering::SeqCst);
+        if !stuck || in_use(words) {
+            return;
+        }
+        let layout = words.word(W_LAYOUT);
+        if layout
+            .compare_exchange(LAYOUT, RESETTING, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        if !in_use(words) {
+            // The numbers go on from the newest claim (or the newest begun sync), so
+            // that `completed` is never above a mark that a sync has not covered: a
+            // mark taken from now on is at least that, and `began` never goes back.
+            let claimed = Claimed::unpack(words.word(W_CLAIM).load(Ordering::SeqCst)).number;
+            let newest = claimed.max(words.word(W_BEGAN).load(Ordering::SeqCst));
+            words.word(W_BEGAN).fetch_max(newest, Ordering::SeqCst);
+            words.word(W_COMPLETED).store(newest, Ordering::SeqCst);
+            let fresh = Claimed {
+                number: newest,
+                slot: 0,
+                running: false,
+            };
+            words.word(W_CLAIM).store(fresh.pack(), Ordering::SeqCst);
+            words.word(W_HOLDING).store(0, Ordering::SeqCst);
+            words.word(W_FAILED).store(0, Ordering::SeqCst);
+        }
+        layout.store(LAYOUT, Ordering::SeqCst);
     }
 
     /// Takes slot `s` for `owner` if it is free or its owner's process is gone.
@@ -263,20 +358,39 @@ impl Board {
 
     /// Returns once every write and read this handle noted so far ([`Board::note`]) is
     /// covered by a completed sync of any process, or with the claim of a sync the
-    /// caller must run. See the module comment.
+    /// caller must run, or with [`Cover::Alone`]. See the module comment.
     pub(super) fn cover(&self, hold: Hold) -> Cover<'_> {
         let mark = self.latest.load(Ordering::Acquire);
         let claim = self.words.word(W_CLAIM);
         loop {
-            let ended = self.words.word32(W_ENDED).load(Ordering::Acquire);
-            if self.words.word(W_COMPLETED).load(Ordering::Acquire) > mark {
+            let ended = self.words.word32(W_ENDED).load(Ordering::SeqCst);
+            if self.completed() > mark {
                 return Cover::Done;
             }
-            let found = claim.load(Ordering::Acquire);
+            if self.words.word(W_FAILED).load(Ordering::SeqCst) != 0 {
+                return Cover::Alone;
+            }
+            let found = claim.load(Ordering::SeqCst);
             let current = Claimed::unpack(found);
-            if current.running && current.number > mark && self.believed(current) {
-                self.words.wait(W_ENDED, ended, WAIT_SLICE);
-                continue;
+            // A running sync of another handle numbered above the mark covers it. One of
+            // this handle's own is not waited for here: this handle's newer sync waits
+            // for its older ones before it reports (`durable.rs`), so waiting for it
+            // would wait in a circle.
+            if current.running && current.number > mark && current.slot != self.slot {
+                match self.claimant(current) {
+                    Claimant::Believed => {
+                        self.words.wait(W_ENDED, ended, WAIT_SLICE);
+                        continue;
+                    }
+                    Claimant::Stale => return Cover::Alone,
+                    Claimant::Gone => {
+                        // Its fsync may have taken a writeback error that no other
+                        // descriptor will be told of: nobody relies on the board now.
+                        self.words.word(W_FAILED).store(1, Ordering::SeqCst);
+                        self.words.wake(W_ENDED);
+                        return Cover::Alone;
+                    }
+                }
             }
             // Nothing running covers the mark: the next number is the caller's.
             let number = current.number.max(mark) + 1;
@@ -288,12 +402,12 @@ impl Board {
             self.mine(S_CLAIMED_AT)
                 .store(now_nanos(), Ordering::Release);
             if claim
-                .compare_exchange(found, mine.pack(), Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(found, mine.pack(), Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
             {
                 self.hold_back(number, hold);
                 // Its fsync begins after this: it covers every mark taken before.
-                self.words.word(W_BEGAN).fetch_max(number, Ordering::AcqRel);
+                self.words.word(W_BEGAN).fetch_max(number, Ordering::SeqCst);
                 return Cover::Run(Claim {
                     board: self,
                     number,
@@ -303,17 +417,35 @@ impl Board {
         }
     }
 
-    /// Whether a running claim's claimant is still to be waited for: its process lives
-    /// and its claim is younger than [`STALE`].
-    fn believed(&self, claim: Claimed) -> bool {
+    /// Every sync numbered up to the answer has ended with its fsync succeeded.
+    pub(super) fn completed(&self) -> u64 {
+        self.words.word(W_COMPLETED).load(Ordering::SeqCst)
+    }
+
+    /// A mark taken now, not kept as this handle's latest: a sync numbered above it
+    /// began after this call (`durable.rs` asks it after reading the WAL-index header).
+    pub(super) fn mark_now(&self) -> u64 {
+        self.words.word(W_BEGAN).fetch_add(0, Ordering::SeqCst)
+    }
+
+    /// What became of a running claim's claimant: believed while its process lives and
+    /// its claim is younger than [`STALE`].
+    fn claimant(&self, claim: Claimed) -> Claimant {
         if claim.slot >= SLOTS {
-            return false;
+            return Claimant::Gone;
         }
         let owner = self.slot_word(claim.slot, S_OWNER).load(Ordering::Acquire);
+        if owner == 0 || !process::alive(pid_of(owner)) {
+            return Claimant::Gone;
+        }
         let at = self
             .slot_word(claim.slot, S_CLAIMED_AT)
             .load(Ordering::Acquire);
-        owner != 0 && fresh(at) && (owner == self.owner || process::alive(pid_of(owner)))
+        if fresh(at) {
+            Claimant::Believed
+        } else {
+            Claimant::Stale
+        }
     }
 
     /// The commit delay of a claimed sync (module comment).
@@ -353,12 +485,14 @@ impl Board {
         })
     }
 
-    /// Ends claimed sync `number`: published as completed when `ok`.
+    /// Ends claimed sync `number`: recorded as succeeded when `ok` (and `completed`
+    /// moved past every sync that has ended so), else the board marked as failed.
     fn end(&self, number: u64, ok: bool) {
         if ok {
-            self.words
-                .word(W_COMPLETED)
-                .fetch_max(number, Ordering::AcqRel);
+            self.ring(number).store(number, Ordering::SeqCst);
+            self.advance();
+        } else {
+            self.words.word(W_FAILED).store(1, Ordering::SeqCst);
         }
         let claim = self.words.word(W_CLAIM);
         let running = Claimed {
@@ -374,17 +508,32 @@ impl Board {
         let _ = claim.compare_exchange(
             running.pack(),
             ended.pack(),
-            Ordering::AcqRel,
+            Ordering::SeqCst,
             Ordering::Relaxed,
         );
-        self.words.word32(W_ENDED).fetch_add(1, Ordering::AcqRel);
+        self.words.word32(W_ENDED).fetch_add(1, Ordering::SeqCst);
         self.words.wake(W_ENDED);
     }
 
-    /// The highest number of a completed sync (for tests).
-    #[cfg(test)]
-    pub(super) fn completed(&self) -> u64 {
-        self.words.word(W_COMPLETED).load(Ordering::Acquire)
+    fn ring(&self, number: u64) -> &std::sync::atomic::AtomicU64 {
+        // The remainder is below RING, which fits any usize.
+        self.words
+            .word(FIRST_RING + usize::try_from(number % RING as u64).unwrap_or(0))
+    }
+
+    /// Moves `completed` over every next number recorded as succeeded. Each sync that
+    /// succeeds records itself and then moves it, so that of two ending out of order
+    /// the later to record sees the other's (SeqCst).
+    fn advance(&self) {
+        let completed = self.words.word(W_COMPLETED);
+        loop {
+            let at = completed.load(Ordering::SeqCst);
+            let next = at + 1;
+            if self.ring(next).load(Ordering::SeqCst) != next {
+                return;
+            }
+            let _ = completed.compare_exchange(at, next, Ordering::SeqCst, Ordering::SeqCst);
+        }
     }
 
     /// Writes a claim word as another process would (for tests: a claimant that died).
@@ -492,6 +641,7 @@ mod tests {
         match cover {
             Cover::Run(claim) => claim,
             Cover::Done => panic!("covered, where a sync of its own was due"),
+            Cover::Alone => panic!("alone, where the board was to be used"),
         }
     }
 
@@ -518,7 +668,7 @@ mod tests {
     }
 
     #[test]
-    fn a_running_sync_that_began_before_my_mark_does_not_cover_me() {
+    fn a_running_sync_that_began_before_my_mark_does_not_cover_me_and_completed_waits_for_both() {
         let (_dir, b) = boards(2);
         let first = sync(&b[0], NO_HOLD);
         // This write ends after the first sync began: a second sync, beside it.
@@ -526,8 +676,17 @@ mod tests {
         let second = run(b[1].cover(NO_HOLD));
         assert_eq!(second.number, first.number + 1);
         second.finish(true);
+        assert_eq!(
+            b[0].completed(),
+            0,
+            "sync 1 still runs: nothing completed yet"
+        );
         first.finish(true);
-        assert_eq!(b[0].completed(), 2, "the counter only grows");
+        assert_eq!(
+            b[0].completed(),
+            2,
+            "both ended: the prefix moves over both"
+        );
     }
 
     /// Handle 1 writes while handle 0's claimed sync holds back for handle 2's write,
@@ -558,6 +717,7 @@ mod tests {
                     claim.finish(true);
                     false
                 }
+                Cover::Alone => false,
             })
         };
         std::thread::sleep(Duration::from_millis(20));
@@ -578,16 +738,25 @@ mod tests {
     }
 
     #[test]
-    fn a_sync_that_failed_or_was_never_reported_covers_nobody() {
+    fn a_sync_that_failed_or_was_never_reported_covers_nobody_and_stops_the_board() {
         let (covered, number, completed) = write_during_a_hold(false);
         assert!(
             !covered,
             "the failed sync covered nobody: handle 1 ran its own"
         );
-        assert_eq!(completed, number + 1, "handle 1's own sync");
+        assert_eq!(
+            completed,
+            number - 1,
+            "nothing completed from the failed one on"
+        );
         let (_dir, b) = boards(2);
-        drop(run(b[1].cover(NO_HOLD)));
+        drop(sync(&b[1], NO_HOLD));
         assert_eq!(b[0].completed(), 0, "dropped unreported: failed");
+        write(&b[0]);
+        assert!(
+            matches!(b[0].cover(NO_HOLD), Cover::Alone),
+            "after a failure every handle syncs alone"
+        );
     }
 
     #[test]
@@ -632,32 +801,85 @@ mod tests {
         assert!(began.elapsed() < Duration::from_secs(10), "gone");
     }
 
-    #[test]
-    fn a_claimant_whose_process_is_gone_or_whose_claim_is_stale_is_passed_over() {
-        let (_dir, b) = boards(2);
+    /// A child process that has exited: its id names no process (until reused).
+    fn dead_pid() -> u32 {
         let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
+        let pid = child.id();
         child.wait().unwrap();
-        let free = (0..SLOTS)
-            .find(|&s| s != b[0].slot() && s != b[1].slot())
-            .unwrap();
+        pid
+    }
+
+    fn free_slot(b: &[Arc<Board>]) -> usize {
+        (0..SLOTS)
+            .find(|&s| b.iter().all(|board| board.slot() != s))
+            .unwrap()
+    }
+
+    /// A claimant that died may have taken a writeback error with it: nobody relies on
+    /// the board from then on (no wait, and no later sync's word), until a reset.
+    #[test]
+    fn a_claimant_whose_process_is_gone_stops_the_board_and_is_not_waited_for() {
+        let (_dir, b) = boards(2);
+        let free = free_slot(&b);
         write(&b[1]);
-        b[0].forge_claim(1, free, (9 << 32) | u64::from(dead), now_nanos());
+        b[0].forge_claim(1, free, (9 << 32) | u64::from(dead_pid()), now_nanos());
         let began = Instant::now();
-        let claim = run(b[1].cover(NO_HOLD));
-        assert_eq!(claim.number, 2);
-        claim.finish(true);
-        // A live process (this one, another handle number), but a claim older than
-        // STALE.
+        assert!(matches!(b[1].cover(NO_HOLD), Cover::Alone));
+        assert!(began.elapsed() < Duration::from_secs(1), "no wait");
+        write(&b[1]);
+        assert!(matches!(b[0].cover(NO_HOLD), Cover::Alone));
+    }
+
+    /// A claimant that lives but has held its claim past STALE (stopped, or on a very
+    /// slow disk): not waited for, and the waiter syncs alone; the board goes on.
+    #[test]
+    fn a_stale_claimant_is_not_waited_for_and_the_board_goes_on() {
+        let (_dir, b) = boards(2);
+        let free = free_slot(&b);
         write(&b[1]);
         let owner = (9 << 32) | u64::from(std::process::id());
-        b[0].forge_claim(3, free, owner, 0);
-        let claim = run(b[1].cover(NO_HOLD));
+        b[0].forge_claim(1, free, owner, 0);
+        let began = Instant::now();
+        assert!(matches!(b[1].cover(NO_HOLD), Cover::Alone));
+        assert!(began.elapsed() < Duration::from_secs(1), "no wait");
+        assert_eq!(b[0].words.word(W_FAILED).load(Ordering::SeqCst), 0);
+    }
+
+    /// Once every handle is gone, the next one to open starts the board afresh: a
+    /// failure (or a stuck prefix) no longer stops it, and marks go on from the newest
+    /// claim, so nothing counts as completed that no sync covered.
+    #[test]
+    fn a_board_nobody_uses_is_reset_by_the_next_opener() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db-sync");
+        {
+            let a = Board::open(&path).unwrap();
+            write(&a);
+            sync(&a, NO_HOLD).finish(true);
+            // A claim left running, as by a process killed during its fsync, and one
+            // that failed.
+            write(&a);
+            std::mem::forget(sync(&a, NO_HOLD));
+            write(&a);
+            sync(&a, NO_HOLD).finish(false);
+            assert_eq!(a.completed(), 1);
+        }
+        let b = Board::open(&path).unwrap();
+        assert_eq!(b.words.word(W_FAILED).load(Ordering::SeqCst), 0, "reset");
+        assert_eq!(b.completed(), 3, "completed restarts at the newest claim");
+        write(&b);
+        let claim = sync(&b, NO_HOLD);
         assert_eq!(claim.number, 4);
         claim.finish(true);
-        assert!(
-            began.elapsed() < Duration::from_secs(1),
-            "no wait for either"
+        assert_eq!(b.completed(), 4, "the prefix moves again");
+        // While a handle has the board, an opener does not reset it.
+        write(&b);
+        sync(&b, NO_HOLD).finish(false);
+        let c = Board::open(&path).unwrap();
+        assert_eq!(
+            c.words.word(W_FAILED).load(Ordering::SeqCst),
+            1,
+            "in use: kept"
         );
     }
 

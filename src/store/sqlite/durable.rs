@@ -442,16 +442,18 @@ impl WalSync {
                 slow: SLOW_FSYNC,
             };
             drop(st);
-            // Read before the fsync begins (or before the board's mark: any sync that
-            // covers it began later): every commit it publishes had its frames written
-            // already, so the fsync covers them.
+            // Read before the fsync begins: every commit it publishes had its frames
+            // written already, so the fsync covers them. Then a mark, for the case where
+            // another process's sync covers this one instead: the header is durable only
+            // if that sync began after the read too.
             let headers = self.headers.read::<HEADERS>();
+            let header_mark = self.board.as_ref().map(Board::mark_now);
             // Another process's sync may cover this one's writes (`board.rs`): then no
             // fsync runs here, and its time says nothing of the disk's.
             let (covered, claim) = match self.board.as_ref().map(|b| b.cover(hold)) {
                 Some(board::Cover::Done) => (true, None),
                 Some(board::Cover::Run(claim)) => (false, Some(claim)),
-                None => (false, None),
+                Some(board::Cover::Alone) | None => (false, None),
             };
             let began = Instant::now();
             let result = if covered {
@@ -463,6 +465,17 @@ impl WalSync {
                     std::thread::sleep(pause);
                 }
                 self.sync_wal()
+            };
+            // A failure goes on the board at once, before this thread does anything else
+            // (`board.rs`: processes waiting for this sync must not take a later one's
+            // word for it).
+            let claim = match (claim, &result) {
+                (Some(claim), Ok(Ok(()))) => Some(claim),
+                (Some(claim), _) => {
+                    claim.finish(false);
+                    None
+                }
+                (None, _) => None,
             };
             st = self.state.lock();
             if !covered {
@@ -487,7 +500,13 @@ impl WalSync {
             let synced = matches!(result, Ok(Ok(()))) && !st.failed;
             if synced && number > st.completed {
                 st.completed = number;
-                st.durable = Some(headers);
+                let header_synced = match (covered, header_mark, &self.board) {
+                    (true, Some(mark), Some(board)) => board.completed() > mark,
+                    _ => true,
+                };
+                if header_synced {
+                    st.durable = Some(headers);
+                }
             }
             // Published for other processes on the same terms as here.
             if let Some(claim) = claim {

@@ -704,3 +704,90 @@ fn a_handle_alone_on_the_board_runs_an_fsync_for_each_of_its_commits() {
     }
     assert_eq!(sync.fsyncs() - before, 10);
 }
+
+/// A handle whose writes another handle's sync covered must not take the WAL-index
+/// header it read before that sync for durable: a third handle's commit written after
+/// the covering sync began is in that header, and no fsync has begun since it. (Found
+/// by an independent review: the header used to be recorded as durable.)
+#[test]
+fn a_sync_covered_by_another_handle_does_not_make_a_later_commit_durable() {
+    let (dir, a, b) = two_handles();
+    let c = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    for s in [&a, &b, &c] {
+        s.sync
+            .as_ref()
+            .unwrap()
+            .set_delay_bounds(Duration::ZERO, Duration::ZERO);
+    }
+    let (a_sync, b_sync, c_sync) = (
+        a.sync.as_ref().unwrap(),
+        b.sync.as_ref().unwrap(),
+        c.sync.as_ref().unwrap(),
+    );
+    b_sync.slow_down(Duration::from_millis(400));
+    let ticket = write_unsettled(&a, "a").unwrap();
+    std::thread::scope(|s| {
+        let b_commit = s.spawn(|| b.commit(vec![Change::PutMeta("b".into(), vec![1])]));
+        // B's sync has begun (it takes 400 ms): C commits and does not sync.
+        std::thread::sleep(Duration::from_millis(100));
+        let c_fsyncs = c_sync.fsyncs();
+        let _ = write_unsettled(&c, "late");
+        // A's writes were noted before B's sync began: B's covers them.
+        a_sync.wait(ticket).unwrap();
+        b_commit.join().unwrap().unwrap();
+        assert_eq!(c_sync.fsyncs(), c_fsyncs, "C ran no fsync");
+        let fsyncs = || {
+            [a_sync, b_sync, c_sync]
+                .iter()
+                .map(|s| s.fsyncs())
+                .sum::<u64>()
+        };
+        let before = fsyncs();
+        let snap = a.read(0, 0, Scope::All).unwrap();
+        assert!(snap.meta.contains_key("late"));
+        assert!(
+            fsyncs() > before,
+            "A's read of C's commit was acknowledged with no fsync begun after C's write"
+        );
+    });
+}
+
+/// Two syncs of one handle, the older waiting on the board for another handle's sync
+/// that then fails, the newer one claimed meanwhile: the older must not go on to wait
+/// for the newer's claim (the newer reports only after the older; it used to wait
+/// until the claim went stale, ~2 s). Found by an independent review.
+#[test]
+fn an_older_sync_of_a_handle_does_not_wait_for_its_newer_one_on_the_board() {
+    let (_dir, a, b) = two_handles();
+    for s in [&a, &b] {
+        s.sync
+            .as_ref()
+            .unwrap()
+            .set_delay_bounds(Duration::ZERO, Duration::ZERO);
+    }
+    let (a_sync, b_sync) = (a.sync.as_ref().unwrap(), b.sync.as_ref().unwrap());
+    b_sync.slow_down(Duration::from_millis(300));
+    let first = write_unsettled(&a, "a1").unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| b.commit(vec![Change::PutMeta("b".into(), vec![1])]));
+        std::thread::sleep(Duration::from_millis(50));
+        let older = s.spawn(|| {
+            let began = std::time::Instant::now();
+            let result = a_sync.wait(first);
+            (began.elapsed(), result)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let second = write_unsettled(&a, "a2").unwrap();
+        let newer = s.spawn(move || a_sync.wait(second));
+        std::thread::sleep(Duration::from_millis(50));
+        // B's fsync fails: it covers nobody.
+        b_sync.poison();
+        let (waited, result) = older.join().unwrap();
+        result.unwrap();
+        newer.join().unwrap().unwrap();
+        assert!(
+            waited < Duration::from_secs(1),
+            "A's older sync waited {waited:?} for A's own newer sync"
+        );
+    });
+}
