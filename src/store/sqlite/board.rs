@@ -77,6 +77,9 @@ const W_HOLDING: usize = 6;
 /// Set once a claimed sync failed, or its claimant died: from then on nobody relies on
 /// another process's fsync (module comment) until the board is reset.
 const W_FAILED: usize = 7;
+/// How many sleep on `W_ENDED`, so that a sync's end makes the wake-up system call only
+/// when someone waits.
+const W_ENDED_WAITERS: usize = 8;
 /// The syncs that ended with their fsync succeeded, each at its number modulo
 /// [`RING`], for `W_COMPLETED` to move past syncs that ended out of order.
 const FIRST_RING: usize = 16;
@@ -379,7 +382,11 @@ impl Board {
             if current.running && current.number > mark && current.slot != self.slot {
                 match self.claimant(current) {
                     Claimant::Believed => {
+                        let waiters = self.words.word(W_ENDED_WAITERS);
+                        waiters.fetch_add(1, Ordering::SeqCst);
                         self.words.wait(W_ENDED, ended, WAIT_SLICE);
+                        let _ = waiters
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
                         continue;
                     }
                     Claimant::Stale => return Cover::Alone,
@@ -511,8 +518,13 @@ impl Board {
             Ordering::SeqCst,
             Ordering::Relaxed,
         );
+        // Moved before the waiters are counted, and a waiter counts itself before its
+        // futex compares the word (both SeqCst): either this sees the waiter, or the
+        // waiter's futex sees the word moved and does not sleep.
         self.words.word32(W_ENDED).fetch_add(1, Ordering::SeqCst);
-        self.words.wake(W_ENDED);
+        if self.words.word(W_ENDED_WAITERS).load(Ordering::SeqCst) > 0 {
+            self.words.wake(W_ENDED);
+        }
     }
 
     fn ring(&self, number: u64) -> &std::sync::atomic::AtomicU64 {
