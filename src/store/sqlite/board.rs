@@ -309,6 +309,13 @@ impl Board {
         {
             return false;
         }
+        // The newest claim was the dead owner's, still running: it may have died with a
+        // writeback error (as `Claimant::Gone` in `cover`), and once the slot is taken
+        // nobody could tell any more.
+        let claim = Claimed::unpack(words.word(W_CLAIM).load(Ordering::SeqCst));
+        if found != 0 && claim.running && claim.slot == s {
+            words.word(W_FAILED).store(1, Ordering::SeqCst);
+        }
         let slot = |w| words.word(FIRST_SLOT + s * SLOT_WORDS + w);
         slot(S_WRITERS).store(0, Ordering::Release);
         slot(S_WROTE_FOR).store(0, Ordering::Release);
@@ -375,6 +382,12 @@ impl Board {
             }
             let found = claim.load(Ordering::SeqCst);
             let current = Claimed::unpack(found);
+            if current.number.saturating_sub(self.completed()) >= RING as u64 {
+                // A sync far behind never ended (its claimant stopped, or died with a
+                // newer claim on the board): `completed` cannot move again before a
+                // reset, so no other sync's word is worth waiting for.
+                return Cover::Alone;
+            }
             // A running sync of another handle numbered above the mark covers it. One of
             // this handle's own is not waited for here: this handle's newer sync waits
             // for its older ones before it reports (`durable.rs`), so waiting for it
@@ -893,6 +906,38 @@ mod tests {
             1,
             "in use: kept"
         );
+    }
+
+    /// A process that takes the slot of a dead claimant whose claim still runs stops
+    /// the board: afterwards nobody could tell that claimant was gone.
+    #[test]
+    fn taking_the_slot_of_a_dead_claimant_stops_the_board() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db-sync");
+        let live = Board::open(&path).unwrap();
+        let free = (0..SLOTS).find(|&s| s != live.slot()).unwrap();
+        live.forge_claim(1, free, (9 << 32) | u64::from(dead_pid()), now_nanos());
+        let newcomer = Board::open(&path).unwrap();
+        assert_eq!(newcomer.slot(), free, "the dead owner's slot, the first free one");
+        assert_eq!(live.words.word(W_FAILED).load(Ordering::SeqCst), 1);
+    }
+
+    /// Claims far ahead of a `completed` that cannot move (a sync that never ended, no
+    /// longer the newest claim): nobody waits for other syncs' word any more.
+    #[test]
+    fn a_completed_prefix_left_far_behind_makes_every_handle_sync_alone() {
+        let (_dir, b) = boards(2);
+        write(&b[0]);
+        let stuck = sync(&b[0], NO_HOLD);
+        // Claims 2 to RING: the last one RING - 1 ahead of `completed`.
+        for _ in 1..RING {
+            write(&b[1]);
+            sync(&b[1], NO_HOLD).finish(true);
+        }
+        assert_eq!(b[0].completed(), 0, "held back by the sync that never ended");
+        write(&b[1]);
+        assert!(matches!(b[1].cover(NO_HOLD), Cover::Alone));
+        drop(stuck);
     }
 
     #[test]
