@@ -22,20 +22,27 @@
 //! each open file description of the file that existed when the error was first
 //! reported (`errseq`), not to one opened after. If one process's fsync took the error
 //! for another's pages, a third process that opened the WAL afterwards could complete a
-//! later fsync "successfully" without those pages. So a sync's success vouches for a
-//! mark only if every sync numbered below it ended well too (a stalled or dead claimant
-//! holds the prefix back), and a claimant that sees its fsync fail, or a waiter that
-//! finds a claimant's process gone (it may have died with the error), sets a failure
-//! flag: from then on every handle syncs for itself alone ([`Cover::Alone`]) on its own
-//! descriptor, which was open before its writes and so is told of any error on their
-//! pages. A claimant that lives but has held its claim past [`STALE`] is not waited for
-//! (the waiter syncs alone; the board goes on). The first handle to open a board that no
-//! live process uses resets it: what was left behind concerned only writers that are
-//! gone. Residual: an fsync outside the board (SQLite's own, before a checkpoint) may be
-//! the one to take an error, unknown to the board; the handle that ran it then fails its
-//! next fsync of its own descriptor, but a handle opened after that, alone on the board,
-//! could vouch for an earlier writer of another process in between.
+//! later fsync "successfully" without those pages. So every fsync of a handle on the
+//! board runs under a claim, numbered in the order claimed (a descriptor opened after
+//! an fsync failed claims a later number than that fsync's); a sync's success vouches
+//! for a mark only if every sync numbered below it ended well too (a stalled or dead
+//! claimant holds the prefix back); and a claimant whose fsync fails, a waiter that
+//! finds a claimant's process gone (it may have died with the error), a handle whose
+//! first fsync on opening fails, and a claim a whole ring ahead of `completed` (whose
+//! outcome could not be recorded) stop the board: from then on every handle syncs for
+//! itself alone ([`Cover::Alone`]) on its own descriptor, which was open before its
+//! writes and so is told of any error on their pages. A claimant that lives but has
+//! held its claim past [`STALE`] is not waited for: the waiter claims the next number
+//! and runs its own fsync. The first handle to open a board that no live process uses
+//! resets it: what was left behind concerned only writers that are gone.
 //!
+//! Limits: an fsync outside the board (SQLite's own, before a checkpoint) may be the
+//! one to take an error, unknown to the board, until the process that ran it fails its
+//! next fsync of its own descriptor; a handle opened after that could meanwhile vouch
+//! for another process's earlier write. Processes in different PID namespaces sharing a
+//! token folder see each other as gone (`kill(pid, 0)`): the board stops, or is reset
+//! under a live process, which must not be done (one token folder, one PID namespace).
+
 //! Commit delay across processes: a claimed sync, before it begins, holds back while
 //! another process is in a write, or has not yet written again since the last sync
 //! covered it (each process's slot: threads in a write, and the number of the sync that
@@ -374,18 +381,21 @@ impl Board {
         let claim = self.words.word(W_CLAIM);
         loop {
             let ended = self.words.word32(W_ENDED).load(Ordering::SeqCst);
-            if self.completed() > mark {
-                return Cover::Done;
-            }
-            if self.words.word(W_FAILED).load(Ordering::SeqCst) != 0 {
+            // First: once a sync failed, no success is taken for covering anything.
+            if self.failed() {
                 return Cover::Alone;
+            }
+            let completed = self.completed();
+            if completed > mark {
+                return Cover::Done;
             }
             let found = claim.load(Ordering::SeqCst);
             let current = Claimed::unpack(found);
-            if current.number.saturating_sub(self.completed()) >= RING as u64 {
-                // A sync far behind never ended (its claimant stopped, or died with a
-                // newer claim on the board): `completed` cannot move again before a
-                // reset, so no other sync's word is worth waiting for.
+            if current.number.saturating_sub(completed) + 1 >= RING as u64 {
+                // A sync a ring behind has not ended (its claimant stopped): the next
+                // claim's outcome could not be recorded without overwriting one still
+                // due, and `completed` could never move again. The board stops.
+                self.stop();
                 return Cover::Alone;
             }
             // A running sync of another handle numbered above the mark covers it. One of
@@ -402,17 +412,27 @@ impl Board {
                             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
                         continue;
                     }
-                    Claimant::Stale => return Cover::Alone,
                     Claimant::Gone => {
-                        // Its fsync may have taken a writeback error that no other
+                        if claim.load(Ordering::SeqCst) != found {
+                            // It ended (and its handle closed) meanwhile: look again.
+                            continue;
+                        }
+                        // It may have died with a writeback error that no other
                         // descriptor will be told of: nobody relies on the board now.
-                        self.words.word(W_FAILED).store(1, Ordering::SeqCst);
-                        self.words.wake(W_ENDED);
+                        self.stop();
                         return Cover::Alone;
                     }
+                    // Not waited for: the caller claims the next number and runs its
+                    // own fsync, on the board like any other, so that a failure of
+                    // it stops `completed` there.
+                    Claimant::Stale => {}
                 }
             }
-            // Nothing running covers the mark: the next number is the caller's.
+            // Nothing running covers the mark: the next number is the caller's. Every
+            // fsync of a handle on the board runs under a claim (but after a failure),
+            // so that one that fails holds `completed` back for good: a descriptor
+            // opened after the failure, which the kernel does not tell of it, claims a
+            // later number and can never move `completed` past it.
             let number = current.number.max(mark) + 1;
             let mine = Claimed {
                 number,
@@ -435,6 +455,17 @@ impl Board {
                 });
             }
         }
+    }
+
+    /// Whether the board has stopped: a sync failed, or might have.
+    pub(super) fn failed(&self) -> bool {
+        self.words.word(W_FAILED).load(Ordering::SeqCst) != 0
+    }
+
+    /// Stops the board (every handle syncs alone until a reset) and wakes its waiters.
+    pub(super) fn stop(&self) {
+        self.words.word(W_FAILED).store(1, Ordering::SeqCst);
+        self.words.wake(W_ENDED);
     }
 
     /// Every sync numbered up to the answer has ended with its fsync succeeded.
@@ -856,7 +887,9 @@ mod tests {
     }
 
     /// A claimant that lives but has held its claim past STALE (stopped, or on a very
-    /// slow disk): not waited for, and the waiter syncs alone; the board goes on.
+    /// slow disk): not waited for; the waiter claims the next number (on the board, so
+    /// that a failure of its own fsync would hold `completed` back) and the board goes
+    /// on.
     #[test]
     fn a_stale_claimant_is_not_waited_for_and_the_board_goes_on() {
         let (_dir, b) = boards(2);
@@ -865,9 +898,12 @@ mod tests {
         let owner = (9 << 32) | u64::from(std::process::id());
         b[0].forge_claim(1, free, owner, 0);
         let began = Instant::now();
-        assert!(matches!(b[1].cover(NO_HOLD), Cover::Alone));
+        let claim = run(b[1].cover(NO_HOLD));
+        assert_eq!(claim.number, 2);
         assert!(began.elapsed() < Duration::from_secs(1), "no wait");
-        assert_eq!(b[0].words.word(W_FAILED).load(Ordering::SeqCst), 0);
+        claim.finish(true);
+        assert!(!b[0].failed());
+        assert_eq!(b[0].completed(), 0, "sync 1 has not ended");
     }
 
     /// Once every handle is gone, the next one to open starts the board afresh: a
@@ -918,26 +954,45 @@ mod tests {
         let free = (0..SLOTS).find(|&s| s != live.slot()).unwrap();
         live.forge_claim(1, free, (9 << 32) | u64::from(dead_pid()), now_nanos());
         let newcomer = Board::open(&path).unwrap();
-        assert_eq!(newcomer.slot(), free, "the dead owner's slot, the first free one");
+        assert_eq!(
+            newcomer.slot(),
+            free,
+            "the dead owner's slot, the first free one"
+        );
         assert_eq!(live.words.word(W_FAILED).load(Ordering::SeqCst), 1);
     }
 
-    /// Claims far ahead of a `completed` that cannot move (a sync that never ended, no
-    /// longer the newest claim): nobody waits for other syncs' word any more.
+    /// A sync that has not ended a ring of claims later (its claimant stopped): the
+    /// next claim's outcome could not be recorded without overwriting its slot, and
+    /// `completed` could never move again, so the board stops instead of every handle
+    /// waiting for syncs that cannot cover it. (An independent review found the ring
+    /// overwritten, and `completed` stuck, when a sync ended a ring late.)
     #[test]
-    fn a_completed_prefix_left_far_behind_makes_every_handle_sync_alone() {
+    fn a_sync_a_ring_behind_stops_the_board() {
         let (_dir, b) = boards(2);
         write(&b[0]);
-        let stuck = sync(&b[0], NO_HOLD);
-        // Claims 2 to RING: the last one RING - 1 ahead of `completed`.
-        for _ in 1..RING {
+        let late = sync(&b[0], NO_HOLD);
+        // Claims 2 to RING - 1: the newest RING - 2 ahead of `completed`.
+        for _ in 2..RING {
             write(&b[1]);
             sync(&b[1], NO_HOLD).finish(true);
         }
-        assert_eq!(b[0].completed(), 0, "held back by the sync that never ended");
+        assert_eq!(
+            b[0].completed(),
+            0,
+            "held back by the sync that has not ended"
+        );
         write(&b[1]);
         assert!(matches!(b[1].cover(NO_HOLD), Cover::Alone));
-        drop(stuck);
+        assert!(b[0].failed(), "stopped");
+        late.finish(true);
+        assert_eq!(
+            b[0].completed(),
+            RING as u64 - 1,
+            "the ring was not overwritten"
+        );
+        write(&b[1]);
+        assert!(matches!(b[1].cover(NO_HOLD), Cover::Alone), "until a reset");
     }
 
     #[test]

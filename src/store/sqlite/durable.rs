@@ -74,8 +74,9 @@ struct State {
     /// Syncs begun so far; the number of the newest is `started`.
     started: u64,
     /// The highest number of a completed sync. Sync `n` covers every ticket up to `n`
-    /// (they were taken, after their writes, before it began), whatever the syncs
-    /// numbered below it are doing: syncs may run at once and end in any order.
+    /// (they were taken, after their writes, before it began); syncs may run at once,
+    /// and one counts as completed only once every older one still running has ended
+    /// without failing (`wait`).
     completed: u64,
     /// The numbers of the syncs running now.
     running: Vec<u64>,
@@ -250,13 +251,20 @@ impl WalSync {
         let wal_path = PathBuf::from(wal_path);
         let wal = File::open(&wal_path).ok()?;
         let headers = SharedPage::map(shm)?;
-        let began = Instant::now();
-        wal.sync_data().ok()?;
-        let last_fsync = began.elapsed();
-        sync_dir(&wal_path).ok()?;
         let mut board_path = db.as_os_str().to_owned();
         board_path.push("-sync");
         let board = Board::open(Path::new(&board_path));
+        let began = Instant::now();
+        if wal.sync_data().is_err() {
+            // This descriptor may have been the first told of a writeback error of
+            // other processes' pages: they must not take a later fsync's word for them.
+            if let Some(board) = &board {
+                board.stop();
+            }
+            return None;
+        }
+        let last_fsync = began.elapsed();
+        sync_dir(&wal_path).ok()?;
         if board.is_none() {
             log::debug!(
                 "{}: no place on the sync board; syncing for this handle alone",
@@ -501,7 +509,7 @@ impl WalSync {
             if synced && number > st.completed {
                 st.completed = number;
                 let header_synced = match (covered, header_mark, &self.board) {
-                    (true, Some(mark), Some(board)) => board.completed() > mark,
+                    (true, Some(mark), Some(board)) => board.completed() > mark && !board.failed(),
                     _ => true,
                 };
                 if header_synced {

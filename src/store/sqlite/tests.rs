@@ -791,3 +791,66 @@ fn an_older_sync_of_a_handle_does_not_wait_for_its_newer_one_on_the_board() {
         );
     });
 }
+
+/// Found by an independent review: W's sync, finding a stale claimant, runs alone and its fsync fails (it took
+/// the writeback error for Y's frames too: one fdatasync writes every dirty page of
+/// the WAL). The board is not told. Z opens afterwards (its descriptor is told of no
+/// error already reported), claims the next sync, which succeeds; the stale claimant
+/// reports; Y, whose write preceded W's failed fsync, is acknowledged without any
+/// fsync of its own.
+#[test]
+fn a_failed_fsync_past_a_stale_claimant_is_not_hidden_from_another_writer() {
+    use super::board::{Board, Cover, Hold};
+    let (dir, w, y) = two_handles();
+    let zero = |s: &SqliteStore| {
+        s.sync
+            .as_ref()
+            .unwrap()
+            .set_delay_bounds(Duration::ZERO, Duration::ZERO)
+    };
+    zero(&w);
+    zero(&y);
+    let (w_sync, y_sync) = (w.sync.as_ref().unwrap(), y.sync.as_ref().unwrap());
+    let tw = write_unsettled(&w, "w").unwrap();
+    // Process A claims the next sync (its fsync will succeed; it reports late).
+    let a = Board::open(&dir.path().join("t.db-sync")).unwrap();
+    a.note();
+    let no_hold = Hold {
+        last_fsync: Duration::ZERO,
+        max_delay: Duration::ZERO,
+        slow: Duration::from_millis(1),
+    };
+    let Cover::Run(claim) = a.cover(no_hold) else {
+        panic!("A runs the sync")
+    };
+    let ty = write_unsettled(&y, "y").unwrap();
+    std::thread::sleep(super::board::STALE + Duration::from_millis(100));
+    w_sync.slow_down(Duration::from_millis(300));
+    std::thread::scope(|s| {
+        let wt = s.spawn(|| w_sync.wait(tw));
+        std::thread::sleep(Duration::from_millis(100));
+        w_sync.poison(); // W's fsync (alone) fails
+        assert!(wt.join().unwrap().is_err());
+    });
+    let z = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    zero(&z);
+    z.sync
+        .as_ref()
+        .unwrap()
+        .slow_down(Duration::from_millis(300));
+    let before = y_sync.fsyncs();
+    std::thread::scope(|s| {
+        let zt = s.spawn(|| z.commit(vec![Change::PutMeta("z".into(), vec![1])]));
+        std::thread::sleep(Duration::from_millis(100));
+        let yt = s.spawn(|| y_sync.wait(ty));
+        std::thread::sleep(Duration::from_millis(50));
+        claim.finish(true);
+        zt.join().unwrap().unwrap();
+        let r = yt.join().unwrap();
+        assert!(
+            r.is_err() || y_sync.fsyncs() > before,
+            "Y acknowledged ({r:?}) with no fsync of its own after W's fsync, begun after \
+             Y's write, failed"
+        );
+    });
+}
