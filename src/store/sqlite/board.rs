@@ -40,7 +40,8 @@
 //! Limits: an fsync outside the board (SQLite's own, before a checkpoint) may be the
 //! one to take an error, unknown to the board, until the process that ran it fails its
 //! next fsync of its own descriptor; a handle opened after that could meanwhile vouch
-//! for another process's earlier write. Processes in different PID namespaces sharing a
+//! for another process's earlier write. So may a handle that found no slot (all taken),
+//! whose fsyncs the board never sees. Processes in different PID namespaces sharing a
 //! token folder see each other as gone (`kill(pid, 0)`): the board stops, or is reset
 //! under a live process, which must not be done (one token folder, one PID namespace).
 
@@ -380,7 +381,9 @@ impl Board {
     pub(super) fn cover(&self, hold: Hold) -> Cover<'_> {
         let mark = self.latest.load(Ordering::Acquire);
         let claim = self.words.word(W_CLAIM);
-        let mut behind_since: Option<Instant> = None;
+        // While a ring behind: since when, and at which `completed` (a move of it is a
+        // new late sync, with an allowance of its own).
+        let mut behind_since: Option<(u64, Instant)> = None;
         loop {
             let ended = self.words.word32(W_ENDED).load(Ordering::SeqCst);
             // First: once a sync failed, no success is taken for covering anything.
@@ -399,7 +402,14 @@ impl Board {
                 // move again. Its claimant is waited for (a process descheduled for a
                 // few milliseconds on a fast disk), up to STALE; past that the board
                 // stops.
-                let since = *behind_since.get_or_insert_with(Instant::now);
+                let since = match behind_since {
+                    Some((at, since)) if at == completed => since,
+                    _ => {
+                        let now = Instant::now();
+                        behind_since = Some((completed, now));
+                        now
+                    }
+                };
                 if since.elapsed() >= STALE {
                     self.stop();
                     return Cover::Alone;
@@ -407,6 +417,7 @@ impl Board {
                 self.sleep_until_a_sync_ends(ended);
                 continue;
             }
+            behind_since = None;
             // A running sync of another handle numbered above the mark covers it. One of
             // this handle's own is not waited for here: this handle's newer sync waits
             // for its older ones before it reports (`durable.rs`), so waiting for it
@@ -1025,6 +1036,54 @@ mod tests {
         assert!(began.elapsed() >= STALE);
         assert!(b[0].failed(), "stopped");
         drop(late);
+    }
+
+    /// A sync that falls a ring behind only after the caller had already waited for an
+    /// older one gets its whole STALE allowance: the wait is timed from when the lag
+    /// came back, not from the caller's first wait (an independent review found the
+    /// board stopped 0.5 s after, where STALE is 2 s).
+    #[test]
+    fn a_sync_newly_a_ring_behind_gets_its_whole_stale_allowance() {
+        let (_dir, b) = boards(3);
+        let l1 = sync(&b[0], NO_HOLD);
+        let l2 = sync(&b[0], NO_HOLD);
+        assert_eq!((l1.number, l2.number), (1, 2));
+        for _ in 3..RING {
+            write(&b[1]);
+            sync(&b[1], NO_HOLD).finish(true);
+        }
+        write(&b[1]);
+        write(&b[2]);
+        std::thread::scope(|s| {
+            let go = |h: &Arc<Board>| {
+                let h = Arc::clone(h);
+                move || match h.cover(NO_HOLD) {
+                    Cover::Run(claim) => {
+                        std::thread::sleep(Duration::from_secs(3));
+                        claim.finish(true);
+                    }
+                    Cover::Alone | Cover::Done => {}
+                }
+            };
+            let t1 = s.spawn(go(&b[1]));
+            std::thread::sleep(Duration::from_millis(500));
+            let t2 = s.spawn(go(&b[2]));
+            std::thread::sleep(Duration::from_millis(1000));
+            // From now on sync 2 is a ring behind the claim one of them takes.
+            l1.finish(true);
+            let behind_from = Instant::now();
+            while !b[0].failed() && behind_from.elapsed() < STALE + Duration::from_secs(1) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let stopped_after = behind_from.elapsed();
+            t1.join().unwrap();
+            t2.join().unwrap();
+            assert!(
+                stopped_after >= STALE,
+                "stopped {stopped_after:?} after sync 2 fell a ring behind (STALE {STALE:?})"
+            );
+        });
+        drop(l2);
     }
 
     #[test]

@@ -254,16 +254,41 @@ impl WalSync {
         let mut board_path = db.as_os_str().to_owned();
         board_path.push("-sync");
         let board = Board::open(Path::new(&board_path));
-        let began = Instant::now();
-        if wal.sync_data().is_err() {
-            // This descriptor may have been the first told of a writeback error of
-            // other processes' pages: they must not take a later fsync's word for them.
-            if let Some(board) = &board {
-                board.stop();
+        // Under a claim like every fsync of a handle on the board (`board.rs`): this
+        // descriptor may be the first told of a writeback error of other processes'
+        // pages, and then no later fsync's word may be taken for them.
+        let (synced, last_fsync) = {
+            // Another process's completed fsync may already cover everything before this
+            // open: then none runs here (and no fsync time is known yet).
+            let cover = board.as_ref().map(|board| {
+                board.note();
+                let no_hold = board::Hold {
+                    last_fsync: Duration::ZERO,
+                    max_delay: Duration::ZERO,
+                    slow: SLOW_FSYNC,
+                };
+                board.cover(no_hold)
+            });
+            let covered = matches!(cover, Some(board::Cover::Done));
+            let claim = match cover {
+                Some(board::Cover::Run(claim)) => Some(claim),
+                _ => None,
+            };
+            let began = Instant::now();
+            let synced = if covered { Ok(()) } else { wal.sync_data() };
+            let last_fsync = began.elapsed();
+            match (claim, &synced) {
+                (Some(claim), synced) => claim.finish(synced.is_ok()),
+                (None, Err(_)) => {
+                    if let Some(board) = &board {
+                        board.stop();
+                    }
+                }
+                (None, Ok(())) => {}
             }
-            return None;
-        }
-        let last_fsync = began.elapsed();
+            (synced, last_fsync)
+        };
+        synced.ok()?;
         sync_dir(&wal_path).ok()?;
         if board.is_none() {
             log::debug!(
