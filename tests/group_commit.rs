@@ -42,32 +42,15 @@ fn child_process_entry_point() {
     if let Some(spec) = role.strip_prefix("launch-") {
         let (processes, threads) = spec.split_once('-').unwrap();
         let marks = std::path::PathBuf::from(std::env::var("KMSHSM_MARKS").unwrap());
-        let mut children: Vec<_> = (0..processes.parse::<usize>().unwrap())
-            .map(|p| {
-                child_command(CHILD_ENTRY, &format!("strace-{p}-{threads}"))
-                    .env("KMSHSM_MARKS", marks.with_file_name(format!("{p}.marks")))
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
         // Released together once every one is logged in, so that they create at once.
-        let mut outputs: Vec<_> = children
-            .iter_mut()
-            .map(|c| BufReader::new(c.stdout.take().unwrap()))
-            .collect();
-        for out in &mut outputs {
-            let ready = out
-                .lines()
-                .map_while(Result::ok)
-                .find_map(|l| child_line(&l).map(str::to_owned));
-            assert_eq!(
-                ready.as_deref(),
-                Some("ready"),
-                "a traced creator did not start"
-            );
-        }
+        let (mut children, _outputs) =
+            spawn_ready((0..processes.parse::<usize>().unwrap()).map(|p| {
+                let mut command = child_command(CHILD_ENTRY, &format!("strace-{p}-{threads}"));
+                command
+                    .env("KMSHSM_MARKS", marks.with_file_name(format!("{p}.marks")))
+                    .stdin(Stdio::piped());
+                command
+            }));
         for child in &mut children {
             child.stdin.take().unwrap().write_all(b"go\n").unwrap();
         }

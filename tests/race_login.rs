@@ -144,27 +144,12 @@ fn child_process_entry_point() {
 /// Starts `n` children in `role`, waits until all are ready, starts them together, and
 /// sums their (incorrect, locked) reports.
 fn run_children(env: &TestEnv, role: &str, trial: usize, n: usize) -> (usize, usize) {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let go = env.dir.path().join(format!("go-{role}-{trial}"));
-    let mut children: Vec<_> = (0..n)
-        .map(|_| {
-            child_command(CHILD_ENTRY, role)
-                .env("KMSHSM_RACE_GO", &go)
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut outputs: Vec<_> = children
-        .iter_mut()
-        .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
-        .collect();
-    for lines in &mut outputs {
-        let ready = lines.find_map(|l| child_line(&l.unwrap()).map(str::to_owned));
-        assert_eq!(ready.as_deref(), Some("ready"), "trial {trial}");
-    }
+    let (children, outputs) = spawn_ready((0..n).map(|_| {
+        let mut command = child_command(CHILD_ENTRY, role);
+        command.env("KMSHSM_RACE_GO", &go);
+        command
+    }));
     std::fs::write(&go, b"").unwrap();
     let (mut incorrect, mut locked) = (0, 0);
     for (mut lines, mut child) in outputs.into_iter().zip(children) {

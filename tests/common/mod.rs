@@ -495,6 +495,36 @@ pub fn child_command(entry: &str, role: &str) -> Command {
     command
 }
 
+/// The lines a child writes to its piped standard output.
+pub type ChildLines = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
+
+/// Spawns `commands` (children of [`child_command`]) with standard output piped, and
+/// waits until each has said `ready` ([`tell_parent`]): the children, and the rest of
+/// each one's output.
+pub fn spawn_ready(
+    commands: impl IntoIterator<Item = Command>,
+) -> (Vec<std::process::Child>, Vec<ChildLines>) {
+    use std::io::{BufRead, BufReader};
+    let mut children: Vec<_> = commands
+        .into_iter()
+        .map(|mut command| {
+            command
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outputs: Vec<_> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
+        .collect();
+    for lines in &mut outputs {
+        let ready = lines.find_map(|l| child_line(&l.unwrap()).map(str::to_owned));
+        assert_eq!(ready.as_deref(), Some("ready"), "a child did not start");
+    }
+    (children, outputs)
+}
+
 /// Asserts that a child ended by the SIGKILL the test sent it: not by finishing, not by a
 /// panic or another failure of its own (which would end it with a status, not signal 9).
 pub fn assert_killed(status: std::process::ExitStatus, what: &str) {
