@@ -300,6 +300,37 @@ fn check_processes(trace: &str) -> Result<Checked, String> {
     Ok(checked)
 }
 
+/// Makes every fsync and fdatasync of `command` and its children take `us` longer, as
+/// on a disk whose flush is slow, one flush at a time (`bench/slowflush`, built here
+/// with `cc`).
+fn slow_flush(command: &mut Command, env: &TestEnv, us: u32) {
+    let cc = require_tool("cc", "gcc");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bench")
+        .join("slowflush")
+        .join("slowflush.c");
+    let library = env.dir.path().join("slowflush.so");
+    if !library.exists() {
+        let built = Command::new(cc)
+            .args(["-O2", "-shared", "-fPIC", "-o"])
+            .arg(&library)
+            .arg(&source)
+            .args(["-ldl", "-lpthread"])
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "building {}: {}",
+            source.display(),
+            String::from_utf8_lossy(&built.stderr)
+        );
+    }
+    command
+        .env("LD_PRELOAD", &library)
+        .env("SLOWFLUSH_US", us.to_string())
+        .env("SLOWFLUSH_STATE", env.dir.path().join("slowflush.state"));
+}
+
 /// Runs the child `role` under `strace -f`, `each` keys per creator thread, with every
 /// fsync taking `flush_us` longer when given (`bench/slowflush`, built here with `cc`:
 /// a disk whose flush is slow, on which syncs hold back for other writers); the trace,
@@ -334,29 +365,7 @@ fn strace_child(
         .env("KMSHSM_MARKS", &marks)
         .env("KMSHSM_KEYS_EACH", each.to_string());
     if let Some(us) = flush_us {
-        let cc = require_tool("cc", "gcc");
-        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("bench")
-            .join("slowflush")
-            .join("slowflush.c");
-        let library = env.dir.path().join("slowflush.so");
-        let built = Command::new(cc)
-            .args(["-O2", "-shared", "-fPIC", "-o"])
-            .arg(&library)
-            .arg(&source)
-            .args(["-ldl", "-lpthread"])
-            .output()
-            .unwrap();
-        assert!(
-            built.status.success(),
-            "building {}: {}",
-            source.display(),
-            String::from_utf8_lossy(&built.stderr)
-        );
-        command
-            .env("LD_PRELOAD", &library)
-            .env("SLOWFLUSH_US", us.to_string())
-            .env("SLOWFLUSH_STATE", env.dir.path().join("slowflush.state"));
+        slow_flush(&mut command, &env, us);
     }
     let out = command.output().unwrap();
     assert!(
@@ -517,10 +526,23 @@ fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
         "too few creations were reported to test anything: {}",
         acked.len()
     );
+    let present = labels_on_token(&env);
+    let lost: Vec<&String> = acked.difference(&present).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged keys are missing after the kill, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        lost.iter().take(5).collect::<Vec<_>>()
+    );
+}
+
+/// The labels of every object on the test token, read by a fresh load of the module.
+fn labels_on_token(env: &TestEnv) -> BTreeSet<String> {
     let ctx = env.load();
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
     let session = user_session(&ctx, slot);
-    let present: BTreeSet<String> = session
+    session
         .find_objects(&[])
         .unwrap()
         .into_iter()
@@ -528,11 +550,98 @@ fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
             let label = attribute_bytes(&session, h, cryptoki::object::AttributeType::Label);
             String::from_utf8(label).ok()
         })
-        .collect();
+        .collect()
+}
+
+/// Four creator processes on a modelled slow disk (1 ms a flush), where the sync board
+/// groups them: one process's fsync covers the others', which wait for it. One is
+/// killed with SIGKILL mid-stream, perhaps holding a claim, perhaps with others waiting
+/// for it. The other three go on creating within a bounded time (a claimant found dead
+/// stops the board; they then sync alone), and once they are killed too, the reopened
+/// token holds every key whose creation any of the four reported as returned.
+#[test]
+fn one_of_four_creator_processes_killed_the_others_go_on_and_lose_nothing() {
+    let env = TestEnv::new();
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut children = Vec::new();
+    let mut readers = Vec::new();
+    for p in 0..4 {
+        let mut command = child_command(CHILD_ENTRY, &format!("creator-p{p}-1"));
+        slow_flush(&mut command, &env, 1000);
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let tx = tx.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(label) = child_line(&line).and_then(|l| l.strip_prefix("acked ")) {
+                    let _ = tx.send(label.to_string());
+                }
+            }
+        }));
+        children.push(child);
+    }
+    drop(tx);
+    let mut acked = BTreeSet::new();
+    let count = |acked: &BTreeSet<String>, p: usize| {
+        acked
+            .iter()
+            .filter(|l| l.starts_with(&format!("p{p}-")))
+            .count()
+    };
+    // Until each has created 20 keys; then the first is killed.
+    let started = Instant::now();
+    while (0..4).any(|p| count(&acked, p) < 20) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the creators did not get going: {:?}",
+            (0..4).map(|p| count(&acked, p)).collect::<Vec<_>>()
+        );
+        if let Ok(label) = rx.recv_timeout(Duration::from_millis(50)) {
+            acked.insert(label);
+        }
+    }
+    children[0].kill().unwrap();
+    assert_killed(children[0].wait().unwrap(), "the first creator");
+    acked.extend(rx.try_iter());
+    let at_kill: Vec<usize> = (0..4).map(|p| count(&acked, p)).collect();
+    // The others go on: 20 more keys each, within a bound far above the board's waits.
+    let killed = Instant::now();
+    while (1..4).any(|p| count(&acked, p) < at_kill[p] + 20) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the other creators stalled after one was killed: {:?} at the kill, {:?} now",
+            at_kill,
+            (0..4).map(|p| count(&acked, p)).collect::<Vec<_>>()
+        );
+        if let Ok(label) = rx.recv_timeout(Duration::from_millis(50)) {
+            acked.insert(label);
+        }
+    }
+    for child in &mut children[1..] {
+        child.kill().unwrap();
+    }
+    for mut child in children.into_iter().skip(1) {
+        assert_killed(child.wait().unwrap(), "a creator");
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+    acked.extend(rx.try_iter());
+    let present = labels_on_token(&env);
     let lost: Vec<&String> = acked.difference(&present).collect();
     assert!(
         lost.is_empty(),
-        "{} of {} acknowledged keys are missing after the kill, e.g. {:?}",
+        "{} of {} acknowledged keys are missing, e.g. {:?}",
         lost.len(),
         acked.len(),
         lost.iter().take(5).collect::<Vec<_>>()
