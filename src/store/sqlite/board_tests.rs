@@ -1,4 +1,5 @@
 //! Tests of the sync board: two or more `Board`s on one file stand for processes.
+
 use super::*;
 use std::sync::Arc;
 
