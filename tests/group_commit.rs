@@ -463,21 +463,38 @@ fn the_trace_checker_refuses_a_sync_that_began_too_early_or_ended_too_late() {
     assert!(check(none).is_err());
 }
 
-/// Starts `processes` children of `threads` creators each, collects what they report as
-/// returned for a while, kills them all with SIGKILL, and checks the reopened token holds
-/// every one of those keys.
-fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
-    let env = TestEnv::new();
+/// Creator processes started on a new token ([`start_creators`]).
+struct Creators {
+    children: Vec<std::process::Child>,
+    /// The threads reading the children's output.
+    readers: Vec<std::thread::JoinHandle<()>>,
+    /// The label of every key a child reported as created (its C_CreateObject returned).
+    acked: std::sync::mpsc::Receiver<String>,
+}
+
+/// Makes the test token and starts `processes` children of `threads` creators each
+/// (keys labelled `pP-thread-i`), on a disk whose flush takes `flush_us` longer when
+/// given ([`slow_flush`]).
+fn start_creators(
+    env: &TestEnv,
+    processes: usize,
+    threads: usize,
+    flush_us: Option<u32>,
+) -> Creators {
     {
-        let (ctx, _slot, session) = ready_token(&env);
+        let (ctx, _slot, session) = ready_token(env);
         drop(session);
         ctx.finalize().unwrap();
     }
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let (tx, acked) = std::sync::mpsc::channel::<String>();
     let mut children = Vec::new();
     let mut readers = Vec::new();
     for p in 0..processes {
-        let mut child = child_command(CHILD_ENTRY, &format!("creator-p{p}-{threads}"))
+        let mut command = child_command(CHILD_ENTRY, &format!("creator-p{p}-{threads}"));
+        if let Some(us) = flush_us {
+            slow_flush(&mut command, env, us);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -494,7 +511,23 @@ fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
         }));
         children.push(child);
     }
-    drop(tx);
+    Creators {
+        children,
+        readers,
+        acked,
+    }
+}
+
+/// Starts `processes` children of `threads` creators each, collects what they report as
+/// returned for a while, kills them all with SIGKILL, and checks the reopened token holds
+/// every one of those keys.
+fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
+    let env = TestEnv::new();
+    let Creators {
+        mut children,
+        readers,
+        acked: rx,
+    } = start_creators(&env, processes, threads, None);
     // Let every process get going, then kill them mid-stream.
     let started = Instant::now();
     let mut acked = BTreeSet::new();
@@ -562,35 +595,11 @@ fn labels_on_token(env: &TestEnv) -> BTreeSet<String> {
 #[test]
 fn one_of_four_creator_processes_killed_the_others_go_on_and_lose_nothing() {
     let env = TestEnv::new();
-    {
-        let (ctx, _slot, session) = ready_token(&env);
-        drop(session);
-        ctx.finalize().unwrap();
-    }
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let mut children = Vec::new();
-    let mut readers = Vec::new();
-    for p in 0..4 {
-        let mut command = child_command(CHILD_ENTRY, &format!("creator-p{p}-1"));
-        slow_flush(&mut command, &env, 1000);
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let tx = tx.clone();
-        readers.push(std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(label) = child_line(&line).and_then(|l| l.strip_prefix("acked ")) {
-                    let _ = tx.send(label.to_string());
-                }
-            }
-        }));
-        children.push(child);
-    }
-    drop(tx);
+    let Creators {
+        mut children,
+        readers,
+        acked: rx,
+    } = start_creators(&env, 4, 1, Some(1000));
     let mut acked = BTreeSet::new();
     let count = |acked: &BTreeSet<String>, p: usize| {
         acked
