@@ -210,6 +210,11 @@ impl std::fmt::Debug for Board {
     }
 }
 
+/// Word `w` of slot `s`.
+fn slot_word(words: &SharedWords, s: usize, w: usize) -> &AtomicU64 {
+    words.word(FIRST_SLOT + s * SLOT_WORDS + w)
+}
+
 fn now_nanos() -> u64 {
     u64::try_from(clock::monotonic().as_nanos()).unwrap_or(u64::MAX)
 }
@@ -245,8 +250,12 @@ impl Board {
         // A reset that began before the slot was taken may not have seen it: then give
         // the slot back and sync alone.
         if layout.load(Ordering::SeqCst) != LAYOUT {
-            let owner_word = words.word(FIRST_SLOT + slot * SLOT_WORDS + S_OWNER);
-            let _ = owner_word.compare_exchange(owner, 0, Ordering::SeqCst, Ordering::SeqCst);
+            let _ = slot_word(&words, slot, S_OWNER).compare_exchange(
+                owner,
+                0,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
             return None;
         }
         Some(Board {
@@ -266,9 +275,7 @@ impl Board {
     fn reset_if_unused(words: &SharedWords) {
         let in_use = |words: &SharedWords| {
             (0..SLOTS).any(|s| {
-                let owner = words
-                    .word(FIRST_SLOT + s * SLOT_WORDS + S_OWNER)
-                    .load(Ordering::SeqCst);
+                let owner = slot_word(words, s, S_OWNER).load(Ordering::SeqCst);
                 owner != 0 && process::alive(pid_of(owner))
             })
         };
@@ -307,7 +314,7 @@ impl Board {
 
     /// Takes slot `s` for `owner` if it is free or its owner's process is gone.
     fn take_slot(words: &SharedWords, s: usize, owner: u64) -> bool {
-        let owner_word = words.word(FIRST_SLOT + s * SLOT_WORDS + S_OWNER);
+        let owner_word = slot_word(words, s, S_OWNER);
         let found = owner_word.load(Ordering::Acquire);
         if found != 0 && process::alive(pid_of(found)) {
             return false;
@@ -325,7 +332,7 @@ impl Board {
         if found != 0 && claim.running && claim.slot == s {
             words.word(W_FAILED).store(1, Ordering::SeqCst);
         }
-        let slot = |w| words.word(FIRST_SLOT + s * SLOT_WORDS + w);
+        let slot = |w| slot_word(words, s, w);
         slot(S_WRITERS).store(0, Ordering::Release);
         slot(S_WROTE_FOR).store(0, Ordering::Release);
         slot(S_CLAIMED_AT).store(0, Ordering::Release);
@@ -333,11 +340,11 @@ impl Board {
         true
     }
 
-    fn slot_word(&self, s: usize, w: usize) -> &std::sync::atomic::AtomicU64 {
-        self.words.word(FIRST_SLOT + s * SLOT_WORDS + w)
+    fn slot_word(&self, s: usize, w: usize) -> &AtomicU64 {
+        slot_word(&self.words, s, w)
     }
 
-    fn mine(&self, w: usize) -> &std::sync::atomic::AtomicU64 {
+    fn mine(&self, w: usize) -> &AtomicU64 {
         self.slot_word(self.slot, w)
     }
 
@@ -346,7 +353,7 @@ impl Board {
     /// caller notes before it takes its ticket of `durable.rs`, so that a sync of this
     /// handle that covers the ticket asks the board about this mark or a later one.
     pub(super) fn note(&self) -> u64 {
-        let mark = self.words.word(W_BEGAN).fetch_add(0, Ordering::AcqRel);
+        let mark = self.mark_now();
         self.latest.fetch_max(mark, Ordering::AcqRel);
         mark
     }
@@ -596,7 +603,7 @@ impl Board {
         }
     }
 
-    fn ring(&self, number: u64) -> &std::sync::atomic::AtomicU64 {
+    fn ring(&self, number: u64) -> &AtomicU64 {
         // The remainder is below RING, which fits any usize.
         self.words
             .word(FIRST_RING + usize::try_from(number % RING as u64).unwrap_or(0))

@@ -230,6 +230,17 @@ pub(super) struct WalSync {
     done: Condvar,
 }
 
+/// Asks `board` (where this handle has one) about the writes and reads it noted:
+/// `(true, None)` when another sync covers them, else whether the caller's fsync runs
+/// under a claim (`Some`) or alone (`None`: no board, or a stopped one).
+fn ask_board(board: Option<&Board>, hold: board::Hold) -> (bool, Option<board::Claim<'_>>) {
+    match board.map(|b| b.cover(hold)) {
+        Some(board::Cover::Done) => (true, None),
+        Some(board::Cover::Run(claim)) => (false, Some(claim)),
+        Some(board::Cover::Alone) | None => (false, None),
+    }
+}
+
 fn sync_dir(path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -260,31 +271,21 @@ impl WalSync {
         let (synced, last_fsync) = {
             // Another process's completed fsync may already cover everything before this
             // open: then none runs here (and no fsync time is known yet).
-            let cover = board.as_ref().map(|board| {
+            // Without a claim, an fsync runs only alone: the board has already stopped.
+            if let Some(board) = &board {
                 board.note();
-                let no_hold = board::Hold {
-                    last_fsync: Duration::ZERO,
-                    max_delay: Duration::ZERO,
-                    slow: SLOW_FSYNC,
-                };
-                board.cover(no_hold)
-            });
-            let covered = matches!(cover, Some(board::Cover::Done));
-            let claim = match cover {
-                Some(board::Cover::Run(claim)) => Some(claim),
-                _ => None,
+            }
+            let no_hold = board::Hold {
+                last_fsync: Duration::ZERO,
+                max_delay: Duration::ZERO,
+                slow: SLOW_FSYNC,
             };
+            let (covered, claim) = ask_board(board.as_ref(), no_hold);
             let began = Instant::now();
             let synced = if covered { Ok(()) } else { wal.sync_data() };
             let last_fsync = began.elapsed();
-            match (claim, &synced) {
-                (Some(claim), synced) => claim.finish(synced.is_ok()),
-                (None, Err(_)) => {
-                    if let Some(board) = &board {
-                        board.stop();
-                    }
-                }
-                (None, Ok(())) => {}
+            if let Some(claim) = claim {
+                claim.finish(synced.is_ok());
             }
             (synced, last_fsync)
         };
@@ -483,11 +484,7 @@ impl WalSync {
             let header_mark = self.board.as_ref().map(Board::mark_now);
             // Another process's sync may cover this one's writes (`board.rs`): then no
             // fsync runs here, and its time says nothing of the disk's.
-            let (covered, claim) = match self.board.as_ref().map(|b| b.cover(hold)) {
-                Some(board::Cover::Done) => (true, None),
-                Some(board::Cover::Run(claim)) => (false, Some(claim)),
-                Some(board::Cover::Alone) | None => (false, None),
-            };
+            let (covered, claim) = ask_board(self.board.as_ref(), hold);
             let began = Instant::now();
             let result = if covered {
                 Ok(Ok(()))
