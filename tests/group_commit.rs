@@ -524,7 +524,7 @@ fn start_creators(
 fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
     let env = TestEnv::new();
     let Creators {
-        mut children,
+        children,
         readers,
         acked: rx,
     } = start_creators(&env, processes, threads, None);
@@ -542,16 +542,7 @@ fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
             break;
         }
     }
-    for child in &mut children {
-        child.kill().unwrap();
-    }
-    for mut child in children {
-        let status = child.wait().unwrap();
-        assert_killed(status, "a creator");
-    }
-    for r in readers {
-        r.join().unwrap();
-    }
+    kill_creators(children, readers);
     // Whatever was still in the pipe was acknowledged before the kill too.
     acked.extend(rx.try_iter());
     assert!(
@@ -559,7 +550,41 @@ fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
         "too few creations were reported to test anything: {}",
         acked.len()
     );
-    let present = labels_on_token(&env);
+    assert_none_lost(&env, &acked);
+}
+
+/// Kills `children` (creators, which never end by themselves) with SIGKILL, checks
+/// that the kill ended them, and waits for the threads reading their output.
+fn kill_creators(
+    mut children: Vec<std::process::Child>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+) {
+    for child in &mut children {
+        child.kill().unwrap();
+    }
+    for mut child in children {
+        assert_killed(child.wait().unwrap(), "a creator");
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+}
+
+/// Checks that the token, reopened by a fresh load of the module, holds every key in
+/// `acked` (by label).
+fn assert_none_lost(env: &TestEnv, acked: &BTreeSet<String>) {
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    let present: BTreeSet<String> = session
+        .find_objects(&[])
+        .unwrap()
+        .into_iter()
+        .filter_map(|h| {
+            let label = attribute_bytes(&session, h, cryptoki::object::AttributeType::Label);
+            String::from_utf8(label).ok()
+        })
+        .collect();
     let lost: Vec<&String> = acked.difference(&present).collect();
     assert!(
         lost.is_empty(),
@@ -568,22 +593,6 @@ fn creators_killed_lose_nothing_acknowledged(processes: usize, threads: usize) {
         acked.len(),
         lost.iter().take(5).collect::<Vec<_>>()
     );
-}
-
-/// The labels of every object on the test token, read by a fresh load of the module.
-fn labels_on_token(env: &TestEnv) -> BTreeSet<String> {
-    let ctx = env.load();
-    let slot = slot_of_token(&ctx, TOKEN_LABEL);
-    let session = user_session(&ctx, slot);
-    session
-        .find_objects(&[])
-        .unwrap()
-        .into_iter()
-        .filter_map(|h| {
-            let label = attribute_bytes(&session, h, cryptoki::object::AttributeType::Label);
-            String::from_utf8(label).ok()
-        })
-        .collect()
 }
 
 /// Four creator processes on a modelled slow disk (1 ms a flush), where the sync board
@@ -636,25 +645,9 @@ fn one_of_four_creator_processes_killed_the_others_go_on_and_lose_nothing() {
             acked.insert(label);
         }
     }
-    for child in &mut children[1..] {
-        child.kill().unwrap();
-    }
-    for mut child in children.into_iter().skip(1) {
-        assert_killed(child.wait().unwrap(), "a creator");
-    }
-    for r in readers {
-        r.join().unwrap();
-    }
+    kill_creators(children.into_iter().skip(1).collect(), readers);
     acked.extend(rx.try_iter());
-    let present = labels_on_token(&env);
-    let lost: Vec<&String> = acked.difference(&present).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged keys are missing, e.g. {:?}",
-        lost.len(),
-        acked.len(),
-        lost.iter().take(5).collect::<Vec<_>>()
-    );
+    assert_none_lost(&env, &acked);
 }
 
 #[test]
