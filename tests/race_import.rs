@@ -21,8 +21,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::sync::Barrier;
 
 use common::kms::*;
@@ -198,25 +196,14 @@ fn run_children(
     children: Vec<(&str, Vec<(&str, String)>)>,
 ) -> Vec<String> {
     let go = env.dir.path().join(format!("go-{}-{trial}", children[0].0));
-    let mut spawned: Vec<_> = children
-        .iter()
-        .map(|(role, vars)| {
-            let mut command = child_command(CHILD_ENTRY, role);
-            command.env("KMSHSM_RACE_GO", &go).stdout(Stdio::piped());
-            for (k, v) in vars {
-                command.env(k, v);
-            }
-            command.spawn().unwrap()
-        })
-        .collect();
-    let mut outputs: Vec<_> = spawned
-        .iter_mut()
-        .map(|c| BufReader::new(c.stdout.take().unwrap()).lines())
-        .collect();
-    for lines in &mut outputs {
-        let ready = lines.find_map(|l| child_line(&l.unwrap()).map(str::to_owned));
-        assert_eq!(ready.as_deref(), Some("ready"), "trial {trial}");
-    }
+    let (spawned, outputs) = spawn_ready(children.iter().map(|(role, vars)| {
+        let mut command = child_command(CHILD_ENTRY, role);
+        command.env("KMSHSM_RACE_GO", &go);
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        command
+    }));
     std::fs::write(&go, b"").unwrap();
     let mut reports = Vec::new();
     for (mut lines, mut child) in outputs.into_iter().zip(spawned) {
