@@ -6,9 +6,18 @@
 use super::key::KeyId;
 use super::KmsError;
 
+/// What every import wrapping pair's default label starts with.
+pub const WRAPPING_LABEL_PREFIX: &str = "import:";
+
 /// The label of every import wrapping pair of `target`: `import:<KeyId>`.
 pub fn wrapping_label(target: &KeyId) -> String {
-    format!("import:{}", target.as_str())
+    format!("{WRAPPING_LABEL_PREFIX}{}", target.as_str())
+}
+
+/// Whether `label` is in the import wrapping pairs' namespace (`import:...`), which no
+/// other object may use: tools find a key's pairs by it.
+pub fn is_wrapping_label(label: &[u8]) -> bool {
+    label.starts_with(WRAPPING_LABEL_PREFIX.as_bytes())
 }
 
 /// Bytes of randomness after the KeyId in a wrapping pair's id.

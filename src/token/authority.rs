@@ -87,12 +87,16 @@ fn storage_only(changes: &BTreeMap<AttrType, Value>) -> bool {
 
 impl Token {
     /// The caller must be the logged-in user when `object`, or any other object of its
-    /// KMS key, is private: a public half is guarded by its private half.
+    /// KMS key, is private, or when it is a half of an import wrapping pair: a public
+    /// half is guarded by its private half.
     fn check_owner_login(&self, object: &Object) -> Result<()> {
         if self.logged_in() == LoggedIn::User {
             return Ok(());
         }
-        if object.is_private() {
+        // An import wrapping pair is its target owner's (it is made only by the
+        // logged-in user), guarded like a private object: it carries no KeyId by which
+        // its private half would be found below.
+        if object.is_private() || object.has(IMPORT_TARGET) {
             return Err(Error::UserNotLoggedIn);
         }
         if let Some(id) = object.bytes(KEY_ID) {

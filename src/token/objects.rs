@@ -71,7 +71,7 @@ impl Token {
         if object.bool_attr(CKA_TRUSTED) == Some(true) && who != LoggedIn::So {
             return Err(Error::AttributeReadOnly);
         }
-        Ok(())
+        self.check_import_pair_names(object)
     }
 
     /// Stores a new object (token objects: commit, then publish) and returns its handle.

@@ -20,6 +20,7 @@ use crate::kms::byok;
 use crate::mechanism::{GeneratedPair, KeyRequest, WrappedLen};
 use crate::object::key::Material;
 use crate::token::keys::mechanism as find_mechanism;
+use crate::token::LoggedIn;
 
 impl Token {
     /// The KMS key named `id`: (handle, owner, object) of its private or secret object,
@@ -80,6 +81,12 @@ impl Token {
         public_template: &[RawAttribute],
         private_template: &[RawAttribute],
     ) -> Result<(ObjectHandle, ObjectHandle)> {
+        // GetParametersForImport is the owner's act on a key only the owner can see:
+        // asked by anyone else, the answer is the same whatever the key (its existence,
+        // origin and state stay hidden), before any look-up or key generation.
+        if self.logged_in() != LoggedIn::User {
+            return Err(Error::UserNotLoggedIn);
+        }
         self.sweep()?;
         let given = template::parse(private_template)?;
         let target = KeyId::from_bytes(
@@ -257,6 +264,55 @@ impl Token {
         Ok((label, id))
     }
 
+    /// Refuses a new or changed key `object` that would take an import wrapping pair's
+    /// name: a label in the pairs' `import:` namespace, or the `CKA_LABEL` or `CKA_ID`
+    /// of a pair the token holds. Tools select a pair by those names (docs/key-model.md),
+    /// so a public key planted under them could be taken for the pair's public half and
+    /// material wrapped to it. Only asymmetric keys are looked up (a wrapping key is
+    /// one); the label namespace holds for every object.
+    pub(in crate::token) fn check_import_pair_names(&self, object: &Object) -> Result<()> {
+        if object.has(IMPORT_TARGET) {
+            return Ok(());
+        }
+        let label = object.bytes(CKA_LABEL);
+        if label.is_some_and(byok::is_wrapping_label) {
+            return Err(Error::AttributeValueInvalid);
+        }
+        if !matches!(object.class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) {
+            return Ok(());
+        }
+        for (ty, value) in [(CKA_LABEL, label), (CKA_ID, object.bytes(CKA_ID))] {
+            if let Some(value) = value {
+                if self.names_import_pair(ty, value)? {
+                    return Err(Error::AttributeValueInvalid);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a half of an import wrapping pair, cached or stored, has `value` for the
+    /// indexed attribute `ty`. Asks the store only when the cache cannot answer, and
+    /// without counting a miss of the cache (a new name is the usual case, and a
+    /// creation must not make the token load every object).
+    fn names_import_pair(&self, ty: AttrType, value: &[u8]) -> Result<bool> {
+        let key = crate::object::index::lookup_key(ty, value);
+        if !self.objects.read().is_resolved(&key) {
+            let uids = self.store.lookup(&key)?;
+            if !uids.is_empty() {
+                self.load_uids(&uids)?;
+            }
+        }
+        let table = self.objects.read();
+        let wanted = [(ty, Value::Bytes(value.to_vec()))];
+        Ok(table
+            .candidates(&wanted)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|h| table.get(h))
+            .any(|e| e.object.has(IMPORT_TARGET) && e.object.bytes(ty) == Some(value)))
+    }
+
     /// `ExpiredImportToken` when `template` carries an authentic import token that has
     /// expired (its wrapping key is gone, purged); `otherwise` else.
     pub(in crate::token) fn expired_token_or(
@@ -365,6 +421,12 @@ impl Token {
             )));
         }
         let (objects, main) = self.import_target(&token.key_id)?;
+        // The import binds material to the key's records and, for a key pair, makes its
+        // public half: a change of token objects, which a read-only session may not make
+        // (PKCS#11 3.0 §5.6), as for the key's other state changes.
+        if objects.iter().any(|(_, owner, _)| *owner == Owner::Token) && !caller.rw {
+            return Err(Error::SessionReadOnly);
+        }
         let spec = main
             .ulong(KEY_SPEC)
             .and_then(KeySpec::from_code)

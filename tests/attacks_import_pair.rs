@@ -1,0 +1,209 @@
+//! Attacks on the BYOK import path found by an independent review (2026-12-06), each a
+//! test that failed before its fix:
+//!
+//! - a caller with no login destroyed the public half of a key's import wrapping pair
+//!   and planted its own public key under the pair's label and `CKA_ID`, so a user
+//!   following the documented tool flow (`pkcs11-tool --id`) would wrap material to it;
+//! - ImportKeyMaterial was accepted from a read-only session (a key bound, and for a key
+//!   pair a token object made);
+//! - GetParametersForImport without login answered differently for a hidden key pending
+//!   import, pending deletion, of KMS origin, or absent, after generating a wrapping
+//!   pair.
+//!
+//! The rules they check are in docs/security.md and docs/key-model.md.
+
+#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
+
+mod common;
+
+use common::kms::*;
+use common::*;
+use cryptoki::error::RvError;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectClass};
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+
+/// A call's return code: `Ok(())` for CKR_OK.
+fn rv<T>(r: cryptoki::error::Result<T>) -> Result<(), RvError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(cryptoki::error::Error::Pkcs11(e, _)) => Err(e),
+        Err(e) => panic!("not a PKCS#11 error: {e}"),
+    }
+}
+
+/// A public RSA token key of the caller's own, named as `label` and `id` say.
+fn decoy(label: &[u8], id: &[u8]) -> Vec<Attribute> {
+    let mut modulus = vec![0xC5u8; 256];
+    modulus[255] = 0x01;
+    vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Label(label.to_vec()),
+        Attribute::Id(id.to_vec()),
+        Attribute::Modulus(modulus),
+        Attribute::PublicExponent(vec![1, 0, 1]),
+        Attribute::Encrypt(true),
+        Attribute::Wrap(true),
+    ]
+}
+
+/// The public keys a tool selecting by `id` finds.
+fn public_keys_with_id(s: &Session, id: &[u8]) -> Vec<cryptoki::object::ObjectHandle> {
+    s.find_objects(&[
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::Id(id.to_vec()),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn a_caller_without_login_can_neither_destroy_nor_shadow_an_import_pairs_public_half() {
+    let env = TestEnv::new();
+    let (ctx, slot, owner) = ready_token(&env);
+    let key = create_external(&owner, Spec::Aes256, "victim");
+    let id = key_id(&owner, key);
+    let params = get_params(&owner, &id, WRAP_RSAES_OAEP_SHA_256);
+    let pair_id = read_bytes(&owner, params.public, CKA_ID).unwrap();
+    let label = format!("import:{id}").into_bytes();
+    owner.logout().unwrap();
+
+    let attacker = ctx.open_rw_session(slot).unwrap();
+    assert!(find_by_label(&attacker, &format!("import:{id}")).contains(&params.public));
+    assert_eq!(
+        rv(attacker.destroy_object(params.public)),
+        Err(RvError::UserNotLoggedIn)
+    );
+    // A public key planted beside it under its id, its label, or any label of the pairs'
+    // namespace: refused, so a tool selecting by either finds the genuine half only.
+    for (what, label, id) in [
+        ("the pair's id", b"mine".to_vec(), pair_id.clone()),
+        ("the pair's label", label.clone(), b"mine".to_vec()),
+        (
+            "an import: label",
+            b"import:other".to_vec(),
+            b"mine2".to_vec(),
+        ),
+    ] {
+        assert_eq!(
+            rv(attacker.create_object(&decoy(&label, &id))),
+            Err(RvError::AttributeValueInvalid),
+            "a decoy under {what}"
+        );
+    }
+    // Nor may an object of the caller's own be renamed into the pair's id.
+    let own = attacker
+        .create_object(&decoy(b"mine", b"mine"))
+        .expect("a public key of the caller's own");
+    assert_eq!(
+        rv(attacker.update_attributes(own, &[Attribute::Id(pair_id.clone())])),
+        Err(RvError::AttributeValueInvalid)
+    );
+    assert_eq!(
+        public_keys_with_id(&attacker, &pair_id),
+        vec![params.public]
+    );
+}
+
+#[test]
+fn the_logged_in_owner_may_destroy_a_pair_and_may_not_plant_beside_one_either() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, owner) = ready_token(&env);
+    let key = create_external(&owner, Spec::Aes256, "own");
+    let id = key_id(&owner, key);
+    let first = get_params(&owner, &id, WRAP_RSAES_OAEP_SHA_256);
+    let pair_id = read_bytes(&owner, first.public, CKA_ID).unwrap();
+    // The names are the pair's alone, whoever asks.
+    assert_eq!(
+        rv(owner.create_object(&decoy(b"mine", &pair_id))),
+        Err(RvError::AttributeValueInvalid)
+    );
+    // Its owner may still destroy it.
+    owner.destroy_object(first.public).unwrap();
+    owner.destroy_object(first.private).unwrap();
+    // And, the pair gone, the id is free again (it named nothing the token holds).
+    owner
+        .create_object(&decoy(b"mine", &pair_id))
+        .expect("the id of a destroyed pair");
+}
+
+#[test]
+fn import_from_a_read_only_session_is_refused_and_binds_nothing() {
+    let env = TestEnv::new();
+    let (ctx, slot, owner) = ready_token(&env);
+    let work = Work::new(&env);
+    let key = create_external(&owner, Spec::Aes256, "ro-import");
+    let id = key_id(&owner, key);
+    let params = get_params(&owner, &id, WRAP_RSAES_OAEP_SHA_256);
+    let material = work.material(Spec::Aes256);
+    let wrapped = work.wrap(params.alg, &params.spki, &material.bytes);
+
+    let ro = ctx.open_ro_session(slot).unwrap();
+    assert_eq!(
+        rv(import(&ro, &params, &wrapped, None)),
+        Err(RvError::SessionReadOnly)
+    );
+    assert_eq!(state(&owner, key), STATE_PENDING_IMPORT);
+    // The same import from a read/write session goes through: nothing was used up.
+    import(&owner, &params, &wrapped, None).expect("import from a R/W session");
+    assert_eq!(state(&owner, key), STATE_ENABLED);
+}
+
+#[test]
+fn an_asymmetric_import_from_a_read_only_session_makes_no_token_object() {
+    let env = TestEnv::new();
+    let (ctx, slot, owner) = ready_token(&env);
+    let work = Work::new(&env);
+    let key = create_external(&owner, Spec::Rsa2048, "ro-import-rsa");
+    let id = key_id(&owner, key);
+    let before = objects_of_key(&owner, &id).len();
+    let params = get_params(&owner, &id, WRAP_RSA_AES_KEY_WRAP_SHA_256);
+    let material = work.material(Spec::Rsa2048);
+    let wrapped = work.wrap(params.alg, &params.spki, &material.bytes);
+
+    let ro = ctx.open_ro_session(slot).unwrap();
+    assert_eq!(
+        rv(import(&ro, &params, &wrapped, None)),
+        Err(RvError::SessionReadOnly)
+    );
+    assert_eq!(objects_of_key(&owner, &id).len(), before);
+    assert_eq!(state(&owner, key), STATE_PENDING_IMPORT);
+}
+
+#[test]
+fn import_parameters_without_login_tell_no_hidden_key_from_another() {
+    let env = TestEnv::new();
+    let (ctx, slot, owner) = ready_token(&env);
+    let pending = create_external(&owner, Spec::Aes256, "a");
+    let deleting = create_external(&owner, Spec::Aes256, "b");
+    let generated = owner
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::Token(true), Attribute::ValueLen(32.into())],
+        )
+        .unwrap();
+    let pending_id = key_id(&owner, pending);
+    let _ = get_params(&owner, &pending_id, WRAP_RSAES_OAEP_SHA_256);
+    set_state(&owner, deleting, STATE_PENDING_DELETION).unwrap();
+    let ids = [
+        pending_id,
+        key_id(&owner, deleting),
+        key_id(&owner, generated),
+        "00000000-0000-4000-8000-000000000000".to_string(),
+    ];
+    owner.logout().unwrap();
+
+    let attacker = ctx.open_rw_session(slot).unwrap();
+    let objects_before = attacker.find_objects(&[]).unwrap().len();
+    for id in &ids {
+        assert_eq!(
+            rv(try_get_params(&attacker, id, WRAP_RSAES_OAEP_SHA_256)),
+            Err(RvError::UserNotLoggedIn),
+            "GetParametersForImport({id}) without login"
+        );
+    }
+    assert_eq!(attacker.find_objects(&[]).unwrap().len(), objects_before);
+}
