@@ -10,7 +10,8 @@
 //!   import, pending deletion, of KMS origin, or absent, after generating a wrapping
 //!   pair.
 //!
-//! The rules they check are in docs/security.md and docs/key-model.md.
+//! The rules they check are in docs/security.md and docs/key-model.md. The last test
+//! plants from another process than the one that made the pair.
 
 #![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
 
@@ -106,6 +107,46 @@ fn a_caller_without_login_can_neither_destroy_nor_shadow_an_import_pairs_public_
         public_keys_with_id(&attacker, &pair_id),
         vec![params.public]
     );
+}
+
+const CHILD_ENTRY: &str = "child_process_entry_point";
+
+/// A child that logs in, makes an EXTERNAL key and its import parameters on the shared
+/// token, and tells the parent the pair's `CKA_ID` (hex).
+#[test]
+#[ignore = "child-process entry point: run by a_pair_made_by_another_process_is_protected_too"]
+fn child_process_entry_point() {
+    let Some(role) = child_role() else { return };
+    assert_eq!(role, "owner");
+    let ctx = load_module();
+    initialize(&ctx).unwrap();
+    let owner = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    let key = create_external(&owner, Spec::Aes256, "elsewhere");
+    let params = get_params(&owner, &key_id(&owner, key), WRAP_RSAES_OAEP_SHA_256);
+    let pair_id = read_bytes(&owner, params.public, CKA_ID).unwrap();
+    tell_parent(&to_hex(&pair_id));
+}
+
+#[test]
+fn a_pair_made_by_another_process_is_protected_too() {
+    let env = TestEnv::new();
+    let (ctx, slot, owner) = ready_token(&env);
+    owner.logout().unwrap();
+    // This process's view of the token is loaded before the other process makes its pair.
+    let attacker = ctx.open_rw_session(slot).unwrap();
+    assert!(attacker.find_objects(&[]).unwrap().is_empty());
+    let output = child_command(CHILD_ENTRY, "owner").output().unwrap();
+    assert!(
+        output.status.success(),
+        "the owner's process failed: {output:?}"
+    );
+    let lines = child_lines(&String::from_utf8_lossy(&output.stdout));
+    let pair_id = hex(lines.first().expect("the pair's id from the child"));
+    assert_eq!(
+        rv(attacker.create_object(&decoy(b"mine", &pair_id))),
+        Err(RvError::AttributeValueInvalid)
+    );
+    assert_eq!(public_keys_with_id(&attacker, &pair_id).len(), 1);
 }
 
 #[test]

@@ -296,6 +296,8 @@ impl Token {
     /// without counting a miss of the cache (a new name is the usual case, and a
     /// creation must not make the token load every object).
     fn names_import_pair(&self, ty: AttrType, value: &[u8]) -> Result<bool> {
+        // Another process's pair, made since this one last looked, counts too.
+        self.refresh()?;
         let key = crate::object::index::lookup_key(ty, value);
         if !self.objects.read().is_resolved(&key) {
             let uids = self.store.lookup(&key)?;
