@@ -50,8 +50,12 @@
  * CKA_KMSHSM_IMPORT_TARGET     CK_UTF8CHAR[36]  on an import wrapping key pair: the
  *                                        KeyId it imports into. In the private
  *                                        template of C_GenerateKeyPair it asks for
- *                                        import parameters (GetParametersForImport).
- * CKA_KMSHSM_WRAPPING_ALGORITHM CK_ULONG KMSHSM_WRAP_*, with the import target.
+ *                                        import parameters (GetParametersForImport);
+ *                                        in any other template it is
+ *                                        CKR_ATTRIBUTE_READ_ONLY (only the module
+ *                                        makes import wrapping pairs).
+ * CKA_KMSHSM_WRAPPING_ALGORITHM CK_ULONG KMSHSM_WRAP_*, with the import target (and,
+ *                                        like it, set by the module only).
  * CKA_KMSHSM_IMPORT_TOKEN      CK_BYTE[] the import token of a wrapping key pair; given
  *                                        back in the unwrap template of the import.
  * CKA_KMSHSM_TOKEN_EXPIRY      CK_ULONG  unix seconds when the import token expires.

@@ -248,3 +248,186 @@ fn import_parameters_without_login_tell_no_hidden_key_from_another() {
     }
     assert_eq!(attacker.find_objects(&[]).unwrap().len(), objects_before);
 }
+
+// ---- From a second independent review of the rule above (each failed on its first
+// version: the vendor attribute let a decoy skip the rule; empty names, and names a key
+// already had, were taken from everyone; a hidden pair's label could be probed).
+
+/// A public RSA session key of the caller's own, named as `label` and `id` say.
+fn session_decoy(label: &[u8], id: &[u8]) -> Vec<Attribute> {
+    let mut template = decoy(label, id);
+    template.retain(|a| !matches!(a, Attribute::Token(_)));
+    template.push(Attribute::Token(false));
+    template
+}
+
+#[test]
+fn no_caller_may_put_the_import_target_on_an_object_of_its_own() {
+    let env = TestEnv::new();
+    let (ctx, slot, owner) = ready_token(&env);
+    let key = create_external(&owner, Spec::Aes256, "victim");
+    let id = key_id(&owner, key);
+    let params = get_params(&owner, &id, WRAP_RSAES_OAEP_SHA_256);
+    let pair_id = read_bytes(&owner, params.public, CKA_ID).unwrap();
+    owner.logout().unwrap();
+    let target = || vendor_bytes(CKA_KMSHSM_IMPORT_TARGET, id.as_bytes());
+
+    let attacker = ctx.open_rw_session(slot).unwrap();
+    let mut template = session_decoy(b"mine", &pair_id);
+    template.push(target());
+    assert_eq!(
+        rv(attacker.create_object(&template)),
+        Err(RvError::AttributeReadOnly),
+        "a session key carrying the import target"
+    );
+    assert_eq!(
+        rv(attacker.generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Id(pair_id.clone()),
+                target(),
+            ],
+            &[Attribute::Token(false), Attribute::Private(false)],
+        )),
+        Err(RvError::AttributeReadOnly),
+        "a generated public half carrying the import target"
+    );
+    attacker.close().unwrap();
+    let so = ctx.open_rw_session(slot).unwrap();
+    so.login(cryptoki::session::UserType::So, Some(&pin(SO_PIN)))
+        .unwrap();
+    let mut template = decoy(b"mine", &pair_id);
+    template.push(target());
+    assert_eq!(
+        rv(so.create_object(&template)),
+        Err(RvError::AttributeReadOnly),
+        "a token key of the SO's carrying the import target"
+    );
+    assert_eq!(public_keys_with_id(&so, &pair_id), vec![params.public]);
+}
+
+#[test]
+fn a_pair_with_empty_names_takes_no_name_from_anyone() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, owner) = ready_token(&env);
+    let key = create_external(&owner, Spec::Aes256, "empty-names");
+    let id = key_id(&owner, key);
+    // What python-pkcs11's generate_keypair sends unless told otherwise.
+    let (mut public, mut private) = params_templates(&id, WRAP_RSAES_OAEP_SHA_256);
+    for template in [&mut public, &mut private] {
+        template.extend([Attribute::Label(Vec::new()), Attribute::Id(Vec::new())]);
+    }
+    owner
+        .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+        .expect("GetParametersForImport with empty names");
+    owner
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::EcParams(OID_P256.to_vec()),
+                Attribute::Verify(true),
+            ],
+            &[Attribute::Token(true), Attribute::Sign(true)],
+        )
+        .expect("an ordinary key pair with no names");
+}
+
+#[test]
+fn a_pair_may_not_take_an_id_a_key_already_has_and_that_key_stays_free() {
+    let env = TestEnv::new();
+    let (ctx, slot, owner) = ready_token(&env);
+    let key = create_external(&owner, Spec::Aes256, "victim");
+    let id = key_id(&owner, key);
+    let other = ctx.open_rw_session(slot).unwrap();
+    let earlier = other
+        .create_object(&decoy(b"wrap-2027", b"wrap-2027"))
+        .unwrap();
+    let (public, mut private) = params_templates(&id, WRAP_RSAES_OAEP_SHA_256);
+    private.push(Attribute::Id(b"wrap-2027".to_vec()));
+    assert_eq!(
+        rv(owner.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)),
+        Err(RvError::AttributeValueInvalid)
+    );
+    assert_eq!(public_keys_with_id(&owner, b"wrap-2027"), vec![earlier]);
+    other
+        .update_attributes(earlier, &[Attribute::Encrypt(false)])
+        .expect("an unrelated change to the earlier key");
+    other.copy_object(earlier, &[]).expect("a copy of it");
+}
+
+#[test]
+fn an_imported_target_named_like_its_pair_stays_changeable() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, owner) = ready_token(&env);
+    let work = Work::new(&env);
+    let key = create_external(&owner, Spec::Rsa2048, "byok-rsa");
+    let id = key_id(&owner, key);
+    let (public, mut private) = params_templates(&id, WRAP_RSA_AES_KEY_WRAP_SHA_256);
+    private.push(Attribute::Label(b"byok-rsa".to_vec()));
+    let (public, private) = owner
+        .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+        .unwrap();
+    let params = ImportParams {
+        public,
+        private,
+        alg: WRAP_RSA_AES_KEY_WRAP_SHA_256,
+        token: read_bytes(&owner, private, CKA_KMSHSM_IMPORT_TOKEN).unwrap(),
+        spki: read_bytes(&owner, public, CKA_PUBLIC_KEY_INFO).unwrap(),
+    };
+    let material = work.material(Spec::Rsa2048);
+    let wrapped = work.wrap(params.alg, &params.spki, &material.bytes);
+    import(&owner, &params, &wrapped, None).expect("the import");
+    owner
+        .update_attributes(key, &[Attribute::Subject(b"CN=byok".to_vec())])
+        .expect("an unrelated change to the imported target");
+}
+
+#[test]
+fn the_rule_tells_a_caller_without_login_nothing_of_hidden_labels() {
+    let env = TestEnv::new();
+    let (ctx, slot, owner) = ready_token(&env);
+    let key = create_external(&owner, Spec::Aes256, "victim");
+    let id = key_id(&owner, key);
+    let (public, mut private) = params_templates(&id, WRAP_RSAES_OAEP_SHA_256);
+    private.push(Attribute::Label(b"payroll-2027-q1".to_vec()));
+    let (public, _) = owner
+        .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+        .unwrap();
+    owner.destroy_object(public).unwrap();
+    owner.logout().unwrap();
+    let attacker = ctx.open_rw_session(slot).unwrap();
+    assert!(find_by_label(&attacker, "payroll-2027-q1").is_empty());
+    for label in [&b"payroll-2027-q1"[..], b"payroll-2027-q2"] {
+        assert_eq!(
+            rv(attacker.create_object(&session_decoy(label, b"x"))),
+            Ok(()),
+            "a session key labelled {}",
+            String::from_utf8_lossy(label)
+        );
+    }
+}
+
+#[test]
+fn an_expired_pair_frees_its_id_at_once() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, owner) = ready_token(&env);
+    let key = create_external(&owner, Spec::Aes256, "victim");
+    let id = key_id(&owner, key);
+    let (public, mut private) = params_templates(&id, WRAP_RSAES_OAEP_SHA_256);
+    private.push(Attribute::Id(b"k1".to_vec()));
+    owner
+        .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+        .unwrap();
+    assert_eq!(
+        rv(owner.create_object(&decoy(b"fresh", b"k1"))),
+        Err(RvError::AttributeValueInvalid),
+        "while the pair lives"
+    );
+    set_clock_offset(TOKEN_LIFETIME as i64 + 60);
+    owner
+        .create_object(&decoy(b"fresh", b"k1"))
+        .expect("the id of a pair past its lifetime");
+}

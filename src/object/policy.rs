@@ -277,10 +277,12 @@ pub(crate) fn mutability(class: ObjectClass, ty: AttrType) -> Mutability {
     use Mutability::*;
     match ty {
         // The key state changes only through the KMS lifecycle (token::kms), which
-        // handles it before these rules; everything else the module sets itself.
+        // handles it before these rules; everything else the module sets itself. The
+        // import target and wrapping algorithm are GetParametersForImport's request, which
+        // the module writes on the pair it makes: on no object may a caller set them.
         KEY_ID | KEY_STATE | MATERIAL_EXPIRY | IMPORT_TOKEN | TOKEN_EXPIRY
-        | MATERIAL_FINGERPRINT => return ModuleOnly,
-        ORIGIN | KEY_SPEC | KEY_USAGE | IMPORT_TARGET | WRAPPING_ALGORITHM => return Fixed,
+        | MATERIAL_FINGERPRINT | IMPORT_TARGET | WRAPPING_ALGORITHM => return ModuleOnly,
+        ORIGIN | KEY_SPEC | KEY_USAGE => return Fixed,
         DESCRIPTION => return Free,
         _ => {}
     }

@@ -71,7 +71,7 @@ impl Token {
         if object.bool_attr(CKA_TRUSTED) == Some(true) && who != LoggedIn::So {
             return Err(Error::AttributeReadOnly);
         }
-        self.check_import_pair_names(object)
+        Ok(())
     }
 
     /// Stores a new object (token objects: commit, then publish) and returns its handle.
@@ -92,6 +92,7 @@ impl Token {
     ) -> Result<Vec<ObjectHandle>> {
         for object in &objects {
             self.check_writable(caller, object)?;
+            self.check_import_pair_names(object, None)?;
             self.authorise_new(object)?;
         }
         let master = self.master();
@@ -189,6 +190,7 @@ impl Token {
         let all = entry.object.all_values(&self.serial, master.as_deref())?;
         let changed = template::apply(&entry.object, all, template)?;
         self.check_writable(caller, &changed)?;
+        self.check_import_pair_names(&changed, Some(&entry.object))?;
         self.authorise_changed(&entry.object, &changed)?;
         match entry.owner {
             Owner::Token => {

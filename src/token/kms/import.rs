@@ -198,9 +198,18 @@ impl Token {
             b(CKA_COPYABLE, false),
         ]);
         let provenance = Provenance::Generated(mech.kind);
+        // The target and the algorithm are the request, which the module writes on both
+        // halves itself (`shared`): no template may set them on an object.
+        let request_only = |a: &&RawAttribute| a.ty != IMPORT_TARGET && a.ty != WRAPPING_ALGORITHM;
         let public_template: Vec<RawAttribute> = public_template
             .iter()
+            .filter(request_only)
             .filter(|a| a.ty != CKA_PUBLIC_EXPONENT && a.ty != CKA_MODULUS_BITS)
+            .cloned()
+            .collect();
+        let private_template: Vec<RawAttribute> = private_template
+            .iter()
+            .filter(request_only)
             .cloned()
             .collect();
         let public = template::build_key(
@@ -213,7 +222,7 @@ impl Token {
         let private = template::build_key(
             CKO_PRIVATE_KEY,
             key_type,
-            private_template,
+            &private_template,
             private_values,
             provenance,
         )?;
@@ -254,6 +263,11 @@ impl Token {
         };
         let label = named(CKA_LABEL).unwrap_or_else(|| byok::wrapping_label(target).into_bytes());
         let id = match named(CKA_ID) {
+            // A name of the caller's choice that a key already has would make a search
+            // by it find that key beside the pair.
+            Some(id) if !id.is_empty() && self.id_held(&id, false)? => {
+                return Err(Error::AttributeValueInvalid)
+            }
             Some(id) => id,
             None => {
                 let mut nonce = [0u8; byok::ID_NONCE_LEN];
@@ -264,55 +278,74 @@ impl Token {
         Ok((label, id))
     }
 
-    /// Refuses a new or changed key `object` that would take an import wrapping pair's
-    /// name: a label in the pairs' `import:` namespace, or the `CKA_LABEL` or `CKA_ID`
-    /// of a pair the token holds. Tools select a pair by those names (docs/key-model.md),
-    /// so a public key planted under them could be taken for the pair's public half and
-    /// material wrapped to it. Only asymmetric keys are looked up (a wrapping key is
-    /// one); the label namespace holds for every object.
-    pub(in crate::token) fn check_import_pair_names(&self, object: &Object) -> Result<()> {
+    /// Refuses a new object, or a change (`before` is the object it changes), that gives
+    /// an object other than an import wrapping pair a pair's name (docs/key-model.md):
+    /// a label in the pairs' `import:` namespace, or, for a public or private key, the
+    /// non-empty `CKA_ID` of a pair the token holds. Tools select a pair by those names,
+    /// so a key planted under them could be taken for the pair's public half and
+    /// material wrapped to it. Only a name being given is judged: an object keeps the
+    /// names it has. Pair halves are made by the module only (`CKA_KMSHSM_IMPORT_TARGET`
+    /// is not a caller's to set).
+    pub(in crate::token) fn check_import_pair_names(
+        &self,
+        object: &Object,
+        before: Option<&Object>,
+    ) -> Result<()> {
         if object.has(IMPORT_TARGET) {
             return Ok(());
         }
-        let label = object.bytes(CKA_LABEL);
-        if label.is_some_and(byok::is_wrapping_label) {
+        let given = |ty| {
+            object
+                .bytes(ty)
+                .filter(|v| before.is_none_or(|b| b.bytes(ty) != Some(*v)))
+        };
+        if given(CKA_LABEL).is_some_and(byok::is_wrapping_label) {
             return Err(Error::AttributeValueInvalid);
         }
-        if !matches!(object.class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) {
-            return Ok(());
-        }
-        for (ty, value) in [(CKA_LABEL, label), (CKA_ID, object.bytes(CKA_ID))] {
-            if let Some(value) = value {
-                if self.names_import_pair(ty, value)? {
-                    return Err(Error::AttributeValueInvalid);
-                }
+        let is_key_pair_half = matches!(object.class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY);
+        match given(CKA_ID) {
+            Some(id) if is_key_pair_half && !id.is_empty() && self.id_held(id, true)? => {
+                Err(Error::AttributeValueInvalid)
             }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
-    /// Whether a half of an import wrapping pair, cached or stored, has `value` for the
-    /// indexed attribute `ty`. Asks the store only when the cache cannot answer, and
-    /// without counting a miss of the cache (a new name is the usual case, and a
-    /// creation must not make the token load every object).
-    fn names_import_pair(&self, ty: AttrType, value: &[u8]) -> Result<bool> {
-        // Another process's pair, made since this one last looked, counts too.
+    /// Whether an object with `CKA_ID` `id`, cached or stored, is a half of an import
+    /// wrapping pair (`pair`), or else a public or private key that is not one. Reads
+    /// the token as it is now (another process's objects count, an expired pair is
+    /// swept first), and asks the store only when the cache cannot answer.
+    fn id_held(&self, id: &[u8], pair: bool) -> Result<bool> {
         self.refresh()?;
-        let key = crate::object::index::lookup_key(ty, value);
+        let key = crate::object::index::lookup_key(CKA_ID, id);
         if !self.objects.read().is_resolved(&key) {
             let uids = self.store.lookup(&key)?;
             if !uids.is_empty() {
                 self.load_uids(&uids)?;
             }
         }
+        Ok(self.holders_of_id(id, pair))
+    }
+
+    /// Whether a cached object with `CKA_ID` `id` is a pair half (`pair`) or a public or
+    /// private key that is not one.
+    fn holders_of_id(&self, id: &[u8], pair: bool) -> bool {
         let table = self.objects.read();
-        let wanted = [(ty, Value::Bytes(value.to_vec()))];
-        Ok(table
+        let wanted = [(CKA_ID, Value::Bytes(id.to_vec()))];
+        table
             .candidates(&wanted)
             .unwrap_or_default()
             .into_iter()
             .filter_map(|h| table.get(h))
-            .any(|e| e.object.has(IMPORT_TARGET) && e.object.bytes(ty) == Some(value)))
+            .filter(|e| e.object.bytes(CKA_ID) == Some(id))
+            .any(|e| {
+                let o = &e.object;
+                if pair {
+                    o.has(IMPORT_TARGET)
+                } else {
+                    !o.has(IMPORT_TARGET) && matches!(o.class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY)
+                }
+            })
     }
 
     /// `ExpiredImportToken` when `template` carries an authentic import token that has
