@@ -114,6 +114,8 @@ pub enum Error {
     SlotIdInvalid,
     #[error("the token is not initialised")]
     TokenNotRecognized,
+    #[error("the token was re-initialised elsewhere since this process last read it")]
+    TokenReinitialized,
     #[error("sessions are open on the token")]
     SessionExists,
     #[error("a read-only session exists")]
@@ -142,6 +144,8 @@ pub enum Error {
     // --- sessions and operations
     #[error("invalid session handle")]
     SessionHandleInvalid,
+    #[error("the session was closed while the call ran")]
+    SessionClosed,
     #[error("parallel sessions are not supported")]
     SessionParallelNotSupported,
     #[error("the session is read-only")]

@@ -35,6 +35,8 @@ pub(super) fn of(e: &Error) -> CK_RV {
         Error::UserPinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
         Error::UserTypeInvalid => CKR_USER_TYPE_INVALID,
         Error::SessionHandleInvalid => CKR_SESSION_HANDLE_INVALID,
+        Error::SessionClosed => CKR_SESSION_CLOSED,
+        Error::TokenReinitialized => CKR_DEVICE_REMOVED,
         Error::SessionParallelNotSupported => CKR_SESSION_PARALLEL_NOT_SUPPORTED,
         Error::SessionReadOnly => CKR_SESSION_READ_ONLY,
         Error::OperationActive => CKR_OPERATION_ACTIVE,
@@ -137,6 +139,8 @@ mod tests {
             (Error::UserPinNotInitialized, CKR_USER_PIN_NOT_INITIALIZED),
             (Error::UserTypeInvalid, CKR_USER_TYPE_INVALID),
             (Error::SessionHandleInvalid, CKR_SESSION_HANDLE_INVALID),
+            (Error::SessionClosed, CKR_SESSION_CLOSED),
+            (Error::TokenReinitialized, CKR_DEVICE_REMOVED),
             (
                 Error::SessionParallelNotSupported,
                 CKR_SESSION_PARALLEL_NOT_SUPPORTED,

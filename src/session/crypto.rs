@@ -98,7 +98,7 @@ impl Session {
         if !any {
             return self
                 .token
-                .login(crate::token::UserKind::ContextSpecific, pin);
+                .login(self.handle, crate::token::UserKind::ContextSpecific, pin);
         }
         self.token.verify_context_pin(pin)?;
         // One PIN entry authorises one operation: the signature if one waits, else the

@@ -91,19 +91,11 @@ impl Token {
             return self.commit(changes);
         }
         let bodies: Vec<Vec<u8>> = events.iter().map(AuditEvent::encode).collect();
-        let (seq, epoch) = self.objects.read().seq();
-        let (_, snap) = self.store.transact_and_read(
-            &[],
-            &[],
-            &mut |loaded| {
-                let mut all = changes.clone();
-                all.extend(audit::append_with(&loaded.audit, bodies.clone(), key));
-                Some(all)
-            },
-            seq,
-            epoch,
-        )?;
-        self.apply_snapshot(&snap, epoch).map(|_| ())
+        self.commit_decided(&mut |loaded| {
+            let mut all = changes.clone();
+            all.extend(audit::append_with(&loaded.audit, bodies.clone(), key));
+            all
+        })
     }
 
     /// The events of new token objects: `CreateKey` once per new KMS key (with the

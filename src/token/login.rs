@@ -213,7 +213,8 @@ impl Token {
         }
     }
 
-    pub fn login(&self, kind: UserKind, pin: &[u8]) -> Result<()> {
+    /// `C_Login` in session `caller` of this token.
+    pub fn login(&self, caller: SessionHandle, kind: UserKind, pin: &[u8]) -> Result<()> {
         let role = match kind {
             UserKind::So => PinRole::So,
             UserKind::User => PinRole::User,
@@ -235,8 +236,13 @@ impl Token {
         let audit_key = AuditKey::new(&super::audit::audit_key(&master));
         self.seal_audit_head(&audit_key)?;
         {
-            // Re-check under the locks: another thread may have logged in meanwhile.
+            // Re-check under the locks: another thread may have logged in meanwhile, or
+            // closed the calling session (and, were it the last, logged the application
+            // out, §5.6): a login must not outlive the session it was made in.
             let sessions = self.sessions.lock();
+            if !sessions.contains_key(&caller) {
+                return Err(Error::SessionClosed);
+            }
             self.check_can_login_locked(role, &sessions)?;
             let mut login = self.login.lock();
             login.set_who(match role {

@@ -390,12 +390,39 @@ impl Token {
         Err(Error::CacheContention)
     }
 
-    /// Commits `changes` and publishes the result (read with the commit: one durable
-    /// sync covers both, `Store::commit_and_read`).
+    /// Commits `changes` and publishes the result (`commit_decided`).
     fn commit(&self, changes: Vec<Change>) -> Result<()> {
+        self.commit_decided(&mut |_| changes.clone())
+    }
+
+    /// Commits what `decide` makes of the store's state, read in the same transaction,
+    /// and publishes the result (read with the commit: one durable sync covers both).
+    /// Nothing is written when the token was re-initialised elsewhere since this
+    /// process's view of it was read: changes decided on that view (under its master
+    /// key, its login, its handles) have no place in the new token. The new token is
+    /// then published (this process logged out, its session objects gone, as at any
+    /// re-initialisation seen) and the call answers `TokenReinitialized`.
+    pub(super) fn commit_decided(
+        &self,
+        decide: &mut dyn FnMut(&crate::store::Loaded) -> Vec<Change>,
+    ) -> Result<()> {
         let (seq, epoch) = self.objects.read().seq();
-        let snap = self.store.commit_and_read(changes, seq, epoch)?;
-        self.apply_snapshot(&snap, epoch).map(|_| ())
+        let mut stale = false;
+        let (_, snap) = self.store.transact_and_read(
+            &[],
+            &[],
+            &mut |loaded| {
+                stale = epoch != 0 && loaded.epoch != epoch;
+                (!stale).then(|| decide(loaded))
+            },
+            seq,
+            epoch,
+        )?;
+        self.apply_snapshot(&snap, epoch)?;
+        if stale {
+            return Err(Error::TokenReinitialized);
+        }
+        Ok(())
     }
 
     pub fn status(&self) -> Result<TokenStatus> {

@@ -191,7 +191,10 @@ fn a_change_elsewhere_that_moves_no_sequence_number_is_read_once_not_on_every_ca
     // A login elsewhere reserves and settles a PIN attempt: it writes the PIN record,
     // no object, and no new sequence number.
     elsewhere
-        .login(UserKind::So, b"so-pin-1234")
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .login(SessionHandle::new(1), UserKind::So, b"so-pin-1234")
         .expect("login elsewhere");
     assert!(
         here.store.changed_elsewhere().expect("check"),

@@ -209,10 +209,14 @@ mod tests {
             rw: true,
         };
         token.add_session(SessionHandle::new(1), true).unwrap();
-        token.login(UserKind::So, SO_PIN).unwrap();
+        token
+            .login(SessionHandle::new(1), UserKind::So, SO_PIN)
+            .unwrap();
         token.init_pin(true, USER_PIN).unwrap();
         token.logout().unwrap();
-        token.login(UserKind::User, USER_PIN).unwrap();
+        token
+            .login(SessionHandle::new(1), UserKind::User, USER_PIN)
+            .unwrap();
         token
             .create_object(
                 caller,
@@ -276,7 +280,9 @@ mod tests {
         };
         assert!(legacy_count(&token) > 0, "the fixture is legacy");
         token.add_session(SessionHandle::new(1), true).unwrap();
-        token.login(UserKind::User, USER_PIN).unwrap();
+        token
+            .login(SessionHandle::new(1), UserKind::User, USER_PIN)
+            .unwrap();
         // Adopted: every record authenticated, the marker written, the user PIN record
         // rewrapped in the current format.
         assert_eq!(legacy_count(&token), 0);

@@ -87,7 +87,7 @@ impl Client {
         .ok_or(Error::SlotIdInvalid)?;
         let handle = p.open_session(slot, true)?;
         let session = p.session(handle)?;
-        session.token.login(UserKind::User, pin)?;
+        session.token.login(session.handle, UserKind::User, pin)?;
         Ok(Client {
             _provider: p,
             session,

@@ -53,6 +53,9 @@ pub(crate) unsafe fn slot_info(slot_id: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> 
     unsafe { raw::write(info, value) }
 }
 
+/// A role's PIN flags (`CK_TOKEN_INFO`, PKCS#11 3.0 §5.5): count-low once a wrong PIN
+/// was entered since the last success, final-try when one more would lock (with a limit
+/// of one, before any wrong PIN), locked alone once locked.
 fn pin_flags(
     failures: u32,
     max: u32,
@@ -61,14 +64,16 @@ fn pin_flags(
     locked: CK_FLAGS,
 ) -> CK_FLAGS {
     if max > 0 && failures >= max {
-        locked
-    } else if max > 0 && failures + 1 == max {
-        low | final_try
-    } else if failures > 0 {
-        low
-    } else {
-        0
+        return locked;
     }
+    let mut flags = 0;
+    if failures > 0 {
+        flags |= low;
+    }
+    if max > 0 && failures + 1 == max {
+        flags |= final_try;
+    }
+    flags
 }
 
 /// # Safety
@@ -236,10 +241,38 @@ pub(crate) unsafe fn login(
         _ => return Err(Error::UserTypeInvalid),
     };
     // SAFETY: the caller contract covers the PIN for this call.
-    s.token.login(kind, unsafe { self::pin(pin, pin_len) }?)
+    s.token
+        .login(s.handle, kind, unsafe { self::pin(pin, pin_len) }?)
 }
 
 pub(crate) fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
     let s = super::session(session)?;
     s.token.logout()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOW: CK_FLAGS = 1;
+    const FINAL: CK_FLAGS = 2;
+    const LOCKED: CK_FLAGS = 4;
+
+    fn flags(failures: u32, max: u32) -> CK_FLAGS {
+        pin_flags(failures, max, LOW, FINAL, LOCKED)
+    }
+
+    #[test]
+    fn pin_flags_follow_the_count_and_the_limit() {
+        assert_eq!(flags(0, 3), 0);
+        assert_eq!(flags(1, 3), LOW);
+        assert_eq!(flags(2, 3), LOW | FINAL);
+        assert_eq!(flags(3, 3), LOCKED);
+        // With a limit of one, every attempt is the last, and none was wrong yet.
+        assert_eq!(flags(0, 1), FINAL);
+        assert_eq!(flags(1, 1), LOCKED);
+        // No limit: never final, never locked.
+        assert_eq!(flags(0, 0), 0);
+        assert_eq!(flags(7, 0), LOW);
+    }
 }
