@@ -9,7 +9,11 @@
 //!   (§5.5: it means a wrong PIN was entered since the last success);
 //! - a process logged in before another process re-initialised the token wrote into the
 //!   new token, under the old master key, a record the new owner could neither read nor
-//!   destroy, and answered `CKR_GENERAL_ERROR`.
+//!   destroy, and answered `CKR_GENERAL_ERROR`;
+//! - from a second review of that fix: a `C_Login` still deriving its key while another
+//!   process re-initialised the token took effect under the old master key, and wrote
+//!   such a record; a `C_InitToken` decided before another process's went ahead, wiped
+//!   the newer token and broke its audit trail.
 
 #![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
 
@@ -22,16 +26,63 @@ use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::{SessionState, UserType};
 
+/// A configuration for `env` whose PIN records cost `memory_kib` and `iterations`.
+fn config(env: &TestEnv, memory_kib: u32, iterations: u32) -> String {
+    format!(
+        "token_dir = {:?}\nlog_level = \"warn\"\nlog_file = {:?}\n\n[kdf]\nmemory_kib = {memory_kib}\niterations = {iterations}\nparallelism = 1\n",
+        env.token_dir.to_str().unwrap(),
+        env.log_path.to_str().unwrap(),
+    )
+}
+
 /// A configuration whose PIN derivation takes long enough (hundreds of milliseconds)
 /// for a call to land while a `C_Login` is in flight.
 fn slow_kdf_env() -> TestEnv {
     let env = TestEnv::new();
-    env.write_config(&format!(
-        "token_dir = {:?}\nlog_level = \"warn\"\nlog_file = {:?}\n\n[kdf]\nmemory_kib = 65536\niterations = 2\nparallelism = 1\n",
-        env.token_dir.to_str().unwrap(),
-        env.log_path.to_str().unwrap(),
-    ));
+    env.write_config(&config(&env, 65536, 2));
     env
+}
+
+/// A token made fast (its SO PIN record cheap to check), then reloaded in this process
+/// with PIN records that cost `memory_kib` and `iterations` from now on; and the path
+/// of the fast configuration, for the other process.
+fn token_then_slow(
+    env: &TestEnv,
+    memory_kib: u32,
+    iterations: u32,
+) -> (
+    cryptoki::context::Pkcs11,
+    cryptoki::slot::Slot,
+    std::path::PathBuf,
+) {
+    let fast = env.dir.path().join("fast.toml");
+    std::fs::write(&fast, config(env, 1024, 1)).unwrap();
+    env.write_config(&config(env, 1024, 1));
+    let ctx = env.load();
+    let id = init_token(&ctx).id();
+    ctx.finalize().unwrap();
+    env.write_config(&config(env, memory_kib, iterations));
+    let ctx = env.load();
+    let slot = ctx
+        .get_slots_with_initialized_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id() == id)
+        .unwrap();
+    (ctx, slot, fast)
+}
+
+/// Runs the child `role` with the fast configuration; panics if it fails.
+fn run_child(role: &str, conf: &std::path::Path) -> Vec<String> {
+    let output = child_command(CHILD_ENTRY, role)
+        .env("KMSHSM_CONF", conf)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the child {role} failed: {output:?}"
+    );
+    child_lines(&String::from_utf8_lossy(&output.stdout))
 }
 
 #[test]
@@ -134,6 +185,92 @@ fn a_process_logged_in_before_a_reinitialisation_elsewhere_writes_nothing_into_t
         vec!["objects 0".to_string()],
         "the new token's objects"
     );
+}
+
+#[test]
+fn a_login_in_flight_across_a_reinitialisation_elsewhere_writes_nothing_into_the_new_token() {
+    let env = TestEnv::new();
+    let (ctx, slot, fast) = token_then_slow(&env, 65536, 3);
+    // The user's PIN record is made here, slow to check; the SO's stays cheap.
+    let owner = ctx.open_rw_session(slot).unwrap();
+    owner.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+    owner.init_pin(&pin(USER_PIN)).unwrap();
+    owner.logout().unwrap();
+    let started = Instant::now();
+    owner.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    let one_login = started.elapsed();
+    owner.logout().unwrap();
+
+    let in_thread = ctx.clone();
+    let login = std::thread::spawn(move || {
+        let session = in_thread.open_rw_session(slot).unwrap();
+        let answer = session.login(UserType::User, Some(&pin(USER_PIN)));
+        (session, answer)
+    });
+    std::thread::sleep(one_login / 10);
+    let reinit = Instant::now();
+    run_child("reinitialise", &fast);
+    assert!(
+        reinit.elapsed() + one_login / 10 < one_login,
+        "the re-initialisation ({:?}) did not land inside the login ({one_login:?})",
+        reinit.elapsed()
+    );
+    let (session, answer) = login.join().unwrap();
+    assert!(
+        matches!(
+            answer,
+            Err(cryptoki::error::Error::Pkcs11(RvError::DeviceRemoved, _))
+        ),
+        "a login that read the PIN record of the token since replaced answered {answer:?}"
+    );
+    let created = session.create_object(&[
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Value(b"written under the old master key".to_vec()),
+    ]);
+    assert!(created.is_err(), "a private token object without a login");
+    drop(session);
+    drop(owner);
+    ctx.finalize().unwrap();
+    assert_eq!(run_child("new-owner", &fast), vec!["objects 0".to_string()]);
+}
+
+#[test]
+fn a_reinitialisation_decided_before_another_elsewhere_is_refused() {
+    let env = TestEnv::new();
+    let (ctx, slot, fast) = token_then_slow(&env, 65536, 3);
+    // Making the new SO PIN record takes long here: the other process's re-initialisation
+    // lands while this one is deciding.
+    let in_thread = ctx.clone();
+    let started = Instant::now();
+    let mine = std::thread::spawn(move || in_thread.init_token(slot, &pin(SO_PIN), "second"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    run_child("reinitialise", &fast);
+    let theirs_done = started.elapsed();
+    let answer = mine.join().unwrap();
+    assert!(
+        theirs_done < started.elapsed(),
+        "the other re-initialisation did not land inside this one"
+    );
+    assert!(
+        matches!(
+            answer,
+            Err(cryptoki::error::Error::Pkcs11(RvError::DeviceRemoved, _))
+        ),
+        "a re-initialisation decided on the token since replaced answered {answer:?}"
+    );
+    assert_eq!(
+        ctx.get_token_info(slot).unwrap().label().trim_end(),
+        "renewed",
+        "the other process's token stands"
+    );
+    let so = ctx.open_rw_session(slot).unwrap();
+    so.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+    so.init_pin(&pin(USER_PIN)).unwrap();
+    so.logout().unwrap();
+    let verify = common::audit::kmshsm(&["audit", "verify"]);
+    assert!(verify.ok, "the trail: {} {}", verify.stdout, verify.stderr);
 }
 
 const CHILD_ENTRY: &str = "child_process_entry_point";

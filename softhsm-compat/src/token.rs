@@ -197,7 +197,7 @@ impl Library {
         let (handle, session) = self.session(slot.id)?;
         let result = session
             .token
-            .login(UserKind::So, so_pin.as_bytes())
+            .login(handle, UserKind::So, so_pin.as_bytes())
             .map_err(|e| fail(format!("Could not log in on the token: {e}")))
             .and_then(|()| {
                 session
@@ -318,7 +318,7 @@ impl Library {
     ) -> Result<(), Failed> {
         let token = &session.token;
         token
-            .login(UserKind::User, user_pin.as_bytes())
+            .login(session.handle, UserKind::User, user_pin.as_bytes())
             .map_err(|e| match e {
                 Error::PinIncorrect => {
                     fail("The given user PIN does not match the one in the token.")

@@ -76,22 +76,24 @@ impl Token {
         events: Vec<AuditEvent>,
     ) -> Result<()> {
         let key = self.current_audit_key();
-        self.commit_with_events_under(changes, events, key.as_deref())
+        self.commit_with_events_under(changes, events, key.as_deref(), None)
     }
 
     /// `commit_with_events`, sealed under `key` (the audit key of a master key the
-    /// caller holds without being logged in, as `C_SetPIN` does) or not at all.
+    /// caller holds without being logged in, as `C_SetPIN` does) or not at all, and
+    /// decided on the token of epoch `decided_in` (`commit_decided`).
     pub(super) fn commit_with_events_under(
         &self,
         changes: Vec<Change>,
         events: Vec<AuditEvent>,
         key: Option<&AuditKey>,
+        decided_in: Option<u64>,
     ) -> Result<()> {
         if events.is_empty() {
-            return self.commit(changes);
+            return self.commit_decided(decided_in, &mut |_| changes.clone());
         }
         let bodies: Vec<Vec<u8>> = events.iter().map(AuditEvent::encode).collect();
-        self.commit_decided(&mut |loaded| {
+        self.commit_decided(decided_in, &mut |loaded| {
             let mut all = changes.clone();
             all.extend(audit::append_with(&loaded.audit, bodies.clone(), key));
             all
@@ -159,12 +161,18 @@ impl Token {
     /// After a login: authenticates the head of the trail under the login's audit key
     /// when events were appended without it (failed logins, sweeps of processes not
     /// logged in). Writes nothing when the head is sealed already.
-    pub(super) fn seal_audit_head(&self, key: &AuditKey) -> Result<()> {
+    pub(super) fn seal_audit_head(&self, key: &AuditKey, epoch: u64) -> Result<()> {
+        let mut stale = false;
         self.store.transact(&[], &[], &mut |loaded| {
+            // A key of another token's (`commit_decided`) seals nothing here.
+            stale = epoch != 0 && loaded.epoch != epoch;
             let head = &loaded.audit;
             let changes = audit::append_with(head, Vec::new(), Some(key));
-            (!head.sealed && !changes.is_empty()).then_some(changes)
+            (!stale && !head.sealed && !changes.is_empty()).then_some(changes)
         })?;
+        if stale {
+            return Err(Error::TokenReinitialized);
+        }
         Ok(())
     }
 
@@ -179,6 +187,7 @@ impl Token {
         new: &MasterKey,
         base: Vec<Change>,
         init: AuditEvent,
+        epoch: u64,
     ) -> Result<()> {
         let (old_key, new_key) = (audit_key(old), audit_key(new));
         let body = init.encode();
@@ -187,7 +196,14 @@ impl Token {
             let verdict = audit::verify(&log, &old_key);
             let checkpoint = log.checkpoint;
             let mut stale = false;
+            let mut reinitialized = false;
             self.store.transact(&[], &[], &mut |loaded| {
+                // Decided on the token of `epoch` (its SO PIN, its trail): re-initialised
+                // by another process meanwhile, there is nothing left here to re-initialise.
+                reinitialized = epoch != 0 && loaded.epoch != epoch;
+                if reinitialized {
+                    return None;
+                }
                 let mut all = base.clone();
                 match &verdict {
                     Ok(v) if v.head == loaded.audit.seq && v.head_hash == loaded.audit.hash => {
@@ -211,6 +227,10 @@ impl Token {
                 }
                 Some(all)
             })?;
+            if reinitialized {
+                self.sync()?;
+                return Err(Error::TokenReinitialized);
+            }
             if !stale {
                 return self.sync();
             }

@@ -78,6 +78,10 @@ pub(super) struct Login {
     /// The audit key of `master`, derived and set up once at login rather than at every
     /// commit.
     pub(super) audit_key: Option<Arc<AuditKey>>,
+    /// The epoch of the token `master` is the key of (the store's `epoch` when its PIN
+    /// record was read): a change decided under the login is made only in that token
+    /// (`Token::commit_decided`).
+    pub(super) epoch: u64,
 }
 
 impl Login {
@@ -94,6 +98,12 @@ impl Login {
         self.set_who(LoggedIn::Nobody);
         self.master = None;
         self.audit_key = None;
+        self.epoch = 0;
+    }
+
+    /// The epoch of the logged-in master key, if there is one.
+    pub(super) fn master_epoch(&self) -> Option<u64> {
+        self.master.as_ref().map(|_| self.epoch)
     }
 }
 
@@ -229,12 +239,19 @@ impl Token {
         };
         self.check_can_login(role)?;
         self.refresh()?;
+        // The token whose PIN record the key is derived from: re-initialised by another
+        // process meanwhile, the key derived is the old token's, and nothing may be done
+        // under it (docs/architecture.md, "Persist, then publish").
+        let epoch = self.view_epoch();
         let (master, format) = self.verify_pin(role, pin, Operation::Login)?;
+        if self.view_epoch() != epoch {
+            return Err(Error::TokenReinitialized);
+        }
         // A token from before authenticated records is adopted before anything is used.
-        self.settle_record_format(role, pin, &master, format)?;
+        self.settle_record_format(role, pin, &master, format, epoch)?;
         // Authenticates what was appended without the key (failed logins, sweeps).
         let audit_key = AuditKey::new(&super::audit::audit_key(&master));
-        self.seal_audit_head(&audit_key)?;
+        self.seal_audit_head(&audit_key, epoch)?;
         {
             // Re-check under the locks: another thread may have logged in meanwhile, or
             // closed the calling session (and, were it the last, logged the application
@@ -245,6 +262,10 @@ impl Token {
             }
             self.check_can_login_locked(role, &sessions)?;
             let mut login = self.login.lock();
+            if self.view_epoch() != epoch {
+                return Err(Error::TokenReinitialized);
+            }
+            login.epoch = epoch;
             login.set_who(match role {
                 PinRole::So => LoggedIn::So,
                 PinRole::User => LoggedIn::User,
@@ -350,15 +371,18 @@ impl Token {
         };
         check_pin_len(new)?;
         self.refresh()?;
+        // The token the old PIN's record is read from (as at `login`).
+        let epoch = self.view_epoch();
         let (master, format) = self.verify_pin(role, old, Operation::SetPin)?;
         // The new record is in the current format: adopt a legacy token first.
-        self.settle_record_format(role, old, &master, format)?;
+        self.settle_record_format(role, old, &master, format, epoch)?;
         let record = Token::pin_record(&master, &self.serial, role, new, &self.shared.config)?;
         let event = self.pin_event(Operation::SetPin, role, None);
         self.commit_with_events_under(
             vec![Change::PutPin(role, record)],
             vec![event],
             Some(&AuditKey::new(&super::audit::audit_key(&master))),
+            Some(epoch),
         )
     }
 

@@ -392,34 +392,55 @@ impl Token {
 
     /// Commits `changes` and publishes the result (`commit_decided`).
     fn commit(&self, changes: Vec<Change>) -> Result<()> {
-        self.commit_decided(&mut |_| changes.clone())
+        self.commit_decided(None, &mut |_| changes.clone())
+    }
+
+    /// `commit`, for changes decided on the token of epoch `epoch` (`commit_decided`).
+    pub(super) fn commit_in(&self, epoch: u64, changes: Vec<Change>) -> Result<()> {
+        self.commit_decided(Some(epoch), &mut |_| changes.clone())
+    }
+
+    /// The epoch of the token this process's view is of (`Snapshot::epoch`).
+    pub(super) fn view_epoch(&self) -> u64 {
+        self.objects.read().seq().1
     }
 
     /// Commits what `decide` makes of the store's state, read in the same transaction,
     /// and publishes the result (read with the commit: one durable sync covers both).
-    /// Nothing is written when the token was re-initialised elsewhere since this
-    /// process's view of it was read: changes decided on that view (under its master
-    /// key, its login, its handles) have no place in the new token. The new token is
-    /// then published (this process logged out, its session objects gone, as at any
-    /// re-initialisation seen) and the call answers `TokenReinitialized`.
+    /// Nothing is written unless the store still holds the token the change was decided
+    /// on: the one of epoch `decided_in` (else the one this process's view is of), and
+    /// the one the logged-in master key belongs to. After a re-initialisation elsewhere,
+    /// changes decided on the old token (under its master key, its login, its handles)
+    /// have no place in the new one. The new token is then published (this process
+    /// logged out, its session objects gone, as at any re-initialisation seen) and the
+    /// call answers `TokenReinitialized`.
     pub(super) fn commit_decided(
         &self,
+        decided_in: Option<u64>,
         decide: &mut dyn FnMut(&crate::store::Loaded) -> Vec<Change>,
     ) -> Result<()> {
-        let (seq, epoch) = self.objects.read().seq();
+        let (seq, view) = self.objects.read().seq();
+        let decided_in = decided_in.unwrap_or(view);
+        let login_epoch = self.login.lock().master_epoch();
         let mut stale = false;
         let (_, snap) = self.store.transact_and_read(
             &[],
             &[],
             &mut |loaded| {
-                stale = epoch != 0 && loaded.epoch != epoch;
+                let other = |epoch: u64| epoch != 0 && epoch != loaded.epoch;
+                stale = other(decided_in) || login_epoch.is_some_and(other);
                 (!stale).then(|| decide(loaded))
             },
             seq,
-            epoch,
+            view,
         )?;
-        self.apply_snapshot(&snap, epoch)?;
+        self.apply_snapshot(&snap, view)?;
         if stale {
+            // A login of the old token goes too, even where the view had caught up.
+            let mut login = self.login.lock();
+            if login.master_epoch().is_some_and(|e| e != snap.epoch) {
+                self.logout_locked(&mut login);
+            }
             return Err(Error::TokenReinitialized);
         }
         Ok(())
@@ -452,6 +473,7 @@ impl Token {
             return Err(Error::SessionExists);
         }
         self.refresh()?;
+        let epoch = self.view_epoch();
         let (old, _) = self.verify_pin(PinRole::So, so_pin, Operation::InitToken)?;
         let master = MasterKey::generate()?;
         let so = Token::pin_record(
@@ -478,6 +500,7 @@ impl Token {
                 Change::PutPin(PinRole::So, so),
             ],
             init,
+            epoch,
         )?;
         self.login.lock().clear();
         self.objects.write().remove_session_objects(None);

@@ -17,7 +17,7 @@
 use subtle::ConstantTimeEq;
 
 use super::{master_aad, Token, META_RECORD_AUTH};
-use crate::error::{Result, StoreError};
+use crate::error::{Error, Result, StoreError};
 use crate::object::{Object, RecordAuth};
 use crate::store::seal::MasterKey;
 use crate::store::{Change, PinRole, Scope};
@@ -78,6 +78,7 @@ impl Token {
         pin: &[u8],
         master: &MasterKey,
         format: PinFormat,
+        epoch: u64,
     ) -> Result<()> {
         if format == PinFormat::Current {
             return Ok(());
@@ -102,7 +103,8 @@ impl Token {
         }
         let mut changes = vec![Change::PutPin(role, record)];
         if adopted {
-            self.commit(changes)?;
+            // Decided under the key of the token of `epoch` (`commit_decided`).
+            self.commit_in(epoch, changes)?;
             return Ok(());
         }
         let all = self.store.read(0, 0, Scope::All)?;
@@ -110,7 +112,13 @@ impl Token {
         changes.push(Change::PutMeta(META_RECORD_AUTH.into(), expected));
         let mut failure = None;
         let mut adopted_count = 0usize;
+        let mut reinitialized = false;
         self.store.transact(&uids, &[], &mut |loaded| {
+            // Adopted under the key of the token of `epoch` only (`commit_decided`).
+            reinitialized = epoch != 0 && loaded.epoch != epoch;
+            if reinitialized {
+                return None;
+            }
             let mut writes = changes.clone();
             adopted_count = 0;
             for rec in &loaded.objects {
@@ -139,6 +147,10 @@ impl Token {
         })?;
         if let Some(e) = failure {
             return Err(e);
+        }
+        if reinitialized {
+            self.sync()?;
+            return Err(Error::TokenReinitialized);
         }
         log::warn!(
             "token {}: {adopted_count} records written before records were authenticated \
