@@ -13,7 +13,12 @@
 //! - from a second review of that fix: a `C_Login` still deriving its key while another
 //!   process re-initialised the token took effect under the old master key, and wrote
 //!   such a record; a `C_InitToken` decided before another process's went ahead, wiped
-//!   the newer token and broke its audit trail.
+//!   the newer token and broke its audit trail;
+//! - from a third: a change sealed under the old master key (`C_InitPIN` by an SO, a
+//!   private `C_CreateObject`) was written when another thread of the process saw the
+//!   re-initialisation in between (the login was gone, the view new, so nothing looked
+//!   stale); and `C_FindObjects` racing `C_Logout` deadlocked (the search took the
+//!   login's lock inside the object table's).
 
 #![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
 
@@ -271,6 +276,139 @@ fn a_reinitialisation_decided_before_another_elsewhere_is_refused() {
     so.logout().unwrap();
     let verify = common::audit::kmshsm(&["audit", "verify"]);
     assert!(verify.ok, "the trail: {} {}", verify.stdout, verify.stderr);
+}
+
+/// Whether `answer` is one of the refusals a change decided on the replaced token may
+/// get: the token was seen replaced during the call, or before it (logged out).
+fn refused_as_stale<T: std::fmt::Debug>(answer: &cryptoki::error::Result<T>) -> bool {
+    matches!(
+        answer,
+        Err(cryptoki::error::Error::Pkcs11(
+            RvError::DeviceRemoved | RvError::UserNotLoggedIn,
+            _
+        ))
+    )
+}
+
+#[test]
+fn init_pin_under_the_old_key_writes_nothing_when_another_thread_sees_the_new_token() {
+    let env = TestEnv::new();
+    let (ctx, slot, fast) = token_then_slow(&env, 65536, 3);
+    let so = ctx.open_rw_session(slot).unwrap();
+    so.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+    let started = Instant::now();
+    so.init_pin(&pin(USER_PIN)).unwrap();
+    let one = started.elapsed();
+    run_child("reinitialise", &fast);
+
+    let planting = std::thread::spawn(move || {
+        let answer = so.init_pin(&pin("planted-pin-9"));
+        (so, answer)
+    });
+    std::thread::sleep(one / 4);
+    // Another thread of this process looks at the token while the record is made.
+    let _ = ctx.get_token_info(slot).unwrap();
+    let (_so, answer) = planting.join().unwrap();
+    assert!(refused_as_stale(&answer), "C_InitPIN answered {answer:?}");
+    assert!(
+        !ctx.get_token_info(slot).unwrap().user_pin_initialized(),
+        "a user PIN record under the old master key was put in the new token"
+    );
+}
+
+#[test]
+fn a_private_object_sealed_under_the_old_key_is_not_written_into_the_new_token() {
+    let env = TestEnv::new();
+    let ctx = env.load();
+    let slot = init_token(&ctx);
+    let stale = user_session(&ctx, slot);
+    // A large value: sealing it takes long enough for another thread to look.
+    let value = vec![7u8; 48 << 20];
+    let template = move |label: &str| {
+        vec![
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Value(value.clone()),
+        ]
+    };
+    let started = Instant::now();
+    let probe = stale.create_object(&template("probe")).unwrap();
+    let one = started.elapsed();
+    stale.destroy_object(probe).unwrap();
+    let status = child_command(CHILD_ENTRY, "reinitialise").status().unwrap();
+    assert!(status.success(), "the re-initialising child failed");
+
+    let stale_template = template("stale");
+    let creating = std::thread::spawn(move || {
+        let answer = stale.create_object(&stale_template);
+        (stale, answer)
+    });
+    std::thread::sleep(one * 2 / 5);
+    let _ = ctx.get_token_info(slot).unwrap();
+    let (stale, answer) = creating.join().unwrap();
+    assert!(
+        refused_as_stale(&answer),
+        "C_CreateObject answered {answer:?}"
+    );
+    drop(stale);
+    drop(ctx);
+    let output = child_command(CHILD_ENTRY, "new-owner").output().unwrap();
+    assert!(output.status.success(), "the new owner's process failed");
+    assert_eq!(
+        child_lines(&String::from_utf8_lossy(&output.stdout)),
+        vec!["objects 0".to_string()]
+    );
+}
+
+#[test]
+fn searching_while_another_thread_logs_in_and_out_does_not_deadlock() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = TestEnv::new();
+    let ctx = env.load();
+    let slot = init_token(&ctx);
+    let owner = user_session(&ctx, slot);
+    for i in 0..4 {
+        owner
+            .create_object(&data_template(&format!("d{i}"), b"v", false))
+            .unwrap();
+    }
+    owner.logout().unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (done, finished) = std::sync::mpsc::channel();
+    let searcher = ctx.clone();
+    let (stop_searching, searched) = (stop.clone(), done.clone());
+    std::thread::spawn(move || {
+        let session = searcher.open_ro_session(slot).unwrap();
+        while !stop_searching.load(Ordering::Relaxed) {
+            session
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::DATA),
+                    Attribute::Label(b"d1".to_vec()),
+                ])
+                .unwrap();
+        }
+        searched.send("searcher").unwrap();
+    });
+    let stop_logging = stop.clone();
+    std::thread::spawn(move || {
+        while !stop_logging.load(Ordering::Relaxed) {
+            owner.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+            owner.logout().unwrap();
+        }
+        done.send("logger").unwrap();
+    });
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    for _ in 0..2 {
+        let ended = finished.recv_timeout(std::time::Duration::from_secs(20));
+        // A deadlocked pair never ends: the test process is left to the harness.
+        assert!(
+            ended.is_ok(),
+            "a thread did not end: the search and the logout deadlocked"
+        );
+    }
 }
 
 const CHILD_ENTRY: &str = "child_process_entry_point";

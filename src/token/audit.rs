@@ -58,25 +58,32 @@ impl Token {
 
     /// The master key and its audit key, read together (one login's pair: a logout or
     /// login between two reads could pair one login's records with another's key).
-    pub(super) fn login_keys(&self) -> (Option<Arc<MasterKey>>, Option<Arc<AuditKey>>) {
+    pub(super) fn login_keys(
+        &self,
+    ) -> (Option<Arc<MasterKey>>, Option<Arc<AuditKey>>, Option<u64>) {
         let login = self.login.lock();
-        (login.master.clone(), login.audit_key.clone())
-    }
-
-    /// The audit key, when this application is logged in (set up at login).
-    pub(super) fn current_audit_key(&self) -> Option<Arc<AuditKey>> {
-        self.login.lock().audit_key.clone()
+        (
+            login.master.clone(),
+            login.audit_key.clone(),
+            login.master_epoch(),
+        )
     }
 
     /// Commits `changes` and `events` in one store transaction (the events chained after
     /// the head read in it, and sealed when logged in), then publishes.
+    /// `decided_in`: the epoch of the master key the changes were sealed under, if any
+    /// (`master_with_epoch`); the audit key's is read with it here.
     pub(super) fn commit_with_events(
         &self,
         changes: Vec<Change>,
         events: Vec<AuditEvent>,
+        decided_in: Option<u64>,
     ) -> Result<()> {
-        let key = self.current_audit_key();
-        self.commit_with_events_under(changes, events, key.as_deref(), None)
+        let (key, key_epoch) = {
+            let login = self.login.lock();
+            (login.audit_key.clone(), login.master_epoch())
+        };
+        self.commit_with_events_under(changes, events, key.as_deref(), &[decided_in, key_epoch])
     }
 
     /// `commit_with_events`, sealed under `key` (the audit key of a master key the
@@ -87,7 +94,7 @@ impl Token {
         changes: Vec<Change>,
         events: Vec<AuditEvent>,
         key: Option<&AuditKey>,
-        decided_in: Option<u64>,
+        decided_in: &[Option<u64>],
     ) -> Result<()> {
         if events.is_empty() {
             return self.commit_decided(decided_in, &mut |_| changes.clone());
@@ -150,7 +157,7 @@ impl Token {
     /// Records a refusal in its own small transaction. The refusal stands whatever
     /// happens here: a failure to record it is logged, not returned in its place.
     pub(super) fn record_refusal(&self, event: AuditEvent) {
-        if let Err(e) = self.commit_with_events(Vec::new(), vec![event]) {
+        if let Err(e) = self.commit_with_events(Vec::new(), vec![event], None) {
             log::warn!(
                 "token {}: a refusal could not be recorded in the audit trail: {e}",
                 self.serial

@@ -335,12 +335,19 @@ impl Token {
         self.login.lock().master.clone()
     }
 
+    /// The logged-in master key with the epoch of its token, read together: a change
+    /// sealed under the key is committed only into that token (`commit_decided`).
+    pub(super) fn master_with_epoch(&self) -> (Option<Arc<MasterKey>>, Option<u64>) {
+        let login = self.login.lock();
+        (login.master.clone(), login.master_epoch())
+    }
+
     /// `C_InitPIN`: the SO sets (or resets, unlocking) the user PIN.
     pub fn init_pin(&self, session_rw: bool, pin: &[u8]) -> Result<()> {
-        let master = {
+        let (master, epoch) = {
             let login = self.login.lock();
             match (login.who(), &login.master) {
-                (super::LoggedIn::So, Some(m)) => Arc::clone(m),
+                (super::LoggedIn::So, Some(m)) => (Arc::clone(m), login.epoch),
                 _ => return Err(Error::UserNotLoggedIn),
             }
         };
@@ -356,7 +363,11 @@ impl Token {
             &self.shared.config,
         )?;
         let event = self.pin_event(Operation::InitPin, PinRole::User, None);
-        self.commit_with_events(vec![Change::PutPin(PinRole::User, record)], vec![event])
+        self.commit_with_events(
+            vec![Change::PutPin(PinRole::User, record)],
+            vec![event],
+            Some(epoch),
+        )
     }
 
     /// `C_SetPIN`: changes the SO PIN when the SO is logged in, the user PIN otherwise.
@@ -382,7 +393,7 @@ impl Token {
             vec![Change::PutPin(role, record)],
             vec![event],
             Some(&AuditKey::new(&super::audit::audit_key(&master))),
-            Some(epoch),
+            &[Some(epoch)],
         )
     }
 

@@ -392,12 +392,13 @@ impl Token {
 
     /// Commits `changes` and publishes the result (`commit_decided`).
     fn commit(&self, changes: Vec<Change>) -> Result<()> {
-        self.commit_decided(None, &mut |_| changes.clone())
+        self.commit_in(&[], changes)
     }
 
-    /// `commit`, for changes decided on the token of epoch `epoch` (`commit_decided`).
-    pub(super) fn commit_in(&self, epoch: u64, changes: Vec<Change>) -> Result<()> {
-        self.commit_decided(Some(epoch), &mut |_| changes.clone())
+    /// `commit`, for changes decided on the tokens of epochs `decided_in`
+    /// (`commit_decided`).
+    pub(super) fn commit_in(&self, decided_in: &[Option<u64>], changes: Vec<Change>) -> Result<()> {
+        self.commit_decided(decided_in, &mut |_| changes.clone())
     }
 
     /// The epoch of the token this process's view is of (`Snapshot::epoch`).
@@ -408,27 +409,30 @@ impl Token {
     /// Commits what `decide` makes of the store's state, read in the same transaction,
     /// and publishes the result (read with the commit: one durable sync covers both).
     /// Nothing is written unless the store still holds the token the change was decided
-    /// on: the one of epoch `decided_in` (else the one this process's view is of), and
-    /// the one the logged-in master key belongs to. After a re-initialisation elsewhere,
+    /// on: the one this process's view is of, every one of `decided_in` (the epochs of
+    /// the keys the caller sealed or signed the change under, read with them:
+    /// `master_with_epoch`), and the one the logged-in master key belongs to now. After
+    /// a re-initialisation elsewhere,
     /// changes decided on the old token (under its master key, its login, its handles)
     /// have no place in the new one. The new token is then published (this process
     /// logged out, its session objects gone, as at any re-initialisation seen) and the
     /// call answers `TokenReinitialized`.
     pub(super) fn commit_decided(
         &self,
-        decided_in: Option<u64>,
+        decided_in: &[Option<u64>],
         decide: &mut dyn FnMut(&crate::store::Loaded) -> Vec<Change>,
     ) -> Result<()> {
-        let (seq, view) = self.objects.read().seq();
-        let decided_in = decided_in.unwrap_or(view);
         let login_epoch = self.login.lock().master_epoch();
+        let (seq, view) = self.objects.read().seq();
         let mut stale = false;
         let (_, snap) = self.store.transact_and_read(
             &[],
             &[],
             &mut |loaded| {
                 let other = |epoch: u64| epoch != 0 && epoch != loaded.epoch;
-                stale = other(decided_in) || login_epoch.is_some_and(other);
+                stale = other(view)
+                    || decided_in.iter().flatten().any(|e| other(*e))
+                    || login_epoch.is_some_and(other);
                 (!stale).then(|| decide(loaded))
             },
             seq,

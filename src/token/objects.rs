@@ -95,7 +95,7 @@ impl Token {
             self.check_import_pair_names(object, None)?;
             self.authorise_new(object)?;
         }
-        let master = self.master();
+        let (master, master_epoch) = self.master_with_epoch();
         let mut changes = Vec::new();
         for object in objects.iter().filter(|o| o.is_token()) {
             changes.push(Change::PutObject(
@@ -104,7 +104,7 @@ impl Token {
         }
         if !changes.is_empty() {
             let events = self.creation_events(&objects);
-            self.commit_with_events(changes, events)?;
+            self.commit_with_events(changes, events, master_epoch)?;
         }
         let mut table = self.objects.write();
         objects
@@ -159,6 +159,7 @@ impl Token {
                 self.commit_with_events(
                     vec![Change::RemoveObject(entry.object.uid)],
                     event.into_iter().collect(),
+                    None,
                 )
             }
             Owner::Session(_) => {
@@ -186,7 +187,7 @@ impl Token {
             return self.change_state(caller, &entry.object, wanted);
         }
         self.authorise_change(caller, &entry, &parsed)?;
-        let master = self.master();
+        let (master, master_epoch) = self.master_with_epoch();
         let all = entry.object.all_values(&self.serial, master.as_deref())?;
         let changed = template::apply(&entry.object, all, template)?;
         self.check_writable(caller, &changed)?;
@@ -195,7 +196,7 @@ impl Token {
         match entry.owner {
             Owner::Token => {
                 let record = changed.to_record(&self.serial, master.as_deref())?;
-                self.commit(vec![Change::PutObject(record)])
+                self.commit_in(&[master_epoch], vec![Change::PutObject(record)])
             }
             Owner::Session(_) => {
                 self.objects.write().replace_session_object(handle, changed);
@@ -236,6 +237,9 @@ impl Token {
             None => self.load_all()?,
         }
         let who = self.logged_in();
+        // Before the table's lock: `login` comes first in the token's lock order (a
+        // logout holds it while it takes the table's write lock).
+        let master = self.master();
         let objects = self.objects.read();
         // One indexed attribute (a search by label or id): the index entry is the
         // answer, with each object's CKA_PRIVATE beside its handle.
@@ -251,7 +255,6 @@ impl Token {
                     .collect());
             }
         }
-        let master = self.master();
         let fits = |e: &Entry| {
             self.visible(e, who) && e.object.matches(&wanted, &self.serial, master.as_deref())
         };

@@ -104,7 +104,7 @@ impl Token {
         let mut changes = vec![Change::PutPin(role, record)];
         if adopted {
             // Decided under the key of the token of `epoch` (`commit_decided`).
-            self.commit_in(epoch, changes)?;
+            self.commit_in(&[Some(epoch)], changes)?;
             return Ok(());
         }
         let all = self.store.read(0, 0, Scope::All)?;

@@ -59,6 +59,17 @@ pub(super) fn fingerprint_with(
 pub(super) struct Secrets {
     pub master: Option<Arc<MasterKey>>,
     pub fingerprint_key: Option<Zeroizing<[u8; 32]>>,
+    /// The epoch of the token `master` is the key of (`Token::master_with_epoch`).
+    pub epoch: Option<u64>,
+}
+
+/// `TokenReinitialized` when the store's token (`loaded`, read in the transaction) is
+/// not the one of the keys a decision is sealed under (`Token::commit_decided`).
+fn check_epoch(loaded: &crate::store::Loaded, keys_epoch: Option<u64>) -> Result<()> {
+    match keys_epoch {
+        Some(e) if e != 0 && e != loaded.epoch => Err(Error::TokenReinitialized),
+        _ => Ok(()),
+    }
 }
 
 /// The facts of the main object of a key as its record says them. With `need_binding`,
@@ -112,11 +123,12 @@ pub(super) fn main_of(objects: &[Object]) -> Result<&Object> {
 
 impl Token {
     pub(super) fn decision_secrets(&self) -> Secrets {
-        let master = self.master();
+        let (master, epoch) = self.master_with_epoch();
         let fingerprint_key = master.as_ref().map(|m| m.derive(FINGERPRINT_LABEL));
         Secrets {
             master,
             fingerprint_key,
+            epoch,
         }
     }
 
@@ -147,11 +159,12 @@ impl Token {
             .filter(|(_, owner, _)| *owner != Owner::Token)
             .map(|(_, _, o)| Object::clone(o))
             .collect();
-        let (master, audit_key) = self.login_keys();
+        let (master, audit_key, keys_epoch) = self.login_keys();
         let key = index::lookup_key(KEY_ID, id);
         let mut outcome: Result<Vec<Object>> = Err(Error::Internal("no decision was made"));
         self.store.transact(&[], &[&key], &mut |loaded| {
             let mut run = || -> Result<(Vec<Change>, Vec<Object>)> {
+                check_epoch(loaded, keys_epoch)?;
                 let mut current = Vec::with_capacity(loaded.objects.len() + session.len());
                 for rec in &loaded.objects {
                     let o = Object::from_record(rec)?;
@@ -356,6 +369,7 @@ impl Token {
         let mut outcome: Result<()> = Err(Error::Internal("no decision was made"));
         self.store.transact(&[], &lookup, &mut |loaded| {
             let mut run = || -> Result<Vec<Change>> {
+                check_epoch(loaded, secrets.epoch)?;
                 let mut by_key: BTreeMap<Vec<u8>, Vec<Object>> = BTreeMap::new();
                 for rec in &loaded.objects {
                     let o = Object::from_record(rec)?;

@@ -336,7 +336,7 @@ impl Token {
         removed: Vec<Object>,
         events: Vec<AuditEvent>,
     ) -> Result<()> {
-        let master = self.master();
+        let (master, master_epoch) = self.master_with_epoch();
         let mut changes = Vec::new();
         for (_, owner, object) in &changed {
             if *owner == Owner::Token {
@@ -347,7 +347,7 @@ impl Token {
         }
         changes.extend(removed.iter().map(|o| Change::RemoveObject(o.uid)));
         if !changes.is_empty() {
-            self.commit_with_events(changes, events)?;
+            self.commit_with_events(changes, events, master_epoch)?;
         }
         let mut table = self.objects.write();
         for (handle, owner, object) in changed {
