@@ -61,6 +61,28 @@ fn public_keys_with_id(s: &Session, id: &[u8]) -> Vec<cryptoki::object::ObjectHa
     .unwrap()
 }
 
+/// A new EXTERNAL key of `spec`, its KeyId, its import parameters for `alg`, and fresh
+/// material wrapped under them.
+fn import_ready(
+    env: &TestEnv,
+    owner: &Session,
+    spec: Spec,
+    alg: u64,
+) -> (
+    cryptoki::object::ObjectHandle,
+    String,
+    ImportParams,
+    Vec<u8>,
+) {
+    let work = Work::new(env);
+    let key = create_external(owner, spec, "import-target");
+    let id = key_id(owner, key);
+    let params = get_params(owner, &id, alg);
+    let material = work.material(spec);
+    let wrapped = work.wrap(params.alg, &params.spki, &material.bytes);
+    (key, id, params, wrapped)
+}
+
 #[test]
 fn a_caller_without_login_can_neither_destroy_nor_shadow_an_import_pairs_public_half() {
     let env = TestEnv::new();
@@ -175,12 +197,8 @@ fn the_logged_in_owner_may_destroy_a_pair_and_may_not_plant_beside_one_either() 
 fn import_from_a_read_only_session_is_refused_and_binds_nothing() {
     let env = TestEnv::new();
     let (ctx, slot, owner) = ready_token(&env);
-    let work = Work::new(&env);
-    let key = create_external(&owner, Spec::Aes256, "ro-import");
-    let id = key_id(&owner, key);
-    let params = get_params(&owner, &id, WRAP_RSAES_OAEP_SHA_256);
-    let material = work.material(Spec::Aes256);
-    let wrapped = work.wrap(params.alg, &params.spki, &material.bytes);
+    let (key, _, params, wrapped) =
+        import_ready(&env, &owner, Spec::Aes256, WRAP_RSAES_OAEP_SHA_256);
 
     let ro = ctx.open_ro_session(slot).unwrap();
     assert_eq!(
@@ -197,13 +215,10 @@ fn import_from_a_read_only_session_is_refused_and_binds_nothing() {
 fn an_asymmetric_import_from_a_read_only_session_makes_no_token_object() {
     let env = TestEnv::new();
     let (ctx, slot, owner) = ready_token(&env);
-    let work = Work::new(&env);
-    let key = create_external(&owner, Spec::Rsa2048, "ro-import-rsa");
-    let id = key_id(&owner, key);
+    let (key, id, params, wrapped) =
+        import_ready(&env, &owner, Spec::Rsa2048, WRAP_RSA_AES_KEY_WRAP_SHA_256);
+    // The key's objects before the import: its import pair is not one of them.
     let before = objects_of_key(&owner, &id).len();
-    let params = get_params(&owner, &id, WRAP_RSA_AES_KEY_WRAP_SHA_256);
-    let material = work.material(Spec::Rsa2048);
-    let wrapped = work.wrap(params.alg, &params.spki, &material.bytes);
 
     let ro = ctx.open_ro_session(slot).unwrap();
     assert_eq!(
