@@ -61,6 +61,22 @@ fn public_keys_with_id(s: &Session, id: &[u8]) -> Vec<cryptoki::object::ObjectHa
     .unwrap()
 }
 
+/// A ready token, its owner's session, and the KeyId of an EXTERNAL AES key of the
+/// owner's.
+fn token_with_victim(
+    env: &TestEnv,
+) -> (
+    cryptoki::context::Pkcs11,
+    cryptoki::slot::Slot,
+    Session,
+    String,
+) {
+    let (ctx, slot, owner) = ready_token(env);
+    let key = create_external(&owner, Spec::Aes256, "victim");
+    let id = key_id(&owner, key);
+    (ctx, slot, owner, id)
+}
+
 /// A new EXTERNAL key of `spec`, its KeyId, its import parameters for `alg`, and fresh
 /// material wrapped under them.
 fn import_ready(
@@ -86,9 +102,7 @@ fn import_ready(
 #[test]
 fn a_caller_without_login_can_neither_destroy_nor_shadow_an_import_pairs_public_half() {
     let env = TestEnv::new();
-    let (ctx, slot, owner) = ready_token(&env);
-    let key = create_external(&owner, Spec::Aes256, "victim");
-    let id = key_id(&owner, key);
+    let (ctx, slot, owner, id) = token_with_victim(&env);
     let params = get_params(&owner, &id, WRAP_RSAES_OAEP_SHA_256);
     let pair_id = read_bytes(&owner, params.public, CKA_ID).unwrap();
     let label = format!("import:{id}").into_bytes();
@@ -279,9 +293,7 @@ fn session_decoy(label: &[u8], id: &[u8]) -> Vec<Attribute> {
 #[test]
 fn no_caller_may_put_the_import_target_on_an_object_of_its_own() {
     let env = TestEnv::new();
-    let (ctx, slot, owner) = ready_token(&env);
-    let key = create_external(&owner, Spec::Aes256, "victim");
-    let id = key_id(&owner, key);
+    let (ctx, slot, owner, id) = token_with_victim(&env);
     let params = get_params(&owner, &id, WRAP_RSAES_OAEP_SHA_256);
     let pair_id = read_bytes(&owner, params.public, CKA_ID).unwrap();
     owner.logout().unwrap();
@@ -353,9 +365,7 @@ fn a_pair_with_empty_names_takes_no_name_from_anyone() {
 #[test]
 fn a_pair_may_not_take_an_id_a_key_already_has_and_that_key_stays_free() {
     let env = TestEnv::new();
-    let (ctx, slot, owner) = ready_token(&env);
-    let key = create_external(&owner, Spec::Aes256, "victim");
-    let id = key_id(&owner, key);
+    let (ctx, slot, owner, id) = token_with_victim(&env);
     let other = ctx.open_rw_session(slot).unwrap();
     let earlier = other
         .create_object(&decoy(b"wrap-2027", b"wrap-2027"))
@@ -403,9 +413,7 @@ fn an_imported_target_named_like_its_pair_stays_changeable() {
 #[test]
 fn the_rule_tells_a_caller_without_login_nothing_of_hidden_labels() {
     let env = TestEnv::new();
-    let (ctx, slot, owner) = ready_token(&env);
-    let key = create_external(&owner, Spec::Aes256, "victim");
-    let id = key_id(&owner, key);
+    let (ctx, slot, owner, id) = token_with_victim(&env);
     let (public, mut private) = params_templates(&id, WRAP_RSAES_OAEP_SHA_256);
     private.push(Attribute::Label(b"payroll-2027-q1".to_vec()));
     let (public, _) = owner
