@@ -77,13 +77,15 @@ impl Token {
         &self,
         changes: Vec<Change>,
         events: Vec<AuditEvent>,
-        decided_in: Option<u64>,
+        decided_in: &[Option<u64>],
     ) -> Result<()> {
         let (key, key_epoch) = {
             let login = self.login.lock();
             (login.audit_key.clone(), login.master_epoch())
         };
-        self.commit_with_events_under(changes, events, key.as_deref(), &[decided_in, key_epoch])
+        let mut decided = decided_in.to_vec();
+        decided.push(key_epoch);
+        self.commit_with_events_under(changes, events, key.as_deref(), &decided)
     }
 
     /// `commit_with_events`, sealed under `key` (the audit key of a master key the
@@ -157,7 +159,7 @@ impl Token {
     /// Records a refusal in its own small transaction. The refusal stands whatever
     /// happens here: a failure to record it is logged, not returned in its place.
     pub(super) fn record_refusal(&self, event: AuditEvent) {
-        if let Err(e) = self.commit_with_events(Vec::new(), vec![event], None) {
+        if let Err(e) = self.commit_with_events(Vec::new(), vec![event], &[]) {
             log::warn!(
                 "token {}: a refusal could not be recorded in the audit trail: {e}",
                 self.serial
@@ -281,7 +283,13 @@ impl Token {
     /// does not verify (pruning must not hide a break). Answers the checkpoint's event
     /// number, or `None` when there was nothing to prune.
     pub(crate) fn prune_audit(&self, before: i64) -> Result<Option<u64>> {
-        let key = self.require_login()?;
+        // The key with the epoch of its token: the checkpoint it authenticates goes into
+        // that token only (`commit_decided`).
+        let (master, epoch) = match self.logged_in() {
+            LoggedIn::Nobody => (None, None),
+            _ => self.master_with_epoch(),
+        };
+        let key = audit_key(master.as_deref().ok_or(Error::UserNotLoggedIn)?);
         let log = self.store.audit_log()?;
         let verified = audit::verify(&log, &key)
             .map_err(|_| Error::Internal("the audit trail does not verify; not pruned"))?;
@@ -293,8 +301,7 @@ impl Token {
             hash: last.1,
             mac: head_mac(&key, last.0, &last.1),
         };
-        self.store.commit(vec![Change::PruneAudit(checkpoint)])?;
-        self.sync()?;
+        self.commit_in(&[epoch], vec![Change::PruneAudit(checkpoint)])?;
         Ok(Some(checkpoint.seq))
     }
 }

@@ -366,7 +366,7 @@ impl Token {
         self.commit_with_events(
             vec![Change::PutPin(PinRole::User, record)],
             vec![event],
-            Some(epoch),
+            &[Some(epoch)],
         )
     }
 

@@ -39,23 +39,38 @@ impl Token {
 
     /// Looks up an object the caller may see.
     pub(super) fn entry(&self, handle: ObjectHandle) -> Result<Entry> {
-        self.entry_with_generation(handle).map(|(entry, _)| entry)
+        self.entry_read(handle).map(|(entry, _, _)| entry)
     }
 
     /// `entry`, and the table's generation it was read in (`object/shared.rs`).
     pub(super) fn entry_with_generation(&self, handle: ObjectHandle) -> Result<(Entry, u64)> {
+        self.entry_read(handle)
+            .map(|(entry, generation, _)| (entry, generation))
+    }
+
+    /// `entry`, and the epoch of the token it was read from: a change made of it is
+    /// committed only into that token (`commit_decided`).
+    fn entry_with_epoch(&self, handle: ObjectHandle) -> Result<(Entry, u64)> {
+        self.entry_read(handle)
+            .map(|(entry, _, epoch)| (entry, epoch))
+    }
+
+    /// `entry` with the table's generation and epoch, read under one lock.
+    fn entry_read(&self, handle: ObjectHandle) -> Result<(Entry, u64, u64)> {
         self.refresh()?;
         let who = self.logged_in();
-        let (entry, generation) = {
+        let read = {
             let objects = self.objects.read();
             match objects.get(handle) {
-                Some(e) if self.visible(e, who) => (e.clone(), self.objects.generation()),
+                Some(e) if self.visible(e, who) => {
+                    (e.clone(), self.objects.generation(), objects.seq().1)
+                }
                 _ => return Err(Error::ObjectHandleInvalid),
             }
         };
         // A record changed outside the module is never used (docs/security.md).
-        self.check_record(&entry.object)?;
-        Ok((entry, generation))
+        self.check_record(&read.0.object)?;
+        Ok(read)
     }
 
     /// The write rules for a new or changed object.
@@ -76,7 +91,18 @@ impl Token {
 
     /// Stores a new object (token objects: commit, then publish) and returns its handle.
     pub(super) fn insert(&self, caller: Caller, object: Object) -> Result<ObjectHandle> {
-        let handles = self.insert_all(caller, vec![object])?;
+        self.insert_in(caller, object, &[])
+    }
+
+    /// `insert`, for an object made of what was read from the tokens of epochs
+    /// `decided_in` (`commit_decided`).
+    fn insert_in(
+        &self,
+        caller: Caller,
+        object: Object,
+        decided_in: &[Option<u64>],
+    ) -> Result<ObjectHandle> {
+        let handles = self.insert_all_in(caller, vec![object], decided_in)?;
         handles
             .into_iter()
             .next()
@@ -89,6 +115,17 @@ impl Token {
         &self,
         caller: Caller,
         objects: Vec<Object>,
+    ) -> Result<Vec<ObjectHandle>> {
+        self.insert_all_in(caller, objects, &[])
+    }
+
+    /// `insert_all`, for objects made of what was read from the tokens of epochs
+    /// `decided_in` (`commit_decided`).
+    fn insert_all_in(
+        &self,
+        caller: Caller,
+        objects: Vec<Object>,
+        decided_in: &[Option<u64>],
     ) -> Result<Vec<ObjectHandle>> {
         for object in &objects {
             self.check_writable(caller, object)?;
@@ -104,7 +141,9 @@ impl Token {
         }
         if !changes.is_empty() {
             let events = self.creation_events(&objects);
-            self.commit_with_events(changes, events, master_epoch)?;
+            let mut decided: Vec<Option<u64>> = decided_in.to_vec();
+            decided.push(master_epoch);
+            self.commit_with_events(changes, events, &decided)?;
         }
         let mut table = self.objects.write();
         objects
@@ -132,11 +171,10 @@ impl Token {
         handle: ObjectHandle,
         template: &[RawAttribute],
     ) -> Result<ObjectHandle> {
-        let entry = self.entry(handle)?;
+        let (entry, epoch) = self.entry_with_epoch(handle)?;
         self.authorise_copy(caller, &entry, &template::parse(template)?)?;
-        let all = entry
-            .object
-            .all_values(&self.serial, self.master().as_deref())?;
+        let (master, master_epoch) = self.master_with_epoch();
+        let all = entry.object.all_values(&self.serial, master.as_deref())?;
         let mut copy = template::copy(&entry.object, all, template)?;
         if copy.has(KEY_ID) {
             // A copy is another key with the same material: it gets its own KeyId, so
@@ -147,7 +185,9 @@ impl Token {
                 crate::object::attr::Value::Bytes(id.as_str().as_bytes().to_vec()),
             )]);
         }
-        self.insert(caller, copy)
+        // The copy is of the token the object was read from, its secrets opened under
+        // that key: it goes into that token only.
+        self.insert_in(caller, copy, &[Some(epoch), master_epoch])
     }
 
     pub fn destroy_object(&self, caller: Caller, handle: ObjectHandle) -> Result<()> {
@@ -159,7 +199,7 @@ impl Token {
                 self.commit_with_events(
                     vec![Change::RemoveObject(entry.object.uid)],
                     event.into_iter().collect(),
-                    None,
+                    &[],
                 )
             }
             Owner::Session(_) => {
@@ -175,7 +215,7 @@ impl Token {
         handle: ObjectHandle,
         template: &[RawAttribute],
     ) -> Result<()> {
-        let entry = self.entry(handle)?;
+        let (entry, epoch) = self.entry_with_epoch(handle)?;
         let parsed = template::parse(template)?;
         if let Some(state) = parsed.get(&KEY_STATE) {
             // The KMS lifecycle moves the key state, alone (docs/key-model.md).
@@ -196,7 +236,12 @@ impl Token {
         match entry.owner {
             Owner::Token => {
                 let record = changed.to_record(&self.serial, master.as_deref())?;
-                self.commit_in(&[master_epoch], vec![Change::PutObject(record)])
+                // The object as read from the token of `epoch`, sealed under the key of
+                // the token of `master_epoch`: written into that token only.
+                self.commit_in(
+                    &[Some(epoch), master_epoch],
+                    vec![Change::PutObject(record)],
+                )
             }
             Owner::Session(_) => {
                 self.objects.write().replace_session_object(handle, changed);

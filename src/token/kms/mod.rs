@@ -347,7 +347,7 @@ impl Token {
         }
         changes.extend(removed.iter().map(|o| Change::RemoveObject(o.uid)));
         if !changes.is_empty() {
-            self.commit_with_events(changes, events, master_epoch)?;
+            self.commit_with_events(changes, events, &[master_epoch])?;
         }
         let mut table = self.objects.write();
         for (handle, owner, object) in changed {
