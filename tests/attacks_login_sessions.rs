@@ -426,17 +426,7 @@ fn child_process_entry_point() {
         "reinitialise" => ctx
             .init_token(slot, &pin(SO_PIN), "renewed")
             .expect("C_InitToken"),
-        "new-owner" => {
-            let session = ctx.open_rw_session(slot).unwrap();
-            session.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
-            session.init_pin(&pin("new-user-pin")).unwrap();
-            session.logout().unwrap();
-            session
-                .login(UserType::User, Some(&pin("new-user-pin")))
-                .unwrap();
-            let found = session.find_objects(&[]).expect("C_FindObjects");
-            tell_parent(&format!("objects {}", found.len()));
-        }
+        "new-owner" => report_new_owners_objects(&ctx, slot),
         other => panic!("unknown role {other}"),
     }
 }

@@ -135,7 +135,6 @@ const CHILD_ENTRY: &str = "child_process_entry_point";
 #[test]
 #[ignore = "child-process entry point"]
 fn child_process_entry_point() {
-    use cryptoki::session::UserType;
     let Some(role) = child_role() else { return };
     let ctx = load_module();
     initialize(&ctx).unwrap();
@@ -152,17 +151,7 @@ fn child_process_entry_point() {
                 .expect("C_InitToken");
             tell_parent("done");
         }
-        "new-owner" => {
-            let session = ctx.open_rw_session(slot).unwrap();
-            session.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
-            session.init_pin(&pin("new-user-pin")).unwrap();
-            session.logout().unwrap();
-            session
-                .login(UserType::User, Some(&pin("new-user-pin")))
-                .unwrap();
-            let found = session.find_objects(&[]).expect("C_FindObjects");
-            tell_parent(&format!("objects {}", found.len()));
-        }
+        "new-owner" => report_new_owners_objects(&ctx, slot),
         other => panic!("unknown role {other}"),
     }
 }

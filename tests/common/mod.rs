@@ -537,6 +537,21 @@ pub fn assert_killed(status: std::process::ExitStatus, what: &str) {
     );
 }
 
+/// In a child process: takes over the token in `slot`, re-initialised elsewhere, as its
+/// new owner (the SO sets a user PIN, the user logs in), and tells the parent how many
+/// objects the new user sees (`objects N`).
+pub fn report_new_owners_objects(ctx: &Pkcs11, slot: Slot) {
+    let session = ctx.open_rw_session(slot).unwrap();
+    session.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+    session.init_pin(&pin("new-user-pin")).unwrap();
+    session.logout().unwrap();
+    session
+        .login(UserType::User, Some(&pin("new-user-pin")))
+        .unwrap();
+    let found = session.find_objects(&[]).expect("C_FindObjects");
+    tell_parent(&format!("objects {}", found.len()));
+}
+
 /// Prints one protocol line to the parent and flushes, so a SIGKILL right after loses nothing
 /// that was printed.
 pub fn tell_parent(line: &str) {
