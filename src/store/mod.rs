@@ -228,6 +228,14 @@ pub struct Loaded {
     pub audit: AuditHead,
 }
 
+impl Loaded {
+    /// Whether `epoch` (the epoch of a token a caller decided on; 0: none known) names
+    /// another token than the one this transaction read: one re-initialised since.
+    pub fn is_other_token(&self, epoch: u64) -> bool {
+        epoch != 0 && epoch != self.epoch
+    }
+}
+
 /// The records due at a given time, and when the next one after it falls due.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Due {

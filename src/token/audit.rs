@@ -174,7 +174,7 @@ impl Token {
         let mut stale = false;
         self.store.transact(&[], &[], &mut |loaded| {
             // A key of another token's (`commit_decided`) seals nothing here.
-            stale = epoch != 0 && loaded.epoch != epoch;
+            stale = loaded.is_other_token(epoch);
             let head = &loaded.audit;
             let changes = audit::append_with(head, Vec::new(), Some(key));
             (!stale && !head.sealed && !changes.is_empty()).then_some(changes)
@@ -209,7 +209,7 @@ impl Token {
             self.store.transact(&[], &[], &mut |loaded| {
                 // Decided on the token of `epoch` (its SO PIN, its trail): re-initialised
                 // by another process meanwhile, there is nothing left here to re-initialise.
-                reinitialized = epoch != 0 && loaded.epoch != epoch;
+                reinitialized = loaded.is_other_token(epoch);
                 if reinitialized {
                     return None;
                 }

@@ -410,13 +410,13 @@ impl Token {
     /// and publishes the result (read with the commit: one durable sync covers both).
     /// Nothing is written unless the store still holds the token the change was decided
     /// on: the one this process's view is of, every one of `decided_in` (the epochs of
-    /// the keys the caller sealed or signed the change under, read with them:
-    /// `master_with_epoch`), and the one the logged-in master key belongs to now. After
-    /// a re-initialisation elsewhere,
-    /// changes decided on the old token (under its master key, its login, its handles)
-    /// have no place in the new one. The new token is then published (this process
-    /// logged out, its session objects gone, as at any re-initialisation seen) and the
-    /// call answers `TokenReinitialized`.
+    /// the objects the change was made of and of the keys it was sealed under, each
+    /// read with its object or key: `entry_with_epoch`, `master_with_epoch`), and the
+    /// one the logged-in master key belongs to now. After a re-initialisation
+    /// elsewhere, changes decided on the old token (under its master key, its login,
+    /// its handles) have no place in the new one. The new token is then published (this
+    /// process logged out, its session objects gone, as at any re-initialisation seen)
+    /// and the call answers `TokenReinitialized`.
     pub(super) fn commit_decided(
         &self,
         decided_in: &[Option<u64>],
@@ -429,7 +429,7 @@ impl Token {
             &[],
             &[],
             &mut |loaded| {
-                let other = |epoch: u64| epoch != 0 && epoch != loaded.epoch;
+                let other = |epoch: u64| loaded.is_other_token(epoch);
                 stale = other(view)
                     || decided_in.iter().flatten().any(|e| other(*e))
                     || login_epoch.is_some_and(other);

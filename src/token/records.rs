@@ -115,7 +115,7 @@ impl Token {
         let mut reinitialized = false;
         self.store.transact(&uids, &[], &mut |loaded| {
             // Adopted under the key of the token of `epoch` only (`commit_decided`).
-            reinitialized = epoch != 0 && loaded.epoch != epoch;
+            reinitialized = loaded.is_other_token(epoch);
             if reinitialized {
                 return None;
             }

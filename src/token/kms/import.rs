@@ -324,15 +324,9 @@ impl Token {
                 self.load_uids(&uids)?;
             }
         }
-        Ok(self.holders_of_id(id, pair))
-    }
-
-    /// Whether a cached object with `CKA_ID` `id` is a pair half (`pair`) or a public or
-    /// private key that is not one.
-    fn holders_of_id(&self, id: &[u8], pair: bool) -> bool {
         let table = self.objects.read();
         let wanted = [(CKA_ID, Value::Bytes(id.to_vec()))];
-        table
+        let held = table
             .candidates(&wanted)
             .unwrap_or_default()
             .into_iter()
@@ -345,7 +339,8 @@ impl Token {
                 } else {
                     !o.has(IMPORT_TARGET) && matches!(o.class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY)
                 }
-            })
+            });
+        Ok(held)
     }
 
     /// `ExpiredImportToken` when `template` carries an authentic import token that has

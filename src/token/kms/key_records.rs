@@ -66,10 +66,10 @@ pub(super) struct Secrets {
 /// `TokenReinitialized` when the store's token (`loaded`, read in the transaction) is
 /// not the one of the keys a decision is sealed under (`Token::commit_decided`).
 fn check_epoch(loaded: &crate::store::Loaded, keys_epoch: Option<u64>) -> Result<()> {
-    match keys_epoch {
-        Some(e) if e != 0 && e != loaded.epoch => Err(Error::TokenReinitialized),
-        _ => Ok(()),
+    if keys_epoch.is_some_and(|e| loaded.is_other_token(e)) {
+        return Err(Error::TokenReinitialized);
     }
+    Ok(())
 }
 
 /// The facts of the main object of a key as its record says them. With `need_binding`,
