@@ -3,7 +3,9 @@
 //! stored lockout limit), is upgraded in place the first time the module opens it,
 //! and every object is then found by label and by id as before, public and private. A
 //! version 3 database (no audit trail) gets an empty trail that records from then on and
-//! verifies.
+//! verifies. A version 4 database (lookup keys indexed by uid, the audit anchor in a table
+//! of its own) keeps its trail, which verifies, and its records' lookup keys, which are
+//! replaced and removed with the records.
 //! Run with `cargo nextest run --test store_upgrade`.
 
 #![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
@@ -22,12 +24,15 @@ BEGIN IMMEDIATE;
 DROP TABLE lookup;
 DROP INDEX objects_by_due;
 ALTER TABLE objects DROP COLUMN due;
+ALTER TABLE objects DROP COLUMN keys;
+ALTER TABLE state DROP COLUMN anchor_seq;
+ALTER TABLE state DROP COLUMN anchor_hash;
+ALTER TABLE state DROP COLUMN anchor_mac;
 DELETE FROM meta WHERE name = 'object_index';
 DELETE FROM meta WHERE name = 'max_pin_failures';
 DROP TABLE pin_attempts;
 DROP TABLE audit_events;
 DROP TABLE audit_checkpoint;
-DROP TABLE audit_anchor;
 PRAGMA user_version = 1;
 COMMIT;
 ";
@@ -80,7 +85,7 @@ fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4, "the database was upgraded");
+    assert_eq!(v, 5, "the database was upgraded");
     let events: i64 = conn
         .query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))
         .unwrap();
@@ -169,7 +174,11 @@ const DOWNGRADE_TO_V3: &str = "
 BEGIN IMMEDIATE;
 DROP TABLE audit_events;
 DROP TABLE audit_checkpoint;
-DROP TABLE audit_anchor;
+ALTER TABLE objects DROP COLUMN keys;
+ALTER TABLE state DROP COLUMN anchor_seq;
+ALTER TABLE state DROP COLUMN anchor_hash;
+ALTER TABLE state DROP COLUMN anchor_mac;
+CREATE INDEX lookup_by_uid ON lookup (uid);
 PRAGMA user_version = 3;
 COMMIT;
 ";
@@ -200,7 +209,7 @@ fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
     let bodies: Vec<Vec<u8>> = conn
         .prepare("SELECT body FROM audit_events ORDER BY seq")
         .unwrap()
@@ -220,6 +229,133 @@ fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
     assert!(
         out.status.success(),
         "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What version 4 had that version 5 does not: the audit anchor in a table of its own and
+/// the lookup keys indexed by uid, not kept in each record's row.
+const DOWNGRADE_TO_V4: &str = "
+BEGIN IMMEDIATE;
+CREATE TABLE audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
+                           hash BLOB NOT NULL, mac BLOB NOT NULL);
+INSERT INTO audit_anchor SELECT 1, anchor_seq, anchor_hash, anchor_mac FROM state
+    WHERE anchor_seq IS NOT NULL;
+ALTER TABLE state DROP COLUMN anchor_seq;
+ALTER TABLE state DROP COLUMN anchor_hash;
+ALTER TABLE state DROP COLUMN anchor_mac;
+ALTER TABLE objects DROP COLUMN keys;
+CREATE INDEX lookup_by_uid ON lookup (uid);
+PRAGMA user_version = 4;
+COMMIT;
+";
+
+#[test]
+fn a_version_4_token_keeps_its_trail_and_its_records_keys_move_with_them() {
+    use common::kms::*;
+    let env = TestEnv::new();
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        create_external(&session, Spec::Aes256, "old");
+        session
+            .create_object(&data_template("old-data", b"public value", true))
+            .expect("C_CreateObject (data)");
+        session
+            .create_object(&data_template("doomed", b"public value", true))
+            .expect("C_CreateObject (data)");
+        drop(session);
+        ctx.finalize().expect("C_Finalize");
+    }
+    let db = env.token_database();
+    let anchor = |conn: &Connection| -> Option<(i64, Vec<u8>, Vec<u8>)> {
+        conn.query_row(
+            "SELECT anchor_seq, anchor_hash, anchor_mac FROM state WHERE anchor_seq IS NOT NULL",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .ok()
+    };
+    let before = {
+        let conn = Connection::open(&db).unwrap();
+        let before = anchor(&conn).expect("the trail had an anchor to carry over");
+        conn.execute_batch(DOWNGRADE_TO_V4).unwrap();
+        before
+    };
+    // Verifying the trail opens (and so upgrades) the token and writes nothing.
+    verify_trail("the trail of version 4");
+    assert_eq!(
+        anchor(&Connection::open(&db).unwrap()),
+        Some(before),
+        "the anchor moved into the state row as it was"
+    );
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    // Found by the keys written by version 4; renamed and destroyed, their old keys go.
+    let data = find_by_label(&session, "old-data");
+    assert_eq!(data.len(), 1, "data by label");
+    session
+        .update_attributes(data[0], &[Attribute::Label(b"renamed".to_vec())])
+        .expect("C_SetAttributeValue (label)");
+    let doomed = find_by_label(&session, "doomed");
+    assert_eq!(doomed.len(), 1, "data by label");
+    session.destroy_object(doomed[0]).expect("C_DestroyObject");
+    create_external(&session, Spec::Aes256, "new");
+    drop(session);
+    ctx.finalize().expect("C_Finalize");
+
+    let conn = Connection::open(&db).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 5);
+    let label_keys = |label: &[u8]| -> i64 {
+        let mut key = 3u64.to_be_bytes().to_vec(); // CKA_LABEL
+        key.extend_from_slice(label);
+        conn.query_row("SELECT count(*) FROM lookup WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        label_keys(b"old-data"),
+        0,
+        "the old label's key went with the rename"
+    );
+    assert_eq!(label_keys(b"renamed"), 1, "the new label is indexed");
+    assert_eq!(
+        label_keys(b"doomed"),
+        0,
+        "a destroyed record's keys went with it"
+    );
+    let unkept: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM lookup l WHERE NOT EXISTS \
+             (SELECT 1 FROM objects o WHERE o.uid = l.uid)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unkept, 0, "no lookup key points nowhere");
+    drop(conn);
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    assert!(find_by_label(&session, "old-data").is_empty());
+    assert_eq!(find_by_label(&session, "renamed").len(), 1);
+    drop(session);
+    ctx.finalize().expect("C_Finalize");
+    verify_trail("the trail of version 4 and what came after");
+}
+
+/// Runs `kmshsm audit verify` on the test's token and asserts that it succeeds.
+fn verify_trail(what: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kmshsm"))
+        .args(["audit", "verify"])
+        .env("KMSHSM_PIN", USER_PIN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what} verifies: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -13,7 +13,8 @@
 //! file's first page, compared without a lock with the headers last found unchanged,
 //! `seen.rs`; or with one `pread` where that cannot be mapped; the pragma costs a
 //! read transaction and two lock calls). Records' lookup keys live in their own indexed
-//! table and their due times in an indexed column, so finding one record never reads the
+//! table (and in the record's row, so a rewrite finds its old keys without a second
+//! index) and their due times in an indexed column, so finding one record never reads the
 //! others. Every SQLite call, opening and closing included, holds a pass through the fork
 //! gate (`fork_gate.rs`). This module must not interpret record contents.
 
@@ -40,8 +41,8 @@ use crate::os::shared_page::SharedPage;
 use durable::{WalSync, Writing};
 use files::Interest;
 use schema::{
-    configure, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3,
-    UPGRADE_V3_TO_V4,
+    configure, to_version_5, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2,
+    UPGRADE_V2_TO_V3, UPGRADE_V3_TO_V4,
 };
 use seen::SeenHeaders;
 use trail::audit_head;
@@ -210,12 +211,14 @@ impl SqliteStore {
                 let _gate = fork_gate::enter();
                 // Dropped, on an error, after the connection and before the pass.
                 let interest = Interest::register(path);
-                let db = Connection::open(path)?;
+                let mut db = Connection::open(path)?;
                 configure(&db)?;
-                db.execute_batch(&format!(
-                    "BEGIN IMMEDIATE; {SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} {UPGRADE_V3_TO_V4} \
-                     PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.execute_batch(&format!(
+                    "{SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} {UPGRADE_V3_TO_V4}"
                 ))?;
+                to_version_5(&tx)?;
+                tx.commit()?;
                 SqliteStore::wrap(interest, path, db)?
             };
             // Enters the gate itself (after the pass above is given back).
@@ -248,7 +251,7 @@ impl SqliteStore {
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         match version {
             SCHEMA_VERSION => {}
-            1..=3 => upgrade(&mut db)?,
+            1..=4 => upgrade(&mut db)?,
             other => return Err(StoreError::SchemaVersion(other)),
         }
         SqliteStore::wrap(interest, path, db)
@@ -472,7 +475,12 @@ fn read_locked(
             snap.objects.push(record_of(uid, plain, sealed)?);
         }
         if !reset && scope == Scope::Changes {
-            let mut q = tx.prepare_cached("SELECT uid FROM removed WHERE seq > ?1")?;
+            // A record written again after its removal is listed as written only: its
+            // row in `removed` stays (a creation does not look there), older than it.
+            let mut q = tx.prepare_cached(
+                "SELECT uid FROM removed r WHERE r.seq > ?1 AND NOT EXISTS \
+                 (SELECT 1 FROM objects o WHERE o.uid = r.uid AND o.seq > r.seq)",
+            )?;
             for row in q.query_map([from], |r| r.get::<_, Vec<u8>>(0))? {
                 snap.removed.push(uid_of(row?)?);
             }

@@ -11,7 +11,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 use crate::store::StoreResult;
 
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE state   (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, epoch INTEGER NOT NULL);
@@ -57,6 +57,27 @@ CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1),
                                          mac BLOB NOT NULL);
 ";
 
+/// Version 4 → 5, first part: fewer B-trees in a creation's write (issue 18). The audit
+/// anchor moves into the state row, which every commit writes anyway, and each record
+/// keeps its own lookup keys (`keys`, `writes::encode_keys`), so that the keys of a record
+/// rewritten or removed are found without a second index of the lookup table by uid.
+/// `fill_record_keys` then fills `keys` from the lookup table, and `UPGRADE_V4_TO_V5_END`
+/// drops what is no longer used.
+pub(super) const UPGRADE_V4_TO_V5: &str = "
+ALTER TABLE state ADD COLUMN anchor_seq INTEGER;
+ALTER TABLE state ADD COLUMN anchor_hash BLOB;
+ALTER TABLE state ADD COLUMN anchor_mac BLOB;
+UPDATE state SET (anchor_seq, anchor_hash, anchor_mac) =
+    (SELECT seq, hash, mac FROM audit_anchor WHERE id = 1) WHERE id = 1;
+ALTER TABLE objects ADD COLUMN keys BLOB;
+";
+
+/// Version 4 → 5, last part (after `fill_record_keys`).
+pub(super) const UPGRADE_V4_TO_V5_END: &str = "
+DROP INDEX lookup_by_uid;
+DROP TABLE audit_anchor;
+";
+
 /// Statements kept prepared per connection: more than this module has (rusqlite's
 /// default, 16, was fewer once the audit trail's were added, and every commit then
 /// prepared some of them again: about 40% of a state change's CPU time).
@@ -92,7 +113,7 @@ pub(super) fn configure(db: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
-/// Upgrades a version 1, 2 or 3 database in one transaction; another process may have done
+/// Upgrades a version 1 to 4 database in one transaction; another process may have done
 /// it first, which the version read inside the transaction tells.
 pub(super) fn upgrade(db: &mut Connection) -> StoreResult<()> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -104,10 +125,39 @@ pub(super) fn upgrade(db: &mut Connection) -> StoreResult<()> {
         tx.execute_batch(UPGRADE_V2_TO_V3)?;
     }
     if (1..=3).contains(&version) {
-        tx.execute_batch(&format!(
-            "{UPGRADE_V3_TO_V4} PRAGMA user_version = {SCHEMA_VERSION};"
-        ))?;
+        tx.execute_batch(UPGRADE_V3_TO_V4)?;
+    }
+    if (1..=4).contains(&version) {
+        to_version_5(&tx)?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// The version 4 → 5 step, inside the caller's transaction (an upgrade, or the creation
+/// of a new database from the version 1 tables up).
+pub(super) fn to_version_5(tx: &rusqlite::Transaction<'_>) -> StoreResult<()> {
+    tx.execute_batch(UPGRADE_V4_TO_V5)?;
+    fill_record_keys(tx)?;
+    tx.execute_batch(&format!(
+        "{UPGRADE_V4_TO_V5_END} PRAGMA user_version = {SCHEMA_VERSION};"
+    ))?;
+    Ok(())
+}
+
+/// Gives every record the lookup keys the lookup table holds for it (version 4 → 5).
+fn fill_record_keys(tx: &rusqlite::Transaction<'_>) -> StoreResult<()> {
+    let mut by_uid: std::collections::BTreeMap<Vec<u8>, Vec<Vec<u8>>> = Default::default();
+    {
+        let mut q = tx.prepare("SELECT uid, key FROM lookup")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?)))? {
+            let (uid, key) = row?;
+            by_uid.entry(uid).or_default().push(key);
+        }
+    }
+    let mut update = tx.prepare("UPDATE objects SET keys = ?2 WHERE uid = ?1")?;
+    for (uid, keys) in &by_uid {
+        update.execute(rusqlite::params![uid, super::writes::encode_keys(keys)])?;
+    }
     Ok(())
 }

@@ -22,18 +22,17 @@ pub(super) fn restore_audit(tx: &rusqlite::Transaction<'_>, log: &AuditLog) -> S
             "the audit trail to restore into is not empty",
         ));
     }
-    for (table, mark) in [
-        ("audit_checkpoint", &log.checkpoint),
-        ("audit_anchor", &log.anchor),
-    ] {
-        if let Some(m) = mark {
-            tx.execute(
-                &format!(
-                    "INSERT OR REPLACE INTO {table} (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)"
-                ),
-                params![m.seq as i64, &m.hash[..], &m.mac[..]],
-            )?;
-        }
+    if let Some(m) = &log.checkpoint {
+        tx.execute(
+            "INSERT OR REPLACE INTO audit_checkpoint (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)",
+            params![m.seq as i64, &m.hash[..], &m.mac[..]],
+        )?;
+    }
+    if let Some(m) = &log.anchor {
+        tx.execute(
+            "UPDATE state SET anchor_seq = ?1, anchor_hash = ?2, anchor_mac = ?3 WHERE id = 1",
+            params![m.seq as i64, &m.hash[..], &m.mac[..]],
+        )?;
     }
     let mut insert = tx.prepare_cached(
         "INSERT INTO audit_events (seq, body, hash, mac) VALUES (?1, ?2, ?3, ?4)",
@@ -55,10 +54,16 @@ fn hash_of(bytes: Vec<u8>) -> StoreResult<audit::Hash> {
         .map_err(|_| StoreError::Malformed("audit hash is not 32 bytes"))
 }
 
-/// A checkpoint-shaped row (`audit_checkpoint`, `audit_anchor`).
-fn audit_mark(tx: &rusqlite::Transaction<'_>, table: &str) -> StoreResult<Option<AuditCheckpoint>> {
+/// Where a checkpoint-shaped mark is kept: the checkpoint's own row, or the anchor's
+/// columns of the state row (which every commit writes anyway).
+const CHECKPOINT: &str = "SELECT seq, hash, mac FROM audit_checkpoint WHERE id = 1";
+const ANCHOR: &str =
+    "SELECT anchor_seq, anchor_hash, anchor_mac FROM state WHERE id = 1 AND anchor_seq IS NOT NULL";
+
+/// A checkpoint-shaped mark (`CHECKPOINT`, `ANCHOR`).
+fn audit_mark(tx: &rusqlite::Transaction<'_>, query: &str) -> StoreResult<Option<AuditCheckpoint>> {
     let row: Option<(i64, Vec<u8>, Vec<u8>)> = tx
-        .prepare_cached(&format!("SELECT seq, hash, mac FROM {table} WHERE id = 1"))?
+        .prepare_cached(query)?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     row.map(|(seq, hash, mac)| {
@@ -75,7 +80,7 @@ fn audit_mark(tx: &rusqlite::Transaction<'_>, table: &str) -> StoreResult<Option
 /// transaction `tx`.
 pub(super) fn audit_head(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHead> {
     let mut head = newest_event(tx)?;
-    head.anchor = audit_mark(tx, "audit_anchor")?;
+    head.anchor = audit_mark(tx, ANCHOR)?;
     if head.anchor.is_some_and(|a| a.seq == head.seq) {
         // The usual case: the anchor is the newest event (or the checkpoint).
         head.anchored_hash = Some(head.hash);
@@ -86,7 +91,7 @@ pub(super) fn audit_head(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHea
             .optional()?;
         head.anchored_hash = match stored {
             Some(h) => hash_of(h).ok(),
-            None => audit_mark(tx, "audit_checkpoint")?
+            None => audit_mark(tx, CHECKPOINT)?
                 .filter(|c| c.seq == a.seq)
                 .map(|c| c.hash),
         };
@@ -129,8 +134,8 @@ pub(super) fn newest_event(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditH
 /// types or lengths are read anyway, so that verification can name them.
 pub(super) fn read_log(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditLog> {
     let mut log = AuditLog {
-        checkpoint: audit_mark(tx, "audit_checkpoint")?,
-        anchor: audit_mark(tx, "audit_anchor")?,
+        checkpoint: audit_mark(tx, CHECKPOINT)?,
+        anchor: audit_mark(tx, ANCHOR)?,
         ..AuditLog::default()
     };
     {

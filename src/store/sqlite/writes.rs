@@ -10,65 +10,142 @@ use crate::error::StoreError;
 use crate::store::audit::{self, AuditHead};
 use crate::store::{Change, ObjectUid, RecordIndex, StoreResult};
 
-/// Writes a record's lookup keys and due time, replacing any it had; nothing when there
-/// is no such record (removed meanwhile), so no key is left pointing nowhere.
-pub(super) fn put_index(
-    tx: &rusqlite::Transaction<'_>,
-    uid: &ObjectUid,
-    index: &RecordIndex,
-) -> StoreResult<()> {
-    let found = tx
-        .prepare_cached("UPDATE objects SET due = ?2 WHERE uid = ?1")?
-        .execute(params![&uid[..], index.due])?;
-    if found == 0 {
-        return Ok(());
+/// A record's lookup keys as its row keeps them (`objects.keys`): each key's length as 4
+/// bytes big-endian, then the key.
+pub(super) fn encode_keys(keys: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(keys.iter().map(|k| 4 + k.len()).sum());
+    for key in keys {
+        // A lookup key is an attribute type and a value the token accepted: far below 4 GiB.
+        out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        out.extend_from_slice(key);
     }
-    tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
-        .execute([&uid[..]])?;
-    insert_lookup(tx, uid, index)
+    out
 }
 
-/// Adds a record's lookup keys (a record with none yet: the caller removed any it had).
-fn insert_lookup(
+/// The keys `encode_keys` wrote; a row no build wrote is refused, not guessed at.
+fn decode_keys(mut bytes: &[u8]) -> StoreResult<Vec<&[u8]>> {
+    const MALFORMED: &str = "a record's lookup keys are malformed";
+    let mut keys = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes
+            .split_first_chunk::<4>()
+            .ok_or(StoreError::Malformed(MALFORMED))?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(StoreError::Malformed(MALFORMED));
+        }
+        let (key, rest) = rest.split_at(len);
+        keys.push(key);
+        bytes = rest;
+    }
+    Ok(keys)
+}
+
+/// Replaces the lookup keys `old` (encoded, as the row held them) of record `uid` by
+/// `new`; nothing when they are the same.
+fn replace_keys(
     tx: &rusqlite::Transaction<'_>,
-    uid: &ObjectUid,
-    index: &RecordIndex,
+    uid: &[u8],
+    old: Option<&[u8]>,
+    new: &[Vec<u8>],
 ) -> StoreResult<()> {
+    let old = decode_keys(old.unwrap_or_default())?;
+    if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| *a == b.as_slice()) {
+        return Ok(());
+    }
+    let mut remove = tx.prepare_cached("DELETE FROM lookup WHERE key = ?1 AND uid = ?2")?;
+    for key in old {
+        remove.execute(params![key, uid])?;
+    }
     let mut insert =
         tx.prepare_cached("INSERT OR IGNORE INTO lookup (key, uid) VALUES (?1, ?2)")?;
-    for key in &index.lookup {
-        insert.execute(params![key, &uid[..]])?;
+    for key in new {
+        insert.execute(params![key, uid])?;
     }
     Ok(())
 }
 
+/// The lookup keys the row of record `uid` holds: `None` when there is no such record,
+/// `Some(None)` for a record written before records kept their keys and never since.
+fn keys_of(tx: &rusqlite::Transaction<'_>, uid: &[u8]) -> StoreResult<Option<Option<Vec<u8>>>> {
+    Ok(tx
+        .prepare_cached("SELECT keys FROM objects WHERE uid = ?1")?
+        .query_row([uid], |r| r.get(0))
+        .optional()?)
+}
+
+/// Writes a record's lookup keys and due time, replacing any it had; nothing when there
+/// is no such record (removed meanwhile), so no key is left pointing nowhere.
+fn put_index(
+    tx: &rusqlite::Transaction<'_>,
+    uid: &ObjectUid,
+    index: &RecordIndex,
+) -> StoreResult<()> {
+    let Some(old) = keys_of(tx, &uid[..])? else {
+        return Ok(());
+    };
+    tx.prepare_cached("UPDATE objects SET due = ?2, keys = ?3 WHERE uid = ?1")?
+        .execute(params![&uid[..], index.due, encode_keys(&index.lookup)])?;
+    replace_keys(tx, &uid[..], old.as_deref(), &index.lookup)
+}
+
 /// Writes a whole record with its due time and lookup keys. A record the table does not
-/// hold yet (every creation) is one insert and its keys: no rewrite of the row just
-/// written for its due time, and no search of the keys by uid for ones to remove, which
-/// were a tenth of a creation's CPU time, all of it inside the write transaction.
+/// hold yet (every creation) is one insert and its keys, and touches neither `removed`
+/// (the read of changes passes over a removal older than the record) nor a second index
+/// of the lookup keys: the whole write transaction is serial, so every B-tree a creation
+/// need not read or write is time taken off every other writer's wait.
 fn put_object(
     tx: &rusqlite::Transaction<'_>,
     seq: i64,
     rec: &crate::store::ObjectRecord,
 ) -> StoreResult<()> {
     let uid = &rec.uid[..];
-    let replaced = tx
-        .prepare_cached(
-            "UPDATE objects SET seq = ?2, plain = ?3, sealed = ?4, due = ?5 WHERE uid = ?1",
-        )?
-        .execute(params![uid, seq, rec.plain, rec.sealed, rec.index.due])?;
-    if replaced == 0 {
-        tx.prepare_cached(
-            "INSERT INTO objects (uid, seq, plain, sealed, due) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![uid, seq, rec.plain, rec.sealed, rec.index.due])?;
-    } else {
-        tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
-            .execute([uid])?;
+    let keys = encode_keys(&rec.index.lookup);
+    match keys_of(tx, uid)? {
+        Some(old) => {
+            tx.prepare_cached(
+                "UPDATE objects SET seq = ?2, plain = ?3, sealed = ?4, due = ?5, keys = ?6 \
+                 WHERE uid = ?1",
+            )?
+            .execute(params![
+                uid,
+                seq,
+                rec.plain,
+                rec.sealed,
+                rec.index.due,
+                keys
+            ])?;
+            replace_keys(tx, uid, old.as_deref(), &rec.index.lookup)
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO objects (uid, seq, plain, sealed, due, keys) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                uid,
+                seq,
+                rec.plain,
+                rec.sealed,
+                rec.index.due,
+                keys
+            ])?;
+            replace_keys(tx, uid, None, &rec.index.lookup)
+        }
     }
-    insert_lookup(tx, &rec.uid, &rec.index)?;
-    tx.prepare_cached("DELETE FROM removed WHERE uid = ?1")?
-        .execute([uid])?;
+}
+
+/// Removes record `uid` and its lookup keys, and notes the removal for other readers.
+fn remove_object(tx: &rusqlite::Transaction<'_>, seq: i64, uid: &[u8]) -> StoreResult<()> {
+    let old: Option<Option<Vec<u8>>> = tx
+        .prepare_cached("DELETE FROM objects WHERE uid = ?1 RETURNING keys")?
+        .query_row([uid], |r| r.get(0))
+        .optional()?;
+    if let Some(old) = old {
+        replace_keys(tx, uid, old.as_deref(), &[])?;
+    }
+    tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
+        .execute(params![uid, seq])?;
     Ok(())
 }
 
@@ -102,14 +179,7 @@ pub(super) fn apply(
             }
             Change::PutObject(rec) => put_object(tx, seq, &rec)?,
             Change::Reindex(uid, index) => put_index(tx, &uid, &index)?,
-            Change::RemoveObject(uid) => {
-                tx.prepare_cached("DELETE FROM objects WHERE uid = ?1")?
-                    .execute([&uid[..]])?;
-                tx.prepare_cached("DELETE FROM lookup WHERE uid = ?1")?
-                    .execute([&uid[..]])?;
-                tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
-                    .execute(params![&uid[..], seq])?;
-            }
+            Change::RemoveObject(uid) => remove_object(tx, seq, &uid[..])?,
             Change::Wipe => {
                 tx.execute_batch(
                         "DELETE FROM objects; DELETE FROM lookup; DELETE FROM removed; DELETE FROM pins;
@@ -154,7 +224,7 @@ pub(super) fn apply(
             }
             Change::AnchorAudit(a) => {
                 tx.prepare_cached(
-                    "INSERT OR REPLACE INTO audit_anchor (id, seq, hash, mac) VALUES (1, ?1, ?2, ?3)",
+                    "UPDATE state SET anchor_seq = ?1, anchor_hash = ?2, anchor_mac = ?3 WHERE id = 1",
                 )?
                 .execute(params![a.seq as i64, &a.hash[..], &a.mac[..]])?;
             }
@@ -185,7 +255,11 @@ pub(super) fn apply(
                 }
                 tx.prepare_cached("UPDATE audit_events SET mac = NULL WHERE mac IS NOT NULL")?
                     .execute([])?;
-                tx.prepare_cached("DELETE FROM audit_anchor")?.execute([])?;
+                tx.prepare_cached(
+                    "UPDATE state SET anchor_seq = NULL, anchor_hash = NULL, anchor_mac = NULL \
+                     WHERE id = 1",
+                )?
+                .execute([])?;
                 if let Some(seal) = seal {
                     tx.prepare_cached("UPDATE audit_events SET mac = ?2 WHERE seq = ?1")?
                         .execute(params![seal.seq as i64, &seal.mac[..]])?;
