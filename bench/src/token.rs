@@ -154,10 +154,11 @@ pub(crate) fn stop(m: Loaded) {
     let _ = ctx.finalize();
 }
 
-/// kmshsm's cached tokens are named after its store schema, so a cache written by an
-/// earlier build (which the module would upgrade on the first, measured, open of every
-/// copy) is not reused.
-const KMSHSM_STORE_SCHEMA: &str = "schema2";
+/// kmshsm's cached tokens are named after its store schema (the SQLite store's
+/// `PRAGMA user_version`), so a cache written by an earlier build (which the module would
+/// upgrade on the first, measured, open of every copy) is not reused. Bump it with
+/// `store/sqlite/schema.rs` `SCHEMA_VERSION`.
+const KMSHSM_STORE_SCHEMA: &str = "sqlite5";
 
 pub(crate) fn cache_dir(cfg: &Cfg, which: Which, n: usize) -> PathBuf {
     match which {
