@@ -25,6 +25,7 @@ use cryptoki::types::Date;
 
 use crate::external::{import, prepare_external, FAR_EXPIRY};
 use crate::keys::{aes_template, id_bytes};
+use crate::token::KMSHSM_STORE_SCHEMA;
 use crate::token::{configure, copy_dir, start, stop, Loaded, Which};
 use crate::{err, Cfg, Res};
 
@@ -32,8 +33,6 @@ use crate::{err, Cfg, Res};
 const P256_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 /// Distinct RSA moduli in the pool the RSA public keys are made from.
 const RSA_POOL: usize = 8;
-/// Name of the cache entries: kmshsm's carry its store schema (see `token::cache_dir`).
-const KMSHSM_STORE_SCHEMA: &str = "schema2";
 
 pub(crate) fn mixed_dir(cfg: &Cfg, which: Which, n: usize) -> PathBuf {
     match which {
