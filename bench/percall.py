@@ -7,6 +7,7 @@
 #           N x ECDSA-P256 signatures (init + sign)
 #   gcm64   N x (C_EncryptInit + C_Encrypt) of 64 bytes with AES-256-GCM (12-byte IV)
 #   gcm64d  N x (C_DecryptInit + C_Decrypt) of the same 64 bytes' ciphertext
+#   gcm4k, gcm4kd  the same two loops with 4 KiB
 #   ecdsa   N x (C_SignInit + C_Sign) with CKM_ECDSA_SHA256, P-256, 64 bytes
 import sys, pkcs11
 from pkcs11 import Mechanism, KeyType
@@ -27,11 +28,15 @@ with token.open(rw=True, user_pin='1234') as s:
             key.encrypt(data, mechanism=Mechanism.AES_CBC_PAD, mechanism_param=iv)
         for _ in range(n):
             priv.sign(data, mechanism=Mechanism.ECDSA_SHA256)
-    elif loop == 'gcm64':
+    elif loop in ('gcm64', 'gcm4k'):
+        if loop == 'gcm4k':
+            data = b'x' * 4096
         for i in range(n):
             gcm = GCMParams(i.to_bytes(12, 'big'), None, 128)
             key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=gcm)
-    elif loop == 'gcm64d':
+    elif loop in ('gcm64d', 'gcm4kd'):
+        if loop == 'gcm4kd':
+            data = b'x' * 4096
         gcm = GCMParams(bytes(12), None, 128)
         ct = key.encrypt(data, mechanism=Mechanism.AES_GCM, mechanism_param=gcm)
         for _ in range(n):

@@ -4,7 +4,7 @@
 # module given, and prints the instructions per iteration (the difference divided by the
 # difference of N, so start-up and key generation cancel out).
 #   ./bench/percall.sh OLD.so NEW.so ...          (needs valgrind and python-pkcs11)
-#   PERCALL_LOOP=gcm64 ./bench/percall.sh ...     (one loop only: gcm64, gcm64d, ecdsa;
+#   PERCALL_LOOP=gcm64 ./bench/percall.sh ...     (one loop only: gcm64, gcm64d, gcm4k, gcm4kd, ecdsa;
 #                                                  default `both`, see percall.py)
 #   PERCALL_MODULE_ONLY=1 ...                     count only inside the module's C_* entry
 #                                                 points (python-pkcs11's own work left out)
