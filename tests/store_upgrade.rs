@@ -28,6 +28,13 @@ ALTER TABLE objects DROP COLUMN keys;
 ALTER TABLE state DROP COLUMN anchor_seq;
 ALTER TABLE state DROP COLUMN anchor_hash;
 ALTER TABLE state DROP COLUMN anchor_mac;
+DROP TRIGGER meta_added;
+DROP TRIGGER meta_changed;
+DROP TRIGGER meta_removed;
+DROP TRIGGER pins_added;
+DROP TRIGGER pins_changed;
+DROP TRIGGER pins_removed;
+ALTER TABLE state DROP COLUMN config;
 DELETE FROM meta WHERE name = 'object_index';
 DELETE FROM meta WHERE name = 'max_pin_failures';
 DROP TABLE pin_attempts;
@@ -178,6 +185,13 @@ ALTER TABLE objects DROP COLUMN keys;
 ALTER TABLE state DROP COLUMN anchor_seq;
 ALTER TABLE state DROP COLUMN anchor_hash;
 ALTER TABLE state DROP COLUMN anchor_mac;
+DROP TRIGGER meta_added;
+DROP TRIGGER meta_changed;
+DROP TRIGGER meta_removed;
+DROP TRIGGER pins_added;
+DROP TRIGGER pins_changed;
+DROP TRIGGER pins_removed;
+ALTER TABLE state DROP COLUMN config;
 CREATE INDEX lookup_by_uid ON lookup (uid);
 PRAGMA user_version = 3;
 COMMIT;
@@ -234,7 +248,8 @@ fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
 }
 
 /// What version 4 had that version 5 does not: the audit anchor in a table of its own and
-/// the lookup keys indexed by uid, not kept in each record's row.
+/// the lookup keys indexed by uid, not kept in each record's row; no count of the
+/// metadata's and PIN records' changes.
 const DOWNGRADE_TO_V4: &str = "
 BEGIN IMMEDIATE;
 CREATE TABLE audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
@@ -244,6 +259,13 @@ INSERT INTO audit_anchor SELECT 1, anchor_seq, anchor_hash, anchor_mac FROM stat
 ALTER TABLE state DROP COLUMN anchor_seq;
 ALTER TABLE state DROP COLUMN anchor_hash;
 ALTER TABLE state DROP COLUMN anchor_mac;
+DROP TRIGGER meta_added;
+DROP TRIGGER meta_changed;
+DROP TRIGGER meta_removed;
+DROP TRIGGER pins_added;
+DROP TRIGGER pins_changed;
+DROP TRIGGER pins_removed;
+ALTER TABLE state DROP COLUMN config;
 ALTER TABLE objects DROP COLUMN keys;
 CREATE INDEX lookup_by_uid ON lookup (uid);
 PRAGMA user_version = 4;

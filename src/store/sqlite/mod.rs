@@ -18,6 +18,7 @@
 //! others. Every SQLite call, opening and closing included, holds a pass through the fork
 //! gate (`fork_gate.rs`). This module must not interpret record contents.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -84,6 +85,17 @@ struct Conn {
     /// When `PRAGMA data_version` was last asked, on the coarse monotonic clock
     /// (`os/clock.rs`: a tick behind at most, against a period of 100 ms).
     checked_at: Duration,
+    /// The metadata and PIN records this connection last read, with the store's count of
+    /// their changes then (`read_config`).
+    config: Option<Config>,
+}
+
+/// What a snapshot carries besides records: every metadata entry and PIN record, as read
+/// at `count` changes of them (`state.config`, kept by triggers, `schema.rs`).
+struct Config {
+    count: i64,
+    meta: BTreeMap<String, Vec<u8>>,
+    pins: BTreeMap<PinRole, PinRecord>,
 }
 
 impl Conn {
@@ -289,6 +301,7 @@ impl SqliteStore {
                 shm,
                 seen_headers: None,
                 checked_at: clock::monotonic(),
+                config: None,
             })),
         })
     }
@@ -424,6 +437,27 @@ fn read_pin(row: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, PinRecord)> {
     ))
 }
 
+/// Every metadata entry and PIN record, inside `tx`, which read `count` in the state row.
+fn read_config(tx: &rusqlite::Transaction<'_>, count: i64) -> StoreResult<Config> {
+    let mut config = Config {
+        count,
+        meta: BTreeMap::new(),
+        pins: BTreeMap::new(),
+    };
+    let mut q = tx.prepare_cached("SELECT name, value FROM meta")?;
+    for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let (k, v) = row?;
+        config.meta.insert(k, v);
+    }
+    let mut q = tx.prepare_cached("SELECT role, kdf, wrapped_key, failures FROM pins")?;
+    for row in q.query_map([], read_pin)? {
+        let (role, pin) = row?;
+        let role = PinRole::from_code(role).ok_or(StoreError::Malformed("unknown PIN role"))?;
+        config.pins.insert(role, pin);
+    }
+    Ok(config)
+}
+
 /// `Store::read` on the locked connection (no waiting for a sync).
 fn read_locked(
     conn: &mut Conn,
@@ -439,7 +473,12 @@ fn read_locked(
     let tx = conn
         .db
         .transaction_with_behavior(TransactionBehavior::Deferred)?;
-    let (seq, store_epoch) = read_state(&tx)?;
+    let (seq, store_epoch, count) = tx
+        .prepare_cached("SELECT seq, epoch, config FROM state WHERE id = 1")?
+        .query_row([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
+        })?;
+    let (seq, store_epoch) = (seq as u64, store_epoch as u64);
     let reset = epoch != store_epoch;
     let mut snap = Snapshot {
         seq,
@@ -456,17 +495,13 @@ fn read_locked(
         (Scope::Changes, false) => since as i64,
     };
     {
-        let mut q = tx.prepare_cached("SELECT name, value FROM meta")?;
-        for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
-            let (k, v) = row?;
-            snap.meta.insert(k, v);
-        }
-        let mut q = tx.prepare_cached("SELECT role, kdf, wrapped_key, failures FROM pins")?;
-        for row in q.query_map([], read_pin)? {
-            let (role, pin) = row?;
-            let role = PinRole::from_code(role).ok_or(StoreError::Malformed("unknown PIN role"))?;
-            snap.pins.insert(role, pin);
-        }
+        let config = match conn.config.take() {
+            Some(config) if config.count == count => config,
+            _ => read_config(&tx, count)?,
+        };
+        snap.meta = config.meta.clone();
+        snap.pins = config.pins.clone();
+        conn.config = Some(config);
         let mut q = tx.prepare_cached("SELECT uid, plain, sealed FROM objects WHERE seq > ?1")?;
         for row in q.query_map([from], |r| {
             Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?))

@@ -57,19 +57,35 @@ CREATE TABLE IF NOT EXISTS audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1),
                                          mac BLOB NOT NULL);
 ";
 
-/// Version 4 → 5, first part: fewer B-trees in a creation's write (issue 18). The audit
-/// anchor moves into the state row, which every commit writes anyway, and each record
-/// keeps its own lookup keys (`keys`, `writes::encode_keys`), so that the keys of a record
-/// rewritten or removed are found without a second index of the lookup table by uid.
-/// `fill_record_keys` then fills `keys` from the lookup table, and `UPGRADE_V4_TO_V5_END`
-/// drops what is no longer used.
+/// Version 4 → 5, first part: less work in a creation's write, all of which is serial
+/// (issue 18). The audit anchor moves into the state row, which every commit writes
+/// anyway, and each record keeps its own lookup keys (`keys`, `writes::encode_keys`), so
+/// that the keys of a record rewritten or removed are found without a second index of
+/// the lookup table by uid. `config` counts the changes of `meta` and `pins` (PIN failure
+/// counts included, which move no sequence number), kept by triggers so that no writer
+/// can forget it: a reader whose connection read them at the same count reuses what it
+/// read (`mod.rs` `read_config`). `fill_record_keys` then fills `keys` from the lookup
+/// table, and `UPGRADE_V4_TO_V5_END` drops what is no longer used.
 pub(super) const UPGRADE_V4_TO_V5: &str = "
 ALTER TABLE state ADD COLUMN anchor_seq INTEGER;
 ALTER TABLE state ADD COLUMN anchor_hash BLOB;
 ALTER TABLE state ADD COLUMN anchor_mac BLOB;
+ALTER TABLE state ADD COLUMN config INTEGER NOT NULL DEFAULT 0;
 UPDATE state SET (anchor_seq, anchor_hash, anchor_mac) =
     (SELECT seq, hash, mac FROM audit_anchor WHERE id = 1) WHERE id = 1;
 ALTER TABLE objects ADD COLUMN keys BLOB;
+CREATE TRIGGER meta_added AFTER INSERT ON meta BEGIN
+    UPDATE state SET config = config + 1 WHERE id = 1; END;
+CREATE TRIGGER meta_changed AFTER UPDATE ON meta BEGIN
+    UPDATE state SET config = config + 1 WHERE id = 1; END;
+CREATE TRIGGER meta_removed AFTER DELETE ON meta BEGIN
+    UPDATE state SET config = config + 1 WHERE id = 1; END;
+CREATE TRIGGER pins_added AFTER INSERT ON pins BEGIN
+    UPDATE state SET config = config + 1 WHERE id = 1; END;
+CREATE TRIGGER pins_changed AFTER UPDATE ON pins BEGIN
+    UPDATE state SET config = config + 1 WHERE id = 1; END;
+CREATE TRIGGER pins_removed AFTER DELETE ON pins BEGIN
+    UPDATE state SET config = config + 1 WHERE id = 1; END;
 ";
 
 /// Version 4 → 5, last part (after `fill_record_keys`).

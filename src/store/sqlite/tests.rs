@@ -854,3 +854,64 @@ fn a_failed_fsync_past_a_stale_claimant_is_not_hidden_from_another_writer() {
         );
     });
 }
+
+/// A reader's connection reuses the metadata and PIN records it read while the store's
+/// count of their changes stands; every kind of change moves the count, including a PIN
+/// attempt elsewhere, which moves no sequence number.
+#[test]
+fn a_change_of_metadata_or_pins_elsewhere_is_read_though_the_records_are_reused() {
+    let (_dir, reader, writer) = two_handles();
+    let pin = |failures| PinRecord {
+        kdf: vec![1, 2, 3],
+        wrapped_key: vec![4; 60],
+        failures,
+    };
+    writer
+        .commit(vec![
+            Change::PutMeta("label".into(), b"a".to_vec()),
+            Change::PutPin(PinRole::User, pin(0)),
+        ])
+        .unwrap();
+    // The label and the user's failure count, as a read finds them.
+    let read = || {
+        let snap = reader.read(0, 0, Scope::Changes).unwrap();
+        reader.applied(&snap.mark).unwrap();
+        let failures = snap.pins.get(&PinRole::User).map(|p| p.failures);
+        (snap.meta.get("label").cloned(), failures)
+    };
+    assert_eq!(read(), (Some(b"a".to_vec()), Some(0)));
+    // Read again with nothing changed: the same records.
+    assert_eq!(read(), (Some(b"a".to_vec()), Some(0)));
+    // A PIN attempt elsewhere: no new sequence number, a new failure count.
+    assert_eq!(
+        writer
+            .reserve_pin_attempt(PinRole::User, 10, 1_000, 2_000)
+            .unwrap(),
+        PinAttempt::Reserved(1)
+    );
+    assert_eq!(read().1, Some(1), "a reserved attempt counts");
+    writer.settle_pin_attempt(PinRole::User, true).unwrap();
+    assert_eq!(read().1, Some(0), "a right PIN resets the count");
+    // Metadata changed, then removed with everything by a wipe; a PIN record removed.
+    writer
+        .commit(vec![Change::PutMeta("label".into(), b"b".to_vec())])
+        .unwrap();
+    assert_eq!(read().0, Some(b"b".to_vec()));
+    writer
+        .commit(vec![Change::RemovePin(PinRole::User)])
+        .unwrap();
+    assert_eq!(read().1, None);
+    writer
+        .commit(vec![Change::PutPin(PinRole::User, pin(3))])
+        .unwrap();
+    assert_eq!(read().1, Some(3));
+    writer.commit(vec![Change::Wipe]).unwrap();
+    let snap = reader.read(0, 0, Scope::Changes).unwrap();
+    assert!(snap.pins.is_empty() && snap.meta.contains_key("label"));
+    // The reader's own change is read back too.
+    reader
+        .commit(vec![Change::PutMeta("label".into(), b"c".to_vec())])
+        .unwrap();
+    let snap = reader.read(0, 0, Scope::Changes).unwrap();
+    assert_eq!(snap.meta.get("label"), Some(&b"c".to_vec()));
+}
