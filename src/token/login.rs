@@ -109,7 +109,8 @@ impl Login {
 
 impl Token {
     /// Checks `pin` against the stored record of `role` and returns the master key it
-    /// unwraps. The attempt is reserved in the store before the derivation (the failure
+    /// unwraps, with the format of the record and the epoch of the token it is the
+    /// record of (the view's it was read from: the key is that token's). The attempt is reserved in the store before the derivation (the failure
     /// count checked against the token's limit and raised in one step), and the count is
     /// reset when the PIN was right: concurrent attempts, from any number of threads and
     /// processes, can never try more PINs than the limit.
@@ -122,7 +123,7 @@ impl Token {
         role: PinRole,
         pin: &[u8],
         operation: Operation,
-    ) -> Result<(MasterKey, PinFormat)> {
+    ) -> Result<(MasterKey, PinFormat, u64)> {
         let not_set = || match role {
             PinRole::User => Error::UserPinNotInitialized,
             PinRole::So => Error::TokenNotRecognized,
@@ -145,13 +146,14 @@ impl Token {
         };
         // Publishes the count, and picks up a PIN changed elsewhere since the last read.
         let tried = self.sync().and_then(|()| {
-            let record = self
-                .view
-                .read()
-                .pins
-                .get(&role)
-                .cloned()
-                .ok_or_else(not_set)?;
+            // The record with the epoch of the token it is of, read together.
+            let (record, epoch) = {
+                let view = self.view.read();
+                (
+                    view.pins.get(&role).cloned().ok_or_else(not_set)?,
+                    view.epoch,
+                )
+            };
             let kdf = PinKdf::decode(&record.kdf)?;
             let [current, legacy] = master_aads(&self.serial, role);
             let (master, which) = seal::unwrap_master_key_under(
@@ -165,7 +167,7 @@ impl Token {
             } else {
                 PinFormat::Legacy
             };
-            Ok((master, format))
+            Ok((master, format, epoch))
         });
         // Whatever the outcome, the attempt is settled; on any failure it stays counted
         // (a derivation that failed for another reason, memory, costs an attempt rather
@@ -188,11 +190,11 @@ impl Token {
                     .refused_with(code, &e.to_string()),
             );
         }
-        let (master, format) = tried?;
+        let (master, format, epoch) = tried?;
         if role == PinRole::So {
             self.settle_pin_limit()?;
         }
-        Ok((master, format))
+        Ok((master, format, epoch))
     }
 
     /// Takes one attempt at the PIN of `role`, waiting while the limit is reached only
@@ -243,8 +245,10 @@ impl Token {
         // process meanwhile, the key derived is the old token's, and nothing may be done
         // under it (docs/architecture.md, "Persist, then publish").
         let epoch = self.view_epoch();
-        let (master, format) = self.verify_pin(role, pin, Operation::Login)?;
-        if self.view_epoch() != epoch {
+        let (master, format, read_in) = self.verify_pin(role, pin, Operation::Login)?;
+        // The key is of the token whose PIN record it was read from: the login binds to
+        // that token, and only if it is still the one the view is of.
+        if read_in != epoch || self.view_epoch() != epoch {
             return Err(Error::TokenReinitialized);
         }
         // A token from before authenticated records is adopted before anything is used.
@@ -285,8 +289,17 @@ impl Token {
             return Err(Error::UserNotLoggedIn);
         }
         self.refresh()?;
-        self.verify_pin(PinRole::User, pin, Operation::Login)
-            .map(|_| ())
+        let (_, _, read_in) = self.verify_pin(PinRole::User, pin, Operation::Login)?;
+        // The PIN of the token the login is of, not of one re-initialised since.
+        if self
+            .login
+            .lock()
+            .master_epoch()
+            .is_some_and(|e| e != read_in)
+        {
+            return Err(Error::TokenReinitialized);
+        }
+        Ok(())
     }
 
     fn check_can_login(&self, role: PinRole) -> Result<()> {
@@ -384,7 +397,10 @@ impl Token {
         self.refresh()?;
         // The token the old PIN's record is read from (as at `login`).
         let epoch = self.view_epoch();
-        let (master, format) = self.verify_pin(role, old, Operation::SetPin)?;
+        let (master, format, read_in) = self.verify_pin(role, old, Operation::SetPin)?;
+        if read_in != epoch {
+            return Err(Error::TokenReinitialized);
+        }
         // The new record is in the current format: adopt a legacy token first.
         self.settle_record_format(role, old, &master, format, epoch)?;
         let record = Token::pin_record(&master, &self.serial, role, new, &self.shared.config)?;

@@ -12,6 +12,8 @@ mod authority;
 pub(crate) mod clock;
 pub mod copy;
 mod derive;
+#[cfg(test)]
+mod epoch_tests;
 pub(crate) mod keys;
 mod kms;
 mod login;
@@ -96,9 +98,14 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The store's metadata and PIN records as last read.
+/// The store's metadata and PIN records as last read, with the point of the store's
+/// history they were read at: a PIN record is of the token of `epoch`, and a read older
+/// than the view never replaces it (`Token::apply_snapshot`).
 #[derive(Debug)]
 struct View {
+    /// The epoch and sequence number of the read this view came from.
+    epoch: u64,
+    seq: u64,
     label: [u8; LABEL_LEN],
     /// The stored lockout limit; `None` on a token made before it was stored.
     max_pin_failures: Option<u32>,
@@ -310,7 +317,16 @@ impl Token {
             self.login.lock().clear();
             self.objects.write().remove_session_objects(None);
         }
-        *self.view.write() = View::from_snapshot(snap);
+        {
+            // A read older than the view (another thread's, applied late) must not bring
+            // back an older token's PIN records: a login would open the old master key
+            // and bind it to the new token's epoch. Reads at the same point (a PIN count
+            // moves no sequence number) replace it.
+            let mut view = self.view.write();
+            if (snap.epoch, snap.seq) >= (view.epoch, view.seq) {
+                *view = View::from_snapshot(snap);
+            }
+        }
         let applied = self.objects.write().apply(snap, &self.shared.handles)?;
         // Only now does what the read saw stop counting as a change elsewhere: until
         // here another thread's check must not take the old table for current. A read
@@ -478,7 +494,10 @@ impl Token {
         }
         self.refresh()?;
         let epoch = self.view_epoch();
-        let (old, _) = self.verify_pin(PinRole::So, so_pin, Operation::InitToken)?;
+        let (old, _, read_in) = self.verify_pin(PinRole::So, so_pin, Operation::InitToken)?;
+        if read_in != epoch {
+            return Err(Error::TokenReinitialized);
+        }
         let master = MasterKey::generate()?;
         let so = Token::pin_record(
             &master,
@@ -592,6 +611,8 @@ impl View {
             .get(META_MAX_PIN_FAILURES)
             .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
         View {
+            epoch: snap.epoch,
+            seq: snap.seq,
             label,
             max_pin_failures,
             pins: snap.pins.clone(),

@@ -1,0 +1,212 @@
+//! Re-initialisation by another process at chosen moments: a store whose calls run a
+//! test's step when armed (`HookStore`) lets another token on the same file (another
+//! process) re-initialise the token exactly between two steps of this one, where the
+//! real race would need luck. Each test proves that nothing decided on the old token
+//! reaches the new one (`Token::commit_decided`, docs/architecture.md).
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::*;
+use crate::ids::{SessionHandle, SlotId};
+use crate::store::{
+    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRole, ReadMark, Snapshot, StoreResult,
+};
+
+const SO_PIN: &[u8] = b"so-pin-1234";
+
+/// Where an armed step runs: after a read, before `applied`, before a settle, before a
+/// transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    Read,
+    Applied,
+    Settle,
+    Transact,
+}
+
+type Step = Box<dyn FnOnce() + Send>;
+
+/// Steps armed to run once, at the next call of their kind.
+#[derive(Clone, Default)]
+struct Hooks(Arc<Mutex<Vec<(At, Step)>>>);
+
+impl Hooks {
+    fn arm(&self, at: At, step: impl FnOnce() + Send + 'static) {
+        self.0.lock().push((at, Box::new(step)));
+    }
+
+    /// Runs the step armed at `at`, if any, with no lock held.
+    fn run(&self, at: At) {
+        let step = {
+            let mut armed = self.0.lock();
+            let found = armed.iter().position(|(a, _)| *a == at);
+            found.map(|i| armed.remove(i).1)
+        };
+        if let Some(step) = step {
+            step();
+        }
+    }
+}
+
+/// A pause a step makes: it says so on `paused` and waits for `resume`.
+fn pause() -> (impl FnOnce() + Send, mpsc::Receiver<()>, mpsc::Sender<()>) {
+    let (paused_tx, paused_rx) = mpsc::channel();
+    let (resume_tx, resume_rx) = mpsc::channel::<()>();
+    let step = move || {
+        paused_tx.send(()).expect("the test waits");
+        resume_rx.recv().expect("the test resumes");
+    };
+    (step, paused_rx, resume_tx)
+}
+
+struct HookStore {
+    inner: Box<dyn Store>,
+    hooks: Hooks,
+}
+
+impl Store for HookStore {
+    fn changed_elsewhere(&self) -> StoreResult<bool> {
+        self.inner.changed_elsewhere()
+    }
+    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
+        let snap = self.inner.read(since, epoch, scope)?;
+        self.hooks.run(At::Read);
+        Ok(snap)
+    }
+    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
+        self.hooks.run(At::Applied);
+        self.inner.applied(mark)
+    }
+    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
+        self.inner.lookup(key)
+    }
+    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
+        self.inner.load(uids)
+    }
+    fn due(&self, now: i64) -> StoreResult<Due> {
+        self.inner.due(now)
+    }
+    fn object_count_hint(&self) -> StoreResult<u64> {
+        self.inner.object_count_hint()
+    }
+    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
+        self.inner.commit(changes)
+    }
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool> {
+        self.hooks.run(At::Transact);
+        self.inner.transact(uids, lookup, decide)
+    }
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt> {
+        self.inner
+            .reserve_pin_attempt(role, limit, now, lease_until)
+    }
+    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
+        self.hooks.run(At::Settle);
+        self.inner.settle_pin_attempt(role, right)
+    }
+    fn audit_log(&self) -> StoreResult<AuditLog> {
+        self.inner.audit_log()
+    }
+    fn check_integrity(&self) -> StoreResult<()> {
+        self.inner.check_integrity()
+    }
+}
+
+/// A token in `dir` (SO PIN `SO_PIN`) as this process sees it, through a `HookStore`,
+/// and as another process sees it; and the file.
+fn two_views(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Hooks, Arc<Token>) {
+    let backend = crate::store::Backend::Files(dir.to_path_buf());
+    drop(
+        Token::create(
+            &backend,
+            SlotId::new(1),
+            serial,
+            [b' '; LABEL_LEN],
+            SO_PIN,
+            shared_for_tests(dir),
+        )
+        .expect("token"),
+    );
+    let path = crate::store::Backend::file_of(dir, serial);
+    let hooks = Hooks::default();
+    let store = HookStore {
+        inner: Box::new(SqliteStore::open(&path).expect("store")),
+        hooks: hooks.clone(),
+    };
+    let here = Token::open_store(Box::new(store), "here".into(), shared_for_tests(dir))
+        .expect("this process's token");
+    let elsewhere = Token::open(&path, shared_for_tests(dir)).expect("the other process's token");
+    (Arc::new(here), hooks, Arc::new(elsewhere))
+}
+
+/// The other process re-initialises the token (it has no session open).
+fn reinitialise(elsewhere: &Token) {
+    elsewhere
+        .reinitialize(SO_PIN, [b'n'; LABEL_LEN])
+        .expect("re-initialised elsewhere");
+}
+
+/// A fingerprint of the master key a token is logged in with (never the key).
+fn master_probe(token: &Token) -> Option<[u8; 32]> {
+    token.master().map(|m| *m.derive(b"kmshsm test probe"))
+}
+
+#[test]
+fn a_late_read_of_the_old_token_does_not_put_its_pin_records_back_under_a_login() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epoch0001");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    // Thread A reads the old token and is held before it applies the read.
+    let (step, a_paused, a_resume) = pause();
+    hooks.arm(At::Read, step);
+    let reader = {
+        let here = Arc::clone(&here);
+        std::thread::spawn(move || here.sync())
+    };
+    a_paused.recv().expect("A's read paused");
+    reinitialise(&elsewhere);
+    // Another thread sees the new token.
+    here.sync().expect("sync");
+    // A login is held right after its own read is applied, before it reads the PIN
+    // record; A's old read is applied meanwhile.
+    let (step, l_paused, l_resume) = pause();
+    hooks.arm(At::Applied, step);
+    let login = {
+        let here = Arc::clone(&here);
+        std::thread::spawn(move || here.login(SessionHandle::new(1), UserKind::So, SO_PIN))
+    };
+    l_paused.recv().expect("the login paused");
+    a_resume.send(()).expect("resume A");
+    reader.join().expect("A").expect("A's sync");
+    l_resume.send(()).expect("resume the login");
+    let login = login.join().expect("login thread");
+
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("login to the new token elsewhere");
+    match login {
+        Ok(()) => assert!(
+            master_probe(&here) == master_probe(&elsewhere),
+            "a login to the new token holds the old token's master key"
+        ),
+        Err(e) => assert!(matches!(e, Error::TokenReinitialized), "{e:?}"),
+    }
+}
