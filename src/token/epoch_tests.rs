@@ -12,7 +12,8 @@ use parking_lot::Mutex;
 use super::*;
 use crate::ids::{SessionHandle, SlotId};
 use crate::store::{
-    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRole, ReadMark, Snapshot, StoreResult,
+    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRole, PinSettle, ReadMark, Snapshot,
+    StoreResult,
 };
 
 const SO_PIN: &[u8] = b"so-pin-1234";
@@ -114,9 +115,9 @@ impl Store for HookStore {
         self.inner
             .reserve_pin_attempt(role, limit, now, lease_until)
     }
-    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
+    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
         self.hooks.run(At::Settle);
-        self.inner.settle_pin_attempt(role, right)
+        self.inner.settle_pin_attempt(role, right, epoch)
     }
     fn audit_log(&self) -> StoreResult<AuditLog> {
         self.inner.audit_log()
@@ -209,4 +210,31 @@ fn a_late_read_of_the_old_token_does_not_put_its_pin_records_back_under_a_login(
         ),
         Err(e) => assert!(matches!(e, Error::TokenReinitialized), "{e:?}"),
     }
+}
+
+#[test]
+fn a_right_pin_of_the_old_token_does_not_reset_the_new_tokens_failure_count() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epoch0002");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    // Between this login's check of the PIN and its settling, the other process
+    // re-initialises the token and then tries a wrong SO PIN on the new one.
+    let other = Arc::clone(&elsewhere);
+    hooks.arm(At::Settle, move || {
+        reinitialise(&other);
+        other
+            .add_session(SessionHandle::new(1), true)
+            .expect("session");
+        let wrong = other.login(SessionHandle::new(1), UserKind::So, b"wrong-pin-0000");
+        assert!(matches!(wrong, Err(Error::PinIncorrect)), "{wrong:?}");
+        other.remove_session(SessionHandle::new(1));
+    });
+    let login = here.login(SessionHandle::new(1), UserKind::So, SO_PIN);
+    assert!(matches!(login, Err(Error::TokenReinitialized)), "{login:?}");
+    assert_eq!(
+        elsewhere.status().expect("status").so_failures,
+        1,
+        "the new token's failure count was reset by a PIN of the old one"
+    );
 }

@@ -14,7 +14,7 @@ use crate::ids::SessionHandle;
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::store::audit::AuditKey;
 use crate::store::seal::{self, MasterKey, PinKdf};
-use crate::store::{Change, PinAttempt, PinRole};
+use crate::store::{Change, PinAttempt, PinRole, PinSettle};
 
 /// How long a reserved PIN attempt counts as in flight, at most: longer than any PIN
 /// derivation, short enough that a process dying mid-attempt delays the "locked" answers
@@ -128,9 +128,14 @@ impl Token {
             PinRole::User => Error::UserPinNotInitialized,
             PinRole::So => Error::TokenNotRecognized,
         };
-        if !self.view.read().pins.contains_key(&role) {
-            return Err(not_set());
-        }
+        // The epoch of the token the attempt is made at, until its PIN record is read.
+        let mut tried_in = {
+            let view = self.view.read();
+            if !view.pins.contains_key(&role) {
+                return Err(not_set());
+            }
+            view.epoch
+        };
         // The attempt that reaches the limit still answers "incorrect" (§5.6); the next
         // one finds no attempt left and answers "locked".
         let failures = match self.reserve_pin_attempt(role) {
@@ -154,6 +159,7 @@ impl Token {
                     view.epoch,
                 )
             };
+            tried_in = epoch;
             let kdf = PinKdf::decode(&record.kdf)?;
             let [current, legacy] = master_aads(&self.serial, role);
             let (master, which) = seal::unwrap_master_key_under(
@@ -171,9 +177,17 @@ impl Token {
         });
         // Whatever the outcome, the attempt is settled; on any failure it stays counted
         // (a derivation that failed for another reason, memory, costs an attempt rather
-        // than risk an uncounted one).
-        self.store.settle_pin_attempt(role, tried.is_ok())?;
+        // than risk an uncounted one). It is settled only in the token whose record the
+        // PIN was checked against: re-initialised since, the outcome is another token's
+        // (a right PIN of the old token must not reset the new one's count), and no
+        // refusal of it goes into the new token's trail.
+        let settled = self
+            .store
+            .settle_pin_attempt(role, tried.is_ok(), tried_in)?;
         self.sync()?;
+        if settled == PinSettle::OtherToken {
+            return Err(Error::TokenReinitialized);
+        }
         if let Err(e) = &tried {
             let limit = self.pin_limit();
             let op = if limit != 0 && failures >= limit {
