@@ -238,3 +238,47 @@ fn a_right_pin_of_the_old_token_does_not_reset_the_new_tokens_failure_count() {
         "the new token's failure count was reset by a PIN of the old one"
     );
 }
+
+#[test]
+fn an_so_login_to_a_legacy_token_does_not_write_its_pin_limit_into_a_new_token() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, _hooks, _) = two_views(dir.path(), "epoch0003");
+    let path = crate::store::Backend::file_of(dir.path(), "epoch0003");
+    drop(here);
+    // A token made before its lockout limit was stored.
+    let db = rusqlite::Connection::open(&path).expect("database");
+    db.execute("DELETE FROM meta WHERE name = ?1", [META_MAX_PIN_FAILURES])
+        .expect("delete");
+    drop(db);
+    let here = Token::open(&path, shared_for_tests(dir.path())).expect("this process's token");
+    // The other process re-initialises it with a limit of 3, and another thread here sees
+    // the new token, just before this SO login writes the legacy limit.
+    let mut config = (*shared_for_tests(dir.path()).config).clone();
+    config.max_pin_failures = 3;
+    let elsewhere = Token::open(
+        &path,
+        Arc::new(Shared {
+            config: Arc::new(config),
+            handles: Default::default(),
+            clock: clock::module_clock(),
+        }),
+    )
+    .expect("the other process's token");
+    here.test_steps.lock().push((
+        "settle_pin_limit",
+        Box::new(move |here: &Token| {
+            reinitialise(&elsewhere);
+            here.sync().expect("sync");
+        }),
+    ));
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let login = here.login(SessionHandle::new(1), UserKind::So, SO_PIN);
+    assert!(matches!(login, Err(Error::TokenReinitialized)), "{login:?}");
+    let meta = here.store.read(0, 0, Scope::Changes).expect("read").meta;
+    assert_eq!(
+        meta.get(META_MAX_PIN_FAILURES).map(Vec::as_slice),
+        Some(&b"3"[..]),
+        "the new token's limit was overwritten by the old token's login"
+    );
+}

@@ -206,7 +206,7 @@ impl Token {
         }
         let (master, format, epoch) = tried?;
         if role == PinRole::So {
-            self.settle_pin_limit()?;
+            self.settle_pin_limit(epoch)?;
         }
         Ok((master, format, epoch))
     }

@@ -131,7 +131,16 @@ pub struct Token {
     kms_decisions: Mutex<()>,
     /// Searches this process answered through the store (`load_matching`).
     cold_lookups: std::sync::atomic::AtomicU64,
+    /// Steps a unit test runs at named points of a call (`Token::test_point`).
+    #[cfg(test)]
+    test_steps: Mutex<Vec<(&'static str, TestStep)>>,
 }
+
+/// A unit test's step, run at a named point of a call with no token lock held: another
+/// process's re-initialisation placed exactly between two steps of this one
+/// (`epoch_tests.rs`).
+#[cfg(test)]
+type TestStep = Box<dyn FnOnce(&Token) + Send>;
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -264,6 +273,8 @@ impl Token {
             objects: SharedTable::new(objects),
             kms_decisions: Mutex::new(()),
             cold_lookups: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(test)]
+            test_steps: Mutex::new(Vec::new()),
         })
     }
 
@@ -281,6 +292,23 @@ impl Token {
             wrapped_key,
             failures: 0,
         })
+    }
+
+    /// Runs the step a unit test armed at `point`, once (`epoch_tests.rs`); nothing
+    /// outside tests. Called with no token lock held.
+    #[cfg_attr(not(test), allow(unused_variables))]
+    fn test_point(&self, point: &'static str) {
+        #[cfg(test)]
+        {
+            let step = {
+                let mut steps = self.test_steps.lock();
+                let found = steps.iter().position(|(p, _)| *p == point);
+                found.map(|i| steps.remove(i).1)
+            };
+            if let Some(step) = step {
+                step(self);
+            }
+        }
     }
 
     /// Where the token's store is (a file, or a server and serial), for messages.
@@ -406,13 +434,8 @@ impl Token {
         Err(Error::CacheContention)
     }
 
-    /// Commits `changes` and publishes the result (`commit_decided`).
-    fn commit(&self, changes: Vec<Change>) -> Result<()> {
-        self.commit_in(&[], changes)
-    }
-
-    /// `commit`, for changes decided on the tokens of epochs `decided_in`
-    /// (`commit_decided`).
+    /// Commits `changes`, decided on the tokens of epochs `decided_in`, and publishes the
+    /// result (`commit_decided`).
     pub(super) fn commit_in(&self, decided_in: &[Option<u64>], changes: Vec<Change>) -> Result<()> {
         self.commit_decided(decided_in, &mut |_| changes.clone())
     }
@@ -541,12 +564,23 @@ impl Token {
     }
 
     /// Writes the built-in limit into a token made before the limit was stored (called
-    /// after a successful SO login), so that from then on it is the token's own.
-    fn settle_pin_limit(&self) -> Result<()> {
-        if self.view.read().max_pin_failures.is_some() {
-            return Ok(());
-        }
-        self.commit(vec![pin_limit_meta(LEGACY_MAX_PIN_FAILURES)])
+    /// after a successful SO login, whose PIN record was of the token of `epoch`), so
+    /// that from then on it is the token's own. Written only into that token, and only
+    /// if it is the one whose view lacked the limit (`commit_decided`): a newer token
+    /// has a limit of its own, which this must not overwrite.
+    fn settle_pin_limit(&self, epoch: u64) -> Result<()> {
+        let view_epoch = {
+            let view = self.view.read();
+            if view.max_pin_failures.is_some() {
+                return Ok(());
+            }
+            view.epoch
+        };
+        self.test_point("settle_pin_limit");
+        self.commit_in(
+            &[Some(view_epoch), Some(epoch)],
+            vec![pin_limit_meta(LEGACY_MAX_PIN_FAILURES)],
+        )
     }
 
     // ---- sessions bookkeeping, driven by the provider
