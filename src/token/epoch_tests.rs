@@ -282,3 +282,172 @@ fn an_so_login_to_a_legacy_token_does_not_write_its_pin_limit_into_a_new_token()
         "the new token's limit was overwritten by the old token's login"
     );
 }
+
+use crate::ck::*;
+use crate::object::attr::{RawAttribute, RawValue};
+use zeroize::Zeroizing;
+
+fn raw(ty: crate::object::attr::AttrType, value: &[u8]) -> RawAttribute {
+    RawAttribute {
+        ty,
+        value: RawValue::Bytes(Zeroizing::new(value.to_vec())),
+    }
+}
+
+fn ulong(ty: crate::object::attr::AttrType, v: u64) -> RawAttribute {
+    raw(ty, &(v as crate::ck::CK_ULONG).to_ne_bytes())
+}
+
+const CALLER: Caller = Caller {
+    session: SessionHandle::new(1),
+    rw: true,
+};
+
+/// Arms a step at `point` of `token`'s next call that reaches it: the other process
+/// re-initialises the token, and another thread here sees the new token.
+fn reinitialised_at(token: &Token, point: &'static str, elsewhere: Arc<Token>) {
+    token.test_steps.lock().push((
+        point,
+        Box::new(move |here: &Token| {
+            reinitialise(&elsewhere);
+            here.sync().expect("sync");
+        }),
+    ));
+}
+
+/// How many objects the token's store holds now.
+fn stored_objects(token: &Token) -> usize {
+    token
+        .store
+        .read(0, 0, Scope::All)
+        .expect("read")
+        .objects
+        .len()
+}
+
+#[test]
+fn a_session_copy_of_an_old_token_object_is_not_kept_nor_copied_into_the_new_token() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, _hooks, elsewhere) = two_views(dir.path(), "epoch0004");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let old = here
+        .create_object(
+            CALLER,
+            &[
+                ulong(CKA_CLASS, CKO_DATA.raw()),
+                raw(CKA_TOKEN, &[1]),
+                raw(CKA_LABEL, b"old token's"),
+                raw(CKA_VALUE, b"old"),
+            ],
+        )
+        .expect("object");
+    reinitialised_at(&here, "insert", elsewhere);
+    let copy = here.copy_object(CALLER, old, &[raw(CKA_TOKEN, &[0])]);
+    if let Ok(copy) = copy {
+        // Kept, it would be copied into the new token under its epoch.
+        let _ = here.copy_object(CALLER, copy, &[raw(CKA_TOKEN, &[1])]);
+    }
+    assert_eq!(
+        stored_objects(&here),
+        0,
+        "the new token holds the old one's object"
+    );
+    assert!(matches!(copy, Err(Error::TokenReinitialized)), "{copy:?}");
+}
+
+#[test]
+fn a_private_session_object_does_not_land_after_a_logout() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, _hooks, _) = two_views(dir.path(), "epoch0005");
+    let user_pin = b"user-pin-5678";
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    here.init_pin(true, user_pin).expect("user PIN");
+    here.logout().expect("logout");
+    here.login(SessionHandle::new(1), UserKind::User, user_pin)
+        .expect("user login");
+    // The write rules are judged while logged in; the logout comes before the insert.
+    here.test_steps.lock().push((
+        "inserting",
+        Box::new(|here: &Token| here.logout().expect("logout")),
+    ));
+    let made = here.create_object(
+        CALLER,
+        &[
+            ulong(CKA_CLASS, CKO_DATA.raw()),
+            raw(CKA_TOKEN, &[0]),
+            raw(CKA_PRIVATE, &[1]),
+            raw(CKA_LABEL, b"private"),
+            raw(CKA_VALUE, b"secret"),
+        ],
+    );
+    assert!(matches!(made, Err(Error::UserNotLoggedIn)), "{made:?}");
+    assert_eq!(
+        here.objects.read().len(),
+        0,
+        "a private object after the logout"
+    );
+}
+
+#[test]
+fn a_key_derived_from_an_old_token_key_is_not_written_into_the_new_token() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, _hooks, elsewhere) = two_views(dir.path(), "epoch0006");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    // A public secret key of the old token.
+    let base = here
+        .create_object(
+            CALLER,
+            &[
+                ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+                ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET.raw()),
+                raw(CKA_TOKEN, &[1]),
+                raw(CKA_PRIVATE, &[0]),
+                raw(CKA_SENSITIVE, &[0]),
+                raw(CKA_DERIVE, &[1]),
+                raw(CKA_VALUE, &[7u8; 32]),
+            ],
+        )
+        .expect("base key");
+    // After the derivation, the other process re-initialises the token and this one
+    // sees it and logs in to the new token (with the same SO PIN).
+    here.test_steps.lock().push((
+        "insert",
+        Box::new(move |here: &Token| {
+            reinitialise(&elsewhere);
+            here.sync().expect("sync");
+            here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+                .expect("SO login to the new token");
+        }),
+    ));
+    let mech = crate::mechanism::MechanismArg {
+        kind: CKM_CONCATENATE_BASE_AND_DATA,
+        param: crate::mechanism::Param::Bytes(vec![1, 2, 3, 4]),
+    };
+    let derived = here.derive_key(
+        CALLER,
+        &mech,
+        base,
+        &[
+            ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+            ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET.raw()),
+            raw(CKA_TOKEN, &[1]),
+            raw(CKA_PRIVATE, &[0]),
+        ],
+    );
+    assert_eq!(
+        stored_objects(&here),
+        0,
+        "the new token holds a key of the old one"
+    );
+    assert!(
+        matches!(derived, Err(Error::TokenReinitialized)),
+        "{derived:?}"
+    );
+}
