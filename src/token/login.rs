@@ -144,6 +144,7 @@ impl Token {
                 self.record_refusal(
                     self.pin_event(operation, role, None)
                         .refused_with("PinLocked", "the PIN is locked"),
+                    &[Some(tried_in)],
                 );
                 return Err(Error::PinLocked);
             }
@@ -202,6 +203,7 @@ impl Token {
             self.record_refusal(
                 self.pin_event(op, role, Some(failures))
                     .refused_with(code, &e.to_string()),
+                &[Some(tried_in)],
             );
         }
         let (master, format, epoch) = tried?;

@@ -203,15 +203,16 @@ impl Token {
     }
 
     pub fn destroy_object(&self, caller: Caller, handle: ObjectHandle) -> Result<()> {
-        let entry = self.entry(handle)?;
+        let (entry, epoch) = self.entry_with_epoch(handle)?;
         self.authorise_destroy(caller, &entry)?;
         match entry.owner {
             Owner::Token => {
                 let event = self.destruction_event(&entry.object);
+                // The object, and its event, are of the token of `epoch` only.
                 self.commit_with_events(
                     vec![Change::RemoveObject(entry.object.uid)],
                     event.into_iter().collect(),
-                    &[],
+                    &[Some(epoch)],
                 )
             }
             Owner::Session(_) => {
@@ -236,7 +237,7 @@ impl Token {
             }
             self.authorise_state_change(caller, &entry)?;
             let wanted = state.as_ulong().ok_or(Error::AttributeValueInvalid)?;
-            return self.change_state(caller, &entry.object, wanted);
+            return self.change_state(caller, &entry.object, wanted, epoch);
         }
         self.authorise_change(caller, &entry, &parsed)?;
         let (master, master_epoch) = self.master_with_epoch();

@@ -348,13 +348,15 @@ impl Token {
             .collect())
     }
 
-    /// Publishes changed objects: token ones in one store transaction, session ones in
+    /// Publishes changed objects, read from the token of epoch `read_in`: token ones in
+    /// one store transaction (into that token only, `commit_decided`), session ones in
     /// the table.
     fn publish(
         &self,
         changed: Vec<(ObjectHandle, Owner, Object)>,
         removed: Vec<Object>,
         events: Vec<AuditEvent>,
+        read_in: u64,
     ) -> Result<()> {
         let (master, master_epoch) = self.master_with_epoch();
         let mut changes = Vec::new();
@@ -367,7 +369,7 @@ impl Token {
         }
         changes.extend(removed.iter().map(|o| Change::RemoveObject(o.uid)));
         if !changes.is_empty() {
-            self.commit_with_events(changes, events, &[master_epoch])?;
+            self.commit_with_events(changes, events, &[master_epoch, Some(read_in)])?;
         }
         let mut table = self.objects.write();
         for (handle, owner, object) in changed {
@@ -382,7 +384,14 @@ impl Token {
     /// DeleteKeyMaterial (PendingImport) and ScheduleKeyDeletion (PendingDeletion),
     /// applied to every object of the key at once.
     /// A refusal by the key model of a token key's change is recorded in the audit trail.
-    pub(super) fn change_state(&self, caller: Caller, object: &Object, wanted: u64) -> Result<()> {
+    /// `epoch`: the token `object` was read from (`entry_with_epoch`).
+    pub(super) fn change_state(
+        &self,
+        caller: Caller,
+        object: &Object,
+        wanted: u64,
+        epoch: u64,
+    ) -> Result<()> {
         let result = self.change_state_decided(caller, object, wanted);
         if let (Err(Error::Kms(e)), Some(id), Some(state), Some(wanted)) = (
             &result,
@@ -397,6 +406,7 @@ impl Token {
                         .key(id)
                         .material(object.bytes(MATERIAL_FINGERPRINT))
                         .refused(e),
+                    &[Some(epoch)],
                 );
             }
         }
@@ -438,7 +448,11 @@ impl Token {
         let due_now: std::collections::HashSet<&crate::store::ObjectUid> = due.now.iter().collect();
         let (mut changed, mut removed) = (Vec::new(), Vec::new());
         let mut expired_keys = std::collections::BTreeSet::new();
-        for (h, e) in self.objects.read().iter() {
+        let table = self.objects.read();
+        // The token the sweep's objects are of: what it removes, and the events that say
+        // so, go into that token only.
+        let read_in = table.seq().1;
+        for (h, e) in table.iter() {
             let o = &e.object;
             if e.owner == Owner::Token && !due_now.contains(&o.uid) {
                 continue;
@@ -466,11 +480,12 @@ impl Token {
                 changed.push((h, e.owner, wiped));
             }
         }
+        drop(table);
         // Session objects are dropped from the table directly; token ones through the store.
         let (token_removed, session_removed): (Vec<_>, Vec<_>) =
             removed.into_iter().partition(|o| o.is_token());
         let purged = self.purge_events(&token_removed);
-        self.publish(changed, token_removed, purged)?;
+        self.publish(changed, token_removed, purged, read_in)?;
         // Rewriting a key's records authenticates them, which needs the master key: a
         // process that is not logged in leaves expired material to the next one that is
         // (every use already refuses it by its expiry, `check_expiry`), and a login
