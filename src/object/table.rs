@@ -15,7 +15,7 @@ use super::handle_hash::HandleMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{Loaded, ObjectRecord, ObjectUid, Snapshot};
 
 use super::attr::{AttrType, Value};
@@ -35,6 +35,10 @@ pub enum Owner {
 pub struct Entry {
     pub object: Arc<Object>,
     pub owner: Owner,
+    /// The epoch of the token the object is of: the store's, for a token object read
+    /// from it; for a session object, the one every source it was made of was read in
+    /// (`insert_session_object`). A change made of the object goes into that token only.
+    pub epoch: u64,
 }
 
 /// Process-wide source of object handles.
@@ -223,7 +227,7 @@ impl ObjectTable {
             self.remove_token_object(uid);
         }
         for rec in &snap.objects {
-            self.put_token_object(rec, handles)?;
+            self.put_token_object(rec, handles, snap.epoch)?;
         }
         self.seq = snap.seq;
         self.epoch = snap.epoch;
@@ -240,13 +244,18 @@ impl ObjectTable {
         }
         for rec in &loaded.objects {
             if !self.token_handles.contains_key(&rec.uid) {
-                self.put_token_object(rec, handles)?;
+                self.put_token_object(rec, handles, loaded.epoch)?;
             }
         }
         Ok(true)
     }
 
-    fn put_token_object(&mut self, rec: &ObjectRecord, handles: &HandleSource) -> Result<()> {
+    fn put_token_object(
+        &mut self,
+        rec: &ObjectRecord,
+        handles: &HandleSource,
+        epoch: u64,
+    ) -> Result<()> {
         let object = Arc::new(Object::from_record(rec)?);
         let handle = *self
             .token_handles
@@ -257,6 +266,7 @@ impl ObjectTable {
             Entry {
                 object,
                 owner: Owner::Token,
+                epoch,
             },
         );
         Ok(())
@@ -276,32 +286,48 @@ impl ObjectTable {
         self.token_handles.get(uid).copied()
     }
 
+    /// Adds a session object made of what was read from the tokens of epochs `made_in`
+    /// (its sources, the keys it was opened or sealed under, the login its write rules
+    /// were judged under; `None` or 0: nothing known). Refused with `TokenReinitialized`
+    /// unless each is the epoch of the token the table now holds: a session object made
+    /// of the old token's must not outlive the reset that dropped the old token's
+    /// session objects, and be copied into the new token from there.
     pub fn insert_session_object(
         &mut self,
         object: Object,
         session: SessionHandle,
         handles: &HandleSource,
-    ) -> ObjectHandle {
+        made_in: &[Option<u64>],
+    ) -> Result<ObjectHandle> {
+        if made_in
+            .iter()
+            .flatten()
+            .any(|e| *e != 0 && *e != self.epoch)
+        {
+            return Err(Error::TokenReinitialized);
+        }
         let handle = handles.next();
         self.put(
             handle,
             Entry {
                 object: Arc::new(object),
                 owner: Owner::Session(session),
+                epoch: self.epoch,
             },
         );
-        handle
+        Ok(handle)
     }
 
     /// Replaces a session object in place (same handle).
     pub fn replace_session_object(&mut self, handle: ObjectHandle, object: Object) {
         if let Some(entry) = self.entries.get(&handle) {
-            let owner = entry.owner;
+            let (owner, epoch) = (entry.owner, entry.epoch);
             self.put(
                 handle,
                 Entry {
                     object: Arc::new(object),
                     owner,
+                    epoch,
                 },
             );
         }
@@ -536,8 +562,12 @@ mod tests {
     fn the_label_index_follows_inserts_replacements_and_removals() {
         let handles = HandleSource::default();
         let mut t = ObjectTable::default();
-        let a = t.insert_session_object(data(b"a"), SessionHandle::new(1), &handles);
-        let b = t.insert_session_object(data(b"b"), SessionHandle::new(2), &handles);
+        let a = t
+            .insert_session_object(data(b"a"), SessionHandle::new(1), &handles, &[])
+            .unwrap();
+        let b = t
+            .insert_session_object(data(b"b"), SessionHandle::new(2), &handles, &[])
+            .unwrap();
         assert_eq!(by_label(&t, b"a"), Some(vec![a]));
         t.replace_session_object(a, data(b"c"));
         assert_eq!(by_label(&t, b"a"), Some(vec![]));
@@ -552,19 +582,44 @@ mod tests {
     }
 
     #[test]
+    fn a_session_object_made_in_another_epoch_is_refused() {
+        let handles = HandleSource::default();
+        let mut t = ObjectTable::default();
+        t.apply(&snapshot(1, 2, true, true), &handles).unwrap();
+        let made = |t: &mut ObjectTable, epochs: &[Option<u64>]| {
+            t.insert_session_object(data(b"s"), SessionHandle::new(1), &handles, epochs)
+        };
+        let h = made(&mut t, &[Some(2), None, Some(0)]).expect("made in the table's epoch");
+        assert_eq!(t.get(h).map(|e| e.epoch), Some(2));
+        for stale in [[Some(1), Some(2)], [Some(2), Some(3)]] {
+            assert!(matches!(
+                made(&mut t, &stale),
+                Err(crate::error::Error::TokenReinitialized)
+            ));
+        }
+        assert_eq!(by_label(&t, b"s"), Some(vec![h]), "nothing else was added");
+    }
+
+    #[test]
     fn postings_carry_each_objects_private_flag_through_replacements() {
         let handles = HandleSource::default();
         let mut t = ObjectTable::default();
-        let a = t.insert_session_object(
-            data_with_private(b"x", true),
-            SessionHandle::new(1),
-            &handles,
-        );
-        let b = t.insert_session_object(
-            data_with_private(b"x", false),
-            SessionHandle::new(1),
-            &handles,
-        );
+        let a = t
+            .insert_session_object(
+                data_with_private(b"x", true),
+                SessionHandle::new(1),
+                &handles,
+                &[],
+            )
+            .unwrap();
+        let b = t
+            .insert_session_object(
+                data_with_private(b"x", false),
+                SessionHandle::new(1),
+                &handles,
+                &[],
+            )
+            .unwrap();
         let flags = |t: &ObjectTable| {
             t.postings(CKA_LABEL, b"x")
                 .map(|p| p.iter().collect::<Vec<_>>())

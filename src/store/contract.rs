@@ -373,6 +373,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     use PinAttempt::*;
     let so = PinRole::So;
     let failures = |s: &dyn Store| read_applied(s, 0, 0, Scope::Changes).pins[&so].failures;
+    let epoch = read_applied(first, 0, 0, Scope::Changes).epoch;
     assert_eq!(
         first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
         Reserved(1)
@@ -388,23 +389,23 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     // Three in flight: the limit is reached, but one of them may yet be right.
     assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
     assert_eq!(failures(first), 3, "a refused reservation writes nothing");
-    first.settle_pin_attempt(so, false).unwrap();
-    second.settle_pin_attempt(so, false).unwrap();
+    first.settle_pin_attempt(so, false, epoch).unwrap();
+    second.settle_pin_attempt(so, false, epoch).unwrap();
     assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
     // The last one was right: the count is reset and attempts are free again.
-    first.settle_pin_attempt(so, true).unwrap();
+    first.settle_pin_attempt(so, true, epoch).unwrap();
     assert_eq!(failures(second), 0);
     assert_eq!(
         second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
         Reserved(1)
     );
-    second.settle_pin_attempt(so, false).unwrap();
+    second.settle_pin_attempt(so, false, epoch).unwrap();
     for n in 2..=3 {
         assert_eq!(
             first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
             Reserved(n)
         );
-        first.settle_pin_attempt(so, false).unwrap();
+        first.settle_pin_attempt(so, false, epoch).unwrap();
     }
     // Nothing in flight, no attempt left: locked, from every handle.
     assert_eq!(first.reserve_pin_attempt(so, 3, 101, 131).unwrap(), Locked);
@@ -422,8 +423,28 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         first.reserve_pin_attempt(PinRole::User, 3, 0, 30).is_err(),
         "no user PIN yet"
     );
-    first.settle_pin_attempt(so, true).unwrap();
+    assert_eq!(
+        first.settle_pin_attempt(so, true, epoch).unwrap(),
+        PinSettle::Settled
+    );
     assert_eq!(failures(second), 0);
+    // An attempt at the record of another token (re-initialised since it was read)
+    // settles nothing: a right PIN of the old token does not reset the new one's count.
+    assert_eq!(
+        first.reserve_pin_attempt(so, 3, 300, 330).unwrap(),
+        Reserved(1)
+    );
+    for other in [epoch + 1, epoch.wrapping_sub(1)] {
+        assert_eq!(
+            second.settle_pin_attempt(so, true, other).unwrap(),
+            PinSettle::OtherToken
+        );
+    }
+    assert_eq!(failures(first), 1, "nothing written");
+    assert_eq!(
+        first.settle_pin_attempt(so, false, epoch).unwrap(),
+        PinSettle::Settled
+    );
 }
 
 /// The audit trail part of the contract: numbering and chaining inside the commit, the

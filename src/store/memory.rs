@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 
 use super::audit::{self, AuditHead, AuditLog, AuditRecord};
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, ReadMark,
-    RecordIndex, Scope, Snapshot, Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, PinSettle,
+    ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 
@@ -353,8 +353,11 @@ impl Store for MemoryStore {
         Ok(PinAttempt::Reserved(failures))
     }
 
-    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()> {
+    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
         let mut shared = self.shared.lock();
+        if shared.epoch != epoch {
+            return Ok(PinSettle::OtherToken);
+        }
         if let Some((inflight, _)) = shared.attempts.get_mut(&role) {
             *inflight = inflight.saturating_sub(1);
         }
@@ -368,7 +371,7 @@ impl Store for MemoryStore {
         if changed {
             self.bump(&mut shared);
         }
-        Ok(())
+        Ok(PinSettle::Settled)
     }
 
     fn audit_log(&self) -> StoreResult<AuditLog> {

@@ -254,6 +254,16 @@ pub enum PinAttempt {
     Locked,
 }
 
+/// What settling a PIN attempt did (`Store::settle_pin_attempt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinSettle {
+    /// Settled in the token the attempt was checked against.
+    Settled,
+    /// The store holds another token (re-initialised since the PIN record was read):
+    /// nothing was written.
+    OtherToken,
+}
+
 /// Where a token's records live. Implementations must make each `commit` atomic and
 /// durable before returning, must return from a read only what is durable (SQLite's
 /// group commit publishes a commit before its fsync: a read that may have seen one waits
@@ -343,9 +353,13 @@ pub trait Store: Send + Sync {
         now: i64,
         lease_until: i64,
     ) -> StoreResult<PinAttempt>;
-    /// Ends a reserved attempt: a right PIN sets the failure count to zero, a wrong one
-    /// leaves the attempt counted.
-    fn settle_pin_attempt(&self, role: PinRole, right: bool) -> StoreResult<()>;
+    /// Ends a reserved attempt at the PIN record of the token of `epoch` (the epoch of
+    /// the read the record was checked from): a right PIN sets the failure count to zero,
+    /// a wrong one leaves the attempt counted. When the store's epoch, read in the same
+    /// transaction, is not `epoch`, writes nothing and answers `OtherToken`: the record
+    /// the PIN was checked against was wiped with its count, and a PIN of another token
+    /// must neither reset nor count against this one's.
+    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle>;
     /// The whole audit trail (checkpoint and events, in order), read in one transaction.
     fn audit_log(&self) -> StoreResult<AuditLog>;
     /// Verifies the store's own consistency (SQLite: `PRAGMA integrity_check`).

@@ -156,10 +156,12 @@ impl Token {
         Some(event)
     }
 
-    /// Records a refusal in its own small transaction. The refusal stands whatever
-    /// happens here: a failure to record it is logged, not returned in its place.
-    pub(super) fn record_refusal(&self, event: AuditEvent) {
-        if let Err(e) = self.commit_with_events(Vec::new(), vec![event], &[]) {
+    /// Records a refusal, decided on the tokens of epochs `decided_in`, in its own small
+    /// transaction: only into that token (`commit_decided`), never into the trail of one
+    /// another process has re-initialised since. The refusal stands whatever happens
+    /// here: a failure to record it is logged, not returned in its place.
+    pub(super) fn record_refusal(&self, event: AuditEvent, decided_in: &[Option<u64>]) {
+        if let Err(e) = self.commit_with_events(Vec::new(), vec![event], decided_in) {
             log::warn!(
                 "token {}: a refusal could not be recorded in the audit trail: {e}",
                 self.serial

@@ -47,19 +47,23 @@ impl Token {
         additional: &[Vec<RawAttribute>],
     ) -> Result<(ObjectHandle, Vec<ObjectHandle>)> {
         let m = mechanism(mech.kind)?;
-        let base_object = self
-            .entry(base)
-            .map_err(handle_error(Error::KeyHandleInvalid))?
-            .object;
+        // Each source key with the epoch of its token: what is derived from them goes
+        // into that token only (`commit_decided`, `insert_session_object`).
+        let (base_entry, base_epoch) = self
+            .entry_with_epoch(base)
+            .map_err(handle_error(Error::KeyHandleInvalid))?;
+        let base_object = base_entry.object;
         let key = self.usable_key(&base_object, Usage::Derive, mech.kind)?;
-        let other_object = match mech.param.other_key() {
-            Some(h) => Some(
-                self.entry(h)
-                    .map_err(handle_error(Error::KeyHandleInvalid))?
-                    .object,
-            ),
-            None => None,
+        let (other_object, other_epoch) = match mech.param.other_key() {
+            Some(h) => {
+                let (entry, epoch) = self
+                    .entry_with_epoch(h)
+                    .map_err(handle_error(Error::KeyHandleInvalid))?;
+                (Some(entry.object), Some(epoch))
+            }
+            None => (None, None),
         };
+        let sources_in = [Some(base_epoch), other_epoch];
         let other_key = match &other_object {
             Some(o) => Some(self.usable_key(o, Usage::Derive, mech.kind)?),
             None => None,
@@ -86,7 +90,7 @@ impl Token {
                 (CKA_VALUE, Value::Bytes(value.to_vec())),
             ];
             let object = template::build(&template, Provenance::Supplied, module)?;
-            return Ok((self.insert(caller, object)?, Vec::new()));
+            return Ok((self.insert_in(caller, object, &sources_in)?, Vec::new()));
         }
         let forced = base_object.value(CKA_DERIVE_TEMPLATE);
         let mut plans = Vec::with_capacity(1 + additional.len());
@@ -126,6 +130,7 @@ impl Token {
                 .all(|o| o.bool_attr(CKA_NEVER_EXTRACTABLE) == Some(true)),
         };
         let mut objects = Vec::with_capacity(plans.len());
+        let mut made_ins = sources_in.to_vec();
         for ((tpl, key_type, _), secret) in plans.iter().zip(secrets) {
             let values = vec![(CKA_VALUE, Value::Bytes(secret.to_vec()))];
             let object = template::build_key(CKO_SECRET_KEY, *key_type, tpl, values, provenance)?;
@@ -133,9 +138,11 @@ impl Token {
                 self.authorise_exposing_derivation(&sources, &object)?;
             }
             // Each derived key is a KMS key of its own.
-            objects.extend(self.with_kms_identity(vec![object], Origin::Kms, None)?);
+            let (identified, made_in) = self.with_kms_identity(vec![object], Origin::Kms, None)?;
+            objects.extend(identified);
+            made_ins.push(made_in);
         }
-        let handles = self.insert_all(caller, objects)?;
+        let handles = self.insert_all_in(caller, objects, &made_ins)?;
         match handles.split_first() {
             Some((main, rest)) => Ok((*main, rest.to_vec())),
             None => Err(Error::Internal("a derivation inserted no key")),

@@ -128,12 +128,13 @@ impl Token {
             values,
             Provenance::Generated(mech.kind),
         )?;
-        let mut objects = self.with_kms_identity(vec![object], Origin::Kms, None)?;
-        self.insert(
+        let (mut objects, made_in) = self.with_kms_identity(vec![object], Origin::Kms, None)?;
+        self.insert_in(
             caller,
             objects
                 .pop()
                 .ok_or(Error::Internal("identity lost the key"))?,
+            &[made_in],
         )
     }
 
@@ -171,8 +172,8 @@ impl Token {
             private,
             provenance,
         )?;
-        let pair = self.with_kms_identity(vec![public, private], Origin::Kms, None)?;
-        let handles = self.insert_all(caller, pair)?;
+        let (pair, made_in) = self.with_kms_identity(vec![public, private], Origin::Kms, None)?;
+        let handles = self.insert_all_in(caller, pair, &[made_in])?;
         match handles[..] {
             [p, q] => Ok((p, q)),
             _ => Err(Error::Internal("key pair insert")),
@@ -267,8 +268,10 @@ impl Token {
         template: &[RawAttribute],
     ) -> Result<ObjectHandle> {
         let m = mechanism(mech.kind)?;
-        let unwrapping_object = match self.entry(unwrapping) {
-            Ok(entry) => entry.object,
+        // The unwrapping key with the epoch of its token: the key it unwraps goes into
+        // that token only.
+        let (unwrapping_object, unwrapping_epoch) = match self.entry_with_epoch(unwrapping) {
+            Ok((entry, epoch)) => (entry.object, epoch),
             // Expired import parameters are purged; an import naming an expired token
             // still hears that its token expired (kms-docs ExpiredImportToken).
             Err(Error::ObjectHandleInvalid) => {
@@ -322,13 +325,16 @@ impl Token {
         };
         let object =
             template::build_key(class, key_type, &template, values, Provenance::Unwrapped)?;
-        // A plain unwrap brings material from outside: a new EXTERNAL key.
-        let mut objects = self.with_kms_identity(vec![object], Origin::External, None)?;
-        self.insert(
+        // A plain unwrap brings material from outside: a new EXTERNAL key, whose
+        // fingerprint is made under the master key of the epoch `fingerprinted_in`.
+        let (mut objects, fingerprinted_in) =
+            self.with_kms_identity(vec![object], Origin::External, None)?;
+        self.insert_in(
             caller,
             objects
                 .pop()
                 .ok_or(Error::Internal("identity lost the key"))?,
+            &[Some(unwrapping_epoch), fingerprinted_in],
         )
     }
 

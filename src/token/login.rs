@@ -14,7 +14,7 @@ use crate::ids::SessionHandle;
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::store::audit::AuditKey;
 use crate::store::seal::{self, MasterKey, PinKdf};
-use crate::store::{Change, PinAttempt, PinRole};
+use crate::store::{Change, PinAttempt, PinRole, PinSettle};
 
 /// How long a reserved PIN attempt counts as in flight, at most: longer than any PIN
 /// derivation, short enough that a process dying mid-attempt delays the "locked" answers
@@ -109,7 +109,8 @@ impl Login {
 
 impl Token {
     /// Checks `pin` against the stored record of `role` and returns the master key it
-    /// unwraps. The attempt is reserved in the store before the derivation (the failure
+    /// unwraps, with the format of the record and the epoch of the token it is the
+    /// record of (the view's it was read from: the key is that token's). The attempt is reserved in the store before the derivation (the failure
     /// count checked against the token's limit and raised in one step), and the count is
     /// reset when the PIN was right: concurrent attempts, from any number of threads and
     /// processes, can never try more PINs than the limit.
@@ -122,14 +123,19 @@ impl Token {
         role: PinRole,
         pin: &[u8],
         operation: Operation,
-    ) -> Result<(MasterKey, PinFormat)> {
+    ) -> Result<(MasterKey, PinFormat, u64)> {
         let not_set = || match role {
             PinRole::User => Error::UserPinNotInitialized,
             PinRole::So => Error::TokenNotRecognized,
         };
-        if !self.view.read().pins.contains_key(&role) {
-            return Err(not_set());
-        }
+        // The epoch of the token the attempt is made at, until its PIN record is read.
+        let mut tried_in = {
+            let view = self.view.read();
+            if !view.pins.contains_key(&role) {
+                return Err(not_set());
+            }
+            view.epoch
+        };
         // The attempt that reaches the limit still answers "incorrect" (§5.6); the next
         // one finds no attempt left and answers "locked".
         let failures = match self.reserve_pin_attempt(role) {
@@ -138,6 +144,7 @@ impl Token {
                 self.record_refusal(
                     self.pin_event(operation, role, None)
                         .refused_with("PinLocked", "the PIN is locked"),
+                    &[Some(tried_in)],
                 );
                 return Err(Error::PinLocked);
             }
@@ -145,13 +152,15 @@ impl Token {
         };
         // Publishes the count, and picks up a PIN changed elsewhere since the last read.
         let tried = self.sync().and_then(|()| {
-            let record = self
-                .view
-                .read()
-                .pins
-                .get(&role)
-                .cloned()
-                .ok_or_else(not_set)?;
+            // The record with the epoch of the token it is of, read together.
+            let (record, epoch) = {
+                let view = self.view.read();
+                (
+                    view.pins.get(&role).cloned().ok_or_else(not_set)?,
+                    view.epoch,
+                )
+            };
+            tried_in = epoch;
             let kdf = PinKdf::decode(&record.kdf)?;
             let [current, legacy] = master_aads(&self.serial, role);
             let (master, which) = seal::unwrap_master_key_under(
@@ -165,13 +174,21 @@ impl Token {
             } else {
                 PinFormat::Legacy
             };
-            Ok((master, format))
+            Ok((master, format, epoch))
         });
         // Whatever the outcome, the attempt is settled; on any failure it stays counted
         // (a derivation that failed for another reason, memory, costs an attempt rather
-        // than risk an uncounted one).
-        self.store.settle_pin_attempt(role, tried.is_ok())?;
+        // than risk an uncounted one). It is settled only in the token whose record the
+        // PIN was checked against: re-initialised since, the outcome is another token's
+        // (a right PIN of the old token must not reset the new one's count), and no
+        // refusal of it goes into the new token's trail.
+        let settled = self
+            .store
+            .settle_pin_attempt(role, tried.is_ok(), tried_in)?;
         self.sync()?;
+        if settled == PinSettle::OtherToken {
+            return Err(Error::TokenReinitialized);
+        }
         if let Err(e) = &tried {
             let limit = self.pin_limit();
             let op = if limit != 0 && failures >= limit {
@@ -186,13 +203,14 @@ impl Token {
             self.record_refusal(
                 self.pin_event(op, role, Some(failures))
                     .refused_with(code, &e.to_string()),
+                &[Some(tried_in)],
             );
         }
-        let (master, format) = tried?;
+        let (master, format, epoch) = tried?;
         if role == PinRole::So {
-            self.settle_pin_limit()?;
+            self.settle_pin_limit(epoch)?;
         }
-        Ok((master, format))
+        Ok((master, format, epoch))
     }
 
     /// Takes one attempt at the PIN of `role`, waiting while the limit is reached only
@@ -243,8 +261,10 @@ impl Token {
         // process meanwhile, the key derived is the old token's, and nothing may be done
         // under it (docs/architecture.md, "Persist, then publish").
         let epoch = self.view_epoch();
-        let (master, format) = self.verify_pin(role, pin, Operation::Login)?;
-        if self.view_epoch() != epoch {
+        let (master, format, read_in) = self.verify_pin(role, pin, Operation::Login)?;
+        // The key is of the token whose PIN record it was read from: the login binds to
+        // that token, and only if it is still the one the view is of.
+        if read_in != epoch || self.view_epoch() != epoch {
             return Err(Error::TokenReinitialized);
         }
         // A token from before authenticated records is adopted before anything is used.
@@ -285,8 +305,17 @@ impl Token {
             return Err(Error::UserNotLoggedIn);
         }
         self.refresh()?;
-        self.verify_pin(PinRole::User, pin, Operation::Login)
-            .map(|_| ())
+        let (_, _, read_in) = self.verify_pin(PinRole::User, pin, Operation::Login)?;
+        // The PIN of the token the login is of, not of one re-initialised since.
+        if self
+            .login
+            .lock()
+            .master_epoch()
+            .is_some_and(|e| e != read_in)
+        {
+            return Err(Error::TokenReinitialized);
+        }
+        Ok(())
     }
 
     fn check_can_login(&self, role: PinRole) -> Result<()> {
@@ -384,7 +413,10 @@ impl Token {
         self.refresh()?;
         // The token the old PIN's record is read from (as at `login`).
         let epoch = self.view_epoch();
-        let (master, format) = self.verify_pin(role, old, Operation::SetPin)?;
+        let (master, format, read_in) = self.verify_pin(role, old, Operation::SetPin)?;
+        if read_in != epoch {
+            return Err(Error::TokenReinitialized);
+        }
         // The new record is in the current format: adopt a legacy token first.
         self.settle_record_format(role, old, &master, format, epoch)?;
         let record = Token::pin_record(&master, &self.serial, role, new, &self.shared.config)?;

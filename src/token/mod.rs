@@ -12,6 +12,8 @@ mod authority;
 pub(crate) mod clock;
 pub mod copy;
 mod derive;
+#[cfg(test)]
+mod epoch_tests;
 pub(crate) mod keys;
 mod kms;
 mod login;
@@ -96,9 +98,14 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The store's metadata and PIN records as last read.
+/// The store's metadata and PIN records as last read, with the point of the store's
+/// history they were read at: a PIN record is of the token of `epoch`, and a read older
+/// than the view never replaces it (`Token::apply_snapshot`).
 #[derive(Debug)]
 struct View {
+    /// The epoch and sequence number of the read this view came from.
+    epoch: u64,
+    seq: u64,
     label: [u8; LABEL_LEN],
     /// The stored lockout limit; `None` on a token made before it was stored.
     max_pin_failures: Option<u32>,
@@ -124,7 +131,16 @@ pub struct Token {
     kms_decisions: Mutex<()>,
     /// Searches this process answered through the store (`load_matching`).
     cold_lookups: std::sync::atomic::AtomicU64,
+    /// Steps a unit test runs at named points of a call (`Token::test_point`).
+    #[cfg(test)]
+    test_steps: Mutex<Vec<(&'static str, TestStep)>>,
 }
+
+/// A unit test's step, run at a named point of a call with no token lock held: another
+/// process's re-initialisation placed exactly between two steps of this one
+/// (`epoch_tests.rs`).
+#[cfg(test)]
+type TestStep = Box<dyn FnOnce(&Token) + Send>;
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -257,6 +273,8 @@ impl Token {
             objects: SharedTable::new(objects),
             kms_decisions: Mutex::new(()),
             cold_lookups: std::sync::atomic::AtomicU64::new(0),
+            #[cfg(test)]
+            test_steps: Mutex::new(Vec::new()),
         })
     }
 
@@ -274,6 +292,23 @@ impl Token {
             wrapped_key,
             failures: 0,
         })
+    }
+
+    /// Runs the step a unit test armed at `point`, once (`epoch_tests.rs`); nothing
+    /// outside tests. Called with no token lock held.
+    #[cfg_attr(not(test), allow(unused_variables))]
+    fn test_point(&self, point: &'static str) {
+        #[cfg(test)]
+        {
+            let step = {
+                let mut steps = self.test_steps.lock();
+                let found = steps.iter().position(|(p, _)| *p == point);
+                found.map(|i| steps.remove(i).1)
+            };
+            if let Some(step) = step {
+                step(self);
+            }
+        }
     }
 
     /// Where the token's store is (a file, or a server and serial), for messages.
@@ -310,7 +345,16 @@ impl Token {
             self.login.lock().clear();
             self.objects.write().remove_session_objects(None);
         }
-        *self.view.write() = View::from_snapshot(snap);
+        {
+            // A read older than the view (another thread's, applied late) must not bring
+            // back an older token's PIN records: a login would open the old master key
+            // and bind it to the new token's epoch. Reads at the same point (a PIN count
+            // moves no sequence number) replace it.
+            let mut view = self.view.write();
+            if (snap.epoch, snap.seq) >= (view.epoch, view.seq) {
+                *view = View::from_snapshot(snap);
+            }
+        }
         let applied = self.objects.write().apply(snap, &self.shared.handles)?;
         // Only now does what the read saw stop counting as a change elsewhere: until
         // here another thread's check must not take the old table for current. A read
@@ -390,13 +434,8 @@ impl Token {
         Err(Error::CacheContention)
     }
 
-    /// Commits `changes` and publishes the result (`commit_decided`).
-    fn commit(&self, changes: Vec<Change>) -> Result<()> {
-        self.commit_in(&[], changes)
-    }
-
-    /// `commit`, for changes decided on the tokens of epochs `decided_in`
-    /// (`commit_decided`).
+    /// Commits `changes`, decided on the tokens of epochs `decided_in`, and publishes the
+    /// result (`commit_decided`).
     pub(super) fn commit_in(&self, decided_in: &[Option<u64>], changes: Vec<Change>) -> Result<()> {
         self.commit_decided(decided_in, &mut |_| changes.clone())
     }
@@ -478,7 +517,10 @@ impl Token {
         }
         self.refresh()?;
         let epoch = self.view_epoch();
-        let (old, _) = self.verify_pin(PinRole::So, so_pin, Operation::InitToken)?;
+        let (old, _, read_in) = self.verify_pin(PinRole::So, so_pin, Operation::InitToken)?;
+        if read_in != epoch {
+            return Err(Error::TokenReinitialized);
+        }
         let master = MasterKey::generate()?;
         let so = Token::pin_record(
             &master,
@@ -522,12 +564,23 @@ impl Token {
     }
 
     /// Writes the built-in limit into a token made before the limit was stored (called
-    /// after a successful SO login), so that from then on it is the token's own.
-    fn settle_pin_limit(&self) -> Result<()> {
-        if self.view.read().max_pin_failures.is_some() {
-            return Ok(());
-        }
-        self.commit(vec![pin_limit_meta(LEGACY_MAX_PIN_FAILURES)])
+    /// after a successful SO login, whose PIN record was of the token of `epoch`), so
+    /// that from then on it is the token's own. Written only into that token, and only
+    /// if it is the one whose view lacked the limit (`commit_decided`): a newer token
+    /// has a limit of its own, which this must not overwrite.
+    fn settle_pin_limit(&self, epoch: u64) -> Result<()> {
+        let view_epoch = {
+            let view = self.view.read();
+            if view.max_pin_failures.is_some() {
+                return Ok(());
+            }
+            view.epoch
+        };
+        self.test_point("settle_pin_limit");
+        self.commit_in(
+            &[Some(view_epoch), Some(epoch)],
+            vec![pin_limit_meta(LEGACY_MAX_PIN_FAILURES)],
+        )
     }
 
     // ---- sessions bookkeeping, driven by the provider
@@ -592,6 +645,8 @@ impl View {
             .get(META_MAX_PIN_FAILURES)
             .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
         View {
+            epoch: snap.epoch,
+            seq: snap.seq,
             label,
             max_pin_failures,
             pins: snap.pins.clone(),

@@ -48,9 +48,10 @@ impl Token {
             .map(|(entry, generation, _)| (entry, generation))
     }
 
-    /// `entry`, and the epoch of the token it was read from: a change made of it is
-    /// committed only into that token (`commit_decided`).
-    fn entry_with_epoch(&self, handle: ObjectHandle) -> Result<(Entry, u64)> {
+    /// `entry`, and the epoch of the token it is of (`Entry::epoch`): a change made of it
+    /// is committed only into that token (`commit_decided`), and a session object made
+    /// of it is kept only in that token's table (`insert_session_object`).
+    pub(super) fn entry_with_epoch(&self, handle: ObjectHandle) -> Result<(Entry, u64)> {
         self.entry_read(handle)
             .map(|(entry, _, epoch)| (entry, epoch))
     }
@@ -62,9 +63,7 @@ impl Token {
         let read = {
             let objects = self.objects.read();
             match objects.get(handle) {
-                Some(e) if self.visible(e, who) => {
-                    (e.clone(), self.objects.generation(), objects.seq().1)
-                }
+                Some(e) if self.visible(e, who) => (e.clone(), self.objects.generation(), e.epoch),
                 _ => return Err(Error::ObjectHandleInvalid),
             }
         };
@@ -89,14 +88,10 @@ impl Token {
         Ok(())
     }
 
-    /// Stores a new object (token objects: commit, then publish) and returns its handle.
-    pub(super) fn insert(&self, caller: Caller, object: Object) -> Result<ObjectHandle> {
-        self.insert_in(caller, object, &[])
-    }
-
-    /// `insert`, for an object made of what was read from the tokens of epochs
-    /// `decided_in` (`commit_decided`).
-    fn insert_in(
+    /// Stores a new object (token objects: commit, then publish) and returns its handle;
+    /// the object is made of what was read from the tokens of epochs `decided_in`
+    /// (`insert_all_in`).
+    pub(super) fn insert_in(
         &self,
         caller: Caller,
         object: Object,
@@ -120,30 +115,42 @@ impl Token {
     }
 
     /// `insert_all`, for objects made of what was read from the tokens of epochs
-    /// `decided_in` (`commit_decided`).
-    fn insert_all_in(
+    /// `decided_in` (`commit_decided`; for session objects, `insert_session_object`).
+    pub(super) fn insert_all_in(
         &self,
         caller: Caller,
         objects: Vec<Object>,
         decided_in: &[Option<u64>],
     ) -> Result<Vec<ObjectHandle>> {
+        self.test_point("insert");
+        // The token the write rules are judged on.
+        let judged_in = self.view_epoch();
         for object in &objects {
             self.check_writable(caller, object)?;
             self.check_import_pair_names(object, None)?;
             self.authorise_new(object)?;
         }
         let (master, master_epoch) = self.master_with_epoch();
+        let mut decided: Vec<Option<u64>> = decided_in.to_vec();
+        decided.extend([Some(judged_in), master_epoch]);
         let mut changes = Vec::new();
         for object in objects.iter().filter(|o| o.is_token()) {
             changes.push(Change::PutObject(
                 object.to_record(&self.serial, master.as_deref())?,
             ));
         }
+        self.test_point("inserting");
         if !changes.is_empty() {
             let events = self.creation_events(&objects);
-            let mut decided: Vec<Option<u64>> = decided_in.to_vec();
-            decided.push(master_epoch);
             self.commit_with_events(changes, events, &decided)?;
+        }
+        // Judged again under the login's lock, which a logout takes: a private session
+        // object must not land after a C_Logout that came after the first check (the
+        // logout's forget_private would have destroyed it). `login` comes before
+        // `objects` in the token's lock order.
+        let _login = self.login.lock();
+        for object in objects.iter().filter(|o| !o.is_token()) {
+            self.check_writable(caller, object)?;
         }
         let mut table = self.objects.write();
         objects
@@ -154,15 +161,20 @@ impl Token {
                         .token_handle(&object.uid)
                         .ok_or(Error::Internal("committed object missing after sync"))
                 } else {
-                    Ok(table.insert_session_object(object, caller.session, &self.shared.handles))
+                    table.insert_session_object(
+                        object,
+                        caller.session,
+                        &self.shared.handles,
+                        &decided,
+                    )
                 }
             })
             .collect()
     }
 
     pub fn create_object(&self, caller: Caller, template: &[RawAttribute]) -> Result<ObjectHandle> {
-        let object = self.build_created(template)?;
-        self.insert(caller, object)
+        let (object, made_in) = self.build_created(template)?;
+        self.insert_in(caller, object, &[made_in])
     }
 
     pub fn copy_object(
@@ -191,15 +203,16 @@ impl Token {
     }
 
     pub fn destroy_object(&self, caller: Caller, handle: ObjectHandle) -> Result<()> {
-        let entry = self.entry(handle)?;
+        let (entry, epoch) = self.entry_with_epoch(handle)?;
         self.authorise_destroy(caller, &entry)?;
         match entry.owner {
             Owner::Token => {
                 let event = self.destruction_event(&entry.object);
+                // The object, and its event, are of the token of `epoch` only.
                 self.commit_with_events(
                     vec![Change::RemoveObject(entry.object.uid)],
                     event.into_iter().collect(),
-                    &[],
+                    &[Some(epoch)],
                 )
             }
             Owner::Session(_) => {
@@ -224,7 +237,7 @@ impl Token {
             }
             self.authorise_state_change(caller, &entry)?;
             let wanted = state.as_ulong().ok_or(Error::AttributeValueInvalid)?;
-            return self.change_state(caller, &entry.object, wanted);
+            return self.change_state(caller, &entry.object, wanted, epoch);
         }
         self.authorise_change(caller, &entry, &parsed)?;
         let (master, master_epoch) = self.master_with_epoch();

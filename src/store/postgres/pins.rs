@@ -6,7 +6,7 @@ use super::conn::Conn;
 use super::conn::PgResult;
 use super::records;
 use crate::error::StoreError;
-use crate::store::PinAttempt;
+use crate::store::{PinAttempt, PinSettle};
 
 /// What `Store::reserve_pin_attempt` answers, and the sequence number of its commit.
 #[allow(clippy::too_many_arguments)]
@@ -73,18 +73,23 @@ pub(super) fn reserve(
     ))
 }
 
-/// `Store::settle_pin_attempt`; the sequence number of its commit when it changed a count.
+/// `Store::settle_pin_attempt`, and the sequence number of its commit when it changed a
+/// count.
 pub(super) fn settle(
     c: &mut Conn,
     token: i64,
     writer: &str,
-    code: i64,
-    right: bool,
+    (code, right, epoch): (i64, bool, u64),
     committing: &mut bool,
-) -> PgResult<Option<i64>> {
+) -> PgResult<(PinSettle, Option<i64>)> {
     let tx = c;
     tx.begin("")?;
-    records::state(tx, token, true)?;
+    // The token's row, locked: no re-initialisation can come between the check and
+    // the write.
+    if records::state(tx, token, true)?.1 != epoch {
+        tx.commit()?;
+        return Ok((PinSettle::OtherToken, None));
+    }
     let mut seq = None;
     if right {
         let reset = tx.execute(
@@ -103,5 +108,5 @@ pub(super) fn settle(
     )?;
     *committing = true;
     tx.commit()?;
-    Ok(seq)
+    Ok((PinSettle::Settled, seq))
 }

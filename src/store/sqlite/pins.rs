@@ -6,7 +6,7 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::StoreError;
-use crate::store::{PinAttempt, PinRole, StoreResult};
+use crate::store::{PinAttempt, PinRole, PinSettle, StoreResult};
 
 /// `Store::reserve_pin_attempt` on the locked connection (no waiting for a sync).
 pub(super) fn reserve(
@@ -64,8 +64,16 @@ pub(super) fn reserve(
 }
 
 /// `Store::settle_pin_attempt` on the locked connection (no waiting for a sync).
-pub(super) fn settle(db: &mut Connection, role: PinRole, right: bool) -> StoreResult<()> {
+pub(super) fn settle(
+    db: &mut Connection,
+    role: PinRole,
+    right: bool,
+    epoch: u64,
+) -> StoreResult<PinSettle> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if super::read_state(&tx)?.1 != epoch {
+        return Ok(PinSettle::OtherToken);
+    }
     if right {
         tx.prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
             .execute([role.code()])?;
@@ -75,5 +83,5 @@ pub(super) fn settle(db: &mut Connection, role: PinRole, right: bool) -> StoreRe
     )?
     .execute([role.code()])?;
     tx.commit()?;
-    Ok(())
+    Ok(PinSettle::Settled)
 }

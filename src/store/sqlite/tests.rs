@@ -240,7 +240,7 @@ fn after_a_failed_fsync_the_handle_writes_nothing_more() {
             vec![2]
         )]))
         .is_err());
-    assert!(first.settle_pin_attempt(PinRole::User, false).is_err());
+    assert!(first.settle_pin_attempt(PinRole::User, false, 1).is_err());
     let snap = second.read(0, 0, Scope::All).unwrap();
     assert!(!snap.meta.contains_key("x") && !snap.meta.contains_key("y"));
 }

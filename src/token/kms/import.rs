@@ -55,6 +55,8 @@ impl Token {
         public_template: &[RawAttribute],
         private_template: &[RawAttribute],
     ) -> Result<(ObjectHandle, ObjectHandle)> {
+        // The token the refusal below would be of.
+        let judged_in = self.view_epoch();
         let result = self.make_import_parameters(caller, mech, public_template, private_template);
         if let Err(Error::Kms(e)) = &result {
             let target = template::parse(private_template)
@@ -69,6 +71,7 @@ impl Token {
                 self.event(Operation::GetParametersForImport)
                     .key(&target)
                     .refused(e),
+                &[Some(judged_in)],
             );
         }
         result
@@ -380,6 +383,8 @@ impl Token {
         wrapped: &[u8],
         template: &[RawAttribute],
     ) -> Result<ObjectHandle> {
+        // The token the refusal below would be of.
+        let judged_in = self.view_epoch();
         let result = self.import_decided(caller, mech, wrapping, wrapped, template);
         if let Err(Error::Kms(e)) = &result {
             let target = wrapping.bytes(IMPORT_TARGET).unwrap_or(&[]);
@@ -392,6 +397,7 @@ impl Token {
                     .key(target)
                     .material(bound.as_deref())
                     .refused(e),
+                &[Some(judged_in)],
             );
         }
         result

@@ -143,6 +143,9 @@ impl Token {
         id: &[u8],
         decide: &mut dyn FnMut(&[Object]) -> Result<Decided>,
     ) -> Result<()> {
+        // The token the session objects are read from (taken before they are: a reset
+        // after it makes the decision one of the old token's).
+        let read_in = self.view_epoch();
         let mut cached = self.key_objects(id)?;
         // Serialises this process's decisions on session objects, which no store
         // transaction covers (taken before any other token lock, and only here); the
@@ -203,16 +206,25 @@ impl Token {
         })?;
         let decided = outcome?;
         self.sync()?;
+        self.test_point("kms_session_objects");
         let handles: BTreeMap<ObjectUid, ObjectHandle> =
             cached.iter().map(|(h, _, o)| (o.uid, *h)).collect();
         let mut table = self.objects.write();
         for o in decided.into_iter().filter(|o| !o.is_token()) {
             match handles.get(&o.uid) {
+                // Gone with the old token's session objects if the token was reset.
                 Some(h) => table.replace_session_object(*h, o),
                 None => {
                     let session =
                         new_owner.ok_or(Error::Internal("new object without a session"))?;
-                    table.insert_session_object(o, session, &self.shared.handles);
+                    // Made of the old token's objects and keys if the token was reset
+                    // since they were read: refused then.
+                    table.insert_session_object(
+                        o,
+                        session,
+                        &self.shared.handles,
+                        &[Some(read_in), keys_epoch],
+                    )?;
                 }
             }
         }

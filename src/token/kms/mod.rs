@@ -139,20 +139,33 @@ impl Token {
 
     /// Gives new key objects (one key: a secret key, or a key pair) their KMS identity:
     /// a fresh KeyId, the origin, the state, the spec when the key has one, and for
-    /// EXTERNAL material its fingerprint (when the master key is at hand).
+    /// EXTERNAL material its fingerprint (when the master key is at hand). Answers the
+    /// objects and the epoch of the master key the fingerprint was made under, if one
+    /// was: the key is that token's, and goes into that token only (`commit_decided`).
     pub(super) fn with_kms_identity(
         &self,
         objects: Vec<Object>,
         origin: Origin,
         usage: Option<KeyUsage>,
-    ) -> Result<Vec<Object>> {
+    ) -> Result<(Vec<Object>, Option<u64>)> {
         let spec = objects.iter().find_map(spec_of);
         let mut bound = None;
-        if origin == Origin::External && self.master().is_some() {
+        // One read of the key and its epoch, for the secrets and the fingerprint both.
+        let (master, master_epoch) = match origin {
+            Origin::External => self.master_with_epoch(),
+            _ => (None, None),
+        };
+        if let Some(master) = &master {
+            let fingerprint_key = master.derive(key_records::FINGERPRINT_LABEL);
             for o in objects.iter().filter(|o| o.class != CKO_PUBLIC_KEY) {
-                let (_, secrets) = o.all_values(&self.serial, self.master().as_deref())?;
+                let (_, secrets) = o.all_values(&self.serial, Some(master))?;
                 if let Some((spec, primary, e)) = canonical_of(o, &secrets) {
-                    bound = Some(self.fingerprint(spec, &primary, e.as_deref())?);
+                    bound = Some(key_records::fingerprint_with(
+                        &fingerprint_key,
+                        spec,
+                        &primary,
+                        e.as_deref(),
+                    ));
                 }
             }
         }
@@ -161,7 +174,7 @@ impl Token {
             KmsError::InvalidParameter(_) => Error::TemplateInconsistent,
             e => kms(e),
         })?;
-        objects
+        let objects = objects
             .into_iter()
             .map(|o| {
                 let mut values = vec![
@@ -181,13 +194,15 @@ impl Token {
                 }
                 Ok(confine_to_key_usage(o.with_plain(values)))
             })
-            .collect()
+            .collect::<Result<Vec<Object>>>()?;
+        Ok((objects, master_epoch))
     }
 
     /// `C_CreateObject`: a key with origin EXTERNAL and no material becomes a
     /// PendingImport KMS key; a key with material is imported plaintext (EXTERNAL,
-    /// Enabled); anything else is an ordinary object.
-    pub(super) fn build_created(&self, template: &[RawAttribute]) -> Result<Object> {
+    /// Enabled); anything else is an ordinary object. Answers the object and the epoch
+    /// of the master key its fingerprint was made under, if one was (`with_kms_identity`).
+    pub(super) fn build_created(&self, template: &[RawAttribute]) -> Result<(Object, Option<u64>)> {
         let given = template::parse(template)?;
         let class = given
             .get(&CKA_CLASS)
@@ -207,10 +222,13 @@ impl Token {
             Some(code) => Some(KeyUsage::from_code(code).ok_or(Error::AttributeValueInvalid)?),
         };
         let Some(class) = class.filter(|_| is_owner_key) else {
-            return template::build(template, Provenance::Supplied, vec![]);
+            return Ok((
+                template::build(template, Provenance::Supplied, vec![])?,
+                None,
+            ));
         };
         if origin == Some(Origin::External) && !has_material(class, &given) {
-            return self.build_pending(class, &given, template, usage);
+            return Ok((self.build_pending(class, &given, template, usage)?, None));
         }
         let object = template::build(template, Provenance::Supplied, vec![])?;
         // A spec named in the template must be the one the material amounts to.
@@ -219,10 +237,12 @@ impl Token {
                 return Err(Error::TemplateInconsistent);
             }
         }
-        let mut objects = self.with_kms_identity(vec![object], Origin::External, usage)?;
-        objects
+        let (mut objects, fingerprinted_in) =
+            self.with_kms_identity(vec![object], Origin::External, usage)?;
+        let object = objects
             .pop()
-            .ok_or(Error::Internal("identity lost the object"))
+            .ok_or(Error::Internal("identity lost the object"))?;
+        Ok((object, fingerprinted_in))
     }
 
     fn build_pending(
@@ -328,13 +348,15 @@ impl Token {
             .collect())
     }
 
-    /// Publishes changed objects: token ones in one store transaction, session ones in
+    /// Publishes changed objects, read from the token of epoch `read_in`: token ones in
+    /// one store transaction (into that token only, `commit_decided`), session ones in
     /// the table.
     fn publish(
         &self,
         changed: Vec<(ObjectHandle, Owner, Object)>,
         removed: Vec<Object>,
         events: Vec<AuditEvent>,
+        read_in: u64,
     ) -> Result<()> {
         let (master, master_epoch) = self.master_with_epoch();
         let mut changes = Vec::new();
@@ -347,7 +369,7 @@ impl Token {
         }
         changes.extend(removed.iter().map(|o| Change::RemoveObject(o.uid)));
         if !changes.is_empty() {
-            self.commit_with_events(changes, events, &[master_epoch])?;
+            self.commit_with_events(changes, events, &[master_epoch, Some(read_in)])?;
         }
         let mut table = self.objects.write();
         for (handle, owner, object) in changed {
@@ -362,7 +384,14 @@ impl Token {
     /// DeleteKeyMaterial (PendingImport) and ScheduleKeyDeletion (PendingDeletion),
     /// applied to every object of the key at once.
     /// A refusal by the key model of a token key's change is recorded in the audit trail.
-    pub(super) fn change_state(&self, caller: Caller, object: &Object, wanted: u64) -> Result<()> {
+    /// `epoch`: the token `object` was read from (`entry_with_epoch`).
+    pub(super) fn change_state(
+        &self,
+        caller: Caller,
+        object: &Object,
+        wanted: u64,
+        epoch: u64,
+    ) -> Result<()> {
         let result = self.change_state_decided(caller, object, wanted);
         if let (Err(Error::Kms(e)), Some(id), Some(state), Some(wanted)) = (
             &result,
@@ -377,6 +406,7 @@ impl Token {
                         .key(id)
                         .material(object.bytes(MATERIAL_FINGERPRINT))
                         .refused(e),
+                    &[Some(epoch)],
                 );
             }
         }
@@ -418,7 +448,11 @@ impl Token {
         let due_now: std::collections::HashSet<&crate::store::ObjectUid> = due.now.iter().collect();
         let (mut changed, mut removed) = (Vec::new(), Vec::new());
         let mut expired_keys = std::collections::BTreeSet::new();
-        for (h, e) in self.objects.read().iter() {
+        let table = self.objects.read();
+        // The token the sweep's objects are of: what it removes, and the events that say
+        // so, go into that token only.
+        let read_in = table.seq().1;
+        for (h, e) in table.iter() {
             let o = &e.object;
             if e.owner == Owner::Token && !due_now.contains(&o.uid) {
                 continue;
@@ -446,11 +480,12 @@ impl Token {
                 changed.push((h, e.owner, wiped));
             }
         }
+        drop(table);
         // Session objects are dropped from the table directly; token ones through the store.
         let (token_removed, session_removed): (Vec<_>, Vec<_>) =
             removed.into_iter().partition(|o| o.is_token());
         let purged = self.purge_events(&token_removed);
-        self.publish(changed, token_removed, purged)?;
+        self.publish(changed, token_removed, purged, read_in)?;
         // Rewriting a key's records authenticates them, which needs the master key: a
         // process that is not logged in leaves expired material to the next one that is
         // (every use already refuses it by its expiry, `check_expiry`), and a login

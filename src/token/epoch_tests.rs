@@ -1,0 +1,453 @@
+//! Re-initialisation by another process at chosen moments: a store whose calls run a
+//! test's step when armed (`HookStore`) lets another token on the same file (another
+//! process) re-initialise the token exactly between two steps of this one, where the
+//! real race would need luck. Each test proves that nothing decided on the old token
+//! reaches the new one (`Token::commit_decided`, docs/architecture.md).
+
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::*;
+use crate::ids::{SessionHandle, SlotId};
+use crate::store::{
+    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRole, PinSettle, ReadMark, Snapshot,
+    StoreResult,
+};
+
+const SO_PIN: &[u8] = b"so-pin-1234";
+
+/// Where an armed step runs: after a read, before `applied`, before a settle, before a
+/// transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    Read,
+    Applied,
+    Settle,
+    Transact,
+}
+
+type Step = Box<dyn FnOnce() + Send>;
+
+/// Steps armed to run once, at the next call of their kind.
+#[derive(Clone, Default)]
+struct Hooks(Arc<Mutex<Vec<(At, Step)>>>);
+
+impl Hooks {
+    fn arm(&self, at: At, step: impl FnOnce() + Send + 'static) {
+        self.0.lock().push((at, Box::new(step)));
+    }
+
+    /// Runs the step armed at `at`, if any, with no lock held.
+    fn run(&self, at: At) {
+        let step = {
+            let mut armed = self.0.lock();
+            let found = armed.iter().position(|(a, _)| *a == at);
+            found.map(|i| armed.remove(i).1)
+        };
+        if let Some(step) = step {
+            step();
+        }
+    }
+}
+
+/// A pause a step makes: it says so on `paused` and waits for `resume`.
+fn pause() -> (impl FnOnce() + Send, mpsc::Receiver<()>, mpsc::Sender<()>) {
+    let (paused_tx, paused_rx) = mpsc::channel();
+    let (resume_tx, resume_rx) = mpsc::channel::<()>();
+    let step = move || {
+        paused_tx.send(()).expect("the test waits");
+        resume_rx.recv().expect("the test resumes");
+    };
+    (step, paused_rx, resume_tx)
+}
+
+struct HookStore {
+    inner: Box<dyn Store>,
+    hooks: Hooks,
+}
+
+impl Store for HookStore {
+    fn changed_elsewhere(&self) -> StoreResult<bool> {
+        self.inner.changed_elsewhere()
+    }
+    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
+        let snap = self.inner.read(since, epoch, scope)?;
+        self.hooks.run(At::Read);
+        Ok(snap)
+    }
+    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
+        self.hooks.run(At::Applied);
+        self.inner.applied(mark)
+    }
+    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
+        self.inner.lookup(key)
+    }
+    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
+        self.inner.load(uids)
+    }
+    fn due(&self, now: i64) -> StoreResult<Due> {
+        self.inner.due(now)
+    }
+    fn object_count_hint(&self) -> StoreResult<u64> {
+        self.inner.object_count_hint()
+    }
+    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
+        self.inner.commit(changes)
+    }
+    fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
+    ) -> StoreResult<bool> {
+        self.hooks.run(At::Transact);
+        self.inner.transact(uids, lookup, decide)
+    }
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        limit: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<PinAttempt> {
+        self.inner
+            .reserve_pin_attempt(role, limit, now, lease_until)
+    }
+    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
+        self.hooks.run(At::Settle);
+        self.inner.settle_pin_attempt(role, right, epoch)
+    }
+    fn audit_log(&self) -> StoreResult<AuditLog> {
+        self.inner.audit_log()
+    }
+    fn check_integrity(&self) -> StoreResult<()> {
+        self.inner.check_integrity()
+    }
+}
+
+/// A token in `dir` (SO PIN `SO_PIN`) as this process sees it, through a `HookStore`,
+/// and as another process sees it; and the file.
+fn two_views(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Hooks, Arc<Token>) {
+    let backend = crate::store::Backend::Files(dir.to_path_buf());
+    drop(
+        Token::create(
+            &backend,
+            SlotId::new(1),
+            serial,
+            [b' '; LABEL_LEN],
+            SO_PIN,
+            shared_for_tests(dir),
+        )
+        .expect("token"),
+    );
+    let path = crate::store::Backend::file_of(dir, serial);
+    let hooks = Hooks::default();
+    let store = HookStore {
+        inner: Box::new(SqliteStore::open(&path).expect("store")),
+        hooks: hooks.clone(),
+    };
+    let here = Token::open_store(Box::new(store), "here".into(), shared_for_tests(dir))
+        .expect("this process's token");
+    let elsewhere = Token::open(&path, shared_for_tests(dir)).expect("the other process's token");
+    (Arc::new(here), hooks, Arc::new(elsewhere))
+}
+
+/// The other process re-initialises the token (it has no session open).
+fn reinitialise(elsewhere: &Token) {
+    elsewhere
+        .reinitialize(SO_PIN, [b'n'; LABEL_LEN])
+        .expect("re-initialised elsewhere");
+}
+
+/// A fingerprint of the master key a token is logged in with (never the key).
+fn master_probe(token: &Token) -> Option<[u8; 32]> {
+    token.master().map(|m| *m.derive(b"kmshsm test probe"))
+}
+
+#[test]
+fn a_late_read_of_the_old_token_does_not_put_its_pin_records_back_under_a_login() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epoch0001");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    // Thread A reads the old token and is held before it applies the read.
+    let (step, a_paused, a_resume) = pause();
+    hooks.arm(At::Read, step);
+    let reader = {
+        let here = Arc::clone(&here);
+        std::thread::spawn(move || here.sync())
+    };
+    a_paused.recv().expect("A's read paused");
+    reinitialise(&elsewhere);
+    // Another thread sees the new token.
+    here.sync().expect("sync");
+    // A login is held right after its own read is applied, before it reads the PIN
+    // record; A's old read is applied meanwhile.
+    let (step, l_paused, l_resume) = pause();
+    hooks.arm(At::Applied, step);
+    let login = {
+        let here = Arc::clone(&here);
+        std::thread::spawn(move || here.login(SessionHandle::new(1), UserKind::So, SO_PIN))
+    };
+    l_paused.recv().expect("the login paused");
+    a_resume.send(()).expect("resume A");
+    reader.join().expect("A").expect("A's sync");
+    l_resume.send(()).expect("resume the login");
+    let login = login.join().expect("login thread");
+
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("login to the new token elsewhere");
+    match login {
+        Ok(()) => assert!(
+            master_probe(&here) == master_probe(&elsewhere),
+            "a login to the new token holds the old token's master key"
+        ),
+        Err(e) => assert!(matches!(e, Error::TokenReinitialized), "{e:?}"),
+    }
+}
+
+#[test]
+fn a_right_pin_of_the_old_token_does_not_reset_the_new_tokens_failure_count() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epoch0002");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    // Between this login's check of the PIN and its settling, the other process
+    // re-initialises the token and then tries a wrong SO PIN on the new one.
+    let other = Arc::clone(&elsewhere);
+    hooks.arm(At::Settle, move || {
+        reinitialise(&other);
+        other
+            .add_session(SessionHandle::new(1), true)
+            .expect("session");
+        let wrong = other.login(SessionHandle::new(1), UserKind::So, b"wrong-pin-0000");
+        assert!(matches!(wrong, Err(Error::PinIncorrect)), "{wrong:?}");
+        other.remove_session(SessionHandle::new(1));
+    });
+    let login = here.login(SessionHandle::new(1), UserKind::So, SO_PIN);
+    assert!(matches!(login, Err(Error::TokenReinitialized)), "{login:?}");
+    assert_eq!(
+        elsewhere.status().expect("status").so_failures,
+        1,
+        "the new token's failure count was reset by a PIN of the old one"
+    );
+}
+
+#[test]
+fn an_so_login_to_a_legacy_token_does_not_write_its_pin_limit_into_a_new_token() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, _hooks, _) = two_views(dir.path(), "epoch0003");
+    let path = crate::store::Backend::file_of(dir.path(), "epoch0003");
+    drop(here);
+    // A token made before its lockout limit was stored.
+    let db = rusqlite::Connection::open(&path).expect("database");
+    db.execute("DELETE FROM meta WHERE name = ?1", [META_MAX_PIN_FAILURES])
+        .expect("delete");
+    drop(db);
+    let here = Token::open(&path, shared_for_tests(dir.path())).expect("this process's token");
+    // The other process re-initialises it with a limit of 3, and another thread here sees
+    // the new token, just before this SO login writes the legacy limit.
+    let mut config = (*shared_for_tests(dir.path()).config).clone();
+    config.max_pin_failures = 3;
+    let elsewhere = Token::open(
+        &path,
+        Arc::new(Shared {
+            config: Arc::new(config),
+            handles: Default::default(),
+            clock: clock::module_clock(),
+        }),
+    )
+    .expect("the other process's token");
+    here.test_steps.lock().push((
+        "settle_pin_limit",
+        Box::new(move |here: &Token| {
+            reinitialise(&elsewhere);
+            here.sync().expect("sync");
+        }),
+    ));
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let login = here.login(SessionHandle::new(1), UserKind::So, SO_PIN);
+    assert!(matches!(login, Err(Error::TokenReinitialized)), "{login:?}");
+    let meta = here.store.read(0, 0, Scope::Changes).expect("read").meta;
+    assert_eq!(
+        meta.get(META_MAX_PIN_FAILURES).map(Vec::as_slice),
+        Some(&b"3"[..]),
+        "the new token's limit was overwritten by the old token's login"
+    );
+}
+
+use crate::ck::*;
+use crate::object::attr::{RawAttribute, RawValue};
+use zeroize::Zeroizing;
+
+fn raw(ty: crate::object::attr::AttrType, value: &[u8]) -> RawAttribute {
+    RawAttribute {
+        ty,
+        value: RawValue::Bytes(Zeroizing::new(value.to_vec())),
+    }
+}
+
+fn ulong(ty: crate::object::attr::AttrType, v: u64) -> RawAttribute {
+    raw(ty, &(v as crate::ck::CK_ULONG).to_ne_bytes())
+}
+
+const CALLER: Caller = Caller {
+    session: SessionHandle::new(1),
+    rw: true,
+};
+
+/// Arms a step at `point` of `token`'s next call that reaches it: the other process
+/// re-initialises the token, and another thread here sees the new token.
+fn reinitialised_at(token: &Token, point: &'static str, elsewhere: Arc<Token>) {
+    token.test_steps.lock().push((
+        point,
+        Box::new(move |here: &Token| {
+            reinitialise(&elsewhere);
+            here.sync().expect("sync");
+        }),
+    ));
+}
+
+/// How many objects the token's store holds now.
+fn stored_objects(token: &Token) -> usize {
+    token
+        .store
+        .read(0, 0, Scope::All)
+        .expect("read")
+        .objects
+        .len()
+}
+
+#[test]
+fn a_session_copy_of_an_old_token_object_is_not_kept_nor_copied_into_the_new_token() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, _hooks, elsewhere) = two_views(dir.path(), "epoch0004");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let old = here
+        .create_object(
+            CALLER,
+            &[
+                ulong(CKA_CLASS, CKO_DATA.raw()),
+                raw(CKA_TOKEN, &[1]),
+                raw(CKA_LABEL, b"old token's"),
+                raw(CKA_VALUE, b"old"),
+            ],
+        )
+        .expect("object");
+    reinitialised_at(&here, "insert", elsewhere);
+    let copy = here.copy_object(CALLER, old, &[raw(CKA_TOKEN, &[0])]);
+    if let Ok(copy) = copy {
+        // Kept, it would be copied into the new token under its epoch.
+        let _ = here.copy_object(CALLER, copy, &[raw(CKA_TOKEN, &[1])]);
+    }
+    assert_eq!(
+        stored_objects(&here),
+        0,
+        "the new token holds the old one's object"
+    );
+    assert!(matches!(copy, Err(Error::TokenReinitialized)), "{copy:?}");
+}
+
+#[test]
+fn a_private_session_object_does_not_land_after_a_logout() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, _hooks, _) = two_views(dir.path(), "epoch0005");
+    let user_pin = b"user-pin-5678";
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    here.init_pin(true, user_pin).expect("user PIN");
+    here.logout().expect("logout");
+    here.login(SessionHandle::new(1), UserKind::User, user_pin)
+        .expect("user login");
+    // The write rules are judged while logged in; the logout comes before the insert.
+    here.test_steps.lock().push((
+        "inserting",
+        Box::new(|here: &Token| here.logout().expect("logout")),
+    ));
+    let made = here.create_object(
+        CALLER,
+        &[
+            ulong(CKA_CLASS, CKO_DATA.raw()),
+            raw(CKA_TOKEN, &[0]),
+            raw(CKA_PRIVATE, &[1]),
+            raw(CKA_LABEL, b"private"),
+            raw(CKA_VALUE, b"secret"),
+        ],
+    );
+    assert!(matches!(made, Err(Error::UserNotLoggedIn)), "{made:?}");
+    assert_eq!(
+        here.objects.read().len(),
+        0,
+        "a private object after the logout"
+    );
+}
+
+#[test]
+fn a_key_derived_from_an_old_token_key_is_not_written_into_the_new_token() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, _hooks, elsewhere) = two_views(dir.path(), "epoch0006");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    // A public secret key of the old token.
+    let base = here
+        .create_object(
+            CALLER,
+            &[
+                ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+                ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET.raw()),
+                raw(CKA_TOKEN, &[1]),
+                raw(CKA_PRIVATE, &[0]),
+                raw(CKA_SENSITIVE, &[0]),
+                raw(CKA_DERIVE, &[1]),
+                raw(CKA_VALUE, &[7u8; 32]),
+            ],
+        )
+        .expect("base key");
+    // After the derivation, the other process re-initialises the token and this one
+    // sees it and logs in to the new token (with the same SO PIN).
+    here.test_steps.lock().push((
+        "insert",
+        Box::new(move |here: &Token| {
+            reinitialise(&elsewhere);
+            here.sync().expect("sync");
+            here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+                .expect("SO login to the new token");
+        }),
+    ));
+    let mech = crate::mechanism::MechanismArg {
+        kind: CKM_CONCATENATE_BASE_AND_DATA,
+        param: crate::mechanism::Param::Bytes(vec![1, 2, 3, 4]),
+    };
+    let derived = here.derive_key(
+        CALLER,
+        &mech,
+        base,
+        &[
+            ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+            ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET.raw()),
+            raw(CKA_TOKEN, &[1]),
+            raw(CKA_PRIVATE, &[0]),
+        ],
+    );
+    assert_eq!(
+        stored_objects(&here),
+        0,
+        "the new token holds a key of the old one"
+    );
+    assert!(
+        matches!(derived, Err(Error::TokenReinitialized)),
+        "{derived:?}"
+    );
+}
