@@ -890,7 +890,13 @@ fn a_change_of_metadata_or_pins_elsewhere_is_read_though_the_records_are_reused(
         PinAttempt::Reserved(1)
     );
     assert_eq!(read().1, Some(1), "a reserved attempt counts");
-    writer.settle_pin_attempt(PinRole::User, true).unwrap();
+    let epoch = writer.read(0, 0, Scope::Changes).unwrap().epoch;
+    assert_eq!(
+        writer
+            .settle_pin_attempt(PinRole::User, true, epoch)
+            .unwrap(),
+        PinSettle::Settled
+    );
     assert_eq!(read().1, Some(0), "a right PIN resets the count");
     // Metadata changed, then removed with everything by a wipe; a PIN record removed.
     writer
