@@ -576,7 +576,7 @@ fn transact_locked(
         // Dropping the transaction rolls it back; nothing was written.
         return Ok(false);
     };
-    apply(&tx, changes, Some(loaded.audit))?;
+    apply(&tx, changes, Some((loaded.seq, loaded.audit)))?;
     tx.commit()?;
     Ok(true)
 }

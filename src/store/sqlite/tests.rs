@@ -921,3 +921,30 @@ fn a_change_of_metadata_or_pins_elsewhere_is_read_though_the_records_are_reused(
     let snap = reader.read(0, 0, Scope::Changes).unwrap();
     assert_eq!(snap.meta.get("label"), Some(&b"c".to_vec()));
 }
+
+/// Lookup keys go in up to four a statement: a record with more is found by each, and
+/// loses them all when it is rewritten with fewer.
+#[test]
+fn a_record_with_more_lookup_keys_than_one_statement_adds_is_found_by_each() {
+    let (_dir, store) = fresh();
+    let keys: Vec<Vec<u8>> = (0..9u8).map(|k| vec![b'k', k]).collect();
+    let record = |lookup: Vec<Vec<u8>>| ObjectRecord {
+        uid: [7; 16],
+        plain: vec![1],
+        sealed: None,
+        index: RecordIndex { lookup, due: None },
+    };
+    store
+        .commit(vec![Change::PutObject(record(keys.clone()))])
+        .unwrap();
+    for key in &keys {
+        assert_eq!(store.lookup(key).unwrap(), vec![[7; 16]], "key {key:?}");
+    }
+    store
+        .commit(vec![Change::PutObject(record(vec![b"only".to_vec()]))])
+        .unwrap();
+    for key in &keys {
+        assert!(store.lookup(key).unwrap().is_empty(), "key {key:?} left");
+    }
+    assert_eq!(store.lookup(b"only").unwrap(), vec![[7; 16]]);
+}

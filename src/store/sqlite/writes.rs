@@ -57,10 +57,31 @@ fn replace_keys(
     for key in old {
         remove.execute(params![key, uid])?;
     }
-    let mut insert =
-        tx.prepare_cached("INSERT OR IGNORE INTO lookup (key, uid) VALUES (?1, ?2)")?;
-    for key in new {
-        insert.execute(params![key, uid])?;
+    insert_keys(tx, uid, new)
+}
+
+/// The statements that add up to this many lookup keys in one go (a record has at most
+/// one per indexed attribute, `object::index::INDEXED`); more go in one by one.
+const KEYS_AT_ONCE: [&str; 4] = [
+    "INSERT OR IGNORE INTO lookup (key, uid) VALUES (?2, ?1)",
+    "INSERT OR IGNORE INTO lookup (key, uid) VALUES (?2, ?1), (?3, ?1)",
+    "INSERT OR IGNORE INTO lookup (key, uid) VALUES (?2, ?1), (?3, ?1), (?4, ?1)",
+    "INSERT OR IGNORE INTO lookup (key, uid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), (?5, ?1)",
+];
+
+/// Adds lookup keys `keys` of record `uid`: one statement for up to four (each
+/// statement run is a few thousand instructions of the serial write transaction).
+fn insert_keys(tx: &rusqlite::Transaction<'_>, uid: &[u8], keys: &[Vec<u8>]) -> StoreResult<()> {
+    for chunk in keys.chunks(KEYS_AT_ONCE.len()) {
+        let Some(sql) = KEYS_AT_ONCE.get(chunk.len().wrapping_sub(1)) else {
+            continue;
+        };
+        let mut insert = tx.prepare_cached(sql)?;
+        insert.raw_bind_parameter(1, uid)?;
+        for (i, key) in chunk.iter().enumerate() {
+            insert.raw_bind_parameter(i + 2, key)?;
+        }
+        insert.raw_execute()?;
     }
     Ok(())
 }
@@ -150,15 +171,29 @@ fn remove_object(tx: &rusqlite::Transaction<'_>, seq: i64, uid: &[u8]) -> StoreR
 }
 
 /// Applies `changes` inside the write transaction `tx`, as one new sequence number.
-/// `head` is the audit head when the caller read it in `tx` already.
+/// `read` is what the caller read in `tx` already: the sequence number, and the audit
+/// head.
 pub(super) fn apply(
     tx: &rusqlite::Transaction<'_>,
     changes: Vec<Change>,
-    mut head: Option<AuditHead>,
+    read: Option<(u64, AuditHead)>,
 ) -> StoreResult<()> {
-    let seq: i64 = tx
-        .prepare_cached("UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq")?
-        .query_row([], |r| r.get(0))?;
+    let (seq, mut head) = match read {
+        // Known already (a write transaction reads before it writes): a plain update,
+        // where RETURNING would cost SQLite an ephemeral table of its own.
+        Some((seq, head)) => {
+            let seq = seq as i64 + 1;
+            tx.prepare_cached("UPDATE state SET seq = ?1 WHERE id = 1")?
+                .execute([seq])?;
+            (seq, Some(head))
+        }
+        None => {
+            let seq: i64 = tx
+                .prepare_cached("UPDATE state SET seq = seq + 1 WHERE id = 1 RETURNING seq")?
+                .query_row([], |r| r.get(0))?;
+            (seq, None)
+        }
+    };
     // The audit head (read on the first append, unless the caller had).
     let mut changes = changes.into_iter().peekable();
     while let Some(change) = changes.next() {
