@@ -451,3 +451,91 @@ fn a_key_derived_from_an_old_token_key_is_not_written_into_the_new_token() {
         "{derived:?}"
     );
 }
+
+/// Review (attack): GetParametersForImport decides on the old token (its target key, the
+/// import token MACed under the old master key) and then inserts the pair with
+/// `insert_all(.., &[])`: no epoch of what it was decided on is carried. If the other
+/// process re-initialises the token and this process logs in to the new one before the
+/// insert, the pair lands in the new token: a record made under the old token's key
+/// (its import token) and naming a key of the old token as its target.
+#[test]
+fn review_import_parameters_of_an_old_token_key_are_not_written_into_the_new_token() {
+    use crate::kms::import::WrappingAlgorithm;
+    use crate::kms::key::{KeySpec, Origin};
+    use crate::object::attr::{IMPORT_TARGET, KEY_ID, KEY_SPEC, ORIGIN, WRAPPING_ALGORITHM};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, _hooks, elsewhere) = two_views(dir.path(), "epochr001");
+    let user_pin: &[u8] = b"user-pin-5678";
+    let as_user = |t: &Token| {
+        t.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+            .expect("SO login");
+        t.init_pin(true, user_pin).expect("user PIN");
+        t.logout().expect("logout");
+        t.login(SessionHandle::new(1), UserKind::User, user_pin)
+            .expect("user login");
+    };
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    as_user(&here);
+    // An EXTERNAL AES key of the old token, waiting for its material.
+    let target = here
+        .create_object(
+            CALLER,
+            &[
+                ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+                ulong(CKA_KEY_TYPE, CKK_AES.raw()),
+                raw(CKA_TOKEN, &[1]),
+                raw(CKA_ENCRYPT, &[1]),
+                raw(CKA_DECRYPT, &[1]),
+                ulong(ORIGIN, Origin::External.code()),
+                ulong(KEY_SPEC, KeySpec::Aes256.code()),
+            ],
+        )
+        .expect("EXTERNAL key");
+    let key_id = here
+        .objects
+        .read()
+        .get(target)
+        .and_then(|e| e.object.bytes(KEY_ID).map(<[u8]>::to_vec))
+        .expect("KeyId");
+    assert_eq!(stored_objects(&here), 1);
+    // After the pair is made and its import token MACed under the old master key, the
+    // other process re-initialises the token; this one sees it and logs in to the new one.
+    here.test_steps.lock().push((
+        "insert",
+        Box::new(move |here: &Token| {
+            reinitialise(&elsewhere);
+            here.sync().expect("sync");
+            as_user(here);
+        }),
+    ));
+    let mech = crate::mechanism::MechanismArg {
+        kind: CKM_RSA_PKCS_KEY_PAIR_GEN,
+        param: crate::mechanism::Param::None,
+    };
+    let made = here.generate_key_pair(
+        CALLER,
+        &mech,
+        &[raw(CKA_TOKEN, &[1]), ulong(CKA_MODULUS_BITS, 2048)],
+        &[
+            raw(CKA_TOKEN, &[1]),
+            raw(IMPORT_TARGET, &key_id),
+            ulong(WRAPPING_ALGORITHM, WrappingAlgorithm::RsaesOaepSha256.code()),
+        ],
+    );
+    let stored = here.store.read(0, 0, Scope::All).expect("read").objects;
+    let targets: Vec<Vec<u8>> = stored
+        .iter()
+        .filter_map(|r| crate::object::Object::from_record(r).ok())
+        .filter_map(|o| o.bytes(IMPORT_TARGET).map(<[u8]>::to_vec))
+        .collect();
+    assert!(
+        targets.is_empty(),
+        "the new token holds {} import-pair record(s) made for the old token's key {:?} \
+         (call answered {:?})",
+        targets.len(),
+        String::from_utf8_lossy(&key_id),
+        made.as_ref().map(|_| ()),
+    );
+    assert!(matches!(made, Err(Error::TokenReinitialized)), "{made:?}");
+}
