@@ -539,3 +539,38 @@ fn review_import_parameters_of_an_old_token_key_are_not_written_into_the_new_tok
     );
     assert!(matches!(made, Err(Error::TokenReinitialized)), "{made:?}");
 }
+
+/// Review (pre-existing, found while checking the View ordering): a read made at the old
+/// cache epoch that saw the new token, applied late by another thread, clears the login
+/// (and the session objects) made to the new token meanwhile: `apply_snapshot` compares
+/// the snapshot's epoch with the epoch the read was made at, not with the epoch the
+/// table is at when it is applied.
+#[test]
+fn review_a_late_read_of_the_new_token_does_not_log_out_a_login_to_the_new_token() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochr002");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    reinitialise(&elsewhere);
+    // Thread A reads the new token (its cache still at the old epoch) and is held
+    // before it applies the read.
+    let (step, a_paused, a_resume) = pause();
+    hooks.arm(At::Read, step);
+    let reader = {
+        let here = Arc::clone(&here);
+        std::thread::spawn(move || here.sync())
+    };
+    a_paused.recv().expect("A's read paused");
+    // This thread sees the new token and logs in to it.
+    here.sync().expect("sync");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login to the new token");
+    assert_eq!(here.logged_in(), LoggedIn::So);
+    a_resume.send(()).expect("resume A");
+    reader.join().expect("A").expect("A's sync");
+    assert_eq!(
+        here.logged_in(),
+        LoggedIn::So,
+        "a late read of the same (new) token logged the application out"
+    );
+}
