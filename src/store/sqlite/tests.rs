@@ -947,4 +947,49 @@ fn a_record_with_more_lookup_keys_than_one_statement_adds_is_found_by_each() {
         assert!(store.lookup(key).unwrap().is_empty(), "key {key:?} left");
     }
     assert_eq!(store.lookup(b"only").unwrap(), vec![[7; 16]]);
+
+/// Review (attack): a tampered `objects.keys` (truncated, oversized length, wrong type)
+/// must give an error, not a panic, and must not leave a lookup key pointing at a
+/// removed record.
+#[test]
+fn review_tampered_record_keys_give_an_error_not_a_panic() {
+    let (dir, store) = fresh();
+    let rec = |n: u8, key: &[u8]| ObjectRecord {
+        uid: [n; 16],
+        plain: vec![n],
+        sealed: None,
+        index: RecordIndex {
+            lookup: vec![key.to_vec()],
+            due: None,
+        },
+    };
+    for n in 1..=4u8 {
+        store.commit(vec![Change::PutObject(rec(n, b"k"))]).unwrap();
+    }
+    let raw = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    raw.execute_batch(
+        "UPDATE objects SET keys = x'00000005ab' WHERE uid = x'01010101010101010101010101010101';
+         UPDATE objects SET keys = x'ffffffff' WHERE uid = x'02020202020202020202020202020202';
+         UPDATE objects SET keys = 'text' WHERE uid = x'03030303030303030303030303030303';
+         UPDATE objects SET keys = 42 WHERE uid = x'04040404040404040404040404040404';",
+    )
+    .unwrap();
+    drop(raw);
+    for n in 1..=4u8 {
+        let removal = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.commit(vec![Change::RemoveObject([n; 16])])
+        }));
+        let removal = removal.unwrap_or_else(|_| panic!("record {n}: removal panicked"));
+        let rewrite = store.commit(vec![Change::PutObject(rec(n, b"other"))]);
+        eprintln!("record {n}: removal {removal:?}; rewrite {rewrite:?}");
+        match removal {
+            Err(_) => assert!(rewrite.is_err(), "record {n}: removal refused, rewrite taken"),
+            Ok(()) => assert!(
+                !store.lookup(b"k").unwrap().contains(&[n; 16]),
+                "record {n}: removed, its key still points at it"
+            ),
+        }
+    }
+    // Reads go on.
+    assert_eq!(store.read(0, 0, Scope::All).unwrap().objects.len() <= 4, true);
 }
