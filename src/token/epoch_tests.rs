@@ -574,3 +574,62 @@ fn review_a_late_read_of_the_new_token_does_not_log_out_a_login_to_the_new_token
         "a late read of the same (new) token logged the application out"
     );
 }
+
+/// Review (attack on the re-check of `insert_all_in`): a key pair whose private half is a
+/// token object and whose public half is a private session object. The token half is
+/// committed first; a C_Logout from another thread lands between that commit and the
+/// re-check of the session half under the login's lock. The call then fails
+/// (CKR_USER_NOT_LOGGED_IN) while the token half stays stored: "a key pair is never
+/// half-written" no longer holds, and the application was told nothing was made.
+#[test]
+fn review_a_failed_key_pair_generation_leaves_no_token_half_behind() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, _) = two_views(dir.path(), "epochr003");
+    let user_pin = b"user-pin-5678";
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    here.init_pin(true, user_pin).expect("user PIN");
+    here.logout().expect("logout");
+    here.login(SessionHandle::new(1), UserKind::User, user_pin)
+        .expect("user login");
+    assert_eq!(stored_objects(&here), 0);
+    // Just before the commit, arm a logout at the publication of the commit.
+    let logout_at_publish = Arc::clone(&here);
+    here.test_steps.lock().push((
+        "inserting",
+        Box::new(move |_here: &Token| {
+            hooks.arm(At::Applied, move || {
+                logout_at_publish.logout().expect("logout");
+            });
+        }),
+    ));
+    let mech = crate::mechanism::MechanismArg {
+        kind: CKM_EC_KEY_PAIR_GEN,
+        param: crate::mechanism::Param::None,
+    };
+    let p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let made = here.generate_key_pair(
+        CALLER,
+        &mech,
+        &[
+            raw(CKA_TOKEN, &[0]),
+            raw(CKA_PRIVATE, &[1]),
+            raw(CKA_VERIFY, &[1]),
+            raw(CKA_EC_PARAMS, &p256),
+        ],
+        &[
+            raw(CKA_TOKEN, &[1]),
+            raw(CKA_PRIVATE, &[1]),
+            raw(CKA_SIGN, &[1]),
+        ],
+    );
+    if made.is_err() {
+        assert_eq!(
+            stored_objects(&here),
+            0,
+            "the generation failed ({made:?}) but its token half is stored"
+        );
+    }
+}
