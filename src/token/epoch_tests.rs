@@ -452,14 +452,14 @@ fn a_key_derived_from_an_old_token_key_is_not_written_into_the_new_token() {
     );
 }
 
-/// Review (attack): GetParametersForImport decides on the old token (its target key, the
-/// import token MACed under the old master key) and then inserts the pair with
-/// `insert_all(.., &[])`: no epoch of what it was decided on is carried. If the other
-/// process re-initialises the token and this process logs in to the new one before the
-/// insert, the pair lands in the new token: a record made under the old token's key
-/// (its import token) and naming a key of the old token as its target.
+/// Attack (from an independent review): GetParametersForImport decides on the old token
+/// (its target key, the import token MACed under the old master key) and then inserts the
+/// pair with `insert_all(.., &[])` (before the fix): no epoch of what it was decided on was
+/// carried. If the other process re-initialises the token and this process logs in to the
+/// new one before the insert, the pair lands in the new token: a record made under the old
+/// token's key (its import token) and naming a key of the old token as its target.
 #[test]
-fn review_import_parameters_of_an_old_token_key_are_not_written_into_the_new_token() {
+fn import_parameters_of_an_old_token_key_are_not_written_into_the_new_token() {
     use crate::kms::import::WrappingAlgorithm;
     use crate::kms::key::{KeySpec, Origin};
     use crate::object::attr::{IMPORT_TARGET, KEY_ID, KEY_SPEC, ORIGIN, WRAPPING_ALGORITHM};
@@ -520,7 +520,10 @@ fn review_import_parameters_of_an_old_token_key_are_not_written_into_the_new_tok
         &[
             raw(CKA_TOKEN, &[1]),
             raw(IMPORT_TARGET, &key_id),
-            ulong(WRAPPING_ALGORITHM, WrappingAlgorithm::RsaesOaepSha256.code()),
+            ulong(
+                WRAPPING_ALGORITHM,
+                WrappingAlgorithm::RsaesOaepSha256.code(),
+            ),
         ],
     );
     let stored = here.store.read(0, 0, Scope::All).expect("read").objects;
@@ -540,13 +543,13 @@ fn review_import_parameters_of_an_old_token_key_are_not_written_into_the_new_tok
     assert!(matches!(made, Err(Error::TokenReinitialized)), "{made:?}");
 }
 
-/// Review (pre-existing, found while checking the View ordering): a read made at the old
+/// Found by an independent review (older than the view's ordering): a read made at the old
 /// cache epoch that saw the new token, applied late by another thread, clears the login
 /// (and the session objects) made to the new token meanwhile: `apply_snapshot` compares
 /// the snapshot's epoch with the epoch the read was made at, not with the epoch the
 /// table is at when it is applied.
 #[test]
-fn review_a_late_read_of_the_new_token_does_not_log_out_a_login_to_the_new_token() {
+fn a_late_read_of_the_new_token_does_not_log_out_a_login_to_the_new_token() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, hooks, elsewhere) = two_views(dir.path(), "epochr002");
     here.add_session(SessionHandle::new(1), true)
@@ -575,16 +578,17 @@ fn review_a_late_read_of_the_new_token_does_not_log_out_a_login_to_the_new_token
     );
 }
 
-/// Review (attack on the re-check of `insert_all_in`): a key pair whose private half is a
-/// token object and whose public half is a private session object. The token half is
-/// committed first; a C_Logout from another thread lands between that commit and the
-/// re-check of the session half under the login's lock. The call then fails
-/// (CKR_USER_NOT_LOGGED_IN) while the token half stays stored: "a key pair is never
-/// half-written" no longer holds, and the application was told nothing was made.
+/// Attack on the re-check of `insert_all_in` (from an independent review): a key pair whose
+/// private half is a token object and whose public half is a private session object, and
+/// a C_Logout from another thread after the first check of the write rules. Before the
+/// fix the token half was committed first and the session half re-checked after: the
+/// call failed (CKR_USER_NOT_LOGGED_IN) while the token half stayed stored, half a pair
+/// the application was told was not made. Now the session half is checked and inserted
+/// first, under the login's lock, and a refused pair leaves nothing.
 #[test]
-fn review_a_failed_key_pair_generation_leaves_no_token_half_behind() {
+fn a_failed_key_pair_generation_leaves_no_token_half_behind() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (here, hooks, _) = two_views(dir.path(), "epochr003");
+    let (here, _hooks, _) = two_views(dir.path(), "epochr003");
     let user_pin = b"user-pin-5678";
     here.add_session(SessionHandle::new(1), true)
         .expect("session");
@@ -595,14 +599,12 @@ fn review_a_failed_key_pair_generation_leaves_no_token_half_behind() {
     here.login(SessionHandle::new(1), UserKind::User, user_pin)
         .expect("user login");
     assert_eq!(stored_objects(&here), 0);
-    // Just before the commit, arm a logout at the publication of the commit.
-    let logout_at_publish = Arc::clone(&here);
+    // After the first check of the write rules, before anything is written.
+    let logout = Arc::clone(&here);
     here.test_steps.lock().push((
         "inserting",
         Box::new(move |_here: &Token| {
-            hooks.arm(At::Applied, move || {
-                logout_at_publish.logout().expect("logout");
-            });
+            logout.logout().expect("logout");
         }),
     ));
     let mech = crate::mechanism::MechanismArg {
@@ -625,11 +627,13 @@ fn review_a_failed_key_pair_generation_leaves_no_token_half_behind() {
             raw(CKA_SIGN, &[1]),
         ],
     );
-    if made.is_err() {
-        assert_eq!(
-            stored_objects(&here),
-            0,
-            "the generation failed ({made:?}) but its token half is stored"
-        );
-    }
+    assert!(
+        matches!(made, Err(Error::UserNotLoggedIn)),
+        "a private session half after a logout: {made:?}"
+    );
+    assert_eq!(
+        stored_objects(&here),
+        0,
+        "the generation failed but its token half is stored"
+    );
 }

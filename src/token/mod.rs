@@ -335,16 +335,11 @@ impl Token {
     fn read_and_apply(&self, scope: Scope) -> Result<bool> {
         let (seq, epoch) = self.objects.read().seq();
         let snap = self.store.read(seq, epoch, scope)?;
-        self.apply_snapshot(&snap, epoch)
+        self.apply_snapshot(&snap)
     }
 
-    /// Publishes `snap`, read at cache epoch `epoch`; `false` as `read_and_apply`.
-    fn apply_snapshot(&self, snap: &Snapshot, epoch: u64) -> Result<bool> {
-        if snap.epoch != epoch && epoch != 0 {
-            // Re-initialised elsewhere: the master key changed and every handle is void.
-            self.login.lock().clear();
-            self.objects.write().remove_session_objects(None);
-        }
+    /// Publishes `snap`; `false` as `read_and_apply`.
+    fn apply_snapshot(&self, snap: &Snapshot) -> Result<bool> {
         {
             // A read older than the view (another thread's, applied late) must not bring
             // back an older token's PIN records: a login would open the old master key
@@ -355,7 +350,26 @@ impl Token {
                 *view = View::from_snapshot(snap);
             }
         }
-        let applied = self.objects.write().apply(snap, &self.shared.handles)?;
+        // Re-initialised elsewhere: the master key changed and every handle is void. Judged
+        // against the table as it is when the read is applied, not as it was when the
+        // read was made: another thread may have applied the new token meanwhile and
+        // logged in to it, which a late read of that same token must not undo. The login
+        // is forgotten, the session objects go and the read is applied under one hold
+        // of the table (`login` before `objects`), so no session object of the old
+        // token can be added in between.
+        let newer_token = |table_epoch: u64| table_epoch != 0 && snap.epoch > table_epoch;
+        let mut login = newer_token(self.objects.read().seq().1).then(|| self.login.lock());
+        let applied = {
+            let mut objects = self.objects.write();
+            if let Some(login) = login.as_mut() {
+                if newer_token(objects.seq().1) {
+                    login.clear();
+                    objects.remove_session_objects(None);
+                }
+            }
+            objects.apply(snap, &self.shared.handles)?
+        };
+        drop(login);
         // Only now does what the read saw stop counting as a change elsewhere: until
         // here another thread's check must not take the old table for current. A read
         // the table was already at or past (`false`) is marked too: it hides nothing,
@@ -477,7 +491,7 @@ impl Token {
             seq,
             view,
         )?;
-        self.apply_snapshot(&snap, view)?;
+        self.apply_snapshot(&snap)?;
         if stale {
             // A login of the old token goes too, even where the view had caught up.
             let mut login = self.login.lock();

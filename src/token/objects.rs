@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::object::attr::{AttrType, RawAttribute};
 use crate::object::index::INDEXED;
 use crate::object::policy::{KEY_ID, KEY_STATE};
-use crate::object::table::{Entry, ObjectHandle, Owner, SessionHandle};
+use crate::object::table::{Entry, ObjectHandle, ObjectTable, Owner, SessionHandle};
 use crate::object::template;
 use crate::object::{Object, Read};
 use crate::store::Change;
@@ -104,18 +104,10 @@ impl Token {
             .ok_or(Error::Internal("insert returned no handle"))
     }
 
-    /// Stores several new objects at once: the token objects among them in one store
-    /// transaction, so a key pair is never half-written.
-    pub(super) fn insert_all(
-        &self,
-        caller: Caller,
-        objects: Vec<Object>,
-    ) -> Result<Vec<ObjectHandle>> {
-        self.insert_all_in(caller, objects, &[])
-    }
-
-    /// `insert_all`, for objects made of what was read from the tokens of epochs
-    /// `decided_in` (`commit_decided`; for session objects, `insert_session_object`).
+    /// Stores several new objects at once, made of what was read from the tokens of
+    /// epochs `decided_in` (`commit_decided`; for session objects,
+    /// `insert_session_object`): the token objects among them in one store transaction,
+    /// after the session ones, so a key pair is written whole or not at all.
     pub(super) fn insert_all_in(
         &self,
         caller: Caller,
@@ -140,34 +132,56 @@ impl Token {
             ));
         }
         self.test_point("inserting");
-        if !changes.is_empty() {
-            let events = self.creation_events(&objects);
-            self.commit_with_events(changes, events, &decided)?;
-        }
-        // Judged again under the login's lock, which a logout takes: a private session
-        // object must not land after a C_Logout that came after the first check (the
-        // logout's forget_private would have destroyed it). `login` comes before
-        // `objects` in the token's lock order.
-        let _login = self.login.lock();
-        for object in objects.iter().filter(|o| !o.is_token()) {
-            self.check_writable(caller, object)?;
-        }
-        let mut table = self.objects.write();
-        objects
-            .into_iter()
-            .map(|object| {
+        // Session objects first, judged again and inserted under the login's lock, which
+        // a logout takes: a private session object must not land after a C_Logout that
+        // came after the first check (the logout's forget_private would have destroyed
+        // it). `login` comes before `objects` in the token's lock order. Before the
+        // token objects' commit, so that a refusal here leaves nothing stored: a key
+        // pair is written whole or not at all.
+        let mut made: Vec<Option<ObjectHandle>> = Vec::with_capacity(objects.len());
+        let mut token_objects = Vec::new();
+        {
+            let _login = self.login.lock();
+            for object in objects.iter().filter(|o| !o.is_token()) {
+                self.check_writable(caller, object)?;
+            }
+            let mut table = self.objects.write();
+            for object in objects {
                 if object.is_token() {
-                    table
-                        .token_handle(&object.uid)
-                        .ok_or(Error::Internal("committed object missing after sync"))
-                } else {
-                    table.insert_session_object(
-                        object,
-                        caller.session,
-                        &self.shared.handles,
-                        &decided,
-                    )
+                    made.push(None);
+                    token_objects.push(object);
+                    continue;
                 }
+                match table.insert_session_object(
+                    object,
+                    caller.session,
+                    &self.shared.handles,
+                    &decided,
+                ) {
+                    Ok(handle) => made.push(Some(handle)),
+                    Err(e) => {
+                        forget(&mut table, &made);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if !changes.is_empty() {
+            let events = self.creation_events(&token_objects);
+            if let Err(e) = self.commit_with_events(changes, events, &decided) {
+                forget(&mut self.objects.write(), &made);
+                return Err(e);
+            }
+        }
+        let table = self.objects.read();
+        let mut committed = token_objects.iter();
+        made.into_iter()
+            .map(|handle| match handle {
+                Some(handle) => Ok(handle),
+                None => committed
+                    .next()
+                    .and_then(|object| table.token_handle(&object.uid))
+                    .ok_or(Error::Internal("committed object missing after sync")),
             })
             .collect()
     }
@@ -334,5 +348,13 @@ impl Token {
     /// The object behind a handle, for the mechanism layer.
     pub fn object(&self, handle: ObjectHandle) -> Result<Arc<Object>> {
         Ok(self.entry(handle)?.object)
+    }
+}
+
+/// Takes out the session objects `made` (those inserted so far) of a creation refused
+/// afterwards.
+fn forget(table: &mut ObjectTable, made: &[Option<ObjectHandle>]) {
+    for handle in made.iter().flatten() {
+        table.remove_session_object(*handle);
     }
 }

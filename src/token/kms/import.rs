@@ -47,7 +47,7 @@ impl Token {
     /// GetParametersForImport: a wrapping key pair bound to the target in the private
     /// template. Called by `generate_key_pair` when `CKA_KMSHSM_IMPORT_TARGET` is given.
     /// A refusal by the key model is recorded in the audit trail (the pair's creation
-    /// is recorded with it, by `insert_all`).
+    /// is recorded with it, by `insert_all_in`).
     pub(in crate::token) fn generate_import_parameters(
         &self,
         caller: Caller,
@@ -104,6 +104,9 @@ impl Token {
             .and_then(Value::as_ulong)
             .ok_or(Error::TemplateIncomplete)?;
         let alg = WrappingAlgorithm::from_code(alg).ok_or(Error::AttributeValueInvalid)?;
+        // The token the target is read from, taken before it is: the pair goes into
+        // that token only (`insert_all_in`), never into one re-initialised since.
+        let read_in = self.view_epoch();
         let (_, main) = self.target(&target)?;
         let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
         let spec = main.ulong(KEY_SPEC).and_then(KeySpec::from_code);
@@ -231,14 +234,22 @@ impl Token {
         )?;
         // The token names the private half: only it can complete the import.
         let token = ImportToken::issue(target, private.uid, alg, self.now());
-        let mac_key = self.kms_secret(b"kmshsm kms import token")?;
+        // The import token is MACed under the master key of the token it is for.
+        let (master, master_epoch) = self.master_with_epoch();
+        let mac_key = master
+            .ok_or(Error::UserNotLoggedIn)?
+            .derive(b"kmshsm kms import token");
         let sealed = token.seal(&mac_key)?;
         let stamp = vec![
             (IMPORT_TOKEN, Value::Bytes(sealed)),
             (TOKEN_EXPIRY, ulong(token.expires_at as u64)),
         ];
         let (public, private) = (public.with_plain(stamp.clone()), private.with_plain(stamp));
-        let handles = self.insert_all(caller, vec![public, private])?;
+        let handles = self.insert_all_in(
+            caller,
+            vec![public, private],
+            &[Some(read_in), master_epoch],
+        )?;
         self.objects.write().note_deadline(token.expires_at);
         match handles[..] {
             [p, q] => Ok((p, q)),
