@@ -130,10 +130,16 @@ pub(super) fn configure(db: &Connection) -> StoreResult<()> {
 }
 
 /// Upgrades a version 1 to 4 database in one transaction; another process may have done
-/// it first, which the version read inside the transaction tells.
+/// it first, which the version read inside the transaction tells (a newer version than
+/// this build's is refused).
 pub(super) fn upgrade(db: &mut Connection) -> StoreResult<()> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    // Read again inside the transaction: a newer build may have upgraded the file since
+    // the caller looked, and its schema is not this build's to write.
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaVersion(version));
+    }
     if version == 1 {
         tx.execute_batch(UPGRADE_V1_TO_V2)?;
     }

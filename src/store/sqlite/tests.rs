@@ -69,6 +69,13 @@ fn newer_schema_is_refused() {
         SqliteStore::open(&dir.path().join("t.db")),
         Err(StoreError::SchemaVersion(99))
     ));
+    // Nor does an upgrade write into it when a newer build has upgraded the file between
+    // an older one's look at the version and its upgrade transaction.
+    let mut db = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    assert!(matches!(
+        schema::upgrade(&mut db),
+        Err(StoreError::SchemaVersion(99))
+    ));
 }
 
 #[test]
