@@ -154,6 +154,19 @@ fn two_views(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Hooks, Arc<Tok
     (Arc::new(here), hooks, Arc::new(elsewhere))
 }
 
+/// Opens session 1 on `here`, gives the token a user PIN and logs the user in.
+fn log_in_as_user(here: &Token) {
+    let user_pin = b"user-pin-5678";
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    here.init_pin(true, user_pin).expect("user PIN");
+    here.logout().expect("logout");
+    here.login(SessionHandle::new(1), UserKind::User, user_pin)
+        .expect("user login");
+}
+
 /// The other process re-initialises the token (it has no session open).
 fn reinitialise(elsewhere: &Token) {
     elsewhere
@@ -360,15 +373,7 @@ fn a_session_copy_of_an_old_token_object_is_not_kept_nor_copied_into_the_new_tok
 fn a_private_session_object_does_not_land_after_a_logout() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, _hooks, _) = two_views(dir.path(), "epoch0005");
-    let user_pin = b"user-pin-5678";
-    here.add_session(SessionHandle::new(1), true)
-        .expect("session");
-    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
-        .expect("SO login");
-    here.init_pin(true, user_pin).expect("user PIN");
-    here.logout().expect("logout");
-    here.login(SessionHandle::new(1), UserKind::User, user_pin)
-        .expect("user login");
+    log_in_as_user(&here);
     // The write rules are judged while logged in; the logout comes before the insert.
     here.test_steps.lock().push((
         "inserting",
@@ -589,15 +594,7 @@ fn a_late_read_of_the_new_token_does_not_log_out_a_login_to_the_new_token() {
 fn a_failed_key_pair_generation_leaves_no_token_half_behind() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, _hooks, _) = two_views(dir.path(), "epochr003");
-    let user_pin = b"user-pin-5678";
-    here.add_session(SessionHandle::new(1), true)
-        .expect("session");
-    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
-        .expect("SO login");
-    here.init_pin(true, user_pin).expect("user PIN");
-    here.logout().expect("logout");
-    here.login(SessionHandle::new(1), UserKind::User, user_pin)
-        .expect("user login");
+    log_in_as_user(&here);
     assert_eq!(stored_objects(&here), 0);
     // After the first check of the write rules, before anything is written.
     let logout = Arc::clone(&here);

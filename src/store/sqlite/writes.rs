@@ -122,38 +122,26 @@ fn put_object(
 ) -> StoreResult<()> {
     let uid = &rec.uid[..];
     let keys = encode_keys(&rec.index.lookup);
-    match keys_of(tx, uid)? {
-        Some(old) => {
-            tx.prepare_cached(
-                "UPDATE objects SET seq = ?2, plain = ?3, sealed = ?4, due = ?5, keys = ?6 \
-                 WHERE uid = ?1",
-            )?
-            .execute(params![
-                uid,
-                seq,
-                rec.plain,
-                rec.sealed,
-                rec.index.due,
-                keys
-            ])?;
-            replace_keys(tx, uid, old.as_deref(), &rec.index.lookup)
+    let old = keys_of(tx, uid)?;
+    let sql = match old {
+        Some(_) => {
+            "UPDATE objects SET seq = ?2, plain = ?3, sealed = ?4, due = ?5, keys = ?6 \
+             WHERE uid = ?1"
         }
         None => {
-            tx.prepare_cached(
-                "INSERT INTO objects (uid, seq, plain, sealed, due, keys) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                uid,
-                seq,
-                rec.plain,
-                rec.sealed,
-                rec.index.due,
-                keys
-            ])?;
-            replace_keys(tx, uid, None, &rec.index.lookup)
+            "INSERT INTO objects (uid, seq, plain, sealed, due, keys) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
         }
-    }
+    };
+    tx.prepare_cached(sql)?.execute(params![
+        uid,
+        seq,
+        rec.plain,
+        rec.sealed,
+        rec.index.due,
+        keys
+    ])?;
+    replace_keys(tx, uid, old.flatten().as_deref(), &rec.index.lookup)
 }
 
 /// Removes record `uid` and its lookup keys, and notes the removal for other readers.
