@@ -19,12 +19,12 @@ use rusqlite::Connection;
 use common::*;
 
 /// What an earlier build's database lacked: turns a current token database into one.
-const DOWNGRADE_TO_V1: &str = "
-BEGIN IMMEDIATE;
-DROP TABLE lookup;
-DROP INDEX objects_by_due;
-ALTER TABLE objects DROP COLUMN due;
-ALTER TABLE objects DROP COLUMN keys;
+/// What version 5 added (the anchor's columns, the count of metadata and PIN changes and
+/// its triggers, the records' own lookup keys), taken out again: the first step of every
+/// downgrade below.
+macro_rules! undo_version_5 {
+    () => {
+        "
 ALTER TABLE state DROP COLUMN anchor_seq;
 ALTER TABLE state DROP COLUMN anchor_hash;
 ALTER TABLE state DROP COLUMN anchor_mac;
@@ -35,6 +35,19 @@ DROP TRIGGER pins_added;
 DROP TRIGGER pins_changed;
 DROP TRIGGER pins_removed;
 ALTER TABLE state DROP COLUMN config;
+ALTER TABLE objects DROP COLUMN keys;
+"
+    };
+}
+
+/// What an earlier build's database lacked: turns a current token database into one.
+const DOWNGRADE_TO_V1: &str = concat!(
+    "BEGIN IMMEDIATE;",
+    undo_version_5!(),
+    "
+DROP TABLE lookup;
+DROP INDEX objects_by_due;
+ALTER TABLE objects DROP COLUMN due;
 DELETE FROM meta WHERE name = 'object_index';
 DELETE FROM meta WHERE name = 'max_pin_failures';
 DROP TABLE pin_attempts;
@@ -42,7 +55,8 @@ DROP TABLE audit_events;
 DROP TABLE audit_checkpoint;
 PRAGMA user_version = 1;
 COMMIT;
-";
+"
+);
 
 #[test]
 fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_id() {
@@ -177,25 +191,17 @@ fn a_token_without_a_stored_limit_uses_the_default_and_records_it_at_so_login() 
 }
 
 /// What version 3 lacked: the audit trail.
-const DOWNGRADE_TO_V3: &str = "
-BEGIN IMMEDIATE;
+const DOWNGRADE_TO_V3: &str = concat!(
+    "BEGIN IMMEDIATE;",
+    undo_version_5!(),
+    "
 DROP TABLE audit_events;
 DROP TABLE audit_checkpoint;
-ALTER TABLE objects DROP COLUMN keys;
-ALTER TABLE state DROP COLUMN anchor_seq;
-ALTER TABLE state DROP COLUMN anchor_hash;
-ALTER TABLE state DROP COLUMN anchor_mac;
-DROP TRIGGER meta_added;
-DROP TRIGGER meta_changed;
-DROP TRIGGER meta_removed;
-DROP TRIGGER pins_added;
-DROP TRIGGER pins_changed;
-DROP TRIGGER pins_removed;
-ALTER TABLE state DROP COLUMN config;
 CREATE INDEX lookup_by_uid ON lookup (uid);
 PRAGMA user_version = 3;
 COMMIT;
-";
+"
+);
 
 #[test]
 fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
@@ -250,27 +256,20 @@ fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
 /// What version 4 had that version 5 does not: the audit anchor in a table of its own and
 /// the lookup keys indexed by uid, not kept in each record's row; no count of the
 /// metadata's and PIN records' changes.
-const DOWNGRADE_TO_V4: &str = "
+const DOWNGRADE_TO_V4: &str = concat!(
+    "
 BEGIN IMMEDIATE;
 CREATE TABLE audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
                            hash BLOB NOT NULL, mac BLOB NOT NULL);
 INSERT INTO audit_anchor SELECT 1, anchor_seq, anchor_hash, anchor_mac FROM state
-    WHERE anchor_seq IS NOT NULL;
-ALTER TABLE state DROP COLUMN anchor_seq;
-ALTER TABLE state DROP COLUMN anchor_hash;
-ALTER TABLE state DROP COLUMN anchor_mac;
-DROP TRIGGER meta_added;
-DROP TRIGGER meta_changed;
-DROP TRIGGER meta_removed;
-DROP TRIGGER pins_added;
-DROP TRIGGER pins_changed;
-DROP TRIGGER pins_removed;
-ALTER TABLE state DROP COLUMN config;
-ALTER TABLE objects DROP COLUMN keys;
+    WHERE anchor_seq IS NOT NULL;",
+    undo_version_5!(),
+    "
 CREATE INDEX lookup_by_uid ON lookup (uid);
 PRAGMA user_version = 4;
 COMMIT;
-";
+"
+);
 
 #[test]
 fn a_version_4_token_keeps_its_trail_and_its_records_keys_move_with_them() {
