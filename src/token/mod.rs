@@ -358,7 +358,10 @@ impl Token {
         // of the table (`login` before `objects`), so no session object of the old
         // token can be added in between.
         let newer_token = |table_epoch: u64| table_epoch != 0 && snap.epoch > table_epoch;
-        let mut login = newer_token(self.objects.read().seq().1).then(|| self.login.lock());
+        // The table's epoch first, its read lock released: `login` comes before
+        // `objects` in the lock order.
+        let table_epoch = self.objects.read().seq().1;
+        let mut login = newer_token(table_epoch).then(|| self.login.lock());
         let applied = {
             let mut objects = self.objects.write();
             if let Some(login) = login.as_mut() {
