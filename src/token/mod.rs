@@ -496,9 +496,11 @@ impl Token {
         )?;
         self.apply_snapshot(&snap)?;
         if stale {
-            // A login of the old token goes too, even where the view had caught up.
+            // A login of a token older than the one this commit found goes too, even where
+            // the view had caught up; not a login to a newer token still, made while this
+            // commit's read was on its way (its snapshot is older than the table then).
             let mut login = self.login.lock();
-            if login.master_epoch().is_some_and(|e| e != snap.epoch) {
+            if login.master_epoch().is_some_and(|e| e < snap.epoch) {
                 self.logout_locked(&mut login);
             }
             return Err(Error::TokenReinitialized);

@@ -173,17 +173,29 @@ impl Token {
                 return Err(e);
             }
         }
-        let table = self.objects.read();
+        let mut table = self.objects.write();
         let mut committed = token_objects.iter();
-        made.into_iter()
+        let handles: Option<Vec<ObjectHandle>> = made
+            .iter()
             .map(|handle| match handle {
-                Some(handle) => Ok(handle),
+                Some(handle) => Some(*handle),
                 None => committed
                     .next()
-                    .and_then(|object| table.token_handle(&object.uid))
-                    .ok_or(Error::Internal("committed object missing after sync")),
+                    .and_then(|object| table.token_handle(&object.uid)),
             })
-            .collect()
+            .collect();
+        handles.ok_or_else(|| {
+            // Committed, then gone before its handle was read: another process
+            // re-initialised the token and another thread here applied it, or another
+            // thread destroyed the object. Either way the caller gets no handle, and not
+            // the session objects of the same call either.
+            forget(&mut table, &made);
+            if table.seq().1 != judged_in {
+                Error::TokenReinitialized
+            } else {
+                Error::CacheContention
+            }
+        })
     }
 
     pub fn create_object(&self, caller: Caller, template: &[RawAttribute]) -> Result<ObjectHandle> {
