@@ -635,15 +635,15 @@ fn a_failed_key_pair_generation_leaves_no_token_half_behind() {
     );
 }
 
-// ---- Second independent review of db234bb / 3f8eaea (attack tests). Each asserts what the
-// ---- architecture promises; a failing one is a finding (see the review report).
+// ---- From a second independent review (of db234bb and 3f8eaea): each asserts what
+// ---- docs/architecture.md promises.
 
-/// Found by an independent review: before the fix, `commit_decided`'s stale path logged
-/// out any login whose epoch was not the snapshot's, even when the snapshot is OLDER than the table (a late read). A
-/// change decided on epoch 1 finds the store at epoch 2 and is held after its read; the
-/// token is re-initialised again (epoch 3), this process sees it and logs in to it; the
-/// stale change then resumes and logs out the login to the newest token, which nothing
-/// it decided was ever of. Same class as
+/// Found by an independent review: before the fix, `commit_decided`'s stale path logged out
+/// any login whose epoch was not the snapshot's, even when the snapshot is OLDER than the
+/// table (a late read). A change decided on epoch 1 finds the store at epoch 2 and is held
+/// after its read; the token is re-initialised again (epoch 3), this process sees it and
+/// logs in to it; the stale change then resumes and logs out the login to the newest token,
+/// which nothing it decided was ever of. Same class as
 /// `a_late_read_of_the_new_token_does_not_log_out_a_login_to_the_new_token`, in the path
 /// db234bb did not change.
 #[test]
@@ -743,10 +743,10 @@ fn key_pair_handles_are_public_then_private_in_every_mix() {
     }
 }
 
-/// Found by an independent review: a pair (or any token object) whose commit succeeded in the old
-/// token, re-initialised elsewhere and seen by another thread before the handles are
-/// looked up, answered `Internal` before the fix ("committed object missing after sync",
-/// CKR_GENERAL_ERROR) rather than `TokenReinitialized` (CKR_DEVICE_REMOVED).
+/// Found by an independent review: a pair (or any token object) whose commit succeeded in
+/// the old token, re-initialised elsewhere and seen by another thread before the handles
+/// are looked up, answered `Internal` before the fix ("committed object missing after
+/// sync", CKR_GENERAL_ERROR) rather than `TokenReinitialized` (CKR_DEVICE_REMOVED).
 #[test]
 fn a_token_half_wiped_before_its_handle_is_read_answers_device_removed() {
     let dir = tempfile::tempdir().expect("temporary directory");
