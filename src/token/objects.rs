@@ -106,8 +106,8 @@ impl Token {
 
     /// Stores several new objects at once, made of what was read from the tokens of
     /// epochs `decided_in` (`commit_decided`; for session objects,
-    /// `insert_session_object`): the token objects among them in one store transaction,
-    /// after the session ones, so a key pair is written whole or not at all.
+    /// `insert_session_object`): the session objects among them first, then the token
+    /// ones in one store transaction, so that a refusal of either leaves nothing.
     pub(super) fn insert_all_in(
         &self,
         caller: Caller,
@@ -136,8 +136,10 @@ impl Token {
         // a logout takes: a private session object must not land after a C_Logout that
         // came after the first check (the logout's forget_private would have destroyed
         // it). `login` comes before `objects` in the token's lock order. Before the
-        // token objects' commit, so that a refusal here leaves nothing stored: a key
-        // pair is written whole or not at all.
+        // token objects' commit, so that a refusal here leaves nothing stored, and a
+        // refused commit takes them out again (`forget`). Not whole in one case: a
+        // commit written whose acknowledgement or read-back then fails answers an error
+        // and may leave the token half (docs/architecture.md).
         let mut made: Vec<Option<ObjectHandle>> = Vec::with_capacity(objects.len());
         let mut token_objects = Vec::new();
         {
