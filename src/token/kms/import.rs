@@ -22,6 +22,9 @@ use crate::object::key::Material;
 use crate::token::keys::mechanism as find_mechanism;
 use crate::token::LoggedIn;
 
+/// The label of the KMS subkey that import tokens are MACed under (`kms_secret`).
+const IMPORT_TOKEN_MAC_LABEL: &[u8] = b"kmshsm kms import token";
+
 impl Token {
     /// The KMS key named `id`: (handle, owner, object) of its private or secret object,
     /// and its public object if any; and the main object.
@@ -235,10 +238,7 @@ impl Token {
         // The token names the private half: only it can complete the import.
         let token = ImportToken::issue(target, private.uid, alg, self.now());
         // The import token is MACed under the master key of the token it is for.
-        let (master, master_epoch) = self.master_with_epoch();
-        let mac_key = master
-            .ok_or(Error::UserNotLoggedIn)?
-            .derive(b"kmshsm kms import token");
+        let (mac_key, master_epoch) = self.kms_secret_with_epoch(IMPORT_TOKEN_MAC_LABEL)?;
         let sealed = token.seal(&mac_key)?;
         let stamp = vec![
             (IMPORT_TOKEN, Value::Bytes(sealed)),
@@ -370,8 +370,7 @@ impl Token {
                 .and_then(Value::as_bytes)
                 .map(<[u8]>::to_vec)
         });
-        let (Some(token), Ok(mac_key)) = (token, self.kms_secret(b"kmshsm kms import token"))
-        else {
+        let (Some(token), Ok(mac_key)) = (token, self.kms_secret(IMPORT_TOKEN_MAC_LABEL)) else {
             return otherwise;
         };
         match ImportToken::open(&token, &mac_key, self.now()) {
@@ -436,7 +435,7 @@ impl Token {
             (None, None) => return Err(Error::TemplateIncomplete),
         };
         let now = self.now();
-        let mac_key = self.kms_secret(b"kmshsm kms import token")?;
+        let mac_key = self.kms_secret(IMPORT_TOKEN_MAC_LABEL)?;
         let token = ImportToken::open(token_bytes, &mac_key, now).map_err(kms)?;
         // The token goes with its own wrapping key and its own target only.
         let target_of_key = wrapping.bytes(IMPORT_TARGET).unwrap_or(&[]);

@@ -124,7 +124,14 @@ impl Token {
 
     /// The subkeys of the KMS model, derived from the master key (needs a login).
     fn kms_secret(&self, label: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-        Ok(self.master().ok_or(Error::UserNotLoggedIn)?.derive(label))
+        self.kms_secret_with_epoch(label).map(|(key, _)| key)
+    }
+
+    /// `kms_secret`, with the epoch of the token whose master key it came from, read
+    /// together: what is sealed or MACed under it goes into that token only.
+    fn kms_secret_with_epoch(&self, label: &[u8]) -> Result<(Zeroizing<[u8; 32]>, Option<u64>)> {
+        let (master, epoch) = self.master_with_epoch();
+        Ok((master.ok_or(Error::UserNotLoggedIn)?.derive(label), epoch))
     }
 
     fn fingerprint(
