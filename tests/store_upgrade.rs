@@ -18,7 +18,28 @@ use rusqlite::Connection;
 
 use common::*;
 
-/// What an earlier build's database lacked: turns a current token database into one.
+/// What version 6 changed (lookup keys naming their record's row, `rid`, not its uid),
+/// taken back: the first step of every downgrade below. Each row keeps its rowid.
+macro_rules! undo_version_6 {
+    () => {
+        "
+CREATE TABLE objects_v5 (uid BLOB PRIMARY KEY, seq INTEGER NOT NULL, plain BLOB NOT NULL,
+                         sealed BLOB, due INTEGER, keys BLOB);
+INSERT INTO objects_v5 (rowid, uid, seq, plain, sealed, due, keys)
+    SELECT rid, uid, seq, plain, sealed, due, keys FROM objects;
+CREATE TABLE lookup_v5 (key BLOB NOT NULL, uid BLOB NOT NULL, PRIMARY KEY (key, uid))
+    WITHOUT ROWID;
+INSERT INTO lookup_v5 SELECT l.key, o.uid FROM lookup l JOIN objects o ON o.rid = l.rid;
+DROP TABLE lookup;
+DROP TABLE objects;
+ALTER TABLE objects_v5 RENAME TO objects;
+ALTER TABLE lookup_v5 RENAME TO lookup;
+CREATE INDEX objects_by_seq ON objects (seq);
+CREATE INDEX objects_by_due ON objects (due) WHERE due IS NOT NULL;
+"
+    };
+}
+
 /// What version 5 added (the anchor's columns, the count of metadata and PIN changes and
 /// its triggers, the records' own lookup keys), taken out again: the first step of every
 /// downgrade below.
@@ -43,6 +64,7 @@ ALTER TABLE objects DROP COLUMN keys;
 /// What an earlier build's database lacked: turns a current token database into one.
 const DOWNGRADE_TO_V1: &str = concat!(
     "BEGIN IMMEDIATE;",
+    undo_version_6!(),
     undo_version_5!(),
     "
 DROP TABLE lookup;
@@ -106,7 +128,7 @@ fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 5, "the database was upgraded");
+    assert_eq!(v, 6, "the database was upgraded");
     let events: i64 = conn
         .query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))
         .unwrap();
@@ -193,6 +215,7 @@ fn a_token_without_a_stored_limit_uses_the_default_and_records_it_at_so_login() 
 /// What version 3 lacked: the audit trail.
 const DOWNGRADE_TO_V3: &str = concat!(
     "BEGIN IMMEDIATE;",
+    undo_version_6!(),
     undo_version_5!(),
     "
 DROP TABLE audit_events;
@@ -229,7 +252,7 @@ fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 5);
+    assert_eq!(v, 6);
     let bodies: Vec<Vec<u8>> = conn
         .prepare("SELECT body FROM audit_events ORDER BY seq")
         .unwrap()
@@ -258,7 +281,9 @@ fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
 /// metadata's and PIN records' changes.
 const DOWNGRADE_TO_V4: &str = concat!(
     "
-BEGIN IMMEDIATE;
+BEGIN IMMEDIATE;",
+    undo_version_6!(),
+    "
 CREATE TABLE audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
                            hash BLOB NOT NULL, mac BLOB NOT NULL);
 INSERT INTO audit_anchor SELECT 1, anchor_seq, anchor_hash, anchor_mac FROM state
@@ -273,21 +298,8 @@ COMMIT;
 
 #[test]
 fn a_version_4_token_keeps_its_trail_and_its_records_keys_move_with_them() {
-    use common::kms::*;
     let env = TestEnv::new();
-    {
-        let (ctx, _slot, session) = ready_token(&env);
-        create_external(&session, Spec::Aes256, "old");
-        session
-            .create_object(&data_template("old-data", b"public value", true))
-            .expect("C_CreateObject (data)");
-        session
-            .create_object(&data_template("doomed", b"public value", true))
-            .expect("C_CreateObject (data)");
-        drop(session);
-        ctx.finalize().expect("C_Finalize");
-    }
-    let db = env.token_database();
+    let db = token_with_records(&env);
     let anchor = |conn: &Connection| -> Option<(i64, Vec<u8>, Vec<u8>)> {
         conn.query_row(
             "SELECT anchor_seq, anchor_hash, anchor_mac FROM state WHERE anchor_seq IS NOT NULL",
@@ -309,9 +321,109 @@ fn a_version_4_token_keeps_its_trail_and_its_records_keys_move_with_them() {
         Some(before),
         "the anchor moved into the state row as it was"
     );
+    keys_move_with_their_records(&env, &db, "version 4");
+}
+
+/// What version 5 had that version 6 does not: lookup keys naming their record's uid.
+const DOWNGRADE_TO_V5: &str = concat!(
+    "BEGIN IMMEDIATE;",
+    undo_version_6!(),
+    "PRAGMA user_version = 5; COMMIT;"
+);
+
+#[test]
+fn a_version_5_token_keeps_its_records_rows_and_their_keys_name_them() {
+    let env = TestEnv::new();
+    let db = token_with_records(&env);
+    let rows = |conn: &Connection, rid: &str| -> Vec<(Vec<u8>, i64)> {
+        conn.prepare(&format!("SELECT uid, {rid} FROM objects ORDER BY uid"))
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let keys = |conn: &Connection, rid: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
+        conn.prepare(&format!(
+            "SELECT l.key, o.uid FROM lookup l JOIN objects o ON o.{rid} = l.{rid} ORDER BY 1, 2"
+        ))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let (rows_before, keys_before) = {
+        let conn = Connection::open(&db).unwrap();
+        let before = (rows(&conn, "rid"), keys(&conn, "rid"));
+        conn.execute_batch(DOWNGRADE_TO_V5).unwrap();
+        assert_eq!(
+            rows(&conn, "rowid"),
+            before.0,
+            "the downgrade kept the rows"
+        );
+        assert_eq!(keys(&conn, "uid"), before.1, "the downgrade kept the keys");
+        before
+    };
+    assert!(
+        keys_before.len() >= 4,
+        "label, id and KMS key id of the key"
+    );
+    verify_trail("the trail of version 5");
+    {
+        let conn = Connection::open(&db).unwrap();
+        assert_eq!(rows(&conn, "rid"), rows_before, "each record kept its row");
+        assert_eq!(
+            keys(&conn, "rid"),
+            keys_before,
+            "each key names its record's row"
+        );
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'objects' ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            indexes,
+            [
+                "objects_by_due",
+                "objects_by_seq",
+                "sqlite_autoindex_objects_1"
+            ],
+            "the copied table has the indexes the old one had, and its uids stay unique"
+        );
+    }
+    keys_move_with_their_records(&env, &db, "version 5");
+}
+
+/// A token whose database holds a key (label "old") and two data objects ("old-data",
+/// "doomed"), closed; returns the database's path.
+fn token_with_records(env: &TestEnv) -> std::path::PathBuf {
+    use common::kms::*;
+    let (ctx, _slot, session) = ready_token(env);
+    create_external(&session, Spec::Aes256, "old");
+    session
+        .create_object(&data_template("old-data", b"public value", true))
+        .expect("C_CreateObject (data)");
+    session
+        .create_object(&data_template("doomed", b"public value", true))
+        .expect("C_CreateObject (data)");
+    drop(session);
+    ctx.finalize().expect("C_Finalize");
+    env.token_database()
+}
+
+/// On `token_with_records`'s token, downgraded to `version` and opened since: the
+/// objects are found by the keys that version wrote; renamed, destroyed and created,
+/// their keys follow them, and the trail verifies.
+fn keys_move_with_their_records(env: &TestEnv, db: &std::path::Path, version: &str) {
+    use common::kms::*;
     let ctx = env.load();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
-    // Found by the keys written by version 4; renamed and destroyed, their old keys go.
+    assert_eq!(find_by_label(&session, "old").len(), 1, "key by label");
+    // Found by the keys the old version wrote; renamed and destroyed, their old keys go.
     let data = find_by_label(&session, "old-data");
     assert_eq!(data.len(), 1, "data by label");
     session
@@ -324,11 +436,11 @@ fn a_version_4_token_keeps_its_trail_and_its_records_keys_move_with_them() {
     drop(session);
     ctx.finalize().expect("C_Finalize");
 
-    let conn = Connection::open(&db).unwrap();
+    let conn = Connection::open(db).unwrap();
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 5);
+    assert_eq!(v, 6);
     let label_keys = |label: &[u8]| -> i64 {
         let mut key = 3u64.to_be_bytes().to_vec(); // CKA_LABEL
         key.extend_from_slice(label);
@@ -351,7 +463,7 @@ fn a_version_4_token_keeps_its_trail_and_its_records_keys_move_with_them() {
     let unkept: i64 = conn
         .query_row(
             "SELECT count(*) FROM lookup l WHERE NOT EXISTS \
-             (SELECT 1 FROM objects o WHERE o.uid = l.uid)",
+             (SELECT 1 FROM objects o WHERE o.rid = l.rid)",
             [],
             |r| r.get(0),
         )
@@ -364,7 +476,7 @@ fn a_version_4_token_keeps_its_trail_and_its_records_keys_move_with_them() {
     assert_eq!(find_by_label(&session, "renamed").len(), 1);
     drop(session);
     ctx.finalize().expect("C_Finalize");
-    verify_trail("the trail of version 4 and what came after");
+    verify_trail(&format!("the trail of {version} and what came after"));
 }
 
 /// Runs `kmshsm audit verify` on the test's token and asserts that it succeeds.

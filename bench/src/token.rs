@@ -158,7 +158,7 @@ pub(crate) fn stop(m: Loaded) {
 /// `PRAGMA user_version`), so a cache written by an earlier build (which the module would
 /// upgrade on the first, measured, open of every copy) is not reused. Bump it with
 /// `store/sqlite/schema.rs` `SCHEMA_VERSION`.
-pub(crate) const KMSHSM_STORE_SCHEMA: &str = "sqlite5";
+pub(crate) const KMSHSM_STORE_SCHEMA: &str = "sqlite6";
 
 pub(crate) fn cache_dir(cfg: &Cfg, which: Which, n: usize) -> PathBuf {
     match which {

@@ -418,10 +418,18 @@ impl Token {
             }
             return self.load_all();
         }
-        let uids = self.store.lookup(key)?;
-        self.load_uids(&uids)?;
-        self.objects.write().mark_resolved(key, epoch);
-        Ok(())
+        for _ in 0..LOAD_ATTEMPTS {
+            let loaded = self.store.load_by_key(key)?;
+            let mut table = self.objects.write();
+            if table.add_loaded(&loaded, &self.shared.handles)? {
+                table.mark_resolved(key, epoch);
+                return Ok(());
+            }
+            drop(table);
+            // The cache had moved past the read: catch up, then read again.
+            self.sync()?;
+        }
+        Err(Error::CacheContention)
     }
 
     /// Caches the token objects `uids` that are not cached yet.

@@ -13,9 +13,9 @@
 //! file's first page, compared without a lock with the headers last found unchanged,
 //! `seen.rs`; or with one `pread` where that cannot be mapped; the pragma costs a
 //! read transaction and two lock calls). Records' lookup keys live in their own indexed
-//! table (and in the record's row, so a rewrite finds its old keys without a second
-//! index) and their due times in an indexed column, so finding one record never reads the
-//! others. Every SQLite call, opening and closing included, holds a pass through the fork
+//! table, each naming its record's row (and in that row, so a rewrite finds its old keys
+//! without a second index), and their due times in an indexed column, so finding one
+//! record never reads the others. Every SQLite call, opening and closing included, holds a pass through the fork
 //! gate (`fork_gate.rs`). This module must not interpret record contents.
 
 use std::collections::BTreeMap;
@@ -42,7 +42,7 @@ use crate::os::shared_page::SharedPage;
 use durable::{WalSync, Writing};
 use files::Interest;
 use schema::{
-    configure, to_version_5, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2,
+    configure, to_version_5, to_version_6, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2,
     UPGRADE_V2_TO_V3, UPGRADE_V3_TO_V4,
 };
 use seen::SeenHeaders;
@@ -230,6 +230,7 @@ impl SqliteStore {
                     "{SCHEMA_V1} {UPGRADE_V1_TO_V2} {UPGRADE_V2_TO_V3} {UPGRADE_V3_TO_V4}"
                 ))?;
                 to_version_5(&tx)?;
+                to_version_6(&tx)?;
                 tx.commit()?;
                 SqliteStore::wrap(interest, path, db)?
             };
@@ -263,7 +264,7 @@ impl SqliteStore {
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         match version {
             SCHEMA_VERSION => {}
-            1..=4 => upgrade(&mut db)?,
+            1..=5 => upgrade(&mut db)?,
             other => return Err(StoreError::SchemaVersion(other)),
         }
         SqliteStore::wrap(interest, path, db)
@@ -546,7 +547,7 @@ fn transact_locked(
     let (seq, epoch) = read_state(&tx)?;
     let mut wanted: Vec<ObjectUid> = uids.to_vec();
     {
-        let mut q = tx.prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
+        let mut q = tx.prepare_cached(KEY_TO_UIDS)?;
         for key in lookup {
             for uid in q.query_map([key], |r| r.get::<_, Vec<u8>>(0))? {
                 wanted.push(uid_of(uid?)?);
@@ -591,8 +592,20 @@ fn commit_locked(conn: &mut Conn, changes: Vec<Change>) -> StoreResult<()> {
     Ok(())
 }
 
-/// `Store::load` on the locked connection.
-fn load_locked(conn: &mut Conn, uids: &[ObjectUid]) -> StoreResult<Loaded> {
+/// The uids of the records whose index holds a key: two B-tree descents a record (the
+/// lookup key, then the row it names).
+const KEY_TO_UIDS: &str =
+    "SELECT o.uid FROM lookup l JOIN objects o ON o.rid = l.rid WHERE l.key = ?1";
+
+/// The records `load_locked` reads.
+enum Wanted<'a> {
+    Uids(&'a [ObjectUid]),
+    /// Those whose index holds this lookup key.
+    Key(&'a [u8]),
+}
+
+/// `Store::load` and `Store::load_by_key` on the locked connection: one read transaction.
+fn load_locked(conn: &mut Conn, wanted: Wanted<'_>) -> StoreResult<Loaded> {
     let tx = conn
         .db
         .transaction_with_behavior(TransactionBehavior::Deferred)?;
@@ -600,17 +613,32 @@ fn load_locked(conn: &mut Conn, uids: &[ObjectUid]) -> StoreResult<Loaded> {
     let mut loaded = Loaded {
         seq,
         epoch,
-        objects: Vec::with_capacity(uids.len()),
+        objects: Vec::new(),
         audit: AuditHead::default(),
     };
-    {
-        let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
-        for uid in uids {
-            let row = q
-                .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            if let Some((plain, sealed)) = row {
-                loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
+    match wanted {
+        Wanted::Uids(uids) => {
+            loaded.objects.reserve(uids.len());
+            let mut q = tx.prepare_cached("SELECT plain, sealed FROM objects WHERE uid = ?1")?;
+            for uid in uids {
+                let row = q
+                    .query_row([&uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((plain, sealed)) = row {
+                    loaded.objects.push(record_of(uid.to_vec(), plain, sealed)?);
+                }
+            }
+        }
+        Wanted::Key(key) => {
+            let mut q = tx.prepare_cached(
+                "SELECT o.uid, o.plain, o.sealed FROM lookup l JOIN objects o ON o.rid = l.rid \
+                 WHERE l.key = ?1",
+            )?;
+            let mut rows = q.query([key])?;
+            while let Some(row) = rows.next()? {
+                loaded
+                    .objects
+                    .push(record_of(row.get(0)?, row.get(1)?, row.get(2)?)?);
             }
         }
     }
@@ -703,9 +731,7 @@ impl Store for SqliteStore {
     fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
         let (uids, ticket) = {
             let conn = self.lock()?;
-            let mut q = conn
-                .db
-                .prepare_cached("SELECT uid FROM lookup WHERE key = ?1")?;
+            let mut q = conn.db.prepare_cached(KEY_TO_UIDS)?;
             let uids = q.query_map([key], |r| r.get::<_, Vec<u8>>(0))?;
             let uids = uids
                 .map(|uid| uid_of(uid?))
@@ -719,7 +745,17 @@ impl Store for SqliteStore {
     fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
         let (loaded, ticket) = {
             let mut conn = self.lock()?;
-            let loaded = load_locked(&mut conn, uids)?;
+            let loaded = load_locked(&mut conn, Wanted::Uids(uids))?;
+            (loaded, self.seen())
+        };
+        self.settle(ticket)?;
+        Ok(loaded)
+    }
+
+    fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
+        let (loaded, ticket) = {
+            let mut conn = self.lock()?;
+            let loaded = load_locked(&mut conn, Wanted::Key(key))?;
             (loaded, self.seen())
         };
         self.settle(ticket)?;

@@ -41,11 +41,11 @@ fn decode_keys(mut bytes: &[u8]) -> StoreResult<Vec<&[u8]>> {
     Ok(keys)
 }
 
-/// Replaces the lookup keys `old` (encoded, as the row held them) of record `uid` by
-/// `new`; nothing when they are the same.
+/// Replaces the lookup keys `old` (encoded, as the row held them) of the record in row
+/// `rid` by `new`; nothing when they are the same.
 fn replace_keys(
     tx: &rusqlite::Transaction<'_>,
-    uid: &[u8],
+    rid: i64,
     old: Option<&[u8]>,
     new: &[Vec<u8>],
 ) -> StoreResult<()> {
@@ -53,31 +53,31 @@ fn replace_keys(
     if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| *a == b.as_slice()) {
         return Ok(());
     }
-    let mut remove = tx.prepare_cached("DELETE FROM lookup WHERE key = ?1 AND uid = ?2")?;
+    let mut remove = tx.prepare_cached("DELETE FROM lookup WHERE key = ?1 AND rid = ?2")?;
     for key in old {
-        remove.execute(params![key, uid])?;
+        remove.execute(params![key, rid])?;
     }
-    insert_keys(tx, uid, new)
+    insert_keys(tx, rid, new)
 }
 
 /// The statements that add up to this many lookup keys in one go (a record has at most
 /// one per indexed attribute, `object::index::INDEXED`); more go in one by one.
 const KEYS_AT_ONCE: [&str; 4] = [
-    "INSERT OR IGNORE INTO lookup (key, uid) VALUES (?2, ?1)",
-    "INSERT OR IGNORE INTO lookup (key, uid) VALUES (?2, ?1), (?3, ?1)",
-    "INSERT OR IGNORE INTO lookup (key, uid) VALUES (?2, ?1), (?3, ?1), (?4, ?1)",
-    "INSERT OR IGNORE INTO lookup (key, uid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), (?5, ?1)",
+    "INSERT OR IGNORE INTO lookup (key, rid) VALUES (?2, ?1)",
+    "INSERT OR IGNORE INTO lookup (key, rid) VALUES (?2, ?1), (?3, ?1)",
+    "INSERT OR IGNORE INTO lookup (key, rid) VALUES (?2, ?1), (?3, ?1), (?4, ?1)",
+    "INSERT OR IGNORE INTO lookup (key, rid) VALUES (?2, ?1), (?3, ?1), (?4, ?1), (?5, ?1)",
 ];
 
-/// Adds lookup keys `keys` of record `uid`: one statement for up to four (each
-/// statement run is a few thousand instructions of the serial write transaction).
-fn insert_keys(tx: &rusqlite::Transaction<'_>, uid: &[u8], keys: &[Vec<u8>]) -> StoreResult<()> {
+/// Adds lookup keys `keys` of the record in row `rid`: one statement for up to four
+/// (each statement run is a few thousand instructions of the serial write transaction).
+fn insert_keys(tx: &rusqlite::Transaction<'_>, rid: i64, keys: &[Vec<u8>]) -> StoreResult<()> {
     for chunk in keys.chunks(KEYS_AT_ONCE.len()) {
         let Some(sql) = KEYS_AT_ONCE.get(chunk.len().wrapping_sub(1)) else {
             continue;
         };
         let mut insert = tx.prepare_cached(sql)?;
-        insert.raw_bind_parameter(1, uid)?;
+        insert.raw_bind_parameter(1, rid)?;
         for (i, key) in chunk.iter().enumerate() {
             insert.raw_bind_parameter(i + 2, key)?;
         }
@@ -86,12 +86,16 @@ fn insert_keys(tx: &rusqlite::Transaction<'_>, uid: &[u8], keys: &[Vec<u8>]) -> 
     Ok(())
 }
 
-/// The lookup keys the row of record `uid` holds: `None` when there is no such record,
-/// `Some(None)` for a record written before records kept their keys and never since.
-fn keys_of(tx: &rusqlite::Transaction<'_>, uid: &[u8]) -> StoreResult<Option<Option<Vec<u8>>>> {
+/// The row of record `uid` and the lookup keys it holds: `None` when there is no such
+/// record; no keys (`None`) for a record written before records kept their keys and
+/// never since.
+fn row_of(
+    tx: &rusqlite::Transaction<'_>,
+    uid: &[u8],
+) -> StoreResult<Option<(i64, Option<Vec<u8>>)>> {
     Ok(tx
-        .prepare_cached("SELECT keys FROM objects WHERE uid = ?1")?
-        .query_row([uid], |r| r.get(0))
+        .prepare_cached("SELECT rid, keys FROM objects WHERE uid = ?1")?
+        .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
 }
 
@@ -102,12 +106,12 @@ fn put_index(
     uid: &ObjectUid,
     index: &RecordIndex,
 ) -> StoreResult<()> {
-    let Some(old) = keys_of(tx, &uid[..])? else {
+    let Some((rid, old)) = row_of(tx, &uid[..])? else {
         return Ok(());
     };
-    tx.prepare_cached("UPDATE objects SET due = ?2, keys = ?3 WHERE uid = ?1")?
-        .execute(params![&uid[..], index.due, encode_keys(&index.lookup)])?;
-    replace_keys(tx, &uid[..], old.as_deref(), &index.lookup)
+    tx.prepare_cached("UPDATE objects SET due = ?2, keys = ?3 WHERE rid = ?1")?
+        .execute(params![rid, index.due, encode_keys(&index.lookup)])?;
+    replace_keys(tx, rid, old.as_deref(), &index.lookup)
 }
 
 /// Writes a whole record with its due time and lookup keys. A record the table does not
@@ -122,36 +126,50 @@ fn put_object(
 ) -> StoreResult<()> {
     let uid = &rec.uid[..];
     let keys = encode_keys(&rec.index.lookup);
-    let old = keys_of(tx, uid)?;
-    let sql = match old {
-        Some(_) => {
-            "UPDATE objects SET seq = ?2, plain = ?3, sealed = ?4, due = ?5, keys = ?6 \
-             WHERE uid = ?1"
+    let (rid, old) = match row_of(tx, uid)? {
+        Some((rid, old)) => {
+            tx.prepare_cached(
+                "UPDATE objects SET seq = ?2, plain = ?3, sealed = ?4, due = ?5, keys = ?6 \
+                 WHERE rid = ?1",
+            )?
+            .execute(params![
+                rid,
+                seq,
+                rec.plain,
+                rec.sealed,
+                rec.index.due,
+                keys
+            ])?;
+            (rid, old)
         }
         None => {
-            "INSERT INTO objects (uid, seq, plain, sealed, due, keys) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            tx.prepare_cached(
+                "INSERT INTO objects (uid, seq, plain, sealed, due, keys) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                uid,
+                seq,
+                rec.plain,
+                rec.sealed,
+                rec.index.due,
+                keys
+            ])?;
+            // The row the insert just made: read from the connection, no statement.
+            (tx.last_insert_rowid(), None)
         }
     };
-    tx.prepare_cached(sql)?.execute(params![
-        uid,
-        seq,
-        rec.plain,
-        rec.sealed,
-        rec.index.due,
-        keys
-    ])?;
-    replace_keys(tx, uid, old.flatten().as_deref(), &rec.index.lookup)
+    replace_keys(tx, rid, old.as_deref(), &rec.index.lookup)
 }
 
 /// Removes record `uid` and its lookup keys, and notes the removal for other readers.
 fn remove_object(tx: &rusqlite::Transaction<'_>, seq: i64, uid: &[u8]) -> StoreResult<()> {
-    let old: Option<Option<Vec<u8>>> = tx
-        .prepare_cached("DELETE FROM objects WHERE uid = ?1 RETURNING keys")?
-        .query_row([uid], |r| r.get(0))
+    let old: Option<(i64, Option<Vec<u8>>)> = tx
+        .prepare_cached("DELETE FROM objects WHERE uid = ?1 RETURNING rid, keys")?
+        .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some(old) = old {
-        replace_keys(tx, uid, old.as_deref(), &[])?;
+    if let Some((rid, old)) = old {
+        replace_keys(tx, rid, old.as_deref(), &[])?;
     }
     tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
         .execute(params![uid, seq])?;
