@@ -41,21 +41,62 @@ fn decode_keys(mut bytes: &[u8]) -> StoreResult<Vec<&[u8]>> {
     Ok(keys)
 }
 
-/// Replaces the lookup keys `old` (encoded, as the row held them) of the record in row
-/// `rid` by `new`; nothing when they are the same.
+/// A row's lookup keys (`objects.keys`) as a write finds them.
+enum RowKeys {
+    /// A blob, as `encode_keys` writes them (`replace_keys` decodes it); none for a
+    /// record written before records kept their keys and never since.
+    Encoded(Option<Vec<u8>>),
+    /// A value of another type, which no build wrote (the column is not authenticated:
+    /// anyone who can write the file can change it).
+    Unreadable,
+}
+
+impl rusqlite::types::FromSql for RowKeys {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        use rusqlite::types::ValueRef;
+        Ok(match value {
+            ValueRef::Null => RowKeys::Encoded(None),
+            ValueRef::Blob(b) => RowKeys::Encoded(Some(b.to_vec())),
+            _ => RowKeys::Unreadable,
+        })
+    }
+}
+
+/// Replaces the lookup keys `old` of record `uid`, in row `rid`, by `new`; nothing when
+/// they are the same. The lookup keys are an index of what the record says, which the
+/// token checks on every record it reads: keys the row cannot tell are all taken out
+/// (a scan of the lookup table, on this path only) and `new` written, so a tampered
+/// column neither blocks the record's rewrite or removal nor leaves a key behind.
 fn replace_keys(
     tx: &rusqlite::Transaction<'_>,
+    uid: &[u8],
     rid: i64,
-    old: Option<&[u8]>,
+    old: &RowKeys,
     new: &[Vec<u8>],
 ) -> StoreResult<()> {
-    let old = decode_keys(old.unwrap_or_default())?;
-    if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| *a == b.as_slice()) {
-        return Ok(());
-    }
-    let mut remove = tx.prepare_cached("DELETE FROM lookup WHERE key = ?1 AND rid = ?2")?;
-    for key in old {
-        remove.execute(params![key, rid])?;
+    let decoded = match old {
+        RowKeys::Encoded(old) => decode_keys(old.as_deref().unwrap_or_default()).ok(),
+        RowKeys::Unreadable => None,
+    };
+    match decoded {
+        Some(old) => {
+            if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| *a == b.as_slice()) {
+                return Ok(());
+            }
+            let mut remove = tx.prepare_cached("DELETE FROM lookup WHERE key = ?1 AND rid = ?2")?;
+            for key in old {
+                remove.execute(params![key, rid])?;
+            }
+        }
+        None => {
+            log::warn!(
+                "record {}: its stored lookup keys are unreadable (altered outside the \
+                 module?); its index is rebuilt",
+                uid.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            );
+            tx.prepare_cached("DELETE FROM lookup WHERE rid = ?1")?
+                .execute([rid])?;
+        }
     }
     insert_keys(tx, rid, new)
 }
@@ -86,13 +127,9 @@ fn insert_keys(tx: &rusqlite::Transaction<'_>, rid: i64, keys: &[Vec<u8>]) -> St
     Ok(())
 }
 
-/// The row of record `uid` and the lookup keys it holds: `None` when there is no such
-/// record; no keys (`None`) for a record written before records kept their keys and
-/// never since.
-fn row_of(
-    tx: &rusqlite::Transaction<'_>,
-    uid: &[u8],
-) -> StoreResult<Option<(i64, Option<Vec<u8>>)>> {
+/// The row of record `uid` and the lookup keys it holds; `None` when there is no such
+/// record.
+fn row_of(tx: &rusqlite::Transaction<'_>, uid: &[u8]) -> StoreResult<Option<(i64, RowKeys)>> {
     Ok(tx
         .prepare_cached("SELECT rid, keys FROM objects WHERE uid = ?1")?
         .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -111,7 +148,7 @@ fn put_index(
     };
     tx.prepare_cached("UPDATE objects SET due = ?2, keys = ?3 WHERE rid = ?1")?
         .execute(params![rid, index.due, encode_keys(&index.lookup)])?;
-    replace_keys(tx, rid, old.as_deref(), &index.lookup)
+    replace_keys(tx, &uid[..], rid, &old, &index.lookup)
 }
 
 /// Writes a whole record with its due time and lookup keys. A record the table does not
@@ -156,20 +193,20 @@ fn put_object(
                 keys
             ])?;
             // The row the insert just made: read from the connection, no statement.
-            (tx.last_insert_rowid(), None)
+            (tx.last_insert_rowid(), RowKeys::Encoded(None))
         }
     };
-    replace_keys(tx, rid, old.as_deref(), &rec.index.lookup)
+    replace_keys(tx, uid, rid, &old, &rec.index.lookup)
 }
 
 /// Removes record `uid` and its lookup keys, and notes the removal for other readers.
 fn remove_object(tx: &rusqlite::Transaction<'_>, seq: i64, uid: &[u8]) -> StoreResult<()> {
-    let old: Option<(i64, Option<Vec<u8>>)> = tx
+    let old: Option<(i64, RowKeys)> = tx
         .prepare_cached("DELETE FROM objects WHERE uid = ?1 RETURNING rid, keys")?
         .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let Some((rid, old)) = old {
-        replace_keys(tx, rid, old.as_deref(), &[])?;
+        replace_keys(tx, uid, rid, &old, &[])?;
     }
     tx.prepare_cached("INSERT OR REPLACE INTO removed (uid, seq) VALUES (?1, ?2)")?
         .execute(params![uid, seq])?;
