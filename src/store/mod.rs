@@ -285,9 +285,10 @@ pub trait Store: Send + Sync {
     fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>>;
     /// The live records among `uids`.
     fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded>;
-    /// The live records whose index holds lookup key `key`. A store that can read them
-    /// in one go does (SQLite: one read transaction, two B-tree descents a record); the
-    /// default looks the key up and loads what it found, which a commit in between may
+    /// The live records whose index holds lookup key `key`, read in one transaction
+    /// (SQLite: one statement, two B-tree descents a record; PostgreSQL: one statement,
+    /// a round trip fewer than `lookup` and `load`). The default, for a store that
+    /// cannot, looks the key up and loads what it found, which a commit in between may
     /// leave out or add to, as two calls of the caller's would.
     fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
         self.load(&self.lookup(key)?)

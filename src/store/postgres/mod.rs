@@ -313,6 +313,24 @@ impl Store for PgStore {
         })
     }
 
+    fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        self.run(&mut inner, |c, _| {
+            let tx = c;
+            tx.begin(READ_ONLY)?;
+            let (seq, epoch) = records::state(tx, token, false)?;
+            let objects = records::objects_by_key(tx, token, key)?;
+            tx.commit()?;
+            Ok(Loaded {
+                seq,
+                epoch,
+                objects,
+                audit: Default::default(),
+            })
+        })
+    }
+
     fn due(&self, now: i64) -> StoreResult<Due> {
         let mut inner = self.inner.lock();
         let token = self.token;

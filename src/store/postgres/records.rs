@@ -67,6 +67,21 @@ pub(super) fn objects(
     Ok(found)
 }
 
+/// The records of token `token` whose index holds lookup key `key`: one statement.
+pub(super) fn objects_by_key(tx: &mut Conn, token: i64, key: &[u8]) -> PgResult<Vec<ObjectRecord>> {
+    let rows = tx.query(
+        "SELECT o.uid, o.plain, o.sealed FROM kmshsm_lookup l \
+         JOIN kmshsm_objects o ON o.token = l.token AND o.uid = l.uid \
+         WHERE l.token = $1 AND l.key = $2",
+        &[&token, &key],
+    )?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        found.push(record(row.get(0), row.get(1), row.get(2))?);
+    }
+    Ok(found)
+}
+
 pub(super) fn record(
     uid: Vec<u8>,
     plain: Vec<u8>,
