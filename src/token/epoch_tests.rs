@@ -87,6 +87,9 @@ impl Store for HookStore {
     fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
         self.inner.load(uids)
     }
+    fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
+        self.inner.load_by_key(key)
+    }
     fn due(&self, now: i64) -> StoreResult<Due> {
         self.inner.due(now)
     }
@@ -775,4 +778,41 @@ fn a_token_half_wiped_before_its_handle_is_read_answers_device_removed() {
         ],
     );
     assert!(matches!(made, Err(Error::TokenReinitialized)), "{made:?}");
+}
+
+/// The other branch of the case above: a token object committed and then destroyed by
+/// another thread of this process before its handle was read answers `CacheContention`
+/// (CKR_FUNCTION_FAILED), no handle and no `Internal` error, and the object stays gone.
+#[test]
+fn a_token_object_destroyed_before_its_handle_is_read_answers_function_failed() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, _elsewhere) = two_views(dir.path(), "epochq005");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let label = raw(CKA_LABEL, b"destroyed before its handle is read");
+    let destroyer = Arc::clone(&here);
+    let template = [label.clone()];
+    here.test_steps.lock().push((
+        "inserting",
+        Box::new(move |_here: &Token| {
+            hooks.arm(At::Applied, move || {
+                let found = destroyer.find(&template).expect("C_FindObjects");
+                assert_eq!(found.len(), 1, "the commit was applied before this step");
+                destroyer
+                    .destroy_object(CALLER, found[0])
+                    .expect("another thread's C_DestroyObject");
+            });
+        }),
+    ));
+    let made = here.create_object(
+        CALLER,
+        &[
+            ulong(CKA_CLASS, CKO_DATA.raw()),
+            raw(CKA_TOKEN, &[1]),
+            label.clone(),
+            raw(CKA_VALUE, b"x"),
+        ],
+    );
+    assert!(matches!(made, Err(Error::CacheContention)), "{made:?}");
+    assert!(here.find(&[label]).expect("C_FindObjects").is_empty());
 }

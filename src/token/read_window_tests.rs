@@ -53,6 +53,9 @@ impl Store for PausingStore {
     fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
         self.inner.load(uids)
     }
+    fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
+        self.inner.load_by_key(key)
+    }
     fn due(&self, now: i64) -> StoreResult<Due> {
         self.inner.due(now)
     }
