@@ -398,17 +398,19 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     let so = PinRole::So;
     let failures = |s: &dyn Store| read_applied(s, 0, 0, Scope::Changes).pins[&so].failures;
     let epoch = read_applied(first, 0, 0, Scope::Changes).epoch;
+    // Reserved in the token of the store's epoch.
+    let reserved = |failures| Reserved { failures, epoch };
     assert_eq!(
         first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
-        Reserved(1)
+        reserved(1)
     );
     assert_eq!(
         second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
-        Reserved(2)
+        reserved(2)
     );
     assert_eq!(
         first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
-        Reserved(3)
+        reserved(3)
     );
     // Three in flight: the limit is reached, but one of them may yet be right.
     assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
@@ -421,13 +423,13 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     assert_eq!(failures(second), 0);
     assert_eq!(
         second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
-        Reserved(1)
+        reserved(1)
     );
     second.settle_pin_attempt(so, false, epoch).unwrap();
     for n in 2..=3 {
         assert_eq!(
             first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
-            Reserved(n)
+            reserved(n)
         );
         first.settle_pin_attempt(so, false, epoch).unwrap();
     }
@@ -439,7 +441,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     // until its lease ends, then locked (and a later reservation starts a fresh count).
     assert_eq!(
         first.reserve_pin_attempt(so, 0, 200, 230).unwrap(),
-        Reserved(4)
+        reserved(4)
     );
     assert_eq!(second.reserve_pin_attempt(so, 4, 229, 259).unwrap(), Busy);
     assert_eq!(second.reserve_pin_attempt(so, 4, 230, 260).unwrap(), Locked);
@@ -456,7 +458,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     // settles nothing: a right PIN of the old token does not reset the new one's count.
     assert_eq!(
         first.reserve_pin_attempt(so, 3, 300, 330).unwrap(),
-        Reserved(1)
+        reserved(1)
     );
     for other in [epoch + 1, epoch.wrapping_sub(1)] {
         assert_eq!(

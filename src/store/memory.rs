@@ -350,7 +350,10 @@ impl Store for MemoryStore {
         *inflight = if *lease <= now { 1 } else { *inflight + 1 };
         *lease = (*lease).max(lease_until);
         self.bump(shared);
-        Ok(PinAttempt::Reserved(failures))
+        Ok(PinAttempt::Reserved {
+            failures,
+            epoch: shared.epoch,
+        })
     }
 
     fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {

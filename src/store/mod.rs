@@ -246,8 +246,10 @@ pub struct Due {
 /// The answer to a PIN attempt reservation (`Store::reserve_pin_attempt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinAttempt {
-    /// Reserved; the failure count including this attempt.
-    Reserved(u32),
+    /// Reserved in the token of `epoch` (the store's, read in the same transaction),
+    /// whose PIN record alone the attempt may be checked against; `failures` is its
+    /// failure count including this attempt.
+    Reserved { failures: u32, epoch: u64 },
     /// No attempt left, but attempts of others are in flight: ask again shortly.
     Busy,
     /// No attempt left.

@@ -18,12 +18,13 @@ use crate::store::{
 
 const SO_PIN: &[u8] = b"so-pin-1234";
 
-/// Where an armed step runs: after a read, before `applied`, before a settle, before a
-/// transaction.
+/// Where an armed step runs: after a read, before `applied`, after a PIN attempt's
+/// reservation, before a settle, before a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum At {
     Read,
     Applied,
+    Reserved,
     Settle,
     Transact,
 }
@@ -115,8 +116,11 @@ impl Store for HookStore {
         now: i64,
         lease_until: i64,
     ) -> StoreResult<PinAttempt> {
-        self.inner
-            .reserve_pin_attempt(role, limit, now, lease_until)
+        let attempt = self
+            .inner
+            .reserve_pin_attempt(role, limit, now, lease_until)?;
+        self.hooks.run(At::Reserved);
+        Ok(attempt)
     }
     fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
         self.hooks.run(At::Settle);
@@ -815,4 +819,25 @@ fn a_token_object_destroyed_before_its_handle_is_read_answers_function_failed() 
     );
     assert!(matches!(made, Err(Error::CacheContention)), "{made:?}");
     assert!(here.find(&[label]).expect("C_FindObjects").is_empty());
+}
+
+/// A PIN attempt counted in one token, the token re-initialised elsewhere before its PIN
+/// record was read, was checked against the new token's record and settled there: a
+/// guess at the new token's PIN that no count recorded (it answered PinIncorrect). It is
+/// now tried only against the record of the token it was counted in.
+#[test]
+fn a_pin_attempt_counted_in_the_old_token_is_not_tried_against_the_new_one() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochq006");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let reinitialiser = Arc::clone(&elsewhere);
+    hooks.arm(At::Reserved, move || reinitialise(&reinitialiser));
+    let login = here.login(SessionHandle::new(1), UserKind::So, b"wrong-so-pin");
+    assert!(matches!(login, Err(Error::TokenReinitialized)), "{login:?}");
+    here.sync().expect("sync");
+    let so_failures = here.view.read().pins[&PinRole::So].failures;
+    assert_eq!(so_failures, 0, "nothing was tried at the new token");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("the new token's SO PIN");
 }

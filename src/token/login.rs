@@ -128,7 +128,8 @@ impl Token {
             PinRole::User => Error::UserPinNotInitialized,
             PinRole::So => Error::TokenNotRecognized,
         };
-        // The epoch of the token the attempt is made at, until its PIN record is read.
+        // The epoch of the token the attempt is made at: the view's until the attempt is
+        // reserved, then the one of the token it was reserved in.
         let mut tried_in = {
             let view = self.view.read();
             if !view.pins.contains_key(&role) {
@@ -139,7 +140,10 @@ impl Token {
         // The attempt that reaches the limit still answers "incorrect" (§5.6); the next
         // one finds no attempt left and answers "locked".
         let failures = match self.reserve_pin_attempt(role) {
-            Ok(n) => n,
+            Ok((n, reserved_in)) => {
+                tried_in = reserved_in;
+                n
+            }
             Err(Error::PinLocked) => {
                 self.record_refusal(
                     self.pin_event(operation, role, None)
@@ -152,7 +156,9 @@ impl Token {
         };
         // Publishes the count, and picks up a PIN changed elsewhere since the last read.
         let tried = self.sync().and_then(|()| {
-            // The record with the epoch of the token it is of, read together.
+            // The record with the epoch of the token it is of, read together: only the
+            // record of the token the attempt was counted in may be tried. Re-initialised
+            // in between, the attempt would be an uncounted one at the new token's PIN.
             let (record, epoch) = {
                 let view = self.view.read();
                 (
@@ -160,7 +166,9 @@ impl Token {
                     view.epoch,
                 )
             };
-            tried_in = epoch;
+            if epoch != tried_in {
+                return Err(Error::TokenReinitialized);
+            }
             let kdf = PinKdf::decode(&record.kdf)?;
             let [current, legacy] = master_aads(&self.serial, role);
             let (master, which) = seal::unwrap_master_key_under(
@@ -177,11 +185,12 @@ impl Token {
             Ok((master, format, epoch))
         });
         // Whatever the outcome, the attempt is settled; on any failure it stays counted
-        // (a derivation that failed for another reason, memory, costs an attempt rather
-        // than risk an uncounted one). It is settled only in the token whose record the
-        // PIN was checked against: re-initialised since, the outcome is another token's
-        // (a right PIN of the old token must not reset the new one's count), and no
-        // refusal of it goes into the new token's trail.
+        // (a derivation that failed for another reason, memory, or a sync that failed,
+        // costs an attempt rather than risk an uncounted one). It is settled in the token
+        // it was reserved in, the only one whose record it may be checked against:
+        // re-initialised since, the outcome is another token's (a right PIN of the old
+        // token must not reset the new one's count), and no refusal of it goes into the
+        // new token's trail.
         let settled = self
             .store
             .settle_pin_attempt(role, tried.is_ok(), tried_in)?;
@@ -217,8 +226,9 @@ impl Token {
     /// by attempts still in flight (one of them may be right and reset the count): so
     /// concurrent right PINs do not lock each other out, and no more PINs than the
     /// limit are ever tried. The wait is bounded by the attempts' lease.
-    /// Answers the failure count including this attempt.
-    fn reserve_pin_attempt(&self, role: PinRole) -> Result<u32> {
+    /// Answers the failure count including this attempt, and the epoch of the token the
+    /// attempt was reserved in.
+    fn reserve_pin_attempt(&self, role: PinRole) -> Result<(u32, u64)> {
         let started = Instant::now();
         let lease = Duration::from_secs(PIN_ATTEMPT_LEASE_SECS as u64);
         loop {
@@ -229,7 +239,7 @@ impl Token {
                 now,
                 now + PIN_ATTEMPT_LEASE_SECS,
             )? {
-                PinAttempt::Reserved(n) => return Ok(n),
+                PinAttempt::Reserved { failures, epoch } => return Ok((failures, epoch)),
                 PinAttempt::Busy if started.elapsed() < lease => {
                     std::thread::sleep(BUSY_PAUSE);
                 }

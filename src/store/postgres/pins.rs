@@ -23,7 +23,7 @@ pub(super) fn reserve(
     let tx = c;
     tx.begin("")?;
     // The token's row first, as every writer takes it.
-    records::state(tx, token, true)?;
+    let (_, epoch) = records::state(tx, token, true)?;
     // One statement checks the limit and takes the attempt: the row lock makes
     // a second host wait and then re-check the condition on the new count.
     let taken = tx.query_opt(
@@ -44,7 +44,7 @@ pub(super) fn reserve(
         let seq = records::bump(tx, token, writer)?;
         *committing = true;
         tx.commit()?;
-        return Ok((PinAttempt::Reserved(failures), Some(seq)));
+        return Ok((PinAttempt::Reserved { failures, epoch }, Some(seq)));
     }
     let exists = tx
         .query_opt(

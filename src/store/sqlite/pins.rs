@@ -35,7 +35,10 @@ pub(super) fn reserve(
              lease_until = max(lease_until, ?3)",
         )?
         .execute(params![role.code(), now, lease_until])?;
-        PinAttempt::Reserved(failures)
+        PinAttempt::Reserved {
+            failures,
+            epoch: super::read_state(&tx)?.1,
+        }
     } else {
         let exists = tx
             .prepare_cached("SELECT 1 FROM pins WHERE role = ?1")?

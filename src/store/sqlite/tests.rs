@@ -894,7 +894,10 @@ fn a_change_of_metadata_or_pins_elsewhere_is_read_though_the_records_are_reused(
         writer
             .reserve_pin_attempt(PinRole::User, 10, 1_000, 2_000)
             .unwrap(),
-        PinAttempt::Reserved(1)
+        PinAttempt::Reserved {
+            failures: 1,
+            epoch: writer.read(0, 0, Scope::Changes).unwrap().epoch
+        }
     );
     assert_eq!(read().1, Some(1), "a reserved attempt counts");
     let epoch = writer.read(0, 0, Scope::Changes).unwrap().epoch;
