@@ -170,6 +170,28 @@ impl PgStore {
         }
     }
 
+    /// `Store::load` and `load_by_key`: the records `read` reads, in one read-only
+    /// transaction with the token's state.
+    fn load_with(
+        &self,
+        mut read: impl FnMut(&mut Conn, i64) -> PgResult<Vec<super::ObjectRecord>>,
+    ) -> StoreResult<Loaded> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        self.run(&mut inner, |tx, _| {
+            tx.begin(READ_ONLY)?;
+            let (seq, epoch) = records::state(tx, token, false)?;
+            let objects = read(tx, token)?;
+            tx.commit()?;
+            Ok(Loaded {
+                seq,
+                epoch,
+                objects,
+                audit: Default::default(),
+            })
+        })
+    }
+
     /// Runs `op` on the connection, connecting first when there is none or it was found
     /// closed, and ends any transaction `op` left open. `op` sets its flag just before
     /// sending a COMMIT that writes: a connection lost after that leaves the outcome
@@ -296,39 +318,11 @@ impl Store for PgStore {
     }
 
     fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        let mut inner = self.inner.lock();
-        let token = self.token;
-        self.run(&mut inner, |c, _| {
-            let tx = c;
-            tx.begin(READ_ONLY)?;
-            let (seq, epoch) = records::state(tx, token, false)?;
-            let objects = records::objects(tx, token, uids)?;
-            tx.commit()?;
-            Ok(Loaded {
-                seq,
-                epoch,
-                objects,
-                audit: Default::default(),
-            })
-        })
+        self.load_with(|tx, token| records::objects(tx, token, uids))
     }
 
     fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
-        let mut inner = self.inner.lock();
-        let token = self.token;
-        self.run(&mut inner, |c, _| {
-            let tx = c;
-            tx.begin(READ_ONLY)?;
-            let (seq, epoch) = records::state(tx, token, false)?;
-            let objects = records::objects_by_key(tx, token, key)?;
-            tx.commit()?;
-            Ok(Loaded {
-                seq,
-                epoch,
-                objects,
-                audit: Default::default(),
-            })
-        })
+        self.load_with(|tx, token| records::objects_by_key(tx, token, key))
     }
 
     fn due(&self, now: i64) -> StoreResult<Due> {

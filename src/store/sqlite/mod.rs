@@ -647,6 +647,16 @@ fn load_locked(conn: &mut Conn, wanted: Wanted<'_>) -> StoreResult<Loaded> {
 }
 
 impl SqliteStore {
+    fn load_wanted(&self, wanted: Wanted<'_>) -> StoreResult<Loaded> {
+        let (loaded, ticket) = {
+            let mut conn = self.lock()?;
+            let loaded = load_locked(&mut conn, wanted)?;
+            (loaded, self.seen())
+        };
+        self.settle(ticket)?;
+        Ok(loaded)
+    }
+
     fn object_count_hint_impl(&self) -> StoreResult<u64> {
         // Rowids are distinct and positive, so the largest bounds the count from above,
         // read from the end of the table's B-tree.
@@ -743,23 +753,11 @@ impl Store for SqliteStore {
     }
 
     fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        let (loaded, ticket) = {
-            let mut conn = self.lock()?;
-            let loaded = load_locked(&mut conn, Wanted::Uids(uids))?;
-            (loaded, self.seen())
-        };
-        self.settle(ticket)?;
-        Ok(loaded)
+        self.load_wanted(Wanted::Uids(uids))
     }
 
     fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
-        let (loaded, ticket) = {
-            let mut conn = self.lock()?;
-            let loaded = load_locked(&mut conn, Wanted::Key(key))?;
-            (loaded, self.seen())
-        };
-        self.settle(ticket)?;
-        Ok(loaded)
+        self.load_wanted(Wanted::Key(key))
     }
 
     fn object_count_hint(&self) -> StoreResult<u64> {

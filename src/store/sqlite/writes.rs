@@ -162,39 +162,28 @@ fn put_object(
     rec: &crate::store::ObjectRecord,
 ) -> StoreResult<()> {
     let uid = &rec.uid[..];
-    let keys = encode_keys(&rec.index.lookup);
-    let (rid, old) = match row_of(tx, uid)? {
-        Some((rid, old)) => {
-            tx.prepare_cached(
-                "UPDATE objects SET seq = ?2, plain = ?3, sealed = ?4, due = ?5, keys = ?6 \
-                 WHERE rid = ?1",
-            )?
-            .execute(params![
-                rid,
-                seq,
-                rec.plain,
-                rec.sealed,
-                rec.index.due,
-                keys
-            ])?;
-            (rid, old)
-        }
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO objects (uid, seq, plain, sealed, due, keys) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                uid,
-                seq,
-                rec.plain,
-                rec.sealed,
-                rec.index.due,
-                keys
-            ])?;
-            // The row the insert just made: read from the connection, no statement.
-            (tx.last_insert_rowid(), RowKeys::Encoded(None))
-        }
+    let old = row_of(tx, uid)?;
+    // One statement or the other, both numbered alike: the row (rid) or, for a new
+    // record, its uid first.
+    let mut write = tx.prepare_cached(if old.is_some() {
+        "UPDATE objects SET seq = ?2, plain = ?3, sealed = ?4, due = ?5, keys = ?6 WHERE rid = ?1"
+    } else {
+        "INSERT INTO objects (uid, seq, plain, sealed, due, keys) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    })?;
+    match &old {
+        Some((rid, _)) => write.raw_bind_parameter(1, rid)?,
+        None => write.raw_bind_parameter(1, uid)?,
+    }
+    write.raw_bind_parameter(2, seq)?;
+    write.raw_bind_parameter(3, &rec.plain)?;
+    write.raw_bind_parameter(4, &rec.sealed)?;
+    write.raw_bind_parameter(5, rec.index.due)?;
+    write.raw_bind_parameter(6, encode_keys(&rec.index.lookup))?;
+    write.raw_execute()?;
+    let (rid, old) = match old {
+        Some(row) => row,
+        // The row the insert just made: read from the connection, no statement.
+        None => (tx.last_insert_rowid(), RowKeys::Encoded(None)),
     };
     replace_keys(tx, uid, rid, &old, &rec.index.lookup)
 }
