@@ -349,3 +349,118 @@ fn a_public_key_written_while_logged_in_verifies_in_a_public_session() {
         .verify(&Mechanism::EcdsaSha256, public, b"message", &signature)
         .expect("a public key verifies without login");
 }
+
+/// The store's lookup key of KeyId `id` (`object::index::lookup_key`): the attribute type
+/// as 8 bytes big-endian, then the value.
+fn key_id_lookup_key(id: &str) -> Vec<u8> {
+    let mut key = (CKA_KMSHSM_KEY_ID as u64).to_be_bytes().to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// Attack (from an independent review of schema version 6): the lookup table is not
+/// authenticated, and since version 6 a lookup key names a row number (`rid`), which
+/// SQLite hands to the next record made when no row has a larger one. An attacker who
+/// can write the file once, with no PIN, adds a row saying that KeyId A's key names the
+/// row the next record will take; a key B made later by the user lands in that row. A
+/// state change of key A (`KeyRecords::decide_on`, `Token::decide_on_key`) is then
+/// written onto every record the store's lookup of A's KeyId returns, B's included,
+/// without checking that their KeyId is A's: B is disabled (re-authenticated under the
+/// master key, and with an audit event naming A only). The index may hide a record,
+/// never make one part of another key (docs/security.md, "Records at rest").
+#[test]
+fn a_lookup_key_planted_for_a_later_row_does_not_bring_another_key_into_a_state_change() {
+    let env = TestEnv::new();
+    let (ctx, _slot, session) = ready_token(&env);
+    let a = aes_key(&session, "a", true);
+    let a_id = key_id(&session, a);
+    drop(session);
+    let (_ctx, session, a, b) = plant_then_make_b(&env, ctx, &a_id);
+    set_state(&session, a, STATE_DISABLED).unwrap();
+    assert_eq!(state(&session, a), STATE_DISABLED);
+    assert_eq!(
+        state(&session, b),
+        STATE_ENABLED,
+        "key B was disabled by a state change of key A"
+    );
+    assert!(encrypts(&session, b).is_ok(), "key B no longer encrypts");
+}
+
+/// Takes the token offline and adds a lookup row naming KeyId `a_id`'s key to the row the
+/// next record will take; back online, makes AES key B (generated, so its material
+/// cannot be imported again) and checks that it took that row. Returns the context, the
+/// session, key A's one object and key B.
+fn plant_then_make_b(
+    env: &TestEnv,
+    ctx: Pkcs11,
+    a_id: &str,
+) -> (Pkcs11, Session, ObjectHandle, ObjectHandle) {
+    let mut planted = 0i64;
+    let (ctx, session) = offline(env, ctx, || {
+        let db = rusqlite::Connection::open(env.token_database()).unwrap();
+        let newest: i64 = db
+            .query_row("SELECT max(rid) FROM objects", [], |r| r.get(0))
+            .unwrap();
+        planted = newest + 1;
+        db.execute(
+            "INSERT INTO lookup (key, rid) VALUES (?1, ?2)",
+            rusqlite::params![key_id_lookup_key(a_id), planted],
+        )
+        .unwrap();
+    });
+    let a = objects_of_key(&session, a_id);
+    assert_eq!(a.len(), 1, "key A's objects: {a:?}");
+    // A decision is made on the facts of the first of the key's records in uid order:
+    // B is made again (in the same row: a removal leaves the planted key, which is not
+    // B's, and the next record takes the row again) until A's record comes first.
+    let a_uid = uid_of(&session, a[0]);
+    let mut b = aes_key(&session, "b", true);
+    let mut b_uid = uid_of(&session, b);
+    while b_uid < a_uid {
+        session.destroy_object(b).unwrap();
+        b = aes_key(&session, "b", true);
+        b_uid = uid_of(&session, b);
+    }
+    let db = rusqlite::Connection::open(env.token_database()).unwrap();
+    let b_rid: i64 = db
+        .query_row("SELECT rid FROM objects WHERE uid = ?1", [&b_uid], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(b_rid, planted, "B took the row the planted key names");
+    assert!(encrypts(&session, b).is_ok());
+    (ctx, session, a[0], b)
+}
+
+/// The same attack as above, with DeleteKeyMaterial: the material of an EXTERNAL key A
+/// is deleted (`CKA_KMSHSM_KEY_STATE` set to PendingImport), and the wipe is written onto
+/// key B's record too. B was generated in the token: its material exists nowhere else
+/// and cannot be imported again, so it is lost for good.
+#[test]
+fn a_lookup_key_planted_for_a_later_row_does_not_let_a_material_deletion_wipe_another_key() {
+    let env = TestEnv::new();
+    let (ctx, _slot, session) = ready_token(&env);
+    let work = Work::new(&env);
+    let a = create_external(&session, Spec::Aes256, "a");
+    let material = work.material(Spec::Aes256);
+    import_with(
+        &session,
+        &work,
+        a,
+        WRAP_RSAES_OAEP_SHA_256,
+        &material.bytes,
+        None,
+    )
+    .unwrap();
+    let a_id = key_id(&session, a);
+    drop(session);
+    let (_ctx, session, a, b) = plant_then_make_b(&env, ctx, &a_id);
+    set_state(&session, a, STATE_PENDING_IMPORT).unwrap();
+    assert_eq!(state(&session, a), STATE_PENDING_IMPORT);
+    assert_eq!(
+        state(&session, b),
+        STATE_ENABLED,
+        "key B's material was deleted with key A's"
+    );
+    assert!(encrypts(&session, b).is_ok(), "key B no longer encrypts");
+}
