@@ -171,7 +171,9 @@ impl Token {
                 let mut current = Vec::with_capacity(loaded.objects.len() + session.len());
                 for rec in &loaded.objects {
                     let o = Object::from_record(rec)?;
-                    if !o.has(IMPORT_TARGET) {
+                    // The store's lookup keys are not authenticated: a record is the
+                    // key's only if its own (authenticated) KeyId says so.
+                    if !o.has(IMPORT_TARGET) && o.bytes(KEY_ID) == Some(id) {
                         current.push(o);
                     }
                 }
@@ -385,8 +387,12 @@ impl Token {
                 let mut by_key: BTreeMap<Vec<u8>, Vec<Object>> = BTreeMap::new();
                 for rec in &loaded.objects {
                     let o = Object::from_record(rec)?;
+                    // Grouped by each record's own (authenticated) KeyId, and only the
+                    // batch's keys: the store's lookup keys are not authenticated.
                     if let (false, Some(id)) = (o.has(IMPORT_TARGET), o.bytes(KEY_ID)) {
-                        by_key.entry(id.to_vec()).or_default().push(o);
+                        if chunk.iter().any(|k| k.as_str().as_bytes() == id) {
+                            by_key.entry(id.to_vec()).or_default().push(o);
+                        }
                     }
                 }
                 let (mut changes, mut bodies) = (Vec::new(), Vec::new());
