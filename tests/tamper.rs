@@ -464,3 +464,59 @@ fn a_lookup_key_planted_for_a_later_row_does_not_let_a_material_deletion_wipe_an
     );
     assert!(encrypts(&session, b).is_ok(), "key B no longer encrypts");
 }
+
+/// Found by an independent review of schema version 6: docs/security.md says an edit of
+/// the (unauthenticated) index can hide a record from a search until it is rewritten. A
+/// KMS decision takes the key's objects from the store's lookup of its KeyId alone
+/// (`Token::decide_on_key`), so with the private half's KeyId key taken out of `lookup`,
+/// DisableKey (asked on the private half itself) answers CKR_OK and disables the public
+/// half only: the private key still signs, and its rewrites, whose keys are unchanged,
+/// never put the key back (`store::sqlite::tests::a_rewrite_puts_back_*`).
+#[test]
+fn a_key_pairs_private_half_left_out_of_the_index_is_disabled_with_its_key() {
+    let env = TestEnv::new();
+    let (ctx, _slot, session) = ready_token(&env);
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Label(b"pair-public".to_vec()),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Verify(true),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Label(b"pair-private".to_vec()),
+                Attribute::Sign(true),
+            ],
+        )
+        .unwrap();
+    let id = key_id(&session, public);
+    assert_eq!(key_id(&session, private), id);
+    let private_uid = uid_of(&session, private);
+    drop(session);
+    let (_ctx, session) = offline(&env, ctx, || {
+        let db = rusqlite::Connection::open(env.token_database()).unwrap();
+        let n = db
+            .execute(
+                "DELETE FROM lookup WHERE key = ?1 AND rid = \
+                 (SELECT rid FROM objects WHERE uid = ?2)",
+                rusqlite::params![key_id_lookup_key(&id), private_uid],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    });
+    let private = find_one(&session, "pair-private");
+    let public = find_one(&session, "pair-public");
+    let sign = |key| session.sign(&Mechanism::Sha256RsaPkcs, key, b"message");
+    assert!(sign(private).is_ok());
+    set_state(&session, private, STATE_DISABLED).unwrap();
+    assert_eq!(state(&session, public), STATE_DISABLED);
+    assert_eq!(
+        state(&session, private),
+        STATE_DISABLED,
+        "DisableKey answered CKR_OK and left the private half enabled"
+    );
+    assert!(sign(private).is_err(), "the disabled key still signs");
+}

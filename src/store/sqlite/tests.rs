@@ -1020,3 +1020,42 @@ fn tampered_record_keys_do_not_block_a_rewrite_or_a_removal() {
     store.check_integrity().unwrap();
     assert!(store.read(0, 0, Scope::All).unwrap().objects.is_empty());
 }
+
+/// Found by an independent review of schema version 6: docs/security.md says an edit of
+/// the index can hide a record from a search "until the record is rewritten". A rewrite
+/// whose keys are those the row lists (a state change, a change of an attribute that is
+/// not indexed) writes no lookup key at all, so a key taken out of `lookup` stays out
+/// for good, and a KMS decision on the key (`Token::decide_on_key`) leaves that record
+/// out of every change made to the key's objects.
+#[test]
+fn a_rewrite_puts_back_a_lookup_key_taken_out_of_the_index() {
+    let (dir, store) = fresh();
+    let rec = ObjectRecord {
+        uid: [1; 16],
+        plain: vec![1],
+        sealed: None,
+        index: RecordIndex {
+            lookup: vec![b"k".to_vec()],
+            due: None,
+        },
+    };
+    store.commit(vec![Change::PutObject(rec.clone())]).unwrap();
+    let raw = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    raw.execute_batch("DELETE FROM lookup").unwrap();
+    drop(raw);
+    assert!(store.lookup(b"k").unwrap().is_empty());
+    store
+        .commit(vec![Change::PutObject(ObjectRecord {
+            plain: vec![2],
+            ..rec.clone()
+        })])
+        .unwrap();
+    store
+        .commit(vec![Change::Reindex(rec.uid, rec.index.clone())])
+        .unwrap();
+    assert_eq!(
+        store.lookup(b"k").unwrap(),
+        vec![[1; 16]],
+        "rewritten twice, the record is still not found by its key"
+    );
+}

@@ -62,11 +62,14 @@ impl rusqlite::types::FromSql for RowKeys {
     }
 }
 
-/// Replaces the lookup keys `old` of record `uid`, in row `rid`, by `new`; nothing when
-/// they are the same. The lookup keys are an index of what the record says, which the
-/// token checks on every record it reads: keys the row cannot tell are all taken out
-/// (a scan of the lookup table, on this path only) and `new` written, so a tampered
-/// column neither blocks the record's rewrite or removal nor leaves a key behind.
+/// Replaces the lookup keys `old` of record `uid`, in row `rid`, by `new`. The lookup
+/// keys are an index of what the record says, which the token checks on every record it
+/// reads, and which anyone who can write the file can change: keys the row cannot tell
+/// are all taken out (a scan of the lookup table, on this path only), so a tampered
+/// column neither blocks the record's rewrite or removal nor leaves a key behind; and
+/// `new` is written even when the row lists the same keys (each an `INSERT OR IGNORE`),
+/// so a rewrite puts back a key taken out of the table. A creation (no old keys) writes
+/// `new` as it would anyway.
 fn replace_keys(
     tx: &rusqlite::Transaction<'_>,
     uid: &[u8],
@@ -80,11 +83,8 @@ fn replace_keys(
     };
     match decoded {
         Some(old) => {
-            if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| *a == b.as_slice()) {
-                return Ok(());
-            }
             let mut remove = tx.prepare_cached("DELETE FROM lookup WHERE key = ?1 AND rid = ?2")?;
-            for key in old {
+            for key in old.iter().filter(|key| !new.iter().any(|k| k == *key)) {
                 remove.execute(params![key, rid])?;
             }
         }

@@ -162,10 +162,18 @@ impl Token {
             .filter(|(_, owner, _)| *owner != Owner::Token)
             .map(|(_, _, o)| Object::clone(o))
             .collect();
+        // The key's token objects this process has cached are read by uid as well as
+        // through the store's index, which is not authenticated: a lookup row deleted
+        // offline must not leave one of them out of the decision.
+        let cached_uids: Vec<ObjectUid> = cached
+            .iter()
+            .filter(|(_, owner, _)| *owner == Owner::Token)
+            .map(|(_, _, o)| o.uid)
+            .collect();
         let (master, audit_key, keys_epoch) = self.login_keys();
         let key = index::lookup_key(KEY_ID, id);
         let mut outcome: Result<Vec<Object>> = Err(Error::Internal("no decision was made"));
-        self.store.transact(&[], &[&key], &mut |loaded| {
+        self.store.transact(&cached_uids, &[&key], &mut |loaded| {
             let mut run = || -> Result<(Vec<Change>, Vec<Object>)> {
                 check_epoch(loaded, keys_epoch)?;
                 let mut current = Vec::with_capacity(loaded.objects.len() + session.len());
