@@ -398,8 +398,15 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     let so = PinRole::So;
     let failures = |s: &dyn Store| read_applied(s, 0, 0, Scope::Changes).pins[&so].failures;
     let epoch = read_applied(first, 0, 0, Scope::Changes).epoch;
-    // Reserved in the token of the store's epoch.
-    let reserved = |failures| Reserved { failures, epoch };
+    // Counted in the SO record (`pin(0)`) of the token of the store's epoch.
+    let record = PinRecordId {
+        epoch,
+        kdf: pin(0).kdf,
+    };
+    let reserved = |failures| Reserved {
+        failures,
+        record: record.clone(),
+    };
     assert_eq!(
         first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
         reserved(1)
@@ -415,23 +422,23 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     // Three in flight: the limit is reached, but one of them may yet be right.
     assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
     assert_eq!(failures(first), 3, "a refused reservation writes nothing");
-    first.settle_pin_attempt(so, false, epoch).unwrap();
-    second.settle_pin_attempt(so, false, epoch).unwrap();
+    first.settle_pin_attempt(so, false, &record).unwrap();
+    second.settle_pin_attempt(so, false, &record).unwrap();
     assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
     // The last one was right: the count is reset and attempts are free again.
-    first.settle_pin_attempt(so, true, epoch).unwrap();
+    first.settle_pin_attempt(so, true, &record).unwrap();
     assert_eq!(failures(second), 0);
     assert_eq!(
         second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
         reserved(1)
     );
-    second.settle_pin_attempt(so, false, epoch).unwrap();
+    second.settle_pin_attempt(so, false, &record).unwrap();
     for n in 2..=3 {
         assert_eq!(
             first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
             reserved(n)
         );
-        first.settle_pin_attempt(so, false, epoch).unwrap();
+        first.settle_pin_attempt(so, false, &record).unwrap();
     }
     // Nothing in flight, no attempt left: locked, from every handle.
     assert_eq!(first.reserve_pin_attempt(so, 3, 101, 131).unwrap(), Locked);
@@ -450,7 +457,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         "no user PIN yet"
     );
     assert_eq!(
-        first.settle_pin_attempt(so, true, epoch).unwrap(),
+        first.settle_pin_attempt(so, true, &record).unwrap(),
         PinSettle::Settled
     );
     assert_eq!(failures(second), 0);
@@ -461,15 +468,60 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         reserved(1)
     );
     for other in [epoch + 1, epoch.wrapping_sub(1)] {
+        let other = PinRecordId {
+            epoch: other,
+            ..record.clone()
+        };
         assert_eq!(
-            second.settle_pin_attempt(so, true, other).unwrap(),
+            second.settle_pin_attempt(so, true, &other).unwrap(),
             PinSettle::OtherToken
         );
     }
     assert_eq!(failures(first), 1, "nothing written");
     assert_eq!(
-        first.settle_pin_attempt(so, false, epoch).unwrap(),
+        first.settle_pin_attempt(so, false, &record).unwrap(),
         PinSettle::Settled
+    );
+    // A right PIN of a record replaced since (C_InitPIN, C_SetPIN: other KDF parameters)
+    // resets nothing of the new record's count; a rewrap keeps the count the store holds.
+    assert_eq!(
+        first.reserve_pin_attempt(so, 3, 400, 430).unwrap(),
+        reserved(2)
+    );
+    let replacement = PinRecord {
+        kdf: vec![9, 9, 9],
+        ..pin(2)
+    };
+    second
+        .commit(vec![Change::PutPin(so, replacement.clone())])
+        .unwrap();
+    assert_eq!(
+        first.settle_pin_attempt(so, true, &record).unwrap(),
+        PinSettle::Settled
+    );
+    assert_eq!(failures(second), 2, "the new record's count stands");
+    let replaced = PinRecordId {
+        epoch,
+        kdf: replacement.kdf.clone(),
+    };
+    assert_eq!(
+        second.reserve_pin_attempt(so, 5, 400, 430).unwrap(),
+        Reserved {
+            failures: 3,
+            record: replaced.clone()
+        }
+    );
+    first.commit(vec![Change::RewrapPin(so, pin(0))]).unwrap();
+    let rewrapped = &read_applied(second, 0, 0, Scope::Changes).pins[&so];
+    assert_eq!((rewrapped.kdf.clone(), rewrapped.failures), (pin(0).kdf, 3));
+    assert_eq!(
+        second.settle_pin_attempt(so, true, &record).unwrap(),
+        PinSettle::Settled
+    );
+    assert_eq!(
+        failures(first),
+        0,
+        "a right PIN of the record as it is now resets"
     );
 }
 

@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 
 use super::audit::{self, AuditHead, AuditLog, AuditRecord};
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, PinSettle,
-    ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRecordId, PinRole,
+    PinSettle, ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 
@@ -134,6 +134,12 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             }
             Change::PutPin(role, pin) => {
                 shared.pins.insert(role, pin);
+            }
+            Change::RewrapPin(role, pin) => {
+                if let Some(held) = shared.pins.get_mut(&role) {
+                    held.kdf = pin.kdf;
+                    held.wrapped_key = pin.wrapped_key;
+                }
             }
             Change::RemovePin(role) => {
                 shared.pins.remove(&role);
@@ -346,26 +352,35 @@ impl Store for MemoryStore {
         }
         pin.failures += 1;
         let failures = pin.failures;
+        let kdf = pin.kdf.clone();
         // An expired lease means its holders died: their count is dropped.
         *inflight = if *lease <= now { 1 } else { *inflight + 1 };
         *lease = (*lease).max(lease_until);
         self.bump(shared);
         Ok(PinAttempt::Reserved {
             failures,
-            epoch: shared.epoch,
+            record: PinRecordId {
+                epoch: shared.epoch,
+                kdf,
+            },
         })
     }
 
-    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
+    fn settle_pin_attempt(
+        &self,
+        role: PinRole,
+        right: bool,
+        record: &PinRecordId,
+    ) -> StoreResult<PinSettle> {
         let mut shared = self.shared.lock();
-        if shared.epoch != epoch {
+        if shared.epoch != record.epoch {
             return Ok(PinSettle::OtherToken);
         }
         if let Some((inflight, _)) = shared.attempts.get_mut(&role) {
             *inflight = inflight.saturating_sub(1);
         }
         let changed = match shared.pins.get_mut(&role) {
-            Some(pin) if right && pin.failures != 0 => {
+            Some(pin) if right && pin.failures != 0 && pin.kdf == record.kdf => {
                 pin.failures = 0;
                 true
             }

@@ -111,6 +111,10 @@ impl std::fmt::Debug for ObjectRecord {
 pub enum Change {
     PutMeta(String, Vec<u8>),
     PutPin(PinRole, PinRecord),
+    /// Gives the role's PIN record new KDF parameters and a new wrapped key (the same
+    /// PIN, the key rewrapped) and keeps its failure count as the store holds it (the
+    /// record's `failures` is not used); nothing when the role has no record.
+    RewrapPin(PinRole, PinRecord),
     RemovePin(PinRole),
     PutObject(ObjectRecord),
     RemoveObject(ObjectUid),
@@ -243,13 +247,22 @@ pub struct Due {
     pub next: Option<i64>,
 }
 
+/// The PIN record an attempt was counted in, and the only one it may be checked against
+/// and settled in: the token's epoch and the record's KDF parameters (whose salt every
+/// record written draws afresh: `C_InitPIN`, `C_SetPIN` and a rewrap replace them),
+/// read together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinRecordId {
+    pub epoch: u64,
+    pub kdf: Vec<u8>,
+}
+
 /// The answer to a PIN attempt reservation (`Store::reserve_pin_attempt`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PinAttempt {
-    /// Reserved in the token of `epoch` (the store's, read in the same transaction),
-    /// whose PIN record alone the attempt may be checked against; `failures` is its
-    /// failure count including this attempt.
-    Reserved { failures: u32, epoch: u64 },
+    /// Reserved: counted in `record`, whose failure count including this attempt is
+    /// `failures`.
+    Reserved { failures: u32, record: PinRecordId },
     /// No attempt left, but attempts of others are in flight: ask again shortly.
     Busy,
     /// No attempt left.
@@ -363,13 +376,19 @@ pub trait Store: Send + Sync {
         now: i64,
         lease_until: i64,
     ) -> StoreResult<PinAttempt>;
-    /// Ends a reserved attempt at the PIN record of the token of `epoch` (the epoch of
-    /// the read the record was checked from): a right PIN sets the failure count to zero,
-    /// a wrong one leaves the attempt counted. When the store's epoch, read in the same
-    /// transaction, is not `epoch`, writes nothing and answers `OtherToken`: the record
-    /// the PIN was checked against was wiped with its count, and a PIN of another token
-    /// must neither reset nor count against this one's.
-    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle>;
+    /// Ends an attempt reserved in `record` (`PinAttempt::Reserved`), the one it was
+    /// checked against: no longer in flight; a right PIN sets the record's failure count
+    /// to zero, a wrong one leaves the attempt counted. When the store's epoch, read in
+    /// the same transaction, is not the record's, writes nothing and answers
+    /// `OtherToken`: the record was wiped with its count, and a PIN of another token must
+    /// neither reset nor count against this one's. A right PIN of a record replaced
+    /// since (other KDF parameters) resets nothing: the count is the new record's.
+    fn settle_pin_attempt(
+        &self,
+        role: PinRole,
+        right: bool,
+        record: &PinRecordId,
+    ) -> StoreResult<PinSettle>;
     /// The whole audit trail (checkpoint and events, in order), read in one transaction.
     fn audit_log(&self) -> StoreResult<AuditLog>;
     /// Verifies the store's own consistency (SQLite: `PRAGMA integrity_check`).

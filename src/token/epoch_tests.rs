@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 use super::*;
 use crate::ids::{SessionHandle, SlotId};
 use crate::store::{
-    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRole, PinSettle, ReadMark, Snapshot,
-    StoreResult,
+    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRecordId, PinRole, PinSettle, ReadMark,
+    Snapshot, StoreResult,
 };
 
 const SO_PIN: &[u8] = b"so-pin-1234";
@@ -122,9 +122,14 @@ impl Store for HookStore {
         self.hooks.run(At::Reserved);
         Ok(attempt)
     }
-    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
+    fn settle_pin_attempt(
+        &self,
+        role: PinRole,
+        right: bool,
+        record: &PinRecordId,
+    ) -> StoreResult<PinSettle> {
         self.hooks.run(At::Settle);
-        self.inner.settle_pin_attempt(role, right, epoch)
+        self.inner.settle_pin_attempt(role, right, record)
     }
     fn audit_log(&self) -> StoreResult<AuditLog> {
         self.inner.audit_log()
@@ -840,4 +845,292 @@ fn a_pin_attempt_counted_in_the_old_token_is_not_tried_against_the_new_one() {
     assert_eq!(so_failures, 0, "nothing was tried at the new token");
     here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
         .expect("the new token's SO PIN");
+}
+
+/// Attack (independent review of the PIN attempt's epoch): the check above holds across a
+/// re-initialisation only. A PIN record replaced within one token (the SO's `C_InitPIN`,
+/// the user's `C_SetPIN` in another process) while an attempt is in flight: the attempt
+/// was counted in the old record's count, which the new record (count 0) replaces, and is
+/// then checked against the new record: a guess at the new PIN that no count recorded.
+/// So more guesses than the limit are tried at the new PIN (here one more; as many as
+/// were in flight at the change).
+#[test]
+fn a_pin_attempt_counted_before_the_user_pin_was_replaced_is_not_tried_against_the_new_one() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochq007");
+    // The SO, in the other process, gives the token a user PIN and stays logged in.
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login elsewhere");
+    elsewhere
+        .init_pin(true, b"old-user-pin")
+        .expect("user PIN elsewhere");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.sync().expect("sync");
+    let limit = here.status().expect("status").max_failures;
+    // A guess here is reserved (counted in the old record); the SO then resets the user
+    // PIN (unlocking it, say) before the guess reads the record.
+    let so = Arc::clone(&elsewhere);
+    hooks.arm(At::Reserved, move || {
+        so.init_pin(true, b"new-user-pin")
+            .expect("C_InitPIN elsewhere")
+    });
+    // The guess is the old PIN: checked against the record it was counted in, it opens
+    // it; answered PinIncorrect, it was checked against the new one, and counted nowhere.
+    let mut tried_at_new_pin = 0;
+    match here.login(SessionHandle::new(1), UserKind::User, b"old-user-pin") {
+        Err(Error::PinIncorrect) => tried_at_new_pin += 1,
+        Ok(()) => here.logout().expect("logout"),
+        Err(e) => assert!(
+            matches!(e, Error::TokenReinitialized | Error::PinLocked),
+            "{e:?}"
+        ),
+    }
+    for n in 0..limit {
+        let guess = format!("guess-{n:04}");
+        match here.login(SessionHandle::new(1), UserKind::User, guess.as_bytes()) {
+            Err(Error::PinIncorrect) => tried_at_new_pin += 1,
+            Err(Error::PinLocked) => break,
+            other => panic!("guess {n}: {other:?}"),
+        }
+    }
+    let right = here.login(SessionHandle::new(1), UserKind::User, b"new-user-pin");
+    assert!(matches!(right, Err(Error::PinLocked)), "{right:?}");
+    assert!(
+        tried_at_new_pin <= limit,
+        "{tried_at_new_pin} wrong PINs were tried at the new user PIN before it locked, \
+         limit {limit}"
+    );
+}
+
+/// Attack (independent review), the other half of the case above: a right PIN checked
+/// against the user PIN record before the SO replaced it resets the new record's count,
+/// so a wrong guess at the new PIN made meanwhile by a third process is forgotten. (A
+/// right PIN of the old token may not reset the new token's count; a right old PIN of
+/// the same token still does.)
+#[test]
+fn a_right_pin_of_a_replaced_user_pin_record_does_not_reset_the_new_records_count() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochq008");
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login elsewhere");
+    elsewhere
+        .init_pin(true, b"old-user-pin")
+        .expect("user PIN elsewhere");
+    let path = crate::store::Backend::file_of(dir.path(), "epochq008");
+    let third = Token::open(&path, shared_for_tests(dir.path())).expect("a third process's token");
+    third
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    // The old PIN has been checked here; before its attempt is settled, the SO resets the
+    // user PIN and a third process makes a wrong guess at the new one.
+    let so = Arc::clone(&elsewhere);
+    hooks.arm(At::Settle, move || {
+        so.init_pin(true, b"new-user-pin")
+            .expect("C_InitPIN elsewhere");
+        let wrong = third.login(SessionHandle::new(1), UserKind::User, b"guess-0000");
+        assert!(matches!(wrong, Err(Error::PinIncorrect)), "{wrong:?}");
+    });
+    let login = here.login(SessionHandle::new(1), UserKind::User, b"old-user-pin");
+    eprintln!("the login with the old PIN: {login:?}");
+    assert_eq!(
+        elsewhere.status().expect("status").user_failures,
+        Some(1),
+        "the wrong guess at the new user PIN was forgotten by a right old PIN"
+    );
+}
+
+/// Attack (independent review): the first user login with a PIN record of the old
+/// format rewraps it (`settle_record_format`) and writes the failure count it read
+/// before the rewrap's PIN derivation. Wrong PINs another process tries meanwhile are
+/// counted, then forgotten: the token locks, and is unlocked again by that write, so
+/// twice the limit of wrong PINs are tried at the same PIN.
+#[test]
+fn wrong_pins_tried_while_a_legacy_pin_record_is_rewrapped_stay_counted() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochq009");
+    let user_pin = b"user-pin-5678";
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    here.init_pin(true, user_pin).expect("user PIN");
+    // The user PIN record in the format of the builds before authenticated records (the
+    // token's marker stays: it was adopted already).
+    let master = here.master().expect("master key");
+    let kdf = crate::store::seal::PinKdf::fresh(&here.shared.config.kdf).expect("kdf");
+    let [_, legacy] = super::records::master_aads(&here.serial, PinRole::User);
+    let wrapped =
+        crate::store::seal::wrap_master_key(&master, &kdf, user_pin, &legacy).expect("wrapped");
+    here.store
+        .commit(vec![Change::PutPin(
+            PinRole::User,
+            crate::store::PinRecord {
+                kdf: kdf.encode(),
+                wrapped_key: wrapped,
+                failures: 0,
+            },
+        )])
+        .expect("legacy PIN record");
+    here.logout().expect("logout");
+    let limit = here.status().expect("status").max_failures;
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    // After the user's attempt is settled: the read that ends `verify_pin`, then the one
+    // the rewrap's count is taken from; the other process then tries wrong PINs until
+    // the PIN locks.
+    let (h1, h2) = (hooks.clone(), hooks.clone());
+    let guesser = Arc::clone(&elsewhere);
+    hooks.arm(At::Settle, move || {
+        h1.arm(At::Read, move || {
+            h2.arm(At::Read, move || {
+                for n in 0..limit {
+                    let guess = format!("guess-{n:04}");
+                    let wrong =
+                        guesser.login(SessionHandle::new(1), UserKind::User, guess.as_bytes());
+                    assert!(matches!(wrong, Err(Error::PinIncorrect)), "{wrong:?}");
+                }
+            })
+        })
+    });
+    here.login(SessionHandle::new(1), UserKind::User, user_pin)
+        .expect("the user's login");
+    here.logout().expect("logout");
+    let mut more = 0;
+    for n in 0..limit {
+        let guess = format!("more-{n:04}");
+        match elsewhere.login(SessionHandle::new(1), UserKind::User, guess.as_bytes()) {
+            Err(Error::PinIncorrect) => more += 1,
+            Err(Error::PinLocked) => break,
+            other => panic!("guess {n}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        more, 0,
+        "{limit} wrong PINs, then {more} more, were tried at the user PIN, limit {limit}"
+    );
+}
+
+/// Attack (independent review of 90c6f32): a KMS decision on a key reads the key's
+/// records this process has cached by uid as well as through the (unauthenticated)
+/// lookup index, so that a lookup row deleted offline leaves none of them out
+/// (docs/security.md). The sweep's batched decisions (`decide_batch`) read through the
+/// index only, though the sweep found the key in its cache: with the private half's
+/// KeyId row deleted, expired material is wiped from the public half's state alone, and
+/// the private half keeps its material, Enabled.
+#[test]
+fn the_sweep_decides_on_a_keys_cached_records_left_out_of_the_index() {
+    use crate::kms::clock::FixedClock;
+    use crate::kms::key::{KeyState, KeyUsage, Origin};
+    use crate::object::attr::{Value, KEY_ID, KEY_STATE, KEY_USAGE, MATERIAL_EXPIRY, ORIGIN};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let clock = FixedClock::new(1_700_000_000);
+    let shared = Arc::new(Shared {
+        config: Arc::clone(&shared_for_tests(dir.path()).config),
+        handles: Default::default(),
+        clock: clock.clone(),
+    });
+    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
+    let token = Token::create(
+        &backend,
+        SlotId::new(1),
+        "sweepq001",
+        [b' '; LABEL_LEN],
+        SO_PIN,
+        shared,
+    )
+    .expect("token");
+    log_in_as_user(&token);
+    // A KMS key pair, made EXTERNAL with material expiring in 100 seconds (as an import
+    // of it would leave it), written under the master key.
+    let mech = crate::mechanism::MechanismArg {
+        kind: CKM_EC_KEY_PAIR_GEN,
+        param: crate::mechanism::Param::None,
+    };
+    let p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let (_, private) = token
+        .generate_key_pair(
+            CALLER,
+            &mech,
+            &[raw(CKA_TOKEN, &[1]), raw(CKA_EC_PARAMS, &p256)],
+            &[
+                raw(CKA_TOKEN, &[1]),
+                ulong(KEY_USAGE, KeyUsage::SignVerify.code()),
+            ],
+        )
+        .expect("KMS key pair");
+    let (id, private_uid) = {
+        let table = token.objects.read();
+        let o = &table.get(private).expect("private half").object;
+        (o.bytes(KEY_ID).expect("KeyId").to_vec(), o.uid)
+    };
+    let master = token.master().expect("master key");
+    let expiry = clock.now() + 100;
+    let changes = token
+        .store
+        .read(0, 0, Scope::All)
+        .expect("read")
+        .objects
+        .iter()
+        .map(|rec| {
+            let o = Object::from_record(rec).expect("record");
+            assert_eq!(o.bytes(KEY_ID), Some(&id[..]), "the pair's records only");
+            Change::PutObject(
+                o.with_plain(vec![
+                    (ORIGIN, Value::Ulong(Origin::External.code())),
+                    (MATERIAL_EXPIRY, Value::Ulong(expiry as u64)),
+                ])
+                .to_record(&token.serial, Some(&master))
+                .expect("record"),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(changes.len(), 2);
+    token.store.commit(changes).expect("expiring pair");
+    token.sync().expect("sync");
+    // Offline, the private half's KeyId row is taken out of the index.
+    let db = rusqlite::Connection::open(crate::store::Backend::file_of(dir.path(), "sweepq001"))
+        .expect("database");
+    let deleted = db
+        .execute(
+            "DELETE FROM lookup WHERE key = ?1 AND rid = (SELECT rid FROM objects WHERE uid = ?2)",
+            rusqlite::params![index::lookup_key(KEY_ID, &id), &private_uid[..]],
+        )
+        .expect("delete");
+    assert_eq!(deleted, 1);
+    drop(db);
+    clock.advance(200);
+    token.objects.write().force_sweep();
+    token.sweep().expect("sweep");
+    let states: Vec<(bool, Option<u64>)> = token
+        .store
+        .read(0, 0, Scope::All)
+        .expect("read")
+        .objects
+        .iter()
+        .map(|rec| {
+            let o = Object::from_record(rec).expect("record");
+            (o.uid == private_uid, o.ulong(KEY_STATE))
+        })
+        .collect();
+    let pending = Some(KeyState::PendingImport.code());
+    assert!(
+        states.iter().any(|(private, s)| !private && *s == pending),
+        "the sweep ran: {states:?}"
+    );
+    assert!(
+        states.iter().all(|(_, s)| *s == pending),
+        "the private half (true) kept its expired material and state: {states:?}"
+    );
 }

@@ -14,7 +14,7 @@ use crate::ids::SessionHandle;
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::store::audit::AuditKey;
 use crate::store::seal::{self, MasterKey, PinKdf};
-use crate::store::{Change, PinAttempt, PinRole, PinSettle};
+use crate::store::{Change, PinAttempt, PinRecordId, PinRole, PinSettle};
 
 /// How long a reserved PIN attempt counts as in flight, at most: longer than any PIN
 /// derivation, short enough that a process dying mid-attempt delays the "locked" answers
@@ -23,6 +23,11 @@ const PIN_ATTEMPT_LEASE_SECS: i64 = 30;
 /// How long a caller that found the limit reached by attempts in flight waits before
 /// asking again.
 const BUSY_PAUSE: Duration = Duration::from_millis(5);
+
+/// How many times one PIN check counts its attempt again after finding the PIN record it
+/// was counted in replaced before it was read (`Token::attempt_pin`); after that, the
+/// call fails rather than chase a record that keeps changing.
+const PIN_RECORD_CHANGES: usize = 3;
 
 use super::records::{master_aads, PinFormat};
 use super::{check_pin_len, Token};
@@ -124,31 +129,43 @@ impl Token {
         pin: &[u8],
         operation: Operation,
     ) -> Result<(MasterKey, PinFormat, u64)> {
-        let not_set = || match role {
-            PinRole::User => Error::UserPinNotInitialized,
-            PinRole::So => Error::TokenNotRecognized,
-        };
-        // The epoch of the token the attempt is made at: the view's until the attempt is
-        // reserved, then the one of the token it was reserved in.
-        let mut tried_in = {
+        // The epoch of the token the attempt is made at, until one is reserved.
+        let view_epoch = {
             let view = self.view.read();
             if !view.pins.contains_key(&role) {
-                return Err(not_set());
+                return Err(pin_not_set(role));
             }
             view.epoch
         };
+        for _ in 0..PIN_RECORD_CHANGES {
+            if let Some(verified) = self.attempt_pin(role, pin, operation, view_epoch)? {
+                return Ok(verified);
+            }
+        }
+        Err(Error::CacheContention)
+    }
+
+    /// One attempt of `verify_pin`: reserved, checked against the record it was counted
+    /// in, settled. `None` when that record was replaced (`C_InitPIN`, `C_SetPIN`, a
+    /// rewrap) before it was read: nothing was tried, and the caller counts the attempt
+    /// again in the new record. Tried against the new record instead, the attempt would
+    /// be a guess at the new PIN that no count recorded.
+    fn attempt_pin(
+        &self,
+        role: PinRole,
+        pin: &[u8],
+        operation: Operation,
+        view_epoch: u64,
+    ) -> Result<Option<(MasterKey, PinFormat, u64)>> {
         // The attempt that reaches the limit still answers "incorrect" (§5.6); the next
         // one finds no attempt left and answers "locked".
-        let failures = match self.reserve_pin_attempt(role) {
-            Ok((n, reserved_in)) => {
-                tried_in = reserved_in;
-                n
-            }
+        let (failures, counted_in) = match self.reserve_pin_attempt(role) {
+            Ok(reserved) => reserved,
             Err(Error::PinLocked) => {
                 self.record_refusal(
                     self.pin_event(operation, role, None)
                         .refused_with("PinLocked", "the PIN is locked"),
-                    &[Some(tried_in)],
+                    &[Some(view_epoch)],
                 );
                 return Err(Error::PinLocked);
             }
@@ -156,18 +173,20 @@ impl Token {
         };
         // Publishes the count, and picks up a PIN changed elsewhere since the last read.
         let tried = self.sync().and_then(|()| {
-            // The record with the epoch of the token it is of, read together: only the
-            // record of the token the attempt was counted in may be tried. Re-initialised
-            // in between, the attempt would be an uncounted one at the new token's PIN.
-            let (record, epoch) = {
+            // The record and the epoch of the token it is of, read together: only the
+            // record the attempt was counted in may be tried.
+            let record = {
                 let view = self.view.read();
-                (
-                    view.pins.get(&role).cloned().ok_or_else(not_set)?,
-                    view.epoch,
-                )
+                if view.epoch != counted_in.epoch {
+                    return Err(Error::TokenReinitialized);
+                }
+                view.pins
+                    .get(&role)
+                    .cloned()
+                    .ok_or_else(|| pin_not_set(role))?
             };
-            if epoch != tried_in {
-                return Err(Error::TokenReinitialized);
+            if record.kdf != counted_in.kdf {
+                return Ok(None);
             }
             let kdf = PinKdf::decode(&record.kdf)?;
             let [current, legacy] = master_aads(&self.serial, role);
@@ -182,18 +201,17 @@ impl Token {
             } else {
                 PinFormat::Legacy
             };
-            Ok((master, format, epoch))
+            Ok(Some((master, format, counted_in.epoch)))
         });
         // Whatever the outcome, the attempt is settled; on any failure it stays counted
         // (a derivation that failed for another reason, memory, or a sync that failed,
-        // costs an attempt rather than risk an uncounted one). It is settled in the token
-        // it was reserved in, the only one whose record it may be checked against:
-        // re-initialised since, the outcome is another token's (a right PIN of the old
-        // token must not reset the new one's count), and no refusal of it goes into the
-        // new token's trail.
-        let settled = self
-            .store
-            .settle_pin_attempt(role, tried.is_ok(), tried_in)?;
+        // costs an attempt rather than risk an uncounted one). It is settled in the
+        // record it was counted in: re-initialised since, the outcome is another token's
+        // (a right PIN of the old token must not reset the new one's count), and no
+        // refusal of it goes into the new token's trail; replaced since, a right PIN of
+        // the old record resets nothing of the new one's.
+        let right = matches!(tried, Ok(Some(_)));
+        let settled = self.store.settle_pin_attempt(role, right, &counted_in)?;
         self.sync()?;
         if settled == PinSettle::OtherToken {
             return Err(Error::TokenReinitialized);
@@ -212,23 +230,25 @@ impl Token {
             self.record_refusal(
                 self.pin_event(op, role, Some(failures))
                     .refused_with(code, &e.to_string()),
-                &[Some(tried_in)],
+                &[Some(counted_in.epoch)],
             );
         }
-        let (master, format, epoch) = tried?;
+        let Some((master, format, epoch)) = tried? else {
+            return Ok(None);
+        };
         if role == PinRole::So {
             self.settle_pin_limit(epoch)?;
         }
-        Ok((master, format, epoch))
+        Ok(Some((master, format, epoch)))
     }
 
     /// Takes one attempt at the PIN of `role`, waiting while the limit is reached only
     /// by attempts still in flight (one of them may be right and reset the count): so
     /// concurrent right PINs do not lock each other out, and no more PINs than the
     /// limit are ever tried. The wait is bounded by the attempts' lease.
-    /// Answers the failure count including this attempt, and the epoch of the token the
-    /// attempt was reserved in.
-    fn reserve_pin_attempt(&self, role: PinRole) -> Result<(u32, u64)> {
+    /// Answers the failure count including this attempt, and the record it was counted
+    /// in.
+    fn reserve_pin_attempt(&self, role: PinRole) -> Result<(u32, PinRecordId)> {
         let started = Instant::now();
         let lease = Duration::from_secs(PIN_ATTEMPT_LEASE_SECS as u64);
         loop {
@@ -239,7 +259,7 @@ impl Token {
                 now,
                 now + PIN_ATTEMPT_LEASE_SECS,
             )? {
-                PinAttempt::Reserved { failures, epoch } => return Ok((failures, epoch)),
+                PinAttempt::Reserved { failures, record } => return Ok((failures, record)),
                 PinAttempt::Busy if started.elapsed() < lease => {
                     std::thread::sleep(BUSY_PAUSE);
                 }
@@ -451,5 +471,13 @@ impl Token {
         );
         event.pin_failures = failures;
         event
+    }
+}
+
+/// The error for a PIN of `role` that the token does not have.
+fn pin_not_set(role: PinRole) -> Error {
+    match role {
+        PinRole::User => Error::UserPinNotInitialized,
+        PinRole::So => Error::TokenNotRecognized,
     }
 }

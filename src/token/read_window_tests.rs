@@ -16,8 +16,8 @@ use crate::ck::*;
 use crate::ids::{SessionHandle, SlotId};
 use crate::object::attr::{RawAttribute, RawValue};
 use crate::store::{
-    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRole, PinSettle, ReadMark, Snapshot,
-    StoreResult,
+    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRecordId, PinRole, PinSettle, ReadMark,
+    Snapshot, StoreResult,
 };
 use zeroize::Zeroizing;
 
@@ -83,8 +83,13 @@ impl Store for PausingStore {
         self.inner
             .reserve_pin_attempt(role, limit, now, lease_until)
     }
-    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
-        self.inner.settle_pin_attempt(role, right, epoch)
+    fn settle_pin_attempt(
+        &self,
+        role: PinRole,
+        right: bool,
+        record: &PinRecordId,
+    ) -> StoreResult<PinSettle> {
+        self.inner.settle_pin_attempt(role, right, record)
     }
     fn audit_log(&self) -> StoreResult<AuditLog> {
         self.inner.audit_log()

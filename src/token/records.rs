@@ -97,11 +97,10 @@ impl Token {
             None => false,
         };
         // The rewrapped PIN record costs a PIN derivation: made before the transaction.
-        let mut record = Token::pin_record(master, &self.serial, role, pin, &self.shared.config)?;
-        if let Some(current) = snapshot.pins.get(&role) {
-            record.failures = current.failures;
-        }
-        let mut changes = vec![Change::PutPin(role, record)];
+        // It keeps the failure count the store holds when it is written, not one read
+        // before the derivation (attempts made meanwhile stay counted).
+        let record = Token::pin_record(master, &self.serial, role, pin, &self.shared.config)?;
+        let mut changes = vec![Change::RewrapPin(role, record)];
         if adopted {
             // Decided under the key of the token of `epoch` (`commit_decided`).
             self.commit_in(&[Some(epoch)], changes)?;

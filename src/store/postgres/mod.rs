@@ -36,8 +36,8 @@ use conn::{Failure, PgResult};
 use listen::Listener;
 
 use super::{
-    AuditLog, Change, Due, Loaded, ObjectUid, PinAttempt, PinRole, PinSettle, ReadMark, Scope,
-    Snapshot, Store, StoreResult,
+    AuditLog, Change, Due, Loaded, ObjectUid, PinAttempt, PinRecordId, PinRole, PinSettle,
+    ReadMark, Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 use std::sync::Arc;
@@ -428,11 +428,16 @@ impl Store for PgStore {
         Ok(answer)
     }
 
-    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
+    fn settle_pin_attempt(
+        &self,
+        role: PinRole,
+        right: bool,
+        record: &PinRecordId,
+    ) -> StoreResult<PinSettle> {
         let mut inner = self.inner.lock();
         let (token, writer, code) = (self.token, self.writer.as_str(), role.code());
         let (answer, seq) = self.run(&mut inner, |c, committing| {
-            pins::settle(c, token, writer, (code, right, epoch), committing)
+            pins::settle(c, token, writer, (code, right, record), committing)
         })?;
         if let Some(seq) = seq {
             PgStore::committed(&mut inner, seq);

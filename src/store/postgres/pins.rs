@@ -6,7 +6,7 @@ use super::conn::Conn;
 use super::conn::PgResult;
 use super::records;
 use crate::error::StoreError;
-use crate::store::{PinAttempt, PinSettle};
+use crate::store::{PinAttempt, PinRecordId, PinSettle};
 
 /// What `Store::reserve_pin_attempt` answers, and the sequence number of its commit.
 #[allow(clippy::too_many_arguments)]
@@ -28,7 +28,7 @@ pub(super) fn reserve(
     // a second host wait and then re-check the condition on the new count.
     let taken = tx.query_opt(
         "UPDATE kmshsm_pins SET failures = failures + 1 WHERE token = $1 AND role = $2 \
-         AND ($3::bigint = 0 OR failures < $3::bigint) RETURNING failures",
+         AND ($3::bigint = 0 OR failures < $3::bigint) RETURNING failures, kdf",
         &[&token, &code, &limit],
     )?;
     if let Some(row) = taken {
@@ -44,7 +44,11 @@ pub(super) fn reserve(
         let seq = records::bump(tx, token, writer)?;
         *committing = true;
         tx.commit()?;
-        return Ok((PinAttempt::Reserved { failures, epoch }, Some(seq)));
+        let record = PinRecordId {
+            epoch,
+            kdf: row.get(1),
+        };
+        return Ok((PinAttempt::Reserved { failures, record }, Some(seq)));
     }
     let exists = tx
         .query_opt(
@@ -79,14 +83,14 @@ pub(super) fn settle(
     c: &mut Conn,
     token: i64,
     writer: &str,
-    (code, right, epoch): (i64, bool, u64),
+    (code, right, record): (i64, bool, &PinRecordId),
     committing: &mut bool,
 ) -> PgResult<(PinSettle, Option<i64>)> {
     let tx = c;
     tx.begin("")?;
     // The token's row, locked: no re-initialisation can come between the check and
     // the write.
-    if records::state(tx, token, true)?.1 != epoch {
+    if records::state(tx, token, true)?.1 != record.epoch {
         tx.commit()?;
         return Ok((PinSettle::OtherToken, None));
     }
@@ -94,8 +98,8 @@ pub(super) fn settle(
     if right {
         let reset = tx.execute(
             "UPDATE kmshsm_pins SET failures = 0 \
-             WHERE token = $1 AND role = $2 AND failures != 0",
-            &[&token, &code],
+             WHERE token = $1 AND role = $2 AND kdf = $3 AND failures != 0",
+            &[&token, &code, &record.kdf],
         )?;
         if reset > 0 {
             seq = Some(records::bump(tx, token, writer)?);

@@ -160,6 +160,13 @@ pub(super) fn apply(
                     &[&token, &role.code(), &pin.kdf, &pin.wrapped_key, &i64::from(pin.failures)],
                 )?;
             }
+            Change::RewrapPin(role, pin) => {
+                tx.execute(
+                    "UPDATE kmshsm_pins SET kdf = $3, wrapped_key = $4 \
+                     WHERE token = $1 AND role = $2",
+                    &[&token, &role.code(), &pin.kdf, &pin.wrapped_key],
+                )?;
+            }
             Change::RemovePin(role) => {
                 tx.execute(
                     "DELETE FROM kmshsm_pins WHERE token = $1 AND role = $2",

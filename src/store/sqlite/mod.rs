@@ -32,8 +32,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::audit::{AuditHead, AuditLog};
 use super::fork_gate::{self, Entered};
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRole, PinSettle,
-    ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRecordId, PinRole,
+    PinSettle, ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 use crate::os::clock;
@@ -848,10 +848,15 @@ impl Store for SqliteStore {
         Ok(answer)
     }
 
-    fn settle_pin_attempt(&self, role: PinRole, right: bool, epoch: u64) -> StoreResult<PinSettle> {
+    fn settle_pin_attempt(
+        &self,
+        role: PinRole,
+        right: bool,
+        record: &PinRecordId,
+    ) -> StoreResult<PinSettle> {
         let (answer, ticket) = {
             let mut conn = self.lock_for_write()?;
-            let answer = pins::settle(&mut conn.db, role, right, epoch)?;
+            let answer = pins::settle(&mut conn.db, role, right, record)?;
             // `OtherToken` wrote nothing but was decided on what was read.
             (answer, self.written(&mut conn, true))
         };

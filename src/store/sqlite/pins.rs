@@ -6,7 +6,7 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::StoreError;
-use crate::store::{PinAttempt, PinRole, PinSettle, StoreResult};
+use crate::store::{PinAttempt, PinRecordId, PinRole, PinSettle, StoreResult};
 
 /// `Store::reserve_pin_attempt` on the locked connection (no waiting for a sync).
 pub(super) fn reserve(
@@ -19,14 +19,14 @@ pub(super) fn reserve(
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // One statement checks the limit and takes the attempt: two processes cannot both
     // take the last one.
-    let failures: Option<u32> = tx
+    let counted: Option<(u32, Vec<u8>)> = tx
         .prepare_cached(
             "UPDATE pins SET failures = failures + 1 \
-             WHERE role = ?1 AND (?2 = 0 OR failures < ?2) RETURNING failures",
+             WHERE role = ?1 AND (?2 = 0 OR failures < ?2) RETURNING failures, kdf",
         )?
-        .query_row(params![role.code(), limit], |r| r.get(0))
+        .query_row(params![role.code(), limit], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let answer = if let Some(failures) = failures {
+    let answer = if let Some((failures, kdf)) = counted {
         // An expired lease means its holders died: their count is dropped.
         tx.prepare_cached(
             "INSERT INTO pin_attempts (role, inflight, lease_until) VALUES (?1, 1, ?3) \
@@ -37,7 +37,10 @@ pub(super) fn reserve(
         .execute(params![role.code(), now, lease_until])?;
         PinAttempt::Reserved {
             failures,
-            epoch: super::read_state(&tx)?.1,
+            record: PinRecordId {
+                epoch: super::read_state(&tx)?.1,
+                kdf,
+            },
         }
     } else {
         let exists = tx
@@ -71,15 +74,17 @@ pub(super) fn settle(
     db: &mut Connection,
     role: PinRole,
     right: bool,
-    epoch: u64,
+    record: &PinRecordId,
 ) -> StoreResult<PinSettle> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if super::read_state(&tx)?.1 != epoch {
+    if super::read_state(&tx)?.1 != record.epoch {
         return Ok(PinSettle::OtherToken);
     }
     if right {
-        tx.prepare_cached("UPDATE pins SET failures = 0 WHERE role = ?1 AND failures != 0")?
-            .execute([role.code()])?;
+        tx.prepare_cached(
+            "UPDATE pins SET failures = 0 WHERE role = ?1 AND kdf = ?2 AND failures != 0",
+        )?
+        .execute(params![role.code(), record.kdf])?;
     }
     tx.prepare_cached(
         "UPDATE pin_attempts SET inflight = inflight - 1 WHERE role = ?1 AND inflight > 0",

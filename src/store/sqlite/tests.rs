@@ -247,7 +247,13 @@ fn after_a_failed_fsync_the_handle_writes_nothing_more() {
             vec![2]
         )]))
         .is_err());
-    assert!(first.settle_pin_attempt(PinRole::User, false, 1).is_err());
+    let record = PinRecordId {
+        epoch: 1,
+        kdf: Vec::new(),
+    };
+    assert!(first
+        .settle_pin_attempt(PinRole::User, false, &record)
+        .is_err());
     let snap = second.read(0, 0, Scope::All).unwrap();
     assert!(!snap.meta.contains_key("x") && !snap.meta.contains_key("y"));
 }
@@ -890,20 +896,23 @@ fn a_change_of_metadata_or_pins_elsewhere_is_read_though_the_records_are_reused(
     // Read again with nothing changed: the same records.
     assert_eq!(read(), (Some(b"a".to_vec()), Some(0)));
     // A PIN attempt elsewhere: no new sequence number, a new failure count.
+    let record = PinRecordId {
+        epoch: writer.read(0, 0, Scope::Changes).unwrap().epoch,
+        kdf: pin(0).kdf,
+    };
     assert_eq!(
         writer
             .reserve_pin_attempt(PinRole::User, 10, 1_000, 2_000)
             .unwrap(),
         PinAttempt::Reserved {
             failures: 1,
-            epoch: writer.read(0, 0, Scope::Changes).unwrap().epoch
+            record: record.clone()
         }
     );
     assert_eq!(read().1, Some(1), "a reserved attempt counts");
-    let epoch = writer.read(0, 0, Scope::Changes).unwrap().epoch;
     assert_eq!(
         writer
-            .settle_pin_attempt(PinRole::User, true, epoch)
+            .settle_pin_attempt(PinRole::User, true, &record)
             .unwrap(),
         PinSettle::Settled
     );

@@ -240,6 +240,10 @@ pub(super) fn apply(
                     )?
                     .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
             }
+            Change::RewrapPin(role, pin) => {
+                tx.prepare_cached("UPDATE pins SET kdf = ?2, wrapped_key = ?3 WHERE role = ?1")?
+                    .execute(params![role.code(), pin.kdf, pin.wrapped_key])?;
+            }
             Change::RemovePin(role) => {
                 tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
                     .execute([role.code()])?;

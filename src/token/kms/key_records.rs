@@ -165,11 +165,7 @@ impl Token {
         // The key's token objects this process has cached are read by uid as well as
         // through the store's index, which is not authenticated: a lookup row deleted
         // offline must not leave one of them out of the decision.
-        let cached_uids: Vec<ObjectUid> = cached
-            .iter()
-            .filter(|(_, owner, _)| *owner == Owner::Token)
-            .map(|(_, _, o)| o.uid)
-            .collect();
+        let cached_uids = self.cached_token_uids(id);
         let (master, audit_key, keys_epoch) = self.login_keys();
         let key = index::lookup_key(KEY_ID, id);
         let mut outcome: Result<Vec<Object>> = Err(Error::Internal("no decision was made"));
@@ -375,6 +371,20 @@ impl Token {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// The uids of the token objects of KMS key `id` this process has cached (none
+    /// loaded for it: the store's index is what a decision reads besides these).
+    fn cached_token_uids(&self, id: &[u8]) -> Vec<ObjectUid> {
+        let table = self.objects.read();
+        table
+            .candidates(&[(KEY_ID, Value::Bytes(id.to_vec()))])
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|h| table.get(h))
+            .filter(|e| e.owner == Owner::Token && e.object.bytes(KEY_ID) == Some(id))
+            .map(|e| e.object.uid)
+            .collect()
+    }
+
     /// One batch of `decide_on_many`, in one store transaction.
     fn decide_batch(
         &self,
@@ -388,8 +398,13 @@ impl Token {
             .map(|id| index::lookup_key(KEY_ID, id.as_str().as_bytes()))
             .collect();
         let lookup: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        // As in `decide_on_key`: the keys' cached token objects by uid as well.
+        let cached_uids: Vec<ObjectUid> = chunk
+            .iter()
+            .flat_map(|id| self.cached_token_uids(id.as_str().as_bytes()))
+            .collect();
         let mut outcome: Result<()> = Err(Error::Internal("no decision was made"));
-        self.store.transact(&[], &lookup, &mut |loaded| {
+        self.store.transact(&cached_uids, &lookup, &mut |loaded| {
             let mut run = || -> Result<Vec<Change>> {
                 check_epoch(loaded, secrets.epoch)?;
                 let mut by_key: BTreeMap<Vec<u8>, Vec<Object>> = BTreeMap::new();
