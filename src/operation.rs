@@ -219,7 +219,10 @@ pub fn produce<T: ?Sized>(
     bound: impl FnOnce(&T) -> usize,
     step: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<Output> {
-    let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
+    let Some(active) = slot.as_mut() else {
+        return Err(Error::OperationNotInitialized);
+    };
     let Some(capacity) = capacity else {
         let len = match &active.pending {
             Some(p) => p.len(),
@@ -260,7 +263,10 @@ pub fn produce_direct<'o, T: ?Sized>(
     bound: impl FnOnce(&T) -> usize,
     step: impl FnOnce(&mut T, &mut [u8]) -> Result<Option<usize>>,
 ) -> Result<Option<Output>> {
-    let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
+    let Some(active) = slot.as_mut() else {
+        return Err(Error::OperationNotInitialized);
+    };
     if active.pending.is_some() {
         return Ok(None);
     }
@@ -287,7 +293,10 @@ pub(crate) fn consume<T: ?Sized, R>(
     last: bool,
     step: impl FnOnce(&mut Active<T>) -> Result<R>,
 ) -> Result<R> {
-    let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
+    let Some(active) = slot.as_mut() else {
+        return Err(Error::OperationNotInitialized);
+    };
     let result = step(active);
     if result.is_err() || last {
         *slot = None;

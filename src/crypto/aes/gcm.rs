@@ -209,10 +209,9 @@ pub(crate) fn gcm_decrypt_prepared(
 
 /// Splits ciphertext and tag, checking the lengths.
 fn split_tag(data_and_tag: &[u8], tag_len: usize) -> Result<(&[u8], &[u8])> {
-    let data_len = data_and_tag
-        .len()
-        .checked_sub(tag_len)
-        .ok_or(Error::EncryptedDataLenRange)?;
+    let Some(data_len) = data_and_tag.len().checked_sub(tag_len) else {
+        return Err(Error::EncryptedDataLenRange);
+    };
     check_data_len(data_len, || Error::EncryptedDataLenRange)?;
     Ok(data_and_tag.split_at(data_len))
 }
