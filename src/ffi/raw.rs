@@ -510,7 +510,8 @@ pub(super) unsafe fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Ve
 /// it the copy costs no more than the direct write: a 4 KiB AES-GCM encryption took 70–90
 /// ns less written directly, 256 bytes the same, 64 bytes 20 ns more (measured in one
 /// process against the same build with the direct write off; docs/performance.md,
-/// "Fifth pass"), not explained.
+/// "Fifth pass"), not explained. Decryption takes the same bound (its direct write still
+/// copies, from a buffer of the module's own: `crypto/aes/open_buffer.rs`).
 pub(super) const DIRECT_MIN: usize = 1024;
 
 /// The caller's output buffer for a cryptographic result, under the length-query rule.

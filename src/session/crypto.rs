@@ -181,7 +181,7 @@ impl Session {
             let done = operation::produce_direct(
                 slot,
                 direct,
-                |op| op.one_shot_bound(input.len()),
+                |op| op.one_shot_len(input.len()),
                 |op, out| {
                     secret_use::note_within(op.stack_reach(input.len()));
                     op.one_shot_into(input, out)
