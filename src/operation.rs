@@ -56,10 +56,18 @@ pub trait Cipher: Send {
     fn one_shot_bound(&self, input_len: usize) -> usize {
         self.update_bound(input_len) + self.finish_bound()
     }
-    /// Single-part, written straight into `out` (exactly `one_shot_bound` bytes):
+    /// The exact length of a single-part step's output where the mechanism knows it
+    /// before running (an AES-GCM decryption: the input less the tag), else
+    /// `one_shot_bound`: what `one_shot_into` is given.
+    fn one_shot_len(&self, input_len: usize) -> usize {
+        self.one_shot_bound(input_len)
+    }
+    /// Single-part, written straight into `out` (exactly `one_shot_len` bytes):
     /// how many bytes were written, or `None` where the mechanism cannot (it then runs
-    /// `one_shot`, whose output is copied). Only ciphers whose output is not secret
-    /// (encryption) should: `out` is the caller's memory.
+    /// `one_shot`, whose output is copied). `out` is the caller's memory, which other
+    /// threads of the caller may read during the call: an encryption may write its
+    /// ciphertext there, never the plaintext it starts from; a decryption only plaintext
+    /// whose tag has been checked, never unauthenticated bytes, not even for a moment.
     fn one_shot_into(&mut self, _input: &[u8], _out: &mut [u8]) -> Result<Option<usize>> {
         Ok(None)
     }
@@ -219,7 +227,10 @@ pub fn produce<T: ?Sized>(
     bound: impl FnOnce(&T) -> usize,
     step: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<Output> {
-    let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
+    let Some(active) = slot.as_mut() else {
+        return Err(Error::OperationNotInitialized);
+    };
     let Some(capacity) = capacity else {
         let len = match &active.pending {
             Some(p) => p.len(),
@@ -250,21 +261,24 @@ pub fn produce<T: ?Sized>(
 
 /// Runs a single-part step that may write straight into the caller's buffer, under §5.2
 /// as `produce` does: only when no earlier output waits (`pending`) and `out` hands over
-/// a slice of exactly `bound` bytes of the caller's buffer. `Ok(None)`: not done (no
-/// such slice, output waits, or the step declined), and the caller goes through
-/// `produce`, which reports a short buffer. A step that wrote ends the operation; one
-/// that failed ends it too.
+/// a slice of exactly `len` bytes of the caller's buffer (`Cipher::one_shot_len`).
+/// `Ok(None)`: not done (no such slice, output waits, or the step declined), and the
+/// caller goes through `produce`, which reports a short buffer. A step that wrote ends
+/// the operation; one that failed ends it too.
 pub fn produce_direct<'o, T: ?Sized>(
     slot: &mut Option<Active<T>>,
     out: impl FnOnce(usize) -> Option<&'o mut [u8]>,
-    bound: impl FnOnce(&T) -> usize,
+    len: impl FnOnce(&T) -> usize,
     step: impl FnOnce(&mut T, &mut [u8]) -> Result<Option<usize>>,
 ) -> Result<Option<Output>> {
-    let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
+    let Some(active) = slot.as_mut() else {
+        return Err(Error::OperationNotInitialized);
+    };
     if active.pending.is_some() {
         return Ok(None);
     }
-    let Some(out) = out(bound(&active.op)) else {
+    let Some(out) = out(len(&active.op)) else {
         return Ok(None);
     };
     match step(&mut active.op, out) {
@@ -287,7 +301,10 @@ pub(crate) fn consume<T: ?Sized, R>(
     last: bool,
     step: impl FnOnce(&mut Active<T>) -> Result<R>,
 ) -> Result<R> {
-    let active = slot.as_mut().ok_or(Error::OperationNotInitialized)?;
+    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
+    let Some(active) = slot.as_mut() else {
+        return Err(Error::OperationNotInitialized);
+    };
     let result = step(active);
     if result.is_err() || last {
         *slot = None;

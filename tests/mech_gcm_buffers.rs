@@ -380,3 +380,73 @@ fn an_overstated_length_never_reaches_past_the_output_at_a_mapping_end() {
         }
     }
 }
+
+/// Decryption of 1 KiB and more is written into the caller's buffer only once the tag has
+/// been checked (the plaintext is opened into a buffer of the module's own first): while
+/// decryptions whose tag fails run, another thread of the caller reading the output
+/// buffer never sees plaintext, and none is left there after. Sizes on both sides of the
+/// module's per-thread buffer (64 KiB) decrypt to the right bytes.
+#[test]
+fn the_output_buffer_never_holds_unauthenticated_plaintext_during_a_decryption() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let fx = fixture();
+    for len in [1024, 4096, 65536, 65537] {
+        let plain = plaintext(len);
+        let sealed = fx.sealed(&plain);
+        let mut buf = vec![0u8; len + 16 + len];
+        buf[..len + 16].copy_from_slice(&sealed);
+        fx.init(false);
+        let (rv, n) = fx.step(false, &mut buf, 0, len + 16, len + 16, len as CK_ULONG);
+        assert_eq!((rv, n as usize), (CKR_OK, len), "{len} B");
+        assert_eq!(buf[len + 16..], plain[..], "{len} B");
+    }
+    let len = 60 * 1024;
+    let plain = plaintext(len);
+    let mut sealed = fx.sealed(&plain);
+    let last = sealed.len() - 1;
+    sealed[last] ^= 1;
+    let mut buf = vec![0u8; len + 16 + len];
+    buf[..len + 16].copy_from_slice(&sealed);
+    let out = len + 16;
+    let watched = out + len - 64; // the plaintext's bytes 64 before its end
+    let sample: [u8; 32] = plain[len - 64..len - 32].try_into().unwrap();
+    let at = buf.as_ptr() as usize + watched;
+    let (stop, seen) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let watcher = {
+        let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut now = [0u8; 32];
+                for (i, b) in now.iter_mut().enumerate() {
+                    // SAFETY: `at` points 32 bytes inside `buf`, which outlives this
+                    // thread (joined below); volatile reads of bytes another thread may
+                    // be writing, racing on purpose, as the caller's other thread would.
+                    *b = unsafe { std::ptr::read_volatile((at + i) as *const u8) };
+                }
+                if now == sample {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    for _ in 0..200 {
+        fx.init(false);
+        let (rv, _) = fx.step(false, &mut buf, 0, len + 16, out, len as CK_ULONG);
+        assert_eq!(rv, CKR_ENCRYPTED_DATA_INVALID);
+        assert!(
+            buf[out..].iter().all(|&b| b == 0),
+            "the output buffer was written by a decryption whose tag failed"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        0,
+        "unauthenticated plaintext seen in the output buffer during C_Decrypt"
+    );
+}

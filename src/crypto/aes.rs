@@ -23,6 +23,7 @@
 
 mod gcm;
 mod mac;
+mod open_buffer;
 mod stream;
 mod wrap;
 
@@ -39,8 +40,8 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 pub(crate) use gcm::{
-    gcm_check, gcm_decrypt, gcm_decrypt_prepared, gcm_encrypt, gcm_encrypt_prepared,
-    gcm_encrypt_prepared_into, gcm_fast_path, GcmKey,
+    gcm_check, gcm_decrypt, gcm_decrypt_prepared, gcm_decrypt_prepared_into, gcm_encrypt,
+    gcm_encrypt_prepared, gcm_encrypt_prepared_into, gcm_fast_path, GcmKey,
 };
 pub(crate) use mac::Cmac;
 #[cfg(test)]

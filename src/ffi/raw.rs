@@ -45,10 +45,10 @@ pub(super) const MAX_TEMPLATE_LEN: usize = 4096;
 const MAX_PATH_LEN: usize = 4096;
 
 fn len_of(n: CK_ULONG) -> Result<usize> {
-    usize::try_from(n)
-        .ok()
-        .filter(|n| *n <= MAX_INPUT_LEN)
-        .ok_or(Error::ArgumentsBad("length too large"))
+    match usize::try_from(n) {
+        Ok(n) if n <= MAX_INPUT_LEN => Ok(n),
+        _ => Err(Error::ArgumentsBad("length too large")),
+    }
 }
 
 /// The `n` bytes at `ptr`.
@@ -489,7 +489,10 @@ pub(super) unsafe fn param_struct<T: Copy>(ptr: *const c_void, len: CK_ULONG) ->
     }
     // SAFETY: not NULL and readable for `len` == size_of::<T>() bytes, which make a valid
     // T (this function's contract).
-    unsafe { read_struct(ptr.cast::<T>()) }.ok_or(Error::MechanismParamInvalid)
+    match unsafe { read_struct(ptr.cast::<T>()) } {
+        Some(value) => Ok(value),
+        None => Err(Error::MechanismParamInvalid),
+    }
 }
 
 /// Bytes inside a mechanism parameter; any pointer problem is a parameter problem.
@@ -507,7 +510,8 @@ pub(super) unsafe fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Ve
 /// it the copy costs no more than the direct write: a 4 KiB AES-GCM encryption took 70–90
 /// ns less written directly, 256 bytes the same, 64 bytes 20 ns more (measured in one
 /// process against the same build with the direct write off; docs/performance.md,
-/// "Fifth pass"), not explained.
+/// "Fifth pass"), not explained. Decryption takes the same bound (its direct write still
+/// copies, from a buffer of the module's own: `crypto/aes/open_buffer.rs`).
 pub(super) const DIRECT_MIN: usize = 1024;
 
 /// The caller's output buffer for a cryptographic result, under the length-query rule.
@@ -525,8 +529,9 @@ impl OutBuf {
     /// else for as long as the `OutBuf` lives (the current call). `put` relies on it.
     pub(super) unsafe fn new(buf: *mut u8, len: *mut CK_ULONG) -> Result<OutBuf> {
         // SAFETY: NULL or a readable CK_ULONG (this function's contract).
-        let given =
-            unsafe { read_struct(len) }.ok_or(Error::ArgumentsBad("NULL length pointer"))?;
+        let Some(given) = (unsafe { read_struct(len) }) else {
+            return Err(Error::ArgumentsBad("NULL length pointer"));
+        };
         let capacity = if buf.is_null() {
             None
         } else {

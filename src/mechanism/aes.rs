@@ -233,6 +233,39 @@ impl buffered::WholeInput for GcmSeal {
     }
 }
 
+/// A GCM decryption's primitive: plaintext into a vector of its own or, for a single-part
+/// call, into the caller's buffer once its tag has been checked
+/// (`aes::gcm_decrypt_prepared_into`: never unauthenticated plaintext there).
+struct GcmOpen {
+    key: Arc<Key>,
+    iv: Vec<u8>,
+    aad: Vec<u8>,
+    tag_bits: usize,
+}
+
+impl buffered::WholeInput for GcmOpen {
+    fn run(&mut self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let (value, prepared) = self.key.aes_gcm()?;
+        aes::gcm_decrypt_prepared(prepared, value, &self.iv, &self.aad, data, self.tag_bits)
+    }
+    fn run_into(&mut self, data: &[u8], out: &mut [u8]) -> Result<Option<usize>> {
+        let (value, prepared) = self.key.aes_gcm()?;
+        aes::gcm_decrypt_prepared_into(
+            prepared,
+            value,
+            &self.iv,
+            &self.aad,
+            data,
+            self.tag_bits,
+            out,
+        )
+    }
+    /// The input less the tag: the caller's buffer needs room for the plaintext only.
+    fn exact_len(&self, input_len: usize) -> Option<usize> {
+        input_len.checked_sub(self.tag_bits / 8)
+    }
+}
+
 /// The stack a GCM step on so many input bytes may leave secrets in: the measured reach
 /// on aws-lc's AEAD path (shallower for small inputs), the whole scrub area on any other
 /// (an odd IV or a short tag: unmeasured).
@@ -301,15 +334,16 @@ impl Mechanism for Gcm {
         let (iv, aad, tag_bits) = gcm_params(param)?;
         aes::gcm_check(aes_key(key)?, &iv, tag_bits)?;
         let reach = gcm_reach(&iv, tag_bits);
-        let key = Arc::clone(key);
-        Ok(buffered::cipher_within(
+        Ok(buffered::cipher_direct(
             reach,
             buffered::BULK_CAP,
             Error::EncryptedDataLenRange,
             |n| n,
-            move |data| {
-                let (value, prepared) = key.aes_gcm()?;
-                aes::gcm_decrypt_prepared(prepared, value, &iv, &aad, data, tag_bits)
+            GcmOpen {
+                key: Arc::clone(key),
+                iv,
+                aad,
+                tag_bits,
             },
         ))
     }

@@ -52,10 +52,16 @@ impl Drop for Collected {
 /// The primitive of a buffered operation, run on the whole input at once.
 pub(super) trait WholeInput: Send {
     fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
-    /// `run` written straight into `out`, which holds the operation's output bound: how
-    /// many bytes, or `None` where the primitive cannot (`Cipher::one_shot_into`).
+    /// `run` written straight into `out`, which holds exactly `exact_len` bytes, or the
+    /// operation's output bound where that is `None`: how many bytes, or `None` where the
+    /// primitive cannot (`Cipher::one_shot_into` says what may be written there).
     fn run_into(&mut self, _input: &[u8], _out: &mut [u8]) -> Result<Option<usize>> {
         Ok(None)
+    }
+    /// The exact output length for `input_len` bytes of input, where the primitive knows
+    /// it (`Cipher::one_shot_len`).
+    fn exact_len(&self, _input_len: usize) -> Option<usize> {
+        None
     }
 }
 
@@ -139,6 +145,12 @@ where
     fn one_shot_bound(&self, input_len: usize) -> usize {
         (self.bound)(self.input.0.len() + input_len)
     }
+    fn one_shot_len(&self, input_len: usize) -> usize {
+        let total = self.input.0.len() + input_len;
+        self.run
+            .exact_len(total)
+            .unwrap_or_else(|| (self.bound)(total))
+    }
     fn stack_reach(&self, input_len: usize) -> usize {
         (self.reach)(input_len)
     }
@@ -171,23 +183,9 @@ where
 }
 
 /// `cipher` for a primitive whose single-part step was measured to keep its secrets within
-/// `reach` bytes of stack (release builds, `secret_use`, `bench/stackreach.sh`).
-pub(super) fn cipher_within<B, F>(
-    reach: fn(usize) -> usize,
-    cap: usize,
-    too_long: Error,
-    bound: B,
-    run: F,
-) -> Box<dyn Cipher>
-where
-    B: Fn(usize) -> usize + Send + 'static,
-    F: FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>> + Send + 'static,
-{
-    cipher_direct(reach, cap, too_long, bound, Run(run))
-}
-
-/// `cipher_within` for a primitive that can also write its single-part output straight
-/// into the caller's buffer (`WholeInput::run_into`).
+/// `reach` bytes of stack (release builds, `secret_use`, `bench/stackreach.sh`), and that
+/// may write its single-part output straight into the caller's buffer
+/// (`WholeInput::run_into`).
 pub(super) fn cipher_direct<B, W>(
     reach: fn(usize) -> usize,
     cap: usize,

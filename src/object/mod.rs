@@ -275,13 +275,23 @@ impl Object {
 
     /// The object's key in usable form, parsed once. `master` opens sealed secrets.
     pub fn key(&self, serial: &str, master: Option<&MasterKey>) -> Result<Arc<Key>> {
+        self.key_ref(serial, master).map(Arc::clone)
+    }
+
+    /// `key`, lent for as long as this version of the object: a caller that only looks at
+    /// the key, or keeps one reference of its own, does not count one more and one less.
+    pub(crate) fn key_ref<'o>(
+        &'o self,
+        serial: &str,
+        master: Option<&MasterKey>,
+    ) -> Result<&'o Arc<Key>> {
         if let Some(k) = self.key.get() {
-            return Ok(Arc::clone(k));
+            return Ok(k);
         }
         let secrets = self.open_secrets(serial, master)?;
         let key = Arc::new(Key::from_object(self, &secrets)?);
         // A concurrent first use may have won; either parse is the same key.
-        Ok(Arc::clone(self.key.get_or_init(|| key)))
+        Ok(self.key.get_or_init(|| key))
     }
 
     /// Whether the parsed key has been built (and so holds opened secrets).
@@ -292,6 +302,11 @@ impl Object {
     /// The parsed key, if it has been built (`key` builds it).
     pub fn parsed_key(&self) -> Option<Arc<Key>> {
         self.key.get().map(Arc::clone)
+    }
+
+    /// `parsed_key`, lent (`key_ref`).
+    pub(crate) fn parsed_key_ref(&self) -> Option<&Arc<Key>> {
+        self.key.get()
     }
 
     /// The attributes every use consults, read once (`UseAttrs`).

@@ -8,6 +8,8 @@
 //! `secret_use` (so the FFI guard scrubs the stack after it); a length query or a
 //! public-key verification does not. This module must not touch raw pointers.
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 use crate::ck::CKO_PUBLIC_KEY;
@@ -70,19 +72,23 @@ impl Session {
     /// so the call is noted (`secret_use`); asymmetric ones only keep a reference to the
     /// parsed key until the data arrives, and so do the symmetric ones whose schedule is
     /// the key's own, built once (`Key::prepared`, `Mechanism::init_handles_secret`).
-    fn key_checked(
+    /// The key is lent to `start`, which makes the operation of mechanism `m` with it
+    /// (`Token::key_for`).
+    fn key_checked<R>(
         &self,
         mech: &MechanismArg,
         m: impl FnOnce() -> Result<&'static dyn Mechanism>,
         key: ObjectHandle,
         usage: Usage,
-    ) -> Result<(std::sync::Arc<Key>, Grant, &'static dyn Mechanism)> {
-        let (key, grant) = self.token.key_for(key, usage, mech.kind)?;
-        let m = m()?;
-        if matches!(key.material, Material::Secret(_)) && m.init_handles_secret() {
-            secret_use::note();
-        }
-        Ok((key, grant, m))
+        start: impl FnOnce(&'static dyn Mechanism, &Arc<Key>) -> Result<R>,
+    ) -> Result<(R, Grant)> {
+        self.token.key_for(key, usage, mech.kind, |key| {
+            let m = m()?;
+            if matches!(key.material, Material::Secret(_)) && m.init_handles_secret() {
+                secret_use::note();
+            }
+            start(m, key)
+        })
     }
 
     /// `C_Login(CKU_CONTEXT_SPECIFIC)`: the user's PIN again, for one operation of this
@@ -125,14 +131,20 @@ impl Session {
         }
         let m = mechanism(mech.kind)?;
         let (op, grant) = match dir {
-            Direction::Encrypt => {
-                let (key, grant, _) = self.key_checked(mech, || Ok(m), key, Usage::Encrypt)?;
-                (m.encrypt(&mech.param, &key)?, grant)
-            }
-            Direction::Decrypt => {
-                let (key, grant, _) = self.key_checked(mech, || Ok(m), key, Usage::Decrypt)?;
-                (m.decrypt(&mech.param, &key)?, grant)
-            }
+            Direction::Encrypt => self.key_checked(
+                mech,
+                || Ok(m),
+                key,
+                Usage::Encrypt,
+                |m, k| m.encrypt(&mech.param, k),
+            )?,
+            Direction::Decrypt => self.key_checked(
+                mech,
+                || Ok(m),
+                key,
+                Usage::Decrypt,
+                |m, k| m.decrypt(&mech.param, k),
+            )?,
         };
         operation::start_with(ops.cipher(dir), op, Some(grant))
     }
@@ -169,7 +181,7 @@ impl Session {
             let done = operation::produce_direct(
                 slot,
                 direct,
-                |op| op.one_shot_bound(input.len()),
+                |op| op.one_shot_len(input.len()),
                 |op, out| {
                     secret_use::note_within(op.stack_reach(input.len()));
                     op.one_shot_into(input, out)
@@ -300,8 +312,13 @@ impl Session {
         if ops.sign.is_some() {
             return Err(Error::OperationActive);
         }
-        let (key, grant, m) = self.key_checked(mech, || mechanism(mech.kind), key, Usage::Sign)?;
-        let op = m.sign(&mech.param, &key)?;
+        let (op, grant) = self.key_checked(
+            mech,
+            || mechanism(mech.kind),
+            key,
+            Usage::Sign,
+            |m, k| m.sign(&mech.param, k),
+        )?;
         operation::start_with(&mut ops.sign, op, Some(grant))
     }
 
@@ -351,10 +368,14 @@ impl Session {
         if ops.verify.is_some() {
             return Err(Error::OperationActive);
         }
-        let (key, grant, m) =
-            self.key_checked(mech, || mechanism(mech.kind), key, Usage::Verify)?;
-        let op = m.verify(&mech.param, &key)?;
-        ops.verify_with_secret = key.class != CKO_PUBLIC_KEY;
+        let ((op, with_secret), grant) = self.key_checked(
+            mech,
+            || mechanism(mech.kind),
+            key,
+            Usage::Verify,
+            |m, k| Ok((m.verify(&mech.param, k)?, k.class != CKO_PUBLIC_KEY)),
+        )?;
+        ops.verify_with_secret = with_secret;
         operation::start_with(&mut ops.verify, op, Some(grant))
     }
 

@@ -87,9 +87,10 @@ impl Session {
             Direction::Decrypt => Usage::Decrypt,
         };
         let m = mechanism(kind)?;
-        let (key, grant) = self.token.key_for(key, usage, kind)?;
         secret_use::note();
-        let aead = m.message_aead(&key)?;
+        let (aead, grant) = self
+            .token
+            .key_for(key, usage, kind, |key| m.message_aead(key))?;
         let op = MessageOp {
             aead,
             ivs: IvGenerator::default(),

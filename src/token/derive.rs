@@ -65,7 +65,7 @@ impl Token {
         };
         let sources_in = [Some(base_epoch), other_epoch];
         let other_key = match &other_object {
-            Some(o) => Some(self.usable_key(o, Usage::Derive, mech.kind)?),
+            Some(o) => Some(&**self.usable_key(o, Usage::Derive, mech.kind)?),
             None => None,
         };
         let sources: Vec<&Object> = std::iter::once(&*base_object)
@@ -78,10 +78,10 @@ impl Token {
             let template = data_template(template, &base_object)?;
             let (template, len) = take_value_len(template)?;
             let input = DeriveInput {
-                other: other_key.as_deref(),
+                other: other_key,
                 lens: vec![len],
             };
-            let mut secrets = m.derive_keys(&mech.param, &key, &input)?;
+            let mut secrets = m.derive_keys(&mech.param, key, &input)?;
             let value = secrets
                 .pop()
                 .ok_or(Error::Internal("a derivation made no value"))?;
@@ -111,10 +111,10 @@ impl Token {
             plans.push((tpl, key_type, len));
         }
         let input = DeriveInput {
-            other: other_key.as_deref(),
+            other: other_key,
             lens: plans.iter().map(|(_, _, len)| *len).collect(),
         };
-        let secrets = m.derive_keys(&mech.param, &key, &input)?;
+        let secrets = m.derive_keys(&mech.param, key, &input)?;
         if secrets.len() != plans.len() {
             return Err(Error::Internal(
                 "a derivation made the wrong number of keys",

@@ -63,19 +63,22 @@ fn without(template: &[RawAttribute], consumed: &[AttrType]) -> Vec<RawAttribute
 }
 
 impl Token {
-    /// The key behind `handle`, if it may be used for `usage` with `mechanism`, and the
-    /// grant an operation keeps to have each later step judged again.
-    pub fn key_for(
+    /// What `make` makes of the key behind `handle` (an operation, usually), if the key
+    /// may be used for `usage` with `mechanism`, and the grant an operation keeps to have
+    /// each later step judged again. The key is lent to `make`, which clones it if it
+    /// keeps it: its reference is counted once, not once more for the call.
+    pub fn key_for<R>(
         &self,
         handle: ObjectHandle,
         usage: Usage,
         mechanism: MechType,
-    ) -> Result<(Arc<Key>, Grant)> {
+        make: impl FnOnce(&Arc<Key>) -> Result<R>,
+    ) -> Result<(R, Grant)> {
         let (entry, generation) = self
             .entry_with_generation(handle)
             .map_err(handle_error(Error::KeyHandleInvalid))?;
         let object = entry.object;
-        let key = self.usable_key(&object, usage, mechanism)?;
+        let made = make(self.usable_key(&object, usage, mechanism)?)?;
         let attrs = object.use_attrs();
         // §4.9 CKA_ALWAYS_AUTHENTICATE: the PIN again for each use, sign or decrypt.
         let awaiting_login =
@@ -92,25 +95,25 @@ impl Token {
             mechanism,
             awaiting_login,
         };
-        Ok((key, grant))
+        Ok((made, grant))
     }
 
     /// The parsed key of `object`, after `authorise_use` allowed `usage` with
-    /// `mechanism`.
-    pub(super) fn usable_key(
+    /// `mechanism`, lent for as long as `object` (`Object::key_ref`).
+    pub(super) fn usable_key<'o>(
         &self,
-        object: &Object,
+        object: &'o Object,
         usage: Usage,
         mechanism: MechType,
-    ) -> Result<Arc<Key>> {
+    ) -> Result<&'o Arc<Key>> {
         self.authorise_use(object, usage, mechanism)?;
         // Parsed already: the master key (and its lock) is not needed.
-        if let Some(key) = object.parsed_key() {
+        if let Some(key) = object.parsed_key_ref() {
             return Ok(key);
         }
         // The first use opens the sealed secrets and parses them on this stack.
         crate::secret_use::note();
-        object.key(&self.serial, self.master().as_deref())
+        object.key_ref(&self.serial, self.master().as_deref())
     }
 
     pub fn generate_key(
@@ -256,7 +259,7 @@ impl Token {
             .object;
         self.authorise_wrap_target(&target, &wrapping_object)?;
         let material = self.wrappable_material(&target)?;
-        m.wrap(&mech.param, &wrapping_key, &material)
+        m.wrap(&mech.param, wrapping_key, &material)
     }
 
     pub fn unwrap_key(
@@ -314,7 +317,7 @@ impl Token {
             (CKO_SECRET_KEY, _, None) => WrappedLen::Any,
             _ => WrappedLen::Encoded,
         };
-        let material = m.unwrap(&mech.param, &key, wrapped, expected)?;
+        let material = m.unwrap(&mech.param, key, wrapped, expected)?;
         let (key_type, values) = match class {
             CKO_SECRET_KEY => (
                 key_type.ok_or(Error::TemplateIncomplete)?,

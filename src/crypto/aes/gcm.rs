@@ -207,12 +207,50 @@ pub(crate) fn gcm_decrypt_prepared(
     generic_decrypt(key, iv, aad, data_and_tag, tag_len)
 }
 
+/// [`gcm_decrypt_prepared`] written into `out` (exactly the plaintext's length): how many
+/// bytes, or `None` for parameters off aws-lc's AEAD path, an `out` of another length, or
+/// a ciphertext over `open_buffer::MAX` (the caller then takes `gcm_decrypt_prepared`'s
+/// vector). `out` may be the caller's own memory, which another thread of the caller may
+/// be reading: nothing is written there before the tag has been checked. aws-lc writes
+/// the plaintext before it checks, so the ciphertext is opened out of place into this
+/// thread's buffer (`open_buffer`, wiped after), and copied into `out` only once it
+/// authenticated; a tag that fails leaves `out` as it was.
+pub(crate) fn gcm_decrypt_prepared_into(
+    prepared: &GcmKey,
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    data_and_tag: &[u8],
+    tag_bits: usize,
+    out: &mut [u8],
+) -> Result<Option<usize>> {
+    let tag_len = check_params(key, iv, tag_bits)?;
+    if !aead_path(iv, tag_len) {
+        return Ok(None);
+    }
+    let (data, tag) = split_tag(data_and_tag, tag_len)?;
+    if out.len() != data.len() {
+        return Ok(None);
+    }
+    let nonce = nonce(iv)?;
+    let opened = super::open_buffer::with(data.len(), |plain| {
+        prepared
+            .0
+            .open_separate_gather(nonce, Aad::from(aad), data, tag, plain)
+            .map(|()| out.copy_from_slice(plain))
+    });
+    match opened {
+        None => Ok(None),
+        Some(Ok(())) => Ok(Some(data.len())),
+        Some(Err(_)) => Err(Error::EncryptedDataInvalid),
+    }
+}
+
 /// Splits ciphertext and tag, checking the lengths.
 fn split_tag(data_and_tag: &[u8], tag_len: usize) -> Result<(&[u8], &[u8])> {
-    let data_len = data_and_tag
-        .len()
-        .checked_sub(tag_len)
-        .ok_or(Error::EncryptedDataLenRange)?;
+    let Some(data_len) = data_and_tag.len().checked_sub(tag_len) else {
+        return Err(Error::EncryptedDataLenRange);
+    };
     check_data_len(data_len, || Error::EncryptedDataLenRange)?;
     Ok(data_and_tag.split_at(data_len))
 }

@@ -189,10 +189,16 @@ unsafe fn oaep(p: CK_RSA_PKCS_OAEP_PARAMS) -> Result<OaepParams> {
 /// structure the mechanism takes (PKCS#11 3.0 §2) is NULL or valid for reads of the
 /// length beside it; none of it is written by anyone else during the call.
 pub(in crate::ffi) unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<MechanismArg> {
+    // `let ... else`, not `ok_or`: an `Error` made and dropped on every call costs its
+    // drop glue on the per-call path.
     // SAFETY: NULL or a readable CK_MECHANISM (this function's contract).
-    let m = unsafe { read_struct(ptr) }.ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
+    let Some(m) = (unsafe { read_struct(ptr) }) else {
+        return Err(Error::ArgumentsBad("NULL pMechanism"));
+    };
     let kind = MechType::from_raw(m.mechanism);
-    let layout = registry::parameter_layout(kind).ok_or(Error::MechanismInvalid)?;
+    let Some(layout) = registry::parameter_layout(kind) else {
+        return Err(Error::MechanismInvalid);
+    };
     let (p, len) = (m.pParameter.cast_const(), m.ulParameterLen);
     // SAFETY: every decoder called in this match reads the parameter or a buffer it
     // points to, each NULL or valid for its stated length (this function's contract);
