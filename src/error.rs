@@ -41,6 +41,10 @@ pub enum StoreError {
     /// The configuration of the store (`store_url` and its options) cannot be used.
     #[error("store configuration: {0}")]
     Config(String),
+    /// A PIN record was replaced between the check of a PIN against it and a change
+    /// that depends on that check (`Change::ReplacePin`); nothing was written.
+    #[error("the PIN record changed since the PIN was checked")]
+    PinRecordChanged,
 }
 
 /// The KMS errors of the kms-docs (ImportKeyMaterial, GetParametersForImport), named as

@@ -81,6 +81,8 @@ pub(super) fn of(e: &Error) -> CK_RV {
             CKR_DEVICE_MEMORY
         }
         Error::Store(StoreError::Tampered) => v::CKR_KMSHSM_RECORD_TAMPERED,
+        // C_SetPIN: the old PIN opened a record replaced since; it is not the PIN now.
+        Error::Store(StoreError::PinRecordChanged) => CKR_PIN_INCORRECT,
         Error::Store(_) => CKR_DEVICE_ERROR,
         Error::Kms(k) => kms(k),
         Error::CacheContention => CKR_FUNCTION_FAILED,
@@ -203,6 +205,7 @@ mod tests {
             (StoreError::Unreachable("x".into()).into(), CKR_DEVICE_ERROR),
             (StoreError::CommitUnknown.into(), CKR_DEVICE_ERROR),
             (StoreError::Tampered.into(), v::CKR_KMSHSM_RECORD_TAMPERED),
+            (StoreError::PinRecordChanged.into(), CKR_PIN_INCORRECT),
             (
                 StoreError::Io(std::io::Error::from_raw_os_error(28)).into(),
                 CKR_DEVICE_MEMORY,

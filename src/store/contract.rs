@@ -408,52 +408,72 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         record: record.clone(),
     };
     assert_eq!(
-        first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        first.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
         reserved(1)
     );
     assert_eq!(
-        second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        second.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
         reserved(2)
     );
     assert_eq!(
-        first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        first.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
         reserved(3)
     );
     // Three in flight: the limit is reached, but one of them may yet be right.
-    assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
+    assert_eq!(
+        second.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
+        Busy
+    );
     assert_eq!(failures(first), 3, "a refused reservation writes nothing");
     first.settle_pin_attempt(so, false, &record).unwrap();
     second.settle_pin_attempt(so, false, &record).unwrap();
-    assert_eq!(second.reserve_pin_attempt(so, 3, 100, 130).unwrap(), Busy);
+    assert_eq!(
+        second.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
+        Busy
+    );
     // The last one was right: the count is reset and attempts are free again.
     first.settle_pin_attempt(so, true, &record).unwrap();
     assert_eq!(failures(second), 0);
     assert_eq!(
-        second.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+        second.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
         reserved(1)
     );
     second.settle_pin_attempt(so, false, &record).unwrap();
     for n in 2..=3 {
         assert_eq!(
-            first.reserve_pin_attempt(so, 3, 100, 130).unwrap(),
+            first.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
             reserved(n)
         );
         first.settle_pin_attempt(so, false, &record).unwrap();
     }
     // Nothing in flight, no attempt left: locked, from every handle.
-    assert_eq!(first.reserve_pin_attempt(so, 3, 101, 131).unwrap(), Locked);
-    assert_eq!(second.reserve_pin_attempt(so, 3, 101, 131).unwrap(), Locked);
+    assert_eq!(
+        first.reserve_pin_attempt(so, epoch, 3, 101, 131).unwrap(),
+        Locked
+    );
+    assert_eq!(
+        second.reserve_pin_attempt(so, epoch, 3, 101, 131).unwrap(),
+        Locked
+    );
     assert_eq!(failures(second), 3);
     // Limit 0 never locks; its holder dies without settling: busy at the limit of 4
     // until its lease ends, then locked (and a later reservation starts a fresh count).
     assert_eq!(
-        first.reserve_pin_attempt(so, 0, 200, 230).unwrap(),
+        first.reserve_pin_attempt(so, epoch, 0, 200, 230).unwrap(),
         reserved(4)
     );
-    assert_eq!(second.reserve_pin_attempt(so, 4, 229, 259).unwrap(), Busy);
-    assert_eq!(second.reserve_pin_attempt(so, 4, 230, 260).unwrap(), Locked);
+    assert_eq!(
+        second.reserve_pin_attempt(so, epoch, 4, 229, 259).unwrap(),
+        Busy
+    );
+    assert_eq!(
+        second.reserve_pin_attempt(so, epoch, 4, 230, 260).unwrap(),
+        Locked
+    );
     assert!(
-        first.reserve_pin_attempt(PinRole::User, 3, 0, 30).is_err(),
+        first
+            .reserve_pin_attempt(PinRole::User, epoch, 3, 0, 30)
+            .is_err(),
         "no user PIN yet"
     );
     assert_eq!(
@@ -464,7 +484,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     // An attempt at the record of another token (re-initialised since it was read)
     // settles nothing: a right PIN of the old token does not reset the new one's count.
     assert_eq!(
-        first.reserve_pin_attempt(so, 3, 300, 330).unwrap(),
+        first.reserve_pin_attempt(so, epoch, 3, 300, 330).unwrap(),
         reserved(1)
     );
     for other in [epoch + 1, epoch.wrapping_sub(1)] {
@@ -485,7 +505,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     // A right PIN of a record replaced since (C_InitPIN, C_SetPIN: other KDF parameters)
     // resets nothing of the new record's count; a rewrap keeps the count the store holds.
     assert_eq!(
-        first.reserve_pin_attempt(so, 3, 400, 430).unwrap(),
+        first.reserve_pin_attempt(so, epoch, 3, 400, 430).unwrap(),
         reserved(2)
     );
     let replacement = PinRecord {
@@ -505,13 +525,25 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         kdf: replacement.kdf.clone(),
     };
     assert_eq!(
-        second.reserve_pin_attempt(so, 5, 400, 430).unwrap(),
+        second.reserve_pin_attempt(so, epoch, 5, 400, 430).unwrap(),
         Reserved {
             failures: 3,
             record: replaced.clone()
         }
     );
-    first.commit(vec![Change::RewrapPin(so, pin(0))]).unwrap();
+    // A rewrap from a record that is no longer the role's does nothing; from the one
+    // that is, it keeps the count.
+    let rewrap = |from: &[u8]| Change::RewrapPin {
+        role: so,
+        from_kdf: from.to_vec(),
+        record: pin(0),
+    };
+    first.commit(vec![rewrap(&[7, 7])]).unwrap();
+    assert_eq!(
+        read_applied(second, 0, 0, Scope::Changes).pins[&so].kdf,
+        replacement.kdf
+    );
+    first.commit(vec![rewrap(&replacement.kdf)]).unwrap();
     let rewrapped = &read_applied(second, 0, 0, Scope::Changes).pins[&so];
     assert_eq!((rewrapped.kdf.clone(), rewrapped.failures), (pin(0).kdf, 3));
     assert_eq!(
@@ -523,6 +555,44 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         0,
         "a right PIN of the record as it is now resets"
     );
+    // A replacement over a record that is no longer the role's fails the whole commit;
+    // over the one that is, it replaces the record whole.
+    let replace = |from: &[u8], failures| Change::ReplacePin {
+        role: so,
+        from_kdf: from.to_vec(),
+        record: PinRecord {
+            kdf: vec![8, 8],
+            ..pin(failures)
+        },
+    };
+    assert!(matches!(
+        first.commit(vec![
+            Change::PutMeta("replaced".into(), vec![1]),
+            replace(&replacement.kdf, 5),
+        ]),
+        Err(StoreError::PinRecordChanged)
+    ));
+    let now = read_applied(second, 0, 0, Scope::Changes);
+    assert!(
+        !now.meta.contains_key("replaced"),
+        "nothing of it was written"
+    );
+    assert_eq!(now.pins[&so].kdf, pin(0).kdf);
+    second.commit(vec![replace(&pin(0).kdf, 5)]).unwrap();
+    let replaced_whole = &read_applied(first, 0, 0, Scope::Changes).pins[&so];
+    assert_eq!(
+        (replaced_whole.kdf.clone(), replaced_whole.failures),
+        (vec![8, 8], 5)
+    );
+    // A reservation for another token than the store's writes nothing.
+    for other in [epoch + 1, epoch.wrapping_sub(1)] {
+        assert_eq!(
+            first.reserve_pin_attempt(so, other, 0, 500, 530).unwrap(),
+            OtherToken
+        );
+    }
+    assert_eq!(failures(second), 5);
+    second.commit(vec![Change::PutPin(so, pin(0))]).unwrap();
 }
 
 /// The audit trail part of the contract: numbering and chaining inside the commit, the

@@ -119,6 +119,17 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             ));
         }
     }
+    // Checked before anything is applied, so that a refused commit leaves nothing (as
+    // SQLite's rolled-back transaction does).
+    let replaced_since = |c: &Change| match c {
+        Change::ReplacePin { role, from_kdf, .. } => {
+            shared.pins.get(role).map(|p| &p.kdf) != Some(from_kdf)
+        }
+        _ => false,
+    };
+    if changes.iter().any(replaced_since) {
+        return Err(StoreError::PinRecordChanged);
+    }
     let restoring = changes.iter().any(|c| matches!(c, Change::RestoreAudit(_)));
     if restoring && (!shared.audit.events.is_empty() || shared.audit.checkpoint.is_some()) {
         return Err(StoreError::Malformed(
@@ -135,10 +146,17 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             Change::PutPin(role, pin) => {
                 shared.pins.insert(role, pin);
             }
-            Change::RewrapPin(role, pin) => {
-                if let Some(held) = shared.pins.get_mut(&role) {
-                    held.kdf = pin.kdf;
-                    held.wrapped_key = pin.wrapped_key;
+            Change::ReplacePin { role, record, .. } => {
+                shared.pins.insert(role, record);
+            }
+            Change::RewrapPin {
+                role,
+                from_kdf,
+                record,
+            } => {
+                if let Some(held) = shared.pins.get_mut(&role).filter(|h| h.kdf == from_kdf) {
+                    held.kdf = record.kdf;
+                    held.wrapped_key = record.wrapped_key;
                 }
             }
             Change::RemovePin(role) => {
@@ -332,12 +350,16 @@ impl Store for MemoryStore {
     fn reserve_pin_attempt(
         &self,
         role: PinRole,
+        epoch: u64,
         limit: u32,
         now: i64,
         lease_until: i64,
     ) -> StoreResult<PinAttempt> {
         let mut shared = self.shared.lock();
         let shared = &mut *shared;
+        if shared.epoch != epoch {
+            return Ok(PinAttempt::OtherToken);
+        }
         let pin = shared
             .pins
             .get_mut(&role)
@@ -359,10 +381,7 @@ impl Store for MemoryStore {
         self.bump(shared);
         Ok(PinAttempt::Reserved {
             failures,
-            record: PinRecordId {
-                epoch: shared.epoch,
-                kdf,
-            },
+            record: PinRecordId { epoch, kdf },
         })
     }
 

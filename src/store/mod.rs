@@ -111,10 +111,24 @@ impl std::fmt::Debug for ObjectRecord {
 pub enum Change {
     PutMeta(String, Vec<u8>),
     PutPin(PinRole, PinRecord),
+    /// Replaces the role's PIN record whole (its count included) if it is still the
+    /// one with KDF parameters `from_kdf` (the record a PIN was just checked against);
+    /// otherwise the whole commit fails with `StoreError::PinRecordChanged`, so that a
+    /// `C_SetPIN` does not undo a record set meanwhile (the SO's `C_InitPIN`, say).
+    ReplacePin {
+        role: PinRole,
+        from_kdf: Vec<u8>,
+        record: PinRecord,
+    },
     /// Gives the role's PIN record new KDF parameters and a new wrapped key (the same
-    /// PIN, the key rewrapped) and keeps its failure count as the store holds it (the
-    /// record's `failures` is not used); nothing when the role has no record.
-    RewrapPin(PinRole, PinRecord),
+    /// PIN, the key rewrapped), keeping its failure count as the store holds it (the
+    /// record's `failures` is not used), if it is still the one with KDF parameters
+    /// `from_kdf`; nothing otherwise (a record set since needs no rewrap).
+    RewrapPin {
+        role: PinRole,
+        from_kdf: Vec<u8>,
+        record: PinRecord,
+    },
     RemovePin(PinRole),
     PutObject(ObjectRecord),
     RemoveObject(ObjectUid),
@@ -267,6 +281,9 @@ pub enum PinAttempt {
     Busy,
     /// No attempt left.
     Locked,
+    /// The store holds another token than the caller's view (`reserve_pin_attempt`'s
+    /// `epoch`): catch up and ask again.
+    OtherToken,
 }
 
 /// What settling a PIN attempt did (`Store::settle_pin_attempt`).
@@ -369,9 +386,14 @@ pub trait Store: Send + Sync {
     /// `Locked` otherwise; nothing is written then. Every `Reserved` must be followed by
     /// `settle_pin_attempt`; a holder that dies leaves its attempt counted as a failure,
     /// and in flight until its lease ends.
+    ///
+    /// `limit` is the one of the token of `epoch` (the caller's view): when the store
+    /// holds another token (re-initialised since, perhaps with another limit), nothing
+    /// is written and the answer is `OtherToken`.
     fn reserve_pin_attempt(
         &self,
         role: PinRole,
+        epoch: u64,
         limit: u32,
         now: i64,
         lease_until: i64,

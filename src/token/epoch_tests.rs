@@ -112,13 +112,14 @@ impl Store for HookStore {
     fn reserve_pin_attempt(
         &self,
         role: PinRole,
+        epoch: u64,
         limit: u32,
         now: i64,
         lease_until: i64,
     ) -> StoreResult<PinAttempt> {
         let attempt = self
             .inner
-            .reserve_pin_attempt(role, limit, now, lease_until)?;
+            .reserve_pin_attempt(role, epoch, limit, now, lease_until)?;
         self.hooks.run(At::Reserved);
         Ok(attempt)
     }
@@ -1132,5 +1133,174 @@ fn the_sweep_decides_on_a_keys_cached_records_left_out_of_the_index() {
     assert!(
         states.iter().all(|(_, s)| *s == pending),
         "the private half (true) kept its expired material and state: {states:?}"
+    );
+}
+
+/// Attack (independent review of e25b38e): the reservation checks the failure count
+/// against the limit of the caller's view (`Token::pin_limit`), not the limit the store
+/// holds in the same transaction. Re-initialised elsewhere (with a lower limit) between
+/// the view's read and the reservation, the attempt is counted in the new token under
+/// the old token's limit, and then, the view synced, checked against the new token's
+/// SO record: a guess at the new SO PIN after it locked (a right one would reset the
+/// count, unlocking an SO PIN that nothing may unlock).
+#[test]
+fn a_reservation_under_the_old_tokens_limit_tries_no_pin_of_a_locked_new_token() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // This process's token has the default limit (10).
+    let (here, hooks, _) = two_views(dir.path(), "epochr008");
+    let path = crate::store::Backend::file_of(dir.path(), "epochr008");
+    // The other process re-initialises with a limit of 3.
+    let mut config = (*shared_for_tests(dir.path()).config).clone();
+    config.max_pin_failures = 3;
+    let elsewhere = Arc::new(
+        Token::open(
+            &path,
+            Arc::new(Shared {
+                config: Arc::new(config),
+                handles: Default::default(),
+                clock: clock::module_clock(),
+            }),
+        )
+        .expect("the other process's token"),
+    );
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.sync().expect("sync");
+    assert_eq!(here.status().expect("status").max_failures, 10);
+    // Something changed elsewhere, so the login's refresh reads the store.
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let wrong = elsewhere.login(SessionHandle::new(1), UserKind::So, b"wrong-pin-0000");
+    assert!(matches!(wrong, Err(Error::PinIncorrect)), "{wrong:?}");
+    elsewhere.remove_session(SessionHandle::new(1));
+    // Right after the login's refresh read the old token: the other process
+    // re-initialises it (limit 3) and tries wrong SO PINs until the new one locks.
+    let other = Arc::clone(&elsewhere);
+    hooks.arm(At::Read, move || {
+        reinitialise(&other);
+        other
+            .add_session(SessionHandle::new(1), true)
+            .expect("session");
+        for n in 0..3 {
+            let guess = format!("guess-{n:04}");
+            let wrong = other.login(SessionHandle::new(1), UserKind::So, guess.as_bytes());
+            assert!(matches!(wrong, Err(Error::PinIncorrect)), "{wrong:?}");
+        }
+        let locked = other.login(SessionHandle::new(1), UserKind::So, b"guess-0003");
+        assert!(matches!(locked, Err(Error::PinLocked)), "{locked:?}");
+        other.remove_session(SessionHandle::new(1));
+    });
+    let login = here.login(SessionHandle::new(1), UserKind::So, b"guess-0004");
+    let so_failures = elsewhere.status().expect("status").so_failures;
+    assert!(
+        !matches!(login, Err(Error::PinIncorrect)) && so_failures <= 3,
+        "a guess at the locked new SO PIN was tried ({login:?}): {so_failures} failures \
+         counted, limit 3"
+    );
+}
+
+/// Attack (independent review of e25b38e): `C_SetPIN` checks the old PIN against the
+/// record as it is, then writes the new record whatever record is there by then (`PutPin`,
+/// decided on a read). The SO's `C_InitPIN` in between (resetting the user PIN of a user
+/// whose PIN leaked, say) answers CKR_OK and is silently undone: the PIN checked, the
+/// old one, no longer opened any record when the new one was written, and the holder of
+/// that leaked PIN keeps the token under a PIN of their choosing.
+#[test]
+fn a_set_pin_checked_against_a_replaced_record_does_not_undo_the_so_reset() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochr009");
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login elsewhere");
+    elsewhere
+        .init_pin(true, b"leaked-user-pin")
+        .expect("user PIN elsewhere");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    // The leaked PIN has been checked here (C_SetPIN in a public session); before its
+    // attempt is settled, the SO resets the user PIN.
+    let so = Arc::clone(&elsewhere);
+    hooks.arm(At::Settle, move || {
+        so.init_pin(true, b"so-reset-pin")
+            .expect("C_InitPIN elsewhere")
+    });
+    let set = here.set_pin(true, b"leaked-user-pin", b"attackers-pin");
+    eprintln!("C_SetPIN with the leaked PIN: {set:?}");
+    let reset = here.login(SessionHandle::new(1), UserKind::User, b"so-reset-pin");
+    if reset.is_ok() {
+        here.logout().expect("logout");
+    }
+    let attackers = here.login(SessionHandle::new(1), UserKind::User, b"attackers-pin");
+    assert!(
+        reset.is_ok() && attackers.is_err(),
+        "the SO's reset (answered CKR_OK) was undone by a C_SetPIN checked before it: the \
+         PIN the SO set answers {reset:?}, the one C_SetPIN set {attackers:?}"
+    );
+}
+
+/// Attack (independent review of e25b38e): the rewrap of an old-format PIN record after a
+/// login (`settle_record_format`, `Change::RewrapPin`) writes a record of the PIN that
+/// was checked over whatever record the role has by then. The SO's `C_InitPIN` between
+/// the check and the rewrap answers CKR_OK and is undone: the old user PIN opens the
+/// token again and the one the SO set does not.
+#[test]
+fn the_rewrap_of_a_legacy_pin_record_does_not_undo_an_so_reset_made_meanwhile() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochr010");
+    let user_pin = b"user-pin-5678";
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    here.init_pin(true, user_pin).expect("user PIN");
+    // The user PIN record in the format of the builds before authenticated records (the
+    // token's marker stays: it was adopted already).
+    let master = here.master().expect("master key");
+    let kdf = crate::store::seal::PinKdf::fresh(&here.shared.config.kdf).expect("kdf");
+    let [_, legacy] = super::records::master_aads(&here.serial, PinRole::User);
+    let wrapped =
+        crate::store::seal::wrap_master_key(&master, &kdf, user_pin, &legacy).expect("wrapped");
+    here.store
+        .commit(vec![Change::PutPin(
+            PinRole::User,
+            crate::store::PinRecord {
+                kdf: kdf.encode(),
+                wrapped_key: wrapped,
+                failures: 0,
+            },
+        )])
+        .expect("legacy PIN record");
+    here.logout().expect("logout");
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login elsewhere");
+    // The user's PIN has been checked here; before the attempt is settled (and the record
+    // rewrapped), the SO resets the user PIN.
+    let so = Arc::clone(&elsewhere);
+    hooks.arm(At::Settle, move || {
+        so.init_pin(true, b"so-reset-pin")
+            .expect("C_InitPIN elsewhere")
+    });
+    let login = here.login(SessionHandle::new(1), UserKind::User, user_pin);
+    eprintln!("the login with the old PIN: {login:?}");
+    if login.is_ok() {
+        here.logout().expect("logout");
+    }
+    let reset = here.login(SessionHandle::new(1), UserKind::User, b"so-reset-pin");
+    if reset.is_ok() {
+        here.logout().expect("logout");
+    }
+    let old = here.login(SessionHandle::new(1), UserKind::User, user_pin);
+    assert!(
+        reset.is_ok() && old.is_err(),
+        "the SO's reset (answered CKR_OK) was undone by the rewrap: the PIN the SO set \
+         answers {reset:?}, the old user PIN {old:?}"
     );
 }

@@ -128,39 +128,43 @@ impl Token {
         role: PinRole,
         pin: &[u8],
         operation: Operation,
-    ) -> Result<(MasterKey, PinFormat, u64)> {
-        // The epoch of the token the attempt is made at, until one is reserved.
-        let view_epoch = {
-            let view = self.view.read();
-            if !view.pins.contains_key(&role) {
-                return Err(pin_not_set(role));
-            }
-            view.epoch
-        };
+    ) -> Result<(MasterKey, PinFormat, PinRecordId)> {
         for _ in 0..PIN_RECORD_CHANGES {
-            if let Some(verified) = self.attempt_pin(role, pin, operation, view_epoch)? {
+            // The token the attempt is made at, and its limit, read together: the
+            // reservation counts under that limit only in that token.
+            let (view_epoch, limit) = {
+                let view = self.view.read();
+                if !view.pins.contains_key(&role) {
+                    return Err(pin_not_set(role));
+                }
+                (view.epoch, Token::limit_of(&view))
+            };
+            if let Some(verified) = self.attempt_pin(role, pin, operation, view_epoch, limit)? {
                 return Ok(verified);
             }
         }
         Err(Error::CacheContention)
     }
 
-    /// One attempt of `verify_pin`: reserved, checked against the record it was counted
-    /// in, settled. `None` when that record was replaced (`C_InitPIN`, `C_SetPIN`, a
-    /// rewrap) before it was read: nothing was tried, and the caller counts the attempt
-    /// again in the new record. Tried against the new record instead, the attempt would
-    /// be a guess at the new PIN that no count recorded.
+    /// One attempt of `verify_pin`: reserved under `limit` in the token of `view_epoch`,
+    /// checked against the record it was counted in, settled. `None` when nothing was
+    /// tried and the caller should count the attempt again: the store held another token
+    /// than the view (whose limit may differ), or the record was replaced (`C_InitPIN`,
+    /// `C_SetPIN`, a rewrap) before it was read. Tried against the new record instead,
+    /// the attempt would be a guess at the new PIN that no count recorded.
     fn attempt_pin(
         &self,
         role: PinRole,
         pin: &[u8],
         operation: Operation,
         view_epoch: u64,
-    ) -> Result<Option<(MasterKey, PinFormat, u64)>> {
+        limit: u32,
+    ) -> Result<Option<(MasterKey, PinFormat, PinRecordId)>> {
         // The attempt that reaches the limit still answers "incorrect" (§5.6); the next
         // one finds no attempt left and answers "locked".
-        let (failures, counted_in) = match self.reserve_pin_attempt(role) {
-            Ok(reserved) => reserved,
+        let (failures, counted_in) = match self.reserve_pin_attempt(role, view_epoch, limit) {
+            Ok(Some(reserved)) => reserved,
+            Ok(None) => return Ok(None),
             Err(Error::PinLocked) => {
                 self.record_refusal(
                     self.pin_event(operation, role, None)
@@ -201,7 +205,7 @@ impl Token {
             } else {
                 PinFormat::Legacy
             };
-            Ok(Some((master, format, counted_in.epoch)))
+            Ok(Some((master, format)))
         });
         // Whatever the outcome, the attempt is settled; on any failure it stays counted
         // (a derivation that failed for another reason, memory, or a sync that failed,
@@ -217,7 +221,6 @@ impl Token {
             return Err(Error::TokenReinitialized);
         }
         if let Err(e) = &tried {
-            let limit = self.pin_limit();
             let op = if limit != 0 && failures >= limit {
                 Operation::PinLockout
             } else {
@@ -233,33 +236,44 @@ impl Token {
                 &[Some(counted_in.epoch)],
             );
         }
-        let Some((master, format, epoch)) = tried? else {
+        let Some((master, format)) = tried? else {
             return Ok(None);
         };
         if role == PinRole::So {
-            self.settle_pin_limit(epoch)?;
+            self.settle_pin_limit(counted_in.epoch)?;
         }
-        Ok(Some((master, format, epoch)))
+        Ok(Some((master, format, counted_in)))
     }
 
     /// Takes one attempt at the PIN of `role`, waiting while the limit is reached only
     /// by attempts still in flight (one of them may be right and reset the count): so
     /// concurrent right PINs do not lock each other out, and no more PINs than the
     /// limit are ever tried. The wait is bounded by the attempts' lease.
-    /// Answers the failure count including this attempt, and the record it was counted
-    /// in.
-    fn reserve_pin_attempt(&self, role: PinRole) -> Result<(u32, PinRecordId)> {
+    /// Counted under `limit`, the limit of the token of `epoch` (the view's), and only
+    /// in that token. Answers the failure count including this attempt and the record
+    /// it was counted in; `None`, after catching up, when the store holds another token.
+    fn reserve_pin_attempt(
+        &self,
+        role: PinRole,
+        epoch: u64,
+        limit: u32,
+    ) -> Result<Option<(u32, PinRecordId)>> {
         let started = Instant::now();
         let lease = Duration::from_secs(PIN_ATTEMPT_LEASE_SECS as u64);
         loop {
             let now = self.now();
             match self.store.reserve_pin_attempt(
                 role,
-                self.pin_limit(),
+                epoch,
+                limit,
                 now,
                 now + PIN_ATTEMPT_LEASE_SECS,
             )? {
-                PinAttempt::Reserved { failures, record } => return Ok((failures, record)),
+                PinAttempt::Reserved { failures, record } => return Ok(Some((failures, record))),
+                PinAttempt::OtherToken => {
+                    self.sync()?;
+                    return Ok(None);
+                }
                 PinAttempt::Busy if started.elapsed() < lease => {
                     std::thread::sleep(BUSY_PAUSE);
                 }
@@ -291,14 +305,14 @@ impl Token {
         // process meanwhile, the key derived is the old token's, and nothing may be done
         // under it (docs/architecture.md, "Persist, then publish").
         let epoch = self.view_epoch();
-        let (master, format, read_in) = self.verify_pin(role, pin, Operation::Login)?;
+        let (master, format, checked) = self.verify_pin(role, pin, Operation::Login)?;
         // The key is of the token whose PIN record it was read from: the login binds to
         // that token, and only if it is still the one the view is of.
-        if read_in != epoch || self.view_epoch() != epoch {
+        if checked.epoch != epoch || self.view_epoch() != epoch {
             return Err(Error::TokenReinitialized);
         }
         // A token from before authenticated records is adopted before anything is used.
-        self.settle_record_format(role, pin, &master, format, epoch)?;
+        self.settle_record_format(role, pin, &master, format, &checked)?;
         // Authenticates what was appended without the key (failed logins, sweeps).
         let audit_key = AuditKey::new(&super::audit::audit_key(&master));
         self.seal_audit_head(&audit_key, epoch)?;
@@ -335,7 +349,10 @@ impl Token {
             return Err(Error::UserNotLoggedIn);
         }
         self.refresh()?;
-        let (_, _, read_in) = self.verify_pin(PinRole::User, pin, Operation::Login)?;
+        let read_in = self
+            .verify_pin(PinRole::User, pin, Operation::Login)?
+            .2
+            .epoch;
         // The PIN of the token the login is of, not of one re-initialised since.
         if self
             .login
@@ -443,16 +460,23 @@ impl Token {
         self.refresh()?;
         // The token the old PIN's record is read from (as at `login`).
         let epoch = self.view_epoch();
-        let (master, format, read_in) = self.verify_pin(role, old, Operation::SetPin)?;
-        if read_in != epoch {
+        let (master, format, checked) = self.verify_pin(role, old, Operation::SetPin)?;
+        if checked.epoch != epoch {
             return Err(Error::TokenReinitialized);
         }
         // The new record is in the current format: adopt a legacy token first.
-        self.settle_record_format(role, old, &master, format, epoch)?;
+        let from_kdf = self.settle_record_format(role, old, &master, format, &checked)?;
         let record = Token::pin_record(&master, &self.serial, role, new, &self.shared.config)?;
         let event = self.pin_event(Operation::SetPin, role, None);
+        // Only over the record the old PIN opened: one set meanwhile (the SO's
+        // `C_InitPIN` of a PIN it thinks leaked, say) is not undone, and the call
+        // answers that the old PIN is not the PIN (`StoreError::PinRecordChanged`).
         self.commit_with_events_under(
-            vec![Change::PutPin(role, record)],
+            vec![Change::ReplacePin {
+                role,
+                from_kdf,
+                record,
+            }],
             vec![event],
             Some(&AuditKey::new(&super::audit::audit_key(&master))),
             &[Some(epoch)],

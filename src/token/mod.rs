@@ -544,8 +544,8 @@ impl Token {
         }
         self.refresh()?;
         let epoch = self.view_epoch();
-        let (old, _, read_in) = self.verify_pin(PinRole::So, so_pin, Operation::InitToken)?;
-        if read_in != epoch {
+        let (old, _, checked) = self.verify_pin(PinRole::So, so_pin, Operation::InitToken)?;
+        if checked.epoch != epoch {
             return Err(Error::TokenReinitialized);
         }
         let master = MasterKey::generate()?;
@@ -580,14 +580,11 @@ impl Token {
         Ok(())
     }
 
-    /// The token's PIN lockout limit (0: never locks). A property of the token, fixed at
-    /// `C_InitToken` from the configuration in force then; the configuration a caller
-    /// passes to `C_Initialize` later has no say.
-    fn pin_limit(&self) -> u32 {
-        self.view
-            .read()
-            .max_pin_failures
-            .unwrap_or(LEGACY_MAX_PIN_FAILURES)
+    /// The PIN lockout limit (0: never locks) of the token `view` is of. A property of
+    /// the token, fixed at `C_InitToken` from the configuration in force then; the
+    /// configuration a caller passes to `C_Initialize` later has no say.
+    fn limit_of(view: &View) -> u32 {
+        view.max_pin_failures.unwrap_or(LEGACY_MAX_PIN_FAILURES)
     }
 
     /// Writes the built-in limit into a token made before the limit was stored (called

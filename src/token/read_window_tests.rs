@@ -76,12 +76,13 @@ impl Store for PausingStore {
     fn reserve_pin_attempt(
         &self,
         role: PinRole,
+        epoch: u64,
         limit: u32,
         now: i64,
         lease_until: i64,
     ) -> StoreResult<PinAttempt> {
         self.inner
-            .reserve_pin_attempt(role, limit, now, lease_until)
+            .reserve_pin_attempt(role, epoch, limit, now, lease_until)
     }
     fn settle_pin_attempt(
         &self,

@@ -20,6 +20,7 @@ use super::{master_aad, Token, META_RECORD_AUTH};
 use crate::error::{Error, Result, StoreError};
 use crate::object::{Object, RecordAuth};
 use crate::store::seal::MasterKey;
+use crate::store::PinRecordId;
 use crate::store::{Change, PinRole, Scope};
 
 /// The format of the PIN record a login opened.
@@ -71,18 +72,22 @@ impl Token {
     /// legacy record means this token may predate authenticated records. If the token's
     /// marker is there (and authentic), it was adopted already; if it is missing, every
     /// record is adopted now; a marker that does not authenticate is tampering. Either
-    /// way the PIN record is rewrapped in the current format (`pin` is needed for that).
+    /// way the PIN record is rewrapped in the current format (`pin` is needed for that),
+    /// if it is still the record `checked` the PIN was checked against. Answers the KDF
+    /// parameters of the record in force after it as far as this call knows (the
+    /// rewrapped one's, or `checked`'s).
     pub(super) fn settle_record_format(
         &self,
         role: PinRole,
         pin: &[u8],
         master: &MasterKey,
         format: PinFormat,
-        epoch: u64,
-    ) -> Result<()> {
+        checked: &PinRecordId,
+    ) -> Result<Vec<u8>> {
         if format == PinFormat::Current {
-            return Ok(());
+            return Ok(checked.kdf.clone());
         }
+        let epoch = checked.epoch;
         let expected = record_auth_marker(master, &self.serial);
         let snapshot = self.store.read(0, 0, Scope::Changes)?;
         let adopted = match snapshot.meta.get(META_RECORD_AUTH) {
@@ -100,11 +105,16 @@ impl Token {
         // It keeps the failure count the store holds when it is written, not one read
         // before the derivation (attempts made meanwhile stay counted).
         let record = Token::pin_record(master, &self.serial, role, pin, &self.shared.config)?;
-        let mut changes = vec![Change::RewrapPin(role, record)];
+        let rewrapped = record.kdf.clone();
+        let mut changes = vec![Change::RewrapPin {
+            role,
+            from_kdf: checked.kdf.clone(),
+            record,
+        }];
         if adopted {
             // Decided under the key of the token of `epoch` (`commit_decided`).
             self.commit_in(&[Some(epoch)], changes)?;
-            return Ok(());
+            return Ok(rewrapped);
         }
         let all = self.store.read(0, 0, Scope::All)?;
         let uids: Vec<_> = all.objects.iter().map(|r| r.uid).collect();
@@ -156,7 +166,8 @@ impl Token {
              are now authenticated",
             self.serial
         );
-        self.sync()
+        self.sync()?;
+        Ok(rewrapped)
     }
 }
 

@@ -37,13 +37,22 @@ pub(super) fn with<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
                 // after each use), so the allocation freed by the growth holds nothing.
                 buffer.resize(len.next_power_of_two().min(MAX), 0);
             }
-            let area = &mut buffer[..len];
-            let result = f(area);
-            wipe(area);
-            Some(result)
+            // Wiped when the use ends, by a panic in `f` too (nothing of aws-lc's panics,
+            // but the buffer must never keep plaintext).
+            let area = Wiped(&mut buffer[..len]);
+            Some(f(area.0))
         })
         .ok()
         .flatten()
+}
+
+/// An area of the buffer, wiped when dropped.
+struct Wiped<'a>(&'a mut [u8]);
+
+impl Drop for Wiped<'_> {
+    fn drop(&mut self) {
+        wipe(self.0);
+    }
 }
 
 /// Zeroes `area` in one bulk write (zeroize writes a slice one volatile byte at a time, a

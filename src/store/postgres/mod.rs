@@ -412,6 +412,7 @@ impl Store for PgStore {
     fn reserve_pin_attempt(
         &self,
         role: PinRole,
+        epoch: u64,
         limit: u32,
         now: i64,
         lease_until: i64,
@@ -420,7 +421,14 @@ impl Store for PgStore {
         let (token, writer) = (self.token, self.writer.as_str());
         let (code, limit) = (role.code(), i64::from(limit));
         let (answer, seq) = self.run(&mut inner, |c, committing| {
-            pins::reserve(c, token, writer, code, limit, now, lease_until, committing)
+            pins::reserve(
+                c,
+                token,
+                writer,
+                (code, epoch, limit),
+                (now, lease_until),
+                committing,
+            )
         })?;
         if let Some(seq) = seq {
             PgStore::committed(&mut inner, seq);

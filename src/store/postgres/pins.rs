@@ -8,22 +8,24 @@ use super::records;
 use crate::error::StoreError;
 use crate::store::{PinAttempt, PinRecordId, PinSettle};
 
-/// What `Store::reserve_pin_attempt` answers, and the sequence number of its commit.
-#[allow(clippy::too_many_arguments)]
+/// What `Store::reserve_pin_attempt` answers, and the sequence number of its commit:
+/// an attempt at the PIN of role `code` of the token of `epoch`, whose limit is `limit`,
+/// leased from `now` until `lease_until`.
 pub(super) fn reserve(
     c: &mut Conn,
     token: i64,
     writer: &str,
-    code: i64,
-    limit: i64,
-    now: i64,
-    lease_until: i64,
+    (code, epoch, limit): (i64, u64, i64),
+    (now, lease_until): (i64, i64),
     committing: &mut bool,
 ) -> PgResult<(PinAttempt, Option<i64>)> {
     let tx = c;
     tx.begin("")?;
     // The token's row first, as every writer takes it.
-    let (_, epoch) = records::state(tx, token, true)?;
+    if records::state(tx, token, true)?.1 != epoch {
+        tx.commit()?;
+        return Ok((PinAttempt::OtherToken, None));
+    }
     // One statement checks the limit and takes the attempt: the row lock makes
     // a second host wait and then re-check the condition on the new count.
     let taken = tx.query_opt(

@@ -160,11 +160,42 @@ pub(super) fn apply(
                     &[&token, &role.code(), &pin.kdf, &pin.wrapped_key, &i64::from(pin.failures)],
                 )?;
             }
-            Change::RewrapPin(role, pin) => {
+            Change::ReplacePin {
+                role,
+                from_kdf,
+                record,
+            } => {
+                let replaced = tx.execute(
+                    "UPDATE kmshsm_pins SET kdf = $4, wrapped_key = $5, failures = $6 \
+                     WHERE token = $1 AND role = $2 AND kdf = $3",
+                    &[
+                        &token,
+                        &role.code(),
+                        &from_kdf,
+                        &record.kdf,
+                        &record.wrapped_key,
+                        &i64::from(record.failures),
+                    ],
+                )?;
+                if replaced == 0 {
+                    return Err(StoreError::PinRecordChanged.into());
+                }
+            }
+            Change::RewrapPin {
+                role,
+                from_kdf,
+                record,
+            } => {
                 tx.execute(
-                    "UPDATE kmshsm_pins SET kdf = $3, wrapped_key = $4 \
-                     WHERE token = $1 AND role = $2",
-                    &[&token, &role.code(), &pin.kdf, &pin.wrapped_key],
+                    "UPDATE kmshsm_pins SET kdf = $4, wrapped_key = $5 \
+                     WHERE token = $1 AND role = $2 AND kdf = $3",
+                    &[
+                        &token,
+                        &role.code(),
+                        &from_kdf,
+                        &record.kdf,
+                        &record.wrapped_key,
+                    ],
                 )?;
             }
             Change::RemovePin(role) => {

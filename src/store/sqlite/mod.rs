@@ -834,13 +834,14 @@ impl Store for SqliteStore {
     fn reserve_pin_attempt(
         &self,
         role: PinRole,
+        epoch: u64,
         limit: u32,
         now: i64,
         lease_until: i64,
     ) -> StoreResult<PinAttempt> {
         let (answer, ticket) = {
             let mut conn = self.lock_for_write()?;
-            let answer = pins::reserve(&mut conn.db, role, limit, now, lease_until)?;
+            let answer = pins::reserve(&mut conn.db, role, epoch, limit, now, lease_until)?;
             // A refusal (Busy, Locked) wrote nothing but was decided on what was read.
             (answer, self.written(&mut conn, true))
         };

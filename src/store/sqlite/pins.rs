@@ -12,11 +12,15 @@ use crate::store::{PinAttempt, PinRecordId, PinRole, PinSettle, StoreResult};
 pub(super) fn reserve(
     db: &mut Connection,
     role: PinRole,
+    epoch: u64,
     limit: u32,
     now: i64,
     lease_until: i64,
 ) -> StoreResult<PinAttempt> {
     let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if super::read_state(&tx)?.1 != epoch {
+        return Ok(PinAttempt::OtherToken);
+    }
     // One statement checks the limit and takes the attempt: two processes cannot both
     // take the last one.
     let counted: Option<(u32, Vec<u8>)> = tx
@@ -37,10 +41,7 @@ pub(super) fn reserve(
         .execute(params![role.code(), now, lease_until])?;
         PinAttempt::Reserved {
             failures,
-            record: PinRecordId {
-                epoch: super::read_state(&tx)?.1,
-                kdf,
-            },
+            record: PinRecordId { epoch, kdf },
         }
     } else {
         let exists = tx

@@ -902,7 +902,7 @@ fn a_change_of_metadata_or_pins_elsewhere_is_read_though_the_records_are_reused(
     };
     assert_eq!(
         writer
-            .reserve_pin_attempt(PinRole::User, 10, 1_000, 2_000)
+            .reserve_pin_attempt(PinRole::User, record.epoch, 10, 1_000, 2_000)
             .unwrap(),
         PinAttempt::Reserved {
             failures: 1,

@@ -240,9 +240,41 @@ pub(super) fn apply(
                     )?
                     .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
             }
-            Change::RewrapPin(role, pin) => {
-                tx.prepare_cached("UPDATE pins SET kdf = ?2, wrapped_key = ?3 WHERE role = ?1")?
-                    .execute(params![role.code(), pin.kdf, pin.wrapped_key])?;
+            Change::ReplacePin {
+                role,
+                from_kdf,
+                record,
+            } => {
+                let replaced = tx
+                    .prepare_cached(
+                        "UPDATE pins SET kdf = ?3, wrapped_key = ?4, failures = ?5 \
+                         WHERE role = ?1 AND kdf = ?2",
+                    )?
+                    .execute(params![
+                        role.code(),
+                        from_kdf,
+                        record.kdf,
+                        record.wrapped_key,
+                        record.failures
+                    ])?;
+                if replaced == 0 {
+                    return Err(StoreError::PinRecordChanged);
+                }
+            }
+            Change::RewrapPin {
+                role,
+                from_kdf,
+                record,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE pins SET kdf = ?3, wrapped_key = ?4 WHERE role = ?1 AND kdf = ?2",
+                )?
+                .execute(params![
+                    role.code(),
+                    from_kdf,
+                    record.kdf,
+                    record.wrapped_key
+                ])?;
             }
             Change::RemovePin(role) => {
                 tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
