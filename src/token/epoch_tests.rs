@@ -960,30 +960,8 @@ fn a_right_pin_of_a_replaced_user_pin_record_does_not_reset_the_new_records_coun
 fn wrong_pins_tried_while_a_legacy_pin_record_is_rewrapped_stay_counted() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, hooks, elsewhere) = two_views(dir.path(), "epochq009");
-    let user_pin = b"user-pin-5678";
-    here.add_session(SessionHandle::new(1), true)
-        .expect("session");
-    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
-        .expect("SO login");
-    here.init_pin(true, user_pin).expect("user PIN");
-    // The user PIN record in the format of the builds before authenticated records (the
-    // token's marker stays: it was adopted already).
-    let master = here.master().expect("master key");
-    let kdf = crate::store::seal::PinKdf::fresh(&here.shared.config.kdf).expect("kdf");
-    let [_, legacy] = super::records::master_aads(&here.serial, PinRole::User);
-    let wrapped =
-        crate::store::seal::wrap_master_key(&master, &kdf, user_pin, &legacy).expect("wrapped");
-    here.store
-        .commit(vec![Change::PutPin(
-            PinRole::User,
-            crate::store::PinRecord {
-                kdf: kdf.encode(),
-                wrapped_key: wrapped,
-                failures: 0,
-            },
-        )])
-        .expect("legacy PIN record");
-    here.logout().expect("logout");
+    let user_pin = LEGACY_USER_PIN;
+    with_legacy_user_pin(&here);
     let limit = here.status().expect("status").max_failures;
     elsewhere
         .add_session(SessionHandle::new(1), true)
@@ -1251,30 +1229,8 @@ fn a_set_pin_checked_against_a_replaced_record_does_not_undo_the_so_reset() {
 fn the_rewrap_of_a_legacy_pin_record_does_not_undo_an_so_reset_made_meanwhile() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, hooks, elsewhere) = two_views(dir.path(), "epochr010");
-    let user_pin = b"user-pin-5678";
-    here.add_session(SessionHandle::new(1), true)
-        .expect("session");
-    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
-        .expect("SO login");
-    here.init_pin(true, user_pin).expect("user PIN");
-    // The user PIN record in the format of the builds before authenticated records (the
-    // token's marker stays: it was adopted already).
-    let master = here.master().expect("master key");
-    let kdf = crate::store::seal::PinKdf::fresh(&here.shared.config.kdf).expect("kdf");
-    let [_, legacy] = super::records::master_aads(&here.serial, PinRole::User);
-    let wrapped =
-        crate::store::seal::wrap_master_key(&master, &kdf, user_pin, &legacy).expect("wrapped");
-    here.store
-        .commit(vec![Change::PutPin(
-            PinRole::User,
-            crate::store::PinRecord {
-                kdf: kdf.encode(),
-                wrapped_key: wrapped,
-                failures: 0,
-            },
-        )])
-        .expect("legacy PIN record");
-    here.logout().expect("logout");
+    let user_pin = LEGACY_USER_PIN;
+    with_legacy_user_pin(&here);
     elsewhere
         .add_session(SessionHandle::new(1), true)
         .expect("session");
@@ -1303,4 +1259,34 @@ fn the_rewrap_of_a_legacy_pin_record_does_not_undo_an_so_reset_made_meanwhile() 
         "the SO's reset (answered CKR_OK) was undone by the rewrap: the PIN the SO set \
          answers {reset:?}, the old user PIN {old:?}"
     );
+}
+
+/// The user PIN of `with_legacy_user_pin`.
+const LEGACY_USER_PIN: &[u8] = b"user-pin-5678";
+
+/// Gives `here`'s token (no session open yet) the user PIN `LEGACY_USER_PIN` in a record
+/// of the format of the builds before authenticated records (the token's marker stays:
+/// it was adopted already), and leaves session 1 open, logged out.
+fn with_legacy_user_pin(here: &Token) {
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    here.init_pin(true, LEGACY_USER_PIN).expect("user PIN");
+    let master = here.master().expect("master key");
+    let kdf = crate::store::seal::PinKdf::fresh(&here.shared.config.kdf).expect("kdf");
+    let [_, legacy] = super::records::master_aads(&here.serial, PinRole::User);
+    let wrapped = crate::store::seal::wrap_master_key(&master, &kdf, LEGACY_USER_PIN, &legacy)
+        .expect("wrapped");
+    here.store
+        .commit(vec![Change::PutPin(
+            PinRole::User,
+            crate::store::PinRecord {
+                kdf: kdf.encode(),
+                wrapped_key: wrapped,
+                failures: 0,
+            },
+        )])
+        .expect("legacy PIN record");
+    here.logout().expect("logout");
 }
