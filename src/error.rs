@@ -42,7 +42,7 @@ pub enum StoreError {
     #[error("store configuration: {0}")]
     Config(String),
     /// A PIN record was replaced between the check of a PIN against it and a change
-    /// that depends on that check (`Change::ReplacePin`); nothing was written.
+    /// that depends on that check (`Change::RequirePin`); nothing was written.
     #[error("the PIN record changed since the PIN was checked")]
     PinRecordChanged,
 }

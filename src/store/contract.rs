@@ -555,35 +555,49 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         0,
         "a right PIN of the record as it is now resets"
     );
-    // A replacement over a record that is no longer the role's fails the whole commit;
-    // over the one that is, it replaces the record whole.
-    let replace = |from: &[u8], failures| Change::ReplacePin {
+    // A commit that requires a record that is no longer the role's fails whole, also
+    // when the commit's own earlier change replaced it; requiring the one that is lets
+    // the rest through (here a new PIN over it, the count kept).
+    let require = |kdf: &[u8]| Change::RequirePin {
+        role: so,
+        kdf: kdf.to_vec(),
+    };
+    let new_pin = |from: &[u8]| Change::RewrapPin {
         role: so,
         from_kdf: from.to_vec(),
         record: PinRecord {
             kdf: vec![8, 8],
-            ..pin(failures)
+            ..pin(5)
         },
     };
-    assert!(matches!(
-        first.commit(vec![
+    for refused in [
+        vec![
             Change::PutMeta("replaced".into(), vec![1]),
-            replace(&replacement.kdf, 5),
-        ]),
-        Err(StoreError::PinRecordChanged)
-    ));
-    let now = read_applied(second, 0, 0, Scope::Changes);
-    assert!(
-        !now.meta.contains_key("replaced"),
-        "nothing of it was written"
-    );
-    assert_eq!(now.pins[&so].kdf, pin(0).kdf);
-    second.commit(vec![replace(&pin(0).kdf, 5)]).unwrap();
-    let replaced_whole = &read_applied(first, 0, 0, Scope::Changes).pins[&so];
-    assert_eq!(
-        (replaced_whole.kdf.clone(), replaced_whole.failures),
-        (vec![8, 8], 5)
-    );
+            require(&replacement.kdf),
+        ],
+        vec![
+            require(&pin(0).kdf),
+            new_pin(&pin(0).kdf),
+            Change::PutMeta("replaced".into(), vec![1]),
+            require(&pin(0).kdf),
+        ],
+    ] {
+        assert!(matches!(
+            first.commit(refused),
+            Err(StoreError::PinRecordChanged)
+        ));
+        let now = read_applied(second, 0, 0, Scope::Changes);
+        assert!(
+            !now.meta.contains_key("replaced"),
+            "nothing of it was written"
+        );
+        assert_eq!(now.pins[&so].kdf, pin(0).kdf);
+    }
+    second
+        .commit(vec![require(&pin(0).kdf), new_pin(&pin(0).kdf)])
+        .unwrap();
+    let replaced = &read_applied(first, 0, 0, Scope::Changes).pins[&so];
+    assert_eq!((replaced.kdf.clone(), replaced.failures), (vec![8, 8], 0));
     // A reservation for another token than the store's writes nothing.
     for other in [epoch + 1, epoch.wrapping_sub(1)] {
         assert_eq!(
@@ -591,7 +605,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
             OtherToken
         );
     }
-    assert_eq!(failures(second), 5);
+    assert_eq!(failures(second), 0);
     second.commit(vec![Change::PutPin(so, pin(0))]).unwrap();
 }
 

@@ -104,6 +104,44 @@ impl MemoryStore {
 
 /// Applies `changes` to the shared records as one new sequence number; nothing when one
 /// of them is refused.
+/// Judges every `RequirePin` of `changes` on the PIN records as the commit's earlier
+/// changes leave them, as SQLite's transaction does, before anything is applied (so
+/// that a refused commit leaves nothing, as SQLite's rolled-back transaction does).
+fn require_pins(pins: &BTreeMap<PinRole, PinRecord>, changes: &[Change]) -> StoreResult<()> {
+    if !changes
+        .iter()
+        .any(|c| matches!(c, Change::RequirePin { .. }))
+    {
+        return Ok(());
+    }
+    let mut pins = pins.clone();
+    for change in changes {
+        match change {
+            Change::RequirePin { role, kdf } if pins.get(role).map(|p| &p.kdf) != Some(kdf) => {
+                return Err(StoreError::PinRecordChanged);
+            }
+            Change::PutPin(role, pin) => {
+                pins.insert(*role, pin.clone());
+            }
+            Change::RemovePin(role) => {
+                pins.remove(role);
+            }
+            Change::RewrapPin {
+                role,
+                from_kdf,
+                record,
+            } => {
+                if let Some(held) = pins.get_mut(role).filter(|h| &h.kdf == from_kdf) {
+                    held.kdf = record.kdf.clone();
+                }
+            }
+            Change::Wipe => pins.clear(),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
     if let Some(Change::PruneAudit(cp)) =
         changes.iter().find(|c| matches!(c, Change::PruneAudit(_)))
@@ -119,17 +157,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             ));
         }
     }
-    // Checked before anything is applied, so that a refused commit leaves nothing (as
-    // SQLite's rolled-back transaction does).
-    let replaced_since = |c: &Change| match c {
-        Change::ReplacePin { role, from_kdf, .. } => {
-            shared.pins.get(role).map(|p| &p.kdf) != Some(from_kdf)
-        }
-        _ => false,
-    };
-    if changes.iter().any(replaced_since) {
-        return Err(StoreError::PinRecordChanged);
-    }
+    require_pins(&shared.pins, &changes)?;
     let restoring = changes.iter().any(|c| matches!(c, Change::RestoreAudit(_)));
     if restoring && (!shared.audit.events.is_empty() || shared.audit.checkpoint.is_some()) {
         return Err(StoreError::Malformed(
@@ -146,9 +174,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             Change::PutPin(role, pin) => {
                 shared.pins.insert(role, pin);
             }
-            Change::ReplacePin { role, record, .. } => {
-                shared.pins.insert(role, record);
-            }
+            Change::RequirePin { .. } => {}
             Change::RewrapPin {
                 role,
                 from_kdf,
@@ -435,6 +461,54 @@ mod tests {
         let second = first.share();
         crate::store::contract::audit(&first, &second);
         crate::store::contract::audit_restore(&super::MemoryStore::new());
+    }
+
+    /// Review of 812a0aa: the memory store checked every `ReplacePin` of a commit against
+    /// the records as they were before the commit, where SQLite's transaction (and
+    /// PostgreSQL's) checks each against the records as the commit's earlier changes left
+    /// them. Two replacements from one record in one commit: SQLite refuses the whole
+    /// commit, the memory store applies both, so a test on the memory store can pass where
+    /// the real stores fail.
+    #[test]
+    fn a_commit_replacing_one_pin_record_twice_is_judged_as_sqlite_judges_it() {
+        use crate::error::StoreError;
+        use crate::store::{Change, PinRecord, PinRole, Store};
+        let record = |kdf: u8| PinRecord {
+            kdf: vec![kdf],
+            wrapped_key: vec![kdf],
+            failures: 0,
+        };
+        let replace = |from: u8, to: u8| {
+            [
+                Change::RequirePin {
+                    role: PinRole::User,
+                    kdf: vec![from],
+                },
+                Change::RewrapPin {
+                    role: PinRole::User,
+                    from_kdf: vec![from],
+                    record: record(to),
+                },
+            ]
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite =
+            crate::store::sqlite::SqliteStore::create(&dir.path().join("t.db"), vec![]).unwrap();
+        let memory = super::MemoryStore::new();
+        let outcome = |store: &dyn Store| {
+            store
+                .commit(vec![Change::PutPin(PinRole::User, record(1))])
+                .unwrap();
+            matches!(
+                store.commit([replace(1, 2), replace(1, 3)].concat()),
+                Err(StoreError::PinRecordChanged)
+            )
+        };
+        let (in_sqlite, in_memory) = (outcome(&sqlite), outcome(&memory));
+        assert_eq!(
+            in_memory, in_sqlite,
+            "refused by SQLite: {in_sqlite}, by the memory store: {in_memory}"
+        );
     }
 
     #[test]

@@ -111,19 +111,19 @@ impl std::fmt::Debug for ObjectRecord {
 pub enum Change {
     PutMeta(String, Vec<u8>),
     PutPin(PinRole, PinRecord),
-    /// Replaces the role's PIN record whole (its count included) if it is still the
-    /// one with KDF parameters `from_kdf` (the record a PIN was just checked against);
-    /// otherwise the whole commit fails with `StoreError::PinRecordChanged`, so that a
-    /// `C_SetPIN` does not undo a record set meanwhile (the SO's `C_InitPIN`, say).
-    ReplacePin {
+    /// Writes nothing; the whole commit fails with `StoreError::PinRecordChanged` unless
+    /// the role's PIN record (as the commit's earlier changes leave it) is the one with
+    /// KDF parameters `kdf`: the record a PIN was just checked against, so that what the
+    /// check allowed (`C_SetPIN`, `C_InitToken`) does not undo a record set meanwhile
+    /// (the SO's `C_InitPIN`, or `C_SetPIN`, of a PIN believed leaked).
+    RequirePin {
         role: PinRole,
-        from_kdf: Vec<u8>,
-        record: PinRecord,
+        kdf: Vec<u8>,
     },
-    /// Gives the role's PIN record new KDF parameters and a new wrapped key (the same
-    /// PIN, the key rewrapped), keeping its failure count as the store holds it (the
-    /// record's `failures` is not used), if it is still the one with KDF parameters
-    /// `from_kdf`; nothing otherwise (a record set since needs no rewrap).
+    /// Gives the role's PIN record new KDF parameters and a new wrapped key (a new PIN,
+    /// or the same one rewrapped), keeping its failure count as the store holds it (the
+    /// record's `failures` is not used: wrong PINs tried meanwhile stay counted), if it
+    /// is still the one with KDF parameters `from_kdf`; nothing otherwise.
     RewrapPin {
         role: PinRole,
         from_kdf: Vec<u8>,

@@ -1261,6 +1261,141 @@ fn the_rewrap_of_a_legacy_pin_record_does_not_undo_an_so_reset_made_meanwhile() 
     );
 }
 
+/// Attack (independent review of 812a0aa): `C_InitToken` checks the SO PIN against the SO
+/// record as it is, then wipes the token whatever SO record is there by then: the wipe
+/// (`commit_rekeyed`) is conditioned on the epoch only, not on the record the PIN opened
+/// (the guard `Change::ReplacePin` gives `C_SetPIN`). The SO's `C_SetPIN` in between (the
+/// SO changing an SO PIN it believes leaked) answers CKR_OK, and then the holder of the
+/// leaked PIN re-initialises the token anyway: every key is destroyed and the new token's
+/// SO PIN is the leaked one.
+#[test]
+fn a_reinitialisation_checked_against_a_replaced_so_record_does_not_wipe_the_token() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochr011");
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login elsewhere");
+    // The leaked SO PIN has been checked here (C_InitToken); before the wipe is
+    // committed, the SO changes the SO PIN.
+    let so = Arc::clone(&elsewhere);
+    hooks.arm(At::Transact, move || {
+        so.set_pin(true, SO_PIN, b"so-pin-changed")
+            .expect("C_SetPIN of the SO elsewhere")
+    });
+    let reinit = here.reinitialize(SO_PIN, [b'x'; LABEL_LEN]);
+    eprintln!("C_InitToken with the old SO PIN: {reinit:?}");
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let changed = here.login(SessionHandle::new(1), UserKind::So, b"so-pin-changed");
+    assert!(
+        reinit.is_err() && changed.is_ok(),
+        "the token was re-initialised with an SO PIN the SO had changed (C_SetPIN answered \
+         CKR_OK first): C_InitToken answered {reinit:?}, the SO PIN the SO set {changed:?}"
+    );
+}
+
+/// Attack (independent review of 812a0aa): `Change::ReplacePin` writes the new record with
+/// a count of 0 (`Token::pin_record`), dropping the wrong PINs counted in the old record
+/// after the old PIN was checked (the rewrap keeps the count the store holds for this very
+/// reason). With a new PIN equal to the old one (PKCS#11 does not forbid it), an attacker
+/// guessing during the C_SetPIN gets the limit of wrong guesses at that PIN, locks it, and
+/// the C_SetPIN unlocks it for as many again: 19 consecutive wrong guesses at one PIN under
+/// a limit of 10, and a locked PIN unlocked without a right PIN checked after the lock.
+#[test]
+fn a_set_pin_checked_before_a_lockout_does_not_unlock_the_pin() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochr012");
+    let user_pin = b"user-pin-5678";
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    here.init_pin(true, user_pin).expect("user PIN");
+    here.logout().expect("logout");
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    // The old PIN has been checked here (C_SetPIN in a public session); before the new
+    // record is written, the attacker elsewhere guesses until the PIN locks.
+    let attacker = Arc::clone(&elsewhere);
+    hooks.arm(At::Transact, move || {
+        for n in 0..10 {
+            let guess = format!("guess-{n:04}");
+            let wrong = attacker.login(SessionHandle::new(1), UserKind::User, guess.as_bytes());
+            assert!(matches!(wrong, Err(Error::PinIncorrect)), "{wrong:?}");
+        }
+        let locked = attacker.login(SessionHandle::new(1), UserKind::User, b"guess-0010");
+        assert!(matches!(locked, Err(Error::PinLocked)), "{locked:?}");
+    });
+    let set = here.set_pin(true, user_pin, user_pin);
+    eprintln!("C_SetPIN (new PIN = old PIN): {set:?}");
+    let after = elsewhere.login(SessionHandle::new(1), UserKind::User, b"guess-0011");
+    let failures = elsewhere.status().expect("status").user_failures;
+    assert!(
+        matches!(after, Err(Error::PinLocked)),
+        "the PIN locked by 10 wrong guesses made after the C_SetPIN's check was unlocked by \
+         it: C_SetPIN answered {set:?}, the 11th wrong guess {after:?} ({failures:?} failures \
+         counted, limit 10)"
+    );
+}
+
+/// Attack (independent review of 812a0aa): `C_SetPIN` with the right old PIN of a legacy
+/// record, while another process logs in with that same PIN and rewraps the record (same
+/// PIN, new KDF parameters): the caller's own rewrap writes nothing (its `from_kdf` is
+/// gone), `settle_record_format` still answers the KDF parameters of a record it never
+/// wrote, and the `ReplacePin` from them fails with `StoreError::PinRecordChanged`, which
+/// `ffi/rv.rs` answers CKR_PIN_INCORRECT: the right PIN, still the PIN, reported wrong.
+#[test]
+fn a_set_pin_with_the_right_pin_is_not_answered_pin_incorrect_after_a_rewrap_elsewhere() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochr013");
+    let user_pin = b"user-pin-5678";
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    here.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login");
+    here.init_pin(true, user_pin).expect("user PIN");
+    // The user PIN record in the format of the builds before authenticated records (the
+    // token's marker stays: it was adopted already).
+    let master = here.master().expect("master key");
+    let kdf = crate::store::seal::PinKdf::fresh(&here.shared.config.kdf).expect("kdf");
+    let [_, legacy] = super::records::master_aads(&here.serial, PinRole::User);
+    let wrapped =
+        crate::store::seal::wrap_master_key(&master, &kdf, user_pin, &legacy).expect("wrapped");
+    here.store
+        .commit(vec![Change::PutPin(
+            PinRole::User,
+            crate::store::PinRecord {
+                kdf: kdf.encode(),
+                wrapped_key: wrapped,
+                failures: 0,
+            },
+        )])
+        .expect("legacy PIN record");
+    here.logout().expect("logout");
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    // The old PIN has been checked here; before the attempt is settled, the user logs in
+    // elsewhere with the same PIN, which rewraps the record.
+    let user = Arc::clone(&elsewhere);
+    hooks.arm(At::Settle, move || {
+        user.login(SessionHandle::new(1), UserKind::User, user_pin)
+            .expect("user login elsewhere");
+        user.logout().expect("logout elsewhere");
+    });
+    let set = here.set_pin(true, user_pin, b"new-user-pin");
+    let old = here.login(SessionHandle::new(1), UserKind::User, user_pin);
+    assert!(
+        !matches!(set, Err(Error::Store(StoreError::PinRecordChanged))) || old.is_err(),
+        "C_SetPIN with the right PIN answered {set:?} (CKR_PIN_INCORRECT), yet that PIN \
+         still opens the token: {old:?}"
+    );
+}
+
 /// The user PIN of `with_legacy_user_pin`.
 const LEGACY_USER_PIN: &[u8] = b"user-pin-5678";
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreError};
 use crate::ids::SessionHandle;
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::store::audit::AuditKey;
@@ -457,6 +457,25 @@ impl Token {
             _ => PinRole::User,
         };
         check_pin_len(new)?;
+        // A record replaced between the check of the old PIN and the write (another
+        // process's login rewrapping an old-format record, the SO's C_InitPIN) refuses
+        // the write; the old PIN is then checked again, counted, against the record in
+        // force, so that a rewrap of the same PIN does not make a right PIN answer
+        // CKR_PIN_INCORRECT, and a PIN the SO replaced does.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.set_pin_once(role, old, new) {
+                Err(Error::Store(StoreError::PinRecordChanged))
+                    if attempts < PIN_RECORD_CHANGES => {}
+                done => return done,
+            }
+        }
+    }
+
+    /// One try of `set_pin`: the old PIN checked, the new record written over the record
+    /// it opened only.
+    fn set_pin_once(&self, role: PinRole, old: &[u8], new: &[u8]) -> Result<()> {
         self.refresh()?;
         // The token the old PIN's record is read from (as at `login`).
         let epoch = self.view_epoch();
@@ -469,14 +488,21 @@ impl Token {
         let record = Token::pin_record(&master, &self.serial, role, new, &self.shared.config)?;
         let event = self.pin_event(Operation::SetPin, role, None);
         // Only over the record the old PIN opened: one set meanwhile (the SO's
-        // `C_InitPIN` of a PIN it thinks leaked, say) is not undone, and the call
-        // answers that the old PIN is not the PIN (`StoreError::PinRecordChanged`).
+        // `C_InitPIN` or `C_SetPIN` of a PIN believed leaked, say) is not undone. The
+        // count the store holds is kept: wrong PINs tried since the check stay counted,
+        // and a PIN locked meanwhile stays locked.
         self.commit_with_events_under(
-            vec![Change::ReplacePin {
-                role,
-                from_kdf,
-                record,
-            }],
+            vec![
+                Change::RequirePin {
+                    role,
+                    kdf: from_kdf.clone(),
+                },
+                Change::RewrapPin {
+                    role,
+                    from_kdf,
+                    record,
+                },
+            ],
             vec![event],
             Some(&AuditKey::new(&super::audit::audit_key(&master))),
             &[Some(epoch)],

@@ -563,6 +563,12 @@ impl Token {
             &old,
             &master,
             vec![
+                // Only the token whose SO record the PIN opened: an SO PIN changed
+                // meanwhile (believed leaked, say) is not the one to wipe it with.
+                Change::RequirePin {
+                    role: PinRole::So,
+                    kdf: checked.kdf.clone(),
+                },
                 Change::Wipe,
                 Change::PutMeta(META_LABEL.into(), label.to_vec()),
                 Change::PutMeta(

@@ -160,24 +160,12 @@ pub(super) fn apply(
                     &[&token, &role.code(), &pin.kdf, &pin.wrapped_key, &i64::from(pin.failures)],
                 )?;
             }
-            Change::ReplacePin {
-                role,
-                from_kdf,
-                record,
-            } => {
-                let replaced = tx.execute(
-                    "UPDATE kmshsm_pins SET kdf = $4, wrapped_key = $5, failures = $6 \
-                     WHERE token = $1 AND role = $2 AND kdf = $3",
-                    &[
-                        &token,
-                        &role.code(),
-                        &from_kdf,
-                        &record.kdf,
-                        &record.wrapped_key,
-                        &i64::from(record.failures),
-                    ],
+            Change::RequirePin { role, kdf } => {
+                let held = tx.query_opt(
+                    "SELECT 1 FROM kmshsm_pins WHERE token = $1 AND role = $2 AND kdf = $3",
+                    &[&token, &role.code(), &kdf],
                 )?;
-                if replaced == 0 {
+                if held.is_none() {
                     return Err(StoreError::PinRecordChanged.into());
                 }
             }

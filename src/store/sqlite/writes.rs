@@ -240,24 +240,12 @@ pub(super) fn apply(
                     )?
                     .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
             }
-            Change::ReplacePin {
-                role,
-                from_kdf,
-                record,
-            } => {
-                let replaced = tx
-                    .prepare_cached(
-                        "UPDATE pins SET kdf = ?3, wrapped_key = ?4, failures = ?5 \
-                         WHERE role = ?1 AND kdf = ?2",
-                    )?
-                    .execute(params![
-                        role.code(),
-                        from_kdf,
-                        record.kdf,
-                        record.wrapped_key,
-                        record.failures
-                    ])?;
-                if replaced == 0 {
+            Change::RequirePin { role, kdf } => {
+                let held = tx
+                    .prepare_cached("SELECT 1 FROM pins WHERE role = ?1 AND kdf = ?2")?
+                    .query_row(params![role.code(), kdf], |_| Ok(()))
+                    .optional()?;
+                if held.is_none() {
                     return Err(StoreError::PinRecordChanged);
                 }
             }
