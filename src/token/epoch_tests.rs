@@ -1396,6 +1396,61 @@ fn a_set_pin_with_the_right_pin_is_not_answered_pin_incorrect_after_a_rewrap_els
     );
 }
 
+/// Attack-free race (independent review of 8ffc52d): `C_InitToken` with the right SO PIN
+/// of an old-format SO record, while the SO logs in elsewhere with that same PIN and so
+/// rewraps the record (same PIN, new KDF parameters). The wipe's `Change::RequirePin`
+/// names the KDF parameters of the record the PIN was checked against, which are gone:
+/// the commit fails with `StoreError::PinRecordChanged`, which `ffi/rv.rs` answers
+/// CKR_PIN_INCORRECT, though the PIN is right and still opens the token. `C_SetPIN`
+/// checks the old PIN again in this case (`set_pin`'s loop); `C_InitToken` does not.
+#[test]
+fn a_reinitialisation_with_the_right_so_pin_is_not_answered_pin_incorrect_after_a_rewrap() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (here, hooks, elsewhere) = two_views(dir.path(), "epochr014");
+    // The SO PIN record in the format of the builds before authenticated records (the
+    // token's marker stays: it was adopted already).
+    elsewhere
+        .add_session(SessionHandle::new(1), true)
+        .expect("session");
+    elsewhere
+        .login(SessionHandle::new(1), UserKind::So, SO_PIN)
+        .expect("SO login elsewhere");
+    let master = elsewhere.master().expect("master key");
+    let kdf = crate::store::seal::PinKdf::fresh(&elsewhere.shared.config.kdf).expect("kdf");
+    let [_, legacy] = super::records::master_aads(&elsewhere.serial, PinRole::So);
+    let wrapped =
+        crate::store::seal::wrap_master_key(&master, &kdf, SO_PIN, &legacy).expect("wrapped");
+    elsewhere
+        .store
+        .commit(vec![Change::PutPin(
+            PinRole::So,
+            crate::store::PinRecord {
+                kdf: kdf.encode(),
+                wrapped_key: wrapped,
+                failures: 0,
+            },
+        )])
+        .expect("legacy SO PIN record");
+    elsewhere.logout().expect("logout elsewhere");
+    // The SO PIN has been checked here (C_InitToken); before the wipe is committed, the
+    // SO logs in elsewhere with the same PIN, which rewraps the record.
+    let so = Arc::clone(&elsewhere);
+    hooks.arm(At::Transact, move || {
+        so.login(SessionHandle::new(1), UserKind::So, SO_PIN)
+            .expect("SO login elsewhere, rewrapping the record");
+        so.logout().expect("logout elsewhere");
+    });
+    let reinit = here.reinitialize(SO_PIN, [b'x'; LABEL_LEN]);
+    here.add_session(SessionHandle::new(1), true)
+        .expect("session");
+    let still = here.login(SessionHandle::new(1), UserKind::So, SO_PIN);
+    assert!(
+        !matches!(reinit, Err(Error::Store(StoreError::PinRecordChanged))) || still.is_err(),
+        "C_InitToken with the right SO PIN answered {reinit:?} (CKR_PIN_INCORRECT), yet \
+         that PIN still opens the token: {still:?}"
+    );
+}
+
 /// The user PIN of `with_legacy_user_pin`.
 const LEGACY_USER_PIN: &[u8] = b"user-pin-5678";
 

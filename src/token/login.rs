@@ -27,7 +27,7 @@ const BUSY_PAUSE: Duration = Duration::from_millis(5);
 /// How many times one PIN check counts its attempt again after finding the PIN record it
 /// was counted in replaced before it was read (`Token::attempt_pin`); after that, the
 /// call fails rather than chase a record that keeps changing.
-const PIN_RECORD_CHANGES: usize = 3;
+pub(super) const PIN_RECORD_CHANGES: usize = 3;
 
 use super::records::{master_aads, PinFormat};
 use super::{check_pin_len, Token};

@@ -539,6 +539,23 @@ impl Token {
     /// and a new master key is made.
     pub(crate) fn reinitialize(&self, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
         check_pin_len(so_pin)?;
+        // As `set_pin`: an SO record replaced between the check and the wipe refuses the
+        // wipe; the SO PIN is then checked again, counted, against the record in force,
+        // so that another login's rewrap of the same PIN does not make a right PIN fail,
+        // and an SO PIN changed meanwhile answers CKR_PIN_INCORRECT.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.reinitialize_once(so_pin, label) {
+                Err(Error::Store(StoreError::PinRecordChanged))
+                    if attempts < login::PIN_RECORD_CHANGES => {}
+                done => return done,
+            }
+        }
+    }
+
+    /// One try of `reinitialize`.
+    fn reinitialize_once(&self, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
         if !self.sessions.lock().is_empty() {
             return Err(Error::SessionExists);
         }
