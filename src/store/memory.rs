@@ -463,7 +463,7 @@ mod tests {
         crate::store::contract::audit_restore(&super::MemoryStore::new());
     }
 
-    /// Review of 812a0aa: the memory store checked every `ReplacePin` of a commit against
+    /// Review of 7a7d832: the memory store checked every `ReplacePin` of a commit against
     /// the records as they were before the commit, where SQLite's transaction (and
     /// PostgreSQL's) checks each against the records as the commit's earlier changes left
     /// them. Two replacements from one record in one commit: SQLite refuses the whole

@@ -1261,7 +1261,7 @@ fn the_rewrap_of_a_legacy_pin_record_does_not_undo_an_so_reset_made_meanwhile() 
     );
 }
 
-/// Attack (independent review of 812a0aa): `C_InitToken` checks the SO PIN against the SO
+/// Attack (independent review of 7a7d832): `C_InitToken` checks the SO PIN against the SO
 /// record as it is, then wipes the token whatever SO record is there by then: the wipe
 /// (`commit_rekeyed`) is conditioned on the epoch only, not on the record the PIN opened
 /// (the guard `Change::ReplacePin` gives `C_SetPIN`). The SO's `C_SetPIN` in between (the
@@ -1297,7 +1297,7 @@ fn a_reinitialisation_checked_against_a_replaced_so_record_does_not_wipe_the_tok
     );
 }
 
-/// Attack (independent review of 812a0aa): `Change::ReplacePin` writes the new record with
+/// Attack (independent review of 7a7d832): `Change::ReplacePin` writes the new record with
 /// a count of 0 (`Token::pin_record`), dropping the wrong PINs counted in the old record
 /// after the old PIN was checked (the rewrap keeps the count the store holds for this very
 /// reason). With a new PIN equal to the old one (PKCS#11 does not forbid it), an attacker
@@ -1342,7 +1342,7 @@ fn a_set_pin_checked_before_a_lockout_does_not_unlock_the_pin() {
     );
 }
 
-/// Attack (independent review of 812a0aa): `C_SetPIN` with the right old PIN of a legacy
+/// Attack (independent review of 7a7d832): `C_SetPIN` with the right old PIN of a legacy
 /// record, while another process logs in with that same PIN and rewraps the record (same
 /// PIN, new KDF parameters): the caller's own rewrap writes nothing (its `from_kdf` is
 /// gone), `settle_record_format` still answers the KDF parameters of a record it never

@@ -20,8 +20,7 @@ use super::{master_aad, Token, META_RECORD_AUTH};
 use crate::error::{Error, Result, StoreError};
 use crate::object::{Object, RecordAuth};
 use crate::store::seal::MasterKey;
-use crate::store::PinRecordId;
-use crate::store::{Change, PinRole, Scope};
+use crate::store::{Change, PinRecordId, PinRole, Scope};
 
 /// The format of the PIN record a login opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
