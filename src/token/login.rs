@@ -27,7 +27,7 @@ const BUSY_PAUSE: Duration = Duration::from_millis(5);
 /// How many times one PIN check counts its attempt again after finding the PIN record it
 /// was counted in replaced before it was read (`Token::attempt_pin`); after that, the
 /// call fails rather than chase a record that keeps changing.
-pub(super) const PIN_RECORD_CHANGES: usize = 3;
+const PIN_RECORD_CHANGES: usize = 3;
 
 use super::records::{master_aads, PinFormat};
 use super::{check_pin_len, Token};
@@ -457,20 +457,7 @@ impl Token {
             _ => PinRole::User,
         };
         check_pin_len(new)?;
-        // A record replaced between the check of the old PIN and the write (another
-        // process's login rewrapping an old-format record, the SO's C_InitPIN) refuses
-        // the write; the old PIN is then checked again, counted, against the record in
-        // force, so that a rewrap of the same PIN does not make a right PIN answer
-        // CKR_PIN_INCORRECT, and a PIN the SO replaced does.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.set_pin_once(role, old, new) {
-                Err(Error::Store(StoreError::PinRecordChanged))
-                    if attempts < PIN_RECORD_CHANGES => {}
-                done => return done,
-            }
-        }
+        again_while_pin_record_changes(|| self.set_pin_once(role, old, new))
     }
 
     /// One try of `set_pin`: the old PIN checked, the new record written over the record
@@ -521,6 +508,23 @@ impl Token {
         );
         event.pin_failures = failures;
         event
+    }
+}
+
+/// Runs `once` (a PIN check and the write it allows, `Change::RequirePin`) again while
+/// the PIN record was replaced between the check and the write (another process's login
+/// rewrapping an old-format record, the SO's `C_InitPIN` or `C_SetPIN`), at most
+/// [`PIN_RECORD_CHANGES`] times: each time the PIN is checked again, counted, against
+/// the record in force, so that a rewrap of the same PIN does not make a right PIN
+/// answer CKR_PIN_INCORRECT, and a PIN replaced meanwhile does.
+pub(super) fn again_while_pin_record_changes(mut once: impl FnMut() -> Result<()>) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match once() {
+            Err(Error::Store(StoreError::PinRecordChanged)) if attempts < PIN_RECORD_CHANGES => {}
+            done => return done,
+        }
     }
 }
 

@@ -418,23 +418,14 @@ impl Token {
             }
             return self.load_all();
         }
-        for _ in 0..LOAD_ATTEMPTS {
-            let loaded = self.store.load_by_key(key)?;
-            let mut table = self.objects.write();
-            if table.add_loaded(&loaded, &self.shared.handles)? {
-                table.mark_resolved(key, epoch);
-                return Ok(());
-            }
-            drop(table);
-            // The cache had moved past the read: catch up, then read again.
-            self.sync()?;
-        }
-        Err(Error::CacheContention)
+        self.cache_loaded(|| Ok(Some(self.store.load_by_key(key)?)))?;
+        self.objects.write().mark_resolved(key, epoch);
+        Ok(())
     }
 
     /// Caches the token objects `uids` that are not cached yet.
     fn load_uids(&self, uids: &[ObjectUid]) -> Result<()> {
-        for _ in 0..LOAD_ATTEMPTS {
+        self.cache_loaded(|| {
             let missing: Vec<ObjectUid> = {
                 let table = self.objects.read();
                 uids.iter()
@@ -443,9 +434,22 @@ impl Token {
                     .collect()
             };
             if missing.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
-            let loaded = self.store.load(&missing)?;
+            Ok(Some(self.store.load(&missing)?))
+        })
+    }
+
+    /// Caches the records `read` reads (`None`: nothing left to read), reading again
+    /// after catching up while the cache had moved past the read.
+    fn cache_loaded(
+        &self,
+        mut read: impl FnMut() -> Result<Option<crate::store::Loaded>>,
+    ) -> Result<()> {
+        for _ in 0..LOAD_ATTEMPTS {
+            let Some(loaded) = read()? else {
+                return Ok(());
+            };
             if self
                 .objects
                 .write()
@@ -453,7 +457,6 @@ impl Token {
             {
                 return Ok(());
             }
-            // The cache had moved past the read: catch up, then read again.
             self.sync()?;
         }
         Err(Error::CacheContention)
@@ -540,18 +543,8 @@ impl Token {
     pub(crate) fn reinitialize(&self, so_pin: &[u8], label: [u8; LABEL_LEN]) -> Result<()> {
         check_pin_len(so_pin)?;
         // As `set_pin`: an SO record replaced between the check and the wipe refuses the
-        // wipe; the SO PIN is then checked again, counted, against the record in force,
-        // so that another login's rewrap of the same PIN does not make a right PIN fail,
-        // and an SO PIN changed meanwhile answers CKR_PIN_INCORRECT.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.reinitialize_once(so_pin, label) {
-                Err(Error::Store(StoreError::PinRecordChanged))
-                    if attempts < login::PIN_RECORD_CHANGES => {}
-                done => return done,
-            }
-        }
+        // wipe, and the SO PIN is checked again.
+        login::again_while_pin_record_changes(|| self.reinitialize_once(so_pin, label))
     }
 
     /// One try of `reinitialize`.
