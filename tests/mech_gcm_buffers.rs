@@ -292,8 +292,6 @@ fn a_length_that_overstates_the_buffer_is_not_written_past_the_output() {
 /// (a zero-copy send buffer, shared memory) reading it meanwhile sees none.
 #[test]
 fn the_output_buffer_never_holds_plaintext_during_an_encryption() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
     let fx = fixture();
     let len = 1 << 20;
     let plain = plaintext(len);
@@ -301,37 +299,14 @@ fn the_output_buffer_never_holds_plaintext_during_an_encryption() {
     buf[..len].copy_from_slice(&plain);
     let watched = len + len - 64; // the output's bytes 64 before the tag
     let sample: [u8; 32] = plain[len - 64..len - 32].try_into().unwrap();
-    let at = buf.as_ptr() as usize + watched;
-    let (stop, seen) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicUsize::new(0)),
-    );
-    let watcher = {
-        let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let mut now = [0u8; 32];
-                for (i, b) in now.iter_mut().enumerate() {
-                    // SAFETY: `at` points 32 bytes inside `buf`, which outlives this
-                    // thread (joined below); volatile reads of bytes another thread is
-                    // writing, racing on purpose, as the caller's other thread would.
-                    *b = unsafe { std::ptr::read_volatile((at + i) as *const u8) };
-                }
-                if now == sample {
-                    seen.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    let watcher = Watcher::start(buf.as_ptr() as usize + watched, sample);
     for _ in 0..40 {
         fx.init(true);
         let (rv, n) = fx.step(true, &mut buf, 0, len, len, (len + 16) as CK_ULONG);
         assert_eq!((rv, n as usize), (CKR_OK, len + 16));
     }
-    stop.store(true, Ordering::Relaxed);
-    watcher.join().unwrap();
     assert_eq!(
-        seen.load(Ordering::Relaxed),
+        watcher.stop(),
         0,
         "plaintext seen in the output buffer during C_Encrypt"
     );
@@ -388,8 +363,6 @@ fn an_overstated_length_never_reaches_past_the_output_at_a_mapping_end() {
 /// module's per-thread buffer (64 KiB) decrypt to the right bytes.
 #[test]
 fn the_output_buffer_never_holds_unauthenticated_plaintext_during_a_decryption() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
     let fx = fixture();
     for len in [1024, 4096, 65536, 65537] {
         let plain = plaintext(len);
@@ -411,28 +384,7 @@ fn the_output_buffer_never_holds_unauthenticated_plaintext_during_a_decryption()
     let out = len + 16;
     let watched = out + len - 64; // the plaintext's bytes 64 before its end
     let sample: [u8; 32] = plain[len - 64..len - 32].try_into().unwrap();
-    let at = buf.as_ptr() as usize + watched;
-    let (stop, seen) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicUsize::new(0)),
-    );
-    let watcher = {
-        let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let mut now = [0u8; 32];
-                for (i, b) in now.iter_mut().enumerate() {
-                    // SAFETY: `at` points 32 bytes inside `buf`, which outlives this
-                    // thread (joined below); volatile reads of bytes another thread may
-                    // be writing, racing on purpose, as the caller's other thread would.
-                    *b = unsafe { std::ptr::read_volatile((at + i) as *const u8) };
-                }
-                if now == sample {
-                    seen.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    let watcher = Watcher::start(buf.as_ptr() as usize + watched, sample);
     for _ in 0..200 {
         fx.init(false);
         let (rv, _) = fx.step(false, &mut buf, 0, len + 16, out, len as CK_ULONG);
@@ -442,11 +394,74 @@ fn the_output_buffer_never_holds_unauthenticated_plaintext_during_a_decryption()
             "the output buffer was written by a decryption whose tag failed"
         );
     }
-    stop.store(true, Ordering::Relaxed);
-    watcher.join().unwrap();
     assert_eq!(
-        seen.load(Ordering::Relaxed),
+        watcher.stop(),
         0,
         "unauthenticated plaintext seen in the output buffer during C_Decrypt"
     );
+}
+
+/// A thread of the caller's that keeps reading 32 bytes of a buffer the module is writing
+/// (a zero-copy send buffer, shared memory), counting the times it finds `sample` there.
+struct Watcher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Watches the 32 bytes at address `at`, which must stay valid until the watcher is
+    /// stopped or dropped (declared after the buffer, it is dropped first, also when an
+    /// assertion fails).
+    fn start(at: usize, sample: [u8; 32]) -> Watcher {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let (stop, seen) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let thread = {
+            let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut now = [0u8; 32];
+                    for (i, b) in now.iter_mut().enumerate() {
+                        // SAFETY: `at` points 32 bytes inside a buffer that outlives this
+                        // thread (`halt` joins it first); volatile reads of bytes another
+                        // thread may be writing, racing on purpose, as the caller's other
+                        // thread would.
+                        *b = unsafe { std::ptr::read_volatile((at + i) as *const u8) };
+                    }
+                    if now == sample {
+                        seen.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        Watcher {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops and joins the thread; how many times it saw the sample.
+    fn stop(mut self) -> usize {
+        self.halt();
+        self.seen.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // A panic of the watcher's own is its test's failure too.
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.halt();
+    }
 }
