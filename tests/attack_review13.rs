@@ -1,0 +1,221 @@
+//! A thirteenth attacker's review: each test reproduces one defect found by reading the
+//! code, asserts the answer the specification (or docs/security.md) requires, and fails
+//! against the module as it was reviewed (baa53cf). Its doc comment says what is wrong.
+//! Run with `cargo nextest run --test attack_review13`.
+
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
+mod common;
+
+use common::mech::*;
+use common::raw::RawAttr;
+use common::*;
+use cryptoki::error::RvError;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+
+/// The module's function list, for the calls `cryptoki` 0.12 cannot express (a template
+/// holding a nested `CKA_DERIVE_TEMPLATE`).
+struct Functions {
+    _library: cryptoki_sys::Pkcs11,
+    f: CK_FUNCTION_LIST,
+}
+
+impl Functions {
+    fn load() -> Functions {
+        let path = module_path();
+        // SAFETY: loading the module under test (already loaded by cryptoki: the same
+        // library, so the same process state).
+        let library = unsafe { cryptoki_sys::Pkcs11::new(&path) }.expect("load module");
+        let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
+        // SAFETY: one output pointer.
+        assert_eq!(unsafe { library.C_GetFunctionList(&mut list) }, CKR_OK);
+        // SAFETY: the module keeps its list alive while loaded; it is copied.
+        let f = unsafe { *list };
+        Functions {
+            _library: library,
+            f,
+        }
+    }
+
+    /// `C_CreateObject` with `plain` attributes and one nested template attribute
+    /// `nested_type` holding `nested`.
+    fn create_with_nested(
+        &self,
+        session: &Session,
+        plain: &[RawAttr],
+        nested_type: CK_ATTRIBUTE_TYPE,
+        nested: &[RawAttr],
+    ) -> Result<ObjectHandle, RvError> {
+        let mut inner: Vec<CK_ATTRIBUTE> = nested
+            .iter()
+            .map(|a| CK_ATTRIBUTE {
+                type_: a.ty,
+                pValue: a.value.as_ptr() as *mut _,
+                ulValueLen: a.value.len() as CK_ULONG,
+            })
+            .collect();
+        let mut outer: Vec<CK_ATTRIBUTE> = plain
+            .iter()
+            .map(|a| CK_ATTRIBUTE {
+                type_: a.ty,
+                pValue: a.value.as_ptr() as *mut _,
+                ulValueLen: a.value.len() as CK_ULONG,
+            })
+            .collect();
+        outer.push(CK_ATTRIBUTE {
+            type_: nested_type,
+            pValue: inner.as_mut_ptr().cast(),
+            ulValueLen: (inner.len() * std::mem::size_of::<CK_ATTRIBUTE>()) as CK_ULONG,
+        });
+        let mut handle: CK_OBJECT_HANDLE = 0;
+        // SAFETY: every pointer (the outer and inner arrays, each value) is alive for
+        // the call; the handle is one output.
+        let rv = unsafe {
+            self.f.C_CreateObject.unwrap()(
+                session.handle(),
+                outer.as_mut_ptr(),
+                outer.len() as CK_ULONG,
+                &mut handle,
+            )
+        };
+        match cryptoki::error::Rv::from(rv) {
+            cryptoki::error::Rv::Ok => Ok(handle_of(handle)),
+            cryptoki::error::Rv::Error(e) => Err(e),
+        }
+    }
+}
+
+fn handle_of(raw: CK_OBJECT_HANDLE) -> ObjectHandle {
+    handle(raw)
+}
+
+fn answer<T>(r: cryptoki::error::Result<T>) -> Result<T, RvError> {
+    r.map_err(|e| match e {
+        cryptoki::error::Error::Pkcs11(rv, _) => rv,
+        other => panic!("not a PKCS#11 answer: {other}"),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// C_DeriveKey: the second key's CKA_DERIVE_TEMPLATE
+// ---------------------------------------------------------------------------------------
+
+/// Defect: `CKA_DERIVE_TEMPLATE` is applied only to keys derived with the template's key
+/// as the *base* key (`token/derive.rs`, `base_object.value(CKA_DERIVE_TEMPLATE)`). A key
+/// named as `CKM_CONCATENATE_BASE_AND_KEY`'s second key is read, and its bits copied into
+/// the derived key, but its derive template is never looked at.
+///
+/// PKCS#11 3.0 §4.9 (and 3.2 the same): `CKA_DERIVE_TEMPLATE` is "the attribute template
+/// to match against any keys derived using this key"; a concatenation with the key as
+/// the second key is a key derived using it (§2.43.1: the derived key's value *is* the
+/// two keys' values). docs/security.md says a key named inside a parameter "is
+/// authorised for derivation exactly as the base key", and offers the derive template as
+/// the way "to bound" what `CKA_DERIVE` gives away.
+///
+/// The attack: the owner gives a sensitive AES key `CKA_DERIVE` with a derive template
+/// that forbids decryption and further derivation. Any user of the session concatenates
+/// a throw-away key of its own with the victim as second key (template: derive, no
+/// decrypt restriction), then extracts the victim's 16 bytes (`CKM_EXTRACT_KEY_FROM_KEY`)
+/// into an AES key with `CKA_DECRYPT`, and decrypts what the victim encrypted. Expected:
+/// the concatenation is refused with `CKR_TEMPLATE_INCONSISTENT`, as the same template
+/// with the victim as base key is. Actual: `CKR_OK`, and the copy decrypts.
+#[test]
+fn the_second_keys_derive_template_binds_a_concatenation() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let f = Functions::load();
+    let victim_value = vec![0x3C; 16];
+    let victim = f
+        .create_with_nested(
+            &session,
+            &[
+                RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+                RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
+                RawAttr::bool(CKA_TOKEN, false),
+                RawAttr::bool(CKA_SENSITIVE, true),
+                RawAttr::bool(CKA_EXTRACTABLE, false),
+                RawAttr::bool(CKA_ENCRYPT, true),
+                RawAttr::bool(CKA_DECRYPT, false),
+                RawAttr::bool(CKA_DERIVE, true),
+                RawAttr::new(CKA_VALUE, &victim_value),
+            ],
+            CKA_DERIVE_TEMPLATE,
+            &[
+                RawAttr::bool(CKA_DECRYPT, false),
+                RawAttr::bool(CKA_DERIVE, false),
+            ],
+        )
+        .expect("C_CreateObject(key with a derive template)");
+    // The rule works for the victim as base key.
+    let wants_more = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Derive(true),
+        Attribute::Decrypt(true),
+    ];
+    let data = [0u8; 1];
+    let data = cryptoki::mechanism::misc::KeyDerivationStringData::new(&data);
+    assert_eq!(
+        answer(session.derive_key(
+            &Mechanism::ConcatenateBaseAndData(data),
+            victim,
+            &wants_more
+        )),
+        Err(RvError::TemplateInconsistent),
+        "the derive template holds for the victim as base key"
+    );
+    // The attacker's own key, and the victim as second key.
+    let own = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Derive(true),
+            Attribute::Value(vec![0x11; 16]),
+        ])
+        .unwrap();
+    let joined =
+        answer(session.derive_key(&Mechanism::ConcatenateBaseAndKey(victim), own, &wants_more));
+    let Ok(joined) = joined else {
+        assert_eq!(joined.err(), Some(RvError::TemplateInconsistent));
+        return;
+    };
+    // The escape, shown to the end: the victim's bits, extracted into a decrypting key.
+    let ck = Ck::load();
+    let start: CK_ULONG = 128;
+    let copy = ck
+        .derive(
+            session.handle(),
+            &RawMech::structure(CKM_EXTRACT_KEY_FROM_KEY, &start, vec![]),
+            joined.handle(),
+            &[
+                RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+                RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
+                RawAttr::ulong(CKA_VALUE_LEN, 16),
+                RawAttr::bool(CKA_TOKEN, false),
+                RawAttr::bool(CKA_DECRYPT, true),
+            ],
+        )
+        .map(handle_of);
+    let plaintext = b"sixteen byte msg";
+    let ciphertext = session
+        .encrypt(&Mechanism::AesEcb, victim, plaintext)
+        .unwrap();
+    let decrypted = copy
+        .ok()
+        .and_then(|k| session.decrypt(&Mechanism::AesEcb, k, &ciphertext).ok());
+    panic!(
+        "CKM_CONCATENATE_BASE_AND_KEY ignored the second key's CKA_DERIVE_TEMPLATE \
+         (CKR_OK, expected CKR_TEMPLATE_INCONSISTENT); an extracted copy of the victim \
+         {} its ciphertext",
+        if decrypted.as_deref() == Some(&plaintext[..]) {
+            "decrypts"
+        } else {
+            "was made but does not decrypt"
+        }
+    );
+}
