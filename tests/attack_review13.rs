@@ -219,3 +219,81 @@ fn the_second_keys_derive_template_binds_a_concatenation() {
         }
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Handing out the material of a key that may not be used
+// ---------------------------------------------------------------------------------------
+
+/// Defect: the KMS state is judged when a key's material is handed out by `C_WrapKey`
+/// (`authorise_wrap_target`: "a disabled key, one pending deletion, or one whose
+/// material expired is not exported"; `check_kms_state`: "the condition for any use of
+/// the key, and for handing its material out"), but not when `C_GetAttributeValue` hands
+/// out the same material as `CKA_VALUE` (`Token::attributes` reads the object with no
+/// KMS check). For a key that is not sensitive and is extractable — what wrapping needs
+/// too — the refusal of the wrap is thus bypassed by reading the value, and the key is
+/// re-made Enabled with `C_CreateObject`, which is exactly the attack docs/security.md
+/// lists as refused ("Wrap a disabled (or deletion-pending, or expired) key and unwrap
+/// it as a new, Enabled key"), without the audited EnableKey / CancelKeyDeletion.
+///
+/// Expected: while the key may not be used (Disabled, PendingDeletion), its value is
+/// withheld like a sensitive one (PKCS#11 3.0 §5.7.5, `CKR_ATTRIBUTE_SENSITIVE`,
+/// `ulValueLen` = `CK_UNAVAILABLE_INFORMATION`). Actual: `CKR_OK` with the key's bytes.
+#[test]
+fn a_key_that_may_not_be_wrapped_does_not_hand_out_its_value_either() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let value = vec![0x6B; 32];
+    let target = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Value(value.clone()),
+        ])
+        .unwrap();
+    let wrapper = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Wrap(true),
+            ],
+        )
+        .unwrap();
+    session
+        .wrap_key(&Mechanism::AesKeyWrap, wrapper, target)
+        .expect("the wrap of the enabled key");
+    let mut leaks = Vec::new();
+    for (wanted, name) in [
+        (common::kms::STATE_DISABLED, "Disabled"),
+        (common::kms::STATE_PENDING_DELETION, "PendingDeletion"),
+    ] {
+        common::kms::set_state(&session, target, wanted).unwrap();
+        // The wrap is refused (what attacks_lifecycle.rs checks)...
+        assert!(
+            session
+                .wrap_key(&Mechanism::AesKeyWrap, wrapper, target)
+                .is_err(),
+            "the wrap of a {name} key"
+        );
+        // ... but the same material comes out as CKA_VALUE.
+        let read = session.get_attributes(target, &[cryptoki::object::AttributeType::Value]);
+        if let Ok(attrs) = &read {
+            if attrs.iter().any(|a| *a == Attribute::Value(value.clone())) {
+                leaks.push(name);
+            }
+        }
+        common::kms::set_state(&session, target, common::kms::STATE_DISABLED).unwrap();
+    }
+    assert!(
+        leaks.is_empty(),
+        "C_GetAttributeValue(CKA_VALUE) handed out the material of a key in state(s) {leaks:?}, \
+         whose wrap is refused (expected CKR_ATTRIBUTE_SENSITIVE)"
+    );
+}
