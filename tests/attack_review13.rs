@@ -297,3 +297,86 @@ fn a_key_that_may_not_be_wrapped_does_not_hand_out_its_value_either() {
          whose wrap is refused (expected CKR_ATTRIBUTE_SENSITIVE)"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// C_DeriveKey: CKM_HKDF_DATA and the base key's CKA_DERIVE_TEMPLATE
+// ---------------------------------------------------------------------------------------
+
+/// Defect: `CKM_HKDF_DATA` never looks at the base key's `CKA_DERIVE_TEMPLATE`
+/// (`token/derive.rs` returns through `data_template` before `forced` is read). A base
+/// key whose derive template says that whatever is derived from it stays sensitive and
+/// unextractable gives, through `CKM_HKDF_DATA`, the same HKDF output as a readable
+/// `CKO_DATA` object's `CKA_VALUE`, while `CKM_HKDF_DERIVE` of the same output into a
+/// readable key is refused.
+///
+/// PKCS#11 3.0 §4.9: the derive template is "the attribute template to match against any
+/// keys derived using this key"; docs/security.md ("What `CKA_DERIVE` gives away") names
+/// `CKM_HKDF_DATA` among the oracles and says "To bound it, give the base key a
+/// `CKA_DERIVE_TEMPLATE`". A data object cannot carry `CKA_SENSITIVE`/`CKA_EXTRACTABLE`,
+/// so it can never match such a template. Expected: `CKM_HKDF_DATA` from a base key
+/// with a derive template is refused (`CKR_TEMPLATE_INCONSISTENT`, as the readable key
+/// is). Actual: `CKR_OK` and a data object holding the derived bytes.
+#[test]
+fn hkdf_data_is_bound_by_the_base_keys_derive_template() {
+    use cryptoki::mechanism::hkdf::HkdfParams;
+    use cryptoki::mechanism::MechanismType;
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let f = Functions::load();
+    let base = f
+        .create_with_nested(
+            &session,
+            &[
+                RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+                RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+                RawAttr::bool(CKA_TOKEN, false),
+                RawAttr::bool(CKA_SENSITIVE, true),
+                RawAttr::bool(CKA_EXTRACTABLE, false),
+                RawAttr::bool(CKA_DERIVE, true),
+                RawAttr::new(CKA_VALUE, &[0x2E; 32]),
+            ],
+            CKA_DERIVE_TEMPLATE,
+            &[
+                RawAttr::bool(CKA_SENSITIVE, true),
+                RawAttr::bool(CKA_EXTRACTABLE, false),
+            ],
+        )
+        .expect("C_CreateObject(base key with a derive template)");
+    let info = b"context".to_vec();
+    let params = HkdfParams::new(MechanismType::SHA256, None, Some(&info));
+    // The rule holds for keys: HKDF output into a readable key is refused.
+    assert_eq!(
+        answer(session.derive_key(
+            &Mechanism::HkdfDerive(params),
+            base,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )),
+        Err(RvError::TemplateInconsistent),
+        "the derive template holds for CKM_HKDF_DERIVE"
+    );
+    // The same output as a data object.
+    let data = answer(session.derive_key(
+        &Mechanism::HkdfData(params),
+        base,
+        &[Attribute::Token(false), Attribute::ValueLen(32.into())],
+    ));
+    let readable = data.as_ref().ok().map(|h| {
+        session
+            .get_attributes(*h, &[cryptoki::object::AttributeType::Value])
+            .ok()
+            .and_then(|a| a.into_iter().next())
+    });
+    assert_eq!(
+        data.err(),
+        Some(RvError::TemplateInconsistent),
+        "CKM_HKDF_DATA ignored the base key's CKA_DERIVE_TEMPLATE (value readable: {})",
+        matches!(readable, Some(Some(Attribute::Value(ref v))) if v.len() == 32)
+    );
+}
