@@ -88,6 +88,43 @@ impl Functions {
     }
 }
 
+impl Functions {
+    /// `C_EncryptUpdate` with an output buffer of `capacity` bytes: (code, reported
+    /// length, bytes written).
+    fn encrypt_update(
+        &self,
+        session: &Session,
+        input: &[u8],
+        capacity: usize,
+    ) -> (CK_RV, usize, Vec<u8>) {
+        let mut out = vec![0u8; capacity.max(1)];
+        let mut len = capacity as CK_ULONG;
+        // SAFETY: input and output are alive and as long as the lengths say.
+        let rv = unsafe {
+            self.f.C_EncryptUpdate.unwrap()(
+                session.handle(),
+                input.as_ptr() as *mut _,
+                input.len() as CK_ULONG,
+                out.as_mut_ptr(),
+                &mut len,
+            )
+        };
+        out.truncate(if rv == CKR_OK { len as usize } else { 0 });
+        (rv, len as usize, out)
+    }
+
+    /// `C_EncryptFinal` with an output buffer of `capacity` bytes.
+    fn encrypt_final(&self, session: &Session, capacity: usize) -> (CK_RV, Vec<u8>) {
+        let mut out = vec![0u8; capacity.max(1)];
+        let mut len = capacity as CK_ULONG;
+        // SAFETY: the output is alive and as long as the length says.
+        let rv =
+            unsafe { self.f.C_EncryptFinal.unwrap()(session.handle(), out.as_mut_ptr(), &mut len) };
+        out.truncate(if rv == CKR_OK { len as usize } else { 0 });
+        (rv, out)
+    }
+}
+
 fn handle_of(raw: CK_OBJECT_HANDLE) -> ObjectHandle {
     handle(raw)
 }
@@ -378,5 +415,52 @@ fn hkdf_data_is_bound_by_the_base_keys_derive_template() {
         Some(RvError::TemplateInconsistent),
         "CKM_HKDF_DATA ignored the base key's CKA_DERIVE_TEMPLATE (value readable: {})",
         matches!(readable, Some(Some(Attribute::Value(ref v))) if v.len() == 32)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// CKR_BUFFER_TOO_SMALL: one step's kept output handed out by another
+// ---------------------------------------------------------------------------------------
+
+/// Defect: the output an `Update` could not deliver (`CKR_BUFFER_TOO_SMALL`) is kept in
+/// the operation (`operation::produce`, `pending`) and handed out by the next output
+/// call, whatever function that is. A `C_EncryptFinal` after a short-buffered
+/// `C_EncryptUpdate` returns the Update's bytes as its own, answers `CKR_OK` and ends the
+/// operation without running the mechanism's final step: with `CKM_AES_CBC_PAD` the
+/// padding block is never produced, so the caller holds a "complete" ciphertext that
+/// does not decrypt (for a GCM-style mechanism whose Update outputs, the tag would be
+/// lost the same way).
+///
+/// PKCS#11 3.0 §5.2: `CKR_BUFFER_TOO_SMALL` means the call may be made again with a
+/// larger buffer; it does not make the output of one function the output of another.
+/// Expected: the Final either refuses (the Update's output still waits) or delivers
+/// everything the operation still owes — the Update's 32 bytes and the padding block —
+/// so that a `CKR_OK` never ends the operation with ciphertext missing. Actual: `CKR_OK`,
+/// 32 bytes, and a ciphertext whose decryption fails or loses data.
+#[test]
+fn a_final_call_does_not_pass_off_an_updates_kept_output_as_the_end() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let f = Functions::load();
+    let key = aes_key(&session, &[0x42; 16]);
+    let iv = [7u8; 16];
+    let plaintext = [0x55u8; 32];
+    session
+        .encrypt_init(&Mechanism::AesCbcPad(iv), key)
+        .unwrap();
+    let (rv, needed, _) = f.encrypt_update(&session, &plaintext, 1);
+    assert_eq!(rv, CKR_BUFFER_TOO_SMALL, "the update's short buffer");
+    assert_eq!(needed, 32);
+    let (rv, tail) = f.encrypt_final(&session, 64);
+    if rv != CKR_OK {
+        return; // refused: the operation owes nothing it claimed to have delivered
+    }
+    let whole = session.decrypt(&Mechanism::AesCbcPad(iv), key, &tail).ok();
+    assert_eq!(
+        whole.as_deref(),
+        Some(&plaintext[..]),
+        "C_EncryptFinal answered CKR_OK with {} bytes (the update's kept output) and no \
+         padding block: the ciphertext it completed does not decrypt to the plaintext",
+        tail.len()
     );
 }
