@@ -418,6 +418,62 @@ fn hkdf_data_is_bound_by_the_base_keys_derive_template() {
     );
 }
 
+/// The other side of the rule above: a derive template that names only what a data object
+/// has (here `CKA_TOKEN` and `CKA_PRIVATE`) lets `CKM_HKDF_DATA` through and holds the
+/// object to it: the template's `CKA_PRIVATE` is the object's, and a template asking
+/// otherwise is refused.
+#[test]
+fn hkdf_data_is_made_under_a_derive_template_naming_only_data_attributes() {
+    use cryptoki::mechanism::hkdf::HkdfParams;
+    use cryptoki::mechanism::MechanismType;
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let f = Functions::load();
+    let base = f
+        .create_with_nested(
+            &session,
+            &[
+                RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+                RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+                RawAttr::bool(CKA_TOKEN, false),
+                RawAttr::bool(CKA_PRIVATE, false),
+                RawAttr::bool(CKA_DERIVE, true),
+                RawAttr::new(CKA_VALUE, &[0x2F; 32]),
+            ],
+            CKA_DERIVE_TEMPLATE,
+            &[
+                RawAttr::bool(CKA_TOKEN, false),
+                RawAttr::bool(CKA_PRIVATE, true),
+            ],
+        )
+        .expect("C_CreateObject(base key with a derive template)");
+    let info = b"context".to_vec();
+    let params = HkdfParams::new(MechanismType::SHA256, None, Some(&info));
+    let data = answer(session.derive_key(
+        &Mechanism::HkdfData(params),
+        base,
+        &[Attribute::ValueLen(32.into())],
+    ))
+    .expect("CKM_HKDF_DATA under a template of data attributes");
+    let got = session
+        .get_attributes(data, &[cryptoki::object::AttributeType::Private])
+        .unwrap();
+    assert!(
+        matches!(got.as_slice(), [Attribute::Private(true)]),
+        "the derive template's CKA_PRIVATE is the data object's: {got:?}"
+    );
+    assert_eq!(
+        answer(session.derive_key(
+            &Mechanism::HkdfData(params),
+            base,
+            &[Attribute::ValueLen(32.into()), Attribute::Private(false)],
+        ))
+        .err(),
+        Some(RvError::TemplateInconsistent),
+        "a template contradicting the derive template"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // CKR_BUFFER_TOO_SMALL: one step's kept output handed out by another
 // ---------------------------------------------------------------------------------------

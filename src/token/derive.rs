@@ -2,10 +2,12 @@
 //!
 //! Every key the derivation reads is authorised for `Usage::Derive` through
 //! `authority.rs`: the base key, and the other key a parameter names (the second key of
-//! `CKM_CONCATENATE_BASE_AND_KEY`, an HKDF salt key). The templates get the base key's
-//! `CKA_DERIVE_TEMPLATE`, then the mechanism's sensitivity rule (`DeriveRule`) and the
-//! module's rule that a derived key has no usage its template does not ask for. All keys
-//! of one call (SP 800-108's additional keys) are made and stored together, or none.
+//! `CKM_CONCATENATE_BASE_AND_KEY`, an HKDF salt key). The templates get the
+//! `CKA_DERIVE_TEMPLATE` of each of those keys, then the mechanism's sensitivity rule
+//! (`DeriveRule`) and the module's rule that a derived key has no usage its template
+//! does not ask for; a data object (`CKM_HKDF_DATA`) is made only where no such template
+//! binds anything a data object lacks. All keys of one call (SP 800-108's additional
+//! keys) are made and stored together, or none.
 //! This module must not do cryptography itself; mechanisms do.
 
 use crate::ck::*;
@@ -75,7 +77,7 @@ impl Token {
             if !additional.is_empty() {
                 return Err(Error::MechanismParamInvalid);
             }
-            let template = data_template(template, &base_object)?;
+            let template = data_template(&forced_by(template, &sources)?, &sources)?;
             let (template, len) = take_value_len(template)?;
             let input = DeriveInput {
                 other: other_key,
@@ -92,10 +94,9 @@ impl Token {
             let object = template::build(&template, Provenance::Supplied, module)?;
             return Ok((self.insert_in(caller, object, &sources_in)?, Vec::new()));
         }
-        let forced = base_object.value(CKA_DERIVE_TEMPLATE);
         let mut plans = Vec::with_capacity(1 + additional.len());
         for raw in std::iter::once(template).chain(additional.iter().map(Vec::as_slice)) {
-            let tpl = derived_template(&with_forced(raw, forced)?, m.derive_rule(), &sources)?;
+            let tpl = derived_template(&forced_by(raw, &sources)?, m.derive_rule(), &sources)?;
             let given = template::parse(&tpl)?;
             // §2.43: without a key type, a generic secret.
             let key_type = given
@@ -149,6 +150,35 @@ impl Token {
         }
     }
 }
+
+/// `template` with the `CKA_DERIVE_TEMPLATE` of every source key applied: the base key's
+/// and that of the other key a parameter names, whose value the derivation reads as much
+/// as the base key's (§4.9: the template binds "any keys derived using this key"). A
+/// template that contradicts one of them, or two of them that contradict each other, is
+/// `TemplateInconsistent`.
+fn forced_by(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<RawAttribute>> {
+    let mut out = template.to_vec();
+    for source in sources {
+        out = with_forced(&out, source.value(CKA_DERIVE_TEMPLATE))?;
+    }
+    Ok(out)
+}
+
+/// The attributes a data object made by a derivation may be held to by a source key's
+/// `CKA_DERIVE_TEMPLATE`. Any other attribute there (sensitivity, extractability, a usage
+/// flag, a key type...) binds a key, which a data object is not: its value is readable by
+/// whoever may see the object, so such a template forbids deriving data at all.
+const DATA_ATTRIBUTES: &[AttrType] = &[
+    CKA_CLASS,
+    CKA_TOKEN,
+    CKA_PRIVATE,
+    CKA_MODIFIABLE,
+    CKA_COPYABLE,
+    CKA_DESTROYABLE,
+    CKA_LABEL,
+    CKA_APPLICATION,
+    CKA_OBJECT_ID,
+];
 
 /// The one value length a secret key type allows, if it has one.
 fn fixed_len(key_type: KeyType) -> Option<usize> {
@@ -233,8 +263,22 @@ fn derived_template(
 
 /// The template of a data object `CKM_HKDF_DATA` makes: class `CKO_DATA`, and private
 /// unless the template says otherwise when the base key is private (what a private key
-/// yields stays behind the login by default).
-fn data_template(template: &[RawAttribute], base: &Object) -> Result<Vec<RawAttribute>> {
+/// yields stays behind the login by default). `TemplateInconsistent` where a source's
+/// `CKA_DERIVE_TEMPLATE` names an attribute no data object has ([`DATA_ATTRIBUTES`]), or
+/// a class other than `CKO_DATA`.
+fn data_template(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<RawAttribute>> {
+    for source in sources {
+        if let Some(Value::Template(forced)) = source.value(CKA_DERIVE_TEMPLATE) {
+            let fits = |(ty, v): &(AttrType, Value)| {
+                DATA_ATTRIBUTES.contains(ty)
+                    && (*ty != CKA_CLASS || v.as_ulong() == Some(CKO_DATA.get()))
+            };
+            if !forced.iter().all(fits) {
+                return Err(Error::TemplateInconsistent);
+            }
+        }
+    }
+    let base = sources.first().ok_or(Error::Internal("no base key"))?;
     let given = template::parse(template)?;
     let mut out = template.to_vec();
     if !given.contains_key(&CKA_CLASS) {
