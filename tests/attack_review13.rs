@@ -335,6 +335,46 @@ fn a_key_that_may_not_be_wrapped_does_not_hand_out_its_value_either() {
     );
 }
 
+/// The same rule for a search: `C_FindObjects` with the key's `CKA_VALUE` in the template
+/// compares only material that could be read, or a disabled key would answer whether a
+/// guess is its value. Enabled again, the key is read and found again.
+#[test]
+fn a_key_that_may_not_be_used_is_not_found_by_its_value_and_is_once_enabled() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let value = vec![0x6C; 32];
+    let key = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Value(value.clone()),
+        ])
+        .unwrap();
+    let by_value = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::Value(value.clone()),
+    ];
+    let read = |s: &Session| {
+        s.get_attributes(key, &[cryptoki::object::AttributeType::Value])
+            .unwrap()
+    };
+    assert_eq!(session.find_objects(&by_value).unwrap(), vec![key]);
+    common::kms::set_state(&session, key, common::kms::STATE_DISABLED).unwrap();
+    assert!(
+        session.find_objects(&by_value).unwrap().is_empty(),
+        "a disabled key found by its value"
+    );
+    assert!(read(&session).is_empty(), "a disabled key's value read");
+    common::kms::set_state(&session, key, common::kms::STATE_ENABLED).unwrap();
+    assert_eq!(session.find_objects(&by_value).unwrap(), vec![key]);
+    assert_eq!(read(&session), vec![Attribute::Value(value)]);
+}
+
 // ---------------------------------------------------------------------------------------
 // C_DeriveKey: CKM_HKDF_DATA and the base key's CKA_DERIVE_TEMPLATE
 // ---------------------------------------------------------------------------------------

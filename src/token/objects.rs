@@ -12,7 +12,7 @@ use crate::ck::*;
 use crate::error::{Error, Result};
 use crate::object::attr::{AttrType, RawAttribute};
 use crate::object::index::INDEXED;
-use crate::object::policy::{KEY_ID, KEY_STATE};
+use crate::object::policy::{is_key_secret, KEY_ID, KEY_STATE};
 use crate::object::table::{Entry, ObjectHandle, ObjectTable, Owner, SessionHandle};
 use crate::object::template;
 use crate::object::{Object, Read};
@@ -301,6 +301,12 @@ impl Token {
                 if crate::object::policy::kind(*ty).is_none() {
                     return Ok(Read::Absent);
                 }
+                if is_key_secret(entry.object.class, *ty)
+                    && entry.object.has(*ty)
+                    && !self.material_readable(&entry.object)
+                {
+                    return Ok(Read::Sensitive);
+                }
                 entry.object.read(*ty, &self.serial, master.as_deref())
             })
             .collect()
@@ -341,8 +347,16 @@ impl Token {
                     .collect());
             }
         }
+        // A search that compares key material compares only what could be read.
         let fits = |e: &Entry| {
-            self.visible(e, who) && e.object.matches(&wanted, &self.serial, master.as_deref())
+            let compares_material = || {
+                wanted
+                    .iter()
+                    .any(|(ty, _)| is_key_secret(e.object.class, *ty))
+            };
+            self.visible(e, who)
+                && (!compares_material() || self.material_readable(&e.object))
+                && e.object.matches(&wanted, &self.serial, master.as_deref())
         };
         let mut found: Vec<ObjectHandle> = match objects.candidates(&wanted) {
             Some(handles) => handles

@@ -328,6 +328,21 @@ impl Token {
         self.check_expiry(attrs.material_expiry)
     }
 
+    /// Whether the object's key material may be handed out now (`C_GetAttributeValue`, a
+    /// search that compares it): the rule of [`Token::check_kms_state`], judged without
+    /// its sweep, so that it may be asked under the object table's lock. A key that may
+    /// not be used may not be read either, or its material would leave a disabled key (or
+    /// one whose deletion is pending, or whose import expired) and be made anew as an
+    /// Enabled key, past the owner's EnableKey.
+    pub(in crate::token) fn material_readable(&self, object: &Object) -> bool {
+        let attrs = object.use_attrs();
+        let enabled = attrs
+            .key_state
+            .and_then(KeyState::from_code)
+            .is_none_or(|state| lifecycle::usable(state).is_ok());
+        enabled && !(attrs.material_expiry != 0 && self.now() >= attrs.material_expiry as i64)
+    }
+
     /// Material whose expiry (unix seconds; 0 never) has passed is unusable now: the
     /// sweep wipes it, and the use is refused as for a key waiting for material.
     pub(super) fn check_expiry(&self, expiry: u64) -> Result<()> {
