@@ -137,9 +137,23 @@ pub struct Grant {
     pub awaiting_login: bool,
 }
 
+/// Which call an output-producing step is. Output kept for a retry after a short buffer
+/// is handed out only to the same call (§5.2 lets that call be made again; it does not
+/// make one function's output another's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The single-part call (`C_Encrypt`, `C_Sign`, `C_Digest`...): ends the operation.
+    Once,
+    /// `C_EncryptUpdate` / `C_DecryptUpdate`: the operation goes on.
+    Update,
+    /// `C_EncryptFinal`, `C_SignFinal`, `C_DigestFinal`...: ends the operation.
+    Final,
+}
+
 /// An operation and the output of its last step, if the caller's buffer was too small.
 pub struct Active<T: ?Sized> {
-    pending: Option<Zeroizing<Vec<u8>>>,
+    /// The output a step could not deliver, and the call that made it.
+    pending: Option<(Step, Zeroizing<Vec<u8>>)>,
     /// True once a multi-part call was made: single-part calls are then refused.
     pub multi_part: bool,
     pub op: Box<T>,
@@ -150,7 +164,7 @@ pub struct Active<T: ?Sized> {
 impl<T: ?Sized> std::fmt::Debug for Active<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Active")
-            .field("pending", &self.pending.as_ref().map(|p| p.len()))
+            .field("pending", &self.pending.as_ref().map(|(k, p)| (k, p.len())))
             .finish_non_exhaustive()
     }
 }
@@ -216,14 +230,25 @@ pub(crate) fn satisfy_login<T: ?Sized>(slot: &mut Option<Active<T>>) -> bool {
     }
 }
 
+/// `OperationActive` while output another call made waits for that call's retry: the
+/// operation and the output are kept for it.
+fn waits_for_other<T: ?Sized>(active: &Active<T>, call: Step) -> Result<()> {
+    match &active.pending {
+        Some((made_by, _)) if *made_by != call => Err(Error::OperationActive),
+        _ => Ok(()),
+    }
+}
+
 /// Runs one output-producing step of the operation in `slot` under §5.2.
 ///
 /// `capacity` is `None` for a length query. `bound` gives the length to report for a
-/// query. `last` says whether the step ends the operation when it succeeds.
+/// query. `call` says which call this is: all but an update end the operation when they
+/// succeed, and output kept after a short buffer goes only to a retry of the same call
+/// (any other is `OperationActive`, the operation and the output kept).
 pub fn produce<T: ?Sized>(
     slot: &mut Option<Active<T>>,
     capacity: Option<usize>,
-    last: bool,
+    call: Step,
     bound: impl FnOnce(&T) -> usize,
     step: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<Output> {
@@ -231,15 +256,19 @@ pub fn produce<T: ?Sized>(
     let Some(active) = slot.as_mut() else {
         return Err(Error::OperationNotInitialized);
     };
+    waits_for_other(active, call)?;
+    if call == Step::Update {
+        active.multi_part = true;
+    }
     let Some(capacity) = capacity else {
         let len = match &active.pending {
-            Some(p) => p.len(),
+            Some((_, p)) => p.len(),
             None => bound(&active.op),
         };
         return Ok(Output::Len(len));
     };
     let out = match active.pending.take() {
-        Some(p) => p,
+        Some((_, p)) => p,
         None => match step(&mut active.op) {
             Ok(out) => out,
             Err(e) => {
@@ -250,10 +279,10 @@ pub fn produce<T: ?Sized>(
     };
     if out.len() > capacity {
         let needed = out.len();
-        active.pending = Some(out);
+        active.pending = Some((call, out));
         return Ok(Output::TooSmall(needed));
     }
-    if last {
+    if call != Step::Update {
         *slot = None;
     }
     Ok(Output::Data(out))
@@ -295,7 +324,8 @@ pub fn produce_direct<'o, T: ?Sized>(
 }
 
 /// Runs a step that produces no output (updates, verification); an error ends the
-/// operation, and so does success when `last`.
+/// operation, and so does success when `last`. While output of an earlier call waits for
+/// its retry, `OperationActive`, the operation and the output kept.
 pub(crate) fn consume<T: ?Sized, R>(
     slot: &mut Option<Active<T>>,
     last: bool,
@@ -305,6 +335,9 @@ pub(crate) fn consume<T: ?Sized, R>(
     let Some(active) = slot.as_mut() else {
         return Err(Error::OperationNotInitialized);
     };
+    if active.pending.is_some() {
+        return Err(Error::OperationActive);
+    }
     let result = step(active);
     if result.is_err() || last {
         *slot = None;
@@ -340,7 +373,7 @@ mod tests {
         produce(
             slot,
             cap,
-            true,
+            Step::Once,
             |op| op.one_shot_bound(input.len()),
             |op| op.one_shot(input),
         )
@@ -368,6 +401,50 @@ mod tests {
         assert!(matches!(run(&mut slot, Some(8), b"zz"), Ok(Output::Data(d)) if &d[..] == b"xyxy"));
     }
 
+    fn step(slot: &mut Option<Active<dyn Cipher>>, call: Step, cap: usize) -> Result<Output> {
+        produce(
+            slot,
+            Some(cap),
+            call,
+            |_| 0,
+            |op| match call {
+                Step::Update => op.update(b"ab"),
+                Step::Final => op.finish(),
+                Step::Once => op.one_shot(b"ab"),
+            },
+        )
+    }
+
+    #[test]
+    fn kept_output_goes_only_to_a_retry_of_the_call_that_made_it() {
+        let mut slot: Option<Active<dyn Cipher>> = None;
+        start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
+        assert!(matches!(
+            step(&mut slot, Step::Update, 1),
+            Ok(Output::TooSmall(4))
+        ));
+        // Another call is refused, and neither the operation nor the output is lost.
+        for other in [Step::Final, Step::Once] {
+            assert!(matches!(
+                step(&mut slot, other, 64),
+                Err(Error::OperationActive)
+            ));
+        }
+        assert!(matches!(
+            consume(&mut slot, false, |_| Ok(())),
+            Err(Error::OperationActive)
+        ));
+        assert!(matches!(
+            produce(&mut slot, None, Step::Final, |_| 0, |op| op.finish()),
+            Err(Error::OperationActive)
+        ));
+        assert!(
+            matches!(step(&mut slot, Step::Update, 4), Ok(Output::Data(d)) if &d[..] == b"abab")
+        );
+        assert!(matches!(step(&mut slot, Step::Final, 4), Ok(Output::Data(d)) if d.is_empty()));
+        assert!(slot.is_none());
+    }
+
     #[test]
     fn starting_twice_is_operation_active_and_none_is_not_initialized() {
         let mut slot: Option<Active<dyn Cipher>> = None;
@@ -389,7 +466,7 @@ mod tests {
         let r = produce(
             &mut slot,
             Some(10),
-            false,
+            Step::Update,
             |_| 0,
             |_| Err(Error::DataLenRange),
         );

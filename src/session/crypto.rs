@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::{Mechanism, MechanismArg, Usage};
 use crate::object::key::{Key, Material};
 use crate::object::table::ObjectHandle;
-use crate::operation::{self, Active, Cipher, Grant, Output};
+use crate::operation::{self, Active, Cipher, Grant, Output, Step};
 use crate::secret_use;
 use crate::token::keys::mechanism;
 
@@ -194,7 +194,7 @@ impl Session {
         operation::produce(
             slot,
             capacity,
-            true,
+            Step::Once,
             |op| op.one_shot_bound(input.len()),
             |op| {
                 secret_use::note_within(op.stack_reach(input.len()));
@@ -211,14 +211,11 @@ impl Session {
     ) -> Result<Output> {
         let mut ops = self.ops.lock();
         let slot = ops.cipher(dir);
-        if let Some(a) = slot.as_mut() {
-            a.multi_part = true;
-        }
         recheck(&self.token, slot, capacity.is_some())?;
         operation::produce(
             slot,
             capacity,
-            false,
+            Step::Update,
             |op| op.update_bound(input.len()),
             |op| {
                 secret_use::note();
@@ -234,7 +231,7 @@ impl Session {
         operation::produce(
             slot,
             capacity,
-            true,
+            Step::Final,
             |op| op.finish_bound(),
             |op| {
                 secret_use::note();
@@ -262,7 +259,7 @@ impl Session {
         operation::produce(
             &mut ops.digest,
             capacity,
-            true,
+            Step::Once,
             |op| op.output_len(),
             |op| {
                 op.update(data);
@@ -299,7 +296,7 @@ impl Session {
         operation::produce(
             &mut ops.digest,
             capacity,
-            true,
+            Step::Final,
             |op| op.output_len(),
             |op| Ok(Zeroizing::new(op.finish())),
         )
@@ -329,7 +326,7 @@ impl Session {
         operation::produce(
             &mut ops.sign,
             capacity,
-            true,
+            Step::Once,
             |op| op.signature_len(),
             |op| {
                 secret_use::note_within(op.stack_reach());
@@ -354,7 +351,7 @@ impl Session {
         operation::produce(
             &mut ops.sign,
             capacity,
-            true,
+            Step::Final,
             |op| op.signature_len(),
             |op| {
                 secret_use::note();
