@@ -14,6 +14,10 @@ cc -O2 -Wall -shared -fPIC -o "$here/target/slowflush.so" "$here/slowflush/slowf
 (cd "$root" && cargo build --release --lib && cargo build --release -p kmshsm-bench)
 state=$(mktemp)
 trap 'rm -f "$state"' EXIT
+# Every process of the run shares the device, the PostgreSQL server too, which runs as
+# another user (runuser, tests/common/pg.rs): with the file private to root it could not
+# open it, and its flushes went unmodelled.
+chmod 0666 "$state"
 SLOWFLUSH_US=${SLOWFLUSH_US:-1000} SLOWFLUSH_STATE="$state" LD_PRELOAD="$here/target/slowflush.so" \
     "$root/target/release/kmshsm-bench" --out "$here/target/results-slowflush.md" \
     --phases creators "$@"

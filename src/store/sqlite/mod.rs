@@ -15,8 +15,9 @@
 //! read transaction and two lock calls). Records' lookup keys live in their own indexed
 //! table, each naming its record's row (and in that row, so a rewrite finds its old keys
 //! without a second index), and their due times in an indexed column, so finding one
-//! record never reads the others. Every SQLite call, opening and closing included, holds a pass through the fork
-//! gate (`fork_gate.rs`). This module must not interpret record contents.
+//! record never reads the others. Every SQLite call, opening and closing included, holds
+//! a pass through the fork gate (`fork_gate.rs`). This module must not interpret record
+//! contents.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
