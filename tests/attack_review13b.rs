@@ -239,3 +239,76 @@ fn a_disable_from_another_process_reaches_a_session_private_half() {
          {public_state}; {STATE_DISABLED} is Disabled, {STATE_ENABLED} Enabled)"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// C_DeriveKey: CKM_HKDF_DATA and a private salt key
+// ---------------------------------------------------------------------------------------
+
+/// Defect: the data object `CKM_HKDF_DATA` makes is private by default only when the
+/// *base* key is private (`token/derive.rs`, `data_template`: `base.is_private()`); the
+/// salt key, whose value the derivation reads as much as the base key's (a8dd673 applies
+/// its `CKA_DERIVE_TEMPLATE` for that reason), is not looked at. The rule the code states
+/// is "what a private key yields stays behind the login by default": with a public base
+/// key and a private, sensitive salt key, the output (here an extract-only HKDF, i.e.
+/// HMAC under the private key of data the caller chose) lands in a public data object,
+/// which any session reads after the user logged out.
+///
+/// PKCS#11 3.0 §4.4 (`CKA_PRIVATE`: private objects are seen only by the logged-in
+/// user) and docs/security.md ("a key named inside a parameter is authorised for
+/// derivation exactly as the base key"). Expected: the data object is private (or the
+/// derivation made without the template saying otherwise is refused), so a session that
+/// is not logged in does not see it. Actual: `CKA_PRIVATE` false, and the object and its
+/// value are visible after `C_Logout`.
+#[test]
+fn hkdf_data_with_a_private_salt_key_stays_behind_the_login() {
+    use cryptoki::mechanism::hkdf::{HkdfParams, HkdfSalt};
+    use cryptoki::mechanism::MechanismType;
+    use cryptoki::object::{AttributeType, KeyType, ObjectClass};
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let base = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Private(false),
+            Attribute::Derive(true),
+            Attribute::Value(vec![0x41; 32]),
+        ])
+        .unwrap();
+    let salt = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Derive(true),
+            Attribute::Value(vec![0x53; 32]),
+        ])
+        .unwrap();
+    let params = HkdfParams::new(MechanismType::SHA256, Some(HkdfSalt::Key(salt)), None);
+    let data = session
+        .derive_key(
+            &Mechanism::HkdfData(params),
+            base,
+            &[Attribute::Token(false), Attribute::ValueLen(32.into())],
+        )
+        .expect("CKM_HKDF_DATA with a salt key");
+    let private = session
+        .get_attributes(data, &[AttributeType::Private])
+        .unwrap();
+    session.logout().unwrap();
+    let anonymous = ctx.open_ro_session(slot).unwrap();
+    let seen = anonymous.get_attributes(data, &[AttributeType::Value]);
+    let value_seen = matches!(
+        seen.as_deref(),
+        Ok([Attribute::Value(v)]) if v.len() == 32
+    );
+    assert!(
+        !value_seen,
+        "the HKDF output under a private, sensitive salt key is a public data object \
+         ({private:?}): a session that is not logged in reads its 32-byte value"
+    );
+}
