@@ -312,3 +312,52 @@ fn hkdf_data_with_a_private_salt_key_stays_behind_the_login() {
          ({private:?}): a session that is not logged in reads its 32-byte value"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The audit trail: a caller's bytes as an event's KeyId
+// ---------------------------------------------------------------------------------------
+
+/// Defect: a refused GetParametersForImport is recorded with the caller's
+/// `CKA_KMSHSM_IMPORT_TARGET` bytes as the event's KeyId, taken as they are
+/// (`token/kms/import.rs`, `generate_import_parameters`: the raw template value, even when
+/// it is not a KeyId at all, which is why it was refused), and `kmshsm audit list` prints
+/// the KeyId unescaped (`bin/kmshsm/audit.rs`, `text_line`). A target of a newline and a
+/// line of the list's own layout thus shows, in the trail's listing, an event that never
+/// happened (here: a successful `EnableKey` of a real key) beside the real ones, and
+/// `audit verify` says the trail is intact.
+///
+/// docs/audit.md: the trail records "who disabled a key, every refused import", is
+/// "tamper-evident", and `audit list` gives "one line per event"; KeyIds are "lower-case
+/// UUID text, 36 bytes; set by the module" (docs/key-model.md). Expected: one line per
+/// event (a KeyId that is not one is refused before it is recorded, or recorded
+/// escaped). Actual: the listing has more lines than the trail has events, one of them
+/// a forged `EnableKey ... Success`.
+#[test]
+fn a_refused_import_target_cannot_forge_a_line_of_the_audit_listing() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let victim = common::kms::create_external(&session, common::kms::Spec::Aes256, "victim");
+    let victim_id = key_id(&session, victim);
+    let forged = format!(
+        "x\n{:>6}  2026-12-06T11:00:00Z  {:<24} {:<40} Success",
+        99, "EnableKey", victim_id
+    );
+    let refused =
+        common::kms::try_get_params(&session, &forged, common::kms::WRAP_RSAES_OAEP_SHA_256);
+    assert!(refused.is_err(), "GetParametersForImport of a non-KeyId");
+    let json = common::audit::events(&[]);
+    let text = common::audit::kmshsm(&["audit", "list"]);
+    assert!(text.ok, "audit list: {}", text.stderr);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    let forged_lines: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("EnableKey") && l.contains("Success"))
+        .collect();
+    assert!(
+        lines.len() == json.len() && forged_lines.is_empty(),
+        "`kmshsm audit list` shows {} lines for {} events; lines claiming a successful \
+         EnableKey that never happened: {forged_lines:?}",
+        lines.len(),
+        json.len()
+    );
+}
