@@ -262,8 +262,8 @@ fn derived_template(
 }
 
 /// The template of a data object `CKM_HKDF_DATA` makes: class `CKO_DATA`, and private
-/// unless the template says otherwise when the base key is private (what a private key
-/// yields stays behind the login by default). `TemplateInconsistent` where a source's
+/// unless the template says otherwise when any source key is private, the base key or
+/// the salt key (what a private key yields stays behind the login by default). `TemplateInconsistent` where a source's
 /// `CKA_DERIVE_TEMPLATE` names an attribute no data object has ([`DATA_ATTRIBUTES`]), or
 /// a class other than `CKO_DATA`.
 fn data_template(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<RawAttribute>> {
@@ -278,7 +278,6 @@ fn data_template(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<R
             }
         }
     }
-    let base = sources.first().ok_or(Error::Internal("no base key"))?;
     let given = template::parse(template)?;
     let mut out = template.to_vec();
     if !given.contains_key(&CKA_CLASS) {
@@ -288,7 +287,11 @@ fn data_template(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<R
         });
     }
     if !given.contains_key(&CKA_PRIVATE) {
-        set_bool(&mut out, CKA_PRIVATE, base.is_private());
+        set_bool(
+            &mut out,
+            CKA_PRIVATE,
+            sources.iter().any(|o| o.is_private()),
+        );
     }
     Ok(out)
 }
