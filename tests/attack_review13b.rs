@@ -11,7 +11,7 @@ mod common;
 use common::kms::{key_id, public_half, set_state, STATE_DISABLED, STATE_ENABLED};
 use common::*;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::Attribute;
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 
@@ -123,6 +123,40 @@ fn encrypt_init_with_a_null_mechanism_cancels_the_operation() {
         "C_EncryptInit(NULL_PTR) answered {cancel:#x} (expected CKR_OK, the operation \
          terminated: PKCS#11 3.0 §5.9); a new C_EncryptInit then answered {again:#x}"
     );
+    // With no operation active there is nothing to end, and no mechanism to start one.
+    assert_eq!(
+        f.encrypt_init(&session, None, 0),
+        CKR_OK,
+        "the new one ended"
+    );
+    assert_eq!(f.encrypt_init(&session, None, 0), CKR_ARGUMENTS_BAD);
+    // The other kinds end the same way (a signature here).
+    session
+        .sign_init(&Mechanism::Sha256Hmac, hmac_key(&session))
+        .unwrap();
+    session.sign_update(b"part").unwrap();
+    let restarted = session.sign_init(&Mechanism::Sha256Hmac, hmac_key(&session));
+    assert!(restarted.is_err(), "a second C_SignInit while one runs");
+    // SAFETY: a NULL mechanism, which the module must take as "end the operation".
+    let rv = unsafe { f.f.C_SignInit.unwrap()(session.handle(), std::ptr::null_mut(), 0) };
+    assert_eq!(rv, CKR_OK, "C_SignInit(NULL_PTR)");
+    session
+        .sign_init(&Mechanism::Sha256Hmac, hmac_key(&session))
+        .expect("a new C_SignInit after the cancel");
+}
+
+/// A session HMAC key for signing.
+fn hmac_key(session: &Session) -> ObjectHandle {
+    session
+        .generate_key(
+            &Mechanism::GenericSecretKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(32.into()),
+                Attribute::Sign(true),
+            ],
+        )
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------

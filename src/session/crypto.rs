@@ -30,6 +30,15 @@ pub enum Direction {
     Decrypt,
 }
 
+/// An operation an `Init` call with no mechanism ends (PKCS#11 3.0 §5.9–5.13).
+#[derive(Debug, Clone, Copy)]
+pub enum Cancel {
+    Cipher(Direction),
+    Digest,
+    Sign,
+    Verify,
+}
+
 impl Ops {
     fn cipher(&mut self, dir: Direction) -> &mut Option<Active<dyn Cipher>> {
         match dir {
@@ -201,6 +210,20 @@ impl Session {
                 op.one_shot(input)
             },
         )
+    }
+
+    /// Ends the operation `which` with whatever output it kept (an `Init` call given no
+    /// mechanism, §5.9–5.13): its state and key are dropped, and another can be started.
+    /// Whether one was active.
+    pub fn cancel(&self, which: Cancel) -> bool {
+        let mut ops = self.ops.lock();
+        let ended = match which {
+            Cancel::Cipher(dir) => ops.cipher(dir).take().map(drop),
+            Cancel::Digest => ops.digest.take().map(drop),
+            Cancel::Sign => ops.sign.take().map(drop),
+            Cancel::Verify => ops.verify.take().map(drop),
+        };
+        ended.is_some()
     }
 
     pub(crate) fn cipher_update(

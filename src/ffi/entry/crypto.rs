@@ -1,5 +1,8 @@
 //! §5.8-5.13 encryption, decryption, digests, signatures and verification.
 //!
+//! An `Init` call given no mechanism (a null `pMechanism`) ends the active operation of
+//! its kind, as PKCS#11 3.0 has it (`CKR_ARGUMENTS_BAD` where none is active, as before).
+//!
 //! Deviations: `C_SignRecover*`, `C_VerifyRecover*` and the dual-function updates are
 //! not supported. Single-part and multi-part calls on one operation may not be mixed
 //! (`CKR_OPERATION_ACTIVE`).
@@ -10,7 +13,19 @@ use super::session::lookup;
 use crate::error::Result;
 use crate::ffi::raw::{self, OutBuf};
 use crate::ids::ObjectHandle;
-use crate::session::crypto::Direction;
+use crate::session::crypto::{Cancel, Direction};
+
+/// An `Init` call given no mechanism: ends the active operation of its kind; with none
+/// active there is nothing to end and no mechanism to start one, `ArgumentsBad`.
+fn cancel(s: &crate::session::Session, which: Cancel) -> Result<()> {
+    if s.cancel(which) {
+        Ok(())
+    } else {
+        Err(crate::error::Error::ArgumentsBad(
+            "no mechanism and no operation to end",
+        ))
+    }
+}
 
 /// # Safety
 /// The caller contract (`ffi/entry`): `mechanism` as `C_EncryptInit`'s `pMechanism`.
@@ -21,6 +36,9 @@ unsafe fn cipher_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     let s = lookup(session)?;
+    if mechanism.is_null() {
+        return cancel(&s, Cancel::Cipher(dir));
+    }
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
     let mech = unsafe { raw::read_mechanism(mechanism) }?;
     s.cipher_init(dir, &mech, ObjectHandle::from_raw(key))
@@ -233,6 +251,9 @@ pub(crate) unsafe fn digest_init(
     mechanism: *mut CK_MECHANISM,
 ) -> Result<()> {
     let s = lookup(session)?;
+    if mechanism.is_null() {
+        return cancel(&s, Cancel::Digest);
+    }
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
     s.digest_init(&unsafe { raw::read_mechanism(mechanism) }?)
 }
@@ -292,6 +313,9 @@ pub(crate) unsafe fn sign_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     let s = lookup(session)?;
+    if mechanism.is_null() {
+        return cancel(&s, Cancel::Sign);
+    }
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
     s.sign_init(
         &unsafe { raw::read_mechanism(mechanism) }?,
@@ -350,6 +374,9 @@ pub(crate) unsafe fn verify_init(
     key: CK_OBJECT_HANDLE,
 ) -> Result<()> {
     let s = lookup(session)?;
+    if mechanism.is_null() {
+        return cancel(&s, Cancel::Verify);
+    }
     // SAFETY: the caller contract covers the mechanism and its parameter for this call.
     s.verify_init(
         &unsafe { raw::read_mechanism(mechanism) }?,
