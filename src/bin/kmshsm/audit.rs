@@ -58,13 +58,27 @@ fn keeps(filter: &Filter, event: Option<&AuditEvent>) -> bool {
         && filter.until.is_none_or(|t| e.event_time <= t)
 }
 
+/// `field` with every control character escaped (`\n`, `\u{1b}`...): one event is one
+/// line, whatever a field holds. JSON output escapes them itself.
+fn shown(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    for c in field.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn text_line(entry: &TrailEntry) -> String {
     let Some(e) = &entry.event else {
         return format!("{:>6}  (unreadable event)", entry.seq);
     };
     let outcome = match (&e.outcome, &e.error_code) {
         (Outcome::Success, _) => "Success".to_owned(),
-        (Outcome::Refused, code) => format!("Refused {}", code.as_deref().unwrap_or("")),
+        (Outcome::Refused, code) => format!("Refused {}", shown(code.as_deref().unwrap_or(""))),
     };
     let subject = e
         .key_id
@@ -77,7 +91,7 @@ fn text_line(entry: &TrailEntry) -> String {
         entry.seq,
         time::iso8601(e.event_time),
         e.event_name.name(),
-        subject,
+        shown(&subject),
         outcome,
         if entry.authenticated {
             ""
@@ -146,4 +160,16 @@ pub(crate) fn verify(client: &Client) -> Result<Value, Failure> {
 pub(crate) fn prune(client: &Client, days: Option<u32>) -> Result<Value, Failure> {
     let checkpoint = client.session.token.prune_audit_older_than(days)?;
     Ok(json!({ "CheckpointEventId": checkpoint }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_field_never_breaks_its_line() {
+        assert_eq!(shown("plain-key-id"), "plain-key-id");
+        assert_eq!(shown("x\n    99  EnableKey"), "x\\n    99  EnableKey");
+        assert_eq!(shown("a\r\u{1b}[2Kb"), "a\\r\\u{1b}[2Kb");
+    }
 }

@@ -62,6 +62,9 @@ impl Token {
         let judged_in = self.view_epoch();
         let result = self.make_import_parameters(caller, mech, public_template, private_template);
         if let Err(Error::Kms(e)) = &result {
+            // The target is named only if it is a KeyId: the caller's bytes are not
+            // written into the trail as one (they could hold anything, line breaks
+            // that forge a line of `kmshsm audit list` among them).
             let target = template::parse(private_template)
                 .ok()
                 .and_then(|g| {
@@ -69,13 +72,13 @@ impl Token {
                         .and_then(Value::as_bytes)
                         .map(<[u8]>::to_vec)
                 })
-                .unwrap_or_default();
-            self.record_refusal(
-                self.event(Operation::GetParametersForImport)
-                    .key(&target)
-                    .refused(e),
-                &[Some(judged_in)],
-            );
+                .filter(|t| KeyId::from_bytes(t).is_ok());
+            let event = self.event(Operation::GetParametersForImport);
+            let event = match &target {
+                Some(target) => event.key(target),
+                None => event,
+            };
+            self.record_refusal(event.refused(e), &[Some(judged_in)]);
         }
         result
     }
