@@ -206,6 +206,46 @@ fn a_stopped_server_gives_device_error_in_time_and_loses_nothing_acknowledged() 
     drop(ctx);
 }
 
+/// Nothing is acknowledged before the WAL holding it is flushed: after every acknowledged
+/// creation the server's flushed WAL position is past where the WAL ended before it. The
+/// server's own background flushes are put off (`wal_writer_delay` 10 s, no flush by
+/// volume, no autovacuum), so only the commit's own wait can have flushed it. A write
+/// that committed without waiting (`synchronous_commit = off`, the first half of sharing
+/// flushes between hosts, docs/performance.md) and answered before a flush fails this
+/// (seen with such a build).
+#[test]
+fn a_creation_is_acknowledged_only_once_the_wal_holding_it_is_flushed() {
+    let env = TestEnv::postgres();
+    let (ctx, _slot, session) = ready_token(&env);
+    let cluster = env.pg.as_ref().unwrap();
+    for setting in [
+        "ALTER SYSTEM SET wal_writer_delay = '10s'",
+        "ALTER SYSTEM SET wal_writer_flush_after = '1GB'",
+        "ALTER SYSTEM SET autovacuum = off",
+    ] {
+        cluster.sql("postgres", setting);
+    }
+    cluster.sql("postgres", "SELECT pg_reload_conf()");
+    let position =
+        |what: &str| cluster.sql("kmshsm", &format!("SELECT pg_current_wal_{what}_lsn()"));
+    let before_lsn = |before: &str, after: &str| {
+        cluster.sql(
+            "kmshsm",
+            &format!("SELECT '{after}'::pg_lsn > '{before}'::pg_lsn"),
+        ) == "t"
+    };
+    for n in 0..20 {
+        let ended = position("insert");
+        create(&session, &format!("flushed-{n}"));
+        let flushed = position("flush");
+        assert!(
+            before_lsn(&ended, &flushed),
+            "creation {n} acknowledged with the WAL flushed to {flushed}, not past {ended}"
+        );
+    }
+    drop(ctx);
+}
+
 #[test]
 fn a_password_in_store_url_never_reaches_the_log() {
     // The private server trusts loopback, so any password connects.
