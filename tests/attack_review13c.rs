@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::kms::{key_id, set_state, STATE_DISABLED, STATE_PENDING_DELETION};
+use common::kms::{key_id, set_state, STATE_DISABLED, STATE_ENABLED};
 use common::*;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
@@ -26,7 +26,7 @@ const CHILD_ENTRY: &str = "child_process_entry_point";
 const KEY_ENV: &str = "KMSHSM_REVIEW_KEY_ID";
 
 /// Not a test: one child process (its role says what it does to the token objects of the
-/// key `KEY_ENV` names: `disable`, `schedule-deletion` or `destroy`).
+/// key `KEY_ENV` names: `disable`, `enable` or `destroy`).
 #[test]
 #[ignore = "child-process entry point: this file's tests run it in a child (--ignored --exact)"]
 fn child_process_entry_point() {
@@ -39,7 +39,7 @@ fn child_process_entry_point() {
     let found = common::kms::objects_of_key(&session, &id);
     let act = |one: ObjectHandle| match role.as_str() {
         "disable" => set_state(&session, one, STATE_DISABLED),
-        "schedule-deletion" => set_state(&session, one, STATE_PENDING_DELETION),
+        "enable" => set_state(&session, one, STATE_ENABLED),
         "destroy" => session.destroy_object(one),
         other => panic!("unknown role {other}"),
     };
@@ -236,5 +236,40 @@ fn destroying_the_token_half_does_not_re_enable_a_disabled_session_half() {
         signed.is_err(),
         "key {id} was disabled by another process (this process's signatures refused), \
          then its token half destroyed there; the session private half signs again"
+    );
+}
+
+/// Defect (the converse of the one 4c0042c fixed): a DisableKey made *here* of a key pair
+/// whose private half is a session object writes Disabled onto both halves; another
+/// process, which sees the token half alone, then makes EnableKey of the key: it is
+/// decided on the public half, answers `CKR_OK` and is audited as `EnableKey` of the key,
+/// but never reaches the session private half, whose own state stays Disabled, so the key
+/// still refuses to sign here. The trail says the key is Enabled; the key is not.
+///
+/// docs/key-model.md ("Exactly once": Enable/Disable are "applied to every object of the
+/// key at once"; "Only an Enabled key ... can be used"), docs/audit.md (the trail records
+/// who enabled a key). Expected: either the other process's EnableKey is refused (it cannot
+/// reach the key's private half), or the key signs here after it. Actual: `CKR_OK` there,
+/// `CKR_KMSHSM_INCORRECT_KEY_STATE` here.
+#[test]
+fn an_enable_from_another_process_reaches_a_session_private_half_disabled_here() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let (public, private, id) = split_pair(&session, true);
+    set_state(&session, private, STATE_DISABLED).unwrap();
+    assert_eq!(common::kms::state(&session, public), STATE_DISABLED);
+    let answer = run_child("enable", &id);
+    if !answer.starts_with("enable ok") {
+        // Refused in the other process: nothing was decided there. Sound.
+        return;
+    }
+    let signed = session.sign(&Mechanism::Ecdsa, private, &[0x5A; 32]);
+    let private_state = common::kms::state(&session, private);
+    let public_state = common::kms::state(&session, public);
+    assert!(
+        signed.is_ok(),
+        "another process's EnableKey of key {id} answered CKR_OK ({answer}), yet the private \
+         half here still refuses to sign ({signed:?}; state: private {private_state}, public \
+         {public_state}; {STATE_ENABLED} is Enabled, {STATE_DISABLED} Disabled)"
     );
 }
