@@ -148,6 +148,19 @@ impl Token {
         public_template: &[RawAttribute],
         private_template: &[RawAttribute],
     ) -> Result<(ObjectHandle, ObjectHandle)> {
+        // The two halves are one KMS key, decided together: both in the token, or both
+        // in the session. A token half beside a session half would be the key as other
+        // processes see it (and change: DisableKey, destruction), while the half this
+        // process uses knows nothing of it (pkcs11test accepts the refusal).
+        let in_token = |t: &[RawAttribute]| -> Result<bool> {
+            Ok(template::parse(t)?
+                .get(&CKA_TOKEN)
+                .and_then(Value::as_bool)
+                .unwrap_or(false))
+        };
+        if in_token(public_template)? != in_token(private_template)? {
+            return Err(Error::TemplateInconsistent);
+        }
         if template::parse(private_template)?.contains_key(&IMPORT_TARGET) {
             return self.generate_import_parameters(
                 caller,

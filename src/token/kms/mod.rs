@@ -325,37 +325,7 @@ impl Token {
         if let Some(state) = attrs.key_state.and_then(KeyState::from_code) {
             lifecycle::usable(state).map_err(kms)?;
         }
-        self.check_expiry(attrs.material_expiry)?;
-        self.check_token_halves(object)
-    }
-
-    /// A session half of a key pair whose other half is a token object (a pair generated
-    /// so) is judged by the token half's state and expiry too: another process sees and
-    /// changes the token half alone (a DisableKey there applies to the key, and this
-    /// process learns of it through the store), and the key is what its token records
-    /// say. Only pairs have halves: a secret key, or a token object, has nothing to ask.
-    pub(in crate::token) fn check_token_halves(&self, object: &Object) -> Result<()> {
-        if object.is_token() || !matches!(object.class, CKO_PRIVATE_KEY | CKO_PUBLIC_KEY) {
-            return Ok(());
-        }
-        let Some(id) = object.bytes(KEY_ID) else {
-            return Ok(());
-        };
-        for (_, _, half) in self.key_objects(id)? {
-            if !half.is_token() {
-                continue;
-            }
-            let attrs = half.use_attrs();
-            if let Some(state) = attrs.key_state.and_then(KeyState::from_code) {
-                lifecycle::usable(state).map_err(kms)?;
-            }
-            if attrs.material_expiry != 0 && self.now() >= attrs.material_expiry as i64 {
-                return Err(kms(KmsError::IncorrectKeyState(
-                    KeyState::PendingImport.name(),
-                )));
-            }
-        }
-        Ok(())
+        self.check_expiry(attrs.material_expiry)
     }
 
     /// Whether the object's key material may be handed out now (`C_GetAttributeValue`, a
