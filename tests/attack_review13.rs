@@ -8,122 +8,13 @@
 mod common;
 
 use common::mech::*;
-use common::raw::RawAttr;
+use common::raw::{Raw, RawAttr};
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
-
-/// The module's function list, for the calls `cryptoki` 0.12 cannot express (a template
-/// holding a nested `CKA_DERIVE_TEMPLATE`).
-struct Functions {
-    _library: cryptoki_sys::Pkcs11,
-    f: CK_FUNCTION_LIST,
-}
-
-impl Functions {
-    fn load() -> Functions {
-        let path = module_path();
-        // SAFETY: loading the module under test (already loaded by cryptoki: the same
-        // library, so the same process state).
-        let library = unsafe { cryptoki_sys::Pkcs11::new(&path) }.expect("load module");
-        let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
-        // SAFETY: one output pointer.
-        assert_eq!(unsafe { library.C_GetFunctionList(&mut list) }, CKR_OK);
-        // SAFETY: the module keeps its list alive while loaded; it is copied.
-        let f = unsafe { *list };
-        Functions {
-            _library: library,
-            f,
-        }
-    }
-
-    /// `C_CreateObject` with `plain` attributes and one nested template attribute
-    /// `nested_type` holding `nested`.
-    fn create_with_nested(
-        &self,
-        session: &Session,
-        plain: &[RawAttr],
-        nested_type: CK_ATTRIBUTE_TYPE,
-        nested: &[RawAttr],
-    ) -> Result<ObjectHandle, RvError> {
-        let mut inner: Vec<CK_ATTRIBUTE> = nested
-            .iter()
-            .map(|a| CK_ATTRIBUTE {
-                type_: a.ty,
-                pValue: a.value.as_ptr() as *mut _,
-                ulValueLen: a.value.len() as CK_ULONG,
-            })
-            .collect();
-        let mut outer: Vec<CK_ATTRIBUTE> = plain
-            .iter()
-            .map(|a| CK_ATTRIBUTE {
-                type_: a.ty,
-                pValue: a.value.as_ptr() as *mut _,
-                ulValueLen: a.value.len() as CK_ULONG,
-            })
-            .collect();
-        outer.push(CK_ATTRIBUTE {
-            type_: nested_type,
-            pValue: inner.as_mut_ptr().cast(),
-            ulValueLen: (inner.len() * std::mem::size_of::<CK_ATTRIBUTE>()) as CK_ULONG,
-        });
-        let mut handle: CK_OBJECT_HANDLE = 0;
-        // SAFETY: every pointer (the outer and inner arrays, each value) is alive for
-        // the call; the handle is one output.
-        let rv = unsafe {
-            self.f.C_CreateObject.unwrap()(
-                session.handle(),
-                outer.as_mut_ptr(),
-                outer.len() as CK_ULONG,
-                &mut handle,
-            )
-        };
-        match cryptoki::error::Rv::from(rv) {
-            cryptoki::error::Rv::Ok => Ok(handle_of(handle)),
-            cryptoki::error::Rv::Error(e) => Err(e),
-        }
-    }
-}
-
-impl Functions {
-    /// `C_EncryptUpdate` with an output buffer of `capacity` bytes: (code, reported
-    /// length, bytes written).
-    fn encrypt_update(
-        &self,
-        session: &Session,
-        input: &[u8],
-        capacity: usize,
-    ) -> (CK_RV, usize, Vec<u8>) {
-        let mut out = vec![0u8; capacity.max(1)];
-        let mut len = capacity as CK_ULONG;
-        // SAFETY: input and output are alive and as long as the lengths say.
-        let rv = unsafe {
-            self.f.C_EncryptUpdate.unwrap()(
-                session.handle(),
-                input.as_ptr() as *mut _,
-                input.len() as CK_ULONG,
-                out.as_mut_ptr(),
-                &mut len,
-            )
-        };
-        out.truncate(if rv == CKR_OK { len as usize } else { 0 });
-        (rv, len as usize, out)
-    }
-
-    /// `C_EncryptFinal` with an output buffer of `capacity` bytes.
-    fn encrypt_final(&self, session: &Session, capacity: usize) -> (CK_RV, Vec<u8>) {
-        let mut out = vec![0u8; capacity.max(1)];
-        let mut len = capacity as CK_ULONG;
-        // SAFETY: the output is alive and as long as the length says.
-        let rv =
-            unsafe { self.f.C_EncryptFinal.unwrap()(session.handle(), out.as_mut_ptr(), &mut len) };
-        out.truncate(if rv == CKR_OK { len as usize } else { 0 });
-        (rv, out)
-    }
-}
 
 fn handle_of(raw: CK_OBJECT_HANDLE) -> ObjectHandle {
     handle(raw)
@@ -163,11 +54,11 @@ fn answer<T>(r: cryptoki::error::Result<T>) -> Result<T, RvError> {
 fn the_second_keys_derive_template_binds_a_concatenation() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let f = Functions::load();
+    let f = Raw::load();
     let victim_value = vec![0x3C; 16];
     let victim = f
         .create_with_nested(
-            &session,
+            session.handle(),
             &[
                 RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
                 RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
@@ -185,6 +76,7 @@ fn the_second_keys_derive_template_binds_a_concatenation() {
                 RawAttr::bool(CKA_DERIVE, false),
             ],
         )
+        .map(handle_of)
         .expect("C_CreateObject(key with a derive template)");
     // The rule works for the victim as base key.
     let wants_more = vec![
@@ -399,26 +291,17 @@ fn hkdf_data_is_bound_by_the_base_keys_derive_template() {
     use cryptoki::mechanism::MechanismType;
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let f = Functions::load();
-    let base = f
-        .create_with_nested(
-            &session,
-            &[
-                RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
-                RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
-                RawAttr::bool(CKA_TOKEN, false),
-                RawAttr::bool(CKA_SENSITIVE, true),
-                RawAttr::bool(CKA_EXTRACTABLE, false),
-                RawAttr::bool(CKA_DERIVE, true),
-                RawAttr::new(CKA_VALUE, &[0x2E; 32]),
-            ],
-            CKA_DERIVE_TEMPLATE,
-            &[
-                RawAttr::bool(CKA_SENSITIVE, true),
-                RawAttr::bool(CKA_EXTRACTABLE, false),
-            ],
-        )
-        .expect("C_CreateObject(base key with a derive template)");
+    let base = hkdf_base(
+        &session,
+        vec![
+            RawAttr::bool(CKA_SENSITIVE, true),
+            RawAttr::bool(CKA_EXTRACTABLE, false),
+        ],
+        &[
+            RawAttr::bool(CKA_SENSITIVE, true),
+            RawAttr::bool(CKA_EXTRACTABLE, false),
+        ],
+    );
     let info = b"context".to_vec();
     let params = HkdfParams::new(MechanismType::SHA256, None, Some(&info));
     // The rule holds for keys: HKDF output into a readable key is refused.
@@ -458,6 +341,28 @@ fn hkdf_data_is_bound_by_the_base_keys_derive_template() {
     );
 }
 
+/// A session generic-secret key that may derive, with `extra` attributes and the derive
+/// template `derive_template`.
+fn hkdf_base(session: &Session, extra: Vec<RawAttr>, derive_template: &[RawAttr]) -> ObjectHandle {
+    let mut plain = vec![
+        RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+        RawAttr::bool(CKA_TOKEN, false),
+        RawAttr::bool(CKA_DERIVE, true),
+        RawAttr::new(CKA_VALUE, &[0x2E; 32]),
+    ];
+    plain.extend(extra);
+    Raw::load()
+        .create_with_nested(
+            session.handle(),
+            &plain,
+            CKA_DERIVE_TEMPLATE,
+            derive_template,
+        )
+        .map(handle_of)
+        .expect("C_CreateObject(base key with a derive template)")
+}
+
 /// The other side of the rule above: a derive template that names only what a data object
 /// has (here `CKA_TOKEN` and `CKA_PRIVATE`) lets `CKM_HKDF_DATA` through and holds the
 /// object to it: the template's `CKA_PRIVATE` is the object's, and a template asking
@@ -468,25 +373,14 @@ fn hkdf_data_is_made_under_a_derive_template_naming_only_data_attributes() {
     use cryptoki::mechanism::MechanismType;
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let f = Functions::load();
-    let base = f
-        .create_with_nested(
-            &session,
-            &[
-                RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
-                RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
-                RawAttr::bool(CKA_TOKEN, false),
-                RawAttr::bool(CKA_PRIVATE, false),
-                RawAttr::bool(CKA_DERIVE, true),
-                RawAttr::new(CKA_VALUE, &[0x2F; 32]),
-            ],
-            CKA_DERIVE_TEMPLATE,
-            &[
-                RawAttr::bool(CKA_TOKEN, false),
-                RawAttr::bool(CKA_PRIVATE, true),
-            ],
-        )
-        .expect("C_CreateObject(base key with a derive template)");
+    let base = hkdf_base(
+        &session,
+        vec![RawAttr::bool(CKA_PRIVATE, false)],
+        &[
+            RawAttr::bool(CKA_TOKEN, false),
+            RawAttr::bool(CKA_PRIVATE, true),
+        ],
+    );
     let info = b"context".to_vec();
     let params = HkdfParams::new(MechanismType::SHA256, None, Some(&info));
     let data = answer(session.derive_key(
@@ -537,18 +431,22 @@ fn hkdf_data_is_made_under_a_derive_template_naming_only_data_attributes() {
 fn a_final_call_does_not_pass_off_an_updates_kept_output_as_the_end() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let f = Functions::load();
+    let f = Raw::load();
     let key = aes_key(&session, &[0x42; 16]);
     let iv = [7u8; 16];
     let plaintext = [0x55u8; 32];
     session
         .encrypt_init(&Mechanism::AesCbcPad(iv), key)
         .unwrap();
-    let (rv, needed, _) = f.encrypt_update(&session, &plaintext, 1);
-    assert_eq!(rv, CKR_BUFFER_TOO_SMALL, "the update's short buffer");
+    let (rv, needed, _) = f.encrypt_update(session.handle(), &plaintext, 1);
+    assert_eq!(
+        rv,
+        Err(RvError::BufferTooSmall),
+        "the update's short buffer"
+    );
     assert_eq!(needed, 32);
-    let (rv, tail) = f.encrypt_final(&session, 64);
-    if rv != CKR_OK {
+    let (rv, tail) = f.encrypt_final(session.handle(), 64);
+    if rv.is_err() {
         return; // refused: the operation owes nothing it claimed to have delivered
     }
     let whole = session.decrypt(&Mechanism::AesCbcPad(iv), key, &tail).ok();

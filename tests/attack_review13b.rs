@@ -11,71 +11,13 @@
 mod common;
 
 use common::kms::key_id;
+use common::raw::Raw;
 use common::*;
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
-
-/// The module's function list, for the calls `cryptoki` 0.12 cannot express (a NULL
-/// mechanism, a short output buffer).
-struct Functions {
-    _library: cryptoki_sys::Pkcs11,
-    f: CK_FUNCTION_LIST,
-}
-
-impl Functions {
-    fn load() -> Functions {
-        let path = module_path();
-        // SAFETY: loading the module under test (already loaded by cryptoki: the same
-        // library, so the same process state).
-        let library = unsafe { cryptoki_sys::Pkcs11::new(&path) }.expect("load module");
-        let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
-        // SAFETY: one output pointer.
-        assert_eq!(unsafe { library.C_GetFunctionList(&mut list) }, CKR_OK);
-        // SAFETY: the module keeps its list alive while loaded; it is copied.
-        let f = unsafe { *list };
-        Functions {
-            _library: library,
-            f,
-        }
-    }
-
-    /// `C_EncryptInit` with `mechanism` (`None`: a NULL `pMechanism`).
-    fn encrypt_init(
-        &self,
-        session: &Session,
-        mechanism: Option<CK_MECHANISM_TYPE>,
-        key: CK_OBJECT_HANDLE,
-    ) -> CK_RV {
-        let mut mech = mechanism.map(|m| CK_MECHANISM {
-            mechanism: m,
-            pParameter: std::ptr::null_mut(),
-            ulParameterLen: 0,
-        });
-        let ptr = mech
-            .as_mut()
-            .map_or(std::ptr::null_mut(), |m| m as *mut CK_MECHANISM);
-        // SAFETY: the mechanism (if any) is alive for the call.
-        unsafe { self.f.C_EncryptInit.unwrap()(session.handle(), ptr, key) }
-    }
-
-    /// `C_EncryptUpdate` with an output buffer of `capacity` bytes.
-    fn encrypt_update(&self, session: &Session, input: &[u8], capacity: usize) -> CK_RV {
-        let mut out = vec![0u8; capacity.max(1)];
-        let mut len = capacity as CK_ULONG;
-        // SAFETY: input and output are alive and as long as the lengths say.
-        unsafe {
-            self.f.C_EncryptUpdate.unwrap()(
-                session.handle(),
-                input.as_ptr() as *mut _,
-                input.len() as CK_ULONG,
-                out.as_mut_ptr(),
-                &mut len,
-            )
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Operations: cancelling with a NULL mechanism (PKCS#11 3.0)
@@ -98,7 +40,7 @@ impl Functions {
 fn encrypt_init_with_a_null_mechanism_cancels_the_operation() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
-    let f = Functions::load();
+    let f = Raw::load();
     let key = session
         .generate_key(
             &Mechanism::AesKeyGen,
@@ -110,28 +52,31 @@ fn encrypt_init_with_a_null_mechanism_cancels_the_operation() {
         )
         .unwrap();
     assert_eq!(
-        f.encrypt_init(&session, Some(CKM_AES_ECB), key.handle()),
-        CKR_OK
+        f.encrypt_init(session.handle(), Some(CKM_AES_ECB), key.handle()),
+        Ok(())
     );
     // Output kept for a retry of C_EncryptUpdate, which the application abandons.
     assert_eq!(
-        f.encrypt_update(&session, &[0u8; 64], 16),
-        CKR_BUFFER_TOO_SMALL
+        f.encrypt_update(session.handle(), &[0u8; 64], 16).0,
+        Err(RvError::BufferTooSmall)
     );
-    let cancel = f.encrypt_init(&session, None, 0);
-    let again = f.encrypt_init(&session, Some(CKM_AES_ECB), key.handle());
+    let cancel = f.encrypt_init(session.handle(), None, 0);
+    let again = f.encrypt_init(session.handle(), Some(CKM_AES_ECB), key.handle());
     assert!(
-        cancel == CKR_OK && again == CKR_OK,
-        "C_EncryptInit(NULL_PTR) answered {cancel:#x} (expected CKR_OK, the operation \
-         terminated: PKCS#11 3.0 §5.9); a new C_EncryptInit then answered {again:#x}"
+        cancel.is_ok() && again.is_ok(),
+        "C_EncryptInit(NULL_PTR) answered {cancel:?} (expected CKR_OK, the operation \
+         terminated: PKCS#11 3.0 §5.9); a new C_EncryptInit then answered {again:?}"
     );
     // With no operation active there is nothing to end, and no mechanism to start one.
     assert_eq!(
-        f.encrypt_init(&session, None, 0),
-        CKR_OK,
+        f.encrypt_init(session.handle(), None, 0),
+        Ok(()),
         "the new one ended"
     );
-    assert_eq!(f.encrypt_init(&session, None, 0), CKR_ARGUMENTS_BAD);
+    assert_eq!(
+        f.encrypt_init(session.handle(), None, 0),
+        Err(RvError::ArgumentsBad)
+    );
     // The other kinds end the same way (a signature here).
     session
         .sign_init(&Mechanism::Sha256Hmac, hmac_key(&session))
@@ -139,9 +84,11 @@ fn encrypt_init_with_a_null_mechanism_cancels_the_operation() {
     session.sign_update(b"part").unwrap();
     let restarted = session.sign_init(&Mechanism::Sha256Hmac, hmac_key(&session));
     assert!(restarted.is_err(), "a second C_SignInit while one runs");
-    // SAFETY: a NULL mechanism, which the module must take as "end the operation".
-    let rv = unsafe { f.f.C_SignInit.unwrap()(session.handle(), std::ptr::null_mut(), 0) };
-    assert_eq!(rv, CKR_OK, "C_SignInit(NULL_PTR)");
+    assert_eq!(
+        f.sign_init(session.handle(), None, 0),
+        Ok(()),
+        "C_SignInit(NULL_PTR)"
+    );
     session
         .sign_init(&Mechanism::Sha256Hmac, hmac_key(&session))
         .expect("a new C_SignInit after the cancel");

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::kms::key::Origin;
 use crate::mechanism::{DeriveInput, DeriveRule, MechanismArg, Usage};
 use crate::object::attr::{AttrType, RawAttribute, RawValue, Value};
-use crate::object::policy::KEY_USES;
+use crate::object::policy::{self, KEY_USES};
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
@@ -164,22 +164,6 @@ fn forced_by(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<RawAt
     Ok(out)
 }
 
-/// The attributes a data object made by a derivation may be held to by a source key's
-/// `CKA_DERIVE_TEMPLATE`. Any other attribute there (sensitivity, extractability, a usage
-/// flag, a key type...) binds a key, which a data object is not: its value is readable by
-/// whoever may see the object, so such a template forbids deriving data at all.
-const DATA_ATTRIBUTES: &[AttrType] = &[
-    CKA_CLASS,
-    CKA_TOKEN,
-    CKA_PRIVATE,
-    CKA_MODIFIABLE,
-    CKA_COPYABLE,
-    CKA_DESTROYABLE,
-    CKA_LABEL,
-    CKA_APPLICATION,
-    CKA_OBJECT_ID,
-];
-
 /// The one value length a secret key type allows, if it has one.
 fn fixed_len(key_type: KeyType) -> Option<usize> {
     match key_type {
@@ -263,14 +247,17 @@ fn derived_template(
 
 /// The template of a data object `CKM_HKDF_DATA` makes: class `CKO_DATA`, and private
 /// unless the template says otherwise when any source key is private, the base key or
-/// the salt key (what a private key yields stays behind the login by default). `TemplateInconsistent` where a source's
-/// `CKA_DERIVE_TEMPLATE` names an attribute no data object has ([`DATA_ATTRIBUTES`]), or
-/// a class other than `CKO_DATA`.
+/// the salt key (what a private key yields stays behind the login by default).
+/// `TemplateInconsistent` where a source's `CKA_DERIVE_TEMPLATE` names an attribute no
+/// data object has (`policy::carries`), or a class other than `CKO_DATA`.
 fn data_template(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<RawAttribute>> {
     for source in sources {
         if let Some(Value::Template(forced)) = source.value(CKA_DERIVE_TEMPLATE) {
+            // Anything a data object does not carry (sensitivity, extractability, a
+            // usage flag...) binds a key, which a data object is not: its value is
+            // readable by whoever may see it, so such a template forbids deriving data.
             let fits = |(ty, v): &(AttrType, Value)| {
-                DATA_ATTRIBUTES.contains(ty)
+                policy::carries(CKO_DATA, None, *ty)
                     && (*ty != CKA_CLASS || v.as_ulong() == Some(CKO_DATA.get()))
             };
             if !forced.iter().all(fits) {

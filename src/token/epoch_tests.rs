@@ -596,13 +596,13 @@ fn a_late_read_of_the_new_token_does_not_log_out_a_login_to_the_new_token() {
     );
 }
 
-/// Attack on the re-check of `insert_all_in` (from an independent review): a key pair whose
-/// private half is a token object and whose public half is a private session object, and
-/// a C_Logout from another thread after the first check of the write rules. Before the
-/// fix the token half was committed first and the session half re-checked after: the
-/// call failed (CKR_USER_NOT_LOGGED_IN) while the token half stayed stored, half a pair
-/// the application was told was not made. Now the session half is checked and inserted
-/// first, under the login's lock, and a refused pair leaves nothing.
+/// Attack on the re-check of `insert_all_in` (from an independent review): a key pair and
+/// a C_Logout from another thread after the first check of the write rules. The review's
+/// pair had its private half in the token and its public half a private session object:
+/// the token half was committed first and the session half re-checked after, so the call
+/// failed (CKR_USER_NOT_LOGGED_IN) while the token half stayed stored. Such split pairs
+/// are refused now (`CKR_TEMPLATE_INCONSISTENT`, before anything is made); a private pair
+/// whose login goes between the check and the insert still leaves nothing.
 #[test]
 fn a_failed_key_pair_generation_leaves_no_token_half_behind() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -622,24 +622,38 @@ fn a_failed_key_pair_generation_leaves_no_token_half_behind() {
         param: crate::mechanism::Param::None,
     };
     let p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-    let made = here.generate_key_pair(
-        CALLER,
-        &mech,
-        &[
-            raw(CKA_TOKEN, &[0]),
-            raw(CKA_PRIVATE, &[1]),
-            raw(CKA_VERIFY, &[1]),
-            raw(CKA_EC_PARAMS, &p256),
-        ],
-        &[
-            raw(CKA_TOKEN, &[1]),
-            raw(CKA_PRIVATE, &[1]),
-            raw(CKA_SIGN, &[1]),
-        ],
+    let pair = |public_token: u8, private_token: u8| {
+        here.generate_key_pair(
+            CALLER,
+            &mech,
+            &[
+                raw(CKA_TOKEN, &[public_token]),
+                raw(CKA_PRIVATE, &[1]),
+                raw(CKA_VERIFY, &[1]),
+                raw(CKA_EC_PARAMS, &p256),
+            ],
+            &[
+                raw(CKA_TOKEN, &[private_token]),
+                raw(CKA_PRIVATE, &[1]),
+                raw(CKA_SIGN, &[1]),
+            ],
+        )
+    };
+    let split = pair(0, 1);
+    assert!(
+        matches!(split, Err(Error::TemplateInconsistent)),
+        "a split pair: {split:?}"
     );
+    // A private session pair: the logout lands between the check and the insert.
+    let made = pair(0, 0);
     assert!(
         matches!(made, Err(Error::UserNotLoggedIn)),
-        "a private session half after a logout: {made:?}"
+        "a private session pair after a logout: {made:?}"
+    );
+    assert_eq!(
+        here.objects.read().iter().count(),
+        0,
+        "a half left in the table"
     );
     assert_eq!(
         stored_objects(&here),
@@ -729,18 +743,22 @@ fn key_pair_handles_are_public_then_private_in_every_mix() {
     };
     let p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     for (pub_token, priv_token) in [(0u8, 0u8), (0, 1), (1, 0), (1, 1)] {
-        let (p, q) = here
-            .generate_key_pair(
-                CALLER,
-                &mech,
-                &[
-                    raw(CKA_TOKEN, &[pub_token]),
-                    raw(CKA_VERIFY, &[1]),
-                    raw(CKA_EC_PARAMS, &p256),
-                ],
-                &[raw(CKA_TOKEN, &[priv_token]), raw(CKA_SIGN, &[1])],
-            )
-            .expect("pair");
+        let made = here.generate_key_pair(
+            CALLER,
+            &mech,
+            &[
+                raw(CKA_TOKEN, &[pub_token]),
+                raw(CKA_VERIFY, &[1]),
+                raw(CKA_EC_PARAMS, &p256),
+            ],
+            &[raw(CKA_TOKEN, &[priv_token]), raw(CKA_SIGN, &[1])],
+        );
+        if pub_token != priv_token {
+            // A pair's halves are one key, in the token or in the session.
+            assert!(matches!(made, Err(Error::TemplateInconsistent)), "{made:?}");
+            continue;
+        }
+        let (p, q) = made.expect("pair");
         let table = here.objects.read();
         let class = |h| table.get(h).map(|e| (e.object.class, e.object.is_token()));
         assert_eq!(

@@ -148,10 +148,19 @@ impl Token {
         public_template: &[RawAttribute],
         private_template: &[RawAttribute],
     ) -> Result<(ObjectHandle, ObjectHandle)> {
+        if template::parse(private_template)?.contains_key(&IMPORT_TARGET) {
+            return self.generate_import_parameters(
+                caller,
+                mech,
+                public_template,
+                private_template,
+            );
+        }
         // The two halves are one KMS key, decided together: both in the token, or both
         // in the session. A token half beside a session half would be the key as other
         // processes see it (and change: DisableKey, destruction), while the half this
-        // process uses knows nothing of it (pkcs11test accepts the refusal).
+        // process uses knows nothing of it (pkcs11test accepts the refusal). An import
+        // pair, above, has its halves placed by the module.
         let in_token = |t: &[RawAttribute]| -> Result<bool> {
             Ok(template::parse(t)?
                 .get(&CKA_TOKEN)
@@ -160,14 +169,6 @@ impl Token {
         };
         if in_token(public_template)? != in_token(private_template)? {
             return Err(Error::TemplateInconsistent);
-        }
-        if template::parse(private_template)?.contains_key(&IMPORT_TARGET) {
-            return self.generate_import_parameters(
-                caller,
-                mech,
-                public_template,
-                private_template,
-            );
         }
         let m = mechanism(mech.kind)?;
         let (key_type, (public, private)) =

@@ -51,6 +51,33 @@ fn result(rv: CK_RV) -> Result<(), RvError> {
     }
 }
 
+/// `template` as the C structures pointing into it (alive as long as `template`).
+fn attributes(template: &[RawAttr]) -> Vec<CK_ATTRIBUTE> {
+    template
+        .iter()
+        .map(|a| CK_ATTRIBUTE {
+            type_: a.ty,
+            pValue: a.value.as_ptr() as *mut _,
+            ulValueLen: a.value.len() as CK_ULONG,
+        })
+        .collect()
+}
+
+/// Runs `call` with a mechanism of type `mechanism` and no parameter, or NULL.
+fn with_mechanism(
+    mechanism: Option<CK_MECHANISM_TYPE>,
+    call: impl FnOnce(*mut CK_MECHANISM) -> CK_RV,
+) -> Result<(), RvError> {
+    let mut mech = mechanism.map(|m| CK_MECHANISM {
+        mechanism: m,
+        pParameter: std::ptr::null_mut(),
+        ulParameterLen: 0,
+    });
+    result(call(
+        mech.as_mut().map_or(std::ptr::null_mut(), |m| m as *mut _),
+    ))
+}
+
 impl Raw {
     pub fn load() -> Raw {
         let path = super::module_path();
@@ -116,19 +143,109 @@ impl Raw {
         Ok(info.state)
     }
 
+    /// `C_CreateObject` with `plain` attributes and one nested template attribute
+    /// `nested_type` (`CKA_DERIVE_TEMPLATE` and kin) holding `nested`: a template
+    /// `cryptoki` cannot express.
+    pub fn create_with_nested(
+        &self,
+        session: CK_SESSION_HANDLE,
+        plain: &[RawAttr],
+        nested_type: CK_ATTRIBUTE_TYPE,
+        nested: &[RawAttr],
+    ) -> Result<CK_OBJECT_HANDLE, RvError> {
+        let mut inner = attributes(nested);
+        let mut outer = attributes(plain);
+        outer.push(CK_ATTRIBUTE {
+            type_: nested_type,
+            pValue: inner.as_mut_ptr().cast(),
+            ulValueLen: (inner.len() * std::mem::size_of::<CK_ATTRIBUTE>()) as CK_ULONG,
+        });
+        let mut handle: CK_OBJECT_HANDLE = 0;
+        // SAFETY: both arrays and every value they point to are alive for the call; the
+        // handle is one output.
+        result(unsafe {
+            self.list.C_CreateObject.unwrap()(
+                session,
+                outer.as_mut_ptr(),
+                outer.len() as CK_ULONG,
+                &mut handle,
+            )
+        })?;
+        Ok(handle)
+    }
+
+    /// `C_EncryptInit` (`None`: a NULL `pMechanism`, which ends an active operation).
+    pub fn encrypt_init(
+        &self,
+        session: CK_SESSION_HANDLE,
+        mechanism: Option<CK_MECHANISM_TYPE>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<(), RvError> {
+        with_mechanism(mechanism, |m| {
+            // SAFETY: the mechanism (or NULL) is alive for the call.
+            unsafe { self.list.C_EncryptInit.unwrap()(session, m, key) }
+        })
+    }
+
+    /// `C_SignInit`, as `encrypt_init`.
+    pub fn sign_init(
+        &self,
+        session: CK_SESSION_HANDLE,
+        mechanism: Option<CK_MECHANISM_TYPE>,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<(), RvError> {
+        with_mechanism(mechanism, |m| {
+            // SAFETY: the mechanism (or NULL) is alive for the call.
+            unsafe { self.list.C_SignInit.unwrap()(session, m, key) }
+        })
+    }
+
+    /// `C_EncryptUpdate` into a buffer of `capacity` bytes: the answer, the length the
+    /// module reported, and the bytes written.
+    pub fn encrypt_update(
+        &self,
+        session: CK_SESSION_HANDLE,
+        input: &[u8],
+        capacity: usize,
+    ) -> (Result<(), RvError>, usize, Vec<u8>) {
+        let mut out = vec![0u8; capacity.max(1)];
+        let mut len = capacity as CK_ULONG;
+        // SAFETY: input and output are alive and as long as the lengths say.
+        let rv = result(unsafe {
+            self.list.C_EncryptUpdate.unwrap()(
+                session,
+                input.as_ptr() as *mut _,
+                input.len() as CK_ULONG,
+                out.as_mut_ptr(),
+                &mut len,
+            )
+        });
+        out.truncate(if rv.is_ok() { len as usize } else { 0 });
+        (rv, len as usize, out)
+    }
+
+    /// `C_EncryptFinal` into a buffer of `capacity` bytes: the answer and the bytes.
+    pub fn encrypt_final(
+        &self,
+        session: CK_SESSION_HANDLE,
+        capacity: usize,
+    ) -> (Result<(), RvError>, Vec<u8>) {
+        let mut out = vec![0u8; capacity.max(1)];
+        let mut len = capacity as CK_ULONG;
+        // SAFETY: the output is alive and as long as the length says.
+        let rv = result(unsafe {
+            self.list.C_EncryptFinal.unwrap()(session, out.as_mut_ptr(), &mut len)
+        });
+        out.truncate(if rv.is_ok() { len as usize } else { 0 });
+        (rv, out)
+    }
+
     pub fn create_object(
         &self,
         session: CK_SESSION_HANDLE,
         template: &[RawAttr],
     ) -> Result<CK_OBJECT_HANDLE, RvError> {
-        let mut attrs: Vec<CK_ATTRIBUTE> = template
-            .iter()
-            .map(|a| CK_ATTRIBUTE {
-                type_: a.ty,
-                pValue: a.value.as_ptr() as *mut _,
-                ulValueLen: a.value.len() as CK_ULONG,
-            })
-            .collect();
+        let mut attrs = attributes(template);
         let mut handle: CK_OBJECT_HANDLE = 0;
         // SAFETY: the template points into `template`, alive for the call.
         result(unsafe {
@@ -194,14 +311,7 @@ impl Raw {
         session: CK_SESSION_HANDLE,
         template: &[RawAttr],
     ) -> Result<(), RvError> {
-        let mut attrs: Vec<CK_ATTRIBUTE> = template
-            .iter()
-            .map(|a| CK_ATTRIBUTE {
-                type_: a.ty,
-                pValue: a.value.as_ptr() as *mut _,
-                ulValueLen: a.value.len() as CK_ULONG,
-            })
-            .collect();
+        let mut attrs = attributes(template);
         let ptr = if attrs.is_empty() {
             std::ptr::null_mut()
         } else {
