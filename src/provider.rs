@@ -330,6 +330,14 @@ impl Provider {
                 continue;
             }
             match Token::open(&path, Arc::clone(&self.shared)) {
+                // A token file is named after its token's serial: a file holding another
+                // token (a backup renamed) would stand in for the token of that serial.
+                Ok(token) if token.serial != serial => log::warn!(
+                    "skipping token file {}: it holds token {}, whose file is named {}.db",
+                    path.display(),
+                    token.serial,
+                    token.serial
+                ),
                 Ok(token) => opened.push(token),
                 // One unreadable token must not hide the others.
                 Err(e) => log::warn!("skipping token file {}: {e}", path.display()),

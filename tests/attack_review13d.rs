@@ -226,6 +226,43 @@ fn copy_token_under_another_name_shadows_the_live_token_of_that_serial() {
     );
 }
 
+/// The module's side of the same: a backup of a token file renamed by hand into the token
+/// directory (no tool asked) holds the token's serial under another name. The module
+/// opens the file named after the serial and skips the other, saying so in its log, so
+/// the live token, with the key made after the backup, is what applications get.
+#[test]
+fn a_token_file_named_otherwise_than_its_serial_is_skipped() {
+    let live = TestEnv::new();
+    {
+        let ctx = live.load();
+        init_token(&ctx);
+        ctx.finalize().unwrap();
+    }
+    let serial = serial_of(&live, TOKEN_LABEL);
+    let live_db = live.token_dir.join(format!("{serial}.db"));
+    let renamed = live.token_dir.join(format!("{serial}-backup.db"));
+    std::fs::copy(&live_db, &renamed).unwrap();
+    {
+        let (ctx, _slot, session) = ready_token_again(&live);
+        session
+            .create_object(&aes_template("made-after-backup", &[7u8; 32], true))
+            .unwrap();
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+    let ctx = live.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    assert_eq!(find_by_label(&session, "made-after-backup").len(), 1);
+    drop(session);
+    ctx.finalize().unwrap();
+    let log = live.log();
+    assert!(
+        log.contains("skipping token file") && log.contains(&format!("{serial}-backup.db")),
+        "{log}"
+    );
+}
+
 /// Loads the module of `env` again and logs in to its (initialised) token.
 fn ready_token_again(
     env: &TestEnv,

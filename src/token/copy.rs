@@ -19,7 +19,7 @@ use crate::error::{Error, Result, StoreError};
 use crate::object::{index, Object};
 use crate::store::{AuditLog, Backend, Change, ObjectRecord, Scope, Snapshot, Store};
 
-use super::{META_OBJECT_INDEX, META_SLOT_ID};
+use super::{META_OBJECT_INDEX, META_SERIAL, META_SLOT_ID};
 
 /// What a verified copy holds, for the tool's report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,13 @@ pub fn copy_token(
     serial: &str,
     slot_id: Option<u64>,
 ) -> Result<Copied> {
+    // A serial names a file in a token directory: one that is not a serial could name a
+    // file anywhere (`../`), past the destination's checks below.
+    if !is_serial(serial) {
+        return Err(Error::Config(format!(
+            "{serial:?} is not a token serial (1 to 16 letters and digits); nothing was copied"
+        )));
+    }
     let (source, from_place) = from.open(serial)?;
     source.check_integrity()?;
     // The trail is read before and after the records: an event committed in between
@@ -59,6 +66,21 @@ pub fn copy_token(
         ));
     }
     drop(source);
+    // The copy keeps the token's own serial, which is what the module shows and tells
+    // tokens apart by: stored under another name (a backup file renamed), it would sit
+    // beside the live token of that serial, and the checks below would look for the
+    // wrong one.
+    let stored = snapshot
+        .meta
+        .get(META_SERIAL)
+        .map(|s| String::from_utf8_lossy(s));
+    if stored.as_deref() != Some(serial) {
+        return Err(Error::Config(format!(
+            "the token stored as {serial} has serial {}; copy it under its own serial (the \
+             name its file or row should have); nothing was copied",
+            stored.as_deref().unwrap_or("(none)")
+        )));
+    }
 
     let slot_id = match slot_id {
         Some(id) => id,
@@ -107,6 +129,12 @@ pub fn copy_token(
         from: from_place,
         to: to_place,
     })
+}
+
+/// Whether `s` can be a token serial: 1 to 16 ASCII letters and digits (the module makes
+/// 16 hexadecimal digits; `CK_TOKEN_INFO.serialNumber` holds 16 characters).
+fn is_serial(s: &str) -> bool {
+    (1..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn meta_slot_id(meta: &BTreeMap<String, Vec<u8>>) -> Option<u64> {

@@ -558,8 +558,33 @@ fn run(cli: &Cli) -> Result<Printed, Failure> {
     Ok(Printed::Json(out))
 }
 
+/// The error answer every failure prints: `{"Code", "Message", "RequestId"}` on standard
+/// error, exit status 1 (docs/cli.md).
+fn fail(code: &str, message: &str) -> ExitCode {
+    let out = json!({ "Code": code, "Message": message, "RequestId": request_id() });
+    eprintln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    ExitCode::FAILURE
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help` and `--version` are answers, printed as clap prints them.
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        // A command line the parser refuses (an unknown option, a value out of range)
+        // fails as every other bad input does.
+        Err(e) => {
+            let message = e.render().to_string();
+            let first = message.lines().next().unwrap_or_default();
+            return fail(
+                "InvalidParameter",
+                first.strip_prefix("error: ").unwrap_or(first),
+            );
+        }
+    };
     match run(&cli) {
         Ok(Printed::Json(out)) => {
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -569,10 +594,6 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Err(f) => {
-            let out = json!({ "Code": f.code, "Message": f.message, "RequestId": request_id() });
-            eprintln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-            ExitCode::FAILURE
-        }
+        Err(f) => fail(f.code, &f.message),
     }
 }
