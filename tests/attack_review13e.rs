@@ -111,3 +111,65 @@ fn a_session_object_made_while_its_session_closes_does_not_outlive_it() {
         );
     }
 }
+
+/// docs/security.md (the split key pair row, after 17020dc/c1e0fba): "a key's objects are
+/// all in the token or all in one session", so that what is decided on a key (its state,
+/// its destruction with its session) reaches every object of it. `C_GenerateKeyPair`
+/// keeps to it; ImportKeyMaterial does not.
+///
+/// An asymmetric EXTERNAL key created as a session object has no public object until
+/// its first import, which adds one (docs/key-model.md). That new object is given to the
+/// session that *calls* the import (`records_for(Some(caller.session))` in
+/// `token/kms/import.rs`, `decide_on_key`'s `new_owner`), not to the session that owns
+/// the key. Imported from another session of the application, the key is then split
+/// between two sessions: closing the key's own session destroys its private object
+/// (§5.6 C_CloseSession) but leaves the public object behind, a key without its
+/// private half that still carries the KeyId, the Enabled state and the material's
+/// public key, and answers searches for the key; closing the importing session instead
+/// would leave the private half without its public one.
+///
+/// Expected: the public object made by the import belongs to the session that owns the
+/// key (or the import from another session is refused), so that the key's objects go
+/// together. Actual: after the owner session closes, the public half is still found.
+#[test]
+fn an_import_from_another_session_does_not_split_a_session_key_between_sessions() {
+    use common::kms::*;
+    let env = TestEnv::new();
+    let (ctx, slot, importer) = ready_token(&env);
+    let owner = ctx.open_rw_session(slot).unwrap();
+    let work = Work::new(&env);
+    let mut template = external_template(Spec::EcP256, "split-by-import");
+    template.retain(|a| !matches!(a, Attribute::Token(_)));
+    template.push(Attribute::Token(false));
+    let key = owner.create_object(&template).expect("C_CreateObject");
+    let id = key_id(&owner, key);
+    let material = work.material(Spec::EcP256);
+    import_with(
+        &importer,
+        &work,
+        key,
+        WRAP_RSA_AES_KEY_WRAP_SHA_256,
+        &material.bytes,
+        None,
+    )
+    .expect("ImportKeyMaterial from the application's other session");
+    assert_eq!(
+        objects_of_key(&importer, &id).len(),
+        2,
+        "the imported key has its private and its public object"
+    );
+    owner.close().unwrap();
+    let left = objects_of_key(&importer, &id);
+    assert!(
+        left.is_empty(),
+        "the session owning key {id} closed, yet {} of its objects remain (class {:?}, \
+         state {:?}): the import gave the key's public object to the importing session",
+        left.len(),
+        left.iter()
+            .map(|h| read_ulong(&importer, *h, cryptoki_sys::CKA_CLASS))
+            .collect::<Vec<_>>(),
+        left.iter()
+            .map(|h| read_ulong(&importer, *h, CKA_KMSHSM_KEY_STATE))
+            .collect::<Vec<_>>(),
+    );
+}
