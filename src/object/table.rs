@@ -83,6 +83,8 @@ pub struct ObjectTable {
     /// meanwhile (`end_sweep`).
     deadline_notes: u64,
     recent_notes: VecDeque<i64>,
+    /// The sessions objects may be made in (opened and not closed since).
+    open_sessions: HashSet<SessionHandle>,
 }
 
 /// The deadline `force_sweep` notes: before any record's.
@@ -306,6 +308,9 @@ impl ObjectTable {
         {
             return Err(Error::TokenReinitialized);
         }
+        if !self.open_sessions.contains(&session) {
+            return Err(Error::SessionClosed);
+        }
         let handle = handles.next();
         self.put(
             handle,
@@ -338,6 +343,19 @@ impl ObjectTable {
     }
 
     /// Drops the objects of one session, or of every session when `session` is `None`.
+    /// Notes `session` open: objects may be made in it until [`ObjectTable::close_session`].
+    pub fn open_session(&mut self, session: SessionHandle) {
+        self.open_sessions.insert(session);
+    }
+
+    /// Closes `session` with its objects: from now on none is made in it
+    /// (`insert_session_object` answers `SessionClosed`), however long ago the call
+    /// making it looked the session up (§4.4: a session's objects end with it).
+    pub fn close_session(&mut self, session: SessionHandle) {
+        self.open_sessions.remove(&session);
+        self.remove_session_objects(Some(session));
+    }
+
     pub fn remove_session_objects(&mut self, session: Option<SessionHandle>) {
         self.take_where(|e| match (e.owner, session) {
             (Owner::Token, _) => false,
@@ -463,6 +481,7 @@ mod tests {
     fn a_sweep_keeps_a_deadline_noted_while_it_read_the_store() {
         let now = 100;
         let mut t = ObjectTable::default();
+        t.open_session(SessionHandle::new(1));
         // Nothing noted during the sweep: its own answer stands.
         let since = t.deadline_notes();
         t.end_sweep(1_000, since, now);
@@ -538,6 +557,7 @@ mod tests {
     fn a_resolved_lookup_key_holds_until_the_cache_is_reset() {
         let handles = HandleSource::default();
         let mut t = ObjectTable::default();
+        t.open_session(SessionHandle::new(1));
         t.apply(&snapshot(1, 1, true, false), &handles).unwrap();
         assert!(!t.is_resolved(b"k"));
         t.mark_resolved(b"k", 1);
@@ -562,6 +582,8 @@ mod tests {
     fn the_label_index_follows_inserts_replacements_and_removals() {
         let handles = HandleSource::default();
         let mut t = ObjectTable::default();
+        t.open_session(SessionHandle::new(1));
+        t.open_session(SessionHandle::new(2));
         let a = t
             .insert_session_object(data(b"a"), SessionHandle::new(1), &handles, &[])
             .unwrap();
@@ -582,9 +604,31 @@ mod tests {
     }
 
     #[test]
+    fn no_object_is_made_in_a_closed_session_and_its_objects_go_with_it() {
+        let handles = HandleSource::default();
+        let mut t = ObjectTable::default();
+        t.open_session(SessionHandle::new(1));
+        let made = |t: &mut ObjectTable, s: u64| {
+            t.insert_session_object(data(b"s"), SessionHandle::new(s), &handles, &[])
+        };
+        made(&mut t, 1).expect("an open session");
+        assert!(matches!(
+            made(&mut t, 2),
+            Err(crate::error::Error::SessionClosed)
+        ));
+        t.close_session(SessionHandle::new(1));
+        assert_eq!(by_label(&t, b"s"), Some(vec![]), "its object went with it");
+        assert!(matches!(
+            made(&mut t, 1),
+            Err(crate::error::Error::SessionClosed)
+        ));
+    }
+
+    #[test]
     fn a_session_object_made_in_another_epoch_is_refused() {
         let handles = HandleSource::default();
         let mut t = ObjectTable::default();
+        t.open_session(SessionHandle::new(1));
         t.apply(&snapshot(1, 2, true, true), &handles).unwrap();
         let made = |t: &mut ObjectTable, epochs: &[Option<u64>]| {
             t.insert_session_object(data(b"s"), SessionHandle::new(1), &handles, epochs)
@@ -604,6 +648,7 @@ mod tests {
     fn postings_carry_each_objects_private_flag_through_replacements() {
         let handles = HandleSource::default();
         let mut t = ObjectTable::default();
+        t.open_session(SessionHandle::new(1));
         let a = t
             .insert_session_object(
                 data_with_private(b"x", true),

@@ -632,6 +632,7 @@ impl Token {
             return Err(Error::SessionReadWriteSoExists);
         }
         sessions.insert(handle, rw);
+        self.objects.write().open_session(handle);
         Ok(())
     }
 
@@ -640,7 +641,7 @@ impl Token {
         let mut sessions = self.sessions.lock();
         sessions.remove(&handle);
         let mut objects = self.objects.write();
-        objects.remove_session_objects(Some(handle));
+        objects.close_session(handle);
         if sessions.is_empty() {
             // §5.6: closing the application's last session logs it out.
             drop(objects);

@@ -136,7 +136,8 @@ impl Token {
     /// returns (new versions, or new objects) in the same store transaction, with the
     /// audit events it returns (when it writes token records); a refusal writes
     /// nothing. Session objects of the key are decided on as cached and put into
-    /// the table afterwards (new ones owned by the caller's session).
+    /// the table afterwards (new ones owned by the session of the key's other session
+    /// objects, or else by the caller's).
     pub(super) fn decide_on_key(
         &self,
         new_owner: Option<SessionHandle>,
@@ -215,14 +216,22 @@ impl Token {
         self.test_point("kms_session_objects");
         let handles: BTreeMap<ObjectUid, ObjectHandle> =
             cached.iter().map(|(h, _, o)| (o.uid, *h)).collect();
+        // A key's session objects are all of one session: a new one (a key's first
+        // public object, made at its import) joins them, whichever session asked, so
+        // that the key goes with that session when it closes.
+        let key_session = cached.iter().find_map(|(_, owner, _)| match owner {
+            Owner::Session(s) => Some(*s),
+            Owner::Token => None,
+        });
         let mut table = self.objects.write();
         for o in decided.into_iter().filter(|o| !o.is_token()) {
             match handles.get(&o.uid) {
                 // Gone with the old token's session objects if the token was reset.
                 Some(h) => table.replace_session_object(*h, o),
                 None => {
-                    let session =
-                        new_owner.ok_or(Error::Internal("new object without a session"))?;
+                    let session = key_session
+                        .or(new_owner)
+                        .ok_or(Error::Internal("new object without a session"))?;
                     // Made of the old token's objects and keys if the token was reset
                     // since they were read: refused then.
                     table.insert_session_object(
