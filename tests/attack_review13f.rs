@@ -141,3 +141,49 @@ fn a_postgres_row_named_otherwise_than_its_serial_stands_in_for_the_live_token()
          is gone"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 9393113: a command line without its subcommand is answered with the tool's description
+// ---------------------------------------------------------------------------------------
+
+/// Defect: `main` sends every clap error that clap would print on standard error through
+/// the JSON error, taking the first line of clap's rendering as the message. A command
+/// line that lacks its subcommand (`kmshsm`, `kmshsm audit`) is such an error in clap
+/// (`DisplayHelpOnMissingArgumentOrSubcommand`: the derive makes a required subcommand
+/// show the help), and the first line of the help is the command's *description*: the
+/// tool answers `{"Code": "InvalidParameter", "Message": "The KMS API (CreateKey, ...)
+/// over kmshsm tokens"}` for `kmshsm`, and `"Message": "The token's audit trail of the
+/// key lifecycle (docs/audit.md)"` for `kmshsm audit`. Nothing says that a command is
+/// missing or which ones there are; the usage clap printed before 9393113 is gone.
+///
+/// Expected (docs/cli.md: a failure prints `{"Code", "Message", "RequestId"}`; the
+/// message says what is wrong, as it does for every other refused command line, e.g.
+/// "unexpected argument ..."): a message that names the missing subcommand. Actual: the
+/// description of the command, as if it were the error.
+#[test]
+fn cli_without_a_subcommand_answers_the_description_as_the_error() {
+    let env = TestEnv::new();
+    env.activate();
+    // The bare command (nothing after it: the configuration comes from $KMSHSM_CONF),
+    // and a command group without its action.
+    let config = env.conf_path.to_str().unwrap();
+    for args in [&[][..], &["--config", config, "audit"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kmshsm"))
+            .args(args)
+            .output()
+            .expect("run kmshsm");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "kmshsm {args:?}: {err}");
+        let answer: serde_json::Value = serde_json::from_str(&err)
+            .unwrap_or_else(|e| panic!("kmshsm {args:?}: no JSON error ({e}): {err}"));
+        let message = answer["Message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
+        assert!(
+            message.contains("command"),
+            "kmshsm {args:?} answered {message:?}: the command's description, not what \
+             is wrong with the command line"
+        );
+    }
+}
