@@ -298,6 +298,13 @@ impl Provider {
                 continue;
             }
             match Token::open_postgres(settings, &serial, Arc::clone(&self.shared)) {
+                // As for files: a row holding another token (a backup restored under
+                // another name) would stand in for the token of that serial.
+                Ok(token) if token.serial != serial => log::warn!(
+                    "skipping token {serial} of {}: it holds token {}",
+                    settings.shown(),
+                    token.serial
+                ),
                 Ok(token) => opened.push(token),
                 // One unreadable token must not hide the others.
                 Err(e) => log::warn!("skipping token {serial} of {}: {e}", settings.shown()),

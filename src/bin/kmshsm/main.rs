@@ -571,8 +571,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         // `--help` and `--version` are answers, printed as clap prints them.
         Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+            return match e.print() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
+        // No command given (`kmshsm`, `kmshsm audit`): clap's answer is the help page,
+        // whose first line describes the command rather than what is missing.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return fail(
+                "InvalidParameter",
+                "the command line names no command; `kmshsm --help` lists them",
+            );
         }
         // A command line the parser refuses (an unknown option, a value out of range)
         // fails as every other bad input does.
