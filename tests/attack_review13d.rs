@@ -16,36 +16,8 @@ use cryptoki::object::AttributeType;
 
 /// Runs `kmshsm --config conf args...`; answers (success, the JSON it printed, as text).
 fn kmshsm(conf: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmshsm"))
-        .arg("--config")
-        .arg(conf)
-        .args(args)
-        .env("KMSHSM_PIN", USER_PIN)
-        .output()
-        .expect("run kmshsm");
-    let text = if out.status.success() {
-        out.stdout
-    } else {
-        out.stderr
-    };
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&text).into_owned(),
-    )
-}
-
-/// The serial of the initialised token labelled `label` of `env`.
-fn serial_of(env: &TestEnv, label: &str) -> String {
-    let ctx = env.load();
-    let slot = slot_of_token(&ctx, label);
-    let serial = ctx
-        .get_token_info(slot)
-        .unwrap()
-        .serial_number()
-        .trim()
-        .to_string();
-    ctx.finalize().unwrap();
-    serial
+    let run = common::audit::kmshsm_with(conf, args);
+    (run.ok, if run.ok { run.stdout } else { run.stderr })
 }
 
 /// The `.db` files directly in `dir`, sorted.
@@ -92,7 +64,7 @@ fn copy_token_serial_with_a_path_writes_outside_the_destination() {
         init_token_labelled(&ctx, "source");
         ctx.finalize().unwrap();
     }
-    let serial = serial_of(&source, "source");
+    let serial = token_serial(&source, "source");
 
     // Another installation, with a live token of its own in its token directory, and an
     // empty staging directory beside it: the only destination the operator names.
@@ -160,7 +132,7 @@ fn copy_token_under_another_name_shadows_the_live_token_of_that_serial() {
         init_token(&ctx);
         ctx.finalize().unwrap();
     }
-    let serial = serial_of(&live, TOKEN_LABEL);
+    let serial = token_serial(&live, TOKEN_LABEL);
     let live_db = live.token_dir.join(format!("{serial}.db"));
     assert!(live_db.is_file(), "{live_db:?}");
 
@@ -238,7 +210,7 @@ fn a_token_file_named_otherwise_than_its_serial_is_skipped() {
         init_token(&ctx);
         ctx.finalize().unwrap();
     }
-    let serial = serial_of(&live, TOKEN_LABEL);
+    let serial = token_serial(&live, TOKEN_LABEL);
     let live_db = live.token_dir.join(format!("{serial}.db"));
     let renamed = live.token_dir.join(format!("{serial}-backup.db"));
     std::fs::copy(&live_db, &renamed).unwrap();

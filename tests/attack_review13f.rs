@@ -17,32 +17,8 @@ use common::*;
 
 /// Runs `kmshsm --config conf args...`; answers (exit code, stdout, stderr).
 fn kmshsm(conf: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmshsm"))
-        .arg("--config")
-        .arg(conf)
-        .args(args)
-        .env("KMSHSM_PIN", USER_PIN)
-        .output()
-        .expect("run kmshsm");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The serial of the initialised token labelled `label` of `env`.
-fn serial_of(env: &TestEnv, label: &str) -> String {
-    let ctx = env.load();
-    let slot = slot_of_token(&ctx, label);
-    let serial = ctx
-        .get_token_info(slot)
-        .unwrap()
-        .serial_number()
-        .trim()
-        .to_string();
-    ctx.finalize().unwrap();
-    serial
+    let run = common::audit::kmshsm_with(conf, args);
+    (run.code, run.stdout, run.stderr)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -73,7 +49,7 @@ fn a_postgres_row_named_otherwise_than_its_serial_stands_in_for_the_live_token()
         init_token(&ctx);
         ctx.finalize().unwrap();
     }
-    let serial = serial_of(&live, TOKEN_LABEL);
+    let serial = token_serial(&live, TOKEN_LABEL);
     let pg = live.pg.as_ref().unwrap();
 
     // A backup of the token, made with the tool into a directory.

@@ -26,28 +26,11 @@ struct Out {
 }
 
 fn cli(conf: &std::path::Path, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmshsm"))
-        .arg("--config")
-        .arg(conf)
-        .args(args)
-        .env("KMSHSM_PIN", USER_PIN)
-        .output()
-        .expect("run kmshsm");
-    let text = if out.status.success() {
-        &out.stdout
-    } else {
-        &out.stderr
-    };
-    let json = serde_json::from_slice(text).unwrap_or_else(|e| {
-        panic!(
-            "kmshsm {args:?} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(text)
-        )
-    });
-    Out {
-        ok: out.status.success(),
-        json,
-    }
+    let run = common::audit::kmshsm_with(conf, args);
+    let text = if run.ok { &run.stdout } else { &run.stderr };
+    let json = serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("kmshsm {args:?} printed no JSON ({e}): {text}"));
+    Out { ok: run.ok, json }
 }
 
 fn ok(conf: &std::path::Path, args: &[&str]) -> Value {

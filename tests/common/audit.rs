@@ -12,12 +12,15 @@ use serde_json::Value;
 use super::kms::*;
 use super::*;
 
+/// What one run of the `kmshsm` command printed, and how it ended.
 pub struct Run {
     pub ok: bool,
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
+/// Runs `kmshsm args...` with the user PIN in its environment.
 pub fn kmshsm(args: &[&str]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_kmshsm"))
         .args(args)
@@ -26,9 +29,18 @@ pub fn kmshsm(args: &[&str]) -> Run {
         .expect("run kmshsm");
     Run {
         ok: out.status.success(),
+        code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs `kmshsm --config conf args...`.
+pub fn kmshsm_with(conf: &std::path::Path, args: &[&str]) -> Run {
+    let conf = conf.to_str().expect("a UTF-8 path");
+    let mut all = vec!["--config", conf];
+    all.extend_from_slice(args);
+    kmshsm(&all)
 }
 
 /// `audit list --json` (plus `extra`), one value per event.

@@ -383,6 +383,21 @@ pub fn init_token(ctx: &Pkcs11) -> Slot {
 }
 
 /// The slot of the initialised token labelled `label` (slot IDs are looked up, not assumed).
+/// The serial of the initialised token labelled `label` of `env` (the module loaded,
+/// asked, and finalised again).
+pub fn token_serial(env: &TestEnv, label: &str) -> String {
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, label);
+    let serial = ctx
+        .get_token_info(slot)
+        .unwrap()
+        .serial_number()
+        .trim()
+        .to_string();
+    ctx.finalize().unwrap();
+    serial
+}
+
 pub fn slot_of_token(ctx: &Pkcs11, label: &str) -> Slot {
     ctx.get_slots_with_initialized_token()
         .unwrap()
