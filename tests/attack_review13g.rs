@@ -11,7 +11,6 @@ mod common;
 
 use common::kms::*;
 use common::*;
-use cryptoki::object::Attribute;
 use cryptoki_sys::*;
 
 /// Defect: the sweep (`token/kms/mod.rs` `Token::sweep`) wipes expired material of a
