@@ -1132,6 +1132,97 @@ fn the_sweep_decides_on_a_keys_cached_records_left_out_of_the_index() {
     );
 }
 
+/// Found by an independent review (of 7ad2055, by reading): the sweep read an expired
+/// session key's objects, then later put wiped copies of them in the table, whatever had
+/// happened to them in between. The same material imported again meanwhile with a later
+/// expiry (another thread) was then wiped by a decision made on the old expiry. Now a
+/// wiped copy replaces only the very version it was made from.
+#[test]
+fn the_sweep_does_not_wipe_a_session_key_changed_since_it_read_it() {
+    use crate::kms::clock::FixedClock;
+    use crate::kms::key::{KeyState, KeyUsage, Origin};
+    use crate::object::attr::{Value, KEY_STATE, KEY_USAGE, MATERIAL_EXPIRY, ORIGIN};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let clock = FixedClock::new(1_700_000_000);
+    let shared = Arc::new(Shared {
+        config: Arc::clone(&shared_for_tests(dir.path()).config),
+        handles: Default::default(),
+        clock: clock.clone(),
+    });
+    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
+    let token = Token::create(
+        &backend,
+        SlotId::new(1),
+        "sweepq002",
+        [b' '; LABEL_LEN],
+        SO_PIN,
+        shared,
+    )
+    .expect("token");
+    log_in_as_user(&token);
+    token.add_session(CALLER.session, true).expect("session");
+    let mech = crate::mechanism::MechanismArg {
+        kind: CKM_EC_KEY_PAIR_GEN,
+        param: crate::mechanism::Param::None,
+    };
+    let p256 = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let (public, private) = token
+        .generate_key_pair(
+            CALLER,
+            &mech,
+            &[raw(CKA_EC_PARAMS, &p256)],
+            &[ulong(KEY_USAGE, KeyUsage::SignVerify.code())],
+        )
+        .expect("a session KMS key pair");
+    // Made EXTERNAL with material expiring in 100 seconds, as an import leaves it.
+    let expiring = |expiry: i64| {
+        vec![
+            (ORIGIN, Value::Ulong(Origin::External.code())),
+            (MATERIAL_EXPIRY, Value::Ulong(expiry as u64)),
+        ]
+    };
+    let set = |handle, plain: Vec<(AttrType, Value)>| {
+        let mut table = token.objects.write();
+        let o = table.get(handle).expect("object").object.with_plain(plain);
+        table.replace_session_object(handle, o);
+    };
+    for h in [public, private] {
+        set(h, expiring(clock.now() + 100));
+    }
+    // Between the sweep's read and its write, the material is imported again with a
+    // later expiry (the private half's new version).
+    let later = clock.now() + 10_000;
+    token.test_steps.lock().push((
+        "sweep_publish",
+        Box::new(move |here: &Token| {
+            let mut table = here.objects.write();
+            let o = table
+                .get(private)
+                .expect("private half")
+                .object
+                .with_plain(expiring(later));
+            table.replace_session_object(private, o);
+        }),
+    ));
+    clock.advance(200);
+    token.objects.write().force_sweep();
+    token.sweep().expect("sweep");
+    let table = token.objects.read();
+    let o = &table.get(private).expect("private half").object;
+    assert_eq!(
+        (o.ulong(KEY_STATE), o.ulong(MATERIAL_EXPIRY)),
+        (Some(KeyState::Enabled.code()), Some(later as u64)),
+        "the re-imported private half was wiped by the old expiry's decision"
+    );
+    assert!(o.has(CKA_VALUE), "its material is gone");
+    let p = &table.get(public).expect("public half").object;
+    assert_eq!(
+        p.ulong(KEY_STATE),
+        Some(KeyState::PendingImport.code()),
+        "the sweep ran (the unchanged public half was wiped)"
+    );
+}
+
 /// Attack (independent review of e25b38e): the reservation checks the failure count
 /// against the limit of the caller's view (`Token::pin_limit`), not the limit the store
 /// holds in the same transaction. Re-initialised elsewhere (with a lower limit) between

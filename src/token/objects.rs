@@ -7,10 +7,12 @@
 
 use std::sync::Arc;
 
+use zeroize::Zeroizing;
+
 use crate::ck::*;
 
 use crate::error::{Error, Result};
-use crate::object::attr::{AttrType, RawAttribute};
+use crate::object::attr::{AttrType, RawAttribute, Value};
 use crate::object::index::INDEXED;
 use crate::object::policy::{is_key_secret, KEY_ID, KEY_STATE};
 use crate::object::table::{Entry, ObjectHandle, ObjectTable, Owner, SessionHandle};
@@ -307,6 +309,11 @@ impl Token {
                 {
                     return Ok(Read::Sensitive);
                 }
+                if *ty == KEY_STATE {
+                    if let Some(state) = self.state_now(&entry.object) {
+                        return Ok(Read::Value(Zeroizing::new(Value::Ulong(state).to_native())));
+                    }
+                }
                 entry.object.read(*ty, &self.serial, master.as_deref())
             })
             .collect()
@@ -347,16 +354,21 @@ impl Token {
                     .collect());
             }
         }
-        // A search that compares key material compares only what could be read.
+        // A search by KMS state compares the state as a read finds it now (`state_now`);
+        // one that compares key material compares only what could be read.
+        let (state_wanted, rest): (Vec<_>, Vec<_>) =
+            wanted.iter().cloned().partition(|(ty, _)| *ty == KEY_STATE);
         let fits = |e: &Entry| {
             let compares_material = || {
-                wanted
-                    .iter()
+                rest.iter()
                     .any(|(ty, _)| is_key_secret(e.object.class, *ty))
             };
             self.visible(e, who)
+                && state_wanted
+                    .iter()
+                    .all(|(_, v)| self.state_now(&e.object).map(Value::Ulong).as_ref() == Some(v))
                 && (!compares_material() || self.material_readable(&e.object))
-                && e.object.matches(&wanted, &self.serial, master.as_deref())
+                && e.object.matches(&rest, &self.serial, master.as_deref())
         };
         let mut found: Vec<ObjectHandle> = match objects.candidates(&wanted) {
             Some(handles) => handles

@@ -11,6 +11,7 @@
 //! It must not do cryptography beyond asking mechanisms and `crypto` for it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::ck::*;
 use zeroize::Zeroizing;
@@ -343,6 +344,26 @@ impl Token {
         enabled && !(attrs.material_expiry != 0 && self.now() >= attrs.material_expiry as i64)
     }
 
+    /// The key's state as a use finds it now (`CKA_KMSHSM_KEY_STATE` read or searched
+    /// for): an Enabled or Disabled key whose material has expired is PendingImport, as
+    /// the sweep leaves it, even before a sweep (which rewrites records only with the
+    /// master key, so never in a process that is not logged in) has written that.
+    /// `None` for an object without a KMS state.
+    pub(in crate::token) fn state_now(&self, object: &Object) -> Option<u64> {
+        let attrs = object.use_attrs();
+        let state = attrs.key_state?;
+        let live = matches!(
+            KeyState::from_code(state),
+            Some(KeyState::Enabled | KeyState::Disabled)
+        );
+        let expired = attrs.material_expiry != 0 && self.now() >= attrs.material_expiry as i64;
+        Some(if live && expired {
+            KeyState::PendingImport.code()
+        } else {
+            state
+        })
+    }
+
     /// Material whose expiry (unix seconds; 0 never) has passed is unusable now: the
     /// sweep wipes it, and the use is refused as for a key waiting for material.
     pub(super) fn check_expiry(&self, expiry: u64) -> Result<()> {
@@ -370,32 +391,35 @@ impl Token {
             .collect())
     }
 
-    /// Publishes changed objects, read from the token of epoch `read_in`: token ones in
-    /// one store transaction (into that token only, `commit_decided`), session ones in
-    /// the table.
+    /// Publishes what a sweep decided, read from the token of epoch `read_in`: the token
+    /// objects it removes in one store transaction (into that token only,
+    /// `commit_decided`), with `events`; then each expired session key object, wiped,
+    /// in place of the version it was made from, if the table still holds that version.
+    /// A version changed meanwhile (the same material imported again with a later
+    /// expiry, in another thread) was decided on by that change, not by this sweep,
+    /// which must not write over it with a wiped copy of the old one; if it has expired
+    /// too, the next sweep finds it.
     fn publish(
         &self,
-        changed: Vec<(ObjectHandle, Owner, Object)>,
+        wiped: Vec<(ObjectHandle, Arc<Object>, Object)>,
         removed: Vec<Object>,
         events: Vec<AuditEvent>,
         read_in: u64,
     ) -> Result<()> {
-        let (master, master_epoch) = self.master_with_epoch();
-        let mut changes = Vec::new();
-        for (_, owner, object) in &changed {
-            if *owner == Owner::Token {
-                changes.push(Change::PutObject(
-                    object.to_record(&self.serial, master.as_deref())?,
-                ));
-            }
-        }
-        changes.extend(removed.iter().map(|o| Change::RemoveObject(o.uid)));
+        let (_, master_epoch) = self.master_with_epoch();
+        let changes: Vec<Change> = removed
+            .iter()
+            .map(|o| Change::RemoveObject(o.uid))
+            .collect();
         if !changes.is_empty() {
             self.commit_with_events(changes, events, &[master_epoch, Some(read_in)])?;
         }
         let mut table = self.objects.write();
-        for (handle, owner, object) in changed {
-            if let Owner::Session(_) = owner {
+        for (handle, read, object) in wiped {
+            if table
+                .get(handle)
+                .is_some_and(|e| Arc::ptr_eq(&e.object, &read))
+            {
                 table.replace_session_object(handle, object);
             }
         }
@@ -499,7 +523,7 @@ impl Token {
                 } else {
                     o.wiped(state)
                 };
-                changed.push((h, e.owner, wiped));
+                changed.push((h, Arc::clone(o), wiped));
             }
         }
         drop(table);
@@ -507,6 +531,7 @@ impl Token {
         let (token_removed, session_removed): (Vec<_>, Vec<_>) =
             removed.into_iter().partition(|o| o.is_token());
         let purged = self.purge_events(&token_removed);
+        self.test_point("sweep_publish");
         self.publish(changed, token_removed, purged, read_in)?;
         // Rewriting a key's records authenticates them, which needs the master key: a
         // process that is not logged in leaves expired material to the next one that is
