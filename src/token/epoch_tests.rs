@@ -1019,6 +1019,32 @@ fn wrong_pins_tried_while_a_legacy_pin_record_is_rewrapped_stay_counted() {
     );
 }
 
+/// A new token `serial` in `dir` whose clock stands still until the test moves it, with
+/// the user logged in.
+fn logged_in_on_a_fixed_clock(
+    dir: &std::path::Path,
+    serial: &str,
+) -> (Token, Arc<crate::kms::clock::FixedClock>) {
+    let clock = crate::kms::clock::FixedClock::new(1_700_000_000);
+    let shared = Arc::new(Shared {
+        config: Arc::clone(&shared_for_tests(dir).config),
+        handles: Default::default(),
+        clock: clock.clone(),
+    });
+    let backend = crate::store::Backend::Files(dir.to_path_buf());
+    let token = Token::create(
+        &backend,
+        SlotId::new(1),
+        serial,
+        [b' '; LABEL_LEN],
+        SO_PIN,
+        shared,
+    )
+    .expect("token");
+    log_in_as_user(&token);
+    (token, clock)
+}
+
 /// Attack (independent review of 90c6f32): a KMS decision on a key reads the key's
 /// records this process has cached by uid as well as through the (unauthenticated)
 /// lookup index, so that a lookup row deleted offline leaves none of them out
@@ -1028,27 +1054,10 @@ fn wrong_pins_tried_while_a_legacy_pin_record_is_rewrapped_stay_counted() {
 /// the private half keeps its material, Enabled.
 #[test]
 fn the_sweep_decides_on_a_keys_cached_records_left_out_of_the_index() {
-    use crate::kms::clock::FixedClock;
     use crate::kms::key::{KeyState, KeyUsage, Origin};
     use crate::object::attr::{Value, KEY_ID, KEY_STATE, KEY_USAGE, MATERIAL_EXPIRY, ORIGIN};
     let dir = tempfile::tempdir().expect("temporary directory");
-    let clock = FixedClock::new(1_700_000_000);
-    let shared = Arc::new(Shared {
-        config: Arc::clone(&shared_for_tests(dir.path()).config),
-        handles: Default::default(),
-        clock: clock.clone(),
-    });
-    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
-    let token = Token::create(
-        &backend,
-        SlotId::new(1),
-        "sweepq001",
-        [b' '; LABEL_LEN],
-        SO_PIN,
-        shared,
-    )
-    .expect("token");
-    log_in_as_user(&token);
+    let (token, clock) = logged_in_on_a_fixed_clock(dir.path(), "sweepq001");
     // A KMS key pair, made EXTERNAL with material expiring in 100 seconds (as an import
     // of it would leave it), written under the master key.
     let mech = crate::mechanism::MechanismArg {
@@ -1139,27 +1148,10 @@ fn the_sweep_decides_on_a_keys_cached_records_left_out_of_the_index() {
 /// wiped copy replaces only the very version it was made from.
 #[test]
 fn the_sweep_does_not_wipe_a_session_key_changed_since_it_read_it() {
-    use crate::kms::clock::FixedClock;
     use crate::kms::key::{KeyState, KeyUsage, Origin};
     use crate::object::attr::{Value, KEY_STATE, KEY_USAGE, MATERIAL_EXPIRY, ORIGIN};
     let dir = tempfile::tempdir().expect("temporary directory");
-    let clock = FixedClock::new(1_700_000_000);
-    let shared = Arc::new(Shared {
-        config: Arc::clone(&shared_for_tests(dir.path()).config),
-        handles: Default::default(),
-        clock: clock.clone(),
-    });
-    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
-    let token = Token::create(
-        &backend,
-        SlotId::new(1),
-        "sweepq002",
-        [b' '; LABEL_LEN],
-        SO_PIN,
-        shared,
-    )
-    .expect("token");
-    log_in_as_user(&token);
+    let (token, clock) = logged_in_on_a_fixed_clock(dir.path(), "sweepq002");
     token.add_session(CALLER.session, true).expect("session");
     let mech = crate::mechanism::MechanismArg {
         kind: CKM_EC_KEY_PAIR_GEN,
