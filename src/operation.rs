@@ -150,10 +150,18 @@ pub enum Step {
     Final,
 }
 
+/// Output a step could not deliver (the caller's buffer was too small), kept for the
+/// retry: the call that made it and that call's input. A retry is the same call with the
+/// same input (§5.2); another input would be handed output that is not its own.
+struct Kept {
+    call: Step,
+    input: Zeroizing<Vec<u8>>,
+    output: Zeroizing<Vec<u8>>,
+}
+
 /// An operation and the output of its last step, if the caller's buffer was too small.
 pub struct Active<T: ?Sized> {
-    /// The output a step could not deliver, and the call that made it.
-    pending: Option<(Step, Zeroizing<Vec<u8>>)>,
+    pending: Option<Kept>,
     /// True once a multi-part call was made: single-part calls are then refused.
     pub multi_part: bool,
     pub op: Box<T>,
@@ -164,7 +172,10 @@ pub struct Active<T: ?Sized> {
 impl<T: ?Sized> std::fmt::Debug for Active<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Active")
-            .field("pending", &self.pending.as_ref().map(|(k, p)| (k, p.len())))
+            .field(
+                "pending",
+                &self.pending.as_ref().map(|k| (k.call, k.output.len())),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -230,11 +241,15 @@ pub(crate) fn satisfy_login<T: ?Sized>(slot: &mut Option<Active<T>>) -> bool {
     }
 }
 
-/// `OperationActive` while output another call made waits for that call's retry: the
-/// operation and the output are kept for it.
-fn waits_for_other<T: ?Sized>(active: &Active<T>, call: Step) -> Result<()> {
+/// `OperationActive` while output another call made waits for that call's retry, and
+/// `ArgumentsBad` for a retry of that call with other input: the operation and the
+/// output are kept for the real retry either way.
+fn waits_for_other<T: ?Sized>(active: &Active<T>, call: Step, input: &[u8]) -> Result<()> {
     match &active.pending {
-        Some((made_by, _)) if *made_by != call => Err(Error::OperationActive),
+        Some(kept) if kept.call != call => Err(Error::OperationActive),
+        Some(kept) if kept.input.as_slice() != input => Err(Error::ArgumentsBad(
+            "a retry after CKR_BUFFER_TOO_SMALL must pass the input of the call it retries",
+        )),
         _ => Ok(()),
     }
 }
@@ -242,13 +257,16 @@ fn waits_for_other<T: ?Sized>(active: &Active<T>, call: Step) -> Result<()> {
 /// Runs one output-producing step of the operation in `slot` under §5.2.
 ///
 /// `capacity` is `None` for a length query. `bound` gives the length to report for a
-/// query. `call` says which call this is: all but an update end the operation when they
-/// succeed, and output kept after a short buffer goes only to a retry of the same call
-/// (any other is `OperationActive`, the operation and the output kept).
+/// query. `call` says which call this is, and `input` what it was given (empty for a
+/// final step): all but an update end the operation when they succeed, and output kept
+/// after a short buffer goes only to a retry of the same call with the same input (any
+/// other call is `OperationActive`, other input `ArgumentsBad`, the operation and the
+/// output kept).
 pub fn produce<T: ?Sized>(
     slot: &mut Option<Active<T>>,
     capacity: Option<usize>,
     call: Step,
+    input: &[u8],
     bound: impl FnOnce(&T) -> usize,
     step: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<Output> {
@@ -256,19 +274,19 @@ pub fn produce<T: ?Sized>(
     let Some(active) = slot.as_mut() else {
         return Err(Error::OperationNotInitialized);
     };
-    waits_for_other(active, call)?;
+    waits_for_other(active, call, input)?;
     if call == Step::Update {
         active.multi_part = true;
     }
     let Some(capacity) = capacity else {
         let len = match &active.pending {
-            Some((_, p)) => p.len(),
+            Some(kept) => kept.output.len(),
             None => bound(&active.op),
         };
         return Ok(Output::Len(len));
     };
     let out = match active.pending.take() {
-        Some((_, p)) => p,
+        Some(kept) => kept.output,
         None => match step(&mut active.op) {
             Ok(out) => out,
             Err(e) => {
@@ -279,7 +297,11 @@ pub fn produce<T: ?Sized>(
     };
     if out.len() > capacity {
         let needed = out.len();
-        active.pending = Some((call, out));
+        active.pending = Some(Kept {
+            call,
+            input: Zeroizing::new(input.to_vec()),
+            output: out,
+        });
         return Ok(Output::TooSmall(needed));
     }
     if call != Step::Update {
@@ -374,6 +396,7 @@ mod tests {
             slot,
             cap,
             Step::Once,
+            input,
             |op| op.one_shot_bound(input.len()),
             |op| op.one_shot(input),
         )
@@ -397,15 +420,38 @@ mod tests {
             run(&mut slot, Some(1), b"xy"),
             Ok(Output::TooSmall(4))
         ));
-        // The retry returns the kept output even if the caller passes other input.
-        assert!(matches!(run(&mut slot, Some(8), b"zz"), Ok(Output::Data(d)) if &d[..] == b"xyxy"));
+        assert!(matches!(run(&mut slot, Some(8), b"xy"), Ok(Output::Data(d)) if &d[..] == b"xyxy"));
+        assert!(slot.is_none());
+    }
+
+    /// A "retry" with other input would be handed the first input's output as its own:
+    /// refused, for a length query too, and the operation and the output are kept for the
+    /// real retry.
+    #[test]
+    fn a_retry_with_other_input_is_refused_and_loses_nothing() {
+        let mut slot: Option<Active<dyn Cipher>> = None;
+        start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
+        assert!(matches!(
+            run(&mut slot, Some(1), b"xy"),
+            Ok(Output::TooSmall(4))
+        ));
+        for cap in [None, Some(1), Some(8)] {
+            assert!(matches!(
+                run(&mut slot, cap, b"zz"),
+                Err(Error::ArgumentsBad(_))
+            ));
+            assert!(slot.is_some());
+        }
+        assert!(matches!(run(&mut slot, Some(8), b"xy"), Ok(Output::Data(d)) if &d[..] == b"xyxy"));
     }
 
     fn step(slot: &mut Option<Active<dyn Cipher>>, call: Step, cap: usize) -> Result<Output> {
+        let input: &[u8] = if call == Step::Final { b"" } else { b"ab" };
         produce(
             slot,
             Some(cap),
             call,
+            input,
             |_| 0,
             |op| match call {
                 Step::Update => op.update(b"ab"),
@@ -435,7 +481,7 @@ mod tests {
             Err(Error::OperationActive)
         ));
         assert!(matches!(
-            produce(&mut slot, None, Step::Final, |_| 0, |op| op.finish()),
+            produce(&mut slot, None, Step::Final, &[], |_| 0, |op| op.finish()),
             Err(Error::OperationActive)
         ));
         assert!(
@@ -467,6 +513,7 @@ mod tests {
             &mut slot,
             Some(10),
             Step::Update,
+            b"",
             |_| 0,
             |_| Err(Error::DataLenRange),
         );

@@ -204,6 +204,7 @@ impl Session {
             slot,
             capacity,
             Step::Once,
+            input,
             |op| op.one_shot_bound(input.len()),
             |op| {
                 secret_use::note_within(op.stack_reach(input.len()));
@@ -239,6 +240,7 @@ impl Session {
             slot,
             capacity,
             Step::Update,
+            input,
             |op| op.update_bound(input.len()),
             |op| {
                 secret_use::note();
@@ -255,6 +257,7 @@ impl Session {
             slot,
             capacity,
             Step::Final,
+            &[],
             |op| op.finish_bound(),
             |op| {
                 secret_use::note();
@@ -283,6 +286,7 @@ impl Session {
             &mut ops.digest,
             capacity,
             Step::Once,
+            data,
             |op| op.output_len(),
             |op| {
                 op.update(data);
@@ -320,6 +324,7 @@ impl Session {
             &mut ops.digest,
             capacity,
             Step::Final,
+            &[],
             |op| op.output_len(),
             |op| Ok(Zeroizing::new(op.finish())),
         )
@@ -350,6 +355,7 @@ impl Session {
             &mut ops.sign,
             capacity,
             Step::Once,
+            data,
             |op| op.signature_len(),
             |op| {
                 secret_use::note_within(op.stack_reach());
@@ -375,6 +381,7 @@ impl Session {
             &mut ops.sign,
             capacity,
             Step::Final,
+            &[],
             |op| op.signature_len(),
             |op| {
                 secret_use::note();
