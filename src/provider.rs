@@ -87,6 +87,40 @@ pub struct Provider {
     next_session: AtomicU64,
     /// The process that made this provider.
     pid: u32,
+    /// Token files and rows found holding another token than their name says, as they
+    /// were then: skipped, and not opened (nor warned about) again at every rescan
+    /// while they stay so.
+    mismatched: parking_lot::Mutex<Vec<Mismatched>>,
+}
+
+/// A token file or row skipped because it holds another token than its name says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mismatched {
+    /// The file's path, or the row's serial.
+    name: String,
+    /// For a file: its device, inode, size and modification time, so that a file
+    /// replaced or written since is looked at again. `None` for a row.
+    stamp: Option<(u64, u64, u64, i128)>,
+}
+
+impl Mismatched {
+    fn file(path: &Path) -> Mismatched {
+        use std::os::unix::fs::MetadataExt;
+        Mismatched {
+            name: path.display().to_string(),
+            stamp: std::fs::metadata(path).ok().map(|m| {
+                let mtime = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+                (m.dev(), m.ino(), m.size(), mtime)
+            }),
+        }
+    }
+
+    fn row(serial: &str) -> Mismatched {
+        Mismatched {
+            name: serial.to_owned(),
+            stamp: None,
+        }
+    }
 }
 
 pub fn initialize(options: InitOptions) -> Result<()> {
@@ -257,6 +291,7 @@ impl Provider {
             sessions: RwLock::new(HandleMap::default()),
             next_session: AtomicU64::new(1),
             pid: std::process::id(),
+            mismatched: parking_lot::Mutex::new(Vec::new()),
         };
         provider.rescan_or_fail()?;
         Ok(provider)
@@ -294,17 +329,21 @@ impl Provider {
         let known: Vec<String> = self.slots.read().iter().map(|s| s.serial.clone()).collect();
         let mut opened = Vec::new();
         for serial in serials {
-            if known.contains(&serial) {
+            let row = Mismatched::row(&serial);
+            if known.contains(&serial) || self.mismatched.lock().contains(&row) {
                 continue;
             }
             match Token::open_postgres(settings, &serial, Arc::clone(&self.shared)) {
                 // As for files: a row holding another token (a backup restored under
                 // another name) would stand in for the token of that serial.
-                Ok(token) if token.serial != serial => log::warn!(
-                    "skipping token {serial} of {}: it holds token {}",
-                    settings.shown(),
-                    token.serial
-                ),
+                Ok(token) if token.serial != serial => {
+                    log::warn!(
+                        "skipping token {serial} of {}: it holds token {}",
+                        settings.shown(),
+                        token.serial
+                    );
+                    self.mismatched.lock().push(row);
+                }
                 Ok(token) => opened.push(token),
                 // One unreadable token must not hide the others.
                 Err(e) => log::warn!("skipping token {serial} of {}: {e}", settings.shown()),
@@ -336,15 +375,24 @@ impl Provider {
             if known.iter().any(|k| k == serial) {
                 continue;
             }
+            let file = Mismatched::file(&path);
+            if self.mismatched.lock().contains(&file) {
+                continue;
+            }
             match Token::open(&path, Arc::clone(&self.shared)) {
                 // A token file is named after its token's serial: a file holding another
                 // token (a backup renamed) would stand in for the token of that serial.
-                Ok(token) if token.serial != serial => log::warn!(
-                    "skipping token file {}: it holds token {}, whose file is named {}.db",
-                    path.display(),
-                    token.serial,
-                    token.serial
-                ),
+                Ok(token) if token.serial != serial => {
+                    let held = token.serial.clone();
+                    // Closed before the stamp: opening and closing may have written it.
+                    drop(token);
+                    log::warn!(
+                        "skipping token file {}: it holds token {held}, whose file is named \
+                         {held}.db",
+                        path.display(),
+                    );
+                    self.mismatched.lock().push(Mismatched::file(&path));
+                }
                 Ok(token) => opened.push(token),
                 // One unreadable token must not hide the others.
                 Err(e) => log::warn!("skipping token file {}: {e}", path.display()),

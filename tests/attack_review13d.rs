@@ -222,17 +222,29 @@ fn a_token_file_named_otherwise_than_its_serial_is_skipped() {
         drop(session);
         ctx.finalize().unwrap();
     }
+    let skipped = |log: &str| log.matches("skipping token file").count();
+    let before = skipped(&live.log());
     let ctx = live.load();
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
     let session = user_session(&ctx, slot);
     assert_eq!(find_by_label(&session, "made-after-backup").len(), 1);
-    drop(session);
-    ctx.finalize().unwrap();
+    // Every slot list rescans the folder: the file found mismatched is not opened and
+    // warned about again while it stays as it was.
+    for _ in 0..5 {
+        ctx.get_slots_with_token().unwrap();
+    }
     let log = live.log();
     assert!(
         log.contains("skipping token file") && log.contains(&format!("{serial}-backup.db")),
         "{log}"
     );
+    assert_eq!(skipped(&log) - before, 1, "one warning for one file: {log}");
+    // A file written since is looked at again.
+    std::fs::copy(&live_db, &renamed).unwrap();
+    ctx.get_slots_with_token().unwrap();
+    assert_eq!(skipped(&live.log()) - before, 2, "the file changed");
+    drop(session);
+    ctx.finalize().unwrap();
 }
 
 /// Loads the module of `env` again and logs in to its (initialised) token.
