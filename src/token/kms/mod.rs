@@ -157,6 +157,16 @@ impl Token {
         usage: Option<KeyUsage>,
     ) -> Result<(Vec<Object>, Option<u64>)> {
         let spec = objects.iter().find_map(spec_of);
+        // A spec a template named must be the one the material amounts to: kept, it
+        // would describe the key as another (an AES-128 key as AES_256), on every path
+        // that makes a key (create, generate, unwrap, derive, key pairs).
+        if objects
+            .iter()
+            .filter_map(|o| o.ulong(KEY_SPEC))
+            .any(|named| Some(named) != spec.map(KeySpec::code))
+        {
+            return Err(Error::TemplateInconsistent);
+        }
         let mut bound = None;
         // One read of the key and its epoch, for the secrets and the fingerprint both.
         let (master, master_epoch) = match origin {
@@ -238,13 +248,8 @@ impl Token {
         if origin == Some(Origin::External) && !has_material(class, &given) {
             return Ok((self.build_pending(class, &given, template, usage)?, None));
         }
+        // A spec named in the template is checked against the material there.
         let object = template::build(template, Provenance::Supplied, vec![])?;
-        // A spec named in the template must be the one the material amounts to.
-        if let Some(spec) = given.get(&KEY_SPEC).and_then(Value::as_ulong) {
-            if spec_of(&object).map(KeySpec::code) != Some(spec) {
-                return Err(Error::TemplateInconsistent);
-            }
-        }
         let (mut objects, fingerprinted_in) =
             self.with_kms_identity(vec![object], Origin::External, usage)?;
         let object = objects
