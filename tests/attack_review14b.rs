@@ -80,3 +80,71 @@ fn a_cancelled_deletion_enables_a_key_whose_material_was_deleted() {
     );
     assert_rv!(verified, CKR_KMSHSM_INCORRECT_KEY_STATE);
 }
+
+/// Defect: `C_SetAttributeValue` of an ordinary attribute (`CKA_LABEL`) of a KMS key
+/// writes back the whole record as this call read it (`token/objects.rs`
+/// `Token::set_attributes`: `template::apply` on the entry read at the start, then
+/// `Change::PutObject`, committed by `commit_in`, which checks the token's epoch but not
+/// that the record is still the version the change was made of). A KMS decision that
+/// lands between that read and that commit — DeleteKeyMaterial here, DisableKey or
+/// ScheduleKeyDeletion alike, from another thread or process — is written over: the
+/// decision answered `CKR_OK`, yet the key ends Enabled with its material back, and
+/// encrypts. Two callers got two outcomes of one rule, and the wiped material came back.
+///
+/// Expected (docs/key-model.md, "Exactly once": "concurrent state changes end as some
+/// serial order of them would (a Disable that lost to a DeleteKeyMaterial is refused,
+/// not written over it)"; CONTRIBUTING.md, "Decide inside the transaction ... Never
+/// read, decide, then write"): with a relabelling and a DeleteKeyMaterial both
+/// answering `CKR_OK`, the key ends PendingImport without material, whichever came
+/// first. Actual: within a few dozen races the key is Enabled and encrypts.
+#[test]
+fn a_relabelling_racing_delete_key_material_brings_the_material_back() {
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    use std::sync::Barrier;
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let start = std::time::Instant::now();
+    let mut races = 0u32;
+    while races < 1000 && start.elapsed() < std::time::Duration::from_secs(90) {
+        races += 1;
+        // A plaintext EXTERNAL key: Enabled, bound to its material (logged in).
+        let key = session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(true),
+                Attribute::Value(vec![0x5a; 32]),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Label(b"before".to_vec()),
+                vendor_ulong(CKA_KMSHSM_ORIGIN, ORIGIN_EXTERNAL),
+                vendor_ulong(CKA_KMSHSM_KEY_SPEC, Spec::Aes256.code()),
+            ])
+            .unwrap();
+        let barrier = Barrier::new(2);
+        let (deleted, relabelled) = std::thread::scope(|scope| {
+            let delete = scope.spawn(|| {
+                let mine = ctx.open_rw_session(slot).unwrap();
+                barrier.wait();
+                set_state(&mine, key, STATE_PENDING_IMPORT)
+            });
+            let relabel = scope.spawn(|| {
+                let mine = ctx.open_rw_session(slot).unwrap();
+                barrier.wait();
+                mine.update_attributes(key, &[Attribute::Label(b"after".to_vec())])
+            });
+            (delete.join().unwrap(), relabel.join().unwrap())
+        });
+        if deleted.is_ok() && relabelled.is_ok() {
+            let after = state(&session, key);
+            let encrypts = encrypt_with(&session, Spec::Aes256, key).is_ok();
+            assert!(
+                after == STATE_PENDING_IMPORT && !encrypts,
+                "race {races}: DeleteKeyMaterial and a relabelling both answered CKR_OK, \
+                 yet the key reads state {after} and {} encrypt",
+                if encrypts { "does" } else { "does not" }
+            );
+        }
+        session.destroy_object(key).unwrap();
+    }
+}
