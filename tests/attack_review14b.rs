@@ -148,3 +148,70 @@ fn a_relabelling_racing_delete_key_material_brings_the_material_back() {
         session.destroy_object(key).unwrap();
     }
 }
+
+/// Defect: the same unconditional write as above (`token/objects.rs`
+/// `Token::set_attributes` commits `Change::PutObject` of the record it read, and the
+/// stores write it whether or not the record still exists) brings back a key that
+/// another thread or process destroyed meanwhile: `C_DestroyObject` answered `CKR_OK`,
+/// and the key is on the token again, under its old KeyId and with its material, for
+/// every process to find and use. ScheduleKeyDeletion's immediate form
+/// (docs/key-model.md: "`C_DestroyObject` deletes at once") is undone by a concurrent
+/// change of its `CKA_ID`.
+///
+/// Expected (PKCS#11 3.0 §5.7 C_DestroyObject destroys the object; docs/key-model.md,
+/// "Exactly once": concurrent changes "end as some serial order of them would"; in
+/// every serial order a change after the destruction finds no object,
+/// `CKR_OBJECT_HANDLE_INVALID`): when the destruction and the change both answer
+/// `CKR_OK`, the change came first and the key is gone. Actual: within a few races the
+/// destroyed key is found again.
+#[test]
+fn a_change_racing_c_destroy_object_brings_the_destroyed_key_back() {
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    use std::sync::Barrier;
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let start = std::time::Instant::now();
+    let mut races = 0u32;
+    while races < 1000 && start.elapsed() < std::time::Duration::from_secs(90) {
+        races += 1;
+        let label = format!("destroyed-{races}").into_bytes();
+        let key = session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Token(true),
+                Attribute::Value(vec![0x5a; 32]),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Label(label.clone()),
+                vendor_ulong(CKA_KMSHSM_ORIGIN, ORIGIN_EXTERNAL),
+                vendor_ulong(CKA_KMSHSM_KEY_SPEC, Spec::Aes256.code()),
+            ])
+            .unwrap();
+        let barrier = Barrier::new(2);
+        let (destroyed, changed) = std::thread::scope(|scope| {
+            let destroy = scope.spawn(|| {
+                let mine = ctx.open_rw_session(slot).unwrap();
+                barrier.wait();
+                mine.destroy_object(key)
+            });
+            let change = scope.spawn(|| {
+                let mine = ctx.open_rw_session(slot).unwrap();
+                barrier.wait();
+                mine.update_attributes(key, &[Attribute::Id(vec![1, 2, 3])])
+            });
+            (destroy.join().unwrap(), change.join().unwrap())
+        });
+        let found = session.find_objects(&[Attribute::Label(label)]).unwrap();
+        if destroyed.is_ok() {
+            assert!(
+                found.is_empty(),
+                "race {races}: C_DestroyObject answered CKR_OK (the change answered {changed:?}), \
+                 yet the key is on the token again"
+            );
+        }
+        for h in found {
+            session.destroy_object(h).unwrap();
+        }
+    }
+}
