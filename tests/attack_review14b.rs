@@ -12,6 +12,7 @@ mod common;
 use common::kms::*;
 use common::*;
 use cryptoki::mechanism::Mechanism;
+use cryptoki_sys::*;
 
 /// Defect: ScheduleKeyDeletion followed by CancelKeyDeletion brings a key whose material
 /// was deleted (or never imported) back to Disabled, and EnableKey then makes it
@@ -214,4 +215,159 @@ fn a_change_racing_c_destroy_object_brings_the_destroyed_key_back() {
             session.destroy_object(h).unwrap();
         }
     }
+}
+
+const CHILD_ENTRY: &str = "child_process_entry_point";
+
+/// Not a test: the child process of the tests below that need one (a call that may
+/// abort the process it runs in). It reports its outcome with `tell_parent`.
+#[test]
+#[ignore = "child-process entry point: this file's tests run it in a child (--ignored --exact)"]
+fn child_process_entry_point() {
+    let Some(role) = child_role() else { return };
+    assert_eq!(role, "misaligned-nested-template");
+    let rv = create_with_a_misaligned_nested_template();
+    tell_parent(&format!("rv {rv:#x}"));
+}
+
+/// `C_CreateObject` of a secret key whose `CKA_UNWRAP_TEMPLATE` value is a byte buffer
+/// holding one `CK_ATTRIBUTE`, starting one byte into an allocation (so not aligned for
+/// a pointer); made through the raw function list, on a session of its own.
+fn create_with_a_misaligned_nested_template() -> CK_RV {
+    // SAFETY: loading the module under test.
+    let library = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.unwrap();
+    let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
+    // SAFETY: C_GetFunctionList writes one pointer.
+    assert_eq!(unsafe { library.C_GetFunctionList(&mut list) }, CKR_OK);
+    // SAFETY: the module keeps its function list alive while loaded; it is copied.
+    let f = unsafe { *list };
+    // SAFETY: NULL arguments are allowed.
+    let rv = unsafe { f.C_Initialize.unwrap()(std::ptr::null_mut()) };
+    assert_eq!(rv, CKR_OK);
+    let mut slots = [0 as CK_SLOT_ID; 8];
+    let mut count = slots.len() as CK_ULONG;
+    // SAFETY: an array of `count` slot ids.
+    let rv = unsafe { f.C_GetSlotList.unwrap()(CK_TRUE, slots.as_mut_ptr(), &mut count) };
+    assert_eq!(rv, CKR_OK);
+    // The initialised token: the slot whose token info says so (the free slot's does not).
+    let slot = slots[..count as usize]
+        .iter()
+        .copied()
+        .find(|slot| {
+            let mut info = CK_TOKEN_INFO::default();
+            // SAFETY: one output structure.
+            let rv = unsafe { f.C_GetTokenInfo.unwrap()(*slot, &mut info) };
+            rv == CKR_OK && info.flags & CKF_TOKEN_INITIALIZED != 0
+        })
+        .expect("an initialised token");
+    let mut session: CK_SESSION_HANDLE = 0;
+    // SAFETY: no callback; one output handle.
+    let rv = unsafe {
+        f.C_OpenSession.unwrap()(
+            slot,
+            CKF_SERIAL_SESSION | CKF_RW_SESSION,
+            std::ptr::null_mut(),
+            None,
+            &mut session,
+        )
+    };
+    assert_eq!(rv, CKR_OK);
+
+    let yes: CK_BBOOL = CK_TRUE;
+    let inner = CK_ATTRIBUTE {
+        type_: CKA_TOKEN,
+        pValue: std::ptr::addr_of!(yes) as *mut _,
+        ulValueLen: 1,
+    };
+    let size = std::mem::size_of::<CK_ATTRIBUTE>();
+    let mut bytes = vec![0u8; size + 1];
+    // SAFETY: `bytes` holds `size` bytes from offset 1; the attribute is copied as bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            std::ptr::addr_of!(inner).cast::<u8>(),
+            bytes.as_mut_ptr().add(1),
+            size,
+        )
+    };
+    let class = CKO_SECRET_KEY.to_ne_bytes();
+    let key_type = CKK_GENERIC_SECRET.to_ne_bytes();
+    let no: CK_BBOOL = CK_FALSE;
+    let value = [0x42u8; 32];
+    let mut template = [
+        CK_ATTRIBUTE {
+            type_: CKA_CLASS,
+            pValue: class.as_ptr() as *mut _,
+            ulValueLen: class.len() as CK_ULONG,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_KEY_TYPE,
+            pValue: key_type.as_ptr() as *mut _,
+            ulValueLen: key_type.len() as CK_ULONG,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_PRIVATE,
+            pValue: std::ptr::addr_of!(no) as *mut _,
+            ulValueLen: 1,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_VALUE,
+            pValue: value.as_ptr() as *mut _,
+            ulValueLen: value.len() as CK_ULONG,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_UNWRAP_TEMPLATE,
+            pValue: bytes[1..].as_mut_ptr().cast(),
+            ulValueLen: size as CK_ULONG,
+        },
+    ];
+    let mut handle: CK_OBJECT_HANDLE = 0;
+    // SAFETY: every pointer of the template is valid for its stated length for the
+    // call (the nested one for `size` bytes, one byte into `bytes`); one output handle.
+    unsafe {
+        f.C_CreateObject.unwrap()(
+            session,
+            template.as_mut_ptr(),
+            template.len() as CK_ULONG,
+            &mut handle,
+        )
+    }
+}
+
+/// Defect: a nested template (`CKA_WRAP_TEMPLATE`, `CKA_UNWRAP_TEMPLATE`,
+/// `CKA_DERIVE_TEMPLATE`) is taken as an aligned `&[CK_ATTRIBUTE]`
+/// (`ffi/raw.rs` `read_attributes` → `template_slice` → `slice::from_raw_parts` on the
+/// value's `pValue`); `C_GetAttributeValue` writes one through `&mut *inner_ptr.add(j)`
+/// (`OutTemplate::fill`). The value of such an attribute is a buffer of `ulValueLen`
+/// bytes (`CK_ATTRIBUTE.pValue` is a `CK_VOID_PTR`), and a caller may hand one that is
+/// not aligned for a pointer: the debug build then aborts the host process ("unsafe
+/// precondition(s) violated: slice::from_raw_parts requires the pointer to be
+/// aligned"), and the release build has undefined behaviour.
+///
+/// Expected (`ffi/raw.rs`'s own rule: "structures are read and written unaligned, since
+/// callers owe us no alignment"; docs/reliability.md §2: every function "returns a
+/// defined CK_RV ... never a crash" for hostile template attributes): the nested
+/// attributes are read unaligned (or the value refused, `CKR_ATTRIBUTE_VALUE_INVALID`),
+/// and the process lives. Actual: the child process dies of SIGABRT inside
+/// `C_CreateObject`.
+#[test]
+fn a_misaligned_nested_template_aborts_the_host_process() {
+    let env = TestEnv::new();
+    let (ctx, _slot, session) = ready_token(&env);
+    drop(session);
+    ctx.finalize().unwrap();
+    let output = child_command(CHILD_ENTRY, "misaligned-nested-template")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let reported = child_lines(&stdout);
+    assert!(
+        output.status.success() && reported.iter().any(|l| l.starts_with("rv ")),
+        "C_CreateObject with a misaligned nested template ended the process ({}) \
+         without an answer; reported {reported:?}; its last words: {:?}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|l| l.contains("panicked") || l.contains("precondition"))
+            .collect::<Vec<_>>()
+    );
 }
