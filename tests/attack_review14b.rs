@@ -225,15 +225,61 @@ const CHILD_ENTRY: &str = "child_process_entry_point";
 #[ignore = "child-process entry point: this file's tests run it in a child (--ignored --exact)"]
 fn child_process_entry_point() {
     let Some(role) = child_role() else { return };
-    assert_eq!(role, "misaligned-nested-template");
-    let rv = create_with_a_misaligned_nested_template();
-    tell_parent(&format!("rv {rv:#x}"));
+    let (f, session, _library) = raw_session();
+    let (rv, key) = create_with_a_misaligned_nested_template(&f, session);
+    match role.as_str() {
+        "misaligned-nested-template" => tell_parent(&format!("rv {rv:#x}")),
+        "misaligned-nested-read" => {
+            assert_eq!(rv, CKR_OK);
+            let rv = read_into_a_misaligned_nested_template(&f, session, key);
+            tell_parent(&format!("rv {rv:#x}"));
+        }
+        other => panic!("unknown role {other}"),
+    }
 }
 
-/// `C_CreateObject` of a secret key whose `CKA_UNWRAP_TEMPLATE` value is a byte buffer
-/// holding one `CK_ATTRIBUTE`, starting one byte into an allocation (so not aligned for
-/// a pointer); made through the raw function list, on a session of its own.
-fn create_with_a_misaligned_nested_template() -> CK_RV {
+/// `C_GetAttributeValue` of `key`'s `CKA_UNWRAP_TEMPLATE` (one attribute, `CKA_TOKEN`)
+/// into a buffer for one `CK_ATTRIBUTE` that starts one byte into its allocation; the
+/// answer, once the written entry was checked.
+fn read_into_a_misaligned_nested_template(
+    f: &CK_FUNCTION_LIST,
+    session: CK_SESSION_HANDLE,
+    key: CK_OBJECT_HANDLE,
+) -> CK_RV {
+    let size = std::mem::size_of::<CK_ATTRIBUTE>();
+    let mut flag: CK_BBOOL = CK_FALSE;
+    let inner = CK_ATTRIBUTE {
+        type_: 0,
+        pValue: std::ptr::addr_of_mut!(flag).cast(),
+        ulValueLen: 1,
+    };
+    let mut bytes = vec![0u8; size + 1];
+    // SAFETY: `bytes` holds `size` bytes from offset 1; the attribute is copied as bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            std::ptr::addr_of!(inner).cast::<u8>(),
+            bytes.as_mut_ptr().add(1),
+            size,
+        )
+    };
+    let mut template = [CK_ATTRIBUTE {
+        type_: CKA_UNWRAP_TEMPLATE,
+        pValue: bytes[1..].as_mut_ptr().cast(),
+        ulValueLen: size as CK_ULONG,
+    }];
+    // SAFETY: the nested buffer is writable for `size` bytes, its entry's value for one.
+    let rv = unsafe { f.C_GetAttributeValue.unwrap()(session, key, template.as_mut_ptr(), 1) };
+    if rv == CKR_OK {
+        // SAFETY: `size` bytes from offset 1, read unaligned.
+        let back: CK_ATTRIBUTE = unsafe { std::ptr::read_unaligned(bytes[1..].as_ptr().cast()) };
+        assert_eq!((back.type_, back.ulValueLen, flag), (CKA_TOKEN, 1, CK_TRUE));
+    }
+    rv
+}
+
+/// The raw function list, initialised, and a read/write session on the initialised
+/// token (the library kept loaded by the third element).
+fn raw_session() -> (CK_FUNCTION_LIST, CK_SESSION_HANDLE, cryptoki_sys::Pkcs11) {
     // SAFETY: loading the module under test.
     let library = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.unwrap();
     let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
@@ -272,7 +318,16 @@ fn create_with_a_misaligned_nested_template() -> CK_RV {
         )
     };
     assert_eq!(rv, CKR_OK);
+    (f, session, library)
+}
 
+/// `C_CreateObject` of a secret key whose `CKA_UNWRAP_TEMPLATE` value is a byte buffer
+/// holding one `CK_ATTRIBUTE`, starting one byte into an allocation (so not aligned for
+/// a pointer); made through the raw function list, on a session of its own.
+fn create_with_a_misaligned_nested_template(
+    f: &CK_FUNCTION_LIST,
+    session: CK_SESSION_HANDLE,
+) -> (CK_RV, CK_OBJECT_HANDLE) {
     let yes: CK_BBOOL = CK_TRUE;
     let inner = CK_ATTRIBUTE {
         type_: CKA_TOKEN,
@@ -323,14 +378,15 @@ fn create_with_a_misaligned_nested_template() -> CK_RV {
     let mut handle: CK_OBJECT_HANDLE = 0;
     // SAFETY: every pointer of the template is valid for its stated length for the
     // call (the nested one for `size` bytes, one byte into `bytes`); one output handle.
-    unsafe {
+    let rv = unsafe {
         f.C_CreateObject.unwrap()(
             session,
             template.as_mut_ptr(),
             template.len() as CK_ULONG,
             &mut handle,
         )
-    }
+    };
+    (rv, handle)
 }
 
 /// Defect: a nested template (`CKA_WRAP_TEMPLATE`, `CKA_UNWRAP_TEMPLATE`,
@@ -364,6 +420,33 @@ fn a_misaligned_nested_template_aborts_the_host_process() {
         output.status.success() && reported.iter().any(|l| l.starts_with("rv ")),
         "C_CreateObject with a misaligned nested template ended the process ({}) \
          without an answer; reported {reported:?}; its last words: {:?}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|l| l.contains("panicked") || l.contains("precondition"))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Found with the fix of the test above: `C_GetAttributeValue` wrote a nested template
+/// into the caller's buffer through `&mut *inner_ptr.add(j)` (`OutTemplate::fill`), a
+/// reference that must be aligned. Expected: the entry written unaligned, `CKR_OK`, and
+/// the process lives.
+#[test]
+fn a_nested_template_is_read_back_into_a_misaligned_buffer() {
+    let env = TestEnv::new();
+    let (ctx, _slot, session) = ready_token(&env);
+    drop(session);
+    ctx.finalize().unwrap();
+    let output = child_command(CHILD_ENTRY, "misaligned-nested-read")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let reported = child_lines(&stdout);
+    assert!(
+        output.status.success() && reported.iter().any(|l| l == &format!("rv {CKR_OK:#x}")),
+        "C_GetAttributeValue into a misaligned nested template ended with {}; reported \
+         {reported:?}; its last words: {:?}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
             .lines()

@@ -164,29 +164,32 @@ fn nested_types(ty: CK_ATTRIBUTE_TYPE) -> bool {
     )
 }
 
-/// The caller's array of `count` attributes.
-///
-/// # Safety
-/// `ptr` is NULL or valid for reads of `count` `CK_ATTRIBUTE`s, aligned, and the array is
-/// not written by anyone else for the lifetime `'a` the caller chooses.
-unsafe fn template_slice<'a>(
-    ptr: *const CK_ATTRIBUTE,
-    count: CK_ULONG,
-) -> Result<&'a [CK_ATTRIBUTE]> {
+/// The number of attributes in a caller's array of `count`, checked: not too many, and
+/// none behind a NULL pointer.
+fn template_len(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<usize> {
     let n = usize::try_from(count)
         .ok()
         .filter(|n| *n <= MAX_TEMPLATE_LEN)
         .ok_or(Error::ArgumentsBad("template too long"))?;
-    if n == 0 {
-        return Ok(&[]);
-    }
-    if ptr.is_null() {
+    if n != 0 && ptr.is_null() {
         return Err(Error::ArgumentsBad("NULL template with non-zero count"));
     }
-    // SAFETY: not NULL, so valid for `count` CK_ATTRIBUTEs left unwritten for `'a` (this
-    // function's contract). CK_ATTRIBUTE's alignment is that of a pointer, which C
-    // callers' arrays always have.
-    Ok(unsafe { std::slice::from_raw_parts(ptr, n) })
+    Ok(n)
+}
+
+/// The caller's array of `count` attributes, copied out. Read unaligned: a nested
+/// template is a `pValue`, a byte pointer the caller owes no alignment.
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `count` `CK_ATTRIBUTE`s (at any alignment), not
+/// written by anyone else during the call.
+unsafe fn template_entries(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<CK_ATTRIBUTE>> {
+    let n = template_len(ptr, count)?;
+    Ok((0..n)
+        // SAFETY: not NULL when n > 0 (`template_len`), so valid for `count` entries
+        // (this function's contract); read_unaligned needs no alignment.
+        .map(|i| unsafe { ptr::read_unaligned(ptr.add(i)) })
+        .collect())
 }
 
 /// # Safety
@@ -199,7 +202,7 @@ unsafe fn read_attributes(
     let mut out = Vec::new();
     // SAFETY: the template array is valid for the call (this function's contract), and
     // the slice does not outlive it.
-    for a in unsafe { template_slice(ptr, count) }? {
+    for a in unsafe { template_entries(ptr, count) }? {
         let value = if nested_types(a.type_) && depth == 0 {
             let size = ulong_len(std::mem::size_of::<CK_ATTRIBUTE>());
             if a.ulValueLen % size != 0 {
@@ -230,7 +233,7 @@ unsafe fn read_attributes(
 /// A caller's template (for create, copy, set, find, generate): types and copied values.
 ///
 /// # Safety
-/// `ptr` is NULL or valid for reads of `count` aligned `CK_ATTRIBUTE`s, and each one's
+/// `ptr` is NULL or valid for reads of `count` `CK_ATTRIBUTE`s, and each one's
 /// `pValue` is NULL or valid for reads of `ulValueLen` bytes (for the nested template
 /// types, of `ulValueLen / size_of::<CK_ATTRIBUTE>()` attributes of this same kind),
 /// none of it written by anyone else during the call.
@@ -273,78 +276,107 @@ unsafe fn fill_value(a: &mut CK_ATTRIBUTE, bytes: &[u8]) -> Filled {
     Filled::Ok
 }
 
-/// The template of `C_GetAttributeValue`, filled in place.
+/// The template of `C_GetAttributeValue`, filled in place: each entry read and written
+/// back unaligned (a nested template is a `pValue`, which the caller owes no alignment;
+/// the array itself is read the same way).
 pub(super) struct OutTemplate<'a> {
-    attrs: &'a mut [CK_ATTRIBUTE],
+    ptr: *mut CK_ATTRIBUTE,
+    len: usize,
+    _lent: std::marker::PhantomData<&'a mut [CK_ATTRIBUTE]>,
 }
 
 impl<'a> OutTemplate<'a> {
     /// # Safety
-    /// `ptr` is NULL or valid for reads and writes of `count` aligned `CK_ATTRIBUTE`s,
-    /// and each one's `pValue` is NULL or valid for writes of `ulValueLen` bytes (for the
-    /// nested template types, of that many bytes of `CK_ATTRIBUTE`s whose own `pValue`s
-    /// are likewise NULL or writable for their lengths), all of it used by nothing else
-    /// for the lifetime `'a` the caller chooses (the current call). `fill` relies on it.
+    /// `ptr` is NULL or valid for reads and writes of `count` `CK_ATTRIBUTE`s (at any
+    /// alignment), and each one's `pValue` is NULL or valid for writes of `ulValueLen`
+    /// bytes (for the nested template types, of that many bytes of `CK_ATTRIBUTE`s whose
+    /// own `pValue`s are likewise NULL or writable for their lengths), all of it used by
+    /// nothing else for the lifetime `'a` the caller chooses (the current call). `fill`
+    /// relies on it.
     pub(super) unsafe fn new(ptr: *mut CK_ATTRIBUTE, count: CK_ULONG) -> Result<OutTemplate<'a>> {
-        // SAFETY: the array is valid and unshared for `'a` (this function's contract).
-        let slice = unsafe { template_slice(ptr, count) }?;
-        // SAFETY: same memory as `slice`, which the caller lends us mutably for `'a`.
-        let attrs =
-            unsafe { std::slice::from_raw_parts_mut(slice.as_ptr().cast_mut(), slice.len()) };
-        Ok(OutTemplate { attrs })
+        Ok(OutTemplate {
+            ptr,
+            len: template_len(ptr, count)?,
+            _lent: std::marker::PhantomData,
+        })
+    }
+
+    /// Entry `i` (< `len`), copied out.
+    fn entry(&self, i: usize) -> CK_ATTRIBUTE {
+        debug_assert!(i < self.len);
+        // SAFETY: i < len, so within the array the caller lent for `'a` (the contract of
+        // `new`); read_unaligned needs no alignment.
+        unsafe { ptr::read_unaligned(self.ptr.add(i)) }
     }
 
     pub(super) fn types(&self) -> Vec<AttrType> {
-        self.attrs
-            .iter()
-            .map(|a| AttrType::from_raw(a.type_))
+        (0..self.len)
+            .map(|i| AttrType::from_raw(self.entry(i).type_))
             .collect()
     }
 
     /// Records one attribute's outcome in the caller's template.
     pub(super) fn fill(&mut self, i: usize, read: &Read) -> Filled {
-        let Some(a) = self.attrs.get_mut(i) else {
+        if i >= self.len {
             return Filled::Absent;
-        };
-        match read {
-            // SAFETY: every pValue of the template is NULL or writable for its length
-            // (the contract of `OutTemplate::new`).
-            Read::Value(bytes) => unsafe { fill_value(a, bytes) },
-            Read::Sensitive => {
-                a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
-                Filled::Sensitive
-            }
-            Read::Absent => {
-                a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
-                Filled::Absent
-            }
-            Read::Template(list) => {
-                let size = std::mem::size_of::<CK_ATTRIBUTE>();
-                let needed = ulong_len(list.len().saturating_mul(size));
-                if a.pValue.is_null() {
-                    a.ulValueLen = needed;
-                    return Filled::Ok;
-                }
-                if a.ulValueLen < needed {
-                    a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
-                    return Filled::TooSmall;
-                }
-                let inner_ptr = a.pValue.cast::<CK_ATTRIBUTE>();
-                let mut worst = Filled::Ok;
-                for (j, (ty, bytes)) in list.iter().enumerate() {
-                    // SAFETY: the caller supplied room for `list.len()` CK_ATTRIBUTEs
-                    // (ulValueLen >= needed, the contract of `OutTemplate::new`).
-                    let inner = unsafe { &mut *inner_ptr.add(j) };
-                    inner.type_ = ty.raw();
-                    // SAFETY: a nested attribute's pValue is NULL or writable for its
-                    // length (the contract of `OutTemplate::new`).
-                    if unsafe { fill_value(inner, bytes) } == Filled::TooSmall {
-                        worst = Filled::TooSmall;
-                    }
-                }
+        }
+        let mut a = self.entry(i);
+        // SAFETY: every pValue of the template is NULL or writable for its length, and
+        // a nested one for its entries and theirs (the contract of `new`).
+        let filled = unsafe { fill_entry(&mut a, read) };
+        // SAFETY: as `entry`; the array is the caller's to be written (contract of `new`).
+        unsafe { ptr::write_unaligned(self.ptr.add(i), a) };
+        filled
+    }
+}
+
+/// Fills one attribute of `C_GetAttributeValue` (a copy, written back by the caller).
+///
+/// # Safety
+/// `a.pValue` is NULL or writable for `a.ulValueLen` bytes; for `Read::Template`, those
+/// bytes hold `CK_ATTRIBUTE`s (at any alignment) whose `pValue`s are NULL or writable for
+/// their lengths; nothing else uses any of it during the call.
+unsafe fn fill_entry(a: &mut CK_ATTRIBUTE, read: &Read) -> Filled {
+    match read {
+        // SAFETY: pValue NULL or writable for its length (this function's contract).
+        Read::Value(bytes) => unsafe { fill_value(a, bytes) },
+        Read::Sensitive => {
+            a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            Filled::Sensitive
+        }
+        Read::Absent => {
+            a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            Filled::Absent
+        }
+        Read::Template(list) => {
+            let size = std::mem::size_of::<CK_ATTRIBUTE>();
+            let needed = ulong_len(list.len().saturating_mul(size));
+            if a.pValue.is_null() {
                 a.ulValueLen = needed;
-                worst
+                return Filled::Ok;
             }
+            if a.ulValueLen < needed {
+                a.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+                return Filled::TooSmall;
+            }
+            let inner_ptr = a.pValue.cast::<CK_ATTRIBUTE>();
+            let mut worst = Filled::Ok;
+            for (j, (ty, bytes)) in list.iter().enumerate() {
+                // SAFETY: the caller supplied room for `list.len()` CK_ATTRIBUTEs
+                // (ulValueLen >= needed, this function's contract), at any alignment:
+                // read and written unaligned.
+                let mut inner = unsafe { ptr::read_unaligned(inner_ptr.add(j)) };
+                inner.type_ = ty.raw();
+                // SAFETY: a nested attribute's pValue is NULL or writable for its length
+                // (this function's contract).
+                if unsafe { fill_value(&mut inner, bytes) } == Filled::TooSmall {
+                    worst = Filled::TooSmall;
+                }
+                // SAFETY: as the read above.
+                unsafe { ptr::write_unaligned(inner_ptr.add(j), inner) };
+            }
+            a.ulValueLen = needed;
+            worst
         }
     }
 }
