@@ -240,6 +240,11 @@ pub enum Error {
     /// so that every attempt read a point already overtaken; retrying the call succeeds.
     #[error("the object cache kept moving while being loaded")]
     CacheContention,
+    /// Other threads or processes kept changing an object while this call changed its
+    /// attributes, so that every attempt was judged on a version already overtaken;
+    /// retrying the call succeeds.
+    #[error("the object kept changing while its attributes were being changed")]
+    ObjectContention,
     /// A broken invariant inside the module: always a bug, never caller-caused.
     #[error("internal error: {0}")]
     Internal(&'static str),

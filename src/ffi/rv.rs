@@ -86,6 +86,7 @@ pub(super) fn of(e: &Error) -> CK_RV {
         Error::Store(_) => CKR_DEVICE_ERROR,
         Error::Kms(k) => kms(k),
         Error::CacheContention => CKR_FUNCTION_FAILED,
+        Error::ObjectContention => CKR_FUNCTION_FAILED,
         Error::Internal(_) => CKR_GENERAL_ERROR,
     }
 }
@@ -211,6 +212,7 @@ mod tests {
                 CKR_DEVICE_MEMORY,
             ),
             (Error::CacheContention, CKR_FUNCTION_FAILED),
+            (Error::ObjectContention, CKR_FUNCTION_FAILED),
             (Error::Internal("x"), CKR_GENERAL_ERROR),
             (
                 KmsError::InvalidKeyMaterial.into(),

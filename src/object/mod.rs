@@ -592,6 +592,28 @@ impl Object {
 
     /// Rebuilds a token object from its store record, secrets still sealed and the
     /// record not yet authenticated (that needs the master key: `is_authentic`).
+    /// Whether `rec` is the very record this object was read from (not a later write of
+    /// it): its sealed part is the same bytes (a fresh nonce each write makes it unique
+    /// to one write) over the same plain part, or, for a record with no sealed part,
+    /// the same attributes. An object never read from the store is no record's version.
+    pub(crate) fn is_version_of(&self, rec: &ObjectRecord) -> bool {
+        if rec.uid != self.uid {
+            return false;
+        }
+        let same_plain = || {
+            Object::from_record(rec)
+                .is_ok_and(|o| o.attrs == self.attrs && o.secret_types == self.secret_types)
+        };
+        match (&self.secrets, &rec.sealed) {
+            (Secrets::Sealed { blob, under }, Some(sealed)) if sealed == blob => match under {
+                SealedUnder::V2(digest) => plain_digest(&rec.plain) == *digest,
+                SealedUnder::V1 => same_plain(),
+            },
+            (Secrets::Open(open), None) => open.is_empty() && same_plain(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn from_record(rec: &ObjectRecord) -> Result<Object> {
         let mut attrs = BTreeMap::new();
         let mut secret_types = Vec::new();

@@ -489,11 +489,22 @@ impl Token {
         decided_in: &[Option<u64>],
         decide: &mut dyn FnMut(&crate::store::Loaded) -> Vec<Change>,
     ) -> Result<()> {
+        self.commit_decided_on(&[], decided_in, decide)
+    }
+
+    /// `commit_decided`, with the records of `uids` read in the transaction
+    /// (`Loaded::objects`) for `decide` to judge.
+    pub(super) fn commit_decided_on(
+        &self,
+        uids: &[ObjectUid],
+        decided_in: &[Option<u64>],
+        decide: &mut dyn FnMut(&crate::store::Loaded) -> Vec<Change>,
+    ) -> Result<()> {
         let login_epoch = self.login.lock().master_epoch();
         let (seq, view) = self.objects.read().seq();
         let mut stale = false;
         let (_, snap) = self.store.transact_and_read(
-            &[],
+            uids,
             &[],
             &mut |loaded| {
                 let other = |epoch: u64| loaded.is_other_token(epoch);

@@ -22,6 +22,10 @@ use crate::store::Change;
 
 use super::{LoggedIn, Token};
 
+/// How often `C_SetAttributeValue` judges a change again when the object changed
+/// meanwhile, before it answers `CKR_FUNCTION_FAILED` (`Error::ObjectContention`).
+const CHANGE_ATTEMPTS: usize = 16;
+
 /// The calling session, as the token needs to know it.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
@@ -252,12 +256,34 @@ impl Token {
         }
     }
 
+    /// `C_SetAttributeValue`: a KMS state change, or attributes changed under the
+    /// rules of §4.4 and the object's own (`authorise_change`).
     pub fn set_attributes(
         &self,
         caller: Caller,
         handle: ObjectHandle,
         template: &[RawAttribute],
     ) -> Result<()> {
+        // A change is judged on the object as read and written only over that version:
+        // one that changed meanwhile (a KMS decision, a wipe of its material, another
+        // change, a destruction, in this process or another) is read and judged again,
+        // so that the two end as one order of them would.
+        for _ in 0..CHANGE_ATTEMPTS {
+            if self.set_attributes_once(caller, handle, template)? {
+                return Ok(());
+            }
+        }
+        Err(Error::ObjectContention)
+    }
+
+    /// One attempt of `set_attributes`: `false` when the object is no longer the version
+    /// the change was judged on (nothing written).
+    fn set_attributes_once(
+        &self,
+        caller: Caller,
+        handle: ObjectHandle,
+        template: &[RawAttribute],
+    ) -> Result<bool> {
         let (entry, epoch) = self.entry_with_epoch(handle)?;
         let parsed = template::parse(template)?;
         if let Some(state) = parsed.get(&KEY_STATE) {
@@ -267,7 +293,9 @@ impl Token {
             }
             self.authorise_state_change(caller, &entry)?;
             let wanted = state.as_ulong().ok_or(Error::AttributeValueInvalid)?;
-            return self.change_state(caller, &entry.object, wanted, epoch);
+            return self
+                .change_state(caller, &entry.object, wanted, epoch)
+                .map(|()| true);
         }
         self.authorise_change(caller, &entry, &parsed)?;
         let (master, master_epoch) = self.master_with_epoch();
@@ -279,16 +307,30 @@ impl Token {
         match entry.owner {
             Owner::Token => {
                 let record = changed.to_record(&self.serial, master.as_deref())?;
+                let read = &entry.object;
+                let mut current = false;
                 // The object as read from the token of `epoch`, sealed under the key of
-                // the token of `master_epoch`: written into that token only.
-                self.commit_in(
-                    &[Some(epoch), master_epoch],
-                    vec![Change::PutObject(record)],
-                )
+                // the token of `master_epoch`: written into that token only, over the
+                // record it was read from only.
+                self.commit_decided_on(&[read.uid], &[Some(epoch), master_epoch], &mut |loaded| {
+                    current = loaded.objects.iter().any(|r| read.is_version_of(r));
+                    if current {
+                        vec![Change::PutObject(record.clone())]
+                    } else {
+                        Vec::new()
+                    }
+                })?;
+                Ok(current)
             }
             Owner::Session(_) => {
-                self.objects.write().replace_session_object(handle, changed);
-                Ok(())
+                let mut table = self.objects.write();
+                let current = table
+                    .get(handle)
+                    .is_some_and(|e| Arc::ptr_eq(&e.object, &entry.object));
+                if current {
+                    table.replace_session_object(handle, changed);
+                }
+                Ok(current)
             }
         }
     }
