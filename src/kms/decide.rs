@@ -74,7 +74,8 @@ pub fn change_state(
     holds_material: bool,
 ) -> Result<(Event, KeyFacts), KmsError> {
     let event = event_for(current.state, wanted);
-    let state = lifecycle::transition(current.origin, current.state, event)?;
+    let state =
+        lifecycle::transition_holding(current.origin, current.state, event, holds_material)?;
     if event == Event::DeleteMaterial && holds_material && current.bound.is_none() {
         return Err(KmsError::InvalidKeyMaterial);
     }
@@ -248,6 +249,12 @@ mod tests {
         assert_eq!(
             (event, after.state),
             (Event::CancelDeletion, KeyState::Disabled)
+        );
+        // Deleted material does not come back with the cancelled deletion.
+        let (event, after) = change_state(&deleting, KeyState::Disabled, false).unwrap();
+        assert_eq!(
+            (event, after.state),
+            (Event::CancelDeletion, KeyState::PendingImport)
         );
     }
 }

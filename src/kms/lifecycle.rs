@@ -7,6 +7,7 @@
 //!        ▼          │  │                                 │
 //!   PendingImport ◄─┴──┴── delete material / material expired (EXTERNAL only)
 //!   any but PendingDeletion ── schedule deletion ─► PendingDeletion ── cancel ─► Disabled
+//!                                  (PendingImport if the key holds no material: `transition_holding`)
 //! ```
 //! Rules from the kms-docs: material can be imported only into EXTERNAL keys; after it
 //! expires or is deleted the key is unusable (PendingImport) until the same material
@@ -48,6 +49,27 @@ pub fn transition(origin: Origin, state: KeyState, event: Event) -> Result<KeySt
         (CancelDeletion, _) => refuse(state),
         // PendingDeletion with any other event was refused above.
         (_, PendingDeletion) => refuse(state),
+    }
+}
+
+/// `transition` for a key that holds material now (`holds_material`) or not: a deletion
+/// cancelled on a key without material (deleted, or never imported) leaves it
+/// PendingImport, where Disabled would let an EnableKey make it Enabled with nothing to
+/// use (only the same material's return does that); and no key without material is
+/// enabled.
+pub fn transition_holding(
+    origin: Origin,
+    state: KeyState,
+    event: Event,
+    holds_material: bool,
+) -> Result<KeyState, KmsError> {
+    let next = transition(origin, state, event)?;
+    match (event, holds_material) {
+        (Event::CancelDeletion, false) => Ok(KeyState::PendingImport),
+        // Not reached through this module (a key without material is never Disabled
+        // now), but a token written before could hold one.
+        (Event::Enable, false) => Err(KmsError::IncorrectKeyState(state.name())),
+        _ => Ok(next),
     }
 }
 
@@ -169,5 +191,27 @@ mod tests {
         for s in [Disabled, PendingImport, PendingDeletion] {
             assert!(usable(s).is_err());
         }
+    }
+
+    #[test]
+    fn a_cancelled_deletion_without_material_is_pending_import() {
+        for origin in [Origin::Kms, Origin::External] {
+            assert_eq!(
+                transition_holding(origin, PendingDeletion, CancelDeletion, true),
+                Ok(Disabled)
+            );
+        }
+        assert_eq!(
+            transition_holding(Origin::External, PendingDeletion, CancelDeletion, false),
+            Ok(PendingImport)
+        );
+        assert_eq!(
+            transition_holding(Origin::External, Disabled, Enable, false),
+            Err(KmsError::IncorrectKeyState("Disabled"))
+        );
+        assert_eq!(
+            transition_holding(Origin::External, Enabled, Disable, false),
+            Ok(Disabled)
+        );
     }
 }
