@@ -270,3 +270,47 @@ fn a_misaligned_top_level_template_aborts_the_host_process_in_c_find_objects_ini
         "C_FindObjectsInit with a misaligned template answered {reported:?}"
     );
 }
+
+/// Found by the same review, by reading (not run then): every attribute of a template
+/// may point at the same caller buffer of up to 1 GiB, and the module copied each one
+/// (`read_attributes`), so a template of a few thousand such attributes made it copy
+/// terabytes and the host process be killed for memory. The values of a call's
+/// templates are now copied up to 1 GiB in all (`read_template_within`); more is
+/// `CKR_ARGUMENTS_BAD`. Two attributes over one buffer of 513 MiB are refused, having
+/// copied one of them at most.
+#[test]
+fn one_large_buffer_behind_many_attributes_is_copied_within_a_bound() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let f = common::raw::Raw::load();
+    // Zeroed pages the test does not touch: reading them costs the test no memory.
+    let big = vec![0u8; 513 << 20];
+    let class = CKO_DATA.to_ne_bytes();
+    let mut template = [
+        CK_ATTRIBUTE {
+            type_: CKA_CLASS,
+            pValue: class.as_ptr() as *mut _,
+            ulValueLen: class.len() as CK_ULONG,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_LABEL,
+            pValue: big.as_ptr() as *mut _,
+            ulValueLen: big.len() as CK_ULONG,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_VALUE,
+            pValue: big.as_ptr() as *mut _,
+            ulValueLen: big.len() as CK_ULONG,
+        },
+    ];
+    assert_eq!(
+        f.create_object_from(session.handle(), &mut template),
+        Err(cryptoki::error::RvError::ArgumentsBad),
+        "two values of 513 MiB, one buffer"
+    );
+    // One such value alone is within the bound.
+    let handle = f
+        .create_object_from(session.handle(), &mut template[..2])
+        .unwrap();
+    assert_ne!(handle, CK_INVALID_HANDLE);
+}

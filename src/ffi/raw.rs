@@ -198,6 +198,7 @@ unsafe fn read_attributes(
     ptr: *const CK_ATTRIBUTE,
     count: CK_ULONG,
     depth: u8,
+    budget: &mut usize,
 ) -> Result<Vec<RawAttribute>> {
     let mut out = Vec::new();
     // SAFETY: the template array is valid for the call (this function's contract), and
@@ -211,7 +212,12 @@ unsafe fn read_attributes(
             // SAFETY: a nested template's value is itself such an array (this function's
             // contract covers every value of the template).
             RawValue::Nested(unsafe {
-                read_attributes(a.pValue.cast::<CK_ATTRIBUTE>(), a.ulValueLen / size, 1)
+                read_attributes(
+                    a.pValue.cast::<CK_ATTRIBUTE>(),
+                    a.ulValueLen / size,
+                    1,
+                    budget,
+                )
             }?)
         } else {
             if a.pValue.is_null() && a.ulValueLen != 0 {
@@ -220,6 +226,11 @@ unsafe fn read_attributes(
             // SAFETY: each value is NULL or readable for its length (this function's
             // contract); the bytes are copied before the call ends.
             let bytes = unsafe { in_bytes(a.pValue.cast::<u8>(), a.ulValueLen) }?;
+            // Counted before the copy: values that all point at one large buffer must
+            // not make the module copy it once per attribute.
+            *budget = budget
+                .checked_sub(bytes.len())
+                .ok_or(Error::ArgumentsBad("template values too large in total"))?;
             RawValue::Bytes(Zeroizing::new(bytes.to_vec()))
         };
         out.push(RawAttribute {
@@ -241,8 +252,24 @@ pub(super) unsafe fn read_template(
     ptr: *const CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<Vec<RawAttribute>> {
+    let mut budget = MAX_INPUT_LEN;
+    // SAFETY: this function's contract is read_template_within's.
+    unsafe { read_template_within(ptr, count, &mut budget) }
+}
+
+/// `read_template` for one of several templates of a call, whose values together may
+/// copy at most `budget` bytes (`MAX_INPUT_LEN` for a call's one template): `budget`
+/// is what they leave.
+///
+/// # Safety
+/// As `read_template`.
+pub(super) unsafe fn read_template_within(
+    ptr: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+    budget: &mut usize,
+) -> Result<Vec<RawAttribute>> {
     // SAFETY: this function's contract is read_attributes'.
-    unsafe { read_attributes(ptr, count, 0) }
+    unsafe { read_attributes(ptr, count, 0, budget) }
 }
 
 /// How one attribute of `C_GetAttributeValue` turned out (§5.7, the five cases).

@@ -240,6 +240,27 @@ impl Raw {
         (rv, out)
     }
 
+    /// `C_CreateObject` of a template given as it goes to the module (its pointers are
+    /// the caller's to keep alive).
+    pub fn create_object_from(
+        &self,
+        session: CK_SESSION_HANDLE,
+        template: &mut [CK_ATTRIBUTE],
+    ) -> Result<CK_OBJECT_HANDLE, RvError> {
+        let mut handle: CK_OBJECT_HANDLE = 0;
+        // SAFETY: the template and what it points to are alive for the call (this
+        // function's contract); the handle is one output.
+        result(unsafe {
+            self.list.C_CreateObject.unwrap()(
+                session,
+                template.as_mut_ptr(),
+                template.len() as CK_ULONG,
+                &mut handle,
+            )
+        })?;
+        Ok(handle)
+    }
+
     pub fn create_object(
         &self,
         session: CK_SESSION_HANDLE,

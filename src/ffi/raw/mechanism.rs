@@ -10,7 +10,7 @@ use std::ptr;
 
 use cryptoki_sys::*;
 
-use super::{param_bytes, param_struct, read_struct, read_template};
+use super::{param_bytes, param_struct, read_struct, read_template_within, MAX_INPUT_LEN};
 use crate::error::{Error, Result};
 use crate::ids::{MechType, ObjectHandle};
 use crate::mechanism::params::{
@@ -147,6 +147,8 @@ pub(in crate::ffi) unsafe fn read_derived_keys(
         }
         _ => return Ok(Vec::new()),
     };
+    // Every additional key's template counts against one budget of the call.
+    let mut budget = MAX_INPUT_LEN;
     // SAFETY: the additional keys are NULL or an array of their count (this function's
     // contract).
     unsafe { param_array(keys, n) }?
@@ -157,8 +159,10 @@ pub(in crate::ffi) unsafe fn read_derived_keys(
             }
             // SAFETY: each additional key's template is valid as read_template requires
             // (this function's contract).
-            let template = unsafe { read_template(k.pTemplate.cast_const(), k.ulAttributeCount) }
-                .map_err(|e| match e {
+            let template = unsafe {
+                read_template_within(k.pTemplate.cast_const(), k.ulAttributeCount, &mut budget)
+            }
+            .map_err(|e| match e {
                 Error::ArgumentsBad(_) => Error::MechanismParamInvalid,
                 e => e,
             })?;
