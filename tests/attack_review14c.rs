@@ -349,3 +349,52 @@ fn so_session_again(old: &kmshsm::session::Session) -> std::sync::Arc<kmshsm::se
     );
     session
 }
+
+/// Defect: `C_DestroyObject` of a token object decides on the object as this process
+/// cached it and then commits an unconditional `Change::RemoveObject`
+/// (`token/objects.rs` `Token::destroy_object`: `entry_with_epoch`, then
+/// `commit_with_events` with the `DestroyKey` event), and the stores remove a record
+/// that is no longer there without a word (`store/sqlite/writes.rs` `remove_object`).
+/// Two destructions of one key, from two threads (or two processes, each with its
+/// handle), both answer `CKR_OK`, and the audit trail records the key destroyed twice.
+///
+/// Expected (PKCS#11 3.0 §5.7: a handle whose object is gone is
+/// `CKR_OBJECT_HANDLE_INVALID`; docs/key-model.md, "Exactly once": concurrent changes
+/// "end as some serial order of them would"; docs/audit.md: each lifecycle change is
+/// committed together with its event): of two destructions of one object exactly one
+/// succeeds and one `DestroyKey` event is written; the other finds no object. Actual:
+/// within some races both succeed, and `kmshsm audit list` shows two `DestroyKey`
+/// events for the one key.
+#[test]
+fn two_destructions_of_one_key_both_succeed_and_are_both_recorded() {
+    let env = TestEnv::new();
+    let (ctx, slot, session) = ready_token(&env);
+    let start = Instant::now();
+    let mut races = 0u32;
+    while races < 1000 && start.elapsed() < Duration::from_secs(90) {
+        races += 1;
+        let key = create_external(&session, Spec::Aes256, &format!("destroyed-{races}"));
+        let id = key_id(&session, key);
+        let barrier = Barrier::new(2);
+        let destroy = || {
+            let mine = ctx.open_rw_session(slot).unwrap();
+            barrier.wait();
+            mine.destroy_object(key)
+        };
+        let (first, second) = std::thread::scope(|scope| {
+            let first = scope.spawn(destroy);
+            let second = scope.spawn(destroy);
+            (first.join().unwrap(), second.join().unwrap())
+        });
+        if first.is_ok() && second.is_ok() {
+            let recorded = common::audit::events(&[])
+                .iter()
+                .filter(|e| e["EventName"] == "DestroyKey" && e["KeyId"] == id.as_str())
+                .count();
+            panic!(
+                "race {races}: two C_DestroyObject of one key both answered CKR_OK; the \
+                 audit trail records {recorded} DestroyKey events for it"
+            );
+        }
+    }
+}
