@@ -20,7 +20,7 @@ use crate::object::policy::{IMPORT_TARGET, KEY_ID, MATERIAL_FINGERPRINT};
 use crate::object::Object;
 use crate::store::audit::{self, head_mac, AuditKey, AuditLog, Broken, Verified};
 use crate::store::seal::MasterKey;
-use crate::store::{AuditCheckpoint, AuditHead, Change};
+use crate::store::{AuditCheckpoint, AuditHead, Change, Loaded, ObjectUid};
 
 use super::{LoggedIn, Token};
 
@@ -79,13 +79,28 @@ impl Token {
         events: Vec<AuditEvent>,
         decided_in: &[Option<u64>],
     ) -> Result<()> {
+        self.commit_with_events_if(&[], &mut |_| true, changes, events, decided_in)
+            .map(drop)
+    }
+
+    /// `commit_with_events`, written only if `still` holds of the records of `uids` as
+    /// the transaction reads them (the objects the changes were judged on are still the
+    /// versions judged, say); nothing is written otherwise. Whether it was written.
+    pub(super) fn commit_with_events_if(
+        &self,
+        uids: &[ObjectUid],
+        still: &mut dyn FnMut(&Loaded) -> bool,
+        changes: Vec<Change>,
+        events: Vec<AuditEvent>,
+        decided_in: &[Option<u64>],
+    ) -> Result<bool> {
         let (key, key_epoch) = {
             let login = self.login.lock();
             (login.audit_key.clone(), login.master_epoch())
         };
         let mut decided = decided_in.to_vec();
         decided.push(key_epoch);
-        self.commit_with_events_under(changes, events, key.as_deref(), &decided)
+        self.commit_events(uids, still, changes, events, key.as_deref(), &decided)
     }
 
     /// `commit_with_events`, sealed under `key` (the audit key of a master key the
@@ -98,15 +113,33 @@ impl Token {
         key: Option<&AuditKey>,
         decided_in: &[Option<u64>],
     ) -> Result<()> {
-        if events.is_empty() {
-            return self.commit_decided(decided_in, &mut |_| changes.clone());
-        }
+        self.commit_events(&[], &mut |_| true, changes, events, key, decided_in)
+            .map(drop)
+    }
+
+    fn commit_events(
+        &self,
+        uids: &[ObjectUid],
+        still: &mut dyn FnMut(&Loaded) -> bool,
+        changes: Vec<Change>,
+        events: Vec<AuditEvent>,
+        key: Option<&AuditKey>,
+        decided_in: &[Option<u64>],
+    ) -> Result<bool> {
         let bodies: Vec<Vec<u8>> = events.iter().map(AuditEvent::encode).collect();
-        self.commit_decided(decided_in, &mut |loaded| {
+        let mut written = false;
+        self.commit_decided_on(uids, decided_in, &mut |loaded| {
+            written = still(loaded);
+            if !written {
+                return Vec::new();
+            }
             let mut all = changes.clone();
-            all.extend(audit::append_with(&loaded.audit, bodies.clone(), key));
+            if !bodies.is_empty() {
+                all.extend(audit::append_with(&loaded.audit, bodies.clone(), key));
+            }
             all
-        })
+        })?;
+        Ok(written)
     }
 
     /// The events of new token objects: `CreateKey` once per new KMS key (with the

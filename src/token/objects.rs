@@ -237,21 +237,45 @@ impl Token {
     }
 
     pub fn destroy_object(&self, caller: Caller, handle: ObjectHandle) -> Result<()> {
+        // Judged on the object as read and removed only as that version, as
+        // `set_attributes` writes: one destroyed meanwhile is gone (the next attempt
+        // answers `ObjectHandleInvalid`, and no second event is recorded), one changed
+        // meanwhile (made indestructible, say) is judged again.
+        for _ in 0..CHANGE_ATTEMPTS {
+            if self.destroy_object_once(caller, handle)? {
+                return Ok(());
+            }
+        }
+        Err(Error::ObjectContention)
+    }
+
+    /// One attempt of `destroy_object`: `false` when the object is no longer the version
+    /// judged (nothing removed).
+    fn destroy_object_once(&self, caller: Caller, handle: ObjectHandle) -> Result<bool> {
         let (entry, epoch) = self.entry_with_epoch(handle)?;
         self.authorise_destroy(caller, &entry)?;
         match entry.owner {
             Owner::Token => {
                 let event = self.destruction_event(&entry.object);
+                let read = &entry.object;
                 // The object, and its event, are of the token of `epoch` only.
-                self.commit_with_events(
-                    vec![Change::RemoveObject(entry.object.uid)],
+                self.commit_with_events_if(
+                    &[read.uid],
+                    &mut |loaded| loaded.objects.iter().any(|r| read.is_version_of(r)),
+                    vec![Change::RemoveObject(read.uid)],
                     event.into_iter().collect(),
                     &[Some(epoch)],
                 )
             }
             Owner::Session(_) => {
-                self.objects.write().remove_session_object(handle);
-                Ok(())
+                let mut table = self.objects.write();
+                let current = table
+                    .get(handle)
+                    .is_some_and(|e| Arc::ptr_eq(&e.object, &entry.object));
+                if current {
+                    table.remove_session_object(handle);
+                }
+                Ok(current)
             }
         }
     }

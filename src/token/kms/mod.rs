@@ -42,7 +42,7 @@ use crate::object::policy::{
 use crate::object::table::{ObjectHandle, Owner, SessionHandle};
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
-use crate::store::Change;
+use crate::store::{Change, ObjectUid};
 
 fn ulong(v: u64) -> Value {
     Value::Ulong(v)
@@ -398,7 +398,7 @@ impl Token {
 
     /// Publishes what a sweep decided, read from the token of epoch `read_in`: the token
     /// objects it removes in one store transaction (into that token only,
-    /// `commit_decided`), with `events`; then each expired session key object, wiped,
+    /// `commit_decided`; only if each is still there), with `events`; then each expired session key object, wiped,
     /// in place of the version it was made from, if the table still holds that version.
     /// A version changed meanwhile (the same material imported again with a later
     /// expiry, in another thread) was decided on by that change, not by this sweep,
@@ -417,7 +417,19 @@ impl Token {
             .map(|o| Change::RemoveObject(o.uid))
             .collect();
         if !changes.is_empty() {
-            self.commit_with_events(changes, events, &[master_epoch, Some(read_in)])?;
+            // Only while every one is still there: two sweeps (two processes) that read
+            // the same expired pair remove it, and record its purge, once.
+            let uids: Vec<ObjectUid> = removed.iter().map(|o| o.uid).collect();
+            self.commit_with_events_if(
+                &uids,
+                &mut |loaded| {
+                    uids.iter()
+                        .all(|u| loaded.objects.iter().any(|r| r.uid == *u))
+                },
+                changes,
+                events,
+                &[master_epoch, Some(read_in)],
+            )?;
         }
         let mut table = self.objects.write();
         for (handle, read, object) in wiped {
