@@ -79,16 +79,18 @@ impl Token {
         events: Vec<AuditEvent>,
         decided_in: &[Option<u64>],
     ) -> Result<()> {
-        self.commit_with_events_if(&[], &mut |_| true, changes, events, decided_in)
+        self.commit_with_events_if(&[], &[], &mut |_| true, changes, events, decided_in)
             .map(drop)
     }
 
-    /// `commit_with_events`, written only if `still` holds of the records of `uids` as
-    /// the transaction reads them (the objects the changes were judged on are still the
-    /// versions judged, say); nothing is written otherwise. Whether it was written.
+    /// `commit_with_events`, written only if `still` holds of the records of `uids` and
+    /// of those the lookup keys `lookup` name, as the transaction reads them (the objects
+    /// the changes were judged on are still the versions judged, say); nothing is
+    /// written otherwise. Whether it was written.
     pub(super) fn commit_with_events_if(
         &self,
         uids: &[ObjectUid],
+        lookup: &[&[u8]],
         still: &mut dyn FnMut(&Loaded) -> bool,
         changes: Vec<Change>,
         events: Vec<AuditEvent>,
@@ -100,7 +102,15 @@ impl Token {
         };
         let mut decided = decided_in.to_vec();
         decided.push(key_epoch);
-        self.commit_events(uids, still, changes, events, key.as_deref(), &decided)
+        self.commit_events(
+            uids,
+            lookup,
+            still,
+            changes,
+            events,
+            key.as_deref(),
+            &decided,
+        )
     }
 
     /// `commit_with_events`, sealed under `key` (the audit key of a master key the
@@ -113,13 +123,15 @@ impl Token {
         key: Option<&AuditKey>,
         decided_in: &[Option<u64>],
     ) -> Result<()> {
-        self.commit_events(&[], &mut |_| true, changes, events, key, decided_in)
+        self.commit_events(&[], &[], &mut |_| true, changes, events, key, decided_in)
             .map(drop)
     }
 
+    #[allow(clippy::too_many_arguments)] // the two callers above name every one
     fn commit_events(
         &self,
         uids: &[ObjectUid],
+        lookup: &[&[u8]],
         still: &mut dyn FnMut(&Loaded) -> bool,
         changes: Vec<Change>,
         events: Vec<AuditEvent>,
@@ -128,7 +140,7 @@ impl Token {
     ) -> Result<bool> {
         let bodies: Vec<Vec<u8>> = events.iter().map(AuditEvent::encode).collect();
         let mut written = false;
-        self.commit_decided_on(uids, decided_in, &mut |loaded| {
+        self.commit_decided_on(uids, lookup, decided_in, &mut |loaded| {
             written = still(loaded);
             if !written {
                 return Vec::new();

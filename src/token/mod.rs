@@ -489,14 +489,15 @@ impl Token {
         decided_in: &[Option<u64>],
         decide: &mut dyn FnMut(&crate::store::Loaded) -> Vec<Change>,
     ) -> Result<()> {
-        self.commit_decided_on(&[], decided_in, decide)
+        self.commit_decided_on(&[], &[], decided_in, decide)
     }
 
-    /// `commit_decided`, with the records of `uids` read in the transaction
-    /// (`Loaded::objects`) for `decide` to judge.
+    /// `commit_decided`, with the records of `uids`, and those the lookup keys `lookup`
+    /// name, read in the transaction (`Loaded::objects`) for `decide` to judge.
     pub(super) fn commit_decided_on(
         &self,
         uids: &[ObjectUid],
+        lookup: &[&[u8]],
         decided_in: &[Option<u64>],
         decide: &mut dyn FnMut(&crate::store::Loaded) -> Vec<Change>,
     ) -> Result<()> {
@@ -505,7 +506,7 @@ impl Token {
         let mut stale = false;
         let (_, snap) = self.store.transact_and_read(
             uids,
-            &[],
+            lookup,
             &mut |loaded| {
                 let other = |epoch: u64| loaded.is_other_token(epoch);
                 stale = other(view)

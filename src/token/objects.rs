@@ -176,7 +176,23 @@ impl Token {
         }
         if !changes.is_empty() {
             let events = self.creation_events(&token_objects);
-            if let Err(e) = self.commit_with_events(changes, events, &decided) {
+            let new: Vec<&Object> = token_objects.iter().collect();
+            let names = Token::pair_name_keys(&new, None);
+            let lookup: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+            let written = self.commit_with_events_if(
+                &[],
+                &lookup,
+                &mut |loaded| !Token::pair_names_clash(loaded, &new),
+                changes,
+                events,
+                &decided,
+            );
+            let refused = match written {
+                Ok(true) => None,
+                Ok(false) => Some(Error::AttributeValueInvalid),
+                Err(e) => Some(e),
+            };
+            if let Some(e) = refused {
                 forget(&mut self.objects.write(), &made);
                 return Err(e);
             }
@@ -261,6 +277,7 @@ impl Token {
                 // The object, and its event, are of the token of `epoch` only.
                 self.commit_with_events_if(
                     &[read.uid],
+                    &[],
                     &mut |loaded| loaded.objects.iter().any(|r| read.is_version_of(r)),
                     vec![Change::RemoveObject(read.uid)],
                     event.into_iter().collect(),
@@ -332,18 +349,29 @@ impl Token {
             Owner::Token => {
                 let record = changed.to_record(&self.serial, master.as_deref())?;
                 let read = &entry.object;
-                let mut current = false;
+                let names = Token::pair_name_keys(&[&changed], Some(read));
+                let lookup: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+                let (mut current, mut clash) = (false, false);
                 // The object as read from the token of `epoch`, sealed under the key of
                 // the token of `master_epoch`: written into that token only, over the
-                // record it was read from only.
-                self.commit_decided_on(&[read.uid], &[Some(epoch), master_epoch], &mut |loaded| {
-                    current = loaded.objects.iter().any(|r| read.is_version_of(r));
-                    if current {
-                        vec![Change::PutObject(record.clone())]
-                    } else {
-                        Vec::new()
-                    }
-                })?;
+                // record it was read from only, and not under a pair's id taken meanwhile.
+                self.commit_decided_on(
+                    &[read.uid],
+                    &lookup,
+                    &[Some(epoch), master_epoch],
+                    &mut |loaded| {
+                        current = loaded.objects.iter().any(|r| read.is_version_of(r));
+                        clash = !lookup.is_empty() && Token::pair_names_clash(loaded, &[&changed]);
+                        if current && !clash {
+                            vec![Change::PutObject(record.clone())]
+                        } else {
+                            Vec::new()
+                        }
+                    },
+                )?;
+                if current && clash {
+                    return Err(Error::AttributeValueInvalid);
+                }
                 Ok(current)
             }
             Owner::Session(_) => {

@@ -10,6 +10,7 @@
 //! used, `CKA_CLASS`, `CKA_KEY_TYPE` and `CKA_VALUE_LEN` must fit the target and
 //! `CKA_END_DATE` gives the expiry. It returns the target's handle.
 
+use crate::store::Loaded;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -326,6 +327,53 @@ impl Token {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The lookup keys of the `CKA_ID`s `objects` give a public or private key (those
+    /// `check_import_pair_names` judges), and of none an object keeps (`before`): for
+    /// the transaction that writes them to read what holds those ids then
+    /// (`pair_names_clash`).
+    pub(in crate::token) fn pair_name_keys(
+        objects: &[&Object],
+        before: Option<&Object>,
+    ) -> Vec<Vec<u8>> {
+        objects
+            .iter()
+            .filter(|o| matches!(o.class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY))
+            .filter_map(|o| o.bytes(CKA_ID))
+            .filter(|id| !id.is_empty() && before.is_none_or(|b| b.bytes(CKA_ID) != Some(*id)))
+            .map(|id| crate::object::index::lookup_key(CKA_ID, id))
+            .collect()
+    }
+
+    /// `check_import_pair_names`' rule on the records a writing transaction read under
+    /// `pair_name_keys`: whether one of `objects` would take the id of a pair half the
+    /// token holds now, or be a pair half under the id of a key other than a pair's.
+    /// The check before the transaction (`id_held`) read an earlier token: an object
+    /// made meanwhile, in another thread or process, is seen only here.
+    pub(in crate::token) fn pair_names_clash(loaded: &Loaded, objects: &[&Object]) -> bool {
+        let held: Vec<Object> = loaded
+            .objects
+            .iter()
+            .filter_map(|r| Object::from_record(r).ok())
+            .collect();
+        objects.iter().any(|o| {
+            let Some(id) = o.bytes(CKA_ID).filter(|id| !id.is_empty()) else {
+                return false;
+            };
+            if !matches!(o.class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY) {
+                return false;
+            }
+            held.iter()
+                .filter(|h| h.uid != o.uid && h.bytes(CKA_ID) == Some(id))
+                .any(|h| {
+                    if o.has(IMPORT_TARGET) {
+                        !h.has(IMPORT_TARGET) && matches!(h.class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY)
+                    } else {
+                        h.has(IMPORT_TARGET)
+                    }
+                })
+        })
     }
 
     /// Whether an object with `CKA_ID` `id`, cached or stored, is a half of an import

@@ -422,6 +422,7 @@ impl Token {
             let uids: Vec<ObjectUid> = removed.iter().map(|o| o.uid).collect();
             self.commit_with_events_if(
                 &uids,
+                &[],
                 &mut |loaded| {
                     uids.iter()
                         .all(|u| loaded.objects.iter().any(|r| r.uid == *u))
