@@ -147,3 +147,38 @@ fn a_store_url_password_with_a_slash_or_an_encoded_name_reaches_the_log() {
         "the password of each of these URLs reached the log: {leaked:?}"
     );
 }
+
+/// Defect: `[postgres] statement_timeout_ms` above 2147483647 passes the configuration's
+/// validation, and then no connection to the server can ever be made. `config.rs`
+/// `Config::validate` bounds the PostgreSQL timeouts only from below (at least 1 ms),
+/// while `store/postgres/conn.rs` `PgSettings::connect` opens every connection with
+/// `SET statement_timeout = <ms>; SET idle_in_transaction_session_timeout = <ms>`, two
+/// server settings whose range is 0 to `INT_MAX` milliseconds: the server refuses the
+/// value, and the connection fails with the server's error.
+///
+/// Expected (docs/configuration.md: a file that "cannot be read or parsed makes
+/// `C_Initialize` return `CKR_FUNCTION_FAILED`, with a log line naming the file and the
+/// problem", as the `[kdf]` bounds already are; `CKR_DEVICE_ERROR` is for a server that
+/// "cannot be reached or the schema is from a newer kmshsm"): a value the store cannot
+/// use is refused as a configuration error naming `statement_timeout_ms`, or the store
+/// works. Actual: `C_Initialize` answers `CKR_DEVICE_ERROR` for a reachable server
+/// that is working, and the log blames the server.
+#[test]
+fn a_statement_timeout_beyond_the_servers_range_passes_validation_and_breaks_every_connection() {
+    let env = TestEnv::postgres_with(Options::default(), "statement_timeout_ms = 2147483648");
+    let ctx = load_module();
+    let answer = initialize(&ctx);
+    let log = env.log();
+    match answer {
+        Ok(()) => {}
+        Err(e) => {
+            let rv = rv::<()>(Err(e));
+            assert!(
+                rv == cryptoki::error::RvError::FunctionFailed
+                    && log.contains("statement_timeout_ms"),
+                "C_Initialize answered {rv:?} for a statement_timeout_ms the configuration \
+                 accepted; the log: {log}"
+            );
+        }
+    }
+}
