@@ -182,3 +182,42 @@ fn a_statement_timeout_beyond_the_servers_range_passes_validation_and_breaks_eve
         }
     }
 }
+
+/// The review's suspicion, checked with its fix: `C_DeriveKey` (ECDH) with a
+/// `CKA_ALWAYS_AUTHENTICATE` EC private key gave a readable shared secret without the
+/// PIN. A derivation is the key's private operation, and like an unwrap it has no Init
+/// for the context-specific login to follow: refused, `CKR_USER_NOT_LOGGED_IN`.
+#[test]
+fn an_always_authenticate_key_derives_no_shared_secret_without_the_pin() {
+    use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    // P-256's OID.
+    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::EcParams(p256)],
+            &[
+                Attribute::Private(true),
+                Attribute::Derive(true),
+                Attribute::AlwaysAuthenticate(true),
+            ],
+        )
+        .unwrap();
+    let point = attribute_bytes(&session, public, AttributeType::EcPoint);
+    // The point as DER OCTET STRING (65 bytes): the raw point is what ECDH takes.
+    let raw = point[point.len() - 65..].to_vec();
+    let derived = session.derive_key(
+        &Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), &raw)),
+        private,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::ValueLen(32.into()),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+        ],
+    );
+    assert_rv!(derived, cryptoki::error::RvError::UserNotLoggedIn);
+}

@@ -107,6 +107,15 @@ impl Token {
         mechanism: MechType,
     ) -> Result<&'o Arc<Key>> {
         self.authorise_use(object, usage, mechanism)?;
+        // §4.9 CKA_ALWAYS_AUTHENTICATE: the PIN for each use. An unwrap decrypts with the
+        // key, and a derivation (ECDH) is its private operation too, but neither call has
+        // an Init for the context-specific login to follow: refused, as the operation
+        // would be without that login (an unwrap into a readable key was a decryption
+        // that needed no PIN).
+        if matches!(usage, Usage::Unwrap | Usage::Derive) && object.use_attrs().always_authenticate
+        {
+            return Err(Error::UserNotLoggedIn);
+        }
         // Parsed already: the master key (and its lock) is not needed.
         if let Some(key) = object.parsed_key_ref() {
             return Ok(key);
