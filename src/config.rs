@@ -109,25 +109,36 @@ impl std::fmt::Debug for StoreUrl {
 }
 
 /// Hides the password of a `scheme://user:password@host/...` URL and of a
-/// `password=` query parameter.
+/// `password=` query parameter, read as the PostgreSQL client reads them: the user and
+/// password run to the first `@` (a `/` or `?` inside the password included), and a
+/// parameter's name is percent-decoded before it is compared (`pass%77ord`). Where the
+/// text is ambiguous it hides more, never less.
 fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
+    // Where the host part starts: the query is looked for from there.
+    let mut host_from = 0;
     if let Some(scheme_end) = out.find("://") {
         let rest = scheme_end + 3;
-        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
-        if let Some(at) = out[rest..authority_end].rfind('@') {
-            let userinfo = &out[rest..rest + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest + colon + 1..rest + at, "***");
-            }
+        host_from = rest;
+        if let Some(at) = out[rest..].find('@') {
+            let at = match out[rest..rest + at].find(':') {
+                Some(colon) => {
+                    out.replace_range(rest + colon + 1..rest + at, "***");
+                    colon + 1 + "***".len()
+                }
+                None => at,
+            };
+            host_from = rest + at;
         }
     }
-    if let Some(q) = out.find('?') {
+    if let Some(q) = out[host_from..].find('?').map(|q| host_from + q) {
         let (head, query) = out.split_at(q + 1);
         let query: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                Some((k, _)) if percent_decoded(k).eq_ignore_ascii_case("password") => {
+                    format!("{k}=***")
+                }
                 _ => pair.to_string(),
             })
             .collect();
@@ -135,6 +146,34 @@ fn redact_url(url: &str) -> String {
     }
     out
 }
+
+/// `text` with its `%XX` escapes decoded (one that is not two hex digits kept as it is),
+/// lossily as UTF-8: only compared with a parameter name.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The largest timeout PostgreSQL accepts for `statement_timeout`, in milliseconds.
+const MAX_SERVER_TIMEOUT_MS: u64 = i32::MAX as u64;
 
 /// How other hosts' commits are noticed (docs/configuration.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -263,6 +302,14 @@ impl Config {
             return Err(Error::Config(
                 "postgres timeouts must be at least 1 ms".into(),
             ));
+        }
+        // The server takes `statement_timeout` (and the idle-in-transaction timeout set
+        // from it) in milliseconds as a 32-bit integer: more would fail every connection.
+        if p.statement_timeout_ms > MAX_SERVER_TIMEOUT_MS {
+            return Err(Error::Config(format!(
+                "postgres statement_timeout_ms must be at most {MAX_SERVER_TIMEOUT_MS} \
+                 (about 24.8 days)"
+            )));
         }
         let k = &self.kdf;
         // The bounds a stored PIN record may carry (`store::seal::PinKdf::decode`): a

@@ -311,6 +311,24 @@ fn wrongly_typed_config_value_makes_initialize_fail_with_a_message() {
     );
 }
 
+/// A statement timeout the server cannot take (over `INT_MAX` milliseconds) is a
+/// configuration error naming the setting, not a store that fails every connection
+/// (review 14e; `tests/attack_review14e.rs` has the server-side half).
+#[test]
+fn a_statement_timeout_beyond_the_servers_range_makes_initialize_fail_with_a_message() {
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "token_dir = {:?}\n[postgres]\nstatement_timeout_ms = 2147483648\n",
+        env.token_dir.to_str().unwrap()
+    ));
+    let (verdict, stderr) = initialize_in_child();
+    assert_eq!(verdict, "FunctionFailed", "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("statement_timeout_ms"),
+        "the log line does not name the setting:\n{stderr}"
+    );
+}
+
 #[test]
 fn missing_config_file_makes_initialize_fail_with_a_message() {
     let env = TestEnv::new();
