@@ -45,6 +45,10 @@ pub enum StoreError {
     /// that depends on that check (`Change::RequirePin`); nothing was written.
     #[error("the PIN record changed since the PIN was checked")]
     PinRecordChanged,
+    /// The audit trail's checkpoint is not the one a re-keying verified (a prune
+    /// committed meanwhile: `Change::RekeyAudit`); nothing was written.
+    #[error("the audit checkpoint changed since the trail was verified")]
+    AuditCheckpointChanged,
 }
 
 /// The KMS errors of the kms-docs (ImportKeyMaterial, GetParametersForImport), named as

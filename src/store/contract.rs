@@ -696,9 +696,36 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
     // Re-keying: the old MACs go, the new ones hold.
     const NEW: [u8; 32] = [4; 32];
     assert!(audit::verify(&log, &NEW).is_err());
+    // Not for another checkpoint than the one stored (a prune since the trail was
+    // verified): refused, nothing written.
+    let stale = [
+        None,
+        Some(AuditCheckpoint {
+            seq: 1,
+            hash: h2,
+            mac: head_mac(&NEW, 1, &h2),
+        }),
+    ];
+    for checkpoint in stale {
+        assert!(matches!(
+            first.commit(vec![Change::RekeyAudit {
+                checkpoint,
+                seal: None,
+            }]),
+            Err(StoreError::AuditCheckpointChanged)
+        ));
+    }
+    assert!(
+        audit::verify(&second.audit_log().unwrap(), &KEY).is_ok(),
+        "a refused re-keying wrote nothing"
+    );
     first
         .commit(vec![Change::RekeyAudit {
-            checkpoint_mac: Some(head_mac(&NEW, 2, &h2)),
+            checkpoint: Some(AuditCheckpoint {
+                seq: 2,
+                hash: h2,
+                mac: head_mac(&NEW, 2, &h2),
+            }),
             seal: Some(AuditSeal {
                 seq: 3,
                 mac: head_mac(&NEW, 3, &h3),

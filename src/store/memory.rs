@@ -157,6 +157,15 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             ));
         }
     }
+    if let Some(Change::RekeyAudit { checkpoint, .. }) = changes
+        .iter()
+        .find(|c| matches!(c, Change::RekeyAudit { .. }))
+    {
+        let stored = shared.audit.checkpoint.map(|c| (c.seq, c.hash));
+        if stored != checkpoint.map(|c| (c.seq, c.hash)) {
+            return Err(StoreError::AuditCheckpointChanged);
+        }
+    }
     require_pins(&shared.pins, &changes)?;
     let restoring = changes.iter().any(|c| matches!(c, Change::RestoreAudit(_)));
     if restoring && (!shared.audit.events.is_empty() || shared.audit.checkpoint.is_some()) {
@@ -228,12 +237,9 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
                 shared.audit.events.retain(|e| e.seq > cp.seq);
                 shared.audit.checkpoint = Some(cp);
             }
-            Change::RekeyAudit {
-                checkpoint_mac,
-                seal,
-            } => {
-                if let (Some(mac), Some(cp)) = (checkpoint_mac, shared.audit.checkpoint.as_mut()) {
-                    cp.mac = mac;
+            Change::RekeyAudit { checkpoint, seal } => {
+                if let (Some(new), Some(cp)) = (checkpoint, shared.audit.checkpoint.as_mut()) {
+                    cp.mac = new.mac;
                 }
                 shared.audit.anchor = None;
                 for e in &mut shared.audit.events {

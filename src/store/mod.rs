@@ -157,12 +157,16 @@ pub enum Change {
     /// with the checkpoint's hash (else the commit fails, writing nothing), and keeps the
     /// checkpoint as the start of the chain.
     PruneAudit(AuditCheckpoint),
-    /// After `C_InitToken` changed the master key: replaces the checkpoint's MAC (when
-    /// there is a checkpoint), removes every event's MAC and the anchor, and stores
-    /// `seal` (the caller verified the trail under the old key; it then authenticates
-    /// the head under the new one, with `AnchorAudit`).
+    /// After `C_InitToken` changed the master key: replaces the checkpoint's MAC with
+    /// `checkpoint`'s, removes every event's MAC and the anchor, and stores `seal` (the
+    /// caller verified the trail under the old key; it then authenticates the head under
+    /// the new one, with `AnchorAudit`). `checkpoint` is the one the caller verified
+    /// (its sequence number and hash) with its MAC under the new key, `None` for a trail
+    /// without one: unless the store holds exactly that checkpoint, the commit fails with
+    /// `StoreError::AuditCheckpointChanged`, writing nothing (a prune committed since the
+    /// trail was read would get the old checkpoint's MAC).
     RekeyAudit {
-        checkpoint_mac: Option<audit::Hash>,
+        checkpoint: Option<AuditCheckpoint>,
         seal: Option<AuditSeal>,
     },
     /// Writes a whole trail read from another store (`Store::audit_log`) as it is: the

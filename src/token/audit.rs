@@ -253,7 +253,7 @@ impl Token {
             let checkpoint = log.checkpoint;
             let mut stale = false;
             let mut reinitialized = false;
-            self.store.transact(&[], &[], &mut |loaded| {
+            let written = self.store.transact(&[], &[], &mut |loaded| {
                 // Decided on the token of `epoch` (its SO PIN, its trail): re-initialised
                 // by another process meanwhile, there is nothing left here to re-initialise.
                 reinitialized = loaded.is_other_token(epoch);
@@ -264,7 +264,10 @@ impl Token {
                 match &verdict {
                     Ok(v) if v.head == loaded.audit.seq && v.head_hash == loaded.audit.hash => {
                         all.push(Change::RekeyAudit {
-                            checkpoint_mac: checkpoint.map(|c| head_mac(&new_key, c.seq, &c.hash)),
+                            checkpoint: checkpoint.map(|c| AuditCheckpoint {
+                                mac: head_mac(&new_key, c.seq, &c.hash),
+                                ..c
+                            }),
                             seal: None,
                         });
                         // The anchor goes with the old MACs; the new one is set here.
@@ -282,7 +285,15 @@ impl Token {
                     Err(_) => all.extend(audit::append(&loaded.audit, vec![body.clone()], None)),
                 }
                 Some(all)
-            })?;
+            });
+            match written {
+                // A prune moved the checkpoint since the trail was read (the head did
+                // not move): verify again.
+                Err(crate::error::StoreError::AuditCheckpointChanged) => stale = true,
+                written => {
+                    written?;
+                }
+            }
             if reinitialized {
                 self.sync()?;
                 return Err(Error::TokenReinitialized);

@@ -138,14 +138,21 @@ pub(super) fn apply(
             )?;
             put_mark(tx, "kmshsm_audit_checkpoint", token, &cp)?;
         }
-        Change::RekeyAudit {
-            checkpoint_mac,
-            seal,
-        } => {
-            if let Some(mac) = checkpoint_mac {
+        Change::RekeyAudit { checkpoint, seal } => {
+            let stored: Option<(i64, Vec<u8>)> = tx
+                .query_opt(
+                    "SELECT seq, hash FROM kmshsm_audit_checkpoint WHERE token = $1",
+                    &[&token],
+                )?
+                .map(|r| (r.get(0), r.get(1)));
+            let verified = checkpoint.map(|c| (c.seq as i64, c.hash.to_vec()));
+            if stored != verified {
+                return Err(StoreError::AuditCheckpointChanged.into());
+            }
+            if let Some(cp) = checkpoint {
                 tx.execute(
                     "UPDATE kmshsm_audit_checkpoint SET mac = $2 WHERE token = $1",
-                    &[&token, &&mac[..]],
+                    &[&token, &&cp.mac[..]],
                 )?;
             }
             tx.execute(

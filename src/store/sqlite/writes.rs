@@ -336,13 +336,18 @@ pub(super) fn apply(
                 )?
                 .execute(params![cp.seq as i64, &cp.hash[..], &cp.mac[..]])?;
             }
-            Change::RekeyAudit {
-                checkpoint_mac,
-                seal,
-            } => {
-                if let Some(mac) = checkpoint_mac {
+            Change::RekeyAudit { checkpoint, seal } => {
+                let stored: Option<(i64, Vec<u8>)> = tx
+                    .prepare_cached("SELECT seq, hash FROM audit_checkpoint WHERE id = 1")?
+                    .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let verified = checkpoint.map(|c| (c.seq as i64, c.hash.to_vec()));
+                if stored != verified {
+                    return Err(StoreError::AuditCheckpointChanged);
+                }
+                if let Some(cp) = checkpoint {
                     tx.prepare_cached("UPDATE audit_checkpoint SET mac = ?1 WHERE id = 1")?
-                        .execute([&mac[..]])?;
+                        .execute([&cp.mac[..]])?;
                 }
                 tx.prepare_cached("UPDATE audit_events SET mac = NULL WHERE mac IS NOT NULL")?
                     .execute([])?;
