@@ -177,19 +177,23 @@ fn template_len(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<usize> {
     Ok(n)
 }
 
-/// The caller's array of `count` attributes, copied out. Read unaligned: a nested
-/// template is a `pValue`, a byte pointer the caller owes no alignment.
+/// The caller's array of `count` attributes, each copied out as it is reached. Read
+/// unaligned: a nested template is a `pValue`, a byte pointer the caller owes no
+/// alignment.
 ///
 /// # Safety
 /// `ptr` is NULL or valid for reads of `count` `CK_ATTRIBUTE`s (at any alignment), not
-/// written by anyone else during the call.
-unsafe fn template_entries(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Vec<CK_ATTRIBUTE>> {
+/// written by anyone else during the call; the iterator is used within the call.
+unsafe fn template_entries(
+    ptr: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<impl Iterator<Item = CK_ATTRIBUTE>> {
     let n = template_len(ptr, count)?;
     Ok((0..n)
         // SAFETY: not NULL when n > 0 (`template_len`), so valid for `count` entries
-        // (this function's contract); read_unaligned needs no alignment.
-        .map(|i| unsafe { ptr::read_unaligned(ptr.add(i)) })
-        .collect())
+        // during the call, which the iterator does not outlive (this function's
+        // contract); read_unaligned needs no alignment.
+        .map(move |i| unsafe { ptr::read_unaligned(ptr.add(i)) }))
 }
 
 /// # Safety
