@@ -402,3 +402,82 @@ fn a_sensitive_key_is_not_recovered_through_one_byte_derived_keys() {
         "CKM_CONCATENATE_DATA_AND_BASE cut to 16 bytes recovered the sensitive base key"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// CKM_RSA_PKCS_PSS: a salt length near 2^64 panics and poisons the module
+// ---------------------------------------------------------------------------------------
+
+/// Defect: a `CK_RSA_PKCS_PSS_PARAMS.sLen` near 2^64 makes `C_Verify` (with a public
+/// key: no login needed) and `C_Sign` panic, and a caught panic poisons the module: every
+/// later call of every session answers `CKR_GENERAL_ERROR` until the application calls
+/// `C_Finalize` and `C_Initialize` (`ffi/guard.rs`). `mechanism/rsa.rs` `pss_params` only
+/// converts `sLen` to `usize`; `crypto/rsa/padding.rs` `emsa_pss_verify` and
+/// `emsa_pss_encode` then compute `h + salt_len + 2`, which overflows (a panic with
+/// overflow checks, as in the debug build under test; without them the sum wraps past the
+/// size check, and `emsa_pss_encode` panics on `vec![0u8; salt_len]`, "capacity
+/// overflow", while `emsa_pss_verify` computes a wrapped `ps_len` and can index past
+/// `db`).
+///
+/// Expected (PKCS#11 3.0 §2.1.13: `sLen` is bounded by the modulus; a parameter the
+/// mechanism cannot take is `CKR_MECHANISM_PARAM_INVALID`, at the `Init` or at the
+/// operation; RFC 8017 §9.1.1 step 3 / §9.1.2 step 3: emLen < hLen + sLen + 2 is
+/// "encoding error" / "inconsistent"): the verification answers
+/// `CKR_MECHANISM_PARAM_INVALID` or `CKR_SIGNATURE_INVALID`, the signature
+/// `CKR_MECHANISM_PARAM_INVALID`, and the module keeps working. Actual:
+/// `CKR_GENERAL_ERROR`, and every later call (here a SHA-256 digest) too.
+#[test]
+fn a_pss_salt_length_near_two_to_the_64_does_not_poison_the_module() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Verify(true),
+            ],
+            &[
+                Attribute::Token(false),
+                Attribute::Private(true),
+                Attribute::Sign(true),
+            ],
+        )
+        .expect("C_GenerateKeyPair(RSA-2048)");
+    let pss = RawMech::pss(
+        CKM_RSA_PKCS_PSS,
+        CKM_SHA256,
+        CKG_MGF1_SHA256,
+        usize::MAX, // sLen = CK_ULONG max
+    );
+    let hash = [0x42u8; 32];
+    let s = session.handle();
+
+    // The verification, with the public key.
+    let verified = ck
+        .verify_init(s, &pss, public.handle())
+        .and_then(|()| ck.verify_call(s, &hash, &[0x01; 256]));
+    assert!(
+        matches!(
+            verified,
+            Err(RvError::MechanismParamInvalid | RvError::SignatureInvalid)
+        ),
+        "C_Verify(PSS, sLen 2^64-1): {verified:?}"
+    );
+    session
+        .digest(&Mechanism::Sha256, b"alive")
+        .expect("the module still digests after the verification");
+
+    // The signature, with the private key.
+    let signed = ck
+        .sign_init(s, &pss, private.handle())
+        .and_then(|()| ck.sign_call(s, &hash, Some(256)).rv);
+    assert!(
+        matches!(signed, Err(RvError::MechanismParamInvalid)),
+        "C_Sign(PSS, sLen 2^64-1): {signed:?}"
+    );
+    session
+        .digest(&Mechanism::Sha256, b"alive")
+        .expect("the module still digests after the signature");
+}
