@@ -265,7 +265,7 @@ fn aes_cbc_pad_unwrap_is_no_padding_oracle_on_a_wrapped_sensitive_key() {
             &RawMech::bytes(CKM_AES_CBC_PAD, &iv0),
             kek.handle(),
             &wrapped,
-            &generic_template(None, vec![]),
+            &generic_template(Some(16), vec![]),
         )
         .map(handle)
         .expect("C_UnwrapKey of the genuine blob");

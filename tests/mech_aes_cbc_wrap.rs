@@ -128,11 +128,21 @@ fn cbc_and_cbc_pad_wraps_match_openssl_enc_and_unwrap_back() {
             &cbc_pad,
             kek,
             &padded,
-            &secret_template(KeyType::GENERIC_SECRET, None)
+            &secret_template(KeyType::GENERIC_SECRET, Some(value.len() as u64))
         )
         .unwrap(),
         value
     );
+    // Without CKA_VALUE_LEN only the padding would give the length: refused, as that
+    // answer is a padding oracle (docs/security.md).
+    assert!(unwrap(
+        &session,
+        &cbc_pad,
+        kek,
+        &padded,
+        &secret_template(KeyType::GENERIC_SECRET, None)
+    )
+    .is_err());
     // openssl wraps an AES-256 key; the token unwraps it with both mechanisms.
     let theirs: Vec<u8> = (100..132).collect();
     for (mech, pad) in [(&cbc, false), (&cbc_pad, true)] {

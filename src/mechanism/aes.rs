@@ -189,17 +189,31 @@ impl Mechanism for Block {
         if wrapped.is_empty() {
             return Err(Error::WrappedKeyLenRange);
         }
-        let plain = self
+        // Decrypted without unpadding: `keypad::unpad` judges the padding, with
+        // implicit rejection.
+        let (raw, padding) = match self.1 {
+            Mode::CbcPad => (Block(self.0, Mode::Cbc), keypad::Padding::Pkcs7),
+            _ => (Block(self.0, self.1), keypad::Padding::Zero),
+        };
+        let plain = raw
             .one_shot(param, unwrapping, Direction::Decrypt, wrapped)
             .map_err(|e| match e {
                 Error::EncryptedDataLenRange | Error::DataLenRange => Error::WrappedKeyLenRange,
                 Error::EncryptedDataInvalid => Error::WrappedKeyInvalid,
                 e => e,
             })?;
-        if self.1 == Mode::CbcPad {
-            return Ok(plain);
-        }
-        keypad::trim_zero_padding(plain, expected, aes::BLOCK_LEN)
+        let iv: &[u8] = match param {
+            Param::Bytes(iv) => iv,
+            _ => &[],
+        };
+        keypad::unpad(
+            plain,
+            expected,
+            aes::BLOCK_LEN,
+            padding,
+            aes_key(unwrapping)?,
+            &[iv, wrapped],
+        )
     }
 }
 

@@ -192,16 +192,27 @@ impl Mechanism for Block {
         if wrapped.is_empty() {
             return Err(Error::WrappedKeyLenRange);
         }
-        let plain = self
-            .run(self.key_bytes(unwrapping)?, iv.as_deref(), false, wrapped)
+        // Decrypted without unpadding: `keypad::unpad` judges the padding, with
+        // implicit rejection (as AES's unwrap).
+        let (raw, padding) = match self.2 {
+            Mode::CbcPad => (Block(self.0, self.1, Mode::Cbc), keypad::Padding::Pkcs7),
+            _ => (*self, keypad::Padding::Zero),
+        };
+        let kek = self.key_bytes(unwrapping)?;
+        let plain = raw
+            .run(kek, iv.as_deref(), false, wrapped)
             .map_err(|e| match e {
                 Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
                 Error::EncryptedDataInvalid => Error::WrappedKeyInvalid,
                 e => e,
             })?;
-        if self.2 == Mode::CbcPad {
-            return Ok(plain);
-        }
-        keypad::trim_zero_padding(plain, expected, BLOCK_LEN)
+        keypad::unpad(
+            plain,
+            expected,
+            BLOCK_LEN,
+            padding,
+            kek,
+            &[iv.as_deref().unwrap_or_default(), wrapped],
+        )
     }
 }

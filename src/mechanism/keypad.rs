@@ -3,7 +3,16 @@
 //! the value is padded on the trailing end with zero bytes to whole blocks, and an
 //! unwrap cuts the result to the key the template describes. Used by the AES and DES
 //! families; this module only pads and cuts, it must not encrypt.
+//!
+//! The unwraps of the unauthenticated modes (ECB, CBC, CBC-PAD) cut with implicit
+//! rejection (`unpad`): the padding the cut removes is checked without branching, and
+//! where it is not what the length implies the answer is a substitute key of that same
+//! length, derived from the unwrapping key and the blob. The answer then does not depend
+//! on the padding: no padding oracle (Vaudenay's, in PKCS#11's form), and no key cut
+//! from the middle of a block of someone else's key (a short key of a few unknown bytes,
+//! found by trying them).
 
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 use super::WrappedLen;
@@ -49,6 +58,138 @@ pub(super) fn trim_zero_padding(
     Ok(Zeroizing::new(plain[..keep].to_vec()))
 }
 
+/// The padding an unauthenticated block mode's wrap added to the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Padding {
+    /// Up to `block - 1` zero bytes (ECB and CBC, §2.10.3-4).
+    Zero,
+    /// PKCS #7: 1 to `block` bytes, each the count (CBC-PAD).
+    Pkcs7,
+}
+
+/// The key in `plain`, an unauthenticated mode's decryption of a wrapped key with its
+/// padding, cut to the length the template or key type fixes (`expected`), with
+/// implicit rejection (module comment): a padding that is not what that length implies
+/// gives a substitute of the same length, the HMAC-SHA256 stream of `kek` (the
+/// unwrapping key's value) over `context` (the IV and the blob). Lengths are public (the
+/// template's, the blob's); only the bytes are judged, without branching.
+///
+/// PKCS #7 padding needs the length from the template or the key type: one the padding
+/// alone would give is the oracle (`TemplateIncomplete`). A private key's PKCS#8 length
+/// (`Encoded`) comes from its own DER header, as before; its padding is checked, not
+/// substituted (a substitute would not parse, which would tell).
+pub(super) fn unpad(
+    plain: Zeroizing<Vec<u8>>,
+    expected: WrappedLen,
+    block: usize,
+    padding: Padding,
+    kek: &[u8],
+    context: &[&[u8]],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let padded_len = |len: usize| match padding {
+        Padding::Zero => len.div_ceil(block) * block,
+        Padding::Pkcs7 => (len / block + 1) * block,
+    };
+    // The lengths the key may have (public: the template's, the key type's, the blob's).
+    let candidates: Vec<usize> = match (expected, padding) {
+        (WrappedLen::Exact(len), _) if len > 0 && padded_len(len) == plain.len() => vec![len],
+        (WrappedLen::Exact(_), _) => return Err(Error::WrappedKeyLenRange),
+        (WrappedLen::OneOf(lengths), Padding::Zero) if lengths.contains(&plain.len()) => {
+            return Ok(plain)
+        }
+        // A key type of several sizes needs CKA_VALUE_LEN to cut the padding.
+        (WrappedLen::OneOf(_), Padding::Zero) => return Err(Error::TemplateIncomplete),
+        // Each size's padding is several bytes long where two fit (AES-128 and AES-192
+        // both pad to 32 bytes: 16 bytes of padding or 8), so choosing by it tells no
+        // byte; a padding that fits none gives a substitute of a size the PRF picks.
+        (WrappedLen::OneOf(lengths), Padding::Pkcs7) => lengths
+            .iter()
+            .copied()
+            .filter(|l| padded_len(*l) == plain.len())
+            .collect(),
+        (WrappedLen::Any, Padding::Zero) => return Ok(plain),
+        (WrappedLen::Any, Padding::Pkcs7) => return Err(Error::TemplateIncomplete),
+        (WrappedLen::Encoded, Padding::Zero) => return trim_zero_padding(plain, expected, block),
+        (WrappedLen::Encoded, Padding::Pkcs7) => return strict_pkcs7(plain, block),
+    };
+    let Some(&first) = candidates.first() else {
+        return Err(Error::WrappedKeyLenRange);
+    };
+    // One byte picks the fallback size, the rest stand in for the key.
+    let fake = substitute(kek, context, plain.len() + 1);
+    let pick = usize::from(fake[0]) % candidates.len();
+    // The first candidate whose padding holds, else the picked one; judged for every
+    // candidate and every byte, without branching on them.
+    let (mut chosen, mut found) = (first as u64, Choice::from(0));
+    let mut fallback = first as u64;
+    for (i, &len) in candidates.iter().enumerate() {
+        let fill = match padding {
+            Padding::Zero => 0u8,
+            // 1 to `block` (at most 255 for the block ciphers here), by `padded_len`.
+            Padding::Pkcs7 => {
+                u8::try_from(plain.len() - len).map_err(|_| Error::WrappedKeyLenRange)?
+            }
+        };
+        let mut valid = Choice::from(1);
+        for b in &plain[len..] {
+            valid &= b.ct_eq(&fill);
+        }
+        chosen.conditional_assign(&(len as u64), valid & !found);
+        found |= valid;
+        fallback.conditional_assign(&(len as u64), i.ct_eq(&pick));
+    }
+    let len = u64::conditional_select(&fallback, &chosen, found);
+    let len = usize::try_from(len).map_err(|_| Error::WrappedKeyLenRange)?;
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    for ((out, real), fake) in out.iter_mut().zip(plain.iter()).zip(fake.iter().skip(1)) {
+        *out = u8::conditional_select(fake, real, found);
+    }
+    Ok(out)
+}
+
+/// `len` bytes of the HMAC-SHA256 stream keyed by HMAC-SHA256(`kek`, a label) over
+/// `context` and a counter.
+fn substitute(kek: &[u8], context: &[&[u8]], len: usize) -> Zeroizing<Vec<u8>> {
+    use aws_lc_rs::hmac;
+    let outer = hmac::Key::new(hmac::HMAC_SHA256, kek);
+    let derived = Zeroizing::new(
+        hmac::sign(&outer, b"kmshsm unwrap substitute")
+            .as_ref()
+            .to_vec(),
+    );
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &derived);
+    let mut out = Zeroizing::new(Vec::with_capacity(len + 32));
+    let mut counter: u32 = 0;
+    while out.len() < len {
+        let mut ctx = hmac::Context::with_key(&key);
+        ctx.update(&counter.to_be_bytes());
+        for part in context {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        out.extend_from_slice(ctx.sign().as_ref());
+        counter = counter.wrapping_add(1);
+    }
+    out.truncate(len);
+    out
+}
+
+/// PKCS #7 unpadding that refuses a bad padding (`WrappedKeyInvalid`): for a private
+/// key's PKCS#8 encoding only (`unpad`).
+fn strict_pkcs7(plain: Zeroizing<Vec<u8>>, block: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let n = usize::from(*plain.last().ok_or(Error::WrappedKeyLenRange)?);
+    if n == 0
+        || n > block
+        || n > plain.len()
+        || plain[plain.len() - n..]
+            .iter()
+            .any(|b| usize::from(*b) != n)
+    {
+        return Err(Error::WrappedKeyInvalid);
+    }
+    Ok(Zeroizing::new(plain[..plain.len() - n].to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +213,125 @@ mod tests {
         let cut = trim_zero_padding(plain.clone(), WrappedLen::Encoded, 8).unwrap();
         assert_eq!(cut.len(), 5);
         assert!(trim_zero_padding(plain, WrappedLen::Encoded, 4).is_err());
+    }
+
+    #[test]
+    fn a_bad_padding_gives_a_substitute_of_the_same_length() {
+        let kek = [7u8; 16];
+        let mut plain = vec![1u8; 5];
+        plain.extend([11u8; 11]);
+        let plain = Zeroizing::new(plain);
+        let ok = unpad(
+            plain.clone(),
+            WrappedLen::Exact(5),
+            16,
+            Padding::Pkcs7,
+            &kek,
+            &[b"c"],
+        )
+        .unwrap();
+        assert_eq!(&ok[..], &[1; 5]);
+        let mut bad = plain.to_vec();
+        bad[15] = 10;
+        let fake = unpad(
+            Zeroizing::new(bad.clone()),
+            WrappedLen::Exact(5),
+            16,
+            Padding::Pkcs7,
+            &kek,
+            &[b"c"],
+        )
+        .unwrap();
+        assert_eq!(fake.len(), 5);
+        assert_ne!(&fake[..], &[1; 5]);
+        // Deterministic for one blob, another for another.
+        let again = unpad(
+            Zeroizing::new(bad.clone()),
+            WrappedLen::Exact(5),
+            16,
+            Padding::Pkcs7,
+            &kek,
+            &[b"c"],
+        )
+        .unwrap();
+        assert_eq!(fake, again);
+        let other = unpad(
+            Zeroizing::new(bad),
+            WrappedLen::Exact(5),
+            16,
+            Padding::Pkcs7,
+            &kek,
+            &[b"d"],
+        )
+        .unwrap();
+        assert_ne!(fake, other);
+        // A zero padding that is not zero: substituted too.
+        let mut zero = vec![2u8; 3];
+        zero.extend([0, 0, 0, 0, 1]);
+        let cut = unpad(
+            Zeroizing::new(zero),
+            WrappedLen::Exact(3),
+            8,
+            Padding::Zero,
+            &kek,
+            &[b"c"],
+        )
+        .unwrap();
+        assert_eq!(cut.len(), 3);
+        assert_ne!(&cut[..], &[2; 3]);
+    }
+
+    #[test]
+    fn a_length_only_the_padding_would_give_is_refused() {
+        let plain = Zeroizing::new(vec![16u8; 32]);
+        assert!(matches!(
+            unpad(
+                plain.clone(),
+                WrappedLen::Any,
+                16,
+                Padding::Pkcs7,
+                &[1; 16],
+                &[]
+            ),
+            Err(Error::TemplateIncomplete)
+        ));
+        assert!(matches!(
+            unpad(
+                plain.clone(),
+                WrappedLen::Exact(40),
+                16,
+                Padding::Pkcs7,
+                &[1; 16],
+                &[]
+            ),
+            Err(Error::WrappedKeyLenRange)
+        ));
+        // A key type's sizes: the one whose padding holds (16 bytes of 16), else one the
+        // PRF picks, with substitute bytes.
+        let sizes = WrappedLen::OneOf(&[16, 24, 32]);
+        let real = unpad(plain, sizes, 16, Padding::Pkcs7, &[1; 16], &[]).unwrap();
+        assert_eq!(&real[..], &[16u8; 16]);
+        let fake = unpad(
+            Zeroizing::new(vec![3u8; 32]),
+            sizes,
+            16,
+            Padding::Pkcs7,
+            &[1; 16],
+            &[],
+        )
+        .unwrap();
+        assert!(fake.len() == 16 || fake.len() == 24);
+        assert_ne!(&fake[..16], &[3u8; 16]);
+        // Nothing cut, nothing judged: every byte is the key's.
+        let whole = unpad(
+            Zeroizing::new(vec![9u8; 16]),
+            WrappedLen::Exact(16),
+            16,
+            Padding::Zero,
+            &[1; 16],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(&whole[..], &[9u8; 16]);
     }
 }

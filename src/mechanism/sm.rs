@@ -394,16 +394,36 @@ impl Mechanism for Sm4 {
         param: &Param,
         unwrapping: &Key,
         wrapped: &[u8],
-        _expected: WrappedLen,
+        expected: WrappedLen,
     ) -> Result<Zeroizing<Vec<u8>>> {
         if self.0 == CKM_SM4_GCM {
             return Err(Error::MechanismInvalid);
         }
-        self.run(param, sm4_key(unwrapping)?, false, wrapped)
-            .map_err(|e| match e {
-                Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
-                Error::EncryptedDataInvalid => Error::WrappedKeyInvalid,
-                e => e,
-            })
+        let kek = sm4_key(unwrapping)?;
+        let unwrap_errors = |e| match e {
+            Error::EncryptedDataLenRange => Error::WrappedKeyLenRange,
+            Error::EncryptedDataInvalid => Error::WrappedKeyInvalid,
+            e => e,
+        };
+        if self.0 != CKM_SM4_CBC_PAD {
+            return self.run(param, kek, false, wrapped).map_err(unwrap_errors);
+        }
+        // Decrypted without unpadding: `keypad::unpad` judges the padding, with
+        // implicit rejection (as AES's unwrap).
+        let plain = Sm4(CKM_SM4_CBC)
+            .run(param, kek, false, wrapped)
+            .map_err(unwrap_errors)?;
+        let iv: &[u8] = match param {
+            Param::Bytes(iv) => iv,
+            _ => &[],
+        };
+        super::keypad::unpad(
+            plain,
+            expected,
+            16,
+            super::keypad::Padding::Pkcs7,
+            kek,
+            &[iv, wrapped],
+        )
     }
 }
