@@ -109,3 +109,82 @@ fn a_cancelled_deletion_leaves_a_kms_origin_key_pending_import_forever() {
         "a KMS-origin key read PendingImport after its deletion was cancelled"
     );
 }
+
+/// Defect: the 1 GiB bound on what a call's templates copy (5db4dec) is per template,
+/// not per call: `ffi/entry/keys.rs` C_GenerateKeyPair reads its public and private
+/// templates with two `raw::read_template` calls, each with a budget of its own
+/// (`MAX_INPUT_LEN`), so one call copies up to 2 GiB (C_DeriveKey likewise: its
+/// template and the SP 800-108 additional keys' templates have one budget each). Two
+/// attributes over one caller buffer of 513 MiB, one in each template, are copied
+/// twice, where the same two in one template are refused (attack_review14d).
+///
+/// Expected (docs/reliability.md: "the values of a call's templates are copied up to
+/// 1 GiB in all (`CKR_ARGUMENTS_BAD` beyond), however many attributes point at one
+/// buffer"): `CKR_ARGUMENTS_BAD`, before either value is copied a second time. Actual:
+/// both values are copied (1026 MiB) and the call goes on to judge the templates.
+#[test]
+fn a_key_pair_call_copies_its_two_templates_beyond_the_one_budget() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    // SAFETY: loading the module under test (already initialised by `ready_token`).
+    let library = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.unwrap();
+    let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
+    // SAFETY: C_GetFunctionList writes one pointer.
+    assert_eq!(unsafe { library.C_GetFunctionList(&mut list) }, CKR_OK);
+    // SAFETY: the module keeps its function list alive while loaded; it is copied.
+    let f = unsafe { *list };
+    // Zeroed pages the test does not touch: reading them costs the test no memory.
+    let big = vec![0u8; 513 << 20];
+    let no = CK_FALSE;
+    let big_value = |ty| CK_ATTRIBUTE {
+        type_: ty,
+        pValue: big.as_ptr() as *mut _,
+        ulValueLen: big.len() as CK_ULONG,
+    };
+    let mut public = [
+        CK_ATTRIBUTE {
+            type_: CKA_TOKEN,
+            pValue: &no as *const _ as *mut _,
+            ulValueLen: 1,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_EC_PARAMS,
+            pValue: OID_P256.as_ptr() as *mut _,
+            ulValueLen: OID_P256.len() as CK_ULONG,
+        },
+        // Not a value a generation takes: the call is refused once the templates are
+        // read, whatever it answers.
+        big_value(CKA_VALUE),
+    ];
+    let mut private = [
+        CK_ATTRIBUTE {
+            type_: CKA_TOKEN,
+            pValue: &no as *const _ as *mut _,
+            ulValueLen: 1,
+        },
+        big_value(CKA_VALUE),
+    ];
+    let mut mechanism = CK_MECHANISM {
+        mechanism: CKM_EC_KEY_PAIR_GEN,
+        pParameter: std::ptr::null_mut(),
+        ulParameterLen: 0,
+    };
+    let (mut pub_handle, mut priv_handle) = (0, 0);
+    // SAFETY: every pointer is alive for the call; two handles are written.
+    let rv = unsafe {
+        f.C_GenerateKeyPair.unwrap()(
+            session.handle(),
+            &mut mechanism,
+            public.as_mut_ptr(),
+            public.len() as CK_ULONG,
+            private.as_mut_ptr(),
+            private.len() as CK_ULONG,
+            &mut pub_handle,
+            &mut priv_handle,
+        )
+    };
+    assert_eq!(
+        rv, CKR_ARGUMENTS_BAD,
+        "two values of 513 MiB over one buffer, one in each template of the call: {rv:#x}"
+    );
+}
