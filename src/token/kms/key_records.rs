@@ -256,7 +256,11 @@ impl Token {
         let main = main_of(current)?;
         Ok(Current {
             facts: facts_of(main, &self.serial, secrets, need_binding)?,
-            holds_material: holds_material(main),
+            // A key whose private half was destroyed is its public half, which holds its
+            // public material: enabling it, or cancelling its deletion, is judged as for
+            // a key with material (`lifecycle::transition_holding`), not as for one
+            // whose material was deleted or never imported.
+            holds_material: holds_material(main) || main.class == CKO_PUBLIC_KEY,
         })
     }
 
