@@ -256,14 +256,18 @@ pub(super) unsafe fn read_template(
     ptr: *const CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<Vec<RawAttribute>> {
-    let mut budget = MAX_INPUT_LEN;
+    let mut budget = TEMPLATE_BYTES_PER_CALL;
     // SAFETY: this function's contract is read_template_within's.
     unsafe { read_template_within(ptr, count, &mut budget) }
 }
 
+/// The most bytes the values of one call's templates may copy, all templates together
+/// (`read_template_within`): however many attributes point at one buffer.
+pub(super) const TEMPLATE_BYTES_PER_CALL: usize = MAX_INPUT_LEN;
+
 /// `read_template` for one of several templates of a call, whose values together may
-/// copy at most `budget` bytes (`MAX_INPUT_LEN` for a call's one template): `budget`
-/// is what they leave.
+/// copy at most `budget` bytes (`TEMPLATE_BYTES_PER_CALL` for the call): `budget` is
+/// what they leave.
 ///
 /// # Safety
 /// As `read_template`.

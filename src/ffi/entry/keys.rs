@@ -57,12 +57,22 @@ pub(crate) unsafe fn generate_key_pair(
     if public_key.is_null() || private_key.is_null() {
         return Err(Error::ArgumentsBad("NULL key handle output"));
     }
+    // Both templates' values count against the call's one budget.
+    let mut budget = raw::TEMPLATE_BYTES_PER_CALL;
     // SAFETY: the caller contract covers the mechanism and both templates for this call.
     let (mech, public, private) = unsafe {
         (
             raw::read_mechanism(mechanism)?,
-            raw::read_template(public_key_template, public_key_attribute_count)?,
-            raw::read_template(private_key_template, private_key_attribute_count)?,
+            raw::read_template_within(
+                public_key_template,
+                public_key_attribute_count,
+                &mut budget,
+            )?,
+            raw::read_template_within(
+                private_key_template,
+                private_key_attribute_count,
+                &mut budget,
+            )?,
         )
     };
     let (p, q) = s
@@ -159,14 +169,17 @@ pub(crate) unsafe fn derive_key(
     if key.is_null() {
         return Err(Error::ArgumentsBad("NULL phKey"));
     }
+    // The template's values and the additional keys' count against the call's one
+    // budget.
+    let mut budget = raw::TEMPLATE_BYTES_PER_CALL;
     // SAFETY: the caller contract covers the mechanism (with the additional keys'
     // templates) and the template for this call.
     let (mech, template, extra) = unsafe {
         (
             raw::read_mechanism(mechanism)?,
-            raw::read_template(template, attribute_count)?,
+            raw::read_template_within(template, attribute_count, &mut budget)?,
             // SP 800-108's additional keys: their templates, and where their handles go.
-            raw::read_derived_keys(mechanism)?,
+            raw::read_derived_keys(mechanism, &mut budget)?,
         )
     };
     let templates: Vec<_> = extra.iter().map(|(t, _)| t.clone()).collect();

@@ -10,7 +10,7 @@ use std::ptr;
 
 use cryptoki_sys::*;
 
-use super::{param_bytes, param_struct, read_struct, read_template_within, MAX_INPUT_LEN};
+use super::{param_bytes, param_struct, read_struct, read_template_within};
 use crate::error::{Error, Result};
 use crate::ids::{MechType, ObjectHandle};
 use crate::mechanism::params::{
@@ -123,6 +123,7 @@ unsafe fn kbkdf(
 /// caller's: writing them needs the caller's own guarantee (`write`).
 pub(in crate::ffi) unsafe fn read_derived_keys(
     ptr: *const CK_MECHANISM,
+    budget: &mut usize,
 ) -> Result<Vec<(Vec<RawAttribute>, *mut CK_OBJECT_HANDLE)>> {
     // SAFETY: NULL or a readable CK_MECHANISM (this function's contract).
     let m = unsafe { read_struct(ptr) }.ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
@@ -147,8 +148,7 @@ pub(in crate::ffi) unsafe fn read_derived_keys(
         }
         _ => return Ok(Vec::new()),
     };
-    // Every additional key's template counts against one budget of the call.
-    let mut budget = MAX_INPUT_LEN;
+    // Every additional key's template counts against the call's one budget.
     // SAFETY: the additional keys are NULL or an array of their count (this function's
     // contract).
     unsafe { param_array(keys, n) }?
@@ -160,7 +160,7 @@ pub(in crate::ffi) unsafe fn read_derived_keys(
             // SAFETY: each additional key's template is valid as read_template requires
             // (this function's contract).
             let template = unsafe {
-                read_template_within(k.pTemplate.cast_const(), k.ulAttributeCount, &mut budget)
+                read_template_within(k.pTemplate.cast_const(), k.ulAttributeCount, budget)
             }
             .map_err(|e| match e {
                 Error::ArgumentsBad(_) => Error::MechanismParamInvalid,
