@@ -138,7 +138,12 @@ fn pss_params(param: &Param, mechanism_hash: Option<HashAlg>) -> Result<(HashAlg
     if *mgf != mgf_of(hash) || mechanism_hash.is_some_and(|h| h != hash) {
         return Err(Error::MechanismParamInvalid);
     }
-    let salt_len = usize::try_from(*salt_len).map_err(|_| Error::MechanismParamInvalid)?;
+    // No modulus here is longer than 16,384 bits (2,048 bytes), and the salt must fit in
+    // one with the hash: a longer salt is refused at Init, whatever the key.
+    let salt_len = usize::try_from(*salt_len)
+        .ok()
+        .filter(|l| *l <= MAX_BITS as usize / 8)
+        .ok_or(Error::MechanismParamInvalid)?;
     Ok((hash, salt_len))
 }
 

@@ -43,6 +43,11 @@ fn key_request(template: &[RawAttribute]) -> Result<KeyRequest> {
     })
 }
 
+/// The longest secret key an unwrap makes (`CKA_VALUE_LEN`): beyond any key a wrapping
+/// mechanism here carries (an RSA-16384 block holds 2,037 bytes), as the derivations'
+/// own bound (64 KiB).
+const MAX_UNWRAPPED_LEN: usize = 64 * 1024;
+
 /// An unknown or invisible handle, in the words of the function's role for it (a key,
 /// a wrapping key...); any other failure of the look-up (a record refused as tampered,
 /// a store error) passes unchanged.
@@ -325,10 +330,18 @@ impl Token {
             .get(&CKA_KEY_TYPE)
             .and_then(Value::as_ulong)
             .map(KeyType::new);
+        // No wrapped secret key is longer than a wrapping can carry: a larger length
+        // asked of an unwrap (RSA's implicit rejection makes a substitute of that
+        // length) would have the module allocate and fill it.
         let value_len = given
             .get(&CKA_VALUE_LEN)
             .and_then(Value::as_ulong)
-            .map(|l| usize::try_from(l).map_err(|_| Error::AttributeValueInvalid))
+            .map(|l| {
+                usize::try_from(l)
+                    .ok()
+                    .filter(|l| *l <= MAX_UNWRAPPED_LEN)
+                    .ok_or(Error::TemplateInconsistent)
+            })
             .transpose()?;
         let expected = match (class, key_type, value_len) {
             (CKO_SECRET_KEY, _, Some(len)) => WrappedLen::Exact(len),

@@ -285,6 +285,12 @@ impl RsaPrivateKey {
         if ciphertext.len() != self.size() {
             return Err(Error::WrappedKeyLenRange);
         }
+        // No block of this key carries more than k - 11 bytes: a longer key asked for is
+        // the caller's own length, refused before anything is decrypted (it tells
+        // nothing of the block).
+        if expected_len > self.size().saturating_sub(11) {
+            return Err(Error::TemplateInconsistent);
+        }
         // A ciphertext not below the modulus is public knowledge, not a padding oracle.
         let em = self.raw.private_op(ciphertext, Error::WrappedKeyInvalid)?;
         Ok(padding::eme_pkcs1_v15_decode_implicit(

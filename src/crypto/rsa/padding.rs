@@ -202,7 +202,9 @@ pub(super) fn emsa_pss_encode(
     if m_hash.len() != h {
         return Err(Error::DataLenRange);
     }
-    if em_len < h + salt_len + 2 {
+    // Saturating: a salt length near usize::MAX is a parameter this key cannot take,
+    // not an overflow.
+    if em_len < h.saturating_add(salt_len).saturating_add(2) {
         return Err(Error::MechanismParamInvalid);
     }
     let mut salt = vec![0u8; salt_len];
@@ -236,7 +238,10 @@ pub(super) fn emsa_pss_verify(
     let em_bits = mod_bits - 1;
     let em_len = em_bits.div_ceil(8);
     let h = hash.output_len();
-    if m_hash.len() != h || em.len() < em_len || em_len < h + salt_len + 2 {
+    if m_hash.len() != h
+        || em.len() < em_len
+        || em_len < h.saturating_add(salt_len).saturating_add(2)
+    {
         return false;
     }
     let (lead, em) = em.split_at(em.len() - em_len);
