@@ -77,10 +77,18 @@ fn extract_bits(value: &[u8], start: u64, len: usize) -> Zeroizing<Vec<u8>> {
 }
 
 /// The leftmost `len` bytes of `full` (all of it when the template gives no length);
-/// more than there is is `CKR_TEMPLATE_INCONSISTENT` (§2.43: "an error is generated").
-fn truncate(full: Zeroizing<Vec<u8>>, len: Option<usize>) -> Result<Zeroizing<Vec<u8>>> {
+/// more than there is is `CKR_TEMPLATE_INCONSISTENT` (§2.43: "an error is generated"),
+/// and so is fewer than `keep`, the end of the last guarded key's bytes in `full`: a cut
+/// through a sensitive key's value would make a key of a few of its bytes, each found
+/// by trying 256 values (`DeriveInput::guarded`).
+fn truncate(
+    full: Zeroizing<Vec<u8>>,
+    len: Option<usize>,
+    keep: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
     match len {
         None => Ok(full),
+        Some(n) if n < keep => Err(Error::TemplateInconsistent),
         Some(n) if n <= full.len() => Ok(Zeroizing::new(full[..n].to_vec())),
         Some(_) => Err(Error::TemplateInconsistent),
     }
@@ -104,21 +112,38 @@ impl SimpleDerive {
             v.extend_from_slice(b);
             Ok(v)
         };
+        let (base_guarded, other_guarded) = input.guarded;
+        // Where the base's bytes end in the output, if it is guarded (else 0).
+        let base_end = |at: usize| if base_guarded { at + base.len() } else { 0 };
         match (self.how, param) {
             (Kind::BaseAndKey, Param::ObjectHandle(_)) => {
-                let other = input.other.ok_or(Error::MechanismParamInvalid)?;
-                truncate(joined(base, other.secret()?)?, len)
+                let other = input.other.ok_or(Error::MechanismParamInvalid)?.secret()?;
+                let keep = if other_guarded {
+                    base.len() + other.len()
+                } else {
+                    base_end(0)
+                };
+                truncate(joined(base, other)?, len, keep)
             }
-            (Kind::BaseAndData, Param::Bytes(data)) => truncate(joined(base, data)?, len),
-            (Kind::DataAndBase, Param::Bytes(data)) => truncate(joined(data, base)?, len),
+            (Kind::BaseAndData, Param::Bytes(data)) => {
+                truncate(joined(base, data)?, len, base_end(0))
+            }
+            (Kind::DataAndBase, Param::Bytes(data)) => {
+                truncate(joined(data, base)?, len, base_end(data.len()))
+            }
             (Kind::Xor, Param::Bytes(data)) => {
+                // Data shorter than a guarded base would cut it too.
+                if base_guarded && data.len() < base.len() {
+                    return Err(Error::TemplateInconsistent);
+                }
                 let x = base.iter().zip(data).map(|(a, b)| a ^ b).collect();
-                truncate(Zeroizing::new(x), len)
+                truncate(Zeroizing::new(x), len, base_end(0))
             }
             (Kind::Extract, Param::Ulong(start)) => {
                 // §2.43.7: no length and no key type of one length is an error.
                 let n = len.ok_or(Error::TemplateIncomplete)?;
-                if n == 0 || n > base.len() {
+                // Of a guarded base, only the whole of it (its bits rotated).
+                if n == 0 || n > base.len() || (base_guarded && n < base.len()) {
                     return Err(Error::TemplateInconsistent);
                 }
                 Ok(extract_bits(base, *start, n))
@@ -178,6 +203,7 @@ mod tests {
         let input = DeriveInput {
             other,
             lens: vec![len],
+            guarded: (false, false),
         };
         let mut out = m.derive_keys(&param, &secret(base), &input)?;
         Ok(out.remove(0).to_vec())
@@ -300,5 +326,77 @@ mod tests {
             run(m, Param::Bytes(vec![1]), &[1], Some(&other), None),
             Err(Error::MechanismParamInvalid)
         ));
+    }
+
+    /// A guarded (sensitive) source is never cut: every byte of it is in the derived
+    /// key, or the derivation is refused.
+    #[test]
+    fn a_guarded_key_is_never_cut() {
+        let guarded = |m: &SimpleDerive, param: Param, other: Option<&Key>, len, g| {
+            let input = DeriveInput {
+                other,
+                lens: vec![len],
+                guarded: g,
+            };
+            m.derive_keys(&param, &secret(&[5; 16]), &input)
+                .map(|mut v| v.remove(0).len())
+        };
+        let data = || Param::Bytes(vec![1; 15]);
+        let refused = |r: Result<usize>| matches!(r, Err(Error::TemplateInconsistent));
+        assert!(refused(guarded(
+            &EXTRACT,
+            Param::Ulong(8),
+            None,
+            Some(1),
+            (true, false)
+        )));
+        assert_eq!(
+            guarded(&EXTRACT, Param::Ulong(8), None, Some(16), (true, false)).unwrap(),
+            16
+        );
+        assert!(refused(guarded(
+            &DATA_AND_BASE,
+            data(),
+            None,
+            Some(16),
+            (true, false)
+        )));
+        assert_eq!(
+            guarded(&DATA_AND_BASE, data(), None, Some(31), (true, false)).unwrap(),
+            31
+        );
+        assert!(refused(guarded(
+            &BASE_AND_DATA,
+            data(),
+            None,
+            Some(15),
+            (true, false)
+        )));
+        assert!(refused(guarded(&XOR, data(), None, None, (true, false))));
+        let other = secret(&[6; 16]);
+        let handle = || Param::ObjectHandle(ObjectHandle::from_raw(1));
+        assert!(refused(guarded(
+            &BASE_AND_KEY,
+            handle(),
+            Some(&other),
+            Some(17),
+            (false, true)
+        )));
+        assert_eq!(
+            guarded(
+                &BASE_AND_KEY,
+                handle(),
+                Some(&other),
+                Some(17),
+                (false, false)
+            )
+            .unwrap(),
+            17
+        );
+        // Unguarded sources keep §2.43's truncation.
+        assert_eq!(
+            guarded(&EXTRACT, Param::Ulong(8), None, Some(1), (false, false)).unwrap(),
+            1
+        );
     }
 }

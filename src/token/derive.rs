@@ -25,6 +25,13 @@ use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
 
+/// Whether the base key (the first source) and the other key (the second, if any) are
+/// sensitive (`DeriveInput::guarded`): the value of one that is not can be read anyway.
+fn guarded(sources: &[&Object]) -> (bool, bool) {
+    let guarded = |o: Option<&&Object>| o.is_some_and(|o| o.bool_attr(CKA_SENSITIVE) == Some(true));
+    (guarded(sources.first()), guarded(sources.get(1)))
+}
+
 impl Token {
     pub fn derive_key(
         &self,
@@ -82,6 +89,7 @@ impl Token {
             let input = DeriveInput {
                 other: other_key,
                 lens: vec![len],
+                guarded: guarded(&sources),
             };
             let mut secrets = m.derive_keys(&mech.param, key, &input)?;
             let value = secrets
@@ -114,6 +122,7 @@ impl Token {
         let input = DeriveInput {
             other: other_key,
             lens: plans.iter().map(|(_, _, len)| *len).collect(),
+            guarded: guarded(&sources),
         };
         let secrets = m.derive_keys(&mech.param, key, &input)?;
         if secrets.len() != plans.len() {

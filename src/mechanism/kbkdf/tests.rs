@@ -44,6 +44,7 @@ fn derive(m: &Kbkdf, p: &Param, base: &Key, lens: &[usize]) -> Result<Vec<Vec<u8
     let input = DeriveInput {
         other: None,
         lens: lens.iter().map(|n| Some(*n)).collect(),
+        guarded: (false, false),
     };
     Ok(m.derive_keys(p, base, &input)?
         .into_iter()
