@@ -565,7 +565,12 @@ fn run_operations(kind: MechType, param: &Param, key: &std::sync::Arc<Key>, r: &
                     (n != 0).then_some(n)
                 })
                 .collect();
-            let input = kmshsm::mechanism::DeriveInput { other, lens };
+            let guarded = r.byte();
+            let input = kmshsm::mechanism::DeriveInput {
+                other,
+                lens,
+                guarded: (guarded & 1 != 0, guarded & 2 != 0),
+            };
             let _ = mechanism.derive_keys(param, key, &input);
         }
     }
