@@ -40,6 +40,11 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     aws_lc_rs::hmac::sign(&key, data).as_ref().to_vec()
 }
 
+/// The byte `b` for which the MAC of `data` under `prefix || b` is `mac`.
+fn brute_force_last_byte(prefix: &[u8], data: &[u8], mac: &[u8]) -> Option<u8> {
+    (0..=255u8).find(|b| hmac_sha256(&[prefix, &[*b]].concat(), data) == mac)
+}
+
 fn string_data(ty: CK_MECHANISM_TYPE, data: &[u8]) -> RawMech {
     let keep = vec![data.to_vec()];
     let p = CK_KEY_DERIVATION_STRING_DATA {
@@ -269,5 +274,72 @@ fn cbc_pad_unwrap_is_no_oracle_through_the_ivs_malleability() {
         recovered.as_deref() != Some(&secret_value[..]),
         "C_UnwrapKey(CKM_AES_CBC_PAD) with chosen IVs and CKA_VALUE_LEN recovered the \
          wrapped sensitive key: the substitute is told from the real key"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Derivations that expose bits: an unextractable key that is not sensitive
+// ---------------------------------------------------------------------------------------
+
+/// Defect: the rule that no derived key holds part of a guarded source
+/// (`mechanism/simple_derive.rs`, b1e9755) guards sensitive keys only:
+/// `token/derive.rs` `guarded` asks `CKA_SENSITIVE` alone ("the value of one that is not
+/// can be read anyway"). A key with `CKA_SENSITIVE` false and `CKA_EXTRACTABLE` false
+/// cannot be read either (PKCS#11 3.0 §4.9 table 24, note 8; the module's own
+/// `Object::guards_secrets`: "sensitive or unextractable: key secrets may not leave in
+/// plaintext"; `C_GetAttributeValue(CKA_VALUE)` answers `CKR_ATTRIBUTE_SENSITIVE`), yet
+/// `CKM_EXTRACT_KEY_FROM_KEY` still cuts one-byte keys from it. The derived keys are
+/// unextractable but may sign, and each one's byte falls to 256 HMACs offline: the key
+/// is read in full, one byte at a time, exactly as review 14g's test did for a sensitive
+/// key.
+///
+/// Expected (docs/security.md attack table, "Read a sensitive or unextractable key's
+/// bits through a derivation that exposes them" is refused; `guarded`'s purpose): an
+/// extraction of fewer bits than an unextractable base has is
+/// `CKR_TEMPLATE_INCONSISTENT`, as for a sensitive one. Actual: the 16 bytes are
+/// recovered.
+#[test]
+fn an_unextractable_key_is_not_recovered_through_one_byte_derived_keys() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let value = session.generate_random_vec(16).unwrap();
+    let base = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(false),
+            Attribute::Sign(false),
+            Attribute::Derive(true),
+            Attribute::Value(value.clone()),
+        ])
+        .expect("C_CreateObject(unextractable generic secret)");
+    // Its value cannot be read.
+    let read = session.get_attributes(base, &[AttributeType::Value]);
+    assert!(
+        !matches!(read.as_deref(), Ok([Attribute::Value(_)])),
+        "an unextractable key's CKA_VALUE must not be readable"
+    );
+    let data = b"known message";
+    let recovered: Option<Vec<u8>> = (0..16u64)
+        .map(|i| {
+            let start: CK_EXTRACT_PARAMS = 8 * i;
+            let m = RawMech::structure(CKM_EXTRACT_KEY_FROM_KEY, &start, vec![]);
+            let template = generic_template(Some(1), vec![RawAttr::bool(CKA_SIGN, true)]);
+            let key = handle(
+                ck.derive(session.handle(), &m, base.handle(), &template)
+                    .ok()?,
+            );
+            // What was derived is unextractable too: its value is never read.
+            assert!(!attribute_bool(&session, key, AttributeType::Extractable));
+            let mac = session.sign(&Mechanism::Sha256Hmac, key, data).ok()?;
+            brute_force_last_byte(&[], data, &mac)
+        })
+        .collect();
+    assert!(
+        recovered.as_deref() != Some(&value[..]),
+        "CKM_EXTRACT_KEY_FROM_KEY with one-byte keys recovered the unextractable base key"
     );
 }
