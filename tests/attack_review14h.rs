@@ -277,6 +277,61 @@ fn cbc_pad_unwrap_is_no_oracle_through_the_ivs_malleability() {
     );
 }
 
+/// Defect: the same distinguisher defeats the implicit rejection of the zero-padded
+/// `C_UnwrapKey(CKM_AES_CBC)` (`mechanism/keypad.rs` `unpad`, `Padding::Zero`): a
+/// single block unwrapped to a generic secret of `len` bytes under a chosen IV is
+/// D(C)[..len] xor IV[..len] when its `16 - len` cut bytes are zero, a substitute when
+/// not, and two IVs differing only in the key's bytes, unmasked by
+/// `CKM_XOR_BASE_AND_DATA`, agree exactly in the first case. A sensitive key wrapped
+/// with `CKM_AES_CBC` is recovered one byte at a time.
+///
+/// Expected (commit f018b54 and `keypad.rs`'s module comment: "no key cut from the
+/// middle of a block of someone else's key (a short key of a few unknown bytes, found by
+/// trying them)"; docs/security.md's attack table): the wrapped key is not recovered.
+/// Actual: its 16 bytes are.
+#[test]
+fn cbc_unwrap_is_no_oracle_through_the_ivs_malleability() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let kek = owners_kek(&session);
+    let secret_value = session.generate_random_vec(16).unwrap();
+    let secret = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Value(secret_value.clone()),
+        ])
+        .expect("C_CreateObject(sensitive AES key)");
+    let iv0 = [0x42u8; 16];
+    let wrapped = ck
+        .wrap(
+            session.handle(),
+            &RawMech::bytes(CKM_AES_CBC, &iv0),
+            kek.handle(),
+            secret.handle(),
+        )
+        .expect("C_WrapKey(CKM_AES_CBC)");
+    assert_eq!(wrapped.len(), 16);
+    let u = Unwrapper {
+        ck: &ck,
+        session: &session,
+        kek,
+        mech: CKM_AES_CBC,
+    };
+    let recovered = decrypt_block_through_unwraps(&u, |_| 0, &wrapped)
+        .map(|d| d.iter().zip(&iv0).map(|(a, b)| a ^ b).collect::<Vec<u8>>());
+    assert!(
+        recovered.as_deref() != Some(&secret_value[..]),
+        "C_UnwrapKey(CKM_AES_CBC) with chosen IVs and CKA_VALUE_LEN recovered the wrapped \
+         sensitive key: the substitute is told from the real key"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Derivations that expose bits: an unextractable key that is not sensitive
 // ---------------------------------------------------------------------------------------
