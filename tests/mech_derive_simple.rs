@@ -247,6 +247,9 @@ fn every_key_read_must_allow_derivation_by_this_session() {
             Attribute::KeyType(KeyType::GENERIC_SECRET),
             Attribute::Token(false),
             Attribute::Derive(true),
+            // Readable: data shorter than a guarded key would cut it (docs/security.md).
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
             Attribute::Value(vec![3; 8]),
             Attribute::AllowedMechanisms(vec![MechanismType::XOR_BASE_AND_DATA]),
         ])

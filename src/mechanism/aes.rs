@@ -212,7 +212,8 @@ impl Mechanism for Block {
             aes::BLOCK_LEN,
             padding,
             aes_key(unwrapping)?,
-            &[iv, wrapped],
+            iv,
+            wrapped,
         )
     }
 }

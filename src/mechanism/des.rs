@@ -212,7 +212,8 @@ impl Mechanism for Block {
             BLOCK_LEN,
             padding,
             kek,
-            &[iv.as_deref().unwrap_or_default(), wrapped],
+            iv.as_deref().unwrap_or_default(),
+            wrapped,
         )
     }
 }

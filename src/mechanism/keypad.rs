@@ -71,8 +71,13 @@ pub(super) enum Padding {
 /// padding, cut to the length the template or key type fixes (`expected`), with
 /// implicit rejection (module comment): a padding that is not what that length implies
 /// gives a substitute of the same length, the HMAC-SHA256 stream of `kek` (the
-/// unwrapping key's value) over `context` (the IV and the blob). Lengths are public (the
-/// template's, the blob's); only the bytes are judged, without branching.
+/// unwrapping key's value) over the blob and the IV's bytes that fall on padding, XORed
+/// with the IV's bytes that fall on the key. The substitute thus moves with the IV as a
+/// real key does (CBC's first block is the IV XOR a decryption): two unwraps under IVs
+/// that differ on the key's bytes give keys that differ by the same bytes whether the
+/// padding held or not, so undoing the difference (`CKM_XOR_BASE_AND_DATA`) and
+/// comparing tells nothing (review 14h). Lengths are public (the template's, the
+/// blob's); only the bytes are judged, without branching.
 ///
 /// PKCS #7 padding needs the length from the template or the key type: one the padding
 /// alone would give is the oracle (`TemplateIncomplete`). A private key's PKCS#8 length
@@ -84,7 +89,8 @@ pub(super) fn unpad(
     block: usize,
     padding: Padding,
     kek: &[u8],
-    context: &[&[u8]],
+    iv: &[u8],
+    wrapped: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
     let padded_len = |len: usize| match padding {
         Padding::Zero => len.div_ceil(block) * block,
@@ -115,8 +121,13 @@ pub(super) fn unpad(
     let Some(&first) = candidates.first() else {
         return Err(Error::WrappedKeyLenRange);
     };
+    // The IV's bytes that fall on the key whichever size it has (public).
+    let on_key = iv.len().min(candidates.iter().copied().min().unwrap_or(0));
     // One byte picks the fallback size, the rest stand in for the key.
-    let fake = substitute(kek, context, plain.len() + 1);
+    let mut fake = substitute(kek, &[wrapped, &iv[on_key..]], plain.len() + 1);
+    for (f, v) in fake.iter_mut().skip(1).zip(&iv[..on_key]) {
+        *f ^= v;
+    }
     let pick = usize::from(fake[0]) % candidates.len();
     // The first candidate whose padding holds, else the picked one; judged for every
     // candidate and every byte, without branching on them.
@@ -227,7 +238,8 @@ mod tests {
             16,
             Padding::Pkcs7,
             &kek,
-            &[b"c"],
+            &[],
+            b"c",
         )
         .unwrap();
         assert_eq!(&ok[..], &[1; 5]);
@@ -239,7 +251,8 @@ mod tests {
             16,
             Padding::Pkcs7,
             &kek,
-            &[b"c"],
+            &[],
+            b"c",
         )
         .unwrap();
         assert_eq!(fake.len(), 5);
@@ -251,7 +264,8 @@ mod tests {
             16,
             Padding::Pkcs7,
             &kek,
-            &[b"c"],
+            &[],
+            b"c",
         )
         .unwrap();
         assert_eq!(fake, again);
@@ -261,7 +275,8 @@ mod tests {
             16,
             Padding::Pkcs7,
             &kek,
-            &[b"d"],
+            &[],
+            b"d",
         )
         .unwrap();
         assert_ne!(fake, other);
@@ -274,7 +289,8 @@ mod tests {
             8,
             Padding::Zero,
             &kek,
-            &[b"c"],
+            &[],
+            b"c",
         )
         .unwrap();
         assert_eq!(cut.len(), 3);
@@ -291,7 +307,8 @@ mod tests {
                 16,
                 Padding::Pkcs7,
                 &[1; 16],
-                &[]
+                &[],
+                &[],
             ),
             Err(Error::TemplateIncomplete)
         ));
@@ -302,14 +319,15 @@ mod tests {
                 16,
                 Padding::Pkcs7,
                 &[1; 16],
-                &[]
+                &[],
+                &[],
             ),
             Err(Error::WrappedKeyLenRange)
         ));
         // A key type's sizes: the one whose padding holds (16 bytes of 16), else one the
         // PRF picks, with substitute bytes.
         let sizes = WrappedLen::OneOf(&[16, 24, 32]);
-        let real = unpad(plain, sizes, 16, Padding::Pkcs7, &[1; 16], &[]).unwrap();
+        let real = unpad(plain, sizes, 16, Padding::Pkcs7, &[1; 16], &[], &[]).unwrap();
         assert_eq!(&real[..], &[16u8; 16]);
         let fake = unpad(
             Zeroizing::new(vec![3u8; 32]),
@@ -317,6 +335,7 @@ mod tests {
             16,
             Padding::Pkcs7,
             &[1; 16],
+            &[],
             &[],
         )
         .unwrap();
@@ -330,8 +349,38 @@ mod tests {
             Padding::Zero,
             &[1; 16],
             &[],
+            &[],
         )
         .unwrap();
         assert_eq!(&whole[..], &[9u8; 16]);
+    }
+
+    /// A substitute moves with the IV's key bytes as a real key does: XORing the IV
+    /// difference back makes the two equal, so comparing them tells nothing.
+    #[test]
+    fn a_substitute_moves_with_the_iv_as_a_real_key_does() {
+        let kek = [4u8; 16];
+        let bad = Zeroizing::new(vec![9u8; 16]);
+        let (iv1, mut iv2) = ([0u8; 16], [0u8; 16]);
+        iv2[..3].copy_from_slice(&[1, 2, 3]);
+        let run = |iv: &[u8]| {
+            unpad(
+                bad.clone(),
+                WrappedLen::Exact(15),
+                16,
+                Padding::Pkcs7,
+                &kek,
+                iv,
+                b"blob",
+            )
+            .unwrap()
+        };
+        let (k1, k2) = (run(&iv1), run(&iv2));
+        let undone: Vec<u8> = k2.iter().zip(&iv2).map(|(k, d)| k ^ d).collect();
+        assert_eq!(&undone[..], &k1[..]);
+        // A byte of the IV on the padding is the PRF's: another substitute altogether.
+        let mut iv3 = iv1;
+        iv3[15] = 7;
+        assert_ne!(run(&iv3), k1);
     }
 }

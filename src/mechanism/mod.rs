@@ -107,9 +107,9 @@ pub struct DeriveInput<'a> {
     /// of `C_DeriveKey`'s own template first): its template's `CKA_VALUE_LEN`, or the one
     /// length its key type allows; `None` when neither says.
     pub lens: Vec<Option<usize>>,
-    /// Whether the base key, and the other key, are guarded (sensitive): a derivation
-    /// that exposes their bits must not make a key holding only part of them, which
-    /// could be found by trying its few unknown bytes.
+    /// Whether the base key, and the other key, are guarded (sensitive or
+    /// unextractable): a derivation that exposes their bits must not make a key holding
+    /// only part of them, which could be found by trying its few unknown bytes.
     pub guarded: (bool, bool),
 }
 

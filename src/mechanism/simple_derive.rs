@@ -79,8 +79,8 @@ fn extract_bits(value: &[u8], start: u64, len: usize) -> Zeroizing<Vec<u8>> {
 /// The leftmost `len` bytes of `full` (all of it when the template gives no length);
 /// more than there is is `CKR_TEMPLATE_INCONSISTENT` (§2.43: "an error is generated"),
 /// and so is fewer than `keep`, the end of the last guarded key's bytes in `full`: a cut
-/// through a sensitive key's value would make a key of a few of its bytes, each found
-/// by trying 256 values (`DeriveInput::guarded`).
+/// through a guarded key's value would make a key of a few of its bytes, each found by
+/// trying 256 values (`DeriveInput::guarded`).
 fn truncate(
     full: Zeroizing<Vec<u8>>,
     len: Option<usize>,
@@ -328,8 +328,8 @@ mod tests {
         ));
     }
 
-    /// A guarded (sensitive) source is never cut: every byte of it is in the derived
-    /// key, or the derivation is refused.
+    /// A guarded source is never cut: every byte of it is in the derived key, or the
+    /// derivation is refused.
     #[test]
     fn a_guarded_key_is_never_cut() {
         let guarded = |m: &SimpleDerive, param: Param, other: Option<&Key>, len, g| {
@@ -373,6 +373,10 @@ mod tests {
             (true, false)
         )));
         assert!(refused(guarded(&XOR, data(), None, None, (true, false))));
+        assert_eq!(
+            guarded(&XOR, Param::Bytes(vec![1; 16]), None, None, (true, false)).unwrap(),
+            16
+        );
         let other = secret(&[6; 16]);
         let handle = || Param::ObjectHandle(ObjectHandle::from_raw(1));
         assert!(refused(guarded(

@@ -423,7 +423,8 @@ impl Mechanism for Sm4 {
             16,
             super::keypad::Padding::Pkcs7,
             kek,
-            &[iv, wrapped],
+            iv,
+            wrapped,
         )
     }
 }

@@ -25,10 +25,11 @@ use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
 
-/// Whether the base key (the first source) and the other key (the second, if any) are
-/// sensitive (`DeriveInput::guarded`): the value of one that is not can be read anyway.
+/// Whether the base key (the first source) and the other key (the second, if any) keep
+/// their value from the caller (sensitive, or unextractable: `Object::guards_secrets`;
+/// `DeriveInput::guarded`).
 fn guarded(sources: &[&Object]) -> (bool, bool) {
-    let guarded = |o: Option<&&Object>| o.is_some_and(|o| o.bool_attr(CKA_SENSITIVE) == Some(true));
+    let guarded = |o: Option<&&Object>| o.is_some_and(|o| o.guards_secrets());
     (guarded(sources.first()), guarded(sources.get(1)))
 }
 
