@@ -46,32 +46,6 @@ fn attacker_kek(session: &Session) -> ObjectHandle {
         .expect("C_CreateObject(attacker's AES key)")
 }
 
-fn string_data(ty: CK_MECHANISM_TYPE, data: &[u8]) -> RawMech {
-    let keep = vec![data.to_vec()];
-    let p = CK_KEY_DERIVATION_STRING_DATA {
-        pData: if data.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            keep[0].as_ptr() as *mut _
-        },
-        ulLen: data.len() as CK_ULONG,
-    };
-    RawMech::structure(ty, &p, keep)
-}
-
-fn generic_template(len: Option<CK_ULONG>, extra: Vec<RawAttr>) -> Vec<RawAttr> {
-    let mut t = vec![
-        RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
-        RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
-        RawAttr::bool(CKA_TOKEN, false),
-    ];
-    if let Some(len) = len {
-        t.push(RawAttr::ulong(CKA_VALUE_LEN, len));
-    }
-    t.extend(extra);
-    t
-}
-
 /// The module still answers after an attack (a caught panic would poison it: every
 /// later call `CKR_GENERAL_ERROR`).
 fn still_alive(ck: &Ck, session: &Session, base: ObjectHandle) {

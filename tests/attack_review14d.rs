@@ -52,43 +52,7 @@ struct Child {
 
 impl Child {
     fn open() -> Child {
-        // SAFETY: loading the module under test.
-        let library = unsafe { cryptoki_sys::Pkcs11::new(module_path()) }.unwrap();
-        let mut list: *mut CK_FUNCTION_LIST = std::ptr::null_mut();
-        // SAFETY: C_GetFunctionList writes one pointer.
-        assert_eq!(unsafe { library.C_GetFunctionList(&mut list) }, CKR_OK);
-        // SAFETY: the module keeps its function list alive while loaded; it is copied.
-        let f = unsafe { *list };
-        // SAFETY: NULL arguments are allowed.
-        let rv = unsafe { f.C_Initialize.unwrap()(std::ptr::null_mut()) };
-        assert_eq!(rv, CKR_OK);
-        let mut slots = [0 as CK_SLOT_ID; 8];
-        let mut count = slots.len() as CK_ULONG;
-        // SAFETY: an array of `count` slot ids.
-        let rv = unsafe { f.C_GetSlotList.unwrap()(CK_TRUE, slots.as_mut_ptr(), &mut count) };
-        assert_eq!(rv, CKR_OK);
-        let slot = slots[..count as usize]
-            .iter()
-            .copied()
-            .find(|slot| {
-                let mut info = CK_TOKEN_INFO::default();
-                // SAFETY: one output structure.
-                let rv = unsafe { f.C_GetTokenInfo.unwrap()(*slot, &mut info) };
-                rv == CKR_OK && info.flags & CKF_TOKEN_INITIALIZED != 0
-            })
-            .expect("an initialised token");
-        let mut session: CK_SESSION_HANDLE = 0;
-        // SAFETY: no callback; one output handle.
-        let rv = unsafe {
-            f.C_OpenSession.unwrap()(
-                slot,
-                CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                std::ptr::null_mut(),
-                None,
-                &mut session,
-            )
-        };
-        assert_eq!(rv, CKR_OK);
+        let (f, session, library) = common::raw::raw_session();
         Child {
             _library: library,
             f,

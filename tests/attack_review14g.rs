@@ -18,21 +18,6 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 
-/// A generic-secret template for `C_UnwrapKey` / `C_DeriveKey`: a session key, plus
-/// `extra`.
-fn generic_template(len: Option<CK_ULONG>, extra: Vec<RawAttr>) -> Vec<RawAttr> {
-    let mut t = vec![
-        RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
-        RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
-        RawAttr::bool(CKA_TOKEN, false),
-    ];
-    if let Some(len) = len {
-        t.push(RawAttr::ulong(CKA_VALUE_LEN, len));
-    }
-    t.extend(extra);
-    t
-}
-
 /// An RSA-2048 pair whose private half unwraps and whose public half encrypts.
 fn rsa_unwrap_pair(session: &Session) -> (ObjectHandle, ObjectHandle) {
     session
@@ -285,12 +270,6 @@ fn aes_cbc_pad_unwrap_is_no_padding_oracle_on_a_wrapped_sensitive_key() {
 // Derivations that expose bits: a sensitive key recovered byte by byte
 // ---------------------------------------------------------------------------------------
 
-/// HMAC-SHA256 of `data` under `key`, computed here.
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    aws_lc_rs::hmac::sign(&key, data).as_ref().to_vec()
-}
-
 /// Derives with `mech` from `base` a generic secret of `len` bytes that may sign, signs
 /// `data` with it (HMAC-SHA256), and returns the MAC; `None` when the module refuses.
 fn derived_mac(
@@ -309,24 +288,6 @@ fn derived_mac(
     // The derived key is sensitive, as docs/security.md promises: its value is never read.
     assert!(attribute_bool(session, key, AttributeType::Sensitive));
     session.sign(&Mechanism::Sha256Hmac, key, data).ok()
-}
-
-/// The byte `b` for which the MAC of `data` under `prefix || b` is `mac`.
-fn brute_force_last_byte(prefix: &[u8], data: &[u8], mac: &[u8]) -> Option<u8> {
-    (0..=255u8).find(|b| hmac_sha256(&[prefix, &[*b]].concat(), data) == mac)
-}
-
-fn string_data(ty: CK_MECHANISM_TYPE, data: &[u8]) -> RawMech {
-    let keep = vec![data.to_vec()];
-    let p = CK_KEY_DERIVATION_STRING_DATA {
-        pData: if data.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            keep[0].as_ptr() as *mut _
-        },
-        ulLen: data.len() as CK_ULONG,
-    };
-    RawMech::structure(ty, &p, keep)
 }
 
 /// Defect: a sensitive, unextractable key with `CKA_DERIVE` is read in full, one byte at

@@ -19,45 +19,6 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 
-/// A generic-secret template for `C_UnwrapKey` / `C_DeriveKey`: a session key, plus
-/// `extra`.
-fn generic_template(len: Option<CK_ULONG>, extra: Vec<RawAttr>) -> Vec<RawAttr> {
-    let mut t = vec![
-        RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
-        RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
-        RawAttr::bool(CKA_TOKEN, false),
-    ];
-    if let Some(len) = len {
-        t.push(RawAttr::ulong(CKA_VALUE_LEN, len));
-    }
-    t.extend(extra);
-    t
-}
-
-/// HMAC-SHA256 of `data` under `key`, computed here.
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    aws_lc_rs::hmac::sign(&key, data).as_ref().to_vec()
-}
-
-/// The byte `b` for which the MAC of `data` under `prefix || b` is `mac`.
-fn brute_force_last_byte(prefix: &[u8], data: &[u8], mac: &[u8]) -> Option<u8> {
-    (0..=255u8).find(|b| hmac_sha256(&[prefix, &[*b]].concat(), data) == mac)
-}
-
-fn string_data(ty: CK_MECHANISM_TYPE, data: &[u8]) -> RawMech {
-    let keep = vec![data.to_vec()];
-    let p = CK_KEY_DERIVATION_STRING_DATA {
-        pData: if data.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            keep[0].as_ptr() as *mut _
-        },
-        ulLen: data.len() as CK_ULONG,
-    };
-    RawMech::structure(ty, &p, keep)
-}
-
 /// The owner's key-encryption key of review 14g's scenario: an AES key that may wrap and
 /// unwrap, nothing else, and whose `CKA_UNWRAP_TEMPLATE` makes every key it unwraps
 /// sensitive and unextractable.
