@@ -7,10 +7,12 @@
 //! The unwraps of the unauthenticated modes (ECB, CBC, CBC-PAD) cut with implicit
 //! rejection (`unpad`): the padding the cut removes is checked without branching, and
 //! where it is not what the length implies the answer is a substitute key of that same
-//! length, derived from the unwrapping key and the blob. The answer then does not depend
-//! on the padding: no padding oracle (Vaudenay's, in PKCS#11's form), and no key cut
-//! from the middle of a block of someone else's key (a short key of a few unknown bytes,
-//! found by trying them).
+//! length, derived from the unwrapping key and the blob. Neither the return code, the
+//! length nor two unwraps under related IVs tell whether the padding held (Vaudenay's
+//! oracle in PKCS#11's form), and no short key of a few unknown bytes is cut from the
+//! middle of a block of someone else's key. Not whole: a caller that can also unwrap the
+//! same blob whole (`CKM_AES_CBC` to a whole block) compares the two keys and learns it
+//! (docs/security.md, "Known limits").
 
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
