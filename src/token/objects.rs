@@ -22,8 +22,8 @@ use crate::store::Change;
 
 use super::{LoggedIn, Token};
 
-/// How often `C_SetAttributeValue` judges a change again when the object changed
-/// meanwhile, before it answers `CKR_FUNCTION_FAILED` (`Error::ObjectContention`).
+/// How often `C_SetAttributeValue` and `C_DestroyObject` judge again when the object
+/// changed meanwhile, before they answer `CKR_FUNCTION_FAILED` (`Error::ObjectContention`).
 const CHANGE_ATTEMPTS: usize = 16;
 
 /// The calling session, as the token needs to know it.
