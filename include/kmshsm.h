@@ -149,6 +149,9 @@
  *   PKCS#8 private key under AES-256-ECB with PKCS#7 padding. No parameter.
  * CKM_KMSHSM_SM2PKE_SM4_ECB: Cipher(ESK) || Cipher(d), ESK a 16-byte SM4 key under SM2
  *   encryption (C1C3C2), d the 32-byte SM2 private scalar under SM4-ECB, no padding.
+ * Their payload has no integrity: a C_UnwrapKey outside an import, with a key whose
+ * CKA_UNWRAP_TEMPLATE makes what it unwraps sensitive or unextractable, is
+ * CKR_MECHANISM_INVALID (as for ECB, CBC and CBC-PAD: docs/security.md).
  */
 #define CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0010UL)
 #define CKM_KMSHSM_SM2PKE_SM4_ECB   (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0011UL)

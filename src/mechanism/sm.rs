@@ -371,6 +371,9 @@ impl Mechanism for Sm4 {
         };
         info(16, 16, CKF_ENCRYPT | CKF_DECRYPT | wrap)
     }
+    fn unwrap_unauthenticated(&self) -> bool {
+        self.0 != CKM_SM4_GCM
+    }
     fn encrypt(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Cipher>> {
         self.op(param, key, true)
     }

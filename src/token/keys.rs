@@ -319,7 +319,16 @@ impl Token {
                 Error::KeyTypeInconsistent => Error::UnwrappingKeyTypeInconsistent,
                 e => e,
             })?;
-        let template = with_forced(template, unwrapping_object.value(CKA_UNWRAP_TEMPLATE))?;
+        let forced = unwrapping_object.value(CKA_UNWRAP_TEMPLATE);
+        // A key whose owner made everything it unwraps secret takes no unwrap without
+        // integrity: the caller could alter a blob and compare what two unwraps of it
+        // give, and learn a secret key wrapped under this one (docs/security.md,
+        // "Unauthenticated unwraps"). Without such a template the caller may unwrap any
+        // blob as a readable key anyway.
+        if m.unwrap_unauthenticated() && guards_unwrapped(forced) {
+            return Err(Error::MechanismInvalid);
+        }
+        let template = with_forced(template, forced)?;
         let given = template::parse(&template)?;
         let class = given
             .get(&CKA_CLASS)
@@ -417,6 +426,19 @@ pub(super) fn with_forced(
         }
     }
     Ok(template)
+}
+
+/// Whether an unwrap template makes every key unwrapped with it sensitive or
+/// unextractable.
+fn guards_unwrapped(forced: Option<&Value>) -> bool {
+    let Some(Value::Template(forced)) = forced else {
+        return false;
+    };
+    forced.iter().any(|(ty, v)| match *ty {
+        CKA_SENSITIVE => v.as_bool() == Some(true),
+        CKA_EXTRACTABLE => v.as_bool() == Some(false),
+        _ => false,
+    })
 }
 
 /// The attributes of a private key received as PKCS#8 (RSA, EC, Ed25519, X25519, Ed448 or

@@ -14,7 +14,7 @@ use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 
-use super::raw::RawAttr;
+use super::raw::{Raw, RawAttr};
 
 // ---------------------------------------------------------------------------------------
 // Vendor constants (include/kmshsm.h)
@@ -913,6 +913,36 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// The byte `b` for which the MAC of `data` under `prefix || b` is `mac`.
 pub fn brute_force_last_byte(prefix: &[u8], data: &[u8], mac: &[u8]) -> Option<u8> {
     (0..=255u8).find(|b| hmac_sha256(&[prefix, &[*b]].concat(), data) == mac)
+}
+
+/// The owner's key-encryption key of review 14g's scenario: an AES key that may wrap and
+/// unwrap, nothing else, and whose `CKA_UNWRAP_TEMPLATE` makes every key it unwraps
+/// sensitive and unextractable.
+pub fn owners_kek(session: &Session) -> ObjectHandle {
+    let f = Raw::load();
+    let kek_value = session.generate_random_vec(32).unwrap();
+    f.create_with_nested(
+        session.handle(),
+        &[
+            RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+            RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
+            RawAttr::bool(CKA_TOKEN, false),
+            RawAttr::bool(CKA_SENSITIVE, true),
+            RawAttr::bool(CKA_EXTRACTABLE, false),
+            RawAttr::bool(CKA_ENCRYPT, false),
+            RawAttr::bool(CKA_DECRYPT, false),
+            RawAttr::bool(CKA_WRAP, true),
+            RawAttr::bool(CKA_UNWRAP, true),
+            RawAttr::new(CKA_VALUE, &kek_value),
+        ],
+        CKA_UNWRAP_TEMPLATE,
+        &[
+            RawAttr::bool(CKA_SENSITIVE, true),
+            RawAttr::bool(CKA_EXTRACTABLE, false),
+        ],
+    )
+    .map(handle)
+    .expect("C_CreateObject(KEK with an unwrap template)")
 }
 
 /// A `CK_KEY_DERIVATION_STRING_DATA` parameter of `data` for mechanism `ty`.

@@ -280,6 +280,47 @@ impl Raw {
         Ok(handle)
     }
 
+    /// `C_SetAttributeValue` of `template` on `object`.
+    pub fn set_attributes(
+        &self,
+        session: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        template: &[RawAttr],
+    ) -> Result<(), RvError> {
+        let mut attrs = attributes(template);
+        // SAFETY: the template points into `template`, alive for the call.
+        result(unsafe {
+            self.list.C_SetAttributeValue.unwrap()(
+                session,
+                object,
+                attrs.as_mut_ptr(),
+                attrs.len() as CK_ULONG,
+            )
+        })
+    }
+
+    /// `C_CopyObject` of `object` with `template`.
+    pub fn copy_object(
+        &self,
+        session: CK_SESSION_HANDLE,
+        object: CK_OBJECT_HANDLE,
+        template: &[RawAttr],
+    ) -> Result<CK_OBJECT_HANDLE, RvError> {
+        let mut attrs = attributes(template);
+        let mut handle: CK_OBJECT_HANDLE = 0;
+        // SAFETY: the template points into `template`, alive for the call; one output.
+        result(unsafe {
+            self.list.C_CopyObject.unwrap()(
+                session,
+                object,
+                attrs.as_mut_ptr(),
+                attrs.len() as CK_ULONG,
+                &mut handle,
+            )
+        })?;
+        Ok(handle)
+    }
+
     /// C_GetAttributeValue with a buffer of `capacity` bytes per attribute. Returns the call's
     /// return code and, per attribute, the length the module reported and the bytes written.
     pub fn get_attributes(
