@@ -365,3 +365,125 @@ fn aes_key_wrap_unwrap_does_not_cut_the_wrapped_key() {
         found.len()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// C_DeriveKey(CKM_ECDH1_DERIVE, CKD_NULL): a derive template's sensitivity cut away
+// ---------------------------------------------------------------------------------------
+
+/// Defect: `C_DeriveKey(CKM_ECDH1_DERIVE)` with `CKD_NULL` gives the leftmost
+/// `CKA_VALUE_LEN` bytes of the shared secret Z for any length down to one byte
+/// (`mechanism/ecdh_kdf.rs` `apply_kdf`), and the base key's `CKA_DERIVE_TEMPLATE`
+/// (sensitive, unextractable) makes each such key sensitive but does nothing about its
+/// length. A key of one byte is found by trying its 256 values against its HMAC; a key
+/// of two bytes whose first is known, the same; and so on: 32 derivations and at most
+/// 8,192 HMACs computed outside recover the whole Z, which the derive template was to
+/// keep inside the token (a full-length derivation makes it a sensitive key). The
+/// `guarded` rule that stops such cuts in `CKM_CONCATENATE_*`/`CKM_XOR_*`/
+/// `CKM_EXTRACT_KEY_FROM_KEY` (`mechanism/simple_derive.rs`) is not applied here; the
+/// same prefix property holds for the hash KDFs of ECDH and for `CKM_HKDF_DERIVE`
+/// (T(1) of a shorter OKM is the start of a longer one).
+///
+/// Scenario: the owner's P-256 key may derive (its use: ECDH with senders' ephemeral
+/// keys), and its `CKA_DERIVE_TEMPLATE` makes every derived key sensitive and
+/// unextractable; a sender's ephemeral public key is in the attacker's hands.
+///
+/// Expected (docs/security.md attack table: "Derive a key that escapes a source key's
+/// `CKA_DERIVE_TEMPLATE` ... refused"; "What `CKA_DERIVE` gives away": "To bound it,
+/// give the base key a `CKA_DERIVE_TEMPLATE`"; the rule that no derived key is a few
+/// unknown bytes "found by trying them, one byte ... at a time"): Z, which every key the
+/// owner's key derives keeps sensitive, is not recovered (for instance a key shorter than
+/// a brute-force bound refused under a derive template that forces sensitivity).
+/// Actual: its 32 bytes are recovered exactly.
+#[test]
+fn ecdh_under_a_sensitive_derive_template_does_not_give_the_shared_secret_byte_by_byte() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let ck = Ck::load();
+    let s = session.handle();
+    let f = Raw::load();
+    let owners = f
+        .create_with_nested(
+            s,
+            &[
+                RawAttr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
+                RawAttr::ulong(CKA_KEY_TYPE, CKK_EC),
+                RawAttr::bool(CKA_TOKEN, false),
+                RawAttr::bool(CKA_PRIVATE, true),
+                RawAttr::bool(CKA_SENSITIVE, true),
+                RawAttr::bool(CKA_EXTRACTABLE, false),
+                RawAttr::bool(CKA_SIGN, false),
+                RawAttr::bool(CKA_DERIVE, true),
+                RawAttr::new(CKA_EC_PARAMS, &hex(EC_PARAMS_P256)),
+                RawAttr::new(CKA_VALUE, &hex(EC_PRIVATE_VALUE)),
+            ],
+            CKA_DERIVE_TEMPLATE,
+            &[
+                RawAttr::bool(CKA_SENSITIVE, true),
+                RawAttr::bool(CKA_EXTRACTABLE, false),
+            ],
+        )
+        .map(handle)
+        .expect("C_CreateObject(P-256 key with a derive template)");
+
+    // A sender's ephemeral pair; the sender computes Z with the owner's public point.
+    let (sender_public, sender_private) = session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::EcParams(hex(EC_PARAMS_P256)),
+            ],
+            &[
+                Attribute::Token(false),
+                Attribute::Sensitive(false),
+                Attribute::Derive(true),
+            ],
+        )
+        .expect("C_GenerateKeyPair(P-256)");
+    let sender_point = attribute_bytes(&session, sender_public, AttributeType::EcPoint);
+    let sender_point = sender_point[sender_point.len() - 65..].to_vec();
+    let owners_point = hex(EC_POINT_DER)[2..].to_vec();
+    let z = ck
+        .derive(
+            s,
+            &RawMech::ecdh(CKD_NULL, &owners_point),
+            sender_private.handle(),
+            &generic_template(
+                Some(32),
+                vec![
+                    RawAttr::bool(CKA_SENSITIVE, false),
+                    RawAttr::bool(CKA_EXTRACTABLE, true),
+                ],
+            ),
+        )
+        .map(handle)
+        .expect("the sender's ECDH");
+    let z = attribute_bytes(&session, z, AttributeType::Value);
+    assert_eq!(z.len(), 32);
+
+    // The attacker, with the owner's key: Z one byte longer at a time.
+    let mut found = Vec::new();
+    for len in 1..=32usize {
+        let key = ck
+            .derive(
+                s,
+                &RawMech::ecdh(CKD_NULL, &sender_point),
+                owners.handle(),
+                &generic_template(Some(len as CK_ULONG), vec![RawAttr::bool(CKA_SIGN, true)]),
+            )
+            .map(handle);
+        let Ok(key) = key else { break };
+        assert!(attribute_bool(&session, key, AttributeType::Sensitive));
+        let mac = session.sign(&Mechanism::Sha256Hmac, key, DATA).unwrap();
+        session.destroy_object(key).unwrap();
+        let Some(b) = brute_force_last_byte(&found, DATA, &mac) else {
+            break;
+        };
+        found.push(b);
+    }
+    assert!(
+        found != z,
+        "C_DeriveKey(CKM_ECDH1_DERIVE, CKD_NULL) to 1, 2, ... 32 bytes under a derive \
+         template forcing sensitivity: the shared secret was recovered byte by byte"
+    );
+}
