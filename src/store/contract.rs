@@ -425,8 +425,16 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         Busy
     );
     assert_eq!(failures(first), 3, "a refused reservation writes nothing");
+    let counts = |s: &dyn Store, now| s.pin_counts(now).unwrap()[&so];
+    let count = |failures, in_flight| PinCount {
+        failures,
+        in_flight,
+    };
+    assert_eq!(counts(second, 100), count(3, 3), "all three in flight");
+    assert_eq!(counts(first, 130), count(3, 0), "their lease ended");
     first.settle_pin_attempt(so, false, &record).unwrap();
     second.settle_pin_attempt(so, false, &record).unwrap();
+    assert_eq!(counts(first, 100), count(3, 1), "two settled wrong");
     assert_eq!(
         second.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
         Busy

@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 
 use super::audit::{self, AuditHead, AuditLog, AuditRecord};
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRecordId, PinRole,
-    PinSettle, ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinCount, PinRecord, PinRecordId,
+    PinRole, PinSettle, ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 
@@ -441,6 +441,25 @@ impl Store for MemoryStore {
             self.bump(&mut shared);
         }
         Ok(PinSettle::Settled)
+    }
+
+    fn pin_counts(&self, now: i64) -> StoreResult<BTreeMap<PinRole, PinCount>> {
+        let shared = self.shared.lock();
+        Ok(shared
+            .pins
+            .iter()
+            .map(|(role, pin)| {
+                let in_flight = match shared.attempts.get(role) {
+                    Some((n, lease)) if *lease > now => *n,
+                    _ => 0,
+                };
+                let count = PinCount {
+                    failures: pin.failures,
+                    in_flight: in_flight.min(pin.failures),
+                };
+                (*role, count)
+            })
+            .collect())
     }
 
     fn audit_log(&self) -> StoreResult<AuditLog> {

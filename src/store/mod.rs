@@ -290,6 +290,16 @@ pub enum PinAttempt {
     OtherToken,
 }
 
+/// A PIN's attempts as `Store::pin_counts` reads them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinCount {
+    /// Attempts counted as failures (`PinRecord::failures`), those in flight included.
+    pub failures: u32,
+    /// Of those, attempts still in flight: reserved and not settled, their lease not
+    /// ended. Not yet known to be wrong.
+    pub in_flight: u32,
+}
+
 /// What settling a PIN attempt did (`Store::settle_pin_attempt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinSettle {
@@ -415,6 +425,10 @@ pub trait Store: Send + Sync {
         right: bool,
         record: &PinRecordId,
     ) -> StoreResult<PinSettle>;
+    /// Every PIN record's count of attempts and how many of them are in flight at `now`
+    /// (reserved, not settled, their lease not ended), read in one transaction: what
+    /// `C_GetTokenInfo`'s PIN flags are judged on.
+    fn pin_counts(&self, now: i64) -> StoreResult<BTreeMap<PinRole, PinCount>>;
     /// The whole audit trail (checkpoint and events, in order), read in one transaction.
     fn audit_log(&self) -> StoreResult<AuditLog>;
     /// Verifies the store's own consistency (SQLite: `PRAGMA integrity_check`).

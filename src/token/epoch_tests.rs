@@ -132,6 +132,12 @@ impl Store for HookStore {
         self.hooks.run(At::Settle);
         self.inner.settle_pin_attempt(role, right, record)
     }
+    fn pin_counts(
+        &self,
+        now: i64,
+    ) -> StoreResult<std::collections::BTreeMap<PinRole, crate::store::PinCount>> {
+        self.inner.pin_counts(now)
+    }
     fn audit_log(&self) -> StoreResult<AuditLog> {
         self.inner.audit_log()
     }

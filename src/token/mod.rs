@@ -537,13 +537,22 @@ impl Token {
             let sessions = self.sessions.lock();
             (sessions.len(), sessions.values().filter(|rw| **rw).count())
         };
+        // The PIN flags count wrong PINs: an attempt still in flight (a C_Login deriving
+        // its key now, here or in another process) is counted in the store from the
+        // moment it is reserved, but is not known to be wrong, and is left out.
+        let counts = self.store.pin_counts(self.now())?;
+        let wrong = |role| {
+            counts
+                .get(&role)
+                .map(|c: &crate::store::PinCount| c.failures.saturating_sub(c.in_flight))
+        };
         let view = self.view.read();
         Ok(TokenStatus {
             label: view.label,
             serial: self.serial.clone(),
             user_pin_initialized: view.pins.contains_key(&PinRole::User),
-            user_failures: view.pins.get(&PinRole::User).map(|p| p.failures),
-            so_failures: view.pins.get(&PinRole::So).map_or(0, |p| p.failures),
+            user_failures: wrong(PinRole::User),
+            so_failures: wrong(PinRole::So).unwrap_or(0),
             max_failures: view.max_pin_failures.unwrap_or(LEGACY_MAX_PIN_FAILURES),
             session_count,
             rw_session_count,

@@ -26,6 +26,7 @@ mod reads;
 mod records;
 pub mod schema;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -36,8 +37,8 @@ use conn::{Failure, PgResult};
 use listen::Listener;
 
 use super::{
-    AuditLog, Change, Due, Loaded, ObjectUid, PinAttempt, PinRecordId, PinRole, PinSettle,
-    ReadMark, Scope, Snapshot, Store, StoreResult,
+    AuditLog, Change, Due, Loaded, ObjectUid, PinAttempt, PinCount, PinRecordId, PinRole,
+    PinSettle, ReadMark, Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 use std::sync::Arc;
@@ -451,6 +452,12 @@ impl Store for PgStore {
             PgStore::committed(&mut inner, seq);
         }
         Ok(answer)
+    }
+
+    fn pin_counts(&self, now: i64) -> StoreResult<BTreeMap<PinRole, PinCount>> {
+        let mut inner = self.inner.lock();
+        let token = self.token;
+        self.run(&mut inner, |c, _| pins::counts(c, token, now))
     }
 
     fn audit_log(&self) -> StoreResult<AuditLog> {

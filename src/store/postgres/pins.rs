@@ -2,11 +2,13 @@
 //! and counts the attempt, under the token's row lock) and settling it. This module must
 //! not see PINs; it counts attempts.
 
+use std::collections::BTreeMap;
+
 use super::conn::Conn;
 use super::conn::PgResult;
 use super::records;
 use crate::error::StoreError;
-use crate::store::{PinAttempt, PinRecordId, PinSettle};
+use crate::store::{PinAttempt, PinCount, PinRecordId, PinRole, PinSettle};
 
 /// What `Store::reserve_pin_attempt` answers, and the sequence number of its commit:
 /// an attempt at the PIN of role `code` of the token of `epoch`, whose limit is `limit`,
@@ -115,4 +117,34 @@ pub(super) fn settle(
     *committing = true;
     tx.commit()?;
     Ok((PinSettle::Settled, seq))
+}
+
+/// `Store::pin_counts`: each PIN record's count and the attempts in flight at `now`.
+pub(super) fn counts(c: &mut Conn, token: i64, now: i64) -> PgResult<BTreeMap<PinRole, PinCount>> {
+    let tx = c;
+    tx.begin(super::READ_ONLY)?;
+    let mut counts = BTreeMap::new();
+    for row in tx.query(
+        "SELECT p.role, p.failures, COALESCE(a.inflight, 0) FROM kmshsm_pins p \
+         LEFT JOIN kmshsm_pin_attempts a ON a.token = p.token AND a.role = p.role \
+         AND a.lease_until > $2::bigint WHERE p.token = $1",
+        &[&token, &now],
+    )? {
+        let role =
+            PinRole::from_code(row.get(0)).ok_or(StoreError::Malformed("unknown PIN role"))?;
+        let failures = records::count(row.get(1))?;
+        // An attempt in flight was counted when it was reserved.
+        let in_flight = u32::try_from(row.get::<_, i64>(2))
+            .unwrap_or(u32::MAX)
+            .min(failures);
+        counts.insert(
+            role,
+            PinCount {
+                failures,
+                in_flight,
+            },
+        );
+    }
+    tx.commit()?;
+    Ok(counts)
 }

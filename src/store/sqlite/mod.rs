@@ -33,8 +33,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use super::audit::{AuditHead, AuditLog};
 use super::fork_gate::{self, Entered};
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinRecord, PinRecordId, PinRole,
-    PinSettle, ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
+    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinCount, PinRecord, PinRecordId,
+    PinRole, PinSettle, ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
 };
 use crate::error::StoreError;
 use crate::os::clock;
@@ -864,6 +864,16 @@ impl Store for SqliteStore {
         };
         self.settle(ticket)?;
         Ok(answer)
+    }
+
+    fn pin_counts(&self, now: i64) -> StoreResult<BTreeMap<PinRole, PinCount>> {
+        let (counts, ticket) = {
+            let mut conn = self.lock()?;
+            let counts = pins::counts(&mut conn.db, now)?;
+            (counts, self.seen())
+        };
+        self.settle(ticket)?;
+        Ok(counts)
     }
 
     fn audit_log(&self) -> StoreResult<AuditLog> {

@@ -3,10 +3,12 @@
 //! locked. The caller waits for the commit's sync (`durable.rs`); this module must not
 //! open connections, wait, or judge PINs.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::StoreError;
-use crate::store::{PinAttempt, PinRecordId, PinRole, PinSettle, StoreResult};
+use crate::store::{PinAttempt, PinCount, PinRecordId, PinRole, PinSettle, StoreResult};
 
 /// `Store::reserve_pin_attempt` on the locked connection (no waiting for a sync).
 pub(super) fn reserve(
@@ -93,4 +95,38 @@ pub(super) fn settle(
     .execute([role.code()])?;
     tx.commit()?;
     Ok(PinSettle::Settled)
+}
+
+/// `Store::pin_counts` on the locked connection (no waiting for a sync).
+pub(super) fn counts(db: &mut Connection, now: i64) -> StoreResult<BTreeMap<PinRole, PinCount>> {
+    let tx = db.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    let mut counts = BTreeMap::new();
+    {
+        let mut q = tx.prepare_cached(
+            "SELECT p.role, p.failures, COALESCE(a.inflight, 0) FROM pins p \
+             LEFT JOIN pin_attempts a ON a.role = p.role AND a.lease_until > ?1",
+        )?;
+        let rows = q.query_map([now], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (role, failures, in_flight) = row?;
+            let role = PinRole::from_code(role).ok_or(StoreError::Malformed("unknown PIN role"))?;
+            // An attempt in flight was counted when it was reserved.
+            let in_flight = u32::try_from(in_flight).unwrap_or(u32::MAX).min(failures);
+            counts.insert(
+                role,
+                PinCount {
+                    failures,
+                    in_flight,
+                },
+            );
+        }
+    }
+    tx.commit()?;
+    Ok(counts)
 }
