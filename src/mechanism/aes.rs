@@ -467,8 +467,11 @@ impl Mechanism for KeyWrap {
         default_iv(param, &KW_DEFAULT_IV)?;
         let plain = aes::key_unwrap(aes_key(unwrapping)?, wrapped).map_err(unwrap_errors)?;
         // The zero padding of `wrap` is cut as ECB/CBC unwraps cut theirs: to
-        // CKA_VALUE_LEN, the key type's length, or a private key's PKCS#8 length.
-        keypad::trim_zero_padding(plain, expected, KW_SEMIBLOCK)
+        // CKA_VALUE_LEN, the key type's length, or a private key's PKCS#8 length; but
+        // only padding: the blob is authenticated, so refusing a cut of key bytes tells
+        // nothing of a blob the caller altered, and a cut would make a key of a few
+        // unknown bytes fewer than a wrapped key (review 15a).
+        keypad::trim_authenticated_padding(plain, expected, KW_SEMIBLOCK)
     }
 }
 

@@ -47,17 +47,40 @@ pub(super) fn trim_zero_padding(
     expected: WrappedLen,
     block: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let keep = match expected {
+    let keep = zero_padded_len(&plain, expected, block)?;
+    Ok(Zeroizing::new(plain[..keep].to_vec()))
+}
+
+/// How much of a zero-padded unwrapped string is key (`trim_zero_padding`).
+fn zero_padded_len(plain: &[u8], expected: WrappedLen, block: usize) -> Result<usize> {
+    Ok(match expected {
         WrappedLen::Exact(len) if len <= plain.len() && plain.len() - len < block => len,
         WrappedLen::Exact(_) => return Err(Error::WrappedKeyLenRange),
         WrappedLen::OneOf(lengths) if lengths.contains(&plain.len()) => plain.len(),
         // A key type of several sizes needs CKA_VALUE_LEN to cut the padding.
         WrappedLen::OneOf(_) => return Err(Error::TemplateIncomplete),
         WrappedLen::Any => plain.len(),
-        WrappedLen::Encoded => crate::crypto::asn1::sequence_len(&plain)
+        WrappedLen::Encoded => crate::crypto::asn1::sequence_len(plain)
             .filter(|len| plain.len() - len < block)
             .ok_or(Error::WrappedKeyInvalid)?,
-    };
+    })
+}
+
+/// `trim_zero_padding` for a mode with integrity (`CKM_AES_KEY_WRAP`): the bytes cut
+/// must be zero, that is padding, or the wrapped key is not one of the length asked
+/// (`CKR_WRAPPED_KEY_INVALID`). A cut of key bytes would make a key that is a prefix of
+/// the wrapped one, a few bytes shorter, and comparing the two finds those bytes by
+/// trying them. The blob is authenticated, so the answer says nothing of a blob the
+/// caller altered: only whether the genuine key ends in zero bytes.
+pub(super) fn trim_authenticated_padding(
+    plain: Zeroizing<Vec<u8>>,
+    expected: WrappedLen,
+    block: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let keep = zero_padded_len(&plain, expected, block)?;
+    if plain[keep..].iter().any(|b| *b != 0) {
+        return Err(Error::WrappedKeyInvalid);
+    }
     Ok(Zeroizing::new(plain[..keep].to_vec()))
 }
 
@@ -218,6 +241,29 @@ mod tests {
         assert_eq!(&cut[..], &[1, 2, 3]);
         // More than a block of padding is no padding of ours.
         assert!(trim_zero_padding(padded, WrappedLen::Exact(0), 8).is_err());
+    }
+
+    #[test]
+    fn an_authenticated_unwrap_cuts_padding_only() {
+        let padded = Zeroizing::new(vec![1, 2, 3, 0, 0, 0, 0, 0]);
+        let cut = trim_authenticated_padding(padded.clone(), WrappedLen::Exact(3), 8).unwrap();
+        assert_eq!(&cut[..], &[1, 2, 3]);
+        // Cutting the key's own bytes would make a prefix of it: refused.
+        assert!(matches!(
+            trim_authenticated_padding(padded, WrappedLen::Exact(2), 8),
+            Err(Error::WrappedKeyInvalid)
+        ));
+        let key = Zeroizing::new(vec![9u8; 16]);
+        for len in 9..16 {
+            assert!(matches!(
+                trim_authenticated_padding(key.clone(), WrappedLen::Exact(len), 8),
+                Err(Error::WrappedKeyInvalid)
+            ));
+        }
+        assert_eq!(
+            &trim_authenticated_padding(key, WrappedLen::Exact(16), 8).unwrap()[..],
+            &[9u8; 16]
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::{
     buffered, info, no_param, Generated, GeneratedPair, KeyRequest, Mechanism, Param, WrappedLen,
 };
 use crate::crypto::hash::{HashAlg, HashContext};
-use crate::crypto::rsa::{RsaComponents, RsaPrivateKey, RsaPublicKey};
+use crate::crypto::rsa::{KeyLen, RsaComponents, RsaPrivateKey, RsaPublicKey};
 use crate::error::{Error, Result};
 use crate::object::attr::{AttrType, Value};
 use crate::object::key::{Key, Material};
@@ -275,9 +275,9 @@ impl Mechanism for Pkcs {
         // Implicit rejection throughout (docs/security.md, "PKCS#1 v1.5"): no return
         // code, length or key type check after the decryption depends on the padding.
         match expected {
-            WrappedLen::Exact(len) => key.unwrap_pkcs1(wrapped, len),
-            WrappedLen::OneOf(lengths) => key.unwrap_pkcs1_sized(wrapped, lengths),
-            WrappedLen::Any => key.unwrap_pkcs1_any(wrapped),
+            WrappedLen::Exact(len) => key.unwrap_pkcs1(wrapped, KeyLen::Exact(len)),
+            WrappedLen::OneOf(lengths) => key.unwrap_pkcs1(wrapped, KeyLen::OneOf(lengths)),
+            WrappedLen::Any => key.unwrap_pkcs1(wrapped, KeyLen::Any),
             // Parsing PKCS#8 would tell a real block from a substitute: refused before
             // any decryption.
             WrappedLen::Encoded => Err(Error::MechanismInvalid),

@@ -51,6 +51,14 @@ fn synthetic_len(candidates: &[u8], max_len: u16) -> u16 {
     chosen
 }
 
+/// The draft's key-derivation key for one private key and ciphertext:
+/// HMAC-SHA256(SHA-256(I2OSP(d, k)), C), `d_hash` being that hash.
+fn kdk(d_hash: &[u8], ciphertext: &[u8]) -> aws_lc_rs::hmac::Key {
+    let outer = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, d_hash);
+    let kdk_bytes = Zeroizing::new(aws_lc_rs::hmac::sign(&outer, ciphertext).as_ref().to_vec());
+    aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &kdk_bytes)
+}
+
 /// The secrets implicit rejection derives for one key and ciphertext: the 256 bytes
 /// of candidate lengths and the k-byte synthetic message stream.
 struct Substitute {
@@ -59,9 +67,7 @@ struct Substitute {
 }
 
 fn substitute(d_hash: &[u8], ciphertext: &[u8], k_bits: u16) -> Substitute {
-    let outer = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, d_hash);
-    let kdk_bytes = Zeroizing::new(aws_lc_rs::hmac::sign(&outer, ciphertext).as_ref().to_vec());
-    let kdk = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &kdk_bytes);
+    let kdk = kdk(d_hash, ciphertext);
     Substitute {
         candidates: prf(&kdk, b"length", 256 * 8),
         message: prf(&kdk, b"message", k_bits),
@@ -111,34 +117,76 @@ pub(super) fn decode(em: &[u8], d_hash: &[u8], ciphertext: &[u8]) -> Zeroizing<V
     select(em, &sub.message, valid, usize::from(len))
 }
 
-/// `decode` for key material whose length must be one of `lengths` (the sizes of a key
-/// type, such as AES's 16, 24 and 32 bytes): a block with bad padding, or with a message
-/// of another length, gives a synthetic message of one of those lengths, picked by the
-/// PRF. Every ciphertext thus yields a key of an acceptable size, so nothing after the
-/// decryption (the key type's length check) can tell real from synthetic.
-pub(super) fn decode_sized(
+/// The lengths an unwrap template allows the key it unwraps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyLen<'a> {
+    /// Exactly this many bytes (`CKA_VALUE_LEN`, or a key type of one size).
+    Exact(usize),
+    /// One of these (the sizes of a key type, such as AES's 16, 24 and 32 bytes).
+    OneOf(&'a [usize]),
+    /// Any length the block can carry (a generic secret without `CKA_VALUE_LEN`).
+    Any,
+}
+
+/// Decodes the EME-PKCS1-v1_5 block `em` (the raw RSA output for `ciphertext`) as a
+/// wrapped key that `want` allows, with implicit rejection; also says (as a
+/// constant-time flag) whether the key is the block's real message.
+///
+/// A block with bad padding, or whose message has a length `want` does not allow, gives
+/// a synthetic key instead, of the length `want` fixes or (for a choice) one the PRF
+/// picks among those allowed: PRF(KDK, "unwrapped key") of that many bytes. The PRF's
+/// input holds the output's length, so the synthetic key of a block is the same however
+/// the template gives one length, and synthetic keys of different lengths are
+/// unrelated (neither a prefix nor a suffix of the other). Two unwraps of one block
+/// under different templates then agree, or fail to, alike for a good and a bad
+/// padding: comparing them is no padding oracle (review 15a). Nothing here branches on
+/// the padding.
+pub(super) fn decode_key(
     em: &[u8],
     d_hash: &[u8],
     ciphertext: &[u8],
-    lengths: &[usize],
-) -> Zeroizing<Vec<u8>> {
-    let (Some((k_bits, _)), Some(first)) = (sizes(em.len()), lengths.first()) else {
-        return Zeroizing::new(Vec::new());
+    want: KeyLen<'_>,
+) -> (Zeroizing<Vec<u8>>, Choice) {
+    let Some((_, max_len)) = sizes(em.len()) else {
+        return (Zeroizing::new(Vec::new()), Choice::from(0));
     };
-    let sub = substitute(d_hash, ciphertext, k_bits);
-    let pick = u16::from_be_bytes([sub.candidates[0], sub.candidates[1]]);
+    let kdk = kdk(d_hash, ciphertext);
     let (mut valid, start) = scan_pkcs1_v15(em);
     let real_len = em.len().saturating_sub(start) as u64;
-    let mut fits = Choice::from(0);
-    let mut fallback_len = *first as u64;
-    for (i, len) in lengths.iter().enumerate() {
-        fits |= real_len.ct_eq(&(*len as u64));
-        let picked = (usize::from(pick) % lengths.len()).ct_eq(&i);
-        fallback_len.conditional_assign(&(*len as u64), picked);
-    }
-    valid &= fits;
-    let len = u64::conditional_select(&fallback_len, &real_len, valid);
-    select(em, &sub.message, valid, len as usize)
+    let fallback_len: u64 = match want {
+        KeyLen::Exact(len) => {
+            valid &= real_len.ct_eq(&(len as u64));
+            len as u64
+        }
+        KeyLen::OneOf(lengths) => {
+            let candidates = prf(&kdk, b"length", 16);
+            let pick = usize::from(u16::from_be_bytes([candidates[0], candidates[1]]));
+            let mut fits = Choice::from(0);
+            let mut chosen = lengths.first().copied().unwrap_or(0) as u64;
+            for (i, len) in lengths.iter().enumerate() {
+                fits |= real_len.ct_eq(&(*len as u64));
+                let picked = (pick % lengths.len()).ct_eq(&i);
+                chosen.conditional_assign(&(*len as u64), picked);
+            }
+            valid &= fits;
+            chosen
+        }
+        KeyLen::Any => u64::from(synthetic_len(&prf(&kdk, b"length", 256 * 8), max_len)),
+    };
+    // The caller's lengths are at most k - 11 (`RsaPrivateKey::unwrap_pkcs1_flagged`),
+    // so the PRF's bit count fits its two bytes for every modulus the module makes.
+    let bits = u16::try_from(fallback_len.saturating_mul(8)).unwrap_or(0);
+    let synthetic = prf(&kdk, b"unwrapped key", bits);
+    let len = u64::conditional_select(&fallback_len, &real_len, valid) as usize;
+    let offset = em.len().saturating_sub(len);
+    let out = (0..len)
+        .map(|i| {
+            let real = em.get(offset + i).copied().unwrap_or(0);
+            let fake = synthetic.get(i).copied().unwrap_or(0);
+            u8::conditional_select(&fake, &real, valid)
+        })
+        .collect::<Vec<u8>>();
+    (Zeroizing::new(out), valid)
 }
 
 /// Whether `decode` took the real message: for tests only, so that no caller can build
@@ -187,27 +235,54 @@ mod tests {
         assert!(distinct.len() > 40, "lengths are not spread: {lens:?}");
     }
 
+    fn key(em: &[u8], ct: u8, want: KeyLen<'_>) -> (Vec<u8>, bool) {
+        let (k, valid) = decode_key(em, &[7; 32], &[ct; 256], want);
+        (k.to_vec(), bool::from(valid))
+    }
+
     #[test]
-    fn sized_decoding_gives_the_real_key_or_a_synthetic_one_of_an_allowed_size() {
+    fn a_key_decodes_to_its_message_or_a_stable_synthetic_key_of_an_allowed_length() {
         const AES: &[usize] = &[16, 24, 32];
         let good = eme_pkcs1_v15_encode(&[5u8; 24], 256).unwrap();
-        assert_eq!(
-            &decode_sized(&good, &[7; 32], &[1; 256], AES)[..],
-            &[5u8; 24]
-        );
-        // A conforming block of a length the key type does not have is substituted.
+        for want in [KeyLen::Exact(24), KeyLen::OneOf(AES), KeyLen::Any] {
+            assert_eq!(key(&good, 1, want), (vec![5u8; 24], true), "{want:?}");
+        }
+        // A conforming block of another length than the template's is substituted.
+        let (sub, valid) = key(&good, 1, KeyLen::Exact(16));
+        assert!(!valid && sub.len() == 16 && sub != [5u8; 16]);
         let wrong = eme_pkcs1_v15_encode(&[5u8; 20], 256).unwrap();
-        let sub = decode_sized(&wrong, &[7; 32], &[1; 256], AES);
-        assert!(AES.contains(&sub.len()) && sub[..] != [5u8; 20][..]);
+        let (sub, valid) = key(&wrong, 1, KeyLen::OneOf(AES));
+        assert!(!valid && AES.contains(&sub.len()));
         let mut bad = good.clone();
         bad[0] = 1;
+        assert_eq!(key(&bad, 1, KeyLen::Any), key(&bad, 1, KeyLen::Any));
         let mut seen = std::collections::BTreeSet::new();
         for i in 0u8..32 {
-            let out = decode_sized(&bad, &[7; 32], &[i; 256], AES);
-            assert!(AES.contains(&out.len()));
+            let (out, valid) = key(&bad, i, KeyLen::OneOf(AES));
+            assert!(!valid && AES.contains(&out.len()));
             seen.insert(out.len());
         }
         assert_eq!(seen.len(), 3, "every allowed size is picked");
+    }
+
+    /// Review 15a: unwraps of one bad block under templates that give the same length
+    /// must agree (as they do for a good block), and the synthetic keys of different
+    /// lengths must be unrelated, or comparing two unwraps tells the padding.
+    #[test]
+    fn synthetic_keys_agree_across_templates_and_differ_across_lengths() {
+        const AES: &[usize] = &[16, 24, 32];
+        let mut bad = eme_pkcs1_v15_encode(&[5u8; 24], 256).unwrap();
+        bad[1] = 3;
+        for ct in 0u8..16 {
+            let (any, _) = key(&bad, ct, KeyLen::Any);
+            assert_eq!(key(&bad, ct, KeyLen::Exact(any.len())).0, any);
+            let (sized, _) = key(&bad, ct, KeyLen::OneOf(AES));
+            assert_eq!(key(&bad, ct, KeyLen::Exact(sized.len())).0, sized);
+            let (short, _) = key(&bad, ct, KeyLen::Exact(16));
+            let (long, _) = key(&bad, ct, KeyLen::Exact(17));
+            assert_ne!(short[..], long[..16], "not a prefix");
+            assert_ne!(short[..], long[1..], "not a suffix");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod implicit;
 mod keygen;
 mod padding;
+pub(crate) use implicit::KeyLen;
 #[allow(unsafe_code)] // the raw RSA primitive; see raw.rs
 mod raw;
 
@@ -238,49 +239,25 @@ impl RsaPrivateKey {
         Ok(implicit::decode(&em, &self.kdk, ciphertext))
     }
 
-    /// PKCS#1 v1.5 decryption of a wrapped key whose length is one of `lengths`, with
-    /// implicit rejection (`implicit::decode_sized`): bad padding, or a message of
-    /// another length, gives a useless key of an allowed size, never a distinct error.
-    pub(crate) fn unwrap_pkcs1_sized(
-        &self,
-        ciphertext: &[u8],
-        lengths: &[usize],
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        if ciphertext.len() != self.size() {
-            return Err(Error::WrappedKeyLenRange);
-        }
-        let em = self.raw.private_op(ciphertext, Error::WrappedKeyInvalid)?;
-        Ok(implicit::decode_sized(&em, &self.kdk, ciphertext, lengths))
-    }
-
-    /// PKCS#1 v1.5 decryption of a wrapped key of any length with implicit rejection
-    /// (`implicit::decode`): a bad padding gives a synthetic key of a pseudo-random length.
-    pub(crate) fn unwrap_pkcs1_any(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        if ciphertext.len() != self.size() {
-            return Err(Error::WrappedKeyLenRange);
-        }
-        let em = self.raw.private_op(ciphertext, Error::WrappedKeyInvalid)?;
-        Ok(implicit::decode(&em, &self.kdk, ciphertext))
-    }
-
-    /// PKCS#1 v1.5 decryption of a wrapped key of `expected_len` bytes with implicit
-    /// rejection: bad padding gives a useless key, never a distinct error.
+    /// PKCS#1 v1.5 decryption of a wrapped key of a length `want` allows, with implicit
+    /// rejection (`implicit::decode_key`): a bad padding, or a message of another length,
+    /// gives a useless key of an allowed length, never a distinct error.
     pub(crate) fn unwrap_pkcs1(
         &self,
         ciphertext: &[u8],
-        expected_len: usize,
+        want: KeyLen<'_>,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        Ok(self.unwrap_pkcs1_flagged(ciphertext, expected_len)?.0)
+        Ok(self.unwrap_pkcs1_flagged(ciphertext, want)?.0)
     }
 
     /// `unwrap_pkcs1`, also telling (as a constant-time flag) whether the block was a
-    /// real key of that length. The KMS import uses the flag at the very end, after the
-    /// same work as for any other material, so that a bad block is refused exactly like
-    /// wrong material and never bound to a key.
+    /// real key of an allowed length. The KMS import uses the flag at the very end,
+    /// after the same work as for any other material, so that a bad block is refused
+    /// exactly like wrong material and never bound to a key.
     pub(crate) fn unwrap_pkcs1_flagged(
         &self,
         ciphertext: &[u8],
-        expected_len: usize,
+        want: KeyLen<'_>,
     ) -> Result<(Zeroizing<Vec<u8>>, subtle::Choice)> {
         if ciphertext.len() != self.size() {
             return Err(Error::WrappedKeyLenRange);
@@ -288,17 +265,18 @@ impl RsaPrivateKey {
         // No block of this key carries more than k - 11 bytes: a longer key asked for is
         // the caller's own length, refused before anything is decrypted (it tells
         // nothing of the block).
-        if expected_len > self.size().saturating_sub(11) {
+        let most = self.size().saturating_sub(11);
+        let too_long = match want {
+            KeyLen::Exact(len) => len > most,
+            KeyLen::OneOf(lengths) => lengths.iter().any(|len| *len > most),
+            KeyLen::Any => false,
+        };
+        if too_long {
             return Err(Error::TemplateInconsistent);
         }
         // A ciphertext not below the modulus is public knowledge, not a padding oracle.
         let em = self.raw.private_op(ciphertext, Error::WrappedKeyInvalid)?;
-        Ok(padding::eme_pkcs1_v15_decode_implicit(
-            &em,
-            &self.kdk,
-            ciphertext,
-            expected_len,
-        ))
+        Ok(implicit::decode_key(&em, &self.kdk, ciphertext, want))
     }
 
     /// Raw RSA (RSADP, `CKM_RSA_X_509` decryption): the ciphertext must be `size()`

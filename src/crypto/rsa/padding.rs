@@ -65,7 +65,7 @@ pub(super) fn scan_pkcs1_v15(em: &[u8]) -> (Choice, usize) {
 }
 
 /// EME-PKCS1-v1_5 decoding that says whether the padding was valid: for tests only; the
-/// module decodes with implicit rejection (`implicit`, `eme_pkcs1_v15_decode_implicit`).
+/// module decodes with implicit rejection (`implicit`).
 #[cfg(test)]
 fn eme_pkcs1_v15_decode(em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let (valid, start) = scan_pkcs1_v15(em);
@@ -74,46 +74,6 @@ fn eme_pkcs1_v15_decode(em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     } else {
         Err(Error::EncryptedDataInvalid)
     }
-}
-
-/// EME-PKCS1-v1_5 decoding with implicit rejection, for unwrapping a key of
-/// `expected_len` bytes: a block whose padding is wrong, or whose message is not
-/// `expected_len` bytes long, yields a pseudo-random key derived from `kdk` (a secret of
-/// the private key) and the ciphertext, in the same time and with the same result code
-/// as a good block. The caller learns nothing from the padding; a wrong key simply does
-/// not work (draft-irtf-cfrg-rsa-guidance, "implicit rejection").
-pub(super) fn eme_pkcs1_v15_decode_implicit(
-    em: &[u8],
-    kdk: &[u8],
-    ciphertext: &[u8],
-    expected_len: usize,
-) -> (Zeroizing<Vec<u8>>, Choice) {
-    let (mut valid, start) = scan_pkcs1_v15(em);
-    let k = em.len();
-    valid &= ((k.saturating_sub(start)) as u64).ct_eq(&(expected_len as u64));
-    // The synthetic key: HMAC-SHA256(kdk, "kmshsm implicit rejection" || ciphertext),
-    // stretched to `expected_len` bytes.
-    let hmac_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, kdk);
-    let mut synthetic = Zeroizing::new(Vec::with_capacity(expected_len + 32));
-    let mut counter = 0u32;
-    while synthetic.len() < expected_len {
-        let mut ctx = aws_lc_rs::hmac::Context::with_key(&hmac_key);
-        ctx.update(b"kmshsm implicit rejection");
-        ctx.update(&counter.to_be_bytes());
-        ctx.update(ciphertext);
-        synthetic.extend_from_slice(ctx.sign().as_ref());
-        counter += 1;
-    }
-    synthetic.truncate(expected_len);
-    // Select byte by byte from the real message (right-aligned in `em`) or the
-    // synthetic key, without branching on `valid`.
-    let mut out = Zeroizing::new(vec![0u8; expected_len]);
-    let offset = k.saturating_sub(expected_len);
-    for (i, o) in out.iter_mut().enumerate() {
-        let real = em.get(offset + i).copied().unwrap_or(0);
-        *o = u8::conditional_select(&synthetic[i], &real, valid);
-    }
-    (out, valid)
 }
 
 /// EME-OAEP encoding (§7.1.1) of `message` for a `k`-byte modulus.
@@ -289,26 +249,6 @@ mod tests {
         short_ps.extend_from_slice(&[9; 122]);
         assert!(eme_pkcs1_v15_decode(&short_ps).is_err());
         assert!(eme_pkcs1_v15_decode(&[0, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]).is_err());
-    }
-
-    #[test]
-    fn implicit_rejection_returns_the_real_key_or_a_stable_synthetic_one() {
-        let key = [0x42u8; 32];
-        let em = eme_pkcs1_v15_encode(&key, 256).unwrap();
-        let (good, valid) = eme_pkcs1_v15_decode_implicit(&em, b"kdk", b"ct", 32);
-        assert_eq!(&good[..], &key);
-        assert!(bool::from(valid));
-        let mut bad = em.clone();
-        bad[0] = 1;
-        let (a, valid) = eme_pkcs1_v15_decode_implicit(&bad, b"kdk", b"ct", 32);
-        assert!(!bool::from(valid));
-        let (b, _) = eme_pkcs1_v15_decode_implicit(&bad, b"kdk", b"ct", 32);
-        assert_eq!(a, b, "deterministic for the same ciphertext");
-        assert_ne!(&a[..], &key);
-        // A good block with the wrong length is rejected the same way.
-        let (c, valid) = eme_pkcs1_v15_decode_implicit(&em, b"kdk", b"ct", 16);
-        assert_ne!(&c[..], &key[..16]);
-        assert!(!bool::from(valid));
     }
 
     #[test]

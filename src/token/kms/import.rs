@@ -541,7 +541,7 @@ impl Token {
         // RSAES_PKCS1_V1_5: implicit rejection with a validity flag (see below).
         let (material, valid) = match (token.algorithm, &key.material, spec.symmetric_len()) {
             (WrappingAlgorithm::RsaesPkcs1V15, Material::RsaPrivate(rsa), Some(len)) => rsa
-                .unwrap_pkcs1_flagged(wrapped, len)
+                .unwrap_pkcs1_flagged(wrapped, crate::crypto::rsa::KeyLen::Exact(len))
                 .map_err(as_material)?,
             _ => {
                 let m = find_mechanism(mech.kind)?;
