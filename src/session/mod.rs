@@ -74,16 +74,19 @@ impl Session {
         }
     }
 
-    /// The session state of §5.6 (Table 8), from the token's login and this session's mode.
-    pub fn state(&self) -> CK_STATE {
-        match (self.token.logged_in(), self.rw) {
+    /// The session state of §5.6 (Table 8), from the token's login and this session's
+    /// mode, once the token has caught up with other processes (a re-initialisation
+    /// elsewhere ends the login: review 15b).
+    pub fn state(&self) -> Result<CK_STATE> {
+        self.token.refresh()?;
+        Ok(match (self.token.logged_in(), self.rw) {
             (LoggedIn::Nobody, false) => CKS_RO_PUBLIC_SESSION,
             (LoggedIn::Nobody, true) => CKS_RW_PUBLIC_SESSION,
             (LoggedIn::User, false) => CKS_RO_USER_FUNCTIONS,
             (LoggedIn::User, true) => CKS_RW_USER_FUNCTIONS,
             // An SO is never logged in alongside a read-only session.
             (LoggedIn::So, _) => CKS_RW_SO_FUNCTIONS,
-        }
+        })
     }
 
     pub(crate) fn find_init(&self, template: &[RawAttribute]) -> Result<()> {

@@ -299,8 +299,10 @@ impl Token {
                 });
             }
         };
-        self.check_can_login(role)?;
+        // Caught up first: a re-initialisation elsewhere has ended this process's login,
+        // which must not be taken as current (review 15b).
         self.refresh()?;
+        self.check_can_login(role)?;
         // The token whose PIN record the key is derived from: re-initialised by another
         // process meanwhile, the key derived is the old token's, and nothing may be done
         // under it (docs/architecture.md, "Persist, then publish").

@@ -58,7 +58,7 @@ pub(crate) unsafe fn info(session: CK_SESSION_HANDLE, info: *mut CK_SESSION_INFO
     }
     let value = CK_SESSION_INFO {
         slotID: s.slot_id.raw(),
-        state: s.state(),
+        state: s.state()?,
         flags,
         ulDeviceError: 0,
     };
