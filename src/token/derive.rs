@@ -13,7 +13,7 @@
 use crate::ck::*;
 use zeroize::Zeroizing;
 
-use super::keys::{handle_error, mechanism, with_forced};
+use super::keys::{handle_error, mechanism, template_guards, with_forced};
 use super::objects::Caller;
 use super::Token;
 use crate::error::{Error, Result};
@@ -24,6 +24,12 @@ use crate::object::policy::{self, KEY_USES};
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
+
+/// The shortest key a source's guarding `CKA_DERIVE_TEMPLATE` lets be derived: a shorter
+/// one is found by trying its values, and with it, one byte at a time, every longer key
+/// the same derivation gives (ECDH's `CKD_NULL`, HKDF and the hash KDFs make a short key
+/// the prefix of a long one).
+pub(crate) const MIN_GUARDED_DERIVED_LEN: usize = 16;
 
 /// Whether the base key (the first source) and the other key (the second, if any) keep
 /// their value from the caller (sensitive, or unextractable: `Object::guards_secrets`;
@@ -131,6 +137,7 @@ impl Token {
                 "a derivation made the wrong number of keys",
             ));
         }
+        check_bound(&sources, &plans, &secrets)?;
         // §2.43 (both keys), §2.42.8, §2.62: true only if true of every source.
         let provenance = Provenance::Derived {
             always_sensitive: sources
@@ -172,6 +179,45 @@ fn forced_by(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<RawAt
         out = with_forced(&out, source.value(CKA_DERIVE_TEMPLATE))?;
     }
     Ok(out)
+}
+
+/// What a source's guarding `CKA_DERIVE_TEMPLATE` (one that makes derived keys sensitive
+/// or unextractable) further demands of the keys derived under it (docs/security.md,
+/// "What `CKA_DERIVE` gives away"; review 15a): each is at least
+/// [`MIN_GUARDED_DERIVED_LEN`] bytes, and none may derive unless such a template grants
+/// `CKA_DERIVE`. A derived key that may derive is extended with bytes the caller knows
+/// (`CKM_CONCATENATE_*`) or changed by them (`CKM_XOR_BASE_AND_DATA`) and compared with
+/// a longer key of the same derivation, which finds that key's bytes one at a time.
+/// `TemplateInconsistent` otherwise; nothing is made.
+fn check_bound(
+    sources: &[&Object],
+    plans: &[(Vec<RawAttribute>, KeyType, Option<usize>)],
+    secrets: &[Zeroizing<Vec<u8>>],
+) -> Result<()> {
+    let templates: Vec<&Value> = sources
+        .iter()
+        .filter_map(|o| o.value(CKA_DERIVE_TEMPLATE))
+        .filter(|t| template_guards(Some(t)))
+        .collect();
+    if templates.is_empty() {
+        return Ok(());
+    }
+    let grants_derive = templates.iter().any(|t| match t {
+        Value::Template(forced) => forced
+            .iter()
+            .any(|(ty, v)| *ty == CKA_DERIVE && v.as_bool() == Some(true)),
+        _ => false,
+    });
+    for ((tpl, _, _), secret) in plans.iter().zip(secrets) {
+        let asks_derive = template::parse(tpl)?
+            .get(&CKA_DERIVE)
+            .and_then(Value::as_bool)
+            == Some(true);
+        if secret.len() < MIN_GUARDED_DERIVED_LEN || (asks_derive && !grants_derive) {
+            return Err(Error::TemplateInconsistent);
+        }
+    }
+    Ok(())
 }
 
 /// The one value length a secret key type allows, if it has one.

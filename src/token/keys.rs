@@ -325,7 +325,7 @@ impl Token {
         // give, and learn a secret key wrapped under this one (docs/security.md,
         // "Unauthenticated unwraps"). Without such a template the caller may unwrap any
         // blob as a readable key anyway.
-        if m.unwrap_unauthenticated() && guards_unwrapped(forced) {
+        if m.unwrap_unauthenticated() && template_guards(forced) {
             return Err(Error::MechanismInvalid);
         }
         let template = with_forced(template, forced)?;
@@ -428,9 +428,9 @@ pub(super) fn with_forced(
     Ok(template)
 }
 
-/// Whether an unwrap template makes every key unwrapped with it sensitive or
-/// unextractable.
-fn guards_unwrapped(forced: Option<&Value>) -> bool {
+/// Whether an unwrap or derive template makes every key made under it sensitive or
+/// unextractable: its owner means such keys never to be seen.
+pub(super) fn template_guards(forced: Option<&Value>) -> bool {
     let Some(Value::Template(forced)) = forced else {
         return false;
     };
