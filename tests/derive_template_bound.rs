@@ -2,10 +2,11 @@
 //! sensitive or unextractable) demands of the keys derived under it (docs/security.md,
 //! "What `CKA_DERIVE` gives away"; review 15a): at least 16 bytes, since a shorter key
 //! is found by trying it and, one byte longer at a time, so is every key of the same
-//! derivation (a short ECDH, HKDF or hash-KDF output is the prefix of a long one); and no
-//! `CKA_DERIVE` unless the template grants it, since a derived key that may derive is
-//! extended with known bytes and compared with a longer one. Without such a template a
-//! caller may derive a readable key anyway, and every length stays open.
+//! derivation (a short ECDH, HKDF or hash-KDF output is the prefix of a long one); no
+//! exposing derivation (concatenation, XOR, extraction), since a key extended by a
+//! guessed byte is compared with a longer one; and the bound goes on to every derived
+//! key as its own derive template, so neither holds only one step away. Without such a
+//! template a caller may derive a readable key anyway, and every length stays open.
 //! Run with `cargo nextest run --test derive_template_bound` (after `cargo build --lib`).
 
 #![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
@@ -58,6 +59,29 @@ fn derive(
     .map(handle)
 }
 
+/// `derive`, as an AES-128 key (which may be a base for `derive` in turn).
+fn derive_aes(
+    ck: &Ck,
+    session: &Session,
+    base: ObjectHandle,
+    extra: Vec<RawAttr>,
+) -> Result<ObjectHandle, RvError> {
+    let mut template = vec![
+        RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
+        RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
+        RawAttr::bool(CKA_TOKEN, false),
+        RawAttr::ulong(CKA_VALUE_LEN, 16),
+    ];
+    template.extend(extra);
+    ck.derive(
+        session.handle(),
+        &string_data(CKM_AES_ECB_ENCRYPT_DATA, &BLOCK),
+        base.handle(),
+        &template,
+    )
+    .map(handle)
+}
+
 fn guarding() -> Vec<RawAttr> {
     vec![
         RawAttr::bool(CKA_SENSITIVE, true),
@@ -91,22 +115,47 @@ fn a_guarding_derive_template_makes_no_key_shorter_than_sixteen_bytes() {
     }
 }
 
+/// The exposing derivations of review 15a's second step, on the bound key itself and
+/// on a key derived under the bound (which may derive: the caller asks, or sets it
+/// afterwards), are refused; and the bound holds one derivation further.
 #[test]
-fn a_guarding_derive_template_grants_cka_derive_only_when_it_says_so() {
+fn the_bound_refuses_exposing_derivations_and_goes_on_to_derived_keys() {
     let env = TestEnv::new();
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
-    let derives = || vec![RawAttr::bool(CKA_DERIVE, true)];
+    let f = Raw::load();
     let bound = base(&session, &guarding());
+    let concatenate = |key: ObjectHandle| {
+        ck.derive(
+            session.handle(),
+            &string_data(CKM_CONCATENATE_BASE_AND_DATA, &[0x01]),
+            key.handle(),
+            &generic_template(None, vec![]),
+        )
+    };
+    assert_eq!(concatenate(bound), Err(RvError::MechanismInvalid));
+    // A derived key may derive, but is bound as its source was.
+    let derived = derive_aes(&ck, &session, bound, vec![RawAttr::bool(CKA_DERIVE, true)])
+        .expect("a 16-byte AES key that may derive");
+    assert_eq!(concatenate(derived), Err(RvError::MechanismInvalid));
     assert_eq!(
-        derive(&ck, &session, bound, 16, derives()),
+        derive(&ck, &session, derived, 1, vec![]),
         Err(RvError::TemplateInconsistent)
     );
-    let mut granting = guarding();
-    granting.push(RawAttr::bool(CKA_DERIVE, true));
-    let open = base(&session, &granting);
-    let made = derive(&ck, &session, open, 16, derives()).expect("granted by the owner");
-    assert!(attribute_bool(&session, made, AttributeType::Derive));
+    let again = derive(&ck, &session, derived, 16, vec![]).expect("16 bytes, one step further");
+    assert!(!attribute_bool(&session, again, AttributeType::Extractable));
+    // Set afterwards: the same.
+    let later = derive_aes(&ck, &session, bound, vec![]).unwrap();
+    f.set_attributes(
+        session.handle(),
+        later.handle(),
+        &[RawAttr::bool(CKA_DERIVE, true)],
+    )
+    .expect("CKA_DERIVE may be changed");
+    assert_eq!(concatenate(later), Err(RvError::MechanismInvalid));
+    // A source without a guarding template still concatenates.
+    let open = base(&session, &[]);
+    concatenate(open).expect("an unbound key concatenates");
 }
 
 /// Without a guarding derive template nothing changes: a caller may derive a readable

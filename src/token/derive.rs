@@ -28,7 +28,7 @@ use crate::object::Object;
 /// The shortest key a source's guarding `CKA_DERIVE_TEMPLATE` lets be derived: a shorter
 /// one is found by trying its values, and with it, one byte at a time, every longer key
 /// the same derivation gives (ECDH's `CKD_NULL`, HKDF and the hash KDFs make a short key
-/// the prefix of a long one).
+/// the prefix of a long one; review 15a).
 pub(crate) const MIN_GUARDED_DERIVED_LEN: usize = 16;
 
 /// Whether the base key (the first source) and the other key (the second, if any) keep
@@ -109,9 +109,22 @@ impl Token {
             let object = template::build(&template, Provenance::Supplied, module)?;
             return Ok((self.insert_in(caller, object, &sources_in)?, Vec::new()));
         }
+        // A source whose derive template guards what is derived from it (sensitive or
+        // unextractable) binds it further (docs/security.md, "What `CKA_DERIVE` gives
+        // away"): no derivation puts its bits beside the caller's (concatenation, XOR,
+        // extraction: a key extended by a guessed byte is compared with a longer one of
+        // the same derivation), every key is at least MIN_GUARDED_DERIVED_LEN bytes, and
+        // each carries the bound on as its own derive template.
+        let bound = guarding_bound(&sources);
+        if !bound.is_empty() && matches!(m.derive_rule(), DeriveRule::Exposes { .. }) {
+            return Err(Error::MechanismInvalid);
+        }
         let mut plans = Vec::with_capacity(1 + additional.len());
         for raw in std::iter::once(template).chain(additional.iter().map(Vec::as_slice)) {
-            let tpl = derived_template(&forced_by(raw, &sources)?, m.derive_rule(), &sources)?;
+            let mut tpl = derived_template(&forced_by(raw, &sources)?, m.derive_rule(), &sources)?;
+            if !bound.is_empty() {
+                tpl = with_inherited_bound(&tpl, &bound)?;
+            }
             let given = template::parse(&tpl)?;
             // §2.43: without a key type, a generic secret.
             let key_type = given
@@ -137,7 +150,9 @@ impl Token {
                 "a derivation made the wrong number of keys",
             ));
         }
-        check_bound(&sources, &plans, &secrets)?;
+        if !bound.is_empty() && secrets.iter().any(|s| s.len() < MIN_GUARDED_DERIVED_LEN) {
+            return Err(Error::TemplateInconsistent);
+        }
         // §2.43 (both keys), §2.42.8, §2.62: true only if true of every source.
         let provenance = Provenance::Derived {
             always_sensitive: sources
@@ -181,43 +196,63 @@ fn forced_by(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<RawAt
     Ok(out)
 }
 
-/// What a source's guarding `CKA_DERIVE_TEMPLATE` (one that makes derived keys sensitive
-/// or unextractable) further demands of the keys derived under it (docs/security.md,
-/// "What `CKA_DERIVE` gives away"; review 15a): each is at least
-/// [`MIN_GUARDED_DERIVED_LEN`] bytes, and none may derive unless such a template grants
-/// `CKA_DERIVE`. A derived key that may derive is extended with bytes the caller knows
-/// (`CKM_CONCATENATE_*`) or changed by them (`CKM_XOR_BASE_AND_DATA`) and compared with
-/// a longer key of the same derivation, which finds that key's bytes one at a time.
-/// `TemplateInconsistent` otherwise; nothing is made.
-fn check_bound(
-    sources: &[&Object],
-    plans: &[(Vec<RawAttribute>, KeyType, Option<usize>)],
-    secrets: &[Zeroizing<Vec<u8>>],
-) -> Result<()> {
-    let templates: Vec<&Value> = sources
-        .iter()
-        .filter_map(|o| o.value(CKA_DERIVE_TEMPLATE))
-        .filter(|t| template_guards(Some(t)))
-        .collect();
-    if templates.is_empty() {
-        return Ok(());
-    }
-    let grants_derive = templates.iter().any(|t| match t {
-        Value::Template(forced) => forced
-            .iter()
-            .any(|(ty, v)| *ty == CKA_DERIVE && v.as_bool() == Some(true)),
-        _ => false,
-    });
-    for ((tpl, _, _), secret) in plans.iter().zip(secrets) {
-        let asks_derive = template::parse(tpl)?
-            .get(&CKA_DERIVE)
-            .and_then(Value::as_bool)
-            == Some(true);
-        if secret.len() < MIN_GUARDED_DERIVED_LEN || (asks_derive && !grants_derive) {
-            return Err(Error::TemplateInconsistent);
+/// The attributes the guarding `CKA_DERIVE_TEMPLATE`s of `sources` force (those that
+/// make derived keys sensitive or unextractable: `template_guards`), together; empty
+/// when no source has one. Two sources' templates that contradict each other were
+/// refused before (`forced_by`).
+fn guarding_bound(sources: &[&Object]) -> Vec<(AttrType, Value)> {
+    let mut bound: Vec<(AttrType, Value)> = Vec::new();
+    for source in sources {
+        let forced = source.value(CKA_DERIVE_TEMPLATE);
+        if let (true, Some(Value::Template(forced))) = (template_guards(forced), forced) {
+            for (ty, v) in forced {
+                if !bound.iter().any(|(t, _)| t == ty) {
+                    bound.push((*ty, v.clone()));
+                }
+            }
         }
     }
-    Ok(())
+    bound
+}
+
+/// A derived key's template with the sources' guarding derive template (`bound`, from
+/// `guarding_bound`) as its own `CKA_DERIVE_TEMPLATE`, so that what is derived from it
+/// in turn is bound alike (docs/security.md, "What `CKA_DERIVE` gives away"): the
+/// caller's own derive template for the key keeps its other attributes and may not
+/// contradict `bound` (`TemplateInconsistent`).
+fn with_inherited_bound(
+    template: &[RawAttribute],
+    bound: &[(AttrType, Value)],
+) -> Result<Vec<RawAttribute>> {
+    let mut own: Vec<(AttrType, Value)> = match template::parse(template)?.get(&CKA_DERIVE_TEMPLATE)
+    {
+        Some(Value::Template(own)) => own.clone(),
+        _ => Vec::new(),
+    };
+    for (ty, v) in bound {
+        match own.iter().find(|(t, _)| t == ty) {
+            Some((_, mine)) if mine != v => return Err(Error::TemplateInconsistent),
+            Some(_) => {}
+            None => own.push((*ty, v.clone())),
+        }
+    }
+    let nested = own
+        .iter()
+        .map(|(ty, v)| RawAttribute {
+            ty: *ty,
+            value: RawValue::Bytes(Zeroizing::new(v.to_native())),
+        })
+        .collect();
+    let mut out: Vec<RawAttribute> = template
+        .iter()
+        .filter(|a| a.ty != CKA_DERIVE_TEMPLATE)
+        .cloned()
+        .collect();
+    out.push(RawAttribute {
+        ty: CKA_DERIVE_TEMPLATE,
+        value: RawValue::Nested(nested),
+    });
+    Ok(out)
 }
 
 /// The one value length a secret key type allows, if it has one.
