@@ -18,27 +18,9 @@ use common::mech::*;
 use common::raw::RawAttr;
 use common::*;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{AttributeType, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
-
-/// A sensitive AES key of 16 random bytes (its value, its handle), wrapped under the
-/// KEK by its owner.
-fn victim(session: &Session) -> (Vec<u8>, ObjectHandle) {
-    let value = session.generate_random_vec(16).unwrap();
-    let key = session
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(false),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(true),
-            Attribute::Value(value.clone()),
-        ])
-        .expect("C_CreateObject(sensitive AES key)");
-    (value, key)
-}
 
 /// The attacker's tools: the module, a logged-in session and the owner's KEK (which the
 /// attacker may unwrap with).
@@ -151,7 +133,7 @@ fn cbc_unwrap_is_no_oracle_through_two_lengths_of_one_block() {
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
     let kek = owners_kek(&session);
-    let (secret_value, secret) = victim(&session);
+    let (secret_value, secret) = sensitive_aes_key(&session);
     let iv0 = [0x42u8; 16];
     let wrapped = ck
         .wrap(
@@ -199,7 +181,7 @@ fn cbc_pad_unwrap_is_no_oracle_against_a_cbc_unwrap_of_the_same_block() {
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
     let kek = owners_kek(&session);
-    let (secret_value, secret) = victim(&session);
+    let (secret_value, secret) = sensitive_aes_key(&session);
     let iv0 = [0x24u8; 16];
     let wrapped = ck
         .wrap(

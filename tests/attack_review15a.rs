@@ -239,36 +239,6 @@ fn rsa_pkcs_unwrap_with_and_without_a_length_is_no_padding_oracle() {
 // C_UnwrapKey(CKM_AES_KEY_WRAP): a cut of the key itself
 // ---------------------------------------------------------------------------------------
 
-/// The owner's key-encryption key of review 14g's scenario: an AES key that may wrap and
-/// unwrap, nothing else, and whose `CKA_UNWRAP_TEMPLATE` makes every key it unwraps
-/// sensitive and unextractable.
-fn owners_aes_kek(session: &Session) -> ObjectHandle {
-    let f = Raw::load();
-    let kek_value = session.generate_random_vec(32).unwrap();
-    f.create_with_nested(
-        session.handle(),
-        &[
-            RawAttr::ulong(CKA_CLASS, CKO_SECRET_KEY),
-            RawAttr::ulong(CKA_KEY_TYPE, CKK_AES),
-            RawAttr::bool(CKA_TOKEN, false),
-            RawAttr::bool(CKA_SENSITIVE, true),
-            RawAttr::bool(CKA_EXTRACTABLE, false),
-            RawAttr::bool(CKA_ENCRYPT, false),
-            RawAttr::bool(CKA_DECRYPT, false),
-            RawAttr::bool(CKA_WRAP, true),
-            RawAttr::bool(CKA_UNWRAP, true),
-            RawAttr::new(CKA_VALUE, &kek_value),
-        ],
-        CKA_UNWRAP_TEMPLATE,
-        &[
-            RawAttr::bool(CKA_SENSITIVE, true),
-            RawAttr::bool(CKA_EXTRACTABLE, false),
-        ],
-    )
-    .map(handle)
-    .expect("C_CreateObject(KEK with an unwrap template)")
-}
-
 /// Defect: `C_UnwrapKey(CKM_AES_KEY_WRAP)` cuts the unwrapped key to any
 /// `CKA_VALUE_LEN` up to 7 bytes shorter than what the blob holds
 /// (`mechanism/aes.rs` `KeyWrap::unwrap` → `keypad::trim_zero_padding`, which "never
@@ -299,7 +269,7 @@ fn aes_key_wrap_unwrap_does_not_cut_the_wrapped_key() {
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
     let s = session.handle();
-    let kek = owners_aes_kek(&session);
+    let kek = owners_kek(&session);
     let (secret_value, secret) = victim(&session, 32);
     let kw = RawMech::none(CKM_AES_KEY_WRAP);
     let wrapped = ck

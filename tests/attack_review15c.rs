@@ -18,29 +18,11 @@ use common::mech::*;
 use common::raw::RawAttr;
 use common::*;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 
 const DATA: &[u8] = b"known message";
-
-/// A sensitive AES-128 key of random bytes (its value, its handle), which its owner
-/// wraps under the KEK.
-fn victim(session: &Session) -> (Vec<u8>, ObjectHandle) {
-    let value = session.generate_random_vec(16).unwrap();
-    let key = session
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(false),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(true),
-            Attribute::Value(value.clone()),
-        ])
-        .expect("C_CreateObject(sensitive AES key)");
-    (value, key)
-}
 
 /// `C_UnwrapKey(CKM_AES_KEY_WRAP)` of `blob` under `kek` as a generic secret of `len`
 /// bytes that may sign and derive; `None` where the module refuses it (no oracle then).
@@ -117,7 +99,7 @@ fn kw_unwrap_under_a_guarding_kek_cuts_no_prefix_of_the_wrapped_key() {
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
     let kek = owners_kek(&session);
-    let (secret_value, secret) = victim(&session);
+    let (secret_value, secret) = sensitive_aes_key(&session);
     // The owner's authenticated transport of the key (what the docs advise).
     let blob = ck
         .wrap(
@@ -306,7 +288,7 @@ fn rsa_pkcs_unwrap_tells_no_padding_through_two_lengths_of_one_block() {
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
     let (public, kek) = owners_rsa_kek(&session);
-    let (_secret_value, secret) = victim(&session);
+    let (_secret_value, secret) = sensitive_aes_key(&session);
     let blob = ck
         .wrap(
             session.handle(),

@@ -945,6 +945,24 @@ pub fn owners_kek(session: &Session) -> ObjectHandle {
     .expect("C_CreateObject(KEK with an unwrap template)")
 }
 
+/// A sensitive, extractable AES-128 session key of random bytes (its value, its handle):
+/// what an owner wraps under a KEK and the attacker of a review wants.
+pub fn sensitive_aes_key(session: &Session) -> (Vec<u8>, ObjectHandle) {
+    let value = session.generate_random_vec(16).unwrap();
+    let key = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Value(value.clone()),
+        ])
+        .expect("C_CreateObject(sensitive AES key)");
+    (value, key)
+}
+
 /// A `CK_KEY_DERIVATION_STRING_DATA` parameter of `data` for mechanism `ty`.
 pub fn string_data(ty: CK_MECHANISM_TYPE, data: &[u8]) -> RawMech {
     let keep = vec![data.to_vec()];
