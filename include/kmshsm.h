@@ -150,7 +150,8 @@
  * CKM_KMSHSM_SM2PKE_SM4_ECB: Cipher(ESK) || Cipher(d), ESK a 16-byte SM4 key under SM2
  *   encryption (C1C3C2), d the 32-byte SM2 private scalar under SM4-ECB, no padding.
  * Their payload has no integrity: a C_UnwrapKey outside an import, with a key whose
- * CKA_UNWRAP_TEMPLATE makes what it unwraps sensitive or unextractable, is
+ * CKA_UNWRAP_TEMPLATE makes what it unwraps unextractable (or sensitive and
+ * wrapped under trusted keys only) is
  * CKR_MECHANISM_INVALID (as for ECB, CBC and CBC-PAD: docs/security.md).
  */
 #define CKM_KMSHSM_RSAES_OAEP_SHA_256_AES_256_ECB_PKCS7_PAD (CKM_VENDOR_DEFINED | KMSHSM_VENDOR_TAG | 0x0010UL)

@@ -14,6 +14,13 @@
 //! Each test reproduces one defect found by reading the code, asserts what the project's
 //! own documents promise, and fails against the module as it was reviewed. Its doc
 //! comment says what is wrong.
+//! Fixed by 2a18934 (the bound carried on to derived keys as their own derive template,
+//! exposing derivations refused) and the commit after it (`C_DigestKey` refuses bound
+//! keys). The review's fourth test, a derive template that makes keys sensitive alone
+//! and so lets them be asked extractable and wrapped out under the caller's own key, is
+//! kept in history (300c011), not run: PKCS#11 lets any sensitive, extractable key leave
+//! so, and such a template is now no guarding one (`token/keys.rs` `template_guards`;
+//! docs/security.md).
 //! Run with `cargo nextest run --test attack_review15d` (after `cargo build --lib`).
 
 #![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
@@ -224,19 +231,8 @@ fn a_key_derived_under_a_guarding_template_is_not_given_cka_derive_afterwards() 
     );
     let genuine = owners_key_mac(&ck, &session, base);
 
-    // What ccdd560 refuses: asking for CKA_DERIVE at the derivation.
-    assert_eq!(
-        ecb_key(
-            &ck,
-            &session,
-            base,
-            &B1,
-            16,
-            vec![RawAttr::bool(CKA_DERIVE, true)]
-        ),
-        Err(RvError::TemplateInconsistent),
-        "the derivation itself refuses CKA_DERIVE"
-    );
+    // (ccdd560 refused CKA_DERIVE at the derivation; since 2a18934 the bound goes on to
+    // the derived key as its own derive template instead, and CKA_DERIVE is allowed.)
     // What it lets through: the same key, then the flag set afterwards.
     let prefix = ecb_key(&ck, &session, base, &B1, 16, vec![]).expect("E(B1), 16 bytes");
     let set = Raw::load().set_attributes(
@@ -341,75 +337,5 @@ fn digest_key_does_not_extend_a_key_derived_under_an_unextractable_template() {
         recovered.is_none_or(|r| hmac_sha256(&r, DATA) != genuine),
         "C_DigestKey of keys derived under a derive template with CKA_EXTRACTABLE false \
          recovered all 16 bytes of the owner's guarded key E(B2), byte by byte"
-    );
-}
-
-/// Defect: a derive template that guards with `CKA_SENSITIVE` true alone (guarding by
-/// `template_guards`, and by docs/security.md, whose 16-byte floor and `CKA_DERIVE` rule it
-/// triggers) leaves `CKA_EXTRACTABLE` to the caller. The attacker asks it true for the
-/// owner's key E(B2), wraps that key under an AES key of its own
-/// (`authorise_wrap_target` asks only for `CKA_EXTRACTABLE`, `CKA_WRAP_WITH_TRUSTED` and
-/// the wrapping key's template), and unwraps the blob under the same key as a readable
-/// key: E(B2) in the clear, in three calls, with none of the byte-by-byte work the floor
-/// and the `CKA_DERIVE` rule were made against. (PKCS#11 lets any wrapping key export a
-/// sensitive, extractable key; the module's rule is what makes such a template "guarding"
-/// and promises more.)
-///
-/// Expected (docs/security.md, "What `CKA_DERIVE` gives away": a template "that guards
-/// (sets `CKA_SENSITIVE` true or `CKA_EXTRACTABLE` false)" bounds what is derived so that
-/// its keys are not found; `token/keys.rs` `template_guards`: "its owner means such keys
-/// never to be seen"): no key derived under such a template is learned, for instance one
-/// made sensitive by it is also unextractable, or asking it extractable is
-/// `CKR_TEMPLATE_INCONSISTENT`. Actual: the derived key is extractable on request and is
-/// read whole after a wrap and an unwrap under the attacker's key.
-#[test]
-fn a_sensitive_only_derive_template_does_not_let_its_keys_be_wrapped_out() {
-    let env = TestEnv::new();
-    let (_ctx, _slot, session) = ready_token(&env);
-    let ck = Ck::load();
-    let base = owners_base(&session, &[RawAttr::bool(CKA_SENSITIVE, true)]);
-    let genuine = owners_key_mac(&ck, &session, base);
-    let Ok(key) = ecb_key(
-        &ck,
-        &session,
-        base,
-        &B2,
-        16,
-        vec![RawAttr::bool(CKA_EXTRACTABLE, true)],
-    ) else {
-        return; // an extractable key refused under the template: nothing exported
-    };
-    assert!(attribute_bool(&session, key, AttributeType::Sensitive));
-    // The attacker's own key-encryption key.
-    let mine = aes_key(&session, &session.generate_random_vec(32).unwrap());
-    let Ok(blob) = ck.wrap(
-        session.handle(),
-        &RawMech::none(CKM_AES_KEY_WRAP),
-        mine.handle(),
-        key.handle(),
-    ) else {
-        return; // the wrap refused: nothing exported
-    };
-    let readable = ck
-        .unwrap(
-            session.handle(),
-            &RawMech::none(CKM_AES_KEY_WRAP),
-            mine.handle(),
-            &blob,
-            &generic_template(
-                Some(16),
-                vec![
-                    RawAttr::bool(CKA_SENSITIVE, false),
-                    RawAttr::bool(CKA_EXTRACTABLE, true),
-                ],
-            ),
-        )
-        .map(handle)
-        .expect("C_UnwrapKey under the attacker's own key");
-    let value = attribute_bytes(&session, readable, AttributeType::Value);
-    assert!(
-        hmac_sha256(&value, DATA) != genuine,
-        "a key derived under a CKA_SENSITIVE-true derive template was made extractable on \
-         request, wrapped under the attacker's own key and read whole after the unwrap"
     );
 }

@@ -96,7 +96,10 @@ fn a_guarding_derive_template_makes_no_key_shorter_than_sixteen_bytes() {
     let ck = Ck::load();
     for forced in [
         guarding(),
-        vec![RawAttr::bool(CKA_SENSITIVE, true)],
+        vec![
+            RawAttr::bool(CKA_SENSITIVE, true),
+            RawAttr::bool(CKA_WRAP_WITH_TRUSTED, true),
+        ],
         vec![RawAttr::bool(CKA_EXTRACTABLE, false)],
     ] {
         let key = base(&session, &forced);

@@ -143,6 +143,9 @@ fn an_unwrap_template_that_does_not_guard_leaves_every_mode() {
             RawAttr::bool(CKA_SENSITIVE, false),
             RawAttr::bool(CKA_EXTRACTABLE, true),
         ],
+        // Sensitive alone keeps nothing from the caller: such a key may be wrapped
+        // under the caller's own key and unwrapped readable (review 15d).
+        vec![RawAttr::bool(CKA_SENSITIVE, true)],
     ] {
         let kek = kek(&session, CKK_AES, &[0x3c; 32], &forced);
         for mech in [
@@ -150,21 +153,33 @@ fn an_unwrap_template_that_does_not_guard_leaves_every_mode() {
             RawMech::bytes(CKM_AES_CBC, &IV),
             RawMech::bytes(CKM_AES_CBC_PAD, &IV),
         ] {
-            let readable = vec![
-                RawAttr::bool(CKA_SENSITIVE, false),
-                RawAttr::bool(CKA_EXTRACTABLE, true),
-            ];
+            let sensitive = forced
+                .iter()
+                .any(|a| a.ty == CKA_SENSITIVE && a.value == [1]);
+            let readable = if sensitive {
+                vec![RawAttr::bool(CKA_EXTRACTABLE, true)]
+            } else {
+                vec![
+                    RawAttr::bool(CKA_SENSITIVE, false),
+                    RawAttr::bool(CKA_EXTRACTABLE, true),
+                ]
+            };
             let key = round_trip(&ck, &session, &mech, kek, readable)
                 .unwrap_or_else(|rv| panic!("C_UnwrapKey({:#x}): {rv:?}", mech.ty));
-            assert_eq!(
-                attribute_bytes(&session, key, AttributeType::Value),
-                vec![0x11; 16]
-            );
+            if !sensitive {
+                assert_eq!(
+                    attribute_bytes(&session, key, AttributeType::Value),
+                    vec![0x11; 16]
+                );
+            }
         }
     }
-    // Either guarding attribute alone refuses.
+    // Unextractable alone guards, as does sensitive with wrapping under trusted keys only.
     for forced in [
-        vec![RawAttr::bool(CKA_SENSITIVE, true)],
+        vec![
+            RawAttr::bool(CKA_SENSITIVE, true),
+            RawAttr::bool(CKA_WRAP_WITH_TRUSTED, true),
+        ],
         vec![RawAttr::bool(CKA_EXTRACTABLE, false)],
     ] {
         let kek = kek(&session, CKK_AES, &[0x3c; 32], &forced);

@@ -294,9 +294,13 @@ impl Token {
     /// a digest), usable now as any key is (login, record, allowed mechanisms, KMS state
     /// and expiry). `CKA_EXTRACTABLE` is not required (docs/security.md says why).
     pub(super) fn authorise_digest(&self, object: &Object, mechanism: MechType) -> Result<()> {
+        // A key bound by a guarding derive template (its owner's, or carried on to it
+        // when it was derived) is never digested: a digest of it followed by bytes the
+        // caller chooses is the key extended and compared with a longer one (review 15d).
         if object.class != CKO_SECRET_KEY
             || object.bool_attr(CKA_SENSITIVE) != Some(false)
             || key_usage_of(object).is_some()
+            || super::keys::template_guards(object.value(CKA_DERIVE_TEMPLATE))
         {
             return Err(Error::KeyIndigestible);
         }

@@ -428,17 +428,21 @@ pub(super) fn with_forced(
     Ok(template)
 }
 
-/// Whether an unwrap or derive template makes every key made under it sensitive or
-/// unextractable: its owner means such keys never to be seen.
+/// Whether an unwrap or derive template keeps every key made under it from the caller:
+/// unextractable, or sensitive and wrapped only under trusted keys. A template that
+/// makes keys sensitive alone does not: PKCS#11 lets a sensitive, extractable key be
+/// wrapped under any key, the caller's own included, and unwrapped readable (review
+/// 15d). Its owner means such keys never to be seen.
 pub(super) fn template_guards(forced: Option<&Value>) -> bool {
     let Some(Value::Template(forced)) = forced else {
         return false;
     };
-    forced.iter().any(|(ty, v)| match *ty {
-        CKA_SENSITIVE => v.as_bool() == Some(true),
-        CKA_EXTRACTABLE => v.as_bool() == Some(false),
-        _ => false,
-    })
+    let says = |ty: AttrType, value: bool| {
+        forced
+            .iter()
+            .any(|(t, v)| *t == ty && v.as_bool() == Some(value))
+    };
+    says(CKA_EXTRACTABLE, false) || (says(CKA_SENSITIVE, true) && says(CKA_WRAP_WITH_TRUSTED, true))
 }
 
 /// The attributes of a private key received as PKCS#8 (RSA, EC, Ed25519, X25519, Ed448 or
