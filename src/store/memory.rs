@@ -453,11 +453,7 @@ impl Store for MemoryStore {
                     Some((n, lease)) if *lease > now => *n,
                     _ => 0,
                 };
-                let count = PinCount {
-                    failures: pin.failures,
-                    in_flight: in_flight.min(pin.failures),
-                };
-                (*role, count)
+                (*role, PinCount::read(pin.failures, i64::from(in_flight)))
             })
             .collect())
     }

@@ -300,6 +300,18 @@ pub struct PinCount {
     pub in_flight: u32,
 }
 
+impl PinCount {
+    /// A PIN record's count of attempts and its attempts in flight as a store holds
+    /// them; never more in flight than counted (an attempt in flight was counted when
+    /// it was reserved).
+    pub(crate) fn read(failures: u32, in_flight: i64) -> PinCount {
+        PinCount {
+            failures,
+            in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX).min(failures),
+        }
+    }
+}
+
 /// What settling a PIN attempt did (`Store::settle_pin_attempt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinSettle {

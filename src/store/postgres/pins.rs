@@ -132,17 +132,9 @@ pub(super) fn counts(c: &mut Conn, token: i64, now: i64) -> PgResult<BTreeMap<Pi
     )? {
         let role =
             PinRole::from_code(row.get(0)).ok_or(StoreError::Malformed("unknown PIN role"))?;
-        let failures = records::count(row.get(1))?;
-        // An attempt in flight was counted when it was reserved.
-        let in_flight = u32::try_from(row.get::<_, i64>(2))
-            .unwrap_or(u32::MAX)
-            .min(failures);
         counts.insert(
             role,
-            PinCount {
-                failures,
-                in_flight,
-            },
+            PinCount::read(records::count(row.get(1))?, row.get(2)),
         );
     }
     tx.commit()?;

@@ -116,15 +116,7 @@ pub(super) fn counts(db: &mut Connection, now: i64) -> StoreResult<BTreeMap<PinR
         for row in rows {
             let (role, failures, in_flight) = row?;
             let role = PinRole::from_code(role).ok_or(StoreError::Malformed("unknown PIN role"))?;
-            // An attempt in flight was counted when it was reserved.
-            let in_flight = u32::try_from(in_flight).unwrap_or(u32::MAX).min(failures);
-            counts.insert(
-                role,
-                PinCount {
-                    failures,
-                    in_flight,
-                },
-            );
+            counts.insert(role, PinCount::read(failures, in_flight));
         }
     }
     tx.commit()?;
