@@ -520,14 +520,17 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         kdf: vec![9, 9, 9],
         ..pin(2)
     };
+    assert_eq!(counts(first, 400).in_flight, 1);
     second
         .commit(vec![Change::PutPin(so, replacement.clone())])
         .unwrap();
+    // The attempt in flight was at the record replaced: not in flight at this one, so
+    // the new record's count is all wrong PINs (review 15e).
     assert_eq!(
-        first.settle_pin_attempt(so, true, &record).unwrap(),
-        PinSettle::Settled
+        counts(second, 400),
+        count(2, 0),
+        "none in flight at the new record"
     );
-    assert_eq!(failures(second), 2, "the new record's count stands");
     let replaced = PinRecordId {
         epoch,
         kdf: replacement.kdf.clone(),
@@ -539,6 +542,18 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
             record: replaced.clone()
         }
     );
+    assert_eq!(
+        first.settle_pin_attempt(so, true, &record).unwrap(),
+        PinSettle::Settled
+    );
+    assert_eq!(failures(second), 3, "the new record's count stands");
+    assert_eq!(
+        counts(first, 400),
+        count(3, 1),
+        "the old attempt's settling leaves the new one in flight"
+    );
+    second.settle_pin_attempt(so, false, &replaced).unwrap();
+    assert_eq!(counts(first, 400), count(3, 0));
     // A rewrap from a record that is no longer the role's does nothing; from the one
     // that is, it keeps the count.
     let rewrap = |from: &[u8]| Change::RewrapPin {

@@ -181,6 +181,14 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
                 shared.meta.insert(k, v);
             }
             Change::PutPin(role, pin) => {
+                // Attempts in flight at a record this one replaces are not at this one.
+                if shared
+                    .pins
+                    .get(&role)
+                    .is_some_and(|held| held.kdf != pin.kdf)
+                {
+                    shared.attempts.remove(&role);
+                }
                 shared.pins.insert(role, pin);
             }
             Change::RequirePin { .. } => {}
@@ -190,6 +198,9 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
                 record,
             } => {
                 if let Some(held) = shared.pins.get_mut(&role).filter(|h| h.kdf == from_kdf) {
+                    if held.kdf != record.kdf {
+                        shared.attempts.remove(&role);
+                    }
                     held.kdf = record.kdf;
                     held.wrapped_key = record.wrapped_key;
                 }
@@ -427,7 +438,12 @@ impl Store for MemoryStore {
         if shared.epoch != record.epoch {
             return Ok(PinSettle::OtherToken);
         }
-        if let Some((inflight, _)) = shared.attempts.get_mut(&role) {
+        // Counted in flight at the record it was reserved at only.
+        let current = shared
+            .pins
+            .get(&role)
+            .is_some_and(|pin| pin.kdf == record.kdf);
+        if let Some((inflight, _)) = shared.attempts.get_mut(&role).filter(|_| current) {
             *inflight = inflight.saturating_sub(1);
         }
         let changed = match shared.pins.get_mut(&role) {

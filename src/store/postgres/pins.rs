@@ -111,8 +111,9 @@ pub(super) fn settle(
     }
     tx.execute(
         "UPDATE kmshsm_pin_attempts SET inflight = inflight - 1 \
-         WHERE token = $1 AND role = $2 AND inflight > 0",
-        &[&token, &code],
+         WHERE token = $1 AND role = $2 AND inflight > 0 AND EXISTS \
+         (SELECT 1 FROM kmshsm_pins WHERE token = $1 AND role = $2 AND kdf = $3)",
+        &[&token, &code, &record.kdf],
     )?;
     *committing = true;
     tx.commit()?;

@@ -153,6 +153,14 @@ pub(super) fn apply(
                 )?;
             }
             Change::PutPin(role, pin) => {
+                // Attempts in flight at a record this one replaces are not at this one:
+                // they can neither reset its count nor count against it (review 15e).
+                tx.execute(
+                    "DELETE FROM kmshsm_pin_attempts WHERE token = $1 AND role = $2 \
+                     AND NOT EXISTS (SELECT 1 FROM kmshsm_pins \
+                     WHERE token = $1 AND role = $2 AND kdf = $3)",
+                    &[&token, &role.code(), &pin.kdf],
+                )?;
                 tx.execute(
                     "INSERT INTO kmshsm_pins (token, role, kdf, wrapped_key, failures) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token, role) DO UPDATE SET \
@@ -174,7 +182,7 @@ pub(super) fn apply(
                 from_kdf,
                 record,
             } => {
-                tx.execute(
+                let rewrapped = tx.execute(
                     "UPDATE kmshsm_pins SET kdf = $4, wrapped_key = $5 \
                      WHERE token = $1 AND role = $2 AND kdf = $3",
                     &[
@@ -185,6 +193,13 @@ pub(super) fn apply(
                         &record.wrapped_key,
                     ],
                 )?;
+                if rewrapped > 0 && from_kdf != record.kdf {
+                    // As for PutPin: attempts in flight were at the record replaced.
+                    tx.execute(
+                        "DELETE FROM kmshsm_pin_attempts WHERE token = $1 AND role = $2",
+                        &[&token, &role.code()],
+                    )?;
+                }
             }
             Change::RemovePin(role) => {
                 tx.execute(

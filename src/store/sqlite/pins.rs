@@ -89,10 +89,13 @@ pub(super) fn settle(
         )?
         .execute(params![role.code(), record.kdf])?;
     }
+    // Counted in flight at the record it was reserved at only (a record replaced since
+    // dropped its attempts in flight: `writes.rs`, PutPin).
     tx.prepare_cached(
-        "UPDATE pin_attempts SET inflight = inflight - 1 WHERE role = ?1 AND inflight > 0",
+        "UPDATE pin_attempts SET inflight = inflight - 1 WHERE role = ?1 AND inflight > 0 \
+         AND EXISTS (SELECT 1 FROM pins WHERE role = ?1 AND kdf = ?2)",
     )?
-    .execute([role.code()])?;
+    .execute(params![role.code(), record.kdf])?;
     tx.commit()?;
     Ok(PinSettle::Settled)
 }

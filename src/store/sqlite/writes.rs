@@ -235,6 +235,13 @@ pub(super) fn apply(
                     .execute(params![name, value])?;
             }
             Change::PutPin(role, pin) => {
+                // Attempts in flight at a record this one replaces are not at this one:
+                // they can neither reset its count nor count against it (review 15e).
+                tx.prepare_cached(
+                    "DELETE FROM pin_attempts WHERE role = ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM pins WHERE role = ?1 AND kdf = ?2)",
+                )?
+                .execute(params![role.code(), pin.kdf])?;
                 tx.prepare_cached(
                         "INSERT OR REPLACE INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4)",
                     )?
@@ -254,15 +261,21 @@ pub(super) fn apply(
                 from_kdf,
                 record,
             } => {
-                tx.prepare_cached(
-                    "UPDATE pins SET kdf = ?3, wrapped_key = ?4 WHERE role = ?1 AND kdf = ?2",
-                )?
-                .execute(params![
-                    role.code(),
-                    from_kdf,
-                    record.kdf,
-                    record.wrapped_key
-                ])?;
+                let rewrapped = tx
+                    .prepare_cached(
+                        "UPDATE pins SET kdf = ?3, wrapped_key = ?4 WHERE role = ?1 AND kdf = ?2",
+                    )?
+                    .execute(params![
+                        role.code(),
+                        from_kdf,
+                        record.kdf,
+                        record.wrapped_key
+                    ])?;
+                if rewrapped > 0 && from_kdf != record.kdf {
+                    // As for PutPin: attempts in flight were at the record replaced.
+                    tx.prepare_cached("DELETE FROM pin_attempts WHERE role = ?1")?
+                        .execute([role.code()])?;
+                }
             }
             Change::RemovePin(role) => {
                 tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
