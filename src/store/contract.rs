@@ -629,6 +629,27 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         );
     }
     assert_eq!(failures(second), 0);
+    // The lease is the oldest attempt's in flight: an attempt whose holder died stays
+    // in flight only until its own lease ends, however many come after it (review 15e).
+    let current = PinRecordId {
+        epoch,
+        kdf: vec![8, 8],
+    };
+    assert!(matches!(
+        first.reserve_pin_attempt(so, epoch, 0, 600, 630).unwrap(),
+        Reserved { failures: 1, .. }
+    ));
+    for now in [610, 620, 629] {
+        assert!(matches!(
+            second
+                .reserve_pin_attempt(so, epoch, 0, now, now + 30)
+                .unwrap(),
+            Reserved { .. }
+        ));
+        second.settle_pin_attempt(so, false, &current).unwrap();
+    }
+    assert_eq!(counts(first, 629), count(4, 1), "the dead one, in flight");
+    assert_eq!(counts(first, 630), count(4, 0), "its lease ended");
     second.commit(vec![Change::PutPin(so, pin(0))]).unwrap();
 }
 

@@ -418,9 +418,13 @@ impl Store for MemoryStore {
         pin.failures += 1;
         let failures = pin.failures;
         let kdf = pin.kdf.clone();
-        // An expired lease means its holders died: their count is dropped.
-        *inflight = if *lease <= now { 1 } else { *inflight + 1 };
-        *lease = (*lease).max(lease_until);
+        // An expired lease means its holders died: their count is dropped. The lease is
+        // the oldest attempt's in flight, never pushed out by newer ones (review 15e).
+        let expired = *lease <= now;
+        if expired || *inflight == 0 {
+            *lease = lease_until;
+        }
+        *inflight = if expired { 1 } else { *inflight + 1 };
         self.bump(shared);
         Ok(PinAttempt::Reserved {
             failures,

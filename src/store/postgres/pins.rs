@@ -37,12 +37,15 @@ pub(super) fn reserve(
     )?;
     if let Some(row) = taken {
         let failures = records::count(row.get(0))?;
-        // An expired lease means its holders died: their count is dropped.
+        // An expired lease means its holders died: their count is dropped. The lease is
+        // the oldest attempt's in flight: a newer attempt does not push it out, or one
+        // dead attempt would stay in flight while others keep trying (review 15e).
         tx.execute(
             "INSERT INTO kmshsm_pin_attempts AS a (token, role, inflight, lease_until) \
              VALUES ($1, $2, 1, $4::bigint) ON CONFLICT (token, role) DO UPDATE SET \
              inflight = CASE WHEN a.lease_until <= $3::bigint THEN 1 ELSE a.inflight + 1 END, \
-             lease_until = greatest(a.lease_until, $4::bigint)",
+             lease_until = CASE WHEN a.lease_until <= $3::bigint OR a.inflight = 0 \
+             THEN $4::bigint ELSE a.lease_until END",
             &[&token, &code, &now, &lease_until],
         )?;
         let seq = records::bump(tx, token, writer)?;

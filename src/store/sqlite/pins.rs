@@ -33,12 +33,16 @@ pub(super) fn reserve(
         .query_row(params![role.code(), limit], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let answer = if let Some((failures, kdf)) = counted {
-        // An expired lease means its holders died: their count is dropped.
+        // An expired lease means its holders died: their count is dropped. The lease is
+        // the oldest attempt's in flight: a newer attempt does not push it out, or one
+        // dead attempt would stay in flight while others keep trying (review 15e).
+        // (Both right-hand sides read the row as it was before the update.)
         tx.prepare_cached(
             "INSERT INTO pin_attempts (role, inflight, lease_until) VALUES (?1, 1, ?3) \
              ON CONFLICT (role) DO UPDATE SET \
              inflight = CASE WHEN lease_until <= ?2 THEN 1 ELSE inflight + 1 END, \
-             lease_until = max(lease_until, ?3)",
+             lease_until = CASE WHEN lease_until <= ?2 OR inflight = 0 THEN ?3 \
+             ELSE lease_until END",
         )?
         .execute(params![role.code(), now, lease_until])?;
         PinAttempt::Reserved {
