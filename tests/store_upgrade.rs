@@ -128,7 +128,7 @@ fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 6, "the database was upgraded");
+    assert_eq!(v, 7, "the database was upgraded");
     let events: i64 = conn
         .query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))
         .unwrap();
@@ -252,7 +252,7 @@ fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 6);
+    assert_eq!(v, 7);
     let bodies: Vec<Vec<u8>> = conn
         .prepare("SELECT body FROM audit_events ORDER BY seq")
         .unwrap()
@@ -440,7 +440,7 @@ fn keys_move_with_their_records(env: &TestEnv, db: &std::path::Path, version: &s
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 6);
+    assert_eq!(v, 7);
     let label_keys = |label: &[u8]| -> i64 {
         let mut key = 3u64.to_be_bytes().to_vec(); // CKA_LABEL
         key.extend_from_slice(label);

@@ -399,25 +399,27 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     let failures = |s: &dyn Store| read_applied(s, 0, 0, Scope::Changes).pins[&so].failures;
     let epoch = read_applied(first, 0, 0, Scope::Changes).epoch;
     // Counted in the SO record (`pin(0)`) of the token of the store's epoch.
-    let record = PinRecordId {
+    // Attempt number `attempt` at it (numbered per role, across records).
+    let at = |attempt| PinRecordId {
         epoch,
         kdf: pin(0).kdf,
+        attempt,
     };
-    let reserved = |failures| Reserved {
+    let reserved = |failures, attempt| Reserved {
         failures,
-        record: record.clone(),
+        record: at(attempt),
     };
     assert_eq!(
         first.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
-        reserved(1)
+        reserved(1, 1)
     );
     assert_eq!(
         second.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
-        reserved(2)
+        reserved(2, 2)
     );
     assert_eq!(
         first.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
-        reserved(3)
+        reserved(3, 3)
     );
     // Three in flight: the limit is reached, but one of them may yet be right.
     assert_eq!(
@@ -432,27 +434,29 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     };
     assert_eq!(counts(second, 100), count(3, 3), "all three in flight");
     assert_eq!(counts(first, 130), count(3, 0), "their lease ended");
-    first.settle_pin_attempt(so, false, &record).unwrap();
-    second.settle_pin_attempt(so, false, &record).unwrap();
+    first.settle_pin_attempt(so, false, &at(1)).unwrap();
+    second.settle_pin_attempt(so, false, &at(2)).unwrap();
     assert_eq!(counts(first, 100), count(3, 1), "two settled wrong");
     assert_eq!(
         second.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
         Busy
     );
     // The last one was right: the count is reset and attempts are free again.
-    first.settle_pin_attempt(so, true, &record).unwrap();
+    first.settle_pin_attempt(so, true, &at(3)).unwrap();
     assert_eq!(failures(second), 0);
     assert_eq!(
         second.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
-        reserved(1)
+        reserved(1, 4)
     );
-    second.settle_pin_attempt(so, false, &record).unwrap();
+    second.settle_pin_attempt(so, false, &at(4)).unwrap();
     for n in 2..=3 {
         assert_eq!(
             first.reserve_pin_attempt(so, epoch, 3, 100, 130).unwrap(),
-            reserved(n)
+            reserved(n, u64::from(n) + 3)
         );
-        first.settle_pin_attempt(so, false, &record).unwrap();
+        first
+            .settle_pin_attempt(so, false, &at(u64::from(n) + 3))
+            .unwrap();
     }
     // Nothing in flight, no attempt left: locked, from every handle.
     assert_eq!(
@@ -468,7 +472,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     // until its lease ends, then locked (and a later reservation starts a fresh count).
     assert_eq!(
         first.reserve_pin_attempt(so, epoch, 0, 200, 230).unwrap(),
-        reserved(4)
+        reserved(4, 7)
     );
     assert_eq!(
         second.reserve_pin_attempt(so, epoch, 4, 229, 259).unwrap(),
@@ -485,7 +489,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         "no user PIN yet"
     );
     assert_eq!(
-        first.settle_pin_attempt(so, true, &record).unwrap(),
+        first.settle_pin_attempt(so, true, &at(7)).unwrap(),
         PinSettle::Settled
     );
     assert_eq!(failures(second), 0);
@@ -493,12 +497,12 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     // settles nothing: a right PIN of the old token does not reset the new one's count.
     assert_eq!(
         first.reserve_pin_attempt(so, epoch, 3, 300, 330).unwrap(),
-        reserved(1)
+        reserved(1, 8)
     );
     for other in [epoch + 1, epoch.wrapping_sub(1)] {
         let other = PinRecordId {
             epoch: other,
-            ..record.clone()
+            ..at(8)
         };
         assert_eq!(
             second.settle_pin_attempt(so, true, &other).unwrap(),
@@ -507,14 +511,14 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     }
     assert_eq!(failures(first), 1, "nothing written");
     assert_eq!(
-        first.settle_pin_attempt(so, false, &record).unwrap(),
+        first.settle_pin_attempt(so, false, &at(8)).unwrap(),
         PinSettle::Settled
     );
     // A right PIN of a record replaced since (C_InitPIN, C_SetPIN: other KDF parameters)
     // resets nothing of the new record's count; a rewrap keeps the count the store holds.
     assert_eq!(
         first.reserve_pin_attempt(so, epoch, 3, 400, 430).unwrap(),
-        reserved(2)
+        reserved(2, 9)
     );
     let replacement = PinRecord {
         kdf: vec![9, 9, 9],
@@ -534,6 +538,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     let replaced = PinRecordId {
         epoch,
         kdf: replacement.kdf.clone(),
+        attempt: 10,
     };
     assert_eq!(
         second.reserve_pin_attempt(so, epoch, 5, 400, 430).unwrap(),
@@ -543,7 +548,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         }
     );
     assert_eq!(
-        first.settle_pin_attempt(so, true, &record).unwrap(),
+        first.settle_pin_attempt(so, true, &at(9)).unwrap(),
         PinSettle::Settled
     );
     assert_eq!(failures(second), 3, "the new record's count stands");
@@ -570,7 +575,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
     let rewrapped = &read_applied(second, 0, 0, Scope::Changes).pins[&so];
     assert_eq!((rewrapped.kdf.clone(), rewrapped.failures), (pin(0).kdf, 3));
     assert_eq!(
-        second.settle_pin_attempt(so, true, &record).unwrap(),
+        second.settle_pin_attempt(so, true, &at(10)).unwrap(),
         PinSettle::Settled
     );
     assert_eq!(
@@ -629,27 +634,57 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
         );
     }
     assert_eq!(failures(second), 0);
-    // The lease is the oldest attempt's in flight: an attempt whose holder died stays
-    // in flight only until its own lease ends, however many come after it (review 15e).
-    let current = PinRecordId {
+    // A right PIN forgives the attempts reserved up to it, not those reserved after it,
+    // whichever settles first (review 15g: guesses made while the owner's right PIN was
+    // being checked were forgiven with it).
+    let now_at = |attempt| PinRecordId {
         epoch,
         kdf: vec![8, 8],
+        attempt,
     };
-    assert!(matches!(
-        first.reserve_pin_attempt(so, epoch, 0, 600, 630).unwrap(),
-        Reserved { failures: 1, .. }
-    ));
-    for now in [610, 620, 629] {
-        assert!(matches!(
-            second
-                .reserve_pin_attempt(so, epoch, 0, now, now + 30)
-                .unwrap(),
-            Reserved { .. }
-        ));
-        second.settle_pin_attempt(so, false, &current).unwrap();
+    let mut numbers = Vec::new();
+    for _ in 0..4 {
+        match first.reserve_pin_attempt(so, epoch, 5, 600, 630).unwrap() {
+            Reserved { record, .. } => numbers.push(record.attempt),
+            other => panic!("reserved: {other:?}"),
+        }
     }
-    assert_eq!(counts(first, 629), count(4, 1), "the dead one, in flight");
-    assert_eq!(counts(first, 630), count(4, 0), "its lease ended");
+    let (owner, guesses) = (numbers[1], [numbers[0], numbers[2], numbers[3]]);
+    // One guess after the owner's settles wrong before it, one after; one before it.
+    second
+        .settle_pin_attempt(so, false, &now_at(guesses[1]))
+        .unwrap();
+    second.settle_pin_attempt(so, true, &now_at(owner)).unwrap();
+    assert_eq!(
+        counts(first, 600),
+        count(2, 2),
+        "the two guesses reserved after the right PIN stay counted"
+    );
+    second
+        .settle_pin_attempt(so, false, &now_at(guesses[2]))
+        .unwrap();
+    second
+        .settle_pin_attempt(so, false, &now_at(guesses[0]))
+        .unwrap();
+    assert_eq!(
+        failures(first),
+        2,
+        "no guess after the right PIN was forgiven"
+    );
+    // A later right PIN settled first, then an earlier one: the later one's forgiveness
+    // stands (the earlier one does not raise the count again).
+    let a = match first.reserve_pin_attempt(so, epoch, 5, 700, 730).unwrap() {
+        Reserved { record, .. } => record,
+        other => panic!("reserved: {other:?}"),
+    };
+    let b = match first.reserve_pin_attempt(so, epoch, 5, 700, 730).unwrap() {
+        Reserved { record, .. } => record,
+        other => panic!("reserved: {other:?}"),
+    };
+    second.settle_pin_attempt(so, true, &b).unwrap();
+    assert_eq!(failures(first), 0);
+    second.settle_pin_attempt(so, true, &a).unwrap();
+    assert_eq!(failures(first), 0);
     second.commit(vec![Change::PutPin(so, pin(0))]).unwrap();
 }
 

@@ -26,6 +26,8 @@ struct Shared {
     removed: BTreeMap<ObjectUid, u64>,
     /// PIN attempts in flight: role → (count, lease end).
     attempts: BTreeMap<PinRole, (u32, i64)>,
+    /// PIN attempts reserved so far, per role (the number of the newest).
+    reserved: BTreeMap<PinRole, u64>,
     /// The audit trail.
     audit: AuditLog,
 }
@@ -418,17 +420,20 @@ impl Store for MemoryStore {
         pin.failures += 1;
         let failures = pin.failures;
         let kdf = pin.kdf.clone();
-        // An expired lease means its holders died: their count is dropped. The lease is
-        // the oldest attempt's in flight, never pushed out by newer ones (review 15e).
-        let expired = *lease <= now;
-        if expired || *inflight == 0 {
-            *lease = lease_until;
-        }
-        *inflight = if expired { 1 } else { *inflight + 1 };
+        // An expired lease means its holders died: their count is dropped.
+        *inflight = if *lease <= now { 1 } else { *inflight + 1 };
+        *lease = (*lease).max(lease_until);
+        let attempt = shared.reserved.entry(role).or_insert(0);
+        *attempt += 1;
+        let attempt = *attempt;
         self.bump(shared);
         Ok(PinAttempt::Reserved {
             failures,
-            record: PinRecordId { epoch, kdf },
+            record: PinRecordId {
+                epoch,
+                kdf,
+                attempt,
+            },
         })
     }
 
@@ -450,9 +455,14 @@ impl Store for MemoryStore {
         if let Some((inflight, _)) = shared.attempts.get_mut(&role).filter(|_| current) {
             *inflight = inflight.saturating_sub(1);
         }
+        // The attempts reserved after this one stay counted (in flight, or wrong).
+        let after = shared
+            .reserved
+            .get(&role)
+            .map_or(0, |n| n.saturating_sub(record.attempt));
         let changed = match shared.pins.get_mut(&role) {
             Some(pin) if right && pin.failures != 0 && pin.kdf == record.kdf => {
-                pin.failures = 0;
+                pin.failures = pin.failures.min(u32::try_from(after).unwrap_or(u32::MAX));
                 true
             }
             _ => false,

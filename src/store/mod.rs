@@ -269,10 +269,16 @@ pub struct Due {
 /// and settled in: the token's epoch and the record's KDF parameters (whose salt every
 /// record written draws afresh: `C_InitPIN`, `C_SetPIN` and a rewrap replace them),
 /// read together.
+///
+/// `attempt` numbers the attempt among those reserved at the record (1, 2, ...): a right
+/// PIN forgives the attempts reserved up to it, never those reserved after it, whichever
+/// settles first (review 15g: a right PIN reset the count to zero and so forgave wrong
+/// guesses made while it was being checked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinRecordId {
     pub epoch: u64,
     pub kdf: Vec<u8>,
+    pub attempt: u64,
 }
 
 /// The answer to a PIN attempt reservation (`Store::reserve_pin_attempt`).
@@ -426,7 +432,8 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<PinAttempt>;
     /// Ends an attempt reserved in `record` (`PinAttempt::Reserved`), the one it was
     /// checked against: no longer in flight; a right PIN sets the record's failure count
-    /// to zero, a wrong one leaves the attempt counted. When the store's epoch, read in
+    /// to the number of attempts reserved after it (`record.attempt`), unless it is lower
+    /// already (a later right PIN settled first), a wrong one leaves the attempt counted. When the store's epoch, read in
     /// the same transaction, is not the record's, writes nothing and answers
     /// `OtherToken`: the record was wiped with its count, and a PIN of another token must
     /// neither reset nor count against this one's. A right PIN of a record replaced

@@ -31,21 +31,21 @@ pub(super) fn reserve(
     // One statement checks the limit and takes the attempt: the row lock makes
     // a second host wait and then re-check the condition on the new count.
     let taken = tx.query_opt(
-        "UPDATE kmshsm_pins SET failures = failures + 1 WHERE token = $1 AND role = $2 \
-         AND ($3::bigint = 0 OR failures < $3::bigint) RETURNING failures, kdf",
+        "UPDATE kmshsm_pins SET failures = failures + 1, reserved = reserved + 1 \
+         WHERE token = $1 AND role = $2 \
+         AND ($3::bigint = 0 OR failures < $3::bigint) RETURNING failures, kdf, reserved",
         &[&token, &code, &limit],
     )?;
     if let Some(row) = taken {
         let failures = records::count(row.get(0))?;
-        // An expired lease means its holders died: their count is dropped. The lease is
-        // the oldest attempt's in flight: a newer attempt does not push it out, or one
-        // dead attempt would stay in flight while others keep trying (review 15e).
+        // An expired lease means its holders died: their count is dropped. One lease
+        // for the role's attempts in flight, the newest's (docs/security.md, "PIN
+        // lockout", on what that leaves imprecise).
         tx.execute(
             "INSERT INTO kmshsm_pin_attempts AS a (token, role, inflight, lease_until) \
              VALUES ($1, $2, 1, $4::bigint) ON CONFLICT (token, role) DO UPDATE SET \
              inflight = CASE WHEN a.lease_until <= $3::bigint THEN 1 ELSE a.inflight + 1 END, \
-             lease_until = CASE WHEN a.lease_until <= $3::bigint OR a.inflight = 0 \
-             THEN $4::bigint ELSE a.lease_until END",
+             lease_until = greatest(a.lease_until, $4::bigint)",
             &[&token, &code, &now, &lease_until],
         )?;
         let seq = records::bump(tx, token, writer)?;
@@ -54,6 +54,8 @@ pub(super) fn reserve(
         let record = PinRecordId {
             epoch,
             kdf: row.get(1),
+            attempt: u64::try_from(row.get::<_, i64>(2))
+                .map_err(|_| StoreError::Malformed("PIN attempt number out of range"))?,
         };
         return Ok((PinAttempt::Reserved { failures, record }, Some(seq)));
     }
@@ -103,10 +105,12 @@ pub(super) fn settle(
     }
     let mut seq = None;
     if right {
+        // The attempts reserved after this one stay counted (in flight, or wrong).
+        let attempt = i64::try_from(record.attempt).unwrap_or(i64::MAX);
         let reset = tx.execute(
-            "UPDATE kmshsm_pins SET failures = 0 \
+            "UPDATE kmshsm_pins SET failures = least(failures, greatest(reserved - $4, 0)) \
              WHERE token = $1 AND role = $2 AND kdf = $3 AND failures != 0",
-            &[&token, &code, &record.kdf],
+            &[&token, &code, &record.kdf, &attempt],
         )?;
         if reset > 0 {
             seq = Some(records::bump(tx, token, writer)?);

@@ -16,7 +16,7 @@ use super::conn::{Failure, PgResult};
 use crate::error::StoreError;
 use crate::store::StoreResult;
 
-pub(crate) const SCHEMA_VERSION: i32 = 2;
+pub(crate) const SCHEMA_VERSION: i32 = 3;
 
 /// Taken (transaction-scoped) while the schema is made or upgraded: "kmshsm" in ASCII.
 const SCHEMA_LOCK: i64 = 0x6b6d_7368_736d;
@@ -66,6 +66,14 @@ CREATE TABLE kmshsm_audit_anchor (token bigint PRIMARY KEY REFERENCES kmshsm_tok
 UPDATE kmshsm_version SET version = 2 WHERE id = 1;
 ";
 
+/// Version 2 → 3: each PIN record numbers the attempts reserved at it (`reserved`), so
+/// that a right PIN forgives the attempts reserved up to it and not those after
+/// (`pins.rs`, `settle`).
+const UPGRADE_V2_TO_V3: &str = "
+ALTER TABLE kmshsm_pins ADD COLUMN reserved bigint NOT NULL DEFAULT 0;
+UPDATE kmshsm_version SET version = 3 WHERE id = 1;
+";
+
 /// The version row, if the table exists.
 fn version(c: &mut Conn) -> PgResult<Option<i32>> {
     let exists: bool = c
@@ -104,7 +112,7 @@ fn make_or_check(c: &mut Conn) -> PgResult<bool> {
     let check = |v: Option<i32>| match v {
         Some(SCHEMA_VERSION) => Ok(Some(false)),
         // Older: upgraded below, under the lock.
-        Some(1) | None => Ok(None),
+        Some(1 | 2) | None => Ok(None),
         Some(v) => Err(Failure::Store(StoreError::SchemaVersion(v.into()))),
     };
     if let Some(made) = check(version(c)?)? {
@@ -117,8 +125,11 @@ fn make_or_check(c: &mut Conn) -> PgResult<bool> {
     if let Some(made) = check(found)? {
         return Ok(made);
     }
-    if found == Some(1) {
-        c.batch_execute(UPGRADE_V1_TO_V2)?;
+    if let Some(old @ (1 | 2)) = found {
+        if old == 1 {
+            c.batch_execute(UPGRADE_V1_TO_V2)?;
+        }
+        c.batch_execute(UPGRADE_V2_TO_V3)?;
         c.commit()?;
         return Ok(true);
     }
@@ -136,6 +147,7 @@ fn make_or_check(c: &mut Conn) -> PgResult<bool> {
     }
     c.batch_execute(SCHEMA_V1)?;
     c.batch_execute(UPGRADE_V1_TO_V2)?;
+    c.batch_execute(UPGRADE_V2_TO_V3)?;
     c.commit()?;
     Ok(true)
 }

@@ -43,8 +43,8 @@ use crate::os::shared_page::SharedPage;
 use durable::{WalSync, Writing};
 use files::Interest;
 use schema::{
-    configure, to_version_5, to_version_6, upgrade, SCHEMA_V1, SCHEMA_VERSION, UPGRADE_V1_TO_V2,
-    UPGRADE_V2_TO_V3, UPGRADE_V3_TO_V4,
+    configure, to_version_5, to_version_6, to_version_7, upgrade, SCHEMA_V1, SCHEMA_VERSION,
+    UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3, UPGRADE_V3_TO_V4,
 };
 use seen::SeenHeaders;
 use trail::audit_head;
@@ -232,6 +232,7 @@ impl SqliteStore {
                 ))?;
                 to_version_5(&tx)?;
                 to_version_6(&tx)?;
+                to_version_7(&tx)?;
                 tx.commit()?;
                 SqliteStore::wrap(interest, path, db)?
             };

@@ -25,29 +25,33 @@ pub(super) fn reserve(
     }
     // One statement checks the limit and takes the attempt: two processes cannot both
     // take the last one.
-    let counted: Option<(u32, Vec<u8>)> = tx
+    let counted: Option<(u32, Vec<u8>, u64)> = tx
         .prepare_cached(
-            "UPDATE pins SET failures = failures + 1 \
-             WHERE role = ?1 AND (?2 = 0 OR failures < ?2) RETURNING failures, kdf",
+            "UPDATE pins SET failures = failures + 1, reserved = reserved + 1 \
+             WHERE role = ?1 AND (?2 = 0 OR failures < ?2) RETURNING failures, kdf, reserved",
         )?
-        .query_row(params![role.code(), limit], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![role.code(), limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
-    let answer = if let Some((failures, kdf)) = counted {
-        // An expired lease means its holders died: their count is dropped. The lease is
-        // the oldest attempt's in flight: a newer attempt does not push it out, or one
-        // dead attempt would stay in flight while others keep trying (review 15e).
-        // (Both right-hand sides read the row as it was before the update.)
+    let answer = if let Some((failures, kdf, attempt)) = counted {
+        // An expired lease means its holders died: their count is dropped. One lease
+        // for the role's attempts in flight, the newest's (docs/security.md, "PIN
+        // lockout", on what that leaves imprecise).
         tx.prepare_cached(
             "INSERT INTO pin_attempts (role, inflight, lease_until) VALUES (?1, 1, ?3) \
              ON CONFLICT (role) DO UPDATE SET \
              inflight = CASE WHEN lease_until <= ?2 THEN 1 ELSE inflight + 1 END, \
-             lease_until = CASE WHEN lease_until <= ?2 OR inflight = 0 THEN ?3 \
-             ELSE lease_until END",
+             lease_until = max(lease_until, ?3)",
         )?
         .execute(params![role.code(), now, lease_until])?;
         PinAttempt::Reserved {
             failures,
-            record: PinRecordId { epoch, kdf },
+            record: PinRecordId {
+                epoch,
+                kdf,
+                attempt,
+            },
         }
     } else {
         let exists = tx
@@ -88,10 +92,12 @@ pub(super) fn settle(
         return Ok(PinSettle::OtherToken);
     }
     if right {
+        // The attempts reserved after this one stay counted (in flight, or wrong).
         tx.prepare_cached(
-            "UPDATE pins SET failures = 0 WHERE role = ?1 AND kdf = ?2 AND failures != 0",
+            "UPDATE pins SET failures = min(failures, max(reserved - ?3, 0)) \
+             WHERE role = ?1 AND kdf = ?2 AND failures != 0",
         )?
-        .execute(params![role.code(), record.kdf])?;
+        .execute(params![role.code(), record.kdf, record.attempt])?;
     }
     // Counted in flight at the record it was reserved at only (a record replaced since
     // dropped its attempts in flight: `writes.rs`, PutPin).

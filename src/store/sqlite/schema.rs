@@ -11,7 +11,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::StoreError;
 use crate::store::StoreResult;
 
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE state   (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, epoch INTEGER NOT NULL);
@@ -119,6 +119,13 @@ CREATE INDEX objects_by_seq ON objects (seq);
 CREATE INDEX objects_by_due ON objects (due) WHERE due IS NOT NULL;
 ";
 
+/// Version 6 → 7: each PIN record numbers the attempts reserved at it (`reserved`), so
+/// that a right PIN forgives the attempts reserved up to it and not those after
+/// (`pins.rs`, `settle`).
+pub(super) const UPGRADE_V6_TO_V7: &str = "
+ALTER TABLE pins ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Statements kept prepared per connection: more than this module has (rusqlite's
 /// default, 16, was fewer once the audit trail's were added, and every commit then
 /// prepared some of them again: about 40% of a state change's CPU time).
@@ -180,6 +187,9 @@ pub(super) fn upgrade(db: &mut Connection) -> StoreResult<()> {
     if (1..=5).contains(&version) {
         to_version_6(&tx)?;
     }
+    if (1..=6).contains(&version) {
+        to_version_7(&tx)?;
+    }
     tx.commit()?;
     Ok(())
 }
@@ -193,11 +203,18 @@ pub(super) fn to_version_5(tx: &rusqlite::Transaction<'_>) -> StoreResult<()> {
     Ok(())
 }
 
-/// The version 5 → 6 step, and the version's mark, inside the caller's transaction (an
-/// upgrade, or the creation of a new database).
+/// The version 5 → 6 step, inside the caller's transaction (an upgrade, or the creation
+/// of a new database).
 pub(super) fn to_version_6(tx: &rusqlite::Transaction<'_>) -> StoreResult<()> {
+    tx.execute_batch(UPGRADE_V5_TO_V6)?;
+    Ok(())
+}
+
+/// The version 6 → 7 step, and the version's mark, inside the caller's transaction (an
+/// upgrade, or the creation of a new database).
+pub(super) fn to_version_7(tx: &rusqlite::Transaction<'_>) -> StoreResult<()> {
     tx.execute_batch(&format!(
-        "{UPGRADE_V5_TO_V6} PRAGMA user_version = {SCHEMA_VERSION};"
+        "{UPGRADE_V6_TO_V7} PRAGMA user_version = {SCHEMA_VERSION};"
     ))?;
     Ok(())
 }

@@ -250,6 +250,7 @@ fn after_a_failed_fsync_the_handle_writes_nothing_more() {
     let record = PinRecordId {
         epoch: 1,
         kdf: Vec::new(),
+        attempt: 1,
     };
     assert!(first
         .settle_pin_attempt(PinRole::User, false, &record)
@@ -899,6 +900,7 @@ fn a_change_of_metadata_or_pins_elsewhere_is_read_though_the_records_are_reused(
     let record = PinRecordId {
         epoch: writer.read(0, 0, Scope::Changes).unwrap().epoch,
         kdf: pin(0).kdf,
+        attempt: 1,
     };
     assert_eq!(
         writer

@@ -242,10 +242,18 @@ pub(super) fn apply(
                      AND NOT EXISTS (SELECT 1 FROM pins WHERE role = ?1 AND kdf = ?2)",
                 )?
                 .execute(params![role.code(), pin.kdf])?;
+                // The attempts' numbering (`reserved`) goes on across records.
                 tx.prepare_cached(
-                        "INSERT OR REPLACE INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![role.code(), pin.kdf, pin.wrapped_key, pin.failures])?;
+                    "INSERT INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (role) DO UPDATE SET kdf = excluded.kdf, \
+                     wrapped_key = excluded.wrapped_key, failures = excluded.failures",
+                )?
+                .execute(params![
+                    role.code(),
+                    pin.kdf,
+                    pin.wrapped_key,
+                    pin.failures
+                ])?;
             }
             Change::RequirePin { role, kdf } => {
                 let held = tx
