@@ -558,4 +558,6 @@ impl Backend {
 }
 
 #[cfg(test)]
+mod attack_review15g;
+#[cfg(test)]
 pub(crate) mod contract;
