@@ -18,8 +18,19 @@ use rusqlite::Connection;
 
 use common::*;
 
+/// What version 7 changed (PIN attempts numbered per record), taken back: the first step
+/// of every downgrade below.
+macro_rules! undo_version_7 {
+    () => {
+        "
+ALTER TABLE pins DROP COLUMN reserved;
+"
+    };
+}
+
 /// What version 6 changed (lookup keys naming their record's row, `rid`, not its uid),
-/// taken back: the first step of every downgrade below. Each row keeps its rowid.
+/// taken back: the step after version 7's of every downgrade below. Each row keeps its
+/// rowid.
 macro_rules! undo_version_6 {
     () => {
         "
@@ -64,6 +75,7 @@ ALTER TABLE objects DROP COLUMN keys;
 /// What an earlier build's database lacked: turns a current token database into one.
 const DOWNGRADE_TO_V1: &str = concat!(
     "BEGIN IMMEDIATE;",
+    undo_version_7!(),
     undo_version_6!(),
     undo_version_5!(),
     "
@@ -215,6 +227,7 @@ fn a_token_without_a_stored_limit_uses_the_default_and_records_it_at_so_login() 
 /// What version 3 lacked: the audit trail.
 const DOWNGRADE_TO_V3: &str = concat!(
     "BEGIN IMMEDIATE;",
+    undo_version_7!(),
     undo_version_6!(),
     undo_version_5!(),
     "
@@ -282,6 +295,7 @@ fn a_version_3_token_gets_an_audit_trail_that_records_and_verifies() {
 const DOWNGRADE_TO_V4: &str = concat!(
     "
 BEGIN IMMEDIATE;",
+    undo_version_7!(),
     undo_version_6!(),
     "
 CREATE TABLE audit_anchor (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,
@@ -327,6 +341,7 @@ fn a_version_4_token_keeps_its_trail_and_its_records_keys_move_with_them() {
 /// What version 5 had that version 6 does not: lookup keys naming their record's uid.
 const DOWNGRADE_TO_V5: &str = concat!(
     "BEGIN IMMEDIATE;",
+    undo_version_7!(),
     undo_version_6!(),
     "PRAGMA user_version = 5; COMMIT;"
 );
@@ -491,4 +506,52 @@ fn verify_trail(what: &str) {
         "{what} verifies: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// What version 6 had that version 7 does not: no numbering of PIN attempts.
+const DOWNGRADE_TO_V6: &str = concat!(
+    "BEGIN IMMEDIATE;",
+    undo_version_7!(),
+    "PRAGMA user_version = 6; COMMIT;"
+);
+
+/// A version 6 token is upgraded on open, its PIN attempts numbered from then on: a
+/// wrong PIN and then the right one leave the count at zero and two attempts numbered.
+#[test]
+fn a_version_6_token_numbers_its_pin_attempts_from_the_upgrade_on() {
+    let env = TestEnv::new();
+    let db = token_with_records(&env);
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(DOWNGRADE_TO_V6)
+        .unwrap();
+    {
+        let ctx = env.load();
+        let slot = slot_of_token(&ctx, TOKEN_LABEL);
+        let session = ctx.open_rw_session(slot).unwrap();
+        assert!(session
+            .login(
+                cryptoki::session::UserType::User,
+                Some(&pin("not-the-pin-0"))
+            )
+            .is_err());
+        session
+            .login(cryptoki::session::UserType::User, Some(&pin(USER_PIN)))
+            .expect("the right PIN after the upgrade");
+        drop(session);
+        ctx.finalize().expect("C_Finalize");
+    }
+    let conn = Connection::open(&db).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 7);
+    let (failures, reserved): (i64, i64) = conn
+        .query_row(
+            "SELECT failures, reserved FROM pins WHERE role = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((failures, reserved), (0, 2));
 }

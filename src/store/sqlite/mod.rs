@@ -266,7 +266,7 @@ impl SqliteStore {
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         match version {
             SCHEMA_VERSION => {}
-            1..=5 => upgrade(&mut db)?,
+            older if (1..SCHEMA_VERSION).contains(&older) => upgrade(&mut db)?,
             other => return Err(StoreError::SchemaVersion(other)),
         }
         SqliteStore::wrap(interest, path, db)
