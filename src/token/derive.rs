@@ -109,8 +109,9 @@ impl Token {
             let object = template::build(&template, Provenance::Supplied, module)?;
             return Ok((self.insert_in(caller, object, &sources_in)?, Vec::new()));
         }
-        // A source whose derive template guards what is derived from it (sensitive or
-        // unextractable) binds it further (docs/security.md, "What `CKA_DERIVE` gives
+        // A source whose derive template guards what is derived from it
+        // (`template_guards`: unextractable, or sensitive and trusted-wrap only) binds it
+        // further (docs/security.md, "What `CKA_DERIVE` gives
         // away"): no derivation puts its bits beside the caller's (concatenation, XOR,
         // extraction: a key extended by a guessed byte is compared with a longer one of
         // the same derivation), every key is at least MIN_GUARDED_DERIVED_LEN bytes, and
@@ -197,7 +198,7 @@ fn forced_by(template: &[RawAttribute], sources: &[&Object]) -> Result<Vec<RawAt
 }
 
 /// The attributes the guarding `CKA_DERIVE_TEMPLATE`s of `sources` force (those that
-/// make derived keys sensitive or unextractable: `template_guards`), together; empty
+/// keep derived keys from the caller: `template_guards`), together; empty
 /// when no source has one. Two sources' templates that contradict each other were
 /// refused before (`forced_by`).
 fn guarding_bound(sources: &[&Object]) -> Vec<(AttrType, Value)> {
