@@ -560,4 +560,6 @@ impl Backend {
 #[cfg(test)]
 mod attack_review15g;
 #[cfg(test)]
+mod attack_review15h;
+#[cfg(test)]
 pub(crate) mod contract;
