@@ -9,8 +9,9 @@ use parking_lot::Mutex;
 
 use super::audit::{self, AuditHead, AuditLog, AuditRecord};
 use super::{
-    Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinCount, PinRecord, PinRecordId,
-    PinRole, PinSettle, ReadMark, RecordIndex, Scope, Snapshot, Store, StoreResult,
+    latest_lease_end, Change, Due, Loaded, ObjectRecord, ObjectUid, PinAttempt, PinCount,
+    PinRecord, PinRecordId, PinRole, PinSettle, ReadMark, RecordIndex, Scope, Snapshot, Store,
+    StoreResult,
 };
 use crate::error::StoreError;
 
@@ -24,8 +25,9 @@ struct Shared {
     /// uid → (sequence of the last write, record as read back, its index).
     objects: BTreeMap<ObjectUid, (u64, ObjectRecord, RecordIndex)>,
     removed: BTreeMap<ObjectUid, u64>,
-    /// PIN attempts in flight: role → (count, lease end).
-    attempts: BTreeMap<PinRole, (u32, i64)>,
+    /// PIN attempts in flight: (role, attempt number) → (the record's KDF parameters,
+    /// lease end).
+    flights: BTreeMap<(PinRole, u64), (Vec<u8>, i64)>,
     /// PIN attempts reserved so far, per role (the number of the newest).
     reserved: BTreeMap<PinRole, u64>,
     /// The audit trail.
@@ -184,13 +186,9 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             }
             Change::PutPin(role, pin) => {
                 // Attempts in flight at a record this one replaces are not at this one.
-                if shared
-                    .pins
-                    .get(&role)
-                    .is_some_and(|held| held.kdf != pin.kdf)
-                {
-                    shared.attempts.remove(&role);
-                }
+                shared
+                    .flights
+                    .retain(|(r, _), (kdf, _)| *r != role || *kdf == pin.kdf);
                 shared.pins.insert(role, pin);
             }
             Change::RequirePin { .. } => {}
@@ -201,7 +199,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             } => {
                 if let Some(held) = shared.pins.get_mut(&role).filter(|h| h.kdf == from_kdf) {
                     if held.kdf != record.kdf {
-                        shared.attempts.remove(&role);
+                        shared.flights.retain(|(r, _), _| *r != role);
                     }
                     held.kdf = record.kdf;
                     held.wrapped_key = record.wrapped_key;
@@ -228,7 +226,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
                 shared.objects.clear();
                 shared.removed.clear();
                 shared.pins.clear();
-                shared.attempts.clear();
+                shared.flights.clear();
                 shared.epoch += 1;
             }
             Change::AppendEvent { body, link } => {
@@ -409,9 +407,18 @@ impl Store for MemoryStore {
             .pins
             .get_mut(&role)
             .ok_or(StoreError::Malformed("no PIN record for that role"))?;
-        let (inflight, lease) = shared.attempts.entry(role).or_insert((0, 0));
+        // Attempts whose lease ended (or was given by a clock far ahead) are in flight no
+        // more: their holders died, and they stay counted.
+        let latest = latest_lease_end(now);
+        shared
+            .flights
+            .retain(|(r, _), (_, lease)| *r != role || (*lease > now && *lease <= latest));
         if limit != 0 && pin.failures >= limit {
-            return Ok(if *inflight > 0 && *lease > now {
+            let busy = shared
+                .flights
+                .iter()
+                .any(|((r, _), (kdf, _))| *r == role && *kdf == pin.kdf);
+            return Ok(if busy {
                 PinAttempt::Busy
             } else {
                 PinAttempt::Locked
@@ -420,12 +427,12 @@ impl Store for MemoryStore {
         pin.failures += 1;
         let failures = pin.failures;
         let kdf = pin.kdf.clone();
-        // An expired lease means its holders died: their count is dropped.
-        *inflight = if *lease <= now { 1 } else { *inflight + 1 };
-        *lease = (*lease).max(lease_until);
         let attempt = shared.reserved.entry(role).or_insert(0);
         *attempt += 1;
         let attempt = *attempt;
+        shared
+            .flights
+            .insert((role, attempt), (kdf.clone(), lease_until));
         self.bump(shared);
         Ok(PinAttempt::Reserved {
             failures,
@@ -447,14 +454,8 @@ impl Store for MemoryStore {
         if shared.epoch != record.epoch {
             return Ok(PinSettle::OtherToken);
         }
-        // Counted in flight at the record it was reserved at only.
-        let current = shared
-            .pins
-            .get(&role)
-            .is_some_and(|pin| pin.kdf == record.kdf);
-        if let Some((inflight, _)) = shared.attempts.get_mut(&role).filter(|_| current) {
-            *inflight = inflight.saturating_sub(1);
-        }
+        // No longer in flight: its own entry goes, and only its own.
+        shared.flights.remove(&(role, record.attempt));
         // The attempts reserved after this one stay counted (in flight, or wrong).
         let after = shared
             .reserved
@@ -479,11 +480,16 @@ impl Store for MemoryStore {
             .pins
             .iter()
             .map(|(role, pin)| {
-                let in_flight = match shared.attempts.get(role) {
-                    Some((n, lease)) if *lease > now => *n,
-                    _ => 0,
-                };
-                (*role, PinCount::read(pin.failures, i64::from(in_flight)))
+                let latest = latest_lease_end(now);
+                let in_flight = shared
+                    .flights
+                    .iter()
+                    .filter(|((r, _), (kdf, lease))| {
+                        r == role && *kdf == pin.kdf && *lease > now && *lease <= latest
+                    })
+                    .count();
+                let in_flight = i64::try_from(in_flight).unwrap_or(i64::MAX);
+                (*role, PinCount::read(pin.failures, in_flight))
             })
             .collect())
     }

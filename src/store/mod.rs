@@ -296,6 +296,19 @@ pub enum PinAttempt {
     OtherToken,
 }
 
+/// How long a reserved PIN attempt counts as in flight (its lease), in seconds: long
+/// enough for any derivation, short enough that a process that died mid-attempt keeps
+/// others waiting only that long.
+pub const PIN_ATTEMPT_LEASE_SECS: i64 = 30;
+
+/// The latest lease end a store believes, after `now`: two leases. One ending later was
+/// given by a clock far ahead of this one (stepped back since, or another host's) and
+/// counts as ended, or a dead attempt would stay in flight for as long as the clocks
+/// differ (review 15h); one lease more leaves room for hosts a little ahead.
+pub const fn latest_lease_end(now: i64) -> i64 {
+    now.saturating_add(2 * PIN_ATTEMPT_LEASE_SECS)
+}
+
 /// A PIN's attempts as `Store::pin_counts` reads them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PinCount {

@@ -14,12 +14,11 @@ use crate::ids::SessionHandle;
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::store::audit::AuditKey;
 use crate::store::seal::{self, MasterKey, PinKdf};
-use crate::store::{Change, PinAttempt, PinRecordId, PinRole, PinSettle};
+use crate::store::{Change, PinAttempt, PinRecordId, PinRole, PinSettle, PIN_ATTEMPT_LEASE_SECS};
 
 /// How long a reserved PIN attempt counts as in flight, at most: longer than any PIN
 /// derivation, short enough that a process dying mid-attempt delays the "locked" answers
 /// of others only briefly.
-const PIN_ATTEMPT_LEASE_SECS: i64 = 30;
 /// How long a caller that found the limit reached by attempts in flight waits before
 /// asking again.
 const BUSY_PAUSE: Duration = Duration::from_millis(5);

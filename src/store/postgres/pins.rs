@@ -8,7 +8,7 @@ use super::conn::Conn;
 use super::conn::PgResult;
 use super::records;
 use crate::error::StoreError;
-use crate::store::{PinAttempt, PinCount, PinRecordId, PinRole, PinSettle};
+use crate::store::{latest_lease_end, PinAttempt, PinCount, PinRecordId, PinRole, PinSettle};
 
 /// What `Store::reserve_pin_attempt` answers, and the sequence number of its commit:
 /// an attempt at the PIN of role `code` of the token of `epoch`, whose limit is `limit`,
@@ -36,25 +36,30 @@ pub(super) fn reserve(
          AND ($3::bigint = 0 OR failures < $3::bigint) RETURNING failures, kdf, reserved",
         &[&token, &code, &limit],
     )?;
+    // Attempts whose lease ended (or was given by a clock far ahead) are in flight no
+    // more: their holders died, and they stay counted.
+    tx.execute(
+        "DELETE FROM kmshsm_pin_flights WHERE token = $1 AND role = $2 \
+         AND (lease_until <= $3::bigint OR lease_until > $4::bigint)",
+        &[&token, &code, &now, &latest_lease_end(now)],
+    )?;
     if let Some(row) = taken {
         let failures = records::count(row.get(0))?;
-        // An expired lease means its holders died: their count is dropped. One lease
-        // for the role's attempts in flight, the newest's (docs/security.md, "PIN
-        // lockout", on what that leaves imprecise).
+        let attempt: i64 = row.get(2);
+        let kdf: Vec<u8> = row.get(1);
         tx.execute(
-            "INSERT INTO kmshsm_pin_attempts AS a (token, role, inflight, lease_until) \
-             VALUES ($1, $2, 1, $4::bigint) ON CONFLICT (token, role) DO UPDATE SET \
-             inflight = CASE WHEN a.lease_until <= $3::bigint THEN 1 ELSE a.inflight + 1 END, \
-             lease_until = greatest(a.lease_until, $4::bigint)",
-            &[&token, &code, &now, &lease_until],
+            "INSERT INTO kmshsm_pin_flights (token, role, attempt, kdf, lease_until) \
+             VALUES ($1, $2, $3, $4, $5::bigint) ON CONFLICT (token, role, attempt) \
+             DO UPDATE SET kdf = excluded.kdf, lease_until = excluded.lease_until",
+            &[&token, &code, &attempt, &kdf, &lease_until],
         )?;
         let seq = records::bump(tx, token, writer)?;
         *committing = true;
         tx.commit()?;
         let record = PinRecordId {
             epoch,
-            kdf: row.get(1),
-            attempt: u64::try_from(row.get::<_, i64>(2))
+            kdf,
+            attempt: u64::try_from(attempt)
                 .map_err(|_| StoreError::Malformed("PIN attempt number out of range"))?,
         };
         return Ok((PinAttempt::Reserved { failures, record }, Some(seq)));
@@ -68,11 +73,13 @@ pub(super) fn reserve(
     if !exists {
         return Err(StoreError::Malformed("no PIN record for that role").into());
     }
+    // Any attempt in flight at the record may be right and lower the count.
     let busy = tx
         .query_opt(
-            "SELECT 1 FROM kmshsm_pin_attempts WHERE token = $1 AND role = $2 \
-             AND inflight > 0 AND lease_until > $3::bigint",
-            &[&token, &code, &now],
+            "SELECT 1 FROM kmshsm_pin_flights f JOIN kmshsm_pins p \
+             ON p.token = f.token AND p.role = f.role AND p.kdf = f.kdf \
+             WHERE f.token = $1 AND f.role = $2 LIMIT 1",
+            &[&token, &code],
         )?
         .is_some();
     tx.commit()?;
@@ -116,11 +123,11 @@ pub(super) fn settle(
             seq = Some(records::bump(tx, token, writer)?);
         }
     }
+    // No longer in flight: its own row goes, and only its own.
+    let attempt = i64::try_from(record.attempt).unwrap_or(i64::MAX);
     tx.execute(
-        "UPDATE kmshsm_pin_attempts SET inflight = inflight - 1 \
-         WHERE token = $1 AND role = $2 AND inflight > 0 AND EXISTS \
-         (SELECT 1 FROM kmshsm_pins WHERE token = $1 AND role = $2 AND kdf = $3)",
-        &[&token, &code, &record.kdf],
+        "DELETE FROM kmshsm_pin_flights WHERE token = $1 AND role = $2 AND attempt = $3",
+        &[&token, &code, &attempt],
     )?;
     *committing = true;
     tx.commit()?;
@@ -133,10 +140,11 @@ pub(super) fn counts(c: &mut Conn, token: i64, now: i64) -> PgResult<BTreeMap<Pi
     tx.begin(super::READ_ONLY)?;
     let mut counts = BTreeMap::new();
     for row in tx.query(
-        "SELECT p.role, p.failures, COALESCE(a.inflight, 0) FROM kmshsm_pins p \
-         LEFT JOIN kmshsm_pin_attempts a ON a.token = p.token AND a.role = p.role \
-         AND a.lease_until > $2::bigint WHERE p.token = $1",
-        &[&token, &now],
+        "SELECT p.role, p.failures, (SELECT count(*) FROM kmshsm_pin_flights f \
+         WHERE f.token = p.token AND f.role = p.role AND f.kdf = p.kdf \
+         AND f.lease_until > $2::bigint AND f.lease_until <= $3::bigint) \
+         FROM kmshsm_pins p WHERE p.token = $1",
+        &[&token, &now, &latest_lease_end(now)],
     )? {
         let role =
             PinRole::from_code(row.get(0)).ok_or(StoreError::Malformed("unknown PIN role"))?;

@@ -156,9 +156,8 @@ pub(super) fn apply(
                 // Attempts in flight at a record this one replaces are not at this one:
                 // they can neither reset its count nor count against it (review 15e).
                 tx.execute(
-                    "DELETE FROM kmshsm_pin_attempts WHERE token = $1 AND role = $2 \
-                     AND NOT EXISTS (SELECT 1 FROM kmshsm_pins \
-                     WHERE token = $1 AND role = $2 AND kdf = $3)",
+                    "DELETE FROM kmshsm_pin_flights WHERE token = $1 AND role = $2 \
+                     AND kdf != $3",
                     &[&token, &role.code(), &pin.kdf],
                 )?;
                 tx.execute(
@@ -196,7 +195,7 @@ pub(super) fn apply(
                 if rewrapped > 0 && from_kdf != record.kdf {
                     // As for PutPin: attempts in flight were at the record replaced.
                     tx.execute(
-                        "DELETE FROM kmshsm_pin_attempts WHERE token = $1 AND role = $2",
+                        "DELETE FROM kmshsm_pin_flights WHERE token = $1 AND role = $2",
                         &[&token, &role.code()],
                     )?;
                 }
@@ -243,7 +242,7 @@ pub(super) fn apply(
                     "kmshsm_lookup",
                     "kmshsm_removed",
                     "kmshsm_pins",
-                    "kmshsm_pin_attempts",
+                    "kmshsm_pin_flights",
                 ] {
                     tx.execute(&format!("DELETE FROM {table} WHERE token = $1"), &[&token])?;
                 }

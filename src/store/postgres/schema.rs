@@ -67,10 +67,15 @@ UPDATE kmshsm_version SET version = 2 WHERE id = 1;
 ";
 
 /// Version 2 → 3: each PIN record numbers the attempts reserved at it (`reserved`), so
-/// that a right PIN forgives the attempts reserved up to it and not those after
-/// (`pins.rs`, `settle`).
+/// that a right PIN forgives the attempts reserved up to it and not those after; and
+/// each attempt in flight is a row of its own with its own lease (`kmshsm_pin_flights`),
+/// where one row per role counted them under one lease (`pins.rs`; reviews 15g, 15h).
 const UPGRADE_V2_TO_V3: &str = "
 ALTER TABLE kmshsm_pins ADD COLUMN reserved bigint NOT NULL DEFAULT 0;
+DROP TABLE kmshsm_pin_attempts;
+CREATE TABLE kmshsm_pin_flights (token bigint NOT NULL REFERENCES kmshsm_tokens (id) ON DELETE CASCADE,
+                             role bigint NOT NULL, attempt bigint NOT NULL, kdf bytea NOT NULL,
+                             lease_until bigint NOT NULL, PRIMARY KEY (token, role, attempt));
 UPDATE kmshsm_version SET version = 3 WHERE id = 1;
 ";
 

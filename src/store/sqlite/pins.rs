@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::StoreError;
-use crate::store::{PinAttempt, PinCount, PinRecordId, PinRole, PinSettle, StoreResult};
+use crate::store::{
+    latest_lease_end, PinAttempt, PinCount, PinRecordId, PinRole, PinSettle, StoreResult,
+};
 
 /// `Store::reserve_pin_attempt` on the locked connection (no waiting for a sync).
 pub(super) fn reserve(
@@ -34,17 +36,18 @@ pub(super) fn reserve(
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
+    // Attempts whose lease ended (or was given by a clock ahead) are in flight no more:
+    // their holders died, and they stay counted.
+    tx.prepare_cached(
+        "DELETE FROM pin_flights WHERE role = ?1 AND (lease_until <= ?2 OR lease_until > ?3)",
+    )?
+    .execute(params![role.code(), now, latest_lease_end(now)])?;
     let answer = if let Some((failures, kdf, attempt)) = counted {
-        // An expired lease means its holders died: their count is dropped. One lease
-        // for the role's attempts in flight, the newest's (docs/security.md, "PIN
-        // lockout", on what that leaves imprecise).
         tx.prepare_cached(
-            "INSERT INTO pin_attempts (role, inflight, lease_until) VALUES (?1, 1, ?3) \
-             ON CONFLICT (role) DO UPDATE SET \
-             inflight = CASE WHEN lease_until <= ?2 THEN 1 ELSE inflight + 1 END, \
-             lease_until = max(lease_until, ?3)",
+            "INSERT OR REPLACE INTO pin_flights (role, attempt, kdf, lease_until) \
+             VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![role.code(), now, lease_until])?;
+        .execute(params![role.code(), attempt, kdf, lease_until])?;
         PinAttempt::Reserved {
             failures,
             record: PinRecordId {
@@ -62,12 +65,13 @@ pub(super) fn reserve(
         if !exists {
             return Err(StoreError::Malformed("no PIN record for that role"));
         }
+        // Any attempt in flight at the record may be right and lower the count.
         let busy = tx
             .prepare_cached(
-                "SELECT 1 FROM pin_attempts \
-                 WHERE role = ?1 AND inflight > 0 AND lease_until > ?2",
+                "SELECT 1 FROM pin_flights f JOIN pins p ON p.role = f.role AND p.kdf = f.kdf \
+                 WHERE f.role = ?1 LIMIT 1",
             )?
-            .query_row(params![role.code(), now], |_| Ok(()))
+            .query_row([role.code()], |_| Ok(()))
             .optional()?
             .is_some();
         if busy {
@@ -99,13 +103,9 @@ pub(super) fn settle(
         )?
         .execute(params![role.code(), record.kdf, record.attempt])?;
     }
-    // Counted in flight at the record it was reserved at only (a record replaced since
-    // dropped its attempts in flight: `writes.rs`, PutPin).
-    tx.prepare_cached(
-        "UPDATE pin_attempts SET inflight = inflight - 1 WHERE role = ?1 AND inflight > 0 \
-         AND EXISTS (SELECT 1 FROM pins WHERE role = ?1 AND kdf = ?2)",
-    )?
-    .execute(params![role.code(), record.kdf])?;
+    // No longer in flight: its own row goes, and only its own.
+    tx.prepare_cached("DELETE FROM pin_flights WHERE role = ?1 AND attempt = ?2")?
+        .execute(params![role.code(), record.attempt])?;
     tx.commit()?;
     Ok(PinSettle::Settled)
 }
@@ -116,10 +116,11 @@ pub(super) fn counts(db: &mut Connection, now: i64) -> StoreResult<BTreeMap<PinR
     let mut counts = BTreeMap::new();
     {
         let mut q = tx.prepare_cached(
-            "SELECT p.role, p.failures, COALESCE(a.inflight, 0) FROM pins p \
-             LEFT JOIN pin_attempts a ON a.role = p.role AND a.lease_until > ?1",
+            "SELECT p.role, p.failures, (SELECT count(*) FROM pin_flights f \
+             WHERE f.role = p.role AND f.kdf = p.kdf AND f.lease_until > ?1 \
+             AND f.lease_until <= ?2) FROM pins p",
         )?;
-        let rows = q.query_map([now], |r| {
+        let rows = q.query_map([now, latest_lease_end(now)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, u32>(1)?,

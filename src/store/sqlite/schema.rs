@@ -120,10 +120,15 @@ CREATE INDEX objects_by_due ON objects (due) WHERE due IS NOT NULL;
 ";
 
 /// Version 6 → 7: each PIN record numbers the attempts reserved at it (`reserved`), so
-/// that a right PIN forgives the attempts reserved up to it and not those after
-/// (`pins.rs`, `settle`).
+/// that a right PIN forgives the attempts reserved up to it and not those after; and
+/// each attempt in flight is a row of its own with its own lease (`pin_flights`), where
+/// one row per role counted them under one lease (`pins.rs`; reviews 15g, 15h).
 pub(super) const UPGRADE_V6_TO_V7: &str = "
 ALTER TABLE pins ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;
+DROP TABLE IF EXISTS pin_attempts;
+CREATE TABLE pin_flights (role INTEGER NOT NULL, attempt INTEGER NOT NULL, kdf BLOB NOT NULL,
+                          lease_until INTEGER NOT NULL, PRIMARY KEY (role, attempt))
+                          WITHOUT ROWID;
 ";
 
 /// Statements kept prepared per connection: more than this module has (rusqlite's

@@ -237,11 +237,8 @@ pub(super) fn apply(
             Change::PutPin(role, pin) => {
                 // Attempts in flight at a record this one replaces are not at this one:
                 // they can neither reset its count nor count against it (review 15e).
-                tx.prepare_cached(
-                    "DELETE FROM pin_attempts WHERE role = ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM pins WHERE role = ?1 AND kdf = ?2)",
-                )?
-                .execute(params![role.code(), pin.kdf])?;
+                tx.prepare_cached("DELETE FROM pin_flights WHERE role = ?1 AND kdf != ?2")?
+                    .execute(params![role.code(), pin.kdf])?;
                 // The attempts' numbering (`reserved`) goes on across records.
                 tx.prepare_cached(
                     "INSERT INTO pins (role, kdf, wrapped_key, failures) VALUES (?1, ?2, ?3, ?4) \
@@ -281,7 +278,7 @@ pub(super) fn apply(
                     ])?;
                 if rewrapped > 0 && from_kdf != record.kdf {
                     // As for PutPin: attempts in flight were at the record replaced.
-                    tx.prepare_cached("DELETE FROM pin_attempts WHERE role = ?1")?
+                    tx.prepare_cached("DELETE FROM pin_flights WHERE role = ?1")?
                         .execute([role.code()])?;
                 }
             }
@@ -295,7 +292,7 @@ pub(super) fn apply(
             Change::Wipe => {
                 tx.execute_batch(
                         "DELETE FROM objects; DELETE FROM lookup; DELETE FROM removed; DELETE FROM pins;
-                         DELETE FROM pin_attempts;
+                         DELETE FROM pin_flights;
                          UPDATE state SET epoch = epoch + 1 WHERE id = 1;",
                     )?;
             }
