@@ -10,48 +10,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-#[path = "../../tests/common/pg.rs"]
-#[allow(unreachable_pub, clippy::duplicate_mod)]
-// the integration tests' helper, as postgres/tests.rs loads it
-mod pg;
-
-use std::sync::Arc;
-
-use super::postgres::{PgSettings, PgStore};
+use super::pin_scenarios::*;
 use super::*;
-use crate::config::{ChangeCheck, PostgresConfig, StoreUrl};
-
-const SO: PinRole = PinRole::So;
-
-fn record(kdf: u8) -> PinRecord {
-    PinRecord {
-        kdf: vec![kdf; 3],
-        wrapped_key: vec![kdf; 60],
-        failures: 0,
-    }
-}
-
-/// The epoch of the token `store` holds, with the SO PIN record `record(1)` in place.
-fn with_so_pin(store: &dyn Store) -> u64 {
-    store.commit(vec![Change::PutPin(SO, record(1))]).unwrap();
-    let snap = store.read(0, 0, Scope::Changes).unwrap();
-    store.applied(&snap.mark).unwrap();
-    snap.epoch
-}
-
-fn counts(store: &dyn Store, now: i64) -> PinCount {
-    store.pin_counts(now).unwrap()[&SO]
-}
-
-fn reserved(store: &dyn Store, epoch: u64, limit: u32, now: i64) -> PinRecordId {
-    match store
-        .reserve_pin_attempt(SO, epoch, limit, now, now + 30)
-        .unwrap()
-    {
-        PinAttempt::Reserved { record, .. } => record,
-        other => panic!("no attempt reserved at {now}: {other:?}"),
-    }
-}
 
 /// Attack: two attempts at the SO PIN overlap; the first (reserved at 600, lease to 630)
 /// settles wrong at 601, the second (reserved at 629, its own lease to 659) is the PIN's
@@ -159,62 +119,30 @@ fn right_pin_erases_guesses_in_flight(first: &dyn Store, second: &dyn Store) {
 
 #[test]
 fn attack_review15g_memory_a_right_pin_erases_the_guesses_in_flight() {
-    let first = memory::MemoryStore::new();
-    let second = first.share();
-    right_pin_erases_guesses_in_flight(&first, &second);
+    on_memory(right_pin_erases_guesses_in_flight);
 }
 
 #[test]
 fn attack_review15g_sqlite_a_right_pin_erases_the_guesses_in_flight() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let first = sqlite::SqliteStore::create(&path, vec![]).unwrap();
-    let second = sqlite::SqliteStore::open(&path).unwrap();
-    right_pin_erases_guesses_in_flight(&first, &second);
+    on_sqlite(right_pin_erases_guesses_in_flight);
 }
 
 #[test]
 fn attack_review15g_postgres_a_right_pin_erases_the_guesses_in_flight() {
-    let cluster = pg::Cluster::start();
-    let (first, second) = pg_pair(&cluster, "erase");
-    right_pin_erases_guesses_in_flight(&first, &second);
+    on_postgres(right_pin_erases_guesses_in_flight);
 }
 
 #[test]
 fn attack_review15g_memory_a_live_attempt_is_taken_for_dead_at_its_predecessors_lease() {
-    let first = memory::MemoryStore::new();
-    let second = first.share();
-    live_attempt_outlives_the_lease(&first, &second);
+    on_memory(live_attempt_outlives_the_lease);
 }
 
 #[test]
 fn attack_review15g_sqlite_a_live_attempt_is_taken_for_dead_at_its_predecessors_lease() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let first = sqlite::SqliteStore::create(&path, vec![]).unwrap();
-    let second = sqlite::SqliteStore::open(&path).unwrap();
-    live_attempt_outlives_the_lease(&first, &second);
-}
-
-fn pg_pair(cluster: &pg::Cluster, serial: &str) -> (PgStore, PgStore) {
-    let options = PostgresConfig {
-        change_check: ChangeCheck::Query,
-        check_interval_ms: 100,
-        connect_timeout_ms: 2_000,
-        statement_timeout_ms: 5_000,
-        network_timeout_ms: 5_000,
-        ..PostgresConfig::default()
-    };
-    let url = cluster.database("attack15g");
-    let settings = Arc::new(PgSettings::new(&StoreUrl::new(&url), &options).unwrap());
-    let first = PgStore::create(Arc::clone(&settings), serial, vec![]).unwrap();
-    let second = PgStore::open(settings, serial).unwrap();
-    (first, second)
+    on_sqlite(live_attempt_outlives_the_lease);
 }
 
 #[test]
 fn attack_review15g_postgres_a_live_attempt_is_taken_for_dead_at_its_predecessors_lease() {
-    let cluster = pg::Cluster::start();
-    let (first, second) = pg_pair(&cluster, "lease");
-    live_attempt_outlives_the_lease(&first, &second);
+    on_postgres(live_attempt_outlives_the_lease);
 }

@@ -10,48 +10,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-#[path = "../../tests/common/pg.rs"]
-#[allow(unreachable_pub, clippy::duplicate_mod)]
-// the integration tests' helper, as postgres/tests.rs loads it
-mod pg;
-
-use std::sync::Arc;
-
-use super::postgres::{PgSettings, PgStore};
+use super::pin_scenarios::*;
 use super::*;
-use crate::config::{ChangeCheck, PostgresConfig, StoreUrl};
-
-const SO: PinRole = PinRole::So;
-
-fn record(kdf: u8) -> PinRecord {
-    PinRecord {
-        kdf: vec![kdf; 3],
-        wrapped_key: vec![kdf; 60],
-        failures: 0,
-    }
-}
-
-/// The epoch of the token `store` holds, with the SO PIN record `record(1)` in place.
-fn with_so_pin(store: &dyn Store) -> u64 {
-    store.commit(vec![Change::PutPin(SO, record(1))]).unwrap();
-    let snap = store.read(0, 0, Scope::Changes).unwrap();
-    store.applied(&snap.mark).unwrap();
-    snap.epoch
-}
-
-fn counts(store: &dyn Store, now: i64) -> PinCount {
-    store.pin_counts(now).unwrap()[&SO]
-}
-
-fn reserved(store: &dyn Store, epoch: u64, limit: u32, now: i64) -> PinRecordId {
-    match store
-        .reserve_pin_attempt(SO, epoch, limit, now, now + 30)
-        .unwrap()
-    {
-        PinAttempt::Reserved { record, .. } => record,
-        other => panic!("no attempt reserved at {now}: {other:?}"),
-    }
-}
 
 /// Attack (a stalled process): attempt A is reserved at 100 (lease to 130) and its
 /// process stalls (SIGSTOP, a paused VM, a derivation swapped out) for more than the
@@ -148,27 +108,9 @@ fn sqlite_pair() -> (tempfile::TempDir, sqlite::SqliteStore, sqlite::SqliteStore
     (dir, first, second)
 }
 
-fn pg_pair(cluster: &pg::Cluster, serial: &str) -> (PgStore, PgStore) {
-    let options = PostgresConfig {
-        change_check: ChangeCheck::Query,
-        check_interval_ms: 100,
-        connect_timeout_ms: 2_000,
-        statement_timeout_ms: 5_000,
-        network_timeout_ms: 5_000,
-        ..PostgresConfig::default()
-    };
-    let url = cluster.database("attack15h");
-    let settings = Arc::new(PgSettings::new(&StoreUrl::new(&url), &options).unwrap());
-    let first = PgStore::create(Arc::clone(&settings), serial, vec![]).unwrap();
-    let second = PgStore::open(settings, serial).unwrap();
-    (first, second)
-}
-
 #[test]
 fn attack_review15h_memory_a_stalled_attempt_settling_late_hides_the_live_last_try() {
-    let first = memory::MemoryStore::new();
-    let second = first.share();
-    stalled_attempt_hides_the_live_one(&first, &second);
+    on_memory(stalled_attempt_hides_the_live_one);
 }
 
 #[test]
@@ -179,16 +121,12 @@ fn attack_review15h_sqlite_a_stalled_attempt_settling_late_hides_the_live_last_t
 
 #[test]
 fn attack_review15h_postgres_a_stalled_attempt_settling_late_hides_the_live_last_try() {
-    let cluster = pg::Cluster::start();
-    let (first, second) = pg_pair(&cluster, "stalled");
-    stalled_attempt_hides_the_live_one(&first, &second);
+    on_postgres(stalled_attempt_hides_the_live_one);
 }
 
 #[test]
 fn attack_review15h_memory_a_clock_stepped_back_keeps_a_dead_attempt_in_flight() {
-    let first = memory::MemoryStore::new();
-    let second = first.share();
-    clock_step_keeps_a_dead_attempt_in_flight(&first, &second);
+    on_memory(clock_step_keeps_a_dead_attempt_in_flight);
 }
 
 #[test]
@@ -199,7 +137,5 @@ fn attack_review15h_sqlite_a_clock_stepped_back_keeps_a_dead_attempt_in_flight()
 
 #[test]
 fn attack_review15h_postgres_a_clock_stepped_back_keeps_a_dead_attempt_in_flight() {
-    let cluster = pg::Cluster::start();
-    let (first, second) = pg_pair(&cluster, "clock");
-    clock_step_keeps_a_dead_attempt_in_flight(&first, &second);
+    on_postgres(clock_step_keeps_a_dead_attempt_in_flight);
 }

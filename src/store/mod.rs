@@ -576,3 +576,5 @@ mod attack_review15g;
 mod attack_review15h;
 #[cfg(test)]
 pub(crate) mod contract;
+#[cfg(test)]
+mod pin_scenarios;
