@@ -151,7 +151,10 @@ fn a_version_1_token_is_upgraded_on_open_and_its_objects_are_found_by_label_and_
     let attempts: i64 = conn
         .query_row("SELECT count(*) FROM pin_flights", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(attempts, 0, "version 7 keeps PIN attempts in flight, none now");
+    assert_eq!(
+        attempts, 0,
+        "version 7 keeps PIN attempts in flight, none now"
+    );
     let keys: i64 = conn
         .query_row("SELECT count(*) FROM lookup", [], |r| r.get(0))
         .unwrap();
