@@ -575,6 +575,8 @@ mod attack_review15g;
 #[cfg(test)]
 mod attack_review15h;
 #[cfg(test)]
+mod attack_review15i;
+#[cfg(test)]
 pub(crate) mod contract;
 #[cfg(test)]
 mod pin_scenarios;
