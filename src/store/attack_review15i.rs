@@ -10,48 +10,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-#[path = "../../tests/common/pg.rs"]
-#[allow(unreachable_pub, clippy::duplicate_mod)]
-// the integration tests' helper, as postgres/tests.rs loads it
-mod pg;
-
-use std::sync::Arc;
-
-use super::postgres::{PgSettings, PgStore};
+use super::pin_scenarios::*;
 use super::*;
-use crate::config::{ChangeCheck, PostgresConfig, StoreUrl};
-
-const SO: PinRole = PinRole::So;
-
-fn record(kdf: u8) -> PinRecord {
-    PinRecord {
-        kdf: vec![kdf; 3],
-        wrapped_key: vec![kdf; 60],
-        failures: 0,
-    }
-}
-
-/// The epoch of the token `store` holds, with the SO PIN record `record(1)` in place.
-fn with_so_pin(store: &dyn Store) -> u64 {
-    store.commit(vec![Change::PutPin(SO, record(1))]).unwrap();
-    let snap = store.read(0, 0, Scope::Changes).unwrap();
-    store.applied(&snap.mark).unwrap();
-    snap.epoch
-}
-
-fn counts(store: &dyn Store, now: i64) -> PinCount {
-    store.pin_counts(now).unwrap()[&SO]
-}
-
-fn reserved(store: &dyn Store, epoch: u64, limit: u32, now: i64) -> PinRecordId {
-    match store
-        .reserve_pin_attempt(SO, epoch, limit, now, now + 30)
-        .unwrap()
-    {
-        PinAttempt::Reserved { record, .. } => record,
-        other => panic!("no attempt reserved at {now}: {other:?}"),
-    }
-}
 
 /// Attack (a lock hidden behind a forgiven attempt): with a limit of 2, attempt 1 is
 /// reserved at 100 and its process is still deriving (lease to 130). The owner logs in
@@ -143,59 +103,27 @@ fn renumbered_attempt_loses_its_row(first: &dyn Store, second: &dyn Store) {
     );
 }
 
-fn sqlite_pair() -> (tempfile::TempDir, sqlite::SqliteStore, sqlite::SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let first = sqlite::SqliteStore::create(&path, vec![]).unwrap();
-    let second = sqlite::SqliteStore::open(&path).unwrap();
-    (dir, first, second)
-}
-
-fn pg_pair(cluster: &pg::Cluster, serial: &str) -> (PgStore, PgStore) {
-    let options = PostgresConfig {
-        change_check: ChangeCheck::Query,
-        check_interval_ms: 100,
-        connect_timeout_ms: 2_000,
-        statement_timeout_ms: 5_000,
-        network_timeout_ms: 5_000,
-        ..PostgresConfig::default()
-    };
-    let url = cluster.database("attack15i");
-    let settings = Arc::new(PgSettings::new(&StoreUrl::new(&url), &options).unwrap());
-    let first = PgStore::create(Arc::clone(&settings), serial, vec![]).unwrap();
-    let second = PgStore::open(settings, serial).unwrap();
-    (first, second)
-}
-
 #[test]
 fn attack_review15i_memory_a_forgiven_attempt_in_flight_hides_a_certain_lock() {
-    let first = memory::MemoryStore::new();
-    let second = first.share();
-    forgiven_attempt_hides_the_lock(&first, &second);
+    on_memory(forgiven_attempt_hides_the_lock);
 }
 
 #[test]
 fn attack_review15i_sqlite_a_forgiven_attempt_in_flight_hides_a_certain_lock() {
-    let (_dir, first, second) = sqlite_pair();
-    forgiven_attempt_hides_the_lock(&first, &second);
+    on_sqlite(forgiven_attempt_hides_the_lock);
 }
 
 #[test]
 fn attack_review15i_postgres_a_forgiven_attempt_in_flight_hides_a_certain_lock() {
-    let cluster = pg::Cluster::start();
-    let (first, second) = pg_pair(&cluster, "forgiven");
-    forgiven_attempt_hides_the_lock(&first, &second);
+    on_postgres(forgiven_attempt_hides_the_lock);
 }
 
 #[test]
 fn attack_review15i_sqlite_a_renumbered_attempt_settling_late_removes_the_live_one() {
-    let (_dir, first, second) = sqlite_pair();
-    renumbered_attempt_loses_its_row(&first, &second);
+    on_sqlite(renumbered_attempt_loses_its_row);
 }
 
 #[test]
 fn attack_review15i_postgres_a_renumbered_attempt_settling_late_removes_the_live_one() {
-    let cluster = pg::Cluster::start();
-    let (first, second) = pg_pair(&cluster, "renumbered");
-    renumbered_attempt_loses_its_row(&first, &second);
+    on_postgres(renumbered_attempt_loses_its_row);
 }

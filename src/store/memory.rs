@@ -207,6 +207,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             }
             Change::RemovePin(role) => {
                 shared.pins.remove(&role);
+                shared.flights.retain(|(r, _), _| *r != role);
             }
             Change::PutObject(mut rec) => {
                 shared.removed.remove(&rec.uid);
@@ -414,10 +415,12 @@ impl Store for MemoryStore {
             .flights
             .retain(|(r, _), (_, lease)| *r != role || (*lease > now && *lease <= latest));
         if limit != 0 && pin.failures >= limit {
-            let busy = shared
-                .flights
-                .iter()
-                .any(|((r, _), (kdf, _))| *r == role && *kdf == pin.kdf);
+            // One of the last `limit` reserved, which right would lower the count under
+            // the limit (review 15i).
+            let newest = shared.reserved.get(&role).copied().unwrap_or(0);
+            let busy = shared.flights.iter().any(|((r, attempt), (kdf, _))| {
+                *r == role && *kdf == pin.kdf && *attempt + u64::from(limit) > newest
+            });
             return Ok(if busy {
                 PinAttempt::Busy
             } else {
@@ -455,7 +458,13 @@ impl Store for MemoryStore {
             return Ok(PinSettle::OtherToken);
         }
         // No longer in flight: its own entry goes, and only its own.
-        shared.flights.remove(&(role, record.attempt));
+        if shared
+            .flights
+            .get(&(role, record.attempt))
+            .is_some_and(|(kdf, _)| *kdf == record.kdf)
+        {
+            shared.flights.remove(&(role, record.attempt));
+        }
         // The attempts reserved after this one stay counted (in flight, or wrong).
         let after = shared
             .reserved
@@ -481,11 +490,17 @@ impl Store for MemoryStore {
             .iter()
             .map(|(role, pin)| {
                 let latest = latest_lease_end(now);
+                // Counted: the last `failures` reserved.
+                let newest = shared.reserved.get(role).copied().unwrap_or(0);
                 let in_flight = shared
                     .flights
                     .iter()
-                    .filter(|((r, _), (kdf, lease))| {
-                        r == role && *kdf == pin.kdf && *lease > now && *lease <= latest
+                    .filter(|((r, attempt), (kdf, lease))| {
+                        r == role
+                            && *kdf == pin.kdf
+                            && *attempt + u64::from(pin.failures) > newest
+                            && *lease > now
+                            && *lease <= latest
                     })
                     .count();
                 let in_flight = i64::try_from(in_flight).unwrap_or(i64::MAX);

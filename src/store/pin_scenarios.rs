@@ -1,4 +1,4 @@
-//! The harness of the PIN-counter reviews (`attack_review15g.rs`, `attack_review15h.rs`):
+//! The harness of the PIN-counter reviews (`attack_review15g.rs`, `15h.rs`, `15i.rs`):
 //! a scenario on two handles of one token is run on the memory store, SQLite (two
 //! handles on one file) and PostgreSQL (two handles on one token of a private cluster),
 //! with the helpers the scenarios share. Test code only.

@@ -73,13 +73,15 @@ pub(super) fn reserve(
     if !exists {
         return Err(StoreError::Malformed("no PIN record for that role").into());
     }
-    // Any attempt in flight at the record may be right and lower the count.
+    // An attempt in flight at the record that, right, would bring the count under the
+    // limit (one of the last `limit` reserved) makes the caller wait; one forgiven
+    // already does not (review 15i).
     let busy = tx
         .query_opt(
             "SELECT 1 FROM kmshsm_pin_flights f JOIN kmshsm_pins p \
              ON p.token = f.token AND p.role = f.role AND p.kdf = f.kdf \
-             WHERE f.token = $1 AND f.role = $2 LIMIT 1",
-            &[&token, &code],
+             WHERE f.token = $1 AND f.role = $2 AND f.attempt > p.reserved - $3::bigint LIMIT 1",
+            &[&token, &code, &limit],
         )?
         .is_some();
     tx.commit()?;
@@ -126,8 +128,9 @@ pub(super) fn settle(
     // No longer in flight: its own row goes, and only its own.
     let attempt = i64::try_from(record.attempt).unwrap_or(i64::MAX);
     tx.execute(
-        "DELETE FROM kmshsm_pin_flights WHERE token = $1 AND role = $2 AND attempt = $3",
-        &[&token, &code, &attempt],
+        "DELETE FROM kmshsm_pin_flights WHERE token = $1 AND role = $2 AND attempt = $3 \
+         AND kdf = $4",
+        &[&token, &code, &attempt, &record.kdf],
     )?;
     *committing = true;
     tx.commit()?;
@@ -142,6 +145,7 @@ pub(super) fn counts(c: &mut Conn, token: i64, now: i64) -> PgResult<BTreeMap<Pi
     for row in tx.query(
         "SELECT p.role, p.failures, (SELECT count(*) FROM kmshsm_pin_flights f \
          WHERE f.token = p.token AND f.role = p.role AND f.kdf = p.kdf \
+         AND f.attempt > p.reserved - p.failures \
          AND f.lease_until > $2::bigint AND f.lease_until <= $3::bigint) \
          FROM kmshsm_pins p WHERE p.token = $1",
         &[&token, &now, &latest_lease_end(now)],

@@ -201,10 +201,13 @@ pub(super) fn apply(
                 }
             }
             Change::RemovePin(role) => {
-                tx.execute(
-                    "DELETE FROM kmshsm_pins WHERE token = $1 AND role = $2",
-                    &[&token, &role.code()],
-                )?;
+                // The record's numbering goes with it: so do its attempts in flight.
+                for table in ["kmshsm_pin_flights", "kmshsm_pins"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE token = $1 AND role = $2"),
+                        &[&token, &role.code()],
+                    )?;
+                }
             }
             Change::PutObject(rec) => {
                 tx.execute(

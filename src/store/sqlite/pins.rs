@@ -65,13 +65,16 @@ pub(super) fn reserve(
         if !exists {
             return Err(StoreError::Malformed("no PIN record for that role"));
         }
-        // Any attempt in flight at the record may be right and lower the count.
+        // An attempt in flight at the record that, right, would bring the count under
+        // the limit (one of the last `limit` reserved: a right PIN forgives what was
+        // reserved up to it) makes the caller wait; one forgiven already does not
+        // (review 15i).
         let busy = tx
             .prepare_cached(
                 "SELECT 1 FROM pin_flights f JOIN pins p ON p.role = f.role AND p.kdf = f.kdf \
-                 WHERE f.role = ?1 LIMIT 1",
+                 WHERE f.role = ?1 AND f.attempt > p.reserved - ?2 LIMIT 1",
             )?
-            .query_row([role.code()], |_| Ok(()))
+            .query_row(params![role.code(), limit], |_| Ok(()))
             .optional()?
             .is_some();
         if busy {
@@ -104,8 +107,8 @@ pub(super) fn settle(
         .execute(params![role.code(), record.kdf, record.attempt])?;
     }
     // No longer in flight: its own row goes, and only its own.
-    tx.prepare_cached("DELETE FROM pin_flights WHERE role = ?1 AND attempt = ?2")?
-        .execute(params![role.code(), record.attempt])?;
+    tx.prepare_cached("DELETE FROM pin_flights WHERE role = ?1 AND attempt = ?2 AND kdf = ?3")?
+        .execute(params![role.code(), record.attempt, record.kdf])?;
     tx.commit()?;
     Ok(PinSettle::Settled)
 }
@@ -115,10 +118,12 @@ pub(super) fn counts(db: &mut Connection, now: i64) -> StoreResult<BTreeMap<PinR
     let tx = db.transaction_with_behavior(TransactionBehavior::Deferred)?;
     let mut counts = BTreeMap::new();
     {
+        // In flight and counted: the attempts still counted are the last `failures`
+        // reserved (a right PIN forgave those before it).
         let mut q = tx.prepare_cached(
             "SELECT p.role, p.failures, (SELECT count(*) FROM pin_flights f \
-             WHERE f.role = p.role AND f.kdf = p.kdf AND f.lease_until > ?1 \
-             AND f.lease_until <= ?2) FROM pins p",
+             WHERE f.role = p.role AND f.kdf = p.kdf AND f.attempt > p.reserved - p.failures \
+             AND f.lease_until > ?1 AND f.lease_until <= ?2) FROM pins p",
         )?;
         let rows = q.query_map([now, latest_lease_end(now)], |r| {
             Ok((

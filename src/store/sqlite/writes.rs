@@ -283,6 +283,9 @@ pub(super) fn apply(
                 }
             }
             Change::RemovePin(role) => {
+                // The record's numbering goes with it: so do its attempts in flight.
+                tx.prepare_cached("DELETE FROM pin_flights WHERE role = ?1")?
+                    .execute([role.code()])?;
                 tx.prepare_cached("DELETE FROM pins WHERE role = ?1")?
                     .execute([role.code()])?;
             }
