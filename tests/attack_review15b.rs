@@ -21,22 +21,7 @@ use std::time::Duration;
 /// enough (Argon2id, 64 MiB, two passes) that a `C_Login` with the right PIN stays in
 /// flight for a while.
 fn slow_config(env: &TestEnv, max: u32) -> String {
-    format!(
-        "token_dir = {:?}\nlog_level = \"warn\"\nlog_file = {:?}\nmax_pin_failures = {max}\n\n\
-         [kdf]\nmemory_kib = 65536\niterations = 2\nparallelism = 1\n",
-        env.token_dir.to_str().unwrap(),
-        env.log_path.to_str().unwrap(),
-    )
-}
-
-/// The user PIN flags `C_GetTokenInfo` reports: (count low, final try, locked).
-fn user_flags(ctx: &cryptoki::context::Pkcs11, slot: cryptoki::slot::Slot) -> (bool, bool, bool) {
-    let info = ctx.get_token_info(slot).unwrap();
-    (
-        info.user_pin_count_low(),
-        info.user_pin_final_try(),
-        info.user_pin_locked(),
-    )
+    kdf_config(env, max, 65536, 2)
 }
 
 /// Defect: `C_GetTokenInfo` reports a PIN that is not locked as locked, and a PIN no one

@@ -13,9 +13,7 @@
 mod common;
 
 use common::*;
-use cryptoki::context::Pkcs11;
 use cryptoki::session::UserType;
-use cryptoki::slot::Slot;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,25 +36,6 @@ fn light_config(env: &TestEnv, max: u32) -> String {
 /// so the cost follows the record, not the configuration of the process trying it.
 fn heavy_config(env: &TestEnv, max: u32) -> String {
     kdf_config(env, max, 65536, 6)
-}
-
-fn kdf_config(env: &TestEnv, max: u32, memory_kib: u32, iterations: u32) -> String {
-    format!(
-        "token_dir = {:?}\nlog_level = \"warn\"\nlog_file = {:?}\nmax_pin_failures = {max}\n\n\
-         [kdf]\nmemory_kib = {memory_kib}\niterations = {iterations}\nparallelism = 1\n",
-        env.token_dir.to_str().unwrap(),
-        env.log_path.to_str().unwrap(),
-    )
-}
-
-/// The user PIN flags `C_GetTokenInfo` reports: (count low, final try, locked).
-fn user_flags(ctx: &Pkcs11, slot: Slot) -> (bool, bool, bool) {
-    let info = ctx.get_token_info(slot).unwrap();
-    (
-        info.user_pin_count_low(),
-        info.user_pin_final_try(),
-        info.user_pin_locked(),
-    )
 }
 
 /// Defect: a wrong-PIN attempt in flight against a user PIN record that has since been

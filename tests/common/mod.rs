@@ -142,6 +142,29 @@ impl Default for Options {
     }
 }
 
+/// The configuration of `env` with PIN lockout limit `max` and PIN records whose Argon2id
+/// costs `memory_kib` KiB and `iterations` passes. Each record keeps the parameters it
+/// was written with, so a costly one keeps an attempt at it in flight for as long as it
+/// derives, whichever process tries it.
+pub fn kdf_config(env: &TestEnv, max: u32, memory_kib: u32, iterations: u32) -> String {
+    format!(
+        "token_dir = {:?}\nlog_level = \"warn\"\nlog_file = {:?}\nmax_pin_failures = {max}\n\n\
+         [kdf]\nmemory_kib = {memory_kib}\niterations = {iterations}\nparallelism = 1\n",
+        env.token_dir.to_str().unwrap(),
+        env.log_path.to_str().unwrap(),
+    )
+}
+
+/// The user PIN flags `C_GetTokenInfo` reports: (count low, final try, locked).
+pub fn user_flags(ctx: &Pkcs11, slot: Slot) -> (bool, bool, bool) {
+    let info = ctx.get_token_info(slot).unwrap();
+    (
+        info.user_pin_count_low(),
+        info.user_pin_final_try(),
+        info.user_pin_locked(),
+    )
+}
+
 /// One test's private world: a temporary directory holding the configuration, the token
 /// directory and the log file. Dropping it deletes everything.
 pub struct TestEnv {
