@@ -197,18 +197,7 @@ fn aes_cbc_pad_unwrap_is_no_padding_oracle_on_a_wrapped_sensitive_key() {
     // The owner's KEK: wrap and unwrap only; what it unwraps is sensitive.
     let kek = owners_kek(&session);
     // The secret: a sensitive AES key that may travel wrapped.
-    let secret_value = session.generate_random_vec(16).unwrap();
-    let secret = session
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(false),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(true),
-            Attribute::Value(secret_value.clone()),
-        ])
-        .expect("C_CreateObject(sensitive AES key)");
+    let (secret_value, secret) = sensitive_aes_key(&session);
     let iv0 = [0x24u8; 16];
     let wrapped = ck
         .wrap(

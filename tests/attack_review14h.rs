@@ -172,18 +172,7 @@ fn cbc_pad_unwrap_is_no_oracle_through_the_ivs_malleability() {
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
     let kek = owners_kek(&session);
-    let secret_value = session.generate_random_vec(16).unwrap();
-    let secret = session
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(false),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(true),
-            Attribute::Value(secret_value.clone()),
-        ])
-        .expect("C_CreateObject(sensitive AES key)");
+    let (secret_value, secret) = sensitive_aes_key(&session);
     let iv0 = [0x24u8; 16];
     let wrapped = ck
         .wrap(
@@ -228,18 +217,7 @@ fn cbc_unwrap_is_no_oracle_through_the_ivs_malleability() {
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
     let kek = owners_kek(&session);
-    let secret_value = session.generate_random_vec(16).unwrap();
-    let secret = session
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(false),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(true),
-            Attribute::Value(secret_value.clone()),
-        ])
-        .expect("C_CreateObject(sensitive AES key)");
+    let (secret_value, secret) = sensitive_aes_key(&session);
     let iv0 = [0x42u8; 16];
     let wrapped = ck
         .wrap(
@@ -417,18 +395,7 @@ fn cbc_pad_unwrap_of_a_private_key_is_no_padding_oracle() {
     let (_ctx, _slot, session) = ready_token(&env);
     let ck = Ck::load();
     let kek = owners_kek(&session);
-    let secret_value = session.generate_random_vec(16).unwrap();
-    let secret = session
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(false),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(true),
-            Attribute::Value(secret_value.clone()),
-        ])
-        .expect("C_CreateObject(sensitive AES key)");
+    let (secret_value, secret) = sensitive_aes_key(&session);
     let iv0 = [0x24u8; 16];
     let wrapped = ck
         .wrap(
