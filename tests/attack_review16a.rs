@@ -1,0 +1,141 @@
+//! An attacker's review (branch attack16a) of object policy on change and copy
+//! (`C_SetAttributeValue`, `C_CopyObject` and the sticky attributes), the opt-in
+//! separation-of-duties policy, the message-based and multi-part operations, and the
+//! `kmshsm` command line. Each test reproduces one defect found by reading the code,
+//! asserts what PKCS#11 3.0 or the project's documents promise, and fails against the
+//! module as it was reviewed (b686791). Its doc comment says what is wrong. What was
+//! checked and held is in the review's report, not here.
+//!
+//! Run with `cargo nextest run --test attack_review16a` (after `cargo build --lib`).
+
+#![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
+mod common;
+
+use common::*;
+use cryptoki::error::{Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+
+/// The value of the victim key (known to the test only, to tell a recovery).
+const VICTIM: [u8; 16] = [0x77; 16];
+
+/// A token whose configuration turns the separation-of-duties policy on, and a user
+/// session on it.
+fn separated_token(env: &TestEnv) -> (cryptoki::context::Pkcs11, Session) {
+    let text = std::fs::read_to_string(&env.conf_path).unwrap();
+    env.write_config(&format!("separation_of_duties = true\n{text}"));
+    let (ctx, _slot, session) = ready_token(env);
+    (ctx, session)
+}
+
+/// A generated AES-128 key that wraps and does nothing else: unreadable (not
+/// extractable), so what it wraps stays secret unless something decrypts with its bits.
+fn wrap_only_key(session: &Session) -> ObjectHandle {
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(16.into()),
+                Attribute::Wrap(true),
+                Attribute::Unwrap(false),
+                Attribute::Encrypt(false),
+                Attribute::Decrypt(false),
+                Attribute::Derive(false),
+            ],
+        )
+        .expect("a key that only wraps is allowed under the policy")
+}
+
+/// The owner's key: sensitive (its value is never read) but extractable (it may leave
+/// the token wrapped, as PKCS#11 lets such keys).
+fn victim(session: &Session) -> ObjectHandle {
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(false),
+            Attribute::Decrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+            Attribute::Value(VICTIM.to_vec()),
+        ])
+        .expect("C_CreateObject(victim)")
+}
+
+/// Whether `key` decrypts `wrapped` (the victim wrapped with `CKM_AES_ECB`) to the
+/// victim's value.
+fn recovers_victim(session: &Session, key: ObjectHandle, wrapped: &[u8]) -> bool {
+    session
+        .decrypt(&Mechanism::AesEcb, key, wrapped)
+        .is_ok_and(|plain| plain == VICTIM)
+}
+
+/// Separation of duties, defeated by `C_CopyObject`. docs/security.md ("Separation of
+/// duties"): under the policy no key may both wrap and decrypt, because such a key "lets
+/// its user wrap any extractable key and decrypt the result — the classic extraction";
+/// a key derived by a mechanism that copies its source's bits "counts as one key with
+/// each source", and the rule holds "at creation, copy, unwrap or derivation". Yet
+/// `C_CopyObject` of a wrap-only key with `CKA_WRAP` false and `CKA_DECRYPT` true is
+/// accepted (the copy alone mixes no duties, and `authorise_new` judges the copy alone),
+/// and the copy, holding the wrapping key's very bits, decrypts what the original
+/// wrapped: the victim's value in the clear. Expected: `CKR_TEMPLATE_INCONSISTENT`, as
+/// for the derived copy (`attack_review.rs`,
+/// `separation_of_duties_holds_across_a_derived_copy`).
+#[test]
+fn separation_of_duties_holds_across_c_copy_object() {
+    let env = TestEnv::new();
+    let (_ctx, session) = separated_token(&env);
+    let wrapper = wrap_only_key(&session);
+    let target = victim(&session);
+    let wrapped = session
+        .wrap_key(&Mechanism::AesEcb, wrapper, target)
+        .expect("the wrap-only key wraps the extractable victim");
+    match session.copy_object(wrapper, &[Attribute::Wrap(false), Attribute::Decrypt(true)]) {
+        Err(Error::Pkcs11(RvError::TemplateInconsistent, _)) => {}
+        Ok(copy) => panic!(
+            "C_CopyObject made a decrypting copy of the wrap-only key under separation of \
+             duties (it decrypts the wrapped victim to its value: {})",
+            recovers_victim(&session, copy, &wrapped)
+        ),
+        Err(e) => panic!("C_CopyObject: {e}"),
+    }
+}
+
+/// Separation of duties, defeated by turning the duties over one after the other on one
+/// key. docs/security.md ("Separation of duties"): the policy exists to stop a key's user
+/// wrapping an extractable key and decrypting the result, and refuses "an attribute change
+/// that would make such a key" (`CKR_ACTION_PROHIBITED`). The check
+/// (`Token::authorise_changed`) only asks whether the object *after* one change holds both
+/// flags at once: so a wrap-only key wraps the victim, is changed to `CKA_WRAP` false (a
+/// narrowing), then to `CKA_DECRYPT` true (it now decrypts only), and decrypts the blob it
+/// wrapped itself: the victim's value in the clear, with no key ever holding both flags.
+/// Expected: under the policy a key that could wrap never gains `CKA_DECRYPT` (nor one
+/// that could unwrap `CKA_ENCRYPT`): `CKR_ACTION_PROHIBITED`.
+#[test]
+fn separation_of_duties_holds_when_a_wrapping_key_later_turns_to_decryption() {
+    let env = TestEnv::new();
+    let (_ctx, session) = separated_token(&env);
+    let wrapper = wrap_only_key(&session);
+    let target = victim(&session);
+    let wrapped = session
+        .wrap_key(&Mechanism::AesEcb, wrapper, target)
+        .expect("the wrap-only key wraps the extractable victim");
+    session
+        .update_attributes(wrapper, &[Attribute::Wrap(false)])
+        .expect("giving up a usage is always allowed");
+    match session.update_attributes(wrapper, &[Attribute::Decrypt(true)]) {
+        Err(Error::Pkcs11(RvError::ActionProhibited, _)) => {}
+        Ok(()) => panic!(
+            "the key that wrapped the victim was given CKA_DECRYPT under separation of \
+             duties (it decrypts what it wrapped to the victim's value: {})",
+            recovers_victim(&session, wrapper, &wrapped)
+        ),
+        Err(e) => panic!("C_SetAttributeValue(CKA_DECRYPT): {e}"),
+    }
+}
