@@ -14,7 +14,8 @@ mod common;
 
 use common::*;
 use cryptoki::error::{Error, RvError};
-use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
@@ -137,5 +138,62 @@ fn separation_of_duties_holds_when_a_wrapping_key_later_turns_to_decryption() {
             recovers_victim(&session, wrapper, &wrapped)
         ),
         Err(e) => panic!("C_SetAttributeValue(CKA_DECRYPT): {e}"),
+    }
+}
+
+fn oaep_sha256() -> Mechanism<'static> {
+    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    ))
+}
+
+/// Separation of duties, defeated by a key pair whose public half wraps and whose private
+/// half decrypts. docs/security.md ("Separation of duties"): under the policy "a key
+/// created from then on may not hold both `CKA_WRAP` and `CKA_DECRYPT`", since such a key
+/// lets its user wrap any extractable key and decrypt the result; a key pair is one key
+/// (one KeyId, one material: docs/key-model.md), and RSA wrapping is exactly encryption
+/// under the public half. `Token::authorise_new` judges each object alone, and no one
+/// object of an RSA pair can carry both flags (`CKA_WRAP` is a public-key attribute,
+/// `CKA_DECRYPT` a private-key one), so `C_GenerateKeyPair` makes such a pair, even with
+/// the halves' default usages; the victim wrapped with `CKM_RSA_PKCS_OAEP` under the
+/// public half is then decrypted by `C_Decrypt` with the private half, in the clear.
+/// Expected: the pair refused as the one key it is (`CKR_TEMPLATE_INCONSISTENT`).
+#[test]
+fn separation_of_duties_holds_across_the_two_halves_of_a_key_pair() {
+    let env = TestEnv::new();
+    let (_ctx, session) = separated_token(&env);
+    let target = victim(&session);
+    let pair = session.generate_key_pair(
+        &Mechanism::RsaPkcsKeyPairGen,
+        &[
+            Attribute::Token(false),
+            Attribute::ModulusBits(2048.into()),
+            Attribute::Wrap(true),
+            Attribute::Encrypt(false),
+        ],
+        &[
+            Attribute::Token(false),
+            Attribute::Decrypt(true),
+            Attribute::Unwrap(false),
+        ],
+    );
+    match pair {
+        Err(Error::Pkcs11(RvError::TemplateInconsistent, _)) => {}
+        Ok((public, private)) => {
+            let wrapped = session
+                .wrap_key(&oaep_sha256(), public, target)
+                .expect("the public half wraps the extractable victim");
+            let recovered = session
+                .decrypt(&oaep_sha256(), private, &wrapped)
+                .is_ok_and(|plain| plain == VICTIM);
+            panic!(
+                "C_GenerateKeyPair made a pair whose public half wraps and whose private \
+                 half decrypts under separation of duties (the private half decrypts the \
+                 wrapped victim to its value: {recovered})"
+            );
+        }
+        Err(e) => panic!("C_GenerateKeyPair: {e}"),
     }
 }
