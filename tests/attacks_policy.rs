@@ -406,6 +406,171 @@ fn separation_of_duties_refuses_keys_that_could_wrap_and_decrypt() {
     assert_eq!(read_bool(&session, wrapper, CKA_DECRYPT), Some(false));
 }
 
+/// A user session on a token whose configuration turns the separation-of-duties policy on.
+fn separated_token(env: &TestEnv) -> (cryptoki::context::Pkcs11, Session) {
+    let text = std::fs::read_to_string(&env.conf_path).unwrap();
+    env.write_config(&format!("separation_of_duties = true\n{text}"));
+    let (ctx, _slot, session) = ready_token(env);
+    (ctx, session)
+}
+
+/// The value of the key the attacks below try to read.
+const VICTIM: [u8; 16] = [0x5a; 16];
+
+/// A sensitive but extractable AES key (it may leave the token wrapped, as PKCS#11 lets
+/// it), with no duty of its own.
+fn extractable_victim(session: &Session) -> ObjectHandle {
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(false),
+            Attribute::Decrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+            Attribute::Value(VICTIM.to_vec()),
+        ])
+        .unwrap()
+}
+
+/// An AES key of the caller's value with exactly the duty flags given on (the others
+/// off), made by `C_CreateObject`.
+fn known_aes(
+    session: &Session,
+    value: &[u8],
+    on: &[AttributeType],
+) -> cryptoki::error::Result<ObjectHandle> {
+    let flag = |ty: AttributeType| on.contains(&ty);
+    session.create_object(&[
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(false),
+        Attribute::Wrap(flag(AttributeType::Wrap)),
+        Attribute::Unwrap(flag(AttributeType::Unwrap)),
+        Attribute::Encrypt(flag(AttributeType::Encrypt)),
+        Attribute::Decrypt(flag(AttributeType::Decrypt)),
+        Attribute::Value(value.to_vec()),
+    ])
+}
+
+/// Separation of duties does not stop at one object: a wrapping key whose value the
+/// caller chose is as good as one that decrypts, since a second object of the same value
+/// (or the caller, outside) decrypts what it wrapped. Under the policy only a key
+/// generated on the token and never extractable wraps.
+#[test]
+fn separation_of_duties_refuses_a_wrapping_key_of_known_value() {
+    let env = TestEnv::new();
+    let (_ctx, session) = separated_token(&env);
+    let target = extractable_victim(&session);
+    let value = [0x11u8; 16];
+    match known_aes(&session, &value, &[AttributeType::Wrap]) {
+        Err(cryptoki::error::Error::Pkcs11(RvError::TemplateInconsistent, _)) => {}
+        Ok(wrapper) => {
+            let wrapped = session
+                .wrap_key(&Mechanism::AesEcb, wrapper, target)
+                .unwrap();
+            let twin = known_aes(&session, &value, &[AttributeType::Decrypt]).unwrap();
+            let plain = session.decrypt(&Mechanism::AesEcb, twin, &wrapped).unwrap();
+            panic!(
+                "a wrap-only key of the caller's value was made; its twin decrypted the \
+                 wrapped victim to its value: {}",
+                plain == VICTIM
+            );
+        }
+        Err(e) => panic!("C_CreateObject: {e}"),
+    }
+    // A key of known value that does not wrap is still allowed.
+    known_aes(&session, &value, &[AttributeType::Decrypt]).expect("a decrypt-only key");
+}
+
+/// A wrapping key that is extractable can be wrapped out and unwrapped again as a key
+/// that decrypts: the same bits, two objects, both duties. Under the policy a key that
+/// wraps is never extractable.
+#[test]
+fn separation_of_duties_refuses_an_extractable_wrapping_key() {
+    let env = TestEnv::new();
+    let (_ctx, session) = separated_token(&env);
+    let aes = |extractable: bool, on: &[AttributeType]| {
+        let flag = |ty: AttributeType| on.contains(&ty);
+        session.generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(16.into()),
+                Attribute::Extractable(extractable),
+                Attribute::Wrap(flag(AttributeType::Wrap)),
+                Attribute::Unwrap(flag(AttributeType::Unwrap)),
+                Attribute::Encrypt(false),
+                Attribute::Decrypt(false),
+            ],
+        )
+    };
+    assert_rv!(
+        aes(true, &[AttributeType::Wrap]),
+        RvError::TemplateInconsistent,
+        "an extractable key that wraps"
+    );
+    aes(false, &[AttributeType::Wrap, AttributeType::Unwrap])
+        .expect("a generated, unextractable key wraps and unwraps");
+}
+
+/// A public key object carries only public values, so anyone can make one for any
+/// private key: made with `CKA_WRAP` for a private half that decrypts, it wraps what that
+/// half then decrypts. Under the policy only a generated pair's public half wraps, and
+/// its private half is judged with it.
+#[test]
+fn separation_of_duties_refuses_a_wrapping_public_key_made_from_a_pairs_values() {
+    let env = TestEnv::new();
+    let (_ctx, session) = separated_token(&env);
+    let target = extractable_victim(&session);
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Wrap(false),
+                Attribute::Encrypt(true),
+            ],
+            &[
+                Attribute::Token(false),
+                Attribute::Decrypt(true),
+                Attribute::Unwrap(false),
+            ],
+        )
+        .expect("a pair that encrypts and decrypts");
+    let values = session
+        .get_attributes(
+            public,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .unwrap();
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(false),
+        Attribute::Wrap(true),
+        Attribute::Encrypt(false),
+    ];
+    template.extend(values);
+    match session.create_object(&template) {
+        Err(cryptoki::error::Error::Pkcs11(RvError::TemplateInconsistent, _)) => {}
+        Ok(copy) => {
+            let wrapped = session.wrap_key(&oaep_sha256(), copy, target).unwrap();
+            let plain = session.decrypt(&oaep_sha256(), private, &wrapped).unwrap();
+            panic!(
+                "a wrapping public key was made from a pair's values; the pair's private \
+                 half decrypted the wrapped victim to its value: {}",
+                plain == VICTIM
+            );
+        }
+        Err(e) => panic!("C_CreateObject: {e}"),
+    }
+}
+
 #[test]
 fn without_the_policy_a_wrap_and_decrypt_key_is_allowed_as_pkcs11_says() {
     let env = TestEnv::new();

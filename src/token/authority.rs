@@ -5,7 +5,8 @@
 //! and material expiry now (docs/security.md).
 //!
 //! Callers ask before they act and act only on `Ok`; nothing here changes state except
-//! the expiry sweep `check_kms_use` may run. This module must not do cryptography, touch
+//! the expiry sweep `check_kms_use` may run; the opt-in separation-of-duties policy is
+//! judged beside it (`token::duties`). This module must not do cryptography, touch
 //! the store, or decide a KMS transition (`kms::lifecycle` does).
 
 use std::collections::BTreeMap;
@@ -69,13 +70,6 @@ fn widens_key_usage(object: &Object, changes: &BTreeMap<AttrType, Value>) -> boo
         .any(|ty| changes.get(ty).and_then(Value::as_bool) == Some(true) && !implied.contains(ty))
 }
 
-/// The separation-of-duties rule: one key must not both wrap and decrypt, nor both
-/// unwrap and encrypt (the wrap-then-decrypt extraction of every extractable key).
-fn mixes_duties(object: &Object) -> bool {
-    let on = |ty| object.bool_attr(ty) == Some(true);
-    (on(CKA_WRAP) && on(CKA_DECRYPT)) || (on(CKA_UNWRAP) && on(CKA_ENCRYPT))
-}
-
 /// The attributes `C_CopyObject` may set on a copy of an unmodifiable object.
 fn storage_only(changes: &BTreeMap<AttrType, Value>) -> bool {
     changes.iter().all(|(ty, v)| match *ty {
@@ -133,47 +127,6 @@ impl Token {
         self.check_owner_login(object)?;
         if widens_key_usage(object, changes) {
             return Err(Error::ActionProhibited);
-        }
-        Ok(())
-    }
-
-    /// The object a change produced, before it is stored: the separation-of-duties
-    /// policy, when configured, refuses a change that makes a key mix duties.
-    pub(super) fn authorise_changed(&self, before: &Object, after: &Object) -> Result<()> {
-        if self.shared.config.separation_of_duties && !mixes_duties(before) && mixes_duties(after) {
-            return Err(Error::ActionProhibited);
-        }
-        Ok(())
-    }
-
-    /// A new object (created, generated, copied, unwrapped, derived), before it is
-    /// stored: the separation-of-duties policy, when configured.
-    pub(super) fn authorise_new(&self, object: &Object) -> Result<()> {
-        if self.shared.config.separation_of_duties && mixes_duties(object) {
-            return Err(Error::TemplateInconsistent);
-        }
-        Ok(())
-    }
-
-    /// A key derived by a mechanism that exposes its sources' bits (§2.43: a copy, or
-    /// part of one): under the separation-of-duties policy its duties and each source's
-    /// count as one key's, or a source that wraps would give a copy that decrypts what
-    /// it wrapped.
-    pub(super) fn authorise_exposing_derivation(
-        &self,
-        sources: &[&Object],
-        derived: &Object,
-    ) -> Result<()> {
-        if !self.shared.config.separation_of_duties {
-            return Ok(());
-        }
-        let on = |o: &Object, ty| o.bool_attr(ty) == Some(true);
-        let either = |s: &Object, ty| on(s, ty) || on(derived, ty);
-        if sources.iter().any(|s| {
-            (either(s, CKA_WRAP) && either(s, CKA_DECRYPT))
-                || (either(s, CKA_UNWRAP) && either(s, CKA_ENCRYPT))
-        }) {
-            return Err(Error::TemplateInconsistent);
         }
         Ok(())
     }

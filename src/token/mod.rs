@@ -12,6 +12,7 @@ mod authority;
 pub(crate) mod clock;
 pub mod copy;
 mod derive;
+mod duties;
 #[cfg(test)]
 mod epoch_tests;
 pub(crate) mod keys;

@@ -128,6 +128,7 @@ impl Token {
             self.check_import_pair_names(object, None)?;
             self.authorise_new(object)?;
         }
+        self.authorise_new_together(&objects)?;
         let (master, master_epoch) = self.master_with_epoch();
         let mut decided: Vec<Option<u64>> = decided_in.to_vec();
         decided.extend([Some(judged_in), master_epoch]);
@@ -238,6 +239,7 @@ impl Token {
         let (master, master_epoch) = self.master_with_epoch();
         let all = entry.object.all_values(&self.serial, master.as_deref())?;
         let mut copy = template::copy(&entry.object, all, template)?;
+        self.authorise_copied(&entry.object, &copy)?;
         if copy.has(KEY_ID) {
             // A copy is another key with the same material: it gets its own KeyId, so
             // state changes of one never reach the other.
