@@ -12,6 +12,7 @@ mod common;
 use std::process::Command;
 
 use common::kms::*;
+use common::material::EC_PARAMS_P256;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
@@ -569,6 +570,34 @@ fn separation_of_duties_refuses_a_wrapping_public_key_made_from_a_pairs_values()
         }
         Err(e) => panic!("C_CreateObject: {e}"),
     }
+    // An EC public key, which no mechanism here wraps or encrypts with, is still made
+    // with the default flags (`CKA_WRAP` true by default, and inert).
+    let (ec_public, _) = session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::EcParams(hex(EC_PARAMS_P256)),
+            ],
+            &[Attribute::Token(false)],
+        )
+        .unwrap();
+    let mut ec_template = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::EC),
+        Attribute::Token(false),
+    ];
+    ec_template.extend(
+        session
+            .get_attributes(
+                ec_public,
+                &[AttributeType::EcParams, AttributeType::EcPoint],
+            )
+            .unwrap(),
+    );
+    session
+        .create_object(&ec_template)
+        .expect("an EC public key with the default flags");
 }
 
 #[test]

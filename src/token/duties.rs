@@ -47,26 +47,31 @@ fn unknown_value(key: &Object) -> bool {
     on(key, CKA_LOCAL) && on(key, CKA_NEVER_EXTRACTABLE)
 }
 
+/// Whether `object` is of a key type whose public half encrypts or wraps and whose
+/// private half decrypts or unwraps (RSA, SM2). Other public keys (EC, EdDSA, X25519)
+/// have no mechanism that wraps or encrypts here: their `CKA_WRAP` is inert.
+fn crosses(object: &Object) -> bool {
+    matches!(object.key_type, Some(CKK_RSA | CKK_SM2))
+}
+
 /// Whether `object` may wrap under the policy, judged alone: a secret key of unknown
-/// value, or a public key generated on the token (its private half is judged with it,
-/// `new_pair`). Objects that do not wrap pass.
+/// value, or an RSA or SM2 public key generated on the token (its private half is judged
+/// with it, `authorise_new_together`). Objects that do not wrap pass.
 fn may_wrap(object: &Object) -> bool {
     if !on(object, CKA_WRAP) {
         return true;
     }
     match object.class {
-        CKO_PUBLIC_KEY => on(object, CKA_LOCAL),
+        CKO_PUBLIC_KEY => !crosses(object) || on(object, CKA_LOCAL),
         _ => unknown_value(object),
     }
 }
 
-/// The two halves of a key pair of a type whose public half encrypts or wraps and whose
-/// private half decrypts or unwraps (RSA, SM2), in that order.
+/// The two halves of an RSA or SM2 key pair (`crosses`), in that order.
 fn pair_halves(objects: &[Object]) -> Option<(&Object, &Object)> {
     let [public, private] = objects else {
         return None;
     };
-    let crosses = |o: &Object| matches!(o.key_type, Some(CKK_RSA | CKK_SM2));
     (public.class == CKO_PUBLIC_KEY
         && private.class == CKO_PRIVATE_KEY
         && crosses(public)
