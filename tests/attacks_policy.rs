@@ -600,6 +600,49 @@ fn separation_of_duties_refuses_a_wrapping_public_key_made_from_a_pairs_values()
         .expect("an EC public key with the default flags");
 }
 
+/// The policy restrains the user, who chooses the configuration of their own processes
+/// (`KMSHSM_CONF`): a token made without it, once a process configured with it has logged
+/// in, stays under it in a later process whose configuration leaves it out (review 16b
+/// showed a token made under the policy; this is the older token the first login marks).
+#[test]
+fn separation_of_duties_once_on_stays_on_for_the_token() {
+    let env = TestEnv::new();
+    let plain = std::fs::read_to_string(&env.conf_path).unwrap();
+    let wrap_and_decrypt = |session: &Session| {
+        session.generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ValueLen(16.into()),
+                Attribute::Wrap(true),
+                Attribute::Decrypt(true),
+            ],
+        )
+    };
+    {
+        let (ctx, _slot, session) = ready_token(&env);
+        wrap_and_decrypt(&session).expect("a token made without the policy allows it");
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+    env.write_config(&format!("separation_of_duties = true\n{plain}"));
+    {
+        let ctx = env.load();
+        let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+        assert_rv!(wrap_and_decrypt(&session), RvError::TemplateInconsistent);
+        drop(session);
+        ctx.finalize().unwrap();
+    }
+    env.write_config(&plain);
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    assert_rv!(
+        wrap_and_decrypt(&session),
+        RvError::TemplateInconsistent,
+        "a process whose configuration leaves the policy out must not lift it"
+    );
+}
+
 #[test]
 fn without_the_policy_a_wrap_and_decrypt_key_is_allowed_as_pkcs11_says() {
     let env = TestEnv::new();

@@ -1,15 +1,18 @@
-//! The opt-in separation-of-duties policy (`separation_of_duties = true`,
-//! docs/security.md): no key may both wrap and decrypt, nor both unwrap and encrypt,
-//! because such a key lets its user wrap any extractable key and decrypt the result.
+//! The opt-in separation-of-duties policy (docs/security.md): no key may both wrap and
+//! decrypt, nor both unwrap and encrypt, because such a key lets its user wrap any
+//! extractable key and decrypt the result.
 //!
 //! "A key" is judged over everything that holds its bits, at every moment: the two
-//! halves of a generated RSA or SM2 pair count as one key, and a key's duties are fixed
-//! when it is made (a change or a copy may drop a duty flag, never turn one on: a key
-//! that wrapped yesterday and decrypts today does both, review 16a). A key that wraps
-//! must be one no caller knows the value of: generated on the token and never
-//! extractable (for a public key, its private half never extractable), or its caller
-//! decrypts what it wraps outside the token. Keys derived by a mechanism that exposes
-//! its sources' bits are judged with each source (`Token::authorise_exposing_derivation`).
+//! halves of a generated RSA or SM2 pair count as one key; a key's duties are fixed when
+//! it is made (a change, a copy or a copying derivation may drop a duty, never add one: a
+//! key that wrapped yesterday and decrypts today does both, reviews 16a and 16b); and a
+//! duty is what the key can do, not only its flag (an RSA private key that signs with
+//! `CKM_RSA_X_509` decrypts). A key that wraps must be one no caller knows the value of:
+//! generated on the token and never extractable (for an RSA or SM2 public key, its
+//! private half never extractable), or its caller decrypts what it wraps outside the
+//! token. The policy is the token's once a process configured with it made or logged
+//! into the token (`Token::separating_duties`): a later process's configuration cannot
+//! turn it off.
 //!
 //! This module only judges objects; it must not read the store or the caller's login.
 
@@ -17,28 +20,84 @@ use crate::ck::*;
 
 use super::Token;
 use crate::error::{Error, Result};
-use crate::object::attr::AttrType;
+use crate::ids::MechType;
+use crate::object::attr::{AttrType, Value};
 use crate::object::key::CKK_SM2;
 use crate::object::policy::IMPORT_TARGET;
 use crate::object::Object;
 
-/// The usage flags the policy sets against each other.
-const DUTIES: [AttrType; 4] = [CKA_WRAP, CKA_UNWRAP, CKA_ENCRYPT, CKA_DECRYPT];
+/// What a key can do that the policy sets against each other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Duties {
+    wrap: bool,
+    unwrap: bool,
+    encrypt: bool,
+    decrypt: bool,
+}
+
+impl Duties {
+    fn union(self, other: Duties) -> Duties {
+        Duties {
+            wrap: self.wrap || other.wrap,
+            unwrap: self.unwrap || other.unwrap,
+            encrypt: self.encrypt || other.encrypt,
+            decrypt: self.decrypt || other.decrypt,
+        }
+    }
+
+    fn mixed(self) -> bool {
+        (self.wrap && self.decrypt) || (self.unwrap && self.encrypt)
+    }
+
+    /// Whether `self` holds a duty `before` did not.
+    fn beyond(self, before: Duties) -> bool {
+        (self.wrap && !before.wrap)
+            || (self.unwrap && !before.unwrap)
+            || (self.encrypt && !before.encrypt)
+            || (self.decrypt && !before.decrypt)
+    }
+}
 
 fn on(object: &Object, ty: AttrType) -> bool {
     object.bool_attr(ty) == Some(true)
 }
 
+/// Whether `object`'s `CKA_ALLOWED_MECHANISMS` lets it run `mechanism` (an empty or
+/// missing list allows every mechanism).
+fn allows(object: &Object, mechanism: MechType) -> bool {
+    match object.value(CKA_ALLOWED_MECHANISMS) {
+        Some(Value::Mechanisms(list)) => list.is_empty() || list.contains(&mechanism),
+        _ => true,
+    }
+}
+
+/// What `object` can do, by its flags and what they mean for its type: an RSA private
+/// key that signs with `CKM_RSA_X_509` decrypts (a raw signature is the raw decryption,
+/// docs/security.md "Raw RSA"; review 16b).
+fn duties(object: &Object) -> Duties {
+    let raw_rsa_private = object.class == CKO_PRIVATE_KEY
+        && object.key_type == Some(CKK_RSA)
+        && allows(object, CKM_RSA_X_509);
+    Duties {
+        wrap: on(object, CKA_WRAP),
+        unwrap: on(object, CKA_UNWRAP),
+        encrypt: on(object, CKA_ENCRYPT),
+        // `CKA_SIGN_RECOVER` is inert: the module has no `C_SignRecover`.
+        decrypt: on(object, CKA_DECRYPT) || (raw_rsa_private && on(object, CKA_SIGN)),
+    }
+}
+
 /// Whether the objects, taken as one key, both wrap and decrypt or both unwrap and
 /// encrypt.
 pub(super) fn mix_duties(key: &[&Object]) -> bool {
-    let any = |ty| key.iter().any(|o| on(o, ty));
-    (any(CKA_WRAP) && any(CKA_DECRYPT)) || (any(CKA_UNWRAP) && any(CKA_ENCRYPT))
+    key.iter()
+        .fold(Duties::default(), |all, o| all.union(duties(o)))
+        .mixed()
 }
 
-/// Whether `after` holds a duty flag that `before` did not.
+/// Whether `after` can do something the policy weighs that `before` could not.
 fn gains_duty(before: &Object, after: &Object) -> bool {
-    DUTIES.iter().any(|ty| on(after, *ty) && !on(before, *ty))
+    duties(after).beyond(duties(before))
 }
 
 /// Whether a secret or private key's value has never been known outside the token:
@@ -80,10 +139,6 @@ fn pair_halves(objects: &[Object]) -> Option<(&Object, &Object)> {
 }
 
 impl Token {
-    fn separating_duties(&self) -> bool {
-        self.shared.config.separation_of_duties
-    }
-
     /// A new object (created, generated, copied, unwrapped, derived), before it is
     /// stored.
     pub(super) fn authorise_new(&self, object: &Object) -> Result<()> {
@@ -93,7 +148,8 @@ impl Token {
         Ok(())
     }
 
-    /// Objects stored together: a generated key pair is one key. The import wrapping
+    /// Objects stored together: a generated key pair is one key (each half is judged
+    /// alone by `authorise_new` too). The import wrapping
     /// pair is the module's own, made to unwrap the material its owner encrypts, and
     /// bound to one target (`IMPORT_TARGET`): it is left out.
     pub(super) fn authorise_new_together(&self, objects: &[Object]) -> Result<()> {
@@ -106,7 +162,12 @@ impl Token {
         if public.has(IMPORT_TARGET) || private.has(IMPORT_TARGET) {
             return Ok(());
         }
-        if mix_duties(&[public, private]) || (on(public, CKA_WRAP) && !unknown_value(private)) {
+        // Across the halves only wrapping and decryption conflict: the public half's
+        // encryption is anyone's (its values are public), so a private half that unwraps
+        // takes blobs of known keys whatever the public half's flags; such keys do not
+        // wrap (`may_wrap`).
+        let (public_does, private_does) = (duties(public), duties(private));
+        if public_does.wrap && (private_does.decrypt || !unknown_value(private)) {
             return Err(Error::TemplateInconsistent);
         }
         Ok(())
@@ -130,14 +191,16 @@ impl Token {
     }
 
     /// A key derived by a mechanism that exposes its sources' bits (§2.43: a copy, or
-    /// part of one): its duties and each source's count as one key's, or a source that
-    /// wraps would give a copy that decrypts what it wrapped.
+    /// part of one): judged as a copy of each source, it may do nothing a source cannot.
+    /// Judged only with its sources' duties it would not do (review 16b): a copy with no
+    /// duty of a key that wraps, copied again into one that decrypts, holds the first
+    /// key's bits with the other duty.
     pub(super) fn authorise_exposing_derivation(
         &self,
         sources: &[&Object],
         derived: &Object,
     ) -> Result<()> {
-        if self.separating_duties() && sources.iter().any(|s| mix_duties(&[s, derived])) {
+        if self.separating_duties() && sources.iter().any(|s| gains_duty(s, derived)) {
             return Err(Error::TemplateInconsistent);
         }
         Ok(())
@@ -147,8 +210,9 @@ impl Token {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::object::attr::Value;
     use crate::object::template::{self, Provenance};
+
+    const DUTIES: [AttrType; 4] = [CKA_WRAP, CKA_UNWRAP, CKA_ENCRYPT, CKA_DECRYPT];
 
     /// An AES key with the four duty flags off but those `flags` turns on or off.
     fn secret(flags: &[(AttrType, bool)], provenance: Provenance) -> Object {

@@ -62,6 +62,10 @@ const META_MAX_PIN_FAILURES: &str = "max_pin_failures";
 /// The limit of a token made before the limit was stored with it (docs/security.md):
 /// the built-in default, written into the token at the next SO login.
 const LEGACY_MAX_PIN_FAILURES: u32 = 10;
+/// Present ("on") on a token under the separation-of-duties policy (`token::duties`):
+/// written at `C_InitToken` by a process configured with it, or at the first login of
+/// such a process into an older token, and never removed but by a re-initialisation.
+const META_SEPARATION_OF_DUTIES: &str = "separation_of_duties";
 /// The `object::index::VERSION` every record's store index was made by.
 const META_OBJECT_INDEX: &str = "object_index";
 
@@ -110,6 +114,8 @@ struct View {
     label: [u8; LABEL_LEN],
     /// The stored lockout limit; `None` on a token made before it was stored.
     max_pin_failures: Option<u32>,
+    /// The token is under the separation-of-duties policy (`META_SEPARATION_OF_DUTIES`).
+    separation_of_duties: bool,
     pins: BTreeMap<PinRole, PinRecord>,
 }
 
@@ -234,6 +240,7 @@ impl Token {
             pin_limit_meta(shared.config.max_pin_failures),
             Change::PutPin(PinRole::So, so),
         ];
+        initial.extend(separation_meta(&shared.config));
         // The first event of every token, authenticated under its first master key.
         let mut init = AuditEvent::new(shared.clock.now(), serial, Operation::InitToken);
         init.role = Some("SO".into());
@@ -609,7 +616,10 @@ impl Token {
                 ),
                 pin_limit_meta(self.shared.config.max_pin_failures),
                 Change::PutPin(PinRole::So, so),
-            ],
+            ]
+            .into_iter()
+            .chain(separation_meta(&self.shared.config))
+            .collect(),
             init,
             epoch,
         )?;
@@ -645,6 +655,30 @@ impl Token {
         )
     }
 
+    /// Whether the token is under the separation-of-duties policy: the token's own
+    /// marker, or this process's configuration (which a user may choose, so it can turn
+    /// the policy on, never off).
+    pub(super) fn separating_duties(&self) -> bool {
+        self.shared.config.separation_of_duties || self.view.read().separation_of_duties
+    }
+
+    /// Marks an older token as under the policy, after a login by a process configured
+    /// with it (whose PIN record was of the token of `epoch`): from then on no process
+    /// of the token leaves the policy out. Written only into that token.
+    fn settle_separation_of_duties(&self, epoch: u64) -> Result<()> {
+        let view_epoch = {
+            let view = self.view.read();
+            if view.separation_of_duties || !self.shared.config.separation_of_duties {
+                return Ok(());
+            }
+            view.epoch
+        };
+        self.commit_in(
+            &[Some(view_epoch), Some(epoch)],
+            separation_meta(&self.shared.config).into_iter().collect(),
+        )
+    }
+
     // ---- sessions bookkeeping, driven by the provider
 
     /// Registers a new session. Refuses a read-only one while the SO is logged in.
@@ -674,6 +708,14 @@ impl Token {
     pub fn logged_in(&self) -> LoggedIn {
         self.who_now.get()
     }
+}
+
+/// The marker of the separation-of-duties policy, for a token made or re-initialised by a
+/// process configured with it.
+fn separation_meta(config: &crate::config::Config) -> Option<Change> {
+    config
+        .separation_of_duties
+        .then(|| Change::PutMeta(META_SEPARATION_OF_DUTIES.into(), b"on".to_vec()))
 }
 
 fn pin_limit_meta(limit: u32) -> Change {
@@ -712,6 +754,7 @@ impl View {
             seq: snap.seq,
             label,
             max_pin_failures,
+            separation_of_duties: snap.meta.contains_key(META_SEPARATION_OF_DUTIES),
             pins: snap.pins.clone(),
         }
     }
