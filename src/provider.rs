@@ -34,6 +34,12 @@ mod fork;
 /// another thread of the parent could have held at the instant of the fork.
 static STATE: StateLock<Option<Arc<Provider>>> = StateLock::new(None);
 
+/// The next session handle of the process, whichever provider opens the session: a
+/// handle kept across `C_Finalize` and `C_Initialize` names no session of the new
+/// provider (review 16c: both counts started again at 1, so an old handle reached a new,
+/// perhaps logged-in, session).
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
 /// `STATE` for reading. Poisoning is ignored: no code panics while holding `STATE`
 /// with the value half-changed (each writer replaces the whole `Option`).
 fn state() -> RwLockReadGuard<'static, Option<Arc<Provider>>> {
@@ -84,7 +90,6 @@ pub struct Provider {
     slots: RwLock<Vec<Slot>>,
     /// Keyed by module-chosen handles: `object::handle_hash` says why no SipHash.
     sessions: RwLock<HandleMap<SessionHandle, Arc<Session>>>,
-    next_session: AtomicU64,
     /// The process that made this provider.
     pid: u32,
     /// Token files and rows found holding another token than their name says, as they
@@ -153,12 +158,19 @@ pub fn initialize(options: InitOptions) -> Result<()> {
     }
     let provider = Provider::new(config)?;
     *state = Some(Arc::new(provider));
-    // Its session handles count from the start again.
+    // This process's provider from now on: a child made from here on without `fork()`'s
+    // hooks finds the mark wiped (`os::fork::inherited`).
+    crate::os::fork::mark_this_process();
     sessions_changed();
     Ok(())
 }
 
 pub fn finalize() -> Result<()> {
+    // A child that did not `C_Initialize` must not drop the parent's provider: its
+    // destructors would close the parent's connections (`provider/fork.rs`).
+    if crate::os::fork::inherited() {
+        return Err(Error::NotInitialized);
+    }
     let provider = {
         let mut state = state_mut();
         let provider = state.take().ok_or(Error::NotInitialized)?;
@@ -170,8 +182,13 @@ pub fn finalize() -> Result<()> {
     Ok(())
 }
 
-/// The initialised provider, or `NotInitialized`.
+/// The initialised provider, or `NotInitialized` (also in a child made without
+/// `fork()`'s hooks that has not called `C_Initialize`: the provider it sees is its
+/// parent's, `os::fork::inherited`).
 pub fn get() -> Result<Arc<Provider>> {
+    if crate::os::fork::inherited() {
+        return Err(Error::NotInitialized);
+    }
     state().clone().ok_or(Error::NotInitialized)
 }
 
@@ -230,6 +247,11 @@ thread_local! {
 /// operations instead of six, on every call. Otherwise `STATE` is held for reading while
 /// the session table is read (no lock is taken in the other order).
 pub fn session_of(handle: SessionHandle) -> Result<Arc<Session>> {
+    // Before the thread's remembered look-up, which a child made by a raw `clone` also
+    // inherits (review 16c).
+    if crate::os::fork::inherited() {
+        return Err(Error::NotInitialized);
+    }
     let generation = SESSIONS_CHANGED.load(Ordering::Acquire);
     if let Ok(Some(session)) = LAST_SESSION.try_with(|last| last.find(generation, handle)) {
         return Ok(session);
@@ -282,14 +304,13 @@ impl Provider {
         let provider = Provider {
             shared: Arc::new(Shared {
                 config: Arc::clone(&config),
-                handles: HandleSource::default(),
+                handles: HandleSource,
                 clock: crate::token::clock::module_clock(),
             }),
             config,
             backend,
             slots: RwLock::new(Vec::new()),
             sessions: RwLock::new(HandleMap::default()),
-            next_session: AtomicU64::new(1),
             pid: std::process::id(),
             mismatched: parking_lot::Mutex::new(Vec::new()),
         };
@@ -510,7 +531,7 @@ impl Provider {
 
     pub fn open_session(&self, slot_id: SlotId, rw: bool) -> Result<SessionHandle> {
         let token = self.slot(slot_id)?.token.ok_or(Error::TokenNotRecognized)?;
-        let handle = SessionHandle::new(self.next_session.fetch_add(1, Ordering::Relaxed));
+        let handle = SessionHandle::new(NEXT_SESSION.fetch_add(1, Ordering::Relaxed));
         token.add_session(handle, rw)?;
         let session = Arc::new(Session::new(handle, slot_id, token, rw));
         self.sessions.write().insert(handle, session);

@@ -630,4 +630,16 @@ fn every_function_after_c_finalize_answers_not_initialised_and_old_handles_stay_
     // SAFETY: output length in `frame`.
     let rv = unsafe { fx.api.call("C_GetObjectSize", &[fresh, object, size]) };
     assert_eq!(rv, CKR_OBJECT_HANDLE_INVALID, "{}", name_of(rv));
+    // Still so once the new provider has opened sessions of its own: its handles are not
+    // the old ones counted again (review 16c).
+    for _ in 0..4 {
+        assert_ne!(
+            open(&fx),
+            session,
+            "a new session took an old session's handle"
+        );
+    }
+    // SAFETY: output structure in `frame`.
+    let rv = unsafe { fx.api.call("C_GetSessionInfo", &[session, info]) };
+    assert_eq!(rv, CKR_SESSION_HANDLE_INVALID, "{}", name_of(rv));
 }

@@ -41,19 +41,19 @@ pub struct Entry {
     pub epoch: u64,
 }
 
-/// Process-wide source of object handles.
-#[derive(Debug)]
-pub struct HandleSource(AtomicU64);
+/// The next object handle of the process, whichever provider asks: a handle kept across
+/// `C_Finalize` and `C_Initialize` must name nothing in the new provider (PKCS#11 3.0
+/// §5.4 ends every handle at `C_Finalize`; review 16c found the count started again at 1).
+static NEXT_OBJECT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
-impl Default for HandleSource {
-    fn default() -> Self {
-        HandleSource(AtomicU64::new(1))
-    }
-}
+/// Process-wide source of object handles (one counter for every provider the process
+/// makes, [`NEXT_OBJECT_HANDLE`]): handles are never reused.
+#[derive(Debug, Default)]
+pub struct HandleSource;
 
 impl HandleSource {
     pub fn next(&self) -> ObjectHandle {
-        ObjectHandle::new(self.0.fetch_add(1, Ordering::Relaxed))
+        ObjectHandle::new(NEXT_OBJECT_HANDLE.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -555,7 +555,7 @@ mod tests {
 
     #[test]
     fn a_resolved_lookup_key_holds_until_the_cache_is_reset() {
-        let handles = HandleSource::default();
+        let handles = HandleSource;
         let mut t = ObjectTable::default();
         t.open_session(SessionHandle::new(1));
         t.apply(&snapshot(1, 1, true, false), &handles).unwrap();
@@ -580,7 +580,7 @@ mod tests {
 
     #[test]
     fn the_label_index_follows_inserts_replacements_and_removals() {
-        let handles = HandleSource::default();
+        let handles = HandleSource;
         let mut t = ObjectTable::default();
         t.open_session(SessionHandle::new(1));
         t.open_session(SessionHandle::new(2));
@@ -605,7 +605,7 @@ mod tests {
 
     #[test]
     fn no_object_is_made_in_a_closed_session_and_its_objects_go_with_it() {
-        let handles = HandleSource::default();
+        let handles = HandleSource;
         let mut t = ObjectTable::default();
         t.open_session(SessionHandle::new(1));
         let made = |t: &mut ObjectTable, s: u64| {
@@ -626,7 +626,7 @@ mod tests {
 
     #[test]
     fn a_session_object_made_in_another_epoch_is_refused() {
-        let handles = HandleSource::default();
+        let handles = HandleSource;
         let mut t = ObjectTable::default();
         t.open_session(SessionHandle::new(1));
         t.apply(&snapshot(1, 2, true, true), &handles).unwrap();
@@ -646,7 +646,7 @@ mod tests {
 
     #[test]
     fn postings_carry_each_objects_private_flag_through_replacements() {
-        let handles = HandleSource::default();
+        let handles = HandleSource;
         let mut t = ObjectTable::default();
         t.open_session(SessionHandle::new(1));
         let a = t

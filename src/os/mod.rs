@@ -6,7 +6,9 @@
 //! - `file_lock`: an exclusive `flock` taken with a bounded wait (the SQLite store's turn
 //!   to write, so that writers of several processes do not wait in SQLite's busy
 //!   handler).
-//! - `fork`: registers the functions `fork()` runs around itself (`pthread_atfork`).
+//! - `fork`: registers the functions `fork()` runs around itself (`pthread_atfork`), and
+//!   keeps a mark the kernel wipes in a child (`MADV_WIPEONFORK`), for children that ran
+//!   no hooks.
 //! - `kdf_memory`: the Argon2id working memory, a private anonymous mapping backed by
 //!   huge pages and unmapped (not freed to the heap) after the derivation.
 //! - `own_memory`: reads a string at an untrusted address of this process without

@@ -774,7 +774,7 @@ fn shared_for_tests(dir: &Path) -> Arc<Shared> {
             },
             ..crate::config::Config::default()
         }),
-        handles: crate::object::table::HandleSource::default(),
+        handles: crate::object::table::HandleSource,
         clock: clock::module_clock(),
     })
 }
