@@ -12,70 +12,11 @@
 
 mod common;
 
+use common::duties::*;
 use common::*;
 use cryptoki::error::{Error, RvError};
-use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
-use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
-
-/// The value of the victim key (known to the test only, to tell a recovery).
-const VICTIM: [u8; 16] = [0x77; 16];
-
-/// A token whose configuration turns the separation-of-duties policy on, and a user
-/// session on it.
-fn separated_token(env: &TestEnv) -> (cryptoki::context::Pkcs11, Session) {
-    let text = std::fs::read_to_string(&env.conf_path).unwrap();
-    env.write_config(&format!("separation_of_duties = true\n{text}"));
-    let (ctx, _slot, session) = ready_token(env);
-    (ctx, session)
-}
-
-/// A generated AES-128 key that wraps and does nothing else: unreadable (not
-/// extractable), so what it wraps stays secret unless something decrypts with its bits.
-fn wrap_only_key(session: &Session) -> ObjectHandle {
-    session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Token(false),
-                Attribute::ValueLen(16.into()),
-                Attribute::Wrap(true),
-                Attribute::Unwrap(false),
-                Attribute::Encrypt(false),
-                Attribute::Decrypt(false),
-                Attribute::Derive(false),
-            ],
-        )
-        .expect("a key that only wraps is allowed under the policy")
-}
-
-/// The owner's key: sensitive (its value is never read) but extractable (it may leave
-/// the token wrapped, as PKCS#11 lets such keys).
-fn victim(session: &Session) -> ObjectHandle {
-    session
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(false),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-            Attribute::Wrap(false),
-            Attribute::Unwrap(false),
-            Attribute::Value(VICTIM.to_vec()),
-        ])
-        .expect("C_CreateObject(victim)")
-}
-
-/// Whether `key` decrypts `wrapped` (the victim wrapped with `CKM_AES_ECB`) to the
-/// victim's value.
-fn recovers_victim(session: &Session, key: ObjectHandle, wrapped: &[u8]) -> bool {
-    session
-        .decrypt(&Mechanism::AesEcb, key, wrapped)
-        .is_ok_and(|plain| plain == VICTIM)
-}
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::Attribute;
 
 /// Separation of duties, defeated by `C_CopyObject`. docs/security.md ("Separation of
 /// duties"): under the policy no key may both wrap and decrypt, because such a key "lets
@@ -92,8 +33,8 @@ fn recovers_victim(session: &Session, key: ObjectHandle, wrapped: &[u8]) -> bool
 fn separation_of_duties_holds_across_c_copy_object() {
     let env = TestEnv::new();
     let (_ctx, session) = separated_token(&env);
-    let wrapper = wrap_only_key(&session);
-    let target = victim(&session);
+    let wrapper = wrap_only_key(&session, false, false);
+    let target = extractable_victim(&session, false);
     let wrapped = session
         .wrap_key(&Mechanism::AesEcb, wrapper, target)
         .expect("the wrap-only key wraps the extractable victim");
@@ -122,8 +63,8 @@ fn separation_of_duties_holds_across_c_copy_object() {
 fn separation_of_duties_holds_when_a_wrapping_key_later_turns_to_decryption() {
     let env = TestEnv::new();
     let (_ctx, session) = separated_token(&env);
-    let wrapper = wrap_only_key(&session);
-    let target = victim(&session);
+    let wrapper = wrap_only_key(&session, false, false);
+    let target = extractable_victim(&session, false);
     let wrapped = session
         .wrap_key(&Mechanism::AesEcb, wrapper, target)
         .expect("the wrap-only key wraps the extractable victim");
@@ -141,14 +82,6 @@ fn separation_of_duties_holds_when_a_wrapping_key_later_turns_to_decryption() {
     }
 }
 
-fn oaep_sha256() -> Mechanism<'static> {
-    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
-        MechanismType::SHA256,
-        PkcsMgfType::MGF1_SHA256,
-        PkcsOaepSource::empty(),
-    ))
-}
-
 /// Separation of duties, defeated by a key pair whose public half wraps and whose private
 /// half decrypts. docs/security.md ("Separation of duties"): under the policy "a key
 /// created from then on may not hold both `CKA_WRAP` and `CKA_DECRYPT`", since such a key
@@ -164,7 +97,7 @@ fn oaep_sha256() -> Mechanism<'static> {
 fn separation_of_duties_holds_across_the_two_halves_of_a_key_pair() {
     let env = TestEnv::new();
     let (_ctx, session) = separated_token(&env);
-    let target = victim(&session);
+    let target = extractable_victim(&session, false);
     let pair = session.generate_key_pair(
         &Mechanism::RsaPkcsKeyPairGen,
         &[

@@ -11,79 +11,15 @@
 
 mod common;
 
+use common::duties::*;
 use common::mech::*;
 use common::raw::RawAttr;
 use common::*;
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
-
-/// The value of the victim key (known to the test only, to tell a recovery).
-const VICTIM: [u8; 16] = [0x6c; 16];
-
-/// Turns the separation-of-duties policy on in `env`'s configuration.
-fn separate_duties(env: &TestEnv) {
-    let text = std::fs::read_to_string(&env.conf_path).unwrap();
-    env.write_config(&format!("separation_of_duties = true\n{text}"));
-}
-
-/// A token whose configuration turns the separation-of-duties policy on, and a user
-/// session on it.
-fn separated_token(env: &TestEnv) -> (cryptoki::context::Pkcs11, Session) {
-    separate_duties(env);
-    let (ctx, _slot, session) = ready_token(env);
-    (ctx, session)
-}
-
-/// The owner's key: sensitive (its value is never read) but extractable (it may leave
-/// the token wrapped, as PKCS#11 lets such keys), with no duty of its own.
-fn victim(session: &Session, token: bool) -> ObjectHandle {
-    session
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(token),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-            Attribute::Wrap(false),
-            Attribute::Unwrap(false),
-            Attribute::Value(VICTIM.to_vec()),
-        ])
-        .expect("C_CreateObject(victim)")
-}
-
-/// A generated, never extractable AES-128 key that wraps and has no other duty: the key
-/// the policy allows to wrap. `derive` as given.
-fn wrap_only_key(session: &Session, token: bool, derive: bool) -> ObjectHandle {
-    session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Token(token),
-                Attribute::ValueLen(16.into()),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Wrap(true),
-                Attribute::Unwrap(false),
-                Attribute::Encrypt(false),
-                Attribute::Decrypt(false),
-                Attribute::Derive(derive),
-            ],
-        )
-        .expect("a generated, unextractable key that only wraps is allowed under the policy")
-}
-
-/// Whether `key` decrypts `wrapped` (the victim wrapped with `CKM_AES_ECB`) to the
-/// victim's value.
-fn recovers_victim(session: &Session, key: ObjectHandle, wrapped: &[u8]) -> bool {
-    session
-        .decrypt(&Mechanism::AesEcb, key, wrapped)
-        .is_ok_and(|plain| plain == VICTIM)
-}
 
 /// Whether a raw RSA block (k bytes) is an EME-PKCS1-v1_5 block holding the victim's
 /// value.
@@ -137,7 +73,7 @@ fn wrapping_pair(
 fn separation_of_duties_counts_raw_rsa_signing_as_decryption() {
     let env = TestEnv::new();
     let (_ctx, session) = separated_token(&env);
-    let target = victim(&session, false);
+    let target = extractable_victim(&session, false);
     let (public, private) = match wrapping_pair(&session, true) {
         Err(Error::Pkcs11(RvError::TemplateInconsistent, _)) => return,
         Err(e) => panic!("C_GenerateKeyPair: {e}"),
@@ -167,7 +103,7 @@ fn separation_of_duties_counts_raw_rsa_signing_as_decryption() {
 fn separation_of_duties_keeps_raw_rsa_signing_off_a_wrapping_pair() {
     let env = TestEnv::new();
     let (_ctx, session) = separated_token(&env);
-    let target = victim(&session, false);
+    let target = extractable_victim(&session, false);
     let (public, private) =
         wrapping_pair(&session, false).expect("a pair that wraps and unwraps only is allowed");
     let wrapped = session
@@ -221,7 +157,7 @@ fn separation_of_duties_holds_across_a_copy_of_a_derived_copy() {
     let (_ctx, session) = separated_token(&env);
     let ck = Ck::load();
     let wrapper = wrap_only_key(&session, false, true);
-    let target = victim(&session, false);
+    let target = extractable_victim(&session, false);
     let wrapped = session
         .wrap_key(&Mechanism::AesEcb, wrapper, target)
         .expect("the wrap-only key wraps the extractable victim");
@@ -263,7 +199,7 @@ fn separation_of_duties_made_keys_keep_their_duties_in_a_process_without_the_lin
     let plain_config = std::fs::read_to_string(&env.conf_path).unwrap();
     let (ctx, session) = separated_token(&env);
     let first = wrap_only_key(&session, true, false);
-    let target = victim(&session, true);
+    let target = extractable_victim(&session, true);
     let wrapped = session
         .wrap_key(&Mechanism::AesEcb, first, target)
         .expect("the wrap-only key wraps the extractable victim");

@@ -11,12 +11,12 @@ mod common;
 
 use std::process::Command;
 
+use common::duties::*;
 use common::kms::*;
 use common::material::EC_PARAMS_P256;
 use common::*;
 use cryptoki::error::RvError;
-use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki_sys::*;
@@ -41,14 +41,6 @@ fn true_flags(session: &Session, key: ObjectHandle) -> Vec<CK_ATTRIBUTE_TYPE> {
         .filter(|(ty, _)| read_bool(session, key, *ty) == Some(true))
         .map(|(ty, _)| *ty)
         .collect()
-}
-
-fn oaep_sha256() -> Mechanism<'static> {
-    Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
-        MechanismType::SHA256,
-        PkcsMgfType::MGF1_SHA256,
-        PkcsOaepSource::empty(),
-    ))
 }
 
 #[test]
@@ -407,36 +399,6 @@ fn separation_of_duties_refuses_keys_that_could_wrap_and_decrypt() {
     assert_eq!(read_bool(&session, wrapper, CKA_DECRYPT), Some(false));
 }
 
-/// A user session on a token whose configuration turns the separation-of-duties policy on.
-fn separated_token(env: &TestEnv) -> (cryptoki::context::Pkcs11, Session) {
-    let text = std::fs::read_to_string(&env.conf_path).unwrap();
-    env.write_config(&format!("separation_of_duties = true\n{text}"));
-    let (ctx, _slot, session) = ready_token(env);
-    (ctx, session)
-}
-
-/// The value of the key the attacks below try to read.
-const VICTIM: [u8; 16] = [0x5a; 16];
-
-/// A sensitive but extractable AES key (it may leave the token wrapped, as PKCS#11 lets
-/// it), with no duty of its own.
-fn extractable_victim(session: &Session) -> ObjectHandle {
-    session
-        .create_object(&[
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::Token(false),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(true),
-            Attribute::Encrypt(false),
-            Attribute::Decrypt(false),
-            Attribute::Wrap(false),
-            Attribute::Unwrap(false),
-            Attribute::Value(VICTIM.to_vec()),
-        ])
-        .unwrap()
-}
-
 /// An AES key of the caller's value with exactly the duty flags given on (the others
 /// off), made by `C_CreateObject`.
 fn known_aes(
@@ -465,7 +427,7 @@ fn known_aes(
 fn separation_of_duties_refuses_a_wrapping_key_of_known_value() {
     let env = TestEnv::new();
     let (_ctx, session) = separated_token(&env);
-    let target = extractable_victim(&session);
+    let target = extractable_victim(&session, false);
     let value = [0x11u8; 16];
     match known_aes(&session, &value, &[AttributeType::Wrap]) {
         Err(cryptoki::error::Error::Pkcs11(RvError::TemplateInconsistent, _)) => {}
@@ -526,7 +488,7 @@ fn separation_of_duties_refuses_an_extractable_wrapping_key() {
 fn separation_of_duties_refuses_a_wrapping_public_key_made_from_a_pairs_values() {
     let env = TestEnv::new();
     let (_ctx, session) = separated_token(&env);
-    let target = extractable_victim(&session);
+    let target = extractable_victim(&session, false);
     let (public, private) = session
         .generate_key_pair(
             &Mechanism::RsaPkcsKeyPairGen,

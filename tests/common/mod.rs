@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod audit;
+pub mod duties;
 pub mod hostile;
 pub mod kms;
 pub mod material;
