@@ -132,7 +132,10 @@ pub fn initialize(options: InitOptions) -> Result<()> {
     fork::install();
     let mut state = state_mut();
     if let Some(inherited) = state.as_ref() {
-        if inherited.pid == std::process::id() {
+        // This process's own, unless the wiped mark says this memory is a child's copy:
+        // a raw `clone` child can even have its parent's process id, as PID 1 of a new
+        // PID namespace under a parent that is PID 1 of its own (review 16d).
+        if inherited.pid == std::process::id() && !crate::os::fork::inherited() {
             return Err(Error::AlreadyInitialized);
         }
         // A child made without `fork()`'s hooks running (a raw `clone`): abandon the

@@ -111,10 +111,11 @@ fn pid_namespaces_available() -> bool {
 /// `CKR_CRYPTOKI_ALREADY_INITIALIZED` (exit code 2 of the child).
 #[test]
 fn a_raw_clone_child_with_the_parents_process_id_in_a_new_pid_namespace_can_initialise() {
-    if !pid_namespaces_available() {
-        eprintln!("skipped: no unprivileged user and PID namespaces here (unshare -Urp)");
-        return;
-    }
+    assert!(
+        pid_namespaces_available(),
+        "this test needs user and PID namespaces (`unshare -Urp --fork true` must work: \
+         util-linux, and unprivileged user namespaces allowed by the kernel)"
+    );
     let env = TestEnv::new();
     let slot = {
         // A token the parent opens a session on, as an application does before forking.

@@ -31,6 +31,7 @@ pub struct AuditSeal {
 const LINK_LABEL: &[u8] = b"kmshsm audit link v1\0";
 const HEAD_LABEL: &[u8] = b"kmshsm audit head v1\0";
 const ANCHOR_LABEL: &[u8] = b"kmshsm audit anchor v1\0";
+const CHECKPOINT_LABEL: &[u8] = b"kmshsm audit checkpoint v1\0";
 
 /// The newest event as read inside a write transaction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +46,10 @@ pub struct AuditHead {
     /// that event was pruned; `None` when there is no such event).
     pub anchor: Option<AuditCheckpoint>,
     pub anchored_hash: Option<Hash>,
+    /// With no anchor: whether a MAC still vouches for some stored event, or a
+    /// checkpoint is kept. Such a trail had an anchor, now gone (`verify`: "the anchor
+    /// is gone"), and is not sealed over (review 16e). Not read when there is an anchor.
+    pub authenticated: bool,
 }
 
 /// One stored event.
@@ -135,6 +140,17 @@ pub(crate) fn anchor_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
     keyed(key, ANCHOR_LABEL, seq, hash)
 }
 
+/// The checkpoint's MAC (a label of its own, as the anchor's: with the head's label, any
+/// event's stored seq, hash and MAC made a checkpoint, and the events before it could be
+/// deleted as if pruned: review 16e).
+pub(crate) fn checkpoint_mac(key: &[u8; 32], seq: u64, hash: &Hash) -> Hash {
+    keyed(key, CHECKPOINT_LABEL, seq, hash)
+}
+
+fn checkpoint_holds(key: &[u8; 32], c: &AuditCheckpoint) -> bool {
+    constant_time::verify_slices_are_equal(&checkpoint_mac(key, c.seq, &c.hash), &c.mac).is_ok()
+}
+
 fn mac_holds(key: &[u8; 32], seq: u64, hash: &Hash, mac: &Hash) -> bool {
     constant_time::verify_slices_are_equal(&head_mac(key, seq, hash), mac).is_ok()
 }
@@ -144,7 +160,8 @@ fn anchor_holds(key: &[u8; 32], a: &AuditCheckpoint) -> bool {
 }
 
 /// Whether a writer holding `key` may authenticate what follows `head`'s anchor: there
-/// is no anchor yet, or it is authentic and its event is still stored with its hash. A
+/// is no anchor and no MAC yet, or it is authentic and its event is still stored with its
+/// hash. A
 /// trail cut short (or an anchor moved) is left for `verify` to report, not sealed over.
 #[cfg(test)] // used by the tests only
 pub(crate) fn anchor_sound(head: &AuditHead, key: &[u8; 32]) -> bool {
@@ -173,7 +190,9 @@ impl AuditKey {
     /// (`anchor_sound`), remembering an anchor found sound.
     fn anchor_sound(&self, head: &AuditHead) -> bool {
         let Some(a) = &head.anchor else {
-            return true;
+            // Sound only for a trail no MAC vouches for yet (a new token's, or one never
+            // authenticated): one whose anchor was deleted may have been cut short.
+            return !head.authenticated;
         };
         if a.seq > head.seq || head.anchored_hash != Some(a.hash) {
             return false;
@@ -290,11 +309,12 @@ fn broken(first: u64, last: u64, reason: &'static str) -> Broken {
 pub fn verify(log: &AuditLog, key: &[u8; 32]) -> Result<Verified, Broken> {
     let (mut prev, mut expect, mut vouched) = match &log.checkpoint {
         Some(c) => {
-            if !mac_holds(key, c.seq, &c.hash, &c.mac) {
+            if !checkpoint_holds(key, c) {
                 return Err(broken(
                     c.seq,
                     c.seq,
-                    "the checkpoint is not authentic (edited, or made under another key)",
+                    "the checkpoint is not authentic (edited, made from an event's MAC, made \
+                     under another key, or by a build before checkpoints had a MAC of their own)",
                 ));
             }
             (c.hash, c.seq + 1, c.seq)
@@ -572,13 +592,17 @@ mod tests {
             checkpoint: Some(AuditCheckpoint {
                 seq: at.seq,
                 hash: at.hash,
-                mac: head_mac(&KEY, at.seq, &at.hash),
+                mac: checkpoint_mac(&KEY, at.seq, &at.hash),
             }),
             anchor: full.anchor,
             events: full.events[4..].to_vec(),
         };
         let v = verify(&l, &KEY).unwrap();
         assert_eq!((v.first, v.head, v.checkpoint), (5, 10, Some(4)));
+        // An event's own head MAC is no checkpoint MAC (review 16e).
+        let mut forged = l.clone();
+        forged.checkpoint.as_mut().unwrap().mac = head_mac(&KEY, at.seq, &at.hash);
+        assert_eq!(verify(&forged, &KEY).unwrap_err().first, 4);
         l.checkpoint.as_mut().unwrap().hash[0] ^= 1;
         assert_eq!(verify(&l, &KEY).unwrap_err().first, 4);
     }

@@ -693,7 +693,7 @@ fn pin_attempt_contract(first: &dyn Store, second: &dyn Store) {
 /// head seen inside `transact`, sealing, pruning to a checkpoint, surviving a wipe, and
 /// re-keying.
 pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
-    use super::audit::{self, anchor_mac, head_mac, link};
+    use super::audit::{self, anchor_mac, checkpoint_mac, head_mac, link};
     const KEY: [u8; 32] = [3; 32];
     assert!(first.audit_log().unwrap().events.is_empty());
 
@@ -765,7 +765,7 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
         .commit(vec![Change::PruneAudit(AuditCheckpoint {
             seq: 2,
             hash: h2,
-            mac: head_mac(&KEY, 2, &h2),
+            mac: checkpoint_mac(&KEY, 2, &h2),
         })])
         .unwrap();
     let log = second.audit_log().unwrap();
@@ -783,7 +783,7 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
         Some(AuditCheckpoint {
             seq: 1,
             hash: h2,
-            mac: head_mac(&NEW, 1, &h2),
+            mac: checkpoint_mac(&NEW, 1, &h2),
         }),
     ];
     for checkpoint in stale {
@@ -804,7 +804,7 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
             checkpoint: Some(AuditCheckpoint {
                 seq: 2,
                 hash: h2,
-                mac: head_mac(&NEW, 2, &h2),
+                mac: checkpoint_mac(&NEW, 2, &h2),
             }),
             seal: Some(AuditSeal {
                 seq: 3,
@@ -830,7 +830,7 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
         .commit(vec![Change::PruneAudit(AuditCheckpoint {
             seq: 3,
             hash: h3,
-            mac: head_mac(&NEW, 3, &h3),
+            mac: checkpoint_mac(&NEW, 3, &h3),
         })])
         .unwrap();
     second
@@ -846,7 +846,7 @@ pub(crate) fn audit(first: &dyn Store, second: &dyn Store) {
 /// recomputed), with the changes it rides with; into a trail that has events, refused
 /// and nothing written.
 pub(crate) fn audit_restore(empty: &dyn Store) {
-    use super::audit::{self, anchor_mac, head_mac, link, AuditLog, AuditRecord};
+    use super::audit::{self, anchor_mac, checkpoint_mac, head_mac, link, AuditLog, AuditRecord};
     const KEY: [u8; 32] = [5; 32];
     let h7 = [7; 32];
     let h8 = link(&h7, 8, b"eight");
@@ -854,7 +854,7 @@ pub(crate) fn audit_restore(empty: &dyn Store) {
         checkpoint: Some(AuditCheckpoint {
             seq: 7,
             hash: h7,
-            mac: head_mac(&KEY, 7, &h7),
+            mac: checkpoint_mac(&KEY, 7, &h7),
         }),
         anchor: Some(AuditCheckpoint {
             seq: 8,

@@ -60,6 +60,9 @@ impl Shared {
             sealed,
             anchor,
             anchored_hash,
+            authenticated: anchor.is_none()
+                && (self.audit.checkpoint.is_some()
+                    || self.audit.events.iter().any(|e| e.mac.is_some())),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::object::policy::{IMPORT_TARGET, KEY_ID, MATERIAL_FINGERPRINT};
 use crate::object::Object;
-use crate::store::audit::{self, head_mac, AuditKey, AuditLog, Broken, Verified};
+use crate::store::audit::{self, checkpoint_mac, AuditKey, AuditLog, Broken, Verified};
 use crate::store::seal::MasterKey;
 use crate::store::{AuditCheckpoint, AuditHead, Change, Loaded, ObjectUid};
 
@@ -265,7 +265,7 @@ impl Token {
                     Ok(v) if v.head == loaded.audit.seq && v.head_hash == loaded.audit.hash => {
                         all.push(Change::RekeyAudit {
                             checkpoint: checkpoint.map(|c| AuditCheckpoint {
-                                mac: head_mac(&new_key, c.seq, &c.hash),
+                                mac: checkpoint_mac(&new_key, c.seq, &c.hash),
                                 ..c
                             }),
                             seal: None,
@@ -357,7 +357,7 @@ impl Token {
         let checkpoint = AuditCheckpoint {
             seq: last.0,
             hash: last.1,
-            mac: head_mac(&key, last.0, &last.1),
+            mac: checkpoint_mac(&key, last.0, &last.1),
         };
         self.commit_in(&[epoch], vec![Change::PruneAudit(checkpoint)])?;
         Ok(Some(checkpoint.seq))

@@ -142,7 +142,7 @@ impl Token {
     /// A new object (created, generated, copied, unwrapped, derived), before it is
     /// stored.
     pub(super) fn authorise_new(&self, object: &Object) -> Result<()> {
-        if self.separating_duties() && (mix_duties(&[object]) || !may_wrap(object)) {
+        if self.separating_duties()? && (mix_duties(&[object]) || !may_wrap(object)) {
             return Err(Error::TemplateInconsistent);
         }
         Ok(())
@@ -153,7 +153,7 @@ impl Token {
     /// pair is the module's own, made to unwrap the material its owner encrypts, and
     /// bound to one target (`IMPORT_TARGET`): it is left out.
     pub(super) fn authorise_new_together(&self, objects: &[Object]) -> Result<()> {
-        if !self.separating_duties() {
+        if !self.separating_duties()? {
             return Ok(());
         }
         let Some((public, private)) = pair_halves(objects) else {
@@ -176,7 +176,7 @@ impl Token {
     /// A copy of `source`, before it is stored: the same bits, so no duty its source did
     /// not have.
     pub(super) fn authorise_copied(&self, source: &Object, copy: &Object) -> Result<()> {
-        if self.separating_duties() && gains_duty(source, copy) {
+        if self.separating_duties()? && gains_duty(source, copy) {
             return Err(Error::TemplateInconsistent);
         }
         Ok(())
@@ -184,7 +184,7 @@ impl Token {
 
     /// The object a change produced, before it is stored: no duty flag turned on.
     pub(super) fn authorise_changed(&self, before: &Object, after: &Object) -> Result<()> {
-        if self.separating_duties() && gains_duty(before, after) {
+        if self.separating_duties()? && gains_duty(before, after) {
             return Err(Error::ActionProhibited);
         }
         Ok(())
@@ -200,7 +200,7 @@ impl Token {
         sources: &[&Object],
         derived: &Object,
     ) -> Result<()> {
-        if self.separating_duties() && sources.iter().any(|s| gains_duty(s, derived)) {
+        if self.separating_duties()? && sources.iter().any(|s| gains_duty(s, derived)) {
             return Err(Error::TemplateInconsistent);
         }
         Ok(())

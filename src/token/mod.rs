@@ -655,11 +655,19 @@ impl Token {
         )
     }
 
-    /// Whether the token is under the separation-of-duties policy: the token's own
-    /// marker, or this process's configuration (which a user may choose, so it can turn
-    /// the policy on, never off).
-    pub(super) fn separating_duties(&self) -> bool {
-        self.shared.config.separation_of_duties || self.view.read().separation_of_duties
+    /// Whether the token is under the separation-of-duties policy: this process's
+    /// configuration (which a user may choose, so it can turn the policy on, never off),
+    /// or the token's own marker as the store holds it now (other processes' commits
+    /// are picked up first: a marker written by another process since this one last
+    /// looked counts, review 16d).
+    pub(super) fn separating_duties(&self) -> Result<bool> {
+        if self.shared.config.separation_of_duties {
+            return Ok(true);
+        }
+        if self.store.changed_elsewhere()? {
+            self.sync()?;
+        }
+        Ok(self.view.read().separation_of_duties)
     }
 
     /// Marks an older token as under the policy, after a login by a process configured

@@ -73,6 +73,14 @@ pub(super) fn head(tx: &mut Conn, token: i64) -> PgResult<AuditHead> {
             }
         };
         head.anchor = Some(anchor);
+    } else {
+        head.authenticated = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM kmshsm_audit_events WHERE token = $1 AND mac IS NOT NULL) \
+                     OR EXISTS (SELECT 1 FROM kmshsm_audit_checkpoint WHERE token = $1)",
+                &[&token],
+            )?
+            .get(0);
     }
     Ok(head)
 }

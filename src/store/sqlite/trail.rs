@@ -81,6 +81,14 @@ fn audit_mark(tx: &rusqlite::Transaction<'_>, query: &str) -> StoreResult<Option
 pub(super) fn audit_head(tx: &rusqlite::Transaction<'_>) -> StoreResult<AuditHead> {
     let mut head = newest_event(tx)?;
     head.anchor = audit_mark(tx, ANCHOR)?;
+    if head.anchor.is_none() {
+        head.authenticated = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM audit_events WHERE mac IS NOT NULL) \
+                     OR EXISTS (SELECT 1 FROM audit_checkpoint)",
+            )?
+            .query_row([], |r| r.get(0))?;
+    }
     if head.anchor.is_some_and(|a| a.seq == head.seq) {
         // The usual case: the anchor is the newest event (or the checkpoint).
         head.anchored_hash = Some(head.hash);
