@@ -14,7 +14,9 @@
 //! into the token (`Token::separating_duties`): a later process's configuration cannot
 //! turn it off.
 //!
-//! This module only judges objects; it must not read the store or the caller's login.
+//! This module judges objects; whether the policy holds it asks the token
+//! (`Token::separating_duties`, which catches up with the store first). It must not
+//! write the store or read the caller's login.
 
 use crate::ck::*;
 
@@ -149,9 +151,9 @@ impl Token {
     }
 
     /// Objects stored together: a generated key pair is one key (each half is judged
-    /// alone by `authorise_new` too). The import wrapping
-    /// pair is the module's own, made to unwrap the material its owner encrypts, and
-    /// bound to one target (`IMPORT_TARGET`): it is left out.
+    /// alone by `authorise_new` too). The import wrapping pair is the module's own, made
+    /// to unwrap the material its owner encrypts, and bound to one target
+    /// (`IMPORT_TARGET`): it is left out.
     pub(super) fn authorise_new_together(&self, objects: &[Object]) -> Result<()> {
         if !self.separating_duties()? {
             return Ok(());
@@ -182,7 +184,8 @@ impl Token {
         Ok(())
     }
 
-    /// The object a change produced, before it is stored: no duty flag turned on.
+    /// The object a change produced, before it is stored: no duty added (a flag turned
+    /// on, or `CKA_ALLOWED_MECHANISMS` widened to raw RSA on a private key that signs).
     pub(super) fn authorise_changed(&self, before: &Object, after: &Object) -> Result<()> {
         if self.separating_duties()? && gains_duty(before, after) {
             return Err(Error::ActionProhibited);
