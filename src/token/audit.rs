@@ -18,9 +18,9 @@ use crate::error::{Error, Result};
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::object::policy::{IMPORT_TARGET, KEY_ID, MATERIAL_FINGERPRINT};
 use crate::object::Object;
-use crate::store::audit::{self, checkpoint_mac, AuditKey, AuditLog, Broken, Verified};
+use crate::store::audit::{self, checkpoint_mac, head_mac, AuditKey, AuditLog, Broken, Verified};
 use crate::store::seal::MasterKey;
-use crate::store::{AuditCheckpoint, AuditHead, Change, Loaded, ObjectUid};
+use crate::store::{AuditCheckpoint, AuditHead, AuditSeal, Change, Loaded, ObjectUid};
 
 use super::{LoggedIn, Token};
 
@@ -251,6 +251,16 @@ impl Token {
             let log = self.store.audit_log()?;
             let verdict = audit::verify(&log, &old_key);
             let checkpoint = log.checkpoint;
+            // The oldest event kept is sealed under the new key too: with only the new
+            // head's MAC, cutting the re-initialisation's events and the anchor left a
+            // trail no MAC vouched for, which looked never authenticated and was sealed
+            // over (review 16f). A MAC at the start keeps it "authenticated" for the
+            // writers (`AuditHead::authenticated`), and deleting that event too leaves a
+            // gap `verify` reports.
+            let first = log.events.first().map(|e| AuditSeal {
+                seq: e.seq,
+                mac: head_mac(&new_key, e.seq, &e.hash),
+            });
             let mut stale = false;
             let mut reinitialized = false;
             let written = self.store.transact(&[], &[], &mut |loaded| {
@@ -268,7 +278,7 @@ impl Token {
                                 mac: checkpoint_mac(&new_key, c.seq, &c.hash),
                                 ..c
                             }),
-                            seal: None,
+                            seal: first,
                         });
                         // The anchor goes with the old MACs; the new one is set here.
                         let head = AuditHead {
