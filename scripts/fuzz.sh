@@ -17,6 +17,11 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
     exit 1
 fi
 export RUSTC_BOOTSTRAP=1
+# The root's release profile links with fat LTO and one codegen unit (Cargo.toml);
+# SanitizerCoverage's per-module counters do not survive that link (undefined
+# `__sancov_gen_*` symbols), so the fuzz builds use the usual per-crate units.
+export CARGO_PROFILE_RELEASE_LTO=false
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 targets=${*:-$(cargo fuzz list)}
 cargo fuzz build
 mkdir -p logs
