@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::raw::{Raw, RawAttr};
 use common::*;
@@ -20,30 +20,6 @@ use cryptoki_sys::*;
 
 /// How long a child process may take before it is killed and the test fails.
 const CHILD_DEADLINE: Duration = Duration::from_secs(20);
-
-/// The exit status of child `pid`, or `None` if it was killed by a signal; kills it and
-/// panics after [`CHILD_DEADLINE`].
-fn wait_for(pid: libc::pid_t) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: (test) waits for our own child without blocking.
-        let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(got >= 0, "waitpid: {}", std::io::Error::last_os_error());
-        if got == pid {
-            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-        }
-        if started.elapsed() > CHILD_DEADLINE {
-            // SAFETY: (test) kills and reaps our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("the child hung for {CHILD_DEADLINE:?} (a lock inherited locked?)");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// `src/ids.rs` documents `ObjectHandle` as "An object's handle, unique in the process
 /// and never reused", and `src/object/table.rs` says handles come "from a process-wide
@@ -168,7 +144,7 @@ fn a_raw_clone_child_that_skips_c_initialize_does_not_write_through_the_parents_
         // SAFETY: (test) ends the child without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
-    let code = wait_for(pid as libc::pid_t);
+    let code = wait_for_child(pid as libc::pid_t, CHILD_DEADLINE, "the child");
     // What the parent finds afterwards (its login and session are its own).
     session.logout().unwrap();
     session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();

@@ -48,30 +48,6 @@ fn finish(mut child: std::process::Child, what: &str) -> (std::process::ExitStat
     (status, out)
 }
 
-/// The exit status of raw child `pid` (`None`: killed by a signal); kills it and panics
-/// after [`CHILD_DEADLINE`].
-fn wait_for(pid: libc::pid_t) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: (test) waits for our own child without blocking.
-        let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(got >= 0, "waitpid: {}", std::io::Error::last_os_error());
-        if got == pid {
-            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-        }
-        if started.elapsed() > CHILD_DEADLINE {
-            // SAFETY: (test) kills and reaps our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("the raw-clone child hung for {CHILD_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The raw-clone child recognised by its process ID
 
@@ -209,7 +185,7 @@ fn pid_one_parent() {
         // SAFETY: (test) ends the child without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
-    let code = wait_for(pid as libc::pid_t);
+    let code = wait_for_child(pid as libc::pid_t, CHILD_DEADLINE, "the raw-clone child");
     tell_parent(&format!("parent-pid {}", std::process::id()));
     tell_parent(&format!(
         "child {}",

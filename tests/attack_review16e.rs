@@ -16,23 +16,6 @@ use common::audit::*;
 use common::kms::*;
 use common::*;
 
-/// A released token whose trail has a dozen events, each written by a logged-in
-/// application (so each carries a head MAC); the path of its database.
-fn audited_token(env: &TestEnv) -> std::path::PathBuf {
-    let ctx = env.load();
-    let slot = init_token(&ctx);
-    let session = user_session(&ctx, slot);
-    let key = create_external(&session, Spec::Aes256, "k");
-    for _ in 0..4 {
-        // Refused (the key awaits its material), and recorded so.
-        let _ = set_state(&session, key, STATE_DISABLED);
-        let _ = set_state(&session, key, STATE_ENABLED);
-    }
-    drop(session);
-    ctx.finalize().unwrap();
-    env.token_database()
-}
-
 /// The oldest events of the trail can be deleted without `kmshsm audit verify` noticing.
 ///
 /// docs/audit.md promises that someone with write access to the database but no PIN

@@ -15,7 +15,6 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use common::audit::*;
-use common::kms::*;
 use common::*;
 
 /// A token whose trail has a dozen events written by a logged-in application (each
@@ -23,17 +22,7 @@ use common::*;
 /// PIN) and given a user PIN again (`C_InitPIN`), as an SO does who suspects the
 /// token. Answers the number of the last event before the re-initialisation.
 fn reinitialised_token(env: &TestEnv) -> u64 {
-    let ctx = env.load();
-    let slot = init_token(&ctx);
-    let session = user_session(&ctx, slot);
-    let key = create_external(&session, Spec::Aes256, "k");
-    for _ in 0..4 {
-        // Refused (the key awaits its material), and recorded so.
-        let _ = set_state(&session, key, STATE_DISABLED);
-        let _ = set_state(&session, key, STATE_ENABLED);
-    }
-    drop(session);
-    ctx.finalize().unwrap();
+    keyed_trail(env);
     let before = verify_ok();
     let old_head = before["HeadEventId"].as_u64().unwrap();
     assert!(old_head >= 10, "{old_head} events");

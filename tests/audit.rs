@@ -13,7 +13,7 @@ mod common;
 use cryptoki::session::UserType;
 use rusqlite::Connection;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::audit::*;
 use common::kms::*;
@@ -70,21 +70,6 @@ fn the_trail_survives_reinitialisation_and_verifies_under_the_new_key() {
     assert_eq!(all[3]["Role"], "SO");
     assert_eq!(all[4]["Outcome"], "Success");
     assert_eq!(verify_ok()["AuthenticatedThrough"], 6);
-}
-
-/// A token with a dozen events, released; the path of its database.
-fn audited_token(env: &TestEnv) -> PathBuf {
-    let ctx = env.load();
-    let slot = init_token(&ctx);
-    let session = user_session(&ctx, slot);
-    let key = create_external(&session, Spec::Aes256, "k");
-    for _ in 0..4 {
-        let _ = set_state(&session, key, STATE_DISABLED);
-        let _ = set_state(&session, key, STATE_ENABLED);
-    }
-    drop(session);
-    ctx.finalize().unwrap();
-    env.token_database()
 }
 
 /// Runs `sql` on the released database, then `audit verify`; answers its message.

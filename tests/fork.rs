@@ -18,7 +18,7 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error, RvError};
@@ -169,33 +169,6 @@ fn fork_and_check(parent_ctx: &Pkcs11, parent_session: &Session, slot: Slot) -> 
         unsafe { libc::_exit(code) };
     }
     wait_for(pid)
-}
-
-/// The exit status of child `pid`; kills it and panics after [`CHILD_DEADLINE`].
-fn wait_for(pid: libc::pid_t) -> i32 {
-    let started = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: (test) waits for our own child without blocking.
-        let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(got >= 0, "waitpid: {}", std::io::Error::last_os_error());
-        if got == pid {
-            assert!(
-                libc::WIFEXITED(status),
-                "the forked child did not exit normally (wait status {status:#x})"
-            );
-            return libc::WEXITSTATUS(status);
-        }
-        if started.elapsed() > CHILD_DEADLINE {
-            // SAFETY: (test) kills and reaps our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("the forked child hung for {CHILD_DEADLINE:?} (a lock inherited locked?)");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn assert_child_ok(code: i32) {
@@ -524,4 +497,11 @@ fn forks_while_writing(env: TestEnv) {
         assert!(calls > 0, "a worker made no call at all");
     }
     assert_parent_carries_on_without_child_object(&session, key);
+}
+
+/// The exit status of child `pid`; kills it and fails after [`CHILD_DEADLINE`], and fails
+/// when it did not exit normally.
+fn wait_for(pid: libc::pid_t) -> i32 {
+    wait_for_child(pid, CHILD_DEADLINE, "the forked child")
+        .expect("the forked child did not exit normally")
 }

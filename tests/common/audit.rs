@@ -264,3 +264,25 @@ pub fn every_event_is_recorded(env: &TestEnv, event_count: &dyn Fn() -> i64) {
     assert_eq!(v["HeadEventId"], all.len() as u64);
     assert_eq!(v["UnauthenticatedEvents"], 0);
 }
+
+/// `keyed_trail` on a token in a file; the path of its database.
+pub fn audited_token(env: &TestEnv) -> std::path::PathBuf {
+    keyed_trail(env);
+    env.token_database()
+}
+
+/// Makes `env`'s token (in a file or on PostgreSQL) and a trail of a dozen events, each
+/// written by a logged-in application (so each carries a head MAC: refused state changes
+/// of a key awaiting its material, recorded so); the token is released.
+pub fn keyed_trail(env: &TestEnv) {
+    let ctx = env.load();
+    let slot = init_token(&ctx);
+    let session = user_session(&ctx, slot);
+    let key = create_external(&session, Spec::Aes256, "k");
+    for _ in 0..4 {
+        let _ = set_state(&session, key, STATE_DISABLED);
+        let _ = set_state(&session, key, STATE_ENABLED);
+    }
+    drop(session);
+    ctx.finalize().unwrap();
+}

@@ -635,3 +635,28 @@ pub fn require_tool(tool: &str, apt_package: &str) -> PathBuf {
         )
     })
 }
+
+/// The exit code of child process `pid` (`None`: killed by a signal), polled without
+/// blocking; after `deadline` the child is killed and reaped and the test fails, naming it
+/// `what` (the fork tests: a child that inherited a lock locked hangs).
+pub fn wait_for_child(pid: libc::pid_t, deadline: std::time::Duration, what: &str) -> Option<i32> {
+    let started = std::time::Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: (test) waits for our own child without blocking.
+        let got = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(got >= 0, "waitpid: {}", std::io::Error::last_os_error());
+        if got == pid {
+            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        }
+        if started.elapsed() > deadline {
+            // SAFETY: (test) kills and reaps our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("{what} hung for {deadline:?} (a lock inherited locked?)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
