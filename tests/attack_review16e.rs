@@ -85,17 +85,7 @@ fn a_trail_cut_short_with_its_anchor_deleted_is_sealed_over_by_the_next_write_on
     const DB: &str = "kmshsm";
     let env = TestEnv::postgres();
     let pg = env.pg.as_ref().unwrap();
-    let ctx = env.load();
-    let slot = init_token(&ctx);
-    let session = user_session(&ctx, slot);
-    let key = create_external(&session, Spec::Aes256, "k");
-    for _ in 0..4 {
-        // Refused (the key awaits its material), and recorded so.
-        let _ = set_state(&session, key, STATE_DISABLED);
-        let _ = set_state(&session, key, STATE_ENABLED);
-    }
-    drop(session);
-    ctx.finalize().unwrap();
+    keyed_trail(&env);
     let head = verify_ok()["HeadEventId"].as_u64().unwrap();
     assert!(head >= 10, "{head} events");
 

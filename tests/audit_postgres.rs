@@ -13,7 +13,6 @@ mod common;
 use serde_json::Value;
 
 use common::audit::*;
-use common::kms::*;
 use common::*;
 
 /// The database `TestEnv::postgres` keeps its tokens in.
@@ -54,16 +53,7 @@ fn tampered(env: &TestEnv, sql: &str) -> String {
 fn tampering_with_the_postgresql_tables_is_caught_and_named() {
     use kmshsm::store::audit::link;
     let env = TestEnv::postgres();
-    let ctx = env.load();
-    let slot = init_token(&ctx);
-    let session = user_session(&ctx, slot);
-    let key = create_external(&session, Spec::Aes256, "k");
-    for _ in 0..4 {
-        let _ = set_state(&session, key, STATE_DISABLED);
-        let _ = set_state(&session, key, STATE_ENABLED);
-    }
-    drop(session);
-    ctx.finalize().unwrap();
+    keyed_trail(&env);
     let head = verify_ok()["HeadEventId"].as_u64().unwrap();
     assert!(head >= 10, "{head} events");
     let pg = cluster(&env);
