@@ -161,8 +161,8 @@ fn anchor_holds(key: &[u8; 32], a: &AuditCheckpoint) -> bool {
 
 /// Whether a writer holding `key` may authenticate what follows `head`'s anchor: there
 /// is no anchor and no MAC yet, or it is authentic and its event is still stored with its
-/// hash. A
-/// trail cut short (or an anchor moved) is left for `verify` to report, not sealed over.
+/// hash. A trail cut short (or an anchor moved or deleted) is left for `verify` to report,
+/// not sealed over.
 #[cfg(test)] // used by the tests only
 pub(crate) fn anchor_sound(head: &AuditHead, key: &[u8; 32]) -> bool {
     AuditKey::new(key).anchor_sound(head)
