@@ -665,7 +665,14 @@ impl Token {
             return Ok(true);
         }
         if self.store.changed_elsewhere()? {
+            let judged_in = self.view_epoch();
             self.sync()?;
+            // The call being judged was decided on the token as it was; one
+            // re-initialised elsewhere meanwhile answers as at its commit, not with
+            // whatever the wiped view makes of the rest (its login is gone).
+            if self.view_epoch() != judged_in {
+                return Err(Error::TokenReinitialized);
+            }
         }
         Ok(self.view.read().separation_of_duties)
     }
