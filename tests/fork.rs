@@ -279,7 +279,33 @@ fn a_forked_child_leaves_the_parents_open_operations_alone() {
     assert_parent_carries_on(&session, key);
 }
 
-/// A second session of the same (logged-in) application.
+/// A module that caught a panic answers `CKR_GENERAL_ERROR` until the process starts it
+/// afresh; a child forked from that process is not the poisoned module but an
+/// uninitialised one, and works once it has called `C_Initialize` (review 16d, read only:
+/// the child answered `CKR_GENERAL_ERROR` to every call before its `C_Initialize`). The
+/// panic is injected (`KMSHSM_TEST_PANIC_IN`, debug builds): no caller input reaches one.
+#[test]
+fn a_child_of_a_process_whose_module_panicked_starts_uninitialised() {
+    let env = TestEnv::new();
+    let (ctx, slot, session, _key) = setup(&env);
+    // SAFETY: (test) nextest runs this test alone in its process, and no other thread is
+    // reading the environment now.
+    unsafe { std::env::set_var("KMSHSM_TEST_PANIC_IN", "C_SeedRandom") };
+    assert!(
+        is_rv(session.seed_random(b"seed"), RvError::GeneralError),
+        "the injected panic was not caught as CKR_GENERAL_ERROR"
+    );
+    assert!(
+        is_rv(ctx.get_all_slots(), RvError::GeneralError),
+        "a caught panic poisons the module"
+    );
+    assert_child_ok(fork_and_check(&ctx, &session, slot));
+    assert!(
+        is_rv(ctx.get_all_slots(), RvError::GeneralError),
+        "the parent's module is still poisoned after its child started afresh"
+    );
+}
+
 /// A child made by a raw `clone()`, which runs no fork hooks, and whose C_Initialize then
 /// fails: the parent's sessions name nothing in it, though the cloning thread used one
 /// just before (each thread remembers its last session look-up, `provider::session_of`).
@@ -321,6 +347,7 @@ fn a_raw_clone_child_whose_initialize_fails_cannot_use_the_parents_sessions() {
     );
 }
 
+/// A second session of the same (logged-in) application.
 fn user_session_again(ctx: &Pkcs11, slot: Slot) -> Session {
     ctx.open_rw_session(slot).expect("C_OpenSession")
 }

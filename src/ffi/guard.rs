@@ -3,7 +3,8 @@
 //!
 //! After a caught panic the module is poisoned: it answers `CKR_GENERAL_ERROR` until
 //! `C_Finalize` and `C_Initialize` start it afresh (the host process lives on; SoftHSMv2
-//! would call `exit()`).
+//! would call `exit()`). The poison is the process's: a child it forks starts
+//! uninitialised, as any child does.
 //!
 //! After a function that handles secrets, the stack below the entry point is overwritten:
 //! key schedules and other fixed-size secret values that the libraries under us build on
@@ -36,13 +37,20 @@ pub(super) fn clear_poison() {
 /// Runs one entry point. `name` is for the log only.
 pub(super) fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
     let restarts = matches!(name, "C_Initialize" | "C_Finalize");
-    if poisoned() && !restarts {
+    // The poison is this process's: a child's copy of the flag (a `fork()` or raw `clone`
+    // child that has not made its own provider) is not, and the child answers as the
+    // uninitialised module it is (review 16d).
+    if poisoned() && !restarts && !crate::os::fork::inherited() {
         return rv::of(&Error::Poisoned);
     }
     // No note from an earlier call is left to take first: each call's note is taken
     // below, after its closure returned or panicked (and a stale note could only add a
     // scrub, never drop one).
-    let outcome = catch_unwind(AssertUnwindSafe(f));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(debug_assertions)]
+        injected_panic(name);
+        f()
+    }));
     let reach = crate::secret_use::take();
     match scrub_reach(name, reach) {
         Some(bytes) if bytes <= 3 * KIB => scrub_in_pieces::<3>(),
@@ -66,6 +74,16 @@ pub(super) fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
             );
             rv::of(&Error::Poisoned)
         }
+    }
+}
+
+/// Debug builds only: panics inside the guard when `KMSHSM_TEST_PANIC_IN` names this entry
+/// point (read at every call), so that tests can see what a caught panic leaves behind; no
+/// caller input reaches a panic otherwise. Release builds contain no such hook.
+#[cfg(debug_assertions)]
+fn injected_panic(name: &str) {
+    if std::env::var_os("KMSHSM_TEST_PANIC_IN").is_some_and(|wanted| wanted == name) {
+        panic!("{name}: panic injected by KMSHSM_TEST_PANIC_IN");
     }
 }
 
