@@ -5,6 +5,10 @@
 //! (`Store::applied`, `Token::apply_snapshot`). Here a read is held in that window
 //! (`PausingStore`) while another thread uses an object that another process has
 //! destroyed: the use must be refused, as it is once the first read is applied.
+//!
+//! Also the window before a change elsewhere is heard of at all (`PausingStore::deaf`):
+//! a KMS request the cached state refuses must not be refused before the cache has
+//! caught up with the store (`Token::refused_on_current`).
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -23,9 +27,13 @@ use zeroize::Zeroizing;
 
 /// A store whose next `read`, once armed, stops after reading (the mark has moved) and
 /// says so on `paused`, until `resume` gets a message.
+/// While `deaf` is set, its change check answers "unchanged" whatever happened elsewhere,
+/// as a PostgreSQL store in notify mode does between another host's commit and its
+/// notification's arrival.
 struct PausingStore {
     inner: Box<dyn Store>,
     armed: Arc<Mutex<Option<Pause>>>,
+    deaf: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Where a paused read says it has paused, and where it waits to go on.
@@ -33,6 +41,9 @@ type Pause = (mpsc::Sender<()>, mpsc::Receiver<()>);
 
 impl Store for PausingStore {
     fn changed_elsewhere(&self) -> StoreResult<bool> {
+        if self.deaf.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(false);
+        }
         self.inner.changed_elsewhere()
     }
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
@@ -139,6 +150,7 @@ fn a_use_while_another_threads_read_is_unapplied_sees_a_destruction_elsewhere() 
     let pausing = PausingStore {
         inner: Box::new(SqliteStore::open(&path).expect("store")),
         armed: Arc::clone(&armed),
+        deaf: Arc::default(),
     };
     let here = Arc::new(
         Token::open_store(
@@ -221,4 +233,82 @@ fn a_change_elsewhere_that_moves_no_sequence_number_is_read_once_not_on_every_ca
         !here.store.changed_elsewhere().expect("check"),
         "read once, then quiet"
     );
+}
+
+/// Review 16e (left open then, fixed now): a KMS state change was refused early on the
+/// key's cached state, and the refusal recorded, though the current record allowed it:
+/// in PostgreSQL's notify mode the cache may not yet have heard of another host's change.
+/// Here the other process cancels a deletion this one has seen scheduled, and this one,
+/// not told yet, enables the key: allowed on the current record (Disabled), refused on
+/// the cached one (PendingDeletion).
+#[test]
+fn a_state_change_is_not_refused_on_a_cached_state_changed_elsewhere() {
+    use crate::kms::key::KeyState;
+    use crate::object::attr::KEY_STATE;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let serial = "stale00001";
+    let path = token_file(dir.path(), serial);
+    let deaf = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let here = Token::open_store(
+        Box::new(PausingStore {
+            inner: Box::new(SqliteStore::open(&path).expect("store")),
+            armed: Arc::default(),
+            deaf: Arc::clone(&deaf),
+        }),
+        serial.into(),
+        shared_for_tests(dir.path()),
+    )
+    .expect("this process's token");
+    let elsewhere =
+        Token::open(&path, shared_for_tests(dir.path())).expect("the other process's token");
+    let session = SessionHandle::new(1);
+    let caller = Caller { session, rw: true };
+    let user_pin = b"user-pin-5678";
+    here.add_session(session, true).expect("session");
+    here.login(session, UserKind::So, b"so-pin-1234")
+        .expect("SO login");
+    here.init_pin(true, user_pin).expect("user PIN");
+    here.logout().expect("logout");
+    here.login(session, UserKind::User, user_pin)
+        .expect("user login");
+    elsewhere.add_session(session, true).expect("session");
+    elsewhere
+        .login(session, UserKind::User, user_pin)
+        .expect("user login elsewhere");
+    let key = here
+        .create_object(
+            caller,
+            &[
+                raw(CKA_CLASS, &CKO_SECRET_KEY.raw().to_ne_bytes()),
+                raw(CKA_KEY_TYPE, &CKK_AES.raw().to_ne_bytes()),
+                raw(CKA_TOKEN, &[1]),
+                raw(CKA_PRIVATE, &[1]),
+                raw(CKA_LABEL, b"stale-state"),
+                raw(CKA_VALUE, &[7; 32]),
+            ],
+        )
+        .expect("key");
+    let state = |s: KeyState| [raw(KEY_STATE, &s.code().to_ne_bytes())];
+    let theirs = elsewhere
+        .find(&[raw(CKA_LABEL, b"stale-state")])
+        .expect("find elsewhere");
+    assert_eq!(theirs.len(), 1);
+    elsewhere
+        .set_attributes(caller, theirs[0], &state(KeyState::PendingDeletion))
+        .expect("deletion scheduled elsewhere");
+    here.sync()
+        .expect("this process sees the deletion scheduled");
+    deaf.store(true, std::sync::atomic::Ordering::SeqCst);
+    elsewhere
+        .set_attributes(caller, theirs[0], &state(KeyState::Disabled))
+        .expect("deletion cancelled elsewhere");
+
+    let enabled = here.set_attributes(caller, key, &state(KeyState::Enabled));
+    assert!(
+        enabled.is_ok(),
+        "EnableKey of a key whose current record is Disabled was refused on the cached \
+         PendingDeletion: {enabled:?}"
+    );
+    let now = here.entry(key).expect("key").object.ulong(KEY_STATE);
+    assert_eq!(now, Some(KeyState::Enabled.code()));
 }

@@ -40,12 +40,15 @@ impl Token {
     }
 
     /// The key named `id`, when its cached record allows an import at all (the key
-    /// model's rule, `model::precheck`; the import decides again on the current record).
+    /// model's rule, `model::precheck`, refusing only once the cache has caught up with
+    /// the store; the import decides again on the current record).
     fn import_target(&self, id: &KeyId) -> Result<(Vec<KeyObject>, Arc<Object>)> {
-        let (objects, main) = self.target(id)?;
-        let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
-        model::precheck_import(origin, state_of(&main)).map_err(kms)?;
-        Ok((objects, main))
+        self.refused_on_current(|| {
+            let (objects, main) = self.target(id)?;
+            let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
+            model::precheck_import(origin, state_of(&main)).map_err(kms)?;
+            Ok((objects, main))
+        })
     }
 
     /// GetParametersForImport: a wrapping key pair bound to the target in the private
@@ -114,10 +117,14 @@ impl Token {
         // The token the target is read from, taken before it is: the pair goes into
         // that token only (`insert_all_in`), never into one re-initialised since.
         let read_in = self.view_epoch();
-        let (_, main) = self.target(&target)?;
-        let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
-        let spec = main.ulong(KEY_SPEC).and_then(KeySpec::from_code);
-        model::check_import_parameters(origin, state_of(&main), spec, alg).map_err(kms)?;
+        // Issued on the cached record: what the pair can do is decided again, on the
+        // current record, by the import it serves.
+        self.refused_on_current(|| {
+            let (_, main) = self.target(&target)?;
+            let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
+            let spec = main.ulong(KEY_SPEC).and_then(KeySpec::from_code);
+            model::check_import_parameters(origin, state_of(&main), spec, alg).map_err(kms)
+        })?;
         let (key_type, generation) = shape::wrapping_key(alg);
         let mechanism_ok = mech.kind == generation;
         if !mechanism_ok {

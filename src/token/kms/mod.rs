@@ -396,6 +396,31 @@ impl Token {
             .collect())
     }
 
+    /// The version of token object `object` the table holds now (`None` for a session
+    /// object, or one no longer there).
+    fn cached_version(&self, object: &Object) -> Option<Arc<Object>> {
+        let table = self.objects.read();
+        let handle = table.token_handle(&object.uid)?;
+        table.get(handle).map(|e| Arc::clone(&e.object))
+    }
+
+    /// Runs `judge`, a judgement of cached records, again once the cache has caught up
+    /// with the store if it refuses: a key model's refusal stands only on the records
+    /// as they are. The cache may not have heard yet of another process's or host's
+    /// change (PostgreSQL's notify mode between a commit and its notification, review
+    /// 16e), and a request refused on it would be refused, and recorded as refused,
+    /// though the current record allows it. Acceptances need no such care: the call
+    /// decides again on the current record in its own transaction.
+    pub(super) fn refused_on_current<T>(&self, judge: impl Fn() -> Result<T>) -> Result<T> {
+        match judge() {
+            Err(Error::Kms(_)) => {
+                self.sync()?;
+                judge()
+            }
+            judged => judged,
+        }
+    }
+
     /// Publishes what a sweep decided, read from the token of epoch `read_in`: the token
     /// objects it removes in one store transaction (into that token only,
     /// `commit_decided`; only if each is still there), with `events`; then each expired session key object, wiped,
@@ -457,10 +482,13 @@ impl Token {
         epoch: u64,
     ) -> Result<()> {
         let result = self.change_state_decided(caller, object, wanted);
+        // Named after the state as cached now: a refusal first caught the cache up with
+        // the store (`refused_on_current`).
+        let current = self.cached_version(object);
         if let (Err(Error::Kms(e)), Some(id), Some(state), Some(wanted)) = (
             &result,
             object.bytes(KEY_ID),
-            state_of(object),
+            state_of(current.as_deref().unwrap_or(object)),
             KeyState::from_code(wanted),
         ) {
             if object.is_token() {
@@ -479,13 +507,17 @@ impl Token {
 
     fn change_state_decided(&self, caller: Caller, object: &Object, wanted: u64) -> Result<()> {
         let wanted = KeyState::from_code(wanted).ok_or(Error::AttributeValueInvalid)?;
-        let (Some(origin), Some(state), Some(id)) =
-            (origin_of(object), state_of(object), object.bytes(KEY_ID))
-        else {
+        let (Some(origin), Some(id)) = (origin_of(object), object.bytes(KEY_ID)) else {
             return Err(Error::AttributeTypeInvalid);
         };
-        // Refused early on the cached state; decided again on the current record below.
-        model::precheck(origin, state, decide::event_for(state, wanted)).map_err(kms)?;
+        // Refused early on the cached state (caught up with the store before a refusal
+        // stands); decided again on the current record below.
+        self.refused_on_current(|| {
+            let current = self.cached_version(object);
+            let state = state_of(current.as_deref().unwrap_or(object))
+                .ok_or(Error::AttributeTypeInvalid)?;
+            model::precheck(origin, state, decide::event_for(state, wanted)).map_err(kms)
+        })?;
         let siblings = self.key_objects(id)?;
         if siblings.iter().any(|(_, owner, _)| *owner == Owner::Token) && !caller.rw {
             return Err(Error::SessionReadOnly);
