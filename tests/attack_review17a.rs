@@ -3,7 +3,8 @@
 //! `src/os/`, `kmshsm copy-token`): each test shows one defect and fails against the code
 //! it was written on.
 //!
-//! Run with `cargo nextest run --test attack_review17a`.
+//! Run with `cargo nextest run --test attack_review17a` (one process per test: the tests
+//! point the module at their own configuration through the environment).
 
 #![allow(clippy::unwrap_used, unreachable_pub)] // test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
 
@@ -57,7 +58,10 @@ fn closed_token(env: &TestEnv) -> std::path::PathBuf {
 /// backup that must stay as it was (kept as custody of the keys, docs/deployment.md
 /// "Backups") has been rewritten by a tool that claims to only read it. The copy should
 /// read the source without changing it (or refuse an older source and say why); either
-/// way the source's schema version must still be 6 afterwards.
+/// way the source's schema version must still be 6 afterwards. docs/deployment.md makes
+/// this worse: "Keep a copy of `token_dir` from before the upgrade if a downgrade may be
+/// needed: nothing converts a token back" -- copying a token out of that very copy (to
+/// PostgreSQL, say) destroys the downgrade path it was kept for.
 #[test]
 fn copy_token_upgrades_an_older_source_file_in_place() {
     let env = TestEnv::new();
@@ -89,5 +93,54 @@ fn copy_token_upgrades_an_older_source_file_in_place() {
         "copy-token changed its source: the version 6 token file was upgraded in place \
          (copy ok: {})",
         run.ok
+    );
+}
+
+/// The module rewrites a token file that it then skips: a version 6 copy of a token kept
+/// in the token directory under another name (say a pre-upgrade backup,
+/// docs/deployment.md) is upgraded in place by `C_Initialize` before the module finds
+/// that the file is not named after its serial and skips it.
+///
+/// docs/cli.md: "the module itself skips a token file ... not named after its token's
+/// serial, with one warning in its log". `Provider::open_new_files` decides that only
+/// after `Token::open`, whose `SqliteStore::open` has already run `schema::upgrade` in a
+/// write transaction on the file (same root cause as the copy-token test above: opening a
+/// store upgrades it before anyone decided to use it). A file the module refuses to use
+/// must come out of `C_Initialize` as it went in; here its schema version goes 6 -> 7 and
+/// the build it came from can no longer open it.
+#[test]
+fn a_skipped_token_file_of_an_older_schema_is_upgraded_in_place() {
+    let env = TestEnv::new();
+    let db = closed_token(&env);
+    let serial = db.file_stem().unwrap().to_str().unwrap().to_string();
+    let backup = env.token_dir.join("preupgrade.db");
+    std::fs::copy(&db, &backup).unwrap();
+    Connection::open(&backup)
+        .unwrap()
+        .execute_batch(DOWNGRADE_TO_V6)
+        .unwrap();
+    assert_eq!(user_version(&backup), 6, "the backup is a version 6 token");
+    {
+        let ctx = env.load();
+        let serials: Vec<String> = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .map(|s| ctx.get_token_info(s).unwrap())
+            .filter(|info| info.token_initialized())
+            .map(|info| info.serial_number().trim().to_string())
+            .collect();
+        assert_eq!(serials, vec![serial.clone()], "only the live token is in a slot");
+        ctx.finalize().expect("C_Finalize");
+    }
+    assert!(
+        env.log().contains("preupgrade.db"),
+        "the module said it skipped the file: {}",
+        env.log()
+    );
+    assert_eq!(
+        user_version(&backup),
+        6,
+        "C_Initialize upgraded a token file it then skipped (version 6 -> 7 in place)"
     );
 }
