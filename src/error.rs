@@ -19,6 +19,13 @@ pub enum StoreError {
     /// The database was written by a newer kmshsm.
     #[error("unsupported schema version {0}")]
     SchemaVersion(i64),
+    /// The database was written by an older kmshsm, and was opened to be read as it is:
+    /// only a use of the token (the module opening it in a slot) upgrades it in place.
+    #[error(
+        "schema version {0}, written by an older kmshsm: opened as it is, it is not \
+         upgraded (the module upgrades a token it puts in a slot)"
+    )]
+    OlderSchema(i64),
     /// Sealed data did not authenticate under the token master key.
     #[error("sealed data failed to authenticate")]
     Unseal,

@@ -23,8 +23,9 @@ use crate::object::table::{HandleSource, SessionHandle};
 use crate::session::Session;
 use crate::store::postgres::schema::Catalog;
 use crate::store::postgres::PgSettings;
+use crate::store::sqlite::SqliteStore;
 use crate::store::Backend;
-use crate::token::{Shared, Token, LABEL_LEN};
+use crate::token::{self, Shared, Token, LABEL_LEN};
 
 mod fork;
 
@@ -403,19 +404,24 @@ impl Provider {
             if self.mismatched.lock().contains(&file) {
                 continue;
             }
+            // A token file is named after its token's serial: a file holding another token
+            // (a backup renamed) would stand in for the token of that serial. Told from
+            // the file as it is, before opening it for use, which would upgrade an older
+            // one in place (review 17a); and again after, from what the open read.
+            let stored = SqliteStore::stored_meta(&path, token::META_SERIAL)
+                .ok()
+                .flatten()
+                .map(|s| String::from_utf8_lossy(&s).into_owned());
+            if let Some(held) = stored.filter(|held| held != serial) {
+                self.skip_mismatched(&path, &held);
+                continue;
+            }
             match Token::open(&path, Arc::clone(&self.shared)) {
-                // A token file is named after its token's serial: a file holding another
-                // token (a backup renamed) would stand in for the token of that serial.
                 Ok(token) if token.serial != serial => {
                     let held = token.serial.clone();
                     // Closed before the stamp: opening and closing may have written it.
                     drop(token);
-                    log::warn!(
-                        "skipping token file {}: it holds token {held}, whose file is named \
-                         {held}.db",
-                        path.display(),
-                    );
-                    self.mismatched.lock().push(Mismatched::file(&path));
+                    self.skip_mismatched(&path, &held);
                 }
                 Ok(token) => opened.push(token),
                 // One unreadable token must not hide the others.
@@ -423,6 +429,15 @@ impl Provider {
             }
         }
         Ok(opened)
+    }
+
+    /// Skips the token file at `path`, which holds token `held`, until it changes.
+    fn skip_mismatched(&self, path: &Path, held: &str) {
+        log::warn!(
+            "skipping token file {}: it holds token {held}, whose file is named {held}.db",
+            path.display(),
+        );
+        self.mismatched.lock().push(Mismatched::file(path));
     }
 
     /// Puts newly opened tokens into slots, then makes sure one slot is free.

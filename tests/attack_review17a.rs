@@ -130,7 +130,11 @@ fn a_skipped_token_file_of_an_older_schema_is_upgraded_in_place() {
             .filter(|info| info.token_initialized())
             .map(|info| info.serial_number().trim().to_string())
             .collect();
-        assert_eq!(serials, vec![serial.clone()], "only the live token is in a slot");
+        assert_eq!(
+            serials,
+            vec![serial.clone()],
+            "only the live token is in a slot"
+        );
         ctx.finalize().expect("C_Finalize");
     }
     assert!(

@@ -205,6 +205,7 @@ mod tests {
             (StoreError::Unseal.into(), CKR_DEVICE_ERROR),
             (StoreError::Unreachable("x".into()).into(), CKR_DEVICE_ERROR),
             (StoreError::CommitUnknown.into(), CKR_DEVICE_ERROR),
+            (StoreError::OlderSchema(6).into(), CKR_DEVICE_ERROR),
             (StoreError::Tampered.into(), v::CKR_KMSHSM_RECORD_TAMPERED),
             (StoreError::PinRecordChanged.into(), CKR_PIN_INCORRECT),
             (

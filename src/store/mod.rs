@@ -518,6 +518,34 @@ impl Backend {
         }
     }
 
+    /// Opens the existing token `serial` to read it as it is: a token file of an older
+    /// schema is refused (`StoreError::OlderSchema`), not upgraded in place. A database
+    /// server's schema is the server's, not a token's, and is opened as for `open`.
+    pub fn open_unchanged(&self, serial: &str) -> StoreResult<(Box<dyn Store>, String)> {
+        match self {
+            Backend::Files(dir) => {
+                let path = Backend::file_of(dir, serial);
+                let store = sqlite::SqliteStore::open_unchanged(&path)?;
+                Ok((Box::new(store), path.display().to_string()))
+            }
+            Backend::Postgres(_) => self.open(serial),
+        }
+    }
+
+    /// The metadata value `name` of token `serial`, read without changing the token
+    /// (a token file of any schema version this build knows).
+    pub fn stored_meta(&self, serial: &str, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        match self {
+            Backend::Files(dir) => {
+                sqlite::SqliteStore::stored_meta(&Backend::file_of(dir, serial), name)
+            }
+            Backend::Postgres(_) => {
+                let (store, _) = self.open(serial)?;
+                Ok(store.read(0, 0, Scope::Changes)?.meta.remove(name))
+            }
+        }
+    }
+
     /// The serials of the tokens here, in order (a directory's `*.db` files, or the
     /// database's token rows). A directory that does not exist holds none.
     pub fn serials(&self) -> StoreResult<Vec<String>> {

@@ -52,7 +52,18 @@ pub fn copy_token(
             "{serial:?} is not a token serial (1 to 16 letters and digits); nothing was copied"
         )));
     }
-    let (source, from_place) = from.open(serial)?;
+    // Read as it is: copying must not change the source, and a token file of an older
+    // schema would be upgraded in place by an open for use (review 17a: a copy out of
+    // a kept pre-upgrade backup made the backup unreadable to the build it came from).
+    let (source, from_place) = from.open_unchanged(serial).map_err(|e| match e {
+        StoreError::OlderSchema(version) => Error::Config(format!(
+            "the token {serial} at the source is of schema version {version}, written by an \
+             older kmshsm; copying it with this build would upgrade the source in place. \
+             Copy it with the kmshsm that wrote it, or let this build's module open it first \
+             (which upgrades it); nothing was copied"
+        )),
+        other => other.into(),
+    })?;
     source.check_integrity()?;
     // The trail is read before and after the records: an event committed in between
     // (with its change) would leave the copy with a change and no event, or the reverse.
@@ -93,9 +104,11 @@ pub fn copy_token(
         )));
     }
     for other in &existing {
-        let (store, _) = to.open(other)?;
-        let meta = store.read(0, 0, Scope::Changes)?.meta;
-        if meta_slot_id(&meta) == Some(slot_id) {
+        // Read without opening the token for use, which would upgrade an older one.
+        let other_slot = to
+            .stored_meta(other, META_SLOT_ID)?
+            .and_then(|id| String::from_utf8(id).ok()?.parse::<u64>().ok());
+        if other_slot == Some(slot_id) {
             return Err(Error::Config(format!(
                 "the destination's token {other} has slot id {slot_id} already; give the copy \
                  another one (--slot-id); nothing was copied"

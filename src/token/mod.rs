@@ -52,7 +52,7 @@ pub const LABEL_LEN: usize = 32;
 pub const MIN_PIN_LEN: usize = 4;
 pub const MAX_PIN_LEN: usize = 255;
 
-const META_SERIAL: &str = "serial";
+pub(crate) const META_SERIAL: &str = "serial";
 const META_SLOT_ID: &str = "slot_id";
 const META_LABEL: &str = "label";
 /// The marker that the token's records are authenticated (`records::record_auth_marker`).

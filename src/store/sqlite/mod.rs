@@ -28,7 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::audit::{AuditHead, AuditLog};
 use super::fork_gate::{self, Entered};
@@ -43,7 +44,7 @@ use crate::os::shared_page::SharedPage;
 use durable::{WalSync, Writing};
 use files::Interest;
 use schema::{
-    configure, to_version_5, to_version_6, to_version_7, upgrade, SCHEMA_V1, SCHEMA_VERSION,
+    configure, to_version_5, to_version_6, to_version_7, BUSY_TIMEOUT, SCHEMA_V1, SCHEMA_VERSION,
     UPGRADE_V1_TO_V2, UPGRADE_V2_TO_V3, UPGRADE_V3_TO_V4,
 };
 use seen::SeenHeaders;
@@ -210,6 +211,15 @@ fn uid_of(bytes: Vec<u8>) -> StoreResult<ObjectUid> {
         .map_err(|_| StoreError::Malformed("object uid is not 16 bytes"))
 }
 
+/// What opening a token database of an older schema does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    /// Upgrades it in place: the token is to be used.
+    InPlace,
+    /// Refuses it: the file is to be read as it is.
+    Refuse,
+}
+
 impl SqliteStore {
     /// Creates a new token database at `path` (which must not exist) holding `initial`.
     pub(crate) fn create(path: &Path, initial: Vec<Change>) -> StoreResult<SqliteStore> {
@@ -251,8 +261,20 @@ impl SqliteStore {
         result
     }
 
-    /// Opens an existing token database.
+    /// Opens an existing token database to use it: one of an older schema is upgraded
+    /// in place first.
     pub(crate) fn open(path: &Path) -> StoreResult<SqliteStore> {
+        SqliteStore::open_with(path, Upgrade::InPlace)
+    }
+
+    /// Opens an existing token database to read it as it is: one of an older schema is
+    /// refused (`StoreError::OlderSchema`), not upgraded (review 17a: `copy-token`
+    /// upgraded its source, a kept pre-upgrade copy, in place).
+    pub(crate) fn open_unchanged(path: &Path) -> StoreResult<SqliteStore> {
+        SqliteStore::open_with(path, Upgrade::Refuse)
+    }
+
+    fn open_with(path: &Path, upgrade: Upgrade) -> StoreResult<SqliteStore> {
         if !path.is_file() {
             return Err(StoreError::Io(std::io::Error::from(
                 std::io::ErrorKind::NotFound,
@@ -266,10 +288,46 @@ impl SqliteStore {
         let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         match version {
             SCHEMA_VERSION => {}
-            older if (1..SCHEMA_VERSION).contains(&older) => upgrade(&mut db)?,
+            older if (1..SCHEMA_VERSION).contains(&older) => match upgrade {
+                Upgrade::InPlace => schema::upgrade(&mut db)?,
+                Upgrade::Refuse => return Err(StoreError::OlderSchema(older)),
+            },
             other => return Err(StoreError::SchemaVersion(other)),
         }
         SqliteStore::wrap(interest, path, db)
+    }
+
+    /// The metadata value `name` of the token database at `path`, read without changing
+    /// the file whatever its schema version (every version keeps its metadata in one
+    /// table): what the module needs to know before it decides to use a file.
+    pub(crate) fn stored_meta(path: &Path, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        if !path.is_file() {
+            return Err(StoreError::Io(std::io::Error::from(
+                std::io::ErrorKind::NotFound,
+            )));
+        }
+        let _gate = fork_gate::enter();
+        let interest = Interest::register(path);
+        let db = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        db.busy_timeout(BUSY_TIMEOUT)?;
+        // Were it the last connection, its close would checkpoint the WAL (as `configure`).
+        db.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if !(1..=SCHEMA_VERSION).contains(&version) {
+            return Err(StoreError::SchemaVersion(version));
+        }
+        let value = db
+            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        // The connection closes before the interest in its files ends.
+        drop(db);
+        drop(interest);
+        Ok(value)
     }
 
     /// Called with a pass through the fork gate.

@@ -146,7 +146,7 @@ pub(super) const STATEMENT_CACHE: usize = 64;
 pub(super) const WAL_AUTOCHECKPOINT: i64 = 4_000;
 
 /// How long a writer waits for SQLite's write lock.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn configure(db: &Connection) -> StoreResult<()> {
     db.busy_timeout(BUSY_TIMEOUT)?;
