@@ -381,6 +381,23 @@ fn a_copy_that_would_replace_or_clash_is_refused_and_changes_nothing() {
         ],
         "name one with --serial",
     );
+    // A source directory that does not exist is said so, and not made (review 17a).
+    let missing = source.dir.path().join("no").join("such").join("tokens");
+    refused(
+        &source.conf_path,
+        &[
+            "copy-token",
+            "--from",
+            missing.to_str().unwrap(),
+            "--to",
+            empty.token_dir.to_str().unwrap(),
+        ],
+        "no token directory",
+    );
+    assert!(
+        !source.dir.path().join("no").exists(),
+        "copy-token made the source directory it was to read from"
+    );
     // A destination that is neither a directory, a configuration nor a URL.
     let file = source.dir.path().join("not-a-store");
     std::fs::write(&file, b"x").unwrap();

@@ -14,10 +14,18 @@ use serde_json::{json, Value};
 
 use crate::{invalid, Failure};
 
+/// Which end of the copy a store named on the command line is: a source is only read,
+/// so a token directory named as one must exist (it is not made, as a destination's is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Source,
+    Destination,
+}
+
 /// A store named on the command line: a `postgresql://` URL (with the `[postgres]`
 /// settings of `config`), a configuration file (`*.toml`: its store), or a token
 /// directory.
-fn backend(location: &str, config: &Config) -> Result<Backend, Failure> {
+fn backend(location: &str, config: &Config, end: End) -> Result<Backend, Failure> {
     if location.starts_with("postgresql://") || location.starts_with("postgres://") {
         let mut pg = config.clone();
         pg.store_url = Some(StoreUrl::new(location));
@@ -28,7 +36,7 @@ fn backend(location: &str, config: &Config) -> Result<Backend, Failure> {
         if !path.is_file() {
             return Err(invalid(format!("no configuration file {location}")));
         }
-        return Ok(backend_of(&Config::from_file(path)?)?);
+        return store_of(&Config::from_file(path)?, end);
     }
     if path.exists() && !path.is_dir() {
         return Err(invalid(format!(
@@ -39,7 +47,19 @@ fn backend(location: &str, config: &Config) -> Result<Backend, Failure> {
     let mut files = config.clone();
     files.store_url = None;
     files.token_dir = path.to_path_buf();
-    Ok(backend_of(&files)?)
+    store_of(&files, end)
+}
+
+/// The store `config` names; a source token directory that does not exist is refused
+/// (review 17a: a mistyped `--from` was made, with every directory above it).
+fn store_of(config: &Config, end: End) -> Result<Backend, Failure> {
+    if end == End::Source && config.store_url.is_none() && !config.token_dir.is_dir() {
+        return Err(invalid(format!(
+            "no token directory {}",
+            config.token_dir.display()
+        )));
+    }
+    Ok(backend_of(config)?)
 }
 
 pub(crate) fn run(
@@ -50,7 +70,8 @@ pub(crate) fn run(
     slot_id: Option<u64>,
 ) -> Result<Value, Failure> {
     let source = match from {
-        Some(location) => backend(location, config)?,
+        Some(location) => backend(location, config, End::Source)?,
+        // The configuration's own store, made as the module would make it.
         None => backend_of(config)?,
     };
     let serial = match serial {
@@ -70,7 +91,7 @@ pub(crate) fn run(
             }
         }
     };
-    let dest = backend(to, config)?;
+    let dest = backend(to, config, End::Destination)?;
     let copied = copy_token(&source, &dest, &serial, slot_id)?;
     Ok(json!({
         "Copied": {
