@@ -21,6 +21,8 @@ mod login;
 mod objects;
 #[cfg(test)]
 mod read_window_tests;
+#[cfg(test)]
+mod review17b_tests;
 mod records;
 
 use std::collections::BTreeMap;
