@@ -31,12 +31,19 @@ pub struct ImportRequest {
     pub fingerprint: [u8; 32],
     /// KeyMaterialExpireUnix; 0 for material that never expires.
     pub expiry: i64,
+    /// When the import token the material came with expires, unix seconds: an import
+    /// decided at or after it is refused, however early the call began (review 17b: an
+    /// import whose transaction waited past its token's expiry was written).
+    pub token_expiry: i64,
 }
 
 /// ImportKeyMaterial: the first import binds the key to the material; every later one
 /// must bring the same material; the state follows `lifecycle`; the expiry is the
 /// request's.
 pub fn import(current: &KeyFacts, request: &ImportRequest, now: i64) -> Result<KeyFacts, KmsError> {
+    if now >= request.token_expiry {
+        return Err(KmsError::ExpiredImportToken);
+    }
     if request.expiry != 0 && request.expiry <= now {
         return Err(KmsError::InvalidParameter(
             "KeyMaterialExpireUnix is in the past",
@@ -122,7 +129,21 @@ mod tests {
         ImportRequest {
             fingerprint: [fp; 32],
             expiry,
+            token_expiry: i64::MAX,
         }
+    }
+
+    #[test]
+    fn an_import_decided_at_or_after_its_tokens_expiry_is_refused() {
+        let late = ImportRequest {
+            token_expiry: 100,
+            ..request(1, 0)
+        };
+        assert_eq!(
+            import(&pending(None), &late, 100),
+            Err(KmsError::ExpiredImportToken)
+        );
+        assert!(import(&pending(None), &late, 99).is_ok());
     }
 
     #[test]

@@ -25,6 +25,10 @@ use crate::vendor;
 /// How long import parameters stay valid (kms-docs: 24 hours).
 pub const TOKEN_LIFETIME: i64 = 24 * 60 * 60;
 
+/// How far ahead of the clock checking an import token the clock that issued it may have
+/// been (hosts sharing a token keep their clocks within this of each other).
+pub const CLOCK_SKEW: i64 = 5 * 60;
+
 /// One encoding of a token: its magic, nonce length and MAC.
 struct Layout {
     magic: &'static [u8; 4],
@@ -227,6 +231,13 @@ impl ImportToken {
         if now >= token.expires_at {
             return Err(KmsError::ExpiredImportToken);
         }
+        // A token valid for longer than tokens are issued for was issued by a clock ahead
+        // of this one (another host's, or this one's before it was set back): honoured
+        // for its lifetime and `CLOCK_SKEW` more as this clock counts, it would be valid
+        // for as long as that clock was ahead (review 17b).
+        if token.expires_at.saturating_sub(now) > TOKEN_LIFETIME + CLOCK_SKEW {
+            return Err(KmsError::InvalidImportToken);
+        }
         Ok(token)
     }
 }
@@ -256,6 +267,23 @@ mod tests {
         assert_eq!(
             ImportToken::open(&bytes, &[1; 32], 1_000 + TOKEN_LIFETIME),
             Err(KmsError::ExpiredImportToken)
+        );
+    }
+
+    #[test]
+    fn a_token_from_a_clock_ahead_by_more_than_the_skew_is_invalid() {
+        let ahead = TOKEN_LIFETIME; // issued by a clock a day ahead of this one
+        let bytes = token(1_000 + ahead).seal(&[1; 32]).unwrap();
+        assert_eq!(
+            ImportToken::open(&bytes, &[1; 32], 1_000),
+            Err(KmsError::InvalidImportToken)
+        );
+        let bytes = token(1_000 + CLOCK_SKEW).seal(&[1; 32]).unwrap();
+        assert!(ImportToken::open(&bytes, &[1; 32], 1_000).is_ok());
+        let bytes = token(1_000 + CLOCK_SKEW + 1).seal(&[1; 32]).unwrap();
+        assert_eq!(
+            ImportToken::open(&bytes, &[1; 32], 1_000),
+            Err(KmsError::InvalidImportToken)
         );
     }
 

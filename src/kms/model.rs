@@ -129,9 +129,10 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
         request: &ImportRequest,
         material: &R::Material,
     ) -> Result<(), R::Error> {
-        let now = self.records.now();
         self.records.decide_on(id, true, &mut |current| {
-            let facts = decide::import(&current.facts, request, now)?;
+            // The time of the decision, inside its transaction: a transaction that waited
+            // for its lock decides at the time it decides (review 17b).
+            let facts = decide::import(&current.facts, request, self.records.now())?;
             Ok(Some(Decision {
                 facts,
                 material: MaterialChange::Install(material.clone()),

@@ -19,7 +19,7 @@ use super::Token;
 use crate::error::{Error, Result};
 use crate::kms::key::Origin;
 use crate::mechanism::{DeriveInput, DeriveRule, MechanismArg, Usage};
-use crate::object::attr::{AttrType, RawAttribute, RawValue, Value};
+use crate::object::attr::{AttrType, RawAttribute, RawValue, Value, MATERIAL_EXPIRY};
 use crate::object::policy::{self, KEY_USES};
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
@@ -87,6 +87,15 @@ impl Token {
         let sources: Vec<&Object> = std::iter::once(&*base_object)
             .chain(other_object.as_deref())
             .collect();
+        // A key whose material expires derives nothing: what it derived would outlive the
+        // expiry (review 17b: a bit-for-bit copy by CKM_EXTRACT_KEY_FROM_KEY, a key of
+        // its own without an expiry, kept decrypting after the material had expired).
+        if sources
+            .iter()
+            .any(|o| o.ulong(MATERIAL_EXPIRY).is_some_and(|at| at != 0))
+        {
+            return Err(Error::KeyFunctionNotPermitted);
+        }
         if m.derive_class() == CKO_DATA {
             if !additional.is_empty() {
                 return Err(Error::MechanismParamInvalid);

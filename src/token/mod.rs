@@ -21,9 +21,9 @@ mod login;
 mod objects;
 #[cfg(test)]
 mod read_window_tests;
+mod records;
 #[cfg(test)]
 mod review17b_tests;
-mod records;
 
 use std::collections::BTreeMap;
 use std::path::Path;

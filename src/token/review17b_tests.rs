@@ -12,10 +12,10 @@ use zeroize::Zeroizing;
 
 use super::*;
 use crate::ck::*;
-use crate::store::sqlite::SqliteStore;
-use crate::object::attr::{RawAttribute, RawValue};
 use crate::ids::{SessionHandle, SlotId};
 use crate::kms::clock::FixedClock;
+use crate::object::attr::{RawAttribute, RawValue};
+use crate::store::sqlite::SqliteStore;
 use crate::store::{
     AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRecordId, PinSettle, ReadMark, StoreResult,
 };

@@ -124,6 +124,7 @@ fn import_of(material: &str, expiry: i64) -> ImportRequest {
     ImportRequest {
         fingerprint: fingerprint(material),
         expiry,
+        token_expiry: i64::MAX,
     }
 }
 

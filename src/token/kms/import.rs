@@ -587,6 +587,7 @@ impl Token {
         let request = decide::ImportRequest {
             fingerprint,
             expiry: expiry as i64,
+            token_expiry: token.expires_at,
         };
         KeyModel::new(&self.records_for(Some(caller.session))).import_material(
             &token.key_id,
