@@ -177,3 +177,91 @@ fn an_unmodifiable_key_keeps_its_state_and_its_material() {
          after it)"
     );
 }
+
+/// What a public session of a fresh module sees of the token labelled `label`: the
+/// handle of a session object it makes, the handles `C_FindObjects` with an empty
+/// template then shows it, and the handle of a second session object made right after.
+fn public_view(ctx: &cryptoki::context::Pkcs11, label: &str) -> (u64, Vec<u64>, u64) {
+    let slot = slot_of_token(ctx, label);
+    let attacker = ctx.open_rw_session(slot).expect("a public session");
+    let first = attacker
+        .create_object(&data_template("probe-1", b"x", false))
+        .expect("a public session object");
+    let mut seen: Vec<u64> = attacker
+        .find_objects(&[])
+        .expect("C_FindObjects")
+        .into_iter()
+        .map(|h| h.handle() as u64)
+        .collect();
+    seen.sort_unstable();
+    let second = attacker
+        .create_object(&data_template("probe-2", b"x", false))
+        .expect("a public session object");
+    (first.handle() as u64, seen, second.handle() as u64)
+}
+
+/// A public session counts the user's private objects through handle numbers. PKCS#11
+/// 3.0 §4.4 (`CKA_PRIVATE`: a private object is not visible to an application that is not
+/// logged in as the user) and docs/security.md ("Who is who": the unauthenticated caller
+/// may "see public objects"; the review-15/16 tests hold that a caller without login
+/// learns nothing of hidden labels or keys, e.g.
+/// `the_rule_tells_a_caller_without_login_nothing_of_hidden_labels`). But every token
+/// record the table loads takes the next number of the process-wide handle counter
+/// (`ObjectTable::put_token_object` → `HandleSource::next`), the private ones included,
+/// whether or not the caller may see them. So a public session (p11-kit-remote client,
+/// say, without access to the token file) makes a session object, searches, and makes
+/// another: the second handle minus the first, less what the search showed, is the number
+/// of hidden private objects (and the gaps in the shown handles say where they lie). The
+/// test sets up two tokens that differ only in five private keys and compares what a
+/// public session of a fresh module sees of each. Expected: the same view (a public
+/// session's handles do not depend on objects it may not see).
+#[test]
+fn a_public_session_cannot_count_the_users_private_objects_by_their_handles() {
+    let env = TestEnv::new();
+    {
+        let ctx = env.load();
+        for (label, hidden) in [("plain", 0usize), ("secrets", 5)] {
+            let slot = init_token_labelled(&ctx, label);
+            let owner = user_session(&ctx, slot);
+            owner
+                .create_object(&data_template("public notice", b"hello", true))
+                .expect("a public token object");
+            for i in 0..hidden {
+                owner
+                    .create_object(&[
+                        Attribute::Class(ObjectClass::SECRET_KEY),
+                        Attribute::KeyType(KeyType::AES),
+                        Attribute::Token(true),
+                        Attribute::Private(true),
+                        Attribute::Sensitive(true),
+                        Attribute::Label(format!("payroll-{i}").into_bytes()),
+                        Attribute::Value(vec![i as u8 + 1; 32]),
+                    ])
+                    .expect("a private token key");
+            }
+            owner.logout().unwrap();
+            owner.close().unwrap();
+        }
+        ctx.finalize().unwrap();
+    }
+    // A fresh module (handles are counted once per process, so both views start from
+    // wherever the counter is; only differences are compared).
+    let ctx = env.load();
+    let (a_first, a_seen, a_second) = public_view(&ctx, "plain");
+    let (b_first, b_seen, b_second) = public_view(&ctx, "secrets");
+    assert_eq!(a_seen.len(), b_seen.len(), "both tokens show one public object");
+    let rel = |first: u64, seen: &[u64], second: u64| {
+        (
+            seen.iter().map(|h| h.wrapping_sub(first)).collect::<Vec<_>>(),
+            second - first,
+        )
+    };
+    assert_eq!(
+        rel(b_first, &b_seen, b_second),
+        rel(a_first, &a_seen, a_second),
+        "what a public session sees of the token with five private keys (found handles and \
+         the next session object's handle, relative to its first session object) differs \
+         from what it sees of the same token without them: the difference counts the \
+         hidden keys"
+    );
+}
