@@ -191,13 +191,13 @@ fn public_view(ctx: &cryptoki::context::Pkcs11, label: &str) -> (u64, Vec<u64>, 
         .find_objects(&[])
         .expect("C_FindObjects")
         .into_iter()
-        .map(|h| h.handle() as u64)
+        .map(|h| h.handle())
         .collect();
     seen.sort_unstable();
     let second = attacker
         .create_object(&data_template("probe-2", b"x", false))
         .expect("a public session object");
-    (first.handle() as u64, seen, second.handle() as u64)
+    (first.handle(), seen, second.handle())
 }
 
 /// A public session counts the user's private objects through handle numbers. PKCS#11
@@ -249,10 +249,16 @@ fn a_public_session_cannot_count_the_users_private_objects_by_their_handles() {
     let ctx = env.load();
     let (a_first, a_seen, a_second) = public_view(&ctx, "plain");
     let (b_first, b_seen, b_second) = public_view(&ctx, "secrets");
-    assert_eq!(a_seen.len(), b_seen.len(), "both tokens show one public object");
+    assert_eq!(
+        a_seen.len(),
+        b_seen.len(),
+        "both tokens show one public object"
+    );
     let rel = |first: u64, seen: &[u64], second: u64| {
         (
-            seen.iter().map(|h| h.wrapping_sub(first)).collect::<Vec<_>>(),
+            seen.iter()
+                .map(|h| h.wrapping_sub(first))
+                .collect::<Vec<_>>(),
             second - first,
         )
     };

@@ -3,8 +3,9 @@
 //! Token objects are a cache of the store: loaded when first needed (looked up by an
 //! indexed attribute, found due, or all at once for a search the index cannot narrow),
 //! then kept current from `Snapshot`s. Session objects live only here. Handles are
-//! allocated from a process-wide counter when an object is first seen and never reused,
-//! so a stale handle or one from another token is simply not found.
+//! allocated from process-wide counters (one for public objects, one for private ones)
+//! when an object is first seen and never reused, so a stale handle or one from another
+//! token is simply not found.
 //! This module must not do I/O or check logins; the token does both.
 
 use std::collections::hash_map::Entry as Slot;
@@ -41,19 +42,32 @@ pub struct Entry {
     pub epoch: u64,
 }
 
-/// The next object handle of the process, whichever provider asks: a handle kept across
-/// `C_Finalize` and `C_Initialize` must name nothing in the new provider (PKCS#11 3.0
-/// §5.4 ends every handle at `C_Finalize`; review 16c found the count started again at 1).
-static NEXT_OBJECT_HANDLE: AtomicU64 = AtomicU64::new(1);
+/// The next handle of a public object of the process (odd numbers), whichever provider
+/// asks: a handle kept across `C_Finalize` and `C_Initialize` must name nothing in the
+/// new provider (PKCS#11 3.0 §5.4 ends every handle at `C_Finalize`; review 16c found the
+/// count started again at 1).
+static NEXT_PUBLIC_HANDLE: AtomicU64 = AtomicU64::new(1);
 
-/// Process-wide source of object handles (one counter for every provider the process
-/// makes, [`NEXT_OBJECT_HANDLE`]): handles are never reused.
+/// The next handle of a private object of the process (even numbers). Apart from the
+/// public ones so that the handles a session without a login sees (public objects, its
+/// own session objects) count no private object (review 17d: the gaps between them told
+/// how many private keys the token held).
+static NEXT_PRIVATE_HANDLE: AtomicU64 = AtomicU64::new(2);
+
+/// Process-wide source of object handles (two counters for every provider the process
+/// makes, [`NEXT_PUBLIC_HANDLE`] and [`NEXT_PRIVATE_HANDLE`]): handles are never reused.
 #[derive(Debug, Default)]
 pub struct HandleSource;
 
 impl HandleSource {
-    pub fn next(&self) -> ObjectHandle {
-        ObjectHandle::new(NEXT_OBJECT_HANDLE.fetch_add(1, Ordering::Relaxed))
+    /// A fresh handle for `object`, from the counter of its kind (public or private).
+    pub fn next_for(&self, object: &Object) -> ObjectHandle {
+        let counter = if object.is_private() {
+            &NEXT_PRIVATE_HANDLE
+        } else {
+            &NEXT_PUBLIC_HANDLE
+        };
+        ObjectHandle::new(counter.fetch_add(2, Ordering::Relaxed))
     }
 }
 
@@ -262,7 +276,7 @@ impl ObjectTable {
         let handle = *self
             .token_handles
             .entry(rec.uid)
-            .or_insert_with(|| handles.next());
+            .or_insert_with(|| handles.next_for(&object));
         self.put(
             handle,
             Entry {
@@ -311,7 +325,7 @@ impl ObjectTable {
         if !self.open_sessions.contains(&session) {
             return Err(Error::SessionClosed);
         }
-        let handle = handles.next();
+        let handle = handles.next_for(&object);
         self.put(
             handle,
             Entry {
@@ -376,7 +390,7 @@ impl ObjectTable {
             .collect();
         for (uid, old) in private_token {
             if let Some(entry) = self.take(old) {
-                let new = handles.next();
+                let new = handles.next_for(&entry.object);
                 self.put(new, entry);
                 self.token_handles.insert(uid, new);
             }

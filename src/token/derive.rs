@@ -19,7 +19,7 @@ use super::Token;
 use crate::error::{Error, Result};
 use crate::kms::key::Origin;
 use crate::mechanism::{DeriveInput, DeriveRule, MechanismArg, Usage};
-use crate::object::attr::{AttrType, RawAttribute, RawValue, Value, MATERIAL_EXPIRY};
+use crate::object::attr::{AttrType, RawAttribute, RawValue, Value, MATERIAL_EXPIRY, ORIGIN};
 use crate::object::policy::{self, KEY_USES};
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
@@ -172,6 +172,14 @@ impl Token {
                 .iter()
                 .all(|o| o.bool_attr(CKA_NEVER_EXTRACTABLE) == Some(true)),
         };
+        let origin = if sources
+            .iter()
+            .all(|o| o.ulong(ORIGIN).and_then(Origin::from_code) == Some(Origin::Kms))
+        {
+            Origin::Kms
+        } else {
+            Origin::External
+        };
         let mut objects = Vec::with_capacity(plans.len());
         let mut made_ins = sources_in.to_vec();
         for ((tpl, key_type, _), secret) in plans.iter().zip(secrets) {
@@ -180,8 +188,11 @@ impl Token {
             if matches!(m.derive_rule(), DeriveRule::Exposes { .. }) {
                 self.authorise_exposing_derivation(&sources, &object)?;
             }
-            // Each derived key is a KMS key of its own.
-            let (identified, made_in) = self.with_kms_identity(vec![object], Origin::Kms, None)?;
+            // Each derived key is a KMS key of its own, generated (Origin KMS) only if
+            // every key it is derived from was: one derived from a key whose value its
+            // caller knows may hold bits the caller chose (review 17d: a
+            // CKM_CONCATENATE_BASE_AND_DATA copy of the caller's own bytes read as KMS).
+            let (identified, made_in) = self.with_kms_identity(vec![object], origin, None)?;
             objects.extend(identified);
             made_ins.push(made_in);
         }

@@ -522,6 +522,16 @@ impl Token {
         if siblings.iter().any(|(_, owner, _)| *owner == Owner::Token) && !caller.rw {
             return Err(Error::SessionReadOnly);
         }
+        // A change of the key's state changes each of its objects (`C_SetAttributeValue`,
+        // §4.4): none may be unmodifiable (review 17d: DeleteKeyMaterial wiped the value
+        // of a key whose CKA_MODIFIABLE was false). Imports and expiry, which are not
+        // changes a caller makes to the object, still move it.
+        if siblings
+            .iter()
+            .any(|(_, _, o)| o.bool_attr(CKA_MODIFIABLE) == Some(false))
+        {
+            return Err(Error::ActionProhibited);
+        }
         let id = KeyId::from_bytes(id).map_err(|_| kms(KmsError::NotFound))?;
         KeyModel::new(&self.records_for(Some(caller.session))).change_state(&id, wanted)
     }
