@@ -375,3 +375,58 @@ fn a_configuration_that_does_not_parse_prints_the_store_url_password() {
         leaks.join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// BYOK import
+
+/// Defect: ImportKeyMaterial of symmetric material (AES_256, SM4) leaves the material in
+/// freed heap memory. The unwrapped material itself is `Zeroizing`, but
+/// `imported_values` (src/token/kms/mod.rs) keeps a second copy for the fingerprint,
+/// `Imported::canonical`, as a plain `Vec<u8>` (`material.to_vec()`); it is freed with
+/// the `Imported` when the import ends, unwiped. (`canonical_of`, the same file, makes
+/// the same plain copy of a stored key's `CKA_VALUE` when a KMS key made with material,
+/// or a decision that must bind it, computes its fingerprint.) A local build whose
+/// canonical copy held no key bytes passes this test, so the copy is that one.
+///
+/// Expected (docs/reliability.md: "secrets zeroized after use ... heap buffers holding
+/// secrets are `zeroize::Zeroizing`"; the criterion of tests/memory_secrets.rs: no run of
+/// 16 bytes of the key, half an AES-256 key, in writable memory after C_Finalize):
+/// imported material is wiped like any key. Actual: 16 bytes of the 32-byte material
+/// (the half the allocator's free-list header does not overwrite) stay in the heap after
+/// the import, the key's use and C_Finalize.
+#[test]
+fn a_byok_import_leaves_the_material_in_freed_heap() {
+    let setup = Setup::new();
+    let work = Work::new(&setup._env);
+    let key = create_external(&setup.session, Spec::Aes256, "byok canary");
+    let params = get_params(
+        &setup.session,
+        &key_id(&setup.session, key),
+        WRAP_RSAES_OAEP_SHA_256,
+    );
+    // The material in the clear only in this buffer, written to openssl's input file.
+    let mut material = unmasked(&MASKED_AES_KEY);
+    let wrapped = work.rsa_encrypt(&params.spki, Some("sha256"), &material);
+    material.zeroize();
+    let imported = import(&setup.session, &params, &wrapped, None).expect("ImportKeyMaterial");
+    let mut iv = [7u8; 12];
+    let gcm = cryptoki::mechanism::aead::GcmParams::new(&mut iv, b"", 128.into()).unwrap();
+    setup
+        .session
+        .encrypt(&Mechanism::AesGcm(gcm), imported, &[1u8; 64])
+        .expect("C_Encrypt with the imported key");
+    assert!(
+        !fragments(&MASKED_AES_KEY).is_empty(),
+        "the scan does not see the live key: the test is blind"
+    );
+    let raw = setup.finalize();
+    let found = fragments(&MASKED_AES_KEY);
+    assert!(
+        found.is_empty(),
+        "{} 16-byte run(s) of the imported material remain in writable memory after \
+         C_Finalize, starting at\n{}",
+        found.len(),
+        describe(&found)
+    );
+    drop(raw);
+}
