@@ -108,6 +108,28 @@ impl std::fmt::Debug for StoreUrl {
     }
 }
 
+/// A configuration that does not parse, said without quoting it: the parser's own text
+/// quotes the line it stopped at, which may be `store_url`'s, password and all (review
+/// 17c), and its message may quote a value. Where it stopped, then the message with every
+/// quoted value left out.
+fn parse_error(text: &str, e: &toml::de::Error) -> Error {
+    let at = e.span().map(|span| {
+        let before = text.get(..span.start).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("line {line}, column {column}: ")
+    });
+    let mut message = String::new();
+    for (i, part) in e.message().trim().split('"').enumerate() {
+        // Odd parts are inside quotes.
+        message.push_str(if i % 2 == 1 { "\"…\"" } else { part });
+    }
+    Error::Config(format!(
+        "the configuration does not parse: {}{message}",
+        at.unwrap_or_default()
+    ))
+}
+
 /// Hides the password of a `scheme://user:password@host/...` URL and of a
 /// `password=` query parameter, read as the PostgreSQL client reads them: the user and
 /// password run to the first `@` (a `/` or `?` inside the password included), and a
@@ -279,7 +301,7 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let config: Config = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
         config.validate()?;
         Ok(config)
     }
@@ -337,6 +359,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line that does not parse is not quoted back: it may hold `store_url`'s password.
+    #[test]
+    fn a_configuration_that_does_not_parse_is_not_quoted_back() {
+        for text in [
+            "token_dir = \"/t\"\nstore_uri = \"postgresql://u:s3cret-pw@h/d\"\n",
+            "token_dir = \"/t\"\nstore_url = \"postgresql://u:s3cret-pw@h/d\n",
+            "token_dir = \"/t\"\nstore_url = \"postgresql://u:s3\\cret-pw@h/d\"\n",
+            "token_dir = \"/t\"\nmax_pin_failures = \"postgresql://u:s3cret-pw@h/d\"\n",
+        ] {
+            let Err(Error::Config(said)) = Config::parse(text) else {
+                panic!("{text:?} parsed");
+            };
+            assert!(!said.contains("s3"), "{said}");
+            assert!(said.contains("line 2"), "{said}");
+        }
+    }
 
     #[test]
     fn empty_file_gives_defaults() {

@@ -83,7 +83,12 @@ fn writable_mappings() -> Vec<(u64, u64, String)> {
 fn fragments(masked: &[u8]) -> Vec<(u64, String)> {
     fragments_oriented(masked)
         .into_iter()
-        .map(|(at, what, rev)| (at, format!("{what}{}", if rev { " (reversed)" } else { "" })))
+        .map(|(at, what, rev)| {
+            (
+                at,
+                format!("{what}{}", if rev { " (reversed)" } else { "" }),
+            )
+        })
         .collect()
 }
 
@@ -223,12 +228,20 @@ impl Setup {
 /// The secret components of the test RSA-2048 key (tests/common/material.rs), masked.
 fn rsa_secrets() -> Vec<(&'static str, CK_ATTRIBUTE_TYPE, Vec<u8>)> {
     vec![
-        ("d", CKA_PRIVATE_EXPONENT, masked_hex(material::RSA_PRIVATE_EXPONENT)),
+        (
+            "d",
+            CKA_PRIVATE_EXPONENT,
+            masked_hex(material::RSA_PRIVATE_EXPONENT),
+        ),
         ("p", CKA_PRIME_1, masked_hex(material::RSA_PRIME1)),
         ("q", CKA_PRIME_2, masked_hex(material::RSA_PRIME2)),
         ("dp", CKA_EXPONENT_1, masked_hex(material::RSA_EXPONENT1)),
         ("dq", CKA_EXPONENT_2, masked_hex(material::RSA_EXPONENT2)),
-        ("qinv", CKA_COEFFICIENT, masked_hex(material::RSA_COEFFICIENT)),
+        (
+            "qinv",
+            CKA_COEFFICIENT,
+            masked_hex(material::RSA_COEFFICIENT),
+        ),
     ]
 }
 
@@ -341,8 +354,14 @@ fn a_configuration_that_does_not_parse_prints_the_store_url_password() {
     let token_dir = env.token_dir.to_str().unwrap().to_owned();
     let url = |password: &str| format!("postgresql://kmshsm:{password}@db.example.net:5432/tokens");
     let broken = [
-        ("a misspelt key", format!("store_uri = \"{}\"", url(DB_PASSWORD))),
-        ("an unclosed quote", format!("store_url = \"{}", url(DB_PASSWORD))),
+        (
+            "a misspelt key",
+            format!("store_uri = \"{}\"", url(DB_PASSWORD)),
+        ),
+        (
+            "an unclosed quote",
+            format!("store_url = \"{}", url(DB_PASSWORD)),
+        ),
         (
             "a backslash in the password",
             format!("store_url = \"{}\"", url(&format!("{DB_PASSWORD}\\!"))),

@@ -149,40 +149,61 @@ const TAG_TEMPLATE: u8 = 4;
 
 /// Encodes attributes for the store.
 pub fn encode<'a>(attrs: impl IntoIterator<Item = (AttrType, &'a Value)>) -> Vec<u8> {
-    let mut out = vec![FORMAT];
-    encode_into(&mut out, attrs);
+    let attrs: Vec<(AttrType, &Value)> = attrs.into_iter().collect();
+    // Written into one buffer of its final size, with no copy on the way: the values may
+    // be secret, and a buffer outgrown or a value copied out would be freed unwiped
+    // (review 17c found an RSA key's private exponent left so in freed heap). The
+    // caller wipes the result.
+    let len = 1 + attrs.iter().map(|(_, v)| encoded_len(v)).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.push(FORMAT);
+    for (ty, value) in attrs {
+        encode_one(&mut out, ty, value);
+    }
+    debug_assert_eq!(out.len(), len, "encoded_len counts what encode_one writes");
     out
 }
 
-fn encode_into<'a>(out: &mut Vec<u8>, attrs: impl IntoIterator<Item = (AttrType, &'a Value)>) {
-    for (ty, value) in attrs {
-        encode_one(out, ty, value);
+/// The bytes `encode_one` writes for one attribute: type, tag, length, payload.
+fn encoded_len(value: &Value) -> usize {
+    8 + 1 + 4 + payload_len(value)
+}
+
+fn payload_len(value: &Value) -> usize {
+    match value {
+        Value::Bool(_) => 1,
+        Value::Ulong(_) => 8,
+        Value::Bytes(b) => b.len(),
+        Value::Mechanisms(list) => 8 * list.len(),
+        Value::Template(list) => list.iter().map(|(_, v)| encoded_len(v)).sum(),
     }
 }
 
 fn encode_one(out: &mut Vec<u8>, ty: AttrType, value: &Value) {
-    {
-        out.extend_from_slice(&ty.get().to_le_bytes());
-        let (tag, payload) = match value {
-            Value::Bool(b) => (TAG_BOOL, vec![u8::from(*b)]),
-            Value::Ulong(v) => (TAG_ULONG, v.to_le_bytes().to_vec()),
-            Value::Bytes(b) => (TAG_BYTES, b.clone()),
-            Value::Mechanisms(list) => (
-                TAG_MECHS,
-                list.iter().flat_map(|m| m.get().to_le_bytes()).collect(),
-            ),
-            Value::Template(list) => {
-                let mut inner = Vec::new();
-                for (t, v) in list {
-                    encode_one(&mut inner, *t, v);
-                }
-                (TAG_TEMPLATE, inner)
+    out.extend_from_slice(&ty.get().to_le_bytes());
+    out.push(match value {
+        Value::Bool(_) => TAG_BOOL,
+        Value::Ulong(_) => TAG_ULONG,
+        Value::Bytes(_) => TAG_BYTES,
+        Value::Mechanisms(_) => TAG_MECHS,
+        Value::Template(_) => TAG_TEMPLATE,
+    });
+    // Attribute values are far below 4 GiB; the FFI layer caps input sizes.
+    out.extend_from_slice(&(payload_len(value) as u32).to_le_bytes());
+    match value {
+        Value::Bool(b) => out.push(u8::from(*b)),
+        Value::Ulong(v) => out.extend_from_slice(&v.to_le_bytes()),
+        Value::Bytes(b) => out.extend_from_slice(b),
+        Value::Mechanisms(list) => {
+            for m in list {
+                out.extend_from_slice(&m.get().to_le_bytes());
             }
-        };
-        out.push(tag);
-        // Attribute values are far below 4 GiB; the FFI layer caps input sizes.
-        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&payload);
+        }
+        Value::Template(list) => {
+            for (t, v) in list {
+                encode_one(out, *t, v);
+            }
+        }
     }
 }
 
@@ -345,6 +366,42 @@ mod tests {
 
     fn raw(b: &[u8]) -> RawValue {
         RawValue::Bytes(Zeroizing::new(b.to_vec()))
+    }
+
+    /// The bytes of a record are the stored format: written in one pass now, they must be
+    /// what records were always written as (type, tag, length, payload; a template's
+    /// payload its entries).
+    #[test]
+    fn record_encoding_is_the_stored_format() {
+        let template = Value::Template(vec![(CKA_TOKEN, Value::Bool(true))]);
+        let mechs = Value::Mechanisms(vec![MechType::new(7)]);
+        let label = Value::Bytes(b"abc".to_vec());
+        let got = encode([
+            (CKA_LABEL, &label),
+            (CKA_ALLOWED_MECHANISMS, &mechs),
+            (CKA_WRAP_TEMPLATE, &template),
+        ]);
+        let entry = |ty: AttrType, tag: u8, payload: &[u8]| {
+            let mut e = ty.get().to_le_bytes().to_vec();
+            e.push(tag);
+            e.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            e.extend_from_slice(payload);
+            e
+        };
+        let mut want = vec![FORMAT];
+        want.extend(entry(CKA_LABEL, TAG_BYTES, b"abc"));
+        want.extend(entry(
+            CKA_ALLOWED_MECHANISMS,
+            TAG_MECHS,
+            &7u64.to_le_bytes(),
+        ));
+        want.extend(entry(
+            CKA_WRAP_TEMPLATE,
+            TAG_TEMPLATE,
+            &entry(CKA_TOKEN, TAG_BOOL, &[1]),
+        ));
+        assert_eq!(got, want);
+        assert_eq!(got.capacity(), got.len(), "one buffer of the final size");
     }
 
     #[test]

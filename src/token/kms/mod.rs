@@ -73,23 +73,24 @@ fn has_material(class: ObjectClass, given: &BTreeMap<AttrType, Value>) -> bool {
     }
 }
 
-/// The canonical material of a key object whose secrets are `secrets`.
+/// The canonical material of a key object whose secrets are `secrets` (a secret key's
+/// value: wiped when dropped, as every copy of it, review 17c).
 fn canonical_of(
     object: &Object,
     secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
-) -> Option<(KeySpec, Vec<u8>, Option<Vec<u8>>)> {
+) -> Option<(KeySpec, Zeroizing<Vec<u8>>, Option<Vec<u8>>)> {
     let spec = spec_of(object)?;
-    let secret = |ty| secrets.get(&ty).map(|v| v.to_vec());
+    let secret = |ty| secrets.get(&ty).cloned();
     match (object.class, object.key_type?) {
         (CKO_SECRET_KEY, _) => Some((spec, secret(CKA_VALUE)?, None)),
         (_, CKK_RSA) => Some((
             spec,
-            object.bytes(CKA_MODULUS)?.to_vec(),
+            Zeroizing::new(object.bytes(CKA_MODULUS)?.to_vec()),
             Some(object.bytes(CKA_PUBLIC_EXPONENT)?.to_vec()),
         )),
         (CKO_PUBLIC_KEY, _) => Some((
             spec,
-            ec::point_from_attribute(object.bytes(CKA_EC_POINT)?),
+            Zeroizing::new(ec::point_from_attribute(object.bytes(CKA_EC_POINT)?)),
             None,
         )),
         (CKO_PRIVATE_KEY, CKK_EC) => {
@@ -97,13 +98,15 @@ fn canonical_of(
             let point = EcPrivateKey::new(curve, &secret(CKA_VALUE)?)
                 .ok()?
                 .public_point();
-            Some((spec, point, None))
+            Some((spec, Zeroizing::new(point), None))
         }
         (CKO_PRIVATE_KEY, CKK_SM2) => Some((
             spec,
-            sm::sm2_public_from_private(&secret(CKA_VALUE)?)
-                .ok()?
-                .to_vec(),
+            Zeroizing::new(
+                sm::sm2_public_from_private(&secret(CKA_VALUE)?)
+                    .ok()?
+                    .to_vec(),
+            ),
             None,
         )),
         _ => None,
@@ -646,7 +649,9 @@ impl Token {
 pub(super) struct Imported {
     primary: Vec<(AttrType, Value)>,
     public: Vec<(AttrType, Value)>,
-    canonical: (Vec<u8>, Option<Vec<u8>>),
+    /// A symmetric key's material itself: wiped when dropped (review 17c found it left
+    /// in freed heap after an import).
+    canonical: (Zeroizing<Vec<u8>>, Option<Vec<u8>>),
 }
 
 fn bytes(ty: AttrType, v: &[u8]) -> (AttrType, Value) {
@@ -663,7 +668,7 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
         return Ok(Imported {
             primary: vec![bytes(CKA_VALUE, material)],
             public: Vec::new(),
-            canonical: (material.to_vec(), None),
+            canonical: (Zeroizing::new(material.to_vec()), None),
         });
     }
     if spec == KeySpec::EcSm2 {
@@ -677,7 +682,7 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
                 bytes(CKA_EC_POINT, &point_attr),
                 bytes(CKA_EC_PARAMS, sm::OID_SM2),
             ],
-            canonical: (point.to_vec(), None),
+            canonical: (Zeroizing::new(point.to_vec()), None),
         });
     }
     let info: PrivateKeyInfo<'_> = pkcs8::decode_private_key_info(material).map_err(bad)?;
@@ -695,7 +700,7 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
                     bytes(CKA_PUBLIC_EXPONENT, &c.e),
                     (CKA_MODULUS_BITS, ulong(bits as u64)),
                 ],
-                canonical: (c.n.clone(), Some(c.e.clone())),
+                canonical: (Zeroizing::new(c.n.clone()), Some(c.e.clone())),
             })
         }
         (KeyAlgorithm::Ec { curve_oid }, None) => {
@@ -716,7 +721,7 @@ fn imported_values(spec: KeySpec, material: &[u8]) -> std::result::Result<Import
                     bytes(CKA_EC_PARAMS, curve.oid()),
                     bytes(CKA_EC_POINT, &ec::point_to_attribute(&point)),
                 ],
-                canonical: (point, None),
+                canonical: (Zeroizing::new(point), None),
             })
         }
         _ => Err(KmsError::InvalidKeyMaterial),
