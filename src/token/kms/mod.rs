@@ -73,12 +73,16 @@ fn has_material(class: ObjectClass, given: &BTreeMap<AttrType, Value>) -> bool {
     }
 }
 
-/// The canonical material of a key object whose secrets are `secrets` (a secret key's
-/// value: wiped when dropped, as every copy of it, review 17c).
+/// A key's spec and canonical material (`key_records::fingerprint_with`): the primary
+/// part (a secret key's value: wiped when dropped, as every copy of it, review 17c) and
+/// an RSA key's public exponent.
+type CanonicalMaterial = (KeySpec, Zeroizing<Vec<u8>>, Option<Vec<u8>>);
+
+/// The canonical material of a key object whose secrets are `secrets`.
 fn canonical_of(
     object: &Object,
     secrets: &BTreeMap<AttrType, Zeroizing<Vec<u8>>>,
-) -> Option<(KeySpec, Zeroizing<Vec<u8>>, Option<Vec<u8>>)> {
+) -> Option<CanonicalMaterial> {
     let spec = spec_of(object)?;
     let secret = |ty| secrets.get(&ty).cloned();
     match (object.class, object.key_type?) {
