@@ -40,22 +40,11 @@ static MARK: AtomicPtr<AtomicU8> = AtomicPtr::new(std::ptr::null_mut());
 /// zeroed). Leaves `MARK` null when the kernel refuses the advice.
 fn map_mark() {
     let len = 4096;
-    // SAFETY: an anonymous private mapping of one page at an address the kernel picks;
-    // nothing else refers to it. It is never unmapped: `MARK` points into it for the
-    // life of the process (and of its children's copies).
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if page == libc::MAP_FAILED {
+    // Never unmapped: `MARK` points into it for the life of the process (and of its
+    // children's copies).
+    let Some(page) = super::map_anonymous(len) else {
         return;
-    }
+    };
     // SAFETY: `page` is the mapping made above, of `len` bytes.
     if unsafe { libc::madvise(page, len, libc::MADV_WIPEONFORK) } != 0 {
         // SAFETY: as above; the mapping is not referred to anywhere.

@@ -101,20 +101,7 @@ fn map(count: usize) -> Option<Inner> {
         return None;
     }
     let len = bytes.checked_add(HUGE_PAGE)?;
-    // SAFETY: a fresh private anonymous mapping; it touches no existing memory.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if base == libc::MAP_FAILED {
-        return None;
-    }
+    let base = super::map_anonymous(len)?;
     let offset = (HUGE_PAGE - (base as usize % HUGE_PAGE)) % HUGE_PAGE;
     // `offset < HUGE_PAGE`, so `offset + bytes <= len`: the blocks fit in the mapping.
     let start = (base as usize + offset) as *mut libc::c_void;

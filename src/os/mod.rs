@@ -32,3 +32,21 @@ pub(crate) mod own_memory;
 pub(crate) mod process;
 pub(crate) mod shared_page;
 pub(crate) mod shared_words;
+
+/// A fresh private anonymous mapping of `len` bytes, readable and writable, zero-filled,
+/// at an address the kernel picks; `None` where the kernel refuses it. The caller owns
+/// it: it unmaps it, or keeps it for the life of the process.
+fn map_anonymous(len: usize) -> Option<*mut libc::c_void> {
+    // SAFETY: a new mapping at an address the kernel picks; it touches no existing memory.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    (base != libc::MAP_FAILED).then_some(base)
+}
