@@ -66,7 +66,11 @@ fn a_connection_the_server_ended_for_idleness_fails_the_next_call_instead_of_bei
         std::thread::sleep(Duration::from_millis(3500));
         // The server has ended every idle connection of the module (its log says
         // "terminating connection due to idle-session timeout").
-        assert_eq!(module_backends(&env), 0, "the server ended the idle sessions");
+        assert_eq!(
+            module_backends(&env),
+            0,
+            "the server ended the idle sessions"
+        );
     };
 
     idle();

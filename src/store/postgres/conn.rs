@@ -274,7 +274,11 @@ fn tls_connector(
 }
 
 /// Whether `e` means the connection is gone (or never came): closed, an I/O error, a
-/// timeout of the client, or the server shutting down or not accepting connections.
+/// timeout of the client, the server shutting down or not accepting connections, or the
+/// server ending a session it found idle (`idle_session_timeout`, or
+/// `idle_in_transaction_session_timeout`: the FATAL it sent while the connection waited
+/// comes back as the answer to the next request; review 18b found the first call after
+/// an idle period failing with CKR_DEVICE_ERROR).
 pub(super) fn connection_lost(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
@@ -283,7 +287,9 @@ pub(super) fn connection_lost(e: &tokio_postgres::Error) -> bool {
         return code.code().starts_with("08")
             || *code == SqlState::ADMIN_SHUTDOWN
             || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::CANNOT_CONNECT_NOW;
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::IDLE_SESSION_TIMEOUT
+            || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT;
     }
     // No SQLSTATE: the client's own failure (I/O, TLS, a timeout while connecting).
     let mut source = std::error::Error::source(e);
