@@ -24,6 +24,8 @@ mod read_window_tests;
 mod records;
 #[cfg(test)]
 mod review17b_tests;
+#[cfg(test)]
+mod review18a_tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
