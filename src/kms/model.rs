@@ -144,11 +144,24 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
     /// Enable/DisableKey, DeleteKeyMaterial (`PendingImport`), ScheduleKeyDeletion
     /// (`PendingDeletion`) and CancelKeyDeletion (`Disabled` from PendingDeletion).
     pub fn change_state(&self, id: &KeyId, wanted: KeyState) -> Result<(), R::Error> {
+        self.change_state_judged(id, wanted).0
+    }
+
+    /// `change_state`, with the event the request amounted to on the record it was
+    /// decided on (`None` where no decision ran): a refusal is recorded under that
+    /// name, not under one a stale cache would give (review 18a).
+    pub fn change_state_judged(
+        &self,
+        id: &KeyId,
+        wanted: KeyState,
+    ) -> (Result<(), R::Error>, Option<Event>) {
         // Only a deletion must record the binding of the material it wipes (the same
         // material alone may come back); the other changes leave the record's binding
         // as it is, and need no login to compute one.
         let deleting = wanted == KeyState::PendingImport;
-        self.records.decide_on(id, deleting, &mut |current| {
+        let mut judged = None;
+        let result = self.records.decide_on(id, deleting, &mut |current| {
+            judged = Some(decide::event_for(current.facts.state, wanted));
             let (event, facts) =
                 decide::change_state(&current.facts, wanted, current.holds_material)?;
             let material = if event == Event::DeleteMaterial {
@@ -161,7 +174,8 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
                 material,
                 operation: Operation::of(event),
             }))
-        })
+        });
+        (result, judged)
     }
 
     /// DeleteKeyMaterial: the key waits for the same material again.

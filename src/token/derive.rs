@@ -172,10 +172,14 @@ impl Token {
                 .iter()
                 .all(|o| o.bool_attr(CKA_NEVER_EXTRACTABLE) == Some(true)),
         };
-        let origin = if sources
-            .iter()
-            .all(|o| o.ulong(ORIGIN).and_then(Origin::from_code) == Some(Origin::Kms))
-        {
+        // Generated (Origin KMS) only if every source was generated and no caller can
+        // know its value: a readable or extractable source lets the caller choose what
+        // is derived (review 18a: a readable generated key XORed into chosen bytes).
+        let origin = if sources.iter().all(|o| {
+            o.ulong(ORIGIN).and_then(Origin::from_code) == Some(Origin::Kms)
+                && o.bool_attr(CKA_ALWAYS_SENSITIVE) == Some(true)
+                && o.bool_attr(CKA_NEVER_EXTRACTABLE) == Some(true)
+        }) {
             Origin::Kms
         } else {
             Origin::External
@@ -188,10 +192,10 @@ impl Token {
             if matches!(m.derive_rule(), DeriveRule::Exposes { .. }) {
                 self.authorise_exposing_derivation(&sources, &object)?;
             }
-            // Each derived key is a KMS key of its own, generated (Origin KMS) only if
-            // every key it is derived from was: one derived from a key whose value its
-            // caller knows may hold bits the caller chose (review 17d: a
-            // CKM_CONCATENATE_BASE_AND_DATA copy of the caller's own bytes read as KMS).
+            // Each derived key is a KMS key of its own, of the origin found above: one
+            // derived from a key whose value its caller knows may hold bits the caller
+            // chose (review 17d: a CKM_CONCATENATE_BASE_AND_DATA copy of the caller's own
+            // bytes read as KMS).
             let (identified, made_in) = self.with_kms_identity(vec![object], origin, None)?;
             objects.extend(identified);
             made_ins.push(made_in);

@@ -237,7 +237,8 @@ fn a_refusal_decided_on_the_current_record_is_named_after_that_record() {
     elsewhere
         .set_attributes(caller, theirs[0], &state(KeyState::PendingDeletion))
         .expect("deletion scheduled elsewhere");
-    here.sync().expect("this process sees the deletion scheduled");
+    here.sync()
+        .expect("this process sees the deletion scheduled");
     deaf.store(true, Ordering::SeqCst);
     elsewhere
         .set_attributes(caller, theirs[0], &state(KeyState::Disabled))

@@ -488,18 +488,19 @@ impl Token {
         wanted: u64,
         epoch: u64,
     ) -> Result<()> {
-        let result = self.change_state_decided(caller, object, wanted);
-        // Named after the state as cached now: a refusal first caught the cache up with
-        // the store (`refused_on_current`).
+        let (result, judged) = self.change_state_decided(caller, object, wanted);
+        // Named after the record the refusal was decided on: the current one in the
+        // transaction (`judged`), or else the state as cached now (an early refusal
+        // first caught the cache up with the store, `refused_on_current`).
         let current = self.cached_version(object);
-        if let (Err(Error::Kms(e)), Some(id), Some(state), Some(wanted)) = (
-            &result,
-            object.bytes(KEY_ID),
-            state_of(current.as_deref().unwrap_or(object)),
-            KeyState::from_code(wanted),
-        ) {
+        let event = judged.or_else(|| {
+            let state = state_of(current.as_deref().unwrap_or(object))?;
+            Some(decide::event_for(state, KeyState::from_code(wanted)?))
+        });
+        if let (Err(Error::Kms(e)), Some(id), Some(event)) = (&result, object.bytes(KEY_ID), event)
+        {
             if object.is_token() {
-                let operation = Operation::of(decide::event_for(state, wanted));
+                let operation = Operation::of(event);
                 self.record_refusal(
                     self.event(operation)
                         .key(id)
@@ -512,7 +513,32 @@ impl Token {
         result
     }
 
-    fn change_state_decided(&self, caller: Caller, object: &Object, wanted: u64) -> Result<()> {
+    /// The change, and the event it amounted to on the current record where a decision
+    /// on it ran.
+    fn change_state_decided(
+        &self,
+        caller: Caller,
+        object: &Object,
+        wanted: u64,
+    ) -> (Result<()>, Option<crate::kms::lifecycle::Event>) {
+        match self.check_state_change(caller, object, wanted) {
+            Ok((id, wanted)) => {
+                let (result, judged) = KeyModel::new(&self.records_for(Some(caller.session)))
+                    .change_state_judged(&id, wanted);
+                (result, judged)
+            }
+            Err(e) => (Err(e), None),
+        }
+    }
+
+    /// What `change_state_decided` checks before the decision: the key and the state
+    /// wanted, refused early where the cached records (caught up with the store) refuse.
+    fn check_state_change(
+        &self,
+        caller: Caller,
+        object: &Object,
+        wanted: u64,
+    ) -> Result<(KeyId, KeyState)> {
         let wanted = KeyState::from_code(wanted).ok_or(Error::AttributeValueInvalid)?;
         let (Some(origin), Some(id)) = (origin_of(object), object.bytes(KEY_ID)) else {
             return Err(Error::AttributeTypeInvalid);
@@ -540,7 +566,7 @@ impl Token {
             return Err(Error::ActionProhibited);
         }
         let id = KeyId::from_bytes(id).map_err(|_| kms(KmsError::NotFound))?;
-        KeyModel::new(&self.records_for(Some(caller.session))).change_state(&id, wanted)
+        Ok((id, wanted))
     }
 
     /// Wipes material whose expiry has passed (the key returns to PendingImport) and
