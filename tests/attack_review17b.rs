@@ -59,6 +59,60 @@ fn plaintext_aes_key(session: &Session, material: &[u8]) -> ObjectHandle {
 /// the same (carry the expiry on, or be refused); the expired material must not be
 /// usable through it. Actual: the copy has expiry 0 and works after the expiry.
 /// Fixed by refusing every derivation from a key whose material expires.
+/// Found by review 18a (tried, not committed there): the same escape through key
+/// transport. An extractable key whose material expires, wrapped under a key of the
+/// caller's and unwrapped again, comes back as a key without the expiry that keeps
+/// working after it. A key whose material expires is not wrapped
+/// (`CKR_KEY_NOT_WRAPPABLE`), as it derives nothing.
+#[test]
+fn a_key_whose_material_expires_is_not_wrapped() {
+    let env = TestEnv::new();
+    let (_ctx, _slot, session) = ready_token(&env);
+    let work = Work::new(&env);
+    let material = work.material(Spec::Aes256);
+    let key = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Label(b"expiring-extractable-key".to_vec()),
+            Attribute::Value(material.bytes.to_vec()),
+        ])
+        .expect("C_CreateObject of an extractable AES-256 key with its value");
+    let kek = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::ValueLen(32.into()),
+                Attribute::Wrap(true),
+                Attribute::Unwrap(true),
+            ],
+        )
+        .expect("a wrapping key");
+    // Wrappable while its material does not expire.
+    session
+        .wrap_key(&Mechanism::AesKeyWrap, kek, key)
+        .expect("C_WrapKey of a key whose material never expires");
+    import_with(
+        &session,
+        &work,
+        key,
+        WRAP_RSAES_OAEP_SHA_256,
+        &material.bytes,
+        Some(system_now() + 100),
+    )
+    .expect("the same material imported again, with an expiry");
+    assert_rv!(
+        session.wrap_key(&Mechanism::AesKeyWrap, kek, key),
+        RvError::KeyNotWrappable
+    );
+}
+
 #[test]
 fn a_derived_bit_copy_of_expiring_material_outlives_its_expiry() {
     let env = TestEnv::new();

@@ -19,7 +19,7 @@ use super::{LoggedIn, Token};
 use crate::error::{Error, Result};
 use crate::kms::key::KeyUsage;
 use crate::mechanism::Usage;
-use crate::object::attr::{AttrType, Value};
+use crate::object::attr::{AttrType, Value, MATERIAL_EXPIRY};
 use crate::object::policy::{self, IMPORT_TARGET, KEY_ID, KEY_USAGE, USAGE_FLAGS};
 use crate::object::table::{Entry, Owner};
 use crate::object::Object;
@@ -274,6 +274,11 @@ impl Token {
         }
         if target.bool_attr(CKA_EXTRACTABLE) != Some(true) {
             return Err(Error::KeyUnextractable);
+        }
+        // A key whose material expires is not wrapped: unwrapped again it would be a key
+        // without the expiry (review 18a; the same rule as for derivations).
+        if target.ulong(MATERIAL_EXPIRY).is_some_and(|at| at != 0) {
+            return Err(Error::KeyNotWrappable);
         }
         if target.bool_attr(CKA_WRAP_WITH_TRUSTED) == Some(true)
             && wrapping.bool_attr(CKA_TRUSTED) != Some(true)
