@@ -1,5 +1,5 @@
 //! Re-initialisation by another process at chosen moments: a store whose calls run a
-//! test's step when armed (`HookStore`) lets another token on the same file (another
+//! test's step when armed (`test_store::TestStore`) lets another token on the same file (another
 //! process) re-initialise the token exactly between two steps of this one, where the
 //! real race would need luck. Each test proves that nothing decided on the old token
 //! reaches the new one (`Token::commit_decided`, docs/architecture.md).
@@ -7,51 +7,11 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
+use super::test_store::{At, StoreHooks, TestStore};
 use super::*;
 use crate::ids::{SessionHandle, SlotId};
-use crate::store::{
-    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRecordId, PinRole, PinSettle, ReadMark,
-    Snapshot, StoreResult,
-};
 
 const SO_PIN: &[u8] = b"so-pin-1234";
-
-/// Where an armed step runs: after a read, before `applied`, after a PIN attempt's
-/// reservation, before a settle, before a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum At {
-    Read,
-    Applied,
-    Reserved,
-    Settle,
-    Transact,
-}
-
-type Step = Box<dyn FnOnce() + Send>;
-
-/// Steps armed to run once, at the next call of their kind.
-#[derive(Clone, Default)]
-struct Hooks(Arc<Mutex<Vec<(At, Step)>>>);
-
-impl Hooks {
-    fn arm(&self, at: At, step: impl FnOnce() + Send + 'static) {
-        self.0.lock().push((at, Box::new(step)));
-    }
-
-    /// Runs the step armed at `at`, if any, with no lock held.
-    fn run(&self, at: At) {
-        let step = {
-            let mut armed = self.0.lock();
-            let found = armed.iter().position(|(a, _)| *a == at);
-            found.map(|i| armed.remove(i).1)
-        };
-        if let Some(step) = step {
-            step();
-        }
-    }
-}
 
 /// A pause a step makes: it says so on `paused` and waits for `resume`.
 fn pause() -> (impl FnOnce() + Send, mpsc::Receiver<()>, mpsc::Sender<()>) {
@@ -64,91 +24,9 @@ fn pause() -> (impl FnOnce() + Send, mpsc::Receiver<()>, mpsc::Sender<()>) {
     (step, paused_rx, resume_tx)
 }
 
-struct HookStore {
-    inner: Box<dyn Store>,
-    hooks: Hooks,
-}
-
-impl Store for HookStore {
-    fn changed_elsewhere(&self) -> StoreResult<bool> {
-        self.inner.changed_elsewhere()
-    }
-    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
-        let snap = self.inner.read(since, epoch, scope)?;
-        self.hooks.run(At::Read);
-        Ok(snap)
-    }
-    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
-        self.hooks.run(At::Applied);
-        self.inner.applied(mark)
-    }
-    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
-        self.inner.lookup(key)
-    }
-    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        self.inner.load(uids)
-    }
-    fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
-        self.inner.load_by_key(key)
-    }
-    fn due(&self, now: i64) -> StoreResult<Due> {
-        self.inner.due(now)
-    }
-    fn object_count_hint(&self) -> StoreResult<u64> {
-        self.inner.object_count_hint()
-    }
-    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        self.inner.commit(changes)
-    }
-    fn transact(
-        &self,
-        uids: &[ObjectUid],
-        lookup: &[&[u8]],
-        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
-    ) -> StoreResult<bool> {
-        self.hooks.run(At::Transact);
-        self.inner.transact(uids, lookup, decide)
-    }
-    fn reserve_pin_attempt(
-        &self,
-        role: PinRole,
-        epoch: u64,
-        limit: u32,
-        now: i64,
-        lease_until: i64,
-    ) -> StoreResult<PinAttempt> {
-        let attempt = self
-            .inner
-            .reserve_pin_attempt(role, epoch, limit, now, lease_until)?;
-        self.hooks.run(At::Reserved);
-        Ok(attempt)
-    }
-    fn settle_pin_attempt(
-        &self,
-        role: PinRole,
-        right: bool,
-        record: &PinRecordId,
-    ) -> StoreResult<PinSettle> {
-        self.hooks.run(At::Settle);
-        self.inner.settle_pin_attempt(role, right, record)
-    }
-    fn pin_counts(
-        &self,
-        now: i64,
-    ) -> StoreResult<std::collections::BTreeMap<PinRole, crate::store::PinCount>> {
-        self.inner.pin_counts(now)
-    }
-    fn audit_log(&self) -> StoreResult<AuditLog> {
-        self.inner.audit_log()
-    }
-    fn check_integrity(&self) -> StoreResult<()> {
-        self.inner.check_integrity()
-    }
-}
-
-/// A token in `dir` (SO PIN `SO_PIN`) as this process sees it, through a `HookStore`,
+/// A token in `dir` (SO PIN `SO_PIN`) as this process sees it, through a `TestStore`,
 /// and as another process sees it; and the file.
-fn two_views(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Hooks, Arc<Token>) {
+fn two_views(dir: &std::path::Path, serial: &str) -> (Arc<Token>, StoreHooks, Arc<Token>) {
     let backend = crate::store::Backend::Files(dir.to_path_buf());
     drop(
         Token::create(
@@ -162,12 +40,8 @@ fn two_views(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Hooks, Arc<Tok
         .expect("token"),
     );
     let path = crate::store::Backend::file_of(dir, serial);
-    let hooks = Hooks::default();
-    let store = HookStore {
-        inner: Box::new(SqliteStore::open(&path).expect("store")),
-        hooks: hooks.clone(),
-    };
-    let here = Token::open_store(Box::new(store), "here".into(), shared_for_tests(dir))
+    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
+    let here = Token::open_store(store, "here".into(), shared_for_tests(dir))
         .expect("this process's token");
     let elsewhere = Token::open(&path, shared_for_tests(dir)).expect("the other process's token");
     (Arc::new(here), hooks, Arc::new(elsewhere))

@@ -2,120 +2,24 @@
 //! read moves the store's mark of what this handle has seen, so until it is applied,
 //! another thread's change check answers "unchanged" while the table is still the old
 //! one — unless the store counts a read as seen only once it is applied
-//! (`Store::applied`, `Token::apply_snapshot`). Here a read is held in that window
-//! (`PausingStore`) while another thread uses an object that another process has
-//! destroyed: the use must be refused, as it is once the first read is applied.
+//! (`Store::applied`, `Token::apply_snapshot`). Here a read is held in that window (a
+//! step armed after a read, `test_store::At::Read`) while another thread uses an object
+//! that another process has destroyed: the use must be refused, as it is once the first
+//! read is applied.
 //!
-//! Also the window before a change elsewhere is heard of at all (`PausingStore::deaf`):
-//! a KMS request the cached state refuses must not be refused before the cache has
-//! caught up with the store (`Token::refused_on_current`).
+//! Also the window before a change elsewhere is heard of at all (a deaf change check,
+//! `test_store::StoreHooks::set_deaf`): a KMS request the cached state refuses must not
+//! be refused before the cache has caught up with the store (`Token::refused_on_current`).
 
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
+use super::test_store::{At, TestStore};
 use super::*;
 use crate::ck::*;
 use crate::ids::{SessionHandle, SlotId};
 use crate::object::attr::{RawAttribute, RawValue};
-use crate::store::{
-    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRecordId, PinRole, PinSettle, ReadMark,
-    Snapshot, StoreResult,
-};
 use zeroize::Zeroizing;
-
-/// A store whose next `read`, once armed, stops after reading (the mark has moved) and
-/// says so on `paused`, until `resume` gets a message.
-/// While `deaf` is set, its change check answers "unchanged" whatever happened elsewhere,
-/// as a PostgreSQL store in notify mode does between another host's commit and its
-/// notification's arrival.
-struct PausingStore {
-    inner: Box<dyn Store>,
-    armed: Arc<Mutex<Option<Pause>>>,
-    deaf: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// Where a paused read says it has paused, and where it waits to go on.
-type Pause = (mpsc::Sender<()>, mpsc::Receiver<()>);
-
-impl Store for PausingStore {
-    fn changed_elsewhere(&self) -> StoreResult<bool> {
-        if self.deaf.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(false);
-        }
-        self.inner.changed_elsewhere()
-    }
-    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
-        let snap = self.inner.read(since, epoch, scope)?;
-        let armed = self.armed.lock().take();
-        if let Some((paused, resume)) = armed {
-            paused.send(()).expect("the test waits");
-            resume.recv().expect("the test resumes");
-        }
-        Ok(snap)
-    }
-    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
-        self.inner.applied(mark)
-    }
-    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
-        self.inner.lookup(key)
-    }
-    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        self.inner.load(uids)
-    }
-    fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
-        self.inner.load_by_key(key)
-    }
-    fn due(&self, now: i64) -> StoreResult<Due> {
-        self.inner.due(now)
-    }
-    fn object_count_hint(&self) -> StoreResult<u64> {
-        self.inner.object_count_hint()
-    }
-    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        self.inner.commit(changes)
-    }
-    fn transact(
-        &self,
-        uids: &[ObjectUid],
-        lookup: &[&[u8]],
-        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
-    ) -> StoreResult<bool> {
-        self.inner.transact(uids, lookup, decide)
-    }
-    fn reserve_pin_attempt(
-        &self,
-        role: PinRole,
-        epoch: u64,
-        limit: u32,
-        now: i64,
-        lease_until: i64,
-    ) -> StoreResult<PinAttempt> {
-        self.inner
-            .reserve_pin_attempt(role, epoch, limit, now, lease_until)
-    }
-    fn settle_pin_attempt(
-        &self,
-        role: PinRole,
-        right: bool,
-        record: &PinRecordId,
-    ) -> StoreResult<PinSettle> {
-        self.inner.settle_pin_attempt(role, right, record)
-    }
-    fn pin_counts(
-        &self,
-        now: i64,
-    ) -> StoreResult<std::collections::BTreeMap<PinRole, crate::store::PinCount>> {
-        self.inner.pin_counts(now)
-    }
-    fn audit_log(&self) -> StoreResult<AuditLog> {
-        self.inner.audit_log()
-    }
-    fn check_integrity(&self) -> StoreResult<()> {
-        self.inner.check_integrity()
-    }
-}
 
 /// Makes token `serial` in `dir` and answers its database file.
 fn token_file(dir: &std::path::Path, serial: &str) -> std::path::PathBuf {
@@ -145,20 +49,11 @@ fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
 fn a_use_while_another_threads_read_is_unapplied_sees_a_destruction_elsewhere() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = token_file(dir.path(), "window0001");
-    // This process's token, through the pausing store, and another process's.
-    let armed = Arc::new(Mutex::new(None));
-    let pausing = PausingStore {
-        inner: Box::new(SqliteStore::open(&path).expect("store")),
-        armed: Arc::clone(&armed),
-        deaf: Arc::default(),
-    };
+    // This process's token, through the test store, and another process's.
+    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
     let here = Arc::new(
-        Token::open_store(
-            Box::new(pausing),
-            "here".into(),
-            shared_for_tests(dir.path()),
-        )
-        .expect("this process's token"),
+        Token::open_store(store, "here".into(), shared_for_tests(dir.path()))
+            .expect("this process's token"),
     );
     let elsewhere =
         Token::open(&path, shared_for_tests(dir.path())).expect("the other process's token");
@@ -186,8 +81,11 @@ fn a_use_while_another_threads_read_is_unapplied_sees_a_destruction_elsewhere() 
 
     // Thread A notices the destruction and reads it; its read is held before applying.
     let (paused_tx, paused_rx) = mpsc::channel();
-    let (resume_tx, resume_rx) = mpsc::channel();
-    *armed.lock() = Some((paused_tx, resume_rx));
+    let (resume_tx, resume_rx) = mpsc::channel::<()>();
+    hooks.arm(At::Read, move || {
+        paused_tx.send(()).expect("the test waits");
+        resume_rx.recv().expect("the test resumes");
+    });
     let reader = {
         let here = Arc::clone(&here);
         std::thread::spawn(move || here.entry(handle).map(|_| ()))
@@ -248,17 +146,9 @@ fn a_state_change_is_not_refused_on_a_cached_state_changed_elsewhere() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let serial = "stale00001";
     let path = token_file(dir.path(), serial);
-    let deaf = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let here = Token::open_store(
-        Box::new(PausingStore {
-            inner: Box::new(SqliteStore::open(&path).expect("store")),
-            armed: Arc::default(),
-            deaf: Arc::clone(&deaf),
-        }),
-        serial.into(),
-        shared_for_tests(dir.path()),
-    )
-    .expect("this process's token");
+    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
+    let here = Token::open_store(store, serial.into(), shared_for_tests(dir.path()))
+        .expect("this process's token");
     let elsewhere =
         Token::open(&path, shared_for_tests(dir.path())).expect("the other process's token");
     let session = SessionHandle::new(1);
@@ -298,7 +188,7 @@ fn a_state_change_is_not_refused_on_a_cached_state_changed_elsewhere() {
         .expect("deletion scheduled elsewhere");
     here.sync()
         .expect("this process sees the deletion scheduled");
-    deaf.store(true, std::sync::atomic::Ordering::SeqCst);
+    hooks.set_deaf(true);
     elsewhere
         .set_attributes(caller, theirs[0], &state(KeyState::Disabled))
         .expect("deletion cancelled elsewhere");

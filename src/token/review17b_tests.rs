@@ -1,24 +1,21 @@
 //! An attacker's review (branch attack17b) of time in the KMS decisions: where the
 //! module reads its clock for a rule, and whether the time that counts is the time the
-//! decision is written. A store whose transaction moves a `FixedClock` on when armed
-//! (`ClockStore`) stands for the wait a real transaction can have before it decides (a
-//! PostgreSQL row lock held by another host, up to `statement_timeout_ms`; SQLite's busy
-//! wait), where a real test would need luck.
+//! decision is written. A step armed before a transaction (`test_store::At::Transact`)
+//! that moves a `FixedClock` on stands for the wait a real transaction can have before it
+//! decides (a PostgreSQL row lock held by another host, up to `statement_timeout_ms`;
+//! SQLite's busy wait), where a real test would need luck.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
+use super::test_store::{At, StoreHooks, TestStore};
 use super::*;
 use crate::ck::*;
 use crate::ids::{SessionHandle, SlotId};
 use crate::kms::clock::FixedClock;
 use crate::object::attr::{RawAttribute, RawValue};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{
-    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRecordId, PinSettle, ReadMark, StoreResult,
-};
 
 const SO_PIN: &[u8] = b"so-pin-1234";
 const USER_PIN: &[u8] = b"user-pin-5678";
@@ -27,87 +24,6 @@ const CALLER: Caller = Caller {
     session: SessionHandle::new(1),
     rw: true,
 };
-
-/// A store whose next transaction, when armed, first moves the clock on by the armed
-/// number of seconds (the time the transaction waited for its lock).
-struct ClockStore {
-    inner: Box<dyn Store>,
-    clock: Arc<FixedClock>,
-    wait: Arc<AtomicI64>,
-}
-
-impl Store for ClockStore {
-    fn changed_elsewhere(&self) -> StoreResult<bool> {
-        self.inner.changed_elsewhere()
-    }
-    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
-        self.inner.read(since, epoch, scope)
-    }
-    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
-        self.inner.applied(mark)
-    }
-    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
-        self.inner.lookup(key)
-    }
-    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        self.inner.load(uids)
-    }
-    fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
-        self.inner.load_by_key(key)
-    }
-    fn due(&self, now: i64) -> StoreResult<Due> {
-        self.inner.due(now)
-    }
-    fn object_count_hint(&self) -> StoreResult<u64> {
-        self.inner.object_count_hint()
-    }
-    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        self.inner.commit(changes)
-    }
-    fn transact(
-        &self,
-        uids: &[ObjectUid],
-        lookup: &[&[u8]],
-        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
-    ) -> StoreResult<bool> {
-        let waited = self.wait.swap(0, Ordering::SeqCst);
-        if waited != 0 {
-            self.clock.advance(waited);
-        }
-        self.inner.transact(uids, lookup, decide)
-    }
-    fn reserve_pin_attempt(
-        &self,
-        role: PinRole,
-        epoch: u64,
-        limit: u32,
-        now: i64,
-        lease_until: i64,
-    ) -> StoreResult<PinAttempt> {
-        self.inner
-            .reserve_pin_attempt(role, epoch, limit, now, lease_until)
-    }
-    fn settle_pin_attempt(
-        &self,
-        role: PinRole,
-        right: bool,
-        record: &PinRecordId,
-    ) -> StoreResult<PinSettle> {
-        self.inner.settle_pin_attempt(role, right, record)
-    }
-    fn pin_counts(
-        &self,
-        now: i64,
-    ) -> StoreResult<std::collections::BTreeMap<PinRole, crate::store::PinCount>> {
-        self.inner.pin_counts(now)
-    }
-    fn audit_log(&self) -> StoreResult<AuditLog> {
-        self.inner.audit_log()
-    }
-    fn check_integrity(&self) -> StoreResult<()> {
-        self.inner.check_integrity()
-    }
-}
 
 fn raw(ty: crate::object::attr::AttrType, value: &[u8]) -> RawAttribute {
     RawAttribute {
@@ -121,12 +37,12 @@ fn ulong(ty: crate::object::attr::AttrType, v: u64) -> RawAttribute {
 }
 
 /// A new token `serial` in `dir` on a clock that stands still until moved, opened
-/// through a `ClockStore`, with session 1 open and the user logged in; the clock, and
-/// the wait to arm.
+/// through a `TestStore`, with session 1 open and the user logged in; the clock, and
+/// the store's hooks.
 fn token_on_a_fixed_clock(
     dir: &std::path::Path,
     serial: &str,
-) -> (Token, Arc<FixedClock>, Arc<AtomicI64>) {
+) -> (Token, Arc<FixedClock>, StoreHooks) {
     let clock = FixedClock::new(1_700_000_000);
     let shared = Arc::new(Shared {
         config: Arc::clone(&shared_for_tests(dir).config),
@@ -145,15 +61,10 @@ fn token_on_a_fixed_clock(
         )
         .expect("token"),
     );
-    let wait = Arc::new(AtomicI64::new(0));
-    let store = ClockStore {
-        inner: Box::new(
-            SqliteStore::open(&crate::store::Backend::file_of(dir, serial)).expect("store"),
-        ),
-        clock: clock.clone(),
-        wait: Arc::clone(&wait),
-    };
-    let token = Token::open_store(Box::new(store), "here".into(), shared).expect("token");
+    let (store, hooks) = TestStore::wrap(Box::new(
+        SqliteStore::open(&crate::store::Backend::file_of(dir, serial)).expect("store"),
+    ));
+    let token = Token::open_store(store, "here".into(), shared).expect("token");
     token
         .add_session(SessionHandle::new(1), true)
         .expect("session");
@@ -165,7 +76,7 @@ fn token_on_a_fixed_clock(
     token
         .login(SessionHandle::new(1), UserKind::User, USER_PIN)
         .expect("user login");
-    (token, clock, wait)
+    (token, clock, hooks)
 }
 
 /// Defect: ImportKeyMaterial judges the import token's 24 hours at the start of the call
@@ -194,7 +105,7 @@ fn an_import_whose_transaction_starts_after_its_token_expired_is_still_written()
         IMPORT_TARGET, IMPORT_TOKEN, KEY_ID, KEY_SPEC, KEY_STATE, ORIGIN, WRAPPING_ALGORITHM,
     };
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (token, clock, wait) = token_on_a_fixed_clock(dir.path(), "review17b1");
+    let (token, clock, hooks) = token_on_a_fixed_clock(dir.path(), "review17b1");
     // CreateKey(Origin EXTERNAL, AES_256): PendingImport.
     let key = token
         .create_object(
@@ -267,7 +178,8 @@ fn an_import_whose_transaction_starts_after_its_token_expired_is_still_written()
     // 10 seconds before the token expires, the import is made; its transaction waits 20
     // seconds for the store's lock, and begins 10 seconds after the token expired.
     clock.advance(TOKEN_LIFETIME - 10);
-    wait.store(20, Ordering::SeqCst);
+    let waiting = Arc::clone(&clock);
+    hooks.arm(At::Transact, move || waiting.advance(20));
     let mech = MechanismArg {
         kind: CKM_RSA_PKCS_OAEP,
         param: Param::Oaep(OaepParams {
@@ -285,7 +197,7 @@ fn an_import_whose_transaction_starts_after_its_token_expired_is_still_written()
         &[raw(IMPORT_TOKEN, &import_token)],
     );
     assert_eq!(
-        wait.load(Ordering::SeqCst),
+        hooks.armed(),
         0,
         "the import reached its transaction (the clock was moved on there)"
     );

@@ -2,21 +2,15 @@
 //! an integration test cannot reach. Each test reproduces one defect and asserts what the
 //! project's documents promise, so it fails against the module as reviewed (3ae451a).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use zeroize::Zeroizing;
 
+use super::test_store::TestStore;
 use super::*;
 use crate::ck::*;
 use crate::config::Config;
 use crate::error::Error;
 use crate::ids::{SessionHandle, SlotId};
 use crate::object::attr::{RawAttribute, RawValue};
-use crate::store::{
-    AuditLog, Due, Loaded, ObjectUid, PinAttempt, PinRecordId, PinRole, PinSettle, ReadMark,
-    Snapshot, StoreResult,
-};
 
 /// Review 17c's fix (`config.rs` `parse_error`) still prints a `store_url` password.
 /// docs/security.md promises "a configuration that does not parse is described by line,
@@ -55,85 +49,6 @@ fn a_configuration_error_does_not_print_a_password_quoted_otherwise() {
         "configuration errors print the password:\n{}",
         printed.join("\n")
     );
-}
-
-/// A store that, while `deaf` is set, says nothing changed elsewhere: what a PostgreSQL
-/// store in notify mode says between another host's commit and its notification.
-struct DeafStore {
-    inner: Box<dyn Store>,
-    deaf: Arc<AtomicBool>,
-}
-
-impl Store for DeafStore {
-    fn changed_elsewhere(&self) -> StoreResult<bool> {
-        if self.deaf.load(Ordering::SeqCst) {
-            return Ok(false);
-        }
-        self.inner.changed_elsewhere()
-    }
-    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
-        self.inner.read(since, epoch, scope)
-    }
-    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
-        self.inner.applied(mark)
-    }
-    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
-        self.inner.lookup(key)
-    }
-    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        self.inner.load(uids)
-    }
-    fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
-        self.inner.load_by_key(key)
-    }
-    fn due(&self, now: i64) -> StoreResult<Due> {
-        self.inner.due(now)
-    }
-    fn object_count_hint(&self) -> StoreResult<u64> {
-        self.inner.object_count_hint()
-    }
-    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        self.inner.commit(changes)
-    }
-    fn transact(
-        &self,
-        uids: &[ObjectUid],
-        lookup: &[&[u8]],
-        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
-    ) -> StoreResult<bool> {
-        self.inner.transact(uids, lookup, decide)
-    }
-    fn reserve_pin_attempt(
-        &self,
-        role: PinRole,
-        epoch: u64,
-        limit: u32,
-        now: i64,
-        lease_until: i64,
-    ) -> StoreResult<PinAttempt> {
-        self.inner
-            .reserve_pin_attempt(role, epoch, limit, now, lease_until)
-    }
-    fn settle_pin_attempt(
-        &self,
-        role: PinRole,
-        right: bool,
-        record: &PinRecordId,
-    ) -> StoreResult<PinSettle> {
-        self.inner.settle_pin_attempt(role, right, record)
-    }
-    fn pin_counts(
-        &self,
-        now: i64,
-    ) -> StoreResult<std::collections::BTreeMap<PinRole, crate::store::PinCount>> {
-        self.inner.pin_counts(now)
-    }
-    fn audit_log(&self) -> StoreResult<AuditLog> {
-        self.inner.audit_log()
-    }
-    fn check_integrity(&self) -> StoreResult<()> {
-        self.inner.check_integrity()
-    }
 }
 
 fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
@@ -190,16 +105,9 @@ fn a_refusal_decided_on_the_current_record_is_named_after_that_record() {
         .expect("token"),
     );
     let path = crate::store::Backend::file_of(dir.path(), serial);
-    let deaf = Arc::new(AtomicBool::new(false));
-    let here = Token::open_store(
-        Box::new(DeafStore {
-            inner: Box::new(SqliteStore::open(&path).expect("store")),
-            deaf: Arc::clone(&deaf),
-        }),
-        serial.into(),
-        shared_for_tests(dir.path()),
-    )
-    .expect("this process's token");
+    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
+    let here = Token::open_store(store, serial.into(), shared_for_tests(dir.path()))
+        .expect("this process's token");
     let elsewhere =
         Token::open(&path, shared_for_tests(dir.path())).expect("the other process's token");
     let session = SessionHandle::new(1);
@@ -239,7 +147,7 @@ fn a_refusal_decided_on_the_current_record_is_named_after_that_record() {
         .expect("deletion scheduled elsewhere");
     here.sync()
         .expect("this process sees the deletion scheduled");
-    deaf.store(true, Ordering::SeqCst);
+    hooks.set_deaf(true);
     elsewhere
         .set_attributes(caller, theirs[0], &state(KeyState::Disabled))
         .expect("deletion cancelled elsewhere");
