@@ -14,7 +14,7 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use super::test_store::{At, TestStore};
+use super::test_store::{At, StaleKey, TestStore};
 use super::*;
 use crate::ck::*;
 use crate::ids::{SessionHandle, SlotId};
@@ -144,54 +144,10 @@ fn a_state_change_is_not_refused_on_a_cached_state_changed_elsewhere() {
     use crate::kms::key::KeyState;
     use crate::object::attr::KEY_STATE;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let serial = "stale00001";
-    let path = token_file(dir.path(), serial);
-    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
-    let here = Token::open_store(store, serial.into(), shared_for_tests(dir.path()))
-        .expect("this process's token");
-    let elsewhere =
-        Token::open(&path, shared_for_tests(dir.path())).expect("the other process's token");
-    let session = SessionHandle::new(1);
-    let caller = Caller { session, rw: true };
-    let user_pin = b"user-pin-5678";
-    here.add_session(session, true).expect("session");
-    here.login(session, UserKind::So, b"so-pin-1234")
-        .expect("SO login");
-    here.init_pin(true, user_pin).expect("user PIN");
-    here.logout().expect("logout");
-    here.login(session, UserKind::User, user_pin)
-        .expect("user login");
-    elsewhere.add_session(session, true).expect("session");
-    elsewhere
-        .login(session, UserKind::User, user_pin)
-        .expect("user login elsewhere");
-    let key = here
-        .create_object(
-            caller,
-            &[
-                raw(CKA_CLASS, &CKO_SECRET_KEY.raw().to_ne_bytes()),
-                raw(CKA_KEY_TYPE, &CKK_AES.raw().to_ne_bytes()),
-                raw(CKA_TOKEN, &[1]),
-                raw(CKA_PRIVATE, &[1]),
-                raw(CKA_LABEL, b"stale-state"),
-                raw(CKA_VALUE, &[7; 32]),
-            ],
-        )
-        .expect("key");
-    let state = |s: KeyState| [raw(KEY_STATE, &s.code().to_ne_bytes())];
-    let theirs = elsewhere
-        .find(&[raw(CKA_LABEL, b"stale-state")])
-        .expect("find elsewhere");
-    assert_eq!(theirs.len(), 1);
-    elsewhere
-        .set_attributes(caller, theirs[0], &state(KeyState::PendingDeletion))
-        .expect("deletion scheduled elsewhere");
-    here.sync()
-        .expect("this process sees the deletion scheduled");
-    hooks.set_deaf(true);
-    elsewhere
-        .set_attributes(caller, theirs[0], &state(KeyState::Disabled))
-        .expect("deletion cancelled elsewhere");
+    let stale = StaleKey::new(dir.path(), "stale00001", b"stale-state");
+    stale.set_elsewhere(KeyState::Disabled); // the deletion cancelled, unheard of here
+    let (here, caller, key) = (&stale.here, stale.caller, stale.key);
+    let state = StaleKey::state;
 
     let enabled = here.set_attributes(caller, key, &state(KeyState::Enabled));
     assert!(

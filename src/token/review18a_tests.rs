@@ -2,15 +2,9 @@
 //! an integration test cannot reach. Each test reproduces one defect and asserts what the
 //! project's documents promise, so it fails against the module as reviewed (3ae451a).
 
-use zeroize::Zeroizing;
-
-use super::test_store::TestStore;
-use super::*;
-use crate::ck::*;
+use super::test_store::StaleKey;
 use crate::config::Config;
 use crate::error::Error;
-use crate::ids::{SessionHandle, SlotId};
-use crate::object::attr::{RawAttribute, RawValue};
 
 /// Review 17c's fix (`config.rs` `parse_error`) still prints a `store_url` password.
 /// docs/security.md promises "a configuration that does not parse is described by line,
@@ -51,13 +45,6 @@ fn a_configuration_error_does_not_print_a_password_quoted_otherwise() {
     );
 }
 
-fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
-    RawAttribute {
-        ty: ty as _,
-        value: RawValue::Bytes(Zeroizing::new(value.to_vec())),
-    }
-}
-
 /// The body (JSON) of the last audit event of the token file at `path`.
 fn last_event(path: &std::path::Path) -> String {
     let db = rusqlite::Connection::open(path).expect("the token file");
@@ -89,78 +76,20 @@ fn last_event(path: &std::path::Path) -> String {
 #[test]
 fn a_refusal_decided_on_the_current_record_is_named_after_that_record() {
     use crate::kms::key::KeyState;
-    use crate::object::attr::KEY_STATE;
     let dir = tempfile::tempdir().expect("temporary directory");
-    let serial = "audit18a01";
-    let backend = crate::store::Backend::Files(dir.path().to_path_buf());
-    drop(
-        Token::create(
-            &backend,
-            SlotId::new(1),
-            serial,
-            [b' '; LABEL_LEN],
-            b"so-pin-1234",
-            shared_for_tests(dir.path()),
-        )
-        .expect("token"),
-    );
-    let path = crate::store::Backend::file_of(dir.path(), serial);
-    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
-    let here = Token::open_store(store, serial.into(), shared_for_tests(dir.path()))
-        .expect("this process's token");
-    let elsewhere =
-        Token::open(&path, shared_for_tests(dir.path())).expect("the other process's token");
-    let session = SessionHandle::new(1);
-    let caller = Caller { session, rw: true };
-    let user_pin = b"user-pin-5678";
-    here.add_session(session, true).expect("session");
-    here.login(session, UserKind::So, b"so-pin-1234")
-        .expect("SO login");
-    here.init_pin(true, user_pin).expect("user PIN");
-    here.logout().expect("logout");
-    here.login(session, UserKind::User, user_pin)
-        .expect("user login");
-    elsewhere.add_session(session, true).expect("session");
-    elsewhere
-        .login(session, UserKind::User, user_pin)
-        .expect("user login elsewhere");
-    let key = here
-        .create_object(
-            caller,
-            &[
-                raw(CKA_CLASS, &CKO_SECRET_KEY.raw().to_ne_bytes()),
-                raw(CKA_KEY_TYPE, &CKK_AES.raw().to_ne_bytes()),
-                raw(CKA_TOKEN, &[1]),
-                raw(CKA_PRIVATE, &[1]),
-                raw(CKA_LABEL, b"stale-audit"),
-                raw(CKA_VALUE, &[7; 32]),
-            ],
-        )
-        .expect("an EXTERNAL key with material");
-    let state = |s: KeyState| [raw(KEY_STATE, &s.code().to_ne_bytes())];
-    let theirs = elsewhere
-        .find(&[raw(CKA_LABEL, b"stale-audit")])
-        .expect("find elsewhere");
-    assert_eq!(theirs.len(), 1);
-    elsewhere
-        .set_attributes(caller, theirs[0], &state(KeyState::PendingDeletion))
-        .expect("deletion scheduled elsewhere");
-    here.sync()
-        .expect("this process sees the deletion scheduled");
-    hooks.set_deaf(true);
-    elsewhere
-        .set_attributes(caller, theirs[0], &state(KeyState::Disabled))
-        .expect("deletion cancelled elsewhere");
-    elsewhere
-        .set_attributes(caller, theirs[0], &state(KeyState::PendingImport))
-        .expect("material deleted elsewhere");
+    let stale = StaleKey::new(dir.path(), "audit18a01", b"stale-audit");
+    // Unheard of here: the deletion cancelled, then the material deleted.
+    stale.set_elsewhere(KeyState::Disabled);
+    stale.set_elsewhere(KeyState::PendingImport);
+    let (here, caller, key, path) = (&stale.here, stale.caller, stale.key, &stale.path);
+    let state = StaleKey::state;
 
     let refused = here.set_attributes(caller, key, &state(KeyState::Disabled));
     assert!(
         matches!(refused, Err(Error::Kms(_))),
         "Disabled for a key whose current record is PendingImport: {refused:?}"
     );
-    let event = last_event(&path);
+    let event = last_event(path);
     assert!(
         event.contains("DisableKey") && !event.contains("CancelKeyDeletion"),
         "the refusal of DisableKey (decided on the current PendingImport record) is \

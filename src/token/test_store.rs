@@ -12,6 +12,14 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::objects::Caller;
+use super::{shared_for_tests, Token, UserKind, LABEL_LEN};
+use crate::ck::*;
+use crate::ids::{SessionHandle, SlotId};
+use crate::kms::key::KeyState;
+use crate::object::attr::{AttrType, RawAttribute, RawValue, KEY_STATE};
+use crate::object::table::ObjectHandle;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{
     AuditLog, Change, Due, Loaded, ObjectUid, PinAttempt, PinCount, PinRecordId, PinRole,
     PinSettle, ReadMark, Scope, Snapshot, Store, StoreResult,
@@ -162,5 +170,109 @@ impl Store for TestStore {
     }
     fn check_integrity(&self) -> StoreResult<()> {
         self.inner.check_integrity()
+    }
+}
+
+/// One KMS key seen by two processes of token `serial` (made in `dir`): this one through a
+/// `TestStore`, the other directly; both logged in as the user in session 1. An EXTERNAL
+/// AES key labelled `label` was made here, the other process scheduled its deletion, this
+/// one saw that, and its change check is now deaf: what the other does next, this one has
+/// not heard of.
+pub(super) struct StaleKey {
+    pub(super) here: Token,
+    pub(super) elsewhere: Token,
+    pub(super) caller: Caller,
+    /// The key's handle here, and in the other process.
+    pub(super) key: ObjectHandle,
+    pub(super) theirs: ObjectHandle,
+    /// The token's database file.
+    pub(super) path: std::path::PathBuf,
+}
+
+impl StaleKey {
+    pub(super) fn new(dir: &std::path::Path, serial: &str, label: &[u8]) -> StaleKey {
+        let backend = crate::store::Backend::Files(dir.to_path_buf());
+        let so_pin = b"so-pin-1234";
+        drop(
+            Token::create(
+                &backend,
+                SlotId::new(1),
+                serial,
+                [b' '; LABEL_LEN],
+                so_pin,
+                shared_for_tests(dir),
+            )
+            .expect("token"),
+        );
+        let path = crate::store::Backend::file_of(dir, serial);
+        let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
+        let here = Token::open_store(store, serial.into(), shared_for_tests(dir))
+            .expect("this process's token");
+        let elsewhere =
+            Token::open(&path, shared_for_tests(dir)).expect("the other process's token");
+        let session = SessionHandle::new(1);
+        let caller = Caller { session, rw: true };
+        let user_pin = b"user-pin-5678";
+        here.add_session(session, true).expect("session");
+        here.login(session, UserKind::So, so_pin).expect("SO login");
+        here.init_pin(true, user_pin).expect("user PIN");
+        here.logout().expect("logout");
+        here.login(session, UserKind::User, user_pin)
+            .expect("user login");
+        elsewhere.add_session(session, true).expect("session");
+        elsewhere
+            .login(session, UserKind::User, user_pin)
+            .expect("user login elsewhere");
+        let bytes = |ty: AttrType, value: &[u8]| RawAttribute {
+            ty: ty as _,
+            value: RawValue::Bytes(zeroize::Zeroizing::new(value.to_vec())),
+        };
+        let key = here
+            .create_object(
+                caller,
+                &[
+                    bytes(CKA_CLASS, &CKO_SECRET_KEY.raw().to_ne_bytes()),
+                    bytes(CKA_KEY_TYPE, &CKK_AES.raw().to_ne_bytes()),
+                    bytes(CKA_TOKEN, &[1]),
+                    bytes(CKA_PRIVATE, &[1]),
+                    bytes(CKA_LABEL, label),
+                    bytes(CKA_VALUE, &[7; 32]),
+                ],
+            )
+            .expect("an EXTERNAL key with material");
+        let theirs = elsewhere
+            .find(&[bytes(CKA_LABEL, label)])
+            .expect("find elsewhere");
+        assert_eq!(theirs.len(), 1);
+        let stale = StaleKey {
+            here,
+            elsewhere,
+            caller,
+            key,
+            theirs: theirs[0],
+            path,
+        };
+        stale.set_elsewhere(KeyState::PendingDeletion);
+        stale
+            .here
+            .sync()
+            .expect("this process sees the deletion scheduled");
+        hooks.set_deaf(true);
+        stale
+    }
+
+    /// The template of a state change to `state`.
+    pub(super) fn state(state: KeyState) -> [RawAttribute; 1] {
+        [RawAttribute {
+            ty: KEY_STATE as _,
+            value: RawValue::Bytes(zeroize::Zeroizing::new(state.code().to_ne_bytes().to_vec())),
+        }]
+    }
+
+    /// The other process changes the key's state to `state`.
+    pub(super) fn set_elsewhere(&self, state: KeyState) {
+        self.elsewhere
+            .set_attributes(self.caller, self.theirs, &StaleKey::state(state))
+            .expect("a state change elsewhere");
     }
 }
