@@ -107,7 +107,7 @@ pub fn copy_token(
         // Read without opening the token for use, which would upgrade an older one.
         let other_slot = to
             .stored_meta(other, META_SLOT_ID)?
-            .and_then(|id| String::from_utf8(id).ok()?.parse::<u64>().ok());
+            .and_then(|id| slot_id_of(&id));
         if other_slot == Some(slot_id) {
             return Err(Error::Config(format!(
                 "the destination's token {other} has slot id {slot_id} already; give the copy \
@@ -151,10 +151,12 @@ fn is_serial(s: &str) -> bool {
 }
 
 fn meta_slot_id(meta: &BTreeMap<String, Vec<u8>>) -> Option<u64> {
-    std::str::from_utf8(meta.get(META_SLOT_ID)?)
-        .ok()?
-        .parse()
-        .ok()
+    slot_id_of(meta.get(META_SLOT_ID)?)
+}
+
+/// A stored slot id (its decimal digits).
+fn slot_id_of(stored: &[u8]) -> Option<u64> {
+    std::str::from_utf8(stored).ok()?.parse().ok()
 }
 
 /// The destination's first (and only) transaction: the source's metadata, with the
