@@ -492,14 +492,17 @@ impl Token {
         // Named after the record the refusal was decided on: the current one in the
         // transaction (`judged`), or else the state as cached now (an early refusal
         // first caught the cache up with the store, `refused_on_current`).
-        let current = self.cached_version(object);
-        let event = judged.or_else(|| {
-            let state = state_of(current.as_deref().unwrap_or(object))?;
-            Some(decide::event_for(state, KeyState::from_code(wanted)?))
-        });
-        if let (Err(Error::Kms(e)), Some(id), Some(event)) = (&result, object.bytes(KEY_ID), event)
+        let refused_event = || {
+            judged.or_else(|| {
+                let current = self.cached_version(object);
+                let state = state_of(current.as_deref().unwrap_or(object))?;
+                Some(decide::event_for(state, KeyState::from_code(wanted)?))
+            })
+        };
+        if let (Err(Error::Kms(e)), Some(id), true) =
+            (&result, object.bytes(KEY_ID), object.is_token())
         {
-            if object.is_token() {
+            if let Some(event) = refused_event() {
                 let operation = Operation::of(event);
                 self.record_refusal(
                     self.event(operation)
@@ -522,11 +525,8 @@ impl Token {
         wanted: u64,
     ) -> (Result<()>, Option<crate::kms::lifecycle::Event>) {
         match self.check_state_change(caller, object, wanted) {
-            Ok((id, wanted)) => {
-                let (result, judged) = KeyModel::new(&self.records_for(Some(caller.session)))
-                    .change_state_judged(&id, wanted);
-                (result, judged)
-            }
+            Ok((id, wanted)) => KeyModel::new(&self.records_for(Some(caller.session)))
+                .change_state_judged(&id, wanted),
             Err(e) => (Err(e), None),
         }
     }
