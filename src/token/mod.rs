@@ -26,6 +26,8 @@ mod records;
 mod review17b_tests;
 #[cfg(test)]
 mod review18a_tests;
+#[cfg(test)]
+mod review18c_tests;
 
 use std::collections::BTreeMap;
 use std::path::Path;
