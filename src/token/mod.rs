@@ -27,6 +27,8 @@ mod review17b_tests;
 #[cfg(test)]
 mod review18a_tests;
 #[cfg(test)]
+mod review18c_tests;
+#[cfg(test)]
 mod test_store;
 
 use std::collections::BTreeMap;
