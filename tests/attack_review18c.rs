@@ -24,7 +24,7 @@ use cryptoki::session::Session;
 fn stored_size(session: &Session, object: ObjectHandle) -> u64 {
     Raw::load()
         .object_size(session.handle(), object.handle())
-        .expect("C_GetObjectSize") as u64
+        .expect("C_GetObjectSize")
 }
 
 /// Imported material outlives its expiry while its key waits for deletion. The sweep

@@ -75,11 +75,20 @@ pub fn event_for(state: KeyState, wanted: KeyState) -> Event {
 /// (only the same material may come back), so a key holding material must reach this
 /// with `bound` filled in: deleting the material of an unbound key is refused here
 /// rather than leaving a key bound to nothing.
+///
+/// Decided at `now`: material that has expired by then, not yet wiped by a sweep, is as
+/// good as gone, and the request is refused with the state its expiry leaves (review
+/// 18c: an EnableKey whose transaction waited past the expiry enabled expired
+/// material). The sweep wipes it; a request made again is decided on that.
 pub fn change_state(
     current: &KeyFacts,
     wanted: KeyState,
     holds_material: bool,
+    now: i64,
 ) -> Result<(Event, KeyFacts), KmsError> {
+    if let Some(expired) = expire(current, holds_material, now) {
+        return Err(KmsError::IncorrectKeyState(expired.state.name()));
+    }
     let event = event_for(current.state, wanted);
     let state =
         lifecycle::transition_holding(current.origin, current.state, event, holds_material)?;
@@ -95,12 +104,19 @@ pub fn change_state(
     ))
 }
 
-/// The material's expiry passing: a key whose current record holds live material that
-/// has expired by `now` goes back to PendingImport (keeping its binding); `None` when
-/// there is nothing to do — the record already moved on (material deleted, or imported
-/// again with a later expiry, by someone deciding after the sweep read it).
-pub fn expire(current: &KeyFacts, now: i64) -> Option<KeyFacts> {
-    let live = matches!(current.state, KeyState::Enabled | KeyState::Disabled);
+/// The material's expiry passing: a key whose current record holds material that has
+/// expired by `now` loses it and goes back to PendingImport (keeping its binding), or
+/// stays PendingDeletion; `None` when there is nothing to do — the record already moved
+/// on (material deleted, or imported again with a later expiry, by someone deciding
+/// after the sweep read it).
+pub fn expire(current: &KeyFacts, holds_material: bool, now: i64) -> Option<KeyFacts> {
+    let live = match current.state {
+        KeyState::Enabled | KeyState::Disabled => true,
+        // Its state stays: only material it still holds is wiped (review 18c: a key
+        // whose deletion was scheduled kept expired material for good).
+        KeyState::PendingDeletion => holds_material,
+        KeyState::PendingImport => false,
+    };
     if current.expiry == 0 || now < current.expiry || !live {
         return None;
     }
@@ -199,7 +215,7 @@ mod tests {
             state: KeyState::Enabled,
             ..pending(Some([3; 32]))
         };
-        let (event, after) = change_state(&enabled, KeyState::PendingImport, true).unwrap();
+        let (event, after) = change_state(&enabled, KeyState::PendingImport, true, 0).unwrap();
         assert_eq!(event, Event::DeleteMaterial);
         assert_eq!(
             (after.state, after.bound),
@@ -210,10 +226,10 @@ mod tests {
             ..enabled
         };
         assert_eq!(
-            change_state(&unbound, KeyState::PendingImport, true),
+            change_state(&unbound, KeyState::PendingImport, true, 0),
             Err(KmsError::InvalidKeyMaterial)
         );
-        assert!(change_state(&pending(None), KeyState::PendingImport, false).is_ok());
+        assert!(change_state(&pending(None), KeyState::PendingImport, false, 0).is_ok());
     }
 
     #[test]
@@ -223,8 +239,8 @@ mod tests {
             expiry: 100,
             ..pending(Some([3; 32]))
         };
-        assert_eq!(expire(&live, 99), None);
-        let after = expire(&live, 100).unwrap();
+        assert_eq!(expire(&live, true, 99), None);
+        let after = expire(&live, true, 100).unwrap();
         assert_eq!(
             (after.state, after.bound),
             (KeyState::PendingImport, Some([3; 32]))
@@ -236,12 +252,59 @@ mod tests {
                     expiry: 500,
                     ..live.clone()
                 },
+                true,
                 100
             ),
             None
         );
-        assert_eq!(expire(&pending(Some([3; 32])), 100), None);
-        assert_eq!(expire(&KeyFacts { expiry: 0, ..live }, 100), None);
+        assert_eq!(expire(&pending(Some([3; 32])), false, 100), None);
+        assert_eq!(
+            expire(
+                &KeyFacts {
+                    expiry: 0,
+                    ..live.clone()
+                },
+                true,
+                100
+            ),
+            None
+        );
+    }
+
+    /// Review 18c: a key pending deletion loses the material it holds when that expires,
+    /// and keeps its state; one that holds none has nothing to lose.
+    #[test]
+    fn expired_material_of_a_key_pending_deletion_is_wiped() {
+        let pending_deletion = KeyFacts {
+            state: KeyState::PendingDeletion,
+            expiry: 100,
+            ..pending(Some([3; 32]))
+        };
+        let after = expire(&pending_deletion, true, 100).unwrap();
+        assert_eq!(after.state, KeyState::PendingDeletion);
+        assert_eq!(expire(&pending_deletion, false, 100), None);
+    }
+
+    /// Review 18c: a state change decided once the material has expired (not yet wiped)
+    /// is refused with the state the expiry leaves, whatever the change.
+    #[test]
+    fn a_state_change_decided_after_the_material_expired_is_refused() {
+        let disabled = KeyFacts {
+            state: KeyState::Disabled,
+            expiry: 100,
+            ..pending(Some([3; 32]))
+        };
+        assert!(change_state(&disabled, KeyState::Enabled, true, 99).is_ok());
+        for wanted in [
+            KeyState::Enabled,
+            KeyState::Disabled,
+            KeyState::PendingDeletion,
+        ] {
+            assert_eq!(
+                change_state(&disabled, wanted, true, 100),
+                Err(KmsError::IncorrectKeyState(KeyState::PendingImport.name()))
+            );
+        }
     }
 
     #[test]
@@ -251,7 +314,7 @@ mod tests {
             ..pending(Some([3; 32]))
         };
         assert_eq!(
-            change_state(&enabled, KeyState::Disabled, true)
+            change_state(&enabled, KeyState::Disabled, true, 0)
                 .unwrap()
                 .1
                 .state,
@@ -259,20 +322,20 @@ mod tests {
         );
         // Once another caller deleted the material, enabling is refused.
         assert_eq!(
-            change_state(&pending(Some([3; 32])), KeyState::Enabled, false),
+            change_state(&pending(Some([3; 32])), KeyState::Enabled, false, 0),
             Err(KmsError::IncorrectKeyState("PendingImport"))
         );
         let deleting = KeyFacts {
             state: KeyState::PendingDeletion,
             ..enabled
         };
-        let (event, after) = change_state(&deleting, KeyState::Disabled, true).unwrap();
+        let (event, after) = change_state(&deleting, KeyState::Disabled, true, 0).unwrap();
         assert_eq!(
             (event, after.state),
             (Event::CancelDeletion, KeyState::Disabled)
         );
         // Deleted material does not come back with the cancelled deletion.
-        let (event, after) = change_state(&deleting, KeyState::Disabled, false).unwrap();
+        let (event, after) = change_state(&deleting, KeyState::Disabled, false, 0).unwrap();
         assert_eq!(
             (event, after.state),
             (Event::CancelDeletion, KeyState::PendingImport)

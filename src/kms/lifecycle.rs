@@ -37,6 +37,8 @@ pub fn transition(origin: Origin, state: KeyState, event: Event) -> Result<KeySt
         (ImportMaterial | DeleteMaterial | MaterialExpired, _) if origin != Origin::External => {
             Err(KmsError::UnsupportedOrigin)
         }
+        // Expired material is wiped whatever the state; the deletion stays pending.
+        (MaterialExpired, PendingDeletion) => Ok(PendingDeletion),
         (_, PendingDeletion) if event != CancelDeletion => refuse(state),
         (Enable, Enabled | Disabled) => Ok(Enabled),
         (Disable, Enabled | Disabled) => Ok(Disabled),
@@ -154,6 +156,12 @@ mod tests {
                 Disabled,
                 MaterialExpired,
                 Some(PendingImport),
+            ),
+            (
+                Origin::External,
+                PendingDeletion,
+                MaterialExpired,
+                Some(PendingDeletion),
             ),
             (Origin::External, PendingImport, Enable, None),
             (Origin::External, PendingImport, Disable, None),

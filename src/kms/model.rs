@@ -162,8 +162,12 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
         let mut judged = None;
         let result = self.records.decide_on(id, deleting, &mut |current| {
             judged = Some(decide::event_for(current.facts.state, wanted));
-            let (event, facts) =
-                decide::change_state(&current.facts, wanted, current.holds_material)?;
+            let (event, facts) = decide::change_state(
+                &current.facts,
+                wanted,
+                current.holds_material,
+                self.records.now(),
+            )?;
             let material = if event == Event::DeleteMaterial {
                 MaterialChange::Wipe
             } else {
@@ -188,11 +192,13 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
     pub fn expire(&self, due: &[KeyId]) -> Result<(), R::Error> {
         let now = self.records.now();
         self.records.decide_on_each(due, &mut |current| {
-            Ok(decide::expire(&current.facts, now).map(|facts| Decision {
-                facts,
-                material: MaterialChange::Wipe,
-                operation: Operation::KeyMaterialExpired,
-            }))
+            Ok(
+                decide::expire(&current.facts, current.holds_material, now).map(|facts| Decision {
+                    facts,
+                    material: MaterialChange::Wipe,
+                    operation: Operation::KeyMaterialExpired,
+                }),
+            )
         })
     }
 }

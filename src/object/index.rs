@@ -20,7 +20,9 @@ use crate::store::RecordIndex;
 pub(crate) const INDEXED: [AttrType; 4] = [CKA_LABEL, CKA_ID, KEY_ID, IMPORT_TOKEN];
 
 /// Recorded in a token's metadata once every record carries the index this build makes.
-pub(crate) const VERSION: &[u8] = b"1:label,id,key-id,import-token";
+/// The due times are part of it: version 2 makes a key pending deletion that still holds
+/// expiring material due (review 18c).
+pub(crate) const VERSION: &[u8] = b"2:label,id,key-id,import-token;due";
 
 /// The lookup key for `value` of attribute `ty`: the type, then the value's bytes.
 pub(crate) fn lookup_key(ty: AttrType, value: &[u8]) -> Vec<u8> {
@@ -65,8 +67,12 @@ pub(crate) fn deadline_of(object: &Object) -> Option<i64> {
     }
     let expiry = object.ulong(MATERIAL_EXPIRY).filter(|e| *e != 0)?;
     let state = object.ulong(KEY_STATE)?;
+    // Material that expires is wiped whatever the key's state, pending deletion included
+    // (a key there keeps its state, so only the material it still holds makes it due).
     let live = state == crate::vendor::KMSHSM_STATE_ENABLED
-        || state == crate::vendor::KMSHSM_STATE_DISABLED;
+        || state == crate::vendor::KMSHSM_STATE_DISABLED
+        || (state == crate::vendor::KMSHSM_STATE_PENDING_DELETION
+            && object.holds_secret_material());
     live.then_some(expiry as i64)
 }
 

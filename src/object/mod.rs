@@ -363,6 +363,12 @@ impl Object {
         self.bool_attr(CKA_TOKEN).unwrap_or(false)
     }
 
+    /// Whether this is a key object that holds secret material (a secret key's value, a
+    /// private key's scalar or exponent), sealed or not.
+    pub(crate) fn holds_secret_material(&self) -> bool {
+        self.class != CKO_PUBLIC_KEY && (self.has(CKA_VALUE) || self.has(CKA_PRIVATE_EXPONENT))
+    }
+
     pub(crate) fn is_private(&self) -> bool {
         self.bool_attr(CKA_PRIVATE).unwrap_or(true)
     }

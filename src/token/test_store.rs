@@ -16,6 +16,7 @@ use super::objects::Caller;
 use super::{shared_for_tests, Token, UserKind, LABEL_LEN};
 use crate::ck::*;
 use crate::ids::{SessionHandle, SlotId};
+use crate::kms::clock::FixedClock;
 use crate::kms::key::KeyState;
 use crate::object::attr::{AttrType, RawAttribute, RawValue, KEY_STATE};
 use crate::object::table::ObjectHandle;
@@ -274,5 +275,183 @@ impl StaleKey {
         self.elsewhere
             .set_attributes(self.caller, self.theirs, &StaleKey::state(state))
             .expect("a state change elsewhere");
+    }
+}
+
+/// The user's PIN of the tokens these helpers make (their SO PIN is `so-pin-1234`).
+const USER_PIN: &[u8] = b"user-pin-5678";
+
+/// The caller of these helpers' calls: session 1, read/write.
+pub(super) const CALLER: Caller = Caller {
+    session: SessionHandle::new(1),
+    rw: true,
+};
+
+fn bytes(ty: AttrType, value: &[u8]) -> RawAttribute {
+    RawAttribute {
+        ty: ty as _,
+        value: RawValue::Bytes(zeroize::Zeroizing::new(value.to_vec())),
+    }
+}
+
+/// The attribute `ty` holding the `CK_ULONG` `v`.
+pub(super) fn ulong(ty: AttrType, v: u64) -> RawAttribute {
+    bytes(ty, &(v as CK_ULONG).to_ne_bytes())
+}
+
+/// A new token `serial` in `dir` on a clock that stands still until moved, opened
+/// through a `TestStore`, with session 1 open and the user logged in; the clock, and the
+/// store's hooks (a step armed at `At::Transact` that moves the clock stands for the wait
+/// a real transaction can have for its lock).
+pub(super) fn token_on_a_fixed_clock(
+    dir: &std::path::Path,
+    serial: &str,
+) -> (Token, Arc<FixedClock>, StoreHooks) {
+    let so_pin = b"so-pin-1234";
+    let clock = FixedClock::new(1_700_000_000);
+    let shared = Arc::new(super::Shared {
+        config: Arc::clone(&shared_for_tests(dir).config),
+        handles: Default::default(),
+        clock: clock.clone(),
+    });
+    let backend = crate::store::Backend::Files(dir.to_path_buf());
+    drop(
+        Token::create(
+            &backend,
+            SlotId::new(1),
+            serial,
+            [b' '; LABEL_LEN],
+            so_pin,
+            Arc::clone(&shared),
+        )
+        .expect("token"),
+    );
+    let (store, hooks) = TestStore::wrap(Box::new(
+        SqliteStore::open(&crate::store::Backend::file_of(dir, serial)).expect("store"),
+    ));
+    let token = Token::open_store(store, "here".into(), shared).expect("token");
+    token.add_session(CALLER.session, true).expect("session");
+    token
+        .login(CALLER.session, UserKind::So, so_pin)
+        .expect("SO login");
+    token.init_pin(true, USER_PIN).expect("user PIN");
+    token.logout().expect("logout");
+    token
+        .login(CALLER.session, UserKind::User, USER_PIN)
+        .expect("user login");
+    (token, clock, hooks)
+}
+
+/// An EXTERNAL AES-256 token key waiting for its material (CreateKey), its import
+/// parameters (RSA_2048, RSAES_OAEP_SHA_256) and 32 random bytes of material wrapped
+/// under them: everything ImportKeyMaterial needs.
+pub(super) struct PreparedImport {
+    pub(super) key: ObjectHandle,
+    unwrapping: ObjectHandle,
+    wrapped: Vec<u8>,
+    import_token: Vec<u8>,
+}
+
+impl PreparedImport {
+    pub(super) fn new(token: &Token) -> PreparedImport {
+        use crate::kms::import::WrappingAlgorithm;
+        use crate::kms::key::{KeySpec, Origin};
+        use crate::object::attr::{
+            IMPORT_TARGET, IMPORT_TOKEN, KEY_ID, KEY_SPEC, ORIGIN, WRAPPING_ALGORITHM,
+        };
+        let key = token
+            .create_object(
+                CALLER,
+                &[
+                    ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+                    ulong(CKA_KEY_TYPE, CKK_AES.raw()),
+                    bytes(CKA_TOKEN, &[1]),
+                    bytes(CKA_ENCRYPT, &[1]),
+                    bytes(CKA_DECRYPT, &[1]),
+                    ulong(ORIGIN, Origin::External.code()),
+                    ulong(KEY_SPEC, KeySpec::Aes256.code()),
+                ],
+            )
+            .expect("EXTERNAL key");
+        let key_id = token
+            .objects
+            .read()
+            .get(key)
+            .and_then(|e| e.object.bytes(KEY_ID).map(<[u8]>::to_vec))
+            .expect("KeyId");
+        let (public, unwrapping) = token
+            .generate_key_pair(
+                CALLER,
+                &crate::mechanism::MechanismArg {
+                    kind: CKM_RSA_PKCS_KEY_PAIR_GEN,
+                    param: crate::mechanism::Param::None,
+                },
+                &[bytes(CKA_TOKEN, &[1]), ulong(CKA_MODULUS_BITS, 2048)],
+                &[
+                    bytes(CKA_TOKEN, &[1]),
+                    bytes(IMPORT_TARGET, &key_id),
+                    ulong(
+                        WRAPPING_ALGORITHM,
+                        WrappingAlgorithm::RsaesOaepSha256.code(),
+                    ),
+                ],
+            )
+            .expect("import parameters");
+        let (spki, import_token) = {
+            let table = token.objects.read();
+            let spki = table
+                .get(public)
+                .and_then(|e| e.object.bytes(CKA_PUBLIC_KEY_INFO).map(<[u8]>::to_vec))
+                .expect("the wrapping public key");
+            let t = table
+                .get(unwrapping)
+                .and_then(|e| e.object.bytes(IMPORT_TOKEN).map(<[u8]>::to_vec))
+                .expect("the import token");
+            (spki, t)
+        };
+        // The owner's side: the material under RSA-OAEP-SHA-256.
+        let mut material = zeroize::Zeroizing::new([0u8; 32]);
+        crate::crypto::rand::random_fill(&mut material[..]).expect("random");
+        let wrapping = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).expect("SPKI");
+        let oaep = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(wrapping).expect("OAEP key");
+        let mut wrapped = vec![0u8; oaep.ciphertext_size()];
+        let wrapped_len = oaep
+            .encrypt(
+                &aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256,
+                &material[..],
+                &mut wrapped,
+                None,
+            )
+            .expect("wrap")
+            .len();
+        wrapped.truncate(wrapped_len);
+        PreparedImport {
+            key,
+            unwrapping,
+            wrapped,
+            import_token,
+        }
+    }
+
+    /// ImportKeyMaterial (`C_UnwrapKey` with the import token and `more`).
+    pub(super) fn import(
+        &self,
+        token: &Token,
+        more: &[RawAttribute],
+    ) -> crate::error::Result<ObjectHandle> {
+        use crate::mechanism::params::OaepParams;
+        use crate::mechanism::{MechanismArg, Param};
+        let mech = MechanismArg {
+            kind: CKM_RSA_PKCS_OAEP,
+            param: Param::Oaep(OaepParams {
+                hash: CKM_SHA256,
+                mgf: CKG_MGF1_SHA256,
+                source: CKZ_DATA_SPECIFIED,
+                label: Vec::new(),
+            }),
+        };
+        let mut template = vec![bytes(crate::object::attr::IMPORT_TOKEN, &self.import_token)];
+        template.extend(more.iter().cloned());
+        token.unwrap_key(CALLER, &mech, self.unwrapping, &self.wrapped, &template)
     }
 }

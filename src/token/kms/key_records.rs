@@ -35,7 +35,7 @@ pub(super) const FINGERPRINT_LABEL: &[u8] = b"kmshsm kms material fingerprint";
 
 /// Whether a key object holds secret material (a wiped one does not).
 pub(super) fn holds_material(object: &Object) -> bool {
-    object.class != CKO_PUBLIC_KEY && (object.has(CKA_VALUE) || object.has(CKA_PRIVATE_EXPONENT))
+    object.holds_secret_material()
 }
 
 /// The keyed fingerprint of canonical material, under the fingerprint subkey `key`.

@@ -603,7 +603,11 @@ impl Token {
                 continue;
             }
             let expiry = o.ulong(MATERIAL_EXPIRY).unwrap_or(0) as i64;
-            let live = matches!(state_of(o), Some(KeyState::Enabled | KeyState::Disabled));
+            let live = match state_of(o) {
+                Some(KeyState::Enabled | KeyState::Disabled) => true,
+                Some(KeyState::PendingDeletion) => o.holds_secret_material(),
+                _ => false,
+            };
             if expiry != 0 && live && now >= expiry && e.owner == Owner::Token {
                 // Decided again on the current record, in a transaction (below).
                 if let Some(id) = o.bytes(KEY_ID) {
