@@ -155,10 +155,11 @@ pub(crate) fn stop(m: Loaded) {
 }
 
 /// kmshsm's cached tokens are named after its store schema (the SQLite store's
-/// `PRAGMA user_version`), so a cache written by an earlier build (which the module would
-/// upgrade on the first, measured, open of every copy) is not reused. Bump it with
-/// `store/sqlite/schema.rs` `SCHEMA_VERSION`.
-pub(crate) const KMSHSM_STORE_SCHEMA: &str = "sqlite6";
+/// `PRAGMA user_version`) and object index version, so a cache written by an earlier
+/// build (which the module would upgrade or reindex on the first, measured, open of every
+/// copy) is not reused. Bump it with `store/sqlite/schema.rs` `SCHEMA_VERSION` and
+/// `object/index.rs` `VERSION`.
+pub(crate) const KMSHSM_STORE_SCHEMA: &str = "sqlite7-index2";
 
 pub(crate) fn cache_dir(cfg: &Cfg, which: Which, n: usize) -> PathBuf {
     match which {
