@@ -118,8 +118,23 @@ fn parse_error(text: &str, e: &toml::de::Error) -> Error {
     let at = e.span().map(|span| {
         let before = text.get(..span.start).unwrap_or(text);
         let line = before.matches('\n').count() + 1;
-        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        format!("line {line}, column {column}: ")
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before.len() - line_start + 1;
+        // The key the line sets, when it is a plain one (a key holds no secret; the
+        // value after `=` may).
+        let line_text = text[line_start..].lines().next().unwrap_or_default();
+        let key = line_text
+            .split_once('=')
+            .map(|(key, _)| key.trim())
+            .filter(|key| {
+                !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            })
+            .map(|key| format!(" (`{key}`)"))
+            .unwrap_or_default();
+        format!("line {line}, column {column}{key}: ")
     });
     let message = e.message().trim();
     let may_hold_secret =
@@ -381,6 +396,11 @@ mod tests {
             assert!(!said.contains("s3"), "{said}");
             assert!(said.contains("line 2"), "{said}");
         }
+        // The key the line sets is named, its value is not.
+        let Err(Error::Config(said)) = Config::parse("max_pin_failures = \"three\"\n") else {
+            panic!("a string for a number parsed");
+        };
+        assert!(said.contains("`max_pin_failures`"), "{said}");
     }
 
     #[test]

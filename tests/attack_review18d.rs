@@ -92,7 +92,10 @@ fn a_cancelled_deletion_of_a_public_only_key_with_expired_material_is_refused_fo
          {first:?}, asked again after a sweep {again:?}; the key is still in state \
          {after} (PendingDeletion is {STATE_PENDING_DELETION})"
     );
-    assert_ne!(after, STATE_PENDING_DELETION, "the deletion stays scheduled");
+    assert_ne!(
+        after, STATE_PENDING_DELETION,
+        "the deletion stays scheduled"
+    );
 }
 
 /// Defect: the sweep cancels the scheduled deletion of a *session* key whose material
