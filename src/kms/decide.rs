@@ -70,38 +70,51 @@ pub fn event_for(state: KeyState, wanted: KeyState) -> Event {
     }
 }
 
-/// Enable/DisableKey, DeleteKeyMaterial, Schedule/CancelKeyDeletion: the event the
-/// request amounts to and the facts after it. The binding survives DeleteKeyMaterial
-/// (only the same material may come back), so a key holding material must reach this
-/// with `bound` filled in: deleting the material of an unbound key is refused here
-/// rather than leaving a key bound to nothing.
-///
-/// Decided at `now`: material that has expired by then, not yet wiped by a sweep, is as
-/// good as gone, and the request is refused with the state its expiry leaves (review
-/// 18c: an EnableKey whose transaction waited past the expiry enabled expired
-/// material). The sweep wipes it; a request made again is decided on that.
+/// What a state change decided: the event the request amounted to, the facts after it,
+/// and whether the material had expired by the time of the decision (it is wiped by it,
+/// the expiry recorded before the change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    pub event: Event,
+    pub facts: KeyFacts,
+    pub expired_first: bool,
+}
+
+/// The key a decision at `now` is made on, and whether it holds material then: material
+/// that has expired by `now`, not yet wiped by a sweep, is as good as gone, so the key
+/// is as its expiry leaves it (review 18c: an EnableKey whose transaction waited past
+/// the expiry enabled expired material). The third part says the expiry applied.
+pub fn as_at(current: &KeyFacts, holds_material: bool, now: i64) -> (KeyFacts, bool, bool) {
+    match expire(current, holds_material, now) {
+        Some(expired) => (expired, false, true),
+        None => (current.clone(), holds_material, false),
+    }
+}
+
+/// Enable/DisableKey, DeleteKeyMaterial, Schedule/CancelKeyDeletion, decided at `now`
+/// on the key as `as_at` says it is then: the event the request amounts to and the
+/// facts after it. The binding survives DeleteKeyMaterial (only the same material may
+/// come back), so a key holding material must reach this with `bound` filled in:
+/// deleting the material of an unbound key is refused here rather than leaving a key
+/// bound to nothing.
 pub fn change_state(
     current: &KeyFacts,
     wanted: KeyState,
     holds_material: bool,
     now: i64,
-) -> Result<(Event, KeyFacts), KmsError> {
-    if let Some(expired) = expire(current, holds_material, now) {
-        return Err(KmsError::IncorrectKeyState(expired.state.name()));
-    }
+) -> Result<StateChange, KmsError> {
+    let (current, holds_material, expired_first) = as_at(current, holds_material, now);
     let event = event_for(current.state, wanted);
     let state =
         lifecycle::transition_holding(current.origin, current.state, event, holds_material)?;
     if event == Event::DeleteMaterial && holds_material && current.bound.is_none() {
         return Err(KmsError::InvalidKeyMaterial);
     }
-    Ok((
+    Ok(StateChange {
         event,
-        KeyFacts {
-            state,
-            ..current.clone()
-        },
-    ))
+        facts: KeyFacts { state, ..current },
+        expired_first,
+    })
 }
 
 /// The material's expiry passing: a key whose current record holds material that has
@@ -215,7 +228,11 @@ mod tests {
             state: KeyState::Enabled,
             ..pending(Some([3; 32]))
         };
-        let (event, after) = change_state(&enabled, KeyState::PendingImport, true, 0).unwrap();
+        let StateChange {
+            event,
+            facts: after,
+            ..
+        } = change_state(&enabled, KeyState::PendingImport, true, 0).unwrap();
         assert_eq!(event, Event::DeleteMaterial);
         assert_eq!(
             (after.state, after.bound),
@@ -286,25 +303,45 @@ mod tests {
     }
 
     /// Review 18c: a state change decided once the material has expired (not yet wiped)
-    /// is refused with the state the expiry leaves, whatever the change.
+    /// is judged on the key as the expiry leaves it, the expiry going first: no change
+    /// makes expired material usable, and a change the wiped key allows wipes it too.
     #[test]
-    fn a_state_change_decided_after_the_material_expired_is_refused() {
+    fn a_state_change_decided_after_the_material_expired_is_judged_after_the_expiry() {
         let disabled = KeyFacts {
             state: KeyState::Disabled,
             expiry: 100,
             ..pending(Some([3; 32]))
         };
-        assert!(change_state(&disabled, KeyState::Enabled, true, 99).is_ok());
-        for wanted in [
-            KeyState::Enabled,
-            KeyState::Disabled,
-            KeyState::PendingDeletion,
-        ] {
+        let before = change_state(&disabled, KeyState::Enabled, true, 99).unwrap();
+        assert_eq!(
+            (before.facts.state, before.expired_first),
+            (KeyState::Enabled, false)
+        );
+        for wanted in [KeyState::Enabled, KeyState::Disabled] {
             assert_eq!(
                 change_state(&disabled, wanted, true, 100),
                 Err(KmsError::IncorrectKeyState(KeyState::PendingImport.name()))
             );
         }
+        let scheduled = change_state(&disabled, KeyState::PendingDeletion, true, 100).unwrap();
+        assert_eq!(
+            (scheduled.facts.state, scheduled.expired_first),
+            (KeyState::PendingDeletion, true)
+        );
+        // A key pending deletion: its cancellation finds no material left.
+        let pending_deletion = KeyFacts {
+            state: KeyState::PendingDeletion,
+            ..disabled
+        };
+        let cancelled = change_state(&pending_deletion, KeyState::Disabled, true, 100).unwrap();
+        assert_eq!(
+            (
+                cancelled.event,
+                cancelled.facts.state,
+                cancelled.expired_first
+            ),
+            (Event::CancelDeletion, KeyState::PendingImport, true)
+        );
     }
 
     #[test]
@@ -316,7 +353,7 @@ mod tests {
         assert_eq!(
             change_state(&enabled, KeyState::Disabled, true, 0)
                 .unwrap()
-                .1
+                .facts
                 .state,
             KeyState::Disabled
         );
@@ -329,13 +366,21 @@ mod tests {
             state: KeyState::PendingDeletion,
             ..enabled
         };
-        let (event, after) = change_state(&deleting, KeyState::Disabled, true, 0).unwrap();
+        let StateChange {
+            event,
+            facts: after,
+            ..
+        } = change_state(&deleting, KeyState::Disabled, true, 0).unwrap();
         assert_eq!(
             (event, after.state),
             (Event::CancelDeletion, KeyState::Disabled)
         );
         // Deleted material does not come back with the cancelled deletion.
-        let (event, after) = change_state(&deleting, KeyState::Disabled, false, 0).unwrap();
+        let StateChange {
+            event,
+            facts: after,
+            ..
+        } = change_state(&deleting, KeyState::Disabled, false, 0).unwrap();
         assert_eq!(
             (event, after.state),
             (Event::CancelDeletion, KeyState::PendingImport)

@@ -137,6 +137,7 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
                 facts,
                 material: MaterialChange::Install(material.clone()),
                 operation: Operation::ImportKeyMaterial,
+                preceded_by: None,
             }))
         })
     }
@@ -161,22 +162,23 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
         let deleting = wanted == KeyState::PendingImport;
         let mut judged = None;
         let result = self.records.decide_on(id, deleting, &mut |current| {
-            judged = Some(decide::event_for(current.facts.state, wanted));
-            let (event, facts) = decide::change_state(
-                &current.facts,
-                wanted,
-                current.holds_material,
-                self.records.now(),
-            )?;
-            let material = if event == Event::DeleteMaterial {
+            // The time of the decision, inside its transaction.
+            let now = self.records.now();
+            let (at_now, _, _) = decide::as_at(&current.facts, current.holds_material, now);
+            judged = Some(decide::event_for(at_now.state, wanted));
+            let change = decide::change_state(&current.facts, wanted, current.holds_material, now)?;
+            let material = if change.event == Event::DeleteMaterial || change.expired_first {
                 MaterialChange::Wipe
             } else {
                 MaterialChange::Keep
             };
             Ok(Some(Decision {
-                facts,
+                facts: change.facts,
                 material,
-                operation: Operation::of(event),
+                operation: Operation::of(change.event),
+                preceded_by: change
+                    .expired_first
+                    .then_some(Operation::KeyMaterialExpired),
             }))
         });
         (result, judged)
@@ -197,6 +199,7 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
                     facts,
                     material: MaterialChange::Wipe,
                     operation: Operation::KeyMaterialExpired,
+                    preceded_by: None,
                 }),
             )
         })

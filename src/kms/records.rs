@@ -30,6 +30,9 @@ pub struct Decision<M> {
     pub facts: KeyFacts,
     pub material: MaterialChange<M>,
     pub operation: Operation,
+    /// An operation decided in the same decision before `operation`, recorded before it:
+    /// the expiry of material a state change found expired (`decide::change_state`).
+    pub preceded_by: Option<Operation>,
 }
 
 /// What a decision is given: the key's facts as its current record says them, and

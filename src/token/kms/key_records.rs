@@ -316,11 +316,14 @@ impl Token {
                 next.push(self.public_half(main, imported, values)?);
             }
         }
-        let event = self
-            .event(decision.operation)
-            .key(id)
-            .material(after.bound.as_ref().map(|b| &b[..]));
-        Ok((next, vec![event]))
+        let bound = after.bound.as_ref().map(|b| &b[..]);
+        let events = decision
+            .preceded_by
+            .into_iter()
+            .chain([decision.operation])
+            .map(|operation| self.event(operation).key(id).material(bound))
+            .collect();
+        Ok((next, events))
     }
 
     /// One decision on one key's current objects: what it writes, or nothing.

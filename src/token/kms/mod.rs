@@ -614,7 +614,23 @@ impl Token {
                     expired_keys.insert(id.to_vec());
                 }
             } else if expiry != 0 && live && now >= expiry {
-                let state = vec![(KEY_STATE, ulong(KeyState::PendingImport.code()))];
+                // The state the expiry leaves: PendingImport, or PendingDeletion kept
+                // (review 18d: the sweep took a session key out of PendingDeletion). A
+                // pair's public half pending deletion is left as it is, as its key is.
+                let after = match (origin_of(o), state_of(o)) {
+                    (Some(origin), Some(state)) => {
+                        match lifecycle::transition(
+                            origin,
+                            state,
+                            lifecycle::Event::MaterialExpired,
+                        ) {
+                            Ok(after) => after,
+                            Err(_) => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                let state = vec![(KEY_STATE, ulong(after.code()))];
                 let wiped = if o.class == CKO_PUBLIC_KEY {
                     o.with_plain(state)
                 } else {
