@@ -29,6 +29,8 @@ mod review18a_tests;
 #[cfg(test)]
 mod review18c_tests;
 #[cfg(test)]
+mod review18e_tests;
+#[cfg(test)]
 mod test_store;
 
 use std::collections::BTreeMap;
