@@ -10,6 +10,7 @@
 use super::key::{KeyState, Origin};
 use super::lifecycle::{self, Event};
 use super::material;
+use super::records::Current;
 use crate::error::KmsError;
 
 /// What the rules need to know of a key, as its current record says.
@@ -80,14 +81,22 @@ pub struct StateChange {
     pub expired_first: bool,
 }
 
-/// The key a decision at `now` is made on, and whether it holds material then: material
-/// that has expired by `now`, not yet wiped by a sweep, is as good as gone, so the key
-/// is as its expiry leaves it (review 18c: an EnableKey whose transaction waited past
-/// the expiry enabled expired material). The third part says the expiry applied.
-pub fn as_at(current: &KeyFacts, holds_material: bool, now: i64) -> (KeyFacts, bool, bool) {
-    match expire(current, holds_material, now) {
-        Some(expired) => (expired, false, true),
-        None => (current.clone(), holds_material, false),
+/// The key a decision at `now` is made on: material that has expired by `now`, not yet
+/// wiped by a sweep, is as good as gone, so the key is as its expiry leaves it (review
+/// 18c: an EnableKey whose transaction waited past the expiry enabled expired material).
+/// The second part says the expiry applied (the decision wipes the material and
+/// records the expiry first).
+pub fn as_at(current: &Current, now: i64) -> (Current, bool) {
+    match expire(&current.facts, current.holds_secret, now) {
+        Some(facts) => (
+            Current {
+                facts,
+                holds_material: false,
+                holds_secret: false,
+            },
+            true,
+        ),
+        None => (current.clone(), false),
     }
 }
 
@@ -98,12 +107,12 @@ pub fn as_at(current: &KeyFacts, holds_material: bool, now: i64) -> (KeyFacts, b
 /// deleting the material of an unbound key is refused here rather than leaving a key
 /// bound to nothing.
 pub fn change_state(
-    current: &KeyFacts,
+    current: &Current,
     wanted: KeyState,
-    holds_material: bool,
     now: i64,
 ) -> Result<StateChange, KmsError> {
-    let (current, holds_material, expired_first) = as_at(current, holds_material, now);
+    let (at_now, expired_first) = as_at(current, now);
+    let (current, holds_material) = (at_now.facts, at_now.holds_material);
     let event = event_for(current.state, wanted);
     let state =
         lifecycle::transition_holding(current.origin, current.state, event, holds_material)?;
@@ -122,14 +131,16 @@ pub fn change_state(
 /// stays PendingDeletion; `None` when there is nothing to do — the record already moved
 /// on (material deleted, or imported again with a later expiry, by someone deciding
 /// after the sweep read it).
-pub fn expire(current: &KeyFacts, holds_material: bool, now: i64) -> Option<KeyFacts> {
-    let live = match current.state {
-        KeyState::Enabled | KeyState::Disabled => true,
-        // Its state stays: only material it still holds is wiped (review 18c: a key
-        // whose deletion was scheduled kept expired material for good).
-        KeyState::PendingDeletion => holds_material,
-        KeyState::PendingImport => false,
-    };
+pub fn expire(current: &KeyFacts, holds_secret: bool, now: i64) -> Option<KeyFacts> {
+    // Only secret material is wiped, whatever the state (review 18c: a key whose
+    // deletion was scheduled kept expired material for good; review 18e: a key whose
+    // private half was destroyed, holding nothing to wipe, was found expired again at
+    // every change and every sweep, each recorded).
+    let live = holds_secret
+        && matches!(
+            current.state,
+            KeyState::Enabled | KeyState::Disabled | KeyState::PendingDeletion
+        );
     if current.expiry == 0 || now < current.expiry || !live {
         return None;
     }
@@ -144,6 +155,15 @@ pub fn expire(current: &KeyFacts, holds_material: bool, now: i64) -> Option<KeyF
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A current record of `facts`, holding (secret) material or not.
+    fn cur(facts: &KeyFacts, holds: bool) -> Current {
+        Current {
+            facts: facts.clone(),
+            holds_material: holds,
+            holds_secret: holds,
+        }
+    }
 
     fn pending(bound: Option<[u8; 32]>) -> KeyFacts {
         KeyFacts {
@@ -232,7 +252,7 @@ mod tests {
             event,
             facts: after,
             ..
-        } = change_state(&enabled, KeyState::PendingImport, true, 0).unwrap();
+        } = change_state(&cur(&enabled, true), KeyState::PendingImport, 0).unwrap();
         assert_eq!(event, Event::DeleteMaterial);
         assert_eq!(
             (after.state, after.bound),
@@ -243,10 +263,10 @@ mod tests {
             ..enabled
         };
         assert_eq!(
-            change_state(&unbound, KeyState::PendingImport, true, 0),
+            change_state(&cur(&unbound, true), KeyState::PendingImport, 0),
             Err(KmsError::InvalidKeyMaterial)
         );
-        assert!(change_state(&pending(None), KeyState::PendingImport, false, 0).is_ok());
+        assert!(change_state(&cur(&pending(None), false), KeyState::PendingImport, 0).is_ok());
     }
 
     #[test]
@@ -312,18 +332,19 @@ mod tests {
             expiry: 100,
             ..pending(Some([3; 32]))
         };
-        let before = change_state(&disabled, KeyState::Enabled, true, 99).unwrap();
+        let before = change_state(&cur(&disabled, true), KeyState::Enabled, 99).unwrap();
         assert_eq!(
             (before.facts.state, before.expired_first),
             (KeyState::Enabled, false)
         );
         for wanted in [KeyState::Enabled, KeyState::Disabled] {
             assert_eq!(
-                change_state(&disabled, wanted, true, 100),
+                change_state(&cur(&disabled, true), wanted, 100),
                 Err(KmsError::IncorrectKeyState(KeyState::PendingImport.name()))
             );
         }
-        let scheduled = change_state(&disabled, KeyState::PendingDeletion, true, 100).unwrap();
+        let scheduled =
+            change_state(&cur(&disabled, true), KeyState::PendingDeletion, 100).unwrap();
         assert_eq!(
             (scheduled.facts.state, scheduled.expired_first),
             (KeyState::PendingDeletion, true)
@@ -333,7 +354,8 @@ mod tests {
             state: KeyState::PendingDeletion,
             ..disabled
         };
-        let cancelled = change_state(&pending_deletion, KeyState::Disabled, true, 100).unwrap();
+        let cancelled =
+            change_state(&cur(&pending_deletion, true), KeyState::Disabled, 100).unwrap();
         assert_eq!(
             (
                 cancelled.event,
@@ -344,6 +366,27 @@ mod tests {
         );
     }
 
+    /// Review 18e: a key whose private half was destroyed holds its public material but
+    /// nothing an expiry wipes: pending deletion, it is not found expired again at every
+    /// decision (each would record the expiry once more).
+    #[test]
+    fn a_key_holding_no_secret_material_is_not_expired_again() {
+        let public_only = Current {
+            facts: KeyFacts {
+                state: KeyState::PendingDeletion,
+                expiry: 100,
+                ..pending(Some([3; 32]))
+            },
+            holds_material: true,
+            holds_secret: false,
+        };
+        let cancelled = change_state(&public_only, KeyState::Disabled, 200).unwrap();
+        assert_eq!(
+            (cancelled.facts.state, cancelled.expired_first),
+            (KeyState::Disabled, false)
+        );
+    }
+
     #[test]
     fn state_changes_are_decided_on_the_current_state() {
         let enabled = KeyFacts {
@@ -351,7 +394,7 @@ mod tests {
             ..pending(Some([3; 32]))
         };
         assert_eq!(
-            change_state(&enabled, KeyState::Disabled, true, 0)
+            change_state(&cur(&enabled, true), KeyState::Disabled, 0)
                 .unwrap()
                 .facts
                 .state,
@@ -359,7 +402,7 @@ mod tests {
         );
         // Once another caller deleted the material, enabling is refused.
         assert_eq!(
-            change_state(&pending(Some([3; 32])), KeyState::Enabled, false, 0),
+            change_state(&cur(&pending(Some([3; 32])), false), KeyState::Enabled, 0),
             Err(KmsError::IncorrectKeyState("PendingImport"))
         );
         let deleting = KeyFacts {
@@ -370,7 +413,7 @@ mod tests {
             event,
             facts: after,
             ..
-        } = change_state(&deleting, KeyState::Disabled, true, 0).unwrap();
+        } = change_state(&cur(&deleting, true), KeyState::Disabled, 0).unwrap();
         assert_eq!(
             (event, after.state),
             (Event::CancelDeletion, KeyState::Disabled)
@@ -380,7 +423,7 @@ mod tests {
             event,
             facts: after,
             ..
-        } = change_state(&deleting, KeyState::Disabled, false, 0).unwrap();
+        } = change_state(&cur(&deleting, false), KeyState::Disabled, 0).unwrap();
         assert_eq!(
             (event, after.state),
             (Event::CancelDeletion, KeyState::PendingImport)

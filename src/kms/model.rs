@@ -131,13 +131,16 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
     ) -> Result<(), R::Error> {
         self.records.decide_on(id, true, &mut |current| {
             // The time of the decision, inside its transaction: a transaction that waited
-            // for its lock decides at the time it decides (review 17b).
-            let facts = decide::import(&current.facts, request, self.records.now())?;
+            // for its lock decides at the time it decides (review 17b), on the key as an
+            // expiry passed by then leaves it, the expiry recorded first (review 18e).
+            let now = self.records.now();
+            let (at_now, expired_first) = decide::as_at(current, now);
+            let facts = decide::import(&at_now.facts, request, now)?;
             Ok(Some(Decision {
                 facts,
                 material: MaterialChange::Install(material.clone()),
                 operation: Operation::ImportKeyMaterial,
-                preceded_by: None,
+                preceded_by: expired_first.then_some(Operation::KeyMaterialExpired),
             }))
         })
     }
@@ -164,9 +167,9 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
         let result = self.records.decide_on(id, deleting, &mut |current| {
             // The time of the decision, inside its transaction.
             let now = self.records.now();
-            let (at_now, _, _) = decide::as_at(&current.facts, current.holds_material, now);
-            judged = Some(decide::event_for(at_now.state, wanted));
-            let change = decide::change_state(&current.facts, wanted, current.holds_material, now)?;
+            let (at_now, _) = decide::as_at(current, now);
+            judged = Some(decide::event_for(at_now.facts.state, wanted));
+            let change = decide::change_state(current, wanted, now)?;
             let material = if change.event == Event::DeleteMaterial || change.expired_first {
                 MaterialChange::Wipe
             } else {
@@ -195,7 +198,7 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
         let now = self.records.now();
         self.records.decide_on_each(due, &mut |current| {
             Ok(
-                decide::expire(&current.facts, current.holds_material, now).map(|facts| Decision {
+                decide::expire(&current.facts, current.holds_secret, now).map(|facts| Decision {
                     facts,
                     material: MaterialChange::Wipe,
                     operation: Operation::KeyMaterialExpired,

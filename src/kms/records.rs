@@ -41,6 +41,10 @@ pub struct Decision<M> {
 pub struct Current {
     pub facts: KeyFacts,
     pub holds_material: bool,
+    /// Whether the record holds secret material an expiry would wipe (`holds_material`
+    /// counts a key whose private half was destroyed as holding its public material;
+    /// it holds none of this).
+    pub holds_secret: bool,
 }
 
 /// A decision on one key: `Ok(None)` when there is nothing to write.

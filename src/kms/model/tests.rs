@@ -80,6 +80,7 @@ impl KeyRecords for MemoryRecords {
         let current = Current {
             facts,
             holds_material: record.material.is_some(),
+            holds_secret: record.material.is_some(),
         };
         if let Some(decision) = decide(&current)? {
             match decision.material {

@@ -261,6 +261,7 @@ impl Token {
             // a key with material (`lifecycle::transition_holding`), not as for one
             // whose material was deleted or never imported.
             holds_material: holds_material(main) || main.class == CKO_PUBLIC_KEY,
+            holds_secret: holds_material(main),
         })
     }
 
