@@ -10,7 +10,6 @@
 use super::key::{KeyState, Origin};
 use super::lifecycle::{self, Event};
 use super::material;
-use super::records::Current;
 use crate::error::KmsError;
 
 /// What the rules need to know of a key, as its current record says.
@@ -24,6 +23,18 @@ pub struct KeyFacts {
     pub bound: Option<[u8; 32]>,
     /// When the material expires, unix seconds; 0 never.
     pub expiry: i64,
+}
+
+/// What a decision is given: the key's facts as its current record says them, and
+/// whether the record holds secret material now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub facts: KeyFacts,
+    pub holds_material: bool,
+    /// Whether the record holds secret material an expiry would wipe (`holds_material`
+    /// counts a key whose private half was destroyed as holding its public material;
+    /// it holds none of this).
+    pub holds_secret: bool,
 }
 
 /// ImportKeyMaterial, once the material has been unwrapped and fingerprinted.

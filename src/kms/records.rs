@@ -35,17 +35,7 @@ pub struct Decision<M> {
     pub preceded_by: Option<Operation>,
 }
 
-/// What a decision is given: the key's facts as its current record says them, and
-/// whether the record holds secret material now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Current {
-    pub facts: KeyFacts,
-    pub holds_material: bool,
-    /// Whether the record holds secret material an expiry would wipe (`holds_material`
-    /// counts a key whose private half was destroyed as holding its public material;
-    /// it holds none of this).
-    pub holds_secret: bool,
-}
+pub use super::decide::Current;
 
 /// A decision on one key: `Ok(None)` when there is nothing to write.
 pub type Decide<'a, M> = dyn FnMut(&Current) -> Result<Option<Decision<M>>, KmsError> + 'a;
