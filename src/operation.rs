@@ -11,7 +11,7 @@ use crate::ids::MechType;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::mechanism::Usage;
 use crate::object::table::ObjectHandle;
@@ -135,6 +135,34 @@ pub struct Grant {
     pub mechanism: MechType,
     /// A `CKA_ALWAYS_AUTHENTICATE` key awaits its context-specific login (§5.6).
     pub awaiting_login: bool,
+}
+
+impl Grant {
+    /// What this grant judged, for the next init on the same key (`Judged`).
+    pub fn judged(&self) -> Judged {
+        Judged {
+            key: self.key,
+            object: Arc::downgrade(&self.judged),
+            generation: self.generation,
+            usage: self.usage,
+            mechanism: self.mechanism,
+        }
+    }
+}
+
+/// The judgement an init made, kept by its session after the operation ends, so that the
+/// next init of the same kind on the same key can be judged as a later step of an
+/// operation is (`Token::key_again`): while the table has not been written since, the
+/// very object version judged is still the key, and only time can have changed the
+/// verdict. The object is held weakly: a key destroyed or changed is not kept alive by a
+/// session that used it, and its material is wiped as before.
+#[derive(Debug)]
+pub struct Judged {
+    pub key: ObjectHandle,
+    pub object: Weak<Object>,
+    pub generation: u64,
+    pub usage: Usage,
+    pub mechanism: MechType,
 }
 
 /// Which call an output-producing step is. Output kept for a retry after a short buffer

@@ -430,7 +430,7 @@ pub fn mech_params(data: &[u8]) {
         0 => Param::None,
         1 => Param::Bytes(r.bytes()),
         2 => Param::Gcm(kmshsm::mechanism::params::GcmParams {
-            iv: r.bytes(),
+            iv: kmshsm::mechanism::params::Iv::new(&r.bytes()),
             aad: r.bytes(),
             tag_bits: r.ulong(),
         }),

@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::ids::AttrType;
 use crate::object::attr::{RawAttribute, RawValue};
+use crate::mechanism::params::Iv;
 use crate::object::Read;
 
 mod mechanism;
@@ -570,6 +571,17 @@ pub(super) unsafe fn param_bytes(ptr: *const c_void, len: CK_ULONG) -> Result<Ve
     // SAFETY: this function's contract; the bytes are copied before it returns.
     unsafe { in_bytes(ptr.cast::<u8>(), len) }
         .map(<[u8]>::to_vec)
+        .map_err(|_| Error::MechanismParamInvalid)
+}
+
+/// `param_bytes` as an [`Iv`] (inline up to 16 bytes: no allocation).
+///
+/// # Safety
+/// As `param_bytes`.
+pub(super) unsafe fn param_iv(ptr: *const c_void, len: CK_ULONG) -> Result<Iv> {
+    // SAFETY: this function's contract; the bytes are copied before it returns.
+    unsafe { in_bytes(ptr.cast::<u8>(), len) }
+        .map(Iv::new)
         .map_err(|_| Error::MechanismParamInvalid)
 }
 

@@ -14,6 +14,7 @@ use super::{
 use crate::crypto::aes::{self, AesStream, Cmac, Direction};
 use crate::error::{Error, Result};
 use crate::object::attr::Value;
+use crate::mechanism::params::Iv;
 use crate::object::key::Key;
 use crate::operation::{Cipher, Signer, Verifier};
 
@@ -225,7 +226,7 @@ impl Mechanism for Block {
 /// single-part call, straight into the caller's buffer (ciphertext is no secret).
 struct GcmSeal {
     key: Arc<Key>,
-    iv: Vec<u8>,
+    iv: Iv,
     aad: Vec<u8>,
     tag_bits: usize,
 }
@@ -256,7 +257,7 @@ impl buffered::WholeInput for GcmSeal {
 /// (`aes::gcm_decrypt_prepared_into`: never unauthenticated plaintext there).
 struct GcmOpen {
     key: Arc<Key>,
-    iv: Vec<u8>,
+    iv: Iv,
     aad: Vec<u8>,
     tag_bits: usize,
 }
@@ -303,7 +304,7 @@ fn gcm_reach(iv: &[u8], tag_bits: usize) -> fn(usize) -> usize {
 }
 
 /// GCM parameters as the primitive wants them.
-fn gcm_params(param: &Param) -> Result<(Vec<u8>, Vec<u8>, usize)> {
+fn gcm_params(param: &Param) -> Result<(Iv, Vec<u8>, usize)> {
     let Param::Gcm(p) = param else {
         return Err(Error::MechanismParamInvalid);
     };

@@ -111,10 +111,52 @@ pub struct PssParams {
     pub salt_len: u64,
 }
 
+/// Up to this many bytes, an [`Iv`] is kept inline.
+const IV_INLINE: usize = 16;
+
+/// An IV: inline up to 16 bytes (GCM's usual 12 among them), on the heap beyond. It is
+/// copied from the caller and into the operation at every init, the cost of a one-shot
+/// encryption of a few bytes (docs/performance.md, "Eighth pass"), so without an
+/// allocation for the sizes applications use.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Iv {
+    Inline { len: u8, bytes: [u8; IV_INLINE] },
+    Heap(Vec<u8>),
+}
+
+impl Iv {
+    pub fn new(bytes: &[u8]) -> Iv {
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= IV_INLINE => {
+                let mut inline = [0u8; IV_INLINE];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                Iv::Inline { len, bytes: inline }
+            }
+            _ => Iv::Heap(bytes.to_vec()),
+        }
+    }
+}
+
+impl std::ops::Deref for Iv {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Iv::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Iv::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl std::fmt::Debug for Iv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Iv").field(&&**self).finish()
+    }
+}
+
 /// AES-GCM parameters (`CK_GCM_PARAMS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcmParams {
-    pub iv: Vec<u8>,
+    pub iv: Iv,
     pub aad: Vec<u8>,
     pub tag_bits: u64,
 }
@@ -218,5 +260,21 @@ pub fn layout(kind: MechType) -> Layout {
         CKM_HKDF_DERIVE | CKM_HKDF_DATA => Hkdf,
         CKM_DES_CBC | CKM_DES_CBC_PAD | CKM_DES3_CBC | CKM_DES3_CBC_PAD => Bytes,
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Iv;
+
+    #[test]
+    fn an_iv_is_inline_up_to_sixteen_bytes_and_reads_back_the_same_either_way() {
+        for len in [1usize, 12, 16, 17, 128] {
+            let given: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let iv = Iv::new(&given);
+            assert_eq!(&*iv, &given[..], "length {len}");
+            assert_eq!(matches!(iv, Iv::Inline { .. }), len <= 16, "length {len}");
+        }
+        assert!(Iv::new(&[]).is_empty());
     }
 }

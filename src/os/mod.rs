@@ -1,6 +1,8 @@
 //! Memory mappings and process hooks: the operating-system calls below the PKCS#11
 //! layer that need `unsafe`, each behind a safe type or function.
 //!
+//! - `call_lock`: a lock whose release is one plain store (a session's operations, taken
+//!   by every call on it; waiters poll).
 //! - `clock`: the coarse wall and monotonic clocks (the time of the last timer tick,
 //!   five times cheaper to read than the precise ones).
 //! - `file_lock`: an exclusive `flock` taken with a bounded wait (the SQLite store's turn
@@ -24,6 +26,7 @@
 //! allowed `unsafe` (docs/architecture.md). It must not know about PKCS#11, KMS keys or
 //! SQLite's formats: it maps, reads and writes words, and unmaps.
 
+pub(crate) mod call_lock;
 pub(crate) mod clock;
 pub(crate) mod file_lock;
 pub(crate) mod fork;

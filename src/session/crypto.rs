@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::{Mechanism, MechanismArg, Usage};
 use crate::object::key::{Key, Material};
 use crate::object::table::ObjectHandle;
-use crate::operation::{self, Active, Cipher, Grant, Output, Step};
+use crate::operation::{self, Active, Cipher, Grant, Judged, Output, Step};
 use crate::secret_use;
 use crate::token::keys::mechanism;
 
@@ -44,6 +44,13 @@ impl Ops {
         match dir {
             Direction::Encrypt => &mut self.encrypt,
             Direction::Decrypt => &mut self.decrypt,
+        }
+    }
+
+    fn judged(&mut self, dir: Direction) -> &mut Option<Judged> {
+        match dir {
+            Direction::Encrypt => &mut self.judged_encrypt,
+            Direction::Decrypt => &mut self.judged_decrypt,
         }
     }
 }
@@ -139,21 +146,33 @@ impl Session {
             return Err(Error::OperationActive);
         }
         let m = mechanism(mech.kind)?;
-        let (op, grant) = match dir {
-            Direction::Encrypt => self.key_checked(
-                mech,
-                || Ok(m),
-                key,
-                Usage::Encrypt,
-                |m, k| m.encrypt(&mech.param, k),
-            )?,
-            Direction::Decrypt => self.key_checked(
-                mech,
-                || Ok(m),
-                key,
-                Usage::Decrypt,
-                |m, k| m.decrypt(&mech.param, k),
-            )?,
+        let usage = match dir {
+            Direction::Encrypt => Usage::Encrypt,
+            Direction::Decrypt => Usage::Decrypt,
+        };
+        // As `key_checked`'s.
+        let make = |key: &Arc<Key>| {
+            if matches!(key.material, Material::Secret(_)) && m.init_handles_secret() {
+                secret_use::note();
+            }
+            match dir {
+                Direction::Encrypt => m.encrypt(&mech.param, key),
+                Direction::Decrypt => m.decrypt(&mech.param, key),
+            }
+        };
+        // The last init's judgement of the same key, where it still holds (an
+        // application encrypting many messages with one key inits once a message).
+        let again = match ops.judged(dir) {
+            Some(last) => self.token.key_again(last, key, usage, mech.kind, &make)?,
+            None => None,
+        };
+        let (op, grant) = match again {
+            Some(done) => done,
+            None => {
+                let (op, grant) = self.token.key_for(key, usage, mech.kind, &make)?;
+                *ops.judged(dir) = Some(grant.judged());
+                (op, grant)
+            }
         };
         operation::start_with(ops.cipher(dir), op, Some(grant))
     }

@@ -14,7 +14,8 @@
 use zeroize::Zeroizing;
 
 use super::crypto::{recheck, Direction};
-use super::Session;
+use super::{Ops, Session};
+use crate::os::call_lock::CallGuard;
 use crate::ck::{MechType, CKG_NO_GENERATE};
 use crate::error::{Error, Result};
 use crate::mechanism::message::{Aead, IvGenerator, MessageParams, MESSAGE_CAP};
@@ -65,15 +66,37 @@ impl Sealed {
     }
 }
 
+/// A session's message-based operation of one direction, with its operations locked.
+struct MessageSlot<'a> {
+    ops: CallGuard<'a, Ops>,
+    dir: Direction,
+}
+
+impl std::ops::Deref for MessageSlot<'_> {
+    type Target = Option<Active<MessageOp>>;
+    fn deref(&self) -> &Self::Target {
+        match self.dir {
+            Direction::Encrypt => &self.ops.message_encrypt,
+            Direction::Decrypt => &self.ops.message_decrypt,
+        }
+    }
+}
+
+impl std::ops::DerefMut for MessageSlot<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self.dir {
+            Direction::Encrypt => &mut self.ops.message_encrypt,
+            Direction::Decrypt => &mut self.ops.message_decrypt,
+        }
+    }
+}
+
 impl Session {
-    fn message_slot(
-        &self,
-        dir: Direction,
-    ) -> parking_lot::MappedMutexGuard<'_, Option<Active<MessageOp>>> {
-        parking_lot::MutexGuard::map(self.ops.lock(), |ops| match dir {
-            Direction::Encrypt => &mut ops.message_encrypt,
-            Direction::Decrypt => &mut ops.message_decrypt,
-        })
+    fn message_slot(&self, dir: Direction) -> MessageSlot<'_> {
+        MessageSlot {
+            ops: self.ops.lock(),
+            dir,
+        }
     }
 
     /// `C_MessageEncryptInit` / `C_MessageDecryptInit`.

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use crate::ck::*;
 use parking_lot::Mutex;
 
+use crate::os::call_lock::CallLock;
+
 use crate::error::{Error, Result};
 use crate::ids::SlotId;
 use crate::object::attr::RawAttribute;
 use crate::object::table::{ObjectHandle, SessionHandle};
-use crate::operation::{Active, Cipher, Digester, Signer, Verifier};
+use crate::operation::{Active, Cipher, Digester, Judged, Signer, Verifier};
 use crate::token::{Caller, LoggedIn, Token};
 
 pub mod crypto;
@@ -37,6 +39,10 @@ pub(crate) struct Ops {
     /// The message-based encryption and decryption (PKCS#11 3.0), `session::message`.
     message_encrypt: Option<Active<message::MessageOp>>,
     message_decrypt: Option<Active<message::MessageOp>>,
+    /// The judgements of the last fresh encryption and decryption inits, for the next
+    /// init on the same key (`operation::Judged`, `session::crypto`).
+    judged_encrypt: Option<Judged>,
+    judged_decrypt: Option<Judged>,
 }
 
 #[derive(Debug)]
@@ -52,7 +58,8 @@ pub struct Session {
     pub token: Arc<Token>,
     pub rw: bool,
     find: Mutex<Option<FindCursor>>,
-    ops: Mutex<Ops>,
+    /// Taken by every call on the session, for its whole length (`os::call_lock`).
+    ops: CallLock<Ops>,
 }
 
 impl Session {
@@ -63,7 +70,7 @@ impl Session {
             token,
             rw,
             find: Mutex::new(None),
-            ops: Mutex::new(Ops::default()),
+            ops: CallLock::default(),
         }
     }
 

@@ -25,7 +25,7 @@ use crate::object::policy::IMPORT_TARGET;
 use crate::object::table::ObjectHandle;
 use crate::object::template::{self, Provenance};
 use crate::object::Object;
-use crate::operation::Grant;
+use crate::operation::{Grant, Judged};
 
 pub(crate) fn mechanism(kind: MechType) -> Result<&'static dyn Mechanism> {
     registry::find(kind).ok_or_else(|| Error::MechanismInvalid)
@@ -101,6 +101,56 @@ impl Token {
             awaiting_login,
         };
         Ok((made, grant))
+    }
+
+    /// `key_for` for an init of the kind `last` judged (`usage`, `mechanism`, the key
+    /// `handle`), answered from that judgement when nothing it was made on can have
+    /// changed: the store's changes and the sweep are taken in first (`refresh`, as
+    /// `key_for` does), and then the table must be of the generation judged, with the
+    /// object version judged still alive. That version's attributes, KMS state and
+    /// policy are then what was judged, and a login or logout since would have written
+    /// the table; what remains is time, judged again here (the material expiry), as for
+    /// every later step of an operation (`recheck_use`). `None`: judge afresh with
+    /// `key_for` (a key that needs its context-specific login for each operation always
+    /// is).
+    pub fn key_again<R>(
+        &self,
+        last: &Judged,
+        handle: ObjectHandle,
+        usage: Usage,
+        mechanism: MechType,
+        make: impl FnOnce(&Arc<Key>) -> Result<R>,
+    ) -> Result<Option<(R, Grant)>> {
+        if last.key != handle || last.usage != usage || last.mechanism != mechanism {
+            return Ok(None);
+        }
+        self.refresh()?;
+        if self.objects.generation() != last.generation {
+            return Ok(None);
+        }
+        let Some(object) = last.object.upgrade() else {
+            return Ok(None);
+        };
+        let attrs = *object.use_attrs();
+        let Some(key) = object.parsed_key_ref() else {
+            return Ok(None);
+        };
+        if attrs.always_authenticate {
+            return Ok(None);
+        }
+        self.check_expiry(attrs.material_expiry)?;
+        let made = make(key)?;
+        let grant = Grant {
+            key: handle,
+            generation: last.generation,
+            expiry: attrs.material_expiry,
+            private: attrs.private,
+            judged: object,
+            usage,
+            mechanism,
+            awaiting_login: false,
+        };
+        Ok(Some((made, grant)))
     }
 
     /// The parsed key of `object`, after `authorise_use` allowed `usage` with

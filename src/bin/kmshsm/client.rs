@@ -11,7 +11,7 @@ use kmshsm::kms::blob::{self, CiphertextBlob};
 use kmshsm::kms::import::WrappingAlgorithm;
 use kmshsm::kms::key::{KeyId, KeySpec, KeyState, KeyUsage, Origin};
 use kmshsm::kms::KmsError;
-use kmshsm::mechanism::params::{GcmParams, OaepParams, PssParams};
+use kmshsm::mechanism::params::{GcmParams, Iv, OaepParams, PssParams};
 use kmshsm::mechanism::{sm as sm_mech, MechanismArg, Param};
 use kmshsm::operation::Output;
 use kmshsm::provider::{self, InitOptions, Provider};
@@ -508,7 +508,7 @@ fn gcm(spec: KeySpec, iv: &[u8; blob::IV_LEN], key_id: &KeyId) -> MechanismArg {
     MechanismArg {
         kind,
         param: Param::Gcm(GcmParams {
-            iv: iv.to_vec(),
+            iv: Iv::new(iv),
             aad: blob::aad(key_id),
             tag_bits: (blob::TAG_LEN * 8) as u64,
         }),

@@ -10,7 +10,7 @@ use std::ptr;
 
 use cryptoki_sys::*;
 
-use super::{param_bytes, param_struct, read_struct, read_template_within};
+use super::{param_bytes, param_iv, param_struct, read_struct, read_template_within};
 use crate::error::{Error, Result};
 use crate::ids::{MechType, ObjectHandle};
 use crate::mechanism::params::{
@@ -217,7 +217,7 @@ pub(in crate::ffi) unsafe fn read_mechanism(ptr: *const CK_MECHANISM) -> Result<
             Layout::Gcm => {
                 let g: CK_GCM_PARAMS = param_struct(p, len)?;
                 Param::Gcm(GcmParams {
-                    iv: param_bytes(g.pIv.cast(), g.ulIvLen)?,
+                    iv: param_iv(g.pIv.cast(), g.ulIvLen)?,
                     aad: param_bytes(g.pAAD.cast(), g.ulAADLen)?,
                     tag_bits: g.ulTagBits as u64,
                 })
