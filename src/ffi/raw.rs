@@ -25,8 +25,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::ids::AttrType;
-use crate::object::attr::{RawAttribute, RawValue};
 use crate::mechanism::params::Iv;
+use crate::object::attr::{RawAttribute, RawValue};
 use crate::object::Read;
 
 mod mechanism;

@@ -13,8 +13,8 @@ use super::{
 };
 use crate::crypto::aes::{self, AesStream, Cmac, Direction};
 use crate::error::{Error, Result};
-use crate::object::attr::Value;
 use crate::mechanism::params::Iv;
+use crate::object::attr::Value;
 use crate::object::key::Key;
 use crate::operation::{Cipher, Signer, Verifier};
 

@@ -22,9 +22,9 @@
 //! - `shared_words`: a writable shared page of a file as atomic words, with a futex to
 //!   sleep on one (the SQLite store's sync board, shared by every process).
 //!
-//! With `ffi/raw.rs` and `crypto/rsa/raw.rs` this is one of the crate's three places
-//! allowed `unsafe` (docs/architecture.md). It must not know about PKCS#11, KMS keys or
-//! SQLite's formats: it maps, reads and writes words, and unmaps.
+//! This is one of the few places of the crate allowed `unsafe` (docs/architecture.md
+//! lists them). It must not know about PKCS#11, KMS keys or SQLite's formats: it maps,
+//! reads and writes words, locks, and unmaps.
 
 pub(crate) mod call_lock;
 pub(crate) mod clock;

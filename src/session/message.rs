@@ -15,13 +15,13 @@ use zeroize::Zeroizing;
 
 use super::crypto::{recheck, Direction};
 use super::{Ops, Session};
-use crate::os::call_lock::CallGuard;
 use crate::ck::{MechType, CKG_NO_GENERATE};
 use crate::error::{Error, Result};
 use crate::mechanism::message::{Aead, IvGenerator, MessageParams, MESSAGE_CAP};
 use crate::mechanism::Usage;
 use crate::object::table::ObjectHandle;
 use crate::operation::{self, Active, Output};
+use crate::os::call_lock::CallGuard;
 use crate::secret_use;
 use crate::token::keys::mechanism;
 
