@@ -15,20 +15,8 @@ mod common;
 
 use common::kms::*;
 use common::*;
-use cryptoki::object::{Attribute, ObjectHandle};
-use cryptoki::session::Session;
-use cryptoki_sys::{CKA_CLASS, CKA_TOKEN, CKO_PRIVATE_KEY};
-
-/// The private and public objects of the asymmetric key `id`.
-fn halves(session: &Session, id: &str) -> (ObjectHandle, ObjectHandle) {
-    let objects = objects_of_key(session, id);
-    let private = objects
-        .iter()
-        .copied()
-        .find(|h| read_ulong(session, *h, CKA_CLASS) == Some(CKO_PRIVATE_KEY))
-        .expect("the private half");
-    (private, public_half(session, id))
-}
+use cryptoki::object::Attribute;
+use cryptoki_sys::CKA_TOKEN;
 
 /// Defect: CancelKeyDeletion of an EXTERNAL key pair whose private half was destroyed is
 /// refused for good once the material's expiry has passed. `change_state` now first asks

@@ -17,20 +17,6 @@ mod common;
 
 use common::kms::*;
 use common::*;
-use cryptoki::object::ObjectHandle;
-use cryptoki::session::Session;
-use cryptoki_sys::{CKA_CLASS, CKO_PRIVATE_KEY};
-
-/// The private and public objects of the asymmetric key `id`.
-fn halves(session: &Session, id: &str) -> (ObjectHandle, ObjectHandle) {
-    let objects = objects_of_key(session, id);
-    let private = objects
-        .iter()
-        .copied()
-        .find(|h| read_ulong(session, *h, CKA_CLASS) == Some(CKO_PRIVATE_KEY))
-        .expect("the private half");
-    (private, public_half(session, id))
-}
 
 /// The `KeyMaterialExpired` events of key `id` in the token's trail, as
 /// `kmshsm audit list --json --key-id` gives them (each as its JSON line).

@@ -117,32 +117,37 @@ const IV_INLINE: usize = 16;
 /// An IV: inline up to 16 bytes (GCM's usual 12 among them), on the heap beyond. It is
 /// copied from the caller and into the operation at every init, the cost of a one-shot
 /// encryption of a few bytes (docs/performance.md, "Eighth pass"), so without an
-/// allocation for the sizes applications use.
+/// allocation for the sizes applications use. Made only by [`Iv::new`], so the inline
+/// length is always within its array.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Iv {
+pub struct Iv(IvBytes);
+
+#[derive(Clone, PartialEq, Eq)]
+enum IvBytes {
     Inline { len: u8, bytes: [u8; IV_INLINE] },
     Heap(Vec<u8>),
 }
 
 impl Iv {
     pub fn new(bytes: &[u8]) -> Iv {
-        match u8::try_from(bytes.len()) {
+        Iv(match u8::try_from(bytes.len()) {
             Ok(len) if bytes.len() <= IV_INLINE => {
                 let mut inline = [0u8; IV_INLINE];
                 inline[..bytes.len()].copy_from_slice(bytes);
-                Iv::Inline { len, bytes: inline }
+                IvBytes::Inline { len, bytes: inline }
             }
-            _ => Iv::Heap(bytes.to_vec()),
-        }
+            _ => IvBytes::Heap(bytes.to_vec()),
+        })
     }
 }
 
 impl std::ops::Deref for Iv {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        match self {
-            Iv::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Iv::Heap(bytes) => bytes,
+        match &self.0 {
+            // `new` keeps `len` within the array.
+            IvBytes::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            IvBytes::Heap(bytes) => bytes,
         }
     }
 }
@@ -273,7 +278,11 @@ mod tests {
             let given: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let iv = Iv::new(&given);
             assert_eq!(&*iv, &given[..], "length {len}");
-            assert_eq!(matches!(iv, Iv::Inline { .. }), len <= 16, "length {len}");
+            assert_eq!(
+                matches!(iv.0, super::IvBytes::Inline { .. }),
+                len <= 16,
+                "length {len}"
+            );
         }
         assert!(Iv::new(&[]).is_empty());
     }

@@ -11,6 +11,7 @@
 //! use, nor hold anything while it waits.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -63,7 +64,10 @@ impl<T> CallLock<T> {
         {
             self.wait_and_take();
         }
-        CallGuard { lock: self }
+        CallGuard {
+            lock: self,
+            _value: PhantomData,
+        }
     }
 
     #[cold]
@@ -91,9 +95,13 @@ impl<T> CallLock<T> {
     }
 }
 
-/// The held lock; released when dropped (also while unwinding).
+/// The held lock; released when dropped (also while unwinding). Shared between threads
+/// only when `T` may be (`Sync`), as a mutex's guard: the marker, a `&mut T`, gives the
+/// guard `T`'s `Sync` (`&CallLock<T>` alone would give it the lock's, for any `T: Send`;
+/// review 19a).
 pub(crate) struct CallGuard<'a, T> {
     lock: &'a CallLock<T>,
+    _value: PhantomData<&'a mut T>,
 }
 
 impl<T> Deref for CallGuard<'_, T> {
@@ -121,7 +129,37 @@ impl<T> Drop for CallGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
     use std::sync::Arc;
+
+    /// Asks, at compile time, whether `T` is `Sync`: the inherent constant applies only when
+    /// the bound holds; otherwise the trait's default answers.
+    struct Probe<T: ?Sized>(PhantomData<T>);
+
+    trait NotSync {
+        const SYNC: bool = false;
+    }
+
+    impl<T: ?Sized> NotSync for Probe<T> {}
+
+    impl<T: ?Sized + Sync> Probe<T> {
+        #[allow(dead_code)]
+        const SYNC: bool = true;
+    }
+
+    /// Review 19a: the guard was `Sync` for every `T: Send`, a `Cell` among them, so
+    /// `&guard` shared by two threads let both write the value at once.
+    #[test]
+    fn a_guard_is_shared_between_threads_only_when_its_value_may_be() {
+        // Checked when the tests compile. The probe tells a mutex's guard of a cell
+        // apart (it is not `Sync`), and a guard of a `Sync` value is `Sync`.
+        const {
+            assert!(!Probe::<std::sync::MutexGuard<'static, Cell<u64>>>::SYNC);
+            assert!(Probe::<std::sync::MutexGuard<'static, u64>>::SYNC);
+            assert!(!Probe::<CallGuard<'static, Cell<u64>>>::SYNC);
+            assert!(Probe::<CallGuard<'static, u64>>::SYNC);
+        }
+    }
 
     #[test]
     fn one_holder_at_a_time_and_every_write_seen() {

@@ -163,13 +163,13 @@ impl Session {
         // The last init's judgement of the same key, where it still holds (an
         // application encrypting many messages with one key inits once a message).
         let again = match ops.judged(dir) {
-            Some(last) => self.token.key_again(last, key, usage, mech.kind, &make)?,
+            Some(last) => self.token.key_again(last, key, usage, mech.kind, make)?,
             None => None,
         };
         let (op, grant) = match again {
             Some(done) => done,
             None => {
-                let (op, grant) = self.token.key_for(key, usage, mech.kind, &make)?;
+                let (op, grant) = self.token.key_for(key, usage, mech.kind, make)?;
                 *ops.judged(dir) = Some(grant.judged());
                 (op, grant)
             }

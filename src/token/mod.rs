@@ -31,8 +31,6 @@ mod review18c_tests;
 #[cfg(test)]
 mod review18e_tests;
 #[cfg(test)]
-mod review19a_tests;
-#[cfg(test)]
 mod test_store;
 
 use std::collections::BTreeMap;

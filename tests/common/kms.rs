@@ -297,6 +297,15 @@ pub fn public_half(session: &Session, id: &str) -> ObjectHandle {
     found[0]
 }
 
+/// The private and the public object of the asymmetric key `id`.
+pub fn halves(session: &Session, id: &str) -> (ObjectHandle, ObjectHandle) {
+    let private = objects_of_key(session, id)
+        .into_iter()
+        .find(|h| read_ulong(session, *h, CKA_CLASS) == Some(CKO_PRIVATE_KEY))
+        .expect("the private half");
+    (private, public_half(session, id))
+}
+
 // ---------------------------------------------------------------------------------------
 // EXTERNAL keys (CreateKey with Origin EXTERNAL)
 
