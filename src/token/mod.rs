@@ -15,6 +15,8 @@ mod derive;
 mod duties;
 #[cfg(test)]
 mod epoch_tests;
+#[cfg(test)]
+mod judged_tests;
 pub(crate) mod keys;
 mod kms;
 mod login;

@@ -287,7 +287,8 @@ pub(super) const CALLER: Caller = Caller {
     rw: true,
 };
 
-fn bytes(ty: AttrType, value: &[u8]) -> RawAttribute {
+/// The attribute `ty` holding `value`.
+pub(super) fn bytes(ty: AttrType, value: &[u8]) -> RawAttribute {
     RawAttribute {
         ty: ty as _,
         value: RawValue::Bytes(zeroize::Zeroizing::new(value.to_vec())),
