@@ -66,8 +66,7 @@ unsafe fn cipher_once(
     };
     let capacity = out.capacity;
     let buffer = &mut out;
-    // Small outputs are copied (`OutBuf::direct`): their calls do not look for a slice.
-    let direct = (input.len() >= raw::DIRECT_MIN).then_some(move |len| {
+    let direct = Some(move |len| {
         let buffer = buffer; // moved: the slice may live as long as the borrow of `out`
         buffer.direct(input, len)
     });
