@@ -122,19 +122,32 @@ pub fn change_state(
     wanted: KeyState,
     now: i64,
 ) -> Result<StateChange, KmsError> {
+    judge_state_change(current, wanted, now).1
+}
+
+/// `change_state`, with the event the request amounts to on the key as `as_at` leaves
+/// it, also when it is refused (the name a refusal is recorded under).
+pub fn judge_state_change(
+    current: &Current,
+    wanted: KeyState,
+    now: i64,
+) -> (Event, Result<StateChange, KmsError>) {
     let (at_now, expired_first) = as_at(current, now);
     let (current, holds_material) = (at_now.facts, at_now.holds_material);
     let event = event_for(current.state, wanted);
-    let state =
-        lifecycle::transition_holding(current.origin, current.state, event, holds_material)?;
-    if event == Event::DeleteMaterial && holds_material && current.bound.is_none() {
-        return Err(KmsError::InvalidKeyMaterial);
-    }
-    Ok(StateChange {
-        event,
-        facts: KeyFacts { state, ..current },
-        expired_first,
-    })
+    let decided =
+        lifecycle::transition_holding(current.origin, current.state, event, holds_material)
+            .and_then(|state| {
+                if event == Event::DeleteMaterial && holds_material && current.bound.is_none() {
+                    return Err(KmsError::InvalidKeyMaterial);
+                }
+                Ok(StateChange {
+                    event,
+                    facts: KeyFacts { state, ..current },
+                    expired_first,
+                })
+            });
+    (event, decided)
 }
 
 /// The material's expiry passing: a key whose current record holds material that has

@@ -167,9 +167,9 @@ impl<'r, R: KeyRecords + ?Sized> KeyModel<'r, R> {
         let result = self.records.decide_on(id, deleting, &mut |current| {
             // The time of the decision, inside its transaction.
             let now = self.records.now();
-            let (at_now, _) = decide::as_at(current, now);
-            judged = Some(decide::event_for(at_now.facts.state, wanted));
-            let change = decide::change_state(current, wanted, now)?;
+            let (event, decided) = decide::judge_state_change(current, wanted, now);
+            judged = Some(event);
+            let change = decided?;
             let material = if change.event == Event::DeleteMaterial || change.expired_first {
                 MaterialChange::Wipe
             } else {
