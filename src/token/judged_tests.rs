@@ -170,3 +170,16 @@ fn material_expired_since_the_last_judgement_is_refused_as_a_full_judgement_refu
     );
     assert!(full.is_err(), "expired material used: {full:?}");
 }
+
+/// A logout ends the login before it writes the table (`logout_locked`): an init in
+/// between finds the generation judged, and must still not use a private key.
+#[test]
+fn a_private_key_is_not_answered_from_the_last_judgement_once_the_login_has_ended() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (token, _clock, _hooks) = token_on_a_fixed_clock(dir.path(), "judged6");
+    let key = aes_key(&token, &[]);
+    let (_, last) = judged(&token, key);
+    // The logout's first half: the login ended, the table not yet written.
+    token.login.lock().clear();
+    assert_eq!(again(&token, &last, key), Ok(false));
+}

@@ -10,7 +10,7 @@ use crate::ck::*;
 use zeroize::Zeroizing;
 
 use super::objects::Caller;
-use super::Token;
+use super::{LoggedIn, Token};
 use crate::crypto::curve25519;
 use crate::crypto::curve448;
 use crate::crypto::ec::{self, Curve};
@@ -135,7 +135,9 @@ impl Token {
         let Some(key) = object.parsed_key_ref() else {
             return Ok(None);
         };
-        if attrs.always_authenticate {
+        // A logout writes the table only after it has ended the login: between the two,
+        // the login is what tells (as `recheck_use` asks it).
+        if attrs.always_authenticate || (attrs.private && self.logged_in() != LoggedIn::User) {
             return Ok(None);
         }
         self.check_expiry(attrs.material_expiry)?;
