@@ -249,7 +249,7 @@ fn arrangements(
 /// short is CKR_BUFFER_TOO_SMALL with the needed length and the retry gives the same
 /// bytes; a length query then the call gives the same bytes.
 #[test]
-fn passing_every_buffer_arrangement_of_small_inputs_matches_the_multi_part_result() {
+fn every_buffer_arrangement_of_small_inputs_matches_the_multi_part_result() {
     let fx = fixture();
     let mut bad = Vec::new();
     let sizes = [0usize, 1, 15, 16, 17, 32, 64, 1023, 1024];
@@ -371,7 +371,7 @@ fn passing_every_buffer_arrangement_of_small_inputs_matches_the_multi_part_resul
 /// C_EncryptUpdate is CKR_OPERATION_ACTIVE; an empty GCM IV is
 /// CKR_MECHANISM_PARAM_INVALID at init.
 #[test]
-fn passing_a_failed_tag_leaves_small_outputs_untouched_and_one_shots_do_not_mix_with_updates() {
+fn a_failed_tag_leaves_small_outputs_untouched_and_one_shots_do_not_mix_with_updates() {
     let fx = fixture();
     let iv = [3u8; 12];
     let m = || RawMech::gcm(CKM_AES_GCM, &iv, b"aad", 128);
