@@ -1,0 +1,195 @@
+//! An attacker's review (branch attack19c) of the token file against someone who can
+//! write it but holds no PIN (docs/security.md: the threat table's "Holder of a copy of
+//! the token file" row, "Records at rest"; docs/audit.md). Each test asserts what the
+//! project's documents promise and fails against the module as reviewed (a008421); its
+//! doc comment says what is wrong and what a correct module answers.
+//!
+//! Run with `cargo build --lib --bins && cargo nextest run --test attack_review19c`.
+
+#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
+// test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+// CK_ULONG is u64 here and u32 on other targets, so the casts stay.
+#![allow(clippy::unnecessary_cast)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::kms::*;
+use common::*;
+use cryptoki::error::RvError;
+use cryptoki::object::{AttributeType, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+use kmshsm::object::attr::{self, AttrType, Value};
+
+const TAMPERED: RvError = RvError::VendorDefined(KMSHSM | 0x07);
+
+/// The environment variable giving a child the token database's path.
+const DB_ENV: &str = "ATTACK19C_DB";
+
+/// How long a child may take before it is killed and counted as hung: the module's own
+/// longest wait (SQLite's busy timeout, 30 s) and some slack.
+const CHILD_DEADLINE: Duration = Duration::from_secs(45);
+
+/// The store uid of an object (its `CKA_UNIQUE_ID` is the uid in hex).
+fn uid_of(session: &Session, object: ObjectHandle) -> Vec<u8> {
+    let hex_id = attribute_bytes(session, object, AttributeType::UniqueId);
+    hex(std::str::from_utf8(&hex_id).unwrap())
+}
+
+/// Rewrites the plain part of the record `uid` with `edit`, as an attacker with the
+/// format at hand would.
+fn edit_plain(db_path: &Path, uid: &[u8], edit: impl FnOnce(&mut Vec<(u64, Value)>)) {
+    let db = rusqlite::Connection::open(db_path).unwrap();
+    let plain: Vec<u8> = db
+        .query_row("SELECT plain FROM objects WHERE uid = ?1", [uid], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut attrs: Vec<(u64, Value)> = attr::decode(&plain)
+        .unwrap()
+        .into_iter()
+        .map(|(t, v)| (t.get(), v))
+        .collect();
+    edit(&mut attrs);
+    let encoded = attr::encode(attrs.iter().map(|(t, v)| (AttrType::new(*t), v)));
+    let n = db
+        .execute(
+            "UPDATE objects SET plain = ?2 WHERE uid = ?1",
+            rusqlite::params![uid, encoded],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+fn set_attr(attrs: &mut Vec<(u64, Value)>, ty: CK_ATTRIBUTE_TYPE, value: Value) {
+    attrs.retain(|(t, _)| *t != ty as u64);
+    attrs.push((ty as u64, value));
+}
+
+/// Waits for `child` for at most [`CHILD_DEADLINE`]: its status and standard output, or
+/// `None` when it had to be killed.
+fn finish(mut child: std::process::Child) -> Option<(std::process::ExitStatus, String)> {
+    use std::io::Read;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > CHILD_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_string(&mut out).unwrap();
+    }
+    Some((status, out))
+}
+
+/// A token with both PINs set, released again: the path of its database.
+fn prepared_token(env: &TestEnv) -> PathBuf {
+    let (ctx, _slot, session) = ready_token(env);
+    session
+        .create_object(&data_template("before", b"v", true))
+        .unwrap();
+    drop(session);
+    ctx.finalize().unwrap();
+    env.token_database()
+}
+
+/// The side file `suffix` (`-wal`, `-shm`, `-sync`) of the database at `db`.
+fn side_file(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Runs the child role `role` of [`child_entry`] on the prepared token of `env`.
+fn run_child(env: &TestEnv, role: &str) -> Option<(std::process::ExitStatus, String)> {
+    let db = prepared_token(env);
+    let child = child_command("child_entry", role)
+        .env(DB_ENV, &db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    finish(child)
+}
+
+/// Not a test: the body of the child processes (see `common::child_command`). With the
+/// token open and a user logged in, it does the side file's damage `role` names to the
+/// files of the running store, then creates a token object and reports the outcome.
+#[test]
+#[ignore]
+fn child_entry() {
+    let Some(role) = child_role() else { return };
+    let db = PathBuf::from(std::env::var_os(DB_ENV).unwrap());
+    let ctx = load_module();
+    initialize(&ctx).unwrap();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    // One write with everything in place: every side file exists and is mapped.
+    session
+        .create_object(&data_template("first", b"v", true))
+        .unwrap();
+    match role.as_str() {
+        "truncate-sync" => {
+            let sync = std::fs::OpenOptions::new()
+                .write(true)
+                .open(side_file(&db, "-sync"))
+                .unwrap();
+            sync.set_len(0).unwrap();
+        }
+        "fifo-wal" => {
+            let fifo = db.with_extension("fifo");
+            let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            // SAFETY: (test) a NUL-terminated path that lives across the call.
+            assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+            std::fs::rename(&fifo, side_file(&db, "-wal")).unwrap();
+        }
+        other => panic!("unknown role {other}"),
+    }
+    let outcome = match session.create_object(&data_template("second", b"v", true)) {
+        Ok(_) => "CKR_OK".to_string(),
+        Err(e) => format!("{e}"),
+    };
+    tell_parent(&format!("answered {outcome}"));
+}
+
+/// The `-sync` file (the cross-process sync board, `store/sqlite/board.rs`, mapped by
+/// `os/shared_words.rs`) cut to nothing by anyone who can write the token folder while a
+/// process has the token open: the next write touches the mapped page past the end of
+/// the file and the kernel kills the host process with SIGBUS.
+///
+/// docs/reliability.md opens with "a crash takes their application down"; its first
+/// guarantee is that no outside data crashes the module, and docs/performance.md
+/// rejected memory-mapped reads precisely because "a truncated file then kills the host
+/// process with SIGBUS instead of failing the call". The board is such a mapping of a
+/// file the module does not own alone, and docs/security.md's "Known limits" do not
+/// name it. A correct module answers the write (`CKR_OK`: the board is an optimisation,
+/// the store syncs alone without it) or fails the call with `CKR_DEVICE_ERROR`; the
+/// process lives either way.
+#[test]
+fn a_sync_board_cut_short_under_a_running_process_does_not_kill_it() {
+    let env = TestEnv::new();
+    let (status, out) = run_child(&env, "truncate-sync").expect("the child hung");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        None,
+        "the host process was killed by signal {:?} (7 is SIGBUS) after the -sync file \
+         was truncated; output: {out}",
+        status.signal()
+    );
+    assert!(
+        child_lines(&out).iter().any(|l| l.starts_with("answered ")),
+        "the write did not answer: {out}"
+    );
+}
