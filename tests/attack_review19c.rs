@@ -193,3 +193,31 @@ fn a_sync_board_cut_short_under_a_running_process_does_not_kill_it() {
         "the write did not answer: {out}"
     );
 }
+
+/// The `-wal` file renamed over by a FIFO while a process has the token open: the next
+/// write of that process hangs for ever, with its store's connection lock held, so every
+/// other thread of the host that touches the token hangs behind it. The writers' turn
+/// (`SqliteStore::lock_for_write`) opens `<db>-wal` by name, read-only and blocking, at
+/// every write; on a FIFO with no writer `open(2)` never returns. SQLite itself keeps its
+/// own descriptor of the old WAL and is not disturbed.
+///
+/// The module's own comment promises the opposite ("a writer that cannot have it (the
+/// file cannot be opened or locked ...) goes on without it and meets SQLite's lock as
+/// before, whose busy timeout then bounds the rest"), and docs/reliability.md that
+/// outside data never hangs the module. A correct module answers the write within
+/// SQLite's busy timeout (`CKR_OK`, or `CKR_DEVICE_ERROR`), never later.
+#[test]
+fn a_wal_file_replaced_by_a_fifo_does_not_hang_a_write() {
+    let env = TestEnv::new();
+    let finished = run_child(&env, "fifo-wal");
+    let (status, out) = finished.unwrap_or_else(|| {
+        panic!(
+            "the write hung for {CHILD_DEADLINE:?} after the -wal file was replaced by a \
+             FIFO (killed)"
+        )
+    });
+    assert!(
+        child_lines(&out).iter().any(|l| l.starts_with("answered ")),
+        "the write did not answer ({status}): {out}"
+    );
+}
