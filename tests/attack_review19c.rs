@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::duties::separate_duties;
 use common::kms::*;
 use common::*;
 use cryptoki::error::RvError;
-use cryptoki::object::{AttributeType, ObjectHandle};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 use kmshsm::object::attr::{self, AttrType, Value};
@@ -219,5 +221,70 @@ fn a_wal_file_replaced_by_a_fifo_does_not_hang_a_write() {
     assert!(
         child_lines(&out).iter().any(|l| l.starts_with("answered ")),
         "the write did not answer ({status}): {out}"
+    );
+}
+
+/// The separation-of-duties marker (`separation_of_duties` in the `meta` table) is a
+/// plain, unauthenticated row: deleting it from the file lifts the policy for every later
+/// process configured without it, and a key that both wraps and decrypts — the classic
+/// extraction the policy exists to refuse — is generated without complaint.
+///
+/// docs/security.md, "Separation of duties": the policy is "the token's, not the
+/// caller's ... every later process of that token keeps the policy whatever its own
+/// configuration says ... Only `C_InitToken` by a process configured without it clears
+/// the marker"; the threat table gives a holder of the file with write access no edit
+/// that goes unnoticed after the next login. The policy restrains the user, and the
+/// user owns the token file: the edit needs no PIN and leaves nothing a login checks. A
+/// correct module keeps the policy (the marker authenticated under the master key, or
+/// its absence refused after a login on a token that had it) and answers the generation
+/// below `CKR_TEMPLATE_INCONSISTENT`, as it does with the marker in place.
+#[test]
+fn a_deleted_separation_of_duties_marker_does_not_lift_the_policy() {
+    let env = TestEnv::new();
+    separate_duties(&env);
+    let (ctx, _slot, session) = ready_token(&env);
+    drop(session);
+    ctx.finalize().unwrap();
+    // Later processes are configured without the policy: the token's marker rules.
+    let text = std::fs::read_to_string(&env.conf_path).unwrap();
+    env.write_config(&text.replace("separation_of_duties = true\n", ""));
+    let wraps_and_decrypts = [
+        Attribute::Token(true),
+        Attribute::ValueLen(16.into()),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Wrap(true),
+        Attribute::Decrypt(true),
+    ];
+
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    assert_rv!(
+        session.generate_key(&Mechanism::AesKeyGen, &wraps_and_decrypts),
+        RvError::TemplateInconsistent,
+        "control: the token's marker keeps the policy for a process configured without it"
+    );
+    drop(session);
+    ctx.finalize().unwrap();
+
+    // Offline, no PIN: the marker's row is deleted.
+    let db = rusqlite::Connection::open(env.token_database()).unwrap();
+    let n = db
+        .execute("DELETE FROM meta WHERE name = 'separation_of_duties'", [])
+        .unwrap();
+    assert_eq!(n, 1, "the marker was stored under this name");
+    drop(db);
+
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    let got = session.generate_key(&Mechanism::AesKeyGen, &wraps_and_decrypts);
+    assert_eq!(
+        got.map_err(|e| match e {
+            cryptoki::error::Error::Pkcs11(rv, _) => rv,
+            other => panic!("{other}"),
+        }),
+        Err(RvError::TemplateInconsistent),
+        "a key that wraps and decrypts was made on a token under the policy once its \
+         marker row was deleted offline"
     );
 }
