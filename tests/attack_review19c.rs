@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::duties::separate_duties;
+use common::duties::{oaep_sha256, separate_duties};
 use common::kms::*;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 use kmshsm::object::attr::{self, AttrType, Value};
@@ -286,5 +286,112 @@ fn a_deleted_separation_of_duties_marker_does_not_lift_the_policy() {
         Err(RvError::TemplateInconsistent),
         "a key that wraps and decrypts was made on a token under the policy once its \
          marker row was deleted offline"
+    );
+}
+
+/// A public key planted offline under an import wrapping pair's names: a public key the
+/// attacker made in a session that was not logged in (an unauthenticated record, as the
+/// module writes for such sessions), then given offline the pair's `CKA_LABEL`
+/// (`import:<KeyId>`) and `CKA_ID`. After the owner's next login the module hands it out
+/// beside the pair's own public half, as a valid object: a tool that selects the pair by
+/// its label or id (docs/key-model.md) may take the attacker's modulus and wrap the
+/// owner's material to it.
+///
+/// docs/security.md, "Records at rest": a record without authentication "may only hold
+/// what such a session may write anyway"; "One authorisation point": no other object
+/// may be given a label in the `import:` namespace, nor a pair's `CKA_ID`, by any
+/// caller (`CKR_ATTRIBUTE_VALUE_INVALID`); the threat table: no edit of a record by a
+/// holder of the file goes unnoticed after the next login. A correct module refuses the
+/// planted record as it refuses every other unauthenticated record claiming more than
+/// such a session may write: `CKR_KMSHSM_RECORD_TAMPERED` (or leaves it out of the
+/// search), so every public key found under the pair's label or id is the pair's own.
+#[test]
+fn a_public_key_planted_under_an_import_pairs_names_is_refused_after_login() {
+    let env = TestEnv::new();
+    let (ctx, _slot, session) = ready_token(&env);
+    let target = create_external(&session, Spec::Aes256, "byok target");
+    let id = key_id(&session, target);
+    let params = get_params(&session, &id, WRAP_RSAES_OAEP_SHA_256);
+    let pair_label = attribute_bytes(&session, params.public, AttributeType::Label);
+    let pair_id = attribute_bytes(&session, params.public, AttributeType::Id);
+    let genuine = attribute_bytes(&session, params.public, AttributeType::Modulus);
+    assert!(
+        pair_label.starts_with(b"import:"),
+        "the pair's default label"
+    );
+    assert!(!pair_id.is_empty(), "the pair has an id");
+    // The attacker's key pair (its private half stays with the attacker).
+    let (theirs, _) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::PublicExponent(vec![1, 0, 1]),
+            ],
+            &[Attribute::Token(false)],
+        )
+        .unwrap();
+    let forged = attribute_bytes(&session, theirs, AttributeType::Modulus);
+    session.logout().unwrap();
+    // Without a login, as any caller may: a public token key of the attacker's.
+    let planted = session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Encrypt(true),
+            Attribute::Wrap(true),
+            Attribute::Label(b"planted".to_vec()),
+            Attribute::Modulus(forged.clone()),
+            Attribute::PublicExponent(vec![1, 0, 1]),
+        ])
+        .expect("a public key from a session that is not logged in");
+    let planted_uid = uid_of(&session, planted);
+    drop(session);
+    ctx.finalize().unwrap();
+
+    // Offline, no PIN: the planted record takes the pair's names, and the index is
+    // made again by the next process (the index version removed).
+    let db_path = env.token_database();
+    edit_plain(&db_path, &planted_uid, |a| {
+        set_attr(a, CKA_LABEL, Value::Bytes(pair_label.clone()));
+        set_attr(a, CKA_ID, Value::Bytes(pair_id.clone()));
+    });
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    db.execute("DELETE FROM meta WHERE name = 'object_index'", [])
+        .unwrap();
+    drop(db);
+
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    let mut served = Vec::new();
+    for selector in [
+        Attribute::Label(pair_label.clone()),
+        Attribute::Id(pair_id.clone()),
+    ] {
+        let found = session
+            .find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY), selector])
+            .unwrap();
+        assert!(!found.is_empty(), "the pair's own public half is found");
+        for h in found {
+            match session.get_attributes(h, &[AttributeType::Modulus]) {
+                Ok(_) => {
+                    let modulus = attribute_bytes(&session, h, AttributeType::Modulus);
+                    if modulus != genuine {
+                        // What a tool does next: wrap the material to it.
+                        let wrapped = session.encrypt(&oaep_sha256(), h, &[0x42; 32]);
+                        served.push((h, wrapped.is_ok()));
+                    }
+                }
+                Err(e) => assert_eq!(rv::<()>(Err(e)), TAMPERED),
+            }
+        }
+    }
+    assert!(
+        served.is_empty(),
+        "a public key planted offline under the import pair's label and id is served as \
+         valid after login (handle, encrypts): {served:?}"
     );
 }
