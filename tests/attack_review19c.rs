@@ -305,8 +305,7 @@ fn a_deleted_separation_of_duties_marker_does_not_lift_the_policy() {
 /// planted record as it refuses every other unauthenticated record claiming more than
 /// such a session may write: `CKR_KMSHSM_RECORD_TAMPERED` (or leaves it out of the
 /// search), so every public key found under the pair's label or id is the pair's own.
-#[test]
-fn a_public_key_planted_under_an_import_pairs_names_is_refused_after_login() {
+fn plant_under_the_pairs_names(give_label: bool) {
     let env = TestEnv::new();
     let (ctx, _slot, session) = ready_token(&env);
     let target = create_external(&session, Spec::Aes256, "byok target");
@@ -356,7 +355,9 @@ fn a_public_key_planted_under_an_import_pairs_names_is_refused_after_login() {
     // made again by the next process (the index version removed).
     let db_path = env.token_database();
     edit_plain(&db_path, &planted_uid, |a| {
-        set_attr(a, CKA_LABEL, Value::Bytes(pair_label.clone()));
+        if give_label {
+            set_attr(a, CKA_LABEL, Value::Bytes(pair_label.clone()));
+        }
         set_attr(a, CKA_ID, Value::Bytes(pair_id.clone()));
     });
     let db = rusqlite::Connection::open(&db_path).unwrap();
@@ -367,10 +368,11 @@ fn a_public_key_planted_under_an_import_pairs_names_is_refused_after_login() {
     let ctx = env.load();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
     let mut served = Vec::new();
-    for selector in [
-        Attribute::Label(pair_label.clone()),
-        Attribute::Id(pair_id.clone()),
-    ] {
+    let mut selectors = vec![Attribute::Id(pair_id.clone())];
+    if give_label {
+        selectors.push(Attribute::Label(pair_label.clone()));
+    }
+    for selector in selectors {
         let found = session
             .find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY), selector])
             .unwrap();
@@ -394,4 +396,16 @@ fn a_public_key_planted_under_an_import_pairs_names_is_refused_after_login() {
         "a public key planted offline under the import pair's label and id is served as \
          valid after login (handle, encrypts): {served:?}"
     );
+}
+
+#[test]
+fn a_public_key_planted_under_an_import_pairs_names_is_refused_after_login() {
+    plant_under_the_pairs_names(true);
+}
+
+/// The same, the planted key given the pair's `CKA_ID` alone (tools select a pair by its
+/// id as well as by its label): its own label is no pair's, so only the id tells it.
+#[test]
+fn a_public_key_planted_under_an_import_pairs_id_alone_is_refused_after_login() {
+    plant_under_the_pairs_names(false);
 }

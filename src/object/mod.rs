@@ -548,6 +548,17 @@ impl Object {
             && self.secret_types.is_empty()
             && !self.has(policy::KEY_ID)
             && !self.has(policy::IMPORT_TARGET)
+            // No session may give an object a label of the import pairs' (review 19c: a
+            // public key planted under one, offline, was served as the pair's).
+            && !self
+                .bytes(CKA_LABEL)
+                .is_some_and(crate::kms::byok::is_wrapping_label)
+    }
+
+    /// The record was read without authentication (`may_be_unauthenticated` says what
+    /// such a record may hold).
+    pub(crate) fn is_unauthenticated(&self) -> bool {
+        self.auth == RecordAuth::Unauthenticated
     }
 
     fn encode_record(&self, serial: &str, master: Option<&MasterKey>) -> Result<ObjectRecord> {

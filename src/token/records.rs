@@ -17,6 +17,7 @@
 use subtle::ConstantTimeEq;
 
 use super::{master_aad, Token, META_RECORD_AUTH};
+use crate::ck::{CKA_ID, CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
 use crate::error::{Error, Result, StoreError};
 use crate::object::{Object, RecordAuth};
 use crate::store::seal::MasterKey;
@@ -55,7 +56,7 @@ impl Token {
         let Some(master) = self.master() else {
             return Ok(());
         };
-        if object.is_acceptable(&self.serial, &master) {
+        if object.is_acceptable(&self.serial, &master) && !self.takes_a_pairs_id(object)? {
             return Ok(());
         }
         log::error!(
@@ -65,6 +66,21 @@ impl Token {
             hex(&object.uid)
         );
         Err(StoreError::Tampered.into())
+    }
+
+    /// Whether `object`, read without authentication, is a public or private key under
+    /// the `CKA_ID` of an import wrapping pair the token holds: a name no session may
+    /// give it (`check_import_pair_names`), so its record was edited outside the module
+    /// (review 19c: a public key planted under a pair's id was served as the pair's).
+    fn takes_a_pairs_id(&self, object: &Object) -> Result<bool> {
+        if !object.is_unauthenticated() || !matches!(object.class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY)
+        {
+            return Ok(false);
+        }
+        match object.bytes(CKA_ID) {
+            Some(id) if !id.is_empty() => self.id_held(id, true),
+            _ => Ok(false),
+        }
     }
 
     /// After a successful check of the `role` PIN that opened a `format` record: a

@@ -387,7 +387,7 @@ impl Token {
     /// wrapping pair (`pair`), or else a public or private key that is not one. Reads
     /// the token as it is now (another process's objects count, an expired pair is
     /// swept first), and asks the store only when the cache cannot answer.
-    fn id_held(&self, id: &[u8], pair: bool) -> Result<bool> {
+    pub(in crate::token) fn id_held(&self, id: &[u8], pair: bool) -> Result<bool> {
         self.refresh()?;
         let key = crate::object::index::lookup_key(CKA_ID, id);
         if !self.objects.read().is_resolved(&key) {
