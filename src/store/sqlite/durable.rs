@@ -260,7 +260,7 @@ impl WalSync {
         let mut wal_path = db.as_os_str().to_owned();
         wal_path.push("-wal");
         let wal_path = PathBuf::from(wal_path);
-        let wal = File::open(&wal_path).ok()?;
+        let wal = super::files::open_regular(&wal_path).ok()?;
         let headers = SharedPage::map(shm)?;
         let mut board_path = db.as_os_str().to_owned();
         board_path.push("-sync");
@@ -563,7 +563,7 @@ impl WalSync {
             Ok(named)
                 if held.nlink() > 0 && held.ino() == named.ino() && held.dev() == named.dev() => {}
             Ok(_) => {
-                let fresh = File::open(&self.wal_path)?;
+                let fresh = super::files::open_regular(&self.wal_path)?;
                 if let Err(e) = self.db.sync_all().and_then(|()| sync_dir(&self.wal_path)) {
                     return Ok(Err(e));
                 }

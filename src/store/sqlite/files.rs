@@ -116,7 +116,7 @@ impl Interest {
             // connection of this process holds on the old file, so it stays.
             entry.retired.push(file);
         }
-        let file = Arc::new(File::open(path)?);
+        let file = Arc::new(open_regular(&path)?);
         *slot = Some(Arc::clone(&file));
         Ok(file)
     }
@@ -150,6 +150,26 @@ impl Drop for Interest {
             map.remove(&self.key);
         }
     }
+}
+
+/// Opens `path` for reading, if it is a regular file. The token folder's files are
+/// opened by name, and another name there (a FIFO put in place of the `-wal` file, whose
+/// plain open would wait for a writer for ever while the store's connection lock is
+/// held: review 19c) is refused instead: without blocking (`O_NONBLOCK`, which a regular
+/// file ignores), and with `InvalidInput` for anything but a regular file.
+pub(super) fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -412,7 +412,7 @@ impl SqliteStore {
         if let Some(sync) = &self.sync {
             sync.check()?;
         }
-        let turn = File::open(&self.wal_path)
+        let turn = files::open_regular(&self.wal_path)
             .and_then(|wal| file_lock::lock_exclusive_within(wal, TURN_WAIT));
         match turn {
             Ok(turn) => conn.turn = turn,
