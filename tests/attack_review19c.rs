@@ -179,6 +179,7 @@ fn child_entry() {
 /// the store syncs alone without it) or fails the call with `CKR_DEVICE_ERROR`; the
 /// process lives either way.
 #[test]
+#[ignore = "known limit, not fixed (docs/security.md, Known limits): a side file mapped by a running process (-sync here; -shm, mapped by SQLite too) cut short by a writer of the token folder kills it with SIGBUS"]
 fn a_sync_board_cut_short_under_a_running_process_does_not_kill_it() {
     let env = TestEnv::new();
     let (status, out) = run_child(&env, "truncate-sync").expect("the child hung");
@@ -239,6 +240,7 @@ fn a_wal_file_replaced_by_a_fifo_does_not_hang_a_write() {
 /// its absence refused after a login on a token that had it) and answers the generation
 /// below `CKR_TEMPLATE_INCONSISTENT`, as it does with the marker in place.
 #[test]
+#[ignore = "known limit, not fixed (docs/security.md, Known limits): the separation-of-duties marker is a meta row no key authenticates, so a writer of the token file can delete it"]
 fn a_deleted_separation_of_duties_marker_does_not_lift_the_policy() {
     let env = TestEnv::new();
     separate_duties(&env);
