@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 
 use common::duties::{oaep_sha256, separate_duties};
 use common::kms::*;
+use common::records::{edit_plain, set_attr, uid_of};
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use cryptoki_sys::*;
-use kmshsm::object::attr::{self, AttrType, Value};
+use kmshsm::object::attr::Value;
 
 const TAMPERED: RvError = RvError::VendorDefined(KMSHSM | 0x07);
 
@@ -35,42 +35,6 @@ const DB_ENV: &str = "ATTACK19C_DB";
 /// How long a child may take before it is killed and counted as hung: the module's own
 /// longest wait (SQLite's busy timeout, 30 s) and some slack.
 const CHILD_DEADLINE: Duration = Duration::from_secs(45);
-
-/// The store uid of an object (its `CKA_UNIQUE_ID` is the uid in hex).
-fn uid_of(session: &Session, object: ObjectHandle) -> Vec<u8> {
-    let hex_id = attribute_bytes(session, object, AttributeType::UniqueId);
-    hex(std::str::from_utf8(&hex_id).unwrap())
-}
-
-/// Rewrites the plain part of the record `uid` with `edit`, as an attacker with the
-/// format at hand would.
-fn edit_plain(db_path: &Path, uid: &[u8], edit: impl FnOnce(&mut Vec<(u64, Value)>)) {
-    let db = rusqlite::Connection::open(db_path).unwrap();
-    let plain: Vec<u8> = db
-        .query_row("SELECT plain FROM objects WHERE uid = ?1", [uid], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    let mut attrs: Vec<(u64, Value)> = attr::decode(&plain)
-        .unwrap()
-        .into_iter()
-        .map(|(t, v)| (t.get(), v))
-        .collect();
-    edit(&mut attrs);
-    let encoded = attr::encode(attrs.iter().map(|(t, v)| (AttrType::new(*t), v)));
-    let n = db
-        .execute(
-            "UPDATE objects SET plain = ?2 WHERE uid = ?1",
-            rusqlite::params![uid, encoded],
-        )
-        .unwrap();
-    assert_eq!(n, 1);
-}
-
-fn set_attr(attrs: &mut Vec<(u64, Value)>, ty: CK_ATTRIBUTE_TYPE, value: Value) {
-    attrs.retain(|(t, _)| *t != ty as u64);
-    attrs.push((ty as u64, value));
-}
 
 /// Waits for `child` for at most [`CHILD_DEADLINE`]: its status and standard output, or
 /// `None` when it had to be killed.

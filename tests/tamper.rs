@@ -15,6 +15,7 @@
 mod common;
 
 use common::kms::*;
+use common::records::{edit_plain, set_attr, uid_of};
 use common::*;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
@@ -22,45 +23,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::*;
-use kmshsm::object::attr::{self, AttrType, Value};
+use kmshsm::object::attr::{self, Value};
 
 const TAMPERED: RvError = RvError::VendorDefined(KMSHSM | 0x07);
-
-/// The store uid of an object (its `CKA_UNIQUE_ID` is the uid in hex).
-fn uid_of(session: &Session, object: ObjectHandle) -> Vec<u8> {
-    let hex_id = attribute_bytes(session, object, AttributeType::UniqueId);
-    hex(std::str::from_utf8(&hex_id).unwrap())
-}
-
-/// Rewrites the plain part of the record `uid` with `edit`, decoding and re-encoding
-/// it as an attacker with the format at hand would.
-fn edit_plain(env: &TestEnv, uid: &[u8], edit: impl FnOnce(&mut Vec<(u64, Value)>)) {
-    let db = rusqlite::Connection::open(env.token_database()).unwrap();
-    let plain: Vec<u8> = db
-        .query_row("SELECT plain FROM objects WHERE uid = ?1", [uid], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    let mut attrs: Vec<(u64, Value)> = attr::decode(&plain)
-        .unwrap()
-        .into_iter()
-        .map(|(t, v)| (t.get(), v))
-        .collect();
-    edit(&mut attrs);
-    let encoded = attr::encode(attrs.iter().map(|(t, v)| (AttrType::new(*t), v)));
-    let n = db
-        .execute(
-            "UPDATE objects SET plain = ?2 WHERE uid = ?1",
-            rusqlite::params![uid, encoded],
-        )
-        .unwrap();
-    assert_eq!(n, 1);
-}
-
-fn set_attr(attrs: &mut Vec<(u64, Value)>, ty: CK_ATTRIBUTE_TYPE, value: Value) {
-    attrs.retain(|(t, _)| *t != ty as u64);
-    attrs.push((ty as u64, value));
-}
 
 fn find_one(session: &Session, label: &str) -> ObjectHandle {
     let found = find_by_label(session, label);
@@ -157,16 +122,16 @@ fn every_offline_edit_is_refused_after_login_and_nothing_else_is_lost() {
 
     let (ctx, session) = offline(&env, ctx, || {
         // Attribute flip: the secret key becomes readable.
-        edit_plain(&env, &uids[0], |a| {
+        edit_plain(&env.token_database(), &uids[0], |a| {
             set_attr(a, CKA_SENSITIVE, Value::Bool(false));
             set_attr(a, CKA_TRUSTED, Value::Bool(true));
         });
         // State change: the disabled key is enabled again.
-        edit_plain(&env, &uids[2], |a| {
+        edit_plain(&env.token_database(), &uids[2], |a| {
             set_attr(a, CKA_KMSHSM_KEY_STATE, Value::Ulong(STATE_ENABLED))
         });
         // Modulus swap: key A's public half gets B's modulus.
-        edit_plain(&env, &uids[3], |a| {
+        edit_plain(&env.token_database(), &uids[3], |a| {
             set_attr(a, CKA_MODULUS, Value::Bytes(modulus_b.clone()))
         });
     });
@@ -216,7 +181,7 @@ fn every_offline_edit_is_refused_after_login_and_nothing_else_is_lost() {
         }
         drop(db);
         // Strip: no format marker, no sealed part (as if written without a login).
-        edit_plain(&env, &uids[2], |a| {
+        edit_plain(&env.token_database(), &uids[2], |a| {
             a.retain(|(t, _)| *t != 0x8000_0000 | 0x4B4D_0F02)
         });
         let db = rusqlite::Connection::open(env.token_database()).unwrap();
@@ -295,7 +260,7 @@ fn a_public_object_written_without_login_stays_usable_and_a_forged_private_one_d
     drop(public);
     // The attacker turns it into a private, trusted key-like object.
     let (_ctx, session) = offline(&env, ctx, || {
-        edit_plain(&env, &uid, |a| {
+        edit_plain(&env.token_database(), &uid, |a| {
             set_attr(a, CKA_PRIVATE, Value::Bool(true));
         });
     });

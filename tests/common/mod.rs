@@ -25,6 +25,7 @@ pub mod material;
 pub mod mech;
 pub mod pg;
 pub mod raw;
+pub mod records;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
