@@ -455,6 +455,16 @@ impl Token {
         let judged_in = self.view_epoch();
         let result = self.import_decided(caller, mech, wrapping, wrapped, template);
         if let Err(Error::Kms(e)) = &result {
+            // The refusal was decided on the key's record as the store held it then,
+            // which may be newer than this process's cache: another process's import
+            // that won the race bound the key (review 19d: the loser's event named no
+            // material). The cache catches up first; failing that, it is what is named.
+            if let Err(caught_up) = self.sync() {
+                log::warn!(
+                    "token {}: could not read the store before recording a refused import:                      {caught_up}",
+                    self.serial
+                );
+            }
             let target = wrapping.bytes(IMPORT_TARGET).unwrap_or(&[]);
             let bound = KeyId::from_bytes(target)
                 .ok()
