@@ -139,7 +139,7 @@ pub struct Grant {
 
 impl Grant {
     /// What this grant judged, for the next init on the same key (`Judged`).
-    pub fn judged(&self) -> Judged {
+    pub fn judgement(&self) -> Judged {
         Judged {
             key: self.key,
             object: Arc::downgrade(&self.judged),

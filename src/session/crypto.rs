@@ -170,7 +170,7 @@ impl Session {
             Some(done) => done,
             None => {
                 let (op, grant) = self.token.key_for(key, usage, mech.kind, make)?;
-                *ops.judged(dir) = Some(grant.judged());
+                *ops.judged(dir) = Some(grant.judgement());
                 (op, grant)
             }
         };

@@ -37,7 +37,7 @@ fn judged(token: &Token, key: ObjectHandle) -> (Grant, Judged) {
     let (_, grant) = token
         .key_for(key, Usage::Encrypt, CKM_AES_GCM, kept)
         .expect("a full judgement");
-    let judged = grant.judged();
+    let judged = grant.judgement();
     (grant, judged)
 }
 
@@ -139,7 +139,7 @@ fn a_key_needing_its_login_for_each_use_is_judged_in_full_at_every_init() {
         .key_for(private, Usage::Sign, CKM_ECDSA, kept)
         .expect("a full judgement");
     assert!(grant.awaiting_login);
-    let again = token.key_again(&grant.judged(), private, Usage::Sign, CKM_ECDSA, kept);
+    let again = token.key_again(&grant.judgement(), private, Usage::Sign, CKM_ECDSA, kept);
     assert!(matches!(again, Ok(None)), "answered without its login");
 }
 
