@@ -14,9 +14,8 @@ mod common;
 
 use common::audit::events;
 use common::kms::*;
+use common::race::{import_child, import_vars, run_children};
 use common::*;
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
 
 const CHILD_ENTRY: &str = "child_process_entry_point";
 const ALG: u64 = WRAP_RSAES_OAEP_SHA_256;
@@ -24,82 +23,13 @@ const PROCESSES: usize = 4;
 const TRIALS: usize = 3;
 
 /// Not a test: one child process importing the material it is given when the file `go`
-/// appears, printing its answer.
+/// appears, printing its answer (`common::race::import_child`).
 #[test]
 #[ignore = "child-process entry point: this file's tests run it in a child (--ignored --exact)"]
 fn child_process_entry_point() {
     let Some(role) = child_role() else { return };
     assert_eq!(role, "import");
-    let var = |name: &str| std::env::var(name).unwrap();
-    let go = std::path::PathBuf::from(var("KMSHSM_RACE_GO"));
-    let ctx = load_module();
-    initialize(&ctx).unwrap();
-    let slot = slot_of_token(&ctx, TOKEN_LABEL);
-    let session = user_session(&ctx, slot);
-    let private = wrapping_private_key(&session, &var("KMSHSM_RACE_KEY_ID"));
-    let params = ImportParams {
-        public: private,
-        private,
-        alg: ALG,
-        token: hex(&var("KMSHSM_RACE_TOKEN")),
-        spki: Vec::new(),
-    };
-    let wrapped = hex(&var("KMSHSM_RACE_WRAPPED"));
-    tell_parent("ready");
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !go.exists() {
-        assert!(
-            std::time::Instant::now() < until,
-            "no signal from the parent"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    match import(&session, &params, &wrapped, None) {
-        Ok(_) => tell_parent("ok"),
-        Err(cryptoki::error::Error::Pkcs11(rv, _)) => tell_parent(&format!("refused {rv:?}")),
-        Err(e) => tell_parent(&format!("failed {e}")),
-    }
-}
-
-/// The import wrapping private key of key `id`, as another process finds it.
-fn wrapping_private_key(session: &Session, id: &str) -> ObjectHandle {
-    let found = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            vendor_bytes(CKA_KMSHSM_IMPORT_TARGET, id.as_bytes()),
-        ])
-        .unwrap();
-    assert_eq!(found.len(), 1, "wrapping keys of {id}");
-    found[0]
-}
-
-/// Starts one importing child per wrapped blob, lets them go together, and returns
-/// each one's report.
-fn race(env: &TestEnv, trial: usize, id: &str, token: &[u8], wrapped: &[Vec<u8>]) -> Vec<String> {
-    let go = env.dir.path().join(format!("go-{trial}"));
-    let (spawned, outputs) = spawn_ready(wrapped.iter().map(|blob| {
-        let mut command = child_command(CHILD_ENTRY, "import");
-        command
-            .env("KMSHSM_RACE_GO", &go)
-            .env("KMSHSM_RACE_KEY_ID", id)
-            .env("KMSHSM_RACE_TOKEN", to_hex(token))
-            .env("KMSHSM_RACE_WRAPPED", to_hex(blob));
-        command
-    }));
-    std::fs::write(&go, b"").unwrap();
-    let mut reports = Vec::new();
-    for (mut lines, mut child) in outputs.into_iter().zip(spawned) {
-        reports.push(
-            lines
-                .find_map(|l| child_line(&l.unwrap()).map(str::to_owned))
-                .unwrap_or_else(|| panic!("trial {trial}: a child reported nothing")),
-        );
-        assert!(
-            child.wait().unwrap().success(),
-            "trial {trial}: a child failed"
-        );
-    }
-    reports
+    import_child(ALG);
 }
 
 /// Concurrent first imports of different material into one fresh key from several
@@ -129,7 +59,11 @@ fn a_refused_first_import_that_lost_a_race_to_another_process_names_the_bound_ma
         let wrapped: Vec<Vec<u8>> = (0..PROCESSES)
             .map(|n| work.wrap(ALG, &params.spki, &[n as u8 + 1; 32]))
             .collect();
-        let reports = race(&env, trial, &id, &params.token, &wrapped);
+        let children = wrapped
+            .iter()
+            .map(|blob| ("import", import_vars(&id, &params.token, blob)))
+            .collect();
+        let reports = run_children(&env, CHILD_ENTRY, trial, children);
         let winners = reports.iter().filter(|r| *r == "ok").count();
         assert_eq!(winners, 1, "trial {trial}: {reports:?}");
         let all = events(&["--key-id", &id]);

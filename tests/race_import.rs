@@ -24,10 +24,11 @@ mod common;
 use std::sync::Barrier;
 
 use common::kms::*;
+use common::race::{import_child, import_vars, run_children, wait_for_go};
 use common::*;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 
@@ -144,41 +145,20 @@ fn child_process_entry_point() {
         return state_child();
     }
     assert_eq!(role, "import");
-    let var = |name: &str| std::env::var(name).unwrap();
-    let go = std::path::PathBuf::from(var("KMSHSM_RACE_GO"));
-    let ctx = load_module();
-    initialize(&ctx).unwrap();
-    let slot = slot_of_token(&ctx, TOKEN_LABEL);
-    let session = user_session(&ctx, slot);
-    let private = wrapping_private_key(&session, &var("KMSHSM_RACE_KEY_ID"));
-    let params = ImportParams {
-        public: private,
-        private,
-        alg: ALG,
-        token: hex(&var("KMSHSM_RACE_TOKEN")),
-        spki: Vec::new(),
-    };
-    let wrapped = hex(&var("KMSHSM_RACE_WRAPPED"));
-    tell_parent("ready");
-    wait_for(&go);
-    match answer(import(&session, &params, &wrapped, None)) {
-        Ok(()) => tell_parent("ok"),
-        Err(rv) => tell_parent(&format!("refused {rv:?}")),
-    }
+    import_child(ALG);
 }
 
 /// A child asking for state `KMSHSM_RACE_WANTED` of key `KMSHSM_RACE_KEY_ID` when the
 /// file `go` appears, printing whether it was accepted.
 fn state_child() {
     let var = |name: &str| std::env::var(name).unwrap();
-    let go = std::path::PathBuf::from(var("KMSHSM_RACE_GO"));
     let wanted: u64 = var("KMSHSM_RACE_WANTED").parse().unwrap();
     let ctx = load_module();
     initialize(&ctx).unwrap();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
     let key = objects_of_key(&session, &var("KMSHSM_RACE_KEY_ID"))[0];
     tell_parent("ready");
-    wait_for(&go);
+    wait_for_go();
     match set_state(&session, key, wanted) {
         Ok(()) => tell_parent("ok"),
         Err(cryptoki::error::Error::Pkcs11(rv, _)) if rv == CKR_KMSHSM_INCORRECT_KEY_STATE => {
@@ -186,38 +166,6 @@ fn state_child() {
         }
         Err(e) => tell_parent(&format!("failed {e}")),
     }
-}
-
-/// Starts one child per `(role, extra environment)`, waits until all are ready, starts
-/// them together and returns each one's report.
-fn run_children(
-    env: &TestEnv,
-    trial: usize,
-    children: Vec<(&str, Vec<(&str, String)>)>,
-) -> Vec<String> {
-    let go = env.dir.path().join(format!("go-{}-{trial}", children[0].0));
-    let (spawned, outputs) = spawn_ready(children.iter().map(|(role, vars)| {
-        let mut command = child_command(CHILD_ENTRY, role);
-        command.env("KMSHSM_RACE_GO", &go);
-        for (k, v) in vars {
-            command.env(k, v);
-        }
-        command
-    }));
-    std::fs::write(&go, b"").unwrap();
-    let mut reports = Vec::new();
-    for (mut lines, mut child) in outputs.into_iter().zip(spawned) {
-        reports.push(
-            lines
-                .find_map(|l| child_line(&l.unwrap()).map(str::to_owned))
-                .unwrap_or_else(|| panic!("trial {trial}: a child reported nothing")),
-        );
-        assert!(
-            child.wait().unwrap().success(),
-            "trial {trial}: a child failed"
-        );
-    }
-    reports
 }
 
 #[test]
@@ -253,7 +201,7 @@ fn state_changes_from_processes(env: TestEnv) {
                 )
             })
             .collect();
-        let reports = run_children(&env, trial, children);
+        let reports = run_children(&env, CHILD_ENTRY, trial, children);
         let answers: Vec<(u64, bool)> = wanted
             .iter()
             .zip(&reports)
@@ -269,31 +217,6 @@ fn state_changes_from_processes(env: TestEnv) {
             "trial {trial}: no serial order gives {answers:?} and ends {end}"
         );
     }
-}
-
-/// Waits for the parent's signal; gives up (so no child outlives a failed parent) after
-/// a minute.
-fn wait_for(go: &std::path::Path) {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !go.exists() {
-        assert!(
-            std::time::Instant::now() < until,
-            "no signal from the parent"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-}
-
-/// The import wrapping private key of key `id`, as another process finds it.
-fn wrapping_private_key(session: &Session, id: &str) -> ObjectHandle {
-    let found = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            vendor_bytes(CKA_KMSHSM_IMPORT_TARGET, id.as_bytes()),
-        ])
-        .unwrap();
-    assert_eq!(found.len(), 1, "wrapping keys of {id}");
-    found[0]
 }
 
 #[test]
@@ -315,20 +238,12 @@ fn imports_from_processes(env: TestEnv) {
     let invalid_material = format!("refused {CKR_KMSHSM_INVALID_KEY_MATERIAL:?}");
     for trial in 0..PROCESS_TRIALS {
         let (key, params, wrapped) = fresh_target(&session, &work, PROCESSES);
+        let id = key_id(&session, key);
         let children = wrapped
             .iter()
-            .map(|blob| {
-                (
-                    "import",
-                    vec![
-                        ("KMSHSM_RACE_KEY_ID", key_id(&session, key)),
-                        ("KMSHSM_RACE_TOKEN", to_hex(&params.token)),
-                        ("KMSHSM_RACE_WRAPPED", to_hex(blob)),
-                    ],
-                )
-            })
+            .map(|blob| ("import", import_vars(&id, &params.token, blob)))
             .collect();
-        let answers: Vec<Result<(), RvError>> = run_children(&env, trial, children)
+        let answers: Vec<Result<(), RvError>> = run_children(&env, CHILD_ENTRY, trial, children)
             .into_iter()
             .map(|report| match report.as_str() {
                 "ok" => Ok(()),

@@ -24,6 +24,7 @@ pub mod kms;
 pub mod material;
 pub mod mech;
 pub mod pg;
+pub mod race;
 pub mod raw;
 pub mod records;
 
