@@ -1,7 +1,7 @@
 //! Phase `million` (issue 18, item 3): the mixed tokens of `mixed` at 1,000 … 1,000,000
 //! objects, measured on copies on disk: token open in a fresh process (with the resident
-//! memory per key), C_FindObjects by label and by id (the first lookups, answered by the
-//! store, and lookups once everything is cached), and kmshsm's expiry sweep when 10,000
+//! memory per key), C_FindObjects by label and by id (the first lookups of that fresh
+//! process, answered by the store, and lookups once everything is cached), and kmshsm's expiry sweep when 10,000
 //! imported materials expire at once. Writes `data/million.csv` for the charts and a
 //! markdown section for the results.
 //!
@@ -29,8 +29,8 @@ use crate::{err, Cfg, Res};
 
 /// Materials that expire at once in the sweep measurement.
 const SWEEP_KEYS: usize = 10_000;
-/// Lookups timed one by one in a fresh process before anything is cached (fewer than the
-/// module's 64 store-answered lookups after which it may load the whole token).
+/// Lookups timed one by one in the fresh-process probe before anything is cached (fewer
+/// than the module's 64 store-answered lookups after which it may load the whole token).
 const COLD_LOOKUPS: usize = 50;
 
 fn vm_rss_kb() -> u64 {
@@ -45,8 +45,14 @@ fn vm_rss_kb() -> u64 {
 }
 
 /// The fresh-process probe: C_Initialize, C_OpenSession, C_Login, the first find (by label
-/// `k0`, expected `expect` times), VmRSS after it, then a listing of every token object
-/// (C_FindObjects by CKA_TOKEN, which makes kmshsm load everything) and VmRSS after that.
+/// `k0`, expected `expect` times), VmRSS after it, the cold lookups (the median of
+/// [`COLD_LOOKUPS`] finds by label, timed one by one; a token with objects only), then a
+/// listing of every token object (C_FindObjects by CKA_TOKEN, which makes kmshsm load
+/// everything) and VmRSS after that.
+///
+/// The cold lookups are measured here, in a process that has done nothing else, so that
+/// every size starts from the same state: in the bench's own long-lived process the small
+/// tokens' lookups found heap memory that earlier phases had already faulted in.
 pub(crate) fn child_million(module: &Path, expect: usize) -> Res<()> {
     let ctx = Pkcs11::new(module).map_err(err("load module"))?;
     let t0 = Instant::now();
@@ -67,6 +73,19 @@ pub(crate) fn child_million(module: &Path, expect: usize) -> Res<()> {
     if found.len() != expect.min(1) {
         return Err(format!("first find: {} objects labelled k0", found.len()));
     }
+    let cold = if expect > 0 {
+        let mut lcg = Lcg(777);
+        let mut t = Vec::with_capacity(COLD_LOOKUPS);
+        for _ in 0..COLD_LOOKUPS {
+            let st = Instant::now();
+            find_one(&s, lcg.next(expect), false)?;
+            t.push(st.elapsed().as_secs_f64() * 1e6);
+        }
+        median(&t)
+    } else {
+        f64::NAN
+    };
+    let t4b = Instant::now();
     let all = s
         .find_objects(&[Attribute::Token(true)])
         .map_err(err("C_FindObjects(all)"))?;
@@ -77,14 +96,15 @@ pub(crate) fn child_million(module: &Path, expect: usize) -> Res<()> {
     }
     let us = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e6;
     println!(
-        "MILLION {} {} {} {} {} {} {}",
+        "MILLION {} {} {} {} {} {} {} {}",
         us(t0, t1),
         us(t1, t2),
         us(t2, t3),
         us(t3, t4),
         rss_find,
-        us(t4, t5),
-        rss_all
+        us(t4b, t5),
+        rss_all,
+        cold
     );
     drop(s);
     let _ = ctx.finalize();
@@ -100,6 +120,7 @@ struct Probe {
     rss_find_kb: f64,
     listing: f64,
     rss_all_kb: f64,
+    cold_us: f64,
 }
 
 fn run_probe(module: &Path, n: usize) -> Res<Probe> {
@@ -124,7 +145,7 @@ fn run_probe(module: &Path, n: usize) -> Res<Probe> {
         .split_whitespace()
         .map(|x| x.parse().unwrap_or(f64::NAN))
         .collect();
-    if v.len() != 7 {
+    if v.len() != 8 {
         return Err(format!("child printed {line:?}"));
     }
     Ok(Probe {
@@ -135,6 +156,7 @@ fn run_probe(module: &Path, n: usize) -> Res<Probe> {
         rss_find_kb: v[4],
         listing: v[5],
         rss_all_kb: v[6],
+        cold_us: v[7],
     })
 }
 
@@ -195,6 +217,9 @@ fn probes(cfg: &Cfg, w: Which, n: usize, f: &mut Figures) -> Res<()> {
     f.rss_find_kb = med(|p| p.rss_find_kb);
     f.listing_ms = med(|p| p.listing) / 1e3;
     f.rss_all_kb = med(|p| p.rss_all_kb);
+    if n > 0 {
+        f.cold_us = med(|p| p.cold_us);
+    }
     Ok(())
 }
 
@@ -223,8 +248,8 @@ fn find_one(s: &cryptoki::session::Session, j: usize, by_id: bool) -> Res<()> {
     Ok(())
 }
 
-/// Lookups in a warm process: the first ones, timed one by one, then (after a listing that
-/// caches everything) the steady state, with `line`.
+/// Lookups in a warm process once a listing has cached everything (the steady state), with
+/// `line`; the first lookups are the probes' (`child_million`).
 fn finds(cfg: &Cfg, n: usize, both: &mut [Figures; 2], have_soft: bool) -> Res<()> {
     let k = start(Which::Kms, &cfg.kms_so, false)?;
     let s = if have_soft {
@@ -232,16 +257,7 @@ fn finds(cfg: &Cfg, n: usize, both: &mut [Figures; 2], have_soft: bool) -> Res<(
     } else {
         None
     };
-    for (col, m) in [Some(&k), s.as_ref()].into_iter().enumerate() {
-        let Some(m) = m else { continue };
-        let mut lcg = Lcg(777);
-        let mut t = vec![];
-        for _ in 0..COLD_LOOKUPS {
-            let st = Instant::now();
-            find_one(&m.s, lcg.next(n), false)?;
-            t.push(st.elapsed().as_secs_f64() * 1e6);
-        }
-        both[col].cold_us = median(&t);
+    for m in [Some(&k), s.as_ref()].into_iter().flatten() {
         m.s.find_objects(&[Attribute::Token(true)])
             .map_err(err("C_FindObjects(all)"))?;
     }
@@ -433,8 +449,9 @@ fn render(cfg: &Cfg, all: &[[Figures; 2]], notes: &str, o: &mut String) {
          processes (C_Initialize + C_OpenSession + C_Login, kmshsm's default Argon2id). RSS per \
          object: the child's VmRSS minus the same child's on the empty token, divided by the \
          objects, after login + one find, and after a listing of every object. Cold lookup: \
-         median of the first {COLD_LOOKUPS} finds by label in a process (answered through the \
-         store's index); the find lines: after that listing, as in the table above.\n\n\
+         median of the first {COLD_LOOKUPS} finds by label after that first find, in the same \
+         fresh processes (answered through the store's index; the median of the processes' \
+         medians); the find lines: after that listing, as in the table above.\n\n\
          | objects | module | prepared in (s) | open (ms) | of it C_Login | first find (ms) | RSS/object after login+find (B) | listing all (ms) | RSS/object, all cached (B) | cold lookup (µs) | find by label (µs) | find by id (µs) | sweep of {SWEEP_KEYS} expiries (ms) |\n\
          |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         cfg.open_runs
