@@ -203,8 +203,10 @@ fn a_wal_file_replaced_by_a_fifo_does_not_hang_a_write() {
 /// correct module keeps the policy (the marker authenticated under the master key, or
 /// its absence refused after a login on a token that had it) and answers the generation
 /// below `CKR_TEMPLATE_INCONSISTENT`, as it does with the marker in place.
+///
+/// Fixed: the policy is sealed into the PIN records (`token::master_aad`), so the login
+/// below opens a record that carries it, keeps the policy and writes the marker again.
 #[test]
-#[ignore = "known limit, not fixed (docs/security.md, Known limits): the separation-of-duties marker is a meta row no key authenticates, so a writer of the token file can delete it"]
 fn a_deleted_separation_of_duties_marker_does_not_lift_the_policy() {
     let env = TestEnv::new();
     separate_duties(&env);

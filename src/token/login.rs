@@ -241,7 +241,6 @@ impl Token {
         if role == PinRole::So {
             self.settle_pin_limit(counted_in.epoch)?;
         }
-        self.settle_separation_of_duties(counted_in.epoch)?;
         Ok(Some((master, format, counted_in)))
     }
 

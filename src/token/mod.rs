@@ -33,6 +33,8 @@ mod review18c_tests;
 #[cfg(test)]
 mod review18e_tests;
 #[cfg(test)]
+mod separation_tests;
+#[cfg(test)]
 mod test_store;
 
 use std::collections::BTreeMap;
@@ -247,7 +249,7 @@ impl Token {
             Change::PutMeta(META_OBJECT_INDEX.into(), index::VERSION.to_vec()),
             Change::PutMeta(
                 META_RECORD_AUTH.into(),
-                records::record_auth_marker(&master, serial),
+                records::record_auth_marker(&master, serial, shared.config.separation_of_duties),
             ),
             pin_limit_meta(shared.config.max_pin_failures),
             Change::PutPin(PinRole::So, so),
@@ -367,7 +369,12 @@ impl Token {
             // moves no sequence number) replace it.
             let mut view = self.view.write();
             if (snap.epoch, snap.seq) >= (view.epoch, view.seq) {
-                *view = View::from_snapshot(snap);
+                let mut next = View::from_snapshot(snap);
+                // The policy, once this process has seen it on a token, stays for as long
+                // as it is that token: only `C_InitToken`, a new epoch, takes it off, so a
+                // marker gone from the store meanwhile was removed outside the module.
+                next.separation_of_duties |= view.separation_of_duties && view.epoch == snap.epoch;
+                *view = next;
             }
         }
         // Re-initialised elsewhere: the master key changed and every handle is void. Judged
@@ -624,7 +631,11 @@ impl Token {
                 Change::PutMeta(META_LABEL.into(), label.to_vec()),
                 Change::PutMeta(
                     META_RECORD_AUTH.into(),
-                    records::record_auth_marker(&master, &self.serial),
+                    records::record_auth_marker(
+                        &master,
+                        &self.serial,
+                        self.shared.config.separation_of_duties,
+                    ),
                 ),
                 pin_limit_meta(self.shared.config.max_pin_failures),
                 Change::PutPin(PinRole::So, so),
@@ -671,7 +682,8 @@ impl Token {
     /// configuration (which a user may choose, so it can turn the policy on, never off),
     /// or the token's own marker as the store holds it now (other processes' commits
     /// are picked up first: a marker written by another process since this one last
-    /// looked counts, review 16d).
+    /// looked counts, review 16d), as this process last saw it, or as a login here
+    /// found it sealed under the master key (`records::Token::settle_record_format`).
     pub(super) fn separating_duties(&self) -> Result<bool> {
         if self.shared.config.separation_of_duties {
             return Ok(true);
@@ -689,21 +701,13 @@ impl Token {
         Ok(self.view.read().separation_of_duties)
     }
 
-    /// Marks an older token as under the policy, after a login by a process configured
-    /// with it (whose PIN record was of the token of `epoch`): from then on no process
-    /// of the token leaves the policy out. Written only into that token.
-    fn settle_separation_of_duties(&self, epoch: u64) -> Result<()> {
-        let view_epoch = {
-            let view = self.view.read();
-            if view.separation_of_duties || !self.shared.config.separation_of_duties {
-                return Ok(());
-            }
-            view.epoch
-        };
-        self.commit_in(
-            &[Some(view_epoch), Some(epoch)],
-            separation_meta(&self.shared.config).into_iter().collect(),
-        )
+    /// Puts the token of `epoch` under the policy in this process's view, where it stays
+    /// while the token is that one (`apply_snapshot`): a login found it so.
+    fn note_separation(&self, epoch: u64) {
+        let mut view = self.view.write();
+        if view.epoch == epoch {
+            view.separation_of_duties = true;
+        }
     }
 
     // ---- sessions bookkeeping, driven by the provider
@@ -740,9 +744,14 @@ impl Token {
 /// The marker of the separation-of-duties policy, for a token made or re-initialised by a
 /// process configured with it.
 fn separation_meta(config: &crate::config::Config) -> Option<Change> {
-    config
-        .separation_of_duties
-        .then(|| Change::PutMeta(META_SEPARATION_OF_DUTIES.into(), b"on".to_vec()))
+    config.separation_of_duties.then(separation_marker)
+}
+
+/// The metadata row that says the token is under the separation-of-duties policy: what
+/// a process goes by before a login. After one, the record-authentication marker says
+/// it under the master key (`records::RecordAuthMarker`).
+fn separation_marker() -> Change {
+    Change::PutMeta(META_SEPARATION_OF_DUTIES.into(), b"on".to_vec())
 }
 
 fn pin_limit_meta(limit: u32) -> Change {

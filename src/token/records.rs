@@ -16,7 +16,7 @@
 
 use subtle::ConstantTimeEq;
 
-use super::{master_aad, Token, META_RECORD_AUTH};
+use super::{master_aad, separation_marker, Token, META_RECORD_AUTH, META_SEPARATION_OF_DUTIES};
 use crate::ck::{CKA_ID, CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
 use crate::error::{Error, Result, StoreError};
 use crate::object::{Object, RecordAuth};
@@ -33,11 +33,26 @@ pub(super) enum PinFormat {
 }
 
 /// The marker that a token's records are authenticated: a MAC of the serial under a
-/// key derived from the master key, so no one without it can write one.
-pub(super) fn record_auth_marker(master: &MasterKey, serial: &str) -> Vec<u8> {
-    master
-        .derive(format!("kmshsm record authentication/{serial}").as_bytes())
-        .to_vec()
+/// key derived from the master key, so no one without it can write one. The MAC of a
+/// token under the separation-of-duties policy also covers the policy: a login that
+/// finds that marker keeps the policy whatever the metadata row says (review 19c
+/// deleted the row offline), and a login that finds no authentic marker at all refuses
+/// the token as tampered.
+pub(super) fn record_auth_marker(master: &MasterKey, serial: &str, separated: bool) -> Vec<u8> {
+    let label = if separated {
+        format!("kmshsm record authentication/{serial}/separation of duties")
+    } else {
+        format!("kmshsm record authentication/{serial}")
+    };
+    master.derive(label.as_bytes()).to_vec()
+}
+
+/// What an authentic record-authentication marker `found` says: `Some(separated)`; `None`
+/// when no key of this token made it.
+fn read_record_auth_marker(found: &[u8], master: &MasterKey, serial: &str) -> Option<bool> {
+    [false, true]
+        .into_iter()
+        .find(|&separated| bool::from(found.ct_eq(&record_auth_marker(master, serial, separated))))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -68,6 +83,15 @@ impl Token {
         Err(StoreError::Tampered.into())
     }
 
+    /// Refuses the token as tampered: its record-authentication marker `what`.
+    fn tampered(&self, what: &str) -> Error {
+        log::error!(
+            "token {}: the record-authentication marker {what}",
+            self.serial
+        );
+        StoreError::Tampered.into()
+    }
+
     /// Whether `object`, read without authentication, is a public or private key under
     /// the `CKA_ID` of an import wrapping pair the token holds: a name no session may
     /// give it (`check_import_pair_names`), so its record was edited outside the module
@@ -83,14 +107,23 @@ impl Token {
         }
     }
 
-    /// After a successful check of the `role` PIN that opened a `format` record: a
-    /// legacy record means this token may predate authenticated records. If the token's
-    /// marker is there (and authentic), it was adopted already; if it is missing, every
-    /// record is adopted now; a marker that does not authenticate is tampering. Either
-    /// way the PIN record is rewrapped in the current format (`pin` is needed for that),
-    /// if it is still the record `checked` the PIN was checked against. Answers the KDF
-    /// parameters of the record in force after it as far as this call knows (the
-    /// rewrapped one's, or `checked`'s).
+    /// After a successful check of the `role` PIN that opened a `format` record, with its
+    /// master key: settles what the token's record-authentication marker says.
+    ///
+    /// - **Adoption.** A legacy record means this token may predate authenticated
+    ///   records. If the token's marker is there (and authentic), it was adopted already;
+    ///   if it is missing, every record is adopted now. Either way the PIN record is
+    ///   rewrapped in the current format (`pin` is needed for that), if it is still the
+    ///   record `checked` the PIN was checked against. A current record needs an
+    ///   authentic marker: none, or one no key of this token made, is tampering.
+    /// - **The separation-of-duties policy.** A marker that covers it puts the token
+    ///   under it whatever the metadata row says (a row missing then was removed outside
+    ///   the module, and is written again). A token under the policy (this process's
+    ///   configuration, or the row) whose marker does not cover it gets one that does,
+    ///   so that no one without a PIN can take the policy off again.
+    ///
+    /// Answers the KDF parameters of the record in force after it as far as this call
+    /// knows (the rewrapped one's, or `checked`'s).
     pub(super) fn settle_record_format(
         &self,
         role: PinRole,
@@ -99,41 +132,74 @@ impl Token {
         format: PinFormat,
         checked: &PinRecordId,
     ) -> Result<Vec<u8>> {
+        let epoch = checked.epoch;
+        let stored = self.store.read(0, 0, Scope::Changes)?;
+        if stored.epoch != epoch {
+            // Re-initialised meanwhile: the marker is another master key's.
+            self.sync()?;
+            return Err(Error::TokenReinitialized);
+        }
+        let marker = match stored.meta.get(META_RECORD_AUTH) {
+            Some(found) => match read_record_auth_marker(found, master, &self.serial) {
+                Some(separated) => Some(separated),
+                None => return Err(self.tampered("fails to authenticate")),
+            },
+            None if format == PinFormat::Current => {
+                return Err(self.tampered("is missing from a token whose PIN records need it"))
+            }
+            None => None,
+        };
+        let row = stored.meta.contains_key(META_SEPARATION_OF_DUTIES);
+        let separated = marker == Some(true) || self.separating_duties()?;
+        let mut changes = Vec::new();
+        if separated {
+            self.note_separation(epoch);
+            if !row {
+                if marker == Some(true) {
+                    log::error!(
+                        "token {}: the separation-of-duties row is missing though the \
+                         record-authentication marker covers the policy (removed outside \
+                         the module); the policy stays and the row is written again",
+                        self.serial
+                    );
+                }
+                changes.push(separation_marker());
+            }
+            if marker == Some(false) {
+                changes.push(Change::PutMeta(
+                    META_RECORD_AUTH.into(),
+                    record_auth_marker(master, &self.serial, true),
+                ));
+            }
+        }
         if format == PinFormat::Current {
+            if !changes.is_empty() {
+                // Decided under the key of the token of `epoch` (`commit_decided`).
+                self.commit_in(&[Some(epoch)], changes)?;
+            }
             return Ok(checked.kdf.clone());
         }
-        let epoch = checked.epoch;
-        let expected = record_auth_marker(master, &self.serial);
-        let snapshot = self.store.read(0, 0, Scope::Changes)?;
-        let adopted = match snapshot.meta.get(META_RECORD_AUTH) {
-            Some(found) if bool::from(found.as_slice().ct_eq(&expected)) => true,
-            Some(_) => {
-                log::error!(
-                    "token {}: the record-authentication marker fails to authenticate",
-                    self.serial
-                );
-                return Err(StoreError::Tampered.into());
-            }
-            None => false,
-        };
         // The rewrapped PIN record costs a PIN derivation: made before the transaction.
         // It keeps the failure count the store holds when it is written, not one read
         // before the derivation (attempts made meanwhile stay counted).
         let record = Token::pin_record(master, &self.serial, role, pin, &self.shared.config)?;
         let rewrapped = record.kdf.clone();
-        let mut changes = vec![Change::RewrapPin {
+        changes.push(Change::RewrapPin {
             role,
             from_kdf: checked.kdf.clone(),
             record,
-        }];
-        if adopted {
+        });
+        if marker.is_some() {
             // Decided under the key of the token of `epoch` (`commit_decided`).
             self.commit_in(&[Some(epoch)], changes)?;
             return Ok(rewrapped);
         }
         let all = self.store.read(0, 0, Scope::All)?;
         let uids: Vec<_> = all.objects.iter().map(|r| r.uid).collect();
-        changes.push(Change::PutMeta(META_RECORD_AUTH.into(), expected));
+        changes.push(Change::PutMeta(
+            META_RECORD_AUTH.into(),
+            record_auth_marker(master, &self.serial, separated),
+        ));
         let mut failure = None;
         let mut adopted_count = 0usize;
         let mut reinitialized = false;
@@ -327,7 +393,7 @@ mod tests {
         let master = token.master().unwrap();
         assert_eq!(
             snapshot.meta.get(META_RECORD_AUTH),
-            Some(&record_auth_marker(&master, &token.serial))
+            Some(&record_auth_marker(&master, &token.serial, false))
         );
         let user = &snapshot.pins[&PinRole::User];
         let kdf = PinKdf::decode(&user.kdf).unwrap();

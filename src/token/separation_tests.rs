@@ -1,0 +1,229 @@
+//! The separation-of-duties policy sealed into the record-authentication marker
+//! (`records::record_auth_marker`, `records::Token::settle_record_format`): once a token
+//! is under the policy, no edit of its store without a PIN takes it off after a login
+//! (review 19c deleted the metadata row offline), and tokens put under it before the
+//! marker covered it get a marker that does at their next login. Each test builds
+//! the token through the module, edits the store as an attacker with write access would
+//! (rusqlite, no key), and opens it again as a later process configured without the
+//! policy would.
+
+use std::sync::Arc;
+
+use super::records::record_auth_marker;
+use super::*;
+use crate::config::Config;
+
+const SO_PIN: &[u8] = b"so-pin-1234";
+const USER_PIN: &[u8] = b"user-pin-5678";
+const SESSION: SessionHandle = SessionHandle::new(1);
+
+/// What a process shares, configured with the policy or without it.
+fn shared(dir: &Path, separation_of_duties: bool) -> Arc<Shared> {
+    let base = shared_for_tests(dir);
+    Arc::new(Shared {
+        config: Arc::new(Config {
+            separation_of_duties,
+            ..(*base.config).clone()
+        }),
+        handles: crate::object::table::HandleSource,
+        clock: Arc::clone(&base.clock),
+    })
+}
+
+/// A token made by a process configured without the policy, with a user PIN.
+fn token_without_the_policy(dir: &Path) -> std::path::PathBuf {
+    let token = Token::create(
+        &crate::store::Backend::Files(dir.to_path_buf()),
+        SlotId::new(1),
+        "separate01",
+        [b' '; LABEL_LEN],
+        SO_PIN,
+        shared(dir, false),
+    )
+    .unwrap();
+    token.add_session(SESSION, true).unwrap();
+    token.login(SESSION, UserKind::So, SO_PIN).unwrap();
+    token.init_pin(true, USER_PIN).unwrap();
+    token.logout().unwrap();
+    token.remove_session(SESSION);
+    crate::store::Backend::file_of(dir, &token.serial)
+}
+
+/// The token at `path` as a new process configured so opens it, with the user logged in.
+fn logged_in(path: &Path, shared: Arc<Shared>) -> Token {
+    let token = Token::open(path, shared).unwrap();
+    token.add_session(SESSION, true).unwrap();
+    token.login(SESSION, UserKind::User, USER_PIN).unwrap();
+    token
+}
+
+/// Whether the stored record-authentication marker covers the policy, as the master
+/// key of the token's logged-in process tells (`None`: no marker this key made).
+fn marker_covers_the_policy(token: &Token) -> Option<bool> {
+    let stored = token.store.read(0, 0, Scope::Changes).unwrap();
+    let found = stored.meta.get(META_RECORD_AUTH)?;
+    let master = token.master().expect("logged in");
+    [false, true]
+        .into_iter()
+        .find(|&separated| *found == record_auth_marker(&master, &token.serial, separated))
+}
+
+fn row_stored(token: &Token) -> bool {
+    let stored = token.store.read(0, 0, Scope::Changes).unwrap();
+    stored.meta.contains_key(META_SEPARATION_OF_DUTIES)
+}
+
+/// Deletes a metadata row from the token file, as a writer without a PIN can.
+fn delete_meta(path: &Path, name: &str) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let n = db
+        .execute("DELETE FROM meta WHERE name = ?1", [name])
+        .unwrap();
+    assert_eq!(n, 1, "{name} was there to delete");
+}
+
+#[test]
+fn a_login_under_the_policy_seals_it_and_a_deleted_row_lifts_nothing_after_a_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    {
+        let plain = logged_in(&path, shared(dir.path(), false));
+        assert!(!plain.separating_duties().unwrap(), "control: no policy");
+        assert_eq!(marker_covers_the_policy(&plain), Some(false));
+    }
+    // A process configured with the policy logs in: the token is put under it.
+    {
+        let configured = logged_in(&path, shared(dir.path(), true));
+        assert!(row_stored(&configured));
+        assert_eq!(marker_covers_the_policy(&configured), Some(true));
+    }
+    // Offline, no PIN: the row goes.
+    delete_meta(&path, META_SEPARATION_OF_DUTIES);
+    let later = Token::open(&path, shared(dir.path(), false)).unwrap();
+    assert!(
+        !later.separating_duties().unwrap(),
+        "before a login nothing can tell (docs/security.md, Known limits)"
+    );
+    later.add_session(SESSION, true).unwrap();
+    later.login(SESSION, UserKind::User, USER_PIN).unwrap();
+    assert!(
+        later.separating_duties().unwrap(),
+        "the login found the policy under the master key: it stays"
+    );
+    assert!(row_stored(&later), "the row is written again");
+}
+
+#[test]
+fn the_sos_login_finds_the_policy_a_users_login_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    drop(logged_in(&path, shared(dir.path(), true)));
+    delete_meta(&path, META_SEPARATION_OF_DUTIES);
+    // The SO (configured without the policy) resets the user's PIN: the token stays
+    // under the policy, so the new user's keys are judged by it.
+    let token = Token::open(&path, shared(dir.path(), false)).unwrap();
+    token.add_session(SESSION, true).unwrap();
+    token.login(SESSION, UserKind::So, SO_PIN).unwrap();
+    assert!(token.separating_duties().unwrap());
+    token.init_pin(true, b"a-new-user-pin").unwrap();
+    token.logout().unwrap();
+    assert!(row_stored(&token));
+    assert!(token.separating_duties().unwrap());
+}
+
+#[test]
+fn a_row_deleted_while_a_process_has_the_token_open_lifts_nothing_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    drop(logged_in(&path, shared(dir.path(), true)));
+    let running = Token::open(&path, shared(dir.path(), false)).unwrap();
+    running.add_session(SESSION, true).unwrap();
+    assert!(running.separating_duties().unwrap(), "the row says so");
+    delete_meta(&path, META_SEPARATION_OF_DUTIES);
+    // Another process commits something (not logged in: a login would write the row
+    // again), so that this one reads the store again.
+    let other = Token::open(&path, shared(dir.path(), false)).unwrap();
+    other
+        .commit_in(
+            &[None],
+            vec![Change::PutMeta("noise".into(), b"1".to_vec())],
+        )
+        .unwrap();
+    assert!(!row_stored(&running), "the row is gone from the store");
+    assert!(
+        running.separating_duties().unwrap(),
+        "a process that has seen the policy keeps it while the token is the same"
+    );
+}
+
+#[test]
+fn a_token_under_the_policy_before_the_marker_covered_it_gets_it_at_the_next_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    {
+        // What an older build left: the row, and a marker that does not cover it.
+        let token = Token::open(&path, shared(dir.path(), false)).unwrap();
+        token.commit_in(&[None], vec![separation_marker()]).unwrap();
+    }
+    let user = logged_in(&path, shared(dir.path(), false));
+    assert_eq!(marker_covers_the_policy(&user), Some(true));
+}
+
+#[test]
+fn a_token_made_under_the_policy_is_sealed_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = Token::create(
+        &crate::store::Backend::Files(dir.path().to_path_buf()),
+        SlotId::new(2),
+        "separate02",
+        [b' '; LABEL_LEN],
+        SO_PIN,
+        shared(dir.path(), true),
+    )
+    .unwrap();
+    token.add_session(SESSION, true).unwrap();
+    token.login(SESSION, UserKind::So, SO_PIN).unwrap();
+    assert_eq!(marker_covers_the_policy(&token), Some(true));
+}
+
+#[test]
+fn a_login_refuses_a_token_whose_marker_is_missing_or_not_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    drop(logged_in(&path, shared(dir.path(), true)));
+    delete_meta(&path, META_RECORD_AUTH);
+    let token = Token::open(&path, shared(dir.path(), false)).unwrap();
+    token.add_session(SESSION, true).unwrap();
+    let refused = token.login(SESSION, UserKind::User, USER_PIN);
+    assert!(
+        matches!(refused, Err(Error::Store(StoreError::Tampered))),
+        "{refused:?}"
+    );
+    assert_eq!(token.logged_in(), LoggedIn::Nobody);
+    // Another token's marker (made by its own master key) is not this one's.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_path = token_without_the_policy(other_dir.path());
+    drop(logged_in(&other_path, shared(other_dir.path(), false)));
+    let other_marker: Vec<u8> = rusqlite::Connection::open(&other_path)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE name = ?1",
+            [META_RECORD_AUTH],
+            |row| row.get(0),
+        )
+        .unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO meta (name, value) VALUES (?1, ?2)",
+            rusqlite::params![META_RECORD_AUTH, other_marker],
+        )
+        .unwrap();
+    let token = Token::open(&path, shared(dir.path(), false)).unwrap();
+    token.add_session(SESSION, true).unwrap();
+    let refused = token.login(SESSION, UserKind::User, USER_PIN);
+    assert!(
+        matches!(refused, Err(Error::Store(StoreError::Tampered))),
+        "{refused:?}"
+    );
+}
