@@ -120,6 +120,23 @@ impl Token {
         objects: Vec<Object>,
         decided_in: &[Option<u64>],
     ) -> Result<Vec<ObjectHandle>> {
+        self.insert_all_judged(caller, objects, decided_in, &[], &mut |_| Ok(()))
+    }
+
+    /// `insert_all_in`, with the token objects' transaction also reading the records of
+    /// `uids` and committing only if `judge` accepts what it read: a rule about other
+    /// objects the new ones depend on, decided against their current records (the
+    /// import wrapping pair's target, `generate_import_parameters`). `judge`'s refusal is
+    /// the call's answer; it runs with the store's lock held and must take no token
+    /// lock.
+    pub(super) fn insert_all_judged(
+        &self,
+        caller: Caller,
+        objects: Vec<Object>,
+        decided_in: &[Option<u64>],
+        uids: &[crate::store::ObjectUid],
+        judge: &mut dyn FnMut(&crate::store::Loaded) -> Result<()>,
+    ) -> Result<Vec<ObjectHandle>> {
         self.test_point("insert");
         // The token the write rules are judged on.
         let judged_in = self.view_epoch();
@@ -180,17 +197,25 @@ impl Token {
             let new: Vec<&Object> = token_objects.iter().collect();
             let names = Token::pair_name_keys(&new, None);
             let lookup: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+            let mut judged = Ok(());
             let written = self.commit_with_events_if(
-                &[],
+                uids,
                 &lookup,
-                &mut |loaded| !Token::pair_names_clash(loaded, &new),
+                &mut |loaded| {
+                    if Token::pair_names_clash(loaded, &new) {
+                        judged = Err(Error::AttributeValueInvalid);
+                    } else {
+                        judged = judge(loaded);
+                    }
+                    judged.is_ok()
+                },
                 changes,
                 events,
                 &decided,
             );
             let refused = match written {
                 Ok(true) => None,
-                Ok(false) => Some(Error::AttributeValueInvalid),
+                Ok(false) => Some(judged.err().unwrap_or(Error::AttributeValueInvalid)),
                 Err(e) => Some(e),
             };
             if let Some(e) = refused {

@@ -158,3 +158,72 @@ fn a_state_change_is_not_refused_on_a_cached_state_changed_elsewhere() {
     let now = here.entry(key).expect("key").object.ulong(KEY_STATE);
     assert_eq!(now, Some(KeyState::Enabled.code()));
 }
+
+/// GetParametersForImport on a key whose deletion another process schedules between this
+/// process's judgement on its cached record and the transaction that stores the
+/// wrapping pair (review 19d's suspicion): the pair is judged again on the current
+/// record in that transaction, so the call is refused as the current state asks and
+/// neither half is stored (docs/key-model.md, "Exactly once").
+#[test]
+fn import_parameters_are_judged_on_the_current_record_when_the_pair_is_stored() {
+    use crate::kms::import::WrappingAlgorithm;
+    use crate::kms::key::KeyState;
+    use crate::object::attr::{IMPORT_TARGET, KEY_ID, WRAPPING_ALGORITHM};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let stale = StaleKey::new(dir.path(), "stale00003", b"stale-params");
+    // The deletion cancelled elsewhere, unheard of here: the cached record refuses, so
+    // this process catches up and finds the key Disabled, which allows the request.
+    stale.set_elsewhere(KeyState::Disabled);
+    let StaleKey {
+        here,
+        elsewhere,
+        caller,
+        key,
+        theirs,
+        ..
+    } = stale;
+    here.test_steps.lock().push((
+        "insert",
+        Box::new(move |_: &Token| {
+            elsewhere
+                .set_attributes(caller, theirs, &StaleKey::state(KeyState::PendingDeletion))
+                .expect("ScheduleKeyDeletion elsewhere");
+        }),
+    ));
+    let key_id = here
+        .entry(key)
+        .expect("key")
+        .object
+        .bytes(KEY_ID)
+        .map(<[u8]>::to_vec)
+        .expect("KeyId");
+    let ulong = |ty: AttrType, v: u64| raw(ty, &(v as CK_ULONG).to_ne_bytes());
+    let asked = here.generate_key_pair(
+        caller,
+        &crate::mechanism::MechanismArg {
+            kind: CKM_RSA_PKCS_KEY_PAIR_GEN,
+            param: crate::mechanism::Param::None,
+        },
+        &[raw(CKA_TOKEN, &[1]), ulong(CKA_MODULUS_BITS, 2048)],
+        &[
+            raw(CKA_TOKEN, &[1]),
+            raw(IMPORT_TARGET, &key_id),
+            ulong(
+                WRAPPING_ALGORITHM,
+                WrappingAlgorithm::RsaesOaepSha256.code(),
+            ),
+        ],
+    );
+    assert!(
+        matches!(asked, Err(Error::Kms(_))),
+        "import parameters issued for a key whose deletion was scheduled before they \
+         were stored: {asked:?}"
+    );
+    here.sync().expect("sync");
+    assert!(
+        here.find(&[raw(IMPORT_TARGET, &key_id)])
+            .expect("find")
+            .is_empty(),
+        "a half of the refused pair was stored"
+    );
+}

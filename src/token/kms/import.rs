@@ -117,13 +117,14 @@ impl Token {
         // The token the target is read from, taken before it is: the pair goes into
         // that token only (`insert_all_in`), never into one re-initialised since.
         let read_in = self.view_epoch();
-        // Issued on the cached record: what the pair can do is decided again, on the
-        // current record, by the import it serves.
-        self.refused_on_current(|| {
+        // Judged first on the cached record, so that a refusal costs no key generation,
+        // and again on the current record in the transaction that stores the pair
+        // (`judge_target` below): another process may have scheduled the key's deletion
+        // or destroyed it meanwhile.
+        let main = self.refused_on_current(|| {
             let (_, main) = self.target(&target)?;
-            let origin = origin_of(&main).ok_or(kms(KmsError::UnsupportedOrigin))?;
-            let spec = main.ulong(KEY_SPEC).and_then(KeySpec::from_code);
-            model::check_import_parameters(origin, state_of(&main), spec, alg).map_err(kms)
+            check_import_parameters_on(&main, alg)?;
+            Ok(main)
         })?;
         let (key_type, generation) = shape::wrapping_key(alg);
         let mechanism_ok = mech.kind == generation;
@@ -256,10 +257,39 @@ impl Token {
             (TOKEN_EXPIRY, ulong(token.expires_at as u64)),
         ];
         let (public, private) = (public.with_plain(stamp.clone()), private.with_plain(stamp));
-        let handles = self.insert_all_in(
+        // A key whose main object is a session object lives in this process only: its
+        // cached record is the current one.
+        let target_uids = if main.is_token() {
+            vec![main.uid]
+        } else {
+            Vec::new()
+        };
+        let master = self.master();
+        let serial = self.serial.clone();
+        let mut judge_target = |loaded: &Loaded| -> Result<()> {
+            let Some(uid) = target_uids.first() else {
+                return Ok(());
+            };
+            let record = loaded
+                .objects
+                .iter()
+                .find(|r| r.uid == *uid)
+                .ok_or(kms(KmsError::NotFound))?;
+            let current = Object::from_record(record)?;
+            if master
+                .as_deref()
+                .is_some_and(|m| !current.is_acceptable(&serial, m))
+            {
+                return Err(crate::error::StoreError::Tampered.into());
+            }
+            check_import_parameters_on(&current, alg)
+        };
+        let handles = self.insert_all_judged(
             caller,
             vec![public, private],
             &[Some(read_in), master_epoch],
+            &target_uids,
+            &mut judge_target,
         )?;
         self.objects.write().note_deadline(token.expires_at);
         match handles[..] {
@@ -640,6 +670,15 @@ impl Token {
 /// The standard attributes of an unwrap template that say what the unwrapped key is must
 /// describe the import's target (`CKR_TEMPLATE_INCONSISTENT` else); the others describe
 /// a new object, which an import does not make, and are ignored (docs/key-model.md).
+/// GetParametersForImport's rule (`model::check_import_parameters`) on the key whose
+/// main object is `main`, for wrapping algorithm `alg`.
+fn check_import_parameters_on(main: &Object, alg: WrappingAlgorithm) -> Result<()> {
+    let origin = origin_of(main).ok_or(kms(KmsError::UnsupportedOrigin))?;
+    let spec = main.ulong(KEY_SPEC).and_then(KeySpec::from_code);
+    model::check_import_parameters(origin, state_of(main), spec, alg).map_err(kms)?;
+    Ok(())
+}
+
 fn fits_target(given: &BTreeMap<AttrType, Value>, main: &Object, spec: KeySpec) -> Result<()> {
     let named = |ty| given.get(&ty).and_then(Value::as_ulong);
     let fits = named(CKA_CLASS).is_none_or(|c| c == main.class.get())
