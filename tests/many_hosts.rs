@@ -25,8 +25,9 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::time::Duration;
 
 use common::kms::*;
+use common::race::wrapping_private_key;
 use common::*;
-use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 
 const CHILD_ENTRY: &str = "child_process_entry_point";
@@ -102,18 +103,6 @@ fn say(result: cryptoki::error::Result<String>) -> String {
 fn key_of(session: &Session, id: &str) -> ObjectHandle {
     let found = objects_of_key(session, id);
     assert_eq!(found.len(), 1, "objects of {id}");
-    found[0]
-}
-
-/// The import wrapping private key of key `id`, as another host finds it.
-fn wrapping_private_key(session: &Session, id: &str) -> ObjectHandle {
-    let found = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            vendor_bytes(CKA_KMSHSM_IMPORT_TARGET, id.as_bytes()),
-        ])
-        .unwrap();
-    assert_eq!(found.len(), 1, "wrapping keys of {id}");
     found[0]
 }
 

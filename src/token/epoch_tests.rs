@@ -358,9 +358,8 @@ fn a_key_derived_from_an_old_token_key_is_not_written_into_the_new_token() {
 /// token's key (its import token) and naming a key of the old token as its target.
 #[test]
 fn import_parameters_of_an_old_token_key_are_not_written_into_the_new_token() {
-    use crate::kms::import::WrappingAlgorithm;
     use crate::kms::key::{KeySpec, Origin};
-    use crate::object::attr::{IMPORT_TARGET, KEY_ID, KEY_SPEC, ORIGIN, WRAPPING_ALGORITHM};
+    use crate::object::attr::{IMPORT_TARGET, KEY_ID, KEY_SPEC, ORIGIN};
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, _hooks, elsewhere) = two_views(dir.path(), "epochr001");
     let user_pin: &[u8] = b"user-pin-5678";
@@ -407,23 +406,7 @@ fn import_parameters_of_an_old_token_key_are_not_written_into_the_new_token() {
             as_user(here);
         }),
     ));
-    let mech = crate::mechanism::MechanismArg {
-        kind: CKM_RSA_PKCS_KEY_PAIR_GEN,
-        param: crate::mechanism::Param::None,
-    };
-    let made = here.generate_key_pair(
-        CALLER,
-        &mech,
-        &[raw(CKA_TOKEN, &[1]), ulong(CKA_MODULUS_BITS, 2048)],
-        &[
-            raw(CKA_TOKEN, &[1]),
-            raw(IMPORT_TARGET, &key_id),
-            ulong(
-                WRAPPING_ALGORITHM,
-                WrappingAlgorithm::RsaesOaepSha256.code(),
-            ),
-        ],
-    );
+    let made = super::test_store::import_parameters(&here, CALLER, &key_id);
     let stored = here.store.read(0, 0, Scope::All).expect("read").objects;
     let targets: Vec<Vec<u8>> = stored
         .iter()

@@ -166,9 +166,8 @@ fn a_state_change_is_not_refused_on_a_cached_state_changed_elsewhere() {
 /// neither half is stored (docs/key-model.md, "Exactly once").
 #[test]
 fn import_parameters_are_judged_on_the_current_record_when_the_pair_is_stored() {
-    use crate::kms::import::WrappingAlgorithm;
     use crate::kms::key::KeyState;
-    use crate::object::attr::{IMPORT_TARGET, KEY_ID, WRAPPING_ALGORITHM};
+    use crate::object::attr::{IMPORT_TARGET, KEY_ID};
     let dir = tempfile::tempdir().expect("temporary directory");
     let stale = StaleKey::new(dir.path(), "stale00003", b"stale-params");
     // The deletion cancelled elsewhere, unheard of here: the cached record refuses, so
@@ -197,23 +196,7 @@ fn import_parameters_are_judged_on_the_current_record_when_the_pair_is_stored() 
         .bytes(KEY_ID)
         .map(<[u8]>::to_vec)
         .expect("KeyId");
-    let ulong = |ty: AttrType, v: u64| raw(ty, &(v as CK_ULONG).to_ne_bytes());
-    let asked = here.generate_key_pair(
-        caller,
-        &crate::mechanism::MechanismArg {
-            kind: CKM_RSA_PKCS_KEY_PAIR_GEN,
-            param: crate::mechanism::Param::None,
-        },
-        &[raw(CKA_TOKEN, &[1]), ulong(CKA_MODULUS_BITS, 2048)],
-        &[
-            raw(CKA_TOKEN, &[1]),
-            raw(IMPORT_TARGET, &key_id),
-            ulong(
-                WRAPPING_ALGORITHM,
-                WrappingAlgorithm::RsaesOaepSha256.code(),
-            ),
-        ],
-    );
+    let asked = super::test_store::import_parameters(&here, caller, &key_id);
     assert!(
         matches!(asked, Err(Error::Kms(_))),
         "import parameters issued for a key whose deletion was scheduled before they \

@@ -192,14 +192,7 @@ fn a_login_refuses_a_token_whose_marker_is_missing_or_not_its_own() {
     let path = token_without_the_policy(dir.path());
     drop(logged_in(&path, shared(dir.path(), true)));
     delete_meta(&path, META_RECORD_AUTH);
-    let token = Token::open(&path, shared(dir.path(), false)).unwrap();
-    token.add_session(SESSION, true).unwrap();
-    let refused = token.login(SESSION, UserKind::User, USER_PIN);
-    assert!(
-        matches!(refused, Err(Error::Store(StoreError::Tampered))),
-        "{refused:?}"
-    );
-    assert_eq!(token.logged_in(), LoggedIn::Nobody);
+    login_is_refused_as_tampered(&path, shared(dir.path(), false));
     // Another token's marker (made by its own master key) is not this one's.
     let other_dir = tempfile::tempdir().unwrap();
     let other_path = token_without_the_policy(other_dir.path());
@@ -219,11 +212,18 @@ fn a_login_refuses_a_token_whose_marker_is_missing_or_not_its_own() {
             rusqlite::params![META_RECORD_AUTH, other_marker],
         )
         .unwrap();
-    let token = Token::open(&path, shared(dir.path(), false)).unwrap();
+    login_is_refused_as_tampered(&path, shared(dir.path(), false));
+}
+
+/// A new process's user login into the token at `path` is refused as tampered, and
+/// leaves no one logged in.
+fn login_is_refused_as_tampered(path: &Path, shared: Arc<Shared>) {
+    let token = Token::open(path, shared).unwrap();
     token.add_session(SESSION, true).unwrap();
     let refused = token.login(SESSION, UserKind::User, USER_PIN);
     assert!(
         matches!(refused, Err(Error::Store(StoreError::Tampered))),
         "{refused:?}"
     );
+    assert_eq!(token.logged_in(), LoggedIn::Nobody);
 }

@@ -343,6 +343,33 @@ pub(super) fn token_on_a_fixed_clock(
     (token, clock, hooks)
 }
 
+/// GetParametersForImport for the key `key_id` through `caller`: an RSA_2048 wrapping
+/// pair for RSAES_OAEP_SHA_256, both halves token objects.
+pub(super) fn import_parameters(
+    token: &Token,
+    caller: Caller,
+    key_id: &[u8],
+) -> crate::error::Result<(ObjectHandle, ObjectHandle)> {
+    use crate::kms::import::WrappingAlgorithm;
+    use crate::object::attr::{IMPORT_TARGET, WRAPPING_ALGORITHM};
+    token.generate_key_pair(
+        caller,
+        &crate::mechanism::MechanismArg {
+            kind: CKM_RSA_PKCS_KEY_PAIR_GEN,
+            param: crate::mechanism::Param::None,
+        },
+        &[bytes(CKA_TOKEN, &[1]), ulong(CKA_MODULUS_BITS, 2048)],
+        &[
+            bytes(CKA_TOKEN, &[1]),
+            bytes(IMPORT_TARGET, key_id),
+            ulong(
+                WRAPPING_ALGORITHM,
+                WrappingAlgorithm::RsaesOaepSha256.code(),
+            ),
+        ],
+    )
+}
+
 /// An EXTERNAL AES-256 token key waiting for its material (CreateKey), its import
 /// parameters (RSA_2048, RSAES_OAEP_SHA_256) and 32 random bytes of material wrapped
 /// under them: everything ImportKeyMaterial needs.
@@ -355,11 +382,8 @@ pub(super) struct PreparedImport {
 
 impl PreparedImport {
     pub(super) fn new(token: &Token) -> PreparedImport {
-        use crate::kms::import::WrappingAlgorithm;
         use crate::kms::key::{KeySpec, Origin};
-        use crate::object::attr::{
-            IMPORT_TARGET, IMPORT_TOKEN, KEY_ID, KEY_SPEC, ORIGIN, WRAPPING_ALGORITHM,
-        };
+        use crate::object::attr::{IMPORT_TOKEN, KEY_ID, KEY_SPEC, ORIGIN};
         let key = token
             .create_object(
                 CALLER,
@@ -380,24 +404,8 @@ impl PreparedImport {
             .get(key)
             .and_then(|e| e.object.bytes(KEY_ID).map(<[u8]>::to_vec))
             .expect("KeyId");
-        let (public, unwrapping) = token
-            .generate_key_pair(
-                CALLER,
-                &crate::mechanism::MechanismArg {
-                    kind: CKM_RSA_PKCS_KEY_PAIR_GEN,
-                    param: crate::mechanism::Param::None,
-                },
-                &[bytes(CKA_TOKEN, &[1]), ulong(CKA_MODULUS_BITS, 2048)],
-                &[
-                    bytes(CKA_TOKEN, &[1]),
-                    bytes(IMPORT_TARGET, &key_id),
-                    ulong(
-                        WRAPPING_ALGORITHM,
-                        WrappingAlgorithm::RsaesOaepSha256.code(),
-                    ),
-                ],
-            )
-            .expect("import parameters");
+        let (public, unwrapping) =
+            import_parameters(token, CALLER, &key_id).expect("import parameters");
         let (spki, import_token) = {
             let table = token.objects.read();
             let spki = table
