@@ -17,17 +17,17 @@
 mod common;
 
 use common::kms::*;
-use common::raw::{Raw, RawAttr};
+use common::memory::{self, describe, fragments, unmasked, Setup};
+use common::raw::RawAttr;
 use common::*;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use cryptoki_sys::*;
-use std::io::{Read, Seek, SeekFrom};
 use std::process::Command;
 use zeroize::Zeroize;
 
 // ---------------------------------------------------------------------------------------
-// Memory scanning
+// Memory scanning (common::memory)
 
 /// XOR mask between the stored constants and the secret values.
 const MASK: u8 = 0xa7;
@@ -38,191 +38,12 @@ const MASKED_AES_KEY: [u8; 32] = [
     0xa2, 0x39, 0x64, 0xfe, 0x8b, 0x07, 0xd5, 0x4c, 0x91, 0x2e, 0xb8, 0x63, 0xea, 0x15, 0x5f, 0xc6,
 ];
 
-fn masked(plain: &[u8]) -> Vec<u8> {
-    plain.iter().map(|b| b ^ MASK).collect()
-}
-
-/// A masked value in the clear, in a buffer the caller must zeroize.
-fn unmasked(masked: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(masked.len());
-    out.extend(masked.iter().map(|b| b ^ MASK));
-    out
-}
-
 /// A hex test constant, masked, with no clear copy left behind.
 fn masked_hex(text: &str) -> Vec<u8> {
     let mut plain = hex(text);
-    let out = masked(&plain);
+    let out = memory::masked(&plain, MASK);
     plain.zeroize();
     out
-}
-
-/// Writable mappings of this process: (start, end, the maps line).
-fn writable_mappings() -> Vec<(u64, u64, String)> {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
-    maps.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (start, end) = fields.next()?.split_once('-')?;
-            if !fields.next()?.starts_with("rw") {
-                return None;
-            }
-            Some((
-                u64::from_str_radix(start, 16).ok()?,
-                u64::from_str_radix(end, 16).ok()?,
-                line.to_string(),
-            ))
-        })
-        .collect()
-}
-
-/// Where a 16-byte run of a masked secret occurs unmasked in writable memory, in its
-/// byte order or reversed (how aws-lc holds big numbers): (address, mapping, reversed).
-/// Every such run holds an 8-byte-aligned word of it, so aligned words are looked up
-/// first (a bitmap on 16 bits, then a set) and only candidates compared whole.
-fn fragments(masked: &[u8]) -> Vec<(u64, String)> {
-    fragments_oriented(masked)
-        .into_iter()
-        .map(|(at, what, rev)| {
-            (
-                at,
-                format!("{what}{}", if rev { " (reversed)" } else { "" }),
-            )
-        })
-        .collect()
-}
-
-fn fragments_oriented(masked: &[u8]) -> Vec<(u64, String, bool)> {
-    const RUN: usize = 16;
-    assert!(masked.len() >= RUN);
-    let reversed: Vec<u8> = masked.iter().rev().copied().collect();
-    let forms = [masked, &reversed[..]];
-    let mask_word = u64::from_ne_bytes([MASK; 8]);
-    // Every 8-byte window of both forms, as masked words.
-    let mut words = std::collections::HashSet::new();
-    let mut bitmap = vec![0u64; 1 << 10];
-    for form in forms {
-        for w in form.windows(8) {
-            let word = u64::from_ne_bytes(w.try_into().unwrap());
-            words.insert(word);
-            let low = (word & 0xffff) as usize;
-            bitmap[low >> 6] |= 1 << (low & 63);
-        }
-    }
-    let mut mem = std::fs::File::open("/proc/self/mem").expect("open /proc/self/mem");
-    let mut chunk = vec![0u8; 1 << 20];
-    let mut found = Vec::new();
-    for (start, end, what) in writable_mappings() {
-        let mut at = start;
-        while at < end {
-            let len = ((end - at) as usize).min(chunk.len());
-            let Ok(n) = mem
-                .seek(SeekFrom::Start(at))
-                .and_then(|_| mem.read(&mut chunk[..len]))
-            else {
-                break;
-            };
-            if n == 0 {
-                break;
-            }
-            let mut hits = Vec::new();
-            for (i, w) in chunk[..n].chunks_exact(8).enumerate() {
-                let word = u64::from_ne_bytes(w.try_into().unwrap()) ^ mask_word;
-                let low = (word & 0xffff) as usize;
-                if bitmap[low >> 6] & (1 << (low & 63)) != 0 && words.contains(&word) {
-                    hits.push(i * 8);
-                }
-            }
-            for hit in hits {
-                // A run holding this word starts at most 8 bytes before it.
-                for begin in hit.saturating_sub(8)..=hit {
-                    let Some(window) = chunk[..n].get(begin..begin + RUN) else {
-                        continue;
-                    };
-                    for (f, form) in forms.iter().enumerate() {
-                        let matched = form
-                            .windows(RUN)
-                            .any(|part| window.iter().zip(part).all(|(m, k)| m ^ MASK == *k));
-                        let addr = at + begin as u64;
-                        if matched && !found.iter().any(|(a, _, _)| *a == addr) {
-                            found.push((addr, what.clone(), f == 1));
-                        }
-                    }
-                }
-            }
-            if at + n as u64 >= end {
-                break;
-            }
-            // Overlap chunks so a run across a boundary is seen.
-            at += (n - 64) as u64;
-        }
-    }
-    chunk.zeroize();
-    found.sort_by_key(|(a, _, _)| *a);
-    found
-}
-
-fn describe(found: &[(u64, String)]) -> String {
-    found
-        .iter()
-        .filter(|(at, _)| !found.iter().any(|(b, _)| *b + 1 == *at))
-        .take(20)
-        .map(|(at, what)| format!("  {at:#x} in {what}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// A logged-in token: the cryptoki context and session, and a raw read/write session.
-struct Setup {
-    _env: TestEnv,
-    ctx: cryptoki::context::Pkcs11,
-    session: cryptoki::session::Session,
-    raw: Raw,
-    raw_session: CK_SESSION_HANDLE,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let env = TestEnv::new();
-        let (ctx, slot, session) = ready_token(&env);
-        let raw = Raw::load();
-        let raw_session = raw
-            .open_session(slot.id(), CKF_SERIAL_SESSION | CKF_RW_SESSION)
-            .expect("C_OpenSession (raw)");
-        Setup {
-            _env: env,
-            ctx,
-            session,
-            raw,
-            raw_session,
-        }
-    }
-
-    /// C_CreateObject of `template` plus the secrets given masked; every clear copy the
-    /// test made is zeroized before returning.
-    fn create(&self, mut template: Vec<RawAttr>, secrets: &[(CK_ATTRIBUTE_TYPE, &[u8])]) {
-        for (ty, masked) in secrets {
-            let mut value = unmasked(masked);
-            template.push(RawAttr::new(*ty, &value));
-            value.zeroize();
-        }
-        let created = self.raw.create_object(self.raw_session, &template);
-        for attr in &mut template {
-            attr.value.zeroize();
-        }
-        created.expect("C_CreateObject");
-    }
-
-    /// Closes every session and calls C_Finalize (the module stays mapped): what the
-    /// module held is dropped.
-    fn finalize(self) -> Raw {
-        self.raw
-            .close_session(self.raw_session)
-            .expect("C_CloseSession (raw)");
-        self.session.close().expect("C_CloseSession");
-        drop(self.ctx);
-        self.raw
-    }
 }
 
 /// The secret components of the test RSA-2048 key (tests/common/material.rs), masked.
@@ -249,12 +70,12 @@ fn rsa_secrets() -> Vec<(&'static str, CK_ATTRIBUTE_TYPE, Vec<u8>)> {
 fn scan_report(secrets: &[(&str, CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> String {
     let mut report = String::new();
     for (name, _, m) in secrets {
-        let found = fragments(m);
+        let found = fragments(m, MASK);
         if !found.is_empty() {
             report += &format!(
                 "{name}: {} 16-byte runs, starting at\n{}\n",
                 found.len(),
-                describe(&found)
+                describe(&found, 20)
             );
         }
     }
@@ -287,7 +108,7 @@ fn scan_report(secrets: &[(&str, CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> String {
 /// `qinv` remain in the heap, where a core dump or a later allocation shows them.
 #[test]
 fn a_token_rsa_private_key_leaves_its_components_in_freed_heap() {
-    let setup = Setup::new();
+    let setup = Setup::new(MASK);
     let secrets = rsa_secrets();
     let template = vec![
         RawAttr::ulong(CKA_CLASS, CKO_PRIVATE_KEY),
@@ -415,8 +236,8 @@ fn a_configuration_that_does_not_parse_prints_the_store_url_password() {
 /// the import, the key's use and C_Finalize.
 #[test]
 fn a_byok_import_leaves_the_material_in_freed_heap() {
-    let setup = Setup::new();
-    let work = Work::new(&setup._env);
+    let setup = Setup::new(MASK);
+    let work = Work::new(&setup.env);
     let key = create_external(&setup.session, Spec::Aes256, "byok canary");
     let params = get_params(
         &setup.session,
@@ -424,7 +245,7 @@ fn a_byok_import_leaves_the_material_in_freed_heap() {
         WRAP_RSAES_OAEP_SHA_256,
     );
     // The material in the clear only in this buffer, written to openssl's input file.
-    let mut material = unmasked(&MASKED_AES_KEY);
+    let mut material = unmasked(&MASKED_AES_KEY, MASK);
     let wrapped = work.rsa_encrypt(&params.spki, Some("sha256"), &material);
     material.zeroize();
     let imported = import(&setup.session, &params, &wrapped, None).expect("ImportKeyMaterial");
@@ -435,17 +256,17 @@ fn a_byok_import_leaves_the_material_in_freed_heap() {
         .encrypt(&Mechanism::AesGcm(gcm), imported, &[1u8; 64])
         .expect("C_Encrypt with the imported key");
     assert!(
-        !fragments(&MASKED_AES_KEY).is_empty(),
+        !fragments(&MASKED_AES_KEY, MASK).is_empty(),
         "the scan does not see the live key: the test is blind"
     );
     let raw = setup.finalize();
-    let found = fragments(&MASKED_AES_KEY);
+    let found = fragments(&MASKED_AES_KEY, MASK);
     assert!(
         found.is_empty(),
         "{} 16-byte run(s) of the imported material remain in writable memory after \
          C_Finalize, starting at\n{}",
         found.len(),
-        describe(&found)
+        describe(&found, 20)
     );
     drop(raw);
 }

@@ -204,7 +204,8 @@ fn a_wal_file_replaced_by_a_fifo_does_not_hang_a_write() {
 /// its absence refused after a login on a token that had it) and answers the generation
 /// below `CKR_TEMPLATE_INCONSISTENT`, as it does with the marker in place.
 ///
-/// Fixed: the policy is sealed into the PIN records (`token::master_aad`), so the login
+/// Fixed: the policy is sealed into the record-authentication marker
+/// (`token::records::record_auth_marker`), so the login
 /// below opens a record that carries it, keeps the policy and writes the marker again.
 #[test]
 fn a_deleted_separation_of_duties_marker_does_not_lift_the_policy() {

@@ -131,6 +131,24 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
     );
     assert_eq!(first.due(i64::MAX).unwrap(), Due::default());
 
+    // A value put only if absent sets a missing one and keeps one already there, also
+    // one written earlier in the same commit.
+    first
+        .commit(vec![Change::PutMeta("kept".into(), b"one".to_vec())])
+        .unwrap();
+    first
+        .commit(vec![
+            Change::PutMetaIfAbsent("kept".into(), b"two".to_vec()),
+            Change::PutMeta("same".into(), b"one".to_vec()),
+            Change::PutMetaIfAbsent("same".into(), b"two".to_vec()),
+            Change::PutMetaIfAbsent("set".into(), b"yes".to_vec()),
+        ])
+        .unwrap();
+    let meta = read_applied(second, 0, 0, Scope::Changes).meta;
+    for (name, value) in [("kept", &b"one"[..]), ("same", b"one"), ("set", b"yes")] {
+        assert_eq!(meta.get(name).map(Vec::as_slice), Some(value), "{name}");
+    }
+
     first.check_integrity().unwrap();
 }
 

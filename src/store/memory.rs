@@ -187,6 +187,9 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
             Change::PutMeta(k, v) => {
                 shared.meta.insert(k, v);
             }
+            Change::PutMetaIfAbsent(k, v) => {
+                shared.meta.entry(k).or_insert(v);
+            }
             Change::PutPin(role, pin) => {
                 // Attempts in flight at a record this one replaces are not at this one.
                 shared

@@ -110,6 +110,11 @@ impl std::fmt::Debug for ObjectRecord {
 #[derive(Debug, Clone)]
 pub enum Change {
     PutMeta(String, Vec<u8>),
+    /// `PutMeta` where the store holds no value of that name; nothing otherwise. For a
+    /// marker that a first writer sets and only a later decision may replace (the token's
+    /// record-authentication marker, written by the adoption of an older token: review
+    /// 20a).
+    PutMetaIfAbsent(String, Vec<u8>),
     PutPin(PinRole, PinRecord),
     /// Writes nothing; the whole commit fails with `StoreError::PinRecordChanged` unless
     /// the role's PIN record (as the commit's earlier changes leave it) is the one with

@@ -150,6 +150,28 @@ impl Token {
         Ok(())
     }
 
+    /// The wrapping key of a `C_WrapKey`: under the policy, a key the policy never
+    /// judged does not wrap. That is a token object whose record was read without
+    /// authentication (whoever can write the token file may have given it `CKA_WRAP`,
+    /// and a session not logged in may have made it while the policy's row was
+    /// missing: review 20a), and a session object this process made before it knew the
+    /// token was under the policy, which the policy would not let be made now.
+    pub(super) fn authorise_wrapping_key(&self, wrapping: &Object) -> Result<()> {
+        if !self.separating_duties()? {
+            return Ok(());
+        }
+        let judged = if wrapping.is_token() {
+            !wrapping.is_unauthenticated()
+        } else {
+            !mix_duties(&[wrapping]) && may_wrap(wrapping)
+        };
+        if judged {
+            Ok(())
+        } else {
+            Err(Error::KeyFunctionNotPermitted)
+        }
+    }
+
     /// Objects stored together: a generated key pair is one key (each half is judged
     /// alone by `authorise_new` too). The import wrapping pair is the module's own, made
     /// to unwrap the material its owner encrypts, and bound to one target

@@ -333,6 +333,7 @@ impl Token {
                 Error::KeyTypeInconsistent => Error::WrappingKeyTypeInconsistent,
                 e => e,
             })?;
+        self.authorise_wrapping_key(&wrapping_object)?;
         let target = self
             .entry(key)
             .map_err(handle_error(Error::KeyHandleInvalid))?

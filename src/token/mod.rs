@@ -130,6 +130,9 @@ struct View {
     max_pin_failures: Option<u32>,
     /// The token is under the separation-of-duties policy (`META_SEPARATION_OF_DUTIES`).
     separation_of_duties: bool,
+    /// The record-authentication marker (`records::record_auth_marker`), which a
+    /// logged-in process can read the policy from.
+    record_auth: Option<Vec<u8>>,
     pins: BTreeMap<PinRole, PinRecord>,
 }
 
@@ -682,8 +685,8 @@ impl Token {
     /// configuration (which a user may choose, so it can turn the policy on, never off),
     /// or the token's own marker as the store holds it now (other processes' commits
     /// are picked up first: a marker written by another process since this one last
-    /// looked counts, review 16d), as this process last saw it, or as a login here
-    /// found it sealed under the master key (`records::Token::settle_record_format`).
+    /// looked counts, review 16d), as this process last saw it, or, logged in, as the
+    /// record-authentication marker seals it (`records::record_auth_marker`).
     pub(super) fn separating_duties(&self) -> Result<bool> {
         if self.shared.config.separation_of_duties {
             return Ok(true);
@@ -698,7 +701,24 @@ impl Token {
                 return Err(Error::TokenReinitialized);
             }
         }
-        Ok(self.view.read().separation_of_duties)
+        let marker = {
+            let view = self.view.read();
+            if view.separation_of_duties {
+                return Ok(true);
+            }
+            view.record_auth.clone()
+        };
+        // Logged in, the process reads the policy from the sealed marker too: a row
+        // deleted after this process logged in (and after another process sealed the
+        // policy) lifts nothing here either (review 20a).
+        let (master, epoch) = self.master_with_epoch();
+        if let (Some(master), Some(epoch), Some(found)) = (master, epoch, marker) {
+            if records::read_record_auth_marker(&found, &master, &self.serial) == Some(true) {
+                self.note_separation(epoch);
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Puts the token of `epoch` under the policy in this process's view, where it stays
@@ -796,6 +816,7 @@ impl View {
             label,
             max_pin_failures,
             separation_of_duties: snap.meta.contains_key(META_SEPARATION_OF_DUTIES),
+            record_auth: snap.meta.get(META_RECORD_AUTH).cloned(),
             pins: snap.pins.clone(),
         }
     }

@@ -49,7 +49,11 @@ pub(super) fn record_auth_marker(master: &MasterKey, serial: &str, separated: bo
 
 /// What an authentic record-authentication marker `found` says: `Some(separated)`; `None`
 /// when no key of this token made it.
-fn read_record_auth_marker(found: &[u8], master: &MasterKey, serial: &str) -> Option<bool> {
+pub(super) fn read_record_auth_marker(
+    found: &[u8],
+    master: &MasterKey,
+    serial: &str,
+) -> Option<bool> {
     [false, true]
         .into_iter()
         .find(|&separated| bool::from(found.ct_eq(&record_auth_marker(master, serial, separated))))
@@ -108,22 +112,16 @@ impl Token {
     }
 
     /// After a successful check of the `role` PIN that opened a `format` record, with its
-    /// master key: settles what the token's record-authentication marker says.
+    /// master key: settles the token's record format, then what its record-authentication
+    /// marker says of the separation-of-duties policy (`settle_separation`).
     ///
-    /// - **Adoption.** A legacy record means this token may predate authenticated
-    ///   records. If the token's marker is there (and authentic), it was adopted already;
-    ///   if it is missing, every record is adopted now. Either way the PIN record is
-    ///   rewrapped in the current format (`pin` is needed for that), if it is still the
-    ///   record `checked` the PIN was checked against. A current record needs an
-    ///   authentic marker: none, or one no key of this token made, is tampering.
-    /// - **The separation-of-duties policy.** A marker that covers it puts the token
-    ///   under it whatever the metadata row says (a row missing then was removed outside
-    ///   the module, and is written again). A token under the policy (this process's
-    ///   configuration, or the row) whose marker does not cover it gets one that does,
-    ///   so that no one without a PIN can take the policy off again.
-    ///
-    /// Answers the KDF parameters of the record in force after it as far as this call
-    /// knows (the rewrapped one's, or `checked`'s).
+    /// A legacy record means this token may predate authenticated records. If the
+    /// token's marker is there (and authentic), it was adopted already; if it is
+    /// missing, every record is adopted now; a marker that does not authenticate is
+    /// tampering. Either way the PIN record is rewrapped in the current format (`pin` is
+    /// needed for that), if it is still the record `checked` the PIN was checked
+    /// against. Answers the KDF parameters of the record in force after it as far as
+    /// this call knows (the rewrapped one's, or `checked`'s).
     pub(super) fn settle_record_format(
         &self,
         role: PinRole,
@@ -132,73 +130,113 @@ impl Token {
         format: PinFormat,
         checked: &PinRecordId,
     ) -> Result<Vec<u8>> {
-        let epoch = checked.epoch;
+        let kdf = if format == PinFormat::Legacy {
+            self.adopt(role, pin, master, checked)?
+        } else {
+            checked.kdf.clone()
+        };
+        self.settle_separation(master, checked.epoch)?;
+        Ok(kdf)
+    }
+
+    /// The marker as the store holds it in the token of `epoch`, read now: `Some(covers
+    /// the policy)`, `None` when there is none; a marker no key of this token made is
+    /// tampering.
+    fn stored_marker(&self, master: &MasterKey, epoch: u64) -> Result<(Option<bool>, bool)> {
         let stored = self.store.read(0, 0, Scope::Changes)?;
         if stored.epoch != epoch {
             // Re-initialised meanwhile: the marker is another master key's.
             self.sync()?;
             return Err(Error::TokenReinitialized);
         }
-        let marker = match stored.meta.get(META_RECORD_AUTH) {
-            Some(found) => match read_record_auth_marker(found, master, &self.serial) {
-                Some(separated) => Some(separated),
-                None => return Err(self.tampered("fails to authenticate")),
-            },
-            None if format == PinFormat::Current => {
-                return Err(self.tampered("is missing from a token whose PIN records need it"))
-            }
-            None => None,
-        };
         let row = stored.meta.contains_key(META_SEPARATION_OF_DUTIES);
-        let separated = marker == Some(true) || self.separating_duties()?;
+        match stored.meta.get(META_RECORD_AUTH) {
+            Some(found) => match read_record_auth_marker(found, master, &self.serial) {
+                Some(separated) => Ok((Some(separated), row)),
+                None => Err(self.tampered("fails to authenticate")),
+            },
+            None => Ok((None, row)),
+        }
+    }
+
+    /// After a login (or a PIN check) of the token of `epoch` with its master key: a
+    /// token whose records are authenticated has an authentic record-authentication
+    /// marker (none, or one no key of this token made, is tampering). A marker that
+    /// covers the separation-of-duties policy puts the token under it whatever the
+    /// metadata row says (a row missing then was removed outside the module, and is
+    /// written again). A token under the policy (this process's configuration, or the
+    /// row) whose marker does not cover it gets one that does, so that no one without a
+    /// PIN can take the policy off again. Only a covering marker replaces a marker.
+    fn settle_separation(&self, master: &MasterKey, epoch: u64) -> Result<()> {
+        let (marker, row) = self.stored_marker(master, epoch)?;
+        let Some(covers) = marker else {
+            return Err(self.tampered("is missing from a token whose PIN records need it"));
+        };
+        let separated = covers || self.separating_duties()?;
+        if !separated {
+            return Ok(());
+        }
+        self.note_separation(epoch);
         let mut changes = Vec::new();
-        if separated {
-            self.note_separation(epoch);
-            if !row {
-                if marker == Some(true) {
-                    log::error!(
-                        "token {}: the separation-of-duties row is missing though the \
-                         record-authentication marker covers the policy (removed outside \
-                         the module); the policy stays and the row is written again",
-                        self.serial
-                    );
-                }
-                changes.push(separation_marker());
+        if !row {
+            if covers {
+                log::error!(
+                    "token {}: the separation-of-duties row is missing though the \
+                     record-authentication marker covers the policy (removed outside the \
+                     module); the policy stays and the row is written again",
+                    self.serial
+                );
             }
-            if marker == Some(false) {
-                changes.push(Change::PutMeta(
-                    META_RECORD_AUTH.into(),
-                    record_auth_marker(master, &self.serial, true),
-                ));
-            }
+            changes.push(separation_marker());
         }
-        if format == PinFormat::Current {
-            if !changes.is_empty() {
-                // Decided under the key of the token of `epoch` (`commit_decided`).
-                self.commit_in(&[Some(epoch)], changes)?;
-            }
-            return Ok(checked.kdf.clone());
+        if !covers {
+            changes.push(Change::PutMeta(
+                META_RECORD_AUTH.into(),
+                record_auth_marker(master, &self.serial, true),
+            ));
         }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // Decided under the key of the token of `epoch` (`commit_decided`).
+        self.commit_in(&[Some(epoch)], changes)
+    }
+
+    /// The adoption of a token that may predate authenticated records, for a login that
+    /// opened a legacy PIN record (`settle_record_format`).
+    fn adopt(
+        &self,
+        role: PinRole,
+        pin: &[u8],
+        master: &MasterKey,
+        checked: &PinRecordId,
+    ) -> Result<Vec<u8>> {
+        let epoch = checked.epoch;
+        let (marker, _) = self.stored_marker(master, epoch)?;
         // The rewrapped PIN record costs a PIN derivation: made before the transaction.
         // It keeps the failure count the store holds when it is written, not one read
         // before the derivation (attempts made meanwhile stay counted).
         let record = Token::pin_record(master, &self.serial, role, pin, &self.shared.config)?;
         let rewrapped = record.kdf.clone();
-        changes.push(Change::RewrapPin {
+        let mut changes = vec![Change::RewrapPin {
             role,
             from_kdf: checked.kdf.clone(),
             record,
-        });
+        }];
         if marker.is_some() {
-            // Decided under the key of the token of `epoch` (`commit_decided`).
+            // Adopted already. Decided under the key of the token of `epoch`
+            // (`commit_decided`).
             self.commit_in(&[Some(epoch)], changes)?;
             return Ok(rewrapped);
         }
         let all = self.store.read(0, 0, Scope::All)?;
         let uids: Vec<_> = all.objects.iter().map(|r| r.uid).collect();
-        changes.push(Change::PutMeta(
+        // Written only where there is still none: a marker another process wrote since
+        // the read above (one that covers the policy, say) is not replaced by this one
+        // (review 20a); `settle_separation` then reads what stands.
+        changes.push(Change::PutMetaIfAbsent(
             META_RECORD_AUTH.into(),
-            record_auth_marker(master, &self.serial, separated),
+            record_auth_marker(master, &self.serial, false),
         ));
         let mut failure = None;
         let mut adopted_count = 0usize;

@@ -23,6 +23,7 @@ pub mod hostile;
 pub mod kms;
 pub mod material;
 pub mod mech;
+pub mod memory;
 pub mod pg;
 pub mod race;
 pub mod raw;

@@ -152,6 +152,13 @@ pub(super) fn apply(
                     &[&token, &name, &value],
                 )?;
             }
+            Change::PutMetaIfAbsent(name, value) => {
+                tx.execute(
+                    "INSERT INTO kmshsm_meta (token, name, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (token, name) DO NOTHING",
+                    &[&token, &name, &value],
+                )?;
+            }
             Change::PutPin(role, pin) => {
                 // Attempts in flight at a record this one replaces are not at this one:
                 // they can neither reset its count nor count against it (review 15e).

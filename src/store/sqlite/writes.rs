@@ -234,6 +234,10 @@ pub(super) fn apply(
                 tx.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)")?
                     .execute(params![name, value])?;
             }
+            Change::PutMetaIfAbsent(name, value) => {
+                tx.prepare_cached("INSERT OR IGNORE INTO meta (name, value) VALUES (?1, ?2)")?
+                    .execute(params![name, value])?;
+            }
             Change::PutPin(role, pin) => {
                 // Attempts in flight at a record this one replaces are not at this one:
                 // they can neither reset its count nor count against it (review 15e).
