@@ -1,0 +1,371 @@
+//! An attacker's review (branch attack20a) of 1b1c9ff: the separation-of-duties policy
+//! sealed into the token's record-authentication marker (docs/security.md, "Separation
+//! of duties" and "Known limits"), tried by someone who can write the token file but
+//! holds no PIN (usually the user the policy restrains, who owns the file), by a normal
+//! PKCS#11 caller, and by several processes. Each test asserts what the project's
+//! documents promise and fails against the module as reviewed (1b1c9ff); its doc comment
+//! says what is wrong and what a correct module answers.
+//!
+//! Run with `cargo build --lib --bins && cargo nextest run --test attack_review20a`.
+
+#![allow(clippy::unwrap_used, unreachable_pub, dead_code)]
+// test code: a failed unwrap is a failed test; helpers are pub for the test crates sharing them
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::duties::{extractable_victim, oaep_sha256, separate_duties, VICTIM};
+use common::records::{edit_plain, set_attr, uid_of};
+use common::*;
+use cryptoki::error::RvError;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki_sys::*;
+use kmshsm::object::attr::Value;
+
+/// The metadata row that says a token is under the policy, as the store names it.
+const ROW: &str = "separation_of_duties";
+
+/// A token key that both wraps and decrypts: what the policy exists to refuse.
+fn wraps_and_decrypts() -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::ValueLen(16.into()),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Wrap(true),
+        Attribute::Decrypt(true),
+    ]
+}
+
+/// A generation of [`wraps_and_decrypts`]: `Ok` when made, else its PKCS#11 code.
+fn generate_wrap_and_decrypt(session: &Session) -> Result<(), RvError> {
+    session
+        .generate_key(&Mechanism::AesKeyGen, &wraps_and_decrypts())
+        .map(|_| ())
+        .map_err(|e| rv::<()>(Err(e)))
+}
+
+/// Whether the token database at `db` holds the policy's metadata row.
+fn row_stored(db: &Path) -> bool {
+    let db = rusqlite::Connection::open(db).unwrap();
+    db.query_row("SELECT count(*) FROM meta WHERE name = ?1", [ROW], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap()
+        == 1
+}
+
+/// Deletes the policy's metadata row from the token database at `db`, as a writer of the
+/// file without a PIN can, while processes may have it open.
+fn delete_row(db: &Path) {
+    let db = rusqlite::Connection::open(db).unwrap();
+    let n = db
+        .execute("DELETE FROM meta WHERE name = ?1", [ROW])
+        .unwrap();
+    assert_eq!(n, 1, "the row was there to delete");
+}
+
+/// A second configuration file beside `env`'s: the same, with the policy on.
+fn policy_config(env: &TestEnv) -> PathBuf {
+    let text = std::fs::read_to_string(&env.conf_path).unwrap();
+    let path = env.dir.path().join("with-policy.toml");
+    std::fs::write(&path, format!("separation_of_duties = true\n{text}")).unwrap();
+    path
+}
+
+/// `env`'s configuration with the policy's line taken out: what the restrained user
+/// runs their own processes with.
+fn drop_policy_from_config(env: &TestEnv) {
+    let text = std::fs::read_to_string(&env.conf_path).unwrap();
+    env.write_config(&text.replace("separation_of_duties = true\n", ""));
+}
+
+/// Not a test: the body of the child processes (see `common::child_command`), configured
+/// by the `KMSHSM_CONF` the parent gives them. `so-login`: the SO logs in and out again,
+/// as an administrator does to put a token under the policy (docs/security.md: "a token
+/// ... logged into by [a process configured with it] carries a marker").
+#[test]
+#[ignore]
+fn child_entry() {
+    let Some(role) = child_role() else { return };
+    let ctx = load_module();
+    initialize(&ctx).unwrap();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    match role.as_str() {
+        "so-login" => {
+            let session = ctx.open_rw_session(slot).unwrap();
+            session.login(UserType::So, Some(&pin(SO_PIN))).unwrap();
+            session.logout().unwrap();
+            drop(session);
+        }
+        other => panic!("unknown role {other}"),
+    }
+    ctx.finalize().unwrap();
+    tell_parent("done");
+}
+
+/// Runs child `role` configured by `conf`, to its end.
+fn run_child(role: &str, conf: &Path) {
+    let out = child_command("child_entry", role)
+        .env("KMSHSM_CONF", conf)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && child_lines(&text).iter().any(|l| l == "done"),
+        "child {role} failed ({}): {text}",
+        out.status
+    );
+}
+
+/// A process that logged in before the token was put under the policy never checks the
+/// sealed marker: it goes by the metadata row alone for as long as its login lasts. The
+/// restrained user keeps one process logged in (configured without the policy); the
+/// administrator puts the token under the policy with an SO login from a process
+/// configured with it (the row and the covering marker are written); the user deletes
+/// the row from the file, as a writer without a PIN can, before the first process next
+/// reads the store. That process then generates a token key that both wraps and
+/// decrypts, and keeps doing so while no other login writes the row again — the user
+/// decides when that is. A fresh login (the control) is refused as it should be.
+///
+/// docs/security.md, "Separation of duties": the policy "is also sealed under the master
+/// key ... so a writer of the token file without a PIN cannot take it off by deleting
+/// the metadata row"; "Known limits" names only a process *before its first login*
+/// ("when there is no key to check the sealed marker with"). This process has the key.
+/// A correct module keeps the policy in every process whose login holds the master key
+/// of a sealed token (the marker checked whenever the row is found missing, or at every
+/// refresh after a login), and answers the generation below `CKR_TEMPLATE_INCONSISTENT`.
+#[test]
+fn a_process_logged_in_before_the_seal_keeps_the_policy_when_the_row_is_deleted() {
+    let env = TestEnv::new();
+    let policy = policy_config(&env);
+    let (ctx, _slot, session) = ready_token(&env);
+    assert_eq!(
+        generate_wrap_and_decrypt(&session),
+        Ok(()),
+        "control: the token starts without the policy"
+    );
+    let db = env.token_database();
+
+    // The administrator's process, configured with the policy, puts the token under it.
+    run_child("so-login", &policy);
+    assert!(row_stored(&db), "the SO login wrote the policy's row");
+    // Offline edit, no PIN: the row goes before the user's process reads the store again.
+    delete_row(&db);
+    let in_the_old_login = generate_wrap_and_decrypt(&session);
+    drop(session);
+    ctx.finalize().unwrap();
+
+    // Control: a fresh login finds the sealed marker and keeps the policy.
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    assert_eq!(
+        generate_wrap_and_decrypt(&session),
+        Err(RvError::TemplateInconsistent),
+        "control: a login after the seal keeps the policy"
+    );
+    drop(session);
+    ctx.finalize().unwrap();
+
+    assert_eq!(
+        in_the_old_login,
+        Err(RvError::TemplateInconsistent),
+        "a process logged in before the token was sealed made a token key that wraps and \
+         decrypts after the policy's row was deleted offline"
+    );
+}
+
+/// An RSA token pair of the user's, made under the policy: its private half decrypts and
+/// does not wrap, its public half encrypts and does not wrap — allowed.
+/// Answers the private half and the public values (modulus and exponent).
+fn decrypting_pair(session: &Session) -> (ObjectHandle, Vec<Attribute>) {
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Wrap(false),
+                Attribute::Encrypt(true),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Label(b"decrypting half".to_vec()),
+                Attribute::Decrypt(true),
+                Attribute::Unwrap(false),
+            ],
+        )
+        .expect("a pair that encrypts and decrypts is allowed under the policy");
+    let values = session
+        .get_attributes(
+            public,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .unwrap();
+    (private, values)
+}
+
+/// A public RSA token key of `values`, labelled `label`, wrapping or not.
+fn public_key_template(values: &[Attribute], label: &str, wrap: bool) -> Vec<Attribute> {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Wrap(wrap),
+        Attribute::Encrypt(!wrap),
+    ];
+    template.extend_from_slice(values);
+    template
+}
+
+/// In a logged-in session of a process: wraps the victim (labelled `victim`) under the
+/// public key labelled `planted` and decrypts the result with the private half labelled
+/// "decrypting half". `Ok(true)` when the victim's value came out.
+fn extract_with_planted_key(session: &Session) -> Result<bool, String> {
+    let one = |label: &str| {
+        let found = find_by_label(session, label);
+        assert_eq!(found.len(), 1, "one object labelled {label}");
+        found[0]
+    };
+    let planted = one("planted");
+    let victim = one("victim");
+    let private = one("decrypting half");
+    let wrapped = session
+        .wrap_key(&oaep_sha256(), planted, victim)
+        .map_err(|e| format!("C_WrapKey refused: {e}"))?;
+    let plain = session
+        .decrypt(&oaep_sha256(), private, &wrapped)
+        .map_err(|e| format!("C_Decrypt refused: {e}"))?;
+    Ok(plain == VICTIM)
+}
+
+/// The victim (an extractable token key of the user's, sensitive, no duty) labelled
+/// `victim`, and the user's decrypting pair, on a token under the policy; the module
+/// finalised again. Answers the public values of the pair.
+fn token_under_the_policy_with_a_victim(env: &TestEnv) -> Vec<Attribute> {
+    separate_duties(env);
+    let (ctx, _slot, session) = ready_token(env);
+    let victim = extractable_victim(&session, true);
+    session
+        .update_attributes(victim, &[Attribute::Label(b"victim".to_vec())])
+        .unwrap();
+    let (_private, values) = decrypting_pair(&session);
+    // Control: the policy refuses a public key that wraps made from the pair's values.
+    assert_rv!(
+        session.create_object(&public_key_template(&values, "control", true)),
+        RvError::TemplateInconsistent,
+        "control: the token is under the policy"
+    );
+    drop(session);
+    ctx.finalize().unwrap();
+    values
+}
+
+/// The row deleted offline, then a session that is not logged in (as any caller's may)
+/// makes a *token* public key that wraps, from values whose private half decrypts. The
+/// next login (in a process configured without the policy) finds the sealed marker and
+/// puts the policy back, but the planted key stays in the token and wraps for every later
+/// process: the user wraps their extractable key under it and decrypts the result — the
+/// classic extraction, on a sealed token.
+///
+/// docs/security.md, "Known limits" (added by 1b1c9ff) accepts that a deleted row lets a
+/// process make keys that wrap before it logs in because "they live only in that
+/// process"; a public token object lives in the token. "Separation of duties": "an RSA
+/// or SM2 public key that wraps must come from `C_GenerateKeyPair`"; "Keys made by
+/// `C_CreateObject` ... do not wrap under the policy". A correct module does not let a
+/// key made while the row was missing wrap once a login has found the token under the
+/// policy (refuses its record, or the wrap), or refuses public token keys that wrap
+/// before a login can check the marker.
+#[test]
+fn a_public_token_key_made_while_the_row_was_missing_does_not_wrap_on_a_sealed_token() {
+    let env = TestEnv::new();
+    let values = token_under_the_policy_with_a_victim(&env);
+    drop_policy_from_config(&env);
+    delete_row(&env.token_database());
+
+    // No PIN: a public session plants a wrapping public key of the pair's values.
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let public = ctx.open_rw_session(slot).unwrap();
+    public
+        .create_object(&public_key_template(&values, "planted", true))
+        .expect("before a login the row is all a process goes by (known limit)");
+    drop(public);
+    ctx.finalize().unwrap();
+
+    // A later process: its login finds the sealed marker and the policy is back...
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    assert_eq!(
+        generate_wrap_and_decrypt(&session),
+        Err(RvError::TemplateInconsistent),
+        "control: the login put the policy back"
+    );
+    assert!(
+        row_stored(&env.token_database()),
+        "control: the row is back"
+    );
+    // ...and the planted key wraps the victim to a private key that decrypts.
+    let extracted = extract_with_planted_key(&session);
+    assert!(
+        extracted != Ok(true),
+        "on a token under the policy, a public key planted while the row was missing wrapped \
+         the user's extractable key and its private half decrypted it to the victim's value"
+    );
+}
+
+/// A public key record made by a session that is not logged in is unauthenticated; a
+/// writer of the file turns its `CKA_WRAP` on offline (no PIN, no row deleted, the policy
+/// in force throughout). After the user's login the record is served as valid, and the
+/// user wraps their extractable key under it and decrypts the result with the pair's
+/// private half: the policy's classic extraction, with the policy on.
+///
+/// docs/security.md, "Records at rest": a record without authentication "may only hold
+/// what such a session may write anyway"; under the policy no session may write a
+/// public key that wraps unless `C_GenerateKeyPair` made it ("Separation of duties").
+/// The module's check of such records (`Object::may_be_unauthenticated`: public, not
+/// trusted, no secrets, no KMS key) does not ask the policy. A correct module refuses the
+/// record after a login on a token under the policy (`CKR_KMSHSM_RECORD_TAMPERED`, as
+/// for other unauthenticated records claiming more than a public session may write), or
+/// the wrap.
+#[test]
+fn a_public_key_given_cka_wrap_offline_does_not_wrap_under_the_policy() {
+    let env = TestEnv::new();
+    let values = token_under_the_policy_with_a_victim(&env);
+
+    // No PIN: a public session makes a public key that only encrypts (allowed).
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let public = ctx.open_rw_session(slot).unwrap();
+    let planted = public
+        .create_object(&public_key_template(&values, "planted", false))
+        .expect("a public key that does not wrap, from a public session");
+    let uid = uid_of(&public, planted);
+    drop(public);
+    ctx.finalize().unwrap();
+
+    // Offline, no PIN: CKA_WRAP on (the policy's row is left in place).
+    edit_plain(&env.token_database(), &uid, |a| {
+        set_attr(a, CKA_WRAP, Value::Bool(true));
+    });
+    assert!(row_stored(&env.token_database()));
+
+    let ctx = env.load();
+    let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
+    assert_eq!(
+        generate_wrap_and_decrypt(&session),
+        Err(RvError::TemplateInconsistent),
+        "control: the token is under the policy"
+    );
+    let extracted = extract_with_planted_key(&session);
+    assert!(
+        extracted != Ok(true),
+        "on a token under the policy, a public key record given CKA_WRAP offline wrapped the \
+         user's extractable key and its private half decrypted it to the victim's value"
+    );
+}
