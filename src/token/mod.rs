@@ -33,6 +33,8 @@ mod review18c_tests;
 #[cfg(test)]
 mod review18e_tests;
 #[cfg(test)]
+mod review20a_tests;
+#[cfg(test)]
 mod separation_tests;
 #[cfg(test)]
 mod test_store;
