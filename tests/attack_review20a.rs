@@ -479,3 +479,39 @@ fn a_pre_policy_marker_written_back_does_not_lift_the_policy() {
         "the pre-policy marker written back with the row deleted lifted the policy"
     );
 }
+
+/// Holds (coverage, not a defect): a login refused because the record-authentication
+/// marker is missing is refused after the PIN was found right, so it is not counted as
+/// a wrong PIN: right PINs past the lockout limit are all answered
+/// `CKR_KMSHSM_RECORD_TAMPERED`, never `CKR_PIN_LOCKED`, and a wrong PIN is still told
+/// apart (`CKR_PIN_INCORRECT`). A writer who deletes the marker denies the token to its
+/// users (as deleting the file would) but locks no PIN.
+#[test]
+fn a_missing_marker_refuses_the_login_without_counting_a_wrong_pin() {
+    let env = TestEnv::new();
+    let (ctx, _slot, session) = ready_token(&env);
+    drop(session);
+    ctx.finalize().unwrap();
+    rusqlite::Connection::open(env.token_database())
+        .unwrap()
+        .execute("DELETE FROM meta WHERE name = 'record_auth'", [])
+        .unwrap();
+
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = ctx.open_rw_session(slot).unwrap();
+    let tampered = RvError::VendorDefined(common::kms::KMSHSM | 0x07);
+    for _ in 0..=MAX_PIN_FAILURES {
+        assert_rv!(
+            session.login(UserType::User, Some(&pin(USER_PIN))),
+            tampered,
+            "a right PIN on a token whose marker is missing"
+        );
+    }
+    assert_rv!(
+        session.login(UserType::User, Some(&pin("wrong-pin-9"))),
+        RvError::PinIncorrect
+    );
+    let (_, _, locked) = user_flags(&ctx, slot);
+    assert!(!locked, "no PIN is locked");
+}
