@@ -88,7 +88,7 @@ fn drop_policy_from_config(env: &TestEnv) {
 /// as an administrator does to put a token under the policy (docs/security.md: "a token
 /// ... logged into by [a process configured with it] carries a marker").
 #[test]
-#[ignore]
+#[ignore = "child-process entry point: this file's tests run it in a child (--ignored --exact)"]
 fn child_entry() {
     let Some(role) = child_role() else { return };
     let ctx = load_module();
@@ -381,12 +381,9 @@ fn a_public_key_given_cka_wrap_offline_does_not_wrap_under_the_policy() {
 /// reads as harmless ("live only in that process"); it is the whole bypass of the policy
 /// for the adversary the seal is for.
 ///
-/// Kept ignored as the documented limit it is. A correct module would judge the
-/// session's objects again when a login finds the token under the policy (destroying or
-/// refusing the use of keys made before the login that the policy forbids), and the
-/// wrap below would be refused.
-#[test]
-#[ignore = "known limit (docs/security.md, Known limits): keys made before the first login of a process whose row was deleted keep their duties; here they extract the user's key"]
+/// Fixed after this review: under the policy a session key that the policy would not let
+/// be made now does not wrap (`Token::authorise_wrapping_key`), so the wrap below is
+/// refused.
 fn session_keys_made_before_the_login_do_not_extract_a_key_on_a_sealed_token() {
     let env = TestEnv::new();
     token_under_the_policy_with_a_victim(&env);
