@@ -35,6 +35,8 @@ mod review18e_tests;
 #[cfg(test)]
 mod review20a_tests;
 #[cfg(test)]
+mod review20b_tests;
+#[cfg(test)]
 mod separation_tests;
 #[cfg(test)]
 mod test_store;
