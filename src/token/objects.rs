@@ -22,6 +22,19 @@ use crate::store::Change;
 
 use super::{LoggedIn, Token};
 
+/// What `Token::insert_all_judged` judges besides the new objects themselves.
+pub(super) struct Judges<'a> {
+    /// The stored records `in_store` is given (`Loaded::objects`, with those the new
+    /// objects' names look up).
+    pub(super) uids: &'a [crate::store::ObjectUid],
+    /// Runs in the store transaction that stores the token objects, with the store's
+    /// lock held: it must take no token lock.
+    pub(super) in_store: &'a mut dyn FnMut(&crate::store::Loaded) -> Result<()>,
+    /// Runs under the object table's write lock, before anything is inserted: for
+    /// session objects, which no store transaction covers.
+    pub(super) in_table: &'a mut dyn FnMut(&ObjectTable) -> Result<()>,
+}
+
 /// How often `C_SetAttributeValue` and `C_DestroyObject` judge again when the object
 /// changed meanwhile, before they answer `CKR_FUNCTION_FAILED` (`Error::ObjectContention`).
 const CHANGE_ATTEMPTS: usize = 16;
@@ -120,23 +133,33 @@ impl Token {
         objects: Vec<Object>,
         decided_in: &[Option<u64>],
     ) -> Result<Vec<ObjectHandle>> {
-        self.insert_all_judged(caller, objects, decided_in, &[], &mut |_| Ok(()))
+        self.insert_all_judged(
+            caller,
+            objects,
+            decided_in,
+            Judges {
+                uids: &[],
+                in_store: &mut |_| Ok(()),
+                in_table: &mut |_| Ok(()),
+            },
+        )
     }
 
-    /// `insert_all_in`, with the token objects' transaction also reading the records of
-    /// `uids` and committing only if `judge` accepts what it read: a rule about other
-    /// objects the new ones depend on, decided against their current records (the
-    /// import wrapping pair's target, `generate_import_parameters`). `judge`'s refusal is
-    /// the call's answer; it runs with the store's lock held and must take no token
-    /// lock.
+    /// `insert_all_in`, stored only if `judges` accept the objects the new ones depend on
+    /// as they are when the new ones are stored (the import wrapping pair's target,
+    /// `generate_import_parameters`); a judge's refusal is the call's answer.
     pub(super) fn insert_all_judged(
         &self,
         caller: Caller,
         objects: Vec<Object>,
         decided_in: &[Option<u64>],
-        uids: &[crate::store::ObjectUid],
-        judge: &mut dyn FnMut(&crate::store::Loaded) -> Result<()>,
+        judges: Judges<'_>,
     ) -> Result<Vec<ObjectHandle>> {
+        let Judges {
+            uids,
+            in_store: judge,
+            in_table,
+        } = judges;
         self.test_point("insert");
         // The token the write rules are judged on.
         let judged_in = self.view_epoch();
@@ -172,6 +195,7 @@ impl Token {
                 self.check_writable(caller, object)?;
             }
             let mut table = self.objects.write();
+            in_table(&table)?;
             for object in objects {
                 if object.is_token() {
                     made.push(None);

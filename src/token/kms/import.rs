@@ -36,6 +36,10 @@ impl Token {
             .find(|(_, _, o)| o.class != CKO_PUBLIC_KEY)
             .map(|(_, _, o)| Arc::clone(o))
             .ok_or(kms(KmsError::NotFound))?;
+        // Whatever is decided on it, a refusal included, is decided on the token's own
+        // record only (review 20b: a state edited offline was refused as a key-model
+        // refusal, and recorded so).
+        self.check_record(&main)?;
         Ok((objects, main))
     }
 
@@ -121,10 +125,16 @@ impl Token {
         // and again on the current record in the transaction that stores the pair
         // (`judge_target` below): another process may have scheduled the key's deletion
         // or destroyed it meanwhile.
-        let main = self.refused_on_current(|| {
-            let (_, main) = self.target(&target)?;
+        let (main, main_handle, stored) = self.refused_on_current(|| {
+            let (objects, main) = self.target(&target)?;
             check_import_parameters_on(&main, alg)?;
-            Ok(main)
+            // Where the object lives is the table's word, not the record's `CKA_TOKEN`
+            // (review 20b: a record edited to say false skipped the judgement below).
+            let (handle, owner, _) = objects
+                .iter()
+                .find(|(_, _, o)| Arc::ptr_eq(o, &main))
+                .ok_or(Error::Internal("the target's main object"))?;
+            Ok((Arc::clone(&main), *handle, *owner == Owner::Token))
         })?;
         let (key_type, generation) = shape::wrapping_key(alg);
         let mechanism_ok = mech.kind == generation;
@@ -257,15 +267,20 @@ impl Token {
             (TOKEN_EXPIRY, ulong(token.expires_at as u64)),
         ];
         let (public, private) = (public.with_plain(stamp.clone()), private.with_plain(stamp));
-        // A key whose main object is a session object lives in this process only: its
-        // cached record is the current one.
-        let target_uids = if main.is_token() {
-            vec![main.uid]
-        } else {
-            Vec::new()
-        };
+        // A token object is judged on its record in the pair's store transaction; a
+        // session object, which lives in this process only, on the table's version of
+        // it under the table's lock (review 20b: another thread may have changed or
+        // destroyed it since).
+        let target_uids = if stored { vec![main.uid] } else { Vec::new() };
         let master = self.master();
         let serial = self.serial.clone();
+        let mut judge_session_target = |table: &crate::object::table::ObjectTable| -> Result<()> {
+            if stored {
+                return Ok(());
+            }
+            let current = table.get(main_handle).ok_or(kms(KmsError::NotFound))?;
+            check_import_parameters_on(&current.object, alg)
+        };
         let mut judge_target = |loaded: &Loaded| -> Result<()> {
             let Some(uid) = target_uids.first() else {
                 return Ok(());
@@ -276,10 +291,12 @@ impl Token {
                 .find(|r| r.uid == *uid)
                 .ok_or(kms(KmsError::NotFound))?;
             let current = Object::from_record(record)?;
-            if master
-                .as_deref()
-                .is_some_and(|m| !current.is_acceptable(&serial, m))
-            {
+            // A target read back is authenticated under the login's key; without one (a
+            // logout meanwhile) nothing is issued.
+            let Some(master) = master.as_deref() else {
+                return Err(Error::UserNotLoggedIn);
+            };
+            if !current.is_acceptable(&serial, master) {
                 return Err(crate::error::StoreError::Tampered.into());
             }
             check_import_parameters_on(&current, alg)
@@ -288,8 +305,11 @@ impl Token {
             caller,
             vec![public, private],
             &[Some(read_in), master_epoch],
-            &target_uids,
-            &mut judge_target,
+            crate::token::objects::Judges {
+                uids: &target_uids,
+                in_store: &mut judge_target,
+                in_table: &mut judge_session_target,
+            },
         )?;
         self.objects.write().note_deadline(token.expires_at);
         match handles[..] {
@@ -491,7 +511,8 @@ impl Token {
             // material). The cache catches up first; failing that, it is what is named.
             if let Err(caught_up) = self.sync() {
                 log::warn!(
-                    "token {}: could not read the store before recording a refused import:                      {caught_up}",
+                    "token {}: could not read the store before recording a refused import: \
+                     {caught_up}",
                     self.serial
                 );
             }
