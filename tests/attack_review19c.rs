@@ -205,8 +205,8 @@ fn a_wal_file_replaced_by_a_fifo_does_not_hang_a_write() {
 /// below `CKR_TEMPLATE_INCONSISTENT`, as it does with the marker in place.
 ///
 /// Fixed: the policy is sealed into the record-authentication marker
-/// (`token::records::record_auth_marker`), so the login
-/// below opens a record that carries it, keeps the policy and writes the marker again.
+/// (`token::records::record_auth_marker`), so the login below finds it sealed, keeps it
+/// and writes the row again.
 #[test]
 fn a_deleted_separation_of_duties_marker_does_not_lift_the_policy() {
     let env = TestEnv::new();
