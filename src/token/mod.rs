@@ -37,6 +37,8 @@ mod review20a_tests;
 #[cfg(test)]
 mod review20b_tests;
 #[cfg(test)]
+mod review20c_tests;
+#[cfg(test)]
 mod separation_tests;
 #[cfg(test)]
 mod test_store;
