@@ -26,7 +26,7 @@ use crate::ids::MechType;
 use crate::object::attr::{AttrType, Value};
 use crate::object::key::CKK_SM2;
 use crate::object::policy::IMPORT_TARGET;
-use crate::object::Object;
+use crate::object::{Object, RecordAuth};
 
 /// What a key can do that the policy sets against each other.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,6 +128,20 @@ fn may_wrap(object: &Object) -> bool {
     }
 }
 
+/// A key the policy never judged, though the token is under it now: one read from a
+/// record without authentication (whoever can write the token file may have given it
+/// `CKA_WRAP`, or edited its `CKA_TOKEN`, and a session not logged in may have made it
+/// while the policy's row was missing: review 20a, 20b), or one this process built
+/// before it knew the token was under the policy, which the policy would not let be made
+/// now. Where the object lives is not asked: a record says what it likes of that.
+fn unjudged(object: &Object) -> bool {
+    match object.record_auth() {
+        RecordAuth::Unauthenticated => true,
+        RecordAuth::Claimed => false,
+        RecordAuth::Local => mix_duties(&[object]) || !may_wrap(object),
+    }
+}
+
 /// The two halves of an RSA or SM2 key pair (`crosses`), in that order.
 fn pair_halves(objects: &[Object]) -> Option<(&Object, &Object)> {
     let [public, private] = objects else {
@@ -151,24 +165,15 @@ impl Token {
     }
 
     /// The wrapping key of a `C_WrapKey`: under the policy, a key the policy never
-    /// judged does not wrap. That is a token object whose record was read without
-    /// authentication (whoever can write the token file may have given it `CKA_WRAP`,
-    /// and a session not logged in may have made it while the policy's row was
-    /// missing: review 20a), and a session object this process made before it knew the
-    /// token was under the policy, which the policy would not let be made now.
+    /// judged (`unjudged`) does not wrap.
     pub(super) fn authorise_wrapping_key(&self, wrapping: &Object) -> Result<()> {
         if !self.separating_duties()? {
             return Ok(());
         }
-        let judged = if wrapping.is_token() {
-            !wrapping.is_unauthenticated()
-        } else {
-            !mix_duties(&[wrapping]) && may_wrap(wrapping)
-        };
-        if judged {
-            Ok(())
-        } else {
+        if unjudged(wrapping) {
             Err(Error::KeyFunctionNotPermitted)
+        } else {
+            Ok(())
         }
     }
 
@@ -199,8 +204,14 @@ impl Token {
 
     /// A copy of `source`, before it is stored: the same bits, so no duty its source did
     /// not have.
+    ///
+    /// Nor may a key the policy never judged (`unjudged`) be copied into one that wraps:
+    /// the copy would wrap what the source, the same bits, decrypts, or carry a forged
+    /// record's flags into a record of its own (review 20c).
     pub(super) fn authorise_copied(&self, source: &Object, copy: &Object) -> Result<()> {
-        if self.separating_duties()? && gains_duty(source, copy) {
+        if self.separating_duties()?
+            && (gains_duty(source, copy) || (unjudged(source) && on(copy, CKA_WRAP)))
+        {
             return Err(Error::TemplateInconsistent);
         }
         Ok(())

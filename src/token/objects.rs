@@ -33,6 +33,10 @@ pub(super) struct Judges<'a> {
     /// Runs under the object table's write lock, before anything is inserted: for
     /// session objects, which no store transaction covers.
     pub(super) in_table: &'a mut dyn FnMut(&ObjectTable) -> Result<()>,
+    /// Holds `Token::kms_decisions` from before the judgements until the new objects are
+    /// stored: for a judge of a session key's KMS state, which other decisions on
+    /// session keys change under that lock.
+    pub(super) serialise_decisions: bool,
 }
 
 /// How often `C_SetAttributeValue` and `C_DestroyObject` judge again when the object
@@ -141,6 +145,7 @@ impl Token {
                 uids: &[],
                 in_store: &mut |_| Ok(()),
                 in_table: &mut |_| Ok(()),
+                serialise_decisions: false,
             },
         )
     }
@@ -159,8 +164,11 @@ impl Token {
             uids,
             in_store: judge,
             in_table,
+            serialise_decisions,
         } = judges;
         self.test_point("insert");
+        // First in the token's lock order, taken with no other token lock held.
+        let _decisions = serialise_decisions.then(|| self.kms_decisions.lock());
         // The token the write rules are judged on.
         let judged_in = self.view_epoch();
         for object in &objects {
@@ -336,6 +344,9 @@ impl Token {
                 )
             }
             Owner::Session(_) => {
+                // Destroying a session KMS key is a decision on it like the others
+                // (`kms_decisions`, first in the lock order).
+                let _decisions = entry.object.has(KEY_ID).then(|| self.kms_decisions.lock());
                 let mut table = self.objects.write();
                 let current = table
                     .get(handle)
@@ -426,6 +437,9 @@ impl Token {
                 Ok(current)
             }
             Owner::Session(_) => {
+                // Destroying a session KMS key is a decision on it like the others
+                // (`kms_decisions`, first in the lock order).
+                let _decisions = entry.object.has(KEY_ID).then(|| self.kms_decisions.lock());
                 let mut table = self.objects.write();
                 let current = table
                     .get(handle)

@@ -309,6 +309,10 @@ impl Token {
                 uids: &target_uids,
                 in_store: &mut judge_target,
                 in_table: &mut judge_session_target,
+                // A session target's decisions are this process's, serialised by
+                // `kms_decisions`: held from its judgement until the pair is stored, no
+                // decision on the target falls in between (review 20c).
+                serialise_decisions: !stored,
             },
         )?;
         self.objects.write().note_deadline(token.expires_at);
