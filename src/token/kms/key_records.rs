@@ -176,18 +176,19 @@ impl Token {
                 let mut current = Vec::with_capacity(loaded.objects.len() + session.len());
                 for rec in &loaded.objects {
                     let o = Object::from_record(rec)?;
+                    // Decided, a refusal included, on the token's own records only
+                    // (review 20b: a fingerprint copied offline into a record was
+                    // refused as other material, and recorded so), whatever KeyId an
+                    // edited record now claims (review 20c).
+                    if master
+                        .as_deref()
+                        .is_some_and(|m| !o.is_acceptable(&self.serial, m))
+                    {
+                        return Err(StoreError::Tampered.into());
+                    }
                     // The store's lookup keys are not authenticated: a record is the
                     // key's only if its own (authenticated) KeyId says so.
                     if !o.has(IMPORT_TARGET) && o.bytes(KEY_ID) == Some(id) {
-                        // Decided, a refusal included, on the token's own records only
-                        // (review 20b: a fingerprint copied offline into a record was
-                        // refused as other material, and recorded so).
-                        if master
-                            .as_deref()
-                            .is_some_and(|m| !o.is_acceptable(&self.serial, m))
-                        {
-                            return Err(StoreError::Tampered.into());
-                        }
                         current.push(o);
                     }
                 }
