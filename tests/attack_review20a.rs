@@ -15,18 +15,18 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::duties::{extractable_victim, oaep_sha256, separate_duties, VICTIM};
+use common::duties::*;
 use common::records::{edit_plain, set_attr, uid_of};
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::Attribute;
 use cryptoki::session::{Session, UserType};
 use cryptoki_sys::*;
 use kmshsm::object::attr::Value;
 
 /// The metadata row that says a token is under the policy, as the store names it.
-const ROW: &str = "separation_of_duties";
+const ROW: &str = POLICY_ROW;
 
 /// A token key that both wraps and decrypts: what the policy exists to refuse.
 fn wraps_and_decrypts() -> Vec<Attribute> {
@@ -58,29 +58,12 @@ fn row_stored(db: &Path) -> bool {
         == 1
 }
 
-/// Deletes the policy's metadata row from the token database at `db`, as a writer of the
-/// file without a PIN can, while processes may have it open.
-fn delete_row(db: &Path) {
-    let db = rusqlite::Connection::open(db).unwrap();
-    let n = db
-        .execute("DELETE FROM meta WHERE name = ?1", [ROW])
-        .unwrap();
-    assert_eq!(n, 1, "the row was there to delete");
-}
-
 /// A second configuration file beside `env`'s: the same, with the policy on.
 fn policy_config(env: &TestEnv) -> PathBuf {
     let text = std::fs::read_to_string(&env.conf_path).unwrap();
     let path = env.dir.path().join("with-policy.toml");
     std::fs::write(&path, format!("separation_of_duties = true\n{text}")).unwrap();
     path
-}
-
-/// `env`'s configuration with the policy's line taken out: what the restrained user
-/// runs their own processes with.
-fn drop_policy_from_config(env: &TestEnv) {
-    let text = std::fs::read_to_string(&env.conf_path).unwrap();
-    env.write_config(&text.replace("separation_of_duties = true\n", ""));
 }
 
 /// Not a test: the body of the child processes (see `common::child_command`), configured
@@ -154,7 +137,7 @@ fn a_process_logged_in_before_the_seal_keeps_the_policy_when_the_row_is_deleted(
     run_child("so-login", &policy);
     assert!(row_stored(&db), "the SO login wrote the policy's row");
     // Offline edit, no PIN: the row goes before the user's process reads the store again.
-    delete_row(&db);
+    delete_policy_row(&db);
     let in_the_old_login = generate_wrap_and_decrypt(&session);
     drop(session);
     ctx.finalize().unwrap();
@@ -178,60 +161,11 @@ fn a_process_logged_in_before_the_seal_keeps_the_policy_when_the_row_is_deleted(
     );
 }
 
-/// An RSA token pair of the user's, made under the policy: its private half decrypts and
-/// does not wrap, its public half encrypts and does not wrap — allowed.
-/// Answers the private half and the public values (modulus and exponent).
-fn decrypting_pair(session: &Session) -> (ObjectHandle, Vec<Attribute>) {
-    let (public, private) = session
-        .generate_key_pair(
-            &Mechanism::RsaPkcsKeyPairGen,
-            &[
-                Attribute::Token(true),
-                Attribute::ModulusBits(2048.into()),
-                Attribute::Wrap(false),
-                Attribute::Encrypt(true),
-            ],
-            &[
-                Attribute::Token(true),
-                Attribute::Label(b"decrypting half".to_vec()),
-                Attribute::Decrypt(true),
-                Attribute::Unwrap(false),
-            ],
-        )
-        .expect("a pair that encrypts and decrypts is allowed under the policy");
-    let values = session
-        .get_attributes(
-            public,
-            &[AttributeType::Modulus, AttributeType::PublicExponent],
-        )
-        .unwrap();
-    (private, values)
-}
-
-/// A public RSA token key of `values`, labelled `label`, wrapping or not.
-fn public_key_template(values: &[Attribute], label: &str, wrap: bool) -> Vec<Attribute> {
-    let mut template = vec![
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Token(true),
-        Attribute::Private(false),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Wrap(wrap),
-        Attribute::Encrypt(!wrap),
-    ];
-    template.extend_from_slice(values);
-    template
-}
-
 /// In a logged-in session of a process: wraps the victim (labelled `victim`) under the
 /// public key labelled `planted` and decrypts the result with the private half labelled
 /// "decrypting half". `Ok(true)` when the victim's value came out.
 fn extract_with_planted_key(session: &Session) -> Result<bool, String> {
-    let one = |label: &str| {
-        let found = find_by_label(session, label);
-        assert_eq!(found.len(), 1, "one object labelled {label}");
-        found[0]
-    };
+    let one = |label: &str| one_labelled(session, label);
     let planted = one("planted");
     let victim = one("victim");
     let private = one("decrypting half");
@@ -242,28 +176,6 @@ fn extract_with_planted_key(session: &Session) -> Result<bool, String> {
         .decrypt(&oaep_sha256(), private, &wrapped)
         .map_err(|e| format!("C_Decrypt refused: {e}"))?;
     Ok(plain == VICTIM)
-}
-
-/// The victim (an extractable token key of the user's, sensitive, no duty) labelled
-/// `victim`, and the user's decrypting pair, on a token under the policy; the module
-/// finalised again. Answers the public values of the pair.
-fn token_under_the_policy_with_a_victim(env: &TestEnv) -> Vec<Attribute> {
-    separate_duties(env);
-    let (ctx, _slot, session) = ready_token(env);
-    let victim = extractable_victim(&session, true);
-    session
-        .update_attributes(victim, &[Attribute::Label(b"victim".to_vec())])
-        .unwrap();
-    let (_private, values) = decrypting_pair(&session);
-    // Control: the policy refuses a public key that wraps made from the pair's values.
-    assert_rv!(
-        session.create_object(&public_key_template(&values, "control", true)),
-        RvError::TemplateInconsistent,
-        "control: the token is under the policy"
-    );
-    drop(session);
-    ctx.finalize().unwrap();
-    values
 }
 
 /// The row deleted offline, then a session that is not logged in (as any caller's may)
@@ -286,14 +198,14 @@ fn a_public_token_key_made_while_the_row_was_missing_does_not_wrap_on_a_sealed_t
     let env = TestEnv::new();
     let values = token_under_the_policy_with_a_victim(&env);
     drop_policy_from_config(&env);
-    delete_row(&env.token_database());
+    delete_policy_row(&env.token_database());
 
     // No PIN: a public session plants a wrapping public key of the pair's values.
     let ctx = env.load();
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
     let public = ctx.open_rw_session(slot).unwrap();
     public
-        .create_object(&public_key_template(&values, "planted", true))
+        .create_object(&rsa_public_template(&values, "planted", true))
         .expect("before a login the row is all a process goes by (known limit)");
     drop(public);
     ctx.finalize().unwrap();
@@ -343,7 +255,7 @@ fn a_public_key_given_cka_wrap_offline_does_not_wrap_under_the_policy() {
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
     let public = ctx.open_rw_session(slot).unwrap();
     let planted = public
-        .create_object(&public_key_template(&values, "planted", false))
+        .create_object(&rsa_public_template(&values, "planted", false))
         .expect("a public key that does not wrap, from a public session");
     let uid = uid_of(&public, planted);
     drop(public);
@@ -384,11 +296,12 @@ fn a_public_key_given_cka_wrap_offline_does_not_wrap_under_the_policy() {
 /// Fixed after this review: under the policy a session key that the policy would not let
 /// be made now does not wrap (`Token::authorise_wrapping_key`), so the wrap below is
 /// refused.
+#[test]
 fn session_keys_made_before_the_login_do_not_extract_a_key_on_a_sealed_token() {
     let env = TestEnv::new();
     token_under_the_policy_with_a_victim(&env);
     drop_policy_from_config(&env);
-    delete_row(&env.token_database());
+    delete_policy_row(&env.token_database());
 
     let ctx = env.load();
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
@@ -466,7 +379,7 @@ fn a_pre_policy_marker_written_back_does_not_lift_the_policy() {
             [&kept],
         )
         .unwrap();
-    delete_row(&db);
+    delete_policy_row(&db);
 
     let ctx = env.load();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));

@@ -14,100 +14,15 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::duties::{extractable_victim, oaep_sha256, separate_duties, VICTIM};
+use common::duties::*;
 use common::records::{edit_plain, set_attr, uid_of};
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki_sys::*;
 use kmshsm::object::attr::Value;
-
-/// The metadata row that says a token is under the policy, as the store names it.
-const ROW: &str = "separation_of_duties";
-
-/// Deletes the policy's metadata row from the token database at `db`, as a writer of the
-/// file without a PIN can.
-fn delete_row(db: &Path) {
-    let n = rusqlite::Connection::open(db)
-        .unwrap()
-        .execute("DELETE FROM meta WHERE name = ?1", [ROW])
-        .unwrap();
-    assert_eq!(n, 1, "the row was there to delete");
-}
-
-/// `env`'s configuration with the policy's line taken out: what the restrained user
-/// runs their own processes with.
-fn drop_policy_from_config(env: &TestEnv) {
-    let text = std::fs::read_to_string(&env.conf_path).unwrap();
-    env.write_config(&text.replace("separation_of_duties = true\n", ""));
-}
-
-/// The one object labelled `label`.
-fn one(session: &Session, label: &str) -> ObjectHandle {
-    let found = find_by_label(session, label);
-    assert_eq!(found.len(), 1, "one object labelled {label}");
-    found[0]
-}
-
-/// A token made by a process configured with the policy (so under it, sealed at its
-/// first login), holding the user's victim (an extractable, sensitive AES key labelled
-/// `victim`, no duty) and an RSA token pair whose private half (labelled `decrypting
-/// half`) decrypts and whose public half does not wrap: all allowed. The module is
-/// finalised again. Answers the pair's public values (modulus and exponent).
-fn token_under_the_policy_with_a_victim(env: &TestEnv) -> Vec<Attribute> {
-    separate_duties(env);
-    let (ctx, _slot, session) = ready_token(env);
-    let victim = extractable_victim(&session, true);
-    session
-        .update_attributes(victim, &[Attribute::Label(b"victim".to_vec())])
-        .unwrap();
-    let (public, _private) = session
-        .generate_key_pair(
-            &Mechanism::RsaPkcsKeyPairGen,
-            &[
-                Attribute::Token(true),
-                Attribute::ModulusBits(2048.into()),
-                Attribute::Wrap(false),
-                Attribute::Encrypt(true),
-            ],
-            &[
-                Attribute::Token(true),
-                Attribute::Label(b"decrypting half".to_vec()),
-                Attribute::Decrypt(true),
-                Attribute::Unwrap(false),
-            ],
-        )
-        .expect("a pair that encrypts and decrypts is allowed under the policy");
-    let values = session
-        .get_attributes(
-            public,
-            &[AttributeType::Modulus, AttributeType::PublicExponent],
-        )
-        .unwrap();
-    drop(session);
-    ctx.finalize().unwrap();
-    values
-}
-
-/// A public RSA token key of `values`, labelled `label`, that encrypts and does not wrap
-/// (what any session may make under the policy, logged in or not).
-fn public_key_template(values: &[Attribute], label: &str) -> Vec<Attribute> {
-    let mut template = vec![
-        Attribute::Class(ObjectClass::PUBLIC_KEY),
-        Attribute::KeyType(KeyType::RSA),
-        Attribute::Token(true),
-        Attribute::Private(false),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Wrap(false),
-        Attribute::Encrypt(true),
-    ];
-    template.extend_from_slice(values);
-    template
-}
 
 /// A session that is not logged in makes a public key of `values` labelled `planted`
 /// (it only encrypts: allowed under the policy); offline, without a PIN, a writer of the
@@ -119,7 +34,7 @@ fn plant_a_wrapping_public_key(env: &TestEnv, values: &[Attribute]) {
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
     let public = ctx.open_rw_session(slot).unwrap();
     let planted = public
-        .create_object(&public_key_template(values, "planted"))
+        .create_object(&rsa_public_template(values, "planted", false))
         .expect("a public key that does not wrap, from a public session");
     let uid = uid_of(&public, planted);
     drop(public);
@@ -134,10 +49,14 @@ fn plant_a_wrapping_public_key(env: &TestEnv, values: &[Attribute]) {
 /// private half: `Ok(true)` when the victim's value came out.
 fn extract_under(session: &Session, wrapping: ObjectHandle) -> Result<bool, String> {
     let wrapped = session
-        .wrap_key(&oaep_sha256(), wrapping, one(session, "victim"))
+        .wrap_key(&oaep_sha256(), wrapping, one_labelled(session, "victim"))
         .map_err(|e| format!("C_WrapKey refused: {:?}", rv::<()>(Err(e))))?;
     let plain = session
-        .decrypt(&oaep_sha256(), one(session, "decrypting half"), &wrapped)
+        .decrypt(
+            &oaep_sha256(),
+            one_labelled(session, "decrypting half"),
+            &wrapped,
+        )
         .map_err(|e| format!("C_Decrypt refused: {:?}", rv::<()>(Err(e))))?;
     Ok(plain == VICTIM)
 }
@@ -163,7 +82,7 @@ fn a_copy_of_a_session_key_made_before_the_login_does_not_wrap_what_the_original
     let env = TestEnv::new();
     token_under_the_policy_with_a_victim(&env);
     drop_policy_from_config(&env);
-    delete_row(&env.token_database());
+    delete_policy_row(&env.token_database());
 
     let ctx = env.load();
     let slot = slot_of_token(&ctx, TOKEN_LABEL);
@@ -185,7 +104,7 @@ fn a_copy_of_a_session_key_made_before_the_login_does_not_wrap_what_the_original
         )
         .expect("before a login the row is all a process goes by (known limit)");
     session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
-    let victim = one(&session, "victim");
+    let victim = one_labelled(&session, "victim");
     assert_rv!(
         session.wrap_key(&Mechanism::AesEcb, both, victim),
         RvError::KeyFunctionNotPermitted,
@@ -236,7 +155,7 @@ fn a_session_copy_of_a_public_key_given_cka_wrap_offline_does_not_wrap_under_the
 
     let ctx = env.load();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
-    let planted = one(&session, "planted");
+    let planted = one_labelled(&session, "planted");
     let control = extract_under(&session, planted);
     assert!(
         control
@@ -275,7 +194,7 @@ fn a_token_copy_of_a_public_key_given_cka_wrap_offline_does_not_wrap_under_the_p
 
     let ctx = env.load();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
-    let planted = one(&session, "planted");
+    let planted = one_labelled(&session, "planted");
     assert!(
         extract_under(&session, planted).is_err(),
         "control: the planted record itself does not wrap (c712784)"
@@ -294,7 +213,7 @@ fn a_token_copy_of_a_public_key_given_cka_wrap_offline_does_not_wrap_under_the_p
     // A later process: the copy is an authenticated token record.
     let ctx = env.load();
     let session = user_session(&ctx, slot_of_token(&ctx, TOKEN_LABEL));
-    let extracted = extract_under(&session, one(&session, "laundered"));
+    let extracted = extract_under(&session, one_labelled(&session, "laundered"));
     assert!(
         extracted != Ok(true),
         "on a token under the policy, a token copy of a public key record given CKA_WRAP \

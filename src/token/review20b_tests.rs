@@ -7,48 +7,13 @@
 //! target meanwhile. Each test asserts what the project's documents promise, so it fails
 //! against the module as reviewed (592502e).
 
-use super::test_store::{bytes, import_parameters, token_on_a_fixed_clock, ulong, CALLER};
+use super::test_store::{
+    external_key, import_parameters, pair_stored, token_on_a_fixed_clock, ulong, CALLER,
+};
 use super::Token;
-use crate::ck::*;
 use crate::error::Error;
-use crate::kms::key::{KeySpec, KeyState, Origin};
-use crate::object::attr::{IMPORT_TARGET, KEY_ID, KEY_SPEC, KEY_STATE, ORIGIN};
-use crate::object::table::ObjectHandle;
-
-/// An EXTERNAL AES-256 session key waiting for its material, made in session 1: its
-/// handle and KeyId.
-fn session_external_key(token: &Token) -> (ObjectHandle, Vec<u8>) {
-    let key = token
-        .create_object(
-            CALLER,
-            &[
-                ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
-                ulong(CKA_KEY_TYPE, CKK_AES.raw()),
-                bytes(CKA_TOKEN, &[0]),
-                bytes(CKA_ENCRYPT, &[1]),
-                bytes(CKA_DECRYPT, &[1]),
-                ulong(ORIGIN, Origin::External.code()),
-                ulong(KEY_SPEC, KeySpec::Aes256.code()),
-            ],
-        )
-        .expect("an EXTERNAL session key");
-    let key_id = token
-        .objects
-        .read()
-        .get(key)
-        .and_then(|e| e.object.bytes(KEY_ID).map(<[u8]>::to_vec))
-        .expect("KeyId");
-    (key, key_id)
-}
-
-/// Whether the token holds any object of an import wrapping pair for `key_id`.
-fn pair_stored(token: &Token, key_id: &[u8]) -> bool {
-    token.sync().expect("sync");
-    !token
-        .find(&[bytes(IMPORT_TARGET, key_id)])
-        .expect("find")
-        .is_empty()
-}
+use crate::kms::key::KeyState;
+use crate::object::attr::KEY_STATE;
 
 /// Defect: a session target is judged on the record read before the wrapping key was
 /// generated, and never again. `make_import_parameters` skips the in-transaction
@@ -69,7 +34,7 @@ fn pair_stored(token: &Token, key_id: &[u8]) -> bool {
 fn a_session_target_whose_deletion_another_thread_schedules_meanwhile_gets_no_pair() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (token, _clock, _hooks) = token_on_a_fixed_clock(dir.path(), "review20b1");
-    let (key, key_id) = session_external_key(&token);
+    let (key, key_id) = external_key(&token, false);
     token.test_steps.lock().push((
         "insert",
         Box::new(move |t: &Token| {
@@ -103,7 +68,7 @@ fn a_session_target_whose_deletion_another_thread_schedules_meanwhile_gets_no_pa
 fn a_session_target_destroyed_by_another_thread_meanwhile_gets_no_pair() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (token, _clock, _hooks) = token_on_a_fixed_clock(dir.path(), "review20b2");
-    let (key, key_id) = session_external_key(&token);
+    let (key, key_id) = external_key(&token, false);
     token.test_steps.lock().push((
         "insert",
         Box::new(move |t: &Token| {

@@ -7,47 +7,12 @@
 
 use std::sync::Arc;
 
-use super::test_store::{bytes, import_parameters, token_on_a_fixed_clock, ulong, CALLER};
+use super::test_store::{
+    external_key, import_parameters, pair_stored, token_on_a_fixed_clock, ulong, CALLER,
+};
 use super::Token;
-use crate::ck::*;
-use crate::kms::key::{KeySpec, KeyState, Origin};
-use crate::object::attr::{IMPORT_TARGET, KEY_ID, KEY_SPEC, KEY_STATE, ORIGIN};
-use crate::object::table::ObjectHandle;
-
-/// An EXTERNAL AES-256 session key waiting for its material, made in session 1: its
-/// handle and KeyId.
-fn session_external_key(token: &Token) -> (ObjectHandle, Vec<u8>) {
-    let key = token
-        .create_object(
-            CALLER,
-            &[
-                ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
-                ulong(CKA_KEY_TYPE, CKK_AES.raw()),
-                bytes(CKA_TOKEN, &[0]),
-                bytes(CKA_ENCRYPT, &[1]),
-                bytes(CKA_DECRYPT, &[1]),
-                ulong(ORIGIN, Origin::External.code()),
-                ulong(KEY_SPEC, KeySpec::Aes256.code()),
-            ],
-        )
-        .expect("an EXTERNAL session key");
-    let key_id = token
-        .objects
-        .read()
-        .get(key)
-        .and_then(|e| e.object.bytes(KEY_ID).map(<[u8]>::to_vec))
-        .expect("KeyId");
-    (key, key_id)
-}
-
-/// Whether the token holds any object of an import wrapping pair for `key_id`.
-fn pair_stored(token: &Token, key_id: &[u8]) -> bool {
-    token.sync().expect("sync");
-    !token
-        .find(&[bytes(IMPORT_TARGET, key_id)])
-        .expect("find")
-        .is_empty()
-}
+use crate::kms::key::KeyState;
+use crate::object::attr::KEY_STATE;
 
 /// Defect: the session target's judgement under the table's lock (`in_table`, 90f63b2)
 /// is not the moment the pair is stored. `insert_all_judged` runs `in_table`, lets the
@@ -70,7 +35,7 @@ fn a_session_targets_deletion_scheduled_meanwhile_waits_for_the_pair() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (token, _clock, _hooks) = token_on_a_fixed_clock(dir.path(), "review20c1");
     let token = Arc::new(token);
-    let (key, key_id) = session_external_key(&token);
+    let (key, key_id) = external_key(&token, false);
     let weak = Arc::downgrade(&token);
     let finished = Arc::new(AtomicBool::new(false));
     let finished_in_window = Arc::new(AtomicBool::new(false));

@@ -343,6 +343,45 @@ pub(super) fn token_on_a_fixed_clock(
     (token, clock, hooks)
 }
 
+/// An EXTERNAL AES-256 key waiting for its material, made in session 1, a token object or
+/// a session object: its handle and KeyId.
+pub(super) fn external_key(token: &Token, token_object: bool) -> (ObjectHandle, Vec<u8>) {
+    use crate::kms::key::{KeySpec, Origin};
+    use crate::object::attr::{KEY_ID, KEY_SPEC, ORIGIN};
+    let key = token
+        .create_object(
+            CALLER,
+            &[
+                ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+                ulong(CKA_KEY_TYPE, CKK_AES.raw()),
+                bytes(CKA_TOKEN, &[u8::from(token_object)]),
+                bytes(CKA_ENCRYPT, &[1]),
+                bytes(CKA_DECRYPT, &[1]),
+                ulong(ORIGIN, Origin::External.code()),
+                ulong(KEY_SPEC, KeySpec::Aes256.code()),
+            ],
+        )
+        .expect("an EXTERNAL key");
+    let key_id = token
+        .objects
+        .read()
+        .get(key)
+        .and_then(|e| e.object.bytes(KEY_ID).map(<[u8]>::to_vec))
+        .expect("KeyId");
+    (key, key_id)
+}
+
+/// Whether the token holds any object of an import wrapping pair for `key_id`, once it
+/// has caught up with the store.
+pub(super) fn pair_stored(token: &Token, key_id: &[u8]) -> bool {
+    use crate::object::attr::IMPORT_TARGET;
+    token.sync().expect("sync");
+    !token
+        .find(&[bytes(IMPORT_TARGET, key_id)])
+        .expect("find")
+        .is_empty()
+}
+
 /// GetParametersForImport for the key `key_id` through `caller`: an RSA_2048 wrapping
 /// pair for RSAES_OAEP_SHA_256, both halves token objects.
 pub(super) fn import_parameters(
@@ -382,28 +421,8 @@ pub(super) struct PreparedImport {
 
 impl PreparedImport {
     pub(super) fn new(token: &Token) -> PreparedImport {
-        use crate::kms::key::{KeySpec, Origin};
-        use crate::object::attr::{IMPORT_TOKEN, KEY_ID, KEY_SPEC, ORIGIN};
-        let key = token
-            .create_object(
-                CALLER,
-                &[
-                    ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
-                    ulong(CKA_KEY_TYPE, CKK_AES.raw()),
-                    bytes(CKA_TOKEN, &[1]),
-                    bytes(CKA_ENCRYPT, &[1]),
-                    bytes(CKA_DECRYPT, &[1]),
-                    ulong(ORIGIN, Origin::External.code()),
-                    ulong(KEY_SPEC, KeySpec::Aes256.code()),
-                ],
-            )
-            .expect("EXTERNAL key");
-        let key_id = token
-            .objects
-            .read()
-            .get(key)
-            .and_then(|e| e.object.bytes(KEY_ID).map(<[u8]>::to_vec))
-            .expect("KeyId");
+        use crate::object::attr::IMPORT_TOKEN;
+        let (key, key_id) = external_key(token, true);
         let (public, unwrapping) =
             import_parameters(token, CALLER, &key_id).expect("import parameters");
         let (spki, import_token) = {

@@ -1,14 +1,17 @@
 //! The separation-of-duties scenarios' shared set-up (tests/attacks_policy.rs and the
-//! attacker reviews 16a, 16b): a token under the policy, the victim key the attacks try to
-//! read, a key that only wraps, and the check that a key recovered the victim.
+//! attacker reviews 16a, 16b, 20a, 20c): a token under the policy, the victim key the
+//! attacks try to read, a key that only wraps, a pair whose private half decrypts, the
+//! offline removal of the policy's row, and the check that a key recovered the victim.
 
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use std::path::Path;
+
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
-use super::{ready_token, TestEnv};
+use super::{find_by_label, ready_token, TestEnv};
 
 /// The value of the victim key (known to the tests only, to tell a recovery).
 pub const VICTIM: [u8; 16] = [0x5a; 16];
@@ -81,4 +84,107 @@ pub fn oaep_sha256() -> Mechanism<'static> {
         PkcsMgfType::MGF1_SHA256,
         PkcsOaepSource::empty(),
     ))
+}
+
+/// The metadata row that says a token is under the policy, as the store names it.
+pub const POLICY_ROW: &str = "separation_of_duties";
+
+/// Deletes the policy's metadata row from the token database at `db`, as a writer of the
+/// file without a PIN can, while processes may have it open.
+pub fn delete_policy_row(db: &Path) {
+    let n = rusqlite::Connection::open(db)
+        .expect("the token database")
+        .execute("DELETE FROM meta WHERE name = ?1", [POLICY_ROW])
+        .expect("the row's deletion");
+    assert_eq!(n, 1, "the row was there to delete");
+}
+
+/// `env`'s configuration with the policy's line taken out: what the restrained user
+/// runs their own processes with.
+pub fn drop_policy_from_config(env: &TestEnv) {
+    let text = std::fs::read_to_string(&env.conf_path).expect("the configuration");
+    env.write_config(&text.replace("separation_of_duties = true\n", ""));
+}
+
+/// The one object labelled `label`.
+pub fn one_labelled(session: &Session, label: &str) -> ObjectHandle {
+    let found = find_by_label(session, label);
+    assert_eq!(found.len(), 1, "one object labelled {label}");
+    found[0]
+}
+
+/// An RSA token pair of the user's, made under the policy: its private half (labelled
+/// `decrypting half`) decrypts and does not unwrap, its public half encrypts and does
+/// not wrap — allowed. Answers the private half and the public values (modulus and
+/// exponent).
+pub fn decrypting_pair(session: &Session) -> (ObjectHandle, Vec<Attribute>) {
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Wrap(false),
+                Attribute::Encrypt(true),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Label(b"decrypting half".to_vec()),
+                Attribute::Decrypt(true),
+                Attribute::Unwrap(false),
+            ],
+        )
+        .expect("a pair that encrypts and decrypts is allowed under the policy");
+    let values = session
+        .get_attributes(
+            public,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .expect("the pair's public values");
+    (private, values)
+}
+
+/// A public RSA token key of `values`, labelled `label`, that wraps or (if not `wrap`)
+/// encrypts.
+pub fn rsa_public_template(values: &[Attribute], label: &str, wrap: bool) -> Vec<Attribute> {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Wrap(wrap),
+        Attribute::Encrypt(!wrap),
+    ];
+    template.extend_from_slice(values);
+    template
+}
+
+/// A token made by a process configured with the policy (so under it, sealed at its
+/// first login), holding the user's victim (`extractable_victim`, labelled `victim`) and
+/// the user's `decrypting_pair`; the module finalised again. Answers the pair's public
+/// values.
+pub fn token_under_the_policy_with_a_victim(env: &TestEnv) -> Vec<Attribute> {
+    separate_duties(env);
+    let (ctx, _slot, session) = ready_token(env);
+    let victim = extractable_victim(&session, true);
+    session
+        .update_attributes(victim, &[Attribute::Label(b"victim".to_vec())])
+        .expect("the victim's label");
+    let (_private, values) = decrypting_pair(&session);
+    // Control: the policy refuses a public key that wraps made from the pair's values.
+    let control = session.create_object(&rsa_public_template(&values, "control", true));
+    assert!(
+        matches!(
+            control,
+            Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::TemplateInconsistent,
+                _
+            ))
+        ),
+        "control: the token is under the policy: {control:?}"
+    );
+    drop(session);
+    ctx.finalize().expect("C_Finalize");
+    values
 }
