@@ -775,7 +775,7 @@ fn separation_meta(config: &crate::config::Config) -> Option<Change> {
 
 /// The metadata row that says the token is under the separation-of-duties policy: what
 /// a process goes by before a login. After one, the record-authentication marker says
-/// it under the master key (`records::RecordAuthMarker`).
+/// it under the master key (`records::record_auth_marker`).
 fn separation_marker() -> Change {
     Change::PutMeta(META_SEPARATION_OF_DUTIES.into(), b"on".to_vec())
 }

@@ -437,7 +437,7 @@ impl Token {
                 Ok(current)
             }
             Owner::Session(_) => {
-                // Destroying a session KMS key is a decision on it like the others
+                // A change of a session KMS key is serialised with the decisions on it
                 // (`kms_decisions`, first in the lock order).
                 let _decisions = entry.object.has(KEY_ID).then(|| self.kms_decisions.lock());
                 let mut table = self.objects.write();
