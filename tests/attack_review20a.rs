@@ -299,26 +299,7 @@ fn a_public_key_given_cka_wrap_offline_does_not_wrap_under_the_policy() {
 #[test]
 fn session_keys_made_before_the_login_do_not_extract_a_key_on_a_sealed_token() {
     let env = TestEnv::new();
-    token_under_the_policy_with_a_victim(&env);
-    drop_policy_from_config(&env);
-    delete_policy_row(&env.token_database());
-
-    let ctx = env.load();
-    let slot = slot_of_token(&ctx, TOKEN_LABEL);
-    let session = ctx.open_rw_session(slot).unwrap();
-    let both = session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Token(false),
-                Attribute::Private(false),
-                Attribute::ValueLen(16.into()),
-                Attribute::Wrap(true),
-                Attribute::Decrypt(true),
-            ],
-        )
-        .expect("before a login the row is all a process goes by (known limit)");
-    session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    let (_ctx, session, both) = session_key_made_before_the_login(&env, &[]);
     assert_eq!(
         generate_wrap_and_decrypt(&session),
         Err(RvError::TemplateInconsistent),

@@ -20,7 +20,7 @@ use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::Session;
 use cryptoki_sys::*;
 use kmshsm::object::attr::Value;
 
@@ -80,30 +80,15 @@ fn extract_under(session: &Session, wrapping: ObjectHandle) -> Result<bool, Stri
 #[test]
 fn a_copy_of_a_session_key_made_before_the_login_does_not_wrap_what_the_original_decrypts() {
     let env = TestEnv::new();
-    token_under_the_policy_with_a_victim(&env);
-    drop_policy_from_config(&env);
-    delete_policy_row(&env.token_database());
-
-    let ctx = env.load();
-    let slot = slot_of_token(&ctx, TOKEN_LABEL);
-    let session = ctx.open_rw_session(slot).unwrap();
-    let both = session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Token(false),
-                Attribute::Private(false),
-                Attribute::ValueLen(16.into()),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Wrap(true),
-                Attribute::Decrypt(true),
-                Attribute::Encrypt(false),
-                Attribute::Unwrap(false),
-            ],
-        )
-        .expect("before a login the row is all a process goes by (known limit)");
-    session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
+    let (_ctx, session, both) = session_key_made_before_the_login(
+        &env,
+        &[
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Encrypt(false),
+            Attribute::Unwrap(false),
+        ],
+    );
     let victim = one_labelled(&session, "victim");
     assert_rv!(
         session.wrap_key(&Mechanism::AesEcb, both, victim),

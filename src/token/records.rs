@@ -310,99 +310,27 @@ mod tests {
 
     use super::*;
     use crate::ck::*;
-    use crate::ids::{SessionHandle, SlotId};
-    use crate::object::attr::{RawAttribute, RawValue};
+    use crate::ids::SessionHandle;
+    use crate::object::attr::RawAttribute;
     use crate::store::seal::{self, PinKdf};
-    use crate::token::{Caller, Shared, UserKind, LABEL_LEN};
-    use zeroize::Zeroizing;
+    use crate::token::test_store::{self, bytes as raw, ulong};
+    use crate::token::{Shared, UserKind};
 
     const SO_PIN: &[u8] = b"so-pin-1234";
     const USER_PIN: &[u8] = b"user-pin-5678";
 
-    fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
-        RawAttribute {
-            ty: ty as _,
-            value: RawValue::Bytes(Zeroizing::new(value.to_vec())),
-        }
-    }
-
-    fn ulong(ty: AttrType, v: CK_ULONG) -> RawAttribute {
-        raw(ty, &v.to_ne_bytes())
-    }
-
-    /// A token with a user PIN and one private AES key, then turned into what kmshsm
-    /// wrote before records were authenticated: format-1 records, PIN records sealed
-    /// with the old associated data, no marker.
+    /// A token with a user PIN and one private AES key, as kmshsm wrote it before records
+    /// were authenticated (`test_store::legacy_token`), opened again.
     fn legacy_token(dir: &std::path::Path) -> (Token, Arc<Shared>) {
         let shared = crate::token::shared_for_tests(dir);
-        let backend = crate::store::Backend::Files(dir.to_path_buf());
-        let token = Token::create(
-            &backend,
-            SlotId::new(1),
-            "legacy0001",
-            [b' '; LABEL_LEN],
-            SO_PIN,
-            Arc::clone(&shared),
-        )
-        .unwrap();
-        let caller = Caller {
-            session: SessionHandle::new(1),
-            rw: true,
-        };
-        token.add_session(SessionHandle::new(1), true).unwrap();
-        token
-            .login(SessionHandle::new(1), UserKind::So, SO_PIN)
-            .unwrap();
-        token.init_pin(true, USER_PIN).unwrap();
-        token.logout().unwrap();
-        token
-            .login(SessionHandle::new(1), UserKind::User, USER_PIN)
-            .unwrap();
-        token
-            .create_object(
-                caller,
-                &[
-                    ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
-                    ulong(CKA_KEY_TYPE, CKK_AES.raw()),
-                    raw(CKA_TOKEN, &[1]),
-                    raw(CKA_LABEL, b"old key"),
-                    raw(CKA_VALUE, &[9u8; 32]),
-                ],
-            )
-            .unwrap();
-        // Back to the old format, record by record, with the master key at hand.
-        let master = token.master().unwrap();
-        let all = token.store.read(0, 0, Scope::All).unwrap();
-        let mut changes = Vec::new();
-        for rec in &all.objects {
-            let object = Object::from_record(rec).unwrap();
-            changes.push(Change::PutObject(
-                object.to_legacy_record(&token.serial, &master).unwrap(),
-            ));
-        }
-        for (role, pin) in [(PinRole::So, SO_PIN), (PinRole::User, USER_PIN)] {
-            let kdf = PinKdf::fresh(&shared.config.kdf).unwrap();
-            let wrapped =
-                seal::wrap_master_key(&master, &kdf, pin, &legacy_master_aad(&token.serial, role))
-                    .unwrap();
-            changes.push(Change::PutPin(
-                role,
-                crate::store::PinRecord {
-                    kdf: kdf.encode(),
-                    wrapped_key: wrapped,
-                    failures: 0,
-                },
-            ));
-        }
-        token.store.commit(changes).unwrap();
-        token.logout().unwrap();
-        token.remove_session(SessionHandle::new(1));
-        let path = crate::store::Backend::file_of(dir, &token.serial);
-        drop(token);
-        let db = rusqlite::Connection::open(&path).unwrap();
-        db.execute("DELETE FROM meta WHERE name = ?1", [META_RECORD_AUTH])
-            .unwrap();
-        drop(db);
+        let key: &[RawAttribute] = &[
+            ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+            ulong(CKA_KEY_TYPE, CKK_AES.raw()),
+            raw(CKA_TOKEN, &[1]),
+            raw(CKA_LABEL, b"old key"),
+            raw(CKA_VALUE, &[9u8; 32]),
+        ];
+        let path = test_store::legacy_token(dir, &shared, "legacy0001", SO_PIN, &[key]);
         (Token::open(&path, Arc::clone(&shared)).unwrap(), shared)
     }
 

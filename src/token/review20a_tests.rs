@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::records::{legacy_master_aad, record_auth_marker};
+use super::test_store::{self, marker_covers_the_policy};
 use super::*;
-use crate::config::{Config, KdfConfig};
+use crate::config::KdfConfig;
 
 const SO_PIN: &[u8] = b"so-pin-1234";
 const USER_PIN: &[u8] = b"user-pin-5678";
@@ -19,16 +19,7 @@ const SESSION: SessionHandle = SessionHandle::new(1);
 /// What a process shares: configured with the policy or without it, its new PIN records
 /// derived with `kdf`.
 fn shared(dir: &Path, separation_of_duties: bool, kdf: KdfConfig) -> Arc<Shared> {
-    let base = shared_for_tests(dir);
-    Arc::new(Shared {
-        config: Arc::new(Config {
-            separation_of_duties,
-            kdf,
-            ..(*base.config).clone()
-        }),
-        handles: crate::object::table::HandleSource,
-        clock: Arc::clone(&base.clock),
-    })
+    test_store::configured(dir, separation_of_duties, Some(kdf))
 }
 
 /// The tests' cheap PIN derivation.
@@ -46,59 +37,11 @@ fn slow() -> KdfConfig {
     }
 }
 
-/// A token as kmshsm wrote it before records were authenticated: both PIN records in
-/// the old format, no record-authentication marker, not under the policy (made by a
-/// process configured without it). Its database's path.
+/// A token as kmshsm wrote it before records were authenticated, not under the policy
+/// (made by a process configured without it; `test_store::legacy_token`). Its database's
+/// path.
 fn legacy_token(dir: &Path) -> std::path::PathBuf {
-    let shared = shared(dir, false, cheap());
-    let token = Token::create(
-        &crate::store::Backend::Files(dir.to_path_buf()),
-        SlotId::new(1),
-        "review20a",
-        [b' '; LABEL_LEN],
-        SO_PIN,
-        Arc::clone(&shared),
-    )
-    .unwrap();
-    token.add_session(SESSION, true).unwrap();
-    token.login(SESSION, UserKind::So, SO_PIN).unwrap();
-    token.init_pin(true, USER_PIN).unwrap();
-    let master = token.master().unwrap();
-    let mut changes = Vec::new();
-    for (role, pin) in [(PinRole::So, SO_PIN), (PinRole::User, USER_PIN)] {
-        let kdf = PinKdf::fresh(&shared.config.kdf).unwrap();
-        let wrapped =
-            seal::wrap_master_key(&master, &kdf, pin, &legacy_master_aad(&token.serial, role))
-                .unwrap();
-        changes.push(Change::PutPin(
-            role,
-            PinRecord {
-                kdf: kdf.encode(),
-                wrapped_key: wrapped,
-                failures: 0,
-            },
-        ));
-    }
-    token.store.commit(changes).unwrap();
-    token.logout().unwrap();
-    token.remove_session(SESSION);
-    let path = crate::store::Backend::file_of(dir, &token.serial);
-    drop(token);
-    let db = rusqlite::Connection::open(&path).unwrap();
-    db.execute("DELETE FROM meta WHERE name = ?1", [META_RECORD_AUTH])
-        .unwrap();
-    path
-}
-
-/// Whether the stored marker covers the policy, as the master key of the logged-in
-/// `token` tells (`None`: no marker this key made).
-fn marker_covers_the_policy(token: &Token) -> Option<bool> {
-    let stored = token.store.read(0, 0, Scope::Changes).unwrap();
-    let found = stored.meta.get(META_RECORD_AUTH)?;
-    let master = token.master().expect("logged in");
-    [false, true]
-        .into_iter()
-        .find(|&separated| *found == record_auth_marker(&master, &token.serial, separated))
+    test_store::legacy_token(dir, &shared(dir, false, cheap()), "review20a", SO_PIN, &[])
 }
 
 /// Two logins adopt one old-format token at once: the user's, in a process configured

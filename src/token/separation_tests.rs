@@ -9,9 +9,8 @@
 
 use std::sync::Arc;
 
-use super::records::record_auth_marker;
+use super::test_store::{self, marker_covers_the_policy};
 use super::*;
-use crate::config::Config;
 
 const SO_PIN: &[u8] = b"so-pin-1234";
 const USER_PIN: &[u8] = b"user-pin-5678";
@@ -19,15 +18,7 @@ const SESSION: SessionHandle = SessionHandle::new(1);
 
 /// What a process shares, configured with the policy or without it.
 fn shared(dir: &Path, separation_of_duties: bool) -> Arc<Shared> {
-    let base = shared_for_tests(dir);
-    Arc::new(Shared {
-        config: Arc::new(Config {
-            separation_of_duties,
-            ..(*base.config).clone()
-        }),
-        handles: crate::object::table::HandleSource,
-        clock: Arc::clone(&base.clock),
-    })
+    test_store::configured(dir, separation_of_duties, None)
 }
 
 /// A token made by a process configured without the policy, with a user PIN.
@@ -55,17 +46,6 @@ fn logged_in(path: &Path, shared: Arc<Shared>) -> Token {
     token.add_session(SESSION, true).unwrap();
     token.login(SESSION, UserKind::User, USER_PIN).unwrap();
     token
-}
-
-/// Whether the stored record-authentication marker covers the policy, as the master
-/// key of the token's logged-in process tells (`None`: no marker this key made).
-fn marker_covers_the_policy(token: &Token) -> Option<bool> {
-    let stored = token.store.read(0, 0, Scope::Changes).unwrap();
-    let found = stored.meta.get(META_RECORD_AUTH)?;
-    let master = token.master().expect("logged in");
-    [false, true]
-        .into_iter()
-        .find(|&separated| *found == record_auth_marker(&master, &token.serial, separated))
 }
 
 fn row_stored(token: &Token) -> bool {

@@ -483,3 +483,103 @@ impl PreparedImport {
         token.unwrap_key(CALLER, &mech, self.unwrapping, &self.wrapped, &template)
     }
 }
+
+/// What a process shares, configured with the separation-of-duties policy or without it;
+/// its new PIN records derived with `kdf`, or with the tests' cheap derivation.
+pub(super) fn configured(
+    dir: &std::path::Path,
+    separation_of_duties: bool,
+    kdf: Option<crate::config::KdfConfig>,
+) -> Arc<super::Shared> {
+    let base = shared_for_tests(dir);
+    Arc::new(super::Shared {
+        config: Arc::new(crate::config::Config {
+            separation_of_duties,
+            kdf: kdf.unwrap_or(base.config.kdf),
+            ..(*base.config).clone()
+        }),
+        handles: crate::object::table::HandleSource,
+        clock: Arc::clone(&base.clock),
+    })
+}
+
+/// A token `serial` as kmshsm wrote it before records were authenticated, made in `dir`
+/// by a process sharing `shared`: SO PIN `so_pin`, user PIN [`USER_PIN`], `objects`
+/// created by the user, then every object record turned back into format 1, both PIN
+/// records sealed with the old associated data, and the record-authentication marker
+/// deleted. The database's path.
+pub(super) fn legacy_token(
+    dir: &std::path::Path,
+    shared: &Arc<super::Shared>,
+    serial: &str,
+    so_pin: &[u8],
+    objects: &[&[RawAttribute]],
+) -> std::path::PathBuf {
+    use super::records::legacy_master_aad;
+    use super::META_RECORD_AUTH;
+    use crate::object::Object;
+    use crate::store::seal::{self, PinKdf};
+    use crate::store::PinRecord;
+
+    let token = Token::create(
+        &crate::store::Backend::Files(dir.to_path_buf()),
+        SlotId::new(1),
+        serial,
+        [b' '; LABEL_LEN],
+        so_pin,
+        Arc::clone(shared),
+    )
+    .expect("token");
+    token.add_session(CALLER.session, true).expect("session");
+    token
+        .login(CALLER.session, UserKind::So, so_pin)
+        .expect("SO login");
+    token.init_pin(true, USER_PIN).expect("user PIN");
+    token.logout().expect("logout");
+    token
+        .login(CALLER.session, UserKind::User, USER_PIN)
+        .expect("user login");
+    for template in objects {
+        token.create_object(CALLER, template).expect("object");
+    }
+    let master = token.master().expect("logged in");
+    let all = token.store.read(0, 0, Scope::All).expect("read");
+    let mut changes = Vec::new();
+    for rec in &all.objects {
+        let object = Object::from_record(rec).expect("record");
+        let legacy = object.to_legacy_record(&token.serial, &master);
+        changes.push(Change::PutObject(legacy.expect("legacy record")));
+    }
+    for (role, pin) in [(PinRole::So, so_pin), (PinRole::User, USER_PIN)] {
+        let kdf = PinKdf::fresh(&shared.config.kdf).expect("kdf");
+        let aad = legacy_master_aad(&token.serial, role);
+        let wrapped = seal::wrap_master_key(&master, &kdf, pin, &aad).expect("wrap");
+        changes.push(Change::PutPin(
+            role,
+            PinRecord {
+                kdf: kdf.encode(),
+                wrapped_key: wrapped,
+                failures: 0,
+            },
+        ));
+    }
+    token.store.commit(changes).expect("legacy records");
+    token.logout().expect("logout");
+    token.remove_session(CALLER.session);
+    let path = crate::store::Backend::file_of(dir, &token.serial);
+    drop(token);
+    let db = rusqlite::Connection::open(&path).expect("database");
+    db.execute("DELETE FROM meta WHERE name = ?1", [META_RECORD_AUTH])
+        .expect("marker deleted");
+    path
+}
+
+/// Whether the stored record-authentication marker covers the policy, as the master key
+/// of the logged-in `token` tells (`None`: no marker, or none this key made).
+pub(super) fn marker_covers_the_policy(token: &Token) -> Option<bool> {
+    use super::META_RECORD_AUTH;
+    let stored = token.store.read(0, 0, Scope::Changes).expect("read");
+    let found = stored.meta.get(META_RECORD_AUTH)?;
+    let master = token.master().expect("logged in");
+    super::records::read_record_auth_marker(found, &master, &token.serial)
+}

@@ -188,3 +188,38 @@ pub fn token_under_the_policy_with_a_victim(env: &TestEnv) -> Vec<Attribute> {
     ctx.finalize().expect("C_Finalize");
     values
 }
+
+/// A token under the policy with a victim (`token_under_the_policy_with_a_victim`), its
+/// policy row deleted offline, opened by a process configured without the policy; in it,
+/// before the user's login, a public session AES key that wraps and decrypts (`extra`
+/// added to its template), which is made (before a login the row is all a process goes
+/// by: a known limit); then the user logged in. The module, the session and that key.
+pub fn session_key_made_before_the_login(
+    env: &TestEnv,
+    extra: &[Attribute],
+) -> (Pkcs11, Session, ObjectHandle) {
+    token_under_the_policy_with_a_victim(env);
+    drop_policy_from_config(env);
+    delete_policy_row(&env.token_database());
+    let ctx = env.load();
+    let slot = super::slot_of_token(&ctx, super::TOKEN_LABEL);
+    let session = ctx.open_rw_session(slot).expect("a session");
+    let mut template = vec![
+        Attribute::Token(false),
+        Attribute::Private(false),
+        Attribute::ValueLen(16.into()),
+        Attribute::Wrap(true),
+        Attribute::Decrypt(true),
+    ];
+    template.extend_from_slice(extra);
+    let both = session
+        .generate_key(&Mechanism::AesKeyGen, &template)
+        .expect("before a login the row is all a process goes by (known limit)");
+    session
+        .login(
+            cryptoki::session::UserType::User,
+            Some(&super::pin(super::USER_PIN)),
+        )
+        .expect("the user's login");
+    (ctx, session, both)
+}
