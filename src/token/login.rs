@@ -313,7 +313,7 @@ impl Token {
             return Err(Error::TokenReinitialized);
         }
         // A token from before authenticated records is adopted before anything is used.
-        self.settle_record_format(role, pin, &master, format, &checked)?;
+        self.settle_record_format(role, pin, &master, format, &checked, Operation::Login)?;
         // Authenticates what was appended without the key (failed logins, sweeps).
         let audit_key = AuditKey::new(&super::audit::audit_key(&master));
         self.seal_audit_head(&audit_key, epoch)?;
@@ -472,7 +472,8 @@ impl Token {
             return Err(Error::TokenReinitialized);
         }
         // The new record is in the current format: adopt a legacy token first.
-        let from_kdf = self.settle_record_format(role, old, &master, format, &checked)?;
+        let from_kdf =
+            self.settle_record_format(role, old, &master, format, &checked, Operation::SetPin)?;
         let record = Token::pin_record(&master, &self.serial, role, new, &self.shared.config)?;
         let event = self.pin_event(Operation::SetPin, role, None);
         // Only over the record the old PIN opened: one set meanwhile (the SO's
@@ -498,7 +499,12 @@ impl Token {
     }
 
     /// An event about the PIN of `role` (never the PIN itself).
-    fn pin_event(&self, operation: Operation, role: PinRole, failures: Option<u32>) -> AuditEvent {
+    pub(super) fn pin_event(
+        &self,
+        operation: Operation,
+        role: PinRole,
+        failures: Option<u32>,
+    ) -> AuditEvent {
         let mut event = self.event(operation);
         event.role = Some(
             match role {

@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 use super::{master_aad, separation_marker, Token, META_RECORD_AUTH, META_SEPARATION_OF_DUTIES};
 use crate::ck::{CKA_ID, CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
 use crate::error::{Error, Result, StoreError};
+use crate::kms::audit::Operation;
 use crate::object::{Object, RecordAuth};
 use crate::store::seal::MasterKey;
 use crate::store::{Change, PinRecordId, PinRole, Scope};
@@ -122,6 +123,11 @@ impl Token {
     /// needed for that), if it is still the record `checked` the PIN was checked
     /// against. Answers the KDF parameters of the record in force after it as far as
     /// this call knows (the rewrapped one's, or `checked`'s).
+    ///
+    /// A refusal for tampering is recorded in the audit trail as a refusal of
+    /// `operation` (the login or `C_SetPIN` the right PIN was given for): the operator
+    /// sees that someone edited the token, though the PIN was right and no wrong PIN is
+    /// counted.
     pub(super) fn settle_record_format(
         &self,
         role: PinRole,
@@ -129,14 +135,24 @@ impl Token {
         master: &MasterKey,
         format: PinFormat,
         checked: &PinRecordId,
+        operation: Operation,
     ) -> Result<Vec<u8>> {
-        let kdf = if format == PinFormat::Legacy {
-            self.adopt(role, pin, master, checked)?
+        let settled = if format == PinFormat::Legacy {
+            self.adopt(role, pin, master, checked)
         } else {
-            checked.kdf.clone()
+            Ok(checked.kdf.clone())
         };
-        self.settle_separation(master, checked.epoch)?;
-        Ok(kdf)
+        let settled = settled.and_then(|kdf| {
+            self.settle_separation(master, checked.epoch)?;
+            Ok(kdf)
+        });
+        if let Err(e @ Error::Store(StoreError::Tampered)) = &settled {
+            let event = self
+                .pin_event(operation, role, None)
+                .refused_with("RecordTampered", &e.to_string());
+            self.record_refusal(event, &[Some(checked.epoch)]);
+        }
+        settled
     }
 
     /// The marker as the store holds it in the token of `epoch`, read now: `Some(covers

@@ -195,15 +195,50 @@ fn a_login_refuses_a_token_whose_marker_is_missing_or_not_its_own() {
     login_is_refused_as_tampered(&path, shared(dir.path(), false));
 }
 
-/// A new process's user login into the token at `path` is refused as tampered, and
-/// leaves no one logged in.
+/// A new process's user login into the token at `path` is refused as tampered, leaves
+/// no one logged in, counts no wrong PIN, and is recorded in the audit trail as one
+/// refused login; so is a `C_SetPIN` refused for the same reason.
 fn login_is_refused_as_tampered(path: &Path, shared: Arc<Shared>) {
+    use crate::kms::audit::{AuditEvent, Operation, Outcome};
     let token = Token::open(path, shared).unwrap();
     token.add_session(SESSION, true).unwrap();
+    let events = |token: &Token| -> Vec<AuditEvent> {
+        let log = token.store.audit_log().unwrap();
+        let decoded = log.events.iter().map(|e| AuditEvent::decode(&e.body));
+        decoded.map(Option::unwrap).collect()
+    };
+    let before = events(&token).len();
     let refused = token.login(SESSION, UserKind::User, USER_PIN);
     assert!(
         matches!(refused, Err(Error::Store(StoreError::Tampered))),
         "{refused:?}"
     );
     assert_eq!(token.logged_in(), LoggedIn::Nobody);
+    let after = events(&token);
+    assert_eq!(after.len(), before + 1, "one event for the refusal");
+    let refusal = &after[before];
+    assert_eq!(refusal.event_name, Operation::Login);
+    assert_eq!(refusal.outcome, Outcome::Refused);
+    assert_eq!(refusal.error_code.as_deref(), Some("RecordTampered"));
+    assert_eq!(refusal.role.as_deref(), Some("User"));
+    assert_eq!(refusal.pin_failures, None, "no wrong PIN to count");
+    let stored = token.store.read(0, 0, Scope::Changes).unwrap();
+    assert_eq!(
+        stored.pins[&PinRole::User].failures,
+        0,
+        "no wrong PIN counted"
+    );
+
+    let refused = token.set_pin(true, USER_PIN, b"another-pin-9999");
+    assert!(
+        matches!(refused, Err(Error::Store(StoreError::Tampered))),
+        "{refused:?}"
+    );
+    let last = events(&token);
+    assert_eq!(last.len(), before + 2, "one event for the refused C_SetPIN");
+    assert_eq!(last[before + 1].event_name, Operation::SetPin);
+    assert_eq!(
+        last[before + 1].error_code.as_deref(),
+        Some("RecordTampered")
+    );
 }
