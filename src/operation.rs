@@ -3,9 +3,14 @@
 //!
 //! An output-producing step runs at most once per input: when the caller's buffer is
 //! too small, the output is kept (zeroizing) and handed out by the next call, so a
-//! retry never re-runs a decryption or advances a stream twice. An error other than
-//! `CKR_BUFFER_TOO_SMALL` ends the operation (§5.2). This module must not know about
-//! pointers; `ffi::raw` writes what it returns.
+//! retry never re-runs a decryption or advances a stream twice. Every error of a step
+//! ends the operation (§5.2, and each function of §5.9-5.13: a single-part or final call
+//! "always terminates" the operation unless it answers `CKR_BUFFER_TOO_SMALL` or a
+//! length query, an update that fails terminates it): a refused key, a failed
+//! computation, single-part and multi-part calls mixed, another call or other input
+//! while output waits for its retry. This module must not know about pointers;
+//! `ffi::raw` writes what it returns (and ends the operation when the caller's pointers
+//! are refused before a step runs).
 
 use crate::ids::MechType;
 use zeroize::Zeroizing;
@@ -187,11 +192,23 @@ struct Kept {
     output: Zeroizing<Vec<u8>>,
 }
 
+/// Which calls have driven an operation: the first step decides, and the other kind is
+/// refused from then on (§5.2: `C_Encrypt` is not used to finish what `C_EncryptUpdate`
+/// began, nor `C_EncryptUpdate` after `C_Encrypt`, even a length query, began).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    /// No step yet.
+    Undecided,
+    /// A single-part call (`Step::Once`).
+    Single,
+    /// An update or a final call.
+    Multi,
+}
+
 /// An operation and the output of its last step, if the caller's buffer was too small.
 pub struct Active<T: ?Sized> {
     pending: Option<Kept>,
-    /// True once a multi-part call was made: single-part calls are then refused.
-    pub multi_part: bool,
+    parts: Parts,
     pub op: Box<T>,
     /// The key the operation runs with, if any (digests have none).
     pub grant: Option<Grant>,
@@ -212,7 +229,7 @@ impl<T: ?Sized> Active<T> {
     pub fn new(op: Box<T>) -> Active<T> {
         Active {
             pending: None,
-            multi_part: false,
+            parts: Parts::Undecided,
             op,
             grant: None,
         }
@@ -269,16 +286,57 @@ pub(crate) fn satisfy_login<T: ?Sized>(slot: &mut Option<Active<T>>) -> bool {
     }
 }
 
-/// `OperationActive` while output another call made waits for that call's retry, and
-/// `ArgumentsBad` for a retry of that call with other input: the operation and the
-/// output are kept for the real retry either way.
-fn waits_for_other<T: ?Sized>(active: &Active<T>, call: Step, input: &[u8]) -> Result<()> {
-    match &active.pending {
-        Some(kept) if kept.call != call => Err(Error::OperationActive),
-        Some(kept) if kept.input.as_slice() != input => Err(Error::ArgumentsBad(
-            "a retry after CKR_BUFFER_TOO_SMALL must pass the input of the call it retries",
-        )),
-        _ => Ok(()),
+impl<T: ?Sized> Active<T> {
+    /// Whether step `call`, given `input` (`None`: a step that produces no output, so
+    /// output waiting is always another call's), may run now: `OperationActive` for a
+    /// single-part call on an operation driven by updates or the other way round, or
+    /// while output another call made waits for that call's retry; `ArgumentsBad` for a
+    /// retry of that call with other input (it would be handed output not its own).
+    /// Admitted, the operation is driven by `call`'s kind from then on.
+    fn admit(&mut self, call: Step, input: Option<&[u8]>) -> Result<()> {
+        match (&self.pending, input) {
+            (Some(_), None) => return Err(Error::OperationActive),
+            (Some(kept), Some(_)) if kept.call != call => return Err(Error::OperationActive),
+            (Some(kept), Some(input)) if kept.input.as_slice() != input => {
+                return Err(Error::ArgumentsBad(
+                    "a retry after CKR_BUFFER_TOO_SMALL must pass the input of the call it \
+                     retries",
+                ))
+            }
+            _ => {}
+        }
+        let parts = match call {
+            Step::Once => Parts::Single,
+            Step::Update | Step::Final => Parts::Multi,
+        };
+        match self.parts {
+            Parts::Undecided => self.parts = parts,
+            decided if decided != parts => return Err(Error::OperationActive),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The active operation in `slot`, if step `call` (given `input`, as `Active::admit`
+/// takes it) may run on it; otherwise the operation is ended and the refusal returned.
+fn admitted<'s, T: ?Sized>(
+    slot: &'s mut Option<Active<T>>,
+    call: Step,
+    input: Option<&[u8]>,
+) -> Result<&'s mut Active<T>> {
+    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
+    let verdict = match slot.as_mut() {
+        Some(active) => active.admit(call, input),
+        None => return Err(Error::OperationNotInitialized),
+    };
+    if let Err(e) = verdict {
+        *slot = None;
+        return Err(e);
+    }
+    match slot.as_mut() {
+        Some(active) => Ok(active),
+        None => Err(Error::OperationNotInitialized),
     }
 }
 
@@ -288,8 +346,8 @@ fn waits_for_other<T: ?Sized>(active: &Active<T>, call: Step, input: &[u8]) -> R
 /// query. `call` says which call this is, and `input` what it was given (empty for a
 /// final step): all but an update end the operation when they succeed, and output kept
 /// after a short buffer goes only to a retry of the same call with the same input (any
-/// other call is `OperationActive`, other input `ArgumentsBad`, the operation and the
-/// output kept).
+/// other call is `OperationActive`, other input `ArgumentsBad`, and either ends the
+/// operation, as every error does).
 pub fn produce<T: ?Sized>(
     slot: &mut Option<Active<T>>,
     capacity: Option<usize>,
@@ -298,14 +356,7 @@ pub fn produce<T: ?Sized>(
     bound: impl FnOnce(&T) -> usize,
     step: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<Output> {
-    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
-    let Some(active) = slot.as_mut() else {
-        return Err(Error::OperationNotInitialized);
-    };
-    waits_for_other(active, call, input)?;
-    if call == Step::Update {
-        active.multi_part = true;
-    }
+    let active = admitted(slot, call, Some(input))?;
     let Some(capacity) = capacity else {
         let len = match &active.pending {
             Some(kept) => kept.output.len(),
@@ -343,17 +394,16 @@ pub fn produce<T: ?Sized>(
 /// a slice of exactly `len` bytes of the caller's buffer (`Cipher::one_shot_len`).
 /// `Ok(None)`: not done (no such slice, output waits, or the step declined), and the
 /// caller goes through `produce`, which reports a short buffer. A step that wrote ends
-/// the operation; one that failed ends it too.
+/// the operation; one that failed ends it too, and so does a single-part call on an
+/// operation driven by updates (`OperationActive`).
 pub fn produce_direct<'o, T: ?Sized>(
     slot: &mut Option<Active<T>>,
+    input: &[u8],
     out: impl FnOnce(usize) -> Option<&'o mut [u8]>,
     len: impl FnOnce(&T) -> usize,
     step: impl FnOnce(&mut T, &mut [u8]) -> Result<Option<usize>>,
 ) -> Result<Option<Output>> {
-    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
-    let Some(active) = slot.as_mut() else {
-        return Err(Error::OperationNotInitialized);
-    };
+    let active = admitted(slot, Step::Once, Some(input))?;
     if active.pending.is_some() {
         return Ok(None);
     }
@@ -373,23 +423,18 @@ pub fn produce_direct<'o, T: ?Sized>(
     }
 }
 
-/// Runs a step that produces no output (updates, verification); an error ends the
-/// operation, and so does success when `last`. While output of an earlier call waits for
-/// its retry, `OperationActive`, the operation and the output kept.
+/// Runs step `call`, one that produces no output (updates, verification); an error ends
+/// the operation, and so does success unless `call` is an update. While output of an
+/// earlier call waits for its retry, and for a call of the other kind than the
+/// operation's (single-part or multi-part), `OperationActive`, which ends it too.
 pub(crate) fn consume<T: ?Sized, R>(
     slot: &mut Option<Active<T>>,
-    last: bool,
+    call: Step,
     step: impl FnOnce(&mut Active<T>) -> Result<R>,
 ) -> Result<R> {
-    // Not `ok_or`: an `Error` made and dropped on every call costs its drop glue.
-    let Some(active) = slot.as_mut() else {
-        return Err(Error::OperationNotInitialized);
-    };
-    if active.pending.is_some() {
-        return Err(Error::OperationActive);
-    }
+    let active = admitted(slot, call, None)?;
     let result = step(active);
-    if result.is_err() || last {
+    if result.is_err() || call != Step::Update {
         *slot = None;
     }
     result
@@ -453,24 +498,27 @@ mod tests {
     }
 
     /// A "retry" with other input would be handed the first input's output as its own:
-    /// refused, for a length query too, and the operation and the output are kept for the
-    /// real retry.
+    /// refused, for a length query too, and the refusal ends the operation (§5.2: an
+    /// error other than a short buffer ends it), wiping the output it kept.
     #[test]
-    fn a_retry_with_other_input_is_refused_and_loses_nothing() {
-        let mut slot: Option<Active<dyn Cipher>> = None;
-        start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
-        assert!(matches!(
-            run(&mut slot, Some(1), b"xy"),
-            Ok(Output::TooSmall(4))
-        ));
+    fn a_retry_with_other_input_is_refused_and_ends_the_operation() {
         for cap in [None, Some(1), Some(8)] {
+            let mut slot: Option<Active<dyn Cipher>> = None;
+            start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
+            assert!(matches!(
+                run(&mut slot, Some(1), b"xy"),
+                Ok(Output::TooSmall(4))
+            ));
             assert!(matches!(
                 run(&mut slot, cap, b"zz"),
                 Err(Error::ArgumentsBad(_))
             ));
-            assert!(slot.is_some());
+            assert!(slot.is_none(), "{cap:?}");
+            assert!(matches!(
+                run(&mut slot, Some(8), b"xy"),
+                Err(Error::OperationNotInitialized)
+            ));
         }
-        assert!(matches!(run(&mut slot, Some(8), b"xy"), Ok(Output::Data(d)) if &d[..] == b"xyxy"));
     }
 
     fn step(slot: &mut Option<Active<dyn Cipher>>, call: Step, cap: usize) -> Result<Output> {
@@ -491,31 +539,100 @@ mod tests {
 
     #[test]
     fn kept_output_goes_only_to_a_retry_of_the_call_that_made_it() {
-        let mut slot: Option<Active<dyn Cipher>> = None;
-        start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
-        assert!(matches!(
-            step(&mut slot, Step::Update, 1),
-            Ok(Output::TooSmall(4))
-        ));
-        // Another call is refused, and neither the operation nor the output is lost.
-        for other in [Step::Final, Step::Once] {
+        let started = || {
+            let mut slot: Option<Active<dyn Cipher>> = None;
+            start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
             assert!(matches!(
-                step(&mut slot, other, 64),
-                Err(Error::OperationActive)
+                step(&mut slot, Step::Update, 1),
+                Ok(Output::TooSmall(4))
             ));
-        }
-        assert!(matches!(
-            consume(&mut slot, false, |_| Ok(())),
-            Err(Error::OperationActive)
-        ));
-        assert!(matches!(
-            produce(&mut slot, None, Step::Final, &[], |_| 0, |op| op.finish()),
-            Err(Error::OperationActive)
-        ));
+            slot
+        };
+        // The retry of the call gets the output, and the operation goes on.
+        let mut slot = started();
         assert!(
             matches!(step(&mut slot, Step::Update, 4), Ok(Output::Data(d)) if &d[..] == b"abab")
         );
         assert!(matches!(step(&mut slot, Step::Final, 4), Ok(Output::Data(d)) if d.is_empty()));
+        assert!(slot.is_none());
+        // Any other call is refused, and the refusal ends the operation.
+        for other in [Step::Final, Step::Once] {
+            let mut slot = started();
+            assert!(matches!(
+                step(&mut slot, other, 64),
+                Err(Error::OperationActive)
+            ));
+            assert!(slot.is_none(), "{other:?}");
+        }
+        let mut slot = started();
+        assert!(matches!(
+            consume(&mut slot, Step::Update, |_| Ok(())),
+            Err(Error::OperationActive)
+        ));
+        assert!(slot.is_none());
+        let mut slot = started();
+        assert!(matches!(
+            produce(&mut slot, None, Step::Final, &[], |_| 0, |op| op.finish()),
+            Err(Error::OperationActive)
+        ));
+        assert!(slot.is_none());
+    }
+
+    /// §5.2: an operation is driven by single-part calls or by multi-part ones, decided
+    /// by its first step (a length query included); a call of the other kind is
+    /// `OperationActive` and ends it. A final call right after the init is multi-part.
+    #[test]
+    fn single_and_multi_part_calls_do_not_mix_and_mixing_ends_the_operation() {
+        let fresh = || {
+            let mut slot: Option<Active<dyn Cipher>> = None;
+            start(&mut slot, Box::new(Doubler) as Box<dyn Cipher>).unwrap();
+            slot
+        };
+        // A single-part length query, then an update or a final call.
+        for other in [Step::Update, Step::Final] {
+            let mut slot = fresh();
+            assert!(matches!(run(&mut slot, None, b"ab"), Ok(Output::Len(4))));
+            assert!(matches!(
+                step(&mut slot, other, 64),
+                Err(Error::OperationActive)
+            ));
+            assert!(slot.is_none(), "{other:?} after a single-part length query");
+        }
+        // An update, then a single-part call (a length query too).
+        for cap in [None, Some(64)] {
+            let mut slot = fresh();
+            assert!(matches!(
+                step(&mut slot, Step::Update, 64),
+                Ok(Output::Data(_))
+            ));
+            assert!(matches!(
+                run(&mut slot, cap, b"ab"),
+                Err(Error::OperationActive)
+            ));
+            assert!(slot.is_none(), "a single-part call after an update");
+        }
+        // A final call's length query, then a single-part call.
+        let mut slot = fresh();
+        assert!(matches!(
+            produce(&mut slot, None, Step::Final, &[], |_| 0, |op| op.finish()),
+            Ok(Output::Len(0))
+        ));
+        assert!(matches!(
+            run(&mut slot, Some(64), b"ab"),
+            Err(Error::OperationActive)
+        ));
+        assert!(slot.is_none());
+        // A final call right after the init is the multi-part end of no data.
+        let mut slot = fresh();
+        assert!(matches!(step(&mut slot, Step::Final, 4), Ok(Output::Data(d)) if d.is_empty()));
+        assert!(slot.is_none());
+        // Steps that produce nothing follow the same rule.
+        let mut slot = fresh();
+        assert!(consume(&mut slot, Step::Update, |_| Ok(())).is_ok());
+        assert!(matches!(
+            consume(&mut slot, Step::Once, |_| Ok(())),
+            Err(Error::OperationActive)
+        ));
         assert!(slot.is_none());
     }
 

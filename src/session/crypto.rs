@@ -55,13 +55,6 @@ impl Ops {
     }
 }
 
-fn no_mixing<T: ?Sized>(slot: &Option<Active<T>>) -> Result<()> {
-    match slot {
-        Some(a) if a.multi_part => Err(Error::OperationActive),
-        _ => Ok(()),
-    }
-}
-
 /// Judges an active operation's key again before a step that uses it: the token
 /// re-checks login, the key's policy and its KMS state now, and a key awaiting its
 /// context-specific login is refused. A step that only asks for a length (`uses_key`
@@ -203,11 +196,11 @@ impl Session {
     ) -> Result<Output> {
         let mut ops = self.ops.lock();
         let slot = ops.cipher(dir);
-        no_mixing(slot)?;
         recheck(&self.token, slot, capacity.is_some())?;
         if let Some(direct) = direct.filter(|_| capacity.is_some()) {
             let done = operation::produce_direct(
                 slot,
+                input,
                 direct,
                 |op| op.one_shot_len(input.len()),
                 |op, out| {
@@ -300,7 +293,6 @@ impl Session {
 
     pub(crate) fn digest_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
         let mut ops = self.ops.lock();
-        no_mixing(&ops.digest)?;
         operation::produce(
             &mut ops.digest,
             capacity,
@@ -316,8 +308,7 @@ impl Session {
 
     pub fn digest_update(&self, data: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
-        operation::consume(&mut ops.digest, false, |a| {
-            a.multi_part = true;
+        operation::consume(&mut ops.digest, Step::Update, |a| {
             a.op.update(data);
             Ok(())
         })
@@ -330,8 +321,7 @@ impl Session {
         }
         secret_use::note();
         let value = self.token.digestible_value(key, ops.digest_kind);
-        operation::consume(&mut ops.digest, false, |a| {
-            a.multi_part = true;
+        operation::consume(&mut ops.digest, Step::Update, |a| {
             a.op.update(&value?);
             Ok(())
         })
@@ -368,7 +358,6 @@ impl Session {
 
     pub fn sign_once(&self, data: &[u8], capacity: Option<usize>) -> Result<Output> {
         let mut ops = self.ops.lock();
-        no_mixing(&ops.sign)?;
         recheck(&self.token, &mut ops.sign, capacity.is_some())?;
         operation::produce(
             &mut ops.sign,
@@ -386,9 +375,8 @@ impl Session {
     pub fn sign_update(&self, data: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
         recheck(&self.token, &mut ops.sign, true)?;
-        operation::consume(&mut ops.sign, false, |a| {
+        operation::consume(&mut ops.sign, Step::Update, |a| {
             secret_use::note();
-            a.multi_part = true;
             a.op.update(data)
         })
     }
@@ -434,26 +422,24 @@ impl Session {
 
     pub fn verify_once(&self, data: &[u8], signature: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
-        no_mixing(&ops.verify)?;
         recheck(&self.token, &mut ops.verify, true)?;
         Session::verify_step(&ops);
-        operation::consume(&mut ops.verify, true, |a| a.op.one_shot(data, signature))
+        operation::consume(&mut ops.verify, Step::Once, |a| {
+            a.op.one_shot(data, signature)
+        })
     }
 
     pub fn verify_update(&self, data: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
         recheck(&self.token, &mut ops.verify, true)?;
         Session::verify_step(&ops);
-        operation::consume(&mut ops.verify, false, |a| {
-            a.multi_part = true;
-            a.op.update(data)
-        })
+        operation::consume(&mut ops.verify, Step::Update, |a| a.op.update(data))
     }
 
     pub fn verify_final(&self, signature: &[u8]) -> Result<()> {
         let mut ops = self.ops.lock();
         recheck(&self.token, &mut ops.verify, true)?;
         Session::verify_step(&ops);
-        operation::consume(&mut ops.verify, true, |a| a.op.finish(signature))
+        operation::consume(&mut ops.verify, Step::Final, |a| a.op.finish(signature))
     }
 }

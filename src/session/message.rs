@@ -238,7 +238,7 @@ impl Session {
     /// message left unfinished.
     pub fn message_final(&self, dir: Direction) -> Result<()> {
         let mut slot = self.message_slot(dir);
-        operation::consume(&mut *slot, true, |_| Ok(()))
+        operation::consume(&mut *slot, operation::Step::Final, |_| Ok(()))
     }
 }
 

@@ -239,6 +239,12 @@ pub struct Out {
 }
 
 impl Ck {
+    /// The module's function list, for calls the helpers below do not make (NULL
+    /// pointers where the caller's buffers go, say).
+    pub fn functions(&self) -> &CK_FUNCTION_LIST {
+        &self.f
+    }
+
     pub fn load() -> Ck {
         let path = super::module_path();
         // SAFETY: loading the module under test (already loaded by cryptoki: same library).

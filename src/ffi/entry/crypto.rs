@@ -3,9 +3,14 @@
 //! An `Init` call given no mechanism (a null `pMechanism`) ends the active operation of
 //! its kind, as PKCS#11 3.0 has it (`CKR_ARGUMENTS_BAD` where none is active, as before).
 //!
+//! Every error of a step (`C_Encrypt`, `C_EncryptUpdate`, `C_EncryptFinal` and their
+//! kin) ends the active operation of its kind, as §5.2 and each of those functions say
+//! (`operation`): here, the caller's pointers refused before the session's step runs
+//! (`CKR_ARGUMENTS_BAD`) end it too. A refused `Init` ends nothing.
+//!
 //! Deviations: `C_SignRecover*`, `C_VerifyRecover*` and the dual-function updates are
 //! not supported. Single-part and multi-part calls on one operation may not be mixed
-//! (`CKR_OPERATION_ACTIVE`).
+//! (`CKR_OPERATION_ACTIVE`, which ends it).
 
 use cryptoki_sys::*;
 
@@ -14,10 +19,11 @@ use crate::error::Result;
 use crate::ffi::raw::{self, OutBuf};
 use crate::ids::ObjectHandle;
 use crate::session::crypto::{Cancel, Direction};
+use crate::session::Session;
 
 /// An `Init` call given no mechanism: ends the active operation of its kind; with none
 /// active there is nothing to end and no mechanism to start one, `ArgumentsBad`.
-fn cancel(s: &crate::session::Session, which: Cancel) -> Result<()> {
+fn cancel(s: &Session, which: Cancel) -> Result<()> {
     if s.cancel(which) {
         Ok(())
     } else {
@@ -25,6 +31,33 @@ fn cancel(s: &crate::session::Session, which: Cancel) -> Result<()> {
             "no mechanism and no operation to end",
         ))
     }
+}
+
+/// A step's arguments, read before the session's step runs: refused, they end the active
+/// operation `which` as any error of the step does (§5.2), and the refusal is returned.
+fn arguments_of<T>(s: &Session, which: Cancel, read: Result<T>) -> Result<T> {
+    if read.is_err() {
+        s.cancel(which);
+    }
+    read
+}
+
+/// The input and the output buffer of a step, both read (and checked) first.
+///
+/// # Safety
+/// `input` readable for `input_len` bytes and `output` writable for `*output_len` bytes
+/// during the call, `output_len` readable and writable (the caller contract, `ffi/entry`).
+unsafe fn in_and_out<'a>(
+    input: *mut CK_BYTE,
+    input_len: CK_ULONG,
+    output: *mut CK_BYTE,
+    output_len: *mut CK_ULONG,
+) -> Result<(&'a [u8], OutBuf)> {
+    // SAFETY: this function's contract.
+    let input = unsafe { raw::in_bytes(input, input_len) };
+    // SAFETY: this function's contract.
+    let out = unsafe { OutBuf::new(output, output_len) };
+    Ok((input?, out?))
 }
 
 /// # Safety
@@ -58,12 +91,8 @@ unsafe fn cipher_once(
     let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slice and
     // the OutBuf do not outlive.
-    let (input, mut out) = unsafe {
-        (
-            raw::in_bytes(input, input_len)?,
-            OutBuf::new(output, output_len)?,
-        )
-    };
+    let read = unsafe { in_and_out(input, input_len, output, output_len) };
+    let (input, mut out) = arguments_of(&s, Cancel::Cipher(dir), read)?;
     let capacity = out.capacity;
     let buffer = &mut out;
     let direct = Some(move |len| {
@@ -87,12 +116,8 @@ unsafe fn cipher_update(
     let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slice and
     // the OutBuf do not outlive.
-    let (input, out) = unsafe {
-        (
-            raw::in_bytes(input, input_len)?,
-            OutBuf::new(output, output_len)?,
-        )
-    };
+    let read = unsafe { in_and_out(input, input_len, output, output_len) };
+    let (input, out) = arguments_of(&s, Cancel::Cipher(dir), read)?;
     out.put(s.cipher_update(dir, input, out.capacity)?)
 }
 
@@ -107,7 +132,8 @@ unsafe fn cipher_final(
 ) -> Result<()> {
     let s = lookup(session)?;
     // SAFETY: the caller contract covers the output buffer for this call.
-    let out = unsafe { OutBuf::new(output, output_len) }?;
+    let read = unsafe { OutBuf::new(output, output_len) };
+    let out = arguments_of(&s, Cancel::Cipher(dir), read)?;
     out.put(s.cipher_final(dir, out.capacity)?)
 }
 
@@ -268,12 +294,8 @@ pub(crate) unsafe fn digest(
     let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slice and
     // the OutBuf do not outlive.
-    let (data, out) = unsafe {
-        (
-            raw::in_bytes(data, data_len)?,
-            OutBuf::new(digest, digest_len)?,
-        )
-    };
+    let read = unsafe { in_and_out(data, data_len, digest, digest_len) };
+    let (data, out) = arguments_of(&s, Cancel::Digest, read)?;
     out.put(s.digest_once(data, out.capacity)?)
 }
 /// # Safety
@@ -285,7 +307,8 @@ pub(crate) unsafe fn digest_update(
 ) -> Result<()> {
     let s = lookup(session)?;
     // SAFETY: the caller contract covers the part for this call.
-    s.digest_update(unsafe { raw::in_bytes(part, part_len) }?)
+    let read = unsafe { raw::in_bytes(part, part_len) };
+    s.digest_update(arguments_of(&s, Cancel::Digest, read)?)
 }
 pub(crate) fn digest_key(session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
     let s = lookup(session)?;
@@ -300,7 +323,8 @@ pub(crate) unsafe fn digest_final(
 ) -> Result<()> {
     let s = lookup(session)?;
     // SAFETY: the caller contract covers the output buffer for this call.
-    let out = unsafe { OutBuf::new(digest, digest_len) }?;
+    let read = unsafe { OutBuf::new(digest, digest_len) };
+    let out = arguments_of(&s, Cancel::Digest, read)?;
     out.put(s.digest_final(out.capacity)?)
 }
 
@@ -333,12 +357,8 @@ pub(crate) unsafe fn sign(
     let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slice and
     // the OutBuf do not outlive.
-    let (data, out) = unsafe {
-        (
-            raw::in_bytes(data, data_len)?,
-            OutBuf::new(signature, signature_len)?,
-        )
-    };
+    let read = unsafe { in_and_out(data, data_len, signature, signature_len) };
+    let (data, out) = arguments_of(&s, Cancel::Sign, read)?;
     out.put(s.sign_once(data, out.capacity)?)
 }
 /// # Safety
@@ -350,7 +370,8 @@ pub(crate) unsafe fn sign_update(
 ) -> Result<()> {
     let s = lookup(session)?;
     // SAFETY: the caller contract covers the part for this call.
-    s.sign_update(unsafe { raw::in_bytes(part, part_len) }?)
+    let read = unsafe { raw::in_bytes(part, part_len) };
+    s.sign_update(arguments_of(&s, Cancel::Sign, read)?)
 }
 /// # Safety
 /// The caller contract (`ffi/entry`).
@@ -361,7 +382,8 @@ pub(crate) unsafe fn sign_final(
 ) -> Result<()> {
     let s = lookup(session)?;
     // SAFETY: the caller contract covers the output buffer for this call.
-    let out = unsafe { OutBuf::new(signature, signature_len) }?;
+    let read = unsafe { OutBuf::new(signature, signature_len) };
+    let out = arguments_of(&s, Cancel::Sign, read)?;
     out.put(s.sign_final(out.capacity)?)
 }
 
@@ -394,12 +416,10 @@ pub(crate) unsafe fn verify(
     let s = lookup(session)?;
     // SAFETY: the caller contract covers both buffers for this call, which the slices do
     // not outlive.
-    let (data, signature) = unsafe {
-        (
-            raw::in_bytes(data, data_len)?,
-            raw::in_bytes(signature, signature_len)?,
-        )
-    };
+    let read = unsafe { raw::in_bytes(data, data_len) }
+        // SAFETY: as above.
+        .and_then(|data| Ok((data, unsafe { raw::in_bytes(signature, signature_len) }?)));
+    let (data, signature) = arguments_of(&s, Cancel::Verify, read)?;
     s.verify_once(data, signature)
 }
 /// # Safety
@@ -411,7 +431,8 @@ pub(crate) unsafe fn verify_update(
 ) -> Result<()> {
     let s = lookup(session)?;
     // SAFETY: the caller contract covers the part for this call.
-    s.verify_update(unsafe { raw::in_bytes(part, part_len) }?)
+    let read = unsafe { raw::in_bytes(part, part_len) };
+    s.verify_update(arguments_of(&s, Cancel::Verify, read)?)
 }
 /// # Safety
 /// The caller contract (`ffi/entry`).
@@ -422,5 +443,6 @@ pub(crate) unsafe fn verify_final(
 ) -> Result<()> {
     let s = lookup(session)?;
     // SAFETY: the caller contract covers the signature for this call.
-    s.verify_final(unsafe { raw::in_bytes(signature, signature_len) }?)
+    let read = unsafe { raw::in_bytes(signature, signature_len) };
+    s.verify_final(arguments_of(&s, Cancel::Verify, read)?)
 }
