@@ -20,19 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::mech::{Ck, RawMech};
+use common::raw::result as rv;
 use common::*;
-use cryptoki::error::{Rv, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use cryptoki::session::{Session, UserType};
 use cryptoki_sys::*;
-
-fn rv(code: CK_RV) -> Result<(), RvError> {
-    match Rv::from(code) {
-        Rv::Ok => Ok(()),
-        Rv::Error(e) => Err(e),
-    }
-}
 
 struct Fx {
     _env: TestEnv,

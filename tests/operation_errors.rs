@@ -14,8 +14,9 @@ mod common;
 use std::ptr::null_mut;
 
 use common::mech::{Ck, RawMech};
+use common::raw::result as rv;
 use common::*;
-use cryptoki::error::{Rv, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use cryptoki::session::Session;
@@ -46,13 +47,6 @@ struct Fixture {
     ck: Ck,
     aes: CK_OBJECT_HANDLE,
     hmac: CK_OBJECT_HANDLE,
-}
-
-fn rv(code: CK_RV) -> Result<(), RvError> {
-    match Rv::from(code) {
-        Rv::Ok => Ok(()),
-        Rv::Error(e) => Err(e),
-    }
 }
 
 fn fixture() -> Fixture {

@@ -331,6 +331,13 @@ pub(super) fn token_on_a_fixed_clock(
         SqliteStore::open(&crate::store::Backend::file_of(dir, serial)).expect("store"),
     ));
     let token = Token::open_store(store, "here".into(), shared).expect("token");
+    user_pin_set_and_logged_in(&token, so_pin);
+    (token, clock, hooks)
+}
+
+/// Opens session 1 on the new `token`, sets the user PIN [`USER_PIN`] as the SO
+/// (`so_pin`), and logs the user in.
+fn user_pin_set_and_logged_in(token: &Token, so_pin: &[u8]) {
     token.add_session(CALLER.session, true).expect("session");
     token
         .login(CALLER.session, UserKind::So, so_pin)
@@ -340,7 +347,6 @@ pub(super) fn token_on_a_fixed_clock(
     token
         .login(CALLER.session, UserKind::User, USER_PIN)
         .expect("user login");
-    (token, clock, hooks)
 }
 
 /// An EXTERNAL AES-256 key waiting for its material, made in session 1, a token object or
@@ -530,15 +536,7 @@ pub(super) fn legacy_token(
         Arc::clone(shared),
     )
     .expect("token");
-    token.add_session(CALLER.session, true).expect("session");
-    token
-        .login(CALLER.session, UserKind::So, so_pin)
-        .expect("SO login");
-    token.init_pin(true, USER_PIN).expect("user PIN");
-    token.logout().expect("logout");
-    token
-        .login(CALLER.session, UserKind::User, USER_PIN)
-        .expect("user login");
+    user_pin_set_and_logged_in(&token, so_pin);
     for template in objects {
         token.create_object(CALLER, template).expect("object");
     }

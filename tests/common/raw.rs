@@ -44,7 +44,8 @@ pub struct Raw {
     list: CK_FUNCTION_LIST,
 }
 
-fn result(rv: CK_RV) -> Result<(), RvError> {
+/// A PKCS#11 return code as a `Result`.
+pub fn result(rv: CK_RV) -> Result<(), RvError> {
     match Rv::from(rv) {
         Rv::Ok => Ok(()),
         Rv::Error(e) => Err(e),
