@@ -42,7 +42,8 @@ fn arguments_of<T>(s: &Session, which: Cancel, read: Result<T>) -> Result<T> {
     read
 }
 
-/// The input and the output buffer of a step, both read (and checked) first.
+/// The input and the output buffer of a step, read (and checked) in that order: a
+/// refused input leaves the output's pointers untouched.
 ///
 /// # Safety
 /// `input` readable for `input_len` bytes and `output` writable for `*output_len` bytes
@@ -54,10 +55,9 @@ unsafe fn in_and_out<'a>(
     output_len: *mut CK_ULONG,
 ) -> Result<(&'a [u8], OutBuf)> {
     // SAFETY: this function's contract.
-    let input = unsafe { raw::in_bytes(input, input_len) };
+    let input = unsafe { raw::in_bytes(input, input_len) }?;
     // SAFETY: this function's contract.
-    let out = unsafe { OutBuf::new(output, output_len) };
-    Ok((input?, out?))
+    Ok((input, unsafe { OutBuf::new(output, output_len) }?))
 }
 
 /// # Safety
