@@ -39,6 +39,8 @@ mod review20b_tests;
 #[cfg(test)]
 mod review20c_tests;
 #[cfg(test)]
+mod review21b_tests;
+#[cfg(test)]
 mod separation_tests;
 #[cfg(test)]
 mod test_store;
