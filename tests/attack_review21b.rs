@@ -119,10 +119,11 @@ fn one_tampered_expired_record_makes_every_call_on_the_token_fail() {
     );
 }
 
-/// PASSING (coverage, no defect): a lookup row deleted offline hides a private key from a
-/// search only until the record is rewritten, and a session that is not logged in learns
-/// nothing from the search: it finds no private object by label or id, whether the
-/// object is cached in the process (found by the user first) or only in the store.
+/// PASSING (coverage, no defect): a session that is not logged in finds no private object
+/// by label, by id, by both, or by class (the index's one-attribute answer and the
+/// filtered one), whether the object is cached in the process (found by the user first)
+/// or only in the store (a fresh process). PKCS#11 3.0 §4.4: private objects are visible
+/// only to the logged-in user.
 #[test]
 fn a_public_session_finds_no_private_object_cached_or_not() {
     let env = TestEnv::new();
@@ -162,4 +163,75 @@ fn a_public_session_finds_no_private_object_cached_or_not() {
         .find_objects(&[Attribute::Id(b"id-1".to_vec())])
         .unwrap()
         .is_empty());
+}
+
+/// DEFECT: the expiry sweep removes a record that fails authentication, and records the
+/// removal in the authenticated audit trail as the module's own act, on the word of
+/// attributes a writer without the PIN put there.
+///
+/// How: offline, the writer adds `CKA_KMSHSM_TOKEN_EXPIRY` (in the past) and
+/// `CKA_KMSHSM_IMPORT_TARGET` (a KeyId of their choice) to the plain part of the user's
+/// private AES key, and sets the row's `due` column to the past. At the next login the
+/// sweep (`Token::sweep`) loads the due record and, judging only its plain attributes,
+/// takes it for expired import parameters: `publish` removes it (no `check_record`) and
+/// `purge_events` writes a `PurgeWrappingKey` event naming the forged target, sealed
+/// under the audit key.
+///
+/// docs/security.md, "Records at rest": "Whatever a search, a KMS decision or the sweep
+/// finds through them is read, checked and judged as above" and "A record that fails is
+/// never used"; the audit trail is what the operator trusts the module did. A correct
+/// module checks a due record before acting on it (as `Token::entry` does) and leaves a
+/// tampered one in place, unused, logging its uid — the user's later use answering
+/// `CKR_KMSHSM_RECORD_TAMPERED` — and writes no event for it.
+#[test]
+fn the_sweep_removes_a_tampered_record_and_audits_a_purge_it_never_made() {
+    let env = TestEnv::new();
+    let (ctx, _slot, session) = ready_token(&env);
+    let victim = aes_key(&session, "victim", &[5u8; 32]);
+    let uid = uid_of(&session, victim);
+    drop(session);
+    let db = env.token_database();
+    let audit_rows = |db: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))
+            .unwrap()
+    };
+    let mut before = 0;
+    let (_ctx, session) = offline(&env, ctx, || {
+        edit_plain(&db, &uid, |attrs| {
+            set_attr(attrs, CKA_KMSHSM_TOKEN_EXPIRY, Value::Ulong(1));
+            set_attr(
+                attrs,
+                CKA_KMSHSM_IMPORT_TARGET,
+                Value::Bytes(b"forged-target".to_vec()),
+            );
+        });
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute("UPDATE objects SET due = 1 WHERE uid = ?1", [&uid])
+            .unwrap();
+        before = audit_rows(&db);
+    });
+    let found = session.find_objects(&[Attribute::Label(b"victim".to_vec())]);
+    let still_there: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM objects WHERE uid = ?1", [&uid], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let purges: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM audit_events WHERE instr(body, ?1) > 0",
+            [b"PurgeWrappingKey".as_slice()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        still_there == 1 && purges == 0,
+        "a record failing authentication was acted on by the sweep: record left {still_there}, \
+         PurgeWrappingKey events {purges} (audit rows {before} -> {}), search by its label {:?}",
+        audit_rows(&db),
+        found.map(|f| f.len()).map_err(|e| e.to_string()),
+    );
 }
