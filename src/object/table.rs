@@ -84,7 +84,13 @@ pub struct ObjectTable {
     complete: bool,
     /// Lookup keys whose token objects are all here: loaded once from the store, and
     /// kept current since by the snapshots (which bring every new or changed object).
+    /// Bounded (`MAX_RESOLVED`, `MAX_RESOLVED_KEY`): a caller searching for ever new or
+    /// long values must not grow it without end (review 21b).
     resolved: HashSet<LookupKey>,
+    /// Token objects loaded by uid (`add_loaded`) from a store sequence after the
+    /// cache's: a whole read older than that (applied later by another thread) did not
+    /// see them and must not drop them, nor the handles given out for them (review 21b).
+    loaded_after: HashMap<ObjectUid, u64>,
     /// The store sequence and epoch the cached token objects are current to.
     seq: u64,
     epoch: u64,
@@ -100,6 +106,13 @@ pub struct ObjectTable {
     /// The sessions objects may be made in (opened and not closed since).
     open_sessions: HashSet<SessionHandle>,
 }
+
+/// At most this many lookup keys are remembered as resolved; past it the set starts
+/// again (a key forgotten is looked up in the store again, never answered wrongly).
+const MAX_RESOLVED: usize = 65_536;
+
+/// A lookup key longer than this (a search for a long label, say) is not remembered.
+const MAX_RESOLVED_KEY: usize = 256;
 
 /// The deadline `force_sweep` notes: before any record's.
 const FORCED: i64 = i64::MIN;
@@ -197,9 +210,13 @@ impl ObjectTable {
     /// Records that every token object with `key` has been loaded, as of a lookup made
     /// while the cache was in `epoch`; nothing if the cache has been reset since.
     pub fn mark_resolved(&mut self, key: &[u8], epoch: u64) {
-        if epoch == self.epoch && !self.complete {
-            self.resolved.insert(LookupKey::new(key));
+        if epoch != self.epoch || self.complete || key.len() > MAX_RESOLVED_KEY {
+            return;
         }
+        if self.resolved.len() >= MAX_RESOLVED {
+            self.resolved.clear();
+        }
+        self.resolved.insert(LookupKey::new(key));
     }
 
     /// Whether the cache holds the token object `uid`.
@@ -223,14 +240,17 @@ impl ObjectTable {
             }
             self.complete = false;
             self.resolved.clear();
+            self.loaded_after.clear();
         }
         if snap.whole {
             let live: std::collections::HashSet<&ObjectUid> =
                 snap.objects.iter().map(|r| &r.uid).collect();
+            // Not in the whole read, and not loaded from a later sequence than it.
             let gone: Vec<ObjectUid> = self
                 .token_handles
                 .keys()
                 .filter(|uid| !live.contains(uid))
+                .filter(|uid| self.loaded_after.get(*uid).is_none_or(|at| *at <= snap.seq))
                 .copied()
                 .collect();
             for uid in gone {
@@ -247,6 +267,9 @@ impl ObjectTable {
         }
         self.seq = snap.seq;
         self.epoch = snap.epoch;
+        // What the cache is now current to covers these: later reads bring their changes.
+        let seq = self.seq;
+        self.loaded_after.retain(|_, at| *at > seq);
         Ok(true)
     }
 
@@ -261,6 +284,9 @@ impl ObjectTable {
         for rec in &loaded.objects {
             if !self.token_handles.contains_key(&rec.uid) {
                 self.put_token_object(rec, handles, loaded.epoch)?;
+                if loaded.seq > self.seq {
+                    self.loaded_after.insert(rec.uid, loaded.seq);
+                }
             }
         }
         Ok(true)
@@ -289,6 +315,7 @@ impl ObjectTable {
     }
 
     fn remove_token_object(&mut self, uid: &ObjectUid) {
+        self.loaded_after.remove(uid);
         if let Some(handle) = self.token_handles.remove(uid) {
             self.take(handle);
         }

@@ -23,7 +23,7 @@ use crate::crypto::ec::{self, Curve, EcPrivateKey};
 use crate::crypto::pkcs8::{self, KeyAlgorithm, PrivateKeyInfo};
 use crate::crypto::rsa::{bit_len, RsaComponents};
 use crate::crypto::sm;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreError};
 use crate::kms::audit::{AuditEvent, Operation};
 use crate::kms::decide;
 use crate::kms::import::{ImportToken, WrappingAlgorithm};
@@ -640,6 +640,14 @@ impl Token {
             }
         }
         drop(table);
+        // Only what the module wrote is purged (review 21b): an import wrapping pair is
+        // made by a logged-in user, so its records authenticate. A token record that does
+        // not (its expiry or target edited outside the module) is left where it is, its
+        // uid logged, and nothing is recorded of it; a process that is not logged in
+        // cannot tell, and leaves the purge to the next one that is.
+        let master = self.master();
+        removed
+            .retain(|o| !o.is_token() || master.as_deref().is_some_and(|m| self.purgeable(o, m)));
         // Session objects are dropped from the table directly; token ones through the store.
         let (token_removed, session_removed): (Vec<_>, Vec<_>) =
             removed.into_iter().partition(|o| o.is_token());
@@ -650,12 +658,24 @@ impl Token {
         // process that is not logged in leaves expired material to the next one that is
         // (every use already refuses it by its expiry, `check_expiry`), and a login
         // sweeps again (`Token::login`).
-        if self.master().is_some() {
+        if master.is_some() {
             let expired_keys: Vec<KeyId> = expired_keys
                 .iter()
                 .filter_map(|id| KeyId::from_bytes(id).ok())
                 .collect();
-            KeyModel::new(&self.records_for(None)).expire(&expired_keys)?;
+            match KeyModel::new(&self.records_for(None)).expire(&expired_keys) {
+                // A key whose records fail authentication keeps its expired material
+                // (every use refuses it by its expiry, `check_expiry`; the uid is
+                // logged): one record edited outside the module must not fail every
+                // later call of every session, as a sweep that never ends would
+                // (review 21b). The other keys were decided (`decide_on_many`).
+                Err(Error::Store(StoreError::Tampered)) => log::error!(
+                    "token {}: the expiry of a key whose records fail authentication is \
+                     left undone",
+                    self.serial
+                ),
+                other => other?,
+            }
         }
         let mut table = self.objects.write();
         for o in session_removed {
@@ -673,6 +693,21 @@ impl Token {
 }
 
 impl Token {
+    /// Whether the sweep may purge the token object `o` whose import token expired: only
+    /// if its record is authentic under `master` (logged otherwise).
+    fn purgeable(&self, o: &Object, master: &crate::store::seal::MasterKey) -> bool {
+        if o.is_authentic(&self.serial, master) {
+            return true;
+        }
+        log::error!(
+            "token {}: object {} claims an expired import token but its record fails \
+             authentication (changed outside the module); it is not purged",
+            self.serial,
+            o.uid.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        false
+    }
+
     /// `PurgeWrappingKey` once per import wrapping pair among `removed` (named by its
     /// private half, or by the public one when the private half was destroyed before).
     fn purge_events(&self, removed: &[Object]) -> Vec<AuditEvent> {
