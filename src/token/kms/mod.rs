@@ -645,9 +645,27 @@ impl Token {
         // not (its expiry or target edited outside the module) is left where it is, its
         // uid logged, and nothing is recorded of it; a process that is not logged in
         // cannot tell, and leaves the purge to the next one that is.
+        // A pair is purged whole or not at all (review 21c: the authentic public half
+        // removed and `PurgeWrappingKey` recorded while the edited private half stayed).
         let master = self.master();
-        removed
-            .retain(|o| !o.is_token() || master.as_deref().is_some_and(|m| self.purgeable(o, m)));
+        let verdicts: Vec<bool> = removed
+            .iter()
+            .map(|o| !o.is_token() || master.as_deref().is_some_and(|m| self.purgeable(o, m)))
+            .collect();
+        let held_back: std::collections::HashSet<Vec<u8>> = removed
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, purge)| !**purge)
+            .filter_map(|(o, _)| o.bytes(IMPORT_TARGET).map(<[u8]>::to_vec))
+            .collect();
+        let mut verdict = verdicts.into_iter();
+        removed.retain(|o| {
+            let purge = verdict.next().unwrap_or(false);
+            purge
+                && (!o.is_token()
+                    || o.bytes(IMPORT_TARGET)
+                        .is_none_or(|t| !held_back.contains(t)))
+        });
         // Session objects are dropped from the table directly; token ones through the store.
         let (token_removed, session_removed): (Vec<_>, Vec<_>) =
             removed.into_iter().partition(|o| o.is_token());
