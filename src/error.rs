@@ -52,6 +52,10 @@ pub enum StoreError {
     /// that depends on that check (`Change::RequirePin`); nothing was written.
     #[error("the PIN record changed since the PIN was checked")]
     PinRecordChanged,
+    /// A metadata value is not the one a change was judged against
+    /// (`Change::RequireMeta`); nothing was written.
+    #[error("the token's metadata changed since the change was judged")]
+    MetaChanged,
     /// The audit trail's checkpoint is not the one a re-keying verified (a prune
     /// committed meanwhile: `Change::RekeyAudit`); nothing was written.
     #[error("the audit checkpoint changed since the trail was verified")]

@@ -149,6 +149,43 @@ pub(crate) fn run(first: &dyn Store, second: &dyn Store) {
         assert_eq!(meta.get(name).map(Vec::as_slice), Some(value), "{name}");
     }
 
+    // A commit that requires a metadata value fails whole unless the value is the one
+    // required, as the commit's earlier changes leave it (`None`: no value).
+    let require = |name: &str, value: Option<&[u8]>| Change::RequireMeta {
+        name: name.into(),
+        value: value.map(<[u8]>::to_vec),
+    };
+    let mark = || Change::PutMeta("marked".into(), vec![1]);
+    for refused in [
+        vec![require("kept", Some(b"two")), mark()],
+        vec![mark(), require("set", None)],
+        vec![require("absent", Some(b"x")), mark()],
+        vec![
+            Change::PutMeta("kept".into(), b"three".to_vec()),
+            require("kept", Some(b"one")),
+            mark(),
+        ],
+    ] {
+        assert!(matches!(
+            first.commit(refused),
+            Err(StoreError::MetaChanged)
+        ));
+        let meta = read_applied(second, 0, 0, Scope::Changes).meta;
+        assert!(!meta.contains_key("marked"), "nothing of it was written");
+        assert_eq!(meta.get("kept").map(Vec::as_slice), Some(&b"one"[..]));
+    }
+    first
+        .commit(vec![
+            require("kept", Some(b"one")),
+            require("absent", None),
+            Change::PutMeta("late".into(), b"x".to_vec()),
+            require("late", Some(b"x")),
+            mark(),
+        ])
+        .unwrap();
+    let meta = read_applied(second, 0, 0, Scope::Changes).meta;
+    assert_eq!(meta.get("marked").map(Vec::as_slice), Some(&[1u8][..]));
+
     first.check_integrity().unwrap();
 }
 

@@ -149,6 +149,33 @@ fn require_pins(pins: &BTreeMap<PinRole, PinRecord>, changes: &[Change]) -> Stor
     Ok(())
 }
 
+/// Judges every `RequireMeta` of `changes` on the metadata as the commit's earlier
+/// changes leave it, before anything is applied (`require_pins`).
+fn require_meta(meta: &BTreeMap<String, Vec<u8>>, changes: &[Change]) -> StoreResult<()> {
+    let mut written: BTreeMap<&str, &[u8]> = BTreeMap::new();
+    for change in changes {
+        match change {
+            Change::PutMeta(name, value) => {
+                written.insert(name, value);
+            }
+            Change::PutMetaIfAbsent(name, value) if !meta.contains_key(name) => {
+                written.entry(name).or_insert(value);
+            }
+            Change::RequireMeta { name, value } => {
+                let held = written
+                    .get(name.as_str())
+                    .copied()
+                    .or_else(|| meta.get(name).map(Vec::as_slice));
+                if held != value.as_deref() {
+                    return Err(StoreError::MetaChanged);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
     if let Some(Change::PruneAudit(cp)) =
         changes.iter().find(|c| matches!(c, Change::PruneAudit(_)))
@@ -174,6 +201,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
         }
     }
     require_pins(&shared.pins, &changes)?;
+    require_meta(&shared.meta, &changes)?;
     let restoring = changes.iter().any(|c| matches!(c, Change::RestoreAudit(_)));
     if restoring && (!shared.audit.events.is_empty() || shared.audit.checkpoint.is_some()) {
         return Err(StoreError::Malformed(
@@ -197,7 +225,7 @@ fn apply(shared: &mut Shared, changes: Vec<Change>) -> StoreResult<()> {
                     .retain(|(r, _), (kdf, _)| *r != role || *kdf == pin.kdf);
                 shared.pins.insert(role, pin);
             }
-            Change::RequirePin { .. } => {}
+            Change::RequirePin { .. } | Change::RequireMeta { .. } => {}
             Change::RewrapPin {
                 role,
                 from_kdf,

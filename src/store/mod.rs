@@ -125,6 +125,14 @@ pub enum Change {
         role: PinRole,
         kdf: Vec<u8>,
     },
+    /// Writes nothing; the whole commit fails with `StoreError::MetaChanged` unless the
+    /// metadata value `name` (as the commit's earlier changes leave it) is `value`
+    /// (`None`: no value). So that a write judged against a value (the token's policy,
+    /// `token::duties`) does not land after another writer changed it.
+    RequireMeta {
+        name: String,
+        value: Option<Vec<u8>>,
+    },
     /// Gives the role's PIN record new KDF parameters and a new wrapped key (a new PIN,
     /// or the same one rewrapped), keeping its failure count as the store holds it (the
     /// record's `failures` is not used: wrong PINs tried meanwhile stay counted), if it

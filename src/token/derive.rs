@@ -186,11 +186,12 @@ impl Token {
         };
         let mut objects = Vec::with_capacity(plans.len());
         let mut made_ins = sources_in.to_vec();
+        let mut policy = self.policy()?;
         for ((tpl, key_type, _), secret) in plans.iter().zip(secrets) {
             let values = vec![(CKA_VALUE, Value::Bytes(secret.to_vec()))];
             let object = template::build_key(CKO_SECRET_KEY, *key_type, tpl, values, provenance)?;
             if matches!(m.derive_rule(), DeriveRule::Exposes { .. }) {
-                self.authorise_exposing_derivation(&sources, &object)?;
+                policy.judge_exposing_derivation(&sources, &object)?;
             }
             // Each derived key is a KMS key of its own, of the origin found above: one
             // derived from a key whose value its caller knows may hold bits the caller
@@ -200,7 +201,7 @@ impl Token {
             objects.extend(identified);
             made_ins.push(made_in);
         }
-        let handles = self.insert_all_in(caller, objects, &made_ins)?;
+        let handles = self.insert_all_policed(caller, objects, &made_ins, policy)?;
         match handles.split_first() {
             Some((main, rest)) => Ok((*main, rest.to_vec())),
             None => Err(Error::Internal("a derivation inserted no key")),

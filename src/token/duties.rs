@@ -14,19 +14,21 @@
 //! into the token (`Token::separating_duties`): a later process's configuration cannot
 //! turn it off.
 //!
-//! This module judges objects; whether the policy holds it asks the token
-//! (`Token::separating_duties`, which catches up with the store first). It must not
-//! write the store or read the caller's login.
+//! This module judges objects, as pure functions of the objects and of the policy the
+//! token found (`Token::policy`, which catches up with the store first); what a write
+//! judged without the policy must find still so at its commit is `Policy::requirements`.
+//! It must not write the store or read the caller's login.
 
 use crate::ck::*;
 
-use super::Token;
-use crate::error::{Error, Result};
+use super::{Token, META_RECORD_AUTH, META_SEPARATION_OF_DUTIES};
+use crate::error::{Error, Result, StoreError};
 use crate::ids::MechType;
 use crate::object::attr::{AttrType, Value};
 use crate::object::key::CKK_SM2;
 use crate::object::policy::IMPORT_TARGET;
 use crate::object::{Object, RecordAuth};
+use crate::store::Change;
 
 /// What a key can do that the policy sets against each other.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -117,7 +119,7 @@ fn crosses(object: &Object) -> bool {
 
 /// Whether `object` may wrap under the policy, judged alone: a secret key of unknown
 /// value, or an RSA or SM2 public key generated on the token (its private half is judged
-/// with it, `authorise_new_together`). Objects that do not wrap pass.
+/// with it, `Policy::judge_together`). Objects that do not wrap pass.
 fn may_wrap(object: &Object) -> bool {
     if !on(object, CKA_WRAP) {
         return true;
@@ -154,37 +156,122 @@ fn pair_halves(objects: &[Object]) -> Option<(&Object, &Object)> {
     .then_some((public, private))
 }
 
-impl Token {
-    /// A new object (created, generated, copied, unwrapped, derived), before it is
-    /// stored.
-    pub(super) fn authorise_new(&self, object: &Object) -> Result<()> {
-        if self.separating_duties()? && (mix_duties(&[object]) || !may_wrap(object)) {
-            return Err(Error::TemplateInconsistent);
+/// What the policy answers a write it refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// A new object (created, generated, copied, unwrapped, derived).
+    Template,
+    /// A change of an object's attributes.
+    Action,
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Error {
+        match refusal {
+            Refusal::Template => Error::TemplateInconsistent,
+            Refusal::Action => Error::ActionProhibited,
         }
-        Ok(())
+    }
+}
+
+/// The policy as one write found it (`Token::policy`), taken before the write is judged,
+/// and what the write's commit must then require of the store.
+///
+/// The policy never goes off, so a write judged under it needs nothing more. A write
+/// judged without it that the policy would refuse is committed only if the store still
+/// holds the token as the judgement found it: no policy row, and the
+/// record-authentication marker the judgement read (`requirements`). Otherwise another
+/// process put the token under the policy between the judgement and the commit, and the
+/// write gets the policy's answer (`answer`): the write is decided on the token as it is
+/// when it is stored, as if it had been judged there.
+#[derive(Debug)]
+pub(super) enum Policy {
+    Under,
+    Off {
+        /// The record-authentication marker the judgement read (`None`: there was none).
+        marker: Option<Vec<u8>>,
+        /// What the policy would answer the write judged so far.
+        refused: Option<Refusal>,
+    },
+}
+
+impl Policy {
+    pub(super) fn off(marker: Option<Vec<u8>>) -> Policy {
+        Policy::Off {
+            marker,
+            refused: None,
+        }
     }
 
-    /// The wrapping key of a `C_WrapKey`: under the policy, a key the policy never
-    /// judged (`unjudged`) does not wrap.
-    pub(super) fn authorise_wrapping_key(&self, wrapping: &Object) -> Result<()> {
-        if !self.separating_duties()? {
+    pub(super) fn is_under(&self) -> bool {
+        matches!(self, Policy::Under)
+    }
+
+    /// A write the policy refuses with `refusal` when `refused`: refused now under the
+    /// policy, else remembered for the commit.
+    fn weigh(&mut self, refused: bool, refusal: Refusal) -> Result<()> {
+        if !refused {
             return Ok(());
         }
-        if unjudged(wrapping) {
-            Err(Error::KeyFunctionNotPermitted)
-        } else {
-            Ok(())
+        match self {
+            Policy::Under => Err(refusal.into()),
+            Policy::Off { refused, .. } => {
+                refused.get_or_insert(refusal);
+                Ok(())
+            }
         }
+    }
+
+    /// What the commit of the write judged must require of the store (nothing, unless
+    /// the policy would refuse the write).
+    pub(super) fn requirements(&self) -> Vec<Change> {
+        match self {
+            Policy::Off {
+                marker,
+                refused: Some(_),
+            } => vec![
+                Change::RequireMeta {
+                    name: META_SEPARATION_OF_DUTIES.into(),
+                    value: None,
+                },
+                Change::RequireMeta {
+                    name: META_RECORD_AUTH.into(),
+                    value: marker.clone(),
+                },
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The answer to a write whose commit failed with `e`: the policy's own where the
+    /// commit found the token put under it meanwhile (`requirements`).
+    pub(super) fn answer(&self, e: Error) -> Error {
+        match (e, self) {
+            (
+                Error::Store(StoreError::MetaChanged),
+                Policy::Off {
+                    refused: Some(refusal),
+                    ..
+                },
+            ) => (*refusal).into(),
+            (e, _) => e,
+        }
+    }
+
+    /// A new object (created, generated, copied, unwrapped, derived), before it is
+    /// stored.
+    pub(super) fn judge_new(&mut self, object: &Object) -> Result<()> {
+        self.weigh(
+            mix_duties(&[object]) || !may_wrap(object),
+            Refusal::Template,
+        )
     }
 
     /// Objects stored together: a generated key pair is one key (each half is judged
-    /// alone by `authorise_new` too). The import wrapping pair is the module's own, made
+    /// alone by `judge_new` too). The import wrapping pair is the module's own, made
     /// to unwrap the material its owner encrypts, and bound to one target
     /// (`IMPORT_TARGET`): it is left out.
-    pub(super) fn authorise_new_together(&self, objects: &[Object]) -> Result<()> {
-        if !self.separating_duties()? {
-            return Ok(());
-        }
+    pub(super) fn judge_together(&mut self, objects: &[Object]) -> Result<()> {
         let Some((public, private)) = pair_halves(objects) else {
             return Ok(());
         };
@@ -196,10 +283,10 @@ impl Token {
         // takes blobs of known keys whatever the public half's flags; such keys do not
         // wrap (`may_wrap`).
         let (public_does, private_does) = (duties(public), duties(private));
-        if public_does.wrap && (private_does.decrypt || !unknown_value(private)) {
-            return Err(Error::TemplateInconsistent);
-        }
-        Ok(())
+        self.weigh(
+            public_does.wrap && (private_does.decrypt || !unknown_value(private)),
+            Refusal::Template,
+        )
     }
 
     /// A copy of `source`, before it is stored: the same bits, so no duty its source did
@@ -208,22 +295,17 @@ impl Token {
     /// Nor may a key the policy never judged (`unjudged`) be copied into one that wraps:
     /// the copy would wrap what the source, the same bits, decrypts, or carry a forged
     /// record's flags into a record of its own (review 20c).
-    pub(super) fn authorise_copied(&self, source: &Object, copy: &Object) -> Result<()> {
-        if self.separating_duties()?
-            && (gains_duty(source, copy) || (unjudged(source) && on(copy, CKA_WRAP)))
-        {
-            return Err(Error::TemplateInconsistent);
-        }
-        Ok(())
+    pub(super) fn judge_copy(&mut self, source: &Object, copy: &Object) -> Result<()> {
+        self.weigh(
+            gains_duty(source, copy) || (unjudged(source) && on(copy, CKA_WRAP)),
+            Refusal::Template,
+        )
     }
 
     /// The object a change produced, before it is stored: no duty added (a flag turned
     /// on, or `CKA_ALLOWED_MECHANISMS` widened to raw RSA on a private key that signs).
-    pub(super) fn authorise_changed(&self, before: &Object, after: &Object) -> Result<()> {
-        if self.separating_duties()? && gains_duty(before, after) {
-            return Err(Error::ActionProhibited);
-        }
-        Ok(())
+    pub(super) fn judge_change(&mut self, before: &Object, after: &Object) -> Result<()> {
+        self.weigh(gains_duty(before, after), Refusal::Action)
     }
 
     /// A key derived by a mechanism that exposes its sources' bits (§2.43: a copy, or
@@ -231,15 +313,31 @@ impl Token {
     /// Judged only with its sources' duties it would not do (review 16b): a copy with no
     /// duty of a key that wraps, copied again into one that decrypts, holds the first
     /// key's bits with the other duty.
-    pub(super) fn authorise_exposing_derivation(
-        &self,
+    pub(super) fn judge_exposing_derivation(
+        &mut self,
         sources: &[&Object],
         derived: &Object,
     ) -> Result<()> {
-        if self.separating_duties()? && sources.iter().any(|s| gains_duty(s, derived)) {
-            return Err(Error::TemplateInconsistent);
+        self.weigh(
+            sources.iter().any(|s| gains_duty(s, derived)),
+            Refusal::Template,
+        )
+    }
+}
+
+impl Token {
+    /// The wrapping key of a `C_WrapKey`: under the policy, a key the policy never
+    /// judged (`unjudged`) does not wrap. A use, not a write: judged on the policy as it
+    /// is at the call.
+    pub(super) fn authorise_wrapping_key(&self, wrapping: &Object) -> Result<()> {
+        if !self.separating_duties()? {
+            return Ok(());
         }
-        Ok(())
+        if unjudged(wrapping) {
+            Err(Error::KeyFunctionNotPermitted)
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -689,15 +689,22 @@ impl Token {
         )
     }
 
-    /// Whether the token is under the separation-of-duties policy: this process's
+    /// Whether the token is under the separation-of-duties policy (`policy`).
+    pub(super) fn separating_duties(&self) -> Result<bool> {
+        Ok(self.policy()?.is_under())
+    }
+
+    /// The separation-of-duties policy as the token holds it now: this process's
     /// configuration (which a user may choose, so it can turn the policy on, never off),
     /// or the token's own marker as the store holds it now (other processes' commits
     /// are picked up first: a marker written by another process since this one last
     /// looked counts, review 16d), as this process last saw it, or, logged in, as the
-    /// record-authentication marker seals it (`records::record_auth_marker`).
-    pub(super) fn separating_duties(&self) -> Result<bool> {
+    /// record-authentication marker seals it (`records::record_auth_marker`). Not under
+    /// the policy, the answer keeps the marker it was judged with, for a write's commit
+    /// to require (`duties::Policy`).
+    fn policy(&self) -> Result<duties::Policy> {
         if self.shared.config.separation_of_duties {
-            return Ok(true);
+            return Ok(duties::Policy::Under);
         }
         if self.store.changed_elsewhere()? {
             let judged_in = self.view_epoch();
@@ -712,7 +719,7 @@ impl Token {
         let marker = {
             let view = self.view.read();
             if view.separation_of_duties {
-                return Ok(true);
+                return Ok(duties::Policy::Under);
             }
             view.record_auth.clone()
         };
@@ -720,13 +727,13 @@ impl Token {
         // deleted after this process logged in (and after another process sealed the
         // policy) lifts nothing here either (review 20a).
         let (master, epoch) = self.master_with_epoch();
-        if let (Some(master), Some(epoch), Some(found)) = (master, epoch, marker) {
-            if records::read_record_auth_marker(&found, &master, &self.serial) == Some(true) {
+        if let (Some(master), Some(epoch), Some(found)) = (master, epoch, &marker) {
+            if records::read_record_auth_marker(found, &master, &self.serial) == Some(true) {
                 self.note_separation(epoch);
-                return Ok(true);
+                return Ok(duties::Policy::Under);
             }
         }
-        Ok(false)
+        Ok(duties::Policy::off(marker))
     }
 
     /// Puts the token of `epoch` under the policy in this process's view, where it stays

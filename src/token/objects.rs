@@ -20,6 +20,7 @@ use crate::object::template;
 use crate::object::{Object, Read};
 use crate::store::Change;
 
+use super::duties::Policy;
 use super::{LoggedIn, Token};
 
 /// What `Token::insert_all_judged` judges besides the new objects themselves.
@@ -37,6 +38,9 @@ pub(super) struct Judges<'a> {
     /// stored: for a judge of a session key's KMS state, which other decisions on
     /// session keys change under that lock.
     pub(super) serialise_decisions: bool,
+    /// The separation-of-duties policy as found before the new objects were judged
+    /// (`Token::policy`), with what it made of any judged already.
+    pub(super) policy: Policy,
 }
 
 /// How often `C_SetAttributeValue` and `C_DestroyObject` judge again when the object
@@ -120,7 +124,19 @@ impl Token {
         object: Object,
         decided_in: &[Option<u64>],
     ) -> Result<ObjectHandle> {
-        let handles = self.insert_all_in(caller, vec![object], decided_in)?;
+        self.insert_policed(caller, object, decided_in, self.policy()?)
+    }
+
+    /// `insert_in`, the object judged by the separation-of-duties policy as `policy`
+    /// found it (`insert_all_policed`).
+    pub(super) fn insert_policed(
+        &self,
+        caller: Caller,
+        object: Object,
+        decided_in: &[Option<u64>],
+        policy: Policy,
+    ) -> Result<ObjectHandle> {
+        let handles = self.insert_all_policed(caller, vec![object], decided_in, policy)?;
         handles
             .into_iter()
             .next()
@@ -137,6 +153,18 @@ impl Token {
         objects: Vec<Object>,
         decided_in: &[Option<u64>],
     ) -> Result<Vec<ObjectHandle>> {
+        self.insert_all_policed(caller, objects, decided_in, self.policy()?)
+    }
+
+    /// `insert_all_in`, the objects judged by the separation-of-duties policy as
+    /// `policy` found it, before the caller judged them too (a copy, a derivation).
+    pub(super) fn insert_all_policed(
+        &self,
+        caller: Caller,
+        objects: Vec<Object>,
+        decided_in: &[Option<u64>],
+        policy: Policy,
+    ) -> Result<Vec<ObjectHandle>> {
         self.insert_all_judged(
             caller,
             objects,
@@ -146,6 +174,7 @@ impl Token {
                 in_store: &mut |_| Ok(()),
                 in_table: &mut |_| Ok(()),
                 serialise_decisions: false,
+                policy,
             },
         )
     }
@@ -165,6 +194,7 @@ impl Token {
             in_store: judge,
             in_table,
             serialise_decisions,
+            mut policy,
         } = judges;
         self.test_point("insert");
         // First in the token's lock order, taken with no other token lock held.
@@ -174,9 +204,9 @@ impl Token {
         for object in &objects {
             self.check_writable(caller, object)?;
             self.check_import_pair_names(object, None)?;
-            self.authorise_new(object)?;
+            policy.judge_new(object)?;
         }
-        self.authorise_new_together(&objects)?;
+        policy.judge_together(&objects)?;
         let (master, master_epoch) = self.master_with_epoch();
         let mut decided: Vec<Option<u64>> = decided_in.to_vec();
         decided.extend([Some(judged_in), master_epoch]);
@@ -225,6 +255,7 @@ impl Token {
             }
         }
         if !changes.is_empty() {
+            changes.extend(policy.requirements());
             let events = self.creation_events(&token_objects);
             let new: Vec<&Object> = token_objects.iter().collect();
             let names = Token::pair_name_keys(&new, None);
@@ -248,7 +279,7 @@ impl Token {
             let refused = match written {
                 Ok(true) => None,
                 Ok(false) => Some(judged.err().unwrap_or(Error::AttributeValueInvalid)),
-                Err(e) => Some(e),
+                Err(e) => Some(policy.answer(e)),
             };
             if let Some(e) = refused {
                 forget(&mut self.objects.write(), &made);
@@ -296,7 +327,8 @@ impl Token {
         let (master, master_epoch) = self.master_with_epoch();
         let all = entry.object.all_values(&self.serial, master.as_deref())?;
         let mut copy = template::copy(&entry.object, all, template)?;
-        self.authorise_copied(&entry.object, &copy)?;
+        let mut policy = self.policy()?;
+        policy.judge_copy(&entry.object, &copy)?;
         if copy.has(KEY_ID) {
             // A copy is another key with the same material: it gets its own KeyId, so
             // state changes of one never reach the other.
@@ -308,7 +340,7 @@ impl Token {
         }
         // The copy is of the token the object was read from, its secrets opened under
         // that key: it goes into that token only.
-        self.insert_in(caller, copy, &[Some(epoch), master_epoch])
+        self.insert_policed(caller, copy, &[Some(epoch), master_epoch], policy)
     }
 
     pub fn destroy_object(&self, caller: Caller, handle: ObjectHandle) -> Result<()> {
@@ -401,12 +433,13 @@ impl Token {
                 .map(|()| true);
         }
         self.authorise_change(caller, &entry, &parsed)?;
+        let mut policy = self.policy()?;
         let (master, master_epoch) = self.master_with_epoch();
         let all = entry.object.all_values(&self.serial, master.as_deref())?;
         let changed = template::apply(&entry.object, all, template)?;
         self.check_writable(caller, &changed)?;
         self.check_import_pair_names(&changed, Some(&entry.object))?;
-        self.authorise_changed(&entry.object, &changed)?;
+        policy.judge_change(&entry.object, &changed)?;
         match entry.owner {
             Owner::Token => {
                 let record = changed.to_record(&self.serial, master.as_deref())?;
@@ -417,6 +450,8 @@ impl Token {
                 // The object as read from the token of `epoch`, sealed under the key of
                 // the token of `master_epoch`: written into that token only, over the
                 // record it was read from only, and not under a pair's id taken meanwhile.
+                let required = policy.requirements();
+                self.test_point("changing");
                 self.commit_decided_on(
                     &[read.uid],
                     &lookup,
@@ -425,12 +460,15 @@ impl Token {
                         current = loaded.objects.iter().any(|r| read.is_version_of(r));
                         clash = !lookup.is_empty() && Token::pair_names_clash(loaded, &[&changed]);
                         if current && !clash {
-                            vec![Change::PutObject(record.clone())]
+                            let mut changes = required.clone();
+                            changes.push(Change::PutObject(record.clone()));
+                            changes
                         } else {
                             Vec::new()
                         }
                     },
-                )?;
+                )
+                .map_err(|e| policy.answer(e))?;
                 if current && clash {
                     return Err(Error::AttributeValueInvalid);
                 }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use super::test_store::{self, marker_covers_the_policy};
 use super::*;
+use crate::ck::*;
+use crate::object::attr::{AttrType, RawAttribute};
 
 const SO_PIN: &[u8] = b"so-pin-1234";
 const USER_PIN: &[u8] = b"user-pin-5678";
@@ -240,5 +242,131 @@ fn login_is_refused_as_tampered(path: &Path, shared: Arc<Shared>) {
     assert_eq!(
         last[before + 1].error_code.as_deref(),
         Some("RecordTampered")
+    );
+}
+
+/// A process configured without the policy, with the user logged in, whose next call
+/// that reaches `point` (after its judgement of a write, before the write's commit)
+/// first lets another process configured with the policy log in: the token is put under
+/// the policy between the judgement and the commit.
+fn sealed_elsewhere_at(path: &Path, dir: &Path, point: &'static str) -> Token {
+    let plain = logged_in(path, shared(dir, false));
+    assert!(!plain.separating_duties().unwrap(), "control: no policy");
+    let (path, dir) = (path.to_path_buf(), dir.to_path_buf());
+    plain.test_steps.lock().push((
+        point,
+        Box::new(move |_: &Token| drop(logged_in(&path, shared(&dir, true)))),
+    ));
+    plain
+}
+
+/// An AES token key labelled `label` whose duties are `flags`, the others off.
+fn aes_key(label: &[u8], flags: &[AttrType]) -> Vec<RawAttribute> {
+    let mut template = vec![
+        test_store::ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+        test_store::ulong(CKA_KEY_TYPE, CKK_AES.raw()),
+        test_store::bytes(CKA_VALUE, &[7; 32]),
+        test_store::bytes(CKA_TOKEN, &[1]),
+        test_store::bytes(CKA_LABEL, label),
+    ];
+    for duty in [CKA_WRAP, CKA_UNWRAP, CKA_ENCRYPT, CKA_DECRYPT] {
+        let on = u8::from(flags.contains(&duty));
+        template.push(test_store::bytes(duty, &[on]));
+    }
+    template
+}
+
+/// The duty `ty` of the stored key labelled `label`, as a new process configured without
+/// the policy reads it; `None` when the store holds no such key.
+fn stored_duty(path: &Path, dir: &Path, label: &[u8], ty: AttrType) -> Option<bool> {
+    let token = logged_in(path, shared(dir, false));
+    let found = token.find(&[test_store::bytes(CKA_LABEL, label)]).unwrap();
+    let handle = match found[..] {
+        [] => return None,
+        [one] => one,
+        _ => panic!("two keys labelled {label:?}"),
+    };
+    let read = token.attributes(handle, &[ty]).unwrap();
+    Some(matches!(&read[..], [crate::object::Read::Value(v)] if v.as_slice() == [1]))
+}
+
+#[test]
+fn a_key_judged_before_another_process_sealed_the_policy_is_judged_at_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    let plain = logged_in(&path, shared(dir.path(), false));
+    let both = [CKA_WRAP, CKA_DECRYPT];
+    plain
+        .create_object(test_store::CALLER, &aes_key(b"before", &both))
+        .expect("control: without the policy a key may wrap and decrypt");
+    drop(plain);
+
+    let racing = sealed_elsewhere_at(&path, dir.path(), "inserting");
+    let made = racing.create_object(test_store::CALLER, &aes_key(b"racing", &both));
+    assert!(matches!(made, Err(Error::TemplateInconsistent)), "{made:?}");
+    assert!(racing.separating_duties().unwrap());
+    assert_eq!(stored_duty(&path, dir.path(), b"racing", CKA_WRAP), None);
+
+    // A key the policy lets be made is made whatever happened meanwhile.
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    let racing = sealed_elsewhere_at(&path, dir.path(), "inserting");
+    racing
+        .create_object(test_store::CALLER, &aes_key(b"plain", &[CKA_DECRYPT]))
+        .expect("a key that only decrypts");
+    assert_eq!(
+        stored_duty(&path, dir.path(), b"plain", CKA_DECRYPT),
+        Some(true)
+    );
+}
+
+#[test]
+fn a_copy_judged_before_another_process_sealed_the_policy_is_judged_at_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    let racing = sealed_elsewhere_at(&path, dir.path(), "insert");
+    // Two steps: the key made first (the armed step runs at its insertion), so take
+    // the step back and arm it again for the copy.
+    let step = racing.test_steps.lock().pop().unwrap();
+    let wraps = racing
+        .create_object(test_store::CALLER, &aes_key(b"wraps", &[CKA_WRAP]))
+        .unwrap();
+    racing.test_steps.lock().push(step);
+    let copy = racing.copy_object(
+        test_store::CALLER,
+        wraps,
+        &[
+            test_store::bytes(CKA_LABEL, b"copy"),
+            test_store::bytes(CKA_DECRYPT, &[1]),
+        ],
+    );
+    assert!(matches!(copy, Err(Error::TemplateInconsistent)), "{copy:?}");
+    assert_eq!(stored_duty(&path, dir.path(), b"copy", CKA_DECRYPT), None);
+}
+
+#[test]
+fn a_change_judged_before_another_process_sealed_the_policy_is_judged_at_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    let racing = sealed_elsewhere_at(&path, dir.path(), "changing");
+    let wraps = racing
+        .create_object(test_store::CALLER, &aes_key(b"wraps", &[CKA_WRAP]))
+        .unwrap();
+    let changed = racing.set_attributes(
+        test_store::CALLER,
+        wraps,
+        &[test_store::bytes(CKA_DECRYPT, &[1])],
+    );
+    assert!(
+        matches!(changed, Err(Error::ActionProhibited)),
+        "{changed:?}"
+    );
+    assert_eq!(
+        stored_duty(&path, dir.path(), b"wraps", CKA_DECRYPT),
+        Some(false)
+    );
+    assert_eq!(
+        stored_duty(&path, dir.path(), b"wraps", CKA_WRAP),
+        Some(true)
     );
 }

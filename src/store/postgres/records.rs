@@ -159,6 +159,16 @@ pub(super) fn apply(
                     &[&token, &name, &value],
                 )?;
             }
+            Change::RequireMeta { name, value } => {
+                let held = tx.query_opt(
+                    "SELECT value FROM kmshsm_meta WHERE token = $1 AND name = $2",
+                    &[&token, &name],
+                )?;
+                let held: Option<Vec<u8>> = held.map(|row| row.get(0));
+                if held != value {
+                    return Err(StoreError::MetaChanged.into());
+                }
+            }
             Change::PutPin(role, pin) => {
                 // Attempts in flight at a record this one replaces are not at this one:
                 // they can neither reset its count nor count against it (review 15e).

@@ -238,6 +238,15 @@ pub(super) fn apply(
                 tx.prepare_cached("INSERT OR IGNORE INTO meta (name, value) VALUES (?1, ?2)")?
                     .execute(params![name, value])?;
             }
+            Change::RequireMeta { name, value } => {
+                let held: Option<Vec<u8>> = tx
+                    .prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+                    .query_row(params![name], |r| r.get(0))
+                    .optional()?;
+                if held != value {
+                    return Err(StoreError::MetaChanged);
+                }
+            }
             Change::PutPin(role, pin) => {
                 // Attempts in flight at a record this one replaces are not at this one:
                 // they can neither reset its count nor count against it (review 15e).

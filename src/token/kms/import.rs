@@ -313,6 +313,7 @@ impl Token {
                 // `kms_decisions`: held from its judgement until the pair is stored, no
                 // decision on the target falls in between (review 20c).
                 serialise_decisions: !stored,
+                policy: self.policy()?,
             },
         )?;
         self.objects.write().note_deadline(token.expires_at);
