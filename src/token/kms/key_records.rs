@@ -375,7 +375,7 @@ impl Token {
                         "token {}: a decision on one of many keys failed: {e}",
                         self.serial
                     );
-                    first_error.get_or_insert(e);
+                    keep_first_error(&mut first_error, e);
                 }
             }
         };
@@ -387,7 +387,7 @@ impl Token {
         for chunk in batched.chunks(EXPIRY_BATCH) {
             // A batch that cannot be decided (one key's records unreadable, say) does not
             // hold back the others: its keys are decided one by one, and the rest goes
-            // on; the first failure is answered at the end.
+            // on; the first failure is answered at the end (`keep_first_error`).
             if self
                 .decide_batch(chunk, decide, &secrets, audit_key.as_ref())
                 .is_err()
@@ -521,5 +521,38 @@ impl KeyRecords for TokenRecords<'_> {
 
     fn decide_on_each(&self, ids: &[KeyId], decide: &mut Decide<'_, Arc<Imported>>) -> Result<()> {
         self.token.decide_on_many(ids, decide)
+    }
+}
+
+/// Keeps the failure `decide_on_many` answers: the first, except that a failure other
+/// than tampering comes before one. The sweep logs a key whose records fail
+/// authentication and goes on (review 21b), but answers any other failure, so that
+/// the key it failed on is decided again at the next call; an earlier tampered key must
+/// not hide it.
+fn keep_first_error(kept: &mut Option<Error>, e: Error) {
+    let tampered = |e: &Error| matches!(e, Error::Store(StoreError::Tampered));
+    match kept {
+        Some(first) if !tampered(first) || tampered(&e) => {}
+        _ => *kept = Some(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_other_than_tampering_is_answered_before_one() {
+        let tampered = || Error::Store(StoreError::Tampered);
+        let mut kept = None;
+        keep_first_error(&mut kept, tampered());
+        keep_first_error(&mut kept, Error::CacheContention);
+        keep_first_error(&mut kept, Error::ObjectContention);
+        keep_first_error(&mut kept, tampered());
+        assert!(matches!(kept, Some(Error::CacheContention)), "{kept:?}");
+        let mut kept = None;
+        keep_first_error(&mut kept, tampered());
+        keep_first_error(&mut kept, tampered());
+        assert!(matches!(kept, Some(Error::Store(StoreError::Tampered))));
     }
 }
