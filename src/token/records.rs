@@ -60,7 +60,8 @@ pub(super) fn read_record_auth_marker(
         .find(|&separated| bool::from(found.ct_eq(&record_auth_marker(master, serial, separated))))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` (a record's uid) as lowercase hex, for the log lines that name a record.
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -721,7 +721,7 @@ impl Token {
             "token {}: object {} claims an expired import token but its record fails \
              authentication (changed outside the module); it is not purged",
             self.serial,
-            o.uid.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            super::records::hex(&o.uid)
         );
         false
     }
