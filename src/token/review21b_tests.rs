@@ -1,146 +1,31 @@
 //! Review 21b of the object table, its index and the records loaded on demand: the
 //! moments between a read of the store and its application to the table, where only a
-//! unit test can put another process's act (a store wrapped with hooks, as
-//! `test_store.rs` does, with one more: before a lookup by index key).
+//! unit test can put another process's act (`test_store.rs`'s store, its steps armed
+//! after a whole read and before a lookup by index key).
 
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-use zeroize::Zeroizing;
-
-use super::objects::Caller;
+use super::test_store::{bytes, At, StoreHooks, TestStore, CALLER};
 use super::*;
 use crate::ck::*;
 use crate::ids::{SessionHandle, SlotId};
-use crate::object::attr::{RawAttribute, RawValue};
+use crate::object::attr::RawAttribute;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{
-    AuditLog, Change, Due, Loaded, ObjectUid, PinAttempt, PinCount, PinRecordId, PinRole,
-    PinSettle, ReadMark, Scope, Snapshot, Store, StoreResult,
-};
-
-type Step = Box<dyn FnOnce() + Send>;
-
-/// Steps a test arms on a [`Hooked`] store; each runs once.
-#[derive(Clone, Default)]
-struct Hooks {
-    /// After a read of every object (`Scope::All`), before it is returned.
-    after_read_all: Arc<Mutex<Option<Step>>>,
-    /// Before a lookup by index key (`load_by_key`).
-    before_load_by_key: Arc<Mutex<Option<Step>>>,
-    /// The object count the store answers (`object_count_hint`), standing for a token of
-    /// that many objects; `None`: the real store's.
-    count_hint: Arc<Mutex<Option<u64>>>,
-}
-
-fn run(slot: &Mutex<Option<Step>>) {
-    let step = slot.lock().take();
-    if let Some(step) = step {
-        step();
-    }
-}
-
-/// A real store with [`Hooks`]; everything else is passed through.
-struct Hooked {
-    inner: Box<dyn Store>,
-    hooks: Hooks,
-}
-
-impl Store for Hooked {
-    fn changed_elsewhere(&self) -> StoreResult<bool> {
-        self.inner.changed_elsewhere()
-    }
-    fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
-        let snap = self.inner.read(since, epoch, scope)?;
-        if scope == Scope::All {
-            run(&self.hooks.after_read_all);
-        }
-        Ok(snap)
-    }
-    fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
-        self.inner.applied(mark)
-    }
-    fn lookup(&self, key: &[u8]) -> StoreResult<Vec<ObjectUid>> {
-        self.inner.lookup(key)
-    }
-    fn load(&self, uids: &[ObjectUid]) -> StoreResult<Loaded> {
-        self.inner.load(uids)
-    }
-    fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
-        run(&self.hooks.before_load_by_key);
-        self.inner.load_by_key(key)
-    }
-    fn due(&self, now: i64) -> StoreResult<Due> {
-        self.inner.due(now)
-    }
-    fn object_count_hint(&self) -> StoreResult<u64> {
-        if let Some(count) = *self.hooks.count_hint.lock() {
-            return Ok(count);
-        }
-        self.inner.object_count_hint()
-    }
-    fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
-        self.inner.commit(changes)
-    }
-    fn transact(
-        &self,
-        uids: &[ObjectUid],
-        lookup: &[&[u8]],
-        decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
-    ) -> StoreResult<bool> {
-        self.inner.transact(uids, lookup, decide)
-    }
-    fn reserve_pin_attempt(
-        &self,
-        role: PinRole,
-        epoch: u64,
-        limit: u32,
-        now: i64,
-        lease_until: i64,
-    ) -> StoreResult<PinAttempt> {
-        self.inner
-            .reserve_pin_attempt(role, epoch, limit, now, lease_until)
-    }
-    fn settle_pin_attempt(
-        &self,
-        role: PinRole,
-        right: bool,
-        record: &PinRecordId,
-    ) -> StoreResult<PinSettle> {
-        self.inner.settle_pin_attempt(role, right, record)
-    }
-    fn pin_counts(&self, now: i64) -> StoreResult<std::collections::BTreeMap<PinRole, PinCount>> {
-        self.inner.pin_counts(now)
-    }
-    fn audit_log(&self) -> StoreResult<AuditLog> {
-        self.inner.audit_log()
-    }
-    fn check_integrity(&self) -> StoreResult<()> {
-        self.inner.check_integrity()
-    }
-}
-
-fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
-    RawAttribute {
-        ty: ty as _,
-        value: RawValue::Bytes(Zeroizing::new(value.to_vec())),
-    }
-}
 
 /// A public token data object labelled `label`.
 fn data_object(label: &[u8]) -> [RawAttribute; 4] {
     [
-        raw(CKA_CLASS, &CKO_DATA.raw().to_ne_bytes()),
-        raw(CKA_TOKEN, &[1]),
-        raw(CKA_LABEL, label),
-        raw(CKA_VALUE, b"x"),
+        bytes(CKA_CLASS, &CKO_DATA.raw().to_ne_bytes()),
+        bytes(CKA_TOKEN, &[1]),
+        bytes(CKA_LABEL, label),
+        bytes(CKA_VALUE, b"x"),
     ]
 }
 
-/// Token `serial` in `dir`, opened twice: by this process through a [`Hooked`] store, and
-/// by another process directly; a read/write session 1 in each.
-fn two_processes(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Arc<Token>, Hooks) {
+/// Token `serial` in `dir`, opened twice: by this process through a [`TestStore`], and by
+/// another process directly; a read/write session 1 in each.
+fn two_processes(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Arc<Token>, StoreHooks) {
     let backend = crate::store::Backend::Files(dir.to_path_buf());
     drop(
         Token::create(
@@ -154,13 +39,9 @@ fn two_processes(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Arc<Token>
         .expect("token"),
     );
     let path = crate::store::Backend::file_of(dir, serial);
-    let hooks = Hooks::default();
-    let store = Hooked {
-        inner: Box::new(SqliteStore::open(&path).expect("store")),
-        hooks: hooks.clone(),
-    };
+    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
     let here = Arc::new(
-        Token::open_store(Box::new(store), "here".into(), shared_for_tests(dir))
+        Token::open_store(store, "here".into(), shared_for_tests(dir))
             .expect("this process's token"),
     );
     let elsewhere =
@@ -172,11 +53,6 @@ fn two_processes(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Arc<Token>
         .expect("session");
     (here, elsewhere, hooks)
 }
-
-const CALLER: Caller = Caller {
-    session: SessionHandle::new(1),
-    rw: true,
-};
 
 /// DEFECT: a handle a search answered stops naming its object while the object exists,
 /// and the object comes back under another handle.
@@ -207,27 +83,27 @@ fn a_whole_read_applied_late_drops_an_object_loaded_meanwhile_and_its_handle() {
     // Thread A's whole read, held before it is applied.
     let (paused_tx, paused_rx) = mpsc::channel();
     let (resume_tx, resume_rx) = mpsc::channel::<()>();
-    *hooks.after_read_all.lock() = Some(Box::new(move || {
+    hooks.arm(At::ReadAll, move || {
         paused_tx.send(()).expect("the test waits");
         resume_rx.recv().expect("the test resumes");
-    }));
+    });
     let lister = {
         let here = Arc::clone(&here);
-        std::thread::spawn(move || here.find(&[raw(CKA_CLASS, &CKO_DATA.raw().to_ne_bytes())]))
+        std::thread::spawn(move || here.find(&[bytes(CKA_CLASS, &CKO_DATA.raw().to_ne_bytes())]))
     };
     paused_rx.recv().expect("the whole read paused");
 
     // Thread B (this one): the other process creates "late" just before B's lookup.
     {
         let elsewhere = Arc::clone(&elsewhere);
-        *hooks.before_load_by_key.lock() = Some(Box::new(move || {
+        hooks.arm(At::LoadByKey, move || {
             elsewhere
                 .create_object(CALLER, &data_object(b"late"))
                 .expect("created elsewhere");
-        }));
+        });
     }
     let found = here
-        .find(&[raw(CKA_LABEL, b"late")])
+        .find(&[bytes(CKA_LABEL, b"late")])
         .expect("find by label");
     assert_eq!(found.len(), 1, "B finds the new object");
     let handle = found[0];
@@ -238,14 +114,14 @@ fn a_whole_read_applied_late_drops_an_object_loaded_meanwhile_and_its_handle() {
     // The object exists (the other process still finds it) ...
     assert_eq!(
         elsewhere
-            .find(&[raw(CKA_LABEL, b"late")])
+            .find(&[bytes(CKA_LABEL, b"late")])
             .expect("find elsewhere")
             .len(),
         1
     );
     // ... so the handle B was given must still name it, and a search must answer it.
     let use_now = here.entry(handle).map(|_| ());
-    let again = here.find(&[raw(CKA_LABEL, b"late")]).expect("find again");
+    let again = here.find(&[bytes(CKA_LABEL, b"late")]).expect("find again");
     assert!(
         use_now.is_ok(),
         "the handle of an existing object became invalid: {use_now:?}"
@@ -277,14 +153,14 @@ fn searches_by_long_labels_that_name_nothing_are_remembered_without_bound() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (here, _elsewhere, hooks) = two_processes(dir.path(), "r21b00002");
     // A token of a million objects, as the store's count says.
-    *hooks.count_hint.lock() = Some(1_000_000);
+    hooks.set_count_hint(Some(1_000_000));
     let label = |i: usize| {
         let mut l = vec![b'x'; LEN];
         l[..8].copy_from_slice(&(i as u64).to_be_bytes());
         l
     };
     for i in 0..SEARCHES {
-        let found = here.find(&[raw(CKA_LABEL, &label(i))]).expect("find");
+        let found = here.find(&[bytes(CKA_LABEL, &label(i))]).expect("find");
         assert!(found.is_empty());
     }
     let kept = (0..SEARCHES)

@@ -1,11 +1,13 @@
 //! A store for the token's tests that wraps a real one and lets a test stand in for
 //! another process, or for time, at chosen moments: steps armed to run once at the next
-//! call of a kind (after a read, before `applied`, after a PIN attempt's reservation,
-//! before a settle, before a transaction), and a change check that can be made deaf
-//! (it answers "unchanged" whatever happened elsewhere, as a PostgreSQL store in notify
-//! mode does between another host's commit and its notification). Where the real race
-//! would need luck, a step puts the other process's act exactly between two steps of
-//! this one. Test code only; it decides nothing.
+//! call of a kind (after a read, after a read of every object, before `applied`, before a
+//! load by index key, after a PIN attempt's reservation, before a settle, before a
+//! transaction), a change check that can be made deaf (it answers "unchanged" whatever
+//! happened elsewhere, as a PostgreSQL store in notify mode does between another host's
+//! commit and its notification), and an object count that can be set (standing for a
+//! token of that many objects). Where the real race would need luck, a step puts the
+//! other process's act exactly between two steps of this one. Test code only; it
+//! decides nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,8 +33,12 @@ use crate::store::{
 pub(super) enum At {
     /// After a read (its mark moved, its snapshot not yet applied).
     Read,
+    /// After a read of every object (`Scope::All`), once the steps armed at `Read` ran.
+    ReadAll,
     /// Before a read is marked applied.
     Applied,
+    /// Before a load of the objects an index key names (`load_by_key`).
+    LoadByKey,
     /// After a PIN attempt's reservation.
     Reserved,
     /// Before a PIN attempt is settled.
@@ -48,6 +54,7 @@ type Step = Box<dyn FnOnce() + Send>;
 pub(super) struct StoreHooks {
     steps: Arc<Mutex<Vec<(At, Step)>>>,
     deaf: Arc<AtomicBool>,
+    count_hint: Arc<Mutex<Option<u64>>>,
 }
 
 impl StoreHooks {
@@ -64,6 +71,12 @@ impl StoreHooks {
     /// Makes the change check answer "unchanged" (`true`) or ask the store again.
     pub(super) fn set_deaf(&self, deaf: bool) {
         self.deaf.store(deaf, Ordering::SeqCst);
+    }
+
+    /// Makes the store's object count (`object_count_hint`) answer `count`, standing for
+    /// a token of that many objects; `None`: the real store's count.
+    pub(super) fn set_count_hint(&self, count: Option<u64>) {
+        *self.count_hint.lock() = count;
     }
 
     /// Runs the step armed at `at`, if any, with no lock held.
@@ -107,6 +120,9 @@ impl Store for TestStore {
     fn read(&self, since: u64, epoch: u64, scope: Scope) -> StoreResult<Snapshot> {
         let snap = self.inner.read(since, epoch, scope)?;
         self.hooks.run(At::Read);
+        if scope == Scope::All {
+            self.hooks.run(At::ReadAll);
+        }
         Ok(snap)
     }
     fn applied(&self, mark: &ReadMark) -> StoreResult<()> {
@@ -120,12 +136,16 @@ impl Store for TestStore {
         self.inner.load(uids)
     }
     fn load_by_key(&self, key: &[u8]) -> StoreResult<Loaded> {
+        self.hooks.run(At::LoadByKey);
         self.inner.load_by_key(key)
     }
     fn due(&self, now: i64) -> StoreResult<Due> {
         self.inner.due(now)
     }
     fn object_count_hint(&self) -> StoreResult<u64> {
+        if let Some(count) = *self.hooks.count_hint.lock() {
+            return Ok(count);
+        }
         self.inner.object_count_hint()
     }
     fn commit(&self, changes: Vec<Change>) -> StoreResult<()> {
