@@ -9,7 +9,7 @@
 mod common;
 
 use common::kms::*;
-use common::records::{edit_plain, set_attr, uid_of};
+use common::records::{edit_plain, offline, set_attr, uid_of};
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
@@ -35,20 +35,6 @@ fn aes_key(session: &Session, label: &str, material: &[u8]) -> ObjectHandle {
             Attribute::Value(material.to_vec()),
         ])
         .expect("C_CreateObject of an AES-256 key")
-}
-
-/// Releases the token for an offline edit, then loads the module and logs in again.
-fn offline(
-    env: &TestEnv,
-    ctx: cryptoki::context::Pkcs11,
-    edit: impl FnOnce(),
-) -> (cryptoki::context::Pkcs11, Session) {
-    ctx.finalize().unwrap();
-    edit();
-    let ctx = env.load();
-    let slot = slot_of_token(&ctx, TOKEN_LABEL);
-    let session = user_session(&ctx, slot);
-    (ctx, session)
 }
 
 /// DEFECT: one record of a key whose material has expired, edited offline, makes every

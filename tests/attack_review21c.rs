@@ -9,25 +9,11 @@
 mod common;
 
 use common::kms::*;
-use common::records::{edit_plain, set_attr, uid_of};
+use common::records::{edit_plain, offline, set_attr, uid_of};
 use common::*;
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 use kmshsm::object::attr::{self, Value};
-
-/// Releases the token for an offline edit, then loads the module and logs in again.
-fn offline(
-    env: &TestEnv,
-    ctx: cryptoki::context::Pkcs11,
-    edit: impl FnOnce(),
-) -> (cryptoki::context::Pkcs11, Session) {
-    ctx.finalize().unwrap();
-    edit();
-    let ctx = env.load();
-    let slot = slot_of_token(&ctx, TOKEN_LABEL);
-    let session = user_session(&ctx, slot);
-    (ctx, session)
-}
 
 /// The KMS key state written in the plain part of the record `uid`, as the store holds it.
 fn stored_state(db: &std::path::Path, uid: &[u8]) -> Option<u64> {

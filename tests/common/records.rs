@@ -3,12 +3,24 @@
 
 use std::path::Path;
 
+use cryptoki::context::Pkcs11;
 use cryptoki::object::{AttributeType, ObjectHandle};
 use cryptoki::session::Session;
 use cryptoki_sys::CK_ATTRIBUTE_TYPE;
 use kmshsm::object::attr::{self, AttrType, Value};
 
-use super::{attribute_bytes, hex};
+use super::{attribute_bytes, hex, slot_of_token, user_session, TestEnv, TOKEN_LABEL};
+
+/// Releases the token for an offline edit (finalizes `ctx`), runs `edit`, then loads the
+/// module again and logs the user in on the token: the new context and session.
+pub fn offline(env: &TestEnv, ctx: Pkcs11, edit: impl FnOnce()) -> (Pkcs11, Session) {
+    ctx.finalize().unwrap();
+    edit();
+    let ctx = env.load();
+    let slot = slot_of_token(&ctx, TOKEN_LABEL);
+    let session = user_session(&ctx, slot);
+    (ctx, session)
+}
 
 /// The record uid of `object` (its `CKA_UNIQUE_ID`, hex).
 pub fn uid_of(session: &Session, object: ObjectHandle) -> Vec<u8> {
