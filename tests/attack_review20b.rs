@@ -18,9 +18,8 @@
 mod common;
 
 use common::kms::*;
-use common::records::{edit_plain, set_attr, uid_of};
+use common::records::{edit_plain, offline, set_attr, uid_of};
 use common::*;
-use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
 use cryptoki::session::Session;
 use cryptoki_sys::*;
@@ -28,17 +27,6 @@ use kmshsm::object::attr::Value;
 
 const TAMPERED: RvError = RvError::VendorDefined(KMSHSM | 0x07);
 const ALG: u64 = WRAP_RSAES_OAEP_SHA_256;
-
-/// Ends the module, runs `edit` on the token file (offline, no PIN), and opens a fresh
-/// user session on the token.
-fn offline(env: &TestEnv, ctx: Pkcs11, edit: impl FnOnce()) -> (Pkcs11, Session) {
-    ctx.finalize().unwrap();
-    edit();
-    let ctx = env.load();
-    let slot = slot_of_token(&ctx, TOKEN_LABEL);
-    let session = user_session(&ctx, slot);
-    (ctx, session)
-}
 
 /// The import wrapping objects the token holds for KeyId `id`.
 fn pairs_for(session: &Session, id: &str) -> usize {

@@ -15,7 +15,7 @@
 mod common;
 
 use common::kms::*;
-use common::records::{edit_plain, set_attr, uid_of};
+use common::records::{edit_plain, offline, set_attr, uid_of};
 use common::*;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::RvError;
@@ -57,16 +57,6 @@ fn encrypts(session: &Session, key: ObjectHandle) -> Result<Vec<u8>, RvError> {
             cryptoki::error::Error::Pkcs11(rv, _) => rv,
             other => panic!("{other}"),
         })
-}
-
-/// Releases the token so the attacker can edit the file, then loads and logs in again.
-fn offline(env: &TestEnv, ctx: Pkcs11, edit: impl FnOnce()) -> (Pkcs11, Session) {
-    ctx.finalize().unwrap();
-    edit();
-    let ctx = env.load();
-    let slot = slot_of_token(&ctx, TOKEN_LABEL);
-    let session = user_session(&ctx, slot);
-    (ctx, session)
 }
 
 #[test]
