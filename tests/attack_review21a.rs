@@ -19,7 +19,7 @@ use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::mech::{Ck, RawMech};
+use common::mech::{AesSession, Ck, RawMech};
 use common::raw::result as rv;
 use common::*;
 use cryptoki::error::RvError;
@@ -28,75 +28,36 @@ use cryptoki::object::Attribute;
 use cryptoki::session::{Session, UserType};
 use cryptoki_sys::*;
 
-struct Fx {
-    _env: TestEnv,
-    _ctx: cryptoki::context::Pkcs11,
-    session: Session,
-    ck: Ck,
-    aes: CK_OBJECT_HANDLE,
+/// The fixture, its AES key readable (not sensitive, extractable).
+fn fixture() -> AesSession {
+    AesSession::new(&[Attribute::Sensitive(false), Attribute::Extractable(true)])
 }
 
-fn fixture() -> Fx {
-    let env = TestEnv::new();
-    let (ctx, _slot, session) = ready_token(&env);
-    let aes = session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Token(false),
-                Attribute::Sensitive(false),
-                Attribute::Extractable(true),
-                Attribute::ValueLen(16.into()),
-                Attribute::Encrypt(true),
-                Attribute::Decrypt(true),
-            ],
-        )
-        .unwrap()
-        .handle();
-    Fx {
-        _env: env,
-        _ctx: ctx,
-        session,
-        ck: Ck::load(),
-        aes,
-    }
-}
-
-impl Fx {
-    fn s(&self) -> CK_SESSION_HANDLE {
-        self.session.handle()
-    }
-
-    fn f(&self) -> &CK_FUNCTION_LIST {
-        self.ck.functions()
-    }
-
-    /// A raw output call of the decrypt family into `buf` (said to hold `cap` bytes):
-    /// its code and the length written back.
-    fn decrypt_into(
-        &self,
-        which: &str,
-        input: &[u8],
-        buf: &mut [u8],
-        cap: usize,
-    ) -> (Result<(), RvError>, CK_ULONG) {
-        assert!(cap <= buf.len());
-        let (s, f) = (self.s(), self.f());
-        let mut len = cap as CK_ULONG;
-        let i = input.as_ptr() as *mut u8;
-        let n = input.len() as CK_ULONG;
-        let o = buf.as_mut_ptr();
-        // SAFETY: the input is alive for `n` bytes, the output for `cap` bytes.
-        let code = unsafe {
-            match which {
-                "C_Decrypt" => f.C_Decrypt.unwrap()(s, i, n, o, &mut len),
-                "C_DecryptUpdate" => f.C_DecryptUpdate.unwrap()(s, i, n, o, &mut len),
-                "C_DecryptFinal" => f.C_DecryptFinal.unwrap()(s, o, &mut len),
-                _ => unreachable!("{which}"),
-            }
-        };
-        (rv(code), len)
-    }
+/// A raw output call of the decrypt family into `buf` (said to hold `cap` bytes), in
+/// `fx`'s session: its code and the length written back.
+fn decrypt_into(
+    fx: &AesSession,
+    which: &str,
+    input: &[u8],
+    buf: &mut [u8],
+    cap: usize,
+) -> (Result<(), RvError>, CK_ULONG) {
+    assert!(cap <= buf.len());
+    let (s, f) = (fx.s(), fx.f());
+    let mut len = cap as CK_ULONG;
+    let i = input.as_ptr() as *mut u8;
+    let n = input.len() as CK_ULONG;
+    let o = buf.as_mut_ptr();
+    // SAFETY: the input is alive for `n` bytes, the output for `cap` bytes.
+    let code = unsafe {
+        match which {
+            "C_Decrypt" => f.C_Decrypt.unwrap()(s, i, n, o, &mut len),
+            "C_DecryptUpdate" => f.C_DecryptUpdate.unwrap()(s, i, n, o, &mut len),
+            "C_DecryptFinal" => f.C_DecryptFinal.unwrap()(s, o, &mut len),
+            _ => unreachable!("{which}"),
+        }
+    };
+    (rv(code), len)
 }
 
 const IV: [u8; 12] = [9u8; 12];
@@ -130,11 +91,11 @@ fn kept_gcm_plaintext_is_never_written_by_a_refused_call_and_goes_with_the_opera
     ] {
         fx.ck.decrypt_init(fx.s(), &gcm(), fx.aes).unwrap();
         let mut small = [0u8; 1];
-        let (code, needed) = fx.decrypt_into("C_Decrypt", &sealed, &mut small, 1);
+        let (code, needed) = decrypt_into(&fx, "C_Decrypt", &sealed, &mut small, 1);
         assert_eq!(code, Err(RvError::BufferTooSmall));
         assert_eq!(needed as usize, plain.len());
         let mut buf = vec![0xeeu8; 256];
-        let (code, _) = fx.decrypt_into(other, input, &mut buf, 256);
+        let (code, _) = decrypt_into(&fx, other, input, &mut buf, 256);
         if !matches!(
             code,
             Err(RvError::ArgumentsBad) | Err(RvError::OperationActive)
@@ -146,7 +107,7 @@ fn kept_gcm_plaintext_is_never_written_by_a_refused_call_and_goes_with_the_opera
                 "{other} after a short C_Decrypt wrote into the buffer"
             ));
         }
-        let (code, _) = fx.decrypt_into("C_Decrypt", &sealed, &mut buf, 256);
+        let (code, _) = decrypt_into(&fx, "C_Decrypt", &sealed, &mut buf, 256);
         if code != Err(RvError::OperationNotInitialized) || !untouched(&buf) {
             wrong.push(format!(
                 "the real retry after {other}: {code:?} (the refusal must end the operation)"
@@ -157,29 +118,29 @@ fn kept_gcm_plaintext_is_never_written_by_a_refused_call_and_goes_with_the_opera
     // A multi-part decryption whose final call was short, then a single-part call.
     fx.ck.decrypt_init(fx.s(), &gcm(), fx.aes).unwrap();
     let mut buf = vec![0xeeu8; 256];
-    let (code, _) = fx.decrypt_into("C_DecryptUpdate", &sealed, &mut buf, 256);
+    let (code, _) = decrypt_into(&fx, "C_DecryptUpdate", &sealed, &mut buf, 256);
     assert_eq!(code, Ok(()));
     assert!(
         untouched(&buf),
         "GCM releases nothing before the tag is checked"
     );
     let mut small = [0u8; 1];
-    let (code, _) = fx.decrypt_into("C_DecryptFinal", &[], &mut small, 1);
+    let (code, _) = decrypt_into(&fx, "C_DecryptFinal", &[], &mut small, 1);
     assert_eq!(code, Err(RvError::BufferTooSmall));
-    let (code, _) = fx.decrypt_into("C_Decrypt", &sealed, &mut buf, 256);
+    let (code, _) = decrypt_into(&fx, "C_Decrypt", &sealed, &mut buf, 256);
     if code != Err(RvError::OperationActive) || !untouched(&buf) {
         wrong.push(format!("C_Decrypt after a short C_DecryptFinal: {code:?}"));
     }
-    let (code, _) = fx.decrypt_into("C_DecryptFinal", &[], &mut buf, 256);
+    let (code, _) = decrypt_into(&fx, "C_DecryptFinal", &[], &mut buf, 256);
     if code != Err(RvError::OperationNotInitialized) || !untouched(&buf) {
         wrong.push(format!("C_DecryptFinal after the refusal: {code:?}"));
     }
 
     // Control: the real retry right after a short buffer gets the plaintext.
     fx.ck.decrypt_init(fx.s(), &gcm(), fx.aes).unwrap();
-    let (code, _) = fx.decrypt_into("C_Decrypt", &sealed, &mut small, 1);
+    let (code, _) = decrypt_into(&fx, "C_Decrypt", &sealed, &mut small, 1);
     assert_eq!(code, Err(RvError::BufferTooSmall));
-    let (code, got) = fx.decrypt_into("C_Decrypt", &sealed, &mut buf, 256);
+    let (code, got) = decrypt_into(&fx, "C_Decrypt", &sealed, &mut buf, 256);
     assert_eq!(code, Ok(()));
     assert_eq!(&buf[..got as usize], &plain[..]);
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

@@ -13,13 +13,11 @@ mod common;
 
 use std::ptr::null_mut;
 
-use common::mech::{Ck, RawMech};
+use common::mech::{AesSession, Ck, RawMech};
 use common::raw::result as rv;
-use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
-use cryptoki::session::Session;
 use cryptoki_sys::*;
 
 /// The five kinds of operation a session holds one of each.
@@ -40,31 +38,25 @@ const KINDS: [Kind; 5] = [
     Kind::Verify,
 ];
 
+/// An AES-128 key and an HMAC key (32 bytes) in a user session, with the function list.
 struct Fixture {
-    _env: TestEnv,
-    _ctx: cryptoki::context::Pkcs11,
-    session: Session,
-    ck: Ck,
-    aes: CK_OBJECT_HANDLE,
+    base: AesSession,
     hmac: CK_OBJECT_HANDLE,
 }
 
+/// The session, its AES key and the function list (`fx.s()`, `fx.ck`, `fx.aes`).
+impl std::ops::Deref for Fixture {
+    type Target = AesSession;
+
+    fn deref(&self) -> &AesSession {
+        &self.base
+    }
+}
+
 fn fixture() -> Fixture {
-    let env = TestEnv::new();
-    let (ctx, _slot, session) = ready_token(&env);
-    let aes = session
-        .generate_key(
-            &Mechanism::AesKeyGen,
-            &[
-                Attribute::Token(false),
-                Attribute::ValueLen(16.into()),
-                Attribute::Encrypt(true),
-                Attribute::Decrypt(true),
-            ],
-        )
-        .unwrap()
-        .handle();
-    let hmac = session
+    let base = AesSession::new(&[]);
+    let hmac = base
+        .session
         .generate_key(
             &Mechanism::GenericSecretKeyGen,
             &[
@@ -76,25 +68,10 @@ fn fixture() -> Fixture {
         )
         .unwrap()
         .handle();
-    Fixture {
-        _env: env,
-        _ctx: ctx,
-        session,
-        ck: Ck::load(),
-        aes,
-        hmac,
-    }
+    Fixture { base, hmac }
 }
 
 impl Fixture {
-    fn s(&self) -> CK_SESSION_HANDLE {
-        self.session.handle()
-    }
-
-    fn f(&self) -> &CK_FUNCTION_LIST {
-        self.ck.functions()
-    }
-
     /// Starts an operation of `kind`: AES-ECB, SHA-256, or HMAC-SHA-256.
     fn init(&self, kind: Kind) -> Result<(), RvError> {
         let s = self.s();

@@ -1,8 +1,9 @@
 //! Helpers for the mechanism tests (tests/mech_*.rs): raw C ABI calls with any mechanism
 //! parameter (the `cryptoki` crate cannot express CKM_AES_KEY_WRAP_KWP, AES-CTR parameters,
 //! NULL or wrong-size parameters, or length queries), key templates for the vendor SM key
-//! types, a minimal DER writer for the public keys handed to `openssl`, and runners for the
-//! `openssl` and `pkcs11-tool` command lines.
+//! types, a session with an AES key for the raw calls of an operation's steps, a minimal
+//! DER writer for the public keys handed to `openssl`, and runners for the `openssl` and
+//! `pkcs11-tool` command lines.
 
 use std::path::Path;
 use std::process::Command;
@@ -541,6 +542,57 @@ pub fn raw_secret_template(key_type: CK_KEY_TYPE, len: usize) -> Vec<RawAttr> {
 pub fn handle(raw: CK_OBJECT_HANDLE) -> ObjectHandle {
     // SAFETY: the handle came from the module in this process.
     unsafe { ObjectHandle::new_from_raw(raw) }
+}
+
+// ---------------------------------------------------------------------------------------
+// A session for raw operation calls
+
+/// A user session on a new token with an AES-128 session key for encryption and
+/// decryption, and the module's function list: what the tests of an operation's steps
+/// through the C ABI start from (tests/operation_errors.rs, tests/attack_review21a.rs).
+pub struct AesSession {
+    _env: super::TestEnv,
+    _ctx: cryptoki::context::Pkcs11,
+    pub session: Session,
+    pub ck: Ck,
+    pub aes: CK_OBJECT_HANDLE,
+}
+
+impl AesSession {
+    /// A new token and session; the AES key is generated with `more` added to its
+    /// template (a session key, 16 bytes, CKA_ENCRYPT and CKA_DECRYPT).
+    pub fn new(more: &[Attribute]) -> AesSession {
+        let env = super::TestEnv::new();
+        let (ctx, _slot, session) = super::ready_token(&env);
+        let mut template = vec![
+            Attribute::Token(false),
+            Attribute::ValueLen(16.into()),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+        ];
+        template.extend_from_slice(more);
+        let aes = session
+            .generate_key(&Mechanism::AesKeyGen, &template)
+            .unwrap()
+            .handle();
+        AesSession {
+            _env: env,
+            _ctx: ctx,
+            session,
+            ck: Ck::load(),
+            aes,
+        }
+    }
+
+    /// The session's handle.
+    pub fn s(&self) -> CK_SESSION_HANDLE {
+        self.session.handle()
+    }
+
+    /// The module's function list.
+    pub fn f(&self) -> &CK_FUNCTION_LIST {
+        self.ck.functions()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
