@@ -19,6 +19,7 @@ use crate::error::{Error, Result, StoreError};
 use crate::object::{index, Object};
 use crate::store::{AuditLog, Backend, Change, ObjectRecord, Scope, Snapshot, Store};
 
+use super::records::hex;
 use super::{META_OBJECT_INDEX, META_SERIAL, META_SLOT_ID};
 
 /// What a verified copy holds, for the tool's report.
@@ -259,10 +260,6 @@ fn verify(dest: &dyn Store, written: &[Change]) -> std::result::Result<(), Strin
 /// The same checkpoint, anchor and events, byte for byte.
 fn same_trail(a: &AuditLog, b: &AuditLog) -> bool {
     a.checkpoint == b.checkpoint && a.anchor == b.anchor && a.events == b.events
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
