@@ -41,6 +41,8 @@ mod review20c_tests;
 #[cfg(test)]
 mod review21b_tests;
 #[cfg(test)]
+mod review22a_tests;
+#[cfg(test)]
 mod separation_tests;
 #[cfg(test)]
 mod test_store;
