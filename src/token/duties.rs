@@ -258,6 +258,29 @@ impl Policy {
         }
     }
 
+    /// The policy for a write whose commit found the token's metadata changed
+    /// (`StoreError::MetaChanged`), given the policy as the token holds it `now` (taken
+    /// again): under it, the policy's answer to the write; else the write as judged so
+    /// far, for its commit to require the marker found now. A marker changed without
+    /// putting the token under the policy (the first one, written by an older token's
+    /// adoption, review 22a) is not the policy's refusal.
+    pub(super) fn again(&self, now: Policy) -> Result<Policy> {
+        match (self, now) {
+            (_, Policy::Under) => match self {
+                Policy::Off {
+                    refused: Some(refusal),
+                    ..
+                } => Err((*refusal).into()),
+                _ => Ok(Policy::Under),
+            },
+            (Policy::Off { refused, .. }, Policy::Off { marker, .. }) => Ok(Policy::Off {
+                marker,
+                refused: *refused,
+            }),
+            (Policy::Under, Policy::Off { .. }) => Ok(Policy::Under),
+        }
+    }
+
     /// A new object (created, generated, copied, unwrapped, derived), before it is
     /// stored.
     pub(super) fn judge_new(&mut self, object: &Object) -> Result<()> {

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::ck::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreError};
 use crate::object::attr::{AttrType, RawAttribute, Value};
 use crate::object::index::INDEXED;
 use crate::object::policy::{is_key_secret, KEY_ID, KEY_STATE};
@@ -255,27 +255,45 @@ impl Token {
             }
         }
         if !changes.is_empty() {
-            changes.extend(policy.requirements());
             let events = self.creation_events(&token_objects);
             let new: Vec<&Object> = token_objects.iter().collect();
             let names = Token::pair_name_keys(&new, None);
             let lookup: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
             let mut judged = Ok(());
-            let written = self.commit_with_events_if(
-                uids,
-                &lookup,
-                &mut |loaded| {
-                    if Token::pair_names_clash(loaded, &new) {
-                        judged = Err(Error::AttributeValueInvalid);
-                    } else {
-                        judged = judge(loaded);
+            let mut attempts = 0;
+            let written = loop {
+                let mut required = changes.clone();
+                required.extend(policy.requirements());
+                let written = self.commit_with_events_if(
+                    uids,
+                    &lookup,
+                    &mut |loaded| {
+                        if Token::pair_names_clash(loaded, &new) {
+                            judged = Err(Error::AttributeValueInvalid);
+                        } else {
+                            judged = judge(loaded);
+                        }
+                        judged.is_ok()
+                    },
+                    required,
+                    events.clone(),
+                    &decided,
+                );
+                // The token's metadata changed since the policy was taken: the write is
+                // judged on the policy as the token holds it now, and committed again if
+                // the token is still not under it (review 22a: an older token's adoption
+                // writes its first marker, which puts it under nothing).
+                match written {
+                    Err(Error::Store(StoreError::MetaChanged)) if attempts < CHANGE_ATTEMPTS => {
+                        attempts += 1;
+                        match self.policy().and_then(|now| policy.again(now)) {
+                            Ok(now) => policy = now,
+                            Err(e) => break Err(e),
+                        }
                     }
-                    judged.is_ok()
-                },
-                changes,
-                events,
-                &decided,
-            );
+                    written => break written,
+                }
+            };
             let refused = match written {
                 Ok(true) => None,
                 Ok(false) => Some(judged.err().unwrap_or(Error::AttributeValueInvalid)),
@@ -452,7 +470,7 @@ impl Token {
                 // record it was read from only, and not under a pair's id taken meanwhile.
                 let required = policy.requirements();
                 self.test_point("changing");
-                self.commit_decided_on(
+                let changed = self.commit_decided_on(
                     &[read.uid],
                     &lookup,
                     &[Some(epoch), master_epoch],
@@ -467,8 +485,18 @@ impl Token {
                             Vec::new()
                         }
                     },
-                )
-                .map_err(|e| policy.answer(e))?;
+                );
+                match changed {
+                    // The token's metadata changed since the policy was taken: judged
+                    // again on the policy as the token holds it now (review 22a).
+                    Err(Error::Store(StoreError::MetaChanged)) => {
+                        return self
+                            .policy()
+                            .and_then(|now| policy.again(now))
+                            .map(|_| false);
+                    }
+                    changed => changed?,
+                }
                 if current && clash {
                     return Err(Error::AttributeValueInvalid);
                 }
