@@ -738,6 +738,15 @@ impl Token {
         Ok(duties::Policy::off(marker))
     }
 
+    /// The policy for a write judged under `judged` whose commit found the token's
+    /// metadata changed (`StoreError::MetaChanged`): taken again after catching up with
+    /// the store (the store said it changed, whatever the change check says), and
+    /// weighed with what the write was judged to be (`duties::Policy::again`).
+    fn policy_again(&self, judged: &duties::Policy) -> Result<duties::Policy> {
+        self.sync()?;
+        judged.again(self.policy()?)
+    }
+
     /// Puts the token of `epoch` under the policy in this process's view, where it stays
     /// while the token is that one (`apply_snapshot`): a login found it so.
     fn note_separation(&self, epoch: u64) {

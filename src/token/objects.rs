@@ -286,7 +286,7 @@ impl Token {
                 match written {
                     Err(Error::Store(StoreError::MetaChanged)) if attempts < CHANGE_ATTEMPTS => {
                         attempts += 1;
-                        match self.policy().and_then(|now| policy.again(now)) {
+                        match self.policy_again(&policy) {
                             Ok(now) => policy = now,
                             Err(e) => break Err(e),
                         }
@@ -490,10 +490,7 @@ impl Token {
                     // The token's metadata changed since the policy was taken: judged
                     // again on the policy as the token holds it now (review 22a).
                     Err(Error::Store(StoreError::MetaChanged)) => {
-                        return self
-                            .policy()
-                            .and_then(|now| policy.again(now))
-                            .map(|_| false);
+                        return self.policy_again(&policy).map(|_| false);
                     }
                     changed => changed?,
                 }
