@@ -370,3 +370,41 @@ fn a_change_judged_before_another_process_sealed_the_policy_is_judged_at_its_com
         Some(true)
     );
 }
+
+#[test]
+fn a_derived_copy_judged_before_another_process_sealed_the_policy_is_judged_at_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = token_without_the_policy(dir.path());
+    let racing = sealed_elsewhere_at(&path, dir.path(), "inserting");
+    let step = racing.test_steps.lock().pop().unwrap();
+    let mut base = aes_key(b"base", &[CKA_WRAP]);
+    base.push(test_store::bytes(CKA_DERIVE, &[1]));
+    let base = racing.create_object(test_store::CALLER, &base).unwrap();
+    racing.test_steps.lock().push(step);
+    // A concatenation holds the base key's bits: judged as its copy, it may not decrypt
+    // what the base key wraps.
+    let mech = crate::mechanism::MechanismArg {
+        kind: CKM_CONCATENATE_BASE_AND_DATA,
+        param: crate::mechanism::Param::Bytes(vec![1, 2, 3, 4]),
+    };
+    let derived = racing.derive_key(
+        test_store::CALLER,
+        &mech,
+        base,
+        &[
+            test_store::ulong(CKA_CLASS, CKO_SECRET_KEY.raw()),
+            test_store::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET.raw()),
+            test_store::bytes(CKA_TOKEN, &[1]),
+            test_store::bytes(CKA_LABEL, b"derived"),
+            test_store::bytes(CKA_DECRYPT, &[1]),
+        ],
+    );
+    assert!(
+        matches!(derived, Err(Error::TemplateInconsistent)),
+        "{derived:?}"
+    );
+    assert_eq!(
+        stored_duty(&path, dir.path(), b"derived", CKA_DECRYPT),
+        None
+    );
+}
