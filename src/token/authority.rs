@@ -306,7 +306,7 @@ impl Token {
         }
         // Other processes' commits (a DeleteKeyMaterial elsewhere) are picked up; time is
         // judged below, by the key's own expiry, so the general sweep is not needed here.
-        if self.store.changed_elsewhere()? {
+        if self.changed()? {
             self.sync()?;
         }
         // No write of the table since the grant: the very version judged is still there,

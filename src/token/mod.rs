@@ -165,6 +165,13 @@ pub struct Token {
     kms_decisions: Mutex<()>,
     /// Searches this process answered through the store (`load_matching`).
     cold_lookups: std::sync::atomic::AtomicU64,
+    /// A read of the store failed, perhaps the one that publishes a commit of this
+    /// process: the store counts its handle's own commits as seen (SQLite's
+    /// `data_version`, PostgreSQL's sequence number), so only this flag makes the next
+    /// call read again. Without it a host whose read-back of its own DisableKey failed
+    /// (a PostgreSQL connection lost or a statement cancelled between the commit and the
+    /// read) kept using the key as Enabled until another host wrote (review 22b).
+    must_read: std::sync::atomic::AtomicBool,
     /// Steps a unit test runs at named points of a call (`Token::test_point`).
     #[cfg(test)]
     test_steps: Mutex<Vec<(&'static str, TestStep)>>,
@@ -308,6 +315,7 @@ impl Token {
             objects: SharedTable::new(objects),
             kms_decisions: Mutex::new(()),
             cold_lookups: std::sync::atomic::AtomicU64::new(0),
+            must_read: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             test_steps: Mutex::new(Vec::new()),
         })
@@ -354,10 +362,27 @@ impl Token {
     /// Picks up what other processes committed, if anything, and applies what time
     /// has made due (expired material, expired import parameters).
     pub(crate) fn refresh(&self) -> Result<()> {
-        if self.store.changed_elsewhere()? {
+        if self.changed()? {
             self.sync()?;
         }
         self.sweep()
+    }
+
+    /// Whether the store may hold what the object table does not: another process's
+    /// commit, or one of this process's whose read failed (`must_read`).
+    fn changed(&self) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        Ok(self.must_read.load(Ordering::Acquire) || self.store.changed_elsewhere()?)
+    }
+
+    /// `result`, noting a failure: a store call that may have committed and whose read
+    /// did not publish it leaves the next call to read again (`must_read`).
+    fn noting_failed_read<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.must_read
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        result
     }
 
     /// Re-reads the store and publishes it. Called after every own commit.
@@ -368,9 +393,17 @@ impl Token {
     /// Reads the store (the changes since the cache, or every object) and applies it;
     /// `false` when another thread had already applied a newer read.
     fn read_and_apply(&self, scope: Scope) -> Result<bool> {
+        // Cleared before the read: a commit whose read failed before this one began is
+        // covered by it; a failure of this one sets it again.
+        self.must_read
+            .store(false, std::sync::atomic::Ordering::Release);
         let (seq, epoch) = self.objects.read().seq();
-        let snap = self.store.read(seq, epoch, scope)?;
-        self.apply_snapshot(&snap)
+        let read = self
+            .store
+            .read(seq, epoch, scope)
+            .map_err(Error::from)
+            .and_then(|snap| self.apply_snapshot(&snap));
+        self.noting_failed_read(read)
     }
 
     /// Publishes `snap`; `false` as `read_and_apply`.
@@ -544,7 +577,7 @@ impl Token {
         let login_epoch = self.login.lock().master_epoch();
         let (seq, view) = self.objects.read().seq();
         let mut stale = false;
-        let (_, snap) = self.store.transact_and_read(
+        let written = self.store.transact_and_read(
             uids,
             lookup,
             &mut |loaded| {
@@ -556,8 +589,9 @@ impl Token {
             },
             seq,
             view,
-        )?;
-        self.apply_snapshot(&snap)?;
+        );
+        let (_, snap) = self.noting_failed_read(written.map_err(Error::from))?;
+        self.noting_failed_read(self.apply_snapshot(&snap))?;
         if stale {
             // A login of a token older than the one this commit found goes too, even where
             // the view had caught up; not a login to a newer token still, made while this
@@ -708,7 +742,7 @@ impl Token {
         if self.shared.config.separation_of_duties {
             return Ok(duties::Policy::Under);
         }
-        if self.store.changed_elsewhere()? {
+        if self.changed()? {
             let judged_in = self.view_epoch();
             self.sync()?;
             // The call being judged was decided on the token as it was; one
