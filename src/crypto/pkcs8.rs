@@ -369,4 +369,17 @@ mod tests {
             Err(Error::DataInvalid)
         ));
     }
+
+    /// Review 22c: the inner key is the private key itself (an RSAPrivateKey, an
+    /// ECPrivateKey, a CurvePrivateKey); a `{:?}` of the decoded structure must not show it.
+    #[test]
+    fn the_debug_form_of_a_private_key_info_hides_the_inner_key() {
+        use crate::object::review22c_tests::{shows, SECRET};
+        let info = PrivateKeyInfo {
+            algorithm: KeyAlgorithm::Rsa,
+            private_key: &SECRET,
+        };
+        let shown = format!("{info:?}");
+        assert!(!shows(&shown, &SECRET), "PrivateKeyInfo: {shown}");
+    }
 }

@@ -15,6 +15,9 @@ pub mod shared;
 pub mod table;
 pub mod template;
 
+#[cfg(test)]
+pub(crate) mod review22c_tests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
