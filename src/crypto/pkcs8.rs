@@ -49,11 +49,20 @@ pub enum KeyAlgorithm {
 }
 
 /// A decoded PrivateKeyInfo.
-#[derive(Debug)]
 pub struct PrivateKeyInfo<'a> {
     pub algorithm: KeyAlgorithm,
     /// The inner key: an RSAPrivateKey, an ECPrivateKey or a CurvePrivateKey, DER.
     pub private_key: &'a [u8],
+}
+
+/// The inner key is shown by its length only (review 22c).
+impl std::fmt::Debug for PrivateKeyInfo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateKeyInfo")
+            .field("algorithm", &self.algorithm)
+            .field("private_key_len", &self.private_key.len())
+            .finish()
+    }
 }
 
 fn bad() -> Error {

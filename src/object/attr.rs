@@ -30,13 +30,27 @@ pub struct RawAttribute {
 }
 
 /// A typed attribute value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Value {
     Bool(bool),
     Ulong(u64),
     Bytes(Vec<u8>),
     Mechanisms(Vec<MechType>),
     Template(Vec<(AttrType, Value)>),
+}
+
+/// Bytes are shown by their length only: a template's `CKA_VALUE` (a key) is a
+/// `Value::Bytes` until the object splits its secrets off (review 22c).
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Bool(b) => f.debug_tuple("Bool").field(b).finish(),
+            Value::Ulong(v) => f.debug_tuple("Ulong").field(v).finish(),
+            Value::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Value::Mechanisms(m) => f.debug_tuple("Mechanisms").field(m).finish(),
+            Value::Template(t) => f.debug_tuple("Template").field(t).finish(),
+        }
+    }
 }
 
 /// Byte values may carry secrets on their way between the caller, the sealing layer and

@@ -104,13 +104,24 @@ pub struct Object {
 }
 
 /// The proof a format-2 record carries, and the verdict once checked.
-#[derive(Debug)]
 struct Claim {
     /// The uid of the record that carried it (a copy made from the object has another).
     uid: ObjectUid,
     sealed: Vec<u8>,
     under: SealedUnder,
     verdict: OnceLock<bool>,
+}
+
+/// The sealed blob is not shown, as `Secrets` does not show it (review 22c).
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("uid", &self.uid)
+            .field("sealed_len", &self.sealed.len())
+            .field("under", &self.under)
+            .field("verdict", &self.verdict)
+            .finish()
+    }
 }
 
 impl Clone for Object {
