@@ -152,10 +152,15 @@ fn parse_error(text: &str, e: &toml::de::Error) -> Error {
 }
 
 /// Hides the password of a `scheme://user:password@host/...` URL and of a
-/// `password=` query parameter, read as the PostgreSQL client reads them: the user and
-/// password run to the first `@` (a `/` or `?` inside the password included), and a
-/// parameter's name is percent-decoded before it is compared (`pass%77ord`). Where the
-/// text is ambiguous it hides more, never less.
+/// `password=` query parameter. The PostgreSQL client reads the user and password up to
+/// the first `@` (a `/` or `?` inside the password included), but a URL whose password
+/// holds an unencoded `@` (which then fails to connect, and is shown in the error) has
+/// more of its password after that one: the password is hidden up to the last `@`. A
+/// parameter's name is percent-decoded before it is compared (`pass%77ord`), and the
+/// query is looked for from the host part when there is a password, from the start
+/// otherwise (an `@` in a query value is no user part); a `?` before the last `@` hides
+/// everything after the user name. Where the text is ambiguous it hides more, never
+/// less (review 22c).
 fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
     // Where the host part starts: the query is looked for from there.
@@ -163,15 +168,18 @@ fn redact_url(url: &str) -> String {
     if let Some(scheme_end) = out.find("://") {
         let rest = scheme_end + 3;
         host_from = rest;
-        if let Some(at) = out[rest..].find('@') {
-            let at = match out[rest..rest + at].find(':') {
-                Some(colon) => {
-                    out.replace_range(rest + colon + 1..rest + at, "***");
-                    colon + 1 + "***".len()
-                }
-                None => at,
-            };
-            host_from = rest + at;
+        if let Some(at) = out[rest..].rfind('@') {
+            if let Some(colon) = out[rest..rest + at].find(':') {
+                // Past a `?`, that `@` may be a query value's, and the query's rest
+                // (a `password=` too) would be taken for the host: all of it goes.
+                let to = if out[rest..rest + at].contains('?') {
+                    out.len()
+                } else {
+                    rest + at
+                };
+                out.replace_range(rest + colon + 1..to, "***");
+                host_from = rest + colon + 1 + "***".len();
+            }
         }
     }
     if let Some(q) = out[host_from..].find('?').map(|q| host_from + q) {
@@ -496,6 +504,18 @@ mod tests {
             "postgresql://h/d?user=u&password=***&sslmode=require"
         );
         assert_eq!(r("postgresql://u:p:q@h"), "postgresql://u:***@h");
+        // An unencoded `@` in a password or in a query value (review 22c).
+        assert_eq!(r("postgresql://u:p@ss@h/d"), "postgresql://u:***@h/d");
+        assert_eq!(
+            r("postgresql://h/d?password=a@b&sslmode=require"),
+            "postgresql://h/d?password=***&sslmode=require"
+        );
+        assert_eq!(
+            r("postgresql://u@h/d?password=x@y"),
+            "postgresql://u@h/d?password=***"
+        );
+        let hidden = r("postgresql://u:pw@h/d?application_name=a@b&password=zz");
+        assert!(!hidden.contains("pw") && !hidden.contains("zz"), "{hidden}");
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn a_disable_committed_here_whose_read_back_failed_still_stops_the_key_here() {
     let holder = {
         let pg_port = pg.port;
         std::thread::spawn(move || {
-            std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
+            std::process::Command::new(pg::bin("psql"))
                 .args([
                     "-h",
                     "127.0.0.1",

@@ -28,7 +28,8 @@ pub struct Cluster {
     listen: std::cell::RefCell<String>,
 }
 
-fn bin(tool: &str) -> PathBuf {
+/// The PostgreSQL program `tool` (`KMSHSM_PG_BIN`, or Debian's PostgreSQL 15 folder).
+pub fn bin(tool: &str) -> PathBuf {
     let path = std::env::var_os("KMSHSM_PG_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(BIN_DIR))
