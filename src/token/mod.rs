@@ -43,6 +43,8 @@ mod review21b_tests;
 #[cfg(test)]
 mod review22a_tests;
 #[cfg(test)]
+mod review22d_tests;
+#[cfg(test)]
 mod separation_tests;
 #[cfg(test)]
 mod test_store;

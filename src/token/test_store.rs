@@ -55,6 +55,7 @@ pub(super) struct StoreHooks {
     steps: Arc<Mutex<Vec<(At, Step)>>>,
     deaf: Arc<AtomicBool>,
     count_hint: Arc<Mutex<Option<u64>>>,
+    fail_after_commit: Arc<AtomicBool>,
 }
 
 impl StoreHooks {
@@ -77,6 +78,13 @@ impl StoreHooks {
     /// a token of that many objects; `None`: the real store's count.
     pub(super) fn set_count_hint(&self, count: Option<u64>) {
         *self.count_hint.lock() = count;
+    }
+
+    /// Makes the next transaction that commits answer an error once its commit is made,
+    /// as a SQLite store does when the fsync its commit waits for fails, or a PostgreSQL
+    /// store when the connection is lost after the COMMIT was sent.
+    pub(super) fn fail_after_next_commit(&self) {
+        self.fail_after_commit.store(true, Ordering::SeqCst);
     }
 
     /// Runs the step armed at `at`, if any, with no lock held.
@@ -158,7 +166,11 @@ impl Store for TestStore {
         decide: &mut dyn FnMut(&Loaded) -> Option<Vec<Change>>,
     ) -> StoreResult<bool> {
         self.hooks.run(At::Transact);
-        self.inner.transact(uids, lookup, decide)
+        let wrote = self.inner.transact(uids, lookup, decide)?;
+        if wrote && self.hooks.fail_after_commit.swap(false, Ordering::SeqCst) {
+            return Err(std::io::Error::other("the commit's fsync failed").into());
+        }
+        Ok(wrote)
     }
     fn reserve_pin_attempt(
         &self,
