@@ -219,7 +219,7 @@ impl Token {
     /// logged in). Writes nothing when the head is sealed already.
     pub(super) fn seal_audit_head(&self, key: &AuditKey, epoch: u64) -> Result<()> {
         let mut stale = false;
-        self.store.transact(&[], &[], &mut |loaded| {
+        self.transact(&[], &[], &mut |loaded| {
             // A key of another token's (`commit_decided`) seals nothing here.
             stale = loaded.is_other_token(epoch);
             let head = &loaded.audit;
@@ -300,8 +300,9 @@ impl Token {
                 // A prune moved the checkpoint since the trail was read (the head did
                 // not move): verify again.
                 Err(crate::error::StoreError::AuditCheckpointChanged) => stale = true,
+                // Noted as `Token::transact` does: a failure after the commit.
                 written => {
-                    written?;
+                    self.noting_failed_read(written.map_err(Error::from))?;
                 }
             }
             if reinitialized {

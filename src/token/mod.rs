@@ -387,6 +387,22 @@ impl Token {
         result
     }
 
+    /// `Store::transact`, noting a failure: one reported after its commit was made (a
+    /// failed fsync, a connection lost after the COMMIT) returns before the caller's
+    /// read-back, and the store counts its own commit as seen (review 22d).
+    pub(super) fn transact(
+        &self,
+        uids: &[ObjectUid],
+        lookup: &[&[u8]],
+        decide: &mut dyn FnMut(&crate::store::Loaded) -> Option<Vec<Change>>,
+    ) -> Result<bool> {
+        self.noting_failed_read(
+            self.store
+                .transact(uids, lookup, decide)
+                .map_err(Error::from),
+        )
+    }
+
     /// Re-reads the store and publishes it. Called after every own commit.
     fn sync(&self) -> Result<()> {
         self.read_and_apply(Scope::Changes).map(|_| ())

@@ -258,7 +258,7 @@ impl Token {
         let mut failure = None;
         let mut adopted_count = 0usize;
         let mut reinitialized = false;
-        self.store.transact(&uids, &[], &mut |loaded| {
+        self.transact(&uids, &[], &mut |loaded| {
             // Adopted under the key of the token of `epoch` only (`commit_decided`).
             reinitialized = loaded.is_other_token(epoch);
             if reinitialized {

@@ -170,7 +170,7 @@ impl Token {
         let (master, audit_key, keys_epoch) = self.login_keys();
         let key = index::lookup_key(KEY_ID, id);
         let mut outcome: Result<Vec<Object>> = Err(Error::Internal("no decision was made"));
-        self.store.transact(&cached_uids, &[&key], &mut |loaded| {
+        self.transact(&cached_uids, &[&key], &mut |loaded| {
             let mut run = || -> Result<(Vec<Change>, Vec<Object>)> {
                 check_epoch(loaded, keys_epoch)?;
                 let mut current = Vec::with_capacity(loaded.objects.len() + session.len());
@@ -431,7 +431,7 @@ impl Token {
             .flat_map(|id| self.cached_token_uids(id.as_str().as_bytes()))
             .collect();
         let mut outcome: Result<()> = Err(Error::Internal("no decision was made"));
-        self.store.transact(&cached_uids, &lookup, &mut |loaded| {
+        self.transact(&cached_uids, &lookup, &mut |loaded| {
             let mut run = || -> Result<Vec<Change>> {
                 check_epoch(loaded, secrets.epoch)?;
                 let mut by_key: BTreeMap<Vec<u8>, Vec<Object>> = BTreeMap::new();
