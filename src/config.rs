@@ -516,6 +516,12 @@ mod tests {
         );
         let hidden = r("postgresql://u:pw@h/d?application_name=a@b&password=zz");
         assert!(!hidden.contains("pw") && !hidden.contains("zz"), "{hidden}");
+        // Review 22d: no user part, a `:` and an `@` in the query (a value after the
+        // password, or the password itself): the `:` was taken for the user part's.
+        let hidden = r("postgresql://h/d?password=secret&application_name=svc:a@b");
+        assert!(!hidden.contains("secret"), "{hidden}");
+        let hidden = r("postgresql://h/d?password=se:cret@x");
+        assert!(!hidden.contains("se"), "{hidden}");
     }
 
     #[test]
