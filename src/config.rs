@@ -172,13 +172,14 @@ fn redact_url(url: &str) -> String {
             if let Some(colon) = out[rest..rest + at].find(':') {
                 // Past a `?`, that `@` may be a query value's, and the query's rest
                 // (a `password=` too) would be taken for the host: all of it goes.
-                let to = if out[rest..rest + at].contains('?') {
-                    out.len()
-                } else {
-                    rest + at
+                // That `:` may be a query value's too (no user part at all): then
+                // everything after the `?` goes as well (review 22d).
+                let (from, to) = match out[rest..rest + at].find('?') {
+                    Some(q) => (colon.min(q), out.len()),
+                    None => (colon, rest + at),
                 };
-                out.replace_range(rest + colon + 1..to, "***");
-                host_from = rest + colon + 1 + "***".len();
+                out.replace_range(rest + from + 1..to, "***");
+                host_from = rest + from + 1 + "***".len();
             }
         }
     }
