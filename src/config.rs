@@ -151,51 +151,48 @@ fn parse_error(text: &str, e: &toml::de::Error) -> Error {
     ))
 }
 
-/// Hides the password of a `scheme://user:password@host/...` URL and of a
-/// `password=` query parameter. The PostgreSQL client reads the user and password up to
-/// the first `@` (a `/` or `?` inside the password included), but a URL whose password
-/// holds an unencoded `@` (which then fails to connect, and is shown in the error) has
-/// more of its password after that one: the password is hidden up to the last `@`. A
-/// parameter's name is percent-decoded before it is compared (`pass%77ord`), and the
-/// query is looked for from the host part when there is a password, from the start
-/// otherwise (an `@` in a query value is no user part); a `?` before the last `@` hides
-/// everything after the user name. Where the text is ambiguous it hides more, never
-/// less (review 22c).
+/// Hides the password of a `scheme://user:password@host/...` URL and of every
+/// `password=` parameter. The PostgreSQL client reads the user and password up to the
+/// first `@` (a `/` or `?` inside the password included); a password that holds an
+/// unencoded `@` (the URL then fails to connect, and is shown in the error) goes on to
+/// the last `@` before the query. A parameter is anything after a `?` or an `&`, its
+/// name percent-decoded before it is compared (`pass%77ord`), and a password's value
+/// runs to the next `&`: so one is found wherever a `?` or an `@` elsewhere leaves the
+/// query. Where the text is ambiguous it hides more, never less (reviews 22c, 22d).
 fn redact_url(url: &str) -> String {
     let mut out = url.to_string();
-    // Where the host part starts: the query is looked for from there.
-    let mut host_from = 0;
     if let Some(scheme_end) = out.find("://") {
         let rest = scheme_end + 3;
-        host_from = rest;
-        if let Some(at) = out[rest..].rfind('@') {
-            if let Some(colon) = out[rest..rest + at].find(':') {
-                // Past a `?`, that `@` may be a query value's, and the query's rest
-                // (a `password=` too) would be taken for the host: all of it goes.
-                // That `:` may be a query value's too (no user part at all): then
-                // everything after the `?` goes as well (review 22d).
-                let (from, to) = match out[rest..rest + at].find('?') {
-                    Some(q) => (colon.min(q), out.len()),
-                    None => (colon, rest + at),
-                };
-                out.replace_range(rest + from + 1..to, "***");
-                host_from = rest + from + 1 + "***".len();
+        if let Some(at) = out[rest..].find('@').map(|at| rest + at) {
+            if let Some(colon) = out[rest..at].find(':').map(|c| rest + c) {
+                let after = &out[at + 1..];
+                let host = &after[..after.find('?').unwrap_or(after.len())];
+                let end = host.rfind('@').map_or(at, |more| at + 1 + more);
+                out.replace_range(colon + 1..end, "***");
             }
         }
     }
-    if let Some(q) = out[host_from..].find('?').map(|q| host_from + q) {
-        let (head, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if percent_decoded(k).eq_ignore_ascii_case("password") => {
-                    format!("{k}=***")
-                }
-                _ => pair.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
+    redact_password_parameters(&out)
+}
+
+/// `text` with the value of every `password` parameter (after a `?` or an `&`, up to
+/// the next `&`) replaced by `***`.
+fn redact_password_parameters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(p) = rest.find(['?', '&']) {
+        out.push_str(&rest[..=p]);
+        rest = &rest[p + 1..];
+        let pair = &rest[..rest.find('&').unwrap_or(rest.len())];
+        if let Some((name, _)) = pair.split_once('=') {
+            if percent_decoded(name).eq_ignore_ascii_case("password") {
+                out.push_str(name);
+                out.push_str("=***");
+                rest = &rest[pair.len()..];
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -523,6 +520,16 @@ mod tests {
         assert!(!hidden.contains("secret"), "{hidden}");
         let hidden = r("postgresql://h/d?password=se:cret@x");
         assert!(!hidden.contains("se"), "{hidden}");
+        // A `?` in the password: the host is still shown (review 14e), the query's
+        // password hidden too.
+        assert_eq!(
+            r("postgresql://u:pw?x@127.0.0.1:1/db?sslmode=disable&password=zz"),
+            "postgresql://u:***@127.0.0.1:1/db?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            r("postgresql://u@h/d?sslmode=disable&pass%77ord=p?q&x=1"),
+            "postgresql://u@h/d?sslmode=disable&pass%77ord=***&x=1"
+        );
     }
 
     #[test]
