@@ -34,9 +34,10 @@ pub enum StoreError {
     #[error("a stored record failed authentication (changed outside the module)")]
     Tampered,
     /// The PostgreSQL server answered with an error (a constraint, a timeout it enforced,
-    /// a permission) or the client failed to talk to it.
-    #[error("token database server: {}", with_causes(.0))]
-    Server(#[from] tokio_postgres::Error),
+    /// a permission) or the client failed to talk to it. Shown without the parts of the
+    /// server's answer that may quote stored rows ([`ServerError`]).
+    #[error("token database server: {0}")]
+    Server(ServerError),
     /// The PostgreSQL server could not be reached, or the connection to it was lost
     /// before the call could have changed anything. The next call connects again.
     #[error("token database server unreachable: {0}")]
@@ -60,6 +61,41 @@ pub enum StoreError {
     /// committed meanwhile: `Change::RekeyAudit`); nothing was written.
     #[error("the audit checkpoint changed since the trail was verified")]
     AuditCheckpointChanged,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Server(ServerError(e))
+    }
+}
+
+/// A PostgreSQL client error, shown (by `Display` and `Debug` alike) as the server's
+/// severity, SQLSTATE and message only. The server's `DETAIL`, `HINT` and context are
+/// left out: a constraint's `DETAIL` quotes the failing row (`Failing row contains
+/// (...)`, `Key (...)=(...)`), and the rows of a token hold wrapped keys, the PIN records'
+/// among them. The server's own log keeps the whole answer. Not an error `source` either,
+/// so that no chain of causes reaches the hidden parts.
+pub struct ServerError(tokio_postgres::Error);
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&server_text(&self.0))
+    }
+}
+
+/// A PostgreSQL client error as [`ServerError`] shows it: an answer of the server as its
+/// severity, SQLSTATE and message; the client's own failures with their causes.
+pub(crate) fn server_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => with_causes(e),
+    }
+}
+
+impl std::fmt::Debug for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServerError({self})")
+    }
 }
 
 /// The KMS errors of the kms-docs (ImportKeyMaterial, GetParametersForImport), named as

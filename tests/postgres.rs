@@ -277,6 +277,62 @@ fn a_password_in_store_url_never_reaches_the_log() {
     assert!(!log.contains("sekret-word"), "{log}");
 }
 
+/// A constraint a database administrator added makes the module's own write fail, and
+/// the server's answer quotes the failing row (`DETAIL: Failing row contains (...)`): for
+/// the PIN records that row holds the wrapped token key, material for guessing the PIN
+/// offline. The log says what failed (the server's message and SQLSTATE), and never the
+/// row: not the `DETAIL` line, not the wrapped key in any form.
+#[test]
+fn a_server_error_quoting_a_stored_row_never_brings_the_row_to_the_log() {
+    let env = TestEnv::postgres();
+    let (ctx, slot, session) = ready_token(&env);
+    session.logout().unwrap();
+    let cluster = env.pg.as_ref().unwrap();
+    let wrapped = cluster.sql(
+        "kmshsm",
+        "SELECT encode(wrapped_key, 'hex') FROM kmshsm_pins",
+    );
+    let wrapped: Vec<&str> = wrapped.split_whitespace().collect();
+    assert!(
+        !wrapped.is_empty() && wrapped.iter().all(|w| w.len() >= 32),
+        "{wrapped:?}"
+    );
+    cluster.sql(
+        "kmshsm",
+        "ALTER TABLE kmshsm_pins ADD CONSTRAINT admin_rule CHECK (failures < 1) NOT VALID",
+    );
+    let other = ctx.open_ro_session(slot).unwrap();
+    // The wrong PIN's count cannot be written: the login fails closed.
+    assert_rv!(
+        other.login(
+            cryptoki::session::UserType::User,
+            Some(&pin("wrong-pin-9999"))
+        ),
+        RvError::DeviceError
+    );
+    drop(other);
+    drop(session);
+    drop(ctx);
+    let log = env.log();
+    assert!(
+        log.contains("admin_rule"),
+        "the log says what failed: {log}"
+    );
+    assert!(log.contains("23514"), "the log names the SQLSTATE: {log}");
+    assert!(!log.contains("Failing row"), "{log}");
+    assert!(!log.contains("DETAIL"), "{log}");
+    for w in &wrapped {
+        assert!(
+            !log.contains(&w[..32]),
+            "the wrapped key reached the log: {log}"
+        );
+        assert!(
+            !log.to_lowercase().contains(&w[..32]),
+            "the wrapped key reached the log"
+        );
+    }
+}
+
 /// An address nothing answers from: the connection attempt gives up after
 /// `connect_timeout_ms`, and `C_Initialize` fails with `CKR_DEVICE_ERROR`.
 #[test]

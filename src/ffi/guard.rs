@@ -18,7 +18,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cryptoki_sys::{CKR_OK, CK_RV};
+use cryptoki_sys::{CKR_DEVICE_ERROR, CKR_OK, CK_RV};
 
 use super::rv;
 use crate::error::{Error, Result};
@@ -64,7 +64,13 @@ pub(super) fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {
             let code = rv::of(&e);
-            log::debug!("{name} -> {code:#x}: {e}");
+            // A device error is the operator's to see (the store failed, not the caller);
+            // every other refusal is the caller's answer and logged for debugging only.
+            if code == CKR_DEVICE_ERROR {
+                log::warn!("{name} -> {code:#x}: {e}");
+            } else {
+                log::debug!("{name} -> {code:#x}: {e}");
+            }
             code
         }
         Err(_) => {

@@ -251,7 +251,7 @@ impl PgSettings {
         if connection_lost(&e) {
             StoreError::Unreachable(format!("{}: {}", self.shown, describe(&e)))
         } else {
-            StoreError::Server(e)
+            StoreError::from(e)
         }
     }
 }
@@ -302,9 +302,10 @@ pub(super) fn connection_lost(e: &tokio_postgres::Error) -> bool {
     e.to_string().contains("timed out") || e.to_string().contains("error connecting")
 }
 
-/// An error and its causes ("error connecting to server: Connection refused").
+/// An error and its causes ("error connecting to server: Connection refused"), or the
+/// server's answer without the parts that may quote rows (`crate::error::ServerError`).
 fn describe(e: &tokio_postgres::Error) -> String {
-    crate::error::with_causes(e)
+    crate::error::server_text(e)
 }
 
 fn one_thread_runtime() -> StoreResult<tokio::runtime::Runtime> {
