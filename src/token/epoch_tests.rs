@@ -7,11 +7,9 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use super::test_store::{At, StoreHooks, TestStore};
+use super::test_store::{created_then_wrapped, At, StoreHooks, SO_PIN};
 use super::*;
 use crate::ids::{SessionHandle, SlotId};
-
-const SO_PIN: &[u8] = b"so-pin-1234";
 
 /// A pause a step makes: it says so on `paused` and waits for `resume`.
 fn pause() -> (impl FnOnce() + Send, mpsc::Receiver<()>, mpsc::Sender<()>) {
@@ -27,22 +25,7 @@ fn pause() -> (impl FnOnce() + Send, mpsc::Receiver<()>, mpsc::Sender<()>) {
 /// A token in `dir` (SO PIN `SO_PIN`) as this process sees it, through a `TestStore`,
 /// and as another process sees it; and the file.
 fn two_views(dir: &std::path::Path, serial: &str) -> (Arc<Token>, StoreHooks, Arc<Token>) {
-    let backend = crate::store::Backend::Files(dir.to_path_buf());
-    drop(
-        Token::create(
-            &backend,
-            SlotId::new(1),
-            serial,
-            [b' '; LABEL_LEN],
-            SO_PIN,
-            shared_for_tests(dir),
-        )
-        .expect("token"),
-    );
-    let path = crate::store::Backend::file_of(dir, serial);
-    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
-    let here = Token::open_store(store, "here".into(), shared_for_tests(dir))
-        .expect("this process's token");
+    let (here, hooks, path) = created_then_wrapped(dir, serial, &shared_for_tests(dir));
     let elsewhere = Token::open(&path, shared_for_tests(dir)).expect("the other process's token");
     (Arc::new(here), hooks, Arc::new(elsewhere))
 }

@@ -14,7 +14,7 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use super::test_store::{At, StaleKey, TestStore};
+use super::test_store::{created_then_wrapped, At, StaleKey};
 use super::*;
 use crate::ck::*;
 use crate::ids::{SessionHandle, SlotId};
@@ -48,13 +48,10 @@ fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {
 #[test]
 fn a_use_while_another_threads_read_is_unapplied_sees_a_destruction_elsewhere() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let path = token_file(dir.path(), "window0001");
     // This process's token, through the test store, and another process's.
-    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
-    let here = Arc::new(
-        Token::open_store(store, "here".into(), shared_for_tests(dir.path()))
-            .expect("this process's token"),
-    );
+    let (here, hooks, path) =
+        created_then_wrapped(dir.path(), "window0001", &shared_for_tests(dir.path()));
+    let here = Arc::new(here);
     let elsewhere =
         Token::open(&path, shared_for_tests(dir.path())).expect("the other process's token");
     let caller = Caller {

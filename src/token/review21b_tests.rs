@@ -6,12 +6,11 @@
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use super::test_store::{bytes, At, StoreHooks, TestStore, CALLER};
+use super::test_store::{bytes, created_then_wrapped, At, StoreHooks, CALLER};
 use super::*;
 use crate::ck::*;
-use crate::ids::{SessionHandle, SlotId};
+use crate::ids::SessionHandle;
 use crate::object::attr::RawAttribute;
-use crate::store::sqlite::SqliteStore;
 
 /// A public token data object labelled `label`.
 fn data_object(label: &[u8]) -> [RawAttribute; 4] {
@@ -23,27 +22,12 @@ fn data_object(label: &[u8]) -> [RawAttribute; 4] {
     ]
 }
 
-/// Token `serial` in `dir`, opened twice: by this process through a [`TestStore`], and by
-/// another process directly; a read/write session 1 in each.
+/// Token `serial` in `dir`, opened twice: by this process through a `TestStore`
+/// ([`created_then_wrapped`]), and by another process directly; a read/write session 1 in
+/// each.
 fn two_processes(dir: &std::path::Path, serial: &str) -> (Arc<Token>, Arc<Token>, StoreHooks) {
-    let backend = crate::store::Backend::Files(dir.to_path_buf());
-    drop(
-        Token::create(
-            &backend,
-            SlotId::new(1),
-            serial,
-            [b' '; LABEL_LEN],
-            b"so-pin-1234",
-            shared_for_tests(dir),
-        )
-        .expect("token"),
-    );
-    let path = crate::store::Backend::file_of(dir, serial);
-    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
-    let here = Arc::new(
-        Token::open_store(store, "here".into(), shared_for_tests(dir))
-            .expect("this process's token"),
-    );
+    let (here, hooks, path) = created_then_wrapped(dir, serial, &shared_for_tests(dir));
+    let here = Arc::new(here);
     let elsewhere =
         Arc::new(Token::open(&path, shared_for_tests(dir)).expect("the other process's token"));
     here.add_session(SessionHandle::new(1), true)

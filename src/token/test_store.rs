@@ -206,6 +206,39 @@ impl Store for TestStore {
     }
 }
 
+/// The SO PIN of the tokens these helpers make.
+pub(super) const SO_PIN: &[u8] = b"so-pin-1234";
+
+/// The set-up of a test that stands in for another process through a [`TestStore`]: a new
+/// token `serial` made in `dir` (SO PIN [`SO_PIN`], no user PIN) by a process sharing
+/// `shared`, then opened again from its database file through a `TestStore`, with
+/// `shared`, as this process's token (its location `here`). The token (no session open),
+/// its store's hooks, and the database file, where a test opens the other process's
+/// token with `Token::open`.
+pub(super) fn created_then_wrapped(
+    dir: &std::path::Path,
+    serial: &str,
+    shared: &Arc<super::Shared>,
+) -> (Token, StoreHooks, std::path::PathBuf) {
+    let backend = crate::store::Backend::Files(dir.to_path_buf());
+    drop(
+        Token::create(
+            &backend,
+            SlotId::new(1),
+            serial,
+            [b' '; LABEL_LEN],
+            SO_PIN,
+            Arc::clone(shared),
+        )
+        .expect("token"),
+    );
+    let path = crate::store::Backend::file_of(dir, serial);
+    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
+    let here =
+        Token::open_store(store, "here".into(), Arc::clone(shared)).expect("this process's token");
+    (here, hooks, path)
+}
+
 /// One KMS key seen by two processes of token `serial` (made in `dir`): this one through a
 /// `TestStore`, the other directly; both logged in as the user in session 1. An EXTERNAL
 /// AES key labelled `label` was made here, the other process scheduled its deletion, this
@@ -224,30 +257,14 @@ pub(super) struct StaleKey {
 
 impl StaleKey {
     pub(super) fn new(dir: &std::path::Path, serial: &str, label: &[u8]) -> StaleKey {
-        let backend = crate::store::Backend::Files(dir.to_path_buf());
-        let so_pin = b"so-pin-1234";
-        drop(
-            Token::create(
-                &backend,
-                SlotId::new(1),
-                serial,
-                [b' '; LABEL_LEN],
-                so_pin,
-                shared_for_tests(dir),
-            )
-            .expect("token"),
-        );
-        let path = crate::store::Backend::file_of(dir, serial);
-        let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
-        let here = Token::open_store(store, serial.into(), shared_for_tests(dir))
-            .expect("this process's token");
+        let (here, hooks, path) = created_then_wrapped(dir, serial, &shared_for_tests(dir));
         let elsewhere =
             Token::open(&path, shared_for_tests(dir)).expect("the other process's token");
         let session = SessionHandle::new(1);
         let caller = Caller { session, rw: true };
         let user_pin = b"user-pin-5678";
         here.add_session(session, true).expect("session");
-        here.login(session, UserKind::So, so_pin).expect("SO login");
+        here.login(session, UserKind::So, SO_PIN).expect("SO login");
         here.init_pin(true, user_pin).expect("user PIN");
         here.logout().expect("logout");
         here.login(session, UserKind::User, user_pin)
@@ -310,7 +327,7 @@ impl StaleKey {
     }
 }
 
-/// The user's PIN of the tokens these helpers make (their SO PIN is `so-pin-1234`).
+/// The user's PIN of the tokens these helpers make (their SO PIN is [`SO_PIN`]).
 const USER_PIN: &[u8] = b"user-pin-5678";
 
 /// The caller of these helpers' calls: session 1, read/write.
@@ -340,30 +357,14 @@ pub(super) fn token_on_a_fixed_clock(
     dir: &std::path::Path,
     serial: &str,
 ) -> (Token, Arc<FixedClock>, StoreHooks) {
-    let so_pin = b"so-pin-1234";
     let clock = FixedClock::new(1_700_000_000);
     let shared = Arc::new(super::Shared {
         config: Arc::clone(&shared_for_tests(dir).config),
         handles: Default::default(),
         clock: clock.clone(),
     });
-    let backend = crate::store::Backend::Files(dir.to_path_buf());
-    drop(
-        Token::create(
-            &backend,
-            SlotId::new(1),
-            serial,
-            [b' '; LABEL_LEN],
-            so_pin,
-            Arc::clone(&shared),
-        )
-        .expect("token"),
-    );
-    let (store, hooks) = TestStore::wrap(Box::new(
-        SqliteStore::open(&crate::store::Backend::file_of(dir, serial)).expect("store"),
-    ));
-    let token = Token::open_store(store, "here".into(), shared).expect("token");
-    user_pin_set_and_logged_in(&token, so_pin);
+    let (token, hooks, _path) = created_then_wrapped(dir, serial, &shared);
+    user_pin_set_and_logged_in(&token, SO_PIN);
     (token, clock, hooks)
 }
 
