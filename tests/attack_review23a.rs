@@ -12,7 +12,8 @@
 //! so the stack below the entry point is not scrubbed after a `C_EncryptMessage` length
 //! query, a `C_EncryptMessageBegin` or a `C_DecryptMessageBegin`; with an IV of other than
 //! 12 bytes the AES key schedule, which starts with the key itself, stays in the host's
-//! stack memory.
+//! stack memory. Fixed: `Session::message_once` and `Session::message_begin` note the
+//! secret use before the check.
 //!
 //! The other tests are "PASSING (coverage, no defect)": attacks that held.
 //!
