@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use super::aes_key;
 use crate::crypto::aes;
+use crate::crypto::hash::HashAlg;
 use crate::error::{Error, Result};
 use crate::object::key::Key;
 
@@ -146,8 +147,19 @@ pub(crate) struct IvGenerator {
     /// counter messages must keep them: with fewer fixed bits the counter would reach
     /// bits an earlier message held fixed, and repeat its IV.
     counter_layout: Option<(usize, u64)>,
-    recent: VecDeque<Vec<u8>>,
-    recent_set: HashSet<Vec<u8>>,
+    /// The operation's last [`RECENT_IVS`] IVs, by [`IvId`]: oldest first, and as a set.
+    recent: VecDeque<IvId>,
+    recent_set: HashSet<IvId>,
+}
+
+/// An IV as the reuse guard remembers it: its SHA-256. A caller may name IVs of up to a
+/// GiB; kept whole, the last [`RECENT_IVS`] of them could hold a thousand times that.
+type IvId = [u8; 32];
+
+fn iv_id(iv: &[u8]) -> IvId {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(HashAlg::Sha256.hash(iv).as_ref());
+    id
 }
 
 impl IvGenerator {
@@ -160,12 +172,7 @@ impl IvGenerator {
             return Err(Error::MechanismParamInvalid);
         }
         let iv = match p.generator {
-            CKG_NO_GENERATE => {
-                if self.recent_set.contains(&p.iv) {
-                    return Err(Error::MechanismParamInvalid);
-                }
-                p.iv.clone()
-            }
+            CKG_NO_GENERATE => p.iv.clone(),
             CKG_GENERATE_COUNTER => {
                 if p.iv_fixed_bits >= total {
                     return Err(Error::MechanismParamInvalid);
@@ -191,9 +198,6 @@ impl IvGenerator {
                     _ => self.counter_used_up = true,
                 }
                 self.counter_layout = Some((p.iv.len(), p.iv_fixed_bits));
-                if self.recent_set.contains(&iv) {
-                    return Err(Error::MechanismParamInvalid);
-                }
                 iv
             }
             CKG_GENERATE | CKG_GENERATE_RANDOM => {
@@ -202,22 +206,22 @@ impl IvGenerator {
                 }
                 let mut random = Zeroizing::new(vec![0u8; p.iv.len()]);
                 crate::crypto::rand::random_fill(&mut random)?;
-                let iv = merge(&p.iv, &random, p.iv_fixed_bits);
-                if self.recent_set.contains(&iv) {
-                    return Err(Error::MechanismParamInvalid);
-                }
-                iv
+                merge(&p.iv, &random, p.iv_fixed_bits)
             }
             _ => return Err(Error::MechanismParamInvalid),
         };
-        self.remember(&iv);
+        // An IV the operation used recently is refused (a counter value that reached one
+        // stays consumed: the retry gets the next).
+        let id = iv_id(&iv);
+        if !self.recent_set.insert(id) {
+            return Err(Error::MechanismParamInvalid);
+        }
+        self.recent.push_back(id);
+        self.forget_the_oldest();
         Ok(iv)
     }
 
-    fn remember(&mut self, iv: &[u8]) {
-        if self.recent_set.insert(iv.to_vec()) {
-            self.recent.push_back(iv.to_vec());
-        }
+    fn forget_the_oldest(&mut self) {
         while self.recent.len() > RECENT_IVS {
             if let Some(old) = self.recent.pop_front() {
                 self.recent_set.remove(&old);
@@ -286,6 +290,23 @@ mod tests {
         assert_ne!(g.next(&p).unwrap(), iv);
         let short = params(&[0x5a; 12], 33, CKG_GENERATE);
         assert!(matches!(g.next(&short), Err(Error::MechanismParamInvalid)));
+    }
+
+    #[test]
+    fn a_long_iv_is_remembered_whole_in_32_bytes() {
+        let mut g = IvGenerator::default();
+        let long = vec![7u8; 1 << 20];
+        g.next(&params(&long, 0, CKG_NO_GENERATE)).unwrap();
+        assert!(matches!(
+            g.next(&params(&long, 0, CKG_NO_GENERATE)),
+            Err(Error::MechanismParamInvalid)
+        ));
+        // The last byte tells IVs apart as much as the first.
+        let mut other = long.clone();
+        *other.last_mut().unwrap() = 8;
+        g.next(&params(&other, 0, CKG_NO_GENERATE)).unwrap();
+        assert_eq!(g.recent.len(), 2);
+        assert_eq!(std::mem::size_of::<IvId>(), 32);
     }
 
     #[test]
