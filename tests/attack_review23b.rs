@@ -28,6 +28,10 @@
 //!    `CKR_MECHANISM_PARAM_INVALID`, which §5.14 does not list for `C_Sign`; the key is
 //!    known at `C_SignInit`, which is where a parameter the key cannot take is refused.
 //!
+//! All three fixed in the commit after this file's: a bare point is told from a wrapped
+//! one by its length; an SM2 public key is checked at creation (and at every `Init` for
+//! one stored before); the salt is checked against the key at `C_SignInit`.
+//!
 //! The other tests are "PASSING (coverage, no defect)": attacks that held.
 //!
 //! Run with `cargo nextest run --test attack_review23b` (after `cargo build --lib --bins`).

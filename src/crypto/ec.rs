@@ -297,8 +297,23 @@ pub(crate) fn check_point(curve: Curve, point: &[u8]) -> Result<()> {
     }
 }
 
-/// `CKA_EC_POINT` is a DER OCTET STRING holding the point; some callers send it bare.
+/// `CKA_EC_POINT` is a DER OCTET STRING holding the point; some callers send it bare
+/// (PKCS#11 3.0 §2.3.11 has a token take both for an ECDH peer).
+///
+/// The length tells the two apart: a bare uncompressed point of a curve the module knows
+/// is 1 + 2 × (32, 48 or 66) bytes (SM2's field is 32 bytes too), and the OCTET STRING
+/// around any point is two or three bytes longer, which no bare point is. A bare point is
+/// never read as DER: one whose x begins `3f 04` parses as an OCTET STRING of the 63
+/// bytes after its first two (review 23b: a valid peer point refused, a key's own
+/// signatures rejected).
 pub fn point_from_attribute(value: &[u8]) -> Vec<u8> {
+    let bare_uncompressed = value.first() == Some(&4)
+        && Curve::ALL
+            .iter()
+            .any(|c| value.len() == 1 + 2 * c.field_len());
+    if bare_uncompressed {
+        return value.to_vec();
+    }
     match asn1::octet_string_contents(value) {
         Some(inner) if inner.first() == Some(&4) => inner.to_vec(),
         _ => value.to_vec(),
@@ -352,6 +367,27 @@ mod tests {
         let p = vec![4u8; 65];
         assert_eq!(point_from_attribute(&point_to_attribute(&p)), p);
         assert_eq!(point_from_attribute(&p), p);
+    }
+
+    #[test]
+    fn a_bare_point_that_parses_as_der_is_taken_bare() {
+        for curve in Curve::ALL {
+            let len = 1 + 2 * curve.field_len();
+            // 04, then an x beginning like the contents of an OCTET STRING of the rest.
+            let mut bare = vec![0x5au8; len];
+            bare[0] = 4;
+            if len - 2 < 128 {
+                bare[1] = (len - 2) as u8;
+                bare[2] = 4;
+                assert!(asn1::octet_string_contents(&bare).is_some());
+            } else {
+                bare[1] = 0x81;
+                bare[2] = (len - 3) as u8;
+                bare[3] = 4;
+            }
+            assert_eq!(point_from_attribute(&bare), bare, "{curve:?}");
+            assert_eq!(point_from_attribute(&point_to_attribute(&bare)), bare);
+        }
     }
 
     #[test]

@@ -125,6 +125,18 @@ pub(super) fn check_oaep(p: &OaepParams) -> Result<(HashAlg, Vec<u8>)> {
     }
 }
 
+/// The private key of a PSS signature, refused at `C_SignInit` when the salt does not fit
+/// it with the hash (`CKR_MECHANISM_PARAM_INVALID`, which `C_Sign` may not answer; review
+/// 23b). A verification with such a salt answers `CKR_SIGNATURE_INVALID`, as RFC 8017
+/// §9.1.2 has it ("inconsistent").
+fn pss_signing_key(key: &Key, hash: HashAlg, salt: usize) -> Result<&RsaPrivateKey> {
+    let private = private(key)?;
+    if !private.takes_pss_salt(hash, salt) {
+        return Err(Error::MechanismParamInvalid);
+    }
+    Ok(private)
+}
+
 fn pss_params(param: &Param, mechanism_hash: Option<HashAlg>) -> Result<(HashAlg, usize)> {
     let Param::Pss(PssParams {
         hash,
@@ -349,7 +361,7 @@ impl Mechanism for Pss {
     }
     fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
         let (hash, salt) = pss_params(param, None)?;
-        let size = private(key)?.size();
+        let size = pss_signing_key(key, hash, salt)?.size();
         let key = Arc::clone(key);
         Ok(buffered::signer(size, move |m_hash| {
             Ok(Zeroizing::new(private(&key)?.sign_pss(m_hash, hash, salt)?))
@@ -536,7 +548,7 @@ impl Mechanism for HashPss {
     }
     fn sign(&self, param: &Param, key: &Arc<Key>) -> Result<Box<dyn Signer>> {
         let (hash, salt) = pss_params(param, Some(self.1))?;
-        let size = private(key)?.size();
+        let size = pss_signing_key(key, hash, salt)?.size();
         let key = Arc::clone(key);
         Ok(hash_then_sign(hash, size, move |h| {
             private(&key)?.sign_pss(h, hash, salt)

@@ -131,9 +131,13 @@ impl Key {
                     .to_vec();
                 Material::Sm2Private { d, point }
             }
-            (CKO_PUBLIC_KEY, CKK_SM2) => Material::Sm2Public {
-                point: ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[])),
-            },
+            (CKO_PUBLIC_KEY, CKK_SM2) => {
+                // A point off the curve is no key (review 23b: it answered
+                // CKR_ATTRIBUTE_VALUE_INVALID from C_VerifyInit and C_Encrypt).
+                let point = ec::point_from_attribute(plain(object, CKA_EC_POINT).unwrap_or(&[]));
+                sm::sm2_check_public(&point).map_err(|_| broken())?;
+                Material::Sm2Public { point }
+            }
             (class @ (CKO_PRIVATE_KEY | CKO_PUBLIC_KEY), CKK_EC_EDWARDS)
                 if curve448::is_ed448_params(plain(object, CKA_EC_PARAMS).unwrap_or(&[])) =>
             {

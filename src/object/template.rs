@@ -189,6 +189,15 @@ fn check_values(
             if !(params_ok && point_ok && value_ok) {
                 return Err(Error::AttributeValueInvalid);
             }
+            // An SM2 public key must be a point of the curve: refused here, not at each
+            // use (review 23b).
+            if (class, key_type) == (CKO_PUBLIC_KEY, Some(CKK_SM2)) {
+                let point = crate::crypto::ec::point_from_attribute(
+                    bytes_of(attrs, CKA_EC_POINT).unwrap_or(&[]),
+                );
+                crate::crypto::sm::sm2_check_public(&point)
+                    .map_err(|_| Error::AttributeValueInvalid)?;
+            }
         }
         (
             CKO_PUBLIC_KEY | CKO_PRIVATE_KEY,

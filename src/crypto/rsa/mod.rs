@@ -198,6 +198,12 @@ impl RsaPrivateKey {
         self.raw.size()
     }
 
+    /// Whether this key takes a PSS salt of `salt_len` bytes with `hash` (RFC 8017
+    /// §9.1.1): asked at `Init`, so that a salt too long for the key is refused there.
+    pub fn takes_pss_salt(&self, hash: HashAlg, salt_len: usize) -> bool {
+        padding::pss_salt_fits(self.bits, hash, salt_len)
+    }
+
     fn left_pad(&self, em: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; self.size().saturating_sub(em.len())];
         out.extend_from_slice(em);

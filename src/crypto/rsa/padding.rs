@@ -149,6 +149,14 @@ pub(super) fn eme_oaep_decode(
     }
 }
 
+/// Whether a key of `mod_bits` takes a PSS salt of `salt_len` bytes with `hash`: RFC 8017
+/// §9.1.1 step 3, emLen ≥ hLen + sLen + 2 (emLen the bytes of modBits − 1). Saturating: a
+/// salt length near `usize::MAX` is a parameter no key takes, not an overflow.
+pub(super) fn pss_salt_fits(mod_bits: usize, hash: HashAlg, salt_len: usize) -> bool {
+    let em_len = mod_bits.saturating_sub(1).div_ceil(8);
+    em_len >= hash.output_len().saturating_add(salt_len).saturating_add(2)
+}
+
 /// EMSA-PSS encoding (§9.1.1) of a message hash for a modulus of `mod_bits` bits.
 pub(super) fn emsa_pss_encode(
     m_hash: &[u8],
@@ -162,9 +170,7 @@ pub(super) fn emsa_pss_encode(
     if m_hash.len() != h {
         return Err(Error::DataLenRange);
     }
-    // Saturating: a salt length near usize::MAX is a parameter this key cannot take,
-    // not an overflow.
-    if em_len < h.saturating_add(salt_len).saturating_add(2) {
+    if !pss_salt_fits(mod_bits, hash, salt_len) {
         return Err(Error::MechanismParamInvalid);
     }
     let mut salt = vec![0u8; salt_len];

@@ -22,8 +22,8 @@ mod openssl_interop;
 mod test_support;
 
 pub(crate) use self::sm2::{
-    sm2_decrypt, sm2_public_from_private, sm2_sign_digest, sm2_sm3_hasher, sm2_verify_digest,
-    OID_SM2,
+    sm2_check_public, sm2_decrypt, sm2_public_from_private, sm2_sign_digest, sm2_sm3_hasher,
+    sm2_verify_digest, OID_SM2,
 };
 #[cfg(test)]
 use self::sm2::{sm2_decrypt_der, sm2_encrypt_der, sm2_sign_sm3, sm2_verify_sm3};

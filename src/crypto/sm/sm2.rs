@@ -179,7 +179,6 @@ pub(crate) fn sm2_public_from_private(d: &[u8]) -> Result<[u8; 65]> {
 }
 
 /// Checks that `point` is a 65-byte uncompressed point on the curve (not the identity).
-#[cfg(test)] // used by the tests only
 pub(crate) fn sm2_check_public(point: &[u8]) -> Result<()> {
     public_key(point).map(|_| ())
 }
