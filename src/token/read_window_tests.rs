@@ -17,25 +17,13 @@ use std::sync::Arc;
 use super::test_store::{created_then_wrapped, At, StaleKey};
 use super::*;
 use crate::ck::*;
-use crate::ids::{SessionHandle, SlotId};
+use crate::ids::SessionHandle;
 use crate::object::attr::{RawAttribute, RawValue};
 use zeroize::Zeroizing;
 
 /// Makes token `serial` in `dir` and answers its database file.
 fn token_file(dir: &std::path::Path, serial: &str) -> std::path::PathBuf {
-    let backend = crate::store::Backend::Files(dir.to_path_buf());
-    drop(
-        Token::create(
-            &backend,
-            SlotId::new(1),
-            serial,
-            [b' '; LABEL_LEN],
-            b"so-pin-1234",
-            shared_for_tests(dir),
-        )
-        .expect("token"),
-    );
-    crate::store::Backend::file_of(dir, serial)
+    super::test_store::created(dir, serial, &shared_for_tests(dir))
 }
 
 fn raw(ty: AttrType, value: &[u8]) -> RawAttribute {

@@ -220,6 +220,20 @@ pub(super) fn created_then_wrapped(
     serial: &str,
     shared: &Arc<super::Shared>,
 ) -> (Token, StoreHooks, std::path::PathBuf) {
+    let path = created(dir, serial, shared);
+    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
+    let here =
+        Token::open_store(store, "here".into(), Arc::clone(shared)).expect("this process's token");
+    (here, hooks, path)
+}
+
+/// A new token `serial` made in `dir` (SO PIN [`SO_PIN`], no user PIN) by a process
+/// sharing `shared`, then closed: its database file.
+pub(super) fn created(
+    dir: &std::path::Path,
+    serial: &str,
+    shared: &Arc<super::Shared>,
+) -> std::path::PathBuf {
     let backend = crate::store::Backend::Files(dir.to_path_buf());
     drop(
         Token::create(
@@ -232,11 +246,7 @@ pub(super) fn created_then_wrapped(
         )
         .expect("token"),
     );
-    let path = crate::store::Backend::file_of(dir, serial);
-    let (store, hooks) = TestStore::wrap(Box::new(SqliteStore::open(&path).expect("store")));
-    let here =
-        Token::open_store(store, "here".into(), Arc::clone(shared)).expect("this process's token");
-    (here, hooks, path)
+    crate::store::Backend::file_of(dir, serial)
 }
 
 /// One KMS key seen by two processes of token `serial` (made in `dir`): this one through a
