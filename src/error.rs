@@ -70,12 +70,28 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 /// A PostgreSQL client error, shown (by `Display` and `Debug` alike) as the server's
-/// severity, SQLSTATE and message only. The server's `DETAIL`, `HINT` and context are
-/// left out: a constraint's `DETAIL` quotes the failing row (`Failing row contains
-/// (...)`, `Key (...)=(...)`), and the rows of a token hold wrapped keys, the PIN records'
-/// among them. The server's own log keeps the whole answer. Not an error `source` either,
-/// so that no chain of causes reaches the hidden parts.
+/// severity, SQLSTATE and the names of the constraint, table and column it names, with
+/// its message only for the classes of error whose messages quote no value. The rows of
+/// a token hold wrapped keys, the PIN records' among them, and the server quotes values:
+/// a constraint's `DETAIL` the failing row (`Failing row contains (...)`, `Key
+/// (...)=(...)`), a data exception's message the value it could not take (`invalid input
+/// syntax for type integer: "..."`: review 23c, through an administrator's CHECK that
+/// casts a column), a PL/pgSQL `RAISE` whatever its author wrote. So `DETAIL`, `HINT` and
+/// context are never shown, and a message only for [`MESSAGE_SHOWN`]'s classes. The
+/// server's own log keeps the whole answer. Not an error `source` either, so that no
+/// chain of causes reaches the hidden parts.
 pub struct ServerError(tokio_postgres::Error);
+
+/// The SQLSTATE classes whose messages name things (roles, databases, relations,
+/// constraints, columns, types) but quote no value: connection exceptions (08),
+/// integrity constraint violations (23: the constraint's name; the row is in `DETAIL`),
+/// invalid transaction state (25), invalid authorization (28), invalid catalog name (3D),
+/// transaction rollback (40), syntax errors or access rule violations (42), insufficient
+/// resources (53), objects not in prerequisite state (55, a lock not available),
+/// operator intervention (57, a shutdown, a cancelled statement) and system errors (58).
+const MESSAGE_SHOWN: [&str; 11] = [
+    "08", "23", "25", "28", "3D", "40", "42", "53", "55", "57", "58",
+];
 
 impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,12 +100,29 @@ impl std::fmt::Display for ServerError {
 }
 
 /// A PostgreSQL client error as [`ServerError`] shows it: an answer of the server as its
-/// severity, SQLSTATE and message; the client's own failures with their causes.
+/// severity, SQLSTATE, the names it gives and, for [`MESSAGE_SHOWN`]'s classes, its
+/// message; the client's own failures with their causes.
 pub(crate) fn server_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-        None => with_causes(e),
+    let Some(db) = e.as_db_error() else {
+        return with_causes(e);
+    };
+    let code = db.code().code();
+    let mut text = format!("{} {code}", db.severity());
+    for (what, name) in [
+        ("constraint", db.constraint()),
+        ("table", db.table()),
+        ("column", db.column()),
+    ] {
+        if let Some(name) = name {
+            text.push_str(&format!(" {what} {name:?}"));
+        }
     }
+    if MESSAGE_SHOWN.iter().any(|class| code.starts_with(class)) {
+        text.push_str(&format!(": {}", db.message()));
+    } else {
+        text.push_str(" (the server's message is not shown: it may quote a value)");
+    }
+    text
 }
 
 impl std::fmt::Debug for ServerError {

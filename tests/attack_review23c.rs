@@ -15,7 +15,9 @@
 //!    column, e.g. `CHECK (... encode(wrapped_key, 'hex')::integer ...)`, fails with
 //!    `ERROR 22P02: invalid input syntax for type integer: "<the wrapped PIN key in
 //!    hex>"`: the wrapped token key reaches the module's log, now at the default `warn`
-//!    level, DETAIL or not.
+//!    level, DETAIL or not. Fixed: a message is shown only for the SQLSTATE classes whose
+//!    messages quote no value (`MESSAGE_SHOWN`, src/error.rs); the constraint's, table's
+//!    and column's names are shown instead.
 //!
 //! Held (coverage): the PSS salt bound at `C_SignInit` for moduli of 2049 and 4095 bits
 //! (emLen = ⌈(modBits − 1)/8⌉, one byte less than the modulus for 2049), with
