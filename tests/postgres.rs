@@ -284,36 +284,7 @@ fn a_password_in_store_url_never_reaches_the_log() {
 /// row: not the `DETAIL` line, not the wrapped key in any form.
 #[test]
 fn a_server_error_quoting_a_stored_row_never_brings_the_row_to_the_log() {
-    let env = TestEnv::postgres();
-    let (ctx, slot, session) = ready_token(&env);
-    session.logout().unwrap();
-    let cluster = env.pg.as_ref().unwrap();
-    let wrapped = cluster.sql(
-        "kmshsm",
-        "SELECT encode(wrapped_key, 'hex') FROM kmshsm_pins",
-    );
-    let wrapped: Vec<&str> = wrapped.split_whitespace().collect();
-    assert!(
-        !wrapped.is_empty() && wrapped.iter().all(|w| w.len() >= 32),
-        "{wrapped:?}"
-    );
-    cluster.sql(
-        "kmshsm",
-        "ALTER TABLE kmshsm_pins ADD CONSTRAINT admin_rule CHECK (failures < 1) NOT VALID",
-    );
-    let other = ctx.open_ro_session(slot).unwrap();
-    // The wrong PIN's count cannot be written: the login fails closed.
-    assert_rv!(
-        other.login(
-            cryptoki::session::UserType::User,
-            Some(&pin("wrong-pin-9999"))
-        ),
-        RvError::DeviceError
-    );
-    drop(other);
-    drop(session);
-    drop(ctx);
-    let log = env.log();
+    let (log, wrapped) = log_after_a_refused_pin_write("failures < 1");
     assert!(
         log.contains("admin_rule"),
         "the log says what failed: {log}"

@@ -450,6 +450,42 @@ pub fn ready_token(env: &TestEnv) -> (Pkcs11, Slot, Session) {
     (ctx, slot, session)
 }
 
+/// What the module logs when an administrator's constraint on the PostgreSQL PIN records
+/// makes the module's own write fail: the constraint `admin_rule` with `check` (the SQL
+/// after `CHECK`, added `NOT VALID`) goes on `kmshsm_pins` of a ready token, and a
+/// wrong-PIN login on another session must answer `CKR_DEVICE_ERROR`. Returns the log
+/// after the module is finalised, and the hex of every wrapped PIN key the table held
+/// (each long enough to search the log for).
+pub fn log_after_a_refused_pin_write(check: &str) -> (String, Vec<String>) {
+    let env = TestEnv::postgres();
+    let (ctx, slot, session) = ready_token(&env);
+    session.logout().unwrap();
+    let cluster = env.pg.as_ref().unwrap();
+    let wrapped = cluster.sql(
+        "kmshsm",
+        "SELECT encode(wrapped_key, 'hex') FROM kmshsm_pins",
+    );
+    let wrapped: Vec<String> = wrapped.split_whitespace().map(str::to_owned).collect();
+    assert!(
+        !wrapped.is_empty() && wrapped.iter().all(|w| w.len() >= 32),
+        "the PIN records hold no wrapped key: the test is blind"
+    );
+    cluster.sql(
+        "kmshsm",
+        &format!("ALTER TABLE kmshsm_pins ADD CONSTRAINT admin_rule CHECK ({check}) NOT VALID"),
+    );
+    let other = ctx.open_ro_session(slot).unwrap();
+    // The wrong PIN's count cannot be written: the login fails closed.
+    assert_rv!(
+        other.login(UserType::User, Some(&pin("wrong-pin-9999"))),
+        RvError::DeviceError
+    );
+    drop(other);
+    drop(session);
+    drop(ctx);
+    (env.log(), wrapped)
+}
+
 /// Decodes a hex string (test constants only).
 pub fn hex(text: &str) -> Vec<u8> {
     assert!(text.len() % 2 == 0, "odd hex length");

@@ -246,10 +246,11 @@ impl PgSettings {
     }
 
     /// Classifies a client error: a lost or refused connection is `Unreachable` (named
-    /// with the redacted URL), anything else the server's own error.
+    /// with the redacted URL and the error's causes, or the server's answer without the
+    /// parts that may quote rows), anything else the server's own error.
     pub(super) fn failure(&self, e: tokio_postgres::Error) -> StoreError {
         if connection_lost(&e) {
-            StoreError::Unreachable(format!("{}: {}", self.shown, describe(&e)))
+            StoreError::Unreachable(format!("{}: {}", self.shown, crate::error::server_text(&e)))
         } else {
             StoreError::from(e)
         }
@@ -300,12 +301,6 @@ pub(super) fn connection_lost(e: &tokio_postgres::Error) -> bool {
         source = s.source();
     }
     e.to_string().contains("timed out") || e.to_string().contains("error connecting")
-}
-
-/// An error and its causes ("error connecting to server: Connection refused"), or the
-/// server's answer without the parts that may quote rows (`crate::error::ServerError`).
-fn describe(e: &tokio_postgres::Error) -> String {
-    crate::error::server_text(e)
 }
 
 fn one_thread_runtime() -> StoreResult<tokio::runtime::Runtime> {
