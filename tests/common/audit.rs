@@ -126,6 +126,23 @@ pub fn every_event_is_recorded(env: &TestEnv, event_count: &dyn Fn() -> i64) {
     set_state(&session, key, STATE_PENDING_DELETION).unwrap();
     set_state(&session, key, STATE_DISABLED).unwrap();
 
+    // A state change of an unmodifiable key refused (`CKR_ACTION_PROHIBITED`).
+    let fixed = session
+        .create_object(&[
+            Attribute::Class(cryptoki::object::ObjectClass::SECRET_KEY),
+            Attribute::KeyType(cryptoki::object::KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Encrypt(true),
+            Attribute::Modifiable(false),
+            Attribute::Value(vec![0x5A; 32]),
+        ])
+        .unwrap();
+    let fixed_id = key_id(&session, fixed);
+    crate::assert_rv!(
+        set_state(&session, fixed, STATE_PENDING_IMPORT),
+        cryptoki::error::RvError::ActionProhibited
+    );
+
     // GetParametersForImport refused (a KMS key); a key destroyed.
     let kms_key = session
         .generate_key(
@@ -214,6 +231,9 @@ pub fn every_event_is_recorded(env: &TestEnv, event_count: &dyn Fn() -> i64) {
     assert_eq!(enable["ErrorCode"], "IncorrectKeyState");
     find(&all, "ScheduleKeyDeletion", Some(&id), "Success");
     find(&all, "CancelKeyDeletion", Some(&id), "Success");
+    let unmodifiable = find(&all, "DeleteKeyMaterial", Some(&fixed_id), "Refused");
+    assert_eq!(unmodifiable["ErrorCode"], "ActionProhibited");
+    assert!(unmodifiable["MaterialId"].is_string(), "{unmodifiable}");
     find(&all, "CreateKey", Some(&kms_id), "Success");
     let params = find(&all, "GetParametersForImport", Some(&kms_id), "Refused");
     assert_eq!(params["ErrorCode"], "Unsupported.Origin");

@@ -499,19 +499,27 @@ impl Token {
                 Some(decide::event_for(state, KeyState::from_code(wanted)?))
             })
         };
-        if let (Err(Error::Kms(e)), Some(id), true) =
-            (&result, object.bytes(KEY_ID), object.is_token())
-        {
-            if let Some(event) = refused_event() {
-                let operation = Operation::of(event);
-                self.record_refusal(
-                    self.event(operation)
-                        .key(id)
-                        .material(object.bytes(MATERIAL_FINGERPRINT))
-                        .refused(e),
-                    &[Some(epoch)],
-                );
-            }
+        let (Err(e), Some(id), true) = (&result, object.bytes(KEY_ID), object.is_token()) else {
+            return result;
+        };
+        let refused = |event: AuditEvent| match e {
+            Error::Kms(e) => Some(event.refused(e)),
+            // An unmodifiable key's change refused (`check_state_change`): an attempt on
+            // the key's state, recorded as the key model's own refusals are.
+            Error::ActionProhibited => Some(event.refused_with(
+                "ActionProhibited",
+                "an object of the key is not modifiable (CKA_MODIFIABLE false)",
+            )),
+            _ => None,
+        };
+        if let Some(event) = refused_event().and_then(|event| {
+            refused(
+                self.event(Operation::of(event))
+                    .key(id)
+                    .material(object.bytes(MATERIAL_FINGERPRINT)),
+            )
+        }) {
+            self.record_refusal(event, &[Some(epoch)]);
         }
         result
     }
