@@ -281,7 +281,8 @@ fn a_password_in_store_url_never_reaches_the_log() {
 /// the server's answer quotes the failing row (`DETAIL: Failing row contains (...)`): for
 /// the PIN records that row holds the wrapped token key, material for guessing the PIN
 /// offline. The log says what failed (the server's message and SQLSTATE), and never the
-/// row: not the `DETAIL` line, not the wrapped key in any form.
+/// row: not the `DETAIL` line, not the wrapped key in any form. The same error again and
+/// again (a store that keeps failing) is logged at `warn` once in its quiet period.
 #[test]
 fn a_server_error_quoting_a_stored_row_never_brings_the_row_to_the_log() {
     let (log, wrapped) = log_after_a_refused_pin_write("failures < 1");
@@ -290,6 +291,11 @@ fn a_server_error_quoting_a_stored_row_never_brings_the_row_to_the_log() {
         "the log says what failed: {log}"
     );
     assert!(log.contains("23514"), "the log names the SQLSTATE: {log}");
+    assert_eq!(
+        log.lines().filter(|l| l.contains("admin_rule")).count(),
+        1,
+        "the same device error three times in a row is logged at warn once: {log}"
+    );
     assert!(!log.contains("Failing row"), "{log}");
     assert!(!log.contains("DETAIL"), "{log}");
     for w in &wrapped {

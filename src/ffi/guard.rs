@@ -64,10 +64,11 @@ pub(super) fn run(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {
             let code = rv::of(&e);
-            // A device error is the operator's to see (the store failed, not the caller);
+            // A device error is the operator's to see (the store failed, not the caller),
+            // each distinct one once in a quiet period (`repeats`);
             // every other refusal is the caller's answer and logged for debugging only.
             if code == CKR_DEVICE_ERROR {
-                log::warn!("{name} -> {code:#x}: {e}");
+                super::repeats::log_device_error(name, code, &e);
             } else {
                 log::debug!("{name} -> {code:#x}: {e}");
             }

@@ -21,6 +21,7 @@ mod entry;
 mod guard;
 #[allow(unsafe_code)]
 mod raw;
+mod repeats;
 mod rv;
 
 use std::ffi::c_void;

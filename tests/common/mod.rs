@@ -452,8 +452,8 @@ pub fn ready_token(env: &TestEnv) -> (Pkcs11, Slot, Session) {
 
 /// What the module logs when an administrator's constraint on the PostgreSQL PIN records
 /// makes the module's own write fail: the constraint `admin_rule` with `check` (the SQL
-/// after `CHECK`, added `NOT VALID`) goes on `kmshsm_pins` of a ready token, and a
-/// wrong-PIN login on another session must answer `CKR_DEVICE_ERROR`. Returns the log
+/// after `CHECK`, added `NOT VALID`) goes on `kmshsm_pins` of a ready token, and three
+/// wrong-PIN logins on another session must each answer `CKR_DEVICE_ERROR`. Returns the log
 /// after the module is finalised, and the hex of every wrapped PIN key the table held
 /// (each long enough to search the log for).
 pub fn log_after_a_refused_pin_write(check: &str) -> (String, Vec<String>) {
@@ -475,11 +475,13 @@ pub fn log_after_a_refused_pin_write(check: &str) -> (String, Vec<String>) {
         &format!("ALTER TABLE kmshsm_pins ADD CONSTRAINT admin_rule CHECK ({check}) NOT VALID"),
     );
     let other = ctx.open_ro_session(slot).unwrap();
-    // The wrong PIN's count cannot be written: the login fails closed.
-    assert_rv!(
-        other.login(UserType::User, Some(&pin("wrong-pin-9999"))),
-        RvError::DeviceError
-    );
+    // The wrong PIN's count cannot be written: the login fails closed, each time.
+    for _ in 0..3 {
+        assert_rv!(
+            other.login(UserType::User, Some(&pin("wrong-pin-9999"))),
+            RvError::DeviceError
+        );
+    }
     drop(other);
     drop(session);
     drop(ctx);
