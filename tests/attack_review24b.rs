@@ -27,6 +27,10 @@
 //!    (tests/attacks_import_pair.rs expects the public half to be found by that label
 //!    without login, for its rule against planted keys; a fix has to settle both.)
 //!
+//! Both fixed in the commit after this file's: `Object::stored_size` counts each secret
+//! for a length the public values decide (the modulus's, `CKA_VALUE_LEN`, the curve's
+//! field); the public half of an import pair is as private as its target.
+//!
 //! The other tests are "PASSING (coverage, no defect)": attacks that held.
 //!
 //! Run with `cargo nextest run --test attack_review24b` (after `cargo build --lib --bins`).

@@ -109,10 +109,11 @@ fn a_caller_without_login_can_neither_destroy_nor_shadow_an_import_pairs_public_
     owner.logout().unwrap();
 
     let attacker = ctx.open_rw_session(slot).unwrap();
-    assert!(find_by_label(&attacker, &format!("import:{id}")).contains(&params.public));
+    // The half is as private as its target (review 24b): not seen, so not destroyed.
+    assert!(find_by_label(&attacker, &format!("import:{id}")).is_empty());
     assert_eq!(
         rv(attacker.destroy_object(params.public)),
-        Err(RvError::UserNotLoggedIn)
+        Err(RvError::ObjectHandleInvalid)
     );
     // A public key planted beside it under its id, its label, or any label of the pairs'
     // namespace: refused, so a tool selecting by either finds the genuine half only.
@@ -139,10 +140,14 @@ fn a_caller_without_login_can_neither_destroy_nor_shadow_an_import_pairs_public_
         rv(attacker.update_attributes(own, &[Attribute::Id(pair_id.clone())])),
         Err(RvError::AttributeValueInvalid)
     );
-    assert_eq!(
-        public_keys_with_id(&attacker, &pair_id),
-        vec![params.public]
-    );
+    owner
+        .login(cryptoki::session::UserType::User, Some(&pin(USER_PIN)))
+        .unwrap();
+    // Only the genuine half (its handle is new: handles of private objects are given again
+    // at each login).
+    let found = public_keys_with_id(&owner, &pair_id);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(read_bytes(&owner, found[0], CKA_LABEL), Some(label));
 }
 
 const CHILD_ENTRY: &str = "child_process_entry_point";
@@ -182,7 +187,12 @@ fn a_pair_made_by_another_process_is_protected_too() {
         rv(attacker.create_object(&decoy(b"mine", &pair_id))),
         Err(RvError::AttributeValueInvalid)
     );
-    assert_eq!(public_keys_with_id(&attacker, &pair_id).len(), 1);
+    // The half is as private as its target: the attacker sees none, the owner the one.
+    assert!(public_keys_with_id(&attacker, &pair_id).is_empty());
+    owner
+        .login(cryptoki::session::UserType::User, Some(&pin(USER_PIN)))
+        .unwrap();
+    assert_eq!(public_keys_with_id(&owner, &pair_id).len(), 1);
 }
 
 #[test]
@@ -332,7 +342,8 @@ fn no_caller_may_put_the_import_target_on_an_object_of_its_own() {
         Err(RvError::AttributeReadOnly),
         "a token key of the SO's carrying the import target"
     );
-    assert_eq!(public_keys_with_id(&so, &pair_id), vec![params.public]);
+    // No decoy was made; the genuine half is private, as its target is.
+    assert!(public_keys_with_id(&so, &pair_id).is_empty());
 }
 
 #[test]

@@ -363,14 +363,42 @@ impl Object {
         self.attrs.get(&ty).and_then(Value::as_bytes)
     }
 
-    /// An estimate of the object's size in the store, for `C_GetObjectSize`.
+    /// An estimate of the object's size in the store, for `C_GetObjectSize`. The secrets
+    /// count for lengths that public values decide: an RSA key's private values are
+    /// stored without leading zero bytes, and their stored length told whether one began
+    /// with a zero byte (review 24b).
     pub(crate) fn stored_size(&self) -> usize {
+        // A secret's tag and length, and the seal's share.
+        const PER_SECRET: usize = 13 + 28;
         let plain: usize = self.attrs.values().map(|v| 13 + v.to_native().len()).sum();
-        let sealed = match &self.secrets {
-            Secrets::Sealed { blob, .. } => blob.len(),
-            Secrets::Open(m) => m.values().map(|v| 13 + v.len() + 28).sum(),
+        let secrets = match self.public_secret_len() {
+            Some(len) => self.secret_types.len() * (PER_SECRET + len),
+            // Only keys whose secrets have one length whatever their value come here;
+            // rounded all the same.
+            None => {
+                let stored = match &self.secrets {
+                    Secrets::Sealed { blob, .. } => blob.len(),
+                    Secrets::Open(m) => m.values().map(|v| PER_SECRET + v.len()).sum(),
+                };
+                stored.div_ceil(64) * 64
+            }
         };
-        plain + sealed
+        plain + secrets
+    }
+
+    /// The length of each secret value as the public attributes tell it: an RSA key's
+    /// modulus length (no private value is longer), a secret key's `CKA_VALUE_LEN`, an
+    /// elliptic-curve key's field length.
+    fn public_secret_len(&self) -> Option<usize> {
+        if let Some(modulus) = self.bytes(CKA_MODULUS) {
+            return Some(modulus.len());
+        }
+        if let Some(len) = self.ulong(CKA_VALUE_LEN) {
+            return usize::try_from(len).ok();
+        }
+        self.bytes(CKA_EC_PARAMS)
+            .and_then(|params| crate::crypto::ec::Curve::from_oid(params).ok())
+            .map(crate::crypto::ec::Curve::field_len)
     }
 
     pub(crate) fn is_token(&self) -> bool {

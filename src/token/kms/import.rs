@@ -223,7 +223,10 @@ impl Token {
         let mut public_values = public;
         public_values.extend(shared);
         public_values.extend([
-            b(CKA_PRIVATE, false),
+            // As private as its target: the half names the target's KeyId (label and
+            // `IMPORT_TARGET`), which a caller who cannot see the target must not read
+            // (review 24b).
+            b(CKA_PRIVATE, main.bool_attr(CKA_PRIVATE) != Some(false)),
             b(CKA_VERIFY, false),
             b(CKA_MODIFIABLE, false),
             b(CKA_COPYABLE, false),
