@@ -300,6 +300,37 @@ fn default_token_dir() -> PathBuf {
         .join("kmshsm/tokens")
 }
 
+/// The longest configuration file read; a real one is a few hundred bytes.
+const MAX_CONFIG_LEN: u64 = 1 << 20;
+
+/// The text of the configuration file at `path`, read only from a regular file of at most
+/// [`MAX_CONFIG_LEN`] bytes. It is opened without blocking and checked before it is read:
+/// a caller may name any path (`pReserved`), and a FIFO would wait for a writer for
+/// ever, `/dev/zero` never end (review 24a).
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error as IoError, ErrorKind, Read};
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(IoError::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_LEN + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_LEN {
+        return Err(IoError::new(
+            ErrorKind::InvalidData,
+            "larger than the 1 MiB a configuration may be",
+        ));
+    }
+    Ok(text)
+}
+
 impl Config {
     /// Finds and reads the configuration. `explicit` is the path from `pReserved`.
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
@@ -319,7 +350,7 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
+        let text = read_bounded(path)
             .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
         Config::parse(&text).map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),

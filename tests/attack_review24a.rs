@@ -40,6 +40,13 @@
 //!    (`parking_lot`'s lock is task-fair). The time is the caller's to choose:
 //!    objects × entries × label length.
 //!
+//! All three fixed in the commit after this file's: a call's templates hold at most
+//! 65,536 attributes, nested ones included (`TemplateBudget`, `CKR_ARGUMENTS_BAD`); the
+//! configuration is read only from a regular file of at most 1 MiB, opened without
+//! blocking (`config::read_bounded`); a search template's repeated attribute is compared
+//! once (two values of one match nothing), and the candidates are compared after the
+//! table's lock is let go.
+//!
 //! The other tests are "PASSING (coverage, no defect)": attacks that held.
 //!
 //! Run with `cargo nextest run --test attack_review24a` (after `cargo build --lib --bins`).

@@ -203,7 +203,7 @@ unsafe fn read_attributes(
     ptr: *const CK_ATTRIBUTE,
     count: CK_ULONG,
     depth: u8,
-    budget: &mut usize,
+    budget: &mut TemplateBudget,
 ) -> Result<Vec<RawAttribute>> {
     let mut out = Vec::new();
     // SAFETY: the template array is valid for the call (this function's contract), and
@@ -233,11 +233,10 @@ unsafe fn read_attributes(
             let bytes = unsafe { in_bytes(a.pValue.cast::<u8>(), a.ulValueLen) }?;
             // Counted before the copy: values that all point at one large buffer must
             // not make the module copy it once per attribute.
-            *budget = budget
-                .checked_sub(bytes.len())
-                .ok_or(Error::ArgumentsBad("template values too large in total"))?;
+            budget.take_bytes(bytes.len())?;
             RawValue::Bytes(Zeroizing::new(bytes.to_vec()))
         };
+        budget.take_entry()?;
         out.push(RawAttribute {
             ty: AttrType::from_raw(a.type_),
             value,
@@ -257,25 +256,62 @@ pub(super) unsafe fn read_template(
     ptr: *const CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<Vec<RawAttribute>> {
-    let mut budget = TEMPLATE_BYTES_PER_CALL;
+    let mut budget = TemplateBudget::per_call();
     // SAFETY: this function's contract is read_template_within's.
     unsafe { read_template_within(ptr, count, &mut budget) }
 }
 
-/// The most bytes the values of one call's templates may copy, all templates together
-/// (`read_template_within`): however many attributes point at one buffer.
-pub(super) const TEMPLATE_BYTES_PER_CALL: usize = MAX_INPUT_LEN;
+/// What one call's templates may copy, all templates together (`read_template_within`):
+/// at most [`MAX_INPUT_LEN`] bytes of values, however many attributes point at one
+/// buffer, and at most [`TEMPLATE_ENTRIES_PER_CALL`] attributes, nested ones included,
+/// however many nested templates point at one array (review 24a: 4,096 nested templates
+/// sharing one array of 4,096 empty values made 16.8 million attributes of 192 KiB, and
+/// the process aborted out of memory).
+#[derive(Debug)]
+pub(super) struct TemplateBudget {
+    bytes: usize,
+    entries: usize,
+}
 
-/// `read_template` for one of several templates of a call, whose values together may
-/// copy at most `budget` bytes (`TEMPLATE_BYTES_PER_CALL` for the call): `budget` is
-/// what they leave.
+/// The most attributes one call's templates may hold, nested ones included: sixteen
+/// templates of the longest length.
+pub(super) const TEMPLATE_ENTRIES_PER_CALL: usize = 16 * MAX_TEMPLATE_LEN;
+
+impl TemplateBudget {
+    pub(super) fn per_call() -> TemplateBudget {
+        TemplateBudget {
+            bytes: MAX_INPUT_LEN,
+            entries: TEMPLATE_ENTRIES_PER_CALL,
+        }
+    }
+
+    fn take_bytes(&mut self, n: usize) -> Result<()> {
+        self.bytes = self
+            .bytes
+            .checked_sub(n)
+            .ok_or(Error::ArgumentsBad("template values too large in total"))?;
+        Ok(())
+    }
+
+    fn take_entry(&mut self) -> Result<()> {
+        self.entries = self
+            .entries
+            .checked_sub(1)
+            .ok_or(Error::ArgumentsBad("too many template attributes in total"))?;
+        Ok(())
+    }
+}
+
+/// `read_template` for one of several templates of a call, which together may copy what
+/// `budget` allows (`TemplateBudget::per_call` for the call): `budget` is what they
+/// leave.
 ///
 /// # Safety
 /// As `read_template`.
 pub(super) unsafe fn read_template_within(
     ptr: *const CK_ATTRIBUTE,
     count: CK_ULONG,
-    budget: &mut usize,
+    budget: &mut TemplateBudget,
 ) -> Result<Vec<RawAttribute>> {
     // SAFETY: this function's contract is read_attributes'.
     unsafe { read_attributes(ptr, count, 0, budget) }

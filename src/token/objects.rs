@@ -592,17 +592,22 @@ impl Token {
                 && (!compares_material() || self.material_readable(&e.object))
                 && e.object.matches(&rest, &self.serial, master.as_deref())
         };
-        let mut found: Vec<ObjectHandle> = match objects.candidates(&wanted) {
+        // The candidates are taken under the table's lock and compared after it: the
+        // comparisons cost what the caller's template makes them cost (review 24a: 4,096
+        // copies of a 64 KiB label held every other session's writes for seconds).
+        let candidates: Vec<(ObjectHandle, Entry)> = match objects.candidates(&wanted) {
             Some(handles) => handles
                 .into_iter()
-                .filter(|h| objects.get(*h).is_some_and(fits))
+                .filter_map(|h| objects.get(h).map(|e| (h, e.clone())))
                 .collect(),
-            None => objects
-                .iter()
-                .filter(|(_, e)| fits(e))
-                .map(|(h, _)| h)
-                .collect(),
+            None => objects.iter().map(|(h, e)| (h, e.clone())).collect(),
         };
+        drop(objects);
+        let mut found: Vec<ObjectHandle> = candidates
+            .iter()
+            .filter(|(_, e)| fits(e))
+            .map(|(h, _)| *h)
+            .collect();
         found.sort_unstable();
         Ok(found)
     }

@@ -58,7 +58,7 @@ pub(crate) unsafe fn generate_key_pair(
         return Err(Error::ArgumentsBad("NULL key handle output"));
     }
     // Both templates' values count against the call's one budget.
-    let mut budget = raw::TEMPLATE_BYTES_PER_CALL;
+    let mut budget = raw::TemplateBudget::per_call();
     // SAFETY: the caller contract covers the mechanism and both templates for this call.
     let (mech, public, private) = unsafe {
         (
@@ -171,7 +171,7 @@ pub(crate) unsafe fn derive_key(
     }
     // The template's values and the additional keys' count against the call's one
     // budget.
-    let mut budget = raw::TEMPLATE_BYTES_PER_CALL;
+    let mut budget = raw::TemplateBudget::per_call();
     // SAFETY: the caller contract covers the mechanism (with the additional keys'
     // templates) and the template for this call.
     let (mech, template, extra) = unsafe {

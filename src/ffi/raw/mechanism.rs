@@ -123,7 +123,7 @@ unsafe fn kbkdf(
 /// caller's: writing them needs the caller's own guarantee (`write`).
 pub(in crate::ffi) unsafe fn read_derived_keys(
     ptr: *const CK_MECHANISM,
-    budget: &mut usize,
+    budget: &mut super::TemplateBudget,
 ) -> Result<Vec<(Vec<RawAttribute>, *mut CK_OBJECT_HANDLE)>> {
     // SAFETY: NULL or a readable CK_MECHANISM (this function's contract).
     let m = unsafe { read_struct(ptr) }.ok_or(Error::ArgumentsBad("NULL pMechanism"))?;
