@@ -1,5 +1,7 @@
-//! Which device errors reach the log at `warn`: each distinct error once per
-//! [`QUIET_PERIOD`], its repeats in between counted and said with the next line shown.
+//! Which device errors reach the log at `warn`: each distinct error of each entry point
+//! once per [`QUIET_PERIOD`], its repeats in between counted and said when it is next
+//! shown (a count is lost if the error never comes back, or is forgotten among
+//! [`REMEMBERED`] newer ones).
 //! A store that is down fails every call the same way, and a busy host would otherwise
 //! write a line per call until its disk fills.
 //!
@@ -82,7 +84,10 @@ static REPEATS: Mutex<Repeats> = Mutex::new(Repeats::new());
 /// at `debug` otherwise.
 pub(super) fn log_device_error(name: &str, code: u64, error: &dyn std::fmt::Display) {
     let text = error.to_string();
-    let admitted = REPEATS.lock().admit(&text, crate::os::clock::monotonic());
+    // One entry point's error is not held back behind another's of the same text.
+    let admitted = REPEATS
+        .lock()
+        .admit(&format!("{name}: {text}"), crate::os::clock::monotonic());
     match admitted {
         Some(0) => log::warn!("{name} -> {code:#x}: {text}"),
         Some(held) => log::warn!(

@@ -37,20 +37,18 @@ pub fn parse(template: &[RawAttribute]) -> Result<BTreeMap<AttrType, Value>> {
 /// 64 KiB label).
 pub fn parse_search(template: &[RawAttribute]) -> Result<Option<Vec<(AttrType, Value)>>> {
     let mut out: Vec<(AttrType, Value)> = Vec::with_capacity(template.len());
-    let mut at: BTreeMap<AttrType, usize> = BTreeMap::new();
     for raw in template {
         let value = match Value::parse(raw.ty, &raw.value) {
             Ok(v) => v,
             Err(Error::AttributeTypeInvalid) => return Ok(None),
             Err(e) => return Err(e),
         };
-        match at.get(&raw.ty).and_then(|&i| out.get(i)) {
+        // A look along what is kept (no map to allocate on every search): at most
+        // `MAX_TEMPLATE_LEN` distinct types.
+        match out.iter().find(|(ty, _)| *ty == raw.ty) {
             Some((_, seen)) if *seen == value => {}
             Some(_) => return Ok(None),
-            None => {
-                at.insert(raw.ty, out.len());
-                out.push((raw.ty, value));
-            }
+            None => out.push((raw.ty, value)),
         }
     }
     Ok(Some(out))

@@ -603,9 +603,11 @@ impl Token {
             None => objects.iter().map(|(h, e)| (h, e.clone())).collect(),
         };
         drop(objects);
+        // A logout in another thread meanwhile hides the private objects from this
+        // answer too.
         let mut found: Vec<ObjectHandle> = candidates
             .iter()
-            .filter(|(_, e)| fits(e))
+            .filter(|(_, e)| fits(e) && self.visible(e, self.logged_in()))
             .map(|(h, _)| *h)
             .collect();
         found.sort_unstable();
