@@ -174,17 +174,6 @@ impl Amplified {
     }
 }
 
-fn attrs(template: &[RawAttr]) -> Vec<CK_ATTRIBUTE> {
-    template
-        .iter()
-        .map(|a| CK_ATTRIBUTE {
-            type_: a.ty,
-            pValue: a.value.as_ptr() as *mut _,
-            ulValueLen: a.value.len() as CK_ULONG,
-        })
-        .collect()
-}
-
 impl Child {
     fn open() -> Child {
         let (f, session, library) = common::raw::raw_session();
@@ -204,7 +193,7 @@ impl Child {
             RawAttr::bool(CKA_PRIVATE, false),
             RawAttr::new(CKA_LABEL, b"big"),
         ];
-        let mut t = attrs(&head);
+        let mut t = common::raw::attributes(&head);
         t.push(CK_ATTRIBUTE {
             type_: CKA_VALUE,
             pValue: value.as_ptr() as *mut _,
@@ -247,7 +236,7 @@ impl Child {
             RawAttr::ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET),
             RawAttr::ulong(CKA_VALUE_LEN, 32),
         ];
-        let head = attrs(&head_raw);
+        let head = common::raw::attributes(&head_raw);
         let mut templates: Vec<Amplified> =
             (0..65).map(|_| Amplified::new(&head, nested)).collect();
         let mut handles = [0 as CK_OBJECT_HANDLE; 64];

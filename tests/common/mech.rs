@@ -470,7 +470,7 @@ impl Ck {
         wrapped: &[u8],
         template: &[RawAttr],
     ) -> Result<CK_OBJECT_HANDLE, RvError> {
-        let mut attrs = raw_template(template);
+        let mut attrs = super::raw::attributes(template);
         let mut ck = m.ck();
         let mut handle = 0;
         // SAFETY: every pointer is alive for the call.
@@ -495,7 +495,7 @@ impl Ck {
         base: CK_OBJECT_HANDLE,
         template: &[RawAttr],
     ) -> Result<CK_OBJECT_HANDLE, RvError> {
-        let mut attrs = raw_template(template);
+        let mut attrs = super::raw::attributes(template);
         let mut ck = m.ck();
         let mut handle = 0;
         // SAFETY: every pointer is alive for the call.
@@ -511,17 +511,6 @@ impl Ck {
         })?;
         Ok(handle)
     }
-}
-
-fn raw_template(template: &[RawAttr]) -> Vec<CK_ATTRIBUTE> {
-    template
-        .iter()
-        .map(|a| CK_ATTRIBUTE {
-            type_: a.ty,
-            pValue: a.value.as_ptr() as *mut _,
-            ulValueLen: a.value.len() as CK_ULONG,
-        })
-        .collect()
 }
 
 /// Template of an extractable, non-sensitive generic secret of `len` bytes (derive/unwrap).

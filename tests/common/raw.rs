@@ -53,7 +53,7 @@ pub fn result(rv: CK_RV) -> Result<(), RvError> {
 }
 
 /// `template` as the C structures pointing into it (alive as long as `template`).
-fn attributes(template: &[RawAttr]) -> Vec<CK_ATTRIBUTE> {
+pub fn attributes(template: &[RawAttr]) -> Vec<CK_ATTRIBUTE> {
     template
         .iter()
         .map(|a| CK_ATTRIBUTE {
