@@ -372,7 +372,10 @@ impl Object {
         const PER_SECRET: usize = 13 + 28;
         let plain: usize = self.attrs.values().map(|v| 13 + v.to_native().len()).sum();
         let secrets = match self.public_secret_len() {
-            Some(len) => self.secret_types.len() * (PER_SECRET + len),
+            // Saturating: a length is the record's word, and a size is only an estimate.
+            Some(len) => PER_SECRET
+                .saturating_add(len)
+                .saturating_mul(self.secret_types.len()),
             // Only keys whose secrets have one length whatever their value come here;
             // rounded all the same.
             None => {
